@@ -1,0 +1,284 @@
+"""devamb benchmark: direct vs devamb vs nginx/socat/haproxy/mitmproxy, side by side in one run.
+
+    python bench/run.py [--quick] [--loop uvloop|asyncio|both] [--out bench/results/NAME.json]
+
+wrk and the upstream (nginx) run on CPU 0, the proxy under test on CPU 1. Every configuration is
+measured in each round, rounds are interleaved, and the report gives medians. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import machine
+import report
+from loadgen import Load, WrkError, run_wrk
+from peers import (
+    BENCH_DIR,
+    LOAD_CPU,
+    PROXY_CPU,
+    Subject,
+    Unavailable,
+    Upstream,
+    direct,
+    start_devamb,
+    start_haproxy,
+    start_mitmproxy,
+    start_nginx_proxy,
+    start_socat,
+    start_upstream,
+)
+from procs import Children, StartError, read_status_kib, set_cpus
+from report import CASES, Case, Memory, Sample
+
+LOOPS = {"uvloop": ("uvloop",), "asyncio": ("asyncio",), "both": ("uvloop", "asyncio")}
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    max_seconds: int  # per wrk run, before the time budget shrinks it
+    budget: float  # seconds of measurement in total
+    loops: tuple[str, ...]
+    peers: bool
+
+    def seconds(self, cells: int) -> int:
+        """Seconds per wrk run so that cells x rounds runs fit the budget (at least 1 s)."""
+        fitting = int(self.budget // max(1, cells * self.rounds))
+        return max(1, min(self.max_seconds, fitting))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds of ≤ 2 s (≈ 1.5 min)")
+    parser.add_argument(
+        "--loop",
+        choices=sorted(LOOPS),
+        default="both",
+        help="event loop(s) for the devamb engine (default: both)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per configuration (default 3)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (default 5)")
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="only direct and devamb (skip nginx, socat, haproxy, mitmproxy)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="JSON report path (a .md is written beside it); default bench/results/<time>.json",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    return parser.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    rounds = args.rounds or (2 if args.quick else 3)
+    seconds = args.duration or (2 if args.quick else 5)
+    budget = 60.0 if args.quick else 300.0
+    if args.duration:
+        budget = float("inf")  # an explicit duration wins over the budget
+    return Plan(rounds, seconds, budget, LOOPS[args.loop], not args.no_peers)
+
+
+def start_subjects(
+    children: Children, workdir: Path, upstream: Upstream, plan: Plan
+) -> tuple[list[Subject], list[str]]:
+    """Everything wrk will be pointed at; what cannot start becomes a note."""
+    starters: list[tuple[str, Callable[[], Subject]]] = [
+        (f"devamb ({loop})", lambda loop=loop: start_devamb(children, workdir, upstream, loop))
+        for loop in plan.loops
+    ]
+    if plan.peers:
+        starters += [
+            ("nginx", lambda: start_nginx_proxy(children, workdir, upstream)),
+            ("socat", lambda: start_socat(children, upstream)),
+            ("haproxy", lambda: start_haproxy(children, workdir, upstream)),
+            ("mitmproxy", lambda: start_mitmproxy(children, workdir, upstream)),
+        ]
+    subjects, notes = [direct(upstream)], []
+    for name, start in starters:
+        try:
+            subject = start()
+        except (Unavailable, StartError) as exc:
+            notes.append(f"{name} skipped: {exc}")
+            progress(f"skip {name}: {exc}")
+            continue
+        notes.extend(f"{subject.label}: {note}" for note in subject.notes)
+        subjects.append(subject)
+    return subjects, notes
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cells(subjects: Sequence[Subject]) -> list[tuple[Case, Subject, str]]:
+    return [
+        (case, subject, url)
+        for case in CASES
+        for subject in subjects
+        if (url := subject.url(case.protocol, case.path)) is not None
+    ]
+
+
+def warm_up(subjects: Sequence[Subject]) -> None:
+    """One second of load per listener, so first-round figures are not connection set-up."""
+    for subject in subjects:
+        for protocol in sorted(subject.ports):
+            url = subject.url(protocol, "/1k")
+            assert url is not None
+            try:
+                run_wrk(url, Load(connections=32, threads=2, seconds=1), LOAD_CPU)
+            except WrkError as exc:
+                progress(f"warm-up {subject.key}/{protocol} failed: {exc}")
+
+
+@contextlib.contextmanager
+def placed(case: Case, subject: Subject) -> Iterator[None]:
+    """For one-CPU cases, move the proxy next to wrk and the upstream for the run."""
+    if not case.one_cpu or subject.pid is None:
+        yield
+        return
+    set_cpus(subject.pid, {LOAD_CPU})
+    try:
+        yield
+    finally:
+        set_cpus(subject.pid, {PROXY_CPU})
+
+
+def measure(plan: Plan, subjects: Sequence[Subject]) -> tuple[list[Sample], list[str], int]:
+    """Every (case, subject) once per round; the subject order rotates from round to round."""
+    todo = cells(subjects)
+    seconds = plan.seconds(len(todo))
+    samples: list[Sample] = []
+    notes: list[str] = []
+    for round_no in range(plan.rounds):
+        for case in CASES:
+            row = [(c, s, u) for c, s, u in todo if c is case]
+            shift = round_no % max(1, len(row))
+            for _, subject, url in row[shift:] + row[:shift]:
+                load = Load(case.connections, case.threads, seconds)
+                try:
+                    with placed(case, subject):
+                        result = run_wrk(url, load, LOAD_CPU)
+                except WrkError as exc:
+                    notes.append(f"{case.key} {subject.key} round {round_no + 1}: {exc}")
+                    progress(f"{case.key} {subject.key}: {exc}")
+                    continue
+                samples.append(Sample(case.key, subject.key, round_no + 1, result))
+                progress(
+                    f"round {round_no + 1}/{plan.rounds} {case.key:<12} {subject.key:<15} "
+                    f"{result.rps:>10,.0f} req/s  p50 {result.p50_ms:.3f} ms  "
+                    f"p99 {result.p99_ms:.3f} ms  errors {result.errors}"
+                )
+    return samples, notes, seconds
+
+
+def idle_memory(subjects: Sequence[Subject]) -> dict[str, int | None]:
+    return {s.key: read_status_kib(s.pid, "VmRSS") for s in subjects if s.pid is not None}
+
+
+def peak_memory(subjects: Sequence[Subject], idle: dict[str, int | None]) -> list[Memory]:
+    return [
+        Memory(s.key, idle.get(s.key), read_status_kib(s.pid, "VmHWM"))
+        for s in subjects
+        if s.pid is not None
+    ]
+
+
+def default_out() -> Path:
+    return BENCH_DIR / "results" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+
+
+def render(
+    machine_info: machine.Info,
+    command: str,
+    settings: dict[str, object],
+    subjects: Sequence[Subject],
+    summaries: report.Summaries,
+    found: Sequence[report.Goal],
+    memory: Sequence[Memory],
+    notes: Sequence[str],
+) -> str:
+    parts = [
+        machine.markdown(machine_info),
+        f"`{command}` — {settings['rounds']} rounds x {settings['seconds']} s per configuration, "
+        "interleaved; medians. wrk + upstream on CPU 0, proxy under test on CPU 1.",
+        report.results_table(summaries, subjects),
+        "**Goals** (issues 2 and 9)\n\n" + report.goals_table(found, subjects),
+    ]
+    loops = report.loops_table(summaries)
+    if loops:
+        parts.append("**Event loop** (devamb engine)\n\n" + loops)
+    parts.append("**Memory**\n\n" + report.memory_table(memory, subjects))
+    if notes:
+        parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    plan = make_plan(args)
+    info = machine.describe()
+    workdir = Path(tempfile.mkdtemp(prefix="devamb-bench-"))
+    started = time.monotonic()
+    try:
+        with Children(workdir) as children:
+            upstream = start_upstream(children, workdir)
+            subjects, notes = start_subjects(children, workdir, upstream, plan)
+            idle = idle_memory(subjects)
+            progress(
+                f"upstream {upstream.server} on :{upstream.port}; measuring "
+                + ", ".join(s.key for s in subjects)
+            )
+            warm_up(subjects)
+            samples, run_notes, seconds = measure(plan, subjects)
+            memory = peak_memory(subjects, idle)
+    finally:
+        if args.keep:
+            progress(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    notes += run_notes
+    settings = {
+        "rounds": plan.rounds,
+        "seconds": seconds,
+        "loops": list(plan.loops),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    summaries = report.summarize(samples)
+    found = report.goals(summaries, [s for s in subjects if s.kind == "devamb"])
+    text = render(info, command, settings, subjects, summaries, found, memory, notes)
+    print(text)
+    out = args.out or default_out()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = report.to_json(info, settings, subjects, samples, summaries, found, memory, notes)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    out.with_suffix(".md").write_text(text)
+    progress(f"wrote {out} and {out.with_suffix('.md')} in {settings['wall_seconds']} s")
+    return 0 if all(goal.passed is not False for goal in found) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the `finally` blocks stop every child.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    args = parse_args(argv)
+    command = " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)])
+    return run(args, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
