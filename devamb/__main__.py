@@ -1,0 +1,3 @@
+from devamb.cli import main
+
+main()

@@ -1,0 +1,257 @@
+"""The devamb command line. Exit codes: 0 ok, 1 bad input, 2 usage, 3 no engine running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from devamb import __version__
+from devamb.control.client import ControlClient
+from devamb.control.protocol import ControlError, EngineUnavailable, Status
+from devamb.init_template import TEMPLATE
+from devamb.launcher import (
+    LaunchError,
+    clean_stale,
+    running_status,
+    spawn_engine,
+    wait_ready,
+    wait_stopped,
+)
+from devamb.profile import (
+    DEFAULT_PROFILE,
+    Profile,
+    ProfileError,
+    load_profile,
+    resolve_profile_path,
+)
+from devamb.workdir import Workdir
+
+T = TypeVar("T")
+EXIT_BAD_INPUT, EXIT_NO_ENGINE = 1, 3
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"devamb: {message}", err=True)
+    sys.exit(code)
+
+
+def _profile_path(name: str | None) -> Path:
+    return resolve_profile_path(name or os.environ.get("DEVAMB_PROFILE"))
+
+
+def _load(path: Path) -> Profile:
+    try:
+        return load_profile(path)
+    except ProfileError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _client(name: str | None) -> ControlClient:
+    return ControlClient(Workdir.beside(_profile_path(name)).socket)
+
+
+async def _call(name: str | None, method: str, *args: Any) -> Any:
+    try:
+        async with _client(name) as client:
+            return await getattr(client, method)(*args)
+    except ControlError as exc:
+        _fail(exc.message, exc.code)
+
+
+profile_option = click.option(
+    "-p",
+    "--profile",
+    "profile_name",
+    metavar="PROFILE",
+    help=f"Profile path or NAME (profiles/NAME.yaml); default ./{DEFAULT_PROFILE}.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="devamb")
+def main() -> None:
+    """devamb: a local ambassador for your app's dependencies."""
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing devamb.yaml.")
+def init(force: bool) -> None:
+    """Write a commented devamb.yaml here and keep .devamb/ out of git."""
+    target = Path.cwd() / DEFAULT_PROFILE
+    if target.exists() and not force:
+        _fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
+    target.write_text(TEMPLATE.format(name=Path.cwd().name))
+    gitignore = Path.cwd() / ".gitignore"
+    lines = gitignore.read_text().splitlines() if gitignore.exists() else []
+    if ".devamb/" not in lines and ".devamb" not in lines:
+        with gitignore.open("a") as f:
+            if lines and lines[-1] != "":
+                f.write("\n")
+            f.write(".devamb/\n")
+    click.echo(f"wrote {DEFAULT_PROFILE}; .devamb/ is in .gitignore. Next: devamb up")
+
+
+@main.command()
+@click.argument("profile_name", metavar="[PROFILE]", required=False)
+def validate(profile_name: str | None) -> None:
+    """Check a profile; problems print as FILE:LINE:COL: message."""
+    profile = _load(_profile_path(profile_name))
+    for warning in profile.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{profile.path}: ok ({len(profile.services)} services)")
+
+
+@main.command()
+@click.argument("profile_name", metavar="[PROFILE]", required=False)
+@click.option("--headless", is_flag=True, help="Run the engine in the foreground, no TUI.")
+@click.option("--detach", is_flag=True, help="Start the engine in the background and return.")
+@click.option("--reset", is_flag=True, help="Forget runtime choices (active targets).")
+def up(profile_name: str | None, headless: bool, detach: bool, reset: bool) -> None:
+    """Start the ambassadors for PROFILE and open the TUI."""
+    if headless and detach:
+        raise click.UsageError("--headless and --detach exclude each other")
+    path = _profile_path(profile_name)
+    profile = _load(path)
+    workdir = Workdir.beside(path)
+    status = _run(running_status(workdir))
+    if status is not None:
+        if headless or detach:
+            _fail(
+                f"an engine is already running for {path} (pid {status['engine']['pid']}); "
+                f"use 'devamb attach' or 'devamb down'"
+            )
+        _open_tui(workdir, owns_engine=False)
+        return
+    for removed in clean_stale(workdir):
+        click.echo(f"devamb: cleaned up {removed}", err=True)
+    if headless:
+        from devamb.runner import run_engine
+
+        sys.exit(run_engine(profile, workdir, reset=reset))
+    proc, offset = spawn_engine(path, workdir, reset=reset)
+    try:
+        status = _run(wait_ready(proc, workdir, offset))
+    except LaunchError as exc:
+        _fail(str(exc))
+    if detach:
+        _print_listeners(status)
+        click.echo(
+            f"engine pid {proc.pid}; stop it with: devamb -p {path} down"
+            if profile_name
+            else f"engine pid {proc.pid}; stop it with: devamb down"
+        )
+        return
+    _open_tui(workdir, owns_engine=True)
+    proc.wait()
+
+
+def _open_tui(workdir: Workdir, *, owns_engine: bool) -> None:
+    try:
+        from ui.app import run_tui
+    except ImportError:  # the TUI is optional at this stage; keep serving headless
+        _fail("the TUI is not available; the engine is running in the background", 0)
+        return
+    run_tui(ControlClient(workdir.socket), owns_engine=owns_engine)
+
+
+def _print_listeners(status: Status) -> None:
+    for service in status["services"]:
+        click.echo(
+            f"{service['name']:<16} {service['protocol']:<4} {service['listen']:<22} "
+            f"-> {service['target']}"
+        )
+
+
+@main.command()
+@profile_option
+def attach(profile_name: str | None) -> None:
+    """Open the TUI on the running engine (quitting leaves it running)."""
+    workdir = Workdir.beside(_profile_path(profile_name))
+    if _run(running_status(workdir)) is None:
+        _fail("no engine is running for this profile (start one with 'devamb up')", EXIT_NO_ENGINE)
+    _open_tui(workdir, owns_engine=False)
+
+
+@main.command()
+@profile_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, stable for scripts.")
+def status(profile_name: str | None, as_json: bool) -> None:
+    """Services, listeners, active targets and counters."""
+    data: Status = _run(_call(profile_name, "status"))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    from devamb.cli_output import print_status
+
+    print_status(data)
+
+
+@main.command()
+@profile_option
+@click.argument("service")
+@click.argument("target")
+def switch(profile_name: str | None, service: str, target: str) -> None:
+    """Re-point SERVICE at TARGET; exchanges in flight finish where they started."""
+    _run(_call(profile_name, "switch", service, target))
+    click.echo(f"{service} -> {target}")
+
+
+@main.command()
+@profile_option
+@click.option("--json", "as_json", is_flag=True, help="One exchange per line.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing exchanges as they complete.")
+@click.option("--limit", "-n", default=50, show_default=True, help="How many recent exchanges.")
+def traffic(profile_name: str | None, as_json: bool, follow: bool, limit: int) -> None:
+    """Recorded exchanges, oldest first."""
+    from devamb.cli_output import print_exchange
+
+    async def go() -> None:
+        try:
+            async with _client(profile_name) as client:
+                for exchange in await client.exchanges(limit):
+                    print_exchange(exchange, as_json)
+                if follow:
+                    async for event in client.events():
+                        if event["type"] == "exchange":
+                            print_exchange(event["exchange"], as_json)  # type: ignore[typeddict-item]
+        except ControlError as exc:
+            _fail(exc.message, exc.code)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(go())
+
+
+@main.command()
+@profile_option
+def down(profile_name: str | None) -> None:
+    """Stop the running engine."""
+    workdir = Workdir.beside(_profile_path(profile_name))
+
+    async def go() -> int:
+        async with ControlClient(workdir.socket) as client:
+            pid = (await client.status())["engine"]["pid"]
+            await client.shutdown()
+        return pid
+
+    try:
+        pid = _run(go())
+    except EngineUnavailable:
+        clean_stale(workdir)
+        _fail("no engine is running for this profile", EXIT_NO_ENGINE)
+        return
+    if not _run(wait_stopped(pid)):
+        _fail(f"engine {pid} did not stop within 10s")
+    click.echo(f"stopped engine {pid}")

@@ -1,0 +1,75 @@
+"""Human-readable output of the CLI (tables via rich); --json output bypasses this module."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from devamb.control.protocol import ExchangeSummary, Status
+
+console = Console()
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def print_status(status: Status) -> None:
+    engine = status["engine"]
+    console.print(
+        f"[bold]{status['name']}[/] · {status['profile']} · engine pid {engine['pid']}"
+        f" · devamb {engine['version']}"
+    )
+    table = Table(box=None, pad_edge=False)
+    for column in (
+        "service",
+        "listen",
+        "proto",
+        "target",
+        "state",
+        "req",
+        "err",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+    ):
+        table.add_column(column, justify="right" if column[0] in "erp" else "left")
+    for service in status["services"]:
+        active = next(t for t in service["targets"] if t["active"])
+        stats = service["stats"]
+        table.add_row(
+            service["name"],
+            service["listen"],
+            service["protocol"],
+            f"{service['target']} [dim]({active['address']})[/]",
+            active["state"],
+            str(stats["requests"]),
+            str(stats["errors"]),
+            f"{stats['rate']:.1f}",
+            _ms(stats["p50_ms"]),
+            _ms(stats["p99_ms"]),
+        )
+    console.print(table)
+    for error in status["errors"]:
+        console.print(f"[red]error:[/] {error}")
+
+
+def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(exchange), flush=True)
+        return
+    when = time.strftime("%H:%M:%S", time.localtime(exchange["time"]))
+    if exchange["protocol"] == "http":
+        what = f"{exchange.get('method', '')} {exchange.get('path', '')}"
+        result = str(exchange.get("status") or "-")
+    else:
+        what, result = "tcp connection", "-"
+    error = f"  ! {exchange['error']}" if exchange["error"] else ""
+    print(
+        f"{exchange['id']:>6} {when} {exchange['service']:<12} {exchange['target']:<10} "
+        f"{result:>3} {_ms(exchange['duration_ms']):>8}ms {what}{error}",
+        flush=True,
+    )

@@ -1,0 +1,1 @@
+"""The engine's control surface: the EngineControl protocol, events, bus, API server and client."""

@@ -1,0 +1,81 @@
+"""ControlClient: EngineControl over the engine's unix socket (used by the CLI and the TUI)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from devamb.control.protocol import (
+    ControlError,
+    EngineUnavailable,
+    Event,
+    ExchangeSummary,
+    Status,
+)
+
+BASE = "http://devamb"
+
+
+class ControlClient:
+    def __init__(self, socket_path: Path, timeout: float = 10.0) -> None:
+        self.socket_path = socket_path
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> ControlClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            async with self._client().request(
+                method, BASE + path, json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
+            ) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    raise ControlError(data.get("error", f"HTTP {resp.status}"))
+                return data
+        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise EngineUnavailable(f"no engine answers on {self.socket_path} ({exc})") from None
+        except TimeoutError:
+            raise EngineUnavailable(f"the engine on {self.socket_path} did not answer") from None
+
+    async def status(self) -> Status:
+        return await self._call("GET", "/v1/status")
+
+    async def switch(self, service: str, target: str) -> None:
+        await self._call("POST", "/v1/switch", {"service": service, "target": target})
+
+    async def exchanges(self, limit: int = 100) -> list[ExchangeSummary]:
+        return await self._call("GET", f"/v1/exchanges?limit={limit}")
+
+    async def events(self) -> AsyncIterator[Event]:
+        try:
+            async with self._client().get(BASE + "/v1/events") as resp:
+                async for line in resp.content:
+                    if line.strip():
+                        yield json.loads(line)
+        except (aiohttp.ClientError, FileNotFoundError) as exc:
+            raise EngineUnavailable(f"lost the engine on {self.socket_path} ({exc})") from None
+
+    async def shutdown(self) -> None:
+        await self._call("POST", "/v1/shutdown")

@@ -1,0 +1,58 @@
+"""Typed, immutable engine events; `to_json()` gives the wire shape (see protocol.Event)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from devamb.control.protocol import Event, ExchangeSummary, ServiceStats
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    TYPE: ClassVar[str] = ""
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> Event:
+        data: dict[str, Any] = {"type": self.TYPE, **asdict(self)}
+        return data  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ExchangeCompleted(EngineEvent):
+    TYPE = "exchange"
+    exchange: ExchangeSummary
+
+
+@dataclass(frozen=True)
+class TargetSwitched(EngineEvent):
+    TYPE = "switched"
+    service: str
+    target: str
+    previous: str
+
+
+@dataclass(frozen=True)
+class StatsTick(EngineEvent):
+    TYPE = "stats"
+    services: dict[str, ServiceStats]
+
+
+@dataclass(frozen=True)
+class Notice(EngineEvent):
+    TYPE = "notice"
+    level: str  # "info" | "warning" | "error"
+    message: str
+
+
+@dataclass(frozen=True)
+class EngineState(EngineEvent):
+    TYPE = "engine"
+    state: str  # "running" | "stopping"
+
+
+@dataclass(frozen=True)
+class EventsLost(EngineEvent):
+    TYPE = "lost"
+    count: int

@@ -1,0 +1,118 @@
+"""EngineControl: the one interface through which the TUI, the CLI and scripts drive an engine.
+
+Two implementations exist: `devamb.control.client.ControlClient` talks to an engine process over
+its unix socket, and `devamb.engine.Engine` itself (in-process, used by tests). Everything that
+crosses this interface is plain JSON-shaped data, described by the TypedDicts below, so that both
+implementations hand the UI exactly the same shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, NotRequired, Protocol, TypedDict
+
+
+class TargetStatus(TypedDict):
+    name: str
+    kind: str  # "url" | "echo" | later: mock, pool, split, shards, docker
+    address: str  # what it points at, e.g. "http://127.0.0.1:8001" or "built-in echo"
+    state: str  # "ready" | "unavailable" | ...
+    active: bool
+
+
+class ServiceStats(TypedDict):
+    requests: int  # HTTP exchanges or TCP connections since start
+    errors: int
+    active: int  # in flight now
+    bytes_in: int  # client -> upstream
+    bytes_out: int  # upstream -> client
+    rate: float  # exchanges per second over the last few seconds
+    error_rate: float  # errors / exchanges over the same window (0..1)
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+
+
+class ServiceStatus(TypedDict):
+    name: str
+    listen: str  # "127.0.0.1:9001"
+    protocol: str  # "http" | "tcp"
+    target: str  # the active target
+    targets: list[TargetStatus]
+    faults: list[dict[str, Any]]
+    stats: ServiceStats
+    listening: bool
+
+
+class EngineInfo(TypedDict):
+    pid: int
+    version: str
+    started: float  # unix time
+
+
+class Status(TypedDict):
+    profile: str
+    name: str
+    engine: EngineInfo
+    services: list[ServiceStatus]
+    errors: list[str]
+
+
+class ExchangeSummary(TypedDict):
+    id: int
+    time: float  # unix time the exchange started
+    service: str
+    target: str
+    protocol: str  # "http" | "tcp"
+    method: NotRequired[str]
+    path: NotRequired[str]
+    status: NotRequired[int | None]
+    duration_ms: float | None  # None while in flight
+    bytes_in: int
+    bytes_out: int
+    error: str | None
+    client: str
+
+
+class Event(TypedDict):
+    """One event from the engine's bus. `type` says which; the other keys depend on it.
+
+    Types: "exchange" (key "exchange": ExchangeSummary, when it completes), "switched" (service,
+    target, previous), "stats" (services: {name: ServiceStats}, every half second), "notice"
+    (level, message), "engine" (state: "running" | "stopping"), "lost" (count: events this
+    subscriber missed because it read too slowly).
+    """
+
+    type: str
+    time: float
+
+
+class ControlError(Exception):
+    """A request the engine refused; `code` is the CLI exit code (1 bad input, 3 no engine)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class EngineUnavailable(ControlError):
+    """No engine answers (never started, stopped, or died)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=3)
+
+
+class EngineControl(Protocol):
+    async def status(self) -> Status: ...
+
+    async def switch(self, service: str, target: str) -> None:
+        """Re-point `service` at `target`; raises ControlError naming what is unknown."""
+
+    async def exchanges(self, limit: int = 100) -> list[ExchangeSummary]:
+        """The most recent exchanges, oldest first."""
+
+    def events(self) -> AsyncIterator[Event]:
+        """Every event from now on, until the engine stops (then the iterator ends)."""
+
+    async def shutdown(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Recorded exchanges: the record, the bounded store."""

@@ -1,0 +1,36 @@
+"""Opens and closes exchange records: counters, the store and the event bus in one place."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from devamb.control.bus import EventBus
+from devamb.control.events import ExchangeCompleted
+from devamb.inspect.exchange import Exchange
+from devamb.inspect.store import ExchangeStore
+
+if TYPE_CHECKING:
+    from devamb.service import Service
+
+
+class Recorder:
+    def __init__(self, store: ExchangeStore, bus: EventBus) -> None:
+        self.store = store
+        self.bus = bus
+        self._ids = itertools.count(1)
+
+    def begin(self, service: Service, target: str, client: str | None) -> Exchange:
+        service.counters.started()
+        return Exchange(next(self._ids), service.name, target, service.spec.protocol, client or "")
+
+    def finish(self, service: Service, exchange: Exchange) -> None:
+        if exchange.duration_ms is None:
+            exchange.finish()
+        failed = exchange.error is not None or (exchange.status or 0) >= 500
+        service.counters.finished(
+            exchange.duration_ms or 0.0, failed, exchange.bytes_in, exchange.bytes_out
+        )
+        self.store.add(exchange)
+        if self.bus.has_subscribers:
+            self.bus.publish(ExchangeCompleted(exchange.to_json()))

@@ -1,0 +1,62 @@
+"""The validated profile: immutable values the engine builds services from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str
+    port: int  # 0 picks a free port (handy in tests)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Base of every target kind's settings; each kind lives in one module of devamb.targets."""
+
+    KIND: ClassVar[str] = ""
+    name: str
+
+    @property
+    def kind(self) -> str:
+        return self.KIND
+
+    def describe(self) -> str:
+        """Where it points, for status output; never contains secrets."""
+        return self.KIND
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    listen: ListenAddress
+    protocol: str  # "http" | "tcp"
+    target: str  # active target at start
+    targets: Mapping[str, TargetSpec]
+    timeout: float  # seconds: connect + wait for response headers (HTTP) / connect (TCP)
+    keep_host: bool = False
+    target_header: bool = True  # honour X-Devamb-Target per request
+    fingerprint: str = ""  # changes when the service's profile text changes
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: Path
+    name: str
+    services: Mapping[str, ServiceSpec]
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,78 @@
+"""YAML loading that remembers where every key and value stood in the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from devamb.profile.problems import Problem, ProfileError
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Source:
+    """Plain data from a YAML file plus the 1-based (line, col) of each value and each key."""
+
+    file: str
+    data: Any
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Where `path` stands; falls back to the nearest ancestor that is in the file."""
+        table = self.keys if key else self.values
+        if path in table:
+            return table[path]
+        while path:
+            path = path[:-1]
+            if path in self.values:
+                return self.values[path]
+        return (1, 1)
+
+
+def load_source(text: str, file: str) -> Source:
+    """Parse YAML text; syntax errors and duplicate keys raise ProfileError with positions."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = exc.problem or exc.context or "invalid YAML"
+        raise ProfileError([Problem(file, line, col, "", f"YAML syntax: {message}")]) from None
+    source = Source(file, None)
+    problems: list[Problem] = []
+    source.data = _convert(root, (), source, problems) if root is not None else None
+    if problems:
+        raise ProfileError(problems)
+    return source
+
+
+def _convert(node: yaml.Node, path: Path_, source: Source, problems: list[Problem]) -> Any:
+    source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            child = (*path, key)
+            pos = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in out:
+                dotted = ".".join(str(p) for p in child)
+                problems.append(Problem(source.file, *pos, dotted, f"duplicate key {key!r}"))
+                continue
+            source.keys[child] = pos
+            out[key] = _convert(value_node, child, source, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, (*path, i), source, problems) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+_loader = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """Resolve a scalar the way SafeLoader would (ints, floats, bools, null, strings)."""
+    return _loader.construct_object(node, deep=True)

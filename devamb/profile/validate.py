@@ -1,0 +1,166 @@
+"""Turns positioned YAML data into a Profile, reporting every problem at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from devamb.profile.env import Interpolator
+from devamb.profile.problems import ProfileError
+from devamb.profile.reader import Node, Reader
+from devamb.profile.schema import ListenAddress, Profile, ServiceSpec, TargetSpec
+from devamb.profile.source import Source
+from devamb.targets.registry import KIND_KEYS, PLANNED_KINDS, parse_target
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+PROTOCOLS = ("http", "tcp")
+TOP_KEYS = ("version", "name", "services")
+SERVICE_KEYS = ("listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header")
+PLANNED_SERVICE_KEYS = {
+    key: f"{key!r} is not supported by this version of devamb yet"
+    for key in ("faults", "retries", "circuit_breaker", "health", "outlier", "inspect", "scenarios")
+}
+DEFAULT_TIMEOUT = 30.0
+
+
+def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Profile:
+    reader = Reader(source, interpolator)
+    root = reader.root()
+    services: dict[str, ServiceSpec] = {}
+    name = path.resolve().parent.name
+    warnings: list[str] = []
+    if root.value is None:
+        root.problem("the profile is empty; it needs at least 'version: 1' and 'services:'")
+    elif root.mapping(TOP_KEYS, required=("services",)):
+        version = root.child("version")
+        if version.value is not None and version.value != 1:
+            version.problem(f"unsupported version {version.value!r}; this devamb reads version 1")
+        if root.has("name"):
+            name = root.child("name").string() or name
+        services = _services(root.child("services"), warnings)
+    if reader.problems:
+        raise ProfileError(reader.problems)
+    return Profile(path, name, services, frozenset(interpolator.secrets), tuple(warnings))
+
+
+def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
+    if not isinstance(node.value, dict):
+        node.problem(f"expected a mapping of services, got {_type(node.value)}")
+        return {}
+    if not node.value:
+        node.problem("define at least one service")
+    services: dict[str, ServiceSpec] = {}
+    taken: dict[tuple[str, int], str] = {}
+    for name, child in node.items():
+        if not NAME.match(name):
+            child.problem(f"service name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+            continue
+        spec = _service(name, child)
+        if spec is None:
+            continue
+        address = (spec.listen.host, spec.listen.port)
+        if spec.listen.port and address in taken:
+            child.child("listen").problem(
+                f"{spec.listen} is already the listener of service {taken[address]!r}"
+            )
+            continue
+        taken[address] = name
+        if not spec.listen.is_loopback:
+            warnings.append(
+                f"service {name!r} listens on {spec.listen}, which other machines can reach"
+            )
+        services[name] = spec
+    return services
+
+
+def _service(name: str, node: Node) -> ServiceSpec | None:
+    if not node.mapping(SERVICE_KEYS, required=("listen", "targets"), later=PLANNED_SERVICE_KEYS):
+        return None
+    before = len(node.reader.problems)
+    listen = _listen(node.child("listen"))
+    protocol = node.child("protocol").one_of(PROTOCOLS) if node.has("protocol") else "http"
+    targets = _targets(node.child("targets"), protocol or "http")
+    active = _active_target(node, targets)
+    timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
+    keep_host = node.child("keep_host").boolean() if node.has("keep_host") else False
+    header = node.child("target_header").boolean() if node.has("target_header") else True
+    if len(node.reader.problems) > before or listen is None or protocol is None:
+        return None
+    assert active is not None and timeout is not None
+    return ServiceSpec(
+        name=name,
+        listen=listen,
+        protocol=protocol,
+        target=active,
+        targets=targets,
+        timeout=timeout,
+        keep_host=bool(keep_host),
+        target_header=bool(header),
+        fingerprint=_fingerprint(node.value),
+    )
+
+
+def _listen(node: Node) -> ListenAddress | None:
+    value = node.value
+    if isinstance(value, int) and not isinstance(value, bool):
+        host, port_text = "127.0.0.1", str(value)
+    elif isinstance(value, str):
+        m = re.match(r"^(?:\[([^\]]+)\]|([^:]+)):(\d+)$", value) or re.match(r"^()()(\d+)$", value)
+        if not m:
+            node.problem(f"{value!r} is not a port or HOST:PORT")
+            return None
+        host, port_text = m.group(1) or m.group(2) or "127.0.0.1", m.group(3)
+    else:
+        node.problem(f"expected a port or HOST:PORT, got {_type(value)}")
+        return None
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        node.problem(f"port {port} is out of range 0..65535")
+        return None
+    return ListenAddress(host, port)
+
+
+def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
+    if not isinstance(node.value, dict) or not node.value:
+        node.problem("expected a mapping of target names to targets, with at least one target")
+        return {}
+    targets: dict[str, TargetSpec] = {}
+    for name, child in node.items():
+        if not NAME.match(name):
+            child.problem(f"target name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+            continue
+        spec = parse_target(name, child, protocol)
+        if spec is not None:
+            targets[name] = spec
+    return targets
+
+
+def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:
+    names = list(node.child("targets").value or {}) if node.has("targets") else []
+    if not node.has("target"):
+        if len(names) == 1:
+            return names[0]
+        node.problem("missing required key 'target' (which target is active at start)")
+        return None
+    active = node.child("target").string(interpolate=False)
+    if active is not None and active not in names:
+        node.child("target").problem(f"{active!r} is not one of {', '.join(names)}")
+        return None
+    return active
+
+
+def _fingerprint(value: Any) -> str:
+    """A hash of the service's raw profile text (before ${VAR} expansion: no secrets in it)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _type(value: Any) -> str:
+    from devamb.profile.reader import type_name
+
+    return type_name(value)
+
+
+__all__ = ["KIND_KEYS", "PLANNED_KINDS", "build_profile"]

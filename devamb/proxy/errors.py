@@ -1,0 +1,29 @@
+"""The small JSON answers the ambassador gives when it cannot get one from upstream."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+ERROR_HEADER = "x-devamb-error"
+
+
+class UpstreamFailed(Exception):
+    """Raised by a target before any response byte reached the client."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code  # short, stable: connect-failed, timeout, upstream-closed, ...
+        self.reason = reason
+
+
+def error_response(status: int, code: str, reason: str, service: str, target: str) -> web.Response:
+    body = {"error": code, "reason": reason, "service": service, "target": target}
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers={ERROR_HEADER: code},
+    )

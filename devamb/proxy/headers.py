@@ -1,0 +1,71 @@
+"""Header rules of a reverse proxy: hop-by-hop removal and X-Forwarded-* / Via."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+TARGET_OVERRIDE = "x-devamb-target"
+VIA = "1.1 devamb"
+
+
+def _dropped(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Hop-by-hop names plus any header the Connection header lists."""
+    listed = headers.get("Connection")
+    if not listed:
+        return HOP_BY_HOP
+    return HOP_BY_HOP | {token.strip().lower() for token in listed.split(",")}
+
+
+def request_headers(
+    incoming: CIMultiDictProxy[str],
+    *,
+    client_ip: str | None,
+    keep_host: bool,
+    extra: Mapping[str, str],
+) -> CIMultiDict[str]:
+    """Headers to send upstream for a request that arrived with `incoming`."""
+    dropped = _dropped(incoming)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        lower = name.lower()
+        if lower in dropped or lower == TARGET_OVERRIDE or (lower == "host" and not keep_host):
+            continue
+        out.add(name, value)
+    if client_ip:
+        prior = incoming.get("X-Forwarded-For")
+        out["X-Forwarded-For"] = f"{prior}, {client_ip}" if prior else client_ip
+    if "X-Forwarded-Proto" not in out:
+        out["X-Forwarded-Proto"] = "http"
+    if "X-Forwarded-Host" not in out and "Host" in incoming:
+        out["X-Forwarded-Host"] = incoming["Host"]
+    via = incoming.get("Via")
+    out["Via"] = f"{via}, {VIA}" if via else VIA
+    for name, value in extra.items():
+        out[name] = value
+    return out
+
+
+def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """Headers to send the client for a response that arrived with `upstream`."""
+    dropped = _dropped(upstream)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        if name.lower() not in dropped:
+            out.add(name, value)
+    return out

@@ -1,0 +1,75 @@
+"""The HTTP listener: aiohttp's low-level server, one per service, routing to the active target."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from devamb.inspect.recorder import Recorder
+from devamb.proxy.errors import UpstreamFailed, error_response
+from devamb.proxy.headers import TARGET_OVERRIDE
+from devamb.proxy.listen import bind_failure
+from devamb.service import Service
+from devamb.targets.base import TargetUnavailable
+
+SHUTDOWN_GRACE = 3.0  # seconds in-flight exchanges get to finish when the listener stops
+
+
+class HttpListener:
+    def __init__(self, service: Service, recorder: Recorder) -> None:
+        self.service = service
+        self.recorder = recorder
+        self._runner: web.ServerRunner | None = None
+
+    async def start(self) -> None:
+        server = web.Server(self._handle, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        listen = self.service.spec.listen
+        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise bind_failure(self.service.name, str(listen), exc) from None
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.service.bound = (host, port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.service.bound = None
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        service = self.service
+        name = request.headers.get(TARGET_OVERRIDE) if service.spec.target_header else None
+        if name is not None and name not in service.targets:
+            known = ", ".join(service.targets)
+            return error_response(
+                400, "unknown-target", f"no target {name!r}; known: {known}", service.name, name
+            )
+        target = service.target(name)
+        exchange = self.recorder.begin(service, target.name, request.remote)
+        exchange.method = request.method
+        exchange.path = request.raw_path
+        try:
+            response = await target.handle_http(request, exchange)
+        except UpstreamFailed as exc:
+            exchange.error = exc.reason
+            response = error_response(exc.status, exc.code, exc.reason, service.name, target.name)
+        except TargetUnavailable as exc:
+            exchange.error = exc.reason
+            response = error_response(
+                exc.status, "target-unavailable", exc.reason, service.name, target.name
+            )
+        except asyncio.CancelledError:
+            exchange.error = "client went away"
+            raise
+        finally:
+            exchange.finish()
+            self.recorder.finish(service, exchange)
+        exchange.status = response.status
+        return response

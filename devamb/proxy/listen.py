@@ -1,0 +1,24 @@
+"""Binding listeners, with a bind failure that names the service and the port."""
+
+from __future__ import annotations
+
+import errno
+
+
+class ListenError(Exception):
+    def __init__(self, service: str, address: str, reason: str) -> None:
+        super().__init__(f"service {service!r} cannot listen on {address}: {reason}")
+        self.service = service
+        self.address = address
+
+
+def bind_failure(service: str, address: str, exc: OSError) -> ListenError:
+    if exc.errno == errno.EADDRINUSE:
+        reason = "the port is already in use by another process"
+    elif exc.errno == errno.EACCES:
+        reason = "permission denied (ports below 1024 need privileges)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        reason = "no such address on this machine"
+    else:
+        reason = exc.strerror or str(exc)
+    return ListenError(service, address, reason)

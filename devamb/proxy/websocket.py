@@ -1,0 +1,84 @@
+"""WebSocket upgrades passed through in both directions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+from yarl import URL
+
+from devamb.proxy.errors import UpstreamFailed
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+
+_HANDSHAKE = (
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+)
+
+
+def is_websocket(request: web.BaseRequest) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def relay_websocket(
+    session: aiohttp.ClientSession,
+    request: web.BaseRequest,
+    url: URL,
+    headers: CIMultiDict[str],
+    exchange: Exchange,
+    timeout: float,
+) -> web.StreamResponse:
+    protocols = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    ]
+    for name in _HANDSHAKE:
+        headers.popall(name, None)
+    ws_url = url.with_scheme("wss" if url.scheme == "https" else "ws")
+    try:
+        upstream = await session.ws_connect(
+            ws_url, headers=headers, protocols=protocols, timeout=aiohttp.ClientWSTimeout(timeout)
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        raise UpstreamFailed(502, "websocket-refused", f"upstream refused: {exc.status}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UpstreamFailed(502, "connect-failed", f"websocket to {url.host}: {exc}") from None
+    downstream = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
+    await downstream.prepare(request)
+    exchange.status = 101
+
+    async def pump(source, sink, inbound: bool) -> None:  # type: ignore[no-untyped-def]
+        async for msg in source:
+            if msg.type == WSMsgType.TEXT:
+                await sink.send_str(msg.data)
+                size = len(msg.data.encode())
+            elif msg.type == WSMsgType.BINARY:
+                await sink.send_bytes(msg.data)
+                size = len(msg.data)
+            else:
+                break
+            if inbound:
+                exchange.bytes_in += size
+            else:
+                exchange.bytes_out += size
+        await sink.close(code=source.close_code or 1000)
+
+    tasks = [
+        asyncio.create_task(pump(downstream, upstream, True)),
+        asyncio.create_task(pump(upstream, downstream, False)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+        await downstream.close()
+    return downstream

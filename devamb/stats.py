@@ -1,0 +1,62 @@
+"""Per-service counters and latency percentiles over a sliding window."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from devamb.control.protocol import ServiceStats
+
+WINDOW = 10.0  # seconds the rate, error rate and percentiles look back over
+SAMPLES = 4096  # latency samples kept for percentiles (the most recent ones)
+
+
+class ServiceCounters:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.requests = 0
+        self.errors = 0
+        self.active = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._samples: deque[tuple[float, float, bool]] = deque(maxlen=SAMPLES)
+
+    def started(self) -> None:
+        self.active += 1
+
+    def finished(self, duration_ms: float, error: bool, bytes_in: int, bytes_out: int) -> None:
+        self.active -= 1
+        self.requests += 1
+        self.errors += error
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        self._samples.append((self._clock(), duration_ms, error))
+
+    def snapshot(self) -> ServiceStats:
+        now = self._clock()
+        recent = [s for s in self._samples if now - s[0] <= WINDOW]
+        durations = sorted(s[1] for s in recent)
+        errors = sum(1 for s in recent if s[2])
+        span = WINDOW
+        if len(recent) == len(self._samples) == SAMPLES:
+            span = max(now - recent[0][0], 1e-3)  # the window holds more than we keep
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "active": self.active,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "rate": round(len(recent) / span, 2),
+            "error_rate": round(errors / len(recent), 4) if recent else 0.0,
+            "p50_ms": _percentile(durations, 0.50),
+            "p90_ms": _percentile(durations, 0.90),
+            "p99_ms": _percentile(durations, 0.99),
+        }
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
+    return round(ordered[index], 3)

@@ -1,0 +1,49 @@
+"""What every runtime target offers the listeners."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from devamb.profile.schema import ServiceSpec, TargetSpec
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from devamb.inspect.exchange import Exchange
+
+
+class TargetUnavailable(Exception):
+    """The target cannot take an exchange now; `reason` is shown to the client and in status."""
+
+    def __init__(self, reason: str, status: int = 503) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Target:
+    """A named place a service routes to: HTTP services call `handle_http`, TCP `tcp_address`."""
+
+    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
+        self.spec = spec
+        self.service = service
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def state(self) -> str:
+        return "ready"
+
+    async def start(self) -> None:
+        """Acquire what the target needs (sessions, helper servers)."""
+
+    async def close(self) -> None:
+        """Release it; exchanges still in flight may finish first."""
+
+    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        raise TargetUnavailable(f"target {self.name!r} does not serve HTTP")
+
+    async def tcp_address(self) -> tuple[str, int]:
+        raise TargetUnavailable(f"target {self.name!r} does not serve TCP")

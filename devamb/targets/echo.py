@@ -1,0 +1,87 @@
+"""The built-in `echo` target: answers with what it received (HTTP) or sends bytes back (TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from devamb.profile.reader import Node
+from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.targets.base import Target
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+
+
+@dataclass(frozen=True)
+class EchoTargetSpec(TargetSpec):
+    KIND = "echo"
+
+    def describe(self) -> str:
+        return "built-in echo"
+
+
+def parse(name: str, node: Node, protocol: str) -> EchoTargetSpec | None:
+    if isinstance(node.value, dict) and not node.mapping(("echo",)):
+        return None
+    if isinstance(node.value, dict) and node.value["echo"] not in (None, True, {}):
+        node.child("echo").problem("write just 'echo' (it takes no settings)")
+        return None
+    return EchoTargetSpec(name)
+
+
+class EchoTarget(Target):
+    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
+        super().__init__(spec, service)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        if self.service.protocol == "tcp":
+            self._server = await asyncio.start_server(_echo_bytes, "127.0.0.1", 0)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+        exchange.bytes_in += size
+        body = json.dumps(
+            {
+                "service": self.service.name,
+                "target": self.name,
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body_size": size,
+            },
+            indent=2,
+        ).encode()
+        exchange.bytes_out += len(body)
+        return web.Response(body=body, content_type="application/json")
+
+    async def tcp_address(self) -> tuple[str, int]:
+        assert self._server is not None, "target not started"
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+
+async def _echo_bytes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()

@@ -1,0 +1,145 @@
+"""URL targets: `http://…`, `https://…` (HTTP services) and `tcp://HOST:PORT` (TCP services)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from devamb.profile.reader import Node
+from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.forward import forward_http
+from devamb.targets.base import Target
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from devamb.inspect.exchange import Exchange
+
+SCHEMES = {"http": ("http", "https"), "tcp": ("tcp",)}
+KEYS = ("url", "headers", "tls")
+TLS_KEYS = ("verify", "ca")
+
+
+@dataclass(frozen=True)
+class UrlTargetSpec(TargetSpec):
+    KIND = "url"
+    url: str = ""  # expanded; may hold secrets
+    written: str = ""  # as written in the profile, ${VAR} unexpanded: safe to show
+    headers: Mapping[str, str] = field(default_factory=dict)
+    tls_verify: bool = True
+    tls_ca: str | None = None
+
+    def describe(self) -> str:
+        return self.written
+
+
+def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
+    headers: dict[str, str] = {}
+    verify, ca = True, None
+    url_node = node
+    if isinstance(node.value, dict):
+        if not node.mapping(KEYS, required=("url",)):
+            return None
+        url_node = node.child("url")
+        if node.has("headers"):
+            headers = node.child("headers").string_map() or {}
+        if node.has("tls"):
+            tls = node.child("tls")
+            if tls.mapping(TLS_KEYS):
+                if tls.has("verify"):
+                    verify = tls.child("verify").boolean() is not False
+                if tls.has("ca"):
+                    ca = tls.child("ca").string()
+    text = url_node.string()
+    if text is None:
+        return None
+    written = str(url_node.value)
+    parts = urlsplit(text)
+    allowed = SCHEMES[protocol]
+    if parts.scheme not in allowed:
+        hint = " (a tcp service needs tcp://HOST:PORT)" if protocol == "tcp" else ""
+        url_node.problem(
+            f"{written!r} is not a URL a {protocol} service can use: expected "
+            f"{' or '.join(s + '://' for s in allowed)}{hint}"
+        )
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        url_node.problem(f"{written!r} has an invalid port")
+        return None
+    if not parts.hostname:
+        url_node.problem(f"{written!r} has no host")
+        return None
+    if protocol == "tcp" and (port is None or parts.path not in ("", "/")):
+        url_node.problem(f"{written!r} must be exactly tcp://HOST:PORT")
+        return None
+    if ca is not None and parts.scheme != "https":
+        node.child("tls").problem("tls settings apply to https:// URLs only")
+    return UrlTargetSpec(name, text, written, headers, verify, ca)
+
+
+class UrlTarget(Target):
+    """Forwards to one upstream URL through a keep-alive connection pool of its own."""
+
+    spec: UrlTargetSpec
+
+    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
+        super().__init__(spec, service)
+        assert isinstance(spec, UrlTargetSpec)
+        parts = urlsplit(spec.url)
+        self._host = parts.hostname or ""
+        self._port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._prefix = parts.path.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self.service.protocol != "http":
+            return
+        connector = aiohttp.TCPConnector(
+            limit=0, ssl=self._ssl(), ttl_dns_cache=10, enable_cleanup_closed=False
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.service.timeout),
+        )
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if not self.spec.url.startswith("https:"):
+            return True
+        if not self.spec.tls_verify:
+            return False
+        return ssl.create_default_context(cafile=self.spec.tls_ca)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def upstream_url(self, raw_path: str) -> URL:
+        return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
+
+    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        assert self._session is not None, "target not started"
+        return await forward_http(
+            self._session,
+            request,
+            self.upstream_url(request.raw_path),
+            exchange,
+            extra_headers=self.spec.headers,
+            keep_host=self.service.keep_host,
+            timeout=self.service.timeout,
+        )
+
+    async def tcp_address(self) -> tuple[str, int]:
+        return self._host, self._port
