@@ -1,0 +1,309 @@
+"""DevambApp: the TUI. `make_app()` builds it (CLI, tests, screenshots); `run_tui()` runs it.
+
+The app talks to the engine only through `EngineControl`. Data flows down: the app keeps the
+engine's status, trends and traffic and sets them on the main screen. Requests flow up as
+messages (`SwitchRequested`, `MainScreen.PickTarget`, ...), and the app turns them into calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from devamb.control.protocol import (
+    ControlError,
+    EngineControl,
+    EngineUnavailable,
+    ServiceStatus,
+    Status,
+)
+from ui.commands import SwitchCommands
+from ui.feed import EngineFeed
+from ui.messages import (
+    EngineLost,
+    EngineNotice,
+    StatsUpdated,
+    SwitchCompleted,
+    SwitchRequested,
+    TargetSwitched,
+    TrafficPending,
+)
+from ui.model.traffic import DEFAULT_CAPACITY, TrafficStore
+from ui.model.trends import Trends
+from ui.screens.engine_died import EngineDied
+from ui.screens.exchange_detail import ExchangeDetail
+from ui.screens.help import HelpScreen
+from ui.screens.main import MainScreen
+from ui.screens.target_picker import TargetPicker
+from ui.widgets.traffic_list import TrafficList
+
+Restart = Callable[[], Awaitable[EngineControl]]
+
+HISTORY = 500  # exchanges fetched on connect, so `attach` shows recent traffic at once
+STATUS_EVERY = 2.0  # seconds between full status refreshes (target health, faults, listeners)
+CALL_TIMEOUT = 10.0  # no engine call may hang the UI for longer
+DARK, LIGHT = "textual-dark", "textual-light"
+
+
+class DevambApp(App[None]):
+    TITLE = "devamb"
+    CSS_PATH = [Path(__file__).with_name("app.tcss")]
+    COMMANDS = App.COMMANDS | {SwitchCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        control: EngineControl,
+        *,
+        owns_engine: bool = False,
+        restart: Restart | None = None,
+        traffic_capacity: int = DEFAULT_CAPACITY,
+        poll_status: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.clock = clock
+        self.control = control
+        self.owns_engine = owns_engine
+        self.restart = restart
+        self.poll_status = poll_status
+        self.status: Status | None = None
+        self.trends = Trends()
+        self.traffic = TrafficStore(traffic_capacity)
+        self.feed: EngineFeed | None = None
+        self.connected = asyncio.Event()
+        self._quitting = False
+        self._engine_lost = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(self.traffic)
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        self.theme = DARK
+        self.run_worker(self._connect(), group="connect", exclusive=True)
+        if self.poll_status:
+            self.set_interval(STATUS_EVERY, self._poll_status)
+
+    async def _connect(self) -> None:
+        """Load status and recent traffic, then follow the engine's events."""
+        self._engine_lost = False
+        try:
+            status = await asyncio.wait_for(self.control.status(), CALL_TIMEOUT)
+            history = await asyncio.wait_for(self.control.exchanges(HISTORY), CALL_TIMEOUT)
+        except (ControlError, OSError, TimeoutError) as error:
+            self.post_message(EngineLost(_reason(error)))
+            return
+        self.title = f"devamb · {status['name']}"
+        self.sub_title = status["profile"]
+        await self._show_status(status)
+        for error in status["errors"]:
+            self.main.log_event("error", error)
+        self.traffic.add(history)
+        self.main.show_traffic()
+        self.feed = EngineFeed(self.control, self.post_message, self.trends)
+        self.run_worker(self.feed.run(), group="engine-feed", exclusive=True)
+        self.main.log_event("info", f"connected to the engine ({status['engine']['version']})")
+        self.connected.set()
+
+    def _poll_status(self) -> None:
+        if self.status is not None and not self._engine_lost:
+            self.run_worker(self._refresh_status(), group="status", exclusive=True)
+
+    async def _refresh_status(self) -> None:
+        try:
+            status = await asyncio.wait_for(self.control.status(), CALL_TIMEOUT)
+        except EngineUnavailable as error:
+            self.post_message(EngineLost(error.message))
+            return
+        except (ControlError, OSError, TimeoutError):
+            return  # the event stream reports real trouble; a missed refresh is harmless
+        await self._show_status(status)
+
+    async def _show_status(self, status: Status) -> None:
+        self.status = status
+        await self.main.show_status(status)
+
+    async def action_quit(self) -> None:
+        """Quit; stop the engine first when this TUI started it."""
+        self._quitting = True
+        self.workers.cancel_group(self, "engine-feed")
+        if self.owns_engine and not self._engine_lost:
+            with contextlib.suppress(ControlError, OSError, TimeoutError):
+                await asyncio.wait_for(self.control.shutdown(), CALL_TIMEOUT)
+        self.exit()
+
+    # -- the engine's news ---------------------------------------------------------------------
+
+    def on_stats_updated(self, message: StatsUpdated) -> None:
+        if self.status is not None:
+            for service in self.status["services"]:
+                if service["name"] in message.services:
+                    service["stats"] = message.services[service["name"]]
+        self.main.show_stats(message.services, self.trends)
+
+    def on_traffic_pending(self, message: TrafficPending) -> None:
+        if self.feed is not None:
+            self.traffic.add(self.feed.take_exchanges())
+            self.main.show_traffic()
+
+    async def on_target_switched(self, message: TargetSwitched) -> None:
+        previous = f" (was {message.previous})" if message.previous else ""
+        self.main.log_event("switch", f"{message.service} → {message.target}{previous}")
+        await self._mark_switched(message.service, message.target)
+
+    def on_engine_notice(self, message: EngineNotice) -> None:
+        self.main.log_event(message.level, message.text, message.time)
+        if message.level in ("warning", "error"):
+            severity = "error" if message.level == "error" else "warning"
+            self.notify(message.text, severity=severity, timeout=6)
+
+    def on_engine_lost(self, message: EngineLost) -> None:
+        if self._quitting or self._engine_lost:
+            return
+        self._engine_lost = True
+        self.connected.clear()
+        self.main.log_event("error", f"engine lost: {message.reason}")
+        self.push_screen(
+            EngineDied(message.reason, can_restart=self.restart is not None),
+            self._engine_died_choice,
+        )
+
+    def _engine_died_choice(self, choice: str | None) -> None:
+        if choice == "restart":
+            self.run_worker(self._restart(), group="connect", exclusive=True)
+        else:
+            self.exit()
+
+    async def _restart(self) -> None:
+        assert self.restart is not None
+        self.main.log_event("info", "restarting the engine…")
+        try:
+            self.control = await self.restart()
+        except Exception as error:  # any failure is shown as a reason, never a traceback
+            self._engine_lost = False
+            self.post_message(EngineLost(f"could not restart the engine: {_reason(error)}"))
+            return
+        await self._connect()
+
+    # -- the user's requests -------------------------------------------------------------------
+
+    def service(self, name: str) -> ServiceStatus | None:
+        if self.status is None:
+            return None
+        return next((s for s in self.status["services"] if s["name"] == name), None)
+
+    @on(MainScreen.PickTarget)
+    def _pick_target(self, message: MainScreen.PickTarget) -> None:
+        service = self.service(message.service)
+        if service is None:
+            return
+
+        def chosen(target: str | None) -> None:
+            if target is None:
+                return
+            if target == service["target"]:
+                self.notify(f"{service['name']} already routes to {target}", timeout=3)
+                return
+            self.post_message(SwitchRequested(service["name"], target))
+
+        self.push_screen(TargetPicker(service), chosen)
+
+    def on_switch_requested(self, message: SwitchRequested) -> None:
+        self.run_worker(self._switch(message.service, message.target), group="switch")
+
+    async def _switch(self, service: str, target: str) -> None:
+        try:
+            await asyncio.wait_for(self.control.switch(service, target), CALL_TIMEOUT)
+        except EngineUnavailable as error:
+            self.post_message(SwitchCompleted(service, target, error.message))
+            self.post_message(EngineLost(error.message))
+            return
+        except (ControlError, OSError, TimeoutError) as error:
+            reason = _reason(error)
+            self.main.log_event("error", f"switch {service} → {target} failed: {reason}")
+            self.notify(reason, title="Switch failed", severity="error")
+            self.post_message(SwitchCompleted(service, target, reason))
+            return
+        await self._mark_switched(service, target)
+        self.post_message(SwitchCompleted(service, target))
+
+    async def _mark_switched(self, service_name: str, target: str) -> None:
+        service = self.service(service_name)
+        if service is None or self.status is None:
+            return
+        service["target"] = target
+        for entry in service["targets"]:
+            entry["active"] = entry["name"] == target
+        await self.main.show_status(self.status)
+
+    @on(TrafficList.Opened)
+    def _open_exchange(self, message: TrafficList.Opened) -> None:
+        self.push_screen(ExchangeDetail(message.exchange))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT if self.current_theme.dark else DARK
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, ControlError):
+        return error.message
+    if isinstance(error, TimeoutError):
+        return "the engine did not answer in time"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def make_app(
+    control: EngineControl,
+    *,
+    owns_engine: bool = False,
+    restart: Restart | None = None,
+    traffic_capacity: int = DEFAULT_CAPACITY,
+    poll_status: bool = True,
+    clock: Callable[[], float] = time.time,
+) -> DevambApp:
+    """Build the app; the CLI, the tests and the screenshot script all start it this way."""
+    return DevambApp(
+        control,
+        owns_engine=owns_engine,
+        restart=restart,
+        traffic_capacity=traffic_capacity,
+        poll_status=poll_status,
+        clock=clock,
+    )
+
+
+def run_tui(
+    control: EngineControl,
+    *,
+    owns_engine: bool,
+    restart: Restart | None = None,
+) -> None:
+    """Run the TUI until the user quits (blocking). Quitting stops the engine if `owns_engine`."""
+    make_app(control, owns_engine=owns_engine, restart=restart).run()
+
+
+__all__ = ["DevambApp", "make_app", "run_tui"]

@@ -1,0 +1,106 @@
+"""EngineFeed: reads an engine's event stream and turns it into Textual messages."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from textual.message import Message
+
+from devamb.control.protocol import (
+    ControlError,
+    EngineControl,
+    EngineUnavailable,
+    Event,
+    ExchangeSummary,
+)
+from ui.messages import (
+    EngineLost,
+    EngineNotice,
+    StatsUpdated,
+    TargetSwitched,
+    TrafficPending,
+)
+from ui.model.trends import Trends
+
+DEFAULT_BACKLOG = 2000
+
+
+class EngineFeed:
+    """Follows `control.events()` and posts one message per event, except exchanges.
+
+    Exchanges are buffered (bounded: under overload the oldest are dropped and counted) and
+    announced with a single `TrafficPending` until the app takes them with `take_exchanges()`,
+    so however fast they come, the UI handles them in batches at its own pace. Stats samples
+    are recorded into `trends` as they come, so coalescing `StatsUpdated` loses no history.
+    """
+
+    def __init__(
+        self,
+        control: EngineControl,
+        post: Callable[[Message], object],
+        trends: Trends,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
+        self.control = control
+        self._post = post
+        self.trends = trends
+        self._pending: deque[ExchangeSummary] = deque(maxlen=backlog)
+        self._announced = False
+        self.dropped = 0
+
+    def take_exchanges(self) -> list[ExchangeSummary]:
+        """Everything buffered since the last call, oldest first."""
+        batch = list(self._pending)
+        self._pending.clear()
+        self._announced = False
+        return batch
+
+    async def run(self) -> None:
+        """Follow the stream until it ends; then post `EngineLost` (never raises)."""
+        try:
+            async for event in self.control.events():
+                self.handle(event)
+        except EngineUnavailable as error:
+            reason = error.message
+        except ControlError as error:
+            reason = f"the engine's event stream failed: {error.message}"
+        except OSError as error:
+            reason = f"the connection to the engine broke: {error}"
+        except Exception as error:  # whatever breaks, the UI says so instead of crashing
+            reason = f"the engine's event stream failed: {type(error).__name__}: {error}"
+        else:
+            reason = "the engine stopped"
+        self._post(EngineLost(reason))
+
+    def handle(self, event: Event) -> None:
+        data: dict = dict(event)
+        kind = data.get("type")
+        if kind == "exchange":
+            if len(self._pending) == self._pending.maxlen:
+                self.dropped += 1
+            self._pending.append(data["exchange"])
+            if not self._announced:
+                self._announced = True
+                self._post(TrafficPending())
+        elif kind == "stats":
+            services = data.get("services", {})
+            self.trends.record(services)  # every sample, even when the message is coalesced
+            self._post(StatsUpdated(services))
+        elif kind == "switched":
+            self._post(TargetSwitched(data["service"], data["target"], data.get("previous")))
+        elif kind == "notice":
+            self._post(
+                EngineNotice(
+                    data.get("level", "info"), str(data.get("message", "")), data.get("time")
+                )
+            )
+        elif kind == "lost":
+            count = data.get("count", 0)
+            self._post(
+                EngineNotice(
+                    "warning", f"the UI fell behind and skipped {count} events", data.get("time")
+                )
+            )
+        elif kind == "engine" and data.get("state") == "stopping":
+            self._post(EngineNotice("warning", "the engine is stopping", data.get("time")))

@@ -1,0 +1,69 @@
+"""HelpScreen: what every key does."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: list[tuple[str, list[tuple[str, str]]]] = [
+    (
+        "Everywhere",
+        [
+            ("?", "this help"),
+            ("ctrl+p", "command palette: Switch <service> → <target>, themes, …"),
+            ("ctrl+t", "light / dark theme"),
+            ("d / x", "dashboard / traffic"),
+            ("q", "quit (stops the engine if this TUI started it)"),
+        ],
+    ),
+    (
+        "Dashboard",
+        [
+            ("↑ ↓", "select a service"),
+            ("t or Enter", "switch the selected service's target"),
+        ],
+    ),
+    (
+        "Target picker",
+        [("↑ ↓ Enter", "choose a target"), ("1-9", "choose by number"), ("Esc", "cancel")],
+    ),
+    (
+        "Traffic",
+        [
+            ("space", "pause / follow new exchanges"),
+            ("f", "filter: next service (or use the drop-down)"),
+            ("↑ ↓ PgUp PgDn", "move (moving up pauses)"),
+            ("Enter", "exchange detail (Esc to go back)"),
+            ("c", "clear the list"),
+        ],
+    ),
+]
+
+
+def keys_table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True, min_width=14)
+    table.add_column()
+    for index, (section, rows) in enumerate(KEYS):
+        if index:
+            table.add_row("", "")
+        table.add_row(f"[u]{section}[/u]", "")
+        for key, what in rows:
+            table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(keys_table())
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "devamb keys"
+        self.query_one("#help").border_subtitle = "Esc to close"

@@ -1,0 +1,102 @@
+"""MainScreen: the dashboard (services, trends, events) and the traffic view, as two tabs."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
+
+from devamb.control.protocol import ServiceStats, ServiceStatus, Status
+from ui.model.traffic import TrafficStore
+from ui.model.trends import Trends
+from ui.widgets.events_log import EventsLog
+from ui.widgets.services_table import ServicesTable
+from ui.widgets.traffic_list import TrafficList
+from ui.widgets.traffic_pane import TrafficPane
+from ui.widgets.trends_panel import TrendsPanel
+
+
+class MainScreen(Screen):
+    """The app's home. The app sets data on it; it posts what the user asks for."""
+
+    BINDINGS = [
+        Binding("t", "pick_target", "Switch"),
+        Binding("d", "show_tab('dashboard')", "Dashboard"),
+        Binding("x", "show_tab('traffic')", "Traffic"),
+    ]
+
+    class PickTarget(Message):
+        """Open the target picker for a service."""
+
+        def __init__(self, service: str) -> None:
+            super().__init__()
+            self.service = service
+
+    def __init__(self, traffic: TrafficStore) -> None:
+        super().__init__()
+        self.traffic = traffic
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="dashboard", id="tabs"):
+            with TabPane("Dashboard", id="dashboard"):
+                yield ServicesTable(id="services")
+                yield TrendsPanel(id="trends")
+                yield EventsLog(id="events")
+            with TabPane("Traffic", id="traffic"):
+                yield TrafficPane(self.traffic, id="traffic-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(ServicesTable).focus()
+
+    # -- data set by the app -------------------------------------------------------------------
+
+    async def show_status(self, status: Status) -> None:
+        services: list[ServiceStatus] = status["services"]
+        names = [service["name"] for service in services]
+        self.query_one(ServicesTable).show(services)
+        await self.query_one(TrendsPanel).set_services(names)
+        self.query_one(TrafficPane).set_services(names)
+
+    def show_stats(self, stats: dict[str, ServiceStats], trends: Trends) -> None:
+        self.query_one(ServicesTable).show_stats(stats)
+        self.query_one(TrendsPanel).show(trends)
+
+    def show_traffic(self) -> None:
+        self.query_one(TrafficPane).refresh_rows()
+
+    def log_event(self, level: str, text: str, when: float | None = None) -> None:
+        clock = getattr(self.app, "clock", None)
+        if when is None and clock is not None:
+            when = clock()
+        self.query_one(EventsLog).add(level, text, when)
+
+    # -- user actions --------------------------------------------------------------------------
+
+    @property
+    def selected_service(self) -> str | None:
+        return self.query_one(ServicesTable).selected_service
+
+    def action_pick_target(self) -> None:
+        service = self.selected_service
+        if service is not None:
+            self.post_message(self.PickTarget(service))
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    @on(DataTable.RowSelected, "#services")
+    def _service_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_pick_target()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "traffic":
+            self.query_one(TrafficList).focus()
+        else:
+            self.query_one(ServicesTable).focus()

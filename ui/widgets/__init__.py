@@ -1,0 +1,1 @@
+"""Widgets of the devamb TUI: each gets data set on it and posts messages up."""

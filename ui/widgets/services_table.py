@@ -1,0 +1,130 @@
+"""ServicesTable: one row per service, updated in place so the cursor never moves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from devamb.control.protocol import ServiceStats, ServiceStatus
+from ui import display
+
+# (key, label, fixed width or None for "fit the content")
+COLUMNS: list[tuple[str, str, int | None]] = [
+    ("service", "Service", None),
+    ("listen", "Listen", None),
+    ("protocol", "Proto", None),
+    ("target", "Target", None),
+    ("state", "State", None),
+    ("rate", "Req/s", 5),
+    ("p50", "p50", 6),
+    ("p99", "p99", 6),
+    ("errors", "Err", 5),
+    ("faults", "Faults", None),
+]
+STATIC_KEYS = ("service", "listen", "protocol", "target", "state", "faults")
+
+
+def listen_text(listen: str, listening: bool) -> Text:
+    """`:9001` for loopback listeners (the usual case), the full address otherwise."""
+    host, _, port = listen.rpartition(":")
+    shown = f":{port}" if host in ("127.0.0.1", "localhost") else listen
+    return Text(shown, style="" if listening else "red strike")
+
+
+def active_state(service: ServiceStatus) -> str:
+    for target in service["targets"]:
+        if target["name"] == service["target"]:
+            return target["state"]
+    return "unknown"
+
+
+def faults_text(faults: list[dict]) -> Text:
+    enabled = [
+        str(fault.get("name", fault.get("kind", "?"))) for fault in faults if fault.get("enabled")
+    ]
+    if not enabled:
+        return Text("—", style="dim")
+    return Text("⚡" + ",".join(enabled), style="bold yellow")
+
+
+def static_cells(service: ServiceStatus) -> dict[str, Text]:
+    state = active_state(service)
+    return {
+        "service": Text(service["name"], style="bold"),
+        "listen": listen_text(service["listen"], service.get("listening", True)),
+        "protocol": Text(service["protocol"]),
+        "target": Text(service["target"], style="bold"),
+        "state": Text(state, style=display.state_style(state)),
+        "faults": faults_text(service["faults"]),
+    }
+
+
+def stats_cells(stats: ServiceStats) -> dict[str, Text]:
+    error_style = (
+        "red" if stats["error_rate"] >= 0.05 else ("yellow" if stats["error_rate"] else "")
+    )
+    return {
+        "rate": Text(display.rate(stats["rate"]), justify="right"),
+        "p50": Text(display.duration(stats["p50_ms"]), justify="right"),
+        "p99": Text(display.duration(stats["p99_ms"]), justify="right"),
+        "errors": Text(display.percent(stats["error_rate"]), justify="right", style=error_style),
+    }
+
+
+class ServicesTable(DataTable):
+    """The dashboard's services table. Rows are keyed by service name."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._names: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            justify = "right" if width else "left"
+            self.add_column(Text(label, justify=justify), key=key, width=width)
+
+    @property
+    def selected_service(self) -> str | None:
+        if not self._names or self.cursor_row < 0:
+            return None
+        try:
+            return self._names[self.cursor_row]
+        except IndexError:
+            return None
+
+    def show(self, services: list[ServiceStatus]) -> None:
+        """Show the services: cells change in place; rows are rebuilt only when services do."""
+        names = [service["name"] for service in services]
+        if names != self._names:
+            self._rebuild(services)
+            return
+        for service in services:
+            for key, value in static_cells(service).items():
+                self.update_cell(service["name"], key, value, update_width=True)
+            self._update_stats(service["name"], service["stats"])
+
+    def show_stats(self, stats: Mapping[str, ServiceStats]) -> None:
+        for name, sample in stats.items():
+            self._update_stats(name, sample)
+
+    def _update_stats(self, name: str, stats: ServiceStats) -> None:
+        if name not in self._names:
+            return
+        try:
+            for key, value in stats_cells(stats).items():
+                self.update_cell(name, key, value)
+        except RowDoesNotExist:
+            pass
+
+    def _rebuild(self, services: list[ServiceStatus]) -> None:
+        selected = self.selected_service
+        self.clear()
+        self._names = [service["name"] for service in services]
+        for service in services:
+            cells = static_cells(service) | stats_cells(service["stats"])
+            self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=service["name"])
+        if selected in self._names:
+            self.move_cursor(row=self._names.index(selected))

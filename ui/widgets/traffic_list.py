@@ -1,0 +1,159 @@
+"""TrafficList: a virtual list of exchanges that draws only the lines on screen.
+
+It holds a plain list of exchanges and renders line by line (toolong's approach), so replacing
+its rows with a fresh batch is cheap however long the list is, and thousands of exchanges a second
+cost no more than the lines a terminal can show.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from devamb.control.protocol import ExchangeSummary
+from ui.widgets import traffic_columns
+
+
+class TrafficList(ScrollView, can_focus=True):
+    """Exchanges, oldest at the top; `cursor` is the highlighted line."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("enter", "open", "Detail"),
+    ]
+    COMPONENT_CLASSES = {"traffic-list--cursor"}
+
+    cursor: reactive[int] = reactive(-1, always_update=True)
+
+    class Opened(Message):
+        """The user asked for the detail of one exchange."""
+
+        def __init__(self, exchange: ExchangeSummary) -> None:
+            super().__init__()
+            self.exchange = exchange
+
+    class CursorMoved(Message):
+        """The user moved the cursor (the pane stops following when it moves up)."""
+
+        def __init__(self, at_end: bool) -> None:
+            super().__init__()
+            self.at_end = at_end
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[ExchangeSummary] = []
+        self._lines: LRUCache[tuple[int, float, int, bool], Strip] = LRUCache(1024)
+
+    @property
+    def current(self) -> ExchangeSummary | None:
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor]
+        return None
+
+    def set_rows(self, rows: list[ExchangeSummary], *, to_end: bool) -> None:
+        """Replace the rows; keep the cursor on the same exchange unless `to_end`."""
+        keep = self.current
+        self.rows = rows
+        self.virtual_size = Size(self.size.width, len(rows))
+        if to_end or keep is None:
+            self.cursor = len(rows) - 1
+        else:
+            self.cursor = next(
+                (index for index, row in enumerate(rows) if row["id"] == keep["id"]),
+                len(rows) - 1,
+            )
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._lines.clear()
+        self.virtual_size = Size(self.size.width, len(self.rows))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
+    def watch_cursor(self, cursor: int) -> None:
+        self._show_cursor()
+        # the virtual size may grow with this very update: look again once it is laid out
+        self.call_after_refresh(self._show_cursor)
+
+    def _show_cursor(self) -> None:
+        height = self.scrollable_content_region.height
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=max(0, self.cursor), animate=False, immediate=True)
+        elif height and self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        index = int(self.scroll_y) + y
+        if index >= len(self.rows) or width <= 0:
+            return Strip.blank(width, self.rich_style)
+        exchange = self.rows[index]
+        highlighted = index == self.cursor
+        key = (exchange["id"], exchange["time"], width, highlighted)
+        cached = self._lines.get(key)
+        if cached is not None:
+            return cached
+        base: Style = self.rich_style
+        if highlighted:
+            base = base + self.get_component_rich_style("traffic-list--cursor")
+        text = traffic_columns.line(traffic_columns.exchange_cells(exchange), width)
+        segments = [
+            Segment(segment.text, base + segment.style if segment.style else base)
+            for segment in text.render(self.app.console)
+            if segment.text != "\n"
+        ]
+        strip = Strip(segments, width).crop(0, width)
+        self._lines[key] = strip
+        return strip
+
+    def _move(self, cursor: int) -> None:
+        if not self.rows:
+            return
+        self.cursor = max(0, min(len(self.rows) - 1, cursor))
+        self.post_message(self.CursorMoved(at_end=self.cursor == len(self.rows) - 1))
+
+    def action_cursor_up(self) -> None:
+        self._move(self.cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move(self.cursor + 1)
+
+    def action_page_up(self) -> None:
+        self._move(self.cursor - max(1, self.scrollable_content_region.height - 1))
+
+    def action_page_down(self) -> None:
+        self._move(self.cursor + max(1, self.scrollable_content_region.height - 1))
+
+    def action_first(self) -> None:
+        self._move(0)
+
+    def action_last(self) -> None:
+        self._move(len(self.rows) - 1)
+
+    def action_open(self) -> None:
+        if self.current is not None:
+            self.post_message(self.Opened(self.current))
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_y) + event.y
+        if 0 <= index < len(self.rows):
+            self._move(index)
+            if event.chain == 2:
+                self.action_open()

@@ -1,0 +1,140 @@
+"""TrafficPane: the traffic list with its filter, follow/pause state and header line."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Label, Select
+
+from ui.model.traffic import TrafficStore
+from ui.widgets import traffic_columns
+from ui.widgets.traffic_list import TrafficList
+
+ALL = "__all__"
+
+
+class TrafficHeader(Widget):
+    """The column titles, laid out like the list's lines."""
+
+    def render(self) -> Text:
+        return traffic_columns.header(self.size.width)
+
+
+class TrafficPane(Vertical):
+    """Shows a `TrafficStore`: following new exchanges, or paused on what was on screen."""
+
+    BINDINGS = [
+        Binding("space", "toggle_follow", "Pause"),
+        Binding("f", "next_filter", "Filter"),
+        Binding("c", "clear", "Clear", show=False),
+    ]
+
+    following: reactive[bool] = reactive(True, init=False)
+    service: reactive[str | None] = reactive(None, init=False)
+
+    class FollowChanged(Message):
+        def __init__(self, following: bool) -> None:
+            super().__init__()
+            self.following = following
+
+    def __init__(self, store: TrafficStore, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self._services: list[str] = []
+        self._seen_serial = 0
+        self._new_while_paused = 0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="traffic-toolbar"):
+            yield Select[str](
+                [("All services", ALL)],
+                value=ALL,
+                allow_blank=False,
+                id="traffic-filter",
+                compact=True,
+            )
+            yield Label("", id="traffic-state")
+        yield TrafficHeader(id="traffic-header")
+        yield TrafficList(id="traffic-list")
+
+    @property
+    def traffic_list(self) -> TrafficList:
+        return self.query_one(TrafficList)
+
+    def on_mount(self) -> None:
+        self._show_state()
+
+    def set_services(self, services: list[str]) -> None:
+        if services == self._services:
+            return
+        self._services = list(services)
+        select = self.query_one("#traffic-filter", Select)
+        select.set_options([("All services", ALL), *((name, name) for name in services)])
+        select.value = self.service if self.service in services else ALL
+
+    def refresh_rows(self) -> None:
+        """Take what is new in the store: show it when following, count it when paused."""
+        arrived = self.store.serial - self._seen_serial
+        self._seen_serial = self.store.serial
+        if self.following:
+            self.traffic_list.set_rows(self.store.select(self.service), to_end=True)
+            self._show_state()
+        elif arrived:
+            self._new_while_paused += arrived
+            self._show_state()
+
+    def _show_state(self) -> None:
+        label = self.query_one("#traffic-state", Label)
+        shown = len(self.traffic_list.rows)
+        if self.following:
+            label.update(Text.assemble(("● following", "bold green"), f"  {shown} shown"))
+        else:
+            label.update(
+                Text.assemble(
+                    ("❚❚ paused", "bold yellow"),
+                    f"  {self._new_while_paused} new · space to follow",
+                )
+            )
+
+    def watch_following(self, following: bool) -> None:
+        if following:
+            self._new_while_paused = 0
+            self.traffic_list.set_rows(self.store.select(self.service), to_end=True)
+        self._show_state()
+        self.post_message(self.FollowChanged(following))
+
+    def watch_service(self, service: str | None) -> None:
+        self.traffic_list.set_rows(self.store.select(service), to_end=self.following)
+        self._show_state()
+
+    def action_toggle_follow(self) -> None:
+        self.following = not self.following
+
+    def action_next_filter(self) -> None:
+        choices: list[str | None] = [None, *self._services]
+        index = choices.index(self.service) if self.service in choices else 0
+        self.service = choices[(index + 1) % len(choices)]
+        self.query_one("#traffic-filter", Select).value = self.service or ALL
+
+    def action_clear(self) -> None:
+        self.store.clear()
+        self._new_while_paused = 0
+        self.traffic_list.set_rows([], to_end=True)
+        self._show_state()
+
+    @on(Select.Changed, "#traffic-filter")
+    def _filter_changed(self, event: Select.Changed) -> None:
+        value = event.value
+        self.service = None if value in (ALL, Select.NULL) else str(value)
+
+    @on(TrafficList.CursorMoved)
+    def _cursor_moved(self, event: TrafficList.CursorMoved) -> None:
+        if self.following and not event.at_end:
+            self.following = False
+        self._show_state()

@@ -1,0 +1,55 @@
+"""TrendsPanel: a request-rate and a latency sparkline for every service."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, Sparkline
+
+from ui import display
+from ui.model.trends import Trends
+
+
+class ServiceTrend(Horizontal):
+    """One line: name, rate sparkline and value, latency sparkline and value."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(classes="service-trend")
+        self.service = service
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.service, classes="trend-name")
+        yield Sparkline([], classes="trend-rate")
+        yield Label("0/s", classes="trend-value trend-rate-value")
+        yield Sparkline([], classes="trend-latency")
+        yield Label("—", classes="trend-value trend-latency-value")
+
+    def show(self, rate: list[float], latency: list[float]) -> None:
+        self.query_one(".trend-rate", Sparkline).data = rate or [0.0]
+        self.query_one(".trend-latency", Sparkline).data = latency or [0.0]
+        self.query_one(".trend-rate-value", Label).update(
+            f"{display.rate(rate[-1]) if rate else '0'}/s"
+        )
+        self.query_one(".trend-latency-value", Label).update(
+            display.duration(latency[-1]) if latency and latency[-1] else "—"
+        )
+
+
+class TrendsPanel(VerticalScroll, can_focus=False):
+    """Rate (requests/s) and p99 latency over the last minute, one line per service."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._services: list[str] = []
+        self.border_title = "Last minute · req/s · p99 latency"
+
+    async def set_services(self, services: list[str]) -> None:
+        if services == self._services:
+            return
+        self._services = list(services)
+        await self.remove_children()
+        await self.mount_all([ServiceTrend(name) for name in services])
+
+    def show(self, trends: Trends) -> None:
+        for row in self.query(ServiceTrend):
+            row.show(trends.rate(row.service), trends.latency(row.service))
