@@ -29,6 +29,7 @@ from devamb.profile import (
     DEFAULT_PROFILE,
     Profile,
     ProfileError,
+    display_path,
     load_profile,
     resolve_profile_path,
 )
@@ -48,7 +49,10 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def _profile_path(name: str | None) -> Path:
-    return resolve_profile_path(name or os.environ.get("DEVAMB_PROFILE"))
+    """PROFILE from the command, else `devamb -p PROFILE …`, else $DEVAMB_PROFILE, else default."""
+    ctx = click.get_current_context(silent=True)
+    group_choice = ctx.find_root().params.get("profile_name") if ctx else None
+    return resolve_profile_path(name or group_choice or os.environ.get("DEVAMB_PROFILE"))
 
 
 def _load(path: Path) -> Profile:
@@ -82,7 +86,8 @@ profile_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="devamb")
-def main() -> None:
+@profile_option
+def main(profile_name: str | None) -> None:
     """devamb: a local ambassador for your app's dependencies."""
 
 
@@ -111,7 +116,7 @@ def validate(profile_name: str | None) -> None:
     profile = _load(_profile_path(profile_name))
     for warning in profile.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{profile.path}: ok ({len(profile.services)} services)")
+    click.echo(f"{display_path(profile.path)}: ok ({len(profile.services)} services)")
 
 
 @main.command()
@@ -148,11 +153,8 @@ def up(profile_name: str | None, headless: bool, detach: bool, reset: bool) -> N
         _fail(str(exc))
     if detach:
         _print_listeners(status)
-        click.echo(
-            f"engine pid {proc.pid}; stop it with: devamb -p {path} down"
-            if profile_name
-            else f"engine pid {proc.pid}; stop it with: devamb down"
-        )
+        where = f" -p {profile_name}" if profile_name else ""
+        click.echo(f"engine pid {proc.pid}; stop it with: devamb{where} down")
         return
     _open_tui(workdir, owns_engine=True)
     proc.wait()

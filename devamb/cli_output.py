@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from devamb.control.protocol import ExchangeSummary, Status
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _ms(value: float | None) -> str:
@@ -24,19 +25,28 @@ def print_status(status: Status) -> None:
         f" · devamb {engine['version']}"
     )
     table = Table(box=None, pad_edge=False)
-    for column in (
+    columns = (
         "service",
         "listen",
         "proto",
         "target",
+        "address",
         "state",
         "req",
         "err",
         "req/s",
         "p50 ms",
         "p99 ms",
-    ):
-        table.add_column(column, justify="right" if column[0] in "erp" else "left")
+    )
+    for column in columns:
+        numeric = column in ("req", "err", "req/s", "p50 ms", "p99 ms")
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=40 if column == "address" else None,
+        )
     for service in status["services"]:
         active = next(t for t in service["targets"] if t["active"])
         stats = service["stats"]
@@ -44,7 +54,8 @@ def print_status(status: Status) -> None:
             service["name"],
             service["listen"],
             service["protocol"],
-            f"{service['target']} [dim]({active['address']})[/]",
+            service["target"],
+            f"[dim]{active['address']}[/]",
             active["state"],
             str(stats["requests"]),
             str(stats["errors"]),

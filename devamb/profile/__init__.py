@@ -18,7 +18,7 @@ DEFAULT_PROFILE = "devamb.yaml"
 def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Profile:
     """Read and validate a profile; raises ProfileError listing every problem."""
     path = Path(path)
-    file = _display(path)
+    file = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -28,7 +28,7 @@ def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None
     return build_profile(source, Interpolator.beside(path, environ), path)
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The path as a person would type it: relative to the working folder when below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -55,6 +55,7 @@ __all__ = [
     "ProfileError",
     "ServiceSpec",
     "TargetSpec",
+    "display_path",
     "load_profile",
     "resolve_profile_path",
 ]

@@ -20,10 +20,14 @@ class Source:
     data: Any
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    containers: set[Path_] = field(default_factory=set)
 
     def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
-        """Where `path` stands; falls back to the nearest ancestor that is in the file."""
-        table = self.keys if key else self.values
+        """Where `path` stands; falls back to the nearest ancestor that is in the file.
+
+        A block mapping or list is placed at its key: its own start is its first child.
+        """
+        table = self.keys if key or (path in self.containers and path in self.keys) else self.values
         if path in table:
             return table[path]
         while path:
@@ -52,6 +56,8 @@ def load_source(text: str, file: str) -> Source:
 
 def _convert(node: yaml.Node, path: Path_, source: Source, problems: list[Problem]) -> Any:
     source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.flow_style:
+        source.containers.add(path)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:

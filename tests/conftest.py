@@ -1,0 +1,59 @@
+"""Shared fixtures: real upstreams on port 0 and engines started from profile text."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from devamb.engine import Engine
+from devamb.profile import load_profile
+from tests.upstreams import HttpUpstream
+
+EngineFactory = Callable[[str], Awaitable[Engine]]
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[HttpUpstream]:
+    server = await HttpUpstream("up").start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def upstream2() -> AsyncIterator[HttpUpstream]:
+    server = await HttpUpstream("up2").start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def make_engine(tmp_path: Path) -> AsyncIterator[EngineFactory]:
+    """Start an in-process engine from profile YAML text (dedented); stopped after the test."""
+    engines: list[Engine] = []
+
+    async def factory(text: str) -> Engine:
+        path = tmp_path / "devamb.yaml"
+        path.write_text(textwrap.dedent(text))
+        engine = Engine(load_profile(path))
+        await engine.start()
+        engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in engines:
+        await engine.stop()
+
+
+def listen_url(engine: Engine, service: str) -> str:
+    host, port = engine.services[service].bound  # type: ignore[misc]
+    return f"http://{host}:{port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
