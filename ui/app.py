@@ -168,7 +168,9 @@ class DevambApp(App[None]):
 
     async def on_target_switched(self, message: TargetSwitched) -> None:
         previous = f" (was {message.previous})" if message.previous else ""
-        self.main.log_event("switch", f"{message.service} → {message.target}{previous}")
+        self.main.log_event(
+            "switch", f"{message.service} → {message.target}{previous}", message.time
+        )
         await self._mark_switched(message.service, message.target)
 
     def on_engine_notice(self, message: EngineNotice) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ from ui.messages import (
 from ui.model.trends import Trends
 
 DEFAULT_BACKLOG = 2000
+YIELD_EVERY = 100  # let the UI run between long bursts of already-queued events
 
 
 class EngineFeed:
@@ -59,8 +61,12 @@ class EngineFeed:
     async def run(self) -> None:
         """Follow the stream until it ends; then post `EngineLost` (never raises)."""
         try:
+            count = 0
             async for event in self.control.events():
                 self.handle(event)
+                count += 1
+                if count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         except EngineUnavailable as error:
             reason = error.message
         except ControlError as error:
@@ -88,7 +94,11 @@ class EngineFeed:
             self.trends.record(services)  # every sample, even when the message is coalesced
             self._post(StatsUpdated(services))
         elif kind == "switched":
-            self._post(TargetSwitched(data["service"], data["target"], data.get("previous")))
+            self._post(
+                TargetSwitched(
+                    data["service"], data["target"], data.get("previous"), data.get("time")
+                )
+            )
         elif kind == "notice":
             self._post(
                 EngineNotice(

@@ -33,11 +33,14 @@ class TrafficPending(Message):
 class TargetSwitched(Message):
     """The engine re-pointed a service (whoever asked: this TUI, the CLI, a script)."""
 
-    def __init__(self, service: str, target: str, previous: str | None) -> None:
+    def __init__(
+        self, service: str, target: str, previous: str | None, time: float | None = None
+    ) -> None:
         super().__init__()
         self.service = service
         self.target = target
         self.previous = previous
+        self.time = time
 
 
 class EngineNotice(Message):

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Header, Static
 
 from devamb.control.protocol import ExchangeSummary
 from ui import display
@@ -102,8 +102,7 @@ def body_renderable(body: Any, dark: bool) -> RenderableType:
     return Syntax(
         json.dumps(parsed, indent=2, ensure_ascii=False),
         "json",
-        theme="monokai" if dark else "default",
-        background_color="default",
+        theme="ansi_dark" if dark else "ansi_light",
         word_wrap=True,
     )
 
@@ -120,6 +119,7 @@ class ExchangeDetail(Screen):
     def compose(self) -> ComposeResult:
         exchange: dict[str, Any] = dict(self.exchange)
         dark = self.app.current_theme.dark
+        yield Header()
         with VerticalScroll(id="detail"):
             yield self._section("Summary", summary_table(self.exchange))
             recorded = False

@@ -19,9 +19,9 @@ COLUMNS: list[tuple[str, str, int | None]] = [
     ("target", "Target", None),
     ("state", "State", None),
     ("rate", "Req/s", 5),
-    ("p50", "p50", 6),
-    ("p99", "p99", 6),
-    ("errors", "Err", 5),
+    ("p50", "p50", 5),
+    ("p99", "p99", 5),
+    ("errors", "Err", 4),
     ("faults", "Faults", None),
 ]
 STATIC_KEYS = ("service", "listen", "protocol", "target", "state", "faults")
