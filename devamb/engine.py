@@ -48,6 +48,8 @@ class Engine:
         try:
             for spec in self.profile.services.values():
                 targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
+                for target in targets.values():
+                    target.notify = self.notice
                 service = Service(spec, targets, self.state.restored_target(spec))
                 self.services[spec.name] = service
                 for target in targets.values():
@@ -95,7 +97,8 @@ class Engine:
                 self.bus.publish(StatsTick(stats))
 
     def notice(self, level: str, message: str) -> None:
-        getattr(log, level if level != "warning" else "warning")("%s", message)
+        """Something the developer should see: logged, and shown by the TUI as a notification."""
+        log.log(logging.getLevelName(level.upper()), "%s", message)
         self.bus.publish(Notice(level=level, message=message))
 
     # -- EngineControl -----------------------------------------------------------------------
@@ -114,6 +117,8 @@ class Engine:
         if svc is None:
             known = ", ".join(self.services)
             raise ControlError(f"no service {service!r}; known: {known}")
+        if target in svc.targets:
+            await svc.targets[target].activate()
         previous = svc.switch(target)
         self.state.remember(svc.spec, target)
         log.info("%s switched %s -> %s", service, previous, target)

@@ -51,6 +51,7 @@ class Service:
                     "address": t.spec.describe(),
                     "state": t.state,
                     "active": t.name == self.active,
+                    "details": t.details(),
                 }
                 for t in self.targets.values()
             ],

@@ -18,6 +18,7 @@ class TargetStatus(TypedDict):
     address: str  # what it points at, e.g. "http://127.0.0.1:8001" or "built-in echo"
     state: str  # "ready" | "unavailable" | ...
     active: bool
+    details: dict[str, Any]  # kind-specific: container name/id/state, resolved endpoints, ...
 
 
 class ServiceStats(TypedDict):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from devamb.profile.schema import ServiceSpec, TargetSpec
 
@@ -27,6 +29,7 @@ class Target:
     def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
         self.spec = spec
         self.service = service
+        self.notify: Callable[[str, str], None] = _log_notice  # the engine sets its own
 
     @property
     def name(self) -> str:
@@ -34,7 +37,15 @@ class Target:
 
     @property
     def state(self) -> str:
+        """A short word for status and the TUI: ready, unavailable, starting, ..."""
         return "ready"
+
+    def details(self) -> dict[str, Any]:
+        """Kind-specific facts for status (container id, resolved address, ...); JSON-able."""
+        return {}
+
+    async def activate(self) -> None:
+        """Called before the service switches to this target (e.g. start a container)."""
 
     async def start(self) -> None:
         """Acquire what the target needs (sessions, helper servers)."""
@@ -47,3 +58,7 @@ class Target:
 
     async def tcp_address(self) -> tuple[str, int]:
         raise TargetUnavailable(f"target {self.name!r} does not serve TCP")
+
+
+def _log_notice(level: str, message: str) -> None:
+    logging.getLogger("devamb.targets").log(logging.getLevelName(level.upper()), "%s", message)
