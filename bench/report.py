@@ -36,6 +36,7 @@ class Sample:
     subject: str
     round: int
     result: WrkResult
+    cpu_us_per_request: float | None = None  # CPU time of the proxy under test
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Summary:
     p50_ms: float
     p99_ms: float
     spread_pct: float  # (max - min) / median of req/s over the rounds
+    cpu_us: float | None  # median proxy CPU time per request
     errors: int
     rounds: int
 
@@ -71,11 +73,13 @@ Summaries = dict[tuple[str, str], Summary]
 
 
 def summarize(samples: Iterable[Sample]) -> Summaries:
-    grouped: dict[tuple[str, str], list[WrkResult]] = {}
+    grouped: dict[tuple[str, str], list[Sample]] = {}
     for sample in samples:
-        grouped.setdefault((sample.case, sample.subject), []).append(sample.result)
+        grouped.setdefault((sample.case, sample.subject), []).append(sample)
     summaries: Summaries = {}
-    for (case, subject), results in grouped.items():
+    for (case, subject), group in grouped.items():
+        results = [s.result for s in group]
+        cpu = [s.cpu_us_per_request for s in group if s.cpu_us_per_request is not None]
         rps = [r.rps for r in results]
         median_rps = statistics.median(rps)
         summaries[case, subject] = Summary(
@@ -85,6 +89,7 @@ def summarize(samples: Iterable[Sample]) -> Summaries:
             p50_ms=statistics.median(r.p50_ms for r in results),
             p99_ms=statistics.median(r.p99_ms for r in results),
             spread_pct=100 * (max(rps) - min(rps)) / median_rps if median_rps else 0.0,
+            cpu_us=statistics.median(cpu) if cpu else None,
             errors=sum(r.errors for r in results),
             rounds=len(results),
         )
@@ -171,8 +176,9 @@ def _mib(kib: int | None) -> str:
 
 def results_table(summaries: Summaries, subjects: Sequence[Subject]) -> str:
     rows = [
-        "| case | path | req/s | x direct | p50 ms | p99 ms | added p50 ms | spread | errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| case | path | req/s | x direct | p50 ms | p99 ms | added p50 ms | proxy CPU us/req "
+        "| spread | errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in CASES:
         for subject in subjects:
@@ -186,6 +192,7 @@ def results_table(summaries: Summaries, subjects: Sequence[Subject]) -> str:
             rows.append(
                 f"| {case.title} | {subject.label} | {summary.rps:,.0f} | {vs_direct} "
                 f"| {_ms(summary.p50_ms)} | {_ms(summary.p99_ms)} | {added} "
+                f"| {'' if summary.cpu_us is None else f'{summary.cpu_us:,.0f}'} "
                 f"| ±{summary.spread_pct / 2:.0f} % | {summary.errors} |"
             )
     return "\n".join(rows)

@@ -17,11 +17,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 import machine
+import profiling
 import report
 from loadgen import Load, WrkError, run_wrk
 from peers import (
@@ -39,7 +40,7 @@ from peers import (
     start_socat,
     start_upstream,
 )
-from procs import Children, StartError, read_status_kib, set_cpus
+from procs import Children, StartError, cpu_seconds, read_status_kib, set_cpus
 from report import CASES, Case, Memory, Sample
 
 LOOPS = {"uvloop": ("uvloop",), "asyncio": ("asyncio",), "both": ("uvloop", "asyncio")}
@@ -81,6 +82,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="JSON report path (a .md is written beside it); default bench/results/<time>.json",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="after measuring, sample each devamb engine with py-spy under load "
+        "(HTTP c1/c32/1 MiB, TCP) and write collapsed stacks to DIR",
+    )
     return parser.parse_args(argv)
 
 
@@ -159,32 +167,49 @@ def placed(case: Case, subject: Subject) -> Iterator[None]:
         set_cpus(subject.pid, {PROXY_CPU})
 
 
+def measure_one(case: Case, subject: Subject, url: str, seconds: int, round_no: int) -> Sample:
+    """One wrk run, with the proxy's CPU time over the run."""
+    pid = subject.pid
+    with placed(case, subject):
+        before = cpu_seconds(pid) if pid else None
+        result = run_wrk(url, Load(case.connections, case.threads, seconds), LOAD_CPU)
+        after = cpu_seconds(pid) if pid else None
+    cpu_us = None
+    if before is not None and after is not None and result.requests:
+        cpu_us = (after - before) / result.requests * 1e6
+    return Sample(case.key, subject.key, round_no, result, cpu_us)
+
+
 def measure(plan: Plan, subjects: Sequence[Subject]) -> tuple[list[Sample], list[str], int]:
     """Every (case, subject) once per round; the subject order rotates from round to round."""
     todo = cells(subjects)
     seconds = plan.seconds(len(todo))
     samples: list[Sample] = []
     notes: list[str] = []
-    for round_no in range(plan.rounds):
+    for round_no in range(1, plan.rounds + 1):
         for case in CASES:
-            row = [(c, s, u) for c, s, u in todo if c is case]
-            shift = round_no % max(1, len(row))
-            for _, subject, url in row[shift:] + row[:shift]:
-                load = Load(case.connections, case.threads, seconds)
+            row = [(s, u) for c, s, u in todo if c is case]
+            shift = (round_no - 1) % max(1, len(row))
+            for subject, url in row[shift:] + row[:shift]:
                 try:
-                    with placed(case, subject):
-                        result = run_wrk(url, load, LOAD_CPU)
+                    sample = measure_one(case, subject, url, seconds, round_no)
                 except WrkError as exc:
-                    notes.append(f"{case.key} {subject.key} round {round_no + 1}: {exc}")
+                    notes.append(f"{case.key} {subject.key} round {round_no}: {exc}")
                     progress(f"{case.key} {subject.key}: {exc}")
                     continue
-                samples.append(Sample(case.key, subject.key, round_no + 1, result))
-                progress(
-                    f"round {round_no + 1}/{plan.rounds} {case.key:<12} {subject.key:<15} "
-                    f"{result.rps:>10,.0f} req/s  p50 {result.p50_ms:.3f} ms  "
-                    f"p99 {result.p99_ms:.3f} ms  errors {result.errors}"
-                )
+                samples.append(sample)
+                progress(describe_sample(sample, plan.rounds))
     return samples, notes, seconds
+
+
+def describe_sample(sample: Sample, rounds: int) -> str:
+    result = sample.result
+    cpu = "" if sample.cpu_us_per_request is None else f"cpu {sample.cpu_us_per_request:.0f} us/req"
+    return (
+        f"round {sample.round}/{rounds} {sample.case:<15} {sample.subject:<15} "
+        f"{result.rps:>9,.0f} req/s  p50 {result.p50_ms:.3f} ms  p99 {result.p99_ms:.3f} ms  "
+        f"errors {result.errors}  {cpu}"
+    )
 
 
 def idle_memory(subjects: Sequence[Subject]) -> dict[str, int | None]:
@@ -197,6 +222,26 @@ def peak_memory(subjects: Sequence[Subject], idle: dict[str, int | None]) -> lis
         for s in subjects
         if s.pid is not None
     ]
+
+
+PROFILED_CASES = ("http-1k-c1-cpu0", "http-1k-c32", "http-1m-c8", "tcp-1k-c32")
+
+
+def run_profiles(outdir: Path | None, subjects: Sequence[Subject]) -> list[profiling.Profile]:
+    if outdir is None:
+        return []
+    if not profiling.available():
+        progress("py-spy is not installed (pip install py-spy): no profiles")
+        return []
+    engines = [s for s in subjects if s.kind == "devamb"]
+    cases = [c for c in CASES if c.key in PROFILED_CASES]
+    progress(f"profiling {', '.join(s.key for s in engines)} with py-spy into {outdir}")
+    profiles = []
+    for engine in engines:
+        for case in cases:
+            with placed(case, engine):
+                profiles += profiling.profile_all([engine], [case], 5, outdir)
+    return profiles
 
 
 def default_out() -> Path:
@@ -212,6 +257,7 @@ def render(
     found: Sequence[report.Goal],
     memory: Sequence[Memory],
     notes: Sequence[str],
+    profiles: Sequence[profiling.Profile],
 ) -> str:
     parts = [
         machine.markdown(machine_info),
@@ -226,6 +272,10 @@ def render(
     parts.append("**Memory**\n\n" + report.memory_table(memory, subjects))
     if notes:
         parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in notes))
+    if profiles:
+        parts.append(
+            "**Profiles** (py-spy, after the measured rounds)\n\n" + profiling.markdown(profiles)
+        )
     return "\n\n".join(parts) + "\n"
 
 
@@ -246,6 +296,7 @@ def run(args: argparse.Namespace, command: str) -> int:
             warm_up(subjects)
             samples, run_notes, seconds = measure(plan, subjects)
             memory = peak_memory(subjects, idle)
+            profiles = run_profiles(args.py_spy, subjects)
     finally:
         if args.keep:
             progress(f"kept {workdir}")
@@ -260,11 +311,12 @@ def run(args: argparse.Namespace, command: str) -> int:
     }
     summaries = report.summarize(samples)
     found = report.goals(summaries, [s for s in subjects if s.kind == "devamb"])
-    text = render(info, command, settings, subjects, summaries, found, memory, notes)
+    text = render(info, command, settings, subjects, summaries, found, memory, notes, profiles)
     print(text)
     out = args.out or default_out()
     out.parent.mkdir(parents=True, exist_ok=True)
     data = report.to_json(info, settings, subjects, samples, summaries, found, memory, notes)
+    data["profiles"] = [asdict(p) for p in profiles]
     out.write_text(json.dumps(data, indent=2) + "\n")
     out.with_suffix(".md").write_text(text)
     progress(f"wrote {out} and {out.with_suffix('.md')} in {settings['wall_seconds']} s")
