@@ -34,19 +34,15 @@ class Load:
     connections: int
     threads: int
     seconds: int
+    close: bool = False  # a new connection per request (`Connection: close`)
 
 
 def wrk_argv(url: str, load: Load) -> list[str]:
-    return [
-        "wrk",
-        f"-t{load.threads}",
-        f"-c{load.connections}",
-        f"-d{load.seconds}s",
-        "--timeout",
-        "5s",
-        "--latency",
-        url,
-    ]
+    argv = ["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{load.seconds}s"]
+    argv += ["--timeout", "5s", "--latency"]
+    if load.close:
+        argv += ["-H", "Connection: close"]
+    return [*argv, url]
 
 
 def run_wrk(url: str, load: Load, cpu: int | None) -> WrkResult:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from loadgen import WrkResult
 from peers import Subject
@@ -19,6 +19,7 @@ class Case:
     connections: int
     threads: int
     one_cpu: bool = False  # move the proxy onto the load CPU for this case
+    close: bool = False  # a new connection per request
 
 
 CASES: tuple[Case, ...] = (
@@ -27,6 +28,16 @@ CASES: tuple[Case, ...] = (
     Case("http-1k-c32", "HTTP 1 KiB, c32", "http", "/1k", 32, 2),
     Case("http-1m-c8", "HTTP 1 MiB, c8", "http", "/1m", 8, 2),
     Case("tcp-1k-c32", "TCP relay, HTTP 1 KiB, c32", "tcp", "/1k", 32, 2),
+)
+# Opt-in (--churn): where socat pays a fork per connection. Leaves ~30k sockets in TIME_WAIT.
+CHURN = Case(
+    "tcp-1k-c32-close",
+    "TCP relay, new connection per request, c32",
+    "tcp",
+    "/1k",
+    32,
+    2,
+    close=True,
 )
 
 
@@ -174,13 +185,13 @@ def _mib(kib: int | None) -> str:
     return "-" if kib is None else f"{kib / 1024:.1f}"
 
 
-def results_table(summaries: Summaries, subjects: Sequence[Subject]) -> str:
+def results_table(cases: Sequence[Case], summaries: Summaries, subjects: Sequence[Subject]) -> str:
     rows = [
         "| case | path | req/s | x direct | p50 ms | p99 ms | added p50 ms | proxy CPU us/req "
         "| spread | errors |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for case in CASES:
+    for case in cases:
         for subject in subjects:
             summary = summaries.get((case.key, subject.key))
             if summary is None:
@@ -214,7 +225,7 @@ def goals_table(found: Sequence[Goal], subjects: Sequence[Subject]) -> str:
     return "\n".join(rows)
 
 
-def loops_table(summaries: Summaries) -> str | None:
+def loops_table(cases: Sequence[Case], summaries: Summaries) -> str | None:
     """uvloop vs the default asyncio loop, case by case (only with --loop both)."""
     if not any(key[1] == "devamb-asyncio" for key in summaries) or not any(
         key[1] == "devamb-uvloop" for key in summaries
@@ -224,7 +235,7 @@ def loops_table(summaries: Summaries) -> str | None:
         "| case | uvloop req/s | asyncio req/s | asyncio/uvloop | uvloop p50 ms | asyncio p50 ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for case in CASES:
+    for case in cases:
         uv, aio = (
             summaries.get((case.key, "devamb-uvloop")),
             summaries.get((case.key, "devamb-asyncio")),
@@ -249,26 +260,3 @@ def memory_table(memory: Sequence[Memory], subjects: Sequence[Subject]) -> str:
         for m in memory
     ]
     return "\n".join(rows)
-
-
-def to_json(
-    machine: Mapping[str, object],
-    settings: dict[str, object],
-    subjects: Sequence[Subject],
-    samples: Sequence[Sample],
-    summaries: Summaries,
-    found: Sequence[Goal],
-    memory: Sequence[Memory],
-    notes: Sequence[str],
-) -> dict[str, object]:
-    return {
-        "machine": dict(machine),
-        "settings": settings,
-        "cases": [asdict(c) for c in CASES],
-        "subjects": [asdict(s) for s in subjects],
-        "summaries": [asdict(s) for s in summaries.values()],
-        "goals": [asdict(g) for g in found],
-        "memory": [asdict(m) for m in memory],
-        "samples": [asdict(s) for s in samples],
-        "notes": list(notes),
-    }

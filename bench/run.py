@@ -41,7 +41,7 @@ from peers import (
     start_upstream,
 )
 from procs import Children, StartError, cpu_seconds, read_status_kib, set_cpus
-from report import CASES, Case, Memory, Sample
+from report import CASES, CHURN, Case, Memory, Sample
 
 LOOPS = {"uvloop": ("uvloop",), "asyncio": ("asyncio",), "both": ("uvloop", "asyncio")}
 
@@ -53,6 +53,7 @@ class Plan:
     budget: float  # seconds of measurement in total
     loops: tuple[str, ...]
     peers: bool
+    cases: tuple[Case, ...]
 
     def seconds(self, cells: int) -> int:
         """Seconds per wrk run so that cells x rounds runs fit the budget (at least 1 s)."""
@@ -81,6 +82,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="JSON report path (a .md is written beside it); default bench/results/<time>.json",
     )
+    parser.add_argument(
+        "--churn",
+        action="store_true",
+        help="also relay TCP with a new connection per request (socat forks)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     parser.add_argument(
         "--py-spy",
@@ -98,7 +104,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     budget = 60.0 if args.quick else 300.0
     if args.duration:
         budget = float("inf")  # an explicit duration wins over the budget
-    return Plan(rounds, seconds, budget, LOOPS[args.loop], not args.no_peers)
+    cases = (*CASES, CHURN) if args.churn else CASES
+    return Plan(rounds, seconds, budget, LOOPS[args.loop], not args.no_peers, cases)
 
 
 def start_subjects(
@@ -133,10 +140,10 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def cells(subjects: Sequence[Subject]) -> list[tuple[Case, Subject, str]]:
+def cells(cases: Sequence[Case], subjects: Sequence[Subject]) -> list[tuple[Case, Subject, str]]:
     return [
         (case, subject, url)
-        for case in CASES
+        for case in cases
         for subject in subjects
         if (url := subject.url(case.protocol, case.path)) is not None
     ]
@@ -172,7 +179,8 @@ def measure_one(case: Case, subject: Subject, url: str, seconds: int, round_no: 
     pid = subject.pid
     with placed(case, subject):
         before = cpu_seconds(pid) if pid else None
-        result = run_wrk(url, Load(case.connections, case.threads, seconds), LOAD_CPU)
+        load = Load(case.connections, case.threads, seconds, close=case.close)
+        result = run_wrk(url, load, LOAD_CPU)
         after = cpu_seconds(pid) if pid else None
     cpu_us = None
     if before is not None and after is not None and result.requests:
@@ -182,12 +190,12 @@ def measure_one(case: Case, subject: Subject, url: str, seconds: int, round_no: 
 
 def measure(plan: Plan, subjects: Sequence[Subject]) -> tuple[list[Sample], list[str], int]:
     """Every (case, subject) once per round; the subject order rotates from round to round."""
-    todo = cells(subjects)
+    todo = cells(plan.cases, subjects)
     seconds = plan.seconds(len(todo))
     samples: list[Sample] = []
     notes: list[str] = []
     for round_no in range(1, plan.rounds + 1):
-        for case in CASES:
+        for case in plan.cases:
             row = [(s, u) for c, s, u in todo if c is case]
             shift = (round_no - 1) % max(1, len(row))
             for subject, url in row[shift:] + row[:shift]:
@@ -248,51 +256,83 @@ def default_out() -> Path:
     return BENCH_DIR / "results" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
 
 
-def render(
-    machine_info: machine.Info,
-    command: str,
-    settings: dict[str, object],
-    subjects: Sequence[Subject],
-    summaries: report.Summaries,
-    found: Sequence[report.Goal],
-    memory: Sequence[Memory],
-    notes: Sequence[str],
-    profiles: Sequence[profiling.Profile],
-) -> str:
+@dataclass
+class Outcome:
+    """Everything one run found, for the markdown and the JSON report."""
+
+    machine: machine.Info
+    command: str
+    plan: Plan
+    seconds: int
+    subjects: list[Subject]
+    samples: list[Sample]
+    memory: list[Memory]
+    notes: list[str]
+    profiles: list[profiling.Profile]
+    wall_seconds: float = 0.0
+
+    @property
+    def summaries(self) -> report.Summaries:
+        return report.summarize(self.samples)
+
+    @property
+    def goals(self) -> list[report.Goal]:
+        return report.goals(self.summaries, [s for s in self.subjects if s.kind == "devamb"])
+
+
+def render(outcome: Outcome) -> str:
+    summaries, subjects, cases = outcome.summaries, outcome.subjects, outcome.plan.cases
     parts = [
-        machine.markdown(machine_info),
-        f"`{command}` — {settings['rounds']} rounds x {settings['seconds']} s per configuration, "
-        "interleaved; medians. wrk + upstream on CPU 0, proxy under test on CPU 1.",
-        report.results_table(summaries, subjects),
-        "**Goals** (issues 2 and 9)\n\n" + report.goals_table(found, subjects),
+        machine.markdown(outcome.machine),
+        f"`{outcome.command}` — rounds: {outcome.plan.rounds}, {outcome.seconds} s each per "
+        "configuration, interleaved; medians. wrk + upstream on CPU 0, proxy under test on CPU 1.",
+        report.results_table(cases, summaries, subjects),
+        "**Goals** (issues 2 and 9)\n\n" + report.goals_table(outcome.goals, subjects),
     ]
-    loops = report.loops_table(summaries)
+    loops = report.loops_table(cases, summaries)
     if loops:
         parts.append("**Event loop** (devamb engine)\n\n" + loops)
-    parts.append("**Memory**\n\n" + report.memory_table(memory, subjects))
-    if notes:
-        parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in notes))
-    if profiles:
-        parts.append(
-            "**Profiles** (py-spy, after the measured rounds)\n\n" + profiling.markdown(profiles)
-        )
+    parts.append("**Memory**\n\n" + report.memory_table(outcome.memory, subjects))
+    if outcome.notes:
+        parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in outcome.notes))
+    if outcome.profiles:
+        profiles = profiling.markdown(outcome.profiles)
+        parts.append("**Profiles** (py-spy, after the measured rounds)\n\n" + profiles)
     return "\n\n".join(parts) + "\n"
 
 
-def run(args: argparse.Namespace, command: str) -> int:
-    plan = make_plan(args)
-    info = machine.describe()
+def as_json(outcome: Outcome) -> dict[str, object]:
+    return {
+        "command": outcome.command,
+        "machine": outcome.machine,
+        "settings": {
+            "rounds": outcome.plan.rounds,
+            "seconds": outcome.seconds,
+            "loops": list(outcome.plan.loops),
+            "wall_seconds": outcome.wall_seconds,
+        },
+        "cases": [asdict(c) for c in outcome.plan.cases],
+        "subjects": [asdict(s) for s in outcome.subjects],
+        "summaries": [asdict(s) for s in outcome.summaries.values()],
+        "goals": [asdict(g) for g in outcome.goals],
+        "memory": [asdict(m) for m in outcome.memory],
+        "samples": [asdict(s) for s in outcome.samples],
+        "notes": outcome.notes,
+        "profiles": [asdict(p) for p in outcome.profiles],
+    }
+
+
+def measure_everything(args: argparse.Namespace, plan: Plan, command: str) -> Outcome:
+    """Start the upstream and every subject, measure, and stop them all (whatever happens)."""
+    info = machine.describe()  # load average before we add ours
     workdir = Path(tempfile.mkdtemp(prefix="devamb-bench-"))
-    started = time.monotonic()
     try:
         with Children(workdir) as children:
             upstream = start_upstream(children, workdir)
             subjects, notes = start_subjects(children, workdir, upstream, plan)
             idle = idle_memory(subjects)
-            progress(
-                f"upstream {upstream.server} on :{upstream.port}; measuring "
-                + ", ".join(s.key for s in subjects)
-            )
+            names = ", ".join(s.key for s in subjects)
+            progress(f"upstream {upstream.server} on :{upstream.port}; measuring {names}")
             warm_up(subjects)
             samples, run_notes, seconds = measure(plan, subjects)
             memory = peak_memory(subjects, idle)
@@ -302,25 +342,31 @@ def run(args: argparse.Namespace, command: str) -> int:
             progress(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    notes += run_notes
-    settings = {
-        "rounds": plan.rounds,
-        "seconds": seconds,
-        "loops": list(plan.loops),
-        "wall_seconds": round(time.monotonic() - started, 1),
-    }
-    summaries = report.summarize(samples)
-    found = report.goals(summaries, [s for s in subjects if s.kind == "devamb"])
-    text = render(info, command, settings, subjects, summaries, found, memory, notes, profiles)
-    print(text)
+    return Outcome(
+        info,
+        command,
+        plan,
+        seconds,
+        subjects,
+        samples,
+        memory,
+        notes + run_notes,
+        profiles,
+    )
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    started = time.monotonic()
+    outcome = measure_everything(args, make_plan(args), command)
+    outcome.wall_seconds = round(time.monotonic() - started, 1)
+    text = render(outcome)
     out = args.out or default_out()
     out.parent.mkdir(parents=True, exist_ok=True)
-    data = report.to_json(info, settings, subjects, samples, summaries, found, memory, notes)
-    data["profiles"] = [asdict(p) for p in profiles]
-    out.write_text(json.dumps(data, indent=2) + "\n")
+    out.write_text(json.dumps(as_json(outcome), indent=2) + "\n")
     out.with_suffix(".md").write_text(text)
-    progress(f"wrote {out} and {out.with_suffix('.md')} in {settings['wall_seconds']} s")
-    return 0 if all(goal.passed is not False for goal in found) else 1
+    print(text, flush=True)
+    progress(f"wrote {out} and {out.with_suffix('.md')} in {outcome.wall_seconds} s")
+    return 0 if all(goal.passed is not False for goal in outcome.goals) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
