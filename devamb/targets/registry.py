@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
-from devamb.targets import echo, url
+from devamb.targets import docker, echo, url
 from devamb.targets.base import Target
 
 
@@ -21,10 +21,11 @@ class TargetKind:
 KINDS: dict[str, TargetKind] = {
     "url": TargetKind("url", url.parse, url.UrlTarget),
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget),
+    "docker": TargetKind("docker", docker.parse, docker.DockerTarget),
 }
 KIND_KEYS = tuple(KINDS)
 # Kinds from DESIGN.md that later versions add; named so a profile using them gets a clear answer.
-PLANNED_KINDS = ("mock", "split", "endpoints", "shards", "docker")
+PLANNED_KINDS = ("mock", "split", "endpoints", "shards")
 
 
 def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:

@@ -1,0 +1,160 @@
+"""Containers devamb starts itself for `image:` targets: create, wait until they answer, remove.
+
+Only containers carrying devamb's ownership labels are ever removed here; the SDK calls block, so
+callers run `start_container`, `remove_owned` and `exit_summary` with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+
+from devamb.docker.endpoints import Endpoint
+
+PROJECT_LABEL = "devamb.project"
+SERVICE_LABEL = "devamb.service"
+TARGET_LABEL = "devamb.target"
+PROFILE_LABEL = "devamb.profile"  # the profile's absolute path: owners never collide
+LOG_TAIL = 5  # lines of a failed container's log quoted in the error
+
+
+class LaunchFailed(Exception):
+    """The container could not be started or never answered; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run a container for a target (the `image:` form of a docker target)."""
+
+    image: str
+    port: int
+    env: Mapping[str, str] = field(default_factory=dict)
+    command: str | tuple[str, ...] | None = None
+    volumes: tuple[str, ...] = ()  # "SRC:DST[:ro|rw]", SRC already absolute or a volume name
+    network: str | None = None  # "host", a network name, or None for Docker's default
+    labels: Mapping[str, str] = field(default_factory=dict)  # extra labels from the profile
+    wait: float = 30.0  # seconds to wait for the port to answer
+
+
+def owner_labels(profile: str, project: str, service: str, target: str) -> dict[str, str]:
+    return {
+        PROJECT_LABEL: project,
+        SERVICE_LABEL: service,
+        TARGET_LABEL: target,
+        PROFILE_LABEL: profile,
+    }
+
+
+def owner_filter(labels: Mapping[str, str]) -> list[str]:
+    """The label filter that finds exactly one target's containers (never anyone else's)."""
+    keys = (PROFILE_LABEL, SERVICE_LABEL, TARGET_LABEL)
+    return [f"{k}={labels[k]}" for k in keys]
+
+
+def container_name(project: str, service: str, target: str) -> str:
+    raw = f"devamb-{project}-{service}-{target}"
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", raw).strip("-.") or "devamb"
+
+
+def remove_owned(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
+    """Force-remove this target's containers (devamb-labelled only); their names."""
+    removed = []
+    for container in client.containers.list(
+        all=True, filters={"label": owner_filter(labels)}, ignore_removed=True
+    ):
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+            removed.append(container.name)
+    return removed
+
+
+def start_container(
+    client: docker.DockerClient, run: RunSettings, name: str, labels: Mapping[str, str]
+) -> str:
+    """Remove leftovers of this target, then create and start its container; its id."""
+    remove_owned(client, labels)
+    options: dict[str, Any] = {
+        "name": name,
+        "command": list(run.command) if isinstance(run.command, tuple) else run.command,
+        "environment": dict(run.env),
+        "volumes": list(run.volumes),
+        "labels": {**run.labels, **labels},
+        "init": True,
+        "detach": True,
+    }
+    if run.network == "host":
+        options["network_mode"] = "host"
+    else:
+        options["ports"] = {f"{run.port}/tcp": ("127.0.0.1", None)}
+        if run.network:
+            options["network"] = run.network
+    try:
+        container = client.containers.create(run.image, **options)
+    except docker.errors.ImageNotFound:
+        raise LaunchFailed(f"image {run.image!r} is not available locally") from None
+    except docker.errors.APIError as exc:
+        raise LaunchFailed(f"cannot create container {name}: {api_message(exc)}") from None
+    try:
+        container.start()
+    except docker.errors.APIError as exc:
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+        raise LaunchFailed(f"cannot start container {name}: {api_message(exc)}") from None
+    return str(container.id)
+
+
+def inspect(client: docker.DockerClient, cid: str) -> dict[str, Any] | None:
+    try:
+        return client.api.inspect_container(cid)
+    except docker.errors.NotFound:
+        return None
+
+
+def exit_summary(client: docker.DockerClient, cid: str) -> str:
+    """'exited with code 1: <last log lines>' for a container that stopped while starting."""
+    try:
+        container = client.containers.get(cid)
+        code = container.attrs.get("State", {}).get("ExitCode")
+        tail = container.logs(tail=LOG_TAIL).decode(errors="replace").strip()
+    except docker.errors.NotFound:
+        return "was removed"
+    lines = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
+    return f"exited with code {code}" + (f": {lines}" if lines else " (no output)")
+
+
+def api_message(exc: docker.errors.APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode(errors="replace")
+    return str(explanation or exc)
+
+
+async def answers(endpoint: Endpoint, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections at `endpoint` and does not hang up at once.
+
+    A published port is accepted by docker-proxy even before the process inside listens; it then
+    closes the connection immediately, which is what the short read tells apart.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        data = await asyncio.wait_for(reader.read(1), 0.1)
+    except TimeoutError:
+        return True  # connected and quiet: a server waiting for its client
+    except OSError:
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return bool(data)
