@@ -73,6 +73,8 @@ class ExchangeSummary(TypedDict):
     bytes_out: int
     error: str | None
     client: str
+    faults: NotRequired[list[str]]  # names of faults that fired
+    replay_of: NotRequired[int]  # the exchange this one replayed
 
 
 class Event(TypedDict):

@@ -5,11 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import perf_counter
 from time import time as wall_clock
+from typing import Any
 
 from devamb.control.protocol import ExchangeSummary
 
+DEFAULT_PREVIEW = 64 * 1024
+RECORD_OVERHEAD = 600  # bytes an exchange costs besides its previews and headers (measured)
 
-@dataclass(slots=True)
+
+class BodyPreview:
+    """The first `limit` bytes of a streamed body plus its full size; never holds more."""
+
+    __slots__ = ("data", "limit", "size")
+
+    def __init__(self, limit: int = DEFAULT_PREVIEW) -> None:
+        self.data = bytearray()
+        self.limit = limit
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room] if len(chunk) > room else chunk
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.data)
+
+
+Headers = list[tuple[str, str]]
+
+
+@dataclass(slots=True, eq=False)
 class Exchange:
     id: int
     service: str
@@ -22,9 +50,27 @@ class Exchange:
     path: str | None = None
     status: int | None = None
     duration_ms: float | None = None
-    bytes_in: int = 0
-    bytes_out: int = 0
     error: str | None = None
+    request_body: BodyPreview = field(default_factory=BodyPreview)  # client -> upstream
+    response_body: BodyPreview = field(default_factory=BodyPreview)  # upstream -> client
+    request_headers: Headers | None = None  # as sent upstream
+    response_headers: Headers | None = None  # as sent to the client
+    url: str | None = None  # the upstream URL or address used
+    ttfb_ms: float | None = None  # until the upstream's response headers arrived
+    faults: list[str] = field(default_factory=list)  # names of the faults that fired
+    attempts: int = 1
+    replay_of: int | None = None
+
+    @property
+    def bytes_in(self) -> int:
+        return self.request_body.size
+
+    @property
+    def bytes_out(self) -> int:
+        return self.response_body.size
+
+    def mark_first_byte(self) -> None:
+        self.ttfb_ms = (perf_counter() - self.started) * 1000
 
     def finish(self, *, status: int | None = None, error: str | None = None) -> None:
         if status is not None:
@@ -32,6 +78,14 @@ class Exchange:
         if error is not None and self.error is None:
             self.error = error
         self.duration_ms = (perf_counter() - self.started) * 1000
+
+    def approx_size(self) -> int:
+        """What keeping this record costs, for the store's byte budget."""
+        size = RECORD_OVERHEAD + len(self.request_body.data) + len(self.response_body.data)
+        for headers in (self.request_headers, self.response_headers):
+            if headers:
+                size += sum(len(k) + len(v) + 16 for k, v in headers)
+        return size
 
     def to_json(self) -> ExchangeSummary:
         summary: ExchangeSummary = {
@@ -50,4 +104,25 @@ class Exchange:
             summary["method"] = self.method or ""
             summary["path"] = self.path or ""
             summary["status"] = self.status
+        if self.faults:
+            summary["faults"] = list(self.faults)
+        if self.replay_of is not None:
+            summary["replay_of"] = self.replay_of
         return summary
+
+    def detail(self) -> dict[str, Any]:
+        """Everything recorded, unredacted: callers pass it through a Redaction before output."""
+        data: dict[str, Any] = dict(self.to_json())
+        data.update(
+            url=self.url,
+            ttfb_ms=None if self.ttfb_ms is None else round(self.ttfb_ms, 3),
+            attempts=self.attempts,
+            faults=list(self.faults),
+            request_headers=[list(h) for h in self.request_headers or []],
+            response_headers=[list(h) for h in self.response_headers or []],
+            request_body=bytes(self.request_body.data),
+            request_body_size=self.request_body.size,
+            response_body=bytes(self.response_body.data),
+            response_body_size=self.response_body.size,
+        )
+        return data

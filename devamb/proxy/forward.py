@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from devamb.proxy.errors import UpstreamFailed
-from devamb.proxy.headers import request_headers, response_headers
+from devamb.proxy.headers import request_headers, upstream_response_headers
+from devamb.proxy.upstream import (
+    BadResponse,
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamPool,
+    request_head,
+)
 from devamb.proxy.websocket import is_websocket, relay_websocket
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
 
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class FixedLengthResponse(web.StreamResponse):
+    """A response whose length is known: its headers leave with the first body bytes.
+
+    One write instead of two per small response (a loopback write costs a context switch).
+    Streams of unknown length (SSE, chunked) keep sending headers at once.
+    """
+
+    _send_headers_immediately = False
+
 
 async def forward_http(
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     request: web.BaseRequest,
     url: URL,
     exchange: Exchange,
@@ -27,54 +47,126 @@ async def forward_http(
     extra_headers: Mapping[str, str],
     keep_host: bool,
     timeout: float,
+    websocket_session: Callable[[], aiohttp.ClientSession],
 ) -> web.StreamResponse:
     headers = request_headers(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers
     )
+    if not keep_host:
+        headers["Host"] = url.raw_authority
+    exchange.url = str(url)
+    exchange.request_headers = list(headers.items())
     if is_websocket(request):
-        return await relay_websocket(session, request, url, headers, exchange, timeout)
-    data = _count_in(request, exchange) if request.body_exists else None
+        return await relay_websocket(websocket_session(), request, url, headers, exchange, timeout)
+    body, chunked = await _request_body(request, headers, exchange)
+    head = request_head(request.method, url.raw_path_qs, headers.items())
+    conn = await _exchange_head(pool, head, body, chunked, timeout, url)
     try:
-        async with asyncio.timeout(timeout):
-            upstream = await session.request(
-                request.method, url, headers=headers, data=data, allow_redirects=False
-            )
-    except TimeoutError:
-        raise UpstreamFailed(504, "timeout", f"no response within {timeout:g}s") from None
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamFailed(
-            502,
-            "connect-failed",
-            f"cannot connect to {url.host}:{url.port}: {exc.os_error.strerror or exc.os_error}",
-        ) from None
-    except aiohttp.ServerDisconnectedError:
-        raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamFailed(502, "upstream-error", f"{type(exc).__name__}: {exc}") from None
-    try:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        response.headers.extend(response_headers(upstream.headers))
-        exchange.status = upstream.status
-        await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            exchange.bytes_out += len(chunk)
-            await response.write(chunk)
+        return await _relay_response(conn, request, exchange)
+    except BaseException:
+        pool.discard(conn)
+        raise
+    finally:
+        if request.method == "HEAD":
+            pool.discard(conn)  # the parser cannot be told a HEAD response has no body
+        else:
+            pool.release(conn)
+
+
+async def _request_body(
+    request: web.BaseRequest, headers: CIMultiDict[str], exchange: Exchange
+) -> tuple[AsyncIterator[bytes] | None, bool]:
+    """The body to stream upstream (or None) and whether it must be chunk-framed."""
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        headers.popall("Expect", None)
+        if request.body_exists:
+            await request.writer.write(CONTINUE)
+    if not request.body_exists:
+        return None, False
+    chunked = "Content-Length" not in headers
+    if chunked:
+        headers["Transfer-Encoding"] = "chunked"
+    return _count_in(request, exchange), chunked
+
+
+async def _exchange_head(
+    pool: UpstreamPool,
+    head: bytes,
+    body: AsyncIterator[bytes] | None,
+    chunked: bool,
+    timeout: float,
+    url: URL,
+) -> UpstreamConnection:
+    """Send the request and wait for the response head, within `timeout`.
+
+    A keep-alive connection the upstream closed while idle fails at once; a request without a
+    body is then sent once more on a fresh connection, as browsers and aiohttp do.
+    """
+    for _attempt in range(2):
+        conn: UpstreamConnection | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                conn, reused = await pool.acquire()
+                await conn.send(head, body, chunked)
+                await conn.response_head()
+            return conn
+        except TimeoutError:
+            if conn is not None:
+                pool.discard(conn)
+            raise UpstreamFailed(504, "timeout", f"no response within {timeout:g}s") from None
+        except UpstreamClosed:
+            pool.discard(conn)  # type: ignore[arg-type]
+            if reused and body is None:
+                continue
+            raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection") from None
+        except BadResponse as exc:
+            pool.discard(conn)  # type: ignore[arg-type]
+            raise UpstreamFailed(502, "bad-response", str(exc)) from None
+        except OSError as exc:
+            if conn is not None:
+                pool.discard(conn)
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise UpstreamFailed(
+                502, "connect-failed", f"cannot connect to {url.host}:{url.port}: {reason}"
+            ) from None
+    raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
+
+
+async def _relay_response(
+    conn: UpstreamConnection, request: web.BaseRequest, exchange: Exchange
+) -> web.StreamResponse:
+    status, raw_headers = await conn.response_head()
+    exchange.mark_first_byte()
+    headers = upstream_response_headers(raw_headers)
+    fixed = "Content-Length" in headers
+    response = (FixedLengthResponse if fixed else web.StreamResponse)(status=status)
+    response.headers.extend(headers)
+    exchange.status = status
+    exchange.response_headers = list(headers.items())
+    await response.prepare(request)
+    if request.method == "HEAD":
         await response.write_eof()
         return response
-    except aiohttp.ClientPayloadError as exc:
+    preview = exchange.response_body
+    try:
+        async for chunk in conn.body():
+            preview.add(chunk)
+            await response.write(chunk)
+    except (UpstreamClosed, BadResponse) as exc:
         exchange.error = f"upstream broke off the body: {exc}"
         _abort(request)
         return response
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         exchange.error = "client went away"
         return response
-    finally:
-        upstream.release()
+    await response.write_eof()
+    return response
 
 
 async def _count_in(request: web.BaseRequest, exchange: Exchange) -> AsyncIterator[bytes]:
+    body = exchange.request_body
     async for chunk in request.content.iter_any():
-        exchange.bytes_in += len(chunk)
+        body.add(chunk)
         yield chunk
 
 

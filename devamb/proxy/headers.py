@@ -61,11 +61,14 @@ def request_headers(
     return out
 
 
-def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """Headers to send the client for a response that arrived with `upstream`."""
-    dropped = _dropped(upstream)
+def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """Headers to send the client for a response that arrived with `raw` headers."""
     out: CIMultiDict[str] = CIMultiDict()
-    for name, value in upstream.items():
-        if name.lower() not in dropped:
-            out.add(name, value)
+    dropped = HOP_BY_HOP
+    for name, value in raw:
+        out.add(name.decode("latin-1"), value.decode("latin-1"))
+    if "Connection" in out:
+        dropped = _dropped(out)  # type: ignore[arg-type]
+    for name in {n.lower() for n in out} & dropped:
+        out.popall(name)
     return out

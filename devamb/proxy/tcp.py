@@ -32,10 +32,7 @@ class _Side(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         exchange = self.relay.exchange
-        if self.inbound:
-            exchange.bytes_in += len(data)
-        else:
-            exchange.bytes_out += len(data)
+        (exchange.request_body if self.inbound else exchange.response_body).add(data)
         if self.peer is None:  # uvloop may deliver data before pause_reading takes effect
             self.early.append(data)
             self.transport.pause_reading()  # type: ignore[union-attr]

@@ -57,16 +57,13 @@ async def relay_websocket(
         async for msg in source:
             if msg.type == WSMsgType.TEXT:
                 await sink.send_str(msg.data)
-                size = len(msg.data.encode())
+                data = msg.data.encode()
             elif msg.type == WSMsgType.BINARY:
                 await sink.send_bytes(msg.data)
-                size = len(msg.data)
+                data = msg.data
             else:
                 break
-            if inbound:
-                exchange.bytes_in += size
-            else:
-                exchange.bytes_out += size
+            (exchange.request_body if inbound else exchange.response_body).add(data)
         await sink.close(code=source.close_code or 1000)
 
     tasks = [

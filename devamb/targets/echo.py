@@ -49,10 +49,9 @@ class EchoTarget(Target):
             self._server = None
 
     async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
-        size = 0
         async for chunk in request.content.iter_any():
-            size += len(chunk)
-        exchange.bytes_in += size
+            exchange.request_body.add(chunk)
+        size = exchange.bytes_in
         body = json.dumps(
             {
                 "service": self.service.name,
@@ -65,8 +64,10 @@ class EchoTarget(Target):
             },
             indent=2,
         ).encode()
-        exchange.bytes_out += len(body)
-        return web.Response(body=body, content_type="application/json")
+        exchange.response_body.add(body)
+        response = web.Response(body=body, content_type="application/json")
+        exchange.response_headers = list(response.headers.items())
+        return response
 
     async def tcp_address(self) -> tuple[str, int]:
         assert self._server is not None, "target not started"

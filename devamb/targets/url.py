@@ -14,6 +14,7 @@ from yarl import URL
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
+from devamb.proxy.upstream import UpstreamPool
 from devamb.targets.base import Target
 
 if TYPE_CHECKING:
@@ -98,47 +99,55 @@ class UrlTarget(Target):
         self._port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        if self.service.protocol != "http":
-            return
-        connector = aiohttp.TCPConnector(
-            limit=0, ssl=self._ssl(), ttl_dns_cache=10, enable_cleanup_closed=False
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.service.timeout),
-        )
+        if self.service.protocol == "http":
+            self._pool = UpstreamPool(self._host, self._port, self._ssl())
 
-    def _ssl(self) -> ssl.SSLContext | bool:
+    def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):
-            return True
+            return None
+        context = ssl.create_default_context(cafile=self.spec.tls_ca)
         if not self.spec.tls_verify:
-            return False
-        return ssl.create_default_context(cafile=self.spec.tls_ca)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _websocket_session(self) -> aiohttp.ClientSession:
+        """WebSocket upgrades are rare: they get an aiohttp session, made when first needed."""
+        if self._ws_session is None:
+            self._ws_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl() or True),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._ws_session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._ws_session is not None:
+            await self._ws_session.close()
+            self._ws_session = None
 
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
 
     async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
-        assert self._session is not None, "target not started"
+        assert self._pool is not None, "target not started"
         return await forward_http(
-            self._session,
+            self._pool,
             request,
             self.upstream_url(request.raw_path),
             exchange,
             extra_headers=self.spec.headers,
             keep_host=self.service.keep_host,
             timeout=self.service.timeout,
+            websocket_session=self._websocket_session,
         )
 
     async def tcp_address(self) -> tuple[str, int]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devamb.profile import ProfileError, load_profile, resolve_profile_path
+from devamb.targets.registry import KIND_KEYS
 from devamb.targets.url import UrlTargetSpec
 
 GOOD = """\
@@ -159,7 +160,7 @@ BAD_CASES = [
         "services:\n  a:\n    listen: 9001\n    targets:\n      m:\n        mock: m.yaml\n",
         [
             "devamb.yaml:6:9: services.a.targets.m.mock: 'mock' targets are not supported by this "
-            "version of devamb yet; known kinds: url, echo"
+            f"version of devamb yet; known kinds: {', '.join(KIND_KEYS)}"
         ],
     ),
     (

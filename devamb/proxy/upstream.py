@@ -1,0 +1,229 @@
+"""A lean HTTP/1.1 client for the proxy's upstream side: a keep-alive pool per target.
+
+aiohttp's client is general (cookies, redirects, auth, tracing) and costs most of a proxied
+request's CPU time; the proxy needs none of that. Here a request is one write of ready bytes and
+the response is parsed by httptools (llhttp, the parser Node.js uses) straight into a bounded
+chunk buffer that pauses the socket when the client reads slowly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+
+import httptools
+
+READ_HIGH_WATER = 256 * 1024  # buffered response bytes before the upstream socket is paused
+READ_LOW_WATER = 64 * 1024
+MAX_IDLE = 64  # idle keep-alive connections kept per target
+
+
+class UpstreamClosed(Exception):
+    """The upstream closed or reset the connection before the response was complete."""
+
+
+class BadResponse(Exception):
+    """The upstream's bytes are not a valid HTTP/1.1 response."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to the upstream; carries one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._head: asyncio.Future[None] | None = None
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._complete = False
+        self._until_close = False  # a response framed by the end of the connection
+        self._error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.keep_alive = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(BadResponse(f"invalid response from upstream: {exc}"))
+            self.transport.abort()  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        return False  # close; connection_lost decides whether the response was complete
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._until_close and exc is None and self._head is not None and self._head.done():
+            self._complete = True
+            self._wake()
+        elif not self._complete:
+            self._fail(UpstreamClosed(str(exc) if exc else "upstream closed the connection"))
+        self._can_write.set()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # informational: the real response follows
+            self._headers = []
+            return
+        self._status = status
+        names = {name.lower() for name, _ in self._headers}
+        framed = b"content-length" in names or b"transfer-encoding" in names
+        self._until_close = not framed and status not in (204, 304)
+        if self._head is not None and not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > READ_HIGH_WATER and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if not self._status:  # the end of an informational response
+            return
+        self._complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    # -- one exchange --------------------------------------------------------------------------
+
+    def _fail(self, exc: Exception) -> None:
+        self._error = exc
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(exc)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def send(self, head: bytes, body: AsyncIterable[bytes] | None, chunked: bool) -> None:
+        """Write the request; the head is one write, a body streams with backpressure."""
+        self._head = asyncio.get_running_loop().create_future()
+        self._status, self._headers, self._complete = 0, [], False
+        self._chunks.clear()
+        self._buffered = 0
+        transport = self.transport
+        assert transport is not None
+        if body is None:
+            transport.write(head)
+            return
+        transport.write(head)
+        async for chunk in body:
+            if not chunk:
+                continue
+            if self.closed:
+                raise UpstreamClosed("upstream closed the connection while the request was sent")
+            if chunked:
+                transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+            else:
+                transport.write(chunk)
+            if not self._can_write.is_set():
+                await self._can_write.wait()
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+
+    async def response_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+        assert self._head is not None
+        await self._head
+        return self._status, self._headers
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The response body as it arrives; raises UpstreamClosed if it breaks off."""
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._paused and self._buffered < READ_LOW_WATER:
+                    self._paused = False
+                    self.transport.resume_reading()  # type: ignore[union-attr]
+                yield chunk
+                continue
+            if self._complete:
+                return
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    @property
+    def reusable(self) -> bool:
+        return self._complete and self.keep_alive and not self.closed and self._error is None
+
+
+class UpstreamPool:
+    """Keep-alive connections to one host:port (TLS when `ssl_context` is set)."""
+
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self._idle: deque[UpstreamConnection] = deque()
+
+    async def acquire(self) -> tuple[UpstreamConnection, bool]:
+        """A connection and whether it was reused (a reused one may turn out to be stale)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
+                return conn, True
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(
+            UpstreamConnection,
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            server_hostname=self.host if self.ssl_context else None,
+        )
+        return conn, False
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if conn.reusable and len(self._idle) < MAX_IDLE:
+            self._idle.append(conn)
+        elif conn.transport is not None:
+            conn.transport.close()
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        if conn.transport is not None:
+            conn.transport.abort()
+
+    def close(self) -> None:
+        while self._idle:
+            self.discard(self._idle.pop())
+
+
+def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """The request line and headers, ready to write (latin-1, as HTTP/1.1 headers are)."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1", "replace")
