@@ -64,8 +64,10 @@ def size(count: int) -> str:
 
 def status_style(status: int | None, error: str | None) -> str:
     """The style of an HTTP status (or of an error) in lists."""
-    if error or status is None:
+    if error:
         return "bold red"
+    if status is None:
+        return "dim"
     if status >= 500:
         return "red"
     if status >= 400:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from devamb.control.protocol import ServiceStats
 
-DEFAULT_POINTS = 120  # one minute of "stats" events at two a second
+DEFAULT_POINTS = 60  # thirty seconds of "stats" events at two a second
 
 
 class Trends:
@@ -29,6 +29,10 @@ class Trends:
 
     def latency(self, service: str) -> list[float]:
         return list(self._latency.get(service, ()))
+
+    def window(self, series: list[float]) -> list[float]:
+        """`series` padded with zeros in front to a full window, so graphs fill from the right."""
+        return [0.0] * (self.points - len(series)) + series
 
     def _series(self, table: dict[str, deque[float]], name: str) -> deque[float]:
         series = table.get(name)

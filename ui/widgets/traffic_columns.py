@@ -62,7 +62,12 @@ def exchange_cells(exchange: ExchangeSummary) -> list[Text]:
         style = "bold red" if error else "green"
     else:
         method, path = exchange.get("method", ""), exchange.get("path", "")
-        status_text = str(status) if status is not None else ("err" if error else "…")
+        if status is not None:
+            status_text = str(status)
+        elif error:
+            status_text = "err"
+        else:
+            status_text = "…" if exchange["duration_ms"] is None else "—"
     size = exchange["bytes_out"] + exchange["bytes_in"]
     return [
         Text(display.clock(exchange["time"]), style="dim"),

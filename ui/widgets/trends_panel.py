@@ -24,9 +24,10 @@ class ServiceTrend(Horizontal):
         yield Sparkline([], classes="trend-latency")
         yield Label("—", classes="trend-value trend-latency-value")
 
-    def show(self, rate: list[float], latency: list[float]) -> None:
-        self.query_one(".trend-rate", Sparkline).data = rate or [0.0]
-        self.query_one(".trend-latency", Sparkline).data = latency or [0.0]
+    def show(self, trends: Trends) -> None:
+        rate, latency = trends.rate(self.service), trends.latency(self.service)
+        self.query_one(".trend-rate", Sparkline).data = trends.window(rate)
+        self.query_one(".trend-latency", Sparkline).data = trends.window(latency)
         self.query_one(".trend-rate-value", Label).update(
             f"{display.rate(rate[-1]) if rate else '0'}/s"
         )
@@ -36,12 +37,12 @@ class ServiceTrend(Horizontal):
 
 
 class TrendsPanel(VerticalScroll, can_focus=False):
-    """Rate (requests/s) and p99 latency over the last minute, one line per service."""
+    """Rate (requests/s) and p99 latency over the last 30 seconds, one line per service."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._services: list[str] = []
-        self.border_title = "Last minute · req/s · p99 latency"
+        self.border_title = "Last 30 s · req/s · p99 latency"
 
     async def set_services(self, services: list[str]) -> None:
         if services == self._services:
@@ -52,4 +53,4 @@ class TrendsPanel(VerticalScroll, can_focus=False):
 
     def show(self, trends: Trends) -> None:
         for row in self.query(ServiceTrend):
-            row.show(trends.rate(row.service), trends.latency(row.service))
+            row.show(trends)

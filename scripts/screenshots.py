@@ -1,0 +1,156 @@
+"""Write SVG screenshots of the TUI into screenshots/, from the app running on the demo profile.
+
+    python scripts/screenshots.py [--profile profiles/demo.yaml] [--out screenshots]
+
+It starts the real engine in-process, sends a little traffic through its listeners (and switches
+a target, so the events pane has something to say), then drives the app with Pilot and saves one
+SVG per screen. If the demo's ports are taken, it runs a copy of the profile on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from textual.pilot import Pilot  # noqa: E402
+
+from devamb.engine import Engine  # noqa: E402
+from devamb.profile import load_profile  # noqa: E402
+from ui.app import make_app  # noqa: E402
+from ui.messages import SwitchRequested  # noqa: E402
+
+SIZE = (120, 34)
+
+
+async def start_engine(profile: Path) -> Engine:
+    engine = Engine(load_profile(profile))
+    try:
+        await engine.start()
+    except OSError:
+        # the demo's fixed ports are in use: run a copy on free ports instead
+        text = re.sub(r"(?m)^(\s+listen:\s*)\d+", r"\g<1>0", profile.read_text())
+        copy = Path(tempfile.mkdtemp()) / profile.name
+        copy.write_text(text)
+        engine = Engine(load_profile(copy))
+        await engine.start()
+    return engine
+
+
+def url(engine: Engine, service: str) -> str:
+    bound = engine.services[service].bound
+    assert bound is not None
+    return f"http://{bound[0]}:{bound[1]}"
+
+
+async def send_traffic(engine: Engine, seconds: float) -> None:
+    """A plausible mix of requests through the web and api listeners, at a rate that varies."""
+    web, api = url(engine, "web"), url(engine, "api")
+    requests = [
+        ("GET", f"{web}/products?page=2", None),
+        ("POST", f"{api}/orders", {"sku": "A-1042", "quantity": 2}),
+        ("GET", f"{api}/users/42", None),
+        ("GET", f"{web}/cart", None),
+        ("DELETE", f"{api}/sessions/9f3c", None),
+    ]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    index = 0
+    async with aiohttp.ClientSession() as client:
+        while (elapsed := loop.time() - start) < seconds:
+            method, address, body = requests[index % len(requests)]
+            index += 1
+            try:
+                async with client.request(method, address, json=body) as response:
+                    await response.read()
+            except aiohttp.ClientError:
+                pass
+            rate = 30 + 25 * math.sin(elapsed / 2)  # requests per second, between 5 and 55
+            await asyncio.sleep(1 / rate)
+
+
+async def send_tcp(engine: Engine, count: int = 5) -> None:
+    bound = engine.services["cache"].bound
+    assert bound is not None
+    for _ in range(count):
+        reader, writer = await asyncio.open_connection(*bound)
+        writer.write(b"PING\r\n")
+        await writer.drain()
+        await reader.read(6)
+        writer.close()
+        await writer.wait_closed()
+
+
+async def shoot(pilot: Pilot, out: Path, name: str) -> None:
+    await pilot.pause()
+    path = pilot.app.save_screenshot(filename=f"{name}.svg", path=str(out))
+    print(f"wrote {path}", file=sys.__stdout__)  # the running app captures sys.stdout
+
+
+async def main(profile: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    engine = await start_engine(profile)
+    try:
+        app = make_app(engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.connected.wait()
+            traffic = asyncio.create_task(send_traffic(engine, 16.0))
+            await asyncio.sleep(6)
+            app.post_message(SwitchRequested("api", "local"))  # nothing listens there: 502s
+            await asyncio.sleep(2)
+            app.post_message(SwitchRequested("api", "echo"))
+            await send_tcp(engine)
+            await traffic
+            await pilot.pause(0.6)  # one more stats tick
+            await shoot(pilot, out, "dashboard")
+
+            await pilot.press("t")
+            await pilot.pause()
+            await shoot(pilot, out, "target-picker")
+            await pilot.press("escape")
+
+            await pilot.press("ctrl+p", *"switch api")
+            await pilot.pause(0.3)
+            await shoot(pilot, out, "command-palette")
+            await pilot.press("escape")
+            await pilot.pause()
+
+            await pilot.press("x")
+            await pilot.pause()
+            await pilot.press("space")  # pause, so the list holds still
+            for _ in range(4):
+                await pilot.press("up")
+            await shoot(pilot, out, "traffic")
+
+            await pilot.press("enter")
+            await pilot.pause()
+            await shoot(pilot, out, "exchange-detail")
+            await pilot.press("escape")
+
+            await pilot.press("d", "question_mark")
+            await pilot.pause()
+            await shoot(pilot, out, "help")
+            await pilot.press("escape")
+
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            await shoot(pilot, out, "dashboard-light")
+    finally:
+        await engine.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", type=Path, default=ROOT / "profiles" / "demo.yaml")
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    args = parser.parse_args()
+    asyncio.run(main(args.profile, args.out))

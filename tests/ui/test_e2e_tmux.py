@@ -1,0 +1,152 @@
+"""End to end: the real `devamb up` in tmux; keys switch, and a real request proves it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port
+from tests.upstreams import HttpUpstream
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+WAIT = 20.0
+
+
+class Terminal:
+    """One tmux session on a private server socket."""
+
+    def __init__(self, name: str) -> None:
+        self.server = name
+        self.target = f"{name}:0"
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.server, *args], capture_output=True, text=True, timeout=10
+        )
+        return done.stdout
+
+    def start(self, command: str, cwd: Path) -> None:
+        self.tmux(
+            "new-session", "-d", "-s", self.server, "-x", "120", "-y", "36", "-c", str(cwd),
+            "-e", "COLORTERM=truecolor", "-e", "TERM=xterm-256color",
+            command,
+        )  # fmt: skip
+        self.tmux("set-option", "-t", self.server, "remain-on-exit", "on")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.target, *keys)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.target)
+
+    def dead(self) -> bool:
+        return self.tmux("display-message", "-p", "-t", self.target, "#{pane_dead}").strip() == "1"
+
+    def kill(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    term = Terminal(f"devamb-e2e-{os.getpid()}")
+    yield term
+    term.kill()
+
+
+async def answered_by(url: str) -> str:
+    """Which upstream answered: the test upstream names itself, the echo target does not."""
+    async with aiohttp.ClientSession() as client, client.get(f"{url}/who") as response:
+        body = await response.text()
+        if response.status == 200 and '"upstream": "up"' in body:
+            return "up"
+        return f"other ({response.status})"
+
+
+async def eventually(check, what: str, terminal: Terminal) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            if await check():
+                return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}; the terminal shows:\n{terminal.screen()}")
+
+
+async def test_devamb_up_switch_with_keys_then_quit(
+    tmp_path: Path, upstream: HttpUpstream, terminal: Terminal
+) -> None:
+    port = free_port()
+    profile = tmp_path / "devamb.yaml"
+    profile.write_text(
+        textwrap.dedent(
+            f"""
+            version: 1
+            name: e2e
+            services:
+              api:
+                listen: {port}
+                target: real
+                targets:
+                  real: {upstream.url}
+                  debug: echo
+            """
+        )
+    )
+    url = f"http://127.0.0.1:{port}"
+    terminal.start(f"{sys.executable} -m devamb up devamb.yaml", tmp_path)
+
+    async def tui_shows_api() -> bool:
+        screen = terminal.screen()
+        return "api" in screen and f":{port}" in screen and "real" in screen
+
+    await eventually(tui_shows_api, "the dashboard", terminal)
+    assert await answered_by(url) == "up"
+
+    terminal.keys("t")
+
+    async def picker_open() -> bool:
+        return "Switch api" in terminal.screen()
+
+    await eventually(picker_open, "the target picker", terminal)
+    terminal.keys("2")  # 1 real, 2 debug
+
+    async def switched() -> bool:
+        return (await answered_by(url)).startswith("other (200)")
+
+    await eventually(switched, "traffic to go to the echo target", terminal)
+
+    async def table_shows_debug() -> bool:
+        return "debug" in terminal.screen()
+
+    await eventually(table_shows_debug, "the table to show the new target", terminal)
+    assert "Traceback" not in terminal.screen()
+
+    terminal.keys("q")  # this TUI started the engine: quitting stops it
+
+    async def listener_closed() -> bool:
+        try:
+            await answered_by(url)
+        except aiohttp.ClientConnectionError:
+            return True
+        return False
+
+    await eventually(listener_closed, "the engine to stop", terminal)
+
+    async def process_exited() -> bool:
+        return terminal.dead()
+
+    await eventually(process_exited, "devamb up to exit", terminal)
+    assert "Traceback" not in terminal.screen()
