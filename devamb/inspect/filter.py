@@ -8,7 +8,7 @@ Terms (ARG is a bare word or a quoted string, "…" or '…', where `\\"` and `\
     ~s SERVICE  service name, regex matching the whole name
     ~t TARGET   target name, regex matching the whole name
     ~h REGEX    any request or response header line `name: value` (~hq request, ~hs response)
-    ~b REGEX    either body preview, decoded as UTF-8 (~bq request, ~bs response)
+    ~b REGEX    either body preview, as UTF-8 text (~bq request, ~bs response)
     ~e          the exchange failed: its `error` is set (a 5xx answer alone is not an error;
                 use `~c 5xx`, or `~e | ~c 5xx`)
     ~d DURATION duration compared with `>`, `>=`, `<`, `<=` or `=`: `~d >500ms`, `~d <2s`;
@@ -209,21 +209,42 @@ class ResponseHeader(Header):
 
 
 class Body(_Rex):
-    __slots__ = ()
+    """Searches raw bytes when the regex is ASCII, and lowers the body instead of folding case
+    for a smart-case search: decoding and case-folding previews is what would make ~b slow."""
+
+    __slots__ = ("lower", "rex_bytes", "rex_lower")
     code = "b"
     flags = re.MULTILINE
     request = True
     response = True
 
+    def __init__(self, pattern: str, column: int) -> None:
+        super().__init__(pattern, column)
+        self.rex_bytes: re.Pattern[bytes] | None = None
+        self.lower = bool(self.rex.flags & re.IGNORECASE)
+        self.rex_lower = re.compile(pattern, self.flags)  # for lowered text: no case folding
+        if pattern.isascii():
+            try:
+                self.rex_bytes = re.compile(pattern.encode(), self.flags)
+            except re.error:  # a str-only escape such as \N{...}
+                self.rex_bytes = None
+
     def __call__(self, exchange: Exchange) -> bool:
-        search = self.rex.search
         for wanted, body in (
             (self.request, exchange.request_body),
             (self.response, exchange.response_body),
         ):
-            if wanted and body.data and search(body.data.decode("utf-8", "replace")):
+            if wanted and body.data and self._search(body.data):
                 return True
         return False
+
+    def _search(self, data: bytearray) -> bool:
+        if self.rex_bytes is not None:
+            return self.rex_bytes.search(data.lower() if self.lower else data) is not None
+        text = data.decode("utf-8", "replace")
+        return (
+            self.rex_lower.search(text.lower()) if self.lower else self.rex.search(text)
+        ) is not None
 
 
 class RequestBody(Body):

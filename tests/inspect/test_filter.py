@@ -232,6 +232,23 @@ def test_body_decoding_tolerates_binary() -> None:
     assert compile_filter("~bs 'binary. tail'")(exchange)
 
 
+@pytest.mark.parametrize(
+    ("expression", "matches"),
+    [
+        ("~bs 'CAFÉ au'", True),  # non-ASCII, case-sensitive: searched as text
+        ("~bs 'café AU'", False),
+        ("~bs 'café au'", True),  # smart case on text
+        ("~bs 'LAIT'", False),  # ASCII, case-sensitive: searched as bytes
+        ("~bs 'lait'", True),  # smart case on bytes
+        ("~bs '^second line$'", True),  # multi-line anchors
+        ("~bs '\\N{LATIN CAPITAL LETTER E WITH ACUTE}'", True),  # a str-only escape
+    ],
+)
+def test_body_search_paths(expression: str, matches: bool) -> None:
+    exchange = make(response_body=body("CAFÉ au Lait\nsecond line\n".encode()))
+    assert compile_filter(expression)(exchange) is matches
+
+
 def test_tcp_exchanges_have_no_method_status_or_headers() -> None:
     for expression in ("~m GET", "~c 2xx", "~h .", "~b .", "~u ."):
         assert not compile_filter(expression)(TCP)
