@@ -22,6 +22,7 @@ PROJECT_LABEL = "devamb.project"
 SERVICE_LABEL = "devamb.service"
 TARGET_LABEL = "devamb.target"
 PROFILE_LABEL = "devamb.profile"  # the profile's absolute path: owners never collide
+OWNER_LABELS = (PROJECT_LABEL, SERVICE_LABEL, TARGET_LABEL, PROFILE_LABEL)
 LOG_TAIL = 5  # lines of a failed container's log quoted in the error
 
 

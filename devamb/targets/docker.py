@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from devamb.docker import link as docker_link
 from devamb.docker.containers import ContainerView, container_view
 from devamb.docker.endpoints import Endpoint, RoundRobin
 from devamb.docker.launcher import (
+    OWNER_LABELS,
     LaunchFailed,
     RunSettings,
     answers,
@@ -35,6 +37,7 @@ from devamb.docker.selector import COMPOSE_PROJECT, COMPOSE_SERVICE, Selector
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
+from devamb.proxy.upstream import UpstreamPool
 from devamb.targets.base import Target, TargetUnavailable
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ KEYS = (*FINDERS, "port", *IMAGE_KEYS)
 RUN_MODES = ("on-switch", "on-up")
 FIRST_RESOLVE_WAIT = 3.0  # seconds `start()` waits for the engine's first answer
 PROBE_INTERVAL = 0.1  # seconds between readiness probes of a starting container
+ADMIT_AFTER = 10.0  # seconds after which a running container is routed to even if silent
 
 
 @dataclass(frozen=True)
@@ -184,8 +188,8 @@ def _run_settings(d: Node, image: str, port: int, folder: Path) -> RunSettings |
         ok &= found is not None
         labels = found or {}
         for key in labels:
-            if key.startswith("devamb."):
-                d.child("labels").child(key).problem("devamb.* labels are set by devamb", key=True)
+            if key in OWNER_LABELS:
+                d.child("labels").child(key).problem(f"{key} is set by devamb", key=True)
                 ok = False
     wait = d.child("wait").duration() if d.has("wait") else 30.0
     ok &= wait is not None
@@ -241,10 +245,14 @@ class DockerTarget(Target):
         assert isinstance(spec, DockerTargetSpec)
         self._link: docker_link.DockerLink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[tuple[str, int], UpstreamPool] = {}  # keep-alive, one per endpoint
+        self._ws_session: aiohttp.ClientSession | None = None
         self._endpoints = RoundRobin()
         self._containers: tuple[ContainerView, ...] = ()
         self._resolved = False  # at least one resolution happened since (re)connecting
+        self._answered: set[Endpoint] = set()  # endpoints whose port answered a probe
+        self._probes: dict[Endpoint, asyncio.Task[None]] = {}  # new endpoints being probed
+        self._starting = True  # quiet while start() runs: the first picture is no news
         self._wake = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
         self._launch: asyncio.Task[None] | None = None
@@ -268,6 +276,8 @@ class DockerTarget(Target):
             return "starting"
         if self._endpoints.items:
             return "ready"
+        if self._probes:
+            return "starting"
         if self._launch_error:
             return "failed"
         return "stopped" if self._resolved else "connecting"
@@ -282,19 +292,27 @@ class DockerTarget(Target):
             return f"{self.spec.selector.describe()} is starting"
         if self._endpoints.items:
             return None
+        if self._probes:
+            what = self.spec.selector.describe()
+            return f"{what} is running; waiting for port {self.spec.port} to answer"
         if self._launch_error:
             return self._launch_error
         return self._nothing_running()
 
     def _nothing_running(self) -> str:
         selector = self.spec.selector
-        if self.spec.run is not None and not self._containers:
-            return f"{selector.describe()} is not running (it starts when switched to)"
-        if not self._containers:
-            what = f"no container {selector.ref!r}" if selector.ref else "no container"
-            return what if selector.ref else f"{what} with {selector.describe()}"
-        states = ", ".join(f"{c.name} is {c.note or c.state}" for c in self._containers)
-        return f"no running container for {selector.describe()} ({states})"
+        what = selector.describe()
+        containers = self._containers
+        if not containers:
+            if self.spec.run is not None:
+                return f"{what} is not running (it starts when switched to)"
+            return f"no {what}" if selector.ref else f"no container with {what}"
+        states = [f"{c.state}, {c.note}" if c.note else c.state for c in containers]
+        if selector.ref or self.spec.run is not None:
+            return f"{what} is {states[0]}"
+        pairs = zip(containers, states, strict=True)
+        listed = ", ".join(f"{c.name} is {state}" for c, state in pairs)
+        return f"no running container for {what} ({listed})"
 
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -314,34 +332,32 @@ class DockerTarget(Target):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self.service.protocol == "http":
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=False),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.service.timeout),
-            )
         self._link = docker_link.acquire(self, self._loop)
         await asyncio.to_thread(self._link.first_attempt.wait, FIRST_RESOLVE_WAIT)
         if self._link.client is not None:
             await self._resolve()
+            if self._probes:
+                await asyncio.wait(list(self._probes.values()), timeout=FIRST_RESOLVE_WAIT)
         else:
             self._announce_connect = True
+        self._starting = False
         self._follower = self._loop.create_task(self._follow())
         if self.spec.run is not None and self.spec.run_mode == "on-up":
             self._launch_task()
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._follower, self._launch):
+        for task in (self._follower, self._launch, *self._probes.values()):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        if self._ws_session is not None:
+            await self._ws_session.close()
+            self._ws_session = None
         link, self._link = self._link, None
         if link is None:
             return
@@ -382,18 +398,37 @@ class DockerTarget(Target):
         return endpoint
 
     async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
-        assert self._session is not None, "target not started"
         endpoint = await self._endpoint()
-        url = URL(f"http://{endpoint}{request.raw_path}", encoded=True)
+        key = (endpoint.host, endpoint.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = UpstreamPool(endpoint.host, endpoint.port, None)
         return await forward_http(
-            self._session,
+            pool,
             request,
-            url,
+            URL(f"http://{endpoint}{request.raw_path}", encoded=True),
             exchange,
             extra_headers={},
             keep_host=self.service.keep_host,
             timeout=self.service.timeout,
+            websocket_session=self._websocket_session,
         )
+
+    def _websocket_session(self) -> aiohttp.ClientSession:
+        """WebSocket upgrades are rare: they get an aiohttp session, made when first needed."""
+        if self._ws_session is None:
+            self._ws_session = aiohttp.ClientSession(
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._ws_session
+
+    def _drop_pools(self) -> None:
+        """Close the keep-alive connections of endpoints that went away."""
+        live = {(e.host, e.port) for e in self._endpoints.items}
+        for key in [k for k in self._pools if k not in live]:
+            self._pools.pop(key).close()
 
     async def tcp_address(self) -> tuple[str, int]:
         endpoint = await self._endpoint()
@@ -412,10 +447,10 @@ class DockerTarget(Target):
     def docker_lost(self, reason: str) -> None:
         if self._closing:
             return
+        self._resolved = False  # what follows is no change to announce, but the loss itself
+        self._apply(())
         self._resolved = False
         self._announce_connect = True
-        self._containers = ()
-        self._endpoints.replace(())
         self.notify("warning", f"{self._prefix}{reason}; requests answer 503")
 
     def docker_event(self, event: dict[str, Any]) -> None:
@@ -447,15 +482,35 @@ class DockerTarget(Target):
                 return
             self._apply(found)
 
-    def _apply(self, found: list[ContainerView]) -> None:
+    def _apply(self, found: Sequence[ContainerView]) -> None:
+        """Route to the running containers whose port answered; probe the ones that are new."""
         first = not self._resolved
         before = self._endpoints.items
         self._containers = tuple(found)
         self._resolved = True
-        changed = self._endpoints.replace(c.endpoint for c in found if c.endpoint is not None)
+        candidates = [c.endpoint for c in found if c.endpoint is not None]
+        self._answered.intersection_update(candidates)
+        for endpoint in [e for e in self._probes if e not in candidates]:
+            self._probes.pop(endpoint).cancel()
+        for endpoint in candidates:
+            if endpoint not in self._answered and endpoint not in self._probes:
+                assert self._loop is not None
+                self._probes[endpoint] = self._loop.create_task(self._probe(endpoint))
+        changed = self._endpoints.replace(e for e in candidates if e in self._answered)
+        if changed:
+            self._drop_pools()
         launching = self._launch is not None and not self._launch.done()
-        if changed and not first and not launching:  # a start announces its own outcome
-            self._announce(before)
+        if changed and not first and not launching and not self._starting:
+            self._announce(before)  # a container start announces its own outcome
+
+    async def _probe(self, endpoint: Endpoint) -> None:
+        """Admit a new endpoint once its port answers (or after ADMIT_AFTER, to show errors)."""
+        deadline = time.monotonic() + ADMIT_AFTER
+        while not await answers(endpoint) and time.monotonic() < deadline:
+            await asyncio.sleep(PROBE_INTERVAL)
+        self._probes.pop(endpoint, None)
+        self._answered.add(endpoint)
+        self._apply(self._containers)
 
     def _announce(self, before: tuple[Endpoint, ...]) -> None:
         now = self._endpoints.items
@@ -524,6 +579,7 @@ class DockerTarget(Target):
                 summary = await asyncio.to_thread(exit_summary, client, cid)
                 raise LaunchFailed(f"container {name} {summary}")
             if view.endpoint is not None and await answers(view.endpoint):
+                self._answered.add(view.endpoint)
                 break
             if time.monotonic() > deadline:
                 with contextlib.suppress(docker.errors.DockerException):

@@ -133,8 +133,8 @@ def test_every_docker_form_loads(tmp_path: Path) -> None:
         ),
         (
             "docker: {image: x, port: 80, labels: {devamb.target: y}}",
-            "devamb.yaml:7:47: services.api.targets.box.docker.labels.devamb.target: devamb.* "
-            "labels are set by devamb",
+            "devamb.yaml:7:47: services.api.targets.box.docker.labels.devamb.target: "
+            "devamb.target is set by devamb",
         ),
     ],
 )
