@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from devamb import __version__
+from devamb.cli_common import (
+    EXIT_NO_ENGINE,
+    call,
+    client_for,
+    fail,
+    load,
+    profile_option,
+    profile_path,
+    run,
+)
+from devamb.cli_faults import fault, scenario
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.init_template import TEMPLATE
@@ -27,61 +34,9 @@ from devamb.launcher import (
 )
 from devamb.profile import (
     DEFAULT_PROFILE,
-    Profile,
-    ProfileError,
     display_path,
-    load_profile,
-    resolve_profile_path,
 )
 from devamb.workdir import Workdir
-
-T = TypeVar("T")
-EXIT_BAD_INPUT, EXIT_NO_ENGINE = 1, 3
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"devamb: {message}", err=True)
-    sys.exit(code)
-
-
-def _profile_path(name: str | None) -> Path:
-    """PROFILE from the command, else `devamb -p PROFILE …`, else $DEVAMB_PROFILE, else default."""
-    ctx = click.get_current_context(silent=True)
-    group_choice = ctx.find_root().params.get("profile_name") if ctx else None
-    return resolve_profile_path(name or group_choice or os.environ.get("DEVAMB_PROFILE"))
-
-
-def _load(path: Path) -> Profile:
-    try:
-        return load_profile(path)
-    except ProfileError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EXIT_BAD_INPUT)
-
-
-def _client(name: str | None) -> ControlClient:
-    return ControlClient(Workdir.beside(_profile_path(name)).socket)
-
-
-async def _call(name: str | None, method: str, *args: Any) -> Any:
-    try:
-        async with _client(name) as client:
-            return await getattr(client, method)(*args)
-    except ControlError as exc:
-        _fail(exc.message, exc.code)
-
-
-profile_option = click.option(
-    "-p",
-    "--profile",
-    "profile_name",
-    metavar="PROFILE",
-    help=f"Profile path or NAME (profiles/NAME.yaml); default ./{DEFAULT_PROFILE}.",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +52,7 @@ def init(force: bool) -> None:
     """Write a commented devamb.yaml here and keep .devamb/ out of git."""
     target = Path.cwd() / DEFAULT_PROFILE
     if target.exists() and not force:
-        _fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
+        fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
     target.write_text(TEMPLATE.format(name=Path.cwd().name))
     gitignore = Path.cwd() / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
@@ -113,7 +68,7 @@ def init(force: bool) -> None:
 @click.argument("profile_name", metavar="[PROFILE]", required=False)
 def validate(profile_name: str | None) -> None:
     """Check a profile; problems print as FILE:LINE:COL: message."""
-    profile = _load(_profile_path(profile_name))
+    profile = load(profile_path(profile_name))
     for warning in profile.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"{display_path(profile.path)}: ok ({len(profile.services)} services)")
@@ -128,13 +83,13 @@ def up(profile_name: str | None, headless: bool, detach: bool, reset: bool) -> N
     """Start the ambassadors for PROFILE and open the TUI."""
     if headless and detach:
         raise click.UsageError("--headless and --detach exclude each other")
-    path = _profile_path(profile_name)
-    profile = _load(path)
+    path = profile_path(profile_name)
+    profile = load(path)
     workdir = Workdir.beside(path)
-    status = _run(running_status(workdir))
+    status = run(running_status(workdir))
     if status is not None:
         if headless or detach:
-            _fail(
+            fail(
                 f"an engine is already running for {path} (pid {status['engine']['pid']}); "
                 f"use 'devamb attach' or 'devamb down'"
             )
@@ -148,9 +103,9 @@ def up(profile_name: str | None, headless: bool, detach: bool, reset: bool) -> N
         sys.exit(run_engine(profile, workdir, reset=reset))
     proc, offset = spawn_engine(path, workdir, reset=reset)
     try:
-        status = _run(wait_ready(proc, workdir, offset))
+        status = run(wait_ready(proc, workdir, offset))
     except LaunchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if detach:
         _print_listeners(status)
         where = f" -p {profile_name}" if profile_name else ""
@@ -164,7 +119,7 @@ def _open_tui(workdir: Workdir, *, owns_engine: bool) -> None:
     try:
         from ui.app import run_tui
     except ImportError:  # the TUI is optional at this stage; keep serving headless
-        _fail("the TUI is not available; the engine is running in the background", 0)
+        fail("the TUI is not available; the engine is running in the background", 0)
         return
     run_tui(ControlClient(workdir.socket), owns_engine=owns_engine)
 
@@ -181,9 +136,9 @@ def _print_listeners(status: Status) -> None:
 @profile_option
 def attach(profile_name: str | None) -> None:
     """Open the TUI on the running engine (quitting leaves it running)."""
-    workdir = Workdir.beside(_profile_path(profile_name))
-    if _run(running_status(workdir)) is None:
-        _fail("no engine is running for this profile (start one with 'devamb up')", EXIT_NO_ENGINE)
+    workdir = Workdir.beside(profile_path(profile_name))
+    if run(running_status(workdir)) is None:
+        fail("no engine is running for this profile (start one with 'devamb up')", EXIT_NO_ENGINE)
     _open_tui(workdir, owns_engine=False)
 
 
@@ -192,7 +147,7 @@ def attach(profile_name: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, stable for scripts.")
 def status(profile_name: str | None, as_json: bool) -> None:
     """Services, listeners, active targets and counters."""
-    data: Status = _run(_call(profile_name, "status"))
+    data: Status = run(call(profile_name, "status"))
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -207,7 +162,7 @@ def status(profile_name: str | None, as_json: bool) -> None:
 @click.argument("target")
 def switch(profile_name: str | None, service: str, target: str) -> None:
     """Re-point SERVICE at TARGET; exchanges in flight finish where they started."""
-    _run(_call(profile_name, "switch", service, target))
+    run(call(profile_name, "switch", service, target))
     click.echo(f"{service} -> {target}")
 
 
@@ -222,7 +177,7 @@ def traffic(profile_name: str | None, as_json: bool, follow: bool, limit: int) -
 
     async def go() -> None:
         try:
-            async with _client(profile_name) as client:
+            async with client_for(profile_name) as client:
                 for exchange in await client.exchanges(limit):
                     print_exchange(exchange, as_json)
                 if follow:
@@ -230,17 +185,17 @@ def traffic(profile_name: str | None, as_json: bool, follow: bool, limit: int) -
                         if event["type"] == "exchange":
                             print_exchange(event["exchange"], as_json)  # type: ignore[typeddict-item]
         except ControlError as exc:
-            _fail(exc.message, exc.code)
+            fail(exc.message, exc.code)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(go())
+        run(go())
 
 
 @main.command()
 @profile_option
 def down(profile_name: str | None) -> None:
     """Stop the running engine."""
-    workdir = Workdir.beside(_profile_path(profile_name))
+    workdir = Workdir.beside(profile_path(profile_name))
 
     async def go() -> int:
         async with ControlClient(workdir.socket) as client:
@@ -249,11 +204,15 @@ def down(profile_name: str | None) -> None:
         return pid
 
     try:
-        pid = _run(go())
+        pid = run(go())
     except EngineUnavailable:
         clean_stale(workdir)
-        _fail("no engine is running for this profile", EXIT_NO_ENGINE)
+        fail("no engine is running for this profile", EXIT_NO_ENGINE)
         return
-    if not _run(wait_stopped(pid)):
-        _fail(f"engine {pid} did not stop within 10s")
+    if not run(wait_stopped(pid)):
+        fail(f"engine {pid} did not stop within 10s")
     click.echo(f"stopped engine {pid}")
+
+
+main.add_command(fault)
+main.add_command(scenario)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -84,3 +85,20 @@ def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
         f"{result:>3} {_ms(exchange['duration_ms']):>8}ms {what}{error}",
         flush=True,
     )
+
+
+def print_faults(faults: dict[str, list[dict[str, Any]]]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("service", "fault", "kind", "state", "probability", "settings", "fired"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "fired" else "left")
+    for service, items in faults.items():
+        for item in items:
+            settings = " ".join(f"{k}={v}" for k, v in item["params"].items() if v not in ({}, ""))
+            if item.get("match"):
+                settings += f" match={item['match']}"
+            table.add_row(service, item["name"], item["kind"], "on" if item["enabled"] else "off",
+                          f"{item['probability']:g}", settings.strip(), str(item["fired"]))
+    if not table.rows:
+        console.print("no faults")
+        return
+    console.print(table)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from devamb.control.protocol import ControlError, ServiceStatus
+from devamb.faults.manager import FaultManager
 from devamb.profile.schema import ServiceSpec
 from devamb.stats import ServiceCounters
 from devamb.targets.base import Target
 
 
 class Service:
-    def __init__(self, spec: ServiceSpec, targets: dict[str, Target], active: str) -> None:
+    def __init__(
+        self, spec: ServiceSpec, targets: dict[str, Target], active: str, faults: FaultManager
+    ) -> None:
         self.spec = spec
         self.targets = targets
         self.active = active
+        self.faults = faults
         self.counters = ServiceCounters()
         self.bound: tuple[str, int] | None = None  # the listener's real address once bound
 
@@ -55,7 +59,7 @@ class Service:
                 }
                 for t in self.targets.values()
             ],
-            "faults": [],
+            "faults": self.faults.list(),
             "stats": self.counters.snapshot(),
             "listening": self.bound is not None,
         }

@@ -79,3 +79,28 @@ class ControlClient:
 
     async def shutdown(self) -> None:
         await self._call("POST", "/v1/shutdown")
+
+    async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        return await self._call("GET", "/v1/faults" + (f"?service={service}" if service else ""))
+
+    async def add_fault(self, service: str, fault: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", "/v1/faults", {"service": service, "fault": fault})
+
+    async def set_fault(self, service: str, name: str, enabled: bool) -> None:
+        body = {"service": service, "name": name, "enabled": enabled}
+        await self._call("POST", "/v1/faults/toggle", body)
+
+    async def remove_fault(self, service: str, name: str) -> None:
+        await self._call("POST", "/v1/faults/remove", {"service": service, "name": name})
+
+    async def clear_faults(self, service: str | None = None) -> None:
+        await self._call("POST", "/v1/faults/clear", {"service": service})
+
+    async def scenarios(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/v1/scenarios")
+
+    async def start_scenario(self, name: str) -> None:
+        await self._call("POST", "/v1/scenarios/start", {"name": name})
+
+    async def stop_scenario(self, name: str) -> None:
+        await self._call("POST", "/v1/scenarios/stop", {"name": name})

@@ -56,3 +56,10 @@ class EngineState(EngineEvent):
 class EventsLost(EngineEvent):
     TYPE = "lost"
     count: int
+
+
+@dataclass(frozen=True)
+class FaultsChanged(EngineEvent):
+    TYPE = "faults"
+    service: str
+    faults: list[dict[str, Any]]

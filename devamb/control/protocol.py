@@ -56,6 +56,7 @@ class Status(TypedDict):
     name: str
     engine: EngineInfo
     services: list[ServiceStatus]
+    scenarios: list[dict[str, Any]]  # {name, running, step, steps, loop, rounds, elapsed}
     errors: list[str]
 
 
@@ -81,7 +82,8 @@ class Event(TypedDict):
     """One event from the engine's bus. `type` says which; the other keys depend on it.
 
     Types: "exchange" (key "exchange": ExchangeSummary, when it completes), "switched" (service,
-    target, previous), "stats" (services: {name: ServiceStats}, every half second), "notice"
+    target, previous), "faults" (service, faults: the service's fault list after a change),
+    "stats" (services: {name: ServiceStats}, every half second), "notice"
     (level, message), "engine" (state: "running" | "stopping"), "lost" (count: events this
     subscriber missed because it read too slowly).
     """
@@ -119,3 +121,21 @@ class EngineControl(Protocol):
         """Every event from now on, until the engine stops (then the iterator ends)."""
 
     async def shutdown(self) -> None: ...
+
+    # Faults: each fault is {name, kind, enabled, probability, direction, params, match?, times?,
+    # after?, for?, fired, seen, last_fired}; `add_fault` takes the profile's keys for one fault.
+    async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def add_fault(self, service: str, fault: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def set_fault(self, service: str, name: str, enabled: bool) -> None: ...
+
+    async def remove_fault(self, service: str, name: str) -> None: ...
+
+    async def clear_faults(self, service: str | None = None) -> None: ...
+
+    async def scenarios(self) -> list[dict[str, Any]]: ...
+
+    async def start_scenario(self, name: str) -> None: ...
+
+    async def stop_scenario(self, name: str) -> None: ...

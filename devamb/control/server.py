@@ -5,6 +5,11 @@ POST /v1/switch   {service, target}
 GET  /v1/exchanges?limit=N       -> [ExchangeSummary, ...] oldest first
 GET  /v1/events                  -> JSON lines, one Event per line, until the engine stops
 POST /v1/shutdown
+GET  /v1/faults?service=S        -> {service: [fault, ...]}
+POST /v1/faults   {service, fault: {kind, name?, ...profile keys}}  -> the fault
+POST /v1/faults/toggle {service, name, enabled} · /v1/faults/remove {service, name}
+POST /v1/faults/clear {service?}
+GET  /v1/scenarios · POST /v1/scenarios/start {name} · /v1/scenarios/stop {name}
 Errors answer {"error": MESSAGE} with 400 (bad input) or 404 (unknown service/target).
 """
 
@@ -77,6 +82,58 @@ async def _json(request: web.Request) -> dict:  # type: ignore[type-arg]
     return data if isinstance(data, dict) else {}
 
 
+async def _faults(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[CONTROL].faults(request.query.get("service")))
+
+
+async def _add_fault(request: web.Request) -> web.Response:
+    body = await _json(request)
+    service, fault = body.get("service"), body.get("fault")
+    if not isinstance(service, str) or not isinstance(fault, dict):
+        return web.json_response({"error": "expected {service, fault: {kind, ...}}"}, status=400)
+    return web.json_response(await request.app[CONTROL].add_fault(service, fault))
+
+
+async def _toggle_fault(request: web.Request) -> web.Response:
+    body = await _json(request)
+    service, name, enabled = body.get("service"), body.get("name"), body.get("enabled")
+    if not isinstance(service, str) or not isinstance(name, str) or not isinstance(enabled, bool):
+        return web.json_response({"error": "expected {service, name, enabled}"}, status=400)
+    await request.app[CONTROL].set_fault(service, name, enabled)
+    return web.json_response({"service": service, "name": name, "enabled": enabled})
+
+
+async def _remove_fault(request: web.Request) -> web.Response:
+    body = await _json(request)
+    service, name = body.get("service"), body.get("name")
+    if not isinstance(service, str) or not isinstance(name, str):
+        return web.json_response({"error": "expected {service, name}"}, status=400)
+    await request.app[CONTROL].remove_fault(service, name)
+    return web.json_response({"service": service, "removed": name})
+
+
+async def _clear_faults(request: web.Request) -> web.Response:
+    service = (await _json(request)).get("service")
+    await request.app[CONTROL].clear_faults(service if isinstance(service, str) else None)
+    return web.json_response({"cleared": service or "all"})
+
+
+async def _scenarios(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[CONTROL].scenarios())
+
+
+async def _scenario(request: web.Request) -> web.Response:
+    name = (await _json(request)).get("name")
+    if not isinstance(name, str):
+        return web.json_response({"error": "expected {name}"}, status=400)
+    control = request.app[CONTROL]
+    if request.match_info["action"] == "start":
+        await control.start_scenario(name)
+    else:
+        await control.stop_scenario(name)
+    return web.json_response({"scenario": name, "action": request.match_info["action"]})
+
+
 def make_app(control: EngineControl) -> web.Application:
     app = web.Application(middlewares=[refuse_browsers])
     app[CONTROL] = control
@@ -85,6 +142,13 @@ def make_app(control: EngineControl) -> web.Application:
     app.router.add_get("/v1/exchanges", _exchanges)
     app.router.add_get("/v1/events", _events)
     app.router.add_post("/v1/shutdown", _shutdown)
+    app.router.add_get("/v1/faults", _faults)
+    app.router.add_post("/v1/faults", _add_fault)
+    app.router.add_post("/v1/faults/toggle", _toggle_fault)
+    app.router.add_post("/v1/faults/remove", _remove_fault)
+    app.router.add_post("/v1/faults/clear", _clear_faults)
+    app.router.add_get("/v1/scenarios", _scenarios)
+    app.router.add_post("/v1/scenarios/{action:start|stop}", _scenario)
     return app
 
 

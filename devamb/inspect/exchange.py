@@ -60,6 +60,7 @@ class Exchange:
     faults: list[str] = field(default_factory=list)  # names of the faults that fired
     attempts: int = 1
     replay_of: int | None = None
+    shaping: Any = None  # faults.chain.Shaping: response-side faults for this exchange
 
     @property
     def bytes_in(self) -> int:

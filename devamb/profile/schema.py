@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -50,6 +50,8 @@ class ServiceSpec:
     timeout: float  # seconds: connect + wait for response headers (HTTP) / connect (TCP)
     keep_host: bool = False
     target_header: bool = True  # honour X-Devamb-Target per request
+    faults: Mapping[str, Any] = field(default_factory=dict)  # name -> faults.spec.FaultSpec
+    header_faults: bool = False  # honour x-devamb-fault-delay / -abort request headers
     fingerprint: str = ""  # changes when the service's profile text changes
 
 
@@ -58,5 +60,6 @@ class Profile:
     path: Path
     name: str
     services: Mapping[str, ServiceSpec]
+    scenarios: Mapping[str, Any] = field(default_factory=dict)  # faults.scenario.ScenarioSpec
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[str, ...] = ()

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from devamb.faults.scenario import ScenarioSpec, parse_scenarios
+from devamb.faults.spec import FaultSpec, parse_fault
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node, Reader
@@ -17,11 +19,14 @@ from devamb.targets.registry import KIND_KEYS, PLANNED_KINDS, parse_target
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PROTOCOLS = ("http", "tcp")
-TOP_KEYS = ("version", "name", "services")
-SERVICE_KEYS = ("listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header")
+TOP_KEYS = ("version", "name", "services", "scenarios")
+SERVICE_KEYS = (
+    "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
+    "header_faults",
+)
 PLANNED_SERVICE_KEYS = {
     key: f"{key!r} is not supported by this version of devamb yet"
-    for key in ("faults", "retries", "circuit_breaker", "health", "outlier", "inspect", "scenarios")
+    for key in ("retries", "circuit_breaker", "health", "outlier", "inspect")
 }
 DEFAULT_TIMEOUT = 30.0
 
@@ -30,6 +35,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
     reader = Reader(source, interpolator)
     root = reader.root()
     services: dict[str, ServiceSpec] = {}
+    scenarios: dict[str, ScenarioSpec] = {}
     name = path.resolve().parent.name
     warnings: list[str] = []
     if root.value is None:
@@ -41,9 +47,13 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
         if root.has("name"):
             name = root.child("name").string() or name
         services = _services(root.child("services"), warnings)
+        if root.has("scenarios"):
+            scenarios = parse_scenarios(root.child("scenarios"), services)
     if reader.problems:
         raise ProfileError(reader.problems)
-    return Profile(path, name, services, frozenset(interpolator.secrets), tuple(warnings))
+    return Profile(
+        path, name, services, scenarios, frozenset(interpolator.secrets), tuple(warnings)
+    )
 
 
 def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
@@ -87,6 +97,10 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
     timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
     keep_host = node.child("keep_host").boolean() if node.has("keep_host") else False
     header = node.child("target_header").boolean() if node.has("target_header") else True
+    faults = _faults(node.child("faults"), protocol or "http") if node.has("faults") else {}
+    header_faults = (
+        node.child("header_faults").boolean() if node.has("header_faults") else False
+    )
     if len(node.reader.problems) > before or listen is None or protocol is None:
         return None
     assert active is not None and timeout is not None
@@ -99,6 +113,8 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
         timeout=timeout,
         keep_host=bool(keep_host),
         target_header=bool(header),
+        faults=faults,
+        header_faults=bool(header_faults),
         fingerprint=_fingerprint(node.value),
     )
 
@@ -136,6 +152,21 @@ def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
         if spec is not None:
             targets[name] = spec
     return targets
+
+
+def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
+    if not isinstance(node.value, dict):
+        node.problem(f"expected a mapping of fault names to faults, got {_type(node.value)}")
+        return {}
+    faults: dict[str, FaultSpec] = {}
+    for name, child in node.items():
+        if not NAME.match(name):
+            child.problem(f"fault name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+            continue
+        spec = parse_fault(name, child, protocol)
+        if spec is not None:
+            faults[name] = spec
+    return faults
 
 
 def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:

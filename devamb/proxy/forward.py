@@ -11,6 +11,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from devamb.faults.base import CutConnection
+from devamb.faults.connection import cut
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.headers import request_headers, upstream_response_headers
 from devamb.proxy.upstream import (
@@ -83,10 +85,14 @@ async def _request_body(
             await request.writer.write(CONTINUE)
     if not request.body_exists:
         return None, False
+    body = _count_in(request, exchange)
+    shaping = exchange.shaping
+    if shaping is not None and shaping.up:
+        body = shaping.upstream(body)
     chunked = "Content-Length" not in headers
     if chunked:
         headers["Transfer-Encoding"] = "chunked"
-    return _count_in(request, exchange), chunked
+    return body, chunked
 
 
 async def _exchange_head(
@@ -137,6 +143,9 @@ async def _relay_response(
 ) -> web.StreamResponse:
     status, raw_headers = await conn.response_head()
     exchange.mark_first_byte()
+    shaping = exchange.shaping
+    if shaping is not None:
+        await shaping.before_first_byte()
     headers = upstream_response_headers(raw_headers)
     fixed = "Content-Length" in headers
     response = (FixedLengthResponse if fixed else web.StreamResponse)(status=status)
@@ -148,17 +157,24 @@ async def _relay_response(
         await response.write_eof()
         return response
     preview = exchange.response_body
+    body = conn.body() if shaping is None else shaping.downstream(conn.body())
     try:
-        async for chunk in conn.body():
+        async for chunk in body:
             preview.add(chunk)
             await response.write(chunk)
     except (UpstreamClosed, BadResponse) as exc:
         exchange.error = f"upstream broke off the body: {exc}"
         _abort(request)
         return response
+    except CutConnection as exc:
+        exchange.error = exc.reason
+        cut(request.transport, with_reset=exc.reset)
+        return response
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         exchange.error = "client went away"
         return response
+    if shaping is not None:
+        await shaping.before_end()
     await response.write_eof()
     return response
 

@@ -6,6 +6,9 @@ import asyncio
 
 from aiohttp import web
 
+from devamb.faults.chain import Plan
+from devamb.faults.connection import reset
+from devamb.inspect.exchange import Exchange
 from devamb.inspect.recorder import Recorder
 from devamb.proxy.errors import UpstreamFailed, error_response
 from devamb.proxy.headers import TARGET_OVERRIDE
@@ -43,6 +46,22 @@ class HttpListener:
             self._runner = None
             self.service.bound = None
 
+    @staticmethod
+    async def _before_upstream(
+        plan: Plan, request: web.BaseRequest, exchange: Exchange
+    ) -> web.StreamResponse | None:
+        """Faults that act before the upstream; a response here is the answer."""
+        if plan.refuses:
+            reset(request.transport)
+            exchange.error = "fault down: connection refused"
+            return web.Response(status=499)  # never sent: the connection is gone
+        for fault in plan.fired:
+            response = await fault.before_upstream(request, exchange)
+            if response is not None:
+                return response
+        exchange.shaping = plan.shaping()
+        return None
+
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         service = self.service
         name = request.headers.get(TARGET_OVERRIDE) if service.spec.target_header else None
@@ -55,8 +74,19 @@ class HttpListener:
         exchange = self.recorder.begin(service, target.name, request.remote)
         exchange.method = request.method
         exchange.path = request.raw_path
+        faults = service.faults
+        plan = (
+            faults.roll_http(request.method, request.path, request.headers)
+            if faults.chain.armed or faults.header_faults
+            else None
+        )
         try:
-            response = await target.handle_http(request, exchange)
+            response = None
+            if plan is not None:
+                exchange.faults = plan.names
+                response = await self._before_upstream(plan, request, exchange)
+            if response is None:
+                response = await target.handle_http(request, exchange)
         except UpstreamFailed as exc:
             exchange.error = exc.reason
             response = error_response(exc.status, exc.code, exc.reason, service.name, target.name)

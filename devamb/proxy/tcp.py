@@ -1,27 +1,43 @@
-"""The TCP relay: asyncio Protocols with backpressure and half-close passed through."""
+"""The TCP relay: asyncio Protocols with backpressure and half-close passed through.
+
+Connections without faults take the fast path: each side writes straight into its peer's
+transport from `data_received`. When faults fire for a connection, the affected direction
+goes through a `_Flow`, a task that passes the bytes through the faults' shapers.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Callable
 
+from devamb.faults.base import CutConnection, Stream
+from devamb.faults.chain import Plan, Shaping
+from devamb.faults.connection import cut, reset
+from devamb.faults.timeout import TimeoutFault
 from devamb.inspect.exchange import Exchange
 from devamb.inspect.recorder import Recorder
 from devamb.proxy.listen import bind_failure
 from devamb.service import Service
-from devamb.targets.base import TargetUnavailable
+from devamb.targets.base import Target, TargetUnavailable
+
+FLOW_HIGH = 256 * 1024  # bytes queued in a flow before its source stops reading
+FLOW_LOW = 64 * 1024
 
 
 class _Side(asyncio.Protocol):
-    """One socket of a relayed connection; bytes it receives go to its peer's transport."""
+    """One socket of a relayed connection; bytes it receives go to its peer (or its flow)."""
 
-    __slots__ = ("early", "eof", "inbound", "peer", "relay", "transport")
+    __slots__ = ("discard", "early", "eof", "flow", "inbound", "peer", "relay", "transport")
 
     def __init__(self, relay: _Relay, inbound: bool) -> None:
         self.relay = relay
         self.inbound = inbound  # True for the client's side
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
+        self.flow: _Flow | None = None
         self.eof = False
+        self.discard = False  # a black hole swallows what the client sends
         self.early: list[bytes] = []  # bytes that arrived before the peer was connected
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -33,14 +49,21 @@ class _Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         exchange = self.relay.exchange
         (exchange.request_body if self.inbound else exchange.response_body).add(data)
-        if self.peer is None:  # uvloop may deliver data before pause_reading takes effect
+        if self.discard:
+            return
+        if self.flow is not None:
+            self.flow.feed(data)
+        elif self.peer is None:  # uvloop may deliver data before pause_reading takes effect
             self.early.append(data)
             self.transport.pause_reading()  # type: ignore[union-attr]
-            return
-        self.peer.transport.write(data)  # type: ignore[union-attr]
+        else:
+            self.peer.transport.write(data)  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.flow is not None:
+            self.flow.feed_eof()
+            return True
         peer = self.peer
         if peer is None and self.inbound:
             return True  # not connected yet: the EOF is passed on once it is
@@ -65,13 +88,80 @@ class _Side(asyncio.Protocol):
         peer = self.peer
         if peer is not None and peer.transport is not None and not peer.transport.is_closing():
             if exc is not None:
-                peer.transport.abort()  # pass a reset on as a reset
+                reset(peer.transport)  # pass a reset on as a reset
+            elif self.relay.close_delay:
+                asyncio.get_running_loop().call_later(
+                    self.relay.close_delay, peer.transport.close
+                )
             else:
                 peer.transport.close()
         if exc is not None and self.relay.exchange.error is None:
             who = "client" if self.inbound else "upstream"
             self.relay.exchange.error = f"{who}: {exc}"
+        if self.flow is not None:
+            self.flow.feed_eof()
         self.relay.side_lost(self)
+
+
+class _Flow:
+    """One direction of a faulted connection: source bytes -> shapers -> sink, in a task."""
+
+    def __init__(self, relay: _Relay, source: _Side, sink: _Side,
+                 shape: Callable[[Stream], Stream]) -> None:
+        self.relay = relay
+        self.source = source
+        self.sink = sink
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._eof = False
+        self._paused = False
+        self._wakeup = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run(shape))
+        relay.listener.pending.add(self.task)
+        self.task.add_done_callback(relay.listener.pending.discard)
+
+    def feed(self, data: bytes) -> None:
+        self._queue.append(data)
+        self._queued += len(data)
+        if self._queued > FLOW_HIGH and not self._paused and self.source.transport is not None:
+            self._paused = True
+            self.source.transport.pause_reading()
+        self._wakeup.set()
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._wakeup.set()
+
+    async def _chunks(self) -> Stream:
+        while True:
+            if self._queue:
+                chunk = self._queue.popleft()
+                self._queued -= len(chunk)
+                if self._paused and self._queued < FLOW_LOW and self.source.transport is not None:
+                    self._paused = False
+                    self.source.transport.resume_reading()
+                yield chunk
+            elif self._eof:
+                return
+            else:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+
+    async def _run(self, shape: Callable[[Stream], Stream]) -> None:
+        sink = self.sink.transport
+        try:
+            async for piece in shape(self._chunks()):
+                if sink is None or sink.is_closing():
+                    return
+                sink.write(piece)
+        except CutConnection as exc:
+            self.relay.exchange.error = exc.reason
+            cut(self.relay.client.transport if self.relay.client else None,
+                with_reset=exc.reset)
+            cut(sink, with_reset=exc.reset)
+            return
+        if sink is not None and not sink.is_closing() and sink.can_write_eof():
+            sink.write_eof()
 
 
 class _Relay:
@@ -81,6 +171,8 @@ class _Relay:
         self.listener = listener
         self.exchange: Exchange
         self.client: _Side | None = None
+        self.close_delay = 0.0
+        self._shaping: Shaping | None = None
         self._open = 0
 
     def begin(self, client: _Side) -> None:
@@ -91,11 +183,32 @@ class _Relay:
         self._open = 1
         self.client = client
         self.listener.relays.add(self)
-        task = asyncio.get_running_loop().create_task(self._connect(client, target))
+        plan = service.faults.roll_tcp()
+        if plan is not None:
+            self.exchange.faults = plan.names
+            if plan.refuses:
+                self.exchange.error = f"fault {plan.names[0]}: connection refused"
+                reset(client.transport)
+                return
+            self._shaping = plan.shaping()
+            self.close_delay = self._shaping.close_delay() if self._shaping else 0.0
+        task = asyncio.get_running_loop().create_task(self._start(client, target, plan))
         self.listener.pending.add(task)
         task.add_done_callback(self.listener.pending.discard)
 
-    async def _connect(self, client: _Side, target) -> None:  # type: ignore[no-untyped-def]
+    async def _start(self, client: _Side, target: Target, plan: Plan | None) -> None:
+        hole = next((f for f in plan.fired if isinstance(f, TimeoutFault)), None) if plan else None
+        if hole is not None:
+            client.discard = True  # a black hole: read and drop, never connect
+            client.transport.resume_reading()  # type: ignore[union-attr]
+            if not await hole.hold():
+                self.exchange.error = f"fault timeout: held {hole.params.timeout:g}s, then closed"
+                cut(client.transport, with_reset=False)
+                return
+            client.discard = False
+        await self._connect(client, target)
+
+    async def _connect(self, client: _Side, target: Target) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.listener.service.spec.timeout
         try:
@@ -103,29 +216,37 @@ class _Relay:
             async with asyncio.timeout(timeout):
                 _, upstream = await loop.create_connection(lambda: _Side(self, False), host, port)
         except (OSError, TimeoutError, TargetUnavailable) as exc:
-            reason = (
-                exc.reason
-                if isinstance(exc, TargetUnavailable)
-                else (
-                    f"no connection within {timeout:g}s"
-                    if isinstance(exc, TimeoutError)
-                    else f"cannot connect: {exc.strerror or exc}"
-                )
-            )
+            if isinstance(exc, TargetUnavailable):
+                reason = exc.reason
+            elif isinstance(exc, TimeoutError):
+                reason = f"no connection within {timeout:g}s"
+            else:
+                reason = f"cannot connect: {exc.strerror or exc}"
             self.exchange.error = reason
             if client.transport is not None:
                 client.transport.close()
             return
         if client.transport is None or client.transport.is_closing():
-            upstream.transport.close()
+            upstream.transport.close()  # type: ignore[union-attr]
             return
         self._open += 1
         client.peer, upstream.peer = upstream, client
-        if client.early:
-            upstream.transport.write(b"".join(client.early))  # type: ignore[union-attr]
-            client.early.clear()
-        if client.eof and upstream.transport.can_write_eof():  # type: ignore[union-attr]
-            upstream.transport.write_eof()  # type: ignore[union-attr]
+        shaping = self._shaping
+        if shaping is not None and shaping.up:
+            client.flow = _Flow(self, client, upstream, shaping.upstream)
+        if shaping is not None and shaping.down:
+            upstream.flow = _Flow(self, upstream, client, shaping.downstream)
+        for data in client.early:
+            if client.flow is not None:
+                client.flow.feed(data)
+            else:
+                upstream.transport.write(data)  # type: ignore[union-attr]
+        client.early.clear()
+        if client.eof:
+            if client.flow is not None:
+                client.flow.feed_eof()
+            elif upstream.transport.can_write_eof():  # type: ignore[union-attr]
+                upstream.transport.write_eof()  # type: ignore[union-attr]
         client.transport.resume_reading()
 
     def close(self) -> None:

@@ -89,7 +89,8 @@ BAD_CASES = [
         [
             "devamb.yaml:3:3: services.api: missing required key 'listen'",
             "devamb.yaml:4:5: services.api.lisen: unknown key 'lisen' (did you mean 'listen'?); "
-            "expected one of listen, protocol, target, targets, timeout, keep_host, target_header",
+            "expected one of listen, protocol, target, targets, timeout, keep_host, target_header, "
+            "faults, header_faults",
         ],
     ),
     (

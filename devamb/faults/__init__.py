@@ -1,0 +1,1 @@
+"""Fault injection: one module per kind, a shared wrapper for probability, match and schedule."""

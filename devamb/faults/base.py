@@ -1,0 +1,88 @@
+"""What every fault kind builds on: the injected clock and randomness, and the runtime hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from devamb.inspect.exchange import Exchange
+
+Stream = AsyncIterator[bytes]
+UPSTREAM, DOWNSTREAM = "upstream", "downstream"  # client -> upstream, upstream -> client
+
+
+@dataclass
+class FaultContext:
+    """Randomness and time, injected so tests can run faults with a seed and a fake clock."""
+
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+class CutConnection(Exception):
+    """Raised inside a body stream: stop here and cut the client's connection."""
+
+    def __init__(self, reason: str, *, reset: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reset = reset  # True: a TCP reset (RST); False: a plain close (FIN)
+
+
+class Fault:
+    """One fault kind's behaviour. Hooks that a kind does not override do nothing.
+
+    The shared wrapper (`chain.FaultState`) decides whether a fault fires; a kind only says
+    what happens when it does. ORDER fixes where a kind acts in the request path, whatever the
+    order in the profile.
+    """
+
+    KIND: ClassVar[str] = ""
+    ORDER: ClassVar[int] = 50
+    PROTOCOLS: ClassVar[tuple[str, ...]] = ("http", "tcp")
+    DIRECTIONS: ClassVar[tuple[str, ...]] = (DOWNSTREAM,)  # where it may act; first = default
+
+    SHAPES: ClassVar[tuple[str, ...]] = ()  # protocols whose bytes this kind reshapes
+
+    def __init__(self, params: Any, ctx: FaultContext, direction: str, protocol: str) -> None:
+        self.params = params
+        self.ctx = ctx
+        self.direction = direction
+        self.protocol = protocol
+
+    # -- connection level (both protocols) --------------------------------------------------
+
+    def refuses(self) -> bool:
+        """True: the client's connection is closed as soon as it arrives."""
+        return False
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def before_upstream(
+        self, request: web.BaseRequest, exchange: Exchange
+    ) -> web.StreamResponse | None:
+        """Act before the upstream is called; a response returned here is the answer."""
+        return None
+
+    async def before_first_byte(self) -> None:
+        """Act once the upstream answered, before anything reaches the client."""
+
+    async def before_end(self) -> None:
+        """Act after the last body byte, before the response is finished."""
+
+    # -- bytes (HTTP bodies and TCP streams) ------------------------------------------------
+
+    def shapes(self, direction: str) -> bool:
+        """Whether `shape` should wrap the bytes flowing in `direction`."""
+        return self.protocol in self.SHAPES and self.direction in (direction, "both")
+
+    def shape(self, stream: Stream, direction: str) -> Stream:
+        """Wrap a stream of chunks flowing in `direction`."""
+        return stream

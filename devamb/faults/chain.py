@@ -1,0 +1,133 @@
+"""The shared wrapper (enabled, match, after, probability, times, for) and the per-exchange plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, FaultContext, Stream
+from devamb.faults.registry import KINDS
+from devamb.faults.spec import FaultSpec
+
+
+class FaultState:
+    """One fault with its counters. The wrapper decides *whether*; the kind decides *what*."""
+
+    __slots__ = ("enabled_at", "fault", "fired", "last_fired", "on_expire", "seen", "spec")
+
+    def __init__(self, spec: FaultSpec, ctx: FaultContext, protocol: str,
+                 on_expire: Callable[[FaultState, str], None]) -> None:
+        self.spec = spec
+        self.fault: Fault = KINDS[spec.kind].FAULT(spec.params, ctx, spec.direction, protocol)
+        self.seen = 0
+        self.fired = 0
+        self.last_fired: float | None = None
+        self.enabled_at = ctx.clock() if spec.enabled else None
+        self.on_expire = on_expire
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.enabled
+
+    def expired(self, now: float) -> bool:
+        duration = self.spec.duration
+        return duration is not None and self.enabled_at is not None and (
+            now - self.enabled_at >= duration
+        )
+
+    def roll(self, ctx: FaultContext, request: tuple[str, str, Mapping[str, str]] | None) -> bool:
+        spec = self.spec
+        now = ctx.clock()
+        if self.expired(now):
+            self.on_expire(self, f"its time ({spec.duration:g}s) is up")
+            return False
+        if spec.match is not None and request is not None and not spec.match.matches(*request):
+            return False
+        self.seen += 1
+        if self.seen <= spec.after:
+            return False
+        if spec.probability < 1.0 and ctx.rng.random() >= spec.probability:
+            return False
+        self.fired += 1
+        self.last_fired = now
+        if spec.times is not None and self.fired >= spec.times:
+            self.on_expire(self, f"it fired {spec.times} times")
+        return True
+
+    def to_json(self) -> dict[str, object]:
+        data = self.spec.to_json()
+        data.update(fired=self.fired, seen=self.seen, last_fired=self.last_fired)
+        return data
+
+
+@dataclass
+class Shaping:
+    """The response-side part of a plan: what the byte path applies for this exchange."""
+
+    first_byte: list[Fault] = field(default_factory=list)
+    end: list[Fault] = field(default_factory=list)
+    down: list[Fault] = field(default_factory=list)
+    up: list[Fault] = field(default_factory=list)
+
+    async def before_first_byte(self) -> None:
+        for fault in self.first_byte:
+            await fault.before_first_byte()
+
+    async def before_end(self) -> None:
+        for fault in self.end:
+            await fault.before_end()
+
+    def downstream(self, stream: Stream) -> Stream:
+        for fault in self.down:
+            stream = fault.shape(stream, DOWNSTREAM)
+        return stream
+
+    def upstream(self, stream: Stream) -> Stream:
+        for fault in self.up:
+            stream = fault.shape(stream, UPSTREAM)
+        return stream
+
+    def close_delay(self) -> float:
+        return max((getattr(f, "close_delay", lambda: 0.0)() for f in self.end), default=0.0)
+
+
+@dataclass
+class Plan:
+    """The faults that fired for one exchange (or TCP connection), in the fixed kind order."""
+
+    fired: list[Fault]
+    names: list[str]
+
+    @property
+    def refuses(self) -> bool:
+        return any(f.refuses() for f in self.fired)
+
+    def shaping(self) -> Shaping | None:
+        shaping = Shaping(
+            first_byte=[f for f in self.fired if type(f).before_first_byte
+                        is not Fault.before_first_byte],
+            end=[f for f in self.fired if type(f).before_end is not Fault.before_end],
+            down=[f for f in self.fired if f.shapes(DOWNSTREAM)],
+            up=[f for f in self.fired if f.shapes(UPSTREAM)],
+        )
+        if shaping.first_byte or shaping.end or shaping.down or shaping.up:
+            return shaping
+        return None
+
+
+class FaultChain:
+    """An immutable, ordered set of fault states; replaced whole when faults change."""
+
+    __slots__ = ("armed", "states")
+
+    def __init__(self, states: tuple[FaultState, ...] = ()) -> None:
+        self.states = tuple(sorted(states, key=lambda s: type(s.fault).ORDER))
+        self.armed = any(s.enabled for s in self.states)
+
+    def roll(self, ctx: FaultContext,
+             request: tuple[str, str, Mapping[str, str]] | None = None) -> Plan | None:
+        """Which faults fire for this exchange; None when none does."""
+        fired = [s for s in self.states if s.enabled and s.roll(ctx, request)]
+        if not fired:
+            return None
+        return Plan([s.fault for s in fired], [s.spec.name for s in fired])

@@ -1,0 +1,73 @@
+"""latency: delay before the upstream or on the response's first byte; for TCP, per chunk."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
+from devamb.profile.reader import Node
+
+KEYS = ("delay", "jitter", "distribution", "on")
+DISTRIBUTIONS = ("uniform", "normal", "lognormal")
+
+
+@dataclass(frozen=True)
+class Params:
+    delay: float
+    jitter: float = 0.0
+    distribution: str = "uniform"
+    on: str = "request"  # HTTP: "request" (before the upstream) | "response" (first byte)
+
+
+def parse(node: Node, protocol: str) -> Params | None:
+    if not node.has("delay"):
+        node.problem("missing required key 'delay' (e.g. delay: 300ms)")
+        return None
+    delay = node.child("delay").duration()
+    jitter = node.child("jitter").duration() if node.has("jitter") else 0.0
+    dist = node.child("distribution").one_of(DISTRIBUTIONS) if node.has("distribution") else (
+        "uniform"
+    )
+    on = node.child("on").one_of(("request", "response")) if node.has("on") else "request"
+    if delay is None or jitter is None or dist is None or on is None:
+        return None
+    return Params(delay, jitter, dist, on)
+
+
+class LatencyFault(Fault):
+    KIND = "latency"
+    ORDER = 40
+    DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    SHAPES = ("tcp",)  # HTTP latency acts before the upstream or on the first byte instead
+    params: Params
+
+    def sample(self) -> float:
+        p, rng = self.params, self.ctx.rng
+        if not p.jitter:
+            return p.delay
+        if p.distribution == "normal":
+            value = rng.gauss(p.delay, p.jitter)
+        elif p.distribution == "lognormal":
+            sigma = math.sqrt(math.log1p((p.jitter / p.delay) ** 2)) if p.delay else 0.0
+            value = rng.lognormvariate(math.log(p.delay) if p.delay else 0.0, sigma)
+        else:
+            value = p.delay + rng.uniform(-p.jitter, p.jitter)
+        return max(0.0, value)
+
+    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+        if self.params.on == "request":
+            await self.ctx.sleep(self.sample())
+        return None
+
+    async def before_first_byte(self) -> None:
+        if self.params.on == "response":
+            await self.ctx.sleep(self.sample())
+
+    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
+        async for chunk in stream:
+            await self.ctx.sleep(self.sample())
+            yield chunk
+
+
+FAULT = LatencyFault

@@ -1,0 +1,45 @@
+"""limit_data: close the connection after N bytes in a direction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutConnection, Fault, Stream
+from devamb.profile.reader import Node
+
+KEYS = ("bytes",)
+
+
+@dataclass(frozen=True)
+class Params:
+    bytes: int
+
+
+def parse(node: Node, protocol: str) -> Params | None:
+    if not node.has("bytes"):
+        node.problem("missing required key 'bytes' (e.g. bytes: 1KiB)")
+        return None
+    size = node.child("bytes").size()
+    return None if size is None else Params(size)
+
+
+class LimitDataFault(Fault):
+    KIND = "limit_data"
+    ORDER = 80
+    DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    SHAPES = ("http", "tcp")
+    params: Params
+
+    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
+        left = self.params.bytes
+        async for chunk in stream:
+            if len(chunk) >= left:
+                if left:
+                    yield chunk[:left]
+                raise CutConnection(f"fault limit_data: closed after {self.params.bytes} bytes",
+                                    reset=False)
+            left -= len(chunk)
+            yield chunk
+
+
+FAULT = LimitDataFault

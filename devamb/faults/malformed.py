@@ -1,0 +1,54 @@
+"""malformed: answer with a broken HTTP response instead of calling the upstream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from devamb.faults.base import Fault
+from devamb.profile.reader import Node
+
+KEYS = ("mode",)
+MODES = {
+    # a chunked response whose chunk size line is not hexadecimal
+    "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n"
+    b"\r\nzz\r\nbroken\r\n0\r\n\r\n",
+    "garbage": b"\x16\x03\x01 this is not HTTP \x00\xff\r\n\r\n",
+    "empty": b"",  # the connection closes without a byte
+    # headers promise more body than ever comes
+    "short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n"
+    b"only this much",
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    mode: str = "bad-chunk"
+
+
+def parse(node: Node, protocol: str) -> Params | None:
+    if not node.has("mode"):
+        return Params()
+    mode = node.child("mode").one_of(MODES)
+    return None if mode is None else Params(mode)
+
+
+class MalformedFault(Fault):
+    KIND = "malformed"
+    ORDER = 25
+    PROTOCOLS = ("http",)
+    params: Params
+
+    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+        transport = request.transport
+        if transport is not None and not transport.is_closing():
+            data = MODES[self.params.mode]
+            if data:
+                transport.write(data)
+            transport.close()
+        exchange.error = f"fault malformed: sent a {self.params.mode} response"
+        return web.Response(status=499)  # never sent: the connection is gone
+
+
+FAULT = MalformedFault

@@ -1,0 +1,132 @@
+"""A service's faults at runtime: add, toggle, remove, expire; roll them per exchange."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from devamb.faults import abort, latency
+from devamb.faults.base import Fault, FaultContext
+from devamb.faults.chain import FaultChain, FaultState, Plan
+from devamb.faults.spec import FaultSpec
+from devamb.faults.timeout import TimeoutFault
+
+DELAY_HEADER = "x-devamb-fault-delay"  # milliseconds
+ABORT_HEADER = "x-devamb-fault-abort"  # an HTTP status
+
+
+class FaultManager:
+    def __init__(
+        self,
+        service: str,
+        protocol: str,
+        specs: Mapping[str, FaultSpec],
+        ctx: FaultContext,
+        *,
+        header_faults: bool = False,
+        on_change: Callable[[str, str | None], None] = lambda service, why: None,
+    ) -> None:
+        self.service = service
+        self.protocol = protocol
+        self.ctx = ctx
+        self.header_faults = header_faults
+        self._on_change = on_change
+        self.chain = FaultChain(tuple(self._state(s) for s in specs.values()))
+
+    def _state(self, spec: FaultSpec) -> FaultState:
+        return FaultState(spec, self.ctx, self.protocol, self._expire)
+
+    def _swap(self, states: list[FaultState], why: str | None = None) -> None:
+        old = {s.spec.name: s for s in self.chain.states}
+        self.chain = FaultChain(tuple(states))
+        for name, state in old.items():  # a held request goes on once its fault is lifted
+            current = next((s for s in states if s.spec.name == name), None)
+            if isinstance(state.fault, TimeoutFault) and (current is None or not current.enabled):
+                state.fault.released.set()
+        self._on_change(self.service, why)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def list(self) -> list[dict[str, Any]]:
+        return [s.to_json() for s in self.chain.states]
+
+    def get(self, name: str) -> FaultState | None:
+        return next((s for s in self.chain.states if s.spec.name == name), None)
+
+    def names(self) -> list[str]:
+        return [s.spec.name for s in self.chain.states]
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def add(self, spec: FaultSpec) -> None:
+        """Add a fault, or replace the one with the same name."""
+        states = [s for s in self.chain.states if s.spec.name != spec.name]
+        self._swap([*states, self._state(spec)])
+
+    def set_enabled(self, name: str, enabled: bool, why: str | None = None) -> bool:
+        """Turn a fault on or off; False if there is no such fault."""
+        state = self.get(name)
+        if state is None:
+            return False
+        if state.enabled == enabled:
+            return True
+        replaced = self._state(dataclasses.replace(state.spec, enabled=enabled))
+        self._swap([replaced if s is state else s for s in self.chain.states], why)
+        return True
+
+    def remove(self, name: str) -> bool:
+        if self.get(name) is None:
+            return False
+        self._swap([s for s in self.chain.states if s.spec.name != name])
+        return True
+
+    def clear(self) -> None:
+        if self.chain.states:
+            self._swap([])
+
+    def _expire(self, state: FaultState, why: str) -> None:
+        self.set_enabled(state.spec.name, False, f"fault {state.spec.name!r} on "
+                                                 f"{self.service!r} turned off: {why}")
+
+    def tick(self) -> None:
+        """Turn off faults whose `for:` time is up, even when no traffic rolls them."""
+        now = self.ctx.clock()
+        for state in self.chain.states:
+            if state.enabled and state.expired(now):
+                self._expire(state, f"its time ({state.spec.duration:g}s) is up")
+
+    # -- per exchange ------------------------------------------------------------------------
+
+    def roll_http(self, method: str, path: str, headers: Mapping[str, str]) -> Plan | None:
+        plan = self.chain.roll(self.ctx, (method, path, headers)) if self.chain.armed else None
+        if self.header_faults:
+            extra = self._from_headers(headers)
+            if extra:
+                names = [f"header:{f.KIND}" for f in extra]
+                if plan is None:
+                    plan = Plan(extra, names)
+                else:
+                    plan.fired.extend(extra)
+                    plan.names.extend(names)
+                order = sorted(zip(plan.fired, plan.names, strict=True),
+                               key=lambda pair: type(pair[0]).ORDER)
+                plan.fired = [f for f, _ in order]
+                plan.names = [n for _, n in order]
+        return plan
+
+    def roll_tcp(self) -> Plan | None:
+        return self.chain.roll(self.ctx) if self.chain.armed else None
+
+    def _from_headers(self, headers: Mapping[str, str]) -> list[Fault]:
+        """Envoy-style faults a client asks for on one request (when the service allows it)."""
+        faults: list[Fault] = []
+        delay = headers.get(DELAY_HEADER)
+        if delay is not None and delay.isdigit():
+            params = latency.Params(delay=int(delay) / 1000)
+            faults.append(latency.FAULT(params, self.ctx, "downstream", self.protocol))
+        status = headers.get(ABORT_HEADER)
+        if status is not None and status.isdigit() and 200 <= int(status) <= 599:
+            params = abort.Params(status=int(status))
+            faults.append(abort.FAULT(params, self.ctx, "downstream", self.protocol))
+        return faults

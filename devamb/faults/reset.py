@@ -1,0 +1,60 @@
+"""reset: close the client's connection with a TCP reset, at once or after N response bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutConnection, Fault, Stream
+from devamb.faults.connection import reset
+from devamb.profile.reader import Node
+
+KEYS = ("after_bytes",)
+
+
+@dataclass(frozen=True)
+class Params:
+    after_bytes: int | None = None  # None: before the upstream is called
+
+
+def parse(node: Node, protocol: str) -> Params | None:
+    if not node.has("after_bytes"):
+        return Params()
+    size = node.child("after_bytes").size()
+    return None if size is None else Params(size)
+
+
+class ResetFault(Fault):
+    KIND = "reset"
+    ORDER = 10
+    DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    SHAPES = ("http", "tcp")
+    params: Params
+
+    def refuses(self) -> bool:
+        return self.params.after_bytes is None and self.protocol == "tcp"
+
+    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+        if self.params.after_bytes is not None:
+            return None
+        reset(request.transport)
+        exchange.error = "fault reset: connection reset before the upstream"
+        return web.Response(status=499)  # never sent: the connection is gone
+
+    def shapes(self, direction: str) -> bool:
+        return self.params.after_bytes is not None and super().shapes(direction)
+
+    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
+        left = self.params.after_bytes or 0
+        async for chunk in stream:
+            if len(chunk) >= left:
+                if left:
+                    yield chunk[:left]
+                raise CutConnection(f"fault reset after {self.params.after_bytes} bytes",
+                                    reset=True)
+            left -= len(chunk)
+            yield chunk
+
+
+FAULT = ResetFault

@@ -1,0 +1,151 @@
+"""Scenarios: named timelines of fault changes (`at: 20s` add a reset, `at: 40s` clear...)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from devamb.faults.spec import FaultSpec, parse_fault
+from devamb.profile.reader import Node
+
+SCENARIO_KEYS = ("steps", "loop", "length")
+STEP_KEYS = ("at", "service", "add", "on", "off", "remove", "clear")
+ACTIONS = ("add", "on", "off", "remove", "clear")
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float
+    service: str
+    action: str  # add | on | off | remove | clear
+    fault: FaultSpec | None = None  # for add
+    name: str | None = None  # for on / off / remove
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    name: str
+    steps: tuple[Step, ...]
+    loop: bool = False
+    length: float | None = None  # a loop's period; defaults to the last step's time
+
+    @property
+    def period(self) -> float:
+        last = max((s.at for s in self.steps), default=0.0)
+        return max(self.length or 0.0, last)
+
+
+def parse_scenarios(node: Node, services: Mapping[str, Any]) -> dict[str, ScenarioSpec]:
+    """`services` maps names to ServiceSpec (for protocols and the faults steps refer to)."""
+    if not isinstance(node.value, dict):
+        node.problem("expected a mapping of scenario names to scenarios")
+        return {}
+    scenarios: dict[str, ScenarioSpec] = {}
+    for name, child in node.items():
+        if not child.mapping(SCENARIO_KEYS, required=("steps",)):
+            continue
+        loop = child.child("loop").boolean() if child.has("loop") else False
+        length = child.child("length").duration() if child.has("length") else None
+        steps_node = child.child("steps")
+        if not isinstance(steps_node.value, list) or not steps_node.value:
+            steps_node.problem("expected a list of steps")
+            continue
+        steps = [_step(name, i, s, services) for i, s in enumerate(steps_node.elements())]
+        if all(s is not None for s in steps):
+            ordered = tuple(sorted((s for s in steps if s), key=lambda s: s.at))
+            scenarios[name] = ScenarioSpec(name, ordered, bool(loop), length)
+    return scenarios
+
+
+def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any]) -> Step | None:
+    if not node.mapping(STEP_KEYS, required=("at", "service")):
+        return None
+    at = node.child("at").duration()
+    service_name = node.child("service").one_of(services)
+    actions = [a for a in ACTIONS if node.has(a)]
+    if len(actions) != 1:
+        node.problem(f"a step does exactly one of {', '.join(ACTIONS)}")
+        return None
+    if at is None or service_name is None:
+        return None
+    service = services[service_name]
+    action = actions[0]
+    if action == "clear":
+        return Step(at, service_name, "clear")
+    if action == "add":
+        add = node.child("add")
+        name = add.value.get("name") if isinstance(add.value, dict) else None
+        if isinstance(add.value, dict):
+            add.value = {k: v for k, v in add.value.items() if k != "name"}
+        fault = parse_fault(str(name or f"{scenario}.{index}"), add, service.protocol)
+        return None if fault is None else Step(at, service_name, "add", fault=fault)
+    target = node.child(action)
+    fault_name = target.one_of(list(service.faults)) if service.faults else None
+    if not service.faults:
+        target.problem(f"service {service_name!r} defines no faults to turn {action}")
+    return None if fault_name is None else Step(at, service_name, action, name=fault_name)
+
+
+@dataclass
+class ScenarioRun:
+    """A running scenario: a task that applies steps on time, undoing its additions on stop."""
+
+    spec: ScenarioSpec
+    apply: Callable[[Step], None]
+    undo: Callable[[ScenarioSpec], None]
+    sleep: Callable[[float], Any] = asyncio.sleep
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    step: int = 0
+    started: float = 0.0
+    rounds: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.started = self.clock()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                origin = self.clock()
+                for i, step in enumerate(self.spec.steps):
+                    self.step = i
+                    wait = origin + step.at - self.clock()
+                    if wait > 0:
+                        await self.sleep(wait)
+                    self.apply(step)
+                self.step = len(self.spec.steps)
+                if not self.spec.loop:
+                    return
+                rest = origin + self.spec.period - self.clock()
+                if rest > 0:
+                    await self.sleep(rest)
+                self.undo(self.spec)
+                self.rounds += 1
+        finally:
+            self.task = None
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.undo(self.spec)
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            "running": self.running,
+            "step": self.step,
+            "steps": len(self.spec.steps),
+            "loop": self.spec.loop,
+            "rounds": self.rounds,
+            "elapsed": round(self.clock() - self.started, 3) if self.running else None,
+        }

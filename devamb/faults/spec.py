@@ -1,0 +1,149 @@
+"""A fault as written in a profile (or sent to the control API): kind, params and scoping."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from devamb.profile.reader import Node
+
+COMMON_KEYS = ("kind", "enabled", "probability", "direction", "match", "times", "after", "for")
+MATCH_KEYS = ("method", "path", "header")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which HTTP requests a fault applies to; every given part must match."""
+
+    methods: frozenset[str] = frozenset()
+    path: str | None = None  # a glob: /charge*, /api/*/items
+    headers: Mapping[str, str] = field(default_factory=dict)  # name -> value glob
+
+    def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        if self.path is not None and not fnmatch.fnmatchcase(path, self.path):
+            return False
+        for name, pattern in self.headers.items():
+            value = headers.get(name)
+            if value is None or not fnmatch.fnmatchcase(value, pattern):
+                return False
+        return True
+
+    def describe(self) -> str:
+        parts = [*sorted(self.methods)] + ([self.path] if self.path else [])
+        parts += [f"{k}: {v}" for k, v in self.headers.items()]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    name: str
+    kind: str
+    params: Any  # the kind's own frozen dataclass
+    enabled: bool = True
+    probability: float = 1.0
+    direction: str = "downstream"
+    match: Match | None = None
+    times: int | None = None  # fire this many times, then disable
+    after: int = 0  # let this many matching exchanges through first
+    duration: float | None = None  # `for:` seconds after enabling, then disable
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "enabled": self.enabled,
+            "probability": self.probability,
+            "direction": self.direction,
+            "params": asdict(self.params),
+        }
+        if self.match is not None:
+            data["match"] = self.match.describe()
+        for key, value in (("times", self.times), ("after", self.after or None),
+                           ("for", self.duration)):
+            if value is not None:
+                data[key] = value
+        return data
+
+
+def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
+    from devamb.faults.registry import KINDS
+
+    if not isinstance(node.value, dict):
+        node.problem("expected a mapping with at least 'kind'")
+        return None
+    kind_node = node.child("kind")
+    if not node.has("kind"):
+        node.problem(f"missing required key 'kind' (one of {', '.join(KINDS)})")
+        return None
+    kind_name = kind_node.one_of(KINDS)
+    if kind_name is None:
+        return None
+    kind = KINDS[kind_name]
+    if not node.mapping(COMMON_KEYS + kind.KEYS):
+        return None
+    if protocol not in kind.FAULT.PROTOCOLS:
+        kind_node.problem(f"a {kind_name!r} fault applies to {' and '.join(kind.FAULT.PROTOCOLS)} "
+                          f"services only")
+        return None
+    before = len(node.reader.problems)
+    params = kind.parse(node, protocol)
+    enabled = node.child("enabled").boolean() if node.has("enabled") else True
+    probability = (
+        node.child("probability").number(low=0.0, high=1.0) if node.has("probability") else 1.0
+    )
+    directions = kind.FAULT.DIRECTIONS
+    direction = node.child("direction").one_of(directions) if node.has("direction") else (
+        directions[0]
+    )
+    match = _match(node.child("match"), protocol) if node.has("match") else None
+    times = node.child("times").integer(low=1) if node.has("times") else None
+    after = node.child("after").integer(low=0) if node.has("after") else 0
+    duration = node.child("for").duration() if node.has("for") else None
+    if len(node.reader.problems) > before or params is None:
+        return None
+    return FaultSpec(
+        name=name, kind=kind_name, params=params, enabled=bool(enabled),
+        probability=probability if probability is not None else 1.0,
+        direction=direction or directions[0], match=match, times=times, after=after or 0,
+        duration=duration,
+    )
+
+
+def _match(node: Node, protocol: str) -> Match | None:
+    if protocol != "http":
+        node.problem("'match' applies to http services only")
+        return None
+    if not node.mapping(MATCH_KEYS):
+        return None
+    methods: frozenset[str] = frozenset()
+    if node.has("method"):
+        raw = node.child("method").value
+        values = raw if isinstance(raw, list) else [raw]
+        if not all(isinstance(v, str) for v in values):
+            node.child("method").problem("expected a method or a list of methods")
+            return None
+        methods = frozenset(v.upper() for v in values)
+    path = node.child("path").string() if node.has("path") else None
+    headers = node.child("header").string_map() if node.has("header") else {}
+    return Match(methods, path, headers or {})
+
+
+def parse_fault_json(name: str, data: object, protocol: str) -> FaultSpec:
+    """A fault sent to the control API, checked by the same rules as the profile."""
+    from devamb.control.protocol import ControlError
+    from devamb.profile.env import Interpolator
+    from devamb.profile.reader import Reader
+    from devamb.profile.source import Source
+
+    reader = Reader(Source("<request>", data), Interpolator({}, {}))
+    spec = parse_fault(name, reader.root(), protocol)
+    if reader.problems or spec is None:
+        messages = [f"{p.path}: {p.message}" if p.path else p.message for p in reader.problems]
+        raise ControlError("; ".join(messages) or "invalid fault")
+    return spec

@@ -1,0 +1,58 @@
+"""timeout: a black hole — accept, never answer, until the fault goes or `timeout` passes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from devamb.faults.base import Fault
+from devamb.faults.connection import cut
+from devamb.profile.reader import Node
+
+KEYS = ("timeout",)
+
+
+@dataclass(frozen=True)
+class Params:
+    timeout: float = 0.0  # 0: hold until the fault is turned off or removed
+
+
+def parse(node: Node, protocol: str) -> Params | None:
+    if not node.has("timeout"):
+        return Params()
+    value = node.child("timeout").duration()
+    return None if value is None else Params(value)
+
+
+class TimeoutFault(Fault):
+    KIND = "timeout"
+    ORDER = 30
+    params: Params
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.released = asyncio.Event()  # set when the fault is turned off or removed
+
+    async def hold(self) -> bool:
+        """Wait; True if the fault was lifted (go on), False if the time ran out (give up)."""
+        if self.params.timeout <= 0:
+            await self.released.wait()
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.params.timeout):
+                await self.released.wait()
+                return True
+        return False
+
+    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+        if await self.hold():
+            return None
+        cut(request.transport, with_reset=False)
+        exchange.error = f"fault timeout: held {self.params.timeout:g}s, then closed"
+        return web.Response(status=499)  # never sent: the connection is gone
+
+
+FAULT = TimeoutFault
