@@ -232,6 +232,16 @@ def start_mitmproxy(children: Children, base: Path, upstream: Upstream) -> Subje
     return Subject("mitmproxy", "mitmproxy (reverse)", "peer", {"http": port}, pid=child.pid)
 
 
+def start_reference(children: Children, upstream: Upstream) -> Subject:
+    """bench/refproxy.py: what a Protocol-level Python proxy costs here (uvloop)."""
+    port = free_port()
+    argv = [sys.executable, str(BENCH_DIR / "refproxy.py"), str(port), str(upstream.port)]
+    child = children.spawn("refproxy", argv, cpu=PROXY_CPU, env={"DEVAMB_LOOP": "uvloop"})
+    children.wait_listening(child, [port])
+    label = "reference: httptools Protocols"
+    return Subject("refproxy", label, "peer", {"http": port}, pid=child.pid)
+
+
 def devamb_profile(http_port: int, tcp_port: int, upstream: Upstream) -> str:
     return textwrap.dedent(
         f"""\

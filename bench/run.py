@@ -37,6 +37,7 @@ from peers import (
     start_haproxy,
     start_mitmproxy,
     start_nginx_proxy,
+    start_reference,
     start_socat,
     start_upstream,
 )
@@ -54,6 +55,7 @@ class Plan:
     loops: tuple[str, ...]
     peers: bool
     cases: tuple[Case, ...]
+    reference: bool = False
 
     def seconds(self, cells: int) -> int:
         """Seconds per wrk run so that cells x rounds runs fit the budget (at least 1 s)."""
@@ -87,6 +89,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also relay TCP with a new connection per request (socat forks)",
     )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also measure bench/refproxy.py, a minimal Protocol-level proxy",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     parser.add_argument(
         "--py-spy",
@@ -105,7 +112,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     if args.duration:
         budget = float("inf")  # an explicit duration wins over the budget
     cases = (*CASES, CHURN) if args.churn else CASES
-    return Plan(rounds, seconds, budget, LOOPS[args.loop], not args.no_peers, cases)
+    return Plan(rounds, seconds, budget, LOOPS[args.loop], not args.no_peers, cases, args.reference)
 
 
 def start_subjects(
@@ -123,6 +130,8 @@ def start_subjects(
             ("haproxy", lambda: start_haproxy(children, workdir, upstream)),
             ("mitmproxy", lambda: start_mitmproxy(children, workdir, upstream)),
         ]
+    if plan.reference:
+        starters.append(("refproxy", lambda: start_reference(children, upstream)))
     subjects, notes = [direct(upstream)], []
     for name, start in starters:
         try:
