@@ -302,6 +302,13 @@ def render(outcome: Outcome) -> str:
     if loops:
         parts.append("**Event loop** (devamb engine)\n\n" + loops)
     parts.append("**Memory**\n\n" + report.memory_table(outcome.memory, subjects))
+    load = float(str(outcome.machine["load_average"]).split()[0])
+    if load > 0.5:
+        outcome.notes.append(
+            f"the machine was busy before the run (load average {load:.2f} on "
+            f"{outcome.machine['cores']} CPUs): absolute figures are low and noisy; compare "
+            "ratios and CPU us/req"
+        )
     if outcome.notes:
         parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in outcome.notes))
     if outcome.profiles:
