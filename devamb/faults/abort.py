@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
@@ -35,13 +36,15 @@ class AbortFault(Fault):
     params: Params
 
     async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
-        body = self.params.body or f'{{"error": "injected", "fault": "abort", "status": ' \
-                                   f'{self.params.status}}}'
-        response = web.Response(
-            status=self.params.status, text=body,
-            content_type="application/json" if not self.params.body else "text/plain",
-            headers={"x-devamb-fault": "abort", **self.params.headers},
-        )
+        p = self.params
+        body = p.body or f'{{"error": "injected", "fault": "abort", "status": {p.status}}}'
+        headers = CIMultiDict({"x-devamb-fault": "abort"})
+        headers.update(p.headers)
+        if "Content-Type" not in headers:  # a Content-Type in `headers` wins over the default
+            headers["Content-Type"] = (
+                "text/plain; charset=utf-8" if p.body else "application/json"
+            )
+        response = web.Response(status=p.status, body=body.encode(), headers=headers)
         exchange.response_body.add(response.body)  # type: ignore[arg-type]
         return response
 

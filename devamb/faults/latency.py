@@ -49,8 +49,12 @@ class LatencyFault(Fault):
         if p.distribution == "normal":
             value = rng.gauss(p.delay, p.jitter)
         elif p.distribution == "lognormal":
-            sigma = math.sqrt(math.log1p((p.jitter / p.delay) ** 2)) if p.delay else 0.0
-            value = rng.lognormvariate(math.log(p.delay) if p.delay else 0.0, sigma)
+            if not p.delay:
+                return 0.0
+            # mean `delay` and standard deviation `jitter`: sigma from the ratio, and mu moved
+            # down by sigma^2/2 (a lognormal's mean is exp(mu + sigma^2/2), not exp(mu))
+            sigma2 = math.log1p((p.jitter / p.delay) ** 2)
+            value = rng.lognormvariate(math.log(p.delay) - sigma2 / 2, math.sqrt(sigma2))
         else:
             value = p.delay + rng.uniform(-p.jitter, p.jitter)
         return max(0.0, value)
