@@ -21,6 +21,7 @@ from devamb.cli_common import (
     run,
 )
 from devamb.cli_faults import fault, scenario
+from devamb.cli_inspect import export, replay, show
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.init_template import TEMPLATE
@@ -171,17 +172,34 @@ def switch(profile_name: str | None, service: str, target: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One exchange per line.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing exchanges as they complete.")
 @click.option("--limit", "-n", default=50, show_default=True, help="How many recent exchanges.")
-def traffic(profile_name: str | None, as_json: bool, follow: bool, limit: int) -> None:
-    """Recorded exchanges, oldest first."""
+@click.option("--filter", "filter_text", metavar="EXPR", help="e.g. '~s payments & ~c 5xx'.")
+@click.option("--clear", is_flag=True, help="Forget the recorded exchanges.")
+def traffic(
+    profile_name: str | None,
+    as_json: bool,
+    follow: bool,
+    limit: int,
+    filter_text: str | None,
+    clear: bool,
+) -> None:
+    """Recorded exchanges, oldest first.
+
+    Filters: ~m METHOD, ~u REGEX (url), ~c CODE or 5xx, ~s SERVICE, ~t TARGET, ~h REGEX
+    (headers), ~b REGEX (bodies), ~e (errors), ~d >500ms; combined with !, &, | and ( ).
+    """
     from devamb.cli_output import print_exchange
 
     async def go() -> None:
         try:
             async with client_for(profile_name) as client:
-                for exchange in await client.exchanges(limit):
+                if clear:
+                    await client.clear_exchanges()
+                    click.echo("recorded exchanges cleared")
+                    return
+                for exchange in await client.exchanges(limit, filter_text):
                     print_exchange(exchange, as_json)
                 if follow:
-                    async for event in client.events():
+                    async for event in client.events(filter_text):
                         if event["type"] == "exchange":
                             print_exchange(event["exchange"], as_json)  # type: ignore[typeddict-item]
         except ControlError as exc:
@@ -214,5 +232,5 @@ def down(profile_name: str | None) -> None:
     click.echo(f"stopped engine {pid}")
 
 
-main.add_command(fault)
-main.add_command(scenario)
+for command in (fault, scenario, show, export, replay):
+    main.add_command(command)

@@ -102,3 +102,34 @@ def print_faults(faults: dict[str, list[dict[str, Any]]]) -> None:
         console.print("no faults")
         return
     console.print(table)
+
+
+def print_detail(detail: dict[str, Any]) -> None:
+    """One exchange: request and response with headers and rendered bodies."""
+    console.print(f"[bold]#{detail['id']}[/] {detail['service']} → {detail['target']}"
+                  f"  {detail.get('url') or ''}")
+    total, first = _ms(detail.get("duration_ms")), _ms(detail.get("ttfb_ms"))
+    timing = f"{total} ms total, first byte {first} ms"
+    console.print(f"[dim]{timing}; faults: {', '.join(detail.get('faults') or []) or 'none'}[/]")
+    if detail.get("error"):
+        console.print(f"[red]error:[/] {detail['error']}")
+    for side, title in (("request", f"{detail.get('method', '')} {detail.get('path', '')}"),
+                        ("response", str(detail.get("status") or "-"))):
+        console.rule(f"{side}: {title}")
+        for name, value in detail.get(f"{side}_headers") or []:
+            console.print(f"[cyan]{name}[/]: {value}", highlight=False)
+        body = detail.get(f"{side}_body") or {}
+        if body.get("size"):
+            note = " (truncated)" if body.get("truncated") else ""
+            console.print(f"[dim]{body['kind']} body, {body['size']} bytes{note}[/]")
+            console.print(body.get("text", ""), highlight=False, markup=False)
+
+
+def print_diff(differences: list[dict[str, Any]]) -> None:
+    if not differences:
+        console.print("[green]no differences[/] (volatile headers ignored)")
+        return
+    for item in differences:
+        left = json.dumps(item.get("left"))
+        right = json.dumps(item.get("right"))
+        console.print(f"[yellow]{item['path']}[/]: {left} → {right}", highlight=False)

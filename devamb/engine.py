@@ -7,19 +7,33 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from devamb import __version__
 from devamb.control.bus import EventBus
-from devamb.control.events import EngineState, FaultsChanged, Notice, StatsTick, TargetSwitched
+from devamb.control.events import (
+    EngineState,
+    ExchangeCompleted,
+    FaultsChanged,
+    Notice,
+    StatsTick,
+    TargetSwitched,
+)
 from devamb.control.protocol import ControlError, Event, ExchangeSummary, Status
 from devamb.faults.base import FaultContext
 from devamb.faults.chain import FaultState
 from devamb.faults.manager import FaultManager
 from devamb.faults.scenario import ScenarioRun, ScenarioSpec, Step
 from devamb.faults.spec import parse_fault_json
+from devamb.inspect.curl import to_curl
+from devamb.inspect.diff import diff_details
+from devamb.inspect.exchange import Exchange
+from devamb.inspect.filter import FilterError, compile_filter
+from devamb.inspect.har import to_har
 from devamb.inspect.recorder import Recorder
+from devamb.inspect.redaction import Redaction
+from devamb.inspect.replay import send_replay
 from devamb.inspect.store import ExchangeStore
 from devamb.profile.schema import Profile
 from devamb.proxy.http import HttpListener
@@ -45,7 +59,7 @@ class Engine:
         self.state = state or RuntimeState(None)
         self.fault_context = fault_context or FaultContext()
         self.bus = EventBus()
-        self.store = ExchangeStore()
+        self.store = ExchangeStore(profile.record_budget)
         self.recorder = Recorder(self.store, self.bus)
         self.services: dict[str, Service] = {}
         self._listeners: dict[str, Listener] = {}
@@ -59,6 +73,7 @@ class Engine:
 
     async def start(self) -> None:
         """Start every service; if any listener cannot bind, undo everything and raise."""
+        profile_secrets = self.profile.secrets
         try:
             for spec in self.profile.services.values():
                 targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
@@ -69,7 +84,10 @@ class Engine:
                     self.fault_context, header_faults=spec.header_faults,
                     on_change=self._faults_changed,
                 )
-                service = Service(spec, targets, self.state.restored_target(spec), faults)
+                service = Service(
+                    spec, targets, self.state.restored_target(spec), faults, profile_secrets
+                )
+                self.store.configure(spec.name, spec.inspect.keep)
                 self.services[spec.name] = service
                 for target in targets.values():
                     await target.start()
@@ -158,11 +176,105 @@ class Engine:
         log.info("%s switched %s -> %s", service, previous, target)
         self.bus.publish(TargetSwitched(service=service, target=target, previous=previous))
 
-    async def exchanges(self, limit: int = 100) -> list[ExchangeSummary]:
-        return [e.to_json() for e in self.store.recent(limit)]
+    # -- inspection --------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[Event]:
+    def _select(self, limit: int | None, filter_text: str | None) -> list[Exchange]:
+        if not filter_text:
+            return self.store.recent(limit) if limit is not None else self.store.all()
+        matches = self._compile(filter_text)
+        chosen = [e for e in self.store.all() if matches(e)]
+        if limit is None:
+            return chosen
+        return chosen[-limit:] if limit > 0 else []
+
+    @staticmethod
+    def _compile(filter_text: str) -> Callable[[Exchange], bool]:
+        try:
+            return compile_filter(filter_text)
+        except FilterError as exc:
+            caret = " " * (exc.column - 1) + "^"
+            raise ControlError(f"bad filter: {exc.message}\n  {filter_text}\n  {caret}") from None
+
+    def _redaction(self, exchange: Exchange) -> Redaction:
+        service = self.services.get(exchange.service)
+        return service.redaction if service else Redaction(secrets=self.profile.secrets)
+
+    def _recorded(self, exchange_id: int) -> Exchange:
+        exchange = self.store.get(exchange_id)
+        if exchange is None:
+            raise ControlError(f"no exchange {exchange_id} (it may have aged out of the store)")
+        return exchange
+
+    def _listen_url(self, service: Service) -> str:
+        host, port = service.bound or (service.spec.listen.host, service.spec.listen.port)
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    async def exchanges(
+        self, limit: int = 100, filter: str | None = None
+    ) -> list[ExchangeSummary]:
+        return [self._redaction(e).summary(e) for e in self._select(limit, filter)]  # type: ignore[misc]
+
+    async def exchange(self, exchange_id: int) -> dict[str, Any]:
+        exchange = self._recorded(exchange_id)
+        return self._redaction(exchange).detail(exchange)
+
+    async def clear_exchanges(self) -> None:
+        self.store.clear()
+
+    async def export_har(self, filter: str | None = None) -> dict[str, Any]:
+        details = [self._redaction(e).detail(e) for e in self._select(None, filter)]
+        base_urls = {name: self._listen_url(s) for name, s in self.services.items()}
+        return to_har(details, __version__, base_urls=base_urls)
+
+    async def export_curl(self, exchange_id: int) -> str:
+        exchange = self._recorded(exchange_id)
+        service = self.services.get(exchange.service)
+        base = self._listen_url(service) if service else None
+        detail = self._redaction(exchange).detail(exchange)
+        target = service.targets.get(exchange.target) if service else None
+        injected = {n.lower() for n in getattr(target.spec, "headers", {})} if target else set()
+        if injected:  # the target adds these again behind the listener: leave them out
+            detail["request_headers"] = [
+                h for h in detail["request_headers"] if h[0].lower() not in injected
+            ]
+        return to_curl(detail, base)
+
+    async def replay(
+        self,
+        exchange_id: int,
+        target: str | None = None,
+        diff: bool = False,
+        ignore: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Send a recorded request again (to `target`, default its own); optionally diff."""
+        original = self._recorded(exchange_id)
+        service = self._service(original.service)
+        target = target or original.target
+        if target not in service.targets:
+            known = ", ".join(service.targets)
+            raise ControlError(f"service {service.name!r} has no target {target!r}; known: {known}")
+        token = self.recorder.replay_token
+        await send_replay(original, self._listen_url(service), target, token)
+        copy = next(
+            (e for e in reversed(self.store.all()) if e.replay_of == original.id), None
+        )
+        if copy is None:
+            raise ControlError("the replay was sent but not recorded (store full?)")
+        result: dict[str, Any] = {"exchange": service.redaction.summary(copy)}
+        if diff:
+            before, after = service.redaction.detail(original), service.redaction.detail(copy)
+            differences = diff_details(before, after, ignore_fields=ignore or ())
+            result["diff"] = [d.to_json() for d in differences]
+        return result
+
+    async def events(self, filter: str | None = None) -> AsyncIterator[Event]:
+        """Every event from now on; with a filter, only the exchanges that match it."""
+        matches = self._compile(filter) if filter else None
         async for event in self.bus.subscribe():
+            if matches is not None and (
+                not isinstance(event, ExchangeCompleted) or not matches(event.record)
+            ):
+                continue
             yield event.to_json()
 
     async def shutdown(self) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from devamb.control.protocol import ControlError, ServiceStatus
 from devamb.faults.manager import FaultManager
+from devamb.inspect.redaction import Redaction
 from devamb.profile.schema import ServiceSpec
 from devamb.stats import ServiceCounters
 from devamb.targets.base import Target
@@ -11,12 +14,20 @@ from devamb.targets.base import Target
 
 class Service:
     def __init__(
-        self, spec: ServiceSpec, targets: dict[str, Target], active: str, faults: FaultManager
+        self,
+        spec: ServiceSpec,
+        targets: dict[str, Target],
+        active: str,
+        faults: FaultManager,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.spec = spec
         self.targets = targets
         self.active = active
         self.faults = faults
+        self.redaction = Redaction.from_names(
+            spec.inspect.redact, secrets=secrets, enabled=spec.inspect.redaction
+        )
         self.counters = ServiceCounters()
         self.bound: tuple[str, int] | None = None  # the listener's real address once bound
 

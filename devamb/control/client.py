@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -65,12 +66,41 @@ class ControlClient:
     async def switch(self, service: str, target: str) -> None:
         await self._call("POST", "/v1/switch", {"service": service, "target": target})
 
-    async def exchanges(self, limit: int = 100) -> list[ExchangeSummary]:
-        return await self._call("GET", f"/v1/exchanges?limit={limit}")
+    async def exchanges(
+        self, limit: int = 100, filter: str | None = None
+    ) -> list[ExchangeSummary]:
+        query = urlencode({"limit": limit, **({"filter": filter} if filter else {})})
+        return await self._call("GET", f"/v1/exchanges?{query}")
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def exchange(self, exchange_id: int) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/exchanges/{exchange_id}")
+
+    async def clear_exchanges(self) -> None:
+        await self._call("POST", "/v1/exchanges/clear")
+
+    async def export_har(self, filter: str | None = None) -> dict[str, Any]:
+        query = f"?{urlencode({'filter': filter})}" if filter else ""
+        return await self._call("GET", f"/v1/export/har{query}")
+
+    async def export_curl(self, exchange_id: int) -> str:
+        return (await self._call("GET", f"/v1/exchanges/{exchange_id}/curl"))["curl"]
+
+    async def replay(
+        self,
+        exchange_id: int,
+        target: str | None = None,
+        diff: bool = False,
+        ignore: list[str] | None = None,
+    ) -> dict[str, Any]:
+        body = {"target": target, "diff": diff, "ignore": ignore or []}
+        return await self._call("POST", f"/v1/exchanges/{exchange_id}/replay", body)
+
+    async def events(self, filter: str | None = None) -> AsyncIterator[Event]:
+        query = f"?{urlencode({'filter': filter})}" if filter else ""
         try:
-            async with self._client().get(BASE + "/v1/events") as resp:
+            async with self._client().get(BASE + "/v1/events" + query) as resp:
+                if resp.status >= 400:
+                    raise ControlError((await resp.json(content_type=None)).get("error", "?"))
                 async for line in resp.content:
                     if line.strip():
                         yield json.loads(line)

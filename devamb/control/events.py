@@ -22,7 +22,11 @@ class EngineEvent:
 @dataclass(frozen=True)
 class ExchangeCompleted(EngineEvent):
     TYPE = "exchange"
-    exchange: ExchangeSummary
+    exchange: ExchangeSummary  # redacted
+    record: Any = field(default=None, compare=False, repr=False)  # the Exchange, for filters
+
+    def to_json(self) -> Event:
+        return {"type": self.TYPE, "time": self.time, "exchange": self.exchange}  # type: ignore[typeddict-unknown-key]
 
 
 @dataclass(frozen=True)

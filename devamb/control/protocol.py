@@ -114,11 +114,32 @@ class EngineControl(Protocol):
     async def switch(self, service: str, target: str) -> None:
         """Re-point `service` at `target`; raises ControlError naming what is unknown."""
 
-    async def exchanges(self, limit: int = 100) -> list[ExchangeSummary]:
-        """The most recent exchanges, oldest first."""
+    async def exchanges(
+        self, limit: int = 100, filter: str | None = None
+    ) -> list[ExchangeSummary]:
+        """The most recent exchanges (matching a filter expression), oldest first."""
 
-    def events(self) -> AsyncIterator[Event]:
-        """Every event from now on, until the engine stops (then the iterator ends)."""
+    async def exchange(self, exchange_id: int) -> dict[str, Any]:
+        """One exchange in full, redacted: headers, timings, bodies (see Redaction.detail)."""
+
+    async def clear_exchanges(self) -> None: ...
+
+    async def export_har(self, filter: str | None = None) -> dict[str, Any]: ...
+
+    async def export_curl(self, exchange_id: int) -> str: ...
+
+    async def replay(
+        self,
+        exchange_id: int,
+        target: str | None = None,
+        diff: bool = False,
+        ignore: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """{"exchange": summary of the replay, "diff": [{path, left, right, change}] if asked}."""
+
+    def events(self, filter: str | None = None) -> AsyncIterator[Event]:
+        """Every event from now on, until the engine stops (then the iterator ends); with a
+        filter expression, only the exchange events that match it."""
 
     async def shutdown(self) -> None: ...
 

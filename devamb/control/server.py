@@ -2,7 +2,9 @@
 
 GET  /v1/status                  -> Status
 POST /v1/switch   {service, target}
-GET  /v1/exchanges?limit=N       -> [ExchangeSummary, ...] oldest first
+GET  /v1/exchanges?limit=N&filter=EXPR -> [ExchangeSummary, ...] oldest first
+GET  /v1/exchanges/ID (detail) · /v1/exchanges/ID/curl · POST /v1/exchanges/ID/replay
+     {target?, diff?, ignore?} · POST /v1/exchanges/clear · GET /v1/export/har?filter=EXPR
 GET  /v1/events                  -> JSON lines, one Event per line, until the engine stops
 POST /v1/shutdown
 GET  /v1/faults?service=S        -> {service: [fault, ...]}
@@ -55,14 +57,54 @@ async def _exchanges(request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
         return web.json_response({"error": "limit must be a whole number"}, status=400)
-    return web.json_response(await request.app[CONTROL].exchanges(limit))
+    filter_text = request.query.get("filter") or None
+    return web.json_response(await request.app[CONTROL].exchanges(limit, filter_text))
+
+
+def _id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise ControlError("an exchange id is a whole number") from None
+
+
+async def _exchange(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[CONTROL].exchange(_id(request)))
+
+
+async def _curl(request: web.Request) -> web.Response:
+    return web.json_response({"curl": await request.app[CONTROL].export_curl(_id(request))})
+
+
+async def _clear_exchanges(request: web.Request) -> web.Response:
+    await request.app[CONTROL].clear_exchanges()
+    return web.json_response({"cleared": True})
+
+
+async def _har(request: web.Request) -> web.Response:
+    filter_text = request.query.get("filter") or None
+    return web.json_response(await request.app[CONTROL].export_har(filter_text))
+
+
+async def _replay(request: web.Request) -> web.Response:
+    body = await _json(request)
+    target, ignore = body.get("target"), body.get("ignore") or []
+    if target is not None and not isinstance(target, str):
+        return web.json_response({"error": "target must be a string"}, status=400)
+    result = await request.app[CONTROL].replay(
+        _id(request), target, bool(body.get("diff")), [str(i) for i in ignore]
+    )
+    return web.json_response(result)
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
+    filter_text = request.query.get("filter") or None
+    if filter_text:
+        await request.app[CONTROL].exchanges(0, filter_text)  # a bad filter fails here, as 404
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     try:
-        async for event in request.app[CONTROL].events():
+        async for event in request.app[CONTROL].events(filter_text):
             await response.write(json.dumps(event).encode() + b"\n")
     except ConnectionError:
         pass
@@ -140,6 +182,11 @@ def make_app(control: EngineControl) -> web.Application:
     app.router.add_get("/v1/status", _status)
     app.router.add_post("/v1/switch", _switch)
     app.router.add_get("/v1/exchanges", _exchanges)
+    app.router.add_post("/v1/exchanges/clear", _clear_exchanges)
+    app.router.add_get("/v1/exchanges/{id}", _exchange)
+    app.router.add_get("/v1/exchanges/{id}/curl", _curl)
+    app.router.add_post("/v1/exchanges/{id}/replay", _replay)
+    app.router.add_get("/v1/export/har", _har)
     app.router.add_get("/v1/events", _events)
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/v1/faults", _faults)

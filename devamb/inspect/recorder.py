@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from devamb.control.bus import EventBus
 from devamb.control.events import ExchangeCompleted
-from devamb.inspect.exchange import Exchange
+from devamb.inspect.exchange import BodyPreview, Exchange
+from devamb.inspect.replay import new_token
 from devamb.inspect.store import ExchangeStore
 
 if TYPE_CHECKING:
@@ -19,10 +20,15 @@ class Recorder:
         self.store = store
         self.bus = bus
         self._ids = itertools.count(1)
+        self.replay_token = new_token()  # marks the engine's own replays to its listeners
 
     def begin(self, service: Service, target: str, client: str | None) -> Exchange:
         service.counters.started()
-        return Exchange(next(self._ids), service.name, target, service.spec.protocol, client or "")
+        limit = service.spec.inspect.bodies
+        return Exchange(
+            next(self._ids), service.name, target, service.spec.protocol, client or "",
+            request_body=BodyPreview(limit), response_body=BodyPreview(limit),
+        )
 
     def finish(self, service: Service, exchange: Exchange) -> None:
         if exchange.duration_ms is None:
@@ -32,5 +38,7 @@ class Recorder:
             exchange.duration_ms or 0.0, failed, exchange.bytes_in, exchange.bytes_out
         )
         self.store.add(exchange)
+        exchange.shaping = None  # the faults' part is done; do not keep them alive
         if self.bus.has_subscribers:
-            self.bus.publish(ExchangeCompleted(exchange.to_json()))
+            summary = service.redaction.summary(exchange)
+            self.bus.publish(ExchangeCompleted(summary, exchange))  # type: ignore[arg-type]

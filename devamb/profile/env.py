@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-MIN_SECRET_LENGTH = 4  # shorter values would mask too much unrelated text
+MIN_SECRET_LENGTH = 6  # shorter values (and plain numbers: ports) would mask unrelated text
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -60,7 +60,7 @@ class Interpolator:
                     return default
                 missing.append(name)
                 return ""
-            if len(value) >= MIN_SECRET_LENGTH:
+            if len(value) >= MIN_SECRET_LENGTH and not value.isdigit():
                 self.secrets.add(value)
             return value
 

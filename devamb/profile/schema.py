@@ -41,6 +41,16 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
+class InspectSpec:
+    """What a service records: body previews, how many exchanges, what to mask."""
+
+    bodies: int = 64 * 1024  # bytes of each body kept as a preview
+    keep: int = 5000  # exchanges kept for this service
+    redact: tuple[str, ...] = ()  # more header / JSON field names to mask
+    redaction: bool = True  # False: show named headers/fields (${VAR} secrets stay masked)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     listen: ListenAddress
@@ -52,6 +62,7 @@ class ServiceSpec:
     target_header: bool = True  # honour X-Devamb-Target per request
     faults: Mapping[str, Any] = field(default_factory=dict)  # name -> faults.spec.FaultSpec
     header_faults: bool = False  # honour x-devamb-fault-delay / -abort request headers
+    inspect: InspectSpec = field(default_factory=InspectSpec)
     fingerprint: str = ""  # changes when the service's profile text changes
 
 
@@ -61,5 +72,6 @@ class Profile:
     name: str
     services: Mapping[str, ServiceSpec]
     scenarios: Mapping[str, Any] = field(default_factory=dict)  # faults.scenario.ScenarioSpec
+    record_budget: int = 64 * 1024 * 1024  # bytes all recorded exchanges may use together
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[str, ...] = ()

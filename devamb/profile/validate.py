@@ -13,20 +13,21 @@ from devamb.faults.spec import FaultSpec, parse_fault
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node, Reader
-from devamb.profile.schema import ListenAddress, Profile, ServiceSpec, TargetSpec
+from devamb.profile.schema import InspectSpec, ListenAddress, Profile, ServiceSpec, TargetSpec
 from devamb.profile.source import Source
 from devamb.targets.registry import KIND_KEYS, PLANNED_KINDS, parse_target
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PROTOCOLS = ("http", "tcp")
-TOP_KEYS = ("version", "name", "services", "scenarios")
+TOP_KEYS = ("version", "name", "services", "scenarios", "inspect")
+INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
-    "header_faults",
+    "header_faults", "inspect",
 )
 PLANNED_SERVICE_KEYS = {
     key: f"{key!r} is not supported by this version of devamb yet"
-    for key in ("retries", "circuit_breaker", "health", "outlier", "inspect")
+    for key in ("retries", "circuit_breaker", "health", "outlier")
 }
 DEFAULT_TIMEOUT = 30.0
 
@@ -36,6 +37,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
     root = reader.root()
     services: dict[str, ServiceSpec] = {}
     scenarios: dict[str, ScenarioSpec] = {}
+    budget = Profile.record_budget
     name = path.resolve().parent.name
     warnings: list[str] = []
     if root.value is None:
@@ -49,10 +51,14 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
         services = _services(root.child("services"), warnings)
         if root.has("scenarios"):
             scenarios = parse_scenarios(root.child("scenarios"), services)
+        if root.has("inspect"):
+            top = root.child("inspect")
+            if top.mapping(("budget",)) and top.has("budget"):
+                budget = top.child("budget").size() or budget
     if reader.problems:
         raise ProfileError(reader.problems)
     return Profile(
-        path, name, services, scenarios, frozenset(interpolator.secrets), tuple(warnings)
+        path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings)
     )
 
 
@@ -101,6 +107,7 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
     header_faults = (
         node.child("header_faults").boolean() if node.has("header_faults") else False
     )
+    inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
     if len(node.reader.problems) > before or listen is None or protocol is None:
         return None
     assert active is not None and timeout is not None
@@ -115,6 +122,7 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
         target_header=bool(header),
         faults=faults,
         header_faults=bool(header_faults),
+        inspect=inspect or InspectSpec(),
         fingerprint=_fingerprint(node.value),
     )
 
@@ -167,6 +175,25 @@ def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
         if spec is not None:
             faults[name] = spec
     return faults
+
+
+def _inspect(node: Node) -> InspectSpec | None:
+    if not node.mapping(INSPECT_KEYS):
+        return None
+    default = InspectSpec()
+    bodies = node.child("bodies").size() if node.has("bodies") else default.bodies
+    keep = node.child("keep").integer(low=0) if node.has("keep") else default.keep
+    redact: tuple[str, ...] = ()
+    if node.has("redact"):
+        values = node.child("redact").value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            node.child("redact").problem("expected a list of header or field names")
+        else:
+            redact = tuple(values)
+    redaction = node.child("redaction").boolean() if node.has("redaction") else True
+    if bodies is None or keep is None or redaction is None:
+        return None
+    return InspectSpec(bodies, keep, redact, redaction)
 
 
 def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:

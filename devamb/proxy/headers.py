@@ -21,6 +21,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 TARGET_OVERRIDE = "x-devamb-target"
+REPLAY = "x-devamb-replay"
 VIA = "1.1 devamb"
 
 
@@ -44,7 +45,9 @@ def request_headers(
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lower = name.lower()
-        if lower in dropped or lower == TARGET_OVERRIDE or (lower == "host" and not keep_host):
+        if lower in dropped or lower in (TARGET_OVERRIDE, REPLAY) or (
+            lower == "host" and not keep_host
+        ):
             continue
         out.add(name, value)
     if client_ip:

@@ -10,8 +10,9 @@ from devamb.faults.chain import Plan
 from devamb.faults.connection import reset
 from devamb.inspect.exchange import Exchange
 from devamb.inspect.recorder import Recorder
+from devamb.inspect.replay import replay_of
 from devamb.proxy.errors import UpstreamFailed, error_response
-from devamb.proxy.headers import TARGET_OVERRIDE
+from devamb.proxy.headers import REPLAY, TARGET_OVERRIDE
 from devamb.proxy.listen import bind_failure
 from devamb.service import Service
 from devamb.targets.base import TargetUnavailable
@@ -64,7 +65,9 @@ class HttpListener:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         service = self.service
-        name = request.headers.get(TARGET_OVERRIDE) if service.spec.target_header else None
+        replayed = replay_of(request.headers.get(REPLAY), self.recorder.replay_token)
+        allowed = service.spec.target_header or replayed is not None
+        name = request.headers.get(TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
             known = ", ".join(service.targets)
             return error_response(
@@ -74,6 +77,7 @@ class HttpListener:
         exchange = self.recorder.begin(service, target.name, request.remote)
         exchange.method = request.method
         exchange.path = request.raw_path
+        exchange.replay_of = replayed
         faults = service.faults
         plan = (
             faults.roll_http(request.method, request.path, request.headers)

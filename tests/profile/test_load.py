@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devamb.profile import ProfileError, load_profile, resolve_profile_path
+from devamb.profile.validate import SERVICE_KEYS
 from devamb.targets.registry import KIND_KEYS
 from devamb.targets.url import UrlTargetSpec
 
@@ -89,8 +90,7 @@ BAD_CASES = [
         [
             "devamb.yaml:3:3: services.api: missing required key 'listen'",
             "devamb.yaml:4:5: services.api.lisen: unknown key 'lisen' (did you mean 'listen'?); "
-            "expected one of listen, protocol, target, targets, timeout, keep_host, target_header, "
-            "faults, header_faults",
+            f"expected one of {', '.join(SERVICE_KEYS)}",
         ],
     ),
     (

@@ -1,0 +1,63 @@
+"""Replaying a recorded HTTP exchange through its service's own listener.
+
+The replay goes through the whole request path (target choice, faults, recording) like any
+request; a header carrying the engine's private token marks it, so the listener records it as a
+replay and honours its target even where `target_header` is off.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import aiohttp
+
+from devamb.control.protocol import ControlError
+from devamb.inspect.exchange import Exchange
+
+REPLAY_HEADER = "X-Devamb-Replay"
+TARGET_HEADER = "X-Devamb-Target"
+NOT_REPLAYED = frozenset(
+    {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via",
+     "transfer-encoding", "content-length", "connection", "x-devamb-target", "x-devamb-replay"}
+)
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+def replay_of(header: str | None, token: str) -> int | None:
+    """The id an incoming replay header names, if it carries this engine's token."""
+    if not header:
+        return None
+    given, _, exchange_id = header.partition(":")
+    if not secrets.compare_digest(given, token) or not exchange_id.isdigit():
+        return None
+    return int(exchange_id)
+
+
+async def send_replay(original: Exchange, listen_url: str, target: str, token: str) -> int:
+    """Send the recorded request again; returns the status the listener answered with."""
+    if original.protocol != "http" or original.request_headers is None:
+        raise ControlError(f"exchange {original.id} is not an HTTP exchange; it cannot be replayed")
+    body = original.request_body
+    if body.truncated:
+        raise ControlError(
+            f"exchange {original.id}: only {len(body.data)} of {body.size} request body bytes "
+            f"were recorded (raise inspect.bodies to replay it)"
+        )
+    headers = [(k, v) for k, v in original.request_headers if k.lower() not in NOT_REPLAYED]
+    headers += [(REPLAY_HEADER, f"{token}:{original.id}"), (TARGET_HEADER, target)]
+    async with aiohttp.ClientSession(
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    ) as session, session.request(
+        original.method or "GET",
+        listen_url + (original.path or "/"),
+        headers=headers,
+        data=bytes(body.data) if body.size else None,
+        allow_redirects=False,
+    ) as response:
+        await response.read()
+        return response.status
