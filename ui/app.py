@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import App
@@ -94,9 +95,17 @@ class DevambApp(App[None]):
 
     @property
     def main(self) -> MainScreen:
-        screen = self.screen_stack[0]
-        assert isinstance(screen, MainScreen)
+        screen = self.live_main
+        assert screen is not None, "the main screen is not running"
         return screen
+
+    @property
+    def live_main(self) -> MainScreen | None:
+        """The main screen while it runs; None while the app starts or shuts down."""
+        screen = self.screen_stack[0] if self.screen_stack else None
+        if isinstance(screen, MainScreen) and screen.is_attached and not self._exit:
+            return screen
+        return None
 
     def on_mount(self) -> None:
         self.theme = DARK
@@ -112,6 +121,8 @@ class DevambApp(App[None]):
             history = await asyncio.wait_for(self.control.exchanges(HISTORY), CALL_TIMEOUT)
         except (ControlError, OSError, TimeoutError) as error:
             self.post_message(EngineLost(_reason(error)))
+            return
+        if self.live_main is None:
             return
         self.title = f"devamb · {status['name']}"
         self.sub_title = status["profile"]
@@ -141,7 +152,8 @@ class DevambApp(App[None]):
 
     async def _show_status(self, status: Status) -> None:
         self.status = status
-        await self.main.show_status(status)
+        if self.live_main is not None:
+            await self.main.show_status(status)
 
     async def action_quit(self) -> None:
         """Quit; stop the engine first when this TUI started it."""
@@ -155,18 +167,24 @@ class DevambApp(App[None]):
     # -- the engine's news ---------------------------------------------------------------------
 
     def on_stats_updated(self, message: StatsUpdated) -> None:
+        main = self.live_main
+        if main is None:
+            return
         if self.status is not None:
             for service in self.status["services"]:
                 if service["name"] in message.services:
                     service["stats"] = message.services[service["name"]]
-        self.main.show_stats(message.services, self.trends)
+        main.show_stats(message.services, self.trends)
 
     def on_traffic_pending(self, message: TrafficPending) -> None:
-        if self.feed is not None:
+        main = self.live_main
+        if self.feed is not None and main is not None:
             self.traffic.add(self.feed.take_exchanges())
-            self.main.show_traffic()
+            main.show_traffic()
 
     async def on_target_switched(self, message: TargetSwitched) -> None:
+        if self.live_main is None:
+            return
         previous = f" (was {message.previous})" if message.previous else ""
         self.main.log_event(
             "switch", f"{message.service} → {message.target}{previous}", message.time
@@ -174,13 +192,15 @@ class DevambApp(App[None]):
         await self._mark_switched(message.service, message.target)
 
     def on_engine_notice(self, message: EngineNotice) -> None:
+        if self.live_main is None:
+            return
         self.main.log_event(message.level, message.text, message.time)
         if message.level in ("warning", "error"):
             severity = "error" if message.level == "error" else "warning"
             self.notify(message.text, severity=severity, timeout=6)
 
     def on_engine_lost(self, message: EngineLost) -> None:
-        if self._quitting or self._engine_lost:
+        if self._quitting or self._engine_lost or self.live_main is None:
             return
         self._engine_lost = True
         self.connected.clear()
@@ -242,7 +262,8 @@ class DevambApp(App[None]):
             return
         except (ControlError, OSError, TimeoutError) as error:
             reason = _reason(error)
-            self.main.log_event("error", f"switch {service} → {target} failed: {reason}")
+            if self.live_main is not None:
+                self.main.log_event("error", f"switch {service} → {target} failed: {reason}")
             self.notify(reason, title="Switch failed", severity="error")
             self.post_message(SwitchCompleted(service, target, reason))
             return
@@ -251,7 +272,7 @@ class DevambApp(App[None]):
 
     async def _mark_switched(self, service_name: str, target: str) -> None:
         service = self.service(service_name)
-        if service is None or self.status is None:
+        if service is None or self.status is None or self.live_main is None:
             return
         service["target"] = target
         for entry in service["targets"]:
@@ -260,7 +281,20 @@ class DevambApp(App[None]):
 
     @on(TrafficList.Opened)
     def _open_exchange(self, message: TrafficList.Opened) -> None:
-        self.push_screen(ExchangeDetail(message.exchange))
+        self.push_screen(ExchangeDetail(message.exchange, load=self._exchange_detail))
+
+    async def _exchange_detail(self, exchange_id: int) -> dict[str, Any] | None:
+        """The engine's full record of one exchange, if this engine can give it.
+
+        `exchange(id)` is not part of EngineControl yet; until it is, the summary is all there is.
+        """
+        fetch = getattr(self.control, "exchange", None)
+        if fetch is None:
+            return None
+        try:
+            return await asyncio.wait_for(fetch(exchange_id), CALL_TIMEOUT)
+        except (ControlError, OSError, TimeoutError):
+            return None
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

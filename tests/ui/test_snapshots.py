@@ -81,7 +81,7 @@ def test_exchange_detail(snap_compare) -> None:
         timings={"connect": 1.2, "first_byte": 80.4, "total": 84.2},
         request_body='{"amount": 1200, "currency": "EUR", "customer": "cus_42"}',
         response_body='{"id": "ch_1042", "status": "succeeded", "amount": 1200}',
-        response_body_size=58,
+        response_body_size=56,
     )
     app, fake = demo_app([*demo_exchanges(40), recorded])
     assert snap_compare(app, run_before=settle(fake), press=["x", "enter"], terminal_size=(100, 40))

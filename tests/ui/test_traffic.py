@@ -144,3 +144,47 @@ async def test_a_flood_of_exchanges_is_batched_and_bounded() -> None:
         assert len(shown_ids(app)) == 1000
         pending = [m for m in messages if isinstance(m, TrafficPending)]
         assert len(pending) < 100  # thousands of exchanges, a handful of UI updates
+
+
+async def test_detail_loads_the_full_record_when_the_engine_has_it(fake: FakeControl) -> None:
+    summary = fake.history[-1]
+    fake.details[summary["id"]] = {
+        **summary,
+        "url": "https://payments.staging.example.com/refunds",
+        "ttfb_ms": 1249.0,
+        "attempts": 1,
+        "faults": ["slow"],
+        "request_headers": [["Content-Type", "application/json"]],
+        "response_headers": [["Content-Type", "application/json"], ["Retry-After", "2"]],
+        "request_body": b'{"charge": "ch_1042"}',
+        "request_body_size": 21,
+        "response_body": b'{"error": "unavailable"}',
+        "response_body_size": 24,
+    }
+    app = make_app(fake, poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        await pilot.press("x", "enter")
+        detail = app.screen
+        assert isinstance(detail, ExchangeDetail)
+        await until(pilot, lambda: "url" in detail.exchange, "the full record")
+        await pilot.pause()
+        titles = [s.border_title for s in detail.query(".detail-section")]
+        assert titles == [
+            "Summary",
+            "Request headers",
+            "Response headers",
+            "Request body (21B)",
+            "Response body (24B)",
+        ]
+
+
+async def test_detail_keeps_the_summary_when_the_record_is_gone(fake: FakeControl) -> None:
+    app = make_app(fake, poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        await pilot.press("x", "enter")
+        detail = app.screen
+        assert isinstance(detail, ExchangeDetail)
+        await pilot.pause()
+        assert detail.query(".detail-note")

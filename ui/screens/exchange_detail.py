@@ -1,15 +1,17 @@
 """ExchangeDetail: everything the engine recorded about one exchange.
 
-It shows the summary fields always, and the richer fields when the engine sends them:
-`request_headers` / `response_headers` (a mapping or a list of pairs), `timings` (name -> ms),
-`request_body` / `response_body` (the recorded preview, pretty-printed and highlighted when it is
-JSON) with `request_body_size` / `response_body_size`. Any other field is listed as it is.
+It opens on the summary from the traffic list and, when given a `load` callable, replaces it with
+the engine's full record once that arrives. It shows the summary fields always, and the richer
+fields when present: `url`, `ttfb_ms`, `attempts`, `faults`; `request_headers` /
+`response_headers` (a mapping or a list of pairs); `timings` (name -> ms); `request_body` /
+`response_body` (the recorded preview as text or bytes, pretty-printed and highlighted when it
+is JSON) with `request_body_size` / `response_body_size`. Any other field is listed as it is.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from rich.console import RenderableType
@@ -31,11 +33,12 @@ SUMMARY_KEYS = {
 }  # fmt: skip
 SECTION_KEYS = {
     "request_headers", "response_headers", "timings", "request_body", "response_body",
-    "request_body_size", "response_body_size",
+    "request_body_size", "response_body_size", "url", "ttfb_ms", "attempts", "faults",
 }  # fmt: skip
+Loader = Callable[[int], Awaitable["dict[str, Any] | None"]]
 
 
-def summary_table(exchange: ExchangeSummary) -> Table:
+def summary_table(exchange: Mapping[str, Any]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
@@ -47,6 +50,8 @@ def summary_table(exchange: ExchangeSummary) -> Table:
         ("Service", f"{exchange['service']} → {exchange['target']}"),
         ("Client", exchange.get("client", "")),
     ]
+    if exchange.get("url"):
+        rows.append(("Upstream", str(exchange["url"])))
     if exchange.get("protocol") != "tcp":
         rows.append(("Request", Text(f"{exchange.get('method', '')} {exchange.get('path', '')}")))
         rows.append(
@@ -58,11 +63,17 @@ def summary_table(exchange: ExchangeSummary) -> Table:
                 ),
             )
         )
+    if exchange.get("ttfb_ms") is not None:
+        rows.append(("First byte", display.duration(exchange["ttfb_ms"])))
     rows += [
         ("Duration", display.duration(exchange["duration_ms"])),
         ("Sent", f"{display.size(exchange['bytes_in'])} to upstream"),
         ("Received", f"{display.size(exchange['bytes_out'])} from upstream"),
     ]
+    if (exchange.get("attempts") or 1) > 1:
+        rows.append(("Attempts", str(exchange["attempts"])))
+    if exchange.get("faults"):
+        rows.append(("Faults", Text("⚡" + ", ".join(exchange["faults"]), style="bold yellow")))
     if error:
         rows.append(("Error", Text(error, style="bold red")))
     for label, value in rows:
@@ -91,8 +102,11 @@ def timings_table(timings: Mapping[str, Any]) -> Table:
 
 
 def body_renderable(body: Any, dark: bool) -> RenderableType:
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", errors="replace")
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return Text(f"binary data ({display.size(len(body))} recorded)", style="dim")
     if not isinstance(body, str):
         body = json.dumps(body)
     try:
@@ -112,16 +126,17 @@ class ExchangeDetail(Screen):
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
 
-    def __init__(self, exchange: ExchangeSummary) -> None:
+    def __init__(self, exchange: ExchangeSummary, load: Loader | None = None) -> None:
         super().__init__()
-        self.exchange = exchange
+        self.exchange: Mapping[str, Any] = exchange
+        self.load = load
 
     def compose(self) -> ComposeResult:
         exchange: dict[str, Any] = dict(self.exchange)
         dark = self.app.current_theme.dark
         yield Header()
         with VerticalScroll(id="detail"):
-            yield self._section("Summary", summary_table(self.exchange))
+            yield self._section("Summary", summary_table(exchange))
             recorded = False
             for side in ("request", "response"):
                 headers = exchange.get(f"{side}_headers")
@@ -133,11 +148,13 @@ class ExchangeDetail(Screen):
                 yield self._section("Timings", timings_table(exchange["timings"]))
             for side in ("request", "response"):
                 body = exchange.get(f"{side}_body")
-                if body is not None:
+                if body:
                     recorded = True
                     title = f"{side.title()} body"
                     total = exchange.get(f"{side}_body_size")
-                    if total is not None:
+                    if total is not None and total > len(body):
+                        title += f" (first {display.size(len(body))} of {display.size(int(total))})"
+                    elif total is not None:
                         title += f" ({display.size(int(total))})"
                     yield self._section(title, body_renderable(body, dark))
             extra = {k: v for k, v in exchange.items() if k not in SUMMARY_KEYS | SECTION_KEYS}
@@ -157,6 +174,16 @@ class ExchangeDetail(Screen):
         self.title = f"Exchange #{exchange['id']}"
         self.sub_title = f"{exchange['service']} → {exchange['target']}"
         self.query_one("#detail").focus()
+        if self.load is not None:
+            self.run_worker(self._load_full(), exclusive=True)
+
+    async def _load_full(self) -> None:
+        assert self.load is not None
+        full = await self.load(int(self.exchange["id"]))
+        if full:
+            self.exchange = full
+            await self.recompose()
+            self.query_one("#detail").focus()
 
     @staticmethod
     def _section(title: str, body: RenderableType) -> Static:

@@ -96,6 +96,17 @@ class MainScreen(Screen):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Focus the main widget of the tab the user opened.
+
+        Focus itself activates the tab that holds the focused widget, so a stale activation
+        (another one is already queued) must not move focus, or two tabs would keep flipping.
+        """
+        tabs = self.query_one(TabbedContent)
+        if event.pane.id != tabs.active:
+            return
+        focused = self.focused
+        if focused is not None and event.pane in focused.ancestors:
+            return
         if event.pane.id == "traffic":
             self.query_one(TrafficList).focus()
         else:

@@ -67,7 +67,9 @@ class TrafficList(ScrollView, can_focus=True):
         """Replace the rows; keep the cursor on the same exchange unless `to_end`."""
         keep = self.current
         self.rows = rows
-        self.virtual_size = Size(self.size.width, len(rows))
+        size = Size(self.size.width, len(rows))
+        if size != self.virtual_size:
+            self.virtual_size = size
         if to_end or keep is None:
             self.cursor = len(rows) - 1
         else:

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Label, Select
+from textual.widgets import Select, Static
 
 from ui.model.traffic import TrafficStore
 from ui.widgets import traffic_columns
@@ -59,7 +59,7 @@ class TrafficPane(Vertical):
                 id="traffic-filter",
                 compact=True,
             )
-            yield Label("", id="traffic-state")
+            yield Static("", id="traffic-state")
         yield TrafficHeader(id="traffic-header")
         yield TrafficList(id="traffic-list")
 
@@ -90,17 +90,16 @@ class TrafficPane(Vertical):
             self._show_state()
 
     def _show_state(self) -> None:
-        label = self.query_one("#traffic-state", Label)
+        label = self.query_one("#traffic-state", Static)
         shown = len(self.traffic_list.rows)
         if self.following:
-            label.update(Text.assemble(("● following", "bold green"), f"  {shown} shown"))
+            state = Text.assemble(("● following", "bold green"), f"  {shown} shown")
         else:
-            label.update(
-                Text.assemble(
-                    ("❚❚ paused", "bold yellow"),
-                    f"  {self._new_while_paused} new · space to follow",
-                )
+            state = Text.assemble(
+                ("❚❚ paused", "bold yellow"),
+                f"  {self._new_while_paused} new · space to follow",
             )
+        label.update(state, layout=False)  # fixed size: no relayout at every batch
 
     def watch_following(self, following: bool) -> None:
         if following:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Label, Sparkline
+from textual.widgets import Label, Sparkline, Static
 
 from ui import display
 from ui.model.trends import Trends
@@ -20,19 +20,20 @@ class ServiceTrend(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label(self.service, classes="trend-name")
         yield Sparkline([], classes="trend-rate")
-        yield Label("0/s", classes="trend-value trend-rate-value")
+        yield Static("0/s", classes="trend-value trend-rate-value")
         yield Sparkline([], classes="trend-latency")
-        yield Label("—", classes="trend-value trend-latency-value")
+        yield Static("—", classes="trend-value trend-latency-value")
 
     def show(self, trends: Trends) -> None:
         rate, latency = trends.rate(self.service), trends.latency(self.service)
         self.query_one(".trend-rate", Sparkline).data = trends.window(rate)
         self.query_one(".trend-latency", Sparkline).data = trends.window(latency)
-        self.query_one(".trend-rate-value", Label).update(
-            f"{display.rate(rate[-1]) if rate else '0'}/s"
+        # fixed-width cells: no relayout twice a second
+        self.query_one(".trend-rate-value", Static).update(
+            f"{display.rate(rate[-1]) if rate else '0'}/s", layout=False
         )
-        self.query_one(".trend-latency-value", Label).update(
-            display.duration(latency[-1]) if latency and latency[-1] else "—"
+        self.query_one(".trend-latency-value", Static).update(
+            display.duration(latency[-1]) if latency and latency[-1] else "—", layout=False
         )
 
 
