@@ -28,7 +28,10 @@ FLOW_LOW = 64 * 1024
 class _Side(asyncio.Protocol):
     """One socket of a relayed connection; bytes it receives go to its peer (or its flow)."""
 
-    __slots__ = ("discard", "early", "eof", "flow", "inbound", "peer", "relay", "transport")
+    __slots__ = (
+        "can_write", "discard", "early", "eof", "flow", "inbound", "peer", "reader", "relay",
+        "transport",
+    )
 
     def __init__(self, relay: _Relay, inbound: bool) -> None:
         self.relay = relay
@@ -38,6 +41,8 @@ class _Side(asyncio.Protocol):
         self.flow: _Flow | None = None
         self.eof = False
         self.discard = False  # a black hole swallows what the client sends
+        self.reader: asyncio.StreamReader | None = None  # set when a target terminates TCP
+        self.can_write: asyncio.Event | None = None
         self.early: list[bytes] = []  # bytes that arrived before the peer was connected
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,7 +56,9 @@ class _Side(asyncio.Protocol):
         (exchange.request_body if self.inbound else exchange.response_body).add(data)
         if self.discard:
             return
-        if self.flow is not None:
+        if self.reader is not None:
+            self.reader.feed_data(data)
+        elif self.flow is not None:
             self.flow.feed(data)
         elif self.peer is None:  # uvloop may deliver data before pause_reading takes effect
             self.early.append(data)
@@ -61,6 +68,9 @@ class _Side(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.reader is not None:
+            self.reader.feed_eof()
+            return True
         if self.flow is not None:
             self.flow.feed_eof()
             return True
@@ -77,10 +87,14 @@ class _Side(asyncio.Protocol):
         return True  # keep our side open: the other direction may still carry data
 
     def pause_writing(self) -> None:
+        if self.can_write is not None:
+            self.can_write.clear()
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        if self.can_write is not None:
+            self.can_write.set()
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.resume_reading()
 
@@ -100,6 +114,10 @@ class _Side(asyncio.Protocol):
             self.relay.exchange.error = f"{who}: {exc}"
         if self.flow is not None:
             self.flow.feed_eof()
+        if self.reader is not None:
+            self.reader.feed_eof()
+        if self.can_write is not None:
+            self.can_write.set()
         self.relay.side_lost(self)
 
 
@@ -164,6 +182,32 @@ class _Flow:
             sink.write_eof()
 
 
+class _ClientStream:
+    """Writes to the client for terminating targets, counting bytes and honouring backpressure."""
+
+    def __init__(self, side: _Side, exchange: Exchange) -> None:
+        self._side = side
+        self._exchange = exchange
+
+    def write(self, data: bytes) -> None:
+        transport = self._side.transport
+        if transport is not None and not transport.is_closing():
+            self._exchange.response_body.add(data)
+            transport.write(data)
+
+    async def drain(self) -> None:
+        event = self._side.can_write
+        if event is not None and not event.is_set():
+            await event.wait()
+        if self._side.transport is None or self._side.transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+
+    def close(self) -> None:
+        transport = self._side.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+
 class _Relay:
     """One client connection relayed to the active target's endpoint."""
 
@@ -206,7 +250,32 @@ class _Relay:
                 cut(client.transport, with_reset=False)
                 return
             client.discard = False
-        await self._connect(client, target)
+        if target.terminates_tcp:
+            await self._serve(client, target)
+        else:
+            await self._connect(client, target)
+
+    async def _serve(self, client: _Side, target: Target) -> None:
+        """Hand the client's stream to a target that speaks its protocol itself."""
+        reader = asyncio.StreamReader(limit=1 << 20)
+        reader.set_transport(client.transport)  # type: ignore[arg-type]
+        client.reader, client.can_write = reader, asyncio.Event()
+        client.can_write.set()
+        for data in client.early:
+            reader.feed_data(data)
+        client.early.clear()
+        if client.eof:
+            reader.feed_eof()
+        client.transport.resume_reading()  # type: ignore[union-attr]
+        stream = _ClientStream(client, self.exchange)
+        try:
+            await target.serve_tcp(reader, stream, self.exchange)
+        except TargetUnavailable as exc:
+            self.exchange.error = exc.reason
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            stream.close()
 
     async def _connect(self, client: _Side, target: Target) -> None:
         loop = asyncio.get_running_loop()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from devamb.profile.schema import ServiceSpec, TargetSpec
 
@@ -12,6 +13,16 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from devamb.inspect.exchange import Exchange
+
+
+class ClientStream(Protocol):
+    """The writing half of a client's TCP connection, for targets that terminate TCP."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class TargetUnavailable(Exception):
@@ -58,6 +69,16 @@ class Target:
 
     async def tcp_address(self) -> tuple[str, int]:
         raise TargetUnavailable(f"target {self.name!r} does not serve TCP")
+
+    #: True for targets that speak the client's protocol themselves (a RESP sharding proxy):
+    #: the TCP listener then hands them the client's stream instead of relaying bytes.
+    terminates_tcp: ClassVar[bool] = False
+
+    async def serve_tcp(
+        self, reader: asyncio.StreamReader, client: ClientStream, exchange: Exchange
+    ) -> None:
+        """Serve one client connection; return (or raise) to close it."""
+        raise TargetUnavailable(f"target {self.name!r} does not serve TCP streams")
 
 
 def _log_notice(level: str, message: str) -> None:

@@ -1,0 +1,1 @@
+"""What the ambassador does for the app: balancing, health, retries, timeouts, breaking."""
