@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -16,9 +17,12 @@ class FaultState:
     __slots__ = ("enabled_at", "fault", "fired", "last_fired", "on_expire", "seen", "spec")
 
     def __init__(self, spec: FaultSpec, ctx: FaultContext, protocol: str,
-                 on_expire: Callable[[FaultState, str], None]) -> None:
+                 on_expire: Callable[[FaultState, str, bool], None],
+                 fault: Fault | None = None) -> None:
         self.spec = spec
-        self.fault: Fault = KINDS[spec.kind].FAULT(spec.params, ctx, spec.direction, protocol)
+        self.fault: Fault = fault or KINDS[spec.kind].FAULT(
+            spec.params, ctx, spec.direction, protocol
+        )
         self.seen = 0
         self.fired = 0
         self.last_fired: float | None = None
@@ -28,6 +32,14 @@ class FaultState:
     @property
     def enabled(self) -> bool:
         return self.spec.enabled
+
+    def disabled(self, ctx: FaultContext) -> FaultState:
+        """This fault turned off: the same behaviour object (a hold it started stays tied to
+        it) and the same counters, so a list still shows what it did."""
+        state = FaultState(dataclasses.replace(self.spec, enabled=False), ctx,
+                           self.fault.protocol, self.on_expire, self.fault)
+        state.seen, state.fired, state.last_fired = self.seen, self.fired, self.last_fired
+        return state
 
     def expired(self, now: float) -> bool:
         duration = self.spec.duration
@@ -39,7 +51,7 @@ class FaultState:
         spec = self.spec
         now = ctx.clock()
         if self.expired(now):
-            self.on_expire(self, f"its time ({spec.duration:g}s) is up")
+            self.on_expire(self, f"its time ({spec.duration:g}s) is up", True)
             return False
         if spec.match is not None and request is not None and not spec.match.matches(*request):
             return False
@@ -51,7 +63,8 @@ class FaultState:
         self.fired += 1
         self.last_fired = now
         if spec.times is not None and self.fired >= spec.times:
-            self.on_expire(self, f"it fired {spec.times} times")
+            # off for the next exchanges; this one (a hold, say) still gets the fault
+            self.on_expire(self, f"it fired {spec.times} times", False)
         return True
 
     def to_json(self) -> dict[str, object]:

@@ -37,13 +37,16 @@ class FaultManager:
     def _state(self, spec: FaultSpec) -> FaultState:
         return FaultState(spec, self.ctx, self.protocol, self._expire)
 
-    def _swap(self, states: list[FaultState], why: str | None = None) -> None:
-        old = {s.spec.name: s for s in self.chain.states}
+    def _swap(self, states: list[FaultState], why: str | None = None, *,
+              release: bool = True) -> None:
+        old = self.chain.states
         self.chain = FaultChain(tuple(states))
-        for name, state in old.items():  # a held request goes on once its fault is lifted
-            current = next((s for s in states if s.spec.name == name), None)
-            if isinstance(state.fault, TimeoutFault) and (current is None or not current.enabled):
-                state.fault.released.set()
+        if release:  # a held request goes on once its fault is lifted, removed or replaced
+            live = {s.spec.name: s for s in states}
+            for state in old:
+                current = live.get(state.spec.name)
+                if current is None or not current.enabled or current.fault is not state.fault:
+                    _release(state)
         self._on_change(self.service, why)
 
     # -- queries -----------------------------------------------------------------------------
@@ -64,15 +67,26 @@ class FaultManager:
         states = [s for s in self.chain.states if s.spec.name != spec.name]
         self._swap([*states, self._state(spec)])
 
-    def set_enabled(self, name: str, enabled: bool, why: str | None = None) -> bool:
-        """Turn a fault on or off; False if there is no such fault."""
+    def set_enabled(self, name: str, enabled: bool, why: str | None = None, *,
+                    release: bool = True) -> bool:
+        """Turn a fault on or off; False if there is no such fault.
+
+        Turning a fault off lets the requests it holds go on, unless `release` is False (a
+        fault that fired its last time keeps holding that last one until it is removed).
+        """
         state = self.get(name)
         if state is None:
             return False
         if state.enabled == enabled:
+            if not enabled and release:
+                _release(state)  # what a fault that ran out of `times` still holds
             return True
-        replaced = self._state(dataclasses.replace(state.spec, enabled=enabled))
-        self._swap([replaced if s is state else s for s in self.chain.states], why)
+        if enabled:
+            replaced = self._state(dataclasses.replace(state.spec, enabled=True))
+        else:
+            replaced = state.disabled(self.ctx)
+        self._swap([replaced if s is state else s for s in self.chain.states], why,
+                   release=release)
         return True
 
     def remove(self, name: str) -> bool:
@@ -85,9 +99,10 @@ class FaultManager:
         if self.chain.states:
             self._swap([])
 
-    def _expire(self, state: FaultState, why: str) -> None:
+    def _expire(self, state: FaultState, why: str, release: bool = True) -> None:
         self.set_enabled(state.spec.name, False, f"fault {state.spec.name!r} on "
-                                                 f"{self.service!r} turned off: {why}")
+                                                 f"{self.service!r} turned off: {why}",
+                         release=release)
 
     def tick(self) -> None:
         """Turn off faults whose `for:` time is up, even when no traffic rolls them."""
@@ -130,3 +145,8 @@ class FaultManager:
             params = abort.Params(status=int(status))
             faults.append(abort.FAULT(params, self.ctx, "downstream", self.protocol))
         return faults
+
+
+def _release(state: FaultState) -> None:
+    if isinstance(state.fault, TimeoutFault):
+        state.fault.released.set()
