@@ -53,14 +53,27 @@ def parse_scenarios(node: Node, services: Mapping[str, Any]) -> dict[str, Scenar
         if not isinstance(steps_node.value, list) or not steps_node.value:
             steps_node.problem("expected a list of steps")
             continue
-        steps = [_step(name, i, s, services) for i, s in enumerate(steps_node.elements())]
+        added = _added_names(steps_node)
+        steps = [_step(name, i, s, services, added) for i, s in enumerate(steps_node.elements())]
         if all(s is not None for s in steps):
             ordered = tuple(sorted((s for s in steps if s), key=lambda s: s.at))
             scenarios[name] = ScenarioSpec(name, ordered, bool(loop), length)
     return scenarios
 
 
-def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any]) -> Step | None:
+def _added_names(steps: Node) -> dict[str, set[str]]:
+    """Per service, the names this scenario's `add` steps give: later steps may use them."""
+    added: dict[str, set[str]] = {}
+    for step in steps.value:
+        add = step.get("add") if isinstance(step, dict) else None
+        name = add.get("name") if isinstance(add, dict) else None
+        if isinstance(name, str) and isinstance(step.get("service"), str):
+            added.setdefault(step["service"], set()).add(name)
+    return added
+
+
+def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any],
+          added: Mapping[str, set[str]]) -> Step | None:
     if not node.mapping(STEP_KEYS, required=("at", "service")):
         return None
     at = node.child("at").duration()
@@ -83,9 +96,13 @@ def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any]) ->
         fault = parse_fault(str(name or f"{scenario}.{index}"), add, service.protocol)
         return None if fault is None else Step(at, service_name, "add", fault=fault)
     target = node.child(action)
-    fault_name = target.one_of(list(service.faults)) if service.faults else None
-    if not service.faults:
-        target.problem(f"service {service_name!r} defines no faults to turn {action}")
+    known = [*service.faults, *sorted(added.get(service_name, set()) - set(service.faults))]
+    if not known:
+        what = "remove" if action == "remove" else f"turn {action}"
+        target.problem(f"service {service_name!r} has no faults to {what} (define them under "
+                       f"its 'faults', or add them in an earlier step)")
+        return None
+    fault_name = target.one_of(known)
     return None if fault_name is None else Step(at, service_name, action, name=fault_name)
 
 

@@ -30,6 +30,7 @@ services:
     header_faults: {header_faults}
     targets:
       up: {http}
+{api_extra}
   raw:
     listen: 0
     protocol: tcp
@@ -124,18 +125,22 @@ SetupFactory = Callable[..., Awaitable[Setup]]
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[SetupFactory]:
-    """`await setup(fake=True, seed=1, header_faults=False, tcp_handler=echo, extra='')`."""
+    """`await setup(fake=True, seed=1, header_faults=False, tcp_handler=echo, extra='',
+    api_extra='', time_=None)`: `extra` is more top-level YAML, `api_extra` more keys for the
+    `api` service, `time_` an object with `sleep` and `clock` instead of a FakeTime."""
     started: list[tuple[Engine, CountingUpstream, TcpUpstream]] = []
 
     async def factory(*, fake: bool = True, seed: int = 1, header_faults: bool = False,
-                      tcp_handler: Any = echo, extra: str = "") -> Setup:
+                      tcp_handler: Any = echo, extra: str = "", api_extra: str = "",
+                      time_: Any = None) -> Setup:
         http = await CountingUpstream().start()
         tcp = await TcpUpstream(tcp_handler).start()
         text = PROFILE.format(http=http.url, tcp=tcp.port,
-                              header_faults=str(header_faults).lower())
+                              header_faults=str(header_faults).lower(),
+                              api_extra=textwrap.indent(textwrap.dedent(api_extra), "    "))
         path = tmp_path / "devamb.yaml"
         path.write_text(textwrap.dedent(text) + textwrap.dedent(extra))
-        fake_time = FakeTime() if fake else None
+        fake_time = time_ or (FakeTime() if fake else None)
         ctx = FaultContext(rng=random.Random(seed))
         if fake_time is not None:
             ctx = FaultContext(rng=random.Random(seed), sleep=fake_time.sleep,
