@@ -19,6 +19,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _state(target: dict[str, Any]) -> str:
+    """The target's own state, and its circuit breaker's when that is not closed."""
+    breaker = target.get("breaker")
+    if breaker and breaker["state"] != "closed":
+        return f"{target['state']}, circuit {breaker['state']}"
+    return target["state"]
+
+
 def print_status(status: Status) -> None:
     engine = status["engine"]
     console.print(
@@ -57,7 +65,7 @@ def print_status(status: Status) -> None:
             service["protocol"],
             service["target"],
             f"[dim]{active['address']}[/]",
-            active["state"],
+            _state(active),
             str(stats["requests"]),
             str(stats["errors"]),
             f"{stats['rate']:.1f}",

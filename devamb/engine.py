@@ -35,6 +35,8 @@ from devamb.inspect.recorder import Recorder
 from devamb.inspect.redaction import Redaction
 from devamb.inspect.replay import send_replay
 from devamb.inspect.store import ExchangeStore
+from devamb.metrics import render as render_metrics
+from devamb.policies.request import RequestPolicy
 from devamb.profile.schema import Profile
 from devamb.proxy.http import HttpListener
 from devamb.proxy.tcp import TcpListener
@@ -84,8 +86,10 @@ class Engine:
                     self.fault_context, header_faults=spec.header_faults,
                     on_change=self._faults_changed,
                 )
+                policy = RequestPolicy(spec, self.fault_context, self.notice)
                 service = Service(
-                    spec, targets, self.state.restored_target(spec), faults, profile_secrets
+                    spec, targets, self.state.restored_target(spec), faults, policy,
+                    profile_secrets,
                 )
                 self.store.configure(spec.name, spec.inspect.keep)
                 self.services[spec.name] = service
@@ -279,6 +283,10 @@ class Engine:
 
     async def shutdown(self) -> None:
         self._shutdown_requested.set()
+
+    async def metrics(self) -> str:
+        """Prometheus text format: per-service, per-target and per-endpoint counters."""
+        return render_metrics(self.services.values())
 
     # -- faults and scenarios ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from devamb.control.protocol import ControlError, ServiceStatus
 from devamb.faults.manager import FaultManager
 from devamb.inspect.redaction import Redaction
+from devamb.policies.request import RequestPolicy
 from devamb.profile.schema import ServiceSpec
 from devamb.stats import ServiceCounters
 from devamb.targets.base import Target
@@ -19,12 +20,14 @@ class Service:
         targets: dict[str, Target],
         active: str,
         faults: FaultManager,
+        policy: RequestPolicy,
         secrets: Iterable[str] = (),
     ) -> None:
         self.spec = spec
         self.targets = targets
         self.active = active
         self.faults = faults
+        self.policy = policy
         self.redaction = Redaction.from_names(
             spec.inspect.redact, secrets=secrets, enabled=spec.inspect.redaction
         )
@@ -67,6 +70,11 @@ class Service:
                     "state": t.state,
                     "active": t.name == self.active,
                     "details": t.details(),
+                    **(
+                        {"breaker": self.policy.breakers[t.name].to_json()}
+                        if t.name in self.policy.breakers
+                        else {}
+                    ),
                 }
                 for t in self.targets.values()
             ],

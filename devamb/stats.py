@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
 from collections.abc import Callable
@@ -13,6 +14,8 @@ SAMPLES = 4096  # latency samples kept for percentiles (the most recent ones)
 
 
 class ServiceCounters:
+    BUCKETS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)  # ms, Prometheus
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.requests = 0
@@ -21,12 +24,20 @@ class ServiceCounters:
         self.bytes_in = 0
         self.bytes_out = 0
         self._samples: deque[tuple[float, float, bool]] = deque(maxlen=SAMPLES)
+        self.buckets = [0] * (len(self.BUCKETS) + 1)  # the last one: above every bound
+        self.duration_sum = 0.0
+        self.per_target: dict[str, int] = {}
 
     def started(self) -> None:
         self.active += 1
 
-    def finished(self, duration_ms: float, error: bool, bytes_in: int, bytes_out: int) -> None:
+    def finished(
+        self, duration_ms: float, error: bool, bytes_in: int, bytes_out: int, target: str = ""
+    ) -> None:
         self.active -= 1
+        self.buckets[bisect.bisect_left(self.BUCKETS, duration_ms)] += 1
+        self.duration_sum += duration_ms
+        self.per_target[target] = self.per_target.get(target, 0) + 1
         self.requests += 1
         self.errors += error
         self.bytes_in += bytes_in

@@ -126,6 +126,13 @@ class ControlClient:
     async def clear_faults(self, service: str | None = None) -> None:
         await self._call("POST", "/v1/faults/clear", {"service": service})
 
+    async def metrics(self) -> str:
+        try:
+            async with self._client().get(BASE + "/metrics") as resp:
+                return await resp.text()
+        except (aiohttp.ClientConnectionError, FileNotFoundError) as exc:
+            raise EngineUnavailable(f"no engine answers on {self.socket_path} ({exc})") from None
+
     async def scenarios(self) -> list[dict[str, Any]]:
         return await self._call("GET", "/v1/scenarios")
 

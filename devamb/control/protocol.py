@@ -19,6 +19,7 @@ class TargetStatus(TypedDict):
     state: str  # "ready" | "unavailable" | ...
     active: bool
     details: dict[str, Any]  # kind-specific: container name/id/state, resolved endpoints, ...
+    breaker: NotRequired[dict[str, Any]]  # {state, in_flight, rejected, recent_failures}
 
 
 class ServiceStats(TypedDict):
@@ -156,6 +157,9 @@ class EngineControl(Protocol):
     async def clear_faults(self, service: str | None = None) -> None: ...
 
     async def scenarios(self) -> list[dict[str, Any]]: ...
+
+    async def metrics(self) -> str:
+        """Prometheus text format."""
 
     async def start_scenario(self, name: str) -> None: ...
 

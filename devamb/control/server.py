@@ -11,6 +11,7 @@ GET  /v1/faults?service=S        -> {service: [fault, ...]}
 POST /v1/faults   {service, fault: {kind, name?, ...profile keys}}  -> the fault
 POST /v1/faults/toggle {service, name, enabled} · /v1/faults/remove {service, name}
 POST /v1/faults/clear {service?}
+GET  /metrics                    -> Prometheus text format
 GET  /v1/scenarios · POST /v1/scenarios/start {name} · /v1/scenarios/stop {name}
 Errors answer {"error": MESSAGE} with 400 (bad input) or 404 (unknown service/target).
 """
@@ -111,6 +112,12 @@ async def _events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    text = await request.app[CONTROL].metrics()
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
 async def _shutdown(request: web.Request) -> web.Response:
     await request.app[CONTROL].shutdown()
     return web.json_response({"stopping": True})
@@ -189,6 +196,7 @@ def make_app(control: EngineControl) -> web.Application:
     app.router.add_get("/v1/export/har", _har)
     app.router.add_get("/v1/events", _events)
     app.router.add_post("/v1/shutdown", _shutdown)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/v1/faults", _faults)
     app.router.add_post("/v1/faults", _add_fault)
     app.router.add_post("/v1/faults/toggle", _toggle_fault)

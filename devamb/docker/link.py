@@ -96,6 +96,7 @@ class DockerLink:
     def _run(self) -> None:
         delay = RETRY_MIN
         while not self._stop.is_set():
+            events_client = client = None
             try:
                 events_client = docker.from_env(timeout=CONNECT_TIMEOUT)
                 stream = events_client.events(
@@ -103,6 +104,9 @@ class DockerLink:
                 )
                 client = docker.from_env(version=events_client.api.api_version, timeout=API_TIMEOUT)
             except Exception as exc:
+                for made in (events_client, client):
+                    if made is not None:
+                        made.close()
                 self._down(f"Docker engine not reachable at {self.host}: {failure_text(exc)}")
                 self.first_attempt.set()
                 self._stop.wait(delay)

@@ -61,6 +61,9 @@ class Exchange:
     attempts: int = 1
     replay_of: int | None = None
     shaping: Any = None  # faults.chain.Shaping: response-side faults for this exchange
+    limits: Any = None  # policies.request.AttemptLimits for the current try, if any
+    body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
+    retried: list[str] = field(default_factory=list)  # why each earlier try was given up
 
     @property
     def bytes_in(self) -> int:
@@ -118,6 +121,7 @@ class Exchange:
             url=self.url,
             ttfb_ms=None if self.ttfb_ms is None else round(self.ttfb_ms, 3),
             attempts=self.attempts,
+            retried=list(self.retried),
             faults=list(self.faults),
             request_headers=[list(h) for h in self.request_headers or []],
             response_headers=[list(h) for h in self.response_headers or []],

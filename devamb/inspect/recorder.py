@@ -35,7 +35,8 @@ class Recorder:
             exchange.finish()
         failed = exchange.error is not None or (exchange.status or 0) >= 500
         service.counters.finished(
-            exchange.duration_ms or 0.0, failed, exchange.bytes_in, exchange.bytes_out
+            exchange.duration_ms or 0.0, failed, exchange.bytes_in, exchange.bytes_out,
+            exchange.target,
         )
         self.store.add(exchange)
         exchange.shaping = None  # the faults' part is done; do not keep them alive

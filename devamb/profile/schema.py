@@ -63,6 +63,10 @@ class ServiceSpec:
     faults: Mapping[str, Any] = field(default_factory=dict)  # name -> faults.spec.FaultSpec
     header_faults: bool = False  # honour x-devamb-fault-delay / -abort request headers
     inspect: InspectSpec = field(default_factory=InspectSpec)
+    connect_timeout: float | None = None  # seconds to establish an upstream connection
+    per_try_timeout: float | None = None  # seconds one try may wait for response headers
+    retries: Any = None  # policies.retry.RetrySpec
+    circuit_breaker: Any = None  # policies.breaker.BreakerSpec
     fingerprint: str = ""  # changes when the service's profile text changes
 
 

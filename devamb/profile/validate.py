@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from devamb.faults.scenario import ScenarioSpec, parse_scenarios
 from devamb.faults.spec import FaultSpec, parse_fault
+from devamb.policies.breaker import parse_breaker
+from devamb.policies.retry import parse_retries
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node, Reader
@@ -23,11 +26,11 @@ TOP_KEYS = ("version", "name", "services", "scenarios", "inspect")
 INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
-    "header_faults", "inspect",
+    "header_faults", "inspect", "connect_timeout", "per_try_timeout", "retries", "circuit_breaker",
 )
 PLANNED_SERVICE_KEYS = {
     key: f"{key!r} is not supported by this version of devamb yet"
-    for key in ("retries", "circuit_breaker", "health", "outlier")
+    for key in ("health", "outlier")
 }
 DEFAULT_TIMEOUT = 30.0
 
@@ -108,6 +111,13 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
         node.child("header_faults").boolean() if node.has("header_faults") else False
     )
     inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
+    connect_timeout = _optional(node, "connect_timeout", Node.duration)
+    per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
+    retries = _optional(node, "retries", parse_retries)
+    breaker = _optional(node, "circuit_breaker", parse_breaker)
+    if (retries is not None or breaker is not None) and protocol == "tcp":
+        key = "retries" if retries is not None else "circuit_breaker"
+        node.child(key).problem(f"{key!r} applies to http services only", key=True)
     if len(node.reader.problems) > before or listen is None or protocol is None:
         return None
     assert active is not None and timeout is not None
@@ -123,6 +133,10 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
         faults=faults,
         header_faults=bool(header_faults),
         inspect=inspect or InspectSpec(),
+        connect_timeout=connect_timeout,
+        per_try_timeout=per_try_timeout,
+        retries=retries,
+        circuit_breaker=breaker,
         fingerprint=_fingerprint(node.value),
     )
 
@@ -175,6 +189,10 @@ def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
         if spec is not None:
             faults[name] = spec
     return faults
+
+
+def _optional(node: Node, key: str, read: Callable[[Node], Any]) -> Any:
+    return read(node.child(key)) if node.has(key) else None
 
 
 def _inspect(node: Node) -> InspectSpec | None:

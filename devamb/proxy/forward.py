@@ -13,6 +13,7 @@ from yarl import URL
 
 from devamb.faults.base import CutConnection
 from devamb.faults.connection import cut
+from devamb.policies.request import RetryableStatus
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.headers import request_headers, upstream_response_headers
 from devamb.proxy.upstream import (
@@ -60,9 +61,18 @@ async def forward_http(
     exchange.request_headers = list(headers.items())
     if is_websocket(request):
         return await relay_websocket(websocket_session(), request, url, headers, exchange, timeout)
+    limits = exchange.limits
+    if limits is not None:
+        timeout = limits.timeout
     body, chunked = await _request_body(request, headers, exchange)
     head = request_head(request.method, url.raw_path_qs, headers.items())
-    conn = await _exchange_head(pool, head, body, chunked, timeout, url)
+    connect_timeout = limits.connect_timeout if limits is not None else None
+    conn = await _exchange_head(pool, head, body, chunked, timeout, url, connect_timeout)
+    if limits is not None and limits.retry_statuses:
+        status, _ = await conn.response_head()
+        if status in limits.retry_statuses:
+            pool.discard(conn)
+            raise RetryableStatus(status)
     try:
         return await _relay_response(conn, request, exchange)
     except BaseException:
@@ -79,6 +89,9 @@ async def _request_body(
     request: web.BaseRequest, headers: CIMultiDict[str], exchange: Exchange
 ) -> tuple[AsyncIterator[bytes] | None, bool]:
     """The body to stream upstream (or None) and whether it must be chunk-framed."""
+    if exchange.body_buffer is not None:  # read whole already, so that retries can resend it
+        headers.popall("Expect", None)
+        return _buffered(exchange.body_buffer), False
     if request.headers.get("Expect", "").lower() == "100-continue":
         headers.popall("Expect", None)
         if request.body_exists:
@@ -102,6 +115,7 @@ async def _exchange_head(
     chunked: bool,
     timeout: float,
     url: URL,
+    connect_timeout: float | None = None,
 ) -> UpstreamConnection:
     """Send the request and wait for the response head, within `timeout`.
 
@@ -112,7 +126,14 @@ async def _exchange_head(
         conn: UpstreamConnection | None = None
         try:
             async with asyncio.timeout(timeout):
-                conn, reused = await pool.acquire()
+                if connect_timeout is None:
+                    conn, reused = await pool.acquire()
+                else:
+                    try:
+                        async with asyncio.timeout(connect_timeout):
+                            conn, reused = await pool.acquire()
+                    except TimeoutError:
+                        raise OSError(f"no connection within {connect_timeout:g}s") from None
                 await conn.send(head, body, chunked)
                 await conn.response_head()
             return conn
@@ -177,6 +198,10 @@ async def _relay_response(
         await shaping.before_end()
     await response.write_eof()
     return response
+
+
+async def _buffered(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 async def _count_in(request: web.BaseRequest, exchange: Exchange) -> AsyncIterator[bytes]:

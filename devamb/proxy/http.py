@@ -90,7 +90,11 @@ class HttpListener:
                 exchange.faults = plan.names
                 response = await self._before_upstream(plan, request, exchange)
             if response is None:
-                response = await target.handle_http(request, exchange)
+                policy = service.policy
+                if policy.trivial:
+                    response = await target.handle_http(request, exchange)
+                else:
+                    response = await policy.call(target, request, exchange)
         except UpstreamFailed as exc:
             exchange.error = exc.reason
             response = error_response(exc.status, exc.code, exc.reason, service.name, target.name)

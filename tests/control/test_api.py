@@ -98,3 +98,20 @@ async def test_no_engine_is_engine_unavailable(tmp_path: Path) -> None:
         with pytest.raises(EngineUnavailable) as info:
             await client.status()
     assert info.value.code == 3
+
+
+async def test_metrics_in_prometheus_text(api) -> None:
+    engine, server, client = api
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            await (await http.get(listen_url(engine, "api") + "/m")).read()
+    text = await client.metrics()
+    assert 'devamb_requests_total{service="api"} 3' in text
+    assert 'devamb_target_requests_total{service="api",target="a"} 3' in text
+    assert 'devamb_active_target{service="api",target="a"} 1' in text
+    assert 'devamb_request_duration_ms_count{service="api"} 3' in text
+    assert 'devamb_request_duration_ms_bucket{service="api",le="+Inf"} 3' in text
+    for line in text.splitlines():  # every sample line: name{labels} value
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            float(value)

@@ -1,0 +1,175 @@
+"""Active health checks: an HTTP GET (http services) or a TCP connect (tcp services) per endpoint.
+
+`health: {path, interval, timeout, healthy: 2, unhealthy: 3}`. An endpoint starts `unknown`
+(routable); its first check decides at once, after that `unhealthy` failures in a row take it
+out and `healthy` passes in a row bring it back. A check that answers 2xx or 3xx within
+`timeout` passes. Checks go to the endpoint's pinned address (see `dns`), one task each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from devamb.policies.endpoint import Endpoint
+from devamb.profile.reader import Node
+
+KEYS = ("path", "interval", "timeout", "healthy", "unhealthy")
+USER_AGENT = "devamb-health"
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    path: str | None  # None: a TCP connect check
+    interval: float = 5.0
+    timeout: float = 1.0
+    healthy: int = 2
+    unhealthy: int = 3
+
+
+def parse_health(node: Node, protocol: str) -> HealthSpec | None:
+    required = ("path",) if protocol == "http" else ()
+    if not node.mapping(KEYS, required=required):
+        return None
+    path = None
+    if node.has("path"):
+        if protocol != "http":
+            node.child("path").problem(
+                "a tcp service checks its endpoints by connecting; 'path' applies to http"
+            )
+            return None
+        path = node.child("path").string()
+        if path is not None and not path.startswith("/"):
+            node.child("path").problem(f"{path!r} must start with '/'")
+            return None
+    interval = node.child("interval").duration() if node.has("interval") else 5.0
+    timeout = node.child("timeout").duration() if node.has("timeout") else 1.0
+    healthy = node.child("healthy").integer(low=1, high=100) if node.has("healthy") else 2
+    unhealthy = node.child("unhealthy").integer(low=1, high=100) if node.has("unhealthy") else 3
+    if (protocol == "http" and path is None) or None in (interval, timeout, healthy, unhealthy):
+        return None
+    assert interval is not None and timeout is not None
+    if interval <= 0 or timeout <= 0:
+        node.problem("interval and timeout must be more than 0")
+        return None
+    return HealthSpec(path, interval, timeout, healthy or 2, unhealthy or 3)
+
+
+async def check_http(
+    endpoint: Endpoint, path: str, timeout: float, ssl_context: ssl.SSLContext | None
+) -> str | None:
+    """None when the endpoint answers `GET path` with 2xx/3xx within `timeout`, else why not."""
+    host, port = endpoint.connect_address()
+    tls = ssl_context if endpoint.scheme == "https" else None
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=endpoint.host if tls else None
+            )
+            default = endpoint.port == (443 if endpoint.scheme == "https" else 80)
+            authority = endpoint.host if default else str(endpoint)
+            writer.write(
+                f"GET {endpoint.prefix}{path} HTTP/1.1\r\nHost: {authority}\r\n"
+                f"User-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n".encode("latin-1")
+            )
+            line = await reader.readline()
+    except TimeoutError:
+        return f"no answer to GET {path} within {timeout:g}s"
+    except (OSError, ssl.SSLError) as exc:
+        return f"GET {path}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    finally:
+        if writer is not None:
+            writer.close()
+    parts = line.split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return f"GET {path}: not an HTTP response"
+    status = int(parts[1])
+    return None if 200 <= status < 400 else f"GET {path} answered {status}"
+
+
+async def check_tcp(endpoint: Endpoint, timeout: float) -> str | None:
+    """None when a TCP connection to the endpoint opens within `timeout`."""
+    host, port = endpoint.connect_address()
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        return f"no connection within {timeout:g}s"
+    except OSError as exc:
+        return f"cannot connect: {exc.strerror or exc}"
+    writer.close()
+    return None
+
+
+class HealthChecker:
+    """Runs the checks of a target's endpoints; `on_change(endpoint)` when one flips."""
+
+    def __init__(
+        self,
+        spec: HealthSpec,
+        on_change: Callable[[Endpoint], None],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.spec = spec
+        self.on_change = on_change
+        self.ssl_context = ssl_context
+        self._tasks: dict[Endpoint, asyncio.Task[None]] = {}
+
+    def watch(self, endpoints: Iterable[Endpoint]) -> None:
+        loop = asyncio.get_running_loop()
+        for endpoint in endpoints:
+            if endpoint not in self._tasks:
+                self._tasks[endpoint] = loop.create_task(self._run(endpoint))
+
+    def unwatch(self, endpoints: Iterable[Endpoint]) -> None:
+        for endpoint in endpoints:
+            task = self._tasks.pop(endpoint, None)
+            if task is not None:
+                task.cancel()
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def check(self, endpoint: Endpoint) -> str | None:
+        spec = self.spec
+        if spec.path is None:
+            return await check_tcp(endpoint, spec.timeout)
+        return await check_http(endpoint, spec.path, spec.timeout, self.ssl_context)
+
+    async def _run(self, endpoint: Endpoint) -> None:
+        while True:
+            self.record(endpoint, await self.check(endpoint))
+            await asyncio.sleep(self.spec.interval)
+
+    def record(self, endpoint: Endpoint, failure: str | None) -> None:
+        """Count one check's outcome; flip the endpoint's health when a threshold is reached."""
+        before = endpoint.health
+        if failure is None:
+            endpoint.health_fails = 0
+            endpoint.health_passes += 1
+            if before == "unknown" or (
+                before == "unhealthy" and endpoint.health_passes >= self.spec.healthy
+            ):
+                endpoint.health = "healthy"
+            if endpoint.health == "healthy":
+                endpoint.health_reason = None
+        else:
+            endpoint.health_passes = 0
+            endpoint.health_fails += 1
+            endpoint.health_reason = failure
+            if before == "unknown" or (
+                before == "healthy" and endpoint.health_fails >= self.spec.unhealthy
+            ):
+                endpoint.health = "unhealthy"
+        if endpoint.health != before:
+            self.on_change(endpoint)

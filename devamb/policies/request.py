@@ -1,0 +1,143 @@
+"""A service's request policy: circuit breaker and thresholds per target, retries, timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from devamb.faults.base import FaultContext
+from devamb.policies.breaker import CircuitBreaker, Overloaded
+from devamb.policies.retry import IDEMPOTENT, RetryBudget, backoff_delay
+from devamb.profile.schema import ServiceSpec
+from devamb.proxy.errors import UpstreamFailed
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.targets.base import Target
+
+BUFFER_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so a retry can resend
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class AttemptLimits:
+    """What one try may take; set on the exchange for the target's forwarding to honour."""
+
+    timeout: float  # until response headers
+    connect_timeout: float | None
+    retry_statuses: frozenset[int]  # upstream statuses to turn into another try
+
+
+class RetryableStatus(Exception):
+    """The upstream answered a status the retry policy retries; nothing reached the client."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class RequestPolicy:
+    def __init__(self, spec: ServiceSpec, ctx: FaultContext,
+                 notify: Callable[[str, str], None]) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.retry = spec.retries
+        self.budget = RetryBudget(spec.retries.budget, ctx) if spec.retries else None
+        self.breakers: dict[str, CircuitBreaker] = {}
+        if spec.circuit_breaker is not None:
+            for name in spec.targets:
+                self.breakers[name] = CircuitBreaker(
+                    spec.circuit_breaker, ctx, self._announce(name, notify)
+                )
+        # Without retries, breakers or extra timeouts the listener skips all of this.
+        self.trivial = not (self.retry or self.breakers or spec.per_try_timeout
+                            or spec.connect_timeout)
+
+    def _announce(self, target: str, notify: Callable[[str, str], None]) -> Callable[[str, str],
+                                                                                     None]:
+        def changed(state: str, why: str) -> None:
+            level = "warning" if state == "open" else "info"
+            notify(level, f"circuit breaker of {self.spec.name}/{target} is {state}: {why}")
+        return changed
+
+    async def call(self, target: Target, request: web.BaseRequest,
+                   exchange: Exchange) -> web.StreamResponse:
+        breaker = self.breakers.get(target.name)
+        if breaker is None:
+            return await self._tries(target, request, exchange)
+        if not breaker.allow():
+            raise UpstreamFailed(503, "circuit-open",
+                                 f"the circuit breaker of target {target.name!r} is open")
+        try:
+            await breaker.acquire()
+        except Overloaded as exc:
+            raise UpstreamFailed(503, "overloaded", str(exc)) from None
+        try:
+            response = await self._tries(target, request, exchange)
+        except UpstreamFailed:
+            breaker.record(False)
+            raise
+        finally:
+            await breaker.release()
+        breaker.record(exchange.error is None and (exchange.status or 0) < 500)
+        return response
+
+    async def _tries(self, target: Target, request: web.BaseRequest,
+                     exchange: Exchange) -> web.StreamResponse:
+        retry, spec, clock = self.retry, self.spec, self.ctx.clock
+        attempts = 1
+        retriable = retry is not None and (retry.unsafe or request.method in IDEMPOTENT)
+        if retriable and await self._keep_body(request, exchange):
+            attempts = retry.attempts  # type: ignore[union-attr]
+        if self.budget is not None:
+            self.budget.request()
+        deadline = clock() + spec.timeout
+        for attempt in range(1, attempts + 1):
+            exchange.attempts = attempt
+            left = max(0.001, deadline - clock())
+            may_retry = attempt < attempts and self.budget is not None and self.budget.has_room()
+            exchange.limits = AttemptLimits(
+                timeout=min(spec.per_try_timeout or left, left),
+                connect_timeout=spec.connect_timeout,
+                retry_statuses=retry.statuses() if may_retry and retry else frozenset(),
+            )
+            try:
+                return await target.handle_http(request, exchange)
+            except RetryableStatus as exc:
+                why = f"upstream answered {exc.status}"
+            except UpstreamFailed as exc:
+                if not may_retry or retry is None or not retry.retries_failure(exc.code):
+                    raise
+                why = exc.reason
+            assert retry is not None and self.budget is not None
+            self.budget.spend()
+            exchange.retried.append(why)
+            await self.ctx.sleep(backoff_delay(retry, attempt, self.ctx))
+            if clock() >= deadline:
+                raise UpstreamFailed(504, "timeout", f"no response within {spec.timeout:g}s "
+                                     f"after {attempt} tries")
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    @staticmethod
+    async def _keep_body(request: web.BaseRequest, exchange: Exchange) -> bool:
+        """Read a small body whole so that a retry can send it again; False if it is too big."""
+        if not request.body_exists:
+            return True
+        length = request.content_length
+        if length is None or length > BUFFER_FOR_RETRY:
+            return False  # streamed bodies are sent once: no retry
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(CONTINUE)
+        body = await request.read()
+        exchange.request_body.add(body)
+        exchange.body_buffer = body
+        return True
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {}
+        if self.budget is not None:
+            data["retry_budget_denied"] = self.budget.denied
+        return data
