@@ -31,6 +31,7 @@ from ui.feed import EngineFeed
 from ui.messages import (
     EngineLost,
     EngineNotice,
+    FaultsChanged,
     StatsUpdated,
     SwitchCompleted,
     SwitchRequested,
@@ -191,6 +192,22 @@ class DevambApp(App[None]):
         )
         await self._mark_switched(message.service, message.target)
 
+    async def on_faults_changed(self, message: FaultsChanged) -> None:
+        service = self.service(message.service)
+        if service is None or self.status is None or self.live_main is None:
+            return
+        before = {f.get("name"): bool(f.get("enabled")) for f in service["faults"]}
+        after = {f.get("name"): bool(f.get("enabled")) for f in message.faults}
+        changes = [
+            f"{name} {'on' if enabled else 'off'}"
+            for name, enabled in after.items()
+            if before.get(name) != enabled
+        ] + [f"{name} removed" for name in before if name not in after]
+        service["faults"] = message.faults
+        if changes:
+            self.main.log_event("fault", f"{message.service}: {', '.join(changes)}", message.time)
+        await self.main.show_status(self.status)
+
     def on_engine_notice(self, message: EngineNotice) -> None:
         if self.live_main is None:
             return
@@ -284,15 +301,9 @@ class DevambApp(App[None]):
         self.push_screen(ExchangeDetail(message.exchange, load=self._exchange_detail))
 
     async def _exchange_detail(self, exchange_id: int) -> dict[str, Any] | None:
-        """The engine's full record of one exchange, if this engine can give it.
-
-        `exchange(id)` is not part of EngineControl yet; until it is, the summary is all there is.
-        """
-        fetch = getattr(self.control, "exchange", None)
-        if fetch is None:
-            return None
+        """The engine's full record of one exchange; None if it is gone or the engine is."""
         try:
-            return await asyncio.wait_for(fetch(exchange_id), CALL_TIMEOUT)
+            return await asyncio.wait_for(self.control.exchange(exchange_id), CALL_TIMEOUT)
         except (ControlError, OSError, TimeoutError):
             return None
 

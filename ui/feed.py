@@ -18,6 +18,7 @@ from devamb.control.protocol import (
 from ui.messages import (
     EngineLost,
     EngineNotice,
+    FaultsChanged,
     StatsUpdated,
     TargetSwitched,
     TrafficPending,
@@ -98,6 +99,10 @@ class EngineFeed:
                 TargetSwitched(
                     data["service"], data["target"], data.get("previous"), data.get("time")
                 )
+            )
+        elif kind == "faults":
+            self._post(
+                FaultsChanged(data["service"], list(data.get("faults", [])), data.get("time"))
             )
         elif kind == "notice":
             self._post(

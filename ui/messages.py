@@ -43,6 +43,16 @@ class TargetSwitched(Message):
         self.time = time
 
 
+class FaultsChanged(Message):
+    """A service's faults were added, removed, toggled or expired."""
+
+    def __init__(self, service: str, faults: list[dict], time: float | None = None) -> None:
+        super().__init__()
+        self.service = service
+        self.faults = faults
+        self.time = time
+
+
 class EngineNotice(Message):
     """Something the engine wants the developer to know (level: info, warning, error)."""
 

@@ -160,7 +160,7 @@ class FakeControl:
         self._status = status or demo_status()
         self.history = list(history or [])
         self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
-        self.details: dict[int, dict[str, Any]] = {}  # full records, like Exchange.detail()
+        self.details: dict[int, dict[str, Any]] = {}  # full records for exchange(id)
         self.switches: list[tuple[str, str]] = []
         self.shutdown_called = False
         self.dead = False
@@ -213,7 +213,7 @@ class FakeControl:
         return copy.deepcopy(self.history[-limit:])
 
     async def exchange(self, exchange_id: int) -> dict[str, Any]:
-        """The full record (not in EngineControl yet; the UI uses it when an engine has it)."""
+        """The full record, shaped like the engine's `Redaction.detail()`."""
         if exchange_id not in self.details:
             raise ControlError(f"exchange {exchange_id} is no longer recorded")
         return copy.deepcopy(self.details[exchange_id])

@@ -151,3 +151,15 @@ async def test_small_terminal_still_shows_every_service(fake: FakeControl) -> No
         assert table.row_count == 3
         assert table.region.height >= 5  # header + three rows + border
         assert table.virtual_size.width <= table.scrollable_content_region.width  # no h-scroll
+
+
+async def test_fault_changes_show_in_the_table_and_the_events(fake: FakeControl) -> None:
+    app = make_app(fake, poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        table = app.main.query_one(ServicesTable)
+        assert str(table.get_cell("search", "faults")) == "—"
+        faults = [{"name": "flaky", "kind": "abort", "enabled": True, "probability": 0.1}]
+        fake.push({"type": "faults", "time": T0, "service": "search", "faults": faults})
+        await until(pilot, lambda: "flaky" in str(table.get_cell("search", "faults")), "table")
+        assert "search: flaky on" in events_text(app)

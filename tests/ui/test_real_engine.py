@@ -80,8 +80,14 @@ async def test_real_traffic_appears_and_opens(
         assert {row["target"] for row in traffic.rows} == {"a"}
         await until(pilot, lambda: app.trends.rate("api") != [], "a stats tick")
         await pilot.press("enter")
-        assert isinstance(app.screen, ExchangeDetail)
-        assert app.screen.exchange["status"] == 200
+        detail = app.screen
+        assert isinstance(detail, ExchangeDetail)
+        assert detail.exchange["status"] == 200
+        await until(pilot, lambda: "request_headers" in detail.exchange, "the full record")
+        await pilot.pause()
+        titles = [section.border_title for section in detail.query(".detail-section")]
+        assert "Response headers" in titles
+        assert any(title.startswith("Response body (application/json") for title in titles)
 
 
 async def test_stopping_the_engine_shows_the_engine_died_screen(

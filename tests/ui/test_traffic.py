@@ -22,6 +22,21 @@ def exchange_event(number: int, **fields) -> dict:
     return {"type": "exchange", "time": 0.0, "exchange": exchange(number, **fields)}
 
 
+def body(text: str, size: int | None = None) -> dict:
+    """A body record as the engine sends it (see devamb.inspect.redaction)."""
+    captured = len(text.encode())
+    return {
+        "kind": "json",
+        "text": text,
+        "encoding": "utf-8",
+        "data": text,
+        "content_type": "application/json",
+        "size": size or captured,
+        "captured": captured,
+        "truncated": bool(size and size > captured),
+    }
+
+
 def shown_ids(app) -> list[int]:
     return [row["id"] for row in app.main.query_one(TrafficList).rows]
 
@@ -156,10 +171,9 @@ async def test_detail_loads_the_full_record_when_the_engine_has_it(fake: FakeCon
         "faults": ["slow"],
         "request_headers": [["Content-Type", "application/json"]],
         "response_headers": [["Content-Type", "application/json"], ["Retry-After", "2"]],
-        "request_body": b'{"charge": "ch_1042"}',
-        "request_body_size": 21,
-        "response_body": b'{"error": "unavailable"}',
-        "response_body_size": 24,
+        "request_body": body('{"charge": "ch_1042"}'),
+        "response_body": body('{"error": "unavailable"}', size=4096),
+        "redacted": True,
     }
     app = make_app(fake, poll_status=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -174,9 +188,13 @@ async def test_detail_loads_the_full_record_when_the_engine_has_it(fake: FakeCon
             "Summary",
             "Request headers",
             "Response headers",
-            "Request body (21B)",
-            "Response body (24B)",
+            "Request body (application/json, 21B)",
+            "Response body (application/json, first 24B of 4.0K)",
         ]
+        response = next(
+            s for s in detail.query(".detail-section") if "Response body" in s.border_title
+        )
+        assert isinstance(response.content, Syntax)
 
 
 async def test_detail_keeps_the_summary_when_the_record_is_gone(fake: FakeControl) -> None:

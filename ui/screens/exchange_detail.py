@@ -34,6 +34,7 @@ SUMMARY_KEYS = {
 SECTION_KEYS = {
     "request_headers", "response_headers", "timings", "request_body", "response_body",
     "request_body_size", "response_body_size", "url", "ttfb_ms", "attempts", "faults",
+    "redacted",
 }  # fmt: skip
 Loader = Callable[[int], Awaitable["dict[str, Any] | None"]]
 
@@ -76,6 +77,8 @@ def summary_table(exchange: Mapping[str, Any]) -> Table:
         rows.append(("Faults", Text("⚡" + ", ".join(exchange["faults"]), style="bold yellow")))
     if error:
         rows.append(("Error", Text(error, style="bold red")))
+    if exchange.get("redacted"):
+        rows.append(("Redaction", Text("on: secrets and named fields are masked", style="dim")))
     for label, value in rows:
         table.add_row(label, value)
     return table
@@ -102,6 +105,14 @@ def timings_table(timings: Mapping[str, Any]) -> Table:
 
 
 def body_renderable(body: Any, dark: bool) -> RenderableType:
+    """A body as recorded: the engine's body record, or plain text or bytes."""
+    if isinstance(body, Mapping):
+        kind, text = body.get("kind"), str(body.get("text", ""))
+        if kind == "json":
+            return _json_syntax(text, dark)
+        if kind == "binary":
+            return Text(text, style="dim")
+        return Text(text)
     if isinstance(body, bytes | bytearray):
         try:
             body = bytes(body).decode("utf-8")
@@ -113,12 +124,32 @@ def body_renderable(body: Any, dark: bool) -> RenderableType:
         parsed = json.loads(body)
     except ValueError:
         return Text(body)
-    return Syntax(
-        json.dumps(parsed, indent=2, ensure_ascii=False),
-        "json",
-        theme="ansi_dark" if dark else "ansi_light",
-        word_wrap=True,
-    )
+    return _json_syntax(json.dumps(parsed, indent=2, ensure_ascii=False), dark)
+
+
+def _json_syntax(text: str, dark: bool) -> Syntax:
+    return Syntax(text, "json", theme="ansi_dark" if dark else "ansi_light", word_wrap=True)
+
+
+def body_title(side: str, body: Any, total: Any) -> str:
+    """`Response body (application/json, 1.2K)` or `(first 64K of 3.0M)` when truncated."""
+    if isinstance(body, Mapping):
+        total, captured = body.get("size"), body.get("captured")
+        content_type = body.get("content_type")
+    else:
+        captured, content_type = len(body), None
+    facts = [str(content_type)] if content_type else []
+    if isinstance(total, int) and isinstance(captured, int) and total > captured:
+        facts.append(f"first {display.size(captured)} of {display.size(total)}")
+    elif isinstance(total, int):
+        facts.append(display.size(total))
+    return f"{side.title()} body" + (f" ({', '.join(facts)})" if facts else "")
+
+
+def has_body(body: Any) -> bool:
+    if isinstance(body, Mapping):
+        return bool(body.get("size") or body.get("text"))
+    return bool(body)
 
 
 class ExchangeDetail(Screen):
@@ -148,14 +179,9 @@ class ExchangeDetail(Screen):
                 yield self._section("Timings", timings_table(exchange["timings"]))
             for side in ("request", "response"):
                 body = exchange.get(f"{side}_body")
-                if body:
+                if has_body(body):
                     recorded = True
-                    title = f"{side.title()} body"
-                    total = exchange.get(f"{side}_body_size")
-                    if total is not None and total > len(body):
-                        title += f" (first {display.size(len(body))} of {display.size(int(total))})"
-                    elif total is not None:
-                        title += f" ({display.size(int(total))})"
+                    title = body_title(side, body, exchange.get(f"{side}_body_size"))
                     yield self._section(title, body_renderable(body, dark))
             extra = {k: v for k, v in exchange.items() if k not in SUMMARY_KEYS | SECTION_KEYS}
             if extra:

@@ -9,7 +9,13 @@ from textual.widgets import RichLog
 
 from ui import display
 
-LEVEL_STYLES = {"info": "dim", "switch": "bold cyan", "warning": "yellow", "error": "bold red"}
+LEVEL_STYLES = {
+    "info": "dim",
+    "switch": "bold cyan",
+    "fault": "bold magenta",
+    "warning": "yellow",
+    "error": "bold red",
+}
 MAX_LINES = 500
 
 

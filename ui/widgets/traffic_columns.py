@@ -74,7 +74,7 @@ def exchange_cells(exchange: ExchangeSummary) -> list[Text]:
         Text(exchange["service"]),
         Text(exchange["target"]),
         Text(method, style="bold"),
-        Text(path),
+        Text.assemble(("⚡", "bold yellow"), path) if exchange.get("faults") else Text(path),
         Text(status_text, style=style),
         Text(display.duration(exchange["duration_ms"])),
         Text(display.size(size), style="dim"),
