@@ -81,6 +81,7 @@ class Engine:
                 targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
                 for target in targets.values():
                     target.notify = self.notice
+                    target.bind(targets)
                 faults = FaultManager(
                     spec.name, spec.protocol, self.state.restored_faults(spec),
                     self.fault_context, header_faults=spec.header_faults,

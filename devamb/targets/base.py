@@ -58,6 +58,10 @@ class Target:
     async def activate(self) -> None:
         """Called before the service switches to this target (e.g. start a container)."""
 
+    def bind(self, targets: dict[str, Target]) -> None:
+        """Called once the service's targets are built: kinds that route to other targets of
+        the same service (split, mirror, a mock's proxy fallback) keep the dict."""
+
     async def start(self) -> None:
         """Acquire what the target needs (sessions, helper servers)."""
 
