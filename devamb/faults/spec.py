@@ -88,7 +88,7 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
     if not node.mapping(COMMON_KEYS + kind.KEYS):
         return None
     if protocol not in kind.FAULT.PROTOCOLS:
-        kind_node.problem(f"a {kind_name!r} fault applies to {' and '.join(kind.FAULT.PROTOCOLS)} "
+        kind_node.problem(f"{kind_name!r} faults apply to {' and '.join(kind.FAULT.PROTOCOLS)} "
                           f"services only")
         return None
     before = len(node.reader.problems)
@@ -102,8 +102,8 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
         directions[0]
     )
     match = _match(node.child("match"), protocol) if node.has("match") else None
-    times = node.child("times").integer(low=1) if node.has("times") else None
-    after = node.child("after").integer(low=0) if node.has("after") else 0
+    times = _count(node.child("times"), 1) if node.has("times") else None
+    after = _count(node.child("after"), 0) if node.has("after") else 0
     duration = node.child("for").duration() if node.has("for") else None
     if len(node.reader.problems) > before or params is None:
         return None
@@ -113,6 +113,14 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
         direction=direction or directions[0], match=match, times=times, after=after or 0,
         duration=duration,
     )
+
+
+def _count(node: Node, low: int) -> int | None:
+    value = node.integer()
+    if value is not None and value < low:
+        node.problem(f"{node.name} must be at least {low}, got {value}")
+        return None
+    return value
 
 
 def _match(node: Node, protocol: str) -> Match | None:

@@ -42,7 +42,7 @@ async def test_malformed_is_an_http_fault_with_known_modes(setup: SetupFactory) 
     from devamb.control.protocol import ControlError
 
     s = await setup()
-    with pytest.raises(ControlError, match="applies to http services only"):
+    with pytest.raises(ControlError, match="faults apply to http services only"):
         await s.add("raw", kind="malformed")
     with pytest.raises(ControlError, match="'weird' is not one of bad-chunk, garbage"):
         await s.add("api", kind="malformed", mode="weird")
