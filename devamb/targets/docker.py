@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from devamb.docker.launcher import (
     remove_owned,
     start_container,
 )
+from devamb.docker.logs import tail_logs
 from devamb.docker.selector import COMPOSE_PROJECT, COMPOSE_SERVICE, Selector
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
@@ -433,6 +434,15 @@ class DockerTarget(Target):
     async def tcp_address(self) -> tuple[str, int]:
         endpoint = await self._endpoint()
         return endpoint.host, endpoint.port
+
+    async def logs(self, tail: int = 200, follow: bool = True) -> AsyncIterator[str]:
+        """The matching containers' log lines (last `tail`, then new ones while `follow`)."""
+        client = self._link.client if self._link else None
+        if client is None or not self._containers:
+            raise TargetUnavailable(self.reason() or "no container")
+        containers = [(c.id, c.name) for c in self._containers]
+        async for line in tail_logs(client, containers, tail=tail, follow=follow):
+            yield line
 
     # -- following Docker --------------------------------------------------------------------
 

@@ -66,8 +66,9 @@ HttpdFactory = Callable[..., tuple[Container, int]]
 def httpd(docker_client: docker.DockerClient, test_network: str) -> Iterator[HttpdFactory]:
     """Start a busybox httpd container answering `text`; returns it and its 127.0.0.1 port.
 
-    `network=None` uses host networking (the server binds 127.0.0.1:PORT); `network="net"`
-    publishes container port 8000 on a random 127.0.0.1 port of the test network.
+    `prelude` is shell run first. `network=None` uses host networking (the server binds
+    127.0.0.1:PORT); `network="net"` publishes container port 8000 on a random 127.0.0.1 port of
+    the test network.
     """
     made: list[Container] = []
 
@@ -78,6 +79,7 @@ def httpd(docker_client: docker.DockerClient, test_network: str) -> Iterator[Htt
         labels: dict[str, str] | None = None,
         network: str | None = None,
         port: int | None = None,
+        prelude: str = "",
     ) -> tuple[Container, int]:
         options: dict[str, Any]
         if network is None:
@@ -88,7 +90,7 @@ def httpd(docker_client: docker.DockerClient, test_network: str) -> Iterator[Htt
             options = {"network": test_network, "ports": {"8000/tcp": ("127.0.0.1", None)}}
             bind = "8000"
         script = (
-            f"/bin/busybox mkdir -p /w && echo {text} > /w/index.html"
+            f"{prelude}/bin/busybox mkdir -p /w && echo {text} > /w/index.html"
             f" && exec /bin/busybox httpd -f -p {bind} -h /w"
         )
         container = docker_client.containers.run(

@@ -154,6 +154,22 @@ async def test_replaced_container_is_followed(
     assert await get(f"{url}/") == (200, "hello-new\n")
 
 
+async def test_logs_of_a_docker_target_are_tailed_and_followed(
+    make_engine: EngineFactory, httpd: HttpdFactory
+) -> None:
+    prelude = "echo one; echo two; (/bin/busybox sleep 0.5; echo three) & "
+    container, port = httpd("logs", "hello-logs", prelude=prelude)
+    engine = await make_engine(profile(f"{{container: {container.name}, port: {port}}}"))
+    box = engine.services["api"].targets["box"]
+    lines = box.logs(tail=1, follow=True)  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        assert await anext(lines) == "two"
+        assert await anext(lines) == "three"
+    await lines.aclose()
+    everything = [line async for line in box.logs(tail=100, follow=False)]  # type: ignore[attr-defined]
+    assert everything == ["one", "two", "three"]
+
+
 # -- by label and Compose labels ------------------------------------------------------------------
 
 
