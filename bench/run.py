@@ -302,13 +302,6 @@ def render(outcome: Outcome) -> str:
     if loops:
         parts.append("**Event loop** (devamb engine)\n\n" + loops)
     parts.append("**Memory**\n\n" + report.memory_table(outcome.memory, subjects))
-    load = float(str(outcome.machine["load_average"]).split()[0])
-    if load > 0.5:
-        outcome.notes.append(
-            f"the machine was busy before the run (load average {load:.2f} on "
-            f"{outcome.machine['cores']} CPUs): absolute figures are low and noisy; compare "
-            "ratios and CPU us/req"
-        )
     if outcome.notes:
         parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in outcome.notes))
     if outcome.profiles:
@@ -338,6 +331,16 @@ def as_json(outcome: Outcome) -> dict[str, object]:
     }
 
 
+def busy_note(info: machine.Info) -> list[str]:
+    load = float(str(info["load_average"]).split()[0])
+    if load <= 0.5:
+        return []
+    return [
+        f"the machine was busy before the run (load average {load:.2f} on {info['cores']} "
+        "CPUs): absolute figures are low and noisy; compare ratios and CPU us/req"
+    ]
+
+
 def measure_everything(args: argparse.Namespace, plan: Plan, command: str) -> Outcome:
     """Start the upstream and every subject, measure, and stop them all (whatever happens)."""
     info = machine.describe()  # load average before we add ours
@@ -358,6 +361,7 @@ def measure_everything(args: argparse.Namespace, plan: Plan, command: str) -> Ou
             progress(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    notes += busy_note(info)
     return Outcome(
         info,
         command,
