@@ -59,7 +59,10 @@ class Endpoint:
 
     @property
     def origin_url(self) -> str:
-        """scheme://host:port, as the Host header and exchange URLs name it."""
+        """scheme://host[:port], as the Host header and exchange URLs name it."""
+        if self.port == DEFAULT_PORTS.get(self.scheme):
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"{self.scheme}://{host}"
         return f"{self.scheme}://{self}"
 
     @property

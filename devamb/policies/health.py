@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -79,8 +80,10 @@ async def check_http(
             line = await reader.readline()
     except TimeoutError:
         return f"no answer to GET {path} within {timeout:g}s"
-    except (OSError, ssl.SSLError) as exc:
-        return f"GET {path}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    except ssl.SSLError as exc:
+        return f"GET {path}: {exc}"
+    except OSError as exc:
+        return f"GET {path}: {_reason(exc)}"
     finally:
         if writer is not None:
             writer.close()
@@ -100,9 +103,14 @@ async def check_tcp(endpoint: Endpoint, timeout: float) -> str | None:
     except TimeoutError:
         return f"no connection within {timeout:g}s"
     except OSError as exc:
-        return f"cannot connect: {exc.strerror or exc}"
+        return f"cannot connect: {_reason(exc)}"
     writer.close()
     return None
+
+
+def _reason(exc: OSError) -> str:
+    """'Connection refused' rather than asyncio's 'Connect call failed (...)'."""
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc) or type(exc).__name__
 
 
 class HealthChecker:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
-from devamb.targets import docker, echo, url
+from devamb.targets import docker, echo, pool, url
 from devamb.targets.base import Target
 
 
@@ -22,10 +22,11 @@ KINDS: dict[str, TargetKind] = {
     "url": TargetKind("url", url.parse, url.UrlTarget),
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget),
     "docker": TargetKind("docker", docker.parse, docker.DockerTarget),
+    "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget),
 }
 KIND_KEYS = tuple(KINDS)
 # Kinds from DESIGN.md that later versions add; named so a profile using them gets a clear answer.
-PLANNED_KINDS = ("mock", "split", "endpoints", "shards")
+PLANNED_KINDS = ("mock", "split", "shards")
 
 
 def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:

@@ -1,0 +1,341 @@
+"""Pool targets: `endpoints: [URL, ...]`, balanced, health-checked, with outliers ejected.
+
+```yaml
+replicas:
+  endpoints: [http://127.0.0.1:8001, http://127.0.0.1:8002]
+  balance: least_requests          # round_robin | least_requests | random | hash
+  hash_on: header:X-User-Id        # balance: hash only; header:NAME, cookie:NAME, client_ip, path
+  health: {path: /healthz, interval: 5s, timeout: 1s, healthy: 2, unhealthy: 3}
+  outlier: {consecutive_failures: 5, eject_for: 30s, max_ejected: 50%}
+  dns_ttl: 30s                     # host names are re-resolved this often
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from yarl import URL
+
+from devamb.policies.balance import BalanceSpec, make_balancer, parse_balance
+from devamb.policies.dns import DnsRefresher, PinnedPool
+from devamb.policies.endpoint import Endpoint, EndpointSet
+from devamb.policies.health import HealthChecker, HealthSpec, parse_health
+from devamb.policies.outlier import OutlierDetector, OutlierSpec, parse_outlier
+from devamb.policies.request import RetryableStatus
+from devamb.profile.reader import Node
+from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.errors import UpstreamFailed
+from devamb.proxy.forward import forward_http
+from devamb.proxy.upstream import UpstreamPool
+from devamb.targets import url
+from devamb.targets.base import Target, TargetUnavailable
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from devamb.inspect.exchange import Exchange
+
+KEYS = ("endpoints", "balance", "hash_on", "health", "outlier", "dns_ttl", "headers", "tls")
+DEFAULT_DNS_TTL = 30.0
+FIRST_RESOLVE_WAIT = 2.0  # seconds start() waits for the first DNS answers
+
+
+@dataclass(frozen=True)
+class PoolTargetSpec(TargetSpec):
+    KIND = "endpoints"
+    endpoints: tuple[tuple[str, str], ...] = ()  # (url, as written) per endpoint
+    balance: BalanceSpec = field(default_factory=BalanceSpec)
+    health: HealthSpec | None = None
+    outlier: OutlierSpec | None = None
+    dns_ttl: float = DEFAULT_DNS_TTL
+    headers: Mapping[str, str] = field(default_factory=dict)
+    tls_verify: bool = True
+    tls_ca: str | None = None
+
+    def describe(self) -> str:
+        listed = ", ".join(written for _, written in self.endpoints)
+        return f"{listed} ({self.balance.policy})"
+
+
+def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
+    if not node.mapping(KEYS, required=("endpoints",)):
+        return None
+    before = len(node.reader.problems)
+    endpoints = _endpoints(name, node.child("endpoints"), protocol)
+    balance = parse_balance(node, protocol)
+    health = parse_health(node.child("health"), protocol) if node.has("health") else None
+    outlier = parse_outlier(node.child("outlier")) if node.has("outlier") else None
+    ttl = node.child("dns_ttl").duration() if node.has("dns_ttl") else DEFAULT_DNS_TTL
+    if ttl is not None and ttl <= 0:
+        node.child("dns_ttl").problem("dns_ttl must be more than 0")
+    headers: dict[str, str] = {}
+    verify, ca = True, None
+    if node.has("headers"):
+        if protocol != "http":
+            node.child("headers").problem("headers apply to http services only")
+        headers = node.child("headers").string_map() or {}
+    if node.has("tls"):
+        tls = node.child("tls")
+        if tls.mapping(url.TLS_KEYS):
+            if tls.has("verify"):
+                verify = tls.child("verify").boolean() is not False
+            if tls.has("ca"):
+                ca = tls.child("ca").string()
+        if not any(u.startswith("https:") for u, _ in endpoints):
+            tls.problem("tls settings apply to https:// endpoints only")
+    if len(node.reader.problems) > before or balance is None:
+        return None
+    return PoolTargetSpec(
+        name, tuple(endpoints), balance, health, outlier, ttl or DEFAULT_DNS_TTL,
+        headers, verify, ca,
+    )
+
+
+def _endpoints(name: str, node: Node, protocol: str) -> list[tuple[str, str]]:
+    if not isinstance(node.value, list) or not node.value:
+        node.problem("expected a list of endpoint URLs, with at least one")
+        return []
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for element in node.elements():
+        if not isinstance(element.value, str):
+            element.problem("expected an endpoint URL")
+            continue
+        spec = url.parse(name, element, protocol)
+        if spec is None:
+            continue
+        if spec.url in seen:
+            element.problem(f"{spec.written!r} is listed twice")
+            continue
+        seen.add(spec.url)
+        out.append((spec.url, spec.written))
+    return out
+
+
+class PoolTarget(Target):
+    """Routes each exchange to one routable endpoint, chosen by the balancing policy."""
+
+    spec: PoolTargetSpec
+
+    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
+        super().__init__(spec, service)
+        assert isinstance(spec, PoolTargetSpec)
+        self.endpoints = EndpointSet(Endpoint.from_url(u, w) for u, w in spec.endpoints)
+        self.balancer = make_balancer(spec.balance)
+        self.outlier = (
+            OutlierDetector(spec.outlier, self.endpoints, self._outlier_changed)
+            if spec.outlier is not None else None
+        )
+        self._ssl = self._ssl_context()
+        self.health = (
+            HealthChecker(spec.health, self._health_changed, self._ssl)
+            if spec.health is not None else None
+        )
+        self.dns = DnsRefresher(
+            spec.dns_ttl, lambda: self.endpoints.items, self._address_changed, self._dns_failed
+        )
+        self._http = service.protocol == "http"
+        self._ws_session: aiohttp.ClientSession | None = None
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.service.name}/{self.name}: "
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not any(u.startswith("https:") for u, _ in self.spec.endpoints):
+            return None
+        context = ssl.create_default_context(cafile=self.spec.tls_ca)
+        if not self.spec.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    # -- status ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self.outlier is not None:
+            self.outlier.expire()
+        routable = len(self.endpoints.routable())
+        if not routable:
+            return "unavailable"
+        return "ready" if routable == len(self.endpoints) else "degraded"
+
+    def details(self) -> dict[str, Any]:
+        if self.outlier is not None:
+            self.outlier.expire()
+        now = self.outlier.clock() if self.outlier is not None else 0.0
+        total = self.endpoints.total_requests
+        spec = self.spec
+        routable = self.endpoints.routable()
+        return {
+            "balance": spec.balance.policy,
+            "hash_on": str(spec.balance.hash_on) if spec.balance.hash_on else None,
+            "health": None if spec.health is None else {
+                "path": spec.health.path, "interval_s": spec.health.interval,
+                "timeout_s": spec.health.timeout, "healthy": spec.health.healthy,
+                "unhealthy": spec.health.unhealthy,
+            },
+            "outlier": None if spec.outlier is None else {
+                "consecutive_failures": spec.outlier.consecutive_failures,
+                "eject_for_s": spec.outlier.eject_for,
+                "max_ejected": spec.outlier.max_ejected,
+            },
+            "routable": len(routable),
+            "endpoints": [e.to_json(now, total) for e in self.endpoints],
+            "reason": None if routable else self.endpoints.why_none(self.name),
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.dns.named():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_RESOLVE_WAIT):
+                    await self.dns.refresh()
+        if self._http:
+            for endpoint in self.endpoints:
+                if endpoint.pool is None:
+                    endpoint.pool = self._make_pool(endpoint)
+        self.dns.start()
+        if self.health is not None:
+            self.health.watch(self.endpoints)
+
+    async def close(self) -> None:
+        if self.health is not None:
+            await self.health.close()
+        await self.dns.close()
+        if self.outlier is not None:
+            self.outlier.close()
+        for endpoint in self.endpoints:
+            if endpoint.pool is not None:
+                endpoint.pool.close()
+                endpoint.pool = None
+        if self._ws_session is not None:
+            await self._ws_session.close()
+            self._ws_session = None
+
+    def _make_pool(self, endpoint: Endpoint) -> UpstreamPool:
+        tls = self._ssl if endpoint.scheme == "https" else None
+        if endpoint.address is not None:
+            return PinnedPool(endpoint.host, endpoint.address, tls)
+        return UpstreamPool(endpoint.host, endpoint.port, tls)
+
+    # -- what the policies report ------------------------------------------------------------
+
+    def _left(self) -> str:
+        return f"{len(self.endpoints.routable())} of {len(self.endpoints)} endpoints routable"
+
+    def _health_changed(self, endpoint: Endpoint) -> None:
+        self.endpoints.changed()
+        if endpoint.health == "unhealthy":
+            self.notify(
+                "warning",
+                f"{self._prefix}{endpoint.key} fails health checks ({endpoint.health_reason}); "
+                f"{self._left()}",
+            )
+        elif endpoint.health_fails == 0 and endpoint.health_passes > 1:
+            self.notify("info", f"{self._prefix}{endpoint.key} passes health checks again")
+
+    def _outlier_changed(self, endpoint: Endpoint) -> None:
+        if endpoint.ejected:
+            assert self.outlier is not None
+            spec = self.outlier.spec
+            self.notify(
+                "warning",
+                f"{self._prefix}ejected {endpoint.key} for {spec.eject_for:g}s after "
+                f"{spec.consecutive_failures} failures in a row; {self._left()}",
+            )
+        else:
+            self.notify("info", f"{self._prefix}{endpoint.key} is back after its ejection")
+
+    def _address_changed(self, endpoint: Endpoint, old: tuple[str, int] | None) -> None:
+        if endpoint.pool is not None:
+            previous = endpoint.pool
+            endpoint.pool = self._make_pool(endpoint)
+            if isinstance(previous, PinnedPool):
+                previous.retire()
+            else:
+                previous.close()
+        if old is not None and endpoint.address is not None:
+            self.notify(
+                "info",
+                f"{self._prefix}{endpoint.host} now resolves to {endpoint.address[0]} "
+                f"(was {old[0]})",
+            )
+
+    def _dns_failed(self, endpoint: Endpoint, reason: str) -> None:
+        kept = f"; keeping {endpoint.address[0]}" if endpoint.address else ""
+        self.notify("warning", f"{self._prefix}cannot resolve {endpoint.host}: {reason}{kept}")
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def choose(self, request: web.BaseRequest | None) -> Endpoint:
+        """The endpoint for the next exchange; TargetUnavailable (503) when none is routable."""
+        if self.outlier is not None:
+            self.outlier.expire()
+        candidates = self.endpoints.routable()
+        if not candidates:
+            raise TargetUnavailable(self.endpoints.why_none(self.name), 503)
+        return self.balancer.pick(candidates, request)
+
+    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        endpoint = self.choose(request)
+        pool = endpoint.pool
+        assert pool is not None, "target not started"
+        endpoint.requests += 1
+        endpoint.in_flight += 1
+        try:
+            response = await forward_http(
+                pool,
+                request,
+                URL(f"{endpoint.origin_url}{endpoint.prefix}{request.raw_path}", encoded=True),
+                exchange,
+                extra_headers=self.spec.headers,
+                keep_host=self.service.keep_host,
+                timeout=self.service.timeout,
+                websocket_session=self._websocket_session,
+            )
+        except UpstreamFailed:
+            self._count(endpoint, None)
+            raise
+        except RetryableStatus as exc:  # the service's retries try again; the answer counts
+            self._count(endpoint, exc.status)
+            raise
+        finally:
+            endpoint.in_flight -= 1
+        self._count(endpoint, response.status)
+        return response
+
+    def _count(self, endpoint: Endpoint, status: int | None) -> None:
+        """One exchange's outcome: None when no answer came (connect failure, timeout, ...)."""
+        if status is None or status >= 500:
+            endpoint.failures += 1
+        if self.outlier is not None:
+            if status is None:
+                self.outlier.failure(endpoint)
+            else:
+                self.outlier.outcome(endpoint, status)
+
+    def _websocket_session(self) -> aiohttp.ClientSession:
+        """WebSocket upgrades are rare: they get an aiohttp session, made when first needed."""
+        if self._ws_session is None:
+            self._ws_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl or True),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._ws_session
+
+    async def tcp_address(self) -> tuple[str, int]:
+        endpoint = self.choose(None)
+        endpoint.requests += 1
+        return endpoint.connect_address()
