@@ -236,6 +236,7 @@ class DevambApp(App[None]):
     async def _restart(self) -> None:
         assert self.restart is not None
         self.main.log_event("info", "restarting the engine…")
+        await close_control(self.control)
         try:
             self.control = await self.restart()
         except Exception as error:  # any failure is shown as a reason, never a traceback
@@ -343,6 +344,17 @@ def make_app(
     )
 
 
+async def close_control(control: EngineControl) -> None:
+    """Release a control client's connections (an in-process engine has nothing to close).
+
+    `close()` is not part of EngineControl; the control-API client has it.
+    """
+    close = getattr(control, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
 def run_tui(
     control: EngineControl,
     *,
@@ -350,7 +362,15 @@ def run_tui(
     restart: Restart | None = None,
 ) -> None:
     """Run the TUI until the user quits (blocking). Quitting stops the engine if `owns_engine`."""
-    make_app(control, owns_engine=owns_engine, restart=restart).run()
+
+    async def main() -> None:
+        app = make_app(control, owns_engine=owns_engine, restart=restart)
+        try:
+            await app.run_async()
+        finally:
+            await close_control(app.control)  # the last one, if a restart replaced it
+
+    asyncio.run(main())
 
 
-__all__ = ["DevambApp", "make_app", "run_tui"]
+__all__ = ["DevambApp", "close_control", "make_app", "run_tui"]
