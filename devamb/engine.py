@@ -13,6 +13,8 @@ from typing import Any
 from devamb import __version__
 from devamb.control.bus import EventBus
 from devamb.control.events import (
+    ConfigRejected,
+    ConfigReloaded,
     EngineState,
     ExchangeCompleted,
     FaultsChanged,
@@ -37,15 +39,19 @@ from devamb.inspect.replay import send_replay
 from devamb.inspect.store import ExchangeStore
 from devamb.metrics import render as render_metrics
 from devamb.policies.request import RequestPolicy
-from devamb.profile.schema import Profile
+from devamb.profile import ProfileError, load_profile
+from devamb.profile.schema import Profile, ServiceSpec
 from devamb.proxy.http import HttpListener
 from devamb.proxy.tcp import TcpListener
+from devamb.reload import diff_profiles, watch_profile
 from devamb.service import Service
 from devamb.state import RuntimeState
+from devamb.targets.base import Target
 from devamb.targets.registry import build_target
 
 log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
+RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
 Listener = HttpListener | TcpListener
 
 
@@ -69,45 +75,163 @@ class Engine:
         self._stopped = asyncio.Event()
         self._scenarios: dict[str, ScenarioRun] = {}
         self._shutdown_requested = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self.config_errors: list[str] = []  # a rejected profile change, until it is fixed
         self.started = time.time()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start every service; if any listener cannot bind, undo everything and raise."""
-        profile_secrets = self.profile.secrets
+    async def start(self, *, watch: bool = False) -> None:
+        """Start every service; if any listener cannot bind, undo everything and raise.
+
+        With `watch`, the profile, `.env` and mock files are watched and reloaded on change.
+        """
         try:
             for spec in self.profile.services.values():
-                targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
-                for target in targets.values():
-                    target.notify = self.notice
-                    target.bind(targets)
-                faults = FaultManager(
-                    spec.name, spec.protocol, self.state.restored_faults(spec),
-                    self.fault_context, header_faults=spec.header_faults,
-                    on_change=self._faults_changed,
-                )
-                policy = RequestPolicy(spec, self.fault_context, self.notice)
-                service = Service(
-                    spec, targets, self.state.restored_target(spec), faults, policy,
-                    profile_secrets,
-                )
-                self.store.configure(spec.name, spec.inspect.keep)
+                service = await self._build_service(spec, self.profile)
                 self.services[spec.name] = service
-                for target in targets.values():
-                    await target.start()
-                listener_cls = HttpListener if spec.protocol == "http" else TcpListener
-                listener = listener_cls(service, self.recorder)
-                await listener.start()
-                self._listeners[spec.name] = listener
+                self._listeners[spec.name] = await self._listen(service)
                 log.info("%s listening on %s -> %s", spec.name, service.listen, service.active)
         except BaseException:
             await self._close_services()
             raise
         for warning in self.profile.warnings:
             log.warning("%s", warning)
-        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.create_task(self._tick())
+        if watch:
+            self._watcher = loop.create_task(watch_profile(self))
         self.bus.publish(EngineState(state="running"))
+
+    async def _build_service(
+        self, spec: ServiceSpec, profile: Profile, runtime: Service | None = None
+    ) -> Service:
+        """A service with started targets. `runtime` hands over the runtime choices (active
+        target, faults) and counters of the service it replaces, when its profile text is the
+        same (only files it refers to, such as mocks, changed)."""
+        targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
+        for target in targets.values():
+            target.notify = self.notice
+            target.bind(targets)
+        keep = runtime is not None and runtime.spec.fingerprint == spec.fingerprint
+        if keep and runtime is not None:
+            faults, active = runtime.faults, runtime.active
+            if active not in targets:
+                active = spec.target
+        else:
+            faults = FaultManager(
+                spec.name, spec.protocol, self.state.restored_faults(spec), self.fault_context,
+                header_faults=spec.header_faults, on_change=self._faults_changed,
+            )
+            active = self.state.restored_target(spec)
+        policy = RequestPolicy(spec, self.fault_context, self.notice)
+        service = Service(spec, targets, active, faults, policy, profile.secrets)
+        if runtime is not None:
+            service.counters = runtime.counters
+        self.store.configure(spec.name, spec.inspect.keep)
+        started: list[Target] = []
+        try:
+            for target in targets.values():
+                await target.start()
+                started.append(target)
+        except BaseException:
+            for target in started:
+                await target.close()
+            raise
+        return service
+
+    async def _listen(self, service: Service) -> Listener:
+        listener_cls = HttpListener if service.spec.protocol == "http" else TcpListener
+        listener = listener_cls(service, self.recorder)
+        await listener.start()
+        return listener
+
+    # -- live reload --------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Read the profile again and apply it; a bad profile is rejected whole (False)."""
+        try:
+            profile = load_profile(self.profile.path)
+        except ProfileError as exc:
+            self._reject([str(p) for p in exc.problems])
+            return False
+        return await self.apply(profile)
+
+    def _reject(self, problems: list[str]) -> None:
+        self.config_errors = problems
+        self.bus.publish(ConfigRejected(errors=problems))
+        self.notice("error", "profile change rejected; the previous configuration keeps serving:"
+                    "\n" + "\n".join(problems))
+
+    async def apply(self, profile: Profile) -> bool:
+        """Apply a new profile as a diff: start added services, stop removed ones, swap changed
+        ones whole (in-flight exchanges finish on the old ones). Nothing changes unless every
+        new listener and target could start."""
+        diff = diff_profiles(self.profile, profile)
+        prepared: dict[str, tuple[Service, Listener | None]] = {}
+        try:
+            for name in (*diff.added, *diff.changed):
+                spec = profile.services[name]
+                old = self.services.get(name)
+                service = await self._build_service(spec, profile, old)
+                prepared[name] = (service, None)
+                same_address = old is not None and (
+                    old.spec.listen == spec.listen and old.spec.protocol == spec.protocol
+                )
+                if not same_address:
+                    rebinding = old is not None and old.spec.listen == spec.listen
+                    if rebinding:  # same address, other protocol: the old one must go first
+                        await self._listeners.pop(name).stop()
+                    prepared[name] = (service, await self._listen(service))
+        except Exception as exc:
+            for service, listener in prepared.values():
+                if listener is not None:
+                    await listener.stop()
+                for target in service.targets.values():
+                    await target.close()
+            self._reject([f"cannot apply the change: {exc}"])
+            return False
+        retired: list[Service] = []
+        for name in diff.removed:
+            await self._listeners.pop(name).stop()
+            retired.append(self.services[name])
+        for name, (service, listener) in prepared.items():
+            old = self.services.get(name)
+            if listener is None and old is not None:
+                current = self._listeners[name]
+                service.bound = old.bound
+                current.service = service  # type: ignore[assignment]  # the next exchange sees it
+            else:
+                if name in self._listeners:
+                    await self._listeners.pop(name).stop()
+                self._listeners[name] = listener  # type: ignore[assignment]
+            if old is not None:
+                retired.append(old)
+        self.services = {
+            name: prepared[name][0] if name in prepared else self.services[name]
+            for name in profile.services
+        }
+        for name in diff.removed:
+            self.store.configure(name, 0)
+        self.profile = profile
+        self.store.budget = profile.record_budget
+        self.config_errors = []
+        loop = asyncio.get_running_loop()
+        self._retiring.add(loop.create_task(self._retire(retired)))
+        self.bus.publish(ConfigReloaded(added=list(diff.added), removed=list(diff.removed),
+                                        changed=list(diff.changed)))
+        if diff:
+            self.notice("info", f"profile reloaded: {diff}")
+        return True
+
+    async def _retire(self, services: list[Service]) -> None:
+        """Close replaced services' targets once their in-flight exchanges had time to end."""
+        if services:
+            await asyncio.sleep(RETIRE_GRACE)
+        for service in services:
+            for target in service.targets.values():
+                await target.close()
 
     async def stop(self) -> None:
         if self._stopped.is_set():
@@ -116,10 +240,11 @@ class Engine:
         for run in self._scenarios.values():
             if run.task is not None:
                 run.task.cancel()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._watcher, *self._retiring):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._close_services()
         self.bus.close()
         self._stopped.set()
@@ -166,7 +291,7 @@ class Engine:
             "engine": {"pid": os.getpid(), "version": __version__, "started": self.started},
             "services": [s.status() for s in self.services.values()],
             "scenarios": [self._scenario_run(n).to_json() for n in self.profile.scenarios],
-            "errors": [],
+            "errors": list(self.config_errors),
         }
 
     async def switch(self, service: str, target: str) -> None:

@@ -56,7 +56,7 @@ def run_engine(profile: Profile, workdir: Workdir, *, reset: bool) -> int:
 async def _serve(profile: Profile, workdir: Workdir) -> int:
     engine = Engine(profile, state=RuntimeState(workdir.state))
     try:
-        await engine.start()
+        await engine.start(watch=True)
     except ListenError as exc:
         log.error("%s", exc)
         return 1

@@ -67,3 +67,17 @@ class FaultsChanged(EngineEvent):
     TYPE = "faults"
     service: str
     faults: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ConfigReloaded(EngineEvent):
+    TYPE = "reloaded"
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+@dataclass(frozen=True)
+class ConfigRejected(EngineEvent):
+    TYPE = "rejected"
+    errors: list[str]  # FILE:LINE:COL: message, one a line

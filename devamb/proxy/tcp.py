@@ -216,11 +216,12 @@ class _Relay:
         self.exchange: Exchange
         self.client: _Side | None = None
         self.close_delay = 0.0
+        self.service: Service
         self._shaping: Shaping | None = None
         self._open = 0
 
     def begin(self, client: _Side) -> None:
-        service = self.listener.service
+        service = self.service = self.listener.service  # kept: a reload may swap the listener's
         target = service.target()
         peer = client.transport.get_extra_info("peername")  # type: ignore[union-attr]
         self.exchange = self.listener.recorder.begin(service, target.name, peer and peer[0])
@@ -279,7 +280,7 @@ class _Relay:
 
     async def _connect(self, client: _Side, target: Target) -> None:
         loop = asyncio.get_running_loop()
-        timeout = self.listener.service.spec.timeout
+        timeout = self.service.spec.timeout
         try:
             host, port = await target.tcp_address()
             async with asyncio.timeout(timeout):
@@ -331,7 +332,7 @@ class _Relay:
             self._open -= 1
         if self._open == 0:
             self.listener.relays.discard(self)
-            self.listener.recorder.finish(self.listener.service, self.exchange)
+            self.listener.recorder.finish(self.service, self.exchange)
 
 
 class TcpListener:

@@ -189,6 +189,7 @@ class UpstreamPool:
         self.port = port
         self.ssl_context = ssl_context
         self._idle: deque[UpstreamConnection] = deque()
+        self._closed = False  # a retired target's pool: connections in flight close when done
 
     async def acquire(self) -> tuple[UpstreamConnection, bool]:
         """A connection and whether it was reused (a reused one may turn out to be stale)."""
@@ -207,7 +208,7 @@ class UpstreamPool:
         return conn, False
 
     def release(self, conn: UpstreamConnection) -> None:
-        if conn.reusable and len(self._idle) < MAX_IDLE:
+        if conn.reusable and len(self._idle) < MAX_IDLE and not self._closed:
             self._idle.append(conn)
         elif conn.transport is not None:
             conn.transport.close()
@@ -217,6 +218,7 @@ class UpstreamPool:
             conn.transport.abort()
 
     def close(self) -> None:
+        self._closed = True
         while self._idle:
             self.discard(self._idle.pop())
 
