@@ -1,0 +1,1 @@
+"""Mock targets: route files, matching, templates, state, and turning traffic into routes."""

@@ -1,0 +1,35 @@
+"""Helpers: mock specs from YAML text, and request views without a server."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from multidict import CIMultiDict, MultiDict
+
+from devamb.mocks.matching import RequestView
+from devamb.mocks.routes import MockSpec, Siblings, load_mock_file
+from devamb.profile.env import Interpolator
+
+
+def mock_spec(tmp_path: Path, text: str, name: str = "mock.yaml") -> MockSpec:
+    """Parse mock-file YAML (dedented) written to tmp_path/NAME; errors raise ProfileError."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    siblings = Siblings("mock", ("mock", "live"))
+    return load_mock_file(path, name, Interpolator({}, {}), siblings)
+
+
+def view(
+    method: str = "GET",
+    target: str = "/",
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> RequestView:
+    """A request: `target` may carry a query string; a non-bytes body is sent as JSON."""
+    path, _, query = target.partition("?")
+    pairs = [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in query.split("&") if p]
+    raw = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    return RequestView(method, path, MultiDict(pairs), CIMultiDict(headers or {}), raw or b"")
