@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
-from devamb.targets import docker, echo, pool, url
+from devamb.targets import docker, echo, pool, split, url
 from devamb.targets.base import Target
 
 
@@ -23,10 +23,11 @@ KINDS: dict[str, TargetKind] = {
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget),
     "docker": TargetKind("docker", docker.parse, docker.DockerTarget),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget),
+    "split": TargetKind("split", split.parse, split.SplitTarget),
 }
 KIND_KEYS = tuple(KINDS)
 # Kinds from DESIGN.md that later versions add; named so a profile using them gets a clear answer.
-PLANNED_KINDS = ("mock", "split", "shards")
+PLANNED_KINDS = ("mock", "shards")
 
 
 def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:
