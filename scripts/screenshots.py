@@ -103,14 +103,13 @@ async def main(profile: Path, out: Path) -> None:
         app = make_app(engine)
         async with app.run_test(size=SIZE) as pilot:
             await app.connected.wait()
-            traffic = asyncio.create_task(send_traffic(engine, 16.0))
+            traffic = asyncio.create_task(send_traffic(engine, 60.0))  # runs through every shot
             await asyncio.sleep(6)
             app.post_message(SwitchRequested("api", "local"))  # nothing listens there: 502s
             await asyncio.sleep(2)
             app.post_message(SwitchRequested("api", "echo"))
             await send_tcp(engine)
-            await traffic
-            await pilot.pause(0.6)  # one more stats tick
+            await asyncio.sleep(8)
             await shoot(pilot, out, "dashboard")
 
             await pilot.press("t")
@@ -144,6 +143,7 @@ async def main(profile: Path, out: Path) -> None:
             await pilot.press("ctrl+t")
             await pilot.pause()
             await shoot(pilot, out, "dashboard-light")
+            traffic.cancel()
     finally:
         await engine.stop()
 

@@ -14,7 +14,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         "Everywhere",
         [
             ("?", "this help"),
-            ("ctrl+p", "command palette: Switch <service> → <target>, themes, …"),
+            ("ctrl+p", "command palette: Switch <service> → <target>, themes"),
             ("ctrl+t", "light / dark theme"),
             ("d / x", "dashboard / traffic"),
             ("q", "quit (stops the engine if this TUI started it)"),
@@ -38,7 +38,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("f", "filter: next service (or use the drop-down)"),
             ("↑ ↓ PgUp PgDn", "move (moving up pauses)"),
             ("Enter", "exchange detail (Esc to go back)"),
-            ("c", "clear the list"),
+            ("c", "clear this list (the engine keeps its record)"),
         ],
     ),
 ]
