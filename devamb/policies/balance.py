@@ -79,15 +79,21 @@ class Hash:
         self.hash_on = hash_on
         self._fallback = RoundRobin()
         self._rings: dict[frozenset[str], HashRing] = {}  # by the set of routable endpoint keys
+        self._last: tuple[Sequence[Endpoint], HashRing, dict[str, Endpoint]] | None = None
 
-    def _ring(self, candidates: Sequence[Endpoint]) -> HashRing:
+    def _ring(self, candidates: Sequence[Endpoint]) -> tuple[HashRing, dict[str, Endpoint]]:
+        last = self._last
+        if last is not None and last[0] is candidates:  # a target's routable tuple is cached
+            return last[1], last[2]
         names = frozenset(e.key for e in candidates)
         ring = self._rings.get(names)
         if ring is None:
             if len(self._rings) > 64:  # endpoints came and went a lot: start afresh
                 self._rings.clear()
             ring = self._rings[names] = HashRing(sorted(names))
-        return ring
+        by_key = {e.key: e for e in candidates}
+        self._last = (candidates, ring, by_key)
+        return ring, by_key
 
     def pick(self, candidates: Sequence[Endpoint], request: web.BaseRequest | None) -> Endpoint:
         key = self.hash_on.of(request) if request is not None else None
@@ -96,8 +102,8 @@ class Hash:
         return self.owner(key, candidates)
 
     def owner(self, key: str, candidates: Sequence[Endpoint]) -> Endpoint:
-        name = self._ring(candidates).node_for(key)
-        return next(e for e in candidates if e.key == name)
+        ring, by_key = self._ring(candidates)
+        return by_key[ring.node_for(key)]
 
 
 def make_balancer(spec: BalanceSpec, rng: random.Random | None = None) -> Balancer:
