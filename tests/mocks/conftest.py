@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from multidict import CIMultiDict, MultiDict
 
 from devamb.mocks.matching import RequestView
 from devamb.mocks.routes import MockSpec, Siblings, load_mock_file
 from devamb.profile.env import Interpolator
+from tests.mocks.traffic import RecordedUpstream
 
 
 def mock_spec(tmp_path: Path, text: str, name: str = "mock.yaml") -> MockSpec:
@@ -33,3 +36,10 @@ def view(
     pairs = [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in query.split("&") if p]
     raw = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     return RequestView(method, path, MultiDict(pairs), CIMultiDict(headers or {}), raw or b"")
+
+
+@pytest.fixture
+async def recorded_upstream() -> AsyncIterator[RecordedUpstream]:
+    server = await RecordedUpstream().start()
+    yield server
+    await server.stop()

@@ -1,0 +1,133 @@
+"""Record real traffic, write the mock, stop the upstream: the mock answers the same."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devamb.control.events import ExchangeCompleted
+from devamb.engine import Engine
+from devamb.inspect.filter import FilterError
+from devamb.mocks.recording import RecordingSession
+from devamb.targets.mock import MockTarget
+from tests.conftest import EngineFactory, listen_url
+from tests.mocks.traffic import (
+    CALLS,
+    PNG,
+    TOKEN,
+    RecordedUpstream,
+    live_profile,
+    mock_profile,
+    redacted,
+    run_calls,
+)
+
+
+async def record(engine: Engine, session: RecordingSession, count: int) -> None:
+    """Feed the session from the engine's events, as `devamb record` does, until `count` came."""
+    subscription = engine.bus.subscribe()
+
+    async def feed() -> None:
+        async for event in subscription:
+            if isinstance(event, ExchangeCompleted) and event.record is not None:
+                service = engine.services[event.record.service]
+                session.add(event.record, service.redaction)
+
+    task = asyncio.get_running_loop().create_task(feed())
+    await run_calls(listen_url(engine, "api"))
+    for _ in range(200):
+        if len(session.observed) >= count:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    subscription.close()
+
+
+async def test_record_then_replay_with_the_upstream_gone(
+    tmp_path: Path,
+    make_engine: EngineFactory,
+    recorded_upstream: RecordedUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    engine = await make_engine(live_profile(recorded_upstream.url))
+    session = RecordingSession("api", to=tmp_path / "mocks" / "api.yaml")
+    live = await run_calls(listen_url(engine, "api"))  # before recording: not kept
+    assert session.observed == []
+    recorded_upstream.counter = iter(range(1, 100))  # the same counts again
+    await record(engine, session, len(CALLS))
+    assert len(session.observed) == len(CALLS)
+    path = session.write()
+    await recorded_upstream.stop()
+
+    text = path.read_text()
+    assert TOKEN not in text and "hunter2" not in text and "abc123" not in text
+    for volatile in ("X-Request-Id", "Date", "Server", "Content-Length"):
+        assert f"{volatile}:" not in text
+    document = yaml.safe_load(text)
+    names = [r["name"] for r in document["routes"]]
+    assert names.count("GET /users/1") == 1  # the same answer twice: one route
+    counter = next(r for r in document["routes"] if r["name"] == "GET /counter")
+    assert [s["body"] for s in counter["sequence"]] == ["count 1", "count 2", "count 3"]
+    orders = [r for r in document["routes"] if r["name"] == "POST /orders"]
+    assert [o["match"]["json"] for o in orders] == [
+        {"kind": "book", "qty": 1}, {"kind": "pen", "qty": 3}, {"kind": "book", "qty": 2},
+    ]
+    items = [r["match"].get("query") for r in document["routes"] if r["match"]["path"] == "/items"]
+    assert items == [{"page": "2"}, {"page": "3"}, None]  # the most specific first
+    logo = next(r for r in document["routes"] if r["name"] == "GET /logo.png")
+    assert (path.parent / logo["respond"]["file"]).read_bytes() == PNG
+    braces = next(r for r in document["routes"] if r["name"] == "GET /braces?x=1")
+    assert braces["respond"]["template"] is False
+
+    offline = await make_engine(mock_profile(recorded_upstream.url))
+    replayed = await run_calls(listen_url(offline, "api"))
+    assert replayed == redacted(live)
+    mock = offline.services["api"].targets["mock"]
+    assert isinstance(mock, MockTarget) and mock.details()["unmatched_count"] == 0
+
+
+async def test_a_filter_chooses_what_is_recorded(
+    tmp_path: Path, make_engine: EngineFactory, recorded_upstream: RecordedUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    engine = await make_engine(live_profile(recorded_upstream.url))
+    session = RecordingSession("api", filter="~u /items", to=tmp_path / "items.yaml")
+    await record(engine, session, 3)
+    assert [o.path for o in session.observed] == ["/items"] * 3
+    assert session.to_json()["skipped"] == {"filtered out": len(CALLS) - 3}
+    routes = session.routes()
+    assert [(r.path, r.query) for r in routes] == [
+        ("/items", [("page", "2")]), ("/items", [("page", "3")]), ("/items", []),
+    ]
+    with pytest.raises(FilterError):
+        RecordingSession("api", filter="~c (", to=tmp_path / "x.yaml")
+
+
+async def test_failed_and_faulted_exchanges_are_not_recorded(
+    tmp_path: Path, make_engine: EngineFactory, recorded_upstream: RecordedUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    engine = await make_engine(live_profile("http://127.0.0.1:9"))  # nothing listens
+    session = RecordingSession("api", to=tmp_path / "none.yaml")
+    await record(engine, session, 0)
+    await asyncio.sleep(0.05)
+    assert session.observed == []
+    assert session.to_json()["skipped"] == {"failed": len(CALLS)}
+    path = session.write()
+    assert yaml.safe_load(path.read_text())["routes"] == []
+
+
+def test_recorded_json_stays_json(tmp_path: Path) -> None:
+    from tests.mocks.test_writer import draft_file
+
+    text = draft_file(tmp_path)
+    assert json.dumps(yaml.safe_load(text)["routes"][0]["respond"]["json"]) == (
+        '{"id": 1, "price": 9.5, "ok": true, "none": null, "list": [1, "two"]}'
+    )
