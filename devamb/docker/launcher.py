@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +24,8 @@ PROJECT_LABEL = "devamb.project"
 SERVICE_LABEL = "devamb.service"
 TARGET_LABEL = "devamb.target"
 PROFILE_LABEL = "devamb.profile"  # the profile's absolute path: owners never collide
-OWNER_LABELS = (PROJECT_LABEL, SERVICE_LABEL, TARGET_LABEL, PROFILE_LABEL)
+CONFIG_LABEL = "devamb.config"  # a digest of the run settings: a changed target starts afresh
+OWNER_LABELS = (PROJECT_LABEL, SERVICE_LABEL, TARGET_LABEL, PROFILE_LABEL, CONFIG_LABEL)
 LOG_TAIL = 5  # lines of a failed container's log quoted in the error
 
 
@@ -44,19 +47,50 @@ class RunSettings:
     wait: float = 30.0  # seconds to wait for the port to answer
 
 
-def owner_labels(profile: str, project: str, service: str, target: str) -> dict[str, str]:
+def config_digest(run: RunSettings) -> str:
+    """Names the run settings without showing them (env values may be secrets)."""
+    return hashlib.sha256(repr(run).encode()).hexdigest()[:16]
+
+
+def owner_labels(
+    profile: str, project: str, service: str, target: str, config: str
+) -> dict[str, str]:
     return {
         PROJECT_LABEL: project,
         SERVICE_LABEL: service,
         TARGET_LABEL: target,
         PROFILE_LABEL: profile,
+        CONFIG_LABEL: config,
     }
 
 
-def owner_filter(labels: Mapping[str, str]) -> list[str]:
-    """The label filter that finds exactly one target's containers (never anyone else's)."""
-    keys = (PROFILE_LABEL, SERVICE_LABEL, TARGET_LABEL)
+def owner_filter(labels: Mapping[str, str], *, config: bool = False) -> list[str]:
+    """The label filter for one target's containers, of any run settings unless `config`."""
+    keys = (PROFILE_LABEL, SERVICE_LABEL, TARGET_LABEL) + ((CONFIG_LABEL,) if config else ())
     return [f"{k}={labels[k]}" for k in keys]
+
+
+# Live target instances per (owner, config). On a profile reload the new instance of a target
+# adopts the running container before the old instance closes: the old one must leave it be.
+_claims: dict[tuple[str, ...], set[int]] = {}
+_claims_lock = threading.Lock()
+
+
+def claim(labels: Mapping[str, str], holder: object) -> None:
+    with _claims_lock:
+        _claims.setdefault(tuple(owner_filter(labels, config=True)), set()).add(id(holder))
+
+
+def unclaim(labels: Mapping[str, str], holder: object) -> frozenset[str]:
+    """Drop `holder`'s claim; the configs of this target other live instances still hold."""
+    key = tuple(owner_filter(labels, config=True))
+    owner = key[:-1]
+    with _claims_lock:
+        holders = _claims.get(key, set())
+        holders.discard(id(holder))
+        if not holders:
+            _claims.pop(key, None)
+        return frozenset(k[-1].partition("=")[2] for k in _claims if k[:-1] == owner)
 
 
 def container_name(project: str, service: str, target: str) -> str:
@@ -64,22 +98,40 @@ def container_name(project: str, service: str, target: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", raw).strip("-.") or "devamb"
 
 
-def remove_owned(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
-    """Force-remove this target's containers (devamb-labelled only); their names."""
+def remove_owned(
+    client: docker.DockerClient, labels: Mapping[str, str], keep: frozenset[str] = frozenset()
+) -> list[str]:
+    """Force-remove this target's containers (devamb-labelled only) except those whose config
+    is in `keep`; their names."""
     removed = []
     for container in client.containers.list(
         all=True, filters={"label": owner_filter(labels)}, ignore_removed=True
     ):
+        if container.labels.get(CONFIG_LABEL) in keep:
+            continue
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
             removed.append(container.name)
     return removed
 
 
+def remove_container(client: docker.DockerClient, cid: str) -> None:
+    """Force-remove one container devamb started (gone already is fine)."""
+    with contextlib.suppress(docker.errors.NotFound):
+        client.api.remove_container(cid, force=True)
+
+
 def start_container(
-    client: docker.DockerClient, run: RunSettings, name: str, labels: Mapping[str, str]
+    client: docker.DockerClient,
+    run: RunSettings,
+    name: str,
+    labels: Mapping[str, str],
+    cancelled: threading.Event,
 ) -> str:
-    """Remove leftovers of this target, then create and start its container; its id."""
+    """Remove leftovers of this target, then create and start its container; its id.
+
+    `cancelled` is set when the target closes meanwhile: the new container is removed again.
+    """
     remove_owned(client, labels)
     options: dict[str, Any] = {
         "name": name,
@@ -108,6 +160,10 @@ def start_container(
         with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
         raise LaunchFailed(f"cannot start container {name}: {api_message(exc)}") from None
+    if cancelled.is_set():
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+        raise LaunchFailed(f"container {name} was not needed any more")
     return str(container.id)
 
 

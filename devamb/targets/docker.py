@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +26,17 @@ from devamb.docker.launcher import (
     LaunchFailed,
     RunSettings,
     answers,
+    claim,
+    config_digest,
     container_name,
     exit_summary,
     inspect,
     owner_filter,
     owner_labels,
+    remove_container,
     remove_owned,
     start_container,
+    unclaim,
 )
 from devamb.docker.logs import tail_logs
 from devamb.docker.selector import COMPOSE_PROJECT, COMPOSE_SERVICE, Selector
@@ -112,11 +117,12 @@ def parse(name: str, node: Node, protocol: str) -> DockerTargetSpec | None:
             mode = d.child("run").one_of(RUN_MODES) or mode
         if image is not None and port is not None:
             run = _run_settings(d, image, port, Path(profile).parent)
-            labels = owner_labels(profile, project, node.path[-3], name)
-            selector = Selector(
-                labels=tuple(owner_filter(labels)),
-                text=f"container {container_name(project, node.path[-3], name)}",
-            )
+            if run is not None:
+                labels = owner_labels(profile, project, node.path[-3], name, config_digest(run))
+                selector = Selector(
+                    labels=tuple(owner_filter(labels, config=True)),
+                    text=f"container {container_name(project, node.path[-3], name)}",
+                )
     if selector is None or port is None or (finder == "image" and run is None):
         return None
     return DockerTargetSpec(name, port, selector, run, mode, project, profile)
@@ -262,6 +268,7 @@ class DockerTarget(Target):
         self._launched = False  # a start was attempted (on-switch targets start on first use)
         self._launch_error: str | None = None
         self._closing = False
+        self._cancel_launch = threading.Event()  # tells a start still running in a thread
 
     @property
     def _prefix(self) -> str:
@@ -333,6 +340,8 @@ class DockerTarget(Target):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.spec.run is not None:
+            claim(self._owner_labels(), self)
         self._link = docker_link.acquire(self, self._loop)
         await asyncio.to_thread(self._link.first_attempt.wait, FIRST_RESOLVE_WAIT)
         if self._link.client is not None:
@@ -348,6 +357,7 @@ class DockerTarget(Target):
 
     async def close(self) -> None:
         self._closing = True
+        self._cancel_launch.set()
         for task in (self._follower, self._launch, *self._probes.values()):
             if task is not None and not task.done():
                 task.cancel()
@@ -363,10 +373,12 @@ class DockerTarget(Target):
         if link is None:
             return
         client = link.client
-        if self.spec.run is not None and client is not None:
+        if self.spec.run is not None:
             labels = self._owner_labels()
+            keep = unclaim(labels, self)  # a reloaded twin of this target may be using it
+        if self.spec.run is not None and client is not None:
             with contextlib.suppress(docker.errors.DockerException):
-                removed = await asyncio.to_thread(remove_owned, client, labels)
+                removed = await asyncio.to_thread(remove_owned, client, labels, keep)
                 if removed:
                     self.notify("info", f"{self._prefix}removed container {', '.join(removed)}")
         docker_link.release(link, self)
@@ -537,7 +549,10 @@ class DockerTarget(Target):
 
     def _owner_labels(self) -> dict[str, str]:
         spec = self.spec
-        return owner_labels(spec.profile, spec.project, self.service.name, self.name)
+        assert spec.run is not None
+        return owner_labels(
+            spec.profile, spec.project, self.service.name, self.name, config_digest(spec.run)
+        )
 
     def _launch_task(self) -> asyncio.Task[None]:
         """The running start of this image target's container, or a new one."""
@@ -578,7 +593,10 @@ class DockerTarget(Target):
         name = container_name(self.spec.project, self.service.name, self.name)
         self.notify("info", f"{self._prefix}starting container {name} from {run.image}")
         started = time.monotonic()
-        cid = await asyncio.to_thread(start_container, client, run, name, self._owner_labels())
+        labels = self._owner_labels()
+        cid = await asyncio.to_thread(
+            start_container, client, run, name, labels, self._cancel_launch
+        )
         deadline = started + run.wait
         while True:
             attrs = await asyncio.to_thread(inspect, client, cid)
@@ -593,7 +611,7 @@ class DockerTarget(Target):
                 break
             if time.monotonic() > deadline:
                 with contextlib.suppress(docker.errors.DockerException):
-                    await asyncio.to_thread(remove_owned, client, self._owner_labels())
+                    await asyncio.to_thread(remove_container, client, cid)
                 raise LaunchFailed(
                     f"port {run.port} of container {name} did not answer within {run.wait:g}s"
                 )

@@ -6,6 +6,7 @@ Traffic only ever goes to 127.0.0.1 (host networking or ports published on 127.0
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -322,3 +323,52 @@ async def test_image_on_up_first_use_and_a_failing_start(
 
     await engine.stop()
     assert not owned(docker_client, devamb_project=tmp_path.name)
+
+
+async def test_reload_keeps_an_unchanged_container_and_replaces_a_changed_one(
+    make_engine: EngineFactory,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("devamb.engine.RETIRE_GRACE", 0.05)
+    port = free_port()
+
+    def write(extra: str = "", env: str = "A", made: bool = True) -> str:
+        text = f"""
+    version: 1
+    services:
+      api:
+        listen: 0
+        target: {"made" if made else "debug"}
+        targets:
+          debug: echo{extra}
+"""
+        if made:
+            text += f"          made:{image_target(port)}\n              env: {{MODE: {env}}}\n"
+        (tmp_path / "devamb.yaml").write_text(textwrap.dedent(text))
+        return text
+
+    engine = await make_engine(write())
+    url = listen_url(engine, "api")
+    profile_label = str((tmp_path / "devamb.yaml").resolve())
+    assert await get(f"{url}/") == (200, "hello-from-container\n")  # started on first use
+    [first] = owned(docker_client, devamb_profile=profile_label)
+
+    async def reloaded(**changes: Any) -> list[Any]:
+        write(**changes)
+        assert await engine.reload()
+        await asyncio.gather(*engine._retiring)  # the replaced targets have closed
+        return owned(docker_client, devamb_profile=profile_label)
+
+    # the service changed, this target did not: the new target adopts the running container
+    assert [c.id for c in await reloaded(extra="\n          debug2: echo")] == [first.id]
+    assert target(engine, "made")["state"] == "ready"
+    assert await get(f"{url}/") == (200, "hello-from-container\n")
+    # the target's settings changed: its old container goes, a new one starts on first use
+    assert await reloaded(env="B") == []
+    assert await get(f"{url}/") == (200, "hello-from-container\n")
+    [second] = owned(docker_client, devamb_profile=profile_label)
+    assert second.id != first.id and "MODE=B" in second.attrs["Config"]["Env"]
+    # the profile dropped the target: its container goes
+    assert await reloaded(made=False) == []
