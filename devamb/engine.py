@@ -508,12 +508,20 @@ class Engine:
                     faults.set_enabled(name, False)
 
     def _undo_scenario(self, spec: ScenarioSpec) -> None:
-        """Remove what the scenario added; profile faults go back to their profile state."""
-        for step in spec.steps:
-            faults = self.services[step.service].faults
-            if step.action == "add" and step.fault is not None:
-                faults.remove(step.fault.name)
-            elif step.action in ("on", "off", "clear") and step.name:
-                defined = self.services[step.service].spec.faults.get(step.name)
-                if defined is not None:
-                    faults.set_enabled(step.name, defined.enabled)
+        """Remove what the scenario added; the profile's faults of the services it touched go
+        back as the profile defines them (also those a `remove` or `clear` step took away)."""
+        for name in dict.fromkeys(step.service for step in spec.steps):
+            service = self.services.get(name)
+            if service is None:
+                continue
+            faults = service.faults
+            for step in spec.steps:
+                added = step.fault if step.action == "add" and step.service == name else None
+                if added is not None and added.name not in service.spec.faults:
+                    faults.remove(added.name)
+            for fault_name, defined in service.spec.faults.items():
+                state = faults.get(fault_name)
+                if state is None or state.spec != defined:
+                    faults.add(defined)
+                else:
+                    faults.set_enabled(fault_name, defined.enabled)

@@ -132,7 +132,12 @@ class Node:
             self.problem(f"expected a whole number, got {type_name(self.value)}")
             return None
         if (low is not None and self.value < low) or (high is not None and self.value > high):
-            self.problem(f"{self.value} is out of range {low}..{high}")
+            if high is None:
+                self.problem(f"must be at least {low}, got {self.value}")
+            elif low is None:
+                self.problem(f"must be at most {high}, got {self.value}")
+            else:
+                self.problem(f"{self.value} is out of range {low}..{high}")
             return None
         return self.value
 

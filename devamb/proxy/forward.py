@@ -149,6 +149,10 @@ async def _exchange_head(
         except BadResponse as exc:
             pool.discard(conn)  # type: ignore[arg-type]
             raise UpstreamFailed(502, "bad-response", str(exc)) from None
+        except CutConnection:
+            if conn is not None:
+                pool.discard(conn)
+            raise
         except OSError as exc:
             if conn is not None:
                 pool.discard(conn)

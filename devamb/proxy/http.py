@@ -6,8 +6,9 @@ import asyncio
 
 from aiohttp import web
 
+from devamb.faults.base import CutConnection
 from devamb.faults.chain import Plan
-from devamb.faults.connection import reset
+from devamb.faults.connection import cut, reset
 from devamb.inspect.exchange import Exchange
 from devamb.inspect.recorder import Recorder
 from devamb.inspect.replay import replay_of
@@ -84,8 +85,8 @@ class HttpListener:
             if faults.chain.armed or faults.header_faults
             else None
         )
+        response: web.StreamResponse | None = None
         try:
-            response = None
             if plan is not None:
                 exchange.faults = plan.names
                 response = await self._before_upstream(plan, request, exchange)
@@ -103,11 +104,16 @@ class HttpListener:
             response = error_response(
                 exc.status, "target-unavailable", exc.reason, service.name, target.name
             )
+        except CutConnection as exc:  # a fault cut the request body short
+            exchange.error = exc.reason
+            cut(request.transport, with_reset=exc.reset)
+            response = web.Response(status=499)  # never sent: the connection is gone
         except asyncio.CancelledError:
             exchange.error = "client went away"
             raise
         finally:
+            if response is not None and exchange.status is None:
+                exchange.status = response.status
             exchange.finish()
             self.recorder.finish(service, exchange)
-        exchange.status = response.status
         return response

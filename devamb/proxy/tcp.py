@@ -79,11 +79,11 @@ class _Side(asyncio.Protocol):
             return True  # not connected yet: the EOF is passed on once it is
         if peer is None or peer.transport is None or peer.transport.is_closing():
             return False
-        if peer.eof:  # both directions are done
-            peer.transport.close()
-            return False
-        if peer.transport.can_write_eof():
-            peer.transport.write_eof()
+        delay = self.relay.close_delay if not self.inbound else 0.0
+        if delay:  # slow_close: the client learns of the end late
+            asyncio.get_running_loop().call_later(delay, self.relay.pass_eof, peer)
+        else:
+            self.relay.pass_eof(peer)
         return True  # keep our side open: the other direction may still carry data
 
     def pause_writing(self) -> None:
@@ -178,8 +178,10 @@ class _Flow:
                 with_reset=exc.reset)
             cut(sink, with_reset=exc.reset)
             return
-        if sink is not None and not sink.is_closing() and sink.can_write_eof():
-            sink.write_eof()
+        delay = self.relay.close_delay if self.sink.inbound else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        self.relay.pass_eof(self.sink)
 
 
 class _ClientStream:
@@ -216,6 +218,7 @@ class _Relay:
         self.exchange: Exchange
         self.client: _Side | None = None
         self.close_delay = 0.0
+        self._directions_done = 0
         self.service: Service
         self._shaping: Shaping | None = None
         self._open = 0
@@ -318,6 +321,15 @@ class _Relay:
             elif upstream.transport.can_write_eof():  # type: ignore[union-attr]
                 upstream.transport.write_eof()  # type: ignore[union-attr]
         client.transport.resume_reading()
+
+    def pass_eof(self, sink: _Side) -> None:
+        """One direction has ended: half-close towards `sink`; once both have, close."""
+        transport = sink.transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+        self._directions_done += 1
+        if self._directions_done >= 2:
+            self.close()
 
     def close(self) -> None:
         assert self.client is not None

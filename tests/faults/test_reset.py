@@ -52,8 +52,6 @@ async def test_http_reset_after_response_bytes(setup: SetupFactory) -> None:
                 await r.read()
 
 
-@pytest.mark.xfail(strict=True, reason="CutConnection raised in the request body escapes "
-                   "forward._exchange_head and http._handle: aiohttp answers 500")
 async def test_http_reset_after_request_bytes(setup: SetupFactory) -> None:
     s = await setup()
     await s.add("api", name="rst", kind="reset", after_bytes=100, direction="upstream")

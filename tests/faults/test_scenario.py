@@ -190,8 +190,6 @@ async def undo(setup: SetupFactory) -> tuple[Setup, SteppedTime]:
     return s, time_
 
 
-@pytest.mark.xfail(strict=True, reason="engine._undo_scenario skips `clear` steps (they have no "
-                   "name), so profile faults a clear turned off stay off")
 async def test_stopping_turns_back_on_what_a_clear_turned_off(undo) -> None:
     s, _ = undo
     await s.engine.start_scenario("hush")
@@ -201,8 +199,6 @@ async def test_stopping_turns_back_on_what_a_clear_turned_off(undo) -> None:
     assert await _faults(s) == {"gate": True}
 
 
-@pytest.mark.xfail(strict=True, reason="engine._undo_scenario only toggles: a profile fault a "
-                   "`remove` step removed is not put back (and a loop's next round lacks it)")
 async def test_stopping_puts_back_what_a_remove_removed(undo) -> None:
     s, _ = undo
     await s.engine.start_scenario("drop")

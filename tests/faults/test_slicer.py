@@ -7,7 +7,6 @@ import hashlib
 import time
 
 import aiohttp
-import pytest
 
 from tests.faults.conftest import SetupFactory, get, greet
 from tests.upstreams import pattern_chunk, pattern_digest
@@ -79,8 +78,6 @@ async def test_tcp_slices_with_the_injected_clock(setup: SetupFactory) -> None:
     assert s.time is not None and s.time.slept == [0.01] * 10
 
 
-@pytest.mark.xfail(strict=True, reason="proxy/tcp.py: a _Flow passes EOF on with write_eof but "
-                   "never closes the connection when the other direction has ended already")
 async def test_tcp_connection_with_a_shaped_direction_ends_when_the_client_closes_first(
     setup: SetupFactory,
 ) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import time
 
 import aiohttp
-import pytest
 
 from tests.faults.conftest import SetupFactory, greet
 from tests.upstreams import pattern_digest
@@ -37,8 +36,6 @@ async def test_http_end_really_comes_late(setup: SetupFactory) -> None:
     assert first_at < 0.25 and 0.28 <= total < 3.0
 
 
-@pytest.mark.xfail(strict=True, reason="proxy/tcp.py passes the upstream's EOF on with "
-                   "write_eof at once; close_delay only delays the final close")
 async def test_tcp_close_really_comes_late(setup: SetupFactory) -> None:
     s = await setup(fake=False, tcp_handler=greet(b"bye"))
     await s.add("raw", name="linger", kind="slow_close", delay="300ms")
