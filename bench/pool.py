@@ -2,8 +2,9 @@
 
     python bench/pool.py [--rounds 3] [--duration 5] [--loop uvloop|asyncio] [--out FILE.json]
 
-Two nginx upstreams serve /1k on CPU 0 (with wrk); one devamb engine on CPU 1 has two HTTP
-services: `single` (a URL target on upstream A) and `pool` (`endpoints:` A and B, round robin,
+One nginx worker on CPU 0 (with wrk) serves /1k on two ports, A and B: two replicas, and the
+same upstream work per request whichever target is measured. One devamb engine on CPU 1 has two
+HTTP services: `single` (a URL target on A) and `pool` (`endpoints:` A and B, round robin,
 `health: {path: /1k, interval: 1s}`, outlier ejection on). wrk (-t2 -c32, 1 KiB) runs against
 each in turn, interleaved over the rounds with the order alternating; the report gives medians
 of req/s and p50/p99 and the proxy CPU time per request. Goal: the pool costs <= 10 % of the
@@ -24,14 +25,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadgen import Load, WrkError, run_wrk
-from peers import LOAD_CPU, PROXY_CPU, REPO, Upstream, devamb_available, start_upstream
+from peers import LOAD_CPU, PROXY_CPU, REPO, SMALL, _start_nginx, devamb_available
 from procs import HOST, Children, StartError, cpu_seconds, free_port
 
 GOAL = 0.10  # the pool may cost at most this share of the single target's req/s
 SUBJECTS = ("single", "pool")
 
 
-def profile(single_port: int, pool_port: int, a: Upstream, b: Upstream) -> str:
+def start_replicas(children: Children, root: Path) -> tuple[int, int]:
+    """One nginx worker answering on two ports: replicas A and B."""
+    www = root / "www"
+    www.mkdir(parents=True)
+    (www / "1k").write_bytes(os.urandom(SMALL))
+    a, b = free_port(), free_port()
+    server = f"server {{\n    listen {HOST}:{a};\n    listen {HOST}:{b};\n    root {www};\n}}"
+    child, _ = _start_nginx(children, root, "upstream-nginx", server, a, LOAD_CPU)
+    children.wait_listening(child, [b])
+    return a, b
+
+
+def profile(single_port: int, pool_port: int, a: int, b: int) -> str:
     return textwrap.dedent(
         f"""\
         version: 1
@@ -40,12 +53,12 @@ def profile(single_port: int, pool_port: int, a: Upstream, b: Upstream) -> str:
           single:
             listen: {single_port}
             targets:
-              up: http://{HOST}:{a.port}
+              up: http://{HOST}:{a}
           pool:
             listen: {pool_port}
             targets:
               replicas:
-                endpoints: [http://{HOST}:{a.port}, http://{HOST}:{b.port}]
+                endpoints: [http://{HOST}:{a}, http://{HOST}:{b}]
                 balance: round_robin
                 health: {{path: /1k, interval: 1s, timeout: 1s}}
                 outlier: {{consecutive_failures: 5, eject_for: 30s}}
@@ -58,7 +71,10 @@ def start_engine(children: Children, root: Path, text: str, ports: Sequence[int]
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     argv = [sys.executable, "-m", "devamb", "up", "--headless", str(root / "devamb.yaml")]
     child = children.spawn(
-        f"devamb-{loop}", argv, cpu=PROXY_CPU, env={"DEVAMB_LOOP": loop, "PYTHONPATH": pythonpath},
+        f"devamb-{loop}",
+        argv,
+        cpu=PROXY_CPU,
+        env={"DEVAMB_LOOP": loop, "PYTHONPATH": pythonpath},
         cwd=root,
     )
     children.wait_listening(child, ports)
@@ -77,22 +93,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("wrk") is None or not devamb_available():
-        print("needs wrk and devamb's command line", file=sys.stderr)
+    if shutil.which("wrk") is None or shutil.which("nginx") is None or not devamb_available():
+        print("needs wrk, nginx and devamb's command line", file=sys.stderr)
         return 2
     samples: dict[str, list[dict[str, float]]] = {s: [] for s in SUBJECTS}
-    with tempfile.TemporaryDirectory(prefix="devamb-bench-pool-") as tmp, Children(
-        Path(tmp)
-    ) as children:
+    busy = os.getloadavg()[0]
+    with (
+        tempfile.TemporaryDirectory(prefix="devamb-bench-pool-") as tmp,
+        Children(Path(tmp)) as children,
+    ):
         base = Path(tmp)
         try:
-            (base / "a").mkdir()
-            (base / "b").mkdir()
-            a, b = start_upstream(children, base / "a"), start_upstream(children, base / "b")
+            a, b = start_replicas(children, base / "upstream")
             ports = {"single": free_port(), "pool": free_port()}
             engine = start_engine(
-                children, base, profile(ports["single"], ports["pool"], a, b),
-                list(ports.values()), args.loop,
+                children,
+                base,
+                profile(ports["single"], ports["pool"], a, b),
+                list(ports.values()),
+                args.loop,
             )
         except StartError as exc:
             print(f"cannot start: {exc}", file=sys.stderr)
@@ -111,37 +130,64 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 after = cpu_seconds(engine.pid)
                 cpu = (after - before) / result.requests * 1e6 if before and after else 0.0
-                samples[subject].append({
-                    "rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
-                    "cpu_us": cpu, "errors": result.errors,
-                })
-                print(f"round {round_no + 1} {subject:>6}: {result.rps:9.0f} req/s  "
-                      f"p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  "
-                      f"{cpu:.0f} us CPU/req  errors {result.errors}", flush=True)
+                samples[subject].append(
+                    {
+                        "rps": result.rps,
+                        "p50_ms": result.p50_ms,
+                        "p99_ms": result.p99_ms,
+                        "cpu_us": cpu,
+                        "errors": result.errors,
+                    }
+                )
+                print(
+                    f"round {round_no + 1} {subject:>6}: {result.rps:9.0f} req/s  "
+                    f"p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  "
+                    f"{cpu:.0f} us CPU/req  errors {result.errors}",
+                    flush=True,
+                )
     if not all(samples.values()):
         print("no complete measurement", file=sys.stderr)
         return 2
     med = {
-        s: {k: statistics.median(x[k] for x in samples[s]) for k in samples[s][0]}
-        for s in SUBJECTS
+        s: {k: statistics.median(x[k] for x in samples[s]) for k in samples[s][0]} for s in SUBJECTS
     }
     cost = 1 - med["pool"]["rps"] / med["single"]["rps"]
+    cpu_cost = med["pool"]["cpu_us"] / med["single"]["cpu_us"] - 1 if med["single"]["cpu_us"] else 0
     print()
-    print(f"HTTP 1 KiB, wrk -t2 -c{args.connections}, {args.rounds} x {args.duration} s, "
-          f"devamb ({args.loop}) on CPU {PROXY_CPU}, wrk + 2 nginx on CPU {LOAD_CPU}; medians")
+    print(
+        f"HTTP 1 KiB, wrk -t2 -c{args.connections}, {args.rounds} x {args.duration} s, "
+        f"devamb ({args.loop}) on CPU {PROXY_CPU}, wrk + nginx on CPU {LOAD_CPU}; medians"
+    )
     print()
     print("| target | req/s | p50 ms | p99 ms | proxy CPU us/req |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for s in SUBJECTS:
         m = med[s]
-        print(f"| {s} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
-              f"{m['cpu_us']:.0f} |")
+        print(
+            f"| {s} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['cpu_us']:.0f} |"
+        )
     verdict = "pass" if cost <= GOAL else "FAIL"
     print(f"\npool throughput cost: {cost * 100:+.1f} % (goal <= {GOAL * 100:.0f} %): {verdict}")
+    print(f"pool proxy CPU per request: {cpu_cost * 100:+.1f} % (steadier on a busy machine)")
+    if busy > 0.5:
+        print(
+            f"note: load average {busy:.2f} on {os.cpu_count()} CPUs before the run: "
+            "req/s is noisy; compare CPU us/req"
+        )
     if args.out:
-        args.out.write_text(json.dumps(
-            {"samples": samples, "medians": med, "cost": cost, "goal": GOAL}, indent=2
-        ))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "samples": samples,
+                    "medians": med,
+                    "cost": cost,
+                    "cpu_cost": cpu_cost,
+                    "goal": GOAL,
+                    "load_average": busy,
+                },
+                indent=2,
+            )
+        )
     return 0 if cost <= GOAL else 1
 
 

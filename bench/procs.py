@@ -130,6 +130,17 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def settle(pid: int, timeout: float = 2.0) -> None:
+    """Wait (briefly) until PID has reaped its children, so their CPU time is in its cutime.
+
+    socat forks a child per connection; when wrk stops, they exit all at once, and a child
+    reaped between reading its stat and its parent's would be counted in neither.
+    """
+    deadline = time.monotonic() + timeout
+    while child_pids(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) of PID, its reaped children and its live descendants."""
     ticks = 0

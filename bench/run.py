@@ -41,7 +41,7 @@ from peers import (
     start_socat,
     start_upstream,
 )
-from procs import Children, StartError, cpu_seconds, read_status_kib, set_cpus
+from procs import Children, StartError, cpu_seconds, read_status_kib, set_cpus, settle
 from report import CASES, CHURN, Case, Memory, Sample
 
 LOOPS = {"uvloop": ("uvloop",), "asyncio": ("asyncio",), "both": ("uvloop", "asyncio")}
@@ -59,6 +59,8 @@ class Plan:
 
     def seconds(self, cells: int) -> int:
         """Seconds per wrk run so that cells x rounds runs fit the budget (at least 1 s)."""
+        if self.budget == float("inf"):
+            return self.max_seconds
         fitting = int(self.budget // max(1, cells * self.rounds))
         return max(1, min(self.max_seconds, fitting))
 
@@ -190,6 +192,8 @@ def measure_one(case: Case, subject: Subject, url: str, seconds: int, round_no: 
         before = cpu_seconds(pid) if pid else None
         load = Load(case.connections, case.threads, seconds, close=case.close)
         result = run_wrk(url, load, LOAD_CPU)
+        if pid:
+            settle(pid)  # socat's per-connection children: their time lands in its cutime
         after = cpu_seconds(pid) if pid else None
     cpu_us = None
     if before is not None and after is not None and result.requests:
