@@ -119,19 +119,21 @@ class MockTarget(Target):
         self.mock_state = MockState(spec.mock.routes)
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._targets: dict[str, Target] = {}
+        self._unbound = "not bound to its service's targets"
 
     def bind(self, targets: dict[str, Target]) -> None:
-        self._targets = targets
+        """Keep the service's targets for a `proxy:` fallback, unless the fallbacks loop."""
+        chain = [self.name]
         proxy = self.mock.fallback.proxy
-        seen = {self.name}
         while proxy is not None:
-            if proxy in seen:
-                self.notify("error", f"mock {self.name!r}: fallback proxies loop back to {proxy!r}")
-                self._targets = {}
+            chain.append(proxy)
+            if proxy in chain[:-1]:
+                self._unbound = f"fallbacks loop: {' -> '.join(chain)}"
+                self.notify("error", f"mock {self.name!r}: {self._unbound}")
                 return
-            seen.add(proxy)
             target = targets.get(proxy)
             proxy = target.mock.fallback.proxy if isinstance(target, MockTarget) else None
+        self._targets = targets
 
     def details(self) -> dict[str, Any]:
         data: dict[str, Any] = {"file": str(self.mock.file) if self.mock.file else None}
@@ -161,7 +163,8 @@ class MockTarget(Target):
             target = self._targets.get(fallback.proxy)
             if target is None:
                 raise TargetUnavailable(
-                    f"mock {self.name!r} cannot fall back to {fallback.proxy!r}: not bound", 502
+                    f"mock {self.name!r} cannot fall back to {fallback.proxy!r}: {self._unbound}",
+                    502,
                 )
             return await target.handle_http(_with_length(request, exchange), exchange)
         if fallback.respond is not None:

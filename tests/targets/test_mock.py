@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -87,10 +88,12 @@ def profile(live: str = "http://127.0.0.1:9", extra: str = "", target: str = "mo
 
 
 async def call(
-    engine: Engine, method: str, path: str, **kwargs: Any
+    engine: Engine, method: str, path: str, *, service: str = "", **kwargs: Any
 ) -> tuple[int, dict[str, str], bytes]:
+    """One request to the service (the only one, or `service`)."""
+    name = service or next(iter(engine.services))
     async with aiohttp.ClientSession() as client, client.request(
-        method, listen_url(engine, "api") + path, **kwargs
+        method, listen_url(engine, name) + path, **kwargs
     ) as resp:
         return resp.status, dict(resp.headers), await resp.read()
 
@@ -352,3 +355,119 @@ def test_a_tcp_service_cannot_use_a_mock(tmp_path: Path, monkeypatch: pytest.Mon
 async def _chunks(data: bytes) -> Any:
     for i in range(0, len(data), 1000):
         yield data[i : i + 1000]
+
+
+async def test_a_mock_file_edited_while_requests_flow_is_reloaded_without_failures(
+    tmp_path: Path, make_engine: EngineFactory
+) -> None:
+    mock = write_mock(tmp_path)
+    engine = await make_engine(profile())
+    seen: list[tuple[int, bytes]] = []
+    stop = asyncio.Event()
+
+    async def traffic() -> None:
+        while not stop.is_set():
+            status, _, body = await call(engine, "GET", "/static-answer")
+            seen.append((status, body))
+
+    added = "  - match: {path: /static-answer}\n    respond: {body: v1}\n"
+    mock.write_text(mock.read_text() + added)
+    assert await engine.reload()
+    task = asyncio.get_running_loop().create_task(traffic())
+    await asyncio.sleep(0.1)
+    mock.write_text(mock.read_text().replace("body: v1", "body: v2"))
+    assert await engine.reload()
+    await asyncio.sleep(0.1)
+    stop.set()
+    await task
+    assert {status for status, _ in seen} == {200}
+    bodies = [body for _, body in seen]
+    assert bodies[0] == b"v1" and bodies[-1] == b"v2"
+    assert bodies == sorted(bodies)  # never back to v1 once v2 answered
+
+
+async def test_a_broken_mock_file_is_rejected_with_its_position_until_fixed(
+    tmp_path: Path, make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    mock = write_mock(tmp_path)
+    engine = await make_engine(profile())
+    good = mock.read_text()
+    mock.write_text(good.replace("status: 201", "status: 2010"))
+    assert not await engine.reload()
+    assert engine.config_errors == [
+        "mocks/api.yaml:15:15: routes[1].respond.status: 2010 is out of range 100..599"
+    ]
+    status, _, _ = await call(engine, "POST", "/orders", json={"kind": "express"})
+    assert status == 201  # the previous mock keeps serving
+    mock.write_text(good.replace("status: 201", "status: 200"))
+    assert await engine.reload()
+    assert engine.config_errors == []
+    assert (await call(engine, "POST", "/orders", json={"kind": "express"}))[0] == 200
+
+
+async def test_the_watcher_sees_an_editor_style_replace_of_the_mock_file(tmp_path: Path) -> None:
+    mock = write_mock(tmp_path, "routes:\n  - respond: {body: before}\n")
+    path = tmp_path / "devamb.yaml"
+    path.write_text(textwrap.dedent(profile()))
+    engine = Engine(load_profile(path))
+    await engine.start(watch=True)
+    try:
+        assert (await call(engine, "GET", "/x"))[2] == b"before"
+        await asyncio.sleep(0.2)  # the watcher is up
+        replacement = mock.with_name(".api.yaml.swp")
+        replacement.write_text("routes:\n  - respond: {body: after}\n")
+        replacement.replace(mock)
+        deadline = time.monotonic() + 3
+        while (await call(engine, "GET", "/x"))[2] != b"after":
+            assert time.monotonic() < deadline, "the edit was not applied within 3 s"
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.stop()
+
+
+async def test_the_example_profile_answers_as_its_comments_say(
+    tmp_path: Path, make_engine: EngineFactory
+) -> None:
+    root = Path(__file__).resolve().parents[2] / "profiles"
+    shutil.copytree(root / "mocks", tmp_path / "mocks")
+    text = (root / "mocks.yaml").read_text().replace("listen: 9101", "listen: 0")
+    engine = await make_engine(text)
+    status, headers, body = await call(engine, "GET", "/customers/42?plan=pro")
+    assert (status, headers["X-Customer"]) == (200, "42")
+    assert json.loads(body) == {"id": "42", "name": "Ada Lovelace", "plan": "pro"}
+    status, _, body = await call(engine, "POST", "/charges", json={"amount": 1200})
+    assert status == 201
+    assert json.loads(body) == {"id": "ch_1", "amount": 1200, "currency": "usd", "by": "anonymous"}
+    assert (await call(engine, "POST", "/charges", json={"amount": 5}))[0] == 402
+    assert [(await call(engine, "POST", "/charges/ch_1/refund"))[0] for _ in range(3)] == [
+        503, 200, 200,
+    ]
+    assert [(await call(engine, "GET", "/coupons/WELCOME"))[0] for _ in range(2)] == [200, 404]
+    assert (await call(engine, "GET", "/terms"))[2].startswith(b"Payments terms")
+    await engine.switch("payments", "partial")
+    status, _, body = await call(engine, "GET", "/not/mocked")
+    assert status == 200 and json.loads(body)["target"] == "echo"
+    await engine.switch("payments", "inline")
+    assert (await call(engine, "GET", "/healthz"))[2] == b'{"ok": true}'
+    assert (await call(engine, "GET", "/other"))[0] == 503
+
+
+async def test_mocks_falling_back_to_each_other_are_refused_a_loop(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine("""
+    version: 1
+    services:
+      api:
+        listen: 0
+        target: a
+        targets:
+          a: {mock: {routes: [], fallback: {proxy: b}}}
+          b: {mock: {routes: [], fallback: {proxy: a}}}
+    """)
+    status, _, body = await call(engine, "GET", "/x")
+    assert status == 502
+    assert json.loads(body)["reason"] == (
+        "mock 'a' cannot fall back to 'b': fallbacks loop: a -> b -> a"
+    )
