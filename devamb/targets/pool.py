@@ -71,7 +71,15 @@ def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
     endpoints = _endpoints(name, node.child("endpoints"), protocol)
     balance = parse_balance(node, protocol)
     health = parse_health(node.child("health"), protocol) if node.has("health") else None
-    outlier = parse_outlier(node.child("outlier")) if node.has("outlier") else None
+    outlier = None
+    if node.has("outlier"):
+        if protocol != "http":  # the TCP listener does not report connection outcomes yet
+            node.child("outlier").problem(
+                "outlier ejection needs HTTP exchanges; a tcp pool uses health: {interval: ...}",
+                key=True,
+            )
+        else:
+            outlier = parse_outlier(node.child("outlier"))
     ttl = node.child("dns_ttl").duration() if node.has("dns_ttl") else DEFAULT_DNS_TTL
     if ttl is not None and ttl <= 0:
         node.child("dns_ttl").problem("dns_ttl must be more than 0")

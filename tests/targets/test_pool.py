@@ -123,6 +123,9 @@ def test_a_full_pool_entry_parses(tmp_path: Path) -> None:
         (["tcp://a:1"], "health: {path: /x}", "tcp",
          "devamb.yaml:11:24: services.api.targets.replicas.health.path: a tcp service checks its "
          "endpoints by connecting; 'path' applies to http"),
+        (["tcp://a:1"], "outlier: {}", "tcp",
+         "devamb.yaml:11:9: services.api.targets.replicas.outlier: outlier ejection needs HTTP "
+         "exchanges; a tcp pool uses health: {interval: ...}"),
         (["http://a:1"], "outlier: {max_ejected: 150%}", "http",
          "devamb.yaml:11:32: services.api.targets.replicas.outlier.max_ejected: '150%' is not a "
          "percentage from 0% to 100%"),
