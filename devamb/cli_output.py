@@ -19,6 +19,17 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _address(target: dict[str, Any]) -> str:
+    """Where the target points; for containers, why nothing is there, or where they are."""
+    details = target.get("details") or {}
+    if details.get("reason"):
+        return str(details["reason"])
+    endpoints = details.get("endpoints")
+    if isinstance(endpoints, list) and endpoints and all(isinstance(e, str) for e in endpoints):
+        return ", ".join(endpoints)
+    return target["address"]
+
+
 def _state(target: dict[str, Any]) -> str:
     """The target's own state, and its circuit breaker's when that is not closed."""
     breaker = target.get("breaker")
@@ -64,7 +75,7 @@ def print_status(status: Status) -> None:
             service["listen"],
             service["protocol"],
             service["target"],
-            f"[dim]{active['address']}[/]",
+            f"[dim]{_address(active)}[/]",
             _state(active),
             str(stats["requests"]),
             str(stats["errors"]),
@@ -73,6 +84,14 @@ def print_status(status: Status) -> None:
             _ms(stats["p99_ms"]),
         )
     console.print(table)
+    for service in status["services"]:
+        for target in service["targets"]:
+            for container in target.get("details", {}).get("containers", []) or []:
+                console.print(
+                    f"  [dim]{service['name']}/{target['name']}:[/] {container.get('name')} "
+                    f"{str(container.get('id', ''))[:12]} {container.get('state')} "
+                    f"{container.get('address') or ''}", highlight=False,
+                )
     for error in status["errors"]:
         console.print(f"[red]error:[/] {error}")
 

@@ -46,7 +46,7 @@ from devamb.proxy.tcp import TcpListener
 from devamb.reload import diff_profiles, watch_profile
 from devamb.service import Service
 from devamb.state import RuntimeState
-from devamb.targets.base import Target
+from devamb.targets.base import Target, TargetUnavailable
 from devamb.targets.registry import build_target
 
 log = logging.getLogger("devamb.engine")
@@ -98,6 +98,8 @@ class Engine:
             raise
         for warning in self.profile.warnings:
             log.warning("%s", warning)
+        for service in self.services.values():
+            await self._activate(service)
         loop = asyncio.get_running_loop()
         self._ticker = loop.create_task(self._tick())
         if watch:
@@ -113,6 +115,7 @@ class Engine:
         targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
         for target in targets.values():
             target.notify = self.notice
+            target.replay_token = self.recorder.replay_token
             target.bind(targets)
         keep = runtime is not None and runtime.spec.fingerprint == spec.fingerprint
         if keep and runtime is not None:
@@ -140,6 +143,14 @@ class Engine:
                 await target.close()
             raise
         return service
+
+    async def _activate(self, service: Service) -> None:
+        """Let the active target prepare (a docker target with `run: on-switch` starts its
+        container); a failure is a notice, not a reason to stop the engine."""
+        try:
+            await service.target().activate()
+        except ControlError as exc:
+            self.notice("warning", f"{service.name}: {exc.message}")
 
     async def _listen(self, service: Service) -> Listener:
         listener_cls = HttpListener if service.spec.protocol == "http" else TcpListener
@@ -217,6 +228,8 @@ class Engine:
         self.profile = profile
         self.store.budget = profile.record_budget
         self.config_errors = []
+        for service, _ in prepared.values():
+            await self._activate(service)
         loop = asyncio.get_running_loop()
         self._retiring.add(loop.create_task(self._retire(retired)))
         self.bus.publish(ConfigReloaded(added=list(diff.added), removed=list(diff.removed),
@@ -409,6 +422,21 @@ class Engine:
 
     async def shutdown(self) -> None:
         self._shutdown_requested.set()
+
+    async def container_logs(
+        self, service: str, target: str, tail: int = 200, follow: bool = True
+    ) -> AsyncIterator[str]:
+        """Log lines of a docker target's containers (the last `tail`, then new ones)."""
+        svc = self._service(service)
+        chosen = svc.targets.get(target)
+        logs = getattr(chosen, "logs", None)
+        if chosen is None or logs is None:
+            raise ControlError(f"target {target!r} of {service!r} is not a docker target")
+        try:
+            async for line in logs(tail=tail, follow=follow):
+                yield line
+        except TargetUnavailable as exc:
+            raise ControlError(exc.reason) from None
 
     async def metrics(self) -> str:
         """Prometheus text format: per-service, per-target and per-endpoint counters."""

@@ -126,6 +126,21 @@ class ControlClient:
     async def clear_faults(self, service: str | None = None) -> None:
         await self._call("POST", "/v1/faults/clear", {"service": service})
 
+    async def container_logs(
+        self, service: str, target: str, tail: int = 200, follow: bool = True
+    ) -> AsyncIterator[str]:
+        query = urlencode({"service": service, "target": target, "tail": tail,
+                           "follow": "1" if follow else "0"})
+        try:
+            async with self._client().get(BASE + "/v1/logs?" + query) as resp:
+                if resp.status >= 400:
+                    raise ControlError((await resp.json(content_type=None)).get("error", "?"))
+                async for raw in resp.content:
+                    if raw.strip():
+                        yield json.loads(raw)["line"]
+        except (aiohttp.ClientError, FileNotFoundError) as exc:
+            raise EngineUnavailable(f"lost the engine on {self.socket_path} ({exc})") from None
+
     async def metrics(self) -> str:
         try:
             async with self._client().get(BASE + "/metrics") as resp:

@@ -161,6 +161,11 @@ class EngineControl(Protocol):
     async def metrics(self) -> str:
         """Prometheus text format."""
 
+    def container_logs(
+        self, service: str, target: str, tail: int = 200, follow: bool = True
+    ) -> AsyncIterator[str]:
+        """A docker target's container log lines; ControlError for other kinds."""
+
     async def start_scenario(self, name: str) -> None: ...
 
     async def stop_scenario(self, name: str) -> None: ...

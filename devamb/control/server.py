@@ -12,6 +12,7 @@ POST /v1/faults   {service, fault: {kind, name?, ...profile keys}}  -> the fault
 POST /v1/faults/toggle {service, name, enabled} · /v1/faults/remove {service, name}
 POST /v1/faults/clear {service?}
 GET  /metrics                    -> Prometheus text format
+GET  /v1/logs?service=S&target=T&tail=N&follow=1 -> JSON lines {"line"} (docker targets)
 GET  /v1/scenarios · POST /v1/scenarios/start {name} · /v1/scenarios/stop {name}
 Errors answer {"error": MESSAGE} with 400 (bad input) or 404 (unknown service/target).
 """
@@ -112,6 +113,30 @@ async def _events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _logs(request: web.Request) -> web.StreamResponse:
+    query = request.query
+    service, target = query.get("service", ""), query.get("target", "")
+    lines = request.app[CONTROL].container_logs(
+        service, target, int(query.get("tail", "200")), query.get("follow", "1") == "1"
+    )
+    try:
+        first = await anext(lines)  # errors (not a docker target, no container) answer 404
+    except StopAsyncIteration:
+        first = None
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    try:
+        if first is not None:
+            await response.write(json.dumps({"line": first}).encode() + b"\n")
+        async for line in lines:
+            await response.write(json.dumps({"line": line}).encode() + b"\n")
+    except ConnectionError:
+        pass
+    finally:
+        await lines.aclose()
+    return response
+
+
 async def _metrics(request: web.Request) -> web.Response:
     text = await request.app[CONTROL].metrics()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
@@ -197,6 +222,7 @@ def make_app(control: EngineControl) -> web.Application:
     app.router.add_get("/v1/events", _events)
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/v1/logs", _logs)
     app.router.add_get("/v1/faults", _faults)
     app.router.add_post("/v1/faults", _add_fault)
     app.router.add_post("/v1/faults/toggle", _toggle_fault)

@@ -10,7 +10,6 @@ from devamb.profile.env import Interpolator
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.schema import ListenAddress, Profile, ServiceSpec, TargetSpec
 from devamb.profile.source import load_source
-from devamb.profile.validate import build_profile
 
 DEFAULT_PROFILE = "devamb.yaml"
 
@@ -25,6 +24,10 @@ def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None
         problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror}")
         raise ProfileError([problem]) from None
     source = load_source(text, file)
+    # Validation knows every target and fault kind (and so imports aiohttp, docker, ...):
+    # imported here, commands that only talk to a running engine start faster.
+    from devamb.profile.validate import build_profile
+
     return build_profile(source, Interpolator.beside(path, environ), path)
 
 

@@ -13,6 +13,7 @@ from devamb.inspect.exchange import Exchange
 from devamb.inspect.recorder import Recorder
 from devamb.inspect.replay import replay_of
 from devamb.proxy.errors import UpstreamFailed, error_response
+from devamb.proxy.front import FrontServer
 from devamb.proxy.headers import REPLAY, TARGET_OVERRIDE
 from devamb.proxy.listen import bind_failure
 from devamb.service import Service
@@ -28,7 +29,7 @@ class HttpListener:
         self._runner: web.ServerRunner | None = None
 
     async def start(self) -> None:
-        server = web.Server(self._handle, access_log=None)
+        server = FrontServer(self._handle, access_log=None)
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         listen = self.service.spec.listen

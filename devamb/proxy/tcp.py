@@ -219,6 +219,8 @@ class _Relay:
         self.client: _Side | None = None
         self.close_delay = 0.0
         self._directions_done = 0
+        self._target: Target | None = None
+        self._address: tuple[str, int] | None = None
         self.service: Service
         self._shaping: Shaping | None = None
         self._open = 0
@@ -284,8 +286,9 @@ class _Relay:
     async def _connect(self, client: _Side, target: Target) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.service.spec.timeout
+        address: tuple[str, int] | None = None
         try:
-            host, port = await target.tcp_address()
+            address = host, port = await target.tcp_address()
             async with asyncio.timeout(timeout):
                 _, upstream = await loop.create_connection(lambda: _Side(self, False), host, port)
         except (OSError, TimeoutError, TargetUnavailable) as exc:
@@ -295,6 +298,8 @@ class _Relay:
                 reason = f"no connection within {timeout:g}s"
             else:
                 reason = f"cannot connect: {exc.strerror or exc}"
+            if address is not None and not isinstance(exc, TargetUnavailable):
+                target.tcp_outcome(address, reason)
             self.exchange.error = reason
             if client.transport is not None:
                 client.transport.close()
@@ -303,6 +308,8 @@ class _Relay:
             upstream.transport.close()  # type: ignore[union-attr]
             return
         self._open += 1
+        target.tcp_outcome(address, None)
+        self._target, self._address = target, address
         client.peer, upstream.peer = upstream, client
         shaping = self._shaping
         if shaping is not None and shaping.up:
@@ -343,6 +350,8 @@ class _Relay:
         else:
             self._open -= 1
         if self._open == 0:
+            if self._target is not None and self._address is not None:
+                self._target.tcp_closed(self._address)
             self.listener.relays.discard(self)
             self.listener.recorder.finish(self.service, self.exchange)
 

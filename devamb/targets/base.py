@@ -58,6 +58,15 @@ class Target:
     async def activate(self) -> None:
         """Called before the service switches to this target (e.g. start a container)."""
 
+    #: the engine's replay marker, for targets that send requests back through their listener
+    replay_token: str | None = None
+
+    def tcp_outcome(self, address: tuple[str, int], failure: str | None) -> None:
+        """After connecting to what `tcp_address` gave: None when connected, else why not."""
+
+    def tcp_closed(self, address: tuple[str, int]) -> None:
+        """A relayed connection to `address` ended."""
+
     def bind(self, targets: dict[str, Target]) -> None:
         """Called once the service's targets are built: kinds that route to other targets of
         the same service (split, mirror, a mock's proxy fallback) keep the dict."""

@@ -365,10 +365,10 @@ async def test_reload_keeps_an_unchanged_container_and_replaces_a_changed_one(
     assert [c.id for c in await reloaded(extra="\n          debug2: echo")] == [first.id]
     assert target(engine, "made")["state"] == "ready"
     assert await get(f"{url}/") == (200, "hello-from-container\n")
-    # the target's settings changed: its old container goes, a new one starts on first use
-    assert await reloaded(env="B") == []
-    assert await get(f"{url}/") == (200, "hello-from-container\n")
-    [second] = owned(docker_client, devamb_profile=profile_label)
+    # the target's settings changed: its old container goes, and as the active target the
+    # new one starts with the reload
+    [second] = await reloaded(env="B")
     assert second.id != first.id and "MODE=B" in second.attrs["Config"]["Env"]
+    assert await get(f"{url}/") == (200, "hello-from-container\n")
     # the profile dropped the target: its container goes
     assert await reloaded(made=False) == []

@@ -1,0 +1,66 @@
+"""The client-facing front end refuses bad requests cleanly and drops slow-drip clients."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from devamb.proxy import front
+from tests.conftest import EngineFactory, listen_url
+from tests.upstreams import HttpUpstream
+
+
+@pytest.fixture
+async def address(make_engine: EngineFactory, upstream: HttpUpstream):
+    engine = await make_engine(f"services:\n  api:\n    listen: 0\n    targets: {{up: "
+                               f"\"{upstream.url}\"}}\n")
+    host, port = engine.services["api"].bound
+    return engine, host, port
+
+
+async def _raw(host: str, port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(data)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(200), 5)
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", b"431"),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked"
+         b"\r\n\r\n0\r\n\r\n", b"400"),  # CL + TE: a smuggling attempt
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    ],
+    ids=["huge-header", "huge-url", "not-http", "cl-and-te", "bad-length", "bad-chunk"],
+)
+async def test_bad_requests_are_refused(address, request_bytes: bytes, status: bytes) -> None:
+    engine, host, port = address
+    answer = await _raw(host, port, request_bytes)
+    assert answer.split(b" ")[1].startswith(status), answer
+    async with aiohttp.ClientSession() as client:  # and the engine keeps serving
+        assert (await client.get(listen_url(engine, "api") + "/ok")).status == 200
+
+
+async def test_slow_headers_are_cut_off(address, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, host, port = address
+    monkeypatch.setattr(front.FrontHandler, "header_timeout", 0.3)
+    slow = []
+    for _ in range(50):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        slow.append((reader, writer))
+    async with aiohttp.ClientSession() as client:  # others are served meanwhile
+        assert (await client.get(listen_url(engine, "api") + "/ok")).status == 200
+    closed = await asyncio.gather(*(asyncio.wait_for(r.read(), 3) for r, _ in slow))
+    assert all(data == b"" for data in closed)  # each one closed by the engine
+    for _, writer in slow:
+        writer.close()
