@@ -1,0 +1,161 @@
+"""RESP2 framing: commands and replies, whole, split at every byte, and invalid."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from devamb.resp import encoder
+from devamb.resp.parser import (
+    CommandReader,
+    ProtocolError,
+    ReplyReader,
+    reply_integer,
+    reply_items,
+)
+
+SET = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"
+
+COMMANDS = [
+    ("simple", SET, [[b"SET", b"key", b"value"]]),
+    ("crlf inside a value", b"*2\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n", [[b"SET", b"a\r\nb"]]),
+    ("empty value", b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n", [[b"GET", b""]]),
+    ("binary value", b"*2\r\n$3\r\nGET\r\n$3\r\n\x00\xff*\r\n", [[b"GET", b"\x00\xff*"]]),
+    ("inline", b"PING\r\n", [[b"PING"]]),
+    ("inline with spaces", b"SET  k   v\n", [[b"SET", b"k", b"v"]]),
+    ("empty inline line", b"\r\nPING\r\n", [[b"PING"]]),
+    ("empty array is skipped", b"*0\r\n*-1\r\n" + SET, [[b"SET", b"key", b"value"]]),
+    ("pipeline", SET * 3, [[b"SET", b"key", b"value"]] * 3),
+    (
+        "large value after small ones",
+        SET + encoder.command([b"SET", b"big", b"x" * 10_000]) + SET,
+        [[b"SET", b"key", b"value"], [b"SET", b"big", b"x" * 10_000], [b"SET", b"key", b"value"]],
+    ),
+    (
+        "inline between arrays",
+        SET + b"PING hello\r\n" + SET,
+        [[b"SET", b"key", b"value"], [b"PING", b"hello"], [b"SET", b"key", b"value"]],
+    ),
+    ("many arguments", encoder.command([b"MGET", *[b"k%d" % i for i in range(300)]]),
+     [[b"MGET", *[b"k%d" % i for i in range(300)]]]),
+]
+
+
+def _feed_all(pieces: list[bytes]) -> list[tuple[list[bytes], bytes]]:
+    reader = CommandReader()
+    out = []
+    for piece in pieces:
+        out.extend(reader.feed(piece))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"), [c[1:] for c in COMMANDS], ids=[c[0] for c in COMMANDS]
+)
+def test_commands_whole_and_split_at_every_byte(data: bytes, expected: list[list[bytes]]) -> None:
+    cuts = range(len(data) + 1) if len(data) < 2000 else range(0, len(data) + 1, 97)
+    for cut in cuts:
+        got = _feed_all([data[:cut], data[cut:]])
+        assert [list(args) for args, _ in got] == expected, f"split at {cut}"
+        for args, raw in got:
+            # What is forwarded is a valid command with the same arguments.
+            assert [list(a) for a, _ in CommandReader().feed(bytes(raw))] == [list(args)]
+
+
+def test_commands_fed_one_byte_at_a_time() -> None:
+    data = b"".join(c[1] for c in COMMANDS)
+    expected = [args for c in COMMANDS for args in c[2]]
+    got = _feed_all([data[i : i + 1] for i in range(len(data))])
+    assert [list(args) for args, _ in got] == expected
+
+
+def test_forwarded_bytes_are_the_clients_bytes() -> None:
+    [(args, raw)] = CommandReader().feed(SET)
+    assert raw == SET and args == [b"SET", b"key", b"value"]
+
+
+def test_large_value_in_many_pieces_is_linear() -> None:
+    value = b"v\r\n" * 400_000  # 1.2 MB with CRLFs inside
+    data = encoder.command([b"SET", b"k", value])
+    reader = CommandReader()
+    got = []
+    for i in range(0, len(data), 4096):
+        got.extend(reader.feed(data[i : i + 4096]))
+    assert len(got) == 1 and got[0][0][2] == value
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"*x\r\n", "invalid"),
+        (b"*2\r\n$3\r\nGET\r\n:1\r\n", "expected '$'"),
+        (b"*1\r\n$3\r\nGETX\r\n", "not followed by CRLF"),
+        (b"*1\r\n$-3\r\n", "invalid bulk length"),
+        (b"*1\r\n$abc\r\n", "invalid"),
+        (b"*1\r\n$" + b"9" * 40, "invalid bulk length"),
+        (b"*" + b"1" * 40, "invalid multibulk length"),
+        (b"*9999999\r\n", "invalid multibulk length"),
+        (b"*1\r\n$999999999999\r\n", "invalid bulk length"),
+        (b"x" * 70_000, "too big inline request"),
+    ],
+)
+def test_invalid_commands(data: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=re.escape(message)):
+        CommandReader().feed(data)
+
+
+REPLIES = [
+    ("status", b"+OK\r\n"),
+    ("error", b"-ERR wrong type\r\n"),
+    ("integer", b":42\r\n"),
+    ("bulk", b"$5\r\nhello\r\n"),
+    ("bulk with crlf", b"$4\r\na\r\nb\r\n"),
+    ("nil bulk", b"$-1\r\n"),
+    ("empty bulk", b"$0\r\n\r\n"),
+    ("empty array", b"*0\r\n"),
+    ("nil array", b"*-1\r\n"),
+    ("array", b"*3\r\n$1\r\na\r\n$-1\r\n:7\r\n"),
+    ("nested arrays", b"*2\r\n*2\r\n:1\r\n*1\r\n+x\r\n*0\r\n"),
+    ("array ending in an empty array", b"*2\r\n:1\r\n*0\r\n"),
+]
+
+
+@pytest.mark.parametrize("reply", [r[1] for r in REPLIES], ids=[r[0] for r in REPLIES])
+def test_replies_whole_and_split_at_every_byte(reply: bytes) -> None:
+    stream = reply + b"+after\r\n"
+    for cut in range(len(stream) + 1):
+        reader = ReplyReader()
+        got = [bytes(r) for r in reader.feed(stream[:cut]) + reader.feed(stream[cut:])]
+        assert got == [reply, b"+after\r\n"], f"split at {cut}"
+
+
+def test_all_replies_one_byte_at_a_time() -> None:
+    stream = b"".join(r[1] for r in REPLIES)
+    reader = ReplyReader()
+    got = []
+    for i in range(len(stream)):
+        got.extend(bytes(r) for r in reader.feed(stream[i : i + 1]))
+    assert got == [r[1] for r in REPLIES]
+
+
+def test_long_array_in_many_pieces() -> None:
+    reply = encoder.array([encoder.bulk(b"%d" % i) for i in range(100_000)])
+    reader = ReplyReader()
+    got = []
+    for i in range(0, len(reply), 1000):
+        got.extend(reader.feed(reply[i : i + 1000]))
+    assert [bytes(g) for g in got] == [reply]
+
+
+def test_invalid_reply() -> None:
+    with pytest.raises(ProtocolError, match="unexpected reply type"):
+        ReplyReader().feed(b"%1\r\n")
+
+
+def test_reply_helpers() -> None:
+    assert reply_items(b"*2\r\n$1\r\na\r\n$-1\r\n") == [b"$1\r\na\r\n", b"$-1\r\n"]
+    assert reply_items(b"*-1\r\n") == []
+    assert reply_integer(b":-3\r\n") == -3
+    with pytest.raises(ProtocolError):
+        reply_integer(b"+OK\r\n")
