@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,7 +262,7 @@ class MockTarget(Target):
         except OSError as exc:
             raise TargetUnavailable(f"mock body file {path}: {exc.strerror or exc}", 500) from None
         with handle:
-            size = await asyncio.to_thread(lambda: Path(handle.name).stat().st_size)
+            size = os.fstat(handle.fileno()).st_size
             if "Content-Type" not in headers:
                 guessed = mimetypes.guess_type(path.name)[0]
                 headers["Content-Type"] = guessed or "application/octet-stream"
