@@ -22,6 +22,7 @@ from devamb.cli_common import (
 )
 from devamb.cli_faults import fault, scenario
 from devamb.cli_inspect import export, replay, show
+from devamb.cli_mocks import mock, record
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.init_template import TEMPLATE
@@ -232,5 +233,5 @@ def down(profile_name: str | None) -> None:
     click.echo(f"stopped engine {pid}")
 
 
-for command in (fault, scenario, show, export, replay):
+for command in (fault, scenario, show, export, replay, record, mock):
     main.add_command(command)

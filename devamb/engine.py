@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from devamb import __version__
@@ -38,6 +39,7 @@ from devamb.inspect.redaction import Redaction
 from devamb.inspect.replay import send_replay
 from devamb.inspect.store import ExchangeStore
 from devamb.metrics import render as render_metrics
+from devamb.mocks.recording import RecordingSession
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError, load_profile
 from devamb.profile.schema import Profile, ServiceSpec
@@ -74,6 +76,7 @@ class Engine:
         self._ticker: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._scenarios: dict[str, ScenarioRun] = {}
+        self._recordings: dict[str, RecordingSession] = {}
         self._shutdown_requested = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -304,6 +307,7 @@ class Engine:
             "engine": {"pid": os.getpid(), "version": __version__, "started": self.started},
             "services": [s.status() for s in self.services.values()],
             "scenarios": [self._scenario_run(n).to_json() for n in self.profile.scenarios],
+            "recordings": [r.to_json() for r in self._recordings.values()],
             "errors": list(self.config_errors),
         }
 
@@ -437,6 +441,48 @@ class Engine:
                 yield line
         except TargetUnavailable as exc:
             raise ControlError(exc.reason) from None
+
+    # -- recording mocks -------------------------------------------------------------------
+
+    async def start_recording(
+        self, service: str, to: str | None = None, filter: str | None = None
+    ) -> dict[str, Any]:
+        """Turn the service's exchanges from now on into mock routes (written by stop)."""
+        svc = self._service(service)
+        if svc.spec.protocol != "http":
+            raise ControlError(f"service {service!r} is tcp: only HTTP exchanges become mocks")
+        folder = self.profile.path.resolve().parent
+        path = Path(to) if to else Path("mocks") / f"{service}.yaml"
+        path = path if path.is_absolute() else folder / path
+        if filter:
+            self._compile(filter)  # a bad filter is refused with its column
+        session = RecordingSession(service, filter, path)
+        if not self._recordings:
+            self.recorder.watchers.append(self._record)
+        self._recordings[service] = session
+        self.notice("info", f"recording {service} into {path}")
+        return session.to_json()
+
+    def _record(self, service: Service, exchange: Exchange) -> None:
+        session = self._recordings.get(service.name)
+        if session is not None:
+            session.add(exchange, service.redaction)
+
+    async def stop_recording(self, service: str | None = None) -> list[dict[str, Any]]:
+        """Write the mock file of each recording stopped; returns what was written."""
+        names = [service] if service else list(self._recordings)
+        if service and service not in self._recordings:
+            raise ControlError(f"{service!r} is not being recorded")
+        written = []
+        for name in names:
+            session = self._recordings.pop(name)
+            path = session.write()
+            written.append({**session.to_json(), "file": str(path)})
+            self.notice("info", f"recorded {len(session.observed)} exchanges of {name} "
+                        f"into {path}")
+        if not self._recordings and self._record in self.recorder.watchers:
+            self.recorder.watchers.remove(self._record)
+        return written
 
     async def metrics(self) -> str:
         """Prometheus text format: per-service, per-target and per-endpoint counters."""

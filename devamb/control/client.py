@@ -141,6 +141,15 @@ class ControlClient:
         except (aiohttp.ClientError, FileNotFoundError) as exc:
             raise EngineUnavailable(f"lost the engine on {self.socket_path} ({exc})") from None
 
+    async def start_recording(
+        self, service: str, to: str | None = None, filter: str | None = None
+    ) -> dict[str, Any]:
+        body = {"service": service, "to": to, "filter": filter}
+        return await self._call("POST", "/v1/record/start", body)
+
+    async def stop_recording(self, service: str | None = None) -> list[dict[str, Any]]:
+        return await self._call("POST", "/v1/record/stop", {"service": service})
+
     async def metrics(self) -> str:
         try:
             async with self._client().get(BASE + "/metrics") as resp:

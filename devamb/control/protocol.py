@@ -58,6 +58,7 @@ class Status(TypedDict):
     engine: EngineInfo
     services: list[ServiceStatus]
     scenarios: list[dict[str, Any]]  # {name, running, step, steps, loop, rounds, elapsed}
+    recordings: list[dict[str, Any]]  # mock recordings in progress
     errors: list[str]
 
 
@@ -160,6 +161,14 @@ class EngineControl(Protocol):
 
     async def metrics(self) -> str:
         """Prometheus text format."""
+
+    async def start_recording(
+        self, service: str, to: str | None = None, filter: str | None = None
+    ) -> dict[str, Any]:
+        """Record the service's exchanges as mock routes into `to` (default mocks/SERVICE.yaml)."""
+
+    async def stop_recording(self, service: str | None = None) -> list[dict[str, Any]]:
+        """Stop (all) recordings and write their mock files; what was written."""
 
     def container_logs(
         self, service: str, target: str, tail: int = 200, follow: bool = True

@@ -13,6 +13,7 @@ POST /v1/faults/toggle {service, name, enabled} · /v1/faults/remove {service, n
 POST /v1/faults/clear {service?}
 GET  /metrics                    -> Prometheus text format
 GET  /v1/logs?service=S&target=T&tail=N&follow=1 -> JSON lines {"line"} (docker targets)
+POST /v1/record/start {service, to?, filter?} · POST /v1/record/stop {service?}
 GET  /v1/scenarios · POST /v1/scenarios/start {name} · /v1/scenarios/stop {name}
 Errors answer {"error": MESSAGE} with 400 (bad input) or 404 (unknown service/target).
 """
@@ -137,6 +138,18 @@ async def _logs(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _record(request: web.Request) -> web.Response:
+    body = await _json(request)
+    control = request.app[CONTROL]
+    if request.match_info["action"] == "start":
+        if not isinstance(body.get("service"), str):
+            return web.json_response({"error": "expected {service, to?, filter?}"}, status=400)
+        result = await control.start_recording(body["service"], body.get("to"),
+                                               body.get("filter"))
+        return web.json_response(result)
+    return web.json_response(await control.stop_recording(body.get("service")))
+
+
 async def _metrics(request: web.Request) -> web.Response:
     text = await request.app[CONTROL].metrics()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
@@ -223,6 +236,7 @@ def make_app(control: EngineControl) -> web.Application:
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/v1/logs", _logs)
+    app.router.add_post("/v1/record/{action:start|stop}", _record)
     app.router.add_get("/v1/faults", _faults)
     app.router.add_post("/v1/faults", _add_fault)
     app.router.add_post("/v1/faults/toggle", _toggle_fault)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from devamb.control.bus import EventBus
@@ -21,6 +22,7 @@ class Recorder:
         self.bus = bus
         self._ids = itertools.count(1)
         self.replay_token = new_token()  # marks the engine's own replays to its listeners
+        self.watchers: list[Callable[[Service, Exchange], None]] = []  # e.g. mock recordings
 
     def begin(self, service: Service, target: str, client: str | None) -> Exchange:
         service.counters.started()
@@ -39,6 +41,8 @@ class Recorder:
             exchange.target,
         )
         self.store.add(exchange)
+        for watch in self.watchers:
+            watch(service, exchange)
         exchange.shaping = None  # the faults' part is done; do not keep them alive
         if self.bus.has_subscribers:
             summary = service.redaction.summary(exchange)

@@ -110,7 +110,8 @@ class Redaction:
         return self._mask_text(value)
 
     def headers_list(self, headers: Iterable[tuple[str, str]] | None) -> list[list[str]]:
-        return [[self._mask_text(k), self.header(k, v)] for k, v in headers or ()]
+        # str(): aiohttp's header names are `istr`, which JSON takes but YAML writers refuse
+        return [[self._mask_text(str(k)), self.header(str(k), str(v))] for k, v in headers or ()]
 
     # --- bodies -------------------------------------------------------------------------------
 
