@@ -131,7 +131,7 @@ async def test_bad_edit_is_rejected_and_the_old_config_serves(watched) -> None:
 
 
 async def test_runtime_switch_survives_reload_of_other_services(watched) -> None:
-    engine, path, port = watched
+    engine, path, _port = watched
     await engine.switch("api", "b")
     extra = free_port()
     write(path, path.read_text() + f"  web:\n    listen: {extra}\n    targets: {{e: echo}}\n")
@@ -168,7 +168,9 @@ async def test_requests_flowing_during_reloads_do_not_fail(watched) -> None:
     assert failures == [] and len(statuses) > 20 and set(statuses) == {200}
 
 
-async def test_dotenv_change_reaches_injected_headers(tmp_path: Path, upstream: HttpUpstream) -> None:
+async def test_dotenv_change_reaches_injected_headers(
+    tmp_path: Path, upstream: HttpUpstream
+) -> None:
     (tmp_path / ".env").write_text("TOKEN=first-token\n")
     write(tmp_path / "devamb.yaml", f"""
     services:

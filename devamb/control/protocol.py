@@ -78,6 +78,7 @@ class ExchangeSummary(TypedDict):
     client: str
     faults: NotRequired[list[str]]  # names of faults that fired
     replay_of: NotRequired[int]  # the exchange this one replayed
+    notes: NotRequired[dict[str, Any]]  # what the target said, e.g. {"mock": {"matched": None}}
 
 
 class Event(TypedDict):

@@ -64,6 +64,7 @@ class Exchange:
     limits: Any = None  # policies.request.AttemptLimits for the current try, if any
     body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up
+    notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
 
     @property
     def bytes_in(self) -> int:
@@ -112,6 +113,8 @@ class Exchange:
             summary["faults"] = list(self.faults)
         if self.replay_of is not None:
             summary["replay_of"] = self.replay_of
+        if self.notes:
+            summary["notes"] = dict(self.notes)
         return summary
 
     def detail(self) -> dict[str, Any]:

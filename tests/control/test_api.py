@@ -101,7 +101,7 @@ async def test_no_engine_is_engine_unavailable(tmp_path: Path) -> None:
 
 
 async def test_metrics_in_prometheus_text(api) -> None:
-    engine, server, client = api
+    engine, _server, client = api
     async with aiohttp.ClientSession() as http:
         for _ in range(3):
             await (await http.get(listen_url(engine, "api") + "/m")).read()
@@ -113,5 +113,5 @@ async def test_metrics_in_prometheus_text(api) -> None:
     assert 'devamb_request_duration_ms_bucket{service="api",le="+Inf"} 3' in text
     for line in text.splitlines():  # every sample line: name{labels} value
         if not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
+            _name, value = line.rsplit(" ", 1)
             float(value)

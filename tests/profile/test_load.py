@@ -9,7 +9,6 @@ import pytest
 
 from devamb.profile import ProfileError, load_profile, resolve_profile_path
 from devamb.profile.validate import SERVICE_KEYS
-from devamb.targets.registry import KIND_KEYS
 from devamb.targets.url import UrlTargetSpec
 
 GOOD = """\
@@ -157,11 +156,11 @@ BAD_CASES = [
         ["devamb.yaml:4:15: services.a.protocol: 'udp' is not one of http, tcp"],
     ),
     (
-        "target kind of a later version",
+        "mock file missing",
         "services:\n  a:\n    listen: 9001\n    targets:\n      m:\n        mock: m.yaml\n",
         [
-            "devamb.yaml:6:9: services.a.targets.m.mock: 'mock' targets are not supported by this "
-            f"version of devamb yet; known kinds: {', '.join(KIND_KEYS)}"
+            "devamb.yaml:6:15: services.a.targets.m.mock: cannot read mock file 'm.yaml': "
+            "No such file or directory"
         ],
     ),
     (
