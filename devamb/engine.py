@@ -456,6 +456,10 @@ class Engine:
         path = path if path.is_absolute() else folder / path
         if filter:
             self._compile(filter)  # a bad filter is refused with its column
+        served = getattr(svc.target().spec, "watched_files", lambda: ())()
+        if path.resolve() in {Path(f).resolve() for f in served}:
+            raise ControlError(f"{service!r} is answered by the mock in {path} right now: "
+                               f"recording would overwrite it with its own answers")
         session = RecordingSession(service, filter, path)
         if not self._recordings:
             self.recorder.watchers.append(self._record)
@@ -476,7 +480,7 @@ class Engine:
         written = []
         for name in names:
             session = self._recordings.pop(name)
-            path = session.write()
+            path = await asyncio.to_thread(session.write)
             written.append({**session.to_json(), "file": str(path)})
             self.notice("info", f"recorded {len(session.observed)} exchanges of {name} "
                         f"into {path}")
