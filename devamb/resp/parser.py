@@ -22,11 +22,19 @@ Command = tuple[list[bytes], bytes]  # (arguments, the RESP bytes to forward as 
 # takes over from there.
 FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
+FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
 
 
 class ProtocolError(Exception):
-    """The peer's bytes are not RESP2; the connection cannot continue."""
+    """The peer's bytes are not RESP2; the connection cannot continue.
+
+    `parsed` holds the commands that came before the invalid bytes (they are still served).
+    """
+
+    def __init__(self, message: str, parsed: list[Command] | None = None) -> None:
+        super().__init__(message)
+        self.parsed = parsed or []
 
 
 def _size(buf: bytes, start: int, end: int, what: str) -> int:
@@ -57,7 +65,11 @@ class CommandReader:
             data = bytes(tail)
             tail.clear()
         out: list[Command] = []
-        pos = self._parse(data, out)
+        try:
+            pos = self._parse(data, out)
+        except ProtocolError as exc:
+            exc.parsed = out
+            raise
         if pos < len(data):
             tail += data[pos:]
         return out
@@ -156,7 +168,7 @@ def _parse_fast(buf: bytes, out: list[Command]) -> int:
     tokens = buf.split(b"\r\n")
     last = len(tokens) - 1  # the bytes after the final CRLF: never a whole token
     arg_count = FAST_ARGS.get
-    size_of = FAST_SIZES.get
+    head_of = FAST_HEADS.get
     join = b"\r\n".join
     append = out.append
     i = pos = 0
@@ -168,7 +180,7 @@ def _parse_fast(buf: bytes, out: list[Command]) -> int:
         if end > last:
             break
         values = tokens[i + 2 : end : 2]
-        if list(map(size_of, tokens[i + 1 : end : 2])) != list(map(len, values)):
+        if tokens[i + 1 : end : 2] != [head_of(len(v)) for v in values]:
             break
         raw = join(tokens[i:end]) + b"\r\n"
         append((values, raw))
@@ -190,13 +202,15 @@ class ReplyReader:
     def feed(self, data: bytes) -> list[bytes]:
         """Every reply `data` completes, in order; raises ProtocolError on invalid input."""
         tail = self._tail
+        out: list[bytes] = []
         if tail:
             tail += data
             buf: bytes | bytearray = tail
-        else:
+            first = 0
+        else:  # nothing pending (an incomplete reply is always in the tail)
             buf = data
-        out: list[bytes] = []
-        start = self._scan(buf, out)
+            first = self._pos = _scan_fast(data, out) if len(data) <= FAST_BUFFER else 0
+        start = self._scan(buf, first, out)
         if tail:
             del tail[:start]
         elif start < len(data):
@@ -204,13 +218,12 @@ class ReplyReader:
         self._pos -= start
         return out
 
-    def _scan(self, buf: bytes | bytearray, out: list[bytes]) -> int:
+    def _scan(self, buf: bytes | bytearray, start: int, out: list[bytes]) -> int:
         """Scan from the saved position; return where the first incomplete reply starts."""
         n = len(buf)
         find = buf.find
         stack = self._stack
         pos = self._pos
-        start = 0  # the current reply begins at the buffer's start (earlier ones are gone)
         while pos < n:
             eol = find(b"\r\n", pos)
             if eol < 0:
@@ -244,6 +257,41 @@ class ReplyReader:
                 start = pos
         self._pos = pos
         return start
+
+
+def _scan_fast(buf: bytes, out: list[bytes]) -> int:
+    """Read the simple replies and short bulk strings at the start of `buf`; return the position
+    after them (arrays, long values and incomplete replies are left to the general scanner)."""
+    tokens = buf.split(b"\r\n")
+    last = len(tokens) - 1
+    size_of = FAST_SIZES.get
+    join = b"\r\n".join
+    append = out.append
+    i = pos = 0
+    while i < last:
+        token = tokens[i]
+        kind = token[:1]
+        if kind == b"$":
+            size = size_of(token)
+            if size is None or i + 1 >= last or len(tokens[i + 1]) != size:
+                if token != b"$-1":
+                    break
+                reply = NIL_REPLY
+                i += 1
+            else:
+                reply = join((token, tokens[i + 1], b""))
+                i += 2
+        elif kind == b"+" or kind == b":" or kind == b"-":
+            reply = token + b"\r\n"
+            i += 1
+        else:
+            break
+        append(reply)
+        pos += len(reply)
+    return pos
+
+
+NIL_REPLY = b"$-1\r\n"
 
 
 def reply_items(reply: bytes) -> list[bytes]:

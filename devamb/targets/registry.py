@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
-from devamb.targets import docker, echo, mock, pool, split, url
+from devamb.targets import docker, echo, mock, pool, shards, split, url
 from devamb.targets.base import Target
 
 
@@ -24,11 +24,12 @@ KINDS: dict[str, TargetKind] = {
     "docker": TargetKind("docker", docker.parse, docker.DockerTarget),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget),
     "split": TargetKind("split", split.parse, split.SplitTarget),
+    "shards": TargetKind("shards", shards.parse, shards.build),
     "mock": TargetKind("mock", mock.parse, mock.MockTarget),
 }
 KIND_KEYS = tuple(KINDS)
 # Kinds from DESIGN.md that later versions add; named so a profile using them gets a clear answer.
-PLANNED_KINDS = ("shards",)
+PLANNED_KINDS: tuple[str, ...] = ()
 
 
 def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:

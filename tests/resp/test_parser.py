@@ -75,6 +75,12 @@ def test_forwarded_bytes_are_the_clients_bytes() -> None:
     assert raw == SET and args == [b"SET", b"key", b"value"]
 
 
+def test_commands_before_invalid_bytes_are_kept() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        CommandReader().feed(SET + b"PING\r\n*1\r\n$x\r\n")
+    assert [args for args, _ in caught.value.parsed] == [[b"SET", b"key", b"value"], [b"PING"]]
+
+
 def test_large_value_in_many_pieces_is_linear() -> None:
     value = b"v\r\n" * 400_000  # 1.2 MB with CRLFs inside
     data = encoder.command([b"SET", b"k", value])
