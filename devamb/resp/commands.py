@@ -47,7 +47,7 @@ class Command:
         count = len(args)
         if self.first:
             last = self.last if self.last >= 0 else count + self.last
-            if last < self.first or (self.numkeys and count <= self.numkeys):
+            if not self.first <= last < count or (self.numkeys and count <= self.numkeys):
                 raise ArityError(self.name)
             keys.extend(args[self.first : last + 1 : self.step])
         if self.numkeys:
