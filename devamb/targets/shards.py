@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import hashlib
 import time
 from collections import Counter
@@ -131,7 +132,7 @@ def _shards(node: Node, protocol: str) -> tuple[ShardSpec, ...] | None:
             ok = False
             continue
         seen[name] = item
-        out.append(ShardSpec(name, spec))
+        out.append(ShardSpec(name, dataclasses.replace(spec, name=name)))
     return tuple(out) if ok else None
 
 

@@ -28,6 +28,7 @@ async def upstreams() -> AsyncIterator[dict[str, HttpUpstream]]:
 
 def profile(upstreams: dict[str, HttpUpstream], extra_target: str = "") -> str:
     named = ", ".join(f"{name}: {server.url}" for name, server in upstreams.items())
+    listed = ", ".join(server.url for server in upstreams.values())
     return f"""
     version: 1
     services:
@@ -40,6 +41,7 @@ def profile(upstreams: dict[str, HttpUpstream], extra_target: str = "") -> str:
           by-path: {{shards: {{{named}}}, key: "path:2"}}
           by-query: {{shards: {{{named}}}, key: "query:tenant"}}
           with-default: {{shards: {{{named}}}, key: "header:X-User-Id", default: b}}
+          listed: {{shards: [{listed}], key: "header:X-User-Id"}}
           {extra_target}
     """
 
@@ -73,6 +75,16 @@ async def test_routes_by_header_path_and_query_as_the_ring_says(
             status, body = await get(session, engine, f"/report?tenant={user}", "by-query")
             assert body["upstream"] == owner
     assert seen == set(NAMES)
+    # Listed shards are named HOST:PORT on the ring.
+    by_address = HashRing([f"127.0.0.1:{s.port}" for s in upstreams.values()])
+    names = {f"127.0.0.1:{s.port}": name for name, s in upstreams.items()}
+    async with aiohttp.ClientSession() as session:
+        for user in range(20):
+            status, body = await get(session, engine, "/x", "listed", **{"X-User-Id": str(user)})
+            assert body["upstream"] == names[by_address.node_for(str(user))]
+    listed = engine.services["api"].targets["listed"].details()["shards"]
+    assert sorted(s["name"] for s in listed) == sorted(names)
+    assert sum(s["requests"] for s in listed) == 20
     shards = engine.services["api"].targets["by-header"].details()["shards"]
     assert sum(s["requests"] for s in shards) == 80
     assert abs(sum(s["share"] for s in shards) - 1) < 0.01
