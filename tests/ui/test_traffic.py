@@ -206,3 +206,16 @@ async def test_detail_keeps_the_summary_when_the_record_is_gone(fake: FakeContro
         assert isinstance(detail, ExchangeDetail)
         await pilot.pause()
         assert detail.query(".detail-note")
+
+
+async def test_traffic_that_arrives_on_the_dashboard_shows_when_the_tab_opens(
+    fake: FakeControl,
+) -> None:
+    app = make_app(fake, poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        fake.push(exchange_event(31), exchange_event(32))
+        await until(pilot, lambda: app.traffic.serial == 32, "the exchanges to arrive")
+        await pilot.press("x")
+        await until(pilot, lambda: shown_ids(app)[-1] == 32, "the list to catch up")
+        assert app.main.query_one(TrafficList).cursor == 31

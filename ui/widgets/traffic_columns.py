@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
 from devamb.control.protocol import ExchangeSummary
@@ -27,32 +28,40 @@ def widths(total: int) -> list[int]:
     return [width or flex for _, width, _ in COLUMNS]
 
 
-def line(cells: list[Text], total: int) -> Text:
-    """Join cells into one line of exactly `total` cells."""
-    out = Text(no_wrap=True, overflow="ellipsis")
-    for index, (cell, width, (_, _, justify)) in enumerate(
+Cell = tuple[str, str]  # (text, Rich style string)
+
+
+def fit(cells: list[Cell], total: int) -> list[Cell]:
+    """Pad or cut each cell to its column, separated by spaces: exactly `total` cells wide."""
+    out: list[Cell] = []
+    for index, ((text, style), width, (_, _, justify)) in enumerate(
         zip(cells, widths(total), COLUMNS, strict=True)
     ):
         if index:
-            out.append(" ")
-        cell = cell.copy()
-        cell.truncate(width, overflow="ellipsis")
-        padding = width - cell.cell_len
-        if justify == "right":
-            out.append(" " * padding)
-            out.append_text(cell)
-        else:
-            out.append_text(cell)
-            out.append(" " * padding)
-    out.truncate(total, pad=True)
+            out.append((" ", ""))
+        length = cell_len(text)
+        if length > width:
+            text, length = set_cell_size(text, max(0, width - 1)) + "…", width
+        padding = " " * (width - length)
+        out.append((padding + text if justify == "right" else text + padding, style))
+    used = sum(cell_len(text) for text, _ in out)
+    if used < total:
+        out.append((" " * (total - used), ""))
     return out
 
 
+def line(cells: list[Cell], total: int) -> Text:
+    """The cells as one Text line (the header; the list draws segments directly)."""
+    text = Text.assemble(*fit(cells, total), no_wrap=True, overflow="ellipsis")
+    text.truncate(total)
+    return text
+
+
 def header(total: int) -> Text:
-    return line([Text(label, style="bold") for label, _, _ in COLUMNS], total)
+    return line([(label, "bold") for label, _, _ in COLUMNS], total)
 
 
-def exchange_cells(exchange: ExchangeSummary) -> list[Text]:
+def exchange_cells(exchange: ExchangeSummary) -> list[Cell]:
     status = exchange.get("status")
     error = exchange.get("error")
     style = display.status_style(status, error)
@@ -68,14 +77,16 @@ def exchange_cells(exchange: ExchangeSummary) -> list[Text]:
             status_text = "err"
         else:
             status_text = "…" if exchange["duration_ms"] is None else "—"
+    if exchange.get("faults"):
+        path = "⚡" + path
     size = exchange["bytes_out"] + exchange["bytes_in"]
     return [
-        Text(display.clock(exchange["time"]), style="dim"),
-        Text(exchange["service"]),
-        Text(exchange["target"]),
-        Text(method, style="bold"),
-        Text.assemble(("⚡", "bold yellow"), path) if exchange.get("faults") else Text(path),
-        Text(status_text, style=style),
-        Text(display.duration(exchange["duration_ms"])),
-        Text(display.size(size), style="dim"),
+        (display.clock(exchange["time"]), "dim"),
+        (exchange["service"], ""),
+        (exchange["target"], ""),
+        (method, "bold"),
+        (path, ""),
+        (status_text, style),
+        (display.duration(exchange["duration_ms"]), ""),
+        (display.size(size), "dim"),
     ]

@@ -12,7 +12,7 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -56,6 +56,7 @@ class TrafficList(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.rows: list[ExchangeSummary] = []
         self._lines: LRUCache[tuple[int, float, int, bool], Strip] = LRUCache(1024)
+        self._styles: tuple[Style, Style] | None = None
 
     @property
     def current(self) -> ExchangeSummary | None:
@@ -67,9 +68,7 @@ class TrafficList(ScrollView, can_focus=True):
         """Replace the rows; keep the cursor on the same exchange unless `to_end`."""
         keep = self.current
         self.rows = rows
-        size = Size(self.size.width, len(rows))
-        if size != self.virtual_size:
-            self.virtual_size = size
+        self._set_virtual_height(len(rows))
         if to_end or keep is None:
             self.cursor = len(rows) - 1
         else:
@@ -78,6 +77,19 @@ class TrafficList(ScrollView, can_focus=True):
                 len(rows) - 1,
             )
         self.refresh()
+
+    def _set_virtual_height(self, height: int) -> None:
+        size, old = Size(self.size.width, height), self.virtual_size
+        if size == old:
+            return
+        viewport = self.size.height
+        if old.width == size.width and old.height > viewport and height > viewport:
+            # The list grows while it already scrolls: the scrollbar stays, so only it needs an
+            # update. Setting `virtual_size` would lay out the whole screen at every batch.
+            self.set_reactive(TrafficList.virtual_size, size)
+            self._scroll_update(size)
+            return
+        self.virtual_size = size
 
     def on_resize(self) -> None:
         self._lines.clear()
@@ -101,29 +113,38 @@ class TrafficList(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
         self.refresh()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # the widget's styles, looked up once a frame rather than once a line
+        self._styles = (self.rich_style, self.get_component_rich_style("traffic-list--cursor"))
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         index = int(self.scroll_y) + y
+        base, cursor = self._styles or (self.rich_style, Style())
         if index >= len(self.rows) or width <= 0:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         exchange = self.rows[index]
         highlighted = index == self.cursor
         key = (exchange["id"], exchange["time"], width, highlighted)
         cached = self._lines.get(key)
         if cached is not None:
             return cached
-        base: Style = self.rich_style
         if highlighted:
-            base = base + self.get_component_rich_style("traffic-list--cursor")
-        text = traffic_columns.line(traffic_columns.exchange_cells(exchange), width)
+            base = base + cursor
         segments = [
-            Segment(segment.text, base + segment.style if segment.style else base)
-            for segment in text.render(self.app.console)
-            if segment.text != "\n"
+            Segment(text, base + Style.parse(style) if style else base)
+            for text, style in traffic_columns.fit(traffic_columns.exchange_cells(exchange), width)
         ]
-        strip = Strip(segments, width).crop(0, width)
+        strip = Strip(segments, width)
         self._lines[key] = strip
         return strip
+
+    def on_focus(self) -> None:
+        self._lines.clear()  # the cursor line looks different with focus
+
+    def on_blur(self) -> None:
+        self._lines.clear()
 
     def _move(self, cursor: int) -> None:
         if not self.rows:

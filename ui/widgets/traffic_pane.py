@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -9,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Select, Static
 
@@ -17,6 +20,7 @@ from ui.widgets import traffic_columns
 from ui.widgets.traffic_list import TrafficList
 
 ALL = "__all__"
+REDRAW_EVERY = 0.1  # seconds: a followed list scrolls at most ten times a second
 
 
 class TrafficHeader(Widget):
@@ -49,6 +53,9 @@ class TrafficPane(Vertical):
         self._services: list[str] = []
         self._seen_serial = 0
         self._new_while_paused = 0
+        self._stale = False
+        self._drawn_at = 0.0
+        self._redraw: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="traffic-toolbar"):
@@ -79,15 +86,42 @@ class TrafficPane(Vertical):
         select.value = self.service if self.service in services else ALL
 
     def refresh_rows(self) -> None:
-        """Take what is new in the store: show it when following, count it when paused."""
+        """Take what is new in the store: show it when following, count it when paused.
+
+        While the pane is hidden (another tab is open) nothing is drawn: laying out a hidden
+        list costs Textual a full map of the screen; the pane catches up when it is shown.
+        While it is shown, it redraws at most every REDRAW_EVERY seconds, however fast
+        exchanges come.
+        """
         arrived = self.store.serial - self._seen_serial
         self._seen_serial = self.store.serial
+        if not self.following:
+            if arrived:
+                self._new_while_paused += arrived
+                self._show_state()
+        elif not self._shown():
+            self._stale = True
+        elif self._redraw is None:
+            wait = self._drawn_at + REDRAW_EVERY - time.monotonic()
+            if wait > 0:  # drew a moment ago: draw once more when the interval is over
+                self._redraw = self.set_timer(wait, self._draw)
+            else:
+                self._draw()
+
+    def _draw(self) -> None:
+        self._redraw = None
+        self._stale = False
+        self._drawn_at = time.monotonic()
         if self.following:
             self.traffic_list.set_rows(self.store.select(self.service), to_end=True)
-            self._show_state()
-        elif arrived:
-            self._new_while_paused += arrived
-            self._show_state()
+        self._show_state()
+
+    def _shown(self) -> bool:
+        return all(node.display for node in self.ancestors_with_self)
+
+    def on_show(self) -> None:
+        if self._stale and self.following:
+            self.refresh_rows()
 
     def _show_state(self) -> None:
         label = self.query_one("#traffic-state", Static)
