@@ -29,7 +29,9 @@ class HttpListener:
         self._runner: web.ServerRunner | None = None
 
     async def start(self) -> None:
-        server = FrontServer(self._handle, access_log=None)
+        # handler_cancellation: a client that goes away cancels its exchange, so a stalled
+        # upstream's connection is closed rather than held until the upstream speaks again.
+        server = FrontServer(self._handle, access_log=None, handler_cancellation=True)
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         listen = self.service.spec.listen

@@ -81,6 +81,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self._complete or self._head is None:
+            # Bytes past the end of the response (a Content-Length shorter than the body, or
+            # anything sent while idle) belong to no request: stop parsing, never reuse.
+            raise BadResponse("bytes after the end of the response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
@@ -132,6 +138,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         transport = self.transport
         assert transport is not None
+        if self.closed:  # closed between connect and now: no response will ever come
+            raise UpstreamClosed("upstream closed the connection before the request was sent")
         if body is None:
             transport.write(head)
             return
