@@ -32,6 +32,7 @@ from ui.messages import (
     EngineLost,
     EngineNotice,
     FaultsChanged,
+    ProfileReloaded,
     StatsUpdated,
     SwitchCompleted,
     SwitchRequested,
@@ -207,6 +208,11 @@ class DevambApp(App[None]):
         if changes:
             self.main.log_event("fault", f"{message.service}: {', '.join(changes)}", message.time)
         await self.main.show_status(self.status)
+
+    def on_profile_reloaded(self, message: ProfileReloaded) -> None:
+        # the engine's notice says what changed; the table needs the new services now
+        if self.status is not None and not self._engine_lost:
+            self.run_worker(self._refresh_status(), group="status", exclusive=True)
 
     def on_engine_notice(self, message: EngineNotice) -> None:
         if self.live_main is None:

@@ -19,6 +19,7 @@ from ui.messages import (
     EngineLost,
     EngineNotice,
     FaultsChanged,
+    ProfileReloaded,
     StatsUpdated,
     TargetSwitched,
     TrafficPending,
@@ -103,6 +104,14 @@ class EngineFeed:
         elif kind == "faults":
             self._post(
                 FaultsChanged(data["service"], list(data.get("faults", [])), data.get("time"))
+            )
+        elif kind == "reloaded":
+            self._post(
+                ProfileReloaded(
+                    list(data.get("added", [])),
+                    list(data.get("removed", [])),
+                    list(data.get("changed", [])),
+                )
             )
         elif kind == "notice":
             self._post(

@@ -53,6 +53,16 @@ class FaultsChanged(Message):
         self.time = time
 
 
+class ProfileReloaded(Message):
+    """The engine applied a changed profile: services may have come, gone or changed."""
+
+    def __init__(self, added: list[str], removed: list[str], changed: list[str]) -> None:
+        super().__init__()
+        self.added = added
+        self.removed = removed
+        self.changed = changed
+
+
 class EngineNotice(Message):
     """Something the engine wants the developer to know (level: info, warning, error)."""
 

@@ -163,3 +163,31 @@ async def test_fault_changes_show_in_the_table_and_the_events(fake: FakeControl)
         fake.push({"type": "faults", "time": T0, "service": "search", "faults": faults})
         await until(pilot, lambda: "flaky" in str(table.get_cell("search", "faults")), "table")
         assert "search: flaky on" in events_text(app)
+
+
+async def test_a_reloaded_profile_shows_its_new_services(fake: FakeControl) -> None:
+    app = make_app(fake, poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        table = app.main.query_one(ServicesTable)
+        await pilot.press("down")  # the cursor is on "search"
+        fake._status["services"].append({**fake._status["services"][1], "name": "mail"})
+        fake.push({"type": "reloaded", "time": T0, "added": ["mail"], "removed": [], "changed": []})
+        await until(pilot, lambda: table.row_count == 4, "the new service")
+        assert table.selected_service == "search"
+
+
+async def test_a_rejected_profile_lists_each_problem_on_its_own_line(fake: FakeControl) -> None:
+    app = make_app(fake, poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        message = (
+            "profile change rejected; the previous configuration keeps serving:\n"
+            "devamb.yaml:4:13: services.api.listen: not a port\n"
+            "devamb.yaml:9:7: services.api.target: 'stagin' is not one of local, staging"
+        )
+        fake.push({"type": "notice", "time": T0, "level": "error", "message": message})
+        await settled(pilot, fake)
+        lines = events_text(app).splitlines()
+        assert any(line.strip().startswith("devamb.yaml:4:13:") for line in lines)
+        assert any(line.strip().startswith("devamb.yaml:9:7:") for line in lines)

@@ -17,6 +17,7 @@ LEVEL_STYLES = {
     "error": "bold red",
 }
 MAX_LINES = 500
+INDENT = 17  # under the message, past the time and the level
 
 
 class EventsLog(RichLog):
@@ -27,12 +28,14 @@ class EventsLog(RichLog):
         self.border_title = "Events"
 
     def add(self, level: str, text: str, when: float | None = None) -> None:
+        """One event; a message of several lines (a rejected profile's problems, each
+        FILE:LINE:COL: message) continues indented under the first."""
         stamp = display.clock(when if when is not None else time.time())[:8]
-        line = Text.assemble(
-            (stamp, "dim"),
-            " ",
-            (f"{level:<7}", LEVEL_STYLES.get(level, "")),
-            " ",
-            " ".join(text.split()),  # one line per event, whatever the engine sent
+        first, *more = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
+        self.write(
+            Text.assemble(
+                (stamp, "dim"), " ", (f"{level:<7}", LEVEL_STYLES.get(level, "")), " ", first
+            )
         )
-        self.write(line)
+        for line in more:
+            self.write(Text(" " * INDENT + line))
