@@ -433,10 +433,7 @@ async def test_a_killed_shard_is_ejected_and_comes_back(
     survivor_direct = await Client.open(survivor.port)
     assert await survivor_direct.call("GET", on_victim[0]) == b"3"
 
-    RedisServer(tmp_path, victim.port).start()
-    own_redis.append(RedisServer(tmp_path, victim.port))
-    own_redis[-1].process = None
-    victim.process = None
+    own_redis.append(RedisServer(tmp_path, victim.port).start())  # restarted; killed after
     await asyncio.sleep(1.1)
     assert await client.call("SET", on_victim[0], 4) == "OK"  # back on the ring: its own shard
     victim_direct = await Client.open(victim.port)
