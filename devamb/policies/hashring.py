@@ -23,10 +23,15 @@ def _points(name: str, count: int) -> list[int]:
     return out[:count]
 
 
+try:  # CPython's own MD5: half the cost per call of OpenSSL 3's, and a call is made per key
+    from _md5 import md5 as _md5  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    _md5 = hashlib.md5
+
+
 def key_hash(key: bytes | str) -> int:
     data = key.encode() if isinstance(key, str) else key
-    digest = hashlib.md5(data, usedforsecurity=False).digest()
-    return int.from_bytes(digest[:4], "little")
+    return int.from_bytes(_md5(data).digest()[:4], "little")
 
 
 class HashRing:
@@ -45,6 +50,10 @@ class HashRing:
     def node_for(self, key: bytes | str) -> str:
         index = bisect.bisect_left(self._hashes, key_hash(key))
         return self._owners[index % len(self._owners)]
+
+    def points(self) -> tuple[list[int], list[str]]:
+        """The sorted points and the node owning each: node_for is bisect_left over them."""
+        return self._hashes, self._owners
 
     def without(self, excluded: set[str]) -> HashRing | None:
         """The ring of the remaining nodes (for ejected endpoints), or None if none remain."""
