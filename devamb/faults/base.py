@@ -86,3 +86,15 @@ class Fault:
     def shape(self, stream: Stream, direction: str) -> Stream:
         """Wrap a stream of chunks flowing in `direction`."""
         return stream
+
+
+async def cut_after(stream: Stream, limit: int, reason: str, *, reset: bool) -> Stream:
+    """Pass the first `limit` bytes, then cut the connection (limit_data, reset after N)."""
+    left = limit
+    async for chunk in stream:
+        if len(chunk) >= left:
+            if left:
+                yield chunk[:left]
+            raise CutConnection(reason, reset=reset)
+        left -= len(chunk)
+        yield chunk

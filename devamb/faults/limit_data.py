@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutConnection, Fault, Stream
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
 from devamb.profile.reader import Node
 
 KEYS = ("bytes",)
@@ -30,16 +30,10 @@ class LimitDataFault(Fault):
     SHAPES = ("http", "tcp")
     params: Params
 
-    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
-        left = self.params.bytes
-        async for chunk in stream:
-            if len(chunk) >= left:
-                if left:
-                    yield chunk[:left]
-                raise CutConnection(f"fault limit_data: closed after {self.params.bytes} bytes",
-                                    reset=False)
-            left -= len(chunk)
-            yield chunk
+    def shape(self, stream: Stream, direction: str) -> Stream:
+        limit = self.params.bytes
+        reason = f"fault limit_data: closed after {limit} bytes"
+        return cut_after(stream, limit, reason, reset=False)
 
 
 FAULT = LimitDataFault

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutConnection, Fault, Stream
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
 from devamb.faults.connection import reset
 from devamb.profile.reader import Node
 
@@ -45,16 +45,9 @@ class ResetFault(Fault):
     def shapes(self, direction: str) -> bool:
         return self.params.after_bytes is not None and super().shapes(direction)
 
-    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
-        left = self.params.after_bytes or 0
-        async for chunk in stream:
-            if len(chunk) >= left:
-                if left:
-                    yield chunk[:left]
-                raise CutConnection(f"fault reset after {self.params.after_bytes} bytes",
-                                    reset=True)
-            left -= len(chunk)
-            yield chunk
+    def shape(self, stream: Stream, direction: str) -> Stream:
+        limit = self.params.after_bytes or 0
+        return cut_after(stream, limit, f"fault reset after {limit} bytes", reset=True)
 
 
 FAULT = ResetFault
