@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -38,8 +39,23 @@ async def refuse_browsers(request: web.Request, handler):  # type: ignore[no-unt
         return web.json_response({"error": "requests from browsers are refused"}, status=403)
     try:
         return await handler(request)
+    except BadRequest as exc:
+        return web.json_response({"error": str(exc)}, status=400)
     except ControlError as exc:
         return web.json_response({"error": exc.message}, status=404)
+
+
+class BadRequest(Exception):
+    """The request's JSON does not have the fields the endpoint takes."""
+
+
+async def _fields(request: web.Request, **types: type) -> list[Any]:
+    """The named fields of the JSON body, each checked against its type."""
+    body = await _json(request)
+    values = [body.get(name) for name in types]
+    if not all(isinstance(v, t) for v, t in zip(values, types.values(), strict=True)):
+        raise BadRequest("expected {" + ", ".join(types) + "}")
+    return values
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -47,10 +63,7 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _switch(request: web.Request) -> web.Response:
-    body = await _json(request)
-    service, target = body.get("service"), body.get("target")
-    if not isinstance(service, str) or not isinstance(target, str):
-        return web.json_response({"error": "expected {service, target}"}, status=400)
+    service, target = await _fields(request, service=str, target=str)
     await request.app[CONTROL].switch(service, target)
     return web.json_response({"service": service, "target": target})
 
@@ -174,27 +187,18 @@ async def _faults(request: web.Request) -> web.Response:
 
 
 async def _add_fault(request: web.Request) -> web.Response:
-    body = await _json(request)
-    service, fault = body.get("service"), body.get("fault")
-    if not isinstance(service, str) or not isinstance(fault, dict):
-        return web.json_response({"error": "expected {service, fault: {kind, ...}}"}, status=400)
+    service, fault = await _fields(request, service=str, fault=dict)
     return web.json_response(await request.app[CONTROL].add_fault(service, fault))
 
 
 async def _toggle_fault(request: web.Request) -> web.Response:
-    body = await _json(request)
-    service, name, enabled = body.get("service"), body.get("name"), body.get("enabled")
-    if not isinstance(service, str) or not isinstance(name, str) or not isinstance(enabled, bool):
-        return web.json_response({"error": "expected {service, name, enabled}"}, status=400)
+    service, name, enabled = await _fields(request, service=str, name=str, enabled=bool)
     await request.app[CONTROL].set_fault(service, name, enabled)
     return web.json_response({"service": service, "name": name, "enabled": enabled})
 
 
 async def _remove_fault(request: web.Request) -> web.Response:
-    body = await _json(request)
-    service, name = body.get("service"), body.get("name")
-    if not isinstance(service, str) or not isinstance(name, str):
-        return web.json_response({"error": "expected {service, name}"}, status=400)
+    service, name = await _fields(request, service=str, name=str)
     await request.app[CONTROL].remove_fault(service, name)
     return web.json_response({"service": service, "removed": name})
 
@@ -210,9 +214,7 @@ async def _scenarios(request: web.Request) -> web.Response:
 
 
 async def _scenario(request: web.Request) -> web.Response:
-    name = (await _json(request)).get("name")
-    if not isinstance(name, str):
-        return web.json_response({"error": "expected {name}"}, status=400)
+    [name] = await _fields(request, name=str)
     control = request.app[CONTROL]
     if request.match_info["action"] == "start":
         await control.start_scenario(name)
