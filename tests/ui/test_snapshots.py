@@ -13,7 +13,7 @@ from tests.ui.waiting import settled
 from ui.app import DevambApp, make_app
 
 
-def demo_app(history=None) -> tuple[DevambApp, FakeControl]:
+def demo_app(history=None, restart=None) -> tuple[DevambApp, FakeControl]:
     fake = FakeControl(history=history if history is not None else demo_exchanges(40))
     fake.push(*demo_stats_events())
     fake.push({"type": "notice", "time": T0 + 20, "level": "warning", "message": "local: 503"})
@@ -26,7 +26,7 @@ def demo_app(history=None) -> tuple[DevambApp, FakeControl]:
             "previous": "debug",
         }
     )
-    app = make_app(fake, poll_status=False, clock=lambda: T0)
+    app = make_app(fake, poll_status=False, clock=lambda: T0, restart=restart)
     return app, fake
 
 
@@ -93,11 +93,17 @@ def test_exchange_detail_summary_only(snap_compare) -> None:
 
 
 def test_engine_died(snap_compare) -> None:
-    app, fake = demo_app()
+    async def restart() -> FakeControl:
+        return FakeControl()
+
+    app, fake = demo_app(restart=restart)
 
     async def run_before(pilot: Pilot) -> None:
         await settle(fake)(pilot)
-        fake.die("engine process exited (code -9)")
+        fake.die(
+            "lost the engine on /home/dev/shop/.devamb/engine.sock "
+            "(Response payload is not completed: <ContentLengthError: 400>)"
+        )
         await pilot.pause()
         await pilot.pause()
 

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Label, Static
 
 
 class EngineDied(ModalScreen[str]):
@@ -26,11 +26,11 @@ class EngineDied(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         with Vertical(id="engine-died"):
             yield Label("The engine stopped", id="engine-died-title")
-            yield Label(self.reason, id="engine-died-reason")
+            yield Static(self.reason, id="engine-died-reason", markup=False)
             if self.can_restart:
-                yield Label("Your services are not being proxied until it runs again.")
+                yield Static("Your services are not proxied until it runs again.")
             else:
-                yield Label("Start it again (devamb up --detach), then run devamb attach.")
+                yield Static("Start it again (devamb up --detach), then run devamb attach.")
             with Horizontal(id="engine-died-buttons"):
                 if self.can_restart:
                     yield Button("Restart engine (r)", id="restart", variant="primary")
