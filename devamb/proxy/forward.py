@@ -149,7 +149,7 @@ async def _exchange_head(
         except BadResponse as exc:
             pool.discard(conn)  # type: ignore[arg-type]
             raise UpstreamFailed(502, "bad-response", str(exc)) from None
-        except CutConnection:
+        except (CutConnection, asyncio.CancelledError):  # cancelled: the client went away
             if conn is not None:
                 pool.discard(conn)
             raise

@@ -7,18 +7,15 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import socket
-import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from devamb.engine import Engine
 from tests.conftest import EngineFactory, free_port, listen_url
+from tests.hardening.raw_upstream import RawUpstream, read_head, rst
 from tests.upstreams import HttpUpstream
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 PROFILE = """
 version: 1
@@ -31,51 +28,6 @@ services:
       bad: http://127.0.0.1:{bad}
       good: {good}
 """
-
-
-class RawUpstream:
-    """A TCP server whose behaviour per connection is set by the test; counts connections."""
-
-    def __init__(self) -> None:
-        self.handler: Handler | None = None
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.accepted = 0
-        self.open: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> RawUpstream:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self.open.add(writer)
-        try:
-            assert self.handler is not None
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.open.discard(writer)
-            writer.close()
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.open):
-            writer.transport.abort()
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readuntil(b"\r\n\r\n")
-
-
-def rst(writer: asyncio.StreamWriter) -> None:
-    """Close with a TCP reset rather than a FIN."""
-    sock = writer.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
 
 
 @pytest.fixture
