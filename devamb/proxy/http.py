@@ -78,6 +78,9 @@ class HttpListener:
                 400, "unknown-target", f"no target {name!r}; known: {known}", service.name, name
             )
         target = service.target(name)
+        if not request.raw_path.startswith("/"):  # asterisk-form (OPTIONS *) or absolute-form
+            reason = f"request target {request.raw_path[:200]!r} is not a path"
+            return error_response(400, "bad-request-target", reason, service.name, target.name)
         exchange = self.recorder.begin(service, target.name, request.remote)
         exchange.method = request.method
         exchange.path = request.raw_path

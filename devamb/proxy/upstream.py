@@ -123,6 +123,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._error = exc
         if self._head is not None and not self._head.done():
             self._head.set_exception(exc)
+            self._head.exception()  # marks it retrieved: the exchange may be gone already
         self._wake()
 
     def _wake(self) -> None:

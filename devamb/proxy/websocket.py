@@ -50,7 +50,11 @@ async def relay_websocket(
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise UpstreamFailed(502, "connect-failed", f"websocket to {url.host}: {exc}") from None
     downstream = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
-    await downstream.prepare(request)
+    try:
+        await downstream.prepare(request)
+    except BaseException:  # the client went away during the handshake: let go of the upstream
+        await upstream.close(code=1001)
+        raise
     exchange.status = 101
 
     async def pump(source, sink, inbound: bool) -> None:  # type: ignore[no-untyped-def]

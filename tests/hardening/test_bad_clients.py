@@ -249,3 +249,19 @@ async def test_500_slow_connections_do_not_stop_others(
     for _, writer in slow:
         writer.close()
     await still_serving(engine)
+
+
+@pytest.mark.parametrize(
+    "target", [b"*", b"http://x/abs?q", b"http://127.0.0.1:1/"], ids=["asterisk", "abs", "port"]
+)
+async def test_request_target_that_is_not_a_path(proxy, raw: Receiving, target: bytes) -> None:
+    """Found by fuzzing: these made the URL target fail building the upstream URL (500 and a
+    traceback). A reverse proxy refuses them cleanly."""
+    engine, host, port = proxy
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"OPTIONS " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b"x-devamb-error: bad-request-target" in answer
+    assert raw.complete == []
+    await still_serving(engine)
