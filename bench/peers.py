@@ -210,13 +210,16 @@ def start_haproxy(children: Children, base: Path, upstream: Upstream) -> Subject
     return Subject("haproxy", "haproxy (1 thread)", "peer", ports, pid=child.pid)
 
 
-def start_mitmproxy(children: Children, base: Path, upstream: Upstream) -> Subject:
-    if shutil.which("mitmdump") is None:
+def start_mitmproxy(
+    children: Children, base: Path, upstream: Upstream, executable: str = "mitmdump"
+) -> Subject:
+    """`mitmdump` in reverse mode; `executable` may name one in its own venv."""
+    if shutil.which(executable) is None:
         raise Unavailable("mitmproxy is not installed (pipx install mitmproxy)")
     root = _workdir(base, "mitmproxy")
     port = free_port()
     argv = [
-        "mitmdump",
+        executable,
         "--mode",
         f"reverse:http://{HOST}:{upstream.port}",
         "--listen-host",
@@ -225,6 +228,8 @@ def start_mitmproxy(children: Children, base: Path, upstream: Upstream) -> Subje
         str(port),
         "--set",
         f"confdir={root}",
+        "--set",
+        "flow_detail=0",
         "-q",
     ]
     child = children.spawn("mitmproxy", argv, cpu=PROXY_CPU)
