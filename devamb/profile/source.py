@@ -46,6 +46,14 @@ def load_source(text: str, file: str) -> Source:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
         raise ProfileError([Problem(file, line, col, "", f"YAML syntax: {message}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (e.g. a control)
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - before.rfind("\n")
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        message = f"YAML syntax: character {char} is not allowed"
+        raise ProfileError([Problem(file, line, col, "", message)]) from None
+    except RecursionError:
+        raise ProfileError([Problem(file, 1, 1, "", "YAML syntax: nested too deep")]) from None
     source = Source(file, None)
     problems: list[Problem] = []
     source.data = _convert(root, (), source, problems) if root is not None else None
@@ -54,10 +62,26 @@ def load_source(text: str, file: str) -> Source:
     return source
 
 
-def _convert(node: yaml.Node, path: Path_, source: Source, problems: list[Problem]) -> Any:
-    source.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.flow_style:
-        source.containers.add(path)
+MAX_DEPTH = 64  # nesting a profile never needs; deeper is refused, not recursed into
+
+
+def _convert(
+    node: yaml.Node,
+    path: Path_,
+    source: Source,
+    problems: list[Problem],
+    inside: frozenset[int] = frozenset(),
+) -> Any:
+    pos = (node.start_mark.line + 1, node.start_mark.column + 1)
+    source.values[path] = pos
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        if id(node) in inside or len(path) > MAX_DEPTH:  # `&a [*a]`, or absurdly deep
+            why = "an alias that contains itself" if id(node) in inside else "nested too deep"
+            problems.append(Problem(source.file, *pos, ".".join(map(str, path)), why))
+            return None
+        inside = inside | {id(node)}
+        if not node.flow_style:
+            source.containers.add(path)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -69,11 +93,19 @@ def _convert(node: yaml.Node, path: Path_, source: Source, problems: list[Proble
                 problems.append(Problem(source.file, *pos, dotted, f"duplicate key {key!r}"))
                 continue
             source.keys[child] = pos
-            out[key] = _convert(value_node, child, source, problems)
+            out[key] = _convert(value_node, child, source, problems, inside)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), source, problems) for i, item in enumerate(node.value)]
-    return _scalar(node)
+        return [
+            _convert(item, (*path, i), source, problems, inside)
+            for i, item in enumerate(node.value)
+        ]
+    try:
+        return _scalar(node)
+    except yaml.MarkedYAMLError as exc:  # a tag SafeLoader does not know: !!python/object, ...
+        dotted = ".".join(map(str, path))
+        problems.append(Problem(source.file, *pos, dotted, f"YAML: {exc.problem}"))
+        return None
 
 
 _loader = yaml.SafeLoader("")

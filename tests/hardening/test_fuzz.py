@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -192,13 +191,6 @@ def load_or_positioned_error(path: Path) -> None:
             assert problem.message, problem
 
 
-# The loader lets a few YAML errors escape (control characters, deep nesting, a recursive
-# alias, an unknown tag): fixed by the devamb/profile/source.py diff in the issue 9 report;
-# remove this marker together with applying it (strict: it fails once the fix is in).
-LOADER_FIX_PENDING = pytest.mark.xfail(
-    strict=True, raises=(yaml.YAMLError, RecursionError),
-    reason="devamb/profile/source.py lets some YAML errors escape (fix pending)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +210,6 @@ YAML_BITS = ["version: 1", "services:", "  api:", "    listen: ", "9001", "0", "
              "[" * 300, "{a: " * 300, "a:\n" + "  " * 80 + "b: 1"]
 
 
-@LOADER_FIX_PENDING
 @fuzz(300)
 @given(text=st.lists(st.sampled_from(YAML_BITS) | st.text(max_size=6), max_size=40).map("".join))
 def test_profile_loader_on_yaml_ish_text(tmp_path: Path, text: str) -> None:
@@ -227,7 +218,6 @@ def test_profile_loader_on_yaml_ish_text(tmp_path: Path, text: str) -> None:
     load_or_positioned_error(path)
 
 
-@LOADER_FIX_PENDING
 @fuzz(300)
 @given(
     name=st.sampled_from(sorted(p.name for p in PROFILES.glob("*.yaml"))),
