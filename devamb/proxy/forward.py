@@ -172,11 +172,11 @@ async def _relay_response(
     if shaping is not None:
         await shaping.before_first_byte()
     headers = upstream_response_headers(raw_headers)
-    fixed = "Content-Length" in headers
+    fixed = any(name.lower() == "content-length" for name, _ in headers)
     response = (FixedLengthResponse if fixed else web.StreamResponse)(status=status)
     response.headers.extend(headers)
     exchange.status = status
-    exchange.response_headers = list(headers.items())
+    exchange.response_headers = headers
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()

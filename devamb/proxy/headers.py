@@ -20,6 +20,7 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 TARGET_OVERRIDE = "x-devamb-target"
 REPLAY = "x-devamb-replay"
 VIA = "1.1 devamb"
@@ -64,14 +65,17 @@ def request_headers(
     return out
 
 
-def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    """Headers to send the client for a response that arrived with `raw` headers."""
-    out: CIMultiDict[str] = CIMultiDict()
-    dropped = HOP_BY_HOP
+def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Headers to send the client for a response that arrived with `raw` headers.
+
+    A plain list, built once: it is both what the response sends and what the exchange records.
+    """
+    dropped: frozenset[bytes] = HOP_BY_HOP_BYTES
     for name, value in raw:
-        out.add(name.decode("latin-1"), value.decode("latin-1"))
-    if "Connection" in out:
-        dropped = _dropped(out)  # type: ignore[arg-type]
-    for name in {n.lower() for n in out} & dropped:
-        out.popall(name)
-    return out
+        if name.lower() == b"connection":
+            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in raw
+        if name.lower() not in dropped
+    ]

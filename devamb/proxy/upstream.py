@@ -234,7 +234,5 @@ class UpstreamPool:
 
 def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
     """The request line and headers, ready to write (latin-1, as HTTP/1.1 headers are)."""
-    lines = [f"{method} {target} HTTP/1.1"]
-    lines.extend(f"{name}: {value}" for name, value in headers)
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1", "replace")
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode("latin-1", "replace")
