@@ -27,6 +27,7 @@ from devamb.control.protocol import (
     Status,
 )
 from ui.commands import SwitchCommands
+from ui.features import FeatureActions
 from ui.feed import EngineFeed
 from ui.messages import (
     EngineLost,
@@ -42,7 +43,6 @@ from ui.messages import (
 from ui.model.traffic import DEFAULT_CAPACITY, TrafficStore
 from ui.model.trends import Trends
 from ui.screens.engine_died import EngineDied
-from ui.screens.exchange_detail import ExchangeDetail
 from ui.screens.help import HelpScreen
 from ui.screens.main import MainScreen
 from ui.screens.target_picker import TargetPicker
@@ -56,9 +56,9 @@ CALL_TIMEOUT = 10.0  # no engine call may hang the UI for longer
 DARK, LIGHT = "textual-dark", "textual-light"
 
 
-class DevambApp(App[None]):
+class DevambApp(FeatureActions, App[None]):
     TITLE = "devamb"
-    CSS_PATH = [Path(__file__).with_name("app.tcss")]
+    CSS_PATH = [Path(__file__).with_name("app.tcss"), Path(__file__).with_name("features.tcss")]
     COMMANDS = App.COMMANDS | {SwitchCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -305,7 +305,7 @@ class DevambApp(App[None]):
 
     @on(TrafficList.Opened)
     def _open_exchange(self, message: TrafficList.Opened) -> None:
-        self.push_screen(ExchangeDetail(message.exchange, load=self._exchange_detail))
+        self.push_screen(self.exchange_screen(message.exchange))
 
     async def _exchange_detail(self, exchange_id: int) -> dict[str, Any] | None:
         """The engine's full record of one exchange; None if it is gone or the engine is."""

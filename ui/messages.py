@@ -98,3 +98,32 @@ class SwitchCompleted(Message):
         self.service = service
         self.target = target
         self.error = error
+
+
+class OpenFaults(Message):
+    """Open the faults panel of a service."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+
+class OpenTargetDetail(Message):
+    """Open the detail of a service's target (its active one when `target` is None)."""
+
+    def __init__(self, service: str, target: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+        self.target = target
+
+
+class ToggleRecording(Message):
+    """Start recording a service's exchanges as mock routes, or stop and write the file."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+
+class TrafficCleared(Message):
+    """The user cleared the traffic list: the engine's record should go too."""

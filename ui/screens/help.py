@@ -25,11 +25,19 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         [
             ("↑ ↓", "select a service"),
             ("t or Enter", "switch the selected service's target"),
+            ("f", "faults of the selected service (space on/off, a add, del remove, c clear)"),
+            ("i", "detail of the active target (pool endpoints, containers, mock routes, shards)"),
+            ("R", "record the service's exchanges as mocks / stop and write the file"),
         ],
     ),
     (
         "Target picker",
-        [("↑ ↓ Enter", "choose a target"), ("1-9", "choose by number"), ("Esc", "cancel")],
+        [
+            ("↑ ↓ Enter", "choose a target"),
+            ("1-9", "choose by number"),
+            ("i", "detail of the highlighted target"),
+            ("Esc", "cancel"),
+        ],
     ),
     (
         "Traffic",
@@ -38,7 +46,25 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("f", "filter: next service (or use the drop-down)"),
             ("↑ ↓ PgUp PgDn", "move (moving up pauses)"),
             ("Enter", "exchange detail (Esc to go back)"),
-            ("c", "clear this list (the engine keeps its record)"),
+            ("c", "clear this list and the engine's record"),
+            ("/", "filter expression: ~c 5xx & ~s payments (Enter apply, Esc close)"),
+        ],
+    ),
+    (
+        "Exchange detail",
+        [
+            ("r", "replay to its own target"),
+            ("d", "replay to another target and diff the answers"),
+            ("e", "export: curl of this exchange, HAR of the current filter"),
+        ],
+    ),
+    (
+        "Faults · target detail",
+        [
+            ("space", "turn the selected fault on / off"),
+            ("a / del / c", "add a fault / remove it / clear all"),
+            ("s", "start / stop the selected scenario"),
+            ("l", "container logs (docker targets)"),
         ],
     ),
 ]

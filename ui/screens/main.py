@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
+from ui.messages import OpenFaults, OpenTargetDetail, ToggleRecording
 from ui.model.traffic import TrafficStore
 from ui.model.trends import Trends
 from ui.widgets.events_log import EventsLog
@@ -26,6 +27,9 @@ class MainScreen(Screen):
         Binding("t", "pick_target", "Switch"),
         Binding("d", "show_tab('dashboard')", "Dashboard"),
         Binding("x", "show_tab('traffic')", "Traffic"),
+        Binding("f", "service_faults", "Faults"),
+        Binding("i", "target_detail", "Target"),
+        Binding("R", "record", "Record"),
     ]
 
     class PickTarget(Message):
@@ -58,7 +62,9 @@ class MainScreen(Screen):
     async def show_status(self, status: Status) -> None:
         services: list[ServiceStatus] = status["services"]
         names = [service["name"] for service in services]
-        self.query_one(ServicesTable).show(services)
+        table = self.query_one(ServicesTable)
+        table.recording = {str(r.get("service")) for r in status.get("recordings", [])}
+        table.show(services)
         await self.query_one(TrendsPanel).set_services(names)
         self.query_one(TrafficPane).set_services(names)
 
@@ -85,6 +91,18 @@ class MainScreen(Screen):
         service = self.selected_service
         if service is not None:
             self.post_message(self.PickTarget(service))
+
+    def action_service_faults(self) -> None:
+        if self.selected_service is not None:
+            self.post_message(OpenFaults(self.selected_service))
+
+    def action_target_detail(self) -> None:
+        if self.selected_service is not None:
+            self.post_message(OpenTargetDetail(self.selected_service))
+
+    def action_record(self) -> None:
+        if self.selected_service is not None:
+            self.post_message(ToggleRecording(self.selected_service))
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -13,6 +13,7 @@ from textual.widgets.option_list import Option
 
 from devamb.control.protocol import ServiceStatus
 from ui import display
+from ui.messages import OpenTargetDetail
 
 
 def target_prompt(number: int, target: dict, widths: tuple[int, int, int]) -> Text:
@@ -31,7 +32,10 @@ def target_prompt(number: int, target: dict, widths: tuple[int, int, int]) -> Te
 class TargetPicker(ModalScreen[str | None]):
     """Dismisses with the chosen target's name, or None when cancelled."""
 
-    BINDINGS = [Binding("escape,q", "dismiss_picker", "Cancel")] + [
+    BINDINGS = [
+        Binding("escape,q", "dismiss_picker", "Cancel"),
+        Binding("i", "target_detail", "Detail"),
+    ] + [
         Binding(str(digit), f"choose({digit})", show=False) for digit in range(1, 10)
     ]
 
@@ -62,7 +66,7 @@ class TargetPicker(ModalScreen[str | None]):
                 ),
                 id="picker-options",
             )
-            yield Label("↑↓ Enter choose · 1-9 pick · Esc cancel", id="picker-help")
+            yield Label("↑↓ Enter choose · 1-9 pick · i detail · Esc cancel", id="picker-help")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -80,6 +84,15 @@ class TargetPicker(ModalScreen[str | None]):
         targets = self.service["targets"]
         if 1 <= number <= len(targets):
             self.dismiss(targets[number - 1]["name"])
+
+    def action_target_detail(self) -> None:
+        """Open the highlighted target's detail instead of switching to it."""
+        highlighted = self.query_one(OptionList).highlighted
+        targets = self.service["targets"]
+        if highlighted is not None and 0 <= highlighted < len(targets):
+            name = targets[highlighted]["name"]
+            self.app.post_message(OpenTargetDetail(self.service["name"], name))
+        self.dismiss(None)
 
     def action_dismiss_picker(self) -> None:
         self.dismiss(None)

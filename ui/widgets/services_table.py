@@ -50,14 +50,30 @@ def faults_text(faults: list[dict]) -> Text:
     return Text("⚡" + ",".join(enabled), style="bold yellow")
 
 
-def static_cells(service: ServiceStatus) -> dict[str, Text]:
+def breaker_state(service: ServiceStatus) -> str | None:
+    """The active target's circuit breaker state when it is not closed."""
+    for target in service["targets"]:
+        if target["name"] == service["target"] and "breaker" in target:
+            state = str(target["breaker"].get("state", "closed"))
+            return None if state == "closed" else state
+    return None
+
+
+def static_cells(service: ServiceStatus, recording: bool = False) -> dict[str, Text]:
     state = active_state(service)
+    name = Text(service["name"], style="bold")
+    if recording:
+        name.append(" ●REC", style="bold red")
+    breaker = breaker_state(service)
+    state_text = Text(state, style=display.state_style(state))
+    if breaker is not None:
+        state_text.append(f" ⊘breaker {breaker}", style="bold red")
     return {
-        "service": Text(service["name"], style="bold"),
+        "service": name,
         "listen": listen_text(service["listen"], service.get("listening", True)),
         "protocol": Text(service["protocol"]),
         "target": Text(service["target"], style="bold"),
-        "state": Text(state, style=display.state_style(state)),
+        "state": state_text,
         "faults": faults_text(service["faults"]),
     }
 
@@ -80,6 +96,7 @@ class ServicesTable(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._names: list[str] = []
+        self.recording: set[str] = set()  # services whose exchanges are being recorded
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -102,7 +119,8 @@ class ServicesTable(DataTable):
             self._rebuild(services)
             return
         for service in services:
-            for key, value in static_cells(service).items():
+            recording = service["name"] in self.recording
+            for key, value in static_cells(service, recording).items():
                 self.update_cell(service["name"], key, value, update_width=True)
             self._update_stats(service["name"], service["stats"])
 
@@ -124,7 +142,8 @@ class ServicesTable(DataTable):
         self.clear()
         self._names = [service["name"] for service in services]
         for service in services:
-            cells = static_cells(service) | stats_cells(service["stats"])
+            recording = service["name"] in self.recording
+            cells = static_cells(service, recording) | stats_cells(service["stats"])
             self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=service["name"])
         if selected in self._names:
             self.move_cursor(row=self._names.index(selected))

@@ -15,8 +15,11 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Select, Static
 
+from devamb.control.protocol import ExchangeSummary
+from ui.messages import TrafficCleared
 from ui.model.traffic import TrafficStore
 from ui.widgets import traffic_columns
+from ui.widgets.filter_bar import FilterBar
 from ui.widgets.traffic_list import TrafficList
 
 ALL = "__all__"
@@ -37,6 +40,7 @@ class TrafficPane(Vertical):
         Binding("space", "toggle_follow", "Pause"),
         Binding("f", "next_filter", "Filter"),
         Binding("c", "clear", "Clear", show=False),
+        Binding("slash", "open_filter", "Filter expr"),
     ]
 
     following: reactive[bool] = reactive(True, init=False)
@@ -56,6 +60,7 @@ class TrafficPane(Vertical):
         self._stale = False
         self._drawn_at = 0.0
         self._redraw: Timer | None = None
+        self.matching: list[ExchangeSummary] | None = None  # the engine's answer to a filter
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="traffic-toolbar"):
@@ -67,6 +72,7 @@ class TrafficPane(Vertical):
                 compact=True,
             )
             yield Static("", id="traffic-state")
+        yield FilterBar(id="filter-bar")
         yield TrafficHeader(id="traffic-header")
         yield TrafficList(id="traffic-list")
 
@@ -113,7 +119,7 @@ class TrafficPane(Vertical):
         self._stale = False
         self._drawn_at = time.monotonic()
         if self.following:
-            self.traffic_list.set_rows(self.store.select(self.service), to_end=True)
+            self.traffic_list.set_rows(self._rows(), to_end=True)
         self._show_state()
 
     def _shown(self) -> bool:
@@ -138,12 +144,12 @@ class TrafficPane(Vertical):
     def watch_following(self, following: bool) -> None:
         if following:
             self._new_while_paused = 0
-            self.traffic_list.set_rows(self.store.select(self.service), to_end=True)
+            self.traffic_list.set_rows(self._rows(), to_end=True)
         self._show_state()
         self.post_message(self.FollowChanged(following))
 
     def watch_service(self, service: str | None) -> None:
-        self.traffic_list.set_rows(self.store.select(service), to_end=self.following)
+        self.traffic_list.set_rows(self._rows(), to_end=self.following)
         self._show_state()
 
     def action_toggle_follow(self) -> None:
@@ -160,6 +166,28 @@ class TrafficPane(Vertical):
         self._new_while_paused = 0
         self.traffic_list.set_rows([], to_end=True)
         self._show_state()
+        if self.matching is not None:
+            self.matching = []
+        self.post_message(TrafficCleared())
+
+    def _rows(self) -> list[ExchangeSummary]:
+        """What the list shows: the store, or the engine's matches while a filter is on."""
+        if self.matching is None:
+            return self.store.select(self.service)
+        return [e for e in self.matching if self.service in (None, e["service"])]
+
+    def show_matching(self, rows: list[ExchangeSummary] | None) -> None:
+        """The engine's exchanges matching the filter expression (None: no filter)."""
+        self.matching = rows
+        self.traffic_list.set_rows(self._rows(), to_end=self.following)
+        self._show_state()
+
+    def action_open_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self, event: FilterBar.Closed) -> None:
+        self.traffic_list.focus()
 
     @on(Select.Changed, "#traffic-filter")
     def _filter_changed(self, event: Select.Changed) -> None:

@@ -1,0 +1,169 @@
+"""ExchangeScreen: the exchange detail plus what can be done with it — replay (`r`), replay to
+another target and diff (`d`), export (`e`: curl of this one, HAR of the current filter).
+
+It subclasses `ExchangeDetail` (which only shows) and talks to the engine through
+`EngineControl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static, TextArea
+
+from devamb.control.protocol import ControlError, EngineControl, ExchangeSummary
+from ui.screens.choose_target import ChooseTarget
+from ui.screens.diff import DiffScreen
+from ui.screens.exchange_detail import ExchangeDetail, Loader
+
+CALL_TIMEOUT = 30.0
+DEFAULT_HAR = "devamb-export.har"
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, ControlError):
+        return error.message
+    if isinstance(error, TimeoutError):
+        return "the engine did not answer in time"
+    return f"{type(error).__name__}: {error}"
+
+
+class ExchangeScreen(ExchangeDetail):
+    BINDINGS = [
+        Binding("r", "replay", "Replay"),
+        Binding("d", "replay_diff", "Replay to… + diff"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(
+        self,
+        exchange: ExchangeSummary,
+        control: EngineControl,
+        *,
+        load: Loader | None = None,
+        targets: list[dict[str, Any]] | None = None,
+        filter: str | None = None,
+    ) -> None:
+        super().__init__(exchange, load=load)
+        self.control = control
+        self.targets = targets or []
+        self.filter = filter
+
+    @property
+    def exchange_id(self) -> int:
+        return int(self.exchange["id"])
+
+    def action_replay(self) -> None:
+        self.run_worker(self._replay(None, diff=False), group="replay")
+
+    def action_replay_diff(self) -> None:
+        target = str(self.exchange.get("target", ""))
+        others = [t for t in self.targets if t["name"] != target]
+        if not others:
+            self.notify("this service has no other target to compare with", severity="warning")
+            return
+        title = f"Replay #{self.exchange_id} to which target and compare with {target}?"
+
+        def chosen(choice: str | None) -> None:
+            if choice is not None:
+                self.run_worker(self._replay(choice, diff=True), group="replay")
+
+        self.app.push_screen(ChooseTarget(title, self.targets, exclude=target), chosen)
+
+    async def _replay(self, target: str | None, diff: bool) -> None:
+        where = target or str(self.exchange.get("target"))
+        self.notify(f"replaying #{self.exchange_id} to {where}…", timeout=2)
+        try:
+            result = await asyncio.wait_for(
+                self.control.replay(self.exchange_id, target, diff=diff), CALL_TIMEOUT
+            )
+        except (ControlError, OSError, TimeoutError) as error:
+            self.notify(_message(error), title="Replay failed", severity="error")
+            return
+        copy = result.get("exchange", {})
+        status = copy.get("status")
+        self.notify(
+            f"#{self.exchange_id} replayed as #{copy.get('id')} on {copy.get('target')}: "
+            f"{status if status is not None else copy.get('error') or 'no response'}",
+            title="Replayed",
+        )
+        if diff:
+            await self.app.push_screen(
+                DiffScreen(dict(self.exchange), dict(copy), list(result.get("diff", [])))
+            )
+
+    def action_export(self) -> None:
+        self.app.push_screen(ExportScreen(self.control, self.exchange_id, self.filter))
+
+
+class ExportScreen(ModalScreen[None]):
+    """curl of one exchange (select and copy), or a HAR file of the current filter."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("ctrl+y", "copy", "Copy curl"),
+    ]
+
+    def __init__(self, control: EngineControl, exchange_id: int, filter: str | None) -> None:
+        super().__init__()
+        self.control = control
+        self.exchange_id = exchange_id
+        self.filter = filter
+
+    def compose(self) -> ComposeResult:
+        scope = f"exchanges matching {self.filter!r}" if self.filter else "all recorded exchanges"
+        with Vertical(id="export"):
+            yield Label(Text(f"curl for exchange #{self.exchange_id}", style="bold"))
+            yield TextArea("loading…", read_only=True, id="export-curl", soft_wrap=True)
+            yield Label(Text.assemble(("HAR file", "bold"), f" of {scope}: path, then Enter"))
+            yield Input(value=DEFAULT_HAR, id="export-har-path", compact=True)
+            yield Static("", id="export-message")
+            yield Label("ctrl+y copy curl · Enter write HAR · Esc close", classes="picker-help")
+
+    def on_mount(self) -> None:
+        self.run_worker(self._load_curl(), group="curl")
+        self.query_one("#export-har-path").focus()
+
+    async def _load_curl(self) -> None:
+        area = self.query_one("#export-curl", TextArea)
+        try:
+            curl = await asyncio.wait_for(self.control.export_curl(self.exchange_id), CALL_TIMEOUT)
+        except (ControlError, OSError, TimeoutError) as error:
+            area.text = f"# {_message(error)}"
+            return
+        area.text = curl
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.query_one("#export-curl", TextArea).text)
+        self.say("curl copied to the clipboard")
+
+    def say(self, text: str, error: bool = False) -> None:
+        style = "bold red" if error else "green"
+        self.query_one("#export-message", Static).update(Text(text, style=style))
+
+    @on(Input.Submitted, "#export-har-path")
+    def _write_har(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.run_worker(self._export_har(event.value.strip() or DEFAULT_HAR), group="har")
+
+    async def _export_har(self, path_text: str) -> None:
+        try:
+            har = await asyncio.wait_for(self.control.export_har(self.filter), CALL_TIMEOUT)
+            path = Path(path_text).expanduser()
+            text = json.dumps(har, indent=2, ensure_ascii=False)
+            await asyncio.to_thread(path.write_text, text, "utf-8")
+        except (ControlError, OSError, TimeoutError) as error:
+            self.say(_message(error), error=True)
+            return
+        entries = len(har.get("log", {}).get("entries", []))
+        self.say(f"wrote {entries} exchanges to {path.resolve()}")
+        self.notify(f"HAR written: {path.resolve()}", title="Export")

@@ -1,0 +1,235 @@
+"""TargetDetail: one target of a service, as the engine's status describes it.
+
+Pools: each endpoint's health, ejection, in-flight and share. Docker: its containers with state
+and address (`l` tails their logs). Mocks: hits per route and the unmatched requests. Shards and
+splits: each member's share. Every kind: the circuit breaker's state when there is one. It
+refreshes from `status()` every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from devamb.control.protocol import ControlError, EngineControl, ServiceStatus
+from ui import display
+from ui.screens.logs import LogsScreen
+
+REFRESH_EVERY = 1.0
+CALL_TIMEOUT = 10.0
+BREAKER_STYLES = {"closed": "green", "open": "bold red", "half-open": "yellow",
+                  "half_open": "yellow"}  # fmt: skip
+
+
+def _table(columns: Iterable[str], rows: Iterable[Iterable[RenderableType]]) -> Table:
+    table = Table(show_edge=False, header_style="bold", pad_edge=False, box=None, padding=(0, 2))
+    rows = [list(row) for row in rows]
+    first = max((len(str(row[0])) for row in rows), default=0)
+    for index, column in enumerate(columns):
+        if index == 0:  # names and addresses are never cut
+            table.add_column(column, no_wrap=True, min_width=max(first, len(column)))
+        else:
+            table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _state(state: Any) -> Text:
+    text = str(state) if state is not None else "unknown"
+    return Text(text, style=display.state_style(text))
+
+
+def _share(value: Any) -> Text:
+    return Text(f"{float(value or 0):.0%}", justify="right")
+
+
+def endpoint_rows(endpoints: list[dict[str, Any]]) -> Table:
+    rows = []
+    for e in endpoints:
+        ejected = e.get("ejected")
+        ejection = (
+            Text(f"ejected ({e.get('ejected_for_s') or '?'}s left)", style="bold red")
+            if ejected
+            else Text(f"{e.get('ejections', 0)} before", style="dim")
+            if e.get("ejections")
+            else Text("—", style="dim")
+        )
+        health = _state(e.get("health"))
+        if e.get("health_reason"):
+            health.append(f" ({e['health_reason']})", style="dim")
+        rows.append([
+            Text(str(e.get("endpoint", e.get("address", "?"))), style="bold"),
+            health, ejection, Text(str(e.get("in_flight", 0)), justify="right"),
+            Text(str(e.get("requests", 0)), justify="right"),
+            Text(str(e.get("failures", 0)), justify="right"), _share(e.get("share")),
+        ])  # fmt: skip
+    return _table(["Endpoint", "Health", "Ejection", "In flight", "Requests", "Failures",
+                   "Share"], rows)  # fmt: skip
+
+
+def container_rows(containers: list[dict[str, Any]]) -> Table:
+    rows = [
+        [Text(str(c.get("name", "?")), style="bold"), Text(str(c.get("id", "")), style="dim"),
+         _state("ready" if c.get("state") == "running" else c.get("state")),
+         Text(str(c.get("address") or "—")), Text(str(c.get("note") or ""), style="dim")]
+        for c in containers
+    ]  # fmt: skip
+    for row, container in zip(rows, containers, strict=True):
+        row[2] = Text(str(container.get("state", "?")), style=row[2].style)
+    return _table(["Container", "Id", "State", "Address", "Note"], rows)
+
+
+def route_rows(routes: list[dict[str, Any]]) -> Table:
+    rows = [
+        [Text(str(r.get("index", "")), style="dim"), Text(str(r.get("name", "?")), style="bold"),
+         Text(str(r.get("hits", 0)), justify="right"),
+         Text(str(r["left"]) if "left" in r else "—", justify="right")]
+        for r in routes
+    ]  # fmt: skip
+    return _table(["#", "Route", "Hits", "Left"], rows)
+
+
+def unmatched_rows(unmatched: list[dict[str, Any]]) -> Table:
+    rows = [
+        [Text(display.clock(u["time"]) if u.get("time") else "", style="dim"),
+         Text(f"{u.get('method', '')} {u.get('path', '')}", style="bold yellow"),
+         Text(str(u.get("closest") or ""), style="dim")]
+        for u in unmatched
+    ]  # fmt: skip
+    return _table(["Time", "Request", "Closest route"], rows)
+
+
+def share_rows(members: list[dict[str, Any]], name_key: str) -> Table:
+    rows = [
+        [Text(str(m.get(name_key, "?")), style="bold"), Text(str(m.get("address", ""))),
+         _state(m.get("state")), Text(str(m.get("requests", 0)), justify="right"),
+         Text(str(m.get("errors", "")), justify="right"), _share(m.get("share"))]
+        for m in members
+    ]  # fmt: skip
+    return _table(["Member", "Address", "State", "Requests", "Errors", "Share"], rows)
+
+
+def breaker_text(breaker: dict[str, Any]) -> Text:
+    state = str(breaker.get("state", "closed"))
+    return Text.assemble(
+        (state, BREAKER_STYLES.get(state, "yellow")),
+        f"   in flight {breaker.get('in_flight', 0)}",
+        f" · rejected {breaker.get('rejected', 0)}",
+        f" · recent failures {breaker.get('recent_failures', 0)}",
+    )
+
+
+def sections(target: dict[str, Any]) -> list[tuple[str, RenderableType]]:
+    """(title, body) for each part of a target's details the screen shows."""
+    details: dict[str, Any] = dict(target.get("details") or {})
+    out: list[tuple[str, RenderableType]] = []
+    overview = Table.grid(padding=(0, 2))
+    overview.add_column(style="bold")
+    overview.add_column()
+    overview.add_row("Kind", str(target.get("kind", "?")))
+    overview.add_row("Address", str(target.get("address", "")))
+    overview.add_row("State", _state(target.get("state")))
+    overview.add_row("Active", "yes" if target.get("active") else "no")
+    if details.get("reason"):
+        overview.add_row("Reason", Text(str(details["reason"]), style="red"))
+    if "breaker" in target:
+        overview.add_row("Breaker", breaker_text(target["breaker"]))
+    out.append(("Target", overview))
+    shown = {"reason", "endpoints", "containers", "routes", "unmatched", "shards", "members"}
+    if target.get("kind") == "docker" or "containers" in details:
+        out.append(("Containers (l: logs)", container_rows(details.get("containers") or [])))
+    elif details.get("endpoints") and isinstance(details["endpoints"][0], dict):
+        out.append(("Endpoints", endpoint_rows(details["endpoints"])))
+    if "routes" in details:
+        out.append(("Routes", route_rows(details["routes"])))
+        unmatched = details.get("unmatched") or []
+        count = details.get("unmatched_count", len(unmatched))
+        out.append(
+            (
+                f"Unmatched requests ({count})",
+                unmatched_rows(unmatched) if unmatched else Text("none", style="dim"),
+            )
+        )
+    if "shards" in details:
+        out.append(("Shards", share_rows(details["shards"], "name")))
+    if "members" in details:
+        out.append(("Split", share_rows(details["members"], "target")))
+    rest = {k: v for k, v in details.items() if k not in shown and v not in (None, [], {})}
+    if rest:
+        more = Table.grid(padding=(0, 2))
+        more.add_column(style="bold")
+        more.add_column()
+        for key, value in rest.items():
+            more.add_row(key, value if isinstance(value, str) else json.dumps(value))
+        out.append(("Settings", more))
+    return out
+
+
+class TargetDetail(Screen):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("l", "logs", "Logs"),
+    ]
+
+    def __init__(self, control: EngineControl, service: ServiceStatus, target: str) -> None:
+        super().__init__()
+        self.control = control
+        self.service = service
+        self.target_name = target
+
+    @property
+    def target(self) -> dict[str, Any]:
+        for target in self.service["targets"]:
+            if target["name"] == self.target_name:
+                return dict(target)
+        return {"name": self.target_name, "kind": "?", "address": "", "state": "unknown",
+                "details": {"reason": "this target is gone from the profile"}}  # fmt: skip
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="target-detail"):
+            for title, body in sections(self.target):
+                section = Static(body, classes="detail-section")
+                section.border_title = title
+                yield section
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"{self.service['name']} → {self.target_name}"
+        self.sub_title = f"listening on {self.service['listen']}"
+        self.query_one("#target-detail").focus()
+        self.set_interval(REFRESH_EVERY, self.refresh_from_engine)
+
+    @work(exclusive=True, group="target-refresh")
+    async def refresh_from_engine(self) -> None:
+        try:
+            status = await asyncio.wait_for(self.control.status(), CALL_TIMEOUT)
+        except (ControlError, OSError, TimeoutError):
+            return
+        fresh = next((s for s in status["services"] if s["name"] == self.service["name"]), None)
+        if fresh is not None and fresh != self.service:
+            self.service = fresh
+            await self.recompose()
+            self.query_one("#target-detail").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "logs":
+            return self.target.get("kind") == "docker"
+        return True
+
+    def action_logs(self) -> None:
+        if self.target.get("kind") == "docker":
+            self.app.push_screen(LogsScreen(self.control, self.service["name"], self.target_name))
