@@ -106,6 +106,12 @@ class MainScreen(Screen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        # draw and focus now, so that the very next key already reaches the right widget
+        if tab == "traffic":
+            self.query_one(TrafficPane).catch_up()
+            self.query_one(TrafficList).focus()
+        else:
+            self.query_one(ServicesTable).focus()
 
     @on(DataTable.RowSelected, "#services")
     def _service_chosen(self, event: DataTable.RowSelected) -> None:

@@ -125,9 +125,13 @@ class TrafficPane(Vertical):
     def _shown(self) -> bool:
         return all(node.display for node in self.ancestors_with_self)
 
-    def on_show(self) -> None:
+    def catch_up(self) -> None:
+        """Draw what arrived while the pane was hidden (its tab is being opened)."""
         if self._stale and self.following:
-            self.refresh_rows()
+            self._draw()
+
+    def on_show(self) -> None:
+        self.catch_up()
 
     def _show_state(self) -> None:
         label = self.query_one("#traffic-state", Static)
