@@ -95,7 +95,7 @@ def up(profile_name: str | None, headless: bool, detach: bool, reset: bool) -> N
                 f"an engine is already running for {path} (pid {status['engine']['pid']}); "
                 f"use 'devamb attach' or 'devamb down'"
             )
-        _open_tui(workdir, owns_engine=False)
+        _open_tui(workdir, path, owns_engine=False)
         return
     for removed in clean_stale(workdir):
         click.echo(f"devamb: cleaned up {removed}", err=True)
@@ -113,17 +113,21 @@ def up(profile_name: str | None, headless: bool, detach: bool, reset: bool) -> N
         where = f" -p {profile_name}" if profile_name else ""
         click.echo(f"engine pid {proc.pid}; stop it with: devamb{where} down")
         return
-    _open_tui(workdir, owns_engine=True)
+    _open_tui(workdir, path, owns_engine=True)
     proc.wait()
 
 
-def _open_tui(workdir: Workdir, *, owns_engine: bool) -> None:
-    try:
-        from ui.app import run_tui
-    except ImportError:  # the TUI is optional at this stage; keep serving headless
-        fail("the TUI is not available; the engine is running in the background", 0)
-        return
-    run_tui(ControlClient(workdir.socket), owns_engine=owns_engine)
+def _open_tui(workdir: Workdir, path: Path, *, owns_engine: bool) -> None:
+    """The TUI on the engine of this workdir; if the engine dies, it can start a new one."""
+    from ui.app import run_tui
+
+    async def restart() -> ControlClient:
+        clean_stale(workdir)
+        proc, offset = spawn_engine(path, workdir, reset=False)
+        await wait_ready(proc, workdir, offset)  # a LaunchError is shown in the dialog
+        return ControlClient(workdir.socket)
+
+    run_tui(ControlClient(workdir.socket), owns_engine=owns_engine, restart=restart)
 
 
 def _print_listeners(status: Status) -> None:
@@ -138,10 +142,11 @@ def _print_listeners(status: Status) -> None:
 @profile_option
 def attach(profile_name: str | None) -> None:
     """Open the TUI on the running engine (quitting leaves it running)."""
-    workdir = Workdir.beside(profile_path(profile_name))
+    path = profile_path(profile_name)
+    workdir = Workdir.beside(path)
     if run(running_status(workdir)) is None:
         fail("no engine is running for this profile (start one with 'devamb up')", EXIT_NO_ENGINE)
-    _open_tui(workdir, owns_engine=False)
+    _open_tui(workdir, path, owns_engine=False)
 
 
 @main.command()

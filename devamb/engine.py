@@ -427,6 +427,9 @@ class Engine:
     async def shutdown(self) -> None:
         self._shutdown_requested.set()
 
+    async def close(self) -> None:
+        """In-process: nothing to release (EngineControl.close is for the socket client)."""
+
     async def container_logs(
         self, service: str, target: str, tail: int = 200, follow: bool = True
     ) -> AsyncIterator[str]:

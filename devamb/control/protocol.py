@@ -146,6 +146,9 @@ class EngineControl(Protocol):
 
     async def shutdown(self) -> None: ...
 
+    async def close(self) -> None:
+        """Release the connection to the engine (the engine keeps running)."""
+
     # Faults: each fault is {name, kind, enabled, probability, direction, params, match?, times?,
     # after?, for?, fired, seen, last_fired}; `add_fault` takes the profile's keys for one fault.
     async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]: ...
