@@ -4,7 +4,9 @@
 
 It starts the real engine in-process, sends a little traffic through its listeners (and switches
 a target, so the events pane has something to say), then drives the app with Pilot and saves one
-SVG per screen. If the demo's ports are taken, it runs a copy of the profile on free ports.
+SVG per screen (faults and diff too: it adds two faults to `api` and replays one exchange to
+another target). If the demo's ports are taken, it runs a copy of the profile on free ports.
+The demo has no pool, so target-detail.svg comes from the UI tests' fake engine.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -28,6 +31,11 @@ from devamb.engine import Engine  # noqa: E402
 from devamb.profile import load_profile  # noqa: E402
 from ui.app import make_app  # noqa: E402
 from ui.messages import SwitchRequested  # noqa: E402
+from ui.screens.choose_target import ChooseTarget  # noqa: E402
+from ui.screens.diff import DiffScreen  # noqa: E402
+from ui.screens.faults import FaultsScreen  # noqa: E402
+from ui.screens.target_detail import TargetDetail  # noqa: E402
+from ui.widgets.traffic_list import TrafficList  # noqa: E402
 
 SIZE = (120, 34)
 
@@ -90,6 +98,21 @@ async def send_tcp(engine: Engine, count: int = 5) -> None:
         await writer.wait_closed()
 
 
+async def wait_for(
+    pilot: Pilot, condition: Callable[[], bool], seconds: float = 10.0, required: bool = True
+) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        if loop.time() > deadline:
+            if required:
+                notes = [n.message for n in pilot.app._notifications]
+                raise SystemExit(f"{pilot.app.screen} did not become the expected screen {notes}")
+            return False
+        await pilot.pause(0.05)
+    return True
+
+
 async def shoot(pilot: Pilot, out: Path, name: str) -> None:
     await pilot.pause()
     path = pilot.app.save_screenshot(filename=f"{name}.svg", path=str(out))
@@ -130,12 +153,36 @@ async def main(profile: Path, out: Path) -> None:
                 await pilot.press("up")
             await shoot(pilot, out, "traffic")
 
+            rows = app.main.query_one(TrafficList)
+            while rows.current is not None and rows.current["service"] != "web":
+                await pilot.press("up")  # web's: the engine keeps its request to replay
             await pilot.press("enter")
             await pilot.pause()
             await shoot(pilot, out, "exchange-detail")
+
+            for _ in range(3):  # replay to the other target and compare
+                await pilot.press("d")
+                if await wait_for(pilot, lambda: isinstance(app.screen, ChooseTarget), 3, False):
+                    break
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen))
+            app.clear_notifications()
+            await shoot(pilot, out, "diff")
+            await pilot.press("escape")
             await pilot.press("escape")
 
-            await pilot.press("d", "question_mark")
+            await pilot.press("d", "down")  # the api service
+            await engine.add_fault("api", {"name": "slow", "kind": "latency", "delay": "40ms",
+                                           "probability": 0.5, "match": {"method": ["POST"]}})
+            await engine.add_fault("api", {"name": "flaky", "kind": "abort", "status": 503,
+                                           "probability": 0.1, "enabled": False})
+            await pilot.press("f")
+            await wait_for(pilot, lambda: isinstance(app.screen, FaultsScreen))
+            await asyncio.sleep(1.5)  # a refresh: fired counts
+            await shoot(pilot, out, "faults")
+            await pilot.press("escape")
+
+            await pilot.press("question_mark")
             await pilot.pause()
             await shoot(pilot, out, "help")
             await pilot.press("escape")
@@ -146,6 +193,19 @@ async def main(profile: Path, out: Path) -> None:
             traffic.cancel()
     finally:
         await engine.stop()
+    await shoot_target_detail(out)
+
+
+async def shoot_target_detail(out: Path) -> None:
+    """The demo profile has no pool: the target detail is shot on the UI tests' fake engine."""
+    from tests.ui.fake_control import FakeControl, feature_status
+
+    app = make_app(FakeControl(feature_status()), poll_status=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.connected.wait()
+        await pilot.press("t", "down", "down", "i")  # payments: staging -> debug -> pool
+        await wait_for(pilot, lambda: isinstance(app.screen, TargetDetail))
+        await shoot(pilot, out, "target-detail")
 
 
 if __name__ == "__main__":

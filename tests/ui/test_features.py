@@ -279,3 +279,16 @@ async def test_record_key_toggles_recording_and_shows_rec() -> None:
         await until(pilot, lambda: ("stop_recording", "payments") in fake.calls)
         await until(pilot, lambda: "REC" not in str(table.get_cell("payments", "service")))
         assert any("payments.yaml" in str(n.message) for n in app._notifications)
+
+
+async def test_tcp_exchanges_offer_no_replay() -> None:
+    tcp = exchange(31, service="cache", target="local", protocol="tcp", status=None)
+    app, fake = feature_app([*demo_exchanges(30), tcp])
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        await pilot.press("x", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ExchangeScreen), "the detail")
+        keys = set(app.active_bindings)
+        assert "e" in keys and "r" not in keys and "d" not in keys
+        await pilot.press("r", "d")
+        assert not any(call[0] == "replay" for call in fake.calls)

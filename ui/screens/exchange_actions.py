@@ -62,6 +62,12 @@ class ExchangeScreen(ExchangeDetail):
     def exchange_id(self) -> int:
         return int(self.exchange["id"])
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """TCP connections cannot be replayed: their keys are not offered."""
+        if action in ("replay", "replay_diff"):
+            return self.exchange.get("protocol", "http") == "http"
+        return True
+
     def action_replay(self) -> None:
         self.run_worker(self._replay(None, diff=False), group="replay")
 
