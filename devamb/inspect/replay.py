@@ -38,15 +38,18 @@ def replay_of(header: str | None, token: str) -> int | None:
 
 async def send_replay(original: Exchange, listen_url: str, target: str, token: str) -> int:
     """Send the recorded request again; returns the status the listener answered with."""
-    if original.protocol != "http" or original.request_headers is None:
-        raise ControlError(f"exchange {original.id} is not an HTTP exchange; it cannot be replayed")
+    if original.protocol != "http":
+        raise ControlError(f"exchange {original.id} is a TCP connection; it cannot be replayed")
+    if original.method is None:
+        raise ControlError(f"exchange {original.id} was refused before its request was read")
     body = original.request_body
     if body.truncated:
         raise ControlError(
             f"exchange {original.id}: only {len(body.data)} of {body.size} request body bytes "
             f"were recorded (raise inspect.bodies to replay it)"
         )
-    headers = [(k, v) for k, v in original.request_headers if k.lower() not in NOT_REPLAYED]
+    recorded = original.request_headers or []
+    headers = [(k, v) for k, v in recorded if k.lower() not in NOT_REPLAYED]
     headers += [(REPLAY_HEADER, f"{token}:{original.id}"), (TARGET_HEADER, target)]
     async with aiohttp.ClientSession(
         auto_decompress=False,

@@ -49,6 +49,7 @@ class EchoTarget(Target):
             self._server = None
 
     async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        exchange.request_headers = [(str(k), v) for k, v in request.headers.items()]
         async for chunk in request.content.iter_any():
             exchange.request_body.add(chunk)
         size = exchange.bytes_in

@@ -114,3 +114,16 @@ async def test_events_carry_redacted_summaries_and_filter(engine) -> None:
     await asyncio.wait_for(task, 5)
     assert seen[0]["exchange"]["method"] == "DELETE"
     assert SECRET not in json.dumps(seen)
+
+
+async def test_echo_exchanges_keep_request_headers_and_replay(make_engine: EngineFactory) -> None:
+    engine = await make_engine(
+        "services:\n  api:\n    listen: 0\n    target: e\n    targets: {e: echo, f: echo}\n"
+    )
+    async with aiohttp.ClientSession() as client:
+        await (await client.get(listen_url(engine, "api") + "/x", headers={"X-A": "1"})).read()
+    [first] = await engine.exchanges(1)
+    detail = await engine.exchange(first["id"])
+    assert ["X-A", "1"] in detail["request_headers"]
+    result = await engine.replay(first["id"], "f")
+    assert result["exchange"]["target"] == "f" and result["exchange"]["status"] == 200
