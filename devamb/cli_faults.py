@@ -102,24 +102,21 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-@fault.command("on")
-@profile_option
-@click.argument("service")
-@click.argument("name")
-def fault_on(profile_name: str | None, service: str, name: str) -> None:
-    """Turn a fault on."""
-    run(call(profile_name, "set_fault", service, name, True))
-    click.echo(f"{service}: fault {name} on")
+def _toggle(enabled: bool, summary: str) -> click.Command:
+    word = "on" if enabled else "off"
+
+    @profile_option
+    @click.argument("service")
+    @click.argument("name")
+    def toggle(profile_name: str | None, service: str, name: str) -> None:
+        run(call(profile_name, "set_fault", service, name, enabled))
+        click.echo(f"{service}: fault {name} {word}")
+
+    return click.command(word, help=summary)(toggle)
 
 
-@fault.command("off")
-@profile_option
-@click.argument("service")
-@click.argument("name")
-def fault_off(profile_name: str | None, service: str, name: str) -> None:
-    """Turn a fault off (it stays defined)."""
-    run(call(profile_name, "set_fault", service, name, False))
-    click.echo(f"{service}: fault {name} off")
+fault.add_command(_toggle(True, "Turn a fault on."))
+fault.add_command(_toggle(False, "Turn a fault off (it stays defined)."))
 
 
 @fault.command("rm")

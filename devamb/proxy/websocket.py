@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -21,6 +22,30 @@ _HANDSHAKE = (
     "sec-websocket-extensions",
     "sec-websocket-protocol",
 )
+
+
+class WebSocketClient:
+    """The aiohttp session a target opens WebSockets with: upgrades are rare, so it is made when
+    first needed (the plain HTTP path uses the lean pool in upstream.py instead)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl or True),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def is_websocket(request: web.BaseRequest) -> bool:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import docker
 from yarl import URL
 
@@ -44,6 +43,7 @@ from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool
+from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import Target, TargetUnavailable
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ class DockerTarget(Target):
         self._link: docker_link.DockerLink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pools: dict[tuple[str, int], UpstreamPool] = {}  # keep-alive, one per endpoint
-        self._ws_session: aiohttp.ClientSession | None = None
+        self._websockets = WebSocketClient()
         self._endpoints = RoundRobin()
         self._containers: tuple[ContainerView, ...] = ()
         self._resolved = False  # at least one resolution happened since (re)connecting
@@ -366,9 +366,7 @@ class DockerTarget(Target):
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
-        if self._ws_session is not None:
-            await self._ws_session.close()
-            self._ws_session = None
+        await self._websockets.close()
         link, self._link = self._link, None
         if link is None:
             return
@@ -424,18 +422,8 @@ class DockerTarget(Target):
             extra_headers={},
             keep_host=self.service.keep_host,
             timeout=self.service.timeout,
-            websocket_session=self._websocket_session,
+            websocket_session=self._websockets.session,
         )
-
-    def _websocket_session(self) -> aiohttp.ClientSession:
-        """WebSocket upgrades are rare: they get an aiohttp session, made when first needed."""
-        if self._ws_session is None:
-            self._ws_session = aiohttp.ClientSession(
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            )
-        return self._ws_session
 
     def _drop_pools(self) -> None:
         """Close the keep-alive connections of endpoints that went away."""

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from yarl import URL
 
 from devamb.policies.balance import BalanceSpec, make_balancer, parse_balance
@@ -34,6 +33,7 @@ from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool
+from devamb.proxy.websocket import WebSocketClient
 from devamb.targets import url
 from devamb.targets.base import Target, TargetUnavailable
 
@@ -150,7 +150,7 @@ class PoolTarget(Target):
             spec.dns_ttl, lambda: self.endpoints.items, self._address_changed, self._dns_failed
         )
         self._http = service.protocol == "http"
-        self._ws_session: aiohttp.ClientSession | None = None
+        self._websockets = WebSocketClient(self._ssl)
 
     @property
     def _prefix(self) -> str:
@@ -226,9 +226,7 @@ class PoolTarget(Target):
             if endpoint.pool is not None:
                 endpoint.pool.close()
                 endpoint.pool = None
-        if self._ws_session is not None:
-            await self._ws_session.close()
-            self._ws_session = None
+        await self._websockets.close()
 
     def _make_pool(self, endpoint: Endpoint) -> UpstreamPool:
         tls = self._ssl if endpoint.scheme == "https" else None
@@ -309,7 +307,7 @@ class PoolTarget(Target):
                 extra_headers=self.spec.headers,
                 keep_host=self.service.keep_host,
                 timeout=self.service.timeout,
-                websocket_session=self._websocket_session,
+                websocket_session=self._websockets.session,
             )
         except UpstreamFailed:
             self._count(endpoint, None)
@@ -331,17 +329,6 @@ class PoolTarget(Target):
                 self.outlier.failure(endpoint)
             else:
                 self.outlier.outcome(endpoint, status)
-
-    def _websocket_session(self) -> aiohttp.ClientSession:
-        """WebSocket upgrades are rare: they get an aiohttp session, made when first needed."""
-        if self._ws_session is None:
-            self._ws_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl or True),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            )
-        return self._ws_session
 
     async def tcp_address(self) -> tuple[str, int]:
         endpoint = self.choose(None)

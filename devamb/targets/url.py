@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 from yarl import URL
 
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool
+from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import Target
 
 if TYPE_CHECKING:
@@ -100,11 +100,13 @@ class UrlTarget(Target):
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
         self._pool: UpstreamPool | None = None
-        self._ws_session: aiohttp.ClientSession | None = None
+        self._websockets = WebSocketClient()
 
     async def start(self) -> None:
         if self.service.protocol == "http":
-            self._pool = UpstreamPool(self._host, self._port, self._ssl())
+            tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
+            self._pool = UpstreamPool(self._host, self._port, tls)
+            self._websockets = WebSocketClient(tls)
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):
@@ -115,24 +117,11 @@ class UrlTarget(Target):
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _websocket_session(self) -> aiohttp.ClientSession:
-        """WebSocket upgrades are rare: they get an aiohttp session, made when first needed."""
-        if self._ws_session is None:
-            self._ws_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl() or True),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            )
-        return self._ws_session
-
     async def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-        if self._ws_session is not None:
-            await self._ws_session.close()
-            self._ws_session = None
+        await self._websockets.close()
 
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
@@ -147,7 +136,7 @@ class UrlTarget(Target):
             extra_headers=self.spec.headers,
             keep_host=self.service.keep_host,
             timeout=self.service.timeout,
-            websocket_session=self._websocket_session,
+            websocket_session=self._websockets.session,
         )
 
     async def tcp_address(self) -> tuple[str, int]:
