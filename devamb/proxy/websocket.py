@@ -52,6 +52,13 @@ def is_websocket(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
+def _valid_handshake(request: web.BaseRequest, protocols: list[str]) -> bool:
+    try:  # aiohttp raises plain ValueErrors for some bad keys (non-ASCII, not base64)
+        return web.WebSocketResponse(protocols=protocols).can_prepare(request).ok
+    except ValueError:
+        return False
+
+
 async def relay_websocket(
     session: aiohttp.ClientSession,
     request: web.BaseRequest,
@@ -63,6 +70,9 @@ async def relay_websocket(
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
+    if not _valid_handshake(request, protocols):  # checked before the upstream is bothered
+        raise UpstreamFailed(400, "bad-websocket-handshake",
+                             "the WebSocket upgrade request is malformed")
     for name in _HANDSHAKE:
         headers.popall(name, None)
     ws_url = url.with_scheme("wss" if url.scheme == "https" else "ws")
