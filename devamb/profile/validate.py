@@ -15,10 +15,10 @@ from devamb.policies.breaker import parse_breaker
 from devamb.policies.retry import parse_retries
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import ProfileError
-from devamb.profile.reader import Node, Reader
+from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, Profile, ServiceSpec, TargetSpec
 from devamb.profile.source import Source
-from devamb.targets.registry import KIND_KEYS, PLANNED_KINDS, parse_target
+from devamb.targets.registry import parse_target
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PROTOCOLS = ("http", "tcp")
@@ -67,7 +67,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
 
 def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
     if not isinstance(node.value, dict):
-        node.problem(f"expected a mapping of services, got {_type(node.value)}")
+        node.problem(f"expected a mapping of services, got {type_name(node.value)}")
         return {}
     if not node.value:
         node.problem("define at least one service")
@@ -152,7 +152,7 @@ def _listen(node: Node) -> ListenAddress | None:
             return None
         host, port_text = m.group(1) or m.group(2) or "127.0.0.1", m.group(3)
     else:
-        node.problem(f"expected a port or HOST:PORT, got {_type(value)}")
+        node.problem(f"expected a port or HOST:PORT, got {type_name(value)}")
         return None
     port = int(port_text)
     if not 0 <= port <= 65535:
@@ -178,7 +178,7 @@ def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
 
 def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
     if not isinstance(node.value, dict):
-        node.problem(f"expected a mapping of fault names to faults, got {_type(node.value)}")
+        node.problem(f"expected a mapping of fault names to faults, got {type_name(node.value)}")
         return {}
     faults: dict[str, FaultSpec] = {}
     for name, child in node.items():
@@ -232,11 +232,3 @@ def _fingerprint(value: Any) -> str:
     """A hash of the service's raw profile text (before ${VAR} expansion: no secrets in it)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-
-def _type(value: Any) -> str:
-    from devamb.profile.reader import type_name
-
-    return type_name(value)
-
-
-__all__ = ["KIND_KEYS", "PLANNED_KINDS", "build_profile"]

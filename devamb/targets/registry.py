@@ -28,8 +28,6 @@ KINDS: dict[str, TargetKind] = {
     "mock": TargetKind("mock", mock.parse, mock.MockTarget),
 }
 KIND_KEYS = tuple(KINDS)
-# Kinds from DESIGN.md that later versions add; named so a profile using them gets a clear answer.
-PLANNED_KINDS: tuple[str, ...] = ()
 
 
 def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:
@@ -41,23 +39,14 @@ def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:
     if not isinstance(value, dict):
         node.problem(f"expected a URL, 'echo' or a mapping, got {type_name(value)}")
         return None
-    present = [k for k in (*KIND_KEYS, *PLANNED_KINDS) if k in value]
+    present = [k for k in KIND_KEYS if k in value]
     if len(present) > 1:
         node.problem(f"a target has exactly one kind; found {', '.join(present)}")
         return None
     if not present:
         node.problem(f"a target needs one of the keys {', '.join(KIND_KEYS)}")
         return None
-    kind = present[0]
-    if kind in PLANNED_KINDS:
-        node.reader.report(
-            (*node.path, kind),
-            f"{kind!r} targets are not supported by this version of devamb yet; "
-            f"known kinds: {', '.join(KIND_KEYS)}",
-            key=True,
-        )
-        return None
-    return KINDS[kind].parse(name, node, protocol)
+    return KINDS[present[0]].parse(name, node, protocol)
 
 
 def build_target(spec: TargetSpec, service: ServiceSpec) -> Target:
