@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aiohttp import web
 from multidict import CIMultiDict
 
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
+from devamb.proxy.response import Response
 
 KEYS = ("status", "body", "headers")
 
@@ -44,7 +44,7 @@ class AbortFault(Fault):
             headers["Content-Type"] = (
                 "text/plain; charset=utf-8" if p.body else "application/json"
             )
-        response = web.Response(status=p.status, body=body.encode(), headers=headers)
+        response = Response(status=p.status, body=body.encode(), headers=headers)
         exchange.response_body.add(response.body)  # type: ignore[arg-type]
         return response
 

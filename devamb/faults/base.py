@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 Stream = AsyncIterator[bytes]
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"  # client -> upstream, upstream -> client
@@ -66,8 +66,8 @@ class Fault:
     # -- HTTP ---------------------------------------------------------------------------------
 
     async def before_upstream(
-        self, request: web.BaseRequest, exchange: Exchange
-    ) -> web.StreamResponse | None:
+        self, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         """Act before the upstream is called; a response returned here is the answer."""
         return None
 

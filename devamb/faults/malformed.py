@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
+from devamb.proxy.response import Response
 
 KEYS = ("mode",)
 MODES = {
@@ -48,7 +47,7 @@ class MalformedFault(Fault):
                 transport.write(data)
             transport.close()
         exchange.error = f"fault malformed: sent a {self.params.mode} response"
-        return web.Response(status=499)  # never sent: the connection is gone
+        return Response(status=499)  # never sent: the connection is gone
 
 
 FAULT = MalformedFault

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
 from devamb.faults.connection import reset
 from devamb.profile.reader import Node
+from devamb.proxy.response import Response
 
 KEYS = ("after_bytes",)
 
@@ -40,7 +39,7 @@ class ResetFault(Fault):
             return None
         reset(request.transport)
         exchange.error = "fault reset: connection reset before the upstream"
-        return web.Response(status=499)  # never sent: the connection is gone
+        return Response(status=499)  # never sent: the connection is gone
 
     def shapes(self, direction: str) -> bool:
         return self.params.after_bytes is not None and super().shapes(direction)

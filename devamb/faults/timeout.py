@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from devamb.faults.base import Fault
 from devamb.faults.connection import cut
 from devamb.profile.reader import Node
+from devamb.proxy.response import Response
 
 KEYS = ("timeout",)
 
@@ -52,7 +51,7 @@ class TimeoutFault(Fault):
             return None
         cut(request.transport, with_reset=False)
         exchange.error = f"fault timeout: held {self.params.timeout:g}s, then closed"
-        return web.Response(status=499)  # never sent: the connection is gone
+        return Response(status=499)  # never sent: the connection is gone
 
 
 FAULT = TimeoutFault

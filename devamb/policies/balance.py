@@ -18,7 +18,7 @@ from devamb.policies.request_key import RequestKey, parse_request_key
 from devamb.profile.reader import Node
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from devamb.proxy.request import FrontRequest
 
 POLICIES = ("round_robin", "least_requests", "random", "hash")
 TCP_POLICIES = ("round_robin", "random")  # a TCP target sees neither requests nor their end
@@ -31,7 +31,7 @@ class BalanceSpec:
 
 
 class Balancer(Protocol):
-    def pick(self, candidates: Sequence[Endpoint], request: web.BaseRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
         """One of `candidates` (never empty)."""
         ...
 
@@ -40,7 +40,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(self, candidates: Sequence[Endpoint], request: web.BaseRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
         index = self._next % len(candidates)
         self._next = index + 1
         return candidates[index]
@@ -52,7 +52,7 @@ class LeastRequests:
     def __init__(self) -> None:
         self._start = 0
 
-    def pick(self, candidates: Sequence[Endpoint], request: web.BaseRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
         count = len(candidates)
         start = self._start % count
         self._start = start + 1
@@ -68,7 +68,7 @@ class Random:
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()
 
-    def pick(self, candidates: Sequence[Endpoint], request: web.BaseRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
         return candidates[self.rng.randrange(len(candidates))]
 
 
@@ -95,7 +95,7 @@ class Hash:
         self._last = (candidates, ring, by_key)
         return ring, by_key
 
-    def pick(self, candidates: Sequence[Endpoint], request: web.BaseRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
         key = self.hash_on.of(request) if request is not None else None
         if key is None:
             return self._fallback.pick(candidates, request)

@@ -6,20 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from devamb.faults.base import FaultContext
 from devamb.policies.breaker import CircuitBreaker, Overloaded
 from devamb.policies.retry import IDEMPOTENT, RetryBudget, backoff_delay
 from devamb.profile.schema import ServiceSpec
 from devamb.proxy.errors import UpstreamFailed
+from devamb.proxy.request import FrontRequest
+from devamb.proxy.response import StreamResponse
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
     from devamb.targets.base import Target
 
 BUFFER_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so a retry can resend
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,8 @@ class RequestPolicy:
             notify(level, f"circuit breaker of {self.spec.name}/{target} is {state}: {why}")
         return changed
 
-    async def call(self, target: Target, request: web.BaseRequest,
-                   exchange: Exchange) -> web.StreamResponse:
+    async def call(self, target: Target, request: FrontRequest,
+                   exchange: Exchange) -> StreamResponse:
         breaker = self.breakers.get(target.name)
         if breaker is None:
             return await self._tries(target, request, exchange)
@@ -85,8 +84,8 @@ class RequestPolicy:
         breaker.record(exchange.error is None and (exchange.status or 0) < 500)
         return response
 
-    async def _tries(self, target: Target, request: web.BaseRequest,
-                     exchange: Exchange) -> web.StreamResponse:
+    async def _tries(self, target: Target, request: FrontRequest,
+                     exchange: Exchange) -> StreamResponse:
         retry, spec, clock = self.retry, self.spec, self.ctx.clock
         attempts = 1
         retriable = retry is not None and (retry.unsafe or request.method in IDEMPOTENT)
@@ -122,15 +121,14 @@ class RequestPolicy:
         raise AssertionError("unreachable: the last try returns or raises")
 
     @staticmethod
-    async def _keep_body(request: web.BaseRequest, exchange: Exchange) -> bool:
+    async def _keep_body(request: FrontRequest, exchange: Exchange) -> bool:
         """Read a small body whole so that a retry can send it again; False if it is too big."""
         if not request.body_exists:
             return True
         length = request.content_length
         if length is None or length > BUFFER_FOR_RETRY:
             return False  # streamed bodies are sent once: no retry
-        if request.headers.get("Expect", "").lower() == "100-continue":
-            await request.writer.write(CONTINUE)
+        await request.send_continue()
         body = await request.read()
         exchange.request_body.add(body)
         exchange.body_buffer = body

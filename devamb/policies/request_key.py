@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from devamb.profile.reader import Node
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from devamb.proxy.request import FrontRequest
 
 SOURCES = ("header", "cookie", "client_ip", "path")
 
@@ -21,7 +21,7 @@ class RequestKey:
     def __str__(self) -> str:
         return f"{self.source}:{self.name}" if self.name else self.source
 
-    def of(self, request: web.BaseRequest) -> str | None:
+    def of(self, request: FrontRequest) -> str | None:
         """The key of this request, or None when the request does not carry it."""
         if self.source == "header":
             return request.headers.get(self.name)

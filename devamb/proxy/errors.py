@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aiohttp import web
+from devamb.proxy.response import Response
 
 ERROR_HEADER = "x-devamb-error"
 
@@ -19,9 +19,9 @@ class UpstreamFailed(Exception):
         self.reason = reason
 
 
-def error_response(status: int, code: str, reason: str, service: str, target: str) -> web.Response:
+def error_response(status: int, code: str, reason: str, service: str, target: str) -> Response:
     body = {"error": code, "reason": reason, "service": service, "target": target}
-    return web.Response(
+    return Response(
         status=status,
         body=json.dumps(body).encode(),
         content_type="application/json",

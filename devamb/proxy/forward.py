@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
-import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -16,6 +14,8 @@ from devamb.faults.connection import cut
 from devamb.policies.request import RetryableStatus
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.headers import request_headers, upstream_response_headers
+from devamb.proxy.request import ClientGone, FrontRequest
+from devamb.proxy.response import StreamResponse
 from devamb.proxy.upstream import (
     BadResponse,
     UpstreamClosed,
@@ -23,35 +23,23 @@ from devamb.proxy.upstream import (
     UpstreamPool,
     request_head,
 )
-from devamb.proxy.websocket import is_websocket, relay_websocket
+from devamb.proxy.websocket import WebSocketClient, is_websocket, relay_websocket
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class FixedLengthResponse(web.StreamResponse):
-    """A response whose length is known: its headers leave with the first body bytes.
-
-    One write instead of two per small response (a loopback write costs a context switch).
-    Streams of unknown length (SSE, chunked) keep sending headers at once.
-    """
-
-    _send_headers_immediately = False
-
 
 async def forward_http(
     pool: UpstreamPool,
-    request: web.BaseRequest,
+    request: FrontRequest,
     url: URL,
     exchange: Exchange,
     *,
     extra_headers: Mapping[str, str],
     keep_host: bool,
     timeout: float,
-    websocket_session: Callable[[], aiohttp.ClientSession],
-) -> web.StreamResponse:
+    websockets: WebSocketClient,
+) -> StreamResponse:
     headers = request_headers(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers
     )
@@ -60,7 +48,7 @@ async def forward_http(
     exchange.url = str(url)
     exchange.request_headers = list(headers.items())
     if is_websocket(request):
-        return await relay_websocket(websocket_session(), request, url, headers, exchange, timeout)
+        return await relay_websocket(websockets, request, url, headers, exchange, timeout)
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
@@ -86,7 +74,7 @@ async def forward_http(
 
 
 async def _request_body(
-    request: web.BaseRequest, headers: CIMultiDict[str], exchange: Exchange
+    request: FrontRequest, headers: CIMultiDict[str], exchange: Exchange
 ) -> tuple[AsyncIterator[bytes] | None, bool]:
     """The body to stream upstream (or None) and whether it must be chunk-framed."""
     if exchange.body_buffer is not None:  # read whole already, so that retries can resend it
@@ -94,8 +82,7 @@ async def _request_body(
         return _buffered(exchange.body_buffer), False
     if request.headers.get("Expect", "").lower() == "100-continue":
         headers.popall("Expect", None)
-        if request.body_exists:
-            await request.writer.write(CONTINUE)
+        await request.send_continue()
     if not request.body_exists:
         return None, False
     body = _count_in(request, exchange)
@@ -149,7 +136,7 @@ async def _exchange_head(
         except BadResponse as exc:
             pool.discard(conn)  # type: ignore[arg-type]
             raise UpstreamFailed(502, "bad-response", str(exc)) from None
-        except (CutConnection, asyncio.CancelledError):  # cancelled: the client went away
+        except (CutConnection, ClientGone, asyncio.CancelledError):  # the client went away
             if conn is not None:
                 pool.discard(conn)
             raise
@@ -164,17 +151,15 @@ async def _exchange_head(
 
 
 async def _relay_response(
-    conn: UpstreamConnection, request: web.BaseRequest, exchange: Exchange
-) -> web.StreamResponse:
+    conn: UpstreamConnection, request: FrontRequest, exchange: Exchange
+) -> StreamResponse:
     status, raw_headers = await conn.response_head()
     exchange.mark_first_byte()
     shaping = exchange.shaping
     if shaping is not None:
         await shaping.before_first_byte()
     headers = upstream_response_headers(raw_headers)
-    fixed = any(name.lower() == "content-length" for name, _ in headers)
-    response = (FixedLengthResponse if fixed else web.StreamResponse)(status=status)
-    response.headers.extend(headers)
+    response = StreamResponse(status, headers=headers)
     exchange.status = status
     exchange.response_headers = headers
     await response.prepare(request)
@@ -195,7 +180,7 @@ async def _relay_response(
         exchange.error = exc.reason
         cut(request.transport, with_reset=exc.reset)
         return response
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+    except ConnectionResetError:
         exchange.error = "client went away"
         return response
     if shaping is not None:
@@ -208,14 +193,14 @@ async def _buffered(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
-async def _count_in(request: web.BaseRequest, exchange: Exchange) -> AsyncIterator[bytes]:
+async def _count_in(request: FrontRequest, exchange: Exchange) -> AsyncIterator[bytes]:
     body = exchange.request_body
-    async for chunk in request.content.iter_any():
+    async for chunk in request.iter_body():
         body.add(chunk)
         yield chunk
 
 
-def _abort(request: web.BaseRequest) -> None:
+def _abort(request: FrontRequest) -> None:
     """The status line is gone already: the only honest signal left is to cut the connection."""
     transport = request.transport
     if transport is not None:

@@ -1,10 +1,8 @@
-"""The HTTP listener: aiohttp's low-level server, one per service, routing to the active target."""
+"""The HTTP listener: the front end (front.py), one per service, routing to the active target."""
 
 from __future__ import annotations
 
 import asyncio
-
-from aiohttp import web
 
 from devamb.faults.base import CutConnection
 from devamb.faults.chain import Plan
@@ -16,6 +14,8 @@ from devamb.proxy.errors import UpstreamFailed, error_response
 from devamb.proxy.front import FrontServer
 from devamb.proxy.headers import REPLAY, TARGET_OVERRIDE
 from devamb.proxy.listen import bind_failure
+from devamb.proxy.request import ClientGone, FrontRequest
+from devamb.proxy.response import Response, StreamResponse
 from devamb.service import Service
 from devamb.targets.base import TargetUnavailable
 
@@ -26,40 +26,32 @@ class HttpListener:
     def __init__(self, service: Service, recorder: Recorder) -> None:
         self.service = service
         self.recorder = recorder
-        self._runner: web.ServerRunner | None = None
+        self._server: FrontServer | None = None
 
     async def start(self) -> None:
-        # handler_cancellation: a client that goes away cancels its exchange, so a stalled
-        # upstream's connection is closed rather than held until the upstream speaks again.
-        server = FrontServer(self._handle, access_log=None, handler_cancellation=True)
-        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
-        await runner.setup()
+        server = FrontServer(self._handle)
         listen = self.service.spec.listen
-        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True, backlog=1024)
         try:
-            await site.start()
+            self.service.bound = await server.start(listen.host, listen.port)
         except OSError as exc:
-            await runner.cleanup()
             raise bind_failure(self.service.name, str(listen), exc) from None
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.service.bound = (host, port)
+        self._server = server
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop(SHUTDOWN_GRACE)
+            self._server = None
             self.service.bound = None
 
     @staticmethod
     async def _before_upstream(
-        plan: Plan, request: web.BaseRequest, exchange: Exchange
-    ) -> web.StreamResponse | None:
+        plan: Plan, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         """Faults that act before the upstream; a response here is the answer."""
         if plan.refuses:
             reset(request.transport)
             exchange.error = "fault down: connection refused"
-            return web.Response(status=499)  # never sent: the connection is gone
+            return Response(status=499)  # never sent: the connection is gone
         for fault in plan.fired:
             response = await fault.before_upstream(request, exchange)
             if response is not None:
@@ -67,7 +59,7 @@ class HttpListener:
         exchange.shaping = plan.shaping()
         return None
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _handle(self, request: FrontRequest) -> StreamResponse:
         service = self.service
         replayed = replay_of(request.headers.get(REPLAY), self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None
@@ -91,7 +83,7 @@ class HttpListener:
             if faults.chain.armed or faults.header_faults
             else None
         )
-        response: web.StreamResponse | None = None
+        response: StreamResponse | None = None
         try:
             if plan is not None:
                 exchange.faults = plan.names
@@ -113,7 +105,10 @@ class HttpListener:
         except CutConnection as exc:  # a fault cut the request body short
             exchange.error = exc.reason
             cut(request.transport, with_reset=exc.reset)
-            response = web.Response(status=499)  # never sent: the connection is gone
+            response = Response(status=499)  # never sent: the connection is gone
+        except ClientGone as exc:
+            exchange.error = str(exc)
+            raise
         except asyncio.CancelledError:
             exchange.error = "client went away"
             raise

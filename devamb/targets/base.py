@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from devamb.profile.schema import ServiceSpec, TargetSpec
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 
 class ClientStream(Protocol):
@@ -77,7 +77,7 @@ class Target:
     async def close(self) -> None:
         """Release it; exchanges still in flight may finish first."""
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         raise TargetUnavailable(f"target {self.name!r} does not serve HTTP")
 
     async def tcp_address(self) -> tuple[str, int]:

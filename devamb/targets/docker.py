@@ -47,9 +47,9 @@ from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import Target, TargetUnavailable
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 FINDERS = ("container", "label", "compose", "image")
 IMAGE_KEYS = ("env", "command", "volumes", "network", "run", "wait", "labels")
@@ -408,7 +408,7 @@ class DockerTarget(Target):
             raise TargetUnavailable(self.reason() or "no endpoint")
         return endpoint
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         endpoint = await self._endpoint()
         key = (endpoint.host, endpoint.port)
         pool = self._pools.get(key)
@@ -422,7 +422,7 @@ class DockerTarget(Target):
             extra_headers={},
             keep_host=self.service.keep_host,
             timeout=self.service.timeout,
-            websocket_session=self._websockets.session,
+            websockets=self._websockets,
         )
 
     def _drop_pools(self) -> None:

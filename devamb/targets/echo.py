@@ -7,10 +7,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.request import FrontRequest
+from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target
 
 if TYPE_CHECKING:
@@ -48,9 +48,9 @@ class EchoTarget(Target):
             self._server.close()
             self._server = None
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         exchange.request_headers = [(str(k), v) for k, v in request.headers.items()]
-        async for chunk in request.content.iter_any():
+        async for chunk in request.iter_body():
             exchange.request_body.add(chunk)
         size = exchange.bytes_in
         body = json.dumps(
@@ -66,7 +66,7 @@ class EchoTarget(Target):
             indent=2,
         ).encode()
         exchange.response_body.add(body)
-        response = web.Response(body=body, content_type="application/json")
+        response = Response(body=body, content_type="application/json")
         exchange.response_headers = list(response.headers.items())
         return response
 

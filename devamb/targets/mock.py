@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from multidict import CIMultiDict
 
 from devamb.mocks.matching import RequestView
@@ -33,7 +32,8 @@ from devamb.mocks.template import Template
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
-from devamb.proxy.forward import CONTINUE
+from devamb.proxy.request import FrontRequest
+from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetUnavailable
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class MockTarget(Target):
         data.update(self.mock_state.to_json())
         return data
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         if exchange.request_headers is None:
             exchange.request_headers = list(request.headers.items())
         body = await _read_body(request, exchange)
@@ -203,8 +203,8 @@ class MockTarget(Target):
         return f"routes[{best[0]['index']}] {best[0]['route']}: {best[0]['why']}" if best else None
 
     def _not_found(
-        self, request: web.BaseRequest, exchange: Exchange, view: RequestView
-    ) -> web.Response:
+        self, request: FrontRequest, exchange: Exchange, view: RequestView
+    ) -> Response:
         body = json.dumps(
             {
                 "error": "no-mock-route",
@@ -215,19 +215,19 @@ class MockTarget(Target):
             },
             indent=2,
         ).encode()
-        response = web.Response(status=404, body=body, content_type="application/json",
+        response = Response(status=404, body=body, content_type="application/json",
                                 headers={"x-devamb-error": "no-mock-route"})
         _record(exchange, response, body)
         return response
 
     async def _answer(
         self,
-        request: web.BaseRequest,
+        request: FrontRequest,
         exchange: Exchange,
         respond: Respond,
         view: RequestView,
         delay: float,
-    ) -> web.StreamResponse:
+    ) -> StreamResponse:
         wait = respond.delay if respond.delay is not None else delay
         if wait:
             await self.sleep(wait)
@@ -244,17 +244,17 @@ class MockTarget(Target):
             headers.setdefault("Content-Type", "text/plain; charset=utf-8")
         else:
             body = b""
-        response = web.Response(status=respond.status, body=body, headers=headers)
+        response = Response(status=respond.status, body=body, headers=headers)
         _record(exchange, response, body)
         return response
 
     async def _send_file(
         self,
-        request: web.BaseRequest,
+        request: FrontRequest,
         exchange: Exchange,
         respond: Respond,
         headers: CIMultiDict[str],
-    ) -> web.StreamResponse:
+    ) -> StreamResponse:
         path = respond.file
         assert path is not None
         try:
@@ -266,7 +266,7 @@ class MockTarget(Target):
             if "Content-Type" not in headers:
                 guessed = mimetypes.guess_type(path.name)[0]
                 headers["Content-Type"] = guessed or "application/octet-stream"
-            response = web.StreamResponse(status=respond.status, headers=headers)
+            response = StreamResponse(status=respond.status, headers=headers)
             response.content_length = size
             exchange.status = respond.status
             exchange.response_headers = list(response.headers.items())
@@ -290,7 +290,7 @@ def _render_json(value: Any, view: RequestView) -> Any:
     return value
 
 
-def _record(exchange: Exchange, response: web.Response, body: bytes) -> None:
+def _record(exchange: Exchange, response: Response, body: bytes) -> None:
     exchange.mark_first_byte()
     exchange.status = response.status
     exchange.response_headers = list(response.headers.items())
@@ -304,7 +304,7 @@ def _note(exchange: Exchange, mock: dict[str, Any]) -> None:
         notes["mock"] = mock
 
 
-async def _read_body(request: web.BaseRequest, exchange: Exchange) -> bytes | None:
+async def _read_body(request: FrontRequest, exchange: Exchange) -> bytes | None:
     """The request body read whole (kept for a proxy fallback), or None when it is too big."""
     if exchange.body_buffer is not None:  # a retry policy read it already
         return exchange.body_buffer
@@ -313,10 +313,9 @@ async def _read_body(request: web.BaseRequest, exchange: Exchange) -> bytes | No
     length = request.content_length
     if length is not None and length > MAX_BODY:
         return None  # streamed on to a fallback, never matched on
-    if request.headers.get("Expect", "").lower() == "100-continue":
-        await request.writer.write(CONTINUE)
+    await request.send_continue()
     data = bytearray()
-    async for chunk in request.content.iter_any():
+    async for chunk in request.iter_body():
         data += chunk
         if len(data) > MAX_BODY:
             raise TargetUnavailable(
@@ -328,7 +327,7 @@ async def _read_body(request: web.BaseRequest, exchange: Exchange) -> bytes | No
     return body
 
 
-def _with_length(request: web.BaseRequest, exchange: Exchange) -> web.BaseRequest:
+def _with_length(request: FrontRequest, exchange: Exchange) -> FrontRequest:
     """A chunked request whose body the mock read: re-sent with a Content-Length."""
     body = exchange.body_buffer
     if body is None or request.content_length is not None:
@@ -336,4 +335,4 @@ def _with_length(request: web.BaseRequest, exchange: Exchange) -> web.BaseReques
     headers = CIMultiDict(request.headers)
     headers.popall("Transfer-Encoding", None)
     headers["Content-Length"] = str(len(body))
-    return request.clone(headers=headers)
+    return request.with_headers(headers)

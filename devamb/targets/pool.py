@@ -38,9 +38,9 @@ from devamb.targets import url
 from devamb.targets.base import Target, TargetUnavailable
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("endpoints", "balance", "hash_on", "health", "outlier", "dns_ttl", "headers", "tls")
 DEFAULT_DNS_TTL = 30.0
@@ -283,7 +283,7 @@ class PoolTarget(Target):
 
     # -- routing ---------------------------------------------------------------------------
 
-    def choose(self, request: web.BaseRequest | None) -> Endpoint:
+    def choose(self, request: FrontRequest | None) -> Endpoint:
         """The endpoint for the next exchange; TargetUnavailable (503) when none is routable."""
         if self.outlier is not None:
             self.outlier.expire()
@@ -292,7 +292,7 @@ class PoolTarget(Target):
             raise TargetUnavailable(self.endpoints.why_none(self.name), 503)
         return self.balancer.pick(candidates, request)
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         endpoint = self.choose(request)
         pool = endpoint.pool
         assert pool is not None, "target not started"
@@ -307,7 +307,7 @@ class PoolTarget(Target):
                 extra_headers=self.spec.headers,
                 keep_host=self.service.keep_host,
                 timeout=self.service.timeout,
-                websocket_session=self._websockets.session,
+                websockets=self._websockets,
             )
         except UpstreamFailed:
             self._count(endpoint, None)

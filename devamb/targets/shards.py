@@ -31,9 +31,9 @@ from devamb.targets import url
 from devamb.targets.base import ClientStream, Target, TargetUnavailable
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("shards", "key", "eject_after", "eject_for", "default", "auth")
 HTTP_KEYS = "header:NAME, path:N (the Nth path segment, from 1) or query:NAME"
@@ -352,7 +352,7 @@ class HttpShardsTarget(_ShardsTarget):
         for shard in self._shards.values():
             await shard.close()
 
-    def key_of(self, request: web.BaseRequest) -> str | None:
+    def key_of(self, request: FrontRequest) -> str | None:
         """The request's shard key, or None when it has none (an empty value counts as none)."""
         kind = self._key_kind
         if kind == "header":
@@ -373,7 +373,7 @@ class HttpShardsTarget(_ShardsTarget):
         }[kind]
         return f"the request has no {what}, which picks its shard (key: {self.spec.key})"
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         key = self.key_of(request)
         if key is not None:
             try:

@@ -44,9 +44,9 @@ from devamb.targets.base import Target, TargetUnavailable
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("split", "sticky", "mirror", "mirror_max_body")
 DEFAULT_MIRROR_MAX_BODY = 64 * 1024
@@ -223,14 +223,14 @@ class SplitTarget(Target):
 
     # -- routing ---------------------------------------------------------------------------
 
-    def point(self, request: web.BaseRequest | None) -> float:
+    def point(self, request: FrontRequest | None) -> float:
         """Where in [0, 1) this exchange falls: a hash of the sticky key, or a random draw."""
         key = self.spec.sticky.of(request) if self.spec.sticky and request is not None else None
         if key is None:
             return self.rng.random()
         return key_hash(key) / 2**32
 
-    def choose(self, request: web.BaseRequest | None) -> Target:
+    def choose(self, request: FrontRequest | None) -> Target:
         """The member for this exchange; members with nothing routable are passed over."""
         members = self._members()
         at = self.point(request)
@@ -246,7 +246,7 @@ class SplitTarget(Target):
         index = min(bisect_right(bounds, at * bounds[-1]), len(usable) - 1)
         return members[usable[index][0]]
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         member = self.choose(request)
         self.sent[member.name] += 1
         mirroring = self.spec.mirror is not None
@@ -269,7 +269,7 @@ class SplitTarget(Target):
 
     # -- mirroring -------------------------------------------------------------------------
 
-    def _mirror(self, request: web.BaseRequest, exchange: Exchange) -> None:
+    def _mirror(self, request: FrontRequest, exchange: Exchange) -> None:
         """Send a copy of the request to the mirror target, or count why not."""
         skip = self._skip_reason(request, exchange)
         if skip is not None:
@@ -293,7 +293,7 @@ class SplitTarget(Target):
         self._copies.add(task)
         task.add_done_callback(self._copies.discard)
 
-    def _skip_reason(self, request: web.BaseRequest, exchange: Exchange) -> str | None:
+    def _skip_reason(self, request: FrontRequest, exchange: Exchange) -> str | None:
         if self.replay_token is None and not self.service.target_header:
             return "target_header is off, so the listener would not honour the copy's target"
         if request.transport is None:
@@ -320,7 +320,7 @@ class SplitTarget(Target):
             return f"only {body.size} of {declared} request body bytes were read"
         return None
 
-    def _copy_headers(self, request: web.BaseRequest, original: int) -> list[tuple[str, str]]:
+    def _copy_headers(self, request: FrontRequest, original: int) -> list[tuple[str, str]]:
         listed = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
         dropped = NOT_REPLAYED | HOP_BY_HOP | listed
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
@@ -332,7 +332,7 @@ class SplitTarget(Target):
 
     async def _send(
         self,
-        request: web.BaseRequest,
+        request: FrontRequest,
         listener: tuple[str, int],
         original: int,
         body: bytes | None,

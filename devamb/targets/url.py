@@ -18,9 +18,9 @@ from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import Target
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 SCHEMES = {"http": ("http", "https"), "tcp": ("tcp",)}
 KEYS = ("url", "headers", "tls")
@@ -126,7 +126,7 @@ class UrlTarget(Target):
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
 
-    async def handle_http(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         assert self._pool is not None, "target not started"
         return await forward_http(
             self._pool,
@@ -136,7 +136,7 @@ class UrlTarget(Target):
             extra_headers=self.spec.headers,
             keep_host=self.service.keep_host,
             timeout=self.service.timeout,
-            websocket_session=self._websockets.session,
+            websockets=self._websockets,
         )
 
     async def tcp_address(self) -> tuple[str, int]:

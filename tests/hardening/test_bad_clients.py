@@ -233,7 +233,7 @@ async def test_500_slow_connections_do_not_stop_others(
     proxy, raw: Receiving, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, host, port = proxy
-    monkeypatch.setattr(front.FrontHandler, "header_timeout", 1.0)
+    monkeypatch.setattr(front.FrontProtocol, "header_timeout", 1.0)
     slow = []
     for i in range(500):
         reader, writer = await asyncio.open_connection(host, port)

@@ -52,7 +52,7 @@ async def test_bad_requests_are_refused(address, request_bytes: bytes, status: b
 
 async def test_slow_headers_are_cut_off(address, monkeypatch: pytest.MonkeyPatch) -> None:
     engine, host, port = address
-    monkeypatch.setattr(front.FrontHandler, "header_timeout", 0.3)
+    monkeypatch.setattr(front.FrontProtocol, "header_timeout", 0.3)
     slow = []
     for _ in range(50):
         reader, writer = await asyncio.open_connection(host, port)

@@ -1,0 +1,166 @@
+"""Responses the front end sends: whole (`Response`) or streamed (`StreamResponse`).
+
+A target either returns a `Response` that the front end sends once the handler is done, or
+prepares a `StreamResponse` itself and writes the body as it goes. Framing follows the head:
+a Content-Length is kept, otherwise HTTP/1.1 clients get chunked encoding and HTTP/1.0 clients
+a body that ends with the connection. A response of known length sends its head with the first
+body bytes: one write instead of two (a loopback write costs a context switch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from devamb.proxy.request import FrontRequest
+
+REASONS = {status.value: status.phrase for status in HTTPStatus}
+NO_BODY = frozenset({204, 304})
+
+HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+
+def status_line(status: int) -> str:
+    return f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
+
+
+def has_body(status: int, method: str) -> bool:
+    return method != "HEAD" and status not in NO_BODY and status >= 200
+
+
+class StreamResponse:
+    """A response whose body the target writes as it has it."""
+
+    def __init__(self, status: int = 200, *, headers: HeadersInit = None) -> None:
+        self.status = status
+        self.headers: CIMultiDict[str] = CIMultiDict(headers or ())
+        self.prepared = False
+        self.finished = False
+        self.keep_alive = True  # False: the connection closes after this response
+        self.detached = False  # True: the connection left HTTP (an upgrade) and is not ours
+        self._request: FrontRequest | None = None
+        self._head: bytes | None = None  # held back until the first body bytes
+        self._chunked = False
+        self._body = True
+
+    def force_close(self) -> None:
+        self.keep_alive = False
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @content_length.setter
+    def content_length(self, value: int | None) -> None:
+        if value is None:
+            self.headers.popall("Content-Length", None)
+        else:
+            self.headers["Content-Length"] = str(value)
+
+    async def prepare(self, request: FrontRequest) -> None:
+        """Decide the framing and send the head (or hold it for the first body bytes)."""
+        if self.prepared:
+            return
+        self.prepared = True
+        self._request = request
+        headers = self.headers
+        self._body = has_body(self.status, request.method)
+        fixed = "Content-Length" in headers
+        if self.status in NO_BODY or self.status < 200:
+            headers.popall("Content-Length", None)
+            headers.popall("Transfer-Encoding", None)
+            fixed = True
+        elif not fixed:
+            headers.popall("Transfer-Encoding", None)
+            if request.version >= (1, 1):
+                self._chunked = True
+                headers["Transfer-Encoding"] = "chunked"
+            else:
+                self.keep_alive = False  # the body ends with the connection
+        keep = self.keep_alive and request.keep_alive
+        self.keep_alive = keep
+        if not keep:
+            headers["Connection"] = "close"
+        elif request.version < (1, 1):
+            headers["Connection"] = "keep-alive"
+        head = _head_bytes(self.status, headers)
+        if fixed and self._body:
+            self._head = head  # leaves with the first body bytes
+        else:
+            await request.connection.send(head)
+
+    async def write(self, data: bytes) -> None:
+        if not data or not self._body:
+            return
+        connection = self._request.connection  # type: ignore[union-attr]
+        if self._head is not None:
+            head, self._head = self._head, None
+            await connection.send(head, data)
+        elif self._chunked:
+            await connection.send(b"%x\r\n" % len(data), data, b"\r\n")
+        else:
+            await connection.send(data)
+
+    async def write_eof(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        connection = self._request.connection  # type: ignore[union-attr]
+        if self._head is not None:
+            head, self._head = self._head, None
+            await connection.send(head)
+        if self._chunked and self._body:
+            await connection.send(b"0\r\n\r\n")
+
+
+class Response(StreamResponse):
+    """A response whose whole body is known when it is made."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        *,
+        body: bytes = b"",
+        text: str | None = None,
+        headers: HeadersInit = None,
+        content_type: str | None = None,
+    ) -> None:
+        super().__init__(status, headers=headers)
+        if text is not None:
+            body = text.encode()
+            content_type = content_type or "text/plain; charset=utf-8"
+        self.body = body
+        if content_type is not None:
+            self.headers["Content-Type"] = content_type
+        if status not in NO_BODY and status >= 200:
+            self.headers["Content-Length"] = str(len(body))
+
+    async def send(self, request: FrontRequest) -> None:
+        await self.prepare(request)
+        await self.write(self.body)
+        await self.write_eof()
+
+
+def json_response(data: Any, *, status: int = 200, headers: HeadersInit = None) -> Response:
+    return Response(status, body=json.dumps(data).encode(), headers=headers,
+                    content_type="application/json")
+
+
+def _head_bytes(status: int, headers: CIMultiDict[str]) -> bytes:
+    lines = [status_line(status)]
+    for name, value in headers.items():
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            raise ValueError(f"header {name!r} holds a line break")
+        lines.append(f"{name}: {value}\r\n")
+    lines.append("\r\n")
+    text = "".join(lines)
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a mock's rendered header: send it as UTF-8, as aiohttp did
+        return text.encode()
