@@ -46,14 +46,18 @@ async def forward_http(
     if not keep_host:
         headers["Host"] = url.raw_authority
     exchange.url = str(url)
-    exchange.request_headers = list(headers.items())
+    exchange.request_headers = fields = list(headers.items())
     if is_websocket(request):
         return await relay_websocket(websockets, request, url, headers, exchange, timeout)
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
-    body, chunked = await _request_body(request, headers, exchange)
-    head = request_head(request.method, url.raw_path_qs, headers.items())
+    if request.body_exists or exchange.body_buffer is not None or "Expect" in headers:
+        body, chunked = await _request_body(request, headers, exchange)
+        fields = list(headers.items())  # framing headers may have changed
+    else:
+        body, chunked = None, False
+    head = request_head(request.method, url.raw_path_qs, fields)
     connect_timeout = limits.connect_timeout if limits is not None else None
     conn = await _exchange_head(pool, head, body, chunked, timeout, url, connect_timeout)
     if limits is not None and limits.retry_statuses:
@@ -159,7 +163,7 @@ async def _relay_response(
     if shaping is not None:
         await shaping.before_first_byte()
     headers = upstream_response_headers(raw_headers)
-    response = StreamResponse(status, headers=headers)
+    response = StreamResponse(status, headers=headers, parsed=True)
     exchange.status = status
     exchange.response_headers = headers
     await response.prepare(request)
@@ -167,6 +171,14 @@ async def _relay_response(
         await response.write_eof()
         return response
     preview = exchange.response_body
+    if shaping is None and (whole := conn.whole_body()) is not None:  # the usual small answer
+        preview.add(whole)
+        try:
+            await response.write(whole)
+            await response.write_eof()
+        except ConnectionResetError:
+            exchange.error = "client went away"
+        return response
     body = conn.body() if shaping is None else shaping.downstream(conn.body())
     try:
         async for chunk in body:

@@ -39,6 +39,7 @@ MAX_FIELD = 8190
 MAX_HEAD = 64 * 1024
 LINGER_TIMEOUT = 10.0  # how long the rest of an unread request body is read and dropped
 MAX_PIPELINED = 8  # requests parsed ahead of the one being answered before reading pauses
+SWEEP_INTERVAL = 0.5  # seconds between checks of the connections' deadlines
 
 Handler = Callable[[FrontRequest], Awaitable[StreamResponse]]
 
@@ -69,7 +70,7 @@ class FrontProtocol(asyncio.Protocol):
         self._lingering: FrontRequest | None = None  # answered; the rest of its body is dropped
         self._queue: deque[FrontRequest] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop time after which the server's sweep closes us; 0: none
         self._pauses: set[str] = set()
         self._writable: asyncio.Future[None] | None = None
         self._refusal: _Refusal | None = None
@@ -84,7 +85,7 @@ class FrontProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if isinstance(peer, tuple) else None
         self.server.connections.add(self)
-        self._arm(self.keepalive_timeout)
+        self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._upgraded is not None or self._closing_now():
@@ -98,7 +99,9 @@ class FrontProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if self._refusal is None:
                 self._refusal = _refusal_for(exc)
-        if self._in_head and self._refusal is None:
+        if self._in_head and self._refusal is None:  # a head still incomplete: it gets a timer
+            if not self._head_size:
+                self._arm(self.header_timeout)
             self._head_size += len(data)
             if self._head_size > MAX_HEAD:
                 self._refusal = (
@@ -147,7 +150,6 @@ class FrontProtocol(asyncio.Protocol):
         self._head_size = 0
         self._url = []
         self._headers = []
-        self._arm(self.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -298,7 +300,7 @@ class FrontProtocol(asyncio.Protocol):
             if len(self._queue) < MAX_PIPELINED:
                 self._resume("pipelined")
         elif not self._in_head:
-            self._arm(self.keepalive_timeout)
+            self._arm_idle()
 
     def _refuse(self) -> None:
         refusal = self._refusal
@@ -336,17 +338,20 @@ class FrontProtocol(asyncio.Protocol):
             writable.set_result(None)
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+        """Close the connection in `seconds` unless disarmed (checked by the server's sweep:
+        a timer per request and connection would cost more than the rest of the front end)."""
+        self.deadline = self.server.loop.time() + seconds
+
+    def _arm_idle(self) -> None:
+        """The keep-alive deadline, from the sweep's clock: it need not be precise."""
+        self.deadline = self.server.now + self.keepalive_timeout
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = 0.0
 
-    def _timed_out(self) -> None:
+    def timed_out(self) -> None:
         """Headers too slow, or idle too long between requests: either way, close."""
-        self._timer = None
+        self.deadline = 0.0
         if self._task is None and self.transport is not None:
             self.transport.close()
 
@@ -377,13 +382,16 @@ class FrontServer:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.connections: set[FrontProtocol] = set()
+        self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()  # as of the last sweep
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int, *, backlog: int = 1024) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        self._server = await self.loop.create_server(
             lambda: FrontProtocol(self), host, port, reuse_address=True, backlog=backlog
         )
+        self._sweep()
         address = self._server.sockets[0].getsockname()
         return address[0], address[1]
 
@@ -391,6 +399,8 @@ class FrontServer:
         """Stop accepting, let in-flight exchanges finish within `grace` seconds, then close."""
         if self._server is None:
             return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self._server.close()
         for connection in list(self.connections):
             connection.shutdown()
@@ -402,3 +412,11 @@ class FrontServer:
             connection.abort()
         await asyncio.sleep(0)
         self._server = None
+
+    def _sweep(self) -> None:
+        """Close the connections whose deadline passed (header or keep-alive timeout)."""
+        now = self.now = self.loop.time()
+        for connection in [c for c in self.connections if 0.0 < c.deadline <= now]:
+            connection.timed_out()
+        interval = min(SWEEP_INTERVAL, FrontProtocol.header_timeout / 3)
+        self._sweeper = self.loop.call_later(interval, self._sweep)

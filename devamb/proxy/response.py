@@ -36,9 +36,12 @@ def has_body(status: int, method: str) -> bool:
 class StreamResponse:
     """A response whose body the target writes as it has it."""
 
-    def __init__(self, status: int = 200, *, headers: HeadersInit = None) -> None:
+    def __init__(
+        self, status: int = 200, *, headers: HeadersInit = None, parsed: bool = False
+    ) -> None:
         self.status = status
         self.headers: CIMultiDict[str] = CIMultiDict(headers or ())
+        self.parsed = parsed  # the headers came out of llhttp, so no line breaks in them
         self.prepared = False
         self.finished = False
         self.keep_alive = True  # False: the connection closes after this response
@@ -89,7 +92,7 @@ class StreamResponse:
             headers["Connection"] = "close"
         elif request.version < (1, 1):
             headers["Connection"] = "keep-alive"
-        head = _head_bytes(self.status, headers)
+        head = _head_bytes(self.status, headers, checked=self.parsed)
         if fixed and self._body:
             self._head = head  # leaves with the first body bytes
         else:
@@ -152,14 +155,11 @@ def json_response(data: Any, *, status: int = 200, headers: HeadersInit = None) 
                     content_type="application/json")
 
 
-def _head_bytes(status: int, headers: CIMultiDict[str]) -> bytes:
-    lines = [status_line(status)]
-    for name, value in headers.items():
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-            raise ValueError(f"header {name!r} holds a line break")
-        lines.append(f"{name}: {value}\r\n")
-    lines.append("\r\n")
-    text = "".join(lines)
+def _head_bytes(status: int, headers: CIMultiDict[str], *, checked: bool = False) -> bytes:
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if not checked and not fields.count("\n") == fields.count("\r") == len(headers):
+        raise ValueError("a response header holds a line break")  # one per line, no more
+    text = f"{status_line(status)}{fields}\r\n"
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:  # a mock's rendered header: send it as UTF-8, as aiohttp did

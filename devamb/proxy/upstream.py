@@ -41,7 +41,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._complete = False
-        self._until_close = False  # a response framed by the end of the connection
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -66,7 +65,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._until_close and exc is None and self._head is not None and self._head.done():
+        headed = self._status and self._error is None  # a response head arrived whole
+        if exc is None and headed and not self._complete and self._framed_by_close():
             self._complete = True
             self._wake()
         elif not self._complete:
@@ -96,11 +96,15 @@ class UpstreamConnection(asyncio.Protocol):
             self._headers = []
             return
         self._status = status
-        names = {name.lower() for name, _ in self._headers}
-        framed = b"content-length" in names or b"transfer-encoding" in names
-        self._until_close = not framed and status not in (204, 304)
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
+
+    def _framed_by_close(self) -> bool:
+        """A response without length or chunking ends with the connection (worked out only
+        when the connection ends: it is rare, and checking every response costs)."""
+        names = {name.lower() for name, _ in self._headers}
+        framed = b"content-length" in names or b"transfer-encoding" in names
+        return not framed and self._status not in (204, 304)
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
@@ -184,6 +188,19 @@ class UpstreamConnection(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
+
+    def whole_body(self) -> bytes | None:
+        """The whole body if it has arrived already (so no waiting is needed), else None."""
+        if not self._complete or self._error is not None:
+            return None
+        chunks = self._chunks
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        return body
 
     @property
     def reusable(self) -> bool:

@@ -54,7 +54,7 @@ class EngineThread:
         self.loop = asyncio.new_event_loop()
         self.errors: list[dict] = []  # type: ignore[type-arg]
         self.loop.set_exception_handler(lambda _loop, context: self.errors.append(context))
-        self.logged = Collect()  # aiohttp logs a request handler's unexpected exception
+        self.logged = Collect()  # the front end logs a handler's unexpected exception
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.address: tuple[str, int] = ("", 0)
 
@@ -62,7 +62,7 @@ class EngineThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def start(self) -> EngineThread:
-        logging.getLogger("aiohttp").addHandler(self.logged)
+        logging.getLogger("devamb.proxy").addHandler(self.logged)
         self.thread.start()
         self.upstream = self.run(HttpUpstream("up").start())
         path = self.folder / "devamb.yaml"
@@ -83,7 +83,7 @@ class EngineThread:
     def stop(self) -> None:
         self.run(self.engine.stop())
         self.run(self.upstream.stop())
-        logging.getLogger("aiohttp").removeHandler(self.logged)
+        logging.getLogger("devamb.proxy").removeHandler(self.logged)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
@@ -99,8 +99,8 @@ def engine_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineTh
 def exchange_raw(address: tuple[str, int], data: bytes, timeout: float = 2.0) -> bytes:
     """Send bytes, say we are done (half-close), read what comes back until the end.
 
-    (aiohttp closes a connection on the client's EOF, so a complete request sent this way is
-    cancelled rather than answered: what is fuzzed here is the parsing.)"""
+    (The front end takes the client's EOF for leaving, as nginx does, so a complete request sent
+    this way is cancelled rather than answered: what is fuzzed here is the parsing.)"""
     with socket.create_connection(address, timeout=timeout) as sock:
         try:
             sock.sendall(data)
@@ -172,7 +172,6 @@ def test_front_end_survives_random_bytes(engine_thread: EngineThread, data: byte
 def test_front_end_survives_mutated_requests(engine_thread: EngineThread, data: bytes) -> None:
     answer = exchange_raw(engine_thread.address, data)
     # Whatever came back is HTTP: the engine never leaks a traceback or a half-written head.
-    # (A request line without a version is HTTP/0.9 to aiohttp, answered as "HTTP/0.9 …".)
     assert not answer or answer.startswith(b"HTTP/"), answer[:200]
     assert b"Traceback" not in answer and b" 500 " not in answer[:20]
     assert_serving(engine_thread)

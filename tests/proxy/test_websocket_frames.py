@@ -444,18 +444,27 @@ async def test_permessage_deflate_passes_through_and_is_recorded_inflated(
     assert bytes(relay_.exchange.response_body.data) == (b"echo:" + b"hello " * 50) * 3
 
 
+async def upgraded(
+    url: str, first: bytes = b""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A raw client connection through the relay: upgrade request (plus `first` in the same
+    packet), then the head that came back."""
+    reader, writer = await asyncio.open_connection(*URL(url).raw_authority.split(":"))
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n" + first
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    return reader, writer, head
+
+
 async def test_a_client_that_does_not_read_stops_the_upstream_being_read(
     relay: tuple[Relay, str],
 ) -> None:
     """Backpressure both ways: with the client not reading, the proxy's buffers stay small."""
     relay_, url = relay
-    reader, writer = await asyncio.open_connection(*URL(url).raw_authority.split(":"))
-    writer.write(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    reader, writer, _ = await upgraded(url)
     message, count = os.urandom(1 << 20), 48
     one = frame(message, 0x2, mask=b"\0\0\0\0")
 
@@ -485,13 +494,8 @@ async def test_frames_sent_with_the_upgrade_request_reach_the_upstream(
     relay: tuple[Relay, str],
 ) -> None:
     _, url = relay
-    reader, writer = await asyncio.open_connection(*URL(url).raw_authority.split(":"))
-    key = base64.b64encode(os.urandom(16))
-    writer.write(  # the first frame in the same packet as the head: the front's "leftover"
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n" + frame(b"early")
-    )
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    # The first frame in the same packet as the head: the front's "leftover".
+    reader, writer, head = await upgraded(url, frame(b"early"))
     assert head.startswith(b"HTTP/1.1 101")
     answer = await asyncio.wait_for(reader.readexactly(2 + len("echo:early")), 5)
     assert answer == frame(b"echo:early", mask=None)
@@ -502,13 +506,7 @@ async def test_garbage_from_the_client_is_passed_on_and_the_upstream_closes(
     relay: tuple[Relay, str],
 ) -> None:
     relay_, url = relay
-    reader, writer = await asyncio.open_connection(*URL(url).raw_authority.split(":"))
-    writer.write(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    reader, writer, _ = await upgraded(url)
     writer.write(b"\xff" * 64)
     rest = await asyncio.wait_for(reader.read(), 5)
     assert not rest or rest[0] == 0x88  # the upstream's close frame, then the end
