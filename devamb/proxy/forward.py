@@ -12,6 +12,7 @@ from yarl import URL
 from devamb.faults.base import CutConnection
 from devamb.faults.connection import cut
 from devamb.policies.request import RetryableStatus
+from devamb.proxy.deadline import Deadline
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.headers import request_headers, upstream_response_headers
 from devamb.proxy.request import ClientGone, FrontRequest
@@ -116,7 +117,7 @@ async def _exchange_head(
     for _attempt in range(2):
         conn: UpstreamConnection | None = None
         try:
-            async with asyncio.timeout(timeout):
+            with Deadline(timeout):
                 if connect_timeout is None:
                     conn, reused = await pool.acquire()
                 else:

@@ -70,12 +70,14 @@ def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str,
 
     A plain list, built once: it is both what the response sends and what the exchange records.
     """
+    lowered = [name.lower() for name, _ in raw]
     dropped: frozenset[bytes] = HOP_BY_HOP_BYTES
-    for name, value in raw:
-        if name.lower() == b"connection":
-            dropped = dropped | {t.strip().lower() for t in value.split(b",")}
+    if b"connection" in lowered:
+        for (_, value), lower in zip(raw, lowered, strict=True):
+            if lower == b"connection":
+                dropped = dropped | {t.strip().lower() for t in value.split(b",")}
     return [
         (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in raw
-        if name.lower() not in dropped
+        for (name, value), lower in zip(raw, lowered, strict=True)
+        if lower not in dropped
     ]
