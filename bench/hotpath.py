@@ -75,10 +75,11 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(requests: int, profile: bool) -> float:
+async def run(requests: int, profile: bool, recording: bool = True) -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-hotpath-"))
     path = folder / "devamb.yaml"
-    path.write_text("services:\n  api:\n    listen: 0\n    targets:\n"
+    inspect = "" if recording else "    inspect: {bodies: 0, keep: 0}\n"
+    path.write_text("services:\n  api:\n    listen: 0\n" + inspect + "    targets:\n"
                     "      up: http://127.0.0.1:9\n")
     engine = Engine(load_profile(path))
     await engine.start()
@@ -130,12 +131,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-recording", action="store_true",
+                        help="keep no exchanges and no body previews (inspect: bodies 0, keep 0)")
     args = parser.parse_args()
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            figures.append(runner.run(run(args.requests, args.profile)))
+            figures.append(runner.run(run(args.requests, args.profile, not args.no_recording)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
+    loop += ", recording off" if args.no_recording else ""
     print(f"{loop}: {min(figures):.1f} us CPU per exchange (best of {args.rounds}; "
           f"all {', '.join(f'{f:.1f}' for f in figures)})")
 
