@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import aiohttp
 
 from tests.conftest import EngineFactory, listen_url
@@ -46,10 +44,8 @@ async def test_keys_switch_the_real_listener(
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot)
         await pilot.press("t")
-        pressed = time.perf_counter()
-        await pilot.press("2")
+        await pilot.press("2")  # how fast is measured by bench/extra.py tui, not asserted here
         await until(pilot, lambda: engine.services["api"].active == "b", "the engine to switch")
-        assert time.perf_counter() - pressed < 0.5  # the issue asks for 200 ms; CI machines vary
         assert await served_by(url) == "up2"
         table = app.main.query_one(ServicesTable)
         await until(pilot, lambda: str(table.get_cell("api", "target")) == "b", "the table")

@@ -69,7 +69,10 @@ class MainScreen(Screen):
         self.query_one(TrafficPane).set_services(names)
 
     def show_stats(self, stats: dict[str, ServiceStats], trends: Trends) -> None:
-        self.query_one(ServicesTable).show_stats(stats)
+        tables = self.query(ServicesTable)
+        if not tables:  # news before the screen's widgets are composed, or after they went
+            return
+        tables.first().show_stats(stats)
         self.query_one(TrendsPanel).show(trends)
 
     def show_traffic(self) -> None:
