@@ -28,7 +28,7 @@ class ClientGone(ConnectionResetError):
 
 
 class Connection(Protocol):
-    """What a request needs of the connection it arrived on (front.FrontProtocol)."""
+    """What requests and responses need of the connection they are on (front.FrontProtocol)."""
 
     transport: asyncio.Transport | None
 
@@ -36,7 +36,11 @@ class Connection(Protocol):
 
     def resume_body(self) -> None: ...
 
+    async def send(self, *parts: bytes) -> None: ...
+
     async def drain(self) -> None: ...
+
+    def detach(self, protocol: asyncio.Protocol) -> None: ...
 
 
 class FrontRequest:

@@ -20,7 +20,7 @@ import binascii
 import contextlib
 import ssl
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -43,14 +43,6 @@ _HANDSHAKE = (
     "Sec-WebSocket-Protocol",
     "Sec-WebSocket-Extensions",
 )
-
-
-class _Front(Protocol):
-    """What the relay needs of the client's connection (front.FrontProtocol)."""
-
-    async def send(self, *parts: bytes) -> None: ...
-
-    def detach(self, protocol: asyncio.Protocol) -> None: ...
 
 
 class WebSocketClient:
@@ -129,7 +121,7 @@ async def relay_websocket(
     exchange.response_headers = _head_fields(head)
     response = StreamResponse(101, headers=exchange.response_headers)
     response.prepared = response.finished = True
-    front = cast(_Front, request.connection)
+    front = request.connection
     client._sessions.add(session)
     try:
         try:
