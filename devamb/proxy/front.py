@@ -236,8 +236,7 @@ class FrontProtocol(asyncio.Protocol):
         self._disarm()
         self.server.connections.discard(self)
         transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        self._resume("upgrade")
+        protocol.connection_made(transport)  # reading stays paused: the new owner resumes it
         if leftover:
             protocol.data_received(leftover)
 

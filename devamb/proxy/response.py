@@ -9,10 +9,9 @@ body bytes: one write instead of two (a loopback write costs a context switch).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
@@ -148,11 +147,6 @@ class Response(StreamResponse):
         await self.prepare(request)
         await self.write(self.body)
         await self.write_eof()
-
-
-def json_response(data: Any, *, status: int = 200, headers: HeadersInit = None) -> Response:
-    return Response(status, body=json.dumps(data).encode(), headers=headers,
-                    content_type="application/json")
 
 
 def _head_bytes(status: int, headers: CIMultiDict[str], *, checked: bool = False) -> bytes:

@@ -207,6 +207,16 @@ class UpstreamConnection(asyncio.Protocol):
         return self._complete and self.keep_alive and not self.closed and self._error is None
 
 
+def tls_context(cafile: str | None, verify: bool) -> ssl.SSLContext:
+    """The client TLS context of a target: verification on unless turned off, with an optional
+    private CA. Made once per target (loading the CA store is slow)."""
+    context = ssl.create_default_context(cafile=cafile)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class UpstreamPool:
     """Keep-alive connections to one host:port (TLS when `ssl_context` is set)."""
 

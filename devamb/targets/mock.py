@@ -216,7 +216,7 @@ class MockTarget(Target):
             indent=2,
         ).encode()
         response = Response(status=404, body=body, content_type="application/json",
-                                headers={"x-devamb-error": "no-mock-route"})
+                            headers={"x-devamb-error": "no-mock-route"})
         _record(exchange, response, body)
         return response
 

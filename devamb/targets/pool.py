@@ -32,7 +32,7 @@ from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.forward import forward_http
-from devamb.proxy.upstream import UpstreamPool
+from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets import url
 from devamb.targets.base import Target, TargetUnavailable
@@ -159,11 +159,7 @@ class PoolTarget(Target):
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not any(u.startswith("https:") for u, _ in self.spec.endpoints):
             return None
-        context = ssl.create_default_context(cafile=self.spec.tls_ca)
-        if not self.spec.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return tls_context(self.spec.tls_ca, self.spec.tls_verify)
 
     # -- status ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from yarl import URL
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
-from devamb.proxy.upstream import UpstreamPool
+from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import Target
 
@@ -111,11 +111,7 @@ class UrlTarget(Target):
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):
             return None
-        context = ssl.create_default_context(cafile=self.spec.tls_ca)
-        if not self.spec.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        return tls_context(self.spec.tls_ca, self.spec.tls_verify)
 
     async def close(self) -> None:
         if self._pool is not None:
