@@ -64,6 +64,7 @@ class Refusal(Exception):
         self.reason = reason
         self.method: str | None = None  # as far as the request was read
         self.path: str | None = None
+        self.headers: list[tuple[str, str]] = []
 
 
 # Records a refusal and gives the body to send with it (the listener's; see FrontServer).
@@ -360,6 +361,7 @@ class FrontProtocol(asyncio.Protocol):
             refusal.path = _shortened(b"".join(self._url).decode("latin-1"))
             with contextlib.suppress(httptools.HttpParserError):
                 refusal.method = self._parser.get_method().decode("latin-1") or None
+            refusal.headers = self._headers
         body = self.server.refused(refusal, self.remote)
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"

@@ -63,14 +63,16 @@ class HttpListener:
 
     def _answer_self(
         self, status: int, code: str, reason: str, remote: str | None, method: str | None,
-        path: str | None,
+        path: str | None, headers: list[tuple[str, str]],
     ) -> None:
         """Record a request devamb answered itself: its target is "devamb", its error the
-        reason, so `traffic`, `~t devamb` and the TUI show it beside the others."""
+        reason, its request headers the client's (nothing went upstream), so that `traffic`,
+        `~t devamb`, `show` and the TUI show it beside the others."""
         service = self.service
         exchange = self.recorder.begin(service, ANSWERED_BY_DEVAMB, remote)
         exchange.method = method
         exchange.path = path
+        exchange.request_headers = headers
         exchange.status = status
         exchange.error = reason
         exchange.notes["devamb"] = {"error": code}
@@ -80,7 +82,8 @@ class HttpListener:
     def _refused(self, refusal: Refusal, remote: str | None) -> bytes:
         """The front end refused a request (400, 414, 431, 501, 505): record it, give the body."""
         self._answer_self(
-            refusal.status, refusal.code, refusal.reason, remote, refusal.method, refusal.path
+            refusal.status, refusal.code, refusal.reason, remote, refusal.method, refusal.path,
+            refusal.headers,
         )
         response = error_response(
             refusal.status, refusal.code, refusal.reason, self.service.name, ANSWERED_BY_DEVAMB
@@ -90,7 +93,10 @@ class HttpListener:
     def _refuse(
         self, request: FrontRequest, status: int, code: str, reason: str, target: str
     ) -> StreamResponse:
-        self._answer_self(status, code, reason, request.remote, request.method, request.raw_path)
+        self._answer_self(
+            status, code, reason, request.remote, request.method, request.raw_path,
+            list(request.headers.items()),
+        )
         return error_response(status, code, reason, self.service.name, target)
 
     async def _handle(self, request: FrontRequest) -> StreamResponse:

@@ -154,7 +154,11 @@ async def test_host_header(
         assert len(raw.complete) == 1
     else:
         assert raw.accepted == 0
-        await answered_by_devamb(engine, status)
+        record = await answered_by_devamb(engine, status)
+        detail = await engine.exchange(record["id"])  # `devamb show`: what the client sent
+        assert [v for k, v in detail["request_headers"] if k.lower() == "host"] == (
+            ["a", "b"] if b"Host: b" in data else []
+        )
     await still_serving(engine)
     no_traceback(caplog)
 
