@@ -124,12 +124,9 @@ class FrontProtocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            if self._in_head:  # not an Upgrade header but HTTP/2's preface (PRI * HTTP/2.0)
-                self._refusal = _unsupported_version("HTTP/2 (prior knowledge)")
-            else:
-                offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
-                self._upgraded = data[offset:]
-                self._pause("upgrade")  # the handler decides what the rest of the bytes are
+            offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            self._upgraded = data[offset:]
+            self._pause("upgrade")  # the handler decides what the rest of the bytes are
         except httptools.HttpParserError as exc:
             if self._refusal is None:
                 self._refusal = _refusal_for(exc)
@@ -474,6 +471,8 @@ def _refusal_for(exc: httptools.HttpParserError) -> Refusal:
         return _unsupported_version("this HTTP version")
     if reason == "Invalid `Transfer-Encoding` header value":  # chunked, then more codings
         return _not_implemented(None)
+    if reason == "Pause on PRI/Upgrade":  # HTTP/2's preface, PRI * HTTP/2.0
+        return _unsupported_version("HTTP/2 (prior knowledge)")
     return Refusal(400, "bad-request", f"bad request: {reason}")
 
 

@@ -17,6 +17,7 @@ from devamb.cli_output import print_exchange
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.test_bad_clients import PROFILE, Receiving, still_serving
 from tests.upstreams import HttpUpstream
+from ui.widgets.traffic_columns import exchange_cells
 
 
 @pytest.fixture
@@ -77,6 +78,7 @@ REQUEST_LINES = {
     "http-2.0": (b"GET /x HTTP/2.0\r\nHost: x\r\n\r\n", 505),  # nginx: 505
     "http-3.0": (b"GET /x HTTP/3.0\r\nHost: x\r\n\r\n", 505),
     "http-1.2": (b"GET /x HTTP/1.2\r\nHost: x\r\n\r\n", 505),
+    "h2-prior-knowledge": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
 }
 
 
@@ -238,6 +240,9 @@ async def test_answers_devamb_gives_itself_are_recorded(
     for record in records:
         print_exchange(record, as_json=True)
         print_exchange(record, as_json=False)
+        cells = exchange_cells(record)  # a row of the TUI's traffic list
+        assert [text for text, _ in cells[2:6]] == ["devamb", record["method"], record["path"],
+                                                    str(record["status"])]
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["target"] for line in lines[::2]] == ["devamb"] * 3
     assert all(" devamb " in line for line in lines[1::2])
