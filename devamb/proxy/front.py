@@ -4,11 +4,19 @@ aiohttp's server did this job first and cost about half of a proxied exchange's 
 (request objects, a task and a writer per request, general-purpose hooks); a proxy needs a lean
 path from bytes to a handler and back. Guards a proxy facing arbitrary clients needs:
 
-- A header timeout: a client must finish a request's head within `header_timeout` seconds of
-  its first byte, so slow-drip (slowloris) connections cannot pile up.
-- Limits: a request line over `MAX_URL` answers 414, a header over `MAX_FIELD` or a head over
-  `MAX_HEAD` 431, anything llhttp refuses (including Content-Length with Transfer-Encoding,
-  the classic smuggling attempt) 400 — each with `Connection: close` and no traceback.
+- A header timeout, as nginx's client_header_timeout: a connection's first request head must be
+  complete within `header_timeout` seconds of the accept, a later one within `header_timeout`
+  of its first byte; between requests the keep-alive idle applies. Slow-drip (slowloris) and
+  silent connections cannot pile up.
+- Limits, counted as the head is parsed whatever the reads' sizes: a request line over `MAX_URL`
+  answers 414, a header over `MAX_FIELD`, a head over `MAX_HEAD` or more than `MAX_HEADERS`
+  header lines 431 (Envoy's default count).
+- Framing a proxy cannot pass on faithfully, answered as nginx does: no HTTP/1.x version 400,
+  another version 505, a transfer coding other than `chunked` 501, an HTTP/1.1 request without
+  `Host` or with two 400, anything else llhttp refuses (including Content-Length with
+  Transfer-Encoding, the classic smuggling attempt) 400. Every refusal has `Connection: close`,
+  an `x-devamb-error` code and no traceback, and is reported to the server's `refused` hook
+  (the listener records it).
 - A client that goes away cancels its exchange's task, so a stalled upstream is let go.
 - Keep-alive and pipelining: requests on one connection are answered in order, one at a time.
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,7 +34,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from devamb.proxy.request import ClientGone, FrontRequest
-from devamb.proxy.response import Response, StreamResponse
+from devamb.proxy.response import REASONS, Response, StreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,7 @@ KEEPALIVE_TIMEOUT = 600.0
 MAX_URL = 8190
 MAX_FIELD = 8190
 MAX_HEAD = 64 * 1024
+MAX_HEADERS = 100  # header lines in one request head (Envoy's max_headers_count default)
 LINGER_TIMEOUT = 10.0  # how long the rest of an unread request body is read and dropped
 MAX_PIPELINED = 8  # requests parsed ahead of the one being answered before reading pauses
 SWEEP_INTERVAL = 0.5  # seconds between checks of the connections' deadlines
@@ -44,11 +54,29 @@ SWEEP_INTERVAL = 0.5  # seconds between checks of the connections' deadlines
 Handler = Callable[[FrontRequest], Awaitable[StreamResponse]]
 
 
-class _Refusal(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+class Refusal(Exception):
+    """A request the front end answers itself, with `status` and `Connection: close`."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+        self.code = code  # short and stable, sent as x-devamb-error: bad-request, ...
         self.reason = reason
+        self.method: str | None = None  # as far as the request was read
+        self.path: str | None = None
+        self.headers: list[tuple[str, str]] = []
+
+
+# Records a refusal and gives the body to send with it (the listener's; see FrontServer).
+RefusalHook = Callable[[Refusal, str | None], bytes]
+
+
+def _too_large() -> Refusal:
+    return Refusal(431, "request-header-too-large", "request header too large")
+
+
+def _too_long() -> Refusal:
+    return Refusal(414, "request-line-too-long", "request line too long")
 
 
 class FrontProtocol(asyncio.Protocol):
@@ -65,7 +93,9 @@ class FrontProtocol(asyncio.Protocol):
         self._url: list[bytes] = []
         self._headers: list[tuple[str, str]] = []
         self._in_head = False
-        self._head_size = 0
+        self._heads = 0  # request heads begun on this connection
+        self._head_size = 0  # bytes of the current head's complete parts (line and headers)
+        self._head_pending = 0  # bytes read while the head was incomplete, after its first read
         self._receiving: FrontRequest | None = None  # the request whose body is arriving
         self._lingering: FrontRequest | None = None  # answered; the rest of its body is dropped
         self._queue: deque[FrontRequest] = deque()
@@ -73,7 +103,7 @@ class FrontProtocol(asyncio.Protocol):
         self.deadline = 0.0  # loop time after which the server's sweep closes us; 0: none
         self._pauses: set[str] = set()
         self._writable: asyncio.Future[None] | None = None
-        self._refusal: _Refusal | None = None
+        self._refusal: Refusal | None = None
         self._upgraded: bytes | None = None  # bytes after an upgrade request's head
         self._detached = False
         self._closing = False  # answer what is in flight, then close
@@ -85,11 +115,12 @@ class FrontProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if isinstance(peer, tuple) else None
         self.server.connections.add(self)
-        self._arm_idle()
+        self._arm(self.header_timeout)  # from the accept: a silent connection is not kept
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._upgraded is not None or self._closing_now():
             return
+        heads = self._heads
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -99,15 +130,8 @@ class FrontProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if self._refusal is None:
                 self._refusal = _refusal_for(exc)
-        if self._in_head and self._refusal is None:  # a head still incomplete: it gets a timer
-            if not self._head_size:
-                self._arm(self.header_timeout)
-            self._head_size += len(data)
-            if self._head_size > MAX_HEAD:
-                self._refusal = (
-                    _Refusal(414, "request line too long") if not self._headers and self._url
-                    else _Refusal(431, "request header too large")
-                )
+        if self._in_head and self._refusal is None:
+            self._partial_head(data, began=self._heads != heads)
         if self._refusal is not None:
             if self._receiving is not None:
                 self._receiving.fail(ClientGone("the client's request stream is malformed"))
@@ -116,6 +140,17 @@ class FrontProtocol(asyncio.Protocol):
                 self._refuse()
             else:
                 self._pause("refused")  # answered once the request in flight is
+
+    def _partial_head(self, data: bytes, *, began: bool) -> None:
+        """A head still incomplete after a read. The parser holds its unfinished line, which
+        no callback has counted yet: the reads after the head's first one bound it."""
+        if began:
+            if self._heads > 1:  # the first head's timer runs from the accept
+                self._arm(self.header_timeout)
+            return
+        self._head_pending += len(data)
+        if self._head_pending > MAX_HEAD:
+            self._refusal = _too_long() if not self._headers and self._url else _too_large()
 
     def eof_received(self) -> bool:
         """The client closed its side: like nginx, take it that the client gave up (a client
@@ -147,34 +182,44 @@ class FrontProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_size = 0
+        self._heads += 1
+        self._head_size = 16  # the request line's method, spaces, version and CRLF, about
+        self._head_pending = 0
         self._url = []
         self._headers = []
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
+        self._head_size += len(url)
         if len(self._url) > 1 and sum(map(len, self._url)) > MAX_URL:
-            raise _Refusal(414, "request line too long")
+            raise _too_long()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > MAX_FIELD:
-            raise _Refusal(431, "request header too large")
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        size = len(name) + len(value)
+        if size > MAX_FIELD:
+            raise _too_large()
+        self._head_size += size + 4  # ": " and CRLF
+        headers = self._headers
+        if self._head_size > MAX_HEAD or len(headers) >= MAX_HEADERS:
+            raise _too_large()
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm()
         url = b"".join(self._url)
         if len(url) > MAX_URL:
-            raise _Refusal(414, "request line too long")
+            raise _too_long()
         parser = self._parser
         version = parser.get_http_version()
+        headers = CIMultiDictProxy(CIMultiDict(self._headers))
+        _check_head(version, headers)
         request = FrontRequest(
             self,
             parser.get_method().decode("latin-1"),
             url.decode("latin-1"),
             (1, 0) if version == "1.0" else (1, 1),
-            CIMultiDictProxy(CIMultiDict(self._headers)),
+            headers,
             self.remote,
             keep_alive=parser.should_keep_alive() and not self._closing,
             upgrade=parser.should_upgrade(),
@@ -298,7 +343,9 @@ class FrontProtocol(asyncio.Protocol):
             self._start(self._queue.popleft())
             if len(self._queue) < MAX_PIPELINED:
                 self._resume("pipelined")
-        elif not self._in_head:
+        elif self._in_head:  # a head begun while the last answer was sent: its timer starts
+            self._arm(self.header_timeout)
+        else:
             self._arm_idle()
 
     def _refuse(self) -> None:
@@ -307,13 +354,29 @@ class FrontProtocol(asyncio.Protocol):
         assert refusal is not None
         if transport is None or transport.is_closing():
             return
-        body = refusal.reason.encode()
+        if self._url:
+            refusal.path = _shortened(b"".join(self._url).decode("latin-1"))
+            with contextlib.suppress(httptools.HttpParserError):
+                refusal.method = self._parser.get_method().decode("latin-1") or None
+            refusal.headers = self._headers
+        body = self.server.refused(refusal, self.remote)
         transport.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (refusal.status, _REASONS[refusal.status],
-                                              len(body), body)
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"x-devamb-error: %s\r\nConnection: close\r\n\r\n%s" % (
+                refusal.status, REASONS.get(refusal.status, "Unknown").encode(), len(body),
+                refusal.code.encode(), body,
+            )
         )
-        transport.close()
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # A lingering close, as nginx's: end our side, then read and drop what the client is
+        # still sending for a while, so that its kernel does not answer our close with a reset
+        # that destroys the answer before the client reads it.
+        transport.write_eof()
+        self._pauses.clear()
+        transport.resume_reading()
+        self._arm(LINGER_TIMEOUT)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -365,21 +428,69 @@ class FrontProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-_REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+def _check_head(version: str, headers: CIMultiDictProxy[str]) -> None:
+    """Refuse what llhttp lets through but nginx does not (RFC 9112 framing rules)."""
+    if version not in ("1.1", "1.0"):
+        if version == "0.9":  # llhttp's reading of a request line without a version
+            raise Refusal(400, "bad-request", "bad request: the request line has no HTTP/1.x "
+                                              "version (HTTP/0.9 is not supported)")
+        raise _unsupported_version(f"HTTP/{version}")
+    if "Transfer-Encoding" in headers:
+        codings = ",".join(headers.getall("Transfer-Encoding"))
+        if [c.strip().lower() for c in codings.split(",")] != ["chunked"]:
+            raise _not_implemented(codings)
+        if version == "1.0":
+            raise Refusal(400, "bad-request", "bad request: Transfer-Encoding in an HTTP/1.0 "
+                                              "request")
+    if "Host" in headers:
+        if len(headers.getall("Host")) > 1:
+            raise Refusal(400, "bad-request", "bad request: more than one Host header")
+    elif version == "1.1":
+        raise Refusal(400, "bad-request", "bad request: an HTTP/1.1 request without Host")
 
 
-def _refusal_for(exc: httptools.HttpParserError) -> _Refusal:
+def _unsupported_version(version: str) -> Refusal:
+    return Refusal(505, "http-version-not-supported",
+                   f"{version} is not supported: devamb speaks HTTP/1.0 and HTTP/1.1")
+
+
+def _not_implemented(codings: str | None) -> Refusal:
+    given = f"Transfer-Encoding {codings[:100]!r}" if codings is not None else (
+        "a Transfer-Encoding with more after chunked"
+    )
+    return Refusal(501, "transfer-coding-not-implemented",
+                   f"{given}: only chunked alone is supported")
+
+
+def _refusal_for(exc: httptools.HttpParserError) -> Refusal:
     cause = exc.__context__ or exc.__cause__
-    if isinstance(cause, _Refusal):
+    if isinstance(cause, Refusal):
         return cause
-    return _Refusal(400, f"bad request: {exc}")
+    reason = str(exc)
+    if reason == "Invalid HTTP version":  # well-formed HTTP/d.d, but neither 1.0 nor 1.1
+        return _unsupported_version("this HTTP version")
+    if reason == "Invalid `Transfer-Encoding` header value":  # chunked, then more codings
+        return _not_implemented(None)
+    if reason == "Pause on PRI/Upgrade":  # HTTP/2's preface, PRI * HTTP/2.0
+        return _unsupported_version("HTTP/2 (prior knowledge)")
+    return Refusal(400, "bad-request", f"bad request: {reason}")
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _refusal_body(refusal: Refusal, remote: str | None) -> bytes:
+    """The body of a refusal when no hook is given."""
+    return json.dumps({"error": refusal.code, "reason": refusal.reason}).encode()
 
 
 class FrontServer:
     """A listening socket and its connections."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, refused: RefusalHook = _refusal_body) -> None:
         self.handler = handler
+        self.refused = refused
         self.connections: set[FrontProtocol] = set()
         self.loop = asyncio.get_running_loop()
         self.now = self.loop.time()  # as of the last sweep

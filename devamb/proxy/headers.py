@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
+from contextvars import ContextVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -24,6 +26,24 @@ HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 TARGET_OVERRIDE = "x-devamb-target"
 REPLAY = "x-devamb-replay"
 VIA = "1.1 devamb"
+# The Via element the listener serving the current request adds (set per request task by
+# proxy/http.py): its own pseudonym, so that a request coming back to it is seen as a loop.
+HOP: ContextVar[str] = ContextVar("devamb_via", default=VIA)
+
+
+def new_via() -> str:
+    """A listener's own Via element, `1.1 devamb-<8 hex>`: unique to it, so that services
+    chained in one engine, or engines chained, are not taken for a loop."""
+    return f"{VIA}-{secrets.token_hex(4)}"
+
+
+def looped(incoming: CIMultiDictProxy[str], via: str) -> bool:
+    """Whether the request already went through the listener whose Via element is `via`."""
+    return any(
+        element.strip() == via
+        for header in incoming.getall("Via", ())
+        for element in header.split(",")
+    )
 
 
 def _dropped(headers: CIMultiDictProxy[str]) -> frozenset[str]:
@@ -58,8 +78,8 @@ def request_headers(
         out["X-Forwarded-Proto"] = "http"
     if "X-Forwarded-Host" not in out and "Host" in incoming:
         out["X-Forwarded-Host"] = incoming["Host"]
-    via = incoming.get("Via")
-    out["Via"] = f"{via}, {VIA}" if via else VIA
+    via, mine = ", ".join(incoming.getall("Via", ())), HOP.get()  # each hop's, in order
+    out["Via"] = f"{via}, {mine}" if via else mine
     for name, value in extra.items():
         out[name] = value
     return out

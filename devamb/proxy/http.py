@@ -11,8 +11,8 @@ from devamb.inspect.exchange import Exchange
 from devamb.inspect.recorder import Recorder
 from devamb.inspect.replay import replay_of
 from devamb.proxy.errors import UpstreamFailed, error_response
-from devamb.proxy.front import FrontServer
-from devamb.proxy.headers import REPLAY, TARGET_OVERRIDE
+from devamb.proxy.front import FrontServer, Refusal
+from devamb.proxy.headers import HOP, REPLAY, TARGET_OVERRIDE, looped, new_via
 from devamb.proxy.listen import bind_failure
 from devamb.proxy.request import ClientGone, FrontRequest
 from devamb.proxy.response import Response, StreamResponse
@@ -20,16 +20,18 @@ from devamb.service import Service
 from devamb.targets.base import TargetUnavailable
 
 SHUTDOWN_GRACE = 3.0  # seconds in-flight exchanges get to finish when the listener stops
+ANSWERED_BY_DEVAMB = "devamb"  # the target recorded for a request devamb answered itself
 
 
 class HttpListener:
     def __init__(self, service: Service, recorder: Recorder) -> None:
         self.service = service
         self.recorder = recorder
+        self.via = new_via()  # this listener's own Via element: seen again, it is a loop
         self._server: FrontServer | None = None
 
     async def start(self) -> None:
-        server = FrontServer(self._handle)
+        server = FrontServer(self._handle, self._refused)
         listen = self.service.spec.listen
         try:
             self.service.bound = await server.start(listen.host, listen.port)
@@ -59,20 +61,61 @@ class HttpListener:
         exchange.shaping = plan.shaping()
         return None
 
+    def _answer_self(
+        self, status: int, code: str, reason: str, remote: str | None, method: str | None,
+        path: str | None, headers: list[tuple[str, str]],
+    ) -> None:
+        """Record a request devamb answered itself: its target is "devamb", its error the
+        reason, its request headers the client's (nothing went upstream), so that `traffic`,
+        `~t devamb`, `show` and the TUI show it beside the others."""
+        service = self.service
+        exchange = self.recorder.begin(service, ANSWERED_BY_DEVAMB, remote)
+        exchange.method = method
+        exchange.path = path
+        exchange.request_headers = headers
+        exchange.status = status
+        exchange.error = reason
+        exchange.notes["devamb"] = {"error": code}
+        exchange.finish()
+        self.recorder.finish(service, exchange)
+
+    def _refused(self, refusal: Refusal, remote: str | None) -> bytes:
+        """The front end refused a request (400, 414, 431, 501, 505): record it, give the body."""
+        self._answer_self(
+            refusal.status, refusal.code, refusal.reason, remote, refusal.method, refusal.path,
+            refusal.headers,
+        )
+        response = error_response(
+            refusal.status, refusal.code, refusal.reason, self.service.name, ANSWERED_BY_DEVAMB
+        )
+        return response.body
+
+    def _refuse(
+        self, request: FrontRequest, status: int, code: str, reason: str, target: str
+    ) -> StreamResponse:
+        self._answer_self(
+            status, code, reason, request.remote, request.method, request.raw_path,
+            list(request.headers.items()),
+        )
+        return error_response(status, code, reason, self.service.name, target)
+
     async def _handle(self, request: FrontRequest) -> StreamResponse:
         service = self.service
+        if "Via" in request.headers and looped(request.headers, self.via):
+            reason = f"the request came back to {service.name!r}'s own listener (its Via)"
+            return self._refuse(request, 508, "loop-detected", reason, ANSWERED_BY_DEVAMB)
+        HOP.set(self.via)  # the Via this request gets on its way upstream (proxy/headers.py)
         replayed = replay_of(request.headers.get(REPLAY), self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None
         name = request.headers.get(TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
             known = ", ".join(service.targets)
-            return error_response(
-                400, "unknown-target", f"no target {name!r}; known: {known}", service.name, name
-            )
+            reason = f"no target {name!r}; known: {known}"
+            return self._refuse(request, 400, "unknown-target", reason, name)
         target = service.target(name)
         if not request.raw_path.startswith("/"):  # asterisk-form (OPTIONS *) or absolute-form
             reason = f"request target {request.raw_path[:200]!r} is not a path"
-            return error_response(400, "bad-request-target", reason, service.name, target.name)
+            return self._refuse(request, 400, "bad-request-target", reason, target.name)
         exchange = self.recorder.begin(service, target.name, request.remote)
         exchange.method = request.method
         exchange.path = request.raw_path

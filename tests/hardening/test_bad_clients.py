@@ -1,7 +1,8 @@
 """Clients that lie, vanish or drip: the engine stays up, records an error, closes the upstream
 connection it opened, never hands the upstream a request that looks complete but is not, and
 keeps serving everyone else. (Malformed heads, 431/414, CL+TE and a 50-connection slowloris
-are in tests/proxy/test_front.py.)"""
+are in tests/proxy/test_front.py; head limits and timers in test_request_limits.py; request
+lines, transfer codings, Host, loops and the records of refusals in test_request_parsing.py.)"""
 
 from __future__ import annotations
 
