@@ -81,6 +81,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(why)
             self.transport.abort()  # type: ignore[union-attr]
             return
+        except httptools.HttpParserUpgrade:
+            # WebSocket upgrades take their own client (websocket.py); here nobody asked.
+            self._fail(BadResponse("the upstream switched protocols, though not asked to"))
+            self.transport.abort()  # type: ignore[union-attr]
+            return
         if self._in_head and self._head_read > MAX_HEAD:  # a head still growing, read by read
             self._fail(BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB"))
             self.transport.abort()  # type: ignore[union-attr]
