@@ -81,9 +81,13 @@ class RequestPolicy:
         try:
             response = await self._tries(target, request, exchange)
         except ClientStalled:
-            raise  # the client's doing: says nothing about the target
+            breaker.abandon()  # the client's doing: says nothing about the target
+            raise
         except UpstreamFailed:
             breaker.record(False)
+            raise
+        except BaseException:  # the client went away (or a fault cut it): no verdict either
+            breaker.abandon()
             raise
         finally:
             await breaker.release()
