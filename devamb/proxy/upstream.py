@@ -54,6 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_head = False  # from the request's end to the end of the response head
         self._head_read = 0  # bytes read while in the head (a head that grows read by read)
         self._head_fields = 0  # bytes of the head's header lines (exact, whatever the reads)
+        self._trailers = 0  # trailer fields after a chunked body (dropped, but counted)
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._complete = False
@@ -119,8 +120,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_head = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self._headers
-        headers.append((name, value))
+        if self._status:  # a trailer of a chunked body: not relayed, but bounded the same
+            self._trailers += 1
+            count = self._trailers
+        else:
+            headers = self._headers
+            headers.append((name, value))
+            count = len(headers)
         line = len(name) + len(value)
         self._head_fields += line + 4  # ": " and CRLF
         if line > MAX_HEADER_LINE:
@@ -128,7 +134,7 @@ class UpstreamConnection(asyncio.Protocol):
                 f"the upstream sent a header over {MAX_HEADER_LINE // 1024} KiB "
                 f"({name[:40].decode('latin-1')!r})"
             )
-        if len(headers) > MAX_HEADERS:
+        if count > MAX_HEADERS:
             raise BadResponse(f"the upstream sent more than {MAX_HEADERS} headers")
         if self._head_fields > MAX_HEAD:
             raise BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB")
@@ -188,7 +194,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._status, self._headers, self._complete = 0, [], False
         self._chunks.clear()
         self._buffered = 0
-        self._in_head, self._head_read, self._head_fields = True, 0, 0
+        self._in_head, self._head_read, self._head_fields, self._trailers = True, 0, 0, 0
         transport = self.transport
         assert transport is not None
         if self.closed:  # closed between connect and now: no response will ever come

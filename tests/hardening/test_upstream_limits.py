@@ -111,6 +111,33 @@ async def test_a_head_just_within_the_limits_passes(
         assert resp.headers["X-H98"] == "v" * 600
 
 
+@pytest.mark.parametrize("trailers", [3, 5000])
+async def test_trailers_are_bounded_like_headers(
+    make_engine: EngineFactory, raw: RawUpstream, upstream: HttpUpstream, trailers: int
+) -> None:
+    """Trailers are not relayed; a few pass unnoticed, thousands break the body off."""
+    async def handler(reader, writer) -> None:  # type: ignore[no-untyped-def]
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                     + headers_of(trailers, 100) + b"\r\n")
+        await writer.drain()
+        await reader.read()
+
+    raw.handler = handler
+    engine = await make_engine(profile(raw.port, upstream.url))
+    url = listen_url(engine, "api")
+    async with aiohttp.ClientSession() as client, client.get(url + "/trailers") as resp:
+        assert resp.status == 200  # the head went before the trailers came
+        if trailers < 100:
+            assert await resp.read() == b"hello"
+        else:
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()
+    [record] = records(engine, "/trailers")
+    assert (record.error is None) == (trailers < 100), record.error
+    await still_serving(url)
+
+
 @pytest.mark.parametrize("status", [b"999", b"600", b"099", b"000"])
 async def test_a_status_outside_1xx_to_5xx_is_502_bad_response(
     make_engine: EngineFactory, raw: RawUpstream, upstream: HttpUpstream, status: bytes
