@@ -177,7 +177,7 @@ def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
     if upload.on_client:
         return ClientStalled(timeout)
     return UpstreamFailed(
-        504, "timeout", f"the upstream read none of the request body for {timeout:g}s"
+        504, "timeout", f"the upstream took no request body bytes for {timeout:g}s"
     )
 
 

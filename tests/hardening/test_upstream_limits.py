@@ -261,7 +261,7 @@ async def test_an_upstream_that_stops_reading_the_body_is_504(
         writer.transport.abort()
         done.set()
     assert head.startswith(b"HTTP/1.1 504"), head
-    assert "read none of the request body" in json.loads(body)["reason"]
+    assert "took no request body bytes" in json.loads(body)["reason"]
     [record] = records(engine, "/deaf")
     assert record.status == 504 and record.error
     await still_serving(listen_url(engine, "api"))
