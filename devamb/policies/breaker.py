@@ -80,6 +80,12 @@ class CircuitBreaker:
             self._trials += 1
         return True
 
+    def abandon(self) -> None:
+        """A request let through ended with no verdict on the target (its client left or
+        stalled): a half-open trial slot it held goes to the next request."""
+        if self.state == HALF_OPEN and self._trials > 0:
+            self._trials -= 1
+
     def record(self, success: bool) -> None:
         now = self.ctx.clock()
         if self.state == HALF_OPEN:

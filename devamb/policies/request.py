@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from devamb.faults.base import FaultContext
 from devamb.policies.breaker import CircuitBreaker, Overloaded
 from devamb.policies.retry import IDEMPOTENT, RetryBudget, backoff_delay
 from devamb.profile.schema import ServiceSpec
+from devamb.proxy.deadline import ClientStalled, read_within
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import StreamResponse
@@ -25,9 +26,12 @@ BUFFER_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so a ret
 class AttemptLimits:
     """What one try may take; set on the exchange for the target's forwarding to honour."""
 
-    timeout: float  # until response headers
+    timeout: float  # until response headers, from when the request was sent
     connect_timeout: float | None
     retry_statuses: frozenset[int]  # upstream statuses to turn into another try
+    # Endpoints earlier tries of this exchange used (shared by its tries): a pool sends a
+    # retry elsewhere while it can, as Envoy's previous_hosts retry predicate does.
+    tried: set[str] = field(default_factory=set)
 
 
 class RetryableStatus(Exception):
@@ -76,8 +80,14 @@ class RequestPolicy:
             raise UpstreamFailed(503, "overloaded", str(exc)) from None
         try:
             response = await self._tries(target, request, exchange)
+        except ClientStalled:
+            breaker.abandon()  # the client's doing: says nothing about the target
+            raise
         except UpstreamFailed:
             breaker.record(False)
+            raise
+        except BaseException:  # the client went away (or a fault cut it): no verdict either
+            breaker.abandon()
             raise
         finally:
             await breaker.release()
@@ -89,11 +99,12 @@ class RequestPolicy:
         retry, spec, clock = self.retry, self.spec, self.ctx.clock
         attempts = 1
         retriable = retry is not None and (retry.unsafe or request.method in IDEMPOTENT)
-        if retriable and await self._keep_body(request, exchange):
+        if retriable and await self._keep_body(request, exchange, spec.timeout):
             attempts = retry.attempts  # type: ignore[union-attr]
         if self.budget is not None:
             self.budget.request()
-        deadline = clock() + spec.timeout
+        deadline = clock() + spec.timeout  # from here: the body (if kept) is in hand
+        tried: set[str] = set()
         for attempt in range(1, attempts + 1):
             exchange.attempts = attempt
             left = max(0.001, deadline - clock())
@@ -102,6 +113,7 @@ class RequestPolicy:
                 timeout=min(spec.per_try_timeout or left, left),
                 connect_timeout=spec.connect_timeout,
                 retry_statuses=retry.statuses() if may_retry and retry else frozenset(),
+                tried=tried,
             )
             try:
                 return await target.handle_http(request, exchange)
@@ -121,15 +133,16 @@ class RequestPolicy:
         raise AssertionError("unreachable: the last try returns or raises")
 
     @staticmethod
-    async def _keep_body(request: FrontRequest, exchange: Exchange) -> bool:
-        """Read a small body whole so that a retry can send it again; False if it is too big."""
+    async def _keep_body(request: FrontRequest, exchange: Exchange, idle: float) -> bool:
+        """Read a small body whole so that a retry can send it again; False if it is too big.
+        A client that pauses longer than `idle` while sending it gets a 408."""
         if not request.body_exists:
             return True
         length = request.content_length
         if length is None or length > BUFFER_FOR_RETRY:
             return False  # streamed bodies are sent once: no retry
         await request.send_continue()
-        body = await request.read()
+        body = await read_within(request.iter_body(), idle)
         exchange.request_body.add(body)
         exchange.body_buffer = body
         return True

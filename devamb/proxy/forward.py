@@ -12,7 +12,8 @@ from yarl import URL
 from devamb.faults.base import CutConnection
 from devamb.faults.connection import cut
 from devamb.policies.request import RetryableStatus
-from devamb.proxy.deadline import Deadline
+from devamb.policies.retry import IDEMPOTENT
+from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.headers import request_headers, upstream_response_headers
 from devamb.proxy.request import ClientGone, FrontRequest
@@ -60,7 +61,9 @@ async def forward_http(
         body, chunked = None, False
     head = request_head(request.method, url.raw_path_qs, fields)
     connect_timeout = limits.connect_timeout if limits is not None else None
-    conn = await _exchange_head(pool, head, body, chunked, timeout, url, connect_timeout)
+    conn = await _exchange_head(
+        pool, head, body, chunked, timeout, url, connect_timeout, request.method in IDEMPOTENT
+    )
     if limits is not None and limits.retry_statuses:
         status, _ = await conn.response_head()
         if status in limits.retry_statuses:
@@ -108,16 +111,23 @@ async def _exchange_head(
     timeout: float,
     url: URL,
     connect_timeout: float | None = None,
+    idempotent: bool = True,
 ) -> UpstreamConnection:
-    """Send the request and wait for the response head, within `timeout`.
+    """Send the request and wait for the response head.
 
-    A keep-alive connection the upstream closed while idle fails at once; a request without a
-    body is then sent once more on a fresh connection, as browsers and aiohttp do.
+    The response timeout starts once the request has been sent (Envoy's route timeout): a
+    request body streams for as long as bytes keep moving, and only a pause of `timeout` in
+    either direction ends it (408 when the client stalled, 504 when the upstream stopped
+    reading). A keep-alive connection the upstream closed while idle fails at once; a request
+    without a body is then sent once more on a fresh connection, as browsers do, if it is
+    idempotent or provably never reached the upstream (nothing was written).
     """
     for _attempt in range(2):
         conn: UpstreamConnection | None = None
+        upload: IdleBody | None = None
+        reused = False
         try:
-            with Deadline(timeout):
+            with Deadline(timeout) as deadline:
                 if connect_timeout is None:
                     conn, reused = await pool.acquire()
                 else:
@@ -126,16 +136,21 @@ async def _exchange_head(
                             conn, reused = await pool.acquire()
                     except TimeoutError:
                         raise OSError(f"no connection within {connect_timeout:g}s") from None
-                await conn.send(head, body, chunked)
+                if body is None:
+                    await conn.send(head, None, chunked)
+                else:
+                    upload = IdleBody(body, deadline, timeout)
+                    await conn.send(head, upload.chunks(), chunked)
+                    deadline.rearm(timeout)  # the whole request is sent: the response's turn
                 await conn.response_head()
             return conn
         except TimeoutError:
             if conn is not None:
                 pool.discard(conn)
-            raise UpstreamFailed(504, "timeout", f"no response within {timeout:g}s") from None
-        except UpstreamClosed:
+            raise _timed_out(upload, timeout) from None
+        except UpstreamClosed as exc:
             pool.discard(conn)  # type: ignore[arg-type]
-            if reused and body is None:
+            if reused and body is None and (idempotent or not exc.sent):
                 continue
             raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection") from None
         except BadResponse as exc:
@@ -153,6 +168,17 @@ async def _exchange_head(
                 502, "connect-failed", f"cannot connect to {url.host}:{url.port}: {reason}"
             ) from None
     raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
+
+
+def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
+    """The failure for a timer that ran out: which side went quiet, and when."""
+    if upload is None or upload.done:
+        return UpstreamFailed(504, "timeout", f"no response within {timeout:g}s")
+    if upload.on_client:
+        return ClientStalled(timeout)
+    return UpstreamFailed(
+        504, "timeout", f"the upstream took no request body bytes for {timeout:g}s"
+    )
 
 
 async def _relay_response(

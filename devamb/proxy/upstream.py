@@ -18,10 +18,23 @@ import httptools
 READ_HIGH_WATER = 256 * 1024  # buffered response bytes before the upstream socket is paused
 READ_LOW_WATER = 64 * 1024
 MAX_IDLE = 64  # idle keep-alive connections kept per target
+# The response head is held to the limits of the request side (front.py), as nginx and Envoy do
+# for both: an upstream cannot make the engine buffer an endless head.
+MAX_HEAD = 64 * 1024  # status line and headers, in all
+MAX_HEADER_LINE = 8 * 1024  # one header's name and value
+MAX_HEADERS = 100  # header fields in one head (Envoy's default)
 
 
 class UpstreamClosed(Exception):
-    """The upstream closed or reset the connection before the response was complete."""
+    """The upstream closed or reset the connection before the response was complete.
+
+    `sent` says whether any of the request was written: when nothing was, the request provably
+    never reached the upstream and may go again whatever its method.
+    """
+
+    def __init__(self, reason: str, *, sent: bool = True) -> None:
+        super().__init__(reason)
+        self.sent = sent
 
 
 class BadResponse(Exception):
@@ -38,6 +51,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._head: asyncio.Future[None] | None = None
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False  # from the request's end to the end of the response head
+        self._head_read = 0  # bytes read while in the head (a head that grows read by read)
+        self._head_fields = 0  # bytes of the head's header lines (exact, whatever the reads)
+        self._trailers = 0  # trailer fields after a chunked body (dropped, but counted)
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._complete = False
@@ -54,10 +71,24 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_read += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(BadResponse(f"invalid response from upstream: {exc}"))
+            cause = exc.__context__  # a callback's own exception, if one raised
+            why = cause if isinstance(cause, BadResponse) else BadResponse(
+                f"invalid response from upstream: {exc}")
+            self._fail(why)
+            self.transport.abort()  # type: ignore[union-attr]
+            return
+        except httptools.HttpParserUpgrade:
+            # WebSocket upgrades take their own client (websocket.py); here nobody asked.
+            self._fail(BadResponse("the upstream switched protocols, though not asked to"))
+            self.transport.abort()  # type: ignore[union-attr]
+            return
+        if self._in_head and self._head_read > MAX_HEAD:  # a head still growing, read by read
+            self._fail(BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB"))
             self.transport.abort()  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
@@ -86,15 +117,37 @@ class UpstreamConnection(asyncio.Protocol):
             # Bytes past the end of the response (a Content-Length shorter than the body, or
             # anything sent while idle) belong to no request: stop parsing, never reuse.
             raise BadResponse("bytes after the end of the response")
+        self._in_head = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        if self._status:  # a trailer of a chunked body: not relayed, but bounded the same
+            self._trailers += 1
+            count = self._trailers
+        else:
+            headers = self._headers
+            headers.append((name, value))
+            count = len(headers)
+        line = len(name) + len(value)
+        self._head_fields += line + 4  # ": " and CRLF
+        if line > MAX_HEADER_LINE:
+            raise BadResponse(
+                f"the upstream sent a header over {MAX_HEADER_LINE // 1024} KiB "
+                f"({name[:40].decode('latin-1')!r})"
+            )
+        if count > MAX_HEADERS:
+            raise BadResponse(f"the upstream sent more than {MAX_HEADERS} headers")
+        if self._head_fields > MAX_HEAD:
+            raise BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB")
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_read = self._head_fields = 0
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # informational: the real response follows
             self._headers = []
             return
+        if status > 599 or status < 100:  # RFC 9110 §15: three digits, 1xx to 5xx
+            raise BadResponse(f"the upstream answered status {status}, which is not HTTP")
         self._status = status
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
@@ -141,14 +194,16 @@ class UpstreamConnection(asyncio.Protocol):
         self._status, self._headers, self._complete = 0, [], False
         self._chunks.clear()
         self._buffered = 0
+        self._in_head, self._head_read, self._head_fields, self._trailers = True, 0, 0, 0
         transport = self.transport
         assert transport is not None
         if self.closed:  # closed between connect and now: no response will ever come
-            raise UpstreamClosed("upstream closed the connection before the request was sent")
-        if body is None:
-            transport.write(head)
-            return
+            raise UpstreamClosed(
+                "upstream closed the connection before the request was sent", sent=False
+            )
         transport.write(head)
+        if body is None:
+            return
         async for chunk in body:
             if not chunk:
                 continue

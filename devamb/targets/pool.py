@@ -30,6 +30,7 @@ from devamb.policies.outlier import OutlierDetector, OutlierSpec, parse_outlier
 from devamb.policies.request import RetryableStatus
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.deadline import ClientStalled
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
@@ -279,17 +280,29 @@ class PoolTarget(Target):
 
     # -- routing ---------------------------------------------------------------------------
 
-    def choose(self, request: FrontRequest | None) -> Endpoint:
-        """The endpoint for the next exchange; TargetUnavailable (503) when none is routable."""
+    def choose(self, request: FrontRequest | None, tried: set[str] | None = None) -> Endpoint:
+        """The endpoint for the next exchange; TargetUnavailable (503) when none is routable.
+
+        A retry (`tried` names the endpoints earlier tries used) goes to another routable
+        endpoint while there is one; with `hash`, that is the key's next one on the ring.
+        """
         if self.outlier is not None:
             self.outlier.expire()
         candidates = self.endpoints.routable()
         if not candidates:
             raise TargetUnavailable(self.endpoints.why_none(self.name), 503)
+        if tried:
+            untried = tuple(e for e in candidates if e.key not in tried)
+            if untried:
+                candidates = untried
         return self.balancer.pick(candidates, request)
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
-        endpoint = self.choose(request)
+        limits = exchange.limits
+        tried = limits.tried if limits is not None else None
+        endpoint = self.choose(request, tried)
+        if tried is not None:
+            tried.add(endpoint.key)
         pool = endpoint.pool
         assert pool is not None, "target not started"
         endpoint.requests += 1
@@ -305,6 +318,8 @@ class PoolTarget(Target):
                 timeout=self.service.timeout,
                 websockets=self._websockets,
             )
+        except ClientStalled:
+            raise  # the client paused its upload: no fault of the endpoint's
         except UpstreamFailed:
             self._count(endpoint, None)
             raise

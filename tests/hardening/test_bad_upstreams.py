@@ -183,6 +183,30 @@ async def test_garbage_is_502_bad_response(proxy, raw: RawUpstream, answer: byte
     await still_serving(url)
 
 
+async def test_an_unasked_protocol_switch_is_502_bad_response(proxy, raw: RawUpstream) -> None:
+    """A 101 to a request that asked for no upgrade (found by test_fuzz_response.py): a clean
+    502, not an unhandled parser exception on the event loop."""
+    engine, url = proxy
+    errors: list[dict] = []  # type: ignore[type-arg]
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+
+    async def handler(reader, writer) -> None:  # type: ignore[no-untyped-def]
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    raw.handler = handler
+    async with aiohttp.ClientSession() as client:
+        resp = await client.get(url + "/x")
+        body = await attributed_error(resp, 502, "bad-response")
+    assert "switched protocols" in body["reason"]
+    assert last_record(engine).status == 502
+    assert not errors, errors
+    await still_serving(url)
+
+
 async def test_close_before_headers_is_502(proxy, raw: RawUpstream) -> None:
     _engine, url = proxy
 

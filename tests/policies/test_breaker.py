@@ -42,6 +42,20 @@ def test_transitions() -> None:
     assert breaker.state == CLOSED and changes == [OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
 
 
+def test_an_abandoned_trial_frees_its_slot() -> None:
+    """A half-open trial whose client left (or stalled its upload) decides nothing; without
+    giving its slot back the breaker would refuse every request from then on."""
+    clock = Clock()
+    breaker, _ = _breaker(clock, failures=1, window=10, open_for=5, half_open_requests=1)
+    breaker.record(False)
+    clock.now = 6
+    assert breaker.allow() and breaker.state == HALF_OPEN
+    breaker.abandon()
+    assert breaker.allow()  # the next request is the trial
+    breaker.record(True)
+    assert breaker.state == CLOSED
+
+
 def test_failures_outside_the_window_do_not_count() -> None:
     clock = Clock()
     breaker, _ = _breaker(clock, failures=2, window=1)
@@ -112,3 +126,37 @@ async def test_overload_gives_503(engine_for) -> None:
             assert (await first).status == 200
     finally:
         await slow.stop()
+
+
+async def test_a_trial_whose_client_leaves_does_not_wedge_the_breaker(engine_for, flaky) -> None:
+    """The half-open trial's client hangs up before the answer: the next request is the trial,
+    rather than every request getting `circuit-open` from then on."""
+    clock = Clock()
+    engine = await engine_for(
+        f"""
+    services:
+      api:
+        listen: 0
+        targets: {{up: "{flaky.url}"}}
+        circuit_breaker: {{failures: 1, window: 10s, open_for: 5s}}
+    """,
+        clock,
+    )
+    url = listen_url(engine, "api") + "/x"
+    breaker = engine.services["api"].policy.breakers["up"]
+    async with aiohttp.ClientSession() as client:
+        flaky.default = "500"
+        assert (await client.get(url)).status == 500
+        assert breaker.state == OPEN
+        clock.now += 6
+        flaky.default = "slow"
+        with pytest.raises(asyncio.TimeoutError):  # the trial's client gives up
+            await client.get(url, timeout=aiohttp.ClientTimeout(total=0.3))
+        for _ in range(100):
+            if not engine.services["api"].policy.breakers["up"].in_flight:
+                break
+            await asyncio.sleep(0.02)
+        flaky.default = "ok"
+        resp = await client.get(url)
+        assert resp.status == 200, await resp.text()
+    assert breaker.state == CLOSED

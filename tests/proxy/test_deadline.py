@@ -39,3 +39,20 @@ async def test_nested_inner_one_fires_first() -> None:
         with pytest.raises(TimeoutError), Deadline(0.02):
             await asyncio.sleep(5)
         await asyncio.sleep(0.01)
+
+
+async def test_rearm_later_keeps_a_moving_task_alive() -> None:
+    with Deadline(0.1) as deadline:
+        for _ in range(6):  # 0.3 s in all, never 0.1 s without a re-arm
+            await asyncio.sleep(0.03)
+            deadline.rearm(0.1)
+    await asyncio.sleep(0.15)  # past every deadline: nothing fires after the block
+
+
+async def test_rearm_sooner_fires_sooner() -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError), Deadline(30) as deadline:
+        deadline.rearm(0.02)
+        await asyncio.sleep(30)
+    assert loop.time() - started < 10
