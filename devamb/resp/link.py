@@ -69,6 +69,7 @@ class ShardLink(asyncio.Protocol):
         self.commands = 0  # sent to this shard
         self.errors = 0  # answered by devamb with an error because the shard failed
         self.connected = False
+        self._suspect = False  # a failure was reported; the next reply clears it
         self._transport: asyncio.Transport | None = None
         self._waiting: deque[Owed] = deque()  # sent, reply not yet read
         self._out: list[bytes] = []  # to write at the end of this loop iteration
@@ -124,11 +125,12 @@ class ShardLink(asyncio.Protocol):
                 reason = exc.strerror or str(exc) or type(exc).__name__
             self._connecting = None
             self._fail_all(self._take_pending(), f"unreachable: {reason}")
-            self.watcher.link_failed(self, reason)
+            self._failed(reason)
             self.watcher.flush()
             return
+        # A connect proves nothing (a stopped or wedged server still accepts, from its
+        # backlog): only a reply clears the shard's failures, as in twemproxy's server_ok.
         self._connecting = None
-        self.watcher.link_ok(self)
         pending = self._take_pending()
         if self.auth is not None:
             args = [b"AUTH", self.auth.encode()]
@@ -172,6 +174,9 @@ class ShardLink(asyncio.Protocol):
             return
         for reply in replies:
             waiting.popleft().done(reply)
+        if self._suspect and replies:
+            self._suspect = False
+            self.watcher.link_ok(self)
         self._progress = self._loop_time()
         self.watcher.flush()
 
@@ -190,10 +195,15 @@ class ShardLink(asyncio.Protocol):
         waiting, self._waiting = self._waiting, deque()
         if waiting:
             self._fail_all(waiting, f"unreachable: {reason}")
-            self.watcher.link_failed(self, reason)
+            self._failed(reason)
             self.watcher.flush()
         if self._pending and not self._closed and self._connecting is None:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    def _failed(self, reason: str) -> None:
+        """One failure in a row: a connect that failed, or commands lost or unanswered."""
+        self._suspect = True
+        self.watcher.link_failed(self, reason)
 
     def _abort(self, reason: str) -> None:
         self._lost_reason = reason
