@@ -8,6 +8,7 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 from __future__ import annotations
 
 from devamb.resp.encoder import command as encode_command
+from devamb.resp.inline import UnbalancedQuotes, split_inline
 
 MAX_ARGS = 1024 * 1024  # arguments of one command (Redis' limit)
 MAX_BULK = 512 * 1024 * 1024  # bytes of one argument (Redis' proto-max-bulk-len default)
@@ -103,7 +104,8 @@ class CommandReader:
                             raise ProtocolError("too big inline request")
                         self._need = n - pos + 1
                         break
-                    words = buf[pos:eol].split()
+                    end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol  # less its CR
+                    words = _inline(buf[pos:end])
                     pos = eol + 1
                     if words:
                         append((words, encode_command(words)))
@@ -161,6 +163,13 @@ class CommandReader:
         if end + 2 <= n:  # complete, so the CRLF after it is missing
             raise ProtocolError("a bulk string is not followed by CRLF")
         return end + 2 - pos
+
+
+def _inline(line: bytes) -> list[bytes]:
+    try:
+        return split_inline(line)
+    except UnbalancedQuotes as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _parse_fast(buf: bytes, out: list[Command]) -> int:

@@ -25,6 +25,9 @@ COMMANDS = [
     ("inline", b"PING\r\n", [[b"PING"]]),
     ("inline with spaces", b"SET  k   v\n", [[b"SET", b"k", b"v"]]),
     ("empty inline line", b"\r\nPING\r\n", [[b"PING"]]),
+    ("inline double quotes", b'SET "a key" "v\\x41\\n\\"q"\r\n', [[b"SET", b"a key", b'vA\n"q']]),
+    ("inline single quotes", b"SET k 'it\\'s \\n'\n", [[b"SET", b"k", b"it's \\n"]]),
+    ("inline empty quoted", b'SET k ""\r\n', [[b"SET", b"k", b""]]),
     ("empty array is skipped", b"*0\r\n*-1\r\n" + SET, [[b"SET", b"key", b"value"]]),
     ("pipeline", SET * 3, [[b"SET", b"key", b"value"]] * 3),
     (
@@ -104,6 +107,9 @@ def test_large_value_in_many_pieces_is_linear() -> None:
         (b"*9999999\r\n", "invalid multibulk length"),
         (b"*1\r\n$999999999999\r\n", "invalid bulk length"),
         (b"x" * 70_000, "too big inline request"),
+        (b'SET k "v\r\n', "unbalanced quotes in request"),
+        (b"SET k 'v\r\n", "unbalanced quotes in request"),
+        (b'SET k "v"w\r\n', "unbalanced quotes in request"),
     ],
 )
 def test_invalid_commands(data: bytes, message: str) -> None:
