@@ -171,3 +171,52 @@ def test_reply_helpers() -> None:
     assert reply_integer(b":-3\r\n") == -3
     with pytest.raises(ProtocolError):
         reply_integer(b"+OK\r\n")
+
+
+BIG = bytes(range(256)) * 8192  # 2 MiB: above LARGE_BULK, read into a buffer of its own
+
+
+def _raw_bytes(raw: object) -> bytes:
+    return b"".join(raw) if isinstance(raw, list) else bytes(raw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 65536 + 7, 1_000_003])
+def test_large_arguments_in_pieces_are_read_once_and_forwarded_intact(chunk: int) -> None:
+    commands = [
+        [b"SET", b"k", BIG],
+        [b"SET", b"k", BIG, b"EX", b"10"],  # arguments after the large one
+        [b"MSET", b"a", BIG, b"b", BIG[::-1]],  # two large ones
+        [b"GET", b"k"],
+    ]
+    data = b"".join(encoder.command(c) for c in commands) + b"PING\r\n"
+    got = _feed_all([data[i : i + chunk] for i in range(0, len(data), chunk)])
+    assert [[bytes(a) for a in args] for args, _ in got] == [*commands, [b"PING"]]
+    for (args, raw), expected in zip(got, commands, strict=False):
+        assert _raw_bytes(raw) == encoder.command(expected)
+        if len(args) > 2 and len(args[2]) == len(BIG) and chunk < len(BIG):
+            assert isinstance(raw, list)  # pieces: the argument is not copied into a join
+
+
+def test_large_argument_split_inside_its_crlf() -> None:
+    data = encoder.command([b"SET", b"k", BIG])
+    for cut in (len(data) - 1, len(data) - 2, len(data) - 3):
+        got = _feed_all([data[:4096], data[4096:cut], data[cut:]])
+        assert [bytes(a) for a in got[0][0]] == [b"SET", b"k", BIG]
+
+
+def test_large_argument_without_its_crlf() -> None:
+    data = b"*2\r\n$3\r\nGET\r\n$%d\r\n" % len(BIG) + BIG + b"xx*1\r\n$4\r\nPING\r\n"
+    reader = CommandReader()
+    reader.feed(data[:1000])
+    with pytest.raises(ProtocolError, match="not followed by CRLF"):
+        reader.feed(data[1000:])
+
+
+def test_large_reply_in_pieces_is_handed_over_whole() -> None:
+    reply = encoder.bulk(BIG)
+    stream = reply + b"+OK\r\n" + reply
+    reader = ReplyReader()
+    got = []
+    for i in range(0, len(stream), 65536):
+        got.extend(reader.feed(stream[i : i + 65536]))
+    assert [bytes(g) for g in got] == [reply, b"+OK\r\n", reply]
