@@ -110,6 +110,8 @@ async def test_every_connection_gets_the_banner(engine: EngineProcess) -> None:
     assert await _parallel(plain, 700) == []
     assert await _sequential(faulted, 300) == []
     assert await _parallel(faulted, 400) == []
+    faults = (await engine.control.faults("faulted"))["faulted"]
+    assert faults and all(f["fired"] >= 700 for f in faults), faults  # every connection shaped
     status = await engine.control.status()
     assert all(s["listening"] for s in status["services"])
     assert "Traceback" not in engine.log()
