@@ -43,7 +43,8 @@ class _Side(asyncio.Protocol):
         self.discard = False  # a black hole swallows what the client sends
         self.reader: asyncio.StreamReader | None = None  # set when a target terminates TCP
         self.can_write: asyncio.Event | None = None
-        self.early: list[bytes] = []  # bytes that arrived before the peer was connected
+        self.early: list[bytes] = []  # the client's bytes that arrived before the upstream
+        # connected (an upstream side is linked in connection_made, before it can receive)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
