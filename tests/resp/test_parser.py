@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from devamb.resp import encoder
+from devamb.resp import encoder, parser
 from devamb.resp.parser import (
     CommandReader,
     ProtocolError,
@@ -220,3 +222,25 @@ def test_large_reply_in_pieces_is_handed_over_whole() -> None:
     for i in range(0, len(stream), 65536):
         got.extend(reader.feed(stream[i : i + 65536]))
     assert [bytes(g) for g in got] == [reply, b"+OK\r\n", reply]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    commands=st.lists(
+        st.lists(st.binary(max_size=40), min_size=1, max_size=6).map(lambda a: [b"C", *a]),
+        min_size=1, max_size=6,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+def test_any_commands_in_any_pieces_with_a_tiny_large_threshold(
+    commands: list[list[bytes]], cuts: list[int]
+) -> None:
+    """With LARGE_BULK at 4 bytes the large-argument path runs on nearly every argument."""
+    data = b"".join(encoder.command(c) for c in commands)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parser, "LARGE_BULK", 4)
+        got = _feed_all(pieces)
+    assert [[bytes(a) for a in args] for args, _ in got] == commands
+    assert [_raw_bytes(raw) for _, raw in got] == [encoder.command(c) for c in commands]
