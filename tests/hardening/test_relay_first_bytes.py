@@ -18,7 +18,7 @@ import pytest
 from tests.hardening.engine_process import EngineProcess
 
 BANNER = b"220 ready ok\n"  # 13 bytes, as in the report
-WAIT = 5.0  # per connection: generous; a lost banner never arrives at all
+WAIT = 10.0  # per connection: generous; a lost banner never arrives at all
 
 PROFILE = """
 version: 1
