@@ -43,13 +43,18 @@ class _Side(asyncio.Protocol):
         self.discard = False  # a black hole swallows what the client sends
         self.reader: asyncio.StreamReader | None = None  # set when a target terminates TCP
         self.can_write: asyncio.Event | None = None
-        self.early: list[bytes] = []  # bytes that arrived before the peer was connected
+        self.early: list[bytes] = []  # the client's bytes that arrived before the upstream
+        # connected (an upstream side is linked in connection_made, before it can receive)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         if self.inbound:
             transport.pause_reading()  # nothing is read until the upstream is connected
             self.relay.begin(self)
+        else:
+            # Link now, before the loop can deliver a byte: a server that speaks first (a
+            # banner, gRPC's SETTINGS) may send before `create_connection` returns to us.
+            self.relay.link(self)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.relay.exchange
@@ -61,8 +66,9 @@ class _Side(asyncio.Protocol):
         elif self.flow is not None:
             self.flow.feed(data)
         elif self.peer is None:  # uvloop may deliver data before pause_reading takes effect
-            self.early.append(data)
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            if self.inbound:  # (an upstream side is linked when it connects, or closed)
+                self.early.append(data)
+                self.transport.pause_reading()  # type: ignore[union-attr]
         else:
             self.peer.transport.write(data)  # type: ignore[union-attr]
 
@@ -221,6 +227,7 @@ class _Relay:
         self._directions_done = 0
         self._target: Target | None = None
         self._address: tuple[str, int] | None = None
+        self._connecting: tuple[Target, tuple[str, int]] | None = None
         self.service: Service
         self._shaping: Shaping | None = None
         self._open = 0
@@ -289,8 +296,9 @@ class _Relay:
         address: tuple[str, int] | None = None
         try:
             address = host, port = await target.tcp_address()
+            self._connecting = target, address  # for `link`, when it connects
             async with asyncio.timeout(timeout):
-                _, upstream = await loop.create_connection(lambda: _Side(self, False), host, port)
+                await loop.create_connection(lambda: _Side(self, False), host, port)
         except (OSError, TimeoutError, TargetUnavailable) as exc:
             if isinstance(exc, TargetUnavailable):
                 reason = exc.reason
@@ -303,13 +311,18 @@ class _Relay:
             self.exchange.error = reason
             if client.transport is not None:
                 client.transport.close()
-            return
+
+    def link(self, upstream: _Side) -> None:
+        """The upstream socket is connected: join it to the client, then pass the client's early
+        bytes on and start reading. Runs in `connection_made`, so nothing arrives unlinked."""
+        client = self.client
+        assert client is not None and self._connecting is not None
         if client.transport is None or client.transport.is_closing():
             upstream.transport.close()  # type: ignore[union-attr]
             return
         self._open += 1
+        self._target, self._address = target, address = self._connecting
         target.tcp_outcome(address, None)
-        self._target, self._address = target, address
         client.peer, upstream.peer = upstream, client
         shaping = self._shaping
         if shaping is not None and shaping.up:

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Protocol
 
 from devamb.resp import encoder
-from devamb.resp.parser import ProtocolError, ReplyReader, is_error
+from devamb.resp.parser import ProtocolError, Raw, ReplyReader, is_error
 
 
 class Owed(Protocol):
@@ -69,10 +69,12 @@ class ShardLink(asyncio.Protocol):
         self.commands = 0  # sent to this shard
         self.errors = 0  # answered by devamb with an error because the shard failed
         self.connected = False
+        self._suspect = False  # a failure was reported; the next reply clears it
         self._transport: asyncio.Transport | None = None
         self._waiting: deque[Owed] = deque()  # sent, reply not yet read
-        self._out: list[bytes] = []  # to write at the end of this loop iteration
-        self._pending: list[tuple[bytes, Owed]] = []  # queued while connecting
+        self._out: list[Raw] = []  # to write at the end of this loop iteration
+        self._pieces = False  # some command in _out is a list of pieces (a large argument)
+        self._pending: list[tuple[Raw, Owed]] = []  # queued while connecting
         self._connecting: asyncio.Task[None] | None = None
         self._replies = ReplyReader()
         self._progress = 0.0  # loop time of the last reply (or of the first command waiting)
@@ -82,7 +84,7 @@ class ShardLink(asyncio.Protocol):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, command: bytes, owed: Owed) -> None:
+    def send(self, command: Raw, owed: Owed) -> None:
         """Queue `command`; `owed.done(reply)` is called with its reply (or with an error)."""
         self.commands += 1
         if self._transport is not None and self._connecting is None:
@@ -91,6 +93,8 @@ class ShardLink(asyncio.Protocol):
             self._waiting.append(owed)
             out = self._out
             out.append(command)
+            if type(command) is list:
+                self._pieces = True
             if len(out) == 1:
                 asyncio.get_running_loop().call_soon(self._flush)
             return
@@ -103,7 +107,14 @@ class ShardLink(asyncio.Protocol):
         if not out:
             return
         if self._transport is not None:
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if self._pieces:  # a large argument: written as it is, never joined into a copy
+                write = self._transport.write  # (writelines joins, on Python 3.11's asyncio)
+                for command in out:
+                    for piece in command if type(command) is list else (command,):
+                        write(piece)
+            else:
+                self._transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[arg-type]
+        self._pieces = False
         out.clear()
 
     @staticmethod
@@ -124,11 +135,12 @@ class ShardLink(asyncio.Protocol):
                 reason = exc.strerror or str(exc) or type(exc).__name__
             self._connecting = None
             self._fail_all(self._take_pending(), f"unreachable: {reason}")
-            self.watcher.link_failed(self, reason)
+            self._failed(reason)
             self.watcher.flush()
             return
+        # A connect proves nothing (a stopped or wedged server still accepts, from its
+        # backlog): only a reply clears the shard's failures, as in twemproxy's server_ok.
         self._connecting = None
-        self.watcher.link_ok(self)
         pending = self._take_pending()
         if self.auth is not None:
             args = [b"AUTH", self.auth.encode()]
@@ -136,14 +148,16 @@ class ShardLink(asyncio.Protocol):
         for command, owed in pending:
             self._waiting.append(owed)
             self._out.append(command)
+            if type(command) is list:
+                self._pieces = True
         self._progress = loop.time()
         self._flush()
 
-    def _take_pending(self) -> list[tuple[bytes, Owed]]:
+    def _take_pending(self) -> list[tuple[Raw, Owed]]:
         pending, self._pending = self._pending, []
         return pending
 
-    def _fail_all(self, owed: list[tuple[bytes, Owed]] | deque[Owed], why: str) -> None:
+    def _fail_all(self, owed: list[tuple[Raw, Owed]] | deque[Owed], why: str) -> None:
         if not owed:
             return
         reply = encoder.error(f"ERR devamb: shard {self.name} ({self.url}) {why}")
@@ -172,6 +186,9 @@ class ShardLink(asyncio.Protocol):
             return
         for reply in replies:
             waiting.popleft().done(reply)
+        if self._suspect and replies:
+            self._suspect = False
+            self.watcher.link_ok(self)
         self._progress = self._loop_time()
         self.watcher.flush()
 
@@ -182,6 +199,7 @@ class ShardLink(asyncio.Protocol):
         self._transport = None
         self.connected = False
         self._out.clear()
+        self._pieces = False
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -190,10 +208,15 @@ class ShardLink(asyncio.Protocol):
         waiting, self._waiting = self._waiting, deque()
         if waiting:
             self._fail_all(waiting, f"unreachable: {reason}")
-            self.watcher.link_failed(self, reason)
+            self._failed(reason)
             self.watcher.flush()
         if self._pending and not self._closed and self._connecting is None:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    def _failed(self, reason: str) -> None:
+        """One failure in a row: a connect that failed, or commands lost or unanswered."""
+        self._suspect = True
+        self.watcher.link_failed(self, reason)
 
     def _abort(self, reason: str) -> None:
         self._lost_reason = reason

@@ -21,7 +21,7 @@ from devamb.resp.commands import (
     lookup,
 )
 from devamb.resp.fanout import Fanout, group_keys, sub_command
-from devamb.resp.parser import CommandReader, ProtocolError
+from devamb.resp.parser import CommandReader, ProtocolError, Raw
 
 if TYPE_CHECKING:
     from devamb.resp.link import ShardLink
@@ -97,23 +97,17 @@ class Session:
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
         commands = CommandReader()
-        dispatch = self.dispatch
         try:
             while not self._quit:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
                 try:
-                    batch = commands.feed(data)
+                    self._dispatch_all(commands.feed(data))
                 except ProtocolError as exc:  # serve what came before, then say why and close
-                    for args, raw in exc.parsed:
-                        dispatch(args, raw)
+                    self._dispatch_all(exc.parsed)
                     self.answer(encoder.error(f"ERR Protocol error: {exc}"))
                     break
-                for args, raw in batch:
-                    dispatch(args, raw)
-                    if self._quit:
-                        break
                 self.flush()
                 if len(self._queue) > MAX_OWED:
                     await self._owed_below(RESUME_OWED)
@@ -122,6 +116,15 @@ class Session:
             self.flush()
         finally:
             self._closed = True
+
+    def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
+        """Dispatch in order; a function of its own so that no local keeps the commands (a large
+        argument) alive while the session waits for more."""
+        dispatch = self.dispatch
+        for args, raw in batch:
+            dispatch(args, raw)
+            if self._quit:
+                break
 
     async def _owed_below(self, count: int) -> None:
         if len(self._queue) < count:
@@ -165,7 +168,7 @@ class Session:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def dispatch(self, args: list[bytes], raw: bytes) -> None:
+    def dispatch(self, args: list[bytes], raw: Raw) -> None:
         command = lookup(args)
         if command is None:
             name = bytes(args[0]).upper().decode("utf-8", "replace")
@@ -207,7 +210,7 @@ class Session:
             f"ERR devamb: '{name}' is not supported through a sharded target ({reason})"
         ))
 
-    def _keyed(self, command: Command, args: list[bytes], raw: bytes) -> None:
+    def _keyed(self, command: Command, args: list[bytes], raw: Raw) -> None:
         keys = command.keys(args)
         if command.streams and b"BLOCK" in {bytes(a).upper() for a in args}:
             self.refuse(f"{command.name} BLOCK", "a blocking command would hold a shard "
@@ -228,7 +231,7 @@ class Session:
         self._queue.append(slot)
         link.send(raw, slot)
 
-    def _split(self, command: Command, args: list[bytes], raw: bytes) -> None:
+    def _split(self, command: Command, args: list[bytes], raw: Raw) -> None:
         step = command.step
         count = len(args)
         if count < 2 or (count - 1) % step:
@@ -247,7 +250,7 @@ class Session:
             indexes = [(p - 1) // step for p in picked]
             link.send(sub_command(args, picked, step), fanout.part(indexes))  # type: ignore[attr-defined]
 
-    def _every(self, command: Command, raw: bytes) -> None:
+    def _every(self, command: Command, raw: Raw) -> None:
         links = self._router.links()
         if not links:
             raise NoShard("every shard is ejected")

@@ -119,3 +119,28 @@ async def test_switch_affects_new_connections_only(relay) -> None:
     )
     w1.close()
     w2.close()
+
+
+async def test_upstream_that_speaks_first_and_closes(make_engine: EngineFactory) -> None:
+    """Bytes and the EOF an upstream sends the moment it accepts reach every client."""
+
+    async def banner_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 hello\r\n")
+        writer.close()
+
+    up = await TcpUpstream(banner_then_close).start()
+    engine = await make_engine(PROFILE.format(port=up.port, port2=up.port))
+    port = engine.services["raw"].bound[1]
+
+    async def one() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+
+    try:
+        for _ in range(3):
+            assert await asyncio.gather(*(one() for _ in range(50))) == [b"220 hello\r\n"] * 50
+    finally:
+        await up.stop()

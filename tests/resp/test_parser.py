@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from devamb.resp import encoder
+from devamb.resp import encoder, parser
 from devamb.resp.parser import (
     CommandReader,
     ProtocolError,
@@ -25,6 +27,9 @@ COMMANDS = [
     ("inline", b"PING\r\n", [[b"PING"]]),
     ("inline with spaces", b"SET  k   v\n", [[b"SET", b"k", b"v"]]),
     ("empty inline line", b"\r\nPING\r\n", [[b"PING"]]),
+    ("inline double quotes", b'SET "a key" "v\\x41\\n\\"q"\r\n', [[b"SET", b"a key", b'vA\n"q']]),
+    ("inline single quotes", b"SET k 'it\\'s \\n'\n", [[b"SET", b"k", b"it's \\n"]]),
+    ("inline empty quoted", b'SET k ""\r\n', [[b"SET", b"k", b""]]),
     ("empty array is skipped", b"*0\r\n*-1\r\n" + SET, [[b"SET", b"key", b"value"]]),
     ("pipeline", SET * 3, [[b"SET", b"key", b"value"]] * 3),
     (
@@ -104,6 +109,9 @@ def test_large_value_in_many_pieces_is_linear() -> None:
         (b"*9999999\r\n", "invalid multibulk length"),
         (b"*1\r\n$999999999999\r\n", "invalid bulk length"),
         (b"x" * 70_000, "too big inline request"),
+        (b'SET k "v\r\n', "unbalanced quotes in request"),
+        (b"SET k 'v\r\n", "unbalanced quotes in request"),
+        (b'SET k "v"w\r\n', "unbalanced quotes in request"),
     ],
 )
 def test_invalid_commands(data: bytes, message: str) -> None:
@@ -165,3 +173,74 @@ def test_reply_helpers() -> None:
     assert reply_integer(b":-3\r\n") == -3
     with pytest.raises(ProtocolError):
         reply_integer(b"+OK\r\n")
+
+
+BIG = bytes(range(256)) * 8192  # 2 MiB: above LARGE_BULK, read into a buffer of its own
+
+
+def _raw_bytes(raw: object) -> bytes:
+    return b"".join(raw) if isinstance(raw, list) else bytes(raw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 65536 + 7, 1_000_003])
+def test_large_arguments_in_pieces_are_read_once_and_forwarded_intact(chunk: int) -> None:
+    commands = [
+        [b"SET", b"k", BIG],
+        [b"SET", b"k", BIG, b"EX", b"10"],  # arguments after the large one
+        [b"MSET", b"a", BIG, b"b", BIG[::-1]],  # two large ones
+        [b"GET", b"k"],
+    ]
+    data = b"".join(encoder.command(c) for c in commands) + b"PING\r\n"
+    got = _feed_all([data[i : i + chunk] for i in range(0, len(data), chunk)])
+    assert [[bytes(a) for a in args] for args, _ in got] == [*commands, [b"PING"]]
+    for (args, raw), expected in zip(got, commands, strict=False):
+        assert _raw_bytes(raw) == encoder.command(expected)
+        if len(args) > 2 and len(args[2]) == len(BIG) and chunk < len(BIG):
+            assert isinstance(raw, list)  # pieces: the argument is not copied into a join
+
+
+def test_large_argument_split_inside_its_crlf() -> None:
+    data = encoder.command([b"SET", b"k", BIG])
+    for cut in (len(data) - 1, len(data) - 2, len(data) - 3):
+        got = _feed_all([data[:4096], data[4096:cut], data[cut:]])
+        assert [bytes(a) for a in got[0][0]] == [b"SET", b"k", BIG]
+
+
+def test_large_argument_without_its_crlf() -> None:
+    data = b"*2\r\n$3\r\nGET\r\n$%d\r\n" % len(BIG) + BIG + b"xx*1\r\n$4\r\nPING\r\n"
+    reader = CommandReader()
+    reader.feed(data[:1000])
+    with pytest.raises(ProtocolError, match="not followed by CRLF"):
+        reader.feed(data[1000:])
+
+
+def test_large_reply_in_pieces_is_handed_over_whole() -> None:
+    reply = encoder.bulk(BIG)
+    stream = reply + b"+OK\r\n" + reply
+    reader = ReplyReader()
+    got = []
+    for i in range(0, len(stream), 65536):
+        got.extend(reader.feed(stream[i : i + 65536]))
+    assert [bytes(g) for g in got] == [reply, b"+OK\r\n", reply]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    commands=st.lists(
+        st.lists(st.binary(max_size=40), min_size=1, max_size=6).map(lambda a: [b"C", *a]),
+        min_size=1, max_size=6,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+def test_any_commands_in_any_pieces_with_a_tiny_large_threshold(
+    commands: list[list[bytes]], cuts: list[int]
+) -> None:
+    """With LARGE_BULK at 4 bytes the large-argument path runs on nearly every argument."""
+    data = b"".join(encoder.command(c) for c in commands)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parser, "LARGE_BULK", 4)
+        got = _feed_all(pieces)
+    assert [[bytes(a) for a in args] for args, _ in got] == commands
+    assert [_raw_bytes(raw) for _, raw in got] == [encoder.command(c) for c in commands]
