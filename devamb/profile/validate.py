@@ -75,18 +75,19 @@ def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
     if not node.value:
         node.problem("define at least one service")
     services: dict[str, ServiceSpec] = {}
-    taken: list[tuple[ListenAddress, Bound, str]] = []  # listeners so far, and their services
+    taken: dict[int, list[tuple[ListenAddress, Bound, str]]] = {}  # port -> listeners so far
     for name, child in node.items():
         named = bool(NAME.match(name))
         if not named:
             child.problem(f"service name {name!r} may use letters, digits, '_', '.', '-'", key=True)
         spec, listen = _service(name, child)  # checked even when its name is wrong
         if listen is not None and listen.port:
-            clash = _clash(listen, taken)
+            same_port = taken.setdefault(listen.port, [])
+            clash = _clash(listen, same_port)
             if clash:
                 child.child("listen").problem(clash)
                 continue
-            taken.append((listen, bound_addresses(listen), name))
+            same_port.append((listen, bound_addresses(listen), name))
         if spec is None or not named:
             continue
         if not spec.listen.is_loopback:
@@ -97,12 +98,10 @@ def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
     return services
 
 
-def _clash(listen: ListenAddress, taken: list[tuple[ListenAddress, Bound, str]]) -> str | None:
-    """Why `listen` cannot bind beside the listeners taken so far (same port, shared address)."""
+def _clash(listen: ListenAddress, same_port: list[tuple[ListenAddress, Bound, str]]) -> str | None:
+    """Why `listen` cannot bind beside the listeners on its port so far (a shared address)."""
     mine = bound_addresses(listen)
-    for other, theirs, owner in taken:
-        if other.port != listen.port:
-            continue
+    for other, theirs, owner in same_port:
         if other == listen:
             return f"{listen} is already the listener of service {owner!r}"
         shared = shared_address(mine, theirs)
