@@ -211,8 +211,8 @@ async def test_edits_that_are_not_utf8_or_too_large_are_rejected_with_positions(
     assert error.endswith(f"devamb.yaml:{line}:6: not UTF-8")
     async with aiohttp.ClientSession() as client:
         assert await who(port, client) == "up"
-    path.write_bytes(good + b"#" * (4 * 2**20) + b"\n")
-    await until(lambda: "at most 4 MiB" in "".join(engine.config_errors))
+    path.write_bytes(good + b"#" * (8 * 2**20) + b"\n")
+    await until(lambda: "at most 8 MiB" in "".join(engine.config_errors))
     async with aiohttp.ClientSession() as client:
         assert await who(port, client) == "up"
 

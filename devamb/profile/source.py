@@ -23,8 +23,8 @@ from devamb.profile.problems import Problem, ProfileError
 
 Path_ = tuple[str | int, ...]
 
-MAX_FILE_BYTES = 4 * 1024 * 1024  # a profile or mock file; keep big bodies in body files
-MAX_NODES = 250_000  # YAML nodes in one file, as written
+MAX_FILE_BYTES = 8 * 1024 * 1024  # a profile or mock file; keep big bodies in body files
+MAX_NODES = 500_000  # YAML nodes (keys and values) in one file: 20,000 mock routes fit
 MAX_ALIAS_VALUES = 100_000  # values that aliases add when expanded
 MAX_DEPTH = 64  # nesting a profile never needs; deeper is refused, not recursed into
 
@@ -124,7 +124,7 @@ class _BoundedComposer(Composer):
         self.nodes += 1
         if self.nodes > MAX_NODES:
             mark = self.peek_event().start_mark
-            raise _Limit(mark, f"more than {MAX_NODES} values in one file")
+            raise _Limit(mark, f"more than {MAX_NODES} YAML nodes (keys and values) in one file")
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
@@ -214,7 +214,7 @@ def load_source(text: str, file: str) -> Source:
 def _limit_message(message: str) -> str:
     if message == "nested too deep":
         return f"YAML: nested more than {MAX_DEPTH} levels deep"
-    return f"YAML: {message}; a profile or mock file never needs that many"
+    return f"YAML: {message}; split it (a mock target per file) or keep bodies in body files"
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:

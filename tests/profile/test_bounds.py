@@ -68,7 +68,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) ->
     path = tmp_path / "devamb.yaml"
     path.write_text(SERVICE + "#" * MAX_FILE_BYTES + "\n")
     assert problems(path) == [
-        f"{path}:1:1: the file is 4.0 MiB; devamb reads YAML files of at most 4 MiB "
+        f"{path}:1:1: the file is 8.0 MiB; devamb reads YAML files of at most 8 MiB "
         "(keep large bodies in body files)"
     ]
 
