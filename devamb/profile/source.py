@@ -161,14 +161,21 @@ except ImportError:  # PyYAML built without libyaml
     _CLoader = None  # type: ignore[assignment,misc]
 
 
+REPARSE_BYTES = 1024 * 1024  # above this, libyaml's own error message is shown
+
+
 def _compose(text: str) -> yaml.Node | None:
     """The document's node graph. libyaml parses it; if libyaml finds it wrong, the Python
-    parser reads it again, for the error message users know (or a result, where they differ)."""
+    parser reads it again, for the error message users know (or a result, where they differ),
+    unless the file is so large that the slower parser would take long to say so."""
     if _CLoader is not None:
         loader = _CLoader(text)
         try:
             return loader.get_single_node()
-        except (yaml.YAMLError, UnicodeError):
+        except yaml.YAMLError:
+            if len(text) > REPARSE_BYTES:
+                raise
+        except UnicodeError:  # lone surrogates in a str: the Python reader names them
             pass
         finally:
             loader.dispose()
