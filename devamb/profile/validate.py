@@ -119,8 +119,10 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     if not isinstance(node.value, dict):
         node.mapping(SERVICE_KEYS)  # reports what it is instead
         return None, None
+    complete = node.mapping(
+        SERVICE_KEYS, required=("listen", "targets"), later=PLANNED_SERVICE_KEYS
+    )  # an unknown key is reported but does not hide the service from scenarios
     before = len(node.reader.problems)
-    node.mapping(SERVICE_KEYS, required=("listen", "targets"), later=PLANNED_SERVICE_KEYS)
     listen = _listen(node.child("listen")) if node.has("listen") else None
     protocol = node.child("protocol").one_of(PROTOCOLS) if node.has("protocol") else "http"
     targets = _targets(node.child("targets"), protocol or "http") if node.has("targets") else {}
@@ -140,7 +142,7 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     if (retries is not None or breaker is not None) and protocol == "tcp":
         key = "retries" if retries is not None else "circuit_breaker"
         node.child(key).problem(f"{key!r} applies to http services only", key=True)
-    if len(node.reader.problems) > before or listen is None or protocol is None:
+    if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
         return None, listen
     assert active is not None and timeout is not None
     return ServiceSpec(
