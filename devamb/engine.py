@@ -81,6 +81,7 @@ class Engine:
         self._watcher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.config_errors: list[str] = []  # a rejected profile change, until it is fixed
+        self._reload_lock = asyncio.Lock()
         self.started = time.time()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -164,13 +165,21 @@ class Engine:
     # -- live reload --------------------------------------------------------------------------
 
     async def reload(self) -> bool:
-        """Read the profile again and apply it; a bad profile is rejected whole (False)."""
-        try:
-            profile = load_profile(self.profile.path)
-        except ProfileError as exc:
-            self._reject([str(p) for p in exc.problems])
-            return False
-        return await self.apply(profile)
+        """Read the profile again and apply it; a bad profile is rejected whole (False).
+
+        The file is read and validated in a worker thread, so that a large or hostile profile
+        never stalls the listeners sharing this loop; reloads run one at a time."""
+        async with self._reload_lock:
+            try:
+                profile = await asyncio.to_thread(load_profile, self.profile.path)
+            except ProfileError as exc:
+                self._reject([str(p) for p in exc.problems])
+                return False
+            except Exception as exc:  # a bug in validation must not end the watcher
+                log.exception("reading the profile failed")
+                self._reject([f"{self.profile.path}: cannot read the profile: {exc}"])
+                return False
+            return await self.apply(profile)
 
     def _reject(self, problems: list[str]) -> None:
         self.config_errors = problems

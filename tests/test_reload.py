@@ -199,3 +199,27 @@ async def test_dotenv_change_reaches_injected_headers(
         assert engine.services["api"].bound == (host, port)  # port 0 kept its port
     finally:
         await engine.stop()
+
+
+async def test_edits_that_are_not_utf8_or_too_large_are_rejected_with_positions(watched) -> None:
+    engine, path, port = watched
+    good = path.read_bytes()
+    path.write_bytes(good + b"# caf\xe9\n")
+    await until(lambda: engine.config_errors)
+    [error] = engine.config_errors
+    line = good.count(b"\n") + 1
+    assert error.endswith(f"devamb.yaml:{line}:6: not UTF-8")
+    async with aiohttp.ClientSession() as client:
+        assert await who(port, client) == "up"
+    path.write_bytes(good + b"#" * (8 * 2**20) + b"\n")
+    await until(lambda: "at most 8 MiB" in "".join(engine.config_errors))
+    async with aiohttp.ClientSession() as client:
+        assert await who(port, client) == "up"
+
+
+async def test_concurrent_reloads_apply_cleanly(watched) -> None:
+    engine, path, _port = watched
+    write(path, path.read_text().replace("target: a", "target: b"))
+    results = await asyncio.gather(*(engine.reload() for _ in range(5)))
+    assert results == [True] * 5 and engine.services["api"].active == "b"
+    assert engine.config_errors == []

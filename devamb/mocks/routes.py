@@ -37,7 +37,7 @@ from devamb.mocks.template import Template, TemplateError, compile_template
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node, Reader, type_name
-from devamb.profile.source import Path_, Source, load_source
+from devamb.profile.source import Path_, Source, read_source
 
 TOP_KEYS = ("routes", "fallback")
 ROUTE_KEYS = ("name", "match", "respond", "sequence", "repeat", "times", "delay")
@@ -127,8 +127,7 @@ def load_mock_file(
     path: Path, display: str, interpolator: Interpolator, siblings: Siblings | None
 ) -> MockSpec:
     """Read and parse a mock file; raises OSError when unreadable, ProfileError when wrong."""
-    text = path.read_text(encoding="utf-8")
-    source: Source = load_source(text, display)
+    source: Source = read_source(path, display)  # bounded in size, UTF-8 or a positioned error
     reader = MockFileReader(source, interpolator)
     root = reader.root()
     if root.value is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.schema import ListenAddress, Profile, ServiceSpec, TargetSpec
-from devamb.profile.source import load_source
+from devamb.profile.source import MAX_FILE_BYTES, read_source
 
 DEFAULT_PROFILE = "devamb.yaml"
 
@@ -19,11 +19,10 @@ def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None
     path = Path(path)
     file = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        source = read_source(path, file)
     except OSError as exc:
-        problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror}")
+        problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror or exc}")
         raise ProfileError([problem]) from None
-    source = load_source(text, file)
     # Validation knows every target and fault kind (and so imports aiohttp, docker, ...):
     # imported here, commands that only talk to a running engine start faster.
     from devamb.profile.validate import build_profile
@@ -52,6 +51,7 @@ def resolve_profile_path(name: str | None, cwd: Path | None = None) -> Path:
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "MAX_FILE_BYTES",
     "ListenAddress",
     "Problem",
     "Profile",

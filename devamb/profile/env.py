@@ -11,16 +11,29 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from devamb.profile.problems import Problem, ProfileError
+from devamb.profile.source import read_text
+
 _REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 MIN_SECRET_LENGTH = 6  # shorter values (and plain numbers: ports) would mask unrelated text
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; `export ` prefixes, quotes and `#` comments are understood."""
+    """KEY=VALUE lines; `export ` prefixes, quotes and `#` comments are understood.
+
+    Raises ProfileError when the file cannot be read, is too large or is not UTF-8."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    from devamb.profile import display_path  # the package imports this module: import late
+
+    file = display_path(path)
+    try:
+        text = read_text(path, file)
+    except OSError as exc:
+        problem = Problem(file, 1, 1, "", f"cannot read .env: {exc.strerror or exc}")
+        raise ProfileError([problem]) from None
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue

@@ -182,7 +182,8 @@ class Node:
         if text is None:
             return None
         if text not in choices:
-            self.problem(f"{text!r} is not one of {', '.join(choices)}")
+            known = ", ".join(choices) or "(there is none without problems)"
+            self.problem(f"{text!r} is not one of {known}")
             return None
         return text
 

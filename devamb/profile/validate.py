@@ -14,6 +14,7 @@ from devamb.faults.spec import FaultSpec, parse_fault
 from devamb.policies.breaker import parse_breaker
 from devamb.policies.retry import parse_retries
 from devamb.profile.env import Interpolator
+from devamb.profile.listen import Bound, bound_addresses, shared_address
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, Profile, ServiceSpec, TargetSpec
@@ -45,15 +46,17 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
     warnings: list[str] = []
     if root.value is None:
         root.problem("the profile is empty; it needs at least 'version: 1' and 'services:'")
-    elif root.mapping(TOP_KEYS, required=("services",)):
+    elif root.mapping(TOP_KEYS, required=("services",)) or isinstance(root.value, dict):
+        # every part that is present is checked, so that all problems come out in one run
         version = root.child("version")
         if version.value is not None and version.value != 1:
             version.problem(f"unsupported version {version.value!r}; this devamb reads version 1")
         if root.has("name"):
             name = root.child("name").string() or name
-        services = _services(root.child("services"), warnings)
+        if root.has("services"):
+            services = _services(root.child("services"), warnings)
         if root.has("scenarios"):
-            scenarios = parse_scenarios(root.child("scenarios"), services)
+            scenarios = _scenarios(root, services)
         if root.has("inspect"):
             top = root.child("inspect")
             if top.mapping(("budget",)) and top.has("budget"):
@@ -72,21 +75,21 @@ def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
     if not node.value:
         node.problem("define at least one service")
     services: dict[str, ServiceSpec] = {}
-    taken: dict[tuple[str, int], str] = {}
+    taken: dict[int, list[tuple[ListenAddress, Bound, str]]] = {}  # port -> listeners so far
     for name, child in node.items():
-        if not NAME.match(name):
+        named = bool(NAME.match(name))
+        if not named:
             child.problem(f"service name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+        spec, listen = _service(name, child)  # checked even when its name is wrong
+        if listen is not None and listen.port:
+            same_port = taken.setdefault(listen.port, [])
+            clash = _clash(listen, same_port)
+            if clash:
+                child.child("listen").problem(clash)
+                continue
+            same_port.append((listen, bound_addresses(listen), name))
+        if spec is None or not named:
             continue
-        spec = _service(name, child)
-        if spec is None:
-            continue
-        address = (spec.listen.host, spec.listen.port)
-        if spec.listen.port and address in taken:
-            child.child("listen").problem(
-                f"{spec.listen} is already the listener of service {taken[address]!r}"
-            )
-            continue
-        taken[address] = name
         if not spec.listen.is_loopback:
             warnings.append(
                 f"service {name!r} listens on {spec.listen}, which other machines can reach"
@@ -95,14 +98,35 @@ def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
     return services
 
 
-def _service(name: str, node: Node) -> ServiceSpec | None:
-    if not node.mapping(SERVICE_KEYS, required=("listen", "targets"), later=PLANNED_SERVICE_KEYS):
-        return None
+def _clash(listen: ListenAddress, same_port: list[tuple[ListenAddress, Bound, str]]) -> str | None:
+    """Why `listen` cannot bind beside the listeners on its port so far (a shared address)."""
+    mine = bound_addresses(listen)
+    for other, theirs, owner in same_port:
+        if other == listen:
+            return f"{listen} is already the listener of service {owner!r}"
+        shared = shared_address(mine, theirs)
+        if shared is not None:
+            both = f"[{shared}]:{listen.port}" if ":" in shared else f"{shared}:{listen.port}"
+            return (
+                f"{listen} overlaps {other}, the listener of service {owner!r} "
+                f"(both would bind {both})"
+            )
+    return None
+
+
+def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress | None]:
+    """The service's spec (None after a problem) and its listen address (for clash checks)."""
+    if not isinstance(node.value, dict):
+        node.mapping(SERVICE_KEYS)  # reports what it is instead
+        return None, None
+    complete = node.mapping(
+        SERVICE_KEYS, required=("listen", "targets"), later=PLANNED_SERVICE_KEYS
+    )  # an unknown key is reported but does not hide the service from scenarios
     before = len(node.reader.problems)
-    listen = _listen(node.child("listen"))
+    listen = _listen(node.child("listen")) if node.has("listen") else None
     protocol = node.child("protocol").one_of(PROTOCOLS) if node.has("protocol") else "http"
-    targets = _targets(node.child("targets"), protocol or "http")
-    active = _active_target(node, targets)
+    targets = _targets(node.child("targets"), protocol or "http") if node.has("targets") else {}
+    active = _active_target(node, targets) if node.has("targets") else None
     timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
     keep_host = node.child("keep_host").boolean() if node.has("keep_host") else False
     header = node.child("target_header").boolean() if node.has("target_header") else True
@@ -118,8 +142,8 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
     if (retries is not None or breaker is not None) and protocol == "tcp":
         key = "retries" if retries is not None else "circuit_breaker"
         node.child(key).problem(f"{key!r} applies to http services only", key=True)
-    if len(node.reader.problems) > before or listen is None or protocol is None:
-        return None
+    if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
+        return None, listen
     assert active is not None and timeout is not None
     return ServiceSpec(
         name=name,
@@ -138,7 +162,24 @@ def _service(name: str, node: Node) -> ServiceSpec | None:
         retries=retries,
         circuit_breaker=breaker,
         fingerprint=_fingerprint(node.value),
-    )
+    ), listen
+
+
+def _scenarios(root: Node, services: dict[str, ServiceSpec]) -> dict[str, ScenarioSpec]:
+    """Scenarios are checked against the valid services; a step naming a service that has
+    problems of its own is not reported again as naming an unknown service."""
+    reader = root.reader
+    before = len(reader.problems)
+    scenarios = parse_scenarios(root.child("scenarios"), services)
+    listed = root.child("services").value
+    broken = [n for n in listed if n not in services] if isinstance(listed, dict) else []
+    if broken:
+        echoes = tuple(f"{n!r} is not one of" for n in broken)
+        reader.problems[before:] = [
+            p for p in reader.problems[before:]
+            if not (p.path.endswith(".service") and p.message.startswith(echoes))
+        ]
+    return scenarios
 
 
 def _listen(node: Node) -> ListenAddress | None:

@@ -189,6 +189,50 @@ BAD_CASES = [
         ],
     ),
     (
+        "localhost beside 127.0.0.1 on one port",
+        "services:\n  a:\n    listen: 9001\n    targets: {x: echo}\n"
+        "  b:\n    listen: localhost:9001\n    targets: {x: echo}\n",
+        [
+            "devamb.yaml:6:13: services.b.listen: localhost:9001 overlaps 127.0.0.1:9001, the "
+            "listener of service 'a' (both would bind 127.0.0.1:9001)"
+        ],
+    ),
+    (
+        "a wildcard takes the port on every address of its family",
+        "services:\n  a:\n    listen: 0.0.0.0:9001\n    targets: {x: echo}\n"
+        "  b:\n    listen: 9001\n    targets: {x: echo}\n"
+        "  c:\n    listen: '[::]:9002'\n    targets: {x: echo}\n"
+        "  d:\n    listen: '[::1]:9002'\n    targets: {x: echo}\n"
+        "  e:\n    listen: 9002\n    targets: {x: echo}\n",  # IPv4 beside IPv6-only [::]: fine
+        [
+            "devamb.yaml:6:13: services.b.listen: 127.0.0.1:9001 overlaps 0.0.0.0:9001, the "
+            "listener of service 'a' (both would bind 127.0.0.1:9001)",
+            "devamb.yaml:12:13: services.d.listen: [::1]:9002 overlaps [::]:9002, the listener "
+            "of service 'c' (both would bind [::1]:9002)",
+        ],
+    ),
+    (
+        "every problem in one run, whatever else is wrong with the service",
+        "services:\n  a:\n    targets: {x: 'ftp://h/'}\n"
+        "  b c:\n    listen: 9001\n    targets: {x: 'htp://h'}\n"
+        "  d:\n    listen: 9001\n    target: x\n"
+        "scenarios:\n  s: {steps: [{at: 1s, service: a, add: x}, {at: 1s, service: zz, add: x}]}\n",
+        [
+            "devamb.yaml:2:3: services.a: missing required key 'listen'",
+            "devamb.yaml:3:18: services.a.targets.x: 'ftp://h/' is not a URL a http service can "
+            "use: expected http:// or https://",
+            "devamb.yaml:4:3: services.b c: service name 'b c' may use letters, digits, '_', "
+            "'.', '-'",
+            "devamb.yaml:6:18: services.b c.targets.x: 'htp://h' is not a URL a http service "
+            "can use: expected http:// or https://",
+            "devamb.yaml:7:3: services.d: missing required key 'targets'",
+            "devamb.yaml:8:13: services.d.listen: 127.0.0.1:9001 is already the listener of "
+            "service 'b c'",
+            "devamb.yaml:11:63: scenarios.s.steps.1.service: 'zz' is not one of (there is none "
+            "without problems)",
+        ],
+    ),
+    (
         "url without host",
         "services:\n  a:\n    listen: 9001\n    targets:\n      x: 'http://:80/'\n",
         ["devamb.yaml:5:10: services.a.targets.x: 'http://:80/' has no host"],
