@@ -57,7 +57,7 @@ class ServiceSpec:
     protocol: str  # "http" | "tcp"
     target: str  # active target at start
     targets: Mapping[str, TargetSpec]
-    timeout: float  # seconds: connect + wait for response headers (HTTP) / connect (TCP)
+    timeout: float  # s: request sent -> response headers, body stall (HTTP) / connect (TCP)
     keep_host: bool = False
     target_header: bool = True  # honour X-Devamb-Target per request
     faults: Mapping[str, Any] = field(default_factory=dict)  # name -> faults.spec.FaultSpec

@@ -22,6 +22,8 @@ from devamb.profile.source import Source
 from devamb.targets.registry import parse_target
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The target recorded for requests devamb answers itself (proxy.http.ANSWERED_BY_DEVAMB).
+RESERVED_TARGETS = frozenset({"devamb"})
 PROTOCOLS = ("http", "tcp")
 TOP_KEYS = ("version", "name", "services", "scenarios", "inspect")
 INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
@@ -210,6 +212,10 @@ def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
     for name, child in node.items():
         if not NAME.match(name):
             child.problem(f"target name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+            continue
+        if name in RESERVED_TARGETS:
+            reason = "it marks requests devamb answers itself"
+            child.problem(f"target name {name!r} is reserved: {reason}", key=True)
             continue
         spec = parse_target(name, child, protocol)
         if spec is not None:

@@ -233,6 +233,15 @@ BAD_CASES = [
         ],
     ),
     (
+        "the target name devamb is reserved for requests devamb answers itself",
+        "services:\n  a:\n    listen: 9001\n    target: x\n"
+        "    targets:\n      devamb: echo\n      x: echo\n",
+        [
+            "devamb.yaml:6:7: services.a.targets.devamb: target name 'devamb' is reserved: it "
+            "marks requests devamb answers itself",
+        ],
+    ),
+    (
         "url without host",
         "services:\n  a:\n    listen: 9001\n    targets:\n      x: 'http://:80/'\n",
         ["devamb.yaml:5:10: services.a.targets.x: 'http://:80/' has no host"],
