@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from multidict import CIMultiDict, MultiDict
+
+from devamb import regex as user_regex
+from devamb.regex import Regex
 
 NO_BODY = object()  # the request has no JSON body (none, or not JSON)
 _UNPARSED = object()
@@ -23,14 +25,14 @@ class PathPattern:
     """`/users/{id}/*.json`, `/static/**`: `{name}` and `*` stay within a segment, `**` does not."""
 
     text: str
-    regex: re.Pattern[str] = field(compare=False)
+    regex: Regex = field(compare=False)  # RE2: `/**/**/**x` must not backtrack on a long path
     params: tuple[str, ...] = ()
 
     def match(self, path: str) -> dict[str, str] | None:
-        m = self.regex.fullmatch(path)
-        if m is None:
+        found = user_regex.groups(self.regex, path)
+        if found is None:
             return None
-        return {name: m.group(f"p{i}") for i, name in enumerate(self.params)}
+        return {name: found[f"p{i}"] for i, name in enumerate(self.params)}
 
 
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
@@ -65,17 +67,21 @@ def compile_path(text: str) -> PathPattern:
         elif ch == "}":
             raise PatternError(f"'}}' without '{{' at column {i + 1} of {text!r}")
         else:
-            out.append(re.escape(ch))
+            out.append(user_regex.escape(ch))
             i += 1
-    return PathPattern(text, re.compile("".join(out)), tuple(params))
+    return PathPattern(text, user_regex.compile_regex("".join(out)), tuple(params))
 
 
 @dataclass(frozen=True)
 class ValueMatch:
-    """Equality (`kind="equals"`), a regex on the whole value, or presence (`value` True/False)."""
+    """Equality (`kind="equals"`), a regex on the whole value, or presence (`value` True/False).
+
+    A regex is an RE2 pattern (devamb.regex): it matches in linear time, so a request cannot
+    stall the event loop with a value made to backtrack; `source` is the pattern as written."""
 
     kind: str  # "equals" | "regex" | "present"
     value: Any
+    source: str = ""
 
     def test(self, found: bool, actual: Any) -> bool:
         if self.kind == "present":
@@ -83,16 +89,24 @@ class ValueMatch:
         if not found:
             return False
         if self.kind == "regex":
-            text = actual if isinstance(actual, str) else json.dumps(actual)
-            return self.value.fullmatch(text) is not None
+            text = actual if isinstance(actual, str) else _dumps(actual)
+            return text is not None and user_regex.fullmatch(self.value, text)
         return same_value(self.value, actual)
 
     def describe(self) -> str:
         if self.kind == "present":
             return "present" if self.value else "absent"
         if self.kind == "regex":
-            return f"matching /{self.value.pattern}/"
+            return f"matching /{self.source or self.value.pattern}/"
         return f"= {json.dumps(self.value, ensure_ascii=False)}"
+
+
+def _dumps(value: Any) -> str | None:
+    """A JSON value as text for a regex; None when too deeply nested to write out."""
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        return None
 
 
 def same_value(expected: Any, actual: Any) -> bool:
@@ -144,8 +158,10 @@ class RequestView:
         if self._json is _UNPARSED:
             self._json = NO_BODY
             if self.body:
-                with contextlib.suppress(ValueError):
+                try:
                     self._json = json.loads(self.body)
+                except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
+                    self._json = NO_BODY
         return self._json
 
     def lookup(self, source: str, key: str) -> tuple[bool, Any]:

@@ -26,12 +26,21 @@ from typing import TYPE_CHECKING, Any
 from multidict import CIMultiDict
 
 from devamb.mocks.matching import RequestView
-from devamb.mocks.routes import MockSpec, Respond, Route, Siblings, load_mock_file, parse_mock
+from devamb.mocks.routes import (
+    BAD_HEADER_VALUE,
+    MockSpec,
+    Respond,
+    Route,
+    Siblings,
+    load_mock_file,
+    parse_mock,
+)
 from devamb.mocks.state import MockState
 from devamb.mocks.template import Template
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetUnavailable
@@ -231,9 +240,7 @@ class MockTarget(Target):
         wait = respond.delay if respond.delay is not None else delay
         if wait:
             await self.sleep(wait)
-        headers: CIMultiDict[str] = CIMultiDict(
-            (name, value.render(view)) for name, value in respond.headers
-        )
+        headers = _render_headers(respond, view)
         if respond.file is not None:
             return await self._send_file(request, exchange, respond, headers)
         if respond.has_json:
@@ -278,6 +285,24 @@ class MockTarget(Target):
                     await response.write(chunk)
             await response.write_eof()
         return response
+
+
+def _render_headers(respond: Respond, view: RequestView) -> CIMultiDict[str]:
+    """The respond's headers for this request. A value a template filled with a line break or
+    another control character would split or corrupt the head: the answer is a 500
+    `bad-mock-response` instead (as a proxy answers an upstream's invalid header with a 502)."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, template in respond.headers:
+        value = template.render(view)
+        bad = BAD_HEADER_VALUE.search(value)
+        if bad is not None:
+            raise UpstreamFailed(
+                500, "bad-mock-response",
+                f"the mock's header {name} rendered from the request holds {bad.group()!r}; "
+                "a header value cannot hold line breaks or control characters",
+            )
+        headers.add(name, value)
+    return headers
 
 
 def _render_json(value: Any, view: RequestView) -> Any:
