@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from multidict import CIMultiDict, MultiDict
@@ -22,13 +23,24 @@ class PatternError(ValueError):
 
 @dataclass(frozen=True)
 class PathPattern:
-    """`/users/{id}/*.json`, `/static/**`: `{name}` and `*` stay within a segment, `**` does not."""
+    """`/users/{id}/*.json`, `/static/**`: `{name}` and `*` stay within a segment, `**` does not.
+
+    A path without `{…}` or `*` (what recording writes) is compared as text. Other patterns run
+    on RE2 (`/**/**/**x` never backtracks), compiled when a request first reaches them: a mock
+    file of thousands of routes neither waits for nor keeps regexes it never uses."""
 
     text: str
-    regex: Regex = field(compare=False)  # RE2: `/**/**/**x` must not backtrack on a long path
+    pattern: str | None = None  # the regex; None for a literal path
     params: tuple[str, ...] = ()
 
+    @cached_property
+    def regex(self) -> Regex:
+        assert self.pattern is not None
+        return user_regex.compile_regex(self.pattern)
+
     def match(self, path: str) -> dict[str, str] | None:
+        if self.pattern is None:
+            return {} if path == self.text else None
         found = user_regex.groups(self.regex, path)
         if found is None:
             return None
@@ -41,6 +53,8 @@ _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 def compile_path(text: str) -> PathPattern:
     if not text.startswith("/"):
         raise PatternError(f"a path starts with '/': {text!r}")
+    if not any(ch in text for ch in "*{}"):
+        return PathPattern(text, None)
     out: list[str] = []
     params: list[str] = []
     i = 0
@@ -69,7 +83,7 @@ def compile_path(text: str) -> PathPattern:
         else:
             out.append(user_regex.escape(ch))
             i += 1
-    return PathPattern(text, user_regex.compile_regex("".join(out)), tuple(params))
+    return PathPattern(text, "".join(out), tuple(params))
 
 
 @dataclass(frozen=True)
