@@ -108,6 +108,24 @@ async def test_backtracking_regex_does_not_freeze_the_engine(engine: EngineProce
     _no_traceback(engine)
 
 
+async def test_a_backtracking_traffic_filter_does_not_freeze_the_engine(
+    engine: EngineProcess,
+) -> None:
+    """Filters run in the engine, over every kept body: they are user regexes too."""
+    api, other = await _url(engine, "api"), await _url(engine, "other")
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as client:
+        async with client.post(f"{api}/deep", data=EVIL.encode()) as resp:
+            assert resp.status == 201
+        await _recorded(engine, "/deep")
+        listed = await asyncio.wait_for(
+            engine.control.exchanges(limit=10, filter='~bq "(a+)+$"'), 15
+        )
+        assert listed == []  # the body ends in '!': no match, and at once
+        async with client.get(f"{other}/ping") as resp:
+            assert await resp.text() == "pong"
+    _no_traceback(engine)
+
+
 def test_unsupported_regex_is_refused_at_validation_with_its_position(tmp_path: Path) -> None:
     (tmp_path / "mocks").mkdir()
     (tmp_path / "mocks" / "api.yaml").write_text(
