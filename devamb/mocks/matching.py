@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from multidict import CIMultiDict, MultiDict
@@ -21,30 +22,50 @@ class PatternError(ValueError):
     """A path pattern that cannot be compiled."""
 
 
+LITERAL, PARAM, STAR = 0, 1, 2  # the kinds of a path segment: text, {name}, *
+Segment = tuple[int, str]  # (kind, the text or the parameter's name)
+
+
 @dataclass(frozen=True)
 class PathPattern:
     """`/users/{id}/*.json`, `/static/**`: `{name}` and `*` stay within a segment, `**` does not.
 
-    A path without `{…}` or `*` (what recording writes) is compared as text. Other patterns run
-    on RE2 (`/**/**/**x` never backtracks), compiled when a request first reaches them: a mock
-    file of thousands of routes neither waits for nor keeps regexes it never uses."""
+    Most patterns need no regex: a literal path (what recording writes) is compared as text, and
+    one whose segments are each text, `{name}` or `*` is compared segment by segment. The rest
+    (`**`, or `*` and `{…}` inside a segment) run on RE2, which never backtracks."""
 
     text: str
-    pattern: str | None = None  # the regex; None for a literal path
+    segments: tuple[Segment, ...] | None = None  # None: the pattern needs `regex`
     params: tuple[str, ...] = ()
+    regex: Regex | None = field(default=None, compare=False)
 
-    @cached_property
-    def regex(self) -> Regex:
-        assert self.pattern is not None
-        return user_regex.compile_regex(self.pattern)
+    @property
+    def literal(self) -> bool:
+        return self.segments is not None and not self.params and all(
+            kind == LITERAL for kind, _ in self.segments
+        )
 
     def match(self, path: str) -> dict[str, str] | None:
-        if self.pattern is None:
+        if self.segments is None:
+            found = user_regex.groups(self.regex, path)
+            if found is None:
+                return None
+            return {name: found[f"p{i}"] for i, name in enumerate(self.params)}
+        if self.literal:
             return {} if path == self.text else None
-        found = user_regex.groups(self.regex, path)
-        if found is None:
+        parts = path.split("/")
+        if len(parts) != len(self.segments):
             return None
-        return {name: found[f"p{i}"] for i, name in enumerate(self.params)}
+        params: dict[str, str] = {}
+        for (kind, value), part in zip(self.segments, parts, strict=True):
+            if kind == LITERAL:
+                if part != value:
+                    return None
+            elif kind == PARAM:
+                if not part:
+                    return None
+                params[value] = part
+        return params
 
 
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
@@ -53,8 +74,6 @@ _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 def compile_path(text: str) -> PathPattern:
     if not text.startswith("/"):
         raise PatternError(f"a path starts with '/': {text!r}")
-    if not any(ch in text for ch in "*{}"):
-        return PathPattern(text, None)
     out: list[str] = []
     params: list[str] = []
     i = 0
@@ -83,7 +102,67 @@ def compile_path(text: str) -> PathPattern:
         else:
             out.append(user_regex.escape(ch))
             i += 1
-    return PathPattern(text, "".join(out), tuple(params))
+    segments = _segments(text)
+    if segments is not None:
+        return PathPattern(text, segments, tuple(params))
+    return PathPattern(text, None, tuple(params), user_regex.compile_regex("".join(out)))
+
+
+def _segments(text: str) -> tuple[Segment, ...] | None:
+    """The pattern split at '/', when each segment is text, `{name}` or `*`; else None."""
+    out: list[Segment] = []
+    for part in text.split("/"):
+        if part == "*":
+            out.append((STAR, ""))
+        elif part.startswith("{") and part.endswith("}") and part.count("{") == 1:
+            out.append((PARAM, part[1:-1]))
+        elif any(ch in part for ch in "*{}"):
+            return None
+        else:
+            out.append((LITERAL, part))
+    return tuple(out)
+
+
+class PathIndex:
+    """Which routes a request's path can match, in file order, without testing every route.
+
+    Literal paths are looked up whole; segment patterns by their segment count and one text
+    segment (the last, so `/items/{id}` is keyed on `items`); routes with a regex path or no
+    path are always candidates. Lists stay sorted by route position, so the first candidate that
+    matches is the first route in the file that matches."""
+
+    def __init__(self, paths: list[PathPattern | None]) -> None:
+        self.literal: dict[str, list[int]] = {}
+        self.keyed: dict[tuple[int, int, str], list[int]] = {}
+        self.always: list[int] = []
+        for position, path in enumerate(paths):
+            if path is None or path.segments is None:
+                self.always.append(position)
+            elif path.literal:
+                self.literal.setdefault(path.text, []).append(position)
+            else:
+                self.keyed.setdefault(_key(path.segments), []).append(position)
+
+    def candidates(self, path: str) -> Iterator[int]:
+        lists = [self.always, self.literal.get(path, [])]
+        if self.keyed:
+            parts = path.split("/")
+            count = len(parts)
+            for index, part in enumerate(parts):
+                found = self.keyed.get((count, index, part))
+                if found:
+                    lists.append(found)
+        return heapq.merge(*[found for found in lists if found])
+
+
+def _key(segments: tuple[Segment, ...]) -> tuple[int, int, str]:
+    """(segment count, position, text) of the pattern's last text segment (the first, '',
+    before the leading '/' when it has no other)."""
+    for index in range(len(segments) - 1, -1, -1):
+        kind, value = segments[index]
+        if kind == LITERAL and (value or index == 0):
+            return len(segments), index, value
+    return len(segments), 0, ""
 
 
 @dataclass(frozen=True)
