@@ -22,11 +22,16 @@ def record(profile_name: str | None, words: tuple[str, ...], to: str | None,
             fail("usage: devamb record stop [SERVICE]", 2)
         for item in run(call(profile_name, "stop_recording", words[1] if len(words) > 1 else None)):
             click.echo(f"{item['service']}: {item['recorded']} exchanges -> {item['file']}")
+            if item.get("dropped"):
+                click.echo(f"  the recording reached its limit of {item['limit']} exchanges: "
+                           f"{item['dropped']} later ones were not recorded")
         return
     if len(words) != 1:
         fail("usage: devamb record SERVICE [--to FILE] [--filter EXPR]", 2)
     started = run(call(profile_name, "start_recording", words[0], to, filter_text))
-    click.echo(f"recording {words[0]} into {started['to']}; stop with: devamb record stop")
+    limit = started.get("limit")
+    kept = f" (the first {limit} exchanges)" if limit else ""
+    click.echo(f"recording {words[0]} into {started['to']}{kept}; stop with: devamb record stop")
 
 
 @click.group()

@@ -472,7 +472,7 @@ class Engine:
         if path.resolve() in {Path(f).resolve() for f in served}:
             raise ControlError(f"{service!r} is answered by the mock in {path} right now: "
                                f"recording would overwrite it with its own answers")
-        session = RecordingSession(service, filter, path)
+        session = RecordingSession(service, filter, path, notify=self.notice)
         if not self._recordings:
             self.recorder.watchers.append(self._record)
         self._recordings[service] = session

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from devamb.regex import Regex, RegexError, compile_regex, fullmatch, search, translate
+
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
 
@@ -117,24 +119,34 @@ def _quote(arg: str) -> str:
     return f'"{escaped}"'
 
 
-def _smart_case(pattern: str) -> int:
+def _smart_case(pattern: str) -> bool:
+    """Ignore case unless the pattern has an upper-case letter (escapes aside)."""
     literal = re.sub(r"\\.", "", pattern)
-    return 0 if any(ch.isupper() for ch in literal) else re.IGNORECASE
+    return not any(ch.isupper() for ch in literal)
 
 
 class _Rex(Node):
+    """A regex term. Patterns run on RE2 (devamb.regex): linear time, so a filter cannot stall
+    the engine's event loop on a body made to backtrack; no backreferences or lookaround."""
+
     __slots__ = ("pattern", "rex")
     code = ""
-    flags = 0
+    ignore_case = False
     smart_case = True
+    multiline = False
 
     def __init__(self, pattern: str, column: int) -> None:
         self.pattern = pattern
-        flags = self.flags | (_smart_case(pattern) if self.smart_case else 0)
+        self.rex = self._compile(pattern, column)
+
+    def _compile(self, pattern: str, column: int, *, latin1: bool = False) -> Regex:
+        ignore_case = self.ignore_case or (self.smart_case and _smart_case(pattern))
         try:
-            self.rex = re.compile(pattern, flags)
-        except re.error as exc:
-            raise FilterError(f"bad regex {pattern!r}: {exc.msg}", column) from None
+            return compile_regex(
+                pattern, ignore_case=ignore_case, multiline=self.multiline, latin1=latin1
+            )
+        except RegexError as exc:
+            raise FilterError(f"bad regex {pattern!r}: {exc}", column) from None
 
     def __str__(self) -> str:
         return f"~{self.code} {_quote(self.pattern)}"
@@ -143,11 +155,11 @@ class _Rex(Node):
 class Method(_Rex):
     __slots__ = ()
     code = "m"
-    flags = re.IGNORECASE
+    ignore_case = True
     smart_case = False
 
     def __call__(self, exchange: Exchange) -> bool:
-        return self.rex.fullmatch(exchange.method or "") is not None
+        return fullmatch(self.rex, exchange.method or "")
 
 
 class Url(_Rex):
@@ -155,9 +167,10 @@ class Url(_Rex):
     code = "u"
 
     def __call__(self, exchange: Exchange) -> bool:
-        search = self.rex.search
+        rex = self.rex
         return bool(
-            (exchange.path and search(exchange.path)) or (exchange.url and search(exchange.url))
+            (exchange.path and search(rex, exchange.path))
+            or (exchange.url and search(rex, exchange.url))
         )
 
 
@@ -167,7 +180,7 @@ class Service(_Rex):
     smart_case = False
 
     def __call__(self, exchange: Exchange) -> bool:
-        return self.rex.fullmatch(exchange.service) is not None
+        return fullmatch(self.rex, exchange.service)
 
 
 class Target(_Rex):
@@ -176,7 +189,7 @@ class Target(_Rex):
     smart_case = False
 
     def __call__(self, exchange: Exchange) -> bool:
-        return self.rex.fullmatch(exchange.target) is not None
+        return fullmatch(self.rex, exchange.target)
 
 
 class Header(_Rex):
@@ -186,12 +199,12 @@ class Header(_Rex):
     response = True
 
     def __call__(self, exchange: Exchange) -> bool:
-        search = self.rex.search
+        rex = self.rex
         for wanted, headers in (
             (self.request, exchange.request_headers),
             (self.response, exchange.response_headers),
         ):
-            if wanted and headers and any(search(f"{k}: {v}") for k, v in headers):
+            if wanted and headers and any(search(rex, f"{k}: {v}") for k, v in headers):
                 return True
         return False
 
@@ -209,25 +222,20 @@ class ResponseHeader(Header):
 
 
 class Body(_Rex):
-    """Searches raw bytes when the regex is ASCII, and lowers the body instead of folding case
-    for a smart-case search: decoding and case-folding previews is what would make ~b slow."""
+    """Searches raw bytes (one byte one character) when the regex is ASCII, so binary bodies
+    need no decoding; else the body decoded as UTF-8 text."""
 
-    __slots__ = ("lower", "rex_bytes", "rex_lower")
+    __slots__ = ("rex_bytes",)
     code = "b"
-    flags = re.MULTILINE
+    multiline = True
     request = True
     response = True
 
     def __init__(self, pattern: str, column: int) -> None:
         super().__init__(pattern, column)
-        self.rex_bytes: re.Pattern[bytes] | None = None
-        self.lower = bool(self.rex.flags & re.IGNORECASE)
-        self.rex_lower = re.compile(pattern, self.flags)  # for lowered text: no case folding
-        if pattern.isascii():
-            try:
-                self.rex_bytes = re.compile(pattern.encode(), self.flags)
-            except re.error:  # a str-only escape such as \N{...}
-                self.rex_bytes = None
+        self.rex_bytes: Regex | None = None
+        if translate(pattern).isascii():
+            self.rex_bytes = self._compile(pattern, column, latin1=True)
 
     def __call__(self, exchange: Exchange) -> bool:
         for wanted, body in (
@@ -240,11 +248,8 @@ class Body(_Rex):
 
     def _search(self, data: bytearray) -> bool:
         if self.rex_bytes is not None:
-            return self.rex_bytes.search(data.lower() if self.lower else data) is not None
-        text = data.decode("utf-8", "replace")
-        return (
-            self.rex_lower.search(text.lower()) if self.lower else self.rex.search(text)
-        ) is not None
+            return self.rex_bytes.search(data) is not None
+        return search(self.rex, data.decode("utf-8", "replace"))
 
 
 class RequestBody(Body):

@@ -1,22 +1,45 @@
-"""Recent exchanges: a ring per service, and one byte budget for all of them, oldest out first."""
+"""Recent exchanges: a ring per service, and one byte budget for all of them, oldest out first.
+
+Exchanges arrive here when they *complete*, which is not the order they started in: a WebSocket
+or TCP connection opened early can close long after later requests. So the store keeps two
+orders apart:
+
+- eviction goes by completion: each service keeps its last `keep` exchanges to complete, and the
+  byte budget drops the earliest completed exchange of any service first;
+- lookup goes by id, through a dict beside the rings (never by position), and every list the
+  store returns (`all`, `recent`) is in id order, the order the exchanges started.
+"""
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import deque
+from dataclasses import dataclass
+from operator import attrgetter
 
 from devamb.inspect.exchange import Exchange
 
 DEFAULT_KEEP = 5000  # per service
 DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
 
+_BY_ID = attrgetter("id")
+
+
+@dataclass(slots=True)
+class _Kept:
+    exchange: Exchange
+    size: int
+    completed: int  # the store's completion sequence: budget eviction drops the lowest first
+
 
 class ExchangeStore:
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self.budget = budget
-        self._rings: dict[str, deque[Exchange]] = {}
+        self._rings: dict[str, deque[Exchange]] = {}  # per service, in completion order
         self._keep: dict[str, int] = {}
-        self._sizes: dict[int, int] = {}
+        self._kept: dict[int, _Kept] = {}  # by exchange id: every exchange the rings hold
+        self._completed = itertools.count()
         self.bytes = 0
 
     def configure(self, service: str, keep: int) -> None:
@@ -24,12 +47,15 @@ class ExchangeStore:
         self._rings.setdefault(service, deque())
 
     def add(self, exchange: Exchange) -> None:
+        """Keep a completed exchange; O(1) apart from the exchanges it pushes out."""
+        if exchange.id in self._kept:  # the same record twice: keep the first place
+            return
         ring = self._rings.get(exchange.service)
         if ring is None:
             ring = self._rings[exchange.service] = deque()
-        ring.append(exchange)
         size = exchange.approx_size()
-        self._sizes[exchange.id] = size
+        ring.append(exchange)
+        self._kept[exchange.id] = _Kept(exchange, size, next(self._completed))
         self.bytes += size
         if len(ring) > self._keep.get(exchange.service, DEFAULT_KEEP):
             self._drop(ring.popleft())
@@ -37,40 +63,44 @@ class ExchangeStore:
             pass
 
     def _drop(self, exchange: Exchange) -> None:
-        self.bytes -= self._sizes.pop(exchange.id, 0)
+        kept = self._kept.get(exchange.id)
+        if kept is not None and kept.exchange is exchange:
+            del self._kept[exchange.id]
+            self.bytes -= kept.size
 
     def _evict_oldest(self) -> bool:
-        heads = [(ring[0].id, ring) for ring in self._rings.values() if ring]
+        """Drop the exchange that completed first, whichever service it belongs to."""
+        heads = [ring for ring in self._rings.values() if ring]
         if not heads:
             return False
-        _, ring = min(heads, key=lambda pair: pair[0])
+        ring = min(heads, key=lambda r: self._completion(r[0]))
         self._drop(ring.popleft())
         return True
 
+    def _completion(self, exchange: Exchange) -> int:
+        kept = self._kept.get(exchange.id)
+        return kept.completed if kept is not None else -1
+
     def get(self, exchange_id: int) -> Exchange | None:
-        for ring in self._rings.values():
-            if ring and ring[0].id <= exchange_id <= ring[-1].id:
-                for exchange in reversed(ring):
-                    if exchange.id == exchange_id:
-                        return exchange
-        return None
+        kept = self._kept.get(exchange_id)
+        return kept.exchange if kept is not None else None
 
     def all(self) -> list[Exchange]:
-        """Every kept exchange, oldest first."""
-        return list(heapq.merge(*self._rings.values(), key=lambda e: e.id))
+        """Every kept exchange, in id order (the order they started)."""
+        return sorted((kept.exchange for kept in self._kept.values()), key=_BY_ID)
 
     def recent(self, limit: int) -> list[Exchange]:
-        """The last `limit` exchanges, oldest first."""
+        """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
-        tails = [list(ring)[-limit:] for ring in self._rings.values()]
-        return list(heapq.merge(*tails, key=lambda e: e.id))[-limit:]
+        exchanges = (kept.exchange for kept in self._kept.values())
+        return sorted(heapq.nlargest(limit, exchanges, key=_BY_ID), key=_BY_ID)
 
     def clear(self) -> None:
         for ring in self._rings.values():
             ring.clear()
-        self._sizes.clear()
+        self._kept.clear()
         self.bytes = 0
 
     def __len__(self) -> int:
-        return sum(len(ring) for ring in self._rings.values())
+        return len(self._kept)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
+import heapq
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from multidict import CIMultiDict, MultiDict
+
+from devamb import regex as user_regex
+from devamb.regex import Regex
 
 NO_BODY = object()  # the request has no JSON body (none, or not JSON)
 _UNPARSED = object()
@@ -18,19 +22,50 @@ class PatternError(ValueError):
     """A path pattern that cannot be compiled."""
 
 
+LITERAL, PARAM, STAR = 0, 1, 2  # the kinds of a path segment: text, {name}, *
+Segment = tuple[int, str]  # (kind, the text or the parameter's name)
+
+
 @dataclass(frozen=True)
 class PathPattern:
-    """`/users/{id}/*.json`, `/static/**`: `{name}` and `*` stay within a segment, `**` does not."""
+    """`/users/{id}/*.json`, `/static/**`: `{name}` and `*` stay within a segment, `**` does not.
+
+    Most patterns need no regex: a literal path (what recording writes) is compared as text, and
+    one whose segments are each text, `{name}` or `*` is compared segment by segment. The rest
+    (`**`, or `*` and `{…}` inside a segment) run on RE2, which never backtracks."""
 
     text: str
-    regex: re.Pattern[str] = field(compare=False)
+    segments: tuple[Segment, ...] | None = None  # None: the pattern needs `regex`
     params: tuple[str, ...] = ()
+    regex: Regex | None = field(default=None, compare=False)
+
+    @property
+    def literal(self) -> bool:
+        return self.segments is not None and not self.params and all(
+            kind == LITERAL for kind, _ in self.segments
+        )
 
     def match(self, path: str) -> dict[str, str] | None:
-        m = self.regex.fullmatch(path)
-        if m is None:
+        if self.segments is None:
+            found = user_regex.groups(self.regex, path)
+            if found is None:
+                return None
+            return {name: found[f"p{i}"] for i, name in enumerate(self.params)}
+        if self.literal:
+            return {} if path == self.text else None
+        parts = path.split("/")
+        if len(parts) != len(self.segments):
             return None
-        return {name: m.group(f"p{i}") for i, name in enumerate(self.params)}
+        params: dict[str, str] = {}
+        for (kind, value), part in zip(self.segments, parts, strict=True):
+            if kind == LITERAL:
+                if part != value:
+                    return None
+            elif kind == PARAM:
+                if not part:
+                    return None
+                params[value] = part
+        return params
 
 
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
@@ -65,17 +100,81 @@ def compile_path(text: str) -> PathPattern:
         elif ch == "}":
             raise PatternError(f"'}}' without '{{' at column {i + 1} of {text!r}")
         else:
-            out.append(re.escape(ch))
+            out.append(user_regex.escape(ch))
             i += 1
-    return PathPattern(text, re.compile("".join(out)), tuple(params))
+    segments = _segments(text)
+    if segments is not None:
+        return PathPattern(text, segments, tuple(params))
+    return PathPattern(text, None, tuple(params), user_regex.compile_regex("".join(out)))
+
+
+def _segments(text: str) -> tuple[Segment, ...] | None:
+    """The pattern split at '/', when each segment is text, `{name}` or `*`; else None."""
+    out: list[Segment] = []
+    for part in text.split("/"):
+        if part == "*":
+            out.append((STAR, ""))
+        elif part.startswith("{") and part.endswith("}") and part.count("{") == 1:
+            out.append((PARAM, part[1:-1]))
+        elif any(ch in part for ch in "*{}"):
+            return None
+        else:
+            out.append((LITERAL, part))
+    return tuple(out)
+
+
+class PathIndex:
+    """Which routes a request's path can match, in file order, without testing every route.
+
+    Literal paths are looked up whole; segment patterns by their segment count and one text
+    segment (the last, so `/items/{id}` is keyed on `items`); routes with a regex path or no
+    path are always candidates. Lists stay sorted by route position, so the first candidate that
+    matches is the first route in the file that matches."""
+
+    def __init__(self, paths: list[PathPattern | None]) -> None:
+        self.literal: dict[str, list[int]] = {}
+        self.keyed: dict[tuple[int, int, str], list[int]] = {}
+        self.always: list[int] = []
+        for position, path in enumerate(paths):
+            if path is None or path.segments is None:
+                self.always.append(position)
+            elif path.literal:
+                self.literal.setdefault(path.text, []).append(position)
+            else:
+                self.keyed.setdefault(_key(path.segments), []).append(position)
+
+    def candidates(self, path: str) -> Iterator[int]:
+        lists = [self.always, self.literal.get(path, [])]
+        if self.keyed:
+            parts = path.split("/")
+            count = len(parts)
+            for index, part in enumerate(parts):
+                found = self.keyed.get((count, index, part))
+                if found:
+                    lists.append(found)
+        return heapq.merge(*[found for found in lists if found])
+
+
+def _key(segments: tuple[Segment, ...]) -> tuple[int, int, str]:
+    """(segment count, position, text) of the pattern's last text segment (the first, '',
+    before the leading '/' when it has no other)."""
+    for index in range(len(segments) - 1, -1, -1):
+        kind, value = segments[index]
+        if kind == LITERAL and (value or index == 0):
+            return len(segments), index, value
+    return len(segments), 0, ""
 
 
 @dataclass(frozen=True)
 class ValueMatch:
-    """Equality (`kind="equals"`), a regex on the whole value, or presence (`value` True/False)."""
+    """Equality (`kind="equals"`), a regex on the whole value, or presence (`value` True/False).
+
+    A regex is an RE2 pattern (devamb.regex): it matches in linear time, so a request cannot
+    stall the event loop with a value made to backtrack; `source` is the pattern as written."""
 
     kind: str  # "equals" | "regex" | "present"
     value: Any
+    source: str = ""
 
     def test(self, found: bool, actual: Any) -> bool:
         if self.kind == "present":
@@ -83,16 +182,24 @@ class ValueMatch:
         if not found:
             return False
         if self.kind == "regex":
-            text = actual if isinstance(actual, str) else json.dumps(actual)
-            return self.value.fullmatch(text) is not None
+            text = actual if isinstance(actual, str) else _dumps(actual)
+            return text is not None and user_regex.fullmatch(self.value, text)
         return same_value(self.value, actual)
 
     def describe(self) -> str:
         if self.kind == "present":
             return "present" if self.value else "absent"
         if self.kind == "regex":
-            return f"matching /{self.value.pattern}/"
+            return f"matching /{self.source or self.value.pattern}/"
         return f"= {json.dumps(self.value, ensure_ascii=False)}"
+
+
+def _dumps(value: Any) -> str | None:
+    """A JSON value as text for a regex; None when too deeply nested to write out."""
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        return None
 
 
 def same_value(expected: Any, actual: Any) -> bool:
@@ -144,8 +251,10 @@ class RequestView:
         if self._json is _UNPARSED:
             self._json = NO_BODY
             if self.body:
-                with contextlib.suppress(ValueError):
+                try:
                     self._json = json.loads(self.body)
+                except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
+                    self._json = NO_BODY
         return self._json
 
     def lookup(self, source: str, key: str) -> tuple[bool, Any]:

@@ -42,6 +42,7 @@ VOLATILE_HEADERS = frozenset(
     }
 )
 MAX_RECORDED = 5000  # exchanges one session keeps; later ones are counted, not kept
+OVER_LIMIT = "over the limit"
 
 
 @dataclass
@@ -190,6 +191,7 @@ class RecordingSession:
     limit: int = MAX_RECORDED
     observed: list[Observed] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    notify: Callable[[str, str], None] | None = field(default=None, repr=False)  # (level, text)
     _matches: Callable[[Exchange], bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -202,6 +204,9 @@ class RecordingSession:
         if why is not None:
             if why != "other service":
                 self.skipped[why] = self.skipped.get(why, 0) + 1
+            if why == OVER_LIMIT and self.skipped[why] == 1 and self.notify is not None:
+                self.notify("warning", f"recording {self.service} {self.limit_text()}; "
+                                       "stop it and record again for more")
             return False
         detail = redaction.detail(exchange)
         path, query = observed_target(detail.get("path") or "/")
@@ -240,7 +245,7 @@ class RecordingSession:
         if self._matches is not None and not self._matches(exchange):
             return "filtered out"
         if len(self.observed) >= self.limit:
-            return "over the limit"
+            return OVER_LIMIT
         return None
 
     def routes(self) -> list[RouteDraft]:
@@ -251,9 +256,20 @@ class RecordingSession:
         comment = (
             f"Recorded by devamb from service {self.service!r}: {len(self.observed)} exchanges, "
             f"{len(routes)} routes" + (f", filter {self.filter!r}" if self.filter else "") + ".\n"
-            "Secrets are masked and volatile headers dropped; edit freely."
+            + (f"The recording {self.limit_text()}.\n" if self.dropped else "")
+            + "Secrets are masked and volatile headers dropped; edit freely."
         )
         return write_mock_file(routes, to or self.to, comment)
+
+    @property
+    def dropped(self) -> int:
+        """Exchanges that came after the limit was reached: counted, not recorded."""
+        return self.skipped.get(OVER_LIMIT, 0)
+
+    def limit_text(self) -> str:
+        """What the limit did, for the notice, `record stop` and the mock file's comment."""
+        later = f"{self.dropped} later exchanges" if self.dropped > 1 else "later exchanges"
+        return f"reached its limit of {self.limit} exchanges: {later} were not recorded"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -261,6 +277,8 @@ class RecordingSession:
             "to": str(self.to),
             "filter": self.filter,
             "recorded": len(self.observed),
+            "limit": self.limit,
+            "dropped": self.dropped,
             "skipped": dict(self.skipped),
         }
 

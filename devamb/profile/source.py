@@ -24,7 +24,7 @@ from devamb.profile.problems import Problem, ProfileError
 Path_ = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 8 * 1024 * 1024  # a profile or mock file; keep big bodies in body files
-MAX_NODES = 500_000  # YAML nodes (keys and values) in one file: 20,000 mock routes fit
+MAX_NODES = 1_000_000  # YAML nodes (keys and values) in one file: 20,000 recorded routes fit
 MAX_ALIAS_VALUES = 100_000  # values that aliases add when expanded
 MAX_DEPTH = 64  # nesting a profile never needs; deeper is refused, not recursed into
 

@@ -54,3 +54,30 @@ async def test_flood_of_large_bodies_stays_within_budget(
     kept = engine.store.all()
     assert 20 <= len(kept) < 100 and kept[-1].response_body.size == 256 * 1024
     assert all(len(e.response_body.data) == 64 * 1024 for e in kept)  # previews are capped
+
+
+def test_out_of_order_completions_are_found_and_listed_by_id() -> None:
+    """Exchanges arrive when they complete: a long-lived one started first arrives last."""
+    store = ExchangeStore()
+    for i in (2, 3, 5, 1, 4):
+        store.add(_exchange(i, "a"))
+    assert [store.get(i).id for i in range(1, 6)] == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
+    assert [e.id for e in store.all()] == [1, 2, 3, 4, 5]
+    assert [e.id for e in store.recent(2)] == [4, 5]
+    assert len(store) == 5 and store.get(6) is None
+
+
+def test_keep_drops_the_earliest_completed_and_forgets_its_id() -> None:
+    store = ExchangeStore()
+    store.configure("a", keep=2)
+    for i in (3, 1, 2):  # 3 completed first, so it is the one to go
+        store.add(_exchange(i, "a"))
+    assert [e.id for e in store.all()] == [1, 2] and store.get(3) is None
+
+
+def test_budget_drops_the_earliest_completed_across_services() -> None:
+    store = ExchangeStore(budget=25_000)
+    store.add(_exchange(5, "a", size=10_000))
+    store.add(_exchange(1, "b", size=10_000))  # started first, completed second
+    store.add(_exchange(6, "a", size=10_000))
+    assert [e.id for e in store.all()] == [1, 6] and store.bytes <= 25_000

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from devamb.mocks.matching import compile_path, same_value
+from devamb.mocks.matching import PathIndex, PathPattern, compile_path, same_value
+from devamb.regex import compile_regex, escape
 from tests.mocks.conftest import mock_spec, view
 
 PATHS = [
@@ -127,3 +128,56 @@ def test_a_route_without_match_matches_everything(tmp_path: Path) -> None:
 )
 def test_json_equality(expected: Any, actual: Any, same: bool) -> None:
     assert same_value(expected, actual) is same
+
+
+SEGMENT_PATTERNS = [
+    "/", "/a", "/a/", "/a/b", "/a/{x}", "/{x}", "/{x}/b", "/a/*", "/*/b", "/*", "/a/{x}/c",
+    "/a/*/{y}", "/a/b/c", "/a/**", "/a/*.json", "/{x}/{y}", "/a/{x}-{y}",
+]
+SEGMENT_PATHS = ["/", "/a", "/a/", "/a/b", "/a/bb", "/b", "/x/b", "/a//b", "/a/b/c", "/a/x.json",
+                 "/a/b/", "//", "/a/1-2", "/é/b", "/a/b/c/d", ""]
+
+
+@pytest.mark.parametrize("pattern", SEGMENT_PATTERNS)
+def test_segment_matching_agrees_with_the_regex(pattern: str) -> None:
+    """Patterns matched segment by segment give what the regex they stand for would."""
+    compiled = compile_path(pattern)
+    forced = PathPattern(pattern, None, compiled.params, compile_regex(_regex_of(pattern)))
+    for path in SEGMENT_PATHS:
+        assert compiled.match(path) == forced.match(path), (pattern, path)
+
+
+def _regex_of(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "{":
+            end = pattern.index("}", i)
+            out.append(f"(?P<p{sum(o.startswith('(?P') for o in out)}>[^/]+)")
+            i = end + 1
+        else:
+            out.append(escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def test_the_index_picks_what_testing_every_route_in_order_picks() -> None:
+    patterns = [compile_path(p) for p in SEGMENT_PATTERNS] + [None]  # None: a route without path
+    index = PathIndex(patterns)
+    for path in SEGMENT_PATHS:
+        everything = [i for i, p in enumerate(patterns) if p is None or p.match(path) is not None]
+        candidates = list(index.candidates(path))
+        assert candidates == sorted(candidates)
+        assert [i for i in candidates if patterns[i] is None
+                or patterns[i].match(path) is not None] == everything, path  # type: ignore[union-attr]
+
+
+def test_only_patterns_that_need_one_get_a_regex() -> None:
+    assert compile_path("/users/{id}/orders/*").regex is None
+    assert compile_path("/static/**").regex is not None
+    assert compile_path("/files/*.json").regex is not None

@@ -6,10 +6,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
+from click.testing import CliRunner
 
-from devamb.control.events import ExchangeCompleted
+from devamb.control.events import ExchangeCompleted, Notice
 from devamb.engine import Engine
 from devamb.inspect.filter import FilterError
 from devamb.mocks.recording import RecordingSession
@@ -25,6 +27,7 @@ from tests.mocks.traffic import (
     redacted,
     run_calls,
 )
+from tests.upstreams import HttpUpstream
 
 
 async def record(engine: Engine, session: RecordingSession, count: int) -> None:
@@ -131,3 +134,55 @@ def test_recorded_json_stays_json(tmp_path: Path) -> None:
     assert json.dumps(yaml.safe_load(text)["routes"][0]["respond"]["json"]) == (
         '{"id": 1, "price": 9.5, "ok": true, "none": null, "list": [1, "two"]}'
     )
+
+
+async def test_the_limit_is_said_in_a_notice_the_result_and_the_file(
+    tmp_path: Path, make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    engine = await make_engine(
+        f"services:\n  api:\n    listen: 0\n    targets: {{up: {upstream.url}}}\n"
+    )
+    subscription = engine.bus.subscribe()
+    started = await engine.start_recording("api", to=str(tmp_path / "api.yaml"))
+    assert started["limit"] == 5000 and started["dropped"] == 0
+    engine._recordings["api"].limit = 3  # as if 5,000 had come
+    async with aiohttp.ClientSession() as client:
+        for i in range(5):
+            await (await client.get(f"{listen_url(engine, 'api')}/n/{i}")).read()
+    session = engine._recordings["api"]
+    for _ in range(200):
+        if session.dropped == 2:
+            break
+        await asyncio.sleep(0.01)
+    subscription.close()
+    notices = []
+    while (event := await subscription.get()) is not None:
+        if isinstance(event, Notice) and event.level == "warning":
+            notices.append(event.message)
+    assert notices == [
+        "recording api reached its limit of 3 exchanges: later exchanges were not recorded; "
+        "stop it and record again for more"
+    ]
+    [written] = await engine.stop_recording()
+    assert (written["recorded"], written["limit"], written["dropped"]) == (3, 3, 2)
+    assert "reached its limit of 3 exchanges: 2 later exchanges were not recorded" in (
+        Path(written["file"]).read_text()
+    )
+
+
+def test_record_stop_says_what_the_limit_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devamb import cli_mocks
+
+    result = {"service": "api", "recorded": 5000, "limit": 5000, "dropped": 17, "file": "m.yaml"}
+    monkeypatch.setattr(cli_mocks, "call", lambda *args: args)
+    monkeypatch.setattr(
+        cli_mocks, "run",
+        lambda call: [result] if call[1] == "stop_recording" else {**result, "to": "m.yaml"},
+    )
+    out = CliRunner().invoke(cli_mocks.record, ["stop"]).output
+    assert out == (
+        "api: 5000 exchanges -> m.yaml\n"
+        "  the recording reached its limit of 5000 exchanges: 17 later ones were not recorded\n"
+    )
+    out = CliRunner().invoke(cli_mocks.record, ["api"]).output
+    assert "(the first 5000 exchanges)" in out

@@ -114,8 +114,25 @@ BAD = [
     (
         "routes:\n  - match: {query: {q: {regex: '('}}}\n    respond: {}\n",
         [
-            "mock.yaml:2:32: routes[0].match.query.q.regex: bad regex: missing ), unterminated "
-            "subpattern at position 0"
+            "mock.yaml:2:32: routes[0].match.query.q.regex: bad regex '(': missing ) "
+            "(at character 1 of the pattern)"
+        ],
+    ),
+    (
+        "routes:\n  - match: {query: {q: {regex: '(a)\\1'}}}\n    respond: {}\n",
+        [
+            "mock.yaml:2:32: routes[0].match.query.q.regex: bad regex '(a)\\\\1': a backreference "
+            "\\1 is not supported: devamb runs regexes with RE2, in linear time, which has no "
+            "backreferences or lookaround (at character 4 of the pattern)"
+        ],
+    ),
+    (
+        "routes:\n  - match: {path: /x}\n    respond: {headers: {'X Y': a, Z: \"a\\nb\"}}\n",
+        [
+            "mock.yaml:3:25: routes[0].respond.headers.X Y: 'X Y' is not a header name (letters, "
+            "digits, !#$%&'*+.^_`|~-, no spaces)",
+            "mock.yaml:3:38: routes[0].respond.headers.Z: a header value cannot hold '\\n' "
+            "(no line breaks or control characters)",
         ],
     ),
     (
