@@ -57,6 +57,12 @@ RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flig
 Listener = HttpListener | TcpListener
 
 
+def _count(per_service: dict[str, int]) -> str:
+    total = sum(per_service.values())
+    where = ", ".join(f"{name} {n}" for name, n in sorted(per_service.items()))
+    return f"{total} exchange{'s' if total != 1 else ''} ({where})"
+
+
 class Engine:
     def __init__(
         self,
@@ -81,6 +87,8 @@ class Engine:
         self._watcher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.config_errors: list[str] = []  # a rejected profile change, until it is fixed
+        self.grace: float | None = None  # seconds a stop drains (None: the longest timeout)
+        self.stop_report: dict[str, Any] = {"finished": 0, "cut": {}}
         self.started = time.time()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -249,9 +257,22 @@ class Engine:
             for target in service.targets.values():
                 await target.close()
 
-    async def stop(self) -> None:
+    def default_grace(self) -> float:
+        """How long a stop lets exchanges in flight finish: the longest service timeout (by then
+        each one has its answer or its 504), unless `grace` was set (`--grace`)."""
+        if self.grace is not None:
+            return self.grace
+        return max((s.timeout for s in self.profile.services.values()), default=0.0)
+
+    def in_flight(self) -> dict[str, int]:
+        return {n: s.counters.active for n, s in self.services.items() if s.counters.active}
+
+    async def stop(self, grace: float | None = None) -> dict[str, Any]:
+        """Stop accepting, drain exchanges in flight for up to `grace` seconds (default
+        `default_grace()`), then cut the rest; returns {finished, cut: {service: n}}."""
         if self._stopped.is_set():
-            return
+            return self.stop_report
+        grace = self.default_grace() if grace is None else grace
         self.bus.publish(EngineState(state="stopping"))
         for run in self._scenarios.values():
             if run.task is not None:
@@ -261,16 +282,41 @@ class Engine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self._close_services()
+        in_flight = self.in_flight()
+        if in_flight:
+            log.info("stopping: waiting up to %gs for %s in flight", grace, _count(in_flight))
+        cut = await self._close_services(grace)
+        finished = sum(in_flight.values()) - sum(cut.values())
+        if cut:
+            log.warning("stopping: cut %s still in flight after %gs", _count(cut), grace)
+        elif in_flight:
+            log.info("stopping: every exchange in flight finished")
+        self.stop_report = {"finished": max(finished, 0), "cut": cut}
         self.bus.close()
         self._stopped.set()
+        return self.stop_report
 
-    async def _close_services(self) -> None:
-        await asyncio.gather(*(lst.stop() for lst in self._listeners.values()))
+    async def _close_services(self, grace: float = 0.0) -> dict[str, int]:
+        """Stop every listener (HTTP exchanges get `grace` seconds; TCP connections close at
+        once: an idle pooled connection looks like a busy one) and close the targets.
+        Returns the exchanges or connections cut, per service."""
+        names = list(self._listeners)
+        counts = await asyncio.gather(
+            *(self._stop_listener(name, self._listeners[name], grace) for name in names)
+        )
         self._listeners.clear()
         for service in self.services.values():
             for target in service.targets.values():
                 await target.close()
+        return {name: n for name, n in zip(names, counts, strict=True) if n}
+
+    async def _stop_listener(self, name: str, listener: Listener, grace: float) -> int:
+        if isinstance(listener, HttpListener):
+            return await listener.stop(grace)
+        service = self.services.get(name)
+        open_connections = service.counters.active if service is not None else 0
+        await listener.stop()
+        return open_connections
 
     async def wait_shutdown_requested(self) -> None:
         await self._shutdown_requested.wait()
@@ -424,8 +470,17 @@ class Engine:
                 continue
             yield event.to_json()
 
-    async def shutdown(self) -> None:
+    async def shutdown(
+        self, grace: float | None = None, wait: bool = False
+    ) -> dict[str, Any] | None:
+        if grace is not None:
+            self.grace = grace
+        report: dict[str, Any] = {"grace": self.default_grace(), "in_flight": self.in_flight()}
         self._shutdown_requested.set()
+        if wait:
+            await self._stopped.wait()
+            report.update(self.stop_report)
+        return report
 
     async def close(self) -> None:
         """In-process: nothing to release (EngineControl.close is for the socket client)."""
