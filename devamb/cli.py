@@ -163,7 +163,9 @@ def up(
                  f"use '{command_for(profile_name, 'attach')}' or '{down_command}'")
         _say(f"an engine is already running for {display_path(path)} (pid {pid}): attaching "
              f"to it; quitting leaves it running ('{down_command}' stops it)")
-        _open_tui(workdir, path, owns_engine=False)
+        _open_tui(workdir, path, owns_engine=False, announce_attach=True)
+        if run(find_engine(workdir)).pid is not None:
+            _say(f"engine pid {pid} is still running; '{down_command}' stops it")
         return
     if found.pid is not None:
         fail(f"engine pid {found.pid} is alive but not answering ({found.problem}); "
@@ -201,6 +203,7 @@ def _open_tui(
     owns_engine: bool,
     spawned: Spawned | None = None,
     grace: float | None = None,
+    announce_attach: bool = False,
 ) -> None:
     """The TUI on the engine of this workdir; if the engine dies, it can start a new one.
 
@@ -220,7 +223,12 @@ def _open_tui(
         return ControlClient(workdir.socket)
 
     try:
-        run_tui(ControlClient(workdir.socket), owns_engine=owns_engine, restart=restart)
+        run_tui(
+            ControlClient(workdir.socket),
+            owns_engine=owns_engine,
+            restart=restart,
+            announce_attach=announce_attach,
+        )
     finally:
         for engine in owned:
             _end_owned(engine, workdir)
