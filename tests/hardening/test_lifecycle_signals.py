@@ -87,7 +87,8 @@ def write_profile(folder: Path, target: str = "echo", timeout: str = "") -> int:
 async def project(tmp_path: Path) -> AsyncIterator[Path]:
     """A folder with a profile; whatever engine a test left there is killed afterwards."""
     yield tmp_path
-    pid = launcher.read_pid(Workdir.beside(tmp_path / "devamb.yaml"))
+    pid_file = Workdir.beside(tmp_path / "devamb.yaml").pid
+    pid = int(pid_file.read_text() or 0) if pid_file.exists() else 0
     if pid and alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
