@@ -241,7 +241,7 @@ def _end_owned(spawned: Spawned, workdir: Workdir) -> None:
         os.close(spawned.lifeline)
         spawned.lifeline = None
     try:
-        spawned.proc.wait(timeout=1.0)
+        spawned.proc.wait(timeout=3.0)
     except subprocess.TimeoutExpired:
         _say(f"stopping engine pid {spawned.pid}: exchanges in flight may take up to the "
              f"grace to finish (Ctrl-C cuts them now)")
