@@ -362,15 +362,18 @@ def down(profile_name: str | None, grace: float | None) -> None:
         fail(explain_unavailable(profile_name, EngineUnavailable(found.problem)), EXIT_NO_ENGINE)
         return
     pid = found.pid
-    if found.status is not None and run(_drain(workdir, grace)) and run(wait_stopped(pid)):
+    drained = found.status is not None and run(_drain(workdir, grace))
+    if drained and run(wait_stopped(pid)):
         clean_stale(workdir)
         click.echo(f"stopped engine {pid}")
         return
-    if found.status is None:
-        _say(f"engine pid {pid} is alive but not answering ({found.problem})")
-    else:
+    if drained:
         _say(f"engine pid {pid} did not exit after its drain")
-    wait = grace if grace is not None else _profile_grace(path)
+        wait = 0.0
+    else:
+        _say(f"engine pid {pid} is alive but not answering "
+             f"({found.problem or 'it stopped answering'})")
+        wait = grace if grace is not None else _profile_grace(path)
     try:
         how = run(terminate_engine(pid, wait, _say))
     except LaunchError as exc:
@@ -393,7 +396,7 @@ async def _drain(workdir: Workdir, grace: float | None) -> bool:
             _say(f"waiting up to {first.get('grace', 0):g}s for {_exchanges(in_flight)} "
                  f"in flight (--grace sets how long)")
         try:  # a second request waits for the end of the drain and hears what was cut
-            report = await client.shutdown(None, wait=True) or {}
+            report = await client.shutdown(first.get("grace"), wait=True) or {}
         except EngineUnavailable:
             return True  # it finished before we asked: nothing to report
         if report.get("cut"):

@@ -43,7 +43,7 @@ from devamb.mocks.recording import RecordingSession
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError, load_profile
 from devamb.profile.schema import Profile, ServiceSpec
-from devamb.proxy.http import HttpListener
+from devamb.proxy.http import SHUTDOWN_GRACE, HttpListener
 from devamb.proxy.tcp import TcpListener
 from devamb.reload import diff_profiles, watch_profile
 from devamb.service import Service
@@ -87,7 +87,8 @@ class Engine:
         self._watcher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.config_errors: list[str] = []  # a rejected profile change, until it is fixed
-        self.grace: float | None = None  # seconds a stop drains (None: the longest timeout)
+        self.grace: float | None = None  # seconds a stop drains (None: see default_grace)
+        self.drain_to_timeout = False  # the runner's engines drain for the longest timeout
         self.stop_report: dict[str, Any] = {"finished": 0, "cut": {}}
         self.started = time.time()
 
@@ -258,11 +259,14 @@ class Engine:
                 await target.close()
 
     def default_grace(self) -> float:
-        """How long a stop lets exchanges in flight finish: the longest service timeout (by then
-        each one has its answer or its 504), unless `grace` was set (`--grace`)."""
+        """How long a stop lets exchanges in flight finish: `grace` if set (`--grace`), else in
+        an engine process the longest service timeout (by then each one has its answer or its
+        504), else (in-process engines, tests) the listeners' short default."""
         if self.grace is not None:
             return self.grace
-        return max((s.timeout for s in self.profile.services.values()), default=0.0)
+        if self.drain_to_timeout:
+            return max((s.timeout for s in self.profile.services.values()), default=0.0)
+        return SHUTDOWN_GRACE
 
     def in_flight(self) -> dict[str, int]:
         return {n: s.counters.active for n, s in self.services.items() if s.counters.active}

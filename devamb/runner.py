@@ -79,7 +79,7 @@ async def _serve(profile: Profile, workdir: Workdir, grace: float | None, lifeli
 
 async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool) -> int:
     engine = Engine(profile, state=RuntimeState(workdir.state))
-    engine.grace = grace
+    engine.grace, engine.drain_to_timeout = grace, True
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     for sig in signals:  # a stop requested while starting is honoured once started
