@@ -20,8 +20,11 @@ import aiohttp
 import pytest
 
 from devamb import launcher
-from devamb.workdir import Workdir
+from devamb.control.client import ControlClient
+from devamb.control.server import ControlServer, SocketInUse
+from devamb.workdir import UnsafeSocketDir, Workdir, private_dir
 from tests.conftest import free_port
+from tests.ui.fake_control import FakeControl
 from tests.upstreams import HttpUpstream
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
@@ -290,6 +293,30 @@ async def test_a_shared_socket_folder_others_can_enter_is_refused(tmp_path: Path
         assert list(shared.glob("*.sock"))
     finally:
         await devamb("down", cwd=deep, env={"TMPDIR": str(tmp)})
+
+
+def test_a_socket_folder_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to make a folder owned by another user")
+    folder = tmp_path / f"devamb-{os.getuid()}"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)  # nobody's, even with a private mode
+    with pytest.raises(UnsafeSocketDir, match="belongs to uid 65534"):
+        private_dir(folder)
+
+
+async def test_a_new_engine_never_takes_over_a_live_engines_socket(tmp_path: Path) -> None:
+    socket_path = tmp_path / "engine.sock"
+    first = ControlServer(FakeControl(), socket_path)
+    await first.start()
+    try:
+        with pytest.raises(SocketInUse):
+            await ControlServer(FakeControl(), socket_path).start()
+        assert socket_path.exists()
+        async with ControlClient(socket_path) as client:
+            assert (await client.status())["name"]  # the first one still answers
+    finally:
+        await first.stop()
 
 
 # -- "no engine" messages in the user's terms ---------------------------------------------------
