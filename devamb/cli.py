@@ -85,7 +85,11 @@ class Duration(click.ParamType):
         if isinstance(value, int | float):
             return float(value)
         try:
-            return parse_duration(float(value) if value.strip().isdigit() else value)
+            return parse_duration(float(value))  # a bare number: seconds
+        except ValueError:
+            pass
+        try:
+            return parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
