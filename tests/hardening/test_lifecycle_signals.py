@@ -183,7 +183,9 @@ async def wait_for(check, what: str, terminal: Terminal | None = None) -> None: 
 
 @needs_tmux
 @pytest.mark.parametrize(
-    "how", ["SIGHUP (terminal closed)", "SIGTERM", "SIGKILL"], ids=["hup", "term", "kill"]
+    "how",
+    ["SIGHUP (terminal closed)", "SIGTERM", "SIGINT", "SIGKILL"],
+    ids=["hup", "term", "int", "kill"],
 )
 async def test_engine_started_by_up_ends_with_it(
     project: Path, terminal: Terminal, how: str
@@ -198,7 +200,7 @@ async def test_engine_started_by_up_ends_with_it(
     if how.startswith("SIGHUP"):
         terminal.kill()  # closing the terminal: the shell-less pane gets SIGHUP
     else:
-        os.kill(up, signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
+        os.kill(up, getattr(signal, how))
     assert await gone(engine), f"the engine outlived devamb up ({how})"
     assert not accepts(port)
     assert not workdir.socket.exists() and not workdir.pid.exists()
