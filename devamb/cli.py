@@ -353,8 +353,8 @@ def traffic(
 def down(profile_name: str | None, grace: float | None) -> None:
     """Stop the running engine: exchanges in flight get the grace to finish, then are cut.
 
-    An engine that does not answer (stopped, or stuck) gets SIGTERM, then SIGKILL after the
-    grace and 5 s more; `down` ends with no engine and no stale files either way.
+    An engine that does not answer (stopped, or stuck) gets SIGTERM, then SIGKILL if it stays
+    silent for 5 s or outlives the grace by 5 s; `down` ends with no engine and no stale files.
     """
     path = profile_path(profile_name)
     workdir = Workdir.beside(path)
@@ -379,7 +379,7 @@ def down(profile_name: str | None, grace: float | None) -> None:
              f"({found.problem or 'it stopped answering'})")
         wait = grace if grace is not None else _profile_grace(path)
     try:
-        how = run(terminate_engine(pid, wait, _say))
+        how = run(terminate_engine(pid, wait, workdir, _say))
     except LaunchError as exc:
         fail(str(exc))
         return

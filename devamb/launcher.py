@@ -257,24 +257,46 @@ def _is_zombie(pid: int) -> bool:
 
 
 async def terminate_engine(
-    pid: int, grace: float, say: Callable[[str], None] | None = None
+    pid: int, grace: float, workdir: Workdir, say: Callable[[str], None] | None = None
 ) -> str:
-    """SIGTERM (with SIGCONT, as systemd does, so a stopped engine can act on it); if the engine
-    is still there after its drain (`grace`) and a few seconds more, SIGKILL. Says how it ended:
-    "stopped" or "killed"."""
+    """SIGTERM (with SIGCONT, as systemd sends, so a stopped engine can act on it), then
+    SIGKILL when the engine stays silent for KILL_WAIT seconds (it is not acting on SIGTERM:
+    its loop is stuck) or is still there after its drain (`grace`) and KILL_WAIT more.
+    A draining engine answers on its control socket, so it gets the whole grace.
+    Says how it ended: "stopped" or "killed"."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGCONT)
-    wait = grace + KILL_WAIT
     if say is not None:
-        say(f"sent SIGTERM to engine pid {pid}; SIGKILL if it is still there in {wait:g}s")
-    if await wait_stopped(pid, wait):
+        say(f"sent SIGTERM to engine pid {pid}; SIGKILL if it stays silent for {KILL_WAIT:g}s "
+            f"or is still there in {grace + KILL_WAIT:g}s")
+    start = heard = time.monotonic()
+    while time.monotonic() - start < grace + KILL_WAIT:
+        if not pid_alive(pid) or _is_zombie(pid):
+            return "stopped"
+        if await _answers_status(workdir):
+            heard = time.monotonic()
+        elif time.monotonic() - heard > KILL_WAIT:
+            break
+        await asyncio.sleep(0.2)
+    if await wait_stopped(pid, 0.1):
         return "stopped"
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if not await wait_stopped(pid, 10.0):
         raise LaunchError(f"engine pid {pid} survived SIGKILL")
     return "killed"
+
+
+async def _answers_status(workdir: Workdir) -> bool:
+    if not workdir.socket.exists():
+        return False
+    try:
+        async with ControlClient(workdir.socket, timeout=1.0) as client:
+            await client.status()
+    except EngineUnavailable:
+        return False
+    return True
 
 
 def _log_since(workdir: Workdir, offset: int) -> str:

@@ -131,6 +131,31 @@ async def test_down_stops_an_engine_that_does_not_answer(project: Path) -> None:
     assert (await devamb("down", cwd=project))[0] == 0
 
 
+async def test_down_kills_a_stuck_engine_without_waiting_out_the_grace(project: Path) -> None:
+    write_profile(project)
+    workdir = Workdir.beside(project / "devamb.yaml")
+    workdir.ensure()
+    # stands in for an engine whose event loop is stuck: it ignores SIGTERM and never answers
+    stuck = subprocess.Popen([
+        sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)",
+        "devamb-stuck-engine",
+    ])  # fmt: skip
+    workdir.pid.write_text(str(stuck.pid))
+    try:
+        started = time.monotonic()
+        rc, out, err = await devamb("down", "--grace", "60s", cwd=project)
+        assert rc == 0, err
+        assert f"engine pid {stuck.pid} is alive but not answering" in err, err
+        assert out.strip() == f"killed engine {stuck.pid}"
+        assert time.monotonic() - started < 45  # silent for 5 s: not the 65 s of the grace
+        assert stuck.wait(10) == -signal.SIGKILL
+        assert not workdir.pid.exists()
+    finally:
+        stuck.kill()
+        stuck.wait()
+
+
 # -- bug 3: an engine started by `up` ends with it, however `up` ends ---------------------------
 
 
