@@ -43,7 +43,7 @@ from devamb.mocks.recording import RecordingSession
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError, load_profile
 from devamb.profile.schema import Profile, ServiceSpec
-from devamb.proxy.http import HttpListener
+from devamb.proxy.http import SHUTDOWN_GRACE, HttpListener
 from devamb.proxy.tcp import TcpListener
 from devamb.reload import diff_profiles, watch_profile
 from devamb.service import Service
@@ -55,6 +55,12 @@ log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
 RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
 Listener = HttpListener | TcpListener
+
+
+def _count(per_service: dict[str, int]) -> str:
+    total = sum(per_service.values())
+    where = ", ".join(f"{name} {n}" for name, n in sorted(per_service.items()))
+    return f"{total} exchange{'s' if total != 1 else ''} ({where})"
 
 
 class Engine:
@@ -82,6 +88,9 @@ class Engine:
         self._retiring: set[asyncio.Task[None]] = set()
         self.config_errors: list[str] = []  # a rejected profile change, until it is fixed
         self._reload_lock = asyncio.Lock()
+        self.grace: float | None = None  # seconds a stop drains (None: see default_grace)
+        self.drain_to_timeout = False  # the runner's engines drain for the longest timeout
+        self.stop_report: dict[str, Any] = {"finished": 0, "cut": {}}
         self.started = time.time()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -258,9 +267,25 @@ class Engine:
             for target in service.targets.values():
                 await target.close()
 
-    async def stop(self) -> None:
+    def default_grace(self) -> float:
+        """How long a stop lets exchanges in flight finish: `grace` if set (`--grace`), else in
+        an engine process the longest service timeout (by then each one has its answer or its
+        504), else (in-process engines, tests) the listeners' short default."""
+        if self.grace is not None:
+            return self.grace
+        if self.drain_to_timeout:
+            return max((s.timeout for s in self.profile.services.values()), default=0.0)
+        return SHUTDOWN_GRACE
+
+    def in_flight(self) -> dict[str, int]:
+        return {n: s.counters.active for n, s in self.services.items() if s.counters.active}
+
+    async def stop(self, grace: float | None = None) -> dict[str, Any]:
+        """Stop accepting, drain exchanges in flight for up to `grace` seconds (default
+        `default_grace()`), then cut the rest; returns {finished, cut: {service: n}}."""
         if self._stopped.is_set():
-            return
+            return self.stop_report
+        grace = self.default_grace() if grace is None else grace
         self.bus.publish(EngineState(state="stopping"))
         for run in self._scenarios.values():
             if run.task is not None:
@@ -270,16 +295,41 @@ class Engine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self._close_services()
+        in_flight = self.in_flight()
+        if in_flight:
+            log.info("stopping: waiting up to %gs for %s in flight", grace, _count(in_flight))
+        cut = await self._close_services(grace)
+        finished = sum(in_flight.values()) - sum(cut.values())
+        if cut:
+            log.warning("stopping: cut %s still in flight after %gs", _count(cut), grace)
+        elif in_flight:
+            log.info("stopping: every exchange in flight finished")
+        self.stop_report = {"finished": max(finished, 0), "cut": cut}
         self.bus.close()
         self._stopped.set()
+        return self.stop_report
 
-    async def _close_services(self) -> None:
-        await asyncio.gather(*(lst.stop() for lst in self._listeners.values()))
+    async def _close_services(self, grace: float = 0.0) -> dict[str, int]:
+        """Stop every listener (HTTP exchanges get `grace` seconds; TCP connections close at
+        once: an idle pooled connection looks like a busy one) and close the targets.
+        Returns the exchanges or connections cut, per service."""
+        names = list(self._listeners)
+        counts = await asyncio.gather(
+            *(self._stop_listener(name, self._listeners[name], grace) for name in names)
+        )
         self._listeners.clear()
         for service in self.services.values():
             for target in service.targets.values():
                 await target.close()
+        return {name: n for name, n in zip(names, counts, strict=True) if n}
+
+    async def _stop_listener(self, name: str, listener: Listener, grace: float) -> int:
+        if isinstance(listener, HttpListener):
+            return await listener.stop(grace)
+        service = self.services.get(name)
+        open_connections = service.counters.active if service is not None else 0
+        await listener.stop()
+        return open_connections
 
     async def wait_shutdown_requested(self) -> None:
         await self._shutdown_requested.wait()
@@ -433,8 +483,17 @@ class Engine:
                 continue
             yield event.to_json()
 
-    async def shutdown(self) -> None:
+    async def shutdown(
+        self, grace: float | None = None, wait: bool = False
+    ) -> dict[str, Any] | None:
+        if grace is not None:
+            self.grace = grace
+        report: dict[str, Any] = {"grace": self.default_grace(), "in_flight": self.in_flight()}
         self._shutdown_requested.set()
+        if wait:
+            await self._stopped.wait()
+            report.update(self.stop_report)
+        return report
 
     async def close(self) -> None:
         """In-process: nothing to release (EngineControl.close is for the socket client)."""

@@ -92,7 +92,7 @@ async def test_up_request_switch_status_down(project: Path) -> None:
     assert rc == 0 and out.startswith("stopped engine")
     assert not (project / ".devamb" / "engine.sock").exists()
     rc, _, err = await devamb("status", cwd=project)
-    assert rc == 3 and "no engine answers" in err
+    assert rc == 3 and "no engine is running" in err and "devamb up" in err
 
 
 async def test_switch_to_unknown_target_is_bad_input(project: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,11 +76,13 @@ class DevambApp(FeatureActions, App[None]):
         traffic_capacity: int = DEFAULT_CAPACITY,
         poll_status: bool = True,
         clock: Callable[[], float] = time.time,
+        announce_attach: bool = False,
     ) -> None:
         super().__init__()
         self.clock = clock
         self.control = control
         self.owns_engine = owns_engine
+        self.announce_attach = announce_attach  # `up` found an engine running and attached
         self.restart = restart
         self.poll_status = poll_status
         self.status: Status | None = None
@@ -136,6 +139,13 @@ class DevambApp(FeatureActions, App[None]):
         self.feed = EngineFeed(self.control, self.post_message, self.trends)
         self.run_worker(self.feed.run(), group="engine-feed", exclusive=True)
         self.main.log_event("info", f"connected to the engine ({status['engine']['version']})")
+        if self.announce_attach and not self.owns_engine:
+            note = (
+                f"attached to engine pid {status['engine']['pid']}, which was already running: "
+                f"quitting leaves it running (devamb down stops it)"
+            )
+            self.main.log_event("warning", note)
+            self.notify(note, severity="warning", timeout=8)
         self.connected.set()
 
     def _poll_status(self) -> None:
@@ -338,6 +348,7 @@ def make_app(
     traffic_capacity: int = DEFAULT_CAPACITY,
     poll_status: bool = True,
     clock: Callable[[], float] = time.time,
+    announce_attach: bool = False,
 ) -> DevambApp:
     """Build the app; the CLI, the tests and the screenshot script all start it this way."""
     return DevambApp(
@@ -347,6 +358,7 @@ def make_app(
         traffic_capacity=traffic_capacity,
         poll_status=poll_status,
         clock=clock,
+        announce_attach=announce_attach,
     )
 
 
@@ -366,14 +378,26 @@ def run_tui(
     *,
     owns_engine: bool,
     restart: Restart | None = None,
+    announce_attach: bool = False,
 ) -> None:
-    """Run the TUI until the user quits (blocking). Quitting stops the engine if `owns_engine`."""
+    """Run the TUI until the user quits (blocking). Quitting stops the engine if `owns_engine`.
+
+    SIGTERM ends the TUI as `q` would, restoring the terminal. (However this process ends, an
+    engine it owns also stops: the CLI ties the two with a lifeline pipe.)
+    """
 
     async def main() -> None:
-        app = make_app(control, owns_engine=owns_engine, restart=restart)
+        app = make_app(
+            control, owns_engine=owns_engine, restart=restart, announce_attach=announce_attach
+        )
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, app.exit)
         try:
             await app.run_async()
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
             await close_control(app.control)  # the last one, if a restart replaced it
 
     asyncio.run(main())

@@ -46,19 +46,42 @@ class ControlClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _unavailable(self, exc: BaseException, lost: bool = False) -> EngineUnavailable:
+        """Plain words for why the engine cannot be reached (never the HTTP client's wording)."""
+        if isinstance(exc, FileNotFoundError) or (
+            isinstance(exc, aiohttp.ClientConnectorError)
+            and isinstance(exc.os_error, FileNotFoundError)
+        ):
+            why = f"no engine: there is no control socket at {self.socket_path}"
+        elif isinstance(exc, ConnectionRefusedError) or (
+            isinstance(exc, aiohttp.ClientConnectorError)
+            and isinstance(exc.os_error, ConnectionRefusedError)
+        ):
+            why = f"no engine: nothing accepts on {self.socket_path} (an engine left it behind)"
+        elif isinstance(exc, TimeoutError):
+            why = f"the engine on {self.socket_path} did not answer within {self._timeout:g}s"
+        elif lost:
+            why = f"lost the engine on {self.socket_path} (it stopped or died)"
+        else:
+            why = f"the engine on {self.socket_path} closed the connection (it stopped or died)"
+        return EngineUnavailable(why)
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, timeout: float | None = None
+    ) -> Any:
         try:
             async with self._client().request(
-                method, BASE + path, json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
+                method,
+                BASE + path,
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
             ) as resp:
                 data = await resp.json(content_type=None)
                 if resp.status >= 400:
                     raise ControlError(data.get("error", f"HTTP {resp.status}"))
                 return data
-        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise EngineUnavailable(f"no engine answers on {self.socket_path} ({exc})") from None
-        except TimeoutError:
-            raise EngineUnavailable(f"the engine on {self.socket_path} did not answer") from None
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from None
 
     async def status(self) -> Status:
         return await self._call("GET", "/v1/status")
@@ -104,11 +127,17 @@ class ControlClient:
                 async for line in resp.content:
                     if line.strip():
                         yield json.loads(line)
-        except (aiohttp.ClientError, FileNotFoundError) as exc:
-            raise EngineUnavailable(f"lost the engine on {self.socket_path} ({exc})") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._unavailable(exc, lost=True) from None
 
-    async def shutdown(self) -> None:
-        await self._call("POST", "/v1/shutdown")
+    async def shutdown(
+        self, grace: float | None = None, wait: bool = False
+    ) -> dict[str, Any] | None:
+        body = {"grace": grace, "wait": wait}
+        timeout = None
+        if wait:  # the answer comes after the drain (without a grace: the engine's default)
+            timeout = 3600.0 if grace is None else grace + 30.0
+        return await self._call("POST", "/v1/shutdown", body, timeout=timeout)
 
     async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]:
         return await self._call("GET", "/v1/faults" + (f"?service={service}" if service else ""))
@@ -138,8 +167,8 @@ class ControlClient:
                 async for raw in resp.content:
                     if raw.strip():
                         yield json.loads(raw)["line"]
-        except (aiohttp.ClientError, FileNotFoundError) as exc:
-            raise EngineUnavailable(f"lost the engine on {self.socket_path} ({exc})") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._unavailable(exc, lost=True) from None
 
     async def start_recording(
         self, service: str, to: str | None = None, filter: str | None = None
@@ -154,8 +183,8 @@ class ControlClient:
         try:
             async with self._client().get(BASE + "/metrics") as resp:
                 return await resp.text()
-        except (aiohttp.ClientConnectionError, FileNotFoundError) as exc:
-            raise EngineUnavailable(f"no engine answers on {self.socket_path} ({exc})") from None
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from None
 
     async def scenarios(self) -> list[dict[str, Any]]:
         return await self._call("GET", "/v1/scenarios")

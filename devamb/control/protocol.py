@@ -144,7 +144,13 @@ class EngineControl(Protocol):
         """Every event from now on, until the engine stops (then the iterator ends); with a
         filter expression, only the exchange events that match it."""
 
-    async def shutdown(self) -> None: ...
+    async def shutdown(
+        self, grace: float | None = None, wait: bool = False
+    ) -> dict[str, Any] | None:
+        """Stop the engine: stop accepting, give exchanges in flight up to `grace` seconds (the
+        engine's default: its longest service timeout), then cut them. Returns at once with
+        {grace, in_flight: {service: n}}; with `wait`, after the drain, with `finished` and
+        `cut: {service: n}` (what was still in flight when the grace ran out)."""
 
     async def close(self) -> None:
         """Release the connection to the engine (the engine keeps running)."""

@@ -6,7 +6,8 @@ GET  /v1/exchanges?limit=N&filter=EXPR -> [ExchangeSummary, ...] oldest first
 GET  /v1/exchanges/ID (detail) · /v1/exchanges/ID/curl · POST /v1/exchanges/ID/replay
      {target?, diff?, ignore?} · POST /v1/exchanges/clear · GET /v1/export/har?filter=EXPR
 GET  /v1/events                  -> JSON lines, one Event per line, until the engine stops
-POST /v1/shutdown
+POST /v1/shutdown {grace?: seconds, wait?: bool} -> {stopping, grace, in_flight}; with wait,
+     after the drain: {stopping, grace, in_flight, finished, cut: {service: n}}
 GET  /v1/faults?service=S        -> {service: [fault, ...]}
 POST /v1/faults   {service, fault: {kind, name?, ...profile keys}}  -> the fault
 POST /v1/faults/toggle {service, name, enabled} · /v1/faults/remove {service, name}
@@ -22,12 +23,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from devamb.control.protocol import ControlError, EngineControl
+from devamb.workdir import fallback_socket_dir, private_dir
+
+
+class SocketInUse(Exception):
+    """Another process answers on the control socket this engine was to use."""
 
 CONTROL = web.AppKey("control", EngineControl)
 
@@ -170,8 +177,12 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _shutdown(request: web.Request) -> web.Response:
-    await request.app[CONTROL].shutdown()
-    return web.json_response({"stopping": True})
+    body = await _json(request)
+    grace = body.get("grace")
+    if grace is not None and (not isinstance(grace, int | float) or grace < 0):
+        raise BadRequest("grace must be a number of seconds, 0 or more")
+    report = await request.app[CONTROL].shutdown(grace, bool(body.get("wait")))
+    return web.json_response({"stopping": True, **(report or {})})
 
 
 async def _json(request: web.Request) -> dict:  # type: ignore[type-arg]
@@ -249,6 +260,17 @@ def make_app(control: EngineControl) -> web.Application:
     return app
 
 
+def _answers(path: Path) -> bool:
+    """Whether some process accepts connections on the unix socket at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 class ControlServer:
     def __init__(self, control: EngineControl, socket_path: Path) -> None:
         self.control = control
@@ -256,9 +278,15 @@ class ControlServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = self.socket_path.parent
+        if folder == fallback_socket_dir():
+            private_dir(folder)  # raises UnsafeSocketDir when another user could reach it
+        else:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.socket_path.exists():
-            self.socket_path.unlink()
+            if _answers(self.socket_path):
+                raise SocketInUse(f"another engine answers on {self.socket_path}")
+            self.socket_path.unlink()  # left behind by an engine that is gone
         runner = web.AppRunner(
             make_app(self.control), handle_signals=False, shutdown_timeout=1.0, access_log=None
         )

@@ -505,10 +505,11 @@ class FrontServer:
         address = self._server.sockets[0].getsockname()
         return address[0], address[1]
 
-    async def stop(self, grace: float) -> None:
-        """Stop accepting, let in-flight exchanges finish within `grace` seconds, then close."""
+    async def stop(self, grace: float) -> int:
+        """Stop accepting, let in-flight exchanges finish within `grace` seconds, then close;
+        returns how many connections were cut with an exchange still in flight."""
         if self._server is None:
-            return
+            return 0
         if self._sweeper is not None:
             self._sweeper.cancel()
         self._server.close()
@@ -518,10 +519,12 @@ class FrontServer:
         deadline = loop.time() + grace
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for connection in list(self.connections):
+        cut = list(self.connections)
+        for connection in cut:
             connection.abort()
         await asyncio.sleep(0)
         self._server = None
+        return len(cut)
 
     def _sweep(self) -> None:
         """Close the connections whose deadline passed (header or keep-alive timeout)."""

@@ -19,7 +19,7 @@ from devamb.proxy.response import Response, StreamResponse
 from devamb.service import Service
 from devamb.targets.base import TargetUnavailable
 
-SHUTDOWN_GRACE = 3.0  # seconds in-flight exchanges get to finish when the listener stops
+SHUTDOWN_GRACE = 3.0  # default drain of a lone listener; the engine passes its own grace
 ANSWERED_BY_DEVAMB = "devamb"  # the target recorded for a request devamb answered itself
 
 
@@ -39,11 +39,14 @@ class HttpListener:
             raise bind_failure(self.service.name, str(listen), exc) from None
         self._server = server
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
+        """Drain for up to `grace` seconds; how many exchanges were cut."""
+        cut = 0
         if self._server is not None:
-            await self._server.stop(SHUTDOWN_GRACE)
+            cut = await self._server.stop(grace)
             self._server = None
             self.service.bound = None
+        return cut
 
     @staticmethod
     async def _before_upstream(

@@ -191,3 +191,16 @@ async def test_a_rejected_profile_lists_each_problem_on_its_own_line(fake: FakeC
         lines = events_text(app).splitlines()
         assert any(line.strip().startswith("devamb.yaml:4:13:") for line in lines)
         assert any(line.strip().startswith("devamb.yaml:9:7:") for line in lines)
+
+
+async def test_attaching_to_an_engine_already_running_says_quitting_leaves_it(
+    fake: FakeControl,
+) -> None:
+    app = make_app(fake, poll_status=False, announce_attach=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot, fake)
+        await until(pilot, lambda: "already running" in events_text(app), "the attach notice")
+        assert "quitting leaves it running" in events_text(app)
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code == 0, "exit")
+    assert not fake.shutdown_called  # not ours to stop
