@@ -41,13 +41,13 @@ class TargetUnavailable(Exception):
         self.status = status
 
 
-#: what a connection attempt can find, for status and the TUI (`ready` is for built-ins)
+#: what a connection attempt can find (`unknown`: none was made), for status and the TUI
 REACH_STATES = ("unknown", "reachable", "refused", "dns-failure", "timeout", "tls-failure",
                 "unreachable")
+#: states of a target that takes traffic (`ready`: built-ins, containers, pools with all in)
 UP_STATES = frozenset(("ready", "reachable"))
 #: states of a target that cannot take traffic now (connection attempts fail, or nothing runs)
-DOWN_STATES = frozenset(("unavailable", "refused", "dns-failure", "timeout", "tls-failure",
-                         "unreachable", "stopped", "failed"))
+DOWN_STATES = frozenset(REACH_STATES[2:]) | {"unavailable", "stopped", "failed"}
 PROBE_TIMEOUT = 3.0  # seconds a connect probe waits
 PROBE_EVERY = 5.0  # seconds at least between two probes of one address
 _ERRNOS = re.compile(r"\[Errno (\d+)\]")
@@ -74,6 +74,7 @@ class Reachability:
         self.checked: float | None = None  # wall clock of the last verdict
         self._probe: asyncio.Task[None] | None = None
         self._probed = -PROBE_EVERY  # monotonic time of the last probe
+        self._closed = False  # the target closed: no more probes
 
     def observe(self, error: BaseException | None) -> None:
         """The outcome of one connection attempt: None when it opened."""
@@ -95,7 +96,7 @@ class Reachability:
         """Open (and close) one TCP connection in the background, unless one ran just now;
         the probe running, if any."""
         now = time.monotonic()
-        if self._probe is None and now - self._probed >= PROBE_EVERY:
+        if self._probe is None and not self._closed and now - self._probed >= PROBE_EVERY:
             self._probed = now
             self._probe = asyncio.get_running_loop().create_task(self._connect())
         return self._probe
@@ -105,7 +106,9 @@ class Reachability:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 _, writer = await asyncio.open_connection(self.host, self.port)
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
+            self.observe(TimeoutError(f"no connection within {PROBE_TIMEOUT:g}s"))
+        except OSError as exc:
             self.observe(exc)
         else:
             self.observe(None)
@@ -115,6 +118,7 @@ class Reachability:
                 writer.close()
 
     async def close(self) -> None:
+        self._closed = True
         task, self._probe = self._probe, None
         if task is not None:
             task.cancel()
@@ -131,7 +135,7 @@ class Reachability:
 def classify(error: BaseException, host: str) -> tuple[str, str]:
     """(state, reason) of a failed connection attempt."""
     if isinstance(error, TimeoutError):
-        return "timeout", "no connection within the time allowed"
+        return "timeout", str(error) or "no connection in time"
     if isinstance(error, socket.gaierror):
         return "dns-failure", f"cannot resolve {host!r}: {(error.strerror or '').lower()}"
     if isinstance(error, ssl.SSLError):
@@ -197,8 +201,11 @@ class Target:
         self, address: tuple[str, int], failure: str | None, error: BaseException | None = None
     ) -> None:
         """After connecting to what `tcp_address` gave: None when connected, else why not."""
-        if self.reach is not None and address == (self.reach.host, self.reach.port):
-            self.reach.observe(None if failure is None else error or OSError(failure))
+        if self.reach is None or address != (self.reach.host, self.reach.port):
+            return
+        if failure is not None and (error is None or isinstance(error, TimeoutError)):
+            error = TimeoutError(failure) if isinstance(error, TimeoutError) else OSError(failure)
+        self.reach.observe(None if failure is None else error)
 
     def tcp_closed(self, address: tuple[str, int]) -> None:
         """A relayed connection to `address` ended."""

@@ -8,6 +8,7 @@ resolves (`nosuch.invalid`, RFC 2606); a real engine in-process and as a subproc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -19,7 +20,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
 from devamb.targets import base
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.engine_process import EngineProcess
@@ -70,12 +70,6 @@ async def closed_port() -> int:
 def states(status: dict[str, Any], service: str = "api") -> dict[str, str]:
     [svc] = [s for s in status["services"] if s["name"] == service]
     return {t["name"]: t["state"] for t in svc["targets"]}
-
-
-def reach(engine: Engine, target: str, service: str = "api") -> base.Reachability:
-    found = engine.services[service].targets[target].reach
-    assert found is not None
-    return found
 
 
 async def get(url: str) -> int:
@@ -277,3 +271,56 @@ async def test_the_tui_shows_the_states(
         await until(pilot, lambda: isinstance(app.screen, TargetDetail), "the target detail")
         overview = text_of(app.screen.query(".detail-section")[0])
         assert f"Connect  127.0.0.1:{closed_port}: refused (connection refused)" in overview
+
+
+async def test_a_listener_that_never_accepts_is_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "PROBE_TIMEOUT", 0.5)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: once its queue is full, new SYNs are dropped
+        port = listener.getsockname()[1]
+        queued = []
+        for _ in range(3):
+            client = socket.socket()
+            client.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                client.connect(("127.0.0.1", port))
+            queued.append(client)
+        try:
+            reach = base.Reachability("127.0.0.1", port)
+            probe = reach.probe()
+            assert probe is not None
+            await asyncio.wait_for(probe, 10)
+            assert (reach.state, reach.reason) == ("timeout", "no connection within 0.5s")
+        finally:
+            for client in queued:
+                client.close()
+
+
+async def test_a_name_with_several_addresses_all_refusing_is_refused() -> None:
+    # `localhost` may give ::1 and 127.0.0.1: asyncio then joins both errors into one message
+    reach = base.Reachability("localhost", free_port())
+    probe = reach.probe()
+    assert probe is not None
+    await asyncio.wait_for(probe, 10)
+    assert (reach.state, reach.reason) == ("refused", "connection refused")
+
+
+def test_connect_errors_are_classified() -> None:
+    joined = OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 1, 0, 0), "
+                     "[Errno 111] Connect call failed ('127.0.0.1', 1)")
+    mixed = OSError("Multiple exceptions: [Errno 99] Cannot assign requested address, "
+                    "[Errno 111] Connect call failed ('127.0.0.1', 1)")
+    cases = {
+        ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)"): "refused",
+        joined: "refused",
+        mixed: "unreachable",
+        OSError(113, "No route to host"): "unreachable",
+        socket.gaierror(-2, "Name or service not known"): "dns-failure",
+        TimeoutError(): "timeout",
+    }
+    for error, state in cases.items():
+        assert base.classify(error, "host")[0] == state, error
+    assert base.classify(OSError(113, "x"), "h") == ("unreachable", "no route to host")
