@@ -75,6 +75,7 @@ class Reachability:
         self._probe: asyncio.Task[None] | None = None
         self._probed = -PROBE_EVERY  # monotonic time of the last probe
         self._closed = False  # the target closed: no more probes
+        self.ssl: ssl.SSLContext | None = None  # for https: probes make the TLS handshake too
 
     def observe(self, error: BaseException | None) -> None:
         """The outcome of one connection attempt: None when it opened."""
@@ -105,7 +106,10 @@ class Reachability:
         writer = None
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
-                _, writer = await asyncio.open_connection(self.host, self.port)
+                _, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.ssl,
+                    server_hostname=self.host if self.ssl is not None else None,
+                )
         except TimeoutError:
             self.observe(TimeoutError(f"no connection within {PROBE_TIMEOUT:g}s"))
         except OSError as exc:

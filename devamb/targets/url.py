@@ -108,6 +108,7 @@ class UrlTarget(Target):
             tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
             self._pool = UpstreamPool(self._host, self._port, tls)
             self._pool.observer = self.reach.observe
+            self.reach.ssl = tls
             self._websockets = WebSocketClient(tls)
 
     def _ssl(self) -> ssl.SSLContext | None:

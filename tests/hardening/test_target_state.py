@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from devamb.targets import base
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.engine_process import EngineProcess
+from tests.hardening.test_security import _certificates
 from tests.replicas import eventually
 from tests.ui.test_features import text_of
 from tests.ui.waiting import settled, until
@@ -324,3 +326,39 @@ def test_connect_errors_are_classified() -> None:
     for error, state in cases.items():
         assert base.classify(error, "host")[0] == state, error
     assert base.classify(OSError(113, "x"), "h") == ("unreachable", "no route to host")
+
+
+async def test_https_targets_are_probed_with_their_tls_settings(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    pytest.importorskip("cryptography")
+    ca, cert, key = _certificates(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        engine = await make_engine(f"""
+            version: 1
+            name: tls
+            services:
+              api:
+                listen: 0
+                target: trusted
+                targets:
+                  strict: https://127.0.0.1:{port}
+                  trusted: {{url: "https://127.0.0.1:{port}", tls: {{ca: "{ca}"}}}}
+            """)
+
+        async def decided() -> bool:
+            return "unknown" not in states(await engine.status()).values()  # type: ignore[arg-type]
+
+        await eventually(decided, timeout=10, what="the probes")
+        # a plain connect would say reachable: the probe makes the handshake the exchanges make
+        assert states(await engine.status()) == {  # type: ignore[arg-type]
+            "strict": "tls-failure", "trusted": "reachable",
+        }
+        reason = engine.services["api"].targets["strict"].details()["reach"]["reason"]
+        assert "CERTIFICATE_VERIFY_FAILED" in reason
+    finally:
+        server.close()
