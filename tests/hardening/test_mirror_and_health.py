@@ -72,7 +72,7 @@ async def local() -> AsyncIterator[HttpUpstream]:
     await server.stop()
 
 
-def mirrored(local: str, shadow: str) -> str:
+def mirrored(local: str, shadow: str, timeout: str = "5s") -> str:
     return f"""
         version: 1
         name: mirror
@@ -80,7 +80,7 @@ def mirrored(local: str, shadow: str) -> str:
           api:
             listen: 0
             target: canary
-            timeout: 5s
+            timeout: {timeout}
             targets:
               local: {local}
               shadow: {shadow}
@@ -102,23 +102,27 @@ async def send(engine: Engine, count: int) -> None:
                 await response.read()
 
 
-@pytest.mark.parametrize("shadow", ["answers 502", "refuses"])
+@pytest.mark.parametrize("shadow", ["answers 502", "refuses", "never answers"])
 async def test_a_failing_mirror_counts_failures_and_not_in_the_services_stats(
     make_engine: EngineFactory, local: HttpUpstream, shadow: str
 ) -> None:
-    async with RawHttp(BAD_GATEWAY) as bad:
-        shadow_url = bad.url if shadow == "answers 502" else f"http://127.0.0.1:{free_port()}"
-        engine = await make_engine(mirrored(local.url, shadow_url))
+    answer = b"" if shadow == "never answers" else BAD_GATEWAY
+    async with RawHttp(answer) as bad:
+        shadow_url = bad.url if shadow != "refuses" else f"http://127.0.0.1:{free_port()}"
+        engine = await make_engine(mirrored(local.url, shadow_url, timeout="1s"))
         await send(engine, 5)
         split = split_of(engine)
-        await eventually(lambda: split.mirror.failures == 5, what="five failed copies")
+        await eventually(lambda: split.mirror.failures == 5, timeout=20, what="5 failed copies")
         mirror = split.details()["mirror"]
         assert mirror["sent"] == 0 and mirror["failed"] == 5
-        assert mirror["last_failure"].startswith("answered 502")
-        if shadow == "answers 502":
+        status = "504 (timeout)" if shadow == "never answers" else "502"
+        assert mirror["last_failure"].startswith(f"answered {status}")
+        if shadow != "refuses":
             assert bad.requests == 5  # the copies did reach it
         service = engine.services["api"]
         await eventually(lambda: service.counters.active == 0, what="the copies to finish")
+        assert service.counters.mirror is not None
+        await eventually(lambda: service.counters.mirror.active == 0, what="copies recorded")
         stats = service.counters.snapshot()
         # the service's own numbers are what its clients saw: 5 requests, no error
         assert stats["requests"] == 5 and stats["errors"] == 0 and stats["error_rate"] == 0.0
