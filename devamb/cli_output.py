@@ -92,6 +92,21 @@ def print_status(status: Status) -> None:
                     f"{str(container.get('id', ''))[:12]} {container.get('state')} "
                     f"{container.get('address') or ''}", highlight=False,
                 )
+    for service in status["services"]:
+        for target in service["targets"]:
+            reach = (target.get("details") or {}).get("reach") or {}
+            if reach.get("reason"):
+                console.print(
+                    f"  [dim]{service['name']}/{target['name']}:[/] [red]{reach['state']}[/]"
+                    f" {reach['address']}: {reach['reason']}", highlight=False,
+                )
+        mirror = service["stats"].get("mirror")
+        if mirror:
+            console.print(
+                f"  [dim]{service['name']} mirror copies (not in the numbers above):[/] "
+                f"{mirror['requests']} req, {mirror['errors']} err, "
+                f"p99 {_ms(mirror['p99_ms'])} ms", highlight=False,
+            )
     for error in status["errors"]:
         console.print(f"[red]error:[/] {error}")
 

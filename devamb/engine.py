@@ -54,6 +54,7 @@ from devamb.targets.registry import build_target
 log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
 RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
+STATUS_PROBE_WAIT = 1.0  # seconds status waits for first connect probes (they go on after)
 Listener = HttpListener | TcpListener
 
 
@@ -360,6 +361,7 @@ class Engine:
     # -- EngineControl -----------------------------------------------------------------------
 
     async def status(self) -> Status:
+        await self._refresh_targets()
         return {
             "profile": str(self.profile.path),
             "name": self.profile.name,
@@ -369,6 +371,18 @@ class Engine:
             "recordings": [r.to_json() for r in self._recordings.values()],
             "errors": list(self.config_errors),
         }
+
+    async def _refresh_targets(self) -> None:
+        """Probe targets whose reachability is unknown or failing; wait (briefly) only for
+        the unknown ones, so the first status already says what is there."""
+        probes = [
+            probe
+            for service in self.services.values()
+            for target in service.targets.values()
+            if (probe := target.refresh()) is not None
+        ]
+        if probes:
+            await asyncio.wait(probes, timeout=STATUS_PROBE_WAIT)
 
     async def switch(self, service: str, target: str) -> None:
         svc = self.services.get(service)

@@ -33,9 +33,22 @@ def render(services: Iterable[Service]) -> str:
         family(name, "counter", text)
         for s in services:
             lines.append(f"{name}{_labels(service=s.name)} {getattr(s.counters, field)}")
+    mirrored = [(s, s.counters.mirror) for s in services if s.counters.mirror is not None]
+    if mirrored:  # a split's mirror copies: apart from the service's own exchanges
+        family("devamb_mirror_requests_total", "counter", "mirror copies a split sent")
+        for s, m in mirrored:
+            lines.append(f"devamb_mirror_requests_total{_labels(service=s.name)} {m.requests}")
+        family("devamb_mirror_errors_total", "counter", "mirror copies that failed or got 5xx")
+        for s, m in mirrored:
+            lines.append(f"devamb_mirror_errors_total{_labels(service=s.name)} {m.errors}")
     family("devamb_in_flight", "gauge", "exchanges in progress")
     for s in services:
         lines.append(f"devamb_in_flight{_labels(service=s.name)} {s.counters.active}")
+    family("devamb_target_state", "gauge", "1 for a target's current state (see status)")
+    for s in services:
+        for target in s.targets.values():
+            labels = _labels(service=s.name, target=target.name, state=target.state)
+            lines.append(f"devamb_target_state{labels} 1")
     family("devamb_target_requests_total", "counter", "exchanges per target")
     for s in services:
         for target, count in sorted(s.counters.per_target.items()):

@@ -27,13 +27,32 @@ class ServiceCounters:
         self.buckets = [0] * (len(self.BUCKETS) + 1)  # the last one: above every bound
         self.duration_sum = 0.0
         self.per_target: dict[str, int] = {}
+        #: the copies a split's `mirror` sends back through the listener: counted here, apart,
+        #: so that the service's own numbers are what its clients saw (None until the first)
+        self.mirror: ServiceCounters | None = None
 
     def started(self) -> None:
         self.active += 1
 
+    def mirror_began(self) -> None:
+        """The exchange `started` just counted is a mirror's copy: move it to the mirror's."""
+        self.active -= 1
+        if self.mirror is None:
+            self.mirror = ServiceCounters(self._clock)
+        self.mirror.active += 1
+
     def finished(
-        self, duration_ms: float, error: bool, bytes_in: int, bytes_out: int, target: str = ""
+        self,
+        duration_ms: float,
+        error: bool,
+        bytes_in: int,
+        bytes_out: int,
+        target: str = "",
+        mirror: bool = False,
     ) -> None:
+        if mirror and self.mirror is not None:
+            self.mirror.finished(duration_ms, error, bytes_in, bytes_out, target)
+            return
         self.active -= 1
         self.buckets[bisect.bisect_left(self.BUCKETS, duration_ms)] += 1
         self.duration_sum += duration_ms
@@ -52,7 +71,7 @@ class ServiceCounters:
         span = WINDOW
         if len(recent) == len(self._samples) == SAMPLES:
             span = max(now - recent[0][0], 1e-3)  # the window holds more than we keep
-        return {
+        stats: ServiceStats = {
             "requests": self.requests,
             "errors": self.errors,
             "active": self.active,
@@ -64,6 +83,9 @@ class ServiceCounters:
             "p90_ms": _percentile(durations, 0.90),
             "p99_ms": _percentile(durations, 0.99),
         }
+        if self.mirror is not None:
+            stats["mirror"] = self.mirror.snapshot()  # type: ignore[typeddict-unknown-key]
+        return stats
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:

@@ -79,4 +79,12 @@ def status_style(status: int | None, error: str | None) -> str:
 
 def state_style(state: str) -> str:
     """The style of a target state."""
-    return {"ready": "green", "unavailable": "red", "unknown": "dim"}.get(state, "yellow")
+    return STATE_STYLES.get(state, "yellow")
+
+
+STATE_STYLES = {
+    "ready": "green", "reachable": "green", "unknown": "dim",
+    **dict.fromkeys(
+        ("unavailable", "refused", "dns-failure", "timeout", "tls-failure", "unreachable"), "red"
+    ),
+}

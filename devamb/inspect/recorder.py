@@ -38,7 +38,7 @@ class Recorder:
         failed = exchange.error is not None or (exchange.status or 0) >= 500
         service.counters.finished(
             exchange.duration_ms or 0.0, failed, exchange.bytes_in, exchange.bytes_out,
-            exchange.target,
+            exchange.target, "mirror_of" in exchange.notes,
         )
         self.store.add(exchange)
         for watch in self.watchers:

@@ -2,8 +2,9 @@
 
 `health: {path, interval, timeout, healthy: 2, unhealthy: 3}`. An endpoint starts `unknown`
 (routable); its first check decides at once, after that `unhealthy` failures in a row take it
-out and `healthy` passes in a row bring it back. A check that answers 2xx or 3xx within
-`timeout` passes. Checks go to the endpoint's pinned address (see `dns`), one task each.
+out and `healthy` passes in a row bring it back. A check that answers 2xx or 3xx, its whole
+body as its framing says (Content-Length, chunked, or up to the close), within `timeout` passes;
+a body cut short fails. Checks go to the endpoint's pinned address (see `dns`), one task each.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import httptools
+
 from devamb.policies.endpoint import Endpoint
 from devamb.profile.reader import Node
 
 KEYS = ("path", "interval", "timeout", "healthy", "unhealthy")
 USER_AGENT = "devamb-health"
+READ_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def parse_health(node: Node, protocol: str) -> HealthSpec | None:
 async def check_http(
     endpoint: Endpoint, path: str, timeout: float, ssl_context: ssl.SSLContext | None
 ) -> str | None:
-    """None when the endpoint answers `GET path` with 2xx/3xx within `timeout`, else why not."""
+    """None when the endpoint answers `GET path` with 2xx/3xx, its whole body (by its
+    Content-Length or chunking) within `timeout`, else why not."""
     host, port = endpoint.connect_address()
     tls = ssl_context if endpoint.scheme == "https" else None
     writer = None
@@ -77,7 +82,7 @@ async def check_http(
                 f"GET {endpoint.prefix}{path} HTTP/1.1\r\nHost: {authority}\r\n"
                 f"User-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n".encode("latin-1")
             )
-            line = await reader.readline()
+            answer = await _read_response(reader)
     except TimeoutError:
         return f"no answer to GET {path} within {timeout:g}s"
     except ssl.SSLError as exc:
@@ -87,11 +92,64 @@ async def check_http(
     finally:
         if writer is not None:
             writer.close()
-    parts = line.split()
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        return f"GET {path}: not an HTTP response"
-    status = int(parts[1])
-    return None if 200 <= status < 400 else f"GET {path} answered {status}"
+    if isinstance(answer, str):
+        return f"GET {path}: {answer}"
+    return None if 200 <= answer < 400 else f"GET {path} answered {answer}"
+
+
+class _Response:
+    """httptools callbacks for one health-check response: its status and whether it ended."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0  # once the (final) head is in
+        self.framed = False  # Content-Length or Transfer-Encoding: it does not end with the close
+        self.complete = False
+        self.body = 0
+
+    def on_message_begin(self) -> None:
+        self.status, self.framed, self.body = 0, False, 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        self.status = 0 if 100 <= status < 200 else status  # a 1xx: the real answer follows
+
+    def on_body(self, body: bytes) -> None:
+        self.body += len(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = self.status != 0
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int | str:
+    """The status of a whole response (head and body, read and dropped), or why it is not one.
+
+    A body shorter than its framing says is a failure (a server dying mid-answer is not
+    healthy); without framing the body ends with the connection (the check asks for `close`).
+    """
+    response = _Response()
+    try:
+        while not response.complete:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                break
+            response.parser.feed_data(data)
+    except httptools.HttpParserError:
+        return "not an HTTP response"
+    if response.complete:
+        return response.status
+    if not response.status:
+        return "the connection closed before a whole response head"
+    if response.framed or response.status in (204, 304):
+        return (
+            f"the response was cut short (the connection closed after {response.body} bytes "
+            "of its body)"
+        )
+    return response.status  # framed by the close, which came
 
 
 async def check_tcp(endpoint: Endpoint, timeout: float) -> str | None:

@@ -18,6 +18,7 @@ from devamb.proxy.request import ClientGone, FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.service import Service
 from devamb.targets.base import TargetUnavailable
+from devamb.targets.split import MIRROR_OF
 
 SHUTDOWN_GRACE = 3.0  # default drain of a lone listener; the engine passes its own grace
 ANSWERED_BY_DEVAMB = "devamb"  # the target recorded for a request devamb answered itself
@@ -123,6 +124,9 @@ class HttpListener:
         exchange.method = request.method
         exchange.path = request.raw_path
         exchange.replay_of = replayed
+        if replayed is not None and MIRROR_OF in request.headers:  # a split's mirrored copy
+            exchange.notes["mirror_of"] = replayed
+            service.counters.mirror_began()  # its numbers are kept apart from the service's
         faults = service.faults
         plan = (
             faults.roll_http(request.method, request.path, request.headers)

@@ -307,7 +307,7 @@ class _Relay:
             else:
                 reason = f"cannot connect: {exc.strerror or exc}"
             if address is not None and not isinstance(exc, TargetUnavailable):
-                target.tcp_outcome(address, reason)
+                target.tcp_outcome(address, reason, exc)
             self.exchange.error = reason
             if client.transport is not None:
                 client.transport.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 import httptools
 
@@ -281,6 +281,8 @@ class UpstreamPool:
         self.ssl_context = ssl_context
         self._idle: deque[UpstreamConnection] = deque()
         self._closed = False  # a retired target's pool: connections in flight close when done
+        #: told each new connection's outcome (None: it opened), e.g. a target's Reachability
+        self.observer: Callable[[BaseException | None], None] | None = None
 
     async def acquire(self) -> tuple[UpstreamConnection, bool]:
         """A connection and whether it was reused (a reused one may turn out to be stale)."""
@@ -289,13 +291,20 @@ class UpstreamPool:
             if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
                 return conn, True
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(
-            UpstreamConnection,
-            self.host,
-            self.port,
-            ssl=self.ssl_context,
-            server_hostname=self.host if self.ssl_context else None,
-        )
+        try:
+            _, conn = await loop.create_connection(
+                UpstreamConnection,
+                self.host,
+                self.port,
+                ssl=self.ssl_context,
+                server_hostname=self.host if self.ssl_context else None,
+            )
+        except BaseException as exc:
+            if self.observer is not None:
+                self.observer(exc)
+            raise
+        if self.observer is not None:
+            self.observer(None)
         return conn, False
 
     def release(self, conn: UpstreamConnection) -> None:

@@ -18,7 +18,9 @@ policies, recording) and is recorded as its own exchange, ready to be compared w
 original. A copy without a body leaves at once; a copy with a body leaves when the original
 exchange is done, its body taken from what devamb kept of it (the retry buffer or the recorded
 preview: devamb never buffers a body only to mirror it), so bodies above `mirror_max_body` or
-above what was kept are skipped, and counted with the reason. Answers to copies are dropped.
+above what was kept are skipped, and counted with the reason. Answers to copies are dropped;
+a copy that fails (no answer, a timeout, or any 5xx) counts in `mirror.failed`. The listener
+counts copies in the service's `stats.mirror`, apart from its own numbers (proxy/http.py).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from devamb.policies.hashring import key_hash
 from devamb.policies.request_key import RequestKey, parse_request_key
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.errors import ERROR_HEADER
 from devamb.proxy.headers import HOP_BY_HOP
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import DOWN_STATES, UP_STATES, Target, TargetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -172,12 +175,16 @@ class SplitTarget(Target):
 
     @property
     def state(self) -> str:
+        """unavailable (no member can take traffic), degraded (some cannot, or are starting),
+        unknown (some were never tried) or ready."""
         if self._targets is None:
             return "unavailable"
         states = [self._targets[n].state for n in self._names]
-        if all(s == "unavailable" for s in states):
+        if all(s in DOWN_STATES for s in states):
             return "unavailable"
-        return "ready" if all(s == "ready" for s in states) else "degraded"
+        if any(s not in UP_STATES and s != "unknown" for s in states):
+            return "degraded"
+        return "unknown" if "unknown" in states else "ready"
 
     def details(self) -> dict[str, Any]:
         total = sum(self.sent.values())
@@ -355,14 +362,20 @@ class SplitTarget(Target):
                 allow_redirects=False,
             ) as response:
                 await response.read()
+                status = response.status
+                reason = response.headers.get(ERROR_HEADER)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.mirror.failed(str(exc) or type(exc).__name__)
+            return
+        if status >= 500:  # the mirror's upstream failed, or devamb could not reach it
+            self.mirror.failed(f"answered {status}" + (f" ({reason})" if reason else ""))
         else:
             self.mirror.sent += 1
 
 
 class MirrorStats:
-    """How many copies went out, failed or were skipped, and the last reason for each."""
+    """How many copies were answered (`sent`), failed (an error, a timeout or a 5xx answer) or
+    were skipped, and the last reason for each."""
 
     def __init__(self) -> None:
         self.sent = 0

@@ -15,7 +15,7 @@ from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
-from devamb.targets.base import Target
+from devamb.targets.base import Reachability, Target
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -101,11 +101,14 @@ class UrlTarget(Target):
         self._prefix = parts.path.rstrip("/")
         self._pool: UpstreamPool | None = None
         self._websockets = WebSocketClient()
+        self.reach = Reachability(self._host, self._port)
 
     async def start(self) -> None:
         if self.service.protocol == "http":
             tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
             self._pool = UpstreamPool(self._host, self._port, tls)
+            self._pool.observer = self.reach.observe
+            self.reach.ssl = tls
             self._websockets = WebSocketClient(tls)
 
     def _ssl(self) -> ssl.SSLContext | None:
@@ -118,6 +121,7 @@ class UrlTarget(Target):
             self._pool.close()
             self._pool = None
         await self._websockets.close()
+        await self.reach.close()
 
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)

@@ -19,7 +19,7 @@ from devamb.engine import Engine
 from devamb.profile import ProfileError, load_profile
 from devamb.profile.schema import ListenAddress, ServiceSpec
 from devamb.targets.split import SplitTarget, SplitTargetSpec
-from tests.conftest import EngineFactory, listen_url
+from tests.conftest import EngineFactory, free_port, listen_url
 from tests.replicas import Replica, eventually
 from tests.upstreams import TcpUpstream
 
@@ -219,6 +219,29 @@ async def test_a_member_that_cannot_take_traffic_is_passed_over(
     assert statuses.count(502) == 1  # the first exchange on the dead pool ejects its endpoint
     assert statuses.count(200) == 39
     assert split_of(engine).state == "degraded"
+
+
+async def test_a_splits_state_follows_its_members_reachability(
+    make_engine: EngineFactory, sites: dict[str, Replica]
+) -> None:
+    text = profile(sites, "{split: {local: 50, gone: 50}}")
+    text += f"      gone: http://127.0.0.1:{free_port()}\n"
+    engine = await make_engine(text)
+    split = split_of(engine)
+    assert split.state == "unknown"  # no member was tried yet
+    await engine.status()  # probes the members (waiting for first answers)
+    await eventually(lambda: split.details()["members"][1]["state"] == "refused", what="probe")
+    assert split.details()["members"][0]["state"] == "reachable"
+    assert split.state == "degraded"
+    await sites["local"].stop()
+    for _ in range(20):  # real exchanges on new connections find local gone too
+        async with aiohttp.ClientSession() as session, session.get(
+            listen_url(engine, "api") + "/"
+        ) as response:
+            assert response.status == 502
+        if split.state == "unavailable":
+            break
+    assert split.state == "unavailable"
 
 
 async def test_an_unbound_split_answers_503_saying_so(sites: dict[str, Replica]) -> None:

@@ -60,8 +60,9 @@ def demo_status() -> Status:
                 "protocol": "http",
                 "target": "staging",
                 "targets": [
-                    target("local", "url", "http://127.0.0.1:8001", "unavailable"),
-                    target("staging", "url", "https://payments.staging.example.com", active=True),
+                    target("local", "url", "http://127.0.0.1:8001", "refused"),
+                    target("staging", "url", "https://payments.staging.example.com", "reachable",
+                           active=True),
                     target("debug", "echo", "built-in echo"),
                 ],
                 "faults": [{"name": "slow", "kind": "latency", "enabled": True}],
@@ -74,7 +75,7 @@ def demo_status() -> Status:
                 "protocol": "http",
                 "target": "local",
                 "targets": [
-                    target("local", "url", "http://127.0.0.1:9200", active=True),
+                    target("local", "url", "http://127.0.0.1:9200", "reachable", active=True),
                     target("debug", "echo", "built-in echo"),
                 ],
                 "faults": [],
@@ -86,7 +87,9 @@ def demo_status() -> Status:
                 "listen": "127.0.0.1:6380",
                 "protocol": "tcp",
                 "target": "local",
-                "targets": [target("local", "url", "tcp://127.0.0.1:6379", active=True)],
+                "targets": [
+                    target("local", "url", "tcp://127.0.0.1:6379", "reachable", active=True)
+                ],
                 "faults": [],
                 "stats": stats(),
                 "listening": True,

@@ -2,7 +2,8 @@
 
 Pools: each endpoint's health, ejection, in-flight and share. Docker: its containers with state
 and address (`l` tails their logs). Mocks: hits per route and the unmatched requests. Shards and
-splits: each member's share. Every kind: the circuit breaker's state when there is one. It
+splits: each member's share. URL targets: what the last connection attempt found. Every kind:
+the circuit breaker's state when there is one. It
 refreshes from `status()` every second.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -132,6 +134,21 @@ def breaker_text(breaker: dict[str, Any]) -> Text:
     )
 
 
+def reach_text(reach: dict[str, Any]) -> Text:
+    """What the last connection attempt to the target's address found, and when."""
+    state = str(reach.get("state", "unknown"))
+    if state == "unknown":
+        return Text(f"{reach.get('address', '')}: not tried yet", style="dim")
+    text = Text(f"{reach.get('address', '')}: ")
+    text.append(state, style=display.state_style(state))
+    if reach.get("reason"):
+        text.append(f" ({reach['reason']})")
+    if reach.get("since"):
+        text.append(f" · since {time.strftime('%H:%M:%S', time.localtime(reach['since']))}",
+                    style="dim")
+    return text
+
+
 def sections(target: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     """(title, body) for each part of a target's details the screen shows."""
     details: dict[str, Any] = dict(target.get("details") or {})
@@ -145,10 +162,13 @@ def sections(target: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     overview.add_row("Active", "yes" if target.get("active") else "no")
     if details.get("reason"):
         overview.add_row("Reason", Text(str(details["reason"]), style="red"))
+    if details.get("reach"):
+        overview.add_row("Connect", reach_text(details["reach"]))
     if "breaker" in target:
         overview.add_row("Breaker", breaker_text(target["breaker"]))
     out.append(("Target", overview))
-    shown = {"reason", "endpoints", "containers", "routes", "unmatched", "shards", "members"}
+    shown = {"reason", "reach", "endpoints", "containers", "routes", "unmatched", "shards",
+             "members"}
     if target.get("kind") == "docker" or "containers" in details:
         out.append(("Containers (l: logs)", container_rows(details.get("containers") or [])))
     elif details.get("endpoints") and isinstance(details["endpoints"][0], dict):

@@ -25,6 +25,8 @@ COLUMNS: list[tuple[str, str, int | None]] = [
     ("faults", "Faults", None),
 ]
 STATIC_KEYS = ("service", "listen", "protocol", "target", "state", "faults")
+#: left out when the table would not fit otherwise (an 80-column terminal with long states)
+SPARE_COLUMN = "protocol"
 
 
 def listen_text(listen: str, listening: bool) -> Text:
@@ -96,12 +98,49 @@ class ServicesTable(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._names: list[str] = []
+        self._services: list[ServiceStatus] = []
+        self._compact = False  # SPARE_COLUMN left out, for want of room
         self.recording: set[str] = set()  # services whose exchanges are being recorded
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for key, label, width in self._columns():
             justify = "right" if width else "left"
             self.add_column(Text(label, justify=justify), key=key, width=width)
+
+    def _columns(self) -> list[tuple[str, str, int | None]]:
+        return [c for c in COLUMNS if not (self._compact and c[0] == SPARE_COLUMN)]
+
+    def on_resize(self) -> None:
+        self._fit(self._services)
+
+    def _fit(self, services: list[ServiceStatus]) -> None:
+        """Leave out the spare column when the whole table would not fit, bring it back when
+        it would (measured from the cells, so it does not wait for the table's own layout)."""
+        available = self.scrollable_content_region.width
+        if not available or not services:
+            return
+        compact = self._width(services) > available
+        if compact != self._compact:
+            self._compact = compact
+            self.clear(columns=True)
+            self._add_columns()
+            self._names = []
+            self._rebuild(services)
+
+    def _width(self, services: list[ServiceStatus]) -> int:
+        """The width all COLUMNS need for these services, padding included."""
+        rows = [
+            static_cells(s, s["name"] in self.recording) | stats_cells(s["stats"])
+            for s in services
+        ]
+        return sum(
+            (width or max([len(label), *(row[key].cell_len for row in rows)]))
+            + 2 * self.cell_padding
+            for key, label, width in COLUMNS
+        )
 
     @property
     def selected_service(self) -> str | None:
@@ -114,15 +153,19 @@ class ServicesTable(DataTable):
 
     def show(self, services: list[ServiceStatus]) -> None:
         """Show the services: cells change in place; rows are rebuilt only when services do."""
+        self._services = services
         names = [service["name"] for service in services]
         if names != self._names:
             self._rebuild(services)
+            self._fit(services)
             return
         for service in services:
             recording = service["name"] in self.recording
             for key, value in static_cells(service, recording).items():
-                self.update_cell(service["name"], key, value, update_width=True)
+                if key in self.columns:
+                    self.update_cell(service["name"], key, value, update_width=True)
             self._update_stats(service["name"], service["stats"])
+        self._fit(services)
 
     def show_stats(self, stats: Mapping[str, ServiceStats]) -> None:
         for name, sample in stats.items():
@@ -144,6 +187,6 @@ class ServicesTable(DataTable):
         for service in services:
             recording = service["name"] in self.recording
             cells = static_cells(service, recording) | stats_cells(service["stats"])
-            self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=service["name"])
+            self.add_row(*(cells[key] for key, _, _ in self._columns()), key=service["name"])
         if selected in self._names:
             self.move_cursor(row=self._names.index(selected))

@@ -1,0 +1,364 @@
+"""Target states say what is known: `unknown` until a connection is tried, then what the last
+attempt (a real exchange's, or status's connect probe) found: reachable, refused, DNS failure.
+
+Real upstreams on 127.0.0.1 port 0, a port with nothing listening, and a name that never
+resolves (`nosuch.invalid`, RFC 2606); a real engine in-process and as a subprocess for the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from devamb.targets import base
+from tests.conftest import EngineFactory, free_port, listen_url
+from tests.hardening.engine_process import EngineProcess
+from tests.hardening.test_security import _certificates
+from tests.replicas import eventually
+from tests.ui.test_features import text_of
+from tests.ui.waiting import settled, until
+from tests.upstreams import HttpUpstream, TcpUpstream
+from ui.app import make_app
+from ui.screens.target_detail import TargetDetail
+from ui.screens.target_picker import TargetPicker
+from ui.widgets.services_table import ServicesTable
+
+PROFILE = """
+version: 1
+name: states
+services:
+  api:
+    listen: 0
+    target: {active}
+    timeout: 5s
+    targets:
+      up: {up}
+      closed: http://127.0.0.1:{closed}
+      nosuch: http://nosuch.invalid:8080
+      debug: echo
+"""
+
+
+def _resolves_nothing() -> bool:
+    """`nosuch.invalid` fails to resolve (any resolver must fail it; a test box may hijack it)."""
+    try:
+        socket.getaddrinfo("nosuch.invalid", 8080)
+    except socket.gaierror:
+        return True
+    return False
+
+
+needs_dns_failure = pytest.mark.skipif(
+    not _resolves_nothing(), reason="this machine's resolver answers for nosuch.invalid"
+)
+
+
+@pytest.fixture
+async def closed_port() -> int:
+    return free_port()  # bound and released: nothing listens there
+
+
+def states(status: dict[str, Any], service: str = "api") -> dict[str, str]:
+    [svc] = [s for s in status["services"] if s["name"] == service]
+    return {t["name"]: t["state"] for t in svc["targets"]}
+
+
+async def get(url: str) -> int:
+    async with aiohttp.ClientSession() as client, client.get(url + "/x") as response:
+        await response.read()
+        return response.status
+
+
+@needs_dns_failure
+async def test_unknown_until_tried_then_what_the_probe_found(
+    make_engine: EngineFactory, upstream: HttpUpstream, closed_port: int
+) -> None:
+    engine = await make_engine(PROFILE.format(active="up", up=upstream.url, closed=closed_port))
+    targets = engine.services["api"].targets
+    # nothing was tried yet: no connection is opened before anyone looks or sends
+    assert {n: t.state for n, t in targets.items()} == {
+        "up": "unknown", "closed": "unknown", "nosuch": "unknown", "debug": "ready",
+    }
+
+    async def known() -> bool:
+        return "unknown" not in states(await engine.status()).values()  # type: ignore[arg-type]
+
+    await eventually(known, timeout=20, what="status's probes to decide")
+    status = await engine.status()
+    assert states(status) == {  # type: ignore[arg-type]
+        "up": "reachable", "closed": "refused", "nosuch": "dns-failure", "debug": "ready",
+    }
+    [svc] = status["services"]
+    details = {t["name"]: t["details"] for t in svc["targets"]}
+    assert details["closed"]["reach"]["reason"] == "connection refused"
+    assert details["closed"]["reach"]["address"] == f"127.0.0.1:{closed_port}"
+    assert "nosuch.invalid" in details["nosuch"]["reach"]["reason"]
+    assert details["up"]["reach"]["reason"] is None
+
+
+class LateUpstream:
+    """An HTTP/1.1 server started later on a port chosen before: answers `200 ok`."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server: asyncio.Server | None = None
+        self.open: set[asyncio.StreamWriter] = set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open.add(writer)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open.discard(writer)
+            writer.close()
+
+    async def __aenter__(self) -> LateUpstream:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.open):
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+async def test_real_exchanges_set_the_state_without_a_probe(
+    make_engine: EngineFactory, closed_port: int
+) -> None:
+    engine = await make_engine(
+        PROFILE.format(active="closed", up="http://127.0.0.1:9", closed=closed_port)
+    )
+    url = listen_url(engine, "api")
+    closed = engine.services["api"].targets["closed"]
+    assert await get(url) == 502
+    assert closed.state == "refused"  # no status was asked for: the exchange said so
+    async with LateUpstream(closed_port):  # it comes up: the next new connection says so
+        assert await get(url) == 200
+        assert closed.state == "reachable"
+    # it goes away again: the kept-alive connection is gone, the reconnect is refused
+    assert await get(url) == 502
+    assert closed.state == "refused"
+
+
+async def test_a_target_that_comes_back_is_seen_without_traffic(
+    make_engine: EngineFactory, closed_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "PROBE_EVERY", 0.0)  # (5 s between probes by default)
+    engine = await make_engine(
+        PROFILE.format(active="closed", up="http://127.0.0.1:9", closed=closed_port)
+    )
+
+    async def state_is(wanted: str) -> bool:
+        return states(await engine.status())["closed"] == wanted  # type: ignore[arg-type]
+
+    await eventually(lambda: state_is("refused"), timeout=10, what="the first probe")
+    async with LateUpstream(closed_port):
+        await eventually(lambda: state_is("reachable"), timeout=10, what="a probe to see it back")
+
+
+async def test_tcp_relays_set_the_state(make_engine: EngineFactory, closed_port: int) -> None:
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hi")
+        await writer.drain()
+        writer.close()
+
+    up = await TcpUpstream(hello).start()
+    try:
+        engine = await make_engine(f"""
+            version: 1
+            name: tcpstates
+            services:
+              db:
+                listen: 0
+                protocol: tcp
+                target: closed
+                targets:
+                  closed: tcp://127.0.0.1:{closed_port}
+                  up: tcp://127.0.0.1:{up.port}
+            """)
+        host, port = engine.services["db"].bound  # type: ignore[misc]
+        _, writer = await asyncio.open_connection(host, port)
+        targets = engine.services["db"].targets
+        await eventually(lambda: targets["closed"].state == "refused", what="the refused relay")
+        writer.close()
+        await engine.switch("db", "up")
+        reader, writer = await asyncio.open_connection(host, port)
+        assert await asyncio.wait_for(reader.read(), 10) == b"hi"
+        writer.close()
+        await eventually(lambda: targets["up"].state == "reachable", what="the relayed connection")
+    finally:
+        await up.stop()
+
+
+@needs_dns_failure
+async def test_the_cli_shows_the_states(tmp_path: Path, upstream: HttpUpstream) -> None:
+    closed = free_port()
+    engine = EngineProcess(
+        tmp_path, PROFILE.format(active="closed", up=upstream.url, closed=closed)
+    )
+    await engine.start()
+    try:
+        env = {**os.environ, "COLUMNS": "200"}
+
+        def cli(*args: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-m", "devamb", *args], cwd=tmp_path, env=env,
+                capture_output=True, text=True, timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        async def decided() -> bool:
+            status = await engine.control.status()
+            return "unknown" not in states(status).values()  # type: ignore[arg-type]
+
+        await eventually(decided, timeout=20, what="the probes")
+        listed = states(json.loads(await asyncio.to_thread(cli, "status", "--json")))
+        assert listed == {
+            "up": "reachable", "closed": "refused", "nosuch": "dns-failure", "debug": "ready",
+        }
+        text = await asyncio.to_thread(cli, "status")
+        assert "ready" not in text.split("\n")[2]  # the active target's row: not `ready`
+        assert "refused" in text
+        assert f"api/closed: refused 127.0.0.1:{closed}: connection refused" in text
+        assert "api/nosuch: dns-failure" in text
+    finally:
+        await engine.close()
+
+
+@needs_dns_failure
+async def test_the_tui_shows_the_states(
+    make_engine: EngineFactory, upstream: HttpUpstream, closed_port: int
+) -> None:
+    engine = await make_engine(
+        PROFILE.format(active="closed", up=upstream.url, closed=closed_port)
+    )
+    app = make_app(engine, poll_status=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settled(pilot)
+        table = app.main.query_one(ServicesTable)
+        await until(
+            pilot, lambda: str(table.get_cell("api", "state")) == "refused", "the table's state"
+        )
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, TargetPicker), "the picker")
+        picker = app.screen
+        prompts = {
+            option.id: str(option.prompt)
+            for option in picker.query_one("OptionList")._options  # type: ignore[attr-defined]
+        }
+        assert prompts["closed"].rstrip().endswith("refused")
+        assert prompts["up"].rstrip().endswith("reachable")
+        assert prompts["debug"].rstrip().endswith("ready")
+        await until(pilot, lambda: "dns-failure" in str(
+            engine.services["api"].targets["nosuch"].state), "the name to fail")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, TargetDetail), "the target detail")
+        overview = text_of(app.screen.query(".detail-section")[0])
+        assert f"Connect  127.0.0.1:{closed_port}: refused (connection refused)" in overview
+
+
+async def test_a_listener_that_never_accepts_is_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "PROBE_TIMEOUT", 0.5)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: once its queue is full, new SYNs are dropped
+        port = listener.getsockname()[1]
+        queued = []
+        for _ in range(3):
+            client = socket.socket()
+            client.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                client.connect(("127.0.0.1", port))
+            queued.append(client)
+        try:
+            reach = base.Reachability("127.0.0.1", port)
+            probe = reach.probe()
+            assert probe is not None
+            await asyncio.wait_for(probe, 10)
+            assert (reach.state, reach.reason) == ("timeout", "no connection within 0.5s")
+        finally:
+            for client in queued:
+                client.close()
+
+
+async def test_a_name_with_several_addresses_all_refusing_is_refused() -> None:
+    # `localhost` may give ::1 and 127.0.0.1: asyncio then joins both errors into one message
+    reach = base.Reachability("localhost", free_port())
+    probe = reach.probe()
+    assert probe is not None
+    await asyncio.wait_for(probe, 10)
+    assert (reach.state, reach.reason) == ("refused", "connection refused")
+
+
+def test_connect_errors_are_classified() -> None:
+    joined = OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 1, 0, 0), "
+                     "[Errno 111] Connect call failed ('127.0.0.1', 1)")
+    mixed = OSError("Multiple exceptions: [Errno 99] Cannot assign requested address, "
+                    "[Errno 111] Connect call failed ('127.0.0.1', 1)")
+    cases = {
+        ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)"): "refused",
+        joined: "refused",
+        mixed: "unreachable",
+        OSError(113, "No route to host"): "unreachable",
+        socket.gaierror(-2, "Name or service not known"): "dns-failure",
+        TimeoutError(): "timeout",
+    }
+    for error, state in cases.items():
+        assert base.classify(error, "host")[0] == state, error
+    assert base.classify(OSError(113, "x"), "h") == ("unreachable", "no route to host")
+
+
+async def test_https_targets_are_probed_with_their_tls_settings(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    pytest.importorskip("cryptography")
+    ca, cert, key = _certificates(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        engine = await make_engine(f"""
+            version: 1
+            name: tls
+            services:
+              api:
+                listen: 0
+                target: trusted
+                targets:
+                  strict: https://127.0.0.1:{port}
+                  trusted: {{url: "https://127.0.0.1:{port}", tls: {{ca: "{ca}"}}}}
+            """)
+
+        async def decided() -> bool:
+            return "unknown" not in states(await engine.status()).values()  # type: ignore[arg-type]
+
+        await eventually(decided, timeout=10, what="the probes")
+        # a plain connect would say reachable: the probe makes the handshake the exchanges make
+        assert states(await engine.status()) == {  # type: ignore[arg-type]
+            "strict": "tls-failure", "trusted": "reachable",
+        }
+        reason = engine.services["api"].targets["strict"].details()["reach"]["reason"]
+        assert "CERTIFICATE_VERIFY_FAILED" in reason
+    finally:
+        server.close()
