@@ -67,12 +67,16 @@ class HttpListener:
         if name is not None and name not in service.targets:
             known = ", ".join(service.targets)
             return error_response(
-                400, "unknown-target", f"no target {name!r}; known: {known}", service.name, name
+                400, "unknown-target", f"no target {name!r}; known: {known}", service.name, name,
+                service.redaction.text,
             )
         target = service.target(name)
         if not request.raw_path.startswith("/"):  # asterisk-form (OPTIONS *) or absolute-form
             reason = f"request target {request.raw_path[:200]!r} is not a path"
-            return error_response(400, "bad-request-target", reason, service.name, target.name)
+            return error_response(
+                400, "bad-request-target", reason, service.name, target.name,
+                service.redaction.text,
+            )
         exchange = self.recorder.begin(service, target.name, request.remote)
         exchange.method = request.method
         exchange.path = request.raw_path
@@ -96,11 +100,15 @@ class HttpListener:
                     response = await policy.call(target, request, exchange)
         except UpstreamFailed as exc:
             exchange.error = exc.reason
-            response = error_response(exc.status, exc.code, exc.reason, service.name, target.name)
+            response = error_response(
+                exc.status, exc.code, exc.reason, service.name, target.name,
+                service.redaction.text,
+            )
         except TargetUnavailable as exc:
             exchange.error = exc.reason
             response = error_response(
-                exc.status, "target-unavailable", exc.reason, service.name, target.name
+                exc.status, "target-unavailable", exc.reason, service.name, target.name,
+                service.redaction.text,
             )
         except CutConnection as exc:  # a fault cut the request body short
             exchange.error = exc.reason
