@@ -498,7 +498,7 @@ class Engine:
 
     async def metrics(self) -> str:
         """Prometheus text format: per-service, per-target and per-endpoint counters."""
-        return render_metrics(self.services.values())
+        return self.secrets(render_metrics(self.services.values()))  # labels quote hosts
 
     # -- faults and scenarios ----------------------------------------------------------------
 
