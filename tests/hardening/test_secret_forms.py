@@ -134,6 +134,8 @@ async def test_url_credentials_become_basic_auth_and_no_output_shows_a_secret(
             ) >= 4:
                 break
             await asyncio.sleep(0.1)
+        async with ControlClient(Workdir.beside(tmp_path / "devamb.yaml").socket) as ctl:
+            outputs.append(await ctl.metrics())
         rc, out, _ = await devamb("traffic", "--json", cwd=tmp_path)
         ids = [str(json.loads(line)["id"]) for line in out.splitlines() if line.strip()]
         assert len(ids) >= 5, out  # creds, pool, split, its mirror copy, nowhere
