@@ -45,6 +45,7 @@ from devamb.profile import ProfileError, load_profile
 from devamb.profile.schema import Profile, ServiceSpec
 from devamb.proxy.http import SHUTDOWN_GRACE, HttpListener
 from devamb.proxy.tcp import TcpListener
+from devamb.redact import Redactor, update_log_secrets
 from devamb.reload import diff_profiles, watch_profile
 from devamb.service import Service
 from devamb.state import RuntimeState
@@ -73,6 +74,7 @@ class Engine:
         fault_context: FaultContext | None = None,
     ) -> None:
         self.profile = profile
+        self.secrets = Redactor(profile.secrets)  # masks what status and notices quote
         self.state = state or RuntimeState(None)
         self.fault_context = fault_context or FaultContext()
         self.bus = EventBus()
@@ -248,6 +250,8 @@ class Engine:
         for name in diff.removed:
             self.store.configure(name, 0)
         self.profile = profile
+        self.secrets = Redactor({*self.secrets.secrets, *profile.secrets})
+        update_log_secrets(profile.secrets)
         self.store.budget = profile.record_budget
         self.config_errors = []
         for service, _ in prepared.values():
@@ -355,6 +359,7 @@ class Engine:
 
     def notice(self, level: str, message: str) -> None:
         """Something the developer should see: logged, and shown by the TUI as a notification."""
+        message = self.secrets(message)  # a host name built from ${VAR}, for one
         log.log(logging.getLevelName(level.upper()), "%s", message)
         self.bus.publish(Notice(level=level, message=message))
 
@@ -362,7 +367,7 @@ class Engine:
 
     async def status(self) -> Status:
         await self._refresh_targets()
-        return {
+        return self.secrets.walk({  # type: ignore[no-any-return]
             "profile": str(self.profile.path),
             "name": self.profile.name,
             "engine": {"pid": os.getpid(), "version": __version__, "started": self.started},
@@ -370,7 +375,7 @@ class Engine:
             "scenarios": [self._scenario_run(n).to_json() for n in self.profile.scenarios],
             "recordings": [r.to_json() for r in self._recordings.values()],
             "errors": list(self.config_errors),
-        }
+        })
 
     async def _refresh_targets(self) -> None:
         """Probe targets whose reachability is unknown or failing; wait (briefly) only for
@@ -575,7 +580,7 @@ class Engine:
 
     async def metrics(self) -> str:
         """Prometheus text format: per-service, per-target and per-endpoint counters."""
-        return render_metrics(self.services.values())
+        return self.secrets(render_metrics(self.services.values()))  # labels quote hosts
 
     # -- faults and scenarios ----------------------------------------------------------------
 

@@ -5,7 +5,8 @@ Two layers:
   `inspect.redact` — at any depth of a JSON body, in form bodies and in query strings. A service may
   opt out (`enabled=False`).
 - **secrets**: every value that came from a `${VAR}` in the profile, anywhere in any text (headers,
-  URL, path, bodies as raw, URL-encoded or JSON-escaped text, error). Never optional.
+  URL, path, bodies, error), in every form `devamb.redact.Redactor` knows (any case, URL-encoded,
+  JSON-escaped, base64 as in a `Basic` credential, IDNA). Never optional.
 
 Best effort by design where input is partial: a truncated JSON body cannot be parsed, so its named
 fields are masked by a pattern (scalar values only), and a secret cut off by the preview's end is
@@ -40,9 +41,12 @@ _MASK_BYTES = MASK.encode()
 
 
 def secret_variants(secret: str) -> set[str]:
-    """The forms a secret takes on the wire: raw, URL-encoded, JSON-escaped."""
+    """Whole forms a secret commonly takes on the wire: raw, lowercased, URL-encoded,
+    JSON-escaped. (`Redactor` masks more, character by character; these literal forms serve
+    to find a secret cut off at the end of a truncated preview.)"""
     forms = {
         secret,
+        secret.lower(),
         quote(secret, safe=""),
         quote(secret),  # "/" kept, as in paths
         quote_plus(secret, safe=""),
@@ -65,14 +69,10 @@ class Redaction:
         self.enabled = enabled
         self.headers = frozenset(h.lower() for h in (*DEFAULT_HEADERS, *headers))
         self.json_fields = frozenset(f.lower() for f in json_fields)
-        variants = set().union(*(secret_variants(s) for s in secrets if s))
+        secrets = tuple(s for s in secrets if s)
+        variants = set().union(*(secret_variants(s) for s in secrets))
         self._secrets = sorted(variants, key=len, reverse=True)
-        self._mask_text = Redactor(variants)
-        self._secret_bytes = (
-            re.compile(b"|".join(re.escape(v.encode()) for v in self._secrets))
-            if self._secrets
-            else None
-        )
+        self._mask_text = Redactor(secrets)
         names = "|".join(re.escape(f) for f in sorted(self.json_fields, key=len, reverse=True))
         self._query = (
             re.compile(rf"(?i)(^|[?&;])({names})=([^&#;]*)") if names and enabled else None
@@ -164,9 +164,9 @@ class Redaction:
         }
 
     def _mask_secret_bytes(self, data: bytes, truncated: bool) -> bytes:
-        if self._secret_bytes is None:
+        if not self._mask_text:
             return data
-        data = self._secret_bytes.sub(_MASK_BYTES, data)
+        data = self._mask_text.bytes(data)
         if truncated:
             for secret in self._secrets:
                 raw = secret.encode()

@@ -6,14 +6,29 @@ Balancing, health checks and outlier ejection share this record; a target owns t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import base64
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devamb.proxy.upstream import UpstreamPool
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """(`url` without its `user:password@`, the `Authorization: Basic` value it stands for).
+
+    Credentials in a URL are for the upstream, as curl and browsers treat them: they never
+    belong in the Host header or in the URL devamb records."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}"
 
 
 @dataclass(eq=False)
@@ -38,15 +53,23 @@ class Endpoint:
     in_flight: int = 0
     requests: int = 0
     failures: int = 0
+    authorization: str | None = None  # from user:password@ in the URL; a secret
 
     @classmethod
     def from_url(cls, url: str, written: str = "", origin: str = "profile") -> Endpoint:
-        parts = urlsplit(url)
+        clean, authorization = split_userinfo(url)
+        parts = urlsplit(clean)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
         return cls(
             parts.scheme, parts.hostname or "", port, parts.path.rstrip("/"),
-            written or url, origin,
+            written or clean, origin, authorization=authorization,
         )
+
+    def request_headers(self, extra: Mapping[str, str]) -> Mapping[str, str]:
+        """The target's extra headers, plus this endpoint's credentials (which win)."""
+        if self.authorization is None:
+            return extra
+        return {**extra, "Authorization": self.authorization}
 
     @property
     def key(self) -> str:

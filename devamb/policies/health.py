@@ -78,8 +78,9 @@ async def check_http(
             )
             default = endpoint.port == (443 if endpoint.scheme == "https" else 80)
             authority = endpoint.host if default else str(endpoint)
+            auth = f"Authorization: {endpoint.authorization}\r\n" if endpoint.authorization else ""
             writer.write(
-                f"GET {endpoint.prefix}{path} HTTP/1.1\r\nHost: {authority}\r\n"
+                f"GET {endpoint.prefix}{path} HTTP/1.1\r\nHost: {authority}\r\n{auth}"
                 f"User-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n".encode("latin-1")
             )
             answer = await _read_response(reader)

@@ -59,6 +59,12 @@ class Interpolator:
     def beside(cls, profile: Path, environ: Mapping[str, str] | None = None) -> Interpolator:
         return cls(os.environ if environ is None else environ, read_dotenv(profile.parent / ".env"))
 
+    def remember(self, value: str) -> None:
+        """Treat `value` as a secret (a `${VAR}` value, a password written in a URL), unless it
+        is too short or a plain number to mask without masking unrelated text."""
+        if len(value) >= MIN_SECRET_LENGTH and not value.isdigit():
+            self.secrets.add(value)
+
     def expand(self, text: str) -> tuple[str, list[str]]:
         """The expanded text and the names of variables that were not set."""
         missing: list[str] = []
@@ -73,8 +79,7 @@ class Interpolator:
                     return default
                 missing.append(name)
                 return ""
-            if len(value) >= MIN_SECRET_LENGTH and not value.isdigit():
-                self.secrets.add(value)
+            self.remember(value)
             return value
 
         if "$" not in text:

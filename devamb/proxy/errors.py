@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from devamb.proxy.response import Response
 
@@ -19,7 +20,18 @@ class UpstreamFailed(Exception):
         self.reason = reason
 
 
-def error_response(status: int, code: str, reason: str, service: str, target: str) -> Response:
+def error_response(
+    status: int,
+    code: str,
+    reason: str,
+    service: str,
+    target: str,
+    mask: Callable[[str], str] | None = None,
+) -> Response:
+    """`mask` (the service's redaction) hides secrets a reason may quote: a host name or URL
+    built from `${VAR}` values, lowercased or encoded on the way."""
+    if mask is not None:
+        reason, target = mask(reason), mask(target)
     body = {"error": code, "reason": reason, "service": service, "target": target}
     return Response(
         status=status,

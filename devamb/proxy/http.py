@@ -90,7 +90,8 @@ class HttpListener:
             refusal.headers,
         )
         response = error_response(
-            refusal.status, refusal.code, refusal.reason, self.service.name, ANSWERED_BY_DEVAMB
+            refusal.status, refusal.code, refusal.reason, self.service.name, ANSWERED_BY_DEVAMB,
+            self.service.redaction.text,
         )
         return response.body
 
@@ -101,7 +102,8 @@ class HttpListener:
             status, code, reason, request.remote, request.method, request.raw_path,
             list(request.headers.items()),
         )
-        return error_response(status, code, reason, self.service.name, target)
+        service = self.service
+        return error_response(status, code, reason, service.name, target, service.redaction.text)
 
     async def _handle(self, request: FrontRequest) -> StreamResponse:
         service = self.service
@@ -146,11 +148,15 @@ class HttpListener:
                     response = await policy.call(target, request, exchange)
         except UpstreamFailed as exc:
             exchange.error = exc.reason
-            response = error_response(exc.status, exc.code, exc.reason, service.name, target.name)
+            response = error_response(
+                exc.status, exc.code, exc.reason, service.name, target.name,
+                service.redaction.text,
+            )
         except TargetUnavailable as exc:
             exchange.error = exc.reason
             response = error_response(
-                exc.status, "target-unavailable", exc.reason, service.name, target.name
+                exc.status, "target-unavailable", exc.reason, service.name, target.name,
+                service.redaction.text,
             )
         except CutConnection as exc:  # a fault cut the request body short
             exchange.error = exc.reason

@@ -313,7 +313,7 @@ class PoolTarget(Target):
                 request,
                 URL(f"{endpoint.origin_url}{endpoint.prefix}{request.raw_path}", encoded=True),
                 exchange,
-                extra_headers=self.spec.headers,
+                extra_headers=endpoint.request_headers(self.spec.headers),
                 keep_host=self.service.keep_host,
                 timeout=self.service.timeout,
                 websockets=self._websockets,

@@ -126,7 +126,7 @@ def _shards(node: Node, protocol: str) -> tuple[ShardSpec, ...] | None:
             ok = False
             continue
         parts = urlsplit(spec.url)
-        name = given or (parts.netloc + parts.path.rstrip("/"))
+        name = given or (parts.netloc.rpartition("@")[2] + parts.path.rstrip("/"))
         if name in seen:
             item.problem(f"shard {name} is listed twice")
             ok = False

@@ -1,4 +1,9 @@
-"""URL targets: `http://…`, `https://…` (HTTP services) and `tcp://HOST:PORT` (TCP services)."""
+"""URL targets: `http://…`, `https://…` (HTTP services) and `tcp://HOST:PORT` (TCP services).
+
+`http://user:password@host/` sends `Authorization: Basic …` to the upstream (never userinfo in
+Host or in a recorded URL); the password is masked like a `${VAR}` value. A tcp:// URL cannot
+carry credentials, and a URL with credentials cannot be combined with an Authorization header.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,17 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from yarl import URL
 
+from devamb.policies.endpoint import split_userinfo
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
+from devamb.redact import MASK
 from devamb.targets.base import Reachability, Target
 
 if TYPE_CHECKING:
@@ -30,9 +37,9 @@ TLS_KEYS = ("verify", "ca")
 @dataclass(frozen=True)
 class UrlTargetSpec(TargetSpec):
     KIND = "url"
-    url: str = ""  # expanded; may hold secrets
-    written: str = ""  # as written in the profile, ${VAR} unexpanded: safe to show
-    headers: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""  # expanded; may hold secrets (and user:password@, see split_userinfo)
+    written: str = ""  # as written in the profile, ${VAR} unexpanded, password hidden
+    headers: Mapping[str, str] = field(default_factory=dict)  # with Authorization from userinfo
     tls_verify: bool = True
     tls_ca: str | None = None
 
@@ -60,7 +67,7 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
     text = url_node.string()
     if text is None:
         return None
-    written = str(url_node.value)
+    written = hide_password(str(url_node.value))
     parts = urlsplit(text)
     allowed = SCHEMES[protocol]
     if parts.scheme not in allowed:
@@ -83,7 +90,48 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
         return None
     if ca is not None and parts.scheme != "https":
         node.child("tls").problem("tls settings apply to https:// URLs only")
+    if "@" in parts.netloc:
+        authorization = _credentials(url_node, node, parts.netloc, written, protocol, headers)
+        if authorization is None:
+            return None
+        headers = {**headers, "Authorization": authorization}
     return UrlTargetSpec(name, text, written, headers, verify, ca)
+
+
+def _credentials(
+    url_node: Node, node: Node, netloc: str, written: str, protocol: str,
+    headers: Mapping[str, str],
+) -> str | None:
+    """The Authorization value for `user:password@` in a URL, or None after a problem."""
+    if protocol != "http":
+        url_node.problem(
+            f"{written!r}: a tcp:// URL cannot carry credentials (user:password@); "
+            "devamb relays the bytes, so authenticate in the protocol itself"
+        )
+        return None
+    if any(name.lower() == "authorization" for name in headers):
+        url_node.problem(
+            f"{written!r} has credentials (user:password@) and headers sets Authorization "
+            "too: keep one"
+        )
+        return None
+    userinfo = netloc.rpartition("@")[0]
+    user, _, password = (unquote(p) for p in userinfo.partition(":"))
+    secrets = url_node.reader.interpolator
+    secrets.remember(password)  # written literally, it is as secret as a ${VAR} value
+    secrets.remember(f"{user}:{password}")
+    return split_userinfo(f"http://{netloc}")[1]
+
+
+def hide_password(url: str) -> str:
+    """`url` with a literal password replaced by the mask (a `${VAR}` reference is kept)."""
+    scheme, sep, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    userinfo, at, _ = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (sep and at and colon and password) or password.startswith("${"):
+        return url
+    return f"{scheme}://{user}:{MASK}{rest[len(userinfo):]}"
 
 
 class UrlTarget(Target):
@@ -94,7 +142,7 @@ class UrlTarget(Target):
     def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
         super().__init__(spec, service)
         assert isinstance(spec, UrlTargetSpec)
-        parts = urlsplit(spec.url)
+        parts = urlsplit(split_userinfo(spec.url)[0])  # credentials travel in spec.headers
         self._host = parts.hostname or ""
         self._port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
         self._origin = f"{parts.scheme}://{parts.netloc}"

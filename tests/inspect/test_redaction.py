@@ -228,6 +228,42 @@ def test_secret_variants_cover_wire_forms() -> None:
     assert {"a b/ü", "a%20b%2F%C3%BC", "a%20b/%C3%BC", "a+b%2F%C3%BC", "a b/\\u00fc"} <= variants
 
 
+@pytest.mark.parametrize(
+    "shown",
+    [
+        "cannot connect to s3cr3t-t0ken.invalid:80",  # a host name: lowercased
+        "S3CR3T-T0KEN",
+        "s3cr3t%2dT0ken",  # a needlessly encoded character, lowercase hex
+        "s3cr3t-T%30ken",
+        "s3cr3t-%2554%30ken",  # encoded twice
+        '{"v": "s3cr3t\\u002dT0ken"}',  # JSON-escaped
+        "Basic " + base64.b64encode(b"admin:s3cr3t-T0ken").decode(),  # inside user:secret
+        base64.b64encode(b"x" + b"s3cr3t-T0ken" + b"yz").decode(),  # any alignment
+        base64.urlsafe_b64encode(b"ab" + b"s3cr3t-T0ken").decode(),
+    ],
+)
+def test_secrets_are_masked_in_every_form(shown: str) -> None:
+    redaction = Redaction(secrets=["s3cr3t-T0ken"], enabled=False)
+    masked = redaction.text(shown)
+    assert MASK in masked and "t0ken" not in masked.lower(), masked
+    assert MASK.encode() in redaction.body_bytes(shown.encode(), "text/plain", False)
+
+
+def test_a_secret_in_an_idna_host_name_is_masked() -> None:
+    secret = "sëcrét-Ünï"
+    host = f"api-{secret}.example".encode("idna").decode()
+    assert host.startswith("xn--")
+    assert Redaction(secrets=[secret]).text(f"cannot connect to {host}:80") == (
+        f"cannot connect to {MASK}.example:80"
+    )
+
+
+def test_text_without_secrets_is_left_alone() -> None:
+    redaction = Redaction(secrets=["s3cr3t-T0ken"], enabled=False)
+    text = "GET /api?x=1 " + base64.b64encode(bytes(range(256)) * 8).decode()
+    assert redaction.text(text) == text
+
+
 # --- no secret survives into any output --------------------------------------------------------
 
 
