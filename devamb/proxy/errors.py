@@ -33,9 +33,12 @@ def error_response(
     if mask is not None:
         reason, target = mask(reason), mask(target)
     body = {"error": code, "reason": reason, "service": service, "target": target}
-    return Response(
+    response = Response(
         status=status,
         body=json.dumps(body).encode(),
         content_type="application/json",
         headers={ERROR_HEADER: code},
     )
+    if status == 408:  # the client stalled mid-body: close, as nginx does, rather than linger
+        response.keep_alive = False
+    return response

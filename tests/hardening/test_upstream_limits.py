@@ -226,6 +226,8 @@ async def test_a_stalled_upload_is_408_and_the_engine_serves_on(
     assert head.startswith(b"HTTP/1.1 408"), head
     assert b"x-devamb-error: request-timeout" in head.lower()
     assert json.loads(body)["error"] == "request-timeout"
+    assert b"connection: close" in head.lower()  # closed at once, as nginx does: no linger
+    assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.transport.abort()
     [record] = records(engine, "/stall")
     assert record.status == 408 and "no request body bytes" in (record.error or "")
