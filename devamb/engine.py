@@ -36,7 +36,7 @@ from devamb.inspect.filter import FilterError, compile_filter
 from devamb.inspect.har import to_har
 from devamb.inspect.recorder import Recorder
 from devamb.inspect.redaction import Redaction
-from devamb.inspect.replay import send_replay
+from devamb.inspect.replay import check_replayable, send_replay
 from devamb.inspect.store import ExchangeStore
 from devamb.metrics import render as render_metrics
 from devamb.mocks.recording import RecordingSession
@@ -473,6 +473,7 @@ class Engine:
     ) -> dict[str, Any]:
         """Send a recorded request again (to `target`, default its own); optionally diff."""
         original = self._recorded(exchange_id)
+        check_replayable(original)
         service = self._service(original.service)
         target = target or original.target
         if target not in service.targets:

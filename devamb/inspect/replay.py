@@ -36,18 +36,30 @@ def replay_of(header: str | None, token: str) -> int | None:
     return int(exchange_id)
 
 
-async def send_replay(original: Exchange, listen_url: str, target: str, token: str) -> int:
-    """Send the recorded request again; returns the status the listener answered with."""
+def check_replayable(original: Exchange) -> None:
+    """Raise ControlError saying why `original` cannot be sent again, if it cannot."""
     if original.protocol != "http":
         raise ControlError(f"exchange {original.id} is a TCP connection; it cannot be replayed")
     if original.method is None:
         raise ControlError(f"exchange {original.id} was refused before its request was read")
+    if "devamb" in original.notes:  # answered by devamb itself: no target ever saw it
+        code = original.notes["devamb"].get("error", "refused")
+        raise ControlError(
+            f"exchange {original.id} was answered by devamb itself ({original.status} {code}); "
+            f"it never reached a target, so there is nothing to replay"
+        )
     body = original.request_body
     if body.truncated:
         raise ControlError(
             f"exchange {original.id}: only {len(body.data)} of {body.size} request body bytes "
             f"were recorded (raise inspect.bodies to replay it)"
         )
+
+
+async def send_replay(original: Exchange, listen_url: str, target: str, token: str) -> int:
+    """Send the recorded request again; returns the status the listener answered with."""
+    check_replayable(original)
+    body = original.request_body
     recorded = original.request_headers or []
     headers = [(k, v) for k, v in recorded if k.lower() not in NOT_REPLAYED]
     headers += [(REPLAY_HEADER, f"{token}:{original.id}"), (TARGET_HEADER, target)]

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from devamb.cli_output import print_exchange
+from devamb.control.protocol import ControlError
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.test_bad_clients import PROFILE, Receiving, still_serving
 from tests.upstreams import HttpUpstream
@@ -247,4 +248,7 @@ async def test_answers_devamb_gives_itself_are_recorded(
     assert [json.loads(line)["target"] for line in lines[::2]] == ["devamb"] * 3
     assert all(" devamb " in line for line in lines[1::2])
     assert await engine.exchanges(100, "~t raw") == []
+    for record in records:
+        with pytest.raises(ControlError, match="answered by devamb itself"):
+            await engine.replay(record["id"])
     assert raw.accepted == 0
