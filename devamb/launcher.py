@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import EngineUnavailable, Status
-from devamb.workdir import Workdir
+from devamb.workdir import Workdir, socket_answers
 
 STALL_TIMEOUT = 30.0  # a starting engine that shows no progress this long is given up on
 START_LIMIT = 600.0  # ... and one that keeps busy but never gets ready
@@ -99,15 +98,6 @@ def live_pid(workdir: Workdir) -> int | None:
     return pid if pid and pid_alive(pid) and _is_engine(pid) else None
 
 
-def _socket_answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
 
 def clean_stale(workdir: Workdir) -> list[str]:
     """Remove the socket and pid file of an engine that is gone; says what it removed.
@@ -121,7 +111,7 @@ def clean_stale(workdir: Workdir) -> list[str]:
         pid = read_pid(workdir)
         workdir.pid.unlink(missing_ok=True)
         removed.append(f"pid file of engine {pid} (no longer running)")
-    if workdir.socket.exists() and not _socket_answers(workdir.socket):
+    if workdir.socket.exists() and not socket_answers(workdir.socket):
         workdir.socket.unlink(missing_ok=True)
         removed.append(f"stale control socket {workdir.socket}")
     return removed

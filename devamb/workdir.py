@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -82,3 +83,14 @@ class Workdir:
     @property
     def state(self) -> Path:
         return self.root / "state.json"
+
+
+def socket_answers(path: Path) -> bool:
+    """Whether some process accepts connections on the unix socket at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True

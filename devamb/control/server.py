@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from devamb.control.protocol import ControlError, EngineControl
-from devamb.workdir import fallback_socket_dir, private_dir
+from devamb.workdir import fallback_socket_dir, private_dir, socket_answers
 
 
 class SocketInUse(Exception):
@@ -260,16 +259,6 @@ def make_app(control: EngineControl) -> web.Application:
     return app
 
 
-def _answers(path: Path) -> bool:
-    """Whether some process accepts connections on the unix socket at `path`."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
 
 class ControlServer:
     def __init__(self, control: EngineControl, socket_path: Path) -> None:
@@ -284,7 +273,7 @@ class ControlServer:
         else:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.socket_path.exists():
-            if _answers(self.socket_path):
+            if socket_answers(self.socket_path):
                 raise SocketInUse(f"another engine answers on {self.socket_path}")
             self.socket_path.unlink()  # left behind by an engine that is gone
         runner = web.AppRunner(
