@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from devamb.control.protocol import ExchangeSummary, Status
@@ -36,6 +37,30 @@ def _state(target: dict[str, Any]) -> str:
     if breaker and breaker["state"] != "closed":
         return f"{target['state']}, circuit {breaker['state']}"
     return target["state"]
+
+
+def _endpoint_problems(target: dict[str, Any]) -> list[str]:
+    """One line per pool endpoint that cannot take traffic: its failed connection, its
+    ejection or its failing health check."""
+    endpoints = (target.get("details") or {}).get("endpoints")
+    if not isinstance(endpoints, list):
+        return []
+    lines = []
+    for endpoint in endpoints:
+        if not isinstance(endpoint, dict):
+            continue
+        reach = endpoint.get("reach") or {}
+        name = escape(str(endpoint.get("endpoint", "?")))
+        if reach.get("reason"):
+            lines.append(
+                f"[red]{reach['state']}[/] {name} ({escape(str(reach['address']))}): "
+                f"{escape(str(reach['reason']))}"
+            )
+        elif endpoint.get("ejected"):
+            lines.append(f"[red]ejected[/] {name} for {endpoint.get('ejected_for_s')}s more")
+        elif endpoint.get("health") == "unhealthy":
+            lines.append(f"[red]unhealthy[/] {name}: {escape(str(endpoint.get('health_reason')))}")
+    return lines
 
 
 def print_status(status: Status) -> None:
@@ -99,6 +124,10 @@ def print_status(status: Status) -> None:
                 console.print(
                     f"  [dim]{service['name']}/{target['name']}:[/] [red]{reach['state']}[/]"
                     f" {reach['address']}: {reach['reason']}", highlight=False,
+                )
+            for line in _endpoint_problems(target):
+                console.print(
+                    f"  [dim]{service['name']}/{target['name']}:[/] {line}", highlight=False
                 )
         mirror = service["stats"].get("mirror")
         if mirror:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devamb.proxy.upstream import UpstreamPool
+from devamb.targets.base import Reachability
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -54,6 +55,11 @@ class Endpoint:
     requests: int = 0
     failures: int = 0
     authorization: str | None = None  # from user:password@ in the URL; a secret
+    #: what the last connection to it found (an exchange's, a health check's or a probe's)
+    reach: Reachability = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reach = Reachability(self.host, self.port)
 
     @classmethod
     def from_url(cls, url: str, written: str = "", origin: str = "profile") -> Endpoint:
@@ -105,6 +111,14 @@ class Endpoint:
             return "ejected"
         return self.health
 
+    @property
+    def condition(self) -> str:
+        """`down` (not routable, or its last connection failed), `unknown` (routable, never
+        connected to) or `up`: what the pool's state is made of."""
+        if not self.routable or self.reach.failing:
+            return "down"
+        return "unknown" if self.reach.state == "unknown" else "up"
+
     def to_json(self, now: float, total_requests: int) -> dict[str, Any]:
         host, port = self.connect_address()
         return {
@@ -116,6 +130,8 @@ class Endpoint:
             "ejected": self.ejected,
             "ejected_for_s": round(max(0.0, self.ejected_until - now), 1) if self.ejected else None,
             "ejections": self.ejections,
+            "routable": self.routable,
+            "reach": self.reach.to_json(),
             "in_flight": self.in_flight,
             "requests": self.requests,
             "failures": self.failures,

@@ -5,6 +5,7 @@
 out and `healthy` passes in a row bring it back. A check that answers 2xx or 3xx, its whole
 body as its framing says (Content-Length, chunked, or up to the close), within `timeout` passes;
 a body cut short fails. Checks go to the endpoint's pinned address (see `dns`), one task each.
+Each check's connection attempt also tells the endpoint's `reach` what it found.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ async def check_http(
             reader, writer = await asyncio.open_connection(
                 host, port, ssl=tls, server_hostname=endpoint.host if tls else None
             )
+            endpoint.reach.observe(None)
             default = endpoint.port == (443 if endpoint.scheme == "https" else 80)
             authority = endpoint.host if default else str(endpoint)
             auth = f"Authorization: {endpoint.authorization}\r\n" if endpoint.authorization else ""
@@ -85,10 +87,16 @@ async def check_http(
             )
             answer = await _read_response(reader)
     except TimeoutError:
+        if writer is None:
+            endpoint.reach.observe(TimeoutError(f"no connection within {timeout:g}s"))
         return f"no answer to GET {path} within {timeout:g}s"
     except ssl.SSLError as exc:
+        if writer is None:
+            endpoint.reach.observe(exc)
         return f"GET {path}: {exc}"
     except OSError as exc:
+        if writer is None:
+            endpoint.reach.observe(exc)
         return f"GET {path}: {_reason(exc)}"
     finally:
         if writer is not None:
@@ -160,9 +168,12 @@ async def check_tcp(endpoint: Endpoint, timeout: float) -> str | None:
         async with asyncio.timeout(timeout):
             _, writer = await asyncio.open_connection(host, port)
     except TimeoutError:
+        endpoint.reach.observe(TimeoutError(f"no connection within {timeout:g}s"))
         return f"no connection within {timeout:g}s"
     except OSError as exc:
+        endpoint.reach.observe(exc)
         return f"cannot connect: {_reason(exc)}"
+    endpoint.reach.observe(None)
     writer.close()
     return None
 

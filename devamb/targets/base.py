@@ -76,6 +76,9 @@ class Reachability:
         self._probed = -PROBE_EVERY  # monotonic time of the last probe
         self._closed = False  # the target closed: no more probes
         self.ssl: ssl.SSLContext | None = None  # for https: probes make the TLS handshake too
+        #: where probes connect when `host` was resolved and pinned (a pool endpoint's DNS
+        #: answer); `host` still names it in reasons and TLS
+        self.pinned: tuple[str, int] | None = None
 
     def observe(self, error: BaseException | None) -> None:
         """The outcome of one connection attempt: None when it opened."""
@@ -106,8 +109,9 @@ class Reachability:
         writer = None
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
+                host, port = self.pinned or (self.host, self.port)
                 _, writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.ssl,
+                    host, port, ssl=self.ssl,
                     server_hostname=self.host if self.ssl is not None else None,
                 )
         except TimeoutError:

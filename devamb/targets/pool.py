@@ -166,12 +166,23 @@ class PoolTarget(Target):
 
     @property
     def state(self) -> str:
+        """From the endpoints, in a split's words: `unavailable` (none routable: health checks
+        or ejection took them all out), the connect failure of the routable ones when all of
+        them failed (`refused`, `dns-failure`, ... or `unreachable` when they differ),
+        `degraded` (some cannot take traffic), `unknown` (some were never connected to) or
+        `ready` (every endpoint routable and reachable)."""
         if self.outlier is not None:
             self.outlier.expire()
-        routable = len(self.endpoints.routable())
+        routable = self.endpoints.routable()
         if not routable:
             return "unavailable"
-        return "ready" if routable == len(self.endpoints) else "degraded"
+        conditions = {e.condition for e in self.endpoints}
+        if conditions == {"down"}:
+            failures = {e.reach.state for e in routable}
+            return failures.pop() if len(failures) == 1 else "unreachable"
+        if "down" in conditions:
+            return "degraded"
+        return "unknown" if "unknown" in conditions else "ready"
 
     def details(self) -> dict[str, Any]:
         if self.outlier is not None:
@@ -198,6 +209,36 @@ class PoolTarget(Target):
             "reason": None if routable else self.endpoints.why_none(self.name),
         }
 
+    def refresh(self) -> asyncio.Task[None] | None:
+        """Status is being read: probe the endpoints not known to be reachable (rate-limited
+        per endpoint); a task to wait for while some are still unknown."""
+        first: list[asyncio.Task[None]] = []
+        for endpoint in self.endpoints:
+            reach = endpoint.reach
+            if reach.state == "reachable":
+                continue
+            probe = reach.probe()
+            if probe is not None and reach.state == "unknown":
+                first.append(probe)
+        if not first:
+            return None
+        return asyncio.get_running_loop().create_task(_all(first))
+
+    def tcp_outcome(
+        self, address: tuple[str, int], failure: str | None, error: BaseException | None = None
+    ) -> None:
+        """A relayed connection to an endpoint opened (failure None) or failed."""
+        for endpoint in self.endpoints:
+            if endpoint.connect_address() == address:
+                if failure is not None and (error is None or isinstance(error, TimeoutError)):
+                    # the relay's own words ("no connection within 10s") over an empty timeout
+                    error = (
+                        TimeoutError(failure) if isinstance(error, TimeoutError)
+                        else OSError(failure)
+                    )
+                endpoint.reach.observe(None if failure is None else error)
+                return
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -205,10 +246,11 @@ class PoolTarget(Target):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FIRST_RESOLVE_WAIT):
                     await self.dns.refresh()
-        if self._http:
-            for endpoint in self.endpoints:
-                if endpoint.pool is None:
-                    endpoint.pool = self._make_pool(endpoint)
+        for endpoint in self.endpoints:
+            endpoint.reach.ssl = self._ssl if endpoint.scheme == "https" else None
+            endpoint.reach.pinned = endpoint.address
+            if self._http and endpoint.pool is None:
+                endpoint.pool = self._make_pool(endpoint)
         self.dns.start()
         if self.health is not None:
             self.health.watch(self.endpoints)
@@ -223,13 +265,18 @@ class PoolTarget(Target):
             if endpoint.pool is not None:
                 endpoint.pool.close()
                 endpoint.pool = None
+            await endpoint.reach.close()
         await self._websockets.close()
 
     def _make_pool(self, endpoint: Endpoint) -> UpstreamPool:
         tls = self._ssl if endpoint.scheme == "https" else None
-        if endpoint.address is not None:
-            return PinnedPool(endpoint.host, endpoint.address, tls)
-        return UpstreamPool(endpoint.host, endpoint.port, tls)
+        pool = (
+            PinnedPool(endpoint.host, endpoint.address, tls)
+            if endpoint.address is not None
+            else UpstreamPool(endpoint.host, endpoint.port, tls)
+        )
+        pool.observer = endpoint.reach.observe  # each new connection's outcome, not each request
+        return pool
 
     # -- what the policies report ------------------------------------------------------------
 
@@ -260,6 +307,7 @@ class PoolTarget(Target):
             self.notify("info", f"{self._prefix}{endpoint.key} is back after its ejection")
 
     def _address_changed(self, endpoint: Endpoint, old: tuple[str, int] | None) -> None:
+        endpoint.reach.pinned = endpoint.address
         if endpoint.pool is not None:
             previous = endpoint.pool
             endpoint.pool = self._make_pool(endpoint)
@@ -345,3 +393,7 @@ class PoolTarget(Target):
         endpoint = self.choose(None)
         endpoint.requests += 1
         return endpoint.connect_address()
+
+
+async def _all(probes: list[asyncio.Task[None]]) -> None:
+    await asyncio.wait(probes)

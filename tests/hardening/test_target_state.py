@@ -362,3 +362,280 @@ async def test_https_targets_are_probed_with_their_tls_settings(
         assert "CERTIFICATE_VERIFY_FAILED" in reason
     finally:
         server.close()
+
+
+# -- pools: each endpoint's last connection, and the pool's state made of them ------------------
+
+POOLS = """
+version: 1
+name: pools
+services:
+  api:
+    listen: 0
+    target: {active}
+    timeout: 5s
+    targets:
+      mixed:
+        endpoints: [{up}, "http://127.0.0.1:{closed}", "http://nosuch.invalid:8080"]
+      dead:
+        endpoints: ["http://127.0.0.1:{closed}", "http://nosuch.invalid:8080"]
+      refusing:
+        endpoints: ["http://127.0.0.1:{closed}"]
+      alive:
+        endpoints: [{up}]
+"""
+
+
+def endpoint_reach(status: dict[str, Any], target: str) -> dict[str, dict[str, Any]]:
+    [svc] = [s for s in status["services"] if s["name"] == "api"]
+    [pool] = [t for t in svc["targets"] if t["name"] == target]
+    return {e["endpoint"]: e["reach"] for e in pool["details"]["endpoints"]}
+
+
+@needs_dns_failure
+async def test_a_pool_state_comes_from_its_endpoints(
+    make_engine: EngineFactory, upstream: HttpUpstream, closed_port: int
+) -> None:
+    engine = await make_engine(POOLS.format(active="alive", up=upstream.url, closed=closed_port))
+    targets = engine.services["api"].targets
+    # nothing was tried yet (no health checks, no traffic, no status): not `ready`
+    assert {n: t.state for n, t in targets.items()} == dict.fromkeys(
+        ("mixed", "dead", "refusing", "alive"), "unknown"
+    )
+
+    async def known() -> bool:
+        return "unknown" not in states(await engine.status()).values()  # type: ignore[arg-type]
+
+    await eventually(known, timeout=20, what="status's probes of the endpoints")
+    status = await engine.status()
+    assert states(status) == {  # type: ignore[arg-type]
+        "mixed": "degraded",  # one answers, one refuses, one does not resolve
+        "dead": "unreachable",  # none can be connected to, for different reasons
+        "refusing": "refused",
+        "alive": "ready",
+    }
+    reach = endpoint_reach(status, "mixed")  # type: ignore[arg-type]
+    closed = f"http://127.0.0.1:{closed_port}"
+    assert reach[upstream.url]["state"] == "reachable"
+    assert (reach[closed]["state"], reach[closed]["reason"]) == ("refused", "connection refused")
+    assert reach["http://nosuch.invalid:8080"]["state"] == "dns-failure"
+    assert "nosuch.invalid" in reach["http://nosuch.invalid:8080"]["reason"]
+    # health and ejection are what they were: routable, nothing ejected
+    [svc] = status["services"]
+    [mixed] = [t for t in svc["targets"] if t["name"] == "mixed"]
+    assert mixed["details"]["routable"] == 3
+    assert {e["state"] for e in mixed["details"]["endpoints"]} == {"unknown"}
+
+
+async def test_a_pools_exchanges_set_its_endpoints_reach(
+    make_engine: EngineFactory, upstream: HttpUpstream, closed_port: int
+) -> None:
+    engine = await make_engine(f"""
+        version: 1
+        name: poolx
+        services:
+          api:
+            listen: 0
+            target: pair
+            timeout: 5s
+            targets:
+              pair:
+                endpoints: [{upstream.url}, "http://127.0.0.1:{closed_port}"]
+                balance: round_robin
+        """)
+    pool = engine.services["api"].targets["pair"]
+    url = listen_url(engine, "api")
+    assert sorted([await get(url), await get(url)]) == [200, 502]
+    # no status was read, so no probe: the two exchanges' connections said it
+    reach = {e.key: e.reach.state for e in pool.endpoints}  # type: ignore[attr-defined]
+    assert reach == {upstream.url: "reachable", f"http://127.0.0.1:{closed_port}": "refused"}
+    assert pool.state == "degraded"
+    async with LateUpstream(closed_port):  # it comes up: its next new connection says so
+        for _ in range(4):
+            await get(url)
+        assert pool.state == "ready"
+
+
+async def test_a_pool_with_its_endpoints_ejected_stays_unavailable(
+    make_engine: EngineFactory, closed_port: int
+) -> None:
+    engine = await make_engine(f"""
+        version: 1
+        name: poolej
+        services:
+          api:
+            listen: 0
+            target: one
+            timeout: 5s
+            targets:
+              one:
+                endpoints: ["http://127.0.0.1:{closed_port}"]
+                outlier: {{consecutive_failures: 1, eject_for: 60s, max_ejected: 100%}}
+        """)
+    pool = engine.services["api"].targets["one"]
+    url = listen_url(engine, "api")
+    assert await get(url) == 502
+    assert await get(url) == 503  # ejected: nothing routable, as before
+    status = await engine.status()
+    assert states(status)["one"] == "unavailable"  # type: ignore[arg-type]
+    [endpoint] = pool.details()["endpoints"]
+    assert (endpoint["state"], endpoint["routable"]) == ("ejected", False)
+    assert endpoint["reach"]["state"] == "refused"  # and why it was ejected
+
+
+async def test_a_tcp_pools_relays_set_its_endpoints_reach(
+    make_engine: EngineFactory, closed_port: int
+) -> None:
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hi")
+        await writer.drain()
+        writer.close()
+
+    up = await TcpUpstream(hello).start()
+    try:
+        engine = await make_engine(f"""
+            version: 1
+            name: tcppool
+            services:
+              db:
+                listen: 0
+                protocol: tcp
+                target: pair
+                targets:
+                  pair:
+                    endpoints: [tcp://127.0.0.1:{up.port}, tcp://127.0.0.1:{closed_port}]
+                    balance: round_robin
+            """)
+        host, port = engine.services["db"].bound  # type: ignore[misc]
+        for _ in range(2):
+            reader, writer = await asyncio.open_connection(host, port)
+            await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+        pool = engine.services["db"].targets["pair"]
+        reach = {e.key: e.reach.state for e in pool.endpoints}  # type: ignore[attr-defined]
+
+        async def decided() -> bool:
+            nonlocal reach
+            reach = {e.key: e.reach.state for e in pool.endpoints}  # type: ignore[attr-defined]
+            return "unknown" not in reach.values()
+
+        await eventually(decided, what="both relays' outcomes")
+        assert reach == {
+            f"tcp://127.0.0.1:{up.port}": "reachable",
+            f"tcp://127.0.0.1:{closed_port}": "refused",
+        }
+        assert pool.state == "degraded"
+    finally:
+        await up.stop()
+
+
+async def test_a_pools_health_checks_set_its_endpoints_reach(
+    make_engine: EngineFactory, upstream: HttpUpstream, closed_port: int
+) -> None:
+    engine = await make_engine(f"""
+        version: 1
+        name: poolhc
+        services:
+          api:
+            listen: 0
+            target: pair
+            targets:
+              pair:
+                endpoints: [{upstream.url}, "http://127.0.0.1:{closed_port}"]
+                health: {{path: /x, interval: 60s, timeout: 5s}}
+        """)
+    pool = engine.services["api"].targets["pair"]
+    endpoints = {e.key: e for e in pool.endpoints}  # type: ignore[attr-defined]
+    closed = endpoints[f"http://127.0.0.1:{closed_port}"]
+    await eventually(lambda: closed.health == "unhealthy", what="the first health checks")
+    await eventually(lambda: endpoints[upstream.url].health == "healthy", what="the good one")
+    assert closed.reach.state == "refused"  # the check's connection said so, with no probe
+    assert endpoints[upstream.url].reach.state == "reachable"
+    assert pool.state == "degraded"
+
+
+@needs_dns_failure
+async def test_the_cli_shows_the_pools_endpoints(tmp_path: Path, upstream: HttpUpstream) -> None:
+    closed = free_port()
+    engine = EngineProcess(tmp_path, POOLS.format(active="mixed", up=upstream.url, closed=closed))
+    await engine.start()
+    try:
+        env = {**os.environ, "COLUMNS": "200"}
+
+        def cli(*args: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-m", "devamb", *args], cwd=tmp_path, env=env,
+                capture_output=True, text=True, timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        async def decided() -> bool:
+            status = await engine.control.status()
+            return "unknown" not in states(status).values()  # type: ignore[arg-type]
+
+        await eventually(decided, timeout=20, what="the probes")
+        status = json.loads(await asyncio.to_thread(cli, "status", "--json"))
+        assert states(status)["mixed"] == "degraded"
+        reach = endpoint_reach(status, "mixed")
+        assert {r["state"] for r in reach.values()} == {"reachable", "refused", "dns-failure"}
+        text = await asyncio.to_thread(cli, "status")
+        assert "degraded" in text.split("\n")[2]  # the active target's row
+        assert (
+            f"api/mixed: refused http://127.0.0.1:{closed} (127.0.0.1:{closed}): "
+            "connection refused"
+        ) in text
+        assert "api/mixed: dns-failure http://nosuch.invalid:8080" in text
+        assert "api/mixed: reachable" not in text
+    finally:
+        await engine.close()
+
+
+@needs_dns_failure
+async def test_the_tui_shows_the_pools_endpoints(
+    make_engine: EngineFactory, upstream: HttpUpstream, closed_port: int
+) -> None:
+    engine = await make_engine(POOLS.format(active="mixed", up=upstream.url, closed=closed_port))
+    app = make_app(engine, poll_status=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settled(pilot)
+        table = app.main.query_one(ServicesTable)
+        await until(
+            pilot, lambda: str(table.get_cell("api", "state")) == "degraded", "the table's state"
+        )
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, TargetPicker), "the picker")
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, TargetDetail), "the target detail")
+        [endpoints] = [
+            s for s in app.screen.query(".detail-section") if s.border_title == "Endpoints"
+        ]
+        shown = text_of(endpoints)
+        assert "Connect" in shown
+        rows = {line.split()[0]: line for line in shown.splitlines() if "://" in line}
+        assert "reachable" in rows[upstream.url]
+        assert "refused (connection refused)" in rows[f"http://127.0.0.1:{closed_port}"]
+        assert "dns-failure" in rows["http://nosuch.invalid:8080"]
+
+
+async def test_a_named_endpoints_pinned_connections_set_its_reach(
+    make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    port = int(upstream.url.rsplit(":", 1)[1])
+    engine = await make_engine(f"""
+        version: 1
+        name: pinned
+        services:
+          api:
+            listen: 0
+            target: named
+            targets:
+              named:
+                endpoints: ["http://localhost:{port}"]
+        """)
+    pool = engine.services["api"].targets["named"]
+    [endpoint] = pool.endpoints  # type: ignore[attr-defined]
+    assert endpoint.address is not None  # resolved at start: connections go to that address
+    assert await get(listen_url(engine, "api")) == 200
+    assert endpoint.reach.state == "reachable"  # no status read: the exchange's connection said
+    assert pool.state == "ready"

@@ -324,3 +324,37 @@ async def test_names_are_re_resolved_and_the_last_good_answer_is_kept(
     assert "localhost now resolves to 127.0.0.2" in notices[-1][1]
     # Host header and exchange URL keep the name as written
     assert engine.store.all()[-1].url == f"http://localhost:{replicas[0].port}/"
+
+
+async def test_the_pool_state_combines_reach_health_and_ejection(
+    make_engine: EngineFactory,
+) -> None:
+    """Each endpoint is down (not routable, or its last connection failed), unknown (never
+    connected to) or up; the pool's state is made of those, in a split's words."""
+    engine = await make_engine(pool_profile(
+        ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"]
+    ))
+    target = pool(engine)
+    a, b, c = target.endpoints
+    assert target.state == "unknown"
+    for endpoint in (a, b, c):
+        endpoint.reach.observe(None)
+    assert target.state == "ready"
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    c.reach.observe(refused)
+    assert target.state == "degraded"
+    b.health = "unhealthy"  # reachable, but its health check fails: not routable
+    target.endpoints.changed()
+    assert target.state == "degraded"
+    a.reach.observe(refused)
+    assert target.state == "refused"  # every routable endpoint refuses: what a URL target says
+    a.reach.observe(TimeoutError("no connection within 3s"))
+    assert target.state == "unreachable"  # they fail differently
+    a.ejected_until, b.health = 1e18, "healthy"
+    a.reach.observe(None)
+    target.endpoints.changed()
+    assert target.state == "degraded"  # b is back; a is reachable, but ejected: not routable
+    b.health = "unhealthy"
+    c.ejected_until = 1e18
+    target.endpoints.changed()
+    assert target.state == "unavailable"  # nothing routable, whatever the connections said

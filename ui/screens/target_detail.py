@@ -1,9 +1,9 @@
 """TargetDetail: one target of a service, as the engine's status describes it.
 
-Pools: each endpoint's health, ejection, in-flight and share. Docker: its containers with state
-and address (`l` tails their logs). Mocks: hits per route and the unmatched requests. Shards and
-splits: each member's share. URL targets: what the last connection attempt found. Every kind:
-the circuit breaker's state when there is one. It
+Pools: each endpoint's health, ejection, last connection attempt, in-flight and share. Docker:
+its containers with state and address (`l` tails their logs). Mocks: hits per route and the
+unmatched requests. Shards and splits: each member's share. URL targets: what the last
+connection attempt found. Every kind: the circuit breaker's state when there is one. It
 refreshes from `status()` every second.
 """
 
@@ -59,6 +59,7 @@ def _share(value: Any) -> Text:
 
 
 def endpoint_rows(endpoints: list[dict[str, Any]]) -> Table:
+    connects = any("reach" in e for e in endpoints)  # a status without it: no column
     rows = []
     for e in endpoints:
         ejected = e.get("ejected")
@@ -72,14 +73,30 @@ def endpoint_rows(endpoints: list[dict[str, Any]]) -> Table:
         health = _state(e.get("health"))
         if e.get("health_reason"):
             health.append(f" ({e['health_reason']})", style="dim")
-        rows.append([
+        row = [
             Text(str(e.get("endpoint", e.get("address", "?"))), style="bold"),
             health, ejection, Text(str(e.get("in_flight", 0)), justify="right"),
             Text(str(e.get("requests", 0)), justify="right"),
             Text(str(e.get("failures", 0)), justify="right"), _share(e.get("share")),
-        ])  # fmt: skip
-    return _table(["Endpoint", "Health", "Ejection", "In flight", "Requests", "Failures",
-                   "Share"], rows)  # fmt: skip
+        ]  # fmt: skip
+        if connects:
+            row.insert(3, connect_text(e.get("reach") or {}))
+        rows.append(row)
+    columns = ["Endpoint", "Health", "Ejection", "In flight", "Requests", "Failures", "Share"]
+    if connects:
+        columns.insert(3, "Connect")
+    return _table(columns, rows)
+
+
+def connect_text(reach: dict[str, Any]) -> Text:
+    """An endpoint's last connection attempt: its state, and why it failed."""
+    state = str(reach.get("state", "unknown"))
+    if state == "unknown":
+        return Text("not tried yet", style="dim")
+    text = Text(state, style=display.state_style(state))
+    if reach.get("reason"):
+        text.append(f" ({reach['reason']})", style="dim")
+    return text
 
 
 def container_rows(containers: list[dict[str, Any]]) -> Table:
