@@ -275,6 +275,19 @@ BAD_CASES = [
         ],
     ),
     (
+        "a wrong retry condition or balance policy hides none of the other keys",
+        "services:\n  a:\n    listen: 9001\n    retries: {on: [bogus], budget: 99}\n"
+        "    targets:\n      p: {endpoints: ['http://h'], balance: nope, hash_on: 'cookie:'}\n",
+        [
+            "devamb.yaml:4:19: services.a.retries.on: 'bogus' is not a retry condition; use "
+            "connect-failure, reset, timeout, 502, 503, 504, 5xx, retriable-4xx",
+            "devamb.yaml:4:36: services.a.retries.budget: 99 is out of range 0..10",
+            "devamb.yaml:6:45: services.a.targets.p.balance: 'nope' is not one of round_robin, "
+            "least_requests, random, hash",
+            "devamb.yaml:6:60: services.a.targets.p.hash_on: 'cookie:' needs a name: cookie:NAME",
+        ],
+    ),
+    (
         "a fault without a kind still has its other keys checked",
         "services:\n  a:\n    listen: 9001\n    targets: {x: echo}\n"
         "    faults:\n      f: {probability: 2, for: never}\n",
