@@ -322,6 +322,14 @@ BAD_CASES = [
         ],
     ),
     (
+        "an active target beside a targets: that is not a mapping",
+        "services:\n  a:\n    listen: 9001\n    target: x\n    targets: [1]\n",
+        [
+            "devamb.yaml:5:14: services.a.targets: expected a mapping of target names to "
+            "targets, with at least one target",
+        ],
+    ),
+    (
         "url without host",
         "services:\n  a:\n    listen: 9001\n    targets:\n      x: 'http://:80/'\n",
         ["devamb.yaml:5:10: services.a.targets.x: 'http://:80/' has no host"],
