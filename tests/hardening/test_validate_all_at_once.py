@@ -8,11 +8,19 @@ Issue 15, weak spot "`validate` reports a bad target only after the other errors
 
 from __future__ import annotations
 
+import copy
 import datetime
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devamb.profile import ProfileError, load_profile
 
 PROFILE = """\
 services:
@@ -109,6 +117,78 @@ def test_a_ca_file_is_found_beside_the_profile_from_another_folder(tmp_path: Pat
     result = validate(tmp_path, "-p", "project/devamb.yaml")
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert "ok (1 services)" in result.stdout
+
+
+# A profile using every target kind, policy, fault and scenario step; mutated below.
+RICH = """\
+services:
+  a:
+    listen: 9001
+    target: d
+    retries: {'on': [reset], budget: 1}
+    faults: {f: {kind: latency, delay: 1s, jitter: 1s, match: {path: /x}}}
+    targets:
+      d: {docker: {image: redis, port: 6379, env: {A: b}, wait: 2s, run: on-up, volumes: [./x:/x]}}
+      c: {docker: {compose: {service: web}, port: 80}}
+      s: {shards: [http://h1, {url: 'https://h2', tls: {ca: x.pem}}], key: 'query:k', default: h1}
+      p: {endpoints: ['https://h3'], health: {path: /h}, tls: {ca: x.pem}, balance: random}
+      sp: {split: {s: 1, p: 2}, mirror: c}
+      m: {mock: {routes: []}}
+  b:
+    listen: 9002
+    protocol: tcp
+    target: r
+    targets: {r: {shards: ['tcp://h:1'], key: redis}, q: {endpoints: ['tcp://h:2']}}
+scenarios:
+  t:
+    loop: true
+    steps:
+      - {at: 1s, service: a, add: {kind: abort, status: 500, name: z}}
+      - {at: 2s, service: a, 'off': z}
+      - {at: 3s, service: b, clear: true}
+"""
+JUNK: list[Any] = [None, 0, -1, "x", "", [], {}, [1], {"k": 1}, True, 10**9, "1s", "http://h"]
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    children = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, child in children:
+        yield from _paths(child, (*path, key))
+
+
+def test_a_mangled_profile_gives_problems_never_a_traceback(tmp_path: Path) -> None:
+    """Keys dropped and values replaced by junk anywhere: only positioned problems come out."""
+    (tmp_path / "x.pem").write_bytes(_ca_pem())
+    base = yaml.safe_load(RICH)
+    load_profile(_dump(tmp_path, base), environ={})  # the unmangled profile is valid
+    paths = [p for p in _paths(base) if p]
+    rng = random.Random(1)
+    for _ in range(800):
+        data = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 6)):
+            *parents, last = rng.choice(paths)
+            parent = data
+            try:
+                for key in parents:
+                    parent = parent[key]
+                if rng.random() < 0.4 and isinstance(parent, dict):
+                    del parent[last]
+                else:
+                    parent[last] = rng.choice(JUNK)
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier mutation removed the way there
+        try:
+            load_profile(_dump(tmp_path, data), environ={})
+        except ProfileError as exc:
+            assert all(p.line >= 1 and p.col >= 1 for p in exc.problems)
+
+
+def _dump(folder: Path, data: Any) -> Path:
+    path = folder / "devamb.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def _ca_pem() -> bytes:
