@@ -21,10 +21,9 @@ class Params:
 
 
 def parse(node: Node, protocol: str) -> Params | None:
-    if not node.has("delay"):
+    delay = node.child("delay").duration() if node.has("delay") else None
+    if not node.has("delay"):  # the other keys are checked all the same
         node.problem("missing required key 'delay' (e.g. delay: 300ms)")
-        return None
-    delay = node.child("delay").duration()
     jitter = node.child("jitter").duration() if node.has("jitter") else 0.0
     dist = node.child("distribution").one_of(DISTRIBUTIONS) if node.has("distribution") else (
         "uniform"

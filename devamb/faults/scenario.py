@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devamb.faults.spec import FaultSpec, parse_fault
-from devamb.profile.reader import Node
+from devamb.profile.problems import Problem
+from devamb.profile.reader import Node, Reader
 
 SCENARIO_KEYS = ("steps", "loop", "length")
 STEP_KEYS = ("at", "service", "add", "on", "off", "remove", "clear")
@@ -45,17 +46,22 @@ def parse_scenarios(node: Node, services: Mapping[str, Any]) -> dict[str, Scenar
         return {}
     scenarios: dict[str, ScenarioSpec] = {}
     for name, child in node.items():
-        if not child.mapping(SCENARIO_KEYS, required=("steps",)):
+        if not isinstance(child.value, dict):
+            child.mapping(SCENARIO_KEYS)  # reports what it is instead
             continue
+        before = len(child.reader.problems)
+        child.mapping(SCENARIO_KEYS, required=("steps",))  # the rest is checked all the same
         loop = child.child("loop").boolean() if child.has("loop") else False
         length = child.child("length").duration() if child.has("length") else None
+        if not child.has("steps"):
+            continue
         steps_node = child.child("steps")
         if not isinstance(steps_node.value, list) or not steps_node.value:
             steps_node.problem("expected a list of steps")
             continue
         added = _added_names(steps_node)
         steps = [_step(name, i, s, services, added) for i, s in enumerate(steps_node.elements())]
-        if all(s is not None for s in steps):
+        if all(s is not None for s in steps) and len(child.reader.problems) == before:
             ordered = tuple(sorted((s for s in steps if s), key=lambda s: s.at))
             scenarios[name] = ScenarioSpec(name, ordered, bool(loop), length)
     return scenarios
@@ -74,26 +80,28 @@ def _added_names(steps: Node) -> dict[str, set[str]]:
 
 def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any],
           added: Mapping[str, set[str]]) -> Step | None:
-    if not node.mapping(STEP_KEYS, required=("at", "service")):
+    """One step; every key present is checked, whatever else is wrong with the step."""
+    if not isinstance(node.value, dict):
+        node.mapping(STEP_KEYS)  # reports what it is instead
         return None
-    at = node.child("at").duration()
-    service_name = node.child("service").one_of(services)
+    before = len(node.reader.problems)
+    node.mapping(STEP_KEYS, required=("at", "service"))
+    at = node.child("at").duration() if node.has("at") else None
+    service_name = node.child("service").one_of(services) if node.has("service") else None
     actions = [a for a in ACTIONS if node.has(a)]
     if len(actions) != 1:
         node.problem(f"a step does exactly one of {', '.join(ACTIONS)}")
+    fault = None
+    if "add" in actions:
+        fault = _added_fault(scenario, index, node.child("add"), services, service_name)
+    if len(actions) != 1 or len(node.reader.problems) > before:
         return None
-    if at is None or service_name is None:
-        return None
+    assert at is not None and service_name is not None
     service = services[service_name]
     action = actions[0]
     if action == "clear":
         return Step(at, service_name, "clear")
     if action == "add":
-        add = node.child("add")
-        name = add.value.get("name") if isinstance(add.value, dict) else None
-        if isinstance(add.value, dict):
-            add.value = {k: v for k, v in add.value.items() if k != "name"}
-        fault = parse_fault(str(name or f"{scenario}.{index}"), add, service.protocol)
         return None if fault is None else Step(at, service_name, "add", fault=fault)
     target = node.child(action)
     known = [*service.faults, *sorted(added.get(service_name, set()) - set(service.faults))]
@@ -104,6 +112,26 @@ def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any],
         return None
     fault_name = target.one_of(known)
     return None if fault_name is None else Step(at, service_name, action, name=fault_name)
+
+
+def _added_fault(scenario: str, index: int, add: Node, services: Mapping[str, Any],
+                 service_name: str | None) -> FaultSpec | None:
+    """The fault an `add` step adds, checked for its service's protocol. When the service is
+    unknown (or has problems of its own), the problems the fault has for either protocol."""
+    name = add.value.get("name") if isinstance(add.value, dict) else None
+    value = {k: v for k, v in add.value.items() if k != "name"} if isinstance(
+        add.value, dict) else add.value
+    fault_name = str(name or f"{scenario}.{index}")
+    if service_name is not None:
+        protocol = services[service_name].protocol
+        return parse_fault(fault_name, Node(add.reader, add.path, value), protocol)
+    found: list[set[Problem]] = []
+    for protocol in ("http", "tcp"):
+        scratch = Reader(add.reader.source, add.reader.interpolator)
+        parse_fault(fault_name, Node(scratch, add.path, value), protocol)
+        found.append(set(scratch.problems))
+    add.reader.problems.extend(sorted(found[0] & found[1]))
+    return None
 
 
 @dataclass

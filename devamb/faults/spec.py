@@ -77,40 +77,41 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
     if not isinstance(node.value, dict):
         node.problem("expected a mapping with at least 'kind'")
         return None
+    before = len(node.reader.problems)
     kind_node = node.child("kind")
+    kind_name = None
     if not node.has("kind"):
         node.problem(f"missing required key 'kind' (one of {', '.join(KINDS)})")
-        return None
-    kind_name = kind_node.one_of(KINDS)
-    if kind_name is None:
-        return None
-    kind = KINDS[kind_name]
-    if not node.mapping(COMMON_KEYS + kind.KEYS):
-        return None
-    if protocol not in kind.FAULT.PROTOCOLS:
-        kind_node.problem(f"{kind_name!r} faults apply to {' and '.join(kind.FAULT.PROTOCOLS)} "
-                          f"services only")
-        return None
-    before = len(node.reader.problems)
-    params = kind.parse(node, protocol)
+    else:
+        kind_name = kind_node.one_of(KINDS)
+    # the common keys are checked whatever is wrong with the kind, so all problems come out
+    kind = KINDS[kind_name] if kind_name is not None else None
+    params = None
+    if kind is not None:
+        node.mapping(COMMON_KEYS + kind.KEYS)
+        if protocol not in kind.FAULT.PROTOCOLS:
+            kind_node.problem(f"{kind_name!r} faults apply to "
+                              f"{' and '.join(kind.FAULT.PROTOCOLS)} services only")
+        params = kind.parse(node, protocol)
     enabled = node.child("enabled").boolean() if node.has("enabled") else True
     probability = (
         node.child("probability").number(low=0.0, high=1.0) if node.has("probability") else 1.0
     )
-    directions = kind.FAULT.DIRECTIONS
-    direction = node.child("direction").one_of(directions) if node.has("direction") else (
-        directions[0]
-    )
+    directions = kind.FAULT.DIRECTIONS if kind is not None else ()
+    direction = directions[0] if directions else None
+    if node.has("direction") and kind is not None:
+        direction = node.child("direction").one_of(directions)
     match = _match(node.child("match"), protocol) if node.has("match") else None
     times = _count(node.child("times"), 1) if node.has("times") else None
     after = _count(node.child("after"), 0) if node.has("after") else 0
     duration = node.child("for").duration() if node.has("for") else None
-    if len(node.reader.problems) > before or params is None:
+    if len(node.reader.problems) > before or kind_name is None or params is None:
         return None
+    assert direction is not None
     return FaultSpec(
         name=name, kind=kind_name, params=params, enabled=bool(enabled),
         probability=probability if probability is not None else 1.0,
-        direction=direction or directions[0], match=match, times=times, after=after or 0,
+        direction=direction, match=match, times=times, after=after or 0,
         duration=duration,
     )
 

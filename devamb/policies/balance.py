@@ -118,9 +118,10 @@ def make_balancer(spec: BalanceSpec, rng: random.Random | None = None) -> Balanc
 
 
 def parse_balance(node: Node, protocol: str) -> BalanceSpec | None:
-    """`balance:` and `hash_on:` of a target mapping `node` (both optional)."""
+    """`balance:` and `hash_on:` of a target mapping `node` (both optional); both are checked
+    even when one is wrong, so that all problems come out at once."""
     policies = POLICIES if protocol == "http" else TCP_POLICIES
-    policy = "round_robin"
+    policy: str | None = "round_robin"
     if node.has("balance"):
         child = node.child("balance")
         if protocol != "http" and child.value in POLICIES and child.value not in policies:
@@ -128,14 +129,12 @@ def parse_balance(node: Node, protocol: str) -> BalanceSpec | None:
                 f"{child.value!r} needs HTTP requests; a tcp pool balances with "
                 f"{' or '.join(policies)}"
             )
-            return None
-        chosen = child.one_of(policies)
-        if chosen is None:
-            return None
-        policy = chosen
+            policy = None
+        else:
+            policy = child.one_of(policies)
     hash_on = None
     if node.has("hash_on"):
-        if policy != "hash":
+        if policy is not None and policy != "hash":
             node.child("hash_on").problem("hash_on applies to 'balance: hash' only")
             return None
         hash_on = parse_request_key(node.child("hash_on"))
@@ -146,4 +145,4 @@ def parse_balance(node: Node, protocol: str) -> BalanceSpec | None:
             "'balance: hash' needs hash_on: header:NAME, cookie:NAME, client_ip or path"
         )
         return None
-    return BalanceSpec(policy, hash_on)
+    return None if policy is None else BalanceSpec(policy, hash_on)

@@ -37,31 +37,42 @@ class HealthSpec:
 
 
 def parse_health(node: Node, protocol: str) -> HealthSpec | None:
-    required = ("path",) if protocol == "http" else ()
-    if not node.mapping(KEYS, required=required):
+    """`health: {path, interval, timeout, healthy, unhealthy}`; every key present is checked,
+    whatever else is wrong, so that all problems come out at once."""
+    if not isinstance(node.value, dict):
+        node.mapping(KEYS)  # reports what it is instead
         return None
+    before = len(node.reader.problems)
+    node.mapping(KEYS, required=("path",) if protocol == "http" else ())
     path = None
     if node.has("path"):
         if protocol != "http":
             node.child("path").problem(
                 "a tcp service checks its endpoints by connecting; 'path' applies to http"
             )
-            return None
-        path = node.child("path").string()
-        if path is not None and not path.startswith("/"):
-            node.child("path").problem(f"{path!r} must start with '/'")
-            return None
-    interval = node.child("interval").duration() if node.has("interval") else 5.0
-    timeout = node.child("timeout").duration() if node.has("timeout") else 1.0
+        else:
+            path = node.child("path").string()
+            if path is not None and not path.startswith("/"):
+                node.child("path").problem(f"{path!r} must start with '/'")
+    interval = _positive(node, "interval", 5.0)
+    timeout = _positive(node, "timeout", 1.0)
     healthy = node.child("healthy").integer(low=1, high=100) if node.has("healthy") else 2
     unhealthy = node.child("unhealthy").integer(low=1, high=100) if node.has("unhealthy") else 3
-    if (protocol == "http" and path is None) or None in (interval, timeout, healthy, unhealthy):
+    if len(node.reader.problems) > before:
         return None
     assert interval is not None and timeout is not None
-    if interval <= 0 or timeout <= 0:
-        node.problem("interval and timeout must be more than 0")
-        return None
     return HealthSpec(path, interval, timeout, healthy or 2, unhealthy or 3)
+
+
+def _positive(node: Node, key: str, default: float) -> float | None:
+    """The duration at `key` (or `default`); a problem when it is not more than 0."""
+    if not node.has(key):
+        return default
+    value = node.child(key).duration()
+    if value is not None and value <= 0:
+        node.child(key).problem(f"{key} must be more than 0")
+        return None
+    return value
 
 
 async def check_http(

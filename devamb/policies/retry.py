@@ -49,23 +49,22 @@ def parse_retries(node: Node) -> RetrySpec | None:
         return None
     default = RetrySpec()
     attempts = node.child("attempts").integer(low=1, high=10) if node.has("attempts") else 3
-    on = default.on
+    on: frozenset[str] | None = default.on
     if node.has("on"):
         values = node.child("on").value
         items = values if isinstance(values, list) else [values]
         names = [str(v) for v in items]
         unknown = [n for n in names if n not in CONDITIONS]
-        if unknown:
+        if unknown:  # the other keys are checked all the same
             node.child("on").problem(
                 f"{unknown[0]!r} is not a retry condition; use {', '.join(CONDITIONS)}"
             )
-            return None
-        on = frozenset(names)
+        on = None if unknown else frozenset(names)
     backoff = node.child("backoff").duration() if node.has("backoff") else default.backoff
     top = node.child("max_backoff").duration() if node.has("max_backoff") else default.max_backoff
     unsafe = node.child("unsafe").boolean() if node.has("unsafe") else False
     budget = node.child("budget").number(low=0.0, high=10.0) if node.has("budget") else 0.2
-    if None in (attempts, backoff, top, unsafe, budget):
+    if None in (attempts, on, backoff, top, unsafe, budget):
         return None
     return RetrySpec(attempts, on, backoff, top, bool(unsafe), budget)  # type: ignore[arg-type]
 

@@ -262,7 +262,8 @@ def _inspect(node: Node) -> InspectSpec | None:
 
 
 def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:
-    names = list(node.child("targets").value or {}) if node.has("targets") else []
+    listed = node.child("targets").value
+    names = [str(n) for n in listed] if isinstance(listed, dict) else []  # else reported already
     if not node.has("target"):
         if len(names) == 1:
             return names[0]
@@ -270,7 +271,8 @@ def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:
         return None
     active = node.child("target").string(interpolate=False)
     if active is not None and active not in names:
-        node.child("target").problem(f"{active!r} is not one of {', '.join(names)}")
+        if names:  # a `targets:` that is no mapping is reported on its own
+            node.child("target").problem(f"{active!r} is not one of {', '.join(names)}")
         return None
     return active
 

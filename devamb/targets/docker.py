@@ -80,50 +80,53 @@ class DockerTargetSpec(TargetSpec):
 
 
 def parse(name: str, node: Node, protocol: str) -> DockerTargetSpec | None:
-    """`{docker: {container|label|compose|image: …, port: N, …}}`, with positioned problems."""
+    """`{docker: {container|label|compose|image: …, port: N, …}}`, with positioned problems.
+
+    Every key present is checked, whatever else is wrong, so that all problems come out at once.
+    """
     if not node.mapping(("docker",)):
         return None
     d = node.child("docker")
-    if not d.mapping(KEYS, required=("port",)):
+    if not isinstance(d.value, dict):
+        d.mapping(KEYS)  # reports what it is instead
         return None
+    before = len(d.reader.problems)
+    d.mapping(KEYS, required=("port",))
     finders = [k for k in FINDERS if d.has(k)]
     if len(finders) != 1:
         found = f"found {', '.join(finders)}" if finders else "found none"
         d.problem(f"a docker target needs exactly one of {', '.join(FINDERS)}; {found}")
-        return None
-    port = d.child("port").integer(low=1, high=65535)
-    finder = finders[0]
-    if finder != "image":
+    port = d.child("port").integer(low=1, high=65535) if d.has("port") else None
+    if finders and "image" not in finders:
         for key in IMAGE_KEYS:
             if d.has(key):
                 d.child(key).problem(f"{key!r} applies to image targets only", key=True)
     project, profile = _profile_identity(node)
-    selector: Selector | None
+    selector: Selector | None = None
     run: RunSettings | None = None
     mode = "on-switch"
-    if finder == "container":
-        ref = d.child("container").string()
-        selector = Selector(ref=ref) if ref else None
-        if ref == "":
-            d.child("container").problem("expected a container name or id")
-    elif finder == "label":
-        selector = _label_selector(d.child("label"))
-    elif finder == "compose":
-        selector = _compose_selector(d.child("compose"), project)
-    else:
-        image = d.child("image").string()
-        selector = None
+    for finder in finders:  # each one given is checked, even when there are too many
+        if finder == "container":
+            ref = d.child("container").string()
+            selector = Selector(ref=ref) if ref else None
+            if ref == "":
+                d.child("container").problem("expected a container name or id")
+        elif finder == "label":
+            selector = _label_selector(d.child("label"))
+        elif finder == "compose":
+            selector = _compose_selector(d.child("compose"), project)
+    if "image" in finders or not finders:  # without a finder, image settings may still be wrong
+        image = d.child("image").string() if d.has("image") else None
         if d.has("run"):
             mode = d.child("run").one_of(RUN_MODES) or mode
-        if image is not None and port is not None:
-            run = _run_settings(d, image, port, Path(profile).parent)
-            if run is not None:
-                labels = owner_labels(profile, project, node.path[-3], name, config_digest(run))
-                selector = Selector(
-                    labels=tuple(owner_filter(labels, config=True)),
-                    text=f"container {container_name(project, node.path[-3], name)}",
-                )
-    if selector is None or port is None or (finder == "image" and run is None):
+        run = _run_settings(d, image or "", port or 0, Path(profile).parent)
+        if run is not None and image is not None and port is not None:
+            labels = owner_labels(profile, project, node.path[-3], name, config_digest(run))
+            selector = Selector(
+                labels=tuple(owner_filter(labels, config=True)),
+                text=f"container {container_name(project, node.path[-3], name)}",
+            )
+    if len(d.reader.problems) > before or selector is None or port is None:
         return None
     return DockerTargetSpec(name, port, selector, run, mode, project, profile)
 
@@ -156,9 +159,11 @@ def _label_selector(node: Node) -> Selector | None:
 
 
 def _compose_selector(node: Node, default_project: str) -> Selector | None:
-    if not node.mapping(("project", "service"), required=("service",)):
+    if not isinstance(node.value, dict):
+        node.mapping(("project", "service"))  # reports what it is instead
         return None
-    service = node.child("service").string()
+    node.mapping(("project", "service"), required=("service",))
+    service = node.child("service").string() if node.has("service") else None
     project = node.child("project").string() if node.has("project") else default_project
     if not service or not project:
         return None

@@ -66,9 +66,11 @@ class PoolTargetSpec(TargetSpec):
 
 
 def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
-    if not node.mapping(KEYS, required=("endpoints",)):
+    if not isinstance(node.value, dict):
+        node.mapping(KEYS)  # reports what it is instead
         return None
     before = len(node.reader.problems)
+    node.mapping(KEYS, required=("endpoints",))
     endpoints = _endpoints(name, node.child("endpoints"), protocol)
     balance = parse_balance(node, protocol)
     health = parse_health(node.child("health"), protocol) if node.has("health") else None
@@ -92,11 +94,7 @@ def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
         headers = node.child("headers").string_map() or {}
     if node.has("tls"):
         tls = node.child("tls")
-        if tls.mapping(url.TLS_KEYS):
-            if tls.has("verify"):
-                verify = tls.child("verify").boolean() is not False
-            if tls.has("ca"):
-                ca = tls.child("ca").string()
+        verify, ca = url.parse_tls(tls)
         if not any(u.startswith("https:") for u, _ in endpoints):
             tls.problem("tls settings apply to https:// endpoints only")
     if len(node.reader.problems) > before or balance is None:

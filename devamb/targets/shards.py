@@ -71,10 +71,13 @@ class ShardsTargetSpec(TargetSpec):
 
 def parse(name: str, node: Node, protocol: str) -> ShardsTargetSpec | None:
     """`{shards: [URL, …] | {NAME: URL, …}, key: …, eject_after: N, eject_for: 30s, …}`."""
-    if not node.mapping(KEYS, required=("shards", "key")):
+    if not isinstance(node.value, dict):
+        node.mapping(KEYS)  # reports what it is instead
         return None
-    shards = _shards(node.child("shards"), protocol)
-    key = _key(node.child("key"), protocol)
+    before = len(node.reader.problems)
+    node.mapping(KEYS, required=("shards", "key"))  # the rest is checked even when one is missing
+    shards = _shards(node.child("shards"), protocol) if node.has("shards") else None
+    key = _key(node.child("key"), protocol) if node.has("key") else None
     eject_after, eject_for = 0, DEFAULT_EJECT_FOR
     if node.has("eject_after"):
         eject_after = node.child("eject_after").integer(low=1, high=1_000_000) or 0
@@ -100,7 +103,7 @@ def parse(name: str, node: Node, protocol: str) -> ShardsTargetSpec | None:
             if isinstance(value.value, int) and not isinstance(value.value, bool):
                 value.value = str(value.value)
             auth = value.string()
-    if shards is None or key is None:
+    if len(node.reader.problems) > before or shards is None or key is None:
         return None
     return ShardsTargetSpec(name, shards, key, eject_after, eject_for, default, auth)
 

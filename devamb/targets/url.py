@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -51,19 +52,16 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
     headers: dict[str, str] = {}
     verify, ca = True, None
     url_node = node
+    before = len(node.reader.problems)
     if isinstance(node.value, dict):
-        if not node.mapping(KEYS, required=("url",)):
-            return None
+        node.mapping(KEYS, required=("url",))  # headers and tls are checked all the same
         url_node = node.child("url")
         if node.has("headers"):
             headers = node.child("headers").string_map() or {}
         if node.has("tls"):
-            tls = node.child("tls")
-            if tls.mapping(TLS_KEYS):
-                if tls.has("verify"):
-                    verify = tls.child("verify").boolean() is not False
-                if tls.has("ca"):
-                    ca = tls.child("ca").string()
+            verify, ca = parse_tls(node.child("tls"))
+        if not node.has("url"):
+            return None
     text = url_node.string()
     if text is None:
         return None
@@ -88,14 +86,48 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
     if protocol == "tcp" and (port is None or parts.path not in ("", "/")):
         url_node.problem(f"{written!r} must be exactly tcp://HOST:PORT")
         return None
-    if ca is not None and parts.scheme != "https":
+    if node.has("tls") and node.child("tls").has("ca") and parts.scheme != "https":
         node.child("tls").problem("tls settings apply to https:// URLs only")
     if "@" in parts.netloc:
         authorization = _credentials(url_node, node, parts.netloc, written, protocol, headers)
         if authorization is None:
             return None
         headers = {**headers, "Authorization": authorization}
+    if len(node.reader.problems) > before:
+        return None
     return UrlTargetSpec(name, text, written, headers, verify, ca)
+
+
+def parse_tls(tls: Node) -> tuple[bool, str | None]:
+    """`tls: {verify, ca}`: (verify, the CA file's absolute path); problems are reported."""
+    verify, ca = True, None
+    if tls.mapping(TLS_KEYS):
+        if tls.has("verify"):
+            verify = tls.child("verify").boolean() is not False
+        if tls.has("ca"):
+            ca = ca_file(tls.child("ca"))
+    return verify, ca
+
+
+def ca_file(node: Node) -> str | None:
+    """The CA bundle `node` names, relative to the profile's folder, checked now (it exists, is
+    readable, holds PEM certificates) so that `validate` finds what `up` would fail on."""
+    text = node.string()
+    if text is None:
+        return None
+    written = str(node.value)  # as written: a ${VAR} is not expanded in messages
+    path = Path(node.reader.source.file).resolve().parent / Path(text).expanduser()
+    try:
+        with open(path, "rb"):
+            pass
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        node.problem(f"CA file {written!r} holds no usable PEM certificate ({exc.reason or exc})")
+        return None
+    except OSError as exc:
+        node.problem(f"cannot read CA file {written!r}: {exc.strerror or exc}")
+        return None
+    return str(path)
 
 
 def _credentials(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devamb.faults.registry import KINDS as FAULT_KINDS
 from devamb.profile import ProfileError, load_profile, resolve_profile_path
 from devamb.profile.validate import SERVICE_KEYS
 from devamb.targets.url import UrlTargetSpec
@@ -228,8 +229,10 @@ BAD_CASES = [
             "devamb.yaml:7:3: services.d: missing required key 'targets'",
             "devamb.yaml:8:13: services.d.listen: 127.0.0.1:9001 is already the listener of "
             "service 'b c'",
+            "devamb.yaml:11:41: scenarios.s.steps.0.add: expected a mapping with at least 'kind'",
             "devamb.yaml:11:63: scenarios.s.steps.1.service: 'zz' is not one of (there is none "
             "without problems)",
+            "devamb.yaml:11:72: scenarios.s.steps.1.add: expected a mapping with at least 'kind'",
         ],
     ),
     (
@@ -239,6 +242,91 @@ BAD_CASES = [
         [
             "devamb.yaml:6:7: services.a.targets.devamb: target name 'devamb' is reserved: it "
             "marks requests devamb answers itself",
+        ],
+    ),
+    (
+        "every problem of docker, shards, health and scenario steps in one run",
+        "services:\n  a:\n    listen: 9001\n    target: d\n    targets:\n"
+        "      d:\n        docker: {container: 7, run: sometimes}\n"
+        "      s:\n        shards: [http://h1, 'ftp://h2']\n        eject_after: 0\n"
+        "      p:\n        endpoints: [http://h3]\n        health: {interval: 0s, healthy: 0}\n"
+        "scenarios:\n  t:\n    loop: maybe\n"
+        "    steps:\n      - {service: a, add: {kind: latency, jitter: lots}}\n",
+        [
+            "devamb.yaml:7:17: services.a.targets.d.docker: missing required key 'port'",
+            "devamb.yaml:7:29: services.a.targets.d.docker.container: expected a string, got a "
+            "number",
+            "devamb.yaml:7:32: services.a.targets.d.docker.run: 'run' applies to image targets "
+            "only",
+            "devamb.yaml:8:7: services.a.targets.s: missing required key 'key'",
+            "devamb.yaml:9:29: services.a.targets.s.shards.1: 'ftp://h2' is not a URL a http "
+            "service can use: expected http:// or https://",
+            "devamb.yaml:10:22: services.a.targets.s.eject_after: 0 is out of range 1..1000000",
+            "devamb.yaml:13:17: services.a.targets.p.health: missing required key 'path'",
+            "devamb.yaml:13:28: services.a.targets.p.health.interval: interval must be more "
+            "than 0",
+            "devamb.yaml:13:41: services.a.targets.p.health.healthy: 0 is out of range 1..100",
+            "devamb.yaml:16:11: scenarios.t.loop: expected true or false, got a string",
+            "devamb.yaml:18:9: scenarios.t.steps.0: missing required key 'at'",
+            "devamb.yaml:18:27: scenarios.t.steps.0.add: missing required key 'delay' "
+            "(e.g. delay: 300ms)",
+            "devamb.yaml:18:51: scenarios.t.steps.0.add.jitter: 'lots' is not a duration (use "
+            "e.g. 250ms, 2s, 1m)",
+        ],
+    ),
+    (
+        "a wrong retry condition or balance policy hides none of the other keys",
+        "services:\n  a:\n    listen: 9001\n    retries: {on: [bogus], budget: 99}\n"
+        "    targets:\n      p: {endpoints: ['http://h'], balance: nope, hash_on: 'cookie:'}\n",
+        [
+            "devamb.yaml:4:19: services.a.retries.on: 'bogus' is not a retry condition; use "
+            "connect-failure, reset, timeout, 502, 503, 504, 5xx, retriable-4xx",
+            "devamb.yaml:4:36: services.a.retries.budget: 99 is out of range 0..10",
+            "devamb.yaml:6:45: services.a.targets.p.balance: 'nope' is not one of round_robin, "
+            "least_requests, random, hash",
+            "devamb.yaml:6:60: services.a.targets.p.hash_on: 'cookie:' needs a name: cookie:NAME",
+        ],
+    ),
+    (
+        "a fault without a kind still has its other keys checked",
+        "services:\n  a:\n    listen: 9001\n    targets: {x: echo}\n"
+        "    faults:\n      f: {probability: 2, for: never}\n",
+        [
+            "devamb.yaml:6:10: services.a.faults.f: missing required key 'kind' (one of "
+            f"{', '.join(FAULT_KINDS)})",
+            "devamb.yaml:6:24: services.a.faults.f.probability: 2 is out of range 0..1",
+            "devamb.yaml:6:32: services.a.faults.f.for: 'never' is not a duration (use e.g. "
+            "250ms, 2s, 1m)",
+        ],
+    ),
+    (
+        "a CA file that is missing or not PEM is found at validation",
+        "services:\n  a:\n    listen: 9001\n    target: x\n    targets:\n"
+        "      x: {url: 'ftp://h', tls: {ca: certs/nope.pem}}\n"
+        "      y: {url: 'https://h', tls: {ca: devamb.yaml}}\n"
+        "      p: {endpoints: ['https://h'], tls: {ca: certs/nope.pem, verify: maybe}}\n"
+        "      s: {shards: [{url: 'https://h', tls: {ca: certs/nope.pem}}], key: 'query:k'}\n",
+        [
+            "devamb.yaml:6:16: services.a.targets.x.url: 'ftp://h' is not a URL a http service "
+            "can use: expected http:// or https://",
+            "devamb.yaml:6:37: services.a.targets.x.tls.ca: cannot read CA file 'certs/nope.pem': "
+            "No such file or directory",
+            "devamb.yaml:7:39: services.a.targets.y.tls.ca: CA file 'devamb.yaml' holds no usable "
+            "PEM certificate (NO_CERTIFICATE_OR_CRL_FOUND)",
+            "devamb.yaml:8:47: services.a.targets.p.tls.ca: cannot read CA file 'certs/nope.pem': "
+            "No such file or directory",
+            "devamb.yaml:8:71: services.a.targets.p.tls.verify: expected true or false, got a "
+            "string",
+            "devamb.yaml:9:49: services.a.targets.s.shards.0.tls.ca: cannot read CA file "
+            "'certs/nope.pem': No such file or directory",
+        ],
+    ),
+    (
+        "an active target beside a targets: that is not a mapping",
+        "services:\n  a:\n    listen: 9001\n    target: x\n    targets: [1]\n",
+        [
+            "devamb.yaml:5:14: services.a.targets: expected a mapping of target names to "
+            "targets, with at least one target",
         ],
     ),
     (
