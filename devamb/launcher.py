@@ -75,14 +75,26 @@ def pid_alive(pid: int) -> bool:
 
 
 def _is_engine(pid: int) -> bool:
-    """Whether `pid` is a devamb process (not a recycled pid), where /proc can tell."""
+    """Whether `pid` is a devamb process (not a recycled pid): from /proc, or `ps` without it
+    (macOS), so a pid file left by a crash never gets another program signalled."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no /proc here: trust the pid file
+        if Path("/proc/self").exists():
+            return False  # /proc exists and the pid is gone
+        cmdline = _ps_command(pid)
     except OSError:
         return True
     return b"devamb" in cmdline
+
+
+def _ps_command(pid: int) -> bytes:
+    try:
+        return subprocess.run(
+            ["ps", "-p", str(pid), "-o", "command="], capture_output=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return b"devamb"  # cannot tell: trust the pid file, as before
 
 
 def read_pid(workdir: Workdir) -> int | None:
@@ -254,9 +266,13 @@ async def terminate_engine(
     its loop is stuck) or is still there after its drain (`grace`) and KILL_WAIT more.
     A draining engine answers on its control socket, so it gets the whole grace.
     Says how it ended: "stopped" or "killed"."""
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        return "stopped"
+    except PermissionError as exc:
+        raise LaunchError(f"engine pid {pid} belongs to another user: not signalled") from exc
     if say is not None:
         say(f"sent SIGTERM to engine pid {pid}; SIGKILL if it stays silent for {KILL_WAIT:g}s "
             f"or is still there in {grace + KILL_WAIT:g}s")

@@ -83,6 +83,8 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     for sig in signals:  # a stop requested while starting is honoured once started
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue  # e.g. SIGHUP under nohup: the user asked for it to be ignored
         loop.add_signal_handler(sig, lambda: _background.add(ensure_future(engine.shutdown())))
     if lifeline:
         _watch_lifeline(loop, engine)

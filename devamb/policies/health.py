@@ -158,6 +158,8 @@ async def _read_response(reader: asyncio.StreamReader) -> int | str:
             if not data:
                 break
             response.parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+        return "switched protocols (101)"
     except httptools.HttpParserError:
         return "not an HTTP response"
     if response.complete:

@@ -175,6 +175,8 @@ async def test_an_answering_mirror_is_sent_and_counted_apart(
          "GET /healthz: the connection closed before a whole response head"),
         (b"", True, "GET /healthz: the connection closed before a whole response head"),
         (b"SSH-2.0-OpenSSH\r\n\r\n", True, "GET /healthz: not an HTTP response"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+         False, "GET /healthz: switched protocols (101)"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", False, None),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", False,
          None),
@@ -183,7 +185,7 @@ async def test_an_answering_mirror_is_sent_and_counted_apart(
         (b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n\r\n", False,
          "GET /healthz answered 503"),
     ],
-    ids=["short-length", "short-chunked", "short-head", "nothing", "not-http", "whole",
+    ids=["short-length", "short-chunked", "short-head", "nothing", "not-http", "101", "whole",
          "whole-chunked", "close-framed", "100-then-204", "503"],
 )
 async def test_a_health_check_reads_the_whole_body(
