@@ -48,27 +48,6 @@ class PinnedPool(UpstreamPool):
         self.server_name = server_name
         self.retired = False
 
-    async def acquire(self) -> tuple[UpstreamConnection, bool]:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
-                return conn, True
-        try:
-            _, conn = await asyncio.get_running_loop().create_connection(
-                UpstreamConnection,
-                self.host,
-                self.port,
-                ssl=self.ssl_context,
-                server_hostname=self.server_name if self.ssl_context else None,
-            )
-        except BaseException as exc:
-            if self.observer is not None:
-                self.observer(exc)
-            raise
-        if self.observer is not None:
-            self.observer(None)
-        return conn, False
-
     def release(self, conn: UpstreamConnection) -> None:
         if self.retired and conn.transport is not None:
             conn.transport.close()  # the address changed: do not keep connections to the old one

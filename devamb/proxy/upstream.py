@@ -279,6 +279,7 @@ class UpstreamPool:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
+        self.server_name = host  # the name TLS checks (a pinned pool connects to an address)
         self._idle: deque[UpstreamConnection] = deque()
         self._closed = False  # a retired target's pool: connections in flight close when done
         #: told each new connection's outcome (None: it opened), e.g. a target's Reachability
@@ -297,7 +298,7 @@ class UpstreamPool:
                 self.host,
                 self.port,
                 ssl=self.ssl_context,
-                server_hostname=self.host if self.ssl_context else None,
+                server_hostname=self.server_name if self.ssl_context else None,
             )
         except BaseException as exc:
             if self.observer is not None:
