@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from textual.pilot import Pilot
@@ -9,15 +10,26 @@ from textual.pilot import Pilot
 from tests.ui.fake_control import FakeControl
 from ui.app import DevambApp
 
-ROUNDS = 400
+QUICK_ROUNDS = 400
+PATIENCE = 30.0  # seconds: a generous bound for a loaded CI machine, not a timing assertion
 
 
 async def until(pilot: Pilot, condition: Callable[[], bool], what: str = "condition") -> None:
-    """Process pending messages until `condition()` is true (fails after many idle rounds)."""
-    for _ in range(ROUNDS):
+    """Process pending messages until `condition()` is true.
+
+    First many quick rounds (most conditions hold within a few); then, since some updates wait
+    on a timer (the traffic list redraws at most every REDRAW_EVERY), short sleeps until a wall
+    clock bound that only a real hang reaches.
+    """
+    for _ in range(QUICK_ROUNDS):
         if condition():
             return
         await pilot.pause()
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await pilot.pause(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
 
