@@ -156,7 +156,7 @@ def start_engine(
 
 
 def socket_of(base: Path, key: str) -> Path:
-    from devamb.workdir import Workdir  # the engine's own rule (long paths move to /tmp)
+    from devamb.control.workdir import Workdir
 
     return Workdir.beside(base / key / "devamb.yaml").socket
 

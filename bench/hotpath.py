@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devamb.engine import Engine
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
+from devamb.engine.runner import loop_factory
 from devamb.proxy.front import FrontProtocol
 from devamb.proxy.upstream import UpstreamConnection
-from devamb.runner import loop_factory
 
 REQUEST = (
     b"GET /1k HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"

@@ -275,7 +275,7 @@ def devamb_available() -> bool:
 def start_devamb(children: Children, base: Path, upstream: Upstream, loop: str) -> Subject:
     """`python -m devamb up --headless` in the foreground, pinned to the proxy CPU."""
     if not devamb_available():
-        raise Unavailable("devamb's command line (devamb/cli.py) does not exist yet")
+        raise Unavailable("devamb's command line (devamb/cli/main.py) does not exist yet")
     root = _workdir(base, f"devamb-{loop}")
     http_port, tcp_port = free_port(), free_port()
     profile = root / "devamb.yaml"

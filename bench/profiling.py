@@ -22,7 +22,7 @@ from report import Case
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::(?P<line>\d+))?\)$")
 # Frames every engine stack passes through: no information in their totals.
-_ENTRY = ("devamb/__main__.py", "devamb/cli.py:up", "devamb/runner.py:run_engine")
+_ENTRY = ("devamb/__main__.py", "devamb/cli/main.py:up", "devamb/engine/runner.py:run_engine")
 
 
 @dataclass(frozen=True)

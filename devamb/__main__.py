@@ -1,3 +1,3 @@
-from devamb.cli import main
+from devamb.cli.main import main
 
 main()

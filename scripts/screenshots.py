@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from textual.pilot import Pilot  # noqa: E402
 
-from devamb.engine import Engine  # noqa: E402
-from devamb.profile import load_profile  # noqa: E402
+from devamb.engine.assembly import load_profile  # noqa: E402
+from devamb.engine.core import Engine  # noqa: E402
 from ui.app import make_app  # noqa: E402
 from ui.messages import SwitchRequested  # noqa: E402
 from ui.screens.choose_target import ChooseTarget  # noqa: E402

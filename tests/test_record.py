@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from devamb.control.protocol import ControlError
-from devamb.engine import Engine
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
 from tests.test_cli import devamb
 from tests.upstreams import HttpUpstream
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
 from tests.upstreams import HttpUpstream
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
 
 PROFILES = sorted((Path(__file__).parent.parent / "profiles").glob("*.yaml"))
 

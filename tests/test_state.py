@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from devamb.engine import Engine
-from devamb.profile import load_profile
-from devamb.state import RuntimeState
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
+from devamb.engine.state import RuntimeState
 
 PROFILE = """
 services:

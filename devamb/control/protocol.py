@@ -1,7 +1,7 @@
 """EngineControl: the one interface through which the TUI, the CLI and scripts drive an engine.
 
 Two implementations exist: `devamb.control.client.ControlClient` talks to an engine process over
-its unix socket, and `devamb.engine.Engine` itself (in-process, used by tests). Everything that
+its unix socket, and `devamb.engine.core.Engine` itself (in-process, used by tests). Everything that
 crosses this interface is plain JSON-shaped data, described by the TypedDicts below, so that both
 implementations hand the UI exactly the same shapes.
 """

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from devamb.control.protocol import ControlError, EngineControl
-from devamb.workdir import fallback_socket_dir, private_dir, socket_answers
+from devamb.control.workdir import fallback_socket_dir, private_dir, socket_answers
 
 
 class SocketInUse(Exception):

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from devamb.proxy.errors import CutConnection
+
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
     from devamb.proxy.request import FrontRequest
@@ -26,14 +28,6 @@ class FaultContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
 
-
-class CutConnection(Exception):
-    """Raised inside a body stream: stop here and cut the client's connection."""
-
-    def __init__(self, reason: str, *, reset: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.reset = reset  # True: a TCP reset (RST); False: a plain close (FIN)
 
 
 class Fault:

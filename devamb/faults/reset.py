@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
-from devamb.faults.connection import reset
 from devamb.profile.reader import Node
+from devamb.proxy.connection import reset
 from devamb.proxy.response import Response
 
 KEYS = ("after_bytes",)

@@ -7,8 +7,8 @@ import contextlib
 from dataclasses import dataclass
 
 from devamb.faults.base import Fault
-from devamb.faults.connection import cut
 from devamb.profile.reader import Node
+from devamb.proxy.connection import cut
 from devamb.proxy.response import Response
 
 KEYS = ("timeout",)

@@ -6,7 +6,7 @@ import base64
 import shlex
 from typing import Any
 
-from devamb.redact import MASK
+from devamb.inspect.masking import MASK
 
 # Framing and proxy headers: curl and devamb set these themselves.
 _SKIP = frozenset(

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devamb.regex import Regex, RegexError, compile_regex, fullmatch, search, translate
+from devamb.profile.regex import Regex, RegexError, compile_regex, fullmatch, search, translate
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -126,7 +126,7 @@ def _smart_case(pattern: str) -> bool:
 
 
 class _Rex(Node):
-    """A regex term. Patterns run on RE2 (devamb.regex): linear time, so a filter cannot stall
+    """A regex term. Patterns run on RE2 (profile.regex): linear time, so a filter cannot stall
     the engine's event loop on a body made to backtrack; no backreferences or lookaround."""
 
     __slots__ = ("pattern", "rex")

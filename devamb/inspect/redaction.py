@@ -5,7 +5,7 @@ Two layers:
   `inspect.redact` — at any depth of a JSON body, in form bodies and in query strings. A service may
   opt out (`enabled=False`).
 - **secrets**: every value that came from a `${VAR}` in the profile, anywhere in any text (headers,
-  URL, path, bodies, error), in every form `devamb.redact.Redactor` knows (any case, URL-encoded,
+  URL, path, bodies, error), in every form `masking.Redactor` knows (any case, URL-encoded,
   JSON-escaped, base64 as in a `Basic` credential, IDNA). Never optional.
 
 Best effort by design where input is partial: a truncated JSON body cannot be parsed, so its named
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 from devamb.inspect.body import decode_text, media_type, render_body
-from devamb.redact import MASK, Redactor
+from devamb.inspect.masking import MASK, Redactor
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import BodyPreview, Exchange

@@ -1,1 +1,1 @@
-"""What the ambassador does for the app: balancing, health, retries, timeouts, breaking."""
+"""Per-request policy: retries, timeouts, the circuit breaker."""

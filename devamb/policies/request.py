@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from devamb.faults.base import FaultContext
 from devamb.policies.breaker import CircuitBreaker, Overloaded
-from devamb.policies.retry import IDEMPOTENT, RetryBudget, backoff_delay
+from devamb.policies.retry import RetryBudget, backoff_delay
 from devamb.profile.schema import ServiceSpec
 from devamb.proxy.deadline import ClientStalled, read_within
-from devamb.proxy.errors import UpstreamFailed
-from devamb.proxy.request import FrontRequest
+from devamb.proxy.errors import RetryableStatus, UpstreamFailed
+from devamb.proxy.request import IDEMPOTENT, FrontRequest
 from devamb.proxy.response import StreamResponse
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
-    from devamb.targets.base import Target
+
+
+class Target(Protocol):
+    """What a policy needs of a target: its name, and a way to hand it one try."""
+
+    name: str
+
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse: ...
 
 BUFFER_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so a retry can resend
 
@@ -33,13 +40,6 @@ class AttemptLimits:
     # retry elsewhere while it can, as Envoy's previous_hosts retry predicate does.
     tried: set[str] = field(default_factory=set)
 
-
-class RetryableStatus(Exception):
-    """The upstream answered a status the retry policy retries; nothing reached the client."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 class RequestPolicy:

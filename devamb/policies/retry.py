@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from devamb.faults.base import FaultContext
 from devamb.profile.reader import Node
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 CONDITIONS = ("connect-failure", "reset", "timeout", "502", "503", "504", "5xx", "retriable-4xx")
 KEYS = ("attempts", "on", "backoff", "max_backoff", "unsafe", "budget")
 BUDGET_WINDOW = 10.0  # seconds over which the retry budget compares retries with requests

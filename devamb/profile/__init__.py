@@ -1,33 +1,18 @@
-"""Profiles: `devamb.yaml` loaded with positions, interpolated and validated."""
+"""The profile toolkit: positioned YAML (source, reader), ${VAR} interpolation, units, problems and
+the schema. It imports nothing else of devamb: the assembly that knows every kind is
+`devamb.engine.assembly`."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-from devamb.profile.env import Interpolator
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.schema import ListenAddress, Profile, ServiceSpec, TargetSpec
-from devamb.profile.source import MAX_FILE_BYTES, read_source
+from devamb.profile.source import MAX_FILE_BYTES
 
 DEFAULT_PROFILE = "devamb.yaml"
 
-
-def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Profile:
-    """Read and validate a profile; raises ProfileError listing every problem."""
-    path = Path(path)
-    file = display_path(path)
-    try:
-        source = read_source(path, file)
-    except OSError as exc:
-        problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror or exc}")
-        raise ProfileError([problem]) from None
-    # Validation knows every target and fault kind (and so imports aiohttp, docker, ...):
-    # imported here, commands that only talk to a running engine start faster.
-    from devamb.profile.validate import build_profile
-
-    return build_profile(source, Interpolator.beside(path, environ), path)
 
 
 def display_path(path: Path) -> str:
@@ -59,6 +44,5 @@ __all__ = [
     "ServiceSpec",
     "TargetSpec",
     "display_path",
-    "load_profile",
     "resolve_profile_path",
 ]

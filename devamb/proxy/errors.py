@@ -42,3 +42,19 @@ def error_response(
     if status == 408:  # the client stalled mid-body: close, as nginx does, rather than linger
         response.keep_alive = False
     return response
+
+class CutConnection(Exception):
+    """Raised inside a body stream: stop here and cut the client's connection."""
+
+    def __init__(self, reason: str, *, reset: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reset = reset  # True: a TCP reset (RST); False: a plain close (FIN)
+
+
+class RetryableStatus(Exception):
+    """The upstream answered a status the retry policy retries; nothing reached the client."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status

@@ -9,14 +9,11 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 from yarl import URL
 
-from devamb.faults.base import CutConnection
-from devamb.faults.connection import cut
-from devamb.policies.request import RetryableStatus
-from devamb.policies.retry import IDEMPOTENT
+from devamb.proxy.connection import cut
 from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
-from devamb.proxy.errors import UpstreamFailed
+from devamb.proxy.errors import CutConnection, RetryableStatus, UpstreamFailed
 from devamb.proxy.headers import request_headers, upstream_response_headers
-from devamb.proxy.request import ClientGone, FrontRequest
+from devamb.proxy.request import IDEMPOTENT, ClientGone, FrontRequest
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.upstream import (
     BadResponse,

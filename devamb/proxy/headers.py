@@ -27,7 +27,7 @@ TARGET_OVERRIDE = "x-devamb-target"
 REPLAY = "x-devamb-replay"
 VIA = "1.1 devamb"
 # The Via element the listener serving the current request adds (set per request task by
-# proxy/http.py): its own pseudonym, so that a request coming back to it is seen as a loop.
+# service/http.py): its own pseudonym, so that a request coming back to it is seen as a loop.
 HOP: ContextVar[str] = ContextVar("devamb_via", default=VIA)
 
 

@@ -21,6 +21,8 @@ from yarl import URL
 BODY_HIGH = 256 * 1024  # buffered request-body bytes before the client socket is paused
 BODY_LOW = 64 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: methods that may be sent again after a failure (RFC 9110 §9.2.2)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class ClientGone(ConnectionResetError):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, cast
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from devamb.faults.connection import reset
+from devamb.proxy.connection import reset
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.websocket_record import FrameRecorder

@@ -22,16 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
-from devamb.policies.balance import BalanceSpec, make_balancer, parse_balance
-from devamb.policies.dns import DnsRefresher, PinnedPool
-from devamb.policies.endpoint import Endpoint, EndpointSet
-from devamb.policies.health import HealthChecker, HealthSpec, parse_health
-from devamb.policies.outlier import OutlierDetector, OutlierSpec, parse_outlier
-from devamb.policies.request import RetryableStatus
+from devamb.cluster.balance import BalanceSpec, make_balancer, parse_balance
+from devamb.cluster.dns import DnsRefresher, PinnedPool
+from devamb.cluster.endpoint import Endpoint, EndpointSet
+from devamb.cluster.health import HealthChecker, HealthSpec, parse_health
+from devamb.cluster.outlier import OutlierDetector, OutlierSpec, parse_outlier
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.deadline import ClientStalled
-from devamb.proxy.errors import UpstreamFailed
+from devamb.proxy.errors import RetryableStatus, UpstreamFailed
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ServiceSpec, TargetSpec
-from devamb.targets import docker, echo, mock, pool, shards, split, url
+from devamb.targets import echo, pool, split, url
 from devamb.targets.base import Target
+from devamb.targets.docker import target as docker
+from devamb.targets.mock import target as mock
+from devamb.targets.shards import target as shards
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ exchange is done, its body taken from what devamb kept of it (the retry buffer o
 preview: devamb never buffers a body only to mirror it), so bodies above `mirror_max_body` or
 above what was kept are skipped, and counted with the reason. Answers to copies are dropped;
 a copy that fails (no answer, a timeout, or any 5xx) counts in `mirror.failed`. The listener
-counts copies in the service's `stats.mirror`, apart from its own numbers (proxy/http.py).
+counts copies in the service's `stats.mirror`, apart from its own numbers (service/http.py).
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from devamb.cluster.hashring import key_hash
+from devamb.cluster.reachability import DOWN_STATES, UP_STATES
+from devamb.cluster.request_key import RequestKey, parse_request_key
 from devamb.inspect.replay import NOT_REPLAYED, REPLAY_HEADER, TARGET_HEADER
-from devamb.policies.hashring import key_hash
-from devamb.policies.request_key import RequestKey, parse_request_key
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.errors import ERROR_HEADER
 from devamb.proxy.headers import HOP_BY_HOP
-from devamb.targets.base import DOWN_STATES, UP_STATES, Target, TargetUnavailable
+from devamb.targets.base import Target, TargetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -16,14 +16,15 @@ from urllib.parse import unquote, urlsplit
 
 from yarl import URL
 
-from devamb.policies.endpoint import split_userinfo
+from devamb.cluster.endpoint import split_userinfo
+from devamb.cluster.reachability import Reachability
+from devamb.inspect.masking import MASK
 from devamb.profile.reader import Node
 from devamb.profile.schema import ServiceSpec, TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
-from devamb.redact import MASK
-from devamb.targets.base import Reachability, Target
+from devamb.targets.base import Target
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange

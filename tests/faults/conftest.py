@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from devamb.engine import Engine
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
 from devamb.faults.base import FaultContext
 from devamb.inspect.exchange import Exchange
-from devamb.profile import load_profile
 from tests.upstreams import HttpUpstream, TcpUpstream
 
 PROFILE = """

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from devamb.engine.assembly import load_profile
 from devamb.faults import abort, latency
 from devamb.faults.spec import Match
-from devamb.profile import ProfileError, load_profile
+from devamb.profile import ProfileError
 
 HEAD = """\
 version: 1

@@ -14,7 +14,7 @@ import pytest
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import EngineUnavailable
-from devamb.workdir import Workdir
+from devamb.control.workdir import Workdir
 
 needs_proc = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="needs Linux /proc (RSS and fd counts)"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
+from devamb.engine.core import Engine
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.raw_upstream import RawUpstream, read_head, rst
 from tests.upstreams import HttpUpstream

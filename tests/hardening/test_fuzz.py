@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from devamb.engine import Engine
-from devamb.profile import ProfileError, load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
+from devamb.profile import ProfileError
 from tests.upstreams import HttpUpstream
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"

@@ -16,7 +16,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from devamb.profile import ProfileError, load_profile
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SHIPPED = sorted(p.name for p in PROFILES.glob("*.yaml"))

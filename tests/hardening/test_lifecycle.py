@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from devamb.proxy.http import SHUTDOWN_GRACE
+from devamb.service.http import SHUTDOWN_GRACE
 from tests.hardening.engine_process import EngineProcess, needs_proc
 from tests.upstreams import HttpUpstream, pattern_digest
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devamb import launcher
+from devamb.cli import launcher
 from devamb.control.client import ControlClient
 from devamb.control.server import ControlServer, SocketInUse
-from devamb.workdir import UnsafeSocketDir, Workdir, private_dir
+from devamb.control.workdir import UnsafeSocketDir, Workdir, private_dir
 from tests.conftest import free_port
 from tests.ui.fake_control import FakeControl
 from tests.upstreams import HttpUpstream

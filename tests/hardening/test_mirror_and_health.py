@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
-from devamb.metrics import render
-from devamb.policies.endpoint import Endpoint
-from devamb.policies.health import check_http
+from devamb.cluster.endpoint import Endpoint
+from devamb.cluster.health import check_http
+from devamb.engine.core import Engine
+from devamb.engine.metrics import render
 from devamb.targets.split import SplitTarget
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.replicas import eventually

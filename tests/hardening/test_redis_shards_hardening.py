@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from devamb.policies.hashring import HashRing
+from devamb.cluster.hashring import HashRing
 from tests.conftest import EngineFactory
 from tests.hardening.engine_process import EngineProcess, needs_proc
 from tests.targets.test_shards_redis import (

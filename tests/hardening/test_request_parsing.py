@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from devamb.cli_output import print_exchange
+from devamb.cli.output import print_exchange
 from devamb.control.protocol import ControlError
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.test_bad_clients import PROFILE, Receiving, still_serving

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import aiohttp
 
 from devamb.control.client import ControlClient
-from devamb.workdir import Workdir
+from devamb.control.workdir import Workdir
 from tests.hardening.raw_upstream import RawUpstream, read_body, read_head
 from tests.test_cli import devamb
 
@@ -249,7 +249,7 @@ def test_credentials_where_none_can_go_are_refused_with_a_position(tmp_path: Pat
 
 
 def test_a_literal_password_is_hidden_in_status_and_masked_like_a_secret(tmp_path: Path) -> None:
-    from devamb.profile import load_profile
+    from devamb.engine.assembly import load_profile
 
     path = tmp_path / "devamb.yaml"
     path.write_text(

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
 from tests.conftest import EngineFactory, listen_url
 
 # -- listeners ---------------------------------------------------------------------------------

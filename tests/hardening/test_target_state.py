@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devamb.targets import base
+from devamb.cluster import reachability as base
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.engine_process import EngineProcess
 from tests.hardening.test_security import _certificates

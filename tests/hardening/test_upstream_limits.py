@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
+from devamb.engine.core import Engine
 from tests.conftest import EngineFactory, listen_url
 from tests.hardening.raw_upstream import RawUpstream, all_closed, read_body, read_head
 from tests.upstreams import HttpUpstream

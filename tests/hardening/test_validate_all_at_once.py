@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from devamb.profile import ProfileError, load_profile
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
 
 PROFILE = """\
 services:

@@ -14,8 +14,8 @@ import pytest
 
 from devamb.inspect.curl import BODY_FILE, INLINE_BINARY_LIMIT, to_curl
 from devamb.inspect.exchange import BodyPreview, Exchange
+from devamb.inspect.masking import MASK
 from devamb.inspect.redaction import Redaction
-from devamb.redact import MASK
 
 LISTENER = "http://127.0.0.1:9001"
 

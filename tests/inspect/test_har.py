@@ -11,8 +11,8 @@ import pytest
 
 from devamb.inspect.exchange import BodyPreview, Exchange
 from devamb.inspect.har import har_entry, to_har
+from devamb.inspect.masking import MASK
 from devamb.inspect.redaction import Redaction
-from devamb.redact import MASK
 
 # --- a validator for the HAR 1.2 spec (http://www.softwareishard.com/blog/har-12-spec/) ---------
 

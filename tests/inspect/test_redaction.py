@@ -13,8 +13,8 @@ from devamb.inspect.curl import to_curl
 from devamb.inspect.diff import diff_details
 from devamb.inspect.exchange import BodyPreview, Exchange
 from devamb.inspect.har import to_har
+from devamb.inspect.masking import MASK
 from devamb.inspect.redaction import DEFAULT_HEADERS, Redaction, secret_variants
-from devamb.redact import MASK
 
 SECRET = 's3cr3t-T0ken/ü&"x y'  # special characters: every wire form differs
 PASSWORD = "hunter2-correct-horse"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict, MultiDict
 
-from devamb.mocks.matching import RequestView
-from devamb.mocks.routes import MockSpec, Siblings, load_mock_file
 from devamb.profile.env import Interpolator
+from devamb.targets.mock.matching import RequestView
+from devamb.targets.mock.routes import MockSpec, Siblings, load_mock_file
 from tests.mocks.traffic import RecordedUpstream
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from devamb.inspect.masking import MASK
 from devamb.inspect.redaction import Redaction
-from devamb.mocks.har import HarError, load_har, observed_from_har, routes_from_har
-from devamb.mocks.writer import write_mock_file
-from devamb.redact import MASK
+from devamb.targets.mock.har import HarError, load_har, observed_from_har, routes_from_har
+from devamb.targets.mock.writer import write_mock_file
 from tests.conftest import EngineFactory, listen_url
 from tests.mocks.traffic import (
     CALLS,

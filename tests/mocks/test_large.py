@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 from multidict import CIMultiDict, MultiDict
 
-from devamb.mocks.matching import RequestView
-from devamb.targets.mock import CLOSEST_SCAN, MockTarget
+from devamb.targets.mock.matching import RequestView
+from devamb.targets.mock.target import CLOSEST_SCAN, MockTarget
 from tests.conftest import EngineFactory, listen_url
 
 COUNT = CLOSEST_SCAN + 500

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from devamb.mocks.matching import PathIndex, PathPattern, compile_path, same_value
-from devamb.regex import compile_regex, escape
+from devamb.profile.regex import compile_regex, escape
+from devamb.targets.mock.matching import PathIndex, PathPattern, compile_path, same_value
 from tests.mocks.conftest import mock_spec, view
 
 PATHS = [

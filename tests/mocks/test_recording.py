@@ -12,10 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from devamb.control.events import ExchangeCompleted, Notice
-from devamb.engine import Engine
+from devamb.engine.core import Engine
 from devamb.inspect.filter import FilterError
-from devamb.mocks.recording import RecordingSession
-from devamb.targets.mock import MockTarget
+from devamb.targets.mock.recording import RecordingSession
+from devamb.targets.mock.target import MockTarget
 from tests.conftest import EngineFactory, listen_url
 from tests.mocks.traffic import (
     CALLS,
@@ -171,7 +171,7 @@ async def test_the_limit_is_said_in_a_notice_the_result_and_the_file(
 
 
 def test_record_stop_says_what_the_limit_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from devamb import cli_mocks
+    from devamb.cli import mocks as cli_mocks
 
     result = {"service": "api", "recorded": 5000, "limit": 5000, "dropped": 17, "file": "m.yaml"}
     monkeypatch.setattr(cli_mocks, "call", lambda *args: args)

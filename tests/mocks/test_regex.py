@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devamb.mocks.matching import compile_path
-from devamb.regex import RegexError, compile_regex, fullmatch, groups, search
+from devamb.profile.regex import RegexError, compile_regex, fullmatch, groups, search
+from devamb.targets.mock.matching import compile_path
 
 
 def test_a_backtracking_pattern_answers_at_once() -> None:

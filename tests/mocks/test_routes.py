@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from devamb.mocks.routes import bracketed
 from devamb.profile.problems import ProfileError
+from devamb.targets.mock.routes import bracketed
 from tests.mocks.conftest import mock_spec
 
 GOOD = """

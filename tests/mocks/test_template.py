@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devamb.mocks.template import Expr, TemplateError, compile_template
+from devamb.targets.mock.template import Expr, TemplateError, compile_template
 from tests.mocks.conftest import view
 
 REQUEST = view(

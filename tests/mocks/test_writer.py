@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from devamb.mocks.recording import Observed, answer_from, routes_from
-from devamb.mocks.writer import Answer, RouteDraft, literal_path, write_mock_file
+from devamb.targets.mock.recording import Observed, answer_from, routes_from
+from devamb.targets.mock.writer import Answer, RouteDraft, literal_path, write_mock_file
 from tests.mocks.conftest import mock_spec, view
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from devamb.redact import MASK
+from devamb.inspect.masking import MASK
 
 TOKEN = "s3cret-token-value"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

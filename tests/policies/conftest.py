@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from devamb.engine import Engine
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
 from devamb.faults.base import FaultContext
-from devamb.profile import load_profile
 from tests.policies.flaky import FlakyUpstream
 
 

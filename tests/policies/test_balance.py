@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from devamb.policies.balance import (
+from devamb.cluster.balance import (
     BalanceSpec,
     Hash,
     LeastRequests,
@@ -21,8 +21,8 @@ from devamb.policies.balance import (
     RoundRobin,
     make_balancer,
 )
-from devamb.policies.endpoint import Endpoint
-from devamb.policies.request_key import RequestKey
+from devamb.cluster.endpoint import Endpoint
+from devamb.cluster.request_key import RequestKey
 from tests.conftest import EngineFactory, listen_url
 from tests.replicas import Replica
 

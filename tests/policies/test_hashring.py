@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from devamb.policies.hashring import HashRing
+from devamb.cluster.hashring import HashRing
 
 
 def test_keys_spread_over_nodes_and_are_stable() -> None:

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from devamb.policies.endpoint import Endpoint
-from devamb.policies.health import HealthChecker, HealthSpec, check_http, check_tcp
+from devamb.cluster.endpoint import Endpoint
+from devamb.cluster.health import HealthChecker, HealthSpec, check_http, check_tcp
 from devamb.targets.pool import PoolTarget
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.replicas import Replica, eventually

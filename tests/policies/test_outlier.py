@@ -10,9 +10,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devamb.policies.endpoint import Endpoint, EndpointSet
-from devamb.policies.outlier import OutlierDetector, OutlierSpec
-from devamb.profile import ProfileError, load_profile
+from devamb.cluster.endpoint import Endpoint, EndpointSet
+from devamb.cluster.outlier import OutlierDetector, OutlierSpec
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
 from devamb.targets.pool import PoolTarget
 from tests.conftest import EngineFactory, listen_url
 from tests.replicas import Replica, eventually

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import aiohttp
 
-from devamb.engine import Engine
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
 from tests.conftest import listen_url
 from tests.policies.conftest import Clock
 from tests.policies.flaky import FlakyUpstream

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devamb.profile import ProfileError, load_profile
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
 from devamb.profile import source as source_module
 from devamb.profile.source import (
     MAX_ALIAS_VALUES,

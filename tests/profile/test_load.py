@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devamb.engine.assembly import SERVICE_KEYS, load_profile
 from devamb.faults.registry import KINDS as FAULT_KINDS
-from devamb.profile import ProfileError, load_profile, resolve_profile_path
-from devamb.profile.validate import SERVICE_KEYS
+from devamb.profile import ProfileError, resolve_profile_path
 from devamb.targets.url import UrlTargetSpec
 
 GOOD = """\

@@ -17,8 +17,8 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from devamb.faults.connection import reset
 from devamb.inspect.exchange import BodyPreview, Exchange
+from devamb.proxy.connection import reset
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import StreamResponse

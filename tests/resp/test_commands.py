@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devamb.resp import encoder
-from devamb.resp.commands import (
+from devamb.targets.shards import encoder
+from devamb.targets.shards.commands import (
     EVERY,
     KEY,
     KEYED,
@@ -17,8 +17,8 @@ from devamb.resp.commands import (
     hashed_part,
     lookup,
 )
-from devamb.resp.fanout import Fanout, group_keys, sub_command
-from devamb.resp.parser import CommandReader
+from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
+from devamb.targets.shards.parser import CommandReader
 
 
 def args(text: str) -> list[bytes]:

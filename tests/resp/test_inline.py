@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from devamb.resp import encoder
-from devamb.resp.inline import UnbalancedQuotes, split_inline
-from devamb.resp.parser import ReplyReader
+from devamb.targets.shards import encoder
+from devamb.targets.shards.inline import UnbalancedQuotes, split_inline
+from devamb.targets.shards.parser import ReplyReader
 from tests.conftest import EngineFactory
 from tests.targets.test_shards_redis import Client, RedisServer, decode, port_of, profile
 

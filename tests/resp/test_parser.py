@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devamb.resp import encoder, parser
-from devamb.resp.parser import (
+from devamb.targets.shards import encoder, parser
+from devamb.targets.shards.parser import (
     CommandReader,
     ProtocolError,
     ReplyReader,

@@ -18,7 +18,7 @@ import pytest
 
 from devamb.control.events import Notice
 from devamb.control.protocol import ControlError
-from devamb.engine import Engine
+from devamb.engine.core import Engine
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.targets.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL, HttpdFactory
 
@@ -331,7 +331,7 @@ async def test_reload_keeps_an_unchanged_container_and_replaces_a_changed_one(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("devamb.engine.RETIRE_GRACE", 0.05)
+    monkeypatch.setattr("devamb.engine.core.RETIRE_GRACE", 0.05)
     port = free_port()
 
     def write(extra: str = "", env: str = "A", made: bool = True) -> str:

@@ -9,11 +9,12 @@ import aiohttp
 import pytest
 
 from devamb.control.protocol import ControlError
-from devamb.docker.containers import container_view, reachable_address
-from devamb.docker.endpoints import Endpoint, RoundRobin
-from devamb.docker.selector import Selector
-from devamb.profile import ProfileError, load_profile
-from devamb.targets.docker import DockerTargetSpec
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
+from devamb.targets.docker.containers import container_view, reachable_address
+from devamb.targets.docker.endpoints import Endpoint, RoundRobin
+from devamb.targets.docker.selector import Selector
+from devamb.targets.docker.target import DockerTargetSpec
 from tests.conftest import EngineFactory, listen_url
 
 GOOD = """\

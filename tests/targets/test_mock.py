@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
-from devamb.profile import load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
 from devamb.profile.problems import ProfileError
-from devamb.targets.mock import MockTarget, MockTargetSpec
+from devamb.targets.mock.target import MockTarget, MockTargetSpec
 from tests.conftest import EngineFactory, listen_url
 from tests.upstreams import HttpUpstream
 

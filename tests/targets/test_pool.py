@@ -12,9 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
-from devamb.policies.dns import PinnedPool
-from devamb.profile import ProfileError, load_profile
+from devamb.cluster.dns import PinnedPool
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
+from devamb.profile import ProfileError
 from devamb.targets.pool import PoolTarget, PoolTargetSpec
 from tests.conftest import EngineFactory, listen_url
 from tests.replicas import Replica, eventually

@@ -9,9 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
-from devamb.policies.hashring import HashRing
-from devamb.profile import ProfileError, load_profile
+from devamb.cluster.hashring import HashRing
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
+from devamb.profile import ProfileError
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.upstreams import HttpUpstream
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from devamb.engine import Engine
-from devamb.policies.hashring import HashRing
-from devamb.resp import encoder
-from devamb.resp.parser import ReplyReader, reply_items
+from devamb.cluster.hashring import HashRing
+from devamb.engine.core import Engine
+from devamb.targets.shards import encoder
+from devamb.targets.shards.parser import ReplyReader, reply_items
 from tests.conftest import EngineFactory, free_port
 
 REDIS_SERVER = shutil.which("redis-server")

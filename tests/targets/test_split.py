@@ -15,8 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from devamb.engine import Engine
-from devamb.profile import ProfileError, load_profile
+from devamb.engine.assembly import load_profile
+from devamb.engine.core import Engine
+from devamb.profile import ProfileError
 from devamb.profile.schema import ListenAddress, ServiceSpec
 from devamb.targets.split import SplitTarget, SplitTargetSpec
 from tests.conftest import EngineFactory, free_port, listen_url

@@ -1,5 +1,0 @@
-"""Docker support for docker targets: engine link, container resolution, endpoints, launching.
-
-Everything here talks to the Docker engine through the `docker` SDK; its calls block, so callers
-on the event loop run them with `asyncio.to_thread`. Only `devamb.targets.docker` uses this.
-"""

@@ -1,0 +1,296 @@
+"""Turns positioned YAML data into a Profile, reporting every problem at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from devamb.faults.scenario import ScenarioSpec, parse_scenarios
+from devamb.faults.spec import FaultSpec, parse_fault
+from devamb.policies.breaker import parse_breaker
+from devamb.policies.retry import parse_retries
+from devamb.profile import display_path
+from devamb.profile.env import Interpolator
+from devamb.profile.listen import Bound, bound_addresses, shared_address
+from devamb.profile.problems import Problem, ProfileError
+from devamb.profile.reader import Node, Reader, type_name
+from devamb.profile.schema import InspectSpec, ListenAddress, Profile, ServiceSpec, TargetSpec
+from devamb.profile.source import Source, read_source
+from devamb.targets.registry import parse_target
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
+RESERVED_TARGETS = frozenset({"devamb"})
+PROTOCOLS = ("http", "tcp")
+TOP_KEYS = ("version", "name", "services", "scenarios", "inspect")
+INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
+SERVICE_KEYS = (
+    "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
+    "header_faults", "inspect", "connect_timeout", "per_try_timeout", "retries", "circuit_breaker",
+)
+PLANNED_SERVICE_KEYS = {
+    key: f"{key!r} is not supported by this version of devamb yet"
+    for key in ("health", "outlier")
+}
+DEFAULT_TIMEOUT = 30.0
+
+
+def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Profile:
+    reader = Reader(source, interpolator)
+    root = reader.root()
+    services: dict[str, ServiceSpec] = {}
+    scenarios: dict[str, ScenarioSpec] = {}
+    budget = Profile.record_budget
+    name = path.resolve().parent.name
+    warnings: list[str] = []
+    if root.value is None:
+        root.problem("the profile is empty; it needs at least 'version: 1' and 'services:'")
+    elif root.mapping(TOP_KEYS, required=("services",)) or isinstance(root.value, dict):
+        # every part that is present is checked, so that all problems come out in one run
+        version = root.child("version")
+        if version.value is not None and version.value != 1:
+            version.problem(f"unsupported version {version.value!r}; this devamb reads version 1")
+        if root.has("name"):
+            name = root.child("name").string() or name
+        if root.has("services"):
+            services = _services(root.child("services"), warnings)
+        if root.has("scenarios"):
+            scenarios = _scenarios(root, services)
+        if root.has("inspect"):
+            top = root.child("inspect")
+            if top.mapping(("budget",)) and top.has("budget"):
+                budget = top.child("budget").size() or budget
+    if reader.problems:
+        raise ProfileError(reader.problems)
+    return Profile(
+        path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings)
+    )
+
+
+def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:
+    if not isinstance(node.value, dict):
+        node.problem(f"expected a mapping of services, got {type_name(node.value)}")
+        return {}
+    if not node.value:
+        node.problem("define at least one service")
+    services: dict[str, ServiceSpec] = {}
+    taken: dict[int, list[tuple[ListenAddress, Bound, str]]] = {}  # port -> listeners so far
+    for name, child in node.items():
+        named = bool(NAME.match(name))
+        if not named:
+            child.problem(f"service name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+        spec, listen = _service(name, child)  # checked even when its name is wrong
+        if listen is not None and listen.port:
+            same_port = taken.setdefault(listen.port, [])
+            clash = _clash(listen, same_port)
+            if clash:
+                child.child("listen").problem(clash)
+                continue
+            same_port.append((listen, bound_addresses(listen), name))
+        if spec is None or not named:
+            continue
+        if not spec.listen.is_loopback:
+            warnings.append(
+                f"service {name!r} listens on {spec.listen}, which other machines can reach"
+            )
+        services[name] = spec
+    return services
+
+
+def _clash(listen: ListenAddress, same_port: list[tuple[ListenAddress, Bound, str]]) -> str | None:
+    """Why `listen` cannot bind beside the listeners on its port so far (a shared address)."""
+    mine = bound_addresses(listen)
+    for other, theirs, owner in same_port:
+        if other == listen:
+            return f"{listen} is already the listener of service {owner!r}"
+        shared = shared_address(mine, theirs)
+        if shared is not None:
+            both = f"[{shared}]:{listen.port}" if ":" in shared else f"{shared}:{listen.port}"
+            return (
+                f"{listen} overlaps {other}, the listener of service {owner!r} "
+                f"(both would bind {both})"
+            )
+    return None
+
+
+def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress | None]:
+    """The service's spec (None after a problem) and its listen address (for clash checks)."""
+    if not isinstance(node.value, dict):
+        node.mapping(SERVICE_KEYS)  # reports what it is instead
+        return None, None
+    complete = node.mapping(
+        SERVICE_KEYS, required=("listen", "targets"), later=PLANNED_SERVICE_KEYS
+    )  # an unknown key is reported but does not hide the service from scenarios
+    before = len(node.reader.problems)
+    listen = _listen(node.child("listen")) if node.has("listen") else None
+    protocol = node.child("protocol").one_of(PROTOCOLS) if node.has("protocol") else "http"
+    targets = _targets(node.child("targets"), protocol or "http") if node.has("targets") else {}
+    active = _active_target(node, targets) if node.has("targets") else None
+    timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
+    keep_host = node.child("keep_host").boolean() if node.has("keep_host") else False
+    header = node.child("target_header").boolean() if node.has("target_header") else True
+    faults = _faults(node.child("faults"), protocol or "http") if node.has("faults") else {}
+    header_faults = (
+        node.child("header_faults").boolean() if node.has("header_faults") else False
+    )
+    inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
+    connect_timeout = _optional(node, "connect_timeout", Node.duration)
+    per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
+    retries = _optional(node, "retries", parse_retries)
+    breaker = _optional(node, "circuit_breaker", parse_breaker)
+    if (retries is not None or breaker is not None) and protocol == "tcp":
+        key = "retries" if retries is not None else "circuit_breaker"
+        node.child(key).problem(f"{key!r} applies to http services only", key=True)
+    if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
+        return None, listen
+    assert active is not None and timeout is not None
+    return ServiceSpec(
+        name=name,
+        listen=listen,
+        protocol=protocol,
+        target=active,
+        targets=targets,
+        timeout=timeout,
+        keep_host=bool(keep_host),
+        target_header=bool(header),
+        faults=faults,
+        header_faults=bool(header_faults),
+        inspect=inspect or InspectSpec(),
+        connect_timeout=connect_timeout,
+        per_try_timeout=per_try_timeout,
+        retries=retries,
+        circuit_breaker=breaker,
+        fingerprint=_fingerprint(node.value),
+    ), listen
+
+
+def _scenarios(root: Node, services: dict[str, ServiceSpec]) -> dict[str, ScenarioSpec]:
+    """Scenarios are checked against the valid services; a step naming a service that has
+    problems of its own is not reported again as naming an unknown service."""
+    reader = root.reader
+    before = len(reader.problems)
+    scenarios = parse_scenarios(root.child("scenarios"), services)
+    listed = root.child("services").value
+    broken = [n for n in listed if n not in services] if isinstance(listed, dict) else []
+    if broken:
+        echoes = tuple(f"{n!r} is not one of" for n in broken)
+        reader.problems[before:] = [
+            p for p in reader.problems[before:]
+            if not (p.path.endswith(".service") and p.message.startswith(echoes))
+        ]
+    return scenarios
+
+
+def _listen(node: Node) -> ListenAddress | None:
+    value = node.value
+    if isinstance(value, int) and not isinstance(value, bool):
+        host, port_text = "127.0.0.1", str(value)
+    elif isinstance(value, str):
+        m = re.match(r"^(?:\[([^\]]+)\]|([^:]+)):(\d+)$", value) or re.match(r"^()()(\d+)$", value)
+        if not m:
+            node.problem(f"{value!r} is not a port or HOST:PORT")
+            return None
+        host, port_text = m.group(1) or m.group(2) or "127.0.0.1", m.group(3)
+    else:
+        node.problem(f"expected a port or HOST:PORT, got {type_name(value)}")
+        return None
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        node.problem(f"port {port} is out of range 0..65535")
+        return None
+    return ListenAddress(host, port)
+
+
+def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
+    if not isinstance(node.value, dict) or not node.value:
+        node.problem("expected a mapping of target names to targets, with at least one target")
+        return {}
+    targets: dict[str, TargetSpec] = {}
+    for name, child in node.items():
+        if not NAME.match(name):
+            child.problem(f"target name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+            continue
+        if name in RESERVED_TARGETS:
+            reason = "it marks requests devamb answers itself"
+            child.problem(f"target name {name!r} is reserved: {reason}", key=True)
+            continue
+        spec = parse_target(name, child, protocol)
+        if spec is not None:
+            targets[name] = spec
+    return targets
+
+
+def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
+    if not isinstance(node.value, dict):
+        node.problem(f"expected a mapping of fault names to faults, got {type_name(node.value)}")
+        return {}
+    faults: dict[str, FaultSpec] = {}
+    for name, child in node.items():
+        if not NAME.match(name):
+            child.problem(f"fault name {name!r} may use letters, digits, '_', '.', '-'", key=True)
+            continue
+        spec = parse_fault(name, child, protocol)
+        if spec is not None:
+            faults[name] = spec
+    return faults
+
+
+def _optional(node: Node, key: str, read: Callable[[Node], Any]) -> Any:
+    return read(node.child(key)) if node.has(key) else None
+
+
+def _inspect(node: Node) -> InspectSpec | None:
+    if not node.mapping(INSPECT_KEYS):
+        return None
+    default = InspectSpec()
+    bodies = node.child("bodies").size() if node.has("bodies") else default.bodies
+    keep = node.child("keep").integer(low=0) if node.has("keep") else default.keep
+    redact: tuple[str, ...] = ()
+    if node.has("redact"):
+        values = node.child("redact").value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            node.child("redact").problem("expected a list of header or field names")
+        else:
+            redact = tuple(values)
+    redaction = node.child("redaction").boolean() if node.has("redaction") else True
+    if bodies is None or keep is None or redaction is None:
+        return None
+    return InspectSpec(bodies, keep, redact, redaction)
+
+
+def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:
+    listed = node.child("targets").value
+    names = [str(n) for n in listed] if isinstance(listed, dict) else []  # else reported already
+    if not node.has("target"):
+        if len(names) == 1:
+            return names[0]
+        node.problem("missing required key 'target' (which target is active at start)")
+        return None
+    active = node.child("target").string(interpolate=False)
+    if active is not None and active not in names:
+        if names:  # a `targets:` that is no mapping is reported on its own
+            node.child("target").problem(f"{active!r} is not one of {', '.join(names)}")
+        return None
+    return active
+
+
+def _fingerprint(value: Any) -> str:
+    """A hash of the service's raw profile text (before ${VAR} expansion: no secrets in it)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Profile:
+    """Read and validate a profile; raises ProfileError listing every problem."""
+    path = Path(path)
+    file = display_path(path)
+    try:
+        source = read_source(path, file)
+    except OSError as exc:
+        problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror or exc}")
+        raise ProfileError([problem]) from None
+    return build_profile(source, Interpolator.beside(path, environ), path)

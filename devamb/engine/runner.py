@@ -1,0 +1,142 @@
+"""Runs an engine in this process until SIGTERM/SIGINT/SIGHUP, a shutdown request, or (with a
+lifeline) the end of the process that started it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from asyncio import ensure_future
+from collections.abc import Callable
+from pathlib import Path
+
+from devamb.control.server import ControlServer, SocketInUse
+from devamb.control.workdir import UnsafeSocketDir, Workdir
+from devamb.engine.core import Engine
+from devamb.engine.state import RuntimeState
+from devamb.inspect.masking import RedactingFilter, Redactor
+from devamb.profile import Profile
+from devamb.proxy.listen import ListenError
+
+log = logging.getLogger("devamb")
+_background: set[asyncio.Future[object]] = set()  # keeps shutdown tasks alive until done
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop unless DEVAMB_LOOP=asyncio (or uvloop is not installed)."""
+    if os.environ.get("DEVAMB_LOOP", "uvloop") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def configure_logging(profile: Profile, stream: object = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter(Redactor(profile.secrets)))
+    root = logging.getLogger("devamb")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def run_engine(
+    profile: Profile,
+    workdir: Workdir,
+    *,
+    reset: bool,
+    grace: float | None = None,
+    lifeline: bool = False,
+) -> int:
+    """Blocks until the engine stops; returns the process exit code.
+
+    `grace`: seconds a stop drains exchanges in flight (default: the longest service timeout).
+    `lifeline`: stdin is a pipe from the `devamb up` that started this engine for its TUI; when
+    that process ends, however it ends (quit, SIGHUP, SIGTERM, crash, SIGKILL), the pipe reaches
+    end-of-file and the engine stops with it.
+    """
+    configure_logging(profile)
+    workdir.ensure()
+    if reset and workdir.state.exists():
+        workdir.state.unlink()
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(_serve(profile, workdir, grace, lifeline))
+
+
+async def _serve(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool) -> int:
+    workdir.pid.write_text(str(os.getpid()))  # from the start: `down` finds a slow starter too
+    try:
+        return await _run(profile, workdir, grace, lifeline)
+    finally:
+        _remove_own_pid(workdir.pid)
+
+
+async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool) -> int:
+    engine = Engine(profile, state=RuntimeState(workdir.state))
+    engine.grace, engine.drain_to_timeout = grace, True
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for sig in signals:  # a stop requested while starting is honoured once started
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue  # e.g. SIGHUP under nohup: the user asked for it to be ignored
+        loop.add_signal_handler(sig, lambda: _background.add(ensure_future(engine.shutdown())))
+    if lifeline:
+        _watch_lifeline(loop, engine)
+    log.info("starting %d services from %s", len(profile.services), profile.path)
+    try:
+        await engine.start(watch=True)
+    except ListenError as exc:
+        log.error("%s", exc)
+        return 1
+    server = ControlServer(engine, workdir.socket)
+    try:
+        await server.start()
+    except (UnsafeSocketDir, SocketInUse) as exc:
+        log.error("%s", exc)
+        await engine.stop(0)
+        return 1
+    log.info(
+        "devamb engine ready (pid %d, profile %s, control %s)",
+        os.getpid(),
+        profile.path,
+        workdir.socket,
+    )
+    try:
+        await engine.wait_shutdown_requested()
+        log.info("stopping")
+    finally:
+        await engine.stop()
+        await server.stop()
+    return 0
+
+
+def _watch_lifeline(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
+    """Stop the engine when stdin (the pipe from the TUI's process) reaches end-of-file."""
+
+    def readable() -> None:
+        try:
+            data = os.read(0, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(0)
+            log.info("the devamb up that started this engine has ended; stopping")
+            _background.add(ensure_future(engine.shutdown()))
+
+    os.set_blocking(0, False)
+    loop.add_reader(0, readable)
+
+
+def _remove_own_pid(path: Path) -> None:
+    """Remove the pid file if it still names this process (never another engine's)."""
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text().strip()) == os.getpid():
+            path.unlink()

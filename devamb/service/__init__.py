@@ -1,0 +1,1 @@
+"""A service: its listeners (HTTP, TCP), the exchange recorder, its counters."""

@@ -1,0 +1,175 @@
+"""The HTTP listener: the front end (front.py), one per service, routing to the active target."""
+
+from __future__ import annotations
+
+import asyncio
+
+from devamb.faults.chain import Plan
+from devamb.inspect.exchange import Exchange
+from devamb.inspect.replay import replay_of
+from devamb.proxy.connection import cut, reset
+from devamb.proxy.errors import CutConnection, UpstreamFailed, error_response
+from devamb.proxy.front import FrontServer, Refusal
+from devamb.proxy.headers import HOP, REPLAY, TARGET_OVERRIDE, looped, new_via
+from devamb.proxy.listen import bind_failure
+from devamb.proxy.request import ClientGone, FrontRequest
+from devamb.proxy.response import Response, StreamResponse
+from devamb.service.core import Service
+from devamb.service.recorder import Recorder
+from devamb.targets.base import TargetUnavailable
+from devamb.targets.split import MIRROR_OF
+
+SHUTDOWN_GRACE = 3.0  # default drain of a lone listener; the engine passes its own grace
+ANSWERED_BY_DEVAMB = "devamb"  # the target recorded for a request devamb answered itself
+
+
+class HttpListener:
+    def __init__(self, service: Service, recorder: Recorder) -> None:
+        self.service = service
+        self.recorder = recorder
+        self.via = new_via()  # this listener's own Via element: seen again, it is a loop
+        self._server: FrontServer | None = None
+
+    async def start(self) -> None:
+        server = FrontServer(self._handle, self._refused)
+        listen = self.service.spec.listen
+        try:
+            self.service.bound = await server.start(listen.host, listen.port)
+        except OSError as exc:
+            raise bind_failure(self.service.name, str(listen), exc) from None
+        self._server = server
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
+        """Drain for up to `grace` seconds; how many exchanges were cut."""
+        cut = 0
+        if self._server is not None:
+            cut = await self._server.stop(grace)
+            self._server = None
+            self.service.bound = None
+        return cut
+
+    @staticmethod
+    async def _before_upstream(
+        plan: Plan, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
+        """Faults that act before the upstream; a response here is the answer."""
+        if plan.refuses:
+            reset(request.transport)
+            exchange.error = "fault down: connection refused"
+            return Response(status=499)  # never sent: the connection is gone
+        for fault in plan.fired:
+            response = await fault.before_upstream(request, exchange)
+            if response is not None:
+                return response
+        exchange.shaping = plan.shaping()
+        return None
+
+    def _answer_self(
+        self, status: int, code: str, reason: str, remote: str | None, method: str | None,
+        path: str | None, headers: list[tuple[str, str]],
+    ) -> None:
+        """Record a request devamb answered itself: its target is "devamb", its error the
+        reason, its request headers the client's (nothing went upstream), so that `traffic`,
+        `~t devamb`, `show` and the TUI show it beside the others."""
+        service = self.service
+        exchange = self.recorder.begin(service, ANSWERED_BY_DEVAMB, remote)
+        exchange.method = method
+        exchange.path = path
+        exchange.request_headers = headers
+        exchange.status = status
+        exchange.error = reason
+        exchange.notes["devamb"] = {"error": code}
+        exchange.finish()
+        self.recorder.finish(service, exchange)
+
+    def _refused(self, refusal: Refusal, remote: str | None) -> bytes:
+        """The front end refused a request (400, 414, 431, 501, 505): record it, give the body."""
+        self._answer_self(
+            refusal.status, refusal.code, refusal.reason, remote, refusal.method, refusal.path,
+            refusal.headers,
+        )
+        response = error_response(
+            refusal.status, refusal.code, refusal.reason, self.service.name, ANSWERED_BY_DEVAMB,
+            self.service.redaction.text,
+        )
+        return response.body
+
+    def _refuse(
+        self, request: FrontRequest, status: int, code: str, reason: str, target: str
+    ) -> StreamResponse:
+        self._answer_self(
+            status, code, reason, request.remote, request.method, request.raw_path,
+            list(request.headers.items()),
+        )
+        service = self.service
+        return error_response(status, code, reason, service.name, target, service.redaction.text)
+
+    async def _handle(self, request: FrontRequest) -> StreamResponse:
+        service = self.service
+        if "Via" in request.headers and looped(request.headers, self.via):
+            reason = f"the request came back to {service.name!r}'s own listener (its Via)"
+            return self._refuse(request, 508, "loop-detected", reason, ANSWERED_BY_DEVAMB)
+        HOP.set(self.via)  # the Via this request gets on its way upstream (proxy/headers.py)
+        replayed = replay_of(request.headers.get(REPLAY), self.recorder.replay_token)
+        allowed = service.spec.target_header or replayed is not None
+        name = request.headers.get(TARGET_OVERRIDE) if allowed else None
+        if name is not None and name not in service.targets:
+            known = ", ".join(service.targets)
+            reason = f"no target {name!r}; known: {known}"
+            return self._refuse(request, 400, "unknown-target", reason, name)
+        target = service.target(name)
+        if not request.raw_path.startswith("/"):  # asterisk-form (OPTIONS *) or absolute-form
+            reason = f"request target {request.raw_path[:200]!r} is not a path"
+            return self._refuse(request, 400, "bad-request-target", reason, target.name)
+        exchange = self.recorder.begin(service, target.name, request.remote)
+        exchange.method = request.method
+        exchange.path = request.raw_path
+        exchange.replay_of = replayed
+        if replayed is not None and MIRROR_OF in request.headers:  # a split's mirrored copy
+            exchange.notes["mirror_of"] = replayed
+            service.counters.mirror_began()  # its numbers are kept apart from the service's
+        faults = service.faults
+        plan = (
+            faults.roll_http(request.method, request.path, request.headers)
+            if faults.chain.armed or faults.header_faults
+            else None
+        )
+        response: StreamResponse | None = None
+        try:
+            if plan is not None:
+                exchange.faults = plan.names
+                response = await self._before_upstream(plan, request, exchange)
+            if response is None:
+                policy = service.policy
+                if policy.trivial:
+                    response = await target.handle_http(request, exchange)
+                else:
+                    response = await policy.call(target, request, exchange)
+        except UpstreamFailed as exc:
+            exchange.error = exc.reason
+            response = error_response(
+                exc.status, exc.code, exc.reason, service.name, target.name,
+                service.redaction.text,
+            )
+        except TargetUnavailable as exc:
+            exchange.error = exc.reason
+            response = error_response(
+                exc.status, "target-unavailable", exc.reason, service.name, target.name,
+                service.redaction.text,
+            )
+        except CutConnection as exc:  # a fault cut the request body short
+            exchange.error = exc.reason
+            cut(request.transport, with_reset=exc.reset)
+            response = Response(status=499)  # never sent: the connection is gone
+        except ClientGone as exc:
+            exchange.error = str(exc)
+            raise
+        except asyncio.CancelledError:
+            exchange.error = "client went away"
+            raise
+        finally:
+            if response is not None and exchange.status is None:
+                exchange.status = response.status
+            exchange.finish()
+            self.recorder.finish(service, exchange)
+        return response

@@ -1,0 +1,405 @@
+"""The TCP relay: asyncio Protocols with backpressure and half-close passed through.
+
+Connections without faults take the fast path: each side writes straight into its peer's
+transport from `data_received`. When faults fire for a connection, the affected direction
+goes through a `_Flow`, a task that passes the bytes through the faults' shapers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from devamb.faults.base import Stream
+from devamb.faults.chain import Plan, Shaping
+from devamb.faults.timeout import TimeoutFault
+from devamb.inspect.exchange import Exchange
+from devamb.proxy.connection import cut, reset
+from devamb.proxy.errors import CutConnection
+from devamb.proxy.listen import bind_failure
+from devamb.service.core import Service
+from devamb.service.recorder import Recorder
+from devamb.targets.base import Target, TargetUnavailable
+
+FLOW_HIGH = 256 * 1024  # bytes queued in a flow before its source stops reading
+FLOW_LOW = 64 * 1024
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a relayed connection; bytes it receives go to its peer (or its flow)."""
+
+    __slots__ = (
+        "can_write", "discard", "early", "eof", "flow", "inbound", "peer", "reader", "relay",
+        "transport",
+    )
+
+    def __init__(self, relay: _Relay, inbound: bool) -> None:
+        self.relay = relay
+        self.inbound = inbound  # True for the client's side
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.flow: _Flow | None = None
+        self.eof = False
+        self.discard = False  # a black hole swallows what the client sends
+        self.reader: asyncio.StreamReader | None = None  # set when a target terminates TCP
+        self.can_write: asyncio.Event | None = None
+        self.early: list[bytes] = []  # the client's bytes that arrived before the upstream
+        # connected (an upstream side is linked in connection_made, before it can receive)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.inbound:
+            transport.pause_reading()  # nothing is read until the upstream is connected
+            self.relay.begin(self)
+        else:
+            # Link now, before the loop can deliver a byte: a server that speaks first (a
+            # banner, gRPC's SETTINGS) may send before `create_connection` returns to us.
+            self.relay.link(self)
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.relay.exchange
+        (exchange.request_body if self.inbound else exchange.response_body).add(data)
+        if self.discard:
+            return
+        if self.reader is not None:
+            self.reader.feed_data(data)
+        elif self.flow is not None:
+            self.flow.feed(data)
+        elif self.peer is None:  # uvloop may deliver data before pause_reading takes effect
+            if self.inbound:  # (an upstream side is linked when it connects, or closed)
+                self.early.append(data)
+                self.transport.pause_reading()  # type: ignore[union-attr]
+        else:
+            self.peer.transport.write(data)  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.reader is not None:
+            self.reader.feed_eof()
+            return True
+        if self.flow is not None:
+            self.flow.feed_eof()
+            return True
+        peer = self.peer
+        if peer is None and self.inbound:
+            return True  # not connected yet: the EOF is passed on once it is
+        if peer is None or peer.transport is None or peer.transport.is_closing():
+            return False
+        delay = self.relay.close_delay if not self.inbound else 0.0
+        if delay:  # slow_close: the client learns of the end late
+            asyncio.get_running_loop().call_later(delay, self.relay.pass_eof, peer)
+        else:
+            self.relay.pass_eof(peer)
+        return True  # keep our side open: the other direction may still carry data
+
+    def pause_writing(self) -> None:
+        if self.can_write is not None:
+            self.can_write.clear()
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.can_write is not None:
+            self.can_write.set()
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            if exc is not None:
+                reset(peer.transport)  # pass a reset on as a reset
+            elif self.relay.close_delay:
+                asyncio.get_running_loop().call_later(
+                    self.relay.close_delay, peer.transport.close
+                )
+            else:
+                peer.transport.close()
+        if exc is not None and self.relay.exchange.error is None:
+            who = "client" if self.inbound else "upstream"
+            self.relay.exchange.error = f"{who}: {exc}"
+        if self.flow is not None:
+            self.flow.feed_eof()
+        if self.reader is not None:
+            self.reader.feed_eof()
+        if self.can_write is not None:
+            self.can_write.set()
+        self.relay.side_lost(self)
+
+
+class _Flow:
+    """One direction of a faulted connection: source bytes -> shapers -> sink, in a task."""
+
+    def __init__(self, relay: _Relay, source: _Side, sink: _Side,
+                 shape: Callable[[Stream], Stream]) -> None:
+        self.relay = relay
+        self.source = source
+        self.sink = sink
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._eof = False
+        self._paused = False
+        self._wakeup = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run(shape))
+        relay.listener.pending.add(self.task)
+        self.task.add_done_callback(relay.listener.pending.discard)
+
+    def feed(self, data: bytes) -> None:
+        self._queue.append(data)
+        self._queued += len(data)
+        if self._queued > FLOW_HIGH and not self._paused and self.source.transport is not None:
+            self._paused = True
+            self.source.transport.pause_reading()
+        self._wakeup.set()
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._wakeup.set()
+
+    async def _chunks(self) -> Stream:
+        while True:
+            if self._queue:
+                chunk = self._queue.popleft()
+                self._queued -= len(chunk)
+                if self._paused and self._queued < FLOW_LOW and self.source.transport is not None:
+                    self._paused = False
+                    self.source.transport.resume_reading()
+                yield chunk
+            elif self._eof:
+                return
+            else:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+
+    async def _run(self, shape: Callable[[Stream], Stream]) -> None:
+        sink = self.sink.transport
+        try:
+            async for piece in shape(self._chunks()):
+                if sink is None or sink.is_closing():
+                    return
+                sink.write(piece)
+        except CutConnection as exc:
+            self.relay.exchange.error = exc.reason
+            cut(self.relay.client.transport if self.relay.client else None,
+                with_reset=exc.reset)
+            cut(sink, with_reset=exc.reset)
+            return
+        delay = self.relay.close_delay if self.sink.inbound else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        self.relay.pass_eof(self.sink)
+
+
+class _ClientStream:
+    """Writes to the client for terminating targets, counting bytes and honouring backpressure."""
+
+    def __init__(self, side: _Side, exchange: Exchange) -> None:
+        self._side = side
+        self._exchange = exchange
+
+    def write(self, data: bytes) -> None:
+        transport = self._side.transport
+        if transport is not None and not transport.is_closing():
+            self._exchange.response_body.add(data)
+            transport.write(data)
+
+    async def drain(self) -> None:
+        event = self._side.can_write
+        if event is not None and not event.is_set():
+            await event.wait()
+        if self._side.transport is None or self._side.transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+
+    def close(self) -> None:
+        transport = self._side.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+
+class _Relay:
+    """One client connection relayed to the active target's endpoint."""
+
+    def __init__(self, listener: TcpListener) -> None:
+        self.listener = listener
+        self.exchange: Exchange
+        self.client: _Side | None = None
+        self.close_delay = 0.0
+        self._directions_done = 0
+        self._target: Target | None = None
+        self._address: tuple[str, int] | None = None
+        self._connecting: tuple[Target, tuple[str, int]] | None = None
+        self.service: Service
+        self._shaping: Shaping | None = None
+        self._open = 0
+
+    def begin(self, client: _Side) -> None:
+        service = self.service = self.listener.service  # kept: a reload may swap the listener's
+        target = service.target()
+        peer = client.transport.get_extra_info("peername")  # type: ignore[union-attr]
+        self.exchange = self.listener.recorder.begin(service, target.name, peer and peer[0])
+        self._open = 1
+        self.client = client
+        self.listener.relays.add(self)
+        plan = service.faults.roll_tcp()
+        if plan is not None:
+            self.exchange.faults = plan.names
+            if plan.refuses:
+                self.exchange.error = f"fault {plan.names[0]}: connection refused"
+                reset(client.transport)
+                return
+            self._shaping = plan.shaping()
+            self.close_delay = self._shaping.close_delay() if self._shaping else 0.0
+        task = asyncio.get_running_loop().create_task(self._start(client, target, plan))
+        self.listener.pending.add(task)
+        task.add_done_callback(self.listener.pending.discard)
+
+    async def _start(self, client: _Side, target: Target, plan: Plan | None) -> None:
+        hole = next((f for f in plan.fired if isinstance(f, TimeoutFault)), None) if plan else None
+        if hole is not None:
+            client.discard = True  # a black hole: read and drop, never connect
+            client.transport.resume_reading()  # type: ignore[union-attr]
+            if not await hole.hold():
+                self.exchange.error = f"fault timeout: held {hole.params.timeout:g}s, then closed"
+                cut(client.transport, with_reset=False)
+                return
+            client.discard = False
+        if target.terminates_tcp:
+            await self._serve(client, target)
+        else:
+            await self._connect(client, target)
+
+    async def _serve(self, client: _Side, target: Target) -> None:
+        """Hand the client's stream to a target that speaks its protocol itself."""
+        reader = asyncio.StreamReader(limit=1 << 20)
+        reader.set_transport(client.transport)  # type: ignore[arg-type]
+        client.reader, client.can_write = reader, asyncio.Event()
+        client.can_write.set()
+        for data in client.early:
+            reader.feed_data(data)
+        client.early.clear()
+        if client.eof:
+            reader.feed_eof()
+        client.transport.resume_reading()  # type: ignore[union-attr]
+        stream = _ClientStream(client, self.exchange)
+        try:
+            await target.serve_tcp(reader, stream, self.exchange)
+        except TargetUnavailable as exc:
+            self.exchange.error = exc.reason
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            stream.close()
+
+    async def _connect(self, client: _Side, target: Target) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self.service.spec.timeout
+        address: tuple[str, int] | None = None
+        try:
+            address = host, port = await target.tcp_address()
+            self._connecting = target, address  # for `link`, when it connects
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(lambda: _Side(self, False), host, port)
+        except (OSError, TimeoutError, TargetUnavailable) as exc:
+            if isinstance(exc, TargetUnavailable):
+                reason = exc.reason
+            elif isinstance(exc, TimeoutError):
+                reason = f"no connection within {timeout:g}s"
+            else:
+                reason = f"cannot connect: {exc.strerror or exc}"
+            if address is not None and not isinstance(exc, TargetUnavailable):
+                target.tcp_outcome(address, reason, exc)
+            self.exchange.error = reason
+            if client.transport is not None:
+                client.transport.close()
+
+    def link(self, upstream: _Side) -> None:
+        """The upstream socket is connected: join it to the client, then pass the client's early
+        bytes on and start reading. Runs in `connection_made`, so nothing arrives unlinked."""
+        client = self.client
+        assert client is not None and self._connecting is not None
+        if client.transport is None or client.transport.is_closing():
+            upstream.transport.close()  # type: ignore[union-attr]
+            return
+        self._open += 1
+        self._target, self._address = target, address = self._connecting
+        target.tcp_outcome(address, None)
+        client.peer, upstream.peer = upstream, client
+        shaping = self._shaping
+        if shaping is not None and shaping.up:
+            client.flow = _Flow(self, client, upstream, shaping.upstream)
+        if shaping is not None and shaping.down:
+            upstream.flow = _Flow(self, upstream, client, shaping.downstream)
+        for data in client.early:
+            if client.flow is not None:
+                client.flow.feed(data)
+            else:
+                upstream.transport.write(data)  # type: ignore[union-attr]
+        client.early.clear()
+        if client.eof:
+            if client.flow is not None:
+                client.flow.feed_eof()
+            elif upstream.transport.can_write_eof():  # type: ignore[union-attr]
+                upstream.transport.write_eof()  # type: ignore[union-attr]
+        client.transport.resume_reading()
+
+    def pass_eof(self, sink: _Side) -> None:
+        """One direction has ended: half-close towards `sink`; once both have, close."""
+        transport = sink.transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+        self._directions_done += 1
+        if self._directions_done >= 2:
+            self.close()
+
+    def close(self) -> None:
+        assert self.client is not None
+        for side in (self.client, self.client.peer):
+            if side is not None and side.transport is not None:
+                side.transport.close()
+
+    def side_lost(self, side: _Side) -> None:
+        if side.inbound and self._open == 1 and side.peer is None:
+            self._open = 0  # the upstream never connected (or is still connecting)
+        else:
+            self._open -= 1
+        if self._open == 0:
+            if self._target is not None and self._address is not None:
+                self._target.tcp_closed(self._address)
+            self.listener.relays.discard(self)
+            self.listener.recorder.finish(self.service, self.exchange)
+
+
+class TcpListener:
+    def __init__(self, service: Service, recorder: Recorder) -> None:
+        self.service = service
+        self.recorder = recorder
+        self.pending: set[asyncio.Task[None]] = set()
+        self.relays: set[_Relay] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        listen = self.service.spec.listen
+        try:
+            self._server = await loop.create_server(
+                lambda: _Side(_Relay(self), True),
+                listen.host,
+                listen.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+        except OSError as exc:
+            raise bind_failure(self.service.name, str(listen), exc) from None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.service.bound = (host, port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            self.service.bound = None
+        for task in list(self.pending):
+            task.cancel()
+        for relay in list(self.relays):
+            relay.close()

@@ -1,0 +1,621 @@
+"""Docker targets: a container by name, every container with a label or of a Compose service, or
+a container devamb starts itself from an image; resolved live and followed through Docker events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+from yarl import URL
+
+from devamb.control.protocol import ControlError
+from devamb.profile.reader import Node, type_name
+from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.proxy.forward import forward_http
+from devamb.proxy.upstream import UpstreamPool
+from devamb.proxy.websocket import WebSocketClient
+from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.docker import link as docker_link
+from devamb.targets.docker.containers import ContainerView, container_view
+from devamb.targets.docker.endpoints import Endpoint, RoundRobin
+from devamb.targets.docker.launcher import (
+    OWNER_LABELS,
+    LaunchFailed,
+    RunSettings,
+    answers,
+    claim,
+    config_digest,
+    container_name,
+    exit_summary,
+    inspect,
+    owner_filter,
+    owner_labels,
+    remove_container,
+    remove_owned,
+    start_container,
+    unclaim,
+)
+from devamb.targets.docker.logs import tail_logs
+from devamb.targets.docker.selector import COMPOSE_PROJECT, COMPOSE_SERVICE, Selector
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
+
+FINDERS = ("container", "label", "compose", "image")
+IMAGE_KEYS = ("env", "command", "volumes", "network", "run", "wait", "labels")
+KEYS = (*FINDERS, "port", *IMAGE_KEYS)
+RUN_MODES = ("on-switch", "on-up")
+FIRST_RESOLVE_WAIT = 3.0  # seconds `start()` waits for the engine's first answer
+PROBE_INTERVAL = 0.1  # seconds between readiness probes of a starting container
+ADMIT_AFTER = 10.0  # seconds after which a running container is routed to even if silent
+
+
+@dataclass(frozen=True)
+class DockerTargetSpec(TargetSpec):
+    KIND = "docker"
+    port: int = 0
+    selector: Selector = field(default_factory=Selector)
+    run: RunSettings | None = None  # set for `image:` targets: devamb runs the container
+    run_mode: str = "on-switch"
+    project: str = ""  # the profile's name (labels of containers devamb starts)
+    profile: str = ""  # the profile's absolute path (ditto)
+
+    def describe(self) -> str:
+        if self.run is not None:
+            return f"docker image {self.run.image} port {self.port} ({self.run_mode})"
+        return f"docker {self.selector.describe()} port {self.port}"
+
+
+# -- profile ---------------------------------------------------------------------------------
+
+
+def parse(name: str, node: Node, protocol: str) -> DockerTargetSpec | None:
+    """`{docker: {container|label|compose|image: …, port: N, …}}`, with positioned problems.
+
+    Every key present is checked, whatever else is wrong, so that all problems come out at once.
+    """
+    if not node.mapping(("docker",)):
+        return None
+    d = node.child("docker")
+    if not isinstance(d.value, dict):
+        d.mapping(KEYS)  # reports what it is instead
+        return None
+    before = len(d.reader.problems)
+    d.mapping(KEYS, required=("port",))
+    finders = [k for k in FINDERS if d.has(k)]
+    if len(finders) != 1:
+        found = f"found {', '.join(finders)}" if finders else "found none"
+        d.problem(f"a docker target needs exactly one of {', '.join(FINDERS)}; {found}")
+    port = d.child("port").integer(low=1, high=65535) if d.has("port") else None
+    if finders and "image" not in finders:
+        for key in IMAGE_KEYS:
+            if d.has(key):
+                d.child(key).problem(f"{key!r} applies to image targets only", key=True)
+    project, profile = _profile_identity(node)
+    selector: Selector | None = None
+    run: RunSettings | None = None
+    mode = "on-switch"
+    for finder in finders:  # each one given is checked, even when there are too many
+        if finder == "container":
+            ref = d.child("container").string()
+            selector = Selector(ref=ref) if ref else None
+            if ref == "":
+                d.child("container").problem("expected a container name or id")
+        elif finder == "label":
+            selector = _label_selector(d.child("label"))
+        elif finder == "compose":
+            selector = _compose_selector(d.child("compose"), project)
+    if "image" in finders or not finders:  # without a finder, image settings may still be wrong
+        image = d.child("image").string() if d.has("image") else None
+        if d.has("run"):
+            mode = d.child("run").one_of(RUN_MODES) or mode
+        run = _run_settings(d, image or "", port or 0, Path(profile).parent)
+        if run is not None and image is not None and port is not None:
+            labels = owner_labels(profile, project, node.path[-3], name, config_digest(run))
+            selector = Selector(
+                labels=tuple(owner_filter(labels, config=True)),
+                text=f"container {container_name(project, node.path[-3], name)}",
+            )
+    if len(d.reader.problems) > before or selector is None or port is None:
+        return None
+    return DockerTargetSpec(name, port, selector, run, mode, project, profile)
+
+
+def _profile_identity(node: Node) -> tuple[str, str]:
+    """(profile name, absolute profile path), read the way the profile loader reads them."""
+    path = Path(node.reader.source.file).resolve()
+    data = node.reader.source.data
+    name = data.get("name") if isinstance(data, dict) else None
+    return (name if isinstance(name, str) and name else path.parent.name), str(path)
+
+
+def _label_selector(node: Node) -> Selector | None:
+    items = node.elements() if isinstance(node.value, list) else [node]
+    if isinstance(node.value, list) and not items:
+        node.problem("expected at least one label")
+        return None
+    labels = []
+    for item in items:
+        text = item.string()
+        if text is None:
+            continue
+        if not text.partition("=")[0].strip():
+            item.problem(f"{text!r} is not a label: write KEY=VALUE or KEY")
+            continue
+        labels.append(text)
+    if len(labels) != len(items):
+        return None
+    return Selector(labels=tuple(labels))
+
+
+def _compose_selector(node: Node, default_project: str) -> Selector | None:
+    if not isinstance(node.value, dict):
+        node.mapping(("project", "service"))  # reports what it is instead
+        return None
+    node.mapping(("project", "service"), required=("service",))
+    service = node.child("service").string() if node.has("service") else None
+    project = node.child("project").string() if node.has("project") else default_project
+    if not service or not project:
+        return None
+    return Selector(
+        labels=(f"{COMPOSE_PROJECT}={project}", f"{COMPOSE_SERVICE}={service}"),
+        text=f"compose service {project}/{service}",
+    )
+
+
+def _run_settings(d: Node, image: str, port: int, folder: Path) -> RunSettings | None:
+    ok = True
+    env: dict[str, str] = {}
+    if d.has("env"):
+        found = d.child("env").string_map()
+        ok &= found is not None
+        env = found or {}
+    command: str | tuple[str, ...] | None = None
+    if d.has("command"):
+        command = _command(d.child("command"))
+        ok &= command is not None
+    volumes: list[str] = []
+    for item in d.child("volumes").elements() if d.has("volumes") else []:
+        volume = _volume(item, folder)
+        ok &= volume is not None
+        volumes.append(volume or "")
+    if d.has("volumes") and not isinstance(d.child("volumes").value, list):
+        d.child("volumes").problem(f"expected a list, got {type_name(d.child('volumes').value)}")
+        ok = False
+    network = d.child("network").string() if d.has("network") else None
+    ok &= network is not None or not d.has("network")
+    labels: dict[str, str] = {}
+    if d.has("labels"):
+        found = d.child("labels").string_map()
+        ok &= found is not None
+        labels = found or {}
+        for key in labels:
+            if key in OWNER_LABELS:
+                d.child("labels").child(key).problem(f"{key} is set by devamb", key=True)
+                ok = False
+    wait = d.child("wait").duration() if d.has("wait") else 30.0
+    ok &= wait is not None
+    if not ok:
+        return None
+    return RunSettings(image, port, env, command, tuple(volumes), network, labels, wait or 30.0)
+
+
+def _command(node: Node) -> str | tuple[str, ...] | None:
+    if isinstance(node.value, str):
+        return node.string()
+    if not isinstance(node.value, list) or not node.value:
+        node.problem(f"expected a string or a list of strings, got {type_name(node.value)}")
+        return None
+    parts = []
+    for item in node.elements():
+        if isinstance(item.value, int | float) and not isinstance(item.value, bool):
+            item.value = str(item.value)
+        text = item.string()
+        if text is None:
+            return None
+        parts.append(text)
+    return tuple(parts)
+
+
+def _volume(node: Node, folder: Path) -> str | None:
+    """A volume `SRC:DST[:ro|rw]`; a SRC starting with . is a host path relative to the profile."""
+    text = node.string()
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+        node.problem(f"{text!r} is not a volume: write SRC:/PATH or SRC:/PATH:ro")
+        return None
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        node.problem(f"{parts[2]!r} is not a volume mode: write ro or rw")
+        return None
+    if parts[0].startswith("."):
+        parts[0] = str((folder / parts[0]).resolve())
+    return ":".join(parts)
+
+
+# -- runtime ---------------------------------------------------------------------------------
+
+
+class DockerTarget(Target):
+    """Routes to the matching running containers in turn; follows Docker events to keep up."""
+
+    spec: DockerTargetSpec
+
+    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
+        super().__init__(spec, service)
+        assert isinstance(spec, DockerTargetSpec)
+        self._link: docker_link.DockerLink | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pools: dict[tuple[str, int], UpstreamPool] = {}  # keep-alive, one per endpoint
+        self._websockets = WebSocketClient()
+        self._endpoints = RoundRobin()
+        self._containers: tuple[ContainerView, ...] = ()
+        self._resolved = False  # at least one resolution happened since (re)connecting
+        self._answered: set[Endpoint] = set()  # endpoints whose port answered a probe
+        self._probes: dict[Endpoint, asyncio.Task[None]] = {}  # new endpoints being probed
+        self._starting = True  # quiet while start() runs: the first picture is no news
+        self._wake = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
+        self._launch: asyncio.Task[None] | None = None
+        self._resolve_lock = asyncio.Lock()
+        self._announce_connect = False  # say so when an engine that was away comes back
+        self._launched = False  # a start was attempted (on-switch targets start on first use)
+        self._launch_error: str | None = None
+        self._closing = False
+        self._cancel_launch = threading.Event()  # tells a start still running in a thread
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.service.name}/{self.name}: "
+
+    # -- status ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self._link is None or self._link.client is None:
+            return "unavailable"
+        if self._launch is not None and not self._launch.done():
+            return "starting"
+        if self._endpoints.items:
+            return "ready"
+        if self._probes:
+            return "starting"
+        if self._launch_error:
+            return "failed"
+        return "stopped" if self._resolved else "connecting"
+
+    def reason(self) -> str | None:
+        """Why nothing can be routed to, or None when something can."""
+        if self._link is None:
+            return "not started"
+        if self._link.client is None:
+            return self._link.reason
+        if self._launch is not None and not self._launch.done():
+            return f"{self.spec.selector.describe()} is starting"
+        if self._endpoints.items:
+            return None
+        if self._probes:
+            what = self.spec.selector.describe()
+            return f"{what} is running; waiting for port {self.spec.port} to answer"
+        if self._launch_error:
+            return self._launch_error
+        return self._nothing_running()
+
+    def _nothing_running(self) -> str:
+        selector = self.spec.selector
+        what = selector.describe()
+        containers = self._containers
+        if not containers:
+            if self.spec.run is not None:
+                return f"{what} is not running (it starts when switched to)"
+            return f"no {what}" if selector.ref else f"no container with {what}"
+        states = [f"{c.state}, {c.note}" if c.note else c.state for c in containers]
+        if selector.ref or self.spec.run is not None:
+            return f"{what} is {states[0]}"
+        pairs = zip(containers, states, strict=True)
+        listed = ", ".join(f"{c.name} is {state}" for c, state in pairs)
+        return f"no running container for {what} ({listed})"
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "docker_host": self._link.host if self._link else docker_link.docker_host(),
+            "match": self.spec.selector.describe(),
+            "port": self.spec.port,
+            "containers": [c.to_json() for c in self._containers],
+            "endpoints": [str(e) for e in self._endpoints.items],
+            "reason": self.reason(),
+        }
+        if self.spec.run is not None:
+            out["image"] = self.spec.run.image
+            out["run"] = self.spec.run_mode
+        return out
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.spec.run is not None:
+            claim(self._owner_labels(), self)
+        self._link = docker_link.acquire(self, self._loop)
+        await asyncio.to_thread(self._link.first_attempt.wait, FIRST_RESOLVE_WAIT)
+        if self._link.client is not None:
+            await self._resolve()
+            if self._probes:
+                await asyncio.wait(list(self._probes.values()), timeout=FIRST_RESOLVE_WAIT)
+        else:
+            self._announce_connect = True
+        self._starting = False
+        self._follower = self._loop.create_task(self._follow())
+        if self.spec.run is not None and self.spec.run_mode == "on-up":
+            self._launch_task()
+
+    async def close(self) -> None:
+        self._closing = True
+        self._cancel_launch.set()
+        for task in (self._follower, self._launch, *self._probes.values()):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        await self._websockets.close()
+        link, self._link = self._link, None
+        if link is None:
+            return
+        client = link.client
+        if self.spec.run is not None:
+            labels = self._owner_labels()
+            keep = unclaim(labels, self)  # a reloaded twin of this target may be using it
+        if self.spec.run is not None and client is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                removed = await asyncio.to_thread(remove_owned, client, labels, keep)
+                if removed:
+                    self.notify("info", f"{self._prefix}removed container {', '.join(removed)}")
+        docker_link.release(link, self)
+
+    async def activate(self) -> None:
+        """Before a switch here: start the container of an image target, or re-resolve."""
+        if self._link is None or self._link.client is None:
+            if self.spec.run is not None:
+                raise ControlError(f"cannot start {self.spec.selector.describe()}: {self.reason()}")
+            return
+        if self.spec.run is None:
+            await self._resolve()
+            return
+        try:
+            await self._ensure_running()
+        except LaunchFailed as exc:
+            raise ControlError(f"{self._prefix}{exc}") from None
+
+    # -- routing ---------------------------------------------------------------------------
+
+    async def _endpoint(self) -> Endpoint:
+        launching = self._launch is not None and not self._launch.done()
+        first_use = self.spec.run is not None and not self._launched and not self._endpoints.items
+        if (launching or first_use) and self._link is not None and self._link.client is not None:
+            with contextlib.suppress(LaunchFailed):
+                await self._ensure_running()  # e.g. an on-switch target active from the start
+        endpoint = self._endpoints.pick()
+        if endpoint is None:
+            raise TargetUnavailable(self.reason() or "no endpoint")
+        return endpoint
+
+    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
+        endpoint = await self._endpoint()
+        key = (endpoint.host, endpoint.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = UpstreamPool(endpoint.host, endpoint.port, None)
+        return await forward_http(
+            pool,
+            request,
+            URL(f"http://{endpoint}{request.raw_path}", encoded=True),
+            exchange,
+            extra_headers={},
+            keep_host=self.service.keep_host,
+            timeout=self.service.timeout,
+            websockets=self._websockets,
+        )
+
+    def _drop_pools(self) -> None:
+        """Close the keep-alive connections of endpoints that went away."""
+        live = {(e.host, e.port) for e in self._endpoints.items}
+        for key in [k for k in self._pools if k not in live]:
+            self._pools.pop(key).close()
+
+    async def tcp_address(self) -> tuple[str, int]:
+        endpoint = await self._endpoint()
+        return endpoint.host, endpoint.port
+
+    async def logs(self, tail: int = 200, follow: bool = True) -> AsyncIterator[str]:
+        """The matching containers' log lines (last `tail`, then new ones while `follow`)."""
+        client = self._link.client if self._link else None
+        if client is None or not self._containers:
+            raise TargetUnavailable(self.reason() or "no container")
+        containers = [(c.id, c.name) for c in self._containers]
+        async for line in tail_logs(client, containers, tail=tail, follow=follow):
+            yield line
+
+    # -- following Docker --------------------------------------------------------------------
+
+    def docker_connected(self) -> None:
+        if self._closing:
+            return
+        if self._announce_connect and self._link is not None:
+            self._announce_connect = False
+            self.notify("info", f"{self._prefix}Docker engine at {self._link.host} is reachable")
+        self._wake.set()
+
+    def docker_lost(self, reason: str) -> None:
+        if self._closing:
+            return
+        self._resolved = False  # what follows is no change to announce, but the loss itself
+        self._apply(())
+        self._resolved = False
+        self._announce_connect = True
+        self.notify("warning", f"{self._prefix}{reason}; requests answer 503")
+
+    def docker_event(self, event: dict[str, Any]) -> None:
+        known = [c.id for c in self._containers]
+        if not self._closing and self.spec.selector.concerns(event, known):
+            self._wake.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._resolve()
+
+    async def _resolve(self) -> None:
+        """Look the containers up again and announce what changed."""
+        link = self._link
+        client = link.client if link else None
+        if client is None:
+            return
+        port = self.spec.port
+        selector = self.spec.selector
+        async with self._resolve_lock:
+            try:
+                found = await asyncio.to_thread(
+                    lambda: [container_view(c.attrs, port) for c in selector.find(client)]
+                )
+            except docker.errors.DockerException as exc:
+                self.notify("warning", f"{self._prefix}cannot list containers: {exc}")
+                return
+            self._apply(found)
+
+    def _apply(self, found: Sequence[ContainerView]) -> None:
+        """Route to the running containers whose port answered; probe the ones that are new."""
+        first = not self._resolved
+        before = self._endpoints.items
+        self._containers = tuple(found)
+        self._resolved = True
+        candidates = [c.endpoint for c in found if c.endpoint is not None]
+        self._answered.intersection_update(candidates)
+        for endpoint in [e for e in self._probes if e not in candidates]:
+            self._probes.pop(endpoint).cancel()
+        for endpoint in candidates:
+            if endpoint not in self._answered and endpoint not in self._probes:
+                assert self._loop is not None
+                self._probes[endpoint] = self._loop.create_task(self._probe(endpoint))
+        changed = self._endpoints.replace(e for e in candidates if e in self._answered)
+        if changed:
+            self._drop_pools()
+        launching = self._launch is not None and not self._launch.done()
+        if changed and not first and not launching and not self._starting:
+            self._announce(before)  # a container start announces its own outcome
+
+    async def _probe(self, endpoint: Endpoint) -> None:
+        """Admit a new endpoint once its port answers (or after ADMIT_AFTER, to show errors)."""
+        deadline = time.monotonic() + ADMIT_AFTER
+        while not await answers(endpoint) and time.monotonic() < deadline:
+            await asyncio.sleep(PROBE_INTERVAL)
+        self._probes.pop(endpoint, None)
+        self._answered.add(endpoint)
+        self._apply(self._containers)
+
+    def _announce(self, before: tuple[Endpoint, ...]) -> None:
+        now = self._endpoints.items
+        if not now:
+            self.notify("warning", f"{self._prefix}{self._nothing_running()}; requests answer 503")
+            return
+        names = {c.id: c.name for c in self._containers}
+        listed = ", ".join(f"{names.get(e.origin, e.origin[:12])} at {e}" for e in now)
+        count = f"{len(now)} containers: " if len(now) > 1 else ""
+        was = ", ".join(str(e) for e in before) or "nothing running"
+        self.notify("info", f"{self._prefix}routing to {count}{listed} (was {was})")
+
+    # -- containers devamb runs ------------------------------------------------------------------
+
+    def _owner_labels(self) -> dict[str, str]:
+        spec = self.spec
+        assert spec.run is not None
+        return owner_labels(
+            spec.profile, spec.project, self.service.name, self.name, config_digest(spec.run)
+        )
+
+    def _launch_task(self) -> asyncio.Task[None]:
+        """The running start of this image target's container, or a new one."""
+        if self._launch is None or self._launch.done():
+            assert self._loop is not None
+            self._launch = self._loop.create_task(self._launch_once())
+            self._launch.add_done_callback(_retrieve)
+        return self._launch
+
+    async def _ensure_running(self) -> None:
+        """Start the container unless one answers already; raises LaunchFailed."""
+        await asyncio.shield(self._launch_task())
+
+    async def _launch_once(self) -> None:
+        await self._resolve()
+        if self._endpoints.items:
+            return
+        self._launched = True
+        self._launch_error = None
+        try:
+            await self._launch_container()
+        except LaunchFailed as exc:
+            self._launch_error = str(exc)
+            self.notify("error", f"{self._prefix}{exc}")
+            raise
+        except docker.errors.DockerException as exc:
+            self._launch_error = f"Docker engine error: {exc}"
+            self.notify("error", f"{self._prefix}{self._launch_error}")
+            raise LaunchFailed(self._launch_error) from None
+
+    async def _launch_container(self) -> None:
+        run = self.spec.run
+        link = self._link
+        assert run is not None and link is not None
+        client = link.client
+        if client is None:
+            raise LaunchFailed(link.reason or "Docker engine not reachable")
+        name = container_name(self.spec.project, self.service.name, self.name)
+        self.notify("info", f"{self._prefix}starting container {name} from {run.image}")
+        started = time.monotonic()
+        labels = self._owner_labels()
+        cid = await asyncio.to_thread(
+            start_container, client, run, name, labels, self._cancel_launch
+        )
+        deadline = started + run.wait
+        while True:
+            attrs = await asyncio.to_thread(inspect, client, cid)
+            if attrs is None:
+                raise LaunchFailed(f"container {name} was removed while starting")
+            view = container_view(attrs, run.port)
+            if view.state in ("exited", "dead"):
+                summary = await asyncio.to_thread(exit_summary, client, cid)
+                raise LaunchFailed(f"container {name} {summary}")
+            if view.endpoint is not None and await answers(view.endpoint):
+                self._answered.add(view.endpoint)
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(docker.errors.DockerException):
+                    await asyncio.to_thread(remove_container, client, cid)
+                raise LaunchFailed(
+                    f"port {run.port} of container {name} did not answer within {run.wait:g}s"
+                )
+            await asyncio.sleep(PROBE_INTERVAL)
+        await self._resolve()
+        took = time.monotonic() - started
+        where = ", ".join(str(e) for e in self._endpoints.items) or "?"
+        self.notify("info", f"{self._prefix}container {name} ready at {where} ({took:.1f}s)")
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a background start's failure as seen: it was announced with a notice already."""
+    if not task.cancelled():
+        task.exception()

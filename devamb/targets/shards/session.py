@@ -1,0 +1,300 @@
+"""One client of the sharding proxy: commands routed to shards, replies written in its order."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from devamb.targets.shards import encoder
+from devamb.targets.shards.commands import (
+    EVERY,
+    KEY,
+    KEYED,
+    LOCAL,
+    REFUSED,
+    SPLIT,
+    ArityError,
+    Command,
+    lookup,
+)
+from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
+from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw
+
+if TYPE_CHECKING:
+    from devamb.targets.base import ClientStream
+    from devamb.targets.shards.link import ShardLink
+
+READ_SIZE = 256 * 1024
+MAX_OWED = 10_000  # replies a client may be owed before devamb stops reading its commands
+RESUME_OWED = 5_000
+
+log = logging.getLogger("devamb.resp")
+
+
+class NoShard(Exception):
+    """No shard can take a key now (every one is ejected)."""
+
+
+class Router(Protocol):
+    """The sharded target as a session sees it."""
+
+    auth: str | None  # the password devamb sends to the shards (clients' AUTH is checked)
+
+    def link_for(self, key: bytes) -> ShardLink: ...
+
+    def links(self) -> list[ShardLink]: ...
+
+
+class Outbox:
+    """Sessions with replies ready: written together once a burst of shard replies is read."""
+
+    __slots__ = ("dirty",)
+
+    def __init__(self) -> None:
+        self.dirty: list[Session] = []
+
+    def flush(self) -> None:
+        dirty = self.dirty
+        if dirty:
+            for session in dirty:
+                session.flush()
+            dirty.clear()
+
+
+class Slot:
+    """One reply a client is owed; filled by a shard (or at once by devamb)."""
+
+    __slots__ = ("reply", "session")
+
+    def __init__(self, session: Session, reply: bytes | None = None) -> None:
+        self.session = session
+        self.reply = reply
+
+    def done(self, reply: bytes) -> None:
+        self.reply = reply
+        self.session.ready()
+
+
+class Session:
+    """Reads a client's commands, sends each to its shard(s), answers in the order asked."""
+
+    def __init__(self, router: Router, client: ClientStream, outbox: Outbox) -> None:
+        self._router = router
+        self._client = client
+        self._outbox = outbox
+        self._queue: deque[Slot | Fanout] = deque()  # owed replies, oldest first
+        self._out: list[bytes] = []  # replies ready to write, in order
+        self._marked = False  # in the outbox's dirty list
+        self._wake_below = 0  # wake `_room` once fewer replies than this are owed
+        self._room: asyncio.Future[None] | None = None
+        self._quit = False
+        self._closed = False
+
+    # -- the client's side -----------------------------------------------------------------
+
+    async def serve(self, reader: asyncio.StreamReader) -> None:
+        commands = CommandReader()
+        try:
+            while not self._quit:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                try:
+                    self._dispatch_all(commands.feed(data))
+                except ProtocolError as exc:  # serve what came before, then say why and close
+                    self._dispatch_all(exc.parsed)
+                    self.answer(encoder.error(f"ERR Protocol error: {exc}"))
+                    break
+                self.flush()
+                if len(self._queue) > MAX_OWED:
+                    await self._owed_below(RESUME_OWED)
+                await self._client.drain()
+            await self._owed_below(1)
+            self.flush()
+        finally:
+            self._closed = True
+
+    def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
+        """Dispatch in order; a function of its own so that no local keeps the commands (a large
+        argument) alive while the session waits for more."""
+        dispatch = self.dispatch
+        for args, raw in batch:
+            dispatch(args, raw)
+            if self._quit:
+                break
+
+    async def _owed_below(self, count: int) -> None:
+        if len(self._queue) < count:
+            return
+        self._wake_below = count
+        self._room = asyncio.get_running_loop().create_future()
+        try:
+            await self._room
+        finally:
+            self._wake_below = 0
+            self._room = None
+
+    def ready(self) -> None:
+        """Some owed reply arrived: move the ones now in order to the output."""
+        queue = self._queue
+        out = self._out
+        while queue and queue[0].reply is not None:
+            out.append(queue.popleft().reply)  # type: ignore[arg-type]
+        if out and not self._marked:
+            self._marked = True
+            self._outbox.dirty.append(self)
+        if self._wake_below and len(queue) < self._wake_below:
+            room = self._room
+            if room is not None and not room.done():
+                room.set_result(None)
+
+    def flush(self) -> None:
+        self._marked = False
+        out = self._out
+        if out:
+            if not self._closed:
+                self._client.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
+    def answer(self, reply: bytes) -> None:
+        """A reply devamb makes itself, kept in order behind those still owed."""
+        if self._queue:
+            self._queue.append(Slot(self, reply))
+        else:
+            self._out.append(reply)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def dispatch(self, args: list[bytes], raw: Raw) -> None:
+        command = lookup(args)
+        if command is None:
+            name = bytes(args[0]).upper().decode("utf-8", "replace")
+            self.answer(encoder.error(
+                f"ERR devamb: unknown command '{name}' (not in the sharded target's command "
+                "table, so its keys cannot be found)"
+            ))
+            return
+        route = command.route
+        try:
+            if route == KEY:
+                if len(args) < 2:
+                    raise ArityError(command.name)
+                link = self._router.link_for(args[1])
+                slot = Slot(self)
+                self._queue.append(slot)
+                link.send(raw, slot)
+            elif route == SPLIT:
+                self._split(command, args, raw)
+            elif route == KEYED:
+                self._keyed(command, args, raw)
+            elif route == EVERY:
+                self._every(command, raw)
+            elif route == LOCAL:
+                self._local(command, args)
+            else:
+                assert route == REFUSED
+                self.refuse(command.name, command.reason)
+        except ArityError as exc:
+            self.answer(encoder.error(f"ERR {exc}"))
+        except NoShard as exc:
+            self.answer(encoder.error(f"ERR devamb: {exc}"))
+        except Exception:  # a bug must not take the client's other replies with it
+            log.exception("sharded target: command %r failed", command.name)
+            self.answer(encoder.error(f"ERR devamb: internal error on '{command.name}'"))
+
+    def refuse(self, name: str, reason: str) -> None:
+        self.answer(encoder.error(
+            f"ERR devamb: '{name}' is not supported through a sharded target ({reason})"
+        ))
+
+    def _keyed(self, command: Command, args: list[bytes], raw: Raw) -> None:
+        keys = command.keys(args)
+        if command.streams and b"BLOCK" in {bytes(a).upper() for a in args}:
+            self.refuse(f"{command.name} BLOCK", "a blocking command would hold a shard "
+                        "connection all clients share")
+            return
+        if not keys:
+            self.refuse(f"{command.name} without keys", "the keys pick the shard")
+            return
+        link_for = self._router.link_for
+        link = link_for(keys[0])
+        if any(link_for(key) is not link for key in keys[1:]):
+            self.answer(encoder.error(
+                f"ERR devamb: '{command.name}' keys live on different shards; keep keys used "
+                "together on one shard with a hash tag, e.g. {user1}:a and {user1}:b"
+            ))
+            return
+        slot = Slot(self)
+        self._queue.append(slot)
+        link.send(raw, slot)
+
+    def _split(self, command: Command, args: list[bytes], raw: Raw) -> None:
+        step = command.step
+        count = len(args)
+        if count < 2 or (count - 1) % step:
+            raise ArityError(command.name)
+        positions = range(1, count, step)
+        groups = group_keys(positions, args, self._router.link_for)
+        if len(groups) == 1:  # all on one shard: the command as it came, and its reply as is
+            slot = Slot(self)
+            self._queue.append(slot)
+            next(iter(groups)).send(raw, slot)  # type: ignore[attr-defined]
+            return
+        assert command.merge is not None
+        fanout = Fanout(self, command.merge, len(groups), keys=len(positions))
+        self._queue.append(fanout)
+        for link, picked in groups.items():
+            indexes = [(p - 1) // step for p in picked]
+            link.send(sub_command(args, picked, step), fanout.part(indexes))  # type: ignore[attr-defined]
+
+    def _every(self, command: Command, raw: Raw) -> None:
+        links = self._router.links()
+        if not links:
+            raise NoShard("every shard is ejected")
+        assert command.merge is not None
+        fanout = Fanout(self, command.merge, len(links))
+        self._queue.append(fanout)
+        for link in links:
+            link.send(raw, fanout.part())
+
+    def _local(self, command: Command, args: list[bytes]) -> None:
+        name, argc = command.name, len(args)
+        if name == "PING" and argc <= 2:
+            self.answer(encoder.PONG if argc == 1 else encoder.bulk(args[1]))
+        elif name == "ECHO" and argc == 2:
+            self.answer(encoder.bulk(args[1]))
+        elif name == "SELECT" and argc == 2:
+            if args[1] == b"0":
+                self.answer(encoder.OK)
+            else:
+                self.answer(encoder.error(
+                    "ERR devamb: only database 0 is available through a sharded target"
+                ))
+        elif name == "QUIT":
+            self.answer(encoder.OK)
+            self._quit = True
+        elif name == "AUTH" and argc in (2, 3):
+            self.answer(self._auth(args))
+        elif name == "COMMAND":
+            count = argc == 2 and bytes(args[1]).upper() == b"COUNT"
+            self.answer(encoder.integer(0) if count else encoder.EMPTY_ARRAY)
+        elif name.startswith("CLIENT|"):
+            self.answer(encoder.OK)
+        else:
+            raise ArityError(name)
+
+    def _auth(self, args: list[bytes]) -> bytes:
+        """Checked against the target's `auth:` (which devamb itself sends to each shard)."""
+        password = self._router.auth
+        if password is None:
+            return encoder.error(
+                "ERR AUTH <password> called without any password configured for the default "
+                "user. Are you sure your configuration is correct?"
+            )
+        user_ok = len(args) == 2 or args[1] == b"default"
+        if user_ok and hmac.compare_digest(bytes(args[-1]), password.encode()):
+            return encoder.OK
+        return encoder.error("WRONGPASS invalid username-password pair or user is disabled.")
