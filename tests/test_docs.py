@@ -1,7 +1,7 @@
 """The docs cannot drift: README.md and docs/**/*.md are checked against devamb itself.
 
-- Every fenced ```yaml block validates with devamb's own loader (`devamb.profile.load_profile`,
-  what `devamb validate` runs).
+- Every fenced ```yaml block validates with devamb's own loader
+  (`devamb.engine.assembly.load_profile`, what `devamb validate` runs).
 - Every relative link points to a file that exists, and every `#anchor` to a heading of it (under
   both GitHub's and MkDocs' heading ids).
 - Every `devamb COMMAND …` shown in code (a ```sh block, an inline `code` span, or a `#   devamb …`
@@ -54,7 +54,8 @@ import click
 import pytest
 import yaml
 
-from devamb.profile import ProfileError, load_profile
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -1,7 +1,7 @@
 """The commented profile `devamb init` writes."""
 
 TEMPLATE = """\
-# devamb profile: one service per dependency of your app. Reference: README.md (Profile).
+# devamb profile: one service per dependency of your app. Reference: docs/profile.md.
 version: 1
 name: {name}
 services:

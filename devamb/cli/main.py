@@ -129,7 +129,7 @@ def _check_socket_dir(workdir: Workdir) -> None:
 @click.argument("profile_name", metavar="[PROFILE]", required=False)
 @click.option("--headless", is_flag=True, help="Run the engine in the foreground, no TUI.")
 @click.option("--detach", is_flag=True, help="Start the engine in the background and return.")
-@click.option("--reset", is_flag=True, help="Forget runtime choices (active targets).")
+@click.option("--reset", is_flag=True, help="Forget active targets and fault toggles.")
 @click.option("--grace", type=Duration(), metavar="DURATION", help=GRACE_HELP)
 @click.option("--lifeline", is_flag=True, hidden=True,
               help="Internal: stop when stdin (a pipe from the TUI's process) closes.")

@@ -21,7 +21,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from devamb.control.protocol import ControlError, EngineControl
 
-# kind -> (setting, placeholder) for each setting the form offers (README's fault table)
+# kind -> (setting, placeholder) for each setting the form offers (docs/faults.md)
 KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
     "latency": [("delay", "300ms"), ("jitter", "50ms"),
                 ("distribution", "uniform | normal | lognormal"), ("on", "request | response")],
