@@ -1,8 +1,11 @@
 """DevambApp: the TUI. `make_app()` builds it (CLI, tests, screenshots); `run_tui()` runs it.
 
-The app talks to the engine only through `EngineControl`. Data flows down: the app keeps the
-engine's status, trends and traffic and sets them on the main screen. Requests flow up as
-messages (`SwitchRequested`, `MainScreen.PickTarget`, ...), and the app turns them into calls.
+The app talks to the engine only through its `EngineGateway` (which wraps the `EngineControl` it
+is given, and owns the call timeouts and the words for failures); screens get the same gateway.
+Data flows down: the app keeps the engine's status, trends and traffic and sets them on the main
+screen. Requests flow up as messages (`SwitchRequested`, `MainScreen.PickTarget`, ...), and the
+app turns them into calls. Each message has one handler in the app's class hierarchy (see
+tests/ui/test_handlers_unique.py): `FeatureActions` handles other messages than the app core.
 """
 
 from __future__ import annotations
@@ -20,16 +23,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from devamb.control.protocol import (
-    ControlError,
-    EngineControl,
-    EngineUnavailable,
-    ServiceStatus,
-    Status,
-)
+from devamb.control.protocol import EngineControl, ServiceStatus, Status
 from ui.commands import SwitchCommands
 from ui.features import FeatureActions
 from ui.feed import EngineFeed
+from ui.gateway import EngineCallFailed, EngineGateway
 from ui.messages import (
     EngineLost,
     EngineNotice,
@@ -53,7 +51,6 @@ Restart = Callable[[], Awaitable[EngineControl]]
 
 HISTORY = 500  # exchanges fetched on connect, so `attach` shows recent traffic at once
 STATUS_EVERY = 2.0  # seconds between full status refreshes (target health, faults, listeners)
-CALL_TIMEOUT = 10.0  # no engine call may hang the UI for longer
 DARK, LIGHT = "textual-dark", "textual-light"
 
 
@@ -80,7 +77,7 @@ class DevambApp(FeatureActions, App[None]):
     ) -> None:
         super().__init__()
         self.clock = clock
-        self.control = control
+        self.gateway = EngineGateway(control)
         self.owns_engine = owns_engine
         self.announce_attach = announce_attach  # `up` found an engine running and attached
         self.restart = restart
@@ -92,6 +89,11 @@ class DevambApp(FeatureActions, App[None]):
         self.connected = asyncio.Event()
         self._quitting = False
         self._engine_lost = False
+
+    @property
+    def control(self) -> EngineControl:
+        """The engine's control object now (a restart replaces it)."""
+        return self.gateway.control
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -122,10 +124,10 @@ class DevambApp(FeatureActions, App[None]):
         """Load status and recent traffic, then follow the engine's events."""
         self._engine_lost = False
         try:
-            status = await asyncio.wait_for(self.control.status(), CALL_TIMEOUT)
-            history = await asyncio.wait_for(self.control.exchanges(HISTORY), CALL_TIMEOUT)
-        except (ControlError, OSError, TimeoutError) as error:
-            self.post_message(EngineLost(_reason(error)))
+            status = await self.gateway.call(lambda engine: engine.status())
+            history = await self.gateway.call(lambda engine: engine.exchanges(HISTORY))
+        except EngineCallFailed as failure:
+            self.post_message(EngineLost(failure.text))
             return
         if self.live_main is None:
             return
@@ -136,7 +138,7 @@ class DevambApp(FeatureActions, App[None]):
             self.main.log_event("error", error)
         self.traffic.add(history)
         self.main.show_traffic()
-        self.feed = EngineFeed(self.control, self.post_message, self.trends)
+        self.feed = EngineFeed(self.gateway, self.post_message, self.trends)
         self.run_worker(self.feed.run(), group="engine-feed", exclusive=True)
         self.main.log_event("info", f"connected to the engine ({status['engine']['version']})")
         if self.announce_attach and not self.owns_engine:
@@ -154,12 +156,11 @@ class DevambApp(FeatureActions, App[None]):
 
     async def _refresh_status(self) -> None:
         try:
-            status = await asyncio.wait_for(self.control.status(), CALL_TIMEOUT)
-        except EngineUnavailable as error:
-            self.post_message(EngineLost(error.message))
-            return
-        except (ControlError, OSError, TimeoutError):
-            return  # the event stream reports real trouble; a missed refresh is harmless
+            status = await self.gateway.call(lambda engine: engine.status())
+        except EngineCallFailed as failure:
+            if failure.lost:
+                self.post_message(EngineLost(failure.text))
+            return  # the event stream reports other trouble; a missed refresh is harmless
         await self._show_status(status)
 
     async def _show_status(self, status: Status) -> None:
@@ -172,8 +173,8 @@ class DevambApp(FeatureActions, App[None]):
         self._quitting = True
         self.workers.cancel_group(self, "engine-feed")
         if self.owns_engine and not self._engine_lost:
-            with contextlib.suppress(ControlError, OSError, TimeoutError):
-                await asyncio.wait_for(self.control.shutdown(), CALL_TIMEOUT)
+            with contextlib.suppress(EngineCallFailed):
+                await self.gateway.call(lambda engine: engine.shutdown())
         self.exit()
 
     # -- the engine's news ---------------------------------------------------------------------
@@ -193,6 +194,7 @@ class DevambApp(FeatureActions, App[None]):
         if self.feed is not None and main is not None:
             self.traffic.add(self.feed.take_exchanges())
             main.show_traffic()
+        self.refresh_filter_soon()
 
     async def on_target_switched(self, message: TargetSwitched) -> None:
         if self.live_main is None:
@@ -204,6 +206,7 @@ class DevambApp(FeatureActions, App[None]):
         await self._mark_switched(message.service, message.target)
 
     async def on_faults_changed(self, message: FaultsChanged) -> None:
+        self.show_faults_on_screens(message.service, message.faults)
         service = self.service(message.service)
         if service is None or self.status is None or self.live_main is None:
             return
@@ -254,10 +257,12 @@ class DevambApp(FeatureActions, App[None]):
         self.main.log_event("info", "restarting the engine…")
         await close_control(self.control)
         try:
-            self.control = await self.restart()
+            self.gateway.control = await self.restart()
         except Exception as error:  # any failure is shown as a reason, never a traceback
+            # not an engine call (no engine answers yet): say what the launcher raised
             self._engine_lost = False
-            self.post_message(EngineLost(f"could not restart the engine: {_reason(error)}"))
+            why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            self.post_message(EngineLost(f"could not restart the engine: {why}"))
             return
         await self._connect()
 
@@ -289,13 +294,13 @@ class DevambApp(FeatureActions, App[None]):
 
     async def _switch(self, service: str, target: str) -> None:
         try:
-            await asyncio.wait_for(self.control.switch(service, target), CALL_TIMEOUT)
-        except EngineUnavailable as error:
-            self.post_message(SwitchCompleted(service, target, error.message))
-            self.post_message(EngineLost(error.message))
-            return
-        except (ControlError, OSError, TimeoutError) as error:
-            reason = _reason(error)
+            await self.gateway.call(lambda engine: engine.switch(service, target))
+        except EngineCallFailed as failure:
+            reason = failure.text
+            if failure.lost:
+                self.post_message(SwitchCompleted(service, target, reason))
+                self.post_message(EngineLost(reason))
+                return
             if self.live_main is not None:
                 self.main.log_event("error", f"switch {service} → {target} failed: {reason}")
             self.notify(reason, title="Switch failed", severity="error")
@@ -320,8 +325,8 @@ class DevambApp(FeatureActions, App[None]):
     async def _exchange_detail(self, exchange_id: int) -> dict[str, Any] | None:
         """The engine's full record of one exchange; None if it is gone or the engine is."""
         try:
-            return await asyncio.wait_for(self.control.exchange(exchange_id), CALL_TIMEOUT)
-        except (ControlError, OSError, TimeoutError):
+            return await self.gateway.call(lambda engine: engine.exchange(exchange_id))
+        except EngineCallFailed:
             return None
 
     def action_help(self) -> None:
@@ -330,14 +335,6 @@ class DevambApp(FeatureActions, App[None]):
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.current_theme.dark else DARK
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, ControlError):
-        return error.message
-    if isinstance(error, TimeoutError):
-        return "the engine did not answer in time"
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def make_app(

@@ -1,24 +1,20 @@
 """FeatureActions: the app's handlers for the faults panel, target detail, recording, the
 traffic filter and the exchange actions. A mixin of `DevambApp`, kept apart from the app's core.
 
-Each handler turns a request from a screen into `EngineControl` calls; results go back down as
-screens pushed or attributes set.
+Each handler turns a request from a screen into engine calls through the app's gateway; results
+go back down as screens pushed or attributes set. The messages the app core also needs
+(`FaultsChanged`, `TrafficPending`) are handled there, which calls `show_faults_on_screens()` and
+`refresh_filter_soon()` here: Textual runs a handler of every class in the MRO, so a second
+`on_faults_changed` here would run as well, not instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
-from devamb.control.protocol import ControlError, EngineControl, ExchangeSummary, Status
-from ui.messages import (
-    FaultsChanged,
-    OpenFaults,
-    OpenTargetDetail,
-    ToggleRecording,
-    TrafficCleared,
-    TrafficPending,
-)
+from devamb.control.protocol import ExchangeSummary, Status
+from ui.gateway import EngineCallFailed, EngineGateway
+from ui.messages import OpenFaults, OpenTargetDetail, ToggleRecording, TrafficCleared
 from ui.screens.exchange_actions import ExchangeScreen
 from ui.screens.faults import FaultsScreen
 from ui.screens.target_detail import TargetDetail
@@ -29,21 +25,12 @@ if TYPE_CHECKING:
 
 FILTER_LIMIT = 5000  # exchanges asked for when a filter is applied
 FILTER_REFRESH = 0.5  # seconds: while a filter is on, new traffic re-asks the engine this often
-CALL_TIMEOUT = 10.0
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, ControlError):
-        return error.message
-    if isinstance(error, TimeoutError):
-        return "the engine did not answer in time"
-    return f"{type(error).__name__}: {error}"
 
 
 class FeatureActions:
-    """Mixed into DevambApp (which provides control, status, main, notify, run_worker...)."""
+    """Mixed into DevambApp (which provides gateway, status, main, notify, run_worker...)."""
 
-    control: EngineControl
+    gateway: EngineGateway
     status: Status | None
     traffic_filter: str = ""
     _filter_refresh_due = False
@@ -53,12 +40,13 @@ class FeatureActions:
     def on_open_faults(self: DevambApp, message: OpenFaults) -> None:
         service = self.service(message.service)
         if service is not None:
-            self.push_screen(FaultsScreen(self.control, service["name"], service["protocol"]))
+            self.push_screen(FaultsScreen(self.gateway, service["name"], service["protocol"]))
 
-    def on_faults_changed(self: DevambApp, message: FaultsChanged) -> None:
+    def show_faults_on_screens(self: DevambApp, service: str, faults: list[dict]) -> None:
+        """A service's faults changed: the open faults panels of that service show them."""
         for screen in self.screen_stack:
-            if isinstance(screen, FaultsScreen) and screen.service == message.service:
-                screen.show_faults(message.faults)
+            if isinstance(screen, FaultsScreen) and screen.service == service:
+                screen.show_faults(faults)
 
     # -- target detail and recording -----------------------------------------------------------
 
@@ -66,7 +54,7 @@ class FeatureActions:
         service = self.service(message.service)
         if service is not None:
             target = message.target or service["target"]
-            self.push_screen(TargetDetail(self.control, service, target))
+            self.push_screen(TargetDetail(self.gateway, service, target))
 
     def recording(self: DevambApp) -> set[str]:
         if self.status is None:
@@ -79,20 +67,18 @@ class FeatureActions:
     async def _toggle_recording(self: DevambApp, service: str) -> None:
         try:
             if service in self.recording():
-                written = await asyncio.wait_for(self.control.stop_recording(service), CALL_TIMEOUT)
+                written = await self.gateway.call(lambda engine: engine.stop_recording(service))
                 for done in written:
                     self.notify(
                         f"{done.get('recorded', 0)} exchanges of {service} → {done.get('file')}",
                         title="Recording written",
                     )
             else:
-                started = await asyncio.wait_for(
-                    self.control.start_recording(service), CALL_TIMEOUT
-                )
+                started = await self.gateway.call(lambda engine: engine.start_recording(service))
                 self.notify(f"{service} → {started.get('to')} (R again to stop and write)",
                             title="Recording")  # fmt: skip
-        except (ControlError, OSError, TimeoutError) as error:
-            self.notify(_reason(error), title="Recording failed", severity="error")
+        except EngineCallFailed as failure:
+            self.notify(failure.text, title="Recording failed", severity="error")
             return
         await self._refresh_status()
 
@@ -112,12 +98,12 @@ class FeatureActions:
         rows: list[ExchangeSummary] | None = None
         if expression:
             try:
-                rows = await asyncio.wait_for(
-                    self.control.exchanges(FILTER_LIMIT, expression), CALL_TIMEOUT
+                rows = await self.gateway.call(
+                    lambda engine: engine.exchanges(FILTER_LIMIT, expression)
                 )
-            except (ControlError, OSError, TimeoutError) as error:
+            except EngineCallFailed as failure:
                 if bar is not None:
-                    bar.show_error(_reason(error))
+                    bar.show_error(failure.text)
                 return
         self.traffic_filter = expression
         main = self.live_main
@@ -128,7 +114,8 @@ class FeatureActions:
         if bar is not None:
             bar.show_ok(expression, len(rows) if rows is not None else len(self.traffic))
 
-    def on_traffic_pending(self: DevambApp, message: TrafficPending) -> None:
+    def refresh_filter_soon(self: DevambApp) -> None:
+        """New traffic came: while a filter is on, ask the engine again (at most every 0.5 s)."""
         if self.traffic_filter and not self._filter_refresh_due:
             self._filter_refresh_due = True
             self.set_timer(FILTER_REFRESH, self._refresh_filter)
@@ -145,9 +132,9 @@ class FeatureActions:
     def on_traffic_cleared(self: DevambApp, message: TrafficCleared) -> None:
         async def clear() -> None:
             try:
-                await asyncio.wait_for(self.control.clear_exchanges(), CALL_TIMEOUT)
-            except (ControlError, OSError, TimeoutError) as error:
-                self.notify(_reason(error), title="Clear failed", severity="error")
+                await self.gateway.call(lambda engine: engine.clear_exchanges())
+            except EngineCallFailed as failure:
+                self.notify(failure.text, title="Clear failed", severity="error")
 
         self.run_worker(clear(), group="traffic-clear")
 
@@ -156,7 +143,7 @@ class FeatureActions:
         targets: list[dict[str, Any]] = [dict(t) for t in service["targets"]] if service else []
         return ExchangeScreen(
             exchange,
-            self.control,
+            self.gateway,
             load=self._exchange_detail,
             targets=targets,
             filter=self.traffic_filter or None,

@@ -8,13 +8,8 @@ from collections.abc import Callable
 
 from textual.message import Message
 
-from devamb.control.protocol import (
-    ControlError,
-    EngineControl,
-    EngineUnavailable,
-    Event,
-    ExchangeSummary,
-)
+from devamb.control.protocol import Event, ExchangeSummary
+from ui.gateway import EngineCallFailed, EngineGateway, failure_text
 from ui.messages import (
     EngineLost,
     EngineNotice,
@@ -28,10 +23,12 @@ from ui.model.trends import Trends
 
 DEFAULT_BACKLOG = 2000
 YIELD_EVERY = 100  # let the UI run between long bursts of already-queued events
+STREAM_FAILED = "the engine's event stream failed"
 
 
 class EngineFeed:
-    """Follows `control.events()` and posts one message per event, except exchanges.
+    """Follows the engine's `events()` through the gateway; posts one message per event, except
+    exchanges.
 
     Exchanges are buffered (bounded: under overload the oldest are dropped and counted) and
     announced with a single `TrafficPending` until the app takes them with `take_exchanges()`,
@@ -41,12 +38,12 @@ class EngineFeed:
 
     def __init__(
         self,
-        control: EngineControl,
+        gateway: EngineGateway,
         post: Callable[[Message], object],
         trends: Trends,
         backlog: int = DEFAULT_BACKLOG,
     ) -> None:
-        self.control = control
+        self.gateway = gateway
         self._post = post
         self.trends = trends
         self._pending: deque[ExchangeSummary] = deque(maxlen=backlog)
@@ -64,19 +61,15 @@ class EngineFeed:
         """Follow the stream until it ends; then post `EngineLost` (never raises)."""
         try:
             count = 0
-            async for event in self.control.events():
+            async for event in self.gateway.follow(lambda engine: engine.events()):
                 self.handle(event)
                 count += 1
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-        except EngineUnavailable as error:
-            reason = error.message
-        except ControlError as error:
-            reason = f"the engine's event stream failed: {error.message}"
-        except OSError as error:
-            reason = f"the connection to the engine broke: {error}"
+        except EngineCallFailed as failure:
+            reason = failure.text if failure.lost else f"{STREAM_FAILED}: {failure.text}"
         except Exception as error:  # whatever breaks, the UI says so instead of crashing
-            reason = f"the engine's event stream failed: {type(error).__name__}: {error}"
+            reason = f"{STREAM_FAILED}: {failure_text(error)}"
         else:
             reason = "the engine stopped"
         self._post(EngineLost(reason))

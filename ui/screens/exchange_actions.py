@@ -1,8 +1,8 @@
 """ExchangeScreen: the exchange detail plus what can be done with it — replay (`r`), replay to
 another target and diff (`d`), export (`e`: curl of this one, HAR of the current filter).
 
-It subclasses `ExchangeDetail` (which only shows) and talks to the engine through
-`EngineControl`.
+It subclasses `ExchangeDetail` (which only shows) and talks to the engine through the app's
+`EngineGateway`; replay and export may take the gateway's longer (`slow`) timeout.
 """
 
 from __future__ import annotations
@@ -20,21 +20,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
-from devamb.control.protocol import ControlError, EngineControl, ExchangeSummary
+from devamb.control.protocol import ExchangeSummary
+from ui.gateway import EngineCallFailed, EngineGateway
 from ui.screens.choose_target import ChooseTarget
 from ui.screens.diff import DiffScreen
 from ui.screens.exchange_detail import ExchangeDetail, Loader
 
-CALL_TIMEOUT = 30.0
 DEFAULT_HAR = "devamb-export.har"
-
-
-def _message(error: BaseException) -> str:
-    if isinstance(error, ControlError):
-        return error.message
-    if isinstance(error, TimeoutError):
-        return "the engine did not answer in time"
-    return f"{type(error).__name__}: {error}"
 
 
 class ExchangeScreen(ExchangeDetail):
@@ -47,14 +39,14 @@ class ExchangeScreen(ExchangeDetail):
     def __init__(
         self,
         exchange: ExchangeSummary,
-        control: EngineControl,
+        gateway: EngineGateway,
         *,
         load: Loader | None = None,
         targets: list[dict[str, Any]] | None = None,
         filter: str | None = None,
     ) -> None:
         super().__init__(exchange, load=load)
-        self.control = control
+        self.gateway = gateway
         self.targets = targets or []
         self.filter = filter
 
@@ -88,12 +80,13 @@ class ExchangeScreen(ExchangeDetail):
     async def _replay(self, target: str | None, diff: bool) -> None:
         where = target or str(self.exchange.get("target"))
         self.notify(f"replaying #{self.exchange_id} to {where}…", timeout=2)
+        exchange_id = self.exchange_id
         try:
-            result = await asyncio.wait_for(
-                self.control.replay(self.exchange_id, target, diff=diff), CALL_TIMEOUT
+            result = await self.gateway.call(
+                lambda engine: engine.replay(exchange_id, target, diff=diff), slow=True
             )
-        except (ControlError, OSError, TimeoutError) as error:
-            self.notify(_message(error), title="Replay failed", severity="error")
+        except EngineCallFailed as failure:
+            self.notify(failure.text, title="Replay failed", severity="error")
             return
         copy = result.get("exchange", {})
         status = copy.get("status")
@@ -108,7 +101,7 @@ class ExchangeScreen(ExchangeDetail):
             )
 
     def action_export(self) -> None:
-        self.app.push_screen(ExportScreen(self.control, self.exchange_id, self.filter))
+        self.app.push_screen(ExportScreen(self.gateway, self.exchange_id, self.filter))
 
 
 class ExportScreen(ModalScreen[None]):
@@ -119,9 +112,9 @@ class ExportScreen(ModalScreen[None]):
         Binding("ctrl+y", "copy", "Copy curl"),
     ]
 
-    def __init__(self, control: EngineControl, exchange_id: int, filter: str | None) -> None:
+    def __init__(self, gateway: EngineGateway, exchange_id: int, filter: str | None) -> None:
         super().__init__()
-        self.control = control
+        self.gateway = gateway
         self.exchange_id = exchange_id
         self.filter = filter
 
@@ -142,9 +135,11 @@ class ExportScreen(ModalScreen[None]):
     async def _load_curl(self) -> None:
         area = self.query_one("#export-curl", TextArea)
         try:
-            curl = await asyncio.wait_for(self.control.export_curl(self.exchange_id), CALL_TIMEOUT)
-        except (ControlError, OSError, TimeoutError) as error:
-            area.text = f"# {_message(error)}"
+            curl = await self.gateway.call(
+                lambda engine: engine.export_curl(self.exchange_id), slow=True
+            )
+        except EngineCallFailed as failure:
+            area.text = f"# {failure.text}"
             return
         area.text = curl
 
@@ -163,12 +158,16 @@ class ExportScreen(ModalScreen[None]):
 
     async def _export_har(self, path_text: str) -> None:
         try:
-            har = await asyncio.wait_for(self.control.export_har(self.filter), CALL_TIMEOUT)
-            path = Path(path_text).expanduser()
-            text = json.dumps(har, indent=2, ensure_ascii=False)
+            har = await self.gateway.call(lambda engine: engine.export_har(self.filter), slow=True)
+        except EngineCallFailed as failure:
+            self.say(failure.text, error=True)
+            return
+        path = Path(path_text).expanduser()
+        text = json.dumps(har, indent=2, ensure_ascii=False)
+        try:
             await asyncio.to_thread(path.write_text, text, "utf-8")
-        except (ControlError, OSError, TimeoutError) as error:
-            self.say(_message(error), error=True)
+        except OSError as error:  # the file, not the engine: say which file and why
+            self.say(f"could not write {path}: {error.strerror or error}", error=True)
             return
         entries = len(har.get("log", {}).get("entries", []))
         self.say(f"wrote {entries} exchanges to {path.resolve()}")

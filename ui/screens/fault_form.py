@@ -7,7 +7,6 @@ error is shown inline under the form. Dismisses with the engine's record of the 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -19,7 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from devamb.control.protocol import ControlError, EngineControl
+from devamb.control.protocol import ControlError
+from ui.gateway import EngineCallFailed, EngineGateway
 
 # kind -> (setting, placeholder) for each setting the form offers (docs/faults.md)
 KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
@@ -38,7 +38,6 @@ KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
 COMMON_FIELDS = [("name", "default: the kind"), ("probability", "1 (0..1)"),
                  ("times", "fire N times, then off"), ("path", "HTTP: /charge*"),
                  ("method", "HTTP: POST, PUT")]  # fmt: skip
-CALL_TIMEOUT = 10.0
 _INT = re.compile(r"^-?\d+$")
 _FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
 
@@ -94,9 +93,9 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
         Binding("ctrl+s", "submit", "Add"),
     ]
 
-    def __init__(self, control: EngineControl, service: str, protocol: str = "http") -> None:
+    def __init__(self, gateway: EngineGateway, service: str, protocol: str = "http") -> None:
         super().__init__()
-        self.control = control
+        self.gateway = gateway
         self.service = service
         self.protocol = protocol
 
@@ -192,11 +191,10 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
         self.run_worker(self._submit(), exclusive=True, group="fault-add")
 
     async def _submit(self) -> None:
+        data = self.data()
         try:
-            fault = await asyncio.wait_for(
-                self.control.add_fault(self.service, self.data()), CALL_TIMEOUT
-            )
-        except (ControlError, OSError, TimeoutError) as error:
-            self.show_error(getattr(error, "message", None) or str(error) or "no answer")
+            fault = await self.gateway.call(lambda engine: engine.add_fault(self.service, data))
+        except EngineCallFailed as failure:
+            self.show_error(failure.text)
             return
         self.dismiss(fault)

@@ -1,12 +1,13 @@
 """FaultsScreen: one service's faults (on/off, kind, probability, settings, fired) and scenarios.
 
-It reads and changes faults only through `EngineControl`. The app forwards "faults" events with
-`show_faults()`; a one-second poll keeps the fired counts and the scenarios' progress current.
+It reads and changes faults only through the app's `EngineGateway`. The app forwards "faults"
+events with `show_faults()`; a one-second poll keeps the fired counts and the scenarios' progress
+current.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.text import Text
@@ -17,12 +18,12 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from devamb.control.protocol import ControlError, EngineControl
+from devamb.control.protocol import EngineControl
 from ui import display
+from ui.gateway import EngineCallFailed, EngineGateway
 from ui.screens.fault_form import FaultForm
 
 REFRESH_EVERY = 1.0
-CALL_TIMEOUT = 10.0
 
 FAULT_COLUMNS = [("on", "On"), ("name", "Name"), ("kind", "Kind"), ("probability", "Prob"),
                  ("fired", "Fired"), ("settings", "Settings")]  # fmt: skip
@@ -84,7 +85,7 @@ class FaultsScreen(Screen):
 
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
-        Binding("space", "toggle", "On/off"),
+        Binding("space", "toggle_fault", "On/off"),
         Binding("a", "add", "Add"),
         Binding("delete,backspace", "remove", "Remove"),
         Binding("c", "clear", "Clear all"),
@@ -92,9 +93,9 @@ class FaultsScreen(Screen):
         Binding("tab", "app.focus_next", "Next table", show=False),
     ]
 
-    def __init__(self, control: EngineControl, service: str, protocol: str = "http") -> None:
+    def __init__(self, gateway: EngineGateway, service: str, protocol: str = "http") -> None:
         super().__init__()
-        self.control = control
+        self.gateway = gateway
         self.service = service
         self.protocol = protocol
         self.faults: list[dict[str, Any]] = []
@@ -131,10 +132,10 @@ class FaultsScreen(Screen):
     @work(exclusive=True, group="faults-refresh")
     async def refresh_from_engine(self) -> None:
         try:
-            faults = await asyncio.wait_for(self.control.faults(self.service), CALL_TIMEOUT)
-            scenarios = await asyncio.wait_for(self.control.scenarios(), CALL_TIMEOUT)
-        except (ControlError, OSError, TimeoutError) as error:
-            self.say(getattr(error, "message", str(error)), error=True)
+            faults = await self.gateway.call(lambda engine: engine.faults(self.service))
+            scenarios = await self.gateway.call(lambda engine: engine.scenarios())
+        except EngineCallFailed as failure:
+            self.say(failure.text, error=True)
             return
         self.show_faults(faults.get(self.service, []))
         self.show_scenarios(scenarios)
@@ -187,37 +188,39 @@ class FaultsScreen(Screen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    async def _call(self, what: str, call: Any) -> bool:
+    async def _call(self, what: str, request: Callable[[EngineControl], Awaitable[None]]) -> bool:
         try:
-            await asyncio.wait_for(call, CALL_TIMEOUT)
-        except (ControlError, OSError, TimeoutError) as error:
-            self.say(f"{what}: {getattr(error, 'message', str(error))}", error=True)
+            await self.gateway.call(request)
+        except EngineCallFailed as failure:
+            self.say(f"{what}: {failure.text}", error=True)
             return False
         self.say(what)
         self.refresh_from_engine()
         return True
 
     @work(group="faults-change")
-    async def action_toggle(self) -> None:
+    async def action_toggle_fault(self) -> None:
         fault = self.selected_fault
         if fault is None:
             return
         enabled = not fault.get("enabled")
         name = str(fault["name"])
         await self._call(f"{name} {'on' if enabled else 'off'}",
-                         self.control.set_fault(self.service, name, enabled))  # fmt: skip
+                         lambda engine: engine.set_fault(self.service, name, enabled))  # fmt: skip
 
     @work(group="faults-change")
     async def action_remove(self) -> None:
         fault = self.selected_fault
         if fault is not None:
             name = str(fault["name"])
-            await self._call(f"{name} removed", self.control.remove_fault(self.service, name))
+            await self._call(
+                f"{name} removed", lambda engine: engine.remove_fault(self.service, name)
+            )
 
     @work(group="faults-change")
     async def action_clear(self) -> None:
         if self.faults:
-            await self._call("all faults removed", self.control.clear_faults(self.service))
+            await self._call("all faults removed", lambda engine: engine.clear_faults(self.service))
 
     @work(group="faults-change")
     async def action_scenario(self) -> None:
@@ -227,9 +230,9 @@ class FaultsScreen(Screen):
             return
         name = str(scenario["name"])
         if scenario.get("running"):
-            await self._call(f"scenario {name} stopped", self.control.stop_scenario(name))
+            await self._call(f"scenario {name} stopped", lambda engine: engine.stop_scenario(name))
         else:
-            await self._call(f"scenario {name} started", self.control.start_scenario(name))
+            await self._call(f"scenario {name} started", lambda engine: engine.start_scenario(name))
 
     def action_add(self) -> None:
         def added(fault: dict[str, Any] | None) -> None:
@@ -237,9 +240,9 @@ class FaultsScreen(Screen):
                 self.say(f"{fault.get('name')} added")
                 self.refresh_from_engine()
 
-        self.app.push_screen(FaultForm(self.control, self.service, self.protocol), added)
+        self.app.push_screen(FaultForm(self.gateway, self.service, self.protocol), added)
 
     @on(DataTable.RowSelected, "#faults-table")
     def _row_chosen(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_toggle()
+        self.action_toggle_fault()

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Log
 
-from devamb.control.protocol import ControlError, EngineControl
+from ui.gateway import EngineCallFailed, EngineGateway
 
 TAIL = 200
 MAX_LINES = 5000
@@ -16,9 +16,9 @@ MAX_LINES = 5000
 class LogsScreen(Screen):
     BINDINGS = [Binding("escape,q", "close", "Back")]
 
-    def __init__(self, control: EngineControl, service: str, target: str) -> None:
+    def __init__(self, gateway: EngineGateway, service: str, target: str) -> None:
         super().__init__()
-        self.control = control
+        self.gateway = gateway
         self.service = service
         self.target = target
 
@@ -45,13 +45,13 @@ class LogsScreen(Screen):
 
     async def _follow(self) -> None:
         log = self.query_one(Log)
+        lines = self.gateway.follow(
+            lambda engine: engine.container_logs(self.service, self.target, tail=TAIL)
+        )
         try:
-            async for line in self.control.container_logs(self.service, self.target, tail=TAIL):
+            async for line in lines:
                 log.write_line(line.rstrip("\n"))
-        except ControlError as error:
-            log.write_line(f"[devamb] {error.message}")
-            return
-        except OSError as error:
-            log.write_line(f"[devamb] the connection to the engine broke: {error}")
+        except EngineCallFailed as failure:
+            log.write_line(f"[devamb] {failure.text}")
             return
         log.write_line("[devamb] the log stream ended")

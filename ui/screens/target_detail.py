@@ -9,7 +9,6 @@ refreshes from `status()` every second.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterable
@@ -25,12 +24,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from devamb.control.protocol import ControlError, EngineControl, ServiceStatus
+from devamb.control.protocol import ServiceStatus
 from ui import display
+from ui.gateway import EngineCallFailed, EngineGateway
 from ui.screens.logs import LogsScreen
 
 REFRESH_EVERY = 1.0
-CALL_TIMEOUT = 10.0
 BREAKER_STYLES = {"closed": "green", "open": "bold red", "half-open": "yellow",
                   "half_open": "yellow"}  # fmt: skip
 
@@ -221,9 +220,9 @@ class TargetDetail(Screen):
         Binding("l", "logs", "Logs"),
     ]
 
-    def __init__(self, control: EngineControl, service: ServiceStatus, target: str) -> None:
+    def __init__(self, gateway: EngineGateway, service: ServiceStatus, target: str) -> None:
         super().__init__()
-        self.control = control
+        self.gateway = gateway
         self.service = service
         self.target_name = target
 
@@ -253,9 +252,9 @@ class TargetDetail(Screen):
     @work(exclusive=True, group="target-refresh")
     async def refresh_from_engine(self) -> None:
         try:
-            status = await asyncio.wait_for(self.control.status(), CALL_TIMEOUT)
-        except (ControlError, OSError, TimeoutError):
-            return
+            status = await self.gateway.call(lambda engine: engine.status())
+        except EngineCallFailed:
+            return  # the app reports a lost engine; the next refresh tries again
         fresh = next((s for s in status["services"] if s["name"] == self.service["name"]), None)
         if fresh is not None and fresh != self.service:
             self.service = fresh
@@ -269,4 +268,4 @@ class TargetDetail(Screen):
 
     def action_logs(self) -> None:
         if self.target.get("kind") == "docker":
-            self.app.push_screen(LogsScreen(self.control, self.service["name"], self.target_name))
+            self.app.push_screen(LogsScreen(self.gateway, self.service["name"], self.target_name))
