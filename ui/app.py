@@ -16,16 +16,16 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import App
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.notifications import SeverityLevel
 
 from devamb.control.protocol import EngineControl, ServiceStatus, Status
 from ui.commands import SwitchCommands
-from ui.features import FeatureActions
+from ui.features import FeatureActions, FeatureHost
 from ui.feed import EngineFeed
 from ui.gateway import EngineCallFailed, EngineGateway
 from ui.messages import (
@@ -97,7 +97,7 @@ class DevambApp(FeatureActions, App[None]):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def get_default_screen(self) -> Screen:
+    def get_default_screen(self) -> MainScreen:
         return MainScreen(self.traffic)
 
     @property
@@ -201,7 +201,7 @@ class DevambApp(FeatureActions, App[None]):
             return
         previous = f" (was {message.previous})" if message.previous else ""
         self.main.log_event(
-            "switch", f"{message.service} → {message.target}{previous}", message.time
+            "switch", f"{message.service} → {message.target}{previous}", message.when
         )
         await self._mark_switched(message.service, message.target)
 
@@ -219,7 +219,7 @@ class DevambApp(FeatureActions, App[None]):
         ] + [f"{name} removed" for name in before if name not in after]
         service["faults"] = message.faults
         if changes:
-            self.main.log_event("fault", f"{message.service}: {', '.join(changes)}", message.time)
+            self.main.log_event("fault", f"{message.service}: {', '.join(changes)}", message.when)
         await self.main.show_status(self.status)
 
     def on_profile_reloaded(self, message: ProfileReloaded) -> None:
@@ -230,9 +230,9 @@ class DevambApp(FeatureActions, App[None]):
     def on_engine_notice(self, message: EngineNotice) -> None:
         if self.live_main is None:
             return
-        self.main.log_event(message.level, message.text, message.time)
+        self.main.log_event(message.level, message.text, message.when)
         if message.level in ("warning", "error"):
-            severity = "error" if message.level == "error" else "warning"
+            severity: SeverityLevel = "error" if message.level == "error" else "warning"
             self.notify(message.text, severity=severity, timeout=6)
 
     def on_engine_lost(self, message: EngineLost) -> None:
@@ -335,6 +335,13 @@ class DevambApp(FeatureActions, App[None]):
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.current_theme.dark else DARK
+
+
+if TYPE_CHECKING:
+
+    def _features_host(app: DevambApp) -> FeatureHost:
+        """mypy checks here that the app has all that its FeatureActions handlers use."""
+        return app
 
 
 def make_app(

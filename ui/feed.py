@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from textual.message import Message
 
@@ -75,7 +76,7 @@ class EngineFeed:
         self._post(EngineLost(reason))
 
     def handle(self, event: Event) -> None:
-        data: dict = dict(event)
+        data: dict[str, Any] = dict(event)
         kind = data.get("type")
         if kind == "exchange":
             if len(self._pending) == self._pending.maxlen:

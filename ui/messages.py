@@ -3,9 +3,14 @@
 The feed posts the engine-side ones; widgets and screens post `SwitchRequested`. High-rate
 messages coalesce (toolong's pattern): a newer `StatsUpdated` or `TrafficPending` still waiting
 in the queue replaces an older one, so a busy engine never floods the UI.
+
+`when` is the engine's unix time of an event (None: now). It is not called `time`: Textual's
+`Message.time` is the framework's own timestamp of every message, not to be overwritten.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from textual.message import Message
 
@@ -34,23 +39,25 @@ class TargetSwitched(Message):
     """The engine re-pointed a service (whoever asked: this TUI, the CLI, a script)."""
 
     def __init__(
-        self, service: str, target: str, previous: str | None, time: float | None = None
+        self, service: str, target: str, previous: str | None, when: float | None = None
     ) -> None:
         super().__init__()
         self.service = service
         self.target = target
         self.previous = previous
-        self.time = time
+        self.when = when
 
 
 class FaultsChanged(Message):
     """A service's faults were added, removed, toggled or expired."""
 
-    def __init__(self, service: str, faults: list[dict], time: float | None = None) -> None:
+    def __init__(
+        self, service: str, faults: list[dict[str, Any]], when: float | None = None
+    ) -> None:
         super().__init__()
         self.service = service
         self.faults = faults
-        self.time = time
+        self.when = when
 
 
 class ProfileReloaded(Message):
@@ -66,11 +73,11 @@ class ProfileReloaded(Message):
 class EngineNotice(Message):
     """Something the engine wants the developer to know (level: info, warning, error)."""
 
-    def __init__(self, level: str, text: str, time: float | None = None) -> None:
+    def __init__(self, level: str, text: str, when: float | None = None) -> None:
         super().__init__()
         self.level = level
         self.text = text
-        self.time = time
+        self.when = when
 
 
 class EngineLost(Message):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -19,7 +22,9 @@ class ChooseTarget(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape,q", "cancel", "Cancel")]
 
-    def __init__(self, title: str, targets: list[dict], exclude: str | None = None) -> None:
+    def __init__(
+        self, title: str, targets: Sequence[Mapping[str, Any]], exclude: str | None = None
+    ) -> None:
         super().__init__()
         self.heading = title
         self.targets = [t for t in targets if t["name"] != exclude]

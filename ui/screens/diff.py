@@ -61,7 +61,7 @@ def side_text(label: str, summary: dict[str, Any]) -> Text:
     )  # fmt: skip
 
 
-class DiffScreen(Screen):
+class DiffScreen(Screen[None]):
     """The original exchange on the left, its replay on another target on the right."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]

@@ -57,7 +57,8 @@ class ExchangeScreen(ExchangeDetail):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """TCP connections cannot be replayed: their keys are not offered."""
         if action in ("replay", "replay_diff"):
-            return self.exchange.get("protocol", "http") == "http"
+            protocol: str = self.exchange.get("protocol", "http")
+            return protocol == "http"
         return True
 
     def action_replay(self) -> None:

@@ -84,7 +84,8 @@ def summary_table(exchange: Mapping[str, Any]) -> Table:
     return table
 
 
-def headers_table(headers: Mapping[str, Any] | Iterable[Any]) -> Table:
+def headers_table(headers: Mapping[str, Any] | Iterable[list[Any] | tuple[Any, Any]]) -> Table:
+    """Headers as a mapping, or as the engine records them: [name, value] pairs."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold cyan", no_wrap=True)
@@ -152,7 +153,7 @@ def has_body(body: Any) -> bool:
     return bool(body)
 
 
-class ExchangeDetail(Screen):
+class ExchangeDetail(Screen[None]):
     """Full-screen detail of one exchange; Esc goes back to the list."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]

@@ -80,7 +80,7 @@ def scenario_cells(scenario: dict[str, Any]) -> list[Text]:
     ]
 
 
-class FaultsScreen(Screen):
+class FaultsScreen(Screen[None]):
     """Faults of one service; space toggles, a adds, delete removes, c clears, s runs scenarios."""
 
     BINDINGS = [
@@ -104,12 +104,16 @@ class FaultsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="faults-body"):
-            faults = DataTable(id="faults-table", cursor_type="row", zebra_stripes=False)
+            faults: DataTable[Text] = DataTable(
+                id="faults-table", cursor_type="row", zebra_stripes=False
+            )
             faults.border_title = f"Faults of {self.service}"
             faults.border_subtitle = "space on/off · a add · del remove · c clear"
             yield faults
             yield Static("", id="faults-message")
-            scenarios = DataTable(id="scenarios-table", cursor_type="row", zebra_stripes=False)
+            scenarios: DataTable[Text] = DataTable(
+                id="scenarios-table", cursor_type="row", zebra_stripes=False
+            )
             scenarios.border_title = "Scenarios"
             scenarios.border_subtitle = "s start/stop"
             yield scenarios
@@ -153,7 +157,7 @@ class FaultsScreen(Screen):
                    [(str(s.get("name")), scenario_cells(s)) for s in self.scenarios])  # fmt: skip
 
     @staticmethod
-    def _fill(table: DataTable, rows: list[tuple[str, list[Text]]]) -> None:
+    def _fill(table: DataTable[Text], rows: list[tuple[str, list[Text]]]) -> None:
         """Update cells in place when the rows are the same; rebuild otherwise (cursor kept)."""
         keys = [key for key, _ in rows]
         if keys == [str(row.value) for row in table.rows]:

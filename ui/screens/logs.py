@@ -13,7 +13,7 @@ TAIL = 200
 MAX_LINES = 5000
 
 
-class LogsScreen(Screen):
+class LogsScreen(Screen[None]):
     BINDINGS = [Binding("escape,q", "close", "Back")]
 
     def __init__(self, gateway: EngineGateway, service: str, target: str) -> None:

@@ -20,7 +20,7 @@ from ui.widgets.traffic_pane import TrafficPane
 from ui.widgets.trends_panel import TrendsPanel
 
 
-class MainScreen(Screen):
+class MainScreen(Screen[None]):
     """The app's home. The app sets data on it; it posts what the user asks for."""
 
     BINDINGS = [

@@ -36,14 +36,14 @@ BREAKER_STYLES = {"closed": "green", "open": "bold red", "half-open": "yellow",
 
 def _table(columns: Iterable[str], rows: Iterable[Iterable[RenderableType]]) -> Table:
     table = Table(show_edge=False, header_style="bold", pad_edge=False, box=None, padding=(0, 2))
-    rows = [list(row) for row in rows]
-    first = max((len(str(row[0])) for row in rows), default=0)
+    listed = [list(row) for row in rows]
+    first = max((len(str(row[0])) for row in listed), default=0)
     for index, column in enumerate(columns):
         if index == 0:  # names and addresses are never cut
             table.add_column(column, no_wrap=True, min_width=max(first, len(column)))
         else:
             table.add_column(column)
-    for row in rows:
+    for row in listed:
         table.add_row(*row)
     return table
 
@@ -214,7 +214,7 @@ def sections(target: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     return out
 
 
-class TargetDetail(Screen):
+class TargetDetail(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("l", "logs", "Logs"),

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from devamb.control.protocol import ServiceStatus
+from devamb.control.protocol import ServiceStatus, TargetStatus
 from ui import display
 from ui.messages import OpenTargetDetail
 
 
-def target_prompt(number: int, target: dict, widths: tuple[int, int, int]) -> Text:
+def target_prompt(number: int, target: TargetStatus, widths: tuple[int, int, int]) -> Text:
     name_w, kind_w, address_w = widths
     marker = ("● ", "bold green") if target["active"] else ("  ", "")
     return Text.assemble(
@@ -32,11 +34,10 @@ def target_prompt(number: int, target: dict, widths: tuple[int, int, int]) -> Te
 class TargetPicker(ModalScreen[str | None]):
     """Dismisses with the chosen target's name, or None when cancelled."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss_picker", "Cancel"),
         Binding("i", "target_detail", "Detail"),
-    ] + [
-        Binding(str(digit), f"choose({digit})", show=False) for digit in range(1, 10)
+        *(Binding(str(digit), f"choose({digit})", show=False) for digit in range(1, 10)),
     ]
 
     def __init__(self, service: ServiceStatus) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from rich.console import JustifyMethod
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -43,7 +45,7 @@ def active_state(service: ServiceStatus) -> str:
     return "unknown"
 
 
-def faults_text(faults: list[dict]) -> Text:
+def faults_text(faults: list[dict[str, Any]]) -> Text:
     enabled = [
         str(fault.get("name", fault.get("kind", "?"))) for fault in faults if fault.get("enabled")
     ]
@@ -92,7 +94,7 @@ def stats_cells(stats: ServiceStats) -> dict[str, Text]:
     }
 
 
-class ServicesTable(DataTable):
+class ServicesTable(DataTable[Text]):
     """The dashboard's services table. Rows are keyed by service name."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -107,7 +109,7 @@ class ServicesTable(DataTable):
 
     def _add_columns(self) -> None:
         for key, label, width in self._columns():
-            justify = "right" if width else "left"
+            justify: JustifyMethod = "right" if width else "left"
             self.add_column(Text(label, justify=justify), key=key, width=width)
 
     def _columns(self) -> list[tuple[str, str, int | None]]:
