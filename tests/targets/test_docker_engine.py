@@ -162,12 +162,12 @@ async def test_logs_of_a_docker_target_are_tailed_and_followed(
     container, port = httpd("logs", "hello-logs", prelude=prelude)
     engine = await make_engine(profile(f"{{container: {container.name}, port: {port}}}"))
     box = engine.services["api"].targets["box"]
-    lines = box.logs(tail=1, follow=True)  # type: ignore[attr-defined]
+    lines = box.logs(tail=1, follow=True)
     async with asyncio.timeout(10):
         assert await anext(lines) == "two"
         assert await anext(lines) == "three"
     await lines.aclose()
-    everything = [line async for line in box.logs(tail=100, follow=False)]  # type: ignore[attr-defined]
+    everything = [line async for line in box.logs(tail=100, follow=False)]
     assert everything == ["one", "two", "three"]
 
 
