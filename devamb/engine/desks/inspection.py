@@ -3,7 +3,7 @@ the event stream."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from devamb import __version__
@@ -98,7 +98,7 @@ class InspectionDesk:
             result["diff"] = [d.to_json() for d in differences]
         return result
 
-    async def events(self, filter: str | None = None) -> AsyncIterator[Event]:
+    async def events(self, filter: str | None = None) -> AsyncGenerator[Event, None]:
         """Every event from now on; with a filter, only the exchanges that match it."""
         matches = compiled(filter) if filter else None
         async for event in self.ctx.bus.subscribe():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from devamb import __version__
 from devamb.control.events import TargetSwitched
@@ -68,7 +68,7 @@ class ServiceDesk:
 
     async def container_logs(
         self, service: str, target: str, tail: int = 200, follow: bool = True
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Log lines of a docker target's containers (the last `tail`, then new ones)."""
         svc = self.ctx.service(service)
         chosen = svc.targets.get(target)
