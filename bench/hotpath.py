@@ -94,7 +94,7 @@ async def run(requests: int, profile: bool, recording: bool = True) -> float:
     target = engine.services["api"].target()
     target._pool.acquire = acquire  # type: ignore[attr-defined,union-attr]
     target._pool.release = lambda conn: None  # type: ignore[attr-defined,union-attr]
-    listener = engine._listeners["api"]
+    listener = engine.lifecycle.listeners["api"]
     answered: list[asyncio.Future[None]] = []
 
     def client_got(data: bytes) -> None:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from watchfiles import awatch
 
 from devamb.profile.schema import Profile
-
-if TYPE_CHECKING:
-    from devamb.engine.core import Engine
 
 log = logging.getLogger("devamb.reload")
 DEBOUNCE_MS = 150
@@ -52,12 +48,20 @@ def watched_files(profile: Profile) -> set[Path]:
     files = {profile.path.resolve(), profile.path.resolve().parent / ".env"}
     for service in profile.services.values():
         for target in service.targets.values():
-            extra: Iterable[Path] = getattr(target, "watched_files", lambda: ())()
-            files.update(Path(f).resolve() for f in extra)
+            files.update(Path(f).resolve() for f in target.watched_files())
     return files
 
 
-async def watch_profile(engine: Engine) -> None:
+class Reloadable(Protocol):
+    """What the watcher drives: the profile in force, and a reload of its files."""
+
+    @property
+    def profile(self) -> Profile: ...
+
+    async def reload(self) -> bool: ...
+
+
+async def watch_profile(engine: Reloadable) -> None:
     """Reload the engine whenever a watched file changes (editors that save by replacing the
     file are seen too: the folders are watched, not the files)."""
     while True:

@@ -39,6 +39,10 @@ class TargetSpec:
         """Where it points, for status output; never contains secrets."""
         return self.KIND
 
+    def watched_files(self) -> tuple[Path, ...]:
+        """Files the target reads (a mock file, ...): a change to one reloads the profile."""
+        return ()
+
 
 @dataclass(frozen=True)
 class InspectSpec:

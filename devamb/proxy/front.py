@@ -11,12 +11,8 @@ path from bytes to a handler and back. Guards a proxy facing arbitrary clients n
 - Limits, counted as the head is parsed whatever the reads' sizes: a request line over `MAX_URL`
   answers 414, a header over `MAX_FIELD`, a head over `MAX_HEAD` or more than `MAX_HEADERS`
   header lines 431 (Envoy's default count).
-- Framing a proxy cannot pass on faithfully, answered as nginx does: no HTTP/1.x version 400,
-  another version 505, a transfer coding other than `chunked` 501, an HTTP/1.1 request without
-  `Host` or with two 400, anything else llhttp refuses (including Content-Length with
-  Transfer-Encoding, the classic smuggling attempt) 400. Every refusal has `Connection: close`,
-  an `x-devamb-error` code and no traceback, and is reported to the server's `refused` hook
-  (the listener records it).
+- Framing a proxy cannot pass on faithfully is refused as nginx does (see proxy.refusals); a
+  refusal is reported to the server's `refused` hook (the listener records it).
 - A client that goes away cancels its exchange's task, so a stalled upstream is let go.
 - Keep-alive and pipelining: requests on one connection are answered in order, one at a time.
 """
@@ -25,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -33,8 +28,20 @@ from collections.abc import Awaitable, Callable
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from devamb.proxy.refusals import (
+    Refusal,
+    RefusalHook,
+    check_head,
+    refusal_body,
+    refusal_for,
+    shortened,
+    too_large,
+    too_long,
+)
 from devamb.proxy.request import ClientGone, FrontRequest
-from devamb.proxy.response import REASONS, Response, StreamResponse
+from devamb.proxy.response import Response, StreamResponse
+
+__all__ = ["FrontProtocol", "FrontServer", "Handler", "Refusal", "RefusalHook"]
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +59,6 @@ MAX_PIPELINED = 8  # requests parsed ahead of the one being answered before read
 SWEEP_INTERVAL = 0.5  # seconds between checks of the connections' deadlines
 
 Handler = Callable[[FrontRequest], Awaitable[StreamResponse]]
-
-
-class Refusal(Exception):
-    """A request the front end answers itself, with `status` and `Connection: close`."""
-
-    def __init__(self, status: int, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code  # short and stable, sent as x-devamb-error: bad-request, ...
-        self.reason = reason
-        self.method: str | None = None  # as far as the request was read
-        self.path: str | None = None
-        self.headers: list[tuple[str, str]] = []
-
-
-# Records a refusal and gives the body to send with it (the listener's; see FrontServer).
-RefusalHook = Callable[[Refusal, str | None], bytes]
-
-
-def _too_large() -> Refusal:
-    return Refusal(431, "request-header-too-large", "request header too large")
-
-
-def _too_long() -> Refusal:
-    return Refusal(414, "request-line-too-long", "request line too long")
 
 
 class FrontProtocol(asyncio.Protocol):
@@ -129,7 +111,7 @@ class FrontProtocol(asyncio.Protocol):
             self._pause("upgrade")  # the handler decides what the rest of the bytes are
         except httptools.HttpParserError as exc:
             if self._refusal is None:
-                self._refusal = _refusal_for(exc)
+                self._refusal = refusal_for(exc)
         if self._in_head and self._refusal is None:
             self._partial_head(data, began=self._heads != heads)
         if self._refusal is not None:
@@ -150,7 +132,7 @@ class FrontProtocol(asyncio.Protocol):
             return
         self._head_pending += len(data)
         if self._head_pending > MAX_HEAD:
-            self._refusal = _too_long() if not self._headers and self._url else _too_large()
+            self._refusal = too_long() if not self._headers and self._url else too_large()
 
     def eof_received(self) -> bool:
         """The client closed its side: like nginx, take it that the client gave up (a client
@@ -192,16 +174,16 @@ class FrontProtocol(asyncio.Protocol):
         self._url.append(url)
         self._head_size += len(url)
         if len(self._url) > 1 and sum(map(len, self._url)) > MAX_URL:
-            raise _too_long()
+            raise too_long()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value)
         if size > MAX_FIELD:
-            raise _too_large()
+            raise too_large()
         self._head_size += size + 4  # ": " and CRLF
         headers = self._headers
         if self._head_size > MAX_HEAD or len(headers) >= MAX_HEADERS:
-            raise _too_large()
+            raise too_large()
         headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -209,11 +191,11 @@ class FrontProtocol(asyncio.Protocol):
         self._disarm()
         url = b"".join(self._url)
         if len(url) > MAX_URL:
-            raise _too_long()
+            raise too_long()
         parser = self._parser
         version = parser.get_http_version()
         headers = CIMultiDictProxy(CIMultiDict(self._headers))
-        _check_head(version, headers)
+        check_head(version, headers)
         request = FrontRequest(
             self,
             parser.get_method().decode("latin-1"),
@@ -355,18 +337,12 @@ class FrontProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if self._url:
-            refusal.path = _shortened(b"".join(self._url).decode("latin-1"))
+            refusal.path = shortened(b"".join(self._url).decode("latin-1"))
             with contextlib.suppress(httptools.HttpParserError):
                 refusal.method = self._parser.get_method().decode("latin-1") or None
             refusal.headers = self._headers
         body = self.server.refused(refusal, self.remote)
-        transport.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            b"x-devamb-error: %s\r\nConnection: close\r\n\r\n%s" % (
-                refusal.status, REASONS.get(refusal.status, "Unknown").encode(), len(body),
-                refusal.code.encode(), body,
-            )
-        )
+        transport.write(refusal.answer(body))
         if not transport.can_write_eof():
             transport.close()
             return
@@ -428,67 +404,11 @@ class FrontProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-def _check_head(version: str, headers: CIMultiDictProxy[str]) -> None:
-    """Refuse what llhttp lets through but nginx does not (RFC 9112 framing rules)."""
-    if version not in ("1.1", "1.0"):
-        if version == "0.9":  # llhttp's reading of a request line without a version
-            raise Refusal(400, "bad-request", "bad request: the request line has no HTTP/1.x "
-                                              "version (HTTP/0.9 is not supported)")
-        raise _unsupported_version(f"HTTP/{version}")
-    if "Transfer-Encoding" in headers:
-        codings = ",".join(headers.getall("Transfer-Encoding"))
-        if [c.strip().lower() for c in codings.split(",")] != ["chunked"]:
-            raise _not_implemented(codings)
-        if version == "1.0":
-            raise Refusal(400, "bad-request", "bad request: Transfer-Encoding in an HTTP/1.0 "
-                                              "request")
-    if "Host" in headers:
-        if len(headers.getall("Host")) > 1:
-            raise Refusal(400, "bad-request", "bad request: more than one Host header")
-    elif version == "1.1":
-        raise Refusal(400, "bad-request", "bad request: an HTTP/1.1 request without Host")
-
-
-def _unsupported_version(version: str) -> Refusal:
-    return Refusal(505, "http-version-not-supported",
-                   f"{version} is not supported: devamb speaks HTTP/1.0 and HTTP/1.1")
-
-
-def _not_implemented(codings: str | None) -> Refusal:
-    given = f"Transfer-Encoding {codings[:100]!r}" if codings is not None else (
-        "a Transfer-Encoding with more after chunked"
-    )
-    return Refusal(501, "transfer-coding-not-implemented",
-                   f"{given}: only chunked alone is supported")
-
-
-def _refusal_for(exc: httptools.HttpParserError) -> Refusal:
-    cause = exc.__context__ or exc.__cause__
-    if isinstance(cause, Refusal):
-        return cause
-    reason = str(exc)
-    if reason == "Invalid HTTP version":  # well-formed HTTP/d.d, but neither 1.0 nor 1.1
-        return _unsupported_version("this HTTP version")
-    if reason == "Invalid `Transfer-Encoding` header value":  # chunked, then more codings
-        return _not_implemented(None)
-    if reason == "Pause on PRI/Upgrade":  # HTTP/2's preface, PRI * HTTP/2.0
-        return _unsupported_version("HTTP/2 (prior knowledge)")
-    return Refusal(400, "bad-request", f"bad request: {reason}")
-
-
-def _shortened(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _refusal_body(refusal: Refusal, remote: str | None) -> bytes:
-    """The body of a refusal when no hook is given."""
-    return json.dumps({"error": refusal.code, "reason": refusal.reason}).encode()
-
 
 class FrontServer:
     """A listening socket and its connections."""
 
-    def __init__(self, handler: Handler, refused: RefusalHook = _refusal_body) -> None:
+    def __init__(self, handler: Handler, refused: RefusalHook = refusal_body) -> None:
         self.handler = handler
         self.refused = refused
         self.connections: set[FrontProtocol] = set()

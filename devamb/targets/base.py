@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from devamb.cluster.reachability import Reachability
@@ -71,6 +71,17 @@ class Target:
 
     async def activate(self) -> None:
         """Called before the service switches to this target (e.g. start a container)."""
+
+    def injected_headers(self) -> Mapping[str, str]:
+        """Headers the target adds to every request it forwards (credentials, ...): a curl
+        command made from a recorded request leaves them out, the target adds them again."""
+        return {}
+
+    async def logs(self, tail: int = 200, follow: bool = True) -> AsyncIterator[str]:
+        """Log lines of what the target runs (a docker target: its containers), the last
+        `tail`, then new ones while `follow`; a kind that runs nothing has none."""
+        raise TargetUnavailable(f"target {self.name!r} is not a docker target: it has no logs")
+        yield  # an async generator, as the kinds' own
 
     #: the engine's replay marker, for targets that send requests back through their listener
     replay_token: str | None = None

@@ -236,6 +236,9 @@ class PoolTarget(Target):
                 endpoint.reach.observe(None if failure is None else error)
                 return
 
+    def injected_headers(self) -> Mapping[str, str]:
+        return self.spec.headers
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -204,6 +204,9 @@ class UrlTarget(Target):
         await self._websockets.close()
         await self.reach.close()
 
+    def injected_headers(self) -> Mapping[str, str]:
+        return self.spec.headers
+
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
 

@@ -90,4 +90,4 @@ async def test_tcp_connection_with_a_shaped_direction_ends_when_the_client_close
     writer.close()
     [record] = await s.recorded(1, timeout=1.0)  # the relay is done: recorded
     assert record.faults == ["bits"]
-    assert not s.engine._listeners["raw"].relays
+    assert not s.engine.lifecycle.listeners["raw"].relays

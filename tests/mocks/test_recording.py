@@ -145,11 +145,11 @@ async def test_the_limit_is_said_in_a_notice_the_result_and_the_file(
     subscription = engine.bus.subscribe()
     started = await engine.start_recording("api", to=str(tmp_path / "api.yaml"))
     assert started["limit"] == 5000 and started["dropped"] == 0
-    engine._recordings["api"].limit = 3  # as if 5,000 had come
+    engine.desks.recording.sessions["api"].limit = 3  # as if 5,000 had come
     async with aiohttp.ClientSession() as client:
         for i in range(5):
             await (await client.get(f"{listen_url(engine, 'api')}/n/{i}")).read()
-    session = engine._recordings["api"]
+    session = engine.desks.recording.sessions["api"]
     for _ in range(200):
         if session.dropped == 2:
             break

@@ -162,12 +162,12 @@ async def test_logs_of_a_docker_target_are_tailed_and_followed(
     container, port = httpd("logs", "hello-logs", prelude=prelude)
     engine = await make_engine(profile(f"{{container: {container.name}, port: {port}}}"))
     box = engine.services["api"].targets["box"]
-    lines = box.logs(tail=1, follow=True)  # type: ignore[attr-defined]
+    lines = box.logs(tail=1, follow=True)
     async with asyncio.timeout(10):
         assert await anext(lines) == "two"
         assert await anext(lines) == "three"
     await lines.aclose()
-    everything = [line async for line in box.logs(tail=100, follow=False)]  # type: ignore[attr-defined]
+    everything = [line async for line in box.logs(tail=100, follow=False)]
     assert everything == ["one", "two", "three"]
 
 
@@ -331,7 +331,7 @@ async def test_reload_keeps_an_unchanged_container_and_replaces_a_changed_one(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("devamb.engine.core.RETIRE_GRACE", 0.05)
+    monkeypatch.setattr("devamb.engine.lifecycle.RETIRE_GRACE", 0.05)
     port = free_port()
 
     def write(extra: str = "", env: str = "A", made: bool = True) -> str:
@@ -358,7 +358,7 @@ async def test_reload_keeps_an_unchanged_container_and_replaces_a_changed_one(
     async def reloaded(**changes: Any) -> list[Any]:
         write(**changes)
         assert await engine.reload()
-        await asyncio.gather(*engine._retiring)  # the replaced targets have closed
+        await asyncio.gather(*engine.lifecycle.retiring)  # the replaced targets have closed
         return owned(docker_client, devamb_profile=profile_label)
 
     # the service changed, this target did not: the new target adopts the running container

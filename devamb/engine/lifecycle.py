@@ -1,0 +1,342 @@
+"""The engine's life: start (build, listen, activate), live reload (apply a profile as a diff,
+retire what it replaced), stop (drain, then cut), and shutdown requests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from devamb.control.events import ConfigRejected, ConfigReloaded, EngineState, StatsTick
+from devamb.control.protocol import ControlError
+from devamb.engine.assembly import load_profile
+from devamb.engine.context import EngineContext
+from devamb.engine.reload import diff_profiles, watch_profile
+from devamb.faults.manager import FaultManager
+from devamb.inspect.masking import Redactor, update_log_secrets
+from devamb.policies.request import RequestPolicy
+from devamb.profile import ProfileError
+from devamb.profile.schema import Profile, ServiceSpec
+from devamb.service.core import Service
+from devamb.service.http import SHUTDOWN_GRACE, HttpListener
+from devamb.service.tcp import TcpListener
+from devamb.targets.base import Target
+from devamb.targets.registry import build_target
+
+log = logging.getLogger("devamb.engine")
+STATS_INTERVAL = 0.5
+RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
+Listener = HttpListener | TcpListener
+FaultsChanged = Callable[[str, str | None], None]  # (service, why): a service's faults changed
+
+
+def _count(per_service: dict[str, int]) -> str:
+    total = sum(per_service.values())
+    where = ", ".join(f"{name} {n}" for name, n in sorted(per_service.items()))
+    return f"{total} exchange{'s' if total != 1 else ''} ({where})"
+
+
+class Lifecycle:
+    """The state machine of one engine: starting -> running (reloads) -> stopping -> stopped.
+
+    It knows no desk: `faults_changed` is called when a service's faults change, `stopping`
+    when a stop begins (the engine ends the scenarios there)."""
+
+    def __init__(
+        self,
+        ctx: EngineContext,
+        *,
+        faults_changed: FaultsChanged,
+        stopping: Callable[[], None],
+    ) -> None:
+        self.ctx = ctx
+        self._faults_changed = faults_changed
+        self._stopping = stopping
+        self.listeners: dict[str, Listener] = {}
+        self.retiring: set[asyncio.Task[None]] = set()
+        self.grace: float | None = None  # seconds a stop drains (None: see default_grace)
+        self.drain_to_timeout = False  # the runner's engines drain for the longest timeout
+        self.stop_report: dict[str, Any] = {"finished": 0, "cut": {}}
+        self._ticker: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._shutdown_requested = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def profile(self) -> Profile:
+        """The profile in force (what the file watcher reloads)."""
+        return self.ctx.profile
+
+    # -- starting ------------------------------------------------------------------------------
+
+    async def start(self, *, watch: bool = False) -> None:
+        """Start every service; if any listener cannot bind, undo everything and raise.
+
+        With `watch`, the profile, `.env` and mock files are watched and reloaded on change.
+        """
+        ctx = self.ctx
+        try:
+            for spec in ctx.profile.services.values():
+                service = await self._build_service(spec, ctx.profile)
+                ctx.services[spec.name] = service
+                self.listeners[spec.name] = await self._listen(service)
+                log.info("%s listening on %s -> %s", spec.name, service.listen, service.active)
+        except BaseException:
+            await self._close_services()
+            raise
+        for warning in ctx.profile.warnings:
+            log.warning("%s", warning)
+        for service in ctx.services.values():
+            await self._activate(service)
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.create_task(self._tick())
+        if watch:
+            self._watcher = loop.create_task(watch_profile(self))
+        ctx.bus.publish(EngineState(state="running"))
+
+    async def _build_service(
+        self, spec: ServiceSpec, profile: Profile, runtime: Service | None = None
+    ) -> Service:
+        """A service with started targets. `runtime` hands over the runtime choices (active
+        target, faults) and counters of the service it replaces, when its profile text is the
+        same (only files it refers to, such as mocks, changed)."""
+        ctx = self.ctx
+        targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
+        for target in targets.values():
+            target.notify = ctx.notice
+            target.replay_token = ctx.recorder.replay_token
+            target.bind(targets)
+        keep = runtime is not None and runtime.spec.fingerprint == spec.fingerprint
+        if keep and runtime is not None:
+            faults, active = runtime.faults, runtime.active
+            if active not in targets:
+                active = spec.target
+        else:
+            faults = FaultManager(
+                spec.name, spec.protocol, ctx.state.restored_faults(spec), ctx.fault_context,
+                header_faults=spec.header_faults, on_change=self._faults_changed,
+            )
+            active = ctx.state.restored_target(spec)
+        policy = RequestPolicy(spec, ctx.fault_context, ctx.notice)
+        service = Service(spec, targets, active, faults, policy, profile.secrets)
+        if runtime is not None:
+            service.counters = runtime.counters
+        ctx.store.configure(spec.name, spec.inspect.keep)
+        started: list[Target] = []
+        try:
+            for target in targets.values():
+                await target.start()
+                started.append(target)
+        except BaseException:
+            for target in started:
+                await target.close()
+            raise
+        return service
+
+    async def _activate(self, service: Service) -> None:
+        """Let the active target prepare (a docker target with `run: on-switch` starts its
+        container); a failure is a notice, not a reason to stop the engine."""
+        try:
+            await service.target().activate()
+        except ControlError as exc:
+            self.ctx.notice("warning", f"{service.name}: {exc.message}")
+
+    async def _listen(self, service: Service) -> Listener:
+        listener_cls = HttpListener if service.spec.protocol == "http" else TcpListener
+        listener = listener_cls(service, self.ctx.recorder)
+        await listener.start()
+        return listener
+
+    async def _tick(self) -> None:
+        ctx = self.ctx
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            for service in ctx.services.values():
+                service.faults.tick()
+            if ctx.bus.has_subscribers:
+                stats = {name: s.counters.snapshot() for name, s in ctx.services.items()}
+                ctx.bus.publish(StatsTick(stats))
+
+    # -- live reload ---------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Read the profile again and apply it; a bad profile is rejected whole (False).
+
+        The file is read and validated in a worker thread, so that a large or hostile profile
+        never stalls the listeners sharing this loop; reloads run one at a time."""
+        async with self._reload_lock:
+            path = self.ctx.profile.path
+            try:
+                profile = await asyncio.to_thread(load_profile, path)
+            except ProfileError as exc:
+                self._reject([str(p) for p in exc.problems])
+                return False
+            except Exception as exc:  # a bug in validation must not end the watcher
+                log.exception("reading the profile failed")
+                self._reject([f"{path}: cannot read the profile: {exc}"])
+                return False
+            return await self.apply(profile)
+
+    def _reject(self, problems: list[str]) -> None:
+        self.ctx.config_errors = problems
+        self.ctx.bus.publish(ConfigRejected(errors=problems))
+        self.ctx.notice("error", "profile change rejected; the previous configuration keeps "
+                        "serving:\n" + "\n".join(problems))
+
+    async def apply(self, profile: Profile) -> bool:
+        """Apply a new profile as a diff: start added services, stop removed ones, swap changed
+        ones whole (in-flight exchanges finish on the old ones). Nothing changes unless every
+        new listener and target could start."""
+        ctx = self.ctx
+        diff = diff_profiles(ctx.profile, profile)
+        prepared: dict[str, tuple[Service, Listener | None]] = {}
+        try:
+            for name in (*diff.added, *diff.changed):
+                spec = profile.services[name]
+                old = ctx.services.get(name)
+                service = await self._build_service(spec, profile, old)
+                prepared[name] = (service, None)
+                same_address = old is not None and (
+                    old.spec.listen == spec.listen and old.spec.protocol == spec.protocol
+                )
+                if not same_address:
+                    rebinding = old is not None and old.spec.listen == spec.listen
+                    if rebinding:  # same address, other protocol: the old one must go first
+                        await self.listeners.pop(name).stop()
+                    prepared[name] = (service, await self._listen(service))
+        except Exception as exc:
+            for service, listener in prepared.values():
+                if listener is not None:
+                    await listener.stop()
+                for target in service.targets.values():
+                    await target.close()
+            self._reject([f"cannot apply the change: {exc}"])
+            return False
+        retired: list[Service] = []
+        for name in diff.removed:
+            await self.listeners.pop(name).stop()
+            retired.append(ctx.services[name])
+        for name, (service, listener) in prepared.items():
+            old = ctx.services.get(name)
+            if listener is None and old is not None:
+                current = self.listeners[name]
+                service.bound = old.bound
+                current.service = service  # type: ignore[assignment]  # the next exchange sees it
+            else:
+                if name in self.listeners:
+                    await self.listeners.pop(name).stop()
+                self.listeners[name] = listener  # type: ignore[assignment]
+            if old is not None:
+                retired.append(old)
+        ctx.services = {
+            name: prepared[name][0] if name in prepared else ctx.services[name]
+            for name in profile.services
+        }
+        for name in diff.removed:
+            ctx.store.configure(name, 0)
+        ctx.profile = profile
+        ctx.secrets = Redactor({*ctx.secrets.secrets, *profile.secrets})
+        update_log_secrets(profile.secrets)
+        ctx.store.budget = profile.record_budget
+        ctx.config_errors = []
+        for service, _ in prepared.values():
+            await self._activate(service)
+        loop = asyncio.get_running_loop()
+        self.retiring.add(loop.create_task(self._retire(retired)))
+        ctx.bus.publish(ConfigReloaded(added=list(diff.added), removed=list(diff.removed),
+                                       changed=list(diff.changed)))
+        if diff:
+            ctx.notice("info", f"profile reloaded: {diff}")
+        return True
+
+    async def _retire(self, services: list[Service]) -> None:
+        """Close replaced services' targets once their in-flight exchanges had time to end."""
+        if services:
+            await asyncio.sleep(RETIRE_GRACE)
+        for service in services:
+            for target in service.targets.values():
+                await target.close()
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def default_grace(self) -> float:
+        """How long a stop lets exchanges in flight finish: `grace` if set (`--grace`), else in
+        an engine process the longest service timeout (by then each one has its answer or its
+        504), else (in-process engines, tests) the listeners' short default."""
+        if self.grace is not None:
+            return self.grace
+        if self.drain_to_timeout:
+            return max((s.timeout for s in self.ctx.profile.services.values()), default=0.0)
+        return SHUTDOWN_GRACE
+
+    def in_flight(self) -> dict[str, int]:
+        return {n: s.counters.active for n, s in self.ctx.services.items() if s.counters.active}
+
+    async def stop(self, grace: float | None = None) -> dict[str, Any]:
+        """Stop accepting, drain exchanges in flight for up to `grace` seconds (default
+        `default_grace()`), then cut the rest; returns {finished, cut: {service: n}}."""
+        if self._stopped.is_set():
+            return self.stop_report
+        grace = self.default_grace() if grace is None else grace
+        self.ctx.bus.publish(EngineState(state="stopping"))
+        self._stopping()
+        for task in (self._ticker, self._watcher, *self.retiring):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        in_flight = self.in_flight()
+        if in_flight:
+            log.info("stopping: waiting up to %gs for %s in flight", grace, _count(in_flight))
+        cut = await self._close_services(grace)
+        finished = sum(in_flight.values()) - sum(cut.values())
+        if cut:
+            log.warning("stopping: cut %s still in flight after %gs", _count(cut), grace)
+        elif in_flight:
+            log.info("stopping: every exchange in flight finished")
+        self.stop_report = {"finished": max(finished, 0), "cut": cut}
+        self.ctx.bus.close()
+        self._stopped.set()
+        return self.stop_report
+
+    async def _close_services(self, grace: float = 0.0) -> dict[str, int]:
+        """Stop every listener (HTTP exchanges get `grace` seconds; TCP connections close at
+        once: an idle pooled connection looks like a busy one) and close the targets.
+        Returns the exchanges or connections cut, per service."""
+        names = list(self.listeners)
+        counts = await asyncio.gather(
+            *(self._stop_listener(name, self.listeners[name], grace) for name in names)
+        )
+        self.listeners.clear()
+        for service in self.ctx.services.values():
+            for target in service.targets.values():
+                await target.close()
+        return {name: n for name, n in zip(names, counts, strict=True) if n}
+
+    async def _stop_listener(self, name: str, listener: Listener, grace: float) -> int:
+        if isinstance(listener, HttpListener):
+            return await listener.stop(grace)
+        service = self.ctx.services.get(name)
+        open_connections = service.counters.active if service is not None else 0
+        await listener.stop()
+        return open_connections
+
+    async def shutdown(
+        self, grace: float | None = None, wait: bool = False
+    ) -> dict[str, Any] | None:
+        """A stop requested (by the control API, a signal, the end of the TUI): the runner
+        waiting in `wait_shutdown_requested` does it; with `wait`, after the drain."""
+        if grace is not None:
+            self.grace = grace
+        report: dict[str, Any] = {"grace": self.default_grace(), "in_flight": self.in_flight()}
+        self._shutdown_requested.set()
+        if wait:
+            await self._stopped.wait()
+            report.update(self.stop_report)
+        return report
+
+    async def wait_shutdown_requested(self) -> None:
+        await self._shutdown_requested.wait()
