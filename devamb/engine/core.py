@@ -24,7 +24,7 @@ from devamb.control.events import (
     TargetSwitched,
 )
 from devamb.control.protocol import ControlError, Event, ExchangeSummary, Status
-from devamb.engine.assembly import load_profile
+from devamb.engine.assembly import Profile, load_profile
 from devamb.engine.metrics import render as render_metrics
 from devamb.engine.reload import diff_profiles, watch_profile
 from devamb.engine.state import RuntimeState
@@ -44,14 +44,14 @@ from devamb.inspect.replay import check_replayable, send_replay
 from devamb.inspect.store import ExchangeStore
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError
-from devamb.profile.schema import Profile, ServiceSpec
 from devamb.service.core import Service
 from devamb.service.http import SHUTDOWN_GRACE, HttpListener
 from devamb.service.recorder import Recorder
+from devamb.service.spec import ServiceSpec
 from devamb.service.tcp import TcpListener
 from devamb.targets.base import Target, TargetUnavailable
 from devamb.targets.mock.recording import RecordingSession
-from devamb.targets.registry import build_target
+from devamb.targets.registry import build_targets
 
 log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
@@ -129,11 +129,8 @@ class Engine:
         """A service with started targets. `runtime` hands over the runtime choices (active
         target, faults) and counters of the service it replaces, when its profile text is the
         same (only files it refers to, such as mocks, changed)."""
-        targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
-        for target in targets.values():
-            target.notify = self.notice
-            target.replay_token = self.recorder.replay_token
-            target.bind(targets)
+        context = spec.target_context(self.notice, self.recorder.replay_token)
+        targets = build_targets(spec.targets, context)
         keep = runtime is not None and runtime.spec.fingerprint == spec.fingerprint
         if keep and runtime is not None:
             faults, active = runtime.faults, runtime.active

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from watchfiles import awatch
 
-from devamb.profile.schema import Profile
+from devamb.engine.assembly import Profile
 
 if TYPE_CHECKING:
     from devamb.engine.core import Engine
