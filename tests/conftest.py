@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devamb.control.events import Notice
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from tests.upstreams import HttpUpstream
@@ -57,3 +59,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Notices:
+    """Collects the engine's notices (what the TUI and the log show) as they are published.
+
+    Targets tell the developer through their context's notice callback, which is the engine's:
+    tests read the notices where the TUI does. Collecting takes a turn of the event loop, so
+    wait for a notice (`eventually`) rather than reading it right after its cause."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.seen: list[tuple[str, str]] = []  # (level, message)
+        self._subscription = engine.bus.subscribe()
+        self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def _collect(self) -> None:
+        async for event in self._subscription:
+            if isinstance(event, Notice):
+                self.seen.append((event.level, event.message))
+
+    @property
+    def messages(self) -> list[str]:
+        return [f"{level}: {message}" for level, message in self.seen]
+
+    def saying(self, text: str) -> list[str]:
+        return [m for m in self.messages if text in m]
+
+    def last(self) -> tuple[str, str] | None:
+        return self.seen[-1] if self.seen else None

@@ -14,10 +14,9 @@ import click
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable
 from devamb.control.workdir import UnsafeSocketDir, Workdir
-from devamb.engine.assembly import load_profile
+from devamb.engine.assembly import Profile, load_profile
 from devamb.profile import (
     DEFAULT_PROFILE,
-    Profile,
     ProfileError,
     display_path,
     resolve_profile_path,

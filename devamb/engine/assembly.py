@@ -7,6 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from devamb.profile.env import Interpolator
 from devamb.profile.listen import Bound, bound_addresses, shared_address
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.reader import Node, Reader, type_name
-from devamb.profile.schema import InspectSpec, ListenAddress, Profile, ServiceSpec, TargetSpec
+from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
-from devamb.targets.registry import parse_target
+from devamb.service.spec import ServiceSpec
+from devamb.targets.registry import target_kind
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
@@ -38,6 +40,19 @@ PLANNED_SERVICE_KEYS = {
     for key in ("health", "outlier")
 }
 DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: immutable values the engine builds services from."""
+
+    path: Path
+    name: str
+    services: Mapping[str, ServiceSpec]
+    scenarios: Mapping[str, ScenarioSpec] = field(default_factory=dict)
+    record_budget: int = 64 * 1024 * 1024  # bytes all recorded exchanges may use together
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    warnings: tuple[str, ...] = ()
 
 
 def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Profile:
@@ -219,7 +234,15 @@ def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
             reason = "it marks requests devamb answers itself"
             child.problem(f"target name {name!r} is reserved: {reason}", key=True)
             continue
-        spec = parse_target(name, child, protocol)
+        kind = target_kind(child)
+        if kind is None:
+            continue
+        refusal = kind.refusal(protocol)
+        if refusal is not None:  # refused here, not at the first request
+            where = child.child(kind.key) if isinstance(child.value, dict) else child
+            where.problem(f"{refusal}; this is a {protocol} service", key=where is not child)
+            continue
+        spec = kind.parse(name, child, protocol)
         if spec is not None:
             targets[name] = spec
     return targets

@@ -13,11 +13,11 @@ import time
 from devamb.control.bus import EventBus
 from devamb.control.events import Notice
 from devamb.control.protocol import ControlError
+from devamb.engine.assembly import Profile
 from devamb.engine.state import RuntimeState
 from devamb.faults.base import FaultContext
 from devamb.inspect.masking import Redactor
 from devamb.inspect.store import ExchangeStore
-from devamb.profile.schema import Profile
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from devamb.control.bus import EventBus
 from devamb.control.protocol import Event, ExchangeSummary, Status
+from devamb.engine.assembly import Profile
 from devamb.engine.context import EngineContext
 from devamb.engine.desks.faults import FaultDesk
 from devamb.engine.desks.inspection import InspectionDesk
@@ -25,7 +26,6 @@ from devamb.engine.state import RuntimeState
 from devamb.faults.base import FaultContext
 from devamb.inspect.masking import Redactor
 from devamb.inspect.store import ExchangeStore
-from devamb.profile.schema import Profile
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
 

@@ -11,19 +11,19 @@ from typing import Any
 
 from devamb.control.events import ConfigRejected, ConfigReloaded, EngineState, StatsTick
 from devamb.control.protocol import ControlError
-from devamb.engine.assembly import load_profile
+from devamb.engine.assembly import Profile, load_profile
 from devamb.engine.context import EngineContext
 from devamb.engine.reload import diff_profiles, watch_profile
 from devamb.faults.manager import FaultManager
 from devamb.inspect.masking import Redactor, update_log_secrets
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError
-from devamb.profile.schema import Profile, ServiceSpec
 from devamb.service.core import Service
 from devamb.service.http import SHUTDOWN_GRACE, HttpListener
+from devamb.service.spec import ServiceSpec
 from devamb.service.tcp import TcpListener
 from devamb.targets.base import Target
-from devamb.targets.registry import build_target
+from devamb.targets.registry import build_targets
 
 log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
@@ -104,11 +104,8 @@ class Lifecycle:
         target, faults) and counters of the service it replaces, when its profile text is the
         same (only files it refers to, such as mocks, changed)."""
         ctx = self.ctx
-        targets = {name: build_target(t, spec) for name, t in spec.targets.items()}
-        for target in targets.values():
-            target.notify = ctx.notice
-            target.replay_token = ctx.recorder.replay_token
-            target.bind(targets)
+        context = spec.target_context(ctx.notice, ctx.recorder.replay_token)
+        targets = build_targets(spec.targets, context)
         keep = runtime is not None and runtime.spec.fingerprint == spec.fingerprint
         if keep and runtime is not None:
             faults, active = runtime.faults, runtime.active

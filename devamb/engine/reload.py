@@ -10,7 +10,7 @@ from typing import Protocol
 
 from watchfiles import awatch
 
-from devamb.profile.schema import Profile
+from devamb.engine.assembly import Profile
 
 log = logging.getLogger("devamb.reload")
 DEBOUNCE_MS = 150

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from devamb.control.server import ControlServer, SocketInUse
 from devamb.control.workdir import UnsafeSocketDir, Workdir
+from devamb.engine.assembly import Profile
 from devamb.engine.core import Engine
 from devamb.engine.state import RuntimeState
 from devamb.inspect.masking import RedactingFilter, Redactor
-from devamb.profile import Profile
 from devamb.proxy.listen import ListenError
 
 log = logging.getLogger("devamb")

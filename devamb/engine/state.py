@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devamb.profile.schema import ServiceSpec
+from devamb.service.spec import ServiceSpec
 
 if TYPE_CHECKING:
     from devamb.faults.chain import FaultState

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from time import perf_counter
 from time import time as wall_clock
-from typing import Any
+from typing import Any, Protocol
 
 from devamb.control.protocol import ExchangeSummary
 
@@ -38,6 +39,39 @@ class BodyPreview:
 Headers = list[tuple[str, str]]
 
 
+class ResponseShaping(Protocol):
+    """The response-side faults that fired for an exchange, as the byte path applies them
+    (a `devamb.faults.chain.Shaping`: that layer is above this one)."""
+
+    @property
+    def up(self) -> Sequence[object]: ...  # something shapes the request body
+
+    async def before_first_byte(self) -> None: ...
+
+    async def before_end(self) -> None: ...
+
+    def upstream(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
+
+    def downstream(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
+
+
+class TryLimits(Protocol):
+    """What the current try of an exchange may take (a `devamb.policies.request.AttemptLimits`,
+    set by the service's request policy: that layer is above this one)."""
+
+    @property
+    def timeout(self) -> float: ...  # s until response headers, from when the request was sent
+
+    @property
+    def connect_timeout(self) -> float | None: ...
+
+    @property
+    def retry_statuses(self) -> frozenset[int]: ...  # upstream statuses that end the try
+
+    @property
+    def tried(self) -> set[str]: ...  # endpoints earlier tries used (a pool avoids them)
+
+
 @dataclass(slots=True, eq=False)
 class Exchange:
     id: int
@@ -61,8 +95,8 @@ class Exchange:
     faults: list[str] = field(default_factory=list)  # names of the faults that fired
     attempts: int = 1
     replay_of: int | None = None
-    shaping: Any = None  # faults.chain.Shaping: response-side faults for this exchange
-    limits: Any = None  # policies.request.AttemptLimits for the current try, if any
+    shaping: ResponseShaping | None = None  # response-side faults for this exchange
+    limits: TryLimits | None = None  # for the current try, when a request policy sets them
     body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up
     notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from devamb.faults.base import FaultContext
-from devamb.policies.breaker import CircuitBreaker, Overloaded
-from devamb.policies.retry import RetryBudget, backoff_delay
-from devamb.profile.schema import ServiceSpec
+from devamb.policies.breaker import BreakerSpec, CircuitBreaker, Overloaded
+from devamb.policies.retry import RetryBudget, RetrySpec, backoff_delay
 from devamb.proxy.deadline import ClientStalled, read_within
 from devamb.proxy.errors import RetryableStatus, UpstreamFailed
 from devamb.proxy.request import IDEMPOTENT, FrontRequest
@@ -25,6 +24,26 @@ class Target(Protocol):
     name: str
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse: ...
+
+class ServiceSettings(Protocol):
+    """What a policy reads of its service's settings (a `devamb.service.spec.ServiceSpec`,
+    which lives above this layer)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def targets(self) -> Mapping[str, object]: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def per_try_timeout(self) -> float | None: ...
+    @property
+    def connect_timeout(self) -> float | None: ...
+    @property
+    def retries(self) -> RetrySpec | None: ...
+    @property
+    def circuit_breaker(self) -> BreakerSpec | None: ...
+
 
 BUFFER_FOR_RETRY = 64 * 1024  # request bodies up to this size are kept so a retry can resend
 
@@ -43,7 +62,7 @@ class AttemptLimits:
 
 
 class RequestPolicy:
-    def __init__(self, spec: ServiceSpec, ctx: FaultContext,
+    def __init__(self, spec: ServiceSettings, ctx: FaultContext,
                  notify: Callable[[str, str], None]) -> None:
         self.spec = spec
         self.ctx = ctx

@@ -1,6 +1,7 @@
 """The profile toolkit: positioned YAML (source, reader), ${VAR} interpolation, units, problems and
-the schema. It imports nothing else of devamb: the assembly that knows every kind is
-`devamb.engine.assembly`."""
+the plain schema values. It imports nothing else of devamb: the assembly that knows every kind
+(and the Profile it builds) is `devamb.engine.assembly`; a service's settings are
+`devamb.service.spec.ServiceSpec`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 from pathlib import Path
 
 from devamb.profile.problems import Problem, ProfileError
-from devamb.profile.schema import ListenAddress, Profile, ServiceSpec, TargetSpec
+from devamb.profile.schema import ListenAddress, TargetSpec
 from devamb.profile.source import MAX_FILE_BYTES
 
 DEFAULT_PROFILE = "devamb.yaml"
@@ -39,9 +40,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "ListenAddress",
     "Problem",
-    "Profile",
     "ProfileError",
-    "ServiceSpec",
     "TargetSpec",
     "display_path",
     "resolve_profile_path",

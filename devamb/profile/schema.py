@@ -1,11 +1,12 @@
-"""The validated profile: immutable values the engine builds services from."""
+"""The profile's plain values: listen addresses, the base of every target kind's settings, what a
+service records. A service's and the whole profile's settings, which hold fault and policy
+settings too, are `devamb.service.spec.ServiceSpec` and `devamb.engine.assembly.Profile`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -52,34 +53,3 @@ class InspectSpec:
     keep: int = 5000  # exchanges kept for this service
     redact: tuple[str, ...] = ()  # more header / JSON field names to mask
     redaction: bool = True  # False: show named headers/fields (${VAR} secrets stay masked)
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    listen: ListenAddress
-    protocol: str  # "http" | "tcp"
-    target: str  # active target at start
-    targets: Mapping[str, TargetSpec]
-    timeout: float  # s: request sent -> response headers, body stall (HTTP) / connect (TCP)
-    keep_host: bool = False
-    target_header: bool = True  # honour X-Devamb-Target per request
-    faults: Mapping[str, Any] = field(default_factory=dict)  # name -> faults.spec.FaultSpec
-    header_faults: bool = False  # honour x-devamb-fault-delay / -abort request headers
-    inspect: InspectSpec = field(default_factory=InspectSpec)
-    connect_timeout: float | None = None  # seconds to establish an upstream connection
-    per_try_timeout: float | None = None  # seconds one try may wait for response headers
-    retries: Any = None  # policies.retry.RetrySpec
-    circuit_breaker: Any = None  # policies.breaker.BreakerSpec
-    fingerprint: str = ""  # changes when the service's profile text changes
-
-
-@dataclass(frozen=True)
-class Profile:
-    path: Path
-    name: str
-    services: Mapping[str, ServiceSpec]
-    scenarios: Mapping[str, Any] = field(default_factory=dict)  # faults.scenario.ScenarioSpec
-    record_budget: int = 64 * 1024 * 1024  # bytes all recorded exchanges may use together
-    secrets: frozenset[str] = field(default=frozenset(), repr=False)
-    warnings: tuple[str, ...] = ()

@@ -8,7 +8,7 @@ from devamb.control.protocol import ControlError, ServiceStatus
 from devamb.faults.manager import FaultManager
 from devamb.inspect.redaction import Redaction
 from devamb.policies.request import RequestPolicy
-from devamb.profile.schema import ServiceSpec
+from devamb.service.spec import ServiceSpec
 from devamb.service.stats import ServiceCounters
 from devamb.targets.base import Target
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from devamb.cluster.reachability import Reachability
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -35,6 +36,31 @@ class TargetUnavailable(Exception):
         self.status = status
 
 
+def _log_notice(level: str, message: str) -> None:
+    logging.getLogger("devamb.targets").log(logging.getLevelName(level.upper()), "%s", message)
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target needs of its service and of the engine, handed over at construction.
+
+    `siblings` are the service's targets (this one included), by name: a read-only view of
+    the mapping the engine fills while it builds them, complete before any target starts, so
+    that kinds routing to other targets (split, mirror, a mock's proxy fallback) look them up
+    there, never earlier than `start`.
+    """
+
+    service: str  # the service's name
+    protocol: str  # the service's protocol: "http" | "tcp"
+    timeout: float  # s: request sent -> response headers, body stall (HTTP) / connect (TCP)
+    connect_timeout: float | None = None  # s to establish an upstream connection, if set
+    keep_host: bool = False  # forward the client's Host header
+    target_header: bool = True  # the listener honours X-Devamb-Target
+    notify: Callable[[str, str], None] = _log_notice  # (level, message) the developer sees
+    replay_token: str | None = None  # the engine's replay marker (mirrored copies carry it)
+    siblings: Mapping[str, Target] = field(default_factory=dict, repr=False, compare=False)
+
+
 class Target:
     """A named place a service routes to: HTTP services call `handle_http`, TCP `tcp_address`."""
 
@@ -42,14 +68,23 @@ class Target:
     #: is what the last connection attempt found
     reach: Reachability | None = None
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
         self.spec = spec
-        self.service = service
-        self.notify: Callable[[str, str], None] = _log_notice  # the engine sets its own
+        self.context = context
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def notify(self, level: str, message: str) -> None:
+        """Tell the developer (log and TUI notification) through the engine."""
+        self.context.notify(level, message)
+
+    @property
+    def replay_token(self) -> str | None:
+        """The engine's replay marker, for targets that send requests back through their
+        listener."""
+        return self.context.replay_token
 
     @property
     def state(self) -> str:
@@ -83,9 +118,6 @@ class Target:
         raise TargetUnavailable(f"target {self.name!r} is not a docker target: it has no logs")
         yield  # an async generator, as the kinds' own
 
-    #: the engine's replay marker, for targets that send requests back through their listener
-    replay_token: str | None = None
-
     def tcp_outcome(
         self, address: tuple[str, int], failure: str | None, error: BaseException | None = None
     ) -> None:
@@ -98,10 +130,6 @@ class Target:
 
     def tcp_closed(self, address: tuple[str, int]) -> None:
         """A relayed connection to `address` ended."""
-
-    def bind(self, targets: dict[str, Target]) -> None:
-        """Called once the service's targets are built: kinds that route to other targets of
-        the same service (split, mirror, a mock's proxy fallback) keep the dict."""
 
     async def start(self) -> None:
         """Acquire what the target needs (sessions, helper servers)."""
@@ -124,7 +152,3 @@ class Target:
     ) -> None:
         """Serve one client connection; return (or raise) to close it."""
         raise TargetUnavailable(f"target {self.name!r} does not serve TCP streams")
-
-
-def _log_notice(level: str, message: str) -> None:
-    logging.getLogger("devamb.targets").log(logging.getLevelName(level.upper()), "%s", message)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devamb.profile.reader import Node
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
-from devamb.targets.base import Target
+from devamb.targets.base import Target, TargetContext
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -35,12 +35,12 @@ def parse(name: str, node: Node, protocol: str) -> EchoTargetSpec | None:
 
 
 class EchoTarget(Target):
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        if self.service.protocol == "tcp":
+        if self.context.protocol == "tcp":
             self._server = await asyncio.start_server(_echo_bytes, "127.0.0.1", 0)
 
     async def close(self) -> None:
@@ -55,7 +55,7 @@ class EchoTarget(Target):
         size = exchange.bytes_in
         body = json.dumps(
             {
-                "service": self.service.name,
+                "service": self.context.service,
                 "target": self.name,
                 "method": request.method,
                 "path": request.path,

@@ -28,14 +28,14 @@ from devamb.cluster.endpoint import Endpoint, EndpointSet
 from devamb.cluster.health import HealthChecker, HealthSpec, parse_health
 from devamb.cluster.outlier import OutlierDetector, OutlierSpec, parse_outlier
 from devamb.profile.reader import Node
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.deadline import ClientStalled
 from devamb.proxy.errors import RetryableStatus, UpstreamFailed
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets import url
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import Target, TargetContext, TargetUnavailable
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -130,8 +130,8 @@ class PoolTarget(Target):
 
     spec: PoolTargetSpec
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         assert isinstance(spec, PoolTargetSpec)
         self.endpoints = EndpointSet(Endpoint.from_url(u, w) for u, w in spec.endpoints)
         self.balancer = make_balancer(spec.balance)
@@ -147,12 +147,12 @@ class PoolTarget(Target):
         self.dns = DnsRefresher(
             spec.dns_ttl, lambda: self.endpoints.items, self._address_changed, self._dns_failed
         )
-        self._http = service.protocol == "http"
+        self._http = context.protocol == "http"
         self._websockets = WebSocketClient(self._ssl)
 
     @property
     def _prefix(self) -> str:
-        return f"{self.service.name}/{self.name}: "
+        return f"{self.context.service}/{self.name}: "
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not any(u.startswith("https:") for u, _ in self.spec.endpoints):
@@ -362,8 +362,8 @@ class PoolTarget(Target):
                 URL(f"{endpoint.origin_url}{endpoint.prefix}{request.raw_path}", encoded=True),
                 exchange,
                 extra_headers=endpoint.request_headers(self.spec.headers),
-                keep_host=self.service.keep_host,
-                timeout=self.service.timeout,
+                keep_host=self.context.keep_host,
+                timeout=self.context.timeout,
                 websockets=self._websockets,
             )
         except ClientStalled:

@@ -2,43 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from devamb.profile.reader import Node, type_name
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.targets import echo, pool, split, url
-from devamb.targets.base import Target
+from devamb.targets.base import Target, TargetContext
 from devamb.targets.docker import target as docker
 from devamb.targets.mock import target as mock
 from devamb.targets.shards import target as shards
+
+BOTH = frozenset({"http", "tcp"})
 
 
 @dataclass(frozen=True)
 class TargetKind:
     key: str  # the mapping key that selects this kind in a profile
     parse: Callable[[str, Node, str], TargetSpec | None]  # (name, node, protocol)
-    build: Callable[[TargetSpec, ServiceSpec], Target]
+    build: Callable[[TargetSpec, TargetContext], Target]
+    protocols: frozenset[str]  # the service protocols it serves; others are refused
+
+    def refusal(self, protocol: str) -> str | None:
+        """Why a `protocol` service cannot use this kind (None: it can)."""
+        if protocol in self.protocols:
+            return None
+        return f"{self.key} targets serve {' and '.join(sorted(self.protocols))} services only"
 
 
 KINDS: dict[str, TargetKind] = {
-    "url": TargetKind("url", url.parse, url.UrlTarget),
-    "echo": TargetKind("echo", echo.parse, echo.EchoTarget),
-    "docker": TargetKind("docker", docker.parse, docker.DockerTarget),
-    "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget),
-    "split": TargetKind("split", split.parse, split.SplitTarget),
-    "shards": TargetKind("shards", shards.parse, shards.build),
-    "mock": TargetKind("mock", mock.parse, mock.MockTarget),
+    "url": TargetKind("url", url.parse, url.UrlTarget, BOTH),
+    "echo": TargetKind("echo", echo.parse, echo.EchoTarget, BOTH),
+    "docker": TargetKind("docker", docker.parse, docker.DockerTarget, BOTH),
+    "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),
+    "split": TargetKind("split", split.parse, split.SplitTarget, BOTH),
+    "shards": TargetKind("shards", shards.parse, shards.build, BOTH),  # HTTP keys, or RESP
+    "mock": TargetKind("mock", mock.parse, mock.MockTarget, frozenset({"http"})),
 }
 KIND_KEYS = tuple(KINDS)
 
 
-def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:
-    """A target entry: a bare URL, the word `echo`, or a mapping keyed by its kind."""
+def target_kind(node: Node) -> TargetKind | None:
+    """The kind of a target entry (a bare URL, the word `echo`, or a mapping keyed by its
+    kind); None after a problem is reported."""
     value = node.value
     if isinstance(value, str):
-        kind = "echo" if value == "echo" else "url"
-        return KINDS[kind].parse(name, node, protocol)
+        return KINDS["echo" if value == "echo" else "url"]
     if not isinstance(value, dict):
         node.problem(f"expected a URL, 'echo' or a mapping, got {type_name(value)}")
         return None
@@ -49,8 +60,14 @@ def parse_target(name: str, node: Node, protocol: str) -> TargetSpec | None:
     if not present:
         node.problem(f"a target needs one of the keys {', '.join(KIND_KEYS)}")
         return None
-    return KINDS[present[0]].parse(name, node, protocol)
+    return KINDS[present[0]]
 
 
-def build_target(spec: TargetSpec, service: ServiceSpec) -> Target:
-    return KINDS[spec.kind].build(spec, service)
+def build_targets(specs: Mapping[str, TargetSpec], context: TargetContext) -> dict[str, Target]:
+    """A service's targets, each given `context` with all of them as its siblings (the view
+    is filled here, before any of them starts)."""
+    built: dict[str, Target] = {}
+    shared = dataclasses.replace(context, siblings=MappingProxyType(built))
+    for name, spec in specs.items():
+        built[name] = KINDS[spec.kind].build(spec, shared)
+    return built

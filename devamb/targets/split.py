@@ -9,7 +9,7 @@ canary:
 ```
 
 A split needs its service's other targets, which exist only once the engine has built them all:
-the engine calls `bind(targets)` right after building a service's targets.
+it looks its members up in its context's `siblings` (filled before any target starts).
 
 Mirrored copies go back into the listener the request came in on, with `X-Devamb-Target:
 MIRROR` and `X-Devamb-Mirror-Of: ID` (plus the engine's replay marker when the engine gives
@@ -40,10 +40,10 @@ from devamb.cluster.reachability import DOWN_STATES, UP_STATES
 from devamb.cluster.request_key import RequestKey, parse_request_key
 from devamb.inspect.replay import NOT_REPLAYED, REPLAY_HEADER, TARGET_HEADER
 from devamb.profile.reader import Node
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import ERROR_HEADER
 from devamb.proxy.headers import HOP_BY_HOP
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import Target, TargetContext, TargetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -145,32 +145,37 @@ class SplitTarget(Target):
 
     spec: SplitTargetSpec
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         assert isinstance(spec, SplitTargetSpec)
         self.rng = random.Random()
         self._names = [n for n, w in spec.weights if w > 0]
         self._bounds = list(accumulate(w for _, w in spec.weights if w > 0))
         self._total = self._bounds[-1] if self._bounds else 0
-        self._targets: Mapping[str, Target] | None = None
-        self.replay_token: str | None = None  # the engine's replay marker, when it gives it
+        self._complete = False  # every member (and the mirror) was found among the siblings
         self.sent: dict[str, int] = {n: 0 for n, _ in spec.weights}
         self.mirror = MirrorStats()
         self._copies: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._warned_skip = False
 
-    def bind(self, targets: dict[str, Target]) -> None:
-        """Keep the service's targets: the members are looked up there per exchange."""
-        self._targets = targets
+    def _missing(self) -> str | None:
+        """Why the members cannot be found among the service's targets, if they cannot."""
+        if self._complete:
+            return None
+        wanted = [n for n, _ in self.spec.weights] + [m for m in (self.spec.mirror,) if m]
+        missing = [n for n in wanted if n not in self.context.siblings]
+        if not missing:
+            self._complete = True  # the engine fills the siblings once, before start
+            return None
+        return f"{', '.join(map(repr, missing))} not among its service's targets"
 
     def _members(self) -> Mapping[str, Target]:
-        if self._targets is None:
-            raise TargetUnavailable(
-                f"split target {self.name!r} is not bound to its service's targets "
-                "(the engine must call bind())"
-            )
-        return self._targets
+        """The service's targets, in which the members are looked up per exchange."""
+        missing = self._missing()
+        if missing is not None:
+            raise TargetUnavailable(f"split target {self.name!r}: {missing}")
+        return self.context.siblings
 
     # -- status ----------------------------------------------------------------------------
 
@@ -178,9 +183,9 @@ class SplitTarget(Target):
     def state(self) -> str:
         """unavailable (no member can take traffic), degraded (some cannot, or are starting),
         unknown (some were never tried) or ready."""
-        if self._targets is None:
+        if self._missing() is not None:
             return "unavailable"
-        states = [self._targets[n].state for n in self._names]
+        states = [self.context.siblings[n].state for n in self._names]
         if all(s in DOWN_STATES for s in states):
             return "unavailable"
         if any(s not in UP_STATES and s != "unknown" for s in states):
@@ -189,6 +194,7 @@ class SplitTarget(Target):
 
     def details(self) -> dict[str, Any]:
         total = sum(self.sent.values())
+        siblings = self.context.siblings
         weight_total = sum(w for _, w in self.spec.weights)
         members = [
             {
@@ -197,14 +203,14 @@ class SplitTarget(Target):
                 "configured_share": round(weight / weight_total, 4),
                 "requests": self.sent[name],
                 "share": round(self.sent[name] / total, 4) if total else 0.0,
-                "state": self._targets[name].state if self._targets else "unknown",
+                "state": siblings[name].state if name in siblings else "unknown",
             }
             for name, weight in self.spec.weights
         ]
         out: dict[str, Any] = {
             "members": members,
             "sticky": str(self.spec.sticky) if self.spec.sticky else None,
-            "reason": None if self._targets is not None else "not bound to the service's targets",
+            "reason": self._missing(),
         }
         if self.spec.mirror is not None:
             out["mirror"] = {"target": self.spec.mirror, **self.mirror.to_json()}
@@ -286,7 +292,7 @@ class SplitTarget(Target):
                 self._warned_skip = True
                 self.notify(
                     "warning",
-                    f"{self.service.name}/{self.name}: a request was not mirrored: {skip} "
+                    f"{self.context.service}/{self.name}: a request was not mirrored: {skip} "
                     "(further skips are counted in status)",
                 )
             return
@@ -302,7 +308,7 @@ class SplitTarget(Target):
         task.add_done_callback(self._copies.discard)
 
     def _skip_reason(self, request: FrontRequest, exchange: Exchange) -> str | None:
-        if self.replay_token is None and not self.service.target_header:
+        if self.replay_token is None and not self.context.target_header:
             return "target_header is off, so the listener would not honour the copy's target"
         if request.transport is None:
             return "the client connection is gone"
@@ -352,7 +358,7 @@ class SplitTarget(Target):
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                timeout=aiohttp.ClientTimeout(total=self.service.timeout + 5),
+                timeout=aiohttp.ClientTimeout(total=self.context.timeout + 5),
             )
         try:
             async with self._session.request(

@@ -20,11 +20,11 @@ from devamb.cluster.endpoint import split_userinfo
 from devamb.cluster.reachability import Reachability
 from devamb.inspect.masking import MASK
 from devamb.profile.reader import Node
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
-from devamb.targets.base import Target
+from devamb.targets.base import Target, TargetContext
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -172,8 +172,8 @@ class UrlTarget(Target):
 
     spec: UrlTargetSpec
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         assert isinstance(spec, UrlTargetSpec)
         parts = urlsplit(split_userinfo(spec.url)[0])  # credentials travel in spec.headers
         self._host = parts.hostname or ""
@@ -185,7 +185,7 @@ class UrlTarget(Target):
         self.reach = Reachability(self._host, self._port)
 
     async def start(self) -> None:
-        if self.service.protocol == "http":
+        if self.context.protocol == "http":
             tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
             self._pool = UpstreamPool(self._host, self._port, tls)
             self._pool.observer = self.reach.observe
@@ -218,8 +218,8 @@ class UrlTarget(Target):
             self.upstream_url(request.raw_path),
             exchange,
             extra_headers=self.spec.headers,
-            keep_host=self.service.keep_host,
-            timeout=self.service.timeout,
+            keep_host=self.context.keep_host,
+            timeout=self.context.timeout,
             websockets=self._websockets,
         )
 

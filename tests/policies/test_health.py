@@ -13,7 +13,7 @@ import pytest
 from devamb.cluster.endpoint import Endpoint
 from devamb.cluster.health import HealthChecker, HealthSpec, check_http, check_tcp
 from devamb.targets.pool import PoolTarget
-from tests.conftest import EngineFactory, free_port, listen_url
+from tests.conftest import EngineFactory, Notices, free_port, listen_url
 from tests.replicas import Replica, eventually
 
 
@@ -110,8 +110,7 @@ async def test_checks_take_an_endpoint_out_and_bring_it_back(
         """)
     target = engine.services["api"].targets["replicas"]
     assert isinstance(target, PoolTarget)
-    notices: list[tuple[str, str]] = []
-    target.notify = lambda level, message: notices.append((level, message))
+    notices = Notices(engine)
     r1 = target.endpoints.items[1]
     await eventually(lambda: all(e.health == "healthy" for e in target.endpoints), what="healthy")
     assert target.state == "ready"
@@ -119,11 +118,12 @@ async def test_checks_take_an_endpoint_out_and_bring_it_back(
     replicas[1].healthy = False
     await eventually(lambda: r1.health == "unhealthy", what="r1 taken out")
     assert target.state == "degraded"
-    assert notices[-1] == (
+    taken_out = (
         "warning",
         f"api/replicas: {replicas[1].url} fails health checks (GET /healthz answered 500); "
         "2 of 3 endpoints routable",
     )
+    await eventually(lambda: notices.last() == taken_out, what="the notice")
     url = listen_url(engine, "api") + "/"
     async with aiohttp.ClientSession() as session:
         answers = Counter()
@@ -134,7 +134,8 @@ async def test_checks_take_an_endpoint_out_and_bring_it_back(
 
     replicas[1].healthy = True
     await eventually(lambda: r1.health == "healthy", what="r1 back")
-    assert notices[-1] == ("info", f"api/replicas: {replicas[1].url} passes health checks again")
+    back = ("info", f"api/replicas: {replicas[1].url} passes health checks again")
+    await eventually(lambda: notices.last() == back, what="the notice")
     assert target.state == "ready"
     assert replicas[1].health_checks >= 4
 

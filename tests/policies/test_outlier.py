@@ -15,7 +15,7 @@ from devamb.cluster.outlier import OutlierDetector, OutlierSpec
 from devamb.engine.assembly import load_profile
 from devamb.profile import ProfileError
 from devamb.targets.pool import PoolTarget
-from tests.conftest import EngineFactory, listen_url
+from tests.conftest import EngineFactory, Notices, listen_url
 from tests.replicas import Replica, eventually
 
 
@@ -159,8 +159,7 @@ async def test_a_failing_replica_is_ejected_and_returns(
         """)
     target = engine.services["api"].targets["replicas"]
     assert isinstance(target, PoolTarget)
-    notices: list[tuple[str, str]] = []
-    target.notify = lambda level, message: notices.append((level, message))
+    notices = Notices(engine)
     replicas[1].status = 503
     replicas[2].status = 502
     url = listen_url(engine, "api") + "/"
@@ -178,7 +177,8 @@ async def test_a_failing_replica_is_ejected_and_returns(
     r1 = target.endpoints.items[1]
     r2 = target.endpoints.items[2]
     assert r1.ejected and not r2.ejected  # 34 % of 3: only one may be out
-    assert notices == [(
+    await eventually(lambda: bool(notices.seen), what="the ejection notice")
+    assert notices.seen == [(
         "warning",
         f"api/replicas: ejected {replicas[1].url} for 0.3s after 3 failures in a row; "
         "2 of 3 endpoints routable",
@@ -191,5 +191,6 @@ async def test_a_failing_replica_is_ejected_and_returns(
     replicas[2].status = 200
     assert await round_of(6) == {("r0", 200): 3, ("r2", 200): 3}
     await eventually(lambda: not r1.ejected, what="r1 returns after 300 ms")
-    assert notices[-1] == ("info", f"api/replicas: {replicas[1].url} is back after its ejection")
+    back = ("info", f"api/replicas: {replicas[1].url} is back after its ejection")
+    await eventually(lambda: notices.last() == back, what="the notice")
     assert await round_of(6) == {("r0", 200): 2, ("r1", 200): 2, ("r2", 200): 2}

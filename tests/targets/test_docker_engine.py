@@ -16,10 +16,9 @@ import aiohttp
 import docker
 import pytest
 
-from devamb.control.events import Notice
 from devamb.control.protocol import ControlError
 from devamb.engine.core import Engine
-from tests.conftest import EngineFactory, free_port, listen_url
+from tests.conftest import EngineFactory, Notices, free_port, listen_url
 from tests.targets.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL, HttpdFactory
 
 pytestmark = pytest.mark.docker
@@ -51,23 +50,6 @@ async def until(condition: Callable[[], bool], what: str, within: float = FOLLOW
 def target(engine: Engine, name: str = "box") -> dict[str, Any]:
     status = engine.services["api"].status()
     return next(t for t in status["targets"] if t["name"] == name)
-
-
-class Notices:
-    """Collects the engine's notices (what the TUI and the log show) as they are published."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.messages: list[str] = []
-        self._subscription = engine.bus.subscribe()
-        self._task = asyncio.get_running_loop().create_task(self._collect())
-
-    async def _collect(self) -> None:
-        async for event in self._subscription:
-            if isinstance(event, Notice):
-                self.messages.append(f"{event.level}: {event.message}")
-
-    def saying(self, text: str) -> list[str]:
-        return [m for m in self.messages if text in m]
 
 
 async def get(url: str, **headers: str) -> tuple[int, str]:

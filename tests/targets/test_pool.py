@@ -17,7 +17,7 @@ from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.profile import ProfileError
 from devamb.targets.pool import PoolTarget, PoolTargetSpec
-from tests.conftest import EngineFactory, listen_url
+from tests.conftest import EngineFactory, Notices, listen_url
 from tests.replicas import Replica, eventually
 from tests.upstreams import TcpUpstream
 
@@ -302,8 +302,7 @@ async def test_names_are_re_resolved_and_the_last_good_answer_is_kept(
     assert endpoint.address is not None and endpoint.address[1] == replicas[0].port
     assert isinstance(endpoint.pool, PinnedPool)
     assert await get(listen_url(engine, "api") + "/") == ["r0"]
-    notices: list[tuple[str, str]] = []
-    target.notify = lambda level, message: notices.append((level, message))
+    notices = Notices(engine)
 
     answers: list[tuple[str, int] | OSError] = [OSError("no such host"), ("127.0.0.2", 1)]
 
@@ -317,12 +316,14 @@ async def test_names_are_re_resolved_and_the_last_good_answer_is_kept(
     old_address, old_pool = endpoint.address, endpoint.pool
     await target.dns.refresh()  # fails: the last answer stays
     assert endpoint.address == old_address and endpoint.pool is old_pool
-    level, message = notices[-1]
+    await eventually(lambda: bool(notices.saying("cannot resolve")), what="the notice")
+    level, message = notices.seen[-1]
     assert level == "warning" and "cannot resolve localhost: no such host" in message
     await target.dns.refresh()  # a new answer: new connections go there
     assert endpoint.address == ("127.0.0.2", replicas[0].port)
     assert endpoint.pool is not old_pool and old_pool.retired  # type: ignore[union-attr]
-    assert "localhost now resolves to 127.0.0.2" in notices[-1][1]
+    await eventually(lambda: bool(notices.saying("now resolves")), what="the notice")
+    assert "localhost now resolves to 127.0.0.2" in notices.seen[-1][1]
     # Host header and exchange URL keep the name as written
     assert engine.store.all()[-1].url == f"http://localhost:{replicas[0].port}/"
 

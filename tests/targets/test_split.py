@@ -18,9 +18,9 @@ import pytest
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.profile import ProfileError
-from devamb.profile.schema import ListenAddress, ServiceSpec
+from devamb.targets.base import TargetContext, TargetUnavailable
 from devamb.targets.split import SplitTarget, SplitTargetSpec
-from tests.conftest import EngineFactory, free_port, listen_url
+from tests.conftest import EngineFactory, Notices, free_port, listen_url
 from tests.replicas import Replica, eventually
 from tests.upstreams import TcpUpstream
 
@@ -191,8 +191,7 @@ async def test_sticky_keys_move_only_at_the_weight_boundary(
     keys = [f"u{i}" for i in range(2000)]
     first = {k: before.choose(_request(k)).name for k in keys}
     spec = SplitTargetSpec("canary", (("local", 80), ("staging", 20)), before.spec.sticky)
-    after = SplitTarget(spec, before.service)
-    after.bind(engine.services["api"].targets)
+    after = SplitTarget(spec, before.context)  # the same service, the same siblings
     second = {k: after.choose(_request(k)).name for k in keys}
     moved = [k for k in keys if first[k] != second[k]]
     assert all(first[k] == "local" and second[k] == "staging" for k in moved)
@@ -245,12 +244,12 @@ async def test_a_splits_state_follows_its_members_reachability(
     assert split.state == "unavailable"
 
 
-async def test_an_unbound_split_answers_503_saying_so(sites: dict[str, Replica]) -> None:
+async def test_a_split_without_its_members_answers_503_saying_so() -> None:
     spec = SplitTargetSpec("canary", (("local", 1),))
-    service = ServiceSpec("api", ListenAddress("127.0.0.1", 0), "http", "canary", {}, 2.0)
-    target = SplitTarget(spec, service)
+    target = SplitTarget(spec, TargetContext("api", "http", 2.0))  # built alone: no siblings
     assert target.state == "unavailable"
-    with pytest.raises(Exception, match="not bound to its service's targets"):
+    assert target.details()["reason"] == "'local' not among its service's targets"
+    with pytest.raises(TargetUnavailable, match="'local' not among its service's targets"):
         target.choose(None)
 
 
@@ -294,7 +293,7 @@ async def test_a_mirrored_copy_is_recorded_as_its_own_exchange(
     make_engine: EngineFactory, sites: dict[str, Replica]
 ) -> None:
     engine = await make_engine(profile(sites, "{split: {local: 1}, mirror: shadow}"))
-    split_of(engine).replay_token = engine.recorder.replay_token  # what the engine may hand over
+    assert split_of(engine).replay_token == engine.recorder.replay_token  # given at construction
     async with aiohttp.ClientSession() as session:
         url = listen_url(engine, "api") + "/orders?id=7"
         async with session.get(url, headers={"X-User-Id": "u1"}) as response:
@@ -317,8 +316,7 @@ async def test_bodies_are_mirrored_up_to_the_cap_and_skips_say_why(
         profile(sites, "{split: {local: 1}, mirror: shadow, mirror_max_body: 1KiB}")
     )
     target = split_of(engine)
-    notices: list[str] = []
-    target.notify = lambda level, message: notices.append(message)
+    notices = Notices(engine)
     async with aiohttp.ClientSession() as session:
         url = listen_url(engine, "api") + "/charge"
         async with session.post(url, data=b"x" * 600) as response:
@@ -330,5 +328,6 @@ async def test_bodies_are_mirrored_up_to_the_cap_and_skips_say_why(
     stats = target.details()["mirror"]
     assert stats["sent"] == 1 and stats["skipped"] == 1
     assert stats["last_skip"] == "request body of 5000 bytes is above mirror_max_body (1024 bytes)"
-    assert len(notices) == 1 and "was not mirrored" in notices[0]
+    await eventually(lambda: bool(notices.seen), what="the notice")
+    assert len(notices.seen) == 1 and "was not mirrored" in notices.seen[0][1]
     assert sites["shadow"].requests == 1 and sites["local"].requests == 2

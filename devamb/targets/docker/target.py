@@ -18,11 +18,11 @@ from yarl import URL
 
 from devamb.control.protocol import ControlError
 from devamb.profile.reader import Node, type_name
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool
 from devamb.proxy.websocket import WebSocketClient
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import Target, TargetContext, TargetUnavailable
 from devamb.targets.docker import link as docker_link
 from devamb.targets.docker.containers import ContainerView, container_view
 from devamb.targets.docker.endpoints import Endpoint, RoundRobin
@@ -252,8 +252,8 @@ class DockerTarget(Target):
 
     spec: DockerTargetSpec
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         assert isinstance(spec, DockerTargetSpec)
         self._link: docker_link.DockerLink | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -277,7 +277,7 @@ class DockerTarget(Target):
 
     @property
     def _prefix(self) -> str:
-        return f"{self.service.name}/{self.name}: "
+        return f"{self.context.service}/{self.name}: "
 
     # -- status ----------------------------------------------------------------------------
 
@@ -425,8 +425,8 @@ class DockerTarget(Target):
             URL(f"http://{endpoint}{request.raw_path}", encoded=True),
             exchange,
             extra_headers={},
-            keep_host=self.service.keep_host,
-            timeout=self.service.timeout,
+            keep_host=self.context.keep_host,
+            timeout=self.context.timeout,
             websockets=self._websockets,
         )
 
@@ -544,7 +544,7 @@ class DockerTarget(Target):
         spec = self.spec
         assert spec.run is not None
         return owner_labels(
-            spec.profile, spec.project, self.service.name, self.name, config_digest(spec.run)
+            spec.profile, spec.project, self.context.service, self.name, config_digest(spec.run)
         )
 
     def _launch_task(self) -> asyncio.Task[None]:
@@ -583,7 +583,7 @@ class DockerTarget(Target):
         client = link.client
         if client is None:
             raise LaunchFailed(link.reason or "Docker engine not reachable")
-        name = container_name(self.spec.project, self.service.name, self.name)
+        name = container_name(self.spec.project, self.context.service, self.name)
         self.notify("info", f"{self._prefix}starting container {name} from {run.image}")
         started = time.monotonic()
         labels = self._owner_labels()

@@ -28,11 +28,11 @@ from multidict import CIMultiDict
 
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import Target, TargetContext, TargetUnavailable
 from devamb.targets.mock.matching import PathIndex, RequestView
 from devamb.targets.mock.routes import (
     BAD_HEADER_VALUE,
@@ -71,9 +71,6 @@ class MockTargetSpec(TargetSpec):
 
 
 def parse(name: str, node: Node, protocol: str) -> MockTargetSpec | None:
-    if protocol != "http":
-        node.child("mock").problem("mock targets serve http services only", key=True)
-        return None
     if not node.mapping(KEYS, required=("mock",)):
         return None
     value = node.child("mock")
@@ -124,18 +121,19 @@ class MockTarget(Target):
 
     spec: MockTargetSpec
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         assert isinstance(spec, MockTargetSpec)
         self.mock = spec.mock
         self.mock_state = MockState(spec.mock.routes)
         self.index = PathIndex([route.match.path for route in spec.mock.routes])
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self._targets: dict[str, Target] = {}
-        self._unbound = "not bound to its service's targets"
+        self._fallback: Target | None = None  # the `proxy:` fallback, found at start
+        self._unbound = "the target was not started"  # why there is none
 
-    def bind(self, targets: dict[str, Target]) -> None:
-        """Keep the service's targets for a `proxy:` fallback, unless the fallbacks loop."""
+    async def start(self) -> None:
+        """Find the `proxy:` fallback among the service's targets, unless the fallbacks loop."""
+        siblings = self.context.siblings
         chain = [self.name]
         proxy = self.mock.fallback.proxy
         while proxy is not None:
@@ -144,9 +142,11 @@ class MockTarget(Target):
                 self._unbound = f"fallbacks loop: {' -> '.join(chain)}"
                 self.notify("error", f"mock {self.name!r}: {self._unbound}")
                 return
-            target = targets.get(proxy)
+            target = siblings.get(proxy)
             proxy = target.mock.fallback.proxy if isinstance(target, MockTarget) else None
-        self._targets = targets
+        if self.mock.fallback.proxy is not None:
+            self._fallback = siblings.get(self.mock.fallback.proxy)
+            self._unbound = "it is not among its service's targets"
 
     def details(self) -> dict[str, Any]:
         data: dict[str, Any] = {"file": str(self.mock.file) if self.mock.file else None}
@@ -174,7 +174,7 @@ class MockTarget(Target):
         _note(exchange, {"matched": None, "route": None})
         fallback = self.mock.fallback
         if fallback.proxy is not None:
-            target = self._targets.get(fallback.proxy)
+            target = self._fallback
             if target is None:
                 raise TargetUnavailable(
                     f"mock {self.name!r} cannot fall back to {fallback.proxy!r}: {self._unbound}",
@@ -228,7 +228,7 @@ class MockTarget(Target):
             {
                 "error": "no-mock-route",
                 "reason": f"no route of mock {self.name!r} matches {request.method} {request.path}",
-                "service": self.service.name,
+                "service": self.context.service,
                 "target": self.name,
                 "closest": closest,
             },

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 from devamb.cluster.hashring import HashRing
 from devamb.profile.reader import Node, type_name
-from devamb.profile.schema import ServiceSpec, TargetSpec
+from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.targets import url
-from devamb.targets.base import ClientStream, Target, TargetUnavailable
+from devamb.targets.base import ClientStream, Target, TargetContext, TargetUnavailable
 from devamb.targets.shards.commands import hashed_part
 from devamb.targets.shards.link import ShardLink
 from devamb.targets.shards.session import NoShard, Outbox, Session
@@ -156,10 +156,10 @@ def _key(node: Node, protocol: str) -> str | None:
     return None
 
 
-def build(spec: TargetSpec, service: ServiceSpec) -> Target:
-    if service.protocol == "tcp":
-        return RedisShardsTarget(spec, service)
-    return HttpShardsTarget(spec, service)
+def build(spec: TargetSpec, context: TargetContext) -> Target:
+    if context.protocol == "tcp":
+        return RedisShardsTarget(spec, context)
+    return HttpShardsTarget(spec, context)
 
 
 # -- the ring, with ejection -----------------------------------------------------------------
@@ -271,20 +271,20 @@ class ShardRing(Generic[M]):
 class _ShardsTarget(Target):
     spec: ShardsTargetSpec
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         assert isinstance(spec, ShardsTargetSpec)
         self._written = {s.name: s.written for s in spec.shards}
 
     def _shard_label(self, name: str) -> str:
-        return f"{self.service.name}/{self.name}: shard {name} ({self._written[name]})"
+        return f"{self.context.service}/{self.name}: shard {name} ({self._written[name]})"
 
     def _make_ring(self, members: Mapping[str, M]) -> ShardRing[M]:
         return ShardRing(
             members,
             eject_after=self.spec.eject_after,
             eject_for=self.spec.eject_for,
-            notify=lambda level, message: self.notify(level, message),
+            notify=self.notify,
             describe=self._shard_label,
         )
 
@@ -329,9 +329,9 @@ class _ShardsTarget(Target):
 class HttpShardsTarget(_ShardsTarget):
     """Routes each request by its key to one shard, a URL target of its own (keep-alive pool)."""
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
-        self._shards = {s.name: url.UrlTarget(s.target, service) for s in self.spec.shards}
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
+        self._shards = {s.name: url.UrlTarget(s.target, context) for s in self.spec.shards}
         self._ring = self._make_ring(self._shards)
         self._requests: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
@@ -408,8 +408,8 @@ class RedisShardsTarget(_ShardsTarget):
 
     terminates_tcp: ClassVar[bool] = True
 
-    def __init__(self, spec: TargetSpec, service: ServiceSpec) -> None:
-        super().__init__(spec, service)
+    def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
+        super().__init__(spec, context)
         self.auth = self.spec.auth
         self._outbox = Outbox()
         links = {}
@@ -421,7 +421,7 @@ class RedisShardsTarget(_ShardsTarget):
                 parts.hostname or "",
                 parts.port or 0,
                 self,
-                timeout=service.timeout,
+                timeout=context.timeout,
                 auth=self.auth,
             )
         self._links = links
