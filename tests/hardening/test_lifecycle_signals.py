@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -191,7 +192,9 @@ class Terminal:
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    term = Terminal(f"devamb-sig-{os.getpid()}")
+    # a server socket of its own per test: a server of the previous test that is still exiting
+    # must not take the next test's session (seen as a blank pane on a loaded machine)
+    term = Terminal(f"devamb-sig-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     yield term
     term.kill()
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,7 +70,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    term = Terminal(f"devamb-e2e-{os.getpid()}")
+    term = Terminal(f"devamb-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}")  # one server per test
     yield term
     term.kill()
 
