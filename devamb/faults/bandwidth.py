@@ -31,6 +31,7 @@ class BandwidthFault(Fault):
     KIND = "bandwidth"
     ORDER = 60
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
     SHAPES = ("http", "tcp")
     params: Params
 

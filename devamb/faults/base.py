@@ -44,6 +44,7 @@ class Fault:
     DIRECTIONS: ClassVar[tuple[str, ...]] = (DOWNSTREAM,)  # where it may act; first = default
 
     SHAPES: ClassVar[tuple[str, ...]] = ()  # protocols whose bytes this kind reshapes
+    FRAMES: ClassVar[bool] = False  # `shape` also acts on a WebSocket's frames (per message)
 
     def __init__(self, params: Any, ctx: FaultContext, direction: str, protocol: str) -> None:
         self.params = params

@@ -38,6 +38,7 @@ class LatencyFault(Fault):
     KIND = "latency"
     ORDER = 40
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
     SHAPES = ("tcp",)  # HTTP latency acts before the upstream or on the first byte instead
     params: Params
 

@@ -27,6 +27,7 @@ class LimitDataFault(Fault):
     KIND = "limit_data"
     ORDER = 80
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
     SHAPES = ("http", "tcp")
     params: Params
 

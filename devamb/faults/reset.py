@@ -28,6 +28,7 @@ class ResetFault(Fault):
     KIND = "reset"
     ORDER = 10
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
     SHAPES = ("http", "tcp")
     params: Params
 

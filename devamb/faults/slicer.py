@@ -29,6 +29,7 @@ class SlicerFault(Fault):
     KIND = "slicer"
     ORDER = 70
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
     SHAPES = ("http", "tcp")
     params: Params
 

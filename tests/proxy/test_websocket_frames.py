@@ -17,7 +17,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from devamb.inspect.exchange import BodyPreview, Exchange
+from devamb.inspect.exchange import MESSAGE_PREVIEW, BodyPreview, Exchange, MessageLog
 from devamb.proxy.connection import reset
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
@@ -64,7 +64,8 @@ def deflated(message: bytes, compressor: zlib._Compress) -> bytes:
 
 def record(data: bytes, *, limit: int = 1 << 20, deflate: bool = False,
            pieces: list[int] | None = None) -> FrameRecorder:
-    recorder = FrameRecorder(BodyPreview(limit), deflate=deflate)
+    recorder = FrameRecorder(BodyPreview(limit), deflate=deflate, messages=MessageLog(),
+                             direction="downstream")
     at = 0
     for cut in [*(pieces or []), len(data)]:
         recorder.feed(data[at:cut])
@@ -237,6 +238,71 @@ def test_a_deflate_bomb_is_inflated_only_as_far_as_the_preview() -> None:
     assert recorder.active
     assert bytes(recorder.preview.data) == b"\x00" * 1000
     assert recorder.preview.truncated
+
+
+def messages(recorder: FrameRecorder) -> list[tuple[str, int, bytes, bool]]:
+    assert recorder.messages is not None
+    return [(m.type, m.size, m.preview, m.truncated) for m in recorder.messages.items]
+
+
+def test_each_message_is_recorded_with_its_opcode_size_and_preview() -> None:
+    data = (frame(b"hello") + frame(b"\x00\x01\xff", 0x2) + frame(b"are you", 0x9)
+            + frame(b"there", 0xA, mask=None) + frame(b"hello2")
+            + frame(struct.pack("!H", 1000) + b"bye", 0x8))
+    expected = [("text", 5, b"hello", False), ("binary", 3, b"\x00\x01\xff", False),
+                ("ping", 7, b"are you", False), ("pong", 5, b"there", False),
+                ("text", 6, b"hello2", False), ("close", 5, b"\x03\xe8bye", False)]
+    for cut in range(len(data) + 1):  # wherever the bytes are split, the same messages
+        recorder = record(data, pieces=[cut])
+        assert messages(recorder) == expected, cut
+        assert {m.direction for m in recorder.messages.items} == {"downstream"}  # type: ignore[union-attr]
+    close = recorder.messages.items[-1].to_json()  # type: ignore[union-attr]
+    assert (close["type"], close["code"], close["data"]) == ("close", 1000, "bye")
+    binary = recorder.messages.items[1].to_json()  # type: ignore[union-attr]
+    assert (binary["encoding"], base64.b64decode(binary["data"])) == ("base64", b"\x00\x01\xff")
+
+
+def test_a_fragmented_message_is_one_message_after_the_ping_inside_it() -> None:
+    data = frame(b"hello ", fin=False) + frame(b"", 0x9) + frame(b"world", 0x0) + frame(b"x")
+    assert messages(record(data)) == [
+        ("ping", 0, b"", False), ("text", 11, b"hello world", False), ("text", 1, b"x", False)
+    ]
+
+
+def test_a_long_message_keeps_a_bounded_preview_and_its_whole_size() -> None:
+    payload = os.urandom(MESSAGE_PREVIEW * 3)
+    for mask in (MASK, None):
+        data = frame(payload, 0x2, mask=mask) + frame(b"next")
+        assert messages(record(data, pieces=[700])) == [
+            ("binary", len(payload), payload[:MESSAGE_PREVIEW], True), ("text", 4, b"next", False)
+        ]
+    # a body preview of 10 bytes bounds each message's preview too
+    assert messages(record(frame(b"0123456789abc"), limit=10)) == [
+        ("text", 13, b"0123456789", True)
+    ]
+
+
+def test_deflated_messages_are_recorded_inflated_and_a_bomb_is_cut() -> None:
+    compressor = zlib.compressobj(wbits=-15)
+    first, second = deflated(b"hello hello hello", compressor), deflated(b"again", compressor)
+    data = frame(first, rsv1=True) + frame(second, rsv1=True, mask=None)
+    recorder = record(data, deflate=True)
+    assert messages(recorder) == [("text", len(first), b"hello hello hello", False),
+                                  ("text", len(second), b"again", False)]
+    assert all(m.compressed for m in recorder.messages.items)  # type: ignore[union-attr]
+    bomb = deflated(b"\x00" * 20_000_000, zlib.compressobj(wbits=-15))
+    (kind, size, preview, truncated), = messages(record(frame(bomb, 0x2, rsv1=True),
+                                                         deflate=True))
+    assert (kind, size, truncated) == ("binary", len(bomb), True)
+    assert preview == b"\x00" * MESSAGE_PREVIEW
+
+
+def test_messages_past_the_cap_are_counted_not_kept() -> None:
+    log = MessageLog(limit=3)
+    recorder = FrameRecorder(BodyPreview(), messages=log, direction="upstream")
+    recorder.feed(b"".join(frame(f"m{i}".encode()) for i in range(5)))
+    assert [m.preview for m in log.items] == [b"m0", b"m1", b"m2"] and log.dropped == 2
+    assert bytes(recorder.preview.data) == b"m0m1m2m3m4"  # the body preview is as before
 
 
 def test_bad_deflate_data_stops_recording() -> None:
