@@ -60,15 +60,16 @@ class WsMessage:
     def type(self) -> str:
         return OPCODES.get(self.opcode, f"opcode {self.opcode}")
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able: text as text (a close frame's reason, with its code), else base64."""
+    def to_json(self, preview: bytes | None = None) -> dict[str, Any]:
+        """JSON-able: text as text (a close frame's reason, with its code), else base64;
+        `preview` replaces the recorded one (masked, say)."""
         data: dict[str, Any] = {
             "direction": self.direction, "type": self.type, "opcode": self.opcode,
             "size": self.size, "time": self.time, "truncated": self.truncated,
         }
         if self.compressed:
             data["compressed"] = True
-        preview = self.preview
+        preview = self.preview if preview is None else preview
         if self.opcode == 0x8 and len(preview) >= 2:
             data["code"] = int.from_bytes(preview[:2])
             preview = preview[2:]

@@ -2,7 +2,9 @@
 
 Input is what `Redaction.detail` returns. TCP connections are not HTTP and are left out. devamb
 extras use the spec's `_` prefix for custom fields: `_devamb` (id, service, target, attempts,
-faults, replay_of), `_error`, `_truncated`, and `_encoding` on a base64 request body.
+faults, replay_of), `_error`, `_truncated`, and `_encoding` on a base64 request body. A relayed
+WebSocket's text and binary messages are in `_webSocketMessages`, as Chrome writes them (`type`
+send or receive, `time` in unix seconds, `opcode`, `data`: text, or base64 for binary).
 """
 
 from __future__ import annotations
@@ -66,6 +68,19 @@ def har_entry(detail: dict[str, Any], *, base_urls: dict[str, str] | None = None
             for key in ("id", "service", "target", "attempts", "faults", "replay_of")
         },
     }
+    messages = detail.get("messages")
+    if messages is not None:
+        entry["_resourceType"] = "websocket"
+        entry["_webSocketMessages"] = [
+            {
+                "type": "send" if m.get("direction") == "upstream" else "receive",
+                "time": m.get("time"),
+                "opcode": m.get("opcode"),
+                "data": m.get("data", ""),
+            }
+            for m in messages
+            if m.get("opcode") in (1, 2)  # as Chrome: data messages, not control frames
+        ]
     return entry
 
 
