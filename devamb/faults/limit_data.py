@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import upstream_bytes_refusal
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
 from devamb.profile.reader import Node
 
@@ -28,6 +29,7 @@ class LimitDataFault(Fault):
     ORDER = 80
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
+    REFUSED = (upstream_bytes_refusal("limit_data"),)
     SHAPES = ("http", "tcp")
     params: Params
 

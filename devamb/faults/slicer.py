@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import upstream_bytes_refusal
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
 from devamb.profile.reader import Node
 
@@ -30,6 +31,7 @@ class SlicerFault(Fault):
     ORDER = 70
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
+    REFUSED = (upstream_bytes_refusal("slicer"),)
     SHAPES = ("http", "tcp")
     params: Params
 
