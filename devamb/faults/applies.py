@@ -38,12 +38,11 @@ class Refusal:
         return self.when is None or self.when(params)
 
 
-def upstream_bytes_refusal(kind: str, when: Callable[[Any], bool] | None = None) -> Refusal:
+def upstream_bytes_refusal(when: Callable[[Any], bool] | None = None) -> Refusal:
     """Shaping the client's bytes needs an upstream they go to: echo and mock answer alone."""
     return Refusal(
-        why=f"{kind!r} with direction upstream or both shapes the request on its way to the "
-            "upstream, and an echo or mock target answers without one (use direction: "
-            "downstream)",
+        why="direction upstream or both shapes the request on its way to the upstream, and "
+            "an echo or mock target answers without one (use direction: downstream)",
         protocol="http", targets=ANSWERING_TARGETS, directions=UPSTREAM_BYTES, when=when,
     )
 

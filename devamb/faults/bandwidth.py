@@ -33,7 +33,7 @@ class BandwidthFault(Fault):
     ORDER = 60
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal("bandwidth"),)
+    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 

@@ -29,7 +29,7 @@ class LimitDataFault(Fault):
     ORDER = 80
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal("limit_data"),)
+    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 

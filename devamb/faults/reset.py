@@ -30,7 +30,7 @@ class ResetFault(Fault):
     ORDER = 10
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal("reset after_bytes", lambda p: p.after_bytes is not None),)
+    REFUSED = (upstream_bytes_refusal(lambda p: p.after_bytes is not None),)
     SHAPES = ("http", "tcp")
     params: Params
 

@@ -31,7 +31,7 @@ class SlicerFault(Fault):
     ORDER = 70
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal("slicer"),)
+    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 
