@@ -30,7 +30,7 @@ class BodyPreview:
         self.limit = limit
         self.size = 0
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | bytearray | memoryview) -> None:
         self.size += len(chunk)
         room = self.limit - len(self.data)
         if room > 0:
