@@ -156,29 +156,30 @@ async def split_frames(stream: Stream,
             yield chunk
             continue
         buffer += chunk
-        while buffer:
+        pos = 0  # what is before it was passed on (cut once per chunk: no copy per frame)
+        while pos < len(buffer):
             if need is None:
-                need = _frame_size(buffer)
+                need = _frame_size(buffer, pos)
                 if need is None:
                     break  # the header is not all here yet
                 if need < 0:
                     following = False
                     break
-                if before_close is not None and buffer[0] & 0x0F == 0x8:
+                if before_close is not None and buffer[pos] & 0x0F == 0x8:
                     await before_close()
                     before_close = None
-            if len(buffer) >= need:
-                frame = bytes(buffer[:need])
-                del buffer[:need]
+            if len(buffer) - pos >= need:
+                yield bytes(buffer[pos : pos + need])
+                pos += need
                 need = None
-                yield frame
-            elif len(buffer) >= FRAME_GATHER:
-                need -= len(buffer)
-                piece = bytes(buffer)
-                buffer.clear()
+            elif len(buffer) - pos >= FRAME_GATHER:
+                piece = bytes(buffer[pos:])
+                need -= len(piece)
+                pos = len(buffer)
                 yield piece
             else:
                 break
+        del buffer[:pos]
         if not following and buffer:
             piece = bytes(buffer)
             buffer.clear()
@@ -187,17 +188,18 @@ async def split_frames(stream: Stream,
         yield bytes(buffer)
 
 
-def _frame_size(head: bytearray) -> int | None:
-    """A frame's whole size from its header; None if the header is cut, -1 if not a frame."""
-    if len(head) < 2:
+def _frame_size(buffer: bytearray, at: int) -> int | None:
+    """The whole size of the frame at `at`, from its header; None if the header is cut, -1 if
+    it is not a frame."""
+    if len(buffer) - at < 2:
         return None
-    length = head[1] & 0x7F
+    b1 = buffer[at + 1]
+    length = b1 & 0x7F
     extra = 2 if length == 126 else 8 if length == 127 else 0
-    size = 2 + extra + (4 if head[1] & 0x80 else 0)
-    if len(head) < 2 + extra:
+    if len(buffer) - at < 2 + extra:
         return None
     if extra:
-        length = int.from_bytes(head[2 : 2 + extra])
+        length = int.from_bytes(buffer[at + 2 : at + 2 + extra])
         if length > MAX_FRAME:
             return -1
-    return size + length
+    return 2 + extra + (4 if b1 & 0x80 else 0) + length

@@ -29,6 +29,7 @@ from devamb.proxy.websocket import (
     valid_handshake,
 )
 from devamb.proxy.websocket_record import FrameRecorder
+from devamb.proxy.websocket_shape import FRAME_GATHER, split_frames
 from tests.upstreams import HttpUpstream
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -308,6 +309,53 @@ def test_messages_past_the_cap_are_counted_not_kept() -> None:
 def test_bad_deflate_data_stops_recording() -> None:
     recorder = record(frame(b"\xff\xff\xff\xff\xff", rsv1=True) + frame(b"x"), deflate=True)
     assert not recorder.active
+
+
+# -- frames cut for the faults -----------------------------------------------------------------
+
+
+async def split(pieces: list[bytes], before_close=None) -> list[bytes]:  # type: ignore[no-untyped-def]
+    async def source():  # type: ignore[no-untyped-def]
+        for piece in pieces:
+            yield piece
+
+    return [chunk async for chunk in split_frames(source(), before_close)]
+
+
+async def test_frames_come_out_one_a_chunk_wherever_the_bytes_were_cut() -> None:
+    frames = [frame(b"a"), frame(b"b" * 200, 0x2, mask=None), frame(b"", 0x9),
+              frame(b"c" * 70_000), frame(b"d")]
+    data = b"".join(frames)
+    for cut in (1, 2, 3, 7, 100, 1000, len(data)):
+        pieces = [data[i : i + cut] for i in range(0, len(data), cut)]
+        assert await split(pieces) == frames, cut
+    many = [frame(b"%d" % i) for i in range(20_000)]  # many small frames in one read
+    assert await split([b"".join(many)]) == many
+
+
+async def test_a_long_frame_comes_in_pieces_and_garbage_passes_as_it_came() -> None:
+    big = frame(os.urandom(FRAME_GATHER * 2 + 5), 0x2)
+    out = await split([big[i : i + 65536] for i in range(0, len(big), 65536)] + [frame(b"z")])
+    assert b"".join(out) == big + frame(b"z") and out[-1] == frame(b"z") and len(out) > 2
+    junk = b"\x82\x7f" + b"\xff" * 8 + b"tail"  # a 64-bit length no frame has
+    assert b"".join(await split([frame(b"ok"), junk, b"more"])) == frame(b"ok") + junk + b"more"
+
+
+async def test_the_close_frame_waits_for_before_close() -> None:
+    seen: list[str] = []
+
+    async def before_close() -> None:
+        seen.append("close")
+
+    data = frame(b"x") + frame(struct.pack("!H", 1000), 0x8) + frame(b"y")
+    out = [chunk async for chunk in split_frames(_tagged(data, seen), before_close)]
+    assert b"".join(out) == data
+    assert seen == ["read", "close"]  # before the close frame was passed, once
+
+
+async def _tagged(data: bytes, seen: list[str]):  # type: ignore[no-untyped-def]
+    seen.append("read")
+    yield data
 
 
 # -- the handshake -----------------------------------------------------------------------------
