@@ -190,7 +190,7 @@ def print_detail(detail: dict[str, Any]) -> None:
         for name, value in detail.get(f"{side}_headers") or []:
             console.print(f"[cyan]{name}[/]: {value}", highlight=False)
         body = detail.get(f"{side}_body") or {}
-        if body.get("size"):
+        if body.get("size") and detail.get("messages") is None:  # a WebSocket's: below
             note = " (truncated)" if body.get("truncated") else ""
             console.print(f"[dim]{body['kind']} body, {body['size']} bytes{note}[/]")
             console.print(body.get("text", ""), highlight=False, markup=False)

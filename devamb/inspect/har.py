@@ -104,7 +104,7 @@ def _request(detail: dict[str, Any], base_urls: dict[str, str]) -> dict[str, Any
         "headersSize": -1,
         "bodySize": int(body.get("size") or 0),
     }
-    if body.get("size"):
+    if body.get("size") and detail.get("messages") is None:
         mime = body.get("content_type") or ""
         post: dict[str, Any] = {"mimeType": mime, "text": body.get("data") or ""}
         if body.get("encoding") == "base64":
@@ -128,8 +128,8 @@ def _response(detail: dict[str, Any]) -> dict[str, Any]:
         "size": int(body.get("size") or 0),
         "mimeType": body.get("content_type") or _header(headers, "content-type") or "",
     }
-    if body.get("captured") or body.get("data"):
-        content["text"] = body.get("data") or ""
+    if (body.get("captured") or body.get("data")) and detail.get("messages") is None:
+        content["text"] = body.get("data") or ""  # (a WebSocket's are _webSocketMessages)
         if body.get("encoding") == "base64":
             content["encoding"] = "base64"
     if body.get("truncated"):

@@ -469,6 +469,7 @@ async def test_websocket_messages_are_recorded_one_by_one(setup: Setup) -> None:
     assert [(m["type"], m["opcode"]) for m in har] == [("send", 1), ("receive", 1)] * 5 + [
         ("send", 2), ("receive", 2)] * 3
     assert har[0]["data"] == "hello0" and har[1]["data"] == "echo:hello0"
+    assert "postData" not in entry["request"] and "text" not in entry["response"]["content"]
 
 
 # -- refused, and why ----------------------------------------------------------------------------

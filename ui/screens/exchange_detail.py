@@ -205,7 +205,7 @@ class ExchangeDetail(Screen):
                 yield self._section("Timings", timings_table(exchange["timings"]))
             for side in ("request", "response"):
                 body = exchange.get(f"{side}_body")
-                if has_body(body):
+                if has_body(body) and exchange.get("messages") is None:  # a WebSocket's: below
                     recorded = True
                     title = body_title(side, body, exchange.get(f"{side}_body_size"))
                     yield self._section(title, body_renderable(body, dark))
