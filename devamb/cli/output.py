@@ -190,10 +190,36 @@ def print_detail(detail: dict[str, Any]) -> None:
         for name, value in detail.get(f"{side}_headers") or []:
             console.print(f"[cyan]{name}[/]: {value}", highlight=False)
         body = detail.get(f"{side}_body") or {}
-        if body.get("size"):
+        if body.get("size") and detail.get("messages") is None:  # a WebSocket's: below
             note = " (truncated)" if body.get("truncated") else ""
             console.print(f"[dim]{body['kind']} body, {body['size']} bytes{note}[/]")
             console.print(body.get("text", ""), highlight=False, markup=False)
+    if detail.get("messages") is not None:
+        _print_messages(detail["messages"], int(detail.get("messages_dropped") or 0))
+
+
+def message_line(message: dict[str, Any], width: int = 100) -> str:
+    """One WebSocket message: `12:00:01.250 → text 5 B  hello` (→ to the upstream)."""
+    arrow = "→" if message.get("direction") == "upstream" else "←"
+    moment = time.strftime("%H:%M:%S", time.localtime(message.get("time") or 0))
+    millis = int(((message.get("time") or 0) % 1) * 1000)
+    data = str(message.get("data", ""))
+    if message.get("encoding") == "base64":
+        data = f"(base64) {data}"
+    if message.get("code") is not None:
+        data = f"{message['code']} {data}".rstrip()
+    shown = data.replace("\n", "\\n")
+    if len(shown) > width or message.get("truncated"):
+        shown = shown[:width] + "…"
+    kind, size = message.get("type", "?"), message.get("size", 0)
+    return f"{moment}.{millis:03d} {arrow} {kind:<6} {size:>7} B  {shown}"
+
+
+def _print_messages(messages: list[dict[str, Any]], dropped: int) -> None:
+    more = f", {dropped} more not kept" if dropped else ""
+    console.rule(f"websocket messages: {len(messages)}{more}")
+    for message in messages:
+        console.print(message_line(message), highlight=False, markup=False)
 
 
 def print_diff(differences: list[dict[str, Any]]) -> None:

@@ -149,7 +149,10 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
     keep_host = node.child("keep_host").boolean() if node.has("keep_host") else False
     header = node.child("target_header").boolean() if node.has("target_header") else True
-    faults = _faults(node.child("faults"), protocol or "http") if node.has("faults") else {}
+    kinds = {name: spec.kind for name, spec in targets.items()}
+    faults = (
+        _faults(node.child("faults"), protocol or "http", kinds) if node.has("faults") else {}
+    )
     header_faults = (
         node.child("header_faults").boolean() if node.has("header_faults") else False
     )
@@ -248,7 +251,7 @@ def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
     return targets
 
 
-def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
+def _faults(node: Node, protocol: str, targets: dict[str, str]) -> dict[str, FaultSpec]:
     if not isinstance(node.value, dict):
         node.problem(f"expected a mapping of fault names to faults, got {type_name(node.value)}")
         return {}
@@ -257,7 +260,7 @@ def _faults(node: Node, protocol: str) -> dict[str, FaultSpec]:
         if not NAME.match(name):
             child.problem(f"fault name {name!r} may use letters, digits, '_', '.', '-'", key=True)
             continue
-        spec = parse_fault(name, child, protocol)
+        spec = parse_fault(name, child, protocol, targets)
         if spec is not None:
             faults[name] = spec
     return faults

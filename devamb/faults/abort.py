@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict
 
+from devamb.faults.applies import Refusal
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
 from devamb.proxy.response import Response
@@ -33,6 +34,8 @@ class AbortFault(Fault):
     KIND = "abort"
     ORDER = 20
     PROTOCOLS = ("http",)
+    REFUSED = (Refusal("it answers with an HTTP status, and a tcp service relays bytes "
+                       "without HTTP to answer in", protocol="tcp"),)
     params: Params
 
     async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import upstream_bytes_refusal
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
 from devamb.profile.reader import Node
 
@@ -31,6 +32,8 @@ class BandwidthFault(Fault):
     KIND = "bandwidth"
     ORDER = 60
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
+    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 

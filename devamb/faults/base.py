@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from devamb.faults.applies import Refusal
 from devamb.proxy.errors import CutConnection
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Fault:
     DIRECTIONS: ClassVar[tuple[str, ...]] = (DOWNSTREAM,)  # where it may act; first = default
 
     SHAPES: ClassVar[tuple[str, ...]] = ()  # protocols whose bytes this kind reshapes
+    FRAMES: ClassVar[bool] = False  # `shape` also acts on a WebSocket's frames (per message)
+    REFUSED: ClassVar[tuple[Refusal, ...]] = ()  # where it cannot act, and why (applies.py)
 
     def __init__(self, params: Any, ctx: FaultContext, direction: str, protocol: str) -> None:
         self.params = params

@@ -29,6 +29,10 @@ def parse(node: Node, protocol: str) -> Params | None:
         "uniform"
     )
     on = node.child("on").one_of(("request", "response")) if node.has("on") else "request"
+    if node.has("on") and protocol == "tcp":
+        node.child("on").problem("'on' is for http services: on tcp, latency delays each "
+                                 "chunk in its direction (see 'direction')", key=True)
+        return None
     if delay is None or jitter is None or dist is None or on is None:
         return None
     return Params(delay, jitter, dist, on)
@@ -38,6 +42,7 @@ class LatencyFault(Fault):
     KIND = "latency"
     ORDER = 40
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
     SHAPES = ("tcp",)  # HTTP latency acts before the upstream or on the first byte instead
     params: Params
 

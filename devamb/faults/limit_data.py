@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import upstream_bytes_refusal
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
 from devamb.profile.reader import Node
 
@@ -27,6 +28,8 @@ class LimitDataFault(Fault):
     KIND = "limit_data"
     ORDER = 80
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
+    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 

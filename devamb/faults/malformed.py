@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import Refusal
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
 from devamb.proxy.response import Response
@@ -37,6 +38,8 @@ class MalformedFault(Fault):
     KIND = "malformed"
     ORDER = 25
     PROTOCOLS = ("http",)
+    REFUSED = (Refusal("it breaks an HTTP response, and a tcp service has none to break (a "
+                       "cut stream is limit_data or reset)", protocol="tcp"),)
     params: Params
 
     async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]

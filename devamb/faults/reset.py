@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import upstream_bytes_refusal
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
 from devamb.profile.reader import Node
 from devamb.proxy.connection import reset
@@ -28,6 +29,8 @@ class ResetFault(Fault):
     KIND = "reset"
     ORDER = 10
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
+    REFUSED = (upstream_bytes_refusal(lambda p: p.after_bytes is not None),)
     SHAPES = ("http", "tcp")
     params: Params
 

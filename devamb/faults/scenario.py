@@ -123,8 +123,10 @@ def _added_fault(scenario: str, index: int, add: Node, services: Mapping[str, An
         add.value, dict) else add.value
     fault_name = str(name or f"{scenario}.{index}")
     if service_name is not None:
-        protocol = services[service_name].protocol
-        return parse_fault(fault_name, Node(add.reader, add.path, value), protocol)
+        service = services[service_name]
+        kinds = {name: spec.kind for name, spec in service.targets.items()}
+        return parse_fault(fault_name, Node(add.reader, add.path, value), service.protocol,
+                           kinds)
     found: list[set[Problem]] = []
     for protocol in ("http", "tcp"):
         scratch = Reader(add.reader.source, add.reader.interpolator)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import upstream_bytes_refusal
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
 from devamb.profile.reader import Node
 
@@ -29,6 +30,8 @@ class SlicerFault(Fault):
     KIND = "slicer"
     ORDER = 70
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
+    FRAMES = True
+    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 

@@ -71,7 +71,11 @@ class FaultSpec:
         return data
 
 
-def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
+def parse_fault(name: str, node: Node, protocol: str,
+                targets: Mapping[str, str] | None = None) -> FaultSpec | None:
+    """A fault entry, checked against the service's protocol and `targets` (name -> kind):
+    a fault that could not act on one of them is refused here (faults/applies.py)."""
+    from devamb.faults.applies import refusal
     from devamb.faults.registry import KINDS
 
     if not isinstance(node.value, dict):
@@ -90,8 +94,10 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
     if kind is not None:
         node.mapping(COMMON_KEYS + kind.KEYS)
         if protocol not in kind.FAULT.PROTOCOLS:
+            why = refusal(kind.FAULT.REFUSED, protocol, None, "", None)
             kind_node.problem(f"{kind_name!r} faults apply to "
-                              f"{' and '.join(kind.FAULT.PROTOCOLS)} services only")
+                              f"{' and '.join(kind.FAULT.PROTOCOLS)} services only"
+                              + (f": {why}" if why else ""))
         params = kind.parse(node, protocol)
     enabled = node.child("enabled").boolean() if node.has("enabled") else True
     probability = (
@@ -107,7 +113,11 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
     duration = node.child("for").duration() if node.has("for") else None
     if len(node.reader.problems) > before or kind_name is None or params is None:
         return None
-    assert direction is not None
+    assert direction is not None and kind is not None
+    why = refusal(kind.FAULT.REFUSED, protocol, targets, direction, params)
+    if why is not None:
+        kind_node.problem(f"{kind_name!r} is refused here: {why}")
+        return None
     return FaultSpec(
         name=name, kind=kind_name, params=params, enabled=bool(enabled),
         probability=probability if probability is not None else 1.0,
@@ -143,7 +153,8 @@ def _match(node: Node, protocol: str) -> Match | None:
     return Match(methods, path, headers or {})
 
 
-def parse_fault_json(name: str, data: object, protocol: str) -> FaultSpec:
+def parse_fault_json(name: str, data: object, protocol: str,
+                     targets: Mapping[str, str] | None = None) -> FaultSpec:
     """A fault sent to the control API, checked by the same rules as the profile."""
     from devamb.control.protocol import ControlError
     from devamb.profile.env import Interpolator
@@ -151,7 +162,7 @@ def parse_fault_json(name: str, data: object, protocol: str) -> FaultSpec:
     from devamb.profile.source import Source
 
     reader = Reader(Source("<request>", data), Interpolator({}, {}))
-    spec = parse_fault(name, reader.root(), protocol)
+    spec = parse_fault(name, reader.root(), protocol, targets)
     if reader.problems or spec is None:
         messages = [f"{p.path}: {p.message}" if p.path else p.message for p in reader.problems]
         raise ControlError("; ".join(messages) or "invalid fault")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import codecs
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -13,6 +15,10 @@ from devamb.control.protocol import ExchangeSummary
 
 DEFAULT_PREVIEW = 64 * 1024
 RECORD_OVERHEAD = 600  # bytes an exchange costs besides its previews and headers (measured)
+MESSAGE_PREVIEW = 1024  # bytes kept of each WebSocket message (at most the body preview's limit)
+MAX_MESSAGES = 1000  # WebSocket messages kept per exchange; later ones are only counted
+MESSAGE_OVERHEAD = 120  # bytes a kept message costs besides its preview
+OPCODES = {0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
 
 
 class BodyPreview:
@@ -25,7 +31,7 @@ class BodyPreview:
         self.limit = limit
         self.size = 0
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | bytearray | memoryview) -> None:
         self.size += len(chunk)
         room = self.limit - len(self.data)
         if room > 0:
@@ -70,6 +76,74 @@ class TryLimits(Protocol):
 
     @property
     def tried(self) -> set[str]: ...  # endpoints earlier tries used (a pool avoids them)
+@dataclass(frozen=True, slots=True)
+class WsMessage:
+    """One WebSocket message (or control frame) as it was relayed."""
+
+    direction: str  # "upstream" (client -> upstream) | "downstream" (upstream -> client)
+    opcode: int  # 1 text, 2 binary, 8 close, 9 ping, 10 pong
+    size: int  # payload bytes on the wire (a deflated message's compressed size)
+    preview: bytes  # the payload's first bytes, unmasked and inflated
+    time: float  # unix time the message ended
+    truncated: bool = False  # the preview is not the whole payload
+    compressed: bool = False  # sent with permessage-deflate
+
+    @property
+    def type(self) -> str:
+        return OPCODES.get(self.opcode, f"opcode {self.opcode}")
+
+    def to_json(self, preview: bytes | None = None) -> dict[str, Any]:
+        """JSON-able: text as text (a close frame's reason, with its code), else base64;
+        `preview` replaces the recorded one (masked, say)."""
+        data: dict[str, Any] = {
+            "direction": self.direction, "type": self.type, "opcode": self.opcode,
+            "size": self.size, "time": self.time, "truncated": self.truncated,
+        }
+        if self.compressed:
+            data["compressed"] = True
+        preview = self.preview if preview is None else preview
+        if self.opcode == 0x8 and len(preview) >= 2:
+            data["code"] = int.from_bytes(preview[:2])
+            preview = preview[2:]
+        text = None if self.opcode == 0x2 else _utf8(preview, self.truncated)
+        if text is None:
+            data["data"], data["encoding"] = base64.b64encode(preview).decode("ascii"), "base64"
+        else:
+            data["data"], data["encoding"] = text, "utf-8"
+        return data
+
+
+def _utf8(data: bytes, truncated: bool) -> str | None:
+    """UTF-8 text, or None; a cut preview may end inside a character (that tail is dropped)."""
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data, final=not truncated)
+    except UnicodeDecodeError:
+        return None
+
+
+class MessageLog:
+    """A WebSocket session's messages, both directions in order; the first `limit` are kept."""
+
+    __slots__ = ("dropped", "items", "limit", "preview_bytes")
+
+    def __init__(self, limit: int = MAX_MESSAGES) -> None:
+        self.items: list[WsMessage] = []
+        self.limit = limit
+        self.dropped = 0  # messages after the first `limit`: counted, not kept
+        self.preview_bytes = 0
+
+    def add(self, message: WsMessage) -> None:
+        if len(self.items) < self.limit:
+            self.items.append(message)
+            self.preview_bytes += len(message.preview)
+        else:
+            self.dropped += 1
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def approx_size(self) -> int:
+        return self.preview_bytes + MESSAGE_OVERHEAD * len(self.items)
 
 
 @dataclass(slots=True, eq=False)
@@ -100,6 +174,7 @@ class Exchange:
     body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up
     notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
+    messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
 
     @property
     def bytes_in(self) -> int:
@@ -122,6 +197,8 @@ class Exchange:
     def approx_size(self) -> int:
         """What keeping this record costs, for the store's byte budget."""
         size = RECORD_OVERHEAD + len(self.request_body.data) + len(self.response_body.data)
+        if self.messages is not None:
+            size += self.messages.approx_size()
         for headers in (self.request_headers, self.response_headers):
             if headers:  # the strings' lengths, joined in C, plus 16 bytes a header for the rest
                 size += len("".join(chain.from_iterable(headers))) + 16 * len(headers)
@@ -168,4 +245,7 @@ class Exchange:
             response_body=bytes(self.response_body.data),
             response_body_size=self.response_body.size,
         )
+        if self.messages is not None:
+            data["messages"] = [m.to_json() for m in self.messages.items]
+            data["messages_dropped"] = self.messages.dropped
         return data

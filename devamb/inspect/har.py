@@ -2,7 +2,9 @@
 
 Input is what `Redaction.detail` returns. TCP connections are not HTTP and are left out. devamb
 extras use the spec's `_` prefix for custom fields: `_devamb` (id, service, target, attempts,
-faults, replay_of), `_error`, `_truncated`, and `_encoding` on a base64 request body.
+faults, replay_of), `_error`, `_truncated`, and `_encoding` on a base64 request body. A relayed
+WebSocket's text and binary messages are in `_webSocketMessages`, as Chrome writes them (`type`
+send or receive, `time` in unix seconds, `opcode`, `data`: text, or base64 for binary).
 """
 
 from __future__ import annotations
@@ -66,6 +68,19 @@ def har_entry(detail: dict[str, Any], *, base_urls: dict[str, str] | None = None
             for key in ("id", "service", "target", "attempts", "faults", "replay_of")
         },
     }
+    messages = detail.get("messages")
+    if messages is not None:
+        entry["_resourceType"] = "websocket"
+        entry["_webSocketMessages"] = [
+            {
+                "type": "send" if m.get("direction") == "upstream" else "receive",
+                "time": m.get("time"),
+                "opcode": m.get("opcode"),
+                "data": m.get("data", ""),
+            }
+            for m in messages
+            if m.get("opcode") in (1, 2)  # as Chrome: data messages, not control frames
+        ]
     return entry
 
 
@@ -89,7 +104,7 @@ def _request(detail: dict[str, Any], base_urls: dict[str, str]) -> dict[str, Any
         "headersSize": -1,
         "bodySize": int(body.get("size") or 0),
     }
-    if body.get("size"):
+    if body.get("size") and detail.get("messages") is None:
         mime = body.get("content_type") or ""
         post: dict[str, Any] = {"mimeType": mime, "text": body.get("data") or ""}
         if body.get("encoding") == "base64":
@@ -113,8 +128,8 @@ def _response(detail: dict[str, Any]) -> dict[str, Any]:
         "size": int(body.get("size") or 0),
         "mimeType": body.get("content_type") or _header(headers, "content-type") or "",
     }
-    if body.get("captured") or body.get("data"):
-        content["text"] = body.get("data") or ""
+    if (body.get("captured") or body.get("data")) and detail.get("messages") is None:
+        content["text"] = body.get("data") or ""  # (a WebSocket's are _webSocketMessages)
         if body.get("encoding") == "base64":
             content["encoding"] = "base64"
     if body.get("truncated"):

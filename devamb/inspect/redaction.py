@@ -184,11 +184,18 @@ class Redaction:
     def detail(self, exchange: Exchange) -> dict[str, Any]:
         """Everything recorded, redacted and JSON-able: the summary fields plus url, ttfb_ms,
         attempts, faults, request/response headers as [name, value] lists and bodies as dicts
-        (see `body`); `redacted` says whether named redaction applied."""
+        (see `body`), a WebSocket's `messages` (see `WsMessage.to_json`); `redacted` says
+        whether named redaction applied."""
         raw = exchange.detail()
-        for key in ("request_body", "request_body_size", "response_body", "response_body_size"):
+        for key in ("request_body", "request_body_size", "response_body", "response_body_size",
+                    "messages"):
             raw.pop(key, None)
         out = self._walk(raw)
+        if exchange.messages is not None:  # a WebSocket's: each masked as a body is
+            out["messages"] = [
+                self._walk(m.to_json(self.body_bytes(m.preview, None, m.truncated)))
+                for m in exchange.messages.items
+            ]
         out["request_headers"] = self.headers_list(exchange.request_headers)
         out["response_headers"] = self.headers_list(exchange.response_headers)
         out["request_body"] = self.body(

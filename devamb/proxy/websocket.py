@@ -7,9 +7,15 @@ transport (with backpressure). Extensions (permessage-deflate) and subprotocols 
 untouched: the two ends negotiated them with each other.
 
 For the record, a `FrameRecorder` (websocket_record.py) follows each direction's frames and
-adds text and binary payloads (unmasked, inflated) to the exchange's body previews. It reads
-the bytes after they were relayed and never holds a frame: a stream it cannot follow is simply
-not recorded further.
+adds text and binary payloads (unmasked, inflated) to the exchange's body previews and each
+message to its message log. It reads the bytes after they were relayed and never holds a
+frame: a stream it cannot follow is simply not recorded further.
+
+Faults that fired for the upgrade (`exchange.shaping`, see `FrameShaping`) act on the frames:
+a direction with frame faults goes through a `FrameFlow`, a task that cuts the bytes at frame
+boundaries (so latency delays each message), passes them through the faults' shapers
+(bandwidth, slicer, cuts after N bytes) and then writes them; slow_close delays the upstream's
+close frame.
 """
 
 from __future__ import annotations
@@ -25,10 +31,18 @@ from typing import TYPE_CHECKING, cast
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from devamb.proxy.connection import reset
+from devamb.inspect.exchange import MessageLog
+from devamb.proxy.connection import cut, reset
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.websocket_record import FrameRecorder
+from devamb.proxy.websocket_shape import (
+    DOWNSTREAM,
+    UPSTREAM,
+    FrameFlow,
+    FrameShaping,
+    frame_faults,
+)
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -132,8 +146,12 @@ async def relay_websocket(
             response.keep_alive = False
             return response
         deflate = "permessage-deflate" in _extensions(exchange.response_headers)
-        session.client.recorder = FrameRecorder(exchange.request_body, deflate=deflate)
-        session.upstream.recorder = FrameRecorder(exchange.response_body, deflate=deflate)
+        exchange.messages = log = MessageLog()
+        session.client.recorder = FrameRecorder(
+            exchange.request_body, deflate=deflate, messages=log, direction=UPSTREAM)
+        session.upstream.recorder = FrameRecorder(
+            exchange.response_body, deflate=deflate, messages=log, direction=DOWNSTREAM)
+        session.shape(exchange.shaping)
         front.detach(session.client)  # from here on the client's transport is ours to close
         response.detached = True
         await session.ending.wait()
@@ -145,6 +163,7 @@ async def relay_websocket(
         raise
     finally:
         client._sessions.discard(session)
+        session.stop_flows()
     session.abort()  # whatever did not finish closing in time
     return response
 
@@ -236,6 +255,19 @@ class _Session:
         self.ending = asyncio.Event()  # one side has ended: the session is over
         self.finished = asyncio.Event()  # both connections are closed
         self._head_buffer = bytearray()
+        self._flows: list[FrameFlow] = []
+
+    def shape(self, shaping: FrameShaping | None) -> None:
+        """Put the faults that act on frames between the two sides, each in its direction."""
+        for source, direction in ((self.client, UPSTREAM), (self.upstream, DOWNSTREAM)):
+            faults, close_delay = frame_faults(shaping, direction)
+            if faults or close_delay:
+                source.flow = FrameFlow(self, source, faults, direction, close_delay)
+                self._flows.append(source.flow)
+
+    def stop_flows(self) -> None:
+        for flow in self._flows:
+            flow.task.cancel()
 
     def early(self, side: _Side, data: bytes) -> None:
         """Bytes from the upstream before the client's connection joined: the head, then
@@ -277,8 +309,7 @@ class _Session:
         for data in pending:
             upstream.relay(data)
         if upstream.ended:
-            upstream.pass_end(upstream.error)
-            self.ending.set()
+            self.end_of(upstream, upstream.error)
         elif not client.write_paused:  # (the pending bytes may have filled its buffer)
             upstream.resume_reading()
 
@@ -290,8 +321,19 @@ class _Session:
         if exc is not None and self.exchange.error is None and side.peer is not None:
             self.exchange.error = f"{'client' if side.inbound else 'upstream'}: {exc}"
         if side.peer is not None:  # joined: the session is over
-            side.pass_end(exc)
-            self.ending.set()
+            self.end_of(side, exc)
+
+    def end_of(self, side: _Side, exc: BaseException | None) -> None:
+        """Nothing more comes from `side`: once what it sent is through its flow, close its
+        peer as it closed, and the session is over."""
+        flow = side.flow
+        if flow is not None and exc is None and not flow.task.done():
+            flow.feed_eof()  # the flow ends the session when it has written everything
+            return
+        if flow is not None:
+            flow.task.cancel()
+        side.pass_end(exc)
+        self.ending.set()
 
     def side_lost(self, side: _Side) -> None:
         if self.client.lost and self.upstream.lost:
@@ -302,6 +344,15 @@ class _Session:
         transport = self.upstream.transport
         if transport is not None and not transport.is_closing():
             transport.close()
+
+    def cut(self, reason: str, *, with_reset: bool) -> None:
+        """A fault cut the session: both connections go."""
+        if self.exchange.error is None:
+            self.exchange.error = reason
+        for side in (self.client, self.upstream):
+            if not side.lost:
+                cut(side.transport, with_reset=with_reset)
+        self.ending.set()
 
     def abort(self) -> None:
         for side in (self.client, self.upstream):
@@ -323,6 +374,9 @@ class _Side(asyncio.Protocol):
         self.lost = False
         self.error: BaseException | None = None
         self.write_paused = False  # our transport's buffer is full: the peer is not read
+        self.writable = asyncio.Event()  # the same, for a frame flow writing to this side
+        self.writable.set()
+        self.flow: FrameFlow | None = None  # what this side receives goes through faults
 
     def write(self, data: bytes) -> None:
         transport = self.transport
@@ -330,6 +384,9 @@ class _Side(asyncio.Protocol):
             transport.write(data)
 
     def relay(self, data: bytes) -> None:
+        if self.flow is not None:
+            self.flow.feed(data)
+            return
         self.peer.write(data)  # type: ignore[union-attr]
         if self.recorder is not None:
             self.recorder.feed(data)
@@ -383,10 +440,12 @@ class _Side(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.writable.clear()
         if self.peer is not None:
             self.peer.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.writable.set()
         if self.peer is not None:
             self.peer.resume_reading()

@@ -2,16 +2,19 @@
 
 The relay (websocket.py) passes bytes through untouched; a `FrameRecorder` per direction reads
 them afterwards and adds text and binary payloads (unmasked, inflated) to the exchange's body
-previews.
+previews, and each message (text, binary, close, ping, pong) to its message log.
 """
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import TYPE_CHECKING
 
+from devamb.inspect.exchange import MESSAGE_PREVIEW, WsMessage
+
 if TYPE_CHECKING:
-    from devamb.inspect.exchange import BodyPreview
+    from devamb.inspect.exchange import BodyPreview, MessageLog
 
 MAX_FRAME = 2**31  # a frame longer than this is taken for garbage (recording stops)
 DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.2: removed by the sender, put back to inflate
@@ -31,14 +34,25 @@ class FrameRecorder:
     """
 
     __slots__ = (
-        "_compressed", "_data_frame", "_fin", "_head", "_in_message", "_inflater", "_mask",
-        "_offset", "_remaining", "active", "deflate", "preview",
+        "_compressed", "_control", "_control_opcode", "_cut", "_data_frame", "_fin", "_head",
+        "_in_message", "_inflater", "_kept", "_mask", "_message_size", "_offset", "_opcode",
+        "_remaining", "_room", "active", "deflate", "direction", "messages", "preview",
     )
 
-    def __init__(self, preview: BodyPreview, *, deflate: bool = False) -> None:
+    def __init__(self, preview: BodyPreview, *, deflate: bool = False,
+                 messages: MessageLog | None = None, direction: str = "upstream") -> None:
         self.preview = preview
         self.deflate = deflate
+        self.messages = messages  # each message, when given
+        self.direction = direction
         self.active = True
+        self._room = min(MESSAGE_PREVIEW, preview.limit) if messages is not None else 0
+        self._opcode = 0  # of the message under way
+        self._message_size = 0
+        self._kept = bytearray()  # the message's preview
+        self._cut = False  # ... is not all of it
+        self._control = bytearray()  # a control frame's payload (at most 125 bytes)
+        self._control_opcode = 0
         self._head = bytearray()
         self._remaining = 0  # payload bytes of the current frame still to come
         self._mask: bytes | None = None
@@ -64,6 +78,9 @@ class FrameRecorder:
                 take = min(self._remaining, end - pos)
                 if self._data_frame:
                     self._payload(view[pos : pos + take])
+                elif self._room:
+                    piece = view[pos : pos + take]
+                    self._control += self._unmask(piece) if self._mask else piece
                 self._offset += take
                 self._remaining -= take
                 pos += take
@@ -137,9 +154,13 @@ class FrameRecorder:
             if opcode:  # the first frame of a message
                 self._in_message = True
                 self._compressed = bool(b0 & 0x40)
+                self._opcode, self._message_size, self._cut = opcode, 0, False
+                self._kept = bytearray()
                 inflater = self._inflater
                 if self._compressed and inflater is not None and inflater.eof:
                     self._inflater = zlib.decompressobj(-15)  # the sender ended its stream
+        else:
+            self._control, self._control_opcode = bytearray(), opcode
         if not length:
             self._frame_end()
 
@@ -147,21 +168,54 @@ class FrameRecorder:
         if self._data_frame and self._fin:
             if self._compressed and self._inflater is not None and not self._inflater.eof:
                 self._inflate(DEFLATE_TAIL, count_rest=False)
+            if self.messages is not None:
+                self._message(self._opcode, self._message_size, bytes(self._kept),
+                              self._cut or (self._compressed and self._inflater is None),
+                              self._compressed)
             self._in_message = self._compressed = False
+        elif not self._data_frame and self.messages is not None:
+            control = bytes(self._control)
+            self._message(self._control_opcode, self._offset, control[: self._room],
+                          len(control) > self._room, False)
+
+    def _message(self, opcode: int, size: int, preview: bytes, cut: bool,
+                 compressed: bool) -> None:
+        assert self.messages is not None
+        self.messages.add(WsMessage(self.direction, opcode, size, preview, time.time(), cut,
+                                    compressed))
+
+    def _keep(self, data: bytes | memoryview) -> None:
+        """Add to the message's preview what fits in it."""
+        room = self._room - len(self._kept)
+        if len(data) > room:
+            self._cut = True
+            data = data[: max(room, 0)]
+        self._kept += data
 
     def _payload(self, chunk: memoryview) -> None:
         preview = self.preview
-        room = preview.limit - len(preview.data)
+        self._message_size += len(chunk)
         if self._compressed:
             if self._inflater is None:
                 preview.add(chunk)  # not inflated any more: counted as it came
+                self._cut = True
             else:
                 self._inflate(self._unmask(chunk) if self._mask else chunk, count_rest=True)
-        elif room <= 0 or self._mask is None:
-            preview.add(chunk)  # the preview keeps what fits and counts the rest
-        else:
-            preview.add(self._unmask(chunk[:room]))
-            preview.add(chunk[room:])  # counted only: no room left to keep it
+            return
+        room = preview.limit - len(preview.data)
+        keep = min(len(chunk), max(room, self._room - len(self._kept)))
+        if keep <= 0:
+            preview.add(chunk)  # counted only: no room left to keep it
+            if self._room:
+                self._cut = True
+            return
+        plain = self._unmask(chunk[:keep]) if self._mask else chunk[:keep]
+        preview.add(plain)  # the preview keeps what fits and counts the rest
+        preview.add(chunk[keep:])
+        if self._room:
+            self._keep(plain)
+            if keep < len(chunk):
+                self._cut = True
 
     def _unmask(self, chunk: memoryview) -> bytes:
         size = len(chunk)
@@ -181,14 +235,18 @@ class FrameRecorder:
         room = preview.limit - len(preview.data)
         if inflater is None or room <= 0:
             self._inflater = None
+            self._cut = True
             if count_rest:
                 preview.add(data)
             return
         try:
-            preview.add(inflater.decompress(data, room))
+            out = inflater.decompress(data, room)
         except zlib.error:
             self.active = False
             return
+        preview.add(out)
+        if self._room:
+            self._keep(out)
         if len(preview.data) >= preview.limit:
             self._inflater = None
             if count_rest:

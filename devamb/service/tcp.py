@@ -3,13 +3,19 @@
 Connections without faults take the fast path: each side writes straight into its peer's
 transport from `data_received`. When faults fire for a connection, the affected direction
 goes through a `_Flow`, a task that passes the bytes through the faults' shapers.
+
+Targets that speak the client's protocol themselves (`terminates_tcp`: the Redis sharding
+proxy) get the same connection-level faults: what the client sends reaches the target through
+the upstream shapers (`_ShapedReader`), and what the target writes reaches the client through a
+`_Flow` with the downstream ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from devamb.faults.base import Stream
 from devamb.faults.chain import Plan, Shaping
@@ -20,10 +26,11 @@ from devamb.proxy.errors import CutConnection
 from devamb.proxy.listen import bind_failure
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import ClientReader, Target, TargetUnavailable
 
 FLOW_HIGH = 256 * 1024  # bytes queued in a flow before its source stops reading
 FLOW_LOW = 64 * 1024
+READ_CHUNK = 64 * 1024  # what a shaped reader takes from the client's stream at a time
 
 
 class _Side(asyncio.Protocol):
@@ -129,17 +136,25 @@ class _Side(asyncio.Protocol):
 
 
 class _Flow:
-    """One direction of a faulted connection: source bytes -> shapers -> sink, in a task."""
+    """One direction of a faulted connection: source bytes -> shapers -> sink, in a task.
 
-    def __init__(self, relay: _Relay, source: _Side, sink: _Side,
-                 shape: Callable[[Stream], Stream]) -> None:
+    The source is the other socket (paused while too much is queued) or, for a target that
+    terminates TCP, the target itself (which waits for `room`). `on_end` runs once the source
+    ended and every shaped byte was written.
+    """
+
+    def __init__(self, relay: _Relay, source: _Side | None, sink: _Side,
+                 shape: Callable[[Stream], Stream],
+                 on_end: Callable[[], Awaitable[None]] | None = None) -> None:
         self.relay = relay
         self.source = source
         self.sink = sink
+        self.on_end = on_end
+        self.room = asyncio.Event()  # set while the queue has room
+        self.room.set()
         self._queue: deque[bytes] = deque()
         self._queued = 0
         self._eof = False
-        self._paused = False
         self._wakeup = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._run(shape))
         relay.listener.pending.add(self.task)
@@ -148,9 +163,10 @@ class _Flow:
     def feed(self, data: bytes) -> None:
         self._queue.append(data)
         self._queued += len(data)
-        if self._queued > FLOW_HIGH and not self._paused and self.source.transport is not None:
-            self._paused = True
-            self.source.transport.pause_reading()
+        if self._queued > FLOW_HIGH and self.room.is_set():
+            self.room.clear()
+            if self.source is not None and self.source.transport is not None:
+                self.source.transport.pause_reading()
         self._wakeup.set()
 
     def feed_eof(self) -> None:
@@ -162,9 +178,10 @@ class _Flow:
             if self._queue:
                 chunk = self._queue.popleft()
                 self._queued -= len(chunk)
-                if self._paused and self._queued < FLOW_LOW and self.source.transport is not None:
-                    self._paused = False
-                    self.source.transport.resume_reading()
+                if not self.room.is_set() and self._queued < FLOW_LOW:
+                    self.room.set()
+                    if self.source is not None and self.source.transport is not None:
+                        self.source.transport.resume_reading()
                 yield chunk
             elif self._eof:
                 return
@@ -179,32 +196,77 @@ class _Flow:
                 if sink is None or sink.is_closing():
                     return
                 sink.write(piece)
+                can_write = self.sink.can_write  # a terminating target's client: backpressure
+                if can_write is not None and not can_write.is_set():
+                    await can_write.wait()
         except CutConnection as exc:
             self.relay.exchange.error = exc.reason
             cut(self.relay.client.transport if self.relay.client else None,
                 with_reset=exc.reset)
             cut(sink, with_reset=exc.reset)
             return
-        delay = self.relay.close_delay if self.sink.inbound else 0.0
-        if delay:
-            await asyncio.sleep(delay)
-        self.relay.pass_eof(self.sink)
+        finally:
+            self.room.set()  # nobody waits for room in a flow that stopped
+        if self.on_end is not None:
+            await self.on_end()
+
+
+class _ShapedReader:
+    """The client's stream as a terminating target reads it: through the upstream shapers.
+
+    Pulled, not pushed: nothing is read from the client before the target asks, so the
+    StreamReader's own backpressure holds. A fault that cuts raises `CutConnection` here.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, shape: Callable[[Stream], Stream]) -> None:
+        self._shaped = shape(self._chunks(reader))
+        self._left = b""
+
+    @staticmethod
+    async def _chunks(reader: asyncio.StreamReader) -> Stream:
+        while data := await reader.read(READ_CHUNK):
+            yield data
+
+    async def read(self, n: int = -1) -> bytes:
+        data = self._left
+        if not data:
+            try:
+                data = await anext(self._shaped)
+            except StopAsyncIteration:
+                return b""
+        if 0 <= n < len(data):
+            data, self._left = data[:n], data[n:]
+        else:
+            self._left = b""
+        return data
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(RuntimeError):  # still running: it ends with its task
+            await self._shaped.aclose()  # type: ignore[attr-defined]
 
 
 class _ClientStream:
-    """Writes to the client for terminating targets, counting bytes and honouring backpressure."""
+    """Writes to the client for terminating targets, counting bytes and honouring backpressure;
+    through a `_Flow` (the downstream shapers) when faults shape that direction."""
 
-    def __init__(self, side: _Side, exchange: Exchange) -> None:
+    def __init__(self, side: _Side, exchange: Exchange, flow: _Flow | None = None) -> None:
         self._side = side
         self._exchange = exchange
+        self.flow = flow
 
     def write(self, data: bytes) -> None:
         transport = self._side.transport
         if transport is not None and not transport.is_closing():
             self._exchange.response_body.add(data)
-            transport.write(data)
+            if self.flow is not None:
+                self.flow.feed(data)
+            else:
+                transport.write(data)
 
     async def drain(self) -> None:
+        flow = self.flow
+        if flow is not None and not flow.room.is_set():
+            await flow.room.wait()
         event = self._side.can_write
         if event is not None and not event.is_set():
             await event.wait()
@@ -270,7 +332,8 @@ class _Relay:
             await self._connect(client, target)
 
     async def _serve(self, client: _Side, target: Target) -> None:
-        """Hand the client's stream to a target that speaks its protocol itself."""
+        """Hand the client's stream to a target that speaks its protocol itself, through the
+        connection's shapers when faults fired."""
         reader = asyncio.StreamReader(limit=1 << 20)
         reader.set_transport(client.transport)  # type: ignore[arg-type]
         client.reader, client.can_write = reader, asyncio.Event()
@@ -281,15 +344,37 @@ class _Relay:
         if client.eof:
             reader.feed_eof()
         client.transport.resume_reading()  # type: ignore[union-attr]
-        stream = _ClientStream(client, self.exchange)
+        shaping = self._shaping
+        shaped = None
+        if shaping is not None and shaping.up:
+            shaped = _ShapedReader(reader, shaping.upstream)
+        source: ClientReader = reader if shaped is None else shaped
+        flow = None
+        if shaping is not None and shaping.down:
+            flow = _Flow(self, None, client, shaping.downstream)
+        stream = _ClientStream(client, self.exchange, flow)
         try:
-            await target.serve_tcp(reader, stream, self.exchange)
+            await target.serve_tcp(source, stream, self.exchange)
+            if flow is not None:  # what the target wrote still has to go through the shapers
+                flow.feed_eof()
+                await flow.task
+        except CutConnection as exc:  # an upstream shaper cut the connection
+            self.exchange.error = exc.reason
+            cut(client.transport, with_reset=exc.reset)
         except TargetUnavailable as exc:
             self.exchange.error = exc.reason
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            stream.close()
+            try:
+                if flow is not None:
+                    flow.feed_eof()
+                if shaped is not None:
+                    await shaped.aclose()
+                if self.close_delay and client.transport and not client.transport.is_closing():
+                    await asyncio.sleep(self.close_delay)  # slow_close: the end comes late
+            finally:
+                stream.close()
 
     async def _connect(self, client: _Side, target: Target) -> None:
         loop = asyncio.get_running_loop()
@@ -327,9 +412,11 @@ class _Relay:
         client.peer, upstream.peer = upstream, client
         shaping = self._shaping
         if shaping is not None and shaping.up:
-            client.flow = _Flow(self, client, upstream, shaping.upstream)
+            client.flow = _Flow(self, client, upstream, shaping.upstream,
+                                lambda: self._flow_ended(upstream))
         if shaping is not None and shaping.down:
-            upstream.flow = _Flow(self, upstream, client, shaping.downstream)
+            upstream.flow = _Flow(self, upstream, client, shaping.downstream,
+                                  lambda: self._flow_ended(client))
         for data in client.early:
             if client.flow is not None:
                 client.flow.feed(data)
@@ -342,6 +429,11 @@ class _Relay:
             elif upstream.transport.can_write_eof():  # type: ignore[union-attr]
                 upstream.transport.write_eof()  # type: ignore[union-attr]
         client.transport.resume_reading()
+
+    async def _flow_ended(self, sink: _Side) -> None:
+        if self.close_delay and sink.inbound:  # slow_close: the client learns of the end late
+            await asyncio.sleep(self.close_delay)
+        self.pass_eof(sink)
 
     def pass_eof(self, sink: _Side) -> None:
         """One direction has ended: half-close towards `sink`; once both have, close."""

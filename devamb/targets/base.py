@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from devamb.proxy.response import StreamResponse
 
 
+class ClientReader(Protocol):
+    """The reading half of a client's TCP connection, for targets that terminate TCP (an
+    `asyncio.StreamReader`, or one that passes the bytes through the connection's faults)."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
 class ClientStream(Protocol):
     """The writing half of a client's TCP connection, for targets that terminate TCP."""
 
@@ -148,7 +155,8 @@ class Target:
     terminates_tcp: ClassVar[bool] = False
 
     async def serve_tcp(
-        self, reader: asyncio.StreamReader, client: ClientStream, exchange: Exchange
+        self, reader: ClientReader, client: ClientStream, exchange: Exchange
     ) -> None:
-        """Serve one client connection; return (or raise) to close it."""
+        """Serve one client connection; return (or raise) to close it. The service applies
+        the connection's faults to both streams (latency, bandwidth, cuts, slow close)."""
         raise TargetUnavailable(f"target {self.name!r} does not serve TCP streams")

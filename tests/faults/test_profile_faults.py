@@ -146,7 +146,8 @@ scenarios:
           "only"]),
         (HEAD + "      ok: {kind: abort}\n" + TCP + "      f: {kind: abort}\n",
          ["devamb.yaml:13:17: services.raw.faults.f.kind: 'abort' faults apply to http "
-          "services only"]),
+          "services only: it answers with an HTTP status, and a tcp service relays bytes "
+          "without HTTP to answer in"]),
         (HEAD + "      a: {kind: abort, status: 7}\n      b: {kind: latency}\n",
          ["devamb.yaml:7:32: services.api.faults.a.status: 7 is out of range 200..599",
           "devamb.yaml:8:10: services.api.faults.b: missing required key 'delay' "

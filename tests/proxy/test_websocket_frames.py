@@ -17,7 +17,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from devamb.inspect.exchange import BodyPreview, Exchange
+from devamb.inspect.exchange import MESSAGE_PREVIEW, BodyPreview, Exchange, MessageLog
 from devamb.proxy.connection import reset
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
@@ -29,6 +29,7 @@ from devamb.proxy.websocket import (
     valid_handshake,
 )
 from devamb.proxy.websocket_record import FrameRecorder
+from devamb.proxy.websocket_shape import FRAME_GATHER, split_frames
 from tests.upstreams import HttpUpstream
 
 MASK = b"\x37\xfa\x21\x3d"
@@ -64,7 +65,8 @@ def deflated(message: bytes, compressor: zlib._Compress) -> bytes:
 
 def record(data: bytes, *, limit: int = 1 << 20, deflate: bool = False,
            pieces: list[int] | None = None) -> FrameRecorder:
-    recorder = FrameRecorder(BodyPreview(limit), deflate=deflate)
+    recorder = FrameRecorder(BodyPreview(limit), deflate=deflate, messages=MessageLog(),
+                             direction="downstream")
     at = 0
     for cut in [*(pieces or []), len(data)]:
         recorder.feed(data[at:cut])
@@ -239,9 +241,121 @@ def test_a_deflate_bomb_is_inflated_only_as_far_as_the_preview() -> None:
     assert recorder.preview.truncated
 
 
+def messages(recorder: FrameRecorder) -> list[tuple[str, int, bytes, bool]]:
+    assert recorder.messages is not None
+    return [(m.type, m.size, m.preview, m.truncated) for m in recorder.messages.items]
+
+
+def test_each_message_is_recorded_with_its_opcode_size_and_preview() -> None:
+    data = (frame(b"hello") + frame(b"\x00\x01\xff", 0x2) + frame(b"are you", 0x9)
+            + frame(b"there", 0xA, mask=None) + frame(b"hello2")
+            + frame(struct.pack("!H", 1000) + b"bye", 0x8))
+    expected = [("text", 5, b"hello", False), ("binary", 3, b"\x00\x01\xff", False),
+                ("ping", 7, b"are you", False), ("pong", 5, b"there", False),
+                ("text", 6, b"hello2", False), ("close", 5, b"\x03\xe8bye", False)]
+    for cut in range(len(data) + 1):  # wherever the bytes are split, the same messages
+        recorder = record(data, pieces=[cut])
+        assert messages(recorder) == expected, cut
+        assert {m.direction for m in recorder.messages.items} == {"downstream"}  # type: ignore[union-attr]
+    close = recorder.messages.items[-1].to_json()  # type: ignore[union-attr]
+    assert (close["type"], close["code"], close["data"]) == ("close", 1000, "bye")
+    binary = recorder.messages.items[1].to_json()  # type: ignore[union-attr]
+    assert (binary["encoding"], base64.b64decode(binary["data"])) == ("base64", b"\x00\x01\xff")
+
+
+def test_a_fragmented_message_is_one_message_after_the_ping_inside_it() -> None:
+    data = frame(b"hello ", fin=False) + frame(b"", 0x9) + frame(b"world", 0x0) + frame(b"x")
+    assert messages(record(data)) == [
+        ("ping", 0, b"", False), ("text", 11, b"hello world", False), ("text", 1, b"x", False)
+    ]
+
+
+def test_a_long_message_keeps_a_bounded_preview_and_its_whole_size() -> None:
+    payload = os.urandom(MESSAGE_PREVIEW * 3)
+    for mask in (MASK, None):
+        data = frame(payload, 0x2, mask=mask) + frame(b"next")
+        assert messages(record(data, pieces=[700])) == [
+            ("binary", len(payload), payload[:MESSAGE_PREVIEW], True), ("text", 4, b"next", False)
+        ]
+    # a body preview of 10 bytes bounds each message's preview too
+    assert messages(record(frame(b"0123456789abc"), limit=10)) == [
+        ("text", 13, b"0123456789", True)
+    ]
+
+
+def test_deflated_messages_are_recorded_inflated_and_a_bomb_is_cut() -> None:
+    compressor = zlib.compressobj(wbits=-15)
+    first, second = deflated(b"hello hello hello", compressor), deflated(b"again", compressor)
+    data = frame(first, rsv1=True) + frame(second, rsv1=True, mask=None)
+    recorder = record(data, deflate=True)
+    assert messages(recorder) == [("text", len(first), b"hello hello hello", False),
+                                  ("text", len(second), b"again", False)]
+    assert all(m.compressed for m in recorder.messages.items)  # type: ignore[union-attr]
+    bomb = deflated(b"\x00" * 20_000_000, zlib.compressobj(wbits=-15))
+    (kind, size, preview, truncated), = messages(record(frame(bomb, 0x2, rsv1=True),
+                                                         deflate=True))
+    assert (kind, size, truncated) == ("binary", len(bomb), True)
+    assert preview == b"\x00" * MESSAGE_PREVIEW
+
+
+def test_messages_past_the_cap_are_counted_not_kept() -> None:
+    log = MessageLog(limit=3)
+    recorder = FrameRecorder(BodyPreview(), messages=log, direction="upstream")
+    recorder.feed(b"".join(frame(f"m{i}".encode()) for i in range(5)))
+    assert [m.preview for m in log.items] == [b"m0", b"m1", b"m2"] and log.dropped == 2
+    assert bytes(recorder.preview.data) == b"m0m1m2m3m4"  # the body preview is as before
+
+
 def test_bad_deflate_data_stops_recording() -> None:
     recorder = record(frame(b"\xff\xff\xff\xff\xff", rsv1=True) + frame(b"x"), deflate=True)
     assert not recorder.active
+
+
+# -- frames cut for the faults -----------------------------------------------------------------
+
+
+async def split(pieces: list[bytes], before_close=None) -> list[bytes]:  # type: ignore[no-untyped-def]
+    async def source():  # type: ignore[no-untyped-def]
+        for piece in pieces:
+            yield piece
+
+    return [chunk async for chunk in split_frames(source(), before_close)]
+
+
+async def test_frames_come_out_one_a_chunk_wherever_the_bytes_were_cut() -> None:
+    frames = [frame(b"a"), frame(b"b" * 200, 0x2, mask=None), frame(b"", 0x9),
+              frame(b"c" * 70_000), frame(b"d")]
+    data = b"".join(frames)
+    for cut in (1, 2, 3, 7, 100, 1000, len(data)):
+        pieces = [data[i : i + cut] for i in range(0, len(data), cut)]
+        assert await split(pieces) == frames, cut
+    many = [frame(b"%d" % i) for i in range(20_000)]  # many small frames in one read
+    assert await split([b"".join(many)]) == many
+
+
+async def test_a_long_frame_comes_in_pieces_and_garbage_passes_as_it_came() -> None:
+    big = frame(os.urandom(FRAME_GATHER * 2 + 5), 0x2)
+    out = await split([big[i : i + 65536] for i in range(0, len(big), 65536)] + [frame(b"z")])
+    assert b"".join(out) == big + frame(b"z") and out[-1] == frame(b"z") and len(out) > 2
+    junk = b"\x82\x7f" + b"\xff" * 8 + b"tail"  # a 64-bit length no frame has
+    assert b"".join(await split([frame(b"ok"), junk, b"more"])) == frame(b"ok") + junk + b"more"
+
+
+async def test_the_close_frame_waits_for_before_close() -> None:
+    seen: list[str] = []
+
+    async def before_close() -> None:
+        seen.append("close")
+
+    data = frame(b"x") + frame(struct.pack("!H", 1000), 0x8) + frame(b"y")
+    out = [chunk async for chunk in split_frames(_tagged(data, seen), before_close)]
+    assert b"".join(out) == data
+    assert seen == ["read", "close"]  # before the close frame was passed, once
+
+
+async def _tagged(data: bytes, seen: list[str]):  # type: ignore[no-untyped-def]
+    seen.append("read")
+    yield data
 
 
 # -- the handshake -----------------------------------------------------------------------------

@@ -5,7 +5,8 @@ the engine's full record once that arrives. It shows the summary fields always, 
 fields when present: `url`, `ttfb_ms`, `attempts`, `faults`; `request_headers` /
 `response_headers` (a mapping or a list of pairs); `timings` (name -> ms); `request_body` /
 `response_body` (the recorded preview as text or bytes, pretty-printed and highlighted when it
-is JSON) with `request_body_size` / `response_body_size`. Any other field is listed as it is.
+is JSON) with `request_body_size` / `response_body_size`; a WebSocket's `messages` as a list
+(time, direction, type, size, preview). Any other field is listed as it is.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SUMMARY_KEYS = {
 SECTION_KEYS = {
     "request_headers", "response_headers", "timings", "request_body", "response_body",
     "request_body_size", "response_body_size", "url", "ttfb_ms", "attempts", "faults",
-    "redacted",
+    "redacted", "messages", "messages_dropped",
 }  # fmt: skip
 Loader = Callable[[int], Awaitable["dict[str, Any] | None"]]
 
@@ -128,6 +129,31 @@ def body_renderable(body: Any, dark: bool) -> RenderableType:
     return _json_syntax(json.dumps(parsed, indent=2, ensure_ascii=False), dark)
 
 
+def messages_table(messages: Iterable[Mapping[str, Any]]) -> Table:
+    """A WebSocket's messages, one a row: → to the upstream, ← from it."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(overflow="ellipsis", no_wrap=True)
+    for message in messages:
+        up = message.get("direction") == "upstream"
+        data = str(message.get("data", ""))
+        if message.get("encoding") == "base64":
+            data = f"(base64) {data}"
+        if message.get("code") is not None:
+            data = f"{message['code']} {data}".rstrip()
+        table.add_row(
+            display.clock(float(message.get("time") or 0)),
+            Text("→" if up else "←", style="cyan" if up else "green"),
+            str(message.get("type", "")),
+            display.size(int(message.get("size") or 0)),
+            Text(data.replace("\n", "\\n") + ("…" if message.get("truncated") else "")),
+        )
+    return table
+
+
 def _json_syntax(text: str, dark: bool) -> Syntax:
     return Syntax(text, "json", theme="ansi_dark" if dark else "ansi_light", word_wrap=True)
 
@@ -180,10 +206,17 @@ class ExchangeDetail(Screen[None]):
                 yield self._section("Timings", timings_table(exchange["timings"]))
             for side in ("request", "response"):
                 body = exchange.get(f"{side}_body")
-                if has_body(body):
+                if has_body(body) and exchange.get("messages") is None:  # a WebSocket's: below
                     recorded = True
                     title = body_title(side, body, exchange.get(f"{side}_body_size"))
                     yield self._section(title, body_renderable(body, dark))
+            messages = exchange.get("messages")
+            if messages:
+                recorded = True
+                dropped = exchange.get("messages_dropped") or 0
+                more = f", {dropped} more not kept" if dropped else ""
+                yield self._section(f"WebSocket messages ({len(messages)}{more})",
+                                    messages_table(messages))
             extra = {k: v for k, v in exchange.items() if k not in SUMMARY_KEYS | SECTION_KEYS}
             if extra:
                 yield self._section(

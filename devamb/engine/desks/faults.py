@@ -26,7 +26,8 @@ class FaultDesk:
         svc = self.ctx.service(service)
         data = dict(fault)
         name = str(data.pop("name", "") or _free_name(svc, str(data.get("kind"))))
-        spec = parse_fault_json(name, data, svc.spec.protocol)
+        kinds = {t: target.kind for t, target in svc.spec.targets.items()}
+        spec = parse_fault_json(name, data, svc.spec.protocol, kinds)
         svc.faults.add(spec)
         log.info("fault %s added to %s: %s", name, service, spec.kind)
         return svc.faults.get(name).to_json()  # type: ignore[union-attr]

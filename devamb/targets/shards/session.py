@@ -24,7 +24,7 @@ from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw
 
 if TYPE_CHECKING:
-    from devamb.targets.base import ClientStream
+    from devamb.targets.base import ClientReader, ClientStream
     from devamb.targets.shards.link import ShardLink
 
 READ_SIZE = 256 * 1024
@@ -95,7 +95,7 @@ class Session:
 
     # -- the client's side -----------------------------------------------------------------
 
-    async def serve(self, reader: asyncio.StreamReader) -> None:
+    async def serve(self, reader: ClientReader) -> None:
         commands = CommandReader()
         try:
             while not self._quit:

@@ -25,7 +25,13 @@ from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.targets import url
-from devamb.targets.base import ClientStream, Target, TargetContext, TargetUnavailable
+from devamb.targets.base import (
+    ClientReader,
+    ClientStream,
+    Target,
+    TargetContext,
+    TargetUnavailable,
+)
 from devamb.targets.shards.commands import hashed_part
 from devamb.targets.shards.link import ShardLink
 from devamb.targets.shards.session import NoShard, Outbox, Session
@@ -473,7 +479,7 @@ class RedisShardsTarget(_ShardsTarget):
         await asyncio.sleep(0)
 
     async def serve_tcp(
-        self, reader: asyncio.StreamReader, client: ClientStream, exchange: Exchange
+        self, reader: ClientReader, client: ClientStream, exchange: Exchange
     ) -> None:
         exchange.url = ", ".join(self._written.values())
         await Session(self, client, self._outbox).serve(reader)
