@@ -88,16 +88,16 @@ def parse_fault(name: str, node: Node, protocol: str) -> FaultSpec | None:
     kind = KINDS[kind_name] if kind_name is not None else None
     params = None
     if kind is not None:
-        node.mapping(COMMON_KEYS + kind.KEYS)
-        if protocol not in kind.FAULT.PROTOCOLS:
+        node.mapping(COMMON_KEYS + kind.keys)
+        if protocol not in kind.protocols:
             kind_node.problem(f"{kind_name!r} faults apply to "
-                              f"{' and '.join(kind.FAULT.PROTOCOLS)} services only")
+                              f"{' and '.join(kind.protocols)} services only")
         params = kind.parse(node, protocol)
     enabled = node.child("enabled").boolean() if node.has("enabled") else True
     probability = (
         node.child("probability").number(low=0.0, high=1.0) if node.has("probability") else 1.0
     )
-    directions = kind.FAULT.DIRECTIONS if kind is not None else ()
+    directions = kind.directions if kind is not None else ()
     direction = directions[0] if directions else None
     if node.has("direction") and kind is not None:
         direction = node.child("direction").one_of(directions)
