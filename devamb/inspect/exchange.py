@@ -34,6 +34,12 @@ class BodyPreview:
     def truncated(self) -> bool:
         return self.size > len(self.data)
 
+    def ended_at(self, size: int) -> None:
+        """The body was cut after `size` bytes: forget what was added past them."""
+        if size < self.size:
+            self.size = size
+            del self.data[size:]
+
 
 Headers = list[tuple[str, str]]
 
@@ -61,7 +67,6 @@ class Exchange:
     faults: list[str] = field(default_factory=list)  # names of the faults that fired
     attempts: int = 1
     replay_of: int | None = None
-    shaping: Any = None  # faults.chain.Shaping: response-side faults for this exchange
     limits: Any = None  # policies.request.AttemptLimits for the current try, if any
     body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up
