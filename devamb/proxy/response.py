@@ -110,13 +110,21 @@ class StreamResponse:
     async def write(self, data: bytes) -> None:
         if not data or not self._body:
             return
-        if self._filter is None:
-            await self._send(data)
-        else:
+        if self._filter is not None:
             await self._filter.on_data(data, self._send)
+            return
+        connection = self._request.connection  # type: ignore[union-attr]
+        if self._head is not None:
+            head, self._head = self._head, None
+            await connection.send(head, data)
+        elif self._chunked:
+            await connection.send(b"%x\r\n" % len(data), data, b"\r\n")
+        else:
+            await connection.send(data)
 
     async def _send(self, data: bytes) -> None:
-        """Body bytes (past the filter, if any; never empty), framed."""
+        """Body bytes past the filter (never empty), framed: `write` without the filter, kept
+        apart so that the unfiltered path costs no extra call."""
         connection = self._request.connection  # type: ignore[union-attr]
         if self._head is not None:
             head, self._head = self._head, None

@@ -17,7 +17,7 @@ from devamb.proxy.response import Response, StreamResponse
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
 from devamb.service.shaping import install
-from devamb.targets.base import Target, TargetUnavailable
+from devamb.targets.base import TargetUnavailable
 from devamb.targets.split import MIRROR_OF
 
 SHUTDOWN_GRACE = 3.0  # default drain of a lone listener; the engine passes its own grace
@@ -140,7 +140,28 @@ class HttpListener:
         )
         response: StreamResponse | None = None
         try:
-            response = await self._answer(plan, target, request, exchange)
+            try:
+                if plan is not None:
+                    exchange.faults = plan.names
+                    response = await self._before_upstream(plan, request, exchange)
+                if response is None:
+                    policy = service.policy
+                    if policy.trivial:
+                        response = await target.handle_http(request, exchange)
+                    else:
+                        response = await policy.call(target, request, exchange)
+            except UpstreamFailed as exc:
+                exchange.error = exc.reason
+                response = error_response(
+                    exc.status, exc.code, exc.reason, service.name, target.name,
+                    service.redaction.text,
+                )
+            except TargetUnavailable as exc:
+                exchange.error = exc.reason
+                response = error_response(
+                    exc.status, "target-unavailable", exc.reason, service.name, target.name,
+                    service.redaction.text,
+                )
             if request.response_filter is not None and not response.detached:
                 # shaped: sent here rather than by the front end, so that the record covers
                 # the time shaping takes and a cut it makes (see service/shaping.py)
@@ -164,31 +185,3 @@ class HttpListener:
             exchange.finish()
             self.recorder.finish(service, exchange)
         return response
-
-    async def _answer(
-        self, plan: Plan | None, target: Target, request: FrontRequest, exchange: Exchange
-    ) -> StreamResponse:
-        """The faults' answer or the target's; devamb's own error answer when neither came."""
-        service = self.service
-        try:
-            if plan is not None:
-                exchange.faults = plan.names
-                response = await self._before_upstream(plan, request, exchange)
-                if response is not None:
-                    return response
-            policy = service.policy
-            if policy.trivial:
-                return await target.handle_http(request, exchange)
-            return await policy.call(target, request, exchange)
-        except UpstreamFailed as exc:
-            exchange.error = exc.reason
-            return error_response(
-                exc.status, exc.code, exc.reason, service.name, target.name,
-                service.redaction.text,
-            )
-        except TargetUnavailable as exc:
-            exchange.error = exc.reason
-            return error_response(
-                exc.status, "target-unavailable", exc.reason, service.name, target.name,
-                service.redaction.text,
-            )
