@@ -50,6 +50,3 @@ class AbortFault(Fault):
         response = Response(status=p.status, body=body.encode(), headers=headers)
         exchange.response_body.add(response.body)  # type: ignore[arg-type]
         return response
-
-
-FAULT = AbortFault

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.applies import upstream_bytes_refusal
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, FaultContext, Pieces, Shaper
 from devamb.profile.reader import Node
 
 KEYS = ("rate",)
@@ -33,18 +32,22 @@ class BandwidthFault(Fault):
     ORDER = 60
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 
-    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
-        rate = self.params.rate
-        piece = max(1, int(rate * TICK))
-        async for chunk in stream:
-            for start in range(0, len(chunk), piece):
-                part = chunk[start : start + piece]
-                yield part
-                await self.ctx.sleep(len(part) / rate)
+    def shaper(self, direction: str) -> Shaper:
+        return _Paced(self.params.rate, self.ctx)
 
 
-FAULT = BandwidthFault
+class _Paced(Shaper):
+    def __init__(self, rate: int, ctx: FaultContext) -> None:
+        self.rate = rate
+        self.piece = max(1, int(rate * TICK))
+        self.ctx = ctx
+
+    async def feed(self, chunk: bytes) -> Pieces:
+        rate, piece = self.rate, self.piece
+        for start in range(0, len(chunk), piece):
+            part = chunk[start : start + piece]
+            yield part
+            await self.ctx.sleep(len(part) / rate)

@@ -1,11 +1,18 @@
-"""What every fault kind builds on: the injected clock and randomness, and the runtime hooks."""
+"""What every fault kind builds on: the injected clock and randomness, and the runtime hooks.
+
+Byte-shaping kinds (bandwidth, slicer, limit_data, reset after N bytes, TCP latency) implement
+one push-style `Shaper` per stream: each chunk is fed in and the pieces to pass on come out, at
+the pace the shaper sleeps between them. The HTTP service pushes response and request bodies
+through it as the target writes or reads them (service/shaping.py); the TCP relay pulls through
+`Fault.shape`, derived from the same shaper, so each kind writes its behaviour once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
     from devamb.proxy.response import StreamResponse
 
 Stream = AsyncIterator[bytes]
+Pieces = AsyncGenerator[bytes, None]  # what a shaper lets out of one chunk
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"  # client -> upstream, upstream -> client
 
 
@@ -29,6 +37,49 @@ class FaultContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
 
+
+class Shaper:
+    """One stream's reshaping, push-style: `feed` each chunk, then `finish` once at its end.
+
+    Both are async generators of the pieces to pass on; a shaper paces the stream by sleeping
+    between pieces and cuts it by raising CutConnection. This one passes bytes untouched.
+    """
+
+    async def feed(self, chunk: bytes) -> Pieces:
+        yield chunk
+
+    async def finish(self) -> Pieces:
+        """The stream ended: what a shaper held back (none of the built-in kinds holds any)."""
+        return
+        yield b""  # an async generator that yields nothing
+
+
+class CutAfter(Shaper):
+    """Pass the first `limit` bytes, then cut the connection (limit_data, reset after N)."""
+
+    def __init__(self, limit: int, reason: str, *, reset: bool) -> None:
+        self.left = limit
+        self.reason = reason
+        self.reset = reset
+
+    async def feed(self, chunk: bytes) -> Pieces:
+        left = self.left
+        if len(chunk) >= left:
+            self.left = 0
+            if left:
+                yield chunk[:left]
+            raise CutConnection(self.reason, reset=self.reset)
+        self.left = left - len(chunk)
+        yield chunk
+
+
+async def pulled(stream: Stream, shaper: Shaper) -> Stream:
+    """A push-style shaper applied to a stream that is pulled (the TCP relay's way)."""
+    async for chunk in stream:
+        async for piece in shaper.feed(chunk):
+            yield piece
+    async for piece in shaper.finish():
+        yield piece
 
 
 class Fault:
@@ -60,6 +111,21 @@ class Fault:
         """True: the client's connection is closed as soon as it arrives."""
         return False
 
+    def holds_connection(self) -> bool:
+        """True: the connection is held (a black hole) until `hold` returns (timeout)."""
+        return False
+
+    async def hold(self) -> bool:
+        """Hold the connection; True to go on, False to give up (the time ran out)."""
+        return True
+
+    def release(self) -> None:
+        """The fault was turned off, removed or replaced: what it holds goes on."""
+
+    def close_delay(self) -> float:
+        """Seconds the end of a response or the close of a TCP connection is delayed."""
+        return 0.0
+
     # -- HTTP ---------------------------------------------------------------------------------
 
     async def before_upstream(
@@ -77,21 +143,13 @@ class Fault:
     # -- bytes (HTTP bodies and TCP streams) ------------------------------------------------
 
     def shapes(self, direction: str) -> bool:
-        """Whether `shape` should wrap the bytes flowing in `direction`."""
+        """Whether this fault reshapes the bytes flowing in `direction`."""
         return self.protocol in self.SHAPES and self.direction in (direction, "both")
 
+    def shaper(self, direction: str) -> Shaper:
+        """A new shaper for one stream flowing in `direction` (asked when `shapes` is True)."""
+        return Shaper()
+
     def shape(self, stream: Stream, direction: str) -> Stream:
-        """Wrap a stream of chunks flowing in `direction`."""
-        return stream
-
-
-async def cut_after(stream: Stream, limit: int, reason: str, *, reset: bool) -> Stream:
-    """Pass the first `limit` bytes, then cut the connection (limit_data, reset after N)."""
-    left = limit
-    async for chunk in stream:
-        if len(chunk) >= left:
-            if left:
-                yield chunk[:left]
-            raise CutConnection(reason, reset=reset)
-        left -= len(chunk)
-        yield chunk
+        """Wrap a stream of chunks flowing in `direction` (pull-style, from `shaper`)."""
+        return pulled(stream, self.shaper(direction))

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, FaultContext, Stream
+from devamb.faults.base import (
+    DOWNSTREAM,
+    UPSTREAM,
+    Fault,
+    FaultContext,
+    Pieces,
+    Shaper,
+    Stream,
+)
 from devamb.faults.registry import KINDS
 from devamb.faults.spec import FaultSpec
 
@@ -20,7 +28,7 @@ class FaultState:
                  on_expire: Callable[[FaultState, str, bool], None],
                  fault: Fault | None = None) -> None:
         self.spec = spec
-        self.fault: Fault = fault or KINDS[spec.kind].FAULT(
+        self.fault: Fault = fault or KINDS[spec.kind].build(
             spec.params, ctx, spec.direction, protocol
         )
         self.seen = 0
@@ -73,9 +81,42 @@ class FaultState:
         return data
 
 
+class ShaperChain:
+    """The shapers of one stream, in the plan's order: each piece one lets out goes through
+    the next (push-style: `feed` each chunk, `finish` at the end)."""
+
+    __slots__ = ("shapers",)
+
+    def __init__(self, shapers: Sequence[Shaper]) -> None:
+        self.shapers = tuple(shapers)
+
+    def feed(self, chunk: bytes) -> Pieces:
+        first, *rest = self.shapers
+        return _through(first.feed(chunk), rest)
+
+    async def finish(self) -> Pieces:
+        shapers = self.shapers
+        for i, shaper in enumerate(shapers):
+            async for piece in _through(shaper.finish(), shapers[i + 1:]):
+                yield piece
+
+
+def _through(pieces: Pieces, shapers: Sequence[Shaper]) -> Pieces:
+    for shaper in shapers:
+        pieces = _then(pieces, shaper)
+    return pieces
+
+
+async def _then(pieces: Pieces, shaper: Shaper) -> Pieces:
+    async for piece in pieces:
+        async for out in shaper.feed(piece):
+            yield out
+
+
 @dataclass
 class Shaping:
-    """The response-side part of a plan: what the byte path applies for this exchange."""
+    """The byte-shaping part of a plan: the HTTP service applies it to whatever response and
+    request body the target produces (service/shaping.py), the TCP relay to both streams."""
 
     first_byte: list[Fault] = field(default_factory=list)
     end: list[Fault] = field(default_factory=list)
@@ -100,8 +141,14 @@ class Shaping:
             stream = fault.shape(stream, UPSTREAM)
         return stream
 
+    def shapers(self, direction: str) -> ShaperChain | None:
+        """New push-style shapers for one stream flowing in `direction`; None: no fault
+        reshapes it."""
+        faults = self.down if direction == DOWNSTREAM else self.up
+        return ShaperChain([f.shaper(direction) for f in faults]) if faults else None
+
     def close_delay(self) -> float:
-        return max((getattr(f, "close_delay", lambda: 0.0)() for f in self.end), default=0.0)
+        return max((f.close_delay() for f in self.end), default=0.0)
 
 
 @dataclass

@@ -27,6 +27,3 @@ class DownFault(Fault):
     def refuses(self) -> bool:
         """TCP: reset at accept. HTTP: the request is read already, so it is reset at once."""
         return True
-
-
-FAULT = DownFault

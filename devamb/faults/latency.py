@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Pieces, Shaper
 from devamb.profile.reader import Node
 
 KEYS = ("delay", "jitter", "distribution", "on")
@@ -72,10 +72,16 @@ class LatencyFault(Fault):
         if self.params.on == "response":
             await self.ctx.sleep(self.sample())
 
-    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
-        async for chunk in stream:
-            await self.ctx.sleep(self.sample())
-            yield chunk
+    def shaper(self, direction: str) -> Shaper:
+        return _Delayed(self)
 
 
-FAULT = LatencyFault
+class _Delayed(Shaper):
+    """TCP: each chunk waits a sampled delay before it goes on."""
+
+    def __init__(self, fault: LatencyFault) -> None:
+        self.fault = fault
+
+    async def feed(self, chunk: bytes) -> Pieces:
+        await self.fault.ctx.sleep(self.fault.sample())
+        yield chunk

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.applies import upstream_bytes_refusal
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutAfter, Fault, Shaper
 from devamb.profile.reader import Node
 
 KEYS = ("bytes",)
@@ -29,14 +28,9 @@ class LimitDataFault(Fault):
     ORDER = 80
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 
-    def shape(self, stream: Stream, direction: str) -> Stream:
+    def shaper(self, direction: str) -> Shaper:
         limit = self.params.bytes
-        reason = f"fault limit_data: closed after {limit} bytes"
-        return cut_after(stream, limit, reason, reset=False)
-
-
-FAULT = LimitDataFault
+        return CutAfter(limit, f"fault limit_data: closed after {limit} bytes", reset=False)

@@ -51,6 +51,3 @@ class MalformedFault(Fault):
             transport.close()
         exchange.error = f"fault malformed: sent a {self.params.mode} response"
         return Response(status=499)  # never sent: the connection is gone
-
-
-FAULT = MalformedFault

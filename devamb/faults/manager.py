@@ -10,7 +10,6 @@ from devamb.faults import abort, latency
 from devamb.faults.base import Fault, FaultContext
 from devamb.faults.chain import FaultChain, FaultState, Plan
 from devamb.faults.spec import FaultSpec
-from devamb.faults.timeout import TimeoutFault
 
 DELAY_HEADER = "x-devamb-fault-delay"  # milliseconds
 ABORT_HEADER = "x-devamb-fault-abort"  # an HTTP status
@@ -139,14 +138,13 @@ class FaultManager:
         delay = headers.get(DELAY_HEADER)
         if delay is not None and delay.isdigit():
             params = latency.Params(delay=int(delay) / 1000)
-            faults.append(latency.FAULT(params, self.ctx, "downstream", self.protocol))
+            faults.append(latency.LatencyFault(params, self.ctx, "downstream", self.protocol))
         status = headers.get(ABORT_HEADER)
         if status is not None and status.isdigit() and 200 <= int(status) <= 599:
             params = abort.Params(status=int(status))
-            faults.append(abort.FAULT(params, self.ctx, "downstream", self.protocol))
+            faults.append(abort.AbortFault(params, self.ctx, "downstream", self.protocol))
         return faults
 
 
 def _release(state: FaultState) -> None:
-    if isinstance(state.fault, TimeoutFault):
-        state.fault.released.set()
+    state.fault.release()

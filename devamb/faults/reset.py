@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.applies import upstream_bytes_refusal
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream, cut_after
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutAfter, Fault, Shaper
 from devamb.profile.reader import Node
 from devamb.proxy.connection import reset
 from devamb.proxy.response import Response
@@ -30,7 +29,6 @@ class ResetFault(Fault):
     ORDER = 10
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal(lambda p: p.after_bytes is not None),)
     SHAPES = ("http", "tcp")
     params: Params
 
@@ -47,9 +45,6 @@ class ResetFault(Fault):
     def shapes(self, direction: str) -> bool:
         return self.params.after_bytes is not None and super().shapes(direction)
 
-    def shape(self, stream: Stream, direction: str) -> Stream:
+    def shaper(self, direction: str) -> Shaper:
         limit = self.params.after_bytes or 0
-        return cut_after(stream, limit, f"fault reset after {limit} bytes", reset=True)
-
-
-FAULT = ResetFault
+        return CutAfter(limit, f"fault reset after {limit} bytes", reset=True)

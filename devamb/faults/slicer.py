@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.applies import upstream_bytes_refusal
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Stream
+from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, FaultContext, Pieces, Shaper
 from devamb.profile.reader import Node
 
 KEYS = ("size", "delay")
@@ -31,16 +30,21 @@ class SlicerFault(Fault):
     ORDER = 70
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    REFUSED = (upstream_bytes_refusal(),)
     SHAPES = ("http", "tcp")
     params: Params
 
-    async def shape(self, stream: Stream, direction: str) -> Stream:  # type: ignore[override]
-        size, delay = self.params.size, self.params.delay
-        async for chunk in stream:
-            for start in range(0, len(chunk), size):
-                yield chunk[start : start + size]
-                await self.ctx.sleep(delay)
+    def shaper(self, direction: str) -> Shaper:
+        return _Sliced(self.params, self.ctx)
 
 
-FAULT = SlicerFault
+class _Sliced(Shaper):
+    def __init__(self, params: Params, ctx: FaultContext) -> None:
+        self.size = params.size
+        self.delay = params.delay
+        self.ctx = ctx
+
+    async def feed(self, chunk: bytes) -> Pieces:
+        size, delay = self.size, self.delay
+        for start in range(0, len(chunk), size):
+            yield chunk[start : start + size]
+            await self.ctx.sleep(delay)

@@ -33,6 +33,3 @@ class SlowCloseFault(Fault):
 
     def close_delay(self) -> float:
         return self.params.delay
-
-
-FAULT = SlowCloseFault

@@ -92,18 +92,18 @@ def parse_fault(name: str, node: Node, protocol: str,
     kind = KINDS[kind_name] if kind_name is not None else None
     params = None
     if kind is not None:
-        node.mapping(COMMON_KEYS + kind.KEYS)
-        if protocol not in kind.FAULT.PROTOCOLS:
-            why = refusal(kind.FAULT.REFUSED, protocol, None, "", None)
+        node.mapping(COMMON_KEYS + kind.keys)
+        if protocol not in kind.protocols:
+            why = refusal(kind.refused, protocol, None, "", None)
             kind_node.problem(f"{kind_name!r} faults apply to "
-                              f"{' and '.join(kind.FAULT.PROTOCOLS)} services only"
+                              f"{' and '.join(kind.protocols)} services only"
                               + (f": {why}" if why else ""))
         params = kind.parse(node, protocol)
     enabled = node.child("enabled").boolean() if node.has("enabled") else True
     probability = (
         node.child("probability").number(low=0.0, high=1.0) if node.has("probability") else 1.0
     )
-    directions = kind.FAULT.DIRECTIONS if kind is not None else ()
+    directions = kind.directions if kind is not None else ()
     direction = directions[0] if directions else None
     if node.has("direction") and kind is not None:
         direction = node.child("direction").one_of(directions)
@@ -114,7 +114,7 @@ def parse_fault(name: str, node: Node, protocol: str,
     if len(node.reader.problems) > before or kind_name is None or params is None:
         return None
     assert direction is not None and kind is not None
-    why = refusal(kind.FAULT.REFUSED, protocol, targets, direction, params)
+    why = refusal(kind.refused, protocol, targets, direction, params)
     if why is not None:
         kind_node.problem(f"{kind_name!r} is refused here: {why}")
         return None

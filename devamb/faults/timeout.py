@@ -35,6 +35,12 @@ class TimeoutFault(Fault):
         super().__init__(*args, **kwargs)
         self.released = asyncio.Event()  # set when the fault is turned off or removed
 
+    def holds_connection(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.released.set()
+
     async def hold(self) -> bool:
         """Wait; True if the fault was lifted (go on), False if the time ran out (give up)."""
         if self.params.timeout <= 0:
@@ -52,6 +58,3 @@ class TimeoutFault(Fault):
         cut(request.transport, with_reset=False)
         exchange.error = f"fault timeout: held {self.params.timeout:g}s, then closed"
         return Response(status=499)  # never sent: the connection is gone
-
-
-FAULT = TimeoutFault

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from time import perf_counter
@@ -41,24 +40,14 @@ class BodyPreview:
     def truncated(self) -> bool:
         return self.size > len(self.data)
 
+    def ended_at(self, size: int) -> None:
+        """The body was cut after `size` bytes: forget what was added past them."""
+        if size < self.size:
+            self.size = size
+            del self.data[size:]
+
 
 Headers = list[tuple[str, str]]
-
-
-class ResponseShaping(Protocol):
-    """The response-side faults that fired for an exchange, as the byte path applies them
-    (a `devamb.faults.chain.Shaping`: that layer is above this one)."""
-
-    @property
-    def up(self) -> Sequence[object]: ...  # something shapes the request body
-
-    async def before_first_byte(self) -> None: ...
-
-    async def before_end(self) -> None: ...
-
-    def upstream(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
-
-    def downstream(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
 
 
 class TryLimits(Protocol):
@@ -169,7 +158,6 @@ class Exchange:
     faults: list[str] = field(default_factory=list)  # names of the faults that fired
     attempts: int = 1
     replay_of: int | None = None
-    shaping: ResponseShaping | None = None  # response-side faults for this exchange
     limits: TryLimits | None = None  # for the current try, when a request policy sets them
     body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up

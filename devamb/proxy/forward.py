@@ -91,9 +91,6 @@ async def _request_body(
     if not request.body_exists:
         return None, False
     body = _count_in(request, exchange)
-    shaping = exchange.shaping
-    if shaping is not None and shaping.up:
-        body = shaping.upstream(body)
     chunked = "Content-Length" not in headers
     if chunked:
         headers["Transfer-Encoding"] = "chunked"
@@ -183,9 +180,6 @@ async def _relay_response(
 ) -> StreamResponse:
     status, raw_headers = await conn.response_head()
     exchange.mark_first_byte()
-    shaping = exchange.shaping
-    if shaping is not None:
-        await shaping.before_first_byte()
     headers = upstream_response_headers(raw_headers)
     response = StreamResponse(status, headers=headers, parsed=True)
     exchange.status = status
@@ -195,33 +189,23 @@ async def _relay_response(
         await response.write_eof()
         return response
     preview = exchange.response_body
-    if shaping is None and (whole := conn.whole_body()) is not None:  # the usual small answer
-        preview.add(whole)
-        try:
-            await response.write(whole)
-            await response.write_eof()
-        except ConnectionResetError:
-            exchange.error = "client went away"
-        return response
-    body = conn.body() if shaping is None else shaping.downstream(conn.body())
     try:
-        async for chunk in body:
-            preview.add(chunk)
-            await response.write(chunk)
+        if (whole := conn.whole_body()) is not None:  # the usual small answer
+            preview.add(whole)
+            await response.write(whole)
+        else:
+            async for chunk in conn.body():
+                preview.add(chunk)
+                await response.write(chunk)
+        await response.write_eof()
     except (UpstreamClosed, BadResponse) as exc:
         exchange.error = f"upstream broke off the body: {exc}"
         _abort(request)
-        return response
-    except CutConnection as exc:
+    except CutConnection as exc:  # a response filter ended the exchange
         exchange.error = exc.reason
         cut(request.transport, with_reset=exc.reset)
-        return response
     except ConnectionResetError:
         exchange.error = "client went away"
-        return response
-    if shaping is not None:
-        await shaping.before_end()
-    await response.write_eof()
     return response
 
 

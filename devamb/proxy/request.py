@@ -12,11 +12,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
 from http.cookies import SimpleCookie
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
+
+if TYPE_CHECKING:
+    from devamb.proxy.filters import BodyFilter, ResponseFilter
+    from devamb.proxy.websocket_shape import FrameShaping
 
 BODY_HIGH = 256 * 1024  # buffered request-body bytes before the client socket is paused
 BODY_LOW = 64 * 1024
@@ -46,9 +50,9 @@ class Connection(Protocol):
 class FrontRequest:
     __slots__ = (
         "__dict__", "_body_done", "_buffered", "_chunks", "_continue_sent", "_discard", "_error",
-        "_paused",
-        "_waiter", "body_exists", "connection", "content_length", "headers", "keep_alive",
-        "method", "raw_path", "remote", "upgrade", "version",
+        "_paused", "_waiter", "body_exists", "body_filter", "connection", "content_length",
+        "frame_shaping", "headers", "keep_alive", "method", "raw_path", "remote", "response_filter",
+        "upgrade", "version",
     )
 
     def __init__(
@@ -83,6 +87,10 @@ class FrontRequest:
         self._paused = False
         self._continue_sent = False
         self._discard = False
+        # what the service installed around this exchange's bytes (proxy/filters.py)
+        self.body_filter: BodyFilter | None = None
+        self.response_filter: ResponseFilter | None = None
+        self.frame_shaping: FrameShaping | None = None  # a WebSocket's faults, after the 101
 
     def __repr__(self) -> str:
         return f"<FrontRequest {self.method} {self.raw_path[:80]}>"
@@ -127,6 +135,9 @@ class FrontRequest:
         )
         clone._body_done = True
         clone._continue_sent = True
+        clone.body_filter = self.body_filter
+        clone.response_filter = self.response_filter
+        clone.frame_shaping = self.frame_shaping
         return clone
 
     # -- the body, fed by the front end ---------------------------------------------------------
@@ -167,8 +178,13 @@ class FrontRequest:
 
     # -- the body, read by a target -------------------------------------------------------------
 
-    async def iter_body(self) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive; raises ClientGone if the client leaves mid-body."""
+    def iter_body(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive (through the body filter, if the service installed
+        one); raises ClientGone if the client leaves mid-body."""
+        body = self._arriving()
+        return body if self.body_filter is None else self.body_filter.wrap(body)
+
+    async def _arriving(self) -> AsyncIterator[bytes]:
         chunks = self._chunks
         while True:
             if chunks:

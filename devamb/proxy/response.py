@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 
 if TYPE_CHECKING:
+    from devamb.proxy.filters import ResponseFilter
     from devamb.proxy.request import FrontRequest
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
@@ -33,7 +34,13 @@ def has_body(status: int, method: str) -> bool:
 
 
 class StreamResponse:
-    """A response whose body the target writes as it has it."""
+    """A response whose body the target writes as it has it.
+
+    When the service installed a response filter on the request (proxy/filters.py), the head,
+    every body chunk and the end pass through it, whoever writes them.
+    """
+
+    _filter: ResponseFilter | None = None  # set by `prepare` when the request carries one
 
     def __init__(
         self, status: int = 200, *, headers: HeadersInit = None, parsed: bool = False
@@ -91,6 +98,9 @@ class StreamResponse:
             headers["Connection"] = "close"
         elif request.version < (1, 1):
             headers["Connection"] = "keep-alive"
+        if request.response_filter is not None:
+            self._filter = request.response_filter
+            await self._filter.on_head(self)
         head = _head_bytes(self.status, headers, checked=self.parsed)
         if fixed and self._body:
             self._head = head  # leaves with the first body bytes
@@ -100,6 +110,21 @@ class StreamResponse:
     async def write(self, data: bytes) -> None:
         if not data or not self._body:
             return
+        if self._filter is not None:
+            await self._filter.on_data(data, self._send)
+            return
+        connection = self._request.connection  # type: ignore[union-attr]
+        if self._head is not None:
+            head, self._head = self._head, None
+            await connection.send(head, data)
+        elif self._chunked:
+            await connection.send(b"%x\r\n" % len(data), data, b"\r\n")
+        else:
+            await connection.send(data)
+
+    async def _send(self, data: bytes) -> None:
+        """Body bytes past the filter (never empty), framed: `write` without the filter, kept
+        apart so that the unfiltered path costs no extra call."""
         connection = self._request.connection  # type: ignore[union-attr]
         if self._head is not None:
             head, self._head = self._head, None
@@ -113,12 +138,20 @@ class StreamResponse:
         if self.finished:
             return
         self.finished = True
+        if self._filter is not None:
+            await self._filter.on_end(self._send)
         connection = self._request.connection  # type: ignore[union-attr]
         if self._head is not None:
             head, self._head = self._head, None
             await connection.send(head)
         if self._chunked and self._body:
             await connection.send(b"0\r\n\r\n")
+
+    async def complete(self, request: FrontRequest) -> None:
+        """Send what is not sent yet: the head, and the end (as the front end does)."""
+        if not self.prepared:
+            await self.prepare(request)
+        await self.write_eof()
 
 
 class Response(StreamResponse):
@@ -146,6 +179,12 @@ class Response(StreamResponse):
     async def send(self, request: FrontRequest) -> None:
         await self.prepare(request)
         await self.write(self.body)
+        await self.write_eof()
+
+    async def complete(self, request: FrontRequest) -> None:
+        if not self.prepared:
+            await self.prepare(request)
+            await self.write(self.body)
         await self.write_eof()
 
 

@@ -11,7 +11,7 @@ adds text and binary payloads (unmasked, inflated) to the exchange's body previe
 message to its message log. It reads the bytes after they were relayed and never holds a
 frame: a stream it cannot follow is simply not recorded further.
 
-Faults that fired for the upgrade (`exchange.shaping`, see `FrameShaping`) act on the frames:
+Faults that fired for the upgrade (`request.frame_shaping`, see `FrameShaping`) act on the frames:
 a direction with frame faults goes through a `FrameFlow`, a task that cuts the bytes at frame
 boundaries (so latency delays each message), passes them through the faults' shapers
 (bandwidth, slicer, cuts after N bytes) and then writes them; slow_close delays the upstream's
@@ -151,7 +151,7 @@ async def relay_websocket(
             exchange.request_body, deflate=deflate, messages=log, direction=UPSTREAM)
         session.upstream.recorder = FrameRecorder(
             exchange.response_body, deflate=deflate, messages=log, direction=DOWNSTREAM)
-        session.shape(exchange.shaping)
+        session.shape(request.frame_shaping)
         front.detach(session.client)  # from here on the client's transport is ours to close
         response.detached = True
         await session.ending.wait()

@@ -3,8 +3,8 @@
 A direction with faults goes through a `FrameFlow`: a task that cuts the bytes at frame
 boundaries (so latency delays each message), passes them through the faults' shapers
 (bandwidth, slicer, cuts after N bytes) and then writes them to the other side and the record.
-slow_close delays the upstream's close frame. The faults come from `exchange.shaping`, which the
-service fills (faults.chain.Shaping); this module knows them only by the Protocols below.
+slow_close delays the upstream's close frame. The faults come from `request.frame_shaping`, which
+the service fills (faults.chain.Shaping); this module knows them only by the Protocols below.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class FrameFault(Protocol):
 
 
 class FrameShaping(Protocol):
-    """What `exchange.shaping` (faults.chain.Shaping) holds for this relay: the fired faults
+    """What `request.frame_shaping` (faults.chain.Shaping) holds for this relay: the fired faults
     with byte or timing hooks, and the slow_close delay."""
 
     first_byte: Sequence[FrameFault]

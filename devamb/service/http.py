@@ -16,6 +16,7 @@ from devamb.proxy.request import ClientGone, FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
+from devamb.service.shaping import install
 from devamb.targets.base import TargetUnavailable
 from devamb.targets.split import MIRROR_OF
 
@@ -52,16 +53,19 @@ class HttpListener:
     async def _before_upstream(
         plan: Plan, request: FrontRequest, exchange: Exchange
     ) -> StreamResponse | None:
-        """Faults that act before the upstream; a response here is the answer."""
+        """Faults that act before the upstream; a response here is the answer. The plan's byte
+        shaping goes on the request first: whatever answers (an abort too) is shaped."""
         if plan.refuses:
             reset(request.transport)
             exchange.error = "fault down: connection refused"
             return Response(status=499)  # never sent: the connection is gone
+        shaping = plan.shaping()
+        if shaping is not None:
+            install(shaping, request, exchange)
         for fault in plan.fired:
             response = await fault.before_upstream(request, exchange)
             if response is not None:
                 return response
-        exchange.shaping = plan.shaping()
         return None
 
     def _answer_self(
@@ -136,31 +140,39 @@ class HttpListener:
         )
         response: StreamResponse | None = None
         try:
-            if plan is not None:
-                exchange.faults = plan.names
-                response = await self._before_upstream(plan, request, exchange)
-            if response is None:
-                policy = service.policy
-                if policy.trivial:
-                    response = await target.handle_http(request, exchange)
-                else:
-                    response = await policy.call(target, request, exchange)
-        except UpstreamFailed as exc:
-            exchange.error = exc.reason
-            response = error_response(
-                exc.status, exc.code, exc.reason, service.name, target.name,
-                service.redaction.text,
-            )
-        except TargetUnavailable as exc:
-            exchange.error = exc.reason
-            response = error_response(
-                exc.status, "target-unavailable", exc.reason, service.name, target.name,
-                service.redaction.text,
-            )
-        except CutConnection as exc:  # a fault cut the request body short
+            try:
+                if plan is not None:
+                    exchange.faults = plan.names
+                    response = await self._before_upstream(plan, request, exchange)
+                if response is None:
+                    policy = service.policy
+                    if policy.trivial:
+                        response = await target.handle_http(request, exchange)
+                    else:
+                        response = await policy.call(target, request, exchange)
+            except UpstreamFailed as exc:
+                exchange.error = exc.reason
+                response = error_response(
+                    exc.status, exc.code, exc.reason, service.name, target.name,
+                    service.redaction.text,
+                )
+            except TargetUnavailable as exc:
+                exchange.error = exc.reason
+                response = error_response(
+                    exc.status, "target-unavailable", exc.reason, service.name, target.name,
+                    service.redaction.text,
+                )
+            if request.response_filter is not None and not response.detached:
+                # shaped: sent here rather than by the front end, so that the record covers
+                # the time shaping takes and a cut it makes (see service/shaping.py)
+                transport = request.transport
+                if transport is not None and not transport.is_closing():
+                    await response.complete(request)
+        except CutConnection as exc:  # a fault cut the request body or the response short
             exchange.error = exc.reason
             cut(request.transport, with_reset=exc.reset)
-            response = Response(status=499)  # never sent: the connection is gone
+            if response is None:  # (else the client saw its status line: it is recorded)
+                response = Response(status=499)  # never sent: the connection is gone
         except ClientGone as exc:
             exchange.error = str(exc)
             raise

@@ -43,7 +43,6 @@ class Recorder:
         self.store.add(exchange)
         for watch in self.watchers:
             watch(service, exchange)
-        exchange.shaping = None  # the faults' part is done; do not keep them alive
         if self.bus.has_subscribers:
             summary = service.redaction.summary(exchange)
             self.bus.publish(ExchangeCompleted(summary, exchange))  # type: ignore[arg-type]

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 
 from devamb.faults.base import Stream
 from devamb.faults.chain import Plan, Shaping
-from devamb.faults.timeout import TimeoutFault
 from devamb.inspect.exchange import Exchange
 from devamb.proxy.connection import cut, reset
 from devamb.proxy.errors import CutConnection
@@ -317,7 +316,7 @@ class _Relay:
         task.add_done_callback(self.listener.pending.discard)
 
     async def _start(self, client: _Side, target: Target, plan: Plan | None) -> None:
-        hole = next((f for f in plan.fired if isinstance(f, TimeoutFault)), None) if plan else None
+        hole = next((f for f in plan.fired if f.holds_connection()), None) if plan else None
         if hole is not None:
             client.discard = True  # a black hole: read and drop, never connect
             client.transport.resume_reading()  # type: ignore[union-attr]

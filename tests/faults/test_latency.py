@@ -16,7 +16,8 @@ from tests.faults.conftest import SetupFactory, greet
 
 def _fault(delay: float, jitter: float, distribution: str, seed: int = 7) -> latency.LatencyFault:
     ctx = FaultContext(rng=random.Random(seed))
-    return latency.FAULT(latency.Params(delay, jitter, distribution), ctx, "downstream", "http")
+    params = latency.Params(delay, jitter, distribution)
+    return latency.LatencyFault(params, ctx, "downstream", "http")
 
 
 def test_uniform_jitter_stays_within_its_bounds() -> None:

@@ -21,11 +21,11 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from devamb.control.protocol import ControlError
+from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.inspect.har import to_har
 from devamb.targets.shards import encoder
 from tests.conftest import EngineFactory
-from tests.faults.test_profile_faults import problems
 from tests.targets.test_shards_redis import RedisServer
 from tests.upstreams import TcpUpstream
 
@@ -512,20 +512,19 @@ services:
     ("reset", "after_bytes: 10, "),
 ])
 @pytest.mark.parametrize("direction", ["upstream", "both"])
-def test_request_shaping_is_refused_where_no_upstream_gets_the_request(
+def test_request_shaping_is_accepted_where_the_target_answers_itself(
     tmp_path: Path, target: str, kind: str, params: str, direction: str
 ) -> None:
+    """Echo and mock targets read the request body through the service's upload shaping
+    (service/shaping.py), so request-side faults act there too: their effect is asserted in
+    tests/service/test_response_faults_matrix.py::test_upload_fault_takes_effect."""
     text = ANSWERING.format(target=target, kind=kind, params=params, direction=direction)
-    target_kind = "echo" if target == "echo" else "mock"
-    [problem] = problems(tmp_path, text)
-    assert problem.startswith(f"devamb.yaml:10:17: services.api.faults.f.kind: {kind!r} is "
-                              f"refused here: it cannot act on target 'fake' ({target_kind}): ")
-    assert "an echo or mock target answers without one (use direction: downstream)" in problem
+    path = tmp_path / "devamb.yaml"
+    path.write_text(text)
+    assert load_profile(path, environ={}).services["api"].faults["f"].kind == kind
 
 
-async def test_request_shaping_is_refused_when_added_and_the_rest_is_not(
-    make_engine: EngineFactory
-) -> None:
+async def test_request_shaping_can_be_added_on_an_echo_target(make_engine: EngineFactory) -> None:
     engine = await make_engine("""
         version: 1
         services:
@@ -533,10 +532,8 @@ async def test_request_shaping_is_refused_when_added_and_the_rest_is_not(
             listen: 0
             targets: {fake: echo}
     """)
-    with pytest.raises(ControlError, match=r"cannot act on target 'fake' \(echo\)"):
-        await engine.add_fault("api", {"kind": "bandwidth", "rate": "1KiB",
-                                       "direction": "upstream"})
-    for fault in ({"kind": "bandwidth", "rate": "1KiB"}, {"kind": "reset"},
+    for fault in ({"kind": "bandwidth", "rate": "1KiB", "direction": "upstream"},
+                  {"kind": "bandwidth", "rate": "1KiB"}, {"kind": "reset"},
                   {"kind": "reset", "direction": "upstream"}, {"kind": "abort"},
                   {"kind": "latency", "delay": "1ms", "direction": "both"}):
-        await engine.add_fault("api", dict(fault))  # downstream, or not about request bytes
+        await engine.add_fault("api", dict(fault))
