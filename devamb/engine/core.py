@@ -23,7 +23,14 @@ from devamb.control.events import (
     StatsTick,
     TargetSwitched,
 )
-from devamb.control.protocol import ControlError, Event, ExchangeSummary, Status
+from devamb.control.protocol import (
+    Conflict,
+    ControlError,
+    Event,
+    ExchangeSummary,
+    NotFound,
+    Status,
+)
 from devamb.engine.assembly import load_profile
 from devamb.engine.metrics import render as render_metrics
 from devamb.engine.reload import diff_profiles, watch_profile
@@ -394,7 +401,7 @@ class Engine:
         svc = self.services.get(service)
         if svc is None:
             known = ", ".join(self.services)
-            raise ControlError(f"no service {service!r}; known: {known}")
+            raise NotFound(f"no service {service!r}; known: {known}")
         if target in svc.targets:
             await svc.targets[target].activate()
         previous = svc.switch(target)
@@ -428,7 +435,7 @@ class Engine:
     def _recorded(self, exchange_id: int) -> Exchange:
         exchange = self.store.get(exchange_id)
         if exchange is None:
-            raise ControlError(f"no exchange {exchange_id} (it may have aged out of the store)")
+            raise NotFound(f"no exchange {exchange_id} (it may have aged out of the store)")
         return exchange
 
     def _listen_url(self, service: Service) -> str:
@@ -479,14 +486,14 @@ class Engine:
         target = target or original.target
         if target not in service.targets:
             known = ", ".join(service.targets)
-            raise ControlError(f"service {service.name!r} has no target {target!r}; known: {known}")
+            raise NotFound(f"service {service.name!r} has no target {target!r}; known: {known}")
         token = self.recorder.replay_token
         await send_replay(original, self._listen_url(service), target, token)
         copy = next(
             (e for e in reversed(self.store.all()) if e.replay_of == original.id), None
         )
         if copy is None:
-            raise ControlError("the replay was sent but not recorded (store full?)")
+            raise Conflict("the replay was sent but not recorded (store full?)")
         result: dict[str, Any] = {"exchange": service.redaction.summary(copy)}
         if diff:
             before, after = service.redaction.detail(original), service.redaction.detail(copy)
@@ -525,14 +532,17 @@ class Engine:
         """Log lines of a docker target's containers (the last `tail`, then new ones)."""
         svc = self._service(service)
         chosen = svc.targets.get(target)
+        if chosen is None:
+            known = ", ".join(svc.targets)
+            raise NotFound(f"service {service!r} has no target {target!r}; known: {known}")
         logs = getattr(chosen, "logs", None)
-        if chosen is None or logs is None:
+        if logs is None:
             raise ControlError(f"target {target!r} of {service!r} is not a docker target")
         try:
             async for line in logs(tail=tail, follow=follow):
                 yield line
         except TargetUnavailable as exc:
-            raise ControlError(exc.reason) from None
+            raise Conflict(exc.reason) from None
 
     # -- recording mocks -------------------------------------------------------------------
 
@@ -550,8 +560,11 @@ class Engine:
             self._compile(filter)  # a bad filter is refused with its column
         served = getattr(svc.target().spec, "watched_files", lambda: ())()
         if path.resolve() in {Path(f).resolve() for f in served}:
-            raise ControlError(f"{service!r} is answered by the mock in {path} right now: "
-                               f"recording would overwrite it with its own answers")
+            raise Conflict(f"{service!r} is answered by the mock in {path} right now: "
+                           f"recording would overwrite it with its own answers")
+        if service in self._recordings:
+            raise Conflict(f"{service!r} is already being recorded into "
+                           f"{self._recordings[service].to}; stop that recording first")
         session = RecordingSession(service, filter, path, notify=self.notice)
         if not self._recordings:
             self.recorder.watchers.append(self._record)
@@ -568,7 +581,7 @@ class Engine:
         """Write the mock file of each recording stopped; returns what was written."""
         names = [service] if service else list(self._recordings)
         if service and service not in self._recordings:
-            raise ControlError(f"{service!r} is not being recorded")
+            raise Conflict(f"{service!r} is not being recorded")
         written = []
         for name in names:
             session = self._recordings.pop(name)
@@ -589,14 +602,14 @@ class Engine:
     def _service(self, name: str) -> Service:
         service = self.services.get(name)
         if service is None:
-            raise ControlError(f"no service {name!r}; known: {', '.join(self.services)}")
+            raise NotFound(f"no service {name!r}; known: {', '.join(self.services)}")
         return service
 
     def _fault_name(self, service: Service, name: str) -> FaultState:
         state = service.faults.get(name)
         if state is None:
             known = ", ".join(service.faults.names()) or "none"
-            raise ControlError(f"service {service.name!r} has no fault {name!r}; known: {known}")
+            raise NotFound(f"service {service.name!r} has no fault {name!r}; known: {known}")
         return state
 
     async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -641,7 +654,7 @@ class Engine:
         spec = self.profile.scenarios.get(name)
         if spec is None:
             known = ", ".join(self.profile.scenarios) or "none"
-            raise ControlError(f"no scenario {name!r}; known: {known}")
+            raise NotFound(f"no scenario {name!r}; known: {known}")
         run = self._scenarios.get(name)
         if run is None:
             run = self._scenarios[name] = ScenarioRun(
