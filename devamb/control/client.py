@@ -1,12 +1,16 @@
-"""ControlClient: EngineControl over the engine's unix socket (used by the CLI and the TUI)."""
+"""ControlClient: EngineControl over the engine's unix socket (used by the CLI and the TUI).
+
+Each method is a thin typed call of its route in control/routes.py, which says how its
+arguments travel and what comes back; an answer of 400, 404 or 409 becomes the ControlError
+(NotFound, Conflict) the engine raised, with its message.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -16,9 +20,22 @@ from devamb.control.protocol import (
     Event,
     ExchangeSummary,
     Status,
+    refusal,
 )
+from devamb.control.routes import ROUTES, Route
 
 BASE = "http://devamb"
+R = TypeVar("R")
+
+
+async def _refusal(resp: aiohttp.ClientResponse) -> ControlError:
+    """The ControlError an error answer carries ({"error": MESSAGE}, else its status)."""
+    try:
+        data = await resp.json(content_type=None)
+    except ValueError:
+        data = None
+    message = data.get("error") if isinstance(data, dict) else None
+    return refusal(resp.status, str(message or f"HTTP {resp.status}"))
 
 
 class ControlClient:
@@ -66,47 +83,62 @@ class ControlClient:
             why = f"the engine on {self.socket_path} closed the connection (it stopped or died)"
         return EngineUnavailable(why)
 
-    async def _call(
-        self, method: str, path: str, body: Any = None, timeout: float | None = None
-    ) -> Any:
+    async def _call(self, route: Route[R], timeout: float | None = None, **args: Any) -> R:
+        """One request of `route` (JSON or text answer); `timeout` overrides the client's."""
+        url, body = route.encode(args)
         try:
             async with self._client().request(
-                method,
-                BASE + path,
+                route.method,
+                BASE + url,
                 json=body,
                 timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
             ) as resp:
-                data = await resp.json(content_type=None)
                 if resp.status >= 400:
-                    raise ControlError(data.get("error", f"HTTP {resp.status}"))
-                return data
+                    raise await _refusal(resp)
+                if route.kind == "text":
+                    return route.unwrap(await resp.text())
+                return route.unwrap(await resp.json(content_type=None))
         except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from None
 
+    async def _stream(self, route: Route[R], **args: Any) -> AsyncIterator[R]:
+        """The items of a streaming route, one JSON line each, until the engine ends it."""
+        url, _ = route.encode(args)
+        try:
+            async with self._client().request(route.method, BASE + url) as resp:
+                if resp.status >= 400:
+                    raise await _refusal(resp)
+                async for line in resp.content:
+                    if line.strip():
+                        data = json.loads(line)
+                        if isinstance(data, dict) and data.keys() == {"error"}:
+                            raise ControlError(str(data["error"]))  # refused mid-stream
+                        yield route.unwrap(data)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._unavailable(exc, lost=True) from None
+
     async def status(self) -> Status:
-        return await self._call("GET", "/v1/status")
+        return await self._call(ROUTES.status)
 
     async def switch(self, service: str, target: str) -> None:
-        await self._call("POST", "/v1/switch", {"service": service, "target": target})
+        await self._call(ROUTES.switch, service=service, target=target)
 
     async def exchanges(
         self, limit: int = 100, filter: str | None = None
     ) -> list[ExchangeSummary]:
-        query = urlencode({"limit": limit, **({"filter": filter} if filter else {})})
-        return await self._call("GET", f"/v1/exchanges?{query}")
+        return await self._call(ROUTES.exchanges, limit=limit, filter=filter)
 
     async def exchange(self, exchange_id: int) -> dict[str, Any]:
-        return await self._call("GET", f"/v1/exchanges/{exchange_id}")
+        return await self._call(ROUTES.exchange, exchange_id=exchange_id)
 
     async def clear_exchanges(self) -> None:
-        await self._call("POST", "/v1/exchanges/clear")
+        await self._call(ROUTES.clear_exchanges)
 
     async def export_har(self, filter: str | None = None) -> dict[str, Any]:
-        query = f"?{urlencode({'filter': filter})}" if filter else ""
-        return await self._call("GET", f"/v1/export/har{query}")
+        return await self._call(ROUTES.export_har, filter=filter)
 
     async def export_curl(self, exchange_id: int) -> str:
-        return (await self._call("GET", f"/v1/exchanges/{exchange_id}/curl"))["curl"]
+        return await self._call(ROUTES.export_curl, exchange_id=exchange_id)
 
     async def replay(
         self,
@@ -115,82 +147,59 @@ class ControlClient:
         diff: bool = False,
         ignore: list[str] | None = None,
     ) -> dict[str, Any]:
-        body = {"target": target, "diff": diff, "ignore": ignore or []}
-        return await self._call("POST", f"/v1/exchanges/{exchange_id}/replay", body)
+        return await self._call(
+            ROUTES.replay, exchange_id=exchange_id, target=target, diff=diff, ignore=ignore or []
+        )
 
-    async def events(self, filter: str | None = None) -> AsyncIterator[Event]:
-        query = f"?{urlencode({'filter': filter})}" if filter else ""
-        try:
-            async with self._client().get(BASE + "/v1/events" + query) as resp:
-                if resp.status >= 400:
-                    raise ControlError((await resp.json(content_type=None)).get("error", "?"))
-                async for line in resp.content:
-                    if line.strip():
-                        yield json.loads(line)
-        except (aiohttp.ClientError, OSError) as exc:
-            raise self._unavailable(exc, lost=True) from None
+    def events(self, filter: str | None = None) -> AsyncIterator[Event]:
+        return self._stream(ROUTES.events, filter=filter)
 
     async def shutdown(
         self, grace: float | None = None, wait: bool = False
     ) -> dict[str, Any] | None:
-        body = {"grace": grace, "wait": wait}
         timeout = None
         if wait:  # the answer comes after the drain (without a grace: the engine's default)
             timeout = 3600.0 if grace is None else grace + 30.0
-        return await self._call("POST", "/v1/shutdown", body, timeout=timeout)
+        return await self._call(ROUTES.shutdown, timeout, grace=grace, wait=wait)
 
     async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]:
-        return await self._call("GET", "/v1/faults" + (f"?service={service}" if service else ""))
+        return await self._call(ROUTES.faults, service=service)
 
     async def add_fault(self, service: str, fault: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("POST", "/v1/faults", {"service": service, "fault": fault})
+        return await self._call(ROUTES.add_fault, service=service, fault=fault)
 
     async def set_fault(self, service: str, name: str, enabled: bool) -> None:
-        body = {"service": service, "name": name, "enabled": enabled}
-        await self._call("POST", "/v1/faults/toggle", body)
+        await self._call(ROUTES.set_fault, service=service, name=name, enabled=enabled)
 
     async def remove_fault(self, service: str, name: str) -> None:
-        await self._call("POST", "/v1/faults/remove", {"service": service, "name": name})
+        await self._call(ROUTES.remove_fault, service=service, name=name)
 
     async def clear_faults(self, service: str | None = None) -> None:
-        await self._call("POST", "/v1/faults/clear", {"service": service})
+        await self._call(ROUTES.clear_faults, service=service)
 
-    async def container_logs(
+    def container_logs(
         self, service: str, target: str, tail: int = 200, follow: bool = True
     ) -> AsyncIterator[str]:
-        query = urlencode({"service": service, "target": target, "tail": tail,
-                           "follow": "1" if follow else "0"})
-        try:
-            async with self._client().get(BASE + "/v1/logs?" + query) as resp:
-                if resp.status >= 400:
-                    raise ControlError((await resp.json(content_type=None)).get("error", "?"))
-                async for raw in resp.content:
-                    if raw.strip():
-                        yield json.loads(raw)["line"]
-        except (aiohttp.ClientError, OSError) as exc:
-            raise self._unavailable(exc, lost=True) from None
+        return self._stream(
+            ROUTES.container_logs, service=service, target=target, tail=tail, follow=follow
+        )
 
     async def start_recording(
         self, service: str, to: str | None = None, filter: str | None = None
     ) -> dict[str, Any]:
-        body = {"service": service, "to": to, "filter": filter}
-        return await self._call("POST", "/v1/record/start", body)
+        return await self._call(ROUTES.start_recording, service=service, to=to, filter=filter)
 
     async def stop_recording(self, service: str | None = None) -> list[dict[str, Any]]:
-        return await self._call("POST", "/v1/record/stop", {"service": service})
+        return await self._call(ROUTES.stop_recording, service=service)
 
     async def metrics(self) -> str:
-        try:
-            async with self._client().get(BASE + "/metrics") as resp:
-                return await resp.text()
-        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        return await self._call(ROUTES.metrics)
 
     async def scenarios(self) -> list[dict[str, Any]]:
-        return await self._call("GET", "/v1/scenarios")
+        return await self._call(ROUTES.scenarios)
 
     async def start_scenario(self, name: str) -> None:
-        await self._call("POST", "/v1/scenarios/start", {"name": name})
+        await self._call(ROUTES.start_scenario, name=name)
 
     async def stop_scenario(self, name: str) -> None:
-        await self._call("POST", "/v1/scenarios/stop", {"name": name})
+        await self._call(ROUTES.stop_scenario, name=name)

@@ -96,16 +96,42 @@ class Event(TypedDict):
 
 
 class ControlError(Exception):
-    """A request the engine refused; `code` is the CLI exit code (1 bad input, 3 no engine)."""
+    """A request the engine refused; `code` is the CLI exit code (1 bad input, 3 no engine),
+    `status` the control API's HTTP status: 400 (bad arguments) unless a subclass says else."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    status = 400
+
+    def __init__(self, message: str, code: int = 1, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        if status is not None:
+            self.status = status
+
+
+class NotFound(ControlError):
+    """A name the engine does not know: service, target, exchange, fault, scenario (404)."""
+
+    status = 404
+
+
+class Conflict(ControlError):
+    """The thing named exists, but its state now refuses the request, e.g. a recording that
+    is already running, a container that is not running (409)."""
+
+    status = 409
+
+
+def refusal(status: int, message: str) -> ControlError:
+    """The ControlError an answer with this HTTP status stands for (the client's side)."""
+    kind = {NotFound.status: NotFound, Conflict.status: Conflict}.get(status)
+    return kind(message) if kind is not None else ControlError(message, status=status)
 
 
 class EngineUnavailable(ControlError):
     """No engine answers (never started, stopped, or died)."""
+
+    status = 503
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=3)

@@ -1,190 +1,56 @@
 """The control API: JSON over HTTP on the engine's private unix socket.
 
-GET  /v1/status                  -> Status
-POST /v1/switch   {service, target}
-GET  /v1/exchanges?limit=N&filter=EXPR -> [ExchangeSummary, ...] oldest first
-GET  /v1/exchanges/ID (detail) · /v1/exchanges/ID/curl · POST /v1/exchanges/ID/replay
-     {target?, diff?, ignore?} · POST /v1/exchanges/clear · GET /v1/export/har?filter=EXPR
-GET  /v1/events                  -> JSON lines, one Event per line, until the engine stops
-POST /v1/shutdown {grace?: seconds, wait?: bool} -> {stopping, grace, in_flight}; with wait,
-     after the drain: {stopping, grace, in_flight, finished, cut: {service: n}}
-GET  /v1/faults?service=S        -> {service: [fault, ...]}
-POST /v1/faults   {service, fault: {kind, name?, ...profile keys}}  -> the fault
-POST /v1/faults/toggle {service, name, enabled} · /v1/faults/remove {service, name}
-POST /v1/faults/clear {service?}
-GET  /metrics                    -> Prometheus text format
-GET  /v1/logs?service=S&target=T&tail=N&follow=1 -> JSON lines {"line"} (docker targets)
-POST /v1/record/start {service, to?, filter?} · POST /v1/record/stop {service?}
-GET  /v1/scenarios · POST /v1/scenarios/start {name} · /v1/scenarios/stop {name}
-Errors answer {"error": MESSAGE} with 400 (bad input) or 404 (unknown service/target).
+Its routes are the table in control/routes.py (method, path, typed arguments, kind of answer);
+this module derives one aiohttp handler from each: decode the arguments, call the EngineControl
+method the route names, and answer JSON, text, or a stream of JSON lines (events, log lines).
+Refusals answer {"error": MESSAGE} with the ControlError's status (400, 404, 409); requests
+from browsers (they send Origin) 403.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from devamb.control.protocol import ControlError, EngineControl
+from devamb.control.routes import TABLE, Route
 from devamb.control.workdir import fallback_socket_dir, private_dir, socket_answers
 
 
 class SocketInUse(Exception):
     """Another process answers on the control socket this engine was to use."""
 
+
 CONTROL = web.AppKey("control", EngineControl)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 @web.middleware
-async def refuse_browsers(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Browsers send Origin; scripts, the CLI and the TUI do not. Nothing else may drive us."""
+async def refuse_browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Browsers send Origin; scripts, the CLI and the TUI do not. Nothing else may drive us.
+    Refusals, also aiohttp's own (no such endpoint, wrong method), answer {"error": ...}."""
     if "Origin" in request.headers:
         return web.json_response({"error": "requests from browsers are refused"}, status=403)
     try:
         return await handler(request)
-    except BadRequest as exc:
-        return web.json_response({"error": str(exc)}, status=400)
     except ControlError as exc:
-        return web.json_response({"error": exc.message}, status=404)
+        return web.json_response({"error": exc.message}, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        why = f"{exc.reason}: {request.method} {request.path}"
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": why}, status=exc.status, headers=allow)
 
 
-class BadRequest(Exception):
-    """The request's JSON does not have the fields the endpoint takes."""
-
-
-async def _fields(request: web.Request, **types: type) -> list[Any]:
-    """The named fields of the JSON body, each checked against its type."""
-    body = await _json(request)
-    values = [body.get(name) for name in types]
-    if not all(isinstance(v, t) for v, t in zip(values, types.values(), strict=True)):
-        raise BadRequest("expected {" + ", ".join(types) + "}")
-    return values
-
-
-async def _status(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[CONTROL].status())
-
-
-async def _switch(request: web.Request) -> web.Response:
-    service, target = await _fields(request, service=str, target=str)
-    await request.app[CONTROL].switch(service, target)
-    return web.json_response({"service": service, "target": target})
-
-
-async def _exchanges(request: web.Request) -> web.Response:
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        return web.json_response({"error": "limit must be a whole number"}, status=400)
-    filter_text = request.query.get("filter") or None
-    return web.json_response(await request.app[CONTROL].exchanges(limit, filter_text))
-
-
-def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise ControlError("an exchange id is a whole number") from None
-
-
-async def _exchange(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[CONTROL].exchange(_id(request)))
-
-
-async def _curl(request: web.Request) -> web.Response:
-    return web.json_response({"curl": await request.app[CONTROL].export_curl(_id(request))})
-
-
-async def _clear_exchanges(request: web.Request) -> web.Response:
-    await request.app[CONTROL].clear_exchanges()
-    return web.json_response({"cleared": True})
-
-
-async def _har(request: web.Request) -> web.Response:
-    filter_text = request.query.get("filter") or None
-    return web.json_response(await request.app[CONTROL].export_har(filter_text))
-
-
-async def _replay(request: web.Request) -> web.Response:
-    body = await _json(request)
-    target, ignore = body.get("target"), body.get("ignore") or []
-    if target is not None and not isinstance(target, str):
-        return web.json_response({"error": "target must be a string"}, status=400)
-    result = await request.app[CONTROL].replay(
-        _id(request), target, bool(body.get("diff")), [str(i) for i in ignore]
-    )
-    return web.json_response(result)
-
-
-async def _events(request: web.Request) -> web.StreamResponse:
-    filter_text = request.query.get("filter") or None
-    if filter_text:
-        await request.app[CONTROL].exchanges(0, filter_text)  # a bad filter fails here, as 404
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    try:
-        async for event in request.app[CONTROL].events(filter_text):
-            await response.write(json.dumps(event).encode() + b"\n")
-    except ConnectionError:
-        pass
-    return response
-
-
-async def _logs(request: web.Request) -> web.StreamResponse:
-    query = request.query
-    service, target = query.get("service", ""), query.get("target", "")
-    lines = request.app[CONTROL].container_logs(
-        service, target, int(query.get("tail", "200")), query.get("follow", "1") == "1"
-    )
-    try:
-        first = await anext(lines)  # errors (not a docker target, no container) answer 404
-    except StopAsyncIteration:
-        first = None
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    try:
-        if first is not None:
-            await response.write(json.dumps({"line": first}).encode() + b"\n")
-        async for line in lines:
-            await response.write(json.dumps({"line": line}).encode() + b"\n")
-    except ConnectionError:
-        pass
-    finally:
-        await lines.aclose()
-    return response
-
-
-async def _record(request: web.Request) -> web.Response:
-    body = await _json(request)
-    control = request.app[CONTROL]
-    if request.match_info["action"] == "start":
-        if not isinstance(body.get("service"), str):
-            return web.json_response({"error": "expected {service, to?, filter?}"}, status=400)
-        result = await control.start_recording(body["service"], body.get("to"),
-                                               body.get("filter"))
-        return web.json_response(result)
-    return web.json_response(await control.stop_recording(body.get("service")))
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    text = await request.app[CONTROL].metrics()
-    return web.Response(text=text, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
-
-
-async def _shutdown(request: web.Request) -> web.Response:
-    body = await _json(request)
-    grace = body.get("grace")
-    if grace is not None and (not isinstance(grace, int | float) or grace < 0):
-        raise BadRequest("grace must be a number of seconds, 0 or more")
-    report = await request.app[CONTROL].shutdown(grace, bool(body.get("wait")))
-    return web.json_response({"stopping": True, **(report or {})})
-
-
-async def _json(request: web.Request) -> dict:  # type: ignore[type-arg]
+async def _json(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
     except ValueError:
@@ -192,72 +58,63 @@ async def _json(request: web.Request) -> dict:  # type: ignore[type-arg]
     return data if isinstance(data, dict) else {}
 
 
-async def _faults(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[CONTROL].faults(request.query.get("service")))
+def _handler(route: Route[Any]) -> Handler:
+    """The handler of one route: the arguments from the request, the call, the answer."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await _json(request) if route.has_body else {}
+        args = route.decode(request.match_info, request.query, body)
+        method = getattr(request.app[CONTROL], route.name)  # the route table's declared name
+        if route.kind == "stream":
+            return await _stream(request, route, method(**args), args)
+        result = await method(**args)
+        if route.kind == "text":
+            return web.Response(text=result, content_type="text/plain", charset="utf-8",
+                                headers={"X-Content-Type-Options": "nosniff"})
+        return web.json_response(route.answer(result, args))
+
+    handle.__name__ = f"_{route.name}"
+    return handle
 
 
-async def _add_fault(request: web.Request) -> web.Response:
-    service, fault = await _fields(request, service=str, fault=dict)
-    return web.json_response(await request.app[CONTROL].add_fault(service, fault))
+_END = object()
 
 
-async def _toggle_fault(request: web.Request) -> web.Response:
-    service, name, enabled = await _fields(request, service=str, name=str, enabled=bool)
-    await request.app[CONTROL].set_fault(service, name, enabled)
-    return web.json_response({"service": service, "name": name, "enabled": enabled})
-
-
-async def _remove_fault(request: web.Request) -> web.Response:
-    service, name = await _fields(request, service=str, name=str)
-    await request.app[CONTROL].remove_fault(service, name)
-    return web.json_response({"service": service, "removed": name})
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    service = (await _json(request)).get("service")
-    await request.app[CONTROL].clear_faults(service if isinstance(service, str) else None)
-    return web.json_response({"cleared": service or "all"})
-
-
-async def _scenarios(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[CONTROL].scenarios())
-
-
-async def _scenario(request: web.Request) -> web.Response:
-    [name] = await _fields(request, name=str)
-    control = request.app[CONTROL]
-    if request.match_info["action"] == "start":
-        await control.start_scenario(name)
-    else:
-        await control.stop_scenario(name)
-    return web.json_response({"scenario": name, "action": request.match_info["action"]})
+async def _stream(
+    request: web.Request, route: Route[Any], items: AsyncIterator[Any], args: dict[str, Any]
+) -> web.StreamResponse:
+    """One JSON line per item. The first item is taken before the answer starts, so that a
+    refusal (an unknown name, a bad filter, not a docker target) still answers with its status;
+    a refusal later in the stream is its last line, {"error": MESSAGE}."""
+    try:
+        try:
+            first: Any = await anext(items)
+        except StopAsyncIteration:
+            first = _END
+        response = web.StreamResponse(headers=NDJSON)
+        await response.prepare(request)
+        try:
+            if first is not _END:
+                await response.write(json.dumps(route.answer(first, args)).encode() + b"\n")
+                async for item in items:
+                    await response.write(json.dumps(route.answer(item, args)).encode() + b"\n")
+        except ControlError as exc:
+            with contextlib.suppress(ConnectionError):
+                await response.write(json.dumps({"error": exc.message}).encode() + b"\n")
+        except ConnectionError:
+            pass  # the reader went away
+    finally:
+        if isinstance(items, AsyncGenerator):
+            await items.aclose()
+    return response
 
 
 def make_app(control: EngineControl) -> web.Application:
     app = web.Application(middlewares=[refuse_browsers])
     app[CONTROL] = control
-    app.router.add_get("/v1/status", _status)
-    app.router.add_post("/v1/switch", _switch)
-    app.router.add_get("/v1/exchanges", _exchanges)
-    app.router.add_post("/v1/exchanges/clear", _clear_exchanges)
-    app.router.add_get("/v1/exchanges/{id}", _exchange)
-    app.router.add_get("/v1/exchanges/{id}/curl", _curl)
-    app.router.add_post("/v1/exchanges/{id}/replay", _replay)
-    app.router.add_get("/v1/export/har", _har)
-    app.router.add_get("/v1/events", _events)
-    app.router.add_post("/v1/shutdown", _shutdown)
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/v1/logs", _logs)
-    app.router.add_post("/v1/record/{action:start|stop}", _record)
-    app.router.add_get("/v1/faults", _faults)
-    app.router.add_post("/v1/faults", _add_fault)
-    app.router.add_post("/v1/faults/toggle", _toggle_fault)
-    app.router.add_post("/v1/faults/remove", _remove_fault)
-    app.router.add_post("/v1/faults/clear", _clear_faults)
-    app.router.add_get("/v1/scenarios", _scenarios)
-    app.router.add_post("/v1/scenarios/{action:start|stop}", _scenario)
+    for route in TABLE:
+        app.router.add_route(route.method, route.path, _handler(route), name=route.name)
     return app
-
 
 
 class ControlServer:

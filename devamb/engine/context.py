@@ -12,7 +12,7 @@ import time
 
 from devamb.control.bus import EventBus
 from devamb.control.events import Notice
-from devamb.control.protocol import ControlError
+from devamb.control.protocol import NotFound
 from devamb.engine.assembly import Profile
 from devamb.engine.state import RuntimeState
 from devamb.faults.base import FaultContext
@@ -49,5 +49,5 @@ class EngineContext:
         """The running service `name`; ControlError naming the known ones if there is none."""
         service = self.services.get(name)
         if service is None:
-            raise ControlError(f"no service {name!r}; known: {', '.join(self.services)}")
+            raise NotFound(f"no service {name!r}; known: {', '.join(self.services)}")
         return service

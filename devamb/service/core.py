@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from devamb.control.protocol import ControlError, ServiceStatus
+from devamb.control.protocol import NotFound, ServiceStatus
 from devamb.faults.manager import FaultManager
 from devamb.inspect.redaction import Redaction
 from devamb.policies.request import RequestPolicy
@@ -45,7 +45,7 @@ class Service:
     def switch(self, name: str) -> str:
         if name not in self.targets:
             known = ", ".join(self.targets)
-            raise ControlError(f"service {self.name!r} has no target {name!r}; known: {known}")
+            raise NotFound(f"service {self.name!r} has no target {name!r}; known: {known}")
         previous, self.active = self.active, name
         return previous
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from devamb.cluster.reachability import Reachability
+from devamb.control.protocol import ControlError
 from devamb.profile.schema import TargetSpec
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class Target:
     async def logs(self, tail: int = 200, follow: bool = True) -> AsyncIterator[str]:
         """Log lines of what the target runs (a docker target: its containers), the last
         `tail`, then new ones while `follow`; a kind that runs nothing has none."""
-        raise TargetUnavailable(f"target {self.name!r} is not a docker target: it has no logs")
+        raise ControlError(f"target {self.name!r} is not a docker target: it has no logs")
         yield  # an async generator, as the kinds' own
 
     def tcp_outcome(

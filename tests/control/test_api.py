@@ -11,8 +11,8 @@ import pytest
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable
-from devamb.control.server import ControlServer
 from tests.conftest import EngineFactory, listen_url
+from tests.control.conftest import Serve
 
 PROFILE = """
 services:
@@ -26,14 +26,10 @@ services:
 
 
 @pytest.fixture
-async def api(make_engine: EngineFactory, tmp_path: Path):
+async def api(make_engine: EngineFactory, serve: Serve):
     engine = await make_engine(PROFILE)
-    server = ControlServer(engine, tmp_path / ".devamb" / "engine.sock")
-    await server.start()
-    client = ControlClient(server.socket_path)
-    yield engine, server, client
-    await client.close()
-    await server.stop()
+    server, client = await serve(engine)
+    return engine, server, client
 
 
 async def test_socket_and_folder_are_private(api) -> None:

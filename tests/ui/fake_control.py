@@ -233,7 +233,8 @@ class FakeControl:
             raise ControlError(f"exchange {exchange_id} is no longer recorded")
         return copy.deepcopy(self.details[exchange_id])
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self, filter: str | None = None) -> AsyncIterator[Event]:
+        """What `push()` queued (the filter is not applied)."""
         self.subscribed.set()
         while True:
             item = await self._queue.get()
@@ -243,10 +244,19 @@ class FakeControl:
                 raise item
             yield item
 
-    async def shutdown(self) -> None:
+    async def shutdown(
+        self, grace: float | None = None, wait: bool = False
+    ) -> dict[str, Any] | None:
         self.shutdown_called = True
         self.dead = True
         self._queue.put_nowait(None)
+        return None
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def metrics(self) -> str:
+        return "# no metrics in the fake\n"
 
     # -- the features' calls (faults, scenarios, inspection, recording, logs) -------------------
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from devamb.control.events import FaultsChanged
-from devamb.control.protocol import ControlError
+from devamb.control.protocol import NotFound
 from devamb.engine.context import EngineContext
 from devamb.faults.spec import parse_fault_json
 from devamb.service.core import Service
@@ -61,7 +61,7 @@ class FaultDesk:
 def _known(service: Service, name: str) -> None:
     if service.faults.get(name) is None:
         known = ", ".join(service.faults.names()) or "none"
-        raise ControlError(f"service {service.name!r} has no fault {name!r}; known: {known}")
+        raise NotFound(f"service {service.name!r} has no fault {name!r}; known: {known}")
 
 
 def _free_name(service: Service, kind: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from devamb import __version__
 from devamb.control.events import ExchangeCompleted
-from devamb.control.protocol import ControlError, Event, ExchangeSummary
+from devamb.control.protocol import Conflict, ControlError, Event, ExchangeSummary, NotFound
 from devamb.engine.context import EngineContext
 from devamb.inspect.curl import to_curl
 from devamb.inspect.diff import diff_details
@@ -83,14 +83,14 @@ class InspectionDesk:
         target = target or original.target
         if target not in service.targets:
             known = ", ".join(service.targets)
-            raise ControlError(f"service {service.name!r} has no target {target!r}; known: {known}")
+            raise NotFound(f"service {service.name!r} has no target {target!r}; known: {known}")
         token = self.ctx.recorder.replay_token
         await send_replay(original, listen_url(service), target, token)
         copy = next(
             (e for e in reversed(self.ctx.store.all()) if e.replay_of == original.id), None
         )
         if copy is None:
-            raise ControlError("the replay was sent but not recorded (store full?)")
+            raise Conflict("the replay was sent but not recorded (store full?)")
         result: dict[str, Any] = {"exchange": service.redaction.summary(copy)}
         if diff:
             before, after = service.redaction.detail(original), service.redaction.detail(copy)
@@ -125,5 +125,5 @@ class InspectionDesk:
     def _recorded(self, exchange_id: int) -> Exchange:
         exchange = self.ctx.store.get(exchange_id)
         if exchange is None:
-            raise ControlError(f"no exchange {exchange_id} (it may have aged out of the store)")
+            raise NotFound(f"no exchange {exchange_id} (it may have aged out of the store)")
         return exchange

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from devamb.control.protocol import ControlError
+from devamb.control.protocol import Conflict, ControlError
 from devamb.engine.context import EngineContext
 from devamb.engine.desks.inspection import compiled
 from devamb.inspect.exchange import Exchange
@@ -37,8 +37,11 @@ class RecordingDesk:
             compiled(filter)  # a bad filter is refused with its column
         served = svc.target().spec.watched_files()
         if path.resolve() in {Path(f).resolve() for f in served}:
-            raise ControlError(f"{service!r} is answered by the mock in {path} right now: "
-                               f"recording would overwrite it with its own answers")
+            raise Conflict(f"{service!r} is answered by the mock in {path} right now: "
+                           f"recording would overwrite it with its own answers")
+        if service in self.sessions:
+            raise Conflict(f"{service!r} is already being recorded into "
+                           f"{self.sessions[service].to}; stop that recording first")
         session = RecordingSession(service, filter, path, notify=self.ctx.notice)
         if not self.sessions:
             self.ctx.recorder.watchers.append(self._record)
@@ -50,7 +53,7 @@ class RecordingDesk:
         """Write the mock file of each recording stopped; returns what was written."""
         names = [service] if service else list(self.sessions)
         if service and service not in self.sessions:
-            raise ControlError(f"{service!r} is not being recorded")
+            raise Conflict(f"{service!r} is not being recorded")
         written = []
         for name in names:
             session = self.sessions.pop(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devamb.control.protocol import ControlError
+from devamb.control.protocol import NotFound
 from devamb.engine.context import EngineContext
 from devamb.faults.scenario import ScenarioRun, ScenarioSpec, Step
 
@@ -43,7 +43,7 @@ class ScenarioDesk:
         spec = self.ctx.profile.scenarios.get(name)
         if spec is None:
             known = ", ".join(self.ctx.profile.scenarios) or "none"
-            raise ControlError(f"no scenario {name!r}; known: {known}")
+            raise NotFound(f"no scenario {name!r}; known: {known}")
         run = self.runs.get(name)
         if run is None:
             context = self.ctx.fault_context

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 
 from devamb import __version__
 from devamb.control.events import TargetSwitched
-from devamb.control.protocol import ControlError, Status
+from devamb.control.protocol import Conflict, NotFound, Status
 from devamb.engine.context import EngineContext
 from devamb.engine.desks.recording import RecordingDesk
 from devamb.engine.desks.scenarios import ScenarioDesk
@@ -74,9 +74,9 @@ class ServiceDesk:
         chosen = svc.targets.get(target)
         if chosen is None:
             known = ", ".join(svc.targets)
-            raise ControlError(f"service {service!r} has no target {target!r}; known: {known}")
+            raise NotFound(f"service {service!r} has no target {target!r}; known: {known}")
         try:
             async for line in chosen.logs(tail=tail, follow=follow):
                 yield line
         except TargetUnavailable as exc:
-            raise ControlError(exc.reason) from None
+            raise Conflict(exc.reason) from None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 from yarl import URL
 
-from devamb.control.protocol import ControlError
+from devamb.control.protocol import Conflict
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
@@ -390,7 +390,7 @@ class DockerTarget(Target):
         """Before a switch here: start the container of an image target, or re-resolve."""
         if self._link is None or self._link.client is None:
             if self.spec.run is not None:
-                raise ControlError(f"cannot start {self.spec.selector.describe()}: {self.reason()}")
+                raise Conflict(f"cannot start {self.spec.selector.describe()}: {self.reason()}")
             return
         if self.spec.run is None:
             await self._resolve()
@@ -398,7 +398,7 @@ class DockerTarget(Target):
         try:
             await self._ensure_running()
         except LaunchFailed as exc:
-            raise ControlError(f"{self._prefix}{exc}") from None
+            raise Conflict(f"{self._prefix}{exc}") from None
 
     # -- routing ---------------------------------------------------------------------------
 
