@@ -46,4 +46,4 @@ class Recorder:
         exchange.shaping = None  # the faults' part is done; do not keep them alive
         if self.bus.has_subscribers:
             summary = service.redaction.summary(exchange)
-            self.bus.publish(ExchangeCompleted(summary, exchange))  # type: ignore[arg-type]
+            self.bus.publish(ExchangeCompleted(summary, exchange))

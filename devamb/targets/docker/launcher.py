@@ -103,7 +103,7 @@ def remove_owned(
 ) -> list[str]:
     """Force-remove this target's containers (devamb-labelled only) except those whose config
     is in `keep`; their names."""
-    removed = []
+    removed: list[str] = []
     for container in client.containers.list(
         all=True, filters={"label": owner_filter(labels)}, ignore_removed=True
     ):
@@ -111,7 +111,7 @@ def remove_owned(
             continue
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-            removed.append(container.name)
+            removed.append(container.name or container.short_id)
     return removed
 
 

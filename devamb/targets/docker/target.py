@@ -121,10 +121,10 @@ def parse(name: str, node: Node, protocol: str) -> DockerTargetSpec | None:
             mode = d.child("run").one_of(RUN_MODES) or mode
         run = _run_settings(d, image or "", port or 0, Path(profile).parent)
         if run is not None and image is not None and port is not None:
-            labels = owner_labels(profile, project, node.path[-3], name, config_digest(run))
+            labels = owner_labels(profile, project, str(node.path[-3]), name, config_digest(run))
             selector = Selector(
                 labels=tuple(owner_filter(labels, config=True)),
-                text=f"container {container_name(project, node.path[-3], name)}",
+                text=f"container {container_name(project, str(node.path[-3]), name)}",
             )
     if len(d.reader.problems) > before or selector is None or port is None:
         return None
