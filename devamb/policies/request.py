@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class Target(Protocol):
     """What a policy needs of a target: its name, and a way to hand it one try."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: targets.base.Target's is a property
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse: ...
 
