@@ -131,7 +131,7 @@ def clean_stale(workdir: Workdir) -> list[str]:
 
 @dataclass
 class Spawned:
-    proc: subprocess.Popen  # type: ignore[type-arg]
+    proc: subprocess.Popen[bytes]
     offset: int  # where this engine's lines start in engine.log
     lifeline: int | None = None  # write end of the pipe that ends the engine when closed
 

@@ -332,7 +332,8 @@ def traffic(
                     print_exchange(exchange, as_json)
                 if follow:
                     async for event in client.events(filter_text):
-                        if event["type"] == "exchange":
+                        if event["type"] == "exchange":  # Event declares only type and time
+                            # (control/protocol.py): the "exchange" key is not in its TypedDict
                             print_exchange(event["exchange"], as_json)  # type: ignore[typeddict-item]
         except EngineUnavailable as exc:
             fail(explain_unavailable(profile_name, exc), exc.code)

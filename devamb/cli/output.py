@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from devamb.control.protocol import ExchangeSummary, Status
+from devamb.control.protocol import ExchangeSummary, ServiceStats, Status, TargetStatus
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -20,7 +20,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _address(target: dict[str, Any]) -> str:
+def _address(target: TargetStatus) -> str:
     """Where the target points; for containers, why nothing is there, or where they are."""
     details = target.get("details") or {}
     if details.get("reason"):
@@ -31,7 +31,7 @@ def _address(target: dict[str, Any]) -> str:
     return target["address"]
 
 
-def _state(target: dict[str, Any]) -> str:
+def _state(target: TargetStatus) -> str:
     """The target's own state, and its circuit breaker's when that is not closed."""
     breaker = target.get("breaker")
     if breaker and breaker["state"] != "closed":
@@ -39,7 +39,7 @@ def _state(target: dict[str, Any]) -> str:
     return target["state"]
 
 
-def _endpoint_problems(target: dict[str, Any]) -> list[str]:
+def _endpoint_problems(target: TargetStatus) -> list[str]:
     """One line per pool endpoint that cannot take traffic: its failed connection, its
     ejection or its failing health check."""
     endpoints = (target.get("details") or {}).get("endpoints")
@@ -129,7 +129,8 @@ def print_status(status: Status) -> None:
                 console.print(
                     f"  [dim]{service['name']}/{target['name']}:[/] {line}", highlight=False
                 )
-        mirror = service["stats"].get("mirror")
+        # the mirror's own counters; ServiceStats does not declare the key (control/protocol.py)
+        mirror = cast("ServiceStats | None", service["stats"].get("mirror"))
         if mirror:
             console.print(
                 f"  [dim]{service['name']} mirror copies (not in the numbers above):[/] "

@@ -7,7 +7,7 @@ Balancing, health checks and outlier ejection share this record; a target owns t
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -146,7 +146,7 @@ class EndpointSet:
         self.items: tuple[Endpoint, ...] = tuple(endpoints)
         self._routable: tuple[Endpoint, ...] | None = None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Endpoint]:
         return iter(self.items)
 
     def __len__(self) -> int:

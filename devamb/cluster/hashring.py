@@ -24,7 +24,7 @@ def _points(name: str, count: int) -> list[int]:
 
 
 try:  # CPython's own MD5: half the cost per call of OpenSSL 3's, and a call is made per key
-    from _md5 import md5 as _md5  # type: ignore[import-not-found]
+    from _md5 import md5 as _md5  # type: ignore[import-not-found]  # private, no stub
 except ImportError:  # pragma: no cover
     _md5 = hashlib.md5
 

@@ -33,9 +33,9 @@ def parse_outlier(node: Node) -> OutlierSpec | None:
     if not node.mapping(KEYS):
         return None
     default = OutlierSpec()
-    failures = default.consecutive_failures
+    failures: int | None = default.consecutive_failures
     if node.has("consecutive_failures"):
-        failures = node.child("consecutive_failures").integer(low=1, high=1000)  # type: ignore[assignment]
+        failures = node.child("consecutive_failures").integer(low=1, high=1000)
     eject_for = node.child("eject_for").duration() if node.has("eject_for") else default.eject_for
     share: float | None = default.max_ejected
     if node.has("max_ejected"):

@@ -218,14 +218,15 @@ class Lifecycle:
             retired.append(ctx.services[name])
         for name, (service, listener) in prepared.items():
             old = ctx.services.get(name)
-            if listener is None and old is not None:
+            if listener is None:  # same address and protocol: the listener stays
+                assert old is not None  # an added service always got a listener
                 current = self.listeners[name]
                 service.bound = old.bound
-                current.service = service  # type: ignore[assignment]  # the next exchange sees it
+                current.service = service  # the next exchange sees it
             else:
                 if name in self.listeners:
                     await self.listeners.pop(name).stop()
-                self.listeners[name] = listener  # type: ignore[assignment]
+                self.listeners[name] = listener
             if old is not None:
                 retired.append(old)
         ctx.services = {

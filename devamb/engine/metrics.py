@@ -51,14 +51,14 @@ def render(services: Iterable[Service]) -> str:
             lines.append(f"devamb_target_state{labels} 1")
     family("devamb_target_requests_total", "counter", "exchanges per target")
     for s in services:
-        for target, count in sorted(s.counters.per_target.items()):
-            lines.append(f"devamb_target_requests_total{_labels(service=s.name, target=target)}"
+        for name, count in sorted(s.counters.per_target.items()):
+            lines.append(f"devamb_target_requests_total{_labels(service=s.name, target=name)}"
                          f" {count}")
     family("devamb_active_target", "gauge", "1 for the target a service routes to now")
     for s in services:
-        for target in s.targets:
-            value = int(target == s.active)
-            lines.append(f"devamb_active_target{_labels(service=s.name, target=target)} {value}")
+        for name in s.targets:
+            value = int(name == s.active)
+            lines.append(f"devamb_active_target{_labels(service=s.name, target=name)} {value}")
     family("devamb_request_duration_ms", "histogram", "exchange durations in milliseconds")
     for s in services:
         cumulative = 0
@@ -74,9 +74,9 @@ def render(services: Iterable[Service]) -> str:
         lines.append(f"devamb_request_duration_ms_count{_labels(service=s.name)} {cumulative}")
     family("devamb_circuit_open", "gauge", "1 while a target's circuit breaker is open")
     for s in services:
-        for target, breaker in s.policy.breakers.items():
+        for name, breaker in s.policy.breakers.items():
             value = int(breaker.state == "open")
-            lines.append(f"devamb_circuit_open{_labels(service=s.name, target=target)} {value}")
+            lines.append(f"devamb_circuit_open{_labels(service=s.name, target=name)} {value}")
     family("devamb_endpoint_requests_total", "counter", "exchanges per endpoint of a target")
     family("devamb_endpoint_healthy", "gauge", "1 when an endpoint takes traffic")
     for s in services:

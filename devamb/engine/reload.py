@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from devamb.engine.assembly import Profile
 
@@ -68,10 +68,14 @@ async def watch_profile(engine: Reloadable) -> None:
         files = watched_files(engine.profile)
         folders = sorted({f.parent for f in files if f.parent.exists()})
         restart = asyncio.Event()
+
+        def watched(_change: Change, path: str, files: set[Path] = files) -> bool:
+            return Path(path).resolve() in files
+
         try:
             async for changes in awatch(
                 *folders,
-                watch_filter=lambda _change, path, files=files: Path(path).resolve() in files,
+                watch_filter=watched,
                 debounce=DEBOUNCE_MS,
                 recursive=False,
                 stop_event=restart,

@@ -12,6 +12,7 @@ import sys
 from asyncio import ensure_future
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from devamb.control.server import ControlServer, SocketInUse
 from devamb.control.workdir import UnsafeSocketDir, Workdir
@@ -36,8 +37,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def configure_logging(profile: Profile, stream: object = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+def configure_logging(profile: Profile, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter(Redactor(profile.secrets)))
     root = logging.getLogger("devamb")

@@ -35,10 +35,9 @@ class RuntimeState:
 
     def restored_target(self, spec: ServiceSpec) -> str:
         """The remembered target if the service is unchanged since, else the profile's."""
-        entry = self._services.get(spec.name)
-        unchanged = entry and entry.get("fingerprint") == spec.fingerprint
-        if unchanged and entry["target"] in spec.targets:
-            return entry["target"]
+        entry = self._services.get(spec.name) or {}
+        if entry.get("fingerprint") == spec.fingerprint and entry.get("target") in spec.targets:
+            return str(entry["target"])
         return spec.target
 
     def remember(self, spec: ServiceSpec, target: str) -> None:

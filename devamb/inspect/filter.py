@@ -79,8 +79,8 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("op", match.group(1), i + 1))
             i = match.end()
         else:
-            end = _WORD_END.search(text, i)
-            stop = end.start() if end else n
+            boundary = _WORD_END.search(text, i)
+            stop = boundary.start() if boundary else n
             tokens.append(_Token("word", text[i:stop], i + 1))
             i = stop
     tokens.append(_Token("end", "", n + 1))

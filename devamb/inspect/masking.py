@@ -66,7 +66,7 @@ def _fold(text: str) -> str:
 
 
 class Redactor:
-    """Masks every form of the given secrets in text (`__call__`) and in bytes (`bytes`)."""
+    """Masks every form of the given secrets in text (`__call__`) and in bytes (`mask_bytes`)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
@@ -98,14 +98,14 @@ class Redactor:
         if self._text is None or not text:
             return text
         if text.isascii():
-            return self.bytes(text.encode("ascii")).decode("utf-8")
+            return self.mask_bytes(text.encode("ascii")).decode("utf-8")
         text = _mask_base64(text.encode("utf-8"), self._base64).decode("utf-8", "replace")
         text = self._text.sub(MASK, text)
         if self._folded:
             text = self._mask_punycode(text.encode("utf-8")).decode("utf-8", "replace")
         return text
 
-    def bytes(self, data: bytes) -> bytes:
+    def mask_bytes(self, data: bytes) -> bytes:
         if self._bytes is None or not data:
             return data
         data = _mask_base64(data, self._base64)

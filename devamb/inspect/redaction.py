@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
+from devamb.control.protocol import ExchangeSummary
 from devamb.inspect.body import decode_text, media_type, render_body
 from devamb.inspect.masking import MASK, Redactor
 
@@ -166,7 +167,7 @@ class Redaction:
     def _mask_secret_bytes(self, data: bytes, truncated: bool) -> bytes:
         if not self._mask_text:
             return data
-        data = self._mask_text.bytes(data)
+        data = self._mask_text.mask_bytes(data)
         if truncated:
             for secret in self._secrets:
                 raw = secret.encode()
@@ -177,9 +178,10 @@ class Redaction:
 
     # --- records ------------------------------------------------------------------------------
 
-    def summary(self, exchange: Exchange) -> dict[str, Any]:
-        """`exchange.to_json()` with its path and error masked."""
-        return self._walk(dict(exchange.to_json()))
+    def summary(self, exchange: Exchange) -> ExchangeSummary:
+        """`exchange.to_json()` with its path and error masked (the same keys)."""
+        masked: ExchangeSummary = self._walk(dict(exchange.to_json()))
+        return masked
 
     def detail(self, exchange: Exchange) -> dict[str, Any]:
         """Everything recorded, redacted and JSON-able: the summary fields plus url, ttfb_ms,

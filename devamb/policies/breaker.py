@@ -35,10 +35,10 @@ def parse_breaker(node: Node) -> BreakerSpec | None:
               if node.has("half_open_requests") else d.half_open_requests)
     max_requests = node.child("max_requests").integer(low=1) if node.has("max_requests") else None
     max_pending = node.child("max_pending").integer(low=0) if node.has("max_pending") else 0
-    if None in (failures, window, open_for, trials, max_pending):
+    if (failures is None or window is None or open_for is None or trials is None
+            or max_pending is None):
         return None
-    return BreakerSpec(failures, window, open_for, trials, max_requests,  # type: ignore[arg-type]
-                       max_pending)  # type: ignore[arg-type]
+    return BreakerSpec(failures, window, open_for, trials, max_requests, max_pending)
 
 
 class Overloaded(Exception):

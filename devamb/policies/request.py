@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class Target(Protocol):
     """What a policy needs of a target: its name, and a way to hand it one try."""
 
-    name: str
+    @property
+    def name(self) -> str: ...  # read-only: targets.base.Target's is a property
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse: ...
 
@@ -118,8 +119,9 @@ class RequestPolicy:
         retry, spec, clock = self.retry, self.spec, self.ctx.clock
         attempts = 1
         retriable = retry is not None and (retry.unsafe or request.method in IDEMPOTENT)
-        if retriable and await self._keep_body(request, exchange, spec.timeout):
-            attempts = retry.attempts  # type: ignore[union-attr]
+        if retry is not None and retriable and await self._keep_body(request, exchange,
+                                                                     spec.timeout):
+            attempts = retry.attempts
         if self.budget is not None:
             self.budget.request()
         deadline = clock() + spec.timeout  # from here: the body (if kept) is in hand

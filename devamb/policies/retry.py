@@ -63,9 +63,10 @@ def parse_retries(node: Node) -> RetrySpec | None:
     top = node.child("max_backoff").duration() if node.has("max_backoff") else default.max_backoff
     unsafe = node.child("unsafe").boolean() if node.has("unsafe") else False
     budget = node.child("budget").number(low=0.0, high=10.0) if node.has("budget") else 0.2
-    if None in (attempts, on, backoff, top, unsafe, budget):
+    if (attempts is None or on is None or backoff is None or top is None or unsafe is None
+            or budget is None):
         return None
-    return RetrySpec(attempts, on, backoff, top, bool(unsafe), budget)  # type: ignore[arg-type]
+    return RetrySpec(attempts, on, backoff, top, unsafe, budget)
 
 
 class RetryBudget:

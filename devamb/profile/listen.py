@@ -29,10 +29,9 @@ def bound_addresses(listen: ListenAddress) -> Bound:
                                        flags=socket.AI_PASSIVE)
         except OSError:
             infos = []
-        found = {_ip(str(info[4][0])) for info in infos}
-        found.discard(None)
+        found = {ip for info in infos if (ip := _ip(str(info[4][0]))) is not None}
         if found:
-            return frozenset(found)  # type: ignore[arg-type]
+            return frozenset(found)
     return frozenset({(0, host)})
 
 

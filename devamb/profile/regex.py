@@ -54,10 +54,11 @@ def compile_regex(
     options = re2.Options()
     options.log_errors = False  # RE2 would print each error to stderr, i.e. the engine log
     options.case_sensitive = not ignore_case
-    text: str | bytes = ("(?m)" if multiline else "") + translated
+    source = ("(?m)" if multiline else "") + translated
+    text: str | bytes = source
     if latin1:
         options.encoding = re2.Options.Encoding.LATIN1
-        text = text.encode("latin-1")
+        text = source.encode("latin-1")
     try:
         return re2.compile(text, options)
     except re2.error as exc:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, Event
 from yaml.resolver import Resolver
 
 from devamb.profile.problems import Problem, ProfileError
@@ -117,10 +117,17 @@ class _BoundedComposer(Composer):
         self.nodes = 0
         self.depth = 0
 
+    if TYPE_CHECKING:  # given by the parser each loader mixes in (yaml's Parser or CParser)
+        def check_event(self, *choices: type[Event]) -> bool: ...
+        def peek_event(self) -> Event: ...
+
     def compose_node(self, parent: Any, index: Any) -> Any:
+        """The node, or an `Alias` in its place (the graph then holds Alias objects too)."""
         if self.check_event(AliasEvent):
             mark = self.peek_event().start_mark
-            return Alias(super().compose_node(parent, index), mark)
+            node = super().compose_node(parent, index)
+            assert node is not None  # an alias names a node composed before it (or raises)
+            return Alias(node, mark)
         self.nodes += 1
         if self.nodes > MAX_NODES:
             mark = self.peek_event().start_mark
@@ -149,7 +156,7 @@ class _PyLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
 try:
     from yaml._yaml import CParser
 
-    class _CLoader(_BoundedComposer, CParser, Resolver):  # type: ignore[misc]
+    class _CLoader(_BoundedComposer, CParser, Resolver):
         """libyaml's parser (several times faster) under the same bounded composer."""
 
         def __init__(self, text: str) -> None:
@@ -158,7 +165,7 @@ try:
             Resolver.__init__(self)
 
 except ImportError:  # PyYAML built without libyaml
-    _CLoader = None  # type: ignore[assignment,misc]
+    _CLoader = None  # type: ignore[assignment,misc]  # the class name, None: "no libyaml here"
 
 
 REPARSE_BYTES = 1024 * 1024  # above this, libyaml's own error message is shown
@@ -179,11 +186,11 @@ def _compose(text: str) -> yaml.Node | None:
             pass
         finally:
             loader.dispose()
-    loader = _PyLoader(text)
+    py_loader = _PyLoader(text)
     try:
-        return loader.get_single_node()
+        return py_loader.get_single_node()
     finally:
-        loader.dispose()
+        py_loader.dispose()
 
 
 def load_source(text: str, file: str) -> Source:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from devamb.control.protocol import NotFound, ServiceStatus
+from devamb.control.protocol import NotFound, ServiceStatus, TargetStatus
 from devamb.faults.manager import FaultManager
 from devamb.inspect.redaction import Redaction
 from devamb.policies.request import RequestPolicy
@@ -62,23 +62,22 @@ class Service:
             "listen": self.listen,
             "protocol": self.spec.protocol,
             "target": self.active,
-            "targets": [
-                {
-                    "name": t.name,
-                    "kind": t.spec.kind,
-                    "address": t.spec.describe(),
-                    "state": t.state,
-                    "active": t.name == self.active,
-                    "details": t.details(),
-                    **(
-                        {"breaker": self.policy.breakers[t.name].to_json()}
-                        if t.name in self.policy.breakers
-                        else {}
-                    ),
-                }
-                for t in self.targets.values()
-            ],
+            "targets": [self._target_status(t) for t in self.targets.values()],
             "faults": self.faults.list(),
             "stats": self.counters.snapshot(),
             "listening": self.bound is not None,
         }
+
+    def _target_status(self, target: Target) -> TargetStatus:
+        status: TargetStatus = {
+            "name": target.name,
+            "kind": target.spec.kind,
+            "address": target.spec.describe(),
+            "state": target.state,
+            "active": target.name == self.active,
+            "details": target.details(),
+        }
+        breaker = self.policy.breakers.get(target.name)
+        if breaker is not None:
+            status["breaker"] = breaker.to_json()
+        return status

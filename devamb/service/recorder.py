@@ -45,4 +45,4 @@ class Recorder:
             watch(service, exchange)
         if self.bus.has_subscribers:
             summary = service.redaction.summary(exchange)
-            self.bus.publish(ExchangeCompleted(summary, exchange))  # type: ignore[arg-type]
+            self.bus.publish(ExchangeCompleted(summary, exchange))

@@ -84,6 +84,7 @@ class ServiceCounters:
             "p99_ms": _percentile(durations, 0.99),
         }
         if self.mirror is not None:
+            # ServiceStats does not declare `mirror` yet (control/protocol.py, not this module's)
             stats["mirror"] = self.mirror.snapshot()  # type: ignore[typeddict-unknown-key]
         return stats
 

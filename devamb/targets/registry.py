@@ -11,7 +11,8 @@ from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
 from devamb.targets import echo, pool, split, url
 from devamb.targets.base import Target, TargetContext
-from devamb.targets.docker import target as docker
+from devamb.targets.docker.spec import parse as parse_docker
+from devamb.targets.docker.target import DockerTarget
 from devamb.targets.mock import target as mock
 from devamb.targets.shards import target as shards
 
@@ -35,7 +36,7 @@ class TargetKind:
 KINDS: dict[str, TargetKind] = {
     "url": TargetKind("url", url.parse, url.UrlTarget, BOTH),
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget, BOTH),
-    "docker": TargetKind("docker", docker.parse, docker.DockerTarget, BOTH),
+    "docker": TargetKind("docker", parse_docker, DockerTarget, BOTH),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),
     "split": TargetKind("split", split.parse, split.SplitTarget, BOTH),
     "shards": TargetKind("shards", shards.parse, shards.build, BOTH),  # HTTP keys, or RESP

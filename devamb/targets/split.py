@@ -300,7 +300,9 @@ class SplitTarget(Target):
         if request.body_exists:
             buffered = exchange.body_buffer
             body = bytes(buffered if buffered is not None else exchange.request_body.data)
-        listener = request.transport.get_extra_info("sockname")  # type: ignore[union-attr]
+        transport = request.transport
+        assert transport is not None  # _skip_reason skipped the copy of a client that is gone
+        listener = transport.get_extra_info("sockname")
         task = asyncio.get_running_loop().create_task(
             self._send(request, listener[:2], exchange.id, body)
         )

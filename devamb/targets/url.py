@@ -171,6 +171,7 @@ class UrlTarget(Target):
     """Forwards to one upstream URL through a keep-alive connection pool of its own."""
 
     spec: UrlTargetSpec
+    reach: Reachability  # always probed: one upstream address
 
     def __init__(self, spec: TargetSpec, context: TargetContext) -> None:
         super().__init__(spec, context)

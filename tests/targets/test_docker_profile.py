@@ -14,7 +14,7 @@ from devamb.profile import ProfileError
 from devamb.targets.docker.containers import container_view, reachable_address
 from devamb.targets.docker.endpoints import Endpoint, RoundRobin
 from devamb.targets.docker.selector import Selector
-from devamb.targets.docker.target import DockerTargetSpec
+from devamb.targets.docker.spec import DockerTargetSpec
 from tests.conftest import EngineFactory, listen_url
 
 GOOD = """\

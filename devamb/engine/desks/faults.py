@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from devamb.control.events import FaultsChanged
@@ -30,7 +31,9 @@ class FaultDesk:
         spec = parse_fault_json(name, data, svc.spec.protocol, kinds)
         svc.faults.add(spec)
         log.info("fault %s added to %s: %s", name, service, spec.kind)
-        return svc.faults.get(name).to_json()  # type: ignore[union-attr]
+        state = svc.faults.get(name)
+        assert state is not None  # added just above
+        return state.to_json()
 
     async def set_fault(self, service: str, name: str, enabled: bool) -> None:
         svc = self.ctx.service(service)
@@ -66,7 +69,8 @@ def _known(service: Service, name: str) -> None:
 
 def _free_name(service: Service, kind: str) -> str:
     """`kind`, or `kind-2`, `kind-3`, ... : the first name no fault of the service has."""
-    taken = set(service.faults.names())
+    names: Iterable[str] = service.faults.names()
+    taken = set(names)
     name, n = kind, 2
     while name in taken:
         name, n = f"{kind}-{n}", n + 1

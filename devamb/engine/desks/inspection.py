@@ -42,7 +42,7 @@ class InspectionDesk:
     async def exchanges(
         self, limit: int = 100, filter: str | None = None
     ) -> list[ExchangeSummary]:
-        return [self._redaction(e).summary(e) for e in self._select(limit, filter)]  # type: ignore[misc]
+        return [self._redaction(e).summary(e) for e in self._select(limit, filter)]
 
     async def exchange(self, exchange_id: int) -> dict[str, Any]:
         exchange = self._recorded(exchange_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from devamb.control.protocol import NotFound
@@ -62,7 +63,8 @@ class ScenarioDesk:
         elif step.action == "remove" and step.name:
             faults.remove(step.name)
         elif step.action == "clear":
-            for name in faults.names():
+            names: Iterable[str] = faults.names()
+            for name in names:
                 if name not in service.spec.faults:
                     faults.remove(name)  # what was added at runtime; profile faults stay
                 else:

@@ -1,7 +1,8 @@
 """Containers devamb starts itself for `image:` targets: create, wait until they answer, remove.
 
 Only containers carrying devamb's ownership labels are ever removed here; the SDK calls block, so
-callers run `start_container`, `remove_owned` and `exit_summary` with `asyncio.to_thread`.
+callers run `start_container`, `remove_owned` and `exit_summary` with `asyncio.to_thread` (`launch`
+does so itself).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from devamb.targets.docker.containers import container_view
 from devamb.targets.docker.endpoints import Endpoint
 
 PROJECT_LABEL = "devamb.project"
@@ -27,6 +30,7 @@ PROFILE_LABEL = "devamb.profile"  # the profile's absolute path: owners never co
 CONFIG_LABEL = "devamb.config"  # a digest of the run settings: a changed target starts afresh
 OWNER_LABELS = (PROJECT_LABEL, SERVICE_LABEL, TARGET_LABEL, PROFILE_LABEL, CONFIG_LABEL)
 LOG_TAIL = 5  # lines of a failed container's log quoted in the error
+PROBE_INTERVAL = 0.1  # seconds between readiness probes of a starting container
 
 
 class LaunchFailed(Exception):
@@ -103,7 +107,7 @@ def remove_owned(
 ) -> list[str]:
     """Force-remove this target's containers (devamb-labelled only) except those whose config
     is in `keep`; their names."""
-    removed = []
+    removed: list[str] = []
     for container in client.containers.list(
         all=True, filters={"label": owner_filter(labels)}, ignore_removed=True
     ):
@@ -111,7 +115,7 @@ def remove_owned(
             continue
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-            removed.append(container.name)
+            removed.append(container.name or container.short_id)
     return removed
 
 
@@ -165,6 +169,38 @@ def start_container(
             container.remove(force=True)
         raise LaunchFailed(f"container {name} was not needed any more")
     return str(container.id)
+
+
+async def launch(
+    client: docker.DockerClient,
+    run: RunSettings,
+    name: str,
+    labels: Mapping[str, str],
+    cancelled: threading.Event,
+) -> Endpoint:
+    """Start the container (`start_container`) and wait until its port answers; the endpoint
+    that answered. Raises LaunchFailed when the container exits or goes away while starting, or
+    stays silent for `run.wait` seconds (it is removed then)."""
+    started = time.monotonic()
+    cid = await asyncio.to_thread(start_container, client, run, name, labels, cancelled)
+    deadline = started + run.wait
+    while True:
+        attrs = await asyncio.to_thread(inspect, client, cid)
+        if attrs is None:
+            raise LaunchFailed(f"container {name} was removed while starting")
+        view = container_view(attrs, run.port)
+        if view.state in ("exited", "dead"):
+            summary = await asyncio.to_thread(exit_summary, client, cid)
+            raise LaunchFailed(f"container {name} {summary}")
+        if view.endpoint is not None and await answers(view.endpoint):
+            return view.endpoint
+        if time.monotonic() > deadline:
+            with contextlib.suppress(docker.errors.DockerException):
+                await asyncio.to_thread(remove_container, client, cid)
+            raise LaunchFailed(
+                f"port {run.port} of container {name} did not answer within {run.wait:g}s"
+            )
+        await asyncio.sleep(PROBE_INTERVAL)
 
 
 def inspect(client: docker.DockerClient, cid: str) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ class Selector:
         found = client.containers.list(
             all=True, filters={"label": list(self.labels)}, ignore_removed=True
         )
-        return sorted(found, key=lambda c: c.name)
+        return sorted(found, key=lambda c: c.name or "")
 
     def concerns(self, event: Mapping[str, Any], known_ids: Iterable[str]) -> bool:
         """Whether a Docker event may change what this selector resolves to."""
