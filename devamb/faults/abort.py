@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
@@ -10,6 +11,11 @@ from devamb.faults.applies import Refusal
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
 from devamb.proxy.response import Response
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("status", "body", "headers")
 
@@ -38,7 +44,9 @@ class AbortFault(Fault):
                        "without HTTP to answer in", protocol="tcp"),)
     params: Params
 
-    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+    async def before_upstream(
+        self, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         p = self.params
         body = p.body or f'{{"error": "injected", "fault": "abort", "status": {p.status}}}'
         headers = CIMultiDict({"x-devamb-fault": "abort"})
@@ -48,5 +56,5 @@ class AbortFault(Fault):
                 "text/plain; charset=utf-8" if p.body else "application/json"
             )
         response = Response(status=p.status, body=body.encode(), headers=headers)
-        exchange.response_body.add(response.body)  # type: ignore[arg-type]
+        exchange.response_body.add(response.body)
         return response

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, Pieces, Shaper
 from devamb.profile.reader import Node
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("delay", "jitter", "distribution", "on")
 DISTRIBUTIONS = ("uniform", "normal", "lognormal")
@@ -63,7 +69,9 @@ class LatencyFault(Fault):
             value = p.delay + rng.uniform(-p.jitter, p.jitter)
         return max(0.0, value)
 
-    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+    async def before_upstream(
+        self, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         if self.params.on == "request":
             await self.ctx.sleep(self.sample())
         return None

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devamb.faults.applies import Refusal
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
 from devamb.proxy.response import Response
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("mode",)
 MODES = {
@@ -42,7 +48,9 @@ class MalformedFault(Fault):
                        "cut stream is limit_data or reset)", protocol="tcp"),)
     params: Params
 
-    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+    async def before_upstream(
+        self, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         transport = request.transport
         if transport is not None and not transport.is_closing():
             data = MODES[self.params.mode]

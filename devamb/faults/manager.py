@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,13 +51,13 @@ class FaultManager:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:  # (the name shadows `list` here)
         return [s.to_json() for s in self.chain.states]
 
     def get(self, name: str) -> FaultState | None:
         return next((s for s in self.chain.states if s.spec.name == name), None)
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return [s.spec.name for s in self.chain.states]
 
     # -- changes -----------------------------------------------------------------------------
@@ -132,17 +133,17 @@ class FaultManager:
     def roll_tcp(self) -> Plan | None:
         return self.chain.roll(self.ctx) if self.chain.armed else None
 
-    def _from_headers(self, headers: Mapping[str, str]) -> list[Fault]:
+    def _from_headers(self, headers: Mapping[str, str]) -> builtins.list[Fault]:
         """Envoy-style faults a client asks for on one request (when the service allows it)."""
-        faults: list[Fault] = []
+        faults: builtins.list[Fault] = []
         delay = headers.get(DELAY_HEADER)
         if delay is not None and delay.isdigit():
-            params = latency.Params(delay=int(delay) / 1000)
-            faults.append(latency.LatencyFault(params, self.ctx, "downstream", self.protocol))
+            delayed = latency.Params(delay=int(delay) / 1000)
+            faults.append(latency.LatencyFault(delayed, self.ctx, "downstream", self.protocol))
         status = headers.get(ABORT_HEADER)
         if status is not None and status.isdigit() and 200 <= int(status) <= 599:
-            params = abort.Params(status=int(status))
-            faults.append(abort.AbortFault(params, self.ctx, "downstream", self.protocol))
+            aborted = abort.Params(status=int(status))
+            faults.append(abort.AbortFault(aborted, self.ctx, "downstream", self.protocol))
         return faults
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutAfter, Fault, Shaper
 from devamb.profile.reader import Node
 from devamb.proxy.connection import reset
 from devamb.proxy.response import Response
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("after_bytes",)
 
@@ -35,7 +41,9 @@ class ResetFault(Fault):
     def refuses(self) -> bool:
         return self.params.after_bytes is None and self.protocol == "tcp"
 
-    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+    async def before_upstream(
+        self, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         if self.params.after_bytes is not None:
             return None
         reset(request.transport)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
 from devamb.proxy.connection import cut
 from devamb.proxy.response import Response
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.proxy.request import FrontRequest
+    from devamb.proxy.response import StreamResponse
 
 KEYS = ("timeout",)
 
@@ -31,7 +37,7 @@ class TimeoutFault(Fault):
     ORDER = 30
     params: Params
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.released = asyncio.Event()  # set when the fault is turned off or removed
 
@@ -52,7 +58,9 @@ class TimeoutFault(Fault):
                 return True
         return False
 
-    async def before_upstream(self, request, exchange):  # type: ignore[no-untyped-def]
+    async def before_upstream(
+        self, request: FrontRequest, exchange: Exchange
+    ) -> StreamResponse | None:
         if await self.hold():
             return None
         cut(request.transport, with_reset=False)

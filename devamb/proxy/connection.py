@@ -8,7 +8,7 @@ import socket
 import struct
 
 
-def reset(transport: asyncio.BaseTransport | None) -> None:
+def reset(transport: asyncio.WriteTransport | None) -> None:
     """Close with RST rather than FIN: linger on, timeout zero, then close."""
     if transport is None or transport.is_closing():
         return
@@ -19,7 +19,7 @@ def reset(transport: asyncio.BaseTransport | None) -> None:
     transport.abort()
 
 
-def cut(transport: asyncio.BaseTransport | None, *, with_reset: bool) -> None:
+def cut(transport: asyncio.WriteTransport | None, *, with_reset: bool) -> None:
     if with_reset:
         reset(transport)
     elif transport is not None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from devamb.proxy.errors import CutConnection
 
@@ -32,8 +32,8 @@ Stream = AsyncIterator[bytes]
 class FrameFault(Protocol):
     """A fault as the relay sees it (faults.base.Fault): `FRAMES` kinds act on frames."""
 
-    FRAMES: bool  # whether this kind acts on a WebSocket's frames after the handshake
-    ORDER: int
+    FRAMES: ClassVar[bool]  # whether this kind acts on a WebSocket's frames after the handshake
+    ORDER: ClassVar[int]
     direction: str  # upstream | downstream | both
 
     def shape(self, stream: Stream, direction: str) -> Stream: ...
@@ -43,10 +43,17 @@ class FrameShaping(Protocol):
     """What `request.frame_shaping` (faults.chain.Shaping) holds for this relay: the fired faults
     with byte or timing hooks, and the slow_close delay."""
 
-    first_byte: Sequence[FrameFault]
-    end: Sequence[FrameFault]
-    down: Sequence[FrameFault]
-    up: Sequence[FrameFault]
+    @property
+    def first_byte(self) -> Sequence[FrameFault]: ...
+
+    @property
+    def end(self) -> Sequence[FrameFault]: ...
+
+    @property
+    def down(self) -> Sequence[FrameFault]: ...
+
+    @property
+    def up(self) -> Sequence[FrameFault]: ...
 
     def close_delay(self) -> float: ...
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from devamb.faults.base import Stream
 from devamb.faults.chain import Plan, Shaping
@@ -54,9 +55,9 @@ class _Side(asyncio.Protocol):
         # connected (an upstream side is linked in connection_made, before it can receive)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a stream socket's transport
         if self.inbound:
-            transport.pause_reading()  # nothing is read until the upstream is connected
+            self.transport.pause_reading()  # nothing is read until the upstream is connected
             self.relay.begin(self)
         else:
             # Link now, before the loop can deliver a byte: a server that speaks first (a

@@ -110,7 +110,7 @@ class ShardLink(asyncio.Protocol):
             if self._pieces:  # a large argument: written as it is, never joined into a copy
                 write = self._transport.write  # (writelines joins, on Python 3.11's asyncio)
                 for command in out:
-                    for piece in command if type(command) is list else (command,):
+                    for piece in command if isinstance(command, list) else (command,):
                         write(piece)
             else:
                 self._transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[arg-type]

@@ -43,7 +43,7 @@ class ProtocolError(Exception):
         self.parsed = parsed or []
 
 
-def _size(buf: bytes, start: int, end: int, what: str) -> int:
+def _size(buf: bytes | bytearray, start: int, end: int, what: str) -> int:
     try:
         return int(buf[start:end])
     except ValueError:
@@ -334,10 +334,12 @@ class ReplyReader:
                 stack.pop()
             else:
                 if start == 0 and pos == n and buf is self._tail:
-                    out.append(buf)  # a large reply, all the tail holds: no second copy
+                    # a large reply, all the tail holds, handed over without a second copy: a
+                    # bytearray, which every consumer of a reply only reads as bytes
+                    out.append(buf)  # type: ignore[arg-type]
                     self._tail = bytearray()
                 else:
-                    out.append(buf[start:pos])
+                    out.append(buf[start:pos])  # type: ignore[arg-type]  # (the same)
                 start = pos
         self._pos = pos
         return start

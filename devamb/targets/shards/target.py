@@ -115,6 +115,7 @@ def parse(name: str, node: Node, protocol: str) -> ShardsTargetSpec | None:
 
 
 def _shards(node: Node, protocol: str) -> tuple[ShardSpec, ...] | None:
+    entries: list[tuple[str | None, Node]]
     if isinstance(node.value, list):
         entries = [(None, item) for item in node.elements()]
     elif isinstance(node.value, dict):
