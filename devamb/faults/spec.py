@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devamb.profile.reader import Node
+from devamb.control.protocol import ControlError
+from devamb.faults.applies import refusal
+from devamb.faults.registry import KINDS
+from devamb.profile.env import Interpolator
+from devamb.profile.reader import Node, Reader
+from devamb.profile.source import Source
 
 COMMON_KEYS = ("kind", "enabled", "probability", "direction", "match", "times", "after", "for")
 MATCH_KEYS = ("method", "path", "header")
@@ -75,9 +80,6 @@ def parse_fault(name: str, node: Node, protocol: str,
                 targets: Mapping[str, str] | None = None) -> FaultSpec | None:
     """A fault entry, checked against the service's protocol and `targets` (name -> kind):
     a fault that could not act on one of them is refused here (faults/applies.py)."""
-    from devamb.faults.applies import refusal
-    from devamb.faults.registry import KINDS
-
     if not isinstance(node.value, dict):
         node.problem("expected a mapping with at least 'kind'")
         return None
@@ -156,11 +158,6 @@ def _match(node: Node, protocol: str) -> Match | None:
 def parse_fault_json(name: str, data: object, protocol: str,
                      targets: Mapping[str, str] | None = None) -> FaultSpec:
     """A fault sent to the control API, checked by the same rules as the profile."""
-    from devamb.control.protocol import ControlError
-    from devamb.profile.env import Interpolator
-    from devamb.profile.reader import Reader
-    from devamb.profile.source import Source
-
     reader = Reader(Source("<request>", data), Interpolator({}, {}))
     spec = parse_fault(name, reader.root(), protocol, targets)
     if reader.problems or spec is None:

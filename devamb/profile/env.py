@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from devamb.profile import display_path
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.source import read_text
 
@@ -25,8 +26,6 @@ def read_dotenv(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    from devamb.profile import display_path  # the package imports this module: import late
-
     file = display_path(path)
     try:
         text = read_text(path, file)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
+from devamb.profile import display_path
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
@@ -84,8 +85,6 @@ def parse(name: str, node: Node, protocol: str) -> MockTargetSpec | None:
     if text is None:
         return None
     path = (base / text).resolve()
-    from devamb.profile import display_path  # the package imports this module: import late
-
     try:
         spec = load_mock_file(path, display_path(path), node.reader.interpolator, siblings)
     except OSError as exc:
