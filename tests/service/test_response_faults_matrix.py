@@ -443,14 +443,13 @@ async def test_faults_yaml_trickle_visibly_trickles(tmp_path: Path) -> None:
     await engine.start()
     try:
         port = engine.services["payments"].bound[1]  # type: ignore[index]
-        pad = {f"X-Pad-{i}": "t" * 2000 for i in range(4)}  # an echo answer of about 8 KiB
-        baseline = await fetch(port, "/orders", headers=pad)  # (not /charge*: not slowed)
+        baseline = await fetch(port, "/orders")  # (not /charge*: not slowed)
         assert baseline.status == 200 and baseline.error is None
         await engine.set_fault("payments", "trickle", True)
-        got = await fetch(port, "/orders", headers=pad)
+        got = await fetch(port, "/orders")
         assert got.status == 200 and got.body == baseline.body
-        assert len(got.body) >= 8000
-        assert got.took >= len(got.body) / (16 * 1024) * 0.9  # 16 KiB/s
+        assert len(got.body) >= 150  # an echo answer: a few hundred bytes
+        assert got.took >= len(got.body) / 100 * 0.9  # 100 bytes a second: visibly, seconds
         record = engine.store.recent(1)[0]
         assert record.faults == ["trickle"]
     finally:
