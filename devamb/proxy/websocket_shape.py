@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from devamb.proxy.errors import CutConnection
+from devamb.proxy.flow import FlowQueue
 
 if TYPE_CHECKING:
     from devamb.proxy.websocket import _Session, _Side
 
-FLOW_HIGH = 256 * 1024  # bytes queued in a frame flow before its source stops being read
-FLOW_LOW = 64 * 1024
 FRAME_GATHER = 256 * 1024  # a frame up to this size is shaped whole; a longer one in pieces
 MAX_FRAME = 2**31  # a longer frame is taken for garbage: bytes then pass as they come
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"  # client -> upstream, upstream -> client
@@ -74,52 +72,26 @@ def frame_faults(shaping: FrameShaping | None,
     return faults, shaping.close_delay() if direction == DOWNSTREAM else 0.0
 
 
-class FrameFlow:
+class FrameFlow(FlowQueue):
     """One direction of a faulted session: what `source` receives, cut at frame boundaries,
     through the faults' shapers, then written to its peer and recorded, in a task."""
 
     def __init__(self, session: _Session, source: _Side, faults: list[FrameFault],
                  direction: str, close_delay: float) -> None:
+        super().__init__(source.pause_reading, self._resume_source)
         self.session = session
         self.source = source
         self.close_delay = close_delay  # slow_close: the upstream's close frame comes late
-        self._queue: deque[bytes] = deque()
-        self._queued = 0
-        self._eof = False
-        self._paused = False
-        self._wakeup = asyncio.Event()
-        stream: Stream = split_frames(self._chunks(), self._before_close if close_delay else None)
+        stream: Stream = split_frames(self.chunks(), self._before_close if close_delay else None)
         for fault in faults:
             stream = fault.shape(stream, direction)
         self.task = asyncio.get_running_loop().create_task(self._run(stream))
 
-    def feed(self, data: bytes) -> None:
-        self._queue.append(data)
-        self._queued += len(data)
-        if self._queued > FLOW_HIGH and not self._paused:
-            self._paused = True
-            self.source.pause_reading()
-        self._wakeup.set()
-
-    def feed_eof(self) -> None:
-        self._eof = True
-        self._wakeup.set()
-
-    async def _chunks(self) -> Stream:
-        while True:
-            if self._queue:
-                chunk = self._queue.popleft()
-                self._queued -= len(chunk)
-                if self._paused and self._queued < FLOW_LOW:
-                    self._paused = False
-                    if self.source.peer is None or not self.source.peer.write_paused:
-                        self.source.resume_reading()
-                yield chunk
-            elif self._eof:
-                return
-            else:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+    def _resume_source(self) -> None:
+        """Read the source again, unless its peer's buffer is still full (its own resume_writing
+        resumes it then)."""
+        if self.source.peer is None or not self.source.peer.write_paused:
+            self.source.resume_reading()
 
     async def _before_close(self) -> None:
         delay, self.close_delay = self.close_delay, 0.0  # once

@@ -2,35 +2,31 @@
 
 Connections without faults take the fast path: each side writes straight into its peer's
 transport from `data_received`. When faults fire for a connection, the affected direction
-goes through a `_Flow`, a task that passes the bytes through the faults' shapers.
+goes through a `ShapedFlow` (tcp_flow.py), a task that passes the bytes through the faults'
+shapers.
 
 Targets that speak the client's protocol themselves (`terminates_tcp`: the Redis sharding
-proxy) get the same connection-level faults: what the client sends reaches the target through
-the upstream shapers (`_ShapedReader`), and what the target writes reaches the client through a
-`_Flow` with the downstream ones.
+proxy) are handed the client's stream instead (tcp_terminate.py), with the same
+connection-level faults.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from devamb.faults.base import Stream
-from devamb.faults.chain import Plan, Shaping
-from devamb.inspect.exchange import Exchange
 from devamb.proxy.connection import cut, reset
-from devamb.proxy.errors import CutConnection
 from devamb.proxy.listen import bind_failure
-from devamb.service.core import Service
-from devamb.service.recorder import Recorder
-from devamb.targets.base import ClientReader, Target, TargetUnavailable
+from devamb.service.tcp_flow import ShapedFlow
+from devamb.service.tcp_terminate import serve_terminating
+from devamb.targets.base import TargetUnavailable
 
-FLOW_HIGH = 256 * 1024  # bytes queued in a flow before its source stops reading
-FLOW_LOW = 64 * 1024
-READ_CHUNK = 64 * 1024  # what a shaped reader takes from the client's stream at a time
+if TYPE_CHECKING:
+    from devamb.faults.chain import Plan, Shaping
+    from devamb.inspect.exchange import Exchange
+    from devamb.service.core import Service
+    from devamb.service.recorder import Recorder
+    from devamb.targets.base import Target
 
 
 class _Side(asyncio.Protocol):
@@ -46,7 +42,7 @@ class _Side(asyncio.Protocol):
         self.inbound = inbound  # True for the client's side
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
-        self.flow: _Flow | None = None
+        self.flow: ShapedFlow | None = None
         self.eof = False
         self.discard = False  # a black hole swallows what the client sends
         self.reader: asyncio.StreamReader | None = None  # set when a target terminates TCP
@@ -135,150 +131,6 @@ class _Side(asyncio.Protocol):
         self.relay.side_lost(self)
 
 
-class _Flow:
-    """One direction of a faulted connection: source bytes -> shapers -> sink, in a task.
-
-    The source is the other socket (paused while too much is queued) or, for a target that
-    terminates TCP, the target itself (which waits for `room`). `on_end` runs once the source
-    ended and every shaped byte was written.
-    """
-
-    def __init__(self, relay: _Relay, source: _Side | None, sink: _Side,
-                 shape: Callable[[Stream], Stream],
-                 on_end: Callable[[], Awaitable[None]] | None = None) -> None:
-        self.relay = relay
-        self.source = source
-        self.sink = sink
-        self.on_end = on_end
-        self.room = asyncio.Event()  # set while the queue has room
-        self.room.set()
-        self._queue: deque[bytes] = deque()
-        self._queued = 0
-        self._eof = False
-        self._wakeup = asyncio.Event()
-        self.task = asyncio.get_running_loop().create_task(self._run(shape))
-        relay.listener.pending.add(self.task)
-        self.task.add_done_callback(relay.listener.pending.discard)
-
-    def feed(self, data: bytes) -> None:
-        self._queue.append(data)
-        self._queued += len(data)
-        if self._queued > FLOW_HIGH and self.room.is_set():
-            self.room.clear()
-            if self.source is not None and self.source.transport is not None:
-                self.source.transport.pause_reading()
-        self._wakeup.set()
-
-    def feed_eof(self) -> None:
-        self._eof = True
-        self._wakeup.set()
-
-    async def _chunks(self) -> Stream:
-        while True:
-            if self._queue:
-                chunk = self._queue.popleft()
-                self._queued -= len(chunk)
-                if not self.room.is_set() and self._queued < FLOW_LOW:
-                    self.room.set()
-                    if self.source is not None and self.source.transport is not None:
-                        self.source.transport.resume_reading()
-                yield chunk
-            elif self._eof:
-                return
-            else:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-
-    async def _run(self, shape: Callable[[Stream], Stream]) -> None:
-        sink = self.sink.transport
-        try:
-            async for piece in shape(self._chunks()):
-                if sink is None or sink.is_closing():
-                    return
-                sink.write(piece)
-                can_write = self.sink.can_write  # a terminating target's client: backpressure
-                if can_write is not None and not can_write.is_set():
-                    await can_write.wait()
-        except CutConnection as exc:
-            self.relay.exchange.error = exc.reason
-            cut(self.relay.client.transport if self.relay.client else None,
-                with_reset=exc.reset)
-            cut(sink, with_reset=exc.reset)
-            return
-        finally:
-            self.room.set()  # nobody waits for room in a flow that stopped
-        if self.on_end is not None:
-            await self.on_end()
-
-
-class _ShapedReader:
-    """The client's stream as a terminating target reads it: through the upstream shapers.
-
-    Pulled, not pushed: nothing is read from the client before the target asks, so the
-    StreamReader's own backpressure holds. A fault that cuts raises `CutConnection` here.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, shape: Callable[[Stream], Stream]) -> None:
-        self._shaped = shape(self._chunks(reader))
-        self._left = b""
-
-    @staticmethod
-    async def _chunks(reader: asyncio.StreamReader) -> Stream:
-        while data := await reader.read(READ_CHUNK):
-            yield data
-
-    async def read(self, n: int = -1) -> bytes:
-        data = self._left
-        if not data:
-            try:
-                data = await anext(self._shaped)
-            except StopAsyncIteration:
-                return b""
-        if 0 <= n < len(data):
-            data, self._left = data[:n], data[n:]
-        else:
-            self._left = b""
-        return data
-
-    async def aclose(self) -> None:
-        with contextlib.suppress(RuntimeError):  # still running: it ends with its task
-            await self._shaped.aclose()  # type: ignore[attr-defined]
-
-
-class _ClientStream:
-    """Writes to the client for terminating targets, counting bytes and honouring backpressure;
-    through a `_Flow` (the downstream shapers) when faults shape that direction."""
-
-    def __init__(self, side: _Side, exchange: Exchange, flow: _Flow | None = None) -> None:
-        self._side = side
-        self._exchange = exchange
-        self.flow = flow
-
-    def write(self, data: bytes) -> None:
-        transport = self._side.transport
-        if transport is not None and not transport.is_closing():
-            self._exchange.response_body.add(data)
-            if self.flow is not None:
-                self.flow.feed(data)
-            else:
-                transport.write(data)
-
-    async def drain(self) -> None:
-        flow = self.flow
-        if flow is not None and not flow.room.is_set():
-            await flow.room.wait()
-        event = self._side.can_write
-        if event is not None and not event.is_set():
-            await event.wait()
-        if self._side.transport is None or self._side.transport.is_closing():
-            raise ConnectionResetError("the client closed the connection")
-
-    def close(self) -> None:
-        transport = self._side.transport
-        if transport is not None and not transport.is_closing():
-            transport.close()
-
-
 class _Relay:
     """One client connection relayed to the active target's endpoint."""
 
@@ -292,7 +144,7 @@ class _Relay:
         self._address: tuple[str, int] | None = None
         self._connecting: tuple[Target, tuple[str, int]] | None = None
         self.service: Service
-        self._shaping: Shaping | None = None
+        self.shaping: Shaping | None = None
         self._open = 0
 
     def begin(self, client: _Side) -> None:
@@ -310,8 +162,8 @@ class _Relay:
                 self.exchange.error = f"fault {plan.names[0]}: connection refused"
                 reset(client.transport)
                 return
-            self._shaping = plan.shaping()
-            self.close_delay = self._shaping.close_delay() if self._shaping else 0.0
+            self.shaping = plan.shaping()
+            self.close_delay = self.shaping.close_delay() if self.shaping else 0.0
         task = asyncio.get_running_loop().create_task(self._start(client, target, plan))
         self.listener.pending.add(task)
         task.add_done_callback(self.listener.pending.discard)
@@ -327,54 +179,9 @@ class _Relay:
                 return
             client.discard = False
         if target.terminates_tcp:
-            await self._serve(client, target)
+            await serve_terminating(self, client, target)
         else:
             await self._connect(client, target)
-
-    async def _serve(self, client: _Side, target: Target) -> None:
-        """Hand the client's stream to a target that speaks its protocol itself, through the
-        connection's shapers when faults fired."""
-        reader = asyncio.StreamReader(limit=1 << 20)
-        reader.set_transport(client.transport)  # type: ignore[arg-type]
-        client.reader, client.can_write = reader, asyncio.Event()
-        client.can_write.set()
-        for data in client.early:
-            reader.feed_data(data)
-        client.early.clear()
-        if client.eof:
-            reader.feed_eof()
-        client.transport.resume_reading()  # type: ignore[union-attr]
-        shaping = self._shaping
-        shaped = None
-        if shaping is not None and shaping.up:
-            shaped = _ShapedReader(reader, shaping.upstream)
-        source: ClientReader = reader if shaped is None else shaped
-        flow = None
-        if shaping is not None and shaping.down:
-            flow = _Flow(self, None, client, shaping.downstream)
-        stream = _ClientStream(client, self.exchange, flow)
-        try:
-            await target.serve_tcp(source, stream, self.exchange)
-            if flow is not None:  # what the target wrote still has to go through the shapers
-                flow.feed_eof()
-                await flow.task
-        except CutConnection as exc:  # an upstream shaper cut the connection
-            self.exchange.error = exc.reason
-            cut(client.transport, with_reset=exc.reset)
-        except TargetUnavailable as exc:
-            self.exchange.error = exc.reason
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            try:
-                if flow is not None:
-                    flow.feed_eof()
-                if shaped is not None:
-                    await shaped.aclose()
-                if self.close_delay and client.transport and not client.transport.is_closing():
-                    await asyncio.sleep(self.close_delay)  # slow_close: the end comes late
-            finally:
-                stream.close()
 
     async def _connect(self, client: _Side, target: Target) -> None:
         loop = asyncio.get_running_loop()
@@ -410,12 +217,12 @@ class _Relay:
         self._target, self._address = target, address = self._connecting
         target.tcp_outcome(address, None)
         client.peer, upstream.peer = upstream, client
-        shaping = self._shaping
+        shaping = self.shaping
         if shaping is not None and shaping.up:
-            client.flow = _Flow(self, client, upstream, shaping.upstream,
+            client.flow = ShapedFlow(self, client, upstream, shaping.upstream,
                                 lambda: self._flow_ended(upstream))
         if shaping is not None and shaping.down:
-            upstream.flow = _Flow(self, upstream, client, shaping.downstream,
+            upstream.flow = ShapedFlow(self, upstream, client, shaping.downstream,
                                   lambda: self._flow_ended(client))
         for data in client.early:
             if client.flow is not None:

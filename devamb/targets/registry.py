@@ -14,7 +14,8 @@ from devamb.targets.base import Target, TargetContext
 from devamb.targets.docker.spec import parse as parse_docker
 from devamb.targets.docker.target import DockerTarget
 from devamb.targets.mock import target as mock
-from devamb.targets.shards import target as shards
+from devamb.targets.shards.spec import parse as parse_shards
+from devamb.targets.shards.target import build as build_shards
 
 BOTH = frozenset({"http", "tcp"})
 
@@ -39,7 +40,7 @@ KINDS: dict[str, TargetKind] = {
     "docker": TargetKind("docker", parse_docker, DockerTarget, BOTH),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),
     "split": TargetKind("split", split.parse, split.SplitTarget, BOTH),
-    "shards": TargetKind("shards", shards.parse, shards.build, BOTH),  # HTTP keys, or RESP
+    "shards": TargetKind("shards", parse_shards, build_shards, BOTH),  # HTTP keys, or RESP
     "mock": TargetKind("mock", mock.parse, mock.MockTarget, frozenset({"http"})),
 }
 KIND_KEYS = tuple(KINDS)

@@ -1,27 +1,22 @@
-"""Sharded targets: each key goes to one shard of a ketama ring, for HTTP and for Redis (RESP).
+"""Sharded targets, running: each key goes to one shard of a ketama ring, for HTTP and for
+Redis (RESP).
 
 HTTP services pick the key from a header, a path segment or a query parameter and forward the
 request to that shard. TCP services with `key: redis` terminate RESP like twemproxy: commands are
 parsed, routed by key (hash tags honoured), multi-key commands fanned out, and replies written
 back in the client's order (see devamb.resp). A shard failing `eject_after` times in a row
-leaves the ring for `eject_for`; its keys rehash to the others meanwhile.
+leaves the ring for `eject_for` (ring.py); its keys rehash to the others meanwhile. The profile
+side (ShardsTargetSpec, parse) is in spec.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import dataclasses
-import hashlib
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from devamb.cluster.hashring import HashRing
-from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.targets import url
@@ -34,245 +29,22 @@ from devamb.targets.base import (
 )
 from devamb.targets.shards.commands import hashed_part
 from devamb.targets.shards.link import ShardLink
+from devamb.targets.shards.ring import ShardRing
 from devamb.targets.shards.session import NoShard, Outbox, Session
+from devamb.targets.shards.spec import ShardsTargetSpec
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
-KEYS = ("shards", "key", "eject_after", "eject_for", "default", "auth")
-HTTP_KEYS = "header:NAME, path:N (the Nth path segment, from 1) or query:NAME"
-DEFAULT_EJECT_FOR = 30.0
-
-
-@dataclass(frozen=True)
-class ShardSpec:
-    name: str  # the ring is built from names: named shards keep their keys when moved
-    target: url.UrlTargetSpec
-
-    @property
-    def written(self) -> str:
-        return self.target.written
-
-
-@dataclass(frozen=True)
-class ShardsTargetSpec(TargetSpec):
-    KIND = "shards"
-    shards: tuple[ShardSpec, ...] = ()
-    key: str = "redis"  # redis | header:NAME | path:N | query:NAME
-    eject_after: int = 0  # consecutive failures that eject a shard; 0: never
-    eject_for: float = DEFAULT_EJECT_FOR
-    default: str | None = None  # HTTP: the shard for requests without the key
-    auth: str | None = field(default=None, repr=False)  # Redis: password sent to each shard
-
-    def describe(self) -> str:
-        return f"{len(self.shards)} shards by {self.key}: " + ", ".join(
-            s.written for s in self.shards
-        )
-
-
-# -- profile ---------------------------------------------------------------------------------
-
-
-def parse(name: str, node: Node, protocol: str) -> ShardsTargetSpec | None:
-    """`{shards: [URL, …] | {NAME: URL, …}, key: …, eject_after: N, eject_for: 30s, …}`."""
-    if not isinstance(node.value, dict):
-        node.mapping(KEYS)  # reports what it is instead
-        return None
-    before = len(node.reader.problems)
-    node.mapping(KEYS, required=("shards", "key"))  # the rest is checked even when one is missing
-    shards = _shards(node.child("shards"), protocol) if node.has("shards") else None
-    key = _key(node.child("key"), protocol) if node.has("key") else None
-    eject_after, eject_for = 0, DEFAULT_EJECT_FOR
-    if node.has("eject_after"):
-        eject_after = node.child("eject_after").integer(low=1, high=1_000_000) or 0
-    if node.has("eject_for"):
-        if not node.has("eject_after"):
-            node.child("eject_for").problem("eject_for needs eject_after (ejection is off)",
-                                            key=True)
-        eject_for = node.child("eject_for").duration() or DEFAULT_EJECT_FOR
-    default = None
-    if node.has("default"):
-        d = node.child("default")
-        if protocol != "http":
-            d.problem("default applies to http services (a Redis command without a key is "
-                      "answered by devamb or refused)", key=True)
-        elif shards is not None:
-            default = d.one_of([s.name for s in shards])
-    auth = None
-    if node.has("auth"):
-        if protocol != "tcp":
-            node.child("auth").problem("auth applies to key: redis shards", key=True)
-        else:
-            value = node.child("auth")
-            if isinstance(value.value, int) and not isinstance(value.value, bool):
-                value.value = str(value.value)
-            auth = value.string()
-    if len(node.reader.problems) > before or shards is None or key is None:
-        return None
-    return ShardsTargetSpec(name, shards, key, eject_after, eject_for, default, auth)
-
-
-def _shards(node: Node, protocol: str) -> tuple[ShardSpec, ...] | None:
-    entries: list[tuple[str | None, Node]]
-    if isinstance(node.value, list):
-        entries = [(None, item) for item in node.elements()]
-    elif isinstance(node.value, dict):
-        entries = [(str(k), item) for k, item in node.items()]
-    else:
-        node.problem(f"expected a list of URLs or a mapping of names to URLs, got "
-                     f"{type_name(node.value)}")
-        return None
-    if not entries:
-        node.problem("expected at least one shard")
-        return None
-    out: list[ShardSpec] = []
-    seen: dict[str, Node] = {}
-    ok = True
-    for given, item in entries:
-        spec = url.parse(given or str(item.path[-1]), item, protocol)
-        if spec is None:
-            ok = False
-            continue
-        parts = urlsplit(spec.url)
-        name = given or (parts.netloc.rpartition("@")[2] + parts.path.rstrip("/"))
-        if name in seen:
-            item.problem(f"shard {name} is listed twice")
-            ok = False
-            continue
-        seen[name] = item
-        out.append(ShardSpec(name, dataclasses.replace(spec, name=name)))
-    return tuple(out) if ok else None
-
-
-def _key(node: Node, protocol: str) -> str | None:
-    text = node.string(interpolate=False)
-    if text is None:
-        return None
-    if protocol == "tcp":
-        if text != "redis":
-            node.problem(f"{text!r} is not a shard key for a tcp service: expected redis "
-                         "(RESP-aware, like twemproxy)")
-            return None
-        return text
-    kind, _, arg = text.partition(":")
-    if (kind in ("header", "query") and arg) or (kind == "path" and arg.isdigit() and int(arg)):
-        return text
-    node.problem(f"{text!r} is not a shard key for an http service: expected {HTTP_KEYS}")
-    return None
+M = TypeVar("M")
 
 
 def build(spec: TargetSpec, context: TargetContext) -> Target:
     if context.protocol == "tcp":
         return RedisShardsTarget(spec, context)
     return HttpShardsTarget(spec, context)
-
-
-# -- the ring, with ejection -----------------------------------------------------------------
-
-M = TypeVar("M")
-
-try:  # CPython's own MD5 costs half of OpenSSL 3's per call; HashRing's key_hash, made faster
-    from _md5 import md5 as _md5  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    _md5 = hashlib.md5
-
-
-class ShardRing(Generic[M]):
-    """Shards on a ketama ring; one failing `eject_after` times in a row leaves for `eject_for`."""
-
-    def __init__(
-        self,
-        members: Mapping[str, M],
-        *,
-        eject_after: int,
-        eject_for: float,
-        notify: Callable[[str, str], None],
-        describe: Callable[[str], str],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.members = dict(members)
-        self.eject_after = eject_after
-        self.eject_for = eject_for
-        self._notify = notify
-        self._describe = describe  # "shard a (tcp://…)"
-        self._clock = clock
-        self._full = HashRing(list(self.members))
-        self._hashes: list[int] = []  # the ring's points, and the member owning each
-        self._owners: list[M] = []
-        self.failures: Counter[str] = Counter()  # consecutive, by shard
-        self.last_error: dict[str, str] = {}
-        self.ejected: dict[str, float] = {}  # shard -> clock time it returns
-        self._next_return = float("inf")
-        self._rebuild()
-
-    def pick(self, key: bytes) -> M:
-        """The member owning `key`: `HashRing.node_for(key)`, at a fraction of its cost."""
-        if self.ejected:
-            if self._clock() >= self._next_return:
-                self._restore()
-            if not self._owners:
-                soonest = max(min(self.ejected.values()) - self._clock(), 0)
-                raise NoShard(f"every shard is ejected; the first returns in {soonest:.0f}s")
-        point = int.from_bytes(_md5(key).digest()[:4], "little")
-        owners = self._owners
-        return owners[bisect.bisect_left(self._hashes, point) % len(owners)]
-
-    def live(self) -> list[M]:
-        if self.ejected and self._clock() >= self._next_return:
-            self._restore()
-        return [m for name, m in self.members.items() if name not in self.ejected]
-
-    def failed(self, name: str, reason: str) -> None:
-        self.failures[name] += 1
-        self.last_error[name] = reason
-        if not self.eject_after or self.failures[name] < self.eject_after:
-            return
-        if name in self.ejected:
-            return
-        self.ejected[name] = self._clock() + self.eject_for
-        self._rebuild()
-        self._notify(
-            "warning",
-            f"{self._describe(name)} ejected for {self.eject_for:g}s after "
-            f"{self.failures[name]} failures in a row ({reason}); its keys go to the other shards",
-        )
-
-    def ok(self, name: str) -> None:
-        if self.failures[name]:
-            self.failures[name] = 0
-
-    def state(self, name: str) -> str:
-        if name in self.ejected:
-            return "ejected"
-        return "failing" if self.failures[name] else "up"
-
-    def returns_in(self, name: str) -> float | None:
-        until = self.ejected.get(name)
-        return None if until is None else max(until - self._clock(), 0.0)
-
-    def _restore(self) -> None:
-        now = self._clock()
-        back = [name for name, until in self.ejected.items() if until <= now]
-        for name in back:
-            del self.ejected[name]
-            self.failures[name] = 0
-        self._rebuild()
-        for name in back:
-            self._notify("info", f"{self._describe(name)} is back on the ring")
-
-    def _rebuild(self) -> None:
-        ring = self._full.without(set(self.ejected)) if self.ejected else self._full
-        if ring is None:
-            self._hashes, self._owners = [], []
-        else:  # HashRing's own tables: node_for is bisect_left over _hashes into _owners
-            self._hashes = ring._hashes
-            self._owners = [self.members[name] for name in ring._owners]
-        self._next_return = min(self.ejected.values(), default=float("inf"))
-
-
-# -- targets ---------------------------------------------------------------------------------
 
 
 class _ShardsTarget(Target):

@@ -1,0 +1,140 @@
+"""The TCP relay's path for targets that speak the client's protocol themselves.
+
+A target with `terminates_tcp` (the Redis sharding proxy) is handed the client's stream instead
+of an address to connect to. Faults that fired for the connection still apply: what the client
+sends reaches the target through the upstream shapers (`_ShapedReader`), and what the target
+writes reaches the client through a `ShapedFlow` with the downstream ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from devamb.faults.base import Stream
+from devamb.proxy.connection import cut
+from devamb.proxy.errors import CutConnection
+from devamb.service.tcp_flow import ShapedFlow
+from devamb.targets.base import ClientReader, Target, TargetUnavailable
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.service.tcp import _Relay, _Side
+
+READ_CHUNK = 64 * 1024  # what a shaped reader takes from the client's stream at a time
+
+
+async def serve_terminating(relay: _Relay, client: _Side, target: Target) -> None:
+    """Hand the client's stream to a target that speaks its protocol itself, through the
+    connection's shapers when faults fired."""
+    reader = asyncio.StreamReader(limit=1 << 20)
+    reader.set_transport(client.transport)  # type: ignore[arg-type]
+    client.reader, client.can_write = reader, asyncio.Event()
+    client.can_write.set()
+    for data in client.early:
+        reader.feed_data(data)
+    client.early.clear()
+    if client.eof:
+        reader.feed_eof()
+    client.transport.resume_reading()  # type: ignore[union-attr]
+    shaping = relay.shaping
+    shaped = None
+    if shaping is not None and shaping.up:
+        shaped = _ShapedReader(reader, shaping.upstream)
+    source: ClientReader = reader if shaped is None else shaped
+    flow = None
+    if shaping is not None and shaping.down:
+        flow = ShapedFlow(relay, None, client, shaping.downstream)
+    stream = _ClientStream(client, relay.exchange, flow)
+    try:
+        await target.serve_tcp(source, stream, relay.exchange)
+        if flow is not None:  # what the target wrote still has to go through the shapers
+            flow.feed_eof()
+            await flow.task
+    except CutConnection as exc:  # an upstream shaper cut the connection
+        relay.exchange.error = exc.reason
+        cut(client.transport, with_reset=exc.reset)
+    except TargetUnavailable as exc:
+        relay.exchange.error = exc.reason
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        try:
+            if flow is not None:
+                flow.feed_eof()
+            if shaped is not None:
+                await shaped.aclose()
+            if relay.close_delay and client.transport and not client.transport.is_closing():
+                await asyncio.sleep(relay.close_delay)  # slow_close: the end comes late
+        finally:
+            stream.close()
+
+
+class _ShapedReader:
+    """The client's stream as a terminating target reads it: through the upstream shapers.
+
+    Pulled, not pushed: nothing is read from the client before the target asks, so the
+    StreamReader's own backpressure holds. A fault that cuts raises `CutConnection` here.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, shape: Callable[[Stream], Stream]) -> None:
+        self._shaped = shape(self._chunks(reader))
+        self._left = b""
+
+    @staticmethod
+    async def _chunks(reader: asyncio.StreamReader) -> Stream:
+        while data := await reader.read(READ_CHUNK):
+            yield data
+
+    async def read(self, n: int = -1) -> bytes:
+        data = self._left
+        if not data:
+            try:
+                data = await anext(self._shaped)
+            except StopAsyncIteration:
+                return b""
+        if 0 <= n < len(data):
+            data, self._left = data[:n], data[n:]
+        else:
+            self._left = b""
+        return data
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(RuntimeError):  # still running: it ends with its task
+            await self._shaped.aclose()  # type: ignore[attr-defined]
+
+
+class _ClientStream:
+    """Writes to the client for terminating targets, counting bytes and honouring backpressure;
+    through a `ShapedFlow` (the downstream shapers) when faults shape that direction."""
+
+    def __init__(self, side: _Side, exchange: Exchange, flow: ShapedFlow | None = None) -> None:
+        self._side = side
+        self._exchange = exchange
+        self.flow = flow
+
+    def write(self, data: bytes) -> None:
+        transport = self._side.transport
+        if transport is not None and not transport.is_closing():
+            self._exchange.response_body.add(data)
+            if self.flow is not None:
+                self.flow.feed(data)
+            else:
+                transport.write(data)
+
+    async def drain(self) -> None:
+        flow = self.flow
+        if flow is not None and not flow.room.is_set():
+            await flow.room.wait()
+        event = self._side.can_write
+        if event is not None and not event.is_set():
+            await event.wait()
+        if self._side.transport is None or self._side.transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+
+    def close(self) -> None:
+        transport = self._side.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
