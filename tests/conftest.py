@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -53,6 +54,21 @@ async def make_engine(tmp_path: Path) -> AsyncIterator[EngineFactory]:
 def listen_url(engine: Engine, service: str) -> str:
     host, port = engine.services[service].bound  # type: ignore[misc]
     return f"http://{host}:{port}"
+
+
+async def devamb(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """Run the real `devamb` command (`python -m devamb ARGS` in `cwd`): exit code, out, err."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devamb",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """Engine process lifecycle: SIGTERM drains in-flight exchanges then exits cleanly; file
 descriptors do not leak over many connections. (SIGKILL + restart and a taken port are in
-tests/test_cli.py.)"""
+tests/cli/test_cli.py.)"""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from devamb.engine.core import Engine
 from devamb.inspect.har import to_har
 from devamb.targets.shards import encoder
 from tests.conftest import EngineFactory
-from tests.targets.test_shards_redis import RedisServer
+from tests.targets.shards.test_redis import RedisServer
 from tests.upstreams import TcpUpstream
 
 LAG = 0.2  # seconds of latency per chunk or message
