@@ -6,7 +6,7 @@ import asyncio
 import socket
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from devamb.control.events import Notice
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
+from tests.tmux import Terminal
 from tests.upstreams import HttpUpstream
 
 EngineFactory = Callable[[str], Awaitable[Engine]]
@@ -49,6 +50,14 @@ async def make_engine(tmp_path: Path) -> AsyncIterator[EngineFactory]:
     yield factory
     for engine in engines:
         await engine.stop()
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    """A tmux terminal of its own for this test; its server is killed after it."""
+    term = Terminal.fresh()
+    yield term
+    term.kill()
 
 
 def listen_url(engine: Engine, service: str) -> str:
