@@ -42,7 +42,7 @@ def ca_pem() -> bytes:
     """A self-signed CA certificate, PEM (what `tls: {ca: FILE}` must hold)."""
     from cryptography.hazmat.primitives import serialization
 
-    return _ca()[0].public_bytes(serialization.Encoding.PEM)  # type: ignore[no-any-return]
+    return _ca()[0].public_bytes(serialization.Encoding.PEM)
 
 
 def certificates(folder: Path) -> tuple[Path, Path, Path]:
