@@ -1,21 +1,27 @@
-"""Shared fixtures: real upstreams on port 0 and engines started from profile text."""
+"""Shared fixtures: real upstreams on port 0, engines started from profile text, a tmux
+terminal; and the helpers many test folders use."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devamb.control.events import Notice
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
+from devamb.profile import ProfileError
+from tests.replicas import Replica
+from tests.tmux import Terminal
 from tests.upstreams import HttpUpstream
 
-EngineFactory = Callable[[str], Awaitable[Engine]]
+EngineFactory = Callable[..., Awaitable[Engine]]  # (text, **Engine options) -> started Engine
 
 
 @pytest.fixture
@@ -34,13 +40,14 @@ async def upstream2() -> AsyncIterator[HttpUpstream]:
 
 @pytest.fixture
 async def make_engine(tmp_path: Path) -> AsyncIterator[EngineFactory]:
-    """Start an in-process engine from profile YAML text (dedented); stopped after the test."""
+    """Start an in-process engine from profile YAML text (dedented), with more keyword arguments
+    for Engine (e.g. `fault_context=`); stopped after the test."""
     engines: list[Engine] = []
 
-    async def factory(text: str) -> Engine:
+    async def factory(text: str, **options: Any) -> Engine:
         path = tmp_path / "devamb.yaml"
         path.write_text(textwrap.dedent(text))
-        engine = Engine(load_profile(path))
+        engine = Engine(load_profile(path), **options)
         await engine.start()
         engines.append(engine)
         return engine
@@ -50,9 +57,56 @@ async def make_engine(tmp_path: Path) -> AsyncIterator[EngineFactory]:
         await engine.stop()
 
 
+@pytest.fixture
+async def replicas() -> AsyncIterator[list[Replica]]:
+    """Three replicas, r0 to r2 (tests/replicas.py), stopped after the test."""
+    made = [await Replica(f"r{i}").start() for i in range(3)]
+    yield made
+    for replica in made:
+        await replica.stop()
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    """A tmux terminal of its own for this test; its server is killed after it."""
+    term = Terminal.fresh()
+    yield term
+    term.kill()
+
+
 def listen_url(engine: Engine, service: str) -> str:
     host, port = engine.services[service].bound  # type: ignore[misc]
     return f"http://{host}:{port}"
+
+
+async def devamb(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """Run the real `devamb` command (`python -m devamb ARGS` in `cwd`): exit code, out, err."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devamb",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def load_problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    """The problems loading the profile at `path` reports (it must refuse it), with the path
+    shown as devamb.yaml; `environ` is the whole environment (none by default)."""
+    with pytest.raises(ProfileError) as info:
+        load_profile(path, environ=environ or {})
+    return [str(p).replace(str(path), "devamb.yaml") for p in info.value.problems]
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    """`text` written as it is to tmp_path/devamb.yaml: the problems loading it reports."""
+    path = tmp_path / "devamb.yaml"
+    path.write_text(text)
+    return load_problems(path)
 
 
 def free_port() -> int:

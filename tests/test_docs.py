@@ -38,7 +38,6 @@ body as a few bytes).
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import re
 import textwrap
@@ -56,6 +55,7 @@ import yaml
 
 from devamb.engine.assembly import load_profile
 from devamb.profile import ProfileError
+from tests.certs import ca_pem
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -203,29 +203,6 @@ def wrap(kind: str, text: str, tcp: bool) -> str:
         + "".join(f"    {line}\n" for line in head)
         + _indent(text, 4)
     )
-
-
-@cache
-def ca_pem() -> bytes:
-    """A self-signed CA certificate, PEM (what `tls: {ca: FILE}` must hold)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devamb docs CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _walk(data: Any) -> Iterator[tuple[str, Any, dict[str, Any]]]:

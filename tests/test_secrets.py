@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from tests.test_cli import devamb
+from tests.conftest import devamb
 from tests.upstreams import HttpUpstream
 
 SECRET = "tok-9f8e7d6c5b4a"

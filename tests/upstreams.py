@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 CHUNK = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def pattern_chunk(index: int, size: int = CHUNK) -> bytes:
@@ -81,21 +84,36 @@ async def _status(request: web.Request) -> web.Response:
     return web.Response(status=int(request.match_info["code"]), text="as asked")
 
 
-async def _ws(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(protocols=("chat",))
-    await ws.prepare(request)
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            await ws.send_str(f"echo:{msg.data}")
-        elif msg.type == WSMsgType.BINARY:
-            await ws.send_bytes(msg.data[::-1])
-    return ws
+def ws_echo(protocols: tuple[str, ...] = ()) -> Handler:
+    """A WebSocket endpoint (offering `protocols`) that answers a text message with
+    `echo:TEXT` and a binary one with its bytes reversed."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=protocols)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(f"echo:{msg.data}")
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data[::-1])
+        return ws
+
+    return handler
 
 
 async def _cookie(request: web.Request) -> web.Response:
     response = web.Response(text="cookie set")
     response.set_cookie("session", "abc")
     return response
+
+
+async def serve_app(app: web.Application, **options: Any) -> tuple[web.AppRunner, int]:
+    """Serve `app` on 127.0.0.1, port 0 (`options` go to its AppRunner): the runner, whose
+    `cleanup()` stops it, and the port."""
+    runner = web.AppRunner(app, **options)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, runner.addresses[0][1]
 
 
 class HttpUpstream:
@@ -110,10 +128,10 @@ class HttpUpstream:
         self.app.router.add_get("/sse", _sse)
         self.app.router.add_get("/slow/{secs}", _slow)
         self.app.router.add_get("/status/{code}", _status)
-        self.app.router.add_get("/ws", _ws)
+        self.app.router.add_get("/ws", ws_echo(("chat",)))
         self.app.router.add_get("/cookie", _cookie)
         self.app.router.add_route("*", "/{tail:.*}", _inspect)
-        self.runner = web.AppRunner(self.app, shutdown_timeout=0.5)
+        self.runner: web.AppRunner | None = None
         self.port = 0
 
     @property
@@ -121,14 +139,24 @@ class HttpUpstream:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> HttpUpstream:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
+        self.runner, self.port = await serve_app(self.app, shutdown_timeout=0.5)
         return self
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def echo_bytes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A TCP handler that sends back what it reads; closes once the client half-closes."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
 
 class TcpUpstream:

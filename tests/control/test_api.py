@@ -11,25 +11,7 @@ import pytest
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable
-from tests.conftest import EngineFactory, listen_url
-from tests.control.conftest import Serve
-
-PROFILE = """
-services:
-  api:
-    listen: 0
-    target: a
-    targets:
-      a: echo
-      b: echo
-"""
-
-
-@pytest.fixture
-async def api(make_engine: EngineFactory, serve: Serve):
-    engine = await make_engine(PROFILE)
-    server, client = await serve(engine)
-    return engine, server, client
+from tests.conftest import listen_url
 
 
 async def test_socket_and_folder_are_private(api) -> None:

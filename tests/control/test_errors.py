@@ -11,18 +11,11 @@ import aiohttp
 import pytest
 
 from devamb.control.protocol import Conflict, ControlError, NotFound
-from tests.conftest import EngineFactory
-from tests.control.conftest import Serve
+from tests.control.conftest import PROFILE as CONTROL_PROFILE
+from tests.control.conftest import Serve, ServeProfile
 from tests.ui.fake_control import FakeControl
 
-PROFILE = """
-services:
-  api:
-    listen: 0
-    target: a
-    targets:
-      a: echo
-      b: echo
+PROFILE = CONTROL_PROFILE + """
 scenarios:
   blip:
     steps:
@@ -31,9 +24,8 @@ scenarios:
 
 
 @pytest.fixture
-async def api(make_engine: EngineFactory, serve: Serve):
-    engine = await make_engine(PROFILE)
-    server, client = await serve(engine)
+async def api(serve_profile: ServeProfile):
+    engine, server, client = await serve_profile(PROFILE)
     return engine, server.socket_path, client
 
 

@@ -18,7 +18,7 @@ from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.faults.base import FaultContext
 from devamb.inspect.exchange import Exchange
-from tests.upstreams import HttpUpstream, TcpUpstream
+from tests.upstreams import HttpUpstream, TcpUpstream, echo_bytes
 
 PROFILE = """
 version: 1
@@ -75,17 +75,6 @@ class CountingUpstream(HttpUpstream):
         self.app.middlewares.append(count)
 
 
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Echoes what it reads; closes after the client half-closes."""
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-    except ConnectionError:
-        pass
-
-
 class Setup:
     """An engine with one HTTP (`api`) and one TCP (`raw`) service in front of real upstreams."""
 
@@ -125,13 +114,13 @@ SetupFactory = Callable[..., Awaitable[Setup]]
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[SetupFactory]:
-    """`await setup(fake=True, seed=1, header_faults=False, tcp_handler=echo, extra='',
+    """`await setup(fake=True, seed=1, header_faults=False, tcp_handler=echo_bytes, extra='',
     api_extra='', time_=None)`: `extra` is more top-level YAML, `api_extra` more keys for the
     `api` service, `time_` an object with `sleep` and `clock` instead of a FakeTime."""
     started: list[tuple[Engine, CountingUpstream, TcpUpstream]] = []
 
     async def factory(*, fake: bool = True, seed: int = 1, header_faults: bool = False,
-                      tcp_handler: Any = echo, extra: str = "", api_extra: str = "",
+                      tcp_handler: Any = echo_bytes, extra: str = "", api_extra: str = "",
                       time_: Any = None) -> Setup:
         http = await CountingUpstream().start()
         tcp = await TcpUpstream(tcp_handler).start()

@@ -9,7 +9,7 @@ import pytest
 from devamb.engine.assembly import load_profile
 from devamb.faults import abort, latency
 from devamb.faults.spec import Match
-from devamb.profile import ProfileError
+from tests.conftest import problems
 
 HEAD = """\
 version: 1
@@ -28,14 +28,6 @@ TCP = """\
 """
 KINDS = ("latency, abort, reset, timeout, bandwidth, slicer, limit_data, slow_close, malformed, "
          "down")
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "devamb.yaml"
-    path.write_text(text)
-    with pytest.raises(ProfileError) as info:
-        load_profile(path, environ={})
-    return [str(p).replace(str(path), "devamb.yaml") for p in info.value.problems]
 
 
 def test_a_full_fault_definition_loads(tmp_path: Path) -> None:

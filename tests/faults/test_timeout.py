@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.faults.conftest import Setup, SetupFactory
+from tests.upstreams import echo_bytes
 
 
 async def _get(url: str) -> tuple[int, str]:
@@ -99,11 +100,10 @@ async def test_turning_off_does_not_drop_other_connections(setup: SetupFactory) 
 
 async def test_tcp_black_hole_until_turned_off(setup: SetupFactory) -> None:
     connections = []
-    from tests.faults.conftest import echo
 
     async def counting_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
-        await echo(reader, writer)
+        await echo_bytes(reader, writer)
 
     s = await setup(tcp_handler=counting_echo)
     await s.add("raw", name="hole", kind="timeout")

@@ -13,25 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.profile import ProfileError
+from tests.hardening.fuzzing import fuzz, mutations
 from tests.upstreams import HttpUpstream
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
-def fuzz(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=True,  # the same examples every run: a CI failure reproduces locally
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),  # no .hypothesis/ files
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
-
 # -- the HTTP front end ------------------------------------------------------------------------
 
 
@@ -140,25 +131,7 @@ TOKENS = [b"\r\n", b"\n", b"\r", b":", b" ", b"\t", b"\x00", b"\xff", b"0", b"-1
           b"Content-Length: ", b"Transfer-Encoding: chunked", b"Host: ", b"HTTP/1.1",
           b"HTTP/9.9", b"99999999999999999999", b"ffffffff\r\n", b"%", b"%00", b"\r\n\r\n",
           b"Connection: close", b"Upgrade: h2c", b"X-Devamb-Target: nope"]
-
-
-@st.composite
-def mutated_requests(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(VALID)))
-    for _ in range(draw(st.integers(1, 6))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "repeat", "flip"]))
-        if action == "insert":
-            data[at:at] = draw(st.sampled_from(TOKENS) | st.binary(max_size=8))
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-        elif action == "replace":
-            data[at : at + 1] = draw(st.sampled_from(TOKENS))
-        elif action == "repeat":
-            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(2, 50))
-        elif data and at < len(data):
-            data[at] ^= 1 << draw(st.integers(0, 7))
-    return bytes(data)
+MUTATED_REQUESTS = mutations(VALID, TOKENS, most_repeats=50)
 
 
 @fuzz(500)
@@ -169,7 +142,7 @@ def test_front_end_survives_random_bytes(engine_thread: EngineThread, data: byte
 
 
 @fuzz(1000)
-@given(data=mutated_requests())
+@given(data=MUTATED_REQUESTS)
 def test_front_end_survives_mutated_requests(engine_thread: EngineThread, data: bytes) -> None:
     answer = exchange_raw(engine_thread.address, data)
     # Whatever came back is HTTP: the engine never leaks a traceback or a half-written head.

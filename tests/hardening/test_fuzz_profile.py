@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from devamb.engine.assembly import load_profile
 from devamb.profile import ProfileError
+from tests.hardening.fuzzing import fuzz
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SHIPPED = sorted(p.name for p in PROFILES.glob("*.yaml"))
@@ -25,15 +26,6 @@ SECONDS_PER_LOAD = 30.0  # generous: a bounded load takes well under a second
 MEMORY_GROWTH = 512 * 2**20  # generous: the loader's caps keep one load near 100 MB
 
 
-def fuzz(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        derandomize=True,  # the same examples every run: a CI failure reproduces locally
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 def peak_rss() -> int:

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.hardening.fuzzing import fuzz, mutations
 from tests.hardening.raw_upstream import RawUpstream, read_head
-from tests.hardening.test_fuzz import EngineThread, fuzz
+from tests.hardening.test_fuzz import EngineThread
 from tests.upstreams import HttpUpstream
 
 
@@ -119,27 +120,7 @@ TOKENS = [b"\r\n", b"\n", b"\r", b":", b" ", b"\t", b"\x00", b"\xff", b"0", b"-1
           b"Content-Length: ", b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip",
           b"HTTP/1.1", b"HTTP/9.9", b"99999999999999999999", b"ffffffff\r\n", b"\r\n\r\n",
           b"Connection: close", b"Connection: keep-alive", b"Upgrade: h2c", b"X: " + b"y" * 9000]
-
-
-@st.composite
-def mutated_responses(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(VALID)))
-    for _ in range(draw(st.integers(1, 6))):
-        at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "repeat", "flip"]))
-        if action == "insert":
-            data[at:at] = draw(st.sampled_from(TOKENS) | st.binary(max_size=8))
-        elif action == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-        elif action == "replace":
-            data[at : at + 1] = draw(st.sampled_from(TOKENS))
-        elif action == "repeat":
-            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(2, 200))
-        elif data and at < len(data):
-            data[at] ^= 1 << draw(st.integers(0, 7))
-    return bytes(data)
-
-
+MUTATED_RESPONSES = mutations(VALID, TOKENS, most_repeats=200)
 CUTS = st.lists(st.integers(0, 4096), max_size=4)
 
 
@@ -152,7 +133,7 @@ def test_random_bytes_from_the_upstream(
 
 
 @fuzz(600)
-@given(answer=mutated_responses(), cuts=CUTS)
+@given(answer=MUTATED_RESPONSES, cuts=CUTS)
 def test_mutated_responses_from_the_upstream(
     engine: ResponseFuzzEngine, answer: bytes, cuts: list[int]
 ) -> None:

@@ -1,11 +1,10 @@
 """Engine process lifecycle: SIGTERM drains in-flight exchanges then exits cleanly; file
 descriptors do not leak over many connections. (SIGKILL + restart and a taken port are in
-tests/test_cli.py.)"""
+tests/cli/test_cli.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import random
@@ -18,7 +17,7 @@ import pytest
 
 from devamb.service.http import SHUTDOWN_GRACE
 from tests.hardening.engine_process import EngineProcess, needs_proc
-from tests.upstreams import HttpUpstream, pattern_digest
+from tests.upstreams import HttpUpstream, echo_bytes, pattern_digest
 
 pytestmark = needs_proc
 LONG = os.environ.get("DEVAMB_SOAK") == "long"
@@ -38,17 +37,9 @@ services:
 """
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
-
-
 @pytest.fixture
 async def engine(tmp_path: Path, upstream: HttpUpstream):
-    echo = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    echo = await asyncio.start_server(echo_bytes, "127.0.0.1", 0)
     port = echo.sockets[0].getsockname()[1]
     process = EngineProcess(tmp_path, PROFILE.format(http=upstream.url, tcp=port))
     await process.start()

@@ -13,8 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,12 +24,14 @@ from devamb.control.client import ControlClient
 from devamb.control.server import ControlServer, SocketInUse
 from devamb.control.workdir import UnsafeSocketDir, Workdir, private_dir
 from tests.conftest import free_port
+from tests.tmux import Terminal
 from tests.ui.fake_control import FakeControl
 from tests.upstreams import HttpUpstream
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 WAIT = 30.0
+PYTHONPATH = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}  # the tree under test
 
 
 async def devamb(
@@ -160,45 +161,6 @@ async def test_down_kills_a_stuck_engine_without_waiting_out_the_grace(project: 
 # -- bug 3: an engine started by `up` ends with it, however `up` ends ---------------------------
 
 
-class Terminal:
-    """`devamb up` in a real terminal: one tmux session on a private server socket."""
-
-    def __init__(self, name: str) -> None:
-        self.server = name
-
-    def tmux(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.server, "-f", "/dev/null", *args],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-        return done.stdout
-
-    def start(self, command: str, cwd: Path) -> None:
-        self.tmux(
-            "start-server", ";", "set-option", "-g", "remain-on-exit", "on", ";",
-            "new-session", "-d", "-s", self.server, "-x", "120", "-y", "36", "-c", str(cwd),
-            "-e", f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}", command,
-        )  # fmt: skip
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", f"{self.server}:0")
-
-    def pane_pid(self) -> int:
-        return int(self.tmux("display-message", "-p", "-t", f"{self.server}:0", "#{pane_pid}"))
-
-    def kill(self) -> None:
-        self.tmux("kill-server")
-
-
-@pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    # a server socket of its own per test: a server of the previous test that is still exiting
-    # must not take the next test's session (seen as a blank pane on a loaded machine)
-    term = Terminal(f"devamb-sig-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    yield term
-    term.kill()
-
-
 async def wait_for(check, what: str, terminal: Terminal | None = None) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
@@ -220,7 +182,7 @@ async def test_engine_started_by_up_ends_with_it(
 ) -> None:
     port = write_profile(project)
     workdir = Workdir.beside(project / "devamb.yaml")
-    terminal.start(f"{sys.executable} -m devamb up", project)
+    terminal.start(f"{sys.executable} -m devamb up", project, PYTHONPATH)
     await wait_for(lambda: ":" + str(port) in terminal.screen(), "the dashboard", terminal)
     engine = int(workdir.pid.read_text())
     up = terminal.pane_pid()
@@ -239,7 +201,7 @@ async def test_up_says_it_attaches_to_a_running_engine(project: Path, terminal: 
     write_profile(project)
     rc, _, err = await devamb("up", "--detach", cwd=project)
     assert rc == 0, err
-    terminal.start(f"{sys.executable} -m devamb up", project)
+    terminal.start(f"{sys.executable} -m devamb up", project, PYTHONPATH)
     await wait_for(lambda: "already running" in terminal.screen(), "the attach notice", terminal)
     assert "quitting leaves it running" in terminal.screen()
     assert (await devamb("down", cwd=project))[0] == 0

@@ -19,18 +19,10 @@ from pathlib import Path
 import aiohttp
 
 from tests.hardening.engine_process import EngineProcess
+from tests.profile.bombs import SERVICE, alias_bomb
 from tests.upstreams import HttpUpstream
 
 MEMORY_CAP = 1536 * 2**20  # address space for a `devamb validate`: a bomb must not need more
-SERVICE = "services:\n  api:\n    listen: 0\n    targets: {x: echo}\n"
-
-
-def alias_bomb(levels: int, width: int = 9) -> str:
-    """The classic "billion laughs": each level lists the previous one `width` times."""
-    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
-    for i in range(1, levels + 1):
-        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
-    return "\n".join(lines) + "\n"
 
 
 def _cap_memory() -> None:

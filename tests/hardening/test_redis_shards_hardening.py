@@ -23,7 +23,7 @@ import pytest
 from devamb.cluster.hashring import HashRing
 from tests.conftest import EngineFactory
 from tests.hardening.engine_process import EngineProcess, needs_proc
-from tests.targets.test_shards_redis import (
+from tests.targets.shards.real_redis import (
     Client,
     RedisServer,
     RespError,

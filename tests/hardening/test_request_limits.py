@@ -7,28 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
 from devamb.proxy import front
-from tests.conftest import EngineFactory
-from tests.hardening.test_bad_clients import PROFILE, Receiving, still_serving
-from tests.upstreams import HttpUpstream
-
-
-@pytest.fixture
-async def raw() -> AsyncIterator[Receiving]:
-    server = await Receiving().start()
-    yield server  # type: ignore[misc]
-    await server.stop()
-
-
-@pytest.fixture
-async def proxy(make_engine: EngineFactory, raw: Receiving, upstream: HttpUpstream):
-    engine = await make_engine(PROFILE.format(raw=raw.port, good=upstream.url))
-    host, port = engine.services["api"].bound
-    return engine, host, port
+from tests.hardening.conftest import Receiving, still_serving
 
 
 async def send(host: str, port: int, data: bytes, *, piece: int = 0) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,23 +15,9 @@ import pytest
 from devamb.cli.output import print_exchange
 from devamb.control.protocol import ControlError
 from tests.conftest import EngineFactory, free_port, listen_url
-from tests.hardening.test_bad_clients import PROFILE, Receiving, still_serving
+from tests.hardening.conftest import Receiving, still_serving
 from tests.upstreams import HttpUpstream
 from ui.widgets.traffic_columns import exchange_cells
-
-
-@pytest.fixture
-async def raw() -> AsyncIterator[Receiving]:
-    server = await Receiving().start()
-    yield server  # type: ignore[misc]
-    await server.stop()
-
-
-@pytest.fixture
-async def proxy(make_engine: EngineFactory, raw: Receiving, upstream: HttpUpstream):
-    engine = await make_engine(PROFILE.format(raw=raw.port, good=upstream.url))
-    host, port = engine.services["api"].bound
-    return engine, host, port
 
 
 async def send(host: str, port: int, data: bytes) -> bytes:

@@ -18,8 +18,8 @@ import aiohttp
 
 from devamb.control.client import ControlClient
 from devamb.control.workdir import Workdir
+from tests.conftest import devamb
 from tests.hardening.raw_upstream import RawUpstream, read_body, read_head
-from tests.test_cli import devamb
 
 SECRET = "Tok-Sec9F8e7d6C"  # mixed case: host names are lowercased on the way
 HOST_SECRET = "HoSt-Q4w5E6r7"

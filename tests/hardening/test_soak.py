@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from tests.hardening.engine_process import EngineProcess, needs_proc
+from tests.upstreams import serve_app
 
 LONG = os.environ.get("DEVAMB_SOAK") == "long"
 HTTP_EXCHANGES = int(os.environ.get("DEVAMB_SOAK_HTTP", "20000"))
@@ -94,11 +95,7 @@ async def _http_upstream(name: str) -> tuple[web.AppRunner, int]:
     app = web.Application(client_max_size=MAX_SIZE * 2)
     app["name"] = name
     app.router.add_route("*", "/{tail:.*}", _http_handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1]
+    return await serve_app(app, access_log=None, shutdown_timeout=0.5)
 
 
 TCP_HEAD = struct.Struct("!QI")  # seed, response size

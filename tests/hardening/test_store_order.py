@@ -14,7 +14,7 @@ import pytest
 
 from devamb.control.protocol import ControlError
 from tests.hardening.engine_process import EngineProcess
-from tests.upstreams import HttpUpstream, TcpUpstream
+from tests.upstreams import HttpUpstream, TcpUpstream, echo_bytes
 
 PROFILE = """
 version: 1
@@ -37,20 +37,9 @@ services:
 pytestmark = pytest.mark.timeout(120)
 
 
-async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-
-
 @pytest.fixture
 async def engine(tmp_path: Path, upstream: HttpUpstream) -> AsyncIterator[EngineProcess]:
-    tcp = await TcpUpstream(_echo).start()
+    tcp = await TcpUpstream(echo_bytes).start()
     proc = EngineProcess(tmp_path, PROFILE.format(http=upstream.url, tcp=tcp.port))
     try:
         yield await proc.start()

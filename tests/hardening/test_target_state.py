@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 
 from devamb.cluster import reachability as base
+from tests.certs import certificates
 from tests.conftest import EngineFactory, free_port, listen_url
 from tests.hardening.engine_process import EngineProcess
-from tests.hardening.test_security import _certificates
 from tests.replicas import eventually
 from tests.ui.test_features import text_of
 from tests.ui.waiting import settled, until
@@ -332,7 +332,7 @@ async def test_https_targets_are_probed_with_their_tls_settings(
     make_engine: EngineFactory, tmp_path: Path
 ) -> None:
     pytest.importorskip("cryptography")
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=context)

@@ -9,7 +9,6 @@ Issue 15, weak spot "`validate` reports a bad target only after the other errors
 from __future__ import annotations
 
 import copy
-import datetime
 import os
 import random
 import subprocess
@@ -22,6 +21,7 @@ import yaml
 
 from devamb.engine.assembly import load_profile
 from devamb.profile import ProfileError
+from tests.certs import ca_pem
 
 PROFILE = """\
 services:
@@ -110,7 +110,7 @@ def test_an_unreadable_ca_file_is_refused(tmp_path: Path) -> None:
 def test_a_ca_file_is_found_beside_the_profile_from_another_folder(tmp_path: Path) -> None:
     folder = tmp_path / "project"
     (folder / "certs").mkdir(parents=True)
-    (folder / "certs" / "ca.pem").write_bytes(_ca_pem())
+    (folder / "certs" / "ca.pem").write_bytes(ca_pem())
     (folder / "devamb.yaml").write_text(
         "services:\n  api:\n    listen: 0\n    targets:\n"
         "      x: {url: 'https://h', tls: {ca: certs/ca.pem}}\n"
@@ -161,7 +161,7 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 
 def test_a_mangled_profile_gives_problems_never_a_traceback(tmp_path: Path) -> None:
     """Keys dropped and values replaced by junk anywhere: only positioned problems come out."""
-    (tmp_path / "x.pem").write_bytes(_ca_pem())
+    (tmp_path / "x.pem").write_bytes(ca_pem())
     base = yaml.safe_load(RICH)
     load_profile(_dump(tmp_path, base), environ={})  # the unmangled profile is valid
     paths = [p for p in _paths(base) if p]
@@ -190,25 +190,3 @@ def _dump(folder: Path, data: Any) -> Path:
     path = folder / "devamb.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def _ca_pem() -> bytes:
-    """A self-signed CA certificate, PEM."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devamb test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)

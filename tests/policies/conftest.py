@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import textwrap
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.faults.base import FaultContext
+from tests.conftest import EngineFactory
 from tests.policies.flaky import FlakyUpstream
 
 
@@ -35,18 +34,13 @@ async def flaky():
 
 
 @pytest.fixture
-async def engine_for(tmp_path: Path):
-    engines: list[Engine] = []
+def engine_for(make_engine: EngineFactory) -> Callable[..., Awaitable[Engine]]:
+    """`await engine_for(text, clock=None)`: an engine whose faults and policies sleep and read
+    time on `clock` (a new Clock by default), with seeded randomness."""
 
     async def make(text: str, clock: Clock | None = None) -> Engine:
-        (tmp_path / "devamb.yaml").write_text(textwrap.dedent(text))
         clock = clock or Clock()
         ctx = FaultContext(rng=random.Random(7), sleep=clock.sleep, clock=clock)
-        engine = Engine(load_profile(tmp_path / "devamb.yaml"), fault_context=ctx)
-        await engine.start()
-        engines.append(engine)
-        return engine
+        return await make_engine(text, fault_context=ctx)
 
-    yield make
-    for engine in engines:
-        await engine.stop()
+    return make

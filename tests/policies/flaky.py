@@ -6,6 +6,8 @@ import asyncio
 
 from aiohttp import web
 
+from tests.upstreams import serve_app
+
 
 class FlakyUpstream:
     def __init__(self) -> None:
@@ -36,11 +38,7 @@ class FlakyUpstream:
     async def start(self) -> FlakyUpstream:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.2)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
+        self.runner, self.port = await serve_app(app, shutdown_timeout=0.2)
         return self
 
     async def stop(self) -> None:

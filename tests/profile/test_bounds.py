@@ -17,16 +17,9 @@ from devamb.profile.source import (
     load_source,
     read_source,
 )
+from tests.profile.bombs import SERVICE, alias_bomb
 
 SHIPPED = sorted((Path(__file__).resolve().parents[2] / "profiles").glob("**/*.yaml"))
-SERVICE = "services:\n  api:\n    listen: 0\n    targets: {x: echo}\n"
-
-
-def alias_bomb(levels: int, width: int = 9) -> str:
-    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
-    for i in range(1, levels + 1):
-        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
-    return "\n".join(lines) + "\n"
 
 
 def problems(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ from devamb.engine.assembly import SERVICE_KEYS, load_profile
 from devamb.faults.registry import KINDS as FAULT_KINDS
 from devamb.profile import ProfileError, resolve_profile_path
 from devamb.targets.url import UrlTargetSpec
+from tests.conftest import load_problems
 
 GOOD = """\
 version: 1
@@ -41,10 +42,7 @@ def write(tmp_path: Path, text: str, name: str = "devamb.yaml") -> Path:
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
-    path = write(tmp_path, text)
-    with pytest.raises(ProfileError) as info:
-        load_profile(path, environ=env or {})
-    return [str(p).replace(str(path), "devamb.yaml") for p in info.value.problems]
+    return load_problems(write(tmp_path, text), env)
 
 
 def test_good_profile_loads(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from devamb.engine.core import Engine
 from devamb.inspect.har import to_har
 from devamb.targets.shards import encoder
 from tests.conftest import EngineFactory
-from tests.targets.test_shards_redis import RedisServer
-from tests.upstreams import TcpUpstream
+from tests.targets.shards.real_redis import RedisServer, redis_servers
+from tests.upstreams import TcpUpstream, echo_bytes, serve_app, ws_echo
 
 LAG = 0.2  # seconds of latency per chunk or message
 SLACK = 0.85  # a lower bound is this share of the ideal time (timers round, clocks differ)
@@ -37,32 +37,10 @@ READ_TIMEOUT = 15.0
 # -- the peers -----------------------------------------------------------------------------------
 
 
-async def _echo_bytes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-
-
 async def _say_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(b"goodbye\n")
     await writer.drain()
     writer.close()
-
-
-async def _ws_echo(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse()
-    await ws.prepare(request)
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            await ws.send_str(f"echo:{msg.data}")
-        elif msg.type == WSMsgType.BINARY:
-            await ws.send_bytes(msg.data[::-1])
-    return ws
 
 
 async def _ws_bye(request: web.Request) -> web.WebSocketResponse:
@@ -83,24 +61,19 @@ class Peers:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
-    folder = tmp_path_factory.mktemp("redis")
-    servers = [RedisServer(folder).start() for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.kill()
+    with redis_servers(tmp_path_factory.mktemp("redis"), 2) as servers:
+        yield servers
 
 
 @pytest.fixture
 async def peers(redis: list[RedisServer]) -> AsyncIterator[Peers]:
-    echo = await TcpUpstream(_echo_bytes).start()
+    echo = await TcpUpstream(echo_bytes).start()
     talker = await TcpUpstream(_say_and_close).start()
     app = web.Application()
-    app.router.add_get("/echo", _ws_echo)
+    app.router.add_get("/echo", ws_echo())
     app.router.add_get("/bye", _ws_bye)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield Peers(echo, talker, runner.addresses[0][1], redis)
+    runner, ws_port = await serve_app(app, shutdown_timeout=0.5)
+    yield Peers(echo, talker, ws_port, redis)
     await runner.cleanup()
     await echo.stop()
     await talker.stop()

@@ -30,7 +30,7 @@ from devamb.engine.core import Engine
 from devamb.faults.malformed import MODES
 from devamb.inspect.exchange import Exchange
 from tests.conftest import EngineFactory, free_port
-from tests.targets.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL
+from tests.targets.docker.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL
 from tests.upstreams import HttpUpstream
 
 SIZE = 2000  # response bodies, about: small, so that a paced one still takes well under a second

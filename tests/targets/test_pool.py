@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,19 +14,10 @@ import pytest
 from devamb.cluster.dns import PinnedPool
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
-from devamb.profile import ProfileError
 from devamb.targets.pool import PoolTarget, PoolTargetSpec
-from tests.conftest import EngineFactory, Notices, listen_url
+from tests.conftest import EngineFactory, Notices, listen_url, problems
 from tests.replicas import Replica, eventually
 from tests.upstreams import TcpUpstream
-
-
-@pytest.fixture
-async def replicas() -> AsyncIterator[list[Replica]]:
-    made = [await Replica(f"r{i}").start() for i in range(3)]
-    yield made
-    for replica in made:
-        await replica.stop()
 
 
 def pool_profile(endpoints: list[str], extra: str = "", protocol: str = "http") -> str:
@@ -63,14 +53,6 @@ async def get(url: str, n: int = 1, headers: dict[str, str] | None = None) -> li
 
 
 # -- profile ---------------------------------------------------------------------------------
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "devamb.yaml"
-    path.write_text(text)
-    with pytest.raises(ProfileError) as info:
-        load_profile(path, environ={})
-    return [str(p).replace(str(path), "devamb.yaml") for p in info.value.problems]
 
 
 def test_a_full_pool_entry_parses(tmp_path: Path) -> None:

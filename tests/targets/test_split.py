@@ -17,10 +17,9 @@ import pytest
 
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
-from devamb.profile import ProfileError
 from devamb.targets.base import TargetContext, TargetUnavailable
 from devamb.targets.split import SplitTarget, SplitTargetSpec
-from tests.conftest import EngineFactory, Notices, free_port, listen_url
+from tests.conftest import EngineFactory, Notices, free_port, listen_url, problems
 from tests.replicas import Replica, eventually
 from tests.upstreams import TcpUpstream
 
@@ -75,14 +74,6 @@ def within_binomial(observed: int, n: int, p: float, sigmas: float = 4.5) -> boo
 
 
 # -- profile ---------------------------------------------------------------------------------
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "devamb.yaml"
-    path.write_text(text)
-    with pytest.raises(ProfileError) as info:
-        load_profile(path, environ={})
-    return [str(p).replace(str(path), "devamb.yaml") for p in info.value.problems]
 
 
 def test_a_full_split_entry_parses(tmp_path: Path) -> None:

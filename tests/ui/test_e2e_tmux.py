@@ -11,68 +11,19 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.conftest import free_port
+from tests.tmux import Terminal
 from tests.upstreams import HttpUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 WAIT = 20.0
-
-
-class Terminal:
-    """One tmux session on a private server socket."""
-
-    def __init__(self, name: str) -> None:
-        self.server = name
-        self.target = f"{name}:0"
-        self.last_error = ""
-
-    def tmux(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.server, "-f", "/dev/null", *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        self.last_error = done.stderr.strip()
-        return done.stdout
-
-    def start(self, command: str, cwd: Path) -> None:
-        # one invocation: the pane must stay (remain-on-exit) even if the command exits at once
-        self.tmux(
-            "start-server", ";",
-            "set-option", "-g", "remain-on-exit", "on", ";",
-            "new-session", "-d", "-s", self.server, "-x", "120", "-y", "36", "-c", str(cwd),
-            "-e", "COLORTERM=truecolor", "-e", "TERM=xterm-256color",
-            command,
-        )  # fmt: skip
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", self.target, *keys)
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.target)
-
-    def dead(self) -> bool:
-        """The command exited (the pane stays, with its last screen: remain-on-exit)."""
-        return self.tmux("display-message", "-p", "-t", self.target, "#{pane_dead}").strip() == "1"
-
-    def kill(self) -> None:
-        self.tmux("kill-server")
-
-
-@pytest.fixture
-def terminal() -> Iterator[Terminal]:
-    term = Terminal(f"devamb-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}")  # one server per test
-    yield term
-    term.kill()
+COLORS = {"COLORTERM": "truecolor", "TERM": "xterm-256color"}
 
 
 def assert_clean_exit(terminal: Terminal) -> None:
@@ -143,7 +94,7 @@ async def test_devamb_up_switch_with_keys_then_quit(
 ) -> None:
     url = write_profile(tmp_path, upstream)
     port = url.rsplit(":", 1)[1]
-    terminal.start(f"{sys.executable} -m devamb up devamb.yaml", tmp_path)
+    terminal.start(f"{sys.executable} -m devamb up devamb.yaml", tmp_path, COLORS)
 
     async def tui_shows_api() -> bool:
         screen = terminal.screen()
@@ -198,7 +149,7 @@ async def test_attach_survives_a_killed_engine_and_says_so(
     try:
         status = json.loads((await asyncio.to_thread(devamb, tmp_path, "status", "--json")).stdout)
         pid = status["engine"]["pid"]
-        terminal.start(f"{sys.executable} -m devamb attach", tmp_path)
+        terminal.start(f"{sys.executable} -m devamb attach", tmp_path, COLORS)
 
         async def dashboard() -> bool:
             return "api" in terminal.screen() and "real" in terminal.screen()
@@ -242,7 +193,7 @@ async def test_quitting_attach_leaves_the_engine_running(
     started = await asyncio.to_thread(devamb, tmp_path, "up", "--detach")
     assert started.returncode == 0, started.stderr
     try:
-        terminal.start(f"{sys.executable} -m devamb attach", tmp_path)
+        terminal.start(f"{sys.executable} -m devamb attach", tmp_path, COLORS)
 
         async def dashboard() -> bool:
             return "api" in terminal.screen() and "real" in terminal.screen()

@@ -17,7 +17,7 @@ from devamb.inspect.filter import FilterError
 from devamb.targets.mock.recording import RecordingSession
 from devamb.targets.mock.target import MockTarget
 from tests.conftest import EngineFactory, listen_url
-from tests.mocks.traffic import (
+from tests.targets.mock.traffic import (
     CALLS,
     PNG,
     TOKEN,
@@ -128,7 +128,7 @@ async def test_failed_and_faulted_exchanges_are_not_recorded(
 
 
 def test_recorded_json_stays_json(tmp_path: Path) -> None:
-    from tests.mocks.test_writer import draft_file
+    from tests.targets.mock.test_writer import draft_file
 
     text = draft_file(tmp_path)
     assert json.dumps(yaml.safe_load(text)["routes"][0]["respond"]["json"]) == (

@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from devamb.inspect.masking import MASK
+from tests.upstreams import serve_app
 
 TOKEN = "s3cret-token-value"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -31,18 +32,18 @@ class RecordedUpstream:
         app.router.add_get("/whoami", self.whoami)
         app.router.add_get("/braces", self.braces)
         app.router.add_get("/gone", self.gone)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.2)
+        self.app = app
+        self.runner: web.AppRunner | None = None
         self.url = ""
 
     async def start(self) -> RecordedUpstream:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        self.runner, port = await serve_app(self.app, shutdown_timeout=0.2)
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        if self.runner is not None:
+            await self.runner.cleanup()
 
     @staticmethod
     def _volatile() -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -114,14 +113,6 @@ def test_make_balancer_picks_the_policy() -> None:
 
 
 # -- through an engine -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def replicas() -> AsyncIterator[list[Replica]]:
-    made = [await Replica(f"r{i}").start() for i in range(3)]
-    yield made
-    for replica in made:
-        await replica.stop()
 
 
 def profile(replicas: list[Replica], balance: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 from devamb.control.protocol import ControlError
 from devamb.engine.core import Engine
 from tests.conftest import EngineFactory, Notices, free_port, listen_url
-from tests.targets.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL, HttpdFactory
+from tests.targets.docker.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL, HttpdFactory
 
 pytestmark = pytest.mark.docker
 FOLLOW_WITHIN = 1.0  # seconds: changes in Docker show up in devamb within this

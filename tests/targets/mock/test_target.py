@@ -430,7 +430,7 @@ async def test_the_watcher_sees_an_editor_style_replace_of_the_mock_file(tmp_pat
 async def test_the_example_profile_answers_as_its_comments_say(
     tmp_path: Path, make_engine: EngineFactory
 ) -> None:
-    root = Path(__file__).resolve().parents[2] / "profiles"
+    root = Path(__file__).resolve().parents[3] / "profiles"
     shutil.copytree(root / "mocks", tmp_path / "mocks")
     text = (root / "mocks.yaml").read_text().replace("listen: 9101", "listen: 0")
     engine = await make_engine(text)

@@ -14,7 +14,7 @@ from devamb.inspect.redaction import Redaction
 from devamb.targets.mock.har import HarError, load_har, observed_from_har, routes_from_har
 from devamb.targets.mock.writer import write_mock_file
 from tests.conftest import EngineFactory, listen_url
-from tests.mocks.traffic import (
+from tests.targets.mock.traffic import (
     CALLS,
     PNG,
     TOKEN,

@@ -4,7 +4,6 @@ that start failing and recover."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -133,14 +132,6 @@ def load_pool(tmp_path: Path, extra: str):  # type: ignore[no-untyped-def]
 
 
 # -- through an engine -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def replicas() -> AsyncIterator[list[Replica]]:
-    made = [await Replica(f"r{i}").start() for i in range(3)]
-    yield made
-    for replica in made:
-        await replica.stop()
 
 
 async def test_a_failing_replica_is_ejected_and_returns(

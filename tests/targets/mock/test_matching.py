@@ -9,7 +9,7 @@ import pytest
 
 from devamb.profile.regex import compile_regex, escape
 from devamb.targets.mock.matching import PathIndex, PathPattern, compile_path, same_value
-from tests.mocks.conftest import mock_spec, view
+from tests.targets.mock.conftest import mock_spec, view
 
 PATHS = [
     ("/users/{id}", "/users/42", {"id": "42"}),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devamb.targets.mock.template import Expr, TemplateError, compile_template
-from tests.mocks.conftest import view
+from tests.targets.mock.conftest import view
 
 REQUEST = view(
     "POST",

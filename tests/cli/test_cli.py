@@ -8,13 +8,13 @@ import json
 import os
 import signal
 import socket
-import sys
 import textwrap
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.conftest import devamb
 from tests.upstreams import HttpUpstream, pattern_digest
 
 PROFILE = """
@@ -28,20 +28,6 @@ services:
       b: {b}
       debug: echo
 """
-
-
-async def devamb(*args: str, cwd: Path) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "devamb",
-        *args,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 @pytest.fixture

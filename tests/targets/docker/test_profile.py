@@ -10,12 +10,11 @@ import pytest
 
 from devamb.control.protocol import ControlError
 from devamb.engine.assembly import load_profile
-from devamb.profile import ProfileError
 from devamb.targets.docker.containers import container_view, reachable_address
 from devamb.targets.docker.endpoints import Endpoint, RoundRobin
 from devamb.targets.docker.selector import Selector
 from devamb.targets.docker.spec import DockerTargetSpec
-from tests.conftest import EngineFactory, listen_url
+from tests.conftest import EngineFactory, listen_url, load_problems
 
 GOOD = """\
 version: 1
@@ -53,10 +52,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def problems(tmp_path: Path, docker_yaml: str) -> list[str]:
     text = "version: 1\nservices:\n  api:\n    listen: 0\n    targets:\n      box:\n"
     text += textwrap.indent(textwrap.dedent(docker_yaml), " " * 8)
-    path = write(tmp_path, text)
-    with pytest.raises(ProfileError) as info:
-        load_profile(path, environ={})
-    return [str(p).replace(str(path), "devamb.yaml") for p in info.value.problems]
+    return load_problems(write(tmp_path, text))
 
 
 def test_every_docker_form_loads(tmp_path: Path) -> None:

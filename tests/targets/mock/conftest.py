@@ -14,7 +14,7 @@ from multidict import CIMultiDict, MultiDict
 from devamb.profile.env import Interpolator
 from devamb.targets.mock.matching import RequestView
 from devamb.targets.mock.routes import MockSpec, Siblings, load_mock_file
-from tests.mocks.traffic import RecordedUpstream
+from tests.targets.mock.traffic import RecordedUpstream
 
 
 def mock_spec(tmp_path: Path, text: str, name: str = "mock.yaml") -> MockSpec:

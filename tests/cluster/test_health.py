@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 
 from devamb.cluster.endpoint import Endpoint
 from devamb.cluster.health import HealthChecker, HealthSpec, check_http, check_tcp
 from devamb.targets.pool import PoolTarget
 from tests.conftest import EngineFactory, Notices, free_port, listen_url
 from tests.replicas import Replica, eventually
-
-
-@pytest.fixture
-async def replicas() -> AsyncIterator[list[Replica]]:
-    made = [await Replica(f"r{i}").start() for i in range(3)]
-    yield made
-    for replica in made:
-        await replica.stop()
 
 
 def test_the_first_check_decides_then_thresholds_apply() -> None:

@@ -13,7 +13,7 @@ import pytest
 from devamb.control.protocol import ControlError
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
-from tests.test_cli import devamb
+from tests.conftest import devamb
 from tests.upstreams import HttpUpstream
 
 

@@ -14,7 +14,7 @@ from devamb.targets.shards import encoder
 from devamb.targets.shards.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.parser import ReplyReader
 from tests.conftest import EngineFactory
-from tests.targets.test_shards_redis import Client, RedisServer, decode, port_of, profile
+from tests.targets.shards.real_redis import Client, RedisServer, decode, port_of, profile
 
 ALPHABET = [b"a", b"b", b" ", b"  ", b"\t", b'"', b"'", b"\\", b"x", b"4", b"f", b"n", b"g",
             b"\\x41", b"\\'", b'\\"', b"\\\\", b"\x0b", b"\xff"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devamb.targets.mock.recording import Observed, answer_from, routes_from
 from devamb.targets.mock.writer import Answer, RouteDraft, literal_path, write_mock_file
-from tests.mocks.conftest import mock_spec, view
+from tests.targets.mock.conftest import mock_spec, view
 
 
 def draft_file(tmp_path: Path) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from devamb.profile.problems import ProfileError
 from devamb.targets.mock.routes import bracketed
-from tests.mocks.conftest import mock_spec
+from tests.targets.mock.conftest import mock_spec
 
 GOOD = """
 routes:
