@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import random
 import socket
 import struct
 
@@ -128,7 +129,9 @@ async def test_client_gone_mid_response_body(proxy, raw: Receiving) -> None:
     [
         (b"\xff" * 64, True),  # reserved bits and opcode 15
         (b"\x81\xff" + b"\x7f" * 8, True),  # a 2**63-ish length
-        (os.urandom(4096), True),
+        # random bytes, seeded: unseeded, one run in many began with a ping, which the upstream
+        # answered with a pong before the error (a right answer, but not what is tested here)
+        (random.Random(4096).randbytes(4096), True),
         (b"\x81\x05hello", False),  # an unmasked client frame: aiohttp lets it through
         (b"\x88\x82abcd" + b"\x00", False),  # a close frame cut short, then silence
     ],
