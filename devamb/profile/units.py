@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
@@ -24,6 +25,8 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError("expected a duration such as 250ms, 2s or 1m")
     if isinstance(text, int | float):
+        if not math.isfinite(text):  # YAML's .nan and .inf, `--grace nan`
+            raise ValueError(f"{text!r} is not a duration (use e.g. 250ms, 2s, 1m)")
         if text < 0:
             raise ValueError("a duration cannot be negative")
         return float(text)

@@ -186,3 +186,10 @@ async def test_256mib_download_keeps_engine_memory_bounded(project: Path) -> Non
     assert digest.hexdigest() == pattern_digest(total)
     peak = _rss_kib(pid, "VmHWM")
     assert peak - before < 16 * 1024, f"engine grew {(peak - before) / 1024:.1f} MiB"
+
+
+@pytest.mark.parametrize("grace", ["nan", "inf", "-1"])
+async def test_a_grace_that_is_not_a_duration_is_refused(tmp_path: Path, grace: str) -> None:
+    rc, _, err = await devamb("down", "--grace", grace, cwd=tmp_path)
+    assert rc == 2
+    assert "Invalid value for '--grace'" in err

@@ -19,7 +19,9 @@ def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["fast", "-1s", "10 parsecs", True])
+@pytest.mark.parametrize(
+    "text", ["fast", "-1s", "10 parsecs", True, float("nan"), float("inf"), -0.5]
+)
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)  # type: ignore[arg-type]
