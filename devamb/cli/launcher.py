@@ -15,11 +15,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import EngineUnavailable, Status
-from devamb.control.workdir import Workdir, socket_answers
+from devamb.control.workdir import Workdir, lock_holder, remove_stale_lock, socket_answers
 
 STALL_TIMEOUT = 30.0  # a starting engine that shows no progress this long is given up on
 START_LIMIT = 600.0  # ... and one that keeps busy but never gets ready
@@ -118,6 +119,7 @@ def clean_stale(workdir: Workdir) -> list[str]:
     """
     if live_pid(workdir):
         return []
+    remove_stale_lock(workdir)  # only when no process holds it (a killed engine's)
     removed: list[str] = []
     if workdir.pid.exists():
         pid = read_pid(workdir)
@@ -197,7 +199,8 @@ async def wait_ready(
             log = _log_since(workdir, spawned.offset)
             raise LaunchError(log or f"engine exited with {proc.returncode}")
         status = await running_status(workdir)
-        if status is not None and all(s["listening"] for s in status["services"]):
+        ours = status is not None and status["engine"]["pid"] == proc.pid  # not a rival's
+        if status is not None and ours and all(s["listening"] for s in status["services"]):
             return status
         now = time.monotonic()
         current = _progress_mark(proc.pid, workdir)
@@ -243,12 +246,7 @@ def _last_line(text: str) -> str:
 
 
 async def wait_stopped(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid) or _is_zombie(pid):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+    return await _wait_ended(partial(_pid_ended, pid), timeout)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -259,13 +257,14 @@ def _is_zombie(pid: int) -> bool:
 
 
 async def terminate_engine(
-    pid: int, grace: float, workdir: Workdir, say: Callable[[str], None] | None = None
+    pid: int,
+    grace: float,
+    workdir: Workdir,
+    say: Callable[[str], None] | None = None,
+    ended: Callable[[], bool] | None = None,
 ) -> str:
     """SIGTERM (with SIGCONT, as systemd sends, so a stopped engine can act on it), then
-    SIGKILL when the engine stays silent for KILL_WAIT seconds (it is not acting on SIGTERM:
-    its loop is stuck) or is still there after its drain (`grace`) and KILL_WAIT more.
-    A draining engine answers on its control socket, so it gets the whole grace.
-    Says how it ended: "stopped" or "killed"."""
+    `watch_stop`. Says how it ended: "stopped" or "killed"."""
     try:
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGCONT)
@@ -276,22 +275,65 @@ async def terminate_engine(
     if say is not None:
         say(f"sent SIGTERM to engine pid {pid}; SIGKILL if it stays silent for {KILL_WAIT:g}s "
             f"or is still there in {grace + KILL_WAIT:g}s")
+    return await watch_stop(pid, grace, workdir, ended)
+
+
+async def watch_stop(
+    pid: int, grace: float, workdir: Workdir, ended: Callable[[], bool] | None = None
+) -> str:
+    """Wait for an engine that was asked to stop; SIGKILL it when it stays silent for KILL_WAIT
+    seconds (it is not acting on the request: its loop is stuck, or it is stopped) or is still
+    there after its drain (`grace`) and KILL_WAIT more. A draining engine answers on its control
+    socket, so it gets the whole grace. `ended`: whether it is gone (default: the pid is dead
+    or a zombie; the parent of the engine passes its own check, which also reaps it).
+    Says how it ended: "stopped" or "killed"."""
+    if ended is None:
+        ended = partial(_pid_ended, pid)
     start = heard = time.monotonic()
     while time.monotonic() - start < grace + KILL_WAIT:
-        if not pid_alive(pid) or _is_zombie(pid):
+        if ended():
             return "stopped"
         if await _answers_status(workdir):
             heard = time.monotonic()
         elif time.monotonic() - heard > KILL_WAIT:
             break
         await asyncio.sleep(0.2)
-    if await wait_stopped(pid, 0.1):
+    if await _wait_ended(ended, 0.1):
         return "stopped"
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if not await wait_stopped(pid, 10.0):
+    if not await _wait_ended(ended, 10.0):
         raise LaunchError(f"engine pid {pid} survived SIGKILL")
     return "killed"
+
+
+async def other_engine(workdir: Workdir, spawned: Spawned) -> Status | None:
+    """The engine we spawned has exited: if that is because another engine holds the workdir's
+    lock (two `up` started at the same instant), that engine's status once it is ready; else
+    None. Waited for while it lives and for at most START_LIMIT seconds."""
+    holder = lock_holder(workdir)
+    if holder is None or holder == spawned.pid:
+        return None
+    started = time.monotonic()
+    while not _pid_ended(holder) and time.monotonic() - started < START_LIMIT:
+        status = await running_status(workdir)
+        if status is not None and all(s["listening"] for s in status["services"]):
+            return status
+        await asyncio.sleep(0.1)
+    return None
+
+
+def _pid_ended(pid: int) -> bool:
+    return not pid_alive(pid) or _is_zombie(pid)
+
+
+async def _wait_ended(ended: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not ended():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def _answers_status(workdir: Workdir) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,12 @@ from devamb.cli.launcher import (
     Spawned,
     clean_stale,
     find_engine,
+    other_engine,
     spawn_engine,
     terminate_engine,
     wait_ready,
     wait_stopped,
+    watch_stop,
 )
 from devamb.cli.mocks import mock, record
 from devamb.control.client import ControlClient
@@ -157,15 +161,7 @@ def up(
     found = run(find_engine(workdir))
     down_command = command_for(profile_name, "down")
     if found.status is not None:
-        pid = found.status["engine"]["pid"]
-        if headless or detach or not _has_terminal():
-            fail(f"an engine is already running for {display_path(path)} (pid {pid}); "
-                 f"use '{command_for(profile_name, 'attach')}' or '{down_command}'")
-        _say(f"an engine is already running for {display_path(path)} (pid {pid}): attaching "
-             f"to it; quitting leaves it running ('{down_command}' stops it)")
-        _open_tui(workdir, path, owns_engine=False, announce_attach=True)
-        if run(find_engine(workdir)).pid is not None:
-            _say(f"engine pid {pid} is still running; '{down_command}' stops it")
+        _already_running(found.status, workdir, path, profile_name, headless or detach)
         return
     if found.pid is not None:
         fail(f"engine pid {found.pid} is alive but not answering ({found.problem}); "
@@ -185,7 +181,12 @@ def up(
     try:
         status = run(wait_ready(spawned, workdir, progress=_say))
     except LaunchError as exc:
-        fail(str(exc))
+        other = run(other_engine(workdir, spawned))  # another `up` started one at the same time
+        if other is None:
+            fail(str(exc))
+            return
+        _already_running(other, workdir, path, profile_name, detach)
+        return
     except KeyboardInterrupt:
         spawned.proc.kill()
         raise
@@ -194,6 +195,22 @@ def up(
         click.echo(f"engine pid {spawned.pid}; stop it with: {down_command}")
         return
     _open_tui(workdir, path, owns_engine=True, spawned=spawned, grace=grace)
+
+
+def _already_running(
+    status: Status, workdir: Workdir, path: Path, profile_name: str | None, no_tui: bool
+) -> None:
+    """An engine answers for this profile already: fail without a TUI, else attach to it."""
+    pid = status["engine"]["pid"]
+    down_command = command_for(profile_name, "down")
+    if no_tui or not _has_terminal():
+        fail(f"an engine is already running for {display_path(path)} (pid {pid}); "
+             f"use '{command_for(profile_name, 'attach')}' or '{down_command}'")
+    _say(f"an engine is already running for {display_path(path)} (pid {pid}): attaching "
+         f"to it; quitting leaves it running ('{down_command}' stops it)")
+    _open_tui(workdir, path, owns_engine=False, announce_attach=True)
+    if run(find_engine(workdir)).pid is not None:
+        _say(f"engine pid {pid} is still running; '{down_command}' stops it")
 
 
 def _open_tui(
@@ -231,27 +248,42 @@ def _open_tui(
         )
     finally:
         for engine in owned:
-            _end_owned(engine, workdir)
+            _end_owned(engine, workdir, _profile_grace(path) if grace is None else grace)
 
 
-def _end_owned(spawned: Spawned, workdir: Workdir) -> None:
-    """Close the lifeline (the engine stops, draining what is in flight) and wait for it;
-    Ctrl-C while waiting kills it."""
+def _end_owned(spawned: Spawned, workdir: Workdir, grace: float) -> None:
+    """Close the lifeline (the engine stops, draining what is in flight for up to `grace`) and
+    wait for it as `down` does: SIGKILL if it stays silent (stopped, or stuck) for a few
+    seconds or outlives the grace. Ctrl-C while waiting cuts the drain now (SIGTERM, then
+    SIGKILL if it stays)."""
     if spawned.lifeline is not None:
         os.close(spawned.lifeline)
         spawned.lifeline = None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(spawned.pid, signal.SIGCONT)  # a stopped engine must see the end of its lifeline
     try:
         spawned.proc.wait(timeout=3.0)
+        return
     except subprocess.TimeoutExpired:
-        _say(f"stopping engine pid {spawned.pid}: exchanges in flight may take up to the "
-             f"grace to finish (Ctrl-C cuts them now)")
+        pass
+    _say(f"stopping engine pid {spawned.pid}: exchanges in flight may take up to "
+         f"{grace:g}s to finish (Ctrl-C cuts them now)")
+    ended = partial(_reaped, spawned.proc)
+    try:
         try:
-            spawned.proc.wait()
+            how = run(watch_stop(spawned.pid, grace, workdir, ended))
         except KeyboardInterrupt:
-            spawned.proc.kill()
-            spawned.proc.wait()
-            clean_stale(workdir)
-            _say(f"killed engine pid {spawned.pid}")
+            how = run(terminate_engine(spawned.pid, 0.0, workdir, ended=ended))
+    except LaunchError as exc:
+        _say(str(exc))
+        return
+    clean_stale(workdir)
+    if how == "killed":
+        _say(f"killed engine pid {spawned.pid}")
+
+
+def _reaped(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is not None
 
 
 def _print_listeners(status: Status) -> None:

@@ -1,17 +1,28 @@
-"""`.devamb/` beside the profile: control socket, pid, log, runtime state."""
+"""`.devamb/` beside the profile: control socket, pid, lock, log, runtime state."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import socket
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 MAX_SOCKET_PATH = 100  # unix socket paths are limited (104 on macOS, 108 on Linux)
+
+
+class EngineLocked(Exception):
+    """Another engine process holds this workdir's lock."""
+
+    def __init__(self, path: Path, holder: int | None) -> None:
+        self.path, self.holder = path, holder
+        who = f"engine pid {holder}" if holder else "another engine"
+        super().__init__(f"{who} already holds {path}: an engine is already running here")
 
 
 class UnsafeSocketDir(Exception):
@@ -77,6 +88,10 @@ class Workdir:
         return self.root / "engine.pid"
 
     @property
+    def lock(self) -> Path:
+        return self.root / "engine.lock"
+
+    @property
     def log(self) -> Path:
         return self.root / "engine.log"
 
@@ -94,3 +109,91 @@ def socket_answers(path: Path) -> bool:
         except OSError:
             return False
     return True
+
+
+def lock_engine(workdir: Workdir, patience: float = 2.0) -> int:
+    """Take the workdir's engine lock (an exclusive flock, Linux and macOS) for this process
+    and write its pid in it; the returned descriptor holds the lock until `unlock_engine` (or
+    until the process ends, however it ends). Raises EngineLocked, naming the holder, when
+    another engine has it: two engines started at the same instant cannot both run.
+
+    A holder that names no live process (a `clean_stale` removing a dead engine's lock, or a
+    winner that has not written its pid yet) is waited for up to `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fd = _take(workdir.lock)
+        except EngineLocked as exc:
+            if (exc.holder and _alive(exc.holder)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
+
+
+def unlock_engine(workdir: Workdir, fd: int) -> None:
+    """Remove the lock file while still holding it, then release it."""
+    if _same_file(fd, workdir.lock):
+        workdir.lock.unlink(missing_ok=True)
+    os.close(fd)
+
+
+def remove_stale_lock(workdir: Workdir) -> bool:
+    """Remove a lock file no process holds (left by a killed engine); whether it did."""
+    if not workdir.lock.exists():
+        return False
+    try:
+        fd = _take(workdir.lock)
+    except (EngineLocked, OSError):
+        return False
+    unlock_engine(workdir, fd)
+    return True
+
+
+def lock_holder(workdir: Workdir) -> int | None:
+    """The pid written in the lock file (its holder, if the lock is held)."""
+    try:
+        return int(workdir.lock.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _take(path: Path) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise EngineLocked(path, holder) from None
+        if _same_file(fd, path):
+            return fd
+        os.close(fd)  # the previous holder removed it between our open and our lock: again
+
+
+def _read_pid(fd: int) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)

@@ -155,6 +155,14 @@ class Engine:
     async def wait_shutdown_requested(self) -> None:
         await self.lifecycle.wait_shutdown_requested()
 
+    @property
+    def shutdown_requested(self) -> bool:
+        return self.lifecycle.shutdown_requested
+
+    def cut_now(self) -> None:
+        """End a drain in progress now, cutting the exchanges still in flight."""
+        self.lifecycle.cut_now()
+
     # -- EngineControl ------------------------------------------------------------------------
 
     async def status(self) -> Status:

@@ -64,6 +64,7 @@ class Lifecycle:
         self._stopped = asyncio.Event()
         self._shutdown_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._cut_now = False  # a second stop request: the drain ends at once
 
     @property
     def profile(self) -> Profile:
@@ -279,6 +280,8 @@ class Lifecycle:
         if self._stopped.is_set():
             return self.stop_report
         grace = self.default_grace() if grace is None else grace
+        if self._cut_now:
+            grace = 0.0
         self.ctx.bus.publish(EngineState(state="stopping"))
         self._stopping()
         for task in (self._ticker, self._watcher, *self.retiring):
@@ -338,3 +341,17 @@ class Lifecycle:
 
     async def wait_shutdown_requested(self) -> None:
         await self._shutdown_requested.wait()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        return self._shutdown_requested.is_set()
+
+    def cut_now(self) -> None:
+        """End the drain now (a second Ctrl-C): exchanges still in flight are cut. Before the
+        drain has begun, the stop that follows drains for no time."""
+        if self._stopped.is_set():
+            return
+        self._cut_now = True
+        for listener in self.listeners.values():
+            if isinstance(listener, HttpListener):
+                listener.hurry()

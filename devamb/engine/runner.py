@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TextIO
 
 from devamb.control.server import ControlServer, SocketInUse
-from devamb.control.workdir import UnsafeSocketDir, Workdir
+from devamb.control.workdir import (
+    EngineLocked,
+    UnsafeSocketDir,
+    Workdir,
+    lock_engine,
+    unlock_engine,
+)
 from devamb.engine.assembly import Profile
 from devamb.engine.core import Engine
 from devamb.engine.state import RuntimeState
@@ -64,10 +70,18 @@ def run_engine(
     """
     configure_logging(profile)
     workdir.ensure()
-    if reset and workdir.state.exists():
-        workdir.state.unlink()
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(_serve(profile, workdir, grace, lifeline))
+    try:  # before anything is bound or reset: one engine per workdir, even when two start at once
+        lock = lock_engine(workdir)
+    except EngineLocked as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        if reset and workdir.state.exists():
+            workdir.state.unlink()
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            return runner.run(_serve(profile, workdir, grace, lifeline))
+    finally:
+        unlock_engine(workdir, lock)
 
 
 async def _serve(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool) -> int:
@@ -86,7 +100,7 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
     for sig in signals:  # a stop requested while starting is honoured once started
         if signal.getsignal(sig) is signal.SIG_IGN:
             continue  # e.g. SIGHUP under nohup: the user asked for it to be ignored
-        loop.add_signal_handler(sig, lambda: _background.add(ensure_future(engine.shutdown())))
+        loop.add_signal_handler(sig, _on_stop_signal, engine, sig)
     if lifeline:
         _watch_lifeline(loop, engine)
     log.info("starting %d services from %s", len(profile.services), profile.path)
@@ -115,6 +129,17 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
         await engine.stop()
         await server.stop()
     return 0
+
+
+def _on_stop_signal(engine: Engine, sig: signal.Signals) -> None:
+    """The first stop signal drains exchanges in flight for the grace; one more while the
+    engine is stopping (a second Ctrl-C, or a signal during a drain asked for otherwise:
+    `down`, the end of the TUI) cuts them now."""
+    if engine.shutdown_requested:
+        log.info("%s while stopping: cutting the exchanges still in flight now", sig.name)
+        engine.cut_now()
+        return
+    _background.add(ensure_future(engine.shutdown()))
 
 
 def _watch_lifeline(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:

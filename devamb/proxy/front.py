@@ -416,6 +416,7 @@ class FrontServer:
         self.now = self.loop.time()  # as of the last sweep
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._hurried = False  # a drain in progress ends now
 
     async def start(self, host: str, port: int, *, backlog: int = 1024) -> tuple[str, int]:
         self._server = await self.loop.create_server(
@@ -437,7 +438,7 @@ class FrontServer:
             connection.shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while self.connections and loop.time() < deadline:
+        while self.connections and loop.time() < deadline and not self._hurried:
             await asyncio.sleep(0.05)
         cut = list(self.connections)
         for connection in cut:
@@ -445,6 +446,10 @@ class FrontServer:
         await asyncio.sleep(0)
         self._server = None
         return len(cut)
+
+    def hurry(self) -> None:
+        """End the drain of `stop` now: the exchanges still in flight are cut."""
+        self._hurried = True
 
     def _sweep(self) -> None:
         """Close the connections whose deadline passed (header or keep-alive timeout)."""

@@ -49,6 +49,11 @@ class HttpListener:
             self.service.bound = None
         return cut
 
+    def hurry(self) -> None:
+        """A drain in progress (`stop`) ends now, cutting what is still in flight."""
+        if self._server is not None:
+            self._server.hurry()
+
     @staticmethod
     async def _before_upstream(
         plan: Plan, request: FrontRequest, exchange: Exchange

@@ -261,6 +261,146 @@ async def test_down_drains_for_the_longest_timeout_then_says_what_it_cut(
     assert "cut 1 exchange (api 1) still in flight after 1s" in err, err
 
 
+# -- two `up` at the same instant: one engine (the workdir's lock) -------------------------------
+
+
+async def test_two_ups_started_at_once_run_one_engine(project: Path) -> None:
+    port = write_profile(project)
+    workdir = Workdir.beside(project / "devamb.yaml")
+    results = await asyncio.gather(*(devamb("up", "--detach", cwd=project) for _ in range(2)))
+    codes = sorted(rc for rc, _, _ in results)
+    assert codes == [0, 1], results  # as when run one after the other
+    [(_, out, _)] = [r for r in results if r[0] == 0]
+    [(_, _, err)] = [r for r in results if r[0] == 1]
+    pid = int(workdir.pid.read_text())
+    assert f"engine pid {pid};" in out, out
+    assert f"an engine is already running for devamb.yaml (pid {pid})" in err, err
+    assert "Traceback" not in err
+    log = workdir.log.read_text()  # the loser's engine saw the winner's, or lost the lock
+    assert log.count("devamb engine ready") == 1, log
+    assert accepts(port)
+
+    rc, out, err = await devamb("down", cwd=project)
+    assert rc == 0 and f"stopped engine {pid}" in out, err
+    assert await gone(pid)
+    assert sorted(p.name for p in workdir.root.iterdir()) == ["engine.log"]  # nothing behind
+
+
+async def test_a_second_headless_engine_names_the_one_holding_the_lock(project: Path) -> None:
+    write_profile(project)
+    rc, _, err = await devamb("up", "--detach", cwd=project)
+    assert rc == 0, err
+    workdir = Workdir.beside(project / "devamb.yaml")
+    pid = int(workdir.pid.read_text())
+    # as if it had looked for an engine before the first one started: straight to the engine
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; from pathlib import Path; "
+        "from devamb.control.workdir import Workdir; from devamb.engine.assembly import "
+        "load_profile; from devamb.engine.runner import run_engine; p = Path(sys.argv[1]); "
+        "sys.exit(run_engine(load_profile(p), Workdir.beside(p), reset=True))",
+        str(project / "devamb.yaml"),
+        cwd=project, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err_bytes = await asyncio.wait_for(proc.communicate(), WAIT)
+    assert proc.returncode == 1
+    assert f"engine pid {pid} already holds {workdir.lock}" in err_bytes.decode()
+    assert int(workdir.pid.read_text()) == pid and workdir.lock.exists()
+    assert (await devamb("status", cwd=project))[0] == 0  # the first one is untouched
+    assert (await devamb("down", cwd=project))[0] == 0
+    assert not workdir.lock.exists()
+
+
+async def test_a_killed_engines_lock_file_does_not_stop_the_next(project: Path) -> None:
+    write_profile(project)
+    assert (await devamb("up", "--detach", cwd=project))[0] == 0
+    workdir = Workdir.beside(project / "devamb.yaml")
+    pid = int(workdir.pid.read_text())
+    os.kill(pid, signal.SIGKILL)
+    assert await gone(pid)
+    assert workdir.lock.exists()  # left behind, but nobody holds it
+    rc, _, err = await devamb("up", "--detach", cwd=project)
+    assert rc == 0, err
+    assert (await devamb("down", cwd=project))[0] == 0
+    assert sorted(p.name for p in workdir.root.iterdir()) == ["engine.log"]
+
+
+# -- a second Ctrl-C during the drain cuts it ------------------------------------------------------
+
+
+async def test_a_second_sigint_during_the_drain_cuts_it(
+    project: Path, upstream: HttpUpstream
+) -> None:
+    port = write_profile(project, upstream.url, timeout="120s")  # the drain: up to 120 s
+    output = project / "engine.out"
+    with open(output, "wb") as out:
+        engine = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "devamb", "up", "--headless", cwd=project,
+            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+        )  # fmt: skip
+    try:
+        await wait_for(lambda: accepts(port), "the listener")
+        async with aiohttp.ClientSession() as client:
+            slow = asyncio.ensure_future(client.get(f"http://127.0.0.1:{port}/slow/25"))
+            await _wait_in_flight(project)
+            engine.send_signal(signal.SIGINT)
+            await wait_for(lambda: "waiting up to 120s" in output.read_text(), "the drain")
+            await asyncio.sleep(1.0)
+            assert engine.returncode is None and not slow.done()  # still draining
+            engine.send_signal(signal.SIGINT)
+            # cut: an error, not the answer the upstream gives after 25 s
+            with pytest.raises(aiohttp.ClientError):
+                await asyncio.wait_for(slow, WAIT)
+            assert await asyncio.wait_for(engine.wait(), WAIT) == 0
+    finally:
+        if engine.returncode is None:
+            engine.kill()
+            await engine.wait()
+    log = output.read_text()
+    assert "SIGINT while stopping: cutting the exchanges still in flight now" in log, log
+    assert "cut 1 exchange (api 1)" in log, log
+    workdir = Workdir.beside(project / "devamb.yaml")
+    assert not workdir.socket.exists() and not workdir.pid.exists() and not workdir.lock.exists()
+    assert not accepts(port)
+
+
+async def _wait_in_flight(project: Path) -> None:
+    """Until the engine counts one exchange in flight (the request reached it)."""
+    control = ControlClient(Workdir.beside(project / "devamb.yaml").socket)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if (await control.status())["services"][0]["stats"]["active"] == 1:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("the exchange never reached the engine")
+
+
+# -- q, then the engine stops answering mid-drain: `up` still ends --------------------------------
+
+
+@needs_tmux
+async def test_up_does_not_wait_forever_for_its_stopped_engine(
+    project: Path, terminal: Terminal, upstream: HttpUpstream
+) -> None:
+    port = write_profile(project, upstream.url, timeout="120s")
+    workdir = Workdir.beside(project / "devamb.yaml")
+    terminal.start(f"{sys.executable} -m devamb up", project, PYTHONPATH)
+    await wait_for(lambda: ":" + str(port) in terminal.screen(), "the dashboard", terminal)
+    engine = int(workdir.pid.read_text())
+    async with aiohttp.ClientSession() as client:
+        slow = asyncio.ensure_future(client.get(f"http://127.0.0.1:{port}/slow/100"))
+        await _wait_in_flight(project)
+        terminal.keys("q")  # the engine drains the exchange for up to 120 s
+        await wait_for(lambda: "stopping engine pid" in terminal.screen(), "the drain", terminal)
+        os.kill(engine, signal.SIGSTOP)  # and now it answers nothing, nor ends
+        await wait_for(terminal.dead, "devamb up to end", terminal)
+        with pytest.raises(aiohttp.ClientError):
+            await asyncio.wait_for(slow, WAIT)
+    assert f"killed engine pid {engine}" in terminal.screen(), terminal.screen()
+    assert await gone(engine)
+    assert not workdir.socket.exists() and not workdir.pid.exists()
+    assert not accepts(port)
+
+
 # -- the shared socket folder must be private (as tmux checks /tmp/tmux-UID) ---------------------
 
 
