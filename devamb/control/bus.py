@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from devamb.control.events import EngineEvent, EventsLost
 
@@ -56,8 +56,12 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self) -> None:
+    """`mask`, if given, sees every published event once before any subscriber does: the engine
+    hands in its secret masker here (the bus cannot know the profile's `${VAR}` values)."""
+
+    def __init__(self, mask: Callable[[EngineEvent], EngineEvent] | None = None) -> None:
         self._subscribers: set[Subscription] = set()
+        self._mask = mask
 
     @property
     def has_subscribers(self) -> bool:
@@ -70,6 +74,10 @@ class EventBus:
         return sub
 
     def publish(self, event: EngineEvent) -> None:
+        if not self._subscribers:
+            return
+        if self._mask is not None:
+            event = self._mask(event)
         for sub in self._subscribers:
             sub.push(event)
 

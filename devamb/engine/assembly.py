@@ -81,7 +81,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
             if top.mapping(("budget",)) and top.has("budget"):
                 budget = top.child("budget").size() or budget
     if reader.problems:
-        raise ProfileError(reader.problems)
+        raise ProfileError(reader.problems, interpolator.secrets)
     return Profile(
         path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings)
     )

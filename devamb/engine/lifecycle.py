@@ -170,6 +170,7 @@ class Lifecycle:
             try:
                 profile = await asyncio.to_thread(load_profile, path)
             except ProfileError as exc:
+                self._add_secrets(exc.secrets)  # a problem may quote a value from ${VAR}
                 self._reject([str(p) for p in exc.problems])
                 return False
             except Exception as exc:  # a bug in validation must not end the watcher
@@ -189,6 +190,7 @@ class Lifecycle:
         ones whole (in-flight exchanges finish on the old ones). Nothing changes unless every
         new listener and target could start."""
         ctx = self.ctx
+        self._add_secrets(profile.secrets)  # before anything can fail with a message quoting one
         diff = diff_profiles(ctx.profile, profile)
         prepared: dict[str, tuple[Service, Listener | None]] = {}
         try:
@@ -237,8 +239,6 @@ class Lifecycle:
         for name in diff.removed:
             ctx.store.configure(name, 0)
         ctx.profile = profile
-        ctx.secrets = Redactor({*ctx.secrets.secrets, *profile.secrets})
-        update_log_secrets(profile.secrets)
         ctx.store.budget = profile.record_budget
         ctx.config_errors = []
         for service, _ in prepared.values():
@@ -250,6 +250,14 @@ class Lifecycle:
         if diff:
             ctx.notice("info", f"profile reloaded: {diff}")
         return True
+
+    def _add_secrets(self, secrets: frozenset[str]) -> None:
+        """Mask a new profile's secrets too, from now on, in status, events and the log; those
+        of the profiles before stay masked (a message may still quote one)."""
+        ctx = self.ctx
+        if not {s for s in secrets if s} <= set(ctx.secrets.secrets):
+            ctx.secrets = Redactor({*ctx.secrets.secrets, *secrets})
+        update_log_secrets(secrets)
 
     async def _retire(self, services: list[Service]) -> None:
         """Close replaced services' targets once their in-flight exchanges had time to end."""

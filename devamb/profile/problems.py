@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -21,6 +22,7 @@ class Problem:
 class ProfileError(Exception):
     """A profile that cannot be used; carries every problem found, in file order."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], secrets: Iterable[str] = ()) -> None:
         self.problems = sorted(problems)
+        self.secrets = frozenset(secrets)  # the ${VAR} values read so far: a problem may quote one
         super().__init__("\n".join(str(p) for p in self.problems))

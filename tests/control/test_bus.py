@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from devamb.control.bus import EventBus
-from devamb.control.events import EventsLost, Notice
+from devamb.control.events import EngineEvent, EventsLost, Notice
 
 
 async def test_subscribers_get_events_in_order() -> None:
@@ -41,6 +42,22 @@ async def test_close_ends_iteration() -> None:
     bus.close()
     await asyncio.wait_for(task, 1)
     assert seen == ["x"] and not bus.has_subscribers
+
+
+async def test_the_mask_sees_each_event_once_before_every_subscriber() -> None:
+    masked: list[EngineEvent] = []
+
+    def mask(event: EngineEvent) -> EngineEvent:
+        masked.append(event)
+        return dataclasses.replace(event, message="masked")
+
+    bus = EventBus(mask=mask)
+    bus.publish(Notice(level="info", message="nobody listens"))  # no subscriber: not even masked
+    first, second = bus.subscribe(), bus.subscribe()
+    bus.publish(Notice(level="info", message="secret"))
+    assert [e.message for e in masked] == ["secret"]  # type: ignore[attr-defined]
+    for sub in (first, second):
+        assert (await sub.get()).message == "masked"  # type: ignore[union-attr]
 
 
 def test_event_wire_shape() -> None:
