@@ -1,0 +1,237 @@
+"""The http2 service (h2c, prior knowledge) with real clients (curl, grpcio, an h2 client)
+and real upstreams (tests/upstreams_h2.py, a grpcio server): one exchange per stream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+
+from devamb.engine.core import Engine
+from devamb.proxy.h2upstream import H2Upstream as H2Client
+from tests.conftest import EngineFactory
+from tests.upstreams_h2 import H2Upstream, pattern
+
+PROFILE = """
+version: 1
+services:
+  h2:
+    listen: 0
+    protocol: http2
+    target: up
+    timeout: 5s
+    targets:
+      up: http://127.0.0.1:{port}
+      other: http://127.0.0.1:{port2}
+      dead: http://127.0.0.1:{dead}
+"""
+
+curl_h2 = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+def _dead_port() -> int:
+    from tests.conftest import free_port
+
+    return free_port()
+
+
+@pytest.fixture
+async def h2(make_engine: EngineFactory) -> AsyncIterator[tuple[Engine, int, H2Upstream,
+                                                                 H2Upstream]]:
+    up = await H2Upstream("up").start()
+    other = await H2Upstream("other").start()
+    engine = await make_engine(PROFILE.format(port=up.port, port2=other.port, dead=_dead_port()))
+    bound = engine.services["h2"].bound
+    assert bound is not None
+    yield engine, bound[1], up, other
+    await up.stop()
+    await other.stop()
+
+
+async def _curl(*args: str) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--http2-prior-knowledge", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out, err
+
+
+async def _records(engine: Engine, count: int) -> list:
+    for _ in range(200):
+        found = engine.store.recent(count)
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.02)
+    return engine.store.recent(count)
+
+
+async def _call(client: H2Client, path: str, body: bytes = b"", port: int = 0) -> tuple[
+        dict[str, str], bytes, dict[str, str]]:
+    """One request on a shared client connection: (headers, body, trailers)."""
+    headers = [(b":method", b"POST" if body else b"GET"), (b":scheme", b"http"),
+               (b":authority", f"127.0.0.1:{port}".encode()), (b":path", path.encode())]
+    stream = await client.open(headers, end=not body)
+    if body:
+        await stream.send_data(body, end=True)
+    got: dict[str, str] = {}
+    trailers: dict[str, str] = {}
+    data = bytearray()
+    while True:
+        item = await stream.next()
+        if item.kind == "headers":
+            got = {k.decode(): v.decode() for k, v in item.headers}
+        elif item.kind == "data":
+            data += item.data
+            stream.ack(item.flow)
+        elif item.kind == "trailers":
+            trailers = {k.decode(): v.decode() for k, v in item.headers}
+        elif item.kind == "end":
+            return got, bytes(data), trailers
+        else:
+            raise AssertionError(f"stream reset: {item}")
+
+
+@curl_h2
+async def test_curl_get_and_post_byte_exact(h2) -> None:
+    engine, port, _, _ = h2
+    code, out, err = await _curl(f"http://127.0.0.1:{port}/size/300000")
+    assert code == 0, err
+    assert out == pattern(300000)
+    body = pattern(200000)[::-1]
+    code, out, err = await _curl("--data-binary", "@-", f"http://127.0.0.1:{port}/echo",
+                                 "-D", "/dev/stderr") if False else await _curl_post(port, body)
+    assert code == 0, err
+    assert out == body
+    records = await _records(engine, 2)
+    first, newest = records  # oldest first
+    assert (first.method, first.path, first.status, first.target) == ("GET", "/size/300000",
+                                                                     200, "up")
+    assert first.bytes_out == 300000 and first.protocol == "http2"
+    assert (newest.method, newest.path, newest.status) == ("POST", "/echo", 200)
+    assert newest.bytes_in == len(body) == newest.bytes_out
+    assert newest.notes["http2"]["trailers"] == [("x-end", "done")]
+    assert newest.ttfb_ms is not None and newest.duration_ms is not None
+    assert ("x-upstream", "up") in (newest.response_headers or [])
+
+
+async def _curl_post(port: int, body: bytes) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--http2-prior-knowledge", "--data-binary", "@-",
+        f"http://127.0.0.1:{port}/echo",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(body)
+    return proc.returncode or 0, out, err
+
+
+async def test_streams_multiplex_over_one_connection_with_trailers(h2) -> None:
+    engine, port, up, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        bodies = [hashlib.sha256(str(i).encode()).digest() * (50 + i * 37) for i in range(100)]
+        results = await asyncio.gather(*(_call(client, "/echo", b, port) for b in bodies))
+    finally:
+        client.close()
+    for body, (headers, data, trailers) in zip(bodies, results, strict=True):
+        assert headers[":status"] == "200"
+        assert hashlib.sha256(data).hexdigest() == hashlib.sha256(body).hexdigest()
+        assert headers["x-sha256"] == hashlib.sha256(body).hexdigest()
+        assert trailers == {"x-end": "done"}
+    records = await _records(engine, 100)
+    assert len(records) == 100
+    assert all(r.path == "/echo" and r.status == 200 for r in records)
+    assert up.connections == 1  # one upstream connection, multiplexed
+
+
+async def test_dead_upstream_gives_502_and_a_record_then_serving_goes_on(h2) -> None:
+    engine, port, _, _ = h2
+    await engine.switch("h2", "dead")
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        headers, data, _ = await _call(client, "/x", port=port)
+        assert headers[":status"] == "502"
+        assert b"cannot connect" in data
+        await engine.switch("h2", "up")
+        headers, data, _ = await _call(client, "/y", port=port)
+        assert headers[":status"] == "200" and data == b"up GET /y"
+    finally:
+        client.close()
+    records = await _records(engine, 2)
+    dead = records[0]
+    assert (dead.target, dead.status, dead.path) == ("dead", 502, "/x")
+    assert dead.error is not None and "cannot connect" in dead.error
+
+
+async def test_switch_applies_to_the_next_stream(h2) -> None:
+    engine, port, up, other = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        _, first, _ = await _call(client, "/a", port=port)
+        await engine.switch("h2", "other")
+        _, second, _ = await _call(client, "/b", port=port)
+    finally:
+        client.close()
+    assert first == b"up GET /a" and second == b"other GET /b"
+    assert up.paths == ["/a"] and other.paths == ["/b"]
+    records = await _records(engine, 2)
+    assert [r.target for r in records] == ["up", "other"]
+
+
+# -- gRPC ----------------------------------------------------------------------------------------
+
+
+def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+    return b"pong:" + request
+
+
+def _stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    for i in range(int(request)):
+        yield pattern(1000 + i * 997)
+
+
+@pytest.fixture
+def grpc_server() -> Iterator[int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    handler = grpc.method_handlers_generic_handler("test.Echo", {
+        "Ping": grpc.unary_unary_rpc_method_handler(_unary),
+        "Count": grpc.unary_stream_rpc_method_handler(_stream),
+    })
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(None)
+
+
+async def test_grpc_unary_and_server_streaming(make_engine: EngineFactory,
+                                               grpc_server: int) -> None:
+    engine = await make_engine(PROFILE.format(port=grpc_server, port2=grpc_server,
+                                              dead=_dead_port()))
+    bound = engine.services["h2"].bound
+    assert bound is not None
+
+    def calls() -> tuple[bytes, list[bytes], grpc.StatusCode]:
+        with grpc.insecure_channel(f"127.0.0.1:{bound[1]}") as channel:
+            ping = channel.unary_unary("/test.Echo/Ping")
+            reply, call = ping.with_call(b"hello", timeout=10)
+            count = channel.unary_stream("/test.Echo/Count")
+            items = list(count(b"20", timeout=10))
+            return reply, items, call.code()
+
+    reply, items, code = await asyncio.to_thread(calls)
+    assert reply == b"pong:hello" and code == grpc.StatusCode.OK
+    assert items == [pattern(1000 + i * 997) for i in range(20)]
+    records = await _records(engine, 2)
+    unary, streaming = records
+    assert (unary.method, unary.path, unary.status) == ("POST", "/test.Echo/Ping", 200)
+    assert ("grpc-status", "0") in unary.notes["http2"]["trailers"]
+    assert streaming.path == "/test.Echo/Count"
+    assert ("grpc-status", "0") in streaming.notes["http2"]["trailers"]
+    assert streaming.bytes_out == sum(5 + 1000 + i * 997 for i in range(20))

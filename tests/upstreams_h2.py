@@ -1,0 +1,127 @@
+"""A small HTTP/2 (h2c, prior knowledge) upstream built on `h2`, for the http2 service tests.
+
+Routes, by path:
+- `/echo`: answers 200 with the request body (the checksum of it in `x-sha256`), and the trailer
+  `x-end: done`;
+- `/size/N`: answers N bytes of a seeded pattern;
+- anything else: 200 with `<name> <method> <path>`.
+Every response names the server in `x-upstream`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def pattern(size: int) -> bytes:
+    block = bytes(range(256)) * 64
+    return (block * (size // len(block) + 1))[:size]
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, server: H2Upstream) -> None:
+        self.server = server
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        self.transport: asyncio.Transport | None = None
+        self.bodies: dict[int, bytearray] = {}
+        self.heads: dict[int, dict[str, str]] = {}
+        self.pending: dict[int, tuple[bytes, list[tuple[str, str]] | None]] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.connections += 1
+        self.server.open.add(self)
+        self.conn.initiate_connection()
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.open.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.heads[event.stream_id] = {
+                    k.decode() if isinstance(k, bytes) else k: v.decode()
+                    if isinstance(v, bytes) else v for k, v in event.headers
+                }
+                self.bodies[event.stream_id] = bytearray()
+            elif isinstance(event, h2.events.DataReceived):
+                self.bodies[event.stream_id] += event.data
+                self.conn.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
+            elif isinstance(event, h2.events.StreamEnded):
+                self._answer(event.stream_id)
+            elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+                for stream_id in list(self.pending):
+                    self._send(stream_id)
+        self._flush()
+
+    def _answer(self, stream_id: int) -> None:
+        head = self.heads.pop(stream_id)
+        body = bytes(self.bodies.pop(stream_id))
+        path = head.get(":path", "")
+        self.server.paths.append(path)
+        trailers = None
+        if path == "/echo":
+            out = body
+            extra = [("x-sha256", hashlib.sha256(body).hexdigest())]
+            trailers = [("x-end", "done")]
+        elif path.startswith("/size/"):
+            out, extra = pattern(int(path[6:])), []
+        else:
+            out, extra = f"{self.server.name} {head.get(':method')} {path}".encode(), []
+        headers = [(":status", "200"), ("x-upstream", self.server.name), *extra]
+        if trailers is None:
+            headers.append(("content-length", str(len(out))))
+        self.conn.send_headers(stream_id, headers, end_stream=not out and trailers is None)
+        if out or trailers is not None:
+            self.pending[stream_id] = (out, trailers)
+            self._send(stream_id)
+
+    def _send(self, stream_id: int) -> None:
+        out, trailers = self.pending[stream_id]
+        while out:
+            window = min(self.conn.local_flow_control_window(stream_id),
+                         self.conn.max_outbound_frame_size)
+            if window <= 0:
+                self.pending[stream_id] = (out, trailers)
+                return
+            chunk, out = out[:window], out[window:]
+            self.conn.send_data(stream_id, chunk, end_stream=not out and trailers is None)
+        del self.pending[stream_id]
+        if trailers is not None:
+            self.conn.send_headers(stream_id, trailers, end_stream=True)
+
+    def _flush(self) -> None:
+        if self.transport is not None:
+            self.transport.write(self.conn.data_to_send())
+
+
+class H2Upstream:
+    def __init__(self, name: str = "h2up") -> None:
+        self.name = name
+        self.port = 0
+        self.paths: list[str] = []
+        self.connections = 0
+        self.open: set[_Conn] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> H2Upstream:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self.open):
+                if conn.transport is not None:
+                    conn.transport.close()
+            await self._server.wait_closed()
