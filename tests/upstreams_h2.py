@@ -4,6 +4,7 @@ Routes, by path:
 - `/echo`: answers 200 with the request body (the checksum of it in `x-sha256`), and the trailer
   `x-end: done`;
 - `/size/N`: answers N bytes of a seeded pattern;
+- `/reset`: resets the stream with ENHANCE_YOUR_CALM (11) once the request ended;
 - anything else: 200 with `<name> <method> <path>`.
 Every response names the server in `x-upstream`."""
 
@@ -55,6 +56,9 @@ class _Conn(asyncio.Protocol):
                 self.conn.acknowledge_received_data(
                     event.flow_controlled_length, event.stream_id
                 )
+            elif isinstance(event, h2.events.StreamReset):
+                self.server.resets.append(int(event.error_code or 0))
+                self.pending.pop(event.stream_id or 0, None)
             elif isinstance(event, h2.events.StreamEnded):
                 self._answer(event.stream_id)
             elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
@@ -68,6 +72,9 @@ class _Conn(asyncio.Protocol):
         path = head.get(":path", "")
         self.server.paths.append(path)
         trailers = None
+        if path == "/reset":
+            self.conn.reset_stream(stream_id, 11)
+            return
         if path == "/echo":
             out = body
             extra = [("x-sha256", hashlib.sha256(body).hexdigest())]
@@ -108,6 +115,7 @@ class H2Upstream:
         self.name = name
         self.port = 0
         self.paths: list[str] = []
+        self.resets: list[int] = []  # the error codes of streams the client reset
         self.connections = 0
         self.open: set[_Conn] = set()
         self._server: asyncio.Server | None = None

@@ -9,6 +9,7 @@ for the peer's windows and for the transport's buffer to drain. Nothing here kno
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 import h2.config
@@ -46,6 +47,7 @@ class Inbound:
     flow: int = 0  # flow-controlled length (with padding) to acknowledge once passed on
     code: int = 0  # the RST_STREAM error code ("reset")
     lost: bool = False  # "reset" because the connection went away, not an RST_STREAM
+    local: bool = False  # "reset" by our own side (H2Stream.reset), not by the peer
 
 
 class H2Stream:
@@ -68,7 +70,10 @@ class H2Stream:
 
     def send_headers(self, headers: H2Headers, end: bool = False) -> None:
         self._check()
-        self.endpoint.conn.send_headers(self.id, headers, end_stream=end)
+        try:
+            self.endpoint.conn.send_headers(self.id, headers, end_stream=end)
+        except h2.exceptions.StreamClosedError:
+            raise StreamGone(CANCEL, "the stream is closed") from None
         self.sent_end = end
         self.endpoint.flush()
         self.endpoint.settle(self)
@@ -112,7 +117,7 @@ class H2Stream:
         if self.gone is not None:
             return
         self.gone = StreamGone(code, f"reset by devamb (code {code})")
-        self.events.put_nowait(Inbound("reset", code=code))  # wakes whoever reads it
+        self.events.put_nowait(Inbound("reset", code=code, local=True))  # wakes its reader
         self.window.set()
         try:
             self.endpoint.conn.reset_stream(self.id, code)
@@ -161,7 +166,9 @@ class H2Endpoint(asyncio.Protocol):
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.protocol_error(str(exc) or type(exc).__name__)
-            self.flush()  # the GOAWAY h2 prepared
+            with contextlib.suppress(h2.exceptions.ProtocolError):  # unless h2 sent it
+                self.conn.close_connection(PROTOCOL_ERROR)
+            self.flush()  # the GOAWAY
             if self.transport is not None:
                 self.transport.close()
             return

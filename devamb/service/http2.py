@@ -146,9 +146,13 @@ class Http2Listener:
         while True:
             item = await front.next()
             if item.kind == "reset":
-                if not item.lost or not ended:
-                    back.reset(item.code if not item.lost else CANCEL)
-                exchange.error = exchange.error or f"the client reset the stream (code {item.code})"
+                if item.local:  # we reset the client's stream: the upstream's is done too
+                    return
+                exchange.error = exchange.error or (
+                    "the client connection was lost" if item.lost
+                    else f"the client reset the stream (code {item.code})"
+                )
+                back.reset(CANCEL if item.lost else item.code)
                 return
             if ended:
                 continue
@@ -174,6 +178,8 @@ class Http2Listener:
             await self._answer(front, exchange, 504, f"no response headers in {timeout:g}s")
             return
         if item.kind == "reset":
+            if item.local:  # the client reset its stream, and we the upstream's
+                return
             if item.lost:
                 await self._answer(front, exchange, 502, "the upstream connection was lost")
             else:
@@ -184,9 +190,14 @@ class Http2Listener:
         status = _pseudo(item.headers, b":status")
         exchange.status = int(status) if status and status.isdigit() else None
         exchange.response_headers = _text(item.headers)
-        follow = await back.next()
-        front.send_headers(item.headers, end=follow.kind == "end")
+        follow = back.events.get_nowait() if not back.events.empty() else None
+        ended = follow is not None and follow.kind == "end"
+        front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
+        if ended:
+            return
         while True:
+            if follow is None:
+                follow = await back.next()
             if follow.kind == "end":
                 if not front.sent_end:
                     await front.send_data(b"", end=True)
@@ -204,13 +215,15 @@ class Http2Listener:
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":
+                if follow.local:
+                    return
                 exchange.error = (
                     "the upstream connection was lost" if follow.lost
                     else f"the upstream reset the stream (code {follow.code})"
                 )
                 front.reset(INTERNAL_ERROR if follow.lost else follow.code)
                 return
-            follow = await back.next()
+            follow = None
 
     async def _answer(self, front: H2Stream, exchange: Exchange, status: int, reason: str) -> None:
         """devamb answers the stream itself (the upstream could not)."""

@@ -235,3 +235,106 @@ async def test_grpc_unary_and_server_streaming(make_engine: EngineFactory,
     assert streaming.path == "/test.Echo/Count"
     assert ("grpc-status", "0") in streaming.notes["http2"]["trailers"]
     assert streaming.bytes_out == sum(5 + 1000 + i * 997 for i in range(20))
+
+
+async def test_resets_pass_both_ways(h2) -> None:
+    engine, port, up, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        headers = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"),
+                   (b":path", b"/reset")]
+        stream = await client.open(headers, end=True)
+        item = await stream.next()
+        assert (item.kind, item.code, item.lost) == ("reset", 11, False)
+        posting = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"),
+                   (b":path", b"/echo")]
+        stream = await client.open(posting, end=False)
+        await stream.send_data(b"part of a body")
+        for _ in range(200):  # the upstream took the part: the relay's stream is open there
+            if up.connections and any(c.bodies for c in up.open):
+                break
+            await asyncio.sleep(0.02)
+        stream.reset(8)  # CANCEL
+        for _ in range(200):
+            if up.resets:
+                break
+            await asyncio.sleep(0.02)
+        assert up.resets == [8]
+        _, data, _ = await _call(client, "/after", port=port)  # the connection still serves
+        assert data == b"up GET /after"
+    finally:
+        client.close()
+    records = await _records(engine, 3)
+    assert records[0].error == "the upstream reset the stream (code 11)"
+    assert records[1].error is not None and "client reset the stream" in records[1].error
+    assert records[2].status == 200
+
+
+async def test_a_client_that_stops_reading_stalls_the_upstream(h2) -> None:
+    """Flow control end to end: devamb acknowledges the upstream's data only as the client
+    takes it, so a client that never reads leaves the upstream waiting on its window."""
+    _, port, up, _ = h2
+    size = 4_000_000
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        headers = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"),
+                   (b":path", f"/size/{size}".encode())]
+        stream = await client.open(headers, end=True)
+        await asyncio.sleep(0.5)  # time for the upstream to fill every window on the way
+        conn = next(iter(up.open))
+        assert conn.pending  # it could not send the whole body: nobody read it
+        left = len(next(iter(conn.pending.values()))[0])
+        assert left > size - 1_000_000  # what is in flight is bounded by the windows
+        data = bytearray()
+        while True:
+            item = await stream.next()
+            if item.kind == "data":
+                data += item.data
+                stream.ack(item.flow)
+            elif item.kind == "end":
+                break
+            else:
+                assert item.kind == "headers", item
+        assert bytes(data) == pattern(size)
+    finally:
+        client.close()
+
+
+async def test_a_client_not_speaking_http2_is_sent_away_and_others_go_on(h2) -> None:
+    _, port, _, _ = h2
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()  # devamb's SETTINGS, then GOAWAY, then the close
+    assert answer[3:4] == b"\x04"  # a SETTINGS frame first
+    assert b"\x07" in answer  # a GOAWAY frame type among the frames
+    writer.close()
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        _, data, _ = await _call(client, "/ok", port=port)
+        assert data == b"up GET /ok"
+    finally:
+        client.close()
+
+
+def test_faults_and_other_target_kinds_are_refused_on_http2(tmp_path) -> None:
+    from tests.conftest import problems
+
+    found = problems(tmp_path, """
+        version: 1
+        services:
+          h2:
+            listen: 0
+            protocol: http2
+            target: up
+            targets:
+              up: http://127.0.0.1:1
+              tls: https://127.0.0.1:2
+              loop: echo
+            faults:
+              slow: {kind: latency, delay: 1s}
+        """)
+    assert any("h2.targets.tls" in p and "h2c" in p for p in found), found
+    assert any("h2.targets.loop" in p and "echo targets serve" in p for p in found), found
+    assert any("h2.faults.slow.kind" in p and "not yet for http2 services" in p
+               for p in found), found
