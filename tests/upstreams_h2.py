@@ -4,6 +4,7 @@ Routes, by path:
 - `/echo`: answers 200 with the request body (the checksum of it in `x-sha256`), and the trailer
   `x-end: done`;
 - `/size/N`: answers N bytes of a seeded pattern;
+- `/slow`: answers `slow` once `gate` is set;
 - `/reset`: resets the stream with ENHANCE_YOUR_CALM (11) once the request ended;
 - anything else: 200 with `<name> <method> <path>`.
 Every response names the server in `x-upstream`."""
@@ -72,6 +73,9 @@ class _Conn(asyncio.Protocol):
         path = head.get(":path", "")
         self.server.paths.append(path)
         trailers = None
+        if path == "/slow":
+            asyncio.get_running_loop().create_task(self._slow(stream_id))
+            return
         if path == "/reset":
             self.conn.reset_stream(stream_id, 11)
             return
@@ -90,6 +94,12 @@ class _Conn(asyncio.Protocol):
         if out or trailers is not None:
             self.pending[stream_id] = (out, trailers)
             self._send(stream_id)
+
+    async def _slow(self, stream_id: int) -> None:
+        await self.server.gate.wait()
+        self.conn.send_headers(stream_id, [(":status", "200"), ("content-length", "4")])
+        self.conn.send_data(stream_id, b"slow", end_stream=True)
+        self._flush()
 
     def _send(self, stream_id: int) -> None:
         out, trailers = self.pending[stream_id]
@@ -116,6 +126,7 @@ class H2Upstream:
         self.port = 0
         self.paths: list[str] = []
         self.resets: list[int] = []  # the error codes of streams the client reset
+        self.gate = asyncio.Event()  # opens /slow
         self.connections = 0
         self.open: set[_Conn] = set()
         self._server: asyncio.Server | None = None

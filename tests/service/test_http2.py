@@ -338,3 +338,60 @@ def test_faults_and_other_target_kinds_are_refused_on_http2(tmp_path) -> None:
     assert any("h2.targets.loop" in p and "echo targets serve" in p for p in found), found
     assert any("h2.faults.slow.kind" in p and "not yet for http2 services" in p
                for p in found), found
+
+
+async def test_a_slow_stream_does_not_hold_the_others(h2) -> None:
+    _, port, up, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        slow = asyncio.create_task(_call(client, "/slow", port=port))
+        for _ in range(200):
+            if "/slow" in up.paths:
+                break
+            await asyncio.sleep(0.02)
+        results = await asyncio.gather(*(_call(client, f"/fast/{i}", port=port)
+                                         for i in range(20)))
+        assert [r[1] for r in results] == [f"up GET /fast/{i}".encode() for i in range(20)]
+        assert not slow.done()
+        up.gate.set()
+        _, data, _ = await slow
+        assert data == b"slow"
+    finally:
+        client.close()
+
+
+async def test_a_dead_upstream_connection_is_opened_again(h2) -> None:
+    engine, port, up, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        _, data, _ = await _call(client, "/one", port=port)
+        assert data == b"up GET /one" and up.connections == 1
+        for conn in list(up.open):
+            assert conn.transport is not None
+            conn.transport.close()
+        listener = engine.lifecycle.listeners["h2"]
+        upstreams = listener._upstreams.values()  # type: ignore[union-attr]
+        for _ in range(200):  # devamb saw the close
+            if all(u._connection is None or not u._connection.usable for u in upstreams):
+                break
+            await asyncio.sleep(0.02)
+        _, data, _ = await _call(client, "/two", port=port)
+        assert data == b"up GET /two" and up.connections == 2
+    finally:
+        client.close()
+
+
+def test_header_faults_are_refused_on_http2(tmp_path) -> None:
+    from tests.conftest import problems
+
+    found = problems(tmp_path, """
+        version: 1
+        services:
+          h2:
+            listen: 0
+            protocol: http2
+            header_faults: true
+            targets:
+              up: http://127.0.0.1:1
+        """)
+    assert len(found) == 1 and "header_faults" in found[0] and "not yet for http2" in found[0]
