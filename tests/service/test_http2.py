@@ -395,3 +395,15 @@ def test_header_faults_are_refused_on_http2(tmp_path) -> None:
               up: http://127.0.0.1:1
         """)
     assert len(found) == 1 and "header_faults" in found[0] and "not yet for http2" in found[0]
+
+
+async def test_the_summary_of_a_stream_has_method_path_and_status(h2) -> None:
+    engine, port, _, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        await _call(client, "/summary", port=port)
+    finally:
+        client.close()
+    summary = (await engine.exchanges(1))[0]
+    assert (summary["protocol"], summary["method"], summary["path"], summary["status"]) == (
+        "http2", "GET", "/summary", 200)
