@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from urllib.parse import urlsplit
 
 from devamb.cluster.endpoint import split_userinfo
@@ -20,7 +21,7 @@ from devamb.targets.base import Target
 from devamb.targets.url import UrlTargetSpec
 
 SHUTDOWN_GRACE = 3.0
-ANSWERED_BY_DEVAMB = "devamb"
+log = logging.getLogger("devamb.http2")
 
 
 def _text(headers: H2Headers) -> list[tuple[str, str]]:
@@ -62,7 +63,9 @@ class Http2Listener:
         return cut
 
     def _protocol_error(self, remote: str | None, reason: str) -> None:
-        """A client broke HTTP/2 (or does not speak it): h2 ended the connection with GOAWAY."""
+        """A client broke HTTP/2 (or does not speak it): the connection ended with GOAWAY."""
+        log.info("%s: client %s: not HTTP/2 or broke it (%s); sent GOAWAY",
+                 self.service.name, remote or "?", reason)
 
     def _upstream(self, target: Target) -> tuple[H2Upstream, str]:
         spec = target.spec

@@ -196,12 +196,26 @@ def _stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         yield pattern(1000 + i * 997)
 
 
+def _sum(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+    digest = hashlib.sha256()
+    for request in requests:
+        digest.update(request)
+    return digest.hexdigest().encode()
+
+
+def _chat(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    for request in requests:
+        yield request[::-1]
+
+
 @pytest.fixture
 def grpc_server() -> Iterator[int]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handler = grpc.method_handlers_generic_handler("test.Echo", {
         "Ping": grpc.unary_unary_rpc_method_handler(_unary),
         "Count": grpc.unary_stream_rpc_method_handler(_stream),
+        "Sum": grpc.stream_unary_rpc_method_handler(_sum),
+        "Chat": grpc.stream_stream_rpc_method_handler(_chat),
     })
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -407,3 +421,25 @@ async def test_the_summary_of_a_stream_has_method_path_and_status(h2) -> None:
     summary = (await engine.exchanges(1))[0]
     assert (summary["protocol"], summary["method"], summary["path"], summary["status"]) == (
         "http2", "GET", "/summary", 200)
+
+
+async def test_grpc_client_streaming_and_bidi(make_engine: EngineFactory,
+                                              grpc_server: int) -> None:
+    engine = await make_engine(PROFILE.format(port=grpc_server, port2=grpc_server,
+                                              dead=_dead_port()))
+    bound = engine.services["h2"].bound
+    assert bound is not None
+    chunks = [pattern(70_000 + i) for i in range(30)]  # more than a stream window in all
+
+    def calls() -> tuple[bytes, list[bytes]]:
+        with grpc.insecure_channel(f"127.0.0.1:{bound[1]}") as channel:
+            total = channel.stream_unary("/test.Echo/Sum")(iter(chunks), timeout=20)
+            chat = channel.stream_stream("/test.Echo/Chat")
+            return total, list(chat(iter(chunks), timeout=20))
+
+    total, replies = await asyncio.to_thread(calls)
+    assert total == hashlib.sha256(b"".join(chunks)).hexdigest().encode()
+    assert replies == [c[::-1] for c in chunks]
+    records = await _records(engine, 2)
+    assert [r.path for r in records] == ["/test.Echo/Sum", "/test.Echo/Chat"]
+    assert all(r.bytes_in == sum(5 + len(c) for c in chunks) for r in records)
