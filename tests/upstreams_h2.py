@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import cast
 
 import h2.config
 import h2.connection
@@ -34,8 +35,7 @@ class _Conn(asyncio.Protocol):
         self.pending: dict[int, tuple[bytes, list[tuple[str, str]] | None]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
         self.server.connections += 1
         self.server.open.add(self)
         self.conn.initiate_connection()

@@ -443,3 +443,33 @@ async def test_grpc_client_streaming_and_bidi(make_engine: EngineFactory,
     records = await _records(engine, 2)
     assert [r.path for r in records] == ["/test.Echo/Sum", "/test.Echo/Chat"]
     assert all(r.bytes_in == sum(5 + len(c) for c in chunks) for r in records)
+
+
+def test_under_uvloop_as_devamb_up_runs_it(tmp_path) -> None:
+    """`devamb up` runs the engine on uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+    from devamb.engine.assembly import load_profile
+
+    async def main() -> None:
+        up = await H2Upstream("up").start()
+        path = tmp_path / "devamb.yaml"
+        path.write_text(PROFILE.format(port=up.port, port2=up.port, dead=_dead_port()))
+        engine = Engine(load_profile(path))
+        await engine.start()
+        try:
+            bound = engine.services["h2"].bound
+            assert bound is not None
+            client = H2Client("127.0.0.1", bound[1], 5.0)
+            try:
+                results = await asyncio.gather(*(
+                    _call(client, f"/size/{1000 * i}", port=bound[1]) for i in range(1, 101)
+                ))
+            finally:
+                client.close()
+            assert [r[1] for r in results] == [pattern(1000 * i) for i in range(1, 101)]
+        finally:
+            await engine.stop()
+            await up.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
