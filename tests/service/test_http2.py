@@ -473,3 +473,18 @@ def test_under_uvloop_as_devamb_up_runs_it(tmp_path) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+@curl_h2
+async def test_export_curl_of_a_stream_runs_again_through_devamb(h2) -> None:
+    engine, port, _, _ = h2
+    code, out, err = await _curl_post(port, b"again")
+    assert code == 0 and out == b"again", err
+    record = (await _records(engine, 1))[0]
+    command = await engine.export_curl(record.id)
+    assert "--http2-prior-knowledge" in command and ":method" not in command
+    proc = await asyncio.create_subprocess_shell(
+        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0 and out == b"again", err
