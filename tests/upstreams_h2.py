@@ -4,6 +4,7 @@ Routes, by path:
 - `/echo`: answers 200 with the request body (the checksum of it in `x-sha256`), and the trailer
   `x-end: done`;
 - `/size/N`: answers N bytes of a seeded pattern;
+- `/early`: answers 200 `early` as soon as the request headers arrive (the request goes on);
 - `/slow`: answers `slow` once `gate` is set;
 - `/reset`: resets the stream with ENHANCE_YOUR_CALM (11) once the request ended;
 - anything else: 200 with `<name> <method> <path>`.
@@ -52,16 +53,23 @@ class _Conn(asyncio.Protocol):
                     if isinstance(v, bytes) else v for k, v in event.headers
                 }
                 self.bodies[event.stream_id] = bytearray()
+                if self.heads[event.stream_id].get(":path") == "/early":
+                    self.conn.send_headers(event.stream_id, [(":status", "200")])
+                    self.conn.send_data(event.stream_id, b"early", end_stream=True)
             elif isinstance(event, h2.events.DataReceived):
-                self.bodies[event.stream_id] += event.data
+                if event.stream_id in self.bodies:
+                    self.bodies[event.stream_id] += event.data
                 self.conn.acknowledge_received_data(
                     event.flow_controlled_length, event.stream_id
                 )
             elif isinstance(event, h2.events.StreamReset):
                 self.server.resets.append(int(event.error_code or 0))
+                self.heads.pop(event.stream_id or 0, None)
+                self.bodies.pop(event.stream_id or 0, None)
                 self.pending.pop(event.stream_id or 0, None)
             elif isinstance(event, h2.events.StreamEnded):
-                self._answer(event.stream_id)
+                if self.heads.get(event.stream_id, {}).get(":path") != "/early":
+                    self._answer(event.stream_id)
             elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
                 for stream_id in list(self.pending):
                     self._send(stream_id)

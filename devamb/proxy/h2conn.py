@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -24,6 +25,7 @@ H2Headers = list[tuple[bytes, bytes]]
 CONNECTION_WINDOW = 16 * 1024 * 1024  # the connection window we give a peer: streams, not it,
 # bound what is in flight (a stalled stream holds at most its own stream window)
 MAX_STREAMS = 1000  # concurrent streams a client may open on one connection
+NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
 PROTOCOL_ERROR = int(h2.errors.ErrorCodes.PROTOCOL_ERROR)
 INTERNAL_ERROR = int(h2.errors.ErrorCodes.INTERNAL_ERROR)
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
@@ -55,7 +57,8 @@ class H2Stream:
     def __init__(self, endpoint: H2Endpoint, stream_id: int) -> None:
         self.endpoint = endpoint
         self.id = stream_id
-        self.events: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._queued: deque[Inbound] = deque()  # what the peer sent, not yet read
+        self._arrived = asyncio.Event()
         self.window = asyncio.Event()  # set when the peer may have opened its windows
         self.gone: StreamGone | None = None
         self.sent_end = False
@@ -63,7 +66,18 @@ class H2Stream:
         self.ended_at_headers = False  # the request (or response) had no body: END_STREAM
 
     async def next(self) -> Inbound:
-        return await self.events.get()
+        while not self._queued:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self._queued.popleft()
+
+    def peek(self) -> Inbound | None:
+        """What `next` would return now, left in place; None when nothing is queued."""
+        return self._queued[0] if self._queued else None
+
+    def put(self, item: Inbound) -> None:
+        self._queued.append(item)
+        self._arrived.set()
 
     def ack(self, size: int) -> None:
         """`size` flow-controlled bytes were passed on: let the peer send as many again."""
@@ -118,7 +132,7 @@ class H2Stream:
         if self.gone is not None:
             return
         self.gone = StreamGone(code, f"reset by devamb (code {code})")
-        self.events.put_nowait(Inbound("reset", code=code, local=True))  # wakes its reader
+        self.put(Inbound("reset", code=code, local=True))  # wakes its reader
         self.window.set()
         try:
             self.endpoint.conn.reset_stream(self.id, code)
@@ -244,7 +258,7 @@ class H2Endpoint(asyncio.Protocol):
             stream = H2Stream(self, event.stream_id)
             self.streams[event.stream_id] = stream
             stream.ended_at_headers = event.stream_ended is not None
-            stream.events.put_nowait(Inbound("headers", headers=_pairs(event.headers)))
+            stream.put(Inbound("headers", headers=_pairs(event.headers)))
             self.new_stream(stream)
         elif isinstance(event, h2.events.ResponseReceived):
             self._put(event.stream_id, Inbound("headers", headers=_pairs(event.headers)))
@@ -259,7 +273,7 @@ class H2Endpoint(asyncio.Protocol):
             ended = self.streams.get(event.stream_id or 0)
             if ended is not None:
                 ended.got_end = True
-                ended.events.put_nowait(Inbound("end"))
+                ended.put(Inbound("end"))
                 self.settle(ended)
         elif isinstance(event, h2.events.StreamReset):
             reset = self.streams.pop(event.stream_id or 0, None)
@@ -287,14 +301,14 @@ class H2Endpoint(asyncio.Protocol):
         stream = self.streams.get(stream_id or 0)
         if stream is None:
             return False
-        stream.events.put_nowait(item)
+        stream.put(item)
         return True
 
     @staticmethod
     def _gone(stream: H2Stream, code: int, reason: str, lost: bool = False) -> None:
         if stream.gone is None:
             stream.gone = StreamGone(code, reason)
-        stream.events.put_nowait(Inbound("reset", code=code, lost=lost))
+        stream.put(Inbound("reset", code=code, lost=lost))
         stream.window.set()
 
 

@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 
 from devamb.cluster.endpoint import split_userinfo
 from devamb.inspect.exchange import Exchange
-from devamb.proxy.h2conn import CANCEL, INTERNAL_ERROR, H2Headers, H2Stream, StreamGone
+from devamb.proxy.h2conn import (
+    CANCEL,
+    INTERNAL_ERROR,
+    NO_ERROR,
+    H2Headers,
+    H2Stream,
+    StreamGone,
+)
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind_failure
@@ -100,6 +107,8 @@ class Http2Listener:
             exchange.error = f"devamb failed: {exc!r}"
             front.reset(INTERNAL_ERROR)
         finally:
+            if front.sent_end and not front.got_end:  # answered before the request ended
+                front.reset(NO_ERROR)  # RFC 9113 8.1: stop sending the request, no error
             exchange.finish()
             self.recorder.finish(service, exchange)
 
@@ -134,6 +143,10 @@ class Http2Listener:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, StreamGone):
                 await pump
+            # the response is over: a request still open on either side ends here, so that
+            # neither connection keeps the stream (and its slot) open
+            if not back.sent_end:
+                back.reset(CANCEL)
 
     async def _requests(
         self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
@@ -193,8 +206,9 @@ class Http2Listener:
         status = _pseudo(item.headers, b":status")
         exchange.status = int(status) if status and status.isdigit() else None
         exchange.response_headers = _text(item.headers)
-        follow = back.events.get_nowait() if not back.events.empty() else None
-        ended = follow is not None and follow.kind == "end"
+        queued = back.peek()
+        ended = queued is not None and queued.kind == "end"
+        follow = await back.next() if queued is not None else None
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
@@ -207,12 +221,16 @@ class Http2Listener:
                 return
             if follow.kind == "data":
                 exchange.response_body.add(follow.data)
+                queued = back.peek()
+                last = queued is not None and queued.kind == "end"
                 try:
-                    await front.send_data(follow.data)
+                    await front.send_data(follow.data, end=last)  # END_STREAM on the last DATA
                 except StreamGone:
                     back.reset(CANCEL)
                     raise
                 back.ack(follow.flow)
+                if last:
+                    return
             elif follow.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["trailers"] = _text(follow.headers)
                 front.send_trailers(follow.headers)

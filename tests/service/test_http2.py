@@ -488,3 +488,36 @@ async def test_export_curl_of_a_stream_runs_again_through_devamb(h2) -> None:
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0 and out == b"again", err
+
+
+async def test_an_answer_before_the_request_ended_closes_both_streams(h2) -> None:
+    """The upstream answered while the client was still sending: devamb stops the upstream's
+    stream (CANCEL) and asks the client to stop (RST_STREAM NO_ERROR), so neither connection
+    keeps the stream open."""
+    engine, port, up, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"),
+                   (b":path", b"/early")]
+        stream = await client.open(headers, end=False)
+        await stream.send_data(b"first part")
+        kinds = []
+        while True:
+            item = await stream.next()
+            kinds.append((item.kind, item.data))
+            if item.kind == "reset":
+                assert item.code == 0
+                break
+        assert kinds == [("headers", b""), ("data", b"early"), ("end", b""), ("reset", b"")]
+        for _ in range(200):
+            if up.resets:
+                break
+            await asyncio.sleep(0.02)
+        assert up.resets == [8]
+        assert not client._connection.streams  # type: ignore[union-attr]
+        _, data, _ = await _call(client, "/next", port=port)
+        assert data == b"up GET /next"
+    finally:
+        client.close()
+    record = (await _records(engine, 2))[0]
+    assert (record.path, record.status, record.error) == ("/early", 200, None)
