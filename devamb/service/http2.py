@@ -119,13 +119,16 @@ class Http2Listener:
         upstream, authority = self._upstream(target)
         spec = target.spec
         assert isinstance(spec, UrlTargetSpec)
+        injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in spec.headers.items()]  # the target's own: they replace the client's
+        replaced = {k for k, _ in injected}
         sent: H2Headers = []
         for key, value in headers:
             if key == b":authority" and not service.spec.keep_host:
                 value = authority.encode("latin-1")
-            sent.append((key, value))
-        sent += [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                 for k, v in spec.headers.items()]
+            if key not in replaced:
+                sent.append((key, value))
+        sent += injected
         exchange.request_headers = _text(sent)
         exchange.url = f"http://{authority}{exchange.path or ''}"
         ended = front.ended_at_headers

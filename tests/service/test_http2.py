@@ -521,3 +521,37 @@ async def test_an_answer_before_the_request_ended_closes_both_streams(h2) -> Non
         client.close()
     record = (await _records(engine, 2))[0]
     assert (record.path, record.status, record.error) == ("/early", 200, None)
+
+
+async def test_target_headers_replace_the_clients(make_engine: EngineFactory) -> None:
+    up = await H2Upstream("up").start()
+    try:
+        engine = await make_engine(f"""
+            version: 1
+            services:
+              h2:
+                listen: 0
+                protocol: http2
+                targets:
+                  up:
+                    url: http://user:secret@127.0.0.1:{up.port}
+                    headers: {{X-Team: payments}}
+            """)
+        bound = engine.services["h2"].bound
+        assert bound is not None
+        client = H2Client("127.0.0.1", bound[1], 5.0)
+        try:
+            headers = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"),
+                       (b":path", b"/h"), (b"x-team", b"other"), (b"authorization", b"Bearer t")]
+            stream = await client.open(headers, end=True)
+            while (await stream.next()).kind != "end":
+                pass
+        finally:
+            client.close()
+        record = (await _records(engine, 1))[0]
+        sent = record.request_headers or []
+        assert [v for k, v in sent if k == "x-team"] == ["payments"]
+        assert [v for k, v in sent if k == "authorization"] == ["Basic dXNlcjpzZWNyZXQ="]
+        assert (":authority", f"127.0.0.1:{up.port}") in sent
+    finally:
+        await up.stop()
