@@ -146,7 +146,7 @@ def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
         print(json.dumps(exchange), flush=True)
         return
     when = time.strftime("%H:%M:%S", time.localtime(exchange["time"]))
-    if exchange["protocol"] == "http":
+    if exchange["protocol"] != "tcp":
         what = f"{exchange.get('method', '')} {exchange.get('path', '')}"
         result = str(exchange.get("status") or "-")
     else:

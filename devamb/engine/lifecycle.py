@@ -20,6 +20,7 @@ from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError
 from devamb.service.core import Service
 from devamb.service.http import SHUTDOWN_GRACE, HttpListener
+from devamb.service.http2 import Http2Listener
 from devamb.service.spec import ServiceSpec
 from devamb.service.tcp import TcpListener
 from devamb.targets.base import Target
@@ -28,7 +29,10 @@ from devamb.targets.registry import build_targets
 log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
 RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
-Listener = HttpListener | TcpListener
+Listener = HttpListener | Http2Listener | TcpListener
+LISTENERS: dict[str, type[Listener]] = {
+    "http": HttpListener, "http2": Http2Listener, "tcp": TcpListener,
+}
 FaultsChanged = Callable[[str, str | None], None]  # (service, why): a service's faults changed
 
 
@@ -143,8 +147,7 @@ class Lifecycle:
             self.ctx.notice("warning", f"{service.name}: {exc.message}")
 
     async def _listen(self, service: Service) -> Listener:
-        listener_cls = HttpListener if service.spec.protocol == "http" else TcpListener
-        listener = listener_cls(service, self.ctx.recorder)
+        listener = LISTENERS[service.spec.protocol](service, self.ctx.recorder)
         await listener.start()
         return listener
 
@@ -326,7 +329,7 @@ class Lifecycle:
         return {name: n for name, n in zip(names, counts, strict=True) if n}
 
     async def _stop_listener(self, name: str, listener: Listener, grace: float) -> int:
-        if isinstance(listener, HttpListener):
+        if isinstance(listener, HttpListener | Http2Listener):
             return await listener.stop(grace)
         service = self.ctx.services.get(name)
         open_connections = service.counters.active if service is not None else 0

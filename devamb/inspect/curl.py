@@ -55,10 +55,12 @@ def to_curl(detail: dict[str, Any], base_url: str | None) -> str:
         args.append("--head")
     elif method != "GET" or has_body:
         args += ["-X", method]
+    if detail.get("protocol") == "http2":
+        args.append("--http2-prior-knowledge")  # an h2c listener or upstream
     args.append(url)
     for name, value in detail.get("request_headers") or ():
         lower = name.lower()
-        if lower in skip:
+        if lower in skip or lower.startswith(":"):  # HTTP/2 pseudo-headers: curl sets them
             continue
         if lower == "accept-encoding" and any(
             coding in value for coding in ("gzip", "deflate", "br", "zstd")

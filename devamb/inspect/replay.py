@@ -38,8 +38,11 @@ def replay_of(header: str | None, token: str) -> int | None:
 
 def check_replayable(original: Exchange) -> None:
     """Raise ControlError saying why `original` cannot be sent again, if it cannot."""
-    if original.protocol != "http":
+    if original.protocol == "tcp":
         raise ControlError(f"exchange {original.id} is a TCP connection; it cannot be replayed")
+    if original.protocol != "http":
+        raise ControlError(f"exchange {original.id} is an HTTP/2 stream; replaying those is "
+                           "not yet supported")
     if original.method is None:
         raise ControlError(f"exchange {original.id} was refused before its request was read")
     if "devamb" in original.notes:  # answered by devamb itself: no target ever saw it

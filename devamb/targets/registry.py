@@ -35,7 +35,7 @@ class TargetKind:
 
 
 KINDS: dict[str, TargetKind] = {
-    "url": TargetKind("url", url.parse, url.UrlTarget, BOTH),
+    "url": TargetKind("url", url.parse, url.UrlTarget, BOTH | {"http2"}),  # http2: h2c only
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget, BOTH),
     "docker": TargetKind("docker", parse_docker, DockerTarget, BOTH),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),

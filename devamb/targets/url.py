@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
-SCHEMES = {"http": ("http", "https"), "tcp": ("tcp",)}
+SCHEMES = {"http": ("http", "https"), "tcp": ("tcp",), "http2": ("http",)}  # http2: h2c
 KEYS = ("url", "headers", "tls")
 TLS_KEYS = ("verify", "ca")
 
@@ -70,7 +70,10 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
     parts = urlsplit(text)
     allowed = SCHEMES[protocol]
     if parts.scheme not in allowed:
-        hint = " (a tcp service needs tcp://HOST:PORT)" if protocol == "tcp" else ""
+        hint = {
+            "tcp": " (a tcp service needs tcp://HOST:PORT)",
+            "http2": " (an http2 service speaks h2c to its upstream: https:// comes later)",
+        }.get(protocol, "")
         url_node.problem(
             f"{written!r} is not a URL a {protocol} service can use: expected "
             f"{' or '.join(s + '://' for s in allowed)}{hint}"
@@ -136,7 +139,7 @@ def _credentials(
     headers: Mapping[str, str],
 ) -> str | None:
     """The Authorization value for `user:password@` in a URL, or None after a problem."""
-    if protocol != "http":
+    if protocol == "tcp":
         url_node.problem(
             f"{written!r}: a tcp:// URL cannot carry credentials (user:password@); "
             "devamb relays the bytes, so authenticate in the protocol itself"

@@ -16,21 +16,26 @@ from devamb.targets.registry import KINDS, build_targets
 
 # One entry of each kind, valid for each protocol (a split's member is the sibling `a`).
 ENTRIES: dict[str, dict[str, str]] = {
-    "url": {"http": "{url: 'http://127.0.0.1:1'}", "tcp": "{url: 'tcp://127.0.0.1:1'}"},
-    "echo": {"http": "{echo: true}", "tcp": "{echo: true}"},
+    "url": {
+        "http": "{url: 'http://127.0.0.1:1'}", "tcp": "{url: 'tcp://127.0.0.1:1'}",
+        "http2": "{url: 'http://127.0.0.1:1'}",
+    },
+    "echo": {p: "{echo: true}" for p in PROTOCOLS},
     "docker": {p: "{docker: {container: api-dev, port: 8080}}" for p in PROTOCOLS},
     "endpoints": {
         "http": "{endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2']}",
         "tcp": "{endpoints: ['tcp://127.0.0.1:1', 'tcp://127.0.0.1:2']}",
+        "http2": "{endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2']}",
     },
     "split": {p: "{split: {a: 1}}" for p in PROTOCOLS},
     "shards": {
         "http": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
         "tcp": "{shards: ['tcp://127.0.0.1:1', 'tcp://127.0.0.1:2'], key: redis}",
+        "http2": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
     },
     "mock": {p: "{mock: {routes: []}}" for p in PROTOCOLS},
 }
-SIBLING = {"http": "http://127.0.0.1:1", "tcp": "tcp://127.0.0.1:1"}
+SIBLING = {"http": "http://127.0.0.1:1", "tcp": "tcp://127.0.0.1:1", "http2": "http://127.0.0.1:1"}
 ENTRY_LINE = 9  # the line of `t:` in the profile below
 
 

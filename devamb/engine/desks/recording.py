@@ -29,7 +29,8 @@ class RecordingDesk:
         """Turn the service's exchanges from now on into mock routes (written by stop)."""
         svc = self.ctx.service(service)
         if svc.spec.protocol != "http":
-            raise ControlError(f"service {service!r} is tcp: only HTTP exchanges become mocks")
+            raise ControlError(f"service {service!r} is {svc.spec.protocol}: only HTTP/1.1 "
+                               "exchanges become mocks")
         folder = self.ctx.profile.path.resolve().parent
         path = Path(to) if to else Path("mocks") / f"{service}.yaml"
         path = path if path.is_absolute() else folder / path

@@ -1,0 +1,81 @@
+"""The HTTP/2 front end: a cleartext listener speaking HTTP/2 with prior knowledge (h2c).
+
+One connection is one H2Endpoint (server side); each stream the client opens is handed to
+`on_stream` in a task of its own, so that streams are independent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from devamb.proxy.h2conn import H2Endpoint, H2Stream
+
+OnStream = Callable[[H2Stream, str | None], Awaitable[None]]  # (stream, client address)
+OnError = Callable[[str | None, str], None]  # (client address, why the connection ended)
+
+
+class H2FrontConnection(H2Endpoint):
+    def __init__(self, server: H2FrontServer) -> None:
+        super().__init__(client_side=False)
+        self.server = server
+        self.remote: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            host = str(peer[0])
+            self.remote = f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+        self.server.connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.server.connections.discard(self)
+
+    def new_stream(self, stream: H2Stream) -> None:
+        self.server.spawn(self.server.on_stream(stream, self.remote))
+
+    def protocol_error(self, reason: str) -> None:
+        self.server.on_error(self.remote, reason)
+
+
+class H2FrontServer:
+    def __init__(self, on_stream: OnStream, on_error: OnError) -> None:
+        self.on_stream = on_stream
+        self.on_error = on_error
+        self.connections: set[H2FrontConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: H2FrontConnection(self), host, port)
+        name = self._server.sockets[0].getsockname()
+        return str(name[0]), int(name[1])
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, grace: float) -> int:
+        """Stop accepting, let streams in flight finish for up to `grace` s; how many were cut."""
+        if self._server is not None:
+            self._server.close()
+        cut = 0
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            cut = len(pending)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for connection in list(self.connections):
+            connection.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        return cut
