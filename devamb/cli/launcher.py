@@ -20,7 +20,13 @@ from pathlib import Path
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import EngineUnavailable, Status
-from devamb.control.workdir import Workdir, lock_holder, remove_stale_lock, socket_answers
+from devamb.control.workdir import (
+    Workdir,
+    lock_holder,
+    pid_alive,
+    remove_stale_lock,
+    socket_answers,
+)
 
 STALL_TIMEOUT = 30.0  # a starting engine that shows no progress this long is given up on
 START_LIMIT = 600.0  # ... and one that keeps busy but never gets ready
@@ -63,16 +69,6 @@ async def find_engine(workdir: Workdir, timeout: float = 3.0) -> Found:
 async def running_status(workdir: Workdir) -> Status | None:
     """The status of the engine answering on this workdir's socket, or None."""
     return (await find_engine(workdir)).status
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_engine(pid: int) -> bool:

@@ -124,7 +124,7 @@ def lock_engine(workdir: Workdir, patience: float = 2.0) -> int:
         try:
             fd = _take(workdir.lock)
         except EngineLocked as exc:
-            if (exc.holder and _alive(exc.holder)) or time.monotonic() > deadline:
+            if (exc.holder and pid_alive(exc.holder)) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
             continue
@@ -180,7 +180,8 @@ def _read_pid(fd: int) -> int | None:
     return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

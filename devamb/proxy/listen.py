@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+from typing import Protocol
+
+from devamb.profile.schema import ListenAddress
 
 
 class ListenError(Exception):
@@ -22,3 +25,18 @@ def bind_failure(service: str, address: str, exc: OSError) -> ListenError:
     else:
         reason = exc.strerror or str(exc)
     return ListenError(service, address, reason)
+
+
+class Server(Protocol):
+    """A front end that listens (the HTTP/1.1 and HTTP/2 ones)."""
+
+    async def start(self, host: str, port: int) -> tuple[str, int]: ...
+
+
+async def bind(server: Server, service: str, listen: ListenAddress) -> tuple[str, int]:
+    """Start `server` on the service's listen address; the address it got. A bind that fails
+    raises a ListenError that says why."""
+    try:
+        return await server.start(listen.host, listen.port)
+    except OSError as exc:
+        raise bind_failure(service, str(listen), exc) from None

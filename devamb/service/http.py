@@ -11,7 +11,7 @@ from devamb.proxy.connection import cut, reset
 from devamb.proxy.errors import CutConnection, UpstreamFailed, error_response
 from devamb.proxy.front import FrontServer, Refusal
 from devamb.proxy.headers import HOP, REPLAY, TARGET_OVERRIDE, looped, new_via
-from devamb.proxy.listen import bind_failure
+from devamb.proxy.listen import bind
 from devamb.proxy.request import ClientGone, FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.service.core import Service
@@ -33,11 +33,7 @@ class HttpListener:
 
     async def start(self) -> None:
         server = FrontServer(self._handle, self._refused)
-        listen = self.service.spec.listen
-        try:
-            self.service.bound = await server.start(listen.host, listen.port)
-        except OSError as exc:
-            raise bind_failure(self.service.name, str(listen), exc) from None
+        self.service.bound = await bind(server, self.service.name, self.service.spec.listen)
         self._server = server
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:

@@ -21,7 +21,7 @@ from devamb.proxy.h2conn import (
 )
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
-from devamb.proxy.listen import bind_failure
+from devamb.proxy.listen import bind
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
 from devamb.targets.base import Target
@@ -51,11 +51,7 @@ class Http2Listener:
 
     async def start(self) -> None:
         server = H2FrontServer(self._stream, self._protocol_error)
-        listen = self.service.spec.listen
-        try:
-            self.service.bound = await server.start(listen.host, listen.port)
-        except OSError as exc:
-            raise bind_failure(self.service.name, str(listen), exc) from None
+        self.service.bound = await bind(server, self.service.name, self.service.spec.listen)
         self._server = server
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
