@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
-from devamb.cluster.endpoint import split_userinfo
 from devamb.inspect.exchange import Exchange
 from devamb.proxy.h2conn import (
     CANCEL,
@@ -24,8 +22,9 @@ from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
-from devamb.targets.base import Target
-from devamb.targets.url import UrlTargetSpec
+from devamb.targets.base import H2Destination, Target, TargetUnavailable
+
+TARGET_OVERRIDE = b"x-devamb-target"  # X-Devamb-Target: this call goes to the named target
 
 SHUTDOWN_GRACE = 3.0
 log = logging.getLogger("devamb.http2")
@@ -33,6 +32,11 @@ log = logging.getLogger("devamb.http2")
 
 def _text(headers: H2Headers) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+def _header(headers: H2Headers, name: bytes) -> str | None:
+    """A request header's value (HTTP/2 names are lower case)."""
+    return _pseudo(headers, name)
 
 
 def _pseudo(headers: H2Headers, name: bytes) -> str | None:
@@ -47,7 +51,7 @@ class Http2Listener:
         self.service = service
         self.recorder = recorder
         self._server: H2FrontServer | None = None
-        self._upstreams: dict[tuple[str, str], H2Upstream] = {}  # (target, url) -> connection
+        self._upstreams: dict[tuple[str, int, bool, str | None], H2Upstream] = {}  # by destination
 
     async def start(self) -> None:
         server = H2FrontServer(self._stream, self._protocol_error)
@@ -60,7 +64,7 @@ class Http2Listener:
             cut = await self._server.stop(grace)
             self._server = None
             self.service.bound = None
-        for upstream in self._upstreams.values():
+        for upstream in self._upstreams.values():  # shared by the targets: closed here
             upstream.close()
         self._upstreams.clear()
         return cut
@@ -70,35 +74,51 @@ class Http2Listener:
         log.info("%s: client %s: not HTTP/2 or broke it (%s); sent GOAWAY",
                  self.service.name, remote or "?", reason)
 
-    def _upstream(self, target: Target) -> tuple[H2Upstream, str]:
-        spec = target.spec
-        assert isinstance(spec, UrlTargetSpec)  # the only kind an http2 service accepts
-        url = split_userinfo(spec.url)[0]
-        key = (target.name, url)
-        upstream = self._upstreams.get(key)
-        parts = urlsplit(url)
+    def _upstream(self, destination: H2Destination) -> H2Upstream:
+        """The shared connection to `destination` (one per host, port and TLS)."""
+        upstream = self._upstreams.get(destination.key)
         if upstream is None:
             timeout = self.service.spec.connect_timeout or self.service.spec.timeout
-            upstream = H2Upstream(parts.hostname or "", parts.port or 80, timeout)
-            self._upstreams[key] = upstream
-        return upstream, parts.netloc.rsplit("@", 1)[-1]
+            upstream = H2Upstream(destination.host, destination.port, timeout)
+            self._upstreams[destination.key] = upstream
+        return upstream
 
     async def _stream(self, front: H2Stream, remote: str | None) -> None:
         service = self.service
         first = await front.next()  # the request headers, queued with the stream
         headers = first.headers
-        target = service.target()
+        name = _header(headers, TARGET_OVERRIDE) if service.spec.target_header else None
+        if name is not None and name not in service.targets:
+            exchange = self.recorder.begin(service, name, remote)
+            exchange.method = _pseudo(headers, b":method")
+            exchange.path = _pseudo(headers, b":path")
+            known = ", ".join(service.targets)
+            try:
+                await self._answer(front, exchange, 400, f"no target {name!r}; known: {known}")
+            except StreamGone as exc:
+                exchange.error = exchange.error or str(exc)
+            finally:
+                exchange.finish()
+                self.recorder.finish(service, exchange)
+            return
+        target = service.target(name)
         exchange = self.recorder.begin(service, target.name, remote)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         try:
-            await self._relay(front, headers, target, exchange)
+            if target.answers_h2:
+                await target.serve_h2(front, headers, exchange)
+            else:
+                await self._relay(front, headers, target, exchange)
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
             raise
         except StreamGone as exc:
             exchange.error = exchange.error or str(exc)
+        except TargetUnavailable as exc:
+            with contextlib.suppress(StreamGone):
+                await self._answer(front, exchange, exc.status, exc.reason)
         except Exception as exc:  # a bug must not end the listener: the stream is reset
             exchange.error = f"devamb failed: {exc!r}"
             front.reset(INTERNAL_ERROR)
@@ -112,21 +132,21 @@ class Http2Listener:
         self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange
     ) -> None:
         service = self.service
-        upstream, authority = self._upstream(target)
-        spec = target.spec
-        assert isinstance(spec, UrlTargetSpec)
+        destination = await target.h2_destination(headers)
+        upstream = self._upstream(destination)
         injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in spec.headers.items()]  # the target's own: they replace the client's
-        replaced = {k for k, _ in injected}
+                    for k, v in destination.headers.items()]  # they replace the client's
+        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE}
         sent: H2Headers = []
         for key, value in headers:
             if key == b":authority" and not service.spec.keep_host:
-                value = authority.encode("latin-1")
+                value = destination.authority.encode("latin-1")
             if key not in replaced:
                 sent.append((key, value))
         sent += injected
         exchange.request_headers = _text(sent)
-        exchange.url = f"http://{authority}{exchange.path or ''}"
+        scheme = "https" if destination.tls is not None else "http"
+        exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
         ended = front.ended_at_headers
         try:
             back = await upstream.open(sent, end=ended)

@@ -13,7 +13,10 @@ from devamb.control.protocol import ControlError
 from devamb.profile.schema import TargetSpec
 
 if TYPE_CHECKING:
+    import ssl
+
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers, H2Stream
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
@@ -49,6 +52,25 @@ def _log_notice(level: str, message: str) -> None:
 
 
 @dataclass(frozen=True)
+class H2Destination:
+    """Where one HTTP/2 call goes: an upstream speaking HTTP/2 (h2c, or h2 over TLS with ALPN).
+
+    Calls to equal destinations share one upstream connection (`key`)."""
+
+    host: str
+    port: int
+    authority: str  # the :authority the upstream gets (unless the service keeps the client's)
+    tls: ssl.SSLContext | None = None  # None: cleartext h2c
+    server_hostname: str | None = None  # SNI and certificate check name, with `tls`
+    headers: Mapping[str, str] = field(default_factory=dict)  # the target's own, replacing
+    # the client's (credentials, ...)
+
+    @property
+    def key(self) -> tuple[str, int, bool, str | None]:
+        return (self.host, self.port, self.tls is not None, self.server_hostname)
+
+
+@dataclass(frozen=True)
 class TargetContext:
     """What a target needs of its service and of the engine, handed over at construction.
 
@@ -59,7 +81,7 @@ class TargetContext:
     """
 
     service: str  # the service's name
-    protocol: str  # the service's protocol: "http" | "tcp"
+    protocol: str  # the service's protocol: "http" | "tcp" | "http2" | "grpc"
     timeout: float  # s: request sent -> response headers, body stall (HTTP) / connect (TCP)
     connect_timeout: float | None = None  # s to establish an upstream connection, if set
     keep_host: bool = False  # forward the client's Host header
@@ -70,7 +92,8 @@ class TargetContext:
 
 
 class Target:
-    """A named place a service routes to: HTTP services call `handle_http`, TCP `tcp_address`."""
+    """A named place a service routes to: HTTP services call `handle_http`, TCP `tcp_address`,
+    HTTP/2 services `h2_destination` (or `serve_h2` for kinds that answer calls themselves)."""
 
     #: set by kinds that connect to one address they do not run (URL targets): their state
     #: is what the last connection attempt found
@@ -161,3 +184,17 @@ class Target:
         """Serve one client connection; return (or raise) to close it. The service applies
         the connection's faults to both streams (latency, bandwidth, cuts, slow close)."""
         raise TargetUnavailable(f"target {self.name!r} does not serve TCP streams")
+
+    #: True for kinds that answer HTTP/2 calls themselves (echo, mock): the HTTP/2 listener
+    #: hands them the call's stream (`serve_h2`) instead of relaying it to `h2_destination`.
+    answers_h2: ClassVar[bool] = False
+
+    async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        """Where the HTTP/2 call with request `headers` goes; picked per call, so that kinds
+        with several places (pools, splits) choose each time."""
+        raise TargetUnavailable(f"target {self.name!r} does not serve HTTP/2")
+
+    async def serve_h2(self, stream: H2Stream, headers: H2Headers, exchange: Exchange) -> None:
+        """Answer one HTTP/2 call (`answers_h2` kinds): read the request from `stream` (its
+        request `headers` were already taken), send the response on it."""
+        raise TargetUnavailable(f"target {self.name!r} does not answer HTTP/2 calls")

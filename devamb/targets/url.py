@@ -24,10 +24,11 @@ from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
-from devamb.targets.base import Target, TargetContext
+from devamb.targets.base import H2Destination, Target, TargetContext
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
@@ -210,6 +211,12 @@ class UrlTarget(Target):
 
     def injected_headers(self) -> Mapping[str, str]:
         return self.spec.headers
+
+    async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        return H2Destination(
+            self._host, self._port, self._origin.split("://", 1)[1],
+            headers=self.spec.headers,
+        )
 
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)

@@ -555,3 +555,27 @@ async def test_target_headers_replace_the_clients(make_engine: EngineFactory) ->
         assert (":authority", f"127.0.0.1:{up.port}") in sent
     finally:
         await up.stop()
+
+
+async def test_x_devamb_target_picks_the_target_per_call(h2) -> None:
+    engine, port, _, _ = h2
+    client = H2Client("127.0.0.1", port, 5)
+    try:
+        headers = [(b":method", b"GET"), (b":scheme", b"http"),
+                   (b":authority", f"127.0.0.1:{port}".encode()), (b":path", b"/who"),
+                   (b"x-devamb-target", b"other")]
+        stream = await client.open(headers, end=True)
+        got = (await stream.next()).headers
+        assert (b"x-upstream", b"other") in got
+        unknown = [*headers[:4], (b"x-devamb-target", b"nowhere")]
+        stream = await client.open(unknown, end=True)
+        first = await stream.next()
+        assert (b":status", b"400") in first.headers
+        got_plain, _, _ = await _call(client, "/who", port=port)
+        assert got_plain["x-upstream"] == "up"
+    finally:
+        client.close()
+    records = await _records(engine, 3)
+    assert [r.target for r in records] == ["other", "nowhere", "up"]
+    assert [r.status for r in records][1] == 400
+    assert all(k != "x-devamb-target" for k, _ in records[0].request_headers or [])
