@@ -23,12 +23,12 @@ from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
 from devamb.service.spec import ServiceSpec
-from devamb.targets.registry import target_kind
+from devamb.targets.registry import H2_PROTOCOLS, target_kind
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
 RESERVED_TARGETS = frozenset({"devamb"})
-PROTOCOLS = ("http", "tcp", "http2")
+PROTOCOLS = ("http", "tcp", "http2", "grpc")
 TOP_KEYS = ("version", "name", "services", "scenarios", "inspect")
 INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
@@ -156,14 +156,14 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     header_faults = (
         node.child("header_faults").boolean() if node.has("header_faults") else False
     )
-    if header_faults and protocol == "http2":
-        node.child("header_faults").problem("not yet for http2 services", key=True)
+    if header_faults and protocol in H2_PROTOCOLS:
+        node.child("header_faults").problem(f"not yet for {protocol} services", key=True)
     inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
     connect_timeout = _optional(node, "connect_timeout", Node.duration)
     per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
     retries = _optional(node, "retries", parse_retries)
     breaker = _optional(node, "circuit_breaker", parse_breaker)
-    if (retries is not None or breaker is not None) and protocol in ("tcp", "http2"):
+    if (retries is not None or breaker is not None) and protocol in ("tcp", *H2_PROTOCOLS):
         key = "retries" if retries is not None else "circuit_breaker"
         node.child(key).problem(f"{key!r} applies to http services only", key=True)
     if not complete or len(node.reader.problems) > before or listen is None or protocol is None:

@@ -31,7 +31,7 @@ STATS_INTERVAL = 0.5
 RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
 Listener = HttpListener | Http2Listener | TcpListener
 LISTENERS: dict[str, type[Listener]] = {
-    "http": HttpListener, "http2": Http2Listener, "tcp": TcpListener,
+    "http": HttpListener, "http2": Http2Listener, "grpc": Http2Listener, "tcp": TcpListener,
 }
 FaultsChanged = Callable[[str, str | None], None]  # (service, why): a service's faults changed
 

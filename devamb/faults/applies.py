@@ -22,7 +22,7 @@ class Refusal:
     """One place a kind cannot act, and why; every part given must match for it to refuse."""
 
     why: str
-    protocol: str | None = None  # "http" | "tcp" | "http2"; None: any
+    protocol: str | None = None  # "http" | "tcp" | "http2" | "grpc"; None: any
     targets: tuple[str, ...] = ()  # target kinds (url, echo, mock, shards, ...); (): any
     directions: tuple[str, ...] = ()  # the fault's direction; (): any
     when: Callable[[Any], bool] | None = None  # on the kind's params; None: always
@@ -40,6 +40,7 @@ class Refusal:
 
 # Every kind, for now: faults per HTTP/2 call (gRPC status, RST_STREAM, GOAWAY) come later.
 NOT_YET_HTTP2 = Refusal(why="not yet for http2 services", protocol="http2")
+NOT_YET_GRPC = Refusal(why="not yet for grpc services", protocol="grpc")
 
 
 def upstream_bytes_refusal(when: Callable[[Any], bool] | None = None) -> Refusal:

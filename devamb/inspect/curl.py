@@ -55,7 +55,7 @@ def to_curl(detail: dict[str, Any], base_url: str | None) -> str:
         args.append("--head")
     elif method != "GET" or has_body:
         args += ["-X", method]
-    if detail.get("protocol") == "http2":
+    if detail.get("protocol") in ("http2", "grpc"):
         args.append("--http2-prior-knowledge")  # an h2c listener or upstream
     args.append(url)
     for name, value in detail.get("request_headers") or ():

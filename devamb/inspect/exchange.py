@@ -140,7 +140,7 @@ class Exchange:
     id: int
     service: str
     target: str
-    protocol: str  # "http" | "tcp" | "http2" (one exchange per stream)
+    protocol: str  # "http" | "tcp" | "http2" | "grpc" (http2 and grpc: one exchange per stream)
     client: str
     time: float = field(default_factory=wall_clock)
     started: float = field(default_factory=perf_counter)
@@ -205,7 +205,7 @@ class Exchange:
             "error": self.error,
             "client": self.client,
         }
-        if self.protocol != "tcp":  # http, http2
+        if self.protocol != "tcp":  # http, http2, grpc
             summary["method"] = self.method or ""
             summary["path"] = self.path or ""
             summary["status"] = self.status

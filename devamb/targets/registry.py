@@ -18,6 +18,7 @@ from devamb.targets.shards.spec import parse as parse_shards
 from devamb.targets.shards.target import build as build_shards
 
 BOTH = frozenset({"http", "tcp"})
+H2_PROTOCOLS = frozenset({"http2", "grpc"})  # services whose calls are HTTP/2 streams
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class TargetKind:
 
 
 KINDS: dict[str, TargetKind] = {
-    "url": TargetKind("url", url.parse, url.UrlTarget, BOTH | {"http2"}),  # http2: h2c only
+    "url": TargetKind("url", url.parse, url.UrlTarget, BOTH | H2_PROTOCOLS),  # h2c only for now
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget, BOTH),
     "docker": TargetKind("docker", parse_docker, DockerTarget, BOTH),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
-SCHEMES = {"http": ("http", "https"), "tcp": ("tcp",), "http2": ("http",)}  # http2: h2c
+SCHEMES = {  # http2 and grpc: h2c for now
+    "http": ("http", "https"), "tcp": ("tcp",), "http2": ("http",), "grpc": ("http",),
+}
 KEYS = ("url", "headers", "tls")
 TLS_KEYS = ("verify", "ca")
 
@@ -74,6 +76,7 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
         hint = {
             "tcp": " (a tcp service needs tcp://HOST:PORT)",
             "http2": " (an http2 service speaks h2c to its upstream: https:// comes later)",
+            "grpc": " (a grpc service speaks h2c to its upstream: https:// comes later)",
         }.get(protocol, "")
         url_node.problem(
             f"{written!r} is not a URL a {protocol} service can use: expected "

@@ -18,7 +18,7 @@ from devamb.targets.registry import KINDS, build_targets
 ENTRIES: dict[str, dict[str, str]] = {
     "url": {
         "http": "{url: 'http://127.0.0.1:1'}", "tcp": "{url: 'tcp://127.0.0.1:1'}",
-        "http2": "{url: 'http://127.0.0.1:1'}",
+        "http2": "{url: 'http://127.0.0.1:1'}", "grpc": "{url: 'http://127.0.0.1:1'}",
     },
     "echo": {p: "{echo: true}" for p in PROTOCOLS},
     "docker": {p: "{docker: {container: api-dev, port: 8080}}" for p in PROTOCOLS},
@@ -26,16 +26,21 @@ ENTRIES: dict[str, dict[str, str]] = {
         "http": "{endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2']}",
         "tcp": "{endpoints: ['tcp://127.0.0.1:1', 'tcp://127.0.0.1:2']}",
         "http2": "{endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2']}",
+        "grpc": "{endpoints: ['http://127.0.0.1:1', 'http://127.0.0.1:2']}",
     },
     "split": {p: "{split: {a: 1}}" for p in PROTOCOLS},
     "shards": {
         "http": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
         "tcp": "{shards: ['tcp://127.0.0.1:1', 'tcp://127.0.0.1:2'], key: redis}",
         "http2": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
+        "grpc": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
     },
     "mock": {p: "{mock: {routes: []}}" for p in PROTOCOLS},
 }
-SIBLING = {"http": "http://127.0.0.1:1", "tcp": "tcp://127.0.0.1:1", "http2": "http://127.0.0.1:1"}
+SIBLING = {
+    "http": "http://127.0.0.1:1", "tcp": "tcp://127.0.0.1:1", "http2": "http://127.0.0.1:1",
+    "grpc": "http://127.0.0.1:1",
+}
 ENTRY_LINE = 9  # the line of `t:` in the profile below
 
 
