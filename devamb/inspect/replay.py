@@ -48,6 +48,11 @@ def check_replayable(original: Exchange) -> None:
     if original.protocol not in REPLAYABLE:
         raise ControlError(f"exchange {original.id} ({original.protocol}) cannot be replayed")
     if original.protocol in H2_PROTOCOLS:
+        if not original.request_headers:  # (an unknown X-Devamb-Target, say)
+            raise ControlError(
+                f"exchange {original.id} was answered by devamb itself ({original.status}: "
+                f"{original.error}); it never reached a target, so there is nothing to replay"
+            )
         streaming = streaming_kind(original)
         if streaming is not None:
             raise ControlError(

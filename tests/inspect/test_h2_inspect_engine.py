@@ -172,6 +172,26 @@ async def test_har_of_real_http2_and_grpc_calls(h2, echo: Echo) -> None:
         b"\x00\x00\x00\x00\x01" + str(i).encode() for i in range(3))
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("body", [b"text: it's \"quoted\" $HOME\n",
+                                  bytes(range(256))[::5] + b"\x00\\"])
+async def test_export_curl_of_an_http2_post_runs_again_through_devamb(h2, body: bytes) -> None:
+    engine, port, _, _ = h2
+    await call(port, "/echo", body, extra=[(b"content-type", b"application/octet-stream")])
+    (record,) = await records(engine, 1)
+    command = await engine.export_curl(record.id)
+    assert "--http2-prior-knowledge" in command and ":path" not in command
+    proc = await asyncio.create_subprocess_shell(
+        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0 and out == body, err
+    again = (await records(engine, 2))[1]
+    assert (again.method, again.path, again.status) == ("POST", "/echo", 200)
+    assert bytes(again.request_body.data) == body
+    assert ("content-type", "application/octet-stream") in (again.request_headers or [])
+
+
 async def test_replay_of_an_http2_post_to_another_target_and_diff(h2) -> None:
     engine, port, up, other = h2
     body = b"replay me " * 5

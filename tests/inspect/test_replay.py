@@ -80,6 +80,9 @@ def test_refusals_say_why() -> None:
         check_replayable(cut)
     with pytest.raises(ControlError, match="exchange 3 was refused before its request was read"):
         check_replayable(call(method=None))
+    unknown = call(request_headers=None, status=400, error="no target 'x'; known: up")
+    with pytest.raises(ControlError, match=r"answered by devamb itself \(400: no target 'x'"):
+        check_replayable(unknown)
 
 
 def test_the_copy_carries_the_recorded_headers_and_the_marker() -> None:
