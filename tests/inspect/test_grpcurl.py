@@ -34,7 +34,7 @@ def grpc_notes(**changes: Any) -> dict[str, Any]:
 
 
 def detail(notes: dict[str, Any] | None = None, headers: list[tuple[str, str]] | None = None,
-           secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+           secrets: tuple[str, ...] = (), redact: tuple[str, ...] = ()) -> dict[str, Any]:
     """A redacted detail of a recorded gRPC call, as the desk gives `to_grpcurl`."""
     record = Exchange(
         7, "cart", "local", "grpc", "127.0.0.1:5", method="POST", path="/shop.Cart/Add",
@@ -48,7 +48,7 @@ def detail(notes: dict[str, Any] | None = None, headers: list[tuple[str, str]] |
         ],
         request_body=BodyPreview(), notes={"grpc": notes if notes is not None else grpc_notes()},
     )
-    return Redaction(secrets=secrets).detail(record)
+    return Redaction.from_names(redact, secrets=secrets).detail(record)
 
 
 def test_a_unary_call_by_reflection() -> None:
@@ -120,3 +120,12 @@ def test_what_cannot_be_written_says_why(notes: Any, reason: str) -> None:
 def test_the_method_comes_from_the_path_when_the_record_lacks_it() -> None:
     given = detail(grpc_notes(service=None, method=None), headers=[])
     assert shlex.split(to_grpcurl(given, "[::1]:9"))[-2:] == ["[::1]:9", "shop.Cart/Add"]
+
+
+def test_named_fields_in_the_request_json_are_masked_as_in_a_json_body() -> None:
+    notes = grpc_notes()
+    notes["messages"][0]["json"] = {"user": {"name": "ada", "password": "pw1"}}
+    given = detail(notes, headers=[], redact=("password",))
+    command = to_grpcurl(given, ADDRESS)
+    assert "pw1" not in command and f'"password": "{MASK}"' in command
+    assert notes["messages"][0]["json"]["user"]["password"] == "pw1"  # the record is kept

@@ -366,3 +366,38 @@ async def test_export_grpcurl_of_a_decoded_call(make_engine: EngineFactory,
     assert argv[argv.index("-import-path") + 1] == str(protos)
     assert "x-tenant: acme" in argv
     assert argv[-2:] == [f"127.0.0.1:{bound[1]}", "demo.Greeter/Hello"]
+
+
+async def test_a_replay_to_another_target_leaves_the_first_targets_credentials_behind(
+    make_engine: EngineFactory,
+) -> None:
+    up, other = await H2Upstream("up").start(), await H2Upstream("other").start()
+    try:
+        engine = await make_engine(f"""
+            services:
+              h2:
+                listen: 0
+                protocol: http2
+                target: up
+                targets:
+                  up:
+                    url: http://user:secret@127.0.0.1:{up.port}
+                    headers: {{X-Team: payments}}
+                  other: http://127.0.0.1:{other.port}
+            """)
+        bound = engine.services["h2"].bound
+        assert bound is not None
+        await call(bound[1], "/who", extra=[(b"x-client", b"app")])
+        (original,) = await records(engine, 1)
+        sent = dict(original.request_headers or [])
+        assert sent["x-team"] == "payments" and sent["authorization"].startswith("Basic ")
+        elsewhere = engine.store.get((await engine.replay(original.id, "other"))["exchange"]["id"])
+        home = engine.store.get((await engine.replay(original.id))["exchange"]["id"])
+    finally:
+        await up.stop()
+        await other.stop()
+    assert elsewhere is not None and home is not None
+    names = [k for k, _ in elsewhere.request_headers or []]
+    assert "x-client" in names and "x-team" not in names and "authorization" not in names
+    assert [k for k, _ in home.request_headers or []].count("x-team") == 1
+    assert dict(home.request_headers or [])["authorization"] == sent["authorization"]
