@@ -401,3 +401,20 @@ async def test_a_replay_to_another_target_leaves_the_first_targets_credentials_b
     assert "x-client" in names and "x-team" not in names and "authorization" not in names
     assert [k for k, _ in home.request_headers or []].count("x-team") == 1
     assert dict(home.request_headers or [])["authorization"] == sent["authorization"]
+
+
+def test_the_schema_files_a_service_decodes_with_become_grpcurl_options() -> None:
+    from types import SimpleNamespace
+
+    from devamb.engine.desks.inspection import schema_files
+
+    def service(origin: str | None, *files: str) -> Any:
+        schema = SimpleNamespace(origin=origin) if origin else None
+        return SimpleNamespace(spec=SimpleNamespace(schema=schema,
+                                                    schema_files=tuple(map(Path, files))))
+
+    assert schema_files(service("proto", "/p/a.proto", "/p/sub/b.proto", "/p/c.proto")) == (
+        ["a.proto", "b.proto", "c.proto"], ["/p", "/p/sub"], None)
+    assert schema_files(service("descriptor_set", "/p/api.pb")) == ([], [], "/p/api.pb")
+    assert schema_files(service("reflection")) == ([], [], None)
+    assert schema_files(service(None)) == ([], [], None)

@@ -48,18 +48,18 @@ def listen_url(service: Service) -> str:
 
 
 def schema_files(service: Service) -> tuple[list[str], list[str], str | None]:
-    """The .proto files (as names under import paths) and descriptor set the service decodes
-    gRPC with, for grpcurl. Read from the spec's `proto` (paths) and `descriptor_set` (a path)
-    when the profile has them (the gRPC decoding part of #17 adds those keys)."""
-    protos: list[str] = []
-    import_paths: list[str] = []
-    for proto in getattr(service.spec, "proto", None) or ():
-        path = Path(proto)
-        protos.append(path.name)
-        if str(path.parent) not in import_paths:
-            import_paths.append(str(path.parent))
-    protoset = getattr(service.spec, "descriptor_set", None)
-    return protos, import_paths, str(protoset) if protoset else None
+    """The schema files a grpc/http2 service decodes with, as grpcurl options: .proto files (by
+    name, each folder an import path) or a descriptor set. Read from the spec's `schema`
+    (its `origin`: proto | descriptor_set | reflection) and `schema_files` where the profile
+    names them (`proto:` / `descriptor_set:`)."""
+    origin = getattr(getattr(service.spec, "schema", None), "origin", None)
+    files = [Path(f) for f in getattr(service.spec, "schema_files", None) or ()]
+    if origin == "descriptor_set" and files:
+        return [], [], str(files[0])
+    if origin != "proto":
+        return [], [], None
+    import_paths = list(dict.fromkeys(str(f.parent) for f in files))
+    return [f.name for f in files], import_paths, None
 
 
 class InspectionDesk:
