@@ -67,7 +67,7 @@ class ExchangeSummary(TypedDict):
     time: float  # unix time the exchange started
     service: str
     target: str
-    protocol: str  # "http" | "tcp"
+    protocol: str  # "http" | "tcp" | "http2" | "grpc"
     method: NotRequired[str]
     path: NotRequired[str]
     status: NotRequired[int | None]
@@ -79,6 +79,9 @@ class ExchangeSummary(TypedDict):
     faults: NotRequired[list[str]]  # names of faults that fired
     replay_of: NotRequired[int]  # the exchange this one replayed
     notes: NotRequired[dict[str, Any]]  # what the target said, e.g. {"mock": {"matched": None}}
+    # a gRPC call: {"method": "/pkg.Service/Method", "status": 14 | None, "code": "UNAVAILABLE"
+    # | None}; its messages are in the detail's notes["grpc"] only
+    grpc: NotRequired[dict[str, Any]]
 
 
 class Event(TypedDict):

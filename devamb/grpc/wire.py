@@ -106,3 +106,47 @@ def _text(chunk: bytes) -> str | None:
     if any((ord(ch) < 0x20 and ch not in "\t\n\r") or ord(ch) == 0x7F for ch in text):
         return None
     return text
+
+
+def iter_fields(data: bytes) -> list[tuple[int, int, int | bytes]]:
+    """(field number, wire type, value) of a message read flat: varints and fixed values as
+    ints, length-delimited ones as their bytes; WireError when `data` is not a message."""
+    out: list[tuple[int, int, int | bytes]] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == VARINT:
+            value, pos = _varint(data, pos)
+        elif wire in (FIXED64, FIXED32):
+            width = 8 if wire == FIXED64 else 4
+            if pos + width > end:
+                raise WireError(f"field {number} runs past the end")
+            value, pos = int.from_bytes(data[pos:pos + width], "little"), pos + width
+        elif wire == LEN:
+            size, pos = _varint(data, pos)
+            if pos + size > end:
+                raise WireError(f"field {number} runs past the end")
+            value, pos = data[pos:pos + size], pos + size
+        else:
+            raise WireError(f"field {number}: wire type {wire} is not supported")
+        out.append((number, wire, value))
+    return out
+
+
+def string_field(number: int, text: str) -> bytes:
+    """One length-delimited field, encoded."""
+    return _encode_varint(number << 3 | LEN) + _encode_varint(len(text.encode())) + text.encode()
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

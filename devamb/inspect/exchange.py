@@ -215,11 +215,18 @@ class Exchange:
             summary["replay_of"] = self.replay_of
         if self.notes:
             summary["notes"] = dict(self.notes)
+            call = self.notes.get("grpc")
+            if call is not None:  # the summary names the call; its messages are in the detail
+                summary["notes"]["grpc"] = {k: v for k, v in call.items() if k != "messages"}
+                summary["grpc"] = {"method": f"/{call['service']}/{call['method']}",
+                                   "status": call["status"], "code": call["code"]}
         return summary
 
     def detail(self) -> dict[str, Any]:
         """Everything recorded, unredacted: callers pass it through a Redaction before output."""
         data: dict[str, Any] = dict(self.to_json())
+        if self.notes:
+            data["notes"] = dict(self.notes)
         data.update(
             url=self.url,
             ttfb_ms=None if self.ttfb_ms is None else round(self.ttfb_ms, 3),

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import logging
 
+from devamb.grpc.catalog import Catalog
+from devamb.grpc.tap import GrpcTap
 from devamb.inspect.exchange import Exchange
 from devamb.proxy.h2conn import (
     CANCEL,
@@ -52,6 +54,7 @@ class Http2Listener:
         self.recorder = recorder
         self._server: H2FrontServer | None = None
         self._upstreams: dict[tuple[str, int, bool, str | None], H2Upstream] = {}  # by destination
+        self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
 
     async def start(self) -> None:
         server = H2FrontServer(self._stream, self._protocol_error)
@@ -67,6 +70,7 @@ class Http2Listener:
         for upstream in self._upstreams.values():  # shared by the targets: closed here
             upstream.close()
         self._upstreams.clear()
+        self._catalog.forget()
         return cut
 
     def _protocol_error(self, remote: str | None, reason: str) -> None:
@@ -105,11 +109,12 @@ class Http2Listener:
         exchange = self.recorder.begin(service, target.name, remote)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
+        tap = None if target.answers_h2 else GrpcTap.open(exchange.notes, headers)
         try:
             if target.answers_h2:
                 await target.serve_h2(front, headers, exchange)
             else:
-                await self._relay(front, headers, target, exchange)
+                await self._relay(front, headers, target, exchange, tap)
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
@@ -125,11 +130,14 @@ class Http2Listener:
         finally:
             if front.sent_end and not front.got_end:  # answered before the request ended
                 front.reset(NO_ERROR)  # RFC 9113 8.1: stop sending the request, no error
+            if tap is not None:
+                await self._catalog.settle(tap)
             exchange.finish()
             self.recorder.finish(service, exchange)
 
     async def _relay(
-        self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange
+        self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange,
+        tap: GrpcTap | None,
     ) -> None:
         service = self.service
         destination = await target.h2_destination(headers)
@@ -153,11 +161,13 @@ class Http2Listener:
         except UpstreamDown as exc:
             await self._answer(front, exchange, 502, str(exc))
             return
+        if tap is not None and not self._catalog.known(tap):
+            self._catalog.reflect(tap, destination.key, upstream, destination.authority)
         pump = asyncio.get_running_loop().create_task(
-            self._requests(front, back, exchange, ended)
+            self._requests(front, back, exchange, ended, tap)
         )
         try:
-            await self._responses(front, back, exchange)
+            await self._responses(front, back, exchange, tap)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, StreamGone):
@@ -168,15 +178,16 @@ class Http2Listener:
                 back.reset(CANCEL)
 
     async def _requests(
-        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
+        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool,
+        tap: GrpcTap | None,
     ) -> None:
         """Client -> upstream; a client's data is acknowledged once the upstream took it."""
         with contextlib.suppress(StreamGone):
-            await self._pass_requests(front, back, exchange, ended)
+            await self._pass_requests(front, back, exchange, ended, tap)
 
     @staticmethod
     async def _pass_requests(
-        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
+        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, tap: GrpcTap | None
     ) -> None:
         while True:
             item = await front.next()
@@ -193,6 +204,8 @@ class Http2Listener:
                 continue
             if item.kind == "data":
                 exchange.request_body.add(item.data)
+                if tap is not None:
+                    tap.request_data(item.data)
                 await back.send_data(item.data)
                 front.ack(item.flow)
             elif item.kind == "trailers":
@@ -203,7 +216,9 @@ class Http2Listener:
                 await back.send_data(b"", end=True)
                 ended = True
 
-    async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange) -> None:
+    async def _responses(
+        self, front: H2Stream, back: H2Stream, exchange: Exchange, tap: GrpcTap | None
+    ) -> None:
         """Upstream -> client; the upstream's data is acknowledged once the client took it."""
         timeout = self.service.spec.timeout
         try:
@@ -225,6 +240,8 @@ class Http2Listener:
         status = _pseudo(item.headers, b":status")
         exchange.status = int(status) if status and status.isdigit() else None
         exchange.response_headers = _text(item.headers)
+        if tap is not None:
+            tap.response_headers(item.headers)  # grpc-status here: a trailers-only response
         queued = back.peek()
         ended = queued is not None and queued.kind == "end"
         follow = await back.next() if queued is not None else None
@@ -240,6 +257,8 @@ class Http2Listener:
                 return
             if follow.kind == "data":
                 exchange.response_body.add(follow.data)
+                if tap is not None:
+                    tap.response_data(follow.data)
                 queued = back.peek()
                 last = queued is not None and queued.kind == "end"
                 try:
@@ -252,6 +271,8 @@ class Http2Listener:
                     return
             elif follow.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["trailers"] = _text(follow.headers)
+                if tap is not None:
+                    tap.trailers(follow.headers)
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":

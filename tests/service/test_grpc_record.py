@@ -1,0 +1,144 @@
+"""The record of gRPC calls through a `protocol: grpc` service, with a real grpcio Greeter
+and client: names, status, counts each way, messages decoded raw, with the profile's schema
+(`proto:` / `descriptor_set:`) or with server reflection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from devamb.engine.core import Engine
+from tests.conftest import EngineFactory
+from tests.grpc.greeter import Client, Greeter, Types, compile_set
+
+PROFILE = """
+version: 1
+services:
+  g:
+    listen: 0
+    protocol: grpc
+    target: up
+    timeout: 10s
+    targets:
+      up: http://127.0.0.1:{port}
+"""
+
+
+@pytest.fixture(scope="module")
+def descriptor_set(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return compile_set(tmp_path_factory.mktemp("set") / "greet.pb")
+
+
+@pytest.fixture(scope="module")
+def types(descriptor_set: bytes) -> Types:
+    return Types(descriptor_set)
+
+
+@pytest.fixture
+def greeter(types: Types) -> Iterator[Greeter]:
+    with Greeter(types) as server:
+        yield server
+
+
+async def _records(engine: Engine, count: int) -> list[Any]:
+    for _ in range(500):
+        found = engine.store.recent(count)
+        if len(found) >= count and all(e.duration_ms is not None for e in found):
+            return found
+        await asyncio.sleep(0.02)
+    return engine.store.recent(count)
+
+
+def _port(engine: Engine) -> int:
+    bound = engine.services["g"].bound
+    assert bound is not None
+    return bound[1]
+
+
+async def _all_kinds(engine: Engine, types: Types) -> dict[str, Any]:
+    """One call of each kind and an error; the records by method (the error as 'fail')."""
+    client = Client(types, _port(engine))
+
+    def calls() -> dict[str, Any]:
+        try:
+            hello = client.hello
+            out: dict[str, Any] = {"Say": client.say(hello(name="ada", times=2), timeout=10)}
+            out["Many"] = [r.text for r in client.many(hello(name="n", times=3), timeout=10)]
+            out["Gather"] = client.gather(iter([hello(name=n) for n in "abcd"]), timeout=10)
+            out["Talk"] = [r.text for r in client.talk(iter([hello(name="xy"), hello(name="z")]),
+                                                        timeout=10)]
+            with pytest.raises(grpc.RpcError) as failed:
+                client.say(hello(name="fail"), timeout=10)
+            out["fail"] = failed.value
+            return out
+        finally:
+            client.close()
+
+    answers = await asyncio.to_thread(calls)
+    assert answers["Say"].text == "hello ada" and answers["Many"] == ["n 0", "n 1", "n 2"]
+    assert answers["Gather"].text == "a,b,c,d" and answers["Talk"] == ["yx", "z"]
+    assert answers["fail"].code() == grpc.StatusCode.NOT_FOUND
+    records = await _records(engine, 5)
+    by: dict[str, Any] = {}
+    for record in records:
+        note = record.notes["grpc"]
+        by["fail" if note["code"] == "NOT_FOUND" else note["method"]] = record
+    return by
+
+
+async def test_names_status_and_counts_decoded_raw_without_a_schema(
+        make_engine: EngineFactory, greeter: Greeter, types: Types) -> None:
+    engine = await make_engine(PROFILE.format(port=greeter.port))
+    by = await _all_kinds(engine, types)
+    say = by["Say"].notes["grpc"]
+    assert {k: say[k] for k in ("service", "method", "status", "code", "message", "requests",
+                                "responses", "schema")} == {
+        "service": "test.greet.Greeter", "method": "Say", "status": 0, "code": "OK",
+        "message": "", "requests": 1, "responses": 1, "schema": "raw"}
+    assert by["Say"].status == 200
+    request, response = say["messages"]
+    assert request["dir"] == "request" and response["dir"] == "response"
+    assert request["raw"] == [{"field": 1, "type": "string", "value": "ada"},
+                              {"field": 2, "type": "varint", "value": 2}]
+    assert request["json"] is None and request["type"] is None and request["error"] is None
+    assert request["size"] == 7 and request["compressed"] is False
+    counts = {m: (by[m].notes["grpc"]["requests"], by[m].notes["grpc"]["responses"])
+              for m in ("Many", "Gather", "Talk")}
+    assert counts == {"Many": (1, 3), "Gather": (4, 1), "Talk": (2, 2)}
+    fail = by["fail"].notes["grpc"]
+    assert (fail["status"], fail["code"], fail["message"]) == (
+        5, "NOT_FOUND", "no such name: ünïcode 100%")
+    assert fail["responses"] == 0
+    summary = by["fail"].to_json()
+    assert summary["grpc"] == {"method": "/test.greet.Greeter/Say", "code": "NOT_FOUND",
+                               "status": 5}
+
+
+async def test_grpc_filters_select_calls_by_method_and_status(
+        make_engine: EngineFactory, greeter: Greeter, types: Types) -> None:
+    from devamb.inspect.filter import compile_filter
+
+    engine = await make_engine(PROFILE.format(port=greeter.port))
+    by = await _all_kinds(engine, types)
+    records = list(by.values())
+
+    def chosen(text: str) -> set[str]:
+        keep = compile_filter(text)
+        return {name for name, record in by.items() if keep(record)}
+
+    assert chosen("~grpc Greeter/Say") == {"Say", "fail"}
+    assert chosen("~grpc /test.greet.Greeter/Many") == {"Many"}
+    assert chosen("~gs not_found") == {"fail"} == chosen("~gs 5")
+    assert chosen("~gs OK & ~grpc Say") == {"Say"}
+    assert chosen("!~gs OK") == {"fail"}
+    assert len(records) == 5
+    from devamb.inspect.filter import FilterError
+
+    with pytest.raises(FilterError) as bad:
+        compile_filter("~gs NOPE")
+    assert "bad gRPC status 'NOPE'" in str(bad.value)
+    assert str(compile_filter("~gs 14")) == "~gs UNAVAILABLE"
