@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devamb.faults.spec import FaultSpec
 from devamb.grpc.schema import Schema
@@ -32,6 +33,7 @@ class ServiceSpec:
     circuit_breaker: BreakerSpec | None = None
     fingerprint: str = ""  # changes when the service's profile text changes
     schema: Schema | None = None  # gRPC messages' types (`proto:` / `descriptor_set:`)
+    schema_files: tuple[Path, ...] = ()  # the files it was read from (a change reloads)
 
     def target_context(
         self, notify: Callable[[str, str], None], replay_token: str | None

@@ -5,7 +5,9 @@ and client: names, status, counts each way, messages decoded raw, with the profi
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,7 +15,7 @@ import pytest
 
 from devamb.engine.core import Engine
 from tests.conftest import EngineFactory
-from tests.grpc.greeter import Client, Greeter, Types, compile_set
+from tests.grpc.greeter import GREET, Client, Greeter, Types, compile_set
 
 PROFILE = """
 version: 1
@@ -142,3 +144,90 @@ async def test_grpc_filters_select_calls_by_method_and_status(
         compile_filter("~gs NOPE")
     assert "bad gRPC status 'NOPE'" in str(bad.value)
     assert str(compile_filter("~gs 14")) == "~gs UNAVAILABLE"
+
+
+SCHEMA_PROFILE = PROFILE + "    {key}: {value}\n"
+
+
+async def test_messages_decode_to_json_with_the_profiles_proto_files(
+        make_engine: EngineFactory, greeter: Greeter, types: Types, tmp_path: Path) -> None:
+    (tmp_path / "protos").mkdir()
+    shutil.copy(GREET, tmp_path / "protos" / GREET.name)
+    engine = await make_engine(SCHEMA_PROFILE.format(port=greeter.port, key="proto",
+                                                     value="[protos/*.proto]"))
+    by = await _all_kinds(engine, types)
+    say = by["Say"].notes["grpc"]
+    assert say["schema"] == "proto"
+    request, response = say["messages"]
+    assert (request["type"], request["json"], request["raw"], request["error"]) == (
+        "test.greet.Hello", {"name": "ada", "times": 2}, None, None)
+    assert (response["type"], response["json"]) == (
+        "test.greet.Reply", {"text": "hello ada", "count": "2"})
+    many = by["Many"].notes["grpc"]["messages"]
+    assert [m["json"] for m in many if m["dir"] == "response"] == [
+        {"text": "n 0"}, {"text": "n 1", "count": "1"}, {"text": "n 2", "count": "2"}]
+
+
+async def test_messages_decode_with_a_descriptor_set(
+        make_engine: EngineFactory, greeter: Greeter, types: Types, descriptor_set: bytes,
+        tmp_path: Path) -> None:
+    (tmp_path / "api.pb").write_bytes(descriptor_set)
+    engine = await make_engine(SCHEMA_PROFILE.format(port=greeter.port, key="descriptor_set",
+                                                     value="api.pb"))
+    client = Client(types, _port(engine))
+
+    def call() -> Any:
+        try:
+            stamp = types.cls("google.protobuf.Timestamp")(seconds=1_700_000_000)
+            inner = types.cls("test.greet.Inner")(tags=["a", "b"], blob=b"\x00\xff")
+            return client.say(client.hello(name="x", inner=inner, at=stamp), timeout=10)
+        finally:
+            client.close()
+
+    await asyncio.to_thread(call)
+    (record,) = await _records(engine, 1)
+    note = record.notes["grpc"]
+    assert note["schema"] == "descriptor_set"
+    assert note["messages"][0]["json"] == {
+        "name": "x", "inner": {"tags": ["a", "b"], "blob": "AP8="},
+        "at": "2023-11-14T22:13:20Z"}
+
+
+async def test_messages_decode_with_server_reflection_when_the_profile_has_no_schema(
+        make_engine: EngineFactory, types: Types) -> None:
+    with Greeter(types, reflection=True) as server:
+        engine = await make_engine(PROFILE.format(port=server.port))
+        by = await _all_kinds(engine, types)
+    say = by["Say"].notes["grpc"]
+    assert say["schema"] == "reflection"
+    assert [m["json"] for m in say["messages"]] == [
+        {"name": "ada", "times": 2}, {"text": "hello ada", "count": "2"}]
+    assert by["Talk"].notes["grpc"]["schema"] == "reflection"
+    records = engine.store.recent(10)
+    assert len(records) == 5  # reflection was asked beside the calls, not recorded as one
+
+
+async def test_a_message_that_does_not_match_its_type_is_shown_raw_with_the_error(
+        make_engine: EngineFactory, greeter: Greeter, types: Types, tmp_path: Path) -> None:
+    (tmp_path / "protos").mkdir()
+    shutil.copy(GREET, tmp_path / "protos" / GREET.name)
+    engine = await make_engine(SCHEMA_PROFILE.format(port=greeter.port, key="proto",
+                                                     value="[protos/greet.proto]"))
+    client = Client(types, _port(engine))
+
+    def call() -> grpc.StatusCode:
+        try:
+            with pytest.raises(grpc.RpcError) as failed:
+                client.raw(b"\x0a\x02\xff\xfe" + b"\x10", timeout=10)  # bad UTF-8, cut varint
+            return failed.value.code()
+        finally:
+            client.close()
+
+    code = await asyncio.to_thread(call)
+    assert code != grpc.StatusCode.OK
+    (record,) = await _records(engine, 1)
+    request = record.notes["grpc"]["messages"][0]
+    assert request["type"] == "test.greet.Hello" and request["json"] is None
+    assert request["raw"] == [{"field": 1, "type": "bytes", "value": "fffe"}]
+    assert request["error"].startswith("not a test.greet.Hello: ")
+    assert "varint runs past the end" in request["error"]
