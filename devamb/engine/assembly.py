@@ -25,6 +25,7 @@ from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
 from devamb.service.spec import ServiceSpec
+from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -172,6 +173,9 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     schema = None
     if protocol in H2_PROTOCOLS:
         schema = parse_schema(node)
+        targets = bind_grpc_schema(
+            targets, None if schema is None else schema.schema, node.reader.problems
+        )
     elif protocol is not None:
         for key in (k for k in SCHEMA_KEYS if node.has(k)):
             node.child(key).problem("applies to http2 and grpc services only", key=True)

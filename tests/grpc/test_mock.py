@@ -1,0 +1,139 @@
+"""A mock target answering gRPC calls of a real grpcio client from `grpc:` rules, encoded
+with the service's schema; problems with the rules at file:line:col."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from devamb.engine.assembly import load_profile
+from devamb.profile import ProfileError
+from tests.conftest import EngineFactory
+from tests.grpc.greeter import GREET, Client, Types, compile_set
+
+PROFILE = """
+version: 1
+services:
+  g:
+    listen: 0
+    protocol: grpc
+    target: fake
+    proto: [protos/*.proto]
+    targets:
+      fake:
+        mock:
+          grpc:
+            - method: /test.greet.Greeter/Say
+              response: {text: hi from the mock, count: 7}
+              delay: 10ms
+            - method: /test.greet.Greeter/Gather
+              status: RESOURCE_EXHAUSTED
+              message: "too many: ünï 100%"
+"""
+
+
+@pytest.fixture(scope="module")
+def types(tmp_path_factory: pytest.TempPathFactory) -> Types:
+    return Types(compile_set(tmp_path_factory.mktemp("set") / "greet.pb"))
+
+
+def _protos(folder: Path) -> None:
+    (folder / "protos").mkdir(exist_ok=True)
+    shutil.copy(GREET, folder / "protos")
+
+
+async def test_the_mock_answers_a_grpcio_client(make_engine: EngineFactory, types: Types,
+                                                tmp_path: Path) -> None:
+    _protos(tmp_path)
+    engine = await make_engine(PROFILE)
+    bound = engine.services["g"].bound
+    assert bound is not None
+    client = Client(types, bound[1])
+
+    def calls() -> dict[str, Any]:
+        try:
+            out: dict[str, Any] = {"Say": client.say(client.hello(name="x"), timeout=10)}
+            for name, call in (
+                ("Gather", lambda: client.gather(iter([client.hello(name="a")] * 3), timeout=10)),
+                ("Many", lambda: list(client.many(client.hello(name="a"), timeout=10))),
+            ):
+                with pytest.raises(grpc.RpcError) as failed:
+                    call()
+                out[name] = (failed.value.code(), failed.value.details())
+            return out
+        finally:
+            client.close()
+
+    out = await asyncio.to_thread(calls)
+    assert (out["Say"].text, out["Say"].count) == ("hi from the mock", 7)
+    assert out["Gather"] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "too many: ünï 100%")
+    assert out["Many"] == (grpc.StatusCode.UNIMPLEMENTED,
+                           "mock: no gRPC rule for /test.greet.Greeter/Many")
+    records = engine.store.recent(3)
+    by = {r.notes["grpc"]["method"]: r for r in records}
+    say = by["Say"].notes
+    assert say["mock"] == {"matched": 0, "route": "grpc[0] /test.greet.Greeter/Say"}
+    assert (say["grpc"]["code"], say["grpc"]["schema"], by["Say"].target) == ("OK", "proto",
+                                                                             "fake")
+    assert [m["json"] for m in say["grpc"]["messages"]] == [
+        {"name": "x"}, {"text": "hi from the mock", "count": "7"}]
+    gather = by["Gather"].notes["grpc"]
+    assert (gather["requests"], gather["responses"], gather["code"], gather["message"]) == (
+        3, 0, "RESOURCE_EXHAUSTED", "too many: ünï 100%")
+    assert by["Many"].notes["grpc"]["code"] == "UNIMPLEMENTED"
+    assert by["Many"].notes["mock"] == {"matched": None, "route": None}
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "devamb.yaml"
+    path.write_text(textwrap.dedent(text))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    return [str(p).replace(f"{tmp_path}/", "") for p in caught.value.problems]
+
+
+def test_rules_the_schema_cannot_encode_are_problems_at_the_rule(tmp_path: Path) -> None:
+    _protos(tmp_path)
+    text = PROFILE.replace("""            - method: /test.greet.Greeter/Gather""", """\
+            - method: /test.greet.Greeter/Nope
+            - method: /test.greet.Greeter/Talk
+              response: {text: 5, nope: 1}
+            - method: /test.greet.Greeter/Gather""")
+    problems = _problems(tmp_path, text)
+    assert problems[0] == ("devamb.yaml:16:15: services.g.targets.fake.mock.grpc.1: the "
+                           "service's schema has no method /test.greet.Greeter/Nope")
+    assert problems[1].startswith("devamb.yaml:17:15: services.g.targets.fake.mock.grpc.2: "
+                                  "the response is not a test.greet.Reply: ")
+    assert len(problems) == 2
+    no_schema = PROFILE.replace("    proto: [protos/*.proto]\n", "")
+    assert _problems(tmp_path, no_schema)[0] == (
+        "devamb.yaml:12:15: services.g.targets.fake.mock.grpc.0: cannot encode the response "
+        "of /test.greet.Greeter/Say: the service has no schema (add proto: or descriptor_set: "
+        "to it)")
+
+
+def test_rule_shapes_and_protocols(tmp_path: Path) -> None:
+    _protos(tmp_path)
+    bad = PROFILE.replace("status: RESOURCE_EXHAUSTED", "status: SLEEPY").replace(
+        "/test.greet.Greeter/Say", "Say")
+    assert _problems(tmp_path, bad) == [
+        "devamb.yaml:13:23: services.g.targets.fake.mock.grpc.0.method: 'Say' is not a gRPC "
+        "method: /pkg.Service/Method",
+        "devamb.yaml:17:23: services.g.targets.fake.mock.grpc.1.status: 'SLEEPY' is not a gRPC "
+        "status: a name such as UNAVAILABLE, or a number",
+    ]
+    http = PROFILE.replace("protocol: grpc", "protocol: http").replace(
+        "    proto: [protos/*.proto]\n", "")
+    assert _problems(tmp_path, http) == [
+        "devamb.yaml:10:9: services.g.targets.fake.mock: 'grpc:' rules serve http2 and grpc "
+        "services; this is an http service"]
+    routes = PROFILE.replace("          grpc:", "          routes: []\n          grpc:")
+    assert _problems(tmp_path, routes) == [
+        "devamb.yaml:11:9: services.g.targets.fake.mock: a mock on a grpc service answers from "
+        "'grpc:' rules; 'routes' and 'fallback' serve http services"]
