@@ -137,3 +137,66 @@ def test_rule_shapes_and_protocols(tmp_path: Path) -> None:
     assert _problems(tmp_path, routes) == [
         "devamb.yaml:11:9: services.g.targets.fake.mock: a mock on a grpc service answers from "
         "'grpc:' rules; 'routes' and 'fallback' serve http services"]
+
+
+RECORDED = """
+version: 1
+services:
+  g:
+    listen: 0
+    protocol: grpc
+    target: {target}
+    proto: [protos/*.proto]
+    targets:
+      up: http://127.0.0.1:{port}
+      recorded: {{mock: mocks/g.yaml}}
+"""
+
+
+async def test_recording_a_grpc_service_writes_rules_a_mock_answers_with(
+        make_engine: EngineFactory, types: Types, tmp_path: Path) -> None:
+    from tests.grpc.greeter import Greeter
+
+    _protos(tmp_path)
+    (tmp_path / "mocks").mkdir()
+    (tmp_path / "mocks" / "g.yaml").write_text("grpc: []\n")
+    with Greeter(types) as server:
+        engine = await make_engine(RECORDED.format(target="up", port=server.port))
+        bound = engine.services["g"].bound
+        assert bound is not None
+        await engine.start_recording("g", to=str(tmp_path / "mocks" / "g.yaml"))
+        client = Client(types, bound[1])
+
+        def calls() -> None:
+            try:
+                with pytest.raises(grpc.RpcError):
+                    client.say(client.hello(name="fail"), timeout=10)
+                client.say(client.hello(name="first"), timeout=10)
+                client.say(client.hello(name="ada", times=3), timeout=10)  # the latest answer
+                list(client.many(client.hello(name="s", times=2), timeout=10))  # streaming
+            finally:
+                client.close()
+
+        await asyncio.to_thread(calls)
+        for _ in range(500):
+            session = engine.desks.recording.sessions["g"].to_json()
+            if session["recorded"] + sum(session["skipped"].values()) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        (written,) = await engine.stop_recording("g")
+    assert written["recorded"] == 3 and written["skipped"] == {"streaming response": 1}
+    text = (tmp_path / "mocks" / "g.yaml").read_text()
+    import yaml
+
+    assert yaml.safe_load(text)["grpc"] == [{
+        "method": "/test.greet.Greeter/Say", "response": {"text": "hello ada", "count": "3"}}]
+    assert text.startswith("# Recorded by devamb from service 'g': 3 gRPC calls, 1 rules.")
+    offline = await make_engine(RECORDED.format(target="recorded", port=1))
+    bound = offline.services["g"].bound
+    assert bound is not None
+    again = Client(types, bound[1])
+    try:
+        reply = await asyncio.to_thread(lambda: again.say(again.hello(name="x"), timeout=10))
+    finally:
+        again.close()
+    assert (reply.text, reply.count) == ("hello ada", 3)
