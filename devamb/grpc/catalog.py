@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
-from devamb.grpc.reflection import ReflectionError, reflect
+from devamb.grpc.reflection import Call, ReflectionError, reflect
 from devamb.grpc.schema import Schema
 from devamb.grpc.tap import GrpcTap
 from devamb.proxy.h2upstream import H2Upstream
@@ -30,14 +30,18 @@ class Catalog:
             return True
         return False
 
-    def reflect(self, tap: GrpcTap, key: Hashable, upstream: H2Upstream,
-                authority: str) -> asyncio.Task[Schema | None]:
-        """The cached reflection of the call's service at `upstream` (started when new)."""
+    def reflect(self, tap: GrpcTap, key: Hashable, upstream: H2Upstream, authority: str,
+                scheme: str = "http", headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Decode the call with the cached reflection of its service at `upstream` (asked
+        now when new; `headers` are the target's own, credentials say)."""
+        if not tap.service:  # not /pkg.Service/Method: nothing to ask about
+            tap.use(None)
+            return
         slot = (key, tap.service)
         task = self._reflected.get(slot)
         if task is None:
             task = asyncio.get_running_loop().create_task(
-                self._ask(upstream, authority, tap.service)
+                self._ask(upstream, Call(authority, scheme, tuple(headers)), tap.service)
             )
             self._reflected[slot] = task
         tap.waiting = task
@@ -45,11 +49,11 @@ class Catalog:
             tap.use(None if task.cancelled() else task.result())
         else:
             task.add_done_callback(lambda done: _decide(tap, done))
-        return task
 
-    async def _ask(self, upstream: H2Upstream, authority: str, service: str) -> Schema | None:
+    async def _ask(self, upstream: H2Upstream, call: Call, service: str) -> Schema | None:
+        authority = call.authority
         try:
-            schema = await reflect(upstream, authority, service, REFLECTION_TIMEOUT)
+            schema = await reflect(upstream, call, service, REFLECTION_TIMEOUT)
         except ReflectionError as exc:
             log.info("%s: no server reflection for %s at %s (%s); messages are decoded raw",
                      self.where, service, authority, exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
@@ -29,13 +30,21 @@ class ReflectionError(Exception):
     """The upstream does not offer reflection, or its answer was not usable."""
 
 
-async def reflect(upstream: H2Upstream, authority: str, service: str,
-                  timeout: float) -> Schema:
+@dataclass(frozen=True)
+class Call:
+    """How to reach the upstream's reflection service: as the calls relayed to it do."""
+
+    authority: str
+    scheme: str = "http"
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # the target's own (credentials)
+
+
+async def reflect(upstream: H2Upstream, call: Call, service: str, timeout: float) -> Schema:
     """The schema of `service` as the upstream describes it."""
     failures: list[str] = []
     for name in SERVICES:
         try:
-            files = await asyncio.wait_for(_ask(upstream, authority, name, service), timeout)
+            files = await asyncio.wait_for(_ask(upstream, call, name, service), timeout)
         except TimeoutError:
             raise ReflectionError(f"no reflection answer in {timeout:g}s") from None
         except (UpstreamDown, StreamGone) as exc:
@@ -50,12 +59,13 @@ async def reflect(upstream: H2Upstream, authority: str, service: str,
     raise ReflectionError("; ".join(failures))
 
 
-async def _ask(upstream: H2Upstream, authority: str, reflection: str,
+async def _ask(upstream: H2Upstream, call: Call, reflection: str,
                service: str) -> list[descriptor_pb2.FileDescriptorProto]:
     headers: H2Headers = [
-        (b":method", b"POST"), (b":scheme", b"http"), (b":authority", authority.encode()),
+        (b":method", b"POST"), (b":scheme", call.scheme.encode()),
+        (b":authority", call.authority.encode()),
         (b":path", f"/{reflection}/ServerReflectionInfo".encode()),
-        (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+        (b"content-type", b"application/grpc"), (b"te", b"trailers"), *call.headers,
     ]
     stream = await upstream.open(headers, end=False)
     try:

@@ -162,7 +162,8 @@ class Http2Listener:
             await self._answer(front, exchange, 502, str(exc))
             return
         if tap is not None and not self._catalog.known(tap):
-            self._catalog.reflect(tap, destination.key, upstream, destination.authority)
+            self._catalog.reflect(tap, destination.key, upstream, destination.authority,
+                                  scheme, injected)
         pump = asyncio.get_running_loop().create_task(
             self._requests(front, back, exchange, ended, tap)
         )

@@ -76,11 +76,22 @@ def _handlers(types: Types) -> grpc.GenericRpcHandler:
     })
 
 
+class _Seen(grpc.ServerInterceptor):
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        self.calls.append(details.method)
+        return continuation(details)
+
+
 class Greeter:
     """The server on 127.0.0.1, port 0."""
 
     def __init__(self, types: Types, reflection: bool = False) -> None:
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self.calls: list[str] = []  # the methods called, in order (reflection's too)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  interceptors=(_Seen(self.calls),))
         self.server.add_generic_rpc_handlers((_handlers(types),))
         if reflection:
             from grpc_reflection.v1alpha import reflection as reflecting
@@ -101,9 +112,10 @@ class Greeter:
 class Client:
     """A grpcio client of the Greeter at `port` (blocking: run it in a thread)."""
 
-    def __init__(self, types: Types, port: int) -> None:
+    def __init__(self, types: Types, port: int, gzip: bool = False) -> None:
         self.types = types
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}", compression=grpc.Compression.Gzip if gzip else None)
         ser = {"request_serializer": types.Hello.SerializeToString,
                "response_deserializer": types.Reply.FromString}
         self.say = self.channel.unary_unary(f"/{SERVICE}/Say", **ser)

@@ -231,3 +231,102 @@ async def test_a_message_that_does_not_match_its_type_is_shown_raw_with_the_erro
     assert request["raw"] == [{"field": 1, "type": "bytes", "value": "fffe"}]
     assert request["error"].startswith("not a test.greet.Hello: ")
     assert "varint runs past the end" in request["error"]
+
+
+async def test_reflection_is_asked_once_per_upstream_and_service(
+        make_engine: EngineFactory, types: Types) -> None:
+    with Greeter(types, reflection=True) as server:
+        engine = await make_engine(PROFILE.format(port=server.port))
+        await _all_kinds(engine, types)
+        await _all_kinds(engine, types)
+        asked = [m for m in server.calls if "ServerReflection" in m]
+    # v1 first (this grpcio-reflection answers UNIMPLEMENTED), then v1alpha: once for all calls
+    assert asked == ["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]
+    records = engine.store.recent(10)
+    assert {r.notes["grpc"]["schema"] for r in records} == {"reflection"}
+
+
+async def test_without_reflection_the_calls_decode_raw_and_it_is_not_asked_again(
+        make_engine: EngineFactory, greeter: Greeter, types: Types) -> None:
+    engine = await make_engine(PROFILE.format(port=greeter.port))
+    await _all_kinds(engine, types)
+    await _all_kinds(engine, types)
+    asked = [m for m in greeter.calls if "ServerReflection" in m]
+    assert len(asked) == 2  # v1, then v1alpha: both UNIMPLEMENTED, once
+    assert {r.notes["grpc"]["schema"] for r in engine.store.recent(10)} == {"raw"}
+
+
+async def test_the_first_50_messages_each_way_are_kept_all_counted(
+        make_engine: EngineFactory, greeter: Greeter, types: Types) -> None:
+    engine = await make_engine(PROFILE.format(port=greeter.port))
+    client = Client(types, _port(engine))
+
+    def call() -> list[Any]:
+        try:
+            hellos = iter([client.hello(name=f"m{i}", times=i) for i in range(60)])
+            return list(client.talk(hellos, timeout=10))
+        finally:
+            client.close()
+
+    assert len(await asyncio.to_thread(call)) == 60
+    (record,) = await _records(engine, 1)
+    note = record.notes["grpc"]
+    assert (note["requests"], note["responses"]) == (60, 60)
+    requests = [m for m in note["messages"] if m["dir"] == "request"]
+    assert len(requests) == 50 == len(note["messages"]) - len(requests)
+    assert requests[49]["raw"] == [{"field": 1, "type": "string", "value": "m49"},
+                                   {"field": 2, "type": "varint", "value": 49}]
+
+
+async def test_large_messages_are_sized_not_kept_and_gzip_ones_inflated(
+        make_engine: EngineFactory, greeter: Greeter, types: Types, tmp_path: Path) -> None:
+    (tmp_path / "protos").mkdir()
+    shutil.copy(GREET, tmp_path / "protos" / GREET.name)
+    engine = await make_engine(SCHEMA_PROFILE.format(port=greeter.port, key="proto",
+                                                     value="[protos/*.proto]"))
+    big = Client(types, _port(engine))
+    zipped = Client(types, _port(engine), gzip=True)
+
+    def calls() -> None:
+        try:
+            big.say(big.hello(name="x" * 70_000), timeout=10)
+            zipped.say(zipped.hello(name="z" * 500), timeout=10)
+        finally:
+            big.close()
+            zipped.close()
+
+    await asyncio.to_thread(calls)
+    large, small = sorted(await _records(engine, 2), key=lambda r: r.id)
+    request = large.notes["grpc"]["messages"][0]
+    assert (request["size"], request["json"], request["raw"]) == (70_004, None, None)
+    assert request["error"] == "70004 bytes; too large to keep"
+    assert large.notes["grpc"]["code"] == "OK"
+    request = small.notes["grpc"]["messages"][0]
+    assert request["compressed"] is True and request["size"] < 100
+    assert request["json"] == {"name": "z" * 500}
+
+
+async def test_grpc_calls_are_understood_on_an_http2_service_too(
+        make_engine: EngineFactory, greeter: Greeter, types: Types) -> None:
+    engine = await make_engine(PROFILE.format(port=greeter.port).replace("grpc", "http2"))
+    by = await _all_kinds(engine, types)
+    assert by["Say"].protocol == "http2"
+    assert by["fail"].notes["grpc"]["code"] == "NOT_FOUND"
+
+
+async def test_show_prints_the_call_and_its_messages(
+        make_engine: EngineFactory, greeter: Greeter, types: Types,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from devamb.cli.output import print_detail, print_exchange
+
+    engine = await make_engine(PROFILE.format(port=greeter.port))
+    by = await _all_kinds(engine, types)
+    record = by["fail"]
+    print_exchange(record.to_json(), as_json=False)
+    service = engine.services["g"]
+    print_detail(service.redaction.detail(by["Say"]))
+    out = capsys.readouterr().out
+    assert "POST /test.greet.Greeter/Say  grpc NOT_FOUND" in out
+    assert "grpc /test.greet.Greeter/Say: OK" in out
+    assert '{"field": 1, "type": "string", "value": "ada"}' in out
