@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 from google.protobuf import descriptor_pb2, timestamp_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devamb.grpc.framing import Splitter, frame
 from devamb.grpc.path import is_grpc, split_path
@@ -76,3 +80,25 @@ def test_raw_decode_never_raises_on_garbage() -> None:
     for garbage in (b"\xff" * 11, b"\x00", b"\x0f", b"\x08", b"\x09abc", bytes(range(256))):
         fields, error = decode_raw(garbage)
         assert isinstance(fields, list) and error
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_raw_decode_of_any_bytes_returns_fields_or_an_error(data: bytes) -> None:
+    fields, error = decode_raw(data)
+    assert isinstance(fields, list)
+    assert error is None or isinstance(error, str)
+    json.dumps(fields)  # what the record keeps is JSON-able
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=100), max_size=8), st.integers(1, 50), st.integers(0, 80))
+def test_any_split_of_framed_messages_gives_them_back(
+        messages: list[bytes], step: int, limit: int) -> None:
+    wire = b"".join(frame(m) for m in messages)
+    splitter = Splitter(limit=limit)
+    frames = []
+    for i in range(0, len(wire), step):
+        frames += splitter.feed(wire[i:i + step])
+    assert [f.size for f in frames] == [len(m) for m in messages]
+    assert [f.data for f in frames] == [m if len(m) <= limit else None for m in messages]

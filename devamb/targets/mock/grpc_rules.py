@@ -14,7 +14,7 @@ a rule whose method or message the schema does not know is a problem at the rule
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from devamb.grpc.path import split_path
@@ -34,8 +34,8 @@ class GrpcRule:
     status: int = 0
     message: str = ""
     delay: float = 0.0
-    where: Problem | None = None  # the rule's place, for problems found once the schema is
-    # known (its message unused)
+    where: Problem | None = field(default=None, compare=False)  # the rule's place, for
+    # problems found once the schema is known (its message unused)
     encoded: bytes | None = None  # the response encoded (set when the schema is bound)
     output: str | None = None  # the output message's type
 
