@@ -88,6 +88,10 @@ async def test_the_mock_answers_a_grpcio_client(make_engine: EngineFactory, type
         3, 0, "RESOURCE_EXHAUSTED", "too many: ünï 100%")
     assert by["Many"].notes["grpc"]["code"] == "UNIMPLEMENTED"
     assert by["Many"].notes["mock"] == {"matched": None, "route": None}
+    details = engine.services["g"].targets["fake"].details()
+    assert [rule["hits"] for rule in details["grpc"]] == [1, 1]
+    assert (details["matched"], details["unmatched_count"]) == (2, 1)
+    assert details["unmatched"][0]["path"] == "/test.greet.Greeter/Many"
 
 
 def _problems(tmp_path: Path, text: str) -> list[str]:

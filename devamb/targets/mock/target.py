@@ -171,6 +171,7 @@ class MockTarget(Target):
         assert isinstance(spec, MockTargetSpec)
         self.mock = spec.mock
         self.mock_state = MockState(spec.mock.routes)
+        self.grpc_hits = [0] * len(spec.mock.grpc)  # answers per gRPC rule
         self.index = PathIndex([route.match.path for route in spec.mock.routes])
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._fallback: Target | None = None  # the `proxy:` fallback, found at start
@@ -201,6 +202,10 @@ class MockTarget(Target):
             else f"status {fallback.respond.status}" if fallback.respond else "404 (default)"
         )
         data.update(self.mock_state.to_json())
+        if self.mock.grpc:
+            data["grpc"] = [{"index": r.index, "method": r.method, "hits": self.grpc_hits[i]}
+                            for i, r in enumerate(self.mock.grpc)]
+            data["matched"] += sum(self.grpc_hits)
         return data
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
@@ -239,6 +244,7 @@ class MockTarget(Target):
             self.mock_state.miss(exchange.method or "POST", exchange.path or "", None)
             _note(exchange, {"matched": None, "route": None})
         else:
+            self.grpc_hits[mock.grpc.index(rule)] += 1
             _note(exchange, {"matched": rule.index, "route": f"grpc[{rule.index}] {rule.method}"})
 
     def _pick(self, view: RequestView) -> tuple[Route | None, Respond | None]:
