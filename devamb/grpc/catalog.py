@@ -68,7 +68,9 @@ class Catalog:
     async def settle(tap: GrpcTap) -> None:
         """The call ended: wait (bounded) for the reflection it waits for, then close it."""
         task = tap.waiting
-        if task is not None and not task.done():
+        current = asyncio.current_task()
+        cut = current is not None and current.cancelling() > 0  # at shutdown: no wait
+        if task is not None and not task.done() and not cut:
             await asyncio.wait({task}, timeout=REFLECTION_TIMEOUT)
         tap.close()
 

@@ -23,9 +23,9 @@ class Schema:
         self.origin = origin
         self.pool = descriptor_pool.DescriptorPool()
         ordered = list(files)
-        digest = hashlib.sha256()
-        for proto in ordered:
-            digest.update(proto.SerializeToString(deterministic=True))
+        digest = hashlib.sha256()  # of the files in any order
+        for blob in sorted(p.SerializeToString(deterministic=True) for p in ordered):
+            digest.update(hashlib.sha256(blob).digest())
         self.fingerprint = digest.hexdigest()
         _add_in_order(self.pool, ordered)
         self._classes: dict[str, type[Message]] = {}
