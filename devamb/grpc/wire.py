@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_DEPTH = 32
+MAX_FIELDS = 4000  # fields read (tries included) per message: bounds the work on the loop
 VARINT, FIXED64, LEN, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 
 
@@ -18,12 +19,16 @@ class WireError(ValueError):
     """The bytes are not a protobuf message."""
 
 
+class Budget(WireError):
+    """The message has more fields than are decoded for display."""
+
+
 def decode_raw(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
     """The fields of `data` read as a message, and None; or those read before the bytes
     stopped making sense, and why."""
     fields: list[dict[str, Any]] = []
     try:
-        _parse(data, 0, fields)
+        _parse(data, 0, fields, [MAX_FIELDS])
     except WireError as exc:
         return fields, str(exc)
     return fields, None
@@ -44,11 +49,15 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise WireError(f"a varint longer than 10 bytes at byte {pos}")
 
 
-def _parse(data: bytes, depth: int, out: list[dict[str, Any]]) -> None:
-    """Fields of `data` appended to `out` as they are read (so a failure keeps them)."""
+def _parse(data: bytes, depth: int, out: list[dict[str, Any]], budget: list[int]) -> None:
+    """Fields of `data` appended to `out` as they are read (so a failure keeps them);
+    `budget` holds how many more fields may be read, all levels together."""
     pos = 0
     end = len(data)
     while pos < end:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Budget(f"more than {MAX_FIELDS} fields; the rest is not shown")
         at = pos
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
@@ -75,19 +84,21 @@ def _parse(data: bytes, depth: int, out: list[dict[str, Any]]) -> None:
                 raise WireError(
                     f"field {number}: {size} bytes announced at byte {at}, {end - pos} left"
                 )
-            out.append(_guess(number, data[pos:pos + size], depth))
+            out.append(_guess(number, data[pos:pos + size], depth, budget))
             pos += size
         else:
             raise WireError(f"field {number}: wire type {wire} at byte {at} is not supported")
 
 
-def _guess(number: int, chunk: bytes, depth: int) -> dict[str, Any]:
+def _guess(number: int, chunk: bytes, depth: int, budget: list[int]) -> dict[str, Any]:
     """A length-delimited field: a nested message, text, or bytes."""
     text = _text(chunk)
     if chunk and depth < MAX_DEPTH and (text is None or chunk[0] < 0x20):
         nested: list[dict[str, Any]] = []
         try:
-            _parse(chunk, depth + 1, nested)
+            _parse(chunk, depth + 1, nested, budget)
+        except Budget:
+            raise
         except WireError:
             pass
         else:

@@ -102,3 +102,14 @@ def test_any_split_of_framed_messages_gives_them_back(
         frames += splitter.feed(wire[i:i + step])
     assert [f.size for f in frames] == [len(m) for m in messages]
     assert [f.data for f in frames] == [m if len(m) <= limit else None for m in messages]
+
+
+def test_raw_decode_stops_after_its_field_budget() -> None:
+    from devamb.grpc.wire import MAX_FIELDS
+
+    fields, error = decode_raw(b"\x08\x01" * 30_000)
+    assert len(fields) == MAX_FIELDS
+    assert error == f"more than {MAX_FIELDS} fields; the rest is not shown"
+    nested = b"\x08\x01" * 3000
+    fields, error = decode_raw((b"\x0a" + bytes([0x80 | 6000 & 0x7F, 6000 >> 7]) + nested) * 2)
+    assert error is not None and "fields" in error

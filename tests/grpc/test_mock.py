@@ -204,3 +204,14 @@ async def test_recording_a_grpc_service_writes_rules_a_mock_answers_with(
     finally:
         again.close()
     assert (reply.text, reply.count) == ("hello ada", 3)
+
+
+def test_a_rule_in_a_mock_file_is_placed_in_that_file(tmp_path: Path) -> None:
+    _protos(tmp_path)
+    (tmp_path / "mocks").mkdir()
+    (tmp_path / "mocks" / "g.yaml").write_text(
+        "grpc:\n  - method: /test.greet.Greeter/Say\n    response: {text: ok}\n"
+        "  - method: /test.greet.Greeter/Gone\n")
+    problems = _problems(tmp_path, RECORDED.format(target="recorded", port=1))
+    assert problems == ["mocks/g.yaml:4:5: grpc[1]: the service's schema has no method "
+                        "/test.greet.Greeter/Gone"]
