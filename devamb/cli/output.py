@@ -149,8 +149,8 @@ def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
     if exchange["protocol"] != "tcp":
         what = f"{exchange.get('method', '')} {exchange.get('path', '')}"
         result = str(exchange.get("status") or "-")
-        call = exchange.get("grpc")
-        if call is not None:
+        call = (exchange.get("notes") or {}).get("grpc")  # names and status, no messages
+        if isinstance(call, dict):
             what = f"{what}  grpc {call.get('code') or '-'}"
     else:
         what, result = "tcp connection", "-"

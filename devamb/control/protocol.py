@@ -79,9 +79,6 @@ class ExchangeSummary(TypedDict):
     faults: NotRequired[list[str]]  # names of faults that fired
     replay_of: NotRequired[int]  # the exchange this one replayed
     notes: NotRequired[dict[str, Any]]  # what the target said, e.g. {"mock": {"matched": None}}
-    # a gRPC call: {"method": "/pkg.Service/Method", "status": 14 | None, "code": "UNAVAILABLE"
-    # | None}; its messages are in the detail's notes["grpc"] only
-    grpc: NotRequired[dict[str, Any]]
 
 
 class Event(TypedDict):
