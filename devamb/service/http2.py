@@ -107,9 +107,9 @@ class Http2Listener:
             return
         target = service.target(name)
         exchange = self.recorder.begin(service, target.name, remote)
+        tap = None if target.answers_h2 else GrpcTap.open(exchange.notes, headers)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
-        tap = None if target.answers_h2 else GrpcTap.open(exchange.notes, headers)
         try:
             if target.answers_h2:
                 await target.serve_h2(front, headers, exchange)
