@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2
@@ -16,14 +17,16 @@ from devamb.grpc.schema import Schema, SchemaError
 from devamb.grpc.status import name_of
 from devamb.grpc.tap import header
 from devamb.grpc.wire import LEN, WireError, iter_fields, string_field
-from devamb.proxy.h2conn import H2Headers, StreamGone
+from devamb.proxy.h2conn import H2Headers, H2Stream, StreamGone
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 
 SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
-FILE_CONTAINING_SYMBOL = 4  # ServerReflectionRequest field
+FILE_BY_FILENAME = 3  # ServerReflectionRequest fields
+FILE_CONTAINING_SYMBOL = 4
 FILE_DESCRIPTOR_RESPONSE = 4  # ServerReflectionResponse fields
 ERROR_RESPONSE = 7
 MAX_ANSWER = 16 * 1024 * 1024
+MAX_ROUNDS = 100  # imports asked for by name, at most
 
 
 class ReflectionError(Exception):
@@ -61,6 +64,8 @@ async def reflect(upstream: H2Upstream, call: Call, service: str, timeout: float
 
 async def _ask(upstream: H2Upstream, call: Call, reflection: str,
                service: str) -> list[descriptor_pb2.FileDescriptorProto]:
+    """The files that define `service`: asked by symbol, then any import the server left out
+    asked by file name, on one reflection stream."""
     headers: H2Headers = [
         (b":method", b"POST"), (b":scheme", call.scheme.encode()),
         (b":authority", call.authority.encode()),
@@ -68,34 +73,59 @@ async def _ask(upstream: H2Upstream, call: Call, reflection: str,
         (b"content-type", b"application/grpc"), (b"te", b"trailers"), *call.headers,
     ]
     stream = await upstream.open(headers, end=False)
+    answers = _Answers(stream)
     try:
-        await stream.send_data(frame(string_field(FILE_CONTAINING_SYMBOL, service)), end=True)
-        splitter = Splitter(limit=MAX_ANSWER)
-        answers: list[bytes] = []
-        status: str | None = None
-        message = ""
-        while True:
+        await stream.send_data(frame(string_field(FILE_CONTAINING_SYMBOL, service)))
+        files = {f.name: f for f in _files(await answers.next())}
+        for _ in range(MAX_ROUNDS):
+            missing = sorted({d for f in files.values() for d in f.dependency} - set(files))
+            if not missing:
+                break
+            await stream.send_data(frame(string_field(FILE_BY_FILENAME, missing[0])))
+            for found in _files(await answers.next()):
+                files.setdefault(found.name, found)
+            if missing[0] not in files:
+                raise ReflectionError(f"the server did not send {missing[0]}")
+        await stream.send_data(b"", end=True)
+        while not stream.got_end:  # the server's trailers: the stream ends cleanly
             item = await stream.next()
-            if item.kind in ("headers", "trailers"):
-                status = header(item.headers, b"grpc-status") or status
-                message = header(item.headers, b"grpc-message") or message
-            elif item.kind == "data":
-                answers += [f.data for f in splitter.feed(item.data) if f.data is not None]
+            if item.kind == "data":
                 stream.ack(item.flow)
-            elif item.kind == "reset":
-                raise ReflectionError(f"the stream was reset (code {item.code})")
-            if item.kind in ("trailers", "end"):
+            elif item.kind in ("trailers", "end", "reset"):
                 break
     finally:
         if not stream.sent_end or not stream.got_end:
             with contextlib.suppress(Exception):
                 stream.reset()
-    if status not in (None, "0"):
-        code = name_of(int(status)) if status.isdigit() else status
-        raise ReflectionError(f"{code} {message}".strip())
-    if not answers:
-        raise ReflectionError("no answer")
-    return _files(answers[0])
+    return list(files.values())
+
+
+class _Answers:
+    """The reflection stream's response messages, one at a time."""
+
+    def __init__(self, stream: H2Stream) -> None:
+        self.stream = stream
+        self.splitter = Splitter(limit=MAX_ANSWER)
+        self.queued: deque[bytes] = deque()
+
+    async def next(self) -> bytes:
+        stream = self.stream
+        while not self.queued:
+            item = await stream.next()
+            if item.kind == "data":
+                self.queued += [f.data for f in self.splitter.feed(item.data) if f.data]
+                stream.ack(item.flow)
+            elif item.kind in ("headers", "trailers"):
+                status = header(item.headers, b"grpc-status")
+                if status is not None:  # trailers (or trailers only): no more answers
+                    code = name_of(int(status)) if status.isdigit() else status
+                    message = header(item.headers, b"grpc-message") or ""
+                    raise ReflectionError(f"{code} {message}".strip())
+            elif item.kind == "end":
+                raise ReflectionError("the stream ended without an answer")
+            elif item.kind == "reset":
+                raise ReflectionError(f"the stream was reset (code {item.code})")
+        return self.queued.popleft()
 
 
 def _files(answer: bytes) -> list[descriptor_pb2.FileDescriptorProto]:

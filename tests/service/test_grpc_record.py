@@ -332,3 +332,46 @@ async def test_show_prints_the_call_and_its_messages(
     assert "POST /test.greet.Greeter/Say  grpc NOT_FOUND" in out
     assert "grpc /test.greet.Greeter/Say: OK" in out
     assert '{"field": 1, "type": "string", "value": "ada"}' in out
+
+
+def _partial_reflection(types: Types, descriptor_set: bytes, asked: list[str]) -> Any:
+    """A reflection service that answers a symbol with its file alone (imports left out) and
+    a file name with that file, as some servers do."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    files = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(descriptor_set).file}
+
+    def info(requests: Any, context: grpc.ServicerContext) -> Any:
+        for request in requests:
+            if request.HasField("file_containing_symbol"):
+                asked.append(f"symbol {request.file_containing_symbol}")
+                name = "greet.proto"
+            else:
+                asked.append(f"file {request.file_by_filename}")
+                name = request.file_by_filename
+            response = reflection_pb2.ServerReflectionResponse()
+            response.file_descriptor_response.file_descriptor_proto.append(
+                files[name].SerializeToString())
+            yield response
+
+    return grpc.method_handlers_generic_handler(
+        "grpc.reflection.v1alpha.ServerReflection", {
+            "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                info, request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString),
+        })
+
+
+async def test_reflection_asks_for_the_imports_a_server_left_out(
+        make_engine: EngineFactory, types: Types, descriptor_set: bytes) -> None:
+    asked: list[str] = []
+    server = Greeter(types)
+    server.server.add_generic_rpc_handlers((_partial_reflection(types, descriptor_set, asked),))
+    with server:
+        engine = await make_engine(PROFILE.format(port=server.port))
+        by = await _all_kinds(engine, types)
+    assert asked == ["symbol test.greet.Greeter", "file google/protobuf/timestamp.proto"]
+    say = by["Say"].notes["grpc"]
+    assert say["schema"] == "reflection" and say["messages"][0]["json"] == {
+        "name": "ada", "times": 2}
