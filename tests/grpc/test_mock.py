@@ -215,3 +215,28 @@ def test_a_rule_in_a_mock_file_is_placed_in_that_file(tmp_path: Path) -> None:
     problems = _problems(tmp_path, RECORDED.format(target="recorded", port=1))
     assert problems == ["mocks/g.yaml:4:5: grpc[1]: the service's schema has no method "
                         "/test.greet.Greeter/Gone"]
+
+
+async def test_a_call_that_is_not_grpc_gets_415_from_the_mock(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    from devamb.proxy.h2upstream import H2Upstream
+
+    _protos(tmp_path)
+    engine = await make_engine(PROFILE.replace("protocol: grpc", "protocol: http2"))
+    bound = engine.services["g"].bound
+    assert bound is not None
+    client = H2Upstream("127.0.0.1", bound[1], 5.0)
+    try:
+        stream = await client.open([(b":method", b"GET"), (b":scheme", b"http"),
+                                    (b":authority", b"x"), (b":path", b"/hello")], end=True)
+        first = await stream.next()
+        body = b""
+        while (item := await stream.next()).kind == "data":
+            body += item.data
+            stream.ack(item.flow)
+    finally:
+        client.close()
+    assert dict(first.headers)[b":status"] == b"415"
+    assert b"answers gRPC calls only" in body
+    (record,) = engine.store.recent(1)
+    assert record.status == 415 and "grpc" not in record.notes

@@ -82,3 +82,15 @@ def test_schema_keys_are_for_http2_and_grpc_services_only(tmp_path: Path) -> Non
     (tmp_path / "a.pb").write_bytes(b"")
     (problem,) = _problems(_write(tmp_path, "    proto: a.proto\n    descriptor_set: a.pb\n"))
     assert "use 'proto' or 'descriptor_set', not both" in problem
+
+
+def test_the_schema_files_are_watched_for_reloads(tmp_path: Path) -> None:
+    from devamb.engine.reload import watched_files
+
+    (tmp_path / "protos").mkdir()
+    shutil.copy(GREET, tmp_path / "protos")
+    (tmp_path / "set.pb").write_bytes(compile_set(tmp_path / "x.pb"))
+    profile = load_profile(_write(tmp_path, "    proto: [protos/*.proto]\n"))
+    assert (tmp_path / "protos" / "greet.proto").resolve() in watched_files(profile)
+    profile = load_profile(_write(tmp_path, "    descriptor_set: set.pb\n"))
+    assert (tmp_path / "set.pb").resolve() in watched_files(profile)
