@@ -51,6 +51,7 @@ def _protos(node: Node, folder: Path) -> LoadedSchema | None:
         node.problem(f"expected a glob or a list of globs, got {type_name(node.value)}")
         return None
     files: list[Path] = []
+    bases: list[Path] = []  # each glob's folder before its first wildcard
     ok = True
     for item in items:
         pattern = item.string()
@@ -63,9 +64,12 @@ def _protos(node: Node, folder: Path) -> LoadedSchema | None:
             ok = False
             continue
         files += [Path(m).resolve() for m in matched if Path(m).resolve() not in files]
+        bases.append(_base(folder, pattern))
     if not ok or not files:
         return None
-    includes = [*dict.fromkeys(f.parent for f in files), folder]
+    # protoc names each file after the first include path that holds it: the glob's base
+    # first, so that `protos/**/*.proto` files are `pkg/x.proto` as their imports say
+    includes = [*bases, *(f.parent for f in files), folder]
     try:
         data = compile_protos(files, includes)
         schema = Schema.from_set(data, "proto")
@@ -73,6 +77,16 @@ def _protos(node: Node, folder: Path) -> LoadedSchema | None:
         node.problem(f"cannot compile the .proto files:\n{exc}", key=True)
         return None
     return LoadedSchema(schema, tuple(files))
+
+
+def _base(folder: Path, pattern: str) -> Path:
+    """The folder of `pattern` up to its first wildcard (`protos/**/*.proto`: protos)."""
+    fixed: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if any(c in part for c in "*?["):
+            break
+        fixed.append(part)
+    return folder.joinpath(*fixed).resolve()
 
 
 def _descriptor_set(node: Node, folder: Path) -> LoadedSchema | None:

@@ -28,7 +28,7 @@ def compile_protos(files: Sequence[Path], includes: Sequence[Path]) -> bytes:
     """A serialized FileDescriptorSet of `files` and all they import."""
     with tempfile.TemporaryDirectory(prefix="devamb-protoc-") as folder:
         out = os.path.join(folder, "set.pb")
-        paths = list(dict.fromkeys(str(p) for p in includes))
+        paths = list(dict.fromkeys(str(p) for p in includes))  # in order, once each
         argv = [sys.executable, "-m", "grpc_tools.protoc", *(f"-I{p}" for p in paths),
                 f"-I{well_known_include()}", "--include_imports", f"--descriptor_set_out={out}",
                 *(str(f) for f in files)]

@@ -94,3 +94,17 @@ def test_the_schema_files_are_watched_for_reloads(tmp_path: Path) -> None:
     assert (tmp_path / "protos" / "greet.proto").resolve() in watched_files(profile)
     profile = load_profile(_write(tmp_path, "    descriptor_set: set.pb\n"))
     assert (tmp_path / "set.pb").resolve() in watched_files(profile)
+
+
+def test_nested_protos_import_each_other_from_the_globs_base(tmp_path: Path) -> None:
+    (tmp_path / "protos" / "shop" / "common").mkdir(parents=True)
+    (tmp_path / "protos" / "shop" / "common" / "money.proto").write_text(
+        'syntax = "proto3";\npackage shop.common;\nmessage Money { int64 cents = 1; }\n')
+    (tmp_path / "protos" / "shop" / "cart.proto").write_text(
+        'syntax = "proto3";\npackage shop;\nimport "shop/common/money.proto";\n'
+        "message Cart { shop.common.Money total = 1; }\n"
+        "service Carts { rpc Get(Cart) returns (Cart); }\n")
+    profile = load_profile(_write(tmp_path, "    proto: [protos/**/*.proto]\n"))
+    schema = profile.services["g"].schema
+    assert schema is not None and schema.method_types("shop.Carts", "Get") == (
+        "shop.Cart", "shop.Cart")
