@@ -75,11 +75,13 @@ class Schema:
             self._classes[type_name] = cls
         return cls
 
-    def to_json(self, type_name: str, data: bytes) -> dict[str, Any]:
-        """`data` as a `type_name` message in JSON; DecodeError when it is not one."""
+    def to_json(self, type_name: str, data: bytes, full: bool = False) -> dict[str, Any]:
+        """`data` as a `type_name` message in JSON (`full`: fields at their default value
+        too); DecodeError when it is not one."""
         message = self.message_class(type_name)()
         message.ParseFromString(data)
-        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+        return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=full)
 
     def from_json(self, type_name: str, value: Any) -> bytes:
         """A JSON value encoded as a `type_name` message; ValueError when it does not fit."""

@@ -178,32 +178,51 @@ async def test_recording_a_grpc_service_writes_rules_a_mock_answers_with(
                 client.say(client.hello(name="first"), timeout=10)
                 client.say(client.hello(name="ada", times=3), timeout=10)  # the latest answer
                 list(client.many(client.hello(name="s", times=2), timeout=10))  # streaming
+                inner = types.cls("test.greet.Inner")
+                for tags in (["a"], ["b"]):  # the same answer to either: one rule
+                    list(client.many(client.hello(name="one", times=1, inner=inner(tags=tags)),
+                                     timeout=10))
             finally:
                 client.close()
 
         await asyncio.to_thread(calls)
         for _ in range(500):
             session = engine.desks.recording.sessions["g"].to_json()
-            if session["recorded"] + sum(session["skipped"].values()) >= 4:
+            if session["recorded"] + sum(session["skipped"].values()) >= 6:
                 break
             await asyncio.sleep(0.01)
         (written,) = await engine.stop_recording("g")
-    assert written["recorded"] == 3 and written["skipped"] == {"streaming response": 1}
+    assert written["recorded"] == 5 and written["skipped"] == {"streaming response": 1}
     text = (tmp_path / "mocks" / "g.yaml").read_text()
     import yaml
 
-    assert yaml.safe_load(text)["grpc"] == [{
-        "method": "/test.greet.Greeter/Say", "response": {"text": "hello ada", "count": "3"}}]
-    assert text.startswith("# Recorded by devamb from service 'g': 3 gRPC calls, 1 rules.")
+    say = "/test.greet.Greeter/Say"
+    ada = {"text": "hello ada", "count": "3"}
+    assert yaml.safe_load(text)["grpc"] == [  # answers differed: one rule per request, then any
+        {"method": say, "request": {"name": "fail"}, "status": "NOT_FOUND",
+         "message": "no such name: ünïcode 100%"},
+        {"method": say, "request": {"name": "first"}, "response": {"text": "hello first"}},
+        {"method": say, "request": {"name": "ada", "times": 3}, "response": ada},
+        {"method": say, "response": ada},
+        {"method": "/test.greet.Greeter/Many", "response": {"text": "one 0"}},
+    ]
+    assert text.startswith("# Recorded by devamb from service 'g': 5 gRPC calls, 5 rules.")
     offline = await make_engine(RECORDED.format(target="recorded", port=1))
     bound = offline.services["g"].bound
     assert bound is not None
     again = Client(types, bound[1])
-    try:
-        reply = await asyncio.to_thread(lambda: again.say(again.hello(name="x"), timeout=10))
-    finally:
-        again.close()
-    assert (reply.text, reply.count) == ("hello ada", 3)
+
+    def replay() -> list[Any]:
+        try:
+            out = [again.say(again.hello(name=n), timeout=10).text for n in ("x", "first")]
+            with pytest.raises(grpc.RpcError) as failed:
+                again.say(again.hello(name="fail"), timeout=10)
+            return [*out, failed.value.code()]
+        finally:
+            again.close()
+
+    assert await asyncio.to_thread(replay) == ["hello ada", "hello first",
+                                               grpc.StatusCode.NOT_FOUND]
 
 
 def test_a_rule_in_a_mock_file_is_placed_in_that_file(tmp_path: Path) -> None:
@@ -240,3 +259,75 @@ async def test_a_call_that_is_not_grpc_gets_415_from_the_mock(
     assert b"answers gRPC calls only" in body
     (record,) = engine.store.recent(1)
     assert record.status == 415 and "grpc" not in record.notes
+
+
+MATCHING = """
+version: 1
+services:
+  g:
+    listen: 0
+    protocol: grpc
+    target: fake
+    proto: [protos/*.proto]
+    targets:
+      fake:
+        mock:
+          grpc:
+            - method: /test.greet.Greeter/Say
+              request: {name: ada, inner: {tags: [x, y]}}
+              response: {text: tagged ada}
+            - method: /test.greet.Greeter/Say
+              request: {name: zed, times: 0}
+              response: {text: zed without times}
+            - method: /test.greet.Greeter/Say
+              request: {name: zed}
+              response: {text: any zed}
+            - method: /test.greet.Greeter/Gather
+              request: {name: only}
+              response: {text: only}
+"""
+
+
+async def test_rules_choose_by_the_fields_of_the_first_request(
+        make_engine: EngineFactory, types: Types, tmp_path: Path) -> None:
+    _protos(tmp_path)
+    engine = await make_engine(MATCHING)
+    bound = engine.services["g"].bound
+    assert bound is not None
+    client = Client(types, bound[1])
+    Inner = types.cls("test.greet.Inner")
+
+    def calls() -> list[Any]:
+        try:
+            hello, say = client.hello, client.say
+            out = [say(hello(name="ada", inner=Inner(tags=["x", "y"]), times=9), timeout=10).text,
+                   say(hello(name="zed"), timeout=10).text,
+                   say(hello(name="zed", times=2), timeout=10).text]
+            for call in (lambda: say(hello(name="ada", inner=Inner(tags=["x"])), timeout=10),
+                         lambda: client.gather(iter([hello(name="other")]), timeout=10)):
+                with pytest.raises(grpc.RpcError) as failed:
+                    call()
+                out.append((failed.value.code(), failed.value.details()))
+            return out
+        finally:
+            client.close()
+
+    assert await asyncio.to_thread(calls) == [
+        "tagged ada", "zed without times", "any zed",
+        (grpc.StatusCode.UNIMPLEMENTED,
+         "mock: no gRPC rule for /test.greet.Greeter/Say matches the request"),
+        (grpc.StatusCode.UNIMPLEMENTED,
+         "mock: no gRPC rule for /test.greet.Greeter/Gather matches the request"),
+    ]
+
+
+def test_request_fields_the_input_message_does_not_have_are_problems(tmp_path: Path) -> None:
+    _protos(tmp_path)
+    text = MATCHING.replace("request: {name: zed}", "request: {nope: 1}")
+    (problem,) = _problems(tmp_path, text)
+    assert problem.startswith("devamb.yaml:19:15: services.g.targets.fake.mock.grpc.2: the "
+                              "request is not a test.greet.Hello: ")
+    text = MATCHING.replace("request: {name: zed}", "request: [zed]")
+    assert _problems(tmp_path, text) == [
+        "devamb.yaml:20:24: services.g.targets.fake.mock.grpc.2.request: expected the request "
+        "fields as a mapping, got a list"]

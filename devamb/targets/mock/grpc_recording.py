@@ -1,5 +1,7 @@
 """Recording a grpc (or http2) service: its unary gRPC calls become `grpc:` rules of a mock
-file, one per method (its latest answer), the response as the JSON the schema decoded.
+file, the response as the JSON the schema decoded. A method that always answered the same gets
+one rule; one whose answers differed gets a rule per request seen (`request:` its first message,
+the latest answer to it), then one for any other request (the latest answer).
 
 A call is recorded when it ended with a status and, when OK, with one response message that was
 decoded with a schema (a raw decode cannot be encoded again by a mock); streaming answers,
@@ -7,6 +9,7 @@ failed or faulted calls are counted as skipped."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,24 +39,66 @@ def refusal(exchange: Exchange) -> str | None:
     return None
 
 
-def rule_from(exchange: Exchange, redaction: Redaction) -> tuple[dict[str, Any] | None, str]:
-    """The call's rule (with secrets masked), or None and why not."""
+class Calls:
+    """The recorded calls, by method and request, for `rules()`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        # method -> request (canonical JSON text) -> (request, rule), the latest last
+        self.methods: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {}
+
+    def add(self, exchange: Exchange, redaction: Redaction) -> str | None:
+        """Record the call; why not (None: recorded)."""
+        rule, request, why = rule_from(exchange, redaction)
+        if rule is None:
+            return why
+        seen = self.methods.setdefault(rule["method"], {})
+        key = json.dumps(request, sort_keys=True)
+        seen.pop(key, None)
+        seen[key] = (request, rule)
+        self.count += 1
+        return None
+
+    def rules(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for seen in self.methods.values():
+            answers = {json.dumps(_answer(rule), sort_keys=True) for _, rule in seen.values()}
+            latest = list(seen.values())[-1][1]
+            if len(answers) > 1:
+                for request, rule in seen.values():
+                    if isinstance(request, dict):
+                        out.append({"method": rule["method"], "request": request,
+                                    **_answer(rule)})
+            out.append(latest)
+        return out
+
+
+def _answer(rule: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rule.items() if k != "method"}
+
+
+def rule_from(exchange: Exchange, redaction: Redaction) -> tuple[
+        dict[str, Any] | None, Any, str]:
+    """The call's rule (with secrets masked) and its first request message (JSON, or None),
+    or None and why not."""
     detail = redaction.detail(exchange)
     call = (detail.get("notes") or {}).get("grpc") or {}
+    asked = [m.get("json") for m in call.get("messages") or [] if m.get("dir") == "request"]
+    request = asked[0] if asked else None
     rule: dict[str, Any] = {"method": f"/{call.get('service')}/{call.get('method')}"}
     status = int(call.get("status") or 0)
     if status != 0:
         rule["status"] = name_of(status)
         if call.get("message"):
             rule["message"] = call["message"]
-        return rule, ""
+        return rule, request, ""
     replies = [m for m in call.get("messages") or [] if m.get("dir") == "response"]
     if not replies:
-        return None, "no response message"
+        return None, None, "no response message"
     if replies[0].get("json") is None:
-        return None, "not decoded with a schema"
+        return None, None, "not decoded with a schema"
     rule["response"] = replies[0]["json"]
-    return rule, ""
+    return rule, request, ""
 
 
 def write_grpc_mock_file(rules: list[dict[str, Any]], to: Path, comment: str = "") -> Path:

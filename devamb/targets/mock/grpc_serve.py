@@ -6,9 +6,12 @@ UNIMPLEMENTED; a call that is not gRPC gets HTTP 415."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from devamb.grpc.framing import frame
+from google.protobuf.message import DecodeError
+
+from devamb.grpc.framing import Frame, Splitter, frame
+from devamb.grpc.messages import inflate
 from devamb.grpc.path import is_grpc
 from devamb.grpc.schema import Schema
 from devamb.grpc.status import CODES
@@ -40,16 +43,21 @@ async def serve_call(stream: H2Stream, headers: H2Headers, exchange: Exchange,
     if not is_grpc(header(headers, b"content-type")):
         await _not_grpc(stream, exchange)
         return None
-    tap = GrpcTap(exchange.notes, header(headers, b":path"), header(headers, b"grpc-encoding"))
+    encoding = header(headers, b"grpc-encoding")
+    tap = GrpcTap(exchange.notes, header(headers, b":path"), encoding)
     tap.use(schema)
     try:
+        first: list[Frame] = []
         if not stream.ended_at_headers:
-            await _read_request(stream, exchange, tap)
+            await _read_request(stream, exchange, tap, first)
         path = exchange.path or ""
-        rule = next((r for r in rules if r.method == path), None)
+        candidates = [r for r in rules if r.method == path]
+        request = _first_request(first, candidates, schema, encoding)
+        rule = next((r for r in candidates if r.matches(request)), None)
         if rule is None:
+            why = "matches the request" if candidates else ""
             _trailers_only(stream, exchange, tap, CODES["UNIMPLEMENTED"],
-                           f"mock: no gRPC rule for {path}")
+                           f"mock: no gRPC rule for {path} {why}".strip())
             return None
         if rule.delay:
             await sleep(rule.delay)
@@ -71,12 +79,34 @@ async def serve_call(stream: H2Stream, headers: H2Headers, exchange: Exchange,
         tap.close()
 
 
-async def _read_request(stream: H2Stream, exchange: Exchange, tap: GrpcTap) -> None:
+def _first_request(first: list[Frame], rules: list[GrpcRule], schema: Schema | None,
+                   encoding: str | None) -> dict[str, Any] | None:
+    """The call's first request message as JSON with every field, for rules that match on
+    it; None when no rule asks, or it cannot be decoded."""
+    typed = next((r.input for r in rules if r.request is not None and r.input), None)
+    if typed is None or schema is None or not first or first[0].data is None:
+        return None
+    data: bytes | None = first[0].data
+    if first[0].compressed:
+        data, _ = inflate(first[0].data, encoding)
+    if data is None:
+        return None
+    try:
+        return schema.to_json(typed, data, full=True)
+    except (DecodeError, RuntimeError, ValueError):
+        return None
+
+
+async def _read_request(stream: H2Stream, exchange: Exchange, tap: GrpcTap,
+                        first: list[Frame]) -> None:
+    splitter = Splitter(limit=MAX_REQUEST)
     while exchange.request_body.size <= MAX_REQUEST:
         item = await stream.next()
         if item.kind == "data":
             exchange.request_body.add(item.data)
             tap.request_data(item.data)
+            if not first:
+                first += splitter.feed(item.data)[:1]
             stream.ack(item.flow)
         elif item.kind == "trailers":
             exchange.notes.setdefault("http2", {})["request_trailers"] = _text(item.headers)

@@ -194,8 +194,7 @@ class RecordingSession:
     skipped: dict[str, int] = field(default_factory=dict)
     notify: Callable[[str, str], None] | None = field(default=None, repr=False)  # (level, text)
     grpc: bool = False  # an http2 or grpc service: its gRPC calls become `grpc:` rules
-    rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # gRPC: by method, latest
-    calls: int = 0  # gRPC calls recorded
+    calls: grpc_recording.Calls = field(default_factory=grpc_recording.Calls)  # gRPC's
     _matches: Callable[[Exchange], bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -238,13 +237,10 @@ class RecordingSession:
         return True
 
     def _add_call(self, exchange: Exchange, redaction: Redaction) -> bool:
-        rule, why = grpc_recording.rule_from(exchange, redaction)
-        if rule is None:
+        why = self.calls.add(exchange, redaction)
+        if why is not None:
             self.skipped[why] = self.skipped.get(why, 0) + 1
             return False
-        self.rules.pop(rule["method"], None)  # the latest answer, in the order last seen
-        self.rules[rule["method"]] = rule
-        self.calls += 1
         return True
 
     def _refusal(self, exchange: Exchange) -> str | None:
@@ -276,13 +272,14 @@ class RecordingSession:
 
     @property
     def recorded(self) -> int:
-        return self.calls if self.grpc else len(self.observed)
+        return self.calls.count if self.grpc else len(self.observed)
 
     def write(self, to: Path | None = None) -> Path:
         if self.grpc:
-            rules = list(self.rules.values())
+            rules = self.calls.rules()
             comment = (
-                f"Recorded by devamb from service {self.service!r}: {self.calls} gRPC calls, "
+                f"Recorded by devamb from service {self.service!r}: {self.calls.count} gRPC "
+                "calls, "
                 f"{len(rules)} rules" + (f", filter {self.filter!r}" if self.filter else "")
                 + ".\nResponses are encoded with the service's proto: or descriptor_set:.\n"
                 + (f"The recording {self.limit_text()}.\n" if self.dropped else "")
