@@ -217,8 +217,19 @@ def _walk(data: Any) -> Iterator[tuple[str, Any, dict[str, Any]]]:
 
 
 def create_named_files(folder: Path, data: Any) -> None:
-    """The mock files and CA files a profile names."""
+    """The mock files, CA files and gRPC schemas a profile names (a schema is the example
+    profile's profiles/protos/ping.proto, or its descriptor set)."""
     for key, value, _holder in _walk(data):
+        if key == "proto" and isinstance(value, str | list):
+            for pattern in [value] if isinstance(value, str) else value:
+                path = folder / str(pattern).replace("**/", "").replace("*", "ping")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes((ROOT / "profiles" / "protos" / "ping.proto").read_bytes())
+        if key == "descriptor_set" and isinstance(value, str):
+            from devamb.grpc.protoc import compile_protos
+
+            ping = ROOT / "profiles" / "protos" / "ping.proto"
+            (folder / value).write_bytes(compile_protos([ping], [ping.parent]))
         if key == "mock" and isinstance(value, str) and not (folder / value).exists():
             path = folder / value
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -149,6 +149,9 @@ def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
     if exchange["protocol"] != "tcp":
         what = f"{exchange.get('method', '')} {exchange.get('path', '')}"
         result = str(exchange.get("status") or "-")
+        call = (exchange.get("notes") or {}).get("grpc")  # names and status, no messages
+        if isinstance(call, dict):
+            what = f"{what}  grpc {call.get('code') or '-'}"
     else:
         what, result = "tcp connection", "-"
     error = f"  ! {exchange['error']}" if exchange["error"] else ""
@@ -197,6 +200,28 @@ def print_detail(detail: dict[str, Any]) -> None:
             console.print(body.get("text", ""), highlight=False, markup=False)
     if detail.get("messages") is not None:
         _print_messages(detail["messages"], int(detail.get("messages_dropped") or 0))
+    call = (detail.get("notes") or {}).get("grpc")
+    if call is not None:
+        _print_grpc(call)
+
+
+def _print_grpc(call: dict[str, Any]) -> None:
+    """A gRPC call's status and messages, decoded (JSON) or raw (field numbers)."""
+    code = call.get("code") or "no status"
+    message = f": {call['message']}" if call.get("message") else ""
+    console.rule(f"grpc /{call.get('service')}/{call.get('method')}: {code}{message}")
+    console.print(f"[dim]{call.get('requests', 0)} request(s), {call.get('responses', 0)} "
+                  f"response(s); decoded with: {call.get('schema')}[/]")
+    for item in call.get("messages") or []:
+        arrow = "→" if item.get("dir") == "request" else "←"
+        kind = item.get("type") or "raw"
+        console.print(f"{arrow} {kind} {item.get('size', 0)} B"
+                      + (" compressed" if item.get("compressed") else ""), highlight=False)
+        shown = item["json"] if item.get("json") is not None else item.get("raw")
+        if shown is not None:
+            console.print(json.dumps(shown, ensure_ascii=False), highlight=False, markup=False)
+        if item.get("error"):
+            console.print(f"[red]{item['error']}[/]", highlight=False)
 
 
 def message_line(message: dict[str, Any], width: int = 100) -> str:

@@ -67,7 +67,7 @@ class ExchangeSummary(TypedDict):
     time: float  # unix time the exchange started
     service: str
     target: str
-    protocol: str  # "http" | "tcp"
+    protocol: str  # "http" | "tcp" | "http2" | "grpc"
     method: NotRequired[str]
     path: NotRequired[str]
     status: NotRequired[int | None]

@@ -13,6 +13,8 @@ from typing import Any
 
 from devamb.faults.scenario import ScenarioSpec, parse_scenarios
 from devamb.faults.spec import FaultSpec, parse_fault
+from devamb.grpc.profile import KEYS as SCHEMA_KEYS
+from devamb.grpc.profile import parse_schema
 from devamb.policies.breaker import parse_breaker
 from devamb.policies.retry import parse_retries
 from devamb.profile import display_path
@@ -23,6 +25,7 @@ from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
 from devamb.service.spec import ServiceSpec
+from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -34,6 +37,7 @@ INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
     "header_faults", "inspect", "connect_timeout", "per_try_timeout", "retries", "circuit_breaker",
+    "proto", "descriptor_set",
 )
 PLANNED_SERVICE_KEYS = {
     key: f"{key!r} is not supported by this version of devamb yet"
@@ -166,6 +170,15 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     if (retries is not None or breaker is not None) and protocol in ("tcp", *H2_PROTOCOLS):
         key = "retries" if retries is not None else "circuit_breaker"
         node.child(key).problem(f"{key!r} applies to http services only", key=True)
+    schema = None
+    if protocol in H2_PROTOCOLS:
+        schema = parse_schema(node)
+        targets = bind_grpc_schema(
+            targets, None if schema is None else schema.schema, node.reader.problems
+        )
+    elif protocol is not None:
+        for key in (k for k in SCHEMA_KEYS if node.has(k)):
+            node.child(key).problem("applies to http2 and grpc services only", key=True)
     if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
         return None, listen
     assert active is not None and timeout is not None
@@ -186,6 +199,8 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
         retries=retries,
         circuit_breaker=breaker,
         fingerprint=_fingerprint(node.value),
+        schema=None if schema is None else schema.schema,
+        schema_files=() if schema is None else schema.files,
     ), listen
 
 

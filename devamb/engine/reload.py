@@ -47,6 +47,7 @@ def watched_files(profile: Profile) -> set[Path]:
     """The profile, its .env, and every file a target reads (mock files, ...)."""
     files = {profile.path.resolve(), profile.path.resolve().parent / ".env"}
     for service in profile.services.values():
+        files.update(service.schema_files)
         for target in service.targets.values():
             files.update(Path(f).resolve() for f in target.watched_files())
     return files

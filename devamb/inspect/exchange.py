@@ -17,6 +17,7 @@ RECORD_OVERHEAD = 600  # bytes an exchange costs besides its previews and header
 MESSAGE_PREVIEW = 1024  # bytes kept of each WebSocket message (at most the body preview's limit)
 MAX_MESSAGES = 1000  # WebSocket messages kept per exchange; later ones are only counted
 MESSAGE_OVERHEAD = 120  # bytes a kept message costs besides its preview
+GRPC_KEPT = 64 * 1024  # a gRPC message larger than this is sized, not kept (grpc.framing)
 OPCODES = {0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
 
 
@@ -187,6 +188,10 @@ class Exchange:
         size = RECORD_OVERHEAD + len(self.request_body.data) + len(self.response_body.data)
         if self.messages is not None:
             size += self.messages.approx_size()
+        call = self.notes.get("grpc") if self.notes else None
+        if call is not None:  # decoded messages: about twice their wire size as Python values
+            size += sum(2 * min(m["size"], GRPC_KEPT) + MESSAGE_OVERHEAD
+                        for m in call["messages"])
         for headers in (self.request_headers, self.response_headers):
             if headers:  # the strings' lengths, joined in C, plus 16 bytes a header for the rest
                 size += len("".join(chain.from_iterable(headers))) + 16 * len(headers)

@@ -11,6 +11,9 @@ Terms (ARG is a bare word or a quoted string, "…" or '…', where `\\"` and `\
     ~b REGEX    either body preview, as UTF-8 text (~bq request, ~bs response)
     ~e          the exchange failed: its `error` is set (a 5xx answer alone is not an error;
                 use `~c 5xx`, or `~e | ~c 5xx`)
+    ~grpc REGEX a gRPC call whose `/pkg.Service/Method` the regex finds (`~grpc Greeter/Say`)
+    ~gs CODE    a gRPC call that ended with the status: a name (any case) or a number
+                (`~gs UNAVAILABLE`, `~gs 14`)
     ~d DURATION duration compared with `>`, `>=`, `<`, `<=` or `=`: `~d >500ms`, `~d <2s`;
                 units ms (default), s, m; a bare duration means `>=`
 

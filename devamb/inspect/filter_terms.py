@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from devamb.grpc.status import name_of, parse_code
 from devamb.profile.regex import Regex, RegexError, compile_regex, fullmatch, search, translate
 
 if TYPE_CHECKING:
@@ -265,6 +266,44 @@ class Code(Node):
         return f"~c {self.text}"
 
 
+def _grpc(exchange: Exchange) -> dict[str, Any] | None:
+    call = exchange.notes.get("grpc") if exchange.notes else None
+    return call if isinstance(call, dict) else None
+
+
+class GrpcMethod(_Rex):
+    """A gRPC call whose `/pkg.Service/Method` the regex finds (a plain word: a substring)."""
+
+    __slots__ = ()
+    code = "grpc"
+
+    def __call__(self, exchange: Exchange) -> bool:
+        call = _grpc(exchange)
+        return call is not None and search(self.rex, f"/{call['service']}/{call['method']}")
+
+
+class GrpcStatus(Node):
+    """A gRPC call that ended with the status: a name (any case) or a number."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, text: str, column: int) -> None:
+        number = parse_code(text)
+        if number is None:
+            raise FilterError(
+                f"bad gRPC status {text!r}: expected a name like UNAVAILABLE or a number",
+                column,
+            )
+        self.number = number
+
+    def __call__(self, exchange: Exchange) -> bool:
+        call = _grpc(exchange)
+        return call is not None and call.get("status") == self.number
+
+    def __str__(self) -> str:
+        return f"~gs {name_of(self.number)}"
+
+
 class Error(Node):
     __slots__ = ()
 
@@ -321,6 +360,8 @@ OPERATORS: dict[str, Callable[[str, int], Node]] = {
     "bq": RequestBody,
     "bs": ResponseBody,
     "d": Duration,
+    "grpc": GrpcMethod,
+    "gs": GrpcStatus,
 }
 FLAGS: dict[str, Callable[[], Node]] = {"e": Error}
 

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import logging
 
+from devamb.grpc.catalog import Catalog
+from devamb.grpc.tap import GrpcTap
 from devamb.inspect.exchange import Exchange
 from devamb.inspect.replay import replay_of
 from devamb.proxy.h2conn import (
@@ -54,6 +56,7 @@ class Http2Listener:
         self.recorder = recorder
         self._server: H2FrontServer | None = None
         self._upstreams: dict[tuple[str, int, bool, str | None], H2Upstream] = {}  # by destination
+        self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
 
     async def start(self) -> None:
         server = H2FrontServer(self._stream, self._protocol_error)
@@ -69,6 +72,7 @@ class Http2Listener:
         for upstream in self._upstreams.values():  # shared by the targets: closed here
             upstream.close()
         self._upstreams.clear()
+        self._catalog.forget()
         return cut
 
     def _protocol_error(self, remote: str | None, reason: str) -> None:
@@ -107,6 +111,7 @@ class Http2Listener:
             return
         target = service.target(name)
         exchange = self.recorder.begin(service, target.name, remote)
+        tap = None if target.answers_h2 else GrpcTap.open(exchange.notes, headers)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         exchange.replay_of = replayed
@@ -114,7 +119,7 @@ class Http2Listener:
             if target.answers_h2:
                 await target.serve_h2(front, headers, exchange)
             else:
-                await self._relay(front, headers, target, exchange)
+                await self._relay(front, headers, target, exchange, tap)
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
@@ -130,11 +135,14 @@ class Http2Listener:
         finally:
             if front.sent_end and not front.got_end:  # answered before the request ended
                 front.reset(NO_ERROR)  # RFC 9113 8.1: stop sending the request, no error
+            if tap is not None:
+                await self._catalog.settle(tap)
             exchange.finish()
             self.recorder.finish(service, exchange)
 
     async def _relay(
-        self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange
+        self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange,
+        tap: GrpcTap | None,
     ) -> None:
         service = self.service
         destination = await target.h2_destination(headers)
@@ -158,11 +166,14 @@ class Http2Listener:
         except UpstreamDown as exc:
             await self._answer(front, exchange, 502, str(exc))
             return
+        if tap is not None and not self._catalog.known(tap):
+            self._catalog.reflect(tap, destination.key, upstream, destination.authority,
+                                  scheme, injected)
         pump = asyncio.get_running_loop().create_task(
-            self._requests(front, back, exchange, ended)
+            self._requests(front, back, exchange, ended, tap)
         )
         try:
-            await self._responses(front, back, exchange)
+            await self._responses(front, back, exchange, tap)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, StreamGone):
@@ -173,15 +184,16 @@ class Http2Listener:
                 back.reset(CANCEL)
 
     async def _requests(
-        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
+        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool,
+        tap: GrpcTap | None,
     ) -> None:
         """Client -> upstream; a client's data is acknowledged once the upstream took it."""
         with contextlib.suppress(StreamGone):
-            await self._pass_requests(front, back, exchange, ended)
+            await self._pass_requests(front, back, exchange, ended, tap)
 
     @staticmethod
     async def _pass_requests(
-        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
+        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, tap: GrpcTap | None
     ) -> None:
         while True:
             item = await front.next()
@@ -198,6 +210,8 @@ class Http2Listener:
                 continue
             if item.kind == "data":
                 exchange.request_body.add(item.data)
+                if tap is not None:
+                    tap.request_data(item.data)
                 await back.send_data(item.data)
                 front.ack(item.flow)
             elif item.kind == "trailers":
@@ -208,7 +222,9 @@ class Http2Listener:
                 await back.send_data(b"", end=True)
                 ended = True
 
-    async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange) -> None:
+    async def _responses(
+        self, front: H2Stream, back: H2Stream, exchange: Exchange, tap: GrpcTap | None
+    ) -> None:
         """Upstream -> client; the upstream's data is acknowledged once the client took it."""
         timeout = self.service.spec.timeout
         try:
@@ -230,6 +246,8 @@ class Http2Listener:
         status = _pseudo(item.headers, b":status")
         exchange.status = int(status) if status and status.isdigit() else None
         exchange.response_headers = _text(item.headers)
+        if tap is not None:
+            tap.response_headers(item.headers)  # grpc-status here: a trailers-only response
         queued = back.peek()
         ended = queued is not None and queued.kind == "end"
         follow = await back.next() if queued is not None else None
@@ -245,6 +263,8 @@ class Http2Listener:
                 return
             if follow.kind == "data":
                 exchange.response_body.add(follow.data)
+                if tap is not None:
+                    tap.response_data(follow.data)
                 queued = back.peek()
                 last = queued is not None and queued.kind == "end"
                 try:
@@ -257,6 +277,8 @@ class Http2Listener:
                     return
             elif follow.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["trailers"] = _text(follow.headers)
+                if tap is not None:
+                    tap.trailers(follow.headers)
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devamb.faults.spec import FaultSpec
+from devamb.grpc.schema import Schema
 from devamb.policies.breaker import BreakerSpec
 from devamb.policies.retry import RetrySpec
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
@@ -16,7 +18,7 @@ from devamb.targets.base import TargetContext
 class ServiceSpec:
     name: str
     listen: ListenAddress
-    protocol: str  # "http" | "tcp"
+    protocol: str  # "http" | "tcp" | "http2" | "grpc"
     target: str  # active target at start
     targets: Mapping[str, TargetSpec]
     timeout: float  # s: request sent -> response headers, body stall (HTTP) / connect (TCP)
@@ -30,6 +32,8 @@ class ServiceSpec:
     retries: RetrySpec | None = None
     circuit_breaker: BreakerSpec | None = None
     fingerprint: str = ""  # changes when the service's profile text changes
+    schema: Schema | None = None  # gRPC messages' types (`proto:` / `descriptor_set:`)
+    schema_files: tuple[Path, ...] = ()  # the files it was read from (a change reloads)
 
     def target_context(
         self, notify: Callable[[str, str], None], replay_token: str | None

@@ -42,7 +42,7 @@ KINDS: dict[str, TargetKind] = {
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),
     "split": TargetKind("split", split.parse, split.SplitTarget, BOTH),
     "shards": TargetKind("shards", parse_shards, build_shards, BOTH),  # HTTP keys, or RESP
-    "mock": TargetKind("mock", mock.parse, mock.MockTarget, frozenset({"http"})),
+    "mock": TargetKind("mock", mock.parse, mock.MockTarget, frozenset({"http"}) | H2_PROTOCOLS),
 }
 KIND_KEYS = tuple(KINDS)
 

@@ -35,7 +35,8 @@ ENTRIES: dict[str, dict[str, str]] = {
         "http2": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
         "grpc": "{shards: ['http://127.0.0.1:1', 'http://127.0.0.1:2'], key: 'header:X-User'}",
     },
-    "mock": {p: "{mock: {routes: []}}" for p in PROTOCOLS},
+    "mock": {p: "{mock: {grpc: []}}" if p in ("http2", "grpc") else "{mock: {routes: []}}"
+             for p in PROTOCOLS},
 }
 SIBLING = {
     "http": "http://127.0.0.1:1", "tcp": "tcp://127.0.0.1:1", "http2": "http://127.0.0.1:1",
@@ -123,10 +124,10 @@ def test_a_refused_target_reports_only_the_refusal_and_every_one_comes_out(
     with pytest.raises(ProfileError) as caught:
         load_profile(path, environ={})
     assert [str(p) for p in caught.value.problems] == [
-        "devamb.yaml:9:12: services.cache.targets.m1.mock: mock targets serve http services "
-        "only; this is a tcp service",
-        "devamb.yaml:11:9: services.cache.targets.m2.mock: mock targets serve http services "
-        "only; this is a tcp service",
+        "devamb.yaml:9:12: services.cache.targets.m1.mock: mock targets serve grpc and http "
+        "and http2 services only; this is a tcp service",
+        "devamb.yaml:11:9: services.cache.targets.m2.mock: mock targets serve grpc and http "
+        "and http2 services only; this is a tcp service",
         "devamb.yaml:12:14: services.cache.timeout: 'soon' is not a duration "
         "(use e.g. 250ms, 2s, 1m)",
     ]

@@ -28,9 +28,9 @@ class RecordingDesk:
     ) -> dict[str, Any]:
         """Turn the service's exchanges from now on into mock routes (written by stop)."""
         svc = self.ctx.service(service)
-        if svc.spec.protocol != "http":
+        if svc.spec.protocol not in ("http", "http2", "grpc"):
             raise ControlError(f"service {service!r} is {svc.spec.protocol}: only HTTP/1.1 "
-                               "exchanges become mocks")
+                               "exchanges and gRPC calls become mocks")
         folder = self.ctx.profile.path.resolve().parent
         path = Path(to) if to else Path("mocks") / f"{service}.yaml"
         path = path if path.is_absolute() else folder / path
@@ -43,7 +43,8 @@ class RecordingDesk:
         if service in self.sessions:
             raise Conflict(f"{service!r} is already being recorded into "
                            f"{self.sessions[service].to}; stop that recording first")
-        session = RecordingSession(service, filter, path, notify=self.ctx.notice)
+        session = RecordingSession(service, filter, path, notify=self.ctx.notice,
+                                   grpc=svc.spec.protocol != "http")
         if not self.sessions:
             self.ctx.recorder.watchers.append(self._record)
         self.sessions[service] = session
@@ -60,7 +61,7 @@ class RecordingDesk:
             session = self.sessions.pop(name)
             path = await asyncio.to_thread(session.write)
             written.append({**session.to_json(), "file": str(path)})
-            self.ctx.notice("info", f"recorded {len(session.observed)} exchanges of {name} "
+            self.ctx.notice("info", f"recorded {session.recorded} exchanges of {name} "
                             f"into {path}")
         if not self.sessions and self._record in self.ctx.recorder.watchers:
             self.ctx.recorder.watchers.remove(self._record)

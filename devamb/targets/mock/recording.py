@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from devamb.inspect.body import decode_text, media_type
 from devamb.inspect.filter import compile_filter
 from devamb.inspect.masking import MASK
+from devamb.targets.mock import grpc_recording
 from devamb.targets.mock.writer import Answer, RouteDraft, literal_path, write_mock_file
 
 if TYPE_CHECKING:
@@ -192,6 +193,8 @@ class RecordingSession:
     observed: list[Observed] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     notify: Callable[[str, str], None] | None = field(default=None, repr=False)  # (level, text)
+    grpc: bool = False  # an http2 or grpc service: its gRPC calls become `grpc:` rules
+    calls: grpc_recording.Calls = field(default_factory=grpc_recording.Calls)  # gRPC's
     _matches: Callable[[Exchange], bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -208,6 +211,8 @@ class RecordingSession:
                 self.notify("warning", f"recording {self.service} {self.limit_text()}; "
                                        "stop it and record again for more")
             return False
+        if self.grpc:
+            return self._add_call(exchange, redaction)
         detail = redaction.detail(exchange)
         path, query = observed_target(detail.get("path") or "/")
         request = detail["request_body"]
@@ -231,9 +236,23 @@ class RecordingSession:
         )
         return True
 
+    def _add_call(self, exchange: Exchange, redaction: Redaction) -> bool:
+        why = self.calls.add(exchange, redaction)
+        if why is not None:
+            self.skipped[why] = self.skipped.get(why, 0) + 1
+            return False
+        return True
+
     def _refusal(self, exchange: Exchange) -> str | None:
         if exchange.service != self.service:
             return "other service"
+        if self.grpc:
+            why = grpc_recording.refusal(exchange)
+            if why is None and self._matches is not None and not self._matches(exchange):
+                why = "filtered out"
+            if why is None and self.recorded >= self.limit:
+                why = OVER_LIMIT
+            return why
         if exchange.protocol != "http" or exchange.status is None:
             return "not an HTTP answer"
         if exchange.error is not None:
@@ -251,7 +270,22 @@ class RecordingSession:
     def routes(self) -> list[RouteDraft]:
         return routes_from(self.observed)
 
+    @property
+    def recorded(self) -> int:
+        return self.calls.count if self.grpc else len(self.observed)
+
     def write(self, to: Path | None = None) -> Path:
+        if self.grpc:
+            rules = self.calls.rules()
+            comment = (
+                f"Recorded by devamb from service {self.service!r}: {self.calls.count} gRPC "
+                "calls, "
+                f"{len(rules)} rules" + (f", filter {self.filter!r}" if self.filter else "")
+                + ".\nResponses are encoded with the service's proto: or descriptor_set:.\n"
+                + (f"The recording {self.limit_text()}.\n" if self.dropped else "")
+                + "Secrets are masked; edit freely."
+            )
+            return grpc_recording.write_grpc_mock_file(rules, to or self.to, comment)
         routes = self.routes()
         comment = (
             f"Recorded by devamb from service {self.service!r}: {len(self.observed)} exchanges, "
@@ -276,7 +310,7 @@ class RecordingSession:
             "service": self.service,
             "to": str(self.to),
             "filter": self.filter,
-            "recorded": len(self.observed),
+            "recorded": self.recorded,
             "limit": self.limit,
             "dropped": self.dropped,
             "skipped": dict(self.skipped),

@@ -20,6 +20,7 @@ A mock file (paths of `file:` bodies are relative to it):
         sequence: [{status: 503}, {status: 200, body: ok}]
         repeat: last                         # last (default) | cycle
     fallback: {status: 404, json: {error: nope}}   # or {proxy: staging}
+    grpc: [{method: /pkg.Svc/Method, response: {...}}]   # gRPC services: see grpc_rules.py
 
 Errors are positioned like the profile's: `mocks/payments.yaml:12:9: routes[2].respond.status: …`.
 `${VAR}` is not expanded in mock files (recordings may contain `$`); templates use `{{…}}`.
@@ -35,15 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devamb.grpc.schema import Schema
 from devamb.profile.env import Interpolator
 from devamb.profile.problems import ProfileError
 from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.regex import RegexError, compile_regex
 from devamb.profile.source import Path_, Source, read_source
+from devamb.targets.mock.grpc_rules import GrpcRule, parse_rules
 from devamb.targets.mock.matching import Match, PatternError, ValueMatch, compile_path
 from devamb.targets.mock.template import Template, TemplateError, compile_template
 
-TOP_KEYS = ("routes", "fallback")
+TOP_KEYS = ("routes", "fallback", "grpc")
 ROUTE_KEYS = ("name", "match", "respond", "sequence", "repeat", "times", "delay")
 MATCH_KEYS = ("method", "path", "query", "headers", "json")
 RESPOND_KEYS = ("status", "headers", "body", "json", "file", "delay", "template")
@@ -98,6 +101,8 @@ class MockSpec:
     fallback: Fallback = field(default_factory=Fallback)
     file: Path | None = None  # the mock file; None when written inline in the profile
     body_files: tuple[Path, ...] = ()
+    grpc: tuple[GrpcRule, ...] = ()  # gRPC rules (http2 and grpc services)
+    schema: Schema | None = None  # the service's, that encoded the gRPC rules' responses
 
     def watched_files(self) -> tuple[Path, ...]:
         """The files this spec was read from: editing one should reload the profile."""
@@ -170,13 +175,17 @@ def parse_mock(
     fallback_node: Node | None = None,
 ) -> MockSpec | None:
     """`{routes: [...], fallback: ...}`; `fallback_node` (from the profile) overrides the file's."""
-    if not node.mapping(TOP_KEYS, required=("routes",)):
+    grpc_only = node.has("grpc") and not node.has("routes")
+    if not node.mapping(TOP_KEYS, required=() if grpc_only else ("routes",)):
         return None
     before = len(node.reader.problems)
     parser = _Parser(base)
     routes_node = node.child("routes")
     routes: list[Route] = []
-    if not isinstance(routes_node.value, list):
+    grpc = (parse_rules(node.child("grpc")) or ()) if node.has("grpc") else ()
+    if grpc_only:
+        pass
+    elif not isinstance(routes_node.value, list):
         routes_node.problem(f"expected a list of routes, got {type_name(routes_node.value)}")
     else:
         for element in routes_node.elements():
@@ -191,7 +200,7 @@ def parse_mock(
         fallback = parser.fallback(chosen, siblings) or fallback
     if len(node.reader.problems) > before:
         return None
-    return MockSpec(tuple(routes), fallback, file, tuple(parser.files))
+    return MockSpec(tuple(routes), fallback, file, tuple(parser.files), grpc)
 
 
 class _Parser:

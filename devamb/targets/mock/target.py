@@ -15,6 +15,7 @@ See `routes.py` for the file format. Unmatched requests get the fallback (by def
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import mimetypes
@@ -26,17 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
+from devamb.grpc.schema import Schema
 from devamb.profile import display_path
-from devamb.profile.problems import ProfileError
+from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetContext, TargetUnavailable
+from devamb.targets.mock.grpc_rules import bind
+from devamb.targets.mock.grpc_serve import serve_call
 from devamb.targets.mock.matching import PathIndex, RequestView
 from devamb.targets.mock.routes import (
     BAD_HEADER_VALUE,
+    Fallback,
     MockSpec,
     Respond,
     Route,
@@ -49,6 +54,7 @@ from devamb.targets.mock.template import Template
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers, H2Stream
 
 KEYS = ("mock", "fallback")
 MAX_BODY = 1024 * 1024  # request bodies up to this are read whole for matching
@@ -64,6 +70,9 @@ class MockTargetSpec(TargetSpec):
     written: str = "inline"  # the mock file as written in the profile
 
     def describe(self) -> str:
+        if self.mock.grpc:
+            count = len(self.mock.grpc)
+            return f"mock {self.written} ({count} gRPC rule{'s' if count != 1 else ''})"
         count = len(self.mock.routes)
         return f"mock {self.written} ({count} route{'s' if count != 1 else ''})"
 
@@ -80,7 +89,9 @@ def parse(name: str, node: Node, protocol: str) -> MockTargetSpec | None:
     fallback = node.child("fallback") if node.has("fallback") else None
     if isinstance(value.value, dict):
         spec = parse_mock(value, base, siblings, fallback_node=fallback)
-        return None if spec is None else MockTargetSpec(name, spec, "inline")
+        if spec is None or not _fits(node, spec, protocol):
+            return None
+        return MockTargetSpec(name, spec, "inline")
     text = value.string()
     if text is None:
         return None
@@ -99,8 +110,43 @@ def parse(name: str, node: Node, protocol: str) -> MockTargetSpec | None:
         )
         if chosen is None:
             return None
-        spec = MockSpec(spec.routes, chosen.fallback, spec.file, spec.body_files)
+        spec = dataclasses.replace(spec, fallback=chosen.fallback)
+    if not _fits(node, spec, protocol):
+        return None
     return MockTargetSpec(name, spec, text)
+
+
+def _fits(node: Node, spec: MockSpec, protocol: str) -> bool:
+    """HTTP routes serve http services; gRPC rules http2 and grpc services."""
+    where = node.child("mock")
+    if protocol in ("http2", "grpc"):
+        written = isinstance(where.value, dict) and ("routes" in where.value
+                                                      or "fallback" in where.value)
+        if written or spec.routes or node.has("fallback") or spec.fallback != Fallback():
+            where.problem(f"a mock on a {protocol} service answers from 'grpc:' rules; "
+                          "'routes' and 'fallback' serve http services")
+            return False
+        return True
+    if spec.grpc:
+        where.problem("'grpc:' rules serve http2 and grpc services; this is an http service")
+        return False
+    return True
+
+
+def bind_grpc_schema(
+    targets: dict[str, TargetSpec], schema: Schema | None, problems: list[Problem]
+) -> dict[str, TargetSpec]:
+    """The service's mock targets with their gRPC responses encoded by its `schema`; a rule
+    that cannot be is added to `problems`."""
+    bound: dict[str, TargetSpec] = {}
+    for name, spec in targets.items():
+        if isinstance(spec, MockTargetSpec) and spec.mock.grpc:
+            rules, found = bind(spec.mock.grpc, schema)
+            problems.extend(found)
+            mock = dataclasses.replace(spec.mock, grpc=rules, schema=schema)
+            spec = dataclasses.replace(spec, mock=mock)
+        bound[name] = spec
+    return bound
 
 
 def _profile_folder(node: Node) -> Path:
@@ -125,6 +171,7 @@ class MockTarget(Target):
         assert isinstance(spec, MockTargetSpec)
         self.mock = spec.mock
         self.mock_state = MockState(spec.mock.routes)
+        self.grpc_hits = [0] * len(spec.mock.grpc)  # answers per gRPC rule
         self.index = PathIndex([route.match.path for route in spec.mock.routes])
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._fallback: Target | None = None  # the `proxy:` fallback, found at start
@@ -155,6 +202,10 @@ class MockTarget(Target):
             else f"status {fallback.respond.status}" if fallback.respond else "404 (default)"
         )
         data.update(self.mock_state.to_json())
+        if self.mock.grpc:
+            data["grpc"] = [{"index": r.index, "method": r.method, "hits": self.grpc_hits[i]}
+                            for i, r in enumerate(self.mock.grpc)]
+            data["matched"] += sum(self.grpc_hits)
         return data
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
@@ -183,6 +234,18 @@ class MockTarget(Target):
         if fallback.respond is not None:
             return await self._answer(request, exchange, fallback.respond, view, 0.0)
         return self._not_found(request, exchange, closest)
+
+    answers_h2 = True  # gRPC rules: a call on an http2 or grpc service is answered here
+
+    async def serve_h2(self, stream: H2Stream, headers: H2Headers, exchange: Exchange) -> None:
+        mock = self.mock
+        rule = await serve_call(stream, headers, exchange, mock.grpc, mock.schema, self.sleep)
+        if rule is None:
+            self.mock_state.miss(exchange.method or "POST", exchange.path or "", None)
+            _note(exchange, {"matched": None, "route": None})
+        else:
+            self.grpc_hits[mock.grpc.index(rule)] += 1
+            _note(exchange, {"matched": rule.index, "route": f"grpc[{rule.index}] {rule.method}"})
 
     def _pick(self, view: RequestView) -> tuple[Route | None, Respond | None]:
         """The first available route that matches, counted; no await between test and count."""

@@ -120,8 +120,8 @@ def write_mock_file(routes: list[RouteDraft], to: Path, comment: str = "") -> Pa
     for name, data in files.items():
         target = to.parent / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, data)
-    _atomic_write(to, text.encode())
+        atomic_write(target, data)
+    atomic_write(to, text.encode())
     return to
 
 
@@ -168,7 +168,7 @@ def _indent(text: str, prefix: str) -> str:
     return "".join(prefix + line if line.strip() else line for line in text.splitlines(True))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

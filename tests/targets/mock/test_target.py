@@ -348,8 +348,8 @@ def test_a_tcp_service_cannot_use_a_mock(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(ProfileError) as caught:
         load_profile(tmp_path / "devamb.yaml")
     assert [str(p) for p in caught.value.problems] == [
-        "devamb.yaml:8:14: services.cache.targets.mock.mock: mock targets serve http services "
-        "only; this is a tcp service"
+        "devamb.yaml:8:14: services.cache.targets.mock.mock: mock targets serve grpc and http "
+        "and http2 services only; this is a tcp service"
     ]
 
 

@@ -1,0 +1,85 @@
+"""Which schema decodes a call: the profile's (`proto:` / `descriptor_set:`), else what the
+upstream's server reflection says (asked once per upstream and service, the answer or the
+failure cached), else none (the raw wire decode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable, Sequence
+
+from devamb.grpc.reflection import Call, ReflectionError, reflect
+from devamb.grpc.schema import Schema
+from devamb.grpc.tap import GrpcTap
+from devamb.proxy.h2upstream import H2Upstream
+
+REFLECTION_TIMEOUT = 5.0
+log = logging.getLogger("devamb.grpc")
+
+
+class Catalog:
+    def __init__(self, schema: Schema | None, where: str = "") -> None:
+        self.schema = schema  # the profile's
+        self.where = where  # the service's name, for log lines
+        self._reflected: dict[tuple[Hashable, str], asyncio.Task[Schema | None]] = {}
+
+    def known(self, tap: GrpcTap) -> bool:
+        """Decide at once when the profile's schema knows the call's service."""
+        if self.schema is not None and self.schema.has_service(tap.service):
+            tap.use(self.schema)
+            return True
+        return False
+
+    def reflect(self, tap: GrpcTap, key: Hashable, upstream: H2Upstream, authority: str,
+                scheme: str = "http", headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        """Decode the call with the cached reflection of its service at `upstream` (asked
+        now when new; `headers` are the target's own, credentials say)."""
+        if not tap.service:  # not /pkg.Service/Method: nothing to ask about
+            tap.use(None)
+            return
+        slot = (key, tap.service)
+        task = self._reflected.get(slot)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                self._ask(upstream, Call(authority, scheme, tuple(headers)), tap.service)
+            )
+            self._reflected[slot] = task
+        tap.waiting = task
+        if task.done():
+            tap.use(None if task.cancelled() else task.result())
+        else:
+            task.add_done_callback(lambda done: _decide(tap, done))
+
+    async def _ask(self, upstream: H2Upstream, call: Call, service: str) -> Schema | None:
+        authority = call.authority
+        try:
+            schema = await reflect(upstream, call, service, REFLECTION_TIMEOUT)
+        except ReflectionError as exc:
+            log.info("%s: no server reflection for %s at %s (%s); messages are decoded raw",
+                     self.where, service, authority, exc)
+            return None
+        except Exception as exc:  # a bug here must not break the calls: raw it is
+            log.warning("%s: server reflection for %s failed: %r", self.where, service, exc)
+            return None
+        log.info("%s: %s described by server reflection at %s", self.where, service, authority)
+        return schema
+
+    @staticmethod
+    async def settle(tap: GrpcTap) -> None:
+        """The call ended: wait (bounded) for the reflection it waits for, then close it."""
+        task = tap.waiting
+        current = asyncio.current_task()
+        cut = current is not None and current.cancelling() > 0  # at shutdown: no wait
+        if task is not None and not task.done() and not cut:
+            await asyncio.wait({task}, timeout=REFLECTION_TIMEOUT)
+        tap.close()
+
+    def forget(self) -> None:
+        for task in self._reflected.values():
+            task.cancel()
+        self._reflected.clear()
+
+
+def _decide(tap: GrpcTap, done: asyncio.Task[Schema | None]) -> None:
+    if not tap.decided:
+        tap.use(None if done.cancelled() else done.result())

@@ -1,0 +1,122 @@
+"""The record of one gRPC call, fed by the HTTP/2 listener as the call passes: messages each
+way (framed, counted, the first MAX_KEPT each way decoded), grpc-status and grpc-message from
+the trailers (or from the headers of a trailers-only response). It fills
+`exchange.notes["grpc"]` in place, so a call in flight shows what passed so far."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote
+
+from devamb.grpc.framing import Frame, Splitter
+from devamb.grpc.messages import entry
+from devamb.grpc.path import is_grpc, split_path
+from devamb.grpc.schema import Schema
+from devamb.grpc.status import name_of
+
+MAX_KEPT = 50  # messages recorded each way; later ones are only counted
+Headers = list[tuple[bytes, bytes]]
+
+
+def header(headers: Headers, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class GrpcTap:
+    def __init__(self, notes: dict[str, Any], path: str | None, request_encoding: str | None):
+        service, method = split_path(path) or ("", "")
+        self.service = service
+        self.method = method
+        self.note: dict[str, Any] = {
+            "service": service, "method": method, "status": None, "code": None,
+            "message": "", "requests": 0, "responses": 0, "messages": [], "schema": "raw",
+        }
+        notes["grpc"] = self.note
+        self._encodings = {"request": request_encoding, "response": None}
+        self._splitters = {"request": Splitter(), "response": Splitter()}
+        self._kept = {"request": 0, "response": 0}
+        self._types: dict[str, str | None] = {"request": None, "response": None}
+        self._schema: Schema | None = None
+        self._decided = False
+        self._pending: list[tuple[dict[str, Any], Frame]] = []  # waiting for a schema
+        self.waiting: asyncio.Future[Any] | None = None  # the reflection it waits for
+
+    @classmethod
+    def open(cls, notes: dict[str, Any], headers: Headers) -> GrpcTap | None:
+        """A tap for a call whose request `headers` say gRPC; None for other HTTP/2 calls."""
+        if not is_grpc(header(headers, b"content-type")):
+            return None
+        return cls(notes, header(headers, b":path"), header(headers, b"grpc-encoding"))
+
+    @property
+    def decided(self) -> bool:
+        return self._decided
+
+    def use(self, schema: Schema | None) -> None:
+        """Decode with `schema` (None: raw), including the messages that waited for it."""
+        self._decided = True
+        types = schema.method_types(self.service, self.method) if schema is not None else None
+        if schema is not None and types is not None:
+            self._schema = schema
+            self._types = {"request": types[0], "response": types[1]}
+            self.note["schema"] = schema.origin
+        for item, frame in self._pending:
+            self._fill(item, frame)
+        self._pending.clear()
+
+    # -- fed by the listener ----------------------------------------------------------------
+
+    def request_data(self, data: bytes) -> None:
+        self._data("request", data)
+
+    def response_data(self, data: bytes) -> None:
+        self._data("response", data)
+
+    def response_headers(self, headers: Headers) -> None:
+        """The response's HEADERS; a trailers-only response carries grpc-status in them."""
+        self._encodings["response"] = header(headers, b"grpc-encoding")
+        self._status(headers)
+
+    def trailers(self, headers: Headers) -> None:
+        self._status(headers)
+
+    def close(self) -> None:
+        """The call ended: messages still waiting for a schema are decoded raw."""
+        if not self._decided:
+            self.use(None)
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _status(self, headers: Headers) -> None:
+        status = header(headers, b"grpc-status")
+        if status is None:
+            return
+        number = int(status) if status.strip().isdigit() else None
+        self.note["status"] = number
+        self.note["code"] = None if number is None else name_of(number)
+        self.note["message"] = unquote(header(headers, b"grpc-message") or "")
+
+    def _data(self, direction: str, data: bytes) -> None:
+        for frame in self._splitters[direction].feed(data):
+            counter = "requests" if direction == "request" else "responses"
+            self.note[counter] += 1
+            if self._kept[direction] >= MAX_KEPT:
+                continue
+            self._kept[direction] += 1
+            item: dict[str, Any] = {"dir": direction, "size": frame.size,
+                                    "compressed": frame.compressed, "type": None, "json": None,
+                                    "raw": None, "error": None}
+            self.note["messages"].append(item)
+            if self._decided:
+                self._fill(item, frame)
+            else:
+                self._pending.append((item, frame))
+
+    def _fill(self, item: dict[str, Any], frame: Frame) -> None:
+        direction = item["dir"]
+        item.update(entry(direction, frame, self._types[direction], self._schema,
+                          self._encodings[direction]))
