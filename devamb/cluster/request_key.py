@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from devamb.profile.reader import Node
 
-if TYPE_CHECKING:
-    from devamb.proxy.request import FrontRequest
-
 SOURCES = ("header", "cookie", "client_ip", "path")
+
+
+class KeyedRequest(Protocol):
+    """What a key reads of a request: an HTTP/1.1 exchange's (FrontRequest) or an HTTP/2
+    call's head (proxy.h2request.H2Request)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def cookies(self) -> Mapping[str, str]: ...
+
+    @property
+    def remote(self) -> str | None: ...
+
+    @property
+    def path(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -21,7 +36,7 @@ class RequestKey:
     def __str__(self) -> str:
         return f"{self.source}:{self.name}" if self.name else self.source
 
-    def of(self, request: FrontRequest) -> str | None:
+    def of(self, request: KeyedRequest) -> str | None:
         """The key of this request, or None when the request does not carry it."""
         if self.source == "header":
             return request.headers.get(self.name)

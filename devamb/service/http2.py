@@ -51,7 +51,7 @@ class Http2Listener:
         self.service = service
         self.recorder = recorder
         self._server: H2FrontServer | None = None
-        self._upstreams: dict[tuple[str, int, bool, str | None], H2Upstream] = {}  # by destination
+        self._upstreams: dict[tuple[str, int, int, str | None], H2Upstream] = {}  # by destination
 
     async def start(self) -> None:
         server = H2FrontServer(self._stream, self._protocol_error)
@@ -79,7 +79,10 @@ class Http2Listener:
         upstream = self._upstreams.get(destination.key)
         if upstream is None:
             timeout = self.service.spec.connect_timeout or self.service.spec.timeout
-            upstream = H2Upstream(destination.host, destination.port, timeout)
+            upstream = H2Upstream(
+                destination.host, destination.port, timeout,
+                destination.tls, destination.server_hostname,
+            )
             self._upstreams[destination.key] = upstream
         return upstream
 
@@ -106,10 +109,11 @@ class Http2Listener:
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         try:
-            if target.answers_h2:
-                await target.serve_h2(front, headers, exchange)
+            taker = target.h2_target(headers)  # a split's member, picked per call
+            if taker.answers_h2:
+                await taker.serve_h2(front, headers, exchange)
             else:
-                await self._relay(front, headers, target, exchange)
+                await self._relay(front, headers, taker, exchange)
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
@@ -216,7 +220,8 @@ class Http2Listener:
             if item.local:  # the client reset its stream, and we the upstream's
                 return
             if item.lost:
-                await self._answer(front, exchange, 502, "the upstream connection was lost")
+                why = str(back.gone) if back.gone else "the upstream connection was lost"
+                await self._answer(front, exchange, 502, why)
             else:
                 exchange.error = f"the upstream reset the stream (code {item.code})"
                 front.reset(item.code)
