@@ -1,6 +1,7 @@
-"""The HTTP/2 listener (h2c, prior knowledge): each stream is one exchange, relayed to the
-active target's upstream over h2c. The target is picked when the stream opens, so that a
-switch applies to new streams and streams in flight finish where they started."""
+"""The HTTP/2 listener (h2c with prior knowledge, or TLS with ALPN h2): each stream is one
+exchange, relayed to the active target's upstream over h2c or h2 over TLS. The target is
+picked when the stream opens, so that a switch applies to new streams and streams in flight
+finish where they started."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
+from devamb.service.listener_tls import alpn_for
 from devamb.service.recorder import Recorder
 from devamb.targets.base import H2Destination, Target, TargetUnavailable
 
@@ -54,9 +56,22 @@ class Http2Listener:
         self._upstreams: dict[tuple[str, int, int, str | None], H2Upstream] = {}  # by destination
 
     async def start(self) -> None:
-        server = H2FrontServer(self._stream, self._protocol_error)
-        self.service.bound = await bind(server, self.service.name, self.service.spec.listen)
+        spec = self.service.spec
+        tls = spec.tls.context(alpn_for(spec.protocol)) if spec.tls is not None else None
+        server = H2FrontServer(self._stream, self._protocol_error, tls)
+        self.service.bound = await bind(server, self.service.name, spec.listen)
         self._server = server
+
+    def embedded(self) -> H2FrontServer:
+        """The HTTP/2 front end of an `http` service, which hands it the connections that turn
+        out to be HTTP/2 (proxy/sniff.py); `stop` ends them and their upstreams."""
+        self._server = H2FrontServer(self._stream, self._protocol_error)
+        return self._server
+
+    def _begin(self, target: str, remote: str | None) -> Exchange:
+        exchange = self.recorder.begin(self.service, target, remote)
+        exchange.protocol = "http2" if self.service.spec.protocol == "http" else exchange.protocol
+        return exchange
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
         cut = 0
@@ -68,6 +83,11 @@ class Http2Listener:
             upstream.close()
         self._upstreams.clear()
         return cut
+
+    def hurry(self) -> None:
+        """A drain in progress (`stop`) ends now, cutting the calls still in flight."""
+        if self._server is not None:
+            self._server.hurry()
 
     def _protocol_error(self, remote: str | None, reason: str) -> None:
         """A client broke HTTP/2 (or does not speak it): the connection ended with GOAWAY."""
@@ -92,7 +112,7 @@ class Http2Listener:
         headers = first.headers
         name = _header(headers, TARGET_OVERRIDE) if service.spec.target_header else None
         if name is not None and name not in service.targets:
-            exchange = self.recorder.begin(service, name, remote)
+            exchange = self._begin(name, remote)
             exchange.method = _pseudo(headers, b":method")
             exchange.path = _pseudo(headers, b":path")
             known = ", ".join(service.targets)
@@ -105,7 +125,7 @@ class Http2Listener:
                 self.recorder.finish(service, exchange)
             return
         target = service.target(name)
-        exchange = self.recorder.begin(service, target.name, remote)
+        exchange = self._begin(target.name, remote)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         try:

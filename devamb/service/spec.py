@@ -9,6 +9,7 @@ from devamb.faults.spec import FaultSpec
 from devamb.policies.breaker import BreakerSpec
 from devamb.policies.retry import RetrySpec
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
+from devamb.service.listener_tls import ListenerTls
 from devamb.targets.base import TargetContext
 
 
@@ -29,6 +30,7 @@ class ServiceSpec:
     per_try_timeout: float | None = None  # seconds one try may wait for response headers
     retries: RetrySpec | None = None
     circuit_breaker: BreakerSpec | None = None
+    tls: ListenerTls | None = None  # the listener terminates TLS (`tls: {cert, key}`)
     fingerprint: str = ""  # changes when the service's profile text changes
 
     def target_context(

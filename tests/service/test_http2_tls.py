@@ -4,8 +4,10 @@ grpcio with a root certificate), and HTTP/2 found on `http` services (prior know
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from devamb.engine.core import Engine
 from devamb.proxy.h2upstream import H2Upstream as H2Client
 from tests.conftest import EngineFactory
+from tests.service import test_http2
 from tests.service.test_http2 import _call, _records
 from tests.upstreams_h2 import H2Upstream, pattern, server_tls
 
@@ -142,3 +145,207 @@ async def test_an_h2c_target_that_speaks_http1_gives_a_clean_502(
             assert b"the upstream does not speak HTTP/2" in body, body
     finally:
         client.close()
+
+
+async def _curl(*args: str) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--max-time", "20", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out, err
+
+
+LISTENER_TLS = """
+version: 1
+services:
+  h2:
+    listen: 0
+    protocol: {protocol}
+    target: up
+    timeout: 5s
+    tls: {{cert: server.pem, key: server.key}}
+    targets:
+      up: http://127.0.0.1:{port}
+"""
+
+
+@needs_curl
+@pytest.mark.parametrize("protocol", ["http2", "grpc"])
+async def test_a_tls_listener_serves_curl_over_h2(
+    make_engine: EngineFactory, certs: tuple[Path, Path, Path], protocol: str
+) -> None:
+    up = await H2Upstream("up").start()
+    try:
+        engine, port = await _engine(make_engine, LISTENER_TLS.format(protocol=protocol,
+                                                                      port=up.port))
+        ca = certs[0]
+        code, out, err = await _curl("--http2", "--cacert", str(ca), "-w", "%{http_version}",
+                                     f"https://127.0.0.1:{port}/size/200000")
+        assert code == 0, err
+        assert out == pattern(200000) + b"2"
+        code, out, err = await _curl("--http2", "-k", f"https://127.0.0.1:{port}/x")
+        assert code == 0 and out == b"up GET /x", err
+        # without the CA, curl refuses the certificate: the listener's, not a plain one
+        code, _, err = await _curl("--http2", f"https://127.0.0.1:{port}/x")
+        assert code == 60, err
+        records = await _records(engine, 2)
+        assert [(r.path, r.status, r.protocol) for r in records] == [
+            ("/size/200000", 200, protocol), ("/x", 200, protocol)]
+    finally:
+        await up.stop()
+
+
+@pytest.fixture
+def grpc_server() -> Iterator[int]:
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", {
+        "Ping": grpc.unary_unary_rpc_method_handler(test_http2._unary),
+        "Count": grpc.unary_stream_rpc_method_handler(test_http2._stream),
+    }),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(None)
+
+
+async def test_grpcio_through_a_tls_listener_with_a_root_certificate(
+    make_engine: EngineFactory, certs: tuple[Path, Path, Path], grpc_server: int
+) -> None:
+    import grpc
+
+    engine, port = await _engine(make_engine, LISTENER_TLS.format(protocol="grpc",
+                                                                  port=grpc_server))
+    root = certs[0].read_bytes()
+
+    def calls() -> tuple[bytes, list[bytes]]:
+        credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+            reply = channel.unary_unary("/test.Echo/Ping")(b"over tls", timeout=10)
+            items = list(channel.unary_stream("/test.Echo/Count")(b"3", timeout=10))
+            return reply, items
+
+    reply, items = await asyncio.to_thread(calls)
+    assert reply == b"pong:over tls" and len(items) == 3
+    records = await _records(engine, 2)
+    assert [r.path for r in records] == ["/test.Echo/Ping", "/test.Echo/Count"]
+
+
+HTTP_SERVICE = """
+version: 1
+services:
+  h2:
+    listen: 0
+    target: up
+    timeout: 5s
+    {tls}
+    targets:
+      up: http://127.0.0.1:{port}
+      old: http://127.0.0.1:{old}
+"""
+
+
+@needs_curl
+async def test_an_http_service_serves_prior_knowledge_http2(
+    make_engine: EngineFactory, upstream
+) -> None:
+    up = await H2Upstream("up").start()
+    try:
+        engine, port = await _engine(make_engine, HTTP_SERVICE.format(
+            tls="", port=up.port, old=upstream.port))
+        code, out, err = await _curl("--http2-prior-knowledge", "-w", "%{http_version}",
+                                     f"http://127.0.0.1:{port}/size/100000")
+        assert code == 0, err
+        assert out == pattern(100000) + b"2"
+        # many calls on one connection, each its own exchange
+        client = H2Client("127.0.0.1", port, 5.0)
+        try:
+            heads = await asyncio.gather(*(_call(client, f"/n/{i}", port=port)
+                                           for i in range(5)))
+            assert {h[":status"] for h, _, _ in heads} == {"200"}
+            # a target speaking only HTTP/1.1: a clean 502 on the stream
+            head, body, _ = await _call_to(client, port, "old")
+            assert head[":status"] == "502" and b"does not speak HTTP/2" in body, body
+        finally:
+            client.close()
+        # HTTP/1.1 clients on the same listener go on as before (to the h2c upstream: 502)
+        code, out, err = await _curl("--http1.1", "-o", "/dev/null", "-w", "%{http_code}",
+                                     "-H", "X-Devamb-Target: old",
+                                     f"http://127.0.0.1:{port}/plain")
+        assert code == 0 and out == b"200", err
+        records = await _records(engine, 8)
+        assert [r.protocol for r in records] == ["http2"] * 7 + ["http"]
+        assert records[0].path == "/size/100000" and records[0].bytes_out == 100000
+    finally:
+        await up.stop()
+
+
+async def _call_to(client: H2Client, port: int, target: str) -> tuple[
+        dict[str, str], bytes, None]:
+    head, body = await _override(client, port, target)
+    return head, body, None
+
+
+@needs_curl
+async def test_an_http_service_with_tls_serves_h2_and_http1_by_alpn(
+    make_engine: EngineFactory, certs: tuple[Path, Path, Path], upstream
+) -> None:
+    up = await H2Upstream("up").start()
+    try:
+        engine, port = await _engine(make_engine, HTTP_SERVICE.format(
+            tls="tls: {cert: server.pem, key: server.key}", port=up.port, old=upstream.port))
+        ca = str(certs[0])
+        code, out, err = await _curl("--http2", "--cacert", ca, "-w", "%{http_version}",
+                                     f"https://127.0.0.1:{port}/x")
+        assert code == 0, err
+        assert out == b"up GET /x2"
+        code, out, err = await _curl("--http1.1", "--cacert", ca, "-w", " %{http_version}",
+                                     "-H", "X-Devamb-Target: old",
+                                     f"https://127.0.0.1:{port}/plain")
+        assert code == 0, err
+        assert out.endswith(b" 1.1") and b'"upstream": "up"' in out, out
+        records = await _records(engine, 2)
+        assert [(r.protocol, r.target) for r in records] == [("http2", "up"), ("http", "old")]
+    finally:
+        await up.stop()
+
+
+def test_listener_tls_files_are_checked_at_load(
+    tmp_path: Path, certs: tuple[Path, Path, Path]
+) -> None:
+    from tests.conftest import problems
+
+    (tmp_path / "other").mkdir()
+    certificates(tmp_path / "other")  # another key, which does not match server.pem
+    found = problems(tmp_path, """version: 1
+services:
+  a:
+    listen: 0
+    tls: {cert: missing.pem, key: server.key}
+    targets: {up: 'http://127.0.0.1:1'}
+  b:
+    listen: 0
+    protocol: grpc
+    tls: {cert: server.pem, key: other/server.key}
+    targets: {up: 'http://127.0.0.1:1'}
+  c:
+    listen: 0
+    protocol: tcp
+    tls: {cert: server.pem, key: server.key}
+    targets: {up: 'tcp://127.0.0.1:1'}
+  d:
+    listen: 0
+    tls: {cert: server.pem}
+    targets: {up: 'http://127.0.0.1:1'}
+""")
+    assert found == [
+        "devamb.yaml:5:17: services.a.tls.cert: cannot read certificate file 'missing.pem': "
+        "No such file or directory",
+        "devamb.yaml:10:34: services.b.tls.key: key 'other/server.key' does not match "
+        "certificate 'server.pem'",
+        "devamb.yaml:15:5: services.c.tls: 'tls' applies to http, http2, grpc services; a tcp "
+        "service relays bytes (TLS goes through it untouched)",
+        "devamb.yaml:19:10: services.d.tls: missing required key 'key'",
+    ], found
