@@ -14,7 +14,12 @@ from typing import Protocol
 
 from devamb.cluster.endpoint import Endpoint
 from devamb.cluster.hashring import HashRing
-from devamb.cluster.request_key import KeyedRequest, RequestKey, parse_request_key
+from devamb.cluster.request_key import (
+    KeyedRequest,
+    RequestKey,
+    parse_request_key,
+    sources_for,
+)
 from devamb.profile.reader import Node
 
 POLICIES = ("round_robin", "least_requests", "random", "hash")
@@ -137,7 +142,7 @@ def parse_balance(node: Node, protocol: str) -> BalanceSpec | None:
         if policy is not None and policy != "hash":
             node.child("hash_on").problem("hash_on applies to 'balance: hash' only")
             return None
-        hash_on = parse_request_key(node.child("hash_on"))
+        hash_on = parse_request_key(node.child("hash_on"), sources_for(protocol))
         if hash_on is None:
             return None
     elif policy == "hash":

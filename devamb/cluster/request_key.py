@@ -9,6 +9,12 @@ from typing import Protocol
 from devamb.profile.reader import Node
 
 SOURCES = ("header", "cookie", "client_ip", "path")
+H2_SOURCES = ("header", "cookie", "path")  # an HTTP/2 call is picked for before its client is
+
+
+def sources_for(protocol: str) -> tuple[str, ...]:
+    """The keys a service of `protocol` can pick by."""
+    return H2_SOURCES if protocol in ("http2", "grpc") else SOURCES
 
 
 class KeyedRequest(Protocol):
@@ -55,6 +61,10 @@ def parse_request_key(node: Node, allowed: tuple[str, ...] = SOURCES) -> Request
     source, _, name = text.partition(":")
     source, name = source.strip(), name.strip()
     forms = ", ".join(f"{s}:NAME" if s in ("header", "cookie") else s for s in allowed)
+    if source == "client_ip" and allowed == H2_SOURCES:
+        node.problem(f"HTTP/2 calls are routed by their request head, not by client_ip; "
+                     f"expected {forms}")
+        return None
     if source not in allowed:
         node.problem(f"{text!r} is not a request key; expected {forms}")
         return None

@@ -37,7 +37,7 @@ import aiohttp
 
 from devamb.cluster.hashring import key_hash
 from devamb.cluster.reachability import DOWN_STATES, UP_STATES
-from devamb.cluster.request_key import RequestKey, parse_request_key
+from devamb.cluster.request_key import RequestKey, parse_request_key, sources_for
 from devamb.inspect.replay import NOT_REPLAYED, REPLAY_HEADER, TARGET_HEADER
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
@@ -126,7 +126,7 @@ def parse(name: str, node: Node, protocol: str) -> SplitTargetSpec | None:
         if protocol == "tcp":
             node.child("sticky").problem("sticky splitting needs HTTP requests")
         else:
-            sticky = parse_request_key(node.child("sticky"))
+            sticky = parse_request_key(node.child("sticky"), sources_for(protocol))
     mirror = None
     if node.has("mirror"):
         if protocol != "http":

@@ -349,3 +349,67 @@ services:
         "service relays bytes (TLS goes through it untouched)",
         "devamb.yaml:19:10: services.d.tls: missing required key 'key'",
     ], found
+
+
+def test_under_uvloop_tls_both_sides_and_sniffing_work(
+    tmp_path: Path, certs: tuple[Path, Path, Path]
+) -> None:
+    """`devamb up` runs on uvloop, whose TLS transports and set_protocol are its own: an http
+    service with tls (ALPN h2 and http/1.1, and HTTP/1.1 after a sniff) and an https target."""
+    uvloop = pytest.importorskip("uvloop")
+    import ssl
+
+    from devamb.engine.assembly import load_profile
+    from devamb.engine.core import Engine as EngineClass
+
+    async def main() -> None:
+        up = await _tls_upstream(certs, "secure")
+        path = tmp_path / "devamb.yaml"
+        path.write_text(f"""
+version: 1
+services:
+  h2:
+    listen: 0
+    tls: {{cert: server.pem, key: server.key}}
+    targets:
+      secure: {{url: 'https://127.0.0.1:{up.port}', tls: {{ca: ca.pem}}}}
+  plain:
+    listen: 0
+    targets:
+      secure: {{url: 'https://127.0.0.1:{up.port}', tls: {{ca: ca.pem}}}}
+""")
+        engine = EngineClass(load_profile(path))
+        await engine.start()
+        try:
+            for name, tls in (("h2", True), ("plain", False)):
+                bound = engine.services[name].bound
+                assert bound is not None
+                context = None
+                if tls:
+                    context = ssl.create_default_context(cafile=str(certs[0]))
+                    context.set_alpn_protocols(["h2"])
+                client = H2Client("127.0.0.1", bound[1], 5.0, context, "127.0.0.1")
+                try:
+                    results = await asyncio.gather(*(
+                        _call(client, f"/size/{1000 * i}", port=bound[1]) for i in range(1, 21)
+                    ))
+                finally:
+                    client.close()
+                assert [r[1] for r in results] == [pattern(1000 * i) for i in range(1, 21)]
+            # HTTP/1.1 over the same TLS listener (ALPN http/1.1) reaches the upstream too,
+            # here as HTTP/1.1 to an h2-only server: the answer is devamb's error, in HTTP/1.1
+            bound = engine.services["h2"].bound
+            assert bound is not None
+            context = ssl.create_default_context(cafile=str(certs[0]))
+            context.set_alpn_protocols(["http/1.1"])
+            reader, writer = await asyncio.open_connection("127.0.0.1", bound[1], ssl=context)
+            writer.write(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 "), answer[:100]
+        finally:
+            await engine.stop()
+            await up.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

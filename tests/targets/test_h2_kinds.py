@@ -189,3 +189,37 @@ async def test_echo_answers_grpc_calls_with_their_request(make_engine: EngineFac
 
     reply, code = await asyncio.to_thread(call)
     assert reply == b"hello there" and code == grpc.StatusCode.OK
+
+
+def test_what_http2_pools_splits_and_shards_cannot_do_is_refused_at_load(tmp_path) -> None:
+    from tests.conftest import problems
+
+    found = problems(tmp_path, """version: 1
+services:
+  h2:
+    listen: 0
+    protocol: grpc
+    target: a
+    targets:
+      a: http://127.0.0.1:1
+      p1: {endpoints: ['http://127.0.0.1:1'], balance: least_requests}
+      p2: {endpoints: ['http://127.0.0.1:1'], outlier: {consecutive_failures: 2}}
+      p3: {endpoints: ['http://127.0.0.1:1'], health: {path: /healthz}}
+      p4: {endpoints: ['http://127.0.0.1:1'], balance: hash, hash_on: client_ip}
+      s1: {split: {a: 1}, mirror: a}
+      s2: {split: {a: 1}, sticky: client_ip}
+""")
+    assert found == [
+        "devamb.yaml:9:56: services.h2.targets.p1.balance: 'least_requests' needs the end of "
+        "each exchange; a grpc pool balances with round_robin or random or hash",
+        "devamb.yaml:10:47: services.h2.targets.p2.outlier: outlier ejection needs HTTP "
+        "exchanges; a grpc pool uses health: {interval: ...}",
+        "devamb.yaml:11:62: services.h2.targets.p3.health.path: a grpc service checks its "
+        "endpoints by connecting; 'path' applies to http",
+        "devamb.yaml:12:71: services.h2.targets.p4.hash_on: HTTP/2 calls are routed by their "
+        "request head, not by client_ip; expected header:NAME, cookie:NAME, path",
+        "devamb.yaml:13:35: services.h2.targets.s1.mirror: mirroring copies HTTP/1.1 requests; "
+        "a grpc split cannot (HTTP/2 calls are not mirrored yet)",
+        "devamb.yaml:14:35: services.h2.targets.s2.sticky: HTTP/2 calls are routed by their "
+        "request head, not by client_ip; expected header:NAME, cookie:NAME, path",
+    ], found
