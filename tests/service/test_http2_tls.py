@@ -413,3 +413,33 @@ services:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+async def test_the_preface_in_pieces_is_http2_and_a_broken_one_is_http1(
+    make_engine: EngineFactory, upstream
+) -> None:
+    """The preface is recognised however it arrives; bytes that leave it on the way are
+    HTTP/1.1 (a broken preface gets HTTP/1.1's answer, a 400 that says so)."""
+    _, port = await _engine(make_engine, HTTP_SERVICE.format(tls="", port=upstream.port,
+                                                             old=upstream.port))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for part in PREFACE_PARTS:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        head = await asyncio.wait_for(reader.readexactly(9), 10)
+        assert head[3] == 0x4 and head[5:9] == b"\0\0\0\0"  # the server's SETTINGS frame
+    finally:
+        writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+        assert b"Expected HTTP/2 Connection Preface" in answer, answer
+    finally:
+        writer.close()
+
+
+PREFACE_PARTS = [b"P", b"RI * HTTP", b"/2.0\r\n\r\nSM\r", b"\n\r\n", b"\0\0\0\x04\0\0\0\0\0"]
