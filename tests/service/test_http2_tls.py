@@ -443,3 +443,25 @@ async def test_the_preface_in_pieces_is_http2_and_a_broken_one_is_http1(
 
 
 PREFACE_PARTS = [b"P", b"RI * HTTP", b"/2.0\r\n\r\nSM\r", b"\n\r\n", b"\0\0\0\x04\0\0\0\0\0"]
+
+
+async def test_a_grpc_channel_on_an_http_service_is_served_as_http2(
+    make_engine: EngineFactory, grpc_server: int, upstream
+) -> None:
+    """gRPC's insecure channels speak h2c with prior knowledge: an http service relays their
+    calls to an h2c upstream, one exchange each, as an http2 service would."""
+    import grpc
+
+    engine, port = await _engine(make_engine, HTTP_SERVICE.format(tls="", port=grpc_server,
+                                                                  old=upstream.port))
+
+    def calls() -> tuple[bytes, grpc.StatusCode]:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply, call = channel.unary_unary("/test.Echo/Ping").with_call(b"hi", timeout=10)
+            return reply, call.code()
+
+    reply, code = await asyncio.to_thread(calls)
+    assert reply == b"pong:hi" and code == grpc.StatusCode.OK
+    (record,) = await _records(engine, 1)
+    assert (record.protocol, record.path, record.status) == ("http2", "/test.Echo/Ping", 200)
+    assert ("grpc-status", "0") in record.notes["http2"]["trailers"]
