@@ -202,6 +202,9 @@ class UrlTarget(Target):
             self._pool.observer = self.reach.observe
             self.reach.ssl = tls
             self._websockets = WebSocketClient(tls)
+        elif self._origin.startswith("https:"):  # http2, grpc: probes check the handshake too
+            self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+            self.reach.ssl = self._h2_tls
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):

@@ -465,3 +465,17 @@ async def test_a_grpc_channel_on_an_http_service_is_served_as_http2(
     (record,) = await _records(engine, 1)
     assert (record.protocol, record.path, record.status) == ("http2", "/test.Echo/Ping", 200)
     assert ("grpc-status", "0") in record.notes["http2"]["trailers"]
+
+
+async def test_the_state_of_an_https_target_says_when_its_certificate_fails(
+    make_engine: EngineFactory, tls_up: H2Upstream, certs: tuple[Path, Path, Path]
+) -> None:
+    engine, _ = await _engine(make_engine, UPSTREAM_TLS.format(
+        protocol="grpc", port=tls_up.port, plain=tls_up.port))
+    targets = engine.services["h2"].targets
+    for name in ("secure", "system"):
+        probe = targets[name].refresh()
+        if probe is not None:
+            await probe
+    assert targets["secure"].state == "reachable"
+    assert targets["system"].state == "tls-failure"
