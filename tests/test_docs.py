@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import tempfile
 import textwrap
 import tomllib
 import unicodedata
@@ -55,7 +56,7 @@ import yaml
 
 from devamb.engine.assembly import load_profile
 from devamb.profile import ProfileError
-from tests.certs import ca_pem
+from tests.certs import ca_pem, certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -238,6 +239,13 @@ def create_named_files(folder: Path, data: Any) -> None:
             path = folder / value["ca"]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(ca_pem())
+        if key == "tls" and isinstance(value, dict) and isinstance(value.get("cert"), str):
+            made = certificates(Path(tempfile.mkdtemp(dir=folder)))  # a listener's cert, key
+            for name, source in ((value["cert"], made[1]), (value.get("key"), made[2])):
+                if isinstance(name, str):
+                    path = folder / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(source.read_bytes())
 
 
 def create_body_files(mock_file: Path, data: Any) -> None:

@@ -8,12 +8,15 @@ Routes, by path:
 - `/slow`: answers `slow` once `gate` is set;
 - `/reset`: resets the stream with ENHANCE_YOUR_CALM (11) once the request ended;
 - anything else: 200 with `<name> <method> <path>`.
-Every response names the server in `x-upstream`."""
+Every response names the server in `x-upstream`. `start(tls=...)` serves h2 over TLS (the
+context says which ALPN protocols it selects: `server_tls`)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
+from pathlib import Path
 from typing import cast
 
 import h2.config
@@ -139,9 +142,9 @@ class H2Upstream:
         self.open: set[_Conn] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self) -> H2Upstream:
+    async def start(self, tls: ssl.SSLContext | None = None) -> H2Upstream:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0)
+        self._server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0, ssl=tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -152,3 +155,12 @@ class H2Upstream:
                 if conn.transport is not None:
                     conn.transport.close()
             await self._server.wait_closed()
+
+
+def server_tls(cert: Path, key: Path, alpn: tuple[str, ...] = ("h2",)) -> ssl.SSLContext:
+    """A server TLS context for `cert` and `key`, selecting among `alpn` (none: no ALPN)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context

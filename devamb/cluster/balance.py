@@ -10,18 +10,21 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from devamb.cluster.endpoint import Endpoint
 from devamb.cluster.hashring import HashRing
-from devamb.cluster.request_key import RequestKey, parse_request_key
+from devamb.cluster.request_key import (
+    KeyedRequest,
+    RequestKey,
+    parse_request_key,
+    sources_for,
+)
 from devamb.profile.reader import Node
-
-if TYPE_CHECKING:
-    from devamb.proxy.request import FrontRequest
 
 POLICIES = ("round_robin", "least_requests", "random", "hash")
 TCP_POLICIES = ("round_robin", "random")  # a TCP target sees neither requests nor their end
+H2_POLICIES = ("round_robin", "random", "hash")  # an HTTP/2 call's head is seen, not its end
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class BalanceSpec:
 
 
 class Balancer(Protocol):
-    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: KeyedRequest | None) -> Endpoint:
         """One of `candidates` (never empty)."""
         ...
 
@@ -40,7 +43,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: KeyedRequest | None) -> Endpoint:
         index = self._next % len(candidates)
         self._next = index + 1
         return candidates[index]
@@ -52,7 +55,7 @@ class LeastRequests:
     def __init__(self) -> None:
         self._start = 0
 
-    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: KeyedRequest | None) -> Endpoint:
         count = len(candidates)
         start = self._start % count
         self._start = start + 1
@@ -68,7 +71,7 @@ class Random:
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()
 
-    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: KeyedRequest | None) -> Endpoint:
         return candidates[self.rng.randrange(len(candidates))]
 
 
@@ -95,7 +98,7 @@ class Hash:
         self._last = (candidates, ring, by_key)
         return ring, by_key
 
-    def pick(self, candidates: Sequence[Endpoint], request: FrontRequest | None) -> Endpoint:
+    def pick(self, candidates: Sequence[Endpoint], request: KeyedRequest | None) -> Endpoint:
         key = self.hash_on.of(request) if request is not None else None
         if key is None:
             return self._fallback.pick(candidates, request)
@@ -120,13 +123,15 @@ def make_balancer(spec: BalanceSpec, rng: random.Random | None = None) -> Balanc
 def parse_balance(node: Node, protocol: str) -> BalanceSpec | None:
     """`balance:` and `hash_on:` of a target mapping `node` (both optional); both are checked
     even when one is wrong, so that all problems come out at once."""
-    policies = POLICIES if protocol == "http" else TCP_POLICIES
+    policies = {"http": POLICIES, "http2": H2_POLICIES, "grpc": H2_POLICIES}.get(
+        protocol, TCP_POLICIES)
     policy: str | None = "round_robin"
     if node.has("balance"):
         child = node.child("balance")
         if protocol != "http" and child.value in POLICIES and child.value not in policies:
+            needs = "HTTP requests" if protocol == "tcp" else "the end of each exchange"
             child.problem(
-                f"{child.value!r} needs HTTP requests; a tcp pool balances with "
+                f"{child.value!r} needs {needs}; a {protocol} pool balances with "
                 f"{' or '.join(policies)}"
             )
             policy = None
@@ -137,7 +142,7 @@ def parse_balance(node: Node, protocol: str) -> BalanceSpec | None:
         if policy is not None and policy != "hash":
             node.child("hash_on").problem("hash_on applies to 'balance: hash' only")
             return None
-        hash_on = parse_request_key(node.child("hash_on"))
+        hash_on = parse_request_key(node.child("hash_on"), sources_for(protocol))
         if hash_on is None:
             return None
     elif policy == "hash":

@@ -48,7 +48,7 @@ def parse_health(node: Node, protocol: str) -> HealthSpec | None:
     if node.has("path"):
         if protocol != "http":
             node.child("path").problem(
-                "a tcp service checks its endpoints by connecting; 'path' applies to http"
+                f"a {protocol} service checks its endpoints by connecting; 'path' applies to http"
             )
         else:
             path = node.child("path").string()

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from devamb.profile.reader import Node
 
-if TYPE_CHECKING:
-    from devamb.proxy.request import FrontRequest
-
 SOURCES = ("header", "cookie", "client_ip", "path")
+H2_SOURCES = ("header", "cookie", "path")  # an HTTP/2 call is picked for before its client is
+
+
+def sources_for(protocol: str) -> tuple[str, ...]:
+    """The keys a service of `protocol` can pick by."""
+    return H2_SOURCES if protocol in ("http2", "grpc") else SOURCES
+
+
+class KeyedRequest(Protocol):
+    """What a key reads of a request: an HTTP/1.1 exchange's (FrontRequest) or an HTTP/2
+    call's head (proxy.h2request.H2Request)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def cookies(self) -> Mapping[str, str]: ...
+
+    @property
+    def remote(self) -> str | None: ...
+
+    @property
+    def path(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -21,7 +42,7 @@ class RequestKey:
     def __str__(self) -> str:
         return f"{self.source}:{self.name}" if self.name else self.source
 
-    def of(self, request: FrontRequest) -> str | None:
+    def of(self, request: KeyedRequest) -> str | None:
         """The key of this request, or None when the request does not carry it."""
         if self.source == "header":
             return request.headers.get(self.name)
@@ -40,6 +61,10 @@ def parse_request_key(node: Node, allowed: tuple[str, ...] = SOURCES) -> Request
     source, _, name = text.partition(":")
     source, name = source.strip(), name.strip()
     forms = ", ".join(f"{s}:NAME" if s in ("header", "cookie") else s for s in allowed)
+    if source == "client_ip" and allowed == H2_SOURCES:
+        node.problem(f"HTTP/2 calls are routed by their request head, not by client_ip; "
+                     f"expected {forms}")
+        return None
     if source not in allowed:
         node.problem(f"{text!r} is not a request key; expected {forms}")
         return None

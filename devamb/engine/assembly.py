@@ -24,6 +24,7 @@ from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
+from devamb.service.listener_tls import parse_listener_tls
 from devamb.service.spec import ServiceSpec
 from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
@@ -37,7 +38,7 @@ INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
     "header_faults", "inspect", "connect_timeout", "per_try_timeout", "retries", "circuit_breaker",
-    "proto", "descriptor_set",
+    "proto", "descriptor_set", "tls",
 )
 PLANNED_SERVICE_KEYS = {
     key: f"{key!r} is not supported by this version of devamb yet"
@@ -165,6 +166,9 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
     connect_timeout = _optional(node, "connect_timeout", Node.duration)
     per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
+    tls = (
+        parse_listener_tls(node.child("tls"), protocol or "http") if node.has("tls") else None
+    )
     retries = _optional(node, "retries", parse_retries)
     breaker = _optional(node, "circuit_breaker", parse_breaker)
     if (retries is not None or breaker is not None) and protocol in ("tcp", *H2_PROTOCOLS):
@@ -198,6 +202,7 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
         per_try_timeout=per_try_timeout,
         retries=retries,
         circuit_breaker=breaker,
+        tls=tls,
         fingerprint=_fingerprint(node.value),
         schema=None if schema is None else schema.schema,
         schema_files=() if schema is None else schema.files,

@@ -364,5 +364,5 @@ class Lifecycle:
             return
         self._cut_now = True
         for listener in self.listeners.values():
-            if isinstance(listener, HttpListener):
+            if isinstance(listener, HttpListener | Http2Listener):
                 listener.hurry()

@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -267,6 +268,13 @@ class FrontProtocol(asyncio.Protocol):
         if leftover:
             protocol.data_received(leftover)
 
+    def release(self) -> None:
+        """The connection turned out not to be HTTP/1.1 (proxy/sniff.py): forget it."""
+        self._detached = True
+        self._disarm()
+        self.server.connections.discard(self)
+        self.transport = None
+
     # -- serving requests in order ---------------------------------------------------------
 
     def _start(self, request: FrontRequest) -> None:
@@ -408,9 +416,15 @@ class FrontProtocol(asyncio.Protocol):
 class FrontServer:
     """A listening socket and its connections."""
 
-    def __init__(self, handler: Handler, refused: RefusalHook = refusal_body) -> None:
+    def __init__(
+        self, handler: Handler, refused: RefusalHook = refusal_body, *,
+        ssl: SSLContext | None = None,
+        connection: Callable[[FrontServer], asyncio.Protocol] | None = None,
+    ) -> None:
         self.handler = handler
         self.refused = refused
+        self.ssl = ssl  # the listener terminates TLS
+        self.connection = connection  # what a new connection is (default: a FrontProtocol)
         self.connections: set[FrontProtocol] = set()
         self.loop = asyncio.get_running_loop()
         self.now = self.loop.time()  # as of the last sweep
@@ -419,8 +433,10 @@ class FrontServer:
         self._hurried = False  # a drain in progress ends now
 
     async def start(self, host: str, port: int, *, backlog: int = 1024) -> tuple[str, int]:
+        make = self.connection
         self._server = await self.loop.create_server(
-            lambda: FrontProtocol(self), host, port, reuse_address=True, backlog=backlog
+            (lambda: make(self)) if make is not None else (lambda: FrontProtocol(self)),
+            host, port, reuse_address=True, backlog=backlog, ssl=self.ssl,
         )
         self._sweep()
         address = self._server.sockets[0].getsockname()

@@ -1,4 +1,5 @@
-"""The HTTP/2 front end: a cleartext listener speaking HTTP/2 with prior knowledge (h2c).
+"""The HTTP/2 front end: a listener speaking HTTP/2 with prior knowledge (h2c), or over TLS
+with ALPN h2; an HTTP/1.1 listener hands it the connections that turn out HTTP/2 (sniff.py).
 
 One connection is one H2Endpoint (server side); each stream the client opens is handed to
 `on_stream` in a task of its own, so that streams are independent."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 
 from devamb.proxy.h2conn import H2Endpoint, H2Stream
 
@@ -40,16 +42,22 @@ class H2FrontConnection(H2Endpoint):
 
 
 class H2FrontServer:
-    def __init__(self, on_stream: OnStream, on_error: OnError) -> None:
+    def __init__(
+        self, on_stream: OnStream, on_error: OnError, ssl: SSLContext | None = None
+    ) -> None:
         self.on_stream = on_stream
+        self.ssl = ssl  # the listener terminates TLS (ALPN h2)
         self.on_error = on_error
         self.connections: set[H2FrontConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._hurried = asyncio.Event()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: H2FrontConnection(self), host, port)
+        self._server = await loop.create_server(
+            lambda: H2FrontConnection(self), host, port, ssl=self.ssl
+        )
         name = self._server.sockets[0].getsockname()
         return str(name[0]), int(name[1])
 
@@ -61,13 +69,33 @@ class H2FrontServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def hurry(self) -> None:
+        """End the drain of `stop` now: the streams still in flight are cut."""
+        self._hurried.set()
+
+    async def _drain(self, grace: float) -> set[asyncio.Task[None]]:
+        """Wait for the streams in flight, up to `grace` s or a `hurry`; those left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurried = loop.create_task(self._hurried.wait())
+        try:
+            while self._tasks and not self._hurried.is_set():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await asyncio.wait({*self._tasks, hurried}, timeout=left,
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hurried.cancel()
+        return set(self._tasks)
+
     async def stop(self, grace: float) -> int:
         """Stop accepting, let streams in flight finish for up to `grace` s; how many were cut."""
         if self._server is not None:
             self._server.close()
         cut = 0
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            pending = await self._drain(grace)
             cut = len(pending)
             for task in pending:
                 task.cancel()

@@ -1,11 +1,18 @@
-"""HTTP/2 to an upstream over cleartext with prior knowledge (h2c): one connection per
-upstream, multiplexed across streams, opened again when it dies."""
+"""HTTP/2 to an upstream, over cleartext with prior knowledge (h2c) or over TLS with ALPN `h2`:
+one connection per upstream, multiplexed across streams, opened again when it dies.
+
+Over TLS the upstream must select `h2` in ALPN; one that does not (an HTTP/1.1-only server), or
+whose certificate fails verification, is refused with an UpstreamDown that says which."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 
-from devamb.proxy.h2conn import H2Endpoint, H2Headers, H2Stream
+from devamb.proxy.h2conn import PROTOCOL_ERROR, H2Endpoint, H2Headers, H2Stream
+from devamb.proxy.upstream import tls_context
+
+SETTINGS_FRAME = 0x4
 
 
 class UpstreamDown(Exception):
@@ -16,6 +23,31 @@ class H2UpstreamConnection(H2Endpoint):
     def __init__(self) -> None:
         super().__init__(client_side=True)
         self._slot = asyncio.Event()  # set when a stream closes: a new one may fit
+        self._heard = False  # the upstream sent something (its preface, if it speaks HTTP/2)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._heard and data:
+            self._heard = True
+            if len(data) >= 4 and data[3] != SETTINGS_FRAME:  # a server's preface is SETTINGS
+                said = "HTTP/1.x" if data.startswith(b"HTTP/") else repr(data[:16])
+                self.protocol_error(f"it answered {said}")
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._heard:
+            self.protocol_error("it closed the connection without a word")
+        super().connection_lost(exc)
+        self._slot.set()
+
+    def protocol_error(self, reason: str) -> None:
+        """The upstream's bytes are not HTTP/2 (an HTTP/1.1 server answering h2c's preface
+        with a 400, say): the streams in flight fail with that reason, not a bare "lost"."""
+        for stream in list(self.streams.values()):
+            self._gone(stream, PROTOCOL_ERROR, f"the upstream does not speak HTTP/2 ({reason})",
+                       lost=True)
 
     @property
     def usable(self) -> bool:
@@ -41,18 +73,21 @@ class H2UpstreamConnection(H2Endpoint):
         super().forget(stream)
         self._slot.set()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self._slot.set()
 
 
 class H2Upstream:
-    """The connection to one upstream host:port, shared by the streams sent to it."""
+    """The connection to one upstream host:port, shared by the streams sent to it; over TLS
+    when `tls` is given (a context offering ALPN `h2`, see `h2_tls`)."""
 
-    def __init__(self, host: str, port: int, connect_timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, connect_timeout: float,
+        tls: ssl.SSLContext | None = None, server_hostname: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.connect_timeout = connect_timeout
+        self.tls = tls
+        self.server_hostname = server_hostname if tls is not None else None
         self._connection: H2UpstreamConnection | None = None
         self._lock = asyncio.Lock()
 
@@ -64,23 +99,47 @@ class H2Upstream:
             current = self._connection
             if current is not None and current.usable:
                 return current
-            loop = asyncio.get_running_loop()
-            try:
-                _, protocol = await asyncio.wait_for(
-                    loop.create_connection(H2UpstreamConnection, self.host, self.port),
-                    self.connect_timeout,
-                )
-            except TimeoutError:
-                raise UpstreamDown(
-                    f"connecting to {self.host}:{self.port} timed out after "
-                    f"{self.connect_timeout:g}s"
-                ) from None
-            except OSError as exc:
-                raise UpstreamDown(
-                    f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
-                ) from None
+            protocol = await self._connect()
             self._connection = protocol
             return protocol
+
+    async def _connect(self) -> H2UpstreamConnection:
+        where = f"{self.host}:{self.port}"
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    H2UpstreamConnection, self.host, self.port, ssl=self.tls,
+                    server_hostname=self.server_hostname or (self.host if self.tls else None),
+                ),
+                self.connect_timeout,
+            )
+        except TimeoutError:
+            raise UpstreamDown(
+                f"connecting to {where} timed out after {self.connect_timeout:g}s"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise UpstreamDown(
+                f"TLS to {where}: the upstream's certificate failed verification "
+                f"({exc.verify_message or exc.reason or exc})"
+            ) from None
+        except ssl.SSLError as exc:
+            raise UpstreamDown(
+                f"TLS to {where}: the handshake failed ({exc.reason or exc})"
+            ) from None
+        except OSError as exc:
+            raise UpstreamDown(f"cannot connect to {where}: {exc.strerror or exc}") from None
+        if self.tls is not None:
+            tls = transport.get_extra_info("ssl_object")
+            chosen = tls.selected_alpn_protocol() if tls is not None else None
+            if chosen != "h2":
+                transport.abort()
+                raise UpstreamDown(
+                    f"TLS to {where}: the upstream did not select h2 in ALPN "
+                    f"({'it chose ' + repr(chosen) if chosen else 'it chose no protocol'}): "
+                    "it does not speak HTTP/2 over TLS"
+                )
+        return protocol
 
     async def open(self, headers: H2Headers, end: bool) -> H2Stream:
         connection = await self.connection()
@@ -90,3 +149,11 @@ class H2Upstream:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def h2_tls(cafile: str | None, verify: bool) -> ssl.SSLContext:
+    """A target's client TLS context for HTTP/2 upstreams: `tls_context`'s, offering ALPN h2.
+    Made once per target (loading the CA store is slow)."""
+    context = tls_context(cafile, verify)
+    context.set_alpn_protocols(["h2"])
+    return context

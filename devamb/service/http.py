@@ -14,7 +14,10 @@ from devamb.proxy.headers import HOP, REPLAY, TARGET_OVERRIDE, looped, new_via
 from devamb.proxy.listen import bind
 from devamb.proxy.request import ClientGone, FrontRequest
 from devamb.proxy.response import Response, StreamResponse
+from devamb.proxy.sniff import Http2Switch
 from devamb.service.core import Service
+from devamb.service.http2 import Http2Listener
+from devamb.service.listener_tls import alpn_for
 from devamb.service.recorder import Recorder
 from devamb.service.shaping import install
 from devamb.targets.base import TargetUnavailable
@@ -30,18 +33,28 @@ class HttpListener:
         self.recorder = recorder
         self.via = new_via()  # this listener's own Via element: seen again, it is a loop
         self._server: FrontServer | None = None
+        # HTTP/2 clients (prior knowledge, or ALPN h2 with tls) are served as an http2
+        # service serves them: one exchange per stream, relayed over h2c or h2 (TLS)
+        self._http2 = Http2Listener(service, recorder)
 
     async def start(self) -> None:
-        server = FrontServer(self._handle, self._refused)
-        self.service.bound = await bind(server, self.service.name, self.service.spec.listen)
+        spec = self.service.spec
+        tls = spec.tls.context(alpn_for("http")) if spec.tls is not None else None
+        h2 = self._http2.embedded()
+        server = FrontServer(
+            self._handle, self._refused, ssl=tls,
+            connection=lambda http1: Http2Switch(http1, h2),
+        )
+        self.service.bound = await bind(server, self.service.name, spec.listen)
         self._server = server
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
-        """Drain for up to `grace` seconds; how many exchanges were cut."""
+        """Drain for up to `grace` seconds; how many exchanges (and HTTP/2 calls) were cut."""
         cut = 0
         if self._server is not None:
-            cut = await self._server.stop(grace)
-            self._server = None
+            cut, cut2 = await asyncio.gather(self._server.stop(grace), self._http2.stop(grace))
+            cut += cut2
+            self._server = None  # (kept while draining: `hurry` ends the drain)
             self.service.bound = None
         return cut
 
@@ -49,6 +62,7 @@ class HttpListener:
         """A drain in progress (`stop`) ends now, cutting what is still in flight."""
         if self._server is not None:
             self._server.hurry()
+        self._http2.hurry()
 
     @staticmethod
     async def _before_upstream(

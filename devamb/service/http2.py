@@ -1,6 +1,7 @@
-"""The HTTP/2 listener (h2c, prior knowledge): each stream is one exchange, relayed to the
-active target's upstream over h2c. The target is picked when the stream opens, so that a
-switch applies to new streams and streams in flight finish where they started."""
+"""The HTTP/2 listener (h2c with prior knowledge, or TLS with ALPN h2): each stream is one
+exchange, relayed to the active target's upstream over h2c or h2 over TLS. The target is
+picked when the stream opens, so that a switch applies to new streams and streams in flight
+finish where they started."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
+from devamb.service.listener_tls import alpn_for
 from devamb.service.recorder import Recorder
 from devamb.targets.base import H2Destination, Target, TargetUnavailable
 
@@ -55,13 +57,26 @@ class Http2Listener:
         self.service = service
         self.recorder = recorder
         self._server: H2FrontServer | None = None
-        self._upstreams: dict[tuple[str, int, bool, str | None], H2Upstream] = {}  # by destination
+        self._upstreams: dict[tuple[str, int, int, str | None], H2Upstream] = {}  # by destination
         self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
 
     async def start(self) -> None:
-        server = H2FrontServer(self._stream, self._protocol_error)
-        self.service.bound = await bind(server, self.service.name, self.service.spec.listen)
+        spec = self.service.spec
+        tls = spec.tls.context(alpn_for(spec.protocol)) if spec.tls is not None else None
+        server = H2FrontServer(self._stream, self._protocol_error, tls)
+        self.service.bound = await bind(server, self.service.name, spec.listen)
         self._server = server
+
+    def embedded(self) -> H2FrontServer:
+        """The HTTP/2 front end of an `http` service, which hands it the connections that turn
+        out to be HTTP/2 (proxy/sniff.py); `stop` ends them and their upstreams."""
+        self._server = H2FrontServer(self._stream, self._protocol_error)
+        return self._server
+
+    def _begin(self, target: str, remote: str | None) -> Exchange:
+        exchange = self.recorder.begin(self.service, target, remote)
+        exchange.protocol = "http2" if self.service.spec.protocol == "http" else exchange.protocol
+        return exchange
 
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
         cut = 0
@@ -75,6 +90,11 @@ class Http2Listener:
         self._catalog.forget()
         return cut
 
+    def hurry(self) -> None:
+        """A drain in progress (`stop`) ends now, cutting the calls still in flight."""
+        if self._server is not None:
+            self._server.hurry()
+
     def _protocol_error(self, remote: str | None, reason: str) -> None:
         """A client broke HTTP/2 (or does not speak it): the connection ended with GOAWAY."""
         log.info("%s: client %s: not HTTP/2 or broke it (%s); sent GOAWAY",
@@ -85,7 +105,10 @@ class Http2Listener:
         upstream = self._upstreams.get(destination.key)
         if upstream is None:
             timeout = self.service.spec.connect_timeout or self.service.spec.timeout
-            upstream = H2Upstream(destination.host, destination.port, timeout)
+            upstream = H2Upstream(
+                destination.host, destination.port, timeout,
+                destination.tls, destination.server_hostname,
+            )
             self._upstreams[destination.key] = upstream
         return upstream
 
@@ -97,7 +120,7 @@ class Http2Listener:
         allowed = service.spec.target_header or replayed is not None  # as service/http.py
         name = _header(headers, TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
-            exchange = self.recorder.begin(service, name, remote)
+            exchange = self._begin(name, remote)
             exchange.method = _pseudo(headers, b":method")
             exchange.path = _pseudo(headers, b":path")
             known = ", ".join(service.targets)
@@ -110,16 +133,18 @@ class Http2Listener:
                 self.recorder.finish(service, exchange)
             return
         target = service.target(name)
-        exchange = self.recorder.begin(service, target.name, remote)
-        tap = None if target.answers_h2 else GrpcTap.open(exchange.notes, headers)
+        exchange = self._begin(target.name, remote)
+        tap: GrpcTap | None = None  # the gRPC record of a relayed call (answering kinds: theirs)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         exchange.replay_of = replayed
         try:
-            if target.answers_h2:
-                await target.serve_h2(front, headers, exchange)
+            taker = target.h2_target(headers)  # a split's member, picked per call
+            if taker.answers_h2:
+                await taker.serve_h2(front, headers, exchange)
             else:
-                await self._relay(front, headers, target, exchange, tap)
+                tap = GrpcTap.open(exchange.notes, headers)
+                await self._relay(front, headers, taker, exchange, tap)
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
@@ -237,7 +262,8 @@ class Http2Listener:
             if item.local:  # the client reset its stream, and we the upstream's
                 return
             if item.lost:
-                await self._answer(front, exchange, 502, "the upstream connection was lost")
+                why = str(back.gone) if back.gone else "the upstream connection was lost"
+                await self._answer(front, exchange, 502, why)
             else:
                 exchange.error = f"the upstream reset the stream (code {item.code})"
                 front.reset(item.code)

@@ -11,6 +11,7 @@ from devamb.grpc.schema import Schema
 from devamb.policies.breaker import BreakerSpec
 from devamb.policies.retry import RetrySpec
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
+from devamb.service.listener_tls import ListenerTls
 from devamb.targets.base import TargetContext
 
 
@@ -31,6 +32,7 @@ class ServiceSpec:
     per_try_timeout: float | None = None  # seconds one try may wait for response headers
     retries: RetrySpec | None = None
     circuit_breaker: BreakerSpec | None = None
+    tls: ListenerTls | None = None  # the listener terminates TLS (`tls: {cert, key}`)
     fingerprint: str = ""  # changes when the service's profile text changes
     schema: Schema | None = None  # gRPC messages' types (`proto:` / `descriptor_set:`)
     schema_files: tuple[Path, ...] = ()  # the files it was read from (a change reloads)

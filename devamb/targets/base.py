@@ -55,7 +55,8 @@ def _log_notice(level: str, message: str) -> None:
 class H2Destination:
     """Where one HTTP/2 call goes: an upstream speaking HTTP/2 (h2c, or h2 over TLS with ALPN).
 
-    Calls to equal destinations share one upstream connection (`key`)."""
+    Calls to equal destinations share one upstream connection (`key`): the same address, name
+    and TLS context (a target's own, so that targets with other TLS settings never share)."""
 
     host: str
     port: int
@@ -66,8 +67,9 @@ class H2Destination:
     # the client's (credentials, ...)
 
     @property
-    def key(self) -> tuple[str, int, bool, str | None]:
-        return (self.host, self.port, self.tls is not None, self.server_hostname)
+    def key(self) -> tuple[str, int, int, str | None]:
+        return (self.host, self.port, 0 if self.tls is None else id(self.tls),
+                self.server_hostname)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,11 @@ class Target:
     #: True for kinds that answer HTTP/2 calls themselves (echo, mock): the HTTP/2 listener
     #: hands them the call's stream (`serve_h2`) instead of relaying it to `h2_destination`.
     answers_h2: ClassVar[bool] = False
+
+    def h2_target(self, headers: H2Headers) -> Target:
+        """The target that takes the HTTP/2 call with request `headers`: itself, or for kinds
+        that route to their siblings (a split), the one picked for this call."""
+        return self
 
     async def h2_destination(self, headers: H2Headers) -> H2Destination:
         """Where the HTTP/2 call with request `headers` goes; picked per call, so that kinds

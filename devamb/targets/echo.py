@@ -1,20 +1,24 @@
-"""The built-in `echo` target: answers with what it received (HTTP) or sends bytes back (TCP)."""
+"""The built-in `echo` target: answers with what it received (HTTP, HTTP/2) or sends bytes back
+(TCP). An HTTP/2 call gets the HTTP echo's JSON description; a gRPC call (content-type
+application/grpc…) gets its request messages back as its response, with grpc-status 0."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
+from devamb.proxy.h2request import H2Request
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetContext
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers, H2Stream
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,53 @@ class EchoTarget(Target):
         response = Response(body=body, content_type="application/json")
         exchange.response_headers = list(response.headers.items())
         return response
+
+    answers_h2: ClassVar[bool] = True
+
+    async def serve_h2(self, stream: H2Stream, headers: H2Headers, exchange: Exchange) -> None:
+        exchange.request_headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                                    for k, v in headers]
+        fields = {k: v for k, v in exchange.request_headers if not k.startswith(":")}
+        pseudo = dict(exchange.request_headers)
+        body = bytearray()
+        ended = stream.ended_at_headers
+        while not ended:
+            item = await stream.next()
+            if item.kind == "data":
+                body += item.data
+                exchange.request_body.add(item.data)
+                stream.ack(item.flow)
+            elif item.kind in ("end", "trailers"):
+                ended = True
+            elif item.kind == "reset":
+                exchange.error = f"the client reset the stream (code {item.code})"
+                return
+        kind = fields.get("content-type", "")
+        exchange.mark_first_byte()
+        exchange.status = 200
+        if kind.startswith("application/grpc"):
+            out, head = bytes(body), [(":status", "200"), ("content-type", kind)]
+        else:
+            request = H2Request(headers)
+            out = json.dumps({
+                "service": self.context.service, "target": self.name,
+                "method": pseudo.get(":method"), "path": request.path,
+                "query": dict(request.query), "headers": fields, "body_size": len(body),
+                "protocol": "http2",
+            }, indent=2).encode()
+            head = [(":status", "200"), ("content-type", "application/json"),
+                    ("content-length", str(len(out)))]
+        exchange.response_headers = head
+        exchange.response_body.add(out)
+        grpc = kind.startswith("application/grpc")
+        stream.send_headers([(k.encode(), v.encode()) for k, v in head],
+                            end=not out and not grpc)
+        if out:
+            await stream.send_data(out, end=not grpc)
+        if grpc:
+            trailers = [(b"grpc-status", b"0")]
+            exchange.notes.setdefault("http2", {})["trailers"] = [("grpc-status", "0")]
+            stream.send_trailers(trailers)
 
     async def tcp_address(self) -> tuple[str, int]:
         assert self._server is not None, "target not started"

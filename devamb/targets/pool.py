@@ -32,13 +32,17 @@ from devamb.profile.schema import TargetSpec
 from devamb.proxy.deadline import ClientStalled
 from devamb.proxy.errors import RetryableStatus, UpstreamFailed
 from devamb.proxy.forward import forward_http
+from devamb.proxy.h2request import H2Request
+from devamb.proxy.h2upstream import h2_tls
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets import url
-from devamb.targets.base import Target, TargetContext, TargetUnavailable
+from devamb.targets.base import H2Destination, Target, TargetContext, TargetUnavailable
 
 if TYPE_CHECKING:
+    from devamb.cluster.request_key import KeyedRequest
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
@@ -75,9 +79,10 @@ def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
     health = parse_health(node.child("health"), protocol) if node.has("health") else None
     outlier = None
     if node.has("outlier"):
-        if protocol != "http":  # the TCP listener does not report connection outcomes yet
+        if protocol != "http":  # the TCP and HTTP/2 listeners do not report outcomes yet
             node.child("outlier").problem(
-                "outlier ejection needs HTTP exchanges; a tcp pool uses health: {interval: ...}",
+                f"outlier ejection needs HTTP exchanges; a {protocol} pool uses "
+                "health: {interval: ...}",
                 key=True,
             )
         else:
@@ -88,8 +93,8 @@ def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
     headers: dict[str, str] = {}
     verify, ca = True, None
     if node.has("headers"):
-        if protocol != "http":
-            node.child("headers").problem("headers apply to http services only")
+        if protocol == "tcp":
+            node.child("headers").problem("headers apply to http, http2 and grpc services only")
         headers = node.child("headers").string_map() or {}
     if node.has("tls"):
         tls = node.child("tls")
@@ -149,6 +154,7 @@ class PoolTarget(Target):
         )
         self._http = context.protocol == "http"
         self._websockets = WebSocketClient(self._ssl)
+        self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
 
     @property
     def _prefix(self) -> str:
@@ -328,7 +334,7 @@ class PoolTarget(Target):
 
     # -- routing ---------------------------------------------------------------------------
 
-    def choose(self, request: FrontRequest | None, tried: set[str] | None = None) -> Endpoint:
+    def choose(self, request: KeyedRequest | None, tried: set[str] | None = None) -> Endpoint:
         """The endpoint for the next exchange; TargetUnavailable (503) when none is routable.
 
         A retry (`tried` names the endpoints earlier tries used) goes to another routable
@@ -388,6 +394,22 @@ class PoolTarget(Target):
                 self.outlier.failure(endpoint)
             else:
                 self.outlier.outcome(endpoint, status)
+
+    async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        """An endpoint per call (several calls on one client connection spread over them)."""
+        endpoint = self.choose(H2Request(headers))
+        endpoint.requests += 1
+        host, port = endpoint.connect_address()
+        tls = None
+        if endpoint.scheme == "https":
+            if self._h2_tls is None:
+                self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+            tls = self._h2_tls
+        return H2Destination(
+            host, port, endpoint.origin_url.split("://", 1)[1], tls=tls,
+            server_hostname=endpoint.host if tls is not None else None,
+            headers=endpoint.request_headers(self.spec.headers),
+        )
 
     async def tcp_address(self) -> tuple[str, int]:
         endpoint = self.choose(None)

@@ -35,13 +35,15 @@ class TargetKind:
         return f"{self.key} targets serve {' and '.join(sorted(self.protocols))} services only"
 
 
+ALL = BOTH | H2_PROTOCOLS
+
 KINDS: dict[str, TargetKind] = {
-    "url": TargetKind("url", url.parse, url.UrlTarget, BOTH | H2_PROTOCOLS),  # h2c only for now
-    "echo": TargetKind("echo", echo.parse, echo.EchoTarget, BOTH),
-    "docker": TargetKind("docker", parse_docker, DockerTarget, BOTH),
-    "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, BOTH),
-    "split": TargetKind("split", split.parse, split.SplitTarget, BOTH),
-    "shards": TargetKind("shards", parse_shards, build_shards, BOTH),  # HTTP keys, or RESP
+    "url": TargetKind("url", url.parse, url.UrlTarget, ALL),  # h2c, or h2 over TLS
+    "echo": TargetKind("echo", echo.parse, echo.EchoTarget, ALL),
+    "docker": TargetKind("docker", parse_docker, DockerTarget, ALL),
+    "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, ALL),
+    "split": TargetKind("split", split.parse, split.SplitTarget, ALL),
+    "shards": TargetKind("shards", parse_shards, build_shards, ALL),  # HTTP keys, or RESP
     "mock": TargetKind("mock", mock.parse, mock.MockTarget, frozenset({"http"}) | H2_PROTOCOLS),
 }
 KIND_KEYS = tuple(KINDS)

@@ -37,18 +37,21 @@ import aiohttp
 
 from devamb.cluster.hashring import key_hash
 from devamb.cluster.reachability import DOWN_STATES, UP_STATES
-from devamb.cluster.request_key import RequestKey, parse_request_key
+from devamb.cluster.request_key import RequestKey, parse_request_key, sources_for
 from devamb.inspect.replay import NOT_REPLAYED, REPLAY_HEADER, TARGET_HEADER
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import ERROR_HEADER
+from devamb.proxy.h2request import H2Request
 from devamb.proxy.headers import HOP_BY_HOP
 from devamb.targets.base import Target, TargetContext, TargetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from devamb.cluster.request_key import KeyedRequest
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
@@ -120,14 +123,17 @@ def parse(name: str, node: Node, protocol: str) -> SplitTargetSpec | None:
             split.problem("at least one member needs a weight above 0")
     sticky = None
     if node.has("sticky"):
-        if protocol != "http":
+        if protocol == "tcp":
             node.child("sticky").problem("sticky splitting needs HTTP requests")
         else:
-            sticky = parse_request_key(node.child("sticky"))
+            sticky = parse_request_key(node.child("sticky"), sources_for(protocol))
     mirror = None
     if node.has("mirror"):
         if protocol != "http":
-            node.child("mirror").problem("mirroring copies HTTP requests; a tcp split cannot")
+            node.child("mirror").problem(
+                f"mirroring copies HTTP/1.1 requests; a {protocol} split cannot"
+                + ("" if protocol == "tcp" else " (HTTP/2 calls are not mirrored yet)")
+            )
         else:
             child = node.child("mirror")
             if _sibling(child, child.value, siblings, "mirror target", key=False):
@@ -237,14 +243,14 @@ class SplitTarget(Target):
 
     # -- routing ---------------------------------------------------------------------------
 
-    def point(self, request: FrontRequest | None) -> float:
+    def point(self, request: KeyedRequest | None) -> float:
         """Where in [0, 1) this exchange falls: a hash of the sticky key, or a random draw."""
         key = self.spec.sticky.of(request) if self.spec.sticky and request is not None else None
         if key is None:
             return self.rng.random()
         return key_hash(key) / 2**32
 
-    def choose(self, request: FrontRequest | None) -> Target:
+    def choose(self, request: KeyedRequest | None) -> Target:
         """The member for this exchange; members with nothing routable are passed over."""
         members = self._members()
         at = self.point(request)
@@ -275,6 +281,12 @@ class SplitTarget(Target):
         finally:
             if mirroring:
                 self._mirror(request, exchange)
+
+    def h2_target(self, headers: H2Headers) -> Target:
+        """A member per call, by weight (or by the sticky key's hash)."""
+        member = self.choose(H2Request(headers))
+        self.sent[member.name] += 1
+        return member
 
     async def tcp_address(self) -> tuple[str, int]:
         member = self.choose(None)

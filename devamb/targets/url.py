@@ -22,6 +22,7 @@ from devamb.inspect.masking import MASK
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
+from devamb.proxy.h2upstream import h2_tls
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import H2Destination, Target, TargetContext
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
-SCHEMES = {  # http2 and grpc: h2c for now
-    "http": ("http", "https"), "tcp": ("tcp",), "http2": ("http",), "grpc": ("http",),
+SCHEMES = {  # http2 and grpc: h2c (http://) or h2 over TLS with ALPN (https://)
+    "http": ("http", "https"), "tcp": ("tcp",), "http2": ("http", "https"),
+    "grpc": ("http", "https"),
 }
 KEYS = ("url", "headers", "tls")
 TLS_KEYS = ("verify", "ca")
@@ -75,8 +77,8 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
     if parts.scheme not in allowed:
         hint = {
             "tcp": " (a tcp service needs tcp://HOST:PORT)",
-            "http2": " (an http2 service speaks h2c to its upstream: https:// comes later)",
-            "grpc": " (a grpc service speaks h2c to its upstream: https:// comes later)",
+            "http2": " (http:// is h2c, https:// is HTTP/2 over TLS)",
+            "grpc": " (http:// is h2c, https:// is HTTP/2 over TLS)",
         }.get(protocol, "")
         url_node.problem(
             f"{written!r} is not a URL a {protocol} service can use: expected "
@@ -190,6 +192,7 @@ class UrlTarget(Target):
         self._prefix = parts.path.rstrip("/")
         self._pool: UpstreamPool | None = None
         self._websockets = WebSocketClient()
+        self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
         self.reach = Reachability(self._host, self._port)
 
     async def start(self) -> None:
@@ -199,6 +202,9 @@ class UrlTarget(Target):
             self._pool.observer = self.reach.observe
             self.reach.ssl = tls
             self._websockets = WebSocketClient(tls)
+        elif self._origin.startswith("https:"):  # http2, grpc: probes check the handshake too
+            self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+            self.reach.ssl = self._h2_tls
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):
@@ -216,9 +222,14 @@ class UrlTarget(Target):
         return self.spec.headers
 
     async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        tls = None
+        if self._origin.startswith("https:"):
+            if self._h2_tls is None:
+                self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+            tls = self._h2_tls
         return H2Destination(
-            self._host, self._port, self._origin.split("://", 1)[1],
-            headers=self.spec.headers,
+            self._host, self._port, self._origin.split("://", 1)[1], tls=tls,
+            server_hostname=self._host if tls is not None else None, headers=self.spec.headers,
         )
 
     def upstream_url(self, raw_path: str) -> URL:

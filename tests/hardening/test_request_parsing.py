@@ -64,7 +64,7 @@ REQUEST_LINES = {
     "http-2.0": (b"GET /x HTTP/2.0\r\nHost: x\r\n\r\n", 505),  # nginx: 505
     "http-3.0": (b"GET /x HTTP/3.0\r\nHost: x\r\n\r\n", 505),
     "http-1.2": (b"GET /x HTTP/1.2\r\nHost: x\r\n\r\n", 505),
-    "h2-prior-knowledge": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    # (the HTTP/2 preface itself is served as HTTP/2: tests/service/test_http2_tls.py)
 }
 
 

@@ -343,13 +343,13 @@ def test_faults_and_other_target_kinds_are_refused_on_http2(tmp_path) -> None:
             target: up
             targets:
               up: http://127.0.0.1:1
-              tls: https://127.0.0.1:2
-              loop: echo
+              tls: tcp://127.0.0.1:2
+              loop: {split: {up: 1}, mirror: up}
             faults:
               slow: {kind: latency, delay: 1s}
         """)
-    assert any("h2.targets.tls" in p and "h2c" in p for p in found), found
-    assert any("h2.targets.loop" in p and "echo targets serve" in p for p in found), found
+    assert any("h2.targets.tls" in p and "http:// is h2c" in p for p in found), found
+    assert any("h2.targets.loop.mirror" in p and "mirroring" in p for p in found), found
     assert any("h2.faults.slow.kind" in p and "not yet for http2 services" in p
                for p in found), found
 

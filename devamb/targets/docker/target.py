@@ -20,7 +20,7 @@ from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool
 from devamb.proxy.websocket import WebSocketClient
-from devamb.targets.base import Target, TargetContext, TargetUnavailable
+from devamb.targets.base import H2Destination, Target, TargetContext, TargetUnavailable
 from devamb.targets.docker import link as docker_link
 from devamb.targets.docker.containers import ContainerView, container_view
 from devamb.targets.docker.endpoints import Endpoint, RoundRobin
@@ -41,6 +41,7 @@ from devamb.targets.docker.spec import DockerTargetSpec
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
@@ -236,6 +237,11 @@ class DockerTarget(Target):
         live = {(e.host, e.port) for e in self._endpoints.items}
         for key in [k for k in self._pools if k not in live]:
             self._pools.pop(key).close()
+
+    async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        """The container's published address, spoken to over h2c."""
+        endpoint = await self._endpoint()
+        return H2Destination(endpoint.host, endpoint.port, str(endpoint))
 
     async def tcp_address(self) -> tuple[str, int]:
         endpoint = await self._endpoint()

@@ -19,10 +19,12 @@ from urllib.parse import urlsplit
 
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
+from devamb.proxy.h2request import H2Request
 from devamb.targets import url
 from devamb.targets.base import (
     ClientReader,
     ClientStream,
+    H2Destination,
     Target,
     TargetContext,
     TargetUnavailable,
@@ -35,6 +37,7 @@ from devamb.targets.shards.spec import ShardsTargetSpec
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.h2conn import H2Headers
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
@@ -134,7 +137,7 @@ class HttpShardsTarget(_ShardsTarget):
         for shard in self._shards.values():
             await shard.close()
 
-    def key_of(self, request: FrontRequest) -> str | None:
+    def key_of(self, request: FrontRequest | H2Request) -> str | None:
         """The request's shard key, or None when it has none (an empty value counts as none)."""
         kind = self._key_kind
         if kind == "header":
@@ -154,6 +157,24 @@ class HttpShardsTarget(_ShardsTarget):
             "path": f"path segment {arg}",
         }[kind]
         return f"the request has no {what}, which picks its shard (key: {self.spec.key})"
+
+    async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        """The shard of this call's key (a shard's errors are not counted: the HTTP/2
+        listener does not report outcomes back yet)."""
+        key = self.key_of(H2Request(headers))
+        if key is not None:
+            try:
+                shard = self._ring.pick(key.encode())
+            except NoShard as exc:
+                raise TargetUnavailable(str(exc)) from None
+            name = shard.spec.name
+        elif self.spec.default is not None:
+            name = self.spec.default
+            shard = self._shards[name]
+        else:
+            raise TargetUnavailable(self._missing(), 400)
+        self._requests[name] += 1
+        return await shard.h2_destination(headers)
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
         key = self.key_of(request)
