@@ -177,9 +177,10 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     schema = None
     if protocol in H2_PROTOCOLS:
         schema = parse_schema(node)
-        targets = bind_grpc_schema(
-            targets, None if schema is None else schema.schema, node.reader.problems
-        )
+        if schema is not None or not any(node.has(k) for k in SCHEMA_KEYS):  # else: reported
+            targets = bind_grpc_schema(
+                targets, None if schema is None else schema.schema, node.reader.problems
+            )
     elif protocol is not None:
         for key in (k for k in SCHEMA_KEYS if node.has(k)):
             node.child(key).problem("applies to http2 and grpc services only", key=True)

@@ -14,6 +14,7 @@ from devamb.grpc.tap import GrpcTap
 from devamb.proxy.h2upstream import H2Upstream
 
 REFLECTION_TIMEOUT = 5.0
+RETRY_AFTER = 30.0  # s before an upstream that could not be asked is asked again
 log = logging.getLogger("devamb.grpc")
 
 
@@ -22,6 +23,7 @@ class Catalog:
         self.schema = schema  # the profile's
         self.where = where  # the service's name, for log lines
         self._reflected: dict[tuple[Hashable, str], asyncio.Task[Schema | None]] = {}
+        self._retry: dict[tuple[Hashable, str], float] = {}  # loop time to ask again at
 
     def known(self, tap: GrpcTap) -> bool:
         """Decide at once when the profile's schema knows the call's service."""
@@ -39,9 +41,11 @@ class Catalog:
             return
         slot = (key, tap.service)
         task = self._reflected.get(slot)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(
-                self._ask(upstream, Call(authority, scheme, tuple(headers)), tap.service)
+        loop = asyncio.get_running_loop()
+        if task is None or loop.time() >= self._retry.get(slot, float("inf")):
+            self._retry.pop(slot, None)
+            task = loop.create_task(
+                self._ask(slot, upstream, Call(authority, scheme, tuple(headers)))
             )
             self._reflected[slot] = task
         tap.waiting = task
@@ -50,11 +54,14 @@ class Catalog:
         else:
             task.add_done_callback(lambda done: _decide(tap, done))
 
-    async def _ask(self, upstream: H2Upstream, call: Call, service: str) -> Schema | None:
-        authority = call.authority
+    async def _ask(self, slot: tuple[Hashable, str], upstream: H2Upstream,
+                   call: Call) -> Schema | None:
+        authority, service = call.authority, slot[1]
         try:
             schema = await reflect(upstream, call, service, REFLECTION_TIMEOUT)
         except ReflectionError as exc:
+            if exc.transient:  # asked again by a call after RETRY_AFTER
+                self._retry[slot] = asyncio.get_running_loop().time() + RETRY_AFTER
             log.info("%s: no server reflection for %s at %s (%s); messages are decoded raw",
                      self.where, service, authority, exc)
             return None
@@ -78,6 +85,7 @@ class Catalog:
         for task in self._reflected.values():
             task.cancel()
         self._reflected.clear()
+        self._retry.clear()
 
 
 def _decide(tap: GrpcTap, done: asyncio.Task[Schema | None]) -> None:

@@ -65,7 +65,7 @@ def _protos(node: Node, folder: Path) -> LoadedSchema | None:
             continue
         files += [Path(m).resolve() for m in matched if Path(m).resolve() not in files]
         bases.append(_base(folder, pattern))
-    if not ok or not files:
+    if not files:
         return None
     # protoc names each file after the first include path that holds it: the glob's base
     # first, so that `protos/**/*.proto` files are `pkg/x.proto` as their imports say
@@ -73,10 +73,10 @@ def _protos(node: Node, folder: Path) -> LoadedSchema | None:
     try:
         data = compile_protos(files, includes)
         schema = Schema.from_set(data, "proto")
-    except (CompileError, SchemaError) as exc:
+    except (CompileError, SchemaError) as exc:  # shown beside a glob's problem, if any
         node.problem(f"cannot compile the .proto files:\n{exc}", key=True)
         return None
-    return LoadedSchema(schema, tuple(files))
+    return LoadedSchema(schema, tuple(files)) if ok else None
 
 
 def _base(folder: Path, pattern: str) -> Path:

@@ -30,7 +30,12 @@ MAX_ROUNDS = 100  # imports asked for by name, at most
 
 
 class ReflectionError(Exception):
-    """The upstream does not offer reflection, or its answer was not usable."""
+    """The upstream does not offer reflection, or its answer was not usable; `transient`
+    when it could not be asked (no connection, no answer in time): worth asking again."""
+
+    def __init__(self, reason: str, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ async def reflect(upstream: H2Upstream, call: Call, service: str, timeout: float
         try:
             files = await asyncio.wait_for(_ask(upstream, call, name, service), timeout)
         except TimeoutError:
-            raise ReflectionError(f"no reflection answer in {timeout:g}s") from None
+            raise ReflectionError(f"no reflection answer in {timeout:g}s", True) from None
         except (UpstreamDown, StreamGone) as exc:
-            raise ReflectionError(str(exc)) from None
+            raise ReflectionError(str(exc), True) from None
         except ReflectionError as exc:
             failures.append(f"{name}: {exc}")
             continue

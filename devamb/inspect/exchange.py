@@ -190,7 +190,7 @@ class Exchange:
             size += self.messages.approx_size()
         call = self.notes.get("grpc") if self.notes else None
         if call is not None:  # decoded messages: about twice their wire size as Python values
-            size += sum(2 * min(m["size"], GRPC_KEPT) + MESSAGE_OVERHEAD
+            size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
         for headers in (self.request_headers, self.response_headers):
             if headers:  # the strings' lengths, joined in C, plus 16 bytes a header for the rest

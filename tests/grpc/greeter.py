@@ -88,7 +88,7 @@ class _Seen(grpc.ServerInterceptor):
 class Greeter:
     """The server on 127.0.0.1, port 0."""
 
-    def __init__(self, types: Types, reflection: bool = False) -> None:
+    def __init__(self, types: Types, reflection: bool = False, port: int = 0) -> None:
         self.calls: list[str] = []  # the methods called, in order (reflection's too)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                                   interceptors=(_Seen(self.calls),))
@@ -99,7 +99,7 @@ class Greeter:
             reflecting.enable_server_reflection(
                 (SERVICE, reflecting.SERVICE_NAME), self.server, pool=types.pool
             )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
 
     def __enter__(self) -> Greeter:
         self.server.start()

@@ -89,7 +89,8 @@ async def test_the_mock_answers_a_grpcio_client(make_engine: EngineFactory, type
     assert by["Many"].notes["grpc"]["code"] == "UNIMPLEMENTED"
     assert by["Many"].notes["mock"] == {"matched": None, "route": None}
     details = engine.services["g"].targets["fake"].details()
-    assert [rule["hits"] for rule in details["grpc"]] == [1, 1]
+    assert [(r["name"], r["hits"]) for r in details["routes"]] == [
+        ("grpc /test.greet.Greeter/Say", 1), ("grpc /test.greet.Greeter/Gather", 1)]
     assert (details["matched"], details["unmatched_count"]) == (2, 1)
     assert details["unmatched"][0]["path"] == "/test.greet.Greeter/Many"
 

@@ -108,3 +108,15 @@ def test_nested_protos_import_each_other_from_the_globs_base(tmp_path: Path) -> 
     schema = profile.services["g"].schema
     assert schema is not None and schema.method_types("shop.Carts", "Get") == (
         "shop.Cart", "shop.Cart")
+
+
+def test_every_proto_problem_comes_out_at_once_without_echoes(tmp_path: Path) -> None:
+    (tmp_path / "bad.proto").write_text('syntax = "proto3";\nmessage M { strin x = 1; }\n')
+    tail = ('    proto: [bad.proto, "nothing/*.proto"]\n'
+            "    targets:\n      m: {mock: {grpc: [{method: /x.Y/Z}]}}\n")
+    path = tmp_path / "devamb.yaml"
+    path.write_text(HEAD.format(protocol="grpc").replace(
+        "    targets:\n      up: http://127.0.0.1:1\n", "") + tail)
+    problems = _problems(path)
+    assert [p.split(": ")[1] for p in problems] == ["services.g.proto", "services.g.proto.1"]
+    assert '"strin" is not defined' in problems[0] and "matches no file" in problems[1]

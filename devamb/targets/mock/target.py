@@ -36,7 +36,7 @@ from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetContext, TargetUnavailable
-from devamb.targets.mock.grpc_rules import bind
+from devamb.targets.mock.grpc_rules import GrpcRule, bind
 from devamb.targets.mock.grpc_serve import serve_call
 from devamb.targets.mock.matching import PathIndex, RequestView
 from devamb.targets.mock.routes import (
@@ -202,9 +202,10 @@ class MockTarget(Target):
             else f"status {fallback.respond.status}" if fallback.respond else "404 (default)"
         )
         data.update(self.mock_state.to_json())
-        if self.mock.grpc:
-            data["grpc"] = [{"index": r.index, "method": r.method, "hits": self.grpc_hits[i]}
-                            for i, r in enumerate(self.mock.grpc)]
+        if self.mock.grpc:  # listed as routes, so that status and the TUI show them alike
+            data["routes"] = [*data["routes"], *(
+                {"index": r.index, "name": _rule_name(r), "hits": self.grpc_hits[i]}
+                for i, r in enumerate(self.mock.grpc))]
             data["matched"] += sum(self.grpc_hits)
         return data
 
@@ -357,6 +358,11 @@ class MockTarget(Target):
                     await response.write(chunk)
             await response.write_eof()
         return response
+
+
+def _rule_name(rule: GrpcRule) -> str:
+    asked = f" {json.dumps(rule.request, ensure_ascii=False)}" if rule.request else ""
+    return f"grpc {rule.method}{asked}"
 
 
 def _closest_line(closest: list[dict[str, Any]]) -> str | None:
