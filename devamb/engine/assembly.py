@@ -156,8 +156,6 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     header_faults = (
         node.child("header_faults").boolean() if node.has("header_faults") else False
     )
-    if header_faults and protocol in H2_PROTOCOLS:
-        node.child("header_faults").problem(f"not yet for {protocol} services", key=True)
     inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
     connect_timeout = _optional(node, "connect_timeout", Node.duration)
     per_try_timeout = _optional(node, "per_try_timeout", Node.duration)

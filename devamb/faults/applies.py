@@ -38,11 +38,6 @@ class Refusal:
         return self.when is None or self.when(params)
 
 
-# Every kind, for now: faults per HTTP/2 call (gRPC status, RST_STREAM, GOAWAY) come later.
-NOT_YET_HTTP2 = Refusal(why="not yet for http2 services", protocol="http2")
-NOT_YET_GRPC = Refusal(why="not yet for grpc services", protocol="grpc")
-
-
 def upstream_bytes_refusal(when: Callable[[Any], bool] | None = None) -> Refusal:
     """Shaping the client's bytes needs an upstream they go to: echo and mock answer alone."""
     return Refusal(

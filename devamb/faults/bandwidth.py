@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, FaultContext, Pieces, Shaper
+from devamb.faults.base import (
+    DOWNSTREAM,
+    H2_PROTOCOLS,
+    UPSTREAM,
+    Fault,
+    FaultContext,
+    Pieces,
+    Shaper,
+)
 from devamb.profile.reader import Node
 
 KEYS = ("rate",)
@@ -32,7 +40,7 @@ class BandwidthFault(Fault):
     ORDER = 60
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    SHAPES = ("http", "tcp")
+    SHAPES = ("http", "tcp", *H2_PROTOCOLS)
     params: Params
 
     def shaper(self, direction: str) -> Shaper:

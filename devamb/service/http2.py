@@ -21,6 +21,7 @@ from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
+from devamb.service.h2_faults import H2Call, request_view
 from devamb.service.recorder import Recorder
 from devamb.targets.base import H2Destination, Target, TargetUnavailable
 
@@ -106,10 +107,13 @@ class Http2Listener:
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         try:
+            call = self._call(front, headers, exchange)
+            if await call.before():  # a fault answered or ended the call
+                return
             if target.answers_h2:
                 await target.serve_h2(front, headers, exchange)
             else:
-                await self._relay(front, headers, target, exchange)
+                await self._relay(front, headers, target, exchange, call)
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
@@ -128,8 +132,19 @@ class Http2Listener:
             exchange.finish()
             self.recorder.finish(service, exchange)
 
+    def _call(self, front: H2Stream, headers: H2Headers, exchange: Exchange) -> H2Call:
+        """The call's faults (rolled as HTTP/1's are) and deadline (service/h2_faults.py)."""
+        faults = self.service.faults
+        plan = None
+        if faults.chain.armed or faults.header_faults:
+            plan = faults.roll_http(*request_view(headers))
+            if plan is not None:
+                exchange.faults = plan.names
+        return H2Call(self.service, front, headers, exchange, plan)
+
     async def _relay(
-        self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange
+        self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange,
+        call: H2Call,
     ) -> None:
         service = self.service
         destination = await target.h2_destination(headers)
@@ -154,10 +169,10 @@ class Http2Listener:
             await self._answer(front, exchange, 502, str(exc))
             return
         pump = asyncio.get_running_loop().create_task(
-            self._requests(front, back, exchange, ended)
+            self._requests(front, back, exchange, ended, call)
         )
         try:
-            await self._responses(front, back, exchange)
+            await self._responses(front, back, exchange, call)
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, StreamGone):
@@ -168,15 +183,15 @@ class Http2Listener:
                 back.reset(CANCEL)
 
     async def _requests(
-        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
+        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, call: H2Call
     ) -> None:
         """Client -> upstream; a client's data is acknowledged once the upstream took it."""
         with contextlib.suppress(StreamGone):
-            await self._pass_requests(front, back, exchange, ended)
+            await self._pass_requests(front, back, exchange, ended, call)
 
     @staticmethod
     async def _pass_requests(
-        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool
+        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, call: H2Call
     ) -> None:
         while True:
             item = await front.next()
@@ -193,7 +208,7 @@ class Http2Listener:
                 continue
             if item.kind == "data":
                 exchange.request_body.add(item.data)
-                await back.send_data(item.data)
+                await call.send_up(back, item.data)
                 front.ack(item.flow)
             elif item.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["request_trailers"] = _text(item.headers)
@@ -203,14 +218,14 @@ class Http2Listener:
                 await back.send_data(b"", end=True)
                 ended = True
 
-    async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange) -> None:
+    async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange,
+                         call: H2Call) -> None:
         """Upstream -> client; the upstream's data is acknowledged once the client took it."""
-        timeout = self.service.spec.timeout
         try:
-            item = await asyncio.wait_for(back.next(), timeout)
+            item = await asyncio.wait_for(back.next(), call.left())
         except TimeoutError:
             back.reset(CANCEL)
-            await self._answer(front, exchange, 504, f"no response headers in {timeout:g}s")
+            await call.answer_deadline()  # DEADLINE_EXCEEDED (gRPC) or 504
             return
         if item.kind == "reset":
             if item.local:  # the client reset its stream, and we the upstream's
@@ -228,6 +243,7 @@ class Http2Listener:
         queued = back.peek()
         ended = queued is not None and queued.kind == "end"
         follow = await back.next() if queued is not None else None
+        await call.first_byte()
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
@@ -236,14 +252,14 @@ class Http2Listener:
                 follow = await back.next()
             if follow.kind == "end":
                 if not front.sent_end:
-                    await front.send_data(b"", end=True)
+                    await call.send_down(b"", end=True)
                 return
             if follow.kind == "data":
                 exchange.response_body.add(follow.data)
                 queued = back.peek()
                 last = queued is not None and queued.kind == "end"
                 try:
-                    await front.send_data(follow.data, end=last)  # END_STREAM on the last DATA
+                    await call.send_down(follow.data, end=last)  # END_STREAM on the last DATA
                 except StreamGone:
                     back.reset(CANCEL)
                     raise
@@ -252,6 +268,7 @@ class Http2Listener:
                     return
             elif follow.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["trailers"] = _text(follow.headers)
+                await call.before_end()
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":

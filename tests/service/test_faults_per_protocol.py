@@ -449,13 +449,14 @@ async def test_websocket_messages_are_recorded_one_by_one(setup: Setup) -> None:
 
 
 @pytest.mark.parametrize("service", ["raw", "cache"])
-@pytest.mark.parametrize(("kind", "why"), [
-    ("abort", "answers with an HTTP status"),
-    ("malformed", "breaks an HTTP response"),
+@pytest.mark.parametrize(("kind", "where", "why"), [
+    ("abort", "http, http2 and grpc", "answers with an HTTP status"),
+    ("malformed", "http", "breaks an HTTP response"),
 ])
 async def test_http_only_kinds_are_refused_on_tcp_services(setup: Setup, service: str,
-                                                           kind: str, why: str) -> None:
-    with pytest.raises(ControlError, match=f"apply to http services only: it {why}"):
+                                                           kind: str, where: str,
+                                                           why: str) -> None:
+    with pytest.raises(ControlError, match=f"apply to {where} services only: it {why}"):
         await setup.add(service, kind=kind)
     assert setup.engine.services[service].faults.names() == []
 
