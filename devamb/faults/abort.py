@@ -97,7 +97,7 @@ class AbortFault(Fault):
         if call.grpc:  # `status` alone: the gRPC status a client maps it to (503: UNAVAILABLE)
             code = p.grpc_status if p.grpc_status is not None else grpc_of_http(p.status)
             message = p.grpc_message if p.grpc_message is not None else (
-                p.body or f"injected by devamb (fault abort, HTTP {p.status})")
+                p.body or "injected by devamb (fault abort)")
             await call.answer_grpc(code, message, headers)
             return True
         body = p.body or f'{{"error": "injected", "fault": "abort", "status": {p.status}}}'

@@ -5,7 +5,10 @@ calls with devamb's own h2 client and curl. Times are lower bounds only."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -41,6 +44,19 @@ services:
     timeout: 10s
     targets:
       up: http://127.0.0.1:{h2}
+  h2short:
+    listen: 0
+    protocol: http2
+    timeout: 400ms
+    targets:
+      up: http://127.0.0.1:{h2}
+scenarios:
+  outage:
+    loop: true
+    length: 1m
+    steps:
+      - {{at: 0s, service: rpc, add: {{name: blip, kind: abort, grpc_status: UNAVAILABLE,
+                                      match: {{path: /test.Echo/Ping}}}}}}
 """
 
 
@@ -357,6 +373,38 @@ async def test_slicer_and_slow_close_on_a_call(setup: Setup) -> None:
     assert result.seconds >= (2 * 1029 // 256 * 0.05 + LAG) * SLACK
 
 
+# -- the call's deadline: the service's timeout, or the client's grpc-timeout -------------------
+
+
+async def test_grpc_timeout_is_honoured(setup: Setup) -> None:
+    """The upstream takes 3 s, the service's timeout is 10 s, the client asks for 400 ms: devamb
+    answers DEADLINE_EXCEEDED itself at 400 ms (an h2 client: it keeps no deadline of its
+    own, so the answer seen is devamb's)."""
+    started = time.monotonic()
+    headers, body, _, reset = await h2_call(
+        setup.port("rpc"), "/test.Echo/Slow", [*GRPC_HEADERS, (b"grpc-timeout", b"400m")],
+        message(b"x"))
+    assert reset is None and headers["grpc-status"] == "4" and body == b""
+    assert time.monotonic() - started >= 0.4 * SLACK
+    assert "deadline (0.4s)" in (await setup.record())["error"]
+
+
+async def test_a_held_call_ends_at_the_grpc_timeout(setup: Setup) -> None:
+    await setup.add(kind="timeout")
+    headers, _, _, reset = await h2_call(
+        setup.port("rpc"), "/test.Echo/Ping", [*GRPC_HEADERS, (b"grpc-timeout", b"300m")],
+        message(b"x"))
+    assert reset is None and headers["grpc-status"] == "4"
+
+
+async def test_http2_call_past_the_service_timeout_gets_504(setup: Setup) -> None:
+    started = time.monotonic()
+    headers, body, _, _ = await h2_call(setup.port("h2short"), "/slow")
+    assert headers[":status"] == "504" and b"deadline (0.4s)" in body
+    assert time.monotonic() - started >= 0.4 * SLACK
+    setup.h2up.gate.set()
+
+
 # -- the wrappers ------------------------------------------------------------------------------
 
 
@@ -397,6 +445,48 @@ async def test_header_faults_per_call(setup: Setup) -> None:
     delayed = await call(setup, metadata=(("x-devamb-fault-delay", str(int(LAG * 1000))),))
     assert delayed.code == grpc.StatusCode.OK and delayed.seconds >= LAG * SLACK
     assert (await setup.record(count=2))["faults"] == ["header:latency"]
+
+
+async def test_a_scenario_step_adds_a_grpc_fault(setup: Setup) -> None:
+    await setup.engine.start_scenario("outage")
+    for _ in range(200):
+        if setup.engine.services["rpc"].faults.get("blip") is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert (await call(setup)).code == grpc.StatusCode.UNAVAILABLE
+    assert (await call(setup, "Count", b"1", streaming=True)).code == grpc.StatusCode.OK
+    await setup.engine.stop_scenario("outage")
+    assert (await call(setup)).code == grpc.StatusCode.OK
+
+
+def test_cli_fault_add_on_a_grpc_service(tmp_path: Any,
+                                         upstream: tuple[Upstream, int]) -> None:
+    """`devamb fault add` with the gRPC keys, against a real `devamb up --detach` engine."""
+    _, port = upstream
+    (tmp_path / "devamb.yaml").write_text(
+        f"version: 1\nservices:\n  rpc:\n    listen: 0\n    protocol: grpc\n"
+        f"    targets: {{up: 'http://127.0.0.1:{port}'}}\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "devamb", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    assert cli("up", "--detach").returncode == 0
+    try:
+        [service] = json.loads(cli("status", "--json").stdout)["services"]
+        listen = int(service["listen"].rsplit(":", 1)[1])
+        added = cli("fault", "add", "rpc", "abort", "--grpc-status", "UNAVAILABLE",
+                    "--grpc-message", "down for a test", "--path", "/test.Echo/Ping",
+                    "--times", "1")
+        assert added.returncode == 0, added.stderr
+        first = _grpc(listen, "/test.Echo/Ping", b"a", 15.0, False)
+        second = _grpc(listen, "/test.Echo/Ping", b"b", 15.0, False)
+        assert (first.code, first.details) == (grpc.StatusCode.UNAVAILABLE, "down for a test")
+        assert second.replies == [b"pong:b"]
+        refused = cli("fault", "add", "rpc", "abort", "--grpc-status", "NOPE")
+        assert refused.returncode != 0 and "is not a gRPC error status" in refused.stderr
+    finally:
+        cli("down")
 
 
 # -- plain HTTP/2 calls --------------------------------------------------------------------------
