@@ -159,11 +159,14 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
     connect_timeout = _optional(node, "connect_timeout", Node.duration)
     per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
-    retries = _optional(node, "retries", parse_retries)
+    retries = _optional(node, "retries", lambda n: parse_retries(n, protocol or "http"))
     breaker = _optional(node, "circuit_breaker", parse_breaker)
-    if (retries is not None or breaker is not None) and protocol in ("tcp", *H2_PROTOCOLS):
-        key = "retries" if retries is not None else "circuit_breaker"
-        node.child(key).problem(f"{key!r} applies to http services only", key=True)
+    if retries is not None and protocol == "tcp":
+        node.child("retries").problem("'retries' applies to http, http2 and grpc services only",
+                                      key=True)
+    if breaker is not None and protocol in ("tcp", *H2_PROTOCOLS):
+        node.child("circuit_breaker").problem("'circuit_breaker' applies to http services only",
+                                              key=True)
     if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
         return None, listen
     assert active is not None and timeout is not None

@@ -30,6 +30,35 @@ from devamb.service.core import Service
 GONE_POLL = 0.05  # seconds between looks at whether a held call's client gave up
 
 
+class RequestTape:
+    """A call's request DATA as it went upstream, kept up to `limit` bytes so another try can
+    send it again; once it outgrows the limit it is dropped and the call cannot be retried."""
+
+    __slots__ = ("chunks", "ended", "limit", "size", "trailers", "whole")
+
+    def __init__(self, limit: int, ended: bool) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.whole = True  # everything sent so far is kept
+        self.ended = ended  # the client's request ended (no body: at its headers)
+        self.trailers: H2Headers | None = None
+
+    def keep(self, data: bytes) -> None:
+        if not self.whole:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.whole = False
+            self.chunks = []
+        else:
+            self.chunks.append(data)
+
+    def end(self, trailers: H2Headers | None) -> None:
+        self.ended = True
+        self.trailers = trailers
+
+
 def header(headers: H2Headers, name: bytes) -> str | None:
     for key, value in headers:
         if key == name:
@@ -54,7 +83,7 @@ class H2Call:
     """One call as faults act on it (faults.base.Call), and the hooks its relay calls."""
 
     __slots__ = ("_down", "_up", "deadline", "exchange", "front", "grpc", "loop", "plan",
-                 "service", "shaping", "timeout")
+                 "service", "shaping", "tape", "timeout")
 
     def __init__(self, service: Service, front: H2Stream, headers: H2Headers,
                  exchange: Exchange, plan: Plan | None) -> None:
@@ -73,6 +102,7 @@ class H2Call:
         self.shaping: Shaping | None = plan.shaping() if plan is not None else None
         self._down = self._chain(DOWNSTREAM)
         self._up = self._chain(UPSTREAM)
+        self.tape: RequestTape | None = None  # the request kept for another try (h2_retry.py)
 
     def _chain(self, direction: str) -> ShaperChain | None:
         shaping = self.shaping
@@ -212,6 +242,8 @@ class H2Call:
 
     async def send_up(self, back: H2Stream, data: bytes) -> None:
         """Request DATA to the upstream, through the shapers; a cut resets both streams."""
+        if self.tape is not None:
+            self.tape.keep(data)
         chain = self._up
         if chain is None:
             await back.send_data(data)
@@ -223,6 +255,15 @@ class H2Call:
         except StreamCut as exc:
             back.reset(CANCEL)
             self._cut(exc)
+
+    async def end_up(self, back: H2Stream, trailers: H2Headers | None = None) -> None:
+        """The request ended (with `trailers`, or END_STREAM on an empty DATA)."""
+        if self.tape is not None:
+            self.tape.end(trailers)
+        if trailers is not None:
+            back.send_trailers(trailers)
+        else:
+            await back.send_data(b"", end=True)
 
     def _cut(self, exc: StreamCut) -> None:
         if exc.connection:

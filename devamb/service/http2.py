@@ -15,6 +15,7 @@ from devamb.proxy.h2conn import (
     NO_ERROR,
     H2Headers,
     H2Stream,
+    Inbound,
     StreamGone,
 )
 from devamb.proxy.h2front import H2FrontServer
@@ -22,6 +23,7 @@ from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
 from devamb.service.h2_faults import H2Call, request_view
+from devamb.service.h2_retry import RETRY, H2Tries
 from devamb.service.recorder import Recorder
 from devamb.targets.base import H2Destination, Target, TargetUnavailable
 
@@ -162,17 +164,31 @@ class Http2Listener:
         exchange.request_headers = _text(sent)
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
-        ended = front.ended_at_headers
-        try:
-            back = await upstream.open(sent, end=ended)
-        except UpstreamDown as exc:
-            await self._answer(front, exchange, 502, str(exc))
-            return
+        tries = H2Tries(service, front, headers, exchange, call)  # retries (h2_retry.py)
+        while True:
+            try:
+                back = await tries.open(upstream, sent)
+            except UpstreamDown as exc:
+                if await tries.again(tries.wants("connect-failed"), str(exc)):
+                    continue
+                await self._answer(front, exchange, 502, str(exc))
+                return
+            if await self._try(front, back, exchange, call, tries):
+                return
+
+    async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
+                   tries: H2Tries) -> bool:
+        """One try on `back`; False when another try follows."""
         pump = asyncio.get_running_loop().create_task(
-            self._requests(front, back, exchange, ended, call)
+            self._requests(front, back, exchange, tries.request_ended, call)
         )
         try:
-            await self._responses(front, back, exchange, call)
+            verdict, item = await tries.first(back)
+            if verdict == RETRY:
+                return False
+            if item is not None:
+                await self._responses(front, back, exchange, call, item)
+            return True
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, StreamGone):
@@ -212,21 +228,16 @@ class Http2Listener:
                 front.ack(item.flow)
             elif item.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["request_trailers"] = _text(item.headers)
-                back.send_trailers(item.headers)
+                await call.end_up(back, item.headers)
                 ended = True
             elif item.kind == "end":
-                await back.send_data(b"", end=True)
+                await call.end_up(back)
                 ended = True
 
     async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange,
-                         call: H2Call) -> None:
-        """Upstream -> client; the upstream's data is acknowledged once the client took it."""
-        try:
-            item = await asyncio.wait_for(back.next(), call.left())
-        except TimeoutError:
-            back.reset(CANCEL)
-            await call.answer_deadline()  # DEADLINE_EXCEEDED (gRPC) or 504
-            return
+                         call: H2Call, item: Inbound) -> None:
+        """Upstream -> client from the response headers (`item`, or how the try ended); the
+        upstream's data is acknowledged once the client took it."""
         if item.kind == "reset":
             if item.local:  # the client reset its stream, and we the upstream's
                 return

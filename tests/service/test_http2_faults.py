@@ -44,6 +44,18 @@ services:
     timeout: 10s
     targets:
       up: http://127.0.0.1:{h2}
+  retrying:
+    listen: 0
+    protocol: grpc
+    retries: {{on: [UNAVAILABLE], attempts: 3, backoff: 10ms, methods: [/test.Echo/Flak*]}}
+    targets:
+      up: http://127.0.0.1:{grpc}
+  h2retry:
+    listen: 0
+    protocol: http2
+    retries: {{attempts: 3, backoff: 10ms}}
+    targets:
+      up: http://127.0.0.1:{h2}
   h2short:
     listen: 0
     protocol: http2
@@ -107,6 +119,7 @@ def upstream() -> Iterator[tuple[Upstream, int]]:
         "Count": grpc.unary_stream_rpc_method_handler(state.count),
         "Slow": grpc.unary_unary_rpc_method_handler(state.slow_call),
         "Flaky": grpc.unary_unary_rpc_method_handler(state.flaky),
+        "Unsafe": grpc.unary_unary_rpc_method_handler(state.flaky),
     })
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -186,9 +199,9 @@ def _grpc(port: int, method: str, request: bytes, timeout: float | None,
 
 async def call(setup: Setup, method: str = "Ping", request: bytes = b"hi",
                timeout: float | None = 15.0, streaming: bool = False,
-               metadata: tuple[tuple[str, str], ...] = ()) -> Result:
-    """One call by a real grpcio client (in a thread: it blocks) through the rpc service."""
-    return await asyncio.to_thread(_grpc, setup.port("rpc"), f"/test.Echo/{method}", request,
+               metadata: tuple[tuple[str, str], ...] = (), service: str = "rpc") -> Result:
+    """One call by a real grpcio client (in a thread: it blocks) through `service`."""
+    return await asyncio.to_thread(_grpc, setup.port(service), f"/test.Echo/{method}", request,
                                    timeout, streaming, metadata)
 
 
@@ -403,6 +416,63 @@ async def test_http2_call_past_the_service_timeout_gets_504(setup: Setup) -> Non
     assert headers[":status"] == "504" and b"deadline (0.4s)" in body
     assert time.monotonic() - started >= 0.4 * SLACK
     setup.h2up.gate.set()
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+async def test_retries_on_unavailable_until_the_upstream_answers(setup: Setup) -> None:
+    setup.state.failures = 2
+    result = await call(setup, "Flaky", b"x", service="retrying")
+    assert result.code == grpc.StatusCode.OK and result.replies == [b"fine:x"]
+    assert setup.state.calls["Flaky"] == 3
+    record = await setup.record("retrying")
+    assert record["attempts"] == 3
+    assert record["retried"] == ["upstream answered UNAVAILABLE"] * 2
+
+
+async def test_retries_give_up_after_their_attempts(setup: Setup) -> None:
+    setup.state.failures = 10
+    result = await call(setup, "Flaky", b"x", service="retrying")
+    assert (result.code, result.details) == (grpc.StatusCode.UNAVAILABLE, "not yet")
+    assert setup.state.calls["Flaky"] == 3
+
+
+async def test_a_method_not_declared_idempotent_is_not_retried(setup: Setup) -> None:
+    setup.state.failures = 1
+    result = await call(setup, "Unsafe", b"x", service="retrying")
+    assert result.code == grpc.StatusCode.UNAVAILABLE and setup.state.calls["Flaky"] == 1
+    assert (await setup.record("retrying"))["attempts"] == 1
+
+
+async def test_http2_get_is_retried_on_a_reset_stream(setup: Setup) -> None:
+    _, _, _, reset = await h2_call(setup.port("h2retry"), "/reset")
+    assert reset == "code 11"  # the last try's reset reaches the client
+    assert setup.h2up.paths.count("/reset") == 3
+
+
+def test_grpc_status_names_are_retry_conditions_on_grpc_services_only(tmp_path: Any) -> None:
+    from tests.conftest import problems
+
+    found = problems(tmp_path, """version: 1
+services:
+  api:
+    listen: 0
+    retries: {on: [UNAVAILABLE]}
+    targets: {up: "http://127.0.0.1:1"}
+  rpc:
+    listen: 0
+    protocol: grpc
+    retries: {on: [UNAVAILBLE], methods: [pkg.Svc/Get]}
+    targets: {up: "http://127.0.0.1:1"}
+""")
+    assert len(found) == 3, found
+    assert found[0].startswith("devamb.yaml:5:19: services.api.retries.on: 'UNAVAILABLE' is "
+                               "not a retry condition")
+    assert found[0].endswith("(gRPC status names are for http2 and grpc services)")
+    assert found[1].startswith("devamb.yaml:10:19: services.rpc.retries.on: 'UNAVAILBLE'")
+    assert found[2] == ("devamb.yaml:10:42: services.rpc.retries.methods: expected :path globs "
+                        "such as /pkg.Service/Get*")
 
 
 # -- the wrappers ------------------------------------------------------------------------------
