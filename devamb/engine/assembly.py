@@ -23,7 +23,7 @@ from devamb.profile.reader import Node, Reader, type_name
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
 from devamb.service.spec import ServiceSpec
-from devamb.targets.registry import H2_PROTOCOLS, target_kind
+from devamb.targets.registry import target_kind
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
@@ -161,12 +161,10 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
     retries = _optional(node, "retries", lambda n: parse_retries(n, protocol or "http"))
     breaker = _optional(node, "circuit_breaker", parse_breaker)
-    if retries is not None and protocol == "tcp":
-        node.child("retries").problem("'retries' applies to http, http2 and grpc services only",
-                                      key=True)
-    if breaker is not None and protocol in ("tcp", *H2_PROTOCOLS):
-        node.child("circuit_breaker").problem("'circuit_breaker' applies to http services only",
-                                              key=True)
+    if (retries is not None or breaker is not None) and protocol == "tcp":
+        key = "retries" if retries is not None else "circuit_breaker"
+        node.child(key).problem(f"{key!r} applies to http, http2 and grpc services only",
+                                key=True)
     if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
         return None, listen
     assert active is not None and timeout is not None

@@ -22,6 +22,7 @@ from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
+from devamb.service.h2_breaker import guarded
 from devamb.service.h2_faults import H2Call, request_view
 from devamb.service.h2_retry import RETRY, H2Tries
 from devamb.service.recorder import Recorder
@@ -115,7 +116,8 @@ class Http2Listener:
             if target.answers_h2:
                 await target.serve_h2(front, headers, exchange)
             else:
-                await self._relay(front, headers, target, exchange, call)
+                await guarded(service, target.name, call,  # the breaker (h2_breaker.py)
+                              lambda: self._relay(front, headers, target, exchange, call))
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)

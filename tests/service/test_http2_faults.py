@@ -50,6 +50,12 @@ services:
     retries: {{on: [UNAVAILABLE], attempts: 3, backoff: 10ms, methods: [/test.Echo/Flak*]}}
     targets:
       up: http://127.0.0.1:{grpc}
+  guarded:
+    listen: 0
+    protocol: grpc
+    circuit_breaker: {{failures: 2, window: 30s, open_for: 30s}}
+    targets:
+      up: http://127.0.0.1:{grpc}
   h2retry:
     listen: 0
     protocol: http2
@@ -449,6 +455,20 @@ async def test_http2_get_is_retried_on_a_reset_stream(setup: Setup) -> None:
     _, _, _, reset = await h2_call(setup.port("h2retry"), "/reset")
     assert reset == "code 11"  # the last try's reset reaches the client
     assert setup.h2up.paths.count("/reset") == 3
+
+
+async def test_the_circuit_breaker_opens_on_failed_grpc_calls(setup: Setup) -> None:
+    setup.state.failures = 10
+    for _ in range(2):
+        assert (await call(setup, "Flaky", service="guarded")).code == grpc.StatusCode.UNAVAILABLE
+    for _ in range(200):  # the breaker counts a call once its record is finished
+        if setup.engine.services["guarded"].policy.breakers["up"].state == "open":
+            break
+        await asyncio.sleep(0.02)
+    refused = await call(setup, "Flaky", service="guarded")
+    assert refused.code == grpc.StatusCode.UNAVAILABLE
+    assert refused.details == "the circuit breaker of target 'up' is open"
+    assert setup.state.calls["Flaky"] == 2
 
 
 def test_grpc_status_names_are_retry_conditions_on_grpc_services_only(tmp_path: Any) -> None:
