@@ -47,6 +47,18 @@ def upstream_bytes_refusal(when: Callable[[Any], bool] | None = None) -> Refusal
     )
 
 
+def answering_h2_refusals(when: Callable[[Any], bool] | None = None) -> tuple[Refusal, ...]:
+    """An HTTP/2 call to a target that answers it itself (echo, mock) never passes through the
+    call's relay, where response headers, DATA and the end are paced or cut
+    (service/h2_faults.py): faults that act there are refused on such targets."""
+    return tuple(
+        Refusal(why="an echo or mock target answers HTTP/2 calls itself, and this fault acts "
+                    "on a call's relayed headers, DATA or end", protocol=protocol,
+                targets=ANSWERING_TARGETS, when=when)
+        for protocol in ("http2", "grpc")
+    )
+
+
 def refusal(refusals: tuple[Refusal, ...], protocol: str, targets: Mapping[str, str] | None,
             direction: str, params: Any) -> str | None:
     """Why a fault cannot act on this service (its protocol, and `targets`: name -> kind), or

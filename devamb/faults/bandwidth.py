@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import answering_h2_refusals
 from devamb.faults.base import (
     DOWNSTREAM,
     H2_PROTOCOLS,
@@ -41,6 +42,7 @@ class BandwidthFault(Fault):
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
     SHAPES = ("http", "tcp", *H2_PROTOCOLS)
+    REFUSED = answering_h2_refusals()
     params: Params
 
     def shaper(self, direction: str) -> Shaper:

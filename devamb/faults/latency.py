@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from devamb.faults.applies import answering_h2_refusals
 from devamb.faults.base import (
     DOWNSTREAM,
     H2_PROTOCOLS,
@@ -75,6 +76,7 @@ class LatencyFault(Fault):
     ORDER = 40
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
+    REFUSED = answering_h2_refusals(lambda p: p.on == "response" or p.per_message)
     SHAPES = ("tcp", *H2_PROTOCOLS)  # HTTP latency acts before the upstream or on the first
     # byte instead; on HTTP/2 only `per_message` shapes (see `shapes`)
     params: Params

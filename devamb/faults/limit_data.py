@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import answering_h2_refusals
 from devamb.faults.base import DOWNSTREAM, H2_PROTOCOLS, UPSTREAM, CutAfter, Fault, Shaper
 from devamb.profile.reader import Node
 
@@ -30,6 +31,7 @@ class LimitDataFault(Fault):
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
     SHAPES = ("http", "tcp", *H2_PROTOCOLS)
+    REFUSED = answering_h2_refusals()
     params: Params
 
     def shaper(self, direction: str) -> Shaper:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import h2.errors
 
+from devamb.faults.applies import answering_h2_refusals
 from devamb.faults.base import (
     DOWNSTREAM,
     H2_PROTOCOLS,
@@ -78,6 +79,7 @@ class ResetFault(Fault):
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
     SHAPES = ("http", "tcp", *H2_PROTOCOLS)
+    REFUSED = answering_h2_refusals(lambda p: p.after_bytes is not None)
     params: Params
 
     def refuses(self) -> bool:
