@@ -5,6 +5,7 @@ calls with devamb's own h2 client and curl. Times are lower bounds only."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import subprocess
@@ -110,6 +111,14 @@ class Upstream:
         time.sleep(self.slow)
         return b"late"
 
+    def flaky_sum(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        digest = hashlib.sha256()
+        for request in requests:
+            digest.update(request)
+        if self._count("FlakySum") <= self.failures:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
+        return digest.hexdigest().encode()
+
     def flaky(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         if self._count("Flaky") <= self.failures:
             context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
@@ -126,6 +135,7 @@ def upstream() -> Iterator[tuple[Upstream, int]]:
         "Slow": grpc.unary_unary_rpc_method_handler(state.slow_call),
         "Flaky": grpc.unary_unary_rpc_method_handler(state.flaky),
         "Unsafe": grpc.unary_unary_rpc_method_handler(state.flaky),
+        "FlakySum": grpc.stream_unary_rpc_method_handler(state.flaky_sum),
     })
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -444,6 +454,32 @@ async def test_retries_give_up_after_their_attempts(setup: Setup) -> None:
     assert setup.state.calls["Flaky"] == 3
 
 
+def _sum(port: int, parts: list[bytes]) -> tuple[grpc.StatusCode, bytes | None]:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            return grpc.StatusCode.OK, channel.stream_unary("/test.Echo/FlakySum")(
+                iter(parts), timeout=15)
+        except grpc.RpcError as exc:
+            return exc.code(), None
+
+
+@pytest.mark.parametrize(("count", "retried"), [(3, True), (100, False)])
+async def test_a_streamed_request_is_retried_only_when_it_was_kept_whole(
+    setup: Setup, count: int, retried: bool
+) -> None:
+    """A client-streaming call: 3 KiB of messages are kept and sent again; 100 KiB are more
+    than a retry keeps (64 KiB), so the call is sent once and its failure passed on."""
+    setup.state.failures = 1
+    parts = [bytes([i % 251]) * 1024 for i in range(count)]
+    code, reply = await asyncio.to_thread(_sum, setup.port("retrying"), parts)
+    if retried:
+        expected = hashlib.sha256(b"".join(parts)).hexdigest().encode()
+        assert (code, reply) == (grpc.StatusCode.OK, expected)
+        assert setup.state.calls["FlakySum"] == 2
+    else:
+        assert code == grpc.StatusCode.UNAVAILABLE and setup.state.calls["FlakySum"] == 1
+
+
 async def test_a_method_not_declared_idempotent_is_not_retried(setup: Setup) -> None:
     setup.state.failures = 1
     result = await call(setup, "Unsafe", b"x", service="retrying")
@@ -469,6 +505,52 @@ async def test_the_circuit_breaker_opens_on_failed_grpc_calls(setup: Setup) -> N
     assert refused.code == grpc.StatusCode.UNAVAILABLE
     assert refused.details == "the circuit breaker of target 'up' is open"
     assert setup.state.calls["Flaky"] == 2
+
+
+def test_grpc_keys_are_checked_at_their_place(tmp_path: Any) -> None:
+    from tests.conftest import problems
+
+    found = problems(tmp_path, """version: 1
+services:
+  api:
+    listen: 0
+    targets: {up: "http://127.0.0.1:1"}
+    faults:
+      a: {kind: abort, grpc_status: UNAVAILABLE}
+      b: {kind: reset, scope: connection}
+      c: {kind: latency, delay: 1s, per_message: true}
+  rpc:
+    listen: 0
+    protocol: grpc
+    targets: {up: "http://127.0.0.1:1"}
+    faults:
+      d: {kind: abort, grpc_status: UNAVAIL}
+      e: {kind: abort, grpc_status: 0}
+      f: {kind: reset, code: NOPE}
+      g: {kind: reset, scope: world}
+""")
+    assert found == [
+        "devamb.yaml:7:24: services.api.faults.a.grpc_status: 'grpc_status' is for http2 and "
+        "grpc services (gRPC calls are HTTP/2)",
+        "devamb.yaml:8:24: services.api.faults.b.scope: 'scope' is for http2 and grpc services "
+        "(an HTTP/2 error code or scope); here reset is a TCP reset",
+        "devamb.yaml:9:37: services.api.faults.c.per_message: 'per_message' is for http2 and "
+        "grpc services (each call's messages)",
+        "devamb.yaml:15:37: services.rpc.faults.d.grpc_status: 'UNAVAIL' is not a gRPC error "
+        "status; use one of CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, "
+        "NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, "
+        "FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, "
+        "DATA_LOSS, UNAUTHENTICATED or 1..16",
+        "devamb.yaml:16:37: services.rpc.faults.e.grpc_status: grpc_status 0 is not a gRPC "
+        "error status (1..16)",
+        "devamb.yaml:17:30: services.rpc.faults.f.code: 'NOPE' is not an HTTP/2 error code; "
+        "use one of NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, "
+        "SETTINGS_TIMEOUT, STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, "
+        "COMPRESSION_ERROR, CONNECT_ERROR, ENHANCE_YOUR_CALM, INADEQUATE_SECURITY, "
+        "HTTP_1_1_REQUIRED or 0..13",
+        "devamb.yaml:18:31: services.rpc.faults.g.scope: 'world' is not one of stream, "
+        "connection",
+    ]
 
 
 def test_grpc_status_names_are_retry_conditions_on_grpc_services_only(tmp_path: Any) -> None:
