@@ -77,6 +77,20 @@ def status_style(status: int | None, error: str | None) -> str:
     return "green"
 
 
+def grpc_style(code: str | None, error: str | None) -> str:
+    """The style of a gRPC status name in lists: OK green, a client's own cancel yellow, every
+    other code red (the call failed)."""
+    if error and code is None:
+        return "bold red"
+    if code is None:
+        return "dim"
+    if code == "OK":
+        return "green"
+    if code == "CANCELLED":
+        return "yellow"
+    return "red"
+
+
 def state_style(state: str) -> str:
     """The style of a target state."""
     return STATE_STYLES.get(state, "yellow")

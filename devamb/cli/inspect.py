@@ -1,4 +1,5 @@
-"""`devamb show`, `devamb export har|curl` and `devamb replay`: looking closer at exchanges."""
+"""`devamb show`, `devamb export har|curl|grpcurl` and `devamb replay`: a closer look at
+exchanges."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def show(profile_name: str | None, exchange_id: int, as_json: bool) -> None:
 
 @click.group()
 def export() -> None:
-    """Export exchanges: har FILE, curl ID."""
+    """Export exchanges: har FILE, curl ID, grpcurl ID."""
 
 
 @export.command("har")
@@ -46,6 +47,14 @@ def export_har(profile_name: str | None, file: Path, filter_text: str | None) ->
 def export_curl(profile_name: str | None, exchange_id: int) -> None:
     """Print one exchange as a curl command (through its listener)."""
     click.echo(run(call(profile_name, "export_curl", exchange_id)))
+
+
+@export.command("grpcurl")
+@profile_option
+@click.argument("exchange_id", type=int)
+def export_grpcurl(profile_name: str | None, exchange_id: int) -> None:
+    """Print one gRPC unary call as a grpcurl command (through its listener)."""
+    click.echo(run(call(profile_name, "export_grpcurl", exchange_id)))
 
 
 @click.command()

@@ -140,6 +140,9 @@ class ControlClient:
     async def export_curl(self, exchange_id: int) -> str:
         return await self._call(ROUTES.export_curl, exchange_id=exchange_id)
 
+    async def export_grpcurl(self, exchange_id: int) -> str:
+        return await self._call(ROUTES.export_grpcurl, exchange_id=exchange_id)
+
     async def replay(
         self,
         exchange_id: int,

@@ -157,6 +157,9 @@ class EngineControl(Protocol):
 
     async def export_curl(self, exchange_id: int) -> str: ...
 
+    async def export_grpcurl(self, exchange_id: int) -> str:
+        """A recorded gRPC unary call as a grpcurl command line (through devamb's listener)."""
+
     async def replay(
         self,
         exchange_id: int,

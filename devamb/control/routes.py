@@ -190,6 +190,10 @@ class Routes:
         "export_curl", "GET", "/v1/exchanges/{id}/curl", (_exchange_id(),),
         answer=lambda text, a: {"curl": text}, unwrap=lambda data: data["curl"],
     )  # fmt: skip
+    export_grpcurl: Route[str] = Route(
+        "export_grpcurl", "GET", "/v1/exchanges/{id}/grpcurl", (_exchange_id(),),
+        answer=lambda text, a: {"grpcurl": text}, unwrap=lambda data: data["grpcurl"],
+    )  # fmt: skip
     replay: Route[JsonObject] = Route(
         "replay", "POST", "/v1/exchanges/{id}/replay",
         (_exchange_id(),

@@ -199,6 +199,9 @@ class Engine:
     async def export_curl(self, exchange_id: int) -> str:
         return await self.desks.inspection.export_curl(exchange_id)
 
+    async def export_grpcurl(self, exchange_id: int) -> str:
+        return await self.desks.inspection.export_grpcurl(exchange_id)
+
     async def replay(
         self,
         exchange_id: int,

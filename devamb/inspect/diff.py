@@ -4,6 +4,11 @@ Compares status, error, headers (names case-insensitive, volatile ones ignored) 
 field by field with paths like `body.items[2].price`, text by its first differing line, binary by
 its first differing byte. Works on redacted details (`Redaction.detail`) and on raw ones
 (`Exchange.detail()`).
+
+HTTP/2 streams also compare their trailers (`trailers.NAME`); pseudo-headers are left out (the
+status is compared as such). gRPC calls compare `grpc.status`, `grpc.code`, `grpc.message` and
+`grpc.responses` (the count), and their decoded response messages field by field
+(`grpc.messages[0].price`) when both sides were decoded to JSON; else their bodies' bytes.
 """
 
 from __future__ import annotations
@@ -89,15 +94,50 @@ def diff_details(
     any depth, or full paths starting with `body` (`body.meta.generated_at`, `body.items[0].id`).
     """
     ignored_headers = _HeaderMatcher(ignore_headers)
-    fields = {f.lower() for f in ignore_fields if not f.startswith(("body.", "body["))}
-    paths = {f for f in ignore_fields if f.startswith(("body.", "body["))}
+    fields = {f.lower() for f in ignore_fields if not f.startswith(_PATHS)}
+    paths = {f for f in ignore_fields if f.startswith(_PATHS)}
     out: list[Difference] = []
     for key in ("status", "error"):
         if a.get(key) != b.get(key):
             out.append(Difference(key, a.get(key), b.get(key)))
     out += _diff_headers(a.get("response_headers"), b.get("response_headers"), ignored_headers)
-    out += _diff_bodies(_body(a), _body(b), fields, paths)
+    grpc_a, grpc_b = _notes(a, "grpc"), _notes(b, "grpc")
+    trailers = ignored_headers
+    if grpc_a is not None or grpc_b is not None:  # grpc-status/-message: compared as grpc.*
+        trailers = _HeaderMatcher({*ignore_headers, "grpc-status", "grpc-message"})
+    out += _diff_headers(
+        (_notes(a, "http2") or {}).get("trailers"), (_notes(b, "http2") or {}).get("trailers"),
+        trailers, "trailers",
+    )
+    if grpc_a is None and grpc_b is None:
+        out += _diff_bodies(_body(a), _body(b), fields, paths)
+        return out
+    left, right = grpc_a or {}, grpc_b or {}
+    for key in ("status", "code", "message", "responses"):
+        if left.get(key) != right.get(key):
+            out.append(Difference(f"grpc.{key}", left.get(key), right.get(key)))
+    replies_a, replies_b = _replies(grpc_a), _replies(grpc_b)
+    if replies_a is not None and replies_b is not None:
+        out += diff_json(replies_a, replies_b, "grpc.messages", fields, paths)
+    else:  # not decoded (or raw) on one side at least: the bytes say whether they differ
+        out += _diff_bodies(_body(a), _body(b), fields, paths)
     return out
+
+
+_PATHS = ("body.", "body[", "grpc.")  # ignore_fields entries that are full paths
+
+
+def _notes(detail: dict[str, Any], key: str) -> dict[str, Any] | None:
+    found = (detail.get("notes") or {}).get(key)
+    return found if isinstance(found, dict) else None
+
+
+def _replies(grpc: dict[str, Any] | None) -> list[Any] | None:
+    """The decoded response messages (the first 50), or None if any was not decoded to JSON."""
+    if grpc is None:
+        return None
+    replies = [m.get("json") for m in grpc.get("messages") or () if m.get("dir") == "response"]
+    return None if any(r is None for r in replies) else replies
 
 
 def diff_json(
@@ -132,14 +172,17 @@ def _group(headers: Iterable[Any] | None) -> dict[str, list[str]]:
 
 
 def _diff_headers(
-    left: Iterable[Any] | None, right: Iterable[Any] | None, ignored: _HeaderMatcher
+    left: Iterable[Any] | None,
+    right: Iterable[Any] | None,
+    ignored: _HeaderMatcher,
+    where: str = "headers",
 ) -> list[Difference]:
     a, b = _group(left), _group(right)
     out = []
     for name in [*a, *(n for n in b if n not in a)]:
-        if ignored(name) or a.get(name) == b.get(name):
-            continue
-        path = f"headers.{name}"
+        if ignored(name) or name.startswith(":") or a.get(name) == b.get(name):
+            continue  # (an HTTP/2 pseudo-header: :status is compared as the status)
+        path = f"{where}.{name}"
         if name not in b:
             out.append(Difference(path, ", ".join(a[name]), None, "removed"))
         elif name not in a:

@@ -214,7 +214,7 @@ class Exchange:
         if self.replay_of is not None:
             summary["replay_of"] = self.replay_of
         if self.notes:
-            summary["notes"] = dict(self.notes)
+            summary["notes"] = {key: _light(key, note) for key, note in self.notes.items()}
         return summary
 
     def detail(self) -> dict[str, Any]:
@@ -233,7 +233,17 @@ class Exchange:
             response_body=bytes(self.response_body.data),
             response_body_size=self.response_body.size,
         )
+        if self.notes:
+            data["notes"] = dict(self.notes)  # whole, the decoded gRPC messages included
         if self.messages is not None:
             data["messages"] = [m.to_json() for m in self.messages.items]
             data["messages_dropped"] = self.messages.dropped
         return data
+
+
+def _light(key: str, note: Any) -> Any:
+    """A note as every exchange event carries it: a gRPC call's decoded messages stay in the
+    detail (they can be many and large), its names, status and counts go with the summary."""
+    if key == "grpc" and isinstance(note, dict) and "messages" in note:
+        return {k: v for k, v in note.items() if k != "messages"}
+    return note

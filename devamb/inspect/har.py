@@ -1,14 +1,22 @@
 """HAR 1.2 export (http://www.softwareishard.com/blog/har-12-spec/) of redacted exchange details.
 
 Input is what `Redaction.detail` returns. TCP connections are not HTTP and are left out. devamb
-extras use the spec's `_` prefix for custom fields: `_devamb` (id, service, target, attempts,
-faults, replay_of), `_error`, `_truncated`, and `_encoding` on a base64 request body. A relayed
-WebSocket's text and binary messages are in `_webSocketMessages`, as Chrome writes them (`type`
-send or receive, `time` in unix seconds, `opcode`, `data`: text, or base64 for binary).
+extras use the spec's `_` prefix for custom fields: `_devamb` (id, service, target, protocol,
+attempts, faults, replay_of), `_error`, `_truncated`, and `_encoding` on a base64 request body. A
+relayed WebSocket's text and binary messages are in `_webSocketMessages`, as Chrome writes them
+(`type` send or receive, `time` in unix seconds, `opcode`, `data`: text, or base64 for binary).
+
+HTTP/2 streams (protocols http2 and grpc) are entries with httpVersion `HTTP/2`. Their
+pseudo-headers are left out of `headers` (HAR has fields for them: method, url, status; tools
+that turn a HAR into requests choke on `:path`). HAR has no trailers: they are in `_trailers`
+(`[{name, value}]`) on the response, and on the request when the client sent any. A gRPC call's
+bodies are base64 (length-prefixed protobuf messages) with mimeType `application/grpc`, and what
+devamb decoded of it (service, method, status, messages) is in `_grpc`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -17,7 +25,11 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-HTTP_VERSION = "HTTP/1.1"  # devamb proxies HTTP/1.1 on both sides
+HTTP_VERSION = "HTTP/1.1"  # an http service's exchanges
+HTTP2_VERSION = "HTTP/2"  # a stream of an http2 or grpc service (as Firefox writes it)
+H2_PROTOCOLS = frozenset({"http2", "grpc"})
+EXPORTED = frozenset({"http"}) | H2_PROTOCOLS
+GRPC_MIME = "application/grpc"
 FALLBACK_BASE = "http://localhost"  # for exchanges that failed before an upstream URL was chosen
 
 
@@ -30,7 +42,7 @@ def to_har(
     """A HAR 1.2 document, entries oldest first. `base_urls` (service -> listener URL) builds the
     URL of exchanges that have none (failed before an upstream was chosen)."""
     entries = [
-        har_entry(d, base_urls=base_urls) for d in details if d.get("protocol", "http") == "http"
+        har_entry(d, base_urls=base_urls) for d in details if d.get("protocol", "http") in EXPORTED
     ]
     entries.sort(key=lambda e: e["startedDateTime"])
     return {
@@ -65,9 +77,12 @@ def har_entry(detail: dict[str, Any], *, base_urls: dict[str, str] | None = None
         "timings": timings,
         "_devamb": {
             key: detail.get(key)
-            for key in ("id", "service", "target", "attempts", "faults", "replay_of")
+            for key in ("id", "service", "target", "protocol", "attempts", "faults", "replay_of")
         },
     }
+    grpc = (detail.get("notes") or {}).get("grpc")
+    if grpc is not None:
+        entry["_grpc"] = grpc
     messages = detail.get("messages")
     if messages is not None:
         entry["_resourceType"] = "websocket"
@@ -84,6 +99,20 @@ def har_entry(detail: dict[str, Any], *, base_urls: dict[str, str] | None = None
     return entry
 
 
+def _h2(detail: dict[str, Any]) -> bool:
+    return detail.get("protocol") in H2_PROTOCOLS
+
+
+def _is_grpc(detail: dict[str, Any]) -> bool:
+    """A gRPC call: so recorded, or sent with content-type application/grpc (+proto, ...)."""
+    if detail.get("protocol") == "grpc" or (detail.get("notes") or {}).get("grpc") is not None:
+        return True
+    for name, value in detail.get("request_headers") or ():
+        if str(name).lower() == "content-type":
+            return str(value).lower().startswith(GRPC_MIME)
+    return False
+
+
 def _request(detail: dict[str, Any], base_urls: dict[str, str]) -> dict[str, Any]:
     headers = _headers(detail.get("request_headers"))
     url = detail.get("url") or ""
@@ -94,7 +123,7 @@ def _request(detail: dict[str, Any], base_urls: dict[str, str]) -> dict[str, Any
     request: dict[str, Any] = {
         "method": detail.get("method") or "GET",
         "url": url,
-        "httpVersion": HTTP_VERSION,
+        "httpVersion": HTTP2_VERSION if _h2(detail) else HTTP_VERSION,
         "cookies": _request_cookies(headers),
         "headers": headers,
         "queryString": [
@@ -104,10 +133,12 @@ def _request(detail: dict[str, Any], base_urls: dict[str, str]) -> dict[str, Any
         "headersSize": -1,
         "bodySize": int(body.get("size") or 0),
     }
+    grpc = _is_grpc(detail)
     if body.get("size") and detail.get("messages") is None:
         mime = body.get("content_type") or ""
-        post: dict[str, Any] = {"mimeType": mime, "text": body.get("data") or ""}
-        if body.get("encoding") == "base64":
+        text, base64ed = _body_text(body, grpc)
+        post: dict[str, Any] = {"mimeType": mime or (GRPC_MIME if grpc else ""), "text": text}
+        if base64ed:
             post["_encoding"] = "base64"
         elif mime.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
             post["params"] = [
@@ -117,6 +148,9 @@ def _request(detail: dict[str, Any], base_urls: dict[str, str]) -> dict[str, Any
             post["_truncated"] = True
             post["comment"] = _truncation_note(body)
         request["postData"] = post
+    trailers = _trailers(detail, "request_trailers")
+    if trailers is not None:
+        request["_trailers"] = trailers
     return request
 
 
@@ -124,13 +158,16 @@ def _response(detail: dict[str, Any]) -> dict[str, Any]:
     headers = _headers(detail.get("response_headers"))
     status = detail.get("status") or 0
     body = detail.get("response_body") or {}
+    grpc = _is_grpc(detail)
     content: dict[str, Any] = {
         "size": int(body.get("size") or 0),
-        "mimeType": body.get("content_type") or _header(headers, "content-type") or "",
+        "mimeType": body.get("content_type") or _header(headers, "content-type")
+        or (GRPC_MIME if grpc else ""),
     }
     if (body.get("captured") or body.get("data")) and detail.get("messages") is None:
-        content["text"] = body.get("data") or ""  # (a WebSocket's are _webSocketMessages)
-        if body.get("encoding") == "base64":
+        # (a WebSocket's are _webSocketMessages)
+        content["text"], base64ed = _body_text(body, grpc)
+        if base64ed:
             content["encoding"] = "base64"
     if body.get("truncated"):
         content["_truncated"] = True
@@ -138,7 +175,7 @@ def _response(detail: dict[str, Any]) -> dict[str, Any]:
     response: dict[str, Any] = {
         "status": status,
         "statusText": _reason(status),
-        "httpVersion": HTTP_VERSION,
+        "httpVersion": HTTP2_VERSION if _h2(detail) else HTTP_VERSION,
         "cookies": _response_cookies(headers),
         "headers": headers,
         "content": content,
@@ -146,13 +183,39 @@ def _response(detail: dict[str, Any]) -> dict[str, Any]:
         "headersSize": -1,
         "bodySize": int(body.get("size") or 0) if status else -1,
     }
+    trailers = _trailers(detail, "trailers")
+    if trailers is not None:
+        response["_trailers"] = trailers
     if detail.get("error"):
         response["_error"] = detail["error"]
     return response
 
 
+def _body_text(body: dict[str, Any], grpc: bool) -> tuple[str, bool]:
+    """The HAR text of a recorded body and whether it is base64; a gRPC body always is (its
+    messages are binary, even when they happen to be printable)."""
+    data = body.get("data") or ""
+    if body.get("encoding") == "base64":
+        return data, True
+    if grpc:
+        return base64.b64encode(data.encode()).decode("ascii"), True
+    return data, False
+
+
+def _trailers(detail: dict[str, Any], key: str) -> list[dict[str, str]] | None:
+    """An HTTP/2 stream's trailers (notes.http2.trailers / request_trailers) as HAR pairs."""
+    pairs = ((detail.get("notes") or {}).get("http2") or {}).get(key)
+    return None if pairs is None else _headers(pairs)
+
+
 def _headers(pairs: Iterable[Any] | None) -> list[dict[str, str]]:
-    return [{"name": str(name), "value": str(value)} for name, value in pairs or ()]
+    """HAR name/value pairs; HTTP/2 pseudo-headers (`:path`, `:status`) are left out: HAR
+    carries them in method, url and status."""
+    return [
+        {"name": str(name), "value": str(value)}
+        for name, value in pairs or ()
+        if not str(name).startswith(":")
+    ]
 
 
 def _header(headers: list[dict[str, str]], name: str) -> str | None:

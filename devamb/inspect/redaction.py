@@ -181,6 +181,7 @@ class Redaction:
     def summary(self, exchange: Exchange) -> ExchangeSummary:
         """`exchange.to_json()` with its path and error masked (the same keys)."""
         masked: ExchangeSummary = self._walk(dict(exchange.to_json()))
+        self._mask_grpc(masked.get("notes"))
         return masked
 
     def detail(self, exchange: Exchange) -> dict[str, Any]:
@@ -193,6 +194,7 @@ class Redaction:
                     "messages"):
             raw.pop(key, None)
         out = self._walk(raw)
+        self._mask_grpc(out.get("notes"))
         if exchange.messages is not None:  # a WebSocket's: each masked as a body is
             out["messages"] = [
                 self._walk(m.to_json(self.body_bytes(m.preview, None, m.truncated)))
@@ -208,6 +210,16 @@ class Redaction:
         )
         out["redacted"] = self.enabled
         return out
+
+    def _mask_grpc(self, notes: dict[str, Any] | None) -> None:
+        """Named fields in a gRPC call's decoded messages (notes.grpc.messages[].json), masked
+        as in a JSON body (the walk masked the secrets already)."""
+        grpc = (notes or {}).get("grpc")
+        if not self.enabled or not self.json_fields or not isinstance(grpc, dict):
+            return
+        for message in grpc.get("messages") or ():
+            if isinstance(message, dict) and message.get("json") is not None:
+                _mask_fields(message["json"], self.json_fields)
 
     def _walk(self, value: Any) -> Any:
         """Every string in a JSON-able structure masked (bytes become masked text)."""

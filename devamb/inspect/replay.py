@@ -22,6 +22,11 @@ NOT_REPLAYED = frozenset(
 )
 
 
+H2_PROTOCOLS = frozenset({"http2", "grpc"})
+REPLAYABLE = frozenset({"http"}) | H2_PROTOCOLS
+GRPC_PREFIX = 5  # a gRPC message's prefix: compressed flag (1 byte), length (4 bytes, big end)
+
+
 def new_token() -> str:
     return secrets.token_hex(16)
 
@@ -40,9 +45,20 @@ def check_replayable(original: Exchange) -> None:
     """Raise ControlError saying why `original` cannot be sent again, if it cannot."""
     if original.protocol == "tcp":
         raise ControlError(f"exchange {original.id} is a TCP connection; it cannot be replayed")
-    if original.protocol != "http":
-        raise ControlError(f"exchange {original.id} is an HTTP/2 stream; replaying those is "
-                           "not yet supported")
+    if original.protocol not in REPLAYABLE:
+        raise ControlError(f"exchange {original.id} ({original.protocol}) cannot be replayed")
+    if original.protocol in H2_PROTOCOLS:
+        if not original.request_headers:  # (an unknown X-Devamb-Target, say)
+            raise ControlError(
+                f"exchange {original.id} was answered by devamb itself ({original.status}: "
+                f"{original.error}); it never reached a target, so there is nothing to replay"
+            )
+        streaming = streaming_kind(original)
+        if streaming is not None:
+            raise ControlError(
+                f"exchange {original.id} is a {streaming} call; only unary calls (one request "
+                f"message, at most one response) can be replayed"
+            )
     if original.method is None:
         raise ControlError(f"exchange {original.id} was refused before its request was read")
     if "devamb" in original.notes:  # answered by devamb itself: no target ever saw it
@@ -79,3 +95,42 @@ async def send_replay(original: Exchange, listen_url: str, target: str, token: s
     ) as response:
         await response.read()
         return response.status
+
+
+def is_grpc(exchange: Exchange) -> bool:
+    """A gRPC call: so recorded, or sent with content-type application/grpc (+proto, ...)."""
+    if exchange.protocol == "grpc" or "grpc" in exchange.notes:
+        return True
+    return any(
+        k.lower() == "content-type" and v.lower().startswith("application/grpc")
+        for k, v in exchange.request_headers or ()
+    )
+
+
+def streaming_kind(exchange: Exchange) -> str | None:
+    """"client-streaming", "server-streaming" or "bidi-streaming" for a gRPC call that is not
+    unary, else None (a plain HTTP/2 stream is one request and one response). The decoded
+    record's message counts decide when there are any; else the recorded bodies' framing."""
+    if not is_grpc(exchange):
+        return None
+    notes = exchange.notes.get("grpc") or {}
+    requests, responses = notes.get("requests"), notes.get("responses")
+    if requests is None:
+        requests = grpc_message_count(bytes(exchange.request_body.data))
+    if responses is None:
+        responses = grpc_message_count(bytes(exchange.response_body.data))
+    many_in, many_out = (requests or 0) > 1, (responses or 0) > 1
+    if many_in and many_out:
+        return "bidi-streaming"
+    if many_in:
+        return "client-streaming"
+    return "server-streaming" if many_out else None
+
+
+def grpc_message_count(data: bytes) -> int:
+    """How many length-prefixed gRPC messages start in `data` (a preview may end inside one)."""
+    count = offset = 0
+    while offset + GRPC_PREFIX <= len(data):
+        count += 1
+        offset += GRPC_PREFIX + int.from_bytes(data[offset + 1:offset + GRPC_PREFIX], "big")
+    return count

@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 from devamb.inspect.exchange import Exchange
+from devamb.inspect.replay import replay_of
 from devamb.proxy.h2conn import (
     CANCEL,
     INTERNAL_ERROR,
@@ -29,6 +30,7 @@ from devamb.service.recorder import Recorder
 from devamb.targets.base import H2Destination, Target, TargetUnavailable
 
 TARGET_OVERRIDE = b"x-devamb-target"  # X-Devamb-Target: this call goes to the named target
+REPLAY = b"x-devamb-replay"  # the engine's replay marker (inspect/replay.py): never sent on
 
 SHUTDOWN_GRACE = 3.0
 log = logging.getLogger("devamb.http2")
@@ -91,7 +93,9 @@ class Http2Listener:
         service = self.service
         first = await front.next()  # the request headers, queued with the stream
         headers = first.headers
-        name = _header(headers, TARGET_OVERRIDE) if service.spec.target_header else None
+        replayed = replay_of(_header(headers, REPLAY), self.recorder.replay_token)
+        allowed = service.spec.target_header or replayed is not None  # as service/http.py
+        name = _header(headers, TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
             exchange = self.recorder.begin(service, name, remote)
             exchange.method = _pseudo(headers, b":method")
@@ -109,6 +113,7 @@ class Http2Listener:
         exchange = self.recorder.begin(service, target.name, remote)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
+        exchange.replay_of = replayed
         try:
             call = self._call(front, headers, exchange)
             if await call.before():  # a fault answered or ended the call
@@ -155,7 +160,7 @@ class Http2Listener:
         upstream = self._upstream(destination)
         injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                     for k, v in destination.headers.items()]  # they replace the client's
-        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE}
+        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
         sent: H2Headers = []
         for key, value in headers:
             if key == b":authority" and not service.spec.keep_host:

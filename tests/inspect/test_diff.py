@@ -215,3 +215,81 @@ def test_difference_output() -> None:
         "right": None,
         "change": "removed",
     }
+
+
+# --- HTTP/2 and gRPC ----------------------------------------------------------------------------
+
+
+def grpc_call(
+    replies: list[Any] | None, status: int = 0, code: str = "OK", message: str = "",
+    trailers: list[tuple[str, str]] | None = None, body: bytes = b"\x00\x00\x00\x00\x01x",
+) -> dict[str, Any]:
+    """A raw detail of a gRPC call with notes["grpc"] shaped as the shared contract says."""
+    messages = [
+        {"dir": "request", "size": 2, "compressed": False, "type": "t.Req", "json": {"q": 1},
+         "raw": None, "error": None},
+    ]
+    for reply in replies or ():
+        messages.append({"dir": "response", "size": 9, "compressed": False, "type": "t.Rep",
+                         "json": reply, "raw": None if reply is not None else [{"1": 2}],
+                         "error": None})
+    detail = raw(body, headers=[(":status", "200")], content_type="application/grpc")
+    detail["notes"] = {
+        "grpc": {"service": "t.S", "method": "M", "status": status, "code": code,
+                 "message": message, "requests": 1, "responses": len(replies or ()),
+                 "messages": messages, "schema": "proto"},
+        "http2": {"trailers": trailers if trailers is not None
+                  else [("grpc-status", str(status)), ("grpc-message", message)]},
+    }
+    return detail
+
+
+def test_grpc_calls_compare_status_and_decoded_replies() -> None:
+    a = grpc_call([{"total": 2, "items": [{"id": 1}], "at": "t1"}])
+    b = grpc_call([{"total": 3, "items": [{"id": 1}], "at": "t2"}], status=5, code="NOT_FOUND",
+                  message="gone", body=b"\x00\x00\x00\x00\x02yy")
+    assert diff_details(a, b, ignore_fields=["at"]) == [
+        Difference("grpc.status", 0, 5),
+        Difference("grpc.code", "OK", "NOT_FOUND"),
+        Difference("grpc.message", "", "gone"),
+        Difference("grpc.messages[0].total", 2, 3),
+    ]  # the trailers' grpc-status and grpc-message are the grpc.* lines; bodies not as bytes
+    assert diff_details(a, b, ignore_fields=["grpc.messages[0].total", "at"])[-1].path == (
+        "grpc.message"
+    )
+    assert diff_details(a, grpc_call([{"total": 2, "items": [{"id": 1}], "at": "t1"}])) == []
+
+
+def test_grpc_reply_counts_and_undecoded_replies() -> None:
+    one, two = grpc_call([{"n": 1}]), grpc_call([{"n": 1}, {"n": 2}])
+    assert diff_details(one, two) == [
+        Difference("grpc.responses", 1, 2),
+        Difference("grpc.messages[1]", None, {"n": 2}, "added"),
+    ]
+    raw_a = grpc_call([None], body=b"\x00\x00\x00\x00\x01a")
+    raw_b = grpc_call([None], body=b"\x00\x00\x00\x00\x01b")
+    assert diff_details(raw_a, raw_b) == [Difference("body (byte 5)", "0x61", "0x62")]
+
+
+def test_http2_trailers_compare_and_pseudo_headers_do_not() -> None:
+    a = raw({"ok": 1}, headers=[(":status", "200")])
+    b = raw({"ok": 1}, headers=[(":status", "201")])
+    a["notes"] = {"http2": {"trailers": [["x-end", "done"]]}}
+    b["notes"] = {"http2": {"trailers": [["x-end", "cut"], ["x-more", "1"]]}}
+    assert diff_details(a, b) == [
+        Difference("trailers.x-end", "done", "cut"),
+        Difference("trailers.x-more", None, "1", "added"),
+    ]
+
+
+def test_grpc_calls_on_redacted_details() -> None:
+    def record(reply: dict[str, Any]) -> Exchange:
+        preview = BodyPreview()
+        preview.add(b"\x00\x00\x00\x00\x00")
+        return Exchange(1, "s", "t", "grpc", "c", status=200, response_body=preview,
+                        response_headers=[(":status", "200")],
+                        notes={"grpc": grpc_call([reply])["notes"]["grpc"]})
+
+    redaction = Redaction()
+    left, right = redaction.detail(record({"a": 1})), redaction.detail(record({"a": 2}))
+    assert diff_details(left, right) == [Difference("grpc.messages[0].a", 1, 2)]

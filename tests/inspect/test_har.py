@@ -313,6 +313,7 @@ def test_entry_fields() -> None:
         "id": 1,
         "service": "payments",
         "target": "staging",
+        "protocol": "http",
         "attempts": 1,
         "faults": [],
         "replay_of": None,
@@ -363,3 +364,89 @@ def test_empty_export() -> None:
     document = to_har([], "0")
     validate_har(document)
     assert document["log"]["entries"] == []
+
+
+# --- HTTP/2 and gRPC ----------------------------------------------------------------------------
+
+GRPC_NOTES: dict[str, Any] = {  # the shared contract's shape (exchange.notes["grpc"])
+    "service": "shop.Cart", "method": "Add", "status": 5, "code": "NOT_FOUND",
+    "message": "no such item", "requests": 1, "responses": 0,
+    "messages": [{"dir": "request", "size": 4, "compressed": False, "type": "shop.Item",
+                  "json": {"id": 7}, "raw": None, "error": None}],
+    "schema": "proto",
+}
+
+
+def _h2_exchange(**fields: Any) -> Exchange:
+    base: dict[str, Any] = dict(
+        protocol="http2",
+        path="/items?page=2",
+        url="http://127.0.0.1:8080/items?page=2",
+        request_headers=[(":method", "POST"), (":scheme", "http"),
+                         (":authority", "127.0.0.1:8080"), (":path", "/items?page=2"),
+                         ("content-type", "text/plain"), ("authorization", "Bearer xyz")],
+        response_headers=[(":status", "200"), ("content-type", "text/plain")],
+        request_body=_preview(b"hello"),
+        response_body=_preview(b"world"),
+        status=200,
+        notes={"http2": {"trailers": [("x-end", "done")],
+                         "request_trailers": [("x-sum", "5")]}},
+    )
+    base.update(fields)
+    return _exchange(**base)
+
+
+def test_http2_stream_is_an_http2_entry_without_pseudo_headers() -> None:
+    entry = har_entry(Redaction().detail(_h2_exchange()))
+    request, response = entry["request"], entry["response"]
+    assert request["httpVersion"] == response["httpVersion"] == "HTTP/2"
+    assert not any(h["name"].startswith(":") for h in request["headers"] + response["headers"])
+    assert {"name": "authorization", "value": f"Bearer {MASK}"} in request["headers"]
+    assert (request["method"], request["url"]) == ("POST", "http://127.0.0.1:8080/items?page=2")
+    assert request["queryString"] == [{"name": "page", "value": "2"}]
+    assert request["postData"] == {"mimeType": "text/plain", "text": "hello"}
+    assert response["status"] == 200 and response["content"]["text"] == "world"
+    assert response["_trailers"] == [{"name": "x-end", "value": "done"}]
+    assert request["_trailers"] == [{"name": "x-sum", "value": "5"}]
+    assert entry["_devamb"]["protocol"] == "http2" and "_grpc" not in entry
+    validate_har(to_har([Redaction().detail(_h2_exchange())], "0"))
+
+
+def test_grpc_call_bodies_are_base64_application_grpc_with_its_record() -> None:
+    request = b"\x00\x00\x00\x00\x02\x08\x07"
+    reply = b"\x00\x00\x00\x00\x03abc"  # printable after its prefix: still base64
+    record = _h2_exchange(
+        protocol="grpc", path="/shop.Cart/Add", url="http://127.0.0.1:8080/shop.Cart/Add",
+        request_headers=[(":method", "POST"), (":path", "/shop.Cart/Add"),
+                         ("content-type", "application/grpc+proto"), ("te", "trailers")],
+        response_headers=[(":status", "200")],
+        request_body=_preview(request), response_body=_preview(reply),
+        notes={"grpc": GRPC_NOTES,
+               "http2": {"trailers": [("grpc-status", "5"), ("grpc-message", "no such item")]}},
+    )
+    document = to_har([Redaction().detail(record)], "0")
+    validate_har(document)
+    (entry,) = document["log"]["entries"]
+    post = entry["request"]["postData"]
+    assert post["mimeType"] == "application/grpc+proto" and post["_encoding"] == "base64"
+    assert base64.b64decode(post["text"]) == request
+    content = entry["response"]["content"]
+    assert content["mimeType"] == "application/grpc" and content["encoding"] == "base64"
+    assert base64.b64decode(content["text"]) == reply
+    assert entry["response"]["_trailers"] == [
+        {"name": "grpc-status", "value": "5"}, {"name": "grpc-message", "value": "no such item"},
+    ]
+    assert entry["_grpc"]["code"] == "NOT_FOUND"
+    assert entry["_grpc"]["messages"][0]["json"] == {"id": 7}
+
+
+def test_a_grpc_call_is_known_by_its_content_type_on_an_http2_service() -> None:
+    record = _h2_exchange(
+        request_headers=[("content-type", "application/grpc")],
+        response_headers=[], request_body=_preview(b"ab"), response_body=_preview(b""),
+        notes={},
+    )
+    entry = har_entry(Redaction().detail(record))
+    assert entry["request"]["postData"]["_encoding"] == "base64"
+    assert entry["response"]["content"]["mimeType"] == "application/grpc"
+    assert "_trailers" not in entry["response"] and "_trailers" not in entry["request"]

@@ -350,6 +350,12 @@ class FakeControl:
                 return f"curl -X {e.get('method')} 'http://127.0.0.1:9001{e.get('path')}'"
         raise ControlError(f"no exchange {exchange_id}")
 
+    async def export_grpcurl(self, exchange_id: int) -> str:
+        for e in self.history:
+            if e["id"] == exchange_id:
+                return f"grpcurl -plaintext -d '{{}}' 127.0.0.1:9001 {e.get('path', '')[1:]}"
+        raise ControlError(f"no exchange {exchange_id}")
+
     async def replay(
         self,
         exchange_id: int,

@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -83,6 +83,55 @@ def summary_table(exchange: Mapping[str, Any]) -> Table:
     for label, value in rows:
         table.add_row(label, value)
     return table
+
+
+SCHEMAS = {
+    "proto": "the profile's .proto files", "descriptor_set": "the profile's descriptor set",
+    "reflection": "the upstream's server reflection", "raw": "the wire format (no schema)",
+}
+
+
+def grpc_table(note: Mapping[str, Any]) -> Table:
+    """A gRPC call: its method, status and message counts."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("Call", f"/{note.get('service', '')}/{note.get('method', '')}")
+    code, number = note.get("code"), note.get("status")
+    if code is not None:
+        status = Text(f"{code} ({number})", style=display.grpc_style(code, None))
+        if note.get("message"):
+            status.append(f"  {note['message']}")
+        table.add_row("gRPC status", status)
+    else:
+        table.add_row("gRPC status", Text("none (the call did not end with a status)", "dim"))
+    table.add_row("Messages", f"{note.get('requests', 0)} sent, {note.get('responses', 0)} "
+                              "received")
+    if note.get("schema"):
+        table.add_row("Decoded with", SCHEMAS.get(str(note["schema"]), str(note["schema"])))
+    return table
+
+
+def grpc_message(message: Mapping[str, Any], dark: bool) -> tuple[str, RenderableType]:
+    """One gRPC message: its title (direction, type, size) and its decoded body."""
+    request = message.get("dir") == "request"
+    kind = message.get("type") or "message"
+    facts = [display.size(int(message.get("size") or 0))]
+    if message.get("compressed"):
+        facts.append("compressed")
+    title = f"{'→ Request' if request else '← Response'} {kind} ({', '.join(facts)})"
+    if message.get("json") is not None:
+        body: RenderableType = _json_syntax(
+            json.dumps(message["json"], indent=2, ensure_ascii=False), dark
+        )
+    elif message.get("raw") is not None:
+        body = _json_syntax(json.dumps(message["raw"], indent=2, ensure_ascii=False), dark)
+    else:
+        body = Text("not decoded", style="dim")
+    if message.get("error"):
+        error = Text(f"decode error: {message['error']}", style="bold red")
+        body = Group(error, body)
+    return title, body
 
 
 def headers_table(headers: Mapping[str, Any] | Iterable[list[Any] | tuple[Any, Any]]) -> Table:
@@ -196,6 +245,9 @@ class ExchangeDetail(Screen[None]):
         with VerticalScroll(id="detail"):
             yield self._section("Summary", summary_table(exchange))
             recorded = False
+            grpc = (exchange.get("notes") or {}).get("grpc")
+            if isinstance(grpc, Mapping):
+                yield self._section("gRPC", grpc_table(grpc))
             for side in ("request", "response"):
                 headers = exchange.get(f"{side}_headers")
                 if headers:
@@ -204,8 +256,14 @@ class ExchangeDetail(Screen[None]):
             if exchange.get("timings"):
                 recorded = True
                 yield self._section("Timings", timings_table(exchange["timings"]))
+            if isinstance(grpc, Mapping) and grpc.get("messages"):
+                recorded = True
+                for message in grpc["messages"]:
+                    yield self._section(*grpc_message(message, dark))
             for side in ("request", "response"):
                 body = exchange.get(f"{side}_body")
+                if isinstance(grpc, Mapping) and grpc.get("messages"):
+                    break  # the decoded messages above are the bodies
                 if has_body(body) and exchange.get("messages") is None:  # a WebSocket's: below
                     recorded = True
                     title = body_title(side, body, exchange.get(f"{side}_body_size"))
@@ -218,6 +276,9 @@ class ExchangeDetail(Screen[None]):
                 yield self._section(f"WebSocket messages ({len(messages)}{more})",
                                     messages_table(messages))
             extra = {k: v for k, v in exchange.items() if k not in SUMMARY_KEYS | SECTION_KEYS}
+            notes = {k: v for k, v in (extra.pop("notes", None) or {}).items() if k != "grpc"}
+            if notes:
+                extra["notes"] = notes
             if extra:
                 yield self._section(
                     "More", headers_table({k: json.dumps(v) for k, v in extra.items()})

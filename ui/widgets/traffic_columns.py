@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
@@ -61,6 +63,12 @@ def header(total: int) -> Text:
     return line([(label, "bold") for label, _, _ in COLUMNS], total)
 
 
+def grpc_note(exchange: ExchangeSummary) -> dict[str, Any] | None:
+    """The gRPC part of a call's record (names, status, counts), when the call was gRPC."""
+    note = exchange.get("notes", {}).get("grpc")
+    return note if isinstance(note, dict) else None
+
+
 def exchange_cells(exchange: ExchangeSummary) -> list[Cell]:
     status = exchange.get("status")
     error = exchange.get("error")
@@ -69,6 +77,11 @@ def exchange_cells(exchange: ExchangeSummary) -> list[Cell]:
         method, path = "TCP", exchange.get("client", "")
         status_text = "err" if error else "ok"
         style = "bold red" if error else "green"
+    elif grpc := grpc_note(exchange):
+        method, path = "gRPC", exchange.get("path", "")
+        code = grpc.get("code")
+        status_text = str(code) if code else ("err" if error else "…")
+        style = display.grpc_style(code, error)
     else:
         method, path = exchange.get("method", ""), exchange.get("path", "")
         if status is not None:

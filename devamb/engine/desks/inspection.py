@@ -1,9 +1,11 @@
-"""The inspection desk: recorded exchanges listed, shown, exported (HAR, curl), replayed, and
-the event stream."""
+"""The inspection desk: recorded exchanges listed, shown, exported (HAR, curl, grpcurl),
+replayed (HTTP/1.1 and HTTP/2 unary calls), and the event stream."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from typing import Any
 
 from devamb import __version__
@@ -14,10 +16,14 @@ from devamb.inspect.curl import to_curl
 from devamb.inspect.diff import diff_details
 from devamb.inspect.exchange import Exchange
 from devamb.inspect.filter import FilterError, compile_filter
+from devamb.inspect.grpcurl import GrpcurlError, to_grpcurl
 from devamb.inspect.har import to_har
 from devamb.inspect.redaction import Redaction
-from devamb.inspect.replay import check_replayable, send_replay
+from devamb.inspect.replay import H2_PROTOCOLS, check_replayable, send_replay
 from devamb.service.core import Service
+from devamb.service.replay_h2 import send_h2_replay
+
+RECORD_WAIT_STEPS = 500  # x 10 ms: how long a replay's record may take to be stored
 
 
 def compiled(filter_text: str) -> Callable[[Exchange], bool]:
@@ -29,10 +35,31 @@ def compiled(filter_text: str) -> Callable[[Exchange], bool]:
         raise ControlError(f"bad filter: {exc.message}\n  {filter_text}\n  {caret}") from None
 
 
+def listen_address(service: Service) -> tuple[str, int]:
+    """Where the service's listener answers: host and port."""
+    host, port = service.bound or (service.spec.listen.host, service.spec.listen.port)
+    return host, port
+
+
 def listen_url(service: Service) -> str:
     """Where the service's listener answers, as a base URL."""
-    host, port = service.bound or (service.spec.listen.host, service.spec.listen.port)
+    host, port = listen_address(service)
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def schema_files(service: Service) -> tuple[list[str], list[str], str | None]:
+    """The schema files a grpc/http2 service decodes with, as grpcurl options: .proto files (by
+    name, each folder an import path) or a descriptor set. Read from the spec's `schema`
+    (its `origin`: proto | descriptor_set | reflection) and `schema_files` where the profile
+    names them (`proto:` / `descriptor_set:`)."""
+    origin = getattr(getattr(service.spec, "schema", None), "origin", None)
+    files = [Path(f) for f in getattr(service.spec, "schema_files", None) or ()]
+    if origin == "descriptor_set" and files:
+        return [], [], str(files[0])
+    if origin != "proto":
+        return [], [], None
+    import_paths = list(dict.fromkeys(str(f.parent) for f in files))
+    return [f.name for f in files], import_paths, None
 
 
 class InspectionDesk:
@@ -69,6 +96,23 @@ class InspectionDesk:
             ]
         return to_curl(detail, base)
 
+    async def export_grpcurl(self, exchange_id: int) -> str:
+        exchange = self._recorded(exchange_id)
+        service = self.ctx.services.get(exchange.service)
+        if service is None:
+            raise ControlError(f"exchange {exchange_id}: its service "
+                               f"{exchange.service!r} is gone")
+        detail = self._redaction(exchange).detail(exchange)
+        host, port = listen_address(service)
+        protos, import_paths, protoset = schema_files(service)
+        try:
+            return to_grpcurl(
+                detail, f"{f'[{host}]' if ':' in host else host}:{port}",
+                protos=protos, import_paths=import_paths, protoset=protoset,
+            )
+        except GrpcurlError as exc:
+            raise ControlError(str(exc)) from None
+
     async def replay(
         self,
         exchange_id: int,
@@ -85,10 +129,16 @@ class InspectionDesk:
             known = ", ".join(service.targets)
             raise NotFound(f"service {service.name!r} has no target {target!r}; known: {known}")
         token = self.ctx.recorder.replay_token
-        await send_replay(original, listen_url(service), target, token)
-        copy = next(
-            (e for e in reversed(self.ctx.store.all()) if e.replay_of == original.id), None
-        )
+        earlier = {e.id for e in self.ctx.store.all() if e.replay_of == original.id}
+        if original.protocol in H2_PROTOCOLS:
+            sent_to = service.targets.get(original.target)
+            injected = sent_to.injected_headers() if sent_to is not None else {}
+            await send_h2_replay(
+                original, listen_address(service), target, token, leave_out=injected
+            )
+        else:
+            await send_replay(original, listen_url(service), target, token)
+        copy = await self._copy_of(original.id, earlier)
         if copy is None:
             raise Conflict("the replay was sent but not recorded (store full?)")
         result: dict[str, Any] = {"exchange": service.redaction.summary(copy)}
@@ -107,6 +157,20 @@ class InspectionDesk:
             ):
                 continue
             yield event.to_json()
+
+    async def _copy_of(self, original: int, earlier: set[int]) -> Exchange | None:
+        """The replay's record: the listener stores it as its stream ends, which may be just
+        after the client saw the end (an HTTP/2 stream), so it is waited for a little."""
+        for _ in range(RECORD_WAIT_STEPS):
+            copy = next(
+                (e for e in reversed(self.ctx.store.all())
+                 if e.replay_of == original and e.id not in earlier),
+                None,
+            )
+            if copy is not None:
+                return copy
+            await asyncio.sleep(0.01)
+        return None
 
     def _select(self, limit: int | None, filter_text: str | None) -> list[Exchange]:
         store = self.ctx.store

@@ -3,6 +3,10 @@
 Entries are redacted like recordings (a browser's HAR carries cookies and tokens) and grouped the
 same way. Text and JSON bodies are written inline; a base64 (binary) body becomes a file beside
 the mock, with a comment saying so. Failed entries (status 0, devamb's `_error`) are left out.
+
+HTTP/2 entries (httpVersion `HTTP/2`, `h2`, `http/2.0`) are read like the others; HTTP/2
+pseudo-headers (`:status`, which Chrome writes among the headers) are not kept as headers. gRPC
+calls (content `application/grpc...`) are left out: an HTTP mock cannot answer them.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def observed_from_har(
     for entry in entries:
         request, response = entry.get("request") or {}, entry.get("response") or {}
         status = int(response.get("status") or 0)
-        if status < 100 or response.get("_error") or status == 101:
+        if status < 100 or response.get("_error") or status == 101 or _grpc(request, response):
             left_out += 1
             continue
         path, query = observed_target(redaction.text(request.get("url") or "/"))
@@ -58,6 +62,7 @@ def observed_from_har(
         headers = [
             (h["name"], redaction.header(h["name"], h["value"]))
             for h in response.get("headers") or []
+            if not str(h.get("name", "")).startswith(":")  # HTTP/2 pseudo-headers
         ]
         observed.append(
             Observed(
@@ -100,3 +105,14 @@ def _header(message: dict[str, Any], name: str) -> str | None:
         if str(header.get("name", "")).lower() == name:
             return str(header.get("value"))
     return None
+
+
+def _grpc(request: dict[str, Any], response: dict[str, Any]) -> bool:
+    """A gRPC call (its request or response content is application/grpc, +proto, ...)."""
+    kinds = (
+        (request.get("postData") or {}).get("mimeType"),
+        (response.get("content") or {}).get("mimeType"),
+        _header(request, "content-type"),
+        _header(response, "content-type"),
+    )
+    return any(str(kind or "").lower().startswith("application/grpc") for kind in kinds)

@@ -98,3 +98,22 @@ def test_files_that_are_not_har_are_refused(tmp_path: Path) -> None:
         load_har(tmp_path / "x.har")
     with pytest.raises(HarError, match="cannot read HAR file"):
         load_har(tmp_path / "missing.har")
+
+
+def test_http2_entries_are_read_without_pseudo_headers_and_grpc_left_out() -> None:
+    h2 = browser_entry("https://api.example.com/v2/me", 200, content={
+        "mimeType": "application/json", "text": '{"v": 2}',
+    })
+    h2["request"]["httpVersion"] = h2["response"]["httpVersion"] = "h2"  # as Chrome writes it
+    h2["request"]["headers"] = [{"name": ":authority", "value": "api.example.com"}]
+    h2["response"]["headers"] = [{"name": ":status", "value": "200"},
+                                 {"name": "content-type", "value": "application/json"}]
+    grpc = browser_entry("https://api.example.com/shop.Cart/Add", 200, content={
+        "mimeType": "application/grpc", "text": "AAAAAAA=", "encoding": "base64",
+    })
+    har = {"log": {"version": "1.2", "entries": [h2, grpc]}}
+    observed, left_out = observed_from_har(har)
+    assert left_out == 1
+    (only,) = observed
+    assert only.path == "/v2/me" and only.answer.json == {"v": 2}
+    assert only.answer.headers == [("content-type", "application/json")]
