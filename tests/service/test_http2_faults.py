@@ -338,6 +338,8 @@ async def test_reset_resets_the_stream_or_the_connection(setup: Setup, fault: di
     record = await setup.record()
     assert record["faults"] == ["f"]
     assert ("GOAWAY" if fault.get("scope") else "RST_STREAM") in record["error"]
+    await setup.engine.remove_fault("rpc", "f")
+    assert (await call(setup)).replies == [b"pong:hi"]  # a new connection, a new stream
 
 
 async def test_reset_after_bytes_cuts_a_stream_of_messages(setup: Setup) -> None:
@@ -603,6 +605,15 @@ async def test_probability(setup: Setup, probability: float, code: grpc.StatusCo
     await setup.add(kind="abort", grpc_status="ABORTED", probability=probability)
     for _ in range(3):
         assert (await call(setup)).code == code
+
+
+async def test_for_turns_the_fault_off_after_its_time(setup: Setup) -> None:
+    await setup.add(kind="abort", grpc_status="UNAVAILABLE", **{"for": f"{LAG}s"})
+    assert (await call(setup)).code == grpc.StatusCode.UNAVAILABLE
+    await asyncio.sleep(LAG * 1.5)
+    assert (await call(setup)).code == grpc.StatusCode.OK
+    [fault] = setup.engine.services["rpc"].faults.list()
+    assert fault["enabled"] is False and fault["fired"] == 1
 
 
 async def test_after_lets_the_first_calls_through(setup: Setup) -> None:
