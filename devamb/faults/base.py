@@ -59,6 +59,11 @@ class Call(Protocol):
     def goaway(self, code: int, reason: str) -> None:
         """GOAWAY with `code`, then close the client's connection: every call on it ends."""
 
+    async def delay(self, seconds: float) -> bool:
+        """Wait `seconds` (the fault context's sleep); False when the call ended meanwhile
+        (its deadline passed and devamb answered it, or the client gave up)."""
+        ...
+
     async def hold(self, fault: Fault) -> str:
         """Wait on `fault.hold()`, the call's deadline and the client: "released" (go on),
         "expired" (the fault's own time ran out), "deadline" (answered) or "gone"."""

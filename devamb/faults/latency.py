@@ -111,7 +111,7 @@ class LatencyFault(Fault):
 
     async def before_call(self, call: Call) -> bool:
         if self.params.on == "request" and not self.params.per_message:
-            await self.ctx.sleep(self.sample())
+            return not await call.delay(self.sample())
         return False
 
     def shapes(self, direction: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from contextlib import aclosing
 
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, StreamCut
@@ -166,8 +167,17 @@ class H2Call:
         if endpoint.transport is not None:
             endpoint.transport.close()  # the GOAWAY leaves first: a close flushes the buffer
 
+    async def delay(self, seconds: float) -> bool:
+        ctx = self.service.faults.ctx
+        return await self._race(ctx.sleep(seconds)) == "released"
+
     async def hold(self, fault: Fault) -> str:
-        held = self.loop.create_task(fault.hold())
+        return await self._race(fault.hold())
+
+    async def _race(self, wait: Awaitable[object]) -> str:
+        """`wait` against the call's deadline and its client: "released" (it finished with a
+        true value or None), "expired" (False), "deadline" (answered here) or "gone"."""
+        held = asyncio.ensure_future(wait)
         gone = self.loop.create_task(self._gone())
         try:
             done, _ = await asyncio.wait({held, gone}, timeout=self.left(),
@@ -176,7 +186,7 @@ class H2Call:
             for task in (held, gone):
                 task.cancel()
         if held in done and not held.cancelled():
-            return "released" if held.result() else "expired"
+            return "expired" if held.result() is False else "released"
         if gone in done:
             self.exchange.error = self.exchange.error or "the client gave up on the call"
             return "gone"

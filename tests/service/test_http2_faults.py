@@ -428,6 +428,17 @@ async def test_a_held_call_ends_at_the_grpc_timeout(setup: Setup) -> None:
     assert reset is None and headers["grpc-status"] == "4"
 
 
+async def test_latency_longer_than_the_deadline_ends_at_the_deadline(setup: Setup) -> None:
+    await setup.add(kind="latency", delay="5s")
+    started = time.monotonic()
+    headers, _, _, reset = await h2_call(
+        setup.port("rpc"), "/test.Echo/Ping", [*GRPC_HEADERS, (b"grpc-timeout", b"300m")],
+        message(b"x"))
+    assert reset is None and headers["grpc-status"] == "4"
+    assert time.monotonic() - started >= 0.3 * SLACK
+    assert setup.state.calls.get("Ping") is None  # the call never went on
+
+
 async def test_http2_call_past_the_service_timeout_gets_504(setup: Setup) -> None:
     started = time.monotonic()
     headers, body, _, _ = await h2_call(setup.port("h2short"), "/slow")
