@@ -15,7 +15,10 @@ KIND_OPTIONS_HELP = (
     "Kind options mirror the profile's keys: --delay 300ms --jitter 50ms --on response "
     "(latency); --status 503 --body TEXT (abort); --after-bytes 1KiB (reset); --timeout 5s "
     "(timeout); --rate 256KiB (bandwidth); --size 64 --delay 10ms (slicer); --bytes 1KiB "
-    "(limit_data); --delay 2s (slow_close); --mode bad-chunk (malformed)."
+    "(limit_data); --delay 2s (slow_close); --mode bad-chunk (malformed). On http2 and grpc "
+    "services: --grpc-status UNAVAILABLE --grpc-message TEXT (abort); --code CANCEL --scope "
+    "connection (reset); --per-message true (latency); --path /pkg.Service/Method matches a "
+    "gRPC method."
 )
 
 

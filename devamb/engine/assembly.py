@@ -161,19 +161,18 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     header_faults = (
         node.child("header_faults").boolean() if node.has("header_faults") else False
     )
-    if header_faults and protocol in H2_PROTOCOLS:
-        node.child("header_faults").problem(f"not yet for {protocol} services", key=True)
     inspect = _inspect(node.child("inspect")) if node.has("inspect") else InspectSpec()
     connect_timeout = _optional(node, "connect_timeout", Node.duration)
     per_try_timeout = _optional(node, "per_try_timeout", Node.duration)
     tls = (
         parse_listener_tls(node.child("tls"), protocol or "http") if node.has("tls") else None
     )
-    retries = _optional(node, "retries", parse_retries)
+    retries = _optional(node, "retries", lambda n: parse_retries(n, protocol or "http"))
     breaker = _optional(node, "circuit_breaker", parse_breaker)
-    if (retries is not None or breaker is not None) and protocol in ("tcp", *H2_PROTOCOLS):
+    if (retries is not None or breaker is not None) and protocol == "tcp":
         key = "retries" if retries is not None else "circuit_breaker"
-        node.child(key).problem(f"{key!r} applies to http services only", key=True)
+        node.child(key).problem(f"{key!r} applies to http, http2 and grpc services only",
+                                key=True)
     schema = None
     if protocol in H2_PROTOCOLS:
         schema = parse_schema(node)

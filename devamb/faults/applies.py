@@ -38,17 +38,24 @@ class Refusal:
         return self.when is None or self.when(params)
 
 
-# Every kind, for now: faults per HTTP/2 call (gRPC status, RST_STREAM, GOAWAY) come later.
-NOT_YET_HTTP2 = Refusal(why="not yet for http2 services", protocol="http2")
-NOT_YET_GRPC = Refusal(why="not yet for grpc services", protocol="grpc")
-
-
 def upstream_bytes_refusal(when: Callable[[Any], bool] | None = None) -> Refusal:
     """Shaping the client's bytes needs an upstream they go to: echo and mock answer alone."""
     return Refusal(
         why="direction upstream or both shapes the request on its way to the upstream, and "
             "an echo or mock target answers without one (use direction: downstream)",
         protocol="http", targets=ANSWERING_TARGETS, directions=UPSTREAM_BYTES, when=when,
+    )
+
+
+def answering_h2_refusals(when: Callable[[Any], bool] | None = None) -> tuple[Refusal, ...]:
+    """An HTTP/2 call to a target that answers it itself (echo, mock) never passes through the
+    call's relay, where response headers, DATA and the end are paced or cut
+    (service/h2_faults.py): faults that act there are refused on such targets."""
+    return tuple(
+        Refusal(why="an echo or mock target answers HTTP/2 calls itself, and this fault acts "
+                    "on a call's relayed headers, DATA or end", protocol=protocol,
+                targets=ANSWERING_TARGETS, when=when)
+        for protocol in ("http2", "grpc")
     )
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, FaultContext, Pieces, Shaper
+from devamb.faults.applies import answering_h2_refusals
+from devamb.faults.base import (
+    DOWNSTREAM,
+    H2_PROTOCOLS,
+    UPSTREAM,
+    Fault,
+    FaultContext,
+    Pieces,
+    Shaper,
+)
 from devamb.profile.reader import Node
 
 KEYS = ("rate",)
@@ -32,7 +41,8 @@ class BandwidthFault(Fault):
     ORDER = 60
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    SHAPES = ("http", "tcp")
+    SHAPES = ("http", "tcp", *H2_PROTOCOLS)
+    REFUSED = answering_h2_refusals()
     params: Params
 
     def shaper(self, direction: str) -> Shaper:

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from devamb.faults.applies import Refusal
 from devamb.proxy.errors import CutConnection
@@ -27,6 +27,47 @@ if TYPE_CHECKING:
 Stream = AsyncIterator[bytes]
 Pieces = AsyncGenerator[bytes, None]  # what a shaper lets out of one chunk
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"  # client -> upstream, upstream -> client
+H2_PROTOCOLS = ("http2", "grpc")  # services whose calls are HTTP/2 streams
+CANCEL_CODE = 8  # the HTTP/2 error code CANCEL (RFC 9113 7)
+
+
+class StreamCut(CutConnection):
+    """A cut that, on an HTTP/2 call, resets the stream with `code` (HTTP/1: the connection)."""
+
+    def __init__(self, reason: str, *, reset: bool, code: int = CANCEL_CODE,
+                 connection: bool = False) -> None:
+        super().__init__(reason, reset=reset)
+        self.code = code
+        self.connection = connection  # HTTP/2: GOAWAY and close, not only this stream
+
+
+class Call(Protocol):
+    """One HTTP/2 call as a fault acts on it (service/h2_faults.py is the real one)."""
+
+    grpc: bool  # a gRPC call (request content-type application/grpc...)
+    exchange: Exchange
+
+    async def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """Answer with an HTTP status (a gRPC call gets the status mapped to a gRPC one)."""
+
+    async def answer_grpc(self, code: int, message: str, headers: dict[str, str]) -> None:
+        """Answer a trailers-only gRPC response with `code` and `message`."""
+
+    def reset(self, code: int, reason: str) -> None:
+        """RST_STREAM the call with an HTTP/2 error code."""
+
+    def goaway(self, code: int, reason: str) -> None:
+        """GOAWAY with `code`, then close the client's connection: every call on it ends."""
+
+    async def delay(self, seconds: float) -> bool:
+        """Wait `seconds` (the fault context's sleep); False when the call ended meanwhile
+        (its deadline passed and devamb answered it, or the client gave up)."""
+        ...
+
+    async def hold(self, fault: Fault) -> str:
+        """Wait on `fault.hold()`, the call's deadline and the client: "released" (go on),
+        "expired" (the fault's own time ran out), "deadline" (answered) or "gone"."""
+        ...
 
 
 @dataclass
@@ -57,10 +98,13 @@ class Shaper:
 class CutAfter(Shaper):
     """Pass the first `limit` bytes, then cut the connection (limit_data, reset after N)."""
 
-    def __init__(self, limit: int, reason: str, *, reset: bool) -> None:
+    def __init__(self, limit: int, reason: str, *, reset: bool, code: int = CANCEL_CODE,
+                 connection: bool = False) -> None:
         self.left = limit
         self.reason = reason
         self.reset = reset
+        self.code = code  # an HTTP/2 call's stream is reset with this code
+        self.connection = connection  # ... or its whole connection (GOAWAY)
 
     async def feed(self, chunk: bytes) -> Pieces:
         left = self.left
@@ -68,7 +112,8 @@ class CutAfter(Shaper):
             self.left = 0
             if left:
                 yield chunk[:left]
-            raise CutConnection(self.reason, reset=self.reset)
+            raise StreamCut(self.reason, reset=self.reset, code=self.code,
+                            connection=self.connection)
         self.left = left - len(chunk)
         yield chunk
 
@@ -92,7 +137,7 @@ class Fault:
 
     KIND: ClassVar[str] = ""
     ORDER: ClassVar[int] = 50
-    PROTOCOLS: ClassVar[tuple[str, ...]] = ("http", "tcp")
+    PROTOCOLS: ClassVar[tuple[str, ...]] = ("http", "tcp", *H2_PROTOCOLS)
     DIRECTIONS: ClassVar[tuple[str, ...]] = (DOWNSTREAM,)  # where it may act; first = default
 
     SHAPES: ClassVar[tuple[str, ...]] = ()  # protocols whose bytes this kind reshapes
@@ -139,6 +184,17 @@ class Fault:
 
     async def before_end(self) -> None:
         """Act after the last body byte, before the response is finished."""
+
+    # -- HTTP/2 calls (http2 and grpc services) -----------------------------------------------
+
+    async def before_call(self, call: Call) -> bool:
+        """Act before an HTTP/2 call goes to its target; True: the call was answered or ended
+        here. Kinds that shape bytes act through `call_shaper` instead."""
+        return False
+
+    def call_shaper(self, direction: str, call: Call) -> Shaper:
+        """A new shaper for one HTTP/2 call's DATA flowing in `direction`."""
+        return self.shaper(direction)
 
     # -- bytes (HTTP bodies and TCP streams) ------------------------------------------------
 

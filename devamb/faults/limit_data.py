@@ -1,10 +1,12 @@
-"""limit_data: close the connection after N bytes in a direction."""
+"""limit_data: close the connection after N bytes in a direction (an HTTP/2 call: its stream is
+reset with CANCEL after N bytes of its DATA)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devamb.faults.base import DOWNSTREAM, UPSTREAM, CutAfter, Fault, Shaper
+from devamb.faults.applies import answering_h2_refusals
+from devamb.faults.base import DOWNSTREAM, H2_PROTOCOLS, UPSTREAM, CutAfter, Fault, Shaper
 from devamb.profile.reader import Node
 
 KEYS = ("bytes",)
@@ -28,7 +30,8 @@ class LimitDataFault(Fault):
     ORDER = 80
     DIRECTIONS = (DOWNSTREAM, UPSTREAM, "both")
     FRAMES = True
-    SHAPES = ("http", "tcp")
+    SHAPES = ("http", "tcp", *H2_PROTOCOLS)
+    REFUSED = answering_h2_refusals()
     params: Params
 
     def shaper(self, direction: str) -> Shaper:

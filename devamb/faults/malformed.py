@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devamb.faults.applies import Refusal
-from devamb.faults.base import Fault
+from devamb.faults.base import H2_PROTOCOLS, Fault
 from devamb.profile.reader import Node
 from devamb.proxy.response import Response
 
@@ -44,8 +44,13 @@ class MalformedFault(Fault):
     KIND = "malformed"
     ORDER = 25
     PROTOCOLS = ("http",)
-    REFUSED = (Refusal("it breaks an HTTP response, and a tcp service has none to break (a "
-                       "cut stream is limit_data or reset)", protocol="tcp"),)
+    REFUSED = (
+        Refusal("it breaks an HTTP response, and a tcp service has none to break (a "
+                "cut stream is limit_data or reset)", protocol="tcp"),
+        *(Refusal("it breaks an HTTP/1.1 response's framing, and an HTTP/2 call's frames are "
+                  "kept valid by devamb's HTTP/2 layer (a broken call is reset, limit_data or "
+                  "abort)", protocol=p) for p in H2_PROTOCOLS),
+    )
     params: Params
 
     async def before_upstream(

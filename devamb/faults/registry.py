@@ -19,7 +19,7 @@ from devamb.faults import (
     slow_close,
     timeout,
 )
-from devamb.faults.applies import NOT_YET_GRPC, NOT_YET_HTTP2, Refusal
+from devamb.faults.applies import Refusal
 from devamb.faults.base import Fault, FaultContext
 from devamb.profile.reader import Node
 
@@ -43,7 +43,7 @@ class FaultKind:
     @property
     def refused(self) -> tuple[Refusal, ...]:
         """Where it cannot act, and why (declared by the class; see faults/applies.py)."""
-        return (*self.fault.REFUSED, NOT_YET_HTTP2, NOT_YET_GRPC)
+        return self.fault.REFUSED
 
     @property
     def directions(self) -> tuple[str, ...]:

@@ -117,7 +117,7 @@ def _step(scenario: str, index: int, node: Node, services: Mapping[str, Any],
 def _added_fault(scenario: str, index: int, add: Node, services: Mapping[str, Any],
                  service_name: str | None) -> FaultSpec | None:
     """The fault an `add` step adds, checked for its service's protocol. When the service is
-    unknown (or has problems of its own), the problems the fault has for either protocol."""
+    unknown (or has problems of its own), the problems the fault has for every protocol."""
     name = add.value.get("name") if isinstance(add.value, dict) else None
     value = {k: v for k, v in add.value.items() if k != "name"} if isinstance(
         add.value, dict) else add.value
@@ -128,11 +128,11 @@ def _added_fault(scenario: str, index: int, add: Node, services: Mapping[str, An
         return parse_fault(fault_name, Node(add.reader, add.path, value), service.protocol,
                            kinds)
     found: list[set[Problem]] = []
-    for protocol in ("http", "tcp"):
+    for protocol in ("http", "tcp", "grpc"):
         scratch = Reader(add.reader.source, add.reader.interpolator)
         parse_fault(fault_name, Node(scratch, add.path, value), protocol)
         found.append(set(scratch.problems))
-    add.reader.problems.extend(sorted(found[0] & found[1]))
+    add.reader.problems.extend(sorted(set.intersection(*found)))
     return None
 
 

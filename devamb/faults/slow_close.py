@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devamb.faults.applies import answering_h2_refusals
 from devamb.faults.base import Fault
 from devamb.profile.reader import Node
 
@@ -26,6 +27,7 @@ def parse(node: Node, protocol: str) -> Params | None:
 class SlowCloseFault(Fault):
     KIND = "slow_close"
     ORDER = 90
+    REFUSED = answering_h2_refusals()
     params: Params
 
     async def before_end(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ MATCH_KEYS = ("method", "path", "header")
 
 @dataclass(frozen=True)
 class Match:
-    """Which HTTP requests a fault applies to; every given part must match."""
+    """Which HTTP requests (or HTTP/2 calls: a gRPC call's path is /pkg.Service/Method) a
+    fault applies to; every given part must match."""
 
     methods: frozenset[str] = frozenset()
     path: str | None = None  # a glob: /charge*, /api/*/items
@@ -57,15 +59,13 @@ class FaultSpec:
     duration: float | None = None  # `for:` seconds after enabling, then disable
 
     def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         data: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
             "enabled": self.enabled,
             "probability": self.probability,
             "direction": self.direction,
-            "params": asdict(self.params),
+            "params": _params_json(self.params),
         }
         if self.match is not None:
             data["match"] = self.match.describe()
@@ -74,6 +74,15 @@ class FaultSpec:
             if value is not None:
                 data[key] = value
         return data
+
+
+def _params_json(params: Any) -> dict[str, Any]:
+    """The kind's params; its HTTP/2-only keys (`H2_KEYS`) only when they are set."""
+    data = dataclasses.asdict(params)
+    for f in dataclasses.fields(params):
+        if f.name in getattr(params, "H2_KEYS", ()) and data.get(f.name) == f.default:
+            del data[f.name]
+    return data
 
 
 def parse_fault(name: str, node: Node, protocol: str,
@@ -97,8 +106,9 @@ def parse_fault(name: str, node: Node, protocol: str,
         node.mapping(COMMON_KEYS + kind.keys)
         if protocol not in kind.protocols:
             why = refusal(kind.refused, protocol, None, "", None)
-            kind_node.problem(f"{kind_name!r} faults apply to "
-                              f"{' and '.join(kind.protocols)} services only"
+            *rest, last = kind.protocols
+            where = f"{', '.join(rest)} and {last}" if rest else last
+            kind_node.problem(f"{kind_name!r} faults apply to {where} services only"
                               + (f": {why}" if why else ""))
         params = kind.parse(node, protocol)
     enabled = node.child("enabled").boolean() if node.has("enabled") else True
@@ -137,8 +147,9 @@ def _count(node: Node, low: int) -> int | None:
 
 
 def _match(node: Node, protocol: str) -> Match | None:
-    if protocol != "http":
-        node.problem("'match' applies to http services only")
+    if protocol == "tcp":
+        node.problem("'match' applies to http, http2 and grpc services only (a tcp service "
+                     "has no requests to match)")
         return None
     if not node.mapping(MATCH_KEYS):
         return None

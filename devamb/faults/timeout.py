@@ -7,7 +7,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from devamb.faults.base import Fault
+from devamb.faults.base import CANCEL_CODE, Call, Fault
 from devamb.profile.reader import Node
 from devamb.proxy.connection import cut
 from devamb.proxy.response import Response
@@ -66,3 +66,14 @@ class TimeoutFault(Fault):
         cut(request.transport, with_reset=False)
         exchange.error = f"fault timeout: held {self.params.timeout:g}s, then closed"
         return Response(status=499)  # never sent: the connection is gone
+
+    async def before_call(self, call: Call) -> bool:
+        """HTTP/2: the call gets no answer until the fault goes (then it goes on), the call's
+        deadline passes (devamb answers it: DEADLINE_EXCEEDED, or 504), the client gives up,
+        or `timeout` passes (the stream is reset with CANCEL: "held, then closed")."""
+        outcome = await call.hold(self)
+        if outcome == "released":
+            return False
+        if outcome == "expired":
+            call.reset(CANCEL_CODE, f"fault timeout: held {self.params.timeout:g}s, then reset")
+        return True

@@ -1,15 +1,26 @@
-"""Retries: which failures to retry, jittered exponential backoff, and a retry budget."""
+"""Retries: which failures to retry, jittered exponential backoff, and a retry budget.
+
+On http2 and grpc services `on` also takes gRPC status names (UNAVAILABLE, ...): a call whose
+answer carries one (a trailers-only response: nothing reached the client yet) is tried again.
+A gRPC call is a POST: it is retried only when its :path matches one of `methods` (globs of the
+methods known to be idempotent, /pkg.Service/Get*) or with `unsafe: true`.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 from collections import deque
 from dataclasses import dataclass
 
-from devamb.faults.base import FaultContext
+from devamb.faults.base import H2_PROTOCOLS, FaultContext
+from devamb.grpc.status import CODES, name_of
 from devamb.profile.reader import Node
 
 CONDITIONS = ("connect-failure", "reset", "timeout", "502", "503", "504", "5xx", "retriable-4xx")
-KEYS = ("attempts", "on", "backoff", "max_backoff", "unsafe", "budget")
+KEYS = ("attempts", "on", "backoff", "max_backoff", "unsafe", "budget", "methods")
+GRPC_CONDITIONS = tuple(name for name in CODES if name != "OK")
+DEFAULT_ON = frozenset({"connect-failure", "reset", "502", "503", "504"})
+DEFAULT_H2_ON = DEFAULT_ON | {"UNAVAILABLE"}  # http2 and grpc services
 BUDGET_WINDOW = 10.0  # seconds over which the retry budget compares retries with requests
 MIN_RETRIES = 3  # retries always allowed in a window, so a quiet service can still retry
 
@@ -17,11 +28,19 @@ MIN_RETRIES = 3  # retries always allowed in a window, so a quiet service can st
 @dataclass(frozen=True)
 class RetrySpec:
     attempts: int = 3  # tries in all, the first included
-    on: frozenset[str] = frozenset({"connect-failure", "reset", "502", "503", "504"})
+    on: frozenset[str] = DEFAULT_ON
     backoff: float = 0.1
     max_backoff: float = 2.0
     unsafe: bool = False  # retry non-idempotent methods too
     budget: float = 0.2  # retries may add at most this share of extra load
+    methods: tuple[str, ...] = ()  # HTTP/2: :path globs of calls safe to retry (gRPC methods)
+
+    def retries_grpc(self, code: int) -> bool:
+        """Whether a gRPC status (its number) leads to another try."""
+        return name_of(code) in self.on
+
+    def idempotent_path(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, glob) for glob in self.methods)
 
     def retries_status(self, status: int) -> bool:
         return (
@@ -43,30 +62,47 @@ class RetrySpec:
         return frozenset(s for s in range(400, 600) if self.retries_status(s))
 
 
-def parse_retries(node: Node) -> RetrySpec | None:
+def parse_retries(node: Node, protocol: str = "http") -> RetrySpec | None:
     if not node.mapping(KEYS):
         return None
     default = RetrySpec()
+    h2 = protocol in H2_PROTOCOLS
     attempts = node.child("attempts").integer(low=1, high=10) if node.has("attempts") else 3
-    on: frozenset[str] | None = default.on
+    on: frozenset[str] | None = DEFAULT_H2_ON if h2 else default.on
     if node.has("on"):
         values = node.child("on").value
         items = values if isinstance(values, list) else [values]
         names = [str(v) for v in items]
-        unknown = [n for n in names if n not in CONDITIONS]
+        known = CONDITIONS + GRPC_CONDITIONS if h2 else CONDITIONS
+        unknown = [n for n in names if n not in known]
         if unknown:  # the other keys are checked all the same
+            hint = "" if h2 else (" (gRPC status names are for http2 and grpc services)"
+                                  if unknown[0] in GRPC_CONDITIONS else "")
             node.child("on").problem(
-                f"{unknown[0]!r} is not a retry condition; use {', '.join(CONDITIONS)}"
+                f"{unknown[0]!r} is not a retry condition; use {', '.join(known)}{hint}"
             )
         on = None if unknown else frozenset(names)
+    methods: tuple[str, ...] | None = ()
+    if node.has("methods"):
+        raw = node.child("methods").value
+        listed = raw if isinstance(raw, list) else [raw]
+        if not h2:
+            node.child("methods").problem("'methods' is for http2 and grpc services (:path "
+                                          "globs of the gRPC methods safe to retry)", key=True)
+            methods = None
+        elif not all(isinstance(v, str) and v.startswith("/") for v in listed):
+            node.child("methods").problem("expected :path globs such as /pkg.Service/Get*")
+            methods = None
+        else:
+            methods = tuple(listed)
     backoff = node.child("backoff").duration() if node.has("backoff") else default.backoff
     top = node.child("max_backoff").duration() if node.has("max_backoff") else default.max_backoff
     unsafe = node.child("unsafe").boolean() if node.has("unsafe") else False
     budget = node.child("budget").number(low=0.0, high=10.0) if node.has("budget") else 0.2
     if (attempts is None or on is None or backoff is None or top is None or unsafe is None
-            or budget is None):
+            or budget is None or methods is None):
         return None
-    return RetrySpec(attempts, on, backoff, top, unsafe, budget)
+    return RetrySpec(attempts, on, backoff, top, unsafe, budget, methods)
 
 
 class RetryBudget:

@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import logging
 
+from devamb.grpc.answers import grpc_of_http, trailers_only
 from devamb.grpc.catalog import Catalog
+from devamb.grpc.status import CODES
 from devamb.grpc.tap import GrpcTap
 from devamb.inspect.exchange import Exchange
 from devamb.inspect.replay import replay_of
@@ -19,16 +21,23 @@ from devamb.proxy.h2conn import (
     NO_ERROR,
     H2Headers,
     H2Stream,
+    Inbound,
     StreamGone,
 )
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
+from devamb.service.h2_breaker import guarded
+from devamb.service.h2_faults import H2Call, request_view
+from devamb.service.h2_retry import RETRY, H2Tries
 from devamb.service.listener_tls import alpn_for
 from devamb.service.recorder import Recorder
 from devamb.targets.base import H2Destination, Target, TargetUnavailable
 
+DEVAMB_GRPC = {  # what devamb's own answers mean to a gRPC client
+    502: CODES["UNAVAILABLE"], 503: CODES["UNAVAILABLE"], 504: CODES["DEADLINE_EXCEEDED"],
+}
 TARGET_OVERRIDE = b"x-devamb-target"  # X-Devamb-Target: this call goes to the named target
 REPLAY = b"x-devamb-replay"  # the engine's replay marker (inspect/replay.py): never sent on
 
@@ -140,11 +149,16 @@ class Http2Listener:
         exchange.replay_of = replayed
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
+            call = self._call(front, headers, exchange)
+            if not taker.answers_h2:
+                tap = GrpcTap.open(exchange.notes, headers)
+            if await call.before():  # a fault answered or ended the call
+                return
             if taker.answers_h2:
                 await taker.serve_h2(front, headers, exchange)
             else:
-                tap = GrpcTap.open(exchange.notes, headers)
-                await self._relay(front, headers, taker, exchange, tap)
+                await guarded(service, target.name, call,  # the breaker (h2_breaker.py)
+                              lambda: self._relay(front, headers, taker, exchange, call, tap))
         except asyncio.CancelledError:
             exchange.error = exchange.error or "cut at shutdown"
             front.reset(CANCEL)
@@ -161,12 +175,26 @@ class Http2Listener:
             if front.sent_end and not front.got_end:  # answered before the request ended
                 front.reset(NO_ERROR)  # RFC 9113 8.1: stop sending the request, no error
             if tap is not None:
+                if tap.note["status"] is None and exchange.response_headers:  # devamb answered
+                    tap.response_headers([(k.encode("latin-1"), v.encode("latin-1"))
+                                          for k, v in exchange.response_headers])
                 await self._catalog.settle(tap)
             exchange.finish()
             self.recorder.finish(service, exchange)
 
+    def _call(self, front: H2Stream, headers: H2Headers, exchange: Exchange) -> H2Call:
+        """The call's faults (rolled as HTTP/1's are) and deadline (service/h2_faults.py)."""
+        faults = self.service.faults
+        plan = None
+        if faults.chain.armed or faults.header_faults:
+            plan = faults.roll_http(*request_view(headers))
+            if plan is not None:
+                exchange.faults = plan.names
+        return H2Call(self.service, front, headers, exchange, plan)
+
     async def _relay(
         self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange,
+        call: H2Call,
         tap: GrpcTap | None,
     ) -> None:
         service = self.service
@@ -185,20 +213,34 @@ class Http2Listener:
         exchange.request_headers = _text(sent)
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
-        ended = front.ended_at_headers
-        try:
-            back = await upstream.open(sent, end=ended)
-        except UpstreamDown as exc:
-            await self._answer(front, exchange, 502, str(exc))
-            return
-        if tap is not None and not self._catalog.known(tap):
-            self._catalog.reflect(tap, destination.key, upstream, destination.authority,
-                                  scheme, injected)
+        tries = H2Tries(service, front, headers, exchange, call)  # retries (h2_retry.py)
+        while True:
+            try:
+                back = await tries.open(upstream, sent)
+            except UpstreamDown as exc:
+                if await tries.again(tries.wants("connect-failed"), str(exc)):
+                    continue
+                await self._answer(front, exchange, 502, str(exc))
+                return
+            if tap is not None and not self._catalog.known(tap):
+                self._catalog.reflect(tap, destination.key, upstream, destination.authority,
+                                      scheme, injected)
+            if await self._try(front, back, exchange, call, tries, tap):
+                return
+
+    async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
+                   tries: H2Tries, tap: GrpcTap | None) -> bool:
+        """One try on `back`; False when another try follows."""
         pump = asyncio.get_running_loop().create_task(
-            self._requests(front, back, exchange, ended, tap)
+            self._requests(front, back, exchange, tries.request_ended, call, tap)
         )
         try:
-            await self._responses(front, back, exchange, tap)
+            verdict, item = await tries.first(back)
+            if verdict == RETRY:
+                return False
+            if item is not None:
+                await self._responses(front, back, exchange, call, item, tap)
+            return True
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, StreamGone):
@@ -209,16 +251,17 @@ class Http2Listener:
                 back.reset(CANCEL)
 
     async def _requests(
-        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool,
+        self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, call: H2Call,
         tap: GrpcTap | None,
     ) -> None:
         """Client -> upstream; a client's data is acknowledged once the upstream took it."""
         with contextlib.suppress(StreamGone):
-            await self._pass_requests(front, back, exchange, ended, tap)
+            await self._pass_requests(front, back, exchange, ended, call, tap)
 
     @staticmethod
     async def _pass_requests(
-        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, tap: GrpcTap | None
+        front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, call: H2Call,
+        tap: GrpcTap | None,
     ) -> None:
         while True:
             item = await front.next()
@@ -237,27 +280,20 @@ class Http2Listener:
                 exchange.request_body.add(item.data)
                 if tap is not None:
                     tap.request_data(item.data)
-                await back.send_data(item.data)
+                await call.send_up(back, item.data)
                 front.ack(item.flow)
             elif item.kind == "trailers":
                 exchange.notes.setdefault("http2", {})["request_trailers"] = _text(item.headers)
-                back.send_trailers(item.headers)
+                await call.end_up(back, item.headers)
                 ended = True
             elif item.kind == "end":
-                await back.send_data(b"", end=True)
+                await call.end_up(back)
                 ended = True
 
-    async def _responses(
-        self, front: H2Stream, back: H2Stream, exchange: Exchange, tap: GrpcTap | None
-    ) -> None:
-        """Upstream -> client; the upstream's data is acknowledged once the client took it."""
-        timeout = self.service.spec.timeout
-        try:
-            item = await asyncio.wait_for(back.next(), timeout)
-        except TimeoutError:
-            back.reset(CANCEL)
-            await self._answer(front, exchange, 504, f"no response headers in {timeout:g}s")
-            return
+    async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange,
+                         call: H2Call, item: Inbound, tap: GrpcTap | None) -> None:
+        """Upstream -> client from the response headers (`item`, or how the try ended); the
+        upstream's data is acknowledged once the client took it."""
         if item.kind == "reset":
             if item.local:  # the client reset its stream, and we the upstream's
                 return
@@ -277,6 +313,7 @@ class Http2Listener:
         queued = back.peek()
         ended = queued is not None and queued.kind == "end"
         follow = await back.next() if queued is not None else None
+        await call.first_byte()
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
@@ -285,7 +322,7 @@ class Http2Listener:
                 follow = await back.next()
             if follow.kind == "end":
                 if not front.sent_end:
-                    await front.send_data(b"", end=True)
+                    await call.send_down(b"", end=True)
                 return
             if follow.kind == "data":
                 exchange.response_body.add(follow.data)
@@ -294,7 +331,7 @@ class Http2Listener:
                 queued = back.peek()
                 last = queued is not None and queued.kind == "end"
                 try:
-                    await front.send_data(follow.data, end=last)  # END_STREAM on the last DATA
+                    await call.send_down(follow.data, end=last)  # END_STREAM on the last DATA
                 except StreamGone:
                     back.reset(CANCEL)
                     raise
@@ -305,6 +342,7 @@ class Http2Listener:
                 exchange.notes.setdefault("http2", {})["trailers"] = _text(follow.headers)
                 if tap is not None:
                     tap.trailers(follow.headers)
+                await call.before_end()
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":
@@ -319,11 +357,21 @@ class Http2Listener:
             follow = None
 
     async def _answer(self, front: H2Stream, exchange: Exchange, status: int, reason: str) -> None:
-        """devamb answers the stream itself (the upstream could not)."""
+        """devamb answers the stream itself (the upstream could not): a gRPC call with the
+        status a client reads best (trailers-only, the reason as grpc-message), other calls
+        with the HTTP status and the reason as text."""
         exchange.status = status
         exchange.error = reason
-        body = f"devamb: {self.service.name}: {exchange.target}: {reason}\n".encode()
-        headers: H2Headers = [
+        text = f"devamb: {self.service.name}: {exchange.target}: {reason}"
+        if "grpc" in exchange.notes:  # a gRPC call (its tap is open)
+            code = DEVAMB_GRPC.get(status) or grpc_of_http(status)
+            headers = trailers_only(code, text)
+            exchange.status = 200
+            exchange.response_headers = _text(headers)
+            front.send_headers(headers, end=True)
+            return
+        body = f"{text}\n".encode()
+        headers = [
             (b":status", str(status).encode()), (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
         ]
@@ -331,4 +379,3 @@ class Http2Listener:
         exchange.response_body.add(body)
         front.send_headers(headers)
         await front.send_data(body, end=True)
-

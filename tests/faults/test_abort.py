@@ -71,7 +71,7 @@ async def test_header_driven_abort(setup: SetupFactory) -> None:
 
 async def test_abort_is_an_http_fault(setup: SetupFactory) -> None:
     s = await setup()
-    with pytest.raises(ControlError, match="faults apply to http services only"):
+    with pytest.raises(ControlError, match="faults apply to http, http2 and grpc services only"):
         await s.add("raw", kind="abort")
     with pytest.raises(ControlError, match=r"status: 99 is out of range 200\.\.599"):
         await s.add("api", kind="abort", status=99)

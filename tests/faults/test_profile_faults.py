@@ -100,7 +100,7 @@ scenarios:
         (HEAD + "      f: {kind: latency, delay: 1s, dealy: 1s}\n",
          ["devamb.yaml:7:37: services.api.faults.f.dealy: unknown key 'dealy' (did you mean "
           "'delay'?); expected one of kind, enabled, probability, direction, match, times, "
-          "after, for, delay, jitter, distribution, on"]),
+          "after, for, delay, jitter, distribution, on, per_message"]),
         (HEAD + "      f: {kind: latency, delay: soon}\n",
          ["devamb.yaml:7:33: services.api.faults.f.delay: 'soon' is not a duration "
           "(use e.g. 250ms, 2s, 1m)"]),
@@ -134,12 +134,12 @@ scenarios:
           "mean 'path'?); expected one of method, path, header"]),
         (HEAD + "      ok: {kind: abort}\n" + TCP
          + "      f: {kind: latency, delay: 1s, match: {path: /x}}\n",
-         ["devamb.yaml:13:44: services.raw.faults.f.match: 'match' applies to http services "
-          "only"]),
+         ["devamb.yaml:13:44: services.raw.faults.f.match: 'match' applies to http, http2 and "
+          "grpc services only (a tcp service has no requests to match)"]),
         (HEAD + "      ok: {kind: abort}\n" + TCP + "      f: {kind: abort}\n",
-         ["devamb.yaml:13:17: services.raw.faults.f.kind: 'abort' faults apply to http "
-          "services only: it answers with an HTTP status, and a tcp service relays bytes "
-          "without HTTP to answer in"]),
+         ["devamb.yaml:13:17: services.raw.faults.f.kind: 'abort' faults apply to http, "
+          "http2 and grpc services only: it answers with an HTTP status, and a tcp service "
+          "relays bytes without HTTP to answer in"]),
         (HEAD + "      a: {kind: abort, status: 7}\n      b: {kind: latency}\n",
          ["devamb.yaml:7:32: services.api.faults.a.status: 7 is out of range 200..599",
           "devamb.yaml:8:10: services.api.faults.b: missing required key 'delay' "

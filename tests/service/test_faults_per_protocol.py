@@ -449,13 +449,14 @@ async def test_websocket_messages_are_recorded_one_by_one(setup: Setup) -> None:
 
 
 @pytest.mark.parametrize("service", ["raw", "cache"])
-@pytest.mark.parametrize(("kind", "why"), [
-    ("abort", "answers with an HTTP status"),
-    ("malformed", "breaks an HTTP response"),
+@pytest.mark.parametrize(("kind", "where", "why"), [
+    ("abort", "http, http2 and grpc", "answers with an HTTP status"),
+    ("malformed", "http", "breaks an HTTP response"),
 ])
 async def test_http_only_kinds_are_refused_on_tcp_services(setup: Setup, service: str,
-                                                           kind: str, why: str) -> None:
-    with pytest.raises(ControlError, match=f"apply to http services only: it {why}"):
+                                                           kind: str, where: str,
+                                                           why: str) -> None:
+    with pytest.raises(ControlError, match=f"apply to {where} services only: it {why}"):
         await setup.add(service, kind=kind)
     assert setup.engine.services[service].faults.names() == []
 
@@ -510,3 +511,56 @@ async def test_request_shaping_can_be_added_on_an_echo_target(make_engine: Engin
                   {"kind": "reset", "direction": "upstream"}, {"kind": "abort"},
                   {"kind": "latency", "delay": "1ms", "direction": "both"}):
         await engine.add_fault("api", dict(fault))
+
+
+# -- HTTP/2 and gRPC calls -----------------------------------------------------------------------
+# Each kind's effect per call, as a grpcio client or an h2 client sees it, is asserted in
+# tests/service/test_http2_faults.py; here, which kinds each HTTP/2 service takes.
+
+H2_FAULTS = {
+    "latency": {"delay": "1ms"}, "abort": {"grpc_status": "UNAVAILABLE"}, "reset": {},
+    "timeout": {}, "bandwidth": {"rate": "1KiB"}, "slicer": {}, "limit_data": {"bytes": 10},
+    "slow_close": {"delay": "1ms"}, "down": {}, "malformed": {},
+}
+
+
+@pytest.mark.parametrize("protocol", ["http2", "grpc"])
+@pytest.mark.parametrize("kind", sorted(H2_FAULTS))
+def test_every_kind_acts_per_call_or_is_refused_on_http2(protocol: str, kind: str) -> None:
+    from devamb.faults.registry import KINDS
+    from devamb.faults.spec import parse_fault_json
+
+    assert set(H2_FAULTS) == set(KINDS)  # a new kind is placed here too
+    fault = {"kind": kind, **H2_FAULTS[kind]}
+    if kind == "malformed":
+        with pytest.raises(ControlError, match="HTTP/2 layer"):
+            parse_fault_json("f", fault, protocol, {"up": "url"})
+        return
+    assert parse_fault_json("f", fault, protocol, {"up": "url"}).kind == kind
+
+
+@pytest.mark.parametrize(("fault", "refused"), [
+    ({"kind": "bandwidth", "rate": "1KiB"}, True),
+    ({"kind": "slow_close", "delay": "1s"}, True),
+    ({"kind": "latency", "delay": "1s", "on": "response"}, True),
+    ({"kind": "latency", "delay": "1s", "per_message": True}, True),
+    ({"kind": "reset", "after_bytes": 10}, True),
+    ({"kind": "latency", "delay": "1s"}, False),
+    ({"kind": "reset"}, False),
+    ({"kind": "abort", "status": 503}, False),
+    ({"kind": "timeout"}, False),
+    ({"kind": "down"}, False),
+])
+def test_call_shaping_is_refused_where_an_h2_target_answers_itself(
+    fault: dict[str, Any], refused: bool
+) -> None:
+    """Echo and mock targets answer HTTP/2 calls themselves (serve_h2): what acts before the
+    call goes on acts, what paces or cuts a relayed answer is refused."""
+    from devamb.faults.spec import parse_fault_json
+
+    targets = {"up": "url", "fake": "echo"}
+    if refused:
+        with pytest.raises(ControlError, match="'fake' \\(echo\\): an echo or mock target"):
+            parse_fault_json("f", fault, "grpc", targets)
+    else:
+        assert parse_fault_json("f", fault, "grpc", targets).kind == fault["kind"]

@@ -331,7 +331,7 @@ async def test_a_client_not_speaking_http2_is_sent_away_and_others_go_on(h2) -> 
         client.close()
 
 
-def test_faults_and_other_target_kinds_are_refused_on_http2(tmp_path) -> None:
+def test_what_http2_cannot_do_is_refused_at_load(tmp_path) -> None:
     from tests.conftest import problems
 
     found = problems(tmp_path, """
@@ -347,10 +347,12 @@ def test_faults_and_other_target_kinds_are_refused_on_http2(tmp_path) -> None:
               loop: {split: {up: 1}, mirror: up}
             faults:
               slow: {kind: latency, delay: 1s}
+              broken: {kind: malformed}
         """)
     assert any("h2.targets.tls" in p and "http:// is h2c" in p for p in found), found
     assert any("h2.targets.loop.mirror" in p and "mirroring" in p for p in found), found
-    assert any("h2.faults.slow.kind" in p and "not yet for http2 services" in p
+    assert not any("h2.faults.slow" in p for p in found), found  # faults per call: h2_faults
+    assert any("h2.faults.broken.kind" in p and "apply to http services only" in p
                for p in found), found
 
 
@@ -395,10 +397,11 @@ async def test_a_dead_upstream_connection_is_opened_again(h2) -> None:
         client.close()
 
 
-def test_header_faults_are_refused_on_http2(tmp_path) -> None:
-    from tests.conftest import problems
+def test_header_faults_are_accepted_on_http2(tmp_path) -> None:
+    from devamb.engine.assembly import load_profile
 
-    found = problems(tmp_path, """
+    path = tmp_path / "devamb.yaml"
+    path.write_text("""
         version: 1
         services:
           h2:
@@ -408,7 +411,8 @@ def test_header_faults_are_refused_on_http2(tmp_path) -> None:
             targets:
               up: http://127.0.0.1:1
         """)
-    assert len(found) == 1 and "header_faults" in found[0] and "not yet for http2" in found[0]
+    # their effect: tests/service/test_http2_faults.py
+    assert load_profile(path, environ={}).services["h2"].header_faults
 
 
 async def test_the_summary_of_a_stream_has_method_path_and_status(h2) -> None:
