@@ -82,7 +82,9 @@ class _Conn(asyncio.Protocol):
         self.server.paths.append(path)
         trailers = None
         if path == "/slow":
-            asyncio.get_running_loop().create_task(self._slow(stream_id))
+            task = asyncio.get_running_loop().create_task(self._slow(stream_id))
+            self.server.tasks.add(task)  # held: a task nobody holds may be collected
+            task.add_done_callback(self.server.tasks.discard)
             return
         if path == "/reset":
             self.conn.reset_stream(stream_id, 11)
@@ -137,6 +139,7 @@ class H2Upstream:
         self.gate = asyncio.Event()  # opens /slow
         self.connections = 0
         self.open: set[_Conn] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> H2Upstream:

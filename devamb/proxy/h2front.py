@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from devamb.proxy import h2limits
 from devamb.proxy.h2conn import H2Endpoint, H2Stream
+from devamb.proxy.h2limits import H2Limits
 
 OnStream = Callable[[H2Stream, str | None], Awaitable[None]]  # (stream, client address)
-OnError = Callable[[str | None, str], None]  # (client address, why the connection ended)
+OnError = Callable[[str | None, str], None]  # (client address, what it did and what it got)
 
 
 class H2FrontConnection(H2Endpoint):
     def __init__(self, server: H2FrontServer) -> None:
-        super().__init__(client_side=False)
+        super().__init__(client_side=False, limits=server.limits)
         self.server = server
         self.remote: str | None = None
 
@@ -40,7 +42,9 @@ class H2FrontConnection(H2Endpoint):
 
 
 class H2FrontServer:
-    def __init__(self, on_stream: OnStream, on_error: OnError) -> None:
+    def __init__(self, on_stream: OnStream, on_error: OnError,
+                 limits: H2Limits | None = None) -> None:
+        self.limits = limits or h2limits.DEFAULT  # what a client may do: see h2limits
         self.on_stream = on_stream
         self.on_error = on_error
         self.connections: set[H2FrontConnection] = set()
