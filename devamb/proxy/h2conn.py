@@ -27,6 +27,7 @@ from devamb.proxy.h2limits import Bucket, H2Limits
 H2Headers = list[tuple[bytes, bytes]]
 CONNECTION_WINDOW = 16 * 1024 * 1024  # the connection window we give a peer: streams, not it,
 # bound what is in flight (a stalled stream holds at most its own stream window)
+WRITE_NOW = 65536  # DATA bytes waiting for the end of the loop's turn that are written at once
 MAX_STREAMS = h2limits.DEFAULT.max_streams  # concurrent streams a client may open
 NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
 PROTOCOL_ERROR = int(h2.errors.ErrorCodes.PROTOCOL_ERROR)
@@ -130,7 +131,7 @@ class H2Stream:
             last = size == len(view)
             conn.send_data(self.id, bytes(view[:size]), end_stream=end and last)
             view = view[size:]
-            endpoint.flush()
+            endpoint.flush(size)
             if end and last:
                 self.sent_end = True
                 break
@@ -165,7 +166,9 @@ class H2Endpoint(asyncio.Protocol):
     With `limits` (the server side), a client that misbehaves is sent away: see h2limits."""
 
     def __init__(self, client_side: bool, limits: H2Limits | None = None) -> None:
-        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+        # what we send was validated as it arrived (or is built by devamb): not again on the way out
+        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
+                                           validate_outbound_headers=False)
         self.conn = h2.connection.H2Connection(config)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
@@ -178,6 +181,8 @@ class H2Endpoint(asyncio.Protocol):
         self._timers: list[asyncio.TimerHandle] = []
         # the guard's state (server side; set by _guard_start)
         self._loop = asyncio.get_running_loop()  # protocols are made by the loop's factory
+        self._flushing = False  # a write is due at the end of this turn of the loop
+        self._unsent = 0  # DATA bytes queued in h2 since the last write
         self._made = self._last_in = 0.0
         self._acked = False  # the client acknowledged our SETTINGS
         self._headers_since: float | None = None  # a header block waits for END_HEADERS
@@ -210,7 +215,7 @@ class H2Endpoint(asyncio.Protocol):
             self.conn.local_settings = h2.settings.Settings(client=client,
                                                             initial_values=settings)
             self._guard_start(self.limits)
-        self.flush()
+        self.flush_now()
 
     def data_received(self, data: bytes) -> None:
         if self.ending:
@@ -253,7 +258,19 @@ class H2Endpoint(asyncio.Protocol):
 
     # -- for streams ----------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, size: int = 0) -> None:
+        """Write what h2 has queued: at the end of this turn of the loop, so that the frames
+        of many streams go out in one write, or now once `size` bytes of DATA are waiting."""
+        self._unsent += size
+        if self._unsent >= WRITE_NOW:
+            self.flush_now()
+        elif not self._flushing:
+            self._flushing = True
+            self._loop.call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        self._flushing = False
+        self._unsent = 0
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -287,7 +304,7 @@ class H2Endpoint(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             try:
                 self.conn.close_connection()
-                self.flush()
+                self.flush_now()
             except h2.exceptions.ProtocolError:
                 pass
             self.transport.close()
@@ -313,7 +330,7 @@ class H2Endpoint(asyncio.Protocol):
         if self.conn.state_machine.state != h2.connection.ConnectionState.CLOSED:
             with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.conn.close_connection(code, additional_data=reason.encode()[:200])
-        self.flush()
+        self.flush_now()
         self.protocol_error(f"{reason}; sent GOAWAY {code_name(code)}")
         for stream in list(self.streams.values()):
             self._gone(stream, CANCEL, f"the connection was closed: {reason}", lost=True)

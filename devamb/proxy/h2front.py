@@ -6,13 +6,13 @@ One connection is one H2Endpoint (server side); each stream the client opens is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 
 from devamb.proxy import h2limits
 from devamb.proxy.h2conn import H2Endpoint, H2Stream
 from devamb.proxy.h2limits import H2Limits
 
-OnStream = Callable[[H2Stream, str | None], Awaitable[None]]  # (stream, client address)
+OnStream = Callable[[H2Stream, str | None], Coroutine[None, None, None]]  # (stream, client address)
 OnError = Callable[[str | None, str], None]  # (client address, what it did and what it got)
 
 
@@ -57,11 +57,8 @@ class H2FrontServer:
         name = self._server.sockets[0].getsockname()
         return str(name[0]), int(name[1])
 
-    def spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            await work
-
-        task = asyncio.get_running_loop().create_task(run())
+    def spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -41,7 +41,9 @@ class H2UpstreamConnection(H2Endpoint):
         """A new stream with its request headers sent; waits while the upstream's limit of
         concurrent streams is reached."""
         conn = self.conn
-        while conn.open_outbound_streams >= self.max_streams:
+        # (h2's count walks every stream: asked only near the limit)
+        while len(self.streams) + 8 >= self.max_streams and (
+                conn.open_outbound_streams >= self.max_streams):
             if not self.usable:
                 raise UpstreamDown("the upstream connection closed")
             slot = asyncio.get_running_loop().create_future()
