@@ -4,6 +4,8 @@ Routes, by path:
 - `/echo`: answers 200 with the request body (the checksum of it in `x-sha256`), and the trailer
   `x-end: done`;
 - `/size/N`: answers N bytes of a seeded pattern;
+- `/lazy/N`: the same N bytes, made as the windows let them go (N may exceed memory: for
+  flow-control tests, where `sent` says how much went out);
 - `/early`: answers 200 `early` as soon as the request headers arrive (the request goes on);
 - `/slow`: answers `slow` once `gate` is set;
 - `/reset`: resets the stream with ENHANCE_YOUR_CALM (11) once the request ended;
@@ -29,6 +31,9 @@ def pattern(size: int) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
+_BLOCK = pattern(65536 + 256)
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self, server: H2Upstream) -> None:
         self.server = server
@@ -37,6 +42,7 @@ class _Conn(asyncio.Protocol):
         self.bodies: dict[int, bytearray] = {}
         self.heads: dict[int, dict[str, str]] = {}
         self.pending: dict[int, tuple[bytes, list[tuple[str, str]] | None]] = {}
+        self.lazy: dict[int, list[int]] = {}  # /lazy streams: [bytes sent, bytes to send]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
@@ -70,12 +76,15 @@ class _Conn(asyncio.Protocol):
                 self.heads.pop(event.stream_id or 0, None)
                 self.bodies.pop(event.stream_id or 0, None)
                 self.pending.pop(event.stream_id or 0, None)
+                self.lazy.pop(event.stream_id or 0, None)
             elif isinstance(event, h2.events.StreamEnded):
                 if self.heads.get(event.stream_id, {}).get(":path") != "/early":
                     self._answer(event.stream_id)
             elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
                 for stream_id in list(self.pending):
                     self._send(stream_id)
+                for stream_id in list(self.lazy):
+                    self._send_lazy(stream_id)
         self._flush()
 
     def _answer(self, stream_id: int) -> None:
@@ -85,10 +94,17 @@ class _Conn(asyncio.Protocol):
         self.server.paths.append(path)
         trailers = None
         if path == "/slow":
-            asyncio.get_running_loop().create_task(self._slow(stream_id))
+            task = asyncio.get_running_loop().create_task(self._slow(stream_id))
+            self.server.tasks.add(task)  # held: a task nobody holds may be collected
+            task.add_done_callback(self.server.tasks.discard)
             return
         if path == "/reset":
             self.conn.reset_stream(stream_id, 11)
+            return
+        if path.startswith("/lazy/"):
+            self.conn.send_headers(stream_id, [(":status", "200"), ("content-length", path[6:])])
+            self.lazy[stream_id] = [0, int(path[6:])]
+            self._send_lazy(stream_id)
             return
         if path == "/echo":
             out = body
@@ -126,6 +142,20 @@ class _Conn(asyncio.Protocol):
         if trailers is not None:
             self.conn.send_headers(stream_id, trailers, end_stream=True)
 
+    def _send_lazy(self, stream_id: int) -> None:
+        progress = self.lazy[stream_id]
+        while progress[0] < progress[1]:
+            size = min(self.conn.local_flow_control_window(stream_id),
+                       self.conn.max_outbound_frame_size, progress[1] - progress[0])
+            if size <= 0:
+                return
+            start = progress[0] % 256
+            progress[0] += size
+            self.server.sent += size
+            self.conn.send_data(stream_id, _BLOCK[start:start + size],
+                                end_stream=progress[0] == progress[1])
+        del self.lazy[stream_id]
+
     def _flush(self) -> None:
         if self.transport is not None:
             self.transport.write(self.conn.data_to_send())
@@ -140,6 +170,8 @@ class H2Upstream:
         self.gate = asyncio.Event()  # opens /slow
         self.connections = 0
         self.open: set[_Conn] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sent = 0  # bytes of /lazy bodies sent
         self._server: asyncio.Server | None = None
 
     async def start(self, tls: ssl.SSLContext | None = None) -> H2Upstream:

@@ -21,15 +21,29 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from devamb.proxy import h2limits
+from devamb.proxy.h2limits import Bucket, H2Limits
+
 H2Headers = list[tuple[bytes, bytes]]
 CONNECTION_WINDOW = 16 * 1024 * 1024  # the connection window we give a peer: streams, not it,
 # bound what is in flight (a stalled stream holds at most its own stream window)
-MAX_STREAMS = 1000  # concurrent streams a client may open on one connection
+WRITE_NOW = 65536  # DATA bytes waiting for the end of the loop's turn that are written at once
+MAX_STREAMS = h2limits.DEFAULT.max_streams  # concurrent streams a client may open
 NO_ERROR = int(h2.errors.ErrorCodes.NO_ERROR)
 PROTOCOL_ERROR = int(h2.errors.ErrorCodes.PROTOCOL_ERROR)
 INTERNAL_ERROR = int(h2.errors.ErrorCodes.INTERNAL_ERROR)
 CANCEL = int(h2.errors.ErrorCodes.CANCEL)
 REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
+SETTINGS_TIMEOUT = int(h2.errors.ErrorCodes.SETTINGS_TIMEOUT)
+ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+UNLIMITED = 2**31 - 1
+
+
+def code_name(code: int) -> str:
+    try:
+        return h2.errors.ErrorCodes(code).name
+    except ValueError:
+        return f"0x{code:x}"
 
 
 class StreamGone(Exception):
@@ -117,7 +131,7 @@ class H2Stream:
             last = size == len(view)
             conn.send_data(self.id, bytes(view[:size]), end_stream=end and last)
             view = view[size:]
-            endpoint.flush()
+            endpoint.flush(size)
             if end and last:
                 self.sent_end = True
                 break
@@ -147,10 +161,14 @@ class H2Stream:
 
 
 class H2Endpoint(asyncio.Protocol):
-    """One HTTP/2 connection, either side; subclasses say what a new stream means."""
+    """One HTTP/2 connection, either side; subclasses say what a new stream means.
 
-    def __init__(self, client_side: bool) -> None:
-        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+    With `limits` (the server side), a client that misbehaves is sent away: see h2limits."""
+
+    def __init__(self, client_side: bool, limits: H2Limits | None = None) -> None:
+        # what we send was validated as it arrived (or is built by devamb): not again on the way out
+        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
+                                           validate_outbound_headers=False)
         self.conn = h2.connection.H2Connection(config)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
@@ -158,40 +176,73 @@ class H2Endpoint(asyncio.Protocol):
         self.goaway = False  # the peer sent GOAWAY: no new streams on this connection
         self._writable = asyncio.Event()
         self._writable.set()
+        self.limits = limits
+        self.ending = False  # we sent a GOAWAY and close the connection
+        self._timers: list[asyncio.TimerHandle] = []
+        # the guard's state (server side; set by _guard_start)
+        self._loop = asyncio.get_running_loop()  # protocols are made by the loop's factory
+        self._flushing = False  # a write is due at the end of this turn of the loop
+        self._unsent = 0  # DATA bytes queued in h2 since the last write
+        self._made = self._last_in = 0.0
+        self._acked = False  # the client acknowledged our SETTINGS
+        self._headers_since: float | None = None  # a header block waits for END_HEADERS
+        self._owed = 0  # SETTINGS/PING answers queued while the client does not read
+        self._refusing = False
+        self._buckets: dict[str, Bucket] = {}
+        self._tick = 1.0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
         client = bool(self.conn.config.client_side)
+        limits = self.limits or h2limits.DEFAULT
+        codes = h2.settings.SettingCodes
         settings = {
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
-            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
+            codes.MAX_CONCURRENT_STREAMS: limits.max_streams,
+            codes.MAX_HEADER_LIST_SIZE: limits.max_header_list,
         }
         if client:
-            settings[h2.settings.SettingCodes.ENABLE_PUSH] = 0
+            settings[codes.ENABLE_PUSH] = 0
         self.conn.local_settings = h2.settings.Settings(client=client, initial_values=settings)
-        self.conn.initiate_connection()
+        self.conn.initiate_connection()  # advertises `settings`
         self.conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
-        self.flush()
+        self.conn.decoder.max_header_list_size = limits.max_header_list
+        if self.limits is not None:
+            # h2 would end the whole connection for a stream over the limit: we refuse that
+            # stream alone (RFC 9113 5.1.2), so h2 itself is told there is none
+            settings[codes.MAX_CONCURRENT_STREAMS] = UNLIMITED
+            self.conn.local_settings = h2.settings.Settings(client=client,
+                                                            initial_values=settings)
+            self._guard_start(self.limits)
+        self.flush_now()
 
     def data_received(self, data: bytes) -> None:
+        if self.ending:
+            return
+        if self.limits is not None:
+            self._last_in = self._loop.time()
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            self.protocol_error(str(exc) or type(exc).__name__)
-            with contextlib.suppress(h2.exceptions.ProtocolError):  # unless h2 sent it
-                self.conn.close_connection(PROTOCOL_ERROR)
-            self.flush()  # the GOAWAY
-            if self.transport is not None:
-                self.transport.close()
+            code = int(getattr(exc, "error_code", PROTOCOL_ERROR) or PROTOCOL_ERROR)
+            self.send_away(code, _why(exc))
             return
         for event in events:
             self._dispatch(event)
+            if self.ending:
+                return
+        if self.limits is not None and self._headers_since is None:
+            if _pending_header_block(self.conn):
+                self._headers_since = self._last_in
+        elif self.limits is not None and not _pending_header_block(self.conn):
+            self._headers_since = None
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.goaway = True
+        for timer in self._timers:
+            timer.cancel()
         for stream in list(self.streams.values()):
             self._gone(stream, CANCEL, "the connection was lost", lost=True)
         self.streams.clear()
@@ -203,10 +254,23 @@ class H2Endpoint(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable.set()
+        self._owed = 0
 
     # -- for streams ----------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, size: int = 0) -> None:
+        """Write what h2 has queued: at the end of this turn of the loop, so that the frames
+        of many streams go out in one write, or now once `size` bytes of DATA are waiting."""
+        self._unsent += size
+        if self._unsent >= WRITE_NOW:
+            self.flush_now()
+        elif not self._flushing:
+            self._flushing = True
+            self._loop.call_soon(self.flush_now)
+
+    def flush_now(self) -> None:
+        self._flushing = False
+        self._unsent = 0
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -233,12 +297,14 @@ class H2Endpoint(asyncio.Protocol):
 
     def forget(self, stream: H2Stream) -> None:
         self.streams.pop(stream.id, None)
+        if not self.streams and self.limits is not None:
+            self._last_in = self._loop.time()  # idle from now on
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             try:
                 self.conn.close_connection()
-                self.flush()
+                self.flush_now()
             except h2.exceptions.ProtocolError:
                 pass
             self.transport.close()
@@ -249,12 +315,96 @@ class H2Endpoint(asyncio.Protocol):
         """The peer opened `stream` (server side)."""
 
     def protocol_error(self, reason: str) -> None:
-        """The peer broke HTTP/2; the connection ends with a GOAWAY."""
+        """The peer broke HTTP/2 or a limit; `reason` says why and what devamb answered."""
+
+    # -- limits (server side) -------------------------------------------------------------------
+
+    def send_away(self, code: int, reason: str) -> None:
+        """End the connection with GOAWAY `code` (`reason` as its debug data) unless h2 sent
+        its own for a protocol error; streams in flight are gone. A client that does not read
+        is cut after a grace."""
+        if self.ending:
+            return
+        self.ending = True
+        self.goaway = True
+        if self.conn.state_machine.state != h2.connection.ConnectionState.CLOSED:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.conn.close_connection(code, additional_data=reason.encode()[:200])
+        self.flush_now()
+        self.protocol_error(f"{reason}; sent GOAWAY {code_name(code)}")
+        for stream in list(self.streams.values()):
+            self._gone(stream, CANCEL, f"the connection was closed: {reason}", lost=True)
+        self.streams.clear()
+        if self.transport is not None:
+            self.transport.close()
+            if self.limits is not None:
+                self._timers.append(self._loop.call_later(self.limits.close_grace,
+                                                          self.transport.abort))
+
+    def _guard_start(self, limits: H2Limits) -> None:
+        now = self._loop.time()
+        self._made = self._last_in = now
+        self._buckets = {name: Bucket(*rule, now) for name, rule in (
+            ("settings", limits.settings), ("pings", limits.pings), ("resets", limits.resets),
+            ("refused", limits.refused))}
+        shortest = min(limits.handshake_timeout, limits.headers_timeout, limits.idle_timeout)
+        self._tick = min(1.0, max(0.02, shortest / 4))
+        self._timers.append(self._loop.call_later(self._tick, self._watch))
+
+    def _watch(self) -> None:
+        limits = self.limits
+        if limits is None or self.ending or self.closed.is_set():
+            return
+        now = self._loop.time()
+        if not self._acked and now - self._made > limits.handshake_timeout:
+            self.send_away(SETTINGS_TIMEOUT, f"no HTTP/2 preface and SETTINGS acknowledgement "
+                                             f"in {limits.handshake_timeout:g}s")
+        elif self._headers_since is not None and now - self._headers_since > limits.headers_timeout:
+            self.send_away(ENHANCE_YOUR_CALM, f"a header block without END_HEADERS for "
+                                              f"{limits.headers_timeout:g}s")
+        elif not self.streams and now - self._last_in > limits.idle_timeout:
+            self.send_away(NO_ERROR, f"idle for {limits.idle_timeout:g}s")
+        else:
+            self._timers = [self._loop.call_later(self._tick, self._watch)]
+
+    def _spend(self, name: str, what: str) -> bool:
+        """Count one `what` against its bucket; False (and GOAWAY) when the client floods."""
+        bucket = self._buckets[name]
+        if bucket.take(self._loop.time()):
+            return True
+        self.send_away(ENHANCE_YOUR_CALM, f"{what} flood (over {bucket.burst:g} at once, "
+                                          f"{bucket.rate:g}/s after)")
+        return False
+
+    def _owe(self, what: str) -> None:
+        """An answer (ACK) is queued; too many while the client does not read: GOAWAY."""
+        if self._writable.is_set():
+            return
+        self._owed += 1
+        assert self.limits is not None
+        if self._owed > self.limits.unanswered:
+            self.send_away(ENHANCE_YOUR_CALM, f"{self._owed} {what} answers unread")
+
+    def _refuse(self, stream_id: int) -> None:
+        """A stream beyond the limit of concurrent streams: RST_STREAM REFUSED_STREAM."""
+        if not self._spend("refused", "streams beyond the limit"):
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.conn.reset_stream(stream_id, REFUSED_STREAM)
+        if not self._refusing:
+            self._refusing = True
+            assert self.limits is not None
+            self.protocol_error(f"more than {self.limits.max_streams} concurrent streams; "
+                                f"sent RST_STREAM REFUSED_STREAM (the connection goes on)")
 
     # -- events ---------------------------------------------------------------------------------
 
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
+            # (our count, not h2's: h2 has already taken every frame of this read)
+            if self.limits is not None and len(self.streams) >= self.limits.max_streams:
+                self._refuse(event.stream_id or 0)
+                return
             stream = H2Stream(self, event.stream_id)
             self.streams[event.stream_id] = stream
             stream.ended_at_headers = event.stream_ended is not None
@@ -276,6 +426,9 @@ class H2Endpoint(asyncio.Protocol):
                 ended.put(Inbound("end"))
                 self.settle(ended)
         elif isinstance(event, h2.events.StreamReset):
+            if self.limits is not None and event.remote_reset and not self._spend(
+                    "resets", "stream reset"):
+                return
             reset = self.streams.pop(event.stream_id or 0, None)
             if reset is not None:
                 code = int(event.error_code or 0)
@@ -287,8 +440,17 @@ class H2Endpoint(asyncio.Protocol):
             elif event.stream_id in self.streams:
                 self.streams[event.stream_id].window.set()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
+            if self.limits is not None:
+                if not self._spend("settings", "SETTINGS"):
+                    return
+                self._owe("SETTINGS")
             for stream in self.streams.values():
                 stream.window.set()
+        elif isinstance(event, h2.events.PingReceived):
+            if self.limits is not None and self._spend("pings", "PING"):
+                self._owe("PING")
+        elif isinstance(event, h2.events.SettingsAcknowledged):
+            self._acked = True
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.goaway = True
             last = event.last_stream_id or 0
@@ -310,6 +472,20 @@ class H2Endpoint(asyncio.Protocol):
             stream.gone = StreamGone(code, reason)
         stream.put(Inbound("reset", code=code, lost=lost))
         stream.window.set()
+
+
+def _why(exc: Exception) -> str:
+    """A protocol error as a line for the developer."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, h2.exceptions.DenialOfServiceError) and "header" in text.lower():
+        return f"request headers over the limit ({text})"
+    return f"broke HTTP/2 or does not speak it ({text})"
+
+
+def _pending_header_block(conn: h2.connection.H2Connection) -> bool:
+    """A HEADERS frame arrived without END_HEADERS and its CONTINUATION is awaited (h2 keeps
+    the frames in its frame buffer: read defensively, it is not public)."""
+    return bool(getattr(conn.incoming_buffer, "_headers_buffer", None))
 
 
 def _pairs(headers: object) -> H2Headers:

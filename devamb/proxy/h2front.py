@@ -7,18 +7,20 @@ One connection is one H2Endpoint (server side); each stream the client opens is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from ssl import SSLContext
 
+from devamb.proxy import h2limits
 from devamb.proxy.h2conn import H2Endpoint, H2Stream
+from devamb.proxy.h2limits import H2Limits
 
-OnStream = Callable[[H2Stream, str | None], Awaitable[None]]  # (stream, client address)
-OnError = Callable[[str | None, str], None]  # (client address, why the connection ended)
+OnStream = Callable[[H2Stream, str | None], Coroutine[None, None, None]]  # (stream, client address)
+OnError = Callable[[str | None, str], None]  # (client address, what it did and what it got)
 
 
 class H2FrontConnection(H2Endpoint):
     def __init__(self, server: H2FrontServer) -> None:
-        super().__init__(client_side=False)
+        super().__init__(client_side=False, limits=server.limits)
         self.server = server
         self.remote: str | None = None
 
@@ -43,8 +45,10 @@ class H2FrontConnection(H2Endpoint):
 
 class H2FrontServer:
     def __init__(
-        self, on_stream: OnStream, on_error: OnError, ssl: SSLContext | None = None
+        self, on_stream: OnStream, on_error: OnError, ssl: SSLContext | None = None,
+        limits: H2Limits | None = None,
     ) -> None:
+        self.limits = limits or h2limits.DEFAULT  # what a client may do: see h2limits
         self.on_stream = on_stream
         self.ssl = ssl  # the listener terminates TLS (ALPN h2)
         self.on_error = on_error
@@ -61,11 +65,8 @@ class H2FrontServer:
         name = self._server.sockets[0].getsockname()
         return str(name[0]), int(name[1])
 
-    def spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            await work
-
-        task = asyncio.get_running_loop().create_task(run())
+    def spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
+
+import h2.events
 
 from devamb.proxy.h2conn import PROTOCOL_ERROR, H2Endpoint, H2Headers, H2Stream
 from devamb.proxy.upstream import tls_context
 
 SETTINGS_FRAME = 0x4
+
+EARLY_STREAMS = 100
 
 
 class UpstreamDown(Exception):
@@ -22,7 +27,10 @@ class UpstreamDown(Exception):
 class H2UpstreamConnection(H2Endpoint):
     def __init__(self) -> None:
         super().__init__(client_side=True)
-        self._slot = asyncio.Event()  # set when a stream closes: a new one may fit
+        # streams waiting for a slot, first come first served: a closing stream wakes one
+        # (waking them all would cost each of them a count of the open streams)
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._settings_seen = False  # until the upstream's SETTINGS arrive, 100 streams at most
         self._heard = False  # the upstream sent something (its preface, if it speaks HTTP/2)
 
     def data_received(self, data: bytes) -> None:
@@ -40,7 +48,7 @@ class H2UpstreamConnection(H2Endpoint):
         if not self._heard:
             self.protocol_error("it closed the connection without a word")
         super().connection_lost(exc)
-        self._slot.set()
+        self._wake(every=True)
 
     def protocol_error(self, reason: str) -> None:
         """The upstream's bytes are not HTTP/2 (an HTTP/1.1 server answering h2c's preface
@@ -50,6 +58,14 @@ class H2UpstreamConnection(H2Endpoint):
                        lost=True)
 
     @property
+    def max_streams(self) -> int:
+        """How many streams the upstream takes at once (RFC 9113 recommends at least 100: a
+        connection opens no more until the upstream says its limit)."""
+        if not self._settings_seen:
+            return EARLY_STREAMS
+        return int(self.conn.remote_settings.max_concurrent_streams)
+
+    @property
     def usable(self) -> bool:
         return not self.goaway and not self.closed.is_set()
 
@@ -57,11 +73,19 @@ class H2UpstreamConnection(H2Endpoint):
         """A new stream with its request headers sent; waits while the upstream's limit of
         concurrent streams is reached."""
         conn = self.conn
-        while conn.open_outbound_streams >= conn.remote_settings.max_concurrent_streams:
+        # (h2's count walks every stream: asked only near the limit)
+        while len(self.streams) + 8 >= self.max_streams and (
+                conn.open_outbound_streams >= self.max_streams):
             if not self.usable:
                 raise UpstreamDown("the upstream connection closed")
-            self._slot.clear()
-            await self._slot.wait()
+            slot = asyncio.get_running_loop().create_future()
+            self._waiting.append(slot)
+            try:
+                await slot
+            except asyncio.CancelledError:
+                if slot.done() and not slot.cancelled():
+                    self._wake()  # it was given a slot it will not use: the next one may
+                raise
         if not self.usable:
             raise UpstreamDown("the upstream connection closed")
         stream = H2Stream(self, conn.get_next_available_stream_id())
@@ -71,8 +95,22 @@ class H2UpstreamConnection(H2Endpoint):
 
     def forget(self, stream: H2Stream) -> None:
         super().forget(stream)
-        self._slot.set()
+        self._wake()
 
+    def _dispatch(self, event: h2.events.Event) -> None:
+        super()._dispatch(event)
+        if isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings_seen = True
+        if isinstance(event, h2.events.RemoteSettingsChanged | h2.events.ConnectionTerminated):
+            self._wake(every=True)  # the limit may have grown, or the connection is over
+
+    def _wake(self, every: bool = False) -> None:
+        while self._waiting:
+            slot = self._waiting.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                if not every:
+                    return
 
 
 class H2Upstream:

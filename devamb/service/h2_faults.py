@@ -163,7 +163,7 @@ class H2Call:
         endpoint = self.front.endpoint
         with contextlib.suppress(Exception):  # (h2 refuses a second GOAWAY: it is closing)
             endpoint.conn.close_connection(error_code=code)
-            endpoint.flush()
+            endpoint.flush_now()  # before the close: flush() waits for the turn
         if endpoint.transport is not None:
             endpoint.transport.close()  # the GOAWAY leaves first: a close flushes the buffer
 

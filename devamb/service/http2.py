@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
+from devamb.control.events import Notice
 from devamb.grpc.answers import grpc_of_http, trailers_only
 from devamb.grpc.catalog import Catalog
 from devamb.grpc.status import CODES
@@ -25,6 +27,7 @@ from devamb.proxy.h2conn import (
     StreamGone,
 )
 from devamb.proxy.h2front import H2FrontServer
+from devamb.proxy.h2limits import Bucket
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 from devamb.proxy.listen import bind
 from devamb.service.core import Service
@@ -68,6 +71,7 @@ class Http2Listener:
         self._server: H2FrontServer | None = None
         self._upstreams: dict[tuple[str, int, int, str | None], H2Upstream] = {}  # by destination
         self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
+        self._notices = Bucket(5, 0.2, time.monotonic())  # bad clients shown in the TUI
 
     async def start(self) -> None:
         spec = self.service.spec
@@ -105,9 +109,11 @@ class Http2Listener:
             self._server.hurry()
 
     def _protocol_error(self, remote: str | None, reason: str) -> None:
-        """A client broke HTTP/2 (or does not speak it): the connection ended with GOAWAY."""
-        log.info("%s: client %s: not HTTP/2 or broke it (%s); sent GOAWAY",
-                 self.service.name, remote or "?", reason)
+        """A client broke HTTP/2 or a limit (docs/proxy.md): `reason` says what it got."""
+        message = f"{self.service.name}: HTTP/2 client {remote or '?'}: {reason}"
+        log.warning("%s", message)
+        if self._notices.take(time.monotonic()):  # a flood of bad clients is logged, not shown
+            self.recorder.bus.publish(Notice(level="warning", message=message))
 
     def _upstream(self, destination: H2Destination) -> H2Upstream:
         """The shared connection to `destination` (one per host, port and TLS)."""
