@@ -149,18 +149,20 @@ class Http2Listener:
             return
         target = service.target(name)
         exchange = self._begin(target.name, remote)
-        tap: GrpcTap | None = None  # the gRPC record of a relayed call (answering kinds: theirs)
+        tap: GrpcTap | None = None  # the gRPC record of the call (answering kinds keep theirs)
         exchange.method = _pseudo(headers, b":method")
         exchange.path = _pseudo(headers, b":path")
         exchange.replay_of = replayed
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
             call = self._call(front, headers, exchange)
-            if not taker.answers_h2:
-                tap = GrpcTap.open(exchange.notes, headers)
+            tap = GrpcTap.open(exchange.notes, headers)
             if await call.before():  # a fault answered or ended the call
                 return
             if taker.answers_h2:
+                if tap is not None:  # a kind that answers records the call itself
+                    exchange.notes.pop("grpc", None)
+                    tap = None
                 await taker.serve_h2(front, headers, exchange)
             else:
                 await guarded(service, target.name, call,  # the breaker (h2_breaker.py)

@@ -1,5 +1,6 @@
 """ExchangeScreen: the exchange detail plus what can be done with it — replay (`r`), replay to
-another target and diff (`d`), export (`e`: curl of this one, HAR of the current filter).
+another target and diff (`d`), export (`e`: curl of this one — grpcurl of a gRPC call — and a
+HAR of the current filter).
 
 It subclasses `ExchangeDetail` (which only shows) and talks to the engine through the app's
 `EngineGateway`; replay and export may take the gateway's longer (`slow`) timeout.
@@ -27,6 +28,7 @@ from ui.screens.diff import DiffScreen
 from ui.screens.exchange_detail import ExchangeDetail, Loader
 
 DEFAULT_HAR = "devamb-export.har"
+REPLAYABLE = ("http", "http2", "grpc")  # protocols whose exchanges are requests
 
 
 class ExchangeScreen(ExchangeDetail):
@@ -58,7 +60,7 @@ class ExchangeScreen(ExchangeDetail):
         """TCP connections cannot be replayed: their keys are not offered."""
         if action in ("replay", "replay_diff"):
             protocol: str = self.exchange.get("protocol", "http")
-            return protocol == "http"
+            return protocol in REPLAYABLE
         return True
 
     def action_replay(self) -> None:
@@ -102,32 +104,38 @@ class ExchangeScreen(ExchangeDetail):
             )
 
     def action_export(self) -> None:
-        self.app.push_screen(ExportScreen(self.gateway, self.exchange_id, self.filter))
+        grpc = "grpc" in (self.exchange.get("notes") or {})
+        self.app.push_screen(ExportScreen(self.gateway, self.exchange_id, self.filter, grpc))
 
 
 class ExportScreen(ModalScreen[None]):
-    """curl of one exchange (select and copy), or a HAR file of the current filter."""
+    """curl of one exchange (grpcurl of a gRPC call; select and copy), or a HAR file of the
+    current filter."""
 
     BINDINGS = [
         Binding("escape", "dismiss", "Close"),
-        Binding("ctrl+y", "copy", "Copy curl"),
+        Binding("ctrl+y", "copy", "Copy command"),
     ]
 
-    def __init__(self, gateway: EngineGateway, exchange_id: int, filter: str | None) -> None:
+    def __init__(
+        self, gateway: EngineGateway, exchange_id: int, filter: str | None, grpc: bool = False
+    ) -> None:
         super().__init__()
         self.gateway = gateway
         self.exchange_id = exchange_id
         self.filter = filter
+        self.tool = "grpcurl" if grpc else "curl"
 
     def compose(self) -> ComposeResult:
         scope = f"exchanges matching {self.filter!r}" if self.filter else "all recorded exchanges"
         with Vertical(id="export"):
-            yield Label(Text(f"curl for exchange #{self.exchange_id}", style="bold"))
+            yield Label(Text(f"{self.tool} for exchange #{self.exchange_id}", style="bold"))
             yield TextArea("loading…", read_only=True, id="export-curl", soft_wrap=True)
             yield Label(Text.assemble(("HAR file", "bold"), f" of {scope}: path, then Enter"))
             yield Input(value=DEFAULT_HAR, id="export-har-path", compact=True)
             yield Static("", id="export-message")
-            yield Label("ctrl+y copy curl · Enter write HAR · Esc close", classes="picker-help")
+            yield Label(f"ctrl+y copy {self.tool} · Enter write HAR · Esc close",
+                        classes="picker-help")
 
     def on_mount(self) -> None:
         self.run_worker(self._load_curl(), group="curl")
@@ -135,9 +143,12 @@ class ExportScreen(ModalScreen[None]):
 
     async def _load_curl(self) -> None:
         area = self.query_one("#export-curl", TextArea)
+        exchange_id = self.exchange_id
         try:
             curl = await self.gateway.call(
-                lambda engine: engine.export_curl(self.exchange_id), slow=True
+                lambda engine: engine.export_grpcurl(exchange_id) if self.tool == "grpcurl"
+                else engine.export_curl(exchange_id),
+                slow=True,
             )
         except EngineCallFailed as failure:
             area.text = f"# {failure.text}"
@@ -146,7 +157,7 @@ class ExportScreen(ModalScreen[None]):
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.query_one("#export-curl", TextArea).text)
-        self.say("curl copied to the clipboard")
+        self.say(f"{self.tool} copied to the clipboard")
 
     def say(self, text: str, error: bool = False) -> None:
         style = "bold red" if error else "green"

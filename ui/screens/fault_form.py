@@ -35,16 +35,29 @@ KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
     "malformed": [("mode", "bad-chunk | garbage | empty | short-body")],
     "down": [],
 }  # fmt: skip
+# settings only HTTP/2 and gRPC services have (shown on those)
+H2_FIELDS: dict[str, list[tuple[str, str]]] = {
+    "latency": [("per_message", "true: delay each gRPC message instead")],
+    "abort": [("grpc_status", "gRPC calls: UNAVAILABLE, 14, …"),
+              ("grpc_message", "gRPC calls: the status message")],
+    "reset": [("code", "INTERNAL_ERROR, CANCEL, …"), ("scope", "stream | connection (GOAWAY)")],
+}  # fmt: skip
+H2_PROTOCOLS = ("http2", "grpc")
+REQUEST_PROTOCOLS = ("http", *H2_PROTOCOLS)  # services whose calls have a path and a method
 COMMON_FIELDS = [("name", "default: the kind"), ("probability", "1 (0..1)"),
-                 ("times", "fire N times, then off"), ("path", "HTTP: /charge*"),
+                 ("times", "fire N times, then off"),
+                 ("path", "HTTP: /charge*, gRPC: /pkg.Svc/Get"),
                  ("method", "HTTP: POST, PUT")]  # fmt: skip
 _INT = re.compile(r"^-?\d+$")
 _FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
 
 
 def typed(text: str) -> Any:
-    """What a typed value means: numbers become numbers, everything else stays text."""
+    """What a typed value means: numbers become numbers, true/false booleans, everything else
+    stays text."""
     text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     if _INT.match(text):
         return int(text)
     if _FLOAT.match(text):
@@ -52,10 +65,16 @@ def typed(text: str) -> Any:
     return text
 
 
-def fault_data(kind: str, values: dict[str, str]) -> dict[str, Any]:
+def kind_fields(kind: str, protocol: str) -> list[tuple[str, str]]:
+    """The settings the form offers for `kind` on a `protocol` service."""
+    extra = H2_FIELDS.get(kind, []) if protocol in H2_PROTOCOLS else []
+    return [*KIND_FIELDS.get(kind, []), *extra]
+
+
+def fault_data(kind: str, values: dict[str, str], protocol: str = "http") -> dict[str, Any]:
     """The add_fault body for a kind and the form's non-empty fields."""
     data: dict[str, Any] = {"kind": kind}
-    for key, _ in KIND_FIELDS.get(kind, []):
+    for key, _ in kind_fields(kind, protocol):
         if values.get(key, "").strip():
             data[key] = typed(values[key])
     if values.get("name", "").strip():
@@ -111,13 +130,13 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
                     id="form-kind",
                     compact=True,
                 )
-            for kind, fields in KIND_FIELDS.items():
-                for key, hint in fields:
+            for kind in KIND_FIELDS:
+                for key, hint in kind_fields(kind, self.protocol):
                     with Horizontal(classes=f"form-row kind-field kind-{kind}"):
                         yield Label(key, classes="form-label")
                         yield Input(placeholder=hint, id=f"field-{kind}-{key}", compact=True)
             for key, hint in COMMON_FIELDS:
-                if self.protocol != "http" and key in ("path", "method"):
+                if self.protocol not in REQUEST_PROTOCOLS and key in ("path", "method"):
                     continue
                 with Horizontal(classes="form-row"):
                     yield Label(key, classes="form-label")
@@ -148,7 +167,7 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
         return values
 
     def data(self) -> dict[str, Any]:
-        return fault_data(self.kind, self.values())
+        return fault_data(self.kind, self.values(), self.protocol)
 
     def _show_kind(self, kind: str) -> None:
         for row in self.query(".kind-field"):
