@@ -174,9 +174,11 @@ class H2Upstream:
         self.sent = 0  # bytes of /lazy bodies sent
         self._server: asyncio.Server | None = None
 
-    async def start(self, tls: ssl.SSLContext | None = None) -> H2Upstream:
+    async def start(
+        self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> H2Upstream:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Conn(self), "127.0.0.1", 0, ssl=tls)
+        self._server = await loop.create_server(lambda: _Conn(self), host, port, ssl=tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -86,9 +86,10 @@ class _Seen(grpc.ServerInterceptor):
 
 
 class Greeter:
-    """The server on 127.0.0.1, port 0."""
+    """The server on 127.0.0.1, port 0 (`host` 0.0.0.0 inside a container)."""
 
-    def __init__(self, types: Types, reflection: bool = False, port: int = 0) -> None:
+    def __init__(self, types: Types, reflection: bool = False, port: int = 0,
+                 host: str = "127.0.0.1") -> None:
         self.calls: list[str] = []  # the methods called, in order (reflection's too)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                                   interceptors=(_Seen(self.calls),))
@@ -99,7 +100,7 @@ class Greeter:
             reflecting.enable_server_reflection(
                 (SERVICE, reflecting.SERVICE_NAME), self.server, pool=types.pool
             )
-        self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
 
     def __enter__(self) -> Greeter:
         self.server.start()
