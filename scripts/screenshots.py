@@ -6,7 +6,8 @@ It starts the real engine in-process, sends a little traffic through its listene
 a target, so the events pane has something to say), then drives the app with Pilot and saves one
 SVG per screen (faults and diff too: it adds two faults to `api` and replays one exchange to
 another target). If the demo's ports are taken, it runs a copy of the profile on free ports.
-The demo has no pool, so target-detail.svg comes from the UI tests' fake engine.
+The demo has no pool, so target-detail.svg comes from the UI tests' fake engine; the gRPC shots
+(grpc-traffic.svg, grpc-detail.svg) run profiles/grpc.yaml with a grpcio client (a test extra).
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ async def shoot(pilot: Pilot, out: Path, name: str) -> None:
     print(f"wrote {path}", file=sys.__stdout__)  # the running app captures sys.stdout
 
 
-async def main(profile: Path, out: Path) -> None:
+async def main(profile: Path, out: Path, only: str | None = None) -> None:
+    if only == "grpc":
+        await shoot_grpc(out)
+        return
     out.mkdir(parents=True, exist_ok=True)
     engine = await start_engine(profile)
     try:
@@ -194,6 +198,54 @@ async def main(profile: Path, out: Path) -> None:
     finally:
         await engine.stop()
     await shoot_target_detail(out)
+    await shoot_grpc(out)
+
+
+def grpc_calls(port: int, count: int) -> None:
+    """Ping and Watch through the grpc profile's service, as a grpcio client (a test extra)."""
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        ping = channel.unary_unary("/demo.ping.Pinger/Ping")
+        watch = channel.unary_stream("/demo.ping.Pinger/Watch")
+        for i in range(count):
+            text = f"hello {i}".encode()
+            try:
+                if i % 4 == 3:
+                    list(watch(b"\x0a" + bytes([len(text)]) + text, timeout=5))
+                else:
+                    ping(b"\x0a" + bytes([len(text)]) + text, timeout=5)
+            except grpc.RpcError:
+                pass  # the mock's UNAVAILABLE and the fault's RESOURCE_EXHAUSTED: on screen
+
+
+async def shoot_grpc(out: Path) -> None:
+    """The traffic view with gRPC calls and one call's detail, on profiles/grpc.yaml."""
+    engine = await start_engine(ROOT / "profiles" / "grpc.yaml")
+    try:
+        bound = engine.services["pinger"].bound
+        assert bound is not None
+        await asyncio.to_thread(grpc_calls, bound[1], 6)
+        await engine.add_fault("pinger", {"name": "busy", "kind": "abort",
+                                          "grpc_status": "RESOURCE_EXHAUSTED",
+                                          "grpc_message": "try again later", "times": 2,
+                                          "match": {"path": "/demo.ping.Pinger/Ping"}})
+        await asyncio.to_thread(grpc_calls, bound[1], 6)
+        app = make_app(engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.connected.wait()
+            await pilot.press("x")
+            rows = app.main.query_one(TrafficList)
+            await wait_for(pilot, lambda: len(rows.rows) == 12)
+            await pilot.press("space")
+            await shoot(pilot, out, "grpc-traffic")
+            for _ in range(3):
+                await pilot.press("up")
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+            await shoot(pilot, out, "grpc-detail")
+    finally:
+        await engine.stop()
 
 
 async def shoot_target_detail(out: Path) -> None:
@@ -212,5 +264,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", type=Path, default=ROOT / "profiles" / "demo.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    parser.add_argument("--only", choices=["grpc"], help="take only these shots")
     args = parser.parse_args()
-    asyncio.run(main(args.profile, args.out))
+    asyncio.run(main(args.profile, args.out, args.only))

@@ -248,6 +248,9 @@ class ExchangeDetail(Screen[None]):
             grpc = (exchange.get("notes") or {}).get("grpc")
             if isinstance(grpc, Mapping):
                 yield self._section("gRPC", grpc_table(grpc))
+                for message in grpc.get("messages") or ():  # the call's point: before headers
+                    recorded = True
+                    yield self._section(*grpc_message(message, dark))
             for side in ("request", "response"):
                 headers = exchange.get(f"{side}_headers")
                 if headers:
@@ -256,10 +259,6 @@ class ExchangeDetail(Screen[None]):
             if exchange.get("timings"):
                 recorded = True
                 yield self._section("Timings", timings_table(exchange["timings"]))
-            if isinstance(grpc, Mapping) and grpc.get("messages"):
-                recorded = True
-                for message in grpc["messages"]:
-                    yield self._section(*grpc_message(message, dark))
             for side in ("request", "response"):
                 body = exchange.get(f"{side}_body")
                 if isinstance(grpc, Mapping) and grpc.get("messages"):
