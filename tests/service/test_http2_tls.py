@@ -479,3 +479,42 @@ async def test_the_state_of_an_https_target_says_when_its_certificate_fails(
             await probe
     assert targets["secure"].state == "reachable"
     assert targets["system"].state == "tls-failure"
+
+
+async def test_an_http_services_faults_and_retries_act_on_its_http2_calls(
+    make_engine: EngineFactory,
+) -> None:
+    """The HTTP/2 calls an http service finds are calls like its HTTP/1.1 ones: its faults
+    (with the http service's settings) and its retries act on each."""
+    up = await H2Upstream("up").start()
+    try:
+        engine, port = await _engine(make_engine, f"""
+            version: 1
+            services:
+              h2:
+                listen: 0
+                target: up
+                timeout: 5s
+                retries: {{attempts: 3, on: [reset], backoff: 1ms}}
+                targets:
+                  up: http://127.0.0.1:{up.port}
+                faults:
+                  boom: {{kind: abort, status: 503, times: 1, match: {{path: /boom}}}}
+            """)
+        client = H2Client("127.0.0.1", port, 5.0)
+        try:
+            head, _, _ = await _call(client, "/boom", port=port)
+            assert head[":status"] == "503"  # the fault, once
+            head, body, _ = await _call(client, "/boom", port=port)
+            assert head[":status"] == "200" and body == b"up GET /boom"
+            stream = await client.open([(b":method", b"GET"), (b":scheme", b"http"),
+                                        (b":authority", b"x"), (b":path", b"/reset")], end=True)
+            assert (await stream.next()).kind == "reset"  # every try was reset
+        finally:
+            client.close()
+        records = await _records(engine, 3)
+        assert [r.protocol for r in records] == ["http2"] * 3
+        assert records[0].faults == ["boom"] and records[1].faults == []
+        assert records[2].attempts == 3 and up.paths.count("/reset") == 3
+    finally:
+        await up.stop()
