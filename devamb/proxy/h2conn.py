@@ -119,7 +119,7 @@ class H2Stream:
         except h2.exceptions.StreamClosedError:
             raise StreamGone(CANCEL, "the stream is closed") from None
         self.sent_end = end
-        self.endpoint.flush()
+        self.endpoint.flush(end=end)
         self.endpoint.settle(self)
 
     async def send_data(self, data: bytes, end: bool = False) -> None:
@@ -132,7 +132,7 @@ class H2Stream:
             if not view:
                 conn.end_stream(self.id)
                 self.sent_end = True
-                endpoint.flush()
+                endpoint.flush(end=True)
                 break
             try:
                 window = conn.local_flow_control_window(self.id)
@@ -146,7 +146,7 @@ class H2Stream:
             last = size == len(view)
             conn.send_data(self.id, bytes(view[:size]), end_stream=end and last)
             view = view[size:]
-            endpoint.flush(size)
+            endpoint.flush(size, end=end and last)
             if end and last:
                 self.sent_end = True
                 break
@@ -170,7 +170,7 @@ class H2Stream:
             return False
         if end:
             self.sent_end = True
-        endpoint.flush(len(data))
+        endpoint.flush(len(data), end=end)
         endpoint.settle(self)
         return True
 
@@ -298,11 +298,13 @@ class H2Endpoint(asyncio.Protocol):
 
     # -- for streams ----------------------------------------------------------------------------
 
-    def flush(self, size: int = 0) -> None:
+    def flush(self, size: int = 0, end: bool = False) -> None:
         """Write what h2 has queued: at the end of this turn of the loop, so that the frames
-        of many streams go out in one write, or now once `size` bytes of DATA are waiting."""
+        of many streams go out in one write, or now once `size` bytes of DATA are waiting, or
+        now when a stream's last frame is queued (`end`) and no other stream could share the
+        write (one call at a time: its end leaves before devamb records the call)."""
         self._unsent += size
-        if self._unsent >= WRITE_NOW:
+        if self._unsent >= WRITE_NOW or (end and len(self.streams) <= 1):
             self.flush_now()
         elif not self._flushing:
             self._flushing = True
