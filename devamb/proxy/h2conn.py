@@ -195,6 +195,32 @@ class H2Stream:
             raise self.gone
 
 
+class _Connection(h2.connection.H2Connection):
+    """h2's count of open streams walks every stream (purging the closed ones) and h2 asks
+    it for every new stream: ~4 % of the relay's CPU at 100 streams in flight. Here the walk
+    runs every PURGE_EVERY asks, or when the count could reach the limit it is asked for;
+    between walks the last count is given, which is below the limit either way (a count
+    grows by one stream per ask at most)."""
+
+    PURGE_EVERY = 32
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config)
+        self._asks = 0
+        self._counted = [0, 0]  # by remainder (stream id parity)
+
+    def _open_streams(self, remainder: int) -> int:
+        self._asks += 1
+        last = self._counted[remainder]
+        outbound = remainder == int(self.config.client_side)
+        limit = (self.remote_settings if outbound else self.local_settings
+                 ).max_concurrent_streams
+        if self._asks % self.PURGE_EVERY and last + self.PURGE_EVERY < limit:
+            return last
+        self._counted[remainder] = count = super()._open_streams(remainder)
+        return count
+
+
 class H2Endpoint(asyncio.Protocol):
     """One HTTP/2 connection, either side; subclasses say what a new stream means.
 
@@ -209,7 +235,7 @@ class H2Endpoint(asyncio.Protocol):
                                            validate_outbound_headers=False,
                                            validate_inbound_headers=not trusted,
                                            normalize_inbound_headers=not trusted)
-        self.conn = h2.connection.H2Connection(config)
+        self.conn: h2.connection.H2Connection = _Connection(config)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.closed = asyncio.Event()
