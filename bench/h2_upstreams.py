@@ -17,6 +17,7 @@ from typing import cast
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 
 BODY = bytes(range(256)) * 4  # 1 KiB
@@ -42,8 +43,11 @@ class _H2(asyncio.Protocol):
         conn = self.conn
         for event in conn.receive_data(data):
             if isinstance(event, h2.events.StreamEnded):
-                conn.send_headers(event.stream_id, HEADERS)
-                conn.send_data(event.stream_id, BODY, end_stream=True)
+                try:
+                    conn.send_headers(event.stream_id, HEADERS)
+                    conn.send_data(event.stream_id, BODY, end_stream=True)
+                except h2.exceptions.StreamClosedError:  # reset in the same read (a proxy
+                    pass  # cancelling what h2load left in flight): not the connection's end
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         out = conn.data_to_send()

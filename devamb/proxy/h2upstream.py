@@ -26,7 +26,7 @@ class UpstreamDown(Exception):
 
 class H2UpstreamConnection(H2Endpoint):
     def __init__(self) -> None:
-        super().__init__(client_side=True)
+        super().__init__(client_side=True, trusted=True)
         # streams waiting for a slot, first come first served: a closing stream wakes one
         # (waking them all would cost each of them a count of the open streams)
         self._waiting: deque[asyncio.Future[None]] = deque()

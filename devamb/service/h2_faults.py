@@ -266,6 +266,19 @@ class H2Call:
             back.reset(CANCEL)
             self._cut(exc)
 
+    def send_up_now(self, back: H2Stream, data: bytes, end: bool = False) -> bool:
+        """`send_up` (and `end_up` when `end`) at once, when no shaper acts on the request and
+        the upstream's windows take `data` now; False (nothing done) otherwise."""
+        if self._up is not None or not back.send_now(data, end):
+            return False
+        tape = self.tape
+        if tape is not None:
+            if data:
+                tape.keep(data)
+            if end:
+                tape.end(None)
+        return True
+
     async def end_up(self, back: H2Stream, trailers: H2Headers | None = None) -> None:
         """The request ended (with `trailers`, or END_STREAM on an empty DATA)."""
         if self.tape is not None:

@@ -109,7 +109,11 @@ class H2Tries:
         """Wait for the try's response headers: RELAY them, or RETRY (the try is over), or
         DONE (the call was answered here: its deadline passed)."""
         try:
-            item = await asyncio.wait_for(back.next(), self._timeout())
+            if back.peek() is not None:
+                item = back.take()
+            else:
+                async with asyncio.timeout(self._timeout()):  # (no task, unlike wait_for)
+                    item = await back.next()
         except TimeoutError:
             back.reset(CANCEL)
             if await self.again(self.wants("timeout"),

@@ -64,6 +64,18 @@ def _pseudo(headers: H2Headers, name: bytes) -> str | None:
     return None
 
 
+def _client_reset(item: Inbound, back: H2Stream, exchange: Exchange) -> None:
+    """The client's stream was reset while its response is relayed: the upstream's too (as
+    `_pass_requests` does when it reads the reset)."""
+    if item.local:  # we reset the client's stream: the upstream's is done too
+        return
+    exchange.error = exchange.error or (
+        "the client connection was lost" if item.lost
+        else f"the client reset the stream (code {item.code})"
+    )
+    back.reset(CANCEL if item.lost else item.code)
+
+
 class Http2Listener:
     def __init__(self, service: Service, recorder: Recorder) -> None:
         self.service = service
@@ -239,9 +251,16 @@ class Http2Listener:
     async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
                    tries: H2Tries, tap: GrpcTap | None) -> bool:
         """One try on `back`; False when another try follows."""
-        pump = asyncio.get_running_loop().create_task(
-            self._requests(front, back, exchange, tries.request_ended, call, tap)
-        )
+        pump: asyncio.Task[None] | None = None
+        if (tries.request_ended and front.gone is None) or (
+                self._pass_queued(front, back, exchange, call, tap)):
+            # the whole request is upstream: no task reads the client's stream, its reset
+            # (if one comes) is passed on by the hook
+            front.on_reset = lambda item: _client_reset(item, back, exchange)
+        else:
+            pump = asyncio.get_running_loop().create_task(
+                self._requests(front, back, exchange, tries.request_ended, call, tap)
+            )
         try:
             verdict, item = await tries.first(back)
             if verdict == RETRY:
@@ -250,13 +269,44 @@ class Http2Listener:
                 await self._responses(front, back, exchange, call, item, tap)
             return True
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StreamGone):
-                await pump
+            front.on_reset = None
+            if pump is not None:
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StreamGone):
+                    await pump
             # the response is over: a request still open on either side ends here, so that
             # neither connection keeps the stream (and its slot) open
             if not back.sent_end:
                 back.reset(CANCEL)
+
+    @staticmethod
+    def _pass_queued(front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
+                     tap: GrpcTap | None) -> bool:
+        """Pass on at once what the client already sent (a unary call's message and its end
+        arrive with the headers), so that it leaves with them; True when the request is over
+        (then no pump task is needed), False when the pump goes on from what is left."""
+        while (item := front.peek()) is not None:
+            if item.kind == "data":
+                after = front.peek_after()
+                end = after is not None and after.kind == "end"
+                if not call.send_up_now(back, item.data, end):
+                    return False
+                front.take()
+                exchange.request_body.add(item.data)
+                if tap is not None:
+                    tap.request_data(item.data)
+                front.ack(item.flow)
+                if end:
+                    front.take()
+                    return True
+            elif item.kind == "end":
+                if not call.send_up_now(back, b"", True):
+                    return False
+                front.take()
+                return True
+            else:  # trailers, a reset: the pump's
+                return False
+        return False
 
     async def _requests(
         self, front: H2Stream, back: H2Stream, exchange: Exchange, ended: bool, call: H2Call,

@@ -251,6 +251,34 @@ async def test_grpc_unary_and_server_streaming(make_engine: EngineFactory,
     assert streaming.bytes_out == sum(5 + 1000 + i * 997 for i in range(20))
 
 
+async def test_client_reset_after_whole_request_reaches_upstream(h2) -> None:
+    """A request that ended with its headers has no task reading the client's stream: its
+    reset still reaches the upstream and the record."""
+    engine, port, up, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        headers = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"),
+                   (b":path", b"/slow")]
+        stream = await client.open(headers, end=True)
+        for _ in range(200):  # the upstream holds the call
+            if "/slow" in up.paths:
+                break
+            await asyncio.sleep(0.02)
+        stream.reset(8)  # CANCEL
+        for _ in range(200):
+            if up.resets:
+                break
+            await asyncio.sleep(0.02)
+        assert up.resets == [8]
+        _, data, _ = await _call(client, "/after", port=port)  # the connection still serves
+        assert data == b"up GET /after"
+    finally:
+        client.close()
+    records = await _records(engine, 2)
+    slow = next(r for r in records if r.path == "/slow")
+    assert slow.error is not None and "client reset the stream (code 8)" in slow.error
+
+
 async def test_resets_pass_both_ways(h2) -> None:
     engine, port, up, _ = h2
     client = H2Client("127.0.0.1", port, 5.0)
