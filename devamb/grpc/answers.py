@@ -24,14 +24,6 @@ _TIMEOUT = re.compile(r"^([0-9]{1,8})([HMSmun])$")
 _UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
-def is_grpc(content_type: str | None) -> bool:
-    """application/grpc, with or without +proto, +json, ...; parameters allowed."""
-    if content_type is None:
-        return False
-    base = content_type.split(";", 1)[0].strip().lower()
-    return base == "application/grpc" or base.startswith("application/grpc+")
-
-
 def grpc_of_http(status: int) -> int:
     """The gRPC status a client sees for an HTTP status (UNKNOWN for the unlisted ones)."""
     return HTTP_TO_GRPC.get(status, CODES["UNKNOWN"])

@@ -15,9 +15,8 @@ from google.protobuf.message import DecodeError
 from devamb.grpc.framing import Splitter, frame
 from devamb.grpc.schema import Schema, SchemaError
 from devamb.grpc.status import name_of
-from devamb.grpc.tap import header
 from devamb.grpc.wire import LEN, WireError, iter_fields, string_field
-from devamb.proxy.h2conn import H2Headers, H2Stream, StreamGone
+from devamb.proxy.h2conn import H2Headers, H2Stream, StreamGone, header
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
 
 SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")

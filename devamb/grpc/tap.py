@@ -14,16 +14,10 @@ from devamb.grpc.messages import entry
 from devamb.grpc.path import is_grpc, split_path
 from devamb.grpc.schema import Schema
 from devamb.grpc.status import name_of
+from devamb.proxy.h2conn import header
 
 MAX_KEPT = 50  # messages recorded each way; later ones are only counted
 Headers = list[tuple[bytes, bytes]]
-
-
-def header(headers: Headers, name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 class GrpcTap:

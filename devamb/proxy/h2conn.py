@@ -48,6 +48,19 @@ def code_name(code: int) -> str:
         return f"0x{code:x}"
 
 
+def header(headers: H2Headers, name: bytes) -> str | None:
+    """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def as_text(headers: H2Headers) -> list[tuple[str, str]]:
+    """Headers as the record keeps them: text pairs."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
 class StreamGone(Exception):
     """The stream was reset (by the peer or us) or its connection was lost."""
 

@@ -22,10 +22,11 @@ from contextlib import aclosing
 
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, StreamCut
 from devamb.faults.chain import Plan, ShaperChain, Shaping
-from devamb.grpc.answers import grpc_timeout, is_grpc, trailers_only
+from devamb.grpc.answers import grpc_timeout, trailers_only
+from devamb.grpc.path import is_grpc
 from devamb.grpc.status import CODES, name_of
 from devamb.inspect.exchange import Exchange
-from devamb.proxy.h2conn import CANCEL, H2Headers, H2Stream, StreamGone
+from devamb.proxy.h2conn import CANCEL, H2Headers, H2Stream, StreamGone, as_text, header
 from devamb.service.core import Service
 
 GONE_POLL = 0.05  # seconds between looks at whether a held call's client gave up
@@ -58,17 +59,6 @@ class RequestTape:
     def end(self, trailers: H2Headers | None) -> None:
         self.ended = True
         self.trailers = trailers
-
-
-def header(headers: H2Headers, name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-def _text(headers: H2Headers) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
 
 
 def request_view(headers: H2Headers) -> tuple[str, str, dict[str, str]]:
@@ -135,7 +125,7 @@ class H2Call:
         out.append((b"content-length", str(len(body)).encode()))
         exchange = self.exchange
         exchange.status = status
-        exchange.response_headers = _text(out)
+        exchange.response_headers = as_text(out)
         exchange.response_body.add(body)
         await self.first_byte()
         exchange.mark_first_byte()
@@ -147,7 +137,7 @@ class H2Call:
         out = trailers_only(code, message, headers)
         exchange = self.exchange
         exchange.status = 200
-        exchange.response_headers = _text(out)
+        exchange.response_headers = as_text(out)
         if code != 0:
             exchange.error = exchange.error or f"gRPC {name_of(code)}: {message}"
         await self.first_byte()

@@ -18,11 +18,11 @@ from devamb.grpc.status import name_of
 from devamb.inspect.exchange import Exchange
 from devamb.policies.request import BUFFER_FOR_RETRY
 from devamb.policies.retry import backoff_delay
-from devamb.proxy.h2conn import CANCEL, H2Headers, H2Stream, Inbound
+from devamb.proxy.h2conn import CANCEL, H2Headers, H2Stream, Inbound, header
 from devamb.proxy.h2upstream import H2Upstream
 from devamb.proxy.request import IDEMPOTENT
 from devamb.service.core import Service
-from devamb.service.h2_faults import H2Call, RequestTape, header, request_view
+from devamb.service.h2_faults import H2Call, RequestTape, request_view
 
 RELAY, RETRY, DONE = "relay", "retry", "done"  # what follows a try's first answer
 

@@ -25,6 +25,8 @@ from devamb.proxy.h2conn import (
     H2Stream,
     Inbound,
     StreamGone,
+    as_text,
+    header,
 )
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2limits import Bucket
@@ -48,25 +50,10 @@ SHUTDOWN_GRACE = 3.0
 log = logging.getLogger("devamb.http2")
 
 
-def _text(headers: H2Headers) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-
-
-def _header(headers: H2Headers, name: bytes) -> str | None:
-    """A request header's value (HTTP/2 names are lower case)."""
-    return _pseudo(headers, name)
-
-
-def _pseudo(headers: H2Headers, name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 def _client_reset(item: Inbound, back: H2Stream, exchange: Exchange) -> None:
-    """The client's stream was reset while its response is relayed: the upstream's too (as
-    `_pass_requests` does when it reads the reset)."""
+    """The client's stream was reset while its call is relayed: the upstream's is reset too."""
     if item.local:  # we reset the client's stream: the upstream's is done too
         return
     exchange.error = exchange.error or (
@@ -143,13 +130,13 @@ class Http2Listener:
         service = self.service
         first = await front.next()  # the request headers, queued with the stream
         headers = first.headers
-        replayed = replay_of(_header(headers, REPLAY), self.recorder.replay_token)
+        replayed = replay_of(header(headers, REPLAY), self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None  # as service/http.py
-        name = _header(headers, TARGET_OVERRIDE) if allowed else None
+        name = header(headers, TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
             exchange = self._begin(name, remote)
-            exchange.method = _pseudo(headers, b":method")
-            exchange.path = _pseudo(headers, b":path")
+            exchange.method = header(headers, b":method")
+            exchange.path = header(headers, b":path")
             known = ", ".join(service.targets)
             try:
                 await self._answer(front, exchange, 400, f"no target {name!r}; known: {known}")
@@ -162,8 +149,8 @@ class Http2Listener:
         target = service.target(name)
         exchange = self._begin(target.name, remote)
         tap: GrpcTap | None = None  # the gRPC record of the call (answering kinds keep theirs)
-        exchange.method = _pseudo(headers, b":method")
-        exchange.path = _pseudo(headers, b":path")
+        exchange.method = header(headers, b":method")
+        exchange.path = header(headers, b":path")
         exchange.replay_of = replayed
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
@@ -230,7 +217,7 @@ class Http2Listener:
             if key not in replaced:
                 sent.append((key, value))
         sent += injected
-        exchange.request_headers = _text(sent)
+        exchange.request_headers = as_text(sent)
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
         tries = H2Tries(service, front, headers, exchange, call)  # retries (h2_retry.py)
@@ -324,13 +311,7 @@ class Http2Listener:
         while True:
             item = await front.next()
             if item.kind == "reset":
-                if item.local:  # we reset the client's stream: the upstream's is done too
-                    return
-                exchange.error = exchange.error or (
-                    "the client connection was lost" if item.lost
-                    else f"the client reset the stream (code {item.code})"
-                )
-                back.reset(CANCEL if item.lost else item.code)
+                _client_reset(item, back, exchange)
                 return
             if ended:
                 continue
@@ -341,7 +322,7 @@ class Http2Listener:
                 await call.send_up(back, item.data)
                 front.ack(item.flow)
             elif item.kind == "trailers":
-                exchange.notes.setdefault("http2", {})["request_trailers"] = _text(item.headers)
+                exchange.notes.setdefault("http2", {})["request_trailers"] = as_text(item.headers)
                 await call.end_up(back, item.headers)
                 ended = True
             elif item.kind == "end":
@@ -363,9 +344,9 @@ class Http2Listener:
                 front.reset(item.code)
             return
         exchange.mark_first_byte()
-        status = _pseudo(item.headers, b":status")
+        status = header(item.headers, b":status")
         exchange.status = int(status) if status and status.isdigit() else None
-        exchange.response_headers = _text(item.headers)
+        exchange.response_headers = as_text(item.headers)
         if tap is not None:
             tap.response_headers(item.headers)  # grpc-status here: a trailers-only response
         queued = back.peek()
@@ -397,7 +378,7 @@ class Http2Listener:
                 if last:
                     return
             elif follow.kind == "trailers":
-                exchange.notes.setdefault("http2", {})["trailers"] = _text(follow.headers)
+                exchange.notes.setdefault("http2", {})["trailers"] = as_text(follow.headers)
                 if tap is not None:
                     tap.trailers(follow.headers)
                 await call.before_end()
@@ -425,7 +406,7 @@ class Http2Listener:
             code = DEVAMB_GRPC.get(status) or grpc_of_http(status)
             headers = trailers_only(code, text)
             exchange.status = 200
-            exchange.response_headers = _text(headers)
+            exchange.response_headers = as_text(headers)
             front.send_headers(headers, end=True)
             return
         body = f"{text}\n".encode()
@@ -433,7 +414,7 @@ class Http2Listener:
             (b":status", str(status).encode()), (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
         ]
-        exchange.response_headers = _text(headers)
+        exchange.response_headers = as_text(headers)
         exchange.response_body.add(body)
         front.send_headers(headers)
         await front.send_data(body, end=True)

@@ -15,7 +15,8 @@ from devamb.grpc.messages import inflate
 from devamb.grpc.path import is_grpc
 from devamb.grpc.schema import Schema
 from devamb.grpc.status import CODES
-from devamb.grpc.tap import GrpcTap, header
+from devamb.grpc.tap import GrpcTap
+from devamb.proxy.h2conn import as_text, header
 from devamb.targets.mock.grpc_rules import GrpcRule
 
 if TYPE_CHECKING:
@@ -31,15 +32,11 @@ def percent_encode(message: str) -> str:
                    for b in message.encode())
 
 
-def _text(headers: H2Headers) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-
-
 async def serve_call(stream: H2Stream, headers: H2Headers, exchange: Exchange,
                      rules: tuple[GrpcRule, ...], schema: Schema | None,
                      sleep: Callable[[float], Awaitable[None]]) -> GrpcRule | None:
     """Answer the call; the rule that answered it (None: no rule named its method)."""
-    exchange.request_headers = _text(headers)
+    exchange.request_headers = as_text(headers)
     if not is_grpc(header(headers, b"content-type")):
         await _not_grpc(stream, exchange)
         return None
@@ -71,7 +68,7 @@ async def serve_call(stream: H2Stream, headers: H2Headers, exchange: Exchange,
         tap.response_data(body)
         await stream.send_data(body)
         trailers: H2Headers = [(b"grpc-status", b"0")]
-        exchange.notes.setdefault("http2", {})["trailers"] = _text(trailers)
+        exchange.notes.setdefault("http2", {})["trailers"] = as_text(trailers)
         tap.trailers(trailers)
         stream.send_trailers(trailers)
         return rule
@@ -109,7 +106,7 @@ async def _read_request(stream: H2Stream, exchange: Exchange, tap: GrpcTap,
                 first += splitter.feed(item.data)[:1]
             stream.ack(item.flow)
         elif item.kind == "trailers":
-            exchange.notes.setdefault("http2", {})["request_trailers"] = _text(item.headers)
+            exchange.notes.setdefault("http2", {})["request_trailers"] = as_text(item.headers)
             return
         elif item.kind == "end":
             return
@@ -124,7 +121,7 @@ def _respond_headers(stream: H2Stream, exchange: Exchange, tap: GrpcTap,
                      headers: H2Headers, end: bool) -> None:
     exchange.mark_first_byte()
     exchange.status = 200
-    exchange.response_headers = _text(headers)
+    exchange.response_headers = as_text(headers)
     tap.response_headers(headers)
     stream.send_headers(headers, end=end)
 
@@ -144,7 +141,7 @@ async def _not_grpc(stream: H2Stream, exchange: Exchange) -> None:
                           (b"content-length", str(len(body)).encode())]
     exchange.mark_first_byte()
     exchange.status = 415
-    exchange.response_headers = _text(headers)
+    exchange.response_headers = as_text(headers)
     exchange.response_body.add(body)
     stream.send_headers(headers)
     await stream.send_data(body, end=True)

@@ -149,6 +149,20 @@ class HttpShardsTarget(_ShardsTarget):
             value = segments[self._segment - 1] if len(segments) >= self._segment else None
         return value or None
 
+    def _shard_of(self, key: str | None) -> url.UrlTarget | None:
+        """The shard a request with `key` goes to, counted (None: no key and no default)."""
+        if key is not None:
+            try:
+                shard = self._ring.pick(key.encode())
+            except NoShard as exc:
+                raise TargetUnavailable(str(exc)) from None
+        elif self.spec.default is not None:
+            shard = self._shards[self.spec.default]
+        else:
+            return None
+        self._requests[shard.spec.name] += 1
+        return shard
+
     def _missing(self) -> str:
         kind, arg = self._key_kind, self._key_arg
         what = {
@@ -161,35 +175,16 @@ class HttpShardsTarget(_ShardsTarget):
     async def h2_destination(self, headers: H2Headers) -> H2Destination:
         """The shard of this call's key (a shard's errors are not counted: the HTTP/2
         listener does not report outcomes back yet)."""
-        key = self.key_of(H2Request(headers))
-        if key is not None:
-            try:
-                shard = self._ring.pick(key.encode())
-            except NoShard as exc:
-                raise TargetUnavailable(str(exc)) from None
-            name = shard.spec.name
-        elif self.spec.default is not None:
-            name = self.spec.default
-            shard = self._shards[name]
-        else:
+        shard = self._shard_of(self.key_of(H2Request(headers)))
+        if shard is None:
             raise TargetUnavailable(self._missing(), 400)
-        self._requests[name] += 1
         return await shard.h2_destination(headers)
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
-        key = self.key_of(request)
-        if key is not None:
-            try:
-                shard = self._ring.pick(key.encode())
-            except NoShard as exc:
-                raise TargetUnavailable(str(exc)) from None
-            name = shard.spec.name
-        elif self.spec.default is not None:
-            name = self.spec.default
-            shard = self._shards[name]
-        else:
+        shard = self._shard_of(self.key_of(request))
+        if shard is None:
             raise UpstreamFailed(400, "missing-shard-key", self._missing())
-        self._requests[name] += 1
+        name = shard.spec.name
         try:
             response = await shard.handle_http(request, exchange)
         except UpstreamFailed as exc:
