@@ -79,6 +79,8 @@ class Catalog:
         cut = current is not None and current.cancelling() > 0  # at shutdown: no wait
         if task is not None and not task.done() and not cut:
             await asyncio.wait({task}, timeout=REFLECTION_TIMEOUT)
+        if task is not None and task.done():  # its done-callback may not have run yet
+            _decide(tap, task)
         tap.close()
 
     def forget(self) -> None:

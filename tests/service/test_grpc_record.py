@@ -246,7 +246,8 @@ async def test_reflection_is_asked_once_per_upstream_and_service(
     assert asked == ["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]
     records = engine.store.recent(10)
-    assert {r.notes["grpc"]["schema"] for r in records} == {"reflection"}
+    assert {r.notes["grpc"]["schema"] for r in records} == {"reflection"}, [
+        (r.path, r.notes["grpc"]) for r in records if r.notes["grpc"]["schema"] != "reflection"]
 
 
 async def test_without_reflection_the_calls_decode_raw_and_it_is_not_asked_again(
