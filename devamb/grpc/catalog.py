@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 from devamb.grpc.reflection import Call, ReflectionError, reflect
 from devamb.grpc.schema import Schema
@@ -90,6 +91,6 @@ class Catalog:
         self._retry.clear()
 
 
-def _decide(tap: GrpcTap, done: asyncio.Task[Schema | None]) -> None:
+def _decide(tap: GrpcTap, done: asyncio.Future[Any]) -> None:
     if not tap.decided:
         tap.use(None if done.cancelled() else done.result())
