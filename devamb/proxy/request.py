@@ -47,7 +47,38 @@ class Connection(Protocol):
     def detach(self, protocol: asyncio.Protocol) -> None: ...
 
 
-class FrontRequest:
+class RequestHead:
+    """What routing keys read of a request's head, HTTP/1.1 or HTTP/2 (`h2request.H2Request`):
+    the path, the query and the cookies, from `raw_path` and `headers`."""
+
+    __slots__ = ()
+    raw_path: str
+    headers: CIMultiDictProxy[str]
+
+    @cached_property
+    def path(self) -> str:
+        """The path, percent-decoded, without the query."""
+        return unquote(self.raw_path.partition("?")[0])
+
+    @cached_property
+    def query(self) -> MultiDictProxy[str]:
+        query = self.raw_path.partition("?")[2]
+        if not query:
+            return MultiDictProxy(MultiDict())
+        return URL.build(path="/", query_string=query, encoded=True).query
+
+    @cached_property
+    def cookies(self) -> Mapping[str, str]:
+        jar: SimpleCookie = SimpleCookie()
+        for header in self.headers.getall("Cookie", ()):  # HTTP/2 may split them per pair
+            try:
+                jar.load(header)
+            except Exception:  # a malformed cookie header: ignore it, as browsers do
+                continue
+        return {name: morsel.value for name, morsel in jar.items()}
+
+
+class FrontRequest(RequestHead):
     __slots__ = (
         "__dict__", "_body_done", "_buffered", "_chunks", "_continue_sent", "_discard", "_error",
         "_paused", "_waiter", "body_exists", "body_filter", "connection", "content_length",
@@ -98,28 +129,6 @@ class FrontRequest:
     @property
     def transport(self) -> asyncio.Transport | None:
         return self.connection.transport
-
-    @cached_property
-    def path(self) -> str:
-        """The path, percent-decoded, without the query."""
-        return unquote(self.raw_path.partition("?")[0])
-
-    @cached_property
-    def query(self) -> MultiDictProxy[str]:
-        query = self.raw_path.partition("?")[2]
-        if not query:
-            return MultiDictProxy(MultiDict())
-        return URL.build(path="/", query_string=query, encoded=True).query
-
-    @cached_property
-    def cookies(self) -> Mapping[str, str]:
-        jar: SimpleCookie = SimpleCookie()
-        for header in self.headers.getall("Cookie", ()):
-            try:
-                jar.load(header)
-            except Exception:  # a malformed cookie header: ignore it, as browsers do
-                continue
-        return {name: morsel.value for name, morsel in jar.items()}
 
     @property
     def body_complete(self) -> bool:
