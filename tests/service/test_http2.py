@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from devamb.engine.core import Engine
+from devamb.proxy.h2conn import H2Stream
 from devamb.proxy.h2upstream import H2Upstream as H2Client
 from tests.conftest import EngineFactory
 from tests.upstreams_h2 import H2Upstream, pattern
@@ -71,14 +72,22 @@ async def _records(engine: Engine, count: int) -> list:
     return engine.store.recent(count)
 
 
-async def _call(client: H2Client, path: str, body: bytes = b"", port: int = 0) -> tuple[
+async def _call(client: H2Client, path: str, body: bytes = b"", port: int = 0,
+                extra: list[tuple[bytes, bytes]] | None = None) -> tuple[
         dict[str, str], bytes, dict[str, str]]:
-    """One request on a shared client connection: (headers, body, trailers)."""
+    """One request on a shared client connection (with `extra` headers): (headers, body,
+    trailers)."""
     headers = [(b":method", b"POST" if body else b"GET"), (b":scheme", b"http"),
-               (b":authority", f"127.0.0.1:{port}".encode()), (b":path", path.encode())]
+               (b":authority", f"127.0.0.1:{port}".encode()), (b":path", path.encode()),
+               *(extra or [])]
     stream = await client.open(headers, end=not body)
     if body:
         await stream.send_data(body, end=True)
+    return await read_answer(stream)
+
+
+async def read_answer(stream: H2Stream) -> tuple[dict[str, str], bytes, dict[str, str]]:
+    """A stream's answer read to its end, its data acknowledged: (headers, body, trailers)."""
     got: dict[str, str] = {}
     trailers: dict[str, str] = {}
     data = bytearray()

@@ -102,23 +102,9 @@ async def test_https_target_speaks_h2_over_tls_with_the_profiles_ca(
 
 
 async def _override(client: H2Client, port: int, target: str) -> tuple[dict[str, str], bytes]:
-    headers = [(b":method", b"GET"), (b":scheme", b"http"),
-               (b":authority", f"127.0.0.1:{port}".encode()), (b":path", b"/x"),
-               (b"x-devamb-target", target.encode())]
-    stream = await client.open(headers, end=True)
-    got: dict[str, str] = {}
-    data = bytearray()
-    while True:
-        item = await stream.next()
-        if item.kind == "headers":
-            got = {k.decode(): v.decode() for k, v in item.headers}
-        elif item.kind == "data":
-            data += item.data
-            stream.ack(item.flow)
-        elif item.kind == "end":
-            return got, bytes(data)
-        else:
-            raise AssertionError(f"stream reset: {item}")
+    head, body, _ = await _call(client, "/x", port=port,
+                                extra=[(b"x-devamb-target", target.encode())])
+    return head, body
 
 
 async def test_an_h2c_target_that_speaks_http1_gives_a_clean_502(

@@ -26,6 +26,7 @@ from devamb.engine.core import Engine
 from devamb.proxy.h2upstream import H2Upstream as H2Client
 from tests.conftest import EngineFactory, free_port
 from tests.grpc.greeter import Client, Types, compile_set
+from tests.service.test_http2 import read_answer
 from tests.targets.docker.conftest import RUN_ID, TEST_IMAGE, TEST_LABEL
 from tests.targets.docker.h2_serve import GRPC_PORT, H2_PORT
 
@@ -102,22 +103,7 @@ async def h2_request(port: int, path: str, body: bytes) -> tuple[dict[str, str],
                                     (b":authority", f"127.0.0.1:{port}".encode()),
                                     (b":path", path.encode())], end=False)
         await stream.send_data(body, end=True)
-        got: dict[str, str] = {}
-        trailers: dict[str, str] = {}
-        data = bytearray()
-        while True:
-            item = await stream.next()
-            if item.kind == "headers":
-                got = {k.decode(): v.decode() for k, v in item.headers}
-            elif item.kind == "data":
-                data += item.data
-                stream.ack(item.flow)
-            elif item.kind == "trailers":
-                trailers = {k.decode(): v.decode() for k, v in item.headers}
-            elif item.kind == "end":
-                return got, bytes(data), trailers
-            else:
-                raise AssertionError(f"stream reset: {item}")
+        return await read_answer(stream)
     finally:
         client.close()
 
