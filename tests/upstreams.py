@@ -76,6 +76,7 @@ async def _sse(request: web.Request) -> web.StreamResponse:
 
 
 async def _slow(request: web.Request) -> web.Response:
+    request.app["slow_started"] += 1  # a test can wait for the request to be in flight
     await asyncio.sleep(float(request.match_info["secs"]))
     return web.Response(text="finally")
 
@@ -124,6 +125,7 @@ class HttpUpstream:
         self.app = web.Application(client_max_size=1024**3)
         self.app["name"] = name
         self.app["sse_gate"] = asyncio.Event()
+        self.app["slow_started"] = 0
         self.app.router.add_get("/bytes/{n}", _bytes)
         self.app.router.add_get("/sse", _sse)
         self.app.router.add_get("/slow/{secs}", _slow)

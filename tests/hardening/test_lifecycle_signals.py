@@ -241,7 +241,7 @@ async def test_down_drains_for_the_longest_timeout_then_says_what_it_cut(
     async with aiohttp.ClientSession() as client:
         # 4.5 s: longer than the old fixed 3 s, well inside the service's 20 s timeout
         slow = asyncio.ensure_future(client.get(f"{url}/slow/4.5"))
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: upstream.app["slow_started"] == 1, "the request upstream")
         rc, _, err = await devamb("down", cwd=project)
         response = await asyncio.wait_for(slow, WAIT)
         assert response.status == 200 and await response.text() == "finally"
@@ -253,7 +253,7 @@ async def test_down_drains_for_the_longest_timeout_then_says_what_it_cut(
     assert rc == 0, err
     async with aiohttp.ClientSession() as client:
         slow = asyncio.ensure_future(client.get(f"{url}/slow/10"))
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: upstream.app["slow_started"] == 2, "the request upstream")
         rc, _, err = await devamb("down", "--grace", "1s", cwd=project)
         with pytest.raises(aiohttp.ClientError):
             await asyncio.wait_for(slow, WAIT)

@@ -4,6 +4,7 @@ detail) at a fixed size, with fixed data. Update with `--snapshot-update`."""
 from __future__ import annotations
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.ui.fake_control import FakeControl, demo_exchanges, exchange, feature_status
 from tests.ui.waiting import settled, until
@@ -57,6 +58,8 @@ def test_filter_bar_error(snap_compare) -> None:
         await pilot.press("x", "space", "slash", *"~c 5xx & ~q x", "enter")
         await pilot.pause()
         await until(pilot, lambda: app.main.query_one("FilterBar").has_class("-error"))
+        # the cursor blinks on a 0.5 s timer: hold it visible, or a slow machine snaps it hidden
+        app.main.query_one("#filter-input", Input).cursor_blink = False
         await pilot.pause()
 
     assert snap_compare(app, run_before=run_before, terminal_size=SIZE)

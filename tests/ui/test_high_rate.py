@@ -71,9 +71,8 @@ async def test_two_thousand_exchanges_a_second(tab: str) -> None:
         lags.sort()
         median = lags[len(lags) // 2]
         assert focus_changes == []  # traffic never moves focus (nor flips tabs)
-        # CPU time is what the UI itself costs, whatever else the machine runs: at 2,000/s,
-        # 400 µs an exchange would be 80 % of a core (measured here: 50-250 µs, noisy machine)
-        assert cpu_per_exchange < 400e-6, f"{cpu_per_exchange * 1e6:.0f} µs per exchange"
+        # CPU per exchange is printed, not asserted: a shared machine's load reaches it (timings
+        # belong to bench/, not to tests)
         print(
             f"{tab}: {cpu_per_exchange * 1e6:.0f} µs CPU per exchange; event-loop lag median "
             f"{median * 1000:.0f} ms (idle {baseline * 1000:.0f} ms)"
