@@ -342,3 +342,15 @@ def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None
         problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror or exc}")
         raise ProfileError([problem]) from None
     return build_profile(source, Interpolator.beside(path, environ), path)
+
+
+def parse_service(name: str, data: dict[str, Any], origin: str) -> ServiceSpec:
+    """One service from data that is not a profile file (the Toxiproxy API's proxies), by the
+    same rules as a profile's services; ProfileError with the problems."""
+    reader = Reader(Source(origin, data), Interpolator({}, {}))
+    if not NAME.match(name):
+        reader.root().problem(f"service name {name!r} may use letters, digits, '_', '.', '-'")
+    spec, _ = _service(name, reader.root())
+    if reader.problems or spec is None:
+        raise ProfileError(reader.problems or [Problem(origin, 0, 0, "", "invalid service")])
+    return spec
