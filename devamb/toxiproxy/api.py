@@ -35,7 +35,7 @@ def _error(exc: ApiError) -> web.Response:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data, separators=(",", ":")),
+    return web.Response(status=status, body=json.dumps(data, separators=(",", ":")).encode(),
                         content_type="application/json")
 
 
@@ -188,7 +188,8 @@ async def toxic_delete(request: web.Request) -> web.Response:
 
 async def version(request: web.Request) -> web.Response:
     text = json.dumps({"version": f"{TOXIPROXY_VERSION}+devamb.{__version__}"}) + "\n"
-    return web.Response(text=text, content_type="application/json", charset="utf-8")
+    return web.Response(body=text.encode(),
+                        headers={"Content-Type": "application/json;charset=utf-8"})
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
