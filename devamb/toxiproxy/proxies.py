@@ -120,6 +120,7 @@ class ProxyTable:
             raise ApiError(str(exc), 500) from None
         except ControlError as exc:
             raise ApiError(exc.message, exc.status) from None
+        service.faults.live = True  # toxics act on open connections too, as in Toxiproxy
         proxy = Proxy(name, _bound(service, str(spec.listen)), upstream, True)
         self.proxies[name] = proxy
         if not enabled:

@@ -4,13 +4,15 @@ to a real upstream."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import pytest
 from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from tests.toxiproxy.conftest import Api, EchoServer, reset_by_peer, round_trip
+from tests.toxiproxy.conftest import Api, EchoServer, connect, reset_by_peer, round_trip
 
 
 @pytest.fixture
@@ -114,3 +116,38 @@ def test_errors(toxiproxy: Toxiproxy, echo: EchoServer) -> None:
     proxy.destroy()
     with pytest.raises(NotFound):
         proxy.destroy()
+
+
+def _echo(conn: socket.socket, data: bytes = b"ping") -> tuple[bytes, float]:
+    start = time.monotonic()
+    conn.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got, time.monotonic() - start
+
+
+def test_toxics_act_on_open_connections(toxiproxy: Toxiproxy, echo: EchoServer) -> None:
+    proxy = toxiproxy.create(upstream=echo.address, name="pooled")
+    with connect(proxy.listen) as conn:  # opened before any toxic, as a pool's would be
+        assert _echo(conn)[0] == b"ping"
+        proxy.add_toxic(type="latency", attributes={"latency": 300})
+        got, took = _echo(conn)
+        assert got == b"ping" and took >= 0.29
+        proxy.destroy_toxic("latency_downstream")
+        assert _echo(conn)[0] == b"ping"
+        proxy.add_toxic(type="reset_peer")
+        with pytest.raises(ConnectionResetError):
+            _echo(conn)
+
+
+def test_timeout_toxic_closes_open_connections(toxiproxy: Toxiproxy, echo: EchoServer) -> None:
+    proxy = toxiproxy.create(upstream=echo.address, name="stuck")
+    with connect(proxy.listen) as conn:
+        assert _echo(conn)[0] == b"ping"
+        proxy.add_toxic(type="timeout", attributes={"timeout": 200})
+        conn.sendall(b"ping")
+        assert conn.recv(65536) == b""  # no answer; closed once the timeout passed
