@@ -70,7 +70,8 @@ def run_engine(
     `lifeline`: stdin is a pipe from the `devamb up` that started this engine for its TUI; when
     that process ends, however it ends (quit, SIGHUP, SIGTERM, crash, SIGKILL), the pipe reaches
     end-of-file and the engine stops with it.
-    `toxiproxy_api`: also serve the Toxiproxy-compatible API there (a loopback HOST:PORT).
+    `toxiproxy_api`: also serve the Toxiproxy-compatible API there (a loopback HOST:PORT);
+    default: the profile's `toxiproxy_api:`, if any.
     """
     configure_logging(profile)
     workdir.ensure()
@@ -83,7 +84,8 @@ def run_engine(
         if reset and workdir.state.exists():
             workdir.state.unlink()
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(_serve(profile, workdir, grace, lifeline, toxiproxy_api))
+            api = toxiproxy_api or profile.toxiproxy_api
+            return runner.run(_serve(profile, workdir, grace, lifeline, api))
     finally:
         unlock_engine(workdir, lock)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import ListenAddress
 
 DEFAULT = "127.0.0.1:8474"  # Toxiproxy's own default port
@@ -23,3 +24,20 @@ def parse_api_address(text: str) -> ListenAddress:
                          f"or ::1), not {address.host!r}: it can change what this machine's "
                          f"services connect to")
     return address
+
+
+def parse_profile_key(node: Node) -> str | None:
+    """The profile's `toxiproxy_api:` (true for the default address, a PORT or HOST:PORT)."""
+    value = node.value
+    if value is True:
+        return DEFAULT
+    if value is False:
+        return None
+    if isinstance(value, int | str):
+        try:
+            return str(parse_api_address(str(value)))
+        except ValueError as exc:
+            node.problem(str(exc))
+            return None
+    node.problem(f"expected true, a PORT or HOST:PORT (e.g. {DEFAULT}), got {type_name(value)}")
+    return None

@@ -41,13 +41,10 @@ class Api:
         return f"http://{self.host}:{self.port}"
 
 
-@pytest.fixture(scope="module")
-def toxiproxy_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """An engine serving the Toxiproxy API on a free loopback port, for the whole module."""
-    folder: Path = tmp_path_factory.mktemp("toxiproxy")
-    (folder / "devamb.yaml").write_text(PROFILE)
+def start_engine(folder: Path, *args: str) -> Api:
+    """`devamb up --headless ARGS` in `folder`, once its log says where the API listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "devamb", "up", "--headless", "--toxiproxy-api", "127.0.0.1:0"],
+        [sys.executable, "-m", "devamb", "up", "--headless", *args],
         cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "DEVAMB_CHILD": "1"},
     )
@@ -60,13 +57,28 @@ def toxiproxy_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         if found:
             address = found.group(1)
             break
-    assert address is not None, "".join(lines)
+    if address is None:
+        process.wait(60)
+        raise AssertionError("".join(lines))
     drain = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
     drain.start()
     host, port = address.rsplit(":", 1)
-    yield Api(host, int(port), process, lines)
-    process.terminate()
-    process.wait(60)
+    return Api(host, int(port), process, lines)
+
+
+def stop_engine(api: Api) -> None:
+    api.process.terminate()
+    api.process.wait(60)
+
+
+@pytest.fixture(scope="module")
+def toxiproxy_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """An engine serving the Toxiproxy API on a free loopback port, for the whole module."""
+    folder: Path = tmp_path_factory.mktemp("toxiproxy")
+    (folder / "devamb.yaml").write_text(PROFILE)
+    api = start_engine(folder, "--toxiproxy-api", "127.0.0.1:0")
+    yield api
+    stop_engine(api)
 
 
 class _Echo(socketserver.BaseRequestHandler):
