@@ -28,7 +28,7 @@ class ToxicType:
     """One Toxiproxy toxic type: its attributes (name -> default) and the fault it becomes."""
 
     attributes: dict[str, int]
-    fault: Callable[[dict[str, int]], Fault | None]  # None: nothing to run (noop)
+    fault: Callable[[dict[str, int]], Fault | None]  # None: nothing to run (noop, rate 0)
 
 
 def _ms(value: int) -> float:
@@ -39,9 +39,9 @@ def _latency(a: dict[str, int]) -> Fault:
     return {"kind": "latency", "delay": _ms(a["latency"]), "jitter": _ms(a["jitter"])}
 
 
-def _bandwidth(a: dict[str, int]) -> Fault:
-    # Toxiproxy's rate is KB/s (1000 bytes); 0 would stall for ever there: 1 byte/s here
-    return {"kind": "bandwidth", "rate": max(1, a["rate"] * 1000)}
+def _bandwidth(a: dict[str, int]) -> Fault | None:
+    # Toxiproxy's rate is KB/s (1000 bytes); 0 or less: no limit, as there
+    return {"kind": "bandwidth", "rate": a["rate"] * 1000} if a["rate"] > 0 else None
 
 
 def _slicer(a: dict[str, int]) -> Fault:

@@ -210,3 +210,49 @@ async def test_browsers_and_other_hosts_are_refused(api: Client, headers: dict[s
 async def test_loopback_hosts_are_welcome(api: Client) -> None:
     for host in ("localhost:8474", "127.0.0.1", "[::1]:8474"):
         assert (await api.call("GET", "/proxies", headers={"Host": host}))[0] == 200
+
+
+@pytest.mark.parametrize(("toxic", "fault"), [
+    ({"type": "latency", "attributes": {"latency": 100, "jitter": 10}},
+     {"kind": "latency", "direction": "downstream", "params": {"delay": 0.1, "jitter": 0.01}}),
+    ({"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 5}},
+     {"kind": "bandwidth", "direction": "upstream", "params": {"rate": 5000}}),
+    ({"type": "slicer", "attributes": {"average_size": 8, "size_variation": 2, "delay": 500}},
+     {"kind": "slicer", "params": {"size": 8, "delay": 0.0005}}),
+    ({"type": "limit_data", "attributes": {"bytes": 3}},
+     {"kind": "limit_data", "params": {"bytes": 3}}),
+    ({"type": "reset_peer", "stream": "upstream"},
+     {"kind": "reset", "direction": "upstream", "params": {"after_bytes": 0}}),
+    ({"type": "timeout", "attributes": {"timeout": 1500}},
+     {"kind": "timeout", "params": {"timeout": 1.5}}),
+    ({"type": "slow_close", "attributes": {"delay": 250}},
+     {"kind": "slow_close", "params": {"delay": 0.25}}),
+    ({"type": "noop"}, None),
+    ({"type": "bandwidth", "attributes": {"rate": 0}}, None),  # no limit, as in Toxiproxy
+])
+async def test_each_toxic_becomes_its_fault(api: Client, echo: str, engine: Engine,
+                                            toxic: dict[str, Any],
+                                            fault: dict[str, Any] | None) -> None:
+    await _proxy(api, echo)
+    status, _, shown = await api.call("POST", "/proxies/redis/toxics", {**toxic, "name": "t"})
+    assert status == 200 and shown["type"] == toxic["type"]
+    faults = (await engine.faults("redis"))["redis"]
+    if fault is None:
+        assert faults == []
+        return
+    [made] = faults
+    assert made["name"] == "t" and made["kind"] == fault["kind"]
+    assert made.get("direction") == fault.get("direction", made.get("direction"))
+    for key, value in fault["params"].items():
+        assert made["params"][key] == value
+
+
+async def test_limit_data_cuts_a_real_connection(api: Client, echo: str) -> None:
+    proxy = await _proxy(api, echo)
+    await api.call("POST", "/proxies/redis/toxics",
+                   {"type": "limit_data", "attributes": {"bytes": 3}})
+    host, port = proxy["listen"].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"hello")
+    assert await reader.read() == b"hel"  # then the end
+    writer.close()
