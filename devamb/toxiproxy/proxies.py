@@ -61,6 +61,7 @@ class Proxy:
     upstream: str
     enabled: bool
     toxics: dict[str, Toxic] = field(default_factory=dict)
+    service: Service | None = field(default=None, repr=False, compare=False)
 
     def toxic_list(self) -> list[Toxic]:
         """Upstream toxics first, then downstream ones, each in the order they were added."""
@@ -93,8 +94,17 @@ class ProxyTable:
 
     def __init__(self, engine: RuntimeEngine) -> None:
         self.engine = engine
-        self.proxies: dict[str, Proxy] = {}
+        self._proxies: dict[str, Proxy] = {}
         self._lock = asyncio.Lock()
+
+    @property
+    def proxies(self) -> dict[str, Proxy]:
+        """The proxies whose service is still theirs: a service of the same name that a reload
+        of the profile adds replaces the proxy (the file wins)."""
+        services = self.engine.services
+        for name in [n for n, p in self._proxies.items() if services.get(n) is not p.service]:
+            del self._proxies[name]
+        return self._proxies
 
     @contextlib.asynccontextmanager
     async def changing(self) -> AsyncIterator[None]:
@@ -121,7 +131,7 @@ class ProxyTable:
         except ControlError as exc:
             raise ApiError(exc.message, exc.status) from None
         service.faults.live = True  # toxics act on open connections too, as in Toxiproxy
-        proxy = Proxy(name, _bound(service, str(spec.listen)), upstream, True)
+        proxy = Proxy(name, _bound(service, str(spec.listen)), upstream, True, service=service)
         self.proxies[name] = proxy
         if not enabled:
             await self.engine.set_listening(name, False)
@@ -149,7 +159,7 @@ class ProxyTable:
         if self.differs(proxy, listen, upstream):
             self._spec(proxy.name, listen, upstream)  # checked before the old one goes
             await self.engine.remove_service(proxy.name)
-            del self.proxies[proxy.name]
+            self._proxies.pop(proxy.name, None)
             replaced = await self.create(proxy.name, listen, upstream, proxy.enabled)
             for toxic in proxy.toxic_list():
                 await self._run(replaced, toxic)
@@ -169,7 +179,7 @@ class ProxyTable:
     async def delete(self, name: str) -> None:
         self.get(name)
         await self.engine.remove_service(name)
-        del self.proxies[name]
+        self._proxies.pop(name, None)
 
     async def reset(self) -> None:
         """Every proxy enabled again, every toxic removed."""

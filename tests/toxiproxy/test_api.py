@@ -256,3 +256,37 @@ async def test_limit_data_cuts_a_real_connection(api: Client, echo: str) -> None
     writer.write(b"hello")
     assert await reader.read() == b"hel"  # then the end
     writer.close()
+
+
+async def test_a_profile_service_of_the_same_name_replaces_a_proxy(
+    api: Client, echo: str, engine: Engine
+) -> None:
+    await _proxy(api, echo, "late")
+    path = engine.profile.path
+    path.write_text(path.read_text() + "  late:\n    listen: 0\n    protocol: tcp\n"
+                    "    targets:\n      local: tcp://127.0.0.1:9\n")
+    assert await engine.reload()
+    assert engine.services["late"].target().name == "local"  # the file's service
+    assert (await api.call("GET", "/proxies"))[2] == {}
+    assert (await api.call("POST", "/proxies/late/toxics", {"type": "timeout"}))[0] == 404
+    assert await engine.faults("late") == {"late": []}
+
+
+async def test_update_rebinds_and_keeps_the_toxics(api: Client, echo: str,
+                                                   engine: Engine) -> None:
+    proxy = await _proxy(api, echo)
+    await api.call("POST", "/proxies/redis/toxics", {"type": "latency", "name": "lag",
+                                                     "attributes": {"latency": 1}})
+    status, _, moved = await api.call("PATCH", "/proxies/redis", {"listen": "127.0.0.1:0"})
+    assert status == 200
+    assert moved["listen"] != proxy["listen"] and moved["toxics"] == proxy["toxics"] + [
+        {"attributes": {"latency": 1, "jitter": 0}, "name": "lag", "type": "latency",
+         "stream": "downstream", "toxicity": 1.0}]
+    assert [f["name"] for f in (await engine.faults("redis"))["redis"]] == ["lag"]
+    host, port = moved["listen"].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"hi")
+    assert await reader.readexactly(2) == b"hi"
+    writer.close()
+    status, _, same = await api.call("POST", "/proxies/redis", {"enabled": True})
+    assert (status, same) == (200, moved)
