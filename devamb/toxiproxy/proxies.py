@@ -74,11 +74,14 @@ class Proxy:
 
 
 def listen_address(listen: str) -> str:
-    """Toxiproxy's listen forms as devamb's: "" (any port) and ":PORT" become loopback."""
+    """Toxiproxy's listen forms as devamb's: "" (any port) and ":PORT" become loopback, and
+    `localhost` 127.0.0.1 (as Go resolves it: one address, the one the proxy then shows)."""
     if not listen:
         return "127.0.0.1:0"
     if listen.startswith(":"):
         return "127.0.0.1" + listen
+    if listen.lower().startswith("localhost:"):
+        return "127.0.0.1" + listen[len("localhost"):]
     return listen
 
 

@@ -290,3 +290,11 @@ async def test_update_rebinds_and_keeps_the_toxics(api: Client, echo: str,
     writer.close()
     status, _, same = await api.call("POST", "/proxies/redis", {"enabled": True})
     assert (status, same) == (200, moved)
+
+
+async def test_listen_forms(api: Client, echo: str) -> None:
+    for name, listen in (("empty", ""), ("local", "localhost:0")):
+        status, _, proxy = await api.call("POST", "/proxies",
+                                          {"name": name, "upstream": echo, "listen": listen})
+        assert status == 201 and proxy["listen"].startswith("127.0.0.1:")
+        assert not proxy["listen"].endswith(":0")
