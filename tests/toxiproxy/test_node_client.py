@@ -84,10 +84,10 @@ def node_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         done = subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", CLIENT],
-            cwd=folder, capture_output=True, text=True, timeout=300,
+            cwd=folder, capture_output=True, text=True, timeout=200,  # under pytest's 300 s
         )
     except subprocess.TimeoutExpired:
-        pytest.skip(f"npm install {CLIENT} did not finish in 300s (no registry?)")
+        pytest.skip(f"npm install {CLIENT} did not finish in 200s (no registry?)")
     if done.returncode != 0:
         pytest.skip(f"npm install {CLIENT} failed (no registry?): {done.stderr.strip()[-500:]}")
     (folder / "check.js").write_text(SCRIPT)
