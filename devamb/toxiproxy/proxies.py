@@ -137,8 +137,7 @@ class ProxyTable:
         proxy = Proxy(name, _bound(service, str(spec.listen)), upstream, True, service=service)
         self.proxies[name] = proxy
         if not enabled:
-            await self.engine.set_listening(name, False)
-            proxy.enabled = False
+            await self._listening(proxy, False)
         return proxy
 
     def _spec(self, name: str, listen: str, upstream: str) -> ServiceSpec:
@@ -163,18 +162,28 @@ class ProxyTable:
             self._spec(proxy.name, listen, upstream)  # checked before the old one goes
             await self.engine.remove_service(proxy.name)
             self._proxies.pop(proxy.name, None)
-            replaced = await self.create(proxy.name, listen, upstream, proxy.enabled)
-            for toxic in proxy.toxic_list():
-                await self._run(replaced, toxic)
-                replaced.toxics[toxic.name] = toxic
-            proxy = replaced
-        if enabled != proxy.enabled:
             try:
-                await self.engine.set_listening(proxy.name, enabled)
-            except ListenError as exc:
-                raise ApiError(str(exc), 500) from None
-            proxy.enabled = enabled
+                proxy = await self._recreate(proxy, listen, upstream)
+            except ApiError:  # the new address cannot be bound: the proxy stays as it was
+                await self._recreate(proxy, proxy.listen, proxy.upstream)
+                raise
+        if enabled != proxy.enabled:
+            await self._listening(proxy, enabled)
         return proxy
+
+    async def _recreate(self, old: Proxy, listen: str, upstream: str) -> Proxy:
+        proxy = await self.create(old.name, listen, upstream, old.enabled)
+        for toxic in old.toxic_list():
+            await self._run(proxy, toxic)
+            proxy.toxics[toxic.name] = toxic
+        return proxy
+
+    async def _listening(self, proxy: Proxy, enabled: bool) -> None:
+        try:
+            await self.engine.set_listening(proxy.name, enabled)
+        except ListenError as exc:  # its port was taken while it was disabled
+            raise ApiError(str(exc), 500) from None
+        proxy.enabled = enabled
 
     def differs(self, proxy: Proxy, listen: str, upstream: str) -> bool:
         return listen_address(listen) != proxy.listen or upstream != proxy.upstream
@@ -188,8 +197,7 @@ class ProxyTable:
         """Every proxy enabled again, every toxic removed."""
         for proxy in self.proxies.values():
             if not proxy.enabled:
-                await self.engine.set_listening(proxy.name, True)
-                proxy.enabled = True
+                await self._listening(proxy, True)
             proxy.toxics.clear()
             await self.engine.clear_faults(proxy.name)
 

@@ -298,3 +298,13 @@ async def test_listen_forms(api: Client, echo: str) -> None:
                                           {"name": name, "upstream": echo, "listen": listen})
         assert status == 201 and proxy["listen"].startswith("127.0.0.1:")
         assert not proxy["listen"].endswith(":0")
+
+
+async def test_an_update_to_a_taken_port_keeps_the_proxy(api: Client, echo: str) -> None:
+    proxy = await _proxy(api, echo)
+    await api.call("POST", "/proxies/redis/toxics", {"type": "timeout", "name": "hole"})
+    status, _, body = await api.call("POST", "/proxies/redis", {"listen": echo})  # taken
+    assert status == 500 and "already in use" in body["error"]
+    status, _, kept = await api.call("GET", "/proxies/redis")
+    assert status == 200 and kept["listen"] == proxy["listen"]
+    assert [t["name"] for t in kept["toxics"]] == ["hole"]
