@@ -145,6 +145,7 @@ def spawn_engine(
     reset: bool,
     grace: float | None = None,
     owned: bool = False,
+    toxiproxy_api: str | None = None,
 ) -> Spawned:
     """Start `devamb up --headless` in its own session, logging to .devamb/engine.log.
 
@@ -157,6 +158,8 @@ def spawn_engine(
         args.append("--reset")
     if grace is not None:
         args += ["--grace", f"{grace:g}s"]
+    if toxiproxy_api is not None:
+        args += ["--toxiproxy-api", toxiproxy_api]
     stdin: int = subprocess.DEVNULL
     lifeline = None
     if owned:

@@ -49,6 +49,8 @@ from devamb.control.workdir import UnsafeSocketDir, Workdir
 from devamb.engine.assembly import load_profile
 from devamb.profile import DEFAULT_PROFILE, ProfileError, display_path
 from devamb.profile.units import parse_duration
+from devamb.toxiproxy.address import DEFAULT as TOXIPROXY_DEFAULT
+from devamb.toxiproxy.address import parse_api_address
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,6 +131,15 @@ def _check_socket_dir(workdir: Workdir) -> None:
         fail(str(exc))
 
 
+def _api_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(parse_api_address(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("profile_name", metavar="[PROFILE]", required=False)
 @click.option("--headless", is_flag=True, help="Run the engine in the foreground, no TUI.")
@@ -137,6 +148,10 @@ def _check_socket_dir(workdir: Workdir) -> None:
 @click.option("--grace", type=Duration(), metavar="DURATION", help=GRACE_HELP)
 @click.option("--lifeline", is_flag=True, hidden=True,
               help="Internal: stop when stdin (a pipe from the TUI's process) closes.")
+@click.option("--toxiproxy-api", "toxiproxy_api", is_flag=False, flag_value=TOXIPROXY_DEFAULT,
+              default=None, metavar="[HOST:PORT]", callback=_api_address,
+              help=f"Also serve a Toxiproxy-compatible API (default {TOXIPROXY_DEFAULT}, "
+                   f"loopback only).")
 def up(
     profile_name: str | None,
     headless: bool,
@@ -144,6 +159,7 @@ def up(
     reset: bool,
     grace: float | None,
     lifeline: bool,
+    toxiproxy_api: str | None,
 ) -> None:
     """Start the ambassadors for PROFILE and open the TUI.
 
@@ -176,8 +192,10 @@ def up(
     if headless:
         from devamb.engine.runner import run_engine
 
-        sys.exit(run_engine(profile, workdir, reset=reset, grace=grace, lifeline=lifeline))
-    spawned = spawn_engine(path, workdir, reset=reset, grace=grace, owned=not detach)
+        sys.exit(run_engine(profile, workdir, reset=reset, grace=grace, lifeline=lifeline,
+                            toxiproxy_api=toxiproxy_api))
+    spawned = spawn_engine(path, workdir, reset=reset, grace=grace, owned=not detach,
+                           toxiproxy_api=toxiproxy_api)
     try:
         status = run(wait_ready(spawned, workdir, progress=_say))
     except LaunchError as exc:
@@ -194,7 +212,8 @@ def up(
         _print_listeners(status)
         click.echo(f"engine pid {spawned.pid}; stop it with: {down_command}")
         return
-    _open_tui(workdir, path, owns_engine=True, spawned=spawned, grace=grace)
+    _open_tui(workdir, path, owns_engine=True, spawned=spawned, grace=grace,
+              toxiproxy_api=toxiproxy_api)
 
 
 def _already_running(
@@ -221,6 +240,7 @@ def _open_tui(
     spawned: Spawned | None = None,
     grace: float | None = None,
     announce_attach: bool = False,
+    toxiproxy_api: str | None = None,
 ) -> None:
     """The TUI on the engine of this workdir; if the engine dies, it can start a new one.
 
@@ -233,7 +253,8 @@ def _open_tui(
 
     async def restart() -> ControlClient:
         clean_stale(workdir)
-        new = spawn_engine(path, workdir, reset=False, grace=grace, owned=owns_engine)
+        new = spawn_engine(path, workdir, reset=False, grace=grace, owned=owns_engine,
+                           toxiproxy_api=toxiproxy_api)
         if owns_engine:
             owned.append(new)
         await wait_ready(new, workdir)  # a LaunchError is shown in the dialog

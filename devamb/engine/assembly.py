@@ -28,12 +28,13 @@ from devamb.service.listener_tls import parse_listener_tls
 from devamb.service.spec import ServiceSpec
 from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
+from devamb.toxiproxy.address import parse_profile_key
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
 RESERVED_TARGETS = frozenset({"devamb"})
 PROTOCOLS = ("http", "tcp", "http2", "grpc")
-TOP_KEYS = ("version", "name", "services", "scenarios", "inspect")
+TOP_KEYS = ("version", "name", "services", "scenarios", "inspect", "toxiproxy_api")
 INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
@@ -58,6 +59,7 @@ class Profile:
     record_budget: int = 64 * 1024 * 1024  # bytes all recorded exchanges may use together
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[str, ...] = ()
+    toxiproxy_api: str | None = None  # HOST:PORT of the Toxiproxy-compatible API, if served
 
 
 def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Profile:
@@ -68,6 +70,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
     budget = Profile.record_budget
     name = path.resolve().parent.name
     warnings: list[str] = []
+    toxiproxy_api = None
     if root.value is None:
         root.problem("the profile is empty; it needs at least 'version: 1' and 'services:'")
     elif root.mapping(TOP_KEYS, required=("services",)) or isinstance(root.value, dict):
@@ -85,10 +88,13 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
             top = root.child("inspect")
             if top.mapping(("budget",)) and top.has("budget"):
                 budget = top.child("budget").size() or budget
+        if root.has("toxiproxy_api"):
+            toxiproxy_api = parse_profile_key(root.child("toxiproxy_api"))
     if reader.problems:
         raise ProfileError(reader.problems, interpolator.secrets)
     return Profile(
-        path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings)
+        path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings),
+        toxiproxy_api,
     )
 
 
@@ -342,3 +348,15 @@ def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None
         problem = Problem(file, 1, 1, "", f"cannot read profile: {exc.strerror or exc}")
         raise ProfileError([problem]) from None
     return build_profile(source, Interpolator.beside(path, environ), path)
+
+
+def parse_service(name: str, data: dict[str, Any], origin: str) -> ServiceSpec:
+    """One service from data that is not a profile file (the Toxiproxy API's proxies), by the
+    same rules as a profile's services; ProfileError with the problems."""
+    reader = Reader(Source(origin, data), Interpolator({}, {}))
+    if not NAME.match(name):
+        reader.root().problem(f"service name {name!r} may use letters, digits, '_', '.', '-'")
+    spec, _ = _service(name, reader.root())
+    if reader.problems or spec is None:
+        raise ProfileError(reader.problems or [Problem(origin, 0, 0, "", "invalid service")])
+    return spec

@@ -28,6 +28,7 @@ from devamb.inspect.masking import Redactor
 from devamb.inspect.store import ExchangeStore
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
+from devamb.service.spec import ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,17 @@ class Engine:
     def cut_now(self) -> None:
         """End a drain in progress now, cutting the exchanges still in flight."""
         self.lifecycle.cut_now()
+
+    async def add_service(self, spec: ServiceSpec) -> Service:
+        """One more service, added at run time (the Toxiproxy API's proxies); reloads keep it."""
+        return await self.lifecycle.add_service(spec)
+
+    async def remove_service(self, name: str) -> None:
+        await self.lifecycle.remove_service(name)
+
+    async def set_listening(self, name: str, listening: bool) -> None:
+        """Stop a service's listener (its connections close) or start it again."""
+        await self.lifecycle.set_listening(name, listening)
 
     # -- EngineControl ------------------------------------------------------------------------
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from devamb.control.events import ConfigRejected, ConfigReloaded, EngineState, StatsTick
-from devamb.control.protocol import ControlError
+from devamb.control.protocol import Conflict, ControlError, NotFound
 from devamb.engine.assembly import Profile, load_profile
 from devamb.engine.context import EngineContext
 from devamb.engine.reload import diff_profiles, watch_profile
@@ -18,6 +19,7 @@ from devamb.faults.manager import FaultManager
 from devamb.inspect.masking import Redactor, update_log_secrets
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError
+from devamb.profile.schema import ListenAddress
 from devamb.service.core import Service
 from devamb.service.http import SHUTDOWN_GRACE, HttpListener
 from devamb.service.http2 import Http2Listener
@@ -69,6 +71,7 @@ class Lifecycle:
         self._shutdown_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._cut_now = False  # a second stop request: the drain ends at once
+        self.runtime: dict[str, ServiceSpec] = {}  # services added at run time (Toxiproxy API)
 
     @property
     def profile(self) -> Profile:
@@ -193,6 +196,7 @@ class Lifecycle:
         ones whole (in-flight exchanges finish on the old ones). Nothing changes unless every
         new listener and target could start."""
         ctx = self.ctx
+        profile = self._with_runtime(profile)
         self._add_secrets(profile.secrets)  # before anything can fail with a message quoting one
         diff = diff_profiles(ctx.profile, profile)
         prepared: dict[str, tuple[Service, Listener | None]] = {}
@@ -253,6 +257,75 @@ class Lifecycle:
         if diff:
             ctx.notice("info", f"profile reloaded: {diff}")
         return True
+
+    def _with_runtime(self, profile: Profile) -> Profile:
+        """`profile` plus the services added at run time (a service of the file wins)."""
+        for name in [n for n in self.runtime if n in profile.services]:
+            del self.runtime[name]  # the file now defines it: the file's service replaces it
+        if not self.runtime:
+            return profile
+        return dataclasses.replace(profile, services={**self.runtime, **profile.services})
+
+    # -- services added at run time (not from the profile's file) -------------------------------
+
+    async def add_service(self, spec: ServiceSpec) -> Service:
+        """Build, bind and start one more service; it lives until removed (reloads keep it).
+        Raises ControlError (a name taken), or the listener's ListenError."""
+        async with self._reload_lock:
+            ctx = self.ctx
+            if spec.name in ctx.services:
+                raise Conflict(f"a service named {spec.name!r} exists already")
+            service = await self._build_service(spec, ctx.profile)
+            try:
+                listener = await self._listen(service)
+            except BaseException:
+                for target in service.targets.values():
+                    await target.close()
+                raise
+            if spec.listen.port == 0 and service.bound is not None:  # keep the port it got,
+                listen = ListenAddress(spec.listen.host, service.bound[1])  # for a restart
+                spec = service.spec = dataclasses.replace(spec, listen=listen)
+            self.runtime[spec.name] = spec
+            ctx.services[spec.name] = service
+            self.listeners[spec.name] = listener
+            ctx.profile = dataclasses.replace(
+                ctx.profile, services={**ctx.profile.services, spec.name: spec}
+            )
+            await self._activate(service)
+            log.info("%s listening on %s -> %s (added at run time)", spec.name, service.listen,
+                     service.active)
+            ctx.bus.publish(ConfigReloaded(added=[spec.name], removed=[], changed=[]))
+            return service
+
+    async def remove_service(self, name: str) -> None:
+        """Stop and forget a service added at run time (its connections are closed)."""
+        async with self._reload_lock:
+            ctx = self.ctx
+            if name not in self.runtime:
+                raise NotFound(f"no service {name!r} added at run time")
+            del self.runtime[name]
+            listener = self.listeners.pop(name, None)
+            if listener is not None:
+                await listener.stop()
+            service = ctx.services.pop(name)
+            ctx.profile = dataclasses.replace(
+                ctx.profile, services={n: s for n, s in ctx.profile.services.items() if n != name}
+            )
+            ctx.store.configure(name, 0)
+            for target in service.targets.values():
+                await target.close()
+            ctx.bus.publish(ConfigReloaded(added=[], removed=[name], changed=[]))
+
+    async def set_listening(self, name: str, listening: bool) -> None:
+        """Stop a service's listener (closing its connections) or start it again."""
+        async with self._reload_lock:
+            listener = self.listeners.get(name)
+            if listener is None:
+                raise NotFound(f"no service {name!r}")
+            if listening and self.ctx.services[name].bound is None:
+                await listener.start()
+            elif not listening and self.ctx.services[name].bound is not None:
+                await listener.stop()
 
     def _add_secrets(self, secrets: frozenset[str]) -> None:
         """Mask a new profile's secrets too, from now on, in status, events and the log; those

@@ -27,6 +27,8 @@ from devamb.engine.core import Engine
 from devamb.engine.state import RuntimeState
 from devamb.inspect.masking import RedactingFilter, Redactor
 from devamb.proxy.listen import ListenError
+from devamb.toxiproxy.address import parse_api_address
+from devamb.toxiproxy.api import ToxiproxyServer
 
 log = logging.getLogger("devamb")
 _background: set[asyncio.Future[object]] = set()  # keeps shutdown tasks alive until done
@@ -60,6 +62,7 @@ def run_engine(
     reset: bool,
     grace: float | None = None,
     lifeline: bool = False,
+    toxiproxy_api: str | None = None,
 ) -> int:
     """Blocks until the engine stops; returns the process exit code.
 
@@ -67,6 +70,8 @@ def run_engine(
     `lifeline`: stdin is a pipe from the `devamb up` that started this engine for its TUI; when
     that process ends, however it ends (quit, SIGHUP, SIGTERM, crash, SIGKILL), the pipe reaches
     end-of-file and the engine stops with it.
+    `toxiproxy_api`: also serve the Toxiproxy-compatible API there (a loopback HOST:PORT);
+    default: the profile's `toxiproxy_api:`, if any.
     """
     configure_logging(profile)
     workdir.ensure()
@@ -79,20 +84,23 @@ def run_engine(
         if reset and workdir.state.exists():
             workdir.state.unlink()
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(_serve(profile, workdir, grace, lifeline))
+            api = toxiproxy_api or profile.toxiproxy_api
+            return runner.run(_serve(profile, workdir, grace, lifeline, api))
     finally:
         unlock_engine(workdir, lock)
 
 
-async def _serve(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool) -> int:
+async def _serve(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool,
+                 toxiproxy_api: str | None = None) -> int:
     workdir.pid.write_text(str(os.getpid()))  # from the start: `down` finds a slow starter too
     try:
-        return await _run(profile, workdir, grace, lifeline)
+        return await _run(profile, workdir, grace, lifeline, toxiproxy_api)
     finally:
         _remove_own_pid(workdir.pid)
 
 
-async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool) -> int:
+async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline: bool,
+               toxiproxy_api: str | None = None) -> int:
     engine = Engine(profile, state=RuntimeState(workdir.state))
     engine.grace, engine.drain_to_timeout = grace, True
     loop = asyncio.get_running_loop()
@@ -116,6 +124,18 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
         log.error("%s", exc)
         await engine.stop(0)
         return 1
+    toxiproxy = None
+    if toxiproxy_api is not None:
+        address = parse_api_address(toxiproxy_api)
+        toxiproxy = ToxiproxyServer(engine, address.host, address.port)
+        try:
+            await toxiproxy.start()
+        except OSError as exc:
+            log.error("the Toxiproxy API cannot listen on %s: %s", toxiproxy_api,
+                      exc.strerror or exc)
+            await engine.stop(0)
+            await server.stop()
+            return 1
     log.info(
         "devamb engine ready (pid %d, profile %s, control %s)",
         os.getpid(),
@@ -126,6 +146,8 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
         await engine.wait_shutdown_requested()
         log.info("stopping")
     finally:
+        if toxiproxy is not None:
+            await toxiproxy.stop()
         await engine.stop()
         await server.stop()
     return 0

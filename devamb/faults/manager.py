@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 from collections.abc import Callable, Mapping
@@ -10,6 +11,7 @@ from typing import Any
 from devamb.faults import abort, latency
 from devamb.faults.base import Fault, FaultContext
 from devamb.faults.chain import FaultChain, FaultState, Plan
+from devamb.faults.live import live_plan
 from devamb.faults.spec import FaultSpec
 
 DELAY_HEADER = "x-devamb-fault-delay"  # milliseconds
@@ -33,6 +35,8 @@ class FaultManager:
         self.header_faults = header_faults
         self._on_change = on_change
         self.chain = FaultChain(tuple(self._state(s) for s in specs.values()))
+        self.live = False  # TCP: faults act on open connections too (faults/live.py)
+        self._swapped = asyncio.Event()  # set (and replaced) at each change of the chain
 
     def _state(self, spec: FaultSpec) -> FaultState:
         return FaultState(spec, self.ctx, self.protocol, self._expire)
@@ -41,6 +45,8 @@ class FaultManager:
               release: bool = True) -> None:
         old = self.chain.states
         self.chain = FaultChain(tuple(states))
+        self._swapped.set()
+        self._swapped = asyncio.Event()
         if release:  # a held request goes on once its fault is lifted, removed or replaced
             live = {s.spec.name: s for s in states}
             for state in old:
@@ -131,7 +137,13 @@ class FaultManager:
         return plan
 
     def roll_tcp(self) -> Plan | None:
+        if self.live:
+            return live_plan(self, self.swapped)
         return self.chain.roll(self.ctx) if self.chain.armed else None
+
+    async def swapped(self) -> None:
+        """Wait for the next change of the faults."""
+        await self._swapped.wait()
 
     def _from_headers(self, headers: Mapping[str, str]) -> builtins.list[Fault]:
         """Envoy-style faults a client asks for on one request (when the service allows it)."""

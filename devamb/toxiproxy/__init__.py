@@ -1,0 +1,1 @@
+"""A Toxiproxy-compatible HTTP API over the engine (`devamb up --toxiproxy-api`)."""
