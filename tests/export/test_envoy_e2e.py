@@ -1,0 +1,200 @@
+"""Each mapping row end to end: the real Envoy runs the bootstrap exported from one profile in
+front of real upstreams on 127.0.0.1, and does what the profile says (one Envoy per module)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from devamb.export.bootstrap import EnvoyExport, export_envoy
+from devamb.export.load import load_for_export
+from tests.certs import certificates
+from tests.export.envoy_run import RunningEnvoy
+from tests.export.servers import EchoServer, HttpServer, echo_through, request, serving
+
+TOKEN = "tok-Zq81-envoy-reads-me"
+
+
+@dataclass
+class Stack:
+    envoy: RunningEnvoy
+    export: EnvoyExport
+    a: HttpServer
+    b: HttpServer
+    flaky: HttpServer
+    secure: HttpServer
+
+    def port(self, service: str) -> int:
+        return self.envoy.ports[service]
+
+
+PROFILE = """\
+version: 1
+name: e2e
+services:
+  direct:
+    listen: 9001
+    targets:
+      one:
+        url: http://127.0.0.1:{a}/base
+        headers: {{X-Token: "Bearer ${{E2E_TOKEN}}", X-Plain: "100% literal"}}
+  pool:
+    listen: 9002
+    targets:
+      both: {{endpoints: [http://127.0.0.1:{a}, http://127.0.0.1:{b}], balance: round_robin}}
+  split:
+    listen: 9003
+    target: canary
+    targets:
+      a: http://127.0.0.1:{a}
+      b: http://127.0.0.1:{b}
+      canary: {{split: {{a: 80, b: 20}}}}
+  retry:
+    listen: 9004
+    retries: {{attempts: 3, on: [503], backoff: 10ms, max_backoff: 20ms}}
+    targets: {{flaky: http://127.0.0.1:{flaky}}}
+  faulty:
+    listen: 9005
+    header_faults: true
+    faults:
+      half: {{kind: abort, status: 429, probability: 0.5, match: {{path: /half*}}}}
+    targets: {{a: http://127.0.0.1:{a}}}
+  mock:
+    listen: 9006
+    targets:
+      m:
+        mock:
+          routes:
+            - match: {{method: GET, path: /hello}}
+              respond: {{json: {{hi: there}}}}
+            - match: {{path: "/users/{{id}}"}}
+              respond: {{status: 201, body: made}}
+          fallback: {{status: 418, body: nope}}
+  secure:
+    listen: 9007
+    targets:
+      tls: {{url: "https://127.0.0.1:{secure}", tls: {{ca: {ca}}}}}
+  tcp:
+    listen: 9008
+    protocol: tcp
+    targets: {{echo: "tcp://127.0.0.1:{echo}"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("envoy-e2e")
+    ca, cert, key = certificates(folder)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    a, b, flaky = HttpServer("a"), HttpServer("b"), HttpServer("flaky")
+    secure, echo = HttpServer("secure", context), EchoServer()
+    with serving(a, b, flaky, secure, echo):
+        profile = folder / "devamb.yaml"
+        profile.write_text(PROFILE.format(a=a.port, b=b.port, flaky=flaky.port,
+                                          secure=secure.port, echo=echo.port, ca=ca))
+        export = export_envoy(load_for_export(profile, environ={}))
+        envoy = RunningEnvoy(export.text, folder, env={"E2E_TOKEN": TOKEN})
+        try:
+            yield Stack(envoy, export, a, b, flaky, secure)
+        finally:
+            envoy.stop()
+
+
+def _json(body: bytes) -> dict[str, object]:
+    data = json.loads(body)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_url_target_headers_and_path_prefix(stack: Stack) -> None:
+    """Headers from ${VAR} arrive with the value Envoy read from its environment; the URL's
+    path prefixes the request's; Host is the target's."""
+    status, _, body = request(stack.port("direct"), "/charge?x=1")
+    seen = _json(body)
+    headers = seen["headers"]
+    assert status == 200 and seen["path"] == "/base/charge?x=1"
+    assert isinstance(headers, dict)
+    assert headers["x-token"] == f"Bearer {TOKEN}"
+    assert headers["x-plain"] == "100% literal"
+    assert headers["host"] == f"127.0.0.1:{stack.a.port}"
+    assert stack.export.env_vars == ("E2E_TOKEN",)
+
+
+def test_pool_reaches_both_endpoints(stack: Stack) -> None:
+    upstreams = Counter(_json(request(stack.port("pool"))[2])["upstream"] for _ in range(20))
+    assert set(upstreams) == {"a", "b"}
+    assert abs(upstreams["a"] - upstreams["b"]) <= 2  # round robin
+
+
+def test_split_weights_hold(stack: Stack) -> None:
+    upstreams = Counter(_json(request(stack.port("split"))[2])["upstream"] for _ in range(400))
+    share = upstreams["b"] / 400
+    assert 0.1 < share < 0.3, upstreams  # 20 % expected; 5 standard deviations either side
+
+
+def test_target_header_picks_another_target(stack: Stack) -> None:
+    for _ in range(5):
+        seen = _json(request(stack.port("split"), headers={"X-Devamb-Target": "b"})[2])
+        assert seen["upstream"] == "b"
+
+
+def test_a_503_is_retried(stack: Stack) -> None:
+    stack.flaky.hits.clear()
+    stack.flaky.statuses[:] = [503, 503]
+    status, _, _ = request(stack.port("retry"))
+    assert status == 200
+    assert len(stack.flaky.hits) == 3  # two 503s, then the answer
+
+
+def test_abort_fires_at_its_percentage_on_its_paths(stack: Stack) -> None:
+    statuses = Counter(request(stack.port("faulty"), "/half/1")[0] for _ in range(400))
+    assert set(statuses) == {200, 429}
+    assert 0.35 < statuses[429] / 400 < 0.65, statuses
+    assert all(request(stack.port("faulty"), "/other")[0] == 200 for _ in range(20))
+
+
+def test_header_faults(stack: Stack) -> None:
+    status, _, _ = request(stack.port("faulty"), "/x", headers={"x-devamb-fault-abort": "418"})
+    assert status == 418
+
+
+def test_mock_routes_answer_from_direct_response(stack: Stack) -> None:
+    status, headers, body = request(stack.port("mock"), "/hello")
+    assert (status, json.loads(body)) == (200, {"hi": "there"})
+    assert headers["content-type"] == "application/json"
+    assert request(stack.port("mock"), "/hello", method="POST")[0] == 418  # GET only
+    status, _, body = request(stack.port("mock"), "/users/7")
+    assert (status, body) == (201, b"made")
+    assert request(stack.port("mock"), "/users/7/x")[:3:2] == (418, b"nope")
+
+
+def test_tls_upstream_verified_with_the_profile_ca(stack: Stack) -> None:
+    status, _, body = request(stack.port("secure"), "/s")
+    assert status == 200 and _json(body)["upstream"] == "secure"
+
+
+def test_bytes_cross_tcp_proxy(stack: Stack) -> None:
+    data = bytes(range(256)) * 400  # 100 KiB
+    assert echo_through(stack.port("tcp"), data) == data
+
+
+def test_metrics_and_ready(stack: Stack) -> None:
+    status, text = stack.envoy.admin("/stats/prometheus")
+    assert status == 200 and "envoy_cluster_upstream_rq" in text
+    status, _, body = request(stack.port("devamb-metrics"), "/ready")
+    assert (status, body.strip()) == (200, b"LIVE")
+    status, _, body = request(stack.port("devamb-metrics"), "/stats/prometheus")
+    assert status == 200 and b"envoy_http_downstream_rq_total" in body
+    assert request(stack.port("devamb-metrics"), "/quitquitquit", method="POST")[0] == 404
+
+
+def test_the_secret_is_in_envoy_not_in_the_export(stack: Stack) -> None:
+    assert TOKEN not in stack.export.text
+    assert "%ENVIRONMENT(E2E_TOKEN)%" in stack.export.text
+
