@@ -8,7 +8,9 @@ import re
 from typing import Any
 
 from devamb.export.context import Config, Context
-from devamb.profile.source import Path_
+from devamb.profile import display_path
+from devamb.profile.problems import ProfileError
+from devamb.profile.source import Path_, Source, read_source
 from devamb.targets.mock.matching import PathPattern, ValueMatch
 from devamb.targets.mock.routes import MockSpec, Respond, Route
 from devamb.targets.mock.template import Template
@@ -149,26 +151,44 @@ def direct_response(respond: Respond) -> tuple[Config | None, str | None]:
     return config, None
 
 
-def mock_routes(ctx: Context, mock: MockSpec, path: Path_, where: str) -> list[Config]:
+def _mock_source(mock: MockSpec) -> Source | None:
+    """The mock file's positions, so its lines point into it (None: inline in the profile)."""
+    if mock.file is None:
+        return None
+    try:
+        return read_source(mock.file, display_path(mock.file))
+    except (OSError, ProfileError):  # it was read a moment ago; place the lines at the target
+        return None
+
+
+def mock_routes(ctx: Context, mock: MockSpec, path: Path_) -> list[Config]:
     """Routes for what maps, in the mock's order; the fallback is the caller's (a proxy
     fallback needs the other target's routes)."""
     routes: list[Config] = []
+    source = _mock_source(mock)
     for route in mock.routes:
-        label = f"{where} routes[{route.index}] {route.name!r}"
+        if source is not None:
+            where: Path_ = ("routes", route.index)
+        else:
+            where = (*path, "routes", route.index) if mock.file is None else path
+
+        def note(message: str, route: Route = route, where: Path_ = where) -> None:
+            ctx.report.note(where, f"route {route.name!r} {message}", source=source, key=False)
+
         match, why = _match(route)
         answer, why2 = direct_response(route.responds[0]) if match is not None else (None, None)
         if match is None or answer is None:
-            ctx.note(path, f"{label} not exported: {why or why2}")
+            note(f"not exported: {why or why2}")
             continue
         if len(route.responds) > 1:
-            ctx.note(path, f"{label}: Envoy answers the first step of the sequence every time")
+            note("answers the first step of its sequence every time in Envoy")
         if route.delay or route.responds[0].delay:
-            ctx.note(path, f"{label}: its delay is dropped")
+            note("loses its delay in Envoy")
         if route.times is not None:
-            ctx.note(path, f"{label}: 'times' is dropped (Envoy answers every time)")
+            note("answers every time in Envoy ('times' is dropped)")
         routes.append({"match": match, **answer})
     if mock.grpc:
-        ctx.note(path, f"{where}: gRPC mock rules are not exported")
+        ctx.note(path, "gRPC mock rules are not exported")
     return routes
 
 

@@ -26,10 +26,13 @@ class Report:
         self.source = source
         self._notes: set[Note] = set()
 
-    def note(self, path: Path_, message: str, *, key: bool = True) -> None:
-        line, col = self.source.position(path, key=key)
+    def note(self, path: Path_, message: str, *, key: bool = True,
+             source: Source | None = None) -> None:
+        """A line at `path` of the profile, or of `source` (a mock file the profile names)."""
+        source = source or self.source
+        line, col = source.position(path, key=key)
         dotted = ".".join(str(p) for p in path)
-        self._notes.add(Note(self.source.file, line, col, dotted, message))
+        self._notes.add(Note(source.file, line, col, dotted, message))
 
     @property
     def notes(self) -> list[Note]:

@@ -192,8 +192,7 @@ class HttpRoutes:
         target = self.spec.targets[name]
         if isinstance(target, MockTargetSpec):
             path = (*self.target_path(name), "mock")
-            where = target.written
-            routes = mocks.mock_routes(self.ctx, target.mock, path, where)
+            routes = mocks.mock_routes(self.ctx, target.mock, path)
             proxy = target.mock.fallback.proxy
             fallback = self.forward(proxy) if proxy is not None else None
             if fallback is None:
