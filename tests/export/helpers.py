@@ -14,10 +14,10 @@ from devamb.export.load import load_for_export
 
 
 def export_text(tmp_path: Path, text: str, environ: dict[str, str] | None = None,
-                options: Options = Options()) -> EnvoyExport:
+                options: Options | None = None) -> EnvoyExport:
     path = tmp_path / "devamb.yaml"
     path.write_text(textwrap.dedent(text))
-    return export_envoy(load_for_export(path, environ=environ or {}), options)
+    return export_envoy(load_for_export(path, environ=environ or {}), options or Options())
 
 
 def parsed(export: EnvoyExport) -> dict[str, Any]:

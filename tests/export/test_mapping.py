@@ -50,7 +50,7 @@ def test_url_targets_clusters_and_tls(tmp_path: Path) -> None:
     api = routes(export, "api")
     assert api[-1] == {"match": {"prefix": "/"}, "route": {
         "cluster": "api/local", "timeout": "30s", "auto_host_rewrite": True}}
-    remote_route = [r for r in api if r["route"]["cluster"] == "api/remote"][0]
+    remote_route = next(r for r in api if r["route"]["cluster"] == "api/remote")
     assert remote_route["match"]["headers"] == [
         {"name": "x-devamb-target", "string_match": {"exact": "remote"}}]
     assert remote_route["route"]["regex_rewrite"] == {
