@@ -32,10 +32,12 @@ class _ExportInterpolator(Interpolator):
     def __init__(self, values: Mapping[str, str]) -> None:
         super().__init__(values, {})
         self._values = dict(values)
+        self.unset: set[str] = set()
 
     def expand(self, text: str) -> tuple[str, list[str]]:
         result, missing = super().expand(text)
         if missing:
+            self.unset.update(missing)
             filled = {**self._values, **{n: PLACEHOLDER + n for n in missing}}
             result, _ = Interpolator(filled, {}).expand(text)  # remembers nothing here
         return result, []
@@ -46,6 +48,7 @@ class Loaded:
     profile: Profile
     source: Source
     secrets: frozenset[str]  # values read from the environment (placeholders left out)
+    unset: frozenset[str] = frozenset()  # variables set nowhere: read as placeholders
 
 
 def load_for_export(path: Path, environ: Mapping[str, str] | None = None) -> Loaded:
@@ -60,20 +63,20 @@ def load_for_export(path: Path, environ: Mapping[str, str] | None = None) -> Loa
     interpolator = _ExportInterpolator(values)
     profile = build_profile(source, interpolator, path)
     secrets = frozenset(s for s in profile.secrets if PLACEHOLDER not in s)
-    return Loaded(profile, source, secrets)
+    return Loaded(profile, source, secrets, frozenset(interpolator.unset))
 
 
 def check_output(text: str, loaded: Loaded, what: str) -> None:
     """Refuse `text` if it carries a placeholder or a value read from the environment."""
-    start = text.find(PLACEHOLDER)
-    if start >= 0:
-        name = text[start + len(PLACEHOLDER):].split()[0].strip("\"',:/@")
-        raise ExportError(
-            f"{loaded.source.file}: ${{{name}}} is not set and {what} needs its value "
-            f"(only header values may name an unset variable); set it, or write "
-            f"${{{name}:-default}}"
-        )
-    if any(secret in text for secret in loaded.secrets):
+    lowered = text.lower()  # a host name is written lowercased
+    for name in sorted(loaded.unset):
+        if (PLACEHOLDER + name).lower() in lowered:
+            raise ExportError(
+                f"{loaded.source.file}: ${{{name}}} is not set and {what} needs its value "
+                f"(only header values may name an unset variable); set it, or write "
+                f"${{{name}:-default}}"
+            )
+    if any(secret.lower() in lowered for secret in loaded.secrets):
         raise ExportError(
             f"{loaded.source.file}: a value read from the environment (${{VAR}}) would be "
             f"written into {what}; devamb never exports secrets: use ${{VAR}} in target "
