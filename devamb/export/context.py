@@ -34,6 +34,10 @@ class Context:
         return value
 
     def note(self, path: Path_, message: str) -> None:
+        """A report line at `path`, or at the nearest part of it written in the profile (a
+        default setting is reported where its section is)."""
+        while len(path) > 1 and self.raw(path) is None:
+            path = path[:-1]
         self.report.note(path, message)
 
 
