@@ -43,8 +43,8 @@ def _print_report(export: EnvoyExport) -> None:
                    "(%ENVIRONMENT(VAR)%): set them where Envoy runs", err=True)
 
 
-def _check_envoy(text: str) -> bool:
-    ok, message = validate_envoy(text)
+def _check_envoy(export: EnvoyExport) -> bool:
+    ok, message = validate_envoy(export.text, export.env_vars)
     click.echo(f"envoy --mode validate: {message}" if ok else f"devamb: {message}", err=True)
     return ok
 
@@ -85,7 +85,7 @@ def export_envoy_cmd(profile_name: str | None, target_set: str | None, output: P
         output.write_text(export.text, encoding="utf-8")
         click.echo(f"wrote the Envoy bootstrap to {output}", err=True)
     _print_report(export)
-    if validate and not _check_envoy(export.text):
+    if validate and not _check_envoy(export):
         sys.exit(EXIT_BAD_INPUT)
 
 
@@ -128,7 +128,7 @@ def export_k8s_cmd(profile_name: str | None, target_set: str | None,
         click.echo(f"wrote configmap.yaml and deployment.yaml to {output}", err=True)
     _print_report(export)
     if validate:
-        envoy_ok = _check_envoy(export.text)
+        envoy_ok = _check_envoy(export)
         k8s_ok, lines = validate_k8s(objects, kubernetes_version)
         for line in lines:
             click.echo(f"kubernetes-validate: {line}", err=True)

@@ -4,6 +4,7 @@ kubernetes-validate checks the objects (`--strict`, offline: it ships the schema
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,8 +29,9 @@ def envoy_binary() -> str | None:
     return str(path) if path and Path(path).exists() else None
 
 
-def validate_envoy(text: str) -> tuple[bool, str]:
-    """(accepted, Envoy's message)."""
+def validate_envoy(text: str, env_vars: tuple[str, ...] = ()) -> tuple[bool, str]:
+    """(accepted, Envoy's message). Envoy checks that the variables a bootstrap reads exist
+    (Redis passwords): `env_vars` are given stand-ins where they are not set."""
     binary = envoy_binary()
     if binary is None:
         return False, INSTALL_ENVOY
@@ -40,6 +42,7 @@ def validate_envoy(text: str) -> tuple[bool, str]:
             done = subprocess.run(
                 [binary, "--mode", "validate", "-c", str(config), "-l", "error"],
                 capture_output=True, text=True, timeout=120, check=False,
+                env={**{name: "devamb-validate" for name in env_vars}, **os.environ},
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, f"envoy --mode validate did not finish: {exc}"

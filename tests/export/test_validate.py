@@ -25,7 +25,7 @@ def test_there_are_shipped_profiles() -> None:
 def test_shipped_profile_exports_validate(profile: Path, tmp_path: Path) -> None:
     loaded = load_for_export(profile, environ={})
     export = export_envoy(loaded)
-    ok, message = validate_envoy(export.text)
+    ok, message = validate_envoy(export.text, export.env_vars)
     assert ok, message
     app = tmp_path / "app.yaml"
     app.write_text(yaml.safe_dump({
