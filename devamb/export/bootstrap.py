@@ -47,6 +47,8 @@ def chosen_target(ctx: Context, spec: ServiceSpec, options: Options) -> str:
 
 
 def _address(host: str, port: int) -> Config:
+    """A socket address; Envoy binds IP addresses only ("localhost" is 127.0.0.1)."""
+    host = "127.0.0.1" if host == "localhost" else host
     return {"socket_address": {"address": host, "port_value": port}}
 
 

@@ -11,13 +11,19 @@ import yaml
 from devamb.export.bootstrap import EnvoyExport, Options, export_envoy
 from devamb.export.context import Config
 from devamb.export.load import load_for_export
+from devamb.export.validate import validate_envoy
 
 
 def export_text(tmp_path: Path, text: str, environ: dict[str, str] | None = None,
                 options: Options | None = None) -> EnvoyExport:
+    """The export of the profile `text`, which the real Envoy has accepted
+    (`envoy --mode validate`): each mapping test is also a generated profile Envoy checks."""
     path = tmp_path / "devamb.yaml"
     path.write_text(textwrap.dedent(text))
-    return export_envoy(load_for_export(path, environ=environ or {}), options or Options())
+    export = export_envoy(load_for_export(path, environ=environ or {}), options or Options())
+    ok, message = validate_envoy(export.text, export.env_vars)
+    assert ok, message
+    return export
 
 
 def parsed(export: EnvoyExport) -> dict[str, Any]:

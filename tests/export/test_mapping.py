@@ -437,3 +437,19 @@ def test_http2_and_grpc_upstreams_speak_http2(tmp_path: Path) -> None:
     options = cluster(export, "rpc/local")["typed_extension_protocol_options"]
     assert options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"][
         "explicit_http_config"] == {"http2_protocol_options": {}}
+
+
+def test_listen_hosts_and_a_missing_target_set(tmp_path: Path) -> None:
+    from devamb.export.bootstrap import Options
+
+    export = export_text(tmp_path, """\
+        version: 1
+        services:
+          a: {listen: "localhost:9001", targets: {local: "http://localhost:8001"}}
+          b: {listen: "[::1]:9002", targets: {local: "http://127.0.0.1:8002"}}
+        """, options=Options(target_set="staging"))
+    assert listener(export, "a")["address"]["socket_address"]["address"] == "127.0.0.1"
+    assert listener(export, "b")["address"]["socket_address"]["address"] == "::1"
+    assert cluster(export, "a/local")["type"] == "LOGICAL_DNS"
+    assert saying(export, "services.a.targets: has no target 'staging': its 'local' is "
+                          "exported")
