@@ -26,6 +26,8 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         status = self.server.next_status()
+        if self.path == "/healthz":
+            status = 200 if self.server.healthy else 503
         self.server.hits.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
         body = json.dumps({"upstream": self.server.name, "path": self.path,
                            "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
@@ -49,6 +51,7 @@ class HttpServer(ThreadingHTTPServer):
         self.name = name
         self.hits: list[tuple[str, dict[str, str]]] = []
         self.statuses: list[int] = []  # answered first, in order; then 200
+        self.healthy = True  # GET /healthz: 200, else 503
         self._lock = threading.Lock()
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Stack:
     b: HttpServer
     flaky: HttpServer
     secure: HttpServer
+    shadow: HttpServer
 
     def port(self, service: str) -> int:
         return self.envoy.ports[service]
@@ -53,7 +55,8 @@ services:
     targets:
       a: http://127.0.0.1:{a}
       b: http://127.0.0.1:{b}
-      canary: {{split: {{a: 80, b: 20}}}}
+      shadow: http://127.0.0.1:{shadow}
+      canary: {{split: {{a: 80, b: 20}}, mirror: shadow}}
   retry:
     listen: 9004
     retries: {{attempts: 3, on: [503], backoff: 10ms, max_backoff: 20ms}}
@@ -63,6 +66,7 @@ services:
     header_faults: true
     faults:
       half: {{kind: abort, status: 429, probability: 0.5, match: {{path: /half*}}}}
+      slow: {{kind: latency, delay: 300ms, match: {{path: /slow}}}}
     targets: {{a: http://127.0.0.1:{a}}}
   mock:
     listen: 9006
@@ -79,6 +83,17 @@ services:
     listen: 9007
     targets:
       tls: {{url: "https://127.0.0.1:{secure}", tls: {{ca: {ca}}}}}
+  checked:
+    listen: 9010
+    targets:
+      pool:
+        endpoints: [http://127.0.0.1:{a}, http://127.0.0.1:{sick}]
+        health: {{path: /healthz, interval: 1s, timeout: 1s, healthy: 1, unhealthy: 1}}
+  sticky:
+    listen: 9009
+    targets:
+      users: {{endpoints: [http://127.0.0.1:{a}, http://127.0.0.1:{b}], balance: hash,
+               hash_on: "header:X-User"}}
   tcp:
     listen: 9008
     protocol: tcp
@@ -93,15 +108,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     a, b, flaky = HttpServer("a"), HttpServer("b"), HttpServer("flaky")
-    secure, echo = HttpServer("secure", context), EchoServer()
-    with serving(a, b, flaky, secure, echo):
+    secure, echo, shadow = HttpServer("secure", context), EchoServer(), HttpServer("shadow")
+    sick = HttpServer("sick")
+    sick.healthy = False
+    with serving(a, b, flaky, secure, echo, shadow, sick):
         profile = folder / "devamb.yaml"
         profile.write_text(PROFILE.format(a=a.port, b=b.port, flaky=flaky.port,
-                                          secure=secure.port, echo=echo.port, ca=ca))
+                                          secure=secure.port, echo=echo.port, ca=ca,
+                                          shadow=shadow.port, sick=sick.port))
         export = export_envoy(load_for_export(profile, environ={}))
         envoy = RunningEnvoy(export.text, folder, env={"E2E_TOKEN": TOKEN})
         try:
-            yield Stack(envoy, export, a, b, flaky, secure)
+            yield Stack(envoy, export, a, b, flaky, secure, shadow)
         finally:
             envoy.stop()
 
@@ -136,6 +154,38 @@ def test_split_weights_hold(stack: Stack) -> None:
     upstreams = Counter(_json(request(stack.port("split"))[2])["upstream"] for _ in range(400))
     share = upstreams["b"] / 400
     assert 0.1 < share < 0.3, upstreams  # 20 % expected; 5 standard deviations either side
+
+
+def test_health_checks_keep_traffic_off_a_failing_endpoint(stack: Stack) -> None:
+    """Envoy waits for the first round of checks before it serves (cluster warming)."""
+    upstreams = {_json(request(stack.port("checked"))[2])["upstream"] for _ in range(20)}
+    assert upstreams == {"a"}
+
+
+def test_split_mirrors_each_request(stack: Stack) -> None:
+    request(stack.port("split"), "/mirrored-once")
+    deadline = time.monotonic() + 30  # the copy travels on its own
+    while time.monotonic() < deadline:
+        if any(path == "/mirrored-once" for path, _ in stack.shadow.hits):
+            break
+        time.sleep(0.05)
+    assert any(path == "/mirrored-once" for path, _ in stack.shadow.hits)
+
+
+def test_hash_on_keeps_a_user_on_one_endpoint(stack: Stack) -> None:
+    for user in range(8):
+        seen = {_json(request(stack.port("sticky"), headers={"X-User": f"u{user}"})[2])[
+            "upstream"] for _ in range(5)}
+        assert len(seen) == 1
+
+
+def test_latency_fault_and_header_delay(stack: Stack) -> None:
+    started = time.monotonic()
+    assert request(stack.port("faulty"), "/slow")[0] == 200
+    assert time.monotonic() - started >= 0.25  # Envoy's timer runs in whole milliseconds
+    started = time.monotonic()
+    assert request(stack.port("faulty"), "/x", headers={"x-devamb-fault-delay": "200"})[0] == 200
+    assert time.monotonic() - started >= 0.15
 
 
 def test_target_header_picks_another_target(stack: Stack) -> None:
