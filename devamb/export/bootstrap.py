@@ -141,6 +141,10 @@ def export_envoy(loaded: Loaded, options: Options = Options()) -> EnvoyExport:
             "clusters": [*clusters, admin_cluster],
         },
     }
-    text = f"# Envoy bootstrap exported by devamb from {loaded.source.file}\n" + dump(bootstrap)
+    head = f"# Envoy bootstrap exported by devamb from {loaded.source.file}\n"
+    if ctx.env_vars:
+        head += (f"# Envoy reads {', '.join(sorted(ctx.env_vars))} from its environment "
+                 "(secrets: never written here); set them where Envoy runs\n")
+    text = head + dump(bootstrap)
     check_output(text, loaded, "the Envoy bootstrap")
     return EnvoyExport(text, ctx.report, tuple(sorted(ctx.env_vars)), tuple(exported))

@@ -17,6 +17,8 @@ from devamb.targets.split import SplitTargetSpec
 from devamb.targets.url import UrlTargetSpec
 
 NOT_MAPPED = {
+    "mock": "a mock is exported as its service's own target only (not as a fallback, a split "
+            "member or an X-Devamb-Target choice)",
     "echo": "echo is devamb's own test upstream; Envoy has none",
     "docker": "a docker target starts a container on the laptop; in Kubernetes run it as a "
               "Service and point a URL target (or export.hosts) at it",
