@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import grpc
 import pytest
 
 from devamb.export.bootstrap import EnvoyExport, export_envoy
@@ -17,6 +18,7 @@ from devamb.export.load import load_for_export
 from tests.certs import certificates
 from tests.export.envoy_run import RunningEnvoy
 from tests.export.servers import EchoServer, HttpServer, echo_through, request, serving
+from tests.grpc.greeter import Client, Greeter, Types, compile_set
 
 TOKEN = "tok-Zq81-envoy-reads-me"
 
@@ -30,6 +32,7 @@ class Stack:
     flaky: HttpServer
     secure: HttpServer
     shadow: HttpServer
+    types: Types
 
     def port(self, service: str) -> int:
         return self.envoy.ports[service]
@@ -94,6 +97,10 @@ services:
     targets:
       users: {{endpoints: [http://127.0.0.1:{a}, http://127.0.0.1:{b}], balance: hash,
                hash_on: "header:X-User"}}
+  rpc:
+    listen: 9011
+    protocol: grpc
+    targets: {{greeter: "http://127.0.0.1:{grpc}"}}
   tcp:
     listen: 9008
     protocol: tcp
@@ -111,15 +118,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     secure, echo, shadow = HttpServer("secure", context), EchoServer(), HttpServer("shadow")
     sick = HttpServer("sick")
     sick.healthy = False
-    with serving(a, b, flaky, secure, echo, shadow, sick):
+    types = Types(compile_set(folder / "greet.pb"))
+    with serving(a, b, flaky, secure, echo, shadow, sick), Greeter(types) as greeter:
         profile = folder / "devamb.yaml"
         profile.write_text(PROFILE.format(a=a.port, b=b.port, flaky=flaky.port,
                                           secure=secure.port, echo=echo.port, ca=ca,
-                                          shadow=shadow.port, sick=sick.port))
+                                          shadow=shadow.port, sick=sick.port,
+                                          grpc=greeter.port))
         export = export_envoy(load_for_export(profile, environ={}))
         envoy = RunningEnvoy(export.text, folder, env={"E2E_TOKEN": TOKEN})
         try:
-            yield Stack(envoy, export, a, b, flaky, secure, shadow)
+            yield Stack(envoy, export, a, b, flaky, secure, shadow, types)
         finally:
             envoy.stop()
 
@@ -227,6 +236,20 @@ def test_mock_routes_answer_from_direct_response(stack: Stack) -> None:
 def test_tls_upstream_verified_with_the_profile_ca(stack: Stack) -> None:
     status, _, body = request(stack.port("secure"), "/s")
     assert status == 200 and _json(body)["upstream"] == "secure"
+
+
+def test_grpc_calls_cross_over_http2(stack: Stack) -> None:
+    client = Client(stack.types, stack.port("rpc"))
+    try:
+        reply = client.say(client.hello(name="envoy", times=2), timeout=30)
+        assert (reply.text, reply.count) == ("hello envoy", 2)
+        streamed = [r.text for r in client.many(client.hello(name="n", times=3), timeout=30)]
+        assert streamed == ["n 0", "n 1", "n 2"]
+        with pytest.raises(grpc.RpcError) as failed:
+            client.say(client.hello(name="fail"), timeout=30)
+        assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        client.close()
 
 
 def test_bytes_cross_tcp_proxy(stack: Stack) -> None:
