@@ -18,6 +18,7 @@ from devamb.export.load import load_for_export
 from tests.certs import certificates
 from tests.export.envoy_run import RunningEnvoy
 from tests.export.servers import EchoServer, HttpServer, echo_through, request, serving
+from tests.export.tls import localhost_certificate
 from tests.grpc.greeter import Client, Greeter, Types, compile_set
 
 TOKEN = "tok-Zq81-envoy-reads-me"
@@ -33,6 +34,7 @@ class Stack:
     secure: HttpServer
     shadow: HttpServer
     types: Types
+    server_names: list[str | None]
 
     def port(self, service: str) -> int:
         return self.envoy.ports[service]
@@ -97,6 +99,10 @@ services:
     targets:
       users: {{endpoints: [http://127.0.0.1:{a}, http://127.0.0.1:{b}], balance: hash,
                hash_on: "header:X-User"}}
+  named:
+    listen: 9012
+    targets:
+      tls: {{url: "https://localhost:{named}", tls: {{ca: {sni_ca}}}}}
   rpc:
     listen: 9011
     protocol: grpc
@@ -119,16 +125,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     sick = HttpServer("sick")
     sick.healthy = False
     types = Types(compile_set(folder / "greet.pb"))
-    with serving(a, b, flaky, secure, echo, shadow, sick), Greeter(types) as greeter:
+    sni_ca, sni_cert, sni_key = localhost_certificate(folder)
+    server_names: list[str | None] = []
+    by_name = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    by_name.load_cert_chain(sni_cert, sni_key)
+    by_name.sni_callback = lambda _sock, name, _ctx: server_names.append(name)
+    named = HttpServer("named", by_name)
+    with serving(a, b, flaky, secure, echo, shadow, sick, named), Greeter(types) as greeter:
         profile = folder / "devamb.yaml"
         profile.write_text(PROFILE.format(a=a.port, b=b.port, flaky=flaky.port,
                                           secure=secure.port, echo=echo.port, ca=ca,
                                           shadow=shadow.port, sick=sick.port,
-                                          grpc=greeter.port))
+                                          grpc=greeter.port, named=named.port,
+                                          sni_ca=sni_ca))
         export = export_envoy(load_for_export(profile, environ={}))
         envoy = RunningEnvoy(export.text, folder, env={"E2E_TOKEN": TOKEN})
         try:
-            yield Stack(envoy, export, a, b, flaky, secure, shadow, types)
+            yield Stack(envoy, export, a, b, flaky, secure, shadow, types, server_names)
         finally:
             envoy.stop()
 
@@ -236,6 +249,15 @@ def test_mock_routes_answer_from_direct_response(stack: Stack) -> None:
 def test_tls_upstream_verified_with_the_profile_ca(stack: Stack) -> None:
     status, _, body = request(stack.port("secure"), "/s")
     assert status == 200 and _json(body)["upstream"] == "secure"
+
+
+def test_tls_upstream_by_name_gets_sni(stack: Stack) -> None:
+    """A LOGICAL_DNS cluster: SNI and the certificate's DNS name are the URL's host."""
+    status, _, body = request(stack.port("named"), "/n")
+    headers = _json(body)["headers"]
+    assert status == 200 and isinstance(headers, dict)
+    assert str(headers["host"]).startswith("localhost:")
+    assert "localhost" in stack.server_names
 
 
 def test_grpc_calls_cross_over_http2(stack: Stack) -> None:
