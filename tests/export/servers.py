@@ -10,6 +10,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,13 +30,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             status = 200 if self.server.healthy else 503
         self.server.hits.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        delay = self.server.next_delay()
+        if delay:
+            time.sleep(delay)
         body = json.dumps({"upstream": self.server.name, "path": self.path,
                            "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (a try cut by a timeout)
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
 
@@ -52,6 +59,7 @@ class HttpServer(ThreadingHTTPServer):
         self.hits: list[tuple[str, dict[str, str]]] = []
         self.statuses: list[int] = []  # answered first, in order; then 200
         self.healthy = True  # GET /healthz: 200, else 503
+        self.delays: list[float] = []  # seconds before answering, in order; then none
         self._lock = threading.Lock()
         if tls is not None:
             self.socket = tls.wrap_socket(self.socket, server_side=True)
@@ -63,6 +71,10 @@ class HttpServer(ThreadingHTTPServer):
     def next_status(self) -> int:
         with self._lock:
             return self.statuses.pop(0) if self.statuses else 200
+
+    def next_delay(self) -> float:
+        with self._lock:
+            return self.delays.pop(0) if self.delays else 0.0
 
 
 class _Echo(socketserver.BaseRequestHandler):

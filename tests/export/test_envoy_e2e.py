@@ -66,6 +66,11 @@ services:
     listen: 9004
     retries: {{attempts: 3, on: [503], backoff: 10ms, max_backoff: 20ms}}
     targets: {{flaky: http://127.0.0.1:{flaky}}}
+  slow-try:
+    listen: 9013
+    per_try_timeout: 200ms
+    retries: {{attempts: 2, on: [timeout], backoff: 10ms}}
+    targets: {{flaky: http://127.0.0.1:{flaky}}}
   faulty:
     listen: 9005
     header_faults: true
@@ -222,6 +227,15 @@ def test_a_503_is_retried(stack: Stack) -> None:
     status, _, _ = request(stack.port("retry"))
     assert status == 200
     assert len(stack.flaky.hits) == 3  # two 503s, then the answer
+
+
+def test_a_try_cut_by_per_try_timeout_is_retried(stack: Stack) -> None:
+    """`on: [timeout]` is exported as Envoy's `reset`, which retries a timed-out try."""
+    stack.flaky.hits.clear()
+    stack.flaky.delays[:] = [1.0]
+    status, _, _ = request(stack.port("slow-try"))
+    assert status == 200
+    assert len(stack.flaky.hits) == 2
 
 
 def test_abort_fires_at_its_percentage_on_its_paths(stack: Stack) -> None:
