@@ -46,6 +46,15 @@ def chosen_target(ctx: Context, spec: ServiceSpec, options: Options) -> str:
     return ctx.loaded.profile.export.targets.get(spec.name, spec.target)
 
 
+def _not_exported(ctx: Context, spec: ServiceSpec, chosen: str) -> None:
+    """The service's report line, naming the targets export.targets could pick instead."""
+    kinds = ("url", "pool", "split", "shards", "mock")
+    others = [n for n, t in spec.targets.items() if n != chosen and t.kind in kinds]
+    hint = f" (export.targets may name {' or '.join(others)} instead)" if others else ""
+    ctx.note(("services", spec.name),
+             f"service not exported: its target {chosen!r} has no Envoy equivalent{hint}")
+
+
 def _address(host: str, port: int) -> Config:
     """A socket address; Envoy binds IP addresses only ("localhost" is 127.0.0.1)."""
     host = "127.0.0.1" if host == "localhost" else host
@@ -55,8 +64,7 @@ def _address(host: str, port: int) -> Config:
 def _http_listener(ctx: Context, spec: ServiceSpec, chosen: str) -> Config | None:
     routes = HttpRoutes(ctx, spec).routes(chosen)
     if routes is None:
-        ctx.note(("services", spec.name), "service not exported: its target "
-                                          f"{chosen!r} has no Envoy equivalent")
+        _not_exported(ctx, spec, chosen)
         return None
     manager: Config = {
         "@type": HCM,
@@ -83,8 +91,7 @@ def _tcp_listener(ctx: Context, spec: ServiceSpec, chosen: str) -> Config | None
     fault_filters(ctx, spec)  # reports each TCP fault as not exported
     filters = TcpFilters(ctx, spec).filters(chosen)
     if filters is None:
-        ctx.note(("services", spec.name), "service not exported: its target "
-                                          f"{chosen!r} has no Envoy equivalent")
+        _not_exported(ctx, spec, chosen)
         return None
     return {"name": spec.name, "address": _address(spec.listen.host, spec.listen.port),
             "filter_chains": [{"filters": filters}]}

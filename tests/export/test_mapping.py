@@ -453,3 +453,19 @@ def test_listen_hosts_and_a_missing_target_set(tmp_path: Path) -> None:
     assert cluster(export, "a/local")["type"] == "LOGICAL_DNS"
     assert saying(export, "services.a.targets: has no target 'staging': its 'local' is "
                           "exported")
+
+
+def test_docker_targets_are_listed_with_why(tmp_path: Path) -> None:
+    export = export_text(tmp_path, """\
+        version: 1
+        services:
+          web:
+            listen: 9001
+            target: named
+            targets:
+              named: {docker: {container: web-dev, port: 8000}}
+              local: http://127.0.0.1:8001
+        """)
+    assert saying(export, "devamb.yaml:7:7: services.web.targets.named: not exported: a "
+                          "docker target starts a container on the laptop")
+    assert saying(export, "services.web: service not exported: its target 'named'")
