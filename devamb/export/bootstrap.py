@@ -129,6 +129,9 @@ def export_envoy(loaded: Loaded, options: Options = Options()) -> EnvoyExport:
         if spec.tls is not None:
             ctx.note(("services", name, "tls"), "listener TLS is not exported (its key is a "
                                                 "secret): Envoy listens in plain text")
+        if 0 < spec.listen.port < 1024:
+            ctx.note(("services", name, "listen"), "a port below 1024: the Kubernetes export "
+                                                   "runs Envoy as non-root, which cannot bind it")
         if spec.inspect != type(spec.inspect)():
             ctx.note(("services", name, "inspect"), "recording is devamb's own: not exported")
         build = _tcp_listener if spec.protocol == "tcp" else _http_listener

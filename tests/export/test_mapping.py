@@ -469,3 +469,11 @@ def test_docker_targets_are_listed_with_why(tmp_path: Path) -> None:
     assert saying(export, "devamb.yaml:7:7: services.web.targets.named: not exported: a "
                           "docker target starts a container on the laptop")
     assert saying(export, "services.web: service not exported: its target 'named'")
+
+
+def test_a_privileged_port_is_reported(tmp_path: Path) -> None:
+    export = export_text(tmp_path, """\
+        version: 1
+        services: {web: {listen: 80, targets: {local: "http://127.0.0.1:8001"}}}
+        """)
+    assert saying(export, "devamb.yaml:2:18: services.web.listen: a port below 1024")
