@@ -25,9 +25,20 @@ def show(profile_name: str | None, exchange_id: int, as_json: bool) -> None:
         print_detail(detail)
 
 
-@click.group()
-def export() -> None:
-    """Export exchanges: har FILE, curl ID, grpcurl ID."""
+@click.group(invoke_without_command=True)
+@profile_option
+@click.option("--check", is_flag=True,
+              help="Print the profile's Envoy mapping report; exit 0 when everything maps.")
+@click.pass_context
+def export(ctx: click.Context, profile_name: str | None, check: bool) -> None:
+    """Export exchanges (har FILE, curl ID, grpcurl ID) or the profile as an Envoy
+    ambassador (envoy, k8s, --check)."""
+    if check:
+        from devamb.cli.export_cmd import check_report
+
+        check_report(profile_name)
+    elif ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @export.command("har")

@@ -27,6 +27,7 @@ from devamb.cli.common import (
     profile_path,
     run,
 )
+from devamb.cli.export_cmd import export_envoy_cmd, export_k8s_cmd
 from devamb.cli.faults import fault, scenario
 from devamb.cli.init_template import TEMPLATE
 from devamb.cli.inspect import export, replay, show
@@ -476,3 +477,5 @@ def _profile_grace(path: Path) -> float:
 
 for command in (fault, scenario, show, export, replay, record, mock):
     main.add_command(command)
+for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
+    export.add_command(command)

@@ -19,6 +19,7 @@ from devamb.policies.breaker import parse_breaker
 from devamb.policies.retry import parse_retries
 from devamb.profile import display_path
 from devamb.profile.env import Interpolator
+from devamb.profile.export_section import ExportSpec, parse_export
 from devamb.profile.listen import Bound, bound_addresses, shared_address
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.reader import Node, Reader, type_name
@@ -34,7 +35,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
 RESERVED_TARGETS = frozenset({"devamb"})
 PROTOCOLS = ("http", "tcp", "http2", "grpc")
-TOP_KEYS = ("version", "name", "services", "scenarios", "inspect", "toxiproxy_api")
+TOP_KEYS = ("version", "name", "services", "scenarios", "inspect", "toxiproxy_api", "export")
 INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
@@ -60,6 +61,7 @@ class Profile:
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[str, ...] = ()
     toxiproxy_api: str | None = None  # HOST:PORT of the Toxiproxy-compatible API, if served
+    export: ExportSpec = field(default_factory=ExportSpec)  # read by `devamb export` only
 
 
 def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Profile:
@@ -71,6 +73,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
     name = path.resolve().parent.name
     warnings: list[str] = []
     toxiproxy_api = None
+    export = ExportSpec()
     if root.value is None:
         root.problem("the profile is empty; it needs at least 'version: 1' and 'services:'")
     elif root.mapping(TOP_KEYS, required=("services",)) or isinstance(root.value, dict):
@@ -90,11 +93,14 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
                 budget = top.child("budget").size() or budget
         if root.has("toxiproxy_api"):
             toxiproxy_api = parse_profile_key(root.child("toxiproxy_api"))
+        if root.has("export"):
+            targets = {n: s.targets for n, s in services.items()}
+            export = parse_export(root.child("export"), targets) or export
     if reader.problems:
         raise ProfileError(reader.problems, interpolator.secrets)
     return Profile(
         path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings),
-        toxiproxy_api,
+        toxiproxy_api=toxiproxy_api, export=export,
     )
 
 
