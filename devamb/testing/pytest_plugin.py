@@ -20,16 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from devamb.client import Client, ControlError
-from devamb.client.text import exchange_line
-from devamb.testing.baseline import Baseline
-from devamb.testing.engine import EngineProcess, LaunchError
+# devamb itself is imported when a test first asks for it: the plugin loads in every pytest run
+if TYPE_CHECKING:
+    from devamb.client import Client
+    from devamb.testing.baseline import Baseline
+    from devamb.testing.engine import EngineProcess
 
-CLIENT = pytest.StashKey[Client]()
+CLIENT = pytest.StashKey["Client"]()
 Key = tuple[Path, bool]  # (profile, free ports)
 
 
@@ -71,6 +72,9 @@ class Engines:
         self.failed: dict[Key, str] = {}  # engines that could not start, and why
 
     def get(self, key: Key) -> tuple[EngineProcess, Baseline]:
+        from devamb.testing.baseline import Baseline
+        from devamb.testing.engine import EngineProcess, LaunchError
+
         found = self.running.get(key)
         if found is not None and found[0].running:
             return found
@@ -139,6 +143,8 @@ def _apply_markers(node: pytest.Item, client: Client) -> None:
 def devamb_fixture(request: pytest.FixtureRequest, devamb_engines: Engines) -> Iterator[Client]:
     """A `devamb.client.Client` of an engine running the profile, with this test's markers
     applied and no traffic recorded yet; put back as the profile has it afterwards."""
+    from devamb.client import ControlError
+
     key = _engine_key(request)
     engine, baseline = devamb_engines.get(key)
     client = engine.client
@@ -171,6 +177,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if choice == "off":
         return report
     limit = item.config.getoption("--devamb-report-limit") or 50
+    from devamb.client import ControlError
+    from devamb.client.text import exchange_line
+
     try:
         exchanges = client.traffic(filter=choice, limit=limit)
         text = "\n".join(exchange_line(x) for x in exchanges) or "(none)"
