@@ -173,6 +173,20 @@ class AsyncClient:
         """The recorded HTTP exchanges as a HAR 1.2 document."""
         return await self.control.export_har(filter)
 
+    async def curl(self, exchange_id: int) -> str:
+        """A recorded HTTP exchange as a curl command line (through devamb's listener)."""
+        return await self.control.export_curl(exchange_id)
+
+    async def grpcurl(self, exchange_id: int) -> str:
+        """A recorded unary gRPC call as a grpcurl command line."""
+        return await self.control.export_grpcurl(exchange_id)
+
+    def logs(
+        self, service: str, target: str, tail: int = 200, follow: bool = True
+    ) -> AsyncIterator[str]:
+        """A docker target's container log lines (the last `tail`, then new ones if `follow`)."""
+        return self.control.container_logs(service, target, tail, follow)
+
     async def metrics(self) -> str:
         """Prometheus text."""
         return await self.control.metrics()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -112,7 +112,9 @@ class Client:
 
     def events(self, filter: str | None = None) -> Iterator[Event]:
         """The engine's events as they come (blocking); break out of the loop to stop."""
-        stream = self.aio.events(filter)
+        return self._iterate(self.aio.events(filter))
+
+    def _iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
         try:
             while True:
                 try:
@@ -139,6 +141,18 @@ class Client:
 
     def har(self, filter: str | None = None) -> dict[str, Any]:
         return self._loop.run(self.aio.har(filter))
+
+    def curl(self, exchange_id: int) -> str:
+        return self._loop.run(self.aio.curl(exchange_id))
+
+    def grpcurl(self, exchange_id: int) -> str:
+        return self._loop.run(self.aio.grpcurl(exchange_id))
+
+    def logs(
+        self, service: str, target: str, tail: int = 200, follow: bool = True
+    ) -> Iterator[str]:
+        """A docker target's log lines as they come (blocking); break out to stop."""
+        return self._iterate(self.aio.logs(service, target, tail, follow))
 
     def metrics(self) -> str:
         return self._loop.run(self.aio.metrics())

@@ -136,7 +136,10 @@ def test_traffic_filters(client: Client) -> None:
     get(client.url("api") + "/two")
     client.wait_for("~u /two", timeout=30)
     assert [x["path"] for x in client.traffic()] == ["/one", "/two"]
-    assert [x["path"] for x in client.traffic(filter="~u /one")] == ["/one"]
+    one = client.traffic(filter="~u /one")
+    assert [x["path"] for x in one] == ["/one"]
+    assert client.curl(one[0]["id"]).startswith("curl ")
+    assert client.exchange(one[0]["id"])["path"] == "/one"
 
 
 def test_scenario_run_waits_for_its_end(client: Client) -> None:
@@ -207,3 +210,29 @@ def test_each_kind_has_a_builder_with_its_keys(kind: str) -> None:
 def test_builders_make_what_the_engine_accepts(builder: f.FaultBuilder) -> None:
     spec = parse_fault_json("x", builder.to_dict(), "http", {"a": "url"})
     assert spec.kind == builder.KIND
+
+
+# Every route of the control API, and where the client offers it (a new route fails this test
+# until the client has it too).
+CLIENT_OF_ROUTE = {
+    "status": "status", "switch": "switch", "exchanges": "traffic", "exchange": "exchange",
+    "clear_exchanges": "clear_traffic", "export_curl": "curl", "export_grpcurl": "grpcurl",
+    "replay": "replay", "export_har": "har", "events": "events", "shutdown": "shutdown",
+    "metrics": "metrics", "container_logs": "logs", "start_recording": "record",
+    "stop_recording": "record", "faults": "faults.list", "add_fault": "faults.add",
+    "set_fault": "faults.enable", "remove_fault": "faults.remove", "clear_faults": "faults.clear",
+    "scenarios": "scenario.list", "start_scenario": "scenario.start",
+    "stop_scenario": "scenario.stop",
+}  # fmt: skip
+
+
+def test_the_client_offers_every_route(tmp_path: Path) -> None:
+    from devamb.control.routes import TABLE
+
+    assert {route.name for route in TABLE} == set(CLIENT_OF_ROUTE)
+    with Client(tmp_path / "engine.sock") as client:
+        for flavour in (client, client.aio):
+            for where in CLIENT_OF_ROUTE.values():
+                owner, _, name = where.rpartition(".")
+                assert callable(getattr(getattr(flavour, owner) if owner else flavour, name))
+    assert set(f.BUILDERS) == set(KINDS)
