@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -47,10 +48,13 @@ def note(devamb, name):
 """
 
 
+ENTRY_POINT = "devamb.testing.pytest_plugin"
+
+
 def plugin_args() -> list[str]:
     """-p for the plugin unless its entry point is installed (then pytest loads it already)."""
     names = {e.value for e in entry_points(group="pytest11")}
-    return [] if "devamb.testing.pytest_plugin" in names else ["-p", "devamb.testing.pytest_plugin"]
+    return [] if ENTRY_POINT in names else ["-p", ENTRY_POINT]
 
 
 @pytest.fixture
@@ -60,12 +64,22 @@ def project(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.Monke
     notes = tmp_path / "notes"
     notes.mkdir()
     monkeypatch.setenv("NOTES", str(notes))
+    # only the plugins the run names: a quicker start than every installed one, and the same
+    # run whether devamb's entry point is installed or not
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     return notes
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args,
-                                         timeout=240)
+    plugins = ["-p", ENTRY_POINT, "-p", "no:cacheprovider"]
+    if "-n" in args:
+        plugins += ["-p", "xdist.plugin"]
+    return pytester.runpytest_subprocess(*plugins, *args, timeout=240)
+
+
+def test_the_entry_point_names_the_plugin() -> None:
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["entry-points"]["pytest11"] == {"devamb": ENTRY_POINT}
 
 
 def gone(pid: int) -> bool:
@@ -263,5 +277,7 @@ def test_a_conftest_fixture_named_devamb_wins(pytester: pytest.Pytester, project
 
 
 def test_the_plugin_loads_without_a_profile_when_unused(pytester: pytest.Pytester) -> None:
+    """As it is installed: loaded by its entry point (or -p), in a suite that never uses it."""
     pytester.makepyfile(test_plain="def test_it():\n    pass\n")
-    run(pytester).assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", timeout=240)
+    result.assert_outcomes(passed=1)
