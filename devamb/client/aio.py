@@ -32,6 +32,7 @@ from devamb.control.protocol import (
 )
 
 POLL = 0.1  # seconds between looks at a running scenario
+STORE_POLL = 0.5  # seconds between looks at the store while waiting for an exchange
 
 
 class AsyncClient:
@@ -129,23 +130,34 @@ class AsyncClient:
             ) from None
 
     async def _first(self, filter: str | None, after: int) -> ExchangeSummary:
-        # The event stream is subscribed once its first line comes (a stats tick comes every
-        # half second): from then on no exchange can complete unseen. Each exchange event
-        # sends the engine's own filter to the store, which alone sees headers and bodies.
-        events = self.control.events()
+        # The engine's filtered event stream tells of a match as it completes; the store is
+        # looked at too, now and every STORE_POLL seconds, for one that completed before the
+        # stream was subscribed (or that a reader too slow for the stream lost).
+        tasks = [asyncio.ensure_future(self._announced(filter, after)),
+                 asyncio.ensure_future(self._stored(filter, after))]
         try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            return done.pop().result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _announced(self, filter: str | None, after: int) -> ExchangeSummary:
+        async with contextlib.aclosing(self.control.events(filter)) as events:  # type: ignore[type-var]
             async for event in events:
                 if event["type"] == "exchange":
                     summary: ExchangeSummary = event["exchange"]  # type: ignore[typeddict-item]
-                    if summary["id"] <= after:
-                        continue
-                found = await self._matching(filter, after)
-                if found is not None:
-                    return found
-        finally:
-            with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                    if summary["id"] > after:
+                        return summary
         raise ControlError("the engine stopped before a matching exchange came")
+
+    async def _stored(self, filter: str | None, after: int) -> ExchangeSummary:
+        while True:
+            found = await self._matching(filter, after)
+            if found is not None:
+                return found
+            await asyncio.sleep(STORE_POLL)
 
     async def _matching(self, filter: str | None, after: int) -> ExchangeSummary | None:
         for summary in await self.control.exchanges(1000, filter):
