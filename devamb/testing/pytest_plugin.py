@@ -131,11 +131,18 @@ def _engine_key(request: pytest.FixtureRequest) -> Key:
     return profile, ports != "profile"
 
 
+def _two_args(marker: pytest.Mark, usage: str) -> tuple[str, str]:
+    if len(marker.args) != 2 or not all(isinstance(a, str) for a in marker.args):
+        pytest.fail(f"devamb: expected @pytest.mark.{usage}, got {marker.name}{marker.args}",
+                    pytrace=False)
+    return marker.args[0], marker.args[1]
+
+
 def _apply_markers(node: pytest.Item, client: Client) -> None:
     for marker in reversed(list(node.iter_markers("devamb_target"))):  # the closest wins
-        client.switch(*marker.args)
+        client.switch(*_two_args(marker, "devamb_target(SERVICE, TARGET)"))
     for marker in reversed(list(node.iter_markers("devamb_fault"))):
-        service, kind = marker.args
+        service, kind = _two_args(marker, "devamb_fault(SERVICE, KIND, **keys)")
         client.faults.add(service, kind, **marker.kwargs)
 
 
@@ -154,6 +161,10 @@ def devamb_fixture(request: pytest.FixtureRequest, devamb_engines: Engines) -> I
         _apply_markers(request.node, client)
     except ControlError as exc:
         refused = exc.message
+    except BaseException:  # a marker written wrong: the engine is put back all the same
+        if not baseline.restore(client):
+            devamb_engines.drop(key)
+        raise
     if refused is not None:
         if not baseline.restore(client):
             devamb_engines.drop(key)

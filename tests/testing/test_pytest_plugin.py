@@ -158,9 +158,14 @@ def test_markers_fault_target_and_profile(pytester: pytest.Pytester, project: Pa
         @pytest.mark.devamb_fault("api", "abort", status=99)
         def test_a_bad_marker_fails_with_the_engines_words(devamb):
             pass
+
+        @pytest.mark.devamb_target("api")
+        def test_a_marker_without_its_target(devamb):
+            pass
     """)
     result = run(pytester)
-    result.assert_outcomes(passed=3, errors=1)
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["devamb: expected @pytest.mark.devamb_target(SERVICE, TARGET)*"])
     result.stdout.fnmatch_lines(["devamb: a marker was refused: status: 99 is out of range*"])
     result.stdout.no_fnmatch_line("*During handling*")
 
