@@ -45,6 +45,7 @@ class AsyncClient:
 
     def __init__(self, socket_path: str | os.PathLike[str], timeout: float = 10.0) -> None:
         self.socket_path = Path(socket_path)
+        self.timeout = timeout  # seconds a call waits for the engine's answer
         self.control = ControlClient(self.socket_path, timeout=timeout)
         self.faults = AsyncFaults(self.control)
         self.scenario = AsyncScenarios(self.control)

@@ -73,6 +73,11 @@ class Client:
     def socket_path(self) -> Path:
         return self.aio.socket_path
 
+    def async_client(self) -> AsyncClient:
+        """An AsyncClient of the same engine for the caller's event loop (async tests: a wait
+        there must not block the loop the app under test runs on); close it after use."""
+        return AsyncClient(self.socket_path, self.aio.timeout)
+
     def close(self) -> None:
         if not self._loop.loop.is_closed():
             self._loop.run(self.aio.close())

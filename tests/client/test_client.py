@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import time
@@ -175,6 +176,17 @@ async def test_async_client_same_api(engine: EngineProcess) -> None:
         assert (await client.faults.get("api", "x"))["params"]["status"] == 503
         await client.faults.remove("api", "x")
         assert (await client.service("api"))["target"] == "a"
+
+
+async def test_an_async_wait_leaves_the_loop_free(client: Client) -> None:
+    """In an async test the request and the wait share one loop: the wait must not block it."""
+    import aiohttp
+
+    async with client.async_client() as engine, aiohttp.ClientSession() as http:
+        waiting = asyncio.ensure_future(engine.wait_for("~u /from-the-loop", timeout=30))
+        async with http.get(await engine.url("api") + "/from-the-loop") as resp:
+            assert resp.status == 200
+        assert (await waiting)["path"] == "/from-the-loop"
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
