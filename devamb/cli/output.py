@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from devamb.client.text import exchange_line
 from devamb.control.protocol import ExchangeSummary, ServiceStats, Status, TargetStatus
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -142,24 +143,7 @@ def print_status(status: Status) -> None:
 
 
 def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(exchange), flush=True)
-        return
-    when = time.strftime("%H:%M:%S", time.localtime(exchange["time"]))
-    if exchange["protocol"] != "tcp":
-        what = f"{exchange.get('method', '')} {exchange.get('path', '')}"
-        result = str(exchange.get("status") or "-")
-        call = (exchange.get("notes") or {}).get("grpc")  # names and status, no messages
-        if isinstance(call, dict):
-            what = f"{what}  grpc {call.get('code') or '-'}"
-    else:
-        what, result = "tcp connection", "-"
-    error = f"  ! {exchange['error']}" if exchange["error"] else ""
-    print(
-        f"{exchange['id']:>6} {when} {exchange['service']:<12} {exchange['target']:<10} "
-        f"{result:>3} {_ms(exchange['duration_ms']):>8}ms {what}{error}",
-        flush=True,
-    )
+    print(json.dumps(exchange) if as_json else exchange_line(exchange), flush=True)
 
 
 def print_faults(faults: dict[str, list[dict[str, Any]]]) -> None:
