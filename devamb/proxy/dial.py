@@ -1,0 +1,16 @@
+"""The one seam every upstream connection goes through: `loop.create_connection`, or a
+look-alike a target provides (an SSH bastion's channels, see devamb.tunnel)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+#: called as `loop.create_connection(protocol_factory, host, port, ssl=…, server_hostname=…)`
+Dial = Callable[..., Awaitable[tuple[asyncio.Transport, Any]]]
+
+
+def dial_with(dial: Dial | None) -> Dial:
+    """`dial`, or the running loop's own `create_connection`."""
+    return dial if dial is not None else asyncio.get_running_loop().create_connection
