@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from yarl import URL
@@ -258,6 +258,12 @@ class UrlTarget(Target):
 
     async def tcp_address(self) -> tuple[str, int]:
         return self._host, self._port
+
+    def details(self) -> dict[str, Any]:
+        details = super().details()
+        if self.spec.via:
+            details["via"] = self.spec.via  # the bastion, for the target detail screen
+        return details
 
     def dial(self) -> Dial | None:
         return self._dial

@@ -46,7 +46,8 @@ class Bastion:
         self.channels_total = 0
         self.bytes_in = 0
         self.bytes_out = 0
-        self.connects = 0
+        self.connects = 0  # successful connections
+        self.attempts = 0  # connection attempts (auth or host key failures never loop)
         self.dropped = False  # the connection dropped under open channels
         self._conn: asyncssh.SSHClientConnection | None = None
         self._hop_conns: list[asyncssh.SSHClientConnection] = []
@@ -69,7 +70,10 @@ class Bastion:
             protocol_factory: Callable[[], asyncio.BaseProtocol], host: str, port: int,
             *, ssl: Any = None, server_hostname: str | None = None, **_: Any,
         ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-            return await self.open(protocol_factory, host, port, timeout, ssl, server_hostname)
+            # a little inside the caller's own connect deadline, so that the tunnel's
+            # reason (tunnel-down: unreachable, auth failed, ...) is what the client sees
+            wait = timeout * 0.9
+            return await self.open(protocol_factory, host, port, wait, ssl, server_hostname)
 
         return dial
 
@@ -142,6 +146,7 @@ class Bastion:
         backoff = BACKOFF_FIRST
         while not self._closed:
             self._set("connecting")
+            self.attempts += 1
             try:
                 conn = await self._connect()
             except (ssh().PermissionDenied, HostKeyRefused) as exc:
@@ -152,6 +157,9 @@ class Bastion:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
+            except Exception as exc:  # a key that cannot be read (bad passphrase), ...
+                self._failed(_reason(exc, self.spec), fatal=True)
+                return
             backoff = BACKOFF_FIRST
             self._conn = conn
             self.connects += 1
@@ -255,6 +263,7 @@ class Bastion:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "connects": self.connects,
+            "attempts": self.attempts,
             "host_key": self.host_key,
             "last_error": self.last_error,
         }
@@ -297,4 +306,6 @@ def _reason(exc: BaseException, spec: BastionSpec) -> str:
         return f"unreachable: {exc.strerror or exc}"
     if isinstance(exc, ssh().Error):
         return f"ssh error: {exc.reason or exc}"
+    if isinstance(exc, ssh().KeyImportError):
+        return f"cannot use the identity file: {exc}"
     return str(exc) or type(exc).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,13 +24,12 @@ def known_hosts(folder: Path, *servers: Sshd) -> Path:
     return path
 
 
-def bastion_yaml(server: Sshd, folder: Path, name: str = "jump", **more: str) -> str:
+def bastion_yaml(server: Sshd, folder: Path, name: str = "jump", **more: object) -> str:
     """A `bastions:` entry for `server` (keys indented for the section), trusted in a
     known_hosts file of the test's own unless `known_hosts` is given."""
     keys = {
-        "host": "127.0.0.1", "port": str(server.port), "user": server.user,
+        "host": "127.0.0.1", "port": server.port, "user": server.user,
         "identity_file": str(server.client_key),
         "known_hosts": str(known_hosts(folder, server)), "keepalive": "2s", **more,
     }
-    body = ", ".join(f"{k}: {v!r}" if k != "port" else f"{k}: {v}" for k, v in keys.items())
-    return f"  {name}: {{{body}}}\n"
+    return f"  {name}: {json.dumps(keys)}\n"
