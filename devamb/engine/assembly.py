@@ -105,8 +105,10 @@ def _check_vias(services: Node, bastions: dict[str, BastionSpec], listed: Any) -
     """Every target's `via:` names a bastion (or is an inline ssh:// one, added here)."""
     for _, service in services.items():
         for _, target in service.child("targets").items():
-            if target.has("via"):
-                check_via(target.child("via"), bastions, listed)
+            shards = target.child("shards")
+            for node in [target, *shards.elements(), *(n for _, n in shards.items())]:
+                if node.has("via"):
+                    check_via(node.child("via"), bastions, listed)
 
 
 def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:

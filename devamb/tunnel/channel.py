@@ -83,17 +83,19 @@ class ChannelTransport(asyncio.Transport):
     # -- the asyncio transport side ----------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._chan is None or self._closing:
-            return
+        chan = self._chan
+        if chan is None or self._closing or self._lost or chan.is_closing():
+            return  # as asyncio's socket transports do: writes after the end are dropped
         self._bastion.bytes_out += len(data)
-        self._chan.write(bytes(data))
+        chan.write(bytes(data))
 
     def writelines(self, list_of_data: Any) -> None:
         self.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
-        if self._chan is not None and not self._closing:
-            self._chan.write_eof()
+        chan = self._chan
+        if chan is not None and not (self._closing or self._lost or chan.is_closing()):
+            chan.write_eof()
 
     def can_write_eof(self) -> bool:
         return True
