@@ -41,6 +41,7 @@ class Bastion:
         self.reason: str | None = None  # why it is down
         self.last_error: str | None = None
         self.host_key: str | None = None  # the fingerprint seen at the last connect
+        self.cipher: str | None = None  # negotiated at the last connect (for the benchmark)
         self.rtt_ms: float | None = None  # channel-open round trip (smoothed)
         self.channels = 0
         self.channels_total = 0
@@ -162,6 +163,9 @@ class Bastion:
                 return
             backoff = BACKOFF_FIRST
             self._conn = conn
+            self.cipher = conn.get_extra_info("send_cipher")
+            key = conn.get_server_host_key()
+            self.host_key = key.get_fingerprint("sha256") if key is not None else self.host_key
             self.connects += 1
             self.reason = None
             self.dropped = False
@@ -194,7 +198,6 @@ class Bastion:
                 raise
             if check.accepted is not None:
                 self._notice("warning", check.accepted)
-            self.host_key = check.seen
             if hop is not self.spec:
                 self._hop_conns.append(conn)
             tunnel = conn
@@ -265,6 +268,7 @@ class Bastion:
             "connects": self.connects,
             "attempts": self.attempts,
             "host_key": self.host_key,
+            "cipher": self.cipher,
             "last_error": self.last_error,
         }
 
