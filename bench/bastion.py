@@ -119,6 +119,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cipher", default="aes128-gcm@openssh.com")
+    parser.add_argument("--py-spy", metavar="FILE", help="sample the engine during a c32 run "
+                        "through the tunnel (collapsed stacks), then exit")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="devamb-bastion-bench-"))
     children = Children()
@@ -167,13 +169,19 @@ def run(args: argparse.Namespace, base: Path, sshd: Sshd, children: Children) ->
     env = {**os.environ, "HOME": str(home), "DEVAMB_LOOP": "uvloop",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     with open(base / "engine.log", "wb") as log:
-        children.spawn([sys.executable, "-m", "devamb", "up", "--headless", str(profile)],
+        engine = children.spawn([sys.executable, "-m", "devamb", "up", "--headless", str(profile)],
                        cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=log)
     for port in ports.values():
         wait_port(port)
     for port in (ports["tunnel"], ports["sshl"]):  # warm: the tunnel opens on first use
         wrk(port, 4, 1)
 
+    if args.py_spy:
+        spy = subprocess.Popen(["py-spy", "record", "--format", "raw", "-o", args.py_spy,
+                                "-d", str(args.seconds), "-p", str(engine.pid)])
+        wrk(ports["tunnel"], 32, args.seconds)
+        spy.wait()
+        return 0
     results: dict[str, dict[str, list[float]]] = {}
     for round_no in range(args.rounds):
         order = ["tunnel", "sshl"] if round_no % 2 == 0 else ["sshl", "tunnel"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from devamb.tunnel.channel import ChannelTransport, TunnelDown
+from devamb.tunnel.coalesce import coalesce_writes
 from devamb.tunnel.hostkeys import HostKeyCheck
 from devamb.tunnel.spec import BastionSpec
 from devamb.tunnel.ssh import asyncssh as ssh
@@ -198,6 +199,7 @@ class Bastion:
                 raise
             if check.accepted is not None:
                 self._notice("warning", check.accepted)
+            coalesce_writes(conn)
             if hop is not self.spec:
                 self._hop_conns.append(conn)
             tunnel = conn

@@ -88,5 +88,6 @@ async def test_new_requests_fail_cleanly_while_the_bastion_is_down(
         assert response.status == 502
         assert response.headers["x-devamb-error"] == "tunnel-down"
     bastion = engine.ctx.tunnels.get("jump")
-    assert bastion is not None and bastion.state in ("down", "connecting")
-    assert "unreachable" in (bastion.last_error or "")
+    assert bastion is not None
+    await eventually(lambda: "unreachable" in (bastion.last_error or ""), 30, "the reason")
+    assert bastion.state in ("down", "connecting")
