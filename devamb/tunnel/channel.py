@@ -112,6 +112,10 @@ class ChannelTransport(asyncio.Transport):
         if self._chan is not None:
             self._chan.abort()
 
+    def _force_close(self, exc: BaseException | None) -> None:
+        """What asyncio's SSL protocol calls on a fatal error (as on its own transports)."""
+        self.abort()
+
     def is_closing(self) -> bool:
         return self._closing or self._lost
 

@@ -30,7 +30,7 @@ class CoalescingTransport:
         self._transport.close()
 
     def abort(self) -> None:
-        self._pending = []
+        self._flush()  # a disconnect message asyncssh wrote just before goes out first
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:  # get_extra_info, is_closing, pause_reading, …

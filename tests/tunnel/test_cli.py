@@ -16,6 +16,7 @@ from tests.sshd import Sshd, keygen
 from tests.tunnel.conftest import bastion_yaml
 from tests.upstreams import HttpUpstream
 from ui.screens.target_detail import sections
+from ui.widgets.services_table import static_cells
 
 
 async def test_status_shows_the_bastion(
@@ -61,6 +62,8 @@ async def test_status_shows_the_bastion(
             console.print(body)
         screen = console.export_text()
         assert "Via" in screen and "jump · up" in screen
+        service = json.loads(out)["services"][0]
+        assert str(static_cells(service)["target"]) == "remote via jump"
     finally:
         await devamb("down", cwd=project)
     logs = "".join(p.read_text(errors="replace") for p in (project / ".devamb").glob("*.log"))

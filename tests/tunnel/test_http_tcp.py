@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
+from tests.certs import certificates
 from tests.conftest import EngineFactory, listen_url
 from tests.sshd import Sshd
 from tests.tunnel.conftest import bastion_yaml
@@ -76,3 +79,32 @@ async def test_many_concurrent_connections_share_one_ssh_connection(
         assert bastion.connects == 1 and bastion.channels_total == 64
     finally:
         await echo.stop()
+
+
+async def test_https_through_the_bastion_checks_the_upstream_certificate(
+    sshd: Sshd, tmp_path: Path, make_engine: EngineFactory
+) -> None:
+    ca, cert, key = certificates(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    runner = web.AppRunner(HttpUpstream("tls").app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        engine = await make_engine(profile(
+            sshd, tmp_path,
+            f"      remote: {{url: 'https://127.0.0.1:{port}', via: jump, tls: {{ca: '{ca}'}}}}\n"
+            f"      untrusted: {{url: 'https://127.0.0.1:{port}', via: jump}}\n",
+        ))
+        base = listen_url(engine, "svc")
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"{base}/bytes/500000") as response:
+                body = await response.read()
+            assert response.status == 200, body
+            assert hashlib.sha256(body).hexdigest() == pattern_digest(500_000)
+            async with client.get(f"{base}/x", headers={"X-Devamb-Target": "untrusted"}) as r:
+                assert r.status == 502  # the certificate is checked through the tunnel too
+    finally:
+        await runner.cleanup()
