@@ -93,6 +93,8 @@ class Bastion:
                 lambda: transport, host, port, window=WINDOW,  # type: ignore[arg-type,return-value]
             )
         except ssh().ChannelOpenError as exc:
+            if self._conn is not conn or transport.is_closing() and self.dropped:
+                raise TunnelDown(f"bastion {self.name}: {self.reason or exc.reason}") from None
             raise ConnectionRefusedError(
                 111, f"{exc.reason} (from {host}:{port} through bastion {self.name})"
             ) from None
@@ -118,7 +120,7 @@ class Bastion:
         """The SSH connection, opening or awaiting a reconnect for up to `timeout`."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            if self._conn is not None:
+            if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             if self._closed:
                 raise TunnelDown(f"bastion {self.name} is closed")
@@ -212,12 +214,14 @@ class Bastion:
         self._hop_conns = []
 
     def _failed(self, reason: str, *, fatal: bool) -> None:
+        repeated = reason == self.last_error and self.state in ("connecting", "down")
         self.reason = reason
         self.last_error = reason
         if fatal:
             self._fatal_until = time.monotonic() + FATAL_RETRY
         self._set("down")
-        self._notice("error" if fatal else "warning", f"bastion {self.name}: {reason}")
+        if not repeated:  # retries that fail the same way are not told again
+            self._notice("error" if fatal else "warning", f"bastion {self.name}: {reason}")
 
     def _set(self, state: str) -> None:
         self.state = state
@@ -248,6 +252,7 @@ class Bastion:
         self._changed.set()
         if self._conn is not None:
             self._conn.close()
+            self._conn = None
         self._close_hops()
         if self._task is not None:
             self._task.cancel()
