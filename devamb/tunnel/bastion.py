@@ -93,7 +93,7 @@ class Bastion:
                 lambda: transport, host, port, window=WINDOW,  # type: ignore[arg-type,return-value]
             )
         except ssh().ChannelOpenError as exc:
-            if self._conn is not conn or transport.is_closing() and self.dropped:
+            if self._conn is not conn or conn.is_closed():  # the connection went meanwhile
                 raise TunnelDown(f"bastion {self.name}: {self.reason or exc.reason}") from None
             raise ConnectionRefusedError(
                 111, f"{exc.reason} (from {host}:{port} through bastion {self.name})"
