@@ -181,7 +181,8 @@ def bastion_text(via: str, bastions: list[dict[str, Any]]) -> Text:
         text.append(f" ({bastion['reason']})", style="red")
     if bastion.get("rtt_ms") is not None:
         text.append(f" · rtt {bastion['rtt_ms']:.1f} ms", style="dim")
-    text.append(f" · {bastion.get('channels', 0)} channels", style="dim")
+    open_now = int(bastion.get("channels", 0))
+    text.append(f" · {open_now} channel{'' if open_now == 1 else 's'} open", style="dim")
     return text
 
 
