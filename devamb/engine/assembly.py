@@ -97,7 +97,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
         raise ProfileError(reader.problems, interpolator.secrets)
     return Profile(
         path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings),
-        bastions,
+        bastions=bastions,
     )
 
 
