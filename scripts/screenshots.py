@@ -124,6 +124,9 @@ async def main(profile: Path, out: Path, only: str | None = None) -> None:
     if only == "grpc":
         await shoot_grpc(out)
         return
+    if only == "bastion":
+        await shoot_bastion(out)
+        return
     out.mkdir(parents=True, exist_ok=True)
     engine = await start_engine(profile)
     try:
@@ -260,10 +263,51 @@ async def shoot_target_detail(out: Path) -> None:
         await shoot(pilot, out, "target-detail")
 
 
+async def shoot_bastion(out: Path) -> None:
+    """A target reached through an SSH bastion (a real sshd started here, tests/sshd.py): the
+    services table's `via` and the target detail's bastion line, after some traffic."""
+    from tests.sshd import Sshd
+    from tests.upstreams import HttpUpstream
+
+    folder = Path(tempfile.mkdtemp(prefix="devamb-bastion-shot-"))
+    sshd = Sshd(folder / "sshd").start()
+    upstream = await HttpUpstream("orders").start()
+    known = folder / "known_hosts"
+    known.write_text(sshd.known_hosts_line() + "\n")
+    profile = folder / "devamb.yaml"
+    profile.write_text(
+        "version: 1\nname: remote\nbastions:\n"
+        f"  staging: {{host: 127.0.0.1, port: {sshd.port}, user: {sshd.user}, "
+        f"identity_file: {sshd.client_key}, known_hosts: {known}}}\nservices:\n"
+        "  api:\n    listen: 0\n    target: staging\n    targets:\n"
+        "      local: http://127.0.0.1:9\n"
+        f"      staging: {{url: 'http://localhost:{upstream.port}', via: staging}}\n"
+    )
+    engine = Engine(load_profile(profile))
+    await engine.start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            for i in range(40):
+                async with client.get(f"{url(engine, 'api')}/orders/{i}") as response:
+                    await response.read()
+        app = make_app(engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.connected.wait()
+            await asyncio.sleep(2)
+            await pilot.press("i")
+            await wait_for(pilot, lambda: isinstance(app.screen, TargetDetail))
+            await asyncio.sleep(2.5)  # a status refresh brings the bastion's figures
+            await shoot(pilot, out, "bastion")
+    finally:
+        await engine.stop()
+        await upstream.stop()
+        sshd.stop()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", type=Path, default=ROOT / "profiles" / "demo.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
-    parser.add_argument("--only", choices=["grpc"], help="take only these shots")
+    parser.add_argument("--only", choices=["grpc", "bastion"], help="take only these shots")
     args = parser.parse_args()
     asyncio.run(main(args.profile, args.out, args.only))

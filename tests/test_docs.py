@@ -546,6 +546,7 @@ PROBE = """\
 version: 1
 zzz: 1
 inspect: {zzz: 1}
+bastions: {b: {host: h, zzz: 1}}
 services:
   web:
     listen: 0
@@ -593,6 +594,7 @@ KEY_HOMES = {
     "services.*.targets.m.mock.routes.0.respond": "mocks.md",
     "scenarios.*": "faults.md",
     "scenarios.*.steps.0": "faults.md",
+    "bastions.*": "bastions.md",
 }
 
 
@@ -634,6 +636,7 @@ def known_keys() -> dict[str, tuple[str, list[str]]]:
             pattern = re.sub(r"^services\.web", "services.*", where)
             pattern = re.sub(r"^(services\.\*\.faults)\.f", r"\1.*", pattern)
             pattern = re.sub(r"^scenarios\.s", "scenarios.*", pattern)
+            pattern = re.sub(r"^bastions\.b", "bastions.*", pattern)
             home = KEY_HOMES[pattern]
         found[where] = (home, keys)
     return found

@@ -64,6 +64,27 @@ def _endpoint_problems(target: TargetStatus) -> list[str]:
     return lines
 
 
+BASTION_COLOURS = {"up": "green", "down": "red", "connecting": "yellow", "idle": "dim"}
+
+
+def print_bastions(bastions: list[dict[str, Any]]) -> None:
+    """One line per SSH bastion: state (and why it is down), rtt, channels, bytes."""
+    for b in bastions:
+        colour = BASTION_COLOURS.get(str(b.get("state")), "white")
+        rtt = "-" if b.get("rtt_ms") is None else f"{b['rtt_ms']:.1f} ms"
+        line = (
+            f"  bastion [bold]{escape(str(b['name']))}[/] {escape(str(b.get('address', '')))}: "
+            f"[{colour}]{b.get('state')}[/] · rtt {rtt} · {b.get('channels', 0)} channels open "
+            f"({b.get('channels_total', 0)} in all) · {b.get('bytes_out', 0)} B out, "
+            f"{b.get('bytes_in', 0)} B in"
+        )
+        if b.get("reason"):
+            line += f"\n    [red]{escape(str(b['reason']))}[/]"
+        elif b.get("last_error"):
+            line += f"\n    [dim]last error: {escape(str(b['last_error']))}[/]"
+        console.print(line, highlight=False)
+
+
 def print_status(status: Status) -> None:
     engine = status["engine"]
     console.print(
@@ -138,6 +159,7 @@ def print_status(status: Status) -> None:
                 f"{mirror['requests']} req, {mirror['errors']} err, "
                 f"p99 {_ms(mirror['p99_ms'])} ms", highlight=False,
             )
+    print_bastions(status.get("bastions") or [])
     for error in status["errors"]:
         console.print(f"[red]error:[/] {error}")
 

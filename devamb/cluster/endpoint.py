@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from devamb.cluster.reachability import Reachability
+from devamb.proxy.dial import Dial
 from devamb.proxy.upstream import UpstreamPool
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -55,6 +56,7 @@ class Endpoint:
     requests: int = 0
     failures: int = 0
     authorization: str | None = None  # from user:password@ in the URL; a secret
+    dial: Dial | None = None  # through a bastion (the pool's `via:`); None: directly
     #: what the last connection to it found (an exchange's, a health check's or a probe's)
     reach: Reachability = field(init=False, repr=False)
 

@@ -21,6 +21,7 @@ import httptools
 
 from devamb.cluster.endpoint import Endpoint
 from devamb.profile.reader import Node
+from devamb.proxy.dial import open_stream
 
 KEYS = ("path", "interval", "timeout", "healthy", "unhealthy")
 USER_AGENT = "devamb-health"
@@ -85,8 +86,8 @@ async def check_http(
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=endpoint.host if tls else None
+            reader, writer = await open_stream(
+                endpoint.dial, host, port, ssl=tls, server_hostname=endpoint.host if tls else None
             )
             endpoint.reach.observe(None)
             default = endpoint.port == (443 if endpoint.scheme == "https" else 80)
@@ -179,7 +180,7 @@ async def check_tcp(endpoint: Endpoint, timeout: float) -> str | None:
     host, port = endpoint.connect_address()
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host, port)
+            _, writer = await open_stream(endpoint.dial, host, port)
     except TimeoutError:
         endpoint.reach.observe(TimeoutError(f"no connection within {timeout:g}s"))
         return f"no connection within {timeout:g}s"

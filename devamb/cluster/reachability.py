@@ -12,6 +12,8 @@ import ssl
 import time
 from typing import Any
 
+from devamb.proxy.dial import Dial
+
 #: what a connection attempt can find (`unknown`: none was made), for status and the TUI
 REACH_STATES = ("unknown", "reachable", "refused", "dns-failure", "timeout", "tls-failure",
                 "unreachable")
@@ -50,6 +52,7 @@ class Reachability:
         #: where probes connect when `host` was resolved and pinned (a pool endpoint's DNS
         #: answer); `host` still names it in reasons and TLS
         self.pinned: tuple[str, int] | None = None
+        self.dial: Dial | None = None  # probes go where exchanges go: through a bastion
 
     def observe(self, error: BaseException | None) -> None:
         """The outcome of one connection attempt: None when it opened."""
@@ -81,10 +84,17 @@ class Reachability:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 host, port = self.pinned or (self.host, self.port)
-                _, writer = await asyncio.open_connection(
-                    host, port, ssl=self.ssl,
-                    server_hostname=self.host if self.ssl is not None else None,
-                )
+                if self.dial is not None:  # a tunnelled target: a channel, then closed
+                    transport, _ = await self.dial(
+                        asyncio.Protocol, host, port, ssl=self.ssl,
+                        server_hostname=self.host if self.ssl is not None else None,
+                    )
+                    transport.close()
+                else:
+                    _, writer = await asyncio.open_connection(
+                        host, port, ssl=self.ssl,
+                        server_hostname=self.host if self.ssl is not None else None,
+                    )
         except TimeoutError:
             self.observe(TimeoutError(f"no connection within {PROBE_TIMEOUT:g}s"))
         except OSError as exc:

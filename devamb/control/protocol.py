@@ -60,6 +60,9 @@ class Status(TypedDict):
     scenarios: list[dict[str, Any]]  # {name, running, step, steps, loop, rounds, elapsed}
     recordings: list[dict[str, Any]]  # mock recordings in progress
     errors: list[str]
+    #: SSH bastions: {name, address, jump, state (idle|connecting|up|down), reason, rtt_ms,
+    #: channels, channels_total, bytes_in, bytes_out, connects, host_key, last_error}
+    bastions: NotRequired[list[dict[str, Any]]]
 
 
 class ExchangeSummary(TypedDict):

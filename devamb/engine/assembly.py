@@ -30,12 +30,15 @@ from devamb.service.spec import ServiceSpec
 from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
 from devamb.toxiproxy.address import parse_profile_key
+from devamb.tunnel.spec import BastionSpec, check_via, parse_bastions
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
 RESERVED_TARGETS = frozenset({"devamb"})
 PROTOCOLS = ("http", "tcp", "http2", "grpc")
-TOP_KEYS = ("version", "name", "services", "scenarios", "inspect", "toxiproxy_api", "export")
+TOP_KEYS = (
+    "version", "name", "services", "scenarios", "inspect", "toxiproxy_api", "export", "bastions",
+)
 INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
@@ -62,6 +65,7 @@ class Profile:
     warnings: tuple[str, ...] = ()
     toxiproxy_api: str | None = None  # HOST:PORT of the Toxiproxy-compatible API, if served
     export: ExportSpec = field(default_factory=ExportSpec)  # read by `devamb export` only
+    bastions: Mapping[str, BastionSpec] = field(default_factory=dict)  # and inline `via:` ones
 
 
 def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Profile:
@@ -74,6 +78,7 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
     warnings: list[str] = []
     toxiproxy_api = None
     export = ExportSpec()
+    bastions: dict[str, BastionSpec] = {}
     if root.value is None:
         root.problem("the profile is empty; it needs at least 'version: 1' and 'services:'")
     elif root.mapping(TOP_KEYS, required=("services",)) or isinstance(root.value, dict):
@@ -83,8 +88,13 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
             version.problem(f"unsupported version {version.value!r}; this devamb reads version 1")
         if root.has("name"):
             name = root.child("name").string() or name
+        if root.has("bastions"):
+            bastions = parse_bastions(root.child("bastions"))
         if root.has("services"):
             services = _services(root.child("services"), warnings)
+            listed = root.child("bastions").value
+            listed = listed if isinstance(listed, dict) else {}
+            _check_vias(root.child("services"), bastions, listed)
         if root.has("scenarios"):
             scenarios = _scenarios(root, services)
         if root.has("inspect"):
@@ -100,8 +110,18 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
         raise ProfileError(reader.problems, interpolator.secrets)
     return Profile(
         path, name, services, scenarios, budget, frozenset(interpolator.secrets), tuple(warnings),
-        toxiproxy_api=toxiproxy_api, export=export,
+        toxiproxy_api=toxiproxy_api, export=export, bastions=bastions,
     )
+
+
+def _check_vias(services: Node, bastions: dict[str, BastionSpec], listed: Any) -> None:
+    """Every target's `via:` names a bastion (or is an inline ssh:// one, added here)."""
+    for _, service in services.items():
+        for _, target in service.child("targets").items():
+            shards = target.child("shards")
+            for node in [target, *shards.elements(), *(n for _, n in shards.items())]:
+                if node.has("via"):
+                    check_via(node.child("via"), bastions, listed)
 
 
 def _services(node: Node, warnings: list[str]) -> dict[str, ServiceSpec]:

@@ -21,6 +21,7 @@ from devamb.inspect.masking import Redactor
 from devamb.inspect.store import ExchangeStore
 from devamb.service.core import Service
 from devamb.service.recorder import Recorder
+from devamb.tunnel.registry import Tunnels
 
 log = logging.getLogger("devamb.engine")
 
@@ -39,6 +40,7 @@ class EngineContext:
         self.services: dict[str, Service] = {}
         self.config_errors: list[str] = []  # a rejected profile change, until it is fixed
         self.started = time.time()
+        self.tunnels = Tunnels(self.notice)  # the profile's bastions (lifecycle fills it)
 
     def notice(self, level: str, message: str) -> None:
         """Something the developer should see: logged, and shown by the TUI as a notification."""

@@ -86,6 +86,7 @@ class Lifecycle:
         With `watch`, the profile, `.env` and mock files are watched and reloaded on change.
         """
         ctx = self.ctx
+        await ctx.tunnels.update(ctx.profile.bastions)  # connections open on first use
         try:
             for spec in ctx.profile.services.values():
                 service = await self._build_service(spec, ctx.profile)
@@ -112,7 +113,7 @@ class Lifecycle:
         target, faults) and counters of the service it replaces, when its profile text is the
         same (only files it refers to, such as mocks, changed)."""
         ctx = self.ctx
-        context = spec.target_context(ctx.notice, ctx.recorder.replay_token)
+        context = spec.target_context(ctx.notice, ctx.recorder.replay_token, ctx.tunnels)
         targets = build_targets(spec.targets, context)
         keep = runtime is not None and runtime.spec.fingerprint == spec.fingerprint
         if keep and runtime is not None:
@@ -199,6 +200,7 @@ class Lifecycle:
         profile = self._with_runtime(profile)
         self._add_secrets(profile.secrets)  # before anything can fail with a message quoting one
         diff = diff_profiles(ctx.profile, profile)
+        await ctx.tunnels.update(profile.bastions)  # a changed bastion reconnects on next use
         prepared: dict[str, tuple[Service, Listener | None]] = {}
         try:
             for name in (*diff.added, *diff.changed):
@@ -377,6 +379,7 @@ class Lifecycle:
         if in_flight:
             log.info("stopping: waiting up to %gs for %s in flight", grace, _count(in_flight))
         cut = await self._close_services(grace)
+        await self.ctx.tunnels.close()
         finished = sum(in_flight.values()) - sum(cut.values())
         if cut:
             log.warning("stopping: cut %s still in flight after %gs", _count(cut), grace)

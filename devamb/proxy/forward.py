@@ -146,6 +146,8 @@ async def _exchange_head(
             pool.discard(conn)  # type: ignore[arg-type]
             if reused and body is None and (idempotent or not exc.sent):
                 continue
+            if exc.code != "upstream-closed":  # a bastion's tunnel dropped under it
+                raise UpstreamFailed(502, exc.code, str(exc)) from None
             raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection") from None
         except BadResponse as exc:
             pool.discard(conn)  # type: ignore[arg-type]
@@ -158,8 +160,9 @@ async def _exchange_head(
             if conn is not None:
                 pool.discard(conn)
             reason = exc.strerror or str(exc) or type(exc).__name__
-            raise UpstreamFailed(
-                502, "connect-failed", f"cannot connect to {url.host}:{url.port}: {reason}"
+            raise UpstreamFailed(  # "tunnel-down" when a bastion's SSH connection is down
+                502, getattr(exc, "code", "connect-failed"),
+                f"cannot connect to {url.host}:{url.port}: {reason}",
             ) from None
     raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
 

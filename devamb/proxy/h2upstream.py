@@ -12,6 +12,7 @@ from collections import deque
 
 import h2.events
 
+from devamb.proxy.dial import Dial, dial_with
 from devamb.proxy.h2conn import PROTOCOL_ERROR, H2Endpoint, H2Headers, H2Stream
 from devamb.proxy.upstream import tls_context
 
@@ -120,8 +121,10 @@ class H2Upstream:
     def __init__(
         self, host: str, port: int, connect_timeout: float,
         tls: ssl.SSLContext | None = None, server_hostname: str | None = None,
+        dial: Dial | None = None,
     ) -> None:
         self.host = host
+        self.dial = dial  # None: loop.create_connection (see devamb.proxy.dial)
         self.port = port
         self.connect_timeout = connect_timeout
         self.tls = tls
@@ -143,10 +146,9 @@ class H2Upstream:
 
     async def _connect(self) -> H2UpstreamConnection:
         where = f"{self.host}:{self.port}"
-        loop = asyncio.get_running_loop()
         try:
             transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
+                dial_with(self.dial)(
                     H2UpstreamConnection, self.host, self.port, ssl=self.tls,
                     server_hostname=self.server_hostname or (self.host if self.tls else None),
                 ),

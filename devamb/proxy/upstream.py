@@ -15,6 +15,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 import httptools
 
+from devamb.proxy.dial import Dial, dial_with
+
 READ_HIGH_WATER = 256 * 1024  # buffered response bytes before the upstream socket is paused
 READ_LOW_WATER = 64 * 1024
 MAX_IDLE = 64  # idle keep-alive connections kept per target
@@ -32,9 +34,10 @@ class UpstreamClosed(Exception):
     never reached the upstream and may go again whatever its method.
     """
 
-    def __init__(self, reason: str, *, sent: bool = True) -> None:
+    def __init__(self, reason: str, *, sent: bool = True, code: str = "upstream-closed") -> None:
         super().__init__(reason)
         self.sent = sent
+        self.code = code  # "tunnel-down" when a bastion's SSH connection dropped under it
 
 
 class BadResponse(Exception):
@@ -101,7 +104,10 @@ class UpstreamConnection(asyncio.Protocol):
             self._complete = True
             self._wake()
         elif not self._complete:
-            self._fail(UpstreamClosed(str(exc) if exc else "upstream closed the connection"))
+            self._fail(UpstreamClosed(
+                str(exc) if exc else "upstream closed the connection",
+                code=getattr(exc, "code", "upstream-closed"),
+            ))
         self._can_write.set()
 
     def pause_writing(self) -> None:
@@ -275,8 +281,11 @@ def tls_context(cafile: str | None, verify: bool) -> ssl.SSLContext:
 class UpstreamPool:
     """Keep-alive connections to one host:port (TLS when `ssl_context` is set)."""
 
-    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None, dial: Dial | None = None,
+    ) -> None:
         self.host = host
+        self.dial = dial  # None: loop.create_connection (see devamb.proxy.dial)
         self.port = port
         self.ssl_context = ssl_context
         self.server_name = host  # the name TLS checks (a pinned pool connects to an address)
@@ -291,9 +300,8 @@ class UpstreamPool:
             conn = self._idle.pop()
             if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
                 return conn, True
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(
+            _, conn = await dial_with(self.dial)(
                 UpstreamConnection,
                 self.host,
                 self.port,

@@ -33,6 +33,7 @@ from yarl import URL
 
 from devamb.inspect.exchange import MessageLog
 from devamb.proxy.connection import cut, reset
+from devamb.proxy.dial import Dial, dial_with
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.websocket_record import FrameRecorder
@@ -63,8 +64,9 @@ class WebSocketClient:
     """What a target opens WebSockets with: the TLS context for `https` upstreams, and the
     sessions in flight, so that closing the target ends them."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, dial: Dial | None = None) -> None:
         self._ssl = ssl_context
+        self.dial = dial  # None: loop.create_connection (see devamb.proxy.dial)
         self._sessions: set[_Session] = set()
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -179,8 +181,7 @@ async def _handshake(
         if not host or port is None:
             raise OSError(f"no host and port in {url}")
         async with asyncio.timeout(timeout):
-            loop = asyncio.get_running_loop()
-            await loop.create_connection(
+            await dial_with(client.dial)(
                 lambda: session.upstream, host, port,
                 ssl=client.ssl_context() if secure else None,
                 server_hostname=host if secure else None,

@@ -68,7 +68,8 @@ class Http2Listener:
         self.service = service
         self.recorder = recorder
         self._server: H2FrontServer | None = None
-        self._upstreams: dict[tuple[str, int, int, str | None], H2Upstream] = {}  # by destination
+        # by destination
+        self._upstreams: dict[tuple[str, int, int, str | None, str | None], H2Upstream] = {}
         self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
         self._notices = Bucket(5, 0.2, time.monotonic())  # bad clients shown in the TUI
 
@@ -121,7 +122,7 @@ class Http2Listener:
             timeout = self.service.spec.connect_timeout or self.service.spec.timeout
             upstream = H2Upstream(
                 destination.host, destination.port, timeout,
-                destination.tls, destination.server_hostname,
+                destination.tls, destination.server_hostname, destination.dial,
             )
             self._upstreams[destination.key] = upstream
         return upstream

@@ -13,6 +13,7 @@ from devamb.policies.retry import RetrySpec
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.service.listener_tls import ListenerTls
 from devamb.targets.base import TargetContext
+from devamb.tunnel.registry import Tunnels
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class ServiceSpec:
     schema_files: tuple[Path, ...] = ()  # the files it was read from (a change reloads)
 
     def target_context(
-        self, notify: Callable[[str, str], None], replay_token: str | None
+        self, notify: Callable[[str, str], None], replay_token: str | None,
+        tunnels: Tunnels | None = None,
     ) -> TargetContext:
         """What this service's targets are built with (`build_targets` adds the siblings)."""
         return TargetContext(
@@ -50,4 +52,5 @@ class ServiceSpec:
             target_header=self.target_header,
             notify=notify,
             replay_token=replay_token,
+            tunnels=tunnels,
         )

@@ -16,6 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 from devamb.proxy.connection import cut, reset
+from devamb.proxy.dial import dial_with
 from devamb.proxy.listen import bind_failure
 from devamb.service.tcp_flow import ShapedFlow
 from devamb.service.tcp_terminate import serve_terminating
@@ -184,14 +185,13 @@ class _Relay:
             await self._connect(client, target)
 
     async def _connect(self, client: _Side, target: Target) -> None:
-        loop = asyncio.get_running_loop()
         timeout = self.service.spec.timeout
         address: tuple[str, int] | None = None
         try:
             address = host, port = await target.tcp_address()
             self._connecting = target, address  # for `link`, when it connects
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: _Side(self, False), host, port)
+                await dial_with(target.dial())(lambda: _Side(self, False), host, port)
         except (OSError, TimeoutError, TargetUnavailable) as exc:
             if isinstance(exc, TargetUnavailable):
                 reason = exc.reason

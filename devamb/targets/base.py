@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     import ssl
 
     from devamb.inspect.exchange import Exchange
+    from devamb.proxy.dial import Dial
     from devamb.proxy.h2conn import H2Headers, H2Stream
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
+    from devamb.tunnel.registry import Tunnels
 
 
 class ClientReader(Protocol):
@@ -65,11 +67,13 @@ class H2Destination:
     server_hostname: str | None = None  # SNI and certificate check name, with `tls`
     headers: Mapping[str, str] = field(default_factory=dict)  # the target's own, replacing
     # the client's (credentials, ...)
+    via: str | None = None  # the bastion it goes through
+    dial: Dial | None = field(default=None, compare=False)  # and how (devamb.proxy.dial)
 
     @property
-    def key(self) -> tuple[str, int, int, str | None]:
+    def key(self) -> tuple[str, int, int, str | None, str | None]:
         return (self.host, self.port, 0 if self.tls is None else id(self.tls),
-                self.server_hostname)
+                self.server_hostname, self.via)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,16 @@ class TargetContext:
     notify: Callable[[str, str], None] = _log_notice  # (level, message) the developer sees
     replay_token: str | None = None  # the engine's replay marker (mirrored copies carry it)
     siblings: Mapping[str, Target] = field(default_factory=dict, repr=False, compare=False)
+    tunnels: Tunnels | None = field(default=None, repr=False, compare=False)  # the bastions
+
+    def dial_via(self, via: str | None) -> Dial | None:
+        """How a target with `via: BASTION` connects (None: directly)."""
+        if via is None or self.tunnels is None:
+            return None
+        bastion = self.tunnels.get(via)
+        if bastion is None:
+            raise TargetUnavailable(f"bastion {via!r} is not running")
+        return bastion.dialer(self.connect_timeout or self.timeout)
 
 
 class Target:
@@ -175,6 +189,10 @@ class Target:
 
     async def tcp_address(self) -> tuple[str, int]:
         raise TargetUnavailable(f"target {self.name!r} does not serve TCP")
+
+    def dial(self) -> Dial | None:
+        """How `tcp_address` is connected to: None directly, or through a bastion."""
+        return None
 
     #: True for targets that speak the client's protocol themselves (a RESP sharding proxy):
     #: the TCP listener then hands them the client's stream instead of relaying bytes.

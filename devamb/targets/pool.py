@@ -30,6 +30,7 @@ from devamb.cluster.outlier import OutlierDetector, OutlierSpec, parse_outlier
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.deadline import ClientStalled
+from devamb.proxy.dial import Dial
 from devamb.proxy.errors import RetryableStatus, UpstreamFailed
 from devamb.proxy.forward import forward_http
 from devamb.proxy.h2request import H2Request
@@ -46,7 +47,9 @@ if TYPE_CHECKING:
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
 
-KEYS = ("endpoints", "balance", "hash_on", "health", "outlier", "dns_ttl", "headers", "tls")
+KEYS = (
+    "endpoints", "balance", "hash_on", "health", "outlier", "dns_ttl", "headers", "tls", "via",
+)
 DEFAULT_DNS_TTL = 30.0
 FIRST_RESOLVE_WAIT = 2.0  # seconds start() waits for the first DNS answers
 
@@ -62,10 +65,12 @@ class PoolTargetSpec(TargetSpec):
     headers: Mapping[str, str] = field(default_factory=dict)
     tls_verify: bool = True
     tls_ca: str | None = None
+    via: str | None = None  # a bastion every endpoint is reached through (checked by assembly)
 
     def describe(self) -> str:
         listed = ", ".join(written for _, written in self.endpoints)
-        return f"{listed} ({self.balance.policy})"
+        via = f" via {self.via}" if self.via else ""
+        return f"{listed} ({self.balance.policy}){via}"
 
 
 def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
@@ -101,11 +106,12 @@ def parse(name: str, node: Node, protocol: str) -> PoolTargetSpec | None:
         verify, ca = url.parse_tls(tls)
         if not any(u.startswith("https:") for u, _ in endpoints):
             tls.problem("tls settings apply to https:// endpoints only")
+    via = node.child("via").string(interpolate=False) if node.has("via") else None
     if len(node.reader.problems) > before or balance is None:
         return None
     return PoolTargetSpec(
         name, tuple(endpoints), balance, health, outlier, ttl or DEFAULT_DNS_TTL,
-        headers, verify, ca,
+        headers, verify, ca, via,
     )
 
 
@@ -154,6 +160,7 @@ class PoolTarget(Target):
         )
         self._http = context.protocol == "http"
         self._websockets = WebSocketClient(self._ssl)
+        self._dial: Dial | None = None  # through a bastion (`via:`), set at start
         self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
 
     @property
@@ -248,15 +255,18 @@ class PoolTarget(Target):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._dial = self.context.dial_via(self.spec.via)
+        self._websockets.dial = self._dial
+        if self._dial is not None:  # names resolve on the bastion's side, as ssh -L does
+            self._start_endpoints()
+            if self.health is not None:
+                self.health.watch(self.endpoints)
+            return
         if self.dns.named():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FIRST_RESOLVE_WAIT):
                     await self.dns.refresh()
-        for endpoint in self.endpoints:
-            endpoint.reach.ssl = self._ssl if endpoint.scheme == "https" else None
-            endpoint.reach.pinned = endpoint.address
-            if self._http and endpoint.pool is None:
-                endpoint.pool = self._make_pool(endpoint)
+        self._start_endpoints()
         self.dns.start()
         if self.health is not None:
             self.health.watch(self.endpoints)
@@ -274,12 +284,20 @@ class PoolTarget(Target):
             await endpoint.reach.close()
         await self._websockets.close()
 
+    def _start_endpoints(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.reach.ssl = self._ssl if endpoint.scheme == "https" else None
+            endpoint.reach.pinned = endpoint.address
+            endpoint.reach.dial = endpoint.dial = self._dial
+            if self._http and endpoint.pool is None:
+                endpoint.pool = self._make_pool(endpoint)
+
     def _make_pool(self, endpoint: Endpoint) -> UpstreamPool:
         tls = self._ssl if endpoint.scheme == "https" else None
         pool = (
             PinnedPool(endpoint.host, endpoint.address, tls)
             if endpoint.address is not None
-            else UpstreamPool(endpoint.host, endpoint.port, tls)
+            else UpstreamPool(endpoint.host, endpoint.port, tls, self._dial)
         )
         pool.observer = endpoint.reach.observe  # each new connection's outcome, not each request
         return pool
@@ -409,12 +427,16 @@ class PoolTarget(Target):
             host, port, endpoint.origin_url.split("://", 1)[1], tls=tls,
             server_hostname=endpoint.host if tls is not None else None,
             headers=endpoint.request_headers(self.spec.headers),
+            via=self.spec.via, dial=self._dial,
         )
 
     async def tcp_address(self) -> tuple[str, int]:
         endpoint = self.choose(None)
         endpoint.requests += 1
         return endpoint.connect_address()
+
+    def dial(self) -> Dial | None:
+        return self._dial
 
 
 async def _all(probes: list[asyncio.Task[None]]) -> None:

@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from yarl import URL
@@ -21,6 +21,7 @@ from devamb.cluster.reachability import Reachability
 from devamb.inspect.masking import MASK
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
+from devamb.proxy.dial import Dial
 from devamb.proxy.forward import forward_http
 from devamb.proxy.h2upstream import h2_tls
 from devamb.proxy.upstream import UpstreamPool, tls_context
@@ -37,7 +38,7 @@ SCHEMES = {  # http2 and grpc: h2c (http://) or h2 over TLS with ALPN (https://)
     "http": ("http", "https"), "tcp": ("tcp",), "http2": ("http", "https"),
     "grpc": ("http", "https"),
 }
-KEYS = ("url", "headers", "tls")
+KEYS = ("url", "headers", "tls", "via")
 TLS_KEYS = ("verify", "ca")
 
 
@@ -49,14 +50,16 @@ class UrlTargetSpec(TargetSpec):
     headers: Mapping[str, str] = field(default_factory=dict)  # with Authorization from userinfo
     tls_verify: bool = True
     tls_ca: str | None = None
+    via: str | None = None  # a bastion's name (or inline ssh:// address): checked by assembly
 
     def describe(self) -> str:
-        return self.written
+        return f"{self.written} via {self.via}" if self.via else self.written
 
 
 def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
     headers: dict[str, str] = {}
     verify, ca = True, None
+    via = None
     url_node = node
     before = len(node.reader.problems)
     if isinstance(node.value, dict):
@@ -66,6 +69,8 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
             headers = node.child("headers").string_map() or {}
         if node.has("tls"):
             verify, ca = parse_tls(node.child("tls"))
+        if node.has("via"):
+            via = node.child("via").string(interpolate=False)
         if not node.has("url"):
             return None
     text = url_node.string()
@@ -105,7 +110,7 @@ def parse(name: str, node: Node, protocol: str) -> UrlTargetSpec | None:
         headers = {**headers, "Authorization": authorization}
     if len(node.reader.problems) > before:
         return None
-    return UrlTargetSpec(name, text, written, headers, verify, ca)
+    return UrlTargetSpec(name, text, written, headers, verify, ca, via)
 
 
 def parse_tls(tls: Node) -> tuple[bool, str | None]:
@@ -194,14 +199,16 @@ class UrlTarget(Target):
         self._websockets = WebSocketClient()
         self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
         self.reach = Reachability(self._host, self._port)
+        self._dial: Dial | None = None  # through a bastion (`via:`), set at start
 
     async def start(self) -> None:
+        self._dial = self.reach.dial = self.context.dial_via(self.spec.via)
         if self.context.protocol == "http":
             tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
-            self._pool = UpstreamPool(self._host, self._port, tls)
+            self._pool = UpstreamPool(self._host, self._port, tls, self._dial)
             self._pool.observer = self.reach.observe
             self.reach.ssl = tls
-            self._websockets = WebSocketClient(tls)
+            self._websockets = WebSocketClient(tls, self._dial)
         elif self._origin.startswith("https:"):  # http2, grpc: probes check the handshake too
             self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
             self.reach.ssl = self._h2_tls
@@ -230,6 +237,7 @@ class UrlTarget(Target):
         return H2Destination(
             self._host, self._port, self._origin.split("://", 1)[1], tls=tls,
             server_hostname=self._host if tls is not None else None, headers=self.spec.headers,
+            via=self.spec.via, dial=self._dial,
         )
 
     def upstream_url(self, raw_path: str) -> URL:
@@ -250,3 +258,12 @@ class UrlTarget(Target):
 
     async def tcp_address(self) -> tuple[str, int]:
         return self._host, self._port
+
+    def details(self) -> dict[str, Any]:
+        details = super().details()
+        if self.spec.via:
+            details["via"] = self.spec.via  # the bastion, for the target detail screen
+        return details
+
+    def dial(self) -> Dial | None:
+        return self._dial

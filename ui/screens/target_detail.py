@@ -165,7 +165,30 @@ def reach_text(reach: dict[str, Any]) -> Text:
     return text
 
 
-def sections(target: dict[str, Any]) -> list[tuple[str, RenderableType]]:
+BASTION_STYLES = {"up": "green", "down": "red", "connecting": "yellow", "idle": "dim"}
+
+
+def bastion_text(via: str, bastions: list[dict[str, Any]]) -> Text:
+    """The SSH bastion a target goes through, and how its connection is (devamb status)."""
+    text = Text(via, style="bold")
+    bastion = next((b for b in bastions if b.get("name") == via), None)
+    if bastion is None:
+        return text
+    state = str(bastion.get("state", "?"))
+    text.append(" · ")
+    text.append(state, style=BASTION_STYLES.get(state, ""))
+    if bastion.get("reason"):
+        text.append(f" ({bastion['reason']})", style="red")
+    if bastion.get("rtt_ms") is not None:
+        text.append(f" · rtt {bastion['rtt_ms']:.1f} ms", style="dim")
+    open_now = int(bastion.get("channels", 0))
+    text.append(f" · {open_now} channel{'' if open_now == 1 else 's'} open", style="dim")
+    return text
+
+
+def sections(
+    target: dict[str, Any], bastions: list[dict[str, Any]] | None = None
+) -> list[tuple[str, RenderableType]]:
     """(title, body) for each part of a target's details the screen shows."""
     details: dict[str, Any] = dict(target.get("details") or {})
     out: list[tuple[str, RenderableType]] = []
@@ -180,11 +203,13 @@ def sections(target: dict[str, Any]) -> list[tuple[str, RenderableType]]:
         overview.add_row("Reason", Text(str(details["reason"]), style="red"))
     if details.get("reach"):
         overview.add_row("Connect", reach_text(details["reach"]))
+    if details.get("via"):
+        overview.add_row("Via", bastion_text(str(details["via"]), bastions or []))
     if "breaker" in target:
         overview.add_row("Breaker", breaker_text(target["breaker"]))
     out.append(("Target", overview))
     shown = {"reason", "reach", "endpoints", "containers", "routes", "unmatched", "shards",
-             "members"}
+             "members", "via"}
     if target.get("kind") == "docker" or "containers" in details:
         out.append(("Containers (l: logs)", container_rows(details.get("containers") or [])))
     elif details.get("endpoints") and isinstance(details["endpoints"][0], dict):
@@ -225,6 +250,7 @@ class TargetDetail(Screen[None]):
         self.gateway = gateway
         self.service = service
         self.target_name = target
+        self.bastions: list[dict[str, Any]] = []  # from the last status (SSH bastions)
 
     @property
     def target(self) -> dict[str, Any]:
@@ -237,7 +263,7 @@ class TargetDetail(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="target-detail"):
-            for title, body in sections(self.target):
+            for title, body in sections(self.target, self.bastions):
                 section = Static(body, classes="detail-section")
                 section.border_title = title
                 yield section
@@ -256,8 +282,9 @@ class TargetDetail(Screen[None]):
         except EngineCallFailed:
             return  # the app reports a lost engine; the next refresh tries again
         fresh = next((s for s in status["services"] if s["name"] == self.service["name"]), None)
-        if fresh is not None and fresh != self.service:
-            self.service = fresh
+        bastions = list(status.get("bastions") or [])
+        if fresh is not None and (fresh != self.service or bastions != self.bastions):
+            self.service, self.bastions = fresh, bastions
             await self.recompose()
             self.query_one("#target-detail").focus()
 

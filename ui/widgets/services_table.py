@@ -45,6 +45,15 @@ def active_state(service: ServiceStatus) -> str:
     return "unknown"
 
 
+def active_via(service: ServiceStatus) -> str | None:
+    """The SSH bastion the active target goes through, if any."""
+    for target in service["targets"]:
+        if target["name"] == service["target"]:
+            via = (target.get("details") or {}).get("via")
+            return str(via) if via else None
+    return None
+
+
 def faults_text(faults: list[dict[str, Any]]) -> Text:
     enabled = [
         str(fault.get("name", fault.get("kind", "?"))) for fault in faults if fault.get("enabled")
@@ -72,11 +81,15 @@ def static_cells(service: ServiceStatus, recording: bool = False) -> dict[str, T
     state_text = Text(state, style=display.state_style(state))
     if breaker is not None:
         state_text.append(f" ⊘breaker {breaker}", style="bold red")
+    target = Text(service["target"], style="bold")
+    via = active_via(service)
+    if via is not None:  # through an SSH bastion (its state: the target detail, `status`)
+        target.append(f" via {via}", style="dim")
     return {
         "service": name,
         "listen": listen_text(service["listen"], service.get("listening", True)),
         "protocol": Text(service["protocol"]),
-        "target": Text(service["target"], style="bold"),
+        "target": target,
         "state": state_text,
         "faults": faults_text(service["faults"]),
     }

@@ -39,6 +39,7 @@ class ServiceDesk:
             "scenarios": self.scenarios.to_json(),
             "recordings": self.recording.to_json(),
             "errors": list(ctx.config_errors),
+            "bastions": ctx.tunnels.status(),
         }
         return ctx.secrets.walk(status)  # the same shape, every string masked
 

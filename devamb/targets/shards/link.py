@@ -13,6 +13,7 @@ import contextlib
 from collections import deque
 from typing import Protocol
 
+from devamb.proxy.dial import Dial, dial_with
 from devamb.targets.shards import encoder
 from devamb.targets.shards.parser import ProtocolError, Raw, ReplyReader, is_error
 
@@ -81,6 +82,7 @@ class ShardLink(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._lost_reason = ""
         self._closed = False
+        self.dial: Dial | None = None  # through a bastion (the shard's `via:`)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class ShardLink(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
-                await loop.create_connection(lambda: self, self.host, self.port)
+                await dial_with(self.dial)(lambda: self, self.host, self.port)
         except (OSError, TimeoutError) as exc:
             if isinstance(exc, TimeoutError):
                 reason = f"no connection within {self.timeout:g}s"

@@ -219,6 +219,7 @@ class RedisShardsTarget(_ShardsTarget):
                 timeout=context.timeout,
                 auth=self.auth,
             )
+            links[shard.name].dial = context.dial_via(shard.target.via)  # `via:` a bastion
         self._links = links
         self._ring = self._make_ring(links)
 

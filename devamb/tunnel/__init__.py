@@ -1,0 +1,1 @@
+"""SSH bastions: targets reached through a shared SSH connection's direct-tcpip channels."""
