@@ -11,6 +11,7 @@ from devamb.faults import abort, latency
 from devamb.faults.base import Fault, FaultContext
 from devamb.faults.chain import FaultChain, FaultState, Plan
 from devamb.faults.spec import FaultSpec
+from devamb.wire import transport
 
 DELAY_HEADER = "x-devamb-fault-delay"  # milliseconds
 ABORT_HEADER = "x-devamb-fault-abort"  # an HTTP status
@@ -35,7 +36,7 @@ class FaultManager:
         self.chain = FaultChain(tuple(self._state(s) for s in specs.values()))
 
     def _state(self, spec: FaultSpec) -> FaultState:
-        return FaultState(spec, self.ctx, self.protocol, self._expire)
+        return FaultState(spec, self.ctx, transport(self.protocol), self._expire)
 
     def _swap(self, states: list[FaultState], why: str | None = None, *,
               release: bool = True) -> None:
@@ -132,6 +133,15 @@ class FaultManager:
 
     def roll_tcp(self) -> Plan | None:
         return self.chain.roll(self.ctx) if self.chain.armed else None
+
+    @property
+    def command_armed(self) -> bool:
+        """Command-level faults are on: a postgres/redis relay stops at each command."""
+        return self.chain.command_armed
+
+    def roll_command(self, fields: Mapping[str, str]) -> Plan | None:
+        """The command-level faults that fire for one command (`fields`: what `match:` sees)."""
+        return self.chain.roll(self.ctx, None, fields) if self.chain.command_armed else None
 
     def _from_headers(self, headers: Mapping[str, str]) -> builtins.list[Fault]:
         """Envoy-style faults a client asks for on one request (when the service allows it)."""
