@@ -108,6 +108,8 @@ class RedisFollower(Follower):
                 for msg in self.client.feed(data):
                     self._forwarded(msg)
             except Malformed as exc:
+                for msg in exc.parsed:
+                    self._forwarded(msg)
                 self.lose_sync(f"client: {exc}")
             return None
         return self._gate(data)
@@ -120,6 +122,8 @@ class RedisFollower(Follower):
             for msg in self.server.feed(data):
                 self._reply(msg)
         except Malformed as exc:
+            for msg in exc.parsed:
+                self._reply(msg)
             self.lose_sync(f"server: {exc}")
         if self.opaque is not None:  # answers still waiting can no longer be put in order
             tail = [p.answer for p in self.pending if p.answer is not None]
@@ -177,7 +181,10 @@ class RedisFollower(Follower):
         out, self.released = self.released, []
         try:
             messages = self.client.feed(data)
-        except Malformed as exc:
+        except Malformed as exc:  # what came whole before passes undecided, as the rest
+            held = [msg for _, msg, tail in self.held if tail is None]
+            for msg in [*([self.awaiting[1]] if self.awaiting else []), *held, *exc.parsed]:
+                self._forwarded(msg)
             self.lose_sync(f"client: {exc}")
             return [*out, *self._flush_opaque(data)]
         at = 0

@@ -25,7 +25,10 @@ LINES = frozenset(b"+-:_,#(")  # status, error, integer; RESP3 null, double, boo
 
 
 class Malformed(ValueError):
-    """The bytes are not RESP (or not what this side may send)."""
+    """The bytes are not RESP (or not what this side may send); `parsed` holds the messages
+    that came whole before them."""
+
+    parsed: list[Message] = []  # (set on each instance that is raised)
 
 
 @dataclass(slots=True)
@@ -81,6 +84,14 @@ class Reader:
 
     def feed(self, data: bytes | bytearray) -> list[Message]:
         out: list[Message] = []
+        try:
+            self._feed(data, out)
+        except Malformed as exc:
+            exc.parsed = out
+            raise
+        return out
+
+    def _feed(self, data: bytes | bytearray, out: list[Message]) -> None:
         i, n = 0, len(data)
         while i < n:
             if self._body_left or self._crlf_left:
@@ -91,13 +102,12 @@ class Reader:
                 if len(self._line) + n - i > MAX_LINE:
                     raise Malformed("a line longer than 64 KiB")
                 self._line += data[i:]
-                return out
+                return
             line = bytes(self._line + data[i:eol]) if self._line else bytes(data[i:eol])
             consumed = len(self._line) + eol + 1 - i
             self._line.clear()
             i = eol + 1
             self._on_line(line, consumed, i, out)
-        return out
 
     # -- bulk bodies ----------------------------------------------------------------------
 
