@@ -14,6 +14,8 @@ Terms (ARG is a bare word or a quoted string, "…" or '…', where `\\"` and `\
     ~grpc REGEX a gRPC call whose `/pkg.Service/Method` the regex finds (`~grpc Greeter/Say`)
     ~gs CODE    a gRPC call that ended with the status: a name (any case) or a number
                 (`~gs UNAVAILABLE`, `~gs 14`)
+    ~cmd REGEX  a Redis command (protocol: redis) whose name the regex matches whole, any case
+                (`~cmd GET`, `~cmd "CLIENT SETNAME"`)
     ~d DURATION duration compared with `>`, `>=`, `<`, `<=` or `=`: `~d >500ms`, `~d <2s`;
                 units ms (default), s, m; a bare duration means `>=`
 

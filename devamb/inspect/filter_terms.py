@@ -304,6 +304,23 @@ class GrpcStatus(Node):
         return f"~gs {name_of(self.number)}"
 
 
+class RedisCommand(_Rex):
+    """A Redis command (protocol: redis) whose name the regex matches whole, any case: `~cmd GET`,
+    `~cmd "H.*"`, `~cmd "CLIENT SETNAME"`."""
+
+    __slots__ = ()
+    code = "cmd"
+    ignore_case = True
+    smart_case = False
+
+    def __call__(self, exchange: Exchange) -> bool:
+        note = exchange.notes.get("redis") if exchange.notes else None
+        if not isinstance(note, dict) or "command" not in note:
+            return False
+        name = note["command"]
+        return fullmatch(self.rex, name) or fullmatch(self.rex, name.split(" ")[0])
+
+
 class Error(Node):
     __slots__ = ()
 
@@ -362,6 +379,7 @@ OPERATORS: dict[str, Callable[[str, int], Node]] = {
     "d": Duration,
     "grpc": GrpcMethod,
     "gs": GrpcStatus,
+    "cmd": RedisCommand,
 }
 FLAGS: dict[str, Callable[[], Node]] = {"e": Error}
 

@@ -16,6 +16,7 @@ import redis.asyncio
 
 from devamb.engine.core import Engine
 from devamb.inspect.exchange import Exchange
+from devamb.inspect.filter import compile_filter
 from tests.conftest import EngineFactory
 from tests.targets.shards.real_redis import Client, RedisServer, RespError
 
@@ -94,6 +95,11 @@ async def test_redis_py_commands_are_exchanges(
     hello = commands(found, "HELLO")[0]
     assert note(hello)["reply"]["type"] == "map"
     assert len({note(e)["connection"] for e in found}) == 1  # one connection's commands
+    # The filter language: ~cmd picks commands by name.
+    picked = [e for e in found if compile_filter("~cmd get")(e)]
+    assert len(picked) == 21 and {e.method for e in picked} == {"GET"}
+    assert len([e for e in found if compile_filter('~cmd "CLIENT SETINFO"')(e)]) == 2
+    assert [note(e)["command"] for e in found if compile_filter("~cmd EXEC & !~e")(e)] == ["EXEC"]
 
 
 async def test_error_latency_and_reset_faults_by_command_and_key(
