@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devamb.targets.shards.commands import ArityError, Command, lookup
+from devamb.resp.commands import ArityError, Command, lookup
 from devamb.wire.resp_read import Message
 
 REDACTED = "<redacted>"

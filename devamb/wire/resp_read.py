@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from devamb.targets.shards.inline import UnbalancedQuotes, split_inline
+from devamb.resp.inline import UnbalancedQuotes, split_inline
 
 MAX_LINE = 64 * 1024  # bytes of a header, simple reply or inline command (Redis' inline limit)
 LINE_KEPT = 512  # bytes of a simple/error reply's text kept

@@ -8,8 +8,8 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
+from devamb.resp.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.encoder import command as encode_command
-from devamb.targets.shards.inline import UnbalancedQuotes, split_inline
 
 MAX_ARGS = 1024 * 1024  # arguments of one command (Redis' limit)
 MAX_BULK = 512 * 1024 * 1024  # bytes of one argument (Redis' proto-max-bulk-len default)

@@ -9,8 +9,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from devamb.targets.shards import encoder, hello, transaction
-from devamb.targets.shards.commands import (
+from devamb.resp.commands import (
     EVERY,
     KEY,
     KEYED,
@@ -21,6 +20,7 @@ from devamb.targets.shards.commands import (
     Command,
     lookup,
 )
+from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.link import IGNORED
 from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw

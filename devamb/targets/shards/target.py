@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.h2request import H2Request
+from devamb.resp.commands import hashed_part
 from devamb.targets import url
 from devamb.targets.base import (
     ClientReader,
@@ -29,7 +30,6 @@ from devamb.targets.base import (
     TargetContext,
     TargetUnavailable,
 )
-from devamb.targets.shards.commands import hashed_part
 from devamb.targets.shards.link import ShardLink
 from devamb.targets.shards.ring import ShardRing
 from devamb.targets.shards.session import NoShard, Outbox, Session
