@@ -54,6 +54,7 @@ def list_faults(profile_name: str | None, service: str | None, as_json: bool) ->
 @click.option("--method", multiple=True, help="Only these HTTP methods (repeatable).")
 @click.option("--path", help="Only paths matching this glob, e.g. '/charge*'.")
 @click.option("--header", multiple=True, help="Only requests with 'Name: glob' (repeatable).")
+@click.option("--sql", help="postgres: only statements containing this text (or glob).")
 @click.option("--times", type=int, help="Fire this many times, then turn off.")
 @click.option("--after", type=int, help="Let this many matching exchanges through first.")
 @click.option("--for", "duration", help="Turn off after this long, e.g. 30s.")
@@ -77,6 +78,8 @@ def add_fault(ctx: click.Context, profile_name: str | None, service: str, kind: 
         match["path"] = options["path"]
     if options["header"]:
         match["header"] = dict(_header(h) for h in options["header"])
+    if options["sql"]:
+        match["sql"] = options["sql"]
     if match:
         spec["match"] = match
     added = run(call(profile_name, "add_fault", service, spec))

@@ -175,6 +175,7 @@ class _Relay:
         self._open = 1
         self.client = client
         self.listener.relays.add(self)
+        service.connections.add(self)
         plan = service.faults.roll_tcp()
         if plan is not None:
             self.exchange.faults = plan.names
@@ -287,8 +288,8 @@ class _Relay:
                 reset(side.transport)
 
     @property
-    def target_name(self) -> str | None:
-        return self._target.name if self._target is not None else None
+    def target(self) -> str:
+        return self.exchange.target
 
     def drain(self) -> None:
         """Close at the next safe point (now, when the connection is at one)."""
@@ -308,6 +309,7 @@ class _Relay:
             if self._target is not None and self._address is not None:
                 self._target.tcp_closed(self._address)
             self.listener.relays.discard(self)
+            self.service.connections.discard(self)
             if self.following is not None:
                 self.following.ended()
             self.listener.recorder.finish(self.service, self.exchange)

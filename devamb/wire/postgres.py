@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from devamb.wire import pg_codec as pg
@@ -106,6 +107,7 @@ class PostgresFollower(Follower):
         self.queue: list[tuple[int, bytes]] = []  # injected answers: (after RFQ n, bytes)
         self.splits: list[tuple[int, bytes]] = []
         self.released_items: list[Item] = []  # answers `resolve` made that can go at once
+        self.held_since: float | None = None
 
     # -- the relay's calls ----------------------------------------------------------------
 
@@ -216,6 +218,7 @@ class PostgresFollower(Follower):
             command = self._decision(kind, message)
             if command is not None:
                 self.awaiting = message
+                self.held_since = perf_counter()  # a delay counts in its duration
                 out.append(Decide(command))
                 break
             self._forward(message, out)
@@ -298,6 +301,8 @@ class PostgresFollower(Follower):
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
+        if self.held_since is not None:
+            exchange.started, self.held_since = self.held_since, None
         return exchange
 
     def _finish(self, pending: _Pending, error: str | None = None) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from devamb.engine.core import Engine
 from devamb.inspect.exchange import Exchange
+from devamb.inspect.filter import compile_filter
 from tests.conftest import EngineFactory
 from tests.wire.pg import PASSWORD, USER, Cluster
 
@@ -94,6 +95,11 @@ async def test_psql_simple_queries_are_exchanges(make_engine, pg_clusters) -> No
     assert conn.notes["postgres"]["auth"] == "sasl"
     assert conn.method == "CONNECT" and conn.path == "app@postgres (psql)"
     assert PASSWORD not in everything(found)
+    assert [e.id for e in found if compile_filter("~sqlstate 42P01")(e)] == [failed.id]
+    assert [e.id for e in found if compile_filter("~sql 'temp table orders' & !~err")(e)] == [
+        ok.id]
+    assert compile_filter("~err & ~sql missing_table & ~dur >=0ms")(failed)
+    assert str(compile_filter("~err & ~dur >1s")) == str(compile_filter("~e & ~d >1s"))
 
 
 async def test_psycopg_extended_protocol_prepared_and_copy(make_engine, pg_clusters) -> None:
