@@ -3,6 +3,7 @@ passwords redacted), and the reply's type and size."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from devamb.resp.commands import ArityError, Command, lookup
@@ -34,8 +35,7 @@ REPLY_TYPES = {"+": "status", "-": "error", "!": "error", ":": "integer", "$": "
 def name_of(msg: Message) -> str:
     """The command's name as Redis reads it (upper case; `CLIENT SETNAME` for containers)."""
     head = msg.items[0].decode("latin-1").upper() if msg.items else ""
-    if head in ("CLIENT", "CONFIG", "SCRIPT", "OBJECT", "XINFO", "XGROUP", "ACL", "CLUSTER",
-                "COMMAND", "FUNCTION", "MEMORY", "PUBSUB") and len(msg.items) > 1:
+    if head in CONTAINERS and len(msg.items) > 1:
         return f"{head} {msg.items[1].decode('latin-1').upper()}"
     return head
 
@@ -58,6 +58,27 @@ def keys_of(msg: Message) -> list[bytes]:
         return command.keys(list(args))
     except (ArityError, ValueError, IndexError):
         return []
+
+
+SIMPLE = re.compile(rb"[!#-~]{1,%d}" % ARG_SHOWN)  # printable ASCII, no space or quote
+CONTAINERS = frozenset({"CLIENT", "CONFIG", "SCRIPT", "OBJECT", "XINFO", "XGROUP", "ACL", "CLUSTER",
+                        "COMMAND", "FUNCTION", "MEMORY", "PUBSUB"})
+SECRETS = frozenset({b"AUTH", b"HELLO", b"MIGRATE", b"CONFIG", b"ACL"})
+
+
+def display(msg: Message) -> tuple[list[str], str]:
+    """The arguments to show and the command on one line: plain words as they are (the common
+    case, without a per-character loop), else cut, quoted and redacted."""
+    items = msg.items if len(msg.items) <= ARGS_SHOWN else msg.items[:ARGS_SHOWN]
+    simple = SIMPLE.fullmatch
+    if (items and items[0].upper() not in SECRETS and msg.count == len(items)
+            and all(simple(a) for a in items)):
+        shown = [a.decode("ascii") for a in items]
+        line = " ".join(shown)
+        if len(line) <= LINE_CHARS:
+            return shown, line
+    shown = redacted(msg)
+    return shown, line_of(shown, msg.count)
 
 
 def redacted(msg: Message) -> list[str]:

@@ -82,6 +82,7 @@ class RedisFollower(Follower):
         self.subs = {"c": 0, "p": 0, "s": 0}  # each kind's count
         self.monitoring = False
         self.pushes = 0
+        self.conn_id: int | None = None  # the connection's record's id
         # gating (command-level faults)
         self.gbuf = bytearray()  # the start of a command not yet complete
         # complete commands not yet passed on, with how their tail goes when decided early
@@ -307,21 +308,23 @@ class RedisFollower(Follower):
     def _begin(self, msg: Message) -> Exchange:
         exchange = self.sink.begin()
         name = resp_cmd.name_of(msg)
-        shown = resp_cmd.redacted(msg)
-        exchange.method = name.split(" ")[0] or "?"
-        exchange.path = resp_cmd.line_of(shown, msg.count)
-        exchange.request_body.add(exchange.path.encode("utf-8", "replace"))
+        shown, line = resp_cmd.display(msg)
+        exchange.method = name.partition(" ")[0] or "?"
+        exchange.path = line
+        exchange.request_body.add(line.encode("utf-8", "replace"))
+        if self.conn_id is None:
+            self.conn_id = self.sink.connection().id
         note: dict[str, Any] = {
             "command": name, "args": shown, "argc": msg.count, "sizes": msg.sizes,
             "keys": [k.decode("utf-8", "replace") for k in resp_cmd.keys_of(msg)],
-            "db": self.db, "protocol": self.protocol, "connection": self.sink.connection().id,
+            "db": self.db, "protocol": self.protocol, "connection": self.conn_id,
         }
         if msg.inline:
             note["inline"] = True
         if self.multi and name not in ("EXEC", "DISCARD", "MULTI"):
             note["queued"] = True
-        if name in resp_cmd.BLOCKING or (name in ("XREAD", "XREADGROUP") and any(
-                a.upper() == b"BLOCK" for a in msg.items)):
+        if name in resp_cmd.BLOCKING or (name[:1] == "X" and name in ("XREAD", "XREADGROUP")
+                                         and any(a.upper() == b"BLOCK" for a in msg.items)):
             note["blocking"] = True
         exchange.notes["redis"] = note
         if self.fault_names:
@@ -432,7 +435,7 @@ class RedisFollower(Follower):
         channel = msg.items[1].decode("utf-8", "replace") if len(msg.items) > 1 else ""
         exchange.path = f"{what} {channel}".strip()
         note: dict[str, Any] = {"push": what, "bytes": msg.size, "length": msg.count,
-                                "connection": self.sink.connection().id}
+                                "connection": self.sink.connection().id}  # (rare: not cached)
         if channel:
             note["channel"] = channel
         if msg.kind == "+":

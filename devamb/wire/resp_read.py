@@ -22,6 +22,13 @@ MAX_DEPTH = 64  # nested aggregates (deeper is not what a server sends)
 BULKS = frozenset(b"$=!")  # bulk string; RESP3 verbatim string, blob error
 AGGREGATES = frozenset(b"*~>%|")  # array; RESP3 set, push, map, attribute
 LINES = frozenset(b"+-:_,#(")  # status, error, integer; RESP3 null, double, boolean, big number
+# The fast path reads common messages from `chunk.split(CRLF)` (all in C), checking each "$SIZE"
+# against the length of the value after it; anything else (a value with a CRLF inside, a larger
+# one, an array reply, an incomplete message) ends it and the general reader takes over.
+FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
+FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
+FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
+FAST_CHUNK = 1024 * 1024  # bytes; a larger chunk is read by the general reader only
 
 
 class Malformed(ValueError):
@@ -93,6 +100,9 @@ class Reader:
 
     def _feed(self, data: bytes | bytearray, out: list[Message]) -> None:
         i, n = 0, len(data)
+        if self._msg is None and not self._line and not self._body_left and not self._crlf_left \
+                and n <= FAST_CHUNK and isinstance(data, bytes):
+            i = self._fast_commands(data, out) if self.commands else self._fast_replies(data, out)
         while i < n:
             if self._body_left or self._crlf_left:
                 i = self._body(data, i, n, out)
@@ -108,6 +118,68 @@ class Reader:
             self._line.clear()
             i = eol + 1
             self._on_line(line, consumed, i, out)
+
+    def _fast_commands(self, data: bytes, out: list[Message]) -> int:
+        """Commands of short arguments at the start of `data`; the position after them."""
+        tokens = data.split(b"\r\n")
+        last = len(tokens) - 1  # the bytes after the final CRLF: never a whole token
+        keep = self._keep
+        append = out.append
+        i = pos = 0
+        while i < last:
+            count = FAST_ARGS.get(tokens[i])
+            if count is None:
+                break
+            end = i + 1 + 2 * count
+            if end > last:
+                break
+            values = tokens[i + 2 : end : 2]
+            sizes = [len(v) for v in values]
+            if tokens[i + 1 : end : 2] != [FAST_HEADS.get(size) for size in sizes]:
+                break
+            pos += len(tokens[i]) + 2 + sum(sizes) + sum(map(len, tokens[i + 1 : end : 2])) \
+                + 4 * count
+            items = values if count <= ITEMS_KEPT else values[:ITEMS_KEPT]
+            if max(sizes) > keep:
+                items = [v[:keep] for v in items]
+            append(Message("*", count, items=items, sizes=sizes[:SIZES_KEPT],
+                           size=pos - (out[-1].end if out else 0), end=pos))
+            i = end
+        return pos
+
+    def _fast_replies(self, data: bytes, out: list[Message]) -> int:
+        """Simple replies and short bulk strings at the start of `data`; the position after."""
+        tokens = data.split(b"\r\n")
+        last = len(tokens) - 1
+        keep = self._keep
+        append = out.append
+        i = pos = 0
+        while i < last:
+            token = tokens[i]
+            head = token[:1]
+            if head == b"$":
+                size = FAST_SIZES.get(token)
+                if size is None:
+                    if token != b"$-1":
+                        break
+                    pos += 5
+                    append(Message("$", -1, size=5, end=pos))
+                    i += 1
+                    continue
+                if i + 1 >= last or len(tokens[i + 1]) != size:
+                    break
+                length = len(token) + size + 4
+                pos += length
+                append(Message("$", size, items=[tokens[i + 1][:keep]], size=length, end=pos))
+                i += 2
+            elif head in (b"+", b":", b"-"):
+                pos += len(token) + 2
+                append(Message(head.decode(), text=token[1 : 1 + LINE_KEPT],
+                               size=len(token) + 2, end=pos))
+                i += 1
+            else:
+                break
+        return pos
 
     # -- bulk bodies ----------------------------------------------------------------------
 

@@ -78,3 +78,24 @@ def test_bad_server_input_and_long_lines() -> None:
     reader.feed(b"x" * MAX_LINE)
     with pytest.raises(Malformed, match="longer than 64 KiB"):
         reader.feed(b"x")
+
+
+@pytest.mark.parametrize("step", [1, 5, 64, 100_000])
+def test_commands_fast_and_general_paths_agree(step: int) -> None:
+    """Short commands take the fast path (whole chunks), others the general reader; both give
+    the same messages, ends and sizes however the bytes arrive."""
+    commands = [[b"SET", b"k%d" % i, b"v" * (i * 37 % 300)] for i in range(40)]
+    commands += [[b"SET", b"big", b"x" * 5000], [b"GET", b"a\r\nb"], [b"PING"]]
+    data = b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in c)
+                    for c in commands)
+    reader = Reader(commands=True)
+    got = []
+    offset = 0
+    for i in range(0, len(data), step):
+        got += [(m.items, m.sizes, m.size, offset + m.end) for m in reader.feed(data[i:i + step])]
+        offset += len(data[i : i + step])
+    assert [g[0] for g in got] == [[a[:256] for a in c] for c in commands]
+    assert [g[1] for g in got] == [[len(a) for a in c] for c in commands]
+    ends = [g[3] for g in got]
+    assert [b - a for a, b in zip([0, *ends], ends, strict=False)] == [g[2] for g in got]
+    assert ends[-1] == len(data)
