@@ -292,3 +292,29 @@ async def test_a_close_fault_and_bad_input(server: RedisServer) -> None:
             await client.replies_(1)
     finally:
         await relay.close()
+
+
+async def test_resp3_pushes_are_not_replies(relay: FollowRelay, server: RedisServer) -> None:
+    """Client-side caching (RESP3): invalidation pushes arrive between replies; the follower
+    records them as pushes and keeps matching replies to commands."""
+    client = await Client.open(relay.port)
+    await client.send_raw(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+    while not client.ready:
+        client.ready.extend(client.replies.feed(await client.reader.read(65536)))
+    client.ready.clear()
+    await client.send_raw(b"*3\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\non\r\n"
+                          b"*2\r\n$3\r\nGET\r\n$7\r\ncached1\r\n")
+    while len(client.ready) < 2:
+        client.ready.extend(client.replies.feed(await client.reader.read(65536)))
+    writer = await Client.open(server.port)
+    assert await writer.call("SET", "cached1", "v") == "OK"
+    follower, sink = relay.followers[0]
+    await until(lambda: any(r.method == "PUSH" for r in sink.records), "the invalidation push")
+    await client.send_raw(b"*1\r\n$4\r\nPING\r\n")
+    await until(lambda: any(r.method == "PING" for r in sink.records), "PING's reply")
+    push = next(r for r in sink.records if r.method == "PUSH")
+    assert push.notes["redis"]["push"] == "invalidate" and follower.opaque is None
+    ping = next(r for r in sink.records if r.method == "PING")
+    assert ping.notes["redis"]["reply"]["text"] == "PONG" and ping.notes["redis"]["protocol"] == 3
+    await client.close()
+    await writer.close()
