@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,8 @@ from tests.wire.pg import Cluster, pg_bin, start_cluster
 @pytest.fixture(scope="session")
 def pg_clusters() -> Iterator[list[Cluster]]:
     if pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (Debian package postgresql; .ci/run)")
         pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
     clusters: list[Cluster] = []
     try:
