@@ -18,8 +18,8 @@ def pg_clusters() -> Iterator[list[Cluster]]:
         pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
     clusters: list[Cluster] = []
     try:
-        for _ in range(2):
-            clusters.append(start_cluster())
+        clusters.append(start_cluster())
+        clusters.append(start_cluster(ssl=True))  # the second one accepts TLS
         yield clusters
     finally:
         for cluster in clusters:

@@ -179,3 +179,22 @@ async def test_asyncpg_pipelined_statements(make_engine, pg_clusters) -> None:
     missing = [e for e in stmts if "nowhere" in e.path and e.error]
     assert missing and sql(missing[0])["error"]["sqlstate"] == "42P01"
     assert not any(e.notes.get("postgres", {}).get("opaque") for e in found)
+
+
+async def test_ssl_refused_is_followed_and_tls_is_opaque(make_engine, pg_clusters) -> None:
+    engine = await start(make_engine, pg_clusters)
+    dsn = Cluster.dsn_at(port_of(engine)).replace("sslmode=disable", "sslmode=prefer")
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SELECT 'plain'")  # a refuses TLS: the client goes on in clear
+    await engine.switch("db", "b")
+    dsn = Cluster.dsn_at(port_of(engine)).replace("sslmode=disable", "sslmode=require")
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute("SELECT 'secret'")
+        assert await cur.fetchone() == ("secret",)
+    found = await records(engine, lambda f: sum("postgres" in e.notes for e in f) >= 2)
+    plain, tls = [e for e in found if "postgres" in e.notes][:2]
+    assert plain.notes["postgres"]["encryption"] == "refused" and plain.target == "a"
+    assert "opaque" not in plain.notes["postgres"]
+    assert tls.notes["postgres"]["encryption"] == "tls" and tls.target == "b"
+    assert "TLS" in tls.notes["postgres"]["opaque"]
+    assert [e.path for e in statements(found)] == ["SELECT 'plain'"]
