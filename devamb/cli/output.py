@@ -120,6 +120,14 @@ def print_status(status: Status) -> None:
                 )
     for service in status["services"]:
         for target in service["targets"]:
+            connections = target.get("connections")
+            if connections and (connections["draining"] or (
+                    connections["open"] and not target["active"])):
+                waiting = (f", {connections['draining']} waiting for a safe point to close"
+                           if connections["draining"] else "")
+                console.print(f"  [dim]{service['name']}/{target['name']}:[/] "
+                              f"{connections['open']} connection(s) still open{waiting}",
+                              highlight=False)
             reach = (target.get("details") or {}).get("reach") or {}
             if reach.get("reason"):
                 console.print(
