@@ -49,7 +49,6 @@ PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
-SPACE = re.compile(r"\s+")
 
 
 def _keep_client(kind: int) -> int:
@@ -309,11 +308,12 @@ class PostgresFollower(Follower):
 
     def _begin(self, sql: str, kind: str, **extra: Any) -> Exchange:
         exchange = self.sink.begin()
-        verb = VERB.match(sql.encode("utf-8", "replace"))
+        raw = sql.encode("utf-8", "replace")
+        verb = VERB.match(raw)
         exchange.method = verb.group(1).decode().upper() if verb else kind.upper()
         exchange.path = _one_line(sql)
-        exchange.request_body.add(sql.encode("utf-8", "replace"))
-        truncated = len(sql.encode("utf-8", "replace")) >= SQL_KEPT
+        exchange.request_body.add(raw)
+        truncated = len(raw) >= SQL_KEPT
         exchange.notes["sql"] = {"statement": sql, "truncated": truncated, "kind": kind,
                                  "connection": self.sink.connection().id, **extra}
         if self.fault_names:
@@ -573,7 +573,7 @@ class PostgresFollower(Follower):
 
 
 def _one_line(sql: str) -> str:
-    line = SPACE.sub(" ", sql).strip()
+    line = " ".join(sql[:PATH_CHARS * 4].split())
     return line if len(line) <= PATH_CHARS else line[:PATH_CHARS - 1] + "…"
 
 
