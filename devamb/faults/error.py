@@ -38,7 +38,8 @@ def parse(node: Node, protocol: str) -> Params | None:
             return None
         child = node.child("sqlstate")
         raw = child.value
-        code = f"{raw:05d}" if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        whole = isinstance(raw, int) and not isinstance(raw, bool) and 10000 <= raw <= 99999
+        code = str(raw) if whole else raw  # 40001 unquoted is fine; 08006 must be quoted
         if not isinstance(code, str) or not SQLSTATE.match(code):
             child.problem(f"{raw!r} is not a SQLSTATE: five digits or capital letters, "
                           f"quoted (e.g. '40001')")

@@ -189,10 +189,10 @@ def _match(node: Node, protocol: str) -> Match | None:
         if not node.mapping(keys):
             return None
         fields = {k: node.child(k).string() for k in keys if node.has(k)}
-        if not fields:
+        if not fields and not node.value:  # (an unknown key alone is reported as such)
             node.problem(f"'match' on a {protocol} service needs one of {', '.join(keys)}")
             return None
-        if any(v is None for v in fields.values()):
+        if not fields or any(v is None for v in fields.values()):
             return None
         return Match(command={k: v for k, v in fields.items() if v is not None})
     if protocol == "tcp":

@@ -71,13 +71,16 @@ class Splitter:
                     length = int.from_bytes(raw[0:4])
                 if length < 4:
                     raise Malformed(f"message length {length} (below 4)")
-                self.length = self.left = length - 4
-                self.want = min(self.keep(self.type), self.left)
-                if self.left == 0:
-                    self.left = -1
+                size = length - 4
+                want = min(self.keep(self.type), size)
+                if i + size <= n:  # the common case: the whole body is in this chunk
+                    body = bytes(data[i:i + want]) if want else b""
+                    i += size
                     self.end = i
-                    self.on_message(self.type, b"", 0)
+                    self.on_message(self.type, body, size)
                     continue
+                self.length = self.left = size
+                self.want = want
                 self.body = bytearray()
             take = min(self.left, n - i)
             room = self.want - len(self.body)

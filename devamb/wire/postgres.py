@@ -49,7 +49,6 @@ PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
-SPACE = re.compile(r"\s+")
 
 
 def _keep_client(kind: int) -> int:
@@ -108,21 +107,36 @@ class PostgresFollower(Follower):
         self.splits: list[tuple[int, bytes]] = []
         self.released_items: list[Item] = []  # answers `resolve` made that can go at once
         self.held_since: float | None = None
+        self.out: list[Item] = []  # what the gate lets go, in order
 
     # -- the relay's calls ----------------------------------------------------------------
 
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        if not self.gbuf and self.awaiting is None and self.released is None and not (
-            self.gating and self.client.between and not self.pass_left and self.started
-        ) and not self.swallowing:
+        held = (self.gbuf or self.awaiting is not None or self.released is not None
+                or self.pass_left or self.swallowing or self.released_items)
+        if not held and not (self.gating and self.started and self.client.between):
             try:
-                self.client.feed(data)
+                self.client.feed(data)  # only observing: the relay forwards `data` itself
             except Malformed as exc:
                 self.lose_sync(f"client: {exc}")
+            except Exception as exc:  # a bug here must not break the app's connection
+                self.lose_sync(f"devamb could not follow the client: {exc!r}")
             return None
-        return self._gate(data)
+        self.out = []
+        try:
+            self._gate(data)
+        except Exception as exc:
+            self.lose_sync(f"devamb could not follow the client: {exc!r}")
+        out, self.out = self.out, []
+        if self.opaque is not None:  # relay whatever it still held, as it came
+            for held_bytes in (self.awaiting, self.released, bytes(self.gbuf)):
+                if held_bytes:
+                    out.append(held_bytes)
+            self.awaiting = self.released = None
+            self.gbuf.clear()
+        return out
 
     def server_data(self, data: bytes) -> list[bytes] | None:
         if self.opaque is not None:
@@ -132,6 +146,8 @@ class PostgresFollower(Follower):
             self.server.feed(data)
         except Malformed as exc:
             self.lose_sync(f"server: {exc}")
+        except Exception as exc:
+            self.lose_sync(f"devamb could not follow the server: {exc!r}")
         if not self.splits:
             return None
         pieces: list[bytes] = []
@@ -173,13 +189,16 @@ class PostgresFollower(Follower):
 
     # -- gating ---------------------------------------------------------------------------
 
-    def _gate(self, data: bytes) -> list[Item]:
-        out, self.released_items = self.released_items, []
+    def _gate(self, data: bytes) -> None:
+        """Hold the client's bytes at command boundaries; what may go is put in `self.out`."""
+        buf = self.gbuf
+        buf += data
+        out = self.out
+        out += self.released_items
+        self.released_items = []
         if self.released is not None:
             message, self.released = self.released, None
             self._forward(message, out)
-        buf = self.gbuf
-        buf += data
         while self.awaiting is None and self.opaque is None:
             if self.pass_left:
                 take = min(self.pass_left, len(buf))
@@ -198,9 +217,7 @@ class PostgresFollower(Follower):
             length = int.from_bytes(buf[1:5] if typed else buf[0:4])
             if length < 4:
                 self.lose_sync(f"client: message length {length} (below 4)")
-                out.append(bytes(buf))
-                buf.clear()
-                break
+                break  # client_data relays what is held
             kind = buf[0] if typed else 0
             total = length + (1 if typed else 0)
             if total > GATE_CAP:  # too large to hold: streamed, never decided on
@@ -222,7 +239,6 @@ class PostgresFollower(Follower):
                 out.append(Decide(command))
                 break
             self._forward(message, out)
-        return out
 
     def _forward(self, data: bytes, out: list[Item]) -> None:
         try:
@@ -264,7 +280,8 @@ class PostgresFollower(Follower):
         exchange.notes["sql"]["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
                                           "message": text, "injected": True}
         exchange.notes["sql"]["transaction"] = pg.TRANSACTION[ord(self._answered_status())]
-        exchange.finish(error=f"{sqlstate} {text} (injected)")
+        injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
+        exchange.finish(error=f"{sqlstate} {text}{injected}")
         self.sink.finish(exchange)
         items = self._inject(pg.error_response(sqlstate, text))
         if kind == 0x51:
@@ -291,11 +308,12 @@ class PostgresFollower(Follower):
 
     def _begin(self, sql: str, kind: str, **extra: Any) -> Exchange:
         exchange = self.sink.begin()
-        verb = VERB.match(sql.encode("utf-8", "replace"))
+        raw = sql.encode("utf-8", "replace")
+        verb = VERB.match(raw)
         exchange.method = verb.group(1).decode().upper() if verb else kind.upper()
         exchange.path = _one_line(sql)
-        exchange.request_body.add(sql.encode("utf-8", "replace"))
-        truncated = len(sql.encode("utf-8", "replace")) >= SQL_KEPT
+        exchange.request_body.add(raw)
+        truncated = len(raw) >= SQL_KEPT
         exchange.notes["sql"] = {"statement": sql, "truncated": truncated, "kind": kind,
                                  "connection": self.sink.connection().id, **extra}
         if self.fault_names:
@@ -555,7 +573,7 @@ class PostgresFollower(Follower):
 
 
 def _one_line(sql: str) -> str:
-    line = SPACE.sub(" ", sql).strip()
+    line = " ".join(sql[:PATH_CHARS * 4].split())
     return line if len(line) <= PATH_CHARS else line[:PATH_CHARS - 1] + "…"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,11 +13,13 @@ from tests.wire.pg import Cluster, pg_bin, start_cluster
 @pytest.fixture(scope="session")
 def pg_clusters() -> Iterator[list[Cluster]]:
     if pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (Debian package postgresql; .ci/run)")
         pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
     clusters: list[Cluster] = []
     try:
-        for _ in range(2):
-            clusters.append(start_cluster())
+        clusters.append(start_cluster())
+        clusters.append(start_cluster(ssl=True))  # the second one accepts TLS
         yield clusters
     finally:
         for cluster in clusters:

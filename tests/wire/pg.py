@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.certs import certificates
 from tests.conftest import free_port
 
 USER = "app"
@@ -62,9 +63,9 @@ def _as_owner(args: list[str], check: bool = True) -> None:
         raise RuntimeError(f"{args[-1]!r} failed: {done.stdout}{done.stderr}")
 
 
-def start_cluster() -> Cluster:
+def start_cluster(ssl: bool = False) -> Cluster:
     """A new cluster in its own directory under the system's temp dir (which `nobody` can
-    reach, unlike pytest's private temp dirs)."""
+    reach, unlike pytest's private temp dirs); with `ssl`, it accepts TLS (SSLRequest)."""
     binaries = pg_bin()
     assert binaries is not None
     base = Path(tempfile.mkdtemp(prefix="devamb-pg-"))
@@ -74,9 +75,17 @@ def start_cluster() -> Cluster:
     if os.geteuid() == 0:
         shutil.chown(base, "nobody", "nogroup")
         shutil.chown(pwfile, "nobody", "nogroup")
+    port = free_port()
     _as_owner([str(binaries / "initdb"), "-D", str(data), "-U", USER, "-A", "scram-sha-256",
                f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8"])
-    port = free_port()
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    if ssl:
+        _, cert, key = certificates(base)
+        key.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(cert, "nobody", "nogroup")
+            shutil.chown(key, "nobody", "nogroup")
+        options += f" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
     _as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-               f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+               options, "start"])
     return Cluster(data, port, binaries)

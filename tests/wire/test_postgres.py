@@ -179,3 +179,50 @@ async def test_asyncpg_pipelined_statements(make_engine, pg_clusters) -> None:
     missing = [e for e in stmts if "nowhere" in e.path and e.error]
     assert missing and sql(missing[0])["error"]["sqlstate"] == "42P01"
     assert not any(e.notes.get("postgres", {}).get("opaque") for e in found)
+
+
+async def test_ssl_refused_is_followed_and_tls_is_opaque(make_engine, pg_clusters) -> None:
+    engine = await start(make_engine, pg_clusters)
+    dsn = Cluster.dsn_at(port_of(engine)).replace("sslmode=disable", "sslmode=prefer")
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("SELECT 'plain'")  # a refuses TLS: the client goes on in clear
+    await engine.switch("db", "b")
+    dsn = Cluster.dsn_at(port_of(engine)).replace("sslmode=disable", "sslmode=require")
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute("SELECT 'secret'")
+        assert await cur.fetchone() == ("secret",)
+    found = await records(engine, lambda f: sum("postgres" in e.notes for e in f) >= 2)
+    plain, tls = [e for e in found if "postgres" in e.notes][:2]
+    assert plain.notes["postgres"]["encryption"] == "refused" and plain.target == "a"
+    assert "opaque" not in plain.notes["postgres"]
+    assert tls.notes["postgres"]["encryption"] == "tls" and tls.target == "b"
+    assert "TLS" in tls.notes["postgres"]["opaque"]
+    assert [e.path for e in statements(found)] == ["SELECT 'plain'"]
+
+
+async def test_listen_notify_and_copy_out_are_shown_as_such(make_engine, pg_clusters) -> None:
+    engine = await start(make_engine, pg_clusters)
+    dsn = Cluster.dsn_at(port_of(engine))
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as listener, \
+            await psycopg.AsyncConnection.connect(dsn, autocommit=True) as sender:
+        await listener.execute("LISTEN orders_changed")
+        await sender.execute("NOTIFY orders_changed, 'order 42'")
+        gen = listener.notifies(timeout=20, stop_after=1)
+        got = [n async for n in gen]
+        assert [(n.channel, n.payload) for n in got] == [("orders_changed", "order 42")]
+        async with sender.cursor() as cur:
+            rows = []
+            async with cur.copy("COPY (SELECT generate_series(1, 100)) TO STDOUT") as copy:
+                async for row in copy.rows():
+                    rows.append(row)
+            assert len(rows) == 100
+    found = await records(engine, lambda f: any(e.method == "NOTIFY" and sql(e)["kind"] ==
+                                                "notify" for e in statements(f)))
+    push = next(e for e in statements(found) if sql(e)["kind"] == "notify")
+    assert sql(push)["channel"] == "orders_changed" and sql(push)["payload"] == "order 42"
+    assert push.path == "NOTIFY orders_changed"
+    copy_out = next(e for e in statements(found) if e.method == "COPY")
+    assert sql(copy_out)["copy"]["direction"] == "out" and sql(copy_out)["copy"]["bytes"] > 0
+    assert sql(copy_out)["tag"] == "COPY 100"
+    listen = next(e for e in statements(found) if e.method == "LISTEN")
+    assert sql(listen)["tag"] == "LISTEN"
