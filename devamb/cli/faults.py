@@ -54,6 +54,9 @@ def list_faults(profile_name: str | None, service: str | None, as_json: bool) ->
 @click.option("--method", multiple=True, help="Only these HTTP methods (repeatable).")
 @click.option("--path", help="Only paths matching this glob, e.g. '/charge*'.")
 @click.option("--header", multiple=True, help="Only requests with 'Name: glob' (repeatable).")
+@click.option("--sql", help="postgres: only statements containing this text (or glob).")
+@click.option("--command", "redis_command", help="redis: only this command (a glob), e.g. GET.")
+@click.option("--key", help="redis: only commands whose first key matches this glob.")
 @click.option("--times", type=int, help="Fire this many times, then turn off.")
 @click.option("--after", type=int, help="Let this many matching exchanges through first.")
 @click.option("--for", "duration", help="Turn off after this long, e.g. 30s.")
@@ -77,6 +80,12 @@ def add_fault(ctx: click.Context, profile_name: str | None, service: str, kind: 
         match["path"] = options["path"]
     if options["header"]:
         match["header"] = dict(_header(h) for h in options["header"])
+    if options["sql"]:
+        match["sql"] = options["sql"]
+    if options["redis_command"]:
+        match["command"] = options["redis_command"]
+    if options["key"]:
+        match["key"] = options["key"]
     if match:
         spec["match"] = match
     added = run(call(profile_name, "add_fault", service, spec))
@@ -90,10 +99,17 @@ def _kind_options(args: list[str]) -> dict[str, Any]:
     i = 0
     while i < len(args):
         flag = args[i]
+        if flag.startswith("--") and "=" in flag:  # --reply='-READONLY …': a value that starts
+            flag, value = flag.split("=", 1)  # with '-' is given this way
+            key = flag[2:].replace("-", "_")
+            options[key] = value if key == "reply" else yaml.safe_load(value)  # (as written)
+            i += 1
+            continue
         if not flag.startswith("--") or i + 1 >= len(args):
             fail(f"expected '--OPTION VALUE' pairs for the kind's settings, got {flag!r}", 2)
         key = flag[2:].replace("-", "_")
-        options[key] = yaml.safe_load(args[i + 1])  # 503 -> int, 0.5 -> float, 300ms -> str
+        value = args[i + 1]  # 503 -> int, 0.5 -> float, 300ms -> str; a Redis reply as written
+        options[key] = value if key == "reply" else yaml.safe_load(value)
         i += 2
     return options
 

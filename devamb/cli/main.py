@@ -347,9 +347,15 @@ def status(profile_name: str | None, as_json: bool) -> None:
 @profile_option
 @click.argument("service")
 @click.argument("target")
-def switch(profile_name: str | None, service: str, target: str) -> None:
-    """Re-point SERVICE at TARGET; exchanges in flight finish where they started."""
-    run(call(profile_name, "switch", service, target))
+@click.option("--drain", "on_switch", flag_value="drain", default=None,
+              help="Close each connection to the old target at its next safe point "
+                   "(postgres, redis).")
+@click.option("--close", "on_switch", flag_value="close",
+              help="Reset the connections to the old target now (tcp, postgres, redis).")
+def switch(profile_name: str | None, service: str, target: str, on_switch: str | None) -> None:
+    """Re-point SERVICE at TARGET; exchanges in flight finish where they started. Open TCP
+    connections follow the service's `on_switch` unless --drain or --close says otherwise."""
+    run(call(profile_name, "switch", service, target, on_switch))
     click.echo(f"{service} -> {target}")
 
 

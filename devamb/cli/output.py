@@ -141,6 +141,14 @@ def print_status(status: Status) -> None:
                 )
     for service in status["services"]:
         for target in service["targets"]:
+            connections = target.get("connections")
+            if connections and (connections["draining"] or (
+                    connections["open"] and not target["active"])):
+                waiting = (f", {connections['draining']} waiting for a safe point to close"
+                           if connections["draining"] else "")
+                console.print(f"  [dim]{service['name']}/{target['name']}:[/] "
+                              f"{connections['open']} connection(s) still open{waiting}",
+                              highlight=False)
             reach = (target.get("details") or {}).get("reach") or {}
             if reach.get("reason"):
                 console.print(
@@ -209,6 +217,34 @@ def print_detail(detail: dict[str, Any]) -> None:
     call = (detail.get("notes") or {}).get("grpc")
     if call is not None:
         _print_grpc(call)
+    statement = (detail.get("notes") or {}).get("sql")
+    if isinstance(statement, dict):
+        _print_sql(statement)
+    connection = (detail.get("notes") or {}).get("postgres")
+    if isinstance(connection, dict):
+        console.rule("postgres connection")
+        for key, value in connection.items():
+            console.print(f"[cyan]{key}[/]: {value}", highlight=False)
+
+
+def _print_sql(note: dict[str, Any]) -> None:
+    """A PostgreSQL statement: parameters, outcome, transaction state."""
+    outcome = note.get("tag") or ("error" if note.get("error") else "-")
+    console.rule(f"sql ({note.get('kind')}): {outcome}")
+    if note.get("name"):
+        console.print(f"[dim]prepared statement[/] {note['name']}", highlight=False)
+    for i, param in enumerate(note.get("params") or [], 1):
+        console.print(f"${i} {param.get('type')}: {param.get('value')}", highlight=False,
+                      markup=False)
+    parts = [f"{note.get('rows', 0)} row(s)", f"transaction {note.get('transaction', '?')}"]
+    if note.get("copy"):
+        parts.append(f"copy {note['copy'].get('direction')} {note['copy'].get('bytes')} B")
+    console.print(f"[dim]{', '.join(parts)}[/]", highlight=False)
+    error = note.get("error")
+    if isinstance(error, dict):
+        for key in ("sqlstate", "severity", "message", "detail", "hint"):
+            if error.get(key):
+                console.print(f"[red]{key}[/]: {error[key]}", highlight=False)
 
 
 def _print_grpc(call: dict[str, Any]) -> None:

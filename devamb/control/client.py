@@ -120,8 +120,8 @@ class ControlClient:
     async def status(self) -> Status:
         return await self._call(ROUTES.status)
 
-    async def switch(self, service: str, target: str) -> None:
-        await self._call(ROUTES.switch, service=service, target=target)
+    async def switch(self, service: str, target: str, on_switch: str | None = None) -> None:
+        await self._call(ROUTES.switch, service=service, target=target, on_switch=on_switch)
 
     async def exchanges(
         self, limit: int = 100, filter: str | None = None

@@ -20,6 +20,7 @@ class TargetStatus(TypedDict):
     active: bool
     details: dict[str, Any]  # kind-specific: container name/id/state, resolved endpoints, ...
     breaker: NotRequired[dict[str, Any]]  # {state, in_flight, rejected, recent_failures}
+    connections: NotRequired[dict[str, int]]  # tcp-like services: {open, draining} to it
 
 
 class ServiceStats(TypedDict):
@@ -143,8 +144,9 @@ class EngineUnavailable(ControlError):
 class EngineControl(Protocol):
     async def status(self) -> Status: ...
 
-    async def switch(self, service: str, target: str) -> None:
-        """Re-point `service` at `target`; raises ControlError naming what is unknown."""
+    async def switch(self, service: str, target: str, on_switch: str | None = None) -> None:
+        """Re-point `service` at `target`; raises ControlError naming what is unknown.
+        `on_switch` (drain | close | keep) overrides the service's for its open connections."""
 
     async def exchanges(
         self, limit: int = 100, filter: str | None = None

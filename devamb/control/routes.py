@@ -173,7 +173,8 @@ class Routes:
     status: Route[Status] = Route("status", "GET", "/v1/status")
     switch: Route[None] = Route(
         "switch", "POST", "/v1/switch",
-        (_service(), Arg("target", "body", str)),
+        (_service(), Arg("target", "body", str),
+         Arg("on_switch", "body", str, required=False)),
         answer=lambda _, a: {"service": a["service"], "target": a["target"]},
         unwrap=_nothing,
     )  # fmt: skip

@@ -31,11 +31,13 @@ from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
 from devamb.toxiproxy.address import parse_profile_key
 from devamb.tunnel.spec import BastionSpec, check_via, parse_bastions
+from devamb.wire import TCP_PROTOCOLS, WIRE_PROTOCOLS, transport
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
 RESERVED_TARGETS = frozenset({"devamb"})
-PROTOCOLS = ("http", "tcp", "http2", "grpc")
+PROTOCOLS = ("http", "tcp", "http2", "grpc", *WIRE_PROTOCOLS)
+ON_SWITCH = ("drain", "close", "keep")
 TOP_KEYS = (
     "version", "name", "services", "scenarios", "inspect", "toxiproxy_api", "export", "bastions",
 )
@@ -43,7 +45,7 @@ INSPECT_KEYS = ("bodies", "keep", "redact", "redaction")
 SERVICE_KEYS = (
     "listen", "protocol", "target", "targets", "timeout", "keep_host", "target_header", "faults",
     "header_faults", "inspect", "connect_timeout", "per_try_timeout", "retries", "circuit_breaker",
-    "proto", "descriptor_set", "tls",
+    "proto", "descriptor_set", "tls", "on_switch", "redact_params",
 )
 PLANNED_SERVICE_KEYS = {
     key: f"{key!r} is not supported by this version of devamb yet"
@@ -181,6 +183,9 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     before = len(node.reader.problems)
     listen = _listen(node.child("listen")) if node.has("listen") else None
     protocol = node.child("protocol").one_of(PROTOCOLS) if node.has("protocol") else "http"
+    wire = protocol  # postgres, redis: the targets and connection faults see tcp
+    protocol = transport(protocol) if protocol is not None else None
+    on_switch, redact_params = _wire_keys(node, wire)
     targets = _targets(node.child("targets"), protocol or "http") if node.has("targets") else {}
     active = _active_target(node, targets) if node.has("targets") else None
     timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
@@ -188,7 +193,7 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     header = node.child("target_header").boolean() if node.has("target_header") else True
     kinds = {name: spec.kind for name, spec in targets.items()}
     faults = (
-        _faults(node.child("faults"), protocol or "http", kinds) if node.has("faults") else {}
+        _faults(node.child("faults"), wire or "http", kinds) if node.has("faults") else {}
     )
     header_faults = (
         node.child("header_faults").boolean() if node.has("header_faults") else False
@@ -218,10 +223,13 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     if not complete or len(node.reader.problems) > before or listen is None or protocol is None:
         return None, listen
     assert active is not None and timeout is not None
+    assert wire is not None
     return ServiceSpec(
         name=name,
         listen=listen,
-        protocol=protocol,
+        protocol=wire,
+        on_switch=on_switch,
+        redact_params=redact_params,
         target=active,
         targets=targets,
         timeout=timeout,
@@ -239,6 +247,31 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
         schema=None if schema is None else schema.schema,
         schema_files=() if schema is None else schema.files,
     ), listen
+
+
+def _wire_keys(node: Node, protocol: str | None) -> tuple[str, bool]:
+    """`on_switch` (tcp, postgres, redis) and `redact_params` (postgres)."""
+    default = "drain" if protocol in WIRE_PROTOCOLS else "keep"
+    on_switch = default
+    if node.has("on_switch"):
+        if protocol not in TCP_PROTOCOLS:
+            node.child("on_switch").problem("'on_switch' applies to tcp, postgres and redis "
+                                            "services (their connections outlive a switch)",
+                                            key=True)
+        else:
+            chosen = node.child("on_switch").one_of(ON_SWITCH)
+            if chosen == "drain" and protocol == "tcp":
+                node.child("on_switch").problem("'drain' needs a protocol devamb reads (postgres "
+                                                "or redis): a tcp relay has no safe point; use "
+                                                "close or keep")
+            on_switch = chosen or default
+    redact = False
+    if node.has("redact_params"):
+        if protocol != "postgres":
+            node.child("redact_params").problem("'redact_params' applies to postgres services",
+                                                key=True)
+        redact = bool(node.child("redact_params").boolean())
+    return on_switch, redact
 
 
 def _scenarios(root: Node, services: dict[str, ServiceSpec]) -> dict[str, ScenarioSpec]:

@@ -180,8 +180,8 @@ class Engine:
     async def status(self) -> Status:
         return await self.desks.services.status()
 
-    async def switch(self, service: str, target: str) -> None:
-        await self.desks.services.switch(service, target)
+    async def switch(self, service: str, target: str, on_switch: str | None = None) -> None:
+        await self.desks.services.switch(service, target, on_switch)
 
     async def metrics(self) -> str:
         return await self.desks.services.metrics()

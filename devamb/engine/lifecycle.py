@@ -34,6 +34,7 @@ RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flig
 Listener = HttpListener | Http2Listener | TcpListener
 LISTENERS: dict[str, type[Listener]] = {
     "http": HttpListener, "http2": Http2Listener, "grpc": Http2Listener, "tcp": TcpListener,
+    "postgres": TcpListener, "redis": TcpListener,
 }
 FaultsChanged = Callable[[str, str | None], None]  # (service, why): a service's faults changed
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
     from devamb.proxy.request import FrontRequest
     from devamb.proxy.response import StreamResponse
+    from devamb.wire.follower import Action
 
 Stream = AsyncIterator[bytes]
 Pieces = AsyncGenerator[bytes, None]  # what a shaper lets out of one chunk
@@ -170,6 +171,12 @@ class Fault:
     def close_delay(self) -> float:
         """Seconds the end of a response or the close of a TCP connection is delayed."""
         return 0.0
+
+    # -- commands (protocol-aware TCP services: postgres, redis) ------------------------------
+
+    def on_command(self, name: str) -> Action | None:
+        """What to do with one command this fault fired on (wire/follower.py); None: nothing."""
+        return None
 
     # -- HTTP ---------------------------------------------------------------------------------
 

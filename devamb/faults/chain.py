@@ -22,7 +22,8 @@ from devamb.faults.spec import FaultSpec
 class FaultState:
     """One fault with its counters. The wrapper decides *whether*; the kind decides *what*."""
 
-    __slots__ = ("enabled_at", "fault", "fired", "last_fired", "on_expire", "seen", "spec")
+    __slots__ = ("enabled_at", "fault", "fired", "last_fired", "on_expire", "per_command",
+                 "seen", "spec")
 
     def __init__(self, spec: FaultSpec, ctx: FaultContext, protocol: str,
                  on_expire: Callable[[FaultState, str, bool], None],
@@ -36,6 +37,7 @@ class FaultState:
         self.last_fired: float | None = None
         self.enabled_at = ctx.clock() if spec.enabled else None
         self.on_expire = on_expire
+        self.per_command = spec.per_command
 
     @property
     def enabled(self) -> bool:
@@ -55,13 +57,19 @@ class FaultState:
             now - self.enabled_at >= duration
         )
 
-    def roll(self, ctx: FaultContext, request: tuple[str, str, Mapping[str, str]] | None) -> bool:
+    def roll(self, ctx: FaultContext, request: tuple[str, str, Mapping[str, str]] | None,
+             command: Mapping[str, str] | None = None) -> bool:
         spec = self.spec
+        if self.per_command != (command is not None):
+            return False  # rolled for each command, or for each connection / request
         now = ctx.clock()
         if self.expired(now):
             self.on_expire(self, f"its time ({spec.duration:g}s) is up", True)
             return False
-        if spec.match is not None and request is not None and not spec.match.matches(*request):
+        if spec.match is not None and command is not None:
+            if not spec.match.matches_command(command):
+                return False
+        elif spec.match is not None and request is not None and not spec.match.matches(*request):
             return False
         self.seen += 1
         if self.seen <= spec.after:
@@ -178,16 +186,19 @@ class Plan:
 class FaultChain:
     """An immutable, ordered set of fault states; replaced whole when faults change."""
 
-    __slots__ = ("armed", "states")
+    __slots__ = ("armed", "command_armed", "states")
 
     def __init__(self, states: tuple[FaultState, ...] = ()) -> None:
         self.states = tuple(sorted(states, key=lambda s: type(s.fault).ORDER))
-        self.armed = any(s.enabled for s in self.states)
+        self.armed = any(s.enabled and not s.per_command for s in self.states)
+        self.command_armed = any(s.enabled and s.per_command for s in self.states)
 
     def roll(self, ctx: FaultContext,
-             request: tuple[str, str, Mapping[str, str]] | None = None) -> Plan | None:
-        """Which faults fire for this exchange; None when none does."""
-        fired = [s for s in self.states if s.enabled and s.roll(ctx, request)]
+             request: tuple[str, str, Mapping[str, str]] | None = None,
+             command: Mapping[str, str] | None = None) -> Plan | None:
+        """Which faults fire for this exchange (or, given `command`, this command of a
+        postgres/redis connection); None when none does."""
+        fired = [s for s in self.states if s.enabled and s.roll(ctx, request, command)]
         if not fired:
             return None
         return Plan([s.fault for s in fired], [s.spec.name for s in fired])

@@ -22,6 +22,7 @@ from devamb.faults.base import (
     Shaper,
 )
 from devamb.profile.reader import Node
+from devamb.wire.follower import Action, Delay
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -51,7 +52,7 @@ def parse(node: Node, protocol: str) -> Params | None:
         "uniform"
     )
     on = node.child("on").one_of(("request", "response")) if node.has("on") else "request"
-    if node.has("on") and protocol == "tcp":
+    if node.has("on") and protocol in ("tcp", "postgres", "redis"):
         node.child("on").problem("'on' is for http services: on tcp, latency delays each "
                                  "chunk in its direction (see 'direction')", key=True)
         return None
@@ -113,6 +114,9 @@ class LatencyFault(Fault):
         if self.params.on == "request" and not self.params.per_message:
             return not await call.delay(self.sample())
         return False
+
+    def on_command(self, name: str) -> Action | None:
+        return Delay(self.sample())
 
     def shapes(self, direction: str) -> bool:
         if self.protocol in H2_PROTOCOLS and not self.params.per_message:

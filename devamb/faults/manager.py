@@ -13,6 +13,7 @@ from devamb.faults.base import Fault, FaultContext
 from devamb.faults.chain import FaultChain, FaultState, Plan
 from devamb.faults.live import live_plan
 from devamb.faults.spec import FaultSpec
+from devamb.wire import transport
 
 DELAY_HEADER = "x-devamb-fault-delay"  # milliseconds
 ABORT_HEADER = "x-devamb-fault-abort"  # an HTTP status
@@ -39,7 +40,7 @@ class FaultManager:
         self._swapped = asyncio.Event()  # set (and replaced) at each change of the chain
 
     def _state(self, spec: FaultSpec) -> FaultState:
-        return FaultState(spec, self.ctx, self.protocol, self._expire)
+        return FaultState(spec, self.ctx, transport(self.protocol), self._expire)
 
     def _swap(self, states: list[FaultState], why: str | None = None, *,
               release: bool = True) -> None:
@@ -144,6 +145,14 @@ class FaultManager:
     async def swapped(self) -> None:
         """Wait for the next change of the faults."""
         await self._swapped.wait()
+    @property
+    def command_armed(self) -> bool:
+        """Command-level faults are on: a postgres/redis relay stops at each command."""
+        return self.chain.command_armed
+
+    def roll_command(self, fields: Mapping[str, str]) -> Plan | None:
+        """The command-level faults that fire for one command (`fields`: what `match:` sees)."""
+        return self.chain.roll(self.ctx, None, fields) if self.chain.command_armed else None
 
     def _from_headers(self, headers: Mapping[str, str]) -> builtins.list[Fault]:
         """Envoy-style faults a client asks for on one request (when the service allows it)."""

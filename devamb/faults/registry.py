@@ -11,6 +11,7 @@ from devamb.faults import (
     abort,
     bandwidth,
     down,
+    error,
     latency,
     limit_data,
     malformed,
@@ -67,5 +68,6 @@ KINDS: dict[str, FaultKind] = {
         FaultKind("slow_close", slow_close.KEYS, slow_close.parse, slow_close.SlowCloseFault),
         FaultKind("malformed", malformed.KEYS, malformed.parse, malformed.MalformedFault),
         FaultKind("down", down.KEYS, down.parse, down.DownFault),
+        FaultKind("error", error.KEYS, error.parse, error.ErrorFault),
     )
 }

@@ -26,6 +26,7 @@ from devamb.faults.base import (
 from devamb.profile.reader import Node
 from devamb.proxy.connection import reset
 from devamb.proxy.response import Response
+from devamb.wire.follower import Action, Close
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -84,6 +85,9 @@ class ResetFault(Fault):
 
     def refuses(self) -> bool:
         return self.params.after_bytes is None and self.protocol == "tcp"
+
+    def on_command(self, name: str) -> Action | None:
+        return Close(reset=True, reason=f"fault {name}: connection reset at this command")
 
     async def before_upstream(
         self, request: FrontRequest, exchange: Exchange

@@ -128,7 +128,7 @@ def _added_fault(scenario: str, index: int, add: Node, services: Mapping[str, An
         return parse_fault(fault_name, Node(add.reader, add.path, value), service.protocol,
                            kinds)
     found: list[set[Problem]] = []
-    for protocol in ("http", "tcp", "grpc"):
+    for protocol in ("http", "tcp", "grpc", "postgres", "redis"):
         scratch = Reader(add.reader.source, add.reader.interpolator)
         parse_fault(fault_name, Node(scratch, add.path, value), protocol)
         found.append(set(scratch.problems))

@@ -14,9 +14,13 @@ from devamb.faults.registry import KINDS
 from devamb.profile.env import Interpolator
 from devamb.profile.reader import Node, Reader
 from devamb.profile.source import Source
+from devamb.wire import transport
 
 COMMON_KEYS = ("kind", "enabled", "probability", "direction", "match", "times", "after", "for")
 MATCH_KEYS = ("method", "path", "header")
+# what `match:` compares on a protocol-aware TCP service: fields of each command
+COMMAND_MATCH_KEYS = {"postgres": ("sql",), "redis": ("command", "key")}
+COMMAND_KINDS = ("latency", "reset", "error")  # kinds that can act on one command
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,27 @@ class Match:
     methods: frozenset[str] = frozenset()
     path: str | None = None  # a glob: /charge*, /api/*/items
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> value glob
+    command: Mapping[str, str] = field(default_factory=dict)  # postgres/redis: field -> pattern
+
+    def matches_command(self, fields: Mapping[str, str]) -> bool:
+        """A command of a protocol-aware TCP service: `sql` matches when its text contains the
+        pattern (case and runs of spaces ignored; a glob when it has * ? or [), other fields
+        (a Redis command, key) as case-insensitive globs."""
+        for name, pattern in self.command.items():
+            value = fields.get(name)
+            if value is None:
+                return False
+            if name == "sql":
+                text = " ".join(value.split()).lower()
+                wanted = " ".join(pattern.split()).lower()
+                if any(c in wanted for c in "*?["):
+                    if not fnmatch.fnmatchcase(text, wanted):
+                        return False
+                elif wanted not in text:
+                    return False
+            elif not fnmatch.fnmatchcase(value.lower(), pattern.lower()):
+                return False
+        return True
 
     def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
         if self.methods and method not in self.methods:
@@ -42,6 +67,7 @@ class Match:
     def describe(self) -> str:
         parts = [*sorted(self.methods)] + ([self.path] if self.path else [])
         parts += [f"{k}: {v}" for k, v in self.headers.items()]
+        parts += [f"{k}: {v}" for k, v in self.command.items()]
         return " ".join(parts)
 
 
@@ -57,6 +83,11 @@ class FaultSpec:
     times: int | None = None  # fire this many times, then disable
     after: int = 0  # let this many matching exchanges through first
     duration: float | None = None  # `for:` seconds after enabling, then disable
+
+    @property
+    def per_command(self) -> bool:
+        """Rolled for each command of a postgres/redis service, not for each connection."""
+        return self.kind == "error" or (self.match is not None and bool(self.match.command))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -102,15 +133,16 @@ def parse_fault(name: str, node: Node, protocol: str,
     # the common keys are checked whatever is wrong with the kind, so all problems come out
     kind = KINDS[kind_name] if kind_name is not None else None
     params = None
+    base = transport(protocol)  # a postgres/redis service is tcp for connection-level kinds
     if kind is not None:
         node.mapping(COMMON_KEYS + kind.keys)
-        if protocol not in kind.protocols:
+        if protocol not in kind.protocols and base not in kind.protocols:
             why = refusal(kind.refused, protocol, None, "", None)
             *rest, last = kind.protocols
             where = f"{', '.join(rest)} and {last}" if rest else last
             kind_node.problem(f"{kind_name!r} faults apply to {where} services only"
                               + (f": {why}" if why else ""))
-        params = kind.parse(node, protocol)
+        params = kind.parse(node, protocol if protocol in kind.protocols else base)
     enabled = node.child("enabled").boolean() if node.has("enabled") else True
     probability = (
         node.child("probability").number(low=0.0, high=1.0) if node.has("probability") else 1.0
@@ -120,13 +152,18 @@ def parse_fault(name: str, node: Node, protocol: str,
     if node.has("direction") and kind is not None:
         direction = node.child("direction").one_of(directions)
     match = _match(node.child("match"), protocol) if node.has("match") else None
+    if match is not None and match.command and kind_name not in (*COMMAND_KINDS, None):
+        node.child("match").problem(f"'match' on a {protocol} service picks commands, and "
+                                    f"{kind_name!r} acts on connections: use latency, reset "
+                                    f"or error", key=True)
+        return None
     times = _count(node.child("times"), 1) if node.has("times") else None
     after = _count(node.child("after"), 0) if node.has("after") else 0
     duration = node.child("for").duration() if node.has("for") else None
     if len(node.reader.problems) > before or kind_name is None or params is None:
         return None
     assert direction is not None and kind is not None
-    why = refusal(kind.refused, protocol, targets, direction, params)
+    why = refusal(kind.refused, base, targets, direction, params)
     if why is not None:
         kind_node.problem(f"{kind_name!r} is refused here: {why}")
         return None
@@ -147,6 +184,17 @@ def _count(node: Node, low: int) -> int | None:
 
 
 def _match(node: Node, protocol: str) -> Match | None:
+    if protocol in COMMAND_MATCH_KEYS:
+        keys = COMMAND_MATCH_KEYS[protocol]
+        if not node.mapping(keys):
+            return None
+        fields = {k: node.child(k).string() for k in keys if node.has(k)}
+        if not fields and not node.value:  # (an unknown key alone is reported as such)
+            node.problem(f"'match' on a {protocol} service needs one of {', '.join(keys)}")
+            return None
+        if not fields or any(v is None for v in fields.values()):
+            return None
+        return Match(command={k: v for k, v in fields.items() if v is not None})
     if protocol == "tcp":
         node.problem("'match' applies to http, http2 and grpc services only (a tcp service "
                      "has no requests to match)")

@@ -14,8 +14,13 @@ Terms (ARG is a bare word or a quoted string, "…" or '…', where `\\"` and `\
     ~grpc REGEX a gRPC call whose `/pkg.Service/Method` the regex finds (`~grpc Greeter/Say`)
     ~gs CODE    a gRPC call that ended with the status: a name (any case) or a number
                 (`~gs UNAVAILABLE`, `~gs 14`)
+    ~cmd REGEX  a Redis command (protocol: redis) whose name the regex matches whole, any case
+                (`~cmd GET`, `~cmd "CLIENT SETNAME"`)
     ~d DURATION duration compared with `>`, `>=`, `<`, `<=` or `=`: `~d >500ms`, `~d <2s`;
-                units ms (default), s, m; a bare duration means `>=`
+                units ms (default), s, m; a bare duration means `>=` (also `~dur`)
+    ~sql REGEX  a PostgreSQL statement whose text the regex finds (`~sql "from orders"`)
+    ~sqlstate RE a PostgreSQL statement that failed with that SQLSTATE (`~sqlstate 40001`)
+    ~err        the same as `~e`
 
 Combine with `!` (not), `&` (and; also implied between adjacent terms) and `|` (or), in that order
 of precedence, and parentheses. Regexes are "smart case": case-insensitive unless they contain an

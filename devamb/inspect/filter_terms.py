@@ -304,6 +304,53 @@ class GrpcStatus(Node):
         return f"~gs {name_of(self.number)}"
 
 
+class RedisCommand(_Rex):
+    """A Redis command (protocol: redis) whose name the regex matches whole, any case: `~cmd GET`,
+    `~cmd "H.*"`, `~cmd "CLIENT SETNAME"`."""
+
+    __slots__ = ()
+    code = "cmd"
+    ignore_case = True
+    smart_case = False
+
+    def __call__(self, exchange: Exchange) -> bool:
+        note = exchange.notes.get("redis") if exchange.notes else None
+        if not isinstance(note, dict) or "command" not in note:
+            return False
+        name = note["command"]
+        return fullmatch(self.rex, name) or fullmatch(self.rex, name.split(" ")[0])
+
+
+def _sql(exchange: Exchange) -> dict[str, Any] | None:
+    note = exchange.notes.get("sql") if exchange.notes else None
+    return note if isinstance(note, dict) else None
+
+
+class Sql(_Rex):
+    """A PostgreSQL statement whose text the regex finds (`~sql "insert into orders"`)."""
+
+    __slots__ = ()
+    code = "sql"
+
+    def __call__(self, exchange: Exchange) -> bool:
+        note = _sql(exchange)
+        return note is not None and search(self.rex, str(note.get("statement", "")))
+
+
+class SqlState(_Rex):
+    """A PostgreSQL statement that failed with a SQLSTATE the regex matches whole
+    (`~sqlstate 40001`, `~sqlstate "23.*"`)."""
+
+    __slots__ = ()
+    code = "sqlstate"
+    smart_case = False
+
+    def __call__(self, exchange: Exchange) -> bool:
+        note = _sql(exchange)
+        error = note.get("error") if note is not None else None
+        return isinstance(error, dict) and fullmatch(self.rex, str(error.get("sqlstate", "")))
+
+
 class Error(Node):
     __slots__ = ()
 
@@ -360,8 +407,12 @@ OPERATORS: dict[str, Callable[[str, int], Node]] = {
     "bq": RequestBody,
     "bs": ResponseBody,
     "d": Duration,
+    "dur": Duration,
+    "sql": Sql,
+    "sqlstate": SqlState,
     "grpc": GrpcMethod,
     "gs": GrpcStatus,
+    "cmd": RedisCommand,
 }
-FLAGS: dict[str, Callable[[], Node]] = {"e": Error}
+FLAGS: dict[str, Callable[[], Node]] = {"e": Error, "err": Error}
 

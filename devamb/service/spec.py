@@ -14,13 +14,14 @@ from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.service.listener_tls import ListenerTls
 from devamb.targets.base import TargetContext
 from devamb.tunnel.registry import Tunnels
+from devamb.wire import transport
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
     listen: ListenAddress
-    protocol: str  # "http" | "tcp" | "http2" | "grpc"
+    protocol: str  # "http" | "tcp" | "http2" | "grpc" | "postgres" | "redis"
     target: str  # active target at start
     targets: Mapping[str, TargetSpec]
     timeout: float  # s: request sent -> response headers, body stall (HTTP) / connect (TCP)
@@ -37,6 +38,8 @@ class ServiceSpec:
     fingerprint: str = ""  # changes when the service's profile text changes
     schema: Schema | None = None  # gRPC messages' types (`proto:` / `descriptor_set:`)
     schema_files: tuple[Path, ...] = ()  # the files it was read from (a change reloads)
+    on_switch: str = "keep"  # tcp-like: what a switch does to open connections (drain|close|keep)
+    redact_params: bool = False  # postgres: bound parameter values are not recorded
 
     def target_context(
         self, notify: Callable[[str, str], None], replay_token: str | None,
@@ -45,7 +48,7 @@ class ServiceSpec:
         """What this service's targets are built with (`build_targets` adds the siblings)."""
         return TargetContext(
             service=self.name,
-            protocol=self.protocol,
+            protocol=transport(self.protocol),  # postgres, redis: tcp to the targets
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
             keep_host=self.keep_host,

@@ -5,6 +5,11 @@ transport from `data_received`. When faults fire for a connection, the affected 
 goes through a `ShapedFlow` (tcp_flow.py), a task that passes the bytes through the faults'
 shapers.
 
+Services that speak a protocol devamb reads (`postgres`, `redis`) relay the same way, with a
+follower beside the relay (devamb/wire/follower.py, `_Following` below): it is handed each
+chunk as it passes and reports commands as exchanges; only when command-level faults are armed
+does it split the client's stream at command boundaries for the relay to act on.
+
 Targets that speak the client's protocol themselves (`terminates_tcp`: the Redis sharding
 proxy) are handed the client's stream instead (tcp_terminate.py), with the same
 connection-level faults.
@@ -19,8 +24,10 @@ from devamb.proxy.connection import cut, reset
 from devamb.proxy.dial import dial_with
 from devamb.proxy.listen import bind_failure
 from devamb.service.tcp_flow import ShapedFlow
+from devamb.service.tcp_follow import Following as _Following
 from devamb.service.tcp_terminate import serve_terminating
 from devamb.targets.base import TargetUnavailable
+from devamb.wire import is_wire
 
 if TYPE_CHECKING:
     from devamb.faults.chain import Plan, Shaping
@@ -62,10 +69,19 @@ class _Side(asyncio.Protocol):
             self.relay.link(self)
 
     def data_received(self, data: bytes) -> None:
-        exchange = self.relay.exchange
+        relay = self.relay
+        exchange = relay.exchange
         (exchange.request_body if self.inbound else exchange.response_body).add(data)
         if self.discard:
             return
+        follower = relay.following
+        if follower is not None and self.peer is not None and follower.active:
+            follower.data(self, data)
+            return
+        self.pass_on(data)
+
+    def pass_on(self, data: bytes) -> None:
+        """Relay `data` on (to the peer, or through the flow shaping this direction)."""
         if self.reader is not None:
             self.reader.feed_data(data)
         elif self.flow is not None:
@@ -147,15 +163,20 @@ class _Relay:
         self.service: Service
         self.shaping: Shaping | None = None
         self._open = 0
+        self.following: _Following | None = None  # postgres, redis: the protocol's reader
+        self.draining = False  # closed at the follower's next safe point (on_switch: drain)
 
     def begin(self, client: _Side) -> None:
         service = self.service = self.listener.service  # kept: a reload may swap the listener's
         target = service.target()
         peer = client.transport.get_extra_info("peername")  # type: ignore[union-attr]
         self.exchange = self.listener.recorder.begin(service, target.name, peer and peer[0])
+        if is_wire(service.spec.protocol):
+            self.following = _Following.start(self, service)
         self._open = 1
         self.client = client
         self.listener.relays.add(self)
+        service.connections.add(self)
         plan = service.faults.roll_tcp()
         if plan is not None:
             self.exchange.faults = plan.names
@@ -225,7 +246,9 @@ class _Relay:
             upstream.flow = ShapedFlow(self, upstream, client, shaping.downstream,
                                   lambda: self._flow_ended(client))
         for data in client.early:
-            if client.flow is not None:
+            if self.following is not None and self.following.active:
+                self.following.data(client, data)
+            elif client.flow is not None:
                 client.flow.feed(data)
             else:
                 upstream.transport.write(data)  # type: ignore[union-attr]
@@ -257,6 +280,26 @@ class _Relay:
             if side is not None and side.transport is not None:
                 side.transport.close()
 
+    def reset(self) -> None:
+        """Cut both sockets with a reset (on_switch: close, a fault's reset)."""
+        assert self.client is not None
+        for side in (self.client, self.client.peer):
+            if side is not None and side.transport is not None:
+                reset(side.transport)
+
+    @property
+    def target(self) -> str:
+        return self.exchange.target
+
+    def drain(self) -> None:
+        """Close at the next safe point (now, when the connection is at one)."""
+        self.draining = True
+        self.exchange.notes.setdefault("drain", "waiting for a safe point")
+        if self.following is not None:
+            self.following.check_drain()
+        else:
+            self.close()
+
     def side_lost(self, side: _Side) -> None:
         if side.inbound and self._open == 1 and side.peer is None:
             self._open = 0  # the upstream never connected (or is still connecting)
@@ -266,6 +309,9 @@ class _Relay:
             if self._target is not None and self._address is not None:
                 self._target.tcp_closed(self._address)
             self.listener.relays.discard(self)
+            self.service.connections.discard(self)
+            if self.following is not None:
+                self.following.ended()
             self.listener.recorder.finish(self.service, self.exchange)
 
 

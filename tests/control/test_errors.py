@@ -39,8 +39,9 @@ async def _raw(socket: Path, method: str, path: str, body: Any = None) -> tuple[
 
 
 BAD_ARGUMENTS = [
-    ("POST", "/v1/switch", {"service": "api"}, "expected {service, target}"),
-    ("POST", "/v1/switch", {"service": "api", "target": 7}, "expected {service, target}"),
+    ("POST", "/v1/switch", {"service": "api"}, "expected {service, target, on_switch?}"),
+    ("POST", "/v1/switch", {"service": "api", "target": 7},
+     "expected {service, target, on_switch?}"),
     ("GET", "/v1/exchanges?limit=many", None, "limit must be a whole number"),
     ("GET", "/v1/exchanges/abc", None, "an exchange id is a whole number"),
     ("GET", "/v1/exchanges?filter=~c%206xx", None, "bad filter"),

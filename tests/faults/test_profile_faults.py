@@ -27,7 +27,7 @@ TCP = """\
     faults:
 """
 KINDS = ("latency, abort, reset, timeout, bandwidth, slicer, limit_data, slow_close, malformed, "
-         "down")
+         "down, error")
 
 
 def test_a_full_fault_definition_loads(tmp_path: Path) -> None:

@@ -152,7 +152,8 @@ BAD_CASES = [
     (
         "unknown protocol",
         "services:\n  a:\n    listen: 9001\n    protocol: udp\n    targets: {x: echo}\n",
-        ["devamb.yaml:4:15: services.a.protocol: 'udp' is not one of http, tcp, http2, grpc"],
+        ["devamb.yaml:4:15: services.a.protocol: 'udp' is not one of http, tcp, http2, grpc, "
+         "postgres, redis"],
     ),
     (
         "mock file missing",
@@ -182,7 +183,8 @@ BAD_CASES = [
         "services:\n  a:\n    listen: 9001\n    protocol: udp\n    timeout: soon\n"
         "    targets: {x: echo}\n",
         [
-            "devamb.yaml:4:15: services.a.protocol: 'udp' is not one of http, tcp, http2, grpc",
+            "devamb.yaml:4:15: services.a.protocol: 'udp' is not one of http, tcp, http2, grpc, "
+            "postgres, redis",
             "devamb.yaml:5:14: services.a.timeout: 'soon' is not a duration (use e.g. 250ms, 2s, "
             "1m)",
         ],

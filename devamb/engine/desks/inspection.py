@@ -22,6 +22,7 @@ from devamb.inspect.redaction import Redaction
 from devamb.inspect.replay import H2_PROTOCOLS, check_replayable, send_replay
 from devamb.service.core import Service
 from devamb.service.replay_h2 import send_h2_replay
+from devamb.wire import TCP_PROTOCOLS
 
 RECORD_WAIT_STEPS = 500  # x 10 ms: how long a replay's record may take to be stored
 
@@ -85,6 +86,9 @@ class InspectionDesk:
 
     async def export_curl(self, exchange_id: int) -> str:
         exchange = self._recorded(exchange_id)
+        if exchange.protocol in TCP_PROTOCOLS:
+            raise ControlError(f"exchange {exchange_id} is a {exchange.protocol} exchange; "
+                               f"curl export is for HTTP")
         service = self.ctx.services.get(exchange.service)
         base = listen_url(service) if service else None
         detail = self._redaction(exchange).detail(exchange)

@@ -55,11 +55,11 @@ class ServiceDesk:
         if probes:
             await asyncio.wait(probes, timeout=STATUS_PROBE_WAIT)
 
-    async def switch(self, service: str, target: str) -> None:
+    async def switch(self, service: str, target: str, on_switch: str | None = None) -> None:
         svc = self.ctx.service(service)
         if target in svc.targets:
             await svc.targets[target].activate()
-        previous = svc.switch(target)
+        previous = svc.switch(target, on_switch)
         self.ctx.state.remember(svc.spec, target)
         log.info("%s switched %s -> %s", service, previous, target)
         self.ctx.bus.publish(TargetSwitched(service=service, target=target, previous=previous))

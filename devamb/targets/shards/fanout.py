@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
+from devamb.resp.commands import Merge
 from devamb.targets.shards import encoder
-from devamb.targets.shards.commands import Merge
 from devamb.targets.shards.parser import ProtocolError, is_error, reply_integer, reply_items
 
 

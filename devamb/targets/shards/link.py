@@ -45,6 +45,28 @@ class _AuthCheck:
             self.link.auth_error = bytes(reply[1:-2]).decode("utf-8", "replace")
 
 
+class _HelloCheck:
+    """The reply to the `HELLO 3` a RESP3 link sends when it connects; an error (a wrong
+    password, or a server older than Redis 6) is worth a notice."""
+
+    def __init__(self, link: ShardLink) -> None:
+        self.link = link
+
+    def done(self, reply: bytes) -> None:
+        if is_error(reply):
+            self.link.auth_error = bytes(reply[1:-2]).decode("utf-8", "replace")
+
+
+class _Ignored:
+    """A reply nobody waits for (MULTI's +OK and the +QUEUED of a transaction sent whole)."""
+
+    def done(self, reply: bytes) -> None:
+        pass
+
+
+IGNORED = _Ignored()
+
+
 class ShardLink(asyncio.Protocol):
     """The connection to one shard, shared by every client of the target."""
 
@@ -58,6 +80,7 @@ class ShardLink(asyncio.Protocol):
         *,
         timeout: float,
         auth: str | None = None,
+        protocol: int = 2,
     ) -> None:
         self.name = name
         self.url = url  # as written in the profile: safe to show
@@ -67,6 +90,7 @@ class ShardLink(asyncio.Protocol):
         self.timeout = timeout  # seconds to connect, and to wait for the next reply
         self.auth = auth
         self.auth_error: str | None = None
+        self.protocol = protocol  # 3: the link says HELLO 3 and its replies are RESP3
         self.commands = 0  # sent to this shard
         self.errors = 0  # answered by devamb with an error because the shard failed
         self.connected = False
@@ -144,7 +168,12 @@ class ShardLink(asyncio.Protocol):
         # backlog): only a reply clears the shard's failures, as in twemproxy's server_ok.
         self._connecting = None
         pending = self._take_pending()
-        if self.auth is not None:
+        if self.protocol == 3:
+            args = [b"HELLO", b"3"]
+            if self.auth is not None:
+                args += [b"AUTH", b"default", self.auth.encode()]
+            pending.insert(0, (encoder.command(args), _HelloCheck(self)))
+        elif self.auth is not None:
             args = [b"AUTH", self.auth.encode()]
             pending.insert(0, (encoder.command(args), _AuthCheck(self)))
         for command, owed in pending:
@@ -182,6 +211,8 @@ class ShardLink(asyncio.Protocol):
         except ProtocolError as exc:
             self._abort(f"sent an invalid reply: {exc}")
             return
+        if self.protocol == 3 and replies:  # no pushes are asked for; drop any all the same
+            replies = [reply for reply in replies if reply[:1] != b">"]
         waiting = self._waiting
         if len(replies) > len(waiting):
             self._abort("sent a reply nobody asked for")

@@ -1,4 +1,5 @@
-"""RESP2 framing: commands from clients and replies from servers, read on a buffer with an index.
+"""RESP framing: commands from clients and replies from servers (RESP2, and RESP3's types for
+shard connections that said `HELLO 3`), read on a buffer with an index.
 
 Both readers are resumable: an incomplete frame keeps only its unread tail (plus, for commands,
 the arguments already read), so a large value or a long array arriving in many pieces costs
@@ -7,8 +8,8 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
+from devamb.resp.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.encoder import command as encode_command
-from devamb.targets.shards.inline import UnbalancedQuotes, split_inline
 
 MAX_ARGS = 1024 * 1024  # arguments of one command (Redis' limit)
 MAX_BULK = 512 * 1024 * 1024  # bytes of one argument (Redis' proto-max-bulk-len default)
@@ -311,19 +312,23 @@ class ReplyReader:
                     raise ProtocolError("a reply line is too long")
                 break
             kind = buf[pos]
-            if kind == 36:  # '$' bulk string
+            if kind in BULKS:  # '$' bulk string; RESP3: '=' verbatim, '!' blob error
                 size = _size(buf, pos + 1, eol, "bulk length")
                 end = eol + 4 + size if size >= 0 else eol + 2
                 if end > n:
                     break
                 pos = end
-            elif kind == 42:  # '*' array
+            elif kind in AGGREGATES:  # '*' array; RESP3: '~' set, '>' push, '%' map, '|' attribute
                 count = _size(buf, pos + 1, eol, "multibulk length")
                 pos = eol + 2
+                if kind == 37:  # a map: a key and a value per entry
+                    count *= 2
+                elif kind == 124:  # an attribute: its pairs, then the reply it annotates
+                    count = 2 * max(count, 0) + 1
                 if count > 0:
                     stack.append(count)
                     continue
-            elif kind == 43 or kind == 45 or kind == 58:  # '+' '-' ':'
+            elif kind in LINES:  # '+' '-' ':'; RESP3: '_' null, ',' double, '#' bool, '(' big
                 pos = eol + 2
             else:
                 raise ProtocolError(f"unexpected reply type {chr(kind)!r}")
@@ -378,15 +383,18 @@ def _scan_fast(buf: bytes, out: list[bytes]) -> int:
 
 
 NIL_REPLY = b"$-1\r\n"
+BULKS = frozenset(b"$=!")
+AGGREGATES = frozenset(b"*~>%|")
+LINES = frozenset(b"+-:_,#(")
 
 
 def reply_items(reply: bytes) -> list[bytes]:
     """The elements of an array reply, each as raw RESP; [] for an empty or nil array."""
     eol = reply.find(b"\r\n")
-    if not reply.startswith(b"*") or eol < 0:
+    if reply[:1] not in (b"*", b"~", b"%") or eol < 0:
         raise ProtocolError("not an array reply")
     if _size(reply, 1, eol, "multibulk length") <= 0:
-        return []
+        return []  # (a map's items are its keys and values in turn)
     return ReplyReader().feed(reply[eol + 2 :])
 
 
@@ -397,4 +405,4 @@ def reply_integer(reply: bytes) -> int:
 
 
 def is_error(reply: bytes) -> bool:
-    return reply[:1] == b"-"
+    return reply[:1] == b"-" or reply[:1] == b"!"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from devamb.targets.shards import encoder
-from devamb.targets.shards.commands import (
+from devamb.resp.commands import (
     EVERY,
     KEY,
     KEYED,
@@ -20,8 +20,11 @@ from devamb.targets.shards.commands import (
     Command,
     lookup,
 )
+from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
+from devamb.targets.shards.link import IGNORED
 from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw
+from devamb.targets.shards.transaction import Transaction
 
 if TYPE_CHECKING:
     from devamb.targets.base import ClientReader, ClientStream
@@ -32,6 +35,15 @@ MAX_OWED = 10_000  # replies a client may be owed before devamb stops reading it
 RESUME_OWED = 5_000
 
 log = logging.getLogger("devamb.resp")
+_client_ids = itertools.count(1)  # the `id` HELLO answers
+
+
+class Refused(Exception):
+    """A command answered with an error instead of being sent; `reply` is that error."""
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 class NoShard(Exception):
@@ -46,6 +58,8 @@ class Router(Protocol):
     def link_for(self, key: bytes) -> ShardLink: ...
 
     def links(self) -> list[ShardLink]: ...
+
+    def resp3(self, link: ShardLink) -> ShardLink: ...
 
 
 class Outbox:
@@ -92,6 +106,9 @@ class Session:
         self._room: asyncio.Future[None] | None = None
         self._quit = False
         self._closed = False
+        self.id = next(_client_ids)
+        self._resp3 = False  # the client said HELLO 3: its commands go to RESP3 links
+        self._tx: Transaction | None = None  # between MULTI and EXEC/DISCARD
 
     # -- the client's side -----------------------------------------------------------------
 
@@ -176,13 +193,18 @@ class Session:
                 f"ERR devamb: unknown command '{name}' (not in the sharded target's command "
                 "table, so its keys cannot be found)"
             ))
+            if self._tx is not None:
+                self._tx.failed = True
             return
         route = command.route
+        if self._tx is not None and command.name not in TX_CONTROL:
+            self._queue_tx(command, args, raw)
+            return
         try:
             if route == KEY:
                 if len(args) < 2:
                     raise ArityError(command.name)
-                link = self._router.link_for(args[1])
+                link = self._link_for(args[1])
                 slot = Slot(self)
                 self._queue.append(slot)
                 link.send(raw, slot)
@@ -201,35 +223,44 @@ class Session:
             self.answer(encoder.error(f"ERR {exc}"))
         except NoShard as exc:
             self.answer(encoder.error(f"ERR devamb: {exc}"))
+        except Refused as exc:
+            self.answer(exc.reply)
         except Exception:  # a bug must not take the client's other replies with it
             log.exception("sharded target: command %r failed", command.name)
             self.answer(encoder.error(f"ERR devamb: internal error on '{command.name}'"))
 
     def refuse(self, name: str, reason: str) -> None:
-        self.answer(encoder.error(
-            f"ERR devamb: '{name}' is not supported through a sharded target ({reason})"
-        ))
+        self.answer(_refusal(name, reason))
+
+    def _link_for(self, key: bytes) -> ShardLink:
+        """The link to the shard of `key` in the client's protocol."""
+        link = self._router.link_for(key)
+        return self._router.resp3(link) if self._resp3 else link
 
     def _keyed(self, command: Command, args: list[bytes], raw: Raw) -> None:
-        keys = command.keys(args)
-        if command.streams and b"BLOCK" in {bytes(a).upper() for a in args}:
-            self.refuse(f"{command.name} BLOCK", "a blocking command would hold a shard "
-                        "connection all clients share")
-            return
-        if not keys:
-            self.refuse(f"{command.name} without keys", "the keys pick the shard")
-            return
-        link_for = self._router.link_for
-        link = link_for(keys[0])
-        if any(link_for(key) is not link for key in keys[1:]):
-            self.answer(encoder.error(
-                f"ERR devamb: '{command.name}' keys live on different shards; keep keys used "
-                "together on one shard with a hash tag, e.g. {user1}:a and {user1}:b"
-            ))
-            return
+        link = self._keyed_link(command, args)
+        if self._resp3:
+            link = self._router.resp3(link)
         slot = Slot(self)
         self._queue.append(slot)
         link.send(raw, slot)
+
+    def _keyed_link(self, command: Command, args: list[bytes]) -> ShardLink:
+        """The (RESP2) link of the one shard all the command's keys hash to."""
+        keys = command.keys(args)
+        if command.streams and b"BLOCK" in {bytes(a).upper() for a in args}:
+            raise Refused(_refusal(f"{command.name} BLOCK", "a blocking command would hold a "
+                                   "shard connection all clients share"))
+        if not keys:
+            raise Refused(_refusal(f"{command.name} without keys", "the keys pick the shard"))
+        link_for = self._router.link_for
+        link = link_for(keys[0])
+        if any(link_for(key) is not link for key in keys[1:]):
+            raise Refused(encoder.error(
+                f"ERR devamb: '{command.name}' keys live on different shards; keep keys used "
+                "together on one shard with a hash tag, e.g. {user1}:a and {user1}:b"
+            ))
+        return link
 
     def _split(self, command: Command, args: list[bytes], raw: Raw) -> None:
         step = command.step
@@ -237,7 +268,7 @@ class Session:
         if count < 2 or (count - 1) % step:
             raise ArityError(command.name)
         positions = range(1, count, step)
-        groups = group_keys(positions, args, self._router.link_for)
+        groups = group_keys(positions, args, self._link_for)
         if len(groups) == 1:  # all on one shard: the command as it came, and its reply as is
             slot = Slot(self)
             self._queue.append(slot)
@@ -254,6 +285,8 @@ class Session:
         links = self._router.links()
         if not links:
             raise NoShard("every shard is ejected")
+        if self._resp3:
+            links = [self._router.resp3(link) for link in links]
         assert command.merge is not None
         fanout = Fanout(self, command.merge, len(links))
         self._queue.append(fanout)
@@ -278,6 +311,17 @@ class Session:
             self._quit = True
         elif name == "AUTH" and argc in (2, 3):
             self.answer(self._auth(args))
+        elif name == "HELLO":
+            self._hello(args)
+        elif name == "MULTI" and argc == 1:
+            self.answer(transaction.NESTED if self._tx is not None else encoder.OK)
+            if self._tx is None:
+                self._tx = Transaction()
+        elif name == "EXEC" and argc == 1:
+            self._exec()
+        elif name == "DISCARD" and argc == 1:
+            self.answer(encoder.OK if self._tx is not None else transaction.DISCARD_WITHOUT)
+            self._tx = None
         elif name == "COMMAND":
             count = argc == 2 and bytes(args[1]).upper() == b"COUNT"
             self.answer(encoder.integer(0) if count else encoder.EMPTY_ARRAY)
@@ -298,3 +342,129 @@ class Session:
         if user_ok and hmac.compare_digest(bytes(args[-1]), password.encode()):
             return encoder.OK
         return encoder.error("WRONGPASS invalid username-password pair or user is disabled.")
+
+    def _hello(self, args: list[bytes]) -> None:
+        """Answered by devamb (the shards' connections are shared: a RESP3 client's commands go
+        to RESP3 connections of their own, whose replies pass as they are), with what a shard
+        says of itself to a plain HELLO on a connection of the client's protocol."""
+        try:
+            asked = hello.parse(args)
+        except hello.HelloError as exc:
+            self.answer(exc.reply)
+            return
+        if asked.auth is not None:
+            checked = self._auth([b"AUTH", *asked.auth])
+            if checked != encoder.OK:
+                self.answer(checked)
+                return
+        if asked.protocol is not None:
+            self._resp3 = asked.protocol == 3
+        protocol = 3 if self._resp3 else 2
+        links = self._router.links()
+        if not links:
+            self.answer(hello.reply(protocol, self.id))
+            return
+        link = self._router.resp3(links[0]) if self._resp3 else links[0]
+        slot = _HelloSlot(self, protocol)
+        self._queue.append(slot)
+        link.send(hello.PLAIN, slot)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def _queue_tx(self, command: Command, args: list[bytes], raw: Raw) -> None:
+        tx = self._tx
+        assert tx is not None
+        try:
+            shard = self._tx_shard(command, args)
+        except Refused as exc:
+            reply = exc.reply
+        except ArityError as exc:
+            reply = encoder.error(f"ERR {exc}")
+        except NoShard as exc:
+            reply = encoder.error(f"ERR devamb: {exc}")
+        else:
+            if shard is None or tx.shard is None or shard is tx.shard:
+                tx.shard = tx.shard or shard
+                tx.commands.append(raw)
+                self.answer(transaction.QUEUED)
+                return
+            reply = tx.cross_shard(command.name, shard)
+        tx.failed = True
+        self.answer(reply)
+
+    def _tx_shard(self, command: Command, args: list[bytes]) -> ShardLink | None:
+        """The (RESP2) link of the shard a queued command's keys hash to; None: it has none."""
+        route = command.route
+        if route == KEY:
+            if len(args) < 2:
+                raise ArityError(command.name)
+            return self._router.link_for(args[1])
+        if route == KEYED:
+            return self._keyed_link(command, args)
+        if route == SPLIT:
+            step = command.step
+            if len(args) < 2 or (len(args) - 1) % step:
+                raise ArityError(command.name)
+            groups = group_keys(range(1, len(args), step), args, self._router.link_for)
+            if len(groups) == 1:
+                return next(iter(groups))  # type: ignore[return-value]
+            raise Refused(encoder.error(
+                f"ERR devamb: '{command.name}' keys live on different shards, and a transaction "
+                "runs on one; keep keys used together on one shard with a hash tag, e.g. "
+                "{user1}:a and {user1}:b"
+            ))
+        if route == LOCAL and command.name in ("PING", "ECHO"):
+            return None
+        if route == REFUSED:
+            raise Refused(_refusal(command.name, command.reason))
+        raise Refused(_refusal(f"{command.name} inside MULTI", "a transaction runs on one "
+                               "shard; this command is answered by devamb or goes to every shard"))
+
+    def _exec(self) -> None:
+        tx, self._tx = self._tx, None
+        if tx is None:
+            self.answer(transaction.EXEC_WITHOUT)
+            return
+        if tx.failed:
+            self.answer(transaction.EXECABORT)
+            return
+        if not tx.commands:
+            self.answer(encoder.EMPTY_ARRAY)
+            return
+        link = tx.shard
+        if link is None:  # PING and ECHO only: any shard
+            links = self._router.links()
+            if not links:
+                raise NoShard("every shard is ejected")
+            link = links[0]
+        if self._resp3:
+            link = self._router.resp3(link)
+        # One synchronous run of sends: nothing can come between them on the shared connection.
+        link.send(transaction.MULTI, IGNORED)
+        for raw in tx.commands:
+            link.send(raw, IGNORED)
+        slot = Slot(self)
+        self._queue.append(slot)
+        link.send(transaction.EXEC, slot)
+
+
+class _HelloSlot(Slot):
+    """The reply to a client's HELLO, made from a shard's answer to a plain HELLO."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, session: Session, protocol: int) -> None:
+        super().__init__(session)
+        self.protocol = protocol
+
+    def done(self, reply: bytes) -> None:
+        super().done(hello.from_shard(reply, self.protocol, self.session.id))
+
+
+TX_CONTROL = frozenset({"MULTI", "EXEC", "DISCARD", "QUIT"})
+
+
+def _refusal(name: str, reason: str) -> bytes:
+    return encoder.error(
+        f"ERR devamb: '{name}' is not supported through a sharded target ({reason})"
+    )

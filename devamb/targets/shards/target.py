@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.h2request import H2Request
+from devamb.resp.commands import hashed_part
 from devamb.targets import url
 from devamb.targets.base import (
     ClientReader,
@@ -29,7 +30,6 @@ from devamb.targets.base import (
     TargetContext,
     TargetUnavailable,
 )
-from devamb.targets.shards.commands import hashed_part
 from devamb.targets.shards.link import ShardLink
 from devamb.targets.shards.ring import ShardRing
 from devamb.targets.shards.session import NoShard, Outbox, Session
@@ -207,37 +207,51 @@ class RedisShardsTarget(_ShardsTarget):
         super().__init__(spec, context)
         self.auth = self.spec.auth
         self._outbox = Outbox()
-        links = {}
-        for shard in self.spec.shards:
-            parts = urlsplit(shard.target.url)
-            links[shard.name] = ShardLink(
-                shard.name,
-                shard.written,
-                parts.hostname or "",
-                parts.port or 0,
-                self,
-                timeout=context.timeout,
-                auth=self.auth,
-            )
-            links[shard.name].dial = context.dial_via(shard.target.via)  # `via:` a bastion
-        self._links = links
-        self._ring = self._make_ring(links)
+        self._links = {shard.name: self._new_link(shard.name, 2) for shard in self.spec.shards}
+        # RESP3 links, opened when a client that said HELLO 3 first needs one: each shard answers
+        # that client in RESP3 itself, so no reply is re-encoded. The ring's members are the
+        # RESP2 links; a RESP3 link goes with its shard's.
+        self._links3: dict[str, ShardLink] = {}
+        self._ring = self._make_ring(self._links)
+
+    def _new_link(self, name: str, protocol: int) -> ShardLink:
+        shard = next(s for s in self.spec.shards if s.name == name)
+        parts = urlsplit(shard.target.url)
+        link = ShardLink(
+            name,
+            shard.written,
+            parts.hostname or "",
+            parts.port or 0,
+            self,
+            timeout=self.context.timeout,
+            auth=self.auth,
+            protocol=protocol,
+        )
+        link.dial = self.context.dial_via(shard.target.via)  # `via:` a bastion
+        return link
 
     @property
     def ring(self) -> ShardRing[ShardLink]:
         return self._ring
 
+    def _both(self, name: str) -> list[ShardLink]:
+        link3 = self._links3.get(name)
+        return [self._links[name]] if link3 is None else [self._links[name], link3]
+
     def _counts(self, name: str) -> tuple[int, int]:
-        link = self._links[name]
-        return link.commands, link.errors
+        links = self._both(name)
+        return sum(link.commands for link in links), sum(link.errors for link in links)
 
     def details(self) -> dict[str, Any]:
         out = super().details()
         for shard in out["shards"]:
-            link = self._links[shard["name"]]
-            shard["connected"] = link.connected
-            if link.auth_error:
-                shard["auth_error"] = link.auth_error
+            links = self._both(shard["name"])
+            shard["connected"] = links[0].connected
+            if len(links) > 1:  # a RESP3 client used this shard: its own connection
+                shard["resp3_connected"] = links[1].connected
+            errors = [link.auth_error for link in links if link.auth_error]
+            if errors:
+                shard["auth_error"] = errors[0]
         return out
 
     # -- the session's router ----------------------------------------------------------------
@@ -249,6 +263,13 @@ class RedisShardsTarget(_ShardsTarget):
 
     def links(self) -> list[ShardLink]:
         return self._ring.live()
+
+    def resp3(self, link: ShardLink) -> ShardLink:
+        """The RESP3 link to the shard of `link` (a RESP2 link, as the ring picks them)."""
+        link3 = self._links3.get(link.name)
+        if link3 is None:
+            link3 = self._links3[link.name] = self._new_link(link.name, 3)
+        return link3
 
     # -- the links' watcher ------------------------------------------------------------------
 
@@ -264,7 +285,7 @@ class RedisShardsTarget(_ShardsTarget):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def close(self) -> None:
-        for link in self._links.values():
+        for link in [*self._links.values(), *self._links3.values()]:
             link.close()
         await asyncio.sleep(0)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devamb.targets.shards import encoder
-from devamb.targets.shards.commands import (
+from devamb.resp.commands import (
     EVERY,
     KEY,
     KEYED,
@@ -17,6 +16,7 @@ from devamb.targets.shards.commands import (
     hashed_part,
     lookup,
 )
+from devamb.targets.shards import encoder
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.parser import CommandReader
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from devamb.resp.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards import encoder
-from devamb.targets.shards.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.parser import ReplyReader
 from tests.conftest import EngineFactory
 from tests.targets.shards.real_redis import Client, RedisServer, decode, port_of, profile

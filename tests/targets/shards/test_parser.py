@@ -164,7 +164,27 @@ def test_long_array_in_many_pieces() -> None:
 
 def test_invalid_reply() -> None:
     with pytest.raises(ProtocolError, match="unexpected reply type"):
-        ReplyReader().feed(b"%1\r\n")
+        ReplyReader().feed(b"@1\r\n")
+
+
+def test_resp3_replies_are_whole_values() -> None:
+    """A RESP3 link's replies: maps, sets, nulls, doubles, booleans, verbatim strings, blob
+    errors, big numbers, and an attribute before the reply it annotates."""
+    replies = [
+        b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n~2\r\n,1.5\r\n#t\r\n",
+        b"_\r\n",
+        b"=8\r\ntxt:hi\r\n\r\n",
+        b"!5\r\nERR x\r\n",
+        b"(12345678901234567890\r\n",
+        b"|1\r\n+key\r\n+val\r\n*2\r\n#f\r\n_\r\n",
+        b">2\r\n+invalidate\r\n*0\r\n",
+    ]
+    data = b"".join(replies)
+    assert ReplyReader().feed(data) == replies
+    reader = ReplyReader()
+    assert [r for i in range(len(data)) for r in reader.feed(data[i : i + 1])] == replies
+    assert reply_items(replies[0]) == [b"$1\r\na\r\n", b":1\r\n", b"$1\r\nb\r\n",
+                                       b"~2\r\n,1.5\r\n#t\r\n"]
 
 
 def test_reply_helpers() -> None:

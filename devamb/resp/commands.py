@@ -111,20 +111,20 @@ ALL_KEYS = "SINTER SUNION SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE PFCOUNT PFMER
 TWO_KEYS = "RENAME RENAMENX COPY SMOVE RPOPLPUSH LMOVE ZRANGESTORE GEOSEARCHSTORE"
 
 _SEVERAL_SHARDS = "keys live on several shards"
-_TRANSACTION = "a transaction needs one connection to one server"
+_WATCH = "WATCH needs a connection of its own to one server; MULTI/EXEC work without it"
 _BLOCKING = "a blocking command would hold a shard connection all clients share"
 _PUBSUB = "pub/sub needs a connection of its own"
 _SERVER = "it concerns one server; connect to a shard directly"
 
 REFUSALS = {
     _SEVERAL_SHARDS: "KEYS SCAN RANDOMKEY MOVE SWAPDB",
-    _TRANSACTION: "MULTI EXEC DISCARD WATCH UNWATCH",
+    _WATCH: "WATCH UNWATCH",
     _BLOCKING: "BLPOP BRPOP BRPOPLPUSH BLMOVE BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF",
     _PUBSUB: "SUBSCRIBE PSUBSCRIBE SSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE SUNSUBSCRIBE PUBLISH "
     "SPUBLISH PUBSUB MONITOR",
     _SERVER: "INFO CONFIG SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN SLAVEOF REPLICAOF SYNC PSYNC "
     "DEBUG SLOWLOG LATENCY MEMORY LOLWUT ROLE TIME CLUSTER READONLY READWRITE ACL MODULE "
-    "FUNCTION FAILOVER RESET HELLO",
+    "FUNCTION FAILOVER RESET",
 }
 
 
@@ -161,9 +161,11 @@ def _build() -> dict[str, Command]:
         add(Command(name, EVERY, 0, merge=Merge.OK))
     add(Command("SCRIPT|LOAD", EVERY, 0, merge=Merge.FIRST))
     add(Command("SCRIPT|FLUSH", EVERY, 0, merge=Merge.OK))
-    for name in ("PING", "ECHO", "SELECT", "QUIT", "AUTH", "COMMAND"):
+    for name in ("PING", "ECHO", "SELECT", "QUIT", "AUTH", "COMMAND", "HELLO"):
         add(Command(name, LOCAL, 0))
     for name in ("CLIENT|SETNAME", "CLIENT|SETINFO"):
+        add(Command(name, LOCAL, 0))
+    for name in ("MULTI", "EXEC", "DISCARD"):  # kept by the session, sent whole at EXEC
         add(Command(name, LOCAL, 0))
     for name in ("SCRIPT", "CLIENT"):
         add(Command(name, CONTAINER, 0))

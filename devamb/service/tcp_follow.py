@@ -1,0 +1,166 @@
+"""A relayed connection's follower, wired to the relay: what it is fed, what it records, and
+what the relay does at a command boundary when command-level faults are armed
+(wire/follower.py describes the seam)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from devamb.wire.follower import (
+    FORWARD,
+    Action,
+    Answer,
+    Close,
+    Command,
+    Delay,
+    Exchanges,
+    Follower,
+    FollowerOptions,
+    Item,
+    ToClient,
+    follower_for,
+)
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+    from devamb.service.core import Service
+    from devamb.service.tcp import _Relay, _Side
+
+
+class Following(Exchanges):
+    """The relay's side of the seam: feeds the follower, records its exchanges, acts on its
+    decisions."""
+
+    def __init__(self, relay: _Relay, service: Service) -> None:
+        self.relay = relay
+        self.service = service
+        options = FollowerOptions(redact_params=service.spec.redact_params)
+        factory = follower_for(service.spec.protocol)
+        assert factory is not None
+        self.follower: Follower = factory(self, options)
+
+    @classmethod
+    def start(cls, relay: _Relay, service: Service) -> Following | None:
+        if follower_for(service.spec.protocol) is None:
+            return None
+        # the connection's record keeps counts only: its raw bytes hold passwords
+        relay.exchange.request_body.limit = relay.exchange.response_body.limit = 0
+        return cls(relay, service)
+
+    @property
+    def active(self) -> bool:
+        return self.follower.opaque is None
+
+    # -- Exchanges ----------------------------------------------------------------------------
+
+    def begin(self) -> Exchange:
+        conn = self.relay.exchange
+        return self.relay.listener.recorder.begin(self.service, conn.target, conn.client)
+
+    def finish(self, exchange: Exchange) -> None:
+        self.relay.listener.recorder.finish(self.service, exchange)
+
+    def connection(self) -> Exchange:
+        return self.relay.exchange
+
+    # -- bytes --------------------------------------------------------------------------------
+
+    def data(self, side: _Side, data: bytes) -> None:
+        follower = self.follower
+        if side.inbound:
+            follower.gating = self.service.faults.command_armed
+            items = follower.client_data(data)
+            if items is None:
+                side.pass_on(data)
+            else:
+                self._client_items(side, items)
+        else:
+            pieces = follower.server_data(data)
+            if pieces is None:
+                side.pass_on(data)
+            else:
+                for piece in pieces:
+                    side.pass_on(piece)
+            if self.relay.draining:
+                self.check_drain()
+
+    def _client_items(self, client: _Side, items: list[Item] | None) -> None:
+        upstream = client.peer
+        assert upstream is not None
+        while items:
+            command: Command | None = None
+            for item in items:
+                if isinstance(item, bytes):
+                    client.pass_on(item)
+                elif isinstance(item, ToClient):
+                    upstream.pass_on(item.data)  # the upstream side writes to the client
+                else:
+                    command = item.command
+            if command is None:
+                return
+            action, names = self._decide(command)
+            self.follower.resolve(action, names)
+            if isinstance(action, Close):
+                self.relay.exchange.error = action.reason or "closed by a fault"
+                self.relay.exchange.faults.extend(n for n in names
+                                                  if n not in self.relay.exchange.faults)
+                self.relay.reset() if action.reset else self.relay.close()
+                return
+            if isinstance(action, Delay) and action.seconds > 0:
+                transport = client.transport
+                assert transport is not None
+                transport.pause_reading()
+                asyncio.get_running_loop().call_later(action.seconds, self._resume, client)
+                return
+            items = self.follower.client_data(b"")
+
+    def _resume(self, client: _Side) -> None:
+        transport = client.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.resume_reading()
+        self._client_items(client, self.follower.client_data(b""))
+
+    def _decide(self, command: Command) -> tuple[Action, list[str]]:
+        plan = self.service.faults.roll_command(command.fields)
+        if plan is None:
+            return FORWARD, []
+        chosen: Action = FORWARD
+        delay = 0.0
+        for fault, name in zip(plan.fired, plan.names, strict=True):
+            action = fault.on_command(name)
+            if isinstance(action, Close):
+                return action, plan.names
+            if isinstance(action, Answer) and not isinstance(chosen, Answer):
+                chosen = action
+            elif isinstance(action, Delay):
+                delay += action.seconds
+        if isinstance(chosen, Answer):
+            return chosen, plan.names
+        return (Delay(delay) if delay else FORWARD), plan.names
+
+    # -- drain and end --------------------------------------------------------------------------
+
+    def check_drain(self) -> None:
+        """Draining: close once the connection is at a safe point (at once if opaque)."""
+        relay = self.relay
+        if not relay.draining:
+            return
+        follower = self.follower
+        if follower.opaque is not None:
+            relay.exchange.notes["drain"] = "closed at once: the connection is opaque"
+        elif follower.safe_point():
+            relay.exchange.notes["drain"] = "closed at a safe point"
+        else:
+            return
+        relay.draining = False
+        client = relay.client
+        upstream = client.peer if client is not None else None
+        goodbye = follower.safe_close() if follower.opaque is None else b""
+        if goodbye and upstream is not None and upstream.transport is not None:
+            upstream.transport.write(goodbye)
+        relay.close()
+
+    def ended(self) -> None:
+        self.follower.ended(self.relay.exchange.error)

@@ -1,0 +1,177 @@
+"""The seam between the TCP relay and a protocol reader: one `Follower` per relayed connection.
+
+The relay (service/tcp.py) stays a relay: it hands the follower each chunk as it passes and,
+unless the follower returns something else, forwards the chunk unchanged. A follower:
+
+- reads both directions beside the relay (`client_data`, `server_data`), keeping at most a
+  bounded part of each message (it skips bodies it does not show, never buffers a message whole
+  to parse it), and reports completed commands as exchanges through its `Exchanges` sink;
+- marks itself `opaque` (a reason) when it loses sync (unknown message, corrupt frame, TLS):
+  from then on the relay stops consulting it and keeps relaying bytes;
+- says whether the connection is at a safe point (`safe_point`: a drain on switch closes the
+  connection there, between commands and outside a transaction);
+- when command-level faults are armed (`gating` set by the relay), splits the client's stream
+  at command boundaries: `client_data` then returns `Item`s in order: bytes for the server,
+  `ToClient` bytes (an answer the follower synthesised, ordered after the server's replies to
+  what was forwarded before), and `Decide(command)`: the relay rolls the command-level faults
+  for `command` and calls `resolve` with one of `FORWARD`, `Delay`, `Answer`, `Close`, then
+  calls `client_data(b"")` for the rest. On `Answer` the follower swallows the command (the
+  server never sees it, so nothing is swallowed from the server) and answers it itself. While
+  answers are queued behind the server's replies, `server_data` returns the pieces to write to
+  the client, the queued answers between them.
+
+PostgreSQL is wire/postgres.py; the Redis follower plugs in the same way (wire/resp*.py): a
+`Follower` subclass registered in `FOLLOWERS` below by its protocol name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command as command-level faults see it: the fields `match:` compares (postgres:
+    `sql`; redis: `command`, `key`), with a short label for records."""
+
+    fields: Mapping[str, str]
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Pass the command on."""
+
+
+FORWARD = Forward()
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Hold the command `seconds`, then pass it on."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Do not forward: answer the client with the follower's own reply (`params`: the fault's,
+    e.g. a postgres error's `sqlstate` and `message`)."""
+
+    params: Any
+    fault: str = ""
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the connection now, with a reset (RST) or not."""
+
+    reset: bool = True
+    reason: str = ""
+
+
+Action = Forward | Delay | Answer | Close
+
+
+@dataclass(frozen=True)
+class ToClient:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Decide:
+    command: Command
+
+
+Item = bytes | ToClient | Decide
+
+
+class Exchanges(ABC):
+    """Where a follower opens and completes its exchanges (the relay, with the recorder)."""
+
+    @abstractmethod
+    def begin(self) -> Exchange:
+        """A new exchange on this connection (protocol, service, target, client filled in)."""
+
+    @abstractmethod
+    def finish(self, exchange: Exchange) -> None:
+        """The exchange is complete: record it."""
+
+    @abstractmethod
+    def connection(self) -> Exchange:
+        """The connection's own record (startup, opaque reason go in its notes)."""
+
+
+@dataclass
+class FollowerOptions:
+    """What a service says about how its connections are read."""
+
+    redact_params: bool = False  # postgres: bound parameter values are not recorded
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Follower(ABC):
+    """Reads one relayed connection beside the relay (see the module docstring)."""
+
+    def __init__(self, sink: Exchanges, options: FollowerOptions) -> None:
+        self.sink = sink
+        self.options = options
+        self.opaque: str | None = None  # why it stopped following; the relay ignores it then
+        self.gating = False  # command-level faults armed: client_data splits at boundaries
+
+    def lose_sync(self, why: str) -> None:
+        """Stop following: the connection is relayed as bytes from now on."""
+        if self.opaque is None:
+            self.opaque = why
+            self.sink.connection().notes.setdefault(self.NOTE, {})["opaque"] = why
+            self.abandon(why)
+
+    NOTE = "wire"  # the key of the connection record's notes the follower writes
+
+    @abstractmethod
+    def client_data(self, data: bytes) -> list[Item] | None:
+        """Bytes from the client; None: forward `data` as is."""
+
+    @abstractmethod
+    def server_data(self, data: bytes) -> list[bytes] | None:
+        """Bytes from the server; None: forward `data` as is, else the pieces for the client."""
+
+    def resolve(self, action: Action, faults: list[str] | None = None) -> None:
+        """The relay's answer to the last `Decide` (`faults`: the names that fired)."""
+        return None
+
+    def safe_point(self) -> bool:
+        """Between commands, outside a transaction: closing now cuts nothing."""
+        return False
+
+    def safe_close(self) -> bytes:
+        """Bytes to send the server before closing at a safe point (postgres: Terminate)."""
+        return b""
+
+    def abandon(self, why: str) -> None:
+        """Following stopped (opaque) or the connection ended: finish open exchanges."""
+        return None
+
+    def ended(self, error: str | None) -> None:
+        """The connection closed."""
+        self.abandon(error or "the connection closed")
+
+
+FollowerFactory = Callable[[Exchanges, FollowerOptions], Follower]
+FOLLOWERS: dict[str, FollowerFactory] = {}
+
+
+def register(protocol: str, factory: FollowerFactory) -> None:
+    FOLLOWERS[protocol] = factory
+
+
+def follower_for(protocol: str) -> FollowerFactory | None:
+    if not FOLLOWERS:
+        from devamb.wire import registry  # noqa: F401  (registers the built-in followers)
+    return FOLLOWERS.get(protocol)

@@ -1,0 +1,94 @@
+"""One direction of a PostgreSQL connection cut into messages, holding at most a few KiB.
+
+Each message is handed to `on_message(type, kept, length)` when its last byte has passed:
+`kept` is the body's first `keep(type)` bytes (the rest was only counted), `length` the whole
+body's size. Untyped messages (the client's startup, SSLRequest, CancelRequest) come with type
+0 while `typed` is False; a single byte answer (the server's reply to SSLRequest) with length
+-1 while `single` is set. A length prefix below 4 raises `Malformed`; a huge one is skipped
+as it passes (2 GiB of body costs a counter, not memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class Malformed(ValueError):
+    pass
+
+
+class Splitter:
+    __slots__ = ("body", "end", "head", "keep", "left", "length", "on_message", "single",
+                 "type", "typed", "want")
+
+    def __init__(self, typed: bool, keep: Callable[[int], int],
+                 on_message: Callable[[int, bytes, int], None]) -> None:
+        self.typed = typed
+        self.single = False
+        self.keep = keep
+        self.on_message = on_message
+        self.head = bytearray()
+        self.body = bytearray()
+        self.type = 0
+        self.left = -1  # body bytes still to come; -1: reading a header
+        self.length = 0
+        self.want = 0
+        self.end = 0  # offset in the chunk being fed just past the message handed out
+
+    @property
+    def between(self) -> bool:
+        """No message is partly read."""
+        return self.left < 0 and not self.head
+
+    def feed(self, data: bytes | bytearray) -> None:
+        i, n = 0, len(data)
+        while i < n:
+            if self.left < 0:
+                if self.single:
+                    self.single = False
+                    i += 1
+                    self.end = i
+                    self.on_message(data[i - 1], b"", -1)
+                    continue
+                size = 5 if self.typed else 4
+                head = self.head
+                if not head and n - i >= size:  # the common case: a whole header in the chunk
+                    raw = data[i:i + size]
+                    i += size
+                else:
+                    take = min(size - len(head), n - i)
+                    head += data[i:i + take]
+                    i += take
+                    if len(head) < size:
+                        return
+                    raw = bytes(head)
+                    head.clear()
+                if size == 5:
+                    self.type = raw[0]
+                    length = int.from_bytes(raw[1:5])
+                else:
+                    self.type = 0
+                    length = int.from_bytes(raw[0:4])
+                if length < 4:
+                    raise Malformed(f"message length {length} (below 4)")
+                size = length - 4
+                want = min(self.keep(self.type), size)
+                if i + size <= n:  # the common case: the whole body is in this chunk
+                    body = bytes(data[i:i + want]) if want else b""
+                    i += size
+                    self.end = i
+                    self.on_message(self.type, body, size)
+                    continue
+                self.length = self.left = size
+                self.want = want
+                self.body = bytearray()
+            take = min(self.left, n - i)
+            room = self.want - len(self.body)
+            if room > 0:
+                self.body += data[i:i + min(room, take)]
+            i += take
+            self.left -= take
+            if self.left == 0:
+                self.left = -1
+                self.end = i
+                self.on_message(self.type, bytes(self.body), self.length)

@@ -1,0 +1,594 @@
+"""PostgreSQL (protocol 3.0) followed beside the relay: each statement one exchange.
+
+Exchanges: a simple `Query` (one record, however many statements its text holds), each
+`Execute` of the extended protocol (the statement its portal was bound from), a unit of
+`Parse`s without `Execute` up to `Sync` ("PREPARE"), `NOTIFY`s pushed to the client, a
+`CancelRequest`. The connection's own record carries the startup (user, database,
+application_name), the authentication method (never a password: `p` messages are skipped
+unread), the server's version and backend pid, TLS and "opaque" when following stopped.
+
+`notes["sql"]` of a statement's exchange (docs/protocols.md documents it):
+    {"statement": str, "truncated": bool, "kind": "simple"|"extended"|"prepare"|"notify"|
+     "cancel"|"function", "name": prepared statement name, "params": [{"type", "value"}],
+     "tag": "SELECT 3", "tags": [...], "rows": int, "columns": int,
+     "error": {"sqlstate", "severity", "message", "detail", "hint", ...},
+     "transaction": "idle"|"in transaction"|"failed", "copy": {"direction", "bytes"},
+     "connection": the connection record's id}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from devamb.wire import pg_codec as pg
+from devamb.wire.follower import (
+    Action,
+    Answer,
+    Close,
+    Command,
+    Decide,
+    Exchanges,
+    Follower,
+    FollowerOptions,
+    Item,
+    ToClient,
+)
+from devamb.wire.pg_split import Malformed, Splitter
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+
+SQL_KEPT = 64 * 1024  # bytes of a statement's text kept (a longer one is cut, marked truncated)
+SERVER_KEPT = 4096  # bytes kept of the server messages devamb reads fields from
+GATE_CAP = 1024 * 1024  # with command faults armed, a message up to this size is held whole
+MAX_STATEMENTS = 2000  # prepared statements remembered per connection
+PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
+CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
+SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
+VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
+
+
+def _keep_client(kind: int) -> int:
+    if kind in (0x51, 0x50):  # Query, Parse
+        return SQL_KEPT
+    if kind == 0x70 or kind == 0x64:  # a password or SASL message; CopyData
+        return 0
+    return SERVER_KEPT
+
+
+def _keep_server(kind: int) -> int:
+    return 0 if kind in (0x44, 0x64) else SERVER_KEPT  # DataRow, CopyData: counted
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A statement waiting for the server's answer."""
+
+    exchange: Exchange
+    sync: int  # the sync point (Query or Sync) whose ReadyForQuery ends it
+    kind: str
+    rows: int = 0
+    tags: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+class PostgresFollower(Follower):
+    NOTE = "postgres"
+
+    def __init__(self, sink: Exchanges, options: FollowerOptions) -> None:
+        super().__init__(sink, options)
+        self.client = Splitter(False, _keep_client, self._from_client)
+        self.server = Splitter(True, _keep_server, self._from_server)
+        self.conn: dict[str, Any] = {}
+        self.statements: dict[str, tuple[str, list[int]]] = {}
+        self.portals: dict[str, tuple[str, list[str | bytes | None]]] = {}
+        self.waiting: list[_Pending] = []
+        self.unit_parses: list[tuple[str, list[int]]] = []  # Parse without Execute so far
+        self.unit_started: Exchange | None = None
+        self.in_unit = False  # an extended-protocol unit is open (up to its Sync)
+        self.status = "I"
+        self.started = False  # the StartupMessage passed
+        self.syncs_sent = 0
+        self.rfq_seen = 0
+        self.copying: _Pending | None = None
+        self.describing: list[str] = []  # statements described, awaiting their parameter types
+        # gating (command-level faults)
+        self.gbuf = bytearray()
+        self.pass_left = 0  # bytes of an oversized message streamed through the gate
+        self.pass_swallow = False
+        self.swallowing = False  # an answered unit's messages are dropped up to its Sync
+        self.awaiting: bytes | None = None  # the message a Decide is about
+        self.released: bytes | None = None  # decided: forward it next
+        self.fault_names: list[str] = []
+        self.queue: list[tuple[int, bytes]] = []  # injected answers: (after RFQ n, bytes)
+        self.splits: list[tuple[int, bytes]] = []
+        self.released_items: list[Item] = []  # answers `resolve` made that can go at once
+        self.held_since: float | None = None
+        self.out: list[Item] = []  # what the gate lets go, in order
+
+    # -- the relay's calls ----------------------------------------------------------------
+
+    def client_data(self, data: bytes) -> list[Item] | None:
+        if self.opaque is not None:
+            return None
+        held = (self.gbuf or self.awaiting is not None or self.released is not None
+                or self.pass_left or self.swallowing or self.released_items)
+        if not held and not (self.gating and self.started and self.client.between):
+            try:
+                self.client.feed(data)  # only observing: the relay forwards `data` itself
+            except Malformed as exc:
+                self.lose_sync(f"client: {exc}")
+            except Exception as exc:  # a bug here must not break the app's connection
+                self.lose_sync(f"devamb could not follow the client: {exc!r}")
+            return None
+        self.out = []
+        try:
+            self._gate(data)
+        except Exception as exc:
+            self.lose_sync(f"devamb could not follow the client: {exc!r}")
+        out, self.out = self.out, []
+        if self.opaque is not None:  # relay whatever it still held, as it came
+            for held_bytes in (self.awaiting, self.released, bytes(self.gbuf)):
+                if held_bytes:
+                    out.append(held_bytes)
+            self.awaiting = self.released = None
+            self.gbuf.clear()
+        return out
+
+    def server_data(self, data: bytes) -> list[bytes] | None:
+        if self.opaque is not None:
+            return None
+        self.splits.clear()
+        try:
+            self.server.feed(data)
+        except Malformed as exc:
+            self.lose_sync(f"server: {exc}")
+        except Exception as exc:
+            self.lose_sync(f"devamb could not follow the server: {exc!r}")
+        if not self.splits:
+            return None
+        pieces: list[bytes] = []
+        at = 0
+        for end, extra in self.splits:
+            pieces += [data[at:end], extra]
+            at = end
+        pieces.append(data[at:])
+        self.splits.clear()
+        return [p for p in pieces if p]
+
+    def resolve(self, action: Action, faults: list[str] | None = None) -> None:
+        message, self.awaiting = self.awaiting, None
+        if message is None:
+            return
+        self.fault_names = list(faults or [])
+        if isinstance(action, Answer):
+            self._answer(message, action)
+        elif isinstance(action, Close):
+            self._closed_on(message, action)
+        else:
+            self.released = message
+
+    def safe_point(self) -> bool:
+        return (self.opaque is None and self.started and self.status == "I"
+                and self.syncs_sent == self.rfq_seen and not self.in_unit
+                and self.client.between and self.server.between and not self.gbuf
+                and self.awaiting is None and self.released is None and not self.queue
+                and self.copying is None and not self.swallowing)
+
+    def safe_close(self) -> bytes:
+        return pg.terminate()
+
+    def abandon(self, why: str) -> None:
+        for pending in self.waiting:
+            if not pending.done:
+                self._finish(pending, error=f"no answer: {why}")
+        self.waiting.clear()
+
+    # -- gating ---------------------------------------------------------------------------
+
+    def _gate(self, data: bytes) -> None:
+        """Hold the client's bytes at command boundaries; what may go is put in `self.out`."""
+        buf = self.gbuf
+        buf += data
+        out = self.out
+        out += self.released_items
+        self.released_items = []
+        if self.released is not None:
+            message, self.released = self.released, None
+            self._forward(message, out)
+        while self.awaiting is None and self.opaque is None:
+            if self.pass_left:
+                take = min(self.pass_left, len(buf))
+                if not take:
+                    break
+                chunk = bytes(buf[:take])
+                del buf[:take]
+                self.pass_left -= take
+                if not self.pass_swallow:
+                    self._forward(chunk, out)
+                continue
+            typed = self.client.typed
+            size = 5 if typed else 4
+            if len(buf) < size:
+                break
+            length = int.from_bytes(buf[1:5] if typed else buf[0:4])
+            if length < 4:
+                self.lose_sync(f"client: message length {length} (below 4)")
+                break  # client_data relays what is held
+            kind = buf[0] if typed else 0
+            total = length + (1 if typed else 0)
+            if total > GATE_CAP:  # too large to hold: streamed, never decided on
+                self.pass_left, self.pass_swallow = total, self.swallowing
+                continue
+            if len(buf) < total:
+                break
+            message = bytes(buf[:total])
+            del buf[:total]
+            if self.swallowing:
+                if kind == 0x53:  # the answered unit's Sync: its ReadyForQuery
+                    self.swallowing = False
+                    out += self._inject(pg.ready_for_query(self._answered_status()))
+                continue
+            command = self._decision(kind, message)
+            if command is not None:
+                self.awaiting = message
+                self.held_since = perf_counter()  # a delay counts in its duration
+                out.append(Decide(command))
+                break
+            self._forward(message, out)
+
+    def _forward(self, data: bytes, out: list[Item]) -> None:
+        try:
+            self.client.feed(data)
+        except Malformed as exc:
+            self.lose_sync(f"client: {exc}")
+        out.append(data)
+
+    def _decision(self, kind: int, message: bytes) -> Command | None:
+        if not self.gating or not self.started:
+            return None
+        if kind == 0x51:  # Query
+            sql = pg.text(message[5:].rstrip(b"\0"))
+        elif kind == 0x50 and not self.in_unit:  # Parse, first of its unit
+            sql = pg.cstrings(message[5:], 2)[0][-1]
+        elif kind == 0x42 and not self.in_unit:  # Bind, first of its unit
+            names, _ = pg.cstrings(message[5:], 2)
+            sql = self.statements.get(names[-1], ("", []))[0] if len(names) == 2 else ""
+        else:
+            return None
+        return Command({"sql": sql}, _one_line(sql))
+
+    def _inject(self, data: bytes) -> list[Item]:
+        """An answer of devamb's, after the server's replies to what went before it."""
+        if not self.queue and self.syncs_sent == self.rfq_seen:
+            return [ToClient(data)]
+        self.queue.append((self.syncs_sent, data))
+        return []
+
+    def _answered_status(self) -> str:
+        return "I" if self.status == "I" else "E"
+
+    def _answer(self, message: bytes, action: Answer) -> None:
+        kind = message[0]
+        sqlstate = getattr(action.params, "sqlstate", "XX000")
+        text = getattr(action.params, "message", "") or f"injected by devamb fault {action.fault}"
+        sql = self._decision_sql(kind, message)
+        exchange = self._begin(sql, "simple" if kind == 0x51 else "extended")
+        exchange.notes["sql"]["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
+                                          "message": text, "injected": True}
+        exchange.notes["sql"]["transaction"] = pg.TRANSACTION[ord(self._answered_status())]
+        injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
+        exchange.finish(error=f"{sqlstate} {text}{injected}")
+        self.sink.finish(exchange)
+        items = self._inject(pg.error_response(sqlstate, text))
+        if kind == 0x51:
+            items += self._inject(pg.ready_for_query(self._answered_status()))
+        else:
+            self.swallowing = True  # up to the unit's Sync, whose ReadyForQuery goes then
+        self.released_items = items
+
+    def _closed_on(self, message: bytes, action: Close) -> None:
+        sql = self._decision_sql(message[0], message)
+        exchange = self._begin(sql, "simple" if message[0] == 0x51 else "extended")
+        exchange.finish(error=action.reason or "connection closed by a fault")
+        self.sink.finish(exchange)
+
+    def _decision_sql(self, kind: int, message: bytes) -> str:
+        if kind == 0x51:
+            return pg.text(message[5:].rstrip(b"\0"))
+        if kind == 0x50:
+            return pg.cstrings(message[5:], 2)[0][-1]
+        names, _ = pg.cstrings(message[5:], 2)
+        return self.statements.get(names[-1], ("", []))[0] if len(names) == 2 else ""
+
+    # -- records --------------------------------------------------------------------------
+
+    def _begin(self, sql: str, kind: str, **extra: Any) -> Exchange:
+        exchange = self.sink.begin()
+        raw = sql.encode("utf-8", "replace")
+        verb = VERB.match(raw)
+        exchange.method = verb.group(1).decode().upper() if verb else kind.upper()
+        exchange.path = _one_line(sql)
+        exchange.request_body.add(raw)
+        truncated = len(raw) >= SQL_KEPT
+        exchange.notes["sql"] = {"statement": sql, "truncated": truncated, "kind": kind,
+                                 "connection": self.sink.connection().id, **extra}
+        if self.fault_names:
+            exchange.faults = self.fault_names
+            self.fault_names = []
+        if self.held_since is not None:
+            exchange.started, self.held_since = self.held_since, None
+        return exchange
+
+    def _finish(self, pending: _Pending, error: str | None = None) -> None:
+        if pending.done:
+            return
+        pending.done = True
+        note = pending.exchange.notes["sql"]
+        if pending.tags:
+            note["tag"] = pending.tags[-1]
+            if len(pending.tags) > 1:
+                note["tags"] = list(pending.tags)
+        note["rows"] = pending.rows
+        pending.exchange.status = None
+        pending.exchange.finish(error=error)
+        self.sink.finish(pending.exchange)
+
+    def _pending(self, exchange: Exchange, kind: str) -> _Pending:
+        # the sync point it belongs to: the next Query or Sync forwarded
+        pending = _Pending(exchange, self.syncs_sent + 1, kind)
+        self.waiting.append(pending)
+        return pending
+
+    def _head(self) -> _Pending | None:
+        for pending in self.waiting:
+            if not pending.done and pending.sync > self.rfq_seen:
+                return pending
+        return None
+
+    # -- client messages ------------------------------------------------------------------
+
+    def _from_client(self, kind: int, body: bytes, length: int) -> None:
+        if kind == 0:
+            self._untyped(body)
+            return
+        if kind not in CLIENT_TYPES:
+            self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
+            return
+        if kind == 0x51:  # Query
+            sql = pg.text(body.rstrip(b"\0"))
+            self._pending(self._begin(sql, "simple"), "simple")
+            self.syncs_sent += 1
+        elif kind == 0x50:  # Parse
+            names, at = pg.cstrings(body, 2)
+            name, sql = [*names, "", ""][:2]
+            types = pg.parse_types(body, at)
+            if len(self.statements) >= MAX_STATEMENTS:
+                self.statements.pop(next(iter(self.statements)))
+            self.statements[name] = (sql, types)
+            self._open_unit()
+            self.unit_parses.append((name, types))
+        elif kind == 0x42:  # Bind
+            names, at = pg.cstrings(body, 2)
+            portal, stmt = [*names, "", ""][:2]
+            values = [] if self.options.redact_params else pg.bind_values(body, at)
+            self.portals[portal] = (stmt, values)
+            self._open_unit()
+        elif kind == 0x45:  # Execute
+            portal = pg.cstrings(body, 1)[0][0] if body else ""
+            stmt, values = self.portals.get(portal, ("", []))
+            sql, types = self.statements.get(stmt, ("", []))
+            params = _params(types, values, self.options.redact_params,
+                             len(values) if values else len(types))
+            exchange = self._begin(sql, "extended", name=stmt, params=params)
+            self._pending(exchange, "execute")
+            self._open_unit()
+            self.unit_parses = [p for p in self.unit_parses if p[0] != stmt]
+        elif kind == 0x53:  # Sync
+            self._prepares()
+            self.in_unit = False
+            self.syncs_sent += 1
+        elif kind == 0x43:  # Close statement/portal
+            what, name = body[:1], pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else ""
+            (self.statements if what == b"S" else self.portals).pop(name, None)
+            self._open_unit()
+        elif kind in (0x44, 0x48):  # Describe, Flush
+            if kind == 0x44 and body[:1] == b"S":  # its ParameterDescription gives the types
+                self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
+            self._open_unit()
+        elif kind == 0x64 and self.copying is not None:  # CopyData
+            self.copying.exchange.notes["sql"].setdefault("copy", {})["bytes"] = (
+                self.copying.exchange.notes["sql"].get("copy", {}).get("bytes", 0) + length)
+        elif kind == 0x46:  # FunctionCall
+            oid = int.from_bytes(body[:4]) if len(body) >= 4 else 0
+            exchange = self._begin(f"function {oid}", "function")
+            exchange.method = "FUNCTION"
+            self._pending(exchange, "simple")
+            self.syncs_sent += 1
+
+    def _prepares(self) -> None:
+        """The unit's Parses no Execute used: each a PREPARE exchange."""
+        for name, types in self.unit_parses:
+            sql = self.statements.get(name, ("", []))[0]
+            exchange = self._begin(sql, "prepare", name=name,
+                                   params=[{"type": pg.type_name(t)} for t in types])
+            exchange.method = "PREPARE"
+            self._pending(exchange, "prepare")
+        self.unit_parses = []
+
+    def _open_unit(self) -> None:
+        if not self.in_unit:
+            self.in_unit = True
+            self.unit_parses = []
+
+    def _untyped(self, body: bytes) -> None:
+        if len(body) < 4:
+            self.lose_sync("client: a startup message too short")
+            return
+        code = int.from_bytes(body[:4])
+        conn = self.sink.connection()
+        note = conn.notes.setdefault("postgres", {})
+        if code in (pg.SSL_REQUEST, pg.GSSENC_REQUEST):
+            note["encryption_requested"] = "ssl" if code == pg.SSL_REQUEST else "gss"
+            self.server.single = True
+        elif code == pg.CANCEL_REQUEST:
+            pid = int.from_bytes(body[4:8]) if len(body) >= 8 else 0
+            exchange = self._begin(f"cancel backend {pid}", "cancel")
+            exchange.method = "CANCEL"
+            exchange.finish()
+            self.sink.finish(exchange)
+        elif code == pg.PROTOCOL_3:
+            params = pg.startup_params(body)
+            for key in ("user", "database", "application_name"):
+                if key in params:
+                    note[key] = params[key]
+            note.setdefault("database", params.get("user", ""))
+            conn.method = "CONNECT"
+            conn.path = f"{note.get('user', '?')}@{note.get('database', '?')}" + (
+                f" ({note['application_name']})" if note.get("application_name") else "")
+            self.client.typed = True
+            self.started = True
+            self.syncs_sent += 1  # the server answers the startup with ReadyForQuery
+        else:
+            self.lose_sync(f"client: protocol {code >> 16}.{code & 0xFFFF} is not followed")
+
+    # -- server messages ------------------------------------------------------------------
+
+    def _from_server(self, kind: int, body: bytes, length: int) -> None:
+        if length < 0:  # the answer to SSLRequest / GSSENCRequest
+            note = self.sink.connection().notes.setdefault("postgres", {})
+            if kind in (ord("S"), ord("G")):
+                note["encryption"] = "tls" if kind == ord("S") else "gss"
+                self.lose_sync("TLS negotiated: the connection is encrypted"
+                               if kind == ord("S") else "GSSAPI encryption negotiated")
+            else:
+                note["encryption"] = "refused"
+            return
+        if kind not in SERVER_TYPES:
+            self.lose_sync(f"server sent an unknown message type {chr(kind)!r}")
+            return
+        head = self._head()
+        if kind == 0x44:  # DataRow
+            if head is not None:
+                head.rows += 1
+        elif kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
+            tag = pg.text(body.rstrip(b"\0")) if kind == 0x43 else (
+                "" if kind == 0x49 else "suspended")
+            if head is not None:
+                head.tags.append(tag)
+                if self.copying is head:
+                    self.copying = None
+                if head.kind == "execute":
+                    self._finish(head)
+        elif kind == 0x5A:  # ReadyForQuery
+            self._ready(chr(body[0]) if body else "I")
+        elif kind == 0x45:  # ErrorResponse
+            fields = pg.error_fields(body)
+            error = f"{fields.get('sqlstate', '')} {fields.get('message', '')}".strip()
+            if head is None and self.unit_parses:  # Parse then Flush: failed before its Sync
+                self._prepares()
+                head = self._head()
+            if head is None:
+                self.sink.connection().notes.setdefault("postgres", {})["error"] = fields
+                if self.sink.connection().error is None:
+                    self.sink.connection().error = error
+                return
+            head.exchange.notes["sql"]["error"] = fields
+            head.exchange.error = error
+            if head.kind != "simple":
+                self._finish(head, error=error)
+                for other in self.waiting:  # the rest of the unit is skipped up to Sync
+                    if other.sync == head.sync and not other.done:
+                        other.exchange.notes["sql"]["skipped"] = True
+        elif kind == 0x74:  # ParameterDescription
+            if self.describing:
+                name = self.describing.pop(0)
+                if name in self.statements:
+                    self.statements[name] = (self.statements[name][0],
+                                             pg.parse_types(body, 0))
+        elif kind == 0x54:  # RowDescription
+            if head is not None and len(body) >= 2:
+                head.exchange.notes["sql"]["columns"] = int.from_bytes(body[:2])
+        elif kind in (0x47, 0x48, 0x57):  # CopyIn/Out/BothResponse
+            if head is not None:
+                direction = {0x47: "in", 0x48: "out", 0x57: "both"}[kind]
+                head.exchange.notes["sql"]["copy"] = {"direction": direction, "bytes": 0}
+                self.copying = head
+        elif kind == 0x64 and self.copying is not None:
+            copy = self.copying.exchange.notes["sql"].setdefault("copy", {})
+            copy["bytes"] = copy.get("bytes", 0) + length
+        elif kind == 0x41:  # NotificationResponse
+            pid = int.from_bytes(body[:4]) if len(body) >= 4 else 0
+            (channel, payload), _ = pg.cstrings(body[4:], 2) if body.count(b"\0") >= 2 else (
+                ["", ""], 0)
+            exchange = self._begin(f"NOTIFY {channel}", "notify", channel=channel,
+                                   payload=payload, pid=pid)
+            exchange.method = "NOTIFY"
+            exchange.finish()
+            self.sink.finish(exchange)
+        elif kind == 0x4E:  # NoticeResponse
+            if head is not None:
+                head.exchange.notes["sql"]["notices"] = (
+                    head.exchange.notes["sql"].get("notices", 0) + 1)
+        elif kind == 0x52:  # Authentication
+            code = int.from_bytes(body[:4]) if len(body) >= 4 else -1
+            note = self.sink.connection().notes.setdefault("postgres", {})
+            if code in (3, 5, 10):
+                note["auth"] = pg.AUTH[code]
+                if code == 10:
+                    note["sasl"] = [m for m in pg.text(body[4:]).split("\0") if m]
+            elif code == 0:
+                note.setdefault("auth", "trust")
+        elif kind == 0x53:  # ParameterStatus
+            (name, value), _ = pg.cstrings(body, 2) if body.count(b"\0") >= 2 else (["", ""], 0)
+            if name in ("server_version", "server_encoding", "application_name"):
+                self.sink.connection().notes.setdefault("postgres", {})[name] = value
+        elif kind == 0x4B and len(body) >= 4:  # BackendKeyData
+            self.sink.connection().notes.setdefault("postgres", {})["pid"] = int.from_bytes(
+                body[:4])
+
+    def _ready(self, status: str) -> None:
+        self.status = status
+        self.rfq_seen += 1
+        self.describing.clear()
+        state = pg.TRANSACTION.get(ord(status), status)
+        keep: list[_Pending] = []
+        for pending in self.waiting:
+            if pending.sync <= self.rfq_seen:
+                pending.exchange.notes["sql"]["transaction"] = state
+                if not pending.done:
+                    skipped = pending.exchange.notes["sql"].get("skipped")
+                    self._finish(pending, error="not executed: an earlier message of its "
+                                 "batch failed" if skipped else None)
+            else:
+                keep.append(pending)
+        self.waiting = keep
+        if self.copying is not None and self.copying.done:
+            self.copying = None
+        while self.queue and self.queue[0][0] <= self.rfq_seen:
+            self.splits.append((self.server.end, self.queue.pop(0)[1]))
+
+
+def _one_line(sql: str) -> str:
+    line = " ".join(sql[:PATH_CHARS * 4].split())
+    return line if len(line) <= PATH_CHARS else line[:PATH_CHARS - 1] + "…"
+
+
+def _params(types: list[int], values: list[str | bytes | None], redact: bool,
+            count: int) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    for i in range(count):
+        param: dict[str, Any] = {"type": pg.type_name(types[i]) if i < len(types) else
+                                 "unspecified"}
+        value = values[i] if i < len(values) else None
+        if redact:
+            param["value"] = "<redacted>"
+        elif isinstance(value, bytes):
+            param["value"] = pg.binary_value(param["type"], value)
+        else:
+            param["value"] = value
+        params.append(param)
+    return params

@@ -1,0 +1,445 @@
+"""Redis (RESP2 and RESP3) followed beside the relay: each command one exchange.
+
+Commands are matched to replies in order (pipelining), as Redis answers a connection. The
+follower knows the connection's state from what passed: the protocol (`HELLO 3`), the database
+(`SELECT`), MULTI/EXEC and WATCH, pub/sub (a subscribed connection's messages are recorded as
+pushes, `SUBSCRIBE a b` waits for one confirmation per channel), MONITOR, blocking commands.
+Bulk bodies are counted, never held (wire/resp_read.py).
+
+`notes["redis"]` of a command's exchange:
+    {"command": "GET", "args": ["GET", "user:42"] (cut, passwords redacted), "argc": 2,
+     "sizes": [3, 7], "keys": ["user:42"], "db": 0, "protocol": 2|3, "connection": id,
+     "reply": {"type": "status"|"error"|"integer"|"bulk"|"array"|"null"|..., "text",
+               "message", "value", "size", "length", "bytes"},
+     "queued": True (inside MULTI), "blocking": True, "injected": True (answered by devamb),
+     "confirmations": n (SUBSCRIBE...)}
+A push's exchange (method `PUSH`): {"push": "message", "channel": ..., "length", "bytes"}.
+
+With command-level faults armed (`gating`), the client's stream is cut at command boundaries:
+each command up to `DECIDE_EARLY` bytes is held until the relay decides on it; a larger one is
+decided on its first 64 KiB (name, keys), and the rest passes or is dropped as it comes. A
+command answered by devamb (`Answer`) never reaches the server; its reply is written after the
+server's replies to the commands forwarded before it, so the client reads every reply in the
+order it asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from devamb.wire import resp_cmd
+from devamb.wire.follower import (
+    Action,
+    Answer,
+    Close,
+    Command,
+    Decide,
+    Exchanges,
+    Follower,
+    FollowerOptions,
+    Item,
+    ToClient,
+)
+from devamb.wire.resp_read import Malformed, Message, Reader
+
+if TYPE_CHECKING:
+    from devamb.inspect.exchange import Exchange
+
+DECIDE_EARLY = 64 * 1024  # with command faults armed, a command up to this size is held whole
+CLIENT_KEPT = 256  # bytes kept of each argument (a key longer than this is shown cut)
+SERVER_KEPT = 64  # bytes kept of each element of a reply (a push's kind and channel)
+FAMILY = {b"subscribe": "c", b"unsubscribe": "c", b"psubscribe": "p", b"punsubscribe": "p",
+          b"ssubscribe": "s", b"sunsubscribe": "s"}
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A command forwarded and waiting for its reply, or devamb's own answer waiting its turn."""
+
+    exchange: Exchange | None
+    name: str = ""
+    expect: int = 1  # replies it takes (SUBSCRIBE a b: 2); -1: until the subscription count is 0
+    answer: bytes | None = None  # devamb's reply, written when the replies before it are
+    args: list[bytes] = field(default_factory=list)
+
+
+class RedisFollower(Follower):
+    NOTE = "redis"
+
+    def __init__(self, sink: Exchanges, options: FollowerOptions) -> None:
+        super().__init__(sink, options)
+        self.client = Reader(commands=True, keep=CLIENT_KEPT)
+        self.server = Reader(commands=False, keep=SERVER_KEPT)
+        self.pending: deque[_Pending] = deque()
+        self.protocol = 2
+        self.db = 0
+        self.multi = False
+        self.watching = False
+        self.subscribed = 0  # channels, patterns and shard channels subscribed to
+        self.subs = {"c": 0, "p": 0, "s": 0}  # each kind's count
+        self.monitoring = False
+        self.pushes = 0
+        self.conn_id: int | None = None  # the connection's record's id
+        # gating (command-level faults)
+        self.gbuf = bytearray()  # the start of a command not yet complete
+        # complete commands not yet passed on, with how their tail goes when decided early
+        self.held: deque[tuple[bytes, Message, str | None]] = deque()
+        self.awaiting: tuple[bytes, Message, bool] | None = None  # what a Decide is about
+        self.released: list[Item] = []  # what `resolve` let go, returned by the next call
+        # the command being read was decided on early: its rest is "forward"ed or "swallow"ed
+        # as it comes ("pending": the relay is deciding)
+        self.deciding: str | None = None
+        self.splits: list[tuple[int, bytes]] = []  # answers to insert in the server's chunk
+        self.fault_names: list[str] = []
+
+    # -- the relay's calls ----------------------------------------------------------------
+
+    def client_data(self, data: bytes) -> list[Item] | None:
+        if self.opaque is not None:
+            if self.released or self.gbuf or self.held or self.awaiting:
+                return self._flush_opaque(data)
+            return None
+        gated = (self.gbuf or self.held or self.awaiting is not None or self.released
+                 or self.deciding is not None)
+        if not gated and not (self.gating and self.client.between):
+            try:
+                for msg in self.client.feed(data):
+                    self._forwarded(msg)
+            except Malformed as exc:
+                for msg in exc.parsed:
+                    self._forwarded(msg)
+                self.lose_sync(f"client: {exc}")
+            return None
+        return self._gate(data)
+
+    def server_data(self, data: bytes) -> list[bytes] | None:
+        if self.opaque is not None:
+            return None
+        self.splits = []
+        try:
+            for msg in self.server.feed(data):
+                self._reply(msg)
+        except Malformed as exc:
+            for msg in exc.parsed:
+                self._reply(msg)
+            self.lose_sync(f"server: {exc}")
+        if self.opaque is not None:  # answers still waiting can no longer be put in order
+            tail = [p.answer for p in self.pending if p.answer is not None]
+            self.splits += [(len(data), answer) for answer in tail]
+            self.pending.clear()
+        if not self.splits:
+            return None
+        pieces: list[bytes] = []
+        at = 0
+        for end, extra in self.splits:
+            pieces += [data[at:end], extra]
+            at = end
+        pieces.append(data[at:])
+        self.splits = []
+        return [p for p in pieces if p]
+
+    def resolve(self, action: Action, faults: list[str] | None = None) -> None:
+        awaiting, self.awaiting = self.awaiting, None
+        if awaiting is None:
+            return
+        raw, msg, early = awaiting
+        self.fault_names = list(faults or [])
+        if isinstance(action, Answer):
+            self._answer(msg, action)
+            self._tail("swallow" if early else None)
+        elif isinstance(action, Close):
+            exchange = self._begin(msg)
+            exchange.finish(error=action.reason or "connection closed by a fault")
+            self.sink.finish(exchange)
+            self._tail("swallow" if early else None)
+        else:  # forwarded now (Forward), or after the delay the relay waited (Delay)
+            self.released.append(raw)
+            self._forwarded(msg)
+            self._tail("forward" if early else None)
+
+    def safe_point(self) -> bool:
+        if (self.opaque is not None or self.awaiting is not None or self.held or self.gbuf
+                or self.deciding is not None):
+            return False
+        if self.subscribed:  # a subscriber is closed at once: clients resubscribe
+            return True
+        return (not self.pending and not self.multi and not self.watching
+                and not self.monitoring and self.client.between and self.server.between)
+
+    def abandon(self, why: str) -> None:
+        for pending in self.pending:
+            if pending.exchange is not None:
+                pending.exchange.finish(error=f"no reply: {why}")
+                self.sink.finish(pending.exchange)
+        self.pending.clear()
+
+    # -- gating ---------------------------------------------------------------------------
+
+    def _gate(self, data: bytes) -> list[Item]:
+        out, self.released = self.released, []
+        try:
+            messages = self.client.feed(data)
+        except Malformed as exc:  # what came whole before passes undecided, as the rest
+            held = [msg for _, msg, tail in self.held if tail is None]
+            for msg in [*([self.awaiting[1]] if self.awaiting else []), *held, *exc.parsed]:
+                self._forwarded(msg)
+            self.lose_sync(f"client: {exc}")
+            return [*out, *self._flush_opaque(data)]
+        at = 0
+        for msg in messages:
+            raw = bytes(self.gbuf) + data[at : msg.end]
+            self.gbuf.clear()
+            at = msg.end
+            if self.deciding is not None:  # the end of a command decided on early
+                tail = self.deciding
+                self.deciding = None
+                self.held.append((raw if tail != "swallow" else b"", msg, tail))
+            else:
+                self.held.append((raw, msg, None))
+        rest = data[at:]
+        self._drain(out)
+        if rest:
+            if self.deciding == "forward":
+                out.append(rest)
+            elif self.deciding != "swallow":  # (None, or "pending": kept until decided)
+                self.gbuf += rest
+        if (self.deciding is None and self.awaiting is None and not self.held
+                and len(self.gbuf) > DECIDE_EARLY):
+            self._decide_early(out)
+        return out
+
+    def _decide_early(self, out: list[Item]) -> None:
+        """A command too large to hold whole: decided on what came of it so far (its name and
+        first arguments); the rest then passes, or is dropped, as it comes."""
+        msg = self.client.partial
+        if msg is None or not msg.items:
+            return
+        head = bytes(self.gbuf)
+        self.gbuf.clear()
+        command = self._decision(msg)
+        if command is None:
+            out.append(head)
+            self._forwarded(msg)
+            self.deciding = "forward"
+            return
+        self.awaiting = (head, msg, True)
+        self.deciding = "pending"
+        out.append(Decide(command))
+
+    def _tail(self, tail: str | None) -> None:
+        """The rest of a command decided on early: forwarded or dropped."""
+        if tail is None:
+            return
+        if self.held and self.held[0][2] == "pending":  # it ended while the relay decided
+            raw, msg, _ = self.held.popleft()
+            self.held.appendleft((raw if tail == "forward" else b"", msg, tail))
+            self.deciding = None
+        else:
+            self.deciding = tail
+        if self.gbuf:  # what came of it meanwhile
+            if tail == "forward":
+                self.released.append(bytes(self.gbuf))
+            self.gbuf.clear()
+
+    def _drain(self, out: list[Item]) -> None:
+        while self.held and self.awaiting is None:
+            raw, msg, tail = self.held[0]
+            if tail == "pending":
+                return
+            self.held.popleft()
+            if tail is not None:  # the end of a command decided on early: recorded then
+                if raw:
+                    out.append(raw)
+                continue
+            command = self._decision(msg)
+            if command is None:
+                out.append(raw)
+                self._forwarded(msg)
+                continue
+            self.awaiting = (raw, msg, False)
+            out.append(Decide(command))
+
+    def _flush_opaque(self, data: bytes) -> list[Item]:
+        """Following stopped while commands were held: let everything through as it came."""
+        out, self.released = self.released, []
+        if self.awaiting is not None:
+            out.append(self.awaiting[0])
+            self.awaiting = None
+        out += [raw for raw, _, _ in self.held if raw]
+        self.held.clear()
+        self.deciding = None
+        if self.gbuf:
+            out.append(bytes(self.gbuf))
+            self.gbuf.clear()
+        if data:
+            out.append(data)
+        return out
+
+    def _decision(self, msg: Message) -> Command | None:
+        if not self.gating or msg.count <= 0:
+            return None
+        name = resp_cmd.name_of(msg)
+        fields = {"command": name.split(" ")[0]}
+        keys = resp_cmd.keys_of(msg)
+        if keys:
+            fields["key"] = keys[0].decode("utf-8", "replace")
+        return Command(fields, resp_cmd.line_of(resp_cmd.redacted(msg), msg.count))
+
+    def _answer(self, msg: Message, action: Answer) -> None:
+        text = getattr(action.params, "reply", "") or f"-ERR injected by fault {action.fault}"
+        text = " ".join(str(text).split())
+        reply = text.encode("utf-8", "replace") + b"\r\n"
+        exchange = self._begin(msg)
+        note = exchange.notes["redis"]
+        note["reply"] = {"type": "error", "message": text[1:], "bytes": len(reply)}
+        note["injected"] = True
+        exchange.finish(error=f"{text[1:]} (injected)")
+        self.sink.finish(exchange)
+        if self.pending:
+            self.pending.append(_Pending(None, answer=reply))
+        else:
+            self.released.append(ToClient(reply))
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _begin(self, msg: Message) -> Exchange:
+        exchange = self.sink.begin()
+        name = resp_cmd.name_of(msg)
+        shown, line = resp_cmd.display(msg)
+        exchange.method = name.partition(" ")[0] or "?"
+        exchange.path = line
+        exchange.request_body.add(line.encode("utf-8", "replace"))
+        if self.conn_id is None:
+            self.conn_id = self.sink.connection().id
+        note: dict[str, Any] = {
+            "command": name, "args": shown, "argc": msg.count, "sizes": msg.sizes,
+            "keys": [k.decode("utf-8", "replace") for k in resp_cmd.keys_of(msg)],
+            "db": self.db, "protocol": self.protocol, "connection": self.conn_id,
+        }
+        if msg.inline:
+            note["inline"] = True
+        if self.multi and name not in ("EXEC", "DISCARD", "MULTI"):
+            note["queued"] = True
+        if name in resp_cmd.BLOCKING or (name[:1] == "X" and name in ("XREAD", "XREADGROUP")
+                                         and any(a.upper() == b"BLOCK" for a in msg.items)):
+            note["blocking"] = True
+        exchange.notes["redis"] = note
+        if self.fault_names:
+            exchange.faults = self.fault_names
+            self.fault_names = []
+        return exchange
+
+    def _forwarded(self, msg: Message) -> None:
+        """A command went to the server: open its record and note what it changes."""
+        if msg.count <= 0:  # "*0": nothing is asked, nothing answered
+            return
+        exchange = self._begin(msg)
+        name = exchange.notes["redis"]["command"]
+        expect = 1
+        if name in resp_cmd.SUBSCRIBE:
+            expect = max(msg.count - 1, 1)
+        elif name in resp_cmd.UNSUBSCRIBE:
+            expect = msg.count - 1 if msg.count > 1 else -1
+        if name == "MULTI":
+            self.multi = True
+        elif name in ("EXEC", "DISCARD"):
+            self.multi = self.watching = False
+        elif name == "WATCH":
+            self.watching = True
+        elif name == "UNWATCH":
+            self.watching = False
+        self.pending.append(_Pending(exchange, name, expect, args=msg.items[:3]))
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _reply(self, msg: Message) -> None:
+        head = self._head()
+        first = msg.items[0].lower() if msg.items and msg.kind in "*>" else b""
+        confirm = first in resp_cmd.CONFIRMS and head is not None and (
+            head.name in resp_cmd.SUBSCRIBE or head.name in resp_cmd.UNSUBSCRIBE)
+        if not confirm and (msg.kind == ">" or (self.subscribed and first in resp_cmd.MESSAGES)
+                            or (self.monitoring and head is None and msg.kind == "+")):
+            self._push(msg, first)
+            return
+        if head is None:
+            if msg.kind == "-":  # before any command (max clients) or on bad input: the
+                text = msg.text.decode("utf-8", "replace")  # server's error for the connection
+                self.sink.connection().notes.setdefault(self.NOTE, {})["error"] = text
+                return
+            self.lose_sync("server: a reply no command asked for")
+            return
+        exchange = head.exchange
+        assert exchange is not None
+        note = exchange.notes["redis"]
+        if confirm:
+            family = FAMILY[first]
+            if head.expect < 0:  # UNSUBSCRIBE without names: one reply per subscription
+                head.expect = max(self.subs[family], 1)
+            if len(msg.items) >= 3:
+                with contextlib.suppress(ValueError):
+                    self._subscriptions(family, int(msg.items[2]))
+            note["confirmations"] = note.get("confirmations", 0) + 1
+            head.expect -= 1
+            if head.expect > 0:
+                return
+        reply = resp_cmd.reply_of(msg)
+        note["reply"] = reply
+        error = resp_cmd.error_text(reply)
+        self._effects(head, reply, error)
+        self.pending.popleft()
+        exchange.finish(error=error)
+        self.sink.finish(exchange)
+        while self.pending and self.pending[0].answer is not None:
+            self.splits.append((msg.end, self.pending.popleft().answer))  # type: ignore[arg-type]
+
+    def _subscriptions(self, family: str, count: int) -> None:
+        """A confirmation's count: shard channels' own, or channels' and patterns' together."""
+        subs = self.subs
+        if family == "s":
+            subs["s"] = count
+        else:
+            subs[family] = max(subs[family] + count - subs["c"] - subs["p"], 0)
+        self.subscribed = sum(subs.values())
+
+    def _head(self) -> _Pending | None:
+        return self.pending[0] if self.pending else None
+
+    def _effects(self, head: _Pending, reply: dict[str, Any], error: str | None) -> None:
+        """What a command's reply changes on the connection."""
+        name = head.name
+        if error is not None:
+            if name == "MULTI":
+                self.multi = False
+            return
+        if name == "SELECT" and len(head.args) > 1:
+            with contextlib.suppress(ValueError):
+                self.db = int(head.args[1])
+        elif name == "HELLO" and len(head.args) > 1:
+            self.protocol = 3 if head.args[1] == b"3" else 2
+        elif name == "MONITOR":
+            self.monitoring = True
+        elif name == "RESET":
+            self.protocol, self.db, self.subscribed = 2, 0, 0
+            self.subs = {"c": 0, "p": 0, "s": 0}
+            self.multi = self.watching = self.monitoring = False
+
+    def _push(self, msg: Message, kind: bytes) -> None:
+        """A message the server sent unasked: pub/sub, a RESP3 push, a MONITOR line."""
+        self.pushes += 1
+        exchange = self.sink.begin()
+        exchange.method = "PUSH"
+        what = (kind or b"monitor" if msg.kind == "+" else kind or b"push").decode("latin-1")
+        channel = msg.items[1].decode("utf-8", "replace") if len(msg.items) > 1 else ""
+        exchange.path = f"{what} {channel}".strip()
+        note: dict[str, Any] = {"push": what, "bytes": msg.size, "length": msg.count,
+                                "connection": self.sink.connection().id}  # (rare: not cached)
+        if channel:
+            note["channel"] = channel
+        if msg.kind == "+":
+            note["text"] = msg.text.decode("utf-8", "replace")
+        exchange.notes["redis"] = note
+        exchange.finish()
+        self.sink.finish(exchange)

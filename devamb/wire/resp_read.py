@@ -1,0 +1,312 @@
+"""One direction of a Redis connection cut into whole RESP2/RESP3 messages, in bounded memory.
+
+`feed(chunk)` returns the top-level messages whose last byte is in the chunk, each with `end`,
+the offset in the chunk just past it (the relay can split the chunk there). Only what records
+show is kept: a line's text (cut at `LINE_KEPT`), the first `keep` bytes of each top-level
+element, the sizes of the first `SIZES_KEPT` elements. Bulk bodies are counted as they pass,
+never held: a `$2147483647` prefix costs a counter. Anything that is not RESP raises
+`Malformed`; the follower then stops following (the relay goes on relaying).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devamb.resp.inline import UnbalancedQuotes, split_inline
+
+MAX_LINE = 64 * 1024  # bytes of a header, simple reply or inline command (Redis' inline limit)
+LINE_KEPT = 512  # bytes of a simple/error reply's text kept
+SIZES_KEPT = 1024  # elements whose size is kept; later ones are only counted
+ITEMS_KEPT = 64  # top-level elements whose first bytes are kept
+MAX_DEPTH = 64  # nested aggregates (deeper is not what a server sends)
+BULKS = frozenset(b"$=!")  # bulk string; RESP3 verbatim string, blob error
+AGGREGATES = frozenset(b"*~>%|")  # array; RESP3 set, push, map, attribute
+LINES = frozenset(b"+-:_,#(")  # status, error, integer; RESP3 null, double, boolean, big number
+# The fast path reads common messages from `chunk.split(CRLF)` (all in C), checking each "$SIZE"
+# against the length of the value after it; anything else (a value with a CRLF inside, a larger
+# one, an array reply, an incomplete message) ends it and the general reader takes over.
+FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
+FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
+FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
+FAST_CHUNK = 1024 * 1024  # bytes; a larger chunk is read by the general reader only
+
+
+class Malformed(ValueError):
+    """The bytes are not RESP (or not what this side may send); `parsed` holds the messages
+    that came whole before them."""
+
+    parsed: list[Message] = []  # (set on each instance that is raised)
+
+
+@dataclass(slots=True)
+class Message:
+    """One top-level RESP message: a client's command or a server's reply (or push)."""
+
+    kind: str  # its first byte: '*' (a command, or an array reply), '$', '+', '-', ':', '>', ...
+    count: int = 0  # elements of an aggregate (-1: null), bytes of a bulk (-1: null)
+    text: bytes = b""  # a line's text (status, error, integer, double...), cut at LINE_KEPT
+    items: list[bytes] = field(default_factory=list)  # first bytes of top-level elements
+    sizes: list[int] = field(default_factory=list)  # sizes of top-level bulk elements
+    inline: bool = False  # a client's inline command (`items` then holds its words)
+    size: int = 0  # bytes on the wire
+    end: int = 0  # offset just past it in the chunk that completed it
+
+
+class Reader:
+    """Splits one direction into `Message`s; `commands`: the client's side (arrays of bulk
+    strings, or inline lines) rather than a server's (any reply)."""
+
+    __slots__ = (
+        "_body_left",
+        "_crlf_left",
+        "_keep",
+        "_kept",
+        "_line",
+        "_msg",
+        "_stack",
+        "_take",
+        "commands",
+    )
+
+    def __init__(self, commands: bool, keep: int = 256) -> None:
+        self.commands = commands
+        self._keep = keep  # bytes kept of each top-level element
+        self._line = bytearray()  # a line arriving over several chunks (bounded: MAX_LINE)
+        self._body_left = 0  # bytes of a bulk body still to come
+        self._crlf_left = 0  # bytes of the CRLF after a bulk body still to come
+        self._kept = bytearray()  # the kept prefix of the current top-level bulk element
+        self._take = False  # the current bulk's first bytes are kept
+        self._stack: list[int] = []  # elements still to come of each open aggregate
+        self._msg: Message | None = None  # the top-level message being read
+
+    @property
+    def partial(self) -> Message | None:
+        """The message being read (its fields so far), if any."""
+        return self._msg
+
+    @property
+    def between(self) -> bool:
+        """No message is partly read."""
+        return self._msg is None and not self._line
+
+    def feed(self, data: bytes | bytearray) -> list[Message]:
+        out: list[Message] = []
+        try:
+            self._feed(data, out)
+        except Malformed as exc:
+            exc.parsed = out
+            raise
+        return out
+
+    def _feed(self, data: bytes | bytearray, out: list[Message]) -> None:
+        i, n = 0, len(data)
+        if self._msg is None and not self._line and not self._body_left and not self._crlf_left \
+                and n <= FAST_CHUNK and isinstance(data, bytes):
+            i = self._fast_commands(data, out) if self.commands else self._fast_replies(data, out)
+        while i < n:
+            if self._body_left or self._crlf_left:
+                i = self._body(data, i, n, out)
+                continue
+            eol = data.find(b"\n", i)
+            if eol < 0:
+                if len(self._line) + n - i > MAX_LINE:
+                    raise Malformed("a line longer than 64 KiB")
+                self._line += data[i:]
+                return
+            line = bytes(self._line + data[i:eol]) if self._line else bytes(data[i:eol])
+            consumed = len(self._line) + eol + 1 - i
+            self._line.clear()
+            i = eol + 1
+            self._on_line(line, consumed, i, out)
+
+    def _fast_commands(self, data: bytes, out: list[Message]) -> int:
+        """Commands of short arguments at the start of `data`; the position after them."""
+        tokens = data.split(b"\r\n")
+        last = len(tokens) - 1  # the bytes after the final CRLF: never a whole token
+        keep = self._keep
+        append = out.append
+        i = pos = 0
+        while i < last:
+            count = FAST_ARGS.get(tokens[i])
+            if count is None:
+                break
+            end = i + 1 + 2 * count
+            if end > last:
+                break
+            values = tokens[i + 2 : end : 2]
+            sizes = [len(v) for v in values]
+            if tokens[i + 1 : end : 2] != [FAST_HEADS.get(size) for size in sizes]:
+                break
+            pos += len(tokens[i]) + 2 + sum(sizes) + sum(map(len, tokens[i + 1 : end : 2])) \
+                + 4 * count
+            items = values if count <= ITEMS_KEPT else values[:ITEMS_KEPT]
+            if max(sizes) > keep:
+                items = [v[:keep] for v in items]
+            append(Message("*", count, items=items, sizes=sizes[:SIZES_KEPT],
+                           size=pos - (out[-1].end if out else 0), end=pos))
+            i = end
+        return pos
+
+    def _fast_replies(self, data: bytes, out: list[Message]) -> int:
+        """Simple replies and short bulk strings at the start of `data`; the position after."""
+        tokens = data.split(b"\r\n")
+        last = len(tokens) - 1
+        keep = self._keep
+        append = out.append
+        i = pos = 0
+        while i < last:
+            token = tokens[i]
+            head = token[:1]
+            if head == b"$":
+                size = FAST_SIZES.get(token)
+                if size is None:
+                    if token != b"$-1":
+                        break
+                    pos += 5
+                    append(Message("$", -1, size=5, end=pos))
+                    i += 1
+                    continue
+                if i + 1 >= last or len(tokens[i + 1]) != size:
+                    break
+                length = len(token) + size + 4
+                pos += length
+                append(Message("$", size, items=[tokens[i + 1][:keep]], size=length, end=pos))
+                i += 2
+            elif head in (b"+", b":", b"-"):
+                pos += len(token) + 2
+                append(Message(head.decode(), text=token[1 : 1 + LINE_KEPT],
+                               size=len(token) + 2, end=pos))
+                i += 1
+            else:
+                break
+        return pos
+
+    # -- bulk bodies ----------------------------------------------------------------------
+
+    def _body(self, data: bytes | bytearray, i: int, n: int, out: list[Message]) -> int:
+        msg = self._msg
+        assert msg is not None
+        if self._body_left:
+            take = min(self._body_left, n - i)
+            if self._take:
+                room = self._keep - len(self._kept)
+                if room > 0:
+                    self._kept += data[i : i + min(take, room)]
+            self._body_left -= take
+            msg.size += take
+            return i + take
+        # the CRLF after the body, byte by byte (two at most)
+        expected = b"\r\n"[2 - self._crlf_left]
+        if data[i] != expected:
+            raise Malformed("a bulk string is not followed by CRLF")
+        self._crlf_left -= 1
+        msg.size += 1
+        i += 1
+        if not self._crlf_left:
+            if self._take:
+                self._keep_item(bytes(self._kept))
+                self._kept.clear()
+            self._element_done(i, out)
+        return i
+
+    # -- lines ----------------------------------------------------------------------------
+
+    def _on_line(self, line: bytes, consumed: int, end: int, out: list[Message]) -> None:
+        cr = line.endswith(b"\r")
+        if cr:
+            line = line[:-1]
+        msg = self._msg
+        if msg is None:
+            if self.commands and line[:1] != b"*":
+                self._inline(line, consumed, end, out)
+                return
+            if not cr:
+                raise Malformed("a line without CR before its LF")
+            if not line:
+                raise Malformed("an empty line")
+            kind = chr(line[0])
+            msg = self._msg = Message(kind)
+        elif not cr or not line:
+            raise Malformed("a line without CR before its LF" if not cr else "an empty line")
+        msg.size += consumed
+        top = not self._stack
+        head = line[0]
+        if self.commands and not top and head != 36:
+            raise Malformed(f"expected '$', got {chr(head)!r}")
+        if head in BULKS:
+            size = _number(line)
+            if top:
+                msg.count = size
+            if size < 0:
+                if self.commands:
+                    raise Malformed("invalid bulk length")
+                self._element_done(end, out)
+                return
+            if len(self._stack) == 1 and len(msg.sizes) < SIZES_KEPT:
+                msg.sizes.append(size)
+            self._take = len(self._stack) <= 1 and len(msg.items) < ITEMS_KEPT
+            self._body_left, self._crlf_left = size, 2
+            return
+        if head in AGGREGATES:
+            count = _number(line)
+            if top:
+                msg.count = count
+            if head == 37:  # a map: a key and a value per entry
+                count *= 2
+            elif head == 124:  # an attribute: its pairs, then the reply it annotates
+                count = 2 * max(count, 0) + 1
+            if self.commands and count > 1024 * 1024:
+                raise Malformed("invalid multibulk length")
+            if count <= 0:
+                self._element_done(end, out)
+                return
+            if len(self._stack) >= MAX_DEPTH:
+                raise Malformed("aggregates nested too deep")
+            self._stack.append(count)
+            return
+        if head in LINES:
+            if top:
+                msg.text = line[1 : 1 + LINE_KEPT]
+            elif len(self._stack) == 1 and len(msg.items) < ITEMS_KEPT:
+                self._keep_item(line[1 : 1 + self._keep])
+            self._element_done(end, out)
+            return
+        raise Malformed(f"unexpected type byte {chr(head)!r}")
+
+    def _inline(self, line: bytes, consumed: int, end: int, out: list[Message]) -> None:
+        try:
+            words = split_inline(line)
+        except UnbalancedQuotes as exc:
+            raise Malformed(str(exc)) from None
+        if not words:
+            return  # an empty line: nothing (as redis-server reads it)
+        out.append(Message("*", len(words), items=[w[: self._keep] for w in words[:ITEMS_KEPT]],
+                           sizes=[len(w) for w in words[:SIZES_KEPT]], inline=True,
+                           size=consumed, end=end))
+
+    # -- completing -----------------------------------------------------------------------
+
+    def _keep_item(self, item: bytes) -> None:
+        assert self._msg is not None
+        if len(self._stack) <= 1:
+            self._msg.items.append(item)
+
+    def _element_done(self, end: int, out: list[Message]) -> None:
+        stack = self._stack
+        while stack:
+            stack[-1] -= 1
+            if stack[-1]:
+                return
+            stack.pop()
+        msg = self._msg
+        assert msg is not None
+        msg.end = end
+        out.append(msg)
+        self._msg = None
+
+
+def _number(line: bytes) -> int:
+    try:
+        return int(line[1:])
+    except ValueError:
+        raise Malformed(f"invalid length {line[:20]!r}") from None

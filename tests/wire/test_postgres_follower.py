@@ -1,0 +1,86 @@
+"""The postgres follower on its own, fed bytes as the relay feeds it: answers devamb injects wait
+behind the server's replies to what was forwarded before them (pipelined queries)."""
+
+from __future__ import annotations
+
+from devamb.inspect.exchange import Exchange
+from devamb.wire import pg_codec as pg
+from devamb.wire.follower import FORWARD, Answer, Decide, Exchanges, FollowerOptions, ToClient
+from devamb.wire.postgres import PostgresFollower
+
+
+class Sink(Exchanges):
+    def __init__(self) -> None:
+        self.conn = Exchange(1, "db", "a", "postgres", "127.0.0.1")
+        self.done: list[Exchange] = []
+        self.ids = 1
+
+    def begin(self) -> Exchange:
+        self.ids += 1
+        return Exchange(self.ids, "db", "a", "postgres", "127.0.0.1")
+
+    def finish(self, exchange: Exchange) -> None:
+        self.done.append(exchange)
+
+    def connection(self) -> Exchange:
+        return self.conn
+
+
+class Params:
+    sqlstate = "40001"
+    message = "conflict"
+
+
+def query(sql: str) -> bytes:
+    return pg.message(b"Q", sql.encode() + b"\0")
+
+
+def startup() -> bytes:
+    body = (196608).to_bytes(4) + b"user\0app\0\0"
+    return (len(body) + 4).to_bytes(4) + body
+
+
+def reply(tag: str, status: str = "I") -> bytes:
+    return pg.message(b"C", tag.encode() + b"\0") + pg.ready_for_query(status)
+
+
+def test_an_injected_answer_waits_for_earlier_replies() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    assert follower.client_data(startup()) is None
+    assert follower.server_data(pg.message(b"R", (0).to_bytes(4)) + pg.ready_for_query("I")) \
+        is None
+    follower.gating = True
+    items = follower.client_data(query("SELECT 1") + query("SELECT 2"))
+    assert items == [Decide(items[0].command)] and items[0].command.fields == {"sql": "SELECT 1"}
+    follower.resolve(FORWARD)
+    items = follower.client_data(b"")
+    assert items is not None and items[0] == query("SELECT 1") and isinstance(items[1], Decide)
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    assert follower.client_data(b"") == []  # SELECT 1 is not answered yet: the error waits
+    pieces = follower.server_data(reply("SELECT 1"))
+    assert pieces is not None and pieces[0] == reply("SELECT 1")  # the server's reply first
+    assert b"".join(pieces) == (reply("SELECT 1") + pg.error_response("40001", "conflict")
+                                + pg.ready_for_query("I"))
+    assert follower.safe_point()
+    injected = [e for e in sink.done if e.faults == ["f"]]
+    assert injected and injected[0].error == "40001 conflict (fault f)"
+
+
+def test_an_extended_batch_is_answered_through_its_sync() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.gating = True
+    parse = pg.message(b"P", b"\0INSERT INTO t VALUES ($1)\0\0\0")
+    bind = pg.message(b"B", b"\0\0\0\0\0\x01\0\0\0\x011\0\0")
+    execute = pg.message(b"E", b"\0\0\0\0\0")
+    sync = pg.message(b"S", b"")
+    items = follower.client_data(parse + bind + execute)
+    assert items is not None and isinstance(items[0], Decide)
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    answered = follower.client_data(b"")
+    assert answered == [ToClient(pg.error_response("40001", "conflict"))]
+    assert follower.client_data(sync) == [ToClient(pg.ready_for_query("I"))]
+    assert follower.client_data(query("SELECT 1")) is not None  # in sync: the next one decides

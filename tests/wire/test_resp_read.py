@@ -1,0 +1,101 @@
+"""The bounded RESP reader: whole messages from any chunking, bodies counted not held."""
+
+from __future__ import annotations
+
+import pytest
+
+from devamb.wire.resp_read import MAX_LINE, Malformed, Reader
+
+REPLIES = [
+    b"+OK\r\n", b"-ERR no\r\n", b":42\r\n", b"$5\r\nhello\r\n", b"$-1\r\n", b"*-1\r\n",
+    b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n",
+    b"%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n~2\r\n,1.5\r\n#t\r\n",
+    b"_\r\n", b"=8\r\ntxt:hi\r\n\r\n", b"!5\r\nERR x\r\n", b"(12345678901234567890\r\n",
+    b"|1\r\n+key\r\n+val\r\n*2\r\n#f\r\n_\r\n", b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n",
+]
+
+
+def kinds(reader: Reader, data: bytes, step: int) -> list[tuple[str, int, int]]:
+    out = []
+    for i in range(0, len(data), step):
+        out += [(m.kind, m.count, m.size) for m in reader.feed(data[i : i + step])]
+    return out
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 1000])
+def test_replies_in_any_chunking(step: int) -> None:
+    data = b"".join(REPLIES)
+    got = kinds(Reader(commands=False), data, step)
+    assert [k for k, _, _ in got] == [r[:1].decode() for r in REPLIES]
+    assert [size for _, _, size in got] == [len(r) for r in REPLIES]
+
+
+def test_message_fields_and_end_offsets() -> None:
+    reader = Reader(commands=False, keep=4)
+    data = b"+OK\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n:7\r\n$6\r\nabcdef\r\n"
+    first, array, bulk = reader.feed(data)
+    assert (first.text, first.end) == (b"OK", 5)
+    assert array.items == [b"mess", b"ch", b"7"] and array.sizes == [7, 2] and array.count == 3
+    assert (bulk.count, bulk.items, bulk.end) == (6, [b"abcd"], len(data))
+
+
+def test_commands_resp_and_inline() -> None:
+    reader = Reader(commands=True)
+    data = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv v\r\nGET \"a b\"\r\n\r\n*0\r\n"
+    set_, get, empty = reader.feed(data)
+    assert set_.items == [b"SET", b"k", b"v v"] and set_.sizes == [3, 1, 3]
+    assert get.inline and get.items == [b"GET", b"a b"]
+    assert empty.count == 0 and reader.between
+
+
+def test_a_huge_bulk_is_counted_not_held() -> None:
+    reader = Reader(commands=True)
+    assert reader.feed(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2147483647\r\n") == []
+    chunk = b"x" * (1 << 20)
+    for _ in range(16):  # 16 MiB of it pass; the reader keeps its first bytes only
+        assert reader.feed(chunk) == []
+        assert len(reader._kept) <= 256 and not reader._line
+    assert not reader.between
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"*1\r\n$x\r\n", "invalid length"),
+    (b"*1\r\n:1\r\n", "got ':'"),
+    (b"*1\r\n$1\r\nab\r\n", "not followed by CRLF"),
+    (b"*1\r\n$-3\r\n", "invalid bulk length"),
+    (b"*1\n", "without CR"),
+    (b"GET \"a\r\n", "unbalanced quotes"),
+])
+def test_bad_client_input(data: bytes, why: str) -> None:
+    with pytest.raises(Malformed, match=why):
+        Reader(commands=True).feed(data)
+
+
+def test_bad_server_input_and_long_lines() -> None:
+    with pytest.raises(Malformed, match="unexpected type byte"):
+        Reader(commands=False).feed(b"@1\r\n")
+    reader = Reader(commands=True)
+    reader.feed(b"x" * MAX_LINE)
+    with pytest.raises(Malformed, match="longer than 64 KiB"):
+        reader.feed(b"x")
+
+
+@pytest.mark.parametrize("step", [1, 5, 64, 100_000])
+def test_commands_fast_and_general_paths_agree(step: int) -> None:
+    """Short commands take the fast path (whole chunks), others the general reader; both give
+    the same messages, ends and sizes however the bytes arrive."""
+    commands = [[b"SET", b"k%d" % i, b"v" * (i * 37 % 300)] for i in range(40)]
+    commands += [[b"SET", b"big", b"x" * 5000], [b"GET", b"a\r\nb"], [b"PING"]]
+    data = b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in c)
+                    for c in commands)
+    reader = Reader(commands=True)
+    got = []
+    offset = 0
+    for i in range(0, len(data), step):
+        got += [(m.items, m.sizes, m.size, offset + m.end) for m in reader.feed(data[i:i + step])]
+        offset += len(data[i : i + step])
+    assert [g[0] for g in got] == [[a[:256] for a in c] for c in commands]
+    assert [g[1] for g in got] == [[len(a) for a in c] for c in commands]
+    ends = [g[3] for g in got]
+    assert [b - a for a, b in zip([0, *ends], ends, strict=False)] == [g[2] for g in got]
+    assert ends[-1] == len(data)
