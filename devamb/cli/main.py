@@ -44,6 +44,7 @@ from devamb.cli.launcher import (
     watch_stop,
 )
 from devamb.cli.mocks import mock, record
+from devamb.cli.top import top
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
@@ -481,7 +482,7 @@ def _profile_grace(path: Path) -> float:
     return max((s.timeout for s in profile.services.values()), default=0.0)
 
 
-for command in (fault, scenario, show, export, replay, record, mock):
+for command in (fault, scenario, show, export, replay, record, mock, top):
     main.add_command(command)
 for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
     export.add_command(command)
