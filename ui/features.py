@@ -27,6 +27,9 @@ from ui.screens.faults import FaultsScreen
 from ui.screens.target_detail import TargetDetail
 from ui.widgets.filter_bar import FilterBar
 
+from .messages import OpenSlowStatements
+from .screens.slow import SlowStatements
+
 if TYPE_CHECKING:
     from textual.screen import Screen
 
@@ -115,6 +118,10 @@ class FeatureActions:
         if service is not None:
             target = message.target or service["target"]
             self.push_screen(TargetDetail(self.gateway, service, target))
+
+    def on_open_slow_statements(self: FeatureHost, message: OpenSlowStatements) -> None:
+        if self.service(message.service) is not None:
+            self.push_screen(SlowStatements(self.gateway, message.service))
 
     def recording(self: FeatureHost) -> set[str]:
         if self.status is None:

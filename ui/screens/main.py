@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
-from ui.messages import OpenFaults, OpenTargetDetail, ToggleRecording
+from ui.messages import OpenFaults, OpenSlowStatements, OpenTargetDetail, ToggleRecording
 from ui.model.traffic import TrafficStore
 from ui.model.trends import Trends
 from ui.widgets.events_log import EventsLog
@@ -30,6 +30,7 @@ class MainScreen(Screen[None]):
         Binding("f", "service_faults", "Faults"),
         Binding("i", "target_detail", "Target"),
         Binding("R", "record", "Record"),
+        Binding("s", "slow_statements", "Slowest", show=False),  # in the help: the footer is full
     ]
 
     class PickTarget(Message):
@@ -102,6 +103,10 @@ class MainScreen(Screen[None]):
     def action_target_detail(self) -> None:
         if self.selected_service is not None:
             self.post_message(OpenTargetDetail(self.selected_service))
+
+    def action_slow_statements(self) -> None:
+        if self.selected_service is not None:
+            self.post_message(OpenSlowStatements(self.selected_service))
 
     def action_record(self) -> None:
         if self.selected_service is not None:
