@@ -15,6 +15,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 import httptools
 
+from devamb.proxy import quickack
+
 READ_HIGH_WATER = 256 * 1024  # buffered response bytes before the upstream socket is paused
 READ_LOW_WATER = 64 * 1024
 MAX_IDLE = 64  # idle keep-alive connections kept per target
@@ -46,6 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self._sock: object | None = None  # re-armed for TCP_QUICKACK (quickack.py)
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._head: asyncio.Future[None] | None = None
@@ -69,6 +72,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._sock = quickack.socket_of(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -90,6 +94,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._in_head and self._head_read > MAX_HEAD:  # a head still growing, read by read
             self._fail(BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB"))
             self.transport.abort()  # type: ignore[union-attr]
+        elif not self._complete and self._sock is not None:
+            quickack.arm(self._sock)  # more is due: do not let the upstream's Nagle wait for us
 
     def eof_received(self) -> bool:
         return False  # close; connection_lost decides whether the response was complete
