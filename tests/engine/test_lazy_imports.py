@@ -1,5 +1,6 @@
 """An engine imports what its profile uses (issue 22: RSS): the Docker SDK only with docker
-targets, protobuf only with gRPC. Checked on sys.modules in a fresh interpreter."""
+targets, protobuf only with gRPC, aiohttp's client only to replay or mirror (and never its server).
+Checked on sys.modules in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def under(modules: set[str], package: str) -> bool:
 def test_a_plain_profile_loads_neither_docker_nor_protobuf(tmp_path: Path) -> None:
     modules = modules_of_engine(tmp_path, PLAIN)
     assert "devamb.engine.core" in modules  # the engine did run
-    for package in ("docker", "requests", "google.protobuf", "devamb.targets.docker"):
+    for package in ("docker", "requests", "google.protobuf", "devamb.targets.docker", "aiohttp"):
         assert not under(modules, package), package
 
 
