@@ -24,11 +24,11 @@ _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 def socket_of(transport: asyncio.BaseTransport) -> Any | None:
     """The socket to re-arm on, or None where the platform has no TCP_QUICKACK (or the
-    transport has no TCP socket)."""
+    transport has no TCP socket of its own, e.g. a channel of an SSH tunnel)."""
     if _QUICKACK is None:
         return None
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    sock = transport.get_extra_info("socket")  # None, or not a TCP socket, through a tunnel
+    if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
         return None
     return sock
 
