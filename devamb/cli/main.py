@@ -47,7 +47,6 @@ from devamb.cli.mocks import mock, record
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
-from devamb.engine.assembly import load_profile
 from devamb.profile import DEFAULT_PROFILE, ProfileError, display_path
 from devamb.profile.units import parse_duration
 from devamb.toxiproxy.address import DEFAULT as TOXIPROXY_DEFAULT
@@ -475,6 +474,8 @@ def _exchanges(per_service: dict[str, int]) -> str:
 def _profile_grace(path: Path) -> float:
     """The profile's default drain (its longest service timeout), or 30 s if it cannot load."""
     try:
+        from devamb.engine.assembly import load_profile  # the engine: only when needed
+
         profile = load_profile(path)
     except (ProfileError, OSError):
         return 30.0
