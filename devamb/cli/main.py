@@ -248,7 +248,12 @@ def _open_tui(
     Engines this TUI owns are tied to this process by their lifeline pipe: they stop when it
     ends, whether the TUI quits, crashes, or the process is killed or hung up on.
     """
-    from ui.app import run_tui
+    try:  # the wheel ships ui/ as devamb_ui (no top-level `ui` in site-packages)
+        from devamb_ui.app import run_tui  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as missing:  # a checkout: the repo's ui/ folder
+        if missing.name != "devamb_ui":
+            raise
+        from ui.app import run_tui
 
     owned: list[Spawned] = [spawned] if spawned is not None else []
 

@@ -1,0 +1,72 @@
+"""The wheel as a user installs it: `devamb` runs from a fresh venv, outside the checkout,
+and the wheel ships no top-level `ui` package (issue 20)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.packaging.wheel import ROOT, Venv, installed_wheel
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
+    yield installed_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_the_wheel_ships_ui_as_devamb_ui(wheel_venv: Venv) -> None:
+    site = wheel_venv.site_packages
+    assert not (site / "ui").exists()
+    assert (site / "devamb_ui" / "app.py").is_file()
+    assert (site / "devamb_ui" / "app.tcss").is_file()
+    code = ("import devamb, devamb_ui.app, sys; "
+            "print(devamb.__file__); print(devamb_ui.app.__file__); "
+            "print('ui' in sys.modules)")
+    result = wheel_venv.run("python", "-c", code, cwd=site.parent)
+    assert result.returncode == 0, result.stderr
+    devamb_file, ui_file, ui_loaded = result.stdout.split()
+    assert devamb_file.startswith(str(site)) and ui_file.startswith(str(site))
+    assert ui_loaded == "False"
+
+
+def test_version_and_help_from_the_installed_wheel(wheel_venv: Venv, tmp_path: Path) -> None:
+    result = wheel_venv.run("devamb", "--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\d+\.\d+\.\d+", result.stdout)
+    result = wheel_venv.run("devamb", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "up" in result.stdout and "validate" in result.stdout
+
+
+def demo_on_free_ports(folder: Path) -> dict[str, int]:
+    """The checkout's demo profile, copied to `folder` with its ports moved to free ones."""
+    text = (ROOT / "profiles" / "demo.yaml").read_text()
+    ports = {"web": 9000, "api": 9001, "cache": 6390}
+    moved = {name: free_port() for name in ports}
+    for name, port in ports.items():
+        text = re.sub(rf"\b{port}\b", str(moved[name]), text)
+    (folder / "devamb.yaml").write_text(text)
+    return moved
+
+
+def test_headless_engine_runs_the_demo_from_the_installed_wheel(
+    wheel_venv: Venv, tmp_path: Path
+) -> None:
+    ports = demo_on_free_ports(tmp_path)
+    started = wheel_venv.run("devamb", "up", "--detach", cwd=tmp_path)
+    try:
+        assert started.returncode == 0, started.stderr
+        status = wheel_venv.run("devamb", "status", "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        names = {s["name"] for s in json.loads(status.stdout)["services"]}
+        assert names == {"web", "api", "cache"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/hello", timeout=30) as r:
+            assert r.status == 200
+    finally:
+        wheel_venv.run("devamb", "down", cwd=tmp_path)
