@@ -146,6 +146,8 @@ def _api_address(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--headless", is_flag=True, help="Run the engine in the foreground, no TUI.")
 @click.option("--detach", is_flag=True, help="Start the engine in the background and return.")
 @click.option("--reset", is_flag=True, help="Forget active targets and fault toggles.")
+@click.option("--demo", is_flag=True,
+              help="Run the demo profile shipped with devamb (the same as PROFILE `demo`).")
 @click.option("--grace", type=Duration(), metavar="DURATION", help=GRACE_HELP)
 @click.option("--lifeline", is_flag=True, hidden=True,
               help="Internal: stop when stdin (a pipe from the TUI's process) closes.")
@@ -158,6 +160,7 @@ def up(
     headless: bool,
     detach: bool,
     reset: bool,
+    demo: bool,
     grace: float | None,
     lifeline: bool,
     toxiproxy_api: str | None,
@@ -169,6 +172,10 @@ def up(
     """
     if headless and detach:
         raise click.UsageError("--headless and --detach exclude each other")
+    if demo:
+        if profile_name and profile_name != "demo":
+            raise click.UsageError(f"--demo and the profile {profile_name} exclude each other")
+        profile_name = "demo"
     path = profile_path(profile_name)
     if headless:
         _say(f"loading profile {path}")  # the first line of engine.log while a big one loads

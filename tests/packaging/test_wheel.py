@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +71,44 @@ def test_headless_engine_runs_the_demo_from_the_installed_wheel(
             assert r.status == 200
     finally:
         wheel_venv.run("devamb", "down", cwd=tmp_path)
+
+
+def ports_free(*ports: int) -> bool:
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def test_the_demo_profile_ships_in_the_wheel(wheel_venv: Venv, tmp_path: Path) -> None:
+    """Outside the checkout `demo` is the shipped profile, run from a copy in the state folder."""
+    shipped = wheel_venv.site_packages / "devamb" / "_profiles" / "demo.yaml"
+    assert shipped.read_text() == (ROOT / "profiles" / "demo.yaml").read_text()
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    result = wheel_venv.run("devamb", "validate", "demo", cwd=tmp_path, env=state)
+    assert result.returncode == 0, result.stderr
+    assert "(3 services)" in result.stdout
+    assert (tmp_path / "state" / "devamb" / "profiles" / "demo.yaml").is_file()
+
+
+def test_up_demo_from_the_installed_wheel(wheel_venv: Venv, tmp_path: Path) -> None:
+    if not ports_free(9000, 9001, 6390):
+        pytest.skip("the demo's fixed ports 9000, 9001, 6390 are in use here")
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    started = wheel_venv.run("devamb", "up", "--demo", "--detach", cwd=tmp_path, env=state)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "devamb -p demo down" in started.stdout
+        status = wheel_venv.run("devamb", "-p", "demo", "status", "--json", cwd=tmp_path,
+                                env=state)
+        assert status.returncode == 0, status.stderr
+        assert {s["name"] for s in json.loads(status.stdout)["services"]} == {
+            "web", "api", "cache"}
+        assert (tmp_path / "state" / "devamb" / "profiles" / ".devamb").is_dir()
+        with urllib.request.urlopen("http://127.0.0.1:9000/hello", timeout=30) as r:
+            assert r.status == 200
+    finally:
+        wheel_venv.run("devamb", "-p", "demo", "down", cwd=tmp_path, env=state)

@@ -46,10 +46,12 @@ class Venv:
         (site,) = self.path.glob("lib/python3*/site-packages")
         return site
 
-    def run(self, *args: str, cwd: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run a command of the venv's bin/ (e.g. `devamb`) in `cwd`, output captured."""
-        return subprocess.run([str(self.bin / args[0]), *args[1:]], cwd=cwd, env=clean_env(),
+    def run(self, *args: str, cwd: Path | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command of the venv's bin/ (e.g. `devamb`) in `cwd`, output captured; `env`
+        is added to the environment."""
+        return subprocess.run([str(self.bin / args[0]), *args[1:]], cwd=cwd,
+                              env={**clean_env(), **(env or {})},
                               capture_output=True, text=True, timeout=timeout)
 
 
