@@ -27,6 +27,8 @@ from devamb.cli.common import (
     profile_path,
     run,
 )
+from devamb.cli.completion import completion
+from devamb.cli.doctor import doctor
 from devamb.cli.export_cmd import export_envoy_cmd, export_k8s_cmd
 from devamb.cli.faults import fault, scenario
 from devamb.cli.init_template import TEMPLATE
@@ -493,7 +495,7 @@ def _profile_grace(path: Path) -> float:
     return max((s.timeout for s in profile.services.values()), default=0.0)
 
 
-for command in (fault, scenario, show, export, replay, record, mock):
+for command in (fault, scenario, show, export, replay, record, mock, completion, doctor):
     main.add_command(command)
 for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
     export.add_command(command)

@@ -4,8 +4,10 @@ and the wheel ships no top-level `ui` package (issue 20)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.packaging.wheel import ROOT, Venv, installed_wheel
+from tests.packaging.wheel import ROOT, Venv, clean_env, installed_wheel
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,13 @@ def test_up_demo_from_the_installed_wheel(wheel_venv: Venv, tmp_path: Path) -> N
             assert r.status == 200
     finally:
         wheel_venv.run("devamb", "-p", "demo", "down", cwd=tmp_path, env=state)
+
+
+def test_bash_completes_commands_from_the_installed_wheel(wheel_venv: Venv, tmp_path: Path) -> None:
+    script = ('source <(devamb completion bash); COMP_WORDS=(devamb sta); COMP_CWORD=1; '
+              '_devamb_completion devamb; printf "%s\\n" "${COMPREPLY[@]}"')
+    path = f"{wheel_venv.bin}:{os.environ.get('PATH', '')}"
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env={**clean_env(), "PATH": path})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["status"]
