@@ -46,6 +46,7 @@ from devamb.cli.launcher import (
     watch_stop,
 )
 from devamb.cli.mocks import mock, record
+from devamb.cli.schema_cmd import SCHEMA_FILE, modeline, schema, schema_text
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
@@ -70,7 +71,8 @@ def init(force: bool) -> None:
     target = Path.cwd() / DEFAULT_PROFILE
     if target.exists() and not force:
         fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
-    target.write_text(TEMPLATE.format(name=Path.cwd().name))
+    (Path.cwd() / SCHEMA_FILE).write_text(schema_text())  # editors check the profile with it
+    target.write_text(modeline(f"./{SCHEMA_FILE}") + TEMPLATE.format(name=Path.cwd().name))
     gitignore = Path.cwd() / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
     if ".devamb/" not in lines and ".devamb" not in lines:
@@ -78,7 +80,8 @@ def init(force: bool) -> None:
             if lines and lines[-1] != "":
                 f.write("\n")
             f.write(".devamb/\n")
-    click.echo(f"wrote {DEFAULT_PROFILE}; .devamb/ is in .gitignore. Next: devamb up")
+    click.echo(f"wrote {DEFAULT_PROFILE} and {SCHEMA_FILE} (its JSON Schema, for editors); "
+               f".devamb/ is in .gitignore. Next: devamb up")
 
 
 class Duration(click.ParamType):
@@ -495,7 +498,8 @@ def _profile_grace(path: Path) -> float:
     return max((s.timeout for s in profile.services.values()), default=0.0)
 
 
-for command in (fault, scenario, show, export, replay, record, mock, completion, doctor):
+for command in (fault, scenario, show, export, replay, record, mock, completion, doctor,
+                schema):
     main.add_command(command)
 for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
     export.add_command(command)
