@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.packaging.wheel import ROOT, Venv, clean_env, installed_wheel
+from tests.tmux import Terminal
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +127,25 @@ def test_bash_completes_commands_from_the_installed_wheel(wheel_venv: Venv, tmp_
                             text=True, timeout=60, env={**clean_env(), "PATH": path})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["status"]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_tui_opens_from_the_installed_wheel(
+    wheel_venv: Venv, tmp_path: Path, terminal: Terminal
+) -> None:
+    """`devamb up` in a terminal opens the TUI (shipped as devamb_ui), and `q` quits it."""
+    ports = demo_on_free_ports(tmp_path)
+    command = f"env -u PYTHONPATH {wheel_venv.bin / 'devamb'} up devamb.yaml"
+    terminal.start(command, tmp_path, {"TERM": "xterm-256color"})
+    deadline = time.monotonic() + 60
+    while f":{ports['web']}" not in terminal.screen() and time.monotonic() < deadline:
+        assert not terminal.dead(), terminal.screen()
+        time.sleep(0.2)
+    screen = terminal.screen()
+    assert f":{ports['web']}" in screen and "cache" in screen, screen
+    terminal.keys("q")
+    deadline = time.monotonic() + 60
+    while not terminal.dead() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert terminal.dead(), terminal.screen()
+    assert "Traceback" not in terminal.screen()
