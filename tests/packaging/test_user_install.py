@@ -6,14 +6,16 @@ then `devamb --version` and the shipped demo profile from outside the checkout (
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import venv
 from pathlib import Path
 
 import pytest
 
-from tests.packaging.wheel import ROOT, clean_env
+from tests.packaging.wheel import ROOT, Venv, clean_env
 
 
 def tool_env(tool: str, home: Path) -> dict[str, str]:
@@ -49,3 +51,23 @@ def test_the_readme_install_command_gives_a_working_devamb(
     assert demo.returncode == 0, demo.stderr
     assert not list((tmp_path / "tools").rglob("site-packages/ui"))
     assert list((tmp_path / "tools").rglob("site-packages/devamb_ui"))
+
+
+def test_the_contributors_editable_install_works(tmp_path: Path) -> None:
+    """`pip install -e .` (the README's contributor set-up; .ci/run): the checkout on sys.path,
+    so `ui` is the repo's folder; a rewrite of ui -> devamb_ui must not break this mode."""
+    env = Venv(tmp_path / "venv")
+    venv.EnvBuilder(system_site_packages=True, with_pip=True, symlinks=True).create(env.path)
+    cmd = ["python", "-m", "pip", "install", "--no-deps", "-q", "-e", str(ROOT)]
+    if importlib.util.find_spec("hatchling") is not None:
+        cmd.insert(5, "--no-build-isolation")
+    result = env.run(*cmd, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (env.site_packages / "devamb").exists()  # nothing but a .pth and the metadata
+    code = "import devamb, ui.app; print(devamb.__file__); print(ui.app.__file__)"
+    result = env.run("python", "-c", code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(ROOT / "devamb" / "__init__.py"),
+                                     str(ROOT / "ui" / "app.py")]
+    result = env.run("devamb", "--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("devamb, version "), result.stderr
