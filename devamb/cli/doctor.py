@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import logging
 import socket
 import sys
 from collections.abc import Iterator
@@ -142,30 +143,32 @@ async def socket_check(workdir: Workdir) -> tuple[Check, Status | None]:
 
 
 async def bastion_checks(profile: Profile) -> list[Check]:
+    """Each bastion connected to (all at once, so the wait is WAIT whatever their number)."""
     if not profile.bastions:
         return []
     from devamb.tunnel.channel import TunnelDown
     from devamb.tunnel.registry import Tunnels
 
+    logging.getLogger("devamb.tunnel").disabled = True  # its warnings would repeat the lines
     tunnels = Tunnels()
     await tunnels.update(profile.bastions)
-    checks: list[Check] = []
+
+    async def check(name: str) -> Check:
+        bastion = tunnels.get(name)
+        assert bastion is not None
+        what = f"bastion {name} ({bastion.spec.describe()})"
+        try:
+            await asyncio.wait_for(bastion.connection(WAIT), WAIT + 1)
+        except (TunnelDown, TimeoutError) as exc:
+            why = str(exc).removeprefix("tunnel-down: ").removeprefix(f"bastion {name}: ")
+            return Check("fail", what, why or f"no SSH connection within {WAIT:g}s",
+                         "check the host, user and key; `ssh` to it by hand")
+        return Check("ok", what, "reachable, authenticated")
+
     try:
-        for name, spec in profile.bastions.items():
-            bastion = tunnels.get(name)
-            assert bastion is not None
-            what = f"bastion {name} ({spec.describe()})"
-            try:
-                await asyncio.wait_for(bastion.connection(WAIT), WAIT + 1)
-            except (TunnelDown, TimeoutError) as exc:
-                reason = str(exc) or f"no SSH connection within {WAIT:g}s"
-                checks.append(Check("fail", what, reason,
-                                    "check the host, user and key; `ssh` to it by hand"))
-            else:
-                checks.append(Check("ok", what, "reachable, authenticated"))
+        return list(await asyncio.gather(*(check(name) for name in profile.bastions)))
     finally:
         await tunnels.close()
-    return checks
 
 
 async def profile_checks(path: Path) -> list[Check]:
