@@ -78,25 +78,27 @@ def test_every_fault_kind_is_in_the_schema() -> None:
     assert kinds == fault_kinds()
 
 
-jsonschema = pytest.importorskip("jsonschema")
+def validator() -> Any:
+    """A validator of the schema (the jsonschema package is in the test extra)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(profile_schema())
+    return jsonschema.Draft202012Validator(profile_schema())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_profile_validates_against_the_schema(path: Path) -> None:
-    validator = jsonschema.Draft202012Validator(profile_schema())
     data = load_source(path.read_text(), str(path)).data  # YAML 1.2-like: `on:` stays a string
     problems = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in validator.iter_errors(data)]
+                for e in validator().iter_errors(data)]
     assert not problems
 
 
 def test_the_schema_is_a_valid_schema_and_refuses_unknown_keys() -> None:
-    jsonschema.Draft202012Validator.check_schema(profile_schema())
-    validator = jsonschema.Draft202012Validator(profile_schema())
+    check = validator()
     good = {"version": 1, "services": {"a": {"listen": 0, "targets": {"e": "echo"}}}}
-    assert validator.is_valid(good)
+    assert check.is_valid(good)
     bad = {"version": 1, "services": {"a": {"listen": 0, "targets": {"e": "echo"}, "zzz": 1}}}
-    assert not validator.is_valid(bad)
+    assert not check.is_valid(bad)
 
 
 async def test_devamb_schema_prints_or_writes_it(tmp_path: Path) -> None:
@@ -115,5 +117,5 @@ async def test_init_points_the_profile_at_the_schema_written_beside_it(tmp_path:
     assert first == "# yaml-language-server: $schema=./devamb.schema.json"
     assert json.loads((tmp_path / "devamb.schema.json").read_text()) == profile_schema()
     data = load_source((tmp_path / "devamb.yaml").read_text(), "devamb.yaml").data
-    assert jsonschema.Draft202012Validator(profile_schema()).is_valid(data)
+    assert validator().is_valid(data)
     assert (await devamb("validate", cwd=tmp_path))[0] == 0
