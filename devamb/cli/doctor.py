@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,8 +23,10 @@ from devamb.cli.common import profile_option, profile_path
 from devamb.cli.launcher import find_engine
 from devamb.control.protocol import Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
-from devamb.engine.assembly import Profile, load_profile
 from devamb.profile import ProfileError, TargetSpec, display_path
+
+if TYPE_CHECKING:
+    from devamb.engine.assembly import Profile
 
 WAIT = 5.0  # s: the longest any one check waits (socket, Docker, a bastion)
 
@@ -175,6 +177,8 @@ async def profile_checks(path: Path) -> list[Check]:
     if not path.exists():
         return [Check("warn", "profile", f"none at {display_path(path)}",
                       "`devamb init` writes one here; `-p PROFILE` names another")]
+    from devamb.engine.assembly import load_profile  # the whole loader: only when doctor runs
+
     try:
         profile = load_profile(path)
     except ProfileError as exc:

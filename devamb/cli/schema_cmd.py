@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from devamb.engine.json_schema import profile_schema
-
 SCHEMA_FILE = "devamb.schema.json"  # what `devamb init` writes beside the profile
 
 
 def schema_text() -> str:
+    from devamb.engine.json_schema import profile_schema  # the loader's tables: not at start-up
+
     return json.dumps(profile_schema(), indent=2) + "\n"
 
 
