@@ -27,6 +27,8 @@ from devamb.cli.common import (
     profile_path,
     run,
 )
+from devamb.cli.completion import completion
+from devamb.cli.doctor import doctor
 from devamb.cli.export_cmd import export_envoy_cmd, export_k8s_cmd
 from devamb.cli.faults import fault, scenario
 from devamb.cli.init_template import TEMPLATE
@@ -44,6 +46,7 @@ from devamb.cli.launcher import (
     watch_stop,
 )
 from devamb.cli.mocks import mock, record
+from devamb.cli.schema_cmd import SCHEMA_FILE, modeline, schema, schema_text
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
@@ -67,7 +70,8 @@ def init(force: bool) -> None:
     target = Path.cwd() / DEFAULT_PROFILE
     if target.exists() and not force:
         fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
-    target.write_text(TEMPLATE.format(name=Path.cwd().name))
+    (Path.cwd() / SCHEMA_FILE).write_text(schema_text())  # editors check the profile with it
+    target.write_text(modeline(f"./{SCHEMA_FILE}") + TEMPLATE.format(name=Path.cwd().name))
     gitignore = Path.cwd() / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
     if ".devamb/" not in lines and ".devamb" not in lines:
@@ -75,7 +79,8 @@ def init(force: bool) -> None:
             if lines and lines[-1] != "":
                 f.write("\n")
             f.write(".devamb/\n")
-    click.echo(f"wrote {DEFAULT_PROFILE}; .devamb/ is in .gitignore. Next: devamb up")
+    click.echo(f"wrote {DEFAULT_PROFILE} and {SCHEMA_FILE} (its JSON Schema, for editors); "
+               f".devamb/ is in .gitignore. Next: devamb up")
 
 
 class Duration(click.ParamType):
@@ -145,6 +150,8 @@ def _api_address(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--headless", is_flag=True, help="Run the engine in the foreground, no TUI.")
 @click.option("--detach", is_flag=True, help="Start the engine in the background and return.")
 @click.option("--reset", is_flag=True, help="Forget active targets and fault toggles.")
+@click.option("--demo", is_flag=True,
+              help="Run the demo profile shipped with devamb (the same as PROFILE `demo`).")
 @click.option("--grace", type=Duration(), metavar="DURATION", help=GRACE_HELP)
 @click.option("--lifeline", is_flag=True, hidden=True,
               help="Internal: stop when stdin (a pipe from the TUI's process) closes.")
@@ -157,6 +164,7 @@ def up(
     headless: bool,
     detach: bool,
     reset: bool,
+    demo: bool,
     grace: float | None,
     lifeline: bool,
     toxiproxy_api: str | None,
@@ -168,6 +176,10 @@ def up(
     """
     if headless and detach:
         raise click.UsageError("--headless and --detach exclude each other")
+    if demo:
+        if profile_name and profile_name != "demo":
+            raise click.UsageError(f"--demo and the profile {profile_name} exclude each other")
+        profile_name = "demo"
     path = profile_path(profile_name)
     if headless:
         _say(f"loading profile {path}")  # the first line of engine.log while a big one loads
@@ -247,7 +259,12 @@ def _open_tui(
     Engines this TUI owns are tied to this process by their lifeline pipe: they stop when it
     ends, whether the TUI quits, crashes, or the process is killed or hung up on.
     """
-    from ui.app import run_tui
+    try:  # the wheel ships ui/ as devamb_ui (no top-level `ui` in site-packages)
+        from devamb_ui.app import run_tui  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as missing:  # a checkout: the repo's ui/ folder
+        if missing.name != "devamb_ui":
+            raise
+        from ui.app import run_tui
 
     owned: list[Spawned] = [spawned] if spawned is not None else []
 
@@ -482,7 +499,8 @@ def _profile_grace(path: Path) -> float:
     return max((s.timeout for s in profile.services.values()), default=0.0)
 
 
-for command in (fault, scenario, show, export, replay, record, mock):
+for command in (fault, scenario, show, export, replay, record, mock, completion, doctor,
+                schema):
     main.add_command(command)
 for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
     export.add_command(command)

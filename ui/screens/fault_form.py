@@ -19,7 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from devamb.control.protocol import ControlError
-from ui.gateway import EngineCallFailed, EngineGateway
+
+from ..gateway import EngineCallFailed, EngineGateway
 
 # kind -> (setting, placeholder) for each setting the form offers (docs/faults.md)
 KIND_FIELDS: dict[str, list[tuple[str, str]]] = {

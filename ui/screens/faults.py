@@ -19,9 +19,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from devamb.control.protocol import EngineControl
-from ui import display
-from ui.gateway import EngineCallFailed, EngineGateway
-from ui.screens.fault_form import FaultForm
+
+from .. import display
+from ..gateway import EngineCallFailed, EngineGateway
+from .fault_form import FaultForm
 
 REFRESH_EVERY = 1.0
 

@@ -10,14 +10,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
-from ui.messages import OpenFaults, OpenTargetDetail, ToggleRecording
-from ui.model.traffic import TrafficStore
-from ui.model.trends import Trends
-from ui.widgets.events_log import EventsLog
-from ui.widgets.services_table import ServicesTable
-from ui.widgets.traffic_list import TrafficList
-from ui.widgets.traffic_pane import TrafficPane
-from ui.widgets.trends_panel import TrendsPanel
+
+from ..messages import OpenFaults, OpenTargetDetail, ToggleRecording
+from ..model.traffic import TrafficStore
+from ..model.trends import Trends
+from ..widgets.events_log import EventsLog
+from ..widgets.services_table import ServicesTable
+from ..widgets.traffic_list import TrafficList
+from ..widgets.traffic_pane import TrafficPane
+from ..widgets.trends_panel import TrendsPanel
 
 
 class MainScreen(Screen[None]):

@@ -8,7 +8,8 @@ from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
 from devamb.control.protocol import ExchangeSummary
-from ui import display
+
+from .. import display
 
 # (label, width); width 0 is the flexible column (the path) that takes what is left.
 COLUMNS: list[tuple[str, int, str]] = [
