@@ -56,3 +56,11 @@ def format_duration(seconds: float) -> str:
     if seconds < 60 or seconds % 60:
         return f"{seconds:g}s"
     return f"{seconds / 60:g}m"
+
+
+def format_size(count: int) -> str:
+    """A byte count the way a profile writes it: `512`, `64KiB`, `1MiB`, `1536` (not whole KiB)."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= factor and count % factor == 0:
+            return f"{count // factor}{unit}"
+    return str(count)

@@ -16,22 +16,33 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from devamb.control.protocol import EngineControl
+from devamb.profile.units import format_duration, format_size
 from ui import display
 from ui.gateway import EngineCallFailed, EngineGateway
 from ui.screens.fault_form import FaultForm
+
+from ..widgets.keys_footer import KeysFooter
 
 REFRESH_EVERY = 1.0
 
 FAULT_COLUMNS = [("on", "On"), ("name", "Name"), ("kind", "Kind"), ("probability", "Prob"),
                  ("fired", "Fired"), ("settings", "Settings")]  # fmt: skip
+# params written back the way they are typed in a profile or the form (200ms, not 0.2)
+DURATION_KEYS = ("delay", "jitter", "timeout", "for")
+SIZE_KEYS = ("rate", "bytes", "after_bytes", "size")
 SCENARIO_COLUMNS = [("state", "State"), ("name", "Scenario"), ("progress", "Progress"),
                     ("rounds", "Rounds"), ("elapsed", "Elapsed")]  # fmt: skip
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, key: str = "") -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if key in DURATION_KEYS:
+            return format_duration(value)
+        if key in SIZE_KEYS and float(value).is_integer():
+            return format_size(int(value)) + ("/s" if key == "rate" else "")
     if isinstance(value, float) and not value.is_integer():
         return f"{value:g}"
     if isinstance(value, float):
@@ -42,12 +53,14 @@ def _value(value: Any) -> str:
 
 
 def settings_text(fault: dict[str, Any]) -> str:
-    """`delay=0.3 jitter=0.05 · POST /charge* · times=3` — what the fault does, briefly."""
+    """`delay=300ms jitter=50ms · POST /charge* · times=3` — what the fault does, briefly."""
     params = fault.get("params") or {}
-    parts = [f"{k}={_value(v)}" for k, v in params.items() if v not in (None, "", {}, 0.0)]
+    parts = [f"{k}={_value(v, k)}" for k, v in params.items() if v not in (None, "", {}, 0.0)]
     if fault.get("direction", "downstream") != "downstream":
         parts.append(f"direction={fault['direction']}")
-    extra = [f"{key}={_value(fault[key])}" for key in ("times", "after", "for") if fault.get(key)]
+    extra = [
+        f"{key}={_value(fault[key], key)}" for key in ("times", "after", "for") if fault.get(key)
+    ]
     if fault.get("match"):
         extra.insert(0, str(fault["match"]))
     return " · ".join(part for part in (" ".join(parts), *extra) if part) or "—"
@@ -117,7 +130,7 @@ class FaultsScreen(Screen[None]):
             scenarios.border_title = "Scenarios"
             scenarios.border_subtitle = "s start/stop"
             yield scenarios
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.title = f"Faults · {self.service}"

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
 from ui.messages import OpenFaults, OpenTargetDetail, ToggleRecording
@@ -18,6 +18,8 @@ from ui.widgets.services_table import ServicesTable
 from ui.widgets.traffic_list import TrafficList
 from ui.widgets.traffic_pane import TrafficPane
 from ui.widgets.trends_panel import TrendsPanel
+
+from ..widgets.keys_footer import KeysFooter
 
 
 class MainScreen(Screen[None]):
@@ -52,7 +54,7 @@ class MainScreen(Screen[None]):
                 yield EventsLog(id="events")
             with TabPane("Traffic", id="traffic"):
                 yield TrafficPane(self.traffic, id="traffic-pane")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(ServicesTable).focus()
