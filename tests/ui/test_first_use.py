@@ -22,15 +22,22 @@ from ui.widgets import traffic_columns
 from ui.widgets.keys_footer import KeysFooter
 
 
+async def open_form(pilot) -> FaultForm:
+    """`a` on the faults screen: the form, once mounted (it focuses the kind then)."""
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(pilot.app.screen, FaultForm), "the form")
+    form = pilot.app.screen
+    assert isinstance(form, FaultForm)
+    await until(pilot, lambda: form.query_one("#form-kind").has_focus, "the form's first focus")
+    return form
+
+
 async def test_the_form_says_what_is_required_before_it_calls_anything_an_error() -> None:
     app, fake = feature_app()
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot, fake)
         await open_faults(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, FaultForm), "the form")
-        form = app.screen
-        assert isinstance(form, FaultForm)
+        form = await open_form(pilot)
         status = form.query_one("#form-error", Static)
         assert text_of(status) == "Fill in delay (required)"
         form.query_one("#form-kind", Select).value = "abort"
@@ -86,9 +93,7 @@ async def test_200ms_comes_back_as_200ms_from_the_real_engine(
         await pilot.press("f")
         await until(pilot, lambda: isinstance(app.screen, FaultsScreen), "the faults screen")
         table = app.screen.query_one("#faults-table", DataTable)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, FaultForm), "the form")
-        form = app.screen
+        form = await open_form(pilot)
         form.query_one("#field-latency-delay", Input).focus()
         await pilot.press(*"200ms")
         form.query_one("#field-latency-jitter", Input).focus()

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from devamb.cli.common import EXIT_NO_ENGINE
 from tests.conftest import devamb
 from tests.ui.chromium import CHROMIUM, chromium
 
@@ -117,3 +118,10 @@ async def test_the_tui_opens_in_headless_chromium(tmp_path: Path) -> None:
         assert attached_sessions(project) == []
         code, _, err = await devamb("status", "--json", cwd=project)
         assert code == 0, err
+
+
+async def test_without_an_engine_it_says_so(tmp_path: Path) -> None:
+    (tmp_path / "devamb.yaml").write_text(PROFILE)
+    code, _, err = await devamb("ui", "--web", cwd=tmp_path)
+    assert code == EXIT_NO_ENGINE, err
+    assert "devamb up" in err
