@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from devamb.control.protocol import EngineControl
-from devamb.profile.units import format_duration, format_size
+from devamb.profile.units import DURATION_SETTINGS, SIZE_SETTINGS, format_setting
 from ui import display
 from ui.gateway import EngineCallFailed, EngineGateway
 from ui.screens.fault_form import FaultForm
@@ -30,19 +30,13 @@ REFRESH_EVERY = 1.0
 
 FAULT_COLUMNS = [("on", "On"), ("name", "Name"), ("kind", "Kind"), ("probability", "Prob"),
                  ("fired", "Fired"), ("settings", "Settings")]  # fmt: skip
-# params written back the way they are typed in a profile or the form (200ms, not 0.2)
-DURATION_KEYS = ("delay", "jitter", "timeout", "for")
-SIZE_KEYS = ("rate", "bytes", "after_bytes", "size")
 SCENARIO_COLUMNS = [("state", "State"), ("name", "Scenario"), ("progress", "Progress"),
                     ("rounds", "Rounds"), ("elapsed", "Elapsed")]  # fmt: skip
 
 
 def _value(value: Any, key: str = "") -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if key in DURATION_KEYS:
-            return format_duration(value)
-        if key in SIZE_KEYS and float(value).is_integer():
-            return format_size(int(value)) + ("/s" if key == "rate" else "")
+    if key in (*DURATION_SETTINGS, *SIZE_SETTINGS):  # as typed: 200ms, not 0.2
+        return format_setting(key, value)
     if isinstance(value, float) and not value.is_integer():
         return f"{value:g}"
     if isinstance(value, float):
