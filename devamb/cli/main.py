@@ -347,6 +347,31 @@ def attach(profile_name: str | None) -> None:
 
 @main.command()
 @profile_option
+@click.option("--web", is_flag=True,
+              help="Serve the TUI to a browser on 127.0.0.1, with a token in the URL it prints.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, metavar="PORT",
+              help="With --web: the port (default: a free one).")
+def ui(profile_name: str | None, web: bool, port: int) -> None:
+    """Open the TUI on the running engine, in this terminal or (--web) in a browser."""
+    path = profile_path(profile_name)
+    workdir = Workdir.beside(path)
+    _check_socket_dir(workdir)
+    found = run(find_engine(workdir))
+    if found.status is None:
+        fail(explain_unavailable(profile_name, EngineUnavailable(found.problem)), EXIT_NO_ENGINE)
+    if not web:
+        _open_tui(workdir, path, owns_engine=False)
+        return
+    try:
+        from devamb.cli.web_ui import WebUI, attach_command
+    except ImportError:
+        fail("'devamb ui --web' needs textual-serve: pip install 'devamb[web]'")
+        return
+    WebUI(attach_command(path), port=port).serve()
+
+
+@main.command()
+@profile_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, stable for scripts.")
 def status(profile_name: str | None, as_json: bool) -> None:
     """Services, listeners, active targets and counters."""

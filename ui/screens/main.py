@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
 
@@ -15,6 +15,7 @@ from ..messages import OpenFaults, OpenTargetDetail, ToggleRecording
 from ..model.traffic import TrafficStore
 from ..model.trends import Trends
 from ..widgets.events_log import EventsLog
+from ..widgets.keys_footer import KeysFooter
 from ..widgets.services_table import ServicesTable
 from ..widgets.traffic_list import TrafficList
 from ..widgets.traffic_pane import TrafficPane
@@ -53,7 +54,7 @@ class MainScreen(Screen[None]):
                 yield EventsLog(id="events")
             with TabPane("Traffic", id="traffic"):
                 yield TrafficPane(self.traffic, id="traffic-pane")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(ServicesTable).focus()
