@@ -23,7 +23,7 @@ import h2.exceptions
 import h2.settings
 import hyperframe.frame
 
-from devamb.proxy import h2limits
+from devamb.proxy import h2hpack, h2limits
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -219,6 +219,10 @@ class _Connection(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config)
+        # HPACK that remembers repeated header lists and blocks (h2hpack); its encoder
+        # normalizes outbound headers as h2 would (h2's own pass is off: see H2Endpoint)
+        self.encoder = h2hpack.Encoder()
+        self.decoder = h2hpack.Decoder(self.DEFAULT_MAX_HEADER_LIST_SIZE)
         self._asks = 0
         self._counted = [0, 0]  # by remainder (stream id parity)
 
@@ -246,6 +250,7 @@ class H2Endpoint(asyncio.Protocol):
         # as they reach it) are not validated nor normalized as they arrive either
         config = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
                                            validate_outbound_headers=False,
+                                           normalize_outbound_headers=False,  # h2hpack's
                                            validate_inbound_headers=not trusted,
                                            normalize_inbound_headers=not trusted)
         self.conn: h2.connection.H2Connection = _Connection(config)
