@@ -211,6 +211,10 @@ async def run(mode: str, requests: int, profile: bool) -> float:
         profiler.disable()
         stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
         stats.print_stats(int(os.environ.get("LINES", "35")))
+    await asyncio.sleep(0.05)
+    left = len(listener._server._tasks)  # type: ignore[union-attr]
+    if left:
+        print(f"warning: {left} calls still in flight after the last answer", file=sys.stderr)
     front.connection_lost(None)
     await engine.stop()
     return elapsed / requests * 1e6

@@ -23,7 +23,7 @@ import h2.exceptions
 import h2.settings
 import hyperframe.frame
 
-from devamb.proxy import h2hpack, h2limits
+from devamb.proxy import h2checks, h2hpack, h2limits
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -567,6 +567,7 @@ def _short_repr(frame: hyperframe.frame.Frame) -> str:
 # h2 builds repr(frame) of every frame it receives for a trace log that is off (h2's
 # DummyLogger): a frame's full repr (flags, body) was ~5 % of the relay's CPU
 hyperframe.frame.Frame.__repr__ = _short_repr  # type: ignore[method-assign]
+h2checks.install()  # a header list h2 checked once is not checked again (h2checks)
 
 
 def _why(exc: Exception) -> str:
