@@ -107,7 +107,9 @@ class Upstream:
         for kind, flags, stream in frames(data):
             if kind == SETTINGS and not flags & ACK:
                 out.append(frame(SETTINGS, ACK, 0, b""))
-            elif kind in (HEADERS, DATA) and flags & END_STREAM:
+            elif (kind == DATA) if self.grpc else (kind == HEADERS and flags & END_STREAM):
+                # (a gRPC request is answered at its message: a reflection stream the
+                # engine opens does not end its request)
                 first = self.answered == 0
                 self.answered += 1
                 out.append(frame(HEADERS, END_HEADERS, stream, self.blocks[0 if first else 1]))
