@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hpack
 
+from devamb.engine import collector
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.engine.runner import loop_factory
@@ -132,6 +133,8 @@ async def run(mode: str, requests: int, profile: bool) -> float:
                     "\n    targets:\n      up: http://127.0.0.1:9\n")
     engine = Engine(load_profile(path))
     await engine.start()
+    if os.environ.get("GC_SETTLE", "1") == "1":
+        collector.settle()  # as engine/runner.py does once the engine is ready
     loop = asyncio.get_running_loop()
     upstream = Upstream(grpc)
 
