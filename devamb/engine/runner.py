@@ -22,6 +22,7 @@ from devamb.control.workdir import (
     lock_engine,
     unlock_engine,
 )
+from devamb.engine import collector
 from devamb.engine.assembly import Profile
 from devamb.engine.core import Engine
 from devamb.engine.state import RuntimeState
@@ -146,6 +147,7 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
         profile.path,
         workdir.socket,
     )
+    collector.settle()  # what the start made lives on: out of the collector's walks
     try:
         await engine.wait_shutdown_requested()
         log.info("stopping")
