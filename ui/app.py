@@ -24,11 +24,12 @@ from textual.binding import Binding
 from textual.notifications import SeverityLevel
 
 from devamb.control.protocol import EngineControl, ServiceStatus, Status
-from ui.commands import SwitchCommands
-from ui.features import FeatureActions, FeatureHost
-from ui.feed import EngineFeed
-from ui.gateway import EngineCallFailed, EngineGateway
-from ui.messages import (
+
+from .commands import SwitchCommands
+from .features import FeatureActions, FeatureHost
+from .feed import EngineFeed
+from .gateway import EngineCallFailed, EngineGateway
+from .messages import (
     EngineLost,
     EngineNotice,
     FaultsChanged,
@@ -39,13 +40,13 @@ from ui.messages import (
     TargetSwitched,
     TrafficPending,
 )
-from ui.model.traffic import DEFAULT_CAPACITY, TrafficStore
-from ui.model.trends import Trends
-from ui.screens.engine_died import EngineDied
-from ui.screens.help import HelpScreen
-from ui.screens.main import MainScreen
-from ui.screens.target_picker import TargetPicker
-from ui.widgets.traffic_list import TrafficList
+from .model.traffic import DEFAULT_CAPACITY, TrafficStore
+from .model.trends import Trends
+from .screens.engine_died import EngineDied
+from .screens.help import HelpScreen
+from .screens.main import MainScreen
+from .screens.target_picker import TargetPicker
+from .widgets.traffic_list import TrafficList
 
 Restart = Callable[[], Awaitable[EngineControl]]
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ui.messages import SwitchRequested
+from .messages import SwitchRequested
 
 if TYPE_CHECKING:
-    from ui.app import DevambApp
+    from .app import DevambApp
 
 
 class SwitchCommands(Provider):

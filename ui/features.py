@@ -20,21 +20,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 from textual.notifications import SeverityLevel
 
 from devamb.control.protocol import ExchangeSummary, ServiceStatus, Status
-from ui.gateway import EngineCallFailed, EngineGateway
-from ui.messages import OpenFaults, OpenTargetDetail, ToggleRecording, TrafficCleared
-from ui.screens.exchange_actions import ExchangeScreen
-from ui.screens.faults import FaultsScreen
-from ui.screens.target_detail import TargetDetail
-from ui.widgets.filter_bar import FilterBar
 
-from .messages import OpenSlowStatements
+from .gateway import EngineCallFailed, EngineGateway
+from .messages import (
+    OpenFaults,
+    OpenSlowStatements,
+    OpenTargetDetail,
+    ToggleRecording,
+    TrafficCleared,
+)
+from .screens.exchange_actions import ExchangeScreen
+from .screens.faults import FaultsScreen
 from .screens.slow import SlowStatements
+from .screens.target_detail import TargetDetail
+from .widgets.filter_bar import FilterBar
 
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from ui.model.traffic import TrafficStore
-    from ui.screens.main import MainScreen
+    from .model.traffic import TrafficStore
+    from .screens.main import MainScreen
 
 FILTER_LIMIT = 5000  # exchanges asked for when a filter is applied
 FILTER_REFRESH = 0.5  # seconds: while a filter is on, new traffic re-asks the engine this often
@@ -160,7 +165,7 @@ class FeatureActions:
 
     async def _apply_filter(self: FeatureHost, expression: str, bar: FilterBar | None) -> None:
         """Ask the engine for the exchanges that match; show them, or the engine's error."""
-        from ui.widgets.traffic_pane import TrafficPane
+        from .widgets.traffic_pane import TrafficPane
 
         rows: list[ExchangeSummary] | None = None
         if expression:

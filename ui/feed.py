@@ -10,8 +10,9 @@ from typing import Any
 from textual.message import Message
 
 from devamb.control.protocol import Event, ExchangeSummary
-from ui.gateway import EngineCallFailed, EngineGateway, failure_text
-from ui.messages import (
+
+from .gateway import EngineCallFailed, EngineGateway, failure_text
+from .messages import (
     EngineLost,
     EngineNotice,
     FaultsChanged,
@@ -20,7 +21,7 @@ from ui.messages import (
     TargetSwitched,
     TrafficPending,
 )
-from ui.model.trends import Trends
+from .model.trends import Trends
 
 DEFAULT_BACKLOG = 2000
 YIELD_EVERY = 100  # let the UI run between long bursts of already-queued events

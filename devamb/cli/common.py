@@ -7,20 +7,22 @@ import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable
 from devamb.control.workdir import UnsafeSocketDir, Workdir
-from devamb.engine.assembly import Profile, load_profile
 from devamb.profile import (
     DEFAULT_PROFILE,
     ProfileError,
     display_path,
     resolve_profile_path,
 )
+
+if TYPE_CHECKING:
+    from devamb.engine.assembly import Profile
 
 T = TypeVar("T")
 EXIT_BAD_INPUT, EXIT_NO_ENGINE = 1, 3
@@ -54,6 +56,8 @@ def command_for(name: str | None, command: str) -> str:
 
 
 def load(path: Path) -> Profile:
+    from devamb.engine.assembly import load_profile  # the engine: commands that read a profile
+
     try:
         return load_profile(path)
     except ProfileError as exc:

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from devamb.cli.common import EXIT_BAD_INPUT, fail, profile_path
 from devamb.cli.common import profile_option as _profile_option
-from devamb.export.bootstrap import EnvoyExport, Options, export_envoy
-from devamb.export.k8s import ENVOY_IMAGE, KUBERNETES_VERSION, K8sOptions, k8s_objects, k8s_text
-from devamb.export.load import ExportError, Loaded, check_output, load_for_export
-from devamb.export.validate import validate_envoy, validate_k8s
-from devamb.profile import ProfileError
+from devamb.export.defaults import ENVOY_IMAGE, KUBERNETES_VERSION
+
+if TYPE_CHECKING:  # the exporter is imported by the commands that run it: `--help` stays quick
+    from devamb.export.bootstrap import EnvoyExport, Options
+    from devamb.export.load import Loaded
 
 
 def _load(profile_name: str | None) -> Loaded:
+    from devamb.export.load import load_for_export
+    from devamb.profile import ProfileError
+
     if profile_name is None:  # `devamb export -p PROFILE envoy`: the group's option
         ctx = click.get_current_context(silent=True)
         parent = ctx.parent if ctx is not None else None
@@ -32,6 +36,9 @@ def _load(profile_name: str | None) -> Loaded:
 
 
 def _export(loaded: Loaded, options: Options) -> EnvoyExport:
+    from devamb.export.bootstrap import export_envoy
+    from devamb.export.load import ExportError
+
     try:
         return export_envoy(loaded, options)
     except ExportError as exc:
@@ -48,6 +55,8 @@ def _print_report(export: EnvoyExport) -> None:
 
 
 def _check_envoy(export: EnvoyExport) -> bool:
+    from devamb.export.validate import validate_envoy
+
     ok, message = validate_envoy(export.text, export.env_vars)
     click.echo(f"envoy --mode validate: {message}" if ok else f"devamb: {message}", err=True)
     return ok
@@ -55,6 +64,8 @@ def _check_envoy(export: EnvoyExport) -> bool:
 
 def check_report(profile_name: str | None) -> None:
     """`devamb export --check`: the mapping report alone; exit 0 when everything maps."""
+    from devamb.export.bootstrap import Options
+
     export = _export(_load(profile_name), Options())
     click.echo(export.report.text(), nl=False)
     sys.exit(1 if export.report.notes else 0)
@@ -82,6 +93,8 @@ validate_option = click.option(
 def export_envoy_cmd(profile_name: str | None, target_set: str | None, output: Path | None,
                      admin_port: int, validate: bool) -> None:
     """The profile as an Envoy v3 static bootstrap (the mapping report goes to stderr)."""
+    from devamb.export.bootstrap import Options
+
     export = _export(_load(profile_name), Options(target_set, admin_port))
     if output is None:
         click.echo(export.text, nl=False)
@@ -112,6 +125,11 @@ def export_k8s_cmd(profile_name: str | None, target_set: str | None,
                    output: Path | None, admin_port: int, validate: bool,
                    kubernetes_version: str) -> None:
     """A ConfigMap with the bootstrap and a Deployment running Envoy as the ambassador."""
+    from devamb.export.bootstrap import Options
+    from devamb.export.k8s import K8sOptions, k8s_objects, k8s_text
+    from devamb.export.load import ExportError, check_output
+    from devamb.export.validate import validate_k8s
+
     loaded = _load(profile_name)
     options = Options(target_set, admin_port)
     export = _export(loaded, options)

@@ -9,7 +9,6 @@ import click
 import yaml
 
 from devamb.cli.common import call, fail, profile_option, run
-from devamb.cli.output import print_faults
 
 KIND_OPTIONS_HELP = (
     "Kind options mirror the profile's keys: --delay 300ms --jitter 50ms --on response "
@@ -37,6 +36,8 @@ def list_faults(profile_name: str | None, service: str | None, as_json: bool) ->
     if as_json:
         click.echo(json.dumps(faults, indent=2))
     else:
+        from devamb.cli.output import print_faults  # rich: only to print
+
         print_faults(faults)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from devamb.cli.common import call, profile_option, run
-from devamb.cli.output import print_detail, print_diff
 
 
 @click.command()
@@ -22,6 +21,8 @@ def show(profile_name: str | None, exchange_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(detail, indent=2))
     else:
+        from devamb.cli.output import print_detail  # rich: only to print
+
         print_detail(detail)
 
 
@@ -83,4 +84,6 @@ def replay(profile_name: str | None, exchange_id: int, target: str | None, diff:
     click.echo(f"replayed {exchange_id} as {new['id']} on {new['target']}: "
                f"{new.get('status') or new.get('error')}")
     if diff:
+        from devamb.cli.output import print_diff  # rich: only to print
+
         print_diff(result["diff"])

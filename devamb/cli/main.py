@@ -27,6 +27,8 @@ from devamb.cli.common import (
     profile_path,
     run,
 )
+from devamb.cli.completion import completion
+from devamb.cli.doctor import doctor
 from devamb.cli.export_cmd import export_envoy_cmd, export_k8s_cmd
 from devamb.cli.faults import fault, scenario
 from devamb.cli.init_template import TEMPLATE
@@ -44,11 +46,11 @@ from devamb.cli.launcher import (
     watch_stop,
 )
 from devamb.cli.mocks import mock, record
+from devamb.cli.schema_cmd import SCHEMA_FILE, modeline, schema, schema_text
 from devamb.cli.top import top
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
-from devamb.engine.assembly import load_profile
 from devamb.profile import DEFAULT_PROFILE, ProfileError, display_path
 from devamb.profile.units import parse_duration
 from devamb.toxiproxy.address import DEFAULT as TOXIPROXY_DEFAULT
@@ -69,7 +71,8 @@ def init(force: bool) -> None:
     target = Path.cwd() / DEFAULT_PROFILE
     if target.exists() and not force:
         fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
-    target.write_text(TEMPLATE.format(name=Path.cwd().name))
+    (Path.cwd() / SCHEMA_FILE).write_text(schema_text())  # editors check the profile with it
+    target.write_text(modeline(f"./{SCHEMA_FILE}") + TEMPLATE.format(name=Path.cwd().name))
     gitignore = Path.cwd() / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
     if ".devamb/" not in lines and ".devamb" not in lines:
@@ -77,7 +80,8 @@ def init(force: bool) -> None:
             if lines and lines[-1] != "":
                 f.write("\n")
             f.write(".devamb/\n")
-    click.echo(f"wrote {DEFAULT_PROFILE}; .devamb/ is in .gitignore. Next: devamb up")
+    click.echo(f"wrote {DEFAULT_PROFILE} and {SCHEMA_FILE} (its JSON Schema, for editors); "
+               f".devamb/ is in .gitignore. Next: devamb up")
 
 
 class Duration(click.ParamType):
@@ -147,6 +151,8 @@ def _api_address(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option("--headless", is_flag=True, help="Run the engine in the foreground, no TUI.")
 @click.option("--detach", is_flag=True, help="Start the engine in the background and return.")
 @click.option("--reset", is_flag=True, help="Forget active targets and fault toggles.")
+@click.option("--demo", is_flag=True,
+              help="Run the demo profile shipped with devamb (the same as PROFILE `demo`).")
 @click.option("--grace", type=Duration(), metavar="DURATION", help=GRACE_HELP)
 @click.option("--lifeline", is_flag=True, hidden=True,
               help="Internal: stop when stdin (a pipe from the TUI's process) closes.")
@@ -159,6 +165,7 @@ def up(
     headless: bool,
     detach: bool,
     reset: bool,
+    demo: bool,
     grace: float | None,
     lifeline: bool,
     toxiproxy_api: str | None,
@@ -170,6 +177,10 @@ def up(
     """
     if headless and detach:
         raise click.UsageError("--headless and --detach exclude each other")
+    if demo:
+        if profile_name and profile_name != "demo":
+            raise click.UsageError(f"--demo and the profile {profile_name} exclude each other")
+        profile_name = "demo"
     path = profile_path(profile_name)
     if headless:
         _say(f"loading profile {path}")  # the first line of engine.log while a big one loads
@@ -249,7 +260,12 @@ def _open_tui(
     Engines this TUI owns are tied to this process by their lifeline pipe: they stop when it
     ends, whether the TUI quits, crashes, or the process is killed or hung up on.
     """
-    from ui.app import run_tui
+    try:  # the wheel ships ui/ as devamb_ui (no top-level `ui` in site-packages)
+        from devamb_ui.app import run_tui  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as missing:  # a checkout: the repo's ui/ folder
+        if missing.name != "devamb_ui":
+            raise
+        from ui.app import run_tui
 
     owned: list[Spawned] = [spawned] if spawned is not None else []
 
@@ -328,6 +344,31 @@ def attach(profile_name: str | None) -> None:
     if found.status is None:
         fail(explain_unavailable(profile_name, EngineUnavailable(found.problem)), EXIT_NO_ENGINE)
     _open_tui(workdir, path, owns_engine=False)
+
+
+@main.command()
+@profile_option
+@click.option("--web", is_flag=True,
+              help="Serve the TUI to a browser on 127.0.0.1, with a token in the URL it prints.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, metavar="PORT",
+              help="With --web: the port (default: a free one).")
+def ui(profile_name: str | None, web: bool, port: int) -> None:
+    """Open the TUI on the running engine, in this terminal or (--web) in a browser."""
+    path = profile_path(profile_name)
+    workdir = Workdir.beside(path)
+    _check_socket_dir(workdir)
+    found = run(find_engine(workdir))
+    if found.status is None:
+        fail(explain_unavailable(profile_name, EngineUnavailable(found.problem)), EXIT_NO_ENGINE)
+    if not web:
+        _open_tui(workdir, path, owns_engine=False)
+        return
+    try:
+        from devamb.cli.web_ui import WebUI, attach_command
+    except ImportError:
+        fail("'devamb ui --web' needs textual-serve: pip install 'devamb[web]'")
+        return
+    WebUI(attach_command(path), port=port).serve()
 
 
 @main.command()
@@ -476,13 +517,16 @@ def _exchanges(per_service: dict[str, int]) -> str:
 def _profile_grace(path: Path) -> float:
     """The profile's default drain (its longest service timeout), or 30 s if it cannot load."""
     try:
+        from devamb.engine.assembly import load_profile  # the engine: only when needed
+
         profile = load_profile(path)
     except (ProfileError, OSError):
         return 30.0
     return max((s.timeout for s in profile.services.values()), default=0.0)
 
 
-for command in (fault, scenario, show, export, replay, record, mock, top):
+for command in (fault, scenario, show, export, replay, record, mock, completion, doctor,
+                schema, top):
     main.add_command(command)
 for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
     export.add_command(command)

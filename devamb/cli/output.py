@@ -13,6 +13,7 @@ from rich.table import Table
 
 from devamb.client.text import exchange_line
 from devamb.control.protocol import ExchangeSummary, ServiceStats, Status, TargetStatus
+from devamb.profile.units import format_setting
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -182,7 +183,8 @@ def print_faults(faults: dict[str, list[dict[str, Any]]]) -> None:
         table.add_column(column, no_wrap=True, justify="right" if column == "fired" else "left")
     for service, items in faults.items():
         for item in items:
-            settings = " ".join(f"{k}={v}" for k, v in item["params"].items() if v not in ({}, ""))
+            settings = " ".join(f"{k}={format_setting(k, v)}" for k, v in item["params"].items()
+                                if v not in ({}, ""))
             if item.get("match"):
                 settings += f" match={item['match']}"
             table.add_row(service, item["name"], item["kind"], "on" if item["enabled"] else "off",

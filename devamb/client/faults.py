@@ -22,12 +22,18 @@ Size = int | str  # bytes, or "64KiB", "1MiB"
 
 @dataclass(frozen=True)
 class Match:
-    """Which requests a fault applies to (HTTP, HTTP/2 and gRPC services): every given part
-    must match. `path` is a glob (/charge*); `header` maps a name to a value glob."""
+    """Which requests or commands a fault applies to: every given part must match.
+
+    HTTP, HTTP/2 and gRPC services: `path` is a glob (/charge*); `header` maps a name to a
+    value glob. PostgreSQL services: `sql` (a substring or glob of the statement, any case).
+    Redis services: `command` (GET, or a list) and `key` (a glob)."""
 
     method: str | list[str] | None = None
     path: str | None = None
     header: dict[str, str] | None = None
+    sql: str | None = None
+    command: str | None = None
+    key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -150,6 +156,17 @@ class Malformed(FaultBuilder):
 
 
 @dataclass(frozen=True)
+class Error(FaultBuilder):
+    """Answer a matching statement or command with an error instead of forwarding it: a
+    PostgreSQL ErrorResponse with `sqlstate` (and `message`), or a Redis error `reply`."""
+
+    KIND: ClassVar[str] = "error"
+    sqlstate: str | None = None  # postgres, e.g. "40001"
+    message: str | None = None  # postgres
+    reply: str | None = None  # redis, e.g. "-READONLY You can't write against a read only replica."
+
+
+@dataclass(frozen=True)
 class Down(FaultBuilder):
     """The service is down: connections are refused or reset."""
 
@@ -159,7 +176,7 @@ class Down(FaultBuilder):
 BUILDERS: dict[str, type[FaultBuilder]] = {
     b.KIND: b
     for b in (Latency, Abort, Reset, Timeout, Bandwidth, Slicer, LimitData, SlowClose,
-              Malformed, Down)
+              Malformed, Error, Down)
 }
 
 

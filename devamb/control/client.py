@@ -7,12 +7,11 @@ arguments travel and what comes back; an answer of 400, 404 or 409 becomes the C
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
-
-import aiohttp
 
 from devamb.control.protocol import (
     ControlError,
@@ -23,39 +22,34 @@ from devamb.control.protocol import (
     refusal,
 )
 from devamb.control.routes import ROUTES, Route
+from devamb.control.wire import Answer, Closed, open_answer
 
-BASE = "http://devamb"
 R = TypeVar("R")
 
 
-async def _refusal(resp: aiohttp.ClientResponse) -> ControlError:
+def _refusal(answer: Answer, body: bytes) -> ControlError:
     """The ControlError an error answer carries ({"error": MESSAGE}, else its status)."""
     try:
-        data = await resp.json(content_type=None)
+        data = json.loads(body)
     except ValueError:
         data = None
     message = data.get("error") if isinstance(data, dict) else None
-    return refusal(resp.status, str(message or f"HTTP {resp.status}"))
+    return refusal(answer.status, str(message or f"HTTP {answer.status}"))
 
 
 class ControlClient:
+    """A connection per call (a unix socket connects in microseconds). No HTTP client library:
+    `devamb status` would spend most of its time importing one (control/wire.py)."""
+
     def __init__(self, socket_path: Path, timeout: float = 10.0) -> None:
         self.socket_path = socket_path
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.socket_path)),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
-            )
-        return self._session
+        self._open: set[Answer] = set()  # streams being read, closed by `close`
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for answer in list(self._open):
+            answer.close()
+        self._open.clear()
 
     async def __aenter__(self) -> ControlClient:
         return self
@@ -65,15 +59,9 @@ class ControlClient:
 
     def _unavailable(self, exc: BaseException, lost: bool = False) -> EngineUnavailable:
         """Plain words for why the engine cannot be reached (never the HTTP client's wording)."""
-        if isinstance(exc, FileNotFoundError) or (
-            isinstance(exc, aiohttp.ClientConnectorError)
-            and isinstance(exc.os_error, FileNotFoundError)
-        ):
+        if isinstance(exc, FileNotFoundError):
             why = f"no engine: there is no control socket at {self.socket_path}"
-        elif isinstance(exc, ConnectionRefusedError) or (
-            isinstance(exc, aiohttp.ClientConnectorError)
-            and isinstance(exc.os_error, ConnectionRefusedError)
-        ):
+        elif isinstance(exc, ConnectionRefusedError):
             why = f"no engine: nothing accepts on {self.socket_path} (an engine left it behind)"
         elif isinstance(exc, TimeoutError):
             why = f"the engine on {self.socket_path} did not answer within {self._timeout:g}s"
@@ -87,35 +75,52 @@ class ControlClient:
         """One request of `route` (JSON or text answer); `timeout` overrides the client's."""
         url, body = route.encode(args)
         try:
-            async with self._client().request(
-                route.method,
-                BASE + url,
-                json=body,
-                timeout=aiohttp.ClientTimeout(total=timeout or self._timeout),
-            ) as resp:
-                if resp.status >= 400:
-                    raise await _refusal(resp)
-                if route.kind == "text":
-                    return route.unwrap(await resp.text())
-                return route.unwrap(await resp.json(content_type=None))
-        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            async with asyncio.timeout(timeout or self._timeout):
+                answer = await open_answer(self.socket_path, route.method, url, body)
+                try:
+                    data = await (await answer.headed()).read_all()
+                finally:
+                    answer.close()
+        except (Closed, OSError, TimeoutError) as exc:
             raise self._unavailable(exc) from None
+        if answer.status >= 400:
+            raise _refusal(answer, data)
+        if route.kind == "text":
+            return route.unwrap(data.decode("utf-8", "replace"))
+        return route.unwrap(json.loads(data))
 
     async def _stream(self, route: Route[R], **args: Any) -> AsyncIterator[R]:
         """The items of a streaming route, one JSON line each, until the engine ends it."""
         url, _ = route.encode(args)
         try:
-            async with self._client().request(route.method, BASE + url) as resp:
-                if resp.status >= 400:
-                    raise await _refusal(resp)
-                async for line in resp.content:
+            async with asyncio.timeout(self._timeout):  # to connect: the first item may take long
+                answer = await open_answer(self.socket_path, route.method, url, None)
+        except (OSError, TimeoutError) as exc:
+            raise self._unavailable(exc, lost=True) from None
+        self._open.add(answer)
+        try:
+            try:
+                await answer.headed()
+            except (Closed, OSError) as exc:
+                raise self._unavailable(exc, lost=True) from None
+            if answer.status >= 400:
+                try:
+                    body = await answer.read_all()
+                except (Closed, OSError) as exc:
+                    raise self._unavailable(exc, lost=True) from None
+                raise _refusal(answer, body)
+            try:
+                async for line in answer.lines():
                     if line.strip():
                         data = json.loads(line)
                         if isinstance(data, dict) and data.keys() == {"error"}:
                             raise ControlError(str(data["error"]))  # refused mid-stream
                         yield route.unwrap(data)
-        except (aiohttp.ClientError, OSError) as exc:
-            raise self._unavailable(exc, lost=True) from None
+            except (Closed, OSError) as exc:
+                raise self._unavailable(exc, lost=True) from None
+        finally:
+            self._open.discard(answer)
+            answer.close()
 
     async def status(self) -> Status:
         return await self._call(ROUTES.status)

@@ -1,10 +1,14 @@
 """The control API: JSON over HTTP on the engine's private unix socket.
 
 Its routes are the table in control/routes.py (method, path, typed arguments, kind of answer);
-this module derives one aiohttp handler from each: decode the arguments, call the EngineControl
-method the route names, and answer JSON, text, or a stream of JSON lines (events, log lines).
+this module derives one handler from each: decode the arguments, call the EngineControl method
+the route names, and answer JSON, text, or a stream of JSON lines (events, log lines).
 Refusals answer {"error": MESSAGE} with the ControlError's status (400, 404, 409); requests
-from browsers (they send Origin) 403.
+from browsers (they send Origin) 403; an unknown path 404 and a known path with another
+method 405, both with {"error": ...}.
+
+The HTTP/1.1 is served here on httptools (control/http_server.py) rather than by aiohttp's
+web server: that one alone made ~15 MiB of an engine's memory, for a handful of local calls.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
-from aiohttp import web
-
+from devamb.control.http_server import HttpServer, Reply, Request, Stream
 from devamb.control.protocol import ControlError, EngineControl
 from devamb.control.routes import TABLE, Route
 from devamb.control.workdir import fallback_socket_dir, private_dir, socket_answers
@@ -27,62 +32,87 @@ class SocketInUse(Exception):
     """Another process answers on the control socket this engine was to use."""
 
 
-CONTROL = web.AppKey("control", EngineControl)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-NDJSON = {"Content-Type": "application/x-ndjson"}
+NDJSON = "application/x-ndjson"
+_PARAM = re.compile(r"\{(\w+)\}")
 
 
-@web.middleware
-async def refuse_browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Browsers send Origin; scripts, the CLI and the TUI do not. Nothing else may drive us.
-    Refusals, also aiohttp's own (no such endpoint, wrong method), answer {"error": ...}."""
-    if "Origin" in request.headers:
-        return web.json_response({"error": "requests from browsers are refused"}, status=403)
+def _pattern(path: str) -> re.Pattern[str]:
+    """A route path ("/v1/exchanges/{id}") as a regex with one group per parameter."""
+    parts = _PARAM.split(path)  # text, name, text, name, ..., text
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+    return re.compile(f"^{regex}$")
+
+
+class Router:
+    """Finds the route of a request; knows the methods of a path for a 405's Allow."""
+
+    def __init__(self, routes: tuple[Route[Any], ...]) -> None:
+        self.routes = [(route, _pattern(route.path)) for route in routes]
+
+    def find(self, method: str, path: str) -> tuple[Route[Any] | None, dict[str, str], list[str]]:
+        """The route and its path parameters; or None and the methods the path allows."""
+        allowed: list[str] = []
+        for route, pattern in self.routes:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            if route.method == method:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}, []
+            allowed.append(route.method)
+        return None, {}, allowed
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply.json({"error": message}, status, headers)
+
+
+def _body(request: Request) -> dict[str, Any]:
     try:
-        return await handler(request)
-    except ControlError as exc:
-        return web.json_response({"error": exc.message}, status=exc.status)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        why = f"{exc.reason}: {request.method} {request.path}"
-        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return web.json_response({"error": why}, status=exc.status, headers=allow)
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
+        data = json.loads(request.body) if request.body else None
     except ValueError:
         data = None
     return data if isinstance(data, dict) else {}
 
 
-def _handler(route: Route[Any]) -> Handler:
-    """The handler of one route: the arguments from the request, the call, the answer."""
+class ControlApp:
+    """What answers each request: the route's method on the EngineControl."""
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await _json(request) if route.has_body else {}
-        args = route.decode(request.match_info, request.query, body)
-        method = getattr(request.app[CONTROL], route.name)  # the route table's declared name
-        if route.kind == "stream":
-            return await _stream(request, route, method(**args), args)
-        result = await method(**args)
+    def __init__(self, control: EngineControl) -> None:
+        self.control = control
+        self.router = Router(TABLE)
+
+    async def __call__(self, request: Request, reply: Callable[[Reply], Stream]) -> Reply | None:
+        if "origin" in request.headers:
+            return _error(403, "requests from browsers are refused")
+        route, params, allowed = self.router.find(request.method, request.path)
+        if route is None:
+            if allowed:
+                why = f"Method Not Allowed: {request.method} {request.path}"
+                return _error(405, why, {"Allow": ",".join(allowed)})
+            return _error(404, f"Not Found: {request.method} {request.path}")
+        try:
+            body = _body(request) if route.has_body else {}
+            query = dict(parse_qsl(request.query, keep_blank_values=True))
+            args = route.decode(params, query, body)
+            method = getattr(self.control, route.name)  # the route table's declared name
+            if route.kind == "stream":
+                await _stream(route, method(**args), args, reply)
+                return None
+            result = await method(**args)
+        except ControlError as exc:
+            return _error(exc.status, exc.message)
         if route.kind == "text":
-            return web.Response(text=result, content_type="text/plain", charset="utf-8",
-                                headers={"X-Content-Type-Options": "nosniff"})
-        return web.json_response(route.answer(result, args))
-
-    handle.__name__ = f"_{route.name}"
-    return handle
+            return Reply.text(result, {"X-Content-Type-Options": "nosniff"})
+        return Reply.json(route.answer(result, args))
 
 
 _END = object()
 
 
 async def _stream(
-    request: web.Request, route: Route[Any], items: AsyncIterator[Any], args: dict[str, Any]
-) -> web.StreamResponse:
+    route: Route[Any], items: AsyncIterator[Any], args: dict[str, Any],
+    reply: Callable[[Reply], Stream],
+) -> None:
     """One JSON line per item. The first item is taken before the answer starts, so that a
     refusal (an unknown name, a bad filter, not a docker target) still answers with its status;
     a refusal later in the stream is its last line, {"error": MESSAGE}."""
@@ -91,37 +121,28 @@ async def _stream(
             first: Any = await anext(items)
         except StopAsyncIteration:
             first = _END
-        response = web.StreamResponse(headers=NDJSON)
-        await response.prepare(request)
+        stream = reply(Reply.stream(NDJSON))
         try:
             if first is not _END:
-                await response.write(json.dumps(route.answer(first, args)).encode() + b"\n")
+                await stream.write(json.dumps(route.answer(first, args)).encode() + b"\n")
                 async for item in items:
-                    await response.write(json.dumps(route.answer(item, args)).encode() + b"\n")
+                    await stream.write(json.dumps(route.answer(item, args)).encode() + b"\n")
         except ControlError as exc:
             with contextlib.suppress(ConnectionError):
-                await response.write(json.dumps({"error": exc.message}).encode() + b"\n")
+                await stream.write(json.dumps({"error": exc.message}).encode() + b"\n")
         except ConnectionError:
             pass  # the reader went away
+        await stream.end()
     finally:
         if isinstance(items, AsyncGenerator):
             await items.aclose()
-    return response
-
-
-def make_app(control: EngineControl) -> web.Application:
-    app = web.Application(middlewares=[refuse_browsers])
-    app[CONTROL] = control
-    for route in TABLE:
-        app.router.add_route(route.method, route.path, _handler(route), name=route.name)
-    return app
 
 
 class ControlServer:
     def __init__(self, control: EngineControl, socket_path: Path) -> None:
         self.control = control
         self.socket_path = socket_path
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
 
     async def start(self) -> None:
         folder = self.socket_path.parent
@@ -133,21 +154,18 @@ class ControlServer:
             if socket_answers(self.socket_path):
                 raise SocketInUse(f"another engine answers on {self.socket_path}")
             self.socket_path.unlink()  # left behind by an engine that is gone
-        runner = web.AppRunner(
-            make_app(self.control), handle_signals=False, shutdown_timeout=1.0, access_log=None
-        )
-        await runner.setup()
+        server = HttpServer(ControlApp(self.control))
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            await web.UnixSite(runner, str(self.socket_path)).start()
+            await server.listen_unix(str(self.socket_path))
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
-        self._runner = runner
+        self._server = server
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.close(grace=1.0)
+            self._server = None
         if self.socket_path.exists():
             self.socket_path.unlink()

@@ -30,7 +30,12 @@ class UnsafeSocketDir(Exception):
 
 
 def fallback_socket_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"devamb-{os.getuid()}"
+    """The private folder for sockets of deep project folders: under the temp dir, or under
+    /tmp when the temp dir itself is too deep for a socket path."""
+    folder = Path(tempfile.gettempdir()) / f"devamb-{os.getuid()}"
+    if len(str(folder)) + len("/0123456789abcdef.sock") > MAX_SOCKET_PATH:
+        folder = Path("/tmp") / f"devamb-{os.getuid()}"
+    return folder
 
 
 def private_dir(path: Path) -> Path:

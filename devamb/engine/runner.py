@@ -12,7 +12,7 @@ import sys
 from asyncio import ensure_future
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from devamb.control.server import ControlServer, SocketInUse
 from devamb.control.workdir import (
@@ -22,13 +22,16 @@ from devamb.control.workdir import (
     lock_engine,
     unlock_engine,
 )
+from devamb.engine import collector
 from devamb.engine.assembly import Profile
 from devamb.engine.core import Engine
 from devamb.engine.state import RuntimeState
 from devamb.inspect.masking import RedactingFilter, Redactor
 from devamb.proxy.listen import ListenError
 from devamb.toxiproxy.address import parse_api_address
-from devamb.toxiproxy.api import ToxiproxyServer
+
+if TYPE_CHECKING:
+    from devamb.toxiproxy.api import ToxiproxyServer
 
 log = logging.getLogger("devamb")
 _background: set[asyncio.Future[object]] = set()  # keeps shutdown tasks alive until done
@@ -124,8 +127,10 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
         log.error("%s", exc)
         await engine.stop(0)
         return 1
-    toxiproxy = None
+    toxiproxy: ToxiproxyServer | None = None
     if toxiproxy_api is not None:
+        from devamb.toxiproxy.api import ToxiproxyServer  # aiohttp's server: only when asked
+
         address = parse_api_address(toxiproxy_api)
         toxiproxy = ToxiproxyServer(engine, address.host, address.port)
         try:
@@ -142,6 +147,7 @@ async def _run(profile: Profile, workdir: Workdir, grace: float | None, lifeline
         profile.path,
         workdir.socket,
     )
+    collector.settle()  # what the start made lives on: out of the collector's walks
     try:
         await engine.wait_shutdown_requested()
         log.info("stopping")

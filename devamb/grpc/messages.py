@@ -5,8 +5,6 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
 from devamb.grpc.framing import Frame
 from devamb.grpc.schema import Schema
 from devamb.grpc.wire import decode_raw
@@ -49,6 +47,8 @@ def decode(item: dict[str, Any], data: bytes, type_name: str | None,
            schema: Schema | None) -> None:
     """Fill `item`'s json (or raw and error) from the message bytes `data`."""
     if type_name is not None and schema is not None:
+        from google.protobuf.message import DecodeError  # loaded by the schema already
+
         try:
             item["json"] = schema.to_json(type_name, data)
             return

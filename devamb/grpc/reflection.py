@@ -8,9 +8,7 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass
-
-from google.protobuf import descriptor_pb2
-from google.protobuf.message import DecodeError
+from typing import TYPE_CHECKING
 
 from devamb.grpc.framing import Splitter, frame
 from devamb.grpc.schema import Schema, SchemaError
@@ -18,6 +16,9 @@ from devamb.grpc.status import name_of
 from devamb.grpc.wire import LEN, WireError, iter_fields, string_field
 from devamb.proxy.h2conn import H2Headers, H2Stream, StreamGone, header
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
 
 SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
 FILE_BY_FILENAME = 3  # ServerReflectionRequest fields
@@ -133,6 +134,9 @@ class _Answers:
 
 
 def _files(answer: bytes) -> list[descriptor_pb2.FileDescriptorProto]:
+    from google.protobuf import descriptor_pb2
+    from google.protobuf.message import DecodeError
+
     files: list[descriptor_pb2.FileDescriptorProto] = []
     try:
         for number, wire, value in iter_fields(answer):

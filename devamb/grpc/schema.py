@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from google.protobuf.message import DecodeError, Message
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from google.protobuf.message import Message
+
+# protobuf (~4 MiB) is imported when a schema is made or used: only profiles with gRPC do.
 
 
 class SchemaError(ValueError):
@@ -20,6 +23,8 @@ class Schema:
     reflection. Equal when built from the same bytes (so a reload keeps equal specs equal)."""
 
     def __init__(self, files: Iterable[descriptor_pb2.FileDescriptorProto], origin: str) -> None:
+        from google.protobuf import descriptor_pool
+
         self.origin = origin
         self.pool = descriptor_pool.DescriptorPool()
         ordered = list(files)
@@ -33,6 +38,9 @@ class Schema:
     @classmethod
     def from_set(cls, data: bytes, origin: str) -> Schema:
         """From a serialized FileDescriptorSet; SchemaError when it is not one."""
+        from google.protobuf import descriptor_pb2
+        from google.protobuf.message import DecodeError
+
         files = descriptor_pb2.FileDescriptorSet()
         try:
             files.ParseFromString(data)
@@ -71,6 +79,8 @@ class Schema:
     def message_class(self, type_name: str) -> type[Message]:
         cls = self._classes.get(type_name)
         if cls is None:
+            from google.protobuf import message_factory
+
             cls = message_factory.GetMessageClass(self.pool.FindMessageTypeByName(type_name))
             self._classes[type_name] = cls
         return cls
@@ -78,6 +88,8 @@ class Schema:
     def to_json(self, type_name: str, data: bytes, full: bool = False) -> dict[str, Any]:
         """`data` as a `type_name` message in JSON (`full`: fields at their default value
         too); DecodeError when it is not one."""
+        from google.protobuf import json_format
+
         message = self.message_class(type_name)()
         message.ParseFromString(data)
         return json_format.MessageToDict(message, preserving_proto_field_name=True,
@@ -85,6 +97,8 @@ class Schema:
 
     def from_json(self, type_name: str, value: Any) -> bytes:
         """A JSON value encoded as a `type_name` message; ValueError when it does not fit."""
+        from google.protobuf import json_format
+
         message = self.message_class(type_name)()
         try:
             json_format.ParseDict(value, message)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import secrets
 
-import aiohttp
-
 from devamb.control.protocol import ControlError
 from devamb.inspect.exchange import Exchange
 
@@ -82,6 +80,8 @@ async def send_replay(original: Exchange, listen_url: str, target: str, token: s
     recorded = original.request_headers or []
     headers = [(k, v) for k, v in recorded if k.lower() not in NOT_REPLAYED]
     headers += [(REPLAY_HEADER, f"{token}:{original.id}"), (TARGET_HEADER, target)]
+    import aiohttp  # its client (~13 MiB): only once something is replayed
+
     async with aiohttp.ClientSession(
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.schema import ListenAddress, TargetSpec
+from devamb.profile.shipped import shipped_profile
 from devamb.profile.source import MAX_FILE_BYTES
 
 DEFAULT_PROFILE = "devamb.yaml"
@@ -25,14 +26,18 @@ def display_path(path: Path) -> str:
 
 
 def resolve_profile_path(name: str | None, cwd: Path | None = None) -> Path:
-    """A path, or a bare NAME meaning profiles/NAME.yaml beside the default profile."""
+    """A path, or a bare NAME meaning profiles/NAME.yaml beside the default profile (else a
+    profile shipped in the package under that NAME: devamb/profile/shipped.py)."""
     cwd = cwd or Path.cwd()
     if not name:
         return cwd / DEFAULT_PROFILE
     candidate = Path(name)
     if candidate.suffix in (".yaml", ".yml") or os.sep in name or candidate.exists():
         return candidate if candidate.is_absolute() else cwd / candidate
-    return cwd / "profiles" / f"{name}.yaml"
+    local = cwd / "profiles" / f"{name}.yaml"
+    if not local.exists():  # outside the checkout, `demo` is the profile shipped in the package
+        return shipped_profile(name) or local
+    return local
 
 
 __all__ = [

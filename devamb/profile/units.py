@@ -56,3 +56,26 @@ def format_duration(seconds: float) -> str:
     if seconds < 60 or seconds % 60:
         return f"{seconds:g}s"
     return f"{seconds / 60:g}m"
+
+
+def format_size(count: int) -> str:
+    """A byte count the way a profile writes it: `512`, `64KiB`, `1MiB`, `1536` (not whole KiB)."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= factor and count % factor == 0:
+            return f"{count // factor}{unit}"
+    return str(count)
+
+
+# fault settings that are durations or sizes, written back as a profile writes them
+DURATION_SETTINGS = ("delay", "jitter", "timeout", "for")
+SIZE_SETTINGS = ("rate", "bytes", "after_bytes", "size")
+
+
+def format_setting(key: str, value: object) -> str:
+    """A fault setting as typed (`delay=200ms`, `rate=256KiB/s`), not as stored (0.2, 262144)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if key in DURATION_SETTINGS:
+            return format_duration(value)
+        if key in SIZE_SETTINGS and float(value).is_integer():
+            return format_size(int(value)) + ("/s" if key == "rate" else "")
+    return str(value)

@@ -13,14 +13,72 @@ latest deadline).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
 
 from devamb.proxy.errors import UpstreamFailed
 
 
+class _Queue:
+    """The deadlines of one duration on one loop, oldest first: one made later for the same
+    duration expires later, so a single timer for the head serves them all. A deadline that
+    ends leaves its entry behind (popped when it reaches the head, or by a compaction); a
+    proxied exchange thus costs a deque append instead of a loop timer of its own."""
+
+    __slots__ = ("entries", "handle", "live", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.entries: deque[Deadline] = deque()
+        self.handle: asyncio.TimerHandle | None = None
+        self.live = 0
+
+    def leave(self) -> None:
+        """One of its deadlines no longer needs it (ended, or moved to a timer of its own).
+        The timer stays: it runs once at its time and finds nothing, instead of a timer per
+        exchange when exchanges come one at a time."""
+        self.live -= 1
+        entries = self.entries
+        while entries and entries[0]._queue is not self:
+            entries.popleft()
+        if len(entries) > 64 and len(entries) > 4 * self.live:  # held up behind a slow one
+            self.entries = deque(d for d in entries if d._queue is self)
+
+    def _sweep(self) -> None:
+        self.handle = None
+        entries, now = self.entries, self.loop.time()
+        while entries:
+            head = entries[0]
+            if head._queue is not self:
+                entries.popleft()
+            elif head._expires <= now + EARLY:
+                entries.popleft()
+                self.live -= 1
+                head._queue = None
+                head._fire()
+            else:
+                self.handle = self.loop.call_at(head._expires, self._sweep)
+                return
+
+
+EARLY = 0.001  # a timer may run this much before its time (libuv counts milliseconds)
+MAX_QUEUES = 64  # durations with a queue at once (a profile has a handful)
+_queues: dict[float, _Queue] = {}
+
+
+def _queue(loop: asyncio.AbstractEventLoop, seconds: float) -> _Queue:
+    """A new queue for `seconds` deadlines on `loop` (one loop at a time has them shared:
+    tests start many loops one after the other)."""
+    global _queues
+    if seconds in _queues or len(_queues) >= MAX_QUEUES:
+        _queues = {s: q for s, q in _queues.items() if q.loop is loop and q.entries}
+    queue = _queues[seconds] = _Queue(loop)
+    return queue
+
+
 class Deadline:
-    __slots__ = ("_cancelling", "_expires", "_fired", "_handle", "_loop", "_task")
+    __slots__ = ("_cancelling", "_expires", "_fired", "_handle", "_loop", "_queue", "_task")
 
     def __init__(self, seconds: float) -> None:
         task = asyncio.current_task()
@@ -28,21 +86,35 @@ class Deadline:
         self._task = task
         self._cancelling = task.cancelling()  # cancellations already asked for by others
         self._fired = False
-        self._loop = loop = asyncio.get_running_loop()
+        self._loop = loop = task.get_loop()
         self._expires = loop.time() + seconds
-        self._handle = loop.call_at(self._expires, self._fire)
+        self._handle: asyncio.TimerHandle | None = None  # a timer of its own, once re-armed
+        self._queue: _Queue | None = None
+        queue = _queues.get(seconds)
+        if queue is None or queue.loop is not loop:
+            queue = _queue(loop, seconds)
+        self._queue = queue
+        queue.entries.append(self)
+        queue.live += 1
+        if queue.handle is None:
+            queue.handle = loop.call_at(self._expires, queue._sweep)
 
     def rearm(self, seconds: float) -> None:
         """The time is up `seconds` from now (sooner or later than before)."""
         if self._fired:
             return
         self._expires = expires = self._loop.time() + seconds
-        if expires < self._handle.when():
-            self._handle.cancel()
+        if self._queue is not None:  # its place in the queue no longer holds: a timer of its own
+            queue, self._queue = self._queue, None
+            queue.leave()
+            self._handle = self._loop.call_at(expires, self._fire)
+        elif expires < self._handle.when():  # type: ignore[union-attr]
+            self._handle.cancel()  # type: ignore[union-attr]
             self._handle = self._loop.call_at(expires, self._fire)
 
     def _fire(self) -> None:
-        if self._expires > self._handle.when():  # re-armed later meanwhile: sleep on
+        handle = self._handle
+        if handle is not None and self._expires > handle.when():  # re-armed later: sleep on
             self._handle = self._loop.call_at(self._expires, self._fire)
             return
         self._fired = True
@@ -57,7 +129,11 @@ class Deadline:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._handle.cancel()
+        if self._queue is not None:
+            queue, self._queue = self._queue, None
+            queue.leave()
+        elif self._handle is not None:
+            self._handle.cancel()
         fired = self._fired and self._task.uncancel() <= self._cancelling
         if fired and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc

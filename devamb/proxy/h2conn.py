@@ -13,7 +13,7 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -21,9 +21,10 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hyperframe.flags
 import hyperframe.frame
 
-from devamb.proxy import h2limits
+from devamb.proxy import h2checks, h2hpack, h2limits
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -219,6 +220,10 @@ class _Connection(h2.connection.H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config)
+        # HPACK that remembers repeated header lists and blocks (h2hpack); its encoder
+        # normalizes outbound headers as h2 would (h2's own pass is off: see H2Endpoint)
+        self.encoder = h2hpack.Encoder()
+        self.decoder = h2hpack.Decoder(self.DEFAULT_MAX_HEADER_LIST_SIZE)
         self._asks = 0
         self._counted = [0, 0]  # by remainder (stream id parity)
 
@@ -246,6 +251,7 @@ class H2Endpoint(asyncio.Protocol):
         # as they reach it) are not validated nor normalized as they arrive either
         config = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
                                            validate_outbound_headers=False,
+                                           normalize_outbound_headers=False,  # h2hpack's
                                            validate_inbound_headers=not trusted,
                                            normalize_inbound_headers=not trusted)
         self.conn: h2.connection.H2Connection = _Connection(config)
@@ -562,6 +568,7 @@ def _short_repr(frame: hyperframe.frame.Frame) -> str:
 # h2 builds repr(frame) of every frame it receives for a trace log that is off (h2's
 # DummyLogger): a frame's full repr (flags, body) was ~5 % of the relay's CPU
 hyperframe.frame.Frame.__repr__ = _short_repr  # type: ignore[method-assign]
+h2checks.install()  # a header list h2 checked once is not checked again (h2checks)
 
 
 def _why(exc: Exception) -> str:
@@ -582,3 +589,20 @@ def _pairs(headers: object) -> H2Headers:
     """h2 gives (bytes, bytes) pairs with header_encoding=None."""
     assert isinstance(headers, list)
     return [(bytes(k), bytes(v)) for k, v in headers]
+
+
+_FLAG_NAMES: dict[int, tuple[object, set[str]]] = {}  # by id of a frame class's defined_flags
+
+
+def _flags_init(self: hyperframe.flags.Flags, defined_flags: Any) -> None:
+    """hyperframe builds the set of a frame's flag names for every frame it makes (~3 % of the
+    relay's CPU): here once per frame class, shared (hyperframe only reads it)."""
+    known = _FLAG_NAMES.get(id(defined_flags))
+    if known is None or known[0] is not defined_flags:
+        known = _FLAG_NAMES[id(defined_flags)] = (defined_flags,
+                                                  {flag.name for flag in defined_flags})
+    self._valid_flags = known[1]
+    self._flags = set()
+
+
+hyperframe.flags.Flags.__init__ = _flags_init  # type: ignore[method-assign]

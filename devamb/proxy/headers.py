@@ -89,15 +89,18 @@ def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str,
     """Headers to send the client for a response that arrived with `raw` headers.
 
     A plain list, built once: it is both what the response sends and what the exchange records.
+    One pass; the names a Connection header lists (rare) are dropped in a second.
     """
-    lowered = [name.lower() for name, _ in raw]
-    dropped: frozenset[bytes] = HOP_BY_HOP_BYTES
-    if b"connection" in lowered:
-        for (_, value), lower in zip(raw, lowered, strict=True):
+    kept: list[tuple[str, str]] = []
+    listed: bytes | None = None
+    for name, value in raw:
+        lower = name.lower()
+        if lower in HOP_BY_HOP_BYTES:
             if lower == b"connection":
-                dropped = dropped | {t.strip().lower() for t in value.split(b",")}
-    return [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for (name, value), lower in zip(raw, lowered, strict=True)
-        if lower not in dropped
-    ]
+                listed = value if listed is None else listed + b"," + value
+            continue
+        kept.append((name.decode("latin-1"), value.decode("latin-1")))
+    if listed:
+        dropped = {t.strip().lower().decode("latin-1") for t in listed.split(b",")}
+        kept = [(name, value) for name, value in kept if name.lower() not in dropped]
+    return kept

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 
 import httptools
 
+from devamb.proxy import quickack
 from devamb.proxy.dial import Dial, dial_with
 
 READ_HIGH_WATER = 256 * 1024  # buffered response bytes before the upstream socket is paused
@@ -49,6 +50,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self._sock: object | None = None  # re-armed for TCP_QUICKACK (quickack.py)
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._head: asyncio.Future[None] | None = None
@@ -72,6 +74,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._sock = quickack.socket_of(transport)
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -93,6 +96,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._in_head and self._head_read > MAX_HEAD:  # a head still growing, read by read
             self._fail(BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB"))
             self.transport.abort()  # type: ignore[union-attr]
+        elif not self._complete and self._sock is not None:
+            quickack.arm(self._sock)  # more is due: do not let the upstream's Nagle wait for us
 
     def eof_received(self) -> bool:
         return False  # close; connection_lost decides whether the response was complete

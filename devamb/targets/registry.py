@@ -11,8 +11,6 @@ from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
 from devamb.targets import echo, pool, split, url
 from devamb.targets.base import Target, TargetContext
-from devamb.targets.docker.spec import parse as parse_docker
-from devamb.targets.docker.target import DockerTarget
 from devamb.targets.mock import target as mock
 from devamb.targets.shards.spec import parse as parse_shards
 from devamb.targets.shards.target import build as build_shards
@@ -37,10 +35,25 @@ class TargetKind:
 
 ALL = BOTH | H2_PROTOCOLS
 
+
+# The Docker SDK (with requests and urllib3: ~10 MiB, 0.2 s) is imported by a profile that has
+# a docker target, when its entry is read; other profiles never load it.
+def parse_docker(name: str, node: Node, protocol: str) -> TargetSpec | None:
+    from devamb.targets.docker.spec import parse
+
+    return parse(name, node, protocol)
+
+
+def build_docker(spec: TargetSpec, context: TargetContext) -> Target:
+    from devamb.targets.docker.target import DockerTarget
+
+    return DockerTarget(spec, context)
+
+
 KINDS: dict[str, TargetKind] = {
     "url": TargetKind("url", url.parse, url.UrlTarget, ALL),  # h2c, or h2 over TLS
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget, ALL),
-    "docker": TargetKind("docker", parse_docker, DockerTarget, ALL),
+    "docker": TargetKind("docker", parse_docker, build_docker, ALL),
     "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, ALL),
     "split": TargetKind("split", split.parse, split.SplitTarget, ALL),
     "shards": TargetKind("shards", parse_shards, build_shards, ALL),  # HTTP keys, or RESP

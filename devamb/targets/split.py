@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from devamb.cluster.hashring import key_hash
 from devamb.cluster.reachability import DOWN_STATES, UP_STATES
 from devamb.cluster.request_key import RequestKey, parse_request_key, sources_for
@@ -48,6 +46,8 @@ from devamb.targets.base import Target, TargetContext, TargetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    import aiohttp
 
     from devamb.cluster.request_key import KeyedRequest
     from devamb.inspect.exchange import Exchange
@@ -367,6 +367,8 @@ class SplitTarget(Target):
     ) -> None:
         host, port = listener
         host = f"[{host}]" if ":" in host else host
+        import aiohttp  # its client (~13 MiB): only once a mirror sends
+
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 auto_decompress=False,

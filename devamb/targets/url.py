@@ -198,11 +198,13 @@ class UrlTarget(Target):
         self._pool: UpstreamPool | None = None
         self._websockets = WebSocketClient()
         self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
+        self._h2_place: H2Destination | None = None  # the same for every call: made once
         self.reach = Reachability(self._host, self._port)
         self._dial: Dial | None = None  # through a bastion (`via:`), set at start
 
     async def start(self) -> None:
         self._dial = self.reach.dial = self.context.dial_via(self.spec.via)
+        self._h2_place = None
         if self.context.protocol == "http":
             tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
             self._pool = UpstreamPool(self._host, self._port, tls, self._dial)
@@ -229,16 +231,19 @@ class UrlTarget(Target):
         return self.spec.headers
 
     async def h2_destination(self, headers: H2Headers) -> H2Destination:
+        if self._h2_place is not None:
+            return self._h2_place
         tls = None
         if self._origin.startswith("https:"):
             if self._h2_tls is None:
                 self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
             tls = self._h2_tls
-        return H2Destination(
+        self._h2_place = H2Destination(
             self._host, self._port, self._origin.split("://", 1)[1], tls=tls,
             server_hostname=self._host if tls is not None else None, headers=self.spec.headers,
             via=self.spec.via, dial=self._dial,
         )
+        return self._h2_place
 
     def upstream_url(self, raw_path: str) -> URL:
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)

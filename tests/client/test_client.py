@@ -221,6 +221,22 @@ def test_builders_make_what_the_engine_accepts(builder: f.FaultBuilder) -> None:
     assert spec.kind == builder.KIND
 
 
+@pytest.mark.parametrize(
+    ("protocol", "builder"),
+    [
+        ("postgres", f.Error(sqlstate="40001", match=f.Match(sql="update orders"), times=1)),
+        ("redis", f.Error(reply="-READONLY no", match=f.Match(command="SET", key="session:*"))),
+        ("postgres", f.Latency("50ms", match=f.Match(sql="select*"))),
+        ("redis", f.Reset(match=f.Match(command="GET"))),
+    ],
+    ids=["pg-error", "redis-error", "pg-latency", "redis-reset"],
+)
+def test_command_builders_make_what_the_engine_accepts(protocol: str,
+                                                       builder: f.FaultBuilder) -> None:
+    spec = parse_fault_json("x", builder.to_dict(), protocol, {"a": "url"})
+    assert spec.kind == builder.KIND
+
+
 # Every route of the control API, and where the client offers it (a new route fails this test
 # until the client has it too).
 CLIENT_OF_ROUTE = {

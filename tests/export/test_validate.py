@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from devamb.export.bootstrap import Options, export_envoy
-from devamb.export.k8s import KUBERNETES_VERSION, K8sOptions, k8s_objects
+from devamb.export.defaults import KUBERNETES_VERSION
+from devamb.export.k8s import K8sOptions, k8s_objects
 from devamb.export.load import load_for_export
 from devamb.export.validate import validate_envoy, validate_k8s
 

@@ -120,6 +120,8 @@ async def test_kind_options_and_scoping_reach_the_engine(project: tuple[Path, st
                                "on": "response"}
     assert fault["probability"] == 0.5 and fault["after"] == 2 and fault["for"] == 30.0
     assert fault["match"] == "X-Tenant: acme-*" and fault["enabled"] is False
+    rc, out, _ = cli("fault", "list", "api", cwd=cwd)
+    assert "delay=300ms jitter=50ms" in out  # as typed, not as stored (0.3)
     await _remove(cwd, "latency")
 
 

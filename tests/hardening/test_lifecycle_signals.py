@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -408,9 +409,8 @@ async def test_a_shared_socket_folder_others_can_enter_is_refused(tmp_path: Path
     deep = tmp_path / ("d" * 60) / ("e" * 60)  # too deep for a unix socket path: temp fallback
     deep.mkdir(parents=True)
     write_profile(deep)
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    shared = tmp / f"devamb-{os.getuid()}"
+    tmp = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))  # short: tmp_path under xdist is too
+    shared = tmp / f"devamb-{os.getuid()}"  # deep for a socket path (that falls back to /tmp)
     shared.mkdir()
     shared.chmod(0o777)  # made by someone else, or opened to everyone
     try:
@@ -425,6 +425,7 @@ async def test_a_shared_socket_folder_others_can_enter_is_refused(tmp_path: Path
         assert list(shared.glob("*.sock"))
     finally:
         await devamb("down", cwd=deep, env={"TMPDIR": str(tmp)})
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_a_socket_folder_owned_by_another_user_is_refused(tmp_path: Path) -> None:

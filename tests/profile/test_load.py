@@ -361,6 +361,7 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_profile_names_resolve_to_the_profiles_folder(tmp_path: Path) -> None:
-    assert resolve_profile_path("demo", tmp_path) == tmp_path / "profiles" / "demo.yaml"
+    assert resolve_profile_path("staging", tmp_path) == tmp_path / "profiles" / "staging.yaml"
+    # (`demo` with no profiles/demo.yaml here is the shipped one: tests/profile/test_shipped.py)
     assert resolve_profile_path("x/y.yaml", tmp_path) == tmp_path / "x" / "y.yaml"
     assert resolve_profile_path(None, tmp_path) == tmp_path / "devamb.yaml"

@@ -521,6 +521,7 @@ H2_FAULTS = {
     "latency": {"delay": "1ms"}, "abort": {"grpc_status": "UNAVAILABLE"}, "reset": {},
     "timeout": {}, "bandwidth": {"rate": "1KiB"}, "slicer": {}, "limit_data": {"bytes": 10},
     "slow_close": {"delay": "1ms"}, "down": {}, "malformed": {},
+    "error": {"sqlstate": "40001"},  # postgres and redis only: refused on HTTP/2
 }
 
 
@@ -534,6 +535,10 @@ def test_every_kind_acts_per_call_or_is_refused_on_http2(protocol: str, kind: st
     fault = {"kind": kind, **H2_FAULTS[kind]}
     if kind == "malformed":
         with pytest.raises(ControlError, match="HTTP/2 layer"):
+            parse_fault_json("f", fault, protocol, {"up": "url"})
+        return
+    if kind == "error":
+        with pytest.raises(ControlError, match="postgres and redis services only"):
             parse_fault_json("f", fault, protocol, {"up": "url"})
         return
     assert parse_fault_json("f", fault, protocol, {"up": "url"}).kind == kind

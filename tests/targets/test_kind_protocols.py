@@ -13,6 +13,7 @@ from devamb.engine.assembly import PROTOCOLS, load_profile
 from devamb.profile import ProfileError
 from devamb.targets.base import Target
 from devamb.targets.registry import KINDS, build_targets
+from devamb.wire import WIRE_PROTOCOLS, transport
 
 # One entry of each kind, valid for each protocol (a split's member is the sibling `a`).
 ENTRIES: dict[str, dict[str, str]] = {
@@ -42,6 +43,11 @@ SIBLING = {
     "http": "http://127.0.0.1:1", "tcp": "tcp://127.0.0.1:1", "http2": "http://127.0.0.1:1",
     "grpc": "http://127.0.0.1:1",
 }
+# postgres and redis services are tcp relays to their targets: the tcp entries serve them
+for _wire in WIRE_PROTOCOLS:
+    SIBLING[_wire] = SIBLING["tcp"]
+    for _entries in ENTRIES.values():
+        _entries.setdefault(_wire, _entries["tcp"])
 ENTRY_LINE = 9  # the line of `t:` in the profile below
 
 
@@ -65,7 +71,7 @@ def test_every_kind_has_an_entry_for_every_protocol() -> None:
     assert set(ENTRIES) == set(KINDS)  # a new kind joins the matrix below
     for kind in KINDS.values():
         assert set(ENTRIES[kind.key]) == set(PROTOCOLS)
-        assert kind.protocols and kind.protocols <= set(PROTOCOLS)
+        assert kind.protocols and kind.protocols <= {transport(p) for p in PROTOCOLS}
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -77,14 +83,15 @@ def test_a_kind_serves_its_protocols_and_is_refused_on_the_others(
     kind = KINDS[key]
     entry = ENTRIES[key][protocol]
     path = write_profile(tmp_path, protocol, entry)
-    if protocol not in kind.protocols:
+    if transport(protocol) not in kind.protocols:
         with pytest.raises(ProfileError) as caught:
             load_profile(path, environ={})
         column = len("      t: {") + 1  # the kind's key inside the flow mapping
         served = " and ".join(sorted(kind.protocols))
         assert [str(p) for p in caught.value.problems] == [
             f"devamb.yaml:{ENTRY_LINE}:{column}: services.api.targets.t.{key}: "
-            f"{key} targets serve {served} services only; this is a {protocol} service"
+            f"{key} targets serve {served} services only; this is a {transport(protocol)} "
+            f"service"
         ]
         return
     spec = load_profile(path, environ={}).services["api"]
@@ -93,7 +100,7 @@ def test_a_kind_serves_its_protocols_and_is_refused_on_the_others(
     targets = build_targets(spec.targets, context)
     built = targets["t"]
     assert isinstance(built, Target) and built.name == "t"
-    assert (built.context.service, built.context.protocol) == ("api", protocol)
+    assert (built.context.service, built.context.protocol) == ("api", transport(protocol))
     assert built.context.timeout == spec.timeout and built.replay_token == "token"
     assert dict(built.context.siblings) == targets  # every target of the service, by name
     with pytest.raises(TypeError):

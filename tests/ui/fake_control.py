@@ -201,7 +201,7 @@ class FakeControl:
             raise EngineUnavailable("no engine is running")
         return copy.deepcopy(self._status)
 
-    async def switch(self, service: str, target: str) -> None:
+    async def switch(self, service: str, target: str, on_switch: str | None = None) -> None:
         if self.dead:
             raise EngineUnavailable("no engine is running")
         for entry in self._status["services"]:

@@ -109,7 +109,7 @@ async def test_form_shows_the_real_engines_error(
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, FaultForm), "the form")
         form = app.screen
-        await pilot.press("enter")  # latency without a delay: the engine says what is missing
+        await pilot.press("ctrl+s")  # latency without a delay: the engine says what is missing
         error = form.query_one("#form-error", Static)
         await until(pilot, lambda: "missing required key 'delay'" in text_of(error))
         assert isinstance(app.screen, FaultForm)

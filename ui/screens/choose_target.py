@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ui import display
+from .. import display
 
 
 class ChooseTarget(ModalScreen[str | None]):

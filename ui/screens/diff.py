@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from ui import display
+from .. import display
 
 CHANGE_STYLES = {"changed": "yellow", "added": "green", "removed": "red"}
 

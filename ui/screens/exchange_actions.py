@@ -22,10 +22,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
 from devamb.control.protocol import ExchangeSummary
-from ui.gateway import EngineCallFailed, EngineGateway
-from ui.screens.choose_target import ChooseTarget
-from ui.screens.diff import DiffScreen
-from ui.screens.exchange_detail import ExchangeDetail, Loader
+
+from ..gateway import EngineCallFailed, EngineGateway
+from .choose_target import ChooseTarget
+from .diff import DiffScreen
+from .exchange_detail import ExchangeDetail, Loader
 
 DEFAULT_HAR = "devamb-export.har"
 REPLAYABLE = ("http", "http2", "grpc")  # protocols whose exchanges are requests

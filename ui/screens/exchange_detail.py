@@ -26,9 +26,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from devamb.control.protocol import ExchangeSummary
-from ui import display
 
-from .. import wire_view
+from .. import display, wire_view
 
 SUMMARY_KEYS = {
     "id", "time", "service", "target", "protocol", "method", "path", "status", "duration_ms",

@@ -19,35 +19,40 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from devamb.control.protocol import ControlError
-from ui.gateway import EngineCallFailed, EngineGateway
 
-# kind -> (setting, placeholder) for each setting the form offers (docs/faults.md)
+from ..gateway import EngineCallFailed, EngineGateway
+
+# kind -> (setting, placeholder) for each setting the form offers (docs/faults.md); placeholders
+# read as hints ("required, e.g.", "default"), never as values already filled in
 KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
-    "latency": [("delay", "300ms"), ("jitter", "50ms"),
-                ("distribution", "uniform | normal | lognormal"), ("on", "request | response")],
-    "abort": [("status", "503"), ("body", "optional body text")],
-    "reset": [("after_bytes", "empty: before the upstream")],
-    "timeout": [("timeout", "0 = until the fault is off")],
-    "bandwidth": [("rate", "256KiB (bytes per second)")],
-    "slicer": [("size", "64"), ("delay", "10ms")],
-    "limit_data": [("bytes", "1KiB")],
-    "slow_close": [("delay", "2s")],
-    "malformed": [("mode", "bad-chunk | garbage | empty | short-body")],
+    "latency": [("delay", "required, e.g. 300ms"), ("jitter", "default 0, e.g. 50ms"),
+                ("distribution", "default uniform | normal | lognormal"),
+                ("on", "default request | response")],
+    "abort": [("status", "default 503"), ("body", "default empty")],
+    "reset": [("after_bytes", "default: before the upstream, e.g. 1KiB")],
+    "timeout": [("timeout", "default: until the fault is off, e.g. 5s")],
+    "bandwidth": [("rate", "required, bytes/s, e.g. 256KiB")],
+    "slicer": [("size", "default 64 bytes"), ("delay", "default 10ms")],
+    "limit_data": [("bytes", "required, e.g. 1KiB")],
+    "slow_close": [("delay", "required, e.g. 2s")],
+    "malformed": [("mode", "default bad-chunk | garbage | empty | short-body")],
     "down": [],
 }  # fmt: skip
 # settings only HTTP/2 and gRPC services have (shown on those)
 H2_FIELDS: dict[str, list[tuple[str, str]]] = {
-    "latency": [("per_message", "true: delay each gRPC message instead")],
-    "abort": [("grpc_status", "gRPC calls: UNAVAILABLE, 14, …"),
-              ("grpc_message", "gRPC calls: the status message")],
-    "reset": [("code", "INTERNAL_ERROR, CANCEL, …"), ("scope", "stream | connection (GOAWAY)")],
+    "latency": [("per_message", "default false; true: delay each gRPC message")],
+    "abort": [("grpc_status", "default: from status, e.g. UNAVAILABLE or 14"),
+              ("grpc_message", "default: none, e.g. try again later")],
+    "reset": [("code", "default INTERNAL_ERROR, e.g. CANCEL"),
+              ("scope", "default stream | connection (GOAWAY)")],
 }  # fmt: skip
 H2_PROTOCOLS = ("http2", "grpc")
 REQUEST_PROTOCOLS = ("http", *H2_PROTOCOLS)  # services whose calls have a path and a method
-COMMON_FIELDS = [("name", "default: the kind"), ("probability", "1 (0..1)"),
-                 ("times", "fire N times, then off"),
-                 ("path", "HTTP: /charge*, gRPC: /pkg.Svc/Get"),
-                 ("method", "HTTP: POST, PUT")]  # fmt: skip
+COMMON_FIELDS = [("name", "default: the kind"), ("probability", "default 1 (0..1)"),
+                 ("times", "default: always; N: fire N times, then off"),
+                 ("path", "default: all, e.g. /charge* or /pkg.Svc/Get"),
+                 ("method", "default: all, e.g. POST, PUT")]  # fmt: skip
+_MISSING = re.compile(r"^missing required key '(\w+)'")
 _INT = re.compile(r"^-?\d+$")
 _FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE]-?\d+)$")
 
@@ -117,6 +122,7 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
         self.gateway = gateway
         self.service = service
         self.protocol = protocol
+        self.submitted = False  # after a first submit, a missing setting is an error, not a hint
 
     def compose(self) -> ComposeResult:
         with Vertical(id="fault-form"):
@@ -176,7 +182,13 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
 
     def _validate(self) -> str | None:
         problem = check(self.data(), self.protocol)
-        self.show_error(problem)
+        missing = _MISSING.match(problem) if problem else None
+        if missing and not self.submitted:  # not yet typed, not an error: say what is needed
+            key = missing.group(1)
+            hint = Text.assemble(("Fill in ", "dim"), (key, "bold"), (" (required)", "dim"))
+            self.query_one("#form-error", Static).update(hint)
+        else:
+            self.show_error(problem)
         return problem
 
     def show_error(self, problem: str | None) -> None:
@@ -207,6 +219,7 @@ class FaultForm(ModalScreen["dict[str, Any] | None"]):
         self.dismiss(None)
 
     def action_submit(self) -> None:
+        self.submitted = True
         self.run_worker(self._submit(), exclusive=True, group="fault-add")
 
     async def _submit(self) -> None:

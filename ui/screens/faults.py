@@ -16,12 +16,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from devamb.control.protocol import EngineControl
-from ui import display
-from ui.gateway import EngineCallFailed, EngineGateway
-from ui.screens.fault_form import FaultForm
+from devamb.profile.units import DURATION_SETTINGS, SIZE_SETTINGS, format_setting
+
+from .. import display
+from ..gateway import EngineCallFailed, EngineGateway
+from ..widgets.keys_footer import KeysFooter
+from .fault_form import FaultForm
 
 REFRESH_EVERY = 1.0
 
@@ -31,7 +34,9 @@ SCENARIO_COLUMNS = [("state", "State"), ("name", "Scenario"), ("progress", "Prog
                     ("rounds", "Rounds"), ("elapsed", "Elapsed")]  # fmt: skip
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, key: str = "") -> str:
+    if key in (*DURATION_SETTINGS, *SIZE_SETTINGS):  # as typed: 200ms, not 0.2
+        return format_setting(key, value)
     if isinstance(value, float) and not value.is_integer():
         return f"{value:g}"
     if isinstance(value, float):
@@ -42,12 +47,14 @@ def _value(value: Any) -> str:
 
 
 def settings_text(fault: dict[str, Any]) -> str:
-    """`delay=0.3 jitter=0.05 · POST /charge* · times=3` — what the fault does, briefly."""
+    """`delay=300ms jitter=50ms · POST /charge* · times=3` — what the fault does, briefly."""
     params = fault.get("params") or {}
-    parts = [f"{k}={_value(v)}" for k, v in params.items() if v not in (None, "", {}, 0.0)]
+    parts = [f"{k}={_value(v, k)}" for k, v in params.items() if v not in (None, "", {}, 0.0)]
     if fault.get("direction", "downstream") != "downstream":
         parts.append(f"direction={fault['direction']}")
-    extra = [f"{key}={_value(fault[key])}" for key in ("times", "after", "for") if fault.get(key)]
+    extra = [
+        f"{key}={_value(fault[key], key)}" for key in ("times", "after", "for") if fault.get(key)
+    ]
     if fault.get("match"):
         extra.insert(0, str(fault["match"]))
     return " · ".join(part for part in (" ".join(parts), *extra) if part) or "—"
@@ -117,7 +124,7 @@ class FaultsScreen(Screen[None]):
             scenarios.border_title = "Scenarios"
             scenarios.border_subtitle = "s start/stop"
             yield scenarios
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.title = f"Faults · {self.service}"

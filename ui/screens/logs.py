@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Log
 
-from ui.gateway import EngineCallFailed, EngineGateway
+from ..gateway import EngineCallFailed, EngineGateway
 
 TAIL = 200
 MAX_LINES = 5000

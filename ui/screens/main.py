@@ -7,17 +7,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
-from ui.messages import OpenFaults, OpenSlowStatements, OpenTargetDetail, ToggleRecording
-from ui.model.traffic import TrafficStore
-from ui.model.trends import Trends
-from ui.widgets.events_log import EventsLog
-from ui.widgets.services_table import ServicesTable
-from ui.widgets.traffic_list import TrafficList
-from ui.widgets.traffic_pane import TrafficPane
-from ui.widgets.trends_panel import TrendsPanel
+
+from ..messages import OpenFaults, OpenSlowStatements, OpenTargetDetail, ToggleRecording
+from ..model.traffic import TrafficStore
+from ..model.trends import Trends
+from ..widgets.events_log import EventsLog
+from ..widgets.keys_footer import KeysFooter
+from ..widgets.services_table import ServicesTable
+from ..widgets.traffic_list import TrafficList
+from ..widgets.traffic_pane import TrafficPane
+from ..widgets.trends_panel import TrendsPanel
 
 
 class MainScreen(Screen[None]):
@@ -53,7 +55,7 @@ class MainScreen(Screen[None]):
                 yield EventsLog(id="events")
             with TabPane("Traffic", id="traffic"):
                 yield TrafficPane(self.traffic, id="traffic-pane")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(ServicesTable).focus()

@@ -25,9 +25,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from devamb.control.protocol import ServiceStatus
-from ui import display
-from ui.gateway import EngineCallFailed, EngineGateway
-from ui.screens.logs import LogsScreen
+
+from .. import display
+from ..gateway import EngineCallFailed, EngineGateway
+from .logs import LogsScreen
 
 REFRESH_EVERY = 1.0
 BREAKER_STYLES = {"closed": "green", "open": "bold red", "half-open": "yellow",

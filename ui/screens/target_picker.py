@@ -14,8 +14,9 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from devamb.control.protocol import ServiceStatus, TargetStatus
-from ui import display
-from ui.messages import OpenTargetDetail
+
+from .. import display
+from ..messages import OpenTargetDetail
 
 
 def target_prompt(number: int, target: TargetStatus, widths: tuple[int, int, int]) -> Text:

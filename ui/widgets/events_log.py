@@ -7,7 +7,7 @@ import time
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ui import display
+from .. import display
 
 LEVEL_STYLES = {
     "info": "dim",

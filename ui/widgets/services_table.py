@@ -11,7 +11,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from devamb.control.protocol import ServiceStats, ServiceStatus
-from ui import display
+
+from .. import display
 
 # (key, label, fixed width or None for "fit the content")
 COLUMNS: list[tuple[str, str, int | None]] = [

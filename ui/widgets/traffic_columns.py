@@ -8,9 +8,8 @@ from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
 from devamb.control.protocol import ExchangeSummary
-from ui import display
 
-from .. import wire_view
+from .. import display, wire_view
 
 # (label, width); width 0 is the flexible column (the path) that takes what is left.
 COLUMNS: list[tuple[str, int, str]] = [
@@ -24,12 +23,19 @@ COLUMNS: list[tuple[str, int, str]] = [
     ("Size", 6, "right"),
 ]
 MIN_FLEX = 8
+# when the path would get fewer than NARROW_PATH characters (80 columns: 14), the time loses its
+# milliseconds and the size goes (80 columns: 25); None leaves a column out
+NARROW_PATH = 30
+NARROW: dict[str, int | None] = {"Time": 8, "Size": None}
+CLIPPED = ("Time",)  # cut without an ellipsis: 00:00:05.500 -> 00:00:05
 
 
-def widths(total: int) -> list[int]:
-    fixed = sum(width for _, width, _ in COLUMNS) + len(COLUMNS) - 1
-    flex = max(MIN_FLEX, total - fixed)
-    return [width or flex for _, width, _ in COLUMNS]
+def widths(total: int) -> list[int | None]:
+    narrow = total - sum(width for _, width, _ in COLUMNS) - len(COLUMNS) + 1 < NARROW_PATH
+    sizes = [NARROW.get(label, width) if narrow else width for label, width, _ in COLUMNS]
+    shown = [size for size in sizes if size is not None]
+    flex = max(MIN_FLEX, total - sum(shown) - len(shown) + 1)
+    return [None if size is None else size or flex for size in sizes]
 
 
 Cell = tuple[str, str]  # (text, Rich style string)
@@ -38,13 +44,17 @@ Cell = tuple[str, str]  # (text, Rich style string)
 def fit(cells: list[Cell], total: int) -> list[Cell]:
     """Pad or cut each cell to its column, separated by spaces: exactly `total` cells wide."""
     out: list[Cell] = []
-    for index, ((text, style), width, (_, _, justify)) in enumerate(
-        zip(cells, widths(total), COLUMNS, strict=True)
+    for (text, style), width, (label, _, justify) in zip(
+        cells, widths(total), COLUMNS, strict=True
     ):
-        if index:
+        if width is None:
+            continue
+        if out:
             out.append((" ", ""))
         length = cell_len(text)
-        if length > width:
+        if length > width and label in CLIPPED:
+            text, length = set_cell_size(text, width), width
+        elif length > width:
             text, length = set_cell_size(text, max(0, width - 1)) + "…", width
         padding = " " * (width - length)
         out.append((padding + text if justify == "right" else text + padding, style))

@@ -19,7 +19,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from devamb.control.protocol import ExchangeSummary
-from ui.widgets import traffic_columns
+
+from . import traffic_columns
 
 
 class TrafficList(ScrollView, can_focus=True):

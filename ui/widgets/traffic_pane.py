@@ -16,11 +16,12 @@ from textual.widget import Widget
 from textual.widgets import Select, Static
 
 from devamb.control.protocol import ExchangeSummary
-from ui.messages import TrafficCleared
-from ui.model.traffic import TrafficStore
-from ui.widgets import traffic_columns
-from ui.widgets.filter_bar import FilterBar
-from ui.widgets.traffic_list import TrafficList
+
+from ..messages import TrafficCleared
+from ..model.traffic import TrafficStore
+from . import traffic_columns
+from .filter_bar import FilterBar
+from .traffic_list import TrafficList
 
 ALL = "__all__"
 REDRAW_EVERY = 0.1  # seconds: a followed list scrolls at most ten times a second

@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
-from ui import display
-from ui.model.trends import Trends
+from .. import display
+from ..model.trends import Trends
 
 
 class ServiceTrend(Horizontal):

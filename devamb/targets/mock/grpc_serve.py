@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf.message import DecodeError
-
 from devamb.grpc.framing import Frame, Splitter, frame
 from devamb.grpc.messages import inflate
 from devamb.grpc.path import is_grpc
@@ -88,6 +86,8 @@ def _first_request(first: list[Frame], rules: list[GrpcRule], schema: Schema | N
         data, _ = inflate(first[0].data, encoding)
     if data is None:
         return None
+    from google.protobuf.message import DecodeError  # loaded by the schema already
+
     try:
         return schema.to_json(typed, data, full=True)
     except (DecodeError, RuntimeError, ValueError):
