@@ -8,6 +8,10 @@ SVG per screen (faults and diff too: it adds two faults to `api` and replays one
 another target). If the demo's ports are taken, it runs a copy of the profile on free ports.
 The demo has no pool, so target-detail.svg comes from the UI tests' fake engine; the gRPC shots
 (grpc-traffic.svg, grpc-detail.svg) run profiles/grpc.yaml with a grpcio client (a test extra).
+`--only databases` (sql-traffic.svg, sql-detail.svg, slow-statements.svg) starts a throwaway
+PostgreSQL cluster and a redis-server (tests/wire/pg.py, Debian's postgresql and redis-server)
+and sends them an app's statements with psycopg and redis-py through a postgres and a redis
+service.
 """
 
 from __future__ import annotations
@@ -126,6 +130,9 @@ async def main(profile: Path, out: Path, only: str | None = None) -> None:
         return
     if only == "bastion":
         await shoot_bastion(out)
+        return
+    if only == "databases":
+        await shoot_databases(out)
         return
     out.mkdir(parents=True, exist_ok=True)
     engine = await start_engine(profile)
@@ -304,10 +311,116 @@ async def shoot_bastion(out: Path) -> None:
         sshd.stop()
 
 
+DB_PROFILE = """\
+version: 1
+name: shop
+services:
+  db:
+    listen: 0
+    protocol: postgres
+    targets: {{local: 'tcp://127.0.0.1:{pg}'}}
+    faults:
+      conflict: {{kind: error, sqlstate: '40001', match: {{sql: "insert into orders"}},
+                  probability: 0.25}}
+  cache:
+    listen: 0
+    protocol: redis
+    targets: {{local: 'tcp://127.0.0.1:{redis}'}}
+"""
+
+
+async def shop_traffic(engine: Engine, orders: int) -> None:
+    """An app's statements: orders written in transactions (one in four meets the fault's
+    serialization failure), read back by id and by customer, a slow report, sessions in Redis."""
+    import psycopg
+    import redis.asyncio
+
+    from tests.wire.pg import Cluster
+
+    db, cache = engine.services["db"].bound, engine.services["cache"].bound
+    assert db is not None and cache is not None
+    dsn = Cluster.dsn_at(db[1], "postgres") + " application_name=shop-api"
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, "
+                           "customer int, total numeric, status text)")
+        r = redis.asyncio.Redis(port=cache[1])
+        for n in range(orders):
+            customer = 100 + n % 7
+            await r.get(f"session:{customer}")
+            try:
+                async with conn.transaction():
+                    await conn.execute("INSERT INTO orders (customer, total, status) "
+                                       "VALUES (%s, %s, 'new')", (customer, 10 + n))
+            except psycopg.errors.SerializationFailure:
+                pass
+            await conn.execute(f"SELECT id, total FROM orders WHERE customer = {customer} "
+                               "AND status IN ('new', 'paid') ORDER BY id DESC LIMIT 10")
+            await r.set(f"session:{customer}", f"cart-{n}", ex=300)
+            await r.incr(f"orders:count:{customer}")
+            if n % 5 == 0:
+                await conn.execute("WITH pause AS (SELECT pg_sleep(0.03)) SELECT customer, "
+                                   "sum(total) FROM orders, pause GROUP BY customer "
+                                   "ORDER BY 2 DESC")
+        await r.aclose()
+
+
+async def shoot_databases(out: Path) -> None:
+    """SQL and Redis traffic through a postgres and a redis service, one statement's detail and
+    the slowest statements of `db` (a real PostgreSQL cluster and redis-server, started here)."""
+    from tests.targets.shards.real_redis import RedisServer
+    from tests.wire.pg import start_cluster
+    from ui.screens.exchange_detail import ExchangeDetail
+    from ui.screens.slow import SlowStatements
+
+    out.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="devamb-db-shot-"))
+    cluster = start_cluster()
+    server = RedisServer(folder, None).start()
+    profile = folder / "shop.yaml"
+    profile.write_text(DB_PROFILE.format(pg=cluster.port, redis=server.port))
+    engine = Engine(load_profile(profile))
+    await engine.start()
+    try:
+        await shop_traffic(engine, 24)
+        app = make_app(engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.connected.wait()
+            await pilot.press("x")
+            await pilot.press("slash", *"~s db | ~cmd \"GET|SET\"", "enter")
+            rows = app.main.query_one(TrafficList)
+            await wait_for(pilot, lambda: len(rows.rows) > 20)
+            await pilot.press("escape")
+            rows.focus()
+            await pilot.press("space")
+            for _ in range(6):
+                await pilot.press("up")
+            while rows.current is not None and "error" not in str(rows.current.get("error")):
+                if rows.current.get("error"):
+                    break
+                await pilot.press("up")
+            await shoot(pilot, out, "sql-traffic")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ExchangeDetail))
+            await pilot.pause(0.5)
+            await shoot(pilot, out, "sql-detail")
+            await pilot.press("escape", "d")
+            await pilot.pause()
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, SlowStatements))
+            await wait_for(pilot, lambda: app.screen.view is not None)  # type: ignore[attr-defined]
+            await pilot.pause(0.3)
+            await shoot(pilot, out, "slow-statements")
+    finally:
+        await engine.stop()
+        server.kill()
+        cluster.stop()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", type=Path, default=ROOT / "profiles" / "demo.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
-    parser.add_argument("--only", choices=["grpc", "bastion"], help="take only these shots")
+    parser.add_argument("--only", choices=["grpc", "bastion", "databases"],
+                        help="take only these shots")
     args = parser.parse_args()
     asyncio.run(main(args.profile, args.out, args.only))

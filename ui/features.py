@@ -22,9 +22,16 @@ from textual.notifications import SeverityLevel
 from devamb.control.protocol import ExchangeSummary, ServiceStatus, Status
 
 from .gateway import EngineCallFailed, EngineGateway
-from .messages import OpenFaults, OpenTargetDetail, ToggleRecording, TrafficCleared
+from .messages import (
+    OpenFaults,
+    OpenSlowStatements,
+    OpenTargetDetail,
+    ToggleRecording,
+    TrafficCleared,
+)
 from .screens.exchange_actions import ExchangeScreen
 from .screens.faults import FaultsScreen
+from .screens.slow import SlowStatements
 from .screens.target_detail import TargetDetail
 from .widgets.filter_bar import FilterBar
 
@@ -116,6 +123,10 @@ class FeatureActions:
         if service is not None:
             target = message.target or service["target"]
             self.push_screen(TargetDetail(self.gateway, service, target))
+
+    def on_open_slow_statements(self: FeatureHost, message: OpenSlowStatements) -> None:
+        if self.service(message.service) is not None:
+            self.push_screen(SlowStatements(self.gateway, message.service))
 
     def recording(self: FeatureHost) -> set[str]:
         if self.status is None:

@@ -115,6 +115,14 @@ class OpenFaults(Message):
         self.service = service
 
 
+class OpenSlowStatements(Message):
+    """Open a service's slowest statements (the `devamb top` view)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+
 class OpenTargetDetail(Message):
     """Open the detail of a service's target (its active one when `target` is None)."""
 

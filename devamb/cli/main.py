@@ -47,6 +47,7 @@ from devamb.cli.launcher import (
 )
 from devamb.cli.mocks import mock, record
 from devamb.cli.schema_cmd import SCHEMA_FILE, modeline, schema, schema_text
+from devamb.cli.top import top
 from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
@@ -525,7 +526,7 @@ def _profile_grace(path: Path) -> float:
 
 
 for command in (fault, scenario, show, export, replay, record, mock, completion, doctor,
-                schema):
+                schema, top):
     main.add_command(command)
 for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
     export.add_command(command)

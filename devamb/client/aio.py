@@ -108,6 +108,11 @@ class AsyncClient:
         """One exchange in full (headers, timings, body previews), redacted."""
         return await self.control.exchange(exchange_id)
 
+    async def slow(self, service: str, limit: int = 10) -> dict[str, Any]:
+        """The `limit` slowest statement forms of `service` (SQL and Redis commands with their
+        literals made `?`), each with count, errors, p50/p99/max ms: docs/databases.md."""
+        return await self.control.slow_statements(service, limit)
+
     async def clear_traffic(self) -> None:
         """Forget the recorded exchanges."""
         await self.control.clear_exchanges()

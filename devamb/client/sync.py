@@ -112,6 +112,9 @@ class Client:
     def exchange(self, exchange_id: int) -> dict[str, Any]:
         return self._loop.run(self.aio.exchange(exchange_id))
 
+    def slow(self, service: str, limit: int = 10) -> dict[str, Any]:
+        return self._loop.run(self.aio.slow(service, limit))
+
     def clear_traffic(self) -> None:
         self._loop.run(self.aio.clear_traffic())
 

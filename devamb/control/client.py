@@ -142,6 +142,9 @@ class ControlClient:
     async def export_har(self, filter: str | None = None) -> dict[str, Any]:
         return await self._call(ROUTES.export_har, filter=filter)
 
+    async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
+        return await self._call(ROUTES.slow_statements, service=service, limit=limit)
+
     async def export_curl(self, exchange_id: int) -> str:
         return await self._call(ROUTES.export_curl, exchange_id=exchange_id)
 

@@ -158,6 +158,10 @@ class EngineControl(Protocol):
 
     async def clear_exchanges(self) -> None: ...
 
+    async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
+        """The `limit` slowest statement forms of `service` (SQL, Redis commands, HTTP routes
+        normalised: literals made `?`) among its recorded exchanges, with counts and p50/p99."""
+
     async def export_har(self, filter: str | None = None) -> dict[str, Any]: ...
 
     async def export_curl(self, exchange_id: int) -> str: ...

@@ -187,6 +187,12 @@ class Routes:
         answer=lambda _, a: {"cleared": True}, unwrap=_nothing,
     )  # fmt: skip
     exchange: Route[JsonObject] = Route("exchange", "GET", "/v1/exchanges/{id}", (_exchange_id(),))
+    slow_statements: Route[JsonObject] = Route(
+        "slow_statements", "GET", "/v1/services/{name}/slow",
+        (Arg("service", "path", str, wire="name"),
+         Arg("limit", "query", int, required=False, check=lambda n: n > 0,
+             problem="limit must be a whole number above 0")),
+    )  # fmt: skip
     export_curl: Route[str] = Route(
         "export_curl", "GET", "/v1/exchanges/{id}/curl", (_exchange_id(),),
         answer=lambda text, a: {"curl": text}, unwrap=lambda data: data["curl"],

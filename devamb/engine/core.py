@@ -208,6 +208,9 @@ class Engine:
     async def export_har(self, filter: str | None = None) -> dict[str, Any]:
         return await self.desks.inspection.export_har(filter)
 
+    async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
+        return await self.desks.inspection.slow_statements(service, limit)
+
     async def export_curl(self, exchange_id: int) -> str:
         return await self.desks.inspection.export_curl(exchange_id)
 

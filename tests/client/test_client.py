@@ -247,7 +247,7 @@ CLIENT_OF_ROUTE = {
     "stop_recording": "record", "faults": "faults.list", "add_fault": "faults.add",
     "set_fault": "faults.enable", "remove_fault": "faults.remove", "clear_faults": "faults.clear",
     "scenarios": "scenario.list", "start_scenario": "scenario.start",
-    "stop_scenario": "scenario.stop",
+    "stop_scenario": "scenario.stop", "slow_statements": "slow",
 }  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from devamb.control.protocol import (
     Status,
     TargetStatus,
 )
+from devamb.inspect.slow import samples_of, slowest
 
 T0 = 1767225600.0  # 2026-01-01 00:00:00 UTC; tests run with TZ=UTC
 
@@ -226,6 +227,12 @@ class FakeControl:
             matches = fake_filter(filter)
             return copy.deepcopy([e for e in self.history if matches(e)][-limit:])
         return copy.deepcopy(self.history[-limit:])
+
+    async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
+        if service not in {s["name"] for s in self._status["services"]}:
+            raise ControlError(f"no service {service!r}")
+        mine = [e for e in self.history if e["service"] == service]
+        return slowest(service, samples_of(mine), limit)
 
     async def exchange(self, exchange_id: int) -> dict[str, Any]:
         """The full record, shaped like the engine's `Redaction.detail()`."""

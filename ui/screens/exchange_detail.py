@@ -27,7 +27,7 @@ from textual.widgets import Footer, Header, Static
 
 from devamb.control.protocol import ExchangeSummary
 
-from .. import display
+from .. import display, wire_view
 
 SUMMARY_KEYS = {
     "id", "time", "service", "target", "protocol", "method", "path", "status", "duration_ms",
@@ -55,7 +55,10 @@ def summary_table(exchange: Mapping[str, Any]) -> Table:
     ]
     if exchange.get("url"):
         rows.append(("Upstream", str(exchange["url"])))
-    if exchange.get("protocol") != "tcp":
+    if exchange.get("protocol") in wire_view.WIRE:
+        *_, status_text, style = wire_view.row(exchange)
+        rows.append(("Status", Text(status_text, style=style)))
+    elif exchange.get("protocol") != "tcp":
         rows.append(("Request", Text(f"{exchange.get('method', '')} {exchange.get('path', '')}")))
         rows.append(
             (
@@ -238,6 +241,7 @@ class ExchangeDetail(Screen[None]):
         super().__init__()
         self.exchange: Mapping[str, Any] = exchange
         self.load = load
+        self.connection: Mapping[str, Any] | None = None  # a statement's connection record
 
     def compose(self) -> ComposeResult:
         exchange: dict[str, Any] = dict(self.exchange)
@@ -246,6 +250,9 @@ class ExchangeDetail(Screen[None]):
         with VerticalScroll(id="detail"):
             yield self._section("Summary", summary_table(exchange))
             recorded = False
+            if exchange.get("protocol") in wire_view.WIRE:
+                yield from self._wire_sections(exchange, dark)
+                recorded = True
             grpc = (exchange.get("notes") or {}).get("grpc")
             if isinstance(grpc, Mapping):
                 yield self._section("gRPC", grpc_table(grpc))
@@ -264,6 +271,8 @@ class ExchangeDetail(Screen[None]):
                 body = exchange.get(f"{side}_body")
                 if isinstance(grpc, Mapping) and grpc.get("messages"):
                     break  # the decoded messages above are the bodies
+                if exchange.get("protocol") in wire_view.WIRE:
+                    break  # the statement or command above is the request
                 if has_body(body) and exchange.get("messages") is None:  # a WebSocket's: below
                     recorded = True
                     title = body_title(side, body, exchange.get(f"{side}_body_size"))
@@ -276,7 +285,8 @@ class ExchangeDetail(Screen[None]):
                 yield self._section(f"WebSocket messages ({len(messages)}{more})",
                                     messages_table(messages))
             extra = {k: v for k, v in exchange.items() if k not in SUMMARY_KEYS | SECTION_KEYS}
-            notes = {k: v for k, v in (extra.pop("notes", None) or {}).items() if k != "grpc"}
+            shown = {"grpc", "sql", "redis", "postgres"}
+            notes = {k: v for k, v in (extra.pop("notes", None) or {}).items() if k not in shown}
             if notes:
                 extra["notes"] = notes
             if extra:
@@ -303,8 +313,38 @@ class ExchangeDetail(Screen[None]):
         full = await self.load(int(self.exchange["id"]))
         if full:
             self.exchange = full
+            notes = full.get("notes") or {}
+            connection = next((n.get("connection") for n in (notes.get("sql"), notes.get("redis"))
+                               if isinstance(n, Mapping) and n.get("connection")), None)
+            if isinstance(connection, int) and connection != full.get("id"):
+                self.connection = await self.load(connection)  # gone from the store: None
             await self.recompose()
             self.query_one("#detail").focus()
+
+    def _wire_sections(self, exchange: Mapping[str, Any], dark: bool) -> ComposeResult:
+        """A database exchange: the statement or command in full, its parameters, its result,
+        and its connection's startup."""
+        notes = exchange.get("notes") or {}
+        sql, redis = notes.get("sql"), notes.get("redis")
+        if isinstance(sql, Mapping) and sql.get("statement"):
+            cut = " (the first 64K)" if sql.get("truncated") else ""
+            yield self._section(f"SQL{cut}", Syntax(str(sql["statement"]), "sql", word_wrap=True,
+                                                    theme="ansi_dark" if dark else "ansi_light"))
+            if sql.get("params"):
+                yield self._section(f"Parameters ({len(sql['params'])})",
+                                    wire_view.params_table(list(sql["params"])))
+            yield self._section("Result", wire_view.statement_table(sql))
+        elif isinstance(redis, Mapping) and "command" in redis:
+            yield self._section("Command", Text(str(exchange.get("path") or redis["command"])))
+            yield self._section("Reply", wire_view.command_table(redis))
+        own = wire_view.connection_table(exchange)
+        if own is not None:
+            yield self._section("Connection", own)
+        elif self.connection is not None:
+            table = wire_view.connection_table(self.connection)
+            title = f"Connection #{self.connection.get('id')}"
+            if table is not None:
+                yield self._section(title, table)
 
     @staticmethod
     def _section(title: str, body: RenderableType) -> Static:

@@ -28,6 +28,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("f", "faults of the selected service (space on/off, a add, del remove, c clear)"),
             ("i", "detail of the active target (pool endpoints, containers, mock routes, shards)"),
             ("R", "record the service's exchanges as mocks / stop and write the file"),
+            ("s", "slowest statements of the service: SQL, Redis commands normalised, p50/p99 "
+                  "(Enter opens the slowest exchange, r refreshes)"),
         ],
     ),
     (

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Header, TabbedContent, TabPane
 
 from devamb.control.protocol import ServiceStats, ServiceStatus, Status
 
-from ..messages import OpenFaults, OpenTargetDetail, ToggleRecording
+from ..messages import OpenFaults, OpenSlowStatements, OpenTargetDetail, ToggleRecording
 from ..model.traffic import TrafficStore
 from ..model.trends import Trends
 from ..widgets.events_log import EventsLog
@@ -32,6 +32,7 @@ class MainScreen(Screen[None]):
         Binding("f", "service_faults", "Faults"),
         Binding("i", "target_detail", "Target"),
         Binding("R", "record", "Record"),
+        Binding("s", "slow_statements", "Slowest", show=False),  # in the help: the footer is full
     ]
 
     class PickTarget(Message):
@@ -104,6 +105,10 @@ class MainScreen(Screen[None]):
     def action_target_detail(self) -> None:
         if self.selected_service is not None:
             self.post_message(OpenTargetDetail(self.selected_service))
+
+    def action_slow_statements(self) -> None:
+        if self.selected_service is not None:
+            self.post_message(OpenSlowStatements(self.selected_service))
 
     def action_record(self) -> None:
         if self.selected_service is not None:

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from devamb.control.protocol import ExchangeSummary
 
-from .. import display
+from .. import display, wire_view
 
 # (label, width); width 0 is the flexible column (the path) that takes what is left.
 COLUMNS: list[tuple[str, int, str]] = [
@@ -89,6 +89,8 @@ def exchange_cells(exchange: ExchangeSummary) -> list[Cell]:
         method, path = "TCP", exchange.get("client", "")
         status_text = "err" if error else "ok"
         style = "bold red" if error else "green"
+    elif exchange.get("protocol") in wire_view.WIRE:
+        method, path, status_text, style = wire_view.row(exchange)
     elif grpc := grpc_note(exchange):
         method, path = "gRPC", exchange.get("path", "")
         code = grpc.get("code")

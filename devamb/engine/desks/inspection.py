@@ -20,6 +20,7 @@ from devamb.inspect.grpcurl import GrpcurlError, to_grpcurl
 from devamb.inspect.har import to_har
 from devamb.inspect.redaction import Redaction
 from devamb.inspect.replay import H2_PROTOCOLS, check_replayable, send_replay
+from devamb.inspect.slow import Sample, slowest
 from devamb.service.core import Service
 from devamb.service.replay_h2 import send_h2_replay
 from devamb.wire import TCP_PROTOCOLS
@@ -83,6 +84,13 @@ class InspectionDesk:
         details = [self._redaction(e).detail(e) for e in self._select(None, filter)]
         base_urls = {name: listen_url(s) for name, s in self.ctx.services.items()}
         return to_har(details, __version__, base_urls=base_urls)
+
+    async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
+        if service not in self.ctx.services:
+            raise NotFound(f"no service {service!r}")
+        samples = (Sample(e.id, e.method, e.path, e.notes, e.duration_ms, e.error)
+                   for e in self.ctx.store.all() if e.service == service)
+        return slowest(service, samples, limit)
 
     async def export_curl(self, exchange_id: int) -> str:
         exchange = self._recorded(exchange_id)
