@@ -149,9 +149,15 @@ async def test_http2_and_grpc_calls_reach_the_container_devamb_starts(
     assert [(r.text, r.count) for r in many] == [(f"n {i}", i) for i in range(5)]
     assert [r.text for r in talk] == ["cba", "zyx"]
 
-    records = [r for r in engine.store.recent(50) if r.path != "/grpc.reflection"]
-    by_path = {r.path: r for r in records}
-    assert set(by_path) >= {"/echo", f"/{SERVICE}/Say", f"/{SERVICE}/Many", f"/{SERVICE}/Talk"}
+    wanted = {"/echo", f"/{SERVICE}/Say", f"/{SERVICE}/Many", f"/{SERVICE}/Talk"}
+    deadline = time.monotonic() + 20  # a call is recorded once its stream has closed, which
+    while True:  # may be just after the client has read the last message
+        records = [r for r in engine.store.recent(50) if r.path != "/grpc.reflection"]
+        by_path = {r.path: r for r in records}
+        if set(by_path) >= wanted or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert set(by_path) >= wanted
     assert by_path["/echo"].target == "box"
     assert by_path["/echo"].url == f"http://{where['web']}/echo"
     for method in ("Say", "Many", "Talk"):
