@@ -45,9 +45,11 @@ def ca_pem() -> bytes:
     return _ca()[0].public_bytes(serialization.Encoding.PEM)
 
 
-def certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A private CA and a server certificate for 127.0.0.1 signed by it, written to `folder`:
-    the paths of (CA, server certificate, server key), PEM."""
+def certificates(folder: Path, host: str = "127.0.0.1",
+                 names: tuple[str, str, str] = ("ca.pem", "server.pem", "server.key"),
+                 ) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for `host` (an IP address or a DNS name) signed by
+    it, written to `folder` under `names`: the paths of (CA, certificate, key), PEM."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,13 +60,12 @@ def certificates(folder: Path) -> tuple[Path, Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
         .issuer_name(ca.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
-            "127.0.0.1"))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_subject(host)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
@@ -72,7 +73,7 @@ def certificates(folder: Path) -> tuple[Path, Path, Path]:
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths = folder / names[0], folder / names[1], folder / names[2]
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths[2].write_bytes(key.private_bytes(
@@ -80,3 +81,12 @@ def certificates(folder: Path) -> tuple[Path, Path, Path]:
         serialization.NoEncryption(),
     ))  # fmt: skip
     return paths
+
+
+def _subject(host: str) -> Any:
+    from cryptography import x509
+
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
