@@ -112,6 +112,19 @@ def error_response(sqlstate: str, text_: str, severity: str = "ERROR") -> bytes:
     return message(b"E", body)
 
 
+def raise_query(sqlstate: str, text_: str) -> bytes:
+    """A simple Query that makes the server itself raise `sqlstate` (fails its transaction).
+
+    The message is an E'' literal (meaning the same whatever standard_conforming_strings is),
+    `$` written as an escape so it cannot end the dollar-quoted body; the sqlstate is
+    validated by the profile as 5 characters [0-9A-Z]."""
+    escaped = (text_.replace("\0", "").replace("\\", "\\\\").replace("'", "''")
+               .replace("$", "\\x24"))
+    sql = (f"DO $devamb$ BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
+           f"MESSAGE = E'{escaped}'; END $devamb$")
+    return message(b"Q", sql.encode() + b"\0")
+
+
 def ready_for_query(status: str) -> bytes:
     return message(b"Z", status.encode())
 

@@ -73,6 +73,7 @@ class _Pending:
     rows: int = 0
     tags: list[str] = field(default_factory=list)
     done: bool = False
+    injected: str | None = None  # the error of a fault the server raises in its place
 
 
 class PostgresFollower(Follower):
@@ -100,6 +101,7 @@ class PostgresFollower(Follower):
         self.pass_left = 0  # bytes of an oversized message streamed through the gate
         self.pass_swallow = False
         self.swallowing = False  # an answered unit's messages are dropped up to its Sync
+        self.sync_answered = False  # the server already answered that unit (and its Sync)
         self.awaiting: bytes | None = None  # the message a Decide is about
         self.released: bytes | None = None  # decided: forward it next
         self.fault_names: list[str] = []
@@ -230,7 +232,10 @@ class PostgresFollower(Follower):
             if self.swallowing:
                 if kind == 0x53:  # the answered unit's Sync: its ReadyForQuery
                     self.swallowing = False
-                    out += self._inject(pg.ready_for_query(self._answered_status()))
+                    if self.sync_answered:  # its ReadyForQuery came from the server
+                        self.sync_answered = False
+                    else:
+                        out += self._inject(pg.ready_for_query(self._answered_status()))
                 continue
             command = self._decision(kind, message)
             if command is not None:
@@ -279,8 +284,21 @@ class PostgresFollower(Follower):
         exchange = self._begin(sql, "simple" if kind == 0x51 else "extended")
         exchange.notes["sql"]["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
                                           "message": text, "injected": True}
-        exchange.notes["sql"]["transaction"] = pg.TRANSACTION[ord(self._answered_status())]
         injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
+        if self.status == "T":
+            # in a transaction: the server raises the error itself, so its transaction fails
+            # as the client is told (a COMMIT then rolls back, as after a real error)
+            pending = self._pending(exchange, "injected")
+            pending.injected = f"{sqlstate} {text}{injected}"
+            # sent at once (a client may wait for the error before its Sync: asyncpg's Flush);
+            # an extended unit's messages up to its Sync are dropped: the server's
+            # ReadyForQuery to this Query stands for the unit's
+            self.syncs_sent += 1
+            self.released_items = [pg.raise_query(sqlstate, text)]
+            if kind != 0x51:
+                self.swallowing = self.sync_answered = True
+            return
+        exchange.notes["sql"]["transaction"] = pg.TRANSACTION[ord(self._answered_status())]
         exchange.finish(error=f"{sqlstate} {text}{injected}")
         self.sink.finish(exchange)
         items = self._inject(pg.error_response(sqlstate, text))
@@ -495,6 +513,9 @@ class PostgresFollower(Follower):
                 self.sink.connection().notes.setdefault("postgres", {})["error"] = fields
                 if self.sink.connection().error is None:
                     self.sink.connection().error = error
+                return
+            if head.injected is not None:  # the fault's error, raised by the server
+                head.exchange.error = head.injected
                 return
             head.exchange.notes["sql"]["error"] = fields
             head.exchange.error = error

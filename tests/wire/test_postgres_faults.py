@@ -132,3 +132,100 @@ async def test_reset_mid_transaction_rolls_back(make_engine, pg_clusters) -> Non
             break
         await asyncio.sleep(0.1)
     assert await count(direct, "orders_r") == 0
+
+
+async def test_commit_after_injected_error_in_transaction_rolls_back(make_engine,
+                                                                     pg_clusters) -> None:
+    """In a transaction the server raises the injected error itself: a COMMIT sent after it
+    rolls back as on a real failure (devamb answering alone would leave it committable)."""
+    engine = await faulted(make_engine, pg_clusters, """\
+      conflict: {kind: error, sqlstate: '40001', message: "it's a $devamb$ \\\\ conflict",
+                 match: {sql: "insert into orders_t values (2"}}""")
+    direct = pg_clusters[0].dsn
+    async with await psycopg.AsyncConnection.connect(direct, autocommit=True) as setup:
+        await table(setup, "orders_t")
+    dsn = Cluster.dsn_at(port_of(engine))
+    async with await psycopg.AsyncConnection.connect(  # client-side binding: simple Query
+            dsn, autocommit=True, cursor_factory=psycopg.AsyncClientCursor) as conn:
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO orders_t VALUES (1, 'a')")
+        with pytest.raises(psycopg.errors.SerializationFailure) as raised:
+            await conn.execute("INSERT INTO orders_t VALUES (2, 'b')")
+        assert raised.value.diag.message_primary == "it's a $devamb$ \\ conflict"
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        await conn.execute("COMMIT")  # of a failed transaction: rolls back
+        assert await count(direct, "orders_t") == 0
+        async with conn.transaction():  # the next transaction works
+            await conn.execute("INSERT INTO orders_t VALUES (%s, %s)", (3, "c"))
+            cur = await conn.execute("SELECT id FROM orders_t")
+            assert await cur.fetchall() == [(3,)]
+    assert await count(direct, "orders_t") == 1
+    found = await records(engine, lambda f: sum(e.method == "INSERT" for e in statements(f)) >= 3)
+    injected = next(e for e in statements(found) if e.faults)
+    assert injected.faults == ["conflict"]
+    assert injected.path == "INSERT INTO orders_t VALUES (2, 'b')"
+    assert sql(injected)["error"]["sqlstate"] == "40001" and sql(injected)["error"]["injected"]
+    assert sql(injected)["transaction"] == "failed" and sql(injected)["kind"] == "simple"
+    assert injected.error and injected.error.startswith("40001")
+    assert not any("devamb" in (e.path or "") for e in statements(found))
+
+
+async def test_extended_batch_in_transaction_commit_rolls_back(make_engine, pg_clusters) -> None:
+    engine = await faulted(make_engine, pg_clusters, """\
+      conflict: {kind: error, sqlstate: '40001', match: {sql: "insert into orders_x"}, after: 1,
+                 times: 1}""")
+    direct = pg_clusters[0].dsn
+    async with await psycopg.AsyncConnection.connect(direct, autocommit=True) as setup:
+        await table(setup, "orders_x")
+    dsn = Cluster.dsn_at(port_of(engine))
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:  # psycopg opens a transaction
+        await conn.execute("INSERT INTO orders_x VALUES (%s, %s)", (1, "a"))
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            await conn.execute("INSERT INTO orders_x VALUES (%s, %s)", (2, "b"))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        await conn.execute("COMMIT")
+        assert await count(direct, "orders_x") == 0
+        await conn.execute("INSERT INTO orders_x VALUES (%s, %s)", (3, "c"))
+        await conn.commit()
+    assert await count(direct, "orders_x") == 1
+    found = await records(engine, lambda f: sum(e.method == "INSERT" for e in statements(f)) >= 3)
+    injected = next(e for e in statements(found) if e.faults)
+    assert injected.faults == ["conflict"] and sql(injected)["error"]["injected"]
+    assert sql(injected)["kind"] == "extended" and injected.error.startswith("40001")
+
+
+async def test_asyncpg_transaction_fails_on_the_server(make_engine, pg_clusters) -> None:
+    engine = await faulted(make_engine, pg_clusters, """\
+      conflict: {kind: error, sqlstate: '40001',
+                 match: {sql: "insert into orders_a values ($1, 2"}}""")
+    direct = pg_clusters[0].dsn
+    async with await psycopg.AsyncConnection.connect(direct, autocommit=True) as setup:
+        await table(setup, "orders_a")
+    conn = await asyncpg.connect(host="127.0.0.1", port=port_of(engine), user=USER,
+                                 password=PASSWORD, database="postgres", ssl=False)
+    try:
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO orders_a VALUES ($1, 1::text)", 1)
+        with pytest.raises(asyncpg.SerializationError):
+            await conn.execute("INSERT INTO orders_a VALUES ($1, 2::text)", 2)
+        await conn.execute("COMMIT")
+        assert await count(direct, "orders_a") == 0
+        async with conn.transaction():
+            await conn.execute("INSERT INTO orders_a VALUES ($1, 3::text)", 3)
+        assert await conn.fetchval("SELECT count(*) FROM orders_a") == 1
+    finally:
+        await conn.close()
+
+
+async def test_psql_commit_after_injected_error_rolls_back(make_engine, pg_clusters) -> None:
+    engine = await faulted(make_engine, pg_clusters, """\
+      conflict: {kind: error, sqlstate: '40001', match: {sql: "insert into orders_p values (2"}}""")
+    direct = pg_clusters[0].dsn
+    async with await psycopg.AsyncConnection.connect(direct, autocommit=True) as setup:
+        await table(setup, "orders_p")
+    done = await asyncio.to_thread(  # one session, each -c its own Query
+        pg_clusters[0].psql, port_of(engine), "COMMIT", "-v", "ON_ERROR_STOP=0",
+        "-c", "BEGIN", "-c", "INSERT INTO orders_p VALUES (1, 'a')",
+        "-c", "INSERT INTO orders_p VALUES (2, 'b')")
+    assert "40001" in done.stderr or "injected by devamb" in done.stderr, done.stderr
+    assert await count(direct, "orders_p") == 0

@@ -84,3 +84,36 @@ def test_an_extended_batch_is_answered_through_its_sync() -> None:
     assert answered == [ToClient(pg.error_response("40001", "conflict"))]
     assert follower.client_data(sync) == [ToClient(pg.ready_for_query("I"))]
     assert follower.client_data(query("SELECT 1")) is not None  # in sync: the next one decides
+
+
+def test_in_a_transaction_the_server_raises_the_injected_error() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("T"))
+    follower.gating = True
+    parse = pg.message(b"P", b"\0INSERT INTO t VALUES ($1)\0\0\0")
+    bind = pg.message(b"B", b"\0\0\0\0\0\x01\0\0\0\x011\0\0")
+    execute = pg.message(b"E", b"\0\0\0\0\0")
+    sync = pg.message(b"S", b"")
+    items = follower.client_data(parse + bind + execute + sync)
+    assert items is not None and isinstance(items[0], Decide)
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    # the batch up to its Sync is replaced by a Query the server fails on: no answer of devamb's
+    assert follower.client_data(b"") == [pg.raise_query("40001", "conflict")]
+    server = pg.error_response("40001", "conflict") + pg.ready_for_query("E")
+    assert follower.server_data(server) is None  # passed on as the server sent it
+    assert follower.safe_point() is False  # in a failed transaction
+    (done,) = [e for e in sink.done if e.faults == ["f"]]
+    assert done.error == "40001 conflict (fault f)" and done.path == "INSERT INTO t VALUES ($1)"
+    assert done.notes["sql"]["error"]["injected"] and done.notes["sql"]["transaction"] == "failed"
+    follower.client_data(query("ROLLBACK"))  # the next statement is followed as usual
+    follower.resolve(FORWARD)
+    assert follower.client_data(b"") == [query("ROLLBACK")]
+    follower.server_data(reply("ROLLBACK"))
+    assert follower.safe_point() and sink.done[-1].path == "ROLLBACK"
+
+
+def test_raise_query_escapes_the_message() -> None:
+    sql = pg.raise_query("40001", "it's $devamb$ \\ here")[5:-1].decode()
+    assert "E'it''s \\x24devamb\\x24 \\\\ here'" in sql and sql.count("$devamb$") == 2
