@@ -49,8 +49,9 @@ def profile() -> str:
         if section.kind and ".faults." in section.path:
             kind = KINDS[section.kind]
             title = f"Fault `{section.kind}`"
-            note = (f"`kind: {section.kind}`, beside the keys every fault has; protocols: "
-                    + ", ".join(kind.protocols) + ".")
+            note = (f"`kind: {section.kind}`, beside the keys every fault has; services: "
+                    + ", ".join(kind.protocols)
+                    + (" (tcp: postgres and redis too)" if "tcp" in kind.protocols else "") + ".")
         elif section.kind:
             title = f"Target `{section.kind}`"
             note = f"A target of kind `{section.kind}`: `{section.path.split('(')[0]}`."
@@ -88,7 +89,7 @@ def control_api() -> str:
         args = [(f"`{a.key}`", a.where, a.type.__name__, "yes" if a.required else "no")
                 for a in route.args]
         part = (f"### `{route.method} {route.path}` {{#{_anchor(route.name)}}}\n\n{summary}\n\n"
-                f"Answer: {answers[route.kind]}. Client method: `{route.name}`.\n\n")
+                f"Answer: {answers[route.kind]}. Engine method: `EngineControl.{route.name}`.\n\n")
         if args:
             part += _table(("Parameter", "In", "Type", "Required"), args)
         out.append(part)

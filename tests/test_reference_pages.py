@@ -151,8 +151,8 @@ def test_profile_page_lists_every_key_of_every_place(gen: ModuleType) -> None:
 def test_profile_page_names_each_fault_kinds_protocols(gen: ModuleType) -> None:
     text = gen.profile()
     for name, kind in KINDS.items():
-        assert f"`kind: {name}`, beside the keys every fault has; protocols: " \
-               f"{', '.join(kind.protocols)}." in text
+        assert f"`kind: {name}`, beside the keys every fault has; services: " \
+               f"{', '.join(kind.protocols)}" in text
 
 
 # --- the control API ------------------------------------------------------------------------------

@@ -180,7 +180,8 @@ class EngineControl(Protocol):
         diff: bool = False,
         ignore: list[str] | None = None,
     ) -> dict[str, Any]:
-        """{"exchange": summary of the replay, "diff": [{path, left, right, change}] if asked}."""
+        """Send a recorded exchange again, to its target or to `target`. Answers {"exchange":
+        summary of the replay, "diff": [{path, left, right, change}] if asked}."""
 
     def events(self, filter: str | None = None) -> AsyncIterator[Event]:
         """Every event from now on, until the engine stops (then the iterator ends); with a
