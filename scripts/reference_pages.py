@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import sys
 from collections.abc import Callable, Iterable
 
@@ -76,7 +77,7 @@ def profile() -> str:
 
 def control_api() -> str:
     from devamb.control.protocol import EngineControl
-    from devamb.control.routes import TABLE
+    from devamb.control.routes import TABLE, Routes
 
     answers = {"json": "JSON", "text": "text (Prometheus)",
                "stream": "JSON lines (application/x-ndjson)"}
@@ -84,16 +85,32 @@ def control_api() -> str:
         (r.method, f"[`{r.path}`](#{_anchor(r.name)})", _first(getattr(EngineControl, r.name)))
         for r in TABLE
     ))]
+    returns = {name: str(hint) for name, hint in Routes.__annotations__.items()}
     for route in TABLE:
         summary = _doc(getattr(EngineControl, route.name)) or "—"
         args = [(f"`{a.key}`", a.where, a.type.__name__, "yes" if a.required else "no")
                 for a in route.args]
         part = (f"### `{route.method} {route.path}` {{#{_anchor(route.name)}}}\n\n{summary}\n\n"
-                f"Answer: {answers[route.kind]}. Engine method: `EngineControl.{route.name}`.\n\n")
+                f"Answer: {answers[route.kind]}{_shape_links(returns.get(route.name, ''))}. "
+                f"Engine method: `EngineControl.{route.name}`.\n\n")
         if args:
             part += _table(("Parameter", "In", "Type", "Required"), args)
         out.append(part)
+    shapes = _shapes_named(returns.values(), nested=True)
+    out.append("## Shapes\n\nThe JSON objects the routes answer with, as the control protocol "
+               "declares them (`devamb/control/protocol.py`).\n")
+    out += [_shape(name, level=3) for name in shapes if name != "Event"]  # events.md has them
     return "\n".join(out)
+
+
+def _shape_links(annotation: str) -> str:
+    """`Route[list[ExchangeSummary]]` → ": a list of [ExchangeSummary](#exchangesummary)"."""
+    names = _shapes_named([annotation])
+    if not names:
+        return ""
+    many = "a list of " if annotation.startswith("Route[list[") else ""
+    return ": " + many + ", ".join(
+        "[event types](events.md)" if n == "Event" else f"[{n}](#{n.lower()})" for n in names)
 
 
 def _first(obj: object) -> str:
@@ -140,8 +157,43 @@ def events() -> str:
                   if f.name != "time" and not f.metadata.get("local")]
         keys = ", ".join(f"`{f.name}` ({f.type})" for f in fields) or "—"
         rows.append((f"`{kind.TYPE}`", keys, _doc(kind)))
+    shapes = [_shape(name) for name in _shapes_named(str(f.type) for k in kinds
+                                                     for f in dataclasses.fields(k))]
     return ("Every event has `type` and `time` (unix seconds); the other keys depend on the "
-            "type.\n\n" + _table(("type", "Other keys", "When"), rows))
+            "type.\n\n" + _table(("type", "Other keys", "When"), rows) + "\n" + "\n".join(shapes))
+
+
+def _shapes_named(types: Iterable[str], nested: bool = False) -> list[str]:
+    """The control protocol's TypedDicts that these annotations name, in order (`nested`: and
+    those their keys name, after them)."""
+    from devamb.control import protocol
+
+    found: dict[str, None] = {}
+    todo = list(types)
+    while todo:
+        for word in re.findall(r"\w+", todo.pop(0)):
+            value = getattr(protocol, word, None)
+            if isinstance(value, type) and hasattr(value, "__required_keys__") \
+                    and word not in found:
+                found[word] = None
+                if nested:
+                    todo += [getattr(h, "__forward_arg__", str(h))
+                             for h in value.__annotations__.values()]
+    return list(found)
+
+
+def _shape(name: str, level: int = 2) -> str:
+    """A TypedDict of the control protocol as a table of its keys."""
+    from devamb.control import protocol
+
+    shape = getattr(protocol, name)
+    rows = []
+    for key, hint in shape.__annotations__.items():
+        text = getattr(hint, "__forward_arg__", str(hint))  # annotations are strings there
+        bare = re.sub(r"^NotRequired\[(.*)\]$", r"\1", text)
+        optional = key in shape.__optional_keys__ or bare != text
+        rows.append((f"`{key}`", bare, "no" if optional else "yes"))
+    return f"{'#' * level} {name}\n\n" + _table(("Key", "Type", "Always there"), rows)
 
 
 PAGES: dict[str, Callable[[], str]] = {

@@ -201,3 +201,23 @@ def test_events_page_lists_every_type_with_its_wire_keys(gen: ModuleType) -> Non
     documented = {r[0].strip("`"): set(re.findall(r"`(\w+)` \(", r[1])) for r in rows}
     assert documented == {k.TYPE: wire_keys(k) for k in event_kinds()}
     assert all(r[2] for r in rows), "an event type without a line"
+
+
+def test_events_page_lists_the_keys_of_the_shapes_events_carry(gen: ModuleType) -> None:
+    from devamb.control.protocol import ExchangeSummary, ServiceStats
+
+    page = sections(gen.events())
+    for shape in (ExchangeSummary, ServiceStats):
+        assert keys(page[shape.__name__]) == list(shape.__annotations__), shape.__name__
+    optional = {r[0].strip("`") for r in page["ExchangeSummary"] if r[2] == "no"}
+    assert {"method", "path", "status", "faults", "replay_of", "notes"} <= optional
+    assert "id" not in optional and "ForwardRef" not in gen.events()
+
+
+def test_control_api_page_lists_the_keys_of_the_shapes_routes_answer(gen: ModuleType) -> None:
+    from devamb.control import protocol
+
+    page = sections(gen.control_api())
+    for shape in (protocol.Status, protocol.EngineInfo, protocol.ServiceStatus,
+                  protocol.TargetStatus, protocol.ServiceStats, protocol.ExchangeSummary):
+        assert keys(page[shape.__name__]) == list(shape.__annotations__), shape.__name__
