@@ -8,6 +8,7 @@ fails under CI=1.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import re
 import subprocess
@@ -27,7 +28,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    modules = ("mkdocs", "material", "mkdocs_click")
+    modules = ("mkdocs", "material", "mkdocs_click", "mkdocstrings_handlers.python")
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         reason = f"{', '.join(missing)} not installed (pip install -e '.[docs]')"
@@ -66,3 +67,41 @@ def test_screenshots_are_served_with_the_pages(site: Path) -> None:
     assert shots and all((site / "screenshots" / name).is_file() for name in shots)
     tui = (site / "tui" / "index.html").read_text(encoding="utf-8")
     assert 'src="../screenshots/dashboard.svg"' in tui
+
+
+def public(cls: type) -> set[str]:
+    """The methods and properties a user calls on `cls` (its own, not object's)."""
+    return {n for n, v in vars(cls).items() if not n.startswith("_")
+            and (inspect.isfunction(v) or isinstance(v, property | classmethod))}
+
+
+def test_generated_client_reference_documents_every_public_name(site: Path) -> None:
+    import devamb.client
+    from devamb.client import aio, sync
+    from devamb.client import faults as builders
+
+    page = (site / "reference" / "client" / "index.html").read_text(encoding="utf-8")
+    ids = set(re.findall(r'<h\d id="(devamb\.client[\w.]*)"', page))
+    wanted = {f"devamb.client.{name}" for name in devamb.client.__all__
+              if not inspect.ismodule(getattr(devamb.client, name))}  # `faults`: its members
+    for owner, cls in [("devamb.client", sync.Client), ("devamb.client", aio.AsyncClient),
+                       ("devamb.client.sync", sync.Faults), ("devamb.client.sync", sync.Scenarios),
+                       ("devamb.client.sync", sync.Recording),
+                       ("devamb.client.aio", aio.AsyncFaults),
+                       ("devamb.client.aio", aio.AsyncScenarios),
+                       ("devamb.client.aio", aio.AsyncRecording)]:
+        wanted |= {f"{owner}.{cls.__name__}.{name}" for name in public(cls)}
+    wanted |= {f"devamb.client.faults.{cls.__name__}" for cls in builders.BUILDERS.values()}
+    assert len(wanted) > 60, wanted
+    assert wanted - ids == set()
+
+
+def test_generated_reference_pages_are_filled_in(site: Path) -> None:
+    from devamb.control.routes import TABLE
+
+    for name in ("profile", "control-api", "events", "filters"):
+        page = (site / "reference" / name / "index.html").read_text(encoding="utf-8")
+        assert "reference:" not in page and "<table>" in page, name
+    api = (site / "reference" / "control-api" / "index.html").read_text(encoding="utf-8")
+    assert set(re.findall(r'<h3 id="route-([a-z-]+)"', api)) == {
+        r.name.replace("_", "-") for r in TABLE}

@@ -142,7 +142,8 @@ class EngineUnavailable(ControlError):
 
 
 class EngineControl(Protocol):
-    async def status(self) -> Status: ...
+    async def status(self) -> Status:
+        """The engine's state: each service with its listener, targets (and theirs), faults."""
 
     async def switch(self, service: str, target: str, on_switch: str | None = None) -> None:
         """Re-point `service` at `target`; raises ControlError naming what is unknown.
@@ -156,15 +157,18 @@ class EngineControl(Protocol):
     async def exchange(self, exchange_id: int) -> dict[str, Any]:
         """One exchange in full, redacted: headers, timings, bodies (see Redaction.detail)."""
 
-    async def clear_exchanges(self) -> None: ...
+    async def clear_exchanges(self) -> None:
+        """Forget every recorded exchange."""
 
     async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
         """The `limit` slowest statement forms of `service` (SQL, Redis commands, HTTP routes
         normalised: literals made `?`) among its recorded exchanges, with counts and p50/p99."""
 
-    async def export_har(self, filter: str | None = None) -> dict[str, Any]: ...
+    async def export_har(self, filter: str | None = None) -> dict[str, Any]:
+        """The recorded exchanges (matching a filter expression) as a HAR 1.2 log, redacted."""
 
-    async def export_curl(self, exchange_id: int) -> str: ...
+    async def export_curl(self, exchange_id: int) -> str:
+        """A recorded HTTP exchange as a curl command line (through devamb's listener)."""
 
     async def export_grpcurl(self, exchange_id: int) -> str:
         """A recorded gRPC unary call as a grpcurl command line (through devamb's listener)."""
@@ -176,7 +180,8 @@ class EngineControl(Protocol):
         diff: bool = False,
         ignore: list[str] | None = None,
     ) -> dict[str, Any]:
-        """{"exchange": summary of the replay, "diff": [{path, left, right, change}] if asked}."""
+        """Send a recorded exchange again, to its target or to `target`. Answers {"exchange":
+        summary of the replay, "diff": [{path, left, right, change}] if asked}."""
 
     def events(self, filter: str | None = None) -> AsyncIterator[Event]:
         """Every event from now on, until the engine stops (then the iterator ends); with a
@@ -195,17 +200,23 @@ class EngineControl(Protocol):
 
     # Faults: each fault is {name, kind, enabled, probability, direction, params, match?, times?,
     # after?, for?, fired, seen, last_fired}; `add_fault` takes the profile's keys for one fault.
-    async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]: ...
+    async def faults(self, service: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Each service's faults (or one service's), with their counters."""
 
-    async def add_fault(self, service: str, fault: dict[str, Any]) -> dict[str, Any]: ...
+    async def add_fault(self, service: str, fault: dict[str, Any]) -> dict[str, Any]:
+        """Add a fault to a service (the profile's keys; `name` optional); the fault added."""
 
-    async def set_fault(self, service: str, name: str, enabled: bool) -> None: ...
+    async def set_fault(self, service: str, name: str, enabled: bool) -> None:
+        """Turn a fault of the service on or off."""
 
-    async def remove_fault(self, service: str, name: str) -> None: ...
+    async def remove_fault(self, service: str, name: str) -> None:
+        """Remove a fault from the service."""
 
-    async def clear_faults(self, service: str | None = None) -> None: ...
+    async def clear_faults(self, service: str | None = None) -> None:
+        """Remove the faults of every service, or of one."""
 
-    async def scenarios(self) -> list[dict[str, Any]]: ...
+    async def scenarios(self) -> list[dict[str, Any]]:
+        """The profile's scenarios: {name, running, step, steps, loop, rounds, elapsed} each."""
 
     async def metrics(self) -> str:
         """Prometheus text format."""
@@ -223,6 +234,8 @@ class EngineControl(Protocol):
     ) -> AsyncIterator[str]:
         """A docker target's container log lines; ControlError for other kinds."""
 
-    async def start_scenario(self, name: str) -> None: ...
+    async def start_scenario(self, name: str) -> None:
+        """Start a scenario from its first step."""
 
-    async def stop_scenario(self, name: str) -> None: ...
+    async def stop_scenario(self, name: str) -> None:
+        """Stop a scenario: the faults its steps added go, the profile's are put back."""

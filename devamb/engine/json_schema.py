@@ -15,6 +15,7 @@ from typing import Any
 from devamb import __version__
 from devamb.cluster import health, outlier
 from devamb.engine import assembly
+from devamb.engine.profile_docs import describe
 from devamb.faults import scenario
 from devamb.faults import spec as faults
 from devamb.faults.registry import KINDS as FAULT_KINDS
@@ -66,8 +67,8 @@ def fault_schema() -> dict[str, Any]:
     command_keys = [k for keys in faults.COMMAND_MATCH_KEYS.values() for k in keys]
     match = mapping([*faults.MATCH_KEYS, *command_keys])
     return one_of_shapes(*(
-        mapping(faults.COMMON_KEYS + kind.keys, required=("kind",),
-                kind={"const": name}, match=match)
+        {"title": name, **mapping(faults.COMMON_KEYS + kind.keys, required=("kind",),
+                                  kind={"const": name}, match=match)}
         for name, kind in FAULT_KINDS.items()
     ))
 
@@ -78,22 +79,24 @@ def mock_schema() -> dict[str, Any]:
     grpc_rule = mapping(grpc_rules.RULE_KEYS, required=("method",))
     inline = mapping(routes.TOP_KEYS, routes={"type": "array", "items": route},
                      grpc={"type": "array", "items": grpc_rule})
-    return mapping(mock.KEYS, required=("mock",), mock=one_of_shapes(STRING, inline))
+    return {"title": "mock",
+            **mapping(mock.KEYS, required=("mock",), mock=one_of_shapes(STRING, inline))}
 
 
 def target_schema() -> dict[str, Any]:
     compose = one_of_shapes(STRING, mapping(("project", "service"), required=("service",)))
     docker_inner = mapping(docker.KEYS, required=("port",), compose=compose,
                            env=OBJECT, labels=OBJECT, command=one_of_shapes(STRING, LIST))
-    kinds = [
-        mapping(url.KEYS, required=("url",), url=STRING, headers=OBJECT,
-                tls=mapping(url.TLS_KEYS)),
-        mapping(("echo",), required=("echo",)),
-        mapping(("docker",), required=("docker",), docker=docker_inner),
-        mapping(pool.KEYS, required=("endpoints",), endpoints=LIST, headers=OBJECT,
-                health=mapping(health.KEYS), outlier=mapping(outlier.KEYS)),
-        mapping(split.KEYS, required=("split",), split=OBJECT),
-        mapping(shards.KEYS, required=("shards", "key")),
+    kinds = [  # each titled with its kind (devamb/engine/profile_docs.py names places by it)
+        {"title": "url", **mapping(url.KEYS, required=("url",), url=STRING, headers=OBJECT,
+                                   tls=mapping(url.TLS_KEYS))},
+        {"title": "echo", **mapping(("echo",), required=("echo",))},
+        {"title": "docker", **mapping(("docker",), required=("docker",), docker=docker_inner)},
+        {"title": "pool", **mapping(pool.KEYS, required=("endpoints",), endpoints=LIST,
+                                    headers=OBJECT, health=mapping(health.KEYS),
+                                    outlier=mapping(outlier.KEYS))},
+        {"title": "split", **mapping(split.KEYS, required=("split",), split=OBJECT)},
+        {"title": "shards", **mapping(shards.KEYS, required=("shards", "key"))},
         mock_schema(),
     ]
     return one_of_shapes({"type": "string", "description": "a URL, or `echo`"}, *kinds)
@@ -131,6 +134,7 @@ def profile_schema() -> dict[str, Any]:
         export=mapping(EXPORT_KEYS),
         bastions=named(one_of_shapes(STRING, mapping(tunnel.KEYS, required=("host",)))),
     )
+    describe(top)  # each key's line from profile_docs.DOCS, for editors' hints
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -37,6 +37,8 @@ class Node:
     """A parsed expression: call it with an Exchange; `str()` gives its canonical form."""
 
     __slots__ = ()
+    HELP = ""  # what the term matches, one line (docs/reference/filters.md is made of it)
+    ARG = ""  # how its argument is written in the reference: REGEX, CODE, … ("" : none)
 
     def __call__(self, exchange: Exchange) -> bool:
         raise NotImplementedError
@@ -111,6 +113,7 @@ class _Rex(Node):
     the engine's event loop on a body made to backtrack; no backreferences or lookaround."""
 
     __slots__ = ("pattern", "rex")
+    ARG = "REGEX"
     code = ""
     ignore_case = False
     smart_case = True
@@ -135,6 +138,8 @@ class _Rex(Node):
 
 class Method(_Rex):
     __slots__ = ()
+    HELP = 'the method: a regex matching the whole method, any case (`~m "GET|HEAD"`)'
+    ARG = "METHOD"
     code = "m"
     ignore_case = True
     smart_case = False
@@ -145,6 +150,7 @@ class Method(_Rex):
 
 class Url(_Rex):
     __slots__ = ()
+    HELP = "the path with its query, or the upstream URL; a bare word means `~u word`"
     code = "u"
 
     def __call__(self, exchange: Exchange) -> bool:
@@ -157,6 +163,8 @@ class Url(_Rex):
 
 class Service(_Rex):
     __slots__ = ()
+    HELP = "the service name: a regex matching the whole name"
+    ARG = "SERVICE"
     code = "s"
     smart_case = False
 
@@ -166,6 +174,8 @@ class Service(_Rex):
 
 class Target(_Rex):
     __slots__ = ()
+    HELP = "the target name: a regex matching the whole name"
+    ARG = "TARGET"
     code = "t"
     smart_case = False
 
@@ -175,6 +185,7 @@ class Target(_Rex):
 
 class Header(_Rex):
     __slots__ = ()
+    HELP = "any request or response header line `name: value`"
     code = "h"
     request = True
     response = True
@@ -192,12 +203,14 @@ class Header(_Rex):
 
 class RequestHeader(Header):
     __slots__ = ()
+    HELP = "a request header line `name: value`"
     code = "hq"
     response = False
 
 
 class ResponseHeader(Header):
     __slots__ = ()
+    HELP = "a response header line `name: value`"
     code = "hs"
     request = False
 
@@ -207,6 +220,7 @@ class Body(_Rex):
     need no decoding; else the body decoded as UTF-8 text."""
 
     __slots__ = ("rex_bytes",)
+    HELP = "either body preview, as UTF-8 text"
     code = "b"
     multiline = True
     request = True
@@ -235,18 +249,22 @@ class Body(_Rex):
 
 class RequestBody(Body):
     __slots__ = ()
+    HELP = "the request body preview"
     code = "bq"
     response = False
 
 
 class ResponseBody(Body):
     __slots__ = ()
+    HELP = "the response body preview"
     code = "bs"
     request = False
 
 
 class Code(Node):
     __slots__ = ("high", "low", "text")
+    HELP = "the status: `~c 404`, or a class: `~c 5xx`"
+    ARG = "CODE"
 
     def __init__(self, text: str, column: int) -> None:
         self.text = text.lower()
@@ -275,6 +293,7 @@ class GrpcMethod(_Rex):
     """A gRPC call whose `/pkg.Service/Method` the regex finds (a plain word: a substring)."""
 
     __slots__ = ()
+    HELP = "a gRPC call whose `/pkg.Service/Method` the regex finds (`~grpc Greeter/Say`)"
     code = "grpc"
 
     def __call__(self, exchange: Exchange) -> bool:
@@ -286,6 +305,11 @@ class GrpcStatus(Node):
     """A gRPC call that ended with the status: a name (any case) or a number."""
 
     __slots__ = ("number",)
+    HELP = (
+        "a gRPC call that ended with the status: a name, any case, or a number (`~gs "
+        "UNAVAILABLE`)"
+    )
+    ARG = "CODE"
 
     def __init__(self, text: str, column: int) -> None:
         number = parse_code(text)
@@ -309,6 +333,7 @@ class RedisCommand(_Rex):
     `~cmd "H.*"`, `~cmd "CLIENT SETNAME"`."""
 
     __slots__ = ()
+    HELP = "a Redis command whose name the regex matches whole, any case (`~cmd GET`)"
     code = "cmd"
     ignore_case = True
     smart_case = False
@@ -330,6 +355,7 @@ class Sql(_Rex):
     """A PostgreSQL statement whose text the regex finds (`~sql "insert into orders"`)."""
 
     __slots__ = ()
+    HELP = 'a PostgreSQL statement whose text the regex finds (`~sql "from orders"`)'
     code = "sql"
 
     def __call__(self, exchange: Exchange) -> bool:
@@ -342,6 +368,7 @@ class SqlState(_Rex):
     (`~sqlstate 40001`, `~sqlstate "23.*"`)."""
 
     __slots__ = ()
+    HELP = "a PostgreSQL statement that failed with a SQLSTATE the regex matches whole"
     code = "sqlstate"
     smart_case = False
 
@@ -353,6 +380,7 @@ class SqlState(_Rex):
 
 class Error(Node):
     __slots__ = ()
+    HELP = "the exchange failed: its `error` is set (a 5xx answer alone is not: use `~c 5xx`)"
 
     def __call__(self, exchange: Exchange) -> bool:
         return exchange.error is not None
@@ -374,6 +402,11 @@ _DURATION = re.compile(r"(>=|<=|>|<|=)?\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?", re
 
 class Duration(Node):
     __slots__ = ("compare", "ms", "op", "text")
+    HELP = (
+        "the duration compared with `>`, `>=`, `<`, `<=` or `=` (`~d >500ms`; a bare one "
+        "is `>=`)"
+    )
+    ARG = "DURATION"
 
     def __init__(self, text: str, column: int) -> None:
         match = _DURATION.fullmatch(text.strip())
