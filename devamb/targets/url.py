@@ -23,7 +23,6 @@ from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.dial import Dial
 from devamb.proxy.forward import forward_http
-from devamb.proxy.h2upstream import h2_tls
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import H2Destination, Target, TargetContext
@@ -212,13 +211,18 @@ class UrlTarget(Target):
             self.reach.ssl = tls
             self._websockets = WebSocketClient(tls, self._dial)
         elif self._origin.startswith("https:"):  # http2, grpc: probes check the handshake too
-            self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+            self._h2_tls = self._new_h2_tls()
             self.reach.ssl = self._h2_tls
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):
             return None
         return tls_context(self.spec.tls_ca, self.spec.tls_verify)
+
+    def _new_h2_tls(self) -> ssl.SSLContext:
+        from devamb.proxy.h2upstream import h2_tls  # (h2: with HTTP/2 calls only, issue 22)
+
+        return h2_tls(self.spec.tls_ca, self.spec.tls_verify)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -236,7 +240,7 @@ class UrlTarget(Target):
         tls = None
         if self._origin.startswith("https:"):
             if self._h2_tls is None:
-                self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+                self._h2_tls = self._new_h2_tls()
             tls = self._h2_tls
         self._h2_place = H2Destination(
             self._host, self._port, self._origin.split("://", 1)[1], tls=tls,
