@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from devamb.profile.shipped import shipped_source
@@ -127,3 +128,33 @@ def test_http2_and_mocks_load_their_code_when_a_profile_has_them(tmp_path: Path)
     modules = modules_of_engine(tmp_path, profile)
     for package in ("h2.connection", "devamb.service.http2", "devamb.targets.mock"):
         assert under(modules, package), package
+
+
+def test_devamb_up_on_the_demo_profile_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """The same through the command line (`devamb up --headless`, the process a user runs):
+    its imports as `-X importtime` lists them, read once the engine says it is ready."""
+    path = tmp_path / "demo.yaml"
+    path.write_text(demo_profile())
+    engine = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "devamb", "up", "--headless", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env=os.environ.copy(),
+    )
+    lines: list[str] = []
+    watchdog = threading.Timer(120, engine.kill)  # an engine that never gets ready ends the read
+    watchdog.start()
+    try:
+        assert engine.stdout is not None
+        for line in engine.stdout:
+            lines.append(line)
+            if "engine ready" in line:
+                break
+    finally:
+        watchdog.cancel()
+        engine.terminate()
+        engine.wait(60)
+    assert any("engine ready" in line for line in lines), "".join(lines[-20:])
+    modules = {line.split("|")[2].strip() for line in lines
+               if line.startswith("import time:") and line.count("|") == 2}
+    assert "devamb.engine.core" in modules and "devamb.targets.url" in modules
+    assert [p for p in NOT_FOR_THE_DEMO if under(modules, p)] == []
