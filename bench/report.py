@@ -177,6 +177,25 @@ def goals(summaries: Summaries, devambs: Sequence[Subject]) -> list[Goal]:
     return found
 
 
+# The store's byte budget for records (devamb.inspect.store.DEFAULT_BUDGET: approx_size of the
+# kept exchanges, each body kept up to `inspect.bodies`, 64 KiB by default) plus 40 MiB.
+RECORD_BUDGET_MIB = 64
+PEAK_GOAL_MIB = RECORD_BUDGET_MIB + 40
+
+
+def peak_goals(peaks: dict[str, int | None]) -> list[Goal]:
+    """Issue 22: peak RSS under the HTTP 1 MiB c8 case within the record budget + 40 MiB."""
+    found = []
+    for subject, kib in peaks.items():
+        mib = None if kib is None else kib / 1024
+        found.append(Goal(
+            "peak RSS (VmHWM) after HTTP 1 MiB c8", f"≤ {PEAK_GOAL_MIB} MiB", subject, mib,
+            None if mib is None else mib <= PEAK_GOAL_MIB,
+            f"record budget {RECORD_BUDGET_MIB} MiB + 40 MiB",
+        ))
+    return found
+
+
 def _ms(value: float | None) -> str:
     if value is None:
         return "-"
@@ -222,7 +241,12 @@ def goals_table(found: Sequence[Goal], subjects: Sequence[Subject]) -> str:
         if goal.value is None:
             measured, verdict = "-", f"not measured ({goal.detail})"
         else:
-            measured = f"{goal.value:.3f} ms" if goal.target.endswith("ms") else _times(goal.value)
+            if goal.target.endswith("MiB"):
+                measured = f"{goal.value:.1f} MiB"
+            elif goal.target.endswith("ms"):
+                measured = f"{goal.value:.3f} ms"
+            else:
+                measured = _times(goal.value)
             verdict = "**pass**" if goal.passed else "**FAIL**"
         rows.append(
             f"| {goal.name} | {goal.target} | {labels.get(goal.subject, goal.subject)} "

@@ -17,13 +17,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import machine
 import profiling
 import report
+import startup_rss
 from loadgen import Load, WrkError, run_wrk
 from peers import (
     BENCH_DIR,
@@ -203,12 +204,16 @@ def measure_one(case: Case, subject: Subject, url: str, seconds: int, round_no: 
     return Sample(case.key, subject.key, round_no, result, cpu_us)
 
 
-def measure(plan: Plan, subjects: Sequence[Subject]) -> tuple[list[Sample], list[str], int]:
-    """Every (case, subject) once per round; the subject order rotates from round to round."""
+def measure(
+    plan: Plan, subjects: Sequence[Subject]
+) -> tuple[list[Sample], list[str], int, dict[str, int | None]]:
+    """Every (case, subject) once per round; the subject order rotates from round to round.
+    Also each devamb engine's VmHWM right after its HTTP 1 MiB runs (issue 22's peak goal)."""
     todo = cells(plan.cases, subjects)
     seconds = plan.seconds(len(todo))
     samples: list[Sample] = []
     notes: list[str] = []
+    peak_1m: dict[str, int | None] = {}
     for round_no in range(1, plan.rounds + 1):
         for case in plan.cases:
             row = [(s, u) for c, s, u in todo if c is case]
@@ -222,7 +227,12 @@ def measure(plan: Plan, subjects: Sequence[Subject]) -> tuple[list[Sample], list
                     continue
                 samples.append(sample)
                 progress(describe_sample(sample, plan.rounds))
-    return samples, notes, seconds
+                if case.key == PEAK_CASE and subject.kind == "devamb" and subject.pid:
+                    peak_1m[subject.key] = read_status_kib(subject.pid, "VmHWM")
+    return samples, notes, seconds, peak_1m
+
+
+PEAK_CASE = "http-1m-c8"
 
 
 def describe_sample(sample: Sample, rounds: int) -> str:
@@ -285,6 +295,8 @@ class Outcome:
     notes: list[str]
     profiles: list[profiling.Profile]
     wall_seconds: float = 0.0
+    start_rss: list[startup_rss.StartRss] = field(default_factory=list)
+    peak_1m_kib: dict[str, int | None] = field(default_factory=dict)  # VmHWM after HTTP 1 MiB
 
     @property
     def summaries(self) -> report.Summaries:
@@ -292,7 +304,8 @@ class Outcome:
 
     @property
     def goals(self) -> list[report.Goal]:
-        return report.goals(self.summaries, [s for s in self.subjects if s.kind == "devamb"])
+        found = report.goals(self.summaries, [s for s in self.subjects if s.kind == "devamb"])
+        return found + report.peak_goals(self.peak_1m_kib) + startup_rss.goals(self.start_rss)
 
 
 def render(outcome: Outcome) -> str:
@@ -302,12 +315,15 @@ def render(outcome: Outcome) -> str:
         f"`{outcome.command}` — rounds: {outcome.plan.rounds}, {outcome.seconds} s each per "
         "configuration, interleaved; medians. wrk + upstream on CPU 0, proxy under test on CPU 1.",
         report.results_table(cases, summaries, subjects),
-        "**Goals** (issues 2 and 9)\n\n" + report.goals_table(outcome.goals, subjects),
+        "**Goals** (issues 2, 9 and 22)\n\n" + report.goals_table(outcome.goals, subjects),
     ]
     loops = report.loops_table(cases, summaries)
     if loops:
         parts.append("**Event loop** (devamb engine)\n\n" + loops)
     parts.append("**Memory**\n\n" + report.memory_table(outcome.memory, subjects))
+    if outcome.start_rss:
+        parts.append("**Engine RSS after start** (issue 22; `bench/startup_rss.py`)\n\n"
+                     + startup_rss.table(outcome.start_rss))
     if outcome.notes:
         parts.append("**Notes**\n\n" + "\n".join(f"- {note}" for note in outcome.notes))
     if outcome.profiles:
@@ -331,6 +347,8 @@ def as_json(outcome: Outcome) -> dict[str, object]:
         "summaries": [asdict(s) for s in outcome.summaries.values()],
         "goals": [asdict(g) for g in outcome.goals],
         "memory": [asdict(m) for m in outcome.memory],
+        "start_rss": [asdict(r) for r in outcome.start_rss],
+        "peak_1m_kib": outcome.peak_1m_kib,
         "samples": [asdict(s) for s in outcome.samples],
         "notes": outcome.notes,
         "profiles": [asdict(p) for p in outcome.profiles],
@@ -359,9 +377,11 @@ def measure_everything(args: argparse.Namespace, plan: Plan, command: str) -> Ou
             names = ", ".join(s.key for s in subjects)
             progress(f"upstream {upstream.server} on :{upstream.port}; measuring {names}")
             warm_up(subjects)
-            samples, run_notes, seconds = measure(plan, subjects)
+            samples, run_notes, seconds, peak_1m = measure(plan, subjects)
             memory = peak_memory(subjects, idle)
             profiles = run_profiles(args.py_spy, subjects)
+            progress("engine RSS after start: the demo profile and 20 services")
+            start_rss = startup_rss.measure(children, workdir, upstream.port)
     finally:
         if args.keep:
             progress(f"kept {workdir}")
@@ -378,6 +398,8 @@ def measure_everything(args: argparse.Namespace, plan: Plan, command: str) -> Ou
         memory,
         notes + run_notes,
         profiles,
+        start_rss=start_rss,
+        peak_1m_kib=peak_1m,
     )
 
 

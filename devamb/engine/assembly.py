@@ -27,7 +27,6 @@ from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.profile.source import Source, read_source
 from devamb.service.listener_tls import parse_listener_tls
 from devamb.service.spec import ServiceSpec
-from devamb.targets.mock.target import bind_grpc_schema
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
 from devamb.toxiproxy.address import parse_profile_key
 from devamb.tunnel.spec import BastionSpec, check_via, parse_bastions
@@ -213,7 +212,11 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     schema = None
     if protocol in H2_PROTOCOLS:
         schema = parse_schema(node)
-        if schema is not None or not any(node.has(k) for k in SCHEMA_KEYS):  # else: reported
+        mocks = any(spec.kind == "mock" for spec in targets.values())
+        if mocks and (schema is not None or not any(node.has(k) for k in SCHEMA_KEYS)):
+            # (else reported) the mock server is imported only by a profile that has mocks
+            from devamb.targets.mock.target import bind_grpc_schema
+
             targets = bind_grpc_schema(
                 targets, None if schema is None else schema.schema, node.reader.problems
             )

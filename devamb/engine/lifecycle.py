@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devamb.control.events import ConfigRejected, ConfigReloaded, EngineState, StatsTick
 from devamb.control.protocol import Conflict, ControlError, NotFound
@@ -22,20 +22,32 @@ from devamb.profile import ProfileError
 from devamb.profile.schema import ListenAddress
 from devamb.service.core import Service
 from devamb.service.http import SHUTDOWN_GRACE, HttpListener
-from devamb.service.http2 import Http2Listener
 from devamb.service.spec import ServiceSpec
 from devamb.service.tcp import TcpListener
 from devamb.targets.base import Target
 from devamb.targets.registry import build_targets
 
+if TYPE_CHECKING:
+    from devamb.service.http2 import Http2Listener
+
+    Listener = HttpListener | Http2Listener | TcpListener
+
 log = logging.getLogger("devamb.engine")
 STATS_INTERVAL = 0.5
 RETIRE_GRACE = 5.0  # seconds a replaced service's targets stay open for in-flight exchanges
-Listener = HttpListener | Http2Listener | TcpListener
-LISTENERS: dict[str, type[Listener]] = {
-    "http": HttpListener, "http2": Http2Listener, "grpc": Http2Listener, "tcp": TcpListener,
-    "postgres": TcpListener, "redis": TcpListener,
+LISTENERS: dict[str, type[HttpListener | TcpListener]] = {
+    "http": HttpListener, "tcp": TcpListener, "postgres": TcpListener, "redis": TcpListener,
 }
+
+
+def listener_class(protocol: str) -> type[Listener]:
+    """The listener of a service protocol; HTTP/2's (with h2 and gRPC) is imported when a
+    profile has an http2 or grpc service (issue 22)."""
+    if protocol in ("http2", "grpc"):
+        from devamb.service.http2 import Http2Listener
+
+        return Http2Listener
+    return LISTENERS[protocol]
 FaultsChanged = Callable[[str, str | None], None]  # (service, why): a service's faults changed
 
 
@@ -152,7 +164,7 @@ class Lifecycle:
             self.ctx.notice("warning", f"{service.name}: {exc.message}")
 
     async def _listen(self, service: Service) -> Listener:
-        listener = LISTENERS[service.spec.protocol](service, self.ctx.recorder)
+        listener = listener_class(service.spec.protocol)(service, self.ctx.recorder)
         await listener.start()
         return listener
 
@@ -406,7 +418,7 @@ class Lifecycle:
         return {name: n for name, n in zip(names, counts, strict=True) if n}
 
     async def _stop_listener(self, name: str, listener: Listener, grace: float) -> int:
-        if isinstance(listener, HttpListener | Http2Listener):
+        if not isinstance(listener, TcpListener):  # HTTP/1 or HTTP/2
             return await listener.stop(grace)
         service = self.ctx.services.get(name)
         open_connections = service.counters.active if service is not None else 0
@@ -441,5 +453,5 @@ class Lifecycle:
             return
         self._cut_now = True
         for listener in self.listeners.values():
-            if isinstance(listener, HttpListener | Http2Listener):
+            if not isinstance(listener, TcpListener):
                 listener.hurry()

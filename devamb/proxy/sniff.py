@@ -9,10 +9,13 @@ which owns the connection from its accept (its header timeout runs while the byt
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from devamb.proxy.front import FrontProtocol, FrontServer
-from devamb.proxy.h2front import H2FrontConnection, H2FrontServer
+
+if TYPE_CHECKING:  # the HTTP/2 front end (and h2) is imported at the first HTTP/2 connection
+    from devamb.proxy.h2front import H2FrontServer
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -20,7 +23,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 class Http2Switch(asyncio.Protocol):
     """Reads a connection's first bytes, then hands it to HTTP/1.1 or HTTP/2."""
 
-    def __init__(self, http1: FrontServer, http2: H2FrontServer) -> None:
+    def __init__(self, http1: FrontServer, http2: Callable[[], H2FrontServer]) -> None:
         self.http2 = http2
         self.front = FrontProtocol(http1)
         self.transport: asyncio.Transport | None = None
@@ -54,7 +57,9 @@ class Http2Switch(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         self.front.release()
-        connection = H2FrontConnection(self.http2)
+        from devamb.proxy.h2front import H2FrontConnection
+
+        connection = H2FrontConnection(self.http2())
         transport.set_protocol(connection)
         connection.connection_made(transport)
         if data:

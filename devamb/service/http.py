@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from devamb.faults.chain import Plan
 from devamb.inspect.exchange import Exchange
@@ -16,12 +17,14 @@ from devamb.proxy.request import ClientGone, FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.proxy.sniff import Http2Switch
 from devamb.service.core import Service
-from devamb.service.http2 import Http2Listener
 from devamb.service.listener_tls import alpn_for
 from devamb.service.recorder import Recorder
 from devamb.service.shaping import install
-from devamb.targets.base import TargetUnavailable
-from devamb.targets.split import MIRROR_OF
+from devamb.targets.base import MIRROR_OF, TargetUnavailable
+
+if TYPE_CHECKING:
+    from devamb.proxy.h2front import H2FrontServer
+    from devamb.service.http2 import Http2Listener
 
 SHUTDOWN_GRACE = 3.0  # default drain of a lone listener; the engine passes its own grace
 ANSWERED_BY_DEVAMB = "devamb"  # the target recorded for a request devamb answered itself
@@ -34,16 +37,17 @@ class HttpListener:
         self.via = new_via()  # this listener's own Via element: seen again, it is a loop
         self._server: FrontServer | None = None
         # HTTP/2 clients (prior knowledge, or ALPN h2 with tls) are served as an http2
-        # service serves them: one exchange per stream, relayed over h2c or h2 (TLS)
-        self._http2 = Http2Listener(service, recorder)
+        # service serves them: one exchange per stream, relayed over h2c or h2 (TLS); made at
+        # the first such client, so HTTP/1 alone never imports the HTTP/2 code (issue 22)
+        self._http2: Http2Listener | None = None
+        self._h2_front: H2FrontServer | None = None
 
     async def start(self) -> None:
         spec = self.service.spec
         tls = spec.tls.context(alpn_for("http")) if spec.tls is not None else None
-        h2 = self._http2.embedded()
         server = FrontServer(
             self._handle, self._refused, ssl=tls,
-            connection=lambda http1: Http2Switch(http1, h2),
+            connection=lambda http1: Http2Switch(http1, self._embedded_http2),
         )
         self.service.bound = await bind(server, self.service.name, spec.listen)
         self._server = server
@@ -52,8 +56,12 @@ class HttpListener:
         """Drain for up to `grace` seconds; how many exchanges (and HTTP/2 calls) were cut."""
         cut = 0
         if self._server is not None:
-            cut, cut2 = await asyncio.gather(self._server.stop(grace), self._http2.stop(grace))
-            cut += cut2
+            http2 = self._http2
+            if http2 is None:
+                cut = await self._server.stop(grace)
+            else:
+                cut, cut2 = await asyncio.gather(self._server.stop(grace), http2.stop(grace))
+                cut += cut2
             self._server = None  # (kept while draining: `hurry` ends the drain)
             self.service.bound = None
         return cut
@@ -62,7 +70,16 @@ class HttpListener:
         """A drain in progress (`stop`) ends now, cutting what is still in flight."""
         if self._server is not None:
             self._server.hurry()
-        self._http2.hurry()
+        if self._http2 is not None:
+            self._http2.hurry()
+
+    def _embedded_http2(self) -> H2FrontServer:
+        if self._h2_front is None:
+            from devamb.service.http2 import Http2Listener
+
+            self._http2 = Http2Listener(self.service, self.recorder)
+            self._h2_front = self._http2.embedded()
+        return self._h2_front
 
     @staticmethod
     async def _before_upstream(

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from devamb.tunnel.registry import Tunnels
 
 
+# The header on a split's mirrored copy (here, so HTTP services need not import splits).
+MIRROR_OF = "X-Devamb-Mirror-Of"
+
+
 class ClientReader(Protocol):
     """The reading half of a client's TCP connection, for targets that terminate TCP (an
     `asyncio.StreamReader`, or one that passes the bytes through the connection's faults)."""

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
-from devamb.proxy.h2request import H2Request
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetContext
@@ -100,6 +99,8 @@ class EchoTarget(Target):
         if kind.startswith("application/grpc"):
             out, head = bytes(body), [(":status", "200"), ("content-type", kind)]
         else:
+            from devamb.proxy.h2request import H2Request  # (h2: with HTTP/2 calls only)
+
             request = H2Request(headers)
             out = json.dumps({
                 "service": self.context.service, "target": self.name,

@@ -9,11 +9,8 @@ from types import MappingProxyType
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
-from devamb.targets import echo, pool, split, url
+from devamb.targets import echo, url
 from devamb.targets.base import Target, TargetContext
-from devamb.targets.mock import target as mock
-from devamb.targets.shards.spec import parse as parse_shards
-from devamb.targets.shards.target import build as build_shards
 
 BOTH = frozenset({"http", "tcp"})
 H2_PROTOCOLS = frozenset({"http2", "grpc"})  # services whose calls are HTTP/2 streams
@@ -50,14 +47,64 @@ def build_docker(spec: TargetSpec, context: TargetContext) -> Target:
     return DockerTarget(spec, context)
 
 
+# Likewise pools, splits, shards and mocks (with the cluster code, RESP, re2 and the mock
+# server: ~6 MiB together): a profile that has none never imports them (issue 22).
+def parse_pool(name: str, node: Node, protocol: str) -> TargetSpec | None:
+    from devamb.targets.pool import parse
+
+    return parse(name, node, protocol)
+
+
+def build_pool(spec: TargetSpec, context: TargetContext) -> Target:
+    from devamb.targets.pool import PoolTarget
+
+    return PoolTarget(spec, context)
+
+
+def parse_split(name: str, node: Node, protocol: str) -> TargetSpec | None:
+    from devamb.targets.split import parse
+
+    return parse(name, node, protocol)
+
+
+def build_split(spec: TargetSpec, context: TargetContext) -> Target:
+    from devamb.targets.split import SplitTarget
+
+    return SplitTarget(spec, context)
+
+
+def parse_shards(name: str, node: Node, protocol: str) -> TargetSpec | None:
+    from devamb.targets.shards.spec import parse
+
+    return parse(name, node, protocol)
+
+
+def build_shards(spec: TargetSpec, context: TargetContext) -> Target:
+    from devamb.targets.shards.target import build
+
+    return build(spec, context)
+
+
+def parse_mock(name: str, node: Node, protocol: str) -> TargetSpec | None:
+    from devamb.targets.mock.target import parse
+
+    return parse(name, node, protocol)
+
+
+def build_mock(spec: TargetSpec, context: TargetContext) -> Target:
+    from devamb.targets.mock.target import MockTarget
+
+    return MockTarget(spec, context)
+
+
 KINDS: dict[str, TargetKind] = {
     "url": TargetKind("url", url.parse, url.UrlTarget, ALL),  # h2c, or h2 over TLS
     "echo": TargetKind("echo", echo.parse, echo.EchoTarget, ALL),
     "docker": TargetKind("docker", parse_docker, build_docker, ALL),
-    "endpoints": TargetKind("endpoints", pool.parse, pool.PoolTarget, ALL),
-    "split": TargetKind("split", split.parse, split.SplitTarget, ALL),
+    "endpoints": TargetKind("endpoints", parse_pool, build_pool, ALL),
+    "split": TargetKind("split", parse_split, build_split, ALL),
     "shards": TargetKind("shards", parse_shards, build_shards, ALL),  # HTTP keys, or RESP
-    "mock": TargetKind("mock", mock.parse, mock.MockTarget, frozenset({"http"}) | H2_PROTOCOLS),
+    "mock": TargetKind("mock", parse_mock, build_mock, frozenset({"http"}) | H2_PROTOCOLS),
 }
 KIND_KEYS = tuple(KINDS)
 

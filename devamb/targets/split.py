@@ -42,7 +42,7 @@ from devamb.profile.schema import TargetSpec
 from devamb.proxy.errors import ERROR_HEADER
 from devamb.proxy.h2request import H2Request
 from devamb.proxy.headers import HOP_BY_HOP
-from devamb.targets.base import Target, TargetContext, TargetUnavailable
+from devamb.targets.base import MIRROR_OF, Target, TargetContext, TargetUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 KEYS = ("split", "sticky", "mirror", "mirror_max_body")
 DEFAULT_MIRROR_MAX_BODY = 64 * 1024
-MIRROR_OF = "X-Devamb-Mirror-Of"
 MIRROR_PENDING = 64  # copies in flight at most; more are skipped, so a slow mirror cannot pile up
 MAX_WEIGHT = 1_000_000
 

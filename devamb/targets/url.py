@@ -7,6 +7,7 @@ carry credentials, and a URL with credentials cannot be combined with an Authori
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.dial import Dial
 from devamb.proxy.forward import forward_http
-from devamb.proxy.h2upstream import h2_tls
 from devamb.proxy.upstream import UpstreamPool, tls_context
 from devamb.proxy.websocket import WebSocketClient
 from devamb.targets.base import H2Destination, Target, TargetContext
@@ -206,19 +206,36 @@ class UrlTarget(Target):
         self._dial = self.reach.dial = self.context.dial_via(self.spec.via)
         self._h2_place = None
         if self.context.protocol == "http":
-            tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
-            self._pool = UpstreamPool(self._host, self._port, tls, self._dial)
-            self._pool.observer = self.reach.observe
-            self.reach.ssl = tls
-            self._websockets = WebSocketClient(tls, self._dial)
+            if not self.spec.url.startswith("https:"):
+                self._http_pool()
+            # else made at the first exchange or status probe: a TLS context with the CA store
+            # loaded is ~2 MiB and tens of ms, for a target that may never be switched to
         elif self._origin.startswith("https:"):  # http2, grpc: probes check the handshake too
-            self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+            self._h2_tls = self._new_h2_tls()
             self.reach.ssl = self._h2_tls
+
+    def _http_pool(self) -> UpstreamPool:
+        tls = self._ssl()  # one context (loading the CA store is slow) for both kinds
+        self._pool = UpstreamPool(self._host, self._port, tls, self._dial)
+        self._pool.observer = self.reach.observe
+        self.reach.ssl = tls
+        self._websockets = WebSocketClient(tls, self._dial)
+        return self._pool
+
+    def refresh(self) -> asyncio.Task[None] | None:
+        if self._pool is None and self.context.protocol == "http":
+            self._http_pool()  # an https probe makes the TLS handshake: its context first
+        return super().refresh()
 
     def _ssl(self) -> ssl.SSLContext | None:
         if not self.spec.url.startswith("https:"):
             return None
         return tls_context(self.spec.tls_ca, self.spec.tls_verify)
+
+    def _new_h2_tls(self) -> ssl.SSLContext:
+        from devamb.proxy.h2upstream import h2_tls  # (h2: with HTTP/2 calls only, issue 22)
+
+        return h2_tls(self.spec.tls_ca, self.spec.tls_verify)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -236,7 +253,7 @@ class UrlTarget(Target):
         tls = None
         if self._origin.startswith("https:"):
             if self._h2_tls is None:
-                self._h2_tls = h2_tls(self.spec.tls_ca, self.spec.tls_verify)
+                self._h2_tls = self._new_h2_tls()
             tls = self._h2_tls
         self._h2_place = H2Destination(
             self._host, self._port, self._origin.split("://", 1)[1], tls=tls,
@@ -249,9 +266,8 @@ class UrlTarget(Target):
         return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
 
     async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
-        assert self._pool is not None, "target not started"
         return await forward_http(
-            self._pool,
+            self._pool or self._http_pool(),
             request,
             self.upstream_url(request.raw_path),
             exchange,

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+
+from devamb.profile.shipped import shipped_source
 
 PLAIN = """\
     services:
@@ -77,3 +81,80 @@ def test_a_docker_target_loads_the_docker_sdk(tmp_path: Path) -> None:
               box: {docker: {container: devamb-none, port: 80}}
     """
     assert under(modules_of_engine(tmp_path, profile), "docker")
+
+
+# What the demo profile (HTTP/1 services on echo and URL targets, a TCP echo) must not load:
+# each is imported by the profiles, connections or control calls that use it.
+NOT_FOR_THE_DEMO = (
+    "docker", "requests", "aiohttp", "grpc", "google.protobuf", "asyncssh", "textual", "rich",
+    "h2.connection", "hpack", "re2", "watchfiles", "anyio", "multiprocessing",
+    "devamb.targets.docker", "devamb.targets.mock", "devamb.targets.shards",
+    "devamb.targets.pool", "devamb.targets.split", "devamb.service.http2",
+    "devamb.proxy.h2conn", "devamb.proxy.h2front", "devamb.grpc.catalog",
+    "devamb.inspect.har", "devamb.inspect.diff", "devamb.service.replay_h2",
+)
+
+
+def demo_profile() -> str:
+    """The shipped demo profile with its listeners on port 0 (tests run side by side)."""
+    found = shipped_source("demo")
+    assert found is not None
+    return re.sub(r"(?m)^(\s+listen:) \d+", r"\1 0", found.read_text())
+
+
+def test_the_demo_profile_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """Issue 22 (engine RSS after start): checked on sys.modules, not on a memory figure."""
+    modules = modules_of_engine(tmp_path, demo_profile())
+    assert "devamb.targets.url" in modules and "devamb.service.tcp" in modules  # it did run
+    assert [p for p in NOT_FOR_THE_DEMO if under(modules, p)] == []
+
+
+def test_http2_and_mocks_load_their_code_when_a_profile_has_them(tmp_path: Path) -> None:
+    """The check above can fail: the same modules are loaded by a profile that uses them."""
+    profile = """\
+        services:
+          calls:
+            listen: 0
+            protocol: http2
+            target: up
+            targets:
+              up: http://127.0.0.1:9
+          web:
+            listen: 0
+            target: fake
+            targets:
+              fake: {mock: {routes: [{match: {path: /}, respond: {status: 204}}]}}
+    """
+    modules = modules_of_engine(tmp_path, profile)
+    for package in ("h2.connection", "devamb.service.http2", "devamb.targets.mock"):
+        assert under(modules, package), package
+
+
+def test_devamb_up_on_the_demo_profile_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """The same through the command line (`devamb up --headless`, the process a user runs):
+    its imports as `-X importtime` lists them, read once the engine says it is ready."""
+    path = tmp_path / "demo.yaml"
+    path.write_text(demo_profile())
+    engine = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "devamb", "up", "--headless", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env=os.environ.copy(),
+    )
+    lines: list[str] = []
+    watchdog = threading.Timer(120, engine.kill)  # an engine that never gets ready ends the read
+    watchdog.start()
+    try:
+        assert engine.stdout is not None
+        for line in engine.stdout:
+            lines.append(line)
+            if "engine ready" in line:
+                break
+    finally:
+        watchdog.cancel()
+        engine.terminate()
+        engine.wait(60)
+    assert any("engine ready" in line for line in lines), "".join(lines[-20:])
+    modules = {line.split("|")[2].strip() for line in lines
+               if line.startswith("import time:") and line.count("|") == 2}
+    assert "devamb.engine.core" in modules and "devamb.targets.url" in modules
+    assert [p for p in NOT_FOR_THE_DEMO if under(modules, p)] == []

@@ -12,24 +12,21 @@ from devamb import __version__
 from devamb.control.events import ExchangeCompleted
 from devamb.control.protocol import Conflict, ControlError, Event, ExchangeSummary, NotFound
 from devamb.engine.context import EngineContext
-from devamb.inspect.curl import to_curl
-from devamb.inspect.diff import diff_details
 from devamb.inspect.exchange import Exchange
-from devamb.inspect.filter import FilterError, compile_filter
-from devamb.inspect.grpcurl import GrpcurlError, to_grpcurl
-from devamb.inspect.har import to_har
 from devamb.inspect.redaction import Redaction
-from devamb.inspect.replay import H2_PROTOCOLS, check_replayable, send_replay
-from devamb.inspect.slow import Sample, slowest
 from devamb.service.core import Service
-from devamb.service.replay_h2 import send_h2_replay
 from devamb.wire import TCP_PROTOCOLS
+
+# The exports, the filter language, replay and diff are imported by the call that uses them,
+# not at the engine's start (its RSS, issue 22).
 
 RECORD_WAIT_STEPS = 500  # x 10 ms: how long a replay's record may take to be stored
 
 
 def compiled(filter_text: str) -> Callable[[Exchange], bool]:
     """The filter expression as a predicate; a bad one is a ControlError that shows its column."""
+    from devamb.inspect.filter import FilterError, compile_filter
+
     try:
         return compile_filter(filter_text)
     except FilterError as exc:
@@ -81,11 +78,15 @@ class InspectionDesk:
         self.ctx.store.clear()
 
     async def export_har(self, filter: str | None = None) -> dict[str, Any]:
+        from devamb.inspect.har import to_har
+
         details = [self._redaction(e).detail(e) for e in self._select(None, filter)]
         base_urls = {name: listen_url(s) for name, s in self.ctx.services.items()}
         return to_har(details, __version__, base_urls=base_urls)
 
     async def slow_statements(self, service: str, limit: int = 10) -> dict[str, Any]:
+        from devamb.inspect.slow import Sample, slowest
+
         if service not in self.ctx.services:
             raise NotFound(f"no service {service!r}")
         samples = (Sample(e.id, e.method, e.path, e.notes, e.duration_ms, e.error)
@@ -106,6 +107,8 @@ class InspectionDesk:
             detail["request_headers"] = [
                 h for h in detail["request_headers"] if h[0].lower() not in injected
             ]
+        from devamb.inspect.curl import to_curl
+
         return to_curl(detail, base)
 
     async def export_grpcurl(self, exchange_id: int) -> str:
@@ -117,6 +120,8 @@ class InspectionDesk:
         detail = self._redaction(exchange).detail(exchange)
         host, port = listen_address(service)
         protos, import_paths, protoset = schema_files(service)
+        from devamb.inspect.grpcurl import GrpcurlError, to_grpcurl
+
         try:
             return to_grpcurl(
                 detail, f"{f'[{host}]' if ':' in host else host}:{port}",
@@ -133,6 +138,8 @@ class InspectionDesk:
         ignore: list[str] | None = None,
     ) -> dict[str, Any]:
         """Send a recorded request again (to `target`, default its own); optionally diff."""
+        from devamb.inspect.replay import H2_PROTOCOLS, check_replayable, send_replay
+
         original = self._recorded(exchange_id)
         check_replayable(original)
         service = self.ctx.service(original.service)
@@ -145,6 +152,8 @@ class InspectionDesk:
         if original.protocol in H2_PROTOCOLS:
             sent_to = service.targets.get(original.target)
             injected = sent_to.injected_headers() if sent_to is not None else {}
+            from devamb.service.replay_h2 import send_h2_replay
+
             await send_h2_replay(
                 original, listen_address(service), target, token, leave_out=injected
             )
@@ -155,6 +164,8 @@ class InspectionDesk:
             raise Conflict("the replay was sent but not recorded (store full?)")
         result: dict[str, Any] = {"exchange": service.redaction.summary(copy)}
         if diff:
+            from devamb.inspect.diff import diff_details
+
             before, after = service.redaction.detail(original), service.redaction.detail(copy)
             differences = diff_details(before, after, ignore_fields=ignore or ())
             result["diff"] = [d.to_json() for d in differences]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devamb.control.protocol import Conflict, ControlError
 from devamb.engine.context import EngineContext
 from devamb.engine.desks.inspection import compiled
 from devamb.inspect.exchange import Exchange
 from devamb.service.core import Service
-from devamb.targets.mock.recording import RecordingSession
+
+if TYPE_CHECKING:  # the mock writer is imported when a recording starts
+    from devamb.targets.mock.recording import RecordingSession
 
 
 class RecordingDesk:
@@ -43,6 +45,8 @@ class RecordingDesk:
         if service in self.sessions:
             raise Conflict(f"{service!r} is already being recorded into "
                            f"{self.sessions[service].to}; stop that recording first")
+        from devamb.targets.mock.recording import RecordingSession
+
         session = RecordingSession(service, filter, path, notify=self.ctx.notice,
                                    grpc=svc.spec.protocol != "http")
         if not self.sessions:
