@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from watchfiles import Change, awatch
+
 from devamb.engine.assembly import Profile
 
 log = logging.getLogger("devamb.reload")
 DEBOUNCE_MS = 150
-POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -61,34 +62,29 @@ class Reloadable(Protocol):
     async def reload(self) -> bool: ...
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    """What tells a file changed: mtime, size and inode (None: it does not exist)."""
-    try:
-        found = path.stat()
-    except OSError:
-        return None
-    return found.st_mtime_ns, found.st_size, found.st_ino
-
-
 async def watch_profile(engine: Reloadable) -> None:
-    """Reload the engine whenever a watched file changes, once the files have been quiet for
-    DEBOUNCE_MS. The few files are polled (a stat each every POLL_SECONDS): a file watcher
-    library with its thread and async runtime cost ~2 MiB of the engine's RSS (issue 22).
-    Editors that save by replacing the file are seen too (its inode changes), and a file
-    that appears (a new .env) or goes away."""
-    loop = asyncio.get_running_loop()
+    """Reload the engine whenever a watched file changes (editors that save by replacing the
+    file are seen too: the folders are watched, not the files)."""
     while True:
-        files = sorted(watched_files(engine.profile))
-        seen = [_stamp(f) for f in files]
-        changed: set[Path] = set()
-        last_change = 0.0
-        while not changed or loop.time() - last_change < DEBOUNCE_MS / 1000:
-            await asyncio.sleep(POLL_SECONDS)
-            now = [_stamp(f) for f in files]
-            moved = {f for f, old, new in zip(files, seen, now, strict=True) if old != new}
-            if moved:
-                changed |= moved
-                last_change = loop.time()
-            seen = now
-        log.info("changed: %s", ", ".join(sorted(f.name for f in changed)))
-        await engine.reload()  # then watch the files of the profile now in force
+        files = watched_files(engine.profile)
+        folders = sorted({f.parent for f in files if f.parent.exists()})
+        restart = asyncio.Event()
+
+        def watched(_change: Change, path: str, files: set[Path] = files) -> bool:
+            return Path(path).resolve() in files
+
+        try:
+            async for changes in awatch(
+                *folders,
+                watch_filter=watched,
+                debounce=DEBOUNCE_MS,
+                recursive=False,
+                stop_event=restart,
+            ):
+                log.info("changed: %s", ", ".join(sorted({Path(p).name for _, p in changes})))
+                await engine.reload()
+                if watched_files(engine.profile) != files:
+                    restart.set()  # the set of files changed: watch the new set
+        except (OSError, RuntimeError) as exc:
+            log.warning("watching the profile stopped: %s", exc)
+            return
