@@ -87,7 +87,7 @@ def test_a_docker_target_loads_the_docker_sdk(tmp_path: Path) -> None:
 # each is imported by the profiles, connections or control calls that use it.
 NOT_FOR_THE_DEMO = (
     "docker", "requests", "aiohttp", "grpc", "google.protobuf", "asyncssh", "textual", "rich",
-    "h2.connection", "hpack", "re2", "watchfiles", "anyio", "multiprocessing",
+    "h2.connection", "hpack", "re2",
     "devamb.targets.docker", "devamb.targets.mock", "devamb.targets.shards",
     "devamb.targets.pool", "devamb.targets.split", "devamb.service.http2",
     "devamb.proxy.h2conn", "devamb.proxy.h2front", "devamb.grpc.catalog",
