@@ -85,6 +85,22 @@ class Sshd:
         self.proc.wait()
         self.proc = None
 
+    def freeze_sessions(self) -> list[int]:
+        """SIGSTOP the processes serving the connections open now (not the listener): the
+        bastion stops answering without closing anything, as a frozen host would; new
+        connections are still served by fresh forks."""
+        assert self.proc is not None
+        frozen = _descendants(self.proc.pid)
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return frozen
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
         self.kill()
 
