@@ -23,8 +23,13 @@ def keygen(path: Path, passphrase: str = "") -> Path:
 
 
 class Sshd:
-    def __init__(self, folder: Path, client_key: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path, client_key: Path | None = None, hosts: Path | None = None
+    ) -> None:
+        """`hosts`: an /etc/hosts of the bastion's own (sshd runs in a mount namespace where
+        it is bind-mounted over /etc/hosts: names only the bastion can resolve)."""
         self.dir = folder
+        self.hosts = hosts
         folder.mkdir(parents=True, exist_ok=True)
         self.host_key = keygen(folder / "host")
         self.client_key = client_key or keygen(folder / "client")
@@ -58,9 +63,11 @@ class Sshd:
             "LogLevel ERROR\n"
         )
         os.makedirs("/run/sshd", exist_ok=True)
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stderr=open(self.log, "ab"),  # noqa: SIM115
-        )
+        argv = [SSHD, "-D", "-e", "-f", str(config)]
+        if self.hosts is not None:  # unshare and sh exec: the process is sshd's own
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" /etc/hosts && exec "$@"', str(self.hosts), *argv]
+        self.proc = subprocess.Popen(argv, stderr=open(self.log, "ab"))  # noqa: SIM115
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
