@@ -92,12 +92,15 @@ class Sshd:
         self.proc.wait()
         self.proc = None
 
+    def sessions(self) -> list[int]:
+        """The processes serving connections now (the listener's descendants)."""
+        return _descendants(self.proc.pid) if self.proc is not None else []
+
     def freeze_sessions(self) -> list[int]:
         """SIGSTOP the processes serving the connections open now (not the listener): the
         bastion stops answering without closing anything, as a frozen host would; new
         connections are still served by fresh forks."""
-        assert self.proc is not None
-        frozen = _descendants(self.proc.pid)
+        frozen = self.sessions()
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
