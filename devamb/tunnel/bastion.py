@@ -194,6 +194,7 @@ class Bastion:
             lost = self._check.lost if self._check is not None else None
             self._failed(f"the SSH connection dropped{f': {lost}' if lost else ''}", fatal=False)
             await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)  # a failed retry waits longer
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         tunnel: asyncssh.SSHClientConnection | None = None
