@@ -84,3 +84,40 @@ async def test_a_frozen_bastion_is_noticed_by_keepalive_and_reconnected(
     finally:
         own_sshd.thaw(frozen)
         await echo.stop()
+
+
+@pytest.fixture
+def inner_sshd(tmp_path: Path, own_sshd: Sshd) -> Iterator[Sshd]:
+    server = Sshd(tmp_path / "inner", client_key=own_sshd.client_key).start()
+    yield server
+    server.stop()
+
+
+async def test_a_frozen_jump_hop(
+    own_sshd: Sshd, inner_sshd: Sshd, tmp_path: Path, make_engine: EngineFactory,
+    upstream: HttpUpstream,
+) -> None:
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    engine = await make_engine(
+        "version: 1\nbastions:\n" + bastion_yaml(own_sshd, outer, name="edge", keepalive="1s")
+        + bastion_yaml(inner_sshd, tmp_path, name="inner", jump="edge", keepalive="1s")
+        + "services:\n  api:\n    listen: 0\n    connect_timeout: 60s\n    target: remote\n"
+        f"    targets:\n      remote: {{url: '{upstream.url}', via: inner}}\n"
+    )
+    base = listen_url(engine, "api")
+    inner = engine.ctx.tunnels.get("inner")
+    assert inner is not None
+    frozen: list[int] = []
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"{base}/hello") as response:
+                assert response.status == 200
+            frozen = own_sshd.freeze_sessions()  # the edge goes quiet under the inner one
+            assert frozen
+            await eventually(lambda: inner.connects == 2, 90, "a reconnect through the edge")
+            assert "keepalive" in (inner.last_error or "")
+            async with client.get(f"{base}/hello") as response:
+                assert response.status == 200
+    finally:
+        own_sshd.thaw(frozen)
