@@ -153,3 +153,27 @@ async def test_ssh_agent(
     finally:
         agent.terminate()
         agent.wait()
+
+
+async def test_an_inline_ssh_via_uses_the_default_key_and_known_hosts(
+    sshd: Sshd, tmp_path: Path, make_engine: EngineFactory, upstream: HttpUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path / "inline_home"
+    (home / ".ssh").mkdir(parents=True)
+    key = home / ".ssh" / "id_ed25519"  # found as OpenSSH would find it
+    key.write_bytes(sshd.client_key.read_bytes())
+    key.chmod(0o600)
+    known_hosts(home / ".ssh", sshd)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    via = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}"
+    engine = await make_engine(
+        "version: 1\nservices:\n  api:\n    listen: 0\n    target: remote\n    targets:\n"
+        f"      remote: {{url: '{upstream.url}', via: '{via}'}}\n"
+    )
+    assert await get(engine) == 200
+    bastion = engine.ctx.tunnels.get(via)
+    assert bastion is not None and bastion.state == "up"
+    [shown] = (await engine.status())["bastions"]
+    assert shown["name"] == via and shown["state"] == "up"
