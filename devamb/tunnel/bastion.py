@@ -86,7 +86,7 @@ class Bastion:
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            conn = await self.connection(deadline - asyncio.get_running_loop().time())
+            conn = await self.connection(max(0.0, deadline - asyncio.get_running_loop().time()))
             protocol = protocol_factory()
             holder: asyncio.BaseProtocol = asyncio.Protocol() if ssl is not None else protocol
             transport = ChannelTransport(self, holder, (host, port))
