@@ -272,7 +272,8 @@ async def shoot_target_detail(out: Path) -> None:
 
 async def shoot_bastion(out: Path) -> None:
     """A target reached through an SSH bastion (a real sshd started here, tests/sshd.py): the
-    services table's `via` and the target detail's bastion line, after some traffic."""
+    dashboard's bastions panel, the services table's `via` and the target detail's bastion
+    line, after some traffic."""
     from tests.sshd import Sshd
     from tests.upstreams import HttpUpstream
 
@@ -300,7 +301,8 @@ async def shoot_bastion(out: Path) -> None:
         app = make_app(engine)
         async with app.run_test(size=SIZE) as pilot:
             await app.connected.wait()
-            await asyncio.sleep(2)
+            await asyncio.sleep(2.5)  # a status refresh brings the bastion's figures
+            await shoot(pilot, out, "bastion-dashboard")  # the dashboard's bastions panel
             await pilot.press("i")
             await wait_for(pilot, lambda: isinstance(app.screen, TargetDetail))
             await asyncio.sleep(2.5)  # a status refresh brings the bastion's figures

@@ -23,8 +23,13 @@ def keygen(path: Path, passphrase: str = "") -> Path:
 
 
 class Sshd:
-    def __init__(self, folder: Path, client_key: Path | None = None) -> None:
+    def __init__(
+        self, folder: Path, client_key: Path | None = None, hosts: Path | None = None
+    ) -> None:
+        """`hosts`: an /etc/hosts of the bastion's own (sshd runs in a mount namespace where
+        it is bind-mounted over /etc/hosts: names only the bastion can resolve)."""
         self.dir = folder
+        self.hosts = hosts
         folder.mkdir(parents=True, exist_ok=True)
         self.host_key = keygen(folder / "host")
         self.client_key = client_key or keygen(folder / "client")
@@ -58,9 +63,11 @@ class Sshd:
             "LogLevel ERROR\n"
         )
         os.makedirs("/run/sshd", exist_ok=True)
-        self.proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stderr=open(self.log, "ab"),  # noqa: SIM115
-        )
+        argv = [SSHD, "-D", "-e", "-f", str(config)]
+        if self.hosts is not None:  # unshare and sh exec: the process is sshd's own
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" /etc/hosts && exec "$@"', str(self.hosts), *argv]
+        self.proc = subprocess.Popen(argv, stderr=open(self.log, "ab"))  # noqa: SIM115
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -84,6 +91,25 @@ class Sshd:
                 os.kill(pid, signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+
+    def sessions(self) -> list[int]:
+        """The processes serving connections now (the listener's descendants)."""
+        return _descendants(self.proc.pid) if self.proc is not None else []
+
+    def freeze_sessions(self) -> list[int]:
+        """SIGSTOP the processes serving the connections open now (not the listener): the
+        bastion stops answering without closing anything, as a frozen host would; new
+        connections are still served by fresh forks."""
+        frozen = self.sessions()
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return frozen
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         self.kill()

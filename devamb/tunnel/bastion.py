@@ -53,6 +53,7 @@ class Bastion:
         self.dropped = False  # the connection dropped under open channels
         self._conn: asyncssh.SSHClientConnection | None = None
         self._hop_conns: list[asyncssh.SSHClientConnection] = []
+        self._check: HostKeyCheck | None = None  # the last hop's: it hears why the connection ends
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._fatal_until = 0.0
@@ -83,23 +84,34 @@ class Bastion:
         self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str, port: int,
         timeout: float, ssl: Any = None, server_hostname: str | None = None,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-        conn = await self.connection(timeout)
-        protocol = protocol_factory()
-        holder: asyncio.BaseProtocol = asyncio.Protocol() if ssl is not None else protocol
-        transport = ChannelTransport(self, holder, (host, port))
-        started = time.monotonic()
-        try:
-            await conn.create_connection(
-                lambda: transport, host, port, window=WINDOW,  # type: ignore[arg-type,return-value]
-            )
-        except ssh().ChannelOpenError as exc:
-            if self._conn is not conn or conn.is_closed():  # the connection went meanwhile
-                raise TunnelDown(f"bastion {self.name}: {self.reason or exc.reason}") from None
-            raise ConnectionRefusedError(
-                111, f"{exc.reason} (from {host}:{port} through bastion {self.name})"
-            ) from None
-        except (ssh().Error, OSError) as exc:
-            raise TunnelDown(f"bastion {self.name}: {exc}") from None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            conn = await self.connection(max(0.0, deadline - asyncio.get_running_loop().time()))
+            protocol = protocol_factory()
+            holder: asyncio.BaseProtocol = asyncio.Protocol() if ssl is not None else protocol
+            transport = ChannelTransport(self, holder, (host, port))
+            started = time.monotonic()
+            try:
+                await conn.create_connection(
+                    lambda t=transport: t,  # type: ignore[misc]
+                    host, port, window=WINDOW,
+                )
+                break
+            except ssh().ChannelOpenError as exc:
+                if self._conn is conn and not conn.is_closed():
+                    raise ConnectionRefusedError(
+                        111, f"{exc.reason} (from {host}:{port} through bastion {self.name})"
+                    ) from None
+                why = self.reason or exc.reason
+            except (ssh().Error, OSError) as exc:
+                if self._conn is conn and not conn.is_closed():
+                    raise TunnelDown(f"bastion {self.name}: {exc}") from None
+                why = self.reason or str(exc)
+            # the connection went while the channel was opening (a frozen bastion is only
+            # noticed by keepalive): a new exchange waits for the reconnect, as it would have
+            # had it come a moment later
+            if self._closed or asyncio.get_running_loop().time() >= deadline:
+                raise TunnelDown(f"bastion {self.name}: {why}")
         rtt = (time.monotonic() - started) * 1000
         self.rtt_ms = rtt if self.rtt_ms is None else 0.8 * self.rtt_ms + 0.2 * rtt
         if ssl is None:
@@ -179,8 +191,10 @@ class Bastion:
                 return
             self.dropped = True
             self._close_hops()
-            self._failed("the SSH connection dropped", fatal=False)
+            lost = self._check.lost if self._check is not None else None
+            self._failed(f"the SSH connection dropped{f': {lost}' if lost else ''}", fatal=False)
             await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)  # a failed retry waits longer
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
         tunnel: asyncssh.SSHClientConnection | None = None
@@ -199,6 +213,7 @@ class Bastion:
                 if refused is not None:
                     raise HostKeyRefused(refused) from exc
                 raise
+            self._check = check
             if check.accepted is not None:
                 self._notice("warning", check.accepted)
             coalesce_writes(conn)

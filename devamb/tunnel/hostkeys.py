@@ -27,6 +27,7 @@ class HostKeyCheck:
         self.path = spec.known_hosts or default_known_hosts()
         self.seen: str | None = None  # the fingerprint the server offered, when asked
         self.accepted: str | None = None  # a notice: accept_new recorded a key
+        self.lost: Exception | None = None  # why the connection ended, once it has
         self._refusal: str | None = None
 
     def known_hosts_argument(self) -> Any:
@@ -43,6 +44,9 @@ class HostKeyCheck:
                 self, host: str, addr: str, port: int, key: asyncssh.SSHKey
             ) -> bool:
                 return check.decide(host, addr, port, key)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                check.lost = exc  # e.g. "Server not responding to keepalive"
 
         return Client()
 

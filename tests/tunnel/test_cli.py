@@ -16,6 +16,7 @@ from tests.sshd import Sshd, keygen
 from tests.tunnel.conftest import bastion_yaml
 from tests.upstreams import HttpUpstream
 from ui.screens.target_detail import sections
+from ui.widgets.bastions_panel import bastions_view
 from ui.widgets.services_table import static_cells
 
 
@@ -62,6 +63,9 @@ async def test_status_shows_the_bastion(
             console.print(body)
         screen = console.export_text()
         assert "Via" in screen and "jump · up" in screen
+        panel = Console(width=120, record=True)  # the dashboard's bastions panel
+        panel.print(bastions_view(json.loads(out)["bastions"]))
+        assert "jump  up · rtt" in panel.export_text()
         service = json.loads(out)["services"][0]
         assert str(static_cells(service)["target"]) == "remote via jump"
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import devamb, free_port
-from tests.sshd import Sshd
+from tests.sshd import Sshd, keygen
 from tests.tunnel.conftest import bastion_yaml
 
 
@@ -40,3 +40,11 @@ async def test_doctor_fails_on_an_unreachable_bastion(sshd: Sshd, tmp_path: Path
     rc, out, _ = await devamb("doctor", cwd=tmp_path)
     assert rc == 1
     assert f"fail  bastion jump (ssh://{sshd.user}@127.0.0.1:{closed})" in out
+
+
+async def test_doctor_fails_on_a_key_the_bastion_does_not_take(sshd: Sshd, tmp_path: Path) -> None:
+    stranger = keygen(tmp_path / "stranger")
+    profile(tmp_path, bastion_yaml(sshd, tmp_path, identity_file=str(stranger)))
+    rc, out, _ = await devamb("doctor", cwd=tmp_path)
+    assert rc == 1
+    assert "fail  bastion jump" in out and "auth failed" in out

@@ -91,3 +91,34 @@ async def test_new_requests_fail_cleanly_while_the_bastion_is_down(
     assert bastion is not None
     await eventually(lambda: "unreachable" in (bastion.last_error or ""), 30, "the reason")
     assert bastion.state in ("down", "connecting")
+
+
+async def test_reconnect_backs_off_and_a_waiting_request_goes_through(
+    own_sshd: Sshd, tmp_path: Path, make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    engine = await make_engine(
+        "version: 1\nbastions:\n" + bastion_yaml(own_sshd, tmp_path) + "services:\n"
+        "  api:\n    listen: 0\n    connect_timeout: 60s\n    target: remote\n    targets:\n"
+        f"      remote: {{url: '{upstream.url}', via: jump}}\n"
+    )
+    base = listen_url(engine, "api")
+    bastion = engine.ctx.tunnels.get("jump")
+    assert bastion is not None
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{base}/hello") as response:
+            assert response.status == 200
+        own_sshd.kill()  # refused at once from now on: only the backoff paces the retries
+        began = asyncio.get_running_loop().time()
+        await eventually(lambda: bastion.attempts >= 4, 60, "three retries")
+        # 0.5 s, 1 s, 2 s between them: a tight loop would have made thousands by now
+        assert asyncio.get_running_loop().time() - began >= 3.0
+        assert bastion.state in ("down", "connecting") and bastion.attempts <= 6
+        assert "unreachable" in (bastion.last_error or "")
+
+        waiting = asyncio.ensure_future(client.get(f"{base}/hello"))  # waits for the reconnect
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        own_sshd.start()
+        response = await asyncio.wait_for(waiting, 90)
+        assert response.status == 200, await response.text()
+    assert bastion.state == "up" and bastion.connects == 2

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.certs import certificates
-from tests.conftest import EngineFactory, listen_url
+from tests.conftest import EngineFactory, free_port, listen_url
 from tests.sshd import Sshd
 from tests.tunnel.conftest import bastion_yaml
 from tests.upstreams import HttpUpstream, TcpUpstream, echo_bytes, pattern_digest
@@ -108,3 +108,37 @@ async def test_https_through_the_bastion_checks_the_upstream_certificate(
                 assert r.status == 502  # the certificate is checked through the tunnel too
     finally:
         await runner.cleanup()
+
+
+async def test_faults_retries_and_recording_through_the_bastion(
+    sshd: Sshd, tmp_path: Path, make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    closed = free_port()  # nothing listens there: the bastion's channel open is refused
+    engine = await make_engine(
+        "version: 1\nbastions:\n" + bastion_yaml(sshd, tmp_path) + "services:\n"
+        "  svc:\n    listen: 0\n    target: pool\n"
+        "    retries: {attempts: 2, on: [connect-failure], backoff: 10ms, budget: 1}\n"
+        "    targets:\n      pool:\n        via: jump\n"
+        f"        endpoints: ['http://127.0.0.1:{closed}', '{upstream.url}']\n"
+        "    faults:\n"
+        "      slow: {kind: latency, delay: 300ms, match: {path: /slow-me}}\n"
+        "      broken: {kind: abort, status: 503, match: {path: /broken}}\n"
+    )
+    base = listen_url(engine, "svc")
+    async with aiohttp.ClientSession() as client:
+        for _ in range(4):  # round robin: every other exchange first meets the refused one
+            async with client.get(f"{base}/hello") as response:
+                assert response.status == 200, await response.text()
+        async with client.get(f"{base}/slow-me") as response:
+            assert response.status == 200
+        async with client.get(f"{base}/broken") as response:
+            assert response.status == 503
+    found = {e.path: e for e in engine.store.all()}
+    retried = [e for e in engine.store.all() if e.path == "/hello" and e.attempts == 2]
+    assert retried and all(e.status == 200 and e.retried for e in retried)
+    assert "through bastion jump" in retried[0].retried[0]  # the channel open was refused
+    assert found["/slow-me"].faults == ["slow"]
+    assert (found["/slow-me"].duration_ms or 0) >= 300
+    assert found["/broken"].faults == ["broken"] and found["/broken"].status == 503
+    bastion = engine.ctx.tunnels.get("jump")
+    assert bastion is not None and bastion.connects == 1

@@ -174,3 +174,37 @@ async def test_a_passphrase_from_var_is_never_shown(
     assert secret not in json.dumps(status)
     assert secret not in caplog.text
     assert not [e for e in seen if secret in e]
+
+
+async def test_a_password_from_var_is_never_shown(
+    sshd: Sshd, tmp_path: Path, make_engine: EngineFactory, upstream: HttpUpstream,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """This sshd takes keys only: the password is offered to it and refused; whatever happens,
+    the password is in no status, answer, event or log line."""
+    secret = "pw-from-env-never-shown-9"
+    monkeypatch.setenv("BASTION_PASSWORD", secret)
+    caplog.set_level(logging.DEBUG)
+    stranger = keygen(tmp_path / "stranger_pw")
+    engine = await make_engine(
+        "version: 1\nbastions:\n"
+        + bastion_yaml(sshd, tmp_path, identity_file=str(stranger),
+                       password="${BASTION_PASSWORD}")
+        + service(upstream)
+    )
+    events = engine.bus.subscribe()
+    seen: list[str] = []
+
+    async def collect() -> None:
+        async for event in events:
+            seen.append(repr(event))
+
+    collector = asyncio.get_running_loop().create_task(collect())
+    status_code, code, body = await get(engine)
+    assert (status_code, code) == (502, "tunnel-down") and "auth failed" in body
+    status = await engine.status()
+    await asyncio.sleep(0.1)
+    collector.cancel()
+    assert secret not in body and secret not in json.dumps(status)
+    assert secret not in caplog.text
+    assert not [e for e in seen if secret in e]

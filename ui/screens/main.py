@@ -14,6 +14,7 @@ from devamb.control.protocol import ServiceStats, ServiceStatus, Status
 from ..messages import OpenFaults, OpenSlowStatements, OpenTargetDetail, ToggleRecording
 from ..model.traffic import TrafficStore
 from ..model.trends import Trends
+from ..widgets.bastions_panel import BastionsPanel
 from ..widgets.events_log import EventsLog
 from ..widgets.keys_footer import KeysFooter
 from ..widgets.services_table import ServicesTable
@@ -52,6 +53,7 @@ class MainScreen(Screen[None]):
             with TabPane("Dashboard", id="dashboard"):
                 yield ServicesTable(id="services")
                 yield TrendsPanel(id="trends")
+                yield BastionsPanel(id="bastions")  # shown when the profile has bastions
                 yield EventsLog(id="events")
             with TabPane("Traffic", id="traffic"):
                 yield TrafficPane(self.traffic, id="traffic-pane")
@@ -68,6 +70,7 @@ class MainScreen(Screen[None]):
         table = self.query_one(ServicesTable)
         table.recording = {str(r.get("service")) for r in status.get("recordings", [])}
         table.show(services)
+        self.query_one(BastionsPanel).show(list(status.get("bastions") or []))
         await self.query_one(TrendsPanel).set_services(names)
         self.query_one(TrafficPane).set_services(names)
 

@@ -3,6 +3,9 @@
 The footer lists the focused widget's keys, then the screen's, then the app's: at 80 columns the
 line is full before the app's `? Help` and it is cut off. Docking it right would cover the
 command palette's key (docked widgets on one edge overlap), so it goes first instead.
+
+The command palette's key is docked right, over whatever keys run that far: a key that does not
+fit before it is hidden whole (the help lists every key), never drawn half under it.
 """
 
 from __future__ import annotations
@@ -31,3 +34,20 @@ class KeysFooter(Footer):
         for widget in super().compose():  # the rest as Textual lays them out
             if not (isinstance(widget, FooterKey) and widget.action == HELP_ACTION):
                 yield widget
+
+    async def recompose(self) -> None:
+        await super().recompose()
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """Hide the keys that would run under the command palette's key (or past the edge)."""
+        palette = [w for w in self.children if w.has_class("-command-palette")]
+        limit = palette[0].region.x if palette and palette[0].display else self.region.right
+        for widget in self.children:
+            if widget in palette:
+                continue
+            # a hidden key keeps its place: the keys before it do not move
+            widget.visible = widget.region.right <= limit
