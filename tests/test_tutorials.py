@@ -16,6 +16,9 @@ and a step the reader does by hand, stopping the servers left running (Ctrl-C), 
 Ports the pages use (9001, 8001, 9002, 8002) are swapped for free ones, in commands and files.
 After a file is written the test waits for the engine to have reloaded it. The outputs the
 page promises in its prose are then checked in the test of each page.
+
+The how-to guides' `devamb` and `curl` lines (fault recipes, CI) run the same way against an
+engine of a profile with the services they name, each ```sh block after a `fault clear`.
 """
 
 from __future__ import annotations
@@ -294,3 +297,49 @@ def test_record_staging_then_work_offline(reader: Reader) -> None:
     two = reader.output_of("curl localhost:9002/products/2.json")
     assert json.loads(two[0])["error"] == "no-mock-route"
     assert json.loads(two[1]) == {"id": "2", "name": "product 2", "price": 10}
+
+
+# --- how-to guides: their commands are accepted by a running engine ------------------------------
+
+HOWTO_SERVICES = """\
+  cache: {listen: 0, protocol: redis, targets: {local: "tcp://127.0.0.1:8001"}}
+  db: {listen: 0, protocol: postgres, targets: {local: "tcp://127.0.0.1:8001"}}
+  inventory: {listen: 0, protocol: grpc, targets: {local: "http://127.0.0.1:8001"}}
+"""  # what the guides' commands name besides payments
+
+
+def howto_profile() -> str:
+    """The fault recipes' scenario profile, with the other services the guides use, a mock
+    target for `devamb switch payments mock` and `header_faults` for the header recipe."""
+    text = next(b for b in _yaml_blocks(DOCS / "fault-recipes.md") if "scenarios:" in b)
+    targets = "    targets: {local: http://127.0.0.1:8001}\n"
+    assert targets in text and "\nscenarios:" in text
+    text = text.replace(targets, (
+        "    header_faults: true\n    target: local\n    targets:\n"
+        "      local: http://127.0.0.1:8001\n"
+        "      mock: {mock: {routes: [{match: {path: /charge}, respond: {json: {ok: true}}}]}}\n"))
+    return text.replace("\nscenarios:", "\n" + HOWTO_SERVICES + "scenarios:")
+
+
+def devamb_lines(page: Path) -> list[list[Step]]:
+    """The ```sh blocks' lines that run `devamb` or `curl` (not the app's own test runners)."""
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+        lines = [line for line in block.splitlines() if line.startswith(("devamb ", "curl "))]
+        if lines:
+            found.append([Step("run", line, where=page.name) for line in lines])
+    return found
+
+
+@pytest.mark.parametrize("page", ["fault-recipes.md", "ci.md"])
+def test_howto_commands_work(page: str, reader: Reader) -> None:
+    reader.cwd.joinpath("devamb.yaml").write_text(reader.swap_ports(howto_profile()))
+    blocks = devamb_lines(DOCS / page)
+    assert sum(len(b) for b in blocks) >= 8
+    for block in blocks:
+        if not any(s.text.startswith("devamb up") for s in block):
+            if not reader.engine_running():
+                reader.bash("devamb up --detach", page)
+            reader.bash("devamb fault clear", page)  # each recipe on its own
+        for step in block:
+            reader.run(step)
