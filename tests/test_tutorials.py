@@ -1,4 +1,5 @@
-"""The tutorials run as written: every command of their ```sh blocks, in order, in a fresh folder.
+"""The tutorials run as written: every command of their ```sh blocks, in order, in a fresh folder
+(and the README's one-minute demo, on a copy of the demo profile with free ports).
 
 A page is read up to its "Where next" heading. Each ```sh line runs in bash (with `devamb` this
 tree's CLI), in the folder the page's own `mkdir X && cd X` / `cd X` lines lead to, and must exit
@@ -343,3 +344,31 @@ def test_howto_commands_work(page: str, reader: Reader) -> None:
             reader.bash("devamb fault clear", page)  # each recipe on its own
         for step in block:
             reader.run(step)
+
+
+# --- the README's one-minute demo ----------------------------------------------------------------
+
+
+def test_readme_demo_runs(tmp_path: Path) -> None:
+    """The README's demo commands, on a copy of profiles/demo.yaml with free ports (`-p demo`
+    names profiles/demo.yaml of the folder the commands run in)."""
+    ports = {page: str(free_port()) for page in ("9000", "9001", "8001", "6390")}
+    reader = Reader(tmp_path, ports)
+    demo = (ROOT / "profiles" / "demo.yaml").read_text(encoding="utf-8")
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "demo.yaml").write_text(reader.swap_ports(demo), encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tour = readme.split("## A one-minute demo", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", tour, re.S)
+    assert block is not None
+    lines = [line for line in block[1].splitlines() if line.strip()]
+    assert len(lines) >= 8 and lines[-1].startswith("devamb -p demo down")
+    try:
+        reader.bash("devamb up demo --detach", "README.md")  # in place of the TUI of --demo
+        for line in lines:
+            reader.run(Step("run", line, where="README.md"))
+    finally:
+        reader.bash("devamb -p demo down || true", "README.md")
+    echo = json.loads(reader.output_of("curl localhost:9001/hello")[0])
+    assert (echo["service"], echo["path"]) == ("api", "/hello")
+    assert "502" in reader.output_of("curl -i localhost:9001/hello")[0].splitlines()[0]
