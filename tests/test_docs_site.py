@@ -44,6 +44,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_mermaid_blocks_become_diagrams(site: Path) -> None:
+    """mkdocs.yml's superfences custom fence: a ```mermaid block is drawn, not shown as code."""
+    pages = [p for p in (ROOT / "docs").rglob("*.md") if "```mermaid" in p.read_text("utf-8")]
+    assert pages
+    for page in pages:
+        built = site / page.relative_to(ROOT / "docs").with_suffix("") / "index.html"
+        assert '<pre class="mermaid"><code>' in built.read_text(encoding="utf-8"), page.name
+
+
 def top_level_commands() -> set[str]:
     """The commands `devamb --help` lists."""
     proc = subprocess.run(
