@@ -5,8 +5,10 @@ what the relay does at a command boundary when command-level faults are armed
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.wire.follower import (
     FORWARD,
     Action,
@@ -63,6 +65,20 @@ class Following(Exchanges):
 
     def connection(self) -> Exchange:
         return self.relay.exchange
+
+    def origin(self) -> Origin:
+        conn = self.relay.exchange
+        return Origin(self.service.name, conn.target, self.service.spec.protocol, conn.client,
+                      conn.id, self.service.spec.inspect.bodies)
+
+    def new_id(self) -> int:
+        return self.relay.listener.recorder.new_id()
+
+    def record(self, lazy: LazyExchange) -> None:
+        self.relay.listener.recorder.record_many(self.service, [lazy])
+
+    def record_many(self, records: Sequence[LazyExchange]) -> None:
+        self.relay.listener.recorder.record_many(self.service, records)
 
     # -- bytes --------------------------------------------------------------------------------
 

@@ -66,10 +66,12 @@ class Reader:
         "_stack",
         "_take",
         "commands",
+        "ends",
     )
 
     def __init__(self, commands: bool, keep: int = 256) -> None:
         self.commands = commands
+        self.ends = True  # a client's command knows its `end` and `size` (else 0: faster)
         self._keep = keep  # bytes kept of each top-level element
         self._line = bytearray()  # a line arriving over several chunks (bounded: MAX_LINE)
         self._body_left = 0  # bytes of a bulk body still to come
@@ -120,11 +122,14 @@ class Reader:
             self._on_line(line, consumed, i, out)
 
     def _fast_commands(self, data: bytes, out: list[Message]) -> int:
-        """Commands of short arguments at the start of `data`; the position after them."""
+        """Commands of short arguments at the start of `data`; the position after them. Each
+        command's `size` and `end` only when `ends` (a gating follower splits there)."""
         tokens = data.split(b"\r\n")
         last = len(tokens) - 1  # the bytes after the final CRLF: never a whole token
         keep = self._keep
         append = out.append
+        head_of = FAST_HEADS.get
+        ends = self.ends
         i = pos = 0
         while i < last:
             count = FAST_ARGS.get(tokens[i])
@@ -134,18 +139,20 @@ class Reader:
             if end > last:
                 break
             values = tokens[i + 2 : end : 2]
-            sizes = [len(v) for v in values]
-            if tokens[i + 1 : end : 2] != [FAST_HEADS.get(size) for size in sizes]:
+            sizes = list(map(len, values))
+            if tokens[i + 1 : end : 2] != list(map(head_of, sizes)):
                 break
-            pos += len(tokens[i]) + 2 + sum(sizes) + sum(map(len, tokens[i + 1 : end : 2])) \
-                + 4 * count
             items = values if count <= ITEMS_KEPT else values[:ITEMS_KEPT]
             if max(sizes) > keep:
                 items = [v[:keep] for v in items]
-            append(Message("*", count, items=items, sizes=sizes[:SIZES_KEPT],
-                           size=pos - (out[-1].end if out else 0), end=pos))
+            if ends:
+                size = sum(map(len, tokens[i:end])) + 2 * (end - i)
+                pos += size
+                append(Message("*", count, b"", items, sizes, False, size, pos))
+            else:
+                append(Message("*", count, b"", items, sizes))
             i = end
-        return pos
+        return pos if ends else sum(map(len, tokens[:i])) + 2 * i
 
     def _fast_replies(self, data: bytes, out: list[Message]) -> int:
         """Simple replies and short bulk strings at the start of `data`; the position after."""
