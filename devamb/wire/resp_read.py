@@ -28,6 +28,11 @@ LINES = frozenset(b"+-:_,#(")  # status, error, integer; RESP3 null, double, boo
 FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
+# A fast-path simple reply's items and sizes: one shared empty list each (never added to: the
+# reader adds only to the message it is building; a message it returned is not changed again).
+NO_ITEMS: list[bytes] = []
+NO_SIZES: list[int] = []
+SIMPLE_KINDS = {b"+": "+", b":": ":", b"-": "-"}
 FAST_CHUNK = 1024 * 1024  # bytes; a larger chunk is read by the general reader only
 
 
@@ -170,19 +175,21 @@ class Reader:
                     if token != b"$-1":
                         break
                     pos += 5
-                    append(Message("$", -1, size=5, end=pos))
+                    append(Message("$", -1, b"", NO_ITEMS, NO_SIZES, False, 5, pos))
                     i += 1
                     continue
                 if i + 1 >= last or len(tokens[i + 1]) != size:
                     break
                 length = len(token) + size + 4
                 pos += length
-                append(Message("$", size, items=[tokens[i + 1][:keep]], size=length, end=pos))
+                append(Message("$", size, b"", [tokens[i + 1][:keep]], NO_SIZES, False, length,
+                               pos))
                 i += 2
-            elif head in (b"+", b":", b"-"):
-                pos += len(token) + 2
-                append(Message(head.decode(), text=token[1 : 1 + LINE_KEPT],
-                               size=len(token) + 2, end=pos))
+            elif head in SIMPLE_KINDS:
+                size = len(token) + 2
+                pos += size
+                append(Message(SIMPLE_KINDS[head], 0, token[1 : 1 + LINE_KEPT], NO_ITEMS,
+                               NO_SIZES, False, size, pos))
                 i += 1
             else:
                 break
