@@ -22,6 +22,8 @@ class Recorder:
         self.store = store
         self.bus = bus
         self._ids = itertools.count(1)
+        # an id for a record opened without `begin` (a lazy one: see `record_many`)
+        self.new_id: Callable[[], int] = self._ids.__next__
         self.replay_token = new_token()  # marks the engine's own replays to its listeners
         self.watchers: list[Callable[[Service, Exchange], None]] = []  # e.g. mock recordings
 
@@ -47,10 +49,6 @@ class Recorder:
         if self.bus.has_subscribers:
             summary = service.redaction.summary(exchange)
             self.bus.publish(ExchangeCompleted(summary, exchange))
-
-    def new_id(self) -> int:
-        """An id for a record opened without `begin` (a lazy one: see `record`)."""
-        return next(self._ids)
 
     def record_many(self, service: Service, records: Sequence[LazyExchange]) -> None:
         """Completed lazy records (a wire connection's commands) counted and stored as they

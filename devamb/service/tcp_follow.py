@@ -40,6 +40,7 @@ class Following(Exchanges):
         options = FollowerOptions(redact_params=service.spec.redact_params)
         factory = follower_for(service.spec.protocol)
         assert factory is not None
+        self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
         self.follower: Follower = factory(self, options)
 
     @classmethod
@@ -70,9 +71,6 @@ class Following(Exchanges):
         conn = self.relay.exchange
         return Origin(self.service.name, conn.target, self.service.spec.protocol, conn.client,
                       conn.id, self.service.spec.inspect.bodies)
-
-    def new_id(self) -> int:
-        return self.relay.listener.recorder.new_id()
 
     def record(self, lazy: LazyExchange) -> None:
         self.relay.listener.recorder.record_many(self.service, [lazy])

@@ -63,6 +63,9 @@ STATEFUL = frozenset(n.encode() for n in (
     *resp_cmd.SUBSCRIBE, *resp_cmd.UNSUBSCRIBE))
 
 
+NAMES: dict[bytes, str] = {}  # a command's first word as sent -> its STATEFUL name, or ""
+
+
 class _Pending(LazyExchange):
     """A command forwarded and waiting for its reply, then its record (the Exchange is built
     when read: `build`); or devamb's own answer waiting its turn (`answer`, no record)."""
@@ -391,8 +394,13 @@ class RedisFollower(Follower):
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        first = msg.items[0].upper() if msg.items else b""
-        name = first.decode("latin-1") if first in STATEFUL else ""
+        first = msg.items[0] if msg.items else b""
+        name = NAMES.get(first)
+        if name is None:
+            upper = first.upper()
+            name = upper.decode("latin-1") if upper in STATEFUL else ""
+            if len(NAMES) < 4096:
+                NAMES[first] = name
         record = _Pending(self.sink.new_id(), origin, msg, self._wall, self._t0, name)
         record.db, record.protocol, record.queued = self.db, self.protocol, self.multi
         if self.fault_names:
