@@ -36,6 +36,7 @@ from tests.wire.pg import PASSWORD, USER, Cluster, pg_bin, start_cluster  # noqa
 LOAD_CPU, PROXY_CPU = 0, 1
 GOAL = 0.8
 TPS = re.compile(r"tps = ([\d.]+) \(without initial connection time\)")
+PROCESSED = re.compile(r"number of transactions actually processed: (\d+)")
 
 
 def start_devamb(children: Children, folder: Path, redis: int, pg: int) -> dict[str, int]:
@@ -73,21 +74,27 @@ def redis_benchmark(port: int, pipeline: int, requests: int) -> dict[str, float]
     return found
 
 
-def pgbench(binaries: Path, port: int, clients: int, seconds: int, init: bool = False) -> float:
+def pgbench(binaries: Path, port: int, clients: int, seconds: int,
+            init: bool = False) -> tuple[float, int]:
+    """(tps, transactions processed)."""
     env = dict(os.environ, PGPASSWORD=PASSWORD, PGSSLMODE="disable")
     common = ["-h", "127.0.0.1", "-p", str(port), "-U", USER]
     if init:
         argv = [str(binaries / "pgbench"), "-i", "-q", "-s", "1", *common, "postgres"]
         subprocess.run(argv, env=env, capture_output=True, check=True, timeout=300)
-        return 0.0
+        return 0.0, 0
     argv = [str(binaries / "pgbench"), "-S", "-n", "-c", str(clients), "-j", str(clients),
             "-T", str(seconds), *common, "postgres"]
     done = subprocess.run(pinned(argv, LOAD_CPU), env=env, capture_output=True, text=True,
                           timeout=seconds + 120)
-    match = TPS.search(done.stdout)
-    if match is None:
+    match, processed = TPS.search(done.stdout), PROCESSED.search(done.stdout)
+    if match is None or processed is None:
         raise RuntimeError(f"pgbench on port {port} gave no tps: {done.stderr[-500:]}")
-    return float(match.group(1))
+    return float(match.group(1)), int(processed.group(1))
+
+
+def _cpu(pid: int) -> float:
+    return cpu_seconds(pid) or 0.0
 
 
 def ratio_line(name: str, value: float, goal: float, missed: list[str]) -> str:
@@ -116,7 +123,7 @@ def main() -> int:
     cluster: Cluster | None = None
     redis_rps: dict[str, dict[str, list[float]]] = {}  # subject -> "SET P16" -> per round
     pg_tps: dict[str, dict[int, list[float]]] = {}  # subject -> clients -> per round
-    cpu: dict[str, list[float]] = {}  # "redis P16" -> devamb µs per request
+    cpu: dict[str, list[float]] = {}  # "redis P16", "postgres c8" -> devamb µs per request
     try:
         with Children(folder) as children:
             redis_port = free_port()
@@ -134,17 +141,21 @@ def main() -> int:
             for round_ in range(args.rounds):
                 for pipeline in (1, 16):
                     for name, port in redis_subjects.items():
-                        before = cpu_seconds(devamb)
+                        before = _cpu(devamb)
                         for test, rps in redis_benchmark(port, pipeline, args.requests).items():
                             redis_rps.setdefault(name, {}).setdefault(f"{test} P{pipeline}",
                                                                        []).append(rps)
-                        used = (cpu_seconds(devamb) - before) / (2 * args.requests) * 1e6
+                        used = (_cpu(devamb) - before) / (2 * args.requests) * 1e6
                         if name != "direct":
                             cpu.setdefault(f"{name} P{pipeline}", []).append(used)
                 for clients in (1, 8):
                     for name, port in pg_subjects.items():
-                        tps = pgbench(binaries, port, clients, args.seconds)
+                        before = _cpu(devamb)
+                        tps, done = pgbench(binaries, port, clients, args.seconds)
                         pg_tps.setdefault(name, {}).setdefault(clients, []).append(tps)
+                        if name != "direct" and done:
+                            cpu.setdefault(f"{name} c{clients}", []).append(
+                                (_cpu(devamb) - before) / done * 1e6)
                 print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     except (StartError, RuntimeError, subprocess.SubprocessError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -185,6 +196,10 @@ def main() -> int:
     print("| --- | ---: | ---: |")
     for name in ("tcp", "redis"):
         print(f"| {name} relay | {med(cpu[f'{name} P1']):.1f} | {med(cpu[f'{name} P16']):.1f} |")
+    print("\n| devamb CPU µs per pgbench -S query | c1 | c8 |")
+    print("| --- | ---: | ---: |")
+    for name in ("tcp", "postgres"):
+        print(f"| {name} relay | {med(cpu[f'{name} c1']):.1f} | {med(cpu[f'{name} c8']):.1f} |")
     print("\n| goal | ratio | wanted | |")
     print("| --- | ---: | ---: | --- |")
     for name, value in ratios:

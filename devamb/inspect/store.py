@@ -15,10 +15,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
 from devamb.inspect.exchange import Exchange
+from devamb.inspect.lazy import LazyExchange, real
+
+Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when read
 
 DEFAULT_KEEP = 5000  # per service
 DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
@@ -28,7 +32,7 @@ _BY_ID = attrgetter("id")
 
 @dataclass(slots=True)
 class _Kept:
-    exchange: Exchange
+    exchange: Entry
     size: int
     completed: int  # the store's completion sequence: budget eviction drops the lowest first
 
@@ -36,9 +40,10 @@ class _Kept:
 class ExchangeStore:
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self.budget = budget
-        self._rings: dict[str, deque[Exchange]] = {}  # per service, in completion order
+        self._rings: dict[str, deque[Entry]] = {}  # per service, in completion order
         self._keep: dict[str, int] = {}
-        self._kept: dict[int, _Kept] = {}  # by exchange id: every exchange the rings hold
+        # by exchange id: every exchange the rings hold (a lazy record is its own entry)
+        self._kept: dict[int, _Kept | LazyExchange] = {}
         self._completed = itertools.count()
         self.bytes = 0
 
@@ -46,7 +51,7 @@ class ExchangeStore:
         self._keep[service] = keep
         self._rings.setdefault(service, deque())
 
-    def add(self, exchange: Exchange) -> None:
+    def add(self, exchange: Entry) -> None:
         """Keep a completed exchange; O(1) apart from the exchanges it pushes out."""
         if exchange.id in self._kept:  # the same record twice: keep the first place
             return
@@ -62,7 +67,29 @@ class ExchangeStore:
         while self.bytes > self.budget and self._evict_oldest():
             pass
 
-    def _drop(self, exchange: Exchange) -> None:
+    def add_lazy(self, records: Sequence[LazyExchange]) -> None:
+        """Keep completed lazy records (a wire connection's commands): `add`, lean (each
+        record is its own entry and is sized once, as a record of its kind)."""
+        rings, kept, budget = self._rings, self._kept, self.budget
+        completed = self._completed
+        for record in records:
+            if record.id in kept:
+                continue
+            service = record.origin.service
+            ring = rings.get(service)
+            if ring is None:
+                ring = rings[service] = deque()
+            record.size = size = record.approx_size()
+            record.completed = next(completed)
+            ring.append(record)
+            kept[record.id] = record
+            self.bytes += size
+            if len(ring) > self._keep.get(service, DEFAULT_KEEP):
+                self._drop(ring.popleft())
+            while self.bytes > budget and self._evict_oldest():
+                pass
+
+    def _drop(self, exchange: Entry) -> None:
         kept = self._kept.get(exchange.id)
         if kept is not None and kept.exchange is exchange:
             del self._kept[exchange.id]
@@ -77,24 +104,25 @@ class ExchangeStore:
         self._drop(ring.popleft())
         return True
 
-    def _completion(self, exchange: Exchange) -> int:
+    def _completion(self, exchange: Entry) -> int:
         kept = self._kept.get(exchange.id)
         return kept.completed if kept is not None else -1
 
     def get(self, exchange_id: int) -> Exchange | None:
         kept = self._kept.get(exchange_id)
-        return kept.exchange if kept is not None else None
+        return real(kept.exchange) if kept is not None else None
 
     def all(self) -> list[Exchange]:
         """Every kept exchange, in id order (the order they started)."""
-        return sorted((kept.exchange for kept in self._kept.values()), key=_BY_ID)
+        return [real(e) for e in sorted((kept.exchange for kept in self._kept.values()),
+                                        key=_BY_ID)]
 
     def recent(self, limit: int) -> list[Exchange]:
         """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
         exchanges = (kept.exchange for kept in self._kept.values())
-        return sorted(heapq.nlargest(limit, exchanges, key=_BY_ID), key=_BY_ID)
+        return [real(e) for e in sorted(heapq.nlargest(limit, exchanges, key=_BY_ID), key=_BY_ID)]
 
     def clear(self) -> None:
         for ring in self._rings.values():

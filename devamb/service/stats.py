@@ -6,6 +6,7 @@ import bisect
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 
 from devamb.control.protocol import ServiceStats
 
@@ -62,6 +63,16 @@ class ServiceCounters:
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
         self._samples.append((self._clock(), duration_ms, error))
+
+    def finished_many(self, duration_ms: float, error: bool, count: int, target: str) -> None:
+        """`count` exchanges that took as long and ended alike (wire commands answered in one
+        chunk), none counted by `started`: `finished` once for them all."""
+        self.buckets[bisect.bisect_left(self.BUCKETS, duration_ms)] += count
+        self.duration_sum += duration_ms * count
+        self.per_target[target] = self.per_target.get(target, 0) + count
+        self.requests += count
+        self.errors += error * count
+        self._samples.extend(repeat((self._clock(), duration_ms, error), count))
 
     def snapshot(self) -> ServiceStats:
         now = self._clock()

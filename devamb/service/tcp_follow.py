@@ -5,8 +5,10 @@ what the relay does at a command boundary when command-level faults are armed
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.wire.follower import (
     FORWARD,
     Action,
@@ -38,6 +40,7 @@ class Following(Exchanges):
         options = FollowerOptions(redact_params=service.spec.redact_params)
         factory = follower_for(service.spec.protocol)
         assert factory is not None
+        self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
         self.follower: Follower = factory(self, options)
 
     @classmethod
@@ -63,6 +66,17 @@ class Following(Exchanges):
 
     def connection(self) -> Exchange:
         return self.relay.exchange
+
+    def origin(self) -> Origin:
+        conn = self.relay.exchange
+        return Origin(self.service.name, conn.target, self.service.spec.protocol, conn.client,
+                      conn.id, self.service.spec.inspect.bodies)
+
+    def record(self, lazy: LazyExchange) -> None:
+        self.relay.listener.recorder.record_many(self.service, [lazy])
+
+    def record_many(self, records: Sequence[LazyExchange]) -> None:
+        self.relay.listener.recorder.record_many(self.service, records)
 
     # -- bytes --------------------------------------------------------------------------------
 

@@ -26,13 +26,18 @@ PostgreSQL is wire/postgres.py; the Redis follower plugs in the same way (wire/r
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from devamb.inspect.lazy import LazyExchange, Origin
+
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
+
+_IDS = itertools.count(1_000_000_000)  # a sink's own ids (the relay's come from the recorder)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,26 @@ class Exchanges(ABC):
     @abstractmethod
     def connection(self) -> Exchange:
         """The connection's own record (startup, opaque reason go in its notes)."""
+
+    # A follower on a hot path completes `LazyExchange`s rather than exchanges: `new_id` when
+    # the command starts, `record` when it completes (the Exchange is built when read).
+
+    def origin(self) -> Origin:
+        """What every record of this connection shares (service, target, client...)."""
+        conn = self.connection()
+        return Origin(conn.service, conn.target, conn.protocol, conn.client, conn.id)
+
+    def new_id(self) -> int:
+        return next(_IDS)
+
+    def record(self, lazy: LazyExchange) -> None:
+        """A lazy record is complete: by default built now and finished as an exchange."""
+        self.finish(lazy.materialise())
+
+    def record_many(self, records: Sequence[LazyExchange]) -> None:
+        """Records completed together (the replies in one chunk from the server)."""
+        for lazy in records:
+            self.record(lazy)
 
 
 @dataclass

@@ -10,7 +10,10 @@ as it passes (2 GiB of body costs a counter, not memory).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
+
+_LENGTH = struct.Struct("!I").unpack_from
 
 
 class Malformed(ValueError):
@@ -18,7 +21,7 @@ class Malformed(ValueError):
 
 
 class Splitter:
-    __slots__ = ("body", "end", "head", "keep", "left", "length", "on_message", "single",
+    __slots__ = ("body", "end", "head", "keep", "kept", "left", "length", "on_message", "single",
                  "type", "typed", "want")
 
     def __init__(self, typed: bool, keep: Callable[[int], int],
@@ -26,6 +29,7 @@ class Splitter:
         self.typed = typed
         self.single = False
         self.keep = keep
+        self.kept = [keep(kind) for kind in range(256)]  # `keep` of each type, looked up
         self.on_message = on_message
         self.head = bytearray()
         self.body = bytearray()
@@ -42,6 +46,8 @@ class Splitter:
 
     def feed(self, data: bytes | bytearray) -> None:
         i, n = 0, len(data)
+        if self.typed and self.left < 0 and not self.head and type(data) is bytes:
+            i = self._whole(data, n)
         while i < n:
             if self.left < 0:
                 if self.single:
@@ -92,3 +98,24 @@ class Splitter:
                 self.left = -1
                 self.end = i
                 self.on_message(self.type, bytes(self.body), self.length)
+
+    def _whole(self, data: bytes, n: int) -> int:
+        """The typed messages that are whole in `data` from its start (the common case, in
+        one loop); the offset of the first that is not."""
+        i = 0
+        kept, on_message = self.kept, self.on_message
+        while n - i >= 5 and not self.single:
+            kind = data[i]
+            length = _LENGTH(data, i + 1)[0]
+            if length < 4:
+                raise Malformed(f"message length {length} (below 4)")
+            end = i + 1 + length
+            if end > n:
+                break
+            want = kept[kind]
+            body = data[i + 5 : min(i + 5 + want, end)] if want else b""
+            i = self.end = end
+            on_message(kind, body, length - 4)
+            if not self.typed or self.left >= 0 or self.head:
+                break  # (a handler changed how the rest is read)
+        return i

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from time import perf_counter
+from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
+from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.wire import pg_codec as pg
 from devamb.wire.follower import (
     Action,
@@ -63,11 +64,62 @@ def _keep_server(kind: int) -> int:
     return 0 if kind in (0x44, 0x64) else SERVER_KEPT  # DataRow, CopyData: counted
 
 
+class _Record(LazyExchange):
+    """A statement's record as the follower fills it in (its `notes`, `error`...); the
+    Exchange (method, path, the statement as the request body) is built when it is read."""
+
+    __slots__ = ("error", "faults", "method", "notes", "sql", "started", "t1", "wall")
+
+    def __init__(self, exchange_id: int, origin: Origin, sql: str,
+                 notes: dict[str, Any]) -> None:
+        self.id = exchange_id
+        self.origin = origin
+        self.built = None
+        self.sql = sql
+        self.notes = notes
+        self.error: str | None = None
+        self.method: str | None = None  # (else the statement's first word)
+        self.faults: list[str] | None = None
+        self.started = perf_counter()
+        self.wall = time()
+        self.t1: float | None = None
+
+    def finish(self, error: str | None = None) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        self.t1 = perf_counter()
+
+    @property
+    def duration_ms(self) -> float:
+        return ((self.t1 or self.started) - self.started) * 1000
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def build(self) -> Exchange:
+        exchange = self.origin.exchange(self.id, self.wall, self.started)
+        raw = self.sql.encode("utf-8", "replace")
+        method = self.method
+        if method is None:
+            verb = VERB.match(raw)
+            method = verb.group(1).decode().upper() if verb else self.notes["sql"]["kind"].upper()
+        exchange.method = method
+        exchange.path = _one_line(self.sql)
+        exchange.request_body.add(raw)
+        exchange.notes = self.notes
+        if self.faults:
+            exchange.faults = list(self.faults)
+        exchange.error = self.error
+        exchange.duration_ms = self.duration_ms
+        return exchange
+
+
 @dataclass(eq=False)
 class _Pending:
     """A statement waiting for the server's answer."""
 
-    exchange: Exchange
+    exchange: _Record
     sync: int  # the sync point (Query or Sync) whose ReadyForQuery ends it
     kind: str
     rows: int = 0
@@ -88,7 +140,6 @@ class PostgresFollower(Follower):
         self.portals: dict[str, tuple[str, list[str | bytes | None]]] = {}
         self.waiting: list[_Pending] = []
         self.unit_parses: list[tuple[str, list[int]]] = []  # Parse without Execute so far
-        self.unit_started: Exchange | None = None
         self.in_unit = False  # an extended-protocol unit is open (up to its Sync)
         self.status = "I"
         self.started = False  # the StartupMessage passed
@@ -110,6 +161,8 @@ class PostgresFollower(Follower):
         self.released_items: list[Item] = []  # answers `resolve` made that can go at once
         self.held_since: float | None = None
         self.out: list[Item] = []  # what the gate lets go, in order
+        self.done: list[_Record] = []  # records completed by the server's chunk being read
+        self._origin: Origin | None = None
 
     # -- the relay's calls ----------------------------------------------------------------
 
@@ -147,9 +200,12 @@ class PostgresFollower(Follower):
         try:
             self.server.feed(data)
         except Malformed as exc:
+            self._record_done()
             self.lose_sync(f"server: {exc}")
         except Exception as exc:
+            self._record_done()
             self.lose_sync(f"devamb could not follow the server: {exc!r}")
+        self._record_done()
         if not self.splits:
             return None
         pieces: list[bytes] = []
@@ -188,6 +244,7 @@ class PostgresFollower(Follower):
             if not pending.done:
                 self._finish(pending, error=f"no answer: {why}")
         self.waiting.clear()
+        self._record_done()
 
     # -- gating ---------------------------------------------------------------------------
 
@@ -300,7 +357,7 @@ class PostgresFollower(Follower):
             return
         exchange.notes["sql"]["transaction"] = pg.TRANSACTION[ord(self._answered_status())]
         exchange.finish(error=f"{sqlstate} {text}{injected}")
-        self.sink.finish(exchange)
+        self.sink.record(exchange)
         items = self._inject(pg.error_response(sqlstate, text))
         if kind == 0x51:
             items += self._inject(pg.ready_for_query(self._answered_status()))
@@ -312,7 +369,7 @@ class PostgresFollower(Follower):
         sql = self._decision_sql(message[0], message)
         exchange = self._begin(sql, "simple" if message[0] == 0x51 else "extended")
         exchange.finish(error=action.reason or "connection closed by a fault")
-        self.sink.finish(exchange)
+        self.sink.record(exchange)
 
     def _decision_sql(self, kind: int, message: bytes) -> str:
         if kind == 0x51:
@@ -324,16 +381,15 @@ class PostgresFollower(Follower):
 
     # -- records --------------------------------------------------------------------------
 
-    def _begin(self, sql: str, kind: str, **extra: Any) -> Exchange:
-        exchange = self.sink.begin()
-        raw = sql.encode("utf-8", "replace")
-        verb = VERB.match(raw)
-        exchange.method = verb.group(1).decode().upper() if verb else kind.upper()
-        exchange.path = _one_line(sql)
-        exchange.request_body.add(raw)
-        truncated = len(raw) >= SQL_KEPT
-        exchange.notes["sql"] = {"statement": sql, "truncated": truncated, "kind": kind,
-                                 "connection": self.sink.connection().id, **extra}
+    def _begin(self, sql: str, kind: str, **extra: Any) -> _Record:
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = self.sink.origin()
+        # (4 bytes a character at most: only a long text can have reached the cut)
+        truncated = len(sql) * 4 >= SQL_KEPT and len(sql.encode("utf-8", "replace")) >= SQL_KEPT
+        note = {"statement": sql, "truncated": truncated, "kind": kind,
+                "connection": origin.connection, **extra}
+        exchange = _Record(self.sink.new_id(), origin, sql, {"sql": note})
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
@@ -351,11 +407,15 @@ class PostgresFollower(Follower):
             if len(pending.tags) > 1:
                 note["tags"] = list(pending.tags)
         note["rows"] = pending.rows
-        pending.exchange.status = None
         pending.exchange.finish(error=error)
-        self.sink.finish(pending.exchange)
+        self.done.append(pending.exchange)
 
-    def _pending(self, exchange: Exchange, kind: str) -> _Pending:
+    def _record_done(self) -> None:
+        if self.done:
+            self.sink.record_many(self.done)
+            self.done = []
+
+    def _pending(self, exchange: _Record, kind: str) -> _Pending:
         # the sync point it belongs to: the next Query or Sync forwarded
         pending = _Pending(exchange, self.syncs_sent + 1, kind)
         self.waiting.append(pending)
@@ -457,7 +517,7 @@ class PostgresFollower(Follower):
             exchange = self._begin(f"cancel backend {pid}", "cancel")
             exchange.method = "CANCEL"
             exchange.finish()
-            self.sink.finish(exchange)
+            self.sink.record(exchange)
         elif code == pg.PROTOCOL_3:
             params = pg.startup_params(body)
             for key in ("user", "database", "application_name"):
@@ -549,7 +609,7 @@ class PostgresFollower(Follower):
                                    payload=payload, pid=pid)
             exchange.method = "NOTIFY"
             exchange.finish()
-            self.sink.finish(exchange)
+            self.done.append(exchange)
         elif kind == 0x4E:  # NoticeResponse
             if head is not None:
                 head.exchange.notes["sql"]["notices"] = (

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from dataclasses import dataclass, field
+from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
+from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.wire import resp_cmd
 from devamb.wire.follower import (
     Action,
@@ -55,15 +56,89 @@ FAMILY = {b"subscribe": "c", b"unsubscribe": "c", b"psubscribe": "p", b"punsubsc
           b"ssubscribe": "s", b"sunsubscribe": "s"}
 
 
-@dataclass(eq=False)
-class _Pending:
-    """A command forwarded and waiting for its reply, or devamb's own answer waiting its turn."""
+# Commands whose reply changes what the follower knows of the connection (their name is read
+# when they pass; any other command's only when its record is read).
+STATEFUL = frozenset(n.encode() for n in (
+    "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "HELLO", "MONITOR", "RESET",
+    *resp_cmd.SUBSCRIBE, *resp_cmd.UNSUBSCRIBE))
 
-    exchange: Exchange | None
-    name: str = ""
-    expect: int = 1  # replies it takes (SUBSCRIBE a b: 2); -1: until the subscription count is 0
-    answer: bytes | None = None  # devamb's reply, written when the replies before it are
-    args: list[bytes] = field(default_factory=list)
+
+NAMES: dict[bytes, str] = {}  # a command's first word as sent -> its STATEFUL name, or ""
+
+
+class _Pending(LazyExchange):
+    """A command forwarded and waiting for its reply, then its record (the Exchange is built
+    when read: `build`); or devamb's own answer waiting its turn (`answer`, no record)."""
+
+    __slots__ = ("answer", "db", "error", "expect", "extra", "faults", "msg", "name",
+                 "protocol", "queued", "reply", "t0", "t1", "wall")
+
+    def __init__(self, exchange_id: int, origin: Origin, msg: Message | None, wall: float,
+                 t0: float, name: str = "", answer: bytes | None = None) -> None:
+        self.id = exchange_id
+        self.origin = origin
+        self.built = None
+        self.msg = msg
+        self.wall = wall
+        self.t0 = t0
+        self.t1: float | None = None
+        self.name = name  # upper case, for a STATEFUL command only
+        self.expect = 1  # replies it takes (SUBSCRIBE a b: 2); -1: until no subscription
+        self.answer = answer  # devamb's reply, written when the replies before it are
+        self.db = 0
+        self.protocol = 2
+        self.queued = False  # sent inside MULTI
+        self.reply: Message | None = None
+        self.error: str | None = None  # set when it ended without a reply
+        self.faults: list[str] | None = None
+        self.extra: dict[str, Any] | None = None  # "confirmations", "injected" (a reply note)
+
+    @property
+    def duration_ms(self) -> float:
+        return ((self.t1 or self.t0) - self.t0) * 1000
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or (self.reply is not None and self.reply.kind in "-!")
+
+    def build(self) -> Exchange:
+        exchange = self.origin.exchange(self.id, self.wall, self.t0)
+        msg = self.msg
+        if msg is None:
+            return exchange
+        name = resp_cmd.name_of(msg)
+        shown, line = resp_cmd.display(msg)
+        exchange.method = name.partition(" ")[0] or "?"
+        exchange.path = line
+        exchange.request_body.add(line.encode("utf-8", "replace"))
+        note: dict[str, Any] = {
+            "command": name, "args": shown, "argc": msg.count, "sizes": msg.sizes,
+            "keys": [k.decode("utf-8", "replace") for k in resp_cmd.keys_of(msg)],
+            "db": self.db, "protocol": self.protocol, "connection": self.origin.connection,
+        }
+        if msg.inline:
+            note["inline"] = True
+        if self.queued and name not in ("EXEC", "DISCARD", "MULTI"):
+            note["queued"] = True
+        if name in resp_cmd.BLOCKING or (name[:1] == "X" and name in ("XREAD", "XREADGROUP")
+                                         and any(a.upper() == b"BLOCK" for a in msg.items)):
+            note["blocking"] = True
+        exchange.notes["redis"] = note
+        if self.faults:
+            exchange.faults = list(self.faults)
+        extra = self.extra or {}
+        if "confirmations" in extra:
+            note["confirmations"] = extra["confirmations"]
+        error = self.error
+        if self.reply is not None:
+            reply = note["reply"] = resp_cmd.reply_of(self.reply)
+            error = resp_cmd.error_text(reply)
+        if "injected" in extra:
+            note["reply"] = extra["injected"]
+            note["injected"] = True
+        exchange.error = error
+        exchange.duration_ms = self.duration_ms
+        return exchange
 
 
 class RedisFollower(Follower):
@@ -82,7 +157,6 @@ class RedisFollower(Follower):
         self.subs = {"c": 0, "p": 0, "s": 0}  # each kind's count
         self.monitoring = False
         self.pushes = 0
-        self.conn_id: int | None = None  # the connection's record's id
         # gating (command-level faults)
         self.gbuf = bytearray()  # the start of a command not yet complete
         # complete commands not yet passed on, with how their tail goes when decided early
@@ -94,10 +168,14 @@ class RedisFollower(Follower):
         self.deciding: str | None = None
         self.splits: list[tuple[int, bytes]] = []  # answers to insert in the server's chunk
         self.fault_names: list[str] = []
+        self.done: list[_Pending] = []  # records completed by the server's chunk being read
+        self._origin: Origin | None = None  # what this connection's records share
+        self._wall = self._t0 = 0.0  # when the client's chunk being read arrived
 
     # -- the relay's calls ----------------------------------------------------------------
 
     def client_data(self, data: bytes) -> list[Item] | None:
+        self._t0, self._wall = perf_counter(), time()
         if self.opaque is not None:
             if self.released or self.gbuf or self.held or self.awaiting:
                 return self._flush_opaque(data)
@@ -105,6 +183,7 @@ class RedisFollower(Follower):
         gated = (self.gbuf or self.held or self.awaiting is not None or self.released
                  or self.deciding is not None)
         if not gated and not (self.gating and self.client.between):
+            self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
             try:
                 for msg in self.client.feed(data):
                     self._forwarded(msg)
@@ -119,13 +198,16 @@ class RedisFollower(Follower):
         if self.opaque is not None:
             return None
         self.splits = []
+        now = perf_counter()
         try:
             for msg in self.server.feed(data):
-                self._reply(msg)
+                self._reply(msg, now)
         except Malformed as exc:
             for msg in exc.parsed:
-                self._reply(msg)
+                self._reply(msg, now)
+            self._record_done()
             self.lose_sync(f"server: {exc}")
+        self._record_done()
         if self.opaque is not None:  # answers still waiting can no longer be put in order
             tail = [p.answer for p in self.pending if p.answer is not None]
             self.splits += [(len(data), answer) for answer in tail]
@@ -147,13 +229,15 @@ class RedisFollower(Follower):
             return
         raw, msg, early = awaiting
         self.fault_names = list(faults or [])
+        self._t0, self._wall = perf_counter(), time()
         if isinstance(action, Answer):
             self._answer(msg, action)
             self._tail("swallow" if early else None)
         elif isinstance(action, Close):
-            exchange = self._begin(msg)
-            exchange.finish(error=action.reason or "connection closed by a fault")
-            self.sink.finish(exchange)
+            record = self._begin(msg)
+            record.error = action.reason or "connection closed by a fault"
+            record.t1 = perf_counter()
+            self.sink.record(record)
             self._tail("swallow" if early else None)
         else:  # forwarded now (Forward), or after the delay the relay waited (Delay)
             self.released.append(raw)
@@ -170,16 +254,18 @@ class RedisFollower(Follower):
                 and not self.monitoring and self.client.between and self.server.between)
 
     def abandon(self, why: str) -> None:
+        now = perf_counter()
         for pending in self.pending:
-            if pending.exchange is not None:
-                pending.exchange.finish(error=f"no reply: {why}")
-                self.sink.finish(pending.exchange)
+            if pending.msg is not None:
+                pending.error, pending.t1 = f"no reply: {why}", now
+                self.sink.record(pending)
         self.pending.clear()
 
     # -- gating ---------------------------------------------------------------------------
 
     def _gate(self, data: bytes) -> list[Item]:
         out, self.released = self.released, []
+        self.client.ends = True
         try:
             messages = self.client.feed(data)
         except Malformed as exc:  # what came whole before passes undecided, as the rest
@@ -292,76 +378,74 @@ class RedisFollower(Follower):
         text = getattr(action.params, "reply", "") or f"-ERR injected by fault {action.fault}"
         text = " ".join(str(text).split())
         reply = text.encode("utf-8", "replace") + b"\r\n"
-        exchange = self._begin(msg)
-        note = exchange.notes["redis"]
-        note["reply"] = {"type": "error", "message": text[1:], "bytes": len(reply)}
-        note["injected"] = True
-        exchange.finish(error=f"{text[1:]} (injected)")
-        self.sink.finish(exchange)
+        record = self._begin(msg)
+        record.extra = {"injected": {"type": "error", "message": text[1:], "bytes": len(reply)}}
+        record.error, record.t1 = f"{text[1:]} (injected)", perf_counter()
+        self.sink.record(record)
         if self.pending:
-            self.pending.append(_Pending(None, answer=reply))
+            self.pending.append(_Pending(0, record.origin, None, 0.0, 0.0, answer=reply))
         else:
             self.released.append(ToClient(reply))
 
     # -- commands -------------------------------------------------------------------------
 
-    def _begin(self, msg: Message) -> Exchange:
-        exchange = self.sink.begin()
-        name = resp_cmd.name_of(msg)
-        shown, line = resp_cmd.display(msg)
-        exchange.method = name.partition(" ")[0] or "?"
-        exchange.path = line
-        exchange.request_body.add(line.encode("utf-8", "replace"))
-        if self.conn_id is None:
-            self.conn_id = self.sink.connection().id
-        note: dict[str, Any] = {
-            "command": name, "args": shown, "argc": msg.count, "sizes": msg.sizes,
-            "keys": [k.decode("utf-8", "replace") for k in resp_cmd.keys_of(msg)],
-            "db": self.db, "protocol": self.protocol, "connection": self.conn_id,
-        }
-        if msg.inline:
-            note["inline"] = True
-        if self.multi and name not in ("EXEC", "DISCARD", "MULTI"):
-            note["queued"] = True
-        if name in resp_cmd.BLOCKING or (name[:1] == "X" and name in ("XREAD", "XREADGROUP")
-                                         and any(a.upper() == b"BLOCK" for a in msg.items)):
-            note["blocking"] = True
-        exchange.notes["redis"] = note
+    def _begin(self, msg: Message) -> _Pending:
+        """The command's record, opened as it passes (built into an Exchange when read)."""
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = self.sink.origin()
+        first = msg.items[0] if msg.items else b""
+        name = NAMES.get(first)
+        if name is None:
+            upper = first.upper()
+            name = upper.decode("latin-1") if upper in STATEFUL else ""
+            if len(NAMES) < 4096:
+                NAMES[first] = name
+        record = _Pending(self.sink.new_id(), origin, msg, self._wall, self._t0, name)
+        record.db, record.protocol, record.queued = self.db, self.protocol, self.multi
         if self.fault_names:
-            exchange.faults = self.fault_names
-            self.fault_names = []
-        return exchange
+            record.faults, self.fault_names = self.fault_names, []
+        return record
 
     def _forwarded(self, msg: Message) -> None:
         """A command went to the server: open its record and note what it changes."""
         if msg.count <= 0:  # "*0": nothing is asked, nothing answered
             return
-        exchange = self._begin(msg)
-        name = exchange.notes["redis"]["command"]
-        expect = 1
-        if name in resp_cmd.SUBSCRIBE:
-            expect = max(msg.count - 1, 1)
-        elif name in resp_cmd.UNSUBSCRIBE:
-            expect = msg.count - 1 if msg.count > 1 else -1
-        if name == "MULTI":
-            self.multi = True
-        elif name in ("EXEC", "DISCARD"):
-            self.multi = self.watching = False
-        elif name == "WATCH":
-            self.watching = True
-        elif name == "UNWATCH":
-            self.watching = False
-        self.pending.append(_Pending(exchange, name, expect, args=msg.items[:3]))
+        record = self._begin(msg)
+        name = record.name
+        if name:
+            if name in resp_cmd.SUBSCRIBE:
+                record.expect = max(msg.count - 1, 1)
+            elif name in resp_cmd.UNSUBSCRIBE:
+                record.expect = msg.count - 1 if msg.count > 1 else -1
+            elif name == "MULTI":
+                self.multi = True
+            elif name in ("EXEC", "DISCARD"):
+                self.multi = self.watching = False
+            elif name == "WATCH":
+                self.watching = True
+            elif name == "UNWATCH":
+                self.watching = False
+        self.pending.append(record)
 
     # -- replies --------------------------------------------------------------------------
 
-    def _reply(self, msg: Message) -> None:
-        head = self._head()
-        first = msg.items[0].lower() if msg.items and msg.kind in "*>" else b""
+    def _reply(self, msg: Message, now: float) -> None:
+        pending = self.pending
+        head = pending[0] if pending else None
+        kind = msg.kind
+        if (head is not None and not head.name and kind != ">" and not self.subscribed):
+            head.reply, head.t1 = msg, now  # the common case: a plain command's reply
+            pending.popleft()
+            self.done.append(head)
+            while pending and pending[0].answer is not None:
+                self.splits.append((msg.end, pending.popleft().answer))  # type: ignore[arg-type]
+            return
+        first = msg.items[0].lower() if msg.items and kind in "*>" else b""
         confirm = first in resp_cmd.CONFIRMS and head is not None and (
             head.name in resp_cmd.SUBSCRIBE or head.name in resp_cmd.UNSUBSCRIBE)
-        if not confirm and (msg.kind == ">" or (self.subscribed and first in resp_cmd.MESSAGES)
-                            or (self.monitoring and head is None and msg.kind == "+")):
+        if not confirm and (kind == ">" or (self.subscribed and first in resp_cmd.MESSAGES)
+                            or (self.monitoring and head is None and kind == "+")):
             self._push(msg, first)
             return
         if head is None:
@@ -371,9 +455,6 @@ class RedisFollower(Follower):
                 return
             self.lose_sync("server: a reply no command asked for")
             return
-        exchange = head.exchange
-        assert exchange is not None
-        note = exchange.notes["redis"]
         if confirm:
             family = FAMILY[first]
             if head.expect < 0:  # UNSUBSCRIBE without names: one reply per subscription
@@ -381,19 +462,23 @@ class RedisFollower(Follower):
             if len(msg.items) >= 3:
                 with contextlib.suppress(ValueError):
                     self._subscriptions(family, int(msg.items[2]))
-            note["confirmations"] = note.get("confirmations", 0) + 1
+            extra = head.extra = head.extra or {}
+            extra["confirmations"] = extra.get("confirmations", 0) + 1
             head.expect -= 1
             if head.expect > 0:
                 return
-        reply = resp_cmd.reply_of(msg)
-        note["reply"] = reply
-        error = resp_cmd.error_text(reply)
-        self._effects(head, reply, error)
+        head.reply, head.t1 = msg, now
+        if head.name:
+            self._effects(head, kind in "-!")
         self.pending.popleft()
-        exchange.finish(error=error)
-        self.sink.finish(exchange)
+        self.done.append(head)
         while self.pending and self.pending[0].answer is not None:
             self.splits.append((msg.end, self.pending.popleft().answer))  # type: ignore[arg-type]
+
+    def _record_done(self) -> None:
+        if self.done:
+            self.sink.record_many(self.done)
+            self.done = []
 
     def _subscriptions(self, family: str, count: int) -> None:
         """A confirmation's count: shard channels' own, or channels' and patterns' together."""
@@ -404,21 +489,19 @@ class RedisFollower(Follower):
             subs[family] = max(subs[family] + count - subs["c"] - subs["p"], 0)
         self.subscribed = sum(subs.values())
 
-    def _head(self) -> _Pending | None:
-        return self.pending[0] if self.pending else None
-
-    def _effects(self, head: _Pending, reply: dict[str, Any], error: str | None) -> None:
+    def _effects(self, head: _Pending, error: bool) -> None:
         """What a command's reply changes on the connection."""
         name = head.name
-        if error is not None:
+        args = head.msg.items[:3] if head.msg is not None else []
+        if error:
             if name == "MULTI":
                 self.multi = False
             return
-        if name == "SELECT" and len(head.args) > 1:
+        if name == "SELECT" and len(args) > 1:
             with contextlib.suppress(ValueError):
-                self.db = int(head.args[1])
-        elif name == "HELLO" and len(head.args) > 1:
-            self.protocol = 3 if head.args[1] == b"3" else 2
+                self.db = int(args[1])
+        elif name == "HELLO" and len(args) > 1:
+            self.protocol = 3 if args[1] == b"3" else 2
         elif name == "MONITOR":
             self.monitoring = True
         elif name == "RESET":

@@ -99,3 +99,51 @@ def test_commands_fast_and_general_paths_agree(step: int) -> None:
     ends = [g[3] for g in got]
     assert [b - a for a, b in zip([0, *ends], ends, strict=False)] == [g[2] for g in got]
     assert ends[-1] == len(data)
+
+
+def _commands(reader: Reader, chunks: list[bytes]) -> list[object]:
+    """What a reader makes of the chunks: each command's fields, or the error it stopped on."""
+    out: list[object] = []
+    for chunk in chunks:
+        try:
+            out += [(m.kind, m.count, m.items, m.sizes, m.inline) for m in reader.feed(chunk)]
+        except Malformed as exc:
+            out += [(m.kind, m.count, m.items, m.sizes, m.inline) for m in exc.parsed]
+            return [*out, f"malformed: {exc}"]
+    return out
+
+
+def _pure(keep: int = 256) -> Reader:
+    reader = Reader(commands=True, keep=keep)
+    reader._hiredis = None  # the pure-Python reader only
+    return reader
+
+
+CHUNKS = [
+    [b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv v\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 16],
+    [b"*2\r\n$4\r\nINCR\r\n$2\r\n-1\r\n*1\r\n$4\r\nPING\r\n"],  # a value after CRLF: "-1"
+    [b"*2\r\n$3\r\nGET\r\n$4\r\na\r\nb\r\n", b"*1\r\n$4\r\nPI", b"NG\r\n"],  # cut in a command
+    [b"*2\r\n$3\r\nSET\r\n$300\r\n" + b"k" * 300 + b"\r\n*0\r\n"],  # kept cut; an empty array
+    [b"PING\r\n*1\r\n$4\r\nPING\r\n"],  # inline
+    [b"*1\r\n$4\r\nPING\r\n*1\r\n+OK\r\n"],  # a status inside a command
+    [b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$-1\r\n"],  # a null inside a command
+    [b"*1\r\n$4\r\nPING\r\n*1\r\n*1\r\n$1\r\na\r\n"],  # a nested array
+    [b"*1\r\n$4\r\nPING\r\n%1\r\n$1\r\na\r\n$1\r\nb\r\n"],  # a RESP3 map
+    [b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPINGxx\r\n"],  # a wrong length
+    [b"*1\r\n$4\r\nPING\r\n$3\r\nGET\r\n"],  # a bulk string at the top
+]
+
+
+@pytest.mark.parametrize("chunks", CHUNKS)
+def test_commands_read_by_hiredis_as_by_the_pure_reader(chunks: list[bytes]) -> None:
+    """A client's whole commands go through hiredis when nothing is split (`ends` off); any
+    chunk it cannot read exactly as the pure-Python reader does goes to that reader."""
+    fast = Reader(commands=True)
+    fast.ends = False
+    assert fast._hiredis is not None  # (hiredis is a dependency)
+    pure = _pure()
+    pure.ends = False
+    assert _commands(fast, chunks) == _commands(pure, chunks)
+    small = Reader(commands=True, keep=4)
+    small.ends = False
+    assert _commands(small, chunks) == _commands(_pure(keep=4), chunks)

@@ -1,0 +1,67 @@
+"""Lazy records in the store: kept compact, built into their Exchange once, when first read,
+and kept, counted and evicted like any exchange."""
+
+from __future__ import annotations
+
+from devamb.inspect.exchange import RECORD_OVERHEAD, BodyPreview, Exchange
+from devamb.inspect.lazy import LazyExchange, Origin
+from devamb.inspect.store import ExchangeStore
+
+ORIGIN = Origin("cache", "local", "redis", "127.0.0.1", 1)
+BUILT: list[int] = []
+
+
+class _Command(LazyExchange):
+    __slots__ = ("name",)
+
+    def __init__(self, exchange_id: int, name: str) -> None:
+        super().__init__(exchange_id, ORIGIN)
+        self.name = name
+
+    @property
+    def duration_ms(self) -> float:
+        return 1.0
+
+    @property
+    def failed(self) -> bool:
+        return False
+
+    def build(self) -> Exchange:
+        BUILT.append(self.id)
+        exchange = self.origin.exchange(self.id, 0.0, 0.0)
+        exchange.method = self.name
+        return exchange
+
+
+def _eager(i: int, service: str = "cache", size: int = 0) -> Exchange:
+    ex = Exchange(i, service, "t", "http", "127.0.0.1", response_body=BodyPreview(size))
+    ex.response_body.add(b"x" * size)
+    return ex
+
+
+def test_a_lazy_record_is_built_once_when_read() -> None:
+    BUILT.clear()
+    store = ExchangeStore()
+    store.add_lazy([_Command(1, "GET"), _Command(3, "SET")])
+    store.add(_eager(2))
+    assert BUILT == [] and len(store) == 3  # nothing built while storing
+    first = store.get(1)
+    assert isinstance(first, Exchange) and first.method == "GET" and first.service == "cache"
+    assert store.get(1) is first and BUILT == [1]  # built once
+    assert [(e.id, type(e)) for e in store.all()] == [(i, Exchange) for i in (1, 2, 3)]
+    assert [e.id for e in store.recent(1)] == [3] and BUILT == [1, 3]
+    assert store.bytes == 2 * RECORD_OVERHEAD + _eager(2).approx_size()
+
+
+def test_lazy_records_are_evicted_like_exchanges() -> None:
+    store = ExchangeStore(budget=10 * RECORD_OVERHEAD)
+    store.configure("cache", keep=4)
+    store.add_lazy([_Command(i, "GET") for i in range(1, 7)])
+    assert [e.id for e in store.all()] == [3, 4, 5, 6]  # the ring keeps the last 4
+    store.add_lazy([_Command(4, "again")])  # the same id twice: the first stays
+    assert store.get(4).method == "GET"  # type: ignore[union-attr]
+    store.add(_eager(7, "other", size=8 * RECORD_OVERHEAD))  # over budget: oldest out first
+    assert store.bytes <= store.budget
+    assert [e.id for e in store.all()][-1] == 7 and store.get(3) is None
+    store.clear()
+    assert store.all() == [] and store.bytes == 0
