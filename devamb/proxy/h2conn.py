@@ -24,7 +24,7 @@ import h2.settings
 import hyperframe.flags
 import hyperframe.frame
 
-from devamb.proxy import h2checks, h2hpack, h2limits
+from devamb.proxy import h2checks, h2frames, h2hpack, h2limits
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -569,6 +569,7 @@ def _short_repr(frame: hyperframe.frame.Frame) -> str:
 # DummyLogger): a frame's full repr (flags, body) was ~5 % of the relay's CPU
 hyperframe.frame.Frame.__repr__ = _short_repr  # type: ignore[method-assign]
 h2checks.install()  # a header list h2 checked once is not checked again (h2checks)
+h2frames.install()  # flags read and written at once, bytes headers not rebuilt (h2frames)
 
 
 def _why(exc: Exception) -> str:

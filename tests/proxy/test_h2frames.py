@@ -1,0 +1,71 @@
+"""h2frames: frames serialize to the bytes hyperframe's own code makes, flags parse the same, and
+h2's header encoding keeps its answer for lists that are not all bytes pairs."""
+
+from __future__ import annotations
+
+import hpack
+import hyperframe.frame as hf
+import pytest
+
+from devamb.proxy import h2conn, h2frames  # noqa: F401 (h2conn installs h2frames)
+
+FRAMES = [
+    hf.HeadersFrame(1, flags=("END_HEADERS", "END_STREAM"), data=b"\x82\x86"),
+    hf.HeadersFrame(3, data=b"\x88"),
+    hf.DataFrame(5, data=b"x" * 300, flags=("END_STREAM",)),
+    hf.DataFrame(7, data=b"", flags=()),
+    hf.DataFrame(9, data=b"pad", flags=("PADDED",), pad_length=4),
+    hf.SettingsFrame(0, settings={hf.SettingsFrame.MAX_CONCURRENT_STREAMS: 100}),
+    hf.SettingsFrame(0, flags=("ACK",)),
+    hf.WindowUpdateFrame(0, window_increment=65535),
+    hf.RstStreamFrame(3, error_code=8),
+    hf.PingFrame(0, opaque_data=b"12345678", flags=("ACK",)),
+    hf.GoAwayFrame(0, last_stream_id=7, error_code=0, additional_data=b"bye"),
+    hf.ContinuationFrame(1, data=b"\x84", flags=("END_HEADERS",)),
+    hf.PriorityFrame(3, depends_on=1, stream_weight=16),
+]
+
+
+def original_serialize(frame: hf.Frame) -> bytes:
+    body = frame.serialize_body()
+    flags = 0
+    for flag, bit in frame.defined_flags:
+        if flag in frame.flags:
+            flags |= bit
+    header = hf._STRUCT_HBBBL.pack((len(body) >> 8) & 0xFFFF, len(body) & 0xFF, frame.type,
+                                   flags, frame.stream_id & 0x7FFFFFFF)
+    return header + body
+
+
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: type(f).__name__)
+def test_frames_serialize_and_parse_as_hyperframe_does(frame: hf.Frame) -> None:
+    assert hf.Frame.serialize is h2frames.serialize
+    wire = frame.serialize()
+    assert wire == original_serialize(frame)
+    assert frame.body_len == len(wire) - 9
+    parsed, length = hf.Frame.parse_frame_header(memoryview(wire[:9]))
+    parsed.parse_body(memoryview(wire[9:9 + length]))
+    assert type(parsed) is type(frame)
+    assert set(parsed.flags) == set(frame.flags)
+    assert parsed.serialize() == wire
+
+
+def test_unknown_frame_types_keep_their_flag_byte() -> None:
+    wire = b"\x00\x00\x02\xfa\x05\x00\x00\x00\x01hi"
+    parsed, length = hf.Frame.parse_frame_header(memoryview(wire[:9]))
+    parsed.parse_body(memoryview(wire[9:9 + length]))
+    assert isinstance(parsed, hf.ExtensionFrame)
+    assert parsed.flag_byte == 5
+    assert parsed.serialize() == wire
+
+
+def test_header_lists_are_encoded_as_h2_would() -> None:
+    pairs = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+    assert h2frames.utf8_encode_headers(pairs) == pairs
+    assert h2frames.utf8_encode_headers(iter(pairs)) == pairs
+    text = [(":status", "200"), ("x-name", "é")]
+    assert h2frames.utf8_encode_headers(text) == [(b":status", b"200"),
+                                                  (b"x-name", "é".encode())]
+    secret = [hpack.NeverIndexedHeaderTuple(b"authorization", b"k")]
+    out = h2frames.utf8_encode_headers(secret)
+    assert isinstance(out[0], hpack.NeverIndexedHeaderTuple) and out == secret
