@@ -1,9 +1,10 @@
 """hyperframe's and h2's per-frame helpers, made cheaper for a relay (installed by h2conn).
 
-Same bytes and same frames, less Python per frame: a frame's flags are read and written
-through its set of names at once (hyperframe asks its MutableSet per defined flag: ~47
-`Flags.__contains__` calls per relayed gRPC call), and a header list that is all bytes pairs
-already (what devamb sends) is not rebuilt by h2's `utf8_encode_headers`.
+Same bytes and same frames, less Python per frame: a frame's flags are a set (hyperframe's
+Flags is a Python MutableSet: h2 and hyperframe ask it ~20 times per relayed request, each a
+Python call), read and written at once when a frame is parsed or serialized, and a header
+list that is all bytes pairs already (what devamb sends) is not rebuilt by h2's
+`utf8_encode_headers`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,33 @@ import h2.utilities
 import hyperframe.flags
 import hyperframe.frame
 
+_VALID: dict[int, tuple[object, frozenset[str]]] = {}  # by id of a frame class's flags
+
+
+class FrameFlags(set[str]):
+    """hyperframe's Flags as a set (`in` at C speed) that refuses a flag its frame does not
+    define, as Flags does."""
+
+    __slots__ = ("_valid_flags",)
+
+    def __init__(self, defined_flags: Iterable[hyperframe.flags.Flag]) -> None:
+        super().__init__()
+        known = _VALID.get(id(defined_flags))
+        if known is None or known[0] is not defined_flags:  # (once per frame class)
+            known = _VALID[id(defined_flags)] = (defined_flags,
+                                                 frozenset(flag.name for flag in defined_flags))
+        self._valid_flags = known[1]
+
+    def add(self, value: str) -> None:
+        if value not in self._valid_flags:
+            raise ValueError(f"Unexpected flag: {value}. Valid flags are: "
+                             f"{set(self._valid_flags)}")
+        set.add(self, value)
+
+    def __repr__(self) -> str:
+        return repr(sorted(self))
+
+
 _HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
 _utf8_encode_headers = h2.utilities.utf8_encode_headers
 
@@ -23,7 +51,7 @@ _utf8_encode_headers = h2.utilities.utf8_encode_headers
 def serialize(self: hyperframe.frame.Frame) -> bytes:
     body = self.serialize_body()
     self.body_len = size = len(body)
-    names = self.flags._flags
+    names = self.flags
     flags = 0
     if names:
         for flag, bit in self.defined_flags:
@@ -33,13 +61,47 @@ def serialize(self: hyperframe.frame.Frame) -> bytes:
                         self.stream_id & 0x7FFFFFFF) + body
 
 
-def parse_flags(self: hyperframe.frame.Frame, flag_byte: int) -> hyperframe.flags.Flags:
+def parse_flags(self: hyperframe.frame.Frame, flag_byte: int) -> Any:
     if flag_byte:
-        names = self.flags._flags  # (the names are the frame's own defined flags: valid)
+        names: Any = self.flags  # (the names are the frame's own defined flags: valid)
         for flag, bit in self.defined_flags:
             if flag_byte & bit:
-                names.add(flag)
+                set.add(names, flag)
     return self.flags
+
+
+_headers_init = hyperframe.frame.HeadersFrame.__init__
+_data_init = hyperframe.frame.DataFrame.__init__
+
+
+def headers_init(self: hyperframe.frame.HeadersFrame, stream_id: int, data: bytes = b"",
+                 **kwargs: Any) -> None:
+    """HeadersFrame(stream_id[, data]) in one step, not through the four __init__ of its
+    bases (what h2 and the frame parser make); with more arguments, hyperframe's own."""
+    if kwargs or not stream_id:  # (a stream id of 0: hyperframe's error)
+        _headers_init(self, stream_id, data, **kwargs)
+        return
+    self.stream_id = stream_id
+    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.body_len = 0
+    self.pad_length = 0
+    self.depends_on = 0
+    self.stream_weight = 0
+    self.exclusive = False
+    self.data = data
+
+
+def data_init(self: hyperframe.frame.DataFrame, stream_id: int, data: bytes = b"",
+              **kwargs: Any) -> None:
+    """DataFrame(stream_id[, data]) in one step (see headers_init)."""
+    if kwargs or not stream_id:
+        _data_init(self, stream_id, data, **kwargs)
+        return
+    self.stream_id = stream_id
+    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.body_len = 0
+    self.pad_length = 0
+    self.data = data
 
 
 def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
@@ -51,6 +113,9 @@ def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
 
 
 def install() -> None:
+    hyperframe.frame.Flags = FrameFlags  # type: ignore[misc,assignment]  # Frame.__init__ makes it
+    hyperframe.frame.HeadersFrame.__init__ = headers_init  # type: ignore[method-assign]
+    hyperframe.frame.DataFrame.__init__ = data_init  # type: ignore[method-assign]
     hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
     hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
     h2.stream.utf8_encode_headers = utf8_encode_headers

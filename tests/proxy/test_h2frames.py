@@ -69,3 +69,32 @@ def test_header_lists_are_encoded_as_h2_would() -> None:
     secret = [hpack.NeverIndexedHeaderTuple(b"authorization", b"k")]
     out = h2frames.utf8_encode_headers(secret)
     assert isinstance(out[0], hpack.NeverIndexedHeaderTuple) and out == secret
+
+
+def test_flags_are_a_set_refusing_undefined_flags() -> None:
+    frame = hf.DataFrame(1)
+    assert isinstance(frame.flags, h2frames.FrameFlags)
+    frame.flags.add("END_STREAM")
+    assert "END_STREAM" in frame.flags and "ACK" not in frame.flags
+    with pytest.raises(ValueError, match="Unexpected flag: ACK"):
+        frame.flags.add("ACK")
+    with pytest.raises(ValueError):
+        hf.SettingsFrame(0, flags=("END_STREAM",))
+    frame.flags.discard("END_STREAM")
+    assert not frame.flags
+    assert repr(hf.HeadersFrame(1, flags=("END_STREAM", "END_HEADERS")).flags) == (
+        "['END_HEADERS', 'END_STREAM']")
+
+
+@pytest.mark.parametrize("kind", [hf.HeadersFrame, hf.DataFrame])
+def test_frames_made_in_one_step_are_hyperframe_s(kind: type[hf.Frame]) -> None:
+    original = h2frames._headers_init if kind is hf.HeadersFrame else h2frames._data_init
+    for args in ((1,), (3, b"abc")):
+        ours = kind(*args)
+        theirs = kind.__new__(kind)
+        original(theirs, *args)
+        assert vars(ours) == vars(theirs)
+        assert ours.serialize() == theirs.serialize()
+    assert kind(5, b"x", flags=("END_STREAM",), pad_length=2).pad_length == 2  # hyperframe's
+    with pytest.raises(hf.InvalidDataError):
+        kind(0)
