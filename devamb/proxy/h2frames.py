@@ -4,7 +4,9 @@ Same bytes and same frames, less Python per frame: a frame's flags are a set (hy
 Flags is a Python MutableSet: h2 and hyperframe ask it ~20 times per relayed request, each a
 Python call), read and written at once when a frame is parsed or serialized, and a header
 list that is all bytes pairs already (what devamb sends) is not rebuilt by h2's
-`utf8_encode_headers`.
+`utf8_encode_headers`; h2's state machines look their transitions up by (state, input) enum
+pairs, which Enum hashes in Python (by name): here by identity, in C (members are singletons
+and compare by identity already), the tables rebuilt for the new hashes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import h2.connection
+import h2.settings
 import h2.stream
 import h2.utilities
 import hyperframe.flags
@@ -27,7 +31,7 @@ class FrameFlags(set[str]):
     __slots__ = ("_valid_flags",)
 
     def __init__(self, defined_flags: Iterable[hyperframe.flags.Flag]) -> None:
-        super().__init__()
+        # (no set.__init__: a new set is empty)
         known = _VALID.get(id(defined_flags))
         if known is None or known[0] is not defined_flags:  # (once per frame class)
             known = _VALID[id(defined_flags)] = (defined_flags,
@@ -112,7 +116,36 @@ def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
     return out
 
 
+_MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+_settings_max_streams: Any = h2.settings.Settings.__dict__["max_concurrent_streams"]
+
+
+def max_concurrent_streams(self: h2.settings.Settings) -> int:
+    """h2's Settings.max_concurrent_streams (read for every stream opened), without the
+    MutableMapping.get and __getitem__ calls."""
+    values = self._settings.get(_MAX_STREAMS)
+    value = values[0] if values else None
+    return 2**32 + 1 if value is None else value
+
+
+def _hash_by_identity() -> None:
+    enums = (h2.connection.ConnectionState, h2.connection.ConnectionInputs,
+             h2.stream.StreamInputs)
+    for enum in enums:
+        type.__setattr__(enum, "__hash__", object.__hash__)
+    tables: tuple[Any, ...] = (h2.connection.H2ConnectionStateMachine._transitions,
+                               h2.stream._transitions)
+    for table in tables:
+        items = list(table.items())
+        table.clear()
+        table.update(items)
+
+
 def install() -> None:
+    _hash_by_identity()
+    settings: Any = h2.settings.Settings
+    settings.max_concurrent_streams = property(max_concurrent_streams,
+                                               _settings_max_streams.fset)
     hyperframe.frame.Flags = FrameFlags  # type: ignore[misc,assignment]  # Frame.__init__ makes it
     hyperframe.frame.HeadersFrame.__init__ = headers_init  # type: ignore[method-assign]
     hyperframe.frame.DataFrame.__init__ = data_init  # type: ignore[method-assign]

@@ -98,3 +98,27 @@ def test_frames_made_in_one_step_are_hyperframe_s(kind: type[hf.Frame]) -> None:
     assert kind(5, b"x", flags=("END_STREAM",), pad_length=2).pad_length == 2  # hyperframe's
     with pytest.raises(hf.InvalidDataError):
         kind(0)
+
+
+def test_state_machines_find_their_transitions_and_settings_read_as_h2_s() -> None:
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    client.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "a"),
+                            (":path", "/")], end_stream=True)
+    events = server.receive_data(client.data_to_send())
+    assert [type(e).__name__ for e in events][-2:] == ["RequestReceived", "StreamEnded"]
+    assert h2.connection.ConnectionInputs.__hash__ is object.__hash__
+    settings = h2.settings.Settings(client=True)
+    assert settings.max_concurrent_streams == 2**32 + 1  # unset: h2's default
+    settings.max_concurrent_streams = 7
+    assert settings.max_concurrent_streams == 2**32 + 1  # not acknowledged yet
+    settings.acknowledge()
+    assert settings.max_concurrent_streams == 7
