@@ -116,6 +116,20 @@ def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
     return out
 
 
+_build_flags = h2.stream.H2Stream._build_hdr_validation_flags
+_FLAGS: dict[tuple[type, object], Any] = {}
+
+
+def build_hdr_validation_flags(self: h2.stream.H2Stream, events: Any) -> Any:
+    """h2's HeaderValidationFlags (an immutable tuple) for a header block, a function of the
+    kind of its first event and the side: built once per pair (h2 built it per block)."""
+    key = (type(events[0]), self.state_machine.client)
+    flags = _FLAGS.get(key)
+    if flags is None:
+        flags = _FLAGS[key] = _build_flags(self, events)
+    return flags
+
+
 _MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 _settings_max_streams: Any = h2.settings.Settings.__dict__["max_concurrent_streams"]
 
@@ -143,6 +157,8 @@ def _hash_by_identity() -> None:
 
 def install() -> None:
     _hash_by_identity()
+    h2.stream.H2Stream._build_hdr_validation_flags = (  # type: ignore[method-assign]
+        build_hdr_validation_flags)
     settings: Any = h2.settings.Settings
     settings.max_concurrent_streams = property(max_concurrent_streams,
                                                _settings_max_streams.fset)

@@ -122,3 +122,21 @@ def test_state_machines_find_their_transitions_and_settings_read_as_h2_s() -> No
     assert settings.max_concurrent_streams == 2**32 + 1  # not acknowledged yet
     settings.acknowledge()
     assert settings.max_concurrent_streams == 7
+
+
+def test_header_validation_flags_are_h2_s() -> None:
+    import h2.config
+    import h2.events
+    import h2.stream
+
+    config = h2.config.H2Configuration(client_side=False)
+    for client in (True, False, None):
+        stream = h2.stream.H2Stream(1, config, 65535, 65535)
+        stream.state_machine.client = client
+        for kind in (h2.events.RequestReceived, h2.events.TrailersReceived,
+                     h2.stream._ResponseSent, h2.stream._TrailersSent,
+                     h2.events.ResponseReceived):
+            event = kind.__new__(kind)  # (only its kind matters)
+            ours = stream._build_hdr_validation_flags([event])
+            assert ours == h2frames._build_flags(stream, [event])
+            assert stream._build_hdr_validation_flags([event]) is ours  # built once
