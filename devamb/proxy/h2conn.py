@@ -265,11 +265,11 @@ class H2Endpoint(asyncio.Protocol):
         # what we send was validated as it arrived (or is built by devamb): not again on the way
         # out; a `trusted` peer's headers (the upstream's answers: the client's h2 checks them
         # as they reach it) are not validated nor normalized as they arrive either
-        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
-                                           validate_outbound_headers=False,
-                                           normalize_outbound_headers=False,  # h2hpack's
-                                           validate_inbound_headers=not trusted,
-                                           normalize_inbound_headers=not trusted)
+        config = h2frames.Config(client_side=client_side, header_encoding=None,
+                                 validate_outbound_headers=False,
+                                 normalize_outbound_headers=False,  # h2hpack's
+                                 validate_inbound_headers=not trusted,
+                                 normalize_inbound_headers=not trusted)
         self.conn: h2.connection.H2Connection = _Connection(config)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import h2.config
 import h2.connection
 import h2.settings
 import h2.stream
@@ -114,6 +115,24 @@ def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
         if type(pair) is not tuple or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
             return _utf8_encode_headers(out)  # text, or hpack's HeaderTuples: h2's own
     return out
+
+
+class Config(h2.config.H2Configuration):
+    """h2's configuration with its options as plain attributes: h2 reads them ~18 times per
+    relayed request, each through a Python descriptor or property. The values are checked
+    by h2's own constructor first, as h2 would."""
+
+    client_side = True
+    header_encoding = None
+    validate_outbound_headers = True
+    normalize_outbound_headers = True
+    split_outbound_cookies = False
+    validate_inbound_headers = True
+    normalize_inbound_headers = True
+
+    def __init__(self, **options: Any) -> None:
+        h2.config.H2Configuration(**options)  # raises for a value h2 refuses
+        super().__init__(**options)
 
 
 _build_flags = h2.stream.H2Stream._build_hdr_validation_flags

@@ -140,3 +140,15 @@ def test_header_validation_flags_are_h2_s() -> None:
             ours = stream._build_hdr_validation_flags([event])
             assert ours == h2frames._build_flags(stream, [event])
             assert stream._build_hdr_validation_flags([event]) is ours  # built once
+
+
+def test_config_options_are_plain_values_checked_as_h2_checks_them() -> None:
+    config = h2frames.Config(client_side=False, header_encoding=None,
+                             validate_inbound_headers=False)
+    assert (config.client_side, config.header_encoding, config.validate_inbound_headers,
+            config.normalize_inbound_headers) == (False, None, False, True)
+    assert "client_side" in vars(config)  # an instance attribute: no descriptor call
+    with pytest.raises(ValueError, match="must be a bool"):
+        h2frames.Config(client_side=1)
+    with pytest.raises(ValueError, match="cannot be True"):
+        h2frames.Config(header_encoding=True)
