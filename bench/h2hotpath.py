@@ -99,8 +99,17 @@ class Upstream:
                                         "application/octet-stream"), ("content-length", "1024")])
         self.answered = 0
         self.protocol: h2upstream.H2UpstreamConnection | None = None
+        self.legs: list[list[float]] | None = None  # --legs: [client in, upstream got, ...]
+
+    def answer(self, data: bytes) -> None:
+        if self.legs:
+            self.legs[-1].append(time.perf_counter())
+        assert self.protocol is not None
+        self.protocol.data_received(data)
 
     def got(self, data: bytes) -> None:
+        if self.legs:
+            self.legs[-1].append(time.perf_counter())
         out = []
         if data.startswith(PREFACE):
             out.append(frame(SETTINGS, 0, 0, b""))
@@ -121,11 +130,11 @@ class Upstream:
                 else:
                     out.append(frame(DATA, END_STREAM, stream, BODY))
         if out:
-            assert self.protocol is not None
-            asyncio.get_running_loop().call_soon(self.protocol.data_received, b"".join(out))
+            asyncio.get_running_loop().call_soon(self.answer, b"".join(out))
 
 
-async def run(mode: str, requests: int, profile: bool) -> float:
+async def run(mode: str, requests: int, profile: bool, legs: list[list[float]] | None = None
+              ) -> float:
     grpc = mode == "grpc"
     folder = Path(tempfile.mkdtemp(prefix="devamb-h2hotpath-"))
     path = folder / "devamb.yaml"
@@ -175,6 +184,8 @@ async def run(mode: str, requests: int, profile: bool) -> float:
         return b"".join(out)
 
     def client_got(data: bytes) -> None:
+        if upstream.legs:
+            upstream.legs[-1].append(time.perf_counter())
         ended = 0
         out = []
         for kind, flags, _stream in frames(data):
@@ -191,7 +202,12 @@ async def run(mode: str, requests: int, profile: bool) -> float:
         if more > 0:
             out.append(requests_for(more))
         if out:
-            loop.call_soon(front.data_received, b"".join(out))
+            loop.call_soon(send, b"".join(out))
+
+    def send(data: bytes) -> None:
+        if upstream.legs is not None:
+            upstream.legs.append([time.perf_counter()])
+        front.data_received(data)
 
     async def batch(count: int) -> None:
         nonlocal finished
@@ -206,6 +222,7 @@ async def run(mode: str, requests: int, profile: bool) -> float:
     front.data_received(PREFACE + frame(SETTINGS, 0, 0, b"") + frame(
         WINDOW_UPDATE, 0, 0, struct.pack(">I", 2**30)))
     await batch(2000)  # warm-up
+    upstream.legs = legs
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
@@ -231,11 +248,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--legs", action="store_true",
+                        help="c1/grpc: also the wall time of the legs on the call's critical path "
+                             "(client's request in -> upstream write, upstream's answer in -> "
+                             "client write), medians")
     args = parser.parse_args()
     figures = []
     for _ in range(args.rounds):
+        legs: list[list[float]] | None = [] if args.legs else None
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            figures.append(runner.run(run(args.mode, args.requests, args.profile)))
+            figures.append(runner.run(run(args.mode, args.requests, args.profile, legs)))
+        if legs:
+            whole = [leg for leg in legs if len(leg) >= 4]
+            into = sorted(leg[1] - leg[0] for leg in whole)
+            out = sorted(leg[-1] - leg[-2] for leg in whole)
+            print(f"legs: in {into[len(into) // 2] * 1e6:.1f} us, out "
+                  f"{out[len(out) // 2] * 1e6:.1f} us (medians of {len(whole)})")
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
     print(f"{args.mode} ({loop}): {min(figures):.1f} us CPU per call (best of {args.rounds}; "
           f"all {', '.join(f'{f:.1f}' for f in figures)})")

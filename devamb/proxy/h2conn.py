@@ -24,7 +24,7 @@ import h2.settings
 import hyperframe.flags
 import hyperframe.frame
 
-from devamb.proxy import h2checks, h2hpack, h2limits
+from devamb.proxy import h2checks, h2frames, h2hpack, h2limits
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -88,8 +88,10 @@ class H2Stream:
         self.endpoint = endpoint
         self.id = stream_id
         self._queued: deque[Inbound] = deque()  # what the peer sent, not yet read
-        self._arrived = asyncio.Event()
-        self.window = asyncio.Event()  # set when the peer may have opened its windows
+        # (both made when first waited on: most streams never wait for a window, and many
+        # never wait for the peer: what they read is queued already)
+        self._arrived: asyncio.Event | None = None
+        self._window: asyncio.Event | None = None  # set when the peer may have opened windows
         self.gone: StreamGone | None = None
         self.sent_end = False
         self.got_end = False
@@ -99,9 +101,18 @@ class H2Stream:
 
     async def next(self) -> Inbound:
         while not self._queued:
-            self._arrived.clear()
-            await self._arrived.wait()
+            arrived = self._arrived
+            if arrived is None:
+                arrived = self._arrived = asyncio.Event()
+            else:
+                arrived.clear()
+            await arrived.wait()
         return self._queued.popleft()
+
+    def window_opened(self) -> None:
+        """The peer may have opened its windows: a send waiting for them tries again."""
+        if self._window is not None:
+            self._window.set()
 
     def peek_after(self) -> Inbound | None:
         """The item queued after the one `peek` returns."""
@@ -117,7 +128,8 @@ class H2Stream:
 
     def put(self, item: Inbound) -> None:
         self._queued.append(item)
-        self._arrived.set()
+        if self._arrived is not None:
+            self._arrived.set()
         if item.kind == "reset" and self.on_reset is not None:
             hook, self.on_reset = self.on_reset, None
             hook(item)
@@ -154,8 +166,12 @@ class H2Stream:
                 raise StreamGone(CANCEL, "the stream is closed") from None
             size = min(window, conn.max_outbound_frame_size, len(view))
             if size <= 0:
-                self.window.clear()
-                await self.window.wait()
+                opened = self._window
+                if opened is None:
+                    opened = self._window = asyncio.Event()
+                else:
+                    opened.clear()
+                await opened.wait()
                 continue
             last = size == len(view)
             conn.send_data(self.id, bytes(view[:size]), end_stream=end and last)
@@ -196,7 +212,7 @@ class H2Stream:
             return
         self.gone = StreamGone(code, f"reset by devamb (code {code})")
         self.put(Inbound("reset", code=code, local=True))  # wakes its reader
-        self.window.set()
+        self.window_opened()
         try:
             self.endpoint.conn.reset_stream(self.id, code)
             self.endpoint.flush()
@@ -249,11 +265,11 @@ class H2Endpoint(asyncio.Protocol):
         # what we send was validated as it arrived (or is built by devamb): not again on the way
         # out; a `trusted` peer's headers (the upstream's answers: the client's h2 checks them
         # as they reach it) are not validated nor normalized as they arrive either
-        config = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
-                                           validate_outbound_headers=False,
-                                           normalize_outbound_headers=False,  # h2hpack's
-                                           validate_inbound_headers=not trusted,
-                                           normalize_inbound_headers=not trusted)
+        config = h2frames.Config(client_side=client_side, header_encoding=None,
+                                 validate_outbound_headers=False,
+                                 normalize_outbound_headers=False,  # h2hpack's
+                                 validate_inbound_headers=not trusted,
+                                 normalize_inbound_headers=not trusted)
         self.conn: h2.connection.H2Connection = _Connection(config)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
@@ -523,16 +539,16 @@ class H2Endpoint(asyncio.Protocol):
         elif isinstance(event, h2.events.WindowUpdated):
             if not event.stream_id:
                 for waiting in self.streams.values():
-                    waiting.window.set()
+                    waiting.window_opened()
             elif event.stream_id in self.streams:
-                self.streams[event.stream_id].window.set()
+                self.streams[event.stream_id].window_opened()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             if self.limits is not None:
                 if not self._spend("settings", "SETTINGS"):
                     return
                 self._owe("SETTINGS")
             for stream in self.streams.values():
-                stream.window.set()
+                stream.window_opened()
         elif isinstance(event, h2.events.PingReceived):
             if self.limits is not None and self._spend("pings", "PING"):
                 self._owe("PING")
@@ -558,7 +574,7 @@ class H2Endpoint(asyncio.Protocol):
         if stream.gone is None:
             stream.gone = StreamGone(code, reason)
         stream.put(Inbound("reset", code=code, lost=lost))
-        stream.window.set()
+        stream.window_opened()
 
 
 def _short_repr(frame: hyperframe.frame.Frame) -> str:
@@ -569,6 +585,7 @@ def _short_repr(frame: hyperframe.frame.Frame) -> str:
 # DummyLogger): a frame's full repr (flags, body) was ~5 % of the relay's CPU
 hyperframe.frame.Frame.__repr__ = _short_repr  # type: ignore[method-assign]
 h2checks.install()  # a header list h2 checked once is not checked again (h2checks)
+h2frames.install()  # flags read and written at once, bytes headers not rebuilt (h2frames)
 
 
 def _why(exc: Exception) -> str:

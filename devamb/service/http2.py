@@ -63,6 +63,52 @@ def _client_reset(item: Inbound, back: H2Stream, exchange: Exchange) -> None:
     back.reset(CANCEL if item.lost else item.code)
 
 
+class _Pending:
+    """The response's parts relayed but not yet recorded (Http2Listener._responses)."""
+
+    __slots__ = ("_data", "_headers", "_trailers", "eager", "exchange", "tap")
+
+    def __init__(self, exchange: Exchange, tap: GrpcTap | None) -> None:
+        self.exchange = exchange
+        self.tap = tap
+        self.eager = False  # recorded at once (a shaped response)
+        self._headers: H2Headers | None = None
+        self._data: list[bytes] = []
+        self._trailers: H2Headers | None = None
+
+    def headers(self, headers: H2Headers) -> None:
+        self._headers = headers
+
+    def data(self, data: bytes) -> None:
+        self._data.append(data)
+        if self.eager:
+            self.write()
+
+    def trailers(self, headers: H2Headers) -> None:
+        self._trailers = headers
+        if self.eager:
+            self.write()
+
+    def write(self) -> None:
+        exchange, tap = self.exchange, self.tap
+        if self._headers is not None:
+            exchange.response_headers = as_text(self._headers)
+            if tap is not None:
+                tap.response_headers(self._headers)  # grpc-status: a trailers-only response
+            self._headers = None
+        if self._data:
+            for data in self._data:
+                exchange.response_body.add(data)
+                if tap is not None:
+                    tap.response_data(data)
+            self._data.clear()
+        if self._trailers is not None:
+            exchange.notes.setdefault("http2", {})["trailers"] = as_text(self._trailers)
+            if tap is not None:
+                tap.trailers(self._trailers)
+            self._trailers = None
+
+
 class Http2Listener:
     def __init__(self, service: Service, recorder: Recorder) -> None:
         self.service = service
@@ -333,7 +379,11 @@ class Http2Listener:
     async def _responses(self, front: H2Stream, back: H2Stream, exchange: Exchange,
                          call: H2Call, item: Inbound, tap: GrpcTap | None) -> None:
         """Upstream -> client from the response headers (`item`, or how the try ended); the
-        upstream's data is acknowledged once the client took it."""
+        upstream's data is acknowledged once the client took it.
+
+        What arrived together (a unary answer: headers, message and trailers in one read) is
+        recorded once it is sent on, so that the record is off the call's path: `record` is
+        written out whenever the relay waits for more, and at the end."""
         if item.kind == "reset":
             if item.local:  # the client reset its stream, and we the upstream's
                 return
@@ -347,27 +397,38 @@ class Http2Listener:
         exchange.mark_first_byte()
         status = header(item.headers, b":status")
         exchange.status = int(status) if status and status.isdigit() else None
-        exchange.response_headers = as_text(item.headers)
-        if tap is not None:
-            tap.response_headers(item.headers)  # grpc-status here: a trailers-only response
+        record = _Pending(exchange, tap)
+        record.headers(item.headers)
+        try:
+            await self._pass_responses(front, back, exchange, call, tap, item, record)
+        finally:
+            record.write()
+
+    @staticmethod
+    async def _pass_responses(front: H2Stream, back: H2Stream, exchange: Exchange,
+                              call: H2Call, tap: GrpcTap | None, item: Inbound,
+                              record: _Pending) -> None:
         queued = back.peek()
         ended = queued is not None and queued.kind == "end"
-        follow = await back.next() if queued is not None else None
+        follow = back.take() if queued is not None else None
+        if call.shaping is not None:  # a shaped response may take long: recorded as it goes
+            record.write()
+            record.eager = True
         await call.first_byte()
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
         while True:
             if follow is None:
+                if back.peek() is None:
+                    record.write()  # what passed so far, before waiting for more
                 follow = await back.next()
             if follow.kind == "end":
                 if not front.sent_end:
                     await call.send_down(b"", end=True)
                 return
             if follow.kind == "data":
-                exchange.response_body.add(follow.data)
-                if tap is not None:
-                    tap.response_data(follow.data)
+                record.data(follow.data)
                 queued = back.peek()
                 last = queued is not None and queued.kind == "end"
                 try:
@@ -379,9 +440,7 @@ class Http2Listener:
                 if last:
                     return
             elif follow.kind == "trailers":
-                exchange.notes.setdefault("http2", {})["trailers"] = as_text(follow.headers)
-                if tap is not None:
-                    tap.trailers(follow.headers)
+                record.trailers(follow.headers)
                 await call.before_end()
                 front.send_trailers(follow.headers)
                 return

@@ -1,0 +1,189 @@
+"""hyperframe's and h2's per-frame helpers, made cheaper for a relay (installed by h2conn).
+
+Same bytes and same frames, less Python per frame: a frame's flags are a set (hyperframe's
+Flags is a Python MutableSet: h2 and hyperframe ask it ~20 times per relayed request, each a
+Python call), read and written at once when a frame is parsed or serialized, and a header
+list that is all bytes pairs already (what devamb sends) is not rebuilt by h2's
+`utf8_encode_headers`; h2's state machines look their transitions up by (state, input) enum
+pairs, which Enum hashes in Python (by name): here by identity, in C (members are singletons
+and compare by identity already), the tables rebuilt for the new hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.settings
+import h2.stream
+import h2.utilities
+import hyperframe.flags
+import hyperframe.frame
+
+_VALID: dict[int, tuple[object, frozenset[str]]] = {}  # by id of a frame class's flags
+
+
+class FrameFlags(set[str]):
+    """hyperframe's Flags as a set (`in` at C speed) that refuses a flag its frame does not
+    define, as Flags does."""
+
+    __slots__ = ("_valid_flags",)
+
+    def __init__(self, defined_flags: Iterable[hyperframe.flags.Flag]) -> None:
+        # (no set.__init__: a new set is empty)
+        known = _VALID.get(id(defined_flags))
+        if known is None or known[0] is not defined_flags:  # (once per frame class)
+            known = _VALID[id(defined_flags)] = (defined_flags,
+                                                 frozenset(flag.name for flag in defined_flags))
+        self._valid_flags = known[1]
+
+    def add(self, value: str) -> None:
+        if value not in self._valid_flags:
+            raise ValueError(f"Unexpected flag: {value}. Valid flags are: "
+                             f"{set(self._valid_flags)}")
+        set.add(self, value)
+
+    def __repr__(self) -> str:
+        return repr(sorted(self))
+
+
+_HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
+_utf8_encode_headers = h2.utilities.utf8_encode_headers
+
+
+def serialize(self: hyperframe.frame.Frame) -> bytes:
+    body = self.serialize_body()
+    self.body_len = size = len(body)
+    names = self.flags
+    flags = 0
+    if names:
+        for flag, bit in self.defined_flags:
+            if flag in names:
+                flags |= bit
+    return _HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, self.type, flags,
+                        self.stream_id & 0x7FFFFFFF) + body
+
+
+def parse_flags(self: hyperframe.frame.Frame, flag_byte: int) -> Any:
+    if flag_byte:
+        names: Any = self.flags  # (the names are the frame's own defined flags: valid)
+        for flag, bit in self.defined_flags:
+            if flag_byte & bit:
+                set.add(names, flag)
+    return self.flags
+
+
+_headers_init = hyperframe.frame.HeadersFrame.__init__
+_data_init = hyperframe.frame.DataFrame.__init__
+
+
+def headers_init(self: hyperframe.frame.HeadersFrame, stream_id: int, data: bytes = b"",
+                 **kwargs: Any) -> None:
+    """HeadersFrame(stream_id[, data]) in one step, not through the four __init__ of its
+    bases (what h2 and the frame parser make); with more arguments, hyperframe's own."""
+    if kwargs or not stream_id:  # (a stream id of 0: hyperframe's error)
+        _headers_init(self, stream_id, data, **kwargs)
+        return
+    self.stream_id = stream_id
+    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.body_len = 0
+    self.pad_length = 0
+    self.depends_on = 0
+    self.stream_weight = 0
+    self.exclusive = False
+    self.data = data
+
+
+def data_init(self: hyperframe.frame.DataFrame, stream_id: int, data: bytes = b"",
+              **kwargs: Any) -> None:
+    """DataFrame(stream_id[, data]) in one step (see headers_init)."""
+    if kwargs or not stream_id:
+        _data_init(self, stream_id, data, **kwargs)
+        return
+    self.stream_id = stream_id
+    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.body_len = 0
+    self.pad_length = 0
+    self.data = data
+
+
+def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
+    out = list(headers)
+    for pair in out:
+        if type(pair) is not tuple or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
+            return _utf8_encode_headers(out)  # text, or hpack's HeaderTuples: h2's own
+    return out
+
+
+class Config(h2.config.H2Configuration):
+    """h2's configuration with its options as plain attributes: h2 reads them ~18 times per
+    relayed request, each through a Python descriptor or property. The values are checked
+    by h2's own constructor first, as h2 would."""
+
+    client_side = True
+    header_encoding = None
+    validate_outbound_headers = True
+    normalize_outbound_headers = True
+    split_outbound_cookies = False
+    validate_inbound_headers = True
+    normalize_inbound_headers = True
+
+    def __init__(self, **options: Any) -> None:
+        h2.config.H2Configuration(**options)  # raises for a value h2 refuses
+        super().__init__(**options)
+
+
+_build_flags = h2.stream.H2Stream._build_hdr_validation_flags
+_FLAGS: dict[tuple[type, object], Any] = {}
+
+
+def build_hdr_validation_flags(self: h2.stream.H2Stream, events: Any) -> Any:
+    """h2's HeaderValidationFlags (an immutable tuple) for a header block, a function of the
+    kind of its first event and the side: built once per pair (h2 built it per block)."""
+    key = (type(events[0]), self.state_machine.client)
+    flags = _FLAGS.get(key)
+    if flags is None:
+        flags = _FLAGS[key] = _build_flags(self, events)
+    return flags
+
+
+_MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+_settings_max_streams: Any = h2.settings.Settings.__dict__["max_concurrent_streams"]
+
+
+def max_concurrent_streams(self: h2.settings.Settings) -> int:
+    """h2's Settings.max_concurrent_streams (read for every stream opened), without the
+    MutableMapping.get and __getitem__ calls."""
+    values = self._settings.get(_MAX_STREAMS)
+    value = values[0] if values else None
+    return 2**32 + 1 if value is None else value
+
+
+def _hash_by_identity() -> None:
+    enums = (h2.connection.ConnectionState, h2.connection.ConnectionInputs,
+             h2.stream.StreamInputs)
+    for enum in enums:
+        type.__setattr__(enum, "__hash__", object.__hash__)
+    tables: tuple[Any, ...] = (h2.connection.H2ConnectionStateMachine._transitions,
+                               h2.stream._transitions)
+    for table in tables:
+        items = list(table.items())
+        table.clear()
+        table.update(items)
+
+
+def install() -> None:
+    _hash_by_identity()
+    h2.stream.H2Stream._build_hdr_validation_flags = (  # type: ignore[method-assign]
+        build_hdr_validation_flags)
+    settings: Any = h2.settings.Settings
+    settings.max_concurrent_streams = property(max_concurrent_streams,
+                                               _settings_max_streams.fset)
+    hyperframe.frame.Flags = FrameFlags  # type: ignore[misc,assignment]  # Frame.__init__ makes it
+    hyperframe.frame.HeadersFrame.__init__ = headers_init  # type: ignore[method-assign]
+    hyperframe.frame.DataFrame.__init__ = data_init  # type: ignore[method-assign]
+    hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
+    hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
+    h2.stream.utf8_encode_headers = utf8_encode_headers
