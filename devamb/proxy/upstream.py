@@ -339,5 +339,7 @@ class UpstreamPool:
 
 def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
     """The request line and headers, ready to write (latin-1, as HTTP/1.1 headers are)."""
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
-    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode("latin-1", "replace")
+    fields = "\r\n".join(map(": ".join, headers))  # one C loop: no f-string per header
+    text = f"{method} {target} HTTP/1.1\r\n{fields}\r\n\r\n" if fields else (
+        f"{method} {target} HTTP/1.1\r\n\r\n")
+    return text.encode("latin-1", "replace")
