@@ -122,7 +122,10 @@ async def _exchange_head(
         reused = False
         try:
             with Deadline(timeout) as deadline:
-                if connect_timeout is None:
+                conn = pool.idle()  # the usual case: no connect, no waiting
+                if conn is not None:
+                    reused = True
+                elif connect_timeout is None:
                     conn, reused = await pool.acquire()
                 else:
                     try:
@@ -131,7 +134,7 @@ async def _exchange_head(
                     except TimeoutError:
                         raise OSError(f"no connection within {connect_timeout:g}s") from None
                 if body is None:
-                    await conn.send(head, None, chunked)
+                    conn.send_head(head)
                 else:
                     upload = IdleBody(body, deadline, timeout)
                     await conn.send(head, upload.chunks(), chunked)
@@ -181,7 +184,7 @@ def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
 async def _relay_response(
     conn: UpstreamConnection, request: FrontRequest, exchange: Exchange
 ) -> StreamResponse:
-    status, raw_headers = await conn.response_head()
+    status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
     exchange.mark_first_byte()
     headers = upstream_response_headers(raw_headers)
     response = StreamResponse(status, headers=headers, parsed=True)
