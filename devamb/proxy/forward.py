@@ -38,13 +38,15 @@ async def forward_http(
     keep_host: bool,
     timeout: float,
     websockets: WebSocketClient,
+    url_text: str | None = None,
 ) -> StreamResponse:
+    """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
     headers = request_headers(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers
     )
     if not keep_host:
         headers["Host"] = url.raw_authority
-    exchange.url = str(url)
+    exchange.url = str(url) if url_text is None else url_text
     exchange.request_headers = fields = list(headers.items())
     if is_websocket(request):
         return await relay_websocket(websockets, request, url, headers, exchange, timeout)
