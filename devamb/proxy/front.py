@@ -29,7 +29,6 @@ from ssl import SSLContext
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from devamb.proxy.inline import Inline, task_running
 from devamb.proxy.refusals import (
     Refusal,
     RefusalHook,
@@ -83,9 +82,7 @@ class FrontProtocol(asyncio.Protocol):
         self._receiving: FrontRequest | None = None  # the request whose body is arriving
         self._lingering: FrontRequest | None = None  # answered; the rest of its body is dropped
         self._queue: deque[FrontRequest] = deque()
-        self._task: asyncio.Task[None] | Inline | None = None  # serving the request in front
-        self._starting: Inline | None = None  # begun once the parser returns (data_received)
-        self._feeding = False  # in the parser's callbacks
+        self._task: asyncio.Task[None] | None = None
         self.deadline = 0.0  # loop time after which the server's sweep closes us; 0: none
         self._pauses: set[str] = set()
         self._writable: asyncio.Future[None] | None = None
@@ -107,7 +104,6 @@ class FrontProtocol(asyncio.Protocol):
         if self._refusal is not None or self._upgraded is not None or self._closing_now():
             return
         heads = self._heads
-        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -117,8 +113,6 @@ class FrontProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if self._refusal is None:
                 self._refusal = refusal_for(exc)
-        finally:
-            self._feeding = False
         if self._in_head and self._refusal is None:
             self._partial_head(data, began=self._heads != heads)
         if self._refusal is not None:
@@ -129,10 +123,6 @@ class FrontProtocol(asyncio.Protocol):
                 self._refuse()
             else:
                 self._pause("refused")  # answered once the request in flight is
-        starting = self._starting
-        if starting is not None:  # the head (and a body within this read) is parsed: serve it
-            self._starting = None
-            starting.begin()
 
     def _partial_head(self, data: bytes, *, began: bool) -> None:
         """A head still incomplete after a read. The parser holds its unfinished line, which
@@ -288,17 +278,7 @@ class FrontProtocol(asyncio.Protocol):
     # -- serving requests in order ---------------------------------------------------------
 
     def _start(self, request: FrontRequest) -> None:
-        """Serve `request`: stepped from this callback (proxy/inline.py) unless a task is
-        stepping already; from a parser callback, once the parser returns."""
-        loop = self.server.loop
-        if task_running(loop):
-            self._task = loop.create_task(self._serve(request))
-            return
-        runner = self._task = Inline(self._serve(request), loop)
-        if self._feeding:
-            self._starting = runner
-        else:
-            runner.begin()
+        self._task = asyncio.get_running_loop().create_task(self._serve(request))
 
     async def _serve(self, request: FrontRequest) -> None:
         keep = False
