@@ -88,12 +88,9 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     upstream.connection_made(MemoryTransport(
         lambda _data: loop.call_soon(upstream.data_received, RESPONSE)))
 
-    async def acquire() -> tuple[UpstreamConnection, bool]:
-        return upstream, True
-
     target = engine.services["api"].target()
-    target._pool.acquire = acquire  # type: ignore[attr-defined,union-attr]
-    target._pool.release = lambda conn: None  # type: ignore[attr-defined,union-attr]
+    # the one kept-alive connection: taken from the pool and put back as a real one is
+    target._pool._idle.append(upstream)  # type: ignore[attr-defined,union-attr]
     listener = engine.lifecycle.listeners["api"]
     answered: list[asyncio.Future[None]] = []
 
@@ -106,7 +103,8 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
 
     async def one() -> None:
         answered[:] = [loop.create_future()]
-        front.data_received(REQUEST)
+        # from a loop callback, as a socket's read comes: not from inside a task
+        loop.call_soon(front.data_received, REQUEST)
         await answered[0]
 
     for _ in range(warmup):

@@ -13,6 +13,7 @@ latest deadline).
 from __future__ import annotations
 
 import asyncio
+from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
@@ -81,12 +82,12 @@ class Deadline:
     __slots__ = ("_cancelling", "_expires", "_fired", "_handle", "_loop", "_queue", "_task")
 
     def __init__(self, seconds: float) -> None:
-        task = asyncio.current_task()
+        self._loop = loop = asyncio.get_running_loop()
+        task = _current_tasks.get(loop)  # asyncio.current_task() without its Python frame
         assert task is not None, "Deadline used outside a task"
         self._task = task
         self._cancelling = task.cancelling()  # cancellations already asked for by others
         self._fired = False
-        self._loop = loop = task.get_loop()
         self._expires = loop.time() + seconds
         self._handle: asyncio.TimerHandle | None = None  # a timer of its own, once re-armed
         self._queue: _Queue | None = None

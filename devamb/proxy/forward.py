@@ -38,13 +38,15 @@ async def forward_http(
     keep_host: bool,
     timeout: float,
     websockets: WebSocketClient,
+    url_text: str | None = None,
 ) -> StreamResponse:
+    """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
     headers = request_headers(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers
     )
     if not keep_host:
         headers["Host"] = url.raw_authority
-    exchange.url = str(url)
+    exchange.url = str(url) if url_text is None else url_text
     exchange.request_headers = fields = list(headers.items())
     if is_websocket(request):
         return await relay_websocket(websockets, request, url, headers, exchange, timeout)
@@ -122,7 +124,10 @@ async def _exchange_head(
         reused = False
         try:
             with Deadline(timeout) as deadline:
-                if connect_timeout is None:
+                conn = pool.idle()  # the usual case: no connect, no waiting
+                if conn is not None:
+                    reused = True
+                elif connect_timeout is None:
                     conn, reused = await pool.acquire()
                 else:
                     try:
@@ -131,7 +136,7 @@ async def _exchange_head(
                     except TimeoutError:
                         raise OSError(f"no connection within {connect_timeout:g}s") from None
                 if body is None:
-                    await conn.send(head, None, chunked)
+                    conn.send_head(head)
                 else:
                     upload = IdleBody(body, deadline, timeout)
                     await conn.send(head, upload.chunks(), chunked)
@@ -181,7 +186,7 @@ def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
 async def _relay_response(
     conn: UpstreamConnection, request: FrontRequest, exchange: Exchange
 ) -> StreamResponse:
-    status, raw_headers = await conn.response_head()
+    status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
     exchange.mark_first_byte()
     headers = upstream_response_headers(raw_headers)
     response = StreamResponse(status, headers=headers, parsed=True)

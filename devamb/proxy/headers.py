@@ -54,6 +54,11 @@ def _dropped(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     return HOP_BY_HOP | {token.strip().lower() for token in listed.split(",")}
 
 
+# what never goes upstream, with the Host header and without (keep_host)
+_NOT_FORWARDED = HOP_BY_HOP | {TARGET_OVERRIDE, REPLAY}
+_NOT_FORWARDED_HOST = _NOT_FORWARDED | {"host"}
+
+
 def request_headers(
     incoming: CIMultiDictProxy[str],
     *,
@@ -62,15 +67,14 @@ def request_headers(
     extra: Mapping[str, str],
 ) -> CIMultiDict[str]:
     """Headers to send upstream for a request that arrived with `incoming`."""
-    dropped = _dropped(incoming)
+    skip = _NOT_FORWARDED if keep_host else _NOT_FORWARDED_HOST
+    if "Connection" in incoming:
+        skip = skip | _dropped(incoming)
     out: CIMultiDict[str] = CIMultiDict()
+    add = out.add
     for name, value in incoming.items():
-        lower = name.lower()
-        if lower in dropped or lower in (TARGET_OVERRIDE, REPLAY) or (
-            lower == "host" and not keep_host
-        ):
-            continue
-        out.add(name, value)
+        if name.lower() not in skip:
+            add(name, value)
     if client_ip:
         prior = incoming.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{prior}, {client_ip}" if prior else client_ip
@@ -78,8 +82,11 @@ def request_headers(
         out["X-Forwarded-Proto"] = "http"
     if "X-Forwarded-Host" not in out and "Host" in incoming:
         out["X-Forwarded-Host"] = incoming["Host"]
-    via, mine = ", ".join(incoming.getall("Via", ())), HOP.get()  # each hop's, in order
-    out["Via"] = f"{via}, {mine}" if via else mine
+    mine = HOP.get()
+    if "Via" in incoming:  # each hop's, in order
+        out["Via"] = f"{', '.join(incoming.getall('Via'))}, {mine}"
+    else:
+        out["Via"] = mine
     for name, value in extra.items():
         out[name] = value
     return out
@@ -100,7 +107,16 @@ def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str,
                 listed = value if listed is None else listed + b"," + value
             continue
         kept.append((name.decode("latin-1"), value.decode("latin-1")))
-    if listed:
+    if listed and not _hop_only(listed):
         dropped = {t.strip().lower().decode("latin-1") for t in listed.split(b",")}
         kept = [(name, value) for name, value in kept if name.lower() not in dropped]
     return kept
+
+
+_HOP_TOKENS = (b"keep-alive", b"close", b"upgrade")
+
+
+def _hop_only(listed: bytes) -> bool:
+    """A Connection header that names only hop-by-hop headers or options (`keep-alive`,
+    `close`: nearly every one): nothing else to drop."""
+    return listed.strip().lower() in _HOP_TOKENS

@@ -195,6 +195,13 @@ class UrlTarget(Target):
         self._port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
+        # origin and prefix as yarl writes them (a default port dropped): the recorded URL is
+        # this and the raw path, which yarl keeps as given
+        self._written: str | None
+        try:
+            self._written = str(URL(f"{self._origin}{self._prefix}/", encoded=True))[:-1]
+        except ValueError:  # (then the exchange's URL object is asked, request by request)
+            self._written = None
         self._pool: UpstreamPool | None = None
         self._websockets = WebSocketClient()
         self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
@@ -275,6 +282,7 @@ class UrlTarget(Target):
             keep_host=self.context.keep_host,
             timeout=self.context.timeout,
             websockets=self._websockets,
+            url_text=None if self._written is None else f"{self._written}{request.raw_path}",
         )
 
     async def tcp_address(self) -> tuple[str, int]:
