@@ -13,12 +13,21 @@ latest deadline).
 from __future__ import annotations
 
 import asyncio
-from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
+import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
 
 from devamb.proxy.errors import UpstreamFailed
+
+if sys.version_info < (3, 12):
+    # asyncio.current_task() is a Python function on 3.11 (a frame and a second loop lookup per
+    # exchange); the C dict it reads answers the same, without either.
+    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
+
+    _current_task = _current_tasks.get
+else:  # C code already, and the table above is no longer where 3.14 keeps the task
+    _current_task = asyncio.current_task
 
 
 class _Queue:
@@ -83,7 +92,7 @@ class Deadline:
 
     def __init__(self, seconds: float) -> None:
         self._loop = loop = asyncio.get_running_loop()
-        task = _current_tasks.get(loop)  # asyncio.current_task() without its Python frame
+        task = _current_task(loop)
         assert task is not None, "Deadline used outside a task"
         self._task = task
         self._cancelling = task.cancelling()  # cancellations already asked for by others
