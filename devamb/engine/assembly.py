@@ -185,7 +185,8 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
     wire = protocol  # postgres, redis: the targets and connection faults see tcp
     protocol = transport(protocol) if protocol is not None else None
     on_switch, redact_params = _wire_keys(node, wire)
-    targets = _targets(node.child("targets"), protocol or "http") if node.has("targets") else {}
+    targets = (_targets(node.child("targets"), protocol or "http", wire or "http")
+               if node.has("targets") else {})
     active = _active_target(node, targets) if node.has("targets") else None
     timeout = node.child("timeout").duration() if node.has("timeout") else DEFAULT_TIMEOUT
     keep_host = node.child("keep_host").boolean() if node.has("keep_host") else False
@@ -314,7 +315,8 @@ def _listen(node: Node) -> ListenAddress | None:
     return ListenAddress(host, port)
 
 
-def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
+def _targets(node: Node, protocol: str, declared: str) -> dict[str, TargetSpec]:
+    """`protocol`: what the targets see (tcp for postgres, redis); `declared`: the service's."""
     if not isinstance(node.value, dict) or not node.value:
         node.problem("expected a mapping of target names to targets, with at least one target")
         return {}
@@ -330,10 +332,10 @@ def _targets(node: Node, protocol: str) -> dict[str, TargetSpec]:
         kind = target_kind(child)
         if kind is None:
             continue
-        refusal = kind.refusal(protocol)
+        refusal = kind.refusal(declared)
         if refusal is not None:  # refused here, not at the first request
             where = child.child(kind.key) if isinstance(child.value, dict) else child
-            where.problem(f"{refusal}; this is a {protocol} service", key=where is not child)
+            where.problem(f"{refusal}; this is a {declared} service", key=where is not child)
             continue
         spec = kind.parse(name, child, protocol)
         if spec is not None:

@@ -11,9 +11,11 @@ from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
 from devamb.targets import echo, url
 from devamb.targets.base import Target, TargetContext
+from devamb.wire import WIRE_PROTOCOLS
 
 BOTH = frozenset({"http", "tcp"})
 H2_PROTOCOLS = frozenset({"http2", "grpc"})  # services whose calls are HTTP/2 streams
+WIRE = frozenset(WIRE_PROTOCOLS)  # tcp relays devamb reads (postgres, redis)
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,17 @@ class TargetKind:
     key: str  # the mapping key that selects this kind in a profile
     parse: Callable[[str, Node, str], TargetSpec | None]  # (name, node, protocol)
     build: Callable[[TargetSpec, TargetContext], Target]
-    protocols: frozenset[str]  # the service protocols it serves; others are refused
+    protocols: frozenset[str]  # the service protocols it serves (as declared); others refused
+    why: Mapping[str, str] = dataclasses.field(default_factory=dict)  # why, where not plain
 
     def refusal(self, protocol: str) -> str | None:
-        """Why a `protocol` service cannot use this kind (None: it can)."""
+        """Why a `protocol` service (its declared protocol: postgres, not tcp) cannot use this
+        kind (None: it can)."""
         if protocol in self.protocols:
             return None
-        return f"{self.key} targets serve {' and '.join(sorted(self.protocols))} services only"
+        served = f"{self.key} targets serve {' and '.join(sorted(self.protocols))} services only"
+        reason = self.why.get(protocol)
+        return f"{served} ({reason})" if reason else served
 
 
 ALL = BOTH | H2_PROTOCOLS
@@ -97,14 +103,25 @@ def build_mock(spec: TargetSpec, context: TargetContext) -> Target:
     return MockTarget(spec, context)
 
 
+_MOCK_WHY = "a mock answers HTTP requests and gRPC calls, not database clients"
+# postgres and redis services relay to tcp targets (their targets see `tcp`); a kind that
+# would answer a database client with something else than its server's protocol is refused.
 KINDS: dict[str, TargetKind] = {
-    "url": TargetKind("url", url.parse, url.UrlTarget, ALL),  # h2c, or h2 over TLS
-    "echo": TargetKind("echo", echo.parse, echo.EchoTarget, ALL),
-    "docker": TargetKind("docker", parse_docker, build_docker, ALL),
-    "endpoints": TargetKind("endpoints", parse_pool, build_pool, ALL),
-    "split": TargetKind("split", parse_split, build_split, ALL),
-    "shards": TargetKind("shards", parse_shards, build_shards, ALL),  # HTTP keys, or RESP
-    "mock": TargetKind("mock", parse_mock, build_mock, frozenset({"http"}) | H2_PROTOCOLS),
+    "url": TargetKind("url", url.parse, url.UrlTarget, ALL | WIRE),  # h2c, or h2 over TLS
+    # (RESP commands are arrays of bulk strings, a reply a client reads; PostgreSQL's
+    # client and server messages differ)
+    "echo": TargetKind("echo", echo.parse, echo.EchoTarget, ALL | {"redis"}, MappingProxyType({
+        "postgres": "an echo sends the client's own messages back, which a PostgreSQL client "
+                    "cannot read as the server's"})),
+    "docker": TargetKind("docker", parse_docker, build_docker, ALL | WIRE),
+    "endpoints": TargetKind("endpoints", parse_pool, build_pool, ALL | WIRE),
+    "split": TargetKind("split", parse_split, build_split, ALL | WIRE),
+    # HTTP keys, or RESP (key: redis) on tcp and redis services
+    "shards": TargetKind("shards", parse_shards, build_shards, ALL | {"redis"},
+                         MappingProxyType({"postgres": "shards speak RESP (key: redis) or "
+                                           "route HTTP requests by key, not PostgreSQL"})),
+    "mock": TargetKind("mock", parse_mock, build_mock, frozenset({"http"}) | H2_PROTOCOLS,
+                       MappingProxyType(dict.fromkeys(WIRE_PROTOCOLS, _MOCK_WHY))),
 }
 KIND_KEYS = tuple(KINDS)
 

@@ -112,17 +112,32 @@ def error_response(sqlstate: str, text_: str, severity: str = "ERROR") -> bytes:
     return message(b"E", body)
 
 
-def raise_query(sqlstate: str, text_: str) -> bytes:
-    """A simple Query that makes the server itself raise `sqlstate` (fails its transaction).
+def raise_sql(sqlstate: str, text_: str) -> bytes:
+    """A statement that makes the server itself raise `sqlstate` (fails its transaction).
 
     The message is an E'' literal (meaning the same whatever standard_conforming_strings is),
     `$` written as an escape so it cannot end the dollar-quoted body; the sqlstate is
     validated by the profile as 5 characters [0-9A-Z]."""
     escaped = (text_.replace("\0", "").replace("\\", "\\\\").replace("'", "''")
                .replace("$", "\\x24"))
-    sql = (f"DO $devamb$ BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
-           f"MESSAGE = E'{escaped}'; END $devamb$")
-    return message(b"Q", sql.encode() + b"\0")
+    return (f"DO $devamb$ BEGIN RAISE EXCEPTION USING ERRCODE = '{sqlstate}', "
+            f"MESSAGE = E'{escaped}'; END $devamb$").encode()
+
+
+def raise_query(sqlstate: str, text_: str, before: bytes = b"") -> bytes:
+    """A simple Query raising `sqlstate` (after `before`: the statements of a multi-statement
+    Query that precede the faulted one, run by the server as they would be)."""
+    return message(b"Q", before + raise_sql(sqlstate, text_) + b"\0")
+
+
+def raise_extended(sqlstate: str, text_: str) -> bytes:
+    """Parse, Bind, Execute of the unnamed statement raising `sqlstate`, then Flush: inside an
+    extended-protocol unit the server raises it where the faulted statement stood, skips the
+    rest up to the client's Sync and rolls the unit back, as after a real error. The server's
+    ParseComplete and BindComplete to them are not the client's (the follower drops them)."""
+    return (message(b"P", b"\0" + raise_sql(sqlstate, text_) + b"\0\0\0")
+            + message(b"B", b"\0\0" + b"\0\0" * 3)
+            + message(b"E", b"\0" + b"\0" * 4) + message(b"H", b""))
 
 
 def ready_for_query(status: str) -> bytes:

@@ -116,6 +116,16 @@ class _Record(LazyExchange):
 
 
 @dataclass(eq=False)
+class _Drop:
+    """The server's ParseComplete and BindComplete to a raise_extended in unit `sync`, after
+    `before` of the unit's own (Parses, Binds)."""
+
+    sync: int
+    before: tuple[int, int]
+    left: list[bool] = field(default_factory=lambda: [True, True])
+
+
+@dataclass(eq=False)
 class _Pending:
     """A statement waiting for the server's answer."""
 
@@ -153,11 +163,20 @@ class PostgresFollower(Follower):
         self.pass_swallow = False
         self.swallowing = False  # an answered unit's messages are dropped up to its Sync
         self.sync_answered = False  # the server already answered that unit (and its Sync)
+        self.keep_sync = False  # ...but its Sync goes on (the server raised the error in it)
+        self.just_parsed: str | None = None  # the statement the last Parse named (until Bind)
+        # ParseComplete/BindComplete answering raise_extended are not the client's: per unit
+        # (its sync point), how many of the unit's own come before them. Counted per unit:
+        self.unit_pb = [0, 0]  # Parses, Binds the client sent in the open unit
+        self.server_pb = [0, 0]  # ParseCompletes, BindCompletes since the last ReadyForQuery
+        self.drops: list[_Drop] = []
+        self.server_held = b""  # a server message's start, held while a drop may come
         self.awaiting: bytes | None = None  # the message a Decide is about
         self.released: bytes | None = None  # decided: forward it next
         self.fault_names: list[str] = []
         self.queue: list[tuple[int, bytes]] = []  # injected answers: (after RFQ n, bytes)
-        self.splits: list[tuple[int, bytes]] = []
+        self.splits: list[tuple[int, bytes | int]] = []  # (offset, bytes to insert there)
+        self.cuts: list[tuple[int, int]] = []  # server bytes [start, end) of a chunk dropped
         self.released_items: list[Item] = []  # answers `resolve` made that can go at once
         self.held_since: float | None = None
         self.out: list[Item] = []  # what the gate lets go, in order
@@ -195,8 +214,12 @@ class PostgresFollower(Follower):
 
     def server_data(self, data: bytes) -> list[bytes] | None:
         if self.opaque is not None:
+            if self.server_held:
+                held, self.server_held = self.server_held, b""
+                return [held, data]
             return None
         self.splits.clear()
+        self.server.end = 0
         try:
             self.server.feed(data)
         except Malformed as exc:
@@ -206,14 +229,29 @@ class PostgresFollower(Follower):
             self._record_done()
             self.lose_sync(f"devamb could not follow the server: {exc!r}")
         self._record_done()
-        if not self.splits:
+        if not self.splits and not self.cuts and not self.server_held and not self.drops:
             return None
+        held = self.server_held
+        if held or self.cuts:
+            data = held + data
+            self.splits = [(end + len(held), extra) for end, extra in self.splits]
+            self.splits += [(start + len(held), -(end + len(held))) for start, end in self.cuts]
+            self.splits.sort(key=lambda split: split[0])
+            self.cuts.clear()
+        # while a drop may come, a server message's start waits for its end (to be cut whole)
+        keep = len(data) if self.server.between or not self.drops else (
+            self.server.end + len(held))
+        self.server_held = data[keep:]
         pieces: list[bytes] = []
         at = 0
         for end, extra in self.splits:
+            if isinstance(extra, int):  # a cut: [end, -extra) is dropped
+                pieces.append(data[at:end])
+                at = -extra
+                continue
             pieces += [data[at:end], extra]
             at = end
-        pieces.append(data[at:])
+        pieces.append(data[at:keep])
         self.splits.clear()
         return [p for p in pieces if p]
 
@@ -234,7 +272,8 @@ class PostgresFollower(Follower):
                 and self.syncs_sent == self.rfq_seen and not self.in_unit
                 and self.client.between and self.server.between and not self.gbuf
                 and self.awaiting is None and self.released is None and not self.queue
-                and self.copying is None and not self.swallowing)
+                and self.copying is None and not self.swallowing and not self.drops
+                and not self.server_held)
 
     def safe_close(self) -> bytes:
         return pg.terminate()
@@ -289,7 +328,10 @@ class PostgresFollower(Follower):
             if self.swallowing:
                 if kind == 0x53:  # the answered unit's Sync: its ReadyForQuery
                     self.swallowing = False
-                    if self.sync_answered:  # its ReadyForQuery came from the server
+                    if self.keep_sync:  # the server raised the error: its Sync ends the unit
+                        self.keep_sync = False
+                        self._forward(message, out)
+                    elif self.sync_answered:  # its ReadyForQuery came from the server
                         self.sync_answered = False
                     else:
                         out += self._inject(pg.ready_for_query(self._answered_status()))
@@ -314,10 +356,12 @@ class PostgresFollower(Follower):
             return None
         if kind == 0x51:  # Query
             sql = pg.text(message[5:].rstrip(b"\0"))
-        elif kind == 0x50 and not self.in_unit:  # Parse, first of its unit
+        elif kind == 0x50:  # Parse (each statement of a pipelined unit is decided on)
             sql = pg.cstrings(message[5:], 2)[0][-1]
-        elif kind == 0x42 and not self.in_unit:  # Bind, first of its unit
+        elif kind == 0x42:  # Bind, unless of the statement its unit's last Parse named
             names, _ = pg.cstrings(message[5:], 2)
+            if len(names) == 2 and names[1] == self.just_parsed:
+                return None
             sql = self.statements.get(names[-1], ("", []))[0] if len(names) == 2 else ""
         else:
             return None
@@ -342,7 +386,19 @@ class PostgresFollower(Follower):
         exchange.notes["sql"]["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
                                           "message": text, "injected": True}
         injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
-        if self.status == "T":
+        # the server's state when it would reach the statement is not known yet while it has
+        # earlier messages to answer (BEGIN pipelined before it) or the statement is inside an
+        # extended unit (a pipeline batch): the server raises the error there itself
+        outstanding = self.syncs_sent != self.rfq_seen
+        if kind != 0x51 and (self.in_unit or outstanding):
+            pending = self._pending(exchange, "injected")
+            pending.injected = f"{sqlstate} {text}{injected}"
+            self.drops.append(_Drop(pending.sync, (self.unit_pb[0], self.unit_pb[1])))
+            self.in_unit = True
+            self.released_items = [pg.raise_extended(sqlstate, text)]
+            self.swallowing = self.keep_sync = True
+            return
+        if self.status == "T" or outstanding:
             # in a transaction: the server raises the error itself, so its transaction fails
             # as the client is told (a COMMIT then rolls back, as after a real error)
             pending = self._pending(exchange, "injected")
@@ -440,6 +496,7 @@ class PostgresFollower(Follower):
             sql = pg.text(body.rstrip(b"\0"))
             self._pending(self._begin(sql, "simple"), "simple")
             self.syncs_sent += 1
+            self.unit_pb = [0, 0]
         elif kind == 0x50:  # Parse
             names, at = pg.cstrings(body, 2)
             name, sql = [*names, "", ""][:2]
@@ -449,12 +506,16 @@ class PostgresFollower(Follower):
             self.statements[name] = (sql, types)
             self._open_unit()
             self.unit_parses.append((name, types))
+            self.unit_pb[0] += 1
+            self.just_parsed = name
         elif kind == 0x42:  # Bind
             names, at = pg.cstrings(body, 2)
             portal, stmt = [*names, "", ""][:2]
             values = [] if self.options.redact_params else pg.bind_values(body, at)
             self.portals[portal] = (stmt, values)
             self._open_unit()
+            self.unit_pb[1] += 1
+            self.just_parsed = None
         elif kind == 0x45:  # Execute
             portal = pg.cstrings(body, 1)[0][0] if body else ""
             stmt, values = self.portals.get(portal, ("", []))
@@ -469,6 +530,8 @@ class PostgresFollower(Follower):
             self._prepares()
             self.in_unit = False
             self.syncs_sent += 1
+            self.unit_pb = [0, 0]
+            self.just_parsed = None
         elif kind == 0x43:  # Close statement/portal
             what, name = body[:1], pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else ""
             (self.statements if what == b"S" else self.portals).pop(name, None)
@@ -563,6 +626,17 @@ class PostgresFollower(Follower):
                     self._finish(head)
         elif kind == 0x5A:  # ReadyForQuery
             self._ready(chr(body[0]) if body else "I")
+        elif kind == 0x31 or kind == 0x32:  # ParseComplete, BindComplete
+            which = kind - 0x31
+            if self.drops:
+                unit = self.rfq_seen + 1
+                for drop in self.drops:
+                    if (drop.sync == unit and drop.left[which]
+                            and self.server_pb[which] == drop.before[which]):
+                        drop.left[which] = False
+                        self.cuts.append((self.server.end - length - 5, self.server.end))
+                        return
+            self.server_pb[which] += 1
         elif kind == 0x45:  # ErrorResponse
             fields = pg.error_fields(body)
             error = f"{fields.get('sqlstate', '')} {fields.get('message', '')}".strip()
@@ -634,6 +708,9 @@ class PostgresFollower(Follower):
     def _ready(self, status: str) -> None:
         self.status = status
         self.rfq_seen += 1
+        self.server_pb = [0, 0]
+        if self.drops:
+            self.drops = [d for d in self.drops if d.sync > self.rfq_seen]
         self.describing.clear()
         state = pg.TRANSACTION.get(ord(status), status)
         keep: list[_Pending] = []

@@ -71,7 +71,7 @@ def test_every_kind_has_an_entry_for_every_protocol() -> None:
     assert set(ENTRIES) == set(KINDS)  # a new kind joins the matrix below
     for kind in KINDS.values():
         assert set(ENTRIES[kind.key]) == set(PROTOCOLS)
-        assert kind.protocols and kind.protocols <= {transport(p) for p in PROTOCOLS}
+        assert kind.protocols and kind.protocols <= set(PROTOCOLS)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -83,15 +83,15 @@ def test_a_kind_serves_its_protocols_and_is_refused_on_the_others(
     kind = KINDS[key]
     entry = ENTRIES[key][protocol]
     path = write_profile(tmp_path, protocol, entry)
-    if transport(protocol) not in kind.protocols:
+    if protocol not in kind.protocols:
         with pytest.raises(ProfileError) as caught:
             load_profile(path, environ={})
         column = len("      t: {") + 1  # the kind's key inside the flow mapping
         served = " and ".join(sorted(kind.protocols))
+        why = f" ({kind.why[protocol]})" if protocol in kind.why else ""
         assert [str(p) for p in caught.value.problems] == [
             f"devamb.yaml:{ENTRY_LINE}:{column}: services.api.targets.t.{key}: "
-            f"{key} targets serve {served} services only; this is a {transport(protocol)} "
-            f"service"
+            f"{key} targets serve {served} services only{why}; this is a {protocol} service"
         ]
         return
     spec = load_profile(path, environ={}).services["api"]

@@ -44,27 +44,76 @@ def reply(tag: str, status: str = "I") -> bytes:
     return pg.message(b"C", tag.encode() + b"\0") + pg.ready_for_query(status)
 
 
-def test_an_injected_answer_waits_for_earlier_replies() -> None:
+def test_behind_an_unanswered_query_the_server_raises_the_injected_error() -> None:
+    """The server's state when it reaches the statement is not known (the first could be
+    BEGIN): the statement is replaced by one the server fails on, never answered by devamb."""
     sink = Sink()
     follower = PostgresFollower(sink, FollowerOptions())
     assert follower.client_data(startup()) is None
     assert follower.server_data(pg.message(b"R", (0).to_bytes(4)) + pg.ready_for_query("I")) \
         is None
     follower.gating = True
-    items = follower.client_data(query("SELECT 1") + query("SELECT 2"))
-    assert items == [Decide(items[0].command)] and items[0].command.fields == {"sql": "SELECT 1"}
+    items = follower.client_data(query("BEGIN") + query("SELECT 2"))
+    assert items == [Decide(items[0].command)] and items[0].command.fields == {"sql": "BEGIN"}
     follower.resolve(FORWARD)
     items = follower.client_data(b"")
-    assert items is not None and items[0] == query("SELECT 1") and isinstance(items[1], Decide)
+    assert items is not None and items[0] == query("BEGIN") and isinstance(items[1], Decide)
     follower.resolve(Answer(Params(), "f"), ["f"])
-    assert follower.client_data(b"") == []  # SELECT 1 is not answered yet: the error waits
-    pieces = follower.server_data(reply("SELECT 1"))
-    assert pieces is not None and pieces[0] == reply("SELECT 1")  # the server's reply first
-    assert b"".join(pieces) == (reply("SELECT 1") + pg.error_response("40001", "conflict")
-                                + pg.ready_for_query("I"))
-    assert follower.safe_point()
+    assert follower.client_data(b"") == [pg.raise_query("40001", "conflict")]
+    server = (reply("BEGIN", "T") + pg.error_response("40001", "conflict")
+              + pg.ready_for_query("E"))
+    assert follower.server_data(server) is None  # the server's answers, as it sent them
     injected = [e for e in sink.done if e.faults == ["f"]]
     assert injected and injected[0].error == "40001 conflict (fault f)"
+    assert injected[0].notes["sql"]["transaction"] == "failed"
+
+
+PARSE2 = pg.message(b"P", b"\0INSERT INTO t2 VALUES ($1)\0\0\0")
+BIND = pg.message(b"B", b"\0\0\0\0\0\x01\0\0\0\x011\0\0")
+EXECUTE = pg.message(b"E", b"\0\0\0\0\0")
+SYNC = pg.message(b"S", b"")
+PARSED, BOUND = pg.message(b"1", b""), pg.message(b"2", b"")
+
+
+def pipelined(first_chunk: int) -> tuple[Sink, bytes]:
+    """INSERT INTO t1, then INSERT INTO t2 (faulted) in one extended unit; the server's
+    answer fed in two chunks cut at `first_chunk`: what the client gets."""
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.gating = True
+    parse1 = pg.message(b"P", b"\0INSERT INTO t1 VALUES ($1)\0\0\0")
+    items = follower.client_data(parse1 + BIND + EXECUTE + PARSE2 + BIND + EXECUTE + SYNC)
+    assert items is not None and isinstance(items[0], Decide)
+    assert items[0].command.fields == {"sql": "INSERT INTO t1 VALUES ($1)"}
+    follower.resolve(FORWARD)
+    items = follower.client_data(b"")
+    assert items is not None and items[0] == parse1 and items[1:3] == [BIND, EXECUTE]
+    assert isinstance(items[3], Decide)  # the 2nd statement of the batch is decided on too
+    assert items[3].command.fields == {"sql": "INSERT INTO t2 VALUES ($1)"}
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    # raised by the server where the statement stood; the rest of the unit up to its Sync
+    # is dropped (the server would skip it) and the Sync goes on
+    assert follower.client_data(b"") == [pg.raise_extended("40001", "conflict"), SYNC]
+    server = (PARSED + BOUND + pg.message(b"C", b"INSERT 0 1\0") + PARSED + BOUND
+              + pg.error_response("40001", "conflict") + pg.ready_for_query("I"))
+    out = b""
+    for chunk in (server[:first_chunk], server[first_chunk:]):
+        pieces = follower.server_data(chunk)
+        out += chunk if pieces is None else b"".join(pieces)
+    assert follower.safe_point()
+    return sink, out
+
+
+def test_a_fault_on_a_later_statement_of_a_pipeline_batch_is_raised_in_its_place() -> None:
+    want = (PARSED + BOUND + pg.message(b"C", b"INSERT 0 1\0")
+            + pg.error_response("40001", "conflict") + pg.ready_for_query("I"))
+    for cut in range(1, 40):  # wherever the server's answer is cut into chunks
+        sink, out = pipelined(cut)
+        assert out == want, cut  # the server's Parse/BindComplete to the DO are dropped
+    (done,) = [e for e in sink.done if e.faults == ["f"]]
+    assert done.error == "40001 conflict (fault f)" and done.path == "INSERT INTO t2 VALUES ($1)"
 
 
 def test_an_extended_batch_is_answered_through_its_sync() -> None:
