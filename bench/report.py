@@ -163,6 +163,7 @@ def goals(summaries: Summaries, devambs: Sequence[Subject]) -> list[Goal]:
                     summaries, "HTTP 1 KiB c32 vs Envoy", "http-1k-c32", subject.key, "envoy", 1.5
                 )
             )
+        found.extend(issue_22_goals(summaries, subject.key))
         if any(key[1] == "mitmproxy" for key in summaries):
             found.append(
                 _ratio_goal(
@@ -174,6 +175,30 @@ def goals(summaries: Summaries, devambs: Sequence[Subject]) -> list[Goal]:
                     10.0,
                 )
             )
+    return found
+
+
+def issue_22_goals(summaries: Summaries, subject: str) -> list[Goal]:
+    """Issue 22's throughput, CPU and latency goals (each needs its peer in this run)."""
+    found: list[Goal] = []
+    for case, reference, minimum in (
+        ("http-1k-c32", "nginx", 0.5),
+        ("http-1m-c8", "haproxy", 1.0),
+        ("tcp-1k-c32", "direct", 0.85),
+        ("tcp-1k-c32", "haproxy", 1.2),
+    ):
+        if any(key == (case, reference) for key in summaries):
+            label = next(c.title for c in CASES if c.key == case)
+            found.append(_ratio_goal(summaries, f"{label} vs {reference} (issue 22)", case,
+                                     subject, reference, minimum))
+    c32 = summaries.get(("http-1k-c32", subject))
+    cpu = None if c32 is None else c32.cpu_us
+    found.append(Goal("proxy CPU per exchange, HTTP 1 KiB c32 (issue 22)", "≤ 40 µs", subject,
+                      cpu, None if cpu is None else cpu <= 40, "median CPU µs per request"))
+    added = added_p50(summaries, "http-1k-c1-cpu0", subject)
+    found.append(Goal("HTTP added p50 at c1, all on CPU 0 (issue 22)", "≤ 0.08 ms", subject,
+                      added, None if added is None else added <= 0.08,
+                      "p50 through devamb - p50 direct, http-1k-c1-cpu0"))
     return found
 
 
@@ -243,6 +268,8 @@ def goals_table(found: Sequence[Goal], subjects: Sequence[Subject]) -> str:
         else:
             if goal.target.endswith("MiB"):
                 measured = f"{goal.value:.1f} MiB"
+            elif goal.target.endswith("µs"):
+                measured = f"{goal.value:.0f} µs"
             elif goal.target.endswith("ms"):
                 measured = f"{goal.value:.3f} ms"
             else:
