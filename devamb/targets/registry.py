@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from devamb.profile.reader import Node, type_name
 from devamb.profile.schema import TargetSpec
@@ -39,68 +41,27 @@ class TargetKind:
 ALL = BOTH | H2_PROTOCOLS
 
 
-# The Docker SDK (with requests and urllib3: ~10 MiB, 0.2 s) is imported by a profile that has
-# a docker target, when its entry is read; other profiles never load it.
-def parse_docker(name: str, node: Node, protocol: str) -> TargetSpec | None:
-    from devamb.targets.docker.spec import parse
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """`module.name`, imported at its first call: a profile without this kind never loads it.
+    The Docker SDK (with requests and urllib3: ~10 MiB, 0.2 s), and pools, splits, shards and
+    mocks (with the cluster code, RESP, re2 and the mock server: ~6 MiB together; issue 22)."""
 
-    return parse(name, node, protocol)
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args)
 
-
-def build_docker(spec: TargetSpec, context: TargetContext) -> Target:
-    from devamb.targets.docker.target import DockerTarget
-
-    return DockerTarget(spec, context)
+    return call
 
 
-# Likewise pools, splits, shards and mocks (with the cluster code, RESP, re2 and the mock
-# server: ~6 MiB together): a profile that has none never imports them (issue 22).
-def parse_pool(name: str, node: Node, protocol: str) -> TargetSpec | None:
-    from devamb.targets.pool import parse
-
-    return parse(name, node, protocol)
-
-
-def build_pool(spec: TargetSpec, context: TargetContext) -> Target:
-    from devamb.targets.pool import PoolTarget
-
-    return PoolTarget(spec, context)
-
-
-def parse_split(name: str, node: Node, protocol: str) -> TargetSpec | None:
-    from devamb.targets.split import parse
-
-    return parse(name, node, protocol)
-
-
-def build_split(spec: TargetSpec, context: TargetContext) -> Target:
-    from devamb.targets.split import SplitTarget
-
-    return SplitTarget(spec, context)
-
-
-def parse_shards(name: str, node: Node, protocol: str) -> TargetSpec | None:
-    from devamb.targets.shards.spec import parse
-
-    return parse(name, node, protocol)
-
-
-def build_shards(spec: TargetSpec, context: TargetContext) -> Target:
-    from devamb.targets.shards.target import build
-
-    return build(spec, context)
-
-
-def parse_mock(name: str, node: Node, protocol: str) -> TargetSpec | None:
-    from devamb.targets.mock.target import parse
-
-    return parse(name, node, protocol)
-
-
-def build_mock(spec: TargetSpec, context: TargetContext) -> Target:
-    from devamb.targets.mock.target import MockTarget
-
-    return MockTarget(spec, context)
+parse_docker = _lazy("devamb.targets.docker.spec", "parse")
+build_docker = _lazy("devamb.targets.docker.target", "DockerTarget")
+parse_pool = _lazy("devamb.targets.pool", "parse")
+build_pool = _lazy("devamb.targets.pool", "PoolTarget")
+parse_split = _lazy("devamb.targets.split", "parse")
+build_split = _lazy("devamb.targets.split", "SplitTarget")
+parse_shards = _lazy("devamb.targets.shards.spec", "parse")
+build_shards = _lazy("devamb.targets.shards.target", "build")
+parse_mock = _lazy("devamb.targets.mock.target", "parse")
+build_mock = _lazy("devamb.targets.mock.target", "MockTarget")
 
 
 _MOCK_WHY = "a mock answers HTTP requests and gRPC calls, not database clients"
