@@ -337,6 +337,7 @@ async def test_a_second_sigint_during_the_drain_cuts_it(
         engine = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "devamb", "up", "--headless", cwd=project,
             stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+            preexec_fn=ctrl_c_as_in_a_shell,
         )  # fmt: skip
     try:
         await wait_for(lambda: accepts(port), "the listener")
@@ -362,6 +363,14 @@ async def test_a_second_sigint_during_the_drain_cuts_it(
     workdir = Workdir.beside(project / "devamb.yaml")
     assert not workdir.socket.exists() and not workdir.pid.exists() and not workdir.lock.exists()
     assert not accepts(port)
+
+
+def ctrl_c_as_in_a_shell() -> None:
+    """In the child, before exec: SIGINT at its default and not blocked, as a shell starts a
+    command. In full clean-clone runs (never alone) the worker's state was inherited with SIGINT
+    swallowed; the cause is not found yet (see the session note)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 async def _wait_in_flight(project: Path) -> None:
