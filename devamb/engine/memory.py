@@ -26,7 +26,7 @@ def _malloc_trim() -> Callable[[], object] | None:
         import ctypes
 
         trim = ctypes.CDLL(None).malloc_trim
-    except (ImportError, OSError, AttributeError):
+    except (ImportError, OSError, AttributeError, TypeError):  # TypeError: no CDLL(None)
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
