@@ -34,6 +34,8 @@ def _malloc_trim() -> Callable[[], object] | None:
 
 
 class Reclaimer:
+    """When to trim: after `TRIM_AFTER` bytes of new records, at most every `TRIM_EVERY` s."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._added = 0  # the store's count at the last trim

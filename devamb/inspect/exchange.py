@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from devamb.control.protocol import ExchangeSummary
 
 DEFAULT_PREVIEW = 64 * 1024
-RECORD_OVERHEAD = 600  # bytes a compact (lazy) record costs
+RECORD_OVERHEAD = 600  # bytes a compact (lazy) record is counted as (not measured again)
 # What an `Exchange` costs besides its previews' and headers' text, and each recorded header
 # besides its text (a tuple and two str objects in a list), as the allocator hands them out:
 # a deep sys.getsizeof walk of the HTTP 1 KiB records of bench/run.py (12 headers, 300 bytes of
