@@ -14,6 +14,7 @@ from devamb.control.events import ConfigRejected, ConfigReloaded, EngineState, S
 from devamb.control.protocol import Conflict, ControlError, NotFound
 from devamb.engine.assembly import Profile, load_profile
 from devamb.engine.context import EngineContext
+from devamb.engine.memory import Reclaimer
 from devamb.engine.reload import diff_profiles, watch_profile
 from devamb.faults.manager import FaultManager
 from devamb.inspect.masking import Redactor, update_log_secrets
@@ -75,6 +76,7 @@ class Lifecycle:
         self._stopping = stopping
         self.listeners: dict[str, Listener] = {}
         self.retiring: set[asyncio.Task[None]] = set()
+        self.reclaimer = Reclaimer()  # the heap's free pages back after bursts
         self.grace: float | None = None  # seconds a stop drains (None: see default_grace)
         self.drain_to_timeout = False  # the runner's engines drain for the longest timeout
         self.stop_report: dict[str, Any] = {"finished": 0, "cut": {}}
@@ -174,6 +176,7 @@ class Lifecycle:
             await asyncio.sleep(STATS_INTERVAL)
             for service in ctx.services.values():
                 service.faults.tick()
+            self.reclaimer.tick(ctx.store.added)
             if ctx.bus.has_subscribers:
                 stats = {name: s.counters.snapshot() for name, s in ctx.services.items()}
                 ctx.bus.publish(StatsTick(stats))

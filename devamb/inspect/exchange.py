@@ -13,7 +13,14 @@ from typing import Any, Protocol
 from devamb.control.protocol import ExchangeSummary
 
 DEFAULT_PREVIEW = 64 * 1024
-RECORD_OVERHEAD = 600  # bytes an exchange costs besides its previews and headers (measured)
+RECORD_OVERHEAD = 600  # bytes a compact (lazy) record is counted as (not measured again)
+# What an `Exchange` costs besides its previews' and headers' text, and each recorded header
+# besides its text (a tuple and two str objects in a list), as the allocator hands them out:
+# a deep sys.getsizeof walk of the HTTP 1 KiB records of bench/run.py (12 headers, 300 bytes of
+# header text, 1 KiB of preview) gave ~4.4 KB a record, tracemalloc ~4.9 KB; counting 600 bytes
+# a record and 16 a header (~2.1 KB) let the store hold twice its budget in small records.
+EXCHANGE_OVERHEAD = 1400
+HEADER_OVERHEAD = 180
 MESSAGE_PREVIEW = 1024  # bytes kept of each WebSocket message (at most the body preview's limit)
 MAX_MESSAGES = 1000  # WebSocket messages kept per exchange; later ones are only counted
 MESSAGE_OVERHEAD = 120  # bytes a kept message costs besides its preview
@@ -34,8 +41,8 @@ class BodyPreview:
     def add(self, chunk: bytes | bytearray | memoryview) -> None:
         self.size += len(chunk)
         room = self.limit - len(self.data)
-        if room > 0:
-            self.data += chunk[:room] if len(chunk) > room else chunk
+        if room > 0:  # a view of the chunk's head: no copy besides the preview's own
+            self.data += memoryview(chunk)[:room] if len(chunk) > room else chunk
 
     @property
     def truncated(self) -> bool:
@@ -185,7 +192,7 @@ class Exchange:
 
     def approx_size(self) -> int:
         """What keeping this record costs, for the store's byte budget."""
-        size = RECORD_OVERHEAD + len(self.request_body.data) + len(self.response_body.data)
+        size = EXCHANGE_OVERHEAD + len(self.request_body.data) + len(self.response_body.data)
         if self.messages is not None:
             size += self.messages.approx_size()
         call = self.notes.get("grpc") if self.notes else None
@@ -193,8 +200,8 @@ class Exchange:
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
         for headers in (self.request_headers, self.response_headers):
-            if headers:  # the strings' lengths, joined in C, plus 16 bytes a header for the rest
-                size += len("".join(chain.from_iterable(headers))) + 16 * len(headers)
+            if headers:  # the strings' lengths, joined in C, plus the objects holding them
+                size += len("".join(chain.from_iterable(headers))) + HEADER_OVERHEAD * len(headers)
         return size
 
     def to_json(self) -> ExchangeSummary:

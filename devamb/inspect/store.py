@@ -46,6 +46,7 @@ class ExchangeStore:
         self._kept: dict[int, _Kept | LazyExchange] = {}
         self._completed = itertools.count()
         self.bytes = 0
+        self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
 
     def configure(self, service: str, keep: int) -> None:
         self._keep[service] = keep
@@ -62,6 +63,7 @@ class ExchangeStore:
         ring.append(exchange)
         self._kept[exchange.id] = _Kept(exchange, size, next(self._completed))
         self.bytes += size
+        self.added += size
         if len(ring) > self._keep.get(exchange.service, DEFAULT_KEEP):
             self._drop(ring.popleft())
         while self.bytes > self.budget and self._evict_oldest():
@@ -84,6 +86,7 @@ class ExchangeStore:
             ring.append(record)
             kept[record.id] = record
             self.bytes += size
+            self.added += size
             if len(ring) > self._keep.get(service, DEFAULT_KEEP):
                 self._drop(ring.popleft())
             while self.bytes > budget and self._evict_oldest():

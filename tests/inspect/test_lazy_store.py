@@ -3,7 +3,7 @@ and kept, counted and evicted like any exchange."""
 
 from __future__ import annotations
 
-from devamb.inspect.exchange import RECORD_OVERHEAD, BodyPreview, Exchange
+from devamb.inspect.exchange import EXCHANGE_OVERHEAD, RECORD_OVERHEAD, BodyPreview, Exchange
 from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.inspect.store import ExchangeStore
 
@@ -60,7 +60,8 @@ def test_lazy_records_are_evicted_like_exchanges() -> None:
     assert [e.id for e in store.all()] == [3, 4, 5, 6]  # the ring keeps the last 4
     store.add_lazy([_Command(4, "again")])  # the same id twice: the first stays
     assert store.get(4).method == "GET"  # type: ignore[union-attr]
-    store.add(_eager(7, "other", size=8 * RECORD_OVERHEAD))  # over budget: oldest out first
+    # as much as 8 lazy records: over budget, the oldest go first
+    store.add(_eager(7, "other", size=8 * RECORD_OVERHEAD - EXCHANGE_OVERHEAD))
     assert store.bytes <= store.budget
     assert [e.id for e in store.all()][-1] == 7 and store.get(3) is None
     store.clear()

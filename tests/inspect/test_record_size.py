@@ -1,0 +1,66 @@
+"""What the store counts for a record is what the record holds (issue 22: the store holds its
+byte budget in memory, not only in preview bytes)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import aiohttp
+
+from devamb.inspect.exchange import Exchange
+from tests.conftest import EngineFactory, listen_url
+from tests.upstreams import HttpUpstream
+
+
+def held_bytes(exchange: Exchange) -> int:
+    """sys.getsizeof of every object the record alone holds (what the service and target names
+    point to is shared by every record of the service, and counted by none)."""
+    shared = {id(exchange.service), id(exchange.target), id(exchange.protocol)}
+    seen: set[int] = set()
+    todo: list[object] = [exchange]
+    total = 0
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or id(obj) in shared or isinstance(obj, type) or obj is None:
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        todo.extend(gc.get_referents(obj))
+    return total
+
+
+async def test_a_recorded_http_exchange_is_counted_as_it_is_held(
+    make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    engine = await make_engine(f"""
+    services:
+      api:
+        listen: 0
+        targets: {{up: {upstream.url}}}
+    """)
+    url = listen_url(engine, "api")
+    async with aiohttp.ClientSession() as client:
+        for path in ("/bytes/1024", "/bytes/100", "/json?x=1", "/status/404"):
+            await (await client.get(f"{url}{path}")).read()
+    kept = engine.store.all()
+    assert len(kept) == 4
+    for exchange in kept:
+        assert exchange.request_headers and exchange.response_headers
+        held, counted = held_bytes(exchange), exchange.approx_size()
+        # allocators round each object up: the count may be above what getsizeof sees
+        assert held <= counted <= 1.5 * held, (exchange.path, held, counted)
+
+
+def test_the_store_counts_what_it_took_in() -> None:
+    from devamb.inspect.exchange import BodyPreview
+    from devamb.inspect.store import ExchangeStore
+
+    store = ExchangeStore(budget=50_000)
+    sizes = []
+    for i in range(1, 11):
+        exchange = Exchange(i, "a", "t", "http", "127.0.0.1", response_body=BodyPreview(20_000))
+        exchange.response_body.add(b"x" * 20_000)
+        sizes.append(exchange.approx_size())
+        store.add(exchange)
+    assert store.added == sum(sizes) and store.bytes <= 50_000 < store.added
