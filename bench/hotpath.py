@@ -118,7 +118,7 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     elapsed = time.process_time() - started
     if profiler is not None:
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "30")))
     front.connection_lost(None)
     await engine.stop()
     return elapsed / requests * 1e6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from time import perf_counter
@@ -49,6 +50,53 @@ class BodyPreview:
 
 
 Headers = list[tuple[str, str]]
+
+
+class WireFields(Sequence[tuple[str, str]]):
+    """Header fields kept as the bytes that went on the wire, read as text.
+
+    The proxy relays a head as bytes; a record holds them as they are and decodes them
+    (latin-1, as HTTP/1.1 headers are) only when someone reads the record: most records are
+    never opened, and a str pair per header cost more than the rest of the relay's header work.
+    """
+
+    __slots__ = ("_text", "raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+        self._text: Headers | None = None
+
+    def _decoded(self) -> Headers:
+        text = self._text
+        if text is None:
+            text = self._text = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw]
+        return text
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def,override]
+        return self._decoded()[index]
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, WireFields):
+            return self.raw == other.raw
+        return isinstance(other, list) and self._decoded() == other
+
+    __hash__ = None  # type: ignore[assignment]  # (as a list's)
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+    def size(self) -> int:
+        """The bytes of the names and values, as `Exchange.approx_size` counts a list's."""
+        return len(b"".join(chain.from_iterable(self.raw)))
+
+
+RecordedHeaders = Headers | WireFields
 
 
 class TryLimits(Protocol):
@@ -152,8 +200,8 @@ class Exchange:
     error: str | None = None
     request_body: BodyPreview = field(default_factory=BodyPreview)  # client -> upstream
     response_body: BodyPreview = field(default_factory=BodyPreview)  # upstream -> client
-    request_headers: Headers | None = None  # as sent upstream
-    response_headers: Headers | None = None  # as sent to the client
+    request_headers: RecordedHeaders | None = None  # as sent upstream
+    response_headers: RecordedHeaders | None = None  # as sent to the client
     url: str | None = None  # the upstream URL or address used
     ttfb_ms: float | None = None  # until the upstream's response headers arrived
     faults: list[str] = field(default_factory=list)  # names of the faults that fired
@@ -193,7 +241,12 @@ class Exchange:
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
         for headers in (self.request_headers, self.response_headers):
-            if headers:  # the strings' lengths, joined in C, plus 16 bytes a header for the rest
+            if not headers:
+                continue
+            # the strings' lengths, joined in C, plus 16 bytes a header for the rest
+            if type(headers) is WireFields:  # (not isinstance: an ABC's check is slow)
+                size += headers.size() + 16 * len(headers)
+            else:
                 size += len("".join(chain.from_iterable(headers))) + 16 * len(headers)
         return size
 

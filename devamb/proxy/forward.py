@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 from yarl import URL
 
+from devamb.inspect.exchange import WireFields
 from devamb.proxy.connection import cut
 from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
 from devamb.proxy.errors import CutConnection, RetryableStatus, UpstreamFailed
-from devamb.proxy.headers import request_headers, upstream_response_headers
+from devamb.proxy.headers import request_headers, upstream_response_fields
 from devamb.proxy.request import IDEMPOTENT, ClientGone, FrontRequest
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.upstream import (
@@ -41,19 +42,20 @@ async def forward_http(
     url_text: str | None = None,
 ) -> StreamResponse:
     """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
-    headers = request_headers(
-        request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers
+    fields = request_headers(
+        request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers,
+        host=None if keep_host else url.raw_authority,
     )
-    if not keep_host:
-        headers["Host"] = url.raw_authority
     exchange.url = str(url) if url_text is None else url_text
-    exchange.request_headers = fields = list(headers.items())
+    exchange.request_headers = fields
     if is_websocket(request):
-        return await relay_websocket(websockets, request, url, headers, exchange, timeout)
+        return await relay_websocket(
+            websockets, request, url, CIMultiDict(fields), exchange, timeout)
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
-    if request.body_exists or exchange.body_buffer is not None or "Expect" in headers:
+    if request.body_exists or exchange.body_buffer is not None or "Expect" in request.headers:
+        headers = CIMultiDict(fields)
         body, chunked = await _request_body(request, headers, exchange)
         fields = list(headers.items())  # framing headers may have changed
     else:
@@ -188,10 +190,10 @@ async def _relay_response(
 ) -> StreamResponse:
     status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
     exchange.mark_first_byte()
-    headers = upstream_response_headers(raw_headers)
-    response = StreamResponse(status, headers=headers, parsed=True)
+    fields, length = upstream_response_fields(raw_headers)
+    response = StreamResponse(status, fields=fields, length=length)
     exchange.status = status
-    exchange.response_headers = headers
+    exchange.response_headers = WireFields(fields)
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()
