@@ -66,7 +66,7 @@ async def forward_http(
         pool, head, body, chunked, timeout, url, connect_timeout, request.method in IDEMPOTENT
     )
     if limits is not None and limits.retry_statuses:
-        status, _ = await conn.response_head()
+        status, _ = conn.head()  # (arrived: _exchange_head waited for it)
         if status in limits.retry_statuses:
             pool.discard(conn)
             raise RetryableStatus(status)
@@ -143,7 +143,7 @@ async def _exchange_head(
                     upload = IdleBody(body, deadline, timeout)
                     await conn.send(head, upload.chunks(), chunked)
                     deadline.rearm(timeout)  # the whole request is sent: the response's turn
-                await conn.response_head()
+                await conn.head_arrived()
             return conn
         except TimeoutError:
             if conn is not None:
@@ -194,13 +194,22 @@ async def _relay_response(
     response = StreamResponse(status, fields=fields, length=length)
     exchange.status = status
     exchange.response_headers = WireFields(fields)
+    preview = exchange.response_body
+    whole = None if request.method == "HEAD" else conn.whole_body()  # the usual small answer
+    if whole is not None and response.at_once(request):
+        preview.add(whole)
+        try:
+            if response.send_whole(request, whole):
+                await request.connection.drain()
+        except ConnectionResetError:
+            exchange.error = "client went away"
+        return response
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()
         return response
-    preview = exchange.response_body
     try:
-        if (whole := conn.whole_body()) is not None:  # the usual small answer
+        if whole is not None:
             preview.add(whole)
             await response.write(whole)
         else:

@@ -249,6 +249,18 @@ class FrontProtocol(asyncio.Protocol):
         if self._writable is not None:
             await self.drain()
 
+    def write_now(self, parts: list[bytes]) -> bool:
+        """`send` without waiting: write, and say whether the client's socket buffer is full
+        (then `drain` before writing more)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ClientGone("client went away")
+        if len(parts) == 1:
+            transport.write(parts[0])
+        else:
+            transport.writelines(parts)
+        return self._writable is not None
+
     async def drain(self) -> None:
         while self._writable is not None:
             await asyncio.shield(self._writable)

@@ -164,6 +164,33 @@ class StreamResponse:
         line = _STATUS_LINES.get(status) or _status_line_bytes(status)
         return line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
 
+    def at_once(self, request: FrontRequest) -> bool:
+        """Whether `send_whole` may send it: relayed fields nobody asked to see as text, no
+        response filter, a status with a body."""
+        status = self.status
+        return (self._fields is not None and not self.prepared
+                and request.response_filter is None and status >= 200 and status not in NO_BODY)
+
+    def send_whole(self, request: FrontRequest, body: bytes) -> bool:
+        """`prepare`, `write(body)` and `write_eof` in one step and one write, when none of
+        them has anything to wait for (`at_once`). Returns whether the client's socket buffer
+        is full: `drain` it before the next response."""
+        fields = self._fields
+        status = self.status
+        assert fields is not None
+        self.prepared = self.finished = True
+        self._request = request
+        self._body = has_body(status, request.method)
+        parts = [self._relayed_head(request, fields)]
+        if self._body:
+            if self._chunked:
+                if body:
+                    parts += (b"%x\r\n" % len(body), body, b"\r\n")
+                parts.append(b"0\r\n\r\n")
+            elif body:
+                parts.append(body)
+        return request.connection.write_now(parts)
+
     async def write(self, data: bytes) -> None:
         if not data or not self._body:
             return

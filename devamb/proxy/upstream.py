@@ -245,13 +245,13 @@ class UpstreamConnection(asyncio.Protocol):
             transport.write(b"0\r\n\r\n")
 
     def head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """The response head once `response_head` returned (no waiting)."""
+        """The response head, once `head_arrived` is done."""
         return self._status, self._headers
 
-    async def response_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+    def head_arrived(self) -> asyncio.Future[None]:
+        """Done when the response head has arrived (then read it with `head`)."""
         assert self._head is not None
-        await self._head
-        return self._status, self._headers
+        return self._head
 
     async def body(self) -> AsyncIterator[bytes]:
         """The response body as it arrives; raises UpstreamClosed if it breaks off."""
