@@ -212,6 +212,9 @@ class Exchange:
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up
     notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
     messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
+    # the bytes of the request and response heads as the relay wrote them, when it counted
+    # them: `approx_size` takes that instead of measuring the recorded headers again
+    head_bytes: int = field(default=0, repr=False, compare=False)
 
     @property
     def bytes_in(self) -> int:
@@ -240,7 +243,11 @@ class Exchange:
         if call is not None:  # decoded messages: about twice their wire size as Python values
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
-        for headers in (self.request_headers, self.response_headers):
+        request, response = self.request_headers, self.response_headers
+        if self.head_bytes:  # with 16 bytes a header for the rest
+            count = (len(request) if request else 0) + (len(response) if response else 0)
+            return size + self.head_bytes + 16 * count
+        for headers in (request, response):
             if not headers:
                 continue
             # the strings' lengths, joined in C, plus 16 bytes a header for the rest

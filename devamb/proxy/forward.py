@@ -61,6 +61,7 @@ async def forward_http(
     else:
         body, chunked = None, False
     head = request_head(request.method, url.raw_path_qs, fields)
+    exchange.head_bytes = len(head)  # (this try's: the record holds its headers)
     connect_timeout = limits.connect_timeout if limits is not None else None
     conn = await _exchange_head(
         pool, head, body, chunked, timeout, url, connect_timeout, request.method in IDEMPOTENT
@@ -199,12 +200,15 @@ async def _relay_response(
     if whole is not None and response.at_once(request):
         preview.add(whole)
         try:
-            if response.send_whole(request, whole):
+            full = response.send_whole(request, whole)
+            exchange.head_bytes += response.head_size
+            if full:
                 await request.connection.drain()
         except ConnectionResetError:
             exchange.error = "client went away"
         return response
     await response.prepare(request)
+    exchange.head_bytes += response.head_size
     if request.method == "HEAD":
         await response.write_eof()
         return response

@@ -69,6 +69,7 @@ class StreamResponse:
         self._head: bytes | None = None  # held back until the first body bytes
         self._chunked = False
         self._body = True
+        self.head_size = 0  # bytes of the head, once prepared
 
     @property
     def headers(self) -> CIMultiDict[str]:
@@ -139,6 +140,7 @@ class StreamResponse:
             self._filter = request.response_filter
             await self._filter.on_head(self)
         head = _head_bytes(self.status, headers, checked=self.parsed)
+        self.head_size = len(head)
         if fixed and self._body:
             self._head = head  # leaves with the first body bytes
         else:
@@ -162,7 +164,9 @@ class StreamResponse:
             lines = lines + b"\r\n" + extra if lines else extra
         status = self.status
         line = _STATUS_LINES.get(status) or _status_line_bytes(status)
-        return line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
+        head = line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
+        self.head_size = len(head)
+        return head
 
     def at_once(self, request: FrontRequest) -> bool:
         """Whether `send_whole` may send it: relayed fields nobody asked to see as text, no
