@@ -53,47 +53,47 @@ Headers = list[tuple[str, str]]
 
 
 class WireFields(Sequence[tuple[str, str]]):
-    """Header fields kept as the bytes that went on the wire, read as text.
+    """Header fields kept as the bytes the relay wrote, read as text pairs.
 
-    The proxy relays a head as bytes; a record holds them as they are and decodes them
-    (latin-1, as HTTP/1.1 headers are) only when someone reads the record: most records are
-    never opened, and a str pair per header cost more than the rest of the relay's header work.
+    `block` is the head's field lines as they went on the wire (`Name: value`, joined by CRLF),
+    one bytes object where a list of str pairs is two strings and a tuple per header: most
+    records are never opened, and the store holds thousands. Decoded (latin-1, as HTTP/1.1
+    headers are) the first time someone reads them.
     """
 
-    __slots__ = ("_text", "raw")
+    __slots__ = ("_text", "block")
 
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self.raw = raw
+    def __init__(self, block: bytes) -> None:
+        self.block = block
         self._text: Headers | None = None
 
     def _decoded(self) -> Headers:
         text = self._text
         if text is None:
-            text = self._text = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.raw]
+            lines = self.block.decode("latin-1").split("\r\n") if self.block else []
+            text = self._text = [(name, value) for name, _, value in
+                                 (line.partition(": ") for line in lines)]
         return text
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def,override]
         return self._decoded()[index]
 
     def __len__(self) -> int:
-        return len(self.raw)
+        block = self.block
+        return block.count(b"\r\n") + 1 if block else 0
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._decoded())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, WireFields):
-            return self.raw == other.raw
+            return self.block == other.block
         return isinstance(other, list) and self._decoded() == other
 
     __hash__ = None  # type: ignore[assignment]  # (as a list's)
 
     def __repr__(self) -> str:
         return repr(self._decoded())
-
-    def size(self) -> int:
-        """The bytes of the names and values, as `Exchange.approx_size` counts a list's."""
-        return len(b"".join(chain.from_iterable(self.raw)))
 
 
 RecordedHeaders = Headers | WireFields
@@ -212,9 +212,6 @@ class Exchange:
     retried: list[str] = field(default_factory=list)  # why each earlier try was given up
     notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
     messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
-    # the bytes of the request and response heads as the relay wrote them, when it counted
-    # them: `approx_size` takes that instead of measuring the recorded headers again
-    head_bytes: int = field(default=0, repr=False, compare=False)
 
     @property
     def bytes_in(self) -> int:
@@ -243,17 +240,12 @@ class Exchange:
         if call is not None:  # decoded messages: about twice their wire size as Python values
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
-        request, response = self.request_headers, self.response_headers
-        if self.head_bytes:  # with 16 bytes a header for the rest
-            count = (len(request) if request else 0) + (len(response) if response else 0)
-            return size + self.head_bytes + 16 * count
-        for headers in (request, response):
-            if not headers:
-                continue
-            # the strings' lengths, joined in C, plus 16 bytes a header for the rest
+        for headers in (self.request_headers, self.response_headers):
+            # the names' and values' lengths plus 16 bytes a header for the rest
             if type(headers) is WireFields:  # (not isinstance: an ABC's check is slow)
-                size += headers.size() + 16 * len(headers)
-            else:
+                block = headers.block  # (": " and CRLF are in it: 12 bytes a header more)
+                size += len(block) + 12 * (block.count(b"\r\n") + 1) if block else 0
+            elif headers:  # joined in C
                 size += len("".join(chain.from_iterable(headers))) + 16 * len(headers)
         return size
 

@@ -13,7 +13,7 @@ from devamb.inspect.exchange import WireFields
 from devamb.proxy.connection import cut
 from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
 from devamb.proxy.errors import CutConnection, RetryableStatus, UpstreamFailed
-from devamb.proxy.headers import request_headers, upstream_response_fields
+from devamb.proxy.headers import request_headers, upstream_response_lines
 from devamb.proxy.request import IDEMPOTENT, ClientGone, FrontRequest
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.upstream import (
@@ -21,6 +21,7 @@ from devamb.proxy.upstream import (
     UpstreamClosed,
     UpstreamConnection,
     UpstreamPool,
+    field_lines,
     request_head,
 )
 from devamb.proxy.websocket import WebSocketClient, is_websocket, relay_websocket
@@ -47,7 +48,8 @@ async def forward_http(
         host=None if keep_host else url.raw_authority,
     )
     exchange.url = str(url) if url_text is None else url_text
-    exchange.request_headers = fields
+    lines = field_lines(fields)
+    exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
     if is_websocket(request):
         return await relay_websocket(
             websockets, request, url, CIMultiDict(fields), exchange, timeout)
@@ -57,11 +59,10 @@ async def forward_http(
     if request.body_exists or exchange.body_buffer is not None or "Expect" in request.headers:
         headers = CIMultiDict(fields)
         body, chunked = await _request_body(request, headers, exchange)
-        fields = list(headers.items())  # framing headers may have changed
+        lines = field_lines(headers.items())  # framing headers may have changed
     else:
         body, chunked = None, False
-    head = request_head(request.method, url.raw_path_qs, fields)
-    exchange.head_bytes = len(head)  # (this try's: the record holds its headers)
+    head = request_head(request.method, url.raw_path_qs, lines)
     connect_timeout = limits.connect_timeout if limits is not None else None
     conn = await _exchange_head(
         pool, head, body, chunked, timeout, url, connect_timeout, request.method in IDEMPOTENT
@@ -191,24 +192,21 @@ async def _relay_response(
 ) -> StreamResponse:
     status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
     exchange.mark_first_byte()
-    fields, length = upstream_response_fields(raw_headers)
-    response = StreamResponse(status, fields=fields, length=length)
+    lines, length = upstream_response_lines(raw_headers)
+    response = StreamResponse(status, lines=lines, length=length)
     exchange.status = status
-    exchange.response_headers = WireFields(fields)
+    exchange.response_headers = WireFields(lines)
     preview = exchange.response_body
     whole = None if request.method == "HEAD" else conn.whole_body()  # the usual small answer
     if whole is not None and response.at_once(request):
         preview.add(whole)
         try:
-            full = response.send_whole(request, whole)
-            exchange.head_bytes += response.head_size
-            if full:
+            if response.send_whole(request, whole):
                 await request.connection.drain()
         except ConnectionResetError:
             exchange.error = "client went away"
         return response
     await response.prepare(request)
-    exchange.head_bytes += response.head_size
     if request.method == "HEAD":
         await response.write_eof()
         return response

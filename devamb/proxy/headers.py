@@ -118,14 +118,12 @@ def _merged(
     return out
 
 
-def upstream_response_fields(
-    raw: list[tuple[bytes, bytes]],
-) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Header fields to send the client for a response that arrived with `raw` ones, and
-    whether they give a Content-Length.
+def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+    """The header lines to send the client for a response that arrived with `raw` fields
+    (`Name: value` joined by CRLF), and whether they give a Content-Length.
 
     Bytes as they came (llhttp let no line break through), never a str per header: the
-    response head is written from them and the record decodes them only when read
+    response head is written from them and the record keeps them, decoded only when read
     (inspect.exchange.WireFields). One pass; the names a Connection header lists (rare) are
     dropped in a second.
     """
@@ -146,7 +144,7 @@ def upstream_response_fields(
         dropped = {t.strip().lower() for t in listed.split(b",")}
         kept = [field for field in kept if field[0].lower() not in dropped]
         length = any(name.lower() == b"content-length" for name, _ in kept)
-    return kept, length
+    return b"\r\n".join(map(b": ".join, kept)), length  # one C loop
 
 
 _HOP_TOKENS = (b"keep-alive", b"close", b"upgrade")

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
+from devamb.inspect.exchange import WireFields
+
 if TYPE_CHECKING:
     from devamb.proxy.filters import ResponseFilter
     from devamb.proxy.request import FrontRequest
@@ -48,19 +50,20 @@ class StreamResponse:
         status: int = 200,
         *,
         headers: HeadersInit = None,
-        fields: list[tuple[bytes, bytes]] | None = None,
+        lines: bytes | None = None,
         length: bool = False,
     ) -> None:
-        """`fields`: a relayed response's header fields as bytes (instead of `headers`), with
-        `length` saying whether they hold a Content-Length. Left as they are, they are written
-        without a str per header; `headers` turns them into a CIMultiDict when asked (a filter,
-        a fault): the same response, with that step done only when something needs it."""
+        """`lines`: a relayed response's header lines as bytes (instead of `headers`: see
+        proxy.headers.upstream_response_lines), with `length` saying whether they hold a
+        Content-Length. Left as they are, they are written without a str per header;
+        `headers` turns them into a CIMultiDict when asked (a filter, a fault): the same
+        response, with that step done only when something needs it."""
         self.status = status
         self._headers: CIMultiDict[str] | None = (
-            CIMultiDict(headers or ()) if fields is None else None)
-        self._fields = fields
+            CIMultiDict(headers or ()) if lines is None else None)
+        self._lines = lines
         self._length = length
-        self.parsed = fields is not None  # the headers came out of llhttp: no line breaks
+        self.parsed = lines is not None  # the headers came out of llhttp: no line breaks
         self.prepared = False
         self.finished = False
         self.keep_alive = True  # False: the connection closes after this response
@@ -69,21 +72,18 @@ class StreamResponse:
         self._head: bytes | None = None  # held back until the first body bytes
         self._chunked = False
         self._body = True
-        self.head_size = 0  # bytes of the head, once prepared
 
     @property
     def headers(self) -> CIMultiDict[str]:
         headers = self._headers
         if headers is None:
-            fields, self._fields = self._fields or [], None
-            headers = self._headers = CIMultiDict(
-                [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields]
-            )
+            lines, self._lines = self._lines or b"", None
+            headers = self._headers = CIMultiDict(WireFields(lines))
         return headers
 
     @headers.setter
     def headers(self, value: CIMultiDict[str]) -> None:
-        self._headers, self._fields = value, None
+        self._headers, self._lines = value, None
 
     def force_close(self) -> None:
         self.keep_alive = False
@@ -108,10 +108,10 @@ class StreamResponse:
         self._request = request
         status = self.status
         self._body = has_body(status, request.method)
-        fields = self._fields
-        if fields is not None and request.response_filter is None and status >= 200 \
+        lines = self._lines
+        if lines is not None and request.response_filter is None and status >= 200 \
                 and status not in NO_BODY:
-            head = self._relayed_head(request, fields)
+            head = self._relayed_head(request, lines)
             if self._length and self._body:
                 self._head = head  # leaves with the first body bytes
             else:
@@ -140,16 +140,14 @@ class StreamResponse:
             self._filter = request.response_filter
             await self._filter.on_head(self)
         head = _head_bytes(self.status, headers, checked=self.parsed)
-        self.head_size = len(head)
         if fixed and self._body:
             self._head = head  # leaves with the first body bytes
         else:
             await request.connection.send(head)
 
-    def _relayed_head(self, request: FrontRequest, fields: list[tuple[bytes, bytes]]) -> bytes:
-        """`prepare` for relayed fields nobody asked to see as text: the same framing
+    def _relayed_head(self, request: FrontRequest, lines: bytes) -> bytes:
+        """`prepare` for relayed header lines nobody asked to see as text: the same framing
         decisions, made on the bytes, and the head made from them."""
-        lines = b"\r\n".join(map(b": ".join, fields))  # one C loop, no str per header
         if not self._length:
             if request.version >= (1, 1):
                 self._chunked = True
@@ -164,28 +162,26 @@ class StreamResponse:
             lines = lines + b"\r\n" + extra if lines else extra
         status = self.status
         line = _STATUS_LINES.get(status) or _status_line_bytes(status)
-        head = line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
-        self.head_size = len(head)
-        return head
+        return line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
 
     def at_once(self, request: FrontRequest) -> bool:
         """Whether `send_whole` may send it: relayed fields nobody asked to see as text, no
         response filter, a status with a body."""
         status = self.status
-        return (self._fields is not None and not self.prepared
+        return (self._lines is not None and not self.prepared
                 and request.response_filter is None and status >= 200 and status not in NO_BODY)
 
     def send_whole(self, request: FrontRequest, body: bytes) -> bool:
         """`prepare`, `write(body)` and `write_eof` in one step and one write, when none of
         them has anything to wait for (`at_once`). Returns whether the client's socket buffer
         is full: `drain` it before the next response."""
-        fields = self._fields
+        lines = self._lines
         status = self.status
-        assert fields is not None
+        assert lines is not None
         self.prepared = self.finished = True
         self._request = request
         self._body = has_body(status, request.method)
-        parts = [self._relayed_head(request, fields)]
+        parts = [self._relayed_head(request, lines)]
         if self._body:
             if self._chunked:
                 if body:

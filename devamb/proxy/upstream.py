@@ -377,9 +377,13 @@ class UpstreamPool:
             self.discard(self._idle.pop())
 
 
-def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    """The request line and headers, ready to write (latin-1, as HTTP/1.1 headers are)."""
-    fields = "\r\n".join(map(": ".join, headers))  # one C loop: no f-string per header
-    text = f"{method} {target} HTTP/1.1\r\n{fields}\r\n\r\n" if fields else (
-        f"{method} {target} HTTP/1.1\r\n\r\n")
-    return text.encode("latin-1", "replace")
+def field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header fields as a head's lines (`Name: value` joined by CRLF; latin-1, as HTTP/1.1
+    headers are): what `request_head` writes and a record keeps (inspect.WireFields)."""
+    return "\r\n".join(map(": ".join, headers)).encode("latin-1", "replace")  # one C loop
+
+
+def request_head(method: str, target: str, lines: bytes) -> bytes:
+    """The request line and the header `lines` (field_lines), ready to write."""
+    line = f"{method} {target} HTTP/1.1\r\n".encode("latin-1", "replace")
+    return line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
