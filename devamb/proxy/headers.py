@@ -59,10 +59,6 @@ _NOT_FORWARDED = HOP_BY_HOP | {TARGET_OVERRIDE, REPLAY}
 _NOT_FORWARDED_HOST = _NOT_FORWARDED | {"host"}
 
 
-# headers of the incoming request that request_headers merges rather than passes on as they are
-_MERGED = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Via")
-
-
 def request_headers(
     incoming: CIMultiDictProxy[str],
     *,
@@ -80,7 +76,8 @@ def request_headers(
     out = [field for field in incoming.items() if field[0].lower() not in skip]
     mine = HOP.get()
     host = None if keep_host else host
-    if extra or any(name in incoming for name in _MERGED):
+    if extra or "X-Forwarded-For" in incoming or "X-Forwarded-Proto" in incoming \
+            or "X-Forwarded-Host" in incoming or "Via" in incoming:  # (no generator: hot)
         merged = _merged(incoming, CIMultiDict(out), client_ip, mine, extra)
         if host is not None:
             merged["Host"] = host
