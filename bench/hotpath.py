@@ -1,6 +1,7 @@
 """The Python cost of one proxied HTTP exchange, without sockets or other processes.
 
     python bench/hotpath.py [--requests N] [--profile]      (DEVAMB_LOOP=uvloop|asyncio)
+    python bench/hotpath.py --instructions                  (needs valgrind)
 
 A real engine (profile, listener, recorder, URL target) serves requests fed straight into its
 front-end Protocol through an in-memory transport; the upstream is an `UpstreamConnection`
@@ -9,6 +10,12 @@ is devamb's own work per exchange: parsing both sides, routing, recording, writi
 no scheduler, no other process: the figure moves by a few percent between runs where the
 wrk-driven `run.py` moves by tens, so it is the one to compare two versions of the hot path
 with (`--profile` adds a cProfile listing).
+
+`--instructions` counts instead of timing: the CPU instructions of one exchange, from
+valgrind's cachegrind run over 500 and 4,500 exchanges (the difference over 4,000, so that
+start-up cancels out; hash seed fixed). The count does not move with the machine's load: it is
+the figure to compare two versions with on a busy machine (it misses cache and memory effects,
+which the timed figure has).
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ import asyncio
 import cProfile
 import os
 import pstats
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -118,10 +128,32 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     elapsed = time.process_time() - started
     if profiler is not None:
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        order, top = os.environ.get("SORT", "tottime"), int(os.environ.get("TOP", "30"))
+        pstats.Stats(profiler).sort_stats(order).print_stats(top)  # SORT=cumulative TOP=60
     front.connection_lost(None)
     await engine.stop()
     return elapsed / requests * 1e6
+
+
+def instructions(recording: bool) -> int:
+    """Instructions per exchange (see the module's docstring)."""
+    if shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind (Debian: apt install valgrind)")
+    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows no exec
+    counts = []
+    for requests in (500, 4500):
+        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                "--cachegrind-out-file=/dev/null", python, __file__, "--rounds", "1",
+                "--warmup", "500", "--requests", str(requests)]
+        if not recording:
+            argv.append("--no-recording")
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
+        found = re.search(r"I\s+refs:\s+([\d,]+)", out)
+        if found is None:
+            sys.exit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+        counts.append(int(found.group(1).replace(",", "")))
+    return (counts[1] - counts[0]) // 4000
 
 
 def main() -> None:
@@ -132,7 +164,15 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-recording", action="store_true",
                         help="keep no exchanges and no body previews (inspect: bodies 0, keep 0)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions per exchange under valgrind (steady)")
     args = parser.parse_args()
+    if args.instructions:
+        count = instructions(not args.no_recording)
+        loop = os.environ.get("DEVAMB_LOOP", "uvloop")
+        print(f"{loop}{', recording off' if args.no_recording else ''}: "
+              f"{count:,} instructions per exchange")
+        return
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

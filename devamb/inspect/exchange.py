@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from time import perf_counter
@@ -21,6 +22,8 @@ RECORD_OVERHEAD = 600  # bytes a compact (lazy) record is counted as (not measur
 # a record and 16 a header (~2.1 KB) let the store hold twice its budget in small records.
 EXCHANGE_OVERHEAD = 1400
 HEADER_OVERHEAD = 180
+# recorded headers kept as the relay wrote them (WireFields): its object and one bytes object
+WIRE_FIELDS_OVERHEAD = 96
 MESSAGE_PREVIEW = 1024  # bytes kept of each WebSocket message (at most the body preview's limit)
 MAX_MESSAGES = 1000  # WebSocket messages kept per exchange; later ones are only counted
 MESSAGE_OVERHEAD = 120  # bytes a kept message costs besides its preview
@@ -56,6 +59,53 @@ class BodyPreview:
 
 
 Headers = list[tuple[str, str]]
+
+
+class WireFields(Sequence[tuple[str, str]]):
+    """Header fields kept as the bytes the relay wrote, read as text pairs.
+
+    `block` is the head's field lines as they went on the wire (`Name: value`, joined by CRLF),
+    one bytes object where a list of str pairs is two strings and a tuple per header: most
+    records are never opened, and the store holds thousands. Decoded (latin-1, as HTTP/1.1
+    headers are) the first time someone reads them.
+    """
+
+    __slots__ = ("_text", "block")
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
+        self._text: Headers | None = None
+
+    def _decoded(self) -> Headers:
+        text = self._text
+        if text is None:
+            lines = self.block.decode("latin-1").split("\r\n") if self.block else []
+            text = self._text = [(name, value) for name, _, value in
+                                 (line.partition(": ") for line in lines)]
+        return text
+
+    def __getitem__(self, index: Any) -> Any:  # (an int or a slice, as a list takes)
+        return self._decoded()[index]
+
+    def __len__(self) -> int:
+        block = self.block
+        return block.count(b"\r\n") + 1 if block else 0
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, WireFields):
+            return self.block == other.block
+        return isinstance(other, list) and self._decoded() == other
+
+    __hash__ = None  # type: ignore[assignment]  # (as a list's)
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+
+RecordedHeaders = Headers | WireFields
 
 
 class TryLimits(Protocol):
@@ -159,8 +209,8 @@ class Exchange:
     error: str | None = None
     request_body: BodyPreview = field(default_factory=BodyPreview)  # client -> upstream
     response_body: BodyPreview = field(default_factory=BodyPreview)  # upstream -> client
-    request_headers: Headers | None = None  # as sent upstream
-    response_headers: Headers | None = None  # as sent to the client
+    request_headers: RecordedHeaders | None = None  # as sent upstream
+    response_headers: RecordedHeaders | None = None  # as sent to the client
     url: str | None = None  # the upstream URL or address used
     ttfb_ms: float | None = None  # until the upstream's response headers arrived
     faults: list[str] = field(default_factory=list)  # names of the faults that fired
@@ -200,7 +250,9 @@ class Exchange:
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
         for headers in (self.request_headers, self.response_headers):
-            if headers:  # the strings' lengths, joined in C, plus the objects holding them
+            if type(headers) is WireFields:  # (not isinstance: an ABC's check is slow)
+                size += len(headers.block) + WIRE_FIELDS_OVERHEAD  # one bytes object
+            elif headers:  # the strings' lengths, joined in C, plus the objects holding them
                 size += len("".join(chain.from_iterable(headers))) + HEADER_OVERHEAD * len(headers)
         return size
 

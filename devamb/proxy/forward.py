@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDict
 from yarl import URL
 
+from devamb.inspect.exchange import WireFields
 from devamb.proxy.connection import cut
 from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
 from devamb.proxy.errors import CutConnection, RetryableStatus, UpstreamFailed
-from devamb.proxy.headers import request_headers, upstream_response_headers
+from devamb.proxy.headers import request_headers, upstream_response_lines
 from devamb.proxy.request import IDEMPOTENT, ClientGone, FrontRequest
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.upstream import (
@@ -20,6 +21,7 @@ from devamb.proxy.upstream import (
     UpstreamClosed,
     UpstreamConnection,
     UpstreamPool,
+    field_lines,
     request_head,
 )
 from devamb.proxy.websocket import WebSocketClient, is_websocket, relay_websocket
@@ -41,30 +43,32 @@ async def forward_http(
     url_text: str | None = None,
 ) -> StreamResponse:
     """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
-    headers = request_headers(
-        request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers
+    fields = request_headers(
+        request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers,
+        host=None if keep_host else url.raw_authority,
     )
-    if not keep_host:
-        headers["Host"] = url.raw_authority
     exchange.url = str(url) if url_text is None else url_text
-    exchange.request_headers = fields = list(headers.items())
+    lines = field_lines(fields)
+    exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
     if is_websocket(request):
-        return await relay_websocket(websockets, request, url, headers, exchange, timeout)
+        return await relay_websocket(
+            websockets, request, url, CIMultiDict(fields), exchange, timeout)
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
-    if request.body_exists or exchange.body_buffer is not None or "Expect" in headers:
+    if request.body_exists or exchange.body_buffer is not None or "Expect" in request.headers:
+        headers = CIMultiDict(fields)
         body, chunked = await _request_body(request, headers, exchange)
-        fields = list(headers.items())  # framing headers may have changed
+        lines = field_lines(headers.items())  # framing headers may have changed
     else:
         body, chunked = None, False
-    head = request_head(request.method, url.raw_path_qs, fields)
+    head = request_head(request.method, url.raw_path_qs, lines)
     connect_timeout = limits.connect_timeout if limits is not None else None
     conn = await _exchange_head(
         pool, head, body, chunked, timeout, url, connect_timeout, request.method in IDEMPOTENT
     )
     if limits is not None and limits.retry_statuses:
-        status, _ = await conn.response_head()
+        status, _ = conn.head()  # (arrived: _exchange_head waited for it)
         if status in limits.retry_statuses:
             pool.discard(conn)
             raise RetryableStatus(status)
@@ -141,7 +145,7 @@ async def _exchange_head(
                     upload = IdleBody(body, deadline, timeout)
                     await conn.send(head, upload.chunks(), chunked)
                     deadline.rearm(timeout)  # the whole request is sent: the response's turn
-                await conn.response_head()
+                await conn.head_arrived()
             return conn
         except TimeoutError:
             if conn is not None:
@@ -188,17 +192,26 @@ async def _relay_response(
 ) -> StreamResponse:
     status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
     exchange.mark_first_byte()
-    headers = upstream_response_headers(raw_headers)
-    response = StreamResponse(status, headers=headers, parsed=True)
+    lines, length = upstream_response_lines(raw_headers)
+    response = StreamResponse(status, lines=lines, length=length)
     exchange.status = status
-    exchange.response_headers = headers
+    exchange.response_headers = WireFields(lines)
+    preview = exchange.response_body
+    whole = None if request.method == "HEAD" else conn.whole_body()  # the usual small answer
+    if whole is not None and response.at_once(request):
+        preview.add(whole)
+        try:
+            if response.send_whole(request, whole):
+                await request.connection.drain()
+        except ConnectionResetError:
+            exchange.error = "client went away"
+        return response
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()
         return response
-    preview = exchange.response_body
     try:
-        if (whole := conn.whole_body()) is not None:  # the usual small answer
+        if whole is not None:
             preview.add(whole)
             await response.write(whole)
         else:

@@ -189,8 +189,8 @@ class FrontProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._disarm()
-        url = b"".join(self._url)
+        self.deadline = 0.0  # (_disarm, inline: hot)
+        url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         if len(url) > MAX_URL:
             raise too_long()
         parser = self._parser
@@ -248,6 +248,18 @@ class FrontProtocol(asyncio.Protocol):
             transport.writelines(parts)
         if self._writable is not None:
             await self.drain()
+
+    def write_now(self, parts: list[bytes]) -> bool:
+        """`send` without waiting: write, and say whether the client's socket buffer is full
+        (then `drain` before writing more)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ClientGone("client went away")
+        if len(parts) == 1:
+            transport.write(parts[0])
+        else:
+            transport.writelines(parts)
+        return self._writable is not None
 
     async def drain(self) -> None:
         while self._writable is not None:

@@ -65,16 +65,40 @@ def request_headers(
     client_ip: str | None,
     keep_host: bool,
     extra: Mapping[str, str],
-) -> CIMultiDict[str]:
-    """Headers to send upstream for a request that arrived with `incoming`."""
+    host: str | None = None,
+) -> list[tuple[str, str]]:
+    """Header fields to send upstream for a request that arrived with `incoming`: hop-by-hop
+    ones dropped, X-Forwarded-For/-Proto/-Host and Via added, then the target's `extra` ones
+    (replacing any of the same name), then `host` as the Host header (when not `keep_host`)."""
     skip = _NOT_FORWARDED if keep_host else _NOT_FORWARDED_HOST
     if "Connection" in incoming:
         skip = skip | _dropped(incoming)
-    out: CIMultiDict[str] = CIMultiDict()
-    add = out.add
-    for name, value in incoming.items():
-        if name.lower() not in skip:
-            add(name, value)
+    out = [field for field in incoming.items() if field[0].lower() not in skip]
+    mine = HOP.get()
+    host = None if keep_host else host
+    if extra or "X-Forwarded-For" in incoming or "X-Forwarded-Proto" in incoming \
+            or "X-Forwarded-Host" in incoming or "Via" in incoming:  # (no generator: hot)
+        merged = _merged(incoming, CIMultiDict(out), client_ip, mine, extra)
+        if host is not None:
+            merged["Host"] = host
+        return list(merged.items())
+    # the usual request: nothing to merge, each added header goes at the end
+    if client_ip:
+        out.append(("X-Forwarded-For", client_ip))
+    out.append(("X-Forwarded-Proto", "http"))
+    if "Host" in incoming:
+        out.append(("X-Forwarded-Host", incoming["Host"]))
+    out.append(("Via", mine))
+    if host is not None:
+        out.append(("Host", host))
+    return out
+
+
+def _merged(
+    incoming: CIMultiDictProxy[str], out: CIMultiDict[str], client_ip: str | None, mine: str,
+    extra: Mapping[str, str],
+) -> CIMultiDict[str]:
+    """`request_headers` for a request that carries headers of its own to merge with ours."""
     if client_ip:
         prior = incoming.get("X-Forwarded-For")
         out["X-Forwarded-For"] = f"{prior}, {client_ip}" if prior else client_ip
@@ -82,7 +106,6 @@ def request_headers(
         out["X-Forwarded-Proto"] = "http"
     if "X-Forwarded-Host" not in out and "Host" in incoming:
         out["X-Forwarded-Host"] = incoming["Host"]
-    mine = HOP.get()
     if "Via" in incoming:  # each hop's, in order
         out["Via"] = f"{', '.join(incoming.getall('Via'))}, {mine}"
     else:
@@ -92,25 +115,33 @@ def request_headers(
     return out
 
 
-def upstream_response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """Headers to send the client for a response that arrived with `raw` headers.
+def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+    """The header lines to send the client for a response that arrived with `raw` fields
+    (`Name: value` joined by CRLF), and whether they give a Content-Length.
 
-    A plain list, built once: it is both what the response sends and what the exchange records.
-    One pass; the names a Connection header lists (rare) are dropped in a second.
+    Bytes as they came (llhttp let no line break through), never a str per header: the
+    response head is written from them and the record keeps them, decoded only when read
+    (inspect.exchange.WireFields). One pass; the names a Connection header lists (rare) are
+    dropped in a second.
     """
-    kept: list[tuple[str, str]] = []
+    kept: list[tuple[bytes, bytes]] = []
+    keep = kept.append
     listed: bytes | None = None
-    for name, value in raw:
-        lower = name.lower()
+    length = False
+    for field in raw:
+        lower = field[0].lower()
         if lower in HOP_BY_HOP_BYTES:
             if lower == b"connection":
-                listed = value if listed is None else listed + b"," + value
+                listed = field[1] if listed is None else listed + b"," + field[1]
             continue
-        kept.append((name.decode("latin-1"), value.decode("latin-1")))
+        if lower == b"content-length":
+            length = True
+        keep(field)
     if listed and not _hop_only(listed):
-        dropped = {t.strip().lower().decode("latin-1") for t in listed.split(b",")}
-        kept = [(name, value) for name, value in kept if name.lower() not in dropped]
-    return kept
+        dropped = {t.strip().lower() for t in listed.split(b",")}
+        kept = [field for field in kept if field[0].lower() not in dropped]
+        length = any(name.lower() == b"content-length" for name, _ in kept)
+    return b"\r\n".join(map(b": ".join, kept)), length  # one C loop
 
 
 _HOP_TOKENS = (b"keep-alive", b"close", b"upgrade")

@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
+from devamb.inspect.exchange import WireFields
+
 if TYPE_CHECKING:
     from devamb.proxy.filters import ResponseFilter
     from devamb.proxy.request import FrontRequest
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 NO_BODY = frozenset({204, 304})
+CHUNKED = b"Transfer-Encoding: chunked"
 
 HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -43,11 +46,24 @@ class StreamResponse:
     _filter: ResponseFilter | None = None  # set by `prepare` when the request carries one
 
     def __init__(
-        self, status: int = 200, *, headers: HeadersInit = None, parsed: bool = False
+        self,
+        status: int = 200,
+        *,
+        headers: HeadersInit = None,
+        lines: bytes | None = None,
+        length: bool = False,
     ) -> None:
+        """`lines`: a relayed response's header lines as bytes (instead of `headers`: see
+        proxy.headers.upstream_response_lines), with `length` saying whether they hold a
+        Content-Length. Left as they are, they are written without a str per header;
+        `headers` turns them into a CIMultiDict when asked (a filter, a fault): the same
+        response, with that step done only when something needs it."""
         self.status = status
-        self.headers: CIMultiDict[str] = CIMultiDict(headers or ())
-        self.parsed = parsed  # the headers came out of llhttp, so no line breaks in them
+        self._headers: CIMultiDict[str] | None = (
+            CIMultiDict(headers or ()) if lines is None else None)
+        self._lines = lines
+        self._length = length
+        self.parsed = lines is not None  # the headers came out of llhttp: no line breaks
         self.prepared = False
         self.finished = False
         self.keep_alive = True  # False: the connection closes after this response
@@ -56,6 +72,18 @@ class StreamResponse:
         self._head: bytes | None = None  # held back until the first body bytes
         self._chunked = False
         self._body = True
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        headers = self._headers
+        if headers is None:
+            lines, self._lines = self._lines or b"", None
+            headers = self._headers = CIMultiDict(WireFields(lines))
+        return headers
+
+    @headers.setter
+    def headers(self, value: CIMultiDict[str]) -> None:
+        self._headers, self._lines = value, None
 
     def force_close(self) -> None:
         self.keep_alive = False
@@ -78,8 +106,18 @@ class StreamResponse:
             return
         self.prepared = True
         self._request = request
+        status = self.status
+        self._body = has_body(status, request.method)
+        lines = self._lines
+        if lines is not None and request.response_filter is None and status >= 200 \
+                and status not in NO_BODY:
+            head = self._relayed_head(request, lines)
+            if self._length and self._body:
+                self._head = head  # leaves with the first body bytes
+            else:
+                await request.connection.send(head)
+            return
         headers = self.headers
-        self._body = has_body(self.status, request.method)
         fixed = "Content-Length" in headers
         if self.status in NO_BODY or self.status < 200:
             headers.popall("Content-Length", None)
@@ -106,6 +144,52 @@ class StreamResponse:
             self._head = head  # leaves with the first body bytes
         else:
             await request.connection.send(head)
+
+    def _relayed_head(self, request: FrontRequest, lines: bytes) -> bytes:
+        """`prepare` for relayed header lines nobody asked to see as text: the same framing
+        decisions, made on the bytes, and the head made from them."""
+        if not self._length:
+            if request.version >= (1, 1):
+                self._chunked = True
+                lines = lines + b"\r\n" + CHUNKED if lines else CHUNKED
+            else:
+                self.keep_alive = False  # the body ends with the connection
+        keep = self.keep_alive and request.keep_alive
+        self.keep_alive = keep
+        extra = b"" if keep and request.version >= (1, 1) else (
+            b"Connection: close" if not keep else b"Connection: keep-alive")
+        if extra:
+            lines = lines + b"\r\n" + extra if lines else extra
+        status = self.status
+        line = _STATUS_LINES.get(status) or _status_line_bytes(status)
+        return line + lines + b"\r\n\r\n" if lines else line + b"\r\n"
+
+    def at_once(self, request: FrontRequest) -> bool:
+        """Whether `send_whole` may send it: relayed fields nobody asked to see as text, no
+        response filter, a status with a body."""
+        status = self.status
+        return (self._lines is not None and not self.prepared
+                and request.response_filter is None and status >= 200 and status not in NO_BODY)
+
+    def send_whole(self, request: FrontRequest, body: bytes) -> bool:
+        """`prepare`, `write(body)` and `write_eof` in one step and one write, when none of
+        them has anything to wait for (`at_once`). Returns whether the client's socket buffer
+        is full: `drain` it before the next response."""
+        lines = self._lines
+        status = self.status
+        assert lines is not None
+        self.prepared = self.finished = True
+        self._request = request
+        self._body = has_body(status, request.method)
+        parts = [self._relayed_head(request, lines)]
+        if self._body:
+            if self._chunked:
+                if body:
+                    parts += (b"%x\r\n" % len(body), body, b"\r\n")
+                parts.append(b"0\r\n\r\n")
+            elif body:
+                parts.append(body)
+        return request.connection.write_now(parts)
 
     async def write(self, data: bytes) -> None:
         if not data or not self._body:
@@ -186,6 +270,14 @@ class Response(StreamResponse):
             await self.prepare(request)
             await self.write(self.body)
         await self.write_eof()
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line_bytes(status: int) -> bytes:
+    line = _STATUS_LINES[status] = status_line(status).encode("latin-1")
+    return line
 
 
 def _head_bytes(status: int, headers: CIMultiDict[str], *, checked: bool = False) -> bytes:

@@ -12,6 +12,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from itertools import chain
 
 import httptools
 
@@ -58,7 +59,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = False  # from the request's end to the end of the response head
         self._head_read = 0  # bytes read while in the head (a head that grows read by read)
-        self._head_fields = 0  # bytes of the head's header lines (exact, whatever the reads)
+        self._head_fields = 0  # bytes of the trailers' lines (after a chunked body)
         self._trailers = 0  # trailer fields after a chunked body (dropped, but counted)
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -133,27 +134,28 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._status:  # a trailer of a chunked body: not relayed, but bounded the same
-            self._trailers += 1
-            count = self._trailers
-        else:
-            headers = self._headers
-            headers.append((name, value))
-            count = len(headers)
-        line = len(name) + len(value)
-        self._head_fields += line + 4  # ": " and CRLF
-        if line > MAX_HEADER_LINE:
-            raise BadResponse(
-                f"the upstream sent a header over {MAX_HEADER_LINE // 1024} KiB "
-                f"({name[:40].decode('latin-1')!r})"
-            )
-        if count > MAX_HEADERS:
-            raise BadResponse(f"the upstream sent more than {MAX_HEADERS} headers")
-        if self._head_fields > MAX_HEAD:
-            raise BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB")
+            self._trailer(name, value)
+        else:  # the head's limits are checked once it is whole (on_headers_complete)
+            self._headers.append((name, value))
+
+    def _trailer(self, name: bytes, value: bytes) -> None:
+        self._trailers += 1
+        self._head_fields += len(name) + len(value) + 4  # ": " and CRLF
+        _check_fields(name, len(name) + len(value), self._trailers, self._head_fields)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._head_read = self._head_fields = 0
+        headers = self._headers
+        # Checked once the head is whole rather than per header: it came in reads of at most a
+        # socket buffer, and data_received bounds one that grows over several. A head within
+        # reads of a line's limit in all (nearly every one) has no field to look at.
+        if self._head_read > MAX_HEADER_LINE or len(headers) > MAX_HEADERS:
+            count = len(headers)
+            for name, value in headers:  # the header over the line limit, if one is
+                _check_fields(name, len(name) + len(value), 0, 0)
+            size = len(b"".join(chain.from_iterable(headers))) + 4 * count  # ": ", CRLF each
+            _check_fields(b"", 0, count, size)
+        self._head_read = 0
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # informational: the real response follows
             self._headers = []
@@ -243,13 +245,13 @@ class UpstreamConnection(asyncio.Protocol):
             transport.write(b"0\r\n\r\n")
 
     def head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """The response head once `response_head` returned (no waiting)."""
+        """The response head, once `head_arrived` is done."""
         return self._status, self._headers
 
-    async def response_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+    def head_arrived(self) -> asyncio.Future[None]:
+        """Done when the response head has arrived (then read it with `head`)."""
         assert self._head is not None
-        await self._head
-        return self._status, self._headers
+        return self._head
 
     async def body(self) -> AsyncIterator[bytes]:
         """The response body as it arrives; raises UpstreamClosed if it breaks off."""
@@ -288,6 +290,20 @@ class UpstreamConnection(asyncio.Protocol):
     @property
     def reusable(self) -> bool:
         return self._complete and self.keep_alive and not self.closed and self._error is None
+
+
+def _check_fields(name: bytes, line: int, count: int, size: int) -> None:
+    """The limits of a response head (or of a chunked body's trailers): `line`, the length of
+    the field `name`; `count` fields of `size` bytes in all."""
+    if line > MAX_HEADER_LINE:
+        raise BadResponse(
+            f"the upstream sent a header over {MAX_HEADER_LINE // 1024} KiB "
+            f"({name[:40].decode('latin-1')!r})"
+        )
+    if count > MAX_HEADERS:
+        raise BadResponse(f"the upstream sent more than {MAX_HEADERS} headers")
+    if size > MAX_HEAD:
+        raise BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB")
 
 
 def tls_context(cafile: str | None, verify: bool) -> ssl.SSLContext:
@@ -361,9 +377,13 @@ class UpstreamPool:
             self.discard(self._idle.pop())
 
 
-def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    """The request line and headers, ready to write (latin-1, as HTTP/1.1 headers are)."""
-    fields = "\r\n".join(map(": ".join, headers))  # one C loop: no f-string per header
-    text = f"{method} {target} HTTP/1.1\r\n{fields}\r\n\r\n" if fields else (
-        f"{method} {target} HTTP/1.1\r\n\r\n")
-    return text.encode("latin-1", "replace")
+def field_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header fields as a head's lines (`Name: value` joined by CRLF; latin-1, as HTTP/1.1
+    headers are): what `request_head` writes and a record keeps (inspect.WireFields)."""
+    return "\r\n".join(map(": ".join, headers)).encode("latin-1", "replace")  # one C loop
+
+
+def request_head(method: str, target: str, lines: bytes) -> bytes:
+    """The request line and the header `lines` (field_lines), ready to write."""
+    line = f"{method} {target} HTTP/1.1\r\n".encode("latin-1", "replace")
+    return line + lines + b"\r\n\r\n" if lines else line + b"\r\n"

@@ -146,7 +146,8 @@ class HttpListener:
             reason = f"the request came back to {service.name!r}'s own listener (its Via)"
             return self._refuse(request, 508, "loop-detected", reason, ANSWERED_BY_DEVAMB)
         HOP.set(self.via)  # the Via this request gets on its way upstream (proxy/headers.py)
-        replayed = replay_of(request.headers.get(REPLAY), self.recorder.replay_token)
+        replay = request.headers.get(REPLAY)
+        replayed = None if replay is None else replay_of(replay, self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None
         name = request.headers.get(TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,6 +181,9 @@ def hide_password(url: str) -> str:
     return f"{scheme}://{user}:{MASK}{rest[len(userinfo):]}"
 
 
+KEPT_URLS = 256  # upstream URLs a target keeps by request path
+
+
 class UrlTarget(Target):
     """Forwards to one upstream URL through a keep-alive connection pool of its own."""
 
@@ -203,6 +206,7 @@ class UrlTarget(Target):
         except ValueError:  # (then the exchange's URL object is asked, request by request)
             self._written = None
         self._pool: UpstreamPool | None = None
+        self._urls: dict[str, URL] = {}  # upstream URLs by request path (upstream_url)
         self._websockets = WebSocketClient()
         self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
         self._h2_place: H2Destination | None = None  # the same for every call: made once
@@ -270,10 +274,20 @@ class UrlTarget(Target):
         return self._h2_place
 
     def upstream_url(self, raw_path: str) -> URL:
-        return URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
+        """The upstream URL of a request path; the recent ones are kept (yarl's parsing costs
+        more than the rest of the header work, and an app asks the same paths again)."""
+        urls = self._urls
+        url = urls.get(raw_path)
+        if url is None:
+            if len(urls) >= KEPT_URLS:
+                urls.clear()
+            url = urls[raw_path] = URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
+        return url
 
-    async def handle_http(self, request: FrontRequest, exchange: Exchange) -> StreamResponse:
-        return await forward_http(
+    def handle_http(
+        self, request: FrontRequest, exchange: Exchange
+    ) -> Coroutine[Any, Any, StreamResponse]:  # (forward_http's own: one coroutine less)
+        return forward_http(
             self._pool or self._http_pool(),
             request,
             self.upstream_url(request.raw_path),
