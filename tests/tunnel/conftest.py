@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.sshd import Sshd
@@ -16,6 +18,27 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     server = Sshd(tmp_path_factory.mktemp("sshd")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_sshd(tmp_path: Path) -> Iterator[Sshd]:
+    """An sshd of the test's own, for tests that kill, restart or freeze it."""
+    server = Sshd(tmp_path / "sshd").start()
+    yield server
+    server.stop()  # SIGKILL reaches stopped sessions too
+
+
+async def both_go_through(
+    client: aiohttp.ClientSession, base: str, tcp: tuple[str, int]
+) -> None:
+    """An HTTP exchange and a TCP round trip through the bastion succeed (after it came back:
+    each waits for the reconnect)."""
+    async with client.get(f"{base}/hello") as response:
+        assert response.status == 200, await response.text()
+    reader, writer = await asyncio.open_connection(*tcp)
+    writer.write(b"again")
+    assert await reader.readexactly(5) == b"again"
+    writer.close()
 
 
 def known_hosts(folder: Path, *servers: Sshd) -> Path:

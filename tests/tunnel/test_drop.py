@@ -5,7 +5,6 @@ engine never restarts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -14,15 +13,8 @@ import pytest
 from tests.conftest import EngineFactory, listen_url
 from tests.replicas import eventually
 from tests.sshd import Sshd
-from tests.tunnel.conftest import bastion_yaml
+from tests.tunnel.conftest import bastion_yaml, both_go_through
 from tests.upstreams import HttpUpstream, TcpUpstream, echo_bytes
-
-
-@pytest.fixture
-def own_sshd(tmp_path: Path) -> Iterator[Sshd]:
-    server = Sshd(tmp_path / "sshd").start()
-    yield server
-    server.stop()
 
 
 async def test_killed_and_restarted_bastion(
@@ -63,12 +55,7 @@ async def test_killed_and_restarted_bastion(
             assert shown["last_error"]
 
             own_sshd.start()  # the same port again
-            async with client.get(f"{base}/hello") as response:  # waits for the reconnect
-                assert response.status == 200
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(b"again")
-            assert await reader.readexactly(5) == b"again"
-            writer.close()
+            await both_go_through(client, base, (host, port))  # waits for the reconnect
         assert bastion.state == "up" and bastion.connects == 2
     finally:
         await echo.stop()

@@ -14,15 +14,8 @@ import pytest
 from tests.conftest import EngineFactory, listen_url
 from tests.replicas import eventually
 from tests.sshd import Sshd
-from tests.tunnel.conftest import bastion_yaml
+from tests.tunnel.conftest import bastion_yaml, both_go_through
 from tests.upstreams import HttpUpstream, TcpUpstream, echo_bytes
-
-
-@pytest.fixture
-def own_sshd(tmp_path: Path) -> Iterator[Sshd]:
-    server = Sshd(tmp_path / "sshd").start()
-    yield server
-    server.stop()  # SIGKILL reaches the stopped sessions too
 
 
 async def test_a_frozen_bastion_is_noticed_by_keepalive_and_reconnected(
@@ -74,12 +67,7 @@ async def test_a_frozen_bastion_is_noticed_by_keepalive_and_reconnected(
 
             # the listener still answers (only the old session is frozen): a new exchange
             # waits for the reconnect and goes through, with no engine restart
-            async with client.get(f"{base}/hello") as response:
-                assert response.status == 200
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(b"again")
-            assert await reader.readexactly(5) == b"again"
-            writer.close()
+            await both_go_through(client, base, (host, port))
         assert bastion.state == "up" and bastion.connects == 2
     finally:
         own_sshd.thaw(frozen)
