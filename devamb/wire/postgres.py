@@ -49,6 +49,7 @@ MAX_STATEMENTS = 2000  # prepared statements remembered per connection
 PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
+STATES = {chr(code): state for code, state in pg.TRANSACTION.items()}  # ReadyForQuery's
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -76,12 +77,12 @@ class _Record(LazyExchange):
                  "rows", "sql", "sql_kind", "started", "sync", "t1", "tags", "transaction",
                  "wall")
 
-    def __init__(self, exchange_id: int, origin: Origin, sql: str, sql_kind: str,
+    def __init__(self, exchange_id: int, origin: Origin, sql: str | bytes, sql_kind: str,
                  note: dict[str, Any] | None = None) -> None:
         self.id = exchange_id
         self.origin = origin
         self.built = None
-        self.sql = sql
+        self.sql = sql  # (bytes: a Query's text as it came, NUL-terminated: decoded when read)
         self.sql_kind = sql_kind  # notes["sql"]["kind"]
         self.note = note  # the rest of notes["sql"] (None: nothing yet)
         self.columns: int | None = None
@@ -96,7 +97,7 @@ class _Record(LazyExchange):
         self.sync = 0  # the sync point (Query or Sync) whose ReadyForQuery ends it
         self.kind = ""  # "simple", "execute", "prepare", "injected"
         self.rows = 0
-        self.tags: list[str] = []
+        self.tags: list[bytes] = []  # CommandComplete's tags as they came
         self.done = False  # answered (its tag and rows are shown)
         self.injected: str | None = None  # the error of a fault the server raises in its place
 
@@ -108,9 +109,14 @@ class _Record(LazyExchange):
         return note
 
     @property
+    def statement(self) -> str:
+        sql = self.sql
+        return sql if isinstance(sql, str) else pg.text(sql.rstrip(b"\0"))
+
+    @property
     def notes(self) -> dict[str, Any]:
         """`notes` as the Exchange has them (built anew: fill in through `more`)."""
-        sql = self.sql
+        sql = self.statement
         # (4 bytes a character at most: only a long text can have reached the cut)
         truncated = len(sql) * 4 >= SQL_KEPT and len(sql.encode("utf-8", "replace")) >= SQL_KEPT
         note = {"statement": sql, "truncated": truncated, "kind": self.sql_kind,
@@ -120,11 +126,11 @@ class _Record(LazyExchange):
         if self.columns is not None:
             note["columns"] = self.columns
         if self.done:
-            tags = self.tags
+            tags = [pg.text(tag.rstrip(b"\0")) for tag in self.tags]
             if tags:
                 note["tag"] = tags[-1]
                 if len(tags) > 1:
-                    note["tags"] = list(tags)
+                    note["tags"] = tags
             note["rows"] = self.rows
         if self.transaction is not None:
             note["transaction"] = self.transaction
@@ -145,13 +151,14 @@ class _Record(LazyExchange):
 
     def build(self) -> Exchange:
         exchange = self.origin.exchange(self.id, self.wall, self.started)
-        raw = self.sql.encode("utf-8", "replace")
+        sql = self.statement
+        raw = sql.encode("utf-8", "replace")
         method = self.method
         if method is None:
             verb = VERB.match(raw)
             method = verb.group(1).decode().upper() if verb else self.sql_kind.upper()
         exchange.method = method
-        exchange.path = _one_line(self.sql)
+        exchange.path = _one_line(sql)
         exchange.request_body.add(raw)
         exchange.notes = self.notes
         if self.faults:
@@ -196,6 +203,7 @@ class PostgresFollower(Follower):
         self.describing: list[str] = []  # statements described, awaiting their parameter types
         # gating (command-level faults)
         self.gbuf = bytearray()
+        self.gated = False  # the gate was used (what it holds must be looked at)
         self.pass_left = 0  # bytes of an oversized message streamed through the gate
         self.pass_swallow = False
         self.swallowing = False  # an answered unit's messages are dropped up to its Sync
@@ -222,12 +230,21 @@ class PostgresFollower(Follower):
 
     # -- the relay's calls ----------------------------------------------------------------
 
+    def passes_unchanged(self, inbound: bool) -> bool:
+        if inbound:  # nothing held, no command to stop at
+            if not self.gating and not self.gated:  # (the gate never held anything)
+                return True
+            return self.opaque is not None or not (
+                self.gbuf or self.awaiting is not None or self.released is not None
+                or self.pass_left or self.swallowing or self.released_items
+                or (self.gating and self.started and self.client.between))
+        # no answer of devamb's to insert, no server message to drop or hold
+        return not (self.server_held or (self.opaque is None and (self.queue or self.drops)))
+
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        held = (self.gbuf or self.awaiting is not None or self.released is not None
-                or self.pass_left or self.swallowing or self.released_items)
-        if not held and not (self.gating and self.started and self.client.between):
+        if self.passes_unchanged(True):
             try:
                 self.client.feed(data)  # only observing: the relay forwards `data` itself
             except Malformed as exc:
@@ -326,6 +343,7 @@ class PostgresFollower(Follower):
 
     def _gate(self, data: bytes) -> None:
         """Hold the client's bytes at command boundaries; what may go is put in `self.out`."""
+        self.gated = True
         buf = self.gbuf
         buf += data
         out = self.out
@@ -474,7 +492,7 @@ class PostgresFollower(Follower):
 
     # -- records --------------------------------------------------------------------------
 
-    def _begin(self, sql: str, kind: str, **extra: Any) -> _Record:
+    def _begin(self, sql: str | bytes, kind: str, **extra: Any) -> _Record:
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
@@ -521,8 +539,7 @@ class PostgresFollower(Follower):
             self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
             return
         if kind == 0x51:  # Query
-            sql = pg.text(body.rstrip(b"\0"))
-            self._pending(self._begin(sql, "simple"), "simple")
+            self._pending(self._begin(body, "simple"), "simple")  # (decoded when read)
             self.syncs_sent += 1
             self.unit_pb = [0, 0]
         elif kind == 0x50:  # Parse
@@ -640,8 +657,8 @@ class PostgresFollower(Follower):
         if kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
             head = self._head()
             if head is not None:
-                head.tags.append(pg.text(body.rstrip(b"\0")) if kind == 0x43 else (
-                    "" if kind == 0x49 else "suspended"))
+                head.tags.append(body if kind == 0x43 else (  # (decoded when read)
+                    b"" if kind == 0x49 else b"suspended"))
                 if self.copying is head:
                     self.copying = None
                 if head.kind == "execute":
@@ -750,7 +767,7 @@ class PostgresFollower(Follower):
             self.drops = [d for d in self.drops if d.sync > seen]
         if self.describing:
             self.describing.clear()
-        state = pg.TRANSACTION.get(ord(status), status)
+        state = STATES.get(status, status)
         waiting = self.waiting
         ended = 0  # (`waiting` is in sync order: the statements this ends come first)
         for pending in waiting:
