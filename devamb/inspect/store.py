@@ -94,7 +94,8 @@ class ExchangeStore:
 
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept.get(exchange.id)
-        if kept is not None and kept.exchange is exchange:
+        # (a lazy record is its own entry: no call to its `exchange`)
+        if kept is exchange or (kept is not None and kept.exchange is exchange):
             del self._kept[exchange.id]
             self.bytes -= kept.size
 

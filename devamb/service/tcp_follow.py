@@ -82,8 +82,16 @@ class Following(Exchanges):
 
     def data(self, side: _Side, data: bytes) -> None:
         follower = self.follower
-        if side.inbound:
+        inbound = side.inbound
+        if inbound:
             follower.gating = self.service.faults.command_armed
+        if follower.passes_unchanged(inbound):  # relayed first, read after
+            side.pass_on(data)
+            if inbound:
+                follower.client_data(data)
+            else:
+                follower.server_data(data)
+        elif inbound:
             items = follower.client_data(data)
             if items is None:
                 side.pass_on(data)
@@ -96,8 +104,8 @@ class Following(Exchanges):
             else:
                 for piece in pieces:
                     side.pass_on(piece)
-            if self.relay.draining:
-                self.check_drain()
+        if not inbound and self.relay.draining:
+            self.check_drain()
 
     def _client_items(self, client: _Side, items: list[Item] | None) -> None:
         upstream = client.peer

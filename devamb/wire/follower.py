@@ -167,6 +167,12 @@ class Follower(ABC):
     def server_data(self, data: bytes) -> list[bytes] | None:
         """Bytes from the server; None: forward `data` as is, else the pieces for the client."""
 
+    def passes_unchanged(self, inbound: bool) -> bool:
+        """The next chunk from the client (`inbound`) or the server is only read: its
+        `client_data`/`server_data` will return None. The relay then passes it on first and
+        hands it to the follower after, off the path the other end waits on."""
+        return False
+
     def resolve(self, action: Action, faults: list[str] | None = None) -> None:
         """The relay's answer to the last `Decide` (`faults`: the names that fired)."""
         return None

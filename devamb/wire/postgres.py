@@ -49,6 +49,7 @@ MAX_STATEMENTS = 2000  # prepared statements remembered per connection
 PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
+STATES = {chr(code): state for code, state in pg.TRANSACTION.items()}  # ReadyForQuery's
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -65,24 +66,75 @@ def _keep_server(kind: int) -> int:
 
 
 class _Record(LazyExchange):
-    """A statement's record as the follower fills it in (its `notes`, `error`...); the
-    Exchange (method, path, the statement as the request body) is built when it is read."""
+    """A statement's record as the follower fills it in; the Exchange (method, path, the
+    statement as the request body, `notes["sql"]`) is built when it is read. The fields every
+    statement has are kept as attributes (`rows`, `tags`, `columns`, `transaction`), the rest
+    of its note in `more` (made on first use: most statements have none).
+    While it waits for the server's answer it is also the follower's entry in `waiting`
+    (`sync`, `kind`, `done`...: one object per statement)."""
 
-    __slots__ = ("error", "faults", "method", "notes", "sql", "started", "t1", "wall")
+    __slots__ = ("columns", "done", "error", "faults", "injected", "kind", "method", "note",
+                 "rows", "sql", "sql_kind", "started", "sync", "t1", "tags", "transaction",
+                 "wall")
 
-    def __init__(self, exchange_id: int, origin: Origin, sql: str,
-                 notes: dict[str, Any]) -> None:
+    def __init__(self, exchange_id: int, origin: Origin, sql: str | bytes, sql_kind: str,
+                 note: dict[str, Any] | None = None) -> None:
         self.id = exchange_id
         self.origin = origin
         self.built = None
-        self.sql = sql
-        self.notes = notes
+        self.sql = sql  # (bytes: a Query's text as it came, NUL-terminated: decoded when read)
+        self.sql_kind = sql_kind  # notes["sql"]["kind"]
+        self.note = note  # the rest of notes["sql"] (None: nothing yet)
+        self.columns: int | None = None
+        self.transaction: str | None = None
         self.error: str | None = None
         self.method: str | None = None  # (else the statement's first word)
         self.faults: list[str] | None = None
         self.started = perf_counter()
         self.wall = time()
         self.t1: float | None = None
+        # waiting for the server's answer (see `PostgresFollower._pending`):
+        self.sync = 0  # the sync point (Query or Sync) whose ReadyForQuery ends it
+        self.kind = ""  # "simple", "execute", "prepare", "injected"
+        self.rows = 0
+        self.tags: list[bytes] = []  # CommandComplete's tags as they came
+        self.done = False  # answered (its tag and rows are shown)
+        self.injected: str | None = None  # the error of a fault the server raises in its place
+
+    def more(self) -> dict[str, Any]:
+        """The note's less common fields (error, copy, notices...), to fill in."""
+        note = self.note
+        if note is None:
+            note = self.note = {}
+        return note
+
+    @property
+    def statement(self) -> str:
+        sql = self.sql
+        return sql if isinstance(sql, str) else pg.text(sql.rstrip(b"\0"))
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        """`notes` as the Exchange has them (built anew: fill in through `more`)."""
+        sql = self.statement
+        # (4 bytes a character at most: only a long text can have reached the cut)
+        truncated = len(sql) * 4 >= SQL_KEPT and len(sql.encode("utf-8", "replace")) >= SQL_KEPT
+        note = {"statement": sql, "truncated": truncated, "kind": self.sql_kind,
+                "connection": self.origin.connection}
+        if self.note:
+            note.update(self.note)
+        if self.columns is not None:
+            note["columns"] = self.columns
+        if self.done:
+            tags = [pg.text(tag.rstrip(b"\0")) for tag in self.tags]
+            if tags:
+                note["tag"] = tags[-1]
+                if len(tags) > 1:
+                    note["tags"] = tags
+            note["rows"] = self.rows
+        if self.transaction is not None:
+            note["transaction"] = self.transaction
+        return {"sql": note}
 
     def finish(self, error: str | None = None) -> None:
         if error is not None and self.error is None:
@@ -99,13 +151,14 @@ class _Record(LazyExchange):
 
     def build(self) -> Exchange:
         exchange = self.origin.exchange(self.id, self.wall, self.started)
-        raw = self.sql.encode("utf-8", "replace")
+        sql = self.statement
+        raw = sql.encode("utf-8", "replace")
         method = self.method
         if method is None:
             verb = VERB.match(raw)
-            method = verb.group(1).decode().upper() if verb else self.notes["sql"]["kind"].upper()
+            method = verb.group(1).decode().upper() if verb else self.sql_kind.upper()
         exchange.method = method
-        exchange.path = _one_line(self.sql)
+        exchange.path = _one_line(sql)
         exchange.request_body.add(raw)
         exchange.notes = self.notes
         if self.faults:
@@ -125,17 +178,7 @@ class _Drop:
     left: list[bool] = field(default_factory=lambda: [True, True])
 
 
-@dataclass(eq=False)
-class _Pending:
-    """A statement waiting for the server's answer."""
-
-    exchange: _Record
-    sync: int  # the sync point (Query or Sync) whose ReadyForQuery ends it
-    kind: str
-    rows: int = 0
-    tags: list[str] = field(default_factory=list)
-    done: bool = False
-    injected: str | None = None  # the error of a fault the server raises in its place
+_Pending = _Record  # (a statement waiting for the server's answer)
 
 
 class PostgresFollower(Follower):
@@ -145,6 +188,7 @@ class PostgresFollower(Follower):
         super().__init__(sink, options)
         self.client = Splitter(False, _keep_client, self._from_client)
         self.server = Splitter(True, _keep_server, self._from_server)
+        self.server.counted, self.server.on_count = 0x44, self._rows  # DataRow
         self.conn: dict[str, Any] = {}
         self.statements: dict[str, tuple[str, list[int]]] = {}
         self.portals: dict[str, tuple[str, list[str | bytes | None]]] = {}
@@ -159,6 +203,7 @@ class PostgresFollower(Follower):
         self.describing: list[str] = []  # statements described, awaiting their parameter types
         # gating (command-level faults)
         self.gbuf = bytearray()
+        self.gated = False  # the gate was used (what it holds must be looked at)
         self.pass_left = 0  # bytes of an oversized message streamed through the gate
         self.pass_swallow = False
         self.swallowing = False  # an answered unit's messages are dropped up to its Sync
@@ -185,12 +230,21 @@ class PostgresFollower(Follower):
 
     # -- the relay's calls ----------------------------------------------------------------
 
+    def passes_unchanged(self, inbound: bool) -> bool:
+        if inbound:  # nothing held, no command to stop at
+            if not self.gating and not self.gated:  # (the gate never held anything)
+                return True
+            return self.opaque is not None or not (
+                self.gbuf or self.awaiting is not None or self.released is not None
+                or self.pass_left or self.swallowing or self.released_items
+                or (self.gating and self.started and self.client.between))
+        # no answer of devamb's to insert, no server message to drop or hold
+        return not (self.server_held or (self.opaque is None and (self.queue or self.drops)))
+
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        held = (self.gbuf or self.awaiting is not None or self.released is not None
-                or self.pass_left or self.swallowing or self.released_items)
-        if not held and not (self.gating and self.started and self.client.between):
+        if self.passes_unchanged(True):
             try:
                 self.client.feed(data)  # only observing: the relay forwards `data` itself
             except Malformed as exc:
@@ -289,6 +343,7 @@ class PostgresFollower(Follower):
 
     def _gate(self, data: bytes) -> None:
         """Hold the client's bytes at command boundaries; what may go is put in `self.out`."""
+        self.gated = True
         buf = self.gbuf
         buf += data
         out = self.out
@@ -383,7 +438,7 @@ class PostgresFollower(Follower):
         text = getattr(action.params, "message", "") or f"injected by devamb fault {action.fault}"
         sql = self._decision_sql(kind, message)
         exchange = self._begin(sql, "simple" if kind == 0x51 else "extended")
-        exchange.notes["sql"]["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
+        exchange.more()["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
                                           "message": text, "injected": True}
         injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
         # the server's state when it would reach the statement is not known yet while it has
@@ -411,7 +466,7 @@ class PostgresFollower(Follower):
             if kind != 0x51:
                 self.swallowing = self.sync_answered = True
             return
-        exchange.notes["sql"]["transaction"] = pg.TRANSACTION[ord(self._answered_status())]
+        exchange.transaction = pg.TRANSACTION[ord(self._answered_status())]
         exchange.finish(error=f"{sqlstate} {text}{injected}")
         self.sink.record(exchange)
         items = self._inject(pg.error_response(sqlstate, text))
@@ -437,15 +492,11 @@ class PostgresFollower(Follower):
 
     # -- records --------------------------------------------------------------------------
 
-    def _begin(self, sql: str, kind: str, **extra: Any) -> _Record:
+    def _begin(self, sql: str | bytes, kind: str, **extra: Any) -> _Record:
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        # (4 bytes a character at most: only a long text can have reached the cut)
-        truncated = len(sql) * 4 >= SQL_KEPT and len(sql.encode("utf-8", "replace")) >= SQL_KEPT
-        note = {"statement": sql, "truncated": truncated, "kind": kind,
-                "connection": origin.connection, **extra}
-        exchange = _Record(self.sink.new_id(), origin, sql, {"sql": note})
+        exchange = _Record(self.sink.new_id(), origin, sql, kind, extra or None)
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
@@ -456,15 +507,9 @@ class PostgresFollower(Follower):
     def _finish(self, pending: _Pending, error: str | None = None) -> None:
         if pending.done:
             return
-        pending.done = True
-        note = pending.exchange.notes["sql"]
-        if pending.tags:
-            note["tag"] = pending.tags[-1]
-            if len(pending.tags) > 1:
-                note["tags"] = list(pending.tags)
-        note["rows"] = pending.rows
-        pending.exchange.finish(error=error)
-        self.done.append(pending.exchange)
+        pending.done = True  # (its tags and rows go in its note)
+        pending.finish(error=error)
+        self.done.append(pending)
 
     def _record_done(self) -> None:
         if self.done:
@@ -473,9 +518,10 @@ class PostgresFollower(Follower):
 
     def _pending(self, exchange: _Record, kind: str) -> _Pending:
         # the sync point it belongs to: the next Query or Sync forwarded
-        pending = _Pending(exchange, self.syncs_sent + 1, kind)
-        self.waiting.append(pending)
-        return pending
+        exchange.sync = self.syncs_sent + 1
+        exchange.kind = kind
+        self.waiting.append(exchange)
+        return exchange
 
     def _head(self) -> _Pending | None:
         for pending in self.waiting:
@@ -493,8 +539,7 @@ class PostgresFollower(Follower):
             self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
             return
         if kind == 0x51:  # Query
-            sql = pg.text(body.rstrip(b"\0"))
-            self._pending(self._begin(sql, "simple"), "simple")
+            self._pending(self._begin(body, "simple"), "simple")  # (decoded when read)
             self.syncs_sent += 1
             self.unit_pb = [0, 0]
         elif kind == 0x50:  # Parse
@@ -541,8 +586,8 @@ class PostgresFollower(Follower):
                 self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
             self._open_unit()
         elif kind == 0x64 and self.copying is not None:  # CopyData
-            self.copying.exchange.notes["sql"].setdefault("copy", {})["bytes"] = (
-                self.copying.exchange.notes["sql"].get("copy", {}).get("bytes", 0) + length)
+            copy = self.copying.more().setdefault("copy", {})
+            copy["bytes"] = copy.get("bytes", 0) + length
         elif kind == 0x46:  # FunctionCall
             oid = int.from_bytes(body[:4]) if len(body) >= 4 else 0
             exchange = self._begin(f"function {oid}", "function")
@@ -598,7 +643,32 @@ class PostgresFollower(Follower):
 
     # -- server messages ------------------------------------------------------------------
 
+    def _rows(self, count: int) -> None:
+        """`count` DataRows passed (the splitter counts them: see pg_split)."""
+        head = self._head()
+        if head is not None:
+            head.rows += count
+
     def _from_server(self, kind: int, body: bytes, length: int) -> None:
+        # (the messages of every statement first; then the rest, SERVER_TYPES checked)
+        if kind == 0x5A:  # ReadyForQuery
+            self._ready(chr(body[0]) if body else "I")
+            return
+        if kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
+            head = self._head()
+            if head is not None:
+                head.tags.append(body if kind == 0x43 else (  # (decoded when read)
+                    b"" if kind == 0x49 else b"suspended"))
+                if self.copying is head:
+                    self.copying = None
+                if head.kind == "execute":
+                    self._finish(head)
+            return
+        if kind == 0x54:  # RowDescription
+            head = self._head()
+            if head is not None and len(body) >= 2:
+                head.columns = int.from_bytes(body[:2])
+            return
         if length < 0:  # the answer to SSLRequest / GSSENCRequest
             note = self.sink.connection().notes.setdefault("postgres", {})
             if kind in (ord("S"), ord("G")):
@@ -612,21 +682,7 @@ class PostgresFollower(Follower):
             self.lose_sync(f"server sent an unknown message type {chr(kind)!r}")
             return
         head = self._head()
-        if kind == 0x44:  # DataRow
-            if head is not None:
-                head.rows += 1
-        elif kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
-            tag = pg.text(body.rstrip(b"\0")) if kind == 0x43 else (
-                "" if kind == 0x49 else "suspended")
-            if head is not None:
-                head.tags.append(tag)
-                if self.copying is head:
-                    self.copying = None
-                if head.kind == "execute":
-                    self._finish(head)
-        elif kind == 0x5A:  # ReadyForQuery
-            self._ready(chr(body[0]) if body else "I")
-        elif kind == 0x31 or kind == 0x32:  # ParseComplete, BindComplete
+        if kind == 0x31 or kind == 0x32:  # ParseComplete, BindComplete
             which = kind - 0x31
             if self.drops:
                 unit = self.rfq_seen + 1
@@ -649,31 +705,28 @@ class PostgresFollower(Follower):
                     self.sink.connection().error = error
                 return
             if head.injected is not None:  # the fault's error, raised by the server
-                head.exchange.error = head.injected
+                head.error = head.injected
                 return
-            head.exchange.notes["sql"]["error"] = fields
-            head.exchange.error = error
+            head.more()["error"] = fields
+            head.error = error
             if head.kind != "simple":
                 self._finish(head, error=error)
                 for other in self.waiting:  # the rest of the unit is skipped up to Sync
                     if other.sync == head.sync and not other.done:
-                        other.exchange.notes["sql"]["skipped"] = True
+                        other.more()["skipped"] = True
         elif kind == 0x74:  # ParameterDescription
             if self.describing:
                 name = self.describing.pop(0)
                 if name in self.statements:
                     self.statements[name] = (self.statements[name][0],
                                              pg.parse_types(body, 0))
-        elif kind == 0x54:  # RowDescription
-            if head is not None and len(body) >= 2:
-                head.exchange.notes["sql"]["columns"] = int.from_bytes(body[:2])
         elif kind in (0x47, 0x48, 0x57):  # CopyIn/Out/BothResponse
             if head is not None:
                 direction = {0x47: "in", 0x48: "out", 0x57: "both"}[kind]
-                head.exchange.notes["sql"]["copy"] = {"direction": direction, "bytes": 0}
+                head.more()["copy"] = {"direction": direction, "bytes": 0}
                 self.copying = head
         elif kind == 0x64 and self.copying is not None:
-            copy = self.copying.exchange.notes["sql"].setdefault("copy", {})
+            copy = self.copying.more().setdefault("copy", {})
             copy["bytes"] = copy.get("bytes", 0) + length
         elif kind == 0x41:  # NotificationResponse
             pid = int.from_bytes(body[:4]) if len(body) >= 4 else 0
@@ -686,8 +739,8 @@ class PostgresFollower(Follower):
             self.done.append(exchange)
         elif kind == 0x4E:  # NoticeResponse
             if head is not None:
-                head.exchange.notes["sql"]["notices"] = (
-                    head.exchange.notes["sql"].get("notices", 0) + 1)
+                more = head.more()
+                more["notices"] = more.get("notices", 0) + 1
         elif kind == 0x52:  # Authentication
             code = int.from_bytes(body[:4]) if len(body) >= 4 else -1
             note = self.sink.connection().notes.setdefault("postgres", {})
@@ -707,26 +760,30 @@ class PostgresFollower(Follower):
 
     def _ready(self, status: str) -> None:
         self.status = status
-        self.rfq_seen += 1
-        self.server_pb = [0, 0]
+        seen = self.rfq_seen = self.rfq_seen + 1
+        counts = self.server_pb
+        counts[0] = counts[1] = 0
         if self.drops:
-            self.drops = [d for d in self.drops if d.sync > self.rfq_seen]
-        self.describing.clear()
-        state = pg.TRANSACTION.get(ord(status), status)
-        keep: list[_Pending] = []
-        for pending in self.waiting:
-            if pending.sync <= self.rfq_seen:
-                pending.exchange.notes["sql"]["transaction"] = state
-                if not pending.done:
-                    skipped = pending.exchange.notes["sql"].get("skipped")
-                    self._finish(pending, error="not executed: an earlier message of its "
-                                 "batch failed" if skipped else None)
-            else:
-                keep.append(pending)
-        self.waiting = keep
+            self.drops = [d for d in self.drops if d.sync > seen]
+        if self.describing:
+            self.describing.clear()
+        state = STATES.get(status, status)
+        waiting = self.waiting
+        ended = 0  # (`waiting` is in sync order: the statements this ends come first)
+        for pending in waiting:
+            if pending.sync > seen:
+                break
+            ended += 1
+            pending.transaction = state
+            if not pending.done:
+                skipped = pending.note is not None and pending.note.get("skipped")
+                self._finish(pending, error="not executed: an earlier message of its "
+                             "batch failed" if skipped else None)
+        if ended:
+            self.waiting = waiting[ended:] if ended < len(waiting) else []
         if self.copying is not None and self.copying.done:
             self.copying = None
-        while self.queue and self.queue[0][0] <= self.rfq_seen:
+        while self.queue and self.queue[0][0] <= seen:
             self.splits.append((self.server.end, self.queue.pop(0)[1]))
 
 

@@ -166,3 +166,48 @@ def test_in_a_transaction_the_server_raises_the_injected_error() -> None:
 def test_raise_query_escapes_the_message() -> None:
     sql = pg.raise_query("40001", "it's $devamb$ \\ here")[5:-1].decode()
     assert "E'it''s \\x24devamb\\x24 \\\\ here'" in sql and sql.count("$devamb$") == 2
+
+
+def test_chunks_pass_unchanged_unless_the_follower_may_change_them() -> None:
+    """Without command faults the relay passes each chunk on before the follower reads it;
+    while the gate holds a statement, or the server's answer may be cut, it does not."""
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    assert follower.passes_unchanged(True) and follower.passes_unchanged(False)
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.client_data(query("SELECT 1"))
+    assert follower.passes_unchanged(False)
+    follower.server_data(pg.message(b"D", b"\0\1\0\0\0\x011") + reply("SELECT 1"))
+    assert sink.done[-1].notes["sql"]["rows"] == 1 and sink.done[-1].notes["sql"]["tag"] \
+        == "SELECT 1"
+    follower.gating = True  # a command fault is armed: each statement is decided on
+    assert not follower.passes_unchanged(True)
+    parse1 = pg.message(b"P", b"\0INSERT INTO t1 VALUES ($1)\0\0\0")
+    follower.client_data(parse1 + BIND + EXECUTE + PARSE2 + BIND + EXECUTE + SYNC)
+    follower.resolve(FORWARD)
+    follower.client_data(b"")
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    follower.client_data(b"")
+    assert not follower.passes_unchanged(False)  # the server's answers to the DO are cut
+    follower.server_data(PARSED + BOUND + pg.message(b"C", b"INSERT 0 1\0") + PARSED + BOUND
+                         + pg.error_response("40001", "conflict") + pg.ready_for_query("I"))
+    follower.gating = False
+    assert follower.passes_unchanged(True) and follower.passes_unchanged(False)
+
+
+def test_rows_are_counted_wherever_the_server_chunks_its_answer() -> None:
+    row = pg.message(b"D", b"\0\1\0\0\0\x011")
+    server = (pg.message(b"T", b"\0\1a\0" + b"\0" * 18) + row * 5 + reply("SELECT 5")
+              + row * 2 + reply("SELECT 2"))
+    for cut in range(1, len(server)):
+        sink = Sink()
+        follower = PostgresFollower(sink, FollowerOptions())
+        follower.client_data(startup())
+        follower.server_data(pg.ready_for_query("I"))
+        follower.client_data(query("SELECT a FROM t") + query("SELECT b FROM t"))
+        for chunk in (server[:cut], server[cut:]):
+            assert follower.server_data(chunk) is None
+        first, second = (e.notes["sql"] for e in sink.done)
+        assert (first["rows"], first["tag"], first["columns"]) == (5, "SELECT 5", 1), cut
+        assert (second["rows"], second["tag"]) == (2, "SELECT 2"), cut
