@@ -366,9 +366,10 @@ async def test_a_second_sigint_during_the_drain_cuts_it(
 
 
 def ctrl_c_as_in_a_shell() -> None:
-    """In the child, before exec: SIGINT at its default and not blocked, as a shell starts a
-    command. In full clean-clone runs (never alone) the worker's state was inherited with SIGINT
-    swallowed; the cause is not found yet (see the session note)."""
+    """In the child, before exec: SIGINT at its default and not blocked, as a terminal's shell
+    starts a command. A suite started as a background job of a non-interactive shell (`cmd &`,
+    as CI scripts do) runs with SIGINT ignored, and an ignored signal stays ignored across exec
+    in every process below it: the engine would never see the Ctrl-C this test sends."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 

@@ -258,8 +258,8 @@ def test_an_interrupted_run_leaves_no_engine(
         def test_interrupted(devamb):
             devamb.faults.add("api", "abort")
             note(devamb, "engine")
-            # Ctrl-C as a terminal gives it: in full clean-clone runs this process was seen
-            # to inherit SIGINT swallowed from the xdist worker (cause not found yet)
+            # Ctrl-C as a terminal gives it: a suite started as a background job (`cmd &` in a
+            # non-interactive shell) runs with SIGINT ignored, inherited down to this process
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
             os.kill(os.getpid(), signal.{how})
