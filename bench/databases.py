@@ -9,6 +9,7 @@ the protocol-aware relay >= 0.8x the tcp relay, and pgbench -S through devamb >=
 at c8 (exit 1 when a goal is missed).
 
     python bench/databases.py [--requests 50000] [--seconds 5] [--rounds 3] [--keep]
+                              [--only redis|postgres]
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="per pgbench run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and logs")
+    parser.add_argument("--only", choices=("redis", "postgres"), help="one database's cases")
     args = parser.parse_args()
     binaries = pg_bin()
     missing = [t for t in ("redis-server", "redis-benchmark") if shutil.which(t) is None]
@@ -130,16 +132,20 @@ def main() -> int:
             argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save",
                     "", "--appendonly", "no", "--dir", str(folder)]
             children.wait_listening(children.spawn("redis", argv, cpu=LOAD_CPU), [redis_port])
-            cluster = start_cluster()
-            pgbench(binaries, cluster.port, 1, 0, init=True)
-            ports = start_devamb(children, folder, redis_port, cluster.port)
+            if args.only != "redis":
+                cluster = start_cluster()
+                pgbench(binaries, cluster.port, 1, 0, init=True)
+            ports = start_devamb(children, folder, redis_port,
+                                 cluster.port if cluster is not None else free_port())
             devamb = ports.pop("pid")
             redis_subjects = {"direct": redis_port, "tcp": ports["redis-tcp"],
                               "redis": ports["redis"]}
-            pg_subjects = {"direct": cluster.port, "tcp": ports["pg-tcp"], "postgres": ports["pg"]}
-            redis_benchmark(ports["redis"], 16, 10_000)  # warm-up
+            pg_subjects = {"direct": cluster.port if cluster is not None else 0,
+                           "tcp": ports["pg-tcp"], "postgres": ports["pg"]}
+            if args.only != "postgres":
+                redis_benchmark(ports["redis"], 16, 10_000)  # warm-up
             for round_ in range(args.rounds):
-                for pipeline in (1, 16):
+                for pipeline in (1, 16) if args.only != "postgres" else ():
                     for name, port in redis_subjects.items():
                         before = _cpu(devamb)
                         for test, rps in redis_benchmark(port, pipeline, args.requests).items():
@@ -148,7 +154,7 @@ def main() -> int:
                         used = (_cpu(devamb) - before) / (2 * args.requests) * 1e6
                         if name != "direct":
                             cpu.setdefault(f"{name} P{pipeline}", []).append(used)
-                for clients in (1, 8):
+                for clients in (1, 8) if args.only != "redis" else ():
                     for name, port in pg_subjects.items():
                         before = _cpu(devamb)
                         tps, done = pgbench(binaries, port, clients, args.seconds)
@@ -175,31 +181,37 @@ def main() -> int:
     print(f"medians of {args.rounds} rounds; devamb on CPU {PROXY_CPU}, the rest on CPU "
           f"{LOAD_CPU}; recording on; load average {load:.1f}"
           f"{' (busy machine: figures are noisy)' if load > 1.5 else ''}")
-    print("\n| redis-benchmark -c 8 | direct | tcp relay | redis relay | redis / tcp |")
-    print("| --- | ---: | ---: | ---: | ---: |")
     missed: list[str] = []
     ratios = []
-    for case in ("SET P1", "GET P1", "SET P16", "GET P16"):
+    if args.only != "postgres":
+        print("\n| redis-benchmark -c 8 | direct | tcp relay | redis relay | redis / tcp |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+    for case in ("SET P1", "GET P1", "SET P16", "GET P16") if args.only != "postgres" else ():
         d, t, r = (med(redis_rps[n][case]) for n in ("direct", "tcp", "redis"))
         ratios.append((f"redis {case} / tcp", r / t))
         print(f"| {case} | {d:,.0f} | {t:,.0f} | {r:,.0f} | {r / t:.2f} |")
-    print("\n| pgbench -S | direct | tcp relay | postgres relay | postgres / tcp "
-          "| postgres / direct |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for clients in (1, 8):
+    if args.only != "redis":
+        print("\n| pgbench -S | direct | tcp relay | postgres relay | postgres / tcp "
+              "| postgres / direct |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for clients in (1, 8) if args.only != "redis" else ():
         d, t, p = (med(pg_tps[n][clients]) for n in ("direct", "tcp", "postgres"))
         ratios.append((f"postgres c{clients} / tcp", p / t))
         if clients == 8:
             ratios.append(("postgres c8 / direct", p / d))
         print(f"| c{clients} | {d:,.0f} | {t:,.0f} | {p:,.0f} | {p / t:.2f} | {p / d:.2f} |")
-    print("\n| devamb CPU µs per redis command | P1 | P16 |")
-    print("| --- | ---: | ---: |")
-    for name in ("tcp", "redis"):
-        print(f"| {name} relay | {med(cpu[f'{name} P1']):.1f} | {med(cpu[f'{name} P16']):.1f} |")
-    print("\n| devamb CPU µs per pgbench -S query | c1 | c8 |")
-    print("| --- | ---: | ---: |")
-    for name in ("tcp", "postgres"):
-        print(f"| {name} relay | {med(cpu[f'{name} c1']):.1f} | {med(cpu[f'{name} c8']):.1f} |")
+    if args.only != "postgres":
+        print("\n| devamb CPU µs per redis command | P1 | P16 |")
+        print("| --- | ---: | ---: |")
+        for name in ("tcp", "redis"):
+            print(f"| {name} relay | {med(cpu[f'{name} P1']):.1f} "
+                  f"| {med(cpu[f'{name} P16']):.1f} |")
+    if args.only != "redis":
+        print("\n| devamb CPU µs per pgbench -S query | c1 | c8 |")
+        print("| --- | ---: | ---: |")
+        for name in ("tcp", "postgres"):
+            print(f"| {name} relay | {med(cpu[f'{name} c1']):.1f} "
+                  f"| {med(cpu[f'{name} c8']):.1f} |")
     print("\n| goal | ratio | wanted | |")
     print("| --- | ---: | ---: | --- |")
     for name, value in ratios:

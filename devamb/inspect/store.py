@@ -68,26 +68,40 @@ class ExchangeStore:
             pass
 
     def add_lazy(self, records: Sequence[LazyExchange]) -> None:
-        """Keep completed lazy records (a wire connection's commands): `add`, lean (each
-        record is its own entry and is sized once, as a record of its kind)."""
-        rings, kept, budget = self._rings, self._kept, self.budget
-        completed = self._completed
+        """Keep completed lazy records (a wire connection's commands: one service, one kind):
+        `add`, lean: kept together (each record its own entry, sized once as a record of its
+        kind, all of them one completion), then the records they push out dropped."""
+        if not records:
+            return
+        kept = self._kept
+        service = records[0].origin.service
+        ring = self._rings.get(service)
+        if ring is None:
+            ring = self._rings[service] = deque()
+        append, completed, added = ring.append, next(self._completed), 0
+        size = records[0].approx_size()  # (a lazy record's size is its kind's)
         for record in records:
-            if record.id in kept:
+            if record.id in kept:  # the same record twice: keep the first place
                 continue
-            service = record.origin.service
-            ring = rings.get(service)
-            if ring is None:
-                ring = rings[service] = deque()
-            record.size = size = record.approx_size()
-            record.completed = next(completed)
-            ring.append(record)
+            record.size = size
+            record.completed = completed
+            append(record)
             kept[record.id] = record
-            self.bytes += size
-            if len(ring) > self._keep.get(service, DEFAULT_KEEP):
-                self._drop(ring.popleft())
-            while self.bytes > budget and self._evict_oldest():
-                pass
+            added += size
+        self.bytes += added
+        excess = len(ring) - self._keep.get(service, DEFAULT_KEEP)
+        if excess > 0:
+            popleft, get, freed = ring.popleft, kept.get, 0
+            for _ in range(excess):
+                old = popleft()
+                if get(old.id) is old:  # a lazy record is its own entry (as `_drop`, inline)
+                    del kept[old.id]
+                    freed += old.size
+                else:
+                    self._drop(old)
+            self.bytes -= freed
+        while self.bytes > self.budget and self._evict_oldest():
+            pass
 
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept.get(exchange.id)

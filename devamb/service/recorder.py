@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from itertools import groupby
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from devamb.control.bus import EventBus
@@ -15,6 +17,9 @@ from devamb.inspect.store import ExchangeStore
 
 if TYPE_CHECKING:
     from devamb.service.core import Service
+
+
+_RUN_KEY = attrgetter("duration_ms", "failed")
 
 
 class Recorder:
@@ -50,22 +55,21 @@ class Recorder:
             summary = service.redaction.summary(exchange)
             self.bus.publish(ExchangeCompleted(summary, exchange))
 
-    def record_many(self, service: Service, records: Sequence[LazyExchange]) -> None:
+    def record_many(self, service: Service, records: Sequence[LazyExchange],
+                    runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
         """Completed lazy records (a wire connection's commands) counted and stored as they
         are; an Exchange is built only when someone reads it (now only for subscribers and
-        watchers). Their bytes are the connection record's, not counted again here."""
+        watchers). Their bytes are the connection record's, not counted again here. `runs`:
+        the records' (duration ms, failed, how many) in runs, when the caller knows them."""
+        if not records:
+            return
         counters = service.counters
-        run: tuple[float, bool] | None = None
-        count = 0
-        for lazy in records:  # commands that came and were answered together: counted at once
-            key = (lazy.duration_ms, lazy.failed)
-            if key != run:
-                if run is not None:
-                    counters.finished_many(run[0], run[1], count, lazy.origin.target)
-                run, count = key, 0
-            count += 1
-        if run is not None:
-            counters.finished_many(run[0], run[1], count, records[0].origin.target)
+        target = records[0].origin.target
+        if runs is None:  # commands that came and were answered together: counted at once
+            runs = [(key[0], key[1], len(list(run)))
+                    for key, run in groupby(records, key=_RUN_KEY)]
+        for duration_ms, failed, count in runs:
+            counters.finished_many(duration_ms, failed, count, target)
         self.store.add_lazy(records)
         if self.watchers or self.bus.has_subscribers:
             for lazy in records:

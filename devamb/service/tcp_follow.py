@@ -75,8 +75,9 @@ class Following(Exchanges):
     def record(self, lazy: LazyExchange) -> None:
         self.relay.listener.recorder.record_many(self.service, [lazy])
 
-    def record_many(self, records: Sequence[LazyExchange]) -> None:
-        self.relay.listener.recorder.record_many(self.service, records)
+    def record_many(self, records: Sequence[LazyExchange],
+                    runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
+        self.relay.listener.recorder.record_many(self.service, records, runs)
 
     # -- bytes --------------------------------------------------------------------------------
 

@@ -127,8 +127,10 @@ class Exchanges(ABC):
         """A lazy record is complete: by default built now and finished as an exchange."""
         self.finish(lazy.materialise())
 
-    def record_many(self, records: Sequence[LazyExchange]) -> None:
-        """Records completed together (the replies in one chunk from the server)."""
+    def record_many(self, records: Sequence[LazyExchange],
+                    runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
+        """Records completed together (the replies in one chunk from the server); `runs`, when
+        the follower knows them: the records' (duration ms, failed, how many) in runs."""
         for lazy in records:
             self.record(lazy)
 
