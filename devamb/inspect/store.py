@@ -17,17 +17,18 @@ import itertools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import repeat
+from operator import itemgetter
 
 from devamb.inspect.exchange import Exchange
-from devamb.inspect.lazy import LazyExchange, real
+from devamb.inspect.lazy import LazyBatch, LazyExchange, real_at
 
 Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when read
 
 DEFAULT_KEEP = 5000  # per service
 DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
 
-_BY_ID = attrgetter("id")
+_KEY = itemgetter(0)
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class ExchangeStore:
         self._kept: dict[int, _Kept | LazyExchange] = {}
         self._completed = itertools.count()
         self.bytes = 0
+        self._extra: dict[str, int] = {}  # per service: records its batches hold beyond one
 
     def configure(self, service: str, keep: int) -> None:
         self._keep[service] = keep
@@ -62,7 +64,8 @@ class ExchangeStore:
         ring.append(exchange)
         self._kept[exchange.id] = _Kept(exchange, size, next(self._completed))
         self.bytes += size
-        if len(ring) > self._keep.get(exchange.service, DEFAULT_KEEP):
+        if len(ring) + self._extra.get(exchange.service, 0) > self._keep.get(exchange.service,
+                                                                             DEFAULT_KEEP):
             self._drop(ring.popleft())
         while self.bytes > self.budget and self._evict_oldest():
             pass
@@ -83,18 +86,27 @@ class ExchangeStore:
         for record in records:
             if record.id in kept:  # the same record twice: keep the first place
                 continue
-            record.size = size
             record.completed = completed
             append(record)
-            kept[record.id] = record
-            added += size
+            count = record.count
+            if count == 1:
+                record.size = size
+                kept[record.id] = record
+                added += size
+            else:  # a batch: kept under each of its ids
+                record.size = size * count
+                kept.update(zip(range(record.id, record.id + count), repeat(record)))
+                added += size * count
+                self._extra[service] = self._extra.get(service, 0) + count - 1
         self.bytes += added
-        excess = len(ring) - self._keep.get(service, DEFAULT_KEEP)
+        excess = len(ring) + self._extra.get(service, 0) - self._keep.get(service, DEFAULT_KEEP)
         if excess > 0:
             popleft, get, freed = ring.popleft, kept.get, 0
-            for _ in range(excess):
+            while excess > 0 and ring:
                 old = popleft()
-                if get(old.id) is old:  # a lazy record is its own entry (as `_drop`, inline)
+                count = old.count if type(old) is not Exchange else 1  # type: ignore[union-attr]
+                excess -= count
+                if count == 1 and get(old.id) is old:  # (as `_drop`, inline)
                     del kept[old.id]
                     freed += old.size
                 else:
@@ -108,6 +120,10 @@ class ExchangeStore:
         if kept is not None and kept.exchange is exchange:
             del self._kept[exchange.id]
             self.bytes -= kept.size
+            if isinstance(exchange, LazyBatch):
+                for i in range(exchange.id + 1, exchange.id + exchange.count):
+                    self._kept.pop(i, None)
+                self._extra[exchange.service] -= exchange.count - 1
 
     def _evict_oldest(self) -> bool:
         """Drop the exchange that completed first, whichever service it belongs to."""
@@ -124,24 +140,24 @@ class ExchangeStore:
 
     def get(self, exchange_id: int) -> Exchange | None:
         kept = self._kept.get(exchange_id)
-        return real(kept.exchange) if kept is not None else None
+        return real_at(exchange_id, kept.exchange) if kept is not None else None
 
     def all(self) -> list[Exchange]:
         """Every kept exchange, in id order (the order they started)."""
-        return [real(e) for e in sorted((kept.exchange for kept in self._kept.values()),
-                                        key=_BY_ID)]
+        return [real_at(i, kept.exchange) for i, kept in sorted(self._kept.items(), key=_KEY)]
 
     def recent(self, limit: int) -> list[Exchange]:
         """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
-        exchanges = (kept.exchange for kept in self._kept.values())
-        return [real(e) for e in sorted(heapq.nlargest(limit, exchanges, key=_BY_ID), key=_BY_ID)]
+        latest = heapq.nlargest(limit, self._kept.items(), key=_KEY)
+        return [real_at(i, kept.exchange) for i, kept in sorted(latest, key=_KEY)]
 
     def clear(self) -> None:
         for ring in self._rings.values():
             ring.clear()
         self._kept.clear()
+        self._extra.clear()
         self.bytes = 0
 
     def __len__(self) -> int:

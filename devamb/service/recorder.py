@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import groupby
+from itertools import groupby, islice
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from devamb.control.bus import EventBus
 from devamb.control.events import ExchangeCompleted
 from devamb.inspect.exchange import BodyPreview, Exchange
-from devamb.inspect.lazy import LazyExchange
+from devamb.inspect.lazy import LazyExchange, singles
 from devamb.inspect.replay import new_token
 from devamb.inspect.store import ExchangeStore
 
@@ -31,6 +32,12 @@ class Recorder:
         self.new_id: Callable[[], int] = self._ids.__next__
         self.replay_token = new_token()  # marks the engine's own replays to its listeners
         self.watchers: list[Callable[[Service, Exchange], None]] = []  # e.g. mock recordings
+
+    def new_ids(self, count: int) -> int:
+        """The first of `count` consecutive ids (a batch of lazy records)."""
+        first = self.new_id()
+        deque(islice(self._ids, count - 1), maxlen=0)
+        return first
 
     def begin(self, service: Service, target: str, client: str | None) -> Exchange:
         service.counters.started()
@@ -67,12 +74,12 @@ class Recorder:
         target = records[0].origin.target
         if runs is None:  # commands that came and were answered together: counted at once
             runs = [(key[0], key[1], len(list(run)))
-                    for key, run in groupby(records, key=_RUN_KEY)]
+                    for key, run in groupby(singles(records), key=_RUN_KEY)]
         for duration_ms, failed, count in runs:
             counters.finished_many(duration_ms, failed, count, target)
         self.store.add_lazy(records)
         if self.watchers or self.bus.has_subscribers:
-            for lazy in records:
+            for lazy in singles(records):
                 exchange = lazy.materialise()
                 for watch in self.watchers:
                     watch(service, exchange)

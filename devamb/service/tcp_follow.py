@@ -41,6 +41,7 @@ class Following(Exchanges):
         factory = follower_for(service.spec.protocol)
         assert factory is not None
         self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
+        self.new_ids = relay.listener.recorder.new_ids  # type: ignore[method-assign]
         self.follower: Follower = factory(self, options)
 
     @classmethod

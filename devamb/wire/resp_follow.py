@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from itertools import groupby, repeat
+from itertools import chain, groupby, repeat
 from operator import attrgetter
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
-from devamb.inspect.lazy import LazyExchange, Origin
+from devamb.inspect.lazy import LazyBatch, LazyExchange, Origin
 from devamb.wire import resp_cmd
 from devamb.wire.follower import (
     Action,
@@ -66,6 +66,7 @@ STATEFUL = frozenset(n.encode() for n in (
 
 
 _T0 = attrgetter("t0")
+_COUNT = attrgetter("count")
 NAMES: dict[bytes, str] = {}  # a command's first word as sent -> its STATEFUL name, or ""
 
 
@@ -174,6 +175,68 @@ class _Pending(LazyExchange):
         return exchange
 
 
+class _Batch(LazyBatch):
+    """Plain commands that came in one chunk, forwarded and waiting for their replies, then
+    their records: one entry for them all (ids `id`.. `id + count - 1`), each command's record
+    (a `_Pending`) built when read. Answered whole by one chunk from the server (`split` keeps
+    the answered part when a chunk ends inside it)."""
+
+    __slots__ = ("commands", "error", "heads", "state", "t0", "t1", "wall")
+    answer: bytes | None = None  # (never devamb's answer)
+    name = ""  # (no STATEFUL command)
+    raw = True  # (commands: abandoned, their records end with the reason)
+
+    def __init__(self, first_id: int, origin: Origin, commands: list[list[bytes]],
+                 wall: float, t0: float, state: tuple[int, int, bool]) -> None:
+        super().__init__(first_id, origin, len(commands))
+        self.commands = commands
+        self.wall = wall
+        self.t0 = t0
+        self.t1: float | None = None
+        self.state = state
+        self.heads: list[bytes] = []  # the replies' first lines (`Reader.heads`), in order
+        self.error: str | None = None  # set when it ended without its replies
+
+    def split(self, count: int) -> _Batch:
+        """The first `count` commands as a batch of their own; this one keeps the rest."""
+        head = _Batch(self.id, self.origin, self.commands[:count], self.wall, self.t0,
+                      self.state)
+        self.id += count
+        self.count -= count
+        del self.commands[:count]
+        return head
+
+    def first(self) -> _Pending:
+        """The first command as a record of its own (its reply is read the general way)."""
+        record = _Pending(self.id, self.origin, self.commands[0], self.wall, self.t0,
+                          self.state)
+        self.id += 1
+        self.count -= 1
+        del self.commands[0]
+        return record
+
+    @property
+    def duration_ms(self) -> float:
+        return ((self.t1 or self.t0) - self.t0) * 1000
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(h[:1] == b"-" for h in self.heads)
+
+    def build_records(self) -> list[_Pending]:
+        records = []
+        heads = self.heads
+        for i, args in enumerate(self.commands):
+            record = _Pending(self.id + i, self.origin, args, self.wall, self.t0, self.state)
+            record.t1 = self.t1
+            if i < len(heads):
+                record.reply = heads[i]
+            else:
+                record.error = self.error
+            records.append(record)
+        return records
+
+
 class RedisFollower(Follower):
     NOTE = "redis"
 
@@ -181,7 +244,7 @@ class RedisFollower(Follower):
         super().__init__(sink, options)
         self.client = Reader(commands=True, keep=CLIENT_KEPT)
         self.server = Reader(commands=False, keep=SERVER_KEPT)
-        self.pending: deque[_Pending] = deque()
+        self.pending: deque[_Pending | _Batch] = deque()
         self.protocol = 2
         self.db = 0
         self.multi = False
@@ -202,7 +265,7 @@ class RedisFollower(Follower):
         self.splits: list[tuple[int, bytes]] = []  # answers to insert in the server's chunk
         self.fault_names: list[str] = []
         self.answers = 0  # devamb's answers waiting in `pending` for the replies before them
-        self.done: list[_Pending] = []  # records completed by the server's chunk being read
+        self.done: list[_Pending | _Batch] = []  # completed by the server chunk being read
         self.runs: list[tuple[float, bool, int]] | None = None  # `done`'s, when `_replies` knows
         self._origin: Origin | None = None  # what this connection's records share
         self._wall = self._t0 = 0.0  # when the client's chunk being read arrived
@@ -240,9 +303,12 @@ class RedisFollower(Follower):
         now = perf_counter()
         try:
             at = self._replies(data, now) if not self.answers else 0
-            for msg in self.server.feed(data, at) if at < len(data) else ():
-                self._reply(msg, now)
+            if at < len(data):  # the rest read the general way (the runs are then counted)
+                self.runs = None
+                for msg in self.server.feed(data, at):
+                    self._reply(msg, now)
         except Malformed as exc:
+            self.runs = None
             for msg in exc.parsed:
                 self._reply(msg, now)
             self._record_done()
@@ -299,7 +365,7 @@ class RedisFollower(Follower):
         for pending in self.pending:
             if pending.raw is not None:
                 pending.error, pending.t1 = f"no reply: {why}", now
-                self.sink.record(pending)
+                self.sink.record(pending)  # (a batch: each of its records)
         self.pending.clear()
         self.answers = 0
 
@@ -451,24 +517,40 @@ class RedisFollower(Follower):
         return record
 
     def _forward_all(self, commands: list[list[bytes]]) -> None:
-        """Whole commands forwarded as they came (`Reader.args`): a record each, kept as read;
-        a STATEFUL one the general way (`_forwarded`)."""
+        """Whole commands forwarded as they came (`Reader.args`), kept as read: each run of
+        plain ones one `_Batch` (a single one a `_Pending`), a STATEFUL one the general way
+        (`_forwarded`). On a subscribed connection each command is its own record."""
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        new_id, append, names = self.sink.new_id, self.pending.append, NAMES
-        wall, t0, state = self._wall, self._t0, (self.db, self.protocol, self.multi)
-        for args in commands:
+        names = NAMES
+        start = 0
+        for i, args in enumerate(commands):
             if not args:  # "*0": nothing is asked, nothing answered
-                continue
-            name = names.get(args[0])
-            if name is None:
-                name = _stateful(args[0])
-            if name:
-                self._forwarded(args)
-                state = (self.db, self.protocol, self.multi)
+                name = "*0"
             else:
-                append(_Pending(new_id(), origin, args, wall, t0, state))
+                name = names.get(args[0])  # type: ignore[assignment]
+                if name is None:
+                    name = _stateful(args[0])
+            if name:
+                self._plain(origin, commands[start:i])
+                if name != "*0":
+                    self._forwarded(args)
+                start = i + 1
+        self._plain(origin, commands[start:] if start else commands)
+
+    def _plain(self, origin: Origin, commands: list[list[bytes]]) -> None:
+        """Plain commands (no STATEFUL one, none empty) sent together: their records."""
+        if not commands:
+            return
+        state = (self.db, self.protocol, self.multi)
+        if len(commands) == 1 or self.subscribed or self.monitoring:
+            new_id, append = self.sink.new_id, self.pending.append
+            for args in commands:
+                append(_Pending(new_id(), origin, args, self._wall, self._t0, state))
+            return
+        self.pending.append(_Batch(self.sink.new_ids(len(commands)), origin, commands,
+                                   self._wall, self._t0, state))
 
     def _forwarded(self, msg: Message | list[bytes]) -> None:
         """A command went to the server: open its record and note what it changes."""
@@ -501,20 +583,35 @@ class RedisFollower(Follower):
         heads, at = self.server.heads(data)
         pending, done = self.pending, self.done
         matched = 0
-        if not self.subscribed:
-            for head in heads:  # the common case: a plain command's reply
-                if not pending or pending[0].name:
-                    break
-                record = pending.popleft()
-                record.reply, record.t1 = head, now
+        count = len(heads)
+        while matched < count and pending and not self.subscribed:  # the common case
+            record = pending[0]
+            if isinstance(record, _Batch):  # plain commands sent together: answered together
+                if record.count > count - matched:
+                    record = record.split(count - matched)
+                else:
+                    pending.popleft()
+                record.heads = heads[matched : matched + record.count]
+                record.t1 = now
+                matched += record.count
                 done.append(record)
-                matched += 1
+                continue
+            if record.name:
+                break
+            pending.popleft()
+            record.reply, record.t1 = heads[matched], now
+            matched += 1
+            done.append(record)
         if matched == 1 and len(done) == 1:  # the counters' runs, without a call per record
             self.runs = [((now - done[0].t0) * 1000, heads[0][:1] == b"-", 1)]
-        elif matched and len(done) == matched:
+        elif matched and b"\r\n-" not in data and data[:1] != b"-":  # no error: one run each
+            self.runs = [((now - entry.t0) * 1000, False, entry.count) for entry in done]
+        elif matched and sum(map(_COUNT, done)) == matched:
             self.runs = [((now - t0) * 1000, failed, len(list(run))) for (t0, failed), run
-                         in groupby(zip(map(_T0, done), map(bytes.startswith, heads,
-                                                            repeat(b"-")), strict=False))]
+                         in groupby(zip(chain.from_iterable(map(repeat, map(_T0, done),
+                                                                map(_COUNT, done))),
+                                        map(bytes.startswith, heads, repeat(b"-")),
+                                        strict=False))]
         if matched < len(heads):
             self.runs = None
             end = 0
@@ -527,7 +624,15 @@ class RedisFollower(Follower):
 
     def _reply(self, msg: Message, now: float) -> None:
         pending = self.pending
-        head = pending[0] if pending else None
+        entry = pending[0] if pending else None
+        if isinstance(entry, _Batch):  # a reply read the general way: its command's own record
+            head: _Pending | None = entry.first()
+            if entry.count:
+                pending.appendleft(head)  # type: ignore[arg-type]
+            else:
+                pending[0] = head  # type: ignore[assignment]
+        else:
+            head = entry
         kind = msg.kind
         if (head is not None and not head.name and kind != ">" and not self.subscribed):
             head.reply, head.t1 = msg, now  # the common case: a plain command's reply
