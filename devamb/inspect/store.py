@@ -120,9 +120,9 @@ class ExchangeStore:
         if kept is not None and kept.exchange is exchange:
             del self._kept[exchange.id]
             self.bytes -= kept.size
-            if isinstance(exchange, LazyBatch):
-                for i in range(exchange.id + 1, exchange.id + exchange.count):
-                    self._kept.pop(i, None)
+            if isinstance(exchange, LazyBatch):  # its other ids (in C: no loop here)
+                deque(map(self._kept.pop, range(exchange.id + 1, exchange.id + exchange.count),
+                          repeat(None)), maxlen=0)
                 self._extra[exchange.service] -= exchange.count - 1
 
     def _evict_oldest(self) -> bool:

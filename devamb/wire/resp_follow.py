@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from itertools import chain, groupby, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,7 @@ STATEFUL = frozenset(n.encode() for n in (
 
 _T0 = attrgetter("t0")
 _COUNT = attrgetter("count")
+_FIRST = itemgetter(0)
 NAMES: dict[bytes, str] = {}  # a command's first word as sent -> its STATEFUL name, or ""
 
 
@@ -524,6 +525,13 @@ class RedisFollower(Follower):
         if origin is None:
             origin = self._origin = self.sink.origin()
         names = NAMES
+        try:  # (in C) every command's first word is one known not to be STATEFUL
+            plain = not any(map(names.get, map(_FIRST, commands), repeat("?")))
+        except IndexError:  # an empty command
+            plain = False
+        if plain:
+            self._plain(origin, commands)
+            return
         start = 0
         for i, args in enumerate(commands):
             if not args:  # "*0": nothing is asked, nothing answered

@@ -124,8 +124,9 @@ class Reader:
         most ITEMS_KEPT of them), read by hiredis in C: each command as the list of its
         arguments, nothing cut. None (nothing read) for any other chunk: `feed` reads it."""
         reader = self._hiredis
-        if (reader is None or not self._fresh(data) or data[:1] != b"*"
-                or NOT_BULK.search(data) is not None):
+        if (reader is None or self._msg is not None or self._line or self._body_left
+                or self._crlf_left or len(data) > FAST_CHUNK or data[:1] != b"*"
+                or NOT_BULK.search(data) is not None):  # (not `_fresh`: a call less)
             return None
         reader.feed(data)
         try:
@@ -145,8 +146,9 @@ class Reader:
         """A server's simple replies and short bulk strings at the start of the chunk, each as
         its first line (b"+OK", b"$3", b"-ERR no", b":1"; `reply_message` makes it a
         `Message`), and the offset after them: `feed(data, offset)` reads the rest."""
-        if self.commands or not self._fresh(data):
-            return [], 0
+        if (self.commands or self._msg is not None or self._line or self._body_left
+                or self._crlf_left or len(data) > FAST_CHUNK or type(data) is not bytes):
+            return [], 0  # (not `_fresh`: a call less)
         return self._fast_replies(data)
 
     def _fresh(self, data: bytes | bytearray) -> bool:
