@@ -137,7 +137,8 @@ class Reader:
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if (max(map(len, commands)) > ITEMS_KEPT
+        if len(data) > min(self._keep, 4 * ITEMS_KEPT) and (  # (a short chunk: short ones)
+                max(map(len, commands)) > ITEMS_KEPT
                 or max(map(len, chain.from_iterable(commands)), default=0) > self._keep):
             return None  # (hiredis read the chunk whole: it holds nothing)
         return commands
