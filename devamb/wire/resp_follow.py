@@ -46,7 +46,7 @@ from devamb.wire.follower import (
     Item,
     ToClient,
 )
-from devamb.wire.resp_read import Malformed, Message, Reader, reply_message
+from devamb.wire.resp_read import Malformed, Message, Reader, commands_of, reply_message
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -179,18 +179,22 @@ class _Pending(LazyExchange):
 class _Batch(LazyBatch):
     """Plain commands that came in one chunk, forwarded and waiting for their replies, then
     their records: one entry for them all (ids `id`.. `id + count - 1`), each command's record
-    (a `_Pending`) built when read. Answered whole by one chunk from the server (`split` keeps
-    the answered part when a chunk ends inside it)."""
+    (a `_Pending`) built when read. The commands are kept as the client's chunk (`chunk`,
+    from its `start`-th command), read again when needed: no object per argument stays.
+    Answered whole by one chunk from the server (`split` keeps the answered part when a chunk
+    ends inside it)."""
 
-    __slots__ = ("commands", "error", "heads", "state", "t0", "t1", "wall")
+    __slots__ = ("_parsed", "chunk", "error", "heads", "start", "state", "t0", "t1", "wall")
     answer: bytes | None = None  # (never devamb's answer)
     name = ""  # (no STATEFUL command)
     raw = True  # (commands: abandoned, their records end with the reason)
 
-    def __init__(self, first_id: int, origin: Origin, commands: list[list[bytes]],
+    def __init__(self, first_id: int, origin: Origin, chunk: bytes, start: int, count: int,
                  wall: float, t0: float, state: tuple[int, int, bool]) -> None:
-        super().__init__(first_id, origin, len(commands))
-        self.commands = commands
+        super().__init__(first_id, origin, count)
+        self.chunk = chunk
+        self.start = start
+        self._parsed: list[list[bytes]] | None = None  # the chunk's commands, once read again
         self.wall = wall
         self.t0 = t0
         self.t1: float | None = None
@@ -198,13 +202,21 @@ class _Batch(LazyBatch):
         self.heads: list[bytes] = []  # the replies' first lines (`Reader.heads`), in order
         self.error: str | None = None  # set when it ended without its replies
 
+    @property
+    def commands(self) -> list[list[bytes]]:
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = commands_of(self.chunk)
+        return parsed[self.start : self.start + self.count]
+
     def split(self, count: int) -> _Batch:
         """The first `count` commands as a batch of their own; this one keeps the rest."""
-        head = _Batch(self.id, self.origin, self.commands[:count], self.wall, self.t0,
+        head = _Batch(self.id, self.origin, self.chunk, self.start, count, self.wall, self.t0,
                       self.state)
+        head._parsed = self._parsed
         self.id += count
+        self.start += count
         self.count -= count
-        del self.commands[:count]
         return head
 
     def first(self) -> _Pending:
@@ -212,8 +224,8 @@ class _Batch(LazyBatch):
         record = _Pending(self.id, self.origin, self.commands[0], self.wall, self.t0,
                           self.state)
         self.id += 1
+        self.start += 1
         self.count -= 1
-        del self.commands[0]
         return record
 
     @property
@@ -227,7 +239,7 @@ class _Batch(LazyBatch):
     def build_records(self) -> list[_Pending]:
         records = []
         heads = self.heads
-        for i, args in enumerate(self.commands):
+        for i, args in enumerate(self.commands):  # (the chunk read again, once)
             record = _Pending(self.id + i, self.origin, args, self.wall, self.t0, self.state)
             record.t1 = self.t1
             if i < len(heads):
@@ -235,6 +247,7 @@ class _Batch(LazyBatch):
             else:
                 record.error = self.error
             records.append(record)
+        self._parsed = None
         return records
 
 
@@ -285,7 +298,7 @@ class RedisFollower(Follower):
             self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
             commands = self.client.args(data) if type(data) is bytes else None
             if commands is not None:
-                self._forward_all(commands)
+                self._forward_all(commands, data)
                 return None
             try:
                 for msg in self.client.feed(data):
@@ -517,7 +530,7 @@ class RedisFollower(Follower):
             record.faults, self.fault_names = self.fault_names, []
         return record
 
-    def _forward_all(self, commands: list[list[bytes]]) -> None:
+    def _forward_all(self, commands: list[list[bytes]], chunk: bytes) -> None:
         """Whole commands forwarded as they came (`Reader.args`), kept as read: each run of
         plain ones one `_Batch` (a single one a `_Pending`), a STATEFUL one the general way
         (`_forwarded`). On a subscribed connection each command is its own record."""
@@ -530,7 +543,7 @@ class RedisFollower(Follower):
         except IndexError:  # an empty command
             plain = False
         if plain:
-            self._plain(origin, commands)
+            self._plain(origin, commands, chunk, 0)
             return
         start = 0
         for i, args in enumerate(commands):
@@ -541,14 +554,16 @@ class RedisFollower(Follower):
                 if name is None:
                     name = _stateful(args[0])
             if name:
-                self._plain(origin, commands[start:i])
+                self._plain(origin, commands[start:i], chunk, start)
                 if name != "*0":
                     self._forwarded(args)
                 start = i + 1
-        self._plain(origin, commands[start:] if start else commands)
+        self._plain(origin, commands[start:] if start else commands, chunk, start)
 
-    def _plain(self, origin: Origin, commands: list[list[bytes]]) -> None:
-        """Plain commands (no STATEFUL one, none empty) sent together: their records."""
+    def _plain(self, origin: Origin, commands: list[list[bytes]], chunk: bytes,
+               start: int) -> None:
+        """Plain commands (no STATEFUL one, none empty) sent together, from the `start`-th of
+        `chunk`'s: their records."""
         if not commands:
             return
         state = (self.db, self.protocol, self.multi)
@@ -557,7 +572,8 @@ class RedisFollower(Follower):
             for args in commands:
                 append(_Pending(new_id(), origin, args, self._wall, self._t0, state))
             return
-        self.pending.append(_Batch(self.sink.new_ids(len(commands)), origin, commands,
+        count = len(commands)
+        self.pending.append(_Batch(self.sink.new_ids(count), origin, chunk, start, count,
                                    self._wall, self._t0, state))
 
     def _forwarded(self, msg: Message | list[bytes]) -> None:

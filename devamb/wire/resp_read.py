@@ -418,6 +418,13 @@ class Reader:
         self._msg = None
 
 
+def commands_of(chunk: bytes) -> list[list[bytes]]:
+    """A chunk `Reader.args` read, read again (each command's arguments, nothing cut)."""
+    reader = hiredis.Reader()
+    reader.feed(chunk)
+    return list(iter(reader.gets, False))
+
+
 def reply_message(head: bytes) -> Message:
     """The `Message` of a reply `heads` read: a simple one, or a bulk string (its `end` is the
     reply's size: offset it by where the reply starts)."""
