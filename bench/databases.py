@@ -133,13 +133,16 @@ def main() -> int:
             argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save",
                     "", "--appendonly", "no", "--dir", str(folder)]
             children.wait_listening(children.spawn("redis", argv, cpu=LOAD_CPU), [redis_port])
-            cluster = start_cluster()
-            pgbench(binaries, cluster.port, 1, 0, init=True)
-            ports = start_devamb(children, folder, redis_port, cluster.port)
+            if args.only != "redis":
+                cluster = start_cluster()
+                pgbench(binaries, cluster.port, 1, 0, init=True)
+            ports = start_devamb(children, folder, redis_port,
+                                 cluster.port if cluster is not None else free_port())
             devamb = ports.pop("pid")
             redis_subjects = {"direct": redis_port, "tcp": ports["redis-tcp"],
                               "redis": ports["redis"]}
-            pg_subjects = {"direct": cluster.port, "tcp": ports["pg-tcp"], "postgres": ports["pg"]}
+            pg_subjects = {"direct": cluster.port if cluster is not None else 0,
+                           "tcp": ports["pg-tcp"], "postgres": ports["pg"]}
             if args.only != "postgres":
                 redis_benchmark(ports["redis"], 16, 10_000)  # warm-up
             for round_ in range(args.rounds):

@@ -9,6 +9,7 @@ it (the store's `get`/`all`/`recent`, an event to a subscriber), once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from devamb.inspect.exchange import DEFAULT_PREVIEW, RECORD_OVERHEAD, BodyPreview, Exchange
@@ -38,6 +39,7 @@ class LazyExchange:
     __slots__ = ("built", "completed", "id", "origin", "size")
     size: int  # (set by the store)
     completed: int
+    count = 1  # records it stands for (a `LazyBatch`: more)
 
     def __init__(self, exchange_id: int, origin: Origin) -> None:
         self.id = exchange_id
@@ -75,6 +77,50 @@ class LazyExchange:
 
     def approx_size(self) -> int:
         return RECORD_OVERHEAD
+
+
+class LazyBatch(LazyExchange):
+    """Records completed together, kept as one entry: `count` records with the ids `id` to
+    `id + count - 1` (a pipeline's commands answered in one chunk). The store keeps it under
+    each of its ids and sizes it as `count` records of its kind; `records` are built on
+    first read (subclasses: `build_records`)."""
+
+    __slots__ = ("_records", "count")
+
+    def __init__(self, first_id: int, origin: Origin, count: int) -> None:
+        super().__init__(first_id, origin)
+        self.count = count
+        self._records: Sequence[LazyExchange] | None = None
+
+    def records(self) -> Sequence[LazyExchange]:
+        records = self._records
+        if records is None:
+            records = self._records = self.build_records()
+        return records
+
+    def build_records(self) -> Sequence[LazyExchange]:
+        raise NotImplementedError
+
+    def at(self, exchange_id: int) -> Exchange:
+        return self.records()[exchange_id - self.id].materialise()
+
+    def build(self) -> Exchange:
+        return self.at(self.id)
+
+
+def singles(entries: Sequence[LazyExchange]) -> list[LazyExchange]:
+    """Each record of `entries`, batches opened."""
+    return [one for entry in entries
+            for one in (entry.records() if isinstance(entry, LazyBatch) else (entry,))]
+
+
+def real_at(exchange_id: int, entry: Exchange | LazyExchange) -> Exchange:
+    """The exchange a stored entry stands for under `exchange_id` (a batch: one of its)."""
+    if type(entry) is Exchange:
+        return entry
+    if isinstance(entry, LazyBatch):
+        return entry.at(exchange_id)
+    return entry.materialise()  # type: ignore[union-attr]
 
 
 def real(entry: Exchange | LazyExchange) -> Exchange:

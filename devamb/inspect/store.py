@@ -17,17 +17,18 @@ import itertools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import repeat
+from operator import itemgetter
 
 from devamb.inspect.exchange import Exchange
-from devamb.inspect.lazy import LazyExchange, real
+from devamb.inspect.lazy import LazyBatch, LazyExchange, real_at
 
 Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when read
 
 DEFAULT_KEEP = 5000  # per service
 DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
 
-_BY_ID = attrgetter("id")
+_KEY = itemgetter(0)
 
 
 @dataclass(slots=True)
@@ -47,6 +48,7 @@ class ExchangeStore:
         self._completed = itertools.count()
         self.bytes = 0
         self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
+        self._extra: dict[str, int] = {}  # per service: records its batches hold beyond one
 
     def configure(self, service: str, keep: int) -> None:
         self._keep[service] = keep
@@ -64,33 +66,57 @@ class ExchangeStore:
         self._kept[exchange.id] = _Kept(exchange, size, next(self._completed))
         self.bytes += size
         self.added += size
-        if len(ring) > self._keep.get(exchange.service, DEFAULT_KEEP):
+        if len(ring) + self._extra.get(exchange.service, 0) > self._keep.get(exchange.service,
+                                                                             DEFAULT_KEEP):
             self._drop(ring.popleft())
         while self.bytes > self.budget and self._evict_oldest():
             pass
 
     def add_lazy(self, records: Sequence[LazyExchange]) -> None:
-        """Keep completed lazy records (a wire connection's commands): `add`, lean (each
-        record is its own entry and is sized once, as a record of its kind)."""
-        rings, kept, budget = self._rings, self._kept, self.budget
-        completed = self._completed
+        """Keep completed lazy records (a wire connection's commands: one service, one kind):
+        `add`, lean: kept together (each record its own entry, sized once as a record of its
+        kind, all of them one completion), then the records they push out dropped."""
+        if not records:
+            return
+        kept = self._kept
+        service = records[0].origin.service
+        ring = self._rings.get(service)
+        if ring is None:
+            ring = self._rings[service] = deque()
+        append, completed, added = ring.append, next(self._completed), 0
+        size = records[0].approx_size()  # (a lazy record's size is its kind's)
         for record in records:
-            if record.id in kept:
+            if record.id in kept:  # the same record twice: keep the first place
                 continue
-            service = record.origin.service
-            ring = rings.get(service)
-            if ring is None:
-                ring = rings[service] = deque()
-            record.size = size = record.approx_size()
-            record.completed = next(completed)
-            ring.append(record)
-            kept[record.id] = record
-            self.bytes += size
-            self.added += size
-            if len(ring) > self._keep.get(service, DEFAULT_KEEP):
-                self._drop(ring.popleft())
-            while self.bytes > budget and self._evict_oldest():
-                pass
+            record.completed = completed
+            append(record)
+            count = record.count
+            if count == 1:
+                record.size = size
+                kept[record.id] = record
+                added += size
+            else:  # a batch: kept under each of its ids
+                record.size = size * count
+                kept.update(zip(range(record.id, record.id + count), repeat(record)))
+                added += size * count
+                self._extra[service] = self._extra.get(service, 0) + count - 1
+        self.bytes += added
+        self.added += added
+        excess = len(ring) + self._extra.get(service, 0) - self._keep.get(service, DEFAULT_KEEP)
+        if excess > 0:
+            popleft, get, freed = ring.popleft, kept.get, 0
+            while excess > 0 and ring:
+                old = popleft()
+                count = old.count if type(old) is not Exchange else 1  # type: ignore[union-attr]
+                excess -= count
+                if count == 1 and get(old.id) is old:  # (as `_drop`, inline)
+                    del kept[old.id]
+                    freed += old.size
+                else:
+                    self._drop(old)
+            self.bytes -= freed
+        while self.bytes > self.budget and self._evict_oldest():
+            pass
 
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept.get(exchange.id)
@@ -98,6 +124,10 @@ class ExchangeStore:
         if kept is exchange or (kept is not None and kept.exchange is exchange):
             del self._kept[exchange.id]
             self.bytes -= kept.size
+            if isinstance(exchange, LazyBatch):  # its other ids (in C: no loop here)
+                deque(map(self._kept.pop, range(exchange.id + 1, exchange.id + exchange.count),
+                          repeat(None)), maxlen=0)
+                self._extra[exchange.service] -= exchange.count - 1
 
     def _evict_oldest(self) -> bool:
         """Drop the exchange that completed first, whichever service it belongs to."""
@@ -114,24 +144,24 @@ class ExchangeStore:
 
     def get(self, exchange_id: int) -> Exchange | None:
         kept = self._kept.get(exchange_id)
-        return real(kept.exchange) if kept is not None else None
+        return real_at(exchange_id, kept.exchange) if kept is not None else None
 
     def all(self) -> list[Exchange]:
         """Every kept exchange, in id order (the order they started)."""
-        return [real(e) for e in sorted((kept.exchange for kept in self._kept.values()),
-                                        key=_BY_ID)]
+        return [real_at(i, kept.exchange) for i, kept in sorted(self._kept.items(), key=_KEY)]
 
     def recent(self, limit: int) -> list[Exchange]:
         """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
-        exchanges = (kept.exchange for kept in self._kept.values())
-        return [real(e) for e in sorted(heapq.nlargest(limit, exchanges, key=_BY_ID), key=_BY_ID)]
+        latest = heapq.nlargest(limit, self._kept.items(), key=_KEY)
+        return [real_at(i, kept.exchange) for i, kept in sorted(latest, key=_KEY)]
 
     def clear(self) -> None:
         for ring in self._rings.values():
             ring.clear()
         self._kept.clear()
+        self._extra.clear()
         self.bytes = 0
 
     def __len__(self) -> int:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import groupby, islice
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from devamb.control.bus import EventBus
 from devamb.control.events import ExchangeCompleted
 from devamb.inspect.exchange import BodyPreview, Exchange
-from devamb.inspect.lazy import LazyExchange
+from devamb.inspect.lazy import LazyExchange, singles
 from devamb.inspect.replay import new_token
 from devamb.inspect.store import ExchangeStore
 
 if TYPE_CHECKING:
     from devamb.service.core import Service
+
+
+_RUN_KEY = attrgetter("duration_ms", "failed")
 
 
 class Recorder:
@@ -26,6 +32,12 @@ class Recorder:
         self.new_id: Callable[[], int] = self._ids.__next__
         self.replay_token = new_token()  # marks the engine's own replays to its listeners
         self.watchers: list[Callable[[Service, Exchange], None]] = []  # e.g. mock recordings
+
+    def new_ids(self, count: int) -> int:
+        """The first of `count` consecutive ids (a batch of lazy records)."""
+        first = self.new_id()
+        deque(islice(self._ids, count - 1), maxlen=0)
+        return first
 
     def begin(self, service: Service, target: str, client: str | None) -> Exchange:
         service.counters.started()
@@ -50,25 +62,24 @@ class Recorder:
             summary = service.redaction.summary(exchange)
             self.bus.publish(ExchangeCompleted(summary, exchange))
 
-    def record_many(self, service: Service, records: Sequence[LazyExchange]) -> None:
+    def record_many(self, service: Service, records: Sequence[LazyExchange],
+                    runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
         """Completed lazy records (a wire connection's commands) counted and stored as they
         are; an Exchange is built only when someone reads it (now only for subscribers and
-        watchers). Their bytes are the connection record's, not counted again here."""
+        watchers). Their bytes are the connection record's, not counted again here. `runs`:
+        the records' (duration ms, failed, how many) in runs, when the caller knows them."""
+        if not records:
+            return
         counters = service.counters
-        run: tuple[float, bool] | None = None
-        count = 0
-        for lazy in records:  # commands that came and were answered together: counted at once
-            key = (lazy.duration_ms, lazy.failed)
-            if key != run:
-                if run is not None:
-                    counters.finished_many(run[0], run[1], count, lazy.origin.target)
-                run, count = key, 0
-            count += 1
-        if run is not None:
-            counters.finished_many(run[0], run[1], count, records[0].origin.target)
+        target = records[0].origin.target
+        if runs is None:  # commands that came and were answered together: counted at once
+            runs = [(key[0], key[1], len(list(run)))
+                    for key, run in groupby(singles(records), key=_RUN_KEY)]
+        for duration_ms, failed, count in runs:
+            counters.finished_many(duration_ms, failed, count, target)
         self.store.add_lazy(records)
         if self.watchers or self.bus.has_subscribers:
-            for lazy in records:
+            for lazy in singles(records):
                 exchange = lazy.materialise()
                 for watch in self.watchers:
                     watch(service, exchange)

@@ -41,6 +41,7 @@ class Following(Exchanges):
         factory = follower_for(service.spec.protocol)
         assert factory is not None
         self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
+        self.new_ids = relay.listener.recorder.new_ids  # type: ignore[method-assign]
         self.follower: Follower = factory(self, options)
 
     @classmethod
@@ -75,8 +76,9 @@ class Following(Exchanges):
     def record(self, lazy: LazyExchange) -> None:
         self.relay.listener.recorder.record_many(self.service, [lazy])
 
-    def record_many(self, records: Sequence[LazyExchange]) -> None:
-        self.relay.listener.recorder.record_many(self.service, records)
+    def record_many(self, records: Sequence[LazyExchange],
+                    runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
+        self.relay.listener.recorder.record_many(self.service, records, runs)
 
     # -- bytes --------------------------------------------------------------------------------
 

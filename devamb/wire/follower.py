@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import itertools
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from devamb.inspect.lazy import LazyExchange, Origin
+from devamb.inspect.lazy import LazyExchange, Origin, singles
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -123,12 +125,22 @@ class Exchanges(ABC):
     def new_id(self) -> int:
         return next(_IDS)
 
-    def record(self, lazy: LazyExchange) -> None:
-        """A lazy record is complete: by default built now and finished as an exchange."""
-        self.finish(lazy.materialise())
+    def new_ids(self, count: int) -> int:
+        """The first of `count` consecutive ids (a `LazyBatch`'s)."""
+        first = next(_IDS)
+        deque(islice(_IDS, count - 1), maxlen=0)
+        return first
 
-    def record_many(self, records: Sequence[LazyExchange]) -> None:
-        """Records completed together (the replies in one chunk from the server)."""
+    def record(self, lazy: LazyExchange) -> None:
+        """A lazy record is complete: by default built now and finished as an exchange (each
+        of a `LazyBatch`'s records)."""
+        for one in singles([lazy]):
+            self.finish(one.materialise())
+
+    def record_many(self, records: Sequence[LazyExchange],
+                    runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
+        """Records completed together (the replies in one chunk from the server); `runs`, when
+        the follower knows them: the records' (duration ms, failed, how many) in runs."""
         for lazy in records:
             self.record(lazy)
 

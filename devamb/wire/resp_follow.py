@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
+from itertools import chain, groupby, repeat
+from operator import attrgetter, itemgetter
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
-from devamb.inspect.lazy import LazyExchange, Origin
+from devamb.inspect.lazy import LazyBatch, LazyExchange, Origin
 from devamb.wire import resp_cmd
 from devamb.wire.follower import (
     Action,
@@ -44,7 +46,7 @@ from devamb.wire.follower import (
     Item,
     ToClient,
 )
-from devamb.wire.resp_read import Malformed, Message, Reader
+from devamb.wire.resp_read import Malformed, Message, Reader, commands_of, reply_message
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -63,35 +65,61 @@ STATEFUL = frozenset(n.encode() for n in (
     *resp_cmd.SUBSCRIBE, *resp_cmd.UNSUBSCRIBE))
 
 
+_T0 = attrgetter("t0")
+_COUNT = attrgetter("count")
+_FIRST = itemgetter(0)
 NAMES: dict[bytes, str] = {}  # a command's first word as sent -> its STATEFUL name, or ""
+
+
+def _stateful(first: bytes) -> str:
+    """The STATEFUL name of a command's first word, or "" (remembered in NAMES)."""
+    upper = first.upper()
+    name = upper.decode("latin-1") if upper in STATEFUL else ""
+    if len(NAMES) < 4096:
+        NAMES[first] = name
+    return name
 
 
 class _Pending(LazyExchange):
     """A command forwarded and waiting for its reply, then its record (the Exchange is built
-    when read: `build`); or devamb's own answer waiting its turn (`answer`, no record)."""
+    when read: `build`); or devamb's own answer waiting its turn (`answer`, no record).
 
-    __slots__ = ("answer", "db", "error", "expect", "extra", "faults", "msg", "name",
-                 "protocol", "queued", "reply", "t0", "t1", "wall")
+    Kept as read on the hot path: the command as its arguments (`Reader.args`) or a `Message`,
+    the reply as its first line (`Reader.heads`) or a `Message`; `msg` and `reply_msg` make
+    them messages when needed. Fields most commands never set are class defaults (an
+    instance's `__dict__` is made only when one is set)."""
 
-    def __init__(self, exchange_id: int, origin: Origin, msg: Message | None, wall: float,
-                 t0: float, name: str = "", answer: bytes | None = None) -> None:
+    __slots__ = ("__dict__", "name", "raw", "reply", "state", "t0", "t1", "wall")
+    answer: bytes | None = None  # devamb's reply, written when the replies before it are
+    error: str | None = None  # set when it ended without a reply
+    expect = 1  # replies it takes (SUBSCRIBE a b: 2); -1: until no subscription
+    faults: list[str] | None = None
+    extra: dict[str, Any] | None = None  # "confirmations", "injected" (a reply note)
+
+    def __init__(self, exchange_id: int, origin: Origin, raw: Message | list[bytes] | None,
+                 wall: float, t0: float, state: tuple[int, int, bool], name: str = "") -> None:
         self.id = exchange_id
         self.origin = origin
         self.built = None
-        self.msg = msg
+        self.raw = raw
         self.wall = wall
         self.t0 = t0
         self.t1: float | None = None
         self.name = name  # upper case, for a STATEFUL command only
-        self.expect = 1  # replies it takes (SUBSCRIBE a b: 2); -1: until no subscription
-        self.answer = answer  # devamb's reply, written when the replies before it are
-        self.db = 0
-        self.protocol = 2
-        self.queued = False  # sent inside MULTI
-        self.reply: Message | None = None
-        self.error: str | None = None  # set when it ended without a reply
-        self.faults: list[str] | None = None
-        self.extra: dict[str, Any] | None = None  # "confirmations", "injected" (a reply note)
+        self.state = state  # (database, protocol, sent inside MULTI) when it was sent
+        self.reply: Message | bytes | None = None
+
+    @property
+    def msg(self) -> Message | None:
+        raw = self.raw
+        if type(raw) is list:
+            raw = self.raw = Message("*", len(raw), b"", raw, list(map(len, raw)))
+        return raw  # type: ignore[return-value]
+
+    @property
+    def reply_msg(self) -> Message | None:
+        reply = self.reply
+        return reply_message(reply) if type(reply) is bytes else reply  # type: ignore[return-value]
 
     @property
     def duration_ms(self) -> float:
@@ -99,7 +127,12 @@ class _Pending(LazyExchange):
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or (self.reply is not None and self.reply.kind in "-!")
+        reply = self.reply
+        if reply is None or self.error is not None:
+            return self.error is not None
+        if type(reply) is bytes:
+            return reply[:1] == b"-"  # (a first line `heads` read: never a RESP3 "!")
+        return reply.kind in "-!"  # type: ignore[union-attr]
 
     def build(self) -> Exchange:
         exchange = self.origin.exchange(self.id, self.wall, self.t0)
@@ -114,11 +147,12 @@ class _Pending(LazyExchange):
         note: dict[str, Any] = {
             "command": name, "args": shown, "argc": msg.count, "sizes": msg.sizes,
             "keys": [k.decode("utf-8", "replace") for k in resp_cmd.keys_of(msg)],
-            "db": self.db, "protocol": self.protocol, "connection": self.origin.connection,
+            "db": self.state[0], "protocol": self.state[1],
+            "connection": self.origin.connection,
         }
         if msg.inline:
             note["inline"] = True
-        if self.queued and name not in ("EXEC", "DISCARD", "MULTI"):
+        if self.state[2] and name not in ("EXEC", "DISCARD", "MULTI"):
             note["queued"] = True
         if name in resp_cmd.BLOCKING or (name[:1] == "X" and name in ("XREAD", "XREADGROUP")
                                          and any(a.upper() == b"BLOCK" for a in msg.items)):
@@ -130,8 +164,9 @@ class _Pending(LazyExchange):
         if "confirmations" in extra:
             note["confirmations"] = extra["confirmations"]
         error = self.error
-        if self.reply is not None:
-            reply = note["reply"] = resp_cmd.reply_of(self.reply)
+        reply_msg = self.reply_msg
+        if reply_msg is not None:
+            reply = note["reply"] = resp_cmd.reply_of(reply_msg)
             error = resp_cmd.error_text(reply)
         if "injected" in extra:
             note["reply"] = extra["injected"]
@@ -141,6 +176,81 @@ class _Pending(LazyExchange):
         return exchange
 
 
+class _Batch(LazyBatch):
+    """Plain commands that came in one chunk, forwarded and waiting for their replies, then
+    their records: one entry for them all (ids `id`.. `id + count - 1`), each command's record
+    (a `_Pending`) built when read. The commands are kept as the client's chunk (`chunk`,
+    from its `start`-th command), read again when needed: no object per argument stays.
+    Answered whole by one chunk from the server (`split` keeps the answered part when a chunk
+    ends inside it)."""
+
+    __slots__ = ("_parsed", "chunk", "error", "heads", "start", "state", "t0", "t1", "wall")
+    answer: bytes | None = None  # (never devamb's answer)
+    name = ""  # (no STATEFUL command)
+    raw = True  # (commands: abandoned, their records end with the reason)
+
+    def __init__(self, first_id: int, origin: Origin, chunk: bytes, start: int, count: int,
+                 wall: float, t0: float, state: tuple[int, int, bool]) -> None:
+        super().__init__(first_id, origin, count)
+        self.chunk = chunk
+        self.start = start
+        self._parsed: list[list[bytes]] | None = None  # the chunk's commands, once read again
+        self.wall = wall
+        self.t0 = t0
+        self.t1: float | None = None
+        self.state = state
+        self.heads: list[bytes] = []  # the replies' first lines (`Reader.heads`), in order
+        self.error: str | None = None  # set when it ended without its replies
+
+    @property
+    def commands(self) -> list[list[bytes]]:
+        parsed = self._parsed
+        if parsed is None:
+            parsed = self._parsed = commands_of(self.chunk)
+        return parsed[self.start : self.start + self.count]
+
+    def split(self, count: int) -> _Batch:
+        """The first `count` commands as a batch of their own; this one keeps the rest."""
+        head = _Batch(self.id, self.origin, self.chunk, self.start, count, self.wall, self.t0,
+                      self.state)
+        head._parsed = self._parsed
+        self.id += count
+        self.start += count
+        self.count -= count
+        return head
+
+    def first(self) -> _Pending:
+        """The first command as a record of its own (its reply is read the general way)."""
+        record = _Pending(self.id, self.origin, self.commands[0], self.wall, self.t0,
+                          self.state)
+        self.id += 1
+        self.start += 1
+        self.count -= 1
+        return record
+
+    @property
+    def duration_ms(self) -> float:
+        return ((self.t1 or self.t0) - self.t0) * 1000
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(h[:1] == b"-" for h in self.heads)
+
+    def build_records(self) -> list[_Pending]:
+        records = []
+        heads = self.heads
+        for i, args in enumerate(self.commands):  # (the chunk read again, once)
+            record = _Pending(self.id + i, self.origin, args, self.wall, self.t0, self.state)
+            record.t1 = self.t1
+            if i < len(heads):
+                record.reply = heads[i]
+            else:
+                record.error = self.error
+            records.append(record)
+        self._parsed = None
+        return records
+
+
 class RedisFollower(Follower):
     NOTE = "redis"
 
@@ -148,7 +258,7 @@ class RedisFollower(Follower):
         super().__init__(sink, options)
         self.client = Reader(commands=True, keep=CLIENT_KEPT)
         self.server = Reader(commands=False, keep=SERVER_KEPT)
-        self.pending: deque[_Pending] = deque()
+        self.pending: deque[_Pending | _Batch] = deque()
         self.protocol = 2
         self.db = 0
         self.multi = False
@@ -168,7 +278,9 @@ class RedisFollower(Follower):
         self.deciding: str | None = None
         self.splits: list[tuple[int, bytes]] = []  # answers to insert in the server's chunk
         self.fault_names: list[str] = []
-        self.done: list[_Pending] = []  # records completed by the server's chunk being read
+        self.answers = 0  # devamb's answers waiting in `pending` for the replies before them
+        self.done: list[_Pending | _Batch] = []  # completed by the server chunk being read
+        self.runs: list[tuple[float, bool, int]] | None = None  # `done`'s, when `_replies` knows
         self._origin: Origin | None = None  # what this connection's records share
         self._wall = self._t0 = 0.0  # when the client's chunk being read arrived
 
@@ -184,6 +296,10 @@ class RedisFollower(Follower):
                  or self.deciding is not None)
         if not gated and not (self.gating and self.client.between):
             self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
+            commands = self.client.args(data) if type(data) is bytes else None
+            if commands is not None:
+                self._forward_all(commands, data)
+                return None
             try:
                 for msg in self.client.feed(data):
                     self._forwarded(msg)
@@ -200,9 +316,13 @@ class RedisFollower(Follower):
         self.splits = []
         now = perf_counter()
         try:
-            for msg in self.server.feed(data):
-                self._reply(msg, now)
+            at = self._replies(data, now) if not self.answers else 0
+            if at < len(data):  # the rest read the general way (the runs are then counted)
+                self.runs = None
+                for msg in self.server.feed(data, at):
+                    self._reply(msg, now)
         except Malformed as exc:
+            self.runs = None
             for msg in exc.parsed:
                 self._reply(msg, now)
             self._record_done()
@@ -212,6 +332,7 @@ class RedisFollower(Follower):
             tail = [p.answer for p in self.pending if p.answer is not None]
             self.splits += [(len(data), answer) for answer in tail]
             self.pending.clear()
+            self.answers = 0
         if not self.splits:
             return None
         pieces: list[bytes] = []
@@ -256,10 +377,11 @@ class RedisFollower(Follower):
     def abandon(self, why: str) -> None:
         now = perf_counter()
         for pending in self.pending:
-            if pending.msg is not None:
+            if pending.raw is not None:
                 pending.error, pending.t1 = f"no reply: {why}", now
-                self.sink.record(pending)
+                self.sink.record(pending)  # (a batch: each of its records)
         self.pending.clear()
+        self.answers = 0
 
     # -- gating ---------------------------------------------------------------------------
 
@@ -383,41 +505,89 @@ class RedisFollower(Follower):
         record.error, record.t1 = f"{text[1:]} (injected)", perf_counter()
         self.sink.record(record)
         if self.pending:
-            self.pending.append(_Pending(0, record.origin, None, 0.0, 0.0, answer=reply))
+            waiting = _Pending(0, record.origin, None, 0.0, 0.0, record.state)
+            waiting.answer = reply
+            self.pending.append(waiting)
+            self.answers += 1
         else:
             self.released.append(ToClient(reply))
 
     # -- commands -------------------------------------------------------------------------
 
-    def _begin(self, msg: Message) -> _Pending:
+    def _begin(self, msg: Message | list[bytes]) -> _Pending:
         """The command's record, opened as it passes (built into an Exchange when read)."""
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        first = msg.items[0] if msg.items else b""
+        items = msg if isinstance(msg, list) else msg.items
+        first = items[0] if items else b""
         name = NAMES.get(first)
         if name is None:
-            upper = first.upper()
-            name = upper.decode("latin-1") if upper in STATEFUL else ""
-            if len(NAMES) < 4096:
-                NAMES[first] = name
-        record = _Pending(self.sink.new_id(), origin, msg, self._wall, self._t0, name)
-        record.db, record.protocol, record.queued = self.db, self.protocol, self.multi
+            name = _stateful(first)
+        record = _Pending(self.sink.new_id(), origin, msg, self._wall, self._t0,
+                          (self.db, self.protocol, self.multi), name)
         if self.fault_names:
             record.faults, self.fault_names = self.fault_names, []
         return record
 
-    def _forwarded(self, msg: Message) -> None:
+    def _forward_all(self, commands: list[list[bytes]], chunk: bytes) -> None:
+        """Whole commands forwarded as they came (`Reader.args`), kept as read: each run of
+        plain ones one `_Batch` (a single one a `_Pending`), a STATEFUL one the general way
+        (`_forwarded`). On a subscribed connection each command is its own record."""
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = self.sink.origin()
+        names = NAMES
+        try:  # (in C) every command's first word is one known not to be STATEFUL
+            plain = not any(map(names.get, map(_FIRST, commands), repeat("?")))
+        except IndexError:  # an empty command
+            plain = False
+        if plain:
+            self._plain(origin, commands, chunk, 0)
+            return
+        start = 0
+        for i, args in enumerate(commands):
+            if not args:  # "*0": nothing is asked, nothing answered
+                name = "*0"
+            else:
+                name = names.get(args[0])  # type: ignore[assignment]
+                if name is None:
+                    name = _stateful(args[0])
+            if name:
+                self._plain(origin, commands[start:i], chunk, start)
+                if name != "*0":
+                    self._forwarded(args)
+                start = i + 1
+        self._plain(origin, commands[start:] if start else commands, chunk, start)
+
+    def _plain(self, origin: Origin, commands: list[list[bytes]], chunk: bytes,
+               start: int) -> None:
+        """Plain commands (no STATEFUL one, none empty) sent together, from the `start`-th of
+        `chunk`'s: their records."""
+        if not commands:
+            return
+        state = (self.db, self.protocol, self.multi)
+        if len(commands) == 1 or self.subscribed or self.monitoring:
+            new_id, append = self.sink.new_id, self.pending.append
+            for args in commands:
+                append(_Pending(new_id(), origin, args, self._wall, self._t0, state))
+            return
+        count = len(commands)
+        self.pending.append(_Batch(self.sink.new_ids(count), origin, chunk, start, count,
+                                   self._wall, self._t0, state))
+
+    def _forwarded(self, msg: Message | list[bytes]) -> None:
         """A command went to the server: open its record and note what it changes."""
-        if msg.count <= 0:  # "*0": nothing is asked, nothing answered
+        count = len(msg) if isinstance(msg, list) else msg.count
+        if count <= 0:  # "*0": nothing is asked, nothing answered
             return
         record = self._begin(msg)
         name = record.name
         if name:
             if name in resp_cmd.SUBSCRIBE:
-                record.expect = max(msg.count - 1, 1)
+                record.expect = max(count - 1, 1)
             elif name in resp_cmd.UNSUBSCRIBE:
-                record.expect = msg.count - 1 if msg.count > 1 else -1
+                record.expect = count - 1 if count > 1 else -1
             elif name == "MULTI":
                 self.multi = True
             elif name in ("EXEC", "DISCARD"):
@@ -430,9 +600,63 @@ class RedisFollower(Follower):
 
     # -- replies --------------------------------------------------------------------------
 
+    def _replies(self, data: bytes, now: float) -> int:
+        """The simple replies and short bulk strings at the start of `data` (`Reader.heads`):
+        each matched to its command as read; anything else (a STATEFUL command's reply, pub/sub)
+        through `_reply`. Returns where the replies it read end."""
+        heads, at = self.server.heads(data)
+        pending, done = self.pending, self.done
+        matched = 0
+        count = len(heads)
+        while matched < count and pending and not self.subscribed:  # the common case
+            record = pending[0]
+            if isinstance(record, _Batch):  # plain commands sent together: answered together
+                if record.count > count - matched:
+                    record = record.split(count - matched)
+                else:
+                    pending.popleft()
+                record.heads = heads[matched : matched + record.count]
+                record.t1 = now
+                matched += record.count
+                done.append(record)
+                continue
+            if record.name:
+                break
+            pending.popleft()
+            record.reply, record.t1 = heads[matched], now
+            matched += 1
+            done.append(record)
+        if matched == 1 and len(done) == 1:  # the counters' runs, without a call per record
+            self.runs = [((now - done[0].t0) * 1000, heads[0][:1] == b"-", 1)]
+        elif matched and b"\r\n-" not in data and data[:1] != b"-":  # no error: one run each
+            self.runs = [((now - entry.t0) * 1000, False, entry.count) for entry in done]
+        elif matched and sum(map(_COUNT, done)) == matched:
+            self.runs = [((now - t0) * 1000, failed, len(list(run))) for (t0, failed), run
+                         in groupby(zip(chain.from_iterable(map(repeat, map(_T0, done),
+                                                                map(_COUNT, done))),
+                                        map(bytes.startswith, heads, repeat(b"-")),
+                                        strict=False))]
+        if matched < len(heads):
+            self.runs = None
+            end = 0
+            for i, head in enumerate(heads):
+                msg = reply_message(head)
+                end = msg.end = end + msg.size
+                if i >= matched:
+                    self._reply(msg, now)
+        return at
+
     def _reply(self, msg: Message, now: float) -> None:
         pending = self.pending
-        head = pending[0] if pending else None
+        entry = pending[0] if pending else None
+        if isinstance(entry, _Batch):  # a reply read the general way: its command's own record
+            head: _Pending | None = entry.first()
+            if entry.count:
+                pending.appendleft(head)  # type: ignore[arg-type]
+            else:
+                pending[0] = head  # type: ignore[assignment]
+        else:
+            head = entry
         kind = msg.kind
         if (head is not None and not head.name and kind != ">" and not self.subscribed):
             head.reply, head.t1 = msg, now  # the common case: a plain command's reply
@@ -440,6 +664,7 @@ class RedisFollower(Follower):
             self.done.append(head)
             while pending and pending[0].answer is not None:
                 self.splits.append((msg.end, pending.popleft().answer))  # type: ignore[arg-type]
+                self.answers -= 1
             return
         first = msg.items[0].lower() if msg.items and kind in "*>" else b""
         confirm = first in resp_cmd.CONFIRMS and head is not None and (
@@ -474,11 +699,13 @@ class RedisFollower(Follower):
         self.done.append(head)
         while self.pending and self.pending[0].answer is not None:
             self.splits.append((msg.end, self.pending.popleft().answer))  # type: ignore[arg-type]
+            self.answers -= 1
 
     def _record_done(self) -> None:
         if self.done:
-            self.sink.record_many(self.done)
+            self.sink.record_many(self.done, self.runs)
             self.done = []
+        self.runs = None
 
     def _subscriptions(self, family: str, count: int) -> None:
         """A confirmation's count: shard channels' own, or channels' and patterns' together."""
@@ -492,7 +719,8 @@ class RedisFollower(Follower):
     def _effects(self, head: _Pending, error: bool) -> None:
         """What a command's reply changes on the connection."""
         name = head.name
-        args = head.msg.items[:3] if head.msg is not None else []
+        msg = head.msg
+        args = msg.items[:3] if msg is not None else []
         if error:
             if name == "MULTI":
                 self.multi = False

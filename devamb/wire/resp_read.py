@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 
 from devamb.resp.inline import UnbalancedQuotes, split_inline
 
@@ -108,25 +109,69 @@ class Reader:
         """No message is partly read."""
         return self._msg is None and not self._line
 
-    def feed(self, data: bytes | bytearray) -> list[Message]:
+    def feed(self, data: bytes | bytearray, start: int = 0) -> list[Message]:
+        """The messages that end in `data[start:]` (`end`: offsets in `data`)."""
         out: list[Message] = []
         try:
-            self._feed(data, out)
+            self._feed(data, out, start)
         except Malformed as exc:
             exc.parsed = out
             raise
         return out
 
-    def _feed(self, data: bytes | bytearray, out: list[Message]) -> None:
-        i, n = 0, len(data)
-        if self._msg is None and not self._line and not self._body_left and not self._crlf_left \
-                and n <= FAST_CHUNK and isinstance(data, bytes):
+    def args(self, data: bytes) -> list[list[bytes]] | None:
+        """A client's chunk of whole commands of short arguments (each at most `keep` bytes, at
+        most ITEMS_KEPT of them), read by hiredis in C: each command as the list of its
+        arguments, nothing cut. None (nothing read) for any other chunk: `feed` reads it."""
+        reader = self._hiredis
+        if (reader is None or self._msg is not None or self._line or self._body_left
+                or self._crlf_left or len(data) > FAST_CHUNK or data[:1] != b"*"
+                or NOT_BULK.search(data) is not None):  # (not `_fresh`: a call less)
+            return None
+        reader.feed(data)
+        try:
+            commands = list(iter(reader.gets, False))
+            if reader.has_data() or not commands:
+                raise ValueError
+            b"".join(map(b"".join, commands))  # TypeError unless lists of bulk strings
+        except (hiredis.ProtocolError, TypeError, ValueError):
+            self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
+            return None
+        if len(data) > min(self._keep, 4 * ITEMS_KEPT) and (  # (a short chunk: short ones)
+                max(map(len, commands)) > ITEMS_KEPT
+                or max(map(len, chain.from_iterable(commands)), default=0) > self._keep):
+            return None  # (hiredis read the chunk whole: it holds nothing)
+        return commands
+
+    def heads(self, data: bytes) -> tuple[list[bytes], int]:
+        """A server's simple replies and short bulk strings at the start of the chunk, each as
+        its first line (b"+OK", b"$3", b"-ERR no", b":1"; `reply_message` makes it a
+        `Message`), and the offset after them: `feed(data, offset)` reads the rest."""
+        if (self.commands or self._msg is not None or self._line or self._body_left
+                or self._crlf_left or len(data) > FAST_CHUNK or type(data) is not bytes):
+            return [], 0  # (not `_fresh`: a call less)
+        return self._fast_replies(data)
+
+    def _fresh(self, data: bytes | bytearray) -> bool:
+        """Between messages, with a chunk the fast paths read."""
+        return (self._msg is None and not self._line and not self._body_left
+                and not self._crlf_left and len(data) <= FAST_CHUNK and type(data) is bytes)
+
+    def _feed(self, data: bytes | bytearray, out: list[Message], i: int = 0) -> None:
+        n = len(data)
+        if not i and self._fresh(data):
             if not self.commands:
-                i = self._fast_replies(data, out)
-            elif self._hiredis is not None and not self.ends and self._whole_commands(data, out):
+                heads, i = self._fast_replies(data)  # type: ignore[arg-type]
+                at = 0
+                for head in heads:
+                    msg = reply_message(head)
+                    at = msg.end = at + msg.size
+                    out.append(msg)
+            elif (self._hiredis is not None and not self.ends
+                  and self._whole_commands(data, out)):  # type: ignore[arg-type]
                 return
             else:
-                i = self._fast_commands(data, out)
+                i = self._fast_commands(data, out)  # type: ignore[arg-type]
         while i < n:
             if self._body_left or self._crlf_left:
                 i = self._body(data, i, n, out)
@@ -217,41 +262,37 @@ class Reader:
         out += found
         return True
 
-    def _fast_replies(self, data: bytes, out: list[Message]) -> int:
-        """Simple replies and short bulk strings at the start of `data`; the position after."""
+    def _fast_replies(self, data: bytes) -> tuple[list[bytes], int]:
         tokens = data.split(b"\r\n")
         last = len(tokens) - 1
-        keep = self._keep
-        append = out.append
+        heads: list[bytes] = []
+        append = heads.append
+        sizes = FAST_SIZES.get
         i = pos = 0
         while i < last:
             token = tokens[i]
             head = token[:1]
             if head == b"$":
-                size = FAST_SIZES.get(token)
+                size = sizes(token)
                 if size is None:
                     if token != b"$-1":
                         break
                     pos += 5
-                    append(Message("$", -1, b"", NO_ITEMS, NO_SIZES, False, 5, pos))
+                    append(token)
                     i += 1
                     continue
                 if i + 1 >= last or len(tokens[i + 1]) != size:
                     break
-                length = len(token) + size + 4
-                pos += length
-                append(Message("$", size, b"", [tokens[i + 1][:keep]], NO_SIZES, False, length,
-                               pos))
+                pos += len(token) + size + 4
+                append(token)
                 i += 2
             elif head in SIMPLE_KINDS:
-                size = len(token) + 2
-                pos += size
-                append(Message(SIMPLE_KINDS[head], 0, token[1 : 1 + LINE_KEPT], NO_ITEMS,
-                               NO_SIZES, False, size, pos))
+                pos += len(token) + 2
+                append(token)
                 i += 1
             else:
                 break
-        return pos
+        return heads, pos
 
     # -- bulk bodies ----------------------------------------------------------------------
 
@@ -375,6 +416,25 @@ class Reader:
         msg.end = end
         out.append(msg)
         self._msg = None
+
+
+def commands_of(chunk: bytes) -> list[list[bytes]]:
+    """A chunk `Reader.args` read, read again (each command's arguments, nothing cut)."""
+    reader = hiredis.Reader()
+    reader.feed(chunk)
+    return list(iter(reader.gets, False))
+
+
+def reply_message(head: bytes) -> Message:
+    """The `Message` of a reply `heads` read: a simple one, or a bulk string (its `end` is the
+    reply's size: offset it by where the reply starts)."""
+    kind = SIMPLE_KINDS.get(head[:1])
+    size = len(head) + 2
+    if kind is not None:
+        return Message(kind, 0, head[1 : 1 + LINE_KEPT], NO_ITEMS, NO_SIZES, False, size, size)
+    count = int(head[1:])
+    size += count + 2 if count >= 0 else 0
+    return Message("$", count, b"", NO_ITEMS, NO_SIZES, False, size, size)
 
 
 def _number(line: bytes) -> int:

@@ -4,7 +4,7 @@ and kept, counted and evicted like any exchange."""
 from __future__ import annotations
 
 from devamb.inspect.exchange import EXCHANGE_OVERHEAD, RECORD_OVERHEAD, BodyPreview, Exchange
-from devamb.inspect.lazy import LazyExchange, Origin
+from devamb.inspect.lazy import LazyBatch, LazyExchange, Origin
 from devamb.inspect.store import ExchangeStore
 
 ORIGIN = Origin("cache", "local", "redis", "127.0.0.1", 1)
@@ -66,3 +66,38 @@ def test_lazy_records_are_evicted_like_exchanges() -> None:
     assert [e.id for e in store.all()][-1] == 7 and store.get(3) is None
     store.clear()
     assert store.all() == [] and store.bytes == 0
+
+
+class _Batch(LazyBatch):
+    __slots__ = ()
+
+    @property
+    def duration_ms(self) -> float:
+        return 1.0
+
+    @property
+    def failed(self) -> bool:
+        return False
+
+    def build_records(self) -> list[LazyExchange]:
+        return [_Command(self.id + i, f"CMD{i}") for i in range(self.count)]
+
+
+def test_a_batch_is_one_entry_standing_for_each_of_its_records() -> None:
+    """Commands answered together are kept as one entry under each of their ids: read one by
+    one, counted, sized and evicted as that many records (a batch goes whole)."""
+    store = ExchangeStore()
+    store.configure("cache", keep=6)
+    store.add_lazy([_Command(1, "GET"), _Batch(2, ORIGIN, 3)])
+    assert len(store) == 4 and store.bytes == 4 * RECORD_OVERHEAD
+    assert [(e.id, e.method) for e in store.all()] == [
+        (1, "GET"), (2, "CMD0"), (3, "CMD1"), (4, "CMD2")]
+    assert store.get(3).method == "CMD1"  # type: ignore[union-attr]
+    assert [e.id for e in store.recent(2)] == [3, 4]
+    store.add_lazy([_Batch(5, ORIGIN, 3)])  # 7 records: the oldest entry goes
+    assert [e.id for e in store.all()] == [2, 3, 4, 5, 6, 7]
+    store.add_lazy([_Command(8, "GET")])  # 7 again: the first batch goes whole
+    assert [e.id for e in store.all()] == [5, 6, 7, 8] and store.get(2) is None
+    assert store.bytes == 4 * RECORD_OVERHEAD
+    store.add(_eager(9, "other", size=10 ** 8))  # over budget: everything older goes
+    assert store.get(6) is None and len(store) <= 1

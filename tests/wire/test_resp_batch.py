@@ -1,0 +1,69 @@
+"""Pipelined commands kept as one batch on the hot path: each still its own record, in order,
+whichever way the server's replies are cut and whatever they are."""
+
+from __future__ import annotations
+
+from devamb.inspect.lazy import singles
+from devamb.wire.follower import FollowerOptions
+from devamb.wire.resp_follow import RedisFollower, _Batch
+from tests.wire.resp_relay import Sink
+
+
+def _command(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+COMMANDS = [(b"SET", b"a", b"1"), (b"GET", b"a"), (b"LRANGE", b"l", b"0", b"5"),
+            (b"SELECT", b"1"), (b"GET", b"b"), (b"INCR", b"a")]
+
+
+def test_a_pipeline_answered_in_pieces_is_recorded_command_by_command() -> None:
+    sink = Sink()
+    follower = RedisFollower(sink, FollowerOptions())
+    assert follower.client_data(b"".join(_command(*c) for c in COMMANDS)) is None
+    assert [type(p) for p in follower.pending] == [_Batch, type(follower.pending[1]), _Batch]
+    # the server's replies cut inside the first batch, then an array read the general way
+    assert follower.server_data(b"+OK\r\n$1\r\n1\r\n") is None
+    assert [r.method for r in sink.records] == ["SET", "GET"]
+    follower.server_data(b"*0\r\n+OK\r\n$-1\r\n-ERR value is not an integer\r\n")
+    assert not follower.pending and follower.db == 1
+    records = sink.records
+    assert [r.method for r in records] == [c[0].decode() for c in COMMANDS]
+    assert [r.id for r in records] == sorted(r.id for r in records)
+    assert len({r.id for r in records}) == len(COMMANDS)
+    replies = [r.notes["redis"]["reply"] for r in records]
+    assert [r["type"] for r in replies] == ["status", "bulk", "array", "status", "null", "error"]
+    assert replies[1]["size"] == 1 and replies[2]["length"] == 0
+    assert [r.error for r in records][-1] == "ERR value is not an integer"
+    assert all(r.error is None for r in records[:-1])
+    assert records[2].notes["redis"]["keys"] == ["l"]
+    assert all(r.duration_ms is not None and r.duration_ms >= 0 for r in records)
+
+
+def test_a_batch_without_replies_ends_with_the_reason() -> None:
+    sink = Sink()
+    follower = RedisFollower(sink, FollowerOptions())
+    follower.client_data(_command(b"GET", b"x") * 3)
+    assert [type(p) for p in follower.pending] == [_Batch]
+    follower.server_data(b"$-1\r\n")  # one answered: the batch's first command alone
+    follower.ended("the connection closed")
+    assert [r.error for r in sink.records] == [None, *["no reply: the connection closed"] * 2]
+
+
+def test_every_answered_command_is_counted_once() -> None:
+    """The counters' runs cover every reply of a chunk, whichever way each was read."""
+    counted: list[tuple[float, bool, int]] = []
+
+    class Counting(Sink):
+        def record_many(self, records, runs=None):  # type: ignore[no-untyped-def]
+            counted.extend(runs or [(0.0, r.failed, 1) for r in singles(records)])
+            super().record_many(records, runs)
+
+    sink = Counting()
+    follower = RedisFollower(sink, FollowerOptions())
+    follower.client_data(b"".join(_command(*c) for c in COMMANDS) + _command(b"GET", b"c") * 4)
+    follower.server_data(b"+OK\r\n$1\r\n1\r\n*0\r\n+OK\r\n$-1\r\n-ERR no\r\n")
+    follower.server_data(b"$1\r\nx\r\n" * 3)
+    follower.server_data(b"$-1\r\n")
+    assert sum(n for _, _, n in counted) == len(sink.records) == len(COMMANDS) + 4
+    assert sum(n for _, failed, n in counted if failed) == 1
