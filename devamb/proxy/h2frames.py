@@ -109,7 +109,26 @@ def data_init(self: hyperframe.frame.DataFrame, stream_id: int, data: bytes = b"
     self.data = data
 
 
+class BytesPairs(list[tuple[bytes, bytes]]):
+    """A header list of (bytes, bytes) tuples only, as devamb's HTTP/2 code makes them (from
+    h2's events, or from such a list): h2 does not check nor copy it before encoding it, and
+    h2conn's `header` finds a header by name through an index (a call looks its headers up
+    ~15 times). Only added to after it is made (appends of bytes pairs), never changed in
+    place."""
+
+    _index: dict[bytes, bytes] | None = None
+    _indexed = -1  # the length the index was built at
+
+    def index(self) -> dict[bytes, bytes]:  # type: ignore[override]
+        """The first value of each name (h2conn.header reads it while it is current)."""
+        index = self._index = dict(reversed(self))  # (the first of a name wins)
+        self._indexed = len(self)
+        return index
+
+
 def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
+    if type(headers) is BytesPairs:
+        return headers
     out = list(headers)
     for pair in out:
         if type(pair) is not tuple or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
@@ -133,6 +152,28 @@ class Config(h2.config.H2Configuration):
     def __init__(self, **options: Any) -> None:
         h2.config.H2Configuration(**options)  # raises for a value h2 refuses
         super().__init__(**options)
+        if options.get("logger") is None:
+            self.logger = QUIET  # type: ignore[assignment]
+
+
+class QuietLogger:
+    """h2's DummyLogger, its methods C calls: h2 calls `logger.debug(fmt, *args)` ~25 times
+    and `trace` ~8 times per relayed call, each a Python call that does nothing. `"".format`
+    takes any arguments and gives "" (the arguments are not formatted)."""
+
+    debug = trace = "".format
+
+
+QUIET = QuietLogger()
+
+
+class _AllowedIds(dict[Any, Any]):
+    """h2.connection's AllowedStreamIDs(value) (an Enum call in Python, for every stream's
+    HEADERS sent or received) as a dict lookup; its members as before."""
+
+    __call__ = dict.__getitem__
+    EVEN = h2.connection.AllowedStreamIDs.EVEN
+    ODD = h2.connection.AllowedStreamIDs.ODD
 
 
 _build_flags = h2.stream.H2Stream._build_hdr_validation_flags
@@ -187,3 +228,7 @@ def install() -> None:
     hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
     hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
     h2.stream.utf8_encode_headers = utf8_encode_headers
+    allowed = h2.connection.AllowedStreamIDs
+    if not isinstance(allowed, _AllowedIds):  # (install may run twice)
+        h2.connection.AllowedStreamIDs = _AllowedIds(  # type: ignore[misc,assignment]
+            {key: allowed(key) for key in (0, 1, False, True)})

@@ -28,6 +28,7 @@ from devamb.proxy.h2conn import (
     as_text,
     header,
 )
+from devamb.proxy.h2frames import BytesPairs
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2limits import Bucket
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
@@ -257,7 +258,7 @@ class Http2Listener:
         injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                     for k, v in destination.headers.items()]  # they replace the client's
         replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
-        sent: H2Headers = []
+        sent: H2Headers = BytesPairs()  # (all bytes: h2 need not check them again)
         for key, value in headers:
             if key == b":authority" and not service.spec.keep_host:
                 value = destination.authority.encode("latin-1")
