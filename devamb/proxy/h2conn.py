@@ -643,9 +643,9 @@ def _pending_header_block(conn: h2.connection.H2Connection) -> bool:
 
 
 def _pairs(headers: object) -> H2Headers:
-    """h2 gives (bytes, bytes) pairs with header_encoding=None."""
+    """h2 gives (bytes, bytes) pairs with header_encoding=None (hpack decodes to bytes)."""
     assert isinstance(headers, list)
-    return BytesPairs([(bytes(k), bytes(v)) for k, v in headers])
+    return BytesPairs(map(tuple, headers))  # (hpack's HeaderTuples made plain tuples)
 
 
 _FLAG_NAMES: dict[int, tuple[object, set[str]]] = {}  # by id of a frame class's defined_flags

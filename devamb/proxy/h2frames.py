@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.frame_buffer
 import h2.settings
 import h2.stream
 import h2.utilities
@@ -53,15 +54,29 @@ _HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, strea
 _utf8_encode_headers = h2.utilities.utf8_encode_headers
 
 
+_BITS: dict[type, dict[str, int]] = {}  # a frame class's flag bits by name
+_NAMES: dict[type, list[tuple[str, ...]]] = {}  # a frame class's flag names by flag byte
+
+
+def _tables(frame_class: type[hyperframe.frame.Frame]) -> None:
+    defined = frame_class.defined_flags
+    _BITS[frame_class] = {flag: bit for flag, bit in defined}
+    _NAMES[frame_class] = [tuple(flag for flag, bit in defined if byte & bit)
+                           for byte in range(256)]
+
+
 def serialize(self: hyperframe.frame.Frame) -> bytes:
     body = self.serialize_body()
     self.body_len = size = len(body)
     names = self.flags
     flags = 0
     if names:
-        for flag, bit in self.defined_flags:
-            if flag in names:
-                flags |= bit
+        bits = _BITS.get(type(self))
+        if bits is None:
+            _tables(type(self))
+            bits = _BITS[type(self)]
+        for name in names:
+            flags |= bits[name]
     return _HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, self.type, flags,
                         self.stream_id & 0x7FFFFFFF) + body
 
@@ -73,6 +88,47 @@ def parse_flags(self: hyperframe.frame.Frame, flag_byte: int) -> Any:
             if flag_byte & bit:
                 set.add(names, flag)
     return self.flags
+
+
+_FRAMES = hyperframe.frame.FRAMES
+_unpack_header = _HEADER.unpack_from
+_next_frame = h2.frame_buffer.FrameBuffer.__next__
+# frames that may start or continue a header block: h2's own bookkeeping for them
+_BLOCKS = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.PushPromiseFrame,
+                     hyperframe.frame.ContinuationFrame))
+
+
+def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
+    """h2's FrameBuffer.__next__ for a whole frame of a known type, in one function (h2 copies
+    the 9-byte header and makes four calls, and hyperframe walks the defined flags). Anything
+    else (a partial frame, an extension frame, a frame over the size limit, a header block in
+    CONTINUATIONs, a frame hyperframe refuses) goes to h2's own, which raises h2's error;
+    nothing is consumed before the frame is whole and parsed."""
+    data = self._data
+    if len(data) < 9 or self._headers_buffer:
+        return _next_frame(self)
+    high, low, kind, flag_byte, stream_id = _unpack_header(data)
+    end = (high << 8) + low + 9
+    frame_class = _FRAMES.get(kind)
+    if frame_class is None or len(data) < end or end - 9 > self.max_frame_size:
+        return _next_frame(self)
+    try:
+        frame = frame_class(stream_id & 0x7FFFFFFF)
+        if flag_byte:
+            names = _NAMES.get(frame_class)
+            if names is None:
+                _tables(frame_class)
+                names = _NAMES[frame_class]
+            flags: Any = frame.flags  # (FrameFlags: a set; anything else raises, to h2's)
+            set.update(flags, names[flag_byte])
+        frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
+    except Exception:  # (h2's own path raises h2's error for it)
+        return _next_frame(self)
+    del data[:end]
+    if frame_class in _BLOCKS:
+        block = self._update_header_buffer(frame)
+        return block if block is not None else next_frame(self)
+    return frame
 
 
 _headers_init = hyperframe.frame.HeadersFrame.__init__
@@ -228,6 +284,7 @@ def install() -> None:
     hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
     hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
     h2.stream.utf8_encode_headers = utf8_encode_headers
+    h2.frame_buffer.FrameBuffer.__next__ = next_frame  # type: ignore[method-assign]
     allowed = h2.connection.AllowedStreamIDs
     if not isinstance(allowed, _AllowedIds):  # (install may run twice)
         h2.connection.AllowedStreamIDs = _AllowedIds(  # type: ignore[misc,assignment]
