@@ -50,6 +50,16 @@ class FrameFlags(set[str]):
         return repr(sorted(self))
 
 
+def _flags_of(frame_class: type[hyperframe.frame.Frame]) -> type[FrameFlags]:
+    """FrameFlags for one frame class, made in C (no Python __init__): its valid flags a class
+    attribute (the slot of FrameFlags is shadowed), for the frames of every call."""
+    return type(f"{frame_class.__name__}Flags", (FrameFlags,), {
+        "__slots__": (), "__init__": set.__init__,
+        "_valid_flags": frozenset(flag.name for flag in frame_class.defined_flags)})
+
+
+_HeadersFlags = _flags_of(hyperframe.frame.HeadersFrame)
+_DataFlags = _flags_of(hyperframe.frame.DataFrame)
 _HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
 _utf8_encode_headers = h2.utilities.utf8_encode_headers
 
@@ -143,7 +153,7 @@ def headers_init(self: hyperframe.frame.HeadersFrame, stream_id: int, data: byte
         _headers_init(self, stream_id, data, **kwargs)
         return
     self.stream_id = stream_id
-    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.flags = _HeadersFlags()  # type: ignore[assignment,call-arg]
     self.body_len = 0
     self.pad_length = 0
     self.depends_on = 0
@@ -159,7 +169,7 @@ def data_init(self: hyperframe.frame.DataFrame, stream_id: int, data: bytes = b"
         _data_init(self, stream_id, data, **kwargs)
         return
     self.stream_id = stream_id
-    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.flags = _DataFlags()  # type: ignore[assignment,call-arg]
     self.body_len = 0
     self.pad_length = 0
     self.data = data
