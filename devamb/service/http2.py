@@ -258,12 +258,11 @@ class Http2Listener:
         injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                     for k, v in destination.headers.items()]  # they replace the client's
         replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
-        sent: H2Headers = BytesPairs()  # (all bytes: h2 need not check them again)
-        for key, value in headers:
-            if key == b":authority" and not service.spec.keep_host:
-                value = destination.authority.encode("latin-1")
-            if key not in replaced:
-                sent.append((key, value))
+        authority = (None if service.spec.keep_host
+                     else (b":authority", destination.authority.encode("latin-1")))
+        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
+            authority if authority is not None and pair[0] == b":authority" else pair
+            for pair in headers if pair[0] not in replaced])
         sent += injected
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
