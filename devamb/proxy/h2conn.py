@@ -76,7 +76,7 @@ class StreamGone(Exception):
         self.code = code
 
 
-@dataclass
+@dataclass(slots=True)
 class Inbound:
     """One thing the peer sent on a stream."""
 
@@ -544,9 +544,11 @@ class H2Endpoint(asyncio.Protocol):
     def _dispatch(self, event: h2.events.Event) -> None:
         # (the frequent first: h2's events are not subclassed, their order does not matter)
         if isinstance(event, h2.events.DataReceived):
-            if not self._put(event.stream_id, Inbound(
-                "data", data=event.data or b"", flow=event.flow_controlled_length or 0
-            )):
+            receiver = self.streams.get(event.stream_id or 0)
+            if receiver is not None:
+                receiver.put(Inbound("data", data=event.data or b"",
+                                     flow=event.flow_controlled_length or 0))
+            else:
                 self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
         elif isinstance(event, h2.events.StreamEnded):
             ended = self.streams.get(event.stream_id or 0)
