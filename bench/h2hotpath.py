@@ -1,6 +1,6 @@
 """The Python cost of one proxied HTTP/2 call, without sockets or other processes.
 
-    python bench/h2hotpath.py [--mode m100|c1|grpc] [--requests N] [--profile]
+    python bench/h2hotpath.py [--mode m100|c1|grpc] [--requests N] [--profile] [--window-updates]
 
 A real engine (profile, http2 or grpc service, recorder, URL target) relays calls fed straight
 into its front-end Protocol through an in-memory transport; its upstream connection writes to
@@ -41,6 +41,7 @@ DATA, HEADERS, SETTINGS, WINDOW_UPDATE = 0, 1, 4, 8
 END_STREAM, ACK, END_HEADERS = 1, 1, 4
 BODY = os.urandom(1024)
 MESSAGE = b"\x00" + struct.pack(">I", 16) + b"0123456789abcdef"
+WINDOW_UPDATES = False  # --window-updates: what grpcio's client and server send per call
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
@@ -122,6 +123,8 @@ class Upstream:
                 # engine opens does not end its request)
                 first = self.answered == 0
                 self.answered += 1
+                if self.grpc and WINDOW_UPDATES:  # grpcio's, for the request's message
+                    out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", len(MESSAGE))))
                 out.append(frame(HEADERS, END_HEADERS, stream, self.blocks[0 if first else 1]))
                 if self.grpc:
                     out.append(frame(DATA, 0, stream, MESSAGE))
@@ -175,6 +178,10 @@ async def run(mode: str, requests: int, profile: bool, legs: list[list[float]] |
             stream = state["next"]
             state["next"] += 2
             block = blocks[0 if stream == 1 else 1]
+            if grpc and WINDOW_UPDATES and stream > 1:  # grpcio's, for the answer before
+                credit = struct.pack(">I", len(MESSAGE))
+                out.append(frame(WINDOW_UPDATE, 0, 0, credit))
+                out.append(frame(WINDOW_UPDATE, 0, stream - 2, credit))
             if grpc:
                 out.append(frame(HEADERS, END_HEADERS, stream, block))
                 out.append(frame(DATA, END_STREAM, stream, MESSAGE))
@@ -252,7 +259,12 @@ def main() -> None:
                         help="c1/grpc: also the wall time of the legs on the call's critical path "
                              "(client's request in -> upstream write, upstream's answer in -> "
                              "client write), medians")
+    parser.add_argument("--window-updates", action="store_true",
+                        help="grpc: the WINDOW_UPDATE frames grpcio sends with each call "
+                             "(client: connection and previous stream; server: connection)")
     args = parser.parse_args()
+    global WINDOW_UPDATES
+    WINDOW_UPDATES = args.window_updates
     figures = []
     for _ in range(args.rounds):
         legs: list[list[float]] | None = [] if args.legs else None

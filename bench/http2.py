@@ -2,7 +2,7 @@
 (Not bench/h2.py: the scripts here run with bench/ first on sys.path, where an h2.py would
 stand for the `h2` library that devamb imports.)
 
-    python bench/http2.py [--rounds 3] [--duration 5] [--quick] [--out FILE.json] [--keep]
+    python bench/http2.py [--rounds 3] [--duration 5] [--quick] [--grpc] [--out FILE.json] [--keep]
 
 Cases (1 KiB responses, recording on, devamb under uvloop):
 - h2load (Debian nghttp2-client) `-c1 -m100` (one connection, 100 streams in flight) and
@@ -148,10 +148,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 rounds x 2 s")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and the logs")
+    parser.add_argument("--grpc", action="store_true",
+                        help="the gRPC cases alone (no h2load, no nghttpx): the p50 goal")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 2, 2.0
-    if shutil.which("h2load") is None:
+    if shutil.which("h2load") is None and not args.grpc:
         print("h2load is not installed (Debian nghttp2-client): nothing to measure")
         return 2
     root = Path(tempfile.mkdtemp(prefix="devamb-bench-h2-"))
@@ -176,7 +178,7 @@ def main() -> int:
         children.wait_listening(devamb, [h2_port, grpc_port])
         h2_subjects: dict[str, tuple[int, int | None]] = {
             "direct": (h2_up, None), "devamb": (h2_port, devamb.pid)}
-        peer = start_nghttpx(children, root, h2_up)
+        peer = "--grpc: no h2load cases" if args.grpc else start_nghttpx(children, root, h2_up)
         if isinstance(peer, str):
             notes.append(peer)
         else:
@@ -184,7 +186,7 @@ def main() -> int:
         grpc_subjects = {"direct": (grpc_up, None), "devamb": (grpc_port, devamb.pid)}
         for round_no in range(args.rounds):
             order = list(h2_subjects) if round_no % 2 == 0 else list(reversed(h2_subjects))
-            for case, h2args in H2LOAD_CASES.items():
+            for case, h2args in ({} if args.grpc else H2LOAD_CASES).items():
                 for name in order:
                     port, pid = h2_subjects[name]
                     progress(f"round {round_no + 1}: {case} {name}")
@@ -202,9 +204,14 @@ def main() -> int:
                     progress(f"round {round_no + 1}: {case} {name}")
                     if case == ONE_CPU and pid:
                         set_cpus(pid, {LOAD_CPU})
+                    before = cpu_seconds(pid) if pid else None
                     try:
-                        samples.setdefault((case, name), []).append(
-                            grpc_run(port, concurrency, args.duration))
+                        result = grpc_run(port, concurrency, args.duration)
+                        samples.setdefault((case, name), []).append(result)
+                        if before is not None and pid and result["requests"]:
+                            after = cpu_seconds(pid) or before
+                            cpu.setdefault((case, name), []).append(
+                                (after - before) / result["requests"] * 1e6)
                     finally:
                         if case == ONE_CPU and pid:
                             set_cpus(pid, {PROXY_CPU})

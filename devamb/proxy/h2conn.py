@@ -25,6 +25,7 @@ import hyperframe.flags
 import hyperframe.frame
 
 from devamb.proxy import h2checks, h2frames, h2hpack, h2limits
+from devamb.proxy.h2frames import BytesPairs
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -51,6 +52,11 @@ def code_name(code: int) -> str:
 
 def header(headers: H2Headers, name: bytes) -> str | None:
     """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
+    if type(headers) is BytesPairs:
+        index = headers._index
+        found = (index if index is not None and headers._indexed == len(headers)
+                 else headers.index()).get(name)
+        return None if found is None else found.decode("latin-1")
     for key, value in headers:
         if key == name:
             return value.decode("latin-1")
@@ -70,7 +76,7 @@ class StreamGone(Exception):
         self.code = code
 
 
-@dataclass
+@dataclass(slots=True)
 class Inbound:
     """One thing the peer sent on a stream."""
 
@@ -242,6 +248,39 @@ class _Connection(h2.connection.H2Connection):
         self.decoder = h2hpack.Decoder(self.DEFAULT_MAX_HEADER_LIST_SIZE)
         self._asks = 0
         self._counted = [0, 0]  # by remainder (stream id parity)
+
+    def _prepare_for_sending(self, frames: list[hyperframe.frame.Frame]) -> None:
+        """h2's, without its generators for the usual single frame (nor its assert that the
+        frame fits the peer's frame size: h2 cut it to that size, reading the same setting
+        through three Python calls)."""
+        if len(frames) == 1:
+            self._data_to_send += frames[0].serialize()
+        elif frames:
+            super()._prepare_for_sending(frames)
+
+    def _receive_frame(self, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
+        """h2's (4.x), without the trace line it formats for every frame (its logger is off)."""
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except h2.exceptions.StreamClosedError as e:
+            # closed by RST_STREAM: a stream error (RST_STREAM back); otherwise the connection's
+            if not self._stream_is_closed_by_reset(e.stream_id):
+                raise
+            reset = hyperframe.frame.RstStreamFrame(e.stream_id)
+            reset.error_code = e.error_code
+            self._prepare_for_sending([reset])
+            return cast(list[h2.events.Event], e._events)
+        except h2.exceptions.StreamIDTooLowError as e:
+            if self._stream_is_closed_by_reset(e.stream_id):
+                reset = hyperframe.frame.RstStreamFrame(e.stream_id)
+                reset.error_code = h2.errors.ErrorCodes.STREAM_CLOSED
+                self._prepare_for_sending([reset])
+                return []
+            if self._stream_is_closed_by_end(e.stream_id):
+                raise h2.exceptions.StreamClosedError(e.stream_id) from e
+            raise
+        self._prepare_for_sending(frames)
+        return events
 
     def _open_streams(self, remainder: int) -> int:
         self._asks += 1
@@ -503,7 +542,27 @@ class H2Endpoint(asyncio.Protocol):
     # -- events ---------------------------------------------------------------------------------
 
     def _dispatch(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
+        # (the frequent first: h2's events are not subclassed, their order does not matter)
+        if isinstance(event, h2.events.DataReceived):
+            receiver = self.streams.get(event.stream_id or 0)
+            if receiver is not None:
+                receiver.put(Inbound("data", data=event.data or b"",
+                                     flow=event.flow_controlled_length or 0))
+            else:
+                self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
+        elif isinstance(event, h2.events.StreamEnded):
+            ended = self.streams.get(event.stream_id or 0)
+            if ended is not None:
+                ended.got_end = True
+                ended.put(Inbound("end"))
+                self.settle(ended)
+        elif isinstance(event, h2.events.WindowUpdated):
+            if not event.stream_id:
+                for waiting in self.streams.values():
+                    waiting.window_opened()
+            elif event.stream_id in self.streams:
+                self.streams[event.stream_id].window_opened()
+        elif isinstance(event, h2.events.RequestReceived):
             # (our count, not h2's: h2 has already taken every frame of this read)
             if self.limits is not None and len(self.streams) >= self.limits.max_streams:
                 self._refuse(event.stream_id or 0)
@@ -515,19 +574,8 @@ class H2Endpoint(asyncio.Protocol):
             self.new_stream(stream)
         elif isinstance(event, h2.events.ResponseReceived):
             self._put(event.stream_id, Inbound("headers", headers=_pairs(event.headers)))
-        elif isinstance(event, h2.events.DataReceived):
-            if not self._put(event.stream_id, Inbound(
-                "data", data=event.data or b"", flow=event.flow_controlled_length or 0
-            )):
-                self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
         elif isinstance(event, h2.events.TrailersReceived):
             self._put(event.stream_id, Inbound("trailers", headers=_pairs(event.headers)))
-        elif isinstance(event, h2.events.StreamEnded):
-            ended = self.streams.get(event.stream_id or 0)
-            if ended is not None:
-                ended.got_end = True
-                ended.put(Inbound("end"))
-                self.settle(ended)
         elif isinstance(event, h2.events.StreamReset):
             if self.limits is not None and event.remote_reset and not self._spend(
                     "resets", "stream reset"):
@@ -536,12 +584,6 @@ class H2Endpoint(asyncio.Protocol):
             if reset is not None:
                 code = int(event.error_code or 0)
                 self._gone(reset, code, f"the peer reset the stream (code {code})")
-        elif isinstance(event, h2.events.WindowUpdated):
-            if not event.stream_id:
-                for waiting in self.streams.values():
-                    waiting.window_opened()
-            elif event.stream_id in self.streams:
-                self.streams[event.stream_id].window_opened()
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             if self.limits is not None:
                 if not self._spend("settings", "SETTINGS"):
@@ -603,9 +645,9 @@ def _pending_header_block(conn: h2.connection.H2Connection) -> bool:
 
 
 def _pairs(headers: object) -> H2Headers:
-    """h2 gives (bytes, bytes) pairs with header_encoding=None."""
+    """h2 gives (bytes, bytes) pairs with header_encoding=None (hpack decodes to bytes)."""
     assert isinstance(headers, list)
-    return [(bytes(k), bytes(v)) for k, v in headers]
+    return BytesPairs(map(tuple, headers))  # (hpack's HeaderTuples made plain tuples)
 
 
 _FLAG_NAMES: dict[int, tuple[object, set[str]]] = {}  # by id of a frame class's defined_flags

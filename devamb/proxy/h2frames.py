@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.frame_buffer
 import h2.settings
 import h2.stream
 import h2.utilities
@@ -49,8 +50,29 @@ class FrameFlags(set[str]):
         return repr(sorted(self))
 
 
+def _flags_of(frame_class: type[hyperframe.frame.Frame]) -> type[FrameFlags]:
+    """FrameFlags for one frame class, made in C (no Python __init__): its valid flags a class
+    attribute (the slot of FrameFlags is shadowed), for the frames of every call."""
+    return type(f"{frame_class.__name__}Flags", (FrameFlags,), {
+        "__slots__": (), "__init__": set.__init__,
+        "_valid_flags": frozenset(flag.name for flag in frame_class.defined_flags)})
+
+
+_HeadersFlags = _flags_of(hyperframe.frame.HeadersFrame)
+_DataFlags = _flags_of(hyperframe.frame.DataFrame)
 _HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
 _utf8_encode_headers = h2.utilities.utf8_encode_headers
+
+
+_BITS: dict[type, dict[str, int]] = {}  # a frame class's flag bits by name
+_NAMES: dict[type, list[tuple[str, ...]]] = {}  # a frame class's flag names by flag byte
+
+
+def _tables(frame_class: type[hyperframe.frame.Frame]) -> None:
+    defined = frame_class.defined_flags
+    _BITS[frame_class] = {flag: bit for flag, bit in defined}
+    _NAMES[frame_class] = [tuple(flag for flag, bit in defined if byte & bit)
+                           for byte in range(256)]
 
 
 def serialize(self: hyperframe.frame.Frame) -> bytes:
@@ -59,9 +81,12 @@ def serialize(self: hyperframe.frame.Frame) -> bytes:
     names = self.flags
     flags = 0
     if names:
-        for flag, bit in self.defined_flags:
-            if flag in names:
-                flags |= bit
+        bits = _BITS.get(type(self))
+        if bits is None:
+            _tables(type(self))
+            bits = _BITS[type(self)]
+        for name in names:
+            flags |= bits[name]
     return _HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, self.type, flags,
                         self.stream_id & 0x7FFFFFFF) + body
 
@@ -73,6 +98,47 @@ def parse_flags(self: hyperframe.frame.Frame, flag_byte: int) -> Any:
             if flag_byte & bit:
                 set.add(names, flag)
     return self.flags
+
+
+_FRAMES = hyperframe.frame.FRAMES
+_unpack_header = _HEADER.unpack_from
+_next_frame = h2.frame_buffer.FrameBuffer.__next__
+# frames that may start or continue a header block: h2's own bookkeeping for them
+_BLOCKS = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.PushPromiseFrame,
+                     hyperframe.frame.ContinuationFrame))
+
+
+def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
+    """h2's FrameBuffer.__next__ for a whole frame of a known type, in one function (h2 copies
+    the 9-byte header and makes four calls, and hyperframe walks the defined flags). Anything
+    else (a partial frame, an extension frame, a frame over the size limit, a header block in
+    CONTINUATIONs, a frame hyperframe refuses) goes to h2's own, which raises h2's error;
+    nothing is consumed before the frame is whole and parsed."""
+    data = self._data
+    if len(data) < 9 or self._headers_buffer:
+        return _next_frame(self)
+    high, low, kind, flag_byte, stream_id = _unpack_header(data)
+    end = (high << 8) + low + 9
+    frame_class = _FRAMES.get(kind)
+    if frame_class is None or len(data) < end or end - 9 > self.max_frame_size:
+        return _next_frame(self)
+    try:
+        frame = frame_class(stream_id & 0x7FFFFFFF)
+        if flag_byte:
+            names = _NAMES.get(frame_class)
+            if names is None:
+                _tables(frame_class)
+                names = _NAMES[frame_class]
+            flags: Any = frame.flags  # (FrameFlags: a set; anything else raises, to h2's)
+            set.update(flags, names[flag_byte])
+        frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
+    except Exception:  # (h2's own path raises h2's error for it)
+        return _next_frame(self)
+    del data[:end]
+    if frame_class in _BLOCKS:
+        block = self._update_header_buffer(frame)
+        return block if block is not None else next_frame(self)
+    return frame
 
 
 _headers_init = hyperframe.frame.HeadersFrame.__init__
@@ -87,7 +153,7 @@ def headers_init(self: hyperframe.frame.HeadersFrame, stream_id: int, data: byte
         _headers_init(self, stream_id, data, **kwargs)
         return
     self.stream_id = stream_id
-    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.flags = _HeadersFlags()  # type: ignore[assignment,call-arg]
     self.body_len = 0
     self.pad_length = 0
     self.depends_on = 0
@@ -103,13 +169,32 @@ def data_init(self: hyperframe.frame.DataFrame, stream_id: int, data: bytes = b"
         _data_init(self, stream_id, data, **kwargs)
         return
     self.stream_id = stream_id
-    self.flags = FrameFlags(self.defined_flags)  # type: ignore[assignment]
+    self.flags = _DataFlags()  # type: ignore[assignment,call-arg]
     self.body_len = 0
     self.pad_length = 0
     self.data = data
 
 
+class BytesPairs(list[tuple[bytes, bytes]]):
+    """A header list of (bytes, bytes) tuples only, as devamb's HTTP/2 code makes them (from
+    h2's events, or from such a list): h2 does not check nor copy it before encoding it, and
+    h2conn's `header` finds a header by name through an index (a call looks its headers up
+    ~15 times). Only added to after it is made (appends of bytes pairs), never changed in
+    place."""
+
+    _index: dict[bytes, bytes] | None = None
+    _indexed = -1  # the length the index was built at
+
+    def index(self) -> dict[bytes, bytes]:  # type: ignore[override]
+        """The first value of each name (h2conn.header reads it while it is current)."""
+        index = self._index = dict(reversed(self))  # (the first of a name wins)
+        self._indexed = len(self)
+        return index
+
+
 def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
+    if type(headers) is BytesPairs:
+        return headers
     out = list(headers)
     for pair in out:
         if type(pair) is not tuple or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
@@ -133,6 +218,28 @@ class Config(h2.config.H2Configuration):
     def __init__(self, **options: Any) -> None:
         h2.config.H2Configuration(**options)  # raises for a value h2 refuses
         super().__init__(**options)
+        if options.get("logger") is None:
+            self.logger = QUIET  # type: ignore[assignment]
+
+
+class QuietLogger:
+    """h2's DummyLogger, its methods C calls: h2 calls `logger.debug(fmt, *args)` ~25 times
+    and `trace` ~8 times per relayed call, each a Python call that does nothing. `"".format`
+    takes any arguments and gives "" (the arguments are not formatted)."""
+
+    debug = trace = "".format
+
+
+QUIET = QuietLogger()
+
+
+class _AllowedIds(dict[Any, Any]):
+    """h2.connection's AllowedStreamIDs(value) (an Enum call in Python, for every stream's
+    HEADERS sent or received) as a dict lookup; its members as before."""
+
+    __call__ = dict.__getitem__
+    EVEN = h2.connection.AllowedStreamIDs.EVEN
+    ODD = h2.connection.AllowedStreamIDs.ODD
 
 
 _build_flags = h2.stream.H2Stream._build_hdr_validation_flags
@@ -187,3 +294,8 @@ def install() -> None:
     hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
     hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
     h2.stream.utf8_encode_headers = utf8_encode_headers
+    h2.frame_buffer.FrameBuffer.__next__ = next_frame  # type: ignore[method-assign]
+    allowed = h2.connection.AllowedStreamIDs
+    if not isinstance(allowed, _AllowedIds):  # (install may run twice)
+        h2.connection.AllowedStreamIDs = _AllowedIds(  # type: ignore[misc,assignment]
+            {key: allowed(key) for key in (0, 1, False, True)})

@@ -102,7 +102,7 @@ class H2UpstreamConnection(H2Endpoint):
         super()._dispatch(event)
         if isinstance(event, h2.events.RemoteSettingsChanged):
             self._settings_seen = True
-        if isinstance(event, h2.events.RemoteSettingsChanged | h2.events.ConnectionTerminated):
+        if isinstance(event, (h2.events.RemoteSettingsChanged, h2.events.ConnectionTerminated)):
             self._wake(every=True)  # the limit may have grown, or the connection is over
 
     def _wake(self, every: bool = False) -> None:

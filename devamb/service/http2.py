@@ -28,6 +28,7 @@ from devamb.proxy.h2conn import (
     as_text,
     header,
 )
+from devamb.proxy.h2frames import BytesPairs
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2limits import Bucket
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
@@ -257,34 +258,36 @@ class Http2Listener:
         injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                     for k, v in destination.headers.items()]  # they replace the client's
         replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
-        sent: H2Headers = []
-        for key, value in headers:
-            if key == b":authority" and not service.spec.keep_host:
-                value = destination.authority.encode("latin-1")
-            if key not in replaced:
-                sent.append((key, value))
+        authority = (None if service.spec.keep_host
+                     else (b":authority", destination.authority.encode("latin-1")))
+        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
+            authority if authority is not None and pair[0] == b":authority" else pair
+            for pair in headers if pair[0] not in replaced])
         sent += injected
-        exchange.request_headers = as_text(sent)
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
         tries = H2Tries(service, front, headers, exchange, call)  # retries (h2_retry.py)
-        while True:
-            try:
-                back = await tries.open(upstream, sent)
-            except UpstreamDown as exc:
-                if await tries.again(tries.wants("connect-failed"), str(exc)):
-                    continue
-                await self._answer(front, exchange, 502, str(exc))
-                return
-            if tap is not None and not self._catalog.known(tap):
-                self._catalog.reflect(tap, destination.key, upstream, destination.authority,
-                                      scheme, injected)
-            if await self._try(front, back, exchange, call, tries, tap):
-                return
+        try:
+            while True:
+                try:
+                    back = await tries.open(upstream, sent)
+                except UpstreamDown as exc:
+                    if await tries.again(tries.wants("connect-failed"), str(exc)):
+                        continue
+                    await self._answer(front, exchange, 502, str(exc))
+                    return
+                if tap is not None and not self._catalog.known(tap):
+                    self._catalog.reflect(tap, destination.key, upstream,
+                                          destination.authority, scheme, injected)
+                if await self._try(front, back, exchange, call, tries, tap, sent):
+                    return
+        finally:
+            if not exchange.request_headers:  # (no try passed the request on)
+                exchange.request_headers = as_text(sent)
 
     async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
-                   tries: H2Tries, tap: GrpcTap | None) -> bool:
-        """One try on `back`; False when another try follows."""
+                   tries: H2Tries, tap: GrpcTap | None, sent: H2Headers) -> bool:
+        """One try on `back` (its request headers `sent`); False when another try follows."""
         pump: asyncio.Task[None] | None = None
         if (tries.request_ended and front.gone is None) or (
                 self._pass_queued(front, back, exchange, call, tap)):
@@ -295,6 +298,8 @@ class Http2Listener:
             pump = asyncio.get_running_loop().create_task(
                 self._requests(front, back, exchange, tries.request_ended, call, tap)
             )
+        if not exchange.request_headers:  # recorded once what came is on its way
+            exchange.request_headers = as_text(sent)
         try:
             verdict, item = await tries.first(back)
             if verdict == RETRY:
