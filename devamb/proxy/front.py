@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from ssl import SSLContext
 
 import httptools
@@ -239,17 +239,10 @@ class FrontProtocol(asyncio.Protocol):
 
     async def send(self, *parts: bytes) -> None:
         """Write to the client, waiting while its socket buffer is full."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            raise ClientGone("client went away")
-        if len(parts) == 1:
-            transport.write(parts[0])
-        else:
-            transport.writelines(parts)
-        if self._writable is not None:
+        if self.write_now(parts):
             await self.drain()
 
-    def write_now(self, parts: list[bytes]) -> bool:
+    def write_now(self, parts: Sequence[bytes]) -> bool:
         """`send` without waiting: write, and say whether the client's socket buffer is full
         (then `drain` before writing more)."""
         transport = self.transport

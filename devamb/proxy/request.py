@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import cached_property
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Protocol
@@ -44,7 +44,7 @@ class Connection(Protocol):
 
     async def send(self, *parts: bytes) -> None: ...
 
-    def write_now(self, parts: list[bytes]) -> bool: ...
+    def write_now(self, parts: Sequence[bytes]) -> bool: ...
 
     async def drain(self) -> None: ...
 
