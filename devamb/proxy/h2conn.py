@@ -53,9 +53,7 @@ def code_name(code: int) -> str:
 def header(headers: H2Headers, name: bytes) -> str | None:
     """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
     if type(headers) is BytesPairs:
-        index = headers._index
-        found = (index if index is not None and headers._indexed == len(headers)
-                 else headers.index()).get(name)
+        found = headers.first(name)
         return None if found is None else found.decode("latin-1")
     for key, value in headers:
         if key == name:

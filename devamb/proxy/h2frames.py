@@ -185,11 +185,14 @@ class BytesPairs(list[tuple[bytes, bytes]]):
     _index: dict[bytes, bytes] | None = None
     _indexed = -1  # the length the index was built at
 
-    def index(self) -> dict[bytes, bytes]:  # type: ignore[override]
-        """The first value of each name (h2conn.header reads it while it is current)."""
-        index = self._index = dict(reversed(self))  # (the first of a name wins)
-        self._indexed = len(self)
-        return index
+    def first(self, name: bytes) -> bytes | None:
+        """The value of the first header `name`, through an index built again only when
+        the list has grown since."""
+        index = self._index
+        if index is None or self._indexed != len(self):
+            index = self._index = dict(reversed(self))  # (the first of a name wins)
+            self._indexed = len(self)
+        return index.get(name)
 
 
 def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:

@@ -59,7 +59,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = False  # from the request's end to the end of the response head
         self._head_read = 0  # bytes read while in the head (a head that grows read by read)
-        self._head_fields = 0  # bytes of the trailers' lines (after a chunked body)
+        self._trailer_bytes = 0  # bytes of the trailers' lines (after a chunked body)
         self._trailers = 0  # trailer fields after a chunked body (dropped, but counted)
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -140,8 +140,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _trailer(self, name: bytes, value: bytes) -> None:
         self._trailers += 1
-        self._head_fields += len(name) + len(value) + 4  # ": " and CRLF
-        _check_fields(name, len(name) + len(value), self._trailers, self._head_fields)
+        self._trailer_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        _check_fields(name, len(name) + len(value), self._trailers, self._trailer_bytes)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -208,7 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._status, self._headers, self._complete = 0, [], False
         self._chunks.clear()
         self._buffered = 0
-        self._in_head, self._head_read, self._head_fields, self._trailers = True, 0, 0, 0
+        self._in_head, self._head_read, self._trailer_bytes, self._trailers = True, 0, 0, 0
         transport = self.transport
         assert transport is not None
         if self.closed:  # closed between connect and now: no response will ever come

@@ -124,10 +124,9 @@ def raise_sql(sqlstate: str, text_: str) -> bytes:
             f"MESSAGE = E'{escaped}'; END $devamb$").encode()
 
 
-def raise_query(sqlstate: str, text_: str, before: bytes = b"") -> bytes:
-    """A simple Query raising `sqlstate` (after `before`: the statements of a multi-statement
-    Query that precede the faulted one, run by the server as they would be)."""
-    return message(b"Q", before + raise_sql(sqlstate, text_) + b"\0")
+def raise_query(sqlstate: str, text_: str) -> bytes:
+    """A simple Query raising `sqlstate`."""
+    return message(b"Q", raise_sql(sqlstate, text_) + b"\0")
 
 
 def raise_extended(sqlstate: str, text_: str) -> bytes:

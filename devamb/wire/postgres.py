@@ -178,9 +178,6 @@ class _Drop:
     left: list[bool] = field(default_factory=lambda: [True, True])
 
 
-_Pending = _Record  # (a statement waiting for the server's answer)
-
-
 class PostgresFollower(Follower):
     NOTE = "postgres"
 
@@ -192,14 +189,14 @@ class PostgresFollower(Follower):
         self.conn: dict[str, Any] = {}
         self.statements: dict[str, tuple[str, list[int]]] = {}
         self.portals: dict[str, tuple[str, list[str | bytes | None]]] = {}
-        self.waiting: list[_Pending] = []
+        self.waiting: list[_Record] = []
         self.unit_parses: list[tuple[str, list[int]]] = []  # Parse without Execute so far
         self.in_unit = False  # an extended-protocol unit is open (up to its Sync)
         self.status = "I"
         self.started = False  # the StartupMessage passed
         self.syncs_sent = 0
         self.rfq_seen = 0
-        self.copying: _Pending | None = None
+        self.copying: _Record | None = None
         self.describing: list[str] = []  # statements described, awaiting their parameter types
         # gating (command-level faults)
         self.gbuf = bytearray()
@@ -504,7 +501,7 @@ class PostgresFollower(Follower):
             exchange.started, self.held_since = self.held_since, None
         return exchange
 
-    def _finish(self, pending: _Pending, error: str | None = None) -> None:
+    def _finish(self, pending: _Record, error: str | None = None) -> None:
         if pending.done:
             return
         pending.done = True  # (its tags and rows go in its note)
@@ -516,14 +513,14 @@ class PostgresFollower(Follower):
             self.sink.record_many(self.done)
             self.done = []
 
-    def _pending(self, exchange: _Record, kind: str) -> _Pending:
+    def _pending(self, exchange: _Record, kind: str) -> _Record:
         # the sync point it belongs to: the next Query or Sync forwarded
         exchange.sync = self.syncs_sent + 1
         exchange.kind = kind
         self.waiting.append(exchange)
         return exchange
 
-    def _head(self) -> _Pending | None:
+    def _head(self) -> _Record | None:
         for pending in self.waiting:
             if not pending.done and pending.sync > self.rfq_seen:
                 return pending
