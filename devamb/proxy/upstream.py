@@ -4,6 +4,11 @@ aiohttp's client is general (cookies, redirects, auth, tracing) and costs most o
 request's CPU time; the proxy needs none of that. Here a request is one write of ready bytes and
 the response is parsed by httptools (llhttp, the parser Node.js uses) straight into a bounded
 chunk buffer that pauses the socket when the client reads slowly.
+
+A body framed by Content-Length that outlasts its head's read is counted rather than parsed:
+httptools hands each body piece over as a new bytes object (a copy of every byte, on fresh
+pages), where the read itself is already one. Its reads after the first are queued as they
+came, and a fresh parser takes the next response.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._trailers = 0  # trailer fields after a chunked body (dropped, but counted)
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
+        self._body_read = 0  # body bytes of the response so far
+        self._counted = -1  # body bytes still due, counted off reads (-1: the parser frames it)
         self._complete = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -79,6 +86,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._sock = quickack.socket_of(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._counted > 0:
+            self._count_body(data)
+            return
         if self._in_head:
             self._head_read += len(data)
         try:
@@ -98,8 +108,40 @@ class UpstreamConnection(asyncio.Protocol):
         if self._in_head and self._head_read > MAX_HEAD:  # a head still growing, read by read
             self._fail(BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB"))
             self.transport.abort()  # type: ignore[union-attr]
-        elif not self._complete and self._sock is not None:
-            quickack.arm(self._sock)  # more is due: do not let the upstream's Nagle wait for us
+        elif not self._complete:
+            if self._status and self._counted < 0 and self._error is None:
+                self._counted = self._body_due()
+            if self._sock is not None:
+                quickack.arm(self._sock)  # more is due: do not let the upstream's Nagle wait
+
+    def _body_due(self) -> int:
+        """Body bytes still due when Content-Length frames the response (0: the parser goes
+        on framing it: chunked, until close, or already whole)."""
+        length = -1
+        for name, value in self._headers:
+            if len(name) == 17 and name.lower() == b"transfer-encoding":
+                return 0
+            if len(name) == 14 and name.lower() == b"content-length":
+                length = int(value)  # (llhttp checked it: digits, and one value)
+        return max(0, length - self._body_read)
+
+    def _count_body(self, data: bytes) -> None:
+        """A read of a body framed by Content-Length, past the head's read: queued as it came."""
+        due = self._counted
+        if len(data) < due:
+            self._counted = due - len(data)
+            self.on_body(data)
+            if self._sock is not None:
+                quickack.arm(self._sock)
+            return
+        self._counted = 0
+        self.on_body(data if len(data) == due else data[:due])
+        self.keep_alive = self._parser.should_keep_alive()  # (the head decides it)
+        self._parser = httptools.HttpResponseParser(self)  # the old one still awaits the body
+        self._complete = True
+        self._wake()
+        if len(data) > due:  # bytes past the response: the parser refuses them, as it would
+            self.data_received(data[due:])
 
     def eof_received(self) -> bool:
         return False  # close; connection_lost decides whether the response was complete
@@ -176,6 +218,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
+        self._body_read += len(body)
         if self._buffered > READ_HIGH_WATER and not self._paused:
             self._paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -207,7 +250,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._head = self._loop_future()
         self._status, self._headers, self._complete = 0, [], False
         self._chunks.clear()
-        self._buffered = 0
+        self._buffered = self._body_read = 0
+        self._counted = -1
         self._in_head, self._head_read, self._trailer_bytes, self._trailers = True, 0, 0, 0
         transport = self.transport
         assert transport is not None
