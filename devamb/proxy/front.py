@@ -283,7 +283,8 @@ class FrontProtocol(asyncio.Protocol):
     # -- serving requests in order ---------------------------------------------------------
 
     def _start(self, request: FrontRequest) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._serve(request))
+        # the server's loop: asyncio.get_running_loop() is a getpid() syscall on Python 3.11
+        self._task = self.server.loop.create_task(self._serve(request))
 
     async def _serve(self, request: FrontRequest) -> None:
         keep = False

@@ -312,7 +312,7 @@ class UpstreamConnection(asyncio.Protocol):
                 return
             if self._error is not None:
                 raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop_future()
             try:
                 await self._waiter
             finally:
