@@ -2,6 +2,7 @@
 
     python bench/hotpath.py [--requests N] [--profile]      (DEVAMB_LOOP=uvloop|asyncio)
     python bench/hotpath.py --instructions                  (needs valgrind)
+    python bench/hotpath.py --large [--instructions]        (a 1 MiB response in 256 KiB reads)
 
 A real engine (profile, listener, recorder, URL target) serves requests fed straight into its
 front-end Protocol through an in-memory transport; the upstream is an `UpstreamConnection`
@@ -16,6 +17,9 @@ valgrind's cachegrind run over 500 and 4,500 exchanges (the difference over 4,00
 start-up cancels out; hash seed fixed). The count does not move with the machine's load: it is
 the figure to compare two versions with on a busy machine (it misses cache and memory effects,
 which the timed figure has).
+
+`--large` answers 1 MiB instead (as bench/run.py's 1 MiB case: 4 reads of 256 KiB, the first
+with the head): the cost of a big body's relay, its copies included.
 """
 
 from __future__ import annotations
@@ -53,6 +57,13 @@ RESPONSE = (
 )
 
 
+LARGE_BODY = os.urandom(1024 * 1024)
+LARGE = RESPONSE.replace(b"Content-Length: 1024", b"Content-Length: %d" % len(LARGE_BODY))
+LARGE = LARGE[: -len(BODY)] + LARGE_BODY
+READ = 256 * 1024  # what one socket read of uvloop's gives at most
+LARGE_READS = [LARGE[at:at + READ] for at in range(0, len(LARGE), READ)]
+
+
 class MemoryTransport(asyncio.Transport):
     """A transport whose writes go to a callback; always writable, never closing."""
 
@@ -61,10 +72,11 @@ class MemoryTransport(asyncio.Transport):
         self.on_write = on_write
 
     def write(self, data) -> None:  # type: ignore[no-untyped-def]
-        self.on_write(bytes(data))
+        self.on_write(data)  # (not copied: a socket's write needs no copy when it all fits)
 
     def writelines(self, parts) -> None:  # type: ignore[no-untyped-def]
-        self.on_write(b"".join(parts))
+        for part in parts:  # (a socket's writev: no join)
+            self.on_write(part)
 
     def is_closing(self) -> bool:
         return False
@@ -78,6 +90,38 @@ class MemoryTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         pass
 
+
+class Reads(MemoryTransport):
+    """An upstream's transport whose response is all in the socket: read by read, one loop
+    callback each, and none while the protocol has reading paused (as uvloop's reads go)."""
+
+    def __init__(self, reads: list[bytes]) -> None:
+        super().__init__(self._answer)
+        self.reads = reads
+        self.protocol: UpstreamConnection | None = None
+        self.pending: list[bytes] = []
+        self.paused = False
+
+    def _answer(self, _request: bytes) -> None:
+        self.pending = list(reversed(self.reads))
+        self._next()
+
+    def _next(self) -> None:
+        if self.pending and not self.paused:
+            asyncio.get_running_loop().call_soon(self._read)
+
+    def _read(self) -> None:
+        if self.pending and not self.paused:
+            self.protocol.data_received(self.pending.pop())  # type: ignore[union-attr]
+            self._next()
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        self._next()
+
     def close(self) -> None:
         pass
 
@@ -85,7 +129,8 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(requests: int, profile: bool, recording: bool = True, warmup: int = 2000) -> float:
+async def run(requests: int, profile: bool, recording: bool = True, warmup: int = 2000,
+              large: bool = False) -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-hotpath-"))
     path = folder / "devamb.yaml"
     inspect = "" if recording else "    inspect: {bodies: 0, keep: 0}\n"
@@ -95,8 +140,9 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     await engine.start()
     loop = asyncio.get_running_loop()
     upstream = UpstreamConnection()
-    upstream.connection_made(MemoryTransport(
-        lambda _data: loop.call_soon(upstream.data_received, RESPONSE)))
+    reads = Reads(LARGE_READS if large else [RESPONSE])
+    reads.protocol = upstream
+    upstream.connection_made(reads)
 
     target = engine.services["api"].target()
     # the one kept-alive connection: taken from the pool and put back as a real one is
@@ -104,8 +150,10 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     listener = engine.lifecycle.listeners["api"]
     answered: list[asyncio.Future[None]] = []
 
+    tail = (LARGE_BODY if large else BODY)[-64:]
+
     def client_got(data: bytes) -> None:
-        if data.endswith(BODY) and answered and not answered[0].done():
+        if data[-64:] == tail and answered and not answered[0].done():
             answered[0].set_result(None)
 
     front = FrontProtocol(listener._server)  # type: ignore[union-attr]
@@ -135,25 +183,28 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     return elapsed / requests * 1e6
 
 
-def instructions(recording: bool) -> int:
+def instructions(recording: bool, large: bool) -> int:
     """Instructions per exchange (see the module's docstring)."""
     if shutil.which("valgrind") is None:
         sys.exit("--instructions needs valgrind (Debian: apt install valgrind)")
     python = os.path.realpath(sys.executable)  # not a shim: valgrind follows no exec
     counts = []
-    for requests in (500, 4500):
+    few, many = (50, 450) if large else (500, 4500)
+    for requests in (few, many):
         argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
                 "--cachegrind-out-file=/dev/null", python, __file__, "--rounds", "1",
-                "--warmup", "500", "--requests", str(requests)]
+                "--warmup", str(few), "--requests", str(requests)]
         if not recording:
             argv.append("--no-recording")
+        if large:
+            argv.append("--large")
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
         found = re.search(r"I\s+refs:\s+([\d,]+)", out)
         if found is None:
             sys.exit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
         counts.append(int(found.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) // 4000
+    return (counts[1] - counts[0]) // (many - few)
 
 
 def main() -> None:
@@ -166,21 +217,26 @@ def main() -> None:
                         help="keep no exchanges and no body previews (inspect: bodies 0, keep 0)")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per exchange under valgrind (steady)")
+    parser.add_argument("--large", action="store_true",
+                        help="a 1 MiB response in 256 KiB reads (default: 1 KiB in one read)")
     args = parser.parse_args()
+    size = "1 MiB" if args.large else "1 KiB"
     if args.instructions:
-        count = instructions(not args.no_recording)
+        count = instructions(not args.no_recording, args.large)
         loop = os.environ.get("DEVAMB_LOOP", "uvloop")
         print(f"{loop}{', recording off' if args.no_recording else ''}: "
-              f"{count:,} instructions per exchange")
+              f"{count:,} instructions per {size} exchange")
         return
+    if args.large and args.requests == parser.get_default("requests"):
+        args.requests, args.warmup = 2000, 200
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             figures.append(runner.run(run(args.requests, args.profile, not args.no_recording,
-                                         args.warmup)))
+                                         args.warmup, args.large)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
     loop += ", recording off" if args.no_recording else ""
-    print(f"{loop}: {min(figures):.1f} us CPU per exchange (best of {args.rounds}; "
+    print(f"{loop}: {min(figures):.1f} us CPU per {size} exchange (best of {args.rounds}; "
           f"all {', '.join(f'{f:.1f}' for f in figures)})")
 
 

@@ -199,7 +199,8 @@ async def _relay_response(
     preview = exchange.response_body
     whole = None if request.method == "HEAD" else conn.whole_body()  # the usual small answer
     if whole is not None and response.at_once(request):
-        preview.add(whole)
+        for chunk in whole:  # (one, nearly always)
+            preview.add(chunk)
         try:
             if response.send_whole(request, whole):
                 await request.connection.drain()
@@ -212,8 +213,9 @@ async def _relay_response(
         return response
     try:
         if whole is not None:
-            preview.add(whole)
-            await response.write(whole)
+            for chunk in whole:
+                preview.add(chunk)
+                await response.write(chunk)
         else:
             async for chunk in conn.body():
                 preview.add(chunk)

@@ -9,7 +9,7 @@ body bytes: one write instead of two (a loopback write costs a context switch).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -171,10 +171,10 @@ class StreamResponse:
         return (self._lines is not None and not self.prepared
                 and request.response_filter is None and status >= 200 and status not in NO_BODY)
 
-    def send_whole(self, request: FrontRequest, body: bytes) -> bool:
-        """`prepare`, `write(body)` and `write_eof` in one step and one write, when none of
-        them has anything to wait for (`at_once`). Returns whether the client's socket buffer
-        is full: `drain` it before the next response."""
+    def send_whole(self, request: FrontRequest, body: Sequence[bytes]) -> bool:
+        """`prepare`, `write` of each of `body`'s parts and `write_eof` in one step and one
+        write, when none of them has anything to wait for (`at_once`). Returns whether the
+        client's socket buffer is full: `drain` it before the next response."""
         lines = self._lines
         status = self.status
         assert lines is not None
@@ -184,11 +184,12 @@ class StreamResponse:
         parts = [self._relayed_head(request, lines)]
         if self._body:
             if self._chunked:
-                if body:
-                    parts += (b"%x\r\n" % len(body), body, b"\r\n")
+                for part in body:
+                    if part:
+                        parts += (b"%x\r\n" % len(part), part, b"\r\n")
                 parts.append(b"0\r\n\r\n")
-            elif body:
-                parts.append(body)
+            else:
+                parts += body
         return request.connection.write_now(parts)
 
     async def write(self, data: bytes) -> None:

@@ -318,12 +318,14 @@ class UpstreamConnection(asyncio.Protocol):
             finally:
                 self._waiter = None
 
-    def whole_body(self) -> bytes | None:
-        """The whole body if it has arrived already (so no waiting is needed), else None."""
+    def whole_body(self) -> list[bytes] | None:
+        """The whole body's reads if it has arrived already (so no waiting is needed), else
+        None. Not joined: a large body that came in one go (several reads queued before the
+        exchange ran) goes on in as many writes, without a copy."""
         if not self._complete or self._error is not None:
             return None
         chunks = self._chunks
-        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        body = list(chunks)
         chunks.clear()
         self._buffered = 0
         if self._paused:
