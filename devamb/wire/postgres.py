@@ -1,6 +1,7 @@
 """PostgreSQL (protocol 3.0) followed beside the relay: each statement one exchange.
 
-Exchanges: a simple `Query` (one record, however many statements its text holds), each
+Exchanges: a simple `Query` (one record, however many statements its text holds: with
+command faults armed its statements are decided on one by one, see `_Split`), each
 `Execute` of the extended protocol (the statement its portal was bound from), a unit of
 `Parse`s without `Execute` up to `Sync` ("PREPARE"), `NOTIFY`s pushed to the client, a
 `CancelRequest`. The connection's own record carries the startup (user, database,
@@ -11,7 +12,8 @@ unread), the server's version and backend pid, TLS and "opaque" when following s
     {"statement": str, "truncated": bool, "kind": "simple"|"extended"|"prepare"|"notify"|
      "cancel"|"function", "name": prepared statement name, "params": [{"type", "value"}],
      "tag": "SELECT 3", "tags": [...], "rows": int, "columns": int,
-     "error": {"sqlstate", "severity", "message", "detail", "hint", ...},
+     "error": {"sqlstate", "severity", "message", "detail", "hint", ..., "injected",
+               "statement": N of a multi-statement Query}, "faulted": [{"statement", "faults"}],
      "transaction": "idle"|"in transaction"|"failed", "copy": {"direction", "bytes"},
      "connection": the connection record's id}
 """
@@ -37,6 +39,7 @@ from devamb.wire.follower import (
     Item,
     ToClient,
 )
+from devamb.wire.pg_lex import Span, statements
 from devamb.wire.pg_split import Malformed, Splitter
 
 if TYPE_CHECKING:
@@ -169,6 +172,28 @@ class _Record(LazyExchange):
 
 
 @dataclass(eq=False)
+class _Split:
+    """A simple Query of several statements, decided on one statement at a time (`spans`:
+    each statement's place in the Query's text, `message[5:]`)."""
+
+    message: bytes
+    spans: list[Span]
+    at: int = 0  # the statement being decided on
+    names: list[str] = field(default_factory=list)  # the faults that fired on its statements
+    faulted: list[dict[str, Any]] = field(default_factory=list)  # notes["sql"]["faulted"]
+
+    def command(self) -> Command:
+        start, end = self.spans[self.at]
+        sql = pg.text(self.message[5 + start:5 + end])
+        return Command({"sql": sql}, _one_line(sql))
+
+    def fired(self, names: list[str]) -> None:
+        if names:
+            self.names += [n for n in names if n not in self.names]
+            self.faulted.append({"statement": self.at + 1, "faults": list(names)})
+
+
+@dataclass(eq=False)
 class _Drop:
     """The server's ParseComplete and BindComplete to a raise_extended in unit `sync`, after
     `before` of the unit's own (Parses, Binds)."""
@@ -214,8 +239,11 @@ class PostgresFollower(Follower):
         self.drops: list[_Drop] = []
         self.server_held = b""  # a server message's start, held while a drop may come
         self.awaiting: bytes | None = None  # the message a Decide is about
+        self.split: _Split | None = None  # a Query decided on statement by statement
+        self.backslash_quotes = False  # standard_conforming_strings is off
         self.released: bytes | None = None  # decided: forward it next
         self.fault_names: list[str] = []
+        self.faulted: list[dict[str, Any]] = []  # a split Query's: its record's note
         self.queue: list[tuple[int, bytes]] = []  # injected answers: (after RFQ n, bytes)
         self.splits: list[tuple[int, bytes | int]] = []  # (offset, bytes to insert there)
         self.cuts: list[tuple[int, int]] = []  # server bytes [start, end) of a chunk dropped
@@ -233,7 +261,8 @@ class PostgresFollower(Follower):
                 return True
             return self.opaque is not None or not (
                 self.gbuf or self.awaiting is not None or self.released is not None
-                or self.pass_left or self.swallowing or self.released_items
+                or self.split is not None or self.pass_left or self.swallowing
+                or self.released_items
                 or (self.gating and self.started and self.client.between))
         # no answer of devamb's to insert, no server message to drop or hold
         return not (self.server_held or (self.opaque is None and (self.queue or self.drops)))
@@ -256,10 +285,11 @@ class PostgresFollower(Follower):
             self.lose_sync(f"devamb could not follow the client: {exc!r}")
         out, self.out = self.out, []
         if self.opaque is not None:  # relay whatever it still held, as it came
-            for held_bytes in (self.awaiting, self.released, bytes(self.gbuf)):
+            awaiting = self.awaiting if self.split is None else self.split.message
+            for held_bytes in (awaiting, self.released, bytes(self.gbuf)):
                 if held_bytes:
                     out.append(held_bytes)
-            self.awaiting = self.released = None
+            self.awaiting = self.released = self.split = None
             self.gbuf.clear()
         return out
 
@@ -310,7 +340,21 @@ class PostgresFollower(Follower):
         message, self.awaiting = self.awaiting, None
         if message is None:
             return
-        self.fault_names = list(faults or [])
+        split = self.split
+        if split is not None:
+            split.fired(list(faults or []))
+            self.fault_names, self.faulted = list(split.names), split.faulted
+            if isinstance(action, Answer) and split.at > 0:
+                self.split = None
+                self._answer_at(message, action, split)
+                return
+            if isinstance(action, Answer | Close) or split.at + 1 == len(split.spans):
+                self.split = None
+            else:  # the next statement is decided on at the next `client_data`
+                split.at += 1
+                return
+        else:
+            self.fault_names = list(faults or [])
         if isinstance(action, Answer):
             self._answer(message, action)
         elif isinstance(action, Close):
@@ -322,7 +366,8 @@ class PostgresFollower(Follower):
         return (self.opaque is None and self.started and self.status == "I"
                 and self.syncs_sent == self.rfq_seen and not self.in_unit
                 and self.client.between and self.server.between and not self.gbuf
-                and self.awaiting is None and self.released is None and not self.queue
+                and self.awaiting is None and self.released is None and self.split is None
+                and not self.queue
                 and self.copying is None and not self.swallowing and not self.drops
                 and not self.server_held)
 
@@ -349,6 +394,10 @@ class PostgresFollower(Follower):
         if self.released is not None:
             message, self.released = self.released, None
             self._forward(message, out)
+        if self.split is not None and self.awaiting is None:  # its next statement
+            self.awaiting = self.split.message
+            out.append(Decide(self.split.command()))
+            return
         while self.awaiting is None and self.opaque is None:
             if self.pass_left:
                 take = min(self.pass_left, len(buf))
@@ -407,6 +456,10 @@ class PostgresFollower(Follower):
         if not self.gating or not self.started:
             return None
         if kind == 0x51:  # Query
+            spans = statements(message[5:-1], self.backslash_quotes)
+            if len(spans) > 1:  # each statement is decided on (the first one now)
+                self.split = _Split(message, spans)
+                return self.split.command()
             sql = pg.text(message[5:].rstrip(b"\0"))
         elif kind == 0x50:  # Parse (each statement of a pipelined unit is decided on)
             sql = pg.cstrings(message[5:], 2)[0][-1]
@@ -435,8 +488,11 @@ class PostgresFollower(Follower):
         text = getattr(action.params, "message", "") or f"injected by devamb fault {action.fault}"
         sql = self._decision_sql(kind, message)
         exchange = self._begin(sql, "simple" if kind == 0x51 else "extended")
-        exchange.more()["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
-                                          "message": text, "injected": True}
+        exchange.more()["error"] = error = {"sqlstate": sqlstate, "severity": "ERROR",
+                                            "message": text, "injected": True}
+        faulted = exchange.more().get("faulted")
+        if faulted:  # the first statement of several (the others never run)
+            error["statement"] = faulted[-1]["statement"]
         injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
         # the server's state when it would reach the statement is not known yet while it has
         # earlier messages to answer (BEGIN pipelined before it) or the statement is inside an
@@ -473,6 +529,25 @@ class PostgresFollower(Follower):
             self.swallowing = True  # up to the unit's Sync, whose ReadyForQuery goes then
         self.released_items = items
 
+    def _answer_at(self, message: bytes, action: Answer, split: _Split) -> None:
+        """An error on a later statement of a Query: the server runs the Query with that
+        statement replaced by one raising the error, the others as they came, so what ran
+        before it, the transaction's state and ReadyForQuery are the server's own."""
+        sqlstate = getattr(action.params, "sqlstate", "XX000")
+        text = getattr(action.params, "message", "") or f"injected by devamb fault {action.fault}"
+        start, end = split.spans[split.at]
+        body = message[5:]
+        exchange = self._begin(body, "simple")
+        exchange.more()["error"] = {"sqlstate": sqlstate, "severity": "ERROR", "message": text,
+                                    "injected": True, "statement": split.at + 1}
+        injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
+        pending = self._pending(exchange, "simple")
+        pending.injected = f"{sqlstate} {text}{injected}"
+        self.syncs_sent += 1
+        self.unit_pb = [0, 0]
+        self.released_items = [pg.message(
+            b"Q", body[:start] + pg.raise_sql(sqlstate, text) + body[end:])]
+
     def _closed_on(self, message: bytes, action: Close) -> None:
         sql = self._decision_sql(message[0], message)
         exchange = self._begin(sql, "simple" if message[0] == 0x51 else "extended")
@@ -497,6 +572,9 @@ class PostgresFollower(Follower):
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
+            if self.faulted:  # which statements of the Query the faults fired on
+                exchange.more()["faulted"] = self.faulted
+                self.faulted = []
         if self.held_since is not None:
             exchange.started, self.held_since = self.held_since, None
         return exchange
@@ -701,8 +779,8 @@ class PostgresFollower(Follower):
                 if self.sink.connection().error is None:
                     self.sink.connection().error = error
                 return
-            if head.injected is not None:  # the fault's error, raised by the server
-                head.error = head.injected
+            if head.injected is not None and head.injected.startswith(error):
+                head.error = head.injected  # the fault's error, raised by the server
                 return
             head.more()["error"] = fields
             head.error = error
@@ -751,6 +829,8 @@ class PostgresFollower(Follower):
             (name, value), _ = pg.cstrings(body, 2) if body.count(b"\0") >= 2 else (["", ""], 0)
             if name in ("server_version", "server_encoding", "application_name"):
                 self.sink.connection().notes.setdefault("postgres", {})[name] = value
+            elif name == "standard_conforming_strings":
+                self.backslash_quotes = value == "off"
         elif kind == 0x4B and len(body) >= 4:  # BackendKeyData
             self.sink.connection().notes.setdefault("postgres", {})["pid"] = int.from_bytes(
                 body[:4])
