@@ -21,6 +21,7 @@ unread), the server's version and backend pid, TLS and "opaque" when following s
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, field
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,11 @@ MAX_STATEMENTS = 2000  # prepared statements remembered per connection
 PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
-STATES = {chr(code): state for code, state in pg.TRANSACTION.items()}  # ReadyForQuery's
+# ReadyForQuery's status: its transaction state (an unknown byte as itself)
+STATES = {chr(code): pg.TRANSACTION.get(code, chr(code)) for code in range(256)}
+STATUS = {code: chr(code) for code in range(256)}  # ReadyForQuery's status byte as text
+_READY = b"Z\0\0\0\x05"  # a ReadyForQuery's head
+_LENGTH = struct.Struct("!I").unpack_from
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -252,6 +257,8 @@ class PostgresFollower(Follower):
         self.out: list[Item] = []  # what the gate lets go, in order
         self.done: list[_Record] = []  # records completed by the server's chunk being read
         self._origin: Origin | None = None
+        self.new_id = sink.new_id
+        self.record_many = sink.record_many
 
     # -- the relay's calls ----------------------------------------------------------------
 
@@ -270,9 +277,15 @@ class PostgresFollower(Follower):
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        if self.passes_unchanged(True):
+        if (not self.gating and not self.gated) or self.passes_unchanged(True):
+            client = self.client
+            n = len(data)
+            if (5 < n <= SQL_KEPT + 5 and data[0] == 0x51 and client.left < 0 and client.typed
+                    and not client.head and n == _LENGTH(data, 1)[0] + 1):
+                self._query(data[5:])  # one whole Query: what the splitter would hand out
+                return None
             try:
-                self.client.feed(data)  # only observing: the relay forwards `data` itself
+                client.feed(data)  # only observing: the relay forwards `data` itself
             except Malformed as exc:
                 self.lose_sync(f"client: {exc}")
             except Exception as exc:  # a bug here must not break the app's connection
@@ -298,6 +311,11 @@ class PostgresFollower(Follower):
             if self.server_held:
                 held, self.server_held = self.server_held, b""
                 return [held, data]
+            return None
+        waiting = self.waiting
+        if (waiting and data[-6:-1] == _READY and not self.drops and not self.queue
+                and not self.server_held and self.copying is None and not self.describing
+                and self._answered(waiting[0], data)):
             return None
         self.splits.clear()
         self.server.end = 0
@@ -335,6 +353,48 @@ class PostgresFollower(Follower):
         pieces.append(data[at:keep])
         self.splits.clear()
         return [p for p in pieces if p]
+
+    def _answered(self, head: _Record, data: bytes) -> bool:
+        """The common chunk read at once: the whole answer to the head simple Query
+        (RowDescription, DataRows, CommandComplete, ReadyForQuery ending the chunk). False
+        (nothing read) when the chunk holds anything else: the splitter reads it then."""
+        server = self.server
+        if (head.kind != "simple" or head.done or head.sync != self.rfq_seen + 1
+                or server.left >= 0 or server.head or server.single or not server.typed):
+            return False
+        n = len(data)
+        i = rows = 0
+        tags: list[bytes] = []
+        columns = None
+        try:
+            while True:
+                kind = data[i]
+                length = _LENGTH(data, i + 1)[0]
+                if length < 4:
+                    return False  # malformed: the splitter says so
+                end = i + 1 + length  # (past the chunk: the next index fails)
+                if kind == 0x44:  # DataRow
+                    rows += 1
+                elif kind == 0x54:  # RowDescription
+                    if length >= 6:
+                        columns = data[i + 5] << 8 | data[i + 6]
+                elif kind == 0x43:  # CommandComplete
+                    tags.append(data[i + 5:end] if end - i <= SERVER_KEPT + 5 else
+                                data[i + 5:i + 5 + SERVER_KEPT])
+                elif kind == 0x5A and end == n:  # ReadyForQuery
+                    break
+                else:
+                    return False
+                i = end
+        except (IndexError, struct.error):
+            return False
+        if columns is not None:
+            head.columns = columns
+        head.rows += rows
+        head.tags += tags
+        self._ready(STATUS[data[-1]])
+        self._record_done()
+        return True
 
     def resolve(self, action: Action, faults: list[str] | None = None) -> None:
         message, self.awaiting = self.awaiting, None
@@ -568,7 +628,7 @@ class PostgresFollower(Follower):
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        exchange = _Record(self.sink.new_id(), origin, sql, kind, extra or None)
+        exchange = _Record(self.new_id(), origin, sql, kind, extra or None)
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
@@ -583,13 +643,21 @@ class PostgresFollower(Follower):
         if pending.done:
             return
         pending.done = True  # (its tags and rows go in its note)
-        pending.finish(error=error)
+        if error is not None and pending.error is None:
+            pending.error = error
+        pending.t1 = perf_counter()
         self.done.append(pending)
 
     def _record_done(self) -> None:
-        if self.done:
-            self.sink.record_many(self.done)
+        done = self.done
+        if done:
             self.done = []
+            if len(done) == 1:  # (the common case: its run counted here, not regrouped)
+                one = done[0]
+                self.record_many(done, [((one.t1 - one.started) * 1000,  # type: ignore[operator]
+                                         one.error is not None, 1)])
+            else:
+                self.record_many(done)
 
     def _pending(self, exchange: _Record, kind: str) -> _Record:
         # the sync point it belongs to: the next Query or Sync forwarded
@@ -614,9 +682,7 @@ class PostgresFollower(Follower):
             self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
             return
         if kind == 0x51:  # Query
-            self._pending(self._begin(body, "simple"), "simple")  # (decoded when read)
-            self.syncs_sent += 1
-            self.unit_pb = [0, 0]
+            self._query(body)
         elif kind == 0x50:  # Parse
             names, at = pg.cstrings(body, 2)
             name, sql = [*names, "", ""][:2]
@@ -669,6 +735,17 @@ class PostgresFollower(Follower):
             exchange.method = "FUNCTION"
             self._pending(exchange, "simple")
             self.syncs_sent += 1
+
+    def _query(self, body: bytes) -> None:
+        """A simple Query (its text as it came, decoded when read) waits for its answer."""
+        record = self._begin(body, "simple")
+        # its sync point: this Query (see `_pending`)
+        record.sync = self.syncs_sent = self.syncs_sent + 1
+        record.kind = "simple"
+        self.waiting.append(record)
+        counts = self.unit_pb
+        if counts[0] or counts[1]:
+            self.unit_pb = [0, 0]
 
     def _prepares(self) -> None:
         """The unit's Parses no Execute used: each a PREPARE exchange."""
@@ -839,25 +916,30 @@ class PostgresFollower(Follower):
         self.status = status
         seen = self.rfq_seen = self.rfq_seen + 1
         counts = self.server_pb
-        counts[0] = counts[1] = 0
+        if counts[0] or counts[1]:
+            counts[0] = counts[1] = 0
         if self.drops:
             self.drops = [d for d in self.drops if d.sync > seen]
         if self.describing:
             self.describing.clear()
-        state = STATES.get(status, status)
         waiting = self.waiting
-        ended = 0  # (`waiting` is in sync order: the statements this ends come first)
-        for pending in waiting:
-            if pending.sync > seen:
-                break
-            ended += 1
-            pending.transaction = state
-            if not pending.done:
-                skipped = pending.note is not None and pending.note.get("skipped")
-                self._finish(pending, error="not executed: an earlier message of its "
-                             "batch failed" if skipped else None)
-        if ended:
-            self.waiting = waiting[ended:] if ended < len(waiting) else []
+        if waiting:
+            state = STATES[status]
+            ended = 0  # (`waiting` is in sync order: the statements this ends come first)
+            for pending in waiting:
+                if pending.sync > seen:
+                    break
+                ended += 1
+                pending.transaction = state
+                if not pending.done:
+                    if pending.note is not None and pending.note.get("skipped"):
+                        self._finish(pending, error="not executed: an earlier message of its "
+                                     "batch failed")
+                    else:  # (`_finish`, inline: most statements end here)
+                        pending.done = True
+                        pending.t1 = perf_counter()
+                        self.done.append(pending)
+            del waiting[:ended]
         if self.copying is not None and self.copying.done:
             self.copying = None
         while self.queue and self.queue[0][0] <= seen:
