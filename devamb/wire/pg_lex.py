@@ -27,6 +27,24 @@ _TOKEN = re.compile(rb"""
   | (?P<close>\))
   | (?P<other>[0-9.]+|[^\s'"$;()A-Za-z_\x80-\xff/-]+|.)
 """, re.X | re.S)
+# the same, with words, whitespace and whatever cannot start another token run together (one
+# match for most of a statement), for statements that do not start with CREATE (where the
+# words do not count)
+_RUN = re.compile(rb"""
+    (?P<run>(?:[^'"$;()/\-A-Za-z_\x80-\xff]+|(?![eE]')[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*
+              |-(?!-)|/(?!\*))+)
+  | (?P<line>--[^\n\r]*)
+  | (?P<block>/\*)
+  | (?P<estr>[eE]')
+  | (?P<str>')
+  | (?P<ident>")
+  | (?P<dollar>\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)?\$)
+  | (?P<semi>;)
+  | (?P<open>\()
+  | (?P<close>\))
+  | (?P<other>.)
+""", re.X | re.S)
+_CREATE = re.compile(rb"\s*create\b", re.I)
 _STRING_END = re.compile(rb"(?:[^']|'')*'")
 _ESTRING_END = re.compile(rb"(?:[^'\\]|''|\\.)*'", re.S)
 _IDENT_END = re.compile(rb'(?:[^"]|"")*"')
@@ -47,12 +65,24 @@ def statements(sql: bytes, backslash_quotes: bool = False) -> list[Span]:
     start = end = -1  # the statement's first and last significant bytes so far
     parens = depth = 0  # parentheses, BEGIN ATOMIC bodies open
     words: list[bytes] = []  # the statement's first words (is it CREATE FUNCTION?)
-    token = _TOKEN.match
+    token = _RUN.match  # (_TOKEN.match in a statement that starts with CREATE)
     while at < n:
         found = token(sql, at)
         assert found is not None  # (`other` matches any byte)
         kind = found.lastgroup
         stop = found.end()
+        if kind == "run":
+            text = found.group()
+            kept = len(text.rstrip())
+            if kept:  # not only whitespace
+                if start < 0:
+                    if _CREATE.match(sql, at):
+                        token = _TOKEN.match  # its words count: read it again word by word
+                        continue
+                    start = at + len(text) - len(text.lstrip())
+                end = at + kept
+            at = stop
+            continue
         if kind == "space" or kind == "line":
             at = stop
             continue
@@ -65,6 +95,7 @@ def statements(sql: bytes, backslash_quotes: bool = False) -> list[Span]:
                     spans.append((start, end))
                 start = end = -1
                 words = []
+                token = _RUN.match
             at = stop
             continue
         if start < 0:

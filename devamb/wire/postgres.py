@@ -359,8 +359,11 @@ class PostgresFollower(Follower):
         (RowDescription, DataRows, CommandComplete, ReadyForQuery ending the chunk). False
         (nothing read) when the chunk holds anything else: the splitter reads it then."""
         server = self.server
-        if (head.kind != "simple" or head.done or head.sync != self.rfq_seen + 1
-                or server.left >= 0 or server.head or server.single or not server.typed):
+        waiting = self.waiting
+        seen = self.rfq_seen + 1
+        if (head.kind != "simple" or head.done or head.sync != seen or server.left >= 0
+                or server.head or server.single or not server.typed
+                or (len(waiting) > 1 and waiting[1].sync == seen)):
             return False
         n = len(data)
         i = rows = 0
@@ -392,8 +395,17 @@ class PostgresFollower(Follower):
             head.columns = columns
         head.rows += rows
         head.tags += tags
-        self._ready(STATUS[data[-1]])
-        self._record_done()
+        # `_ready` and `_record_done` for this one statement (nothing else waits on it)
+        status = self.status = STATUS[data[-1]]
+        self.rfq_seen = seen
+        counts = self.server_pb
+        if counts[0] or counts[1]:
+            counts[0] = counts[1] = 0
+        head.transaction = STATES[status]
+        head.done = True
+        head.t1 = now = perf_counter()
+        del waiting[0]
+        self.record_many([head], [((now - head.started) * 1000, head.error is not None, 1)])
         return True
 
     def resolve(self, action: Action, faults: list[str] | None = None) -> None:
@@ -516,7 +528,10 @@ class PostgresFollower(Follower):
         if not self.gating or not self.started:
             return None
         if kind == 0x51:  # Query
-            spans = statements(message[5:-1], self.backslash_quotes)
+            text = message[5:-1]
+            # (no `;` but trailing ones: one statement, not lexed)
+            spans = statements(text, self.backslash_quotes) if b";" in text.rstrip(
+                b" \t\r\n\f;") else []
             if len(spans) > 1:  # each statement is decided on (the first one now)
                 self.split = _Split(message, spans)
                 return self.split.command()
@@ -738,7 +753,11 @@ class PostgresFollower(Follower):
 
     def _query(self, body: bytes) -> None:
         """A simple Query (its text as it came, decoded when read) waits for its answer."""
-        record = self._begin(body, "simple")
+        origin = self._origin
+        if origin is not None and not self.fault_names and self.held_since is None:
+            record = _Record(self.new_id(), origin, body, "simple")  # (`_begin`, plain)
+        else:
+            record = self._begin(body, "simple")
         # its sync point: this Query (see `_pending`)
         record.sync = self.syncs_sent = self.syncs_sent + 1
         record.kind = "simple"
