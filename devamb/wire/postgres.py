@@ -56,7 +56,6 @@ SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
 # ReadyForQuery's status: its transaction state (an unknown byte as itself)
 STATES = {chr(code): pg.TRANSACTION.get(code, chr(code)) for code in range(256)}
 STATUS = {code: chr(code) for code in range(256)}  # ReadyForQuery's status byte as text
-_READY = b"Z\0\0\0\x05"  # a ReadyForQuery's head
 _LENGTH = struct.Struct("!I").unpack_from
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
@@ -313,7 +312,7 @@ class PostgresFollower(Follower):
                 return [held, data]
             return None
         waiting = self.waiting
-        if (waiting and data[-6:-1] == _READY and not self.drops and not self.queue
+        if (waiting and len(data) > 5 and data[-6] == 0x5A and not self.drops and not self.queue
                 and not self.server_held and self.copying is None and not self.describing
                 and self._answered(waiting[0], data)):
             return None
