@@ -260,3 +260,48 @@ def test_a_malformed_length_in_a_whole_answer_stops_following() -> None:
     bad = pg.message(b"C", b"SELECT 1\0")[:1] + (2).to_bytes(4) + pg.ready_for_query("I")
     follower, _ = followed([query("SELECT 1")], [bad])
     assert follower.opaque is not None and "below 4" in follower.opaque
+
+
+def test_a_fault_on_a_later_statement_rewrites_that_statement_only() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.gating = True
+    text = "BEGIN;\n INSERT INTO t VALUES ('a;b') ; /* c; */ UPDATE t SET x = $$;$$;COMMIT;"
+    items = follower.client_data(query(text))
+    assert items is not None and items[0].command.fields == {"sql": "BEGIN"}
+    follower.resolve(FORWARD)
+    items = follower.client_data(b"")
+    assert items is not None and items[0].command.fields == {"sql": "INSERT INTO t VALUES ('a;b')"}
+    follower.resolve(FORWARD)
+    items = follower.client_data(b"")
+    assert items is not None and items[0].command.fields == {"sql": "UPDATE t SET x = $$;$$"}
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    raised = pg.raise_sql("40001", "conflict").decode()
+    assert follower.client_data(b"") == [query(
+        f"BEGIN;\n INSERT INTO t VALUES ('a;b') ; /* c; */ {raised};COMMIT;")]
+    assert follower.server_data(pg.message(b"C", b"BEGIN\0") + pg.message(b"C", b"INSERT 0 1\0")
+                                + pg.error_response("40001", "conflict")
+                                + pg.ready_for_query("E")) is None
+    (record,) = sink.done
+    assert record.faults == ["f"] and record.error == "40001 conflict (fault f)"
+    note = record.notes["sql"]
+    assert note["statement"] == text and note["transaction"] == "failed"
+    assert note["tags"] == ["BEGIN", "INSERT 0 1"]
+    assert note["error"]["statement"] == 3 and note["faulted"] == [
+        {"statement": 3, "faults": ["f"]}]
+
+
+def test_a_query_of_one_statement_is_decided_whole() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.gating = True
+    for text in ("SELECT 1;; \n", "SELECT ';'", "SELECT 1; -- done"):
+        items = follower.client_data(query(text))
+        assert items is not None and items[0].command.fields == {"sql": text}
+        follower.resolve(FORWARD)
+        assert follower.client_data(b"") == [query(text)]
+        follower.server_data(reply("SELECT 1"))
