@@ -1,7 +1,7 @@
 """The Python cost of one `pgbench -S` query through a relay, without sockets or other processes.
 
     python bench/pg_hotpath.py [--queries N] [--rounds 3] [--protocol postgres|tcp] [--profile]
-                               [--faults]
+                               [--faults] [--instructions]
 
 A real engine (profile, listener, recorder) relays one connection fed straight into its two
 `_Side` Protocols through in-memory transports: the client's side gets pgbench's select-only
@@ -10,7 +10,9 @@ CommandComplete, ReadyForQuery), each as one chunk, as on a socket. What is time
 own work per query (CPU time): the relay and, for `protocol: postgres`, the follower and its
 record. No kernel, no scheduler: compare two versions of the hot path with it (`--profile`
 adds a cProfile listing; `--faults` arms a latency fault that never matches, so every
-statement goes through the command gate).
+statement goes through the command gate). `--instructions` counts instead of timing: the CPU
+instructions of one query under valgrind's cachegrind, the difference of a 1,000 and a 4,000
+query run (start-up cancels; the figure does not move with the machine's load).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import asyncio
 import cProfile
 import os
 import pstats
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -117,6 +122,27 @@ async def run(queries: int, protocol: str, profile: bool, faults: bool,
     return elapsed / queries * 1e6
 
 
+def instructions(protocol: str, faults: bool) -> int:
+    """Instructions per query (see the module's docstring)."""
+    if shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind (Debian: apt install valgrind)")
+    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows no exec
+    counts = []
+    for queries in (1000, 4000):
+        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                "--cachegrind-out-file=/dev/null", python, __file__, "--rounds", "1",
+                "--warmup", "500", "--queries", str(queries), "--protocol", protocol]
+        if faults:
+            argv.append("--faults")
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
+        found = re.search(r"I\s+refs:\s+([\d,]+)", out)
+        if found is None:
+            sys.exit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+        counts.append(int(found.group(1).replace(",", "")))
+    return (counts[1] - counts[0]) // 3000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=20000)
@@ -126,7 +152,15 @@ def main() -> None:
                         help="arm a statement fault that never matches (the gated path)")
     parser.add_argument("--warmup", type=int, default=2000, help="queries before timing")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions per query under valgrind (steady)")
     args = parser.parse_args()
+    if args.instructions:
+        count = instructions(args.protocol, args.faults)
+        loop = os.environ.get("DEVAMB_LOOP", "uvloop")
+        print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}: "
+              f"{count:,} instructions per query")
+        return
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

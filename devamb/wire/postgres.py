@@ -1,6 +1,7 @@
 """PostgreSQL (protocol 3.0) followed beside the relay: each statement one exchange.
 
-Exchanges: a simple `Query` (one record, however many statements its text holds), each
+Exchanges: a simple `Query` (one record, however many statements its text holds: with
+command faults armed its statements are decided on one by one, see `_Split`), each
 `Execute` of the extended protocol (the statement its portal was bound from), a unit of
 `Parse`s without `Execute` up to `Sync` ("PREPARE"), `NOTIFY`s pushed to the client, a
 `CancelRequest`. The connection's own record carries the startup (user, database,
@@ -11,7 +12,8 @@ unread), the server's version and backend pid, TLS and "opaque" when following s
     {"statement": str, "truncated": bool, "kind": "simple"|"extended"|"prepare"|"notify"|
      "cancel"|"function", "name": prepared statement name, "params": [{"type", "value"}],
      "tag": "SELECT 3", "tags": [...], "rows": int, "columns": int,
-     "error": {"sqlstate", "severity", "message", "detail", "hint", ...},
+     "error": {"sqlstate", "severity", "message", "detail", "hint", ..., "injected",
+               "statement": N of a multi-statement Query}, "faulted": [{"statement", "faults"}],
      "transaction": "idle"|"in transaction"|"failed", "copy": {"direction", "bytes"},
      "connection": the connection record's id}
 """
@@ -19,6 +21,7 @@ unread), the server's version and backend pid, TLS and "opaque" when following s
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, field
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
@@ -37,6 +40,7 @@ from devamb.wire.follower import (
     Item,
     ToClient,
 )
+from devamb.wire.pg_lex import Span, statements
 from devamb.wire.pg_split import Malformed, Splitter
 
 if TYPE_CHECKING:
@@ -49,7 +53,10 @@ MAX_STATEMENTS = 2000  # prepared statements remembered per connection
 PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
-STATES = {chr(code): state for code, state in pg.TRANSACTION.items()}  # ReadyForQuery's
+# ReadyForQuery's status: its transaction state (an unknown byte as itself)
+STATES = {chr(code): pg.TRANSACTION.get(code, chr(code)) for code in range(256)}
+STATUS = {code: chr(code) for code in range(256)}  # ReadyForQuery's status byte as text
+_LENGTH = struct.Struct("!I").unpack_from
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -169,6 +176,28 @@ class _Record(LazyExchange):
 
 
 @dataclass(eq=False)
+class _Split:
+    """A simple Query of several statements, decided on one statement at a time (`spans`:
+    each statement's place in the Query's text, `message[5:]`)."""
+
+    message: bytes
+    spans: list[Span]
+    at: int = 0  # the statement being decided on
+    names: list[str] = field(default_factory=list)  # the faults that fired on its statements
+    faulted: list[dict[str, Any]] = field(default_factory=list)  # notes["sql"]["faulted"]
+
+    def command(self) -> Command:
+        start, end = self.spans[self.at]
+        sql = pg.text(self.message[5 + start:5 + end])
+        return Command({"sql": sql}, _one_line(sql))
+
+    def fired(self, names: list[str]) -> None:
+        if names:
+            self.names += [n for n in names if n not in self.names]
+            self.faulted.append({"statement": self.at + 1, "faults": list(names)})
+
+
+@dataclass(eq=False)
 class _Drop:
     """The server's ParseComplete and BindComplete to a raise_extended in unit `sync`, after
     `before` of the unit's own (Parses, Binds)."""
@@ -214,8 +243,11 @@ class PostgresFollower(Follower):
         self.drops: list[_Drop] = []
         self.server_held = b""  # a server message's start, held while a drop may come
         self.awaiting: bytes | None = None  # the message a Decide is about
+        self.split: _Split | None = None  # a Query decided on statement by statement
+        self.backslash_quotes = False  # standard_conforming_strings is off
         self.released: bytes | None = None  # decided: forward it next
         self.fault_names: list[str] = []
+        self.faulted: list[dict[str, Any]] = []  # a split Query's: its record's note
         self.queue: list[tuple[int, bytes]] = []  # injected answers: (after RFQ n, bytes)
         self.splits: list[tuple[int, bytes | int]] = []  # (offset, bytes to insert there)
         self.cuts: list[tuple[int, int]] = []  # server bytes [start, end) of a chunk dropped
@@ -224,6 +256,8 @@ class PostgresFollower(Follower):
         self.out: list[Item] = []  # what the gate lets go, in order
         self.done: list[_Record] = []  # records completed by the server's chunk being read
         self._origin: Origin | None = None
+        self.new_id = sink.new_id
+        self.record_many = sink.record_many
 
     # -- the relay's calls ----------------------------------------------------------------
 
@@ -233,7 +267,8 @@ class PostgresFollower(Follower):
                 return True
             return self.opaque is not None or not (
                 self.gbuf or self.awaiting is not None or self.released is not None
-                or self.pass_left or self.swallowing or self.released_items
+                or self.split is not None or self.pass_left or self.swallowing
+                or self.released_items
                 or (self.gating and self.started and self.client.between))
         # no answer of devamb's to insert, no server message to drop or hold
         return not (self.server_held or (self.opaque is None and (self.queue or self.drops)))
@@ -241,9 +276,15 @@ class PostgresFollower(Follower):
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        if self.passes_unchanged(True):
+        if (not self.gating and not self.gated) or self.passes_unchanged(True):
+            client = self.client
+            n = len(data)
+            if (5 < n <= SQL_KEPT + 5 and data[0] == 0x51 and client.left < 0 and client.typed
+                    and not client.head and n == _LENGTH(data, 1)[0] + 1):
+                self._query(data[5:])  # one whole Query: what the splitter would hand out
+                return None
             try:
-                self.client.feed(data)  # only observing: the relay forwards `data` itself
+                client.feed(data)  # only observing: the relay forwards `data` itself
             except Malformed as exc:
                 self.lose_sync(f"client: {exc}")
             except Exception as exc:  # a bug here must not break the app's connection
@@ -256,10 +297,11 @@ class PostgresFollower(Follower):
             self.lose_sync(f"devamb could not follow the client: {exc!r}")
         out, self.out = self.out, []
         if self.opaque is not None:  # relay whatever it still held, as it came
-            for held_bytes in (self.awaiting, self.released, bytes(self.gbuf)):
+            awaiting = self.awaiting if self.split is None else self.split.message
+            for held_bytes in (awaiting, self.released, bytes(self.gbuf)):
                 if held_bytes:
                     out.append(held_bytes)
-            self.awaiting = self.released = None
+            self.awaiting = self.released = self.split = None
             self.gbuf.clear()
         return out
 
@@ -268,6 +310,11 @@ class PostgresFollower(Follower):
             if self.server_held:
                 held, self.server_held = self.server_held, b""
                 return [held, data]
+            return None
+        waiting = self.waiting
+        if (waiting and len(data) > 5 and data[-6] == 0x5A and not self.drops and not self.queue
+                and not self.server_held and self.copying is None and not self.describing
+                and self._answered(waiting[0], data)):
             return None
         self.splits.clear()
         self.server.end = 0
@@ -306,11 +353,79 @@ class PostgresFollower(Follower):
         self.splits.clear()
         return [p for p in pieces if p]
 
+    def _answered(self, head: _Record, data: bytes) -> bool:
+        """The common chunk read at once: the whole answer to the head simple Query
+        (RowDescription, DataRows, CommandComplete, ReadyForQuery ending the chunk). False
+        (nothing read) when the chunk holds anything else: the splitter reads it then."""
+        server = self.server
+        waiting = self.waiting
+        seen = self.rfq_seen + 1
+        if (head.kind != "simple" or head.done or head.sync != seen or server.left >= 0
+                or server.head or server.single or not server.typed
+                or (len(waiting) > 1 and waiting[1].sync == seen)):
+            return False
+        n = len(data)
+        i = rows = 0
+        tags: list[bytes] = []
+        columns = None
+        try:
+            while True:
+                kind = data[i]
+                length = _LENGTH(data, i + 1)[0]
+                if length < 4:
+                    return False  # malformed: the splitter says so
+                end = i + 1 + length  # (past the chunk: the next index fails)
+                if kind == 0x44:  # DataRow
+                    rows += 1
+                elif kind == 0x54:  # RowDescription
+                    if length >= 6:
+                        columns = data[i + 5] << 8 | data[i + 6]
+                elif kind == 0x43:  # CommandComplete
+                    tags.append(data[i + 5:end] if end - i <= SERVER_KEPT + 5 else
+                                data[i + 5:i + 5 + SERVER_KEPT])
+                elif kind == 0x5A and end == n:  # ReadyForQuery
+                    break
+                else:
+                    return False
+                i = end
+        except (IndexError, struct.error):
+            return False
+        if columns is not None:
+            head.columns = columns
+        head.rows += rows
+        head.tags += tags
+        # `_ready` and `_record_done` for this one statement (nothing else waits on it)
+        status = self.status = STATUS[data[-1]]
+        self.rfq_seen = seen
+        counts = self.server_pb
+        if counts[0] or counts[1]:
+            counts[0] = counts[1] = 0
+        head.transaction = STATES[status]
+        head.done = True
+        head.t1 = now = perf_counter()
+        del waiting[0]
+        self.record_many([head], [((now - head.started) * 1000, head.error is not None, 1)])
+        return True
+
     def resolve(self, action: Action, faults: list[str] | None = None) -> None:
         message, self.awaiting = self.awaiting, None
         if message is None:
             return
-        self.fault_names = list(faults or [])
+        split = self.split
+        if split is not None:
+            split.fired(list(faults or []))
+            self.fault_names, self.faulted = list(split.names), split.faulted
+            if isinstance(action, Answer) and split.at > 0:
+                self.split = None
+                self._answer_at(message, action, split)
+                return
+            if isinstance(action, Answer | Close) or split.at + 1 == len(split.spans):
+                self.split = None
+            else:  # the next statement is decided on at the next `client_data`
+                split.at += 1
+                return
+        else:
+            self.fault_names = list(faults or [])
         if isinstance(action, Answer):
             self._answer(message, action)
         elif isinstance(action, Close):
@@ -322,7 +437,8 @@ class PostgresFollower(Follower):
         return (self.opaque is None and self.started and self.status == "I"
                 and self.syncs_sent == self.rfq_seen and not self.in_unit
                 and self.client.between and self.server.between and not self.gbuf
-                and self.awaiting is None and self.released is None and not self.queue
+                and self.awaiting is None and self.released is None and self.split is None
+                and not self.queue
                 and self.copying is None and not self.swallowing and not self.drops
                 and not self.server_held)
 
@@ -349,6 +465,10 @@ class PostgresFollower(Follower):
         if self.released is not None:
             message, self.released = self.released, None
             self._forward(message, out)
+        if self.split is not None and self.awaiting is None:  # its next statement
+            self.awaiting = self.split.message
+            out.append(Decide(self.split.command()))
+            return
         while self.awaiting is None and self.opaque is None:
             if self.pass_left:
                 take = min(self.pass_left, len(buf))
@@ -407,6 +527,13 @@ class PostgresFollower(Follower):
         if not self.gating or not self.started:
             return None
         if kind == 0x51:  # Query
+            text = message[5:-1]
+            # (no `;` but trailing ones: one statement, not lexed)
+            spans = statements(text, self.backslash_quotes) if b";" in text.rstrip(
+                b" \t\r\n\f;") else []
+            if len(spans) > 1:  # each statement is decided on (the first one now)
+                self.split = _Split(message, spans)
+                return self.split.command()
             sql = pg.text(message[5:].rstrip(b"\0"))
         elif kind == 0x50:  # Parse (each statement of a pipelined unit is decided on)
             sql = pg.cstrings(message[5:], 2)[0][-1]
@@ -435,8 +562,11 @@ class PostgresFollower(Follower):
         text = getattr(action.params, "message", "") or f"injected by devamb fault {action.fault}"
         sql = self._decision_sql(kind, message)
         exchange = self._begin(sql, "simple" if kind == 0x51 else "extended")
-        exchange.more()["error"] = {"sqlstate": sqlstate, "severity": "ERROR",
-                                          "message": text, "injected": True}
+        exchange.more()["error"] = error = {"sqlstate": sqlstate, "severity": "ERROR",
+                                            "message": text, "injected": True}
+        faulted = exchange.more().get("faulted")
+        if faulted:  # the first statement of several (the others never run)
+            error["statement"] = faulted[-1]["statement"]
         injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
         # the server's state when it would reach the statement is not known yet while it has
         # earlier messages to answer (BEGIN pipelined before it) or the statement is inside an
@@ -473,6 +603,25 @@ class PostgresFollower(Follower):
             self.swallowing = True  # up to the unit's Sync, whose ReadyForQuery goes then
         self.released_items = items
 
+    def _answer_at(self, message: bytes, action: Answer, split: _Split) -> None:
+        """An error on a later statement of a Query: the server runs the Query with that
+        statement replaced by one raising the error, the others as they came, so what ran
+        before it, the transaction's state and ReadyForQuery are the server's own."""
+        sqlstate = getattr(action.params, "sqlstate", "XX000")
+        text = getattr(action.params, "message", "") or f"injected by devamb fault {action.fault}"
+        start, end = split.spans[split.at]
+        body = message[5:]
+        exchange = self._begin(body, "simple")
+        exchange.more()["error"] = {"sqlstate": sqlstate, "severity": "ERROR", "message": text,
+                                    "injected": True, "statement": split.at + 1}
+        injected = "" if text.startswith("injected by devamb") else f" (fault {action.fault})"
+        pending = self._pending(exchange, "simple")
+        pending.injected = f"{sqlstate} {text}{injected}"
+        self.syncs_sent += 1
+        self.unit_pb = [0, 0]
+        self.released_items = [pg.message(
+            b"Q", body[:start] + pg.raise_sql(sqlstate, text) + body[end:])]
+
     def _closed_on(self, message: bytes, action: Close) -> None:
         sql = self._decision_sql(message[0], message)
         exchange = self._begin(sql, "simple" if message[0] == 0x51 else "extended")
@@ -493,10 +642,13 @@ class PostgresFollower(Follower):
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        exchange = _Record(self.sink.new_id(), origin, sql, kind, extra or None)
+        exchange = _Record(self.new_id(), origin, sql, kind, extra or None)
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
+            if self.faulted:  # which statements of the Query the faults fired on
+                exchange.more()["faulted"] = self.faulted
+                self.faulted = []
         if self.held_since is not None:
             exchange.started, self.held_since = self.held_since, None
         return exchange
@@ -505,13 +657,21 @@ class PostgresFollower(Follower):
         if pending.done:
             return
         pending.done = True  # (its tags and rows go in its note)
-        pending.finish(error=error)
+        if error is not None and pending.error is None:
+            pending.error = error
+        pending.t1 = perf_counter()
         self.done.append(pending)
 
     def _record_done(self) -> None:
-        if self.done:
-            self.sink.record_many(self.done)
+        done = self.done
+        if done:
             self.done = []
+            if len(done) == 1:  # (the common case: its run counted here, not regrouped)
+                one = done[0]
+                self.record_many(done, [((one.t1 - one.started) * 1000,  # type: ignore[operator]
+                                         one.error is not None, 1)])
+            else:
+                self.record_many(done)
 
     def _pending(self, exchange: _Record, kind: str) -> _Record:
         # the sync point it belongs to: the next Query or Sync forwarded
@@ -536,9 +696,7 @@ class PostgresFollower(Follower):
             self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
             return
         if kind == 0x51:  # Query
-            self._pending(self._begin(body, "simple"), "simple")  # (decoded when read)
-            self.syncs_sent += 1
-            self.unit_pb = [0, 0]
+            self._query(body)
         elif kind == 0x50:  # Parse
             names, at = pg.cstrings(body, 2)
             name, sql = [*names, "", ""][:2]
@@ -591,6 +749,21 @@ class PostgresFollower(Follower):
             exchange.method = "FUNCTION"
             self._pending(exchange, "simple")
             self.syncs_sent += 1
+
+    def _query(self, body: bytes) -> None:
+        """A simple Query (its text as it came, decoded when read) waits for its answer."""
+        origin = self._origin
+        if origin is not None and not self.fault_names and self.held_since is None:
+            record = _Record(self.new_id(), origin, body, "simple")  # (`_begin`, plain)
+        else:
+            record = self._begin(body, "simple")
+        # its sync point: this Query (see `_pending`)
+        record.sync = self.syncs_sent = self.syncs_sent + 1
+        record.kind = "simple"
+        self.waiting.append(record)
+        counts = self.unit_pb
+        if counts[0] or counts[1]:
+            self.unit_pb = [0, 0]
 
     def _prepares(self) -> None:
         """The unit's Parses no Execute used: each a PREPARE exchange."""
@@ -701,8 +874,8 @@ class PostgresFollower(Follower):
                 if self.sink.connection().error is None:
                     self.sink.connection().error = error
                 return
-            if head.injected is not None:  # the fault's error, raised by the server
-                head.error = head.injected
+            if head.injected is not None and head.injected.startswith(error):
+                head.error = head.injected  # the fault's error, raised by the server
                 return
             head.more()["error"] = fields
             head.error = error
@@ -751,6 +924,8 @@ class PostgresFollower(Follower):
             (name, value), _ = pg.cstrings(body, 2) if body.count(b"\0") >= 2 else (["", ""], 0)
             if name in ("server_version", "server_encoding", "application_name"):
                 self.sink.connection().notes.setdefault("postgres", {})[name] = value
+            elif name == "standard_conforming_strings":
+                self.backslash_quotes = value == "off"
         elif kind == 0x4B and len(body) >= 4:  # BackendKeyData
             self.sink.connection().notes.setdefault("postgres", {})["pid"] = int.from_bytes(
                 body[:4])
@@ -759,25 +934,30 @@ class PostgresFollower(Follower):
         self.status = status
         seen = self.rfq_seen = self.rfq_seen + 1
         counts = self.server_pb
-        counts[0] = counts[1] = 0
+        if counts[0] or counts[1]:
+            counts[0] = counts[1] = 0
         if self.drops:
             self.drops = [d for d in self.drops if d.sync > seen]
         if self.describing:
             self.describing.clear()
-        state = STATES.get(status, status)
         waiting = self.waiting
-        ended = 0  # (`waiting` is in sync order: the statements this ends come first)
-        for pending in waiting:
-            if pending.sync > seen:
-                break
-            ended += 1
-            pending.transaction = state
-            if not pending.done:
-                skipped = pending.note is not None and pending.note.get("skipped")
-                self._finish(pending, error="not executed: an earlier message of its "
-                             "batch failed" if skipped else None)
-        if ended:
-            self.waiting = waiting[ended:] if ended < len(waiting) else []
+        if waiting:
+            state = STATES[status]
+            ended = 0  # (`waiting` is in sync order: the statements this ends come first)
+            for pending in waiting:
+                if pending.sync > seen:
+                    break
+                ended += 1
+                pending.transaction = state
+                if not pending.done:
+                    if pending.note is not None and pending.note.get("skipped"):
+                        self._finish(pending, error="not executed: an earlier message of its "
+                                     "batch failed")
+                    else:  # (`_finish`, inline: most statements end here)
+                        pending.done = True
+                        pending.t1 = perf_counter()
+                        self.done.append(pending)
+            del waiting[:ended]
         if self.copying is not None and self.copying.done:
             self.copying = None
         while self.queue and self.queue[0][0] <= seen:

@@ -211,3 +211,97 @@ def test_rows_are_counted_wherever_the_server_chunks_its_answer() -> None:
         first, second = (e.notes["sql"] for e in sink.done)
         assert (first["rows"], first["tag"], first["columns"]) == (5, "SELECT 5", 1), cut
         assert (second["rows"], second["tag"]) == (2, "SELECT 2"), cut
+
+
+def followed(client: list[bytes], server: list[bytes]) -> tuple[PostgresFollower, list[dict]]:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    for chunk in client:
+        assert follower.client_data(chunk) is None
+    for chunk in server:
+        assert follower.server_data(chunk) is None
+    notes = [e.notes["sql"] for e in sink.done]
+    for note in notes:
+        note.pop("connection")
+    return follower, notes
+
+
+def test_a_whole_query_or_answer_in_one_chunk_is_read_as_byte_by_byte() -> None:
+    """A chunk that is one whole Query, or the whole answer to the waiting one, is read at
+    once (the common case); the record is the one the splitter's message-by-message reading
+    makes."""
+    row = pg.message(b"D", b"\0\1\0\0\0\x011")
+    described = pg.message(b"T", b"\0\2a\0" + b"\0" * 18 + b"b\0" + b"\0" * 18)
+    answers = [
+        described + row * 3 + reply("SELECT 3"),
+        reply("INSERT 0 1", "T"),
+        reply("BEGIN", "T") + described + reply("SELECT 0", "T") + reply("COMMIT"),
+        described + row + pg.error_response("22012", "division by zero")
+        + pg.ready_for_query("I"),
+        pg.message(b"N", b"SNOTICE\0Mhello\0\0") + reply("DO"),
+        pg.message(b"I", b"") + pg.ready_for_query("I"),
+        pg.message(b"S", b"TimeZone\0UTC\0") + reply("SET"),
+    ]
+    for answer in answers:
+        sql = query("SELECT a, b FROM t; SELECT 1")
+        whole, at_once = followed([sql], [answer])
+        _, by_byte = followed([sql[i:i + 1] for i in range(len(sql))],
+                              [answer[i:i + 1] for i in range(len(answer))])
+        assert at_once == by_byte and len(at_once) == 1, answer
+        assert whole.opaque is None and not whole.waiting
+    _, (note,) = followed([query("SELECT 1")], [answers[0]])
+    assert (note["rows"], note["columns"], note["tag"], note["transaction"]) == (
+        3, 2, "SELECT 3", "idle")
+
+
+def test_a_malformed_length_in_a_whole_answer_stops_following() -> None:
+    bad = pg.message(b"C", b"SELECT 1\0")[:1] + (2).to_bytes(4) + pg.ready_for_query("I")
+    follower, _ = followed([query("SELECT 1")], [bad])
+    assert follower.opaque is not None and "below 4" in follower.opaque
+
+
+def test_a_fault_on_a_later_statement_rewrites_that_statement_only() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.gating = True
+    text = "BEGIN;\n INSERT INTO t VALUES ('a;b') ; /* c; */ UPDATE t SET x = $$;$$;COMMIT;"
+    items = follower.client_data(query(text))
+    assert items is not None and items[0].command.fields == {"sql": "BEGIN"}
+    follower.resolve(FORWARD)
+    items = follower.client_data(b"")
+    assert items is not None and items[0].command.fields == {"sql": "INSERT INTO t VALUES ('a;b')"}
+    follower.resolve(FORWARD)
+    items = follower.client_data(b"")
+    assert items is not None and items[0].command.fields == {"sql": "UPDATE t SET x = $$;$$"}
+    follower.resolve(Answer(Params(), "f"), ["f"])
+    raised = pg.raise_sql("40001", "conflict").decode()
+    assert follower.client_data(b"") == [query(
+        f"BEGIN;\n INSERT INTO t VALUES ('a;b') ; /* c; */ {raised};COMMIT;")]
+    assert follower.server_data(pg.message(b"C", b"BEGIN\0") + pg.message(b"C", b"INSERT 0 1\0")
+                                + pg.error_response("40001", "conflict")
+                                + pg.ready_for_query("E")) is None
+    (record,) = sink.done
+    assert record.faults == ["f"] and record.error == "40001 conflict (fault f)"
+    note = record.notes["sql"]
+    assert note["statement"] == text and note["transaction"] == "failed"
+    assert note["tags"] == ["BEGIN", "INSERT 0 1"]
+    assert note["error"]["statement"] == 3 and note["faulted"] == [
+        {"statement": 3, "faults": ["f"]}]
+
+
+def test_a_query_of_one_statement_is_decided_whole() -> None:
+    sink = Sink()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.ready_for_query("I"))
+    follower.gating = True
+    for text in ("SELECT 1;; \n", "SELECT ';'", "SELECT 1; -- done"):
+        items = follower.client_data(query(text))
+        assert items is not None and items[0].command.fields == {"sql": text}
+        follower.resolve(FORWARD)
+        assert follower.client_data(b"") == [query(text)]
+        follower.server_data(reply("SELECT 1"))
