@@ -402,36 +402,45 @@ class ReplyReader:
 def _scan_fast(buf: bytes, out: list[bytes]) -> int:
     """Read the simple replies and short bulk strings at the start of `buf`; return the position
     after them (arrays, long values and incomplete replies are left to the general scanner)."""
+    if buf.startswith(OK_REPLY) and buf.count(OK_REPLY) * len(OK_REPLY) == len(buf):
+        out += [OK_REPLY] * (len(buf) // len(OK_REPLY))  # a run of SETs' answers, in C
+        return len(buf)
     tokens = buf.split(b"\r\n")
     last = len(tokens) - 1
     size_of = FAST_SIZES.get
-    join = b"\r\n".join
+    simple = SIMPLE_REPLIES.get
     append = out.append
     i = pos = 0
     while i < last:
         token = tokens[i]
-        kind = token[:1]
-        if kind == b"$":
-            size = size_of(token)
-            if size is None or i + 1 >= last or len(tokens[i + 1]) != size:
-                if token != b"$-1":
-                    break
-                reply = NIL_REPLY
-                i += 1
+        size = size_of(token)
+        if size is not None:  # "$SIZE", then a value of that size: cut from `buf` as it is
+            if i + 1 >= last or len(tokens[i + 1]) != size:
+                break
+            end = pos + len(token) + size + 4
+            append(buf[pos:end])
+            pos = end
+            i += 2
+            continue
+        reply = simple(token)
+        if reply is None:
+            kind = token[:1]
+            if kind == b"+" or kind == b":" or kind == b"-":
+                reply = token + b"\r\n"
             else:
-                reply = join((token, tokens[i + 1], b""))
-                i += 2
-        elif kind == b"+" or kind == b":" or kind == b"-":
-            reply = token + b"\r\n"
-            i += 1
-        else:
-            break
+                break
         append(reply)
         pos += len(reply)
+        i += 1
     return pos
 
 
 NIL_REPLY = b"$-1\r\n"
+OK_REPLY = b"+OK\r\n"
+# Replies made once (each of these lines is the whole reply), for `_scan_fast`.
+SIMPLE_REPLIES = {line[:-2]: line for line in (
+    OK_REPLY, NIL_REPLY, b"+QUEUED\r\n", b"+PONG\r\n", b":0\r\n", b":1\r\n", b"*-1\r\n",
+    b"*0\r\n")}
 BULKS = frozenset(b"$=!")
 AGGREGATES = frozenset(b"*~>%|")
 LINES = frozenset(b"+-:_,#(")
