@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from itertools import chain
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 from devamb.cluster.hashring import HashRing
@@ -88,13 +89,14 @@ class ShardRing(Generic[M]):
         """`pick` for each key, in C (for a ring without ejected shards): the member owning
         the span of 65,536 points a key's point is in, when one member owns all of it (nearly
         every span: a ring has a few hundred points); `pick` for the others."""
-        found = list(map(self._spans.__getitem__,
-                         _chain(map(_span, map(_digest, map(_md5, keys))))))
+        spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
+        found = (list(itemgetter(*spans)(self._spans)) if len(spans) > 1
+                 else [self._spans[span] for span in spans])
         if None in found:
             pick = self.pick
             found = [pick(key) if owner is None else owner
                      for key, owner in zip(keys, found, strict=True)]
-        return found  # type: ignore[return-value]
+        return found
 
     def live(self) -> list[M]:
         if self.ejected and self._clock() >= self._next_return:

@@ -11,9 +11,9 @@ from bisect import bisect_left as _bisect
 from collections import deque
 from itertools import compress as _compress
 from itertools import repeat as _repeat
-from operator import contains as _has
-from operator import is_ as _is
+from operator import eq as _eq
 from operator import itemgetter
+from operator import not_ as _not
 from typing import TYPE_CHECKING, Protocol
 
 from devamb.resp.commands import (
@@ -182,10 +182,10 @@ class Session:
         count = len(commands)
         ring = self._router.ring
         if (count < 2 or self._tx is not None or ring.ejected
-                or not all(map(_SINGLE_KEY.__contains__, map(_first, commands)))):
+                or not _SINGLE_KEY.issuperset(map(_first, commands))):
             return False
         keys = list(map(_second, commands))
-        if any(map(_has, keys, _repeat(b"{"))):  # a hash tag: `_dispatch_all` picks
+        if b"{" in b"".join(keys):  # a hash tag (maybe): `_dispatch_all` picks
             return False
         links = ring.pick_all(keys)
         if self._resp3:
@@ -199,13 +199,17 @@ class Session:
             part.raws = [data]
             part.left = count
         else:
+            index_of: dict[ShardLink, int] = {link: i for i, link in enumerate(seen)}
+            order = run.order = list(map(index_of.__getitem__, links))
             for index, link in enumerate(seen):
                 part = parts[link] = RunPart(run)
                 part.index = index
-                mine = list(_compress(pieces, map(_is, links, _repeat(link))))
+                if len(seen) == 2:  # (the part index is the selector itself, or its negation)
+                    mine = list(_compress(pieces, order if index else map(_not, order)))
+                else:
+                    mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
                 part.raws = [b"*", b"\r\n*".join(mine), b"\r\n"]
                 part.left = len(mine)
-            run.order = list(map({link: i for i, link in enumerate(seen)}.__getitem__, links))
         self._in_runs += count - 1
         self._queue.append(run)
         run.send()
