@@ -8,9 +8,6 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
-import re
-from itertools import chain
-
 from devamb.resp.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.encoder import command as encode_command
 
@@ -39,12 +36,6 @@ FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
-# Bytes of a canonical "$SIZE\r\nVALUE\r\n" by SIZE, and of "*COUNT\r\n" by COUNT: a chunk
-# hiredis read is taken whole only when it is exactly as long as these make it (see `whole`).
-WHOLE_BULK = {size: size + 5 + len(str(size)) for size in range(4096)}
-WHOLE_ARRAY = {count: 3 + len(str(count)) for count in range(1, 256)}
-# After a CRLF, a type other than array and bulk string: not in a command (see `whole`).
-NOT_BULK = re.compile(rb"\r\n[-+:_,#!=(%~>|]")
 
 
 class ProtocolError(Exception):
@@ -85,16 +76,16 @@ class CommandReader:
         self._hiredis = None if hiredis is None else hiredis.Reader()
 
     def whole(self, data: bytes) -> tuple[list[list[bytes]], list[bytes]] | None:
-        """A chunk of whole commands of short arguments, read in C: each command's arguments,
-        and its bytes less the leading '*' and the final CRLF (`data[1:-2]` split at each
-        "\r\n*", which is how commands follow one another; none for a chunk of one command,
-        which is all of it). None (nothing read) for any other
-        chunk, or while a command is incomplete: `feed` reads it (and says what is wrong).
+        """A chunk of whole commands, read in C: each command's arguments, and its bytes less
+        the leading '*' and the final CRLF (`data[1:-2]` split at each "\r\n*", which is how
+        commands follow one another; none for a chunk of one command, which is all of it).
+        None (nothing read) for any other chunk, or while a command is incomplete: `feed` reads
+        it (and says what is wrong, if anything is).
 
-        hiredis reads more than commands (a status, a number, nested arrays...): the chunk is
-        taken only if it holds non-empty arrays of bytes and is exactly as long as the canonical
-        encoding of their arguments, which any other type or spelling makes it shorter than
-        (a RESP3 verbatim string, the one longer, cannot be there: no "\r\n=" in the chunk)."""
+        hiredis reads more than commands: the chunk is taken only if it holds non-empty arrays
+        of bytes (not numbers, nulls, errors or nested arrays) and no element of another type
+        that hiredis reads as bytes (a status, a RESP3 verbatim string or big number: each
+        follows a CRLF, as every element does)."""
         reader = self._hiredis
         if (reader is None or self._tail or self._left or self._big is not None
                 or len(data) > FAST_BUFFER or data[:1] != b"*"):
@@ -104,17 +95,14 @@ class CommandReader:
             commands = list(iter(reader.gets, False))
             if reader.has_data() or not commands or not min(map(len, commands)):
                 raise ValueError
-            if len(commands) == 1:  # (one call of a regex costs less than the sums below)
-                b"".join(commands[0])  # TypeError unless bytes
-                return None if NOT_BULK.search(data) else (commands, [])
             b"".join(map(b"".join, commands))  # TypeError unless lists of bytes
-            size = (sum(map(WHOLE_BULK.__getitem__, map(len, chain.from_iterable(commands))))
-                    + sum(map(WHOLE_ARRAY.__getitem__, map(len, commands))))
-        except (hiredis.ProtocolError, TypeError, ValueError, KeyError):
+        except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if size != len(data) or b"\r\n=" in data:
+        if b"\r\n+" in data or b"\r\n=" in data or b"\r\n(" in data:
             return None
+        if len(commands) == 1:
+            return commands, []
         pieces = data[1:-2].split(b"\r\n*")
         return (commands, pieces) if len(pieces) == len(commands) else None
 

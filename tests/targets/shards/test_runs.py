@@ -31,7 +31,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServe
         yield servers
 
 
-def test_whole_reads_chunks_of_whole_canonical_commands_only() -> None:
+def test_whole_reads_chunks_of_whole_commands_of_bulk_strings_only() -> None:
     get, set_ = encoder.command([b"GET", b"k"]), encoder.command([b"SET", b"k", b"v\r\n*x"])
     reader = CommandReader()
     assert reader.whole(get + get) == ([[b"GET", b"k"]] * 2, [get[1:-2]] * 2)
@@ -42,6 +42,10 @@ def test_whole_reads_chunks_of_whole_canonical_commands_only() -> None:
     assert reader.whole(b"*2\r\n$3\r\nGET\r\n+k\r\n" + get) is None  # a status, not a bulk
     assert reader.whole(b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:k\r\n" + get) is None  # verbatim
     assert reader.whole(b"*2\r\n$3\r\nGET\r\n:1\r\n" + get) is None  # a number
+    assert reader.whole(b"*2\r\n$3\r\nGET\r\n(12\r\n" + get) is None  # a big number
+    odd = encoder.command([b"SET", b"k", b"a\r\n+b"])  # looks like a status: `feed` reads it
+    assert reader.whole(odd + get) is None
+    assert reader.feed(odd + get) == [([b"SET", b"k", b"a\r\n+b"], odd), ([b"GET", b"k"], get)]
     assert reader.whole(b"*1\r\n*1\r\n$1\r\nk\r\n" + get) is None  # nested
     assert reader.whole(b"*0\r\n" + get) is None  # nothing asked
     # what `whole` turned down, `feed` reads (the reader holds nothing of it)
