@@ -3,8 +3,9 @@
 Starts 2 redis-servers, devamb with a `key: redis` sharded target over them, and nutcracker with
 the same shards (ketama, md5, hash tags), then runs `redis-benchmark -t get,set -n N -c 50
 -r 100000` at pipeline 1 and 16 against each, interleaved over rounds. The proxies run on CPU 1,
-everything else on CPU 0. Prints a markdown table with the devamb/twemproxy ratio (goal >= 0.5)
-and each proxy's CPU time per request (the steadiest figure on a shared machine).
+everything else on CPU 0. Prints a markdown table with the devamb/twemproxy ratio, each proxy's
+CPU time per request (the steadiest figure on a shared machine) and the goals: >= 0.5x twemproxy
+(issue 6) and >= 1.0x (issue 22) in every case; exit 1 when issue 22's is missed.
 
     python bench/redis_shards.py [--requests 100000] [--rounds 3] [--keep]
 """
@@ -30,7 +31,8 @@ from procs import Children, StartError, cpu_seconds, free_port, pinned
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_CPU, PROXY_CPU = 0, 1
 PIPELINES = (1, 16)
-GOAL = 0.5  # devamb / twemproxy
+GOALS = {6: 0.5, 22: 1.0}  # devamb / twemproxy in every case, by issue
+EXIT_GOAL = 22  # the goal the exit code follows
 
 
 @dataclass
@@ -117,7 +119,8 @@ def measure(subject: Subject, pipeline: int, requests: int) -> None:
         subject.cpu_us.setdefault(f"P{pipeline}", []).append(per_request)
 
 
-def table(subjects: list[Subject]) -> str:
+def table(subjects: list[Subject], ratios: dict[str, float]) -> str:
+    """The figures; `ratios` is filled with devamb / twemproxy by case."""
     names = [s.name for s in subjects]
     by_name = {s.name: s for s in subjects}
     lines = [
@@ -128,8 +131,8 @@ def table(subjects: list[Subject]) -> str:
         medians = {n: statistics.median(by_name[n].rps.get(case) or [0]) for n in names}
         ratio = ""
         if medians.get("twemproxy") and "devamb" in medians:
-            value = medians["devamb"] / medians["twemproxy"]
-            ratio = f"{value:.2f} {'ok' if value >= GOAL else 'BELOW GOAL'}"
+            ratios[case] = value = medians["devamb"] / medians["twemproxy"]
+            ratio = f"{value:.2f}"
         cells = " | ".join(f"{medians[n]:,.0f}" for n in names)
         lines.append(f"| {case} | {cells} | {ratio} |")
     lines.append("")
@@ -180,8 +183,21 @@ def main() -> int:
     print(f"redis-benchmark -c 50 -r 100000 -n {args.requests}, {args.rounds} rounds (medians); "
           f"proxies on CPU {PROXY_CPU}, the rest on CPU {LOAD_CPU}; load average {load:.1f}"
           f"{' (busy machine: figures are noisy)' if load > 1.5 else ''}")
-    print(table(subjects))
-    return 0
+    ratios: dict[str, float] = {}
+    print(table(subjects, ratios))
+    if not ratios:
+        print("\nno twemproxy: the goals were not measured")
+        return 0
+    print("\n| goal | case | devamb / twemproxy | wanted | |")
+    print("| --- | --- | ---: | ---: | --- |")
+    missed: dict[int, list[str]] = {issue: [] for issue in GOALS}
+    for issue, goal in GOALS.items():
+        for case, value in ratios.items():
+            if value < goal:
+                missed[issue].append(case)
+            print(f"| issue {issue} | {case} | {value:.2f} | >= {goal} | "
+                  f"{'ok' if value >= goal else 'MISSED'} |")
+    return 1 if missed[EXIT_GOAL] else 0
 
 
 if __name__ == "__main__":

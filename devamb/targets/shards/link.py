@@ -16,6 +16,7 @@ from typing import Protocol
 from devamb.proxy.dial import Dial, dial_with
 from devamb.targets.shards import encoder
 from devamb.targets.shards.parser import ProtocolError, Raw, ReplyReader, is_error
+from devamb.targets.shards.run import RunPart
 
 
 class Owed(Protocol):
@@ -128,6 +129,23 @@ class ShardLink(asyncio.Protocol):
         if self._connecting is None and not self._closed:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
+    def send_many(self, commands: bytes, part: RunPart) -> None:
+        """Queue a run's `part.left` commands for this shard, in one piece of bytes;
+        `part.fill` takes their replies at once."""
+        self.commands += part.left
+        if self._transport is not None and self._connecting is None:
+            if not self._waiting:
+                self._progress = self._loop_time()
+            self._waiting.append(part)
+            out = self._out
+            out.append(commands)
+            if len(out) == 1:
+                asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._pending.append((commands, part))
+        if self._connecting is None and not self._closed:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
     def _flush(self) -> None:
         out = self._out
         if not out:
@@ -193,8 +211,9 @@ class ShardLink(asyncio.Protocol):
             return
         reply = encoder.error(f"ERR devamb: shard {self.name} ({self.url}) {why}")
         for item in owed:
-            self.errors += 1
-            (item[1] if isinstance(item, tuple) else item).done(reply)
+            one = item[1] if isinstance(item, tuple) else item
+            self.errors += one.left if type(one) is RunPart else 1
+            one.done(reply)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -214,11 +233,21 @@ class ShardLink(asyncio.Protocol):
         if self.protocol == 3 and replies:  # no pushes are asked for; drop any all the same
             replies = [reply for reply in replies if reply[:1] != b">"]
         waiting = self._waiting
-        if len(replies) > len(waiting):
-            self._abort("sent a reply nobody asked for")
-            return
-        for reply in replies:
-            waiting.popleft().done(reply)
+        i, n = 0, len(replies)
+        while i < n:
+            if not waiting:
+                self._abort("sent a reply nobody asked for")
+                self.watcher.flush()  # (the replies before it were owed)
+                return
+            owed = waiting[0]
+            if type(owed) is RunPart:  # a run's replies from this shard, taken at once
+                i = owed.fill(replies, i)
+                if owed.left:
+                    break
+            else:
+                owed.done(replies[i])
+                i += 1
+            waiting.popleft()
         if self._suspect and replies:
             self._suspect = False
             self.watcher.link_ok(self)

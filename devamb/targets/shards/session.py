@@ -6,10 +6,18 @@ import asyncio
 import hmac
 import itertools
 import logging
+import struct
+from bisect import bisect_left as _bisect
 from collections import deque
+from itertools import compress as _compress
+from itertools import repeat as _repeat
+from operator import eq as _eq
+from operator import itemgetter
+from operator import not_ as _not
 from typing import TYPE_CHECKING, Protocol
 
 from devamb.resp.commands import (
+    BY_NAME,
     EVERY,
     KEY,
     KEYED,
@@ -24,17 +32,26 @@ from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.link import IGNORED
 from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw
+from devamb.targets.shards.run import Run, RunPart
 from devamb.targets.shards.transaction import Transaction
 
 if TYPE_CHECKING:
     from devamb.targets.base import ClientReader, ClientStream
     from devamb.targets.shards.link import ShardLink
+    from devamb.targets.shards.ring import ShardRing
 
 READ_SIZE = 256 * 1024
 MAX_OWED = 10_000  # replies a client may be owed before devamb stops reading its commands
 RESUME_OWED = 5_000
 
 log = logging.getLogger("devamb.resp")
+try:  # CPython's own MD5 costs half of OpenSSL 3's per call (as in ring.py)
+    from _md5 import md5 as _md5  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from hashlib import md5 as _md5
+_SINGLE_KEY = frozenset(name for name, command in BY_NAME.items() if command.route == KEY)
+_first, _second = itemgetter(0), itemgetter(1)
+_point = struct.Struct("<I").unpack_from  # a ketama point: the first 4 bytes of the MD5
 _client_ids = itertools.count(1)  # the `id` HELLO answers
 
 
@@ -54,6 +71,9 @@ class Router(Protocol):
     """The sharded target as a session sees it."""
 
     auth: str | None  # the password devamb sends to the shards (clients' AUTH is checked)
+
+    @property
+    def ring(self) -> ShardRing[ShardLink]: ...
 
     def link_for(self, key: bytes) -> ShardLink: ...
 
@@ -97,9 +117,11 @@ class Session:
 
     def __init__(self, router: Router, client: ClientStream, outbox: Outbox) -> None:
         self._router = router
+        self._ring = router.ring
         self._client = client
         self._outbox = outbox
-        self._queue: deque[Slot | Fanout] = deque()  # owed replies, oldest first
+        self._queue: deque[Slot | Fanout | Run] = deque()  # owed replies, oldest first
+        self._in_runs = 0  # replies owed beyond one per queue entry (a Run stands for many)
         self._out: list[bytes] = []  # replies ready to write, in order
         self._marked = False  # in the outbox's dirty list
         self._wake_below = 0  # wake `_room` once fewer replies than this are owed
@@ -119,14 +141,11 @@ class Session:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                try:
-                    self._dispatch_all(commands.feed(data))
-                except ProtocolError as exc:  # serve what came before, then say why and close
-                    self._dispatch_all(exc.parsed)
-                    self.answer(encoder.error(f"ERR Protocol error: {exc}"))
+                if not self._take(commands, data):
                     break
-                self.flush()
-                if len(self._queue) > MAX_OWED:
+                if self._out:
+                    self.flush()
+                if len(self._queue) + self._in_runs > MAX_OWED:
                     await self._owed_below(RESUME_OWED)
                 await self._client.drain()
             await self._owed_below(1)
@@ -134,17 +153,132 @@ class Session:
         finally:
             self._closed = True
 
+    def _take(self, commands: CommandReader, data: bytes) -> bool:
+        """Serve the commands `data` completes; False when the client's bytes are not RESP
+        (what came before them is served, then the error, and the connection ends). A function
+        of its own so that no local keeps the commands (a large argument) alive while the
+        session waits for more."""
+        whole = commands.whole(data)
+        if whole is not None:
+            if not whole[1]:
+                self.dispatch(whole[0][0], data)
+            elif not self._run_whole(data, *whole):
+                found, pieces = whole
+                self._dispatch_all([(args, b"*%b\r\n" % piece)
+                                    for args, piece in zip(found, pieces, strict=True)])
+            return True
+        try:
+            self._dispatch_all(commands.feed(data))
+        except ProtocolError as exc:
+            self._dispatch_all(exc.parsed)
+            self.answer(encoder.error(f"ERR Protocol error: {exc}"))
+            return False
+        return True
+
+    def _run_whole(self, data: bytes, commands: list[list[bytes]], pieces: list[bytes]) -> bool:
+        """A chunk of only single-key commands, as one `Run` routed in C (`ShardRing.pick_all`:
+        no loop here); False, nothing done, for any other chunk (and a chunk of one command).
+        `pieces`: each command's bytes less its leading '*' and final CRLF."""
+        count = len(commands)
+        ring = self._router.ring
+        if (count < 2 or self._tx is not None or ring.ejected
+                or not _SINGLE_KEY.issuperset(map(_first, commands))):
+            return False
+        keys = list(map(_second, commands))
+        if b"{" in b"".join(keys):  # a hash tag (maybe): `_dispatch_all` picks
+            return False
+        links = ring.pick_all(keys)
+        if self._resp3:
+            links = list(map(self._resp3_links(links).__getitem__, links))
+        run = Run(self)
+        run.count = count
+        parts = run.parts
+        seen = list(dict.fromkeys(links))
+        if len(seen) == 1:
+            part = parts[seen[0]] = RunPart(run)
+            part.raws = [data]
+            part.left = count
+        else:
+            index_of: dict[ShardLink, int] = {link: i for i, link in enumerate(seen)}
+            order = run.order = list(map(index_of.__getitem__, links))
+            for index, link in enumerate(seen):
+                part = parts[link] = RunPart(run)
+                part.index = index
+                if len(seen) == 2:  # (the part index is the selector itself, or its negation)
+                    mine = list(_compress(pieces, order if index else map(_not, order)))
+                else:
+                    mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
+                part.raws = [b"*", b"\r\n*".join(mine), b"\r\n"]
+                part.left = len(mine)
+        self._in_runs += count - 1
+        self._queue.append(run)
+        run.send()
+        return True
+
+    def _resp3_links(self, links: list[ShardLink]) -> dict[ShardLink, ShardLink]:
+        resp3 = self._router.resp3
+        return {link: resp3(link) for link in set(links)}
+
     def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
-        """Dispatch in order; a function of its own so that no local keeps the commands (a large
-        argument) alive while the session waits for more."""
-        dispatch = self.dispatch
+        """Dispatch in order. Single-key commands in a row go to their shards as one `Run`
+        (one queue entry, one write per shard, the replies taken at once); any other command
+        ends the run and is dispatched alone, as is a run of one."""
+        if len(batch) == 1:
+            self.dispatch(*batch[0])
+            return
+        by_name = BY_NAME
+        router = self._router
+        ring = router.ring
+        run: Run | None = None
+        plain, resp3 = self._tx is None, self._resp3
         for args, raw in batch:
-            dispatch(args, raw)
+            command = by_name.get(args[0])
+            if (plain and command is not None and command.route == KEY and len(args) > 1
+                    and type(raw) is bytes):  # (not pieces: a large argument)
+                key = args[1]
+                if ring.ejected or b"{" in key:
+                    try:
+                        link = router.link_for(key)
+                    except NoShard:
+                        self._end_run(run)
+                        run = None
+                        self.dispatch(args, raw)
+                        continue
+                else:  # ShardRing.pick, inlined
+                    point = _point(_md5(key).digest())[0]
+                    owners = ring.owners
+                    link = owners[_bisect(ring.points, point) % len(owners)]
+                if resp3:
+                    link = router.resp3(link)
+                if run is None:
+                    run = Run(self)
+                parts = run.parts
+                part = parts.get(link)
+                if part is None:
+                    part = parts[link] = RunPart(run)
+                    part.index = len(parts) - 1
+                run.order.append(part.index)
+                part.raws.append(raw)
+                continue
+            self._end_run(run)
+            run = None
+            self.dispatch(args, raw)
             if self._quit:
                 break
+            plain, resp3 = self._tx is None, self._resp3
+        self._end_run(run)
+
+    def _end_run(self, run: Run | None) -> None:
+        if run is not None:
+            for part in run.parts.values():
+                part.left = len(part.raws)
+            count = run.count = len(run.order)
+            self._in_runs += count - 1
+            self._queue.append(run)
+            run.send()
 
     async def _owed_below(self, count: int) -> None:
-        if len(self._queue) < count:
+        if len(self._queue) + self._in_runs < count:
             return
         self._wake_below = count
         self._room = asyncio.get_running_loop().create_future()
@@ -159,11 +293,14 @@ class Session:
         queue = self._queue
         out = self._out
         while queue and queue[0].reply is not None:
-            out.append(queue.popleft().reply)  # type: ignore[arg-type]
+            entry = queue.popleft()
+            out.append(entry.reply)  # type: ignore[arg-type]
+            if type(entry) is Run:
+                self._in_runs -= entry.count - 1
         if out and not self._marked:
             self._marked = True
             self._outbox.dirty.append(self)
-        if self._wake_below and len(queue) < self._wake_below:
+        if self._wake_below and len(queue) + self._in_runs < self._wake_below:
             room = self._room
             if room is not None and not room.done():
                 room.set_result(None)
@@ -204,7 +341,9 @@ class Session:
             if route == KEY:
                 if len(args) < 2:
                     raise ArityError(command.name)
-                link = self._link_for(args[1])
+                key = args[1]
+                link = (self._ring.pick(key) if b"{" not in key and not self._resp3
+                        else self._link_for(key))
                 slot = Slot(self)
                 self._queue.append(slot)
                 link.send(raw, slot)

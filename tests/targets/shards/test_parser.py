@@ -153,6 +153,22 @@ def test_all_replies_one_byte_at_a_time() -> None:
     assert got == [r[1] for r in REPLIES]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([r[1] for r in REPLIES] + [b"+OK\r\n", b"+QUEUED\r\n"]),
+                min_size=1, max_size=30),
+       st.lists(st.integers(min_value=0, max_value=400), max_size=3))
+def test_any_replies_in_any_pieces(replies: list[bytes], cuts: list[int]) -> None:
+    """The fast scan (runs of +OK, short bulks, replies made once) and the general one agree."""
+    stream = b"".join(replies)
+    reader = ReplyReader()
+    got: list[bytes] = []
+    start = 0
+    for cut in [*sorted(c for c in cuts if c < len(stream)), len(stream)]:
+        got += reader.feed(stream[start:cut])
+        start = cut
+    assert [bytes(r) for r in got] == replies
+
+
 def test_long_array_in_many_pieces() -> None:
     reply = encoder.array([encoder.bulk(b"%d" % i) for i in range(100_000)])
     reader = ReplyReader()

@@ -1,0 +1,180 @@
+"""Runs of single-key commands (one read of a pipelining client): one write per shard, the
+replies taken at once and put back in the client's order; other commands among them take the
+general path, in order. Real redis-servers, and a fake shard that answers a byte at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from devamb.cluster.hashring import HashRing
+from devamb.targets.shards import encoder
+from devamb.targets.shards.parser import CommandReader
+from tests.conftest import EngineFactory
+from tests.targets.shards.real_redis import (
+    Client,
+    RedisServer,
+    RespError,
+    details,
+    flush,
+    port_of,
+    profile,
+    redis_servers,
+)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    with redis_servers(tmp_path_factory.mktemp("redis"), 3) as servers:
+        yield servers
+
+
+def test_whole_reads_chunks_of_whole_commands_of_bulk_strings_only() -> None:
+    get, set_ = encoder.command([b"GET", b"k"]), encoder.command([b"SET", b"k", b"v\r\n*x"])
+    reader = CommandReader()
+    assert reader.whole(get + get) == ([[b"GET", b"k"]] * 2, [get[1:-2]] * 2)
+    assert reader.whole(get) == ([[b"GET", b"k"]], [])  # one command: the chunk is its bytes
+    assert reader.whole(get + set_) is None  # "\r\n*" in a value: not where commands split
+    assert reader.whole(get + get[:-3]) is None  # the last command is incomplete
+    assert reader.whole(get + b"PING\r\n") is None  # inline
+    assert reader.whole(b"*2\r\n$3\r\nGET\r\n+k\r\n" + get) is None  # a status, not a bulk
+    assert reader.whole(b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:k\r\n" + get) is None  # verbatim
+    assert reader.whole(b"*2\r\n$3\r\nGET\r\n:1\r\n" + get) is None  # a number
+    assert reader.whole(b"*2\r\n$3\r\nGET\r\n(12\r\n" + get) is None  # a big number
+    odd = encoder.command([b"SET", b"k", b"a\r\n+b"])  # looks like a status: `feed` reads it
+    assert reader.whole(odd + get) is None
+    assert reader.feed(odd + get) == [([b"SET", b"k", b"a\r\n+b"], odd), ([b"GET", b"k"], get)]
+    assert reader.whole(b"*1\r\n*1\r\n$1\r\nk\r\n" + get) is None  # nested
+    assert reader.whole(b"*0\r\n" + get) is None  # nothing asked
+    # what `whole` turned down, `feed` reads (the reader holds nothing of it)
+    assert reader.feed(get + get[:-3]) == [([b"GET", b"k"], get)]
+    assert reader.feed(get[-3:]) == [([b"GET", b"k"], get)]
+    assert reader.whole(get + get) is not None
+
+
+async def test_single_key_commands_among_others_keep_their_order(
+    make_engine: EngineFactory, shards: list[RedisServer]
+) -> None:
+    """Runs end at every other kind of command (fan-out, local, hash tags, unknown,
+    refused, a transaction) and start again after it; every reply comes back in order."""
+    await flush(shards)
+    engine = await make_engine(profile(shards))
+    client = await Client.open(port_of(engine))
+    commands: list[tuple[object, ...]] = []
+    expected: list[object] = []
+    for i in range(40):
+        commands += [("SET", f"a{i}", i), ("GET", f"a{i}"), ("INCR", f"n{i % 5}")]
+        expected += ["OK", str(i).encode(), i // 5 + 1]
+        if i % 4 == 0:
+            commands += [("MGET", f"a{i}", f"a{i // 2}", "missing"), ("PING",),
+                         ("SET", f"{{t}}:{i}", "x"), ("GET", f"{{t}}:{i}")]
+            expected += [[str(i).encode(), str(i // 2).encode(), None], "PONG", "OK", b"x"]
+        if i % 10 == 3:
+            commands += [("MULTI",), ("INCR", "{t}:c"), ("EXEC",), ("NOPE", "x"),
+                         ("KEYS", "*")]
+            expected += ["OK", "QUEUED", [i // 10 + 1], "unknown", "not supported"]
+    replies = await client.pipeline(*commands)
+    assert len(replies) == len(expected)
+    for reply, want in zip(replies, expected, strict=True):
+        if isinstance(reply, RespError):
+            assert isinstance(want, str) and want in str(reply), (reply, want)
+        else:
+            assert reply == want
+    await client.close()
+
+
+async def test_a_run_lands_each_key_on_its_shard_for_resp3_clients_too(
+    make_engine: EngineFactory, shards: list[RedisServer]
+) -> None:
+    direct = await flush(shards)
+    engine = await make_engine(profile(shards))
+    client = await Client.open(port_of(engine))
+    assert isinstance(await client.call("HELLO", 3), list | dict)  # (a map, read as items)
+    keys = [f"user:{i}" for i in range(200)]
+    await client.send_raw(b"".join(encoder.command([b"HSET", k.encode(), b"f", k.encode()])
+                                   for k in keys))
+    assert await client.replies_(200) == [1] * 200
+    await client.send_raw(b"".join(encoder.command([b"HGETALL", k.encode()]) for k in keys))
+    while len(client.ready) < 200:
+        client.ready.extend(client.replies.feed(await asyncio.wait_for(
+            client.reader.read(65536), 10)))
+    assert [bytes(r) for r in client.ready] == [  # RESP3 maps, from the RESP3 connections
+        b"%%1\r\n$1\r\nf\r\n$%d\r\n%s\r\n" % (len(k), k.encode()) for k in keys]
+    ring = HashRing([s.name for s in shards])
+    for key in keys:
+        owner = [s.name for s in shards].index(ring.node_for(key.encode()))
+        assert await direct[owner].call("HGET", key, "f") == key.encode()
+    assert all(s["resp3_connected"] for s in details(engine)["shards"])
+    await client.close()
+
+
+async def _dribbling_shard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers each command (`+OK`, or the key back for GET) a byte at a time."""
+    commands = CommandReader()
+    while data := await reader.read(65536):
+        for args, _raw in commands.feed(data):
+            reply = encoder.bulk(args[1]) if args[0] == b"GET" else encoder.OK
+            for i in range(len(reply)):
+                writer.write(reply[i : i + 1])
+                await writer.drain()
+                await asyncio.sleep(0)
+    writer.close()
+
+
+async def test_replies_arriving_a_byte_at_a_time_fill_the_run(
+    make_engine: EngineFactory, shards: list[RedisServer]
+) -> None:
+    await flush(shards)
+    fake = await asyncio.start_server(_dribbling_shard, "127.0.0.1", 0)
+    fake_port = fake.sockets[0].getsockname()[1]
+    listed = f"[{shards[0].url}, tcp://127.0.0.1:{fake_port}]"
+    engine = await make_engine(profile(shards[:1]).replace(f"[{shards[0].url}]", listed))
+    try:
+        client = await Client.open(port_of(engine))
+        keys = [f"k{i}" for i in range(30)]
+        assert await client.pipeline(*[("SET", k, k) for k in keys]) == ["OK"] * 30
+        replies = await client.pipeline(*[("GET", k) for k in keys])
+        assert replies == [k.encode() for k in keys]  # (the fake answers the key itself)
+        ring = HashRing([shards[0].name, f"127.0.0.1:{fake_port}"])
+        assert len({ring.node_for(k.encode()) for k in keys}) == 2  # both shards took part
+        await client.close()
+    finally:
+        fake.close()
+
+
+async def test_a_shard_lost_in_the_middle_of_a_run_fails_only_its_part(
+    make_engine: EngineFactory, shards: list[RedisServer]
+) -> None:
+    await flush(shards)
+
+    async def half_then_close(reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(65536)
+        count = len(CommandReader().feed(data))
+        writer.write(encoder.OK * (count // 2))  # then the connection is lost
+        await writer.drain()
+        writer.close()
+
+    fake = await asyncio.start_server(half_then_close, "127.0.0.1", 0)
+    fake_name = f"127.0.0.1:{fake.sockets[0].getsockname()[1]}"
+    listed = f"[{shards[0].url}, tcp://{fake_name}]"
+    engine = await make_engine(profile(shards[:1]).replace(f"[{shards[0].url}]", listed))
+    try:
+        client = await Client.open(port_of(engine))
+        keys = [f"k{i}" for i in range(40)]
+        replies = await client.pipeline(*[("SET", k, 1) for k in keys])
+        ring = HashRing([shards[0].name, fake_name])
+        on_fake = [k for k in keys if ring.node_for(k.encode()) == fake_name]
+        answered = set(on_fake[: len(on_fake) // 2])
+        for key, reply in zip(keys, replies, strict=True):
+            if ring.node_for(key.encode()) != fake_name or key in answered:
+                assert reply == "OK"
+            else:
+                assert isinstance(reply, RespError) and f"shard {fake_name}" in str(reply)
+        state = {s["name"]: s for s in details(engine)["shards"]}
+        assert state[fake_name]["errors"] == len(on_fake) - len(answered)
+        await client.close()
+    finally:
+        fake.close()
