@@ -25,7 +25,7 @@ from devamb.proxy.dial import dial_with
 from devamb.proxy.listen import bind_failure
 from devamb.service.tcp_flow import ShapedFlow
 from devamb.service.tcp_follow import Following as _Following
-from devamb.service.tcp_terminate import serve_terminating
+from devamb.service.tcp_terminate import ClientChunks, serve_terminating
 from devamb.targets.base import TargetUnavailable
 from devamb.wire import is_wire
 
@@ -53,7 +53,7 @@ class _Side(asyncio.Protocol):
         self.flow: ShapedFlow | None = None
         self.eof = False
         self.discard = False  # a black hole swallows what the client sends
-        self.reader: asyncio.StreamReader | None = None  # set when a target terminates TCP
+        self.reader: ClientChunks | None = None  # set when a target terminates TCP
         self.can_write: asyncio.Event | None = None
         self.early: list[bytes] = []  # the client's bytes that arrived before the upstream
         # connected (an upstream side is linked in connection_made, before it can receive)

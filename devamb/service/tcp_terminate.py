@@ -1,15 +1,17 @@
 """The TCP relay's path for targets that speak the client's protocol themselves.
 
-A target with `terminates_tcp` (the Redis sharding proxy) is handed the client's stream instead
-of an address to connect to. Faults that fired for the connection still apply: what the client
-sends reaches the target through the upstream shapers (`_ShapedReader`), and what the target
-writes reaches the client through a `ShapedFlow` with the downstream ones.
+A target with `terminates_tcp` (the Redis sharding proxy) is handed the client's stream
+(`ClientChunks`) instead of an address to connect to. Faults that fired for the connection
+still apply: what the client sends reaches the target through the upstream shapers
+(`_ShapedReader`), and what the target writes reaches the client through a `ShapedFlow` with
+the downstream ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,13 +26,67 @@ if TYPE_CHECKING:
     from devamb.service.tcp import _Relay, _Side
 
 READ_CHUNK = 64 * 1024  # what a shaped reader takes from the client's stream at a time
+HIGH_WATER = 2 << 20  # the client's unread bytes before its socket is paused (StreamReader's)
+
+
+class ClientChunks:
+    """The client's bytes as the target reads them: the reads as they came, without the
+    copies and checks of an `asyncio.StreamReader` (its buffer joins every read and copies
+    each one out again); the socket paused while a slow target leaves too much unread."""
+
+    __slots__ = ("_buffered", "_chunks", "_eof", "_loop", "_paused", "_transport", "_waiter")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def feed_data(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self, n: int = -1) -> bytes:
+        """The next read's bytes (at most `n`); b"" once the client has closed."""
+        chunks = self._chunks
+        while not chunks:
+            if self._eof:
+                return b""
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = chunks.popleft()
+        if 0 <= n < len(data):
+            chunks.appendleft(data[n:])
+            data = data[:n]
+        self._buffered -= len(data)
+        if self._paused and self._buffered <= HIGH_WATER // 2:
+            self._paused = False
+            self._transport.resume_reading()
+        return data
 
 
 async def serve_terminating(relay: _Relay, client: _Side, target: Target) -> None:
     """Hand the client's stream to a target that speaks its protocol itself, through the
     connection's shapers when faults fired."""
-    reader = asyncio.StreamReader(limit=1 << 20)
-    reader.set_transport(client.transport)  # type: ignore[arg-type]
+    reader = ClientChunks(client.transport)  # type: ignore[arg-type]
     client.reader, client.can_write = reader, asyncio.Event()
     client.can_write.set()
     for data in client.early:
@@ -79,12 +135,12 @@ class _ShapedReader:
     StreamReader's own backpressure holds. A fault that cuts raises `CutConnection` here.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, shape: Callable[[Stream], Stream]) -> None:
+    def __init__(self, reader: ClientChunks, shape: Callable[[Stream], Stream]) -> None:
         self._shaped = shape(self._chunks(reader))
         self._left = b""
 
     @staticmethod
-    async def _chunks(reader: asyncio.StreamReader) -> Stream:
+    async def _chunks(reader: ClientChunks) -> Stream:
         while data := await reader.read(READ_CHUNK):
             yield data
 
