@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
 
-from devamb.inspect.exchange import Exchange
+from devamb.inspect.exchange import RECORD_OVERHEAD, Exchange
 from devamb.inspect.lazy import LazyBatch, LazyExchange, real_at
 
 Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when read
@@ -117,6 +117,35 @@ class ExchangeStore:
             self.bytes -= freed
         while self.bytes > self.budget and self._evict_oldest():
             pass
+
+    def add_one(self, record: LazyExchange) -> None:
+        """`add_lazy` for one record that is not a batch (a lone command's), leaner."""
+        kept = self._kept
+        exchange_id = record.id
+        if exchange_id in kept:  # the same record twice: keep the first place
+            return
+        service = record.origin.service
+        ring = self._rings.get(service)
+        if ring is None:
+            ring = self._rings[service] = deque()
+        record.completed = next(self._completed)
+        record.size = size = RECORD_OVERHEAD  # (a lazy record's size: `approx_size`)
+        ring.append(record)
+        kept[exchange_id] = record
+        self.bytes += size
+        self.added += size
+        keep = self._keep.get(service, DEFAULT_KEEP)
+        while len(ring) + self._extra.get(service, 0) > keep and ring:
+            old = ring.popleft()
+            if (type(old) is not Exchange and old.count == 1  # type: ignore[union-attr]
+                    and kept.get(old.id) is old):
+                del kept[old.id]  # (as `_drop`, inline)
+                self.bytes -= old.size
+            else:
+                self._drop(old)
+        if self.bytes > self.budget:
+            while self.bytes > self.budget and self._evict_oldest():
+                pass
 
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept.get(exchange.id)

@@ -62,6 +62,23 @@ class Recorder:
             summary = service.redaction.summary(exchange)
             self.bus.publish(ExchangeCompleted(summary, exchange))
 
+    def record_one(self, service: Service, lazy: LazyExchange, duration_ms: float,
+                   failed: bool) -> None:
+        """`record_many` for one record (a lone command's reply): the same, with fewer calls."""
+        service.counters.finished_many(duration_ms, failed, 1, lazy.origin.target)
+        self.store.add_one(lazy)
+        if self.watchers or self.bus._subscribers:  # (`has_subscribers`, without its call)
+            self._publish(service, [lazy])
+
+    def _publish(self, service: Service, records: Sequence[LazyExchange]) -> None:
+        for lazy in singles(records):
+            exchange = lazy.materialise()
+            for watch in self.watchers:
+                watch(service, exchange)
+            if self.bus.has_subscribers:
+                summary = service.redaction.summary(exchange)
+                self.bus.publish(ExchangeCompleted(summary, exchange))
+
     def record_many(self, service: Service, records: Sequence[LazyExchange],
                     runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
         """Completed lazy records (a wire connection's commands) counted and stored as they
@@ -79,10 +96,4 @@ class Recorder:
             counters.finished_many(duration_ms, failed, count, target)
         self.store.add_lazy(records)
         if self.watchers or self.bus.has_subscribers:
-            for lazy in singles(records):
-                exchange = lazy.materialise()
-                for watch in self.watchers:
-                    watch(service, exchange)
-                if self.bus.has_subscribers:
-                    summary = service.redaction.summary(exchange)
-                    self.bus.publish(ExchangeCompleted(summary, exchange))
+            self._publish(service, records)

@@ -137,6 +137,10 @@ class Exchanges(ABC):
         for one in singles([lazy]):
             self.finish(one.materialise())
 
+    def record_one(self, lazy: LazyExchange, duration_ms: float, failed: bool) -> None:
+        """One record complete on its own (a lone command's reply): `record_many`, leaner."""
+        self.record_many([lazy], [(duration_ms, failed, 1)])
+
     def record_many(self, records: Sequence[LazyExchange],
                     runs: Sequence[tuple[float, bool, int]] | None = None) -> None:
         """Records completed together (the replies in one chunk from the server); `runs`, when

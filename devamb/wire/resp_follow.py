@@ -46,7 +46,16 @@ from devamb.wire.follower import (
     Item,
     ToClient,
 )
-from devamb.wire.resp_read import Malformed, Message, Reader, commands_of, reply_message
+from devamb.wire.resp_read import (
+    FAST_SIZES,
+    SIMPLE_KINDS,
+    Malformed,
+    Message,
+    Reader,
+    commands_of,
+    message_of,
+    reply_message,
+)
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -78,6 +87,19 @@ def _stateful(first: bytes) -> str:
     if len(NAMES) < 4096:
         NAMES[first] = name
     return name
+
+
+def _single(data: bytes) -> bytes | None:
+    """The first line of `data` when `data` is one simple reply or short bulk string."""
+    end = data.find(b"\r\n")
+    kind = data[:1]
+    if end == len(data) - 2:
+        return data[:end] if kind in SIMPLE_KINDS or data == b"$-1\r\n" else None
+    if kind == b"$" and data[-2:] == b"\r\n":
+        size = FAST_SIZES.get(data[:end])
+        if size is not None and len(data) == end + size + 4:
+            return data[:end]
+    return None
 
 
 class _Pending(LazyExchange):
@@ -113,7 +135,7 @@ class _Pending(LazyExchange):
     def msg(self) -> Message | None:
         raw = self.raw
         if type(raw) is list:
-            raw = self.raw = Message("*", len(raw), b"", raw, list(map(len, raw)))
+            raw = self.raw = message_of(raw, CLIENT_KEPT)
         return raw  # type: ignore[return-value]
 
     @property
@@ -310,11 +332,27 @@ class RedisFollower(Follower):
             return None
         return self._gate(data)
 
+    def passes_unchanged(self, inbound: bool) -> bool:
+        if inbound:  # nothing held or released, no command to stop at
+            return not (self.gating or self.gbuf or self.held or self.awaiting is not None
+                        or self.released or self.deciding is not None)
+        return not self.answers  # (no answer of devamb's to put between the replies)
+
     def server_data(self, data: bytes) -> list[bytes] | None:
         if self.opaque is not None:
             return None
-        self.splits = []
         now = perf_counter()
+        pending = self.pending
+        if len(pending) == 1 and not self.subscribed and self.server._msg is None:
+            record = pending[0]  # one plain command waiting (P1): its reply alone?
+            if type(record) is _Pending and not record.name and not self.server._line:
+                head = _single(data)
+                if head is not None:
+                    pending.clear()
+                    record.reply, record.t1 = head, now
+                    self.sink.record_one(record, (now - record.t0) * 1000, head[:1] == b"-")
+                    return None
+        self.splits = []
         try:
             at = self._replies(data, now) if not self.answers else 0
             if at < len(data):  # the rest read the general way (the runs are then counted)

@@ -45,6 +45,7 @@ SIMPLE_KINDS = {b"+": "+", b":": ":", b"-": "-"}
 # a value too, then needlessly), the chunk is read by the pure-Python reader instead.
 NOT_BULK = re.compile(rb"\r\n[-+:_,#!=(%~>|]")
 FAST_CHUNK = 1024 * 1024  # bytes; a larger chunk is read by the general reader only
+ARGS_AVERAGE = 1024  # bytes per command `args` takes without looking at each argument
 
 
 class Malformed(ValueError):
@@ -120,24 +121,29 @@ class Reader:
         return out
 
     def args(self, data: bytes) -> list[list[bytes]] | None:
-        """A client's chunk of whole commands of short arguments (each at most `keep` bytes, at
-        most ITEMS_KEPT of them), read by hiredis in C: each command as the list of its
-        arguments, nothing cut. None (nothing read) for any other chunk: `feed` reads it."""
+        """A client's chunk of whole commands, read by hiredis in C: each command as the list
+        of its arguments, nothing cut (a record cuts them when built: `message_of`). None
+        (nothing read) for any other chunk, or one whose commands average over
+        `ARGS_AVERAGE` bytes and have an argument over `keep` bytes or over ITEMS_KEPT of
+        them (what a batch keeps stays bounded): `feed` reads it."""
         reader = self._hiredis
         if (reader is None or self._msg is not None or self._line or self._body_left
-                or self._crlf_left or len(data) > FAST_CHUNK or data[:1] != b"*"
-                or NOT_BULK.search(data) is not None):  # (not `_fresh`: a call less)
-            return None
+                or self._crlf_left or len(data) > FAST_CHUNK or data[:1] != b"*"):
+            return None  # (not `_fresh`: a call less)
         reader.feed(data)
         try:
             commands = list(iter(reader.gets, False))
             if reader.has_data() or not commands:
                 raise ValueError
+            # every argument a bulk string: hiredis reads a status, a number... as one too
+            # (or as bytes), and each bulk string has its "$" header after a CRLF
+            if data.count(b"\r\n$") != sum(map(len, commands)):
+                raise ValueError
             b"".join(map(b"".join, commands))  # TypeError unless lists of bulk strings
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if len(data) > min(self._keep, 4 * ITEMS_KEPT) and (  # (a short chunk: short ones)
+        if len(data) > ARGS_AVERAGE * len(commands) and (
                 max(map(len, commands)) > ITEMS_KEPT
                 or max(map(len, chain.from_iterable(commands)), default=0) > self._keep):
             return None  # (hiredis read the chunk whole: it holds nothing)
@@ -416,6 +422,17 @@ class Reader:
         msg.end = end
         out.append(msg)
         self._msg = None
+
+
+def message_of(args: list[bytes], keep: int) -> Message:
+    """A command `Reader.args` read as a `Message`: at most ITEMS_KEPT arguments kept, each
+    cut at `keep` bytes, the sizes of the first SIZES_KEPT."""
+    sizes = list(map(len, args))
+    items = args if len(args) <= ITEMS_KEPT else args[:ITEMS_KEPT]
+    if sizes and max(sizes) > keep:
+        items = [a[:keep] for a in items]
+    return Message("*", len(args), b"", items, sizes if len(sizes) <= SIZES_KEPT
+                   else sizes[:SIZES_KEPT])
 
 
 def commands_of(chunk: bytes) -> list[list[bytes]]:
