@@ -15,9 +15,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 
 from devamb.inspect.exchange import RECORD_OVERHEAD, Exchange
@@ -43,8 +43,10 @@ class ExchangeStore:
         self.budget = budget
         self._rings: dict[str, deque[Entry]] = {}  # per service, in completion order
         self._keep: dict[str, int] = {}
-        # by exchange id: every exchange the rings hold (a lazy record is its own entry)
+        # by exchange id: every exchange the rings hold (a lazy record is its own entry; a
+        # batch is kept under its first id, and in `_batches`)
         self._kept: dict[int, _Kept | LazyExchange] = {}
+        self._batches: dict[int, LazyBatch] = {}  # by first id: the batches `_kept` holds
         self._completed = itertools.count()
         self.bytes = 0
         self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
@@ -95,9 +97,9 @@ class ExchangeStore:
                 record.size = size
                 kept[record.id] = record
                 added += size
-            else:  # a batch: kept under each of its ids
+            else:  # a batch: kept under its first id (the others are found in `_batches`)
                 record.size = size * count
-                kept.update(zip(range(record.id, record.id + count), repeat(record)))
+                kept[record.id] = self._batches[record.id] = record  # type: ignore[assignment]
                 added += size * count
                 self._extra[service] = self._extra.get(service, 0) + count - 1
         self.bytes += added
@@ -153,9 +155,8 @@ class ExchangeStore:
         if kept is exchange or (kept is not None and kept.exchange is exchange):
             del self._kept[exchange.id]
             self.bytes -= kept.size
-            if isinstance(exchange, LazyBatch):  # its other ids (in C: no loop here)
-                deque(map(self._kept.pop, range(exchange.id + 1, exchange.id + exchange.count),
-                          repeat(None)), maxlen=0)
+            if isinstance(exchange, LazyBatch):
+                del self._batches[exchange.id]
                 self._extra[exchange.service] -= exchange.count - 1
 
     def _evict_oldest(self) -> bool:
@@ -173,25 +174,34 @@ class ExchangeStore:
 
     def get(self, exchange_id: int) -> Exchange | None:
         kept = self._kept.get(exchange_id)
+        if kept is None:  # one of a batch's later records?
+            kept = next((b for b in self._batches.values()
+                         if b.id < exchange_id < b.id + b.count), None)
         return real_at(exchange_id, kept.exchange) if kept is not None else None
+
+    def _entries(self) -> Iterable[tuple[int, _Kept | LazyExchange]]:
+        """Each kept record's id and its entry (a batch's under each of its ids)."""
+        return chain(self._kept.items(), *(
+            zip(range(b.id + 1, b.id + b.count), repeat(b)) for b in self._batches.values()))
 
     def all(self) -> list[Exchange]:
         """Every kept exchange, in id order (the order they started)."""
-        return [real_at(i, kept.exchange) for i, kept in sorted(self._kept.items(), key=_KEY)]
+        return [real_at(i, kept.exchange) for i, kept in sorted(self._entries(), key=_KEY)]
 
     def recent(self, limit: int) -> list[Exchange]:
         """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
-        latest = heapq.nlargest(limit, self._kept.items(), key=_KEY)
+        latest = heapq.nlargest(limit, self._entries(), key=_KEY)
         return [real_at(i, kept.exchange) for i, kept in sorted(latest, key=_KEY)]
 
     def clear(self) -> None:
         for ring in self._rings.values():
             ring.clear()
         self._kept.clear()
+        self._batches.clear()
         self._extra.clear()
         self.bytes = 0
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return len(self._kept) + sum(self._extra.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import groupby, islice
 from operator import attrgetter
@@ -36,7 +35,8 @@ class Recorder:
     def new_ids(self, count: int) -> int:
         """The first of `count` consecutive ids (a batch of lazy records)."""
         first = self.new_id()
-        deque(islice(self._ids, count - 1), maxlen=0)
+        if count > 1:  # (the last of them taken: the ones between are skipped in C)
+            next(islice(self._ids, count - 2, None))
         return first
 
     def begin(self, service: Service, target: str, client: str | None) -> Exchange:

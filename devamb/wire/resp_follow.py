@@ -213,7 +213,11 @@ class _Batch(LazyBatch):
 
     def __init__(self, first_id: int, origin: Origin, chunk: bytes, start: int, count: int,
                  wall: float, t0: float, state: tuple[int, int, bool]) -> None:
-        super().__init__(first_id, origin, count)
+        self.id = first_id  # (LazyBatch's and LazyExchange's fields: no calls to set them)
+        self.origin = origin
+        self.built = None
+        self.count = count
+        self._records = None
         self.chunk = chunk
         self.start = start
         self._parsed: list[list[bytes]] | None = None  # the chunk's commands, once read again
@@ -309,7 +313,7 @@ class RedisFollower(Follower):
     # -- the relay's calls ----------------------------------------------------------------
 
     def client_data(self, data: bytes) -> list[Item] | None:
-        self._t0, self._wall = perf_counter(), time()
+        self._t0, self._wall = t0, wall = perf_counter(), time()
         if self.opaque is not None:
             if self.released or self.gbuf or self.held or self.awaiting:
                 return self._flush_opaque(data)
@@ -319,7 +323,23 @@ class RedisFollower(Follower):
         if not gated and not (self.gating and self.client.between):
             self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
             commands = self.client.args(data) if type(data) is bytes else None
-            if commands is not None:
+            if commands is None:
+                pass
+            elif len(commands) == 1 and commands[0] and not (self.subscribed or self.monitoring):
+                args = commands[0]  # one command (P1): a plain one is kept as it came
+                name = NAMES.get(args[0])
+                if name is None:
+                    name = _stateful(args[0])
+                if name:
+                    self._forwarded(args)
+                    return None
+                origin = self._origin
+                if origin is None:
+                    origin = self._origin = self.sink.origin()
+                self.pending.append(_Pending(self.sink.new_id(), origin, args, wall, t0,
+                                             (self.db, self.protocol, self.multi)))
+                return None
+            else:
                 self._forward_all(commands, data)
                 return None
             try:

@@ -137,8 +137,9 @@ class Reader:
                 raise ValueError
             # every argument a bulk string: hiredis reads a status, a number... as one too
             # (or as bytes), and each bulk string has its "$" header after a CRLF
-            if data.count(b"\r\n$") != sum(map(len, commands)):
-                raise ValueError
+            args = sum(map(len, commands))
+            if data.count(b"$") != args and data.count(b"\r\n$") != args:
+                raise ValueError  # (the first count is quicker, the second exact)
             b"".join(map(b"".join, commands))  # TypeError unless lists of bulk strings
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
@@ -156,6 +157,19 @@ class Reader:
         if (self.commands or self._msg is not None or self._line or self._body_left
                 or self._crlf_left or len(data) > FAST_CHUNK or type(data) is not bytes):
             return [], 0  # (not `_fresh`: a call less)
+        if data[-2:] == b"\r\n":  # runs of one kind, checked in C: each line's first byte
+            lines = data.count(b"\r\n")  # counted after a CRLF
+            first = data[:1]
+            if first in SIMPLE_KINDS and (data.count(b"\r\n+") + data.count(b"\r\n-")
+                                          + data.count(b"\r\n:") == lines - 1):
+                heads = data.split(b"\r\n")  # status, error, integer replies only
+                heads.pop()
+                return heads, len(data)
+            if first == b"$" and not lines % 2:  # bulk strings without a CRLF inside only
+                tokens = data.split(b"\r\n")
+                heads = tokens[0:-1:2]
+                if list(map(FAST_SIZES.get, heads)) == list(map(len, tokens[1:-1:2])):
+                    return heads, len(data)
         return self._fast_replies(data)
 
     def _fresh(self, data: bytes | bytearray) -> bool:
