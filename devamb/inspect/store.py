@@ -121,7 +121,7 @@ class ExchangeStore:
             pass
 
     def add_one(self, record: LazyExchange) -> None:
-        """`add_lazy` for one record that is not a batch (a lone command's), leaner."""
+        """`add_lazy` for one entry (a lone command's record, or a batch), leaner."""
         kept = self._kept
         exchange_id = record.id
         if exchange_id in kept:  # the same record twice: keep the first place
@@ -131,9 +131,14 @@ class ExchangeStore:
         if ring is None:
             ring = self._rings[service] = deque()
         record.completed = next(self._completed)
-        record.size = size = RECORD_OVERHEAD  # (a lazy record's size: `approx_size`)
+        count = record.count
+        # (a lazy record's size: `approx_size`, RECORD_OVERHEAD)
+        record.size = size = RECORD_OVERHEAD if count == 1 else RECORD_OVERHEAD * count
         ring.append(record)
         kept[exchange_id] = record
+        if count != 1:  # a batch (see `add_lazy`)
+            self._batches[exchange_id] = record  # type: ignore[assignment]
+            self._extra[service] = self._extra.get(service, 0) + count - 1
         self.bytes += size
         self.added += size
         keep = self._keep.get(service, DEFAULT_KEEP)

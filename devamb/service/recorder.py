@@ -64,8 +64,9 @@ class Recorder:
 
     def record_one(self, service: Service, lazy: LazyExchange, duration_ms: float,
                    failed: bool) -> None:
-        """`record_many` for one record (a lone command's reply): the same, with fewer calls."""
-        service.counters.finished_many(duration_ms, failed, 1, lazy.origin.target)
+        """`record_many` for one entry (a lone command's reply, or a batch's replies when all
+        took as long and ended alike): the same, with fewer calls."""
+        service.counters.finished_many(duration_ms, failed, lazy.count, lazy.origin.target)
         self.store.add_one(lazy)
         if self.watchers or self.bus._subscribers:  # (`has_subscribers`, without its call)
             self._publish(service, [lazy])

@@ -138,8 +138,9 @@ class Exchanges(ABC):
             self.finish(one.materialise())
 
     def record_one(self, lazy: LazyExchange, duration_ms: float, failed: bool) -> None:
-        """One record complete on its own (a lone command's reply): `record_many`, leaner."""
-        self.record_many([lazy], [(duration_ms, failed, 1)])
+        """One entry complete on its own (a lone command's reply, or a batch's replies that
+        all took `duration_ms` and ended alike): `record_many`, leaner."""
+        self.record_many([lazy], [(duration_ms, failed, lazy.count)])
 
     def record_many(self, records: Sequence[LazyExchange],
                     runs: Sequence[tuple[float, bool, int]] | None = None) -> None:

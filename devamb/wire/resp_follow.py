@@ -364,13 +364,23 @@ class RedisFollower(Follower):
         now = perf_counter()
         pending = self.pending
         if len(pending) == 1 and not self.subscribed and self.server._msg is None:
-            record = pending[0]  # one plain command waiting (P1): its reply alone?
-            if type(record) is _Pending and not record.name and not self.server._line:
-                head = _single(data)
-                if head is not None:
+            record = pending[0]
+            if type(record) is _Pending:  # one plain command waiting (P1): its reply alone?
+                if not record.name and not self.server._line:
+                    head = _single(data)
+                    if head is not None:
+                        pending.clear()
+                        record.reply, record.t1 = head, now
+                        self.sink.record_one(record, (now - record.t0) * 1000,
+                                             head[:1] == b"-")
+                        return None
+            elif not self.answers:  # one batch waiting: answered by this chunk alone?
+                heads, at = self.server.heads(data)
+                if at == len(data) and len(heads) == record.count and data[:1] != b"-" and (
+                        b"\r\n-" not in data):  # (no error: one run)
                     pending.clear()
-                    record.reply, record.t1 = head, now
-                    self.sink.record_one(record, (now - record.t0) * 1000, head[:1] == b"-")
+                    record.heads, record.t1 = heads, now  # type: ignore[union-attr]
+                    self.sink.record_one(record, (now - record.t0) * 1000, False)
                     return None
         self.splits = []
         try:

@@ -99,3 +99,22 @@ def test_the_relay_passes_chunks_first_unless_the_follower_changes_them() -> Non
     assert not follower.passes_unchanged(True)
     follower.answers = 1  # devamb's answer waits between the server's replies
     assert not follower.passes_unchanged(False)
+
+
+def test_a_batch_answered_whole_by_one_chunk_is_one_run() -> None:
+    counted: list[tuple[float, bool, int]] = []
+
+    class Counting(Sink):
+        def record_one(self, lazy, duration_ms, failed):  # type: ignore[no-untyped-def]
+            counted.append((duration_ms, failed, lazy.count))
+            super().record_one(lazy, duration_ms, failed)
+
+    sink = Counting()
+    follower = RedisFollower(sink, FollowerOptions())
+    follower.client_data(_command(b"GET", b"k") * 4)
+    follower.server_data(b"$1\r\nx\r\n$2\r\nxy\r\n$-1\r\n$0\r\n\r\n")
+    assert [n for _, failed, n in counted if not failed] == [4] and not follower.pending
+    assert [r.notes["redis"]["reply"].get("size") for r in sink.records] == [1, 2, None, 0]
+    follower.client_data(_command(b"INCR", b"k") * 3)
+    follower.server_data(b":1\r\n-ERR not an integer\r\n:2\r\n")  # an error: runs apart
+    assert [r.error for r in sink.records[4:]] == [None, "ERR not an integer", None]
