@@ -68,7 +68,7 @@ class Recorder:
         took as long and ended alike): the same, with fewer calls."""
         service.counters.finished_many(duration_ms, failed, lazy.count, lazy.origin.target)
         self.store.add_one(lazy)
-        if self.watchers or self.bus._subscribers:  # (`has_subscribers`, without its call)
+        if self.watchers or self.bus.has_subscribers:
             self._publish(service, [lazy])
 
     def _publish(self, service: Service, records: Sequence[LazyExchange]) -> None:

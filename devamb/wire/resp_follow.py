@@ -363,7 +363,8 @@ class RedisFollower(Follower):
             return None
         now = perf_counter()
         pending = self.pending
-        if len(pending) == 1 and not self.subscribed and self.server._msg is None:
+        if (len(pending) == 1 and not self.subscribed and not self.answers
+                and self.server._msg is None):
             record = pending[0]
             if type(record) is _Pending:  # one plain command waiting (P1): its reply alone?
                 if not record.name and not self.server._line:
@@ -374,7 +375,7 @@ class RedisFollower(Follower):
                         self.sink.record_one(record, (now - record.t0) * 1000,
                                              head[:1] == b"-")
                         return None
-            elif not self.answers:  # one batch waiting: answered by this chunk alone?
+            else:  # one batch waiting: answered by this chunk alone?
                 heads, at = self.server.heads(data)
                 if at == len(data) and len(heads) == record.count and data[:1] != b"-" and (
                         b"\r\n-" not in data):  # (no error: one run)
