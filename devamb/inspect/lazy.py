@@ -82,8 +82,9 @@ class LazyExchange:
 class LazyBatch(LazyExchange):
     """Records completed together, kept as one entry: `count` records with the ids `id` to
     `id + count - 1` (a pipeline's commands answered in one chunk). The store keeps it under
-    each of its ids and sizes it as `count` records of its kind; `records` are built on
-    first read (subclasses: `build_records`)."""
+    its first id (one dict entry, not `count`: the others are looked up among its batches
+    when read) and sizes it as `count` records of its kind; `records` are built on first
+    read (subclasses: `build_records`)."""
 
     __slots__ = ("_records", "count")
 

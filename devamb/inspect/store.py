@@ -15,12 +15,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 
-from devamb.inspect.exchange import Exchange
+from devamb.inspect.exchange import RECORD_OVERHEAD, Exchange
 from devamb.inspect.lazy import LazyBatch, LazyExchange, real_at
 
 Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when read
@@ -43,8 +43,10 @@ class ExchangeStore:
         self.budget = budget
         self._rings: dict[str, deque[Entry]] = {}  # per service, in completion order
         self._keep: dict[str, int] = {}
-        # by exchange id: every exchange the rings hold (a lazy record is its own entry)
+        # by exchange id: every exchange the rings hold (a lazy record is its own entry; a
+        # batch is kept under its first id, and in `_batches`)
         self._kept: dict[int, _Kept | LazyExchange] = {}
+        self._batches: dict[int, LazyBatch] = {}  # by first id: the batches `_kept` holds
         self._completed = itertools.count()
         self.bytes = 0
         self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
@@ -95,9 +97,9 @@ class ExchangeStore:
                 record.size = size
                 kept[record.id] = record
                 added += size
-            else:  # a batch: kept under each of its ids
+            else:  # a batch: kept under its first id (the others are found in `_batches`)
                 record.size = size * count
-                kept.update(zip(range(record.id, record.id + count), repeat(record)))
+                kept[record.id] = self._batches[record.id] = record  # type: ignore[assignment]
                 added += size * count
                 self._extra[service] = self._extra.get(service, 0) + count - 1
         self.bytes += added
@@ -118,15 +120,48 @@ class ExchangeStore:
         while self.bytes > self.budget and self._evict_oldest():
             pass
 
+    def add_one(self, record: LazyExchange) -> None:
+        """`add_lazy` for one entry (a lone command's record, or a batch), leaner."""
+        kept = self._kept
+        exchange_id = record.id
+        if exchange_id in kept:  # the same record twice: keep the first place
+            return
+        service = record.origin.service
+        ring = self._rings.get(service)
+        if ring is None:
+            ring = self._rings[service] = deque()
+        record.completed = next(self._completed)
+        count = record.count
+        # (a lazy record's size: `approx_size`, RECORD_OVERHEAD)
+        record.size = size = RECORD_OVERHEAD if count == 1 else RECORD_OVERHEAD * count
+        ring.append(record)
+        kept[exchange_id] = record
+        if count != 1:  # a batch (see `add_lazy`)
+            self._batches[exchange_id] = record  # type: ignore[assignment]
+            self._extra[service] = self._extra.get(service, 0) + count - 1
+        self.bytes += size
+        self.added += size
+        keep = self._keep.get(service, DEFAULT_KEEP)
+        while len(ring) + self._extra.get(service, 0) > keep and ring:
+            old = ring.popleft()
+            if (type(old) is not Exchange and old.count == 1  # type: ignore[union-attr]
+                    and kept.get(old.id) is old):
+                del kept[old.id]  # (as `_drop`, inline)
+                self.bytes -= old.size
+            else:
+                self._drop(old)
+        if self.bytes > self.budget:
+            while self.bytes > self.budget and self._evict_oldest():
+                pass
+
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept.get(exchange.id)
         # (a lazy record is its own entry: no call to its `exchange`)
         if kept is exchange or (kept is not None and kept.exchange is exchange):
             del self._kept[exchange.id]
             self.bytes -= kept.size
-            if isinstance(exchange, LazyBatch):  # its other ids (in C: no loop here)
-                deque(map(self._kept.pop, range(exchange.id + 1, exchange.id + exchange.count),
-                          repeat(None)), maxlen=0)
+            if isinstance(exchange, LazyBatch):
+                del self._batches[exchange.id]
                 self._extra[exchange.service] -= exchange.count - 1
 
     def _evict_oldest(self) -> bool:
@@ -144,25 +179,34 @@ class ExchangeStore:
 
     def get(self, exchange_id: int) -> Exchange | None:
         kept = self._kept.get(exchange_id)
+        if kept is None:  # one of a batch's later records?
+            kept = next((b for b in self._batches.values()
+                         if b.id < exchange_id < b.id + b.count), None)
         return real_at(exchange_id, kept.exchange) if kept is not None else None
+
+    def _entries(self) -> Iterable[tuple[int, _Kept | LazyExchange]]:
+        """Each kept record's id and its entry (a batch's under each of its ids)."""
+        return chain(self._kept.items(), *(
+            zip(range(b.id + 1, b.id + b.count), repeat(b)) for b in self._batches.values()))
 
     def all(self) -> list[Exchange]:
         """Every kept exchange, in id order (the order they started)."""
-        return [real_at(i, kept.exchange) for i, kept in sorted(self._kept.items(), key=_KEY)]
+        return [real_at(i, kept.exchange) for i, kept in sorted(self._entries(), key=_KEY)]
 
     def recent(self, limit: int) -> list[Exchange]:
         """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
-        latest = heapq.nlargest(limit, self._kept.items(), key=_KEY)
+        latest = heapq.nlargest(limit, self._entries(), key=_KEY)
         return [real_at(i, kept.exchange) for i, kept in sorted(latest, key=_KEY)]
 
     def clear(self) -> None:
         for ring in self._rings.values():
             ring.clear()
         self._kept.clear()
+        self._batches.clear()
         self._extra.clear()
         self.bytes = 0
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return len(self._kept) + sum(self._extra.values())

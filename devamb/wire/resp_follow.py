@@ -46,7 +46,16 @@ from devamb.wire.follower import (
     Item,
     ToClient,
 )
-from devamb.wire.resp_read import Malformed, Message, Reader, commands_of, reply_message
+from devamb.wire.resp_read import (
+    FAST_SIZES,
+    SIMPLE_KINDS,
+    Malformed,
+    Message,
+    Reader,
+    commands_of,
+    message_of,
+    reply_message,
+)
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -78,6 +87,19 @@ def _stateful(first: bytes) -> str:
     if len(NAMES) < 4096:
         NAMES[first] = name
     return name
+
+
+def _single(data: bytes) -> bytes | None:
+    """The first line of `data` when `data` is one simple reply or short bulk string."""
+    end = data.find(b"\r\n")
+    kind = data[:1]
+    if end == len(data) - 2:
+        return data[:end] if kind in SIMPLE_KINDS or data == b"$-1\r\n" else None
+    if kind == b"$" and data[-2:] == b"\r\n":
+        size = FAST_SIZES.get(data[:end])
+        if size is not None and len(data) == end + size + 4:
+            return data[:end]
+    return None
 
 
 class _Pending(LazyExchange):
@@ -113,7 +135,7 @@ class _Pending(LazyExchange):
     def msg(self) -> Message | None:
         raw = self.raw
         if type(raw) is list:
-            raw = self.raw = Message("*", len(raw), b"", raw, list(map(len, raw)))
+            raw = self.raw = message_of(raw, CLIENT_KEPT)
         return raw  # type: ignore[return-value]
 
     @property
@@ -191,7 +213,11 @@ class _Batch(LazyBatch):
 
     def __init__(self, first_id: int, origin: Origin, chunk: bytes, start: int, count: int,
                  wall: float, t0: float, state: tuple[int, int, bool]) -> None:
-        super().__init__(first_id, origin, count)
+        self.id = first_id  # (LazyBatch's and LazyExchange's fields: no calls to set them)
+        self.origin = origin
+        self.built = None
+        self.count = count
+        self._records = None
         self.chunk = chunk
         self.start = start
         self._parsed: list[list[bytes]] | None = None  # the chunk's commands, once read again
@@ -287,7 +313,7 @@ class RedisFollower(Follower):
     # -- the relay's calls ----------------------------------------------------------------
 
     def client_data(self, data: bytes) -> list[Item] | None:
-        self._t0, self._wall = perf_counter(), time()
+        self._t0, self._wall = t0, wall = perf_counter(), time()
         if self.opaque is not None:
             if self.released or self.gbuf or self.held or self.awaiting:
                 return self._flush_opaque(data)
@@ -297,7 +323,23 @@ class RedisFollower(Follower):
         if not gated and not (self.gating and self.client.between):
             self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
             commands = self.client.args(data) if type(data) is bytes else None
-            if commands is not None:
+            if commands is None:
+                pass
+            elif len(commands) == 1 and commands[0] and not (self.subscribed or self.monitoring):
+                args = commands[0]  # one command (P1): a plain one is kept as it came
+                name = NAMES.get(args[0])
+                if name is None:
+                    name = _stateful(args[0])
+                if name:
+                    self._forwarded(args)
+                    return None
+                origin = self._origin
+                if origin is None:
+                    origin = self._origin = self.sink.origin()
+                self.pending.append(_Pending(self.sink.new_id(), origin, args, wall, t0,
+                                             (self.db, self.protocol, self.multi)))
+                return None
+            else:
                 self._forward_all(commands, data)
                 return None
             try:
@@ -310,11 +352,38 @@ class RedisFollower(Follower):
             return None
         return self._gate(data)
 
+    def passes_unchanged(self, inbound: bool) -> bool:
+        if inbound:  # nothing held or released, no command to stop at
+            return not (self.gating or self.gbuf or self.held or self.awaiting is not None
+                        or self.released or self.deciding is not None)
+        return not self.answers  # (no answer of devamb's to put between the replies)
+
     def server_data(self, data: bytes) -> list[bytes] | None:
         if self.opaque is not None:
             return None
-        self.splits = []
         now = perf_counter()
+        pending = self.pending
+        if (len(pending) == 1 and not self.subscribed and not self.answers
+                and self.server._msg is None):
+            record = pending[0]
+            if type(record) is _Pending:  # one plain command waiting (P1): its reply alone?
+                if not record.name and not self.server._line:
+                    head = _single(data)
+                    if head is not None:
+                        pending.clear()
+                        record.reply, record.t1 = head, now
+                        self.sink.record_one(record, (now - record.t0) * 1000,
+                                             head[:1] == b"-")
+                        return None
+            else:  # one batch waiting: answered by this chunk alone?
+                heads, at = self.server.heads(data)
+                if at == len(data) and len(heads) == record.count and data[:1] != b"-" and (
+                        b"\r\n-" not in data):  # (no error: one run)
+                    pending.clear()
+                    record.heads, record.t1 = heads, now  # type: ignore[union-attr]
+                    self.sink.record_one(record, (now - record.t0) * 1000, False)
+                    return None
+        self.splits = []
         try:
             at = self._replies(data, now) if not self.answers else 0
             if at < len(data):  # the rest read the general way (the runs are then counted)

@@ -45,6 +45,8 @@ SIMPLE_KINDS = {b"+": "+", b":": ":", b"-": "-"}
 # a value too, then needlessly), the chunk is read by the pure-Python reader instead.
 NOT_BULK = re.compile(rb"\r\n[-+:_,#!=(%~>|]")
 FAST_CHUNK = 1024 * 1024  # bytes; a larger chunk is read by the general reader only
+ARGS_AVERAGE = 1024  # bytes per command `args` takes without looking at each argument
+ONE_COMMAND = 512  # bytes of a chunk `args` first reads as one command, without hiredis
 
 
 class Malformed(ValueError):
@@ -120,24 +122,37 @@ class Reader:
         return out
 
     def args(self, data: bytes) -> list[list[bytes]] | None:
-        """A client's chunk of whole commands of short arguments (each at most `keep` bytes, at
-        most ITEMS_KEPT of them), read by hiredis in C: each command as the list of its
-        arguments, nothing cut. None (nothing read) for any other chunk: `feed` reads it."""
+        """A client's chunk of whole commands, read by hiredis in C: each command as the list
+        of its arguments, nothing cut (a record cuts them when built: `message_of`). None
+        (nothing read) for any other chunk, or one whose commands average over
+        `ARGS_AVERAGE` bytes and have an argument over `keep` bytes or over ITEMS_KEPT of
+        them (what a batch keeps stays bounded): `feed` reads it."""
         reader = self._hiredis
         if (reader is None or self._msg is not None or self._line or self._body_left
-                or self._crlf_left or len(data) > FAST_CHUNK or data[:1] != b"*"
-                or NOT_BULK.search(data) is not None):  # (not `_fresh`: a call less)
-            return None
+                or self._crlf_left or len(data) > FAST_CHUNK or data[:1] != b"*"):
+            return None  # (not `_fresh`: a call less)
+        if len(data) <= ONE_COMMAND:  # one short command (a client waiting for each reply)
+            tokens = data.split(b"\r\n")  # read without hiredis' objects: fewer calls
+            count = FAST_ARGS.get(tokens[0])
+            if count is not None and len(tokens) == 2 * count + 2 and not tokens[-1]:
+                values = tokens[2:-1:2]
+                if tokens[1:-1:2] == list(map(FAST_HEADS.get, map(len, values))):
+                    return [values]
         reader.feed(data)
         try:
             commands = list(iter(reader.gets, False))
             if reader.has_data() or not commands:
                 raise ValueError
+            # every argument a bulk string: hiredis reads a status, a number... as one too
+            # (or as bytes), and each bulk string has its "$" header after a CRLF
+            args = sum(map(len, commands))
+            if data.count(b"$") != args and data.count(b"\r\n$") != args:
+                raise ValueError  # (the first count is quicker, the second exact)
             b"".join(map(b"".join, commands))  # TypeError unless lists of bulk strings
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if len(data) > min(self._keep, 4 * ITEMS_KEPT) and (  # (a short chunk: short ones)
+        if len(data) > ARGS_AVERAGE * len(commands) and (
                 max(map(len, commands)) > ITEMS_KEPT
                 or max(map(len, chain.from_iterable(commands)), default=0) > self._keep):
             return None  # (hiredis read the chunk whole: it holds nothing)
@@ -150,6 +165,19 @@ class Reader:
         if (self.commands or self._msg is not None or self._line or self._body_left
                 or self._crlf_left or len(data) > FAST_CHUNK or type(data) is not bytes):
             return [], 0  # (not `_fresh`: a call less)
+        if data[-2:] == b"\r\n":  # runs of one kind, checked in C: each line's first byte
+            lines = data.count(b"\r\n")  # counted after a CRLF
+            first = data[:1]
+            if first in SIMPLE_KINDS and (data.count(b"\r\n+") + data.count(b"\r\n-")
+                                          + data.count(b"\r\n:") == lines - 1):
+                heads = data.split(b"\r\n")  # status, error, integer replies only
+                heads.pop()
+                return heads, len(data)
+            if first == b"$" and not lines % 2:  # bulk strings without a CRLF inside only
+                tokens = data.split(b"\r\n")
+                heads = tokens[0:-1:2]
+                if list(map(FAST_SIZES.get, heads)) == list(map(len, tokens[1:-1:2])):
+                    return heads, len(data)
         return self._fast_replies(data)
 
     def _fresh(self, data: bytes | bytearray) -> bool:
@@ -416,6 +444,17 @@ class Reader:
         msg.end = end
         out.append(msg)
         self._msg = None
+
+
+def message_of(args: list[bytes], keep: int) -> Message:
+    """A command `Reader.args` read as a `Message`: at most ITEMS_KEPT arguments kept, each
+    cut at `keep` bytes, the sizes of the first SIZES_KEPT."""
+    sizes = list(map(len, args))
+    items = args if len(args) <= ITEMS_KEPT else args[:ITEMS_KEPT]
+    if sizes and max(sizes) > keep:
+        items = [a[:keep] for a in items]
+    return Message("*", len(args), b"", items, sizes if len(sizes) <= SIZES_KEPT
+                   else sizes[:SIZES_KEPT])
 
 
 def commands_of(chunk: bytes) -> list[list[bytes]]:

@@ -101,3 +101,18 @@ def test_a_batch_is_one_entry_standing_for_each_of_its_records() -> None:
     assert store.bytes == 4 * RECORD_OVERHEAD
     store.add(_eager(9, "other", size=10 ** 8))  # over budget: everything older goes
     assert store.get(6) is None and len(store) <= 1
+
+
+def test_one_entry_at_a_time_as_many_together() -> None:
+    """`add_one` (a lone record or a batch) keeps, counts and evicts as `add_lazy` does."""
+    store = ExchangeStore()
+    store.configure("cache", keep=6)
+    store.add_one(_Command(1, "GET"))
+    store.add_one(_Batch(2, ORIGIN, 3))
+    assert len(store) == 4 and store.bytes == 4 * RECORD_OVERHEAD
+    assert store.get(3).method == "CMD1"  # type: ignore[union-attr]
+    store.add_one(_Batch(5, ORIGIN, 3))  # 7 records: the oldest entry goes
+    assert [e.id for e in store.all()] == [2, 3, 4, 5, 6, 7]
+    store.add_one(_Command(8, "GET"))  # 7 again: the first batch goes whole
+    assert [e.id for e in store.all()] == [5, 6, 7, 8] and store.get(3) is None
+    assert len(store) == 4 and store.bytes == 4 * RECORD_OVERHEAD

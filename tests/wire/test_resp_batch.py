@@ -67,3 +67,54 @@ def test_every_answered_command_is_counted_once() -> None:
     follower.server_data(b"$-1\r\n")
     assert sum(n for _, _, n in counted) == len(sink.records) == len(COMMANDS) + 4
     assert sum(n for _, failed, n in counted if failed) == 1
+
+
+def test_lone_commands_and_their_replies_one_by_one() -> None:
+    """A client that waits for each reply (pipeline 1): each reply read on its own, of each
+    kind, and what is not one whole simple reply read the general way."""
+    sink = Sink()
+    follower = RedisFollower(sink, FollowerOptions())
+    replies = [b"+OK\r\n", b"-ERR no\r\n", b":7\r\n", b"$5\r\nab\r\nc\r\n", b"$-1\r\n",
+               b"$0\r\n\r\n", b"*1\r\n$1\r\na\r\n", b"$3\r\nab", b"c\r\n"]
+    for reply in replies:
+        if reply != b"c\r\n":
+            assert follower.passes_unchanged(True)
+            assert follower.client_data(_command(b"GET", b"k" * 300)) is None
+        assert follower.passes_unchanged(False)
+        assert follower.server_data(reply) is None
+    assert not follower.pending
+    notes = [r.notes["redis"] for r in sink.records]
+    assert [n["reply"]["type"] for n in notes] == [
+        "status", "error", "integer", "bulk", "null", "bulk", "array", "bulk"]
+    assert [n["reply"].get("size") for n in notes if n["reply"]["type"] == "bulk"] == [5, 0, 3]
+    assert sink.records[1].error == "ERR no" and notes[2]["reply"]["value"] == "7"
+    assert notes[0]["keys"] == ["k" * 256] and notes[0]["sizes"] == [3, 300]  # cut when built
+
+
+def test_the_relay_passes_chunks_first_unless_the_follower_changes_them() -> None:
+    sink = Sink()
+    follower = RedisFollower(sink, FollowerOptions())
+    assert follower.passes_unchanged(True) and follower.passes_unchanged(False)
+    follower.gating = True  # command-level faults: the client's stream stops at commands
+    assert not follower.passes_unchanged(True)
+    follower.answers = 1  # devamb's answer waits between the server's replies
+    assert not follower.passes_unchanged(False)
+
+
+def test_a_batch_answered_whole_by_one_chunk_is_one_run() -> None:
+    counted: list[tuple[float, bool, int]] = []
+
+    class Counting(Sink):
+        def record_one(self, lazy, duration_ms, failed):  # type: ignore[no-untyped-def]
+            counted.append((duration_ms, failed, lazy.count))
+            super().record_one(lazy, duration_ms, failed)
+
+    sink = Counting()
+    follower = RedisFollower(sink, FollowerOptions())
+    follower.client_data(_command(b"GET", b"k") * 4)
+    follower.server_data(b"$1\r\nx\r\n$2\r\nxy\r\n$-1\r\n$0\r\n\r\n")
+    assert [n for _, failed, n in counted if not failed] == [4] and not follower.pending
+    assert [r.notes["redis"]["reply"].get("size") for r in sink.records] == [1, 2, None, 0]
+    follower.client_data(_command(b"INCR", b"k") * 3)
+    follower.server_data(b":1\r\n-ERR not an integer\r\n:2\r\n")  # an error: runs apart
+    assert [r.error for r in sink.records[4:]] == [None, "ERR not an integer", None]

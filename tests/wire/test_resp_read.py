@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devamb.wire.resp_read import MAX_LINE, Malformed, Reader
+from devamb.wire.resp_read import ARGS_AVERAGE, MAX_LINE, Malformed, Reader, message_of
 
 REPLIES = [
     b"+OK\r\n", b"-ERR no\r\n", b":42\r\n", b"$5\r\nhello\r\n", b"$-1\r\n", b"*-1\r\n",
@@ -147,3 +147,44 @@ def test_commands_read_by_hiredis_as_by_the_pure_reader(chunks: list[bytes]) -> 
     small = Reader(commands=True, keep=4)
     small.ends = False
     assert _commands(small, chunks) == _commands(_pure(keep=4), chunks)
+
+
+@pytest.mark.parametrize("chunks", [*CHUNKS, [b"*2\r\n$3\r\nGET\r\n$9\r\nprice $10\r\n"],
+                                    [b"*1\r\n$70\r\n" + b"a" * 70 + b"\r\n"],
+                                    [b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$300\r\n" + b"v" * 300
+                                     + b"\r\n" + b"*1\r\n$4\r\nPING\r\n" * 60]])
+def test_args_reads_what_the_pure_reader_reads(chunks: list[bytes]) -> None:
+    """`Reader.args` (whole chunks, arguments cut only when a record is built) gives the
+    commands the pure-Python reader gives, or None: the follower then feeds the chunk."""
+    for keep in (256, 4):
+        chunk = chunks[0]
+        commands = Reader(commands=True, keep=keep).args(chunk)
+        pure = _pure(keep)
+        pure.ends = False
+        if commands is None:
+            continue
+        got = [(m.kind, m.count, m.items, m.sizes, m.inline)
+               for m in (message_of(c, keep) for c in commands)]
+        assert got == _commands(pure, [chunk])
+
+
+def test_args_bounds_a_chunk_of_long_arguments() -> None:
+    """A chunk whose commands average over ARGS_AVERAGE bytes is taken only when no argument
+    is over `keep` bytes (a batch keeps the chunk: what it holds stays bounded)."""
+    long = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n" + b"v" * 2000 + b"\r\n"
+    assert Reader(commands=True).args(long * 2) is None
+    mixed = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$300\r\n" + b"v" * 300 + b"\r\n"
+    mixed += b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 7
+    assert len(mixed) < 8 * ARGS_AVERAGE and Reader(commands=True).args(mixed) is not None
+
+
+@pytest.mark.parametrize("data", [
+    b"+OK\r\n" * 16, b"$3\r\nxxx\r\n" * 16, b":1\r\n-ERR x\r\n+OK\r\n", b"+OK\r\n$3\r\n+ab\r\n",
+    b"$5\r\nab\r\nc\r\n$1\r\nx\r\n", b"$-1\r\n$1\r\na\r\n", b"$3\r\nab\r\n", b"$0\r\n\r\n",
+    b"$3\r\nabc\r\n$2\r\nab\r\n*1\r\n:1\r\n", b"+OK\r\n+O", b"$3\r\nabc\r\n$3\r\nab", b"-\r\n",
+    b"$1\r\n\r\n\r\n", b":1\r\n$1\r\n:\r\n",
+])
+def test_heads_of_runs_as_of_any_replies(data: bytes) -> None:
+    """Runs of one kind of reply are read with counts in C: the same heads as reply by reply."""
+    reader = Reader(commands=False)
+    assert reader.heads(data) == reader._fast_replies(data)
