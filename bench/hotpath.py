@@ -29,15 +29,14 @@ import asyncio
 import cProfile
 import os
 import pstats
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cachegrind import instructions_per
 
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
@@ -90,6 +89,12 @@ class MemoryTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
 
 class Reads(MemoryTransport):
     """An upstream's transport whose response is all in the socket: read by read, one loop
@@ -121,12 +126,6 @@ class Reads(MemoryTransport):
     def resume_reading(self) -> None:
         self.paused = False
         self._next()
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
 
 
 async def run(requests: int, profile: bool, recording: bool = True, warmup: int = 2000,
@@ -185,26 +184,13 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
 
 def instructions(recording: bool, large: bool) -> int:
     """Instructions per exchange (see the module's docstring)."""
-    if shutil.which("valgrind") is None:
-        sys.exit("--instructions needs valgrind (Debian: apt install valgrind)")
-    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows no exec
-    counts = []
     few, many = (50, 450) if large else (500, 4500)
-    for requests in (few, many):
-        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null", python, __file__, "--rounds", "1",
-                "--warmup", str(few), "--requests", str(requests)]
-        if not recording:
-            argv.append("--no-recording")
-        if large:
-            argv.append("--large")
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
-        found = re.search(r"I\s+refs:\s+([\d,]+)", out)
-        if found is None:
-            sys.exit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-        counts.append(int(found.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) // (many - few)
+
+    def arguments(requests: int) -> list[str]:
+        return ["--rounds", "1", "--warmup", str(few), "--requests", str(requests),
+                *([] if recording else ["--no-recording"]), *(["--large"] if large else [])]
+
+    return instructions_per(__file__, arguments, few, many)
 
 
 def main() -> None:

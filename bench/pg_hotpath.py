@@ -22,9 +22,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cachegrind import instructions_per
 from hotpath import MemoryTransport
 
 from devamb.engine.assembly import load_profile
@@ -124,23 +122,12 @@ async def run(queries: int, protocol: str, profile: bool, faults: bool,
 
 def instructions(protocol: str, faults: bool) -> int:
     """Instructions per query (see the module's docstring)."""
-    if shutil.which("valgrind") is None:
-        sys.exit("--instructions needs valgrind (Debian: apt install valgrind)")
-    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows no exec
-    counts = []
-    for queries in (1000, 4000):
-        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null", python, __file__, "--rounds", "1",
-                "--warmup", "500", "--queries", str(queries), "--protocol", protocol]
-        if faults:
-            argv.append("--faults")
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
-        found = re.search(r"I\s+refs:\s+([\d,]+)", out)
-        if found is None:
-            sys.exit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-        counts.append(int(found.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) // 3000
+
+    def arguments(queries: int) -> list[str]:
+        return ["--rounds", "1", "--warmup", "500", "--queries", str(queries),
+                "--protocol", protocol, *(["--faults"] if faults else [])]
+
+    return instructions_per(__file__, arguments, 1000, 4000)
 
 
 def main() -> None:

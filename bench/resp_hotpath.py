@@ -23,9 +23,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cachegrind import instructions_per
 from hotpath import MemoryTransport
 
 from devamb.engine.assembly import load_profile
@@ -92,23 +90,12 @@ async def run(commands: int, pipeline: int, profile: bool, protocol: str,
 
 def instructions(pipeline: int, protocol: str) -> int:
     """Instructions per command (see the module's docstring)."""
-    if shutil.which("valgrind") is None:
-        sys.exit("--instructions needs valgrind (Debian: apt install valgrind)")
-    python = os.path.realpath(sys.executable)  # not a shim: valgrind follows no exec
-    counts = []
-    for commands in (2000, 12000):
-        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null", python, __file__, "--rounds", "1",
-                "--pipeline", str(pipeline), "--commands", str(commands)]
-        if protocol == "tcp":
-            argv.append("--tcp")
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
-        found = re.search(r"I\s+refs:\s+([\d,]+)", out)
-        if found is None:
-            sys.exit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-        counts.append(int(found.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) // 10000
+
+    def arguments(commands: int) -> list[str]:
+        return ["--rounds", "1", "--pipeline", str(pipeline), "--commands", str(commands),
+                *(["--tcp"] if protocol == "tcp" else [])]
+
+    return instructions_per(__file__, arguments, 2000, 12000)
 
 
 def main() -> None:
