@@ -20,14 +20,7 @@ from tests.targets.shards.real_redis import (
     flush,
     port_of,
     profile,
-    redis_servers,
 )
-
-
-@pytest.fixture(scope="session")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
-    with redis_servers(tmp_path_factory.mktemp("redis"), 3) as servers:
-        yield servers
 
 
 @pytest.fixture

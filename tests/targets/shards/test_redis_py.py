@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,6 @@ from tests.targets.shards.real_redis import (
     profile,
     redis_servers,
 )
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
-    with redis_servers(tmp_path_factory.mktemp("redis-py"), 3) as servers:
-        yield servers
 
 
 def apart(servers: list[RedisServer]) -> tuple[str, str]:

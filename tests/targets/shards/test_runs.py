@@ -5,9 +5,6 @@ general path, in order. Real redis-servers, and a fake shard that answers a byte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
-import pytest
 
 from devamb.cluster.hashring import HashRing
 from devamb.targets.shards import encoder
@@ -21,14 +18,7 @@ from tests.targets.shards.real_redis import (
     flush,
     port_of,
     profile,
-    redis_servers,
 )
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
-    with redis_servers(tmp_path_factory.mktemp("redis"), 3) as servers:
-        yield servers
 
 
 def test_whole_reads_chunks_of_whole_commands_of_bulk_strings_only() -> None:
