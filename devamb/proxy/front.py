@@ -90,6 +90,8 @@ class FrontProtocol(asyncio.Protocol):
         self._upgraded: bytes | None = None  # bytes after an upgrade request's head
         self._detached = False
         self._closing = False  # answer what is in flight, then close
+        self._body_read = 0  # body bytes of the request now arriving
+        self._counted = 0  # its body bytes still due, counted off the reads (upstream.py's)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -103,6 +105,9 @@ class FrontProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._upgraded is not None or self._closing_now():
             return
+        if self._counted:
+            self._count_body(data)
+            return
         heads = self._heads
         try:
             self._parser.feed_data(data)
@@ -115,6 +120,10 @@ class FrontProtocol(asyncio.Protocol):
                 self._refusal = refusal_for(exc)
         if self._in_head and self._refusal is None:
             self._partial_head(data, began=self._heads != heads)
+        receiving = self._receiving
+        if (receiving is not None and receiving.content_length and self._refusal is None
+                and self._upgraded is None and "Transfer-Encoding" not in receiving.headers):
+            self._counted = receiving.content_length - self._body_read  # (> 0: not complete)
         if self._refusal is not None:
             if self._receiving is not None:
                 self._receiving.fail(ClientGone("the client's request stream is malformed"))
@@ -123,6 +132,22 @@ class FrontProtocol(asyncio.Protocol):
                 self._refuse()
             else:
                 self._pause("refused")  # answered once the request in flight is
+
+    def _count_body(self, data: bytes) -> None:
+        """A read of a body framed by Content-Length, past its head's read: passed on as it
+        came, not through the parser (httptools copies each body piece into a new object);
+        a fresh parser takes what follows the body."""
+        due = self._counted
+        if len(data) < due:
+            self._counted = due - len(data)
+            self.on_body(data)
+            return
+        self._counted = 0
+        self.on_body(data if len(data) == due else data[:due])
+        self._parser = httptools.HttpRequestParser(self)  # the old one still awaits the body
+        self.on_message_complete()
+        if len(data) > due:  # a pipelined request, or whatever the client sent after the body
+            self.data_received(data[due:])
 
     def _partial_head(self, data: bytes, *, began: bool) -> None:
         """A head still incomplete after a read. The parser holds its unfinished line, which
@@ -209,6 +234,7 @@ class FrontProtocol(asyncio.Protocol):
         )
         if request.body_exists:
             self._receiving = request
+            self._body_read = 0
         if self._task is None:
             self._start(request)
         else:
@@ -217,6 +243,7 @@ class FrontProtocol(asyncio.Protocol):
                 self._pause("pipelined")
 
     def on_body(self, body: bytes) -> None:
+        self._body_read += len(body)
         if self._receiving is not None:
             self._receiving.feed(body)
 
