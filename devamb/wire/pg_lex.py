@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(rb"""
-    (?P<space>\s+)
+# what opens a literal or a comment, and what counts in a statement's nesting: both readers'
+_QUOTED = rb"""
   | (?P<line>--[^\n\r]*)
   | (?P<block>/\*)
   | (?P<estr>[eE]')
   | (?P<str>')
   | (?P<ident>")
   | (?P<dollar>\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)?\$)
-  | (?P<word>[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)
+"""
+_NESTING = rb"""
   | (?P<semi>;)
   | (?P<open>\()
   | (?P<close>\))
+"""
+_TOKEN = re.compile(rb"""
+    (?P<space>\s+)
+""" + _QUOTED + rb"""
+  | (?P<word>[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)
+""" + _NESTING + rb"""
   | (?P<other>[0-9.]+|[^\s'"$;()A-Za-z_\x80-\xff/-]+|.)
 """, re.X | re.S)
 # the same, with words, whitespace and whatever cannot start another token run together (one
@@ -33,15 +40,7 @@ _TOKEN = re.compile(rb"""
 _RUN = re.compile(rb"""
     (?P<run>(?:[^'"$;()/\-A-Za-z_\x80-\xff]+|(?![eE]')[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*
               |-(?!-)|/(?!\*))+)
-  | (?P<line>--[^\n\r]*)
-  | (?P<block>/\*)
-  | (?P<estr>[eE]')
-  | (?P<str>')
-  | (?P<ident>")
-  | (?P<dollar>\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)?\$)
-  | (?P<semi>;)
-  | (?P<open>\()
-  | (?P<close>\))
+""" + _QUOTED + _NESTING + rb"""
   | (?P<other>.)
 """, re.X | re.S)
 _CREATE = re.compile(rb"\s*create\b", re.I)
