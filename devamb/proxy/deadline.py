@@ -90,8 +90,12 @@ def _queue(loop: asyncio.AbstractEventLoop, seconds: float) -> _Queue:
 class Deadline:
     __slots__ = ("_cancelling", "_expires", "_fired", "_handle", "_loop", "_queue", "_task")
 
-    def __init__(self, seconds: float) -> None:
-        self._loop = loop = asyncio.get_running_loop()
+    def __init__(self, seconds: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """`loop`: the running loop, when the caller holds it (asking costs a getpid() system
+        call on Python 3.11)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        self._loop = loop
         task = _current_task(loop)
         assert task is not None, "Deadline used outside a task"
         self._task = task

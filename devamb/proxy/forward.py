@@ -127,8 +127,8 @@ async def _exchange_head(
         upload: IdleBody | None = None
         reused = False
         try:
-            with Deadline(timeout) as deadline:
-                conn = pool.idle()  # the usual case: no connect, no waiting
+            conn = pool.idle()  # the usual case: no connect, no waiting
+            with Deadline(timeout, None if conn is None else conn.loop) as deadline:
                 if conn is not None:
                     reused = True
                 elif connect_timeout is None:

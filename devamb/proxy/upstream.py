@@ -261,6 +261,11 @@ class UpstreamConnection(asyncio.Protocol):
             )
         transport.write(head)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop this connection has sent on (None before its first request)."""
+        return self._loop
+
     def _loop_future(self) -> asyncio.Future[None]:
         loop = self._loop
         if loop is None:
