@@ -170,7 +170,7 @@ def load_or_positioned_error(path: Path) -> None:
 def profiles_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of profiles/ (with the mock files they refer to) to write mutants into."""
     folder = tmp_path_factory.mktemp("profiles") / "profiles"
-    shutil.copytree(PROFILES, folder)
+    shutil.copytree(PROFILES, folder, ignore=shutil.ignore_patterns(".devamb"))  # not a run dir
     return folder
 
 

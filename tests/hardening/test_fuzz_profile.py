@@ -137,7 +137,7 @@ def test_loader_on_random_bytes(tmp_path: Path, rss_before: int, data: bytes) ->
 def profiles_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of profiles/ (with the mock files they refer to) to write mutants into."""
     folder = tmp_path_factory.mktemp("profiles") / "profiles"
-    shutil.copytree(PROFILES, folder)
+    shutil.copytree(PROFILES, folder, ignore=shutil.ignore_patterns(".devamb"))  # not a run dir
     return folder
 
 
