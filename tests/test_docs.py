@@ -401,6 +401,9 @@ def cli() -> click.Group:
     module, _, attribute = scripts["devamb"].partition(":")
     command = getattr(importlib.import_module(module), attribute)
     assert isinstance(command, click.Group)
+    ctx = click.Context(command)
+    for name in command.list_commands(ctx):  # a lazy group imports its commands when asked
+        command.get_command(ctx, name)
     return command
 
 
