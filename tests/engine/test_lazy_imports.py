@@ -101,6 +101,9 @@ NOT_FOR_THE_DEMO = (
     "devamb.cli.completion", "devamb.cli.init_template", "devamb.export",
     # the profile watcher uses watchfiles' native watcher, not its package (engine/watch.py)
     "anyio", "multiprocessing", "watchfiles.main", "watchfiles.run",
+    # fault kinds (imported when a profile or a control call uses one), the typo hints
+    "devamb.faults.abort", "devamb.faults.latency", "devamb.faults.reset", "devamb.faults.error",
+    "devamb.grpc.answers", "h2", "difflib",
 )
 
 
@@ -137,6 +140,22 @@ def test_http2_and_mocks_load_their_code_when_a_profile_has_them(tmp_path: Path)
     modules = modules_of_engine(tmp_path, profile)
     for package in ("h2.connection", "devamb.service.http2", "devamb.targets.mock"):
         assert under(modules, package), package
+
+
+def test_a_fault_loads_its_kind(tmp_path: Path) -> None:
+    """The check above can fail: a profile with a fault imports that kind's module."""
+    profile = """\
+        services:
+          web:
+            listen: 0
+            target: echo
+            targets:
+              echo: echo
+            faults:
+              slow: {kind: latency, delay: 10ms}
+    """
+    modules = modules_of_engine(tmp_path, profile)
+    assert under(modules, "devamb.faults.latency") and not under(modules, "devamb.faults.abort")
 
 
 def test_a_bastion_loads_the_ssh_client(tmp_path: Path) -> None:
