@@ -103,7 +103,7 @@ NOT_FOR_THE_DEMO = (
     "anyio", "multiprocessing", "watchfiles.main", "watchfiles.run",
     # fault kinds (imported when a profile or a control call uses one), the typo hints
     "devamb.faults.abort", "devamb.faults.latency", "devamb.faults.reset", "devamb.faults.error",
-    "devamb.grpc.answers", "h2", "difflib",
+    "devamb.grpc.answers", "h2", "difflib", "http.cookies",
 )
 
 
