@@ -3,7 +3,8 @@
 Importing the `watchfiles` package imports anyio (for `awatch`) and multiprocessing (for its
 process runner): 2.7 MiB of an engine's 37 MiB after start (issue 22). The engine needs only the
 native watcher, so it loads `watchfiles._rust_notify` without the package and waits on it in a
-thread as `awatch` does, with `awatch`'s defaults (the WATCHFILES_* variables, polling on WSL).
+thread of its own as `awatch` does (not the loop's default executor, which resolves names for
+the asyncio loop), with `awatch`'s defaults (the WATCHFILES_* variables, polling on WSL).
 Its API is the same from watchfiles 0.21 to 1.x (pyproject pins that range); a later import of
 `watchfiles` itself reuses the loaded module.
 """
@@ -17,6 +18,7 @@ import os
 import platform
 import sys
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -73,10 +75,13 @@ async def watch_folders(
         [str(f) for f in folders], _flag("WATCHFILES_DEBUG"), _force_polling(), _poll_delay_ms(),
         False, _flag("WATCHFILES_IGNORE_PERMISSION_DENIED"),
     )
+    thread = ThreadPoolExecutor(1, thread_name_prefix="devamb-watch")
+    loop = asyncio.get_running_loop()
     try:
         while True:
             try:
-                raw = await asyncio.to_thread(watcher.watch, debounce_ms, STEP_MS, TIMEOUT_MS, stop)
+                raw = await loop.run_in_executor(
+                    thread, watcher.watch, debounce_ms, STEP_MS, TIMEOUT_MS, stop)
             except asyncio.CancelledError:
                 stop.set()  # the thread sees it within STEP_MS and ends
                 raise
@@ -87,4 +92,5 @@ async def watch_folders(
             if raw != "timeout":
                 yield raw
     finally:
+        thread.shutdown(wait=False)  # its last watch() returns within STEP_MS of `stop`
         watcher.close()
