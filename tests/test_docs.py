@@ -54,6 +54,7 @@ import click
 import pytest
 import yaml
 
+from devamb.cli.reference import loaded
 from devamb.engine.assembly import load_profile
 from devamb.profile import ProfileError
 from tests.certs import ca_pem, certificates
@@ -401,7 +402,7 @@ def cli() -> click.Group:
     module, _, attribute = scripts["devamb"].partition(":")
     command = getattr(importlib.import_module(module), attribute)
     assert isinstance(command, click.Group)
-    return command
+    return loaded(command)  # every command family imported (devamb/cli/lazy.py)
 
 
 def shown_commands() -> list[tuple[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Coroutine
@@ -11,7 +10,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from devamb.control.client import ControlClient
 from devamb.control.protocol import ControlError, EngineUnavailable
 from devamb.control.workdir import UnsafeSocketDir, Workdir
 from devamb.profile import (
@@ -21,7 +19,8 @@ from devamb.profile import (
     resolve_profile_path,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the control client (asyncio) and the engine: imported by what uses them
+    from devamb.control.client import ControlClient
     from devamb.engine.assembly import Profile
 
 T = TypeVar("T")
@@ -29,6 +28,8 @@ EXIT_BAD_INPUT, EXIT_NO_ENGINE = 1, 3
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # not for `devamb --help`
+
     return asyncio.run(coro)
 
 
@@ -66,6 +67,8 @@ def load(path: Path) -> Profile:
 
 
 def client_for(name: str | None) -> ControlClient:
+    from devamb.control.client import ControlClient
+
     workdir = Workdir.beside(profile_path(name))
     try:
         workdir.check_socket_dir()

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from devamb.cli.common import call, profile_option, run
+from devamb.cli.export_cmd import export_envoy_cmd, export_k8s_cmd
 
 
 @click.command()
@@ -87,3 +88,7 @@ def replay(profile_name: str | None, exchange_id: int, target: str | None, diff:
         from devamb.cli.output import print_diff  # rich: only to print
 
         print_diff(result["diff"])
+
+
+for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
+    export.add_command(command)

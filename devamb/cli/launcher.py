@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from devamb.control.client import ControlClient
 from devamb.control.protocol import EngineUnavailable, Status
 from devamb.control.workdir import (
     Workdir,
@@ -54,6 +53,8 @@ class Found:
 async def find_engine(workdir: Workdir, timeout: float = 3.0) -> Found:
     """The engine answering on this workdir's socket, or the live process that does not."""
     if workdir.socket.exists():
+        from devamb.control.client import ControlClient  # not in an engine starting afresh
+
         try:
             async with ControlClient(workdir.socket, timeout=timeout) as client:
                 status = await client.status()
@@ -338,6 +339,8 @@ async def _wait_ended(ended: Callable[[], bool], timeout: float) -> bool:
 async def _answers_status(workdir: Workdir) -> bool:
     if not workdir.socket.exists():
         return False
+    from devamb.control.client import ControlClient
+
     try:
         async with ControlClient(workdir.socket, timeout=1.0) as client:
             await client.status()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,37 +27,20 @@ from devamb.cli.common import (
     profile_path,
     run,
 )
-from devamb.cli.completion import completion
-from devamb.cli.doctor import doctor
-from devamb.cli.export_cmd import export_envoy_cmd, export_k8s_cmd
-from devamb.cli.faults import fault, scenario
-from devamb.cli.init_template import TEMPLATE
-from devamb.cli.inspect import export, replay, show
-from devamb.cli.launcher import (
-    LaunchError,
-    Spawned,
-    clean_stale,
-    find_engine,
-    other_engine,
-    spawn_engine,
-    terminate_engine,
-    wait_ready,
-    wait_stopped,
-    watch_stop,
-)
-from devamb.cli.mocks import mock, record
-from devamb.cli.schema_cmd import SCHEMA_FILE, modeline, schema, schema_text
-from devamb.cli.top import top
-from devamb.control.client import ControlClient
+from devamb.cli.lazy import LazyGroup
 from devamb.control.protocol import ControlError, EngineUnavailable, Status
 from devamb.control.workdir import UnsafeSocketDir, Workdir
 from devamb.profile import DEFAULT_PROFILE, ProfileError, display_path
 from devamb.profile.units import parse_duration
-from devamb.toxiproxy.address import DEFAULT as TOXIPROXY_DEFAULT
-from devamb.toxiproxy.address import parse_api_address
+
+if TYPE_CHECKING:  # the launcher and the control client (asyncio): imported by the commands
+    from devamb.cli.launcher import Spawned
+    from devamb.control.client import ControlClient
+
+TOXIPROXY_DEFAULT = "127.0.0.1:8474"  # devamb.toxiproxy.address.DEFAULT (a test checks)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="devamb")
 @profile_option
 def main(profile_name: str | None) -> None:
@@ -68,6 +51,9 @@ def main(profile_name: str | None) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing devamb.yaml.")
 def init(force: bool) -> None:
     """Write a commented devamb.yaml here and keep .devamb/ out of git."""
+    from devamb.cli.init_template import TEMPLATE
+    from devamb.cli.schema_cmd import SCHEMA_FILE, modeline, schema_text
+
     target = Path.cwd() / DEFAULT_PROFILE
     if target.exists() and not force:
         fail(f"{DEFAULT_PROFILE} exists already (use --force to overwrite)")
@@ -140,6 +126,8 @@ def _check_socket_dir(workdir: Workdir) -> None:
 def _api_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
+    from devamb.toxiproxy.address import parse_api_address
+
     try:
         return str(parse_api_address(value))
     except ValueError as exc:
@@ -175,6 +163,15 @@ def up(
     The engine `up` starts for its TUI ends with the TUI, however the TUI ends (q, closing the
     terminal, a signal, a crash). Without a terminal, `up` runs the engine headless instead.
     """
+    from devamb.cli.launcher import (
+        LaunchError,
+        clean_stale,
+        find_engine,
+        other_engine,
+        spawn_engine,
+        wait_ready,
+    )
+
     if headless and detach:
         raise click.UsageError("--headless and --detach exclude each other")
     if demo:
@@ -233,6 +230,8 @@ def _already_running(
     status: Status, workdir: Workdir, path: Path, profile_name: str | None, no_tui: bool
 ) -> None:
     """An engine answers for this profile already: fail without a TUI, else attach to it."""
+    from devamb.cli.launcher import find_engine
+
     pid = status["engine"]["pid"]
     down_command = command_for(profile_name, "down")
     if no_tui or not _has_terminal():
@@ -260,6 +259,9 @@ def _open_tui(
     Engines this TUI owns are tied to this process by their lifeline pipe: they stop when it
     ends, whether the TUI quits, crashes, or the process is killed or hung up on.
     """
+    from devamb.cli.launcher import clean_stale, spawn_engine, wait_ready
+    from devamb.control.client import ControlClient
+
     try:  # the wheel ships ui/ as devamb_ui (no top-level `ui` in site-packages)
         from devamb_ui.app import run_tui  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as missing:  # a checkout: the repo's ui/ folder
@@ -295,6 +297,8 @@ def _end_owned(spawned: Spawned, workdir: Workdir, grace: float) -> None:
     wait for it as `down` does: SIGKILL if it stays silent (stopped, or stuck) for a few
     seconds or outlives the grace. Ctrl-C while waiting cuts the drain now (SIGTERM, then
     SIGKILL if it stays)."""
+    from devamb.cli.launcher import LaunchError, clean_stale, terminate_engine, watch_stop
+
     if spawned.lifeline is not None:
         os.close(spawned.lifeline)
         spawned.lifeline = None
@@ -337,6 +341,8 @@ def _print_listeners(status: Status) -> None:
 @profile_option
 def attach(profile_name: str | None) -> None:
     """Open the TUI on the running engine (quitting leaves it running)."""
+    from devamb.cli.launcher import find_engine
+
     path = profile_path(profile_name)
     workdir = Workdir.beside(path)
     _check_socket_dir(workdir)
@@ -354,6 +360,8 @@ def attach(profile_name: str | None) -> None:
               help="With --web: the port (default: a free one).")
 def ui(profile_name: str | None, web: bool, port: int) -> None:
     """Open the TUI on the running engine, in this terminal or (--web) in a browser."""
+    from devamb.cli.launcher import find_engine
+
     path = profile_path(profile_name)
     workdir = Workdir.beside(path)
     _check_socket_dir(workdir)
@@ -455,6 +463,14 @@ def down(profile_name: str | None, grace: float | None) -> None:
     An engine that does not answer (stopped, or stuck) gets SIGTERM, then SIGKILL if it stays
     silent for 5 s or outlives the grace by 5 s; `down` ends with no engine and no stale files.
     """
+    from devamb.cli.launcher import (
+        LaunchError,
+        clean_stale,
+        find_engine,
+        terminate_engine,
+        wait_stopped,
+    )
+
     path = profile_path(profile_name)
     workdir = Workdir.beside(path)
     _check_socket_dir(workdir)
@@ -489,6 +505,8 @@ def down(profile_name: str | None, grace: float | None) -> None:
 
 async def _drain(workdir: Workdir, grace: float | None) -> bool:
     """Ask the engine to stop and say what its drain did; False if it stopped answering."""
+    from devamb.control.client import ControlClient
+
     async with ControlClient(workdir.socket) as client:
         try:
             first = await client.shutdown(grace) or {}
@@ -524,9 +542,3 @@ def _profile_grace(path: Path) -> float:
         return 30.0
     return max((s.timeout for s in profile.services.values()), default=0.0)
 
-
-for command in (fault, scenario, show, export, replay, record, mock, completion, doctor,
-                schema, top):
-    main.add_command(command)
-for command in (export_envoy_cmd, export_k8s_cmd):  # the profile as an Envoy ambassador
-    export.add_command(command)

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from devamb.client.text import exchange_line
 from devamb.control.protocol import ExchangeSummary, ServiceStats, Status, TargetStatus
 from devamb.profile.units import format_setting
 
@@ -174,6 +173,8 @@ def print_status(status: Status) -> None:
 
 
 def print_exchange(exchange: ExchangeSummary, as_json: bool) -> None:
+    from devamb.client.text import exchange_line  # the client package: not for `status`
+
     print(json.dumps(exchange) if as_json else exchange_line(exchange), flush=True)
 
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from watchfiles import Change, awatch
-
 from devamb.engine.assembly import Profile
+from devamb.engine.watch import watch_folders
 
 log = logging.getLogger("devamb.reload")
 DEBOUNCE_MS = 150
@@ -69,18 +68,11 @@ async def watch_profile(engine: Reloadable) -> None:
         files = watched_files(engine.profile)
         folders = sorted({f.parent for f in files if f.parent.exists()})
         restart = asyncio.Event()
-
-        def watched(_change: Change, path: str, files: set[Path] = files) -> bool:
-            return Path(path).resolve() in files
-
         try:
-            async for changes in awatch(
-                *folders,
-                watch_filter=watched,
-                debounce=DEBOUNCE_MS,
-                recursive=False,
-                stop_event=restart,
-            ):
+            async for raw in watch_folders(folders, DEBOUNCE_MS, restart):
+                changes = {(kind, path) for kind, path in raw if Path(path).resolve() in files}
+                if not changes:
+                    continue
                 log.info("changed: %s", ", ".join(sorted({Path(p).name for _, p in changes})))
                 await engine.reload()
                 if watched_files(engine.profile) != files:

@@ -8,7 +8,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from devamb.faults import abort, latency
 from devamb.faults.base import Fault, FaultContext
 from devamb.faults.chain import FaultChain, FaultState, Plan
 from devamb.faults.live import live_plan
@@ -156,6 +155,8 @@ class FaultManager:
 
     def _from_headers(self, headers: Mapping[str, str]) -> builtins.list[Fault]:
         """Envoy-style faults a client asks for on one request (when the service allows it)."""
+        from devamb.faults import abort, latency  # the kinds' modules: imported when used
+
         faults: builtins.list[Fault] = []
         delay = headers.get(DELAY_HEADER)
         if delay is not None and delay.isdigit():

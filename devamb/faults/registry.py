@@ -1,25 +1,17 @@
 """The explicit registry of fault kinds: one typed record each (key, parameter keys, parser,
-class). Adding a kind is a module (Params, parse, the Fault subclass) and one line here."""
+class). Adding a kind is a module (KEYS, Params, parse, the Fault subclass) and one line here.
+
+A kind's module is imported when a profile or a control call first uses the kind: an engine
+without faults loads none of them (issue 22: RSS)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-from devamb.faults import (
-    abort,
-    bandwidth,
-    down,
-    error,
-    latency,
-    limit_data,
-    malformed,
-    reset,
-    slicer,
-    slow_close,
-    timeout,
-)
 from devamb.faults.applies import Refusal
 from devamb.faults.base import Fault, FaultContext
 from devamb.profile.reader import Node
@@ -32,9 +24,29 @@ class FaultKind:
     """One kind of fault as profiles and the control API name it."""
 
     key: str  # `kind:` in a profile
-    keys: tuple[str, ...]  # its own parameter keys, beside the common ones (spec.COMMON_KEYS)
-    parse: Parse  # reports problems on the node; None when the parameters are unusable
-    fault: type[Fault]  # what it does once it fires
+    module: str  # devamb.faults.MODULE: KEYS, parse and the class
+    class_name: str
+
+    def _module(self) -> ModuleType:
+        return importlib.import_module(f"devamb.faults.{self.module}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Its own parameter keys, beside the common ones (spec.COMMON_KEYS)."""
+        keys: tuple[str, ...] = self._module().KEYS
+        return keys
+
+    @property
+    def parse(self) -> Parse:
+        """Reports problems on the node; None when the parameters are unusable."""
+        parse: Parse = self._module().parse
+        return parse
+
+    @property
+    def fault(self) -> type[Fault]:
+        """What it does once it fires."""
+        fault: type[Fault] = getattr(self._module(), self.class_name)
+        return fault
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -58,16 +70,16 @@ class FaultKind:
 KINDS: dict[str, FaultKind] = {
     kind.key: kind
     for kind in (
-        FaultKind("latency", latency.KEYS, latency.parse, latency.LatencyFault),
-        FaultKind("abort", abort.KEYS, abort.parse, abort.AbortFault),
-        FaultKind("reset", reset.KEYS, reset.parse, reset.ResetFault),
-        FaultKind("timeout", timeout.KEYS, timeout.parse, timeout.TimeoutFault),
-        FaultKind("bandwidth", bandwidth.KEYS, bandwidth.parse, bandwidth.BandwidthFault),
-        FaultKind("slicer", slicer.KEYS, slicer.parse, slicer.SlicerFault),
-        FaultKind("limit_data", limit_data.KEYS, limit_data.parse, limit_data.LimitDataFault),
-        FaultKind("slow_close", slow_close.KEYS, slow_close.parse, slow_close.SlowCloseFault),
-        FaultKind("malformed", malformed.KEYS, malformed.parse, malformed.MalformedFault),
-        FaultKind("down", down.KEYS, down.parse, down.DownFault),
-        FaultKind("error", error.KEYS, error.parse, error.ErrorFault),
+        FaultKind("latency", "latency", "LatencyFault"),
+        FaultKind("abort", "abort", "AbortFault"),
+        FaultKind("reset", "reset", "ResetFault"),
+        FaultKind("timeout", "timeout", "TimeoutFault"),
+        FaultKind("bandwidth", "bandwidth", "BandwidthFault"),
+        FaultKind("slicer", "slicer", "SlicerFault"),
+        FaultKind("limit_data", "limit_data", "LimitDataFault"),
+        FaultKind("slow_close", "slow_close", "SlowCloseFault"),
+        FaultKind("malformed", "malformed", "MalformedFault"),
+        FaultKind("down", "down", "DownFault"),
+        FaultKind("error", "error", "ErrorFault"),
     )
 }

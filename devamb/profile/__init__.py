@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from devamb.profile.problems import Problem, ProfileError
 from devamb.profile.schema import ListenAddress, TargetSpec
 from devamb.profile.shipped import shipped_profile
-from devamb.profile.source import MAX_FILE_BYTES
 
 DEFAULT_PROFILE = "devamb.yaml"
+
+
+def __getattr__(name: str) -> Any:
+    """MAX_FILE_BYTES, from the YAML reader: imported by what reads a profile, not by the CLI's
+    control commands (`devamb status` has no YAML to read)."""
+    if name == "MAX_FILE_BYTES":
+        from devamb.profile.source import MAX_FILE_BYTES
+
+        return MAX_FILE_BYTES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 

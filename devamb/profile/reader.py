@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,7 +97,9 @@ class Node:
             if later and key in later:
                 self.reader.report(where, later[key], key=True)
                 continue
-            hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            from difflib import get_close_matches  # a profile with a typo: not every engine
+
+            hint = get_close_matches(key, known, n=1, cutoff=0.6)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             allowed = ", ".join(known)
             self.reader.report(

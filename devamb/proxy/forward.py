@@ -24,7 +24,7 @@ from devamb.proxy.upstream import (
     field_lines,
     request_head,
 )
-from devamb.proxy.websocket import WebSocketClient, is_websocket, relay_websocket
+from devamb.proxy.websocket_client import WebSocketClient, is_websocket
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -51,6 +51,8 @@ async def forward_http(
     lines = field_lines(fields)
     exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
     if is_websocket(request):
+        from devamb.proxy.websocket import relay_websocket  # on the first upgrade
+
         return await relay_websocket(
             websockets, request, url, CIMultiDict(fields), exchange, timeout)
     limits = exchange.limits

@@ -11,7 +11,6 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import cached_property
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
@@ -73,6 +72,8 @@ class RequestHead:
 
     @cached_property
     def cookies(self) -> Mapping[str, str]:
+        from http.cookies import SimpleCookie  # mock routes matching cookies: not every engine
+
         jar: SimpleCookie = SimpleCookie()
         for header in self.headers.getall("Cookie", ()):  # HTTP/2 may split them per pair
             try:

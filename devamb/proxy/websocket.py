@@ -24,7 +24,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
@@ -33,9 +32,10 @@ from yarl import URL
 
 from devamb.inspect.exchange import MessageLog
 from devamb.proxy.connection import cut, reset
-from devamb.proxy.dial import Dial, dial_with
+from devamb.proxy.dial import dial_with
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.response import StreamResponse
+from devamb.proxy.websocket_client import WebSocketClient
 from devamb.proxy.websocket_record import FrameRecorder
 from devamb.proxy.websocket_shape import (
     DOWNSTREAM,
@@ -58,31 +58,6 @@ _HANDSHAKE = (
     "Sec-WebSocket-Protocol",
     "Sec-WebSocket-Extensions",
 )
-
-
-class WebSocketClient:
-    """What a target opens WebSockets with: the TLS context for `https` upstreams, and the
-    sessions in flight, so that closing the target ends them."""
-
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, dial: Dial | None = None) -> None:
-        self._ssl = ssl_context
-        self.dial = dial  # None: loop.create_connection (see devamb.proxy.dial)
-        self._sessions: set[_Session] = set()
-
-    def ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:  # made when first needed: loading the CA store is slow
-            self._ssl = ssl.create_default_context()
-        return self._ssl
-
-    async def close(self) -> None:
-        """End the sessions still open (each closes its client's connection in turn)."""
-        for session in list(self._sessions):
-            session.close()
-        self._sessions.clear()
-
-
-def is_websocket(request: FrontRequest) -> bool:
-    return request.headers.get("Upgrade", "").strip().lower() == "websocket"
 
 
 def valid_handshake(method: str, headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> bool:

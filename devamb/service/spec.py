@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devamb.faults.spec import FaultSpec
 from devamb.grpc.schema import Schema
@@ -13,8 +14,10 @@ from devamb.policies.retry import RetrySpec
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
 from devamb.service.listener_tls import ListenerTls
 from devamb.targets.base import TargetContext
-from devamb.tunnel.registry import Tunnels
 from devamb.wire import transport
+
+if TYPE_CHECKING:
+    from devamb.tunnel.registry import Tunnels
 
 
 @dataclass(frozen=True)

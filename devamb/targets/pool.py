@@ -36,7 +36,7 @@ from devamb.proxy.forward import forward_http
 from devamb.proxy.h2request import H2Request
 from devamb.proxy.h2upstream import h2_tls
 from devamb.proxy.upstream import UpstreamPool, tls_context
-from devamb.proxy.websocket import WebSocketClient
+from devamb.proxy.websocket_client import WebSocketClient
 from devamb.targets import url
 from devamb.targets.base import H2Destination, Target, TargetContext, TargetUnavailable
 

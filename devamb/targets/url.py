@@ -25,7 +25,7 @@ from devamb.profile.schema import TargetSpec
 from devamb.proxy.dial import Dial
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool, tls_context
-from devamb.proxy.websocket import WebSocketClient
+from devamb.proxy.websocket_client import WebSocketClient
 from devamb.targets.base import H2Destination, Target, TargetContext
 
 if TYPE_CHECKING:

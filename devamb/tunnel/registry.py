@@ -4,10 +4,12 @@ profile reloads while its settings are unchanged."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devamb.tunnel.bastion import Bastion
 from devamb.tunnel.spec import BastionSpec
+
+if TYPE_CHECKING:  # the SSH client: imported by a profile that has bastions (issue 22: RSS)
+    from devamb.tunnel.bastion import Bastion
 
 
 class Tunnels:
@@ -29,6 +31,8 @@ class Tunnels:
             hops = _hops(spec, specs)
             old = self._bastions.get(name)
             if old is None:
+                from devamb.tunnel.bastion import Bastion
+
                 fresh[name] = Bastion(spec, hops, self._notify)
                 continue
             if old.spec != spec or old.hops != hops:

@@ -92,6 +92,18 @@ NOT_FOR_THE_DEMO = (
     "devamb.targets.pool", "devamb.targets.split", "devamb.service.http2",
     "devamb.proxy.h2conn", "devamb.proxy.h2front", "devamb.grpc.catalog",
     "devamb.inspect.har", "devamb.inspect.diff", "devamb.service.replay_h2",
+    # the SSH client (bastions), the WebSocket relay (on the first upgrade), the control
+    # client and the CLI's other commands (not in the engine's process)
+    "asyncssh", "devamb.tunnel.bastion", "devamb.tunnel.ssh", "devamb.tunnel.channel",
+    "devamb.proxy.websocket", "devamb.proxy.websocket_record", "devamb.proxy.websocket_shape",
+    "devamb.control.client", "devamb.cli.doctor", "devamb.cli.faults", "devamb.cli.inspect",
+    "devamb.cli.export_cmd", "devamb.cli.mocks", "devamb.cli.top", "devamb.cli.schema_cmd",
+    "devamb.cli.completion", "devamb.cli.init_template", "devamb.export",
+    # the profile watcher uses watchfiles' native watcher, not its package (engine/watch.py)
+    "anyio", "multiprocessing", "watchfiles.main", "watchfiles.run",
+    # fault kinds (imported when a profile or a control call uses one), the typo hints
+    "devamb.faults.abort", "devamb.faults.latency", "devamb.faults.reset", "devamb.faults.error",
+    "devamb.grpc.answers", "h2", "difflib", "http.cookies",
 )
 
 
@@ -128,6 +140,39 @@ def test_http2_and_mocks_load_their_code_when_a_profile_has_them(tmp_path: Path)
     modules = modules_of_engine(tmp_path, profile)
     for package in ("h2.connection", "devamb.service.http2", "devamb.targets.mock"):
         assert under(modules, package), package
+
+
+def test_a_fault_loads_its_kind(tmp_path: Path) -> None:
+    """The check above can fail: a profile with a fault imports that kind's module."""
+    profile = """\
+        services:
+          web:
+            listen: 0
+            target: echo
+            targets:
+              echo: echo
+            faults:
+              slow: {kind: latency, delay: 10ms}
+    """
+    modules = modules_of_engine(tmp_path, profile)
+    assert under(modules, "devamb.faults.latency") and not under(modules, "devamb.faults.abort")
+
+
+def test_a_bastion_loads_the_ssh_client(tmp_path: Path) -> None:
+    """The check above can fail: a profile with a bastion builds its (unconnected) client."""
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    profile = f"""\
+        bastions:
+          jump: {{host: 127.0.0.1, port: 9, known_hosts: {known_hosts}}}
+        services:
+          web:
+            listen: 0
+            target: remote
+            targets:
+              remote: {{url: 'http://10.0.0.1:80', via: jump}}
+    """
+    assert under(modules_of_engine(tmp_path, profile), "devamb.tunnel.bastion")
 
 
 def test_devamb_up_on_the_demo_profile_loads_only_what_it_uses(tmp_path: Path) -> None:

@@ -22,12 +22,8 @@ from devamb.proxy.connection import reset
 from devamb.proxy.errors import UpstreamFailed
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import StreamResponse
-from devamb.proxy.websocket import (
-    WebSocketClient,
-    is_websocket,
-    relay_websocket,
-    valid_handshake,
-)
+from devamb.proxy.websocket import relay_websocket, valid_handshake
+from devamb.proxy.websocket_client import WebSocketClient, is_websocket
 from devamb.proxy.websocket_record import FrameRecorder
 from devamb.proxy.websocket_shape import FRAME_GATHER, split_frames
 from tests.upstreams import HttpUpstream

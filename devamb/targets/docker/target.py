@@ -19,7 +19,7 @@ from devamb.control.protocol import Conflict
 from devamb.profile.schema import TargetSpec
 from devamb.proxy.forward import forward_http
 from devamb.proxy.upstream import UpstreamPool
-from devamb.proxy.websocket import WebSocketClient
+from devamb.proxy.websocket_client import WebSocketClient
 from devamb.targets.base import H2Destination, Target, TargetContext, TargetUnavailable
 from devamb.targets.docker import link as docker_link
 from devamb.targets.docker.containers import ContainerView, container_view
