@@ -87,21 +87,21 @@ class Following(Exchanges):
 
     def data(self, side: _Side, data: bytes) -> None:
         follower = self.follower
-        inbound = side.inbound
-        if inbound:
+        if side.inbound:
             follower.gating = self.service.faults.command_armed
-        if follower.passes_unchanged(inbound):  # relayed first, read after
-            side.pass_on(data)
-            if inbound:
+            if follower.passes_unchanged(True):  # relayed first, read after
+                side.pass_on(data)
                 follower.client_data(data)
-            else:
-                follower.server_data(data)
-        elif inbound:
+                return
             items = follower.client_data(data)
             if items is None:
                 side.pass_on(data)
             else:
                 self._client_items(side, items)
+            return
+        if follower.passes_unchanged(False):
+            side.pass_on(data)
+            follower.server_data(data)
         else:
             pieces = follower.server_data(data)
             if pieces is None:
@@ -109,7 +109,7 @@ class Following(Exchanges):
             else:
                 for piece in pieces:
                     side.pass_on(piece)
-        if not inbound and self.relay.draining:
+        if self.relay.draining:
             self.check_drain()
 
     def _client_items(self, client: _Side, items: list[Item] | None) -> None:
