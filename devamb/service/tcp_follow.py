@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 
 from devamb.inspect.lazy import LazyExchange, Origin
@@ -43,8 +42,8 @@ class Following(Exchanges):
         assert factory is not None
         self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
         self.new_ids = relay.listener.recorder.new_ids  # type: ignore[method-assign]
-        self.record_one = partial(relay.listener.recorder.record_one,  # type: ignore[method-assign]
-                                  service)
+        self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
+            service)
         self.follower: Follower = factory(self, options)
 
     @classmethod
