@@ -1,7 +1,8 @@
 """The Python cost of one relayed Redis command, without sockets or other processes.
 
     python bench/resp_hotpath.py [--pipeline 16] [--commands N] [--profile] [--tcp]
-    python bench/resp_hotpath.py --instructions [--pipeline 16] [--tcp]     (needs valgrind)
+    python bench/resp_hotpath.py --instructions [--pipeline 16] [--tcp] [--only get|set]
+                                                                            (needs valgrind)
 
 A real engine (profile, listener, recorder; recording on) relays redis-benchmark's GET and SET
 through a `protocol: redis` service (`--tcp`: a plain `protocol: tcp` one, for the floor): the
@@ -46,7 +47,7 @@ REPLIES = {SET: b"+OK\r\n", GET: b"$3\r\nxxx\r\n"}
 
 
 async def run(commands: int, pipeline: int, profile: bool, protocol: str,
-              warmup: int = 2000) -> float:
+              warmup: int = 2000, only: str = "") -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-resp-hotpath-"))
     path = folder / "devamb.yaml"
     path.write_text(f"services:\n  cache:\n    listen: 0\n    protocol: {protocol}\n"
@@ -65,7 +66,7 @@ async def run(commands: int, pipeline: int, profile: bool, protocol: str,
 
     def rounds(count: int) -> None:
         for i in range(count):
-            command = SET if i % 2 == 0 else GET
+            command = {"get": GET, "set": SET}.get(only) or (SET if i % 2 == 0 else GET)
             client.data_received(command * pipeline)
             upstream.data_received(REPLIES[command] * pipeline)
 
@@ -88,12 +89,12 @@ async def run(commands: int, pipeline: int, profile: bool, protocol: str,
     return elapsed / (count * pipeline) * 1e6
 
 
-def instructions(pipeline: int, protocol: str) -> int:
+def instructions(pipeline: int, protocol: str, only: str = "") -> int:
     """Instructions per command (see the module's docstring)."""
 
     def arguments(commands: int) -> list[str]:
         return ["--rounds", "1", "--pipeline", str(pipeline), "--commands", str(commands),
-                *(["--tcp"] if protocol == "tcp" else [])]
+                *(["--tcp"] if protocol == "tcp" else []), *(["--only", only] if only else [])]
 
     return instructions_per(__file__, arguments, 2000, 12000)
 
@@ -105,18 +106,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--tcp", action="store_true", help="a plain protocol: tcp relay")
+    parser.add_argument("--only", choices=("get", "set"), default="",
+                        help="relay only GETs or only SETs (default: the two in turn)")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per command under valgrind (steady)")
     args = parser.parse_args()
     protocol = "tcp" if args.tcp else "redis"
     if args.instructions:
-        count = instructions(args.pipeline, protocol)
-        print(f"{protocol} relay, P{args.pipeline}: {count:,} instructions per command")
+        count = instructions(args.pipeline, protocol, args.only)
+        what = f" {args.only.upper()}" if args.only else ""
+        print(f"{protocol} relay{what}, P{args.pipeline}: {count:,} instructions per command")
         return
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            figures.append(runner.run(run(args.commands, args.pipeline, args.profile, protocol)))
+            figures.append(runner.run(run(args.commands, args.pipeline, args.profile, protocol,
+                                          only=args.only)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
     print(f"{protocol} relay, P{args.pipeline}, {loop}: {min(figures):.2f} us CPU per command "
           f"(best of {args.rounds}; all {', '.join(f'{f:.2f}' for f in figures)})")

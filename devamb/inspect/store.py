@@ -131,25 +131,37 @@ class ExchangeStore:
         if ring is None:
             ring = self._rings[service] = deque()
         record.completed = next(self._completed)
-        count = record.count
-        # (a lazy record's size: `approx_size`, RECORD_OVERHEAD)
-        record.size = size = RECORD_OVERHEAD if count == 1 else RECORD_OVERHEAD * count
         ring.append(record)
         kept[exchange_id] = record
-        if count != 1:  # a batch (see `add_lazy`)
+        count = record.count
+        extra = self._extra
+        if count == 1:  # (a lazy record's size: `approx_size`, RECORD_OVERHEAD)
+            record.size = size = RECORD_OVERHEAD
+            room = self._keep.get(service, DEFAULT_KEEP) - extra.get(service, 0) if extra else (
+                self._keep.get(service, DEFAULT_KEEP))
+        else:  # a batch (see `add_lazy`)
+            record.size = size = RECORD_OVERHEAD * count
             self._batches[exchange_id] = record  # type: ignore[assignment]
-            self._extra[service] = self._extra.get(service, 0) + count - 1
-        self.bytes += size
+            extra[service] = extra.get(service, 0) + count - 1
+            room = self._keep.get(service, DEFAULT_KEEP) - extra[service]
         self.added += size
-        keep = self._keep.get(service, DEFAULT_KEEP)
-        while len(ring) + self._extra.get(service, 0) > keep and ring:
-            old = ring.popleft()
-            if (type(old) is not Exchange and old.count == 1  # type: ignore[union-attr]
-                    and kept.get(old.id) is old):
-                del kept[old.id]  # (as `_drop`, inline)
-                self.bytes -= old.size
-            else:
-                self._drop(old)
+        if len(ring) > room:
+            while len(ring) > room and ring:
+                old = ring.popleft()
+                if type(old) is not Exchange and kept.get(old.id) is old:
+                    del kept[old.id]  # (as `_drop`, inline)
+                    size -= old.size
+                    dropped = old.count - 1
+                    if dropped:  # a batch: its later records go with it
+                        del self._batches[old.id]
+                        extra[service] -= dropped
+                        room += dropped
+                else:
+                    self.bytes += size
+                    size = 0
+                    self._drop(old)
+                    room = self._keep.get(service, DEFAULT_KEEP) - extra.get(service, 0)
+        self.bytes += size
         if self.bytes > self.budget:
             while self.bytes > self.budget and self._evict_oldest():
                 pass

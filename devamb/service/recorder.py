@@ -71,6 +71,22 @@ class Recorder:
         if self.watchers or self.bus.has_subscribers:
             self._publish(service, [lazy])
 
+    def one_recorder(self, service: Service) -> Callable[[LazyExchange, float, bool], None]:
+        """`record_one` for `service`'s records, with what it reads each time bound once (a
+        wire connection's, called per completed chunk)."""
+        finished_many = service.counters.finished_many
+        add_one = self.store.add_one
+        watchers = self.watchers  # (changed in place)
+        bus = self.bus
+
+        def record_one(lazy: LazyExchange, duration_ms: float, failed: bool) -> None:
+            finished_many(duration_ms, failed, lazy.count, lazy.origin.target)
+            add_one(lazy)
+            if watchers or bus.has_subscribers:
+                self._publish(service, [lazy])
+
+        return record_one
+
     def _publish(self, service: Service, records: Sequence[LazyExchange]) -> None:
         for lazy in singles(records):
             exchange = lazy.materialise()

@@ -67,12 +67,17 @@ class ServiceCounters:
     def finished_many(self, duration_ms: float, error: bool, count: int, target: str) -> None:
         """`count` exchanges that took as long and ended alike (wire commands answered in one
         chunk), none counted by `started`: `finished` once for them all."""
-        self.buckets[bisect.bisect_left(self.BUCKETS, duration_ms)] += count
+        self.buckets[_bisect_left(_BUCKETS, duration_ms)] += count
         self.duration_sum += duration_ms * count
-        self.per_target[target] = self.per_target.get(target, 0) + count
+        per_target = self.per_target
+        per_target[target] = per_target.get(target, 0) + count
         self.requests += count
-        self.errors += error * count
-        self._samples.extend(repeat((self._clock(), duration_ms, error), count))
+        if error:
+            self.errors += count
+        if count == 1:  # (a lone command's: no `repeat`)
+            self._samples.append((self._clock(), duration_ms, error))
+        else:
+            self._samples.extend(repeat((self._clock(), duration_ms, error), count))
 
     def snapshot(self) -> ServiceStats:
         now = self._clock()
@@ -98,6 +103,10 @@ class ServiceCounters:
             # ServiceStats does not declare `mirror` yet (control/protocol.py, not this module's)
             stats["mirror"] = self.mirror.snapshot()  # type: ignore[typeddict-unknown-key]
         return stats
+
+
+_BUCKETS = ServiceCounters.BUCKETS
+_bisect_left = bisect.bisect_left
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:

@@ -75,8 +75,8 @@ class _Side(asyncio.Protocol):
         if self.discard:
             return
         follower = relay.following
-        if follower is not None and self.peer is not None and follower.active:
-            follower.data(self, data)
+        if follower is not None and self.peer is not None and follower.follower.opaque is None:
+            follower.data(self, data)  # (`follower.active`, without a call)
             return
         self.pass_on(data)
 

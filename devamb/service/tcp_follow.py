@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 
 from devamb.inspect.lazy import LazyExchange, Origin
@@ -43,8 +42,8 @@ class Following(Exchanges):
         assert factory is not None
         self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
         self.new_ids = relay.listener.recorder.new_ids  # type: ignore[method-assign]
-        self.record_one = partial(relay.listener.recorder.record_one,  # type: ignore[method-assign]
-                                  service)
+        self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
+            service)
         self.follower: Follower = factory(self, options)
 
     @classmethod
@@ -87,21 +86,21 @@ class Following(Exchanges):
 
     def data(self, side: _Side, data: bytes) -> None:
         follower = self.follower
-        inbound = side.inbound
-        if inbound:
+        if side.inbound:
             follower.gating = self.service.faults.command_armed
-        if follower.passes_unchanged(inbound):  # relayed first, read after
-            side.pass_on(data)
-            if inbound:
+            if follower.passes_unchanged(True):  # relayed first, read after
+                side.pass_on(data)
                 follower.client_data(data)
-            else:
-                follower.server_data(data)
-        elif inbound:
+                return
             items = follower.client_data(data)
             if items is None:
                 side.pass_on(data)
             else:
                 self._client_items(side, items)
+            return
+        if follower.passes_unchanged(False):
+            side.pass_on(data)
+            follower.server_data(data)
         else:
             pieces = follower.server_data(data)
             if pieces is None:
@@ -109,7 +108,7 @@ class Following(Exchanges):
             else:
                 for piece in pieces:
                     side.pass_on(piece)
-        if not inbound and self.relay.draining:
+        if self.relay.draining:
             self.check_drain()
 
     def _client_items(self, client: _Side, items: list[Item] | None) -> None:

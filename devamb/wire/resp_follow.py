@@ -92,13 +92,13 @@ def _stateful(first: bytes) -> str:
 def _single(data: bytes) -> bytes | None:
     """The first line of `data` when `data` is one simple reply or short bulk string."""
     end = data.find(b"\r\n")
-    kind = data[:1]
-    if end == len(data) - 2:
-        return data[:end] if kind in SIMPLE_KINDS or data == b"$-1\r\n" else None
-    if kind == b"$" and data[-2:] == b"\r\n":
-        size = FAST_SIZES.get(data[:end])
-        if size is not None and len(data) == end + size + 4:
-            return data[:end]
+    n = len(data)
+    if end == n - 2:
+        return data[:end] if data[:1] in SIMPLE_KINDS or data == b"$-1\r\n" else None
+    head = data[:end]
+    size = FAST_SIZES.get(head)  # (a "$SIZE" line's)
+    if size is not None and n == end + size + 4 and data.endswith(b"\r\n"):
+        return head
     return None
 
 
@@ -288,12 +288,17 @@ class RedisFollower(Follower):
         self.protocol = 2
         self.db = 0
         self.multi = False
+        self.state = (0, 2, False)  # (db, protocol, multi): each record's, kept (`_restate`)
         self.watching = False
         self.subscribed = 0  # channels, patterns and shard channels subscribed to
         self.subs = {"c": 0, "p": 0, "s": 0}  # each kind's count
         self.monitoring = False
         self.pushes = 0
         # gating (command-level faults)
+        # the client's stream has been cut at command boundaries (`_gate`): something may be
+        # held (what follows); False: nothing is (the fast path checks this flag alone)
+        self.stopping = False
+        self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
         self.gbuf = bytearray()  # the start of a command not yet complete
         # complete commands not yet passed on, with how their tail goes when decided early
         self.held: deque[tuple[bytes, Message, str | None]] = deque()
@@ -309,19 +314,19 @@ class RedisFollower(Follower):
         self.runs: list[tuple[float, bool, int]] | None = None  # `done`'s, when `_replies` knows
         self._origin: Origin | None = None  # what this connection's records share
         self._wall = self._t0 = 0.0  # when the client's chunk being read arrived
+        # the wall clock's time at perf_counter's zero: a chunk's wall time without a call
+        self._offset = time() - perf_counter()
 
     # -- the relay's calls ----------------------------------------------------------------
 
     def client_data(self, data: bytes) -> list[Item] | None:
-        self._t0, self._wall = t0, wall = perf_counter(), time()
+        self._t0 = t0 = perf_counter()
+        self._wall = wall = t0 + self._offset
         if self.opaque is not None:
-            if self.released or self.gbuf or self.held or self.awaiting:
+            if self.stopping and (self.released or self.gbuf or self.held or self.awaiting):
                 return self._flush_opaque(data)
             return None
-        gated = (self.gbuf or self.held or self.awaiting is not None or self.released
-                 or self.deciding is not None)
-        if not gated and not (self.gating and self.client.between):
-            self.client.ends = False  # (nothing is split: the commands' offsets are not needed)
+        if not (self.stopping and self._holding()) and not (self.gating and self.client.between):
             commands = self.client.args(data) if type(data) is bytes else None
             if commands is None:
                 pass
@@ -337,7 +342,7 @@ class RedisFollower(Follower):
                 if origin is None:
                     origin = self._origin = self.sink.origin()
                 self.pending.append(_Pending(self.sink.new_id(), origin, args, wall, t0,
-                                             (self.db, self.protocol, self.multi)))
+                                             self.state))
                 return None
             else:
                 self._forward_all(commands, data)
@@ -354,27 +359,35 @@ class RedisFollower(Follower):
 
     def passes_unchanged(self, inbound: bool) -> bool:
         if inbound:  # nothing held or released, no command to stop at
-            return not (self.gating or self.gbuf or self.held or self.awaiting is not None
-                        or self.released or self.deciding is not None)
+            return not (self.gating or (self.stopping and self._holding()))
         return not self.answers  # (no answer of devamb's to put between the replies)
+
+    def _holding(self) -> bool:
+        """Something of the client's is held, released or being decided (`stopping`: it may
+        be); once nothing is, the fast path is back."""
+        if (self.gbuf or self.held or self.awaiting is not None or self.released
+                or self.deciding is not None):
+            return True
+        self.stopping = self.client.ends = False
+        return False
 
     def server_data(self, data: bytes) -> list[bytes] | None:
         if self.opaque is not None:
             return None
         now = perf_counter()
         pending = self.pending
+        server = self.server
         if (len(pending) == 1 and not self.subscribed and not self.answers
-                and self.server._msg is None):
+                and server._msg is None):
             record = pending[0]
             if type(record) is _Pending:  # one plain command waiting (P1): its reply alone?
-                if not record.name and not self.server._line:
+                if not record.name and not server._line:
                     head = _single(data)
                     if head is not None:
                         pending.clear()
                         record.reply, record.t1 = head, now
-                        self.sink.record_one(record, (now - record.t0) * 1000,
-                                             head[:1] == b"-")
-                        return None
+                        self.sink.record_one(record, (now - record.t0) * 1000, data[0] == 45)
+                        return None  # (45: "-", an error)
             else:  # one batch waiting: answered by this chunk alone?
                 heads, at = self.server.heads(data)
                 if at == len(data) and len(heads) == record.count and data[:1] != b"-" and (
@@ -419,7 +432,8 @@ class RedisFollower(Follower):
             return
         raw, msg, early = awaiting
         self.fault_names = list(faults or [])
-        self._t0, self._wall = perf_counter(), time()
+        self._t0 = perf_counter()
+        self._wall = self._t0 + self._offset
         if isinstance(action, Answer):
             self._answer(msg, action)
             self._tail("swallow" if early else None)
@@ -456,7 +470,7 @@ class RedisFollower(Follower):
 
     def _gate(self, data: bytes) -> list[Item]:
         out, self.released = self.released, []
-        self.client.ends = True
+        self.stopping = self.client.ends = True
         try:
             messages = self.client.feed(data)
         except Malformed as exc:  # what came whole before passes undecided, as the rest
@@ -594,7 +608,7 @@ class RedisFollower(Follower):
         if name is None:
             name = _stateful(first)
         record = _Pending(self.sink.new_id(), origin, msg, self._wall, self._t0,
-                          (self.db, self.protocol, self.multi), name)
+                          self.state, name)
         if self.fault_names:
             record.faults, self.fault_names = self.fault_names, []
         return record
@@ -635,7 +649,7 @@ class RedisFollower(Follower):
         `chunk`'s: their records."""
         if not commands:
             return
-        state = (self.db, self.protocol, self.multi)
+        state = self.state
         if len(commands) == 1 or self.subscribed or self.monitoring:
             new_id, append = self.sink.new_id, self.pending.append
             for args in commands:
@@ -665,6 +679,7 @@ class RedisFollower(Follower):
                 self.watching = True
             elif name == "UNWATCH":
                 self.watching = False
+            self._restate()
         self.pending.append(record)
 
     # -- replies --------------------------------------------------------------------------
@@ -793,6 +808,7 @@ class RedisFollower(Follower):
         if error:
             if name == "MULTI":
                 self.multi = False
+                self._restate()
             return
         if name == "SELECT" and len(args) > 1:
             with contextlib.suppress(ValueError):
@@ -805,6 +821,11 @@ class RedisFollower(Follower):
             self.protocol, self.db, self.subscribed = 2, 0, 0
             self.subs = {"c": 0, "p": 0, "s": 0}
             self.multi = self.watching = self.monitoring = False
+        self._restate()
+
+    def _restate(self) -> None:
+        """The state each record opened from now on is sent in (db, protocol, multi)."""
+        self.state = (self.db, self.protocol, self.multi)
 
     def _push(self, msg: Message, kind: bytes) -> None:
         """A message the server sent unasked: pub/sub, a RESP3 push, a MONITOR line."""

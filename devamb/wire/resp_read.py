@@ -176,7 +176,13 @@ class Reader:
             if first == b"$" and not lines % 2:  # bulk strings without a CRLF inside only
                 tokens = data.split(b"\r\n")
                 heads = tokens[0:-1:2]
-                if list(map(FAST_SIZES.get, heads)) == list(map(len, tokens[1:-1:2])):
+                head = heads[0]
+                if heads.count(head) == len(heads):  # values of one size: compared, not hashed
+                    size = FAST_SIZES.get(head)
+                    if (size is not None
+                            and list(map(len, tokens[1:-1:2])).count(size) == len(heads)):
+                        return heads, len(data)
+                elif list(map(FAST_SIZES.get, heads)) == list(map(len, tokens[1:-1:2])):
                     return heads, len(data)
         return self._fast_replies(data)
 

@@ -101,6 +101,31 @@ def test_the_relay_passes_chunks_first_unless_the_follower_changes_them() -> Non
     assert not follower.passes_unchanged(False)
 
 
+def test_once_command_faults_are_off_the_fast_path_comes_back() -> None:
+    """Stopping at commands while faults are armed, a half command held across chunks; with
+    them off again (nothing held), chunks pass first and pipelines are batches again."""
+    from devamb.wire.follower import FORWARD, Decide
+
+    sink = Sink()
+    follower = RedisFollower(sink, FollowerOptions())
+    follower.gating = True
+    whole = _command(b"SET", b"k", b"1")
+    assert follower.client_data(whole[:7]) == []  # held: the rest is still to come
+    items = follower.client_data(whole[7:])
+    assert items is not None and isinstance(items[0], Decide)
+    follower.gating = False  # the fault is removed while the relay decides
+    assert not follower.passes_unchanged(True)  # (the command decided on is still held)
+    follower.resolve(FORWARD)
+    assert follower.client_data(b"") == [whole]
+    assert follower.passes_unchanged(True)  # nothing held: the fast path is back
+    follower.server_data(b"+OK\r\n")
+    assert follower.client_data(_command(b"GET", b"k") * 3) is None
+    assert [type(p) for p in follower.pending] == [_Batch]
+    follower.server_data(b"$1\r\n1\r\n" * 3)
+    assert [r.method for r in sink.records] == ["SET", "GET", "GET", "GET"]
+    assert not follower.pending and not follower.client.ends
+
+
 def test_a_batch_answered_whole_by_one_chunk_is_one_run() -> None:
     counted: list[tuple[float, bool, int]] = []
 

@@ -183,6 +183,8 @@ def test_args_bounds_a_chunk_of_long_arguments() -> None:
     b"$5\r\nab\r\nc\r\n$1\r\nx\r\n", b"$-1\r\n$1\r\na\r\n", b"$3\r\nab\r\n", b"$0\r\n\r\n",
     b"$3\r\nabc\r\n$2\r\nab\r\n*1\r\n:1\r\n", b"+OK\r\n+O", b"$3\r\nabc\r\n$3\r\nab", b"-\r\n",
     b"$1\r\n\r\n\r\n", b":1\r\n$1\r\n:\r\n",
+    b"$3\r\nab\r\n$3\r\nxyzw\r\n", b"$3\r\nxxx\r\n$2\r\nab\r\n", b"$-1\r\n$-1\r\n",
+    b"$3\r\nxxx\r\n$3\r\nxx\r\n",
 ])
 def test_heads_of_runs_as_of_any_replies(data: bytes) -> None:
     """Runs of one kind of reply are read with counts in C: the same heads as reply by reply."""
