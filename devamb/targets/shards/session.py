@@ -28,6 +28,7 @@ from devamb.resp.commands import (
     Command,
     lookup,
 )
+from devamb.targets.base import HandingReader
 from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.link import IGNORED
@@ -36,6 +37,8 @@ from devamb.targets.shards.run import Run, RunPart
 from devamb.targets.shards.transaction import Transaction
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from devamb.targets.base import ClientReader, ClientStream
     from devamb.targets.shards.link import ShardLink
     from devamb.targets.shards.ring import ShardRing
@@ -131,31 +134,56 @@ class Session:
         self.id = next(_client_ids)
         self._resp3 = False  # the client said HELLO 3: its commands go to RESP3 links
         self._tx: Transaction | None = None  # between MULTI and EXEC/DISCARD
+        self._commands = CommandReader()  # the client's byte stream, read into commands
+        self._reader_end: Callable[[], None] = _nothing  # the reader's `end`, when it hands over
 
     # -- the client's side -----------------------------------------------------------------
 
     async def serve(self, reader: ClientReader) -> None:
-        commands = CommandReader()
+        """Serve the client's commands until it closes (or sends QUIT, or bytes that are not
+        RESP). A reader that hands reads over (`HandingReader`: no faults shape what the client
+        sends) has each read served in the socket's callback while this task waits in `read`,
+        for as long as nothing needs waiting for (`_take_now`); this loop serves the others."""
+        commands = self._commands
+        handing = reader if isinstance(reader, HandingReader) else None
+        if handing is not None:
+            handing.take = self._take_now
+            self._reader_end = handing.end
         try:
             while not self._quit:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                if not self._take(commands, data):
-                    break
-                if self._out:
-                    self.flush()
                 if len(self._queue) + self._in_runs > MAX_OWED:
                     await self._owed_below(RESUME_OWED)
                 await self._client.drain()
+                self._take(commands, data)
+                if self._out:
+                    self.flush()
             await self._owed_below(1)
             self.flush()
         finally:
             self._closed = True
+            if handing is not None:
+                handing.take = None
 
-    def _take(self, commands: CommandReader, data: bytes) -> bool:
-        """Serve the commands `data` completes; False when the client's bytes are not RESP
-        (what came before them is served, then the error, and the connection ends). A function
+    def _take_now(self, data: bytes) -> bool:
+        """A read served in the socket's callback, as `serve` would (no task switch); False,
+        nothing done, when `serve` must wait first (for fewer replies owed, or for the client
+        to read what it was sent)."""
+        if (self._quit or len(self._queue) + self._in_runs > MAX_OWED
+                or not self._client.writable()):
+            return False
+        self._take(self._commands, data)
+        if self._out:
+            self.flush()
+        if self._quit:
+            self._reader_end()
+        return True
+
+    def _take(self, commands: CommandReader, data: bytes) -> None:
+        """Serve the commands `data` completes; when the client's bytes are not RESP, what came
+        before them is served, then the error, and the connection ends (`_quit`). A function
         of its own so that no local keeps the commands (a large argument) alive while the
         session waits for more."""
         whole = commands.whole(data)
@@ -166,14 +194,13 @@ class Session:
                 found, pieces = whole
                 self._dispatch_all([(args, b"*%b\r\n" % piece)
                                     for args, piece in zip(found, pieces, strict=True)])
-            return True
+            return
         try:
             self._dispatch_all(commands.feed(data))
         except ProtocolError as exc:
             self._dispatch_all(exc.parsed)
             self.answer(encoder.error(f"ERR Protocol error: {exc}"))
-            return False
-        return True
+            self._quit = True
 
     def _run_whole(self, data: bytes, commands: list[list[bytes]], pieces: list[bytes]) -> bool:
         """A chunk of only single-key commands, as one `Run` routed in C (`ShardRing.pick_all`:
@@ -598,6 +625,10 @@ class _HelloSlot(Slot):
 
     def done(self, reply: bytes) -> None:
         super().done(hello.from_shard(reply, self.protocol, self.session.id))
+
+
+def _nothing() -> None:
+    pass
 
 
 TX_CONTROL = frozenset({"MULTI", "EXEC", "DISCARD", "QUIT"})
