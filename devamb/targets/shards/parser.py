@@ -36,6 +36,7 @@ FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
+ONE_MAX = 4096  # bytes of a read `CommandReader.one` looks at
 
 
 class ProtocolError(Exception):
@@ -75,6 +76,20 @@ class CommandReader:
         self._filled = 0  # bytes of it read so far
         self._hiredis = None if hiredis is None else hiredis.Reader()
 
+    def one(self, data: bytes) -> list[bytes] | None:
+        """The arguments when `data` is one whole command of short bulk strings and nothing
+        else (the read of a client waiting for each reply), read from `data.split(CRLF)` in
+        C as `_parse_fast` reads it; None (nothing read) for any other read."""
+        if (self._tail or self._left or self._big is not None or len(data) > ONE_MAX
+                or data.find(b"*", 1) >= 0):  # (a second command, or a '*' in a value)
+            return None
+        tokens = data.split(b"\r\n")
+        values = tokens[2::2]
+        if (FAST_ARGS.get(tokens[0]) != len(values) or len(tokens) != 2 * len(values) + 2
+                or tokens[-1] or tokens[1:-1:2] != list(map(FAST_HEADS.get, map(len, values)))):
+            return None
+        return values
+
     def whole(self, data: bytes) -> tuple[list[list[bytes]], list[bytes]] | None:
         """A chunk of whole commands, read in C: each command's arguments, and its bytes less
         the leading '*' and the final CRLF (`data[1:-2]` split at each "\r\n*", which is how
@@ -99,7 +114,8 @@ class CommandReader:
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if b"\r\n+" in data or b"\r\n=" in data or b"\r\n(" in data:
+        if ((b"+" in data and b"\r\n+" in data) or (b"=" in data and b"\r\n=" in data)
+                or (b"(" in data and b"\r\n(" in data)):  # (one byte is looked for with memchr)
             return None
         if len(commands) == 1:
             return commands, []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from devamb.resp.commands import (
     BY_NAME,
+    CONTAINER,
     EVERY,
     KEY,
     KEYED,
@@ -186,6 +187,10 @@ class Session:
         before them is served, then the error, and the connection ends (`_quit`). A function
         of its own so that no local keeps the commands (a large argument) alive while the
         session waits for more."""
+        args = commands.one(data)
+        if args is not None:
+            self.dispatch(args, data)
+            return
         whole = commands.whole(data)
         if whole is not None:
             if not whole[1]:
@@ -350,7 +355,9 @@ class Session:
     # -- routing ---------------------------------------------------------------------------
 
     def dispatch(self, args: list[bytes], raw: Raw) -> None:
-        command = lookup(args)
+        command = BY_NAME.get(args[0])  # (`lookup`, whose work most commands need no more of)
+        if command is None or command.route == CONTAINER:
+            command = lookup(args)
         if command is None:
             name = bytes(args[0]).upper().decode("utf-8", "replace")
             self.answer(encoder.error(
