@@ -8,6 +8,8 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
+from itertools import repeat as _repeat
+
 from devamb.resp.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.encoder import command as encode_command
 
@@ -105,10 +107,16 @@ class CommandReader:
         if (reader is None or self._tail or self._left or self._big is not None
                 or len(data) > FAST_BUFFER or data[:1] != b"*"):
             return None
+        # Read as one array of the commands (one call into hiredis, not one per command):
+        # their count is the pieces', if each follows a CRLF as it does (a count too large
+        # leaves the array incomplete: nothing read).
+        pieces = data[1:-2].split(b"\r\n*")
+        reader.feed(b"*%d\r\n" % len(pieces))
         reader.feed(data)
         try:
-            commands = list(iter(reader.gets, False))
-            if reader.has_data() or not commands or not min(map(len, commands)):
+            commands = reader.gets()
+            if (commands is False or reader.has_data() or len(commands) != len(pieces)
+                    or not min(map(len, commands))):
                 raise ValueError
             b"".join(map(b"".join, commands))  # TypeError unless lists of bytes
         except (hiredis.ProtocolError, TypeError, ValueError):
@@ -117,10 +125,7 @@ class CommandReader:
         if ((b"+" in data and b"\r\n+" in data) or (b"=" in data and b"\r\n=" in data)
                 or (b"(" in data and b"\r\n(" in data)):  # (one byte is looked for with memchr)
             return None
-        if len(commands) == 1:
-            return commands, []
-        pieces = data[1:-2].split(b"\r\n*")
-        return (commands, pieces) if len(pieces) == len(commands) else None
+        return commands, pieces if len(commands) > 1 else []
 
     def feed(self, data: bytes) -> list[Command]:
         """Every command `data` completes, in order; raises ProtocolError on invalid input."""
@@ -411,6 +416,11 @@ def _scan_fast(buf: bytes, out: list[bytes]) -> int:
         return len(buf)
     tokens = buf.split(b"\r\n")
     last = len(tokens) - 1
+    values = tokens[1::2]  # a run of bulk strings (GETs' answers), each head checked, in C:
+    if last & 1 == 0 and not tokens[last] and tokens[:last:2] == list(map(FAST_HEADS.get,
+                                                                           map(len, values))):
+        out += map(CRLF.join, zip(tokens[:last:2], values, _repeat(b"")))  # head, value, CRLF
+        return len(buf)
     size_of = FAST_SIZES.get
     simple = SIMPLE_REPLIES.get
     append = out.append
@@ -439,6 +449,7 @@ def _scan_fast(buf: bytes, out: list[bytes]) -> int:
     return pos
 
 
+CRLF = b"\r\n"
 NIL_REPLY = b"$-1\r\n"
 OK_REPLY = b"+OK\r\n"
 # Replies made once (each of these lines is the whole reply), for `_scan_fast`.

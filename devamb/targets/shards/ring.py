@@ -28,17 +28,18 @@ _chain = chain.from_iterable
 SPAN = 1 << 16  # points in a span
 
 
-def _spans(points: list[int], owners: list[M]) -> list[M | None]:
-    """For each span of SPAN points on the ring, the member owning all of it, or None when
-    one of the ring's points falls inside (keys there are picked with `bisect`)."""
-    spans: list[M | None] = []
+def _spans(points: list[int], owners: list[int]) -> list[int]:
+    """For each span of SPAN points on the ring, the member owning all of it (its index in
+    `owners`' members), or -1 when one of the ring's points falls inside (keys there are
+    picked with `bisect`)."""
+    spans: list[int] = []
     count = len(points)
     at = 0  # the first of the ring's points at or after the span's first
     for start in range(0, 1 << 32, SPAN):
         while at < count and points[at] < start:
             at += 1
         inside = at < count and points[at] < start + SPAN - 1
-        spans.append(None if inside or not owners else owners[at % count])
+        spans.append(-1 if inside or not owners else owners[at % count])
     return spans
 
 
@@ -66,7 +67,8 @@ class ShardRing(Generic[M]):
         # which picks shards with this method's code inlined)
         self.points: list[int] = []
         self.owners: list[M] = []
-        self._spans: list[M | None] = []  # see `_spans`
+        self.listed = list(self.members.values())  # the members, as `pick_all` numbers them
+        self._spans: list[int] = []  # see `_spans`
         self.failures: Counter[str] = Counter()  # consecutive, by shard
         self.last_error: dict[str, str] = {}
         self.ejected: dict[str, float] = {}  # shard -> clock time it returns
@@ -85,17 +87,18 @@ class ShardRing(Generic[M]):
         owners = self.owners
         return owners[bisect.bisect_left(self.points, point) % len(owners)]
 
-    def pick_all(self, keys: list[bytes]) -> list[M]:
-        """`pick` for each key, in C (for a ring without ejected shards): the member owning
-        the span of 65,536 points a key's point is in, when one member owns all of it (nearly
-        every span: a ring has a few hundred points); `pick` for the others."""
+    def pick_all(self, keys: list[bytes]) -> list[int]:
+        """`pick` for each key, in C (for a ring without ejected shards), as the member's index
+        in `listed`: the member owning the span of 65,536 points a key's point is in, when one
+        member owns all of it (nearly every span: a ring has a few hundred points); `pick` for
+        the others."""
         spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
         found = (list(itemgetter(*spans)(self._spans)) if len(spans) > 1
                  else [self._spans[span] for span in spans])
-        if None in found:
-            pick = self.pick
-            found = [pick(key) if owner is None else owner
-                     for key, owner in zip(keys, found, strict=True)]
+        if -1 in found:
+            pick, listed = self.pick, self.listed
+            found = [listed.index(pick(key)) if index < 0 else index
+                     for key, index in zip(keys, found, strict=True)]
         return found
 
     def live(self) -> list[M]:
@@ -148,5 +151,6 @@ class ShardRing(Generic[M]):
         else:  # HashRing's own tables: node_for is bisect_left over _hashes into _owners
             self.points = ring._hashes
             self.owners = [self.members[name] for name in ring._owners]
-        self._spans = _spans(self.points, self.owners)
+        number = {name: i for i, name in enumerate(self.members)}
+        self._spans = _spans(self.points, [number[name] for name in ring._owners] if ring else [])
         self._next_return = min(self.ejected.values(), default=float("inf"))

@@ -217,26 +217,32 @@ class Session:
                 or not _SINGLE_KEY.issuperset(map(_first, commands))):
             return False
         keys = list(map(_second, commands))
-        if b"{" in b"".join(keys):  # a hash tag (maybe): `_dispatch_all` picks
+        if b"{" in data and b"{" in b"".join(keys):  # a hash tag (maybe): `_dispatch_all` picks
             return False
-        links = ring.pick_all(keys)
-        if self._resp3:
-            links = list(map(self._resp3_links(links).__getitem__, links))
+        order = ring.pick_all(keys)  # each command's shard, as an index in ring.listed
+        links = ring.listed
         run = Run(self)
         run.count = count
         parts = run.parts
-        seen = list(dict.fromkeys(links))
-        if len(seen) == 1:
-            part = parts[seen[0]] = RunPart(run)
+        first = order[0]
+        if order.count(first) == count:  # all to one shard: the client's bytes as they came
+            link = links[first]
+            part = parts[self._router.resp3(link) if self._resp3 else link] = RunPart(run)
             part.raws = [data]
             part.left = count
         else:
-            index_of: dict[ShardLink, int] = {link: i for i, link in enumerate(seen)}
-            order = run.order = list(map(index_of.__getitem__, links))
-            for index, link in enumerate(seen):
+            if len(links) > 2:  # the parts numbered in order of appearance, from 0
+                seen = list(dict.fromkeys(order))
+                index_of = {member: i for i, member in enumerate(seen)}
+                order = list(map(index_of.__getitem__, order))
+                links = [links[member] for member in seen]
+            run.order = order
+            for index, link in enumerate(links):
+                if self._resp3:
+                    link = self._router.resp3(link)
                 part = parts[link] = RunPart(run)
                 part.index = index
-                if len(seen) == 2:  # (the part index is the selector itself, or its negation)
+                if len(links) == 2:  # (the part index is the selector itself, or its negation)
                     mine = list(_compress(pieces, order if index else map(_not, order)))
                 else:
                     mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
@@ -246,10 +252,6 @@ class Session:
         self._queue.append(run)
         run.send()
         return True
-
-    def _resp3_links(self, links: list[ShardLink]) -> dict[ShardLink, ShardLink]:
-        resp3 = self._router.resp3
-        return {link: resp3(link) for link in set(links)}
 
     def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
         """Dispatch in order. Single-key commands in a row go to their shards as one `Run`

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from devamb.cluster.hashring import HashRing
 from devamb.targets.shards import encoder
 from devamb.targets.shards.parser import CommandReader
@@ -44,13 +46,15 @@ def test_whole_reads_chunks_of_whole_commands_of_bulk_strings_only() -> None:
     assert reader.whole(get + get) is not None
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
 async def test_single_key_commands_among_others_keep_their_order(
-    make_engine: EngineFactory, shards: list[RedisServer]
+    make_engine: EngineFactory, shards: list[RedisServer], count: int
 ) -> None:
     """Runs end at every other kind of command (fan-out, local, hash tags, unknown,
-    refused, a transaction) and start again after it; every reply comes back in order."""
+    refused, a transaction) and start again after it; every reply comes back in order (over
+    one, two and three shards: a run's parts are numbered one way for two)."""
     await flush(shards)
-    engine = await make_engine(profile(shards))
+    engine = await make_engine(profile(shards[:count]))
     client = await Client.open(port_of(engine))
     commands: list[tuple[object, ...]] = []
     expected: list[object] = []
