@@ -83,8 +83,12 @@ class ShardRing(Generic[M]):
             if not self.owners:
                 soonest = max(min(self.ejected.values()) - self._clock(), 0)
                 raise NoShard(f"every shard is ejected; the first returns in {soonest:.0f}s")
-        point = int.from_bytes(_md5(key).digest()[:4], "little")
+        digest = _digest(_md5(key))
+        index = self._spans[_span(digest)[0]]
+        if index >= 0:  # (the span's one member: see `_spans`)
+            return self.listed[index]
         owners = self.owners
+        point = int.from_bytes(digest[:4], "little")
         return owners[bisect.bisect_left(self.points, point) % len(owners)]
 
     def pick_all(self, keys: list[bytes]) -> list[int]:

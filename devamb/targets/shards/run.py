@@ -10,11 +10,15 @@ end the run and take the session's general path, in order.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from devamb.targets.shards.link import ShardLink
     from devamb.targets.shards.session import Session
+
+
+_got = attrgetter("got")
 
 
 class Run:
@@ -51,7 +55,7 @@ class Run:
             got = parts[0].got
             self.reply = got[0] if len(got) == 1 else b"".join(got)
         else:  # the next reply of each command's part, in the client's order: in C
-            replies = [iter(part.got) for part in parts]
+            replies = list(map(iter, map(_got, parts)))
             self.reply = b"".join(map(next, map(replies.__getitem__, self.order)))
         self.session.ready()
 
