@@ -8,6 +8,7 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
+from itertools import chain
 from itertools import repeat as _repeat
 
 from devamb.resp.inline import UnbalancedQuotes, split_inline
@@ -39,6 +40,9 @@ FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
 ONE_MAX = 4096  # bytes of a read `CommandReader.one` looks at
+
+
+_chain = chain.from_iterable
 
 
 class ProtocolError(Exception):
@@ -118,7 +122,7 @@ class CommandReader:
             if (commands is False or reader.has_data() or len(commands) != len(pieces)
                     or not min(map(len, commands))):
                 raise ValueError
-            b"".join(map(b"".join, commands))  # TypeError unless lists of bytes
+            b"".join(_chain(commands))  # TypeError unless lists of bytes
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None

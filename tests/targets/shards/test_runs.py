@@ -40,6 +40,9 @@ def test_whole_reads_chunks_of_whole_commands_of_bulk_strings_only() -> None:
     assert reader.feed(odd + get) == [([b"SET", b"k", b"a\r\n+b"], odd), ([b"GET", b"k"], get)]
     assert reader.whole(b"*1\r\n*1\r\n$1\r\nk\r\n" + get) is None  # nested
     assert reader.whole(b"*0\r\n" + get) is None  # nothing asked
+    for other in (b"$-1", b"-ERR x", b",1.5", b"#t", b"_", b"%1\r\n$1\r\na\r\n$1\r\nb",
+                  b"~1\r\n$1\r\na", b">1\r\n$1\r\na", b"|1\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc"):
+        assert reader.whole(b"*2\r\n$3\r\nGET\r\n" + other + b"\r\n" + get) is None, other
     # what `whole` turned down, `feed` reads (the reader holds nothing of it)
     assert reader.feed(get + get[:-3]) == [([b"GET", b"k"], get)]
     assert reader.feed(get[-3:]) == [([b"GET", b"k"], get)]
