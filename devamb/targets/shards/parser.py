@@ -39,7 +39,10 @@ FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
-ONE_MAX = 4096  # bytes of a read `CommandReader.one` looks at
+ONE_MAX = 256  # bytes of a read `CommandReader.one` looks at (a larger one: `whole`)
+# Bytes looked for with `in` as their values: `b"+" in data` costs a TypeError raised and
+# cleared inside CPython (a bytes object is first tried as an int) before the search.
+PLUS, EQUALS, PAREN, BRACE = b"+=({"
 
 
 _chain = chain.from_iterable
@@ -86,9 +89,8 @@ class CommandReader:
         """The arguments when `data` is one whole command of short bulk strings and nothing
         else (the read of a client waiting for each reply), read from `data.split(CRLF)` in
         C as `_parse_fast` reads it; None (nothing read) for any other read."""
-        if (self._tail or self._left or self._big is not None or len(data) > ONE_MAX
-                or data.find(b"*", 1) >= 0):  # (a second command, or a '*' in a value)
-            return None
+        if self._tail or self._left or self._big is not None or len(data) > ONE_MAX:
+            return None  # (a second command is found out by the count of its tokens)
         tokens = data.split(b"\r\n")
         values = tokens[2::2]
         if (FAST_ARGS.get(tokens[0]) != len(values) or len(tokens) != 2 * len(values) + 2
@@ -126,8 +128,8 @@ class CommandReader:
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if ((b"+" in data and b"\r\n+" in data) or (b"=" in data and b"\r\n=" in data)
-                or (b"(" in data and b"\r\n(" in data)):  # (one byte is looked for with memchr)
+        if ((PLUS in data and b"\r\n+" in data) or (EQUALS in data and b"\r\n=" in data)
+                or (PAREN in data and b"\r\n(" in data)):  # (a byte's value is found by memchr)
             return None
         return commands, pieces if len(commands) > 1 else []
 

@@ -33,7 +33,7 @@ from devamb.targets.base import HandingReader
 from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.link import IGNORED
-from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw
+from devamb.targets.shards.parser import BRACE, CommandReader, ProtocolError, Raw
 from devamb.targets.shards.run import Run, RunPart
 from devamb.targets.shards.transaction import Transaction
 
@@ -217,7 +217,7 @@ class Session:
                 or not _SINGLE_KEY.issuperset(map(_first, commands))):
             return False
         keys = list(map(_second, commands))
-        if b"{" in data and b"{" in b"".join(keys):  # a hash tag (maybe): `_dispatch_all` picks
+        if BRACE in data and BRACE in b"".join(keys):  # a hash tag (maybe): `_dispatch_all`
             return False
         order = ring.pick_all(keys)  # each command's shard, as an index in ring.listed
         links = ring.listed
@@ -270,7 +270,7 @@ class Session:
             if (plain and command is not None and command.route == KEY and len(args) > 1
                     and type(raw) is bytes):  # (not pieces: a large argument)
                 key = args[1]
-                if ring.ejected or b"{" in key:
+                if ring.ejected or BRACE in key:
                     try:
                         link = router.link_for(key)
                     except NoShard:
@@ -378,7 +378,7 @@ class Session:
                 if len(args) < 2:
                     raise ArityError(command.name)
                 key = args[1]
-                link = (self._ring.pick(key) if b"{" not in key and not self._resp3
+                link = (self._ring.pick(key) if BRACE not in key and not self._resp3
                         else self._link_for(key))
                 slot = Slot(self)
                 self._queue.append(slot)
