@@ -26,6 +26,8 @@ _digest = type(_md5()).digest
 _span = struct.Struct("<2xH").unpack_from  # a ketama point (the MD5's first 4 bytes) >> 16
 _chain = chain.from_iterable
 SPAN = 1 << 16  # points in a span
+MANY_SPANS = 256  # keys `pick_all` reads the spans of with one struct (made once per count)
+_many_spans: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
 
 
 def _spans(points: list[int], owners: list[int]) -> list[int]:
@@ -96,8 +98,14 @@ class ShardRing(Generic[M]):
         in `listed`: the member owning the span of 65,536 points a key's point is in, when one
         member owns all of it (nearly every span: a ring has a few hundred points); `pick` for
         the others."""
-        spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
-        found = (list(itemgetter(*spans)(self._spans)) if len(spans) > 1
+        count = len(keys)
+        if count <= MANY_SPANS:  # the digests joined, and each one's span read in one unpack
+            unpack = _many_spans.get(count) or _many_spans.setdefault(
+                count, struct.Struct("<" + "2xH12x" * count).unpack)
+            spans = unpack(b"".join(map(_digest, map(_md5, keys))))
+        else:
+            spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
+        found = (list(itemgetter(*spans)(self._spans)) if count > 1
                  else [self._spans[span] for span in spans])
         if -1 in found:
             pick, listed = self.pick, self.listed

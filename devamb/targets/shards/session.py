@@ -224,33 +224,36 @@ class Session:
         run = Run(self)
         run.count = count
         parts = run.parts
+        self._in_runs += count - 1
+        self._queue.append(run)
         first = order[0]
         if order.count(first) == count:  # all to one shard: the client's bytes as they came
             link = links[first]
-            part = parts[self._router.resp3(link) if self._resp3 else link] = RunPart(run)
-            part.raws = [data]
+            if self._resp3:
+                link = self._router.resp3(link)
+            part = parts[link] = RunPart(run)
             part.left = count
-        else:
-            if len(links) > 2:  # the parts numbered in order of appearance, from 0
-                seen = list(dict.fromkeys(order))
-                index_of = {member: i for i, member in enumerate(seen)}
-                order = list(map(index_of.__getitem__, order))
-                links = [links[member] for member in seen]
-            run.order = order
-            for index, link in enumerate(links):
-                if self._resp3:
-                    link = self._router.resp3(link)
-                part = parts[link] = RunPart(run)
-                part.index = index
-                if len(links) == 2:  # (the part index is the selector itself, or its negation)
-                    mine = list(_compress(pieces, order if index else map(_not, order)))
-                else:
-                    mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
-                part.raws = [b"*", b"\r\n*".join(mine), b"\r\n"]
-                part.left = len(mine)
-        self._in_runs += count - 1
-        self._queue.append(run)
-        run.send()
+            run.left = 1
+            link.send_many(data, part)
+            return True
+        if len(links) > 2:  # the parts numbered in order of appearance, from 0
+            seen = list(dict.fromkeys(order))
+            index_of = {member: i for i, member in enumerate(seen)}
+            order = list(map(index_of.__getitem__, order))
+            links = [links[member] for member in seen]
+        run.order = order
+        run.left = len(links)
+        for index, link in enumerate(links):
+            if self._resp3:
+                link = self._router.resp3(link)
+            part = parts[link] = RunPart(run)
+            part.index = index
+            if len(links) == 2:  # (the part index is the selector itself, or its negation)
+                mine = list(_compress(pieces, order if index else map(_not, order)))
+            else:
+                mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
+            part.left = len(mine)
+            link.send_many(b"".join((b"*", b"\r\n*".join(mine), b"\r\n")), part)
         return True
 
     def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
