@@ -6,9 +6,10 @@ from __future__ import annotations
 import bisect
 import hashlib
 import struct
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Generic, TypeVar
@@ -26,8 +27,7 @@ _digest = type(_md5()).digest
 _span = struct.Struct("<2xH").unpack_from  # a ketama point (the MD5's first 4 bytes) >> 16
 _chain = chain.from_iterable
 SPAN = 1 << 16  # points in a span
-MANY_SPANS = 256  # keys `pick_all` reads the spans of with one struct (made once per count)
-_many_spans: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
+_LITTLE = sys.byteorder == "little"  # (a ketama point is the digest's first 4 bytes, LE)
 
 
 def _spans(points: list[int], owners: list[int]) -> list[int]:
@@ -99,10 +99,9 @@ class ShardRing(Generic[M]):
         member owns all of it (nearly every span: a ring has a few hundred points); `pick` for
         the others."""
         count = len(keys)
-        if count <= MANY_SPANS:  # the digests joined, and each one's span read in one unpack
-            unpack = _many_spans.get(count) or _many_spans.setdefault(
-                count, struct.Struct("<" + "2xH12x" * count).unpack)
-            spans = unpack(b"".join(map(_digest, map(_md5, keys))))
+        spans: Sequence[int]
+        if _LITTLE:  # the digests joined, read as 16-bit words: each one's second is its span
+            spans = memoryview(b"".join(map(_digest, map(_md5, keys)))).cast("H")[1::8].tolist()
         else:
             spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
         found = (list(itemgetter(*spans)(self._spans)) if count > 1
