@@ -122,7 +122,7 @@ class CommandReader:
         try:
             commands = reader.gets()
             if (commands is False or reader.has_data() or len(commands) != len(pieces)
-                    or not min(map(len, commands))):
+                    or [] in commands):  # ("*0": an empty command)
                 raise ValueError
             b"".join(_chain(commands))  # TypeError unless lists of bytes
         except (hiredis.ProtocolError, TypeError, ValueError):
@@ -423,10 +423,11 @@ def _scan_fast(buf: bytes, out: list[bytes]) -> int:
     tokens = buf.split(b"\r\n")
     last = len(tokens) - 1
     values = tokens[1::2]  # a run of bulk strings (GETs' answers), each head checked, in C:
-    if last & 1 == 0 and not tokens[last] and tokens[:last:2] == list(map(FAST_HEADS.get,
-                                                                           map(len, values))):
-        out += map(CRLF.join, zip(tokens[:last:2], values, _repeat(b"")))  # head, value, CRLF
-        return len(buf)
+    if last & 1 == 0 and not tokens[last]:
+        heads = tokens[:last:2]
+        if heads == list(map(FAST_HEADS.get, map(len, values))):
+            out += map(CRLF.join, zip(heads, values, _repeat(b"")))  # head, value, CRLF
+            return len(buf)
     size_of = FAST_SIZES.get
     simple = SIMPLE_REPLIES.get
     append = out.append

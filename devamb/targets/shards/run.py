@@ -76,11 +76,12 @@ class RunPart:
         """Take this part's replies from `replies[start:]`; return the index after them."""
         left = self.left
         end = start + left
-        if start == 0 and end == len(replies) and not self.got:
+        count = len(replies)
+        if start == 0 and end == count and not self.got:
             self.got = replies
         else:
             self.got += replies[start:end]
-        taken = min(end, len(replies)) - start
+        taken = (end if end < count else count) - start
         self.left = left - taken
         if not self.left:
             self.run.part_done()
