@@ -1,14 +1,20 @@
 """The Python cost of one command through the sharded Redis target, without sockets.
 
     python bench/shards_hotpath.py [--pipeline 16] [--clients 8] [--commands N] [--profile]
+    python bench/shards_hotpath.py --instructions [--pipeline 16] [--clients 8]  (needs valgrind)
 
-A real engine (profile, listener, a `shards:` target with `key: redis` over two shards) serves
-`--clients` sessions, each sent `--pipeline` redis-benchmark GETs or SETs (random keys) per
-round in one read; the shards' connections are in-memory transports that answer what was
-written to them at once, in one chunk per shard. What is timed (CPU) is devamb's work per
-command: parsing, routing, the shard writes, reading the replies, the client writes. Compare two
-versions of the target's hot path with it; `bench/redis_shards.py` gives the throughput with
-real clients and twemproxy.
+A real engine (profile, listener, recorder, a `shards:` target with `key: redis` over two
+shards) serves `--clients` connections, each sent `--pipeline` redis-benchmark GETs or SETs
+(random keys) per round in one read; the clients' and the shards' sockets are in-memory
+transports (a client's bytes go in through the relay's own Protocol, as a socket's would), and
+each shard answers what was written to it at once, in one chunk. What is timed (CPU) is
+devamb's work per command: the client's read, parsing, routing, the shard writes, reading the
+replies, the client writes and the connection's record. Compare two versions of the target's
+hot path with it; `bench/redis_shards.py` gives the throughput with real clients and twemproxy.
+
+`--instructions` counts instead of timing: valgrind's cachegrind over 2,000 and 12,000
+commands after the same warm-up, the difference over 10,000 (start-up cancels out; hash seed
+fixed). The count does not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cachegrind import instructions_per
 from hotpath import MemoryTransport
 
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.engine.runner import loop_factory
+from devamb.service.tcp import _Relay, _Side
 
 PROFILE = """\
 services:
@@ -49,28 +57,8 @@ def command(name: bytes, key: bytes) -> bytes:
     return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
 
 
-class Client:
-    """A client connection: its reads are fed by the driver, its writes counted."""
-
-    def __init__(self) -> None:
-        self.feed: asyncio.Future[bytes] | None = None
-        self.received = 0
-
-    async def read(self, n: int = -1) -> bytes:
-        self.feed = asyncio.get_running_loop().create_future()
-        return await self.feed
-
-    def write(self, data: bytes) -> None:
-        self.received += len(data)
-
-    async def drain(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-async def run(commands: int, pipeline: int, clients: int, profile: bool) -> float:
+async def run(commands: int, pipeline: int, clients: int, profile: bool,
+              warmup: int = 2000) -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-shards-hotpath-"))
     path = folder / "devamb.yaml"
     path.write_text(PROFILE)
@@ -86,16 +74,24 @@ async def run(commands: int, pipeline: int, clients: int, profile: bool) -> floa
                         for _ in range(pipeline)) for _ in range(64)]
         for name in (b"SET", b"GET")
     }
-    sessions = [Client() for _ in range(clients)]
-    tasks = [asyncio.create_task(target.serve_tcp(c, c, _Exchange())) for c in sessions]
+    listener = engine.lifecycle.listeners["cache"]
+    sessions = []
+    replied = [0]
+
+    def reply(data: bytes) -> None:
+        replied[0] += data.count(b"\r\n")
+
+    for _ in range(clients):  # each connection as the listener makes it: relay, exchange, task
+        side = _Side(_Relay(listener), True)  # type: ignore[arg-type]
+        side.connection_made(MemoryTransport(reply))
+        sessions.append(side)
     await asyncio.sleep(0)
 
     async def rounds(count: int) -> None:
         for i in range(count):
             name = b"SET" if i % 2 == 0 else b"GET"
             for c, client in enumerate(sessions):
-                assert client.feed is not None
-                client.feed.set_result(batches[name][(i + c) % 64])
+                client.data_received(batches[name][(i + c) % 64])
             for _ in range(3):  # the sessions read and dispatch, the links write
                 await asyncio.sleep(0)
             chunks = list(written)
@@ -105,7 +101,7 @@ async def run(commands: int, pipeline: int, clients: int, profile: bool) -> floa
                 link.data_received(b"+OK\r\n" * sets + b"$3\r\nxxx\r\n" * gets)  # type: ignore[attr-defined]
             await asyncio.sleep(0)
 
-    await rounds(max(2000 // (pipeline * clients), 4))
+    await rounds(max(warmup // (pipeline * clients), 4))
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
@@ -113,17 +109,27 @@ async def run(commands: int, pipeline: int, clients: int, profile: bool) -> floa
     started = time.process_time()
     await rounds(count)
     elapsed = time.process_time() - started
+    assert replied[0] >= count * pipeline * clients, "the clients were not answered"
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    for task in tasks:
-        task.cancel()
+    for client in sessions:
+        client.connection_lost(None)
+    await asyncio.sleep(0)
     await engine.stop()
     return elapsed / (count * pipeline * clients) * 1e6
 
 
-class _Exchange:
-    url = ""
+def instructions(pipeline: int, clients: int) -> int:
+    """Instructions per command (see the module's docstring)."""
+
+    def arguments(commands: int) -> list[str]:
+        return ["--rounds", "1", "--pipeline", str(pipeline), "--clients", str(clients),
+                "--commands", str(commands)]
+
+    unit = pipeline * clients  # commands per round: whole rounds, so that the count is exact
+    few = -(-2000 // unit) * unit
+    return instructions_per(__file__, arguments, few, few + -(-10_000 // unit) * unit)
 
 
 def main() -> None:
@@ -133,7 +139,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions per command under valgrind (steady)")
     args = parser.parse_args()
+    if args.instructions:
+        count = instructions(args.pipeline, args.clients)
+        print(f"shards target, P{args.pipeline}, {args.clients} clients: {count:,} "
+              "instructions per command")
+        return
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

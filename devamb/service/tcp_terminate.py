@@ -34,9 +34,11 @@ class ClientChunks:
     copies and checks of an `asyncio.StreamReader` (its buffer joins every read and copies
     each one out again); the socket paused while a slow target leaves too much unread."""
 
-    __slots__ = ("_buffered", "_chunks", "_eof", "_loop", "_paused", "_transport", "_waiter")
+    __slots__ = ("_buffered", "_chunks", "_eof", "_loop", "_paused", "_transport", "_waiter",
+                 "take")
 
     def __init__(self, transport: asyncio.Transport) -> None:
+        self.take: Callable[[bytes], bool] | None = None  # see `HandingReader`
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._chunks: deque[bytes] = deque()
@@ -46,6 +48,9 @@ class ClientChunks:
         self._waiter: asyncio.Future[None] | None = None
 
     def feed_data(self, data: bytes) -> None:
+        take = self.take
+        if take is not None and self._waiter is not None and not self._chunks and take(data):
+            return  # served by the target, whose task waits in `read` for more
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > HIGH_WATER and not self._paused:
@@ -57,9 +62,14 @@ class ClientChunks:
 
     def feed_eof(self) -> None:
         self._eof = True
+        self.take = None
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def end(self) -> None:
+        """The target reads no more: the next `read` returns b"" (see `HandingReader`)."""
+        self.feed_eof()
 
     async def read(self, n: int = -1) -> bytes:
         """The next read's bytes (at most `n`); b"" once the client has closed."""
@@ -179,6 +189,11 @@ class _ClientStream:
                 self.flow.feed(data)
             else:
                 transport.write(data)
+
+    def writable(self) -> bool:
+        flow, event, transport = self.flow, self._side.can_write, self._side.transport
+        return ((flow is None or flow.room.is_set()) and (event is None or event.is_set())
+                and transport is not None and not transport.is_closing())
 
     async def drain(self) -> None:
         flow = self.flow

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from devamb.cluster.reachability import Reachability
 from devamb.control.protocol import ControlError
@@ -34,12 +34,28 @@ class ClientReader(Protocol):
     async def read(self, n: int = -1) -> bytes: ...
 
 
+@runtime_checkable
+class HandingReader(ClientReader, Protocol):
+    """A `ClientReader` that can hand each read straight to the target, in the socket's own
+    callback, while the target's task waits in `read` (no wake-up and no task switch per
+    read): `take(data)` serves it, or returns False to have it read as usual; `end()` makes
+    the next `read` return b"" (the target reads no more)."""
+
+    take: Callable[[bytes], bool] | None
+
+    def end(self) -> None: ...
+
+
 class ClientStream(Protocol):
     """The writing half of a client's TCP connection, for targets that terminate TCP."""
 
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
+
+    def writable(self) -> bool:
+        """True when `drain` would not wait (nor raise)."""
+        ...
 
     def close(self) -> None: ...
 

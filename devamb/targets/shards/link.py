@@ -97,6 +97,7 @@ class ShardLink(asyncio.Protocol):
         self.connected = False
         self._suspect = False  # a failure was reported; the next reply clears it
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop  # set in connection_made
         self._waiting: deque[Owed] = deque()  # sent, reply not yet read
         self._out: list[Raw] = []  # to write at the end of this loop iteration
         self._pieces = False  # some command in _out is a list of pieces (a large argument)
@@ -116,14 +117,14 @@ class ShardLink(asyncio.Protocol):
         self.commands += 1
         if self._transport is not None and self._connecting is None:
             if not self._waiting:
-                self._progress = self._loop_time()
+                self._progress = self._loop.time()
             self._waiting.append(owed)
             out = self._out
             out.append(command)
             if type(command) is list:
                 self._pieces = True
             if len(out) == 1:
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._loop.call_soon(self._flush)
             return
         self._pending.append((command, owed))
         if self._connecting is None and not self._closed:
@@ -135,12 +136,12 @@ class ShardLink(asyncio.Protocol):
         self.commands += part.left
         if self._transport is not None and self._connecting is None:
             if not self._waiting:
-                self._progress = self._loop_time()
+                self._progress = self._loop.time()
             self._waiting.append(part)
             out = self._out
             out.append(commands)
             if len(out) == 1:
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._loop.call_soon(self._flush)
             return
         self._pending.append((commands, part))
         if self._connecting is None and not self._closed:
@@ -218,6 +219,7 @@ class ShardLink(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._loop = asyncio.get_running_loop()  # (for the connected link's sends and replies)
         self._transport = transport  # type: ignore[assignment]
         self.connected = True
         self._replies = ReplyReader()
@@ -251,7 +253,7 @@ class ShardLink(asyncio.Protocol):
         if self._suspect and replies:
             self._suspect = False
             self.watcher.link_ok(self)
-        self._progress = self._loop_time()
+        self._progress = self._loop.time()
         self.watcher.flush()
 
     def eof_received(self) -> bool:

@@ -8,6 +8,9 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
+from itertools import chain
+from itertools import repeat as _repeat
+
 from devamb.resp.inline import UnbalancedQuotes, split_inline
 from devamb.targets.shards.encoder import command as encode_command
 
@@ -36,6 +39,13 @@ FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
+ONE_MAX = 256  # bytes of a read `CommandReader.one` looks at (a larger one: `whole`)
+# Bytes looked for with `in` as their values: `b"+" in data` costs a TypeError raised and
+# cleared inside CPython (a bytes object is first tried as an int) before the search.
+PLUS, EQUALS, PAREN, BRACE = b"+=({"
+
+
+_chain = chain.from_iterable
 
 
 class ProtocolError(Exception):
@@ -75,6 +85,19 @@ class CommandReader:
         self._filled = 0  # bytes of it read so far
         self._hiredis = None if hiredis is None else hiredis.Reader()
 
+    def one(self, data: bytes) -> list[bytes] | None:
+        """The arguments when `data` is one whole command of short bulk strings and nothing
+        else (the read of a client waiting for each reply), read from `data.split(CRLF)` in
+        C as `_parse_fast` reads it; None (nothing read) for any other read."""
+        if self._tail or self._left or self._big is not None or len(data) > ONE_MAX:
+            return None  # (a second command is found out by the count of its tokens)
+        tokens = data.split(b"\r\n")
+        values = tokens[2::2]
+        if (FAST_ARGS.get(tokens[0]) != len(values) or len(tokens) != 2 * len(values) + 2
+                or tokens[-1] or tokens[1:-1:2] != list(map(FAST_HEADS.get, map(len, values)))):
+            return None
+        return values
+
     def whole(self, data: bytes) -> tuple[list[list[bytes]], list[bytes]] | None:
         """A chunk of whole commands, read in C: each command's arguments, and its bytes less
         the leading '*' and the final CRLF (`data[1:-2]` split at each "\r\n*", which is how
@@ -90,21 +113,25 @@ class CommandReader:
         if (reader is None or self._tail or self._left or self._big is not None
                 or len(data) > FAST_BUFFER or data[:1] != b"*"):
             return None
+        # Read as one array of the commands (one call into hiredis, not one per command):
+        # their count is the pieces', if each follows a CRLF as it does (a count too large
+        # leaves the array incomplete: nothing read).
+        pieces = data[1:-2].split(b"\r\n*")
+        reader.feed(b"*%d\r\n" % len(pieces))
         reader.feed(data)
         try:
-            commands = list(iter(reader.gets, False))
-            if reader.has_data() or not commands or not min(map(len, commands)):
+            commands = reader.gets()
+            if (commands is False or reader.has_data() or len(commands) != len(pieces)
+                    or [] in commands):  # ("*0": an empty command)
                 raise ValueError
-            b"".join(map(b"".join, commands))  # TypeError unless lists of bytes
+            b"".join(_chain(commands))  # TypeError unless lists of bytes
         except (hiredis.ProtocolError, TypeError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
-        if b"\r\n+" in data or b"\r\n=" in data or b"\r\n(" in data:
+        if ((PLUS in data and b"\r\n+" in data) or (EQUALS in data and b"\r\n=" in data)
+                or (PAREN in data and b"\r\n(" in data)):  # (a byte's value is found by memchr)
             return None
-        if len(commands) == 1:
-            return commands, []
-        pieces = data[1:-2].split(b"\r\n*")
-        return (commands, pieces) if len(pieces) == len(commands) else None
+        return commands, pieces if len(commands) > 1 else []
 
     def feed(self, data: bytes) -> list[Command]:
         """Every command `data` completes, in order; raises ProtocolError on invalid input."""
@@ -395,6 +422,12 @@ def _scan_fast(buf: bytes, out: list[bytes]) -> int:
         return len(buf)
     tokens = buf.split(b"\r\n")
     last = len(tokens) - 1
+    values = tokens[1::2]  # a run of bulk strings (GETs' answers), each head checked, in C:
+    if last & 1 == 0 and not tokens[last]:
+        heads = tokens[:last:2]
+        if heads == list(map(FAST_HEADS.get, map(len, values))):
+            out += map(CRLF.join, zip(heads, values, _repeat(b"")))  # head, value, CRLF
+            return len(buf)
     size_of = FAST_SIZES.get
     simple = SIMPLE_REPLIES.get
     append = out.append
@@ -423,6 +456,7 @@ def _scan_fast(buf: bytes, out: list[bytes]) -> int:
     return pos
 
 
+CRLF = b"\r\n"
 NIL_REPLY = b"$-1\r\n"
 OK_REPLY = b"+OK\r\n"
 # Replies made once (each of these lines is the whole reply), for `_scan_fast`.

@@ -6,9 +6,10 @@ from __future__ import annotations
 import bisect
 import hashlib
 import struct
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Generic, TypeVar
@@ -26,19 +27,21 @@ _digest = type(_md5()).digest
 _span = struct.Struct("<2xH").unpack_from  # a ketama point (the MD5's first 4 bytes) >> 16
 _chain = chain.from_iterable
 SPAN = 1 << 16  # points in a span
+_LITTLE = sys.byteorder == "little"  # (a ketama point is the digest's first 4 bytes, LE)
 
 
-def _spans(points: list[int], owners: list[M]) -> list[M | None]:
-    """For each span of SPAN points on the ring, the member owning all of it, or None when
-    one of the ring's points falls inside (keys there are picked with `bisect`)."""
-    spans: list[M | None] = []
+def _spans(points: list[int], owners: list[int]) -> list[int]:
+    """For each span of SPAN points on the ring, the member owning all of it (its index in
+    `owners`' members), or -1 when one of the ring's points falls inside (keys there are
+    picked with `bisect`)."""
+    spans: list[int] = []
     count = len(points)
     at = 0  # the first of the ring's points at or after the span's first
     for start in range(0, 1 << 32, SPAN):
         while at < count and points[at] < start:
             at += 1
         inside = at < count and points[at] < start + SPAN - 1
-        spans.append(None if inside or not owners else owners[at % count])
+        spans.append(-1 if inside or not owners else owners[at % count])
     return spans
 
 
@@ -66,7 +69,8 @@ class ShardRing(Generic[M]):
         # which picks shards with this method's code inlined)
         self.points: list[int] = []
         self.owners: list[M] = []
-        self._spans: list[M | None] = []  # see `_spans`
+        self.listed = list(self.members.values())  # the members, as `pick_all` numbers them
+        self._spans: list[int] = []  # see `_spans`
         self.failures: Counter[str] = Counter()  # consecutive, by shard
         self.last_error: dict[str, str] = {}
         self.ejected: dict[str, float] = {}  # shard -> clock time it returns
@@ -81,21 +85,31 @@ class ShardRing(Generic[M]):
             if not self.owners:
                 soonest = max(min(self.ejected.values()) - self._clock(), 0)
                 raise NoShard(f"every shard is ejected; the first returns in {soonest:.0f}s")
-        point = int.from_bytes(_md5(key).digest()[:4], "little")
+        digest = _digest(_md5(key))
+        index = self._spans[_span(digest)[0]]
+        if index >= 0:  # (the span's one member: see `_spans`)
+            return self.listed[index]
         owners = self.owners
+        point = int.from_bytes(digest[:4], "little")
         return owners[bisect.bisect_left(self.points, point) % len(owners)]
 
-    def pick_all(self, keys: list[bytes]) -> list[M]:
-        """`pick` for each key, in C (for a ring without ejected shards): the member owning
-        the span of 65,536 points a key's point is in, when one member owns all of it (nearly
-        every span: a ring has a few hundred points); `pick` for the others."""
-        spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
-        found = (list(itemgetter(*spans)(self._spans)) if len(spans) > 1
+    def pick_all(self, keys: list[bytes]) -> list[int]:
+        """`pick` for each key, in C (for a ring without ejected shards), as the member's index
+        in `listed`: the member owning the span of 65,536 points a key's point is in, when one
+        member owns all of it (nearly every span: a ring has a few hundred points); `pick` for
+        the others."""
+        count = len(keys)
+        spans: Sequence[int]
+        if _LITTLE:  # the digests joined, read as 16-bit words: each one's second is its span
+            spans = memoryview(b"".join(map(_digest, map(_md5, keys)))).cast("H")[1::8].tolist()
+        else:
+            spans = tuple(_chain(map(_span, map(_digest, map(_md5, keys)))))
+        found = (list(itemgetter(*spans)(self._spans)) if count > 1
                  else [self._spans[span] for span in spans])
-        if None in found:
-            pick = self.pick
-            found = [pick(key) if owner is None else owner
-                     for key, owner in zip(keys, found, strict=True)]
+        if -1 in found:
+            pick, listed = self.pick, self.listed
+            found = [listed.index(pick(key)) if index < 0 else index
+                     for key, index in zip(keys, found, strict=True)]
         return found
 
     def live(self) -> list[M]:
@@ -148,5 +162,6 @@ class ShardRing(Generic[M]):
         else:  # HashRing's own tables: node_for is bisect_left over _hashes into _owners
             self.points = ring._hashes
             self.owners = [self.members[name] for name in ring._owners]
-        self._spans = _spans(self.points, self.owners)
+        number = {name: i for i, name in enumerate(self.members)}
+        self._spans = _spans(self.points, [number[name] for name in ring._owners] if ring else [])
         self._next_return = min(self.ejected.values(), default=float("inf"))

@@ -10,11 +10,15 @@ end the run and take the session's general path, in order.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from devamb.targets.shards.link import ShardLink
     from devamb.targets.shards.session import Session
+
+
+_got = attrgetter("got")
 
 
 class Run:
@@ -51,7 +55,7 @@ class Run:
             got = parts[0].got
             self.reply = got[0] if len(got) == 1 else b"".join(got)
         else:  # the next reply of each command's part, in the client's order: in C
-            replies = [iter(part.got) for part in parts]
+            replies = list(map(iter, map(_got, parts)))
             self.reply = b"".join(map(next, map(replies.__getitem__, self.order)))
         self.session.ready()
 
@@ -72,11 +76,12 @@ class RunPart:
         """Take this part's replies from `replies[start:]`; return the index after them."""
         left = self.left
         end = start + left
-        if start == 0 and end == len(replies) and not self.got:
+        count = len(replies)
+        if start == 0 and end == count and not self.got:
             self.got = replies
         else:
             self.got += replies[start:end]
-        taken = min(end, len(replies)) - start
+        taken = (end if end < count else count) - start
         self.left = left - taken
         if not self.left:
             self.run.part_done()

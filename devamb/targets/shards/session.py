@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from devamb.resp.commands import (
     BY_NAME,
+    CONTAINER,
     EVERY,
     KEY,
     KEYED,
@@ -28,14 +29,17 @@ from devamb.resp.commands import (
     Command,
     lookup,
 )
+from devamb.targets.base import HandingReader
 from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.link import IGNORED
-from devamb.targets.shards.parser import CommandReader, ProtocolError, Raw
+from devamb.targets.shards.parser import BRACE, CommandReader, ProtocolError, Raw
 from devamb.targets.shards.run import Run, RunPart
 from devamb.targets.shards.transaction import Transaction
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from devamb.targets.base import ClientReader, ClientStream
     from devamb.targets.shards.link import ShardLink
     from devamb.targets.shards.ring import ShardRing
@@ -131,33 +135,62 @@ class Session:
         self.id = next(_client_ids)
         self._resp3 = False  # the client said HELLO 3: its commands go to RESP3 links
         self._tx: Transaction | None = None  # between MULTI and EXEC/DISCARD
+        self._commands = CommandReader()  # the client's byte stream, read into commands
+        self._reader_end: Callable[[], None] = _nothing  # the reader's `end`, when it hands over
 
     # -- the client's side -----------------------------------------------------------------
 
     async def serve(self, reader: ClientReader) -> None:
-        commands = CommandReader()
+        """Serve the client's commands until it closes (or sends QUIT, or bytes that are not
+        RESP). A reader that hands reads over (`HandingReader`: no faults shape what the client
+        sends) has each read served in the socket's callback while this task waits in `read`,
+        for as long as nothing needs waiting for (`_take_now`); this loop serves the others."""
+        commands = self._commands
+        handing = reader if isinstance(reader, HandingReader) else None
+        if handing is not None:
+            handing.take = self._take_now
+            self._reader_end = handing.end
         try:
             while not self._quit:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
-                if not self._take(commands, data):
-                    break
-                if self._out:
-                    self.flush()
                 if len(self._queue) + self._in_runs > MAX_OWED:
                     await self._owed_below(RESUME_OWED)
                 await self._client.drain()
+                self._take(commands, data)
+                if self._out:
+                    self.flush()
             await self._owed_below(1)
             self.flush()
         finally:
             self._closed = True
+            if handing is not None:
+                handing.take = None
 
-    def _take(self, commands: CommandReader, data: bytes) -> bool:
-        """Serve the commands `data` completes; False when the client's bytes are not RESP
-        (what came before them is served, then the error, and the connection ends). A function
+    def _take_now(self, data: bytes) -> bool:
+        """A read served in the socket's callback, as `serve` would (no task switch); False,
+        nothing done, when `serve` must wait first (for fewer replies owed, or for the client
+        to read what it was sent)."""
+        if (self._quit or len(self._queue) + self._in_runs > MAX_OWED
+                or not self._client.writable()):
+            return False
+        self._take(self._commands, data)
+        if self._out:
+            self.flush()
+        if self._quit:
+            self._reader_end()
+        return True
+
+    def _take(self, commands: CommandReader, data: bytes) -> None:
+        """Serve the commands `data` completes; when the client's bytes are not RESP, what came
+        before them is served, then the error, and the connection ends (`_quit`). A function
         of its own so that no local keeps the commands (a large argument) alive while the
         session waits for more."""
+        args = commands.one(data)
+        if args is not None:
+            self.dispatch(args, data)
+            return
         whole = commands.whole(data)
         if whole is not None:
             if not whole[1]:
@@ -166,14 +199,13 @@ class Session:
                 found, pieces = whole
                 self._dispatch_all([(args, b"*%b\r\n" % piece)
                                     for args, piece in zip(found, pieces, strict=True)])
-            return True
+            return
         try:
             self._dispatch_all(commands.feed(data))
         except ProtocolError as exc:
             self._dispatch_all(exc.parsed)
             self.answer(encoder.error(f"ERR Protocol error: {exc}"))
-            return False
-        return True
+            self._quit = True
 
     def _run_whole(self, data: bytes, commands: list[list[bytes]], pieces: list[bytes]) -> bool:
         """A chunk of only single-key commands, as one `Run` routed in C (`ShardRing.pick_all`:
@@ -185,39 +217,44 @@ class Session:
                 or not _SINGLE_KEY.issuperset(map(_first, commands))):
             return False
         keys = list(map(_second, commands))
-        if b"{" in b"".join(keys):  # a hash tag (maybe): `_dispatch_all` picks
+        if BRACE in data and BRACE in b"".join(keys):  # a hash tag (maybe): `_dispatch_all`
             return False
-        links = ring.pick_all(keys)
-        if self._resp3:
-            links = list(map(self._resp3_links(links).__getitem__, links))
+        order = ring.pick_all(keys)  # each command's shard, as an index in ring.listed
+        links = ring.listed
         run = Run(self)
         run.count = count
         parts = run.parts
-        seen = list(dict.fromkeys(links))
-        if len(seen) == 1:
-            part = parts[seen[0]] = RunPart(run)
-            part.raws = [data]
-            part.left = count
-        else:
-            index_of: dict[ShardLink, int] = {link: i for i, link in enumerate(seen)}
-            order = run.order = list(map(index_of.__getitem__, links))
-            for index, link in enumerate(seen):
-                part = parts[link] = RunPart(run)
-                part.index = index
-                if len(seen) == 2:  # (the part index is the selector itself, or its negation)
-                    mine = list(_compress(pieces, order if index else map(_not, order)))
-                else:
-                    mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
-                part.raws = [b"*", b"\r\n*".join(mine), b"\r\n"]
-                part.left = len(mine)
         self._in_runs += count - 1
         self._queue.append(run)
-        run.send()
+        first = order[0]
+        if order.count(first) == count:  # all to one shard: the client's bytes as they came
+            link = links[first]
+            if self._resp3:
+                link = self._router.resp3(link)
+            part = parts[link] = RunPart(run)
+            part.left = count
+            run.left = 1
+            link.send_many(data, part)
+            return True
+        if len(links) > 2:  # the parts numbered in order of appearance, from 0
+            seen = list(dict.fromkeys(order))
+            index_of = {member: i for i, member in enumerate(seen)}
+            order = list(map(index_of.__getitem__, order))
+            links = [links[member] for member in seen]
+        run.order = order
+        run.left = len(links)
+        for index, link in enumerate(links):
+            if self._resp3:
+                link = self._router.resp3(link)
+            part = parts[link] = RunPart(run)
+            part.index = index
+            if len(links) == 2:  # (the part index is the selector itself, or its negation)
+                mine = list(_compress(pieces, order if index else map(_not, order)))
+            else:
+                mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
+            part.left = len(mine)
+            link.send_many(b"".join((b"*", b"\r\n*".join(mine), b"\r\n")), part)
         return True
-
-    def _resp3_links(self, links: list[ShardLink]) -> dict[ShardLink, ShardLink]:
-        resp3 = self._router.resp3
-        return {link: resp3(link) for link in set(links)}
 
     def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
         """Dispatch in order. Single-key commands in a row go to their shards as one `Run`
@@ -236,7 +273,7 @@ class Session:
             if (plain and command is not None and command.route == KEY and len(args) > 1
                     and type(raw) is bytes):  # (not pieces: a large argument)
                 key = args[1]
-                if ring.ejected or b"{" in key:
+                if ring.ejected or BRACE in key:
                     try:
                         link = router.link_for(key)
                     except NoShard:
@@ -323,7 +360,9 @@ class Session:
     # -- routing ---------------------------------------------------------------------------
 
     def dispatch(self, args: list[bytes], raw: Raw) -> None:
-        command = lookup(args)
+        command = BY_NAME.get(args[0])  # (`lookup`, whose work most commands need no more of)
+        if command is None or command.route == CONTAINER:
+            command = lookup(args)
         if command is None:
             name = bytes(args[0]).upper().decode("utf-8", "replace")
             self.answer(encoder.error(
@@ -342,7 +381,7 @@ class Session:
                 if len(args) < 2:
                     raise ArityError(command.name)
                 key = args[1]
-                link = (self._ring.pick(key) if b"{" not in key and not self._resp3
+                link = (self._ring.pick(key) if BRACE not in key and not self._resp3
                         else self._link_for(key))
                 slot = Slot(self)
                 self._queue.append(slot)
@@ -598,6 +637,10 @@ class _HelloSlot(Slot):
 
     def done(self, reply: bytes) -> None:
         super().done(hello.from_shard(reply, self.protocol, self.session.id))
+
+
+def _nothing() -> None:
+    pass
 
 
 TX_CONTROL = frozenset({"MULTI", "EXEC", "DISCARD", "QUIT"})

@@ -31,6 +31,7 @@ from devamb.targets.base import (
     TargetUnavailable,
 )
 from devamb.targets.shards.link import ShardLink
+from devamb.targets.shards.parser import BRACE
 from devamb.targets.shards.ring import ShardRing
 from devamb.targets.shards.session import NoShard, Outbox, Session
 from devamb.targets.shards.spec import ShardsTargetSpec
@@ -257,7 +258,7 @@ class RedisShardsTarget(_ShardsTarget):
     # -- the session's router ----------------------------------------------------------------
 
     def link_for(self, key: bytes) -> ShardLink:
-        if b"{" in key:
+        if BRACE in key:
             key = hashed_part(key)
         return self._ring.pick(key)
 

@@ -68,6 +68,35 @@ def test_commands_whole_and_split_at_every_byte(data: bytes, expected: list[list
             assert [list(a) for a, _ in CommandReader().feed(bytes(raw))] == [list(args)]
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"), [c[1:] for c in COMMANDS], ids=[c[0] for c in COMMANDS]
+)
+def test_one_command_reads_what_feed_reads_or_declines(
+    data: bytes, expected: list[list[bytes]]
+) -> None:
+    """`one` takes a read that is exactly one command of short values (as `feed` reads it),
+    and declines the rest, reading nothing: `feed` then gets all of it."""
+    reader = CommandReader()
+    got = reader.one(data)
+    if got is not None:
+        assert [got] == expected
+    for cut in range(1, len(data)):  # a part: declined, unless it is one whole command
+        part = CommandReader().one(data[:cut])
+        if part is not None:
+            fed = CommandReader()
+            assert [(list(args), raw) for args, raw in fed.feed(data[:cut])] == [
+                (part, data[:cut])], f"cut at {cut}"
+    assert [list(args) for args, _ in reader.feed(data)] == expected
+
+
+def test_one_command_declines_a_command_after_a_partial_one() -> None:
+    reader = CommandReader()
+    assert reader.feed(SET[:7]) == []
+    assert reader.one(SET[7:]) is None  # (the rest of one begun earlier: `feed` finishes it)
+    assert [list(args) for args, _ in reader.feed(SET[7:])] == [[b"SET", b"key", b"value"]]
+    assert reader.one(SET) == [b"SET", b"key", b"value"]
+
+
 def test_commands_fed_one_byte_at_a_time() -> None:
     data = b"".join(c[1] for c in COMMANDS)
     expected = [args for c in COMMANDS for args in c[2]]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from devamb.cluster.hashring import HashRing
 from devamb.targets.shards import encoder
 from devamb.targets.shards.parser import CommandReader
@@ -38,19 +40,24 @@ def test_whole_reads_chunks_of_whole_commands_of_bulk_strings_only() -> None:
     assert reader.feed(odd + get) == [([b"SET", b"k", b"a\r\n+b"], odd), ([b"GET", b"k"], get)]
     assert reader.whole(b"*1\r\n*1\r\n$1\r\nk\r\n" + get) is None  # nested
     assert reader.whole(b"*0\r\n" + get) is None  # nothing asked
+    for other in (b"$-1", b"-ERR x", b",1.5", b"#t", b"_", b"%1\r\n$1\r\na\r\n$1\r\nb",
+                  b"~1\r\n$1\r\na", b">1\r\n$1\r\na", b"|1\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc"):
+        assert reader.whole(b"*2\r\n$3\r\nGET\r\n" + other + b"\r\n" + get) is None, other
     # what `whole` turned down, `feed` reads (the reader holds nothing of it)
     assert reader.feed(get + get[:-3]) == [([b"GET", b"k"], get)]
     assert reader.feed(get[-3:]) == [([b"GET", b"k"], get)]
     assert reader.whole(get + get) is not None
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
 async def test_single_key_commands_among_others_keep_their_order(
-    make_engine: EngineFactory, shards: list[RedisServer]
+    make_engine: EngineFactory, shards: list[RedisServer], count: int
 ) -> None:
     """Runs end at every other kind of command (fan-out, local, hash tags, unknown,
-    refused, a transaction) and start again after it; every reply comes back in order."""
+    refused, a transaction) and start again after it; every reply comes back in order (over
+    one, two and three shards: a run's parts are numbered one way for two)."""
     await flush(shards)
-    engine = await make_engine(profile(shards))
+    engine = await make_engine(profile(shards[:count]))
     client = await Client.open(port_of(engine))
     commands: list[tuple[object, ...]] = []
     expected: list[object] = []
