@@ -98,12 +98,14 @@ class H2UpstreamConnection(H2Endpoint):
         super().forget(stream)
         self._wake()
 
-    def _dispatch(self, event: h2.events.Event) -> None:
-        super()._dispatch(event)
-        if isinstance(event, h2.events.RemoteSettingsChanged):
-            self._settings_seen = True
-        if isinstance(event, (h2.events.RemoteSettingsChanged, h2.events.ConnectionTerminated)):
-            self._wake(every=True)  # the limit may have grown, or the connection is over
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        super()._on_settings(event)
+        self._settings_seen = True
+        self._wake(every=True)  # the limit may have grown
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        super()._on_goaway(event)
+        self._wake(every=True)  # the connection is over
 
     def _wake(self, every: bool = False) -> None:
         while self._waiting:

@@ -48,6 +48,7 @@ TARGET_OVERRIDE = b"x-devamb-target"  # X-Devamb-Target: this call goes to the n
 REPLAY = b"x-devamb-replay"  # the engine's replay marker (inspect/replay.py): never sent on
 
 SHUTDOWN_GRACE = 3.0
+SENT_KEPT = 64  # request header lists remembered as sent upstream (all forgotten when full)
 log = logging.getLogger("devamb.http2")
 
 
@@ -119,6 +120,8 @@ class Http2Listener:
         self._upstreams: dict[tuple[str, int, int, str | None, str | None], H2Upstream] = {}
         self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
         self._notices = Bucket(5, 0.2, time.monotonic())  # bad clients shown in the TUI
+        # the upstream's request headers by the client's (_upstream_headers)
+        self._sent: dict[tuple[object, ...], tuple[H2Headers, H2Headers]] = {}
 
     async def start(self) -> None:
         spec = self.service.spec
@@ -255,15 +258,7 @@ class Http2Listener:
         service = self.service
         destination = await target.h2_destination(headers)
         upstream = self._upstream(destination)
-        injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in destination.headers.items()]  # they replace the client's
-        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
-        authority = (None if service.spec.keep_host
-                     else (b":authority", destination.authority.encode("latin-1")))
-        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
-            authority if authority is not None and pair[0] == b":authority" else pair
-            for pair in headers if pair[0] not in replaced])
-        sent += injected
+        sent, injected = self._upstream_headers(headers, destination)
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
         tries = H2Tries(service, front, headers, exchange, call)  # retries (h2_retry.py)
@@ -284,6 +279,31 @@ class Http2Listener:
         finally:
             if not exchange.request_headers:  # (no try passed the request on)
                 exchange.request_headers = as_text(sent)
+
+    def _upstream_headers(self, headers: H2Headers, destination: H2Destination
+                          ) -> tuple[H2Headers, H2Headers]:
+        """The request headers the upstream gets (the client's, with the destination's
+        :authority unless the service keeps the client's, the target's own headers replacing
+        the client's, devamb's markers taken out), and the target's own. A client repeats
+        its header list call after call: what it became is remembered (read-only lists)."""
+        keep_host = self.service.spec.keep_host
+        key = (keep_host, destination.authority, tuple(destination.headers.items()), *headers)
+        known = self._sent.get(key)
+        if known is not None:
+            return known
+        injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in destination.headers.items()]  # they replace the client's
+        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
+        authority = (None if keep_host
+                     else (b":authority", destination.authority.encode("latin-1")))
+        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
+            authority if authority is not None and pair[0] == b":authority" else pair
+            for pair in headers if pair[0] not in replaced])
+        sent += injected
+        if len(self._sent) >= SENT_KEPT:
+            self._sent.clear()
+        self._sent[key] = sent, injected
+        return sent, injected
 
     async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
                    tries: H2Tries, tap: GrpcTap | None, sent: H2Headers) -> bool:
