@@ -299,17 +299,21 @@ async def run_net(requests: int, profile: bool) -> tuple[float, str]:
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
-    began, started = engine_calls(engine), time.process_time()
+    began, started, times = engine_calls(engine), time.process_time(), os.times()
     out, _ = await peer.communicate()
     elapsed = time.process_time() - started
-    calls = engine_calls(engine) - began
+    calls = max(engine_calls(engine) - began, 1)
+    spent = os.times()
+    system = (spent.system - times.system) / calls * 1e6
+    user = (spent.user - times.user) / calls * 1e6
     if profiler is not None:
         profiler.disable()
         stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
         stats.print_stats(int(os.environ.get("LINES", "35")))
     upstream.close()
     await engine.stop()
-    return elapsed / max(calls, 1) * 1e6, out.decode().strip()
+    trips = f"{out.decode().strip()}; CPU us per call: user {user:.0f}, system {system:.0f}"
+    return elapsed / calls * 1e6, trips
 
 
 def engine_calls(engine: Engine) -> int:

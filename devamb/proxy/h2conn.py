@@ -415,7 +415,8 @@ class H2Endpoint(asyncio.Protocol):
         self._unsent += size
         if self._unsent >= WRITE_NOW or (end and len(self.streams) <= 1):
             self.flush_now()
-        elif not self._flushing:
+        elif not self._flushing and self.conn._data_to_send:  # (h2's queue: a read that
+            # asks for no answer, as most do, schedules no write)
             self._flushing = True
             self._loop.call_soon(self.flush_now)
 
