@@ -65,8 +65,25 @@ def header(headers: H2Headers, name: bytes) -> str | None:
 
 
 def as_text(headers: H2Headers) -> list[tuple[str, str]]:
-    """Headers as the record keeps them: text pairs."""
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+    """Headers as the record keeps them: text pairs. A list seen before (a client's repeated
+    requests, an upstream's repeated answers) gets a copy of its text, the pairs shared."""
+    try:
+        key = tuple(headers)
+        text = _TEXTS.get(key)
+    except TypeError:  # (not hashable pairs)
+        key, text = None, None
+    if text is None:
+        text = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+        if key is not None and len(key) <= TEXTS_LONGEST:
+            if len(_TEXTS) >= TEXTS_KEPT:
+                _TEXTS.clear()
+            _TEXTS[key] = text
+    return list(text)
+
+
+TEXTS_KEPT = 256  # header lists whose text is remembered (all forgotten when full)
+TEXTS_LONGEST = 32  # fields in a list worth remembering
+_TEXTS: dict[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = {}
 
 
 class StreamGone(Exception):
