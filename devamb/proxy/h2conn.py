@@ -119,9 +119,10 @@ class H2Stream:
         self.endpoint = endpoint
         self.id = stream_id
         self._queued: deque[Inbound] = deque()  # what the peer sent, not yet read
-        # (both made when first waited on: most streams never wait for a window, and many
-        # never wait for the peer: what they read is queued already)
-        self._arrived: asyncio.Event | None = None
+        # the readers waiting for the peer (a future each, as asyncio.Event keeps them, without
+        # the Event's Python layers: a relayed call puts ~8 items and waits once or twice)
+        self._readers: list[asyncio.Future[None]] = []
+        # (made when first waited on: most streams never wait for a window)
         self._window: asyncio.Event | None = None  # set when the peer may have opened windows
         self.gone: StreamGone | None = None
         self.sent_end = False
@@ -132,12 +133,12 @@ class H2Stream:
 
     async def next(self) -> Inbound:
         while not self._queued:
-            arrived = self._arrived
-            if arrived is None:
-                arrived = self._arrived = asyncio.Event()
-            else:
-                arrived.clear()
-            await arrived.wait()
+            arrived = self.endpoint._loop.create_future()
+            self._readers.append(arrived)
+            try:
+                await arrived
+            finally:
+                self._readers.remove(arrived)
         return self._queued.popleft()
 
     def expire(self) -> None:
@@ -165,8 +166,9 @@ class H2Stream:
 
     def put(self, item: Inbound) -> None:
         self._queued.append(item)
-        if self._arrived is not None:
-            self._arrived.set()
+        for reader in self._readers:
+            if not reader.done():
+                reader.set_result(None)
         if item.kind == "reset" and self.on_reset is not None:
             hook, self.on_reset = self.on_reset, None
             hook(item)
