@@ -227,7 +227,7 @@ class H2Stream:
         """Send `data` (one frame at most) at once if the peer's windows and the transport
         allow it, without waiting; False (nothing sent) otherwise: use `send_data`."""
         endpoint = self.endpoint
-        if self.gone is not None or not endpoint._writable.is_set() or endpoint.closed.is_set():
+        if self.gone is not None or endpoint.paused or endpoint.lost:
             return False
         conn = endpoint.conn
         try:
@@ -346,6 +346,8 @@ class H2Endpoint(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.closed = asyncio.Event()
+        self.lost = False  # `closed` is set (read as a bool on every send and acknowledgement)
+        self.paused = False  # `_writable` is clear: the transport's buffer is full
         self.goaway = False  # the peer sent GOAWAY: no new streams on this connection
         self._writable = asyncio.Event()
         self._writable.set()
@@ -425,13 +427,17 @@ class H2Endpoint(asyncio.Protocol):
             self._gone(stream, CANCEL, "the connection was lost", lost=True)
         self.streams.clear()
         self._writable.set()
+        self.paused = False
+        self.lost = True
         self.closed.set()
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        self.paused = True
 
     def resume_writing(self) -> None:
         self._writable.set()
+        self.paused = False
         self._owed = 0
 
     # -- for streams ----------------------------------------------------------------------------
@@ -457,13 +463,13 @@ class H2Endpoint(asyncio.Protocol):
             self.transport.write(data)
 
     async def writable(self) -> None:
-        if not self._writable.is_set():
+        if self.paused:
             await self._writable.wait()
-        if self.closed.is_set():
+        if self.lost:
             raise StreamGone(CANCEL, "the connection was lost")
 
     def ack(self, stream_id: int, size: int) -> None:
-        if size <= 0 or self.closed.is_set():
+        if size <= 0 or self.lost:
             return
         try:
             self.conn.acknowledge_received_data(size, stream_id)

@@ -68,7 +68,7 @@ class H2UpstreamConnection(H2Endpoint):
 
     @property
     def usable(self) -> bool:
-        return not self.goaway and not self.closed.is_set()
+        return not self.goaway and not self.lost
 
     async def open(self, headers: H2Headers, end: bool) -> H2Stream:
         """A new stream with its request headers sent; waits while the upstream's limit of
