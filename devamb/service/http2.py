@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Callable
 
 from devamb.control.events import Notice
 from devamb.grpc.answers import grpc_of_http, trailers_only
@@ -271,10 +273,11 @@ class Http2Listener:
                         continue
                     await self._answer(front, exchange, 502, str(exc))
                     return
+                decide = None  # how the call's messages decode, settled once the request left
                 if tap is not None and not self._catalog.known(tap):
-                    self._catalog.reflect(tap, destination.key, upstream,
-                                          destination.authority, scheme, injected)
-                if await self._try(front, back, exchange, call, tries, tap, sent):
+                    decide = functools.partial(self._catalog.reflect, tap, destination.key,
+                                               upstream, destination.authority, scheme, injected)
+                if await self._try(front, back, exchange, call, tries, tap, sent, decide):
                     return
         finally:
             if not exchange.request_headers:  # (no try passed the request on)
@@ -306,8 +309,10 @@ class Http2Listener:
         return sent, injected
 
     async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
-                   tries: H2Tries, tap: GrpcTap | None, sent: H2Headers) -> bool:
-        """One try on `back` (its request headers `sent`); False when another try follows."""
+                   tries: H2Tries, tap: GrpcTap | None, sent: H2Headers,
+                   decide: Callable[[], None] | None = None) -> bool:
+        """One try on `back` (its request headers `sent`); False when another try follows.
+        `decide` (the catalog's reflection for the tap) runs once what came is upstream."""
         pump: asyncio.Task[None] | None = None
         if (tries.request_ended and front.gone is None) or (
                 self._pass_queued(front, back, exchange, call, tap)):
@@ -318,6 +323,8 @@ class Http2Listener:
             pump = asyncio.get_running_loop().create_task(
                 self._requests(front, back, exchange, tries.request_ended, call, tap)
             )
+        if decide is not None:
+            decide()
         if not exchange.request_headers:  # recorded once what came is on its way
             exchange.request_headers = as_text(sent)
         try:
