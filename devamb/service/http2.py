@@ -446,7 +446,8 @@ class Http2Listener:
         if call.shaping is not None:  # a shaped response may take long: recorded as it goes
             record.write()
             record.eager = True
-        await call.first_byte()
+        if call.shaping is not None:
+            await call.first_byte()
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
@@ -473,7 +474,8 @@ class Http2Listener:
                     return
             elif follow.kind == "trailers":
                 record.trailers(follow.headers)
-                await call.before_end()
+                if call.shaping is not None:
+                    await call.before_end()
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":
