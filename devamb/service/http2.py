@@ -209,7 +209,7 @@ class Http2Listener:
             taker = target.h2_target(headers)  # a split's member, picked per call
             call = self._call(front, headers, exchange)
             tap = GrpcTap.open(exchange.notes, headers)
-            if await call.before():  # a fault answered or ended the call
+            if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
             if taker.answers_h2:
                 if tap is not None:  # a kind that answers records the call itself
