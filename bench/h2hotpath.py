@@ -1,6 +1,7 @@
 """The Python cost of one proxied HTTP/2 call, without sockets or other processes.
 
-    python bench/h2hotpath.py [--mode m100|c1|grpc] [--requests N] [--profile] [--window-updates]
+    python bench/h2hotpath.py [--mode m100|c1|grpc|grpc-net] [--requests N] [--profile]
+                              [--window-updates]
 
 A real engine (profile, http2 or grpc service, recorder, URL target) relays calls fed straight
 into its front-end Protocol through an in-memory transport; its upstream connection writes to
@@ -10,6 +11,16 @@ sends them after the first: indexed), so what is timed is devamb's own work per 
 both sides, routing, recording. `m100` keeps 100 streams in flight on one connection (h2load
 -m100), `c1` one at a time, `grpc` unary calls one at a time (a `grpc` service). CPU time, so
 a loaded machine moves it less than wall-clock ratios (see bench/hotpath.py).
+
+`grpc-net` is the real path of a c1 gRPC client: the same engine relays through loopback
+sockets, the client and the upstream played by one small process on CPU 0 (bench/h2peer.py:
+grpcio's frames, ready-made, a few µs per leg) while the engine runs on CPU 1 and sleeps in
+the loop between the legs, as under grpcio. Its CPU per call (user + system, this process)
+holds what the in-memory modes leave out: the socket syscalls, and the Python work done by a
+process woken from idle twice per call (cold caches: about twice the in-memory figure for the
+same Python calls, cProfile call counts being equal); it also prints the round trip's p50
+through devamb and with no proxy (the peer's sockets joined), whose difference is devamb's
+added p50 for a client that costs nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import socket
 import struct
 import sys
 import tempfile
@@ -84,6 +96,20 @@ class MemoryTransport(asyncio.Transport):
 
     def abort(self) -> None:
         pass
+
+
+def grpc_blocks() -> tuple[tuple[bytes, bytes], ...]:
+    """The HPACK blocks (first, steady) of grpcio's unary request, response headers and
+    trailers (the names and values grpcio 1.6x sends, grpc-timeout included)."""
+    request = steady_block([
+        (":path", "/bench.Ping/Ping"), (":authority", "127.0.0.1:8080"), (":method", "POST"),
+        (":scheme", "http"), ("content-type", "application/grpc"), ("te", "trailers"),
+        ("grpc-accept-encoding", "identity, deflate, gzip"), ("grpc-timeout", "10100m"),
+        ("user-agent", "grpc-python/1.85.4 grpc-c/58.0.0 (linux; chttp2)")])
+    answer = steady_block([(":status", "200"), ("content-type", "application/grpc"),
+                           ("grpc-accept-encoding", "identity, deflate, gzip")])
+    trailers = steady_block([("grpc-status", "0"), ("grpc-message", "")])
+    return request, answer, trailers
 
 
 class Upstream:
@@ -249,9 +275,55 @@ async def run(mode: str, requests: int, profile: bool, legs: list[list[float]] |
     return elapsed / requests * 1e6
 
 
+async def run_net(requests: int, profile: bool) -> tuple[float, str]:
+    """`grpc-net`: CPU µs per call of this process (the engine), and the peer's round trips."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+    folder = Path(tempfile.mkdtemp(prefix="devamb-h2hotpath-"))
+    path = folder / "devamb.yaml"
+    path.write_text("services:\n  api:\n    listen: 0\n    protocol: grpc\n    targets:\n"
+                    f"      up: http://127.0.0.1:{upstream.getsockname()[1]}\n")
+    engine = Engine(load_profile(path))
+    await engine.start()
+    collector.settle()
+    listener = engine.lifecycle.listeners["api"]
+    assert listener.service.bound is not None
+    port = listener.service.bound[1]
+    os.sched_setaffinity(0, {1} & os.sched_getaffinity(0) or os.sched_getaffinity(0))
+    here = Path(__file__).resolve().parent
+    peer = await asyncio.create_subprocess_exec(
+        sys.executable, str(here / "h2peer.py"), str(port), str(upstream.fileno()),
+        str(requests + 1000), pass_fds=(upstream.fileno(),), stdout=asyncio.subprocess.PIPE)
+    served = listener._server  # type: ignore[union-attr]
+    while len(served.connections) == 0 or engine_calls(engine) < 1000:  # warm-up
+        await asyncio.sleep(0.05)
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    began, started, times = engine_calls(engine), time.process_time(), os.times()
+    out, _ = await peer.communicate()
+    elapsed = time.process_time() - started
+    calls = max(engine_calls(engine) - began, 1)
+    spent = os.times()
+    system = (spent.system - times.system) / calls * 1e6
+    user = (spent.user - times.user) / calls * 1e6
+    if profiler is not None:
+        profiler.disable()
+        stats = pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime"))
+        stats.print_stats(int(os.environ.get("LINES", "35")))
+    upstream.close()
+    await engine.stop()
+    trips = f"{out.decode().strip()}; CPU us per call: user {user:.0f}, system {system:.0f}"
+    return elapsed / calls * 1e6, trips
+
+
+def engine_calls(engine: Engine) -> int:
+    return engine.lifecycle.listeners["api"].service.counters.requests  # type: ignore[no-any-return]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("m100", "c1", "grpc"), default="m100")
+    parser.add_argument("--mode", choices=("m100", "c1", "grpc", "grpc-net"),
+                        default="m100")
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
@@ -266,7 +338,13 @@ def main() -> None:
     global WINDOW_UPDATES
     WINDOW_UPDATES = args.window_updates
     figures = []
-    for _ in range(args.rounds):
+    if args.mode == "grpc-net":
+        for _ in range(args.rounds):
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                cpu, trips = runner.run(run_net(args.requests, args.profile))
+            figures.append(cpu)
+            print(f"round trip (us): {trips}")
+    for _ in range(args.rounds if args.mode != "grpc-net" else 0):
         legs: list[list[float]] | None = [] if args.legs else None
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             figures.append(runner.run(run(args.mode, args.requests, args.profile, legs)))

@@ -39,6 +39,10 @@ class Splitter:
         return self._left >= 0 or bool(self._buffer)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        if self._left < 0 and not self._buffer and len(data) >= PREFIX:
+            size = int.from_bytes(data[1:PREFIX], "big")  # (one whole message, as a unary
+            if len(data) == PREFIX + size and size <= self.limit:  # call's DATA: at once)
+                return [Frame(size, bool(data[0] & 1), bytes(data[PREFIX:]))]
         out: list[Frame] = []
         view = memoryview(data)
         while view:

@@ -17,5 +17,7 @@ def is_grpc(content_type: str | None) -> bool:
     """`application/grpc`, with or without a suffix (`+proto`, `+json`) or parameters."""
     if not content_type:
         return False
+    if content_type == "application/grpc":  # (what grpcio sends: no parsing)
+        return True
     base = content_type.split(";", 1)[0].strip().lower()
     return base == "application/grpc" or base.startswith("application/grpc+")

@@ -59,12 +59,20 @@ def _parse(data: bytes, depth: int, out: list[dict[str, Any]], budget: list[int]
         if budget[0] < 0:
             raise Budget(f"more than {MAX_FIELDS} fields; the rest is not shown")
         at = pos
-        key, pos = _varint(data, pos)
+        key = data[pos]
+        if key < 0x80:  # (a one-byte varint, as most keys are: read here)
+            pos += 1
+        else:
+            key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise WireError(f"field number 0 at byte {at}")
         if wire == VARINT:
-            value, pos = _varint(data, pos)
+            if pos < end and data[pos] < 0x80:
+                value = data[pos]
+                pos += 1
+            else:
+                value, pos = _varint(data, pos)
             out.append({"field": number, "type": "varint", "value": value})
         elif wire == FIXED64:
             if pos + 8 > end:

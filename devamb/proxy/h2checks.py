@@ -3,6 +3,11 @@ same flags: request or response, trailers or not) passes again, so a client's re
 are checked once, not per stream. The checks are h2's own (h2.utilities.validate_headers, pure
 functions of the list and the flags); a list they refuse is never remembered and is refused
 each time, with h2's error. Installed for every h2 connection of the process (`install`).
+
+The same for the cookie fields h2 joins in a received list (normalize_inbound_headers) and
+for the three scans h2 makes of every header block it sends or receives (is it an
+informational response, its :method, its content-length): h2's own functions, their answers
+remembered by list (a content-length h2 refuses is not remembered: refused each time).
 """
 
 from __future__ import annotations
@@ -34,5 +39,70 @@ def validate_headers(headers: Iterable[Any], flags: Any) -> Iterator[Any]:
     return iter(checked)
 
 
+_normalized: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_normalize_inbound = h2.utilities.normalize_inbound_headers
+
+
+def normalize_inbound_headers(headers: Iterable[Any], flags: Any) -> Iterator[Any]:
+    fields = tuple(headers)
+    key = (flags, *fields)
+    found = _normalized.get(key)
+    if found is None:
+        found = tuple(_normalize_inbound(fields, flags))
+        if len(fields) <= LONGEST:
+            if len(_normalized) >= KEEP:
+                _normalized.clear()
+            _normalized[key] = found
+    return iter(found)
+
+
+_informational: dict[tuple[Any, ...], bool] = {}
+_methods: dict[tuple[Any, ...], bytes | None] = {}
+_lengths: dict[tuple[Any, ...], int | None] = {}
+_is_informational = h2.utilities.is_informational_response
+_extract_method = h2.utilities.extract_method_header
+_initialize_content_length = h2.stream.H2Stream._initialize_content_length
+
+
+def _remembered(memo: dict[tuple[Any, ...], Any], fields: tuple[Any, ...], value: Any) -> Any:
+    if len(fields) <= LONGEST:
+        if len(memo) >= KEEP:
+            memo.clear()
+        memo[fields] = value
+    return value
+
+
+def is_informational_response(headers: Iterable[Any]) -> bool:
+    fields = tuple(headers)
+    found = _informational.get(fields)
+    if found is None:
+        return _remembered(_informational, fields, _is_informational(fields))
+    return found
+
+
+def extract_method_header(headers: Iterable[Any]) -> bytes | None:
+    fields = tuple(headers)
+    if fields in _methods:
+        return _methods[fields]
+    return _remembered(_methods, fields, _extract_method(fields))
+
+
+def initialize_content_length(self: h2.stream.H2Stream, headers: Iterable[Any]) -> None:
+    if self.request_method == b"HEAD":  # (h2's: no scan)
+        self._expected_content_length = 0
+        return
+    fields = tuple(headers)
+    if fields in _lengths:
+        self._expected_content_length = _lengths[fields]
+        return
+    _initialize_content_length(self, fields)  # raises as h2 would for a list it refuses
+    _remembered(_lengths, fields, self._expected_content_length)
+
+
 def install() -> None:
     h2.stream.validate_headers = validate_headers  # type: ignore[assignment]
+    h2.stream.normalize_inbound_headers = normalize_inbound_headers  # type: ignore[assignment]
+    h2.stream.is_informational_response = is_informational_response
+    h2.stream.extract_method_header = extract_method_header
+    h2.stream.H2Stream._initialize_content_length = (  # type: ignore[method-assign]
+        initialize_content_length)

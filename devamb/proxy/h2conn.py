@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import h2.config
@@ -53,7 +52,11 @@ def code_name(code: int) -> str:
 def header(headers: H2Headers, name: bytes) -> str | None:
     """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
     if type(headers) is BytesPairs:
-        found = headers.first(name)
+        index = headers._index  # (BytesPairs.first, inline: ~15 look-ups per relayed call)
+        if index is None or headers._indexed != len(headers):
+            found = headers.first(name)
+        else:
+            found = index.get(name)
         return None if found is None else found.decode("latin-1")
     for key, value in headers:
         if key == name:
@@ -62,8 +65,25 @@ def header(headers: H2Headers, name: bytes) -> str | None:
 
 
 def as_text(headers: H2Headers) -> list[tuple[str, str]]:
-    """Headers as the record keeps them: text pairs."""
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+    """Headers as the record keeps them: text pairs. A list seen before (a client's repeated
+    requests, an upstream's repeated answers) gets a copy of its text, the pairs shared."""
+    try:
+        key = tuple(headers)
+        text = _TEXTS.get(key)
+    except TypeError:  # (not hashable pairs)
+        key, text = None, None
+    if text is None:
+        text = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+        if key is not None and len(key) <= TEXTS_LONGEST:
+            if len(_TEXTS) >= TEXTS_KEPT:
+                _TEXTS.clear()
+            _TEXTS[key] = text
+    return list(text)
+
+
+TEXTS_KEPT = 256  # header lists whose text is remembered (all forgotten when full)
+TEXTS_LONGEST = 32  # fields in a list worth remembering
+_TEXTS: dict[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = {}
 
 
 class StreamGone(Exception):
@@ -74,17 +94,24 @@ class StreamGone(Exception):
         self.code = code
 
 
-@dataclass(slots=True)
 class Inbound:
-    """One thing the peer sent on a stream."""
+    """One thing the peer sent on a stream (a plain class: ~8 are made per relayed call, and
+    a dataclass's __init__ with a default factory costs twice the Python)."""
 
-    kind: str  # "headers" | "data" | "trailers" | "end" | "reset"
-    headers: H2Headers = field(default_factory=list)
-    data: bytes = b""
-    flow: int = 0  # flow-controlled length (with padding) to acknowledge once passed on
-    code: int = 0  # the RST_STREAM error code ("reset")
-    lost: bool = False  # "reset" because the connection went away, not an RST_STREAM
-    local: bool = False  # "reset" by our own side (H2Stream.reset), not by the peer
+    __slots__ = ("code", "data", "flow", "headers", "kind", "local", "lost")
+
+    def __init__(self, kind: str, headers: H2Headers | None = None, data: bytes = b"",
+                 flow: int = 0, code: int = 0, lost: bool = False, local: bool = False) -> None:
+        self.kind = kind  # "headers" | "data" | "trailers" | "end" | "reset" (| "expired")
+        self.headers: H2Headers = [] if headers is None else headers
+        self.data = data
+        self.flow = flow  # flow-controlled length (with padding) to acknowledge once passed on
+        self.code = code  # the RST_STREAM error code ("reset")
+        self.lost = lost  # "reset" because the connection went away, not an RST_STREAM
+        self.local = local  # "reset" by our own side (H2Stream.reset), not by the peer
+
+    def __repr__(self) -> str:
+        return f"Inbound({self.kind!r}, code={self.code}, flow={self.flow})"
 
 
 class H2Stream:
@@ -92,9 +119,10 @@ class H2Stream:
         self.endpoint = endpoint
         self.id = stream_id
         self._queued: deque[Inbound] = deque()  # what the peer sent, not yet read
-        # (both made when first waited on: most streams never wait for a window, and many
-        # never wait for the peer: what they read is queued already)
-        self._arrived: asyncio.Event | None = None
+        # the readers waiting for the peer (a future each, as asyncio.Event keeps them, without
+        # the Event's Python layers: a relayed call puts ~8 items and waits once or twice)
+        self._readers: list[asyncio.Future[None]] = []
+        # (made when first waited on: most streams never wait for a window)
         self._window: asyncio.Event | None = None  # set when the peer may have opened windows
         self.gone: StreamGone | None = None
         self.sent_end = False
@@ -105,13 +133,19 @@ class H2Stream:
 
     async def next(self) -> Inbound:
         while not self._queued:
-            arrived = self._arrived
-            if arrived is None:
-                arrived = self._arrived = asyncio.Event()
-            else:
-                arrived.clear()
-            await arrived.wait()
+            arrived = self.endpoint._loop.create_future()
+            self._readers.append(arrived)
+            try:
+                await arrived
+            finally:
+                self._readers.remove(arrived)
         return self._queued.popleft()
+
+    def expire(self) -> None:
+        """A reader's deadline passed (a timer's callback): a reader waiting on an empty
+        queue gets an "expired" item (one woken by an item already queued gets that)."""
+        if not self._queued:
+            self.put(Inbound("expired"))
 
     def window_opened(self) -> None:
         """The peer may have opened its windows: a send waiting for them tries again."""
@@ -132,8 +166,9 @@ class H2Stream:
 
     def put(self, item: Inbound) -> None:
         self._queued.append(item)
-        if self._arrived is not None:
-            self._arrived.set()
+        for reader in self._readers:
+            if not reader.done():
+                reader.set_result(None)
         if item.kind == "reset" and self.on_reset is not None:
             hook, self.on_reset = self.on_reset, None
             hook(item)
@@ -192,7 +227,7 @@ class H2Stream:
         """Send `data` (one frame at most) at once if the peer's windows and the transport
         allow it, without waiting; False (nothing sent) otherwise: use `send_data`."""
         endpoint = self.endpoint
-        if self.gone is not None or not endpoint._writable.is_set() or endpoint.closed.is_set():
+        if self.gone is not None or endpoint.paused or endpoint.lost:
             return False
         conn = endpoint.conn
         try:
@@ -311,6 +346,8 @@ class H2Endpoint(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         self.closed = asyncio.Event()
+        self.lost = False  # `closed` is set (read as a bool on every send and acknowledgement)
+        self.paused = False  # `_writable` is clear: the transport's buffer is full
         self.goaway = False  # the peer sent GOAWAY: no new streams on this connection
         self._writable = asyncio.Event()
         self._writable.set()
@@ -366,10 +403,15 @@ class H2Endpoint(asyncio.Protocol):
             code = int(getattr(exc, "error_code", PROTOCOL_ERROR) or PROTOCOL_ERROR)
             self.send_away(code, _why(exc))
             return
+        handlers = _HANDLERS
         for event in events:
-            self._dispatch(event)
-            if self.ending:
-                return
+            # (by the event's exact class: h2's events are not subclassed; one look-up, not a
+            # chain of isinstance checks, for each of the ~10 events of a relayed call)
+            handler = handlers.get(type(event))
+            if handler is not None:
+                getattr(self, handler)(event)
+                if self.ending:
+                    return
         if self.limits is not None and self._headers_since is None:
             if _pending_header_block(self.conn):
                 self._headers_since = self._last_in
@@ -385,13 +427,17 @@ class H2Endpoint(asyncio.Protocol):
             self._gone(stream, CANCEL, "the connection was lost", lost=True)
         self.streams.clear()
         self._writable.set()
+        self.paused = False
+        self.lost = True
         self.closed.set()
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        self.paused = True
 
     def resume_writing(self) -> None:
         self._writable.set()
+        self.paused = False
         self._owed = 0
 
     # -- for streams ----------------------------------------------------------------------------
@@ -404,7 +450,8 @@ class H2Endpoint(asyncio.Protocol):
         self._unsent += size
         if self._unsent >= WRITE_NOW or (end and len(self.streams) <= 1):
             self.flush_now()
-        elif not self._flushing:
+        elif not self._flushing and self.conn._data_to_send:  # (h2's queue: a read that
+            # asks for no answer, as most do, schedules no write)
             self._flushing = True
             self._loop.call_soon(self.flush_now)
 
@@ -416,13 +463,13 @@ class H2Endpoint(asyncio.Protocol):
             self.transport.write(data)
 
     async def writable(self) -> None:
-        if not self._writable.is_set():
+        if self.paused:
             await self._writable.wait()
-        if self.closed.is_set():
+        if self.lost:
             raise StreamGone(CANCEL, "the connection was lost")
 
     def ack(self, stream_id: int, size: int) -> None:
-        if size <= 0 or self.closed.is_set():
+        if size <= 0 or self.lost:
             return
         try:
             self.conn.acknowledge_received_data(size, stream_id)
@@ -539,68 +586,76 @@ class H2Endpoint(asyncio.Protocol):
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _dispatch(self, event: h2.events.Event) -> None:
-        # (the frequent first: h2's events are not subclassed, their order does not matter)
-        if isinstance(event, h2.events.DataReceived):
-            receiver = self.streams.get(event.stream_id or 0)
-            if receiver is not None:
-                receiver.put(Inbound("data", data=event.data or b"",
-                                     flow=event.flow_controlled_length or 0))
-            else:
-                self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
-        elif isinstance(event, h2.events.StreamEnded):
-            ended = self.streams.get(event.stream_id or 0)
-            if ended is not None:
-                ended.got_end = True
-                ended.put(Inbound("end"))
-                self.settle(ended)
-        elif isinstance(event, h2.events.WindowUpdated):
-            if not event.stream_id:
-                for waiting in self.streams.values():
-                    waiting.window_opened()
-            elif event.stream_id in self.streams:
-                self.streams[event.stream_id].window_opened()
-        elif isinstance(event, h2.events.RequestReceived):
-            # (our count, not h2's: h2 has already taken every frame of this read)
-            if self.limits is not None and len(self.streams) >= self.limits.max_streams:
-                self._refuse(event.stream_id or 0)
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        receiver = self.streams.get(event.stream_id or 0)
+        if receiver is not None:
+            receiver.put(Inbound("data", data=event.data or b"",
+                                 flow=event.flow_controlled_length or 0))
+        else:
+            self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
+
+    def _on_ended(self, event: h2.events.StreamEnded) -> None:
+        ended = self.streams.get(event.stream_id or 0)
+        if ended is not None:
+            ended.got_end = True
+            ended.put(Inbound("end"))
+            self.settle(ended)
+
+    def _on_window(self, event: h2.events.WindowUpdated) -> None:
+        if not event.stream_id:
+            for waiting in self.streams.values():
+                waiting.window_opened()
+        elif event.stream_id in self.streams:
+            self.streams[event.stream_id].window_opened()
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        # (our count, not h2's: h2 has already taken every frame of this read)
+        if self.limits is not None and len(self.streams) >= self.limits.max_streams:
+            self._refuse(event.stream_id or 0)
+            return
+        stream = H2Stream(self, event.stream_id)
+        self.streams[event.stream_id] = stream
+        stream.ended_at_headers = event.stream_ended is not None
+        stream.put(Inbound("headers", headers=_pairs(event.headers)))
+        self.new_stream(stream)
+
+    def _on_response(self, event: h2.events.ResponseReceived) -> None:
+        self._put(event.stream_id, Inbound("headers", headers=_pairs(event.headers)))
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        self._put(event.stream_id, Inbound("trailers", headers=_pairs(event.headers)))
+
+    def _on_reset(self, event: h2.events.StreamReset) -> None:
+        if self.limits is not None and event.remote_reset and not self._spend(
+                "resets", "stream reset"):
+            return
+        reset = self.streams.pop(event.stream_id or 0, None)
+        if reset is not None:
+            code = int(event.error_code or 0)
+            self._gone(reset, code, f"the peer reset the stream (code {code})")
+
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        if self.limits is not None:
+            if not self._spend("settings", "SETTINGS"):
                 return
-            stream = H2Stream(self, event.stream_id)
-            self.streams[event.stream_id] = stream
-            stream.ended_at_headers = event.stream_ended is not None
-            stream.put(Inbound("headers", headers=_pairs(event.headers)))
-            self.new_stream(stream)
-        elif isinstance(event, h2.events.ResponseReceived):
-            self._put(event.stream_id, Inbound("headers", headers=_pairs(event.headers)))
-        elif isinstance(event, h2.events.TrailersReceived):
-            self._put(event.stream_id, Inbound("trailers", headers=_pairs(event.headers)))
-        elif isinstance(event, h2.events.StreamReset):
-            if self.limits is not None and event.remote_reset and not self._spend(
-                    "resets", "stream reset"):
-                return
-            reset = self.streams.pop(event.stream_id or 0, None)
-            if reset is not None:
-                code = int(event.error_code or 0)
-                self._gone(reset, code, f"the peer reset the stream (code {code})")
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            if self.limits is not None:
-                if not self._spend("settings", "SETTINGS"):
-                    return
-                self._owe("SETTINGS")
-            for stream in self.streams.values():
-                stream.window_opened()
-        elif isinstance(event, h2.events.PingReceived):
-            if self.limits is not None and self._spend("pings", "PING"):
-                self._owe("PING")
-        elif isinstance(event, h2.events.SettingsAcknowledged):
-            self._acked = True
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.goaway = True
-            last = event.last_stream_id or 0
-            for refused in list(self.streams.values()):
-                if refused.id > last:  # never processed: the peer refused it
-                    self.streams.pop(refused.id, None)
-                    self._gone(refused, REFUSED_STREAM, "the peer sent GOAWAY", lost=True)
+            self._owe("SETTINGS")
+        for stream in self.streams.values():
+            stream.window_opened()
+
+    def _on_ping(self, event: h2.events.PingReceived) -> None:
+        if self.limits is not None and self._spend("pings", "PING"):
+            self._owe("PING")
+
+    def _on_settings_acked(self, event: h2.events.SettingsAcknowledged) -> None:
+        self._acked = True
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        self.goaway = True
+        last = event.last_stream_id or 0
+        for refused in list(self.streams.values()):
+            if refused.id > last:  # never processed: the peer refused it
+                self.streams.pop(refused.id, None)
+                self._gone(refused, REFUSED_STREAM, "the peer sent GOAWAY", lost=True)
 
     def _put(self, stream_id: int | None, item: Inbound) -> bool:
         stream = self.streams.get(stream_id or 0)
@@ -615,6 +670,17 @@ class H2Endpoint(asyncio.Protocol):
             stream.gone = StreamGone(code, reason)
         stream.put(Inbound("reset", code=code, lost=lost))
         stream.window_opened()
+
+
+# the H2Endpoint method that handles each h2 event (others are ignored)
+_HANDLERS: dict[type[h2.events.Event], str] = {
+    h2.events.DataReceived: "_on_data", h2.events.StreamEnded: "_on_ended",
+    h2.events.WindowUpdated: "_on_window", h2.events.RequestReceived: "_on_request",
+    h2.events.ResponseReceived: "_on_response", h2.events.TrailersReceived: "_on_trailers",
+    h2.events.StreamReset: "_on_reset", h2.events.RemoteSettingsChanged: "_on_settings",
+    h2.events.PingReceived: "_on_ping", h2.events.SettingsAcknowledged: "_on_settings_acked",
+    h2.events.ConnectionTerminated: "_on_goaway",
+}
 
 
 def _short_repr(frame: hyperframe.frame.Frame) -> str:

@@ -284,8 +284,28 @@ def _hash_by_identity() -> None:
         table.update(items)
 
 
+_connection_input = h2.connection.H2ConnectionStateMachine.process_input
+_STAYS: frozenset[tuple[Any, Any]] = frozenset()  # (state, input): no change, no event
+
+
+def connection_process_input(self: h2.connection.H2ConnectionStateMachine,
+                             input_: Any) -> list[Any]:
+    """h2's connection state machine, asked for every frame sent or received: an input that
+    leaves an open connection as it is and makes no event (all of a relayed call's) answers
+    at once; any other goes through h2's own (which raises for a bad one)."""
+    if (self.state, input_) in _STAYS:
+        return []
+    return _connection_input(self, input_)
+
+
 def install() -> None:
+    global _STAYS
     _hash_by_identity()
+    _STAYS = frozenset(key for key, (func, target) in
+                       h2.connection.H2ConnectionStateMachine._transitions.items()
+                       if func is None and target is key[0])
+    h2.connection.H2ConnectionStateMachine.process_input = (  # type: ignore[method-assign]
+        connection_process_input)
     h2.stream.H2Stream._build_hdr_validation_flags = (  # type: ignore[method-assign]
         build_hdr_validation_flags)
     settings: Any = h2.settings.Settings

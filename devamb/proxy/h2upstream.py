@@ -68,7 +68,7 @@ class H2UpstreamConnection(H2Endpoint):
 
     @property
     def usable(self) -> bool:
-        return not self.goaway and not self.closed.is_set()
+        return not self.goaway and not self.lost
 
     async def open(self, headers: H2Headers, end: bool) -> H2Stream:
         """A new stream with its request headers sent; waits while the upstream's limit of
@@ -98,12 +98,14 @@ class H2UpstreamConnection(H2Endpoint):
         super().forget(stream)
         self._wake()
 
-    def _dispatch(self, event: h2.events.Event) -> None:
-        super()._dispatch(event)
-        if isinstance(event, h2.events.RemoteSettingsChanged):
-            self._settings_seen = True
-        if isinstance(event, (h2.events.RemoteSettingsChanged, h2.events.ConnectionTerminated)):
-            self._wake(every=True)  # the limit may have grown, or the connection is over
+    def _on_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        super()._on_settings(event)
+        self._settings_seen = True
+        self._wake(every=True)  # the limit may have grown
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        super()._on_goaway(event)
+        self._wake(every=True)  # the connection is over
 
     def _wake(self, every: bool = False) -> None:
         while self._waiting:

@@ -210,7 +210,8 @@ class H2Call:
         front = self.front
         chain, shaping = self._down, self.shaping
         if shaping is None or (chain is None and not (end and shaping.end)):
-            await front.send_data(data, end=end)
+            if not front.send_now(data, end):  # (at once when the windows allow: most DATA)
+                await front.send_data(data, end=end)
             return
         try:
             if chain is None:

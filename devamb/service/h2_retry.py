@@ -12,8 +12,6 @@ other HTTP/2 calls when their method is idempotent, as over HTTP/1.1.
 
 from __future__ import annotations
 
-import asyncio
-
 from devamb.grpc.status import name_of
 from devamb.inspect.exchange import Exchange
 from devamb.policies.request import BUFFER_FOR_RETRY
@@ -108,13 +106,16 @@ class H2Tries:
     async def first(self, back: H2Stream) -> tuple[str, Inbound | None]:
         """Wait for the try's response headers: RELAY them, or RETRY (the try is over), or
         DONE (the call was answered here: its deadline passed)."""
-        try:
-            if back.peek() is not None:
-                item = back.take()
-            else:
-                async with asyncio.timeout(self._timeout()):  # (no task, unlike wait_for)
-                    item = await back.next()
-        except TimeoutError:
+        if back.peek() is not None:
+            item = back.take()
+        else:  # (a timer that wakes the wait: no task, unlike wait_for, nor a Timeout)
+            loop = self.call.loop
+            timer = loop.call_at(loop.time() + self._timeout(), back.expire)
+            try:
+                item = await back.next()
+            finally:
+                timer.cancel()
+        if item.kind == "expired":
             back.reset(CANCEL)
             if await self.again(self.wants("timeout"),
                                 "no response headers within the try's time"):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Callable
 
 from devamb.control.events import Notice
 from devamb.grpc.answers import grpc_of_http, trailers_only
@@ -48,6 +50,7 @@ TARGET_OVERRIDE = b"x-devamb-target"  # X-Devamb-Target: this call goes to the n
 REPLAY = b"x-devamb-replay"  # the engine's replay marker (inspect/replay.py): never sent on
 
 SHUTDOWN_GRACE = 3.0
+SENT_KEPT = 64  # request header lists remembered as sent upstream (all forgotten when full)
 log = logging.getLogger("devamb.http2")
 
 
@@ -119,6 +122,8 @@ class Http2Listener:
         self._upstreams: dict[tuple[str, int, int, str | None, str | None], H2Upstream] = {}
         self._catalog = Catalog(service.spec.schema, service.name)  # how gRPC calls decode
         self._notices = Bucket(5, 0.2, time.monotonic())  # bad clients shown in the TUI
+        # the upstream's request headers by the client's (_upstream_headers)
+        self._sent: dict[tuple[object, ...], tuple[H2Headers, H2Headers]] = {}
 
     async def start(self) -> None:
         spec = self.service.spec
@@ -204,7 +209,7 @@ class Http2Listener:
             taker = target.h2_target(headers)  # a split's member, picked per call
             call = self._call(front, headers, exchange)
             tap = GrpcTap.open(exchange.notes, headers)
-            if await call.before():  # a fault answered or ended the call
+            if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
             if taker.answers_h2:
                 if tap is not None:  # a kind that answers records the call itself
@@ -255,15 +260,7 @@ class Http2Listener:
         service = self.service
         destination = await target.h2_destination(headers)
         upstream = self._upstream(destination)
-        injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in destination.headers.items()]  # they replace the client's
-        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
-        authority = (None if service.spec.keep_host
-                     else (b":authority", destination.authority.encode("latin-1")))
-        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
-            authority if authority is not None and pair[0] == b":authority" else pair
-            for pair in headers if pair[0] not in replaced])
-        sent += injected
+        sent, injected = self._upstream_headers(headers, destination)
         scheme = "https" if destination.tls is not None else "http"
         exchange.url = f"{scheme}://{destination.authority}{exchange.path or ''}"
         tries = H2Tries(service, front, headers, exchange, call)  # retries (h2_retry.py)
@@ -276,18 +273,46 @@ class Http2Listener:
                         continue
                     await self._answer(front, exchange, 502, str(exc))
                     return
+                decide = None  # how the call's messages decode, settled once the request left
                 if tap is not None and not self._catalog.known(tap):
-                    self._catalog.reflect(tap, destination.key, upstream,
-                                          destination.authority, scheme, injected)
-                if await self._try(front, back, exchange, call, tries, tap, sent):
+                    decide = functools.partial(self._catalog.reflect, tap, destination.key,
+                                               upstream, destination.authority, scheme, injected)
+                if await self._try(front, back, exchange, call, tries, tap, sent, decide):
                     return
         finally:
             if not exchange.request_headers:  # (no try passed the request on)
                 exchange.request_headers = as_text(sent)
 
+    def _upstream_headers(self, headers: H2Headers, destination: H2Destination
+                          ) -> tuple[H2Headers, H2Headers]:
+        """The request headers the upstream gets (the client's, with the destination's
+        :authority unless the service keeps the client's, the target's own headers replacing
+        the client's, devamb's markers taken out), and the target's own. A client repeats
+        its header list call after call: what it became is remembered (read-only lists)."""
+        keep_host = self.service.spec.keep_host
+        key = (keep_host, destination.authority, tuple(destination.headers.items()), *headers)
+        known = self._sent.get(key)
+        if known is not None:
+            return known
+        injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in destination.headers.items()]  # they replace the client's
+        replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
+        authority = (None if keep_host
+                     else (b":authority", destination.authority.encode("latin-1")))
+        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
+            authority if authority is not None and pair[0] == b":authority" else pair
+            for pair in headers if pair[0] not in replaced])
+        sent += injected
+        if len(self._sent) >= SENT_KEPT:
+            self._sent.clear()
+        self._sent[key] = sent, injected
+        return sent, injected
+
     async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
-                   tries: H2Tries, tap: GrpcTap | None, sent: H2Headers) -> bool:
-        """One try on `back` (its request headers `sent`); False when another try follows."""
+                   tries: H2Tries, tap: GrpcTap | None, sent: H2Headers,
+                   decide: Callable[[], None] | None = None) -> bool:
+        """One try on `back` (its request headers `sent`); False when another try follows.
+        `decide` (the catalog's reflection for the tap) runs once what came is upstream."""
         pump: asyncio.Task[None] | None = None
         if (tries.request_ended and front.gone is None) or (
                 self._pass_queued(front, back, exchange, call, tap)):
@@ -298,6 +323,8 @@ class Http2Listener:
             pump = asyncio.get_running_loop().create_task(
                 self._requests(front, back, exchange, tries.request_ended, call, tap)
             )
+        if decide is not None:
+            decide()
         if not exchange.request_headers:  # recorded once what came is on its way
             exchange.request_headers = as_text(sent)
         try:
@@ -419,7 +446,8 @@ class Http2Listener:
         if call.shaping is not None:  # a shaped response may take long: recorded as it goes
             record.write()
             record.eager = True
-        await call.first_byte()
+        if call.shaping is not None:
+            await call.first_byte()
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
@@ -446,7 +474,8 @@ class Http2Listener:
                     return
             elif follow.kind == "trailers":
                 record.trailers(follow.headers)
-                await call.before_end()
+                if call.shaping is not None:
+                    await call.before_end()
                 front.send_trailers(follow.headers)
                 return
             elif follow.kind == "reset":
