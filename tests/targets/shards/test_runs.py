@@ -175,3 +175,33 @@ async def test_a_shard_lost_in_the_middle_of_a_run_fails_only_its_part(
         await client.close()
     finally:
         fake.close()
+
+
+async def test_a_client_that_stops_reading_gets_every_reply_in_order_once_it_reads(
+    make_engine: EngineFactory, shards: list[RedisServer]
+) -> None:
+    """A pipelining client that sends 15,000 GETs of 4 KiB values and reads nothing for 2 s:
+    60 MB of replies, more than the sockets between it and the engine can hold (tcp_rmem and
+    tcp_wmem at most 32 + 4 MiB), and more than the 10,000 replies a session may owe. The reads
+    served in the socket's callback (ClientChunks.take) give way to the session's task, which
+    waits for the client; once it reads again every reply comes, in order, and the connection
+    goes on."""
+    await flush(shards)
+    engine = await make_engine(profile(shards))
+    keys, size = 500, 4096
+    values = [b"%0*d" % (size, i) for i in range(keys)]
+    client = await Client.open(port_of(engine))
+    await client.send_raw(b"".join(
+        encoder.command([b"SET", b"k%d" % i, value]) for i, value in enumerate(values)))
+    assert await client.replies_(keys) == ["OK"] * keys
+    order = [(i * 7919) % keys for i in range(15_000)]  # the keys in a scattered order
+    writing = asyncio.create_task(client.send_raw(
+        b"".join(encoder.command([b"GET", b"k%d" % k]) for k in order)))
+    await asyncio.sleep(2)  # not reading: the engine fills the sockets and then waits
+    head = b"$%d\r\n" % size
+    expected = b"".join(head + values[k] + b"\r\n" for k in order)
+    got = await asyncio.wait_for(client.reader.readexactly(len(expected)), 60)
+    await asyncio.wait_for(writing, 30)
+    assert got == expected
+    assert await client.call("GET", "k1") == values[1]
+    await client.close()
