@@ -65,8 +65,7 @@ class ShardRing(Generic[M]):
         self._describe = describe  # "shard a (tcp://…)"
         self._clock = clock
         self._full = HashRing(list(self.members))
-        # The ring's points and the member owning each (read by a session's run of commands,
-        # which picks shards with this method's code inlined)
+        # the ring's points and the member owning each (`pick` bisects them)
         self.points: list[int] = []
         self.owners: list[M] = []
         self.listed = list(self.members.values())  # the members, as `pick_all` numbers them

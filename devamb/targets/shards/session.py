@@ -6,8 +6,6 @@ import asyncio
 import hmac
 import itertools
 import logging
-import struct
-from bisect import bisect_left as _bisect
 from collections import deque
 from itertools import compress as _compress
 from itertools import repeat as _repeat
@@ -49,13 +47,8 @@ MAX_OWED = 10_000  # replies a client may be owed before devamb stops reading it
 RESUME_OWED = 5_000
 
 log = logging.getLogger("devamb.resp")
-try:  # CPython's own MD5 costs half of OpenSSL 3's per call (as in ring.py)
-    from _md5 import md5 as _md5  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    from hashlib import md5 as _md5
 _SINGLE_KEY = frozenset(name for name, command in BY_NAME.items() if command.route == KEY)
 _first, _second = itemgetter(0), itemgetter(1)
-_point = struct.Struct("<I").unpack_from  # a ketama point: the first 4 bytes of the MD5
 _client_ids = itertools.count(1)  # the `id` HELLO answers
 
 
@@ -212,7 +205,7 @@ class Session:
         no loop here); False, nothing done, for any other chunk (and a chunk of one command).
         `pieces`: each command's bytes less its leading '*' and final CRLF."""
         count = len(commands)
-        ring = self._router.ring
+        ring = self._ring
         if (count < 2 or self._tx is not None or ring.ejected
                 or not _SINGLE_KEY.issuperset(map(_first, commands))):
             return False
@@ -265,26 +258,19 @@ class Session:
             return
         by_name = BY_NAME
         router = self._router
-        ring = router.ring
         run: Run | None = None
         plain, resp3 = self._tx is None, self._resp3
         for args, raw in batch:
             command = by_name.get(args[0])
             if (plain and command is not None and command.route == KEY and len(args) > 1
                     and type(raw) is bytes):  # (not pieces: a large argument)
-                key = args[1]
-                if ring.ejected or BRACE in key:
-                    try:
-                        link = router.link_for(key)
-                    except NoShard:
-                        self._end_run(run)
-                        run = None
-                        self.dispatch(args, raw)
-                        continue
-                else:  # ShardRing.pick, inlined
-                    point = _point(_md5(key).digest())[0]
-                    owners = ring.owners
-                    link = owners[_bisect(ring.points, point) % len(owners)]
+                try:
+                    link = router.link_for(args[1])
+                except NoShard:
+                    self._end_run(run)
+                    run = None
+                    self.dispatch(args, raw)
+                    continue
                 if resp3:
                     link = router.resp3(link)
                 if run is None:
