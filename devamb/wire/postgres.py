@@ -757,10 +757,8 @@ class PostgresFollower(Follower):
             record = _Record(self.new_id(), origin, body, "simple")  # (`_begin`, plain)
         else:
             record = self._begin(body, "simple")
-        # its sync point: this Query (see `_pending`)
-        record.sync = self.syncs_sent = self.syncs_sent + 1
-        record.kind = "simple"
-        self.waiting.append(record)
+        self._pending(record, "simple")
+        self.syncs_sent += 1  # (the Query is its own sync point)
         counts = self.unit_pb
         if counts[0] or counts[1]:
             self.unit_pb = [0, 0]
