@@ -1,0 +1,73 @@
+"""bench/peak_rss.py --probe: on SIGUSR2, the engine writes where its memory is to stderr.
+
+Put on PYTHONPATH only for the probed engine (as `sitecustomize`, imported at start):
+glibc's mallinfo2 (heap in use, free, mmapped), pymalloc's arenas.
+"""
+
+import ctypes
+import gc
+import signal
+import sys
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _report(*_: object) -> None:
+    mib = 1024 * 1024
+    out = sys.stderr
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _Mallinfo2
+        info = libc.mallinfo2()
+        out.write(f"PROBE glibc heap {info.arena / mib:.1f} MiB: in use {info.uordblks / mib:.1f}"
+                  f", free {info.fordblks / mib:.1f} (top {info.keepcost / mib:.1f}); mmapped "
+                  f"{info.hblkhd / mib:.1f} MiB in {info.hblks}\n")
+    except (OSError, AttributeError) as exc:
+        out.write(f"PROBE no mallinfo2: {exc}\n")
+    import os
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as tmp:
+        fd = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(fd, 2)
+            os.close(fd)
+        tmp.seek(0)
+        stats = tmp.read()
+    for line in stats.splitlines():
+        if line.startswith(("# arenas allocated current", "# arenas highwater",
+                            "# bytes in allocated blocks", "# bytes in available blocks",
+                            "Total ")):
+            out.write(f"PROBE pymalloc {line.strip()}\n")
+    out.write(f"PROBE gc objects {len(gc.get_objects())}\n")
+    kinds: dict[str, int] = {}
+    name = ""
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                path = head[5] if len(head) > 5 else ""
+                if path.startswith("/dev/zero"):
+                    name = "shared anon (a MAP_SHARED mmap)"
+                elif path.startswith("/"):
+                    name = "files (libraries)"
+                elif path:
+                    name = path
+                else:
+                    name = "anon (pymalloc arenas, mmaps, stacks)"
+            elif head[0] == "Rss:":
+                kinds[name] = kinds.get(name, 0) + int(head[1])
+    for name, kib in sorted(kinds.items(), key=lambda item: -item[1]):
+        if kib >= 256:
+            out.write(f"PROBE rss {name}: {kib / 1024:.1f} MiB\n")
+    out.flush()
+
+
+signal.signal(signal.SIGUSR2, _report)
