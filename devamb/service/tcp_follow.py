@@ -30,6 +30,35 @@ if TYPE_CHECKING:
     from devamb.service.tcp import _Relay, _Side
 
 
+class Later:
+    """Chunks the relay passed on unchanged, read by their followers once the loop's turn has
+    handled every socket that was ready: each chunk's write goes out before any follower reads,
+    so the other connections' chunks that arrived together do not wait on the reading."""
+
+    __slots__ = ("items", "scheduled")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Following, bool, bytes]] = []
+        self.scheduled = False
+
+    def add(self, following: Following, inbound: bool, data: bytes) -> None:
+        self.items.append((following, inbound, data))
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.run)
+
+    def run(self) -> None:
+        """Read what waits, in the order it came (also called before a chunk read at once)."""
+        self.scheduled = False
+        while self.items:
+            items, self.items = self.items, []
+            for following, inbound, data in items:
+                try:
+                    following.read_later(inbound, data)
+                except Exception as exc:  # (a follower's bug: that connection is relayed on
+                    following.follower.lose_sync(f"follower error: {exc!r}")  # unread)
+
+
 class Following(Exchanges):
     """The relay's side of the seam: feeds the follower, records its exchanges, acts on its
     decisions."""
@@ -45,6 +74,7 @@ class Following(Exchanges):
         self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
             service)
         self.follower: Follower = factory(self, options)
+        self.later: Later = relay.listener.later
 
     @classmethod
     def start(cls, relay: _Relay, service: Service) -> Following | None:
@@ -85,13 +115,23 @@ class Following(Exchanges):
     # -- bytes --------------------------------------------------------------------------------
 
     def data(self, side: _Side, data: bytes) -> None:
+        """A chunk from one side. One that passes unchanged is written on first and read after;
+        while other connections are open, read at the end of the loop's turn (`Later`)."""
         follower = self.follower
+        later = self.later
         if side.inbound:
-            follower.gating = self.service.faults.command_armed
+            follower.gating = armed = self.service.faults.command_armed
             if follower.passes_unchanged(True):  # relayed first, read after
                 side.pass_on(data)
+                if not armed and (later.items or len(self.relay.listener.relays) > 1):
+                    later.add(self, True, data)  # (read once the loop's turn has written)
+                    return
+                if later.items:
+                    later.run()
                 follower.client_data(data)
                 return
+            if later.items:
+                later.run()
             items = follower.client_data(data)
             if items is None:
                 side.pass_on(data)
@@ -100,8 +140,15 @@ class Following(Exchanges):
             return
         if follower.passes_unchanged(False):
             side.pass_on(data)
+            if not self.relay.draining and (later.items or len(self.relay.listener.relays) > 1):
+                later.add(self, False, data)
+                return
+            if later.items:
+                later.run()
             follower.server_data(data)
         else:
+            if later.items:
+                later.run()
             pieces = follower.server_data(data)
             if pieces is None:
                 side.pass_on(data)
@@ -173,6 +220,8 @@ class Following(Exchanges):
         relay = self.relay
         if not relay.draining:
             return
+        if self.later.items:
+            self.later.run()
         follower = self.follower
         if follower.opaque is not None:
             relay.exchange.notes["drain"] = "closed at once: the connection is opaque"
@@ -188,5 +237,21 @@ class Following(Exchanges):
             upstream.transport.write(goodbye)
         relay.close()
 
+    def read_later(self, inbound: bool, data: bytes) -> None:
+        """A chunk passed on unchanged earlier in the loop's turn, read now."""
+        follower = self.follower
+        if follower.opaque is not None:
+            return
+        if inbound:
+            gating, follower.gating = follower.gating, False  # (it passed while no command
+            follower.client_data(data)  # fault was armed; one may be now)
+            follower.gating = gating
+        else:
+            follower.server_data(data)
+            if self.relay.draining:
+                self.check_drain()
+
     def ended(self) -> None:
+        if self.later.items:
+            self.later.run()
         self.follower.ended(self.relay.exchange.error)
