@@ -33,30 +33,39 @@ if TYPE_CHECKING:
 class Later:
     """Chunks the relay passed on unchanged, read by their followers once the loop's turn has
     handled every socket that was ready: each chunk's write goes out before any follower reads,
-    so the other connections' chunks that arrived together do not wait on the reading."""
+    so the other connections' chunks that arrived together do not wait on the reading. The
+    turn's callback runs before the loop polls again: before a client can read its reply.
+
+    A follower with chunks waiting here has no command fault applied (`Following.data` reads
+    them before it sets `gating`), so each is read as it would have been when it passed."""
 
     __slots__ = ("items", "scheduled")
 
     def __init__(self) -> None:
-        self.items: list[tuple[Following, bool, bytes]] = []
+        self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
         self.scheduled = False
 
-    def add(self, following: Following, inbound: bool, data: bytes) -> None:
-        self.items.append((following, inbound, data))
-        if not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self.run)
+    def schedule(self) -> None:
+        self.scheduled = True
+        asyncio.get_running_loop().call_soon(self.run)
 
     def run(self) -> None:
         """Read what waits, in the order it came (also called before a chunk read at once)."""
         self.scheduled = False
-        while self.items:
-            items, self.items = self.items, []
-            for following, inbound, data in items:
+        items = self.items
+        try:
+            for follower, inbound, data in items:
+                if follower.opaque is not None:
+                    continue
                 try:
-                    following.read_later(inbound, data)
-                except Exception as exc:  # (a follower's bug: that connection is relayed on
-                    following.follower.lose_sync(f"follower error: {exc!r}")  # unread)
+                    if inbound:
+                        follower.client_data(data)
+                    else:
+                        follower.server_data(data)
+                except Exception as exc:  # (a follower's bug: that connection is relayed on,
+                    follower.lose_sync(f"devamb could not follow: {exc!r}")  # unread)
+        finally:
+            items.clear()
 
 
 class Following(Exchanges):
@@ -119,18 +128,24 @@ class Following(Exchanges):
         while other connections are open, read at the end of the loop's turn (`Later`)."""
         follower = self.follower
         later = self.later
+        waiting = later.items
         if side.inbound:
-            follower.gating = armed = self.service.faults.command_armed
+            armed = self.service.faults.command_armed
+            if armed and waiting:
+                later.run()  # (what passed before a command fault was armed: read without it)
+            follower.gating = armed
             if follower.passes_unchanged(True):  # relayed first, read after
                 side.pass_on(data)
-                if not armed and (later.items or len(self.relay.listener.relays) > 1):
-                    later.add(self, True, data)  # (read once the loop's turn has written)
+                if not armed and (waiting or len(self.relay.listener.relays) > 1):
+                    waiting.append((follower, True, data))
+                    if not later.scheduled:
+                        later.schedule()
                     return
-                if later.items:
+                if waiting:
                     later.run()
                 follower.client_data(data)
                 return
-            if later.items:
+            if waiting:
                 later.run()
             items = follower.client_data(data)
             if items is None:
@@ -140,14 +155,16 @@ class Following(Exchanges):
             return
         if follower.passes_unchanged(False):
             side.pass_on(data)
-            if not self.relay.draining and (later.items or len(self.relay.listener.relays) > 1):
-                later.add(self, False, data)
+            if not self.relay.draining and (waiting or len(self.relay.listener.relays) > 1):
+                waiting.append((follower, False, data))
+                if not later.scheduled:
+                    later.schedule()
                 return
-            if later.items:
+            if waiting:
                 later.run()
             follower.server_data(data)
         else:
-            if later.items:
+            if waiting:
                 later.run()
             pieces = follower.server_data(data)
             if pieces is None:
@@ -192,6 +209,8 @@ class Following(Exchanges):
         transport = client.transport
         if transport is None or transport.is_closing():
             return
+        if self.later.items:
+            self.later.run()
         transport.resume_reading()
         self._client_items(client, self.follower.client_data(b""))
 
@@ -236,20 +255,6 @@ class Following(Exchanges):
         if goodbye and upstream is not None and upstream.transport is not None:
             upstream.transport.write(goodbye)
         relay.close()
-
-    def read_later(self, inbound: bool, data: bytes) -> None:
-        """A chunk passed on unchanged earlier in the loop's turn, read now."""
-        follower = self.follower
-        if follower.opaque is not None:
-            return
-        if inbound:
-            gating, follower.gating = follower.gating, False  # (it passed while no command
-            follower.client_data(data)  # fault was armed; one may be now)
-            follower.gating = gating
-        else:
-            follower.server_data(data)
-            if self.relay.draining:
-                self.check_drain()
 
     def ended(self) -> None:
         if self.later.items:
