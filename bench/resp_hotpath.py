@@ -47,7 +47,7 @@ REPLIES = {SET: b"+OK\r\n", GET: b"$3\r\nxxx\r\n"}
 
 
 async def run(commands: int, pipeline: int, profile: bool, protocol: str,
-              warmup: int = 2000, only: str = "") -> float:
+              warmup: int = 2000, only: str = "", later: bool = False) -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-resp-hotpath-"))
     path = folder / "devamb.yaml"
     path.write_text(f"services:\n  cache:\n    listen: 0\n    protocol: {protocol}\n"
@@ -64,11 +64,24 @@ async def run(commands: int, pipeline: int, profile: bool, protocol: str,
     upstream = _Side(relay, False)
     upstream.connection_made(MemoryTransport(lambda _data: None))
 
+    turn = listener.later  # type: ignore[attr-defined]
+    if later:  # another connection open: each chunk read at the end of the loop's turn
+        other = _Relay(listener)  # type: ignore[arg-type]
+        other.close = lambda: None  # type: ignore[method-assign]
+        listener.relays.add(other)  # type: ignore[attr-defined]
+        turn.scheduled = True  # (its call_soon, one per turn of several chunks: not counted)
+
     def rounds(count: int) -> None:
         for i in range(count):
             command = {"get": GET, "set": SET}.get(only) or (SET if i % 2 == 0 else GET)
             client.data_received(command * pipeline)
+            if later:
+                turn.run()
+                turn.scheduled = True
             upstream.data_received(REPLIES[command] * pipeline)
+            if later:
+                turn.run()
+                turn.scheduled = True
 
     rounds(max(warmup // pipeline, 2))
     profiler = cProfile.Profile() if profile else None
@@ -89,12 +102,13 @@ async def run(commands: int, pipeline: int, profile: bool, protocol: str,
     return elapsed / (count * pipeline) * 1e6
 
 
-def instructions(pipeline: int, protocol: str, only: str = "") -> int:
+def instructions(pipeline: int, protocol: str, only: str = "", later: bool = False) -> int:
     """Instructions per command (see the module's docstring)."""
 
     def arguments(commands: int) -> list[str]:
         return ["--rounds", "1", "--pipeline", str(pipeline), "--commands", str(commands),
-                *(["--tcp"] if protocol == "tcp" else []), *(["--only", only] if only else [])]
+                *(["--tcp"] if protocol == "tcp" else []), *(["--only", only] if only else []),
+                *(["--later"] if later else [])]
 
     return instructions_per(__file__, arguments, 2000, 12000)
 
@@ -108,12 +122,15 @@ def main() -> None:
     parser.add_argument("--tcp", action="store_true", help="a plain protocol: tcp relay")
     parser.add_argument("--only", choices=("get", "set"), default="",
                         help="relay only GETs or only SETs (default: the two in turn)")
+    parser.add_argument("--later", action="store_true",
+                        help="as with other connections open: chunks read at the end of the "
+                        "loop's turn (tcp_follow.Later; its call_soon per turn not counted)")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per command under valgrind (steady)")
     args = parser.parse_args()
     protocol = "tcp" if args.tcp else "redis"
     if args.instructions:
-        count = instructions(args.pipeline, protocol, args.only)
+        count = instructions(args.pipeline, protocol, args.only, args.later)
         what = f" {args.only.upper()}" if args.only else ""
         print(f"{protocol} relay{what}, P{args.pipeline}: {count:,} instructions per command")
         return
@@ -121,7 +138,7 @@ def main() -> None:
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             figures.append(runner.run(run(args.commands, args.pipeline, args.profile, protocol,
-                                          only=args.only)))
+                                          only=args.only, later=args.later)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
     print(f"{protocol} relay, P{args.pipeline}, {loop}: {min(figures):.2f} us CPU per command "
           f"(best of {args.rounds}; all {', '.join(f'{f:.2f}' for f in figures)})")

@@ -25,6 +25,7 @@ from devamb.proxy.dial import dial_with
 from devamb.proxy.listen import bind_failure
 from devamb.service.tcp_flow import ShapedFlow
 from devamb.service.tcp_follow import Following as _Following
+from devamb.service.tcp_follow import Later
 from devamb.service.tcp_terminate import ClientChunks, serve_terminating
 from devamb.targets.base import TargetUnavailable
 from devamb.wire import is_wire
@@ -321,6 +322,7 @@ class TcpListener:
         self.recorder = recorder
         self.pending: set[asyncio.Task[None]] = set()
         self.relays: set[_Relay] = set()
+        self.later = Later()  # the followers' reading of chunks passed on (tcp_follow.py)
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:

@@ -30,6 +30,44 @@ if TYPE_CHECKING:
     from devamb.service.tcp import _Relay, _Side
 
 
+class Later:
+    """Chunks the relay passed on unchanged, read by their followers once the loop's turn has
+    handled every socket that was ready: each chunk's write goes out before any follower reads,
+    so the other connections' chunks that arrived together do not wait on the reading. The
+    turn's callback runs before the loop polls again: before a client can read its reply.
+
+    A follower with chunks waiting here has no command fault applied (`Following.data` reads
+    them before it sets `gating`), so each is read as it would have been when it passed."""
+
+    __slots__ = ("items", "scheduled")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
+        self.scheduled = False
+
+    def schedule(self) -> None:
+        self.scheduled = True
+        asyncio.get_running_loop().call_soon(self.run)
+
+    def run(self) -> None:
+        """Read what waits, in the order it came (also called before a chunk read at once)."""
+        self.scheduled = False
+        items = self.items
+        try:
+            for follower, inbound, data in items:
+                if follower.opaque is not None:
+                    continue
+                try:
+                    if inbound:
+                        follower.client_data(data)
+                    else:
+                        follower.server_data(data)
+                except Exception as exc:  # (a follower's bug: that connection is relayed on,
+                    follower.lose_sync(f"devamb could not follow: {exc!r}")  # unread)
+        finally:
+            items.clear()
+
+
 class Following(Exchanges):
     """The relay's side of the seam: feeds the follower, records its exchanges, acts on its
     decisions."""
@@ -45,6 +83,7 @@ class Following(Exchanges):
         self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
             service)
         self.follower: Follower = factory(self, options)
+        self.later: Later = relay.listener.later
 
     @classmethod
     def start(cls, relay: _Relay, service: Service) -> Following | None:
@@ -85,13 +124,29 @@ class Following(Exchanges):
     # -- bytes --------------------------------------------------------------------------------
 
     def data(self, side: _Side, data: bytes) -> None:
+        """A chunk from one side. One that passes unchanged is written on first and read after;
+        while other connections are open, read at the end of the loop's turn (`Later`)."""
         follower = self.follower
+        later = self.later
+        waiting = later.items
         if side.inbound:
-            follower.gating = self.service.faults.command_armed
+            armed = self.service.faults.command_armed
+            if armed and waiting:
+                later.run()  # (what passed before a command fault was armed: read without it)
+            follower.gating = armed
             if follower.passes_unchanged(True):  # relayed first, read after
                 side.pass_on(data)
+                if not armed and (waiting or len(self.relay.listener.relays) > 1):
+                    waiting.append((follower, True, data))
+                    if not later.scheduled:
+                        later.schedule()
+                    return
+                if waiting:
+                    later.run()
                 follower.client_data(data)
                 return
+            if waiting:
+                later.run()
             items = follower.client_data(data)
             if items is None:
                 side.pass_on(data)
@@ -100,8 +155,17 @@ class Following(Exchanges):
             return
         if follower.passes_unchanged(False):
             side.pass_on(data)
+            if not self.relay.draining and (waiting or len(self.relay.listener.relays) > 1):
+                waiting.append((follower, False, data))
+                if not later.scheduled:
+                    later.schedule()
+                return
+            if waiting:
+                later.run()
             follower.server_data(data)
         else:
+            if waiting:
+                later.run()
             pieces = follower.server_data(data)
             if pieces is None:
                 side.pass_on(data)
@@ -145,6 +209,8 @@ class Following(Exchanges):
         transport = client.transport
         if transport is None or transport.is_closing():
             return
+        if self.later.items:
+            self.later.run()
         transport.resume_reading()
         self._client_items(client, self.follower.client_data(b""))
 
@@ -173,6 +239,8 @@ class Following(Exchanges):
         relay = self.relay
         if not relay.draining:
             return
+        if self.later.items:
+            self.later.run()
         follower = self.follower
         if follower.opaque is not None:
             relay.exchange.notes["drain"] = "closed at once: the connection is opaque"
@@ -189,4 +257,6 @@ class Following(Exchanges):
         relay.close()
 
     def ended(self) -> None:
+        if self.later.items:
+            self.later.run()
         self.follower.ended(self.relay.exchange.error)

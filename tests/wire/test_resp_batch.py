@@ -3,10 +3,25 @@ whichever way the server's replies are cut and whatever they are."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from devamb.inspect.lazy import singles
 from devamb.wire.follower import FollowerOptions
 from devamb.wire.resp_follow import RedisFollower, _Batch
+from tests.conftest import EngineFactory
+from tests.targets.shards.real_redis import Client, RedisServer
 from tests.wire.resp_relay import Sink
+
+PROFILE = """
+version: 1
+services:
+  cache:
+    listen: 0
+    protocol: redis
+    targets:
+      a: tcp://127.0.0.1:{port}
+"""
 
 
 def _command(*args: bytes) -> bytes:
@@ -143,3 +158,38 @@ def test_a_batch_answered_whole_by_one_chunk_is_one_run() -> None:
     follower.client_data(_command(b"INCR", b"k") * 3)
     follower.server_data(b":1\r\n-ERR not an integer\r\n:2\r\n")  # an error: runs apart
     assert [r.error for r in sink.records[4:]] == [None, "ERR not an integer", None]
+
+
+async def test_connections_pipelining_together_are_each_recorded_before_their_replies_arrive(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    """With several connections open, a chunk that passes unchanged is read at the end of the
+    loop's turn (tcp_follow.Later): still before the client can read what was written, so the
+    store holds a pipeline's records when its replies are in, each command once and in order."""
+    server = RedisServer(tmp_path, None).start()
+    try:
+        engine = await make_engine(PROFILE.format(port=server.port))
+        bound = engine.services["cache"].bound
+        assert bound is not None
+        clients = [await Client.open(bound[1]) for _ in range(4)]
+
+        async def one(n: int, client: Client) -> None:
+            for round_ in range(5):
+                keys = [f"c{n}:r{round_}:k{i}" for i in range(16)]
+                replies = await client.pipeline(*[("SET", k, "v") if i % 2 else ("GET", k)
+                                                  for i, k in enumerate(keys)])
+                assert len(replies) == 16
+                kept = {e.notes["redis"]["keys"][0]: e for e in engine.store.all()
+                        if "redis" in e.notes and e.notes["redis"]["keys"]}
+                assert all(k in kept for k in keys), f"connection {n}, round {round_}"
+                assert [kept[k].id for k in keys] == sorted(kept[k].id for k in keys)
+
+        await asyncio.gather(*(one(n, c) for n, c in enumerate(clients)))
+        for client in clients:
+            client.writer.close()
+        found = [e for e in engine.store.all() if "redis" in e.notes]
+        assert len(found) == 4 * 5 * 16
+        assert len({e.id for e in found}) == len(found)
+        assert engine.services["cache"].counters.requests >= len(found)
+    finally:
+        server.kill()
