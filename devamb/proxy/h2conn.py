@@ -20,6 +20,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
 import hyperframe.flags
 import hyperframe.frame
 
@@ -40,6 +41,7 @@ REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 SETTINGS_TIMEOUT = int(h2.errors.ErrorCodes.SETTINGS_TIMEOUT)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 UNLIMITED = 2**31 - 1
+_CLOSED = h2.stream.StreamState.CLOSED
 
 
 def code_name(code: int) -> str:
@@ -358,6 +360,7 @@ class H2Endpoint(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()  # protocols are made by the loop's factory
         self._flushing = False  # a write is due at the end of this turn of the loop
         self._unsent = 0  # DATA bytes queued in h2 since the last write
+        self._ended: list[int] = []  # ids of the streams forgotten since the last write
         self._made = self._last_in = 0.0
         self._acked = False  # the client acknowledged our SETTINGS
         self._headers_since: float | None = None  # a header block waits for END_HEADERS
@@ -461,6 +464,21 @@ class H2Endpoint(asyncio.Protocol):
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+        if self._ended:
+            self._drop_ended()
+
+    def _drop_ended(self) -> None:
+        """h2 keeps a closed stream until a count of the open ones walks past it
+        (_Connection._open_streams, asked for every new stream): the streams devamb is done
+        with are dropped as that walk would, after a write (off a call's path), so that the
+        walk visits the streams in flight only."""
+        conn = self.conn
+        for stream_id in self._ended:
+            done = conn.streams.get(stream_id)
+            if done is not None and done.state_machine.state is _CLOSED:
+                del conn.streams[stream_id]
+                conn._closed_streams[stream_id] = done.state_machine.stream_closed_by
+        self._ended.clear()
 
     async def writable(self) -> None:
         if self.paused:
@@ -484,6 +502,7 @@ class H2Endpoint(asyncio.Protocol):
 
     def forget(self, stream: H2Stream) -> None:
         self.streams.pop(stream.id, None)
+        self._ended.append(stream.id)  # dropped from h2's streams after the next write
         if not self.streams and self.limits is not None:
             self._last_in = self._loop.time()  # idle from now on
 
