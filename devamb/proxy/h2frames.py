@@ -259,6 +259,35 @@ def build_hdr_validation_flags(self: h2.stream.H2Stream, events: Any) -> Any:
     return flags
 
 
+_build_frames = h2.stream.H2Stream._build_headers_frames
+
+
+def build_headers_frames(self: h2.stream.H2Stream, headers: Any, encoder: Any,
+                         first_frame: Any, hdr_validation_flags: Any) -> list[Any]:
+    """h2's, when h2 neither normalizes nor validates outbound headers (devamb's endpoints:
+    h2hpack normalizes): a block that fits one frame (every block a relay sends, in practice)
+    goes in `first_frame` without h2's slicing comprehension, END_HEADERS set in C; a longer
+    one is sliced into CONTINUATIONs as h2 does."""
+    config = self.config
+    if config.normalize_outbound_headers or config.validate_outbound_headers:
+        return _build_frames(self, headers, encoder, first_frame, hdr_validation_flags)
+    encoded = encoder.encode(headers)
+    size = self.max_outbound_frame_size or 0
+    if 0 < len(encoded) <= size:
+        first_frame.data = encoded
+        set.add(first_frame.flags, "END_HEADERS")  # (FrameFlags: valid for both kinds)
+        return [first_frame]
+    blocks = [encoded[i:i + size] for i in range(0, len(encoded), size)]  # (h2's)
+    first_frame.data = blocks[0]
+    frames = [first_frame]
+    for block in blocks[1:]:
+        continuation = hyperframe.frame.ContinuationFrame(self.stream_id)
+        continuation.data = block
+        frames.append(continuation)
+    frames[-1].flags.add("END_HEADERS")
+    return frames
+
+
 _MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 _settings_max_streams: Any = h2.settings.Settings.__dict__["max_concurrent_streams"]
 
@@ -308,6 +337,8 @@ def install() -> None:
         connection_process_input)
     h2.stream.H2Stream._build_hdr_validation_flags = (  # type: ignore[method-assign]
         build_hdr_validation_flags)
+    h2.stream.H2Stream._build_headers_frames = (  # type: ignore[method-assign]
+        build_headers_frames)
     settings: Any = h2.settings.Settings
     settings.max_concurrent_streams = property(max_concurrent_streams,
                                                _settings_max_streams.fset)
