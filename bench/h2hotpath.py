@@ -155,15 +155,16 @@ class Upstream:
                 # engine opens does not end its request)
                 first = self.answered == 0
                 self.answered += 1
-                if self.grpc and WINDOW_UPDATES:  # grpcio's, for the request's message
-                    out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", len(MESSAGE))))
                 out.append(frame(HEADERS, END_HEADERS, stream, self.blocks[0 if first else 1]))
-                if self.grpc:
-                    out.append(frame(DATA, 0, stream, MESSAGE))
-                    out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream,
-                                     self.trailers[0 if first else 1]))
-                else:
+                if not self.grpc:
                     out.append(frame(DATA, END_STREAM, stream, BODY))
+                    continue
+                out.append(frame(DATA, 0, stream, MESSAGE))
+                out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream,
+                                 self.trailers[0 if first else 1]))
+                if WINDOW_UPDATES:  # grpcio's, for the request's message: after the
+                    # trailers, in the same write, as grpcio 1.85 sends it
+                    out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", len(MESSAGE))))
         if out:
             asyncio.get_running_loop().call_soon(self.answer, b"".join(out))
 
