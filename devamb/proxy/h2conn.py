@@ -42,6 +42,7 @@ SETTINGS_TIMEOUT = int(h2.errors.ErrorCodes.SETTINGS_TIMEOUT)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 UNLIMITED = 2**31 - 1
 _CLOSED = h2.stream.StreamState.CLOSED
+WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
 
 
 def code_name(code: int) -> str:
@@ -361,6 +362,7 @@ class H2Endpoint(asyncio.Protocol):
         self._flushing = False  # a write is due at the end of this turn of the loop
         self._unsent = 0  # DATA bytes queued in h2 since the last write
         self._ended: list[int] = []  # ids of the streams forgotten since the last write
+        self._credit = b""  # WINDOW_UPDATE frames received, taken in soon (_hold_credit)
         self._made = self._last_in = 0.0
         self._acked = False  # the client acknowledged our SETTINGS
         self._headers_since: float | None = None  # a header block waits for END_HEADERS
@@ -398,6 +400,10 @@ class H2Endpoint(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.ending:
             return
+        if self._credit:  # WINDOW_UPDATEs held back from the last read: taken in first
+            data, self._credit = self._credit + data, b""
+        elif len(data) > 13 and data[-10] == WINDOW_UPDATE_TYPE:
+            data = self._hold_credit(data)
         if self.limits is not None:
             self._last_in = self._loop.time()
         try:
@@ -421,6 +427,33 @@ class H2Endpoint(asyncio.Protocol):
         elif self.limits is not None and not _pending_header_block(self.conn):
             self._headers_since = None
         self.flush()
+        if self._credit:  # after what the events woke (the relay's tasks)
+            self._loop.call_soon(self._take_credit)
+
+    def _hold_credit(self, data: bytes) -> bytes:
+        """The frames of a read that ends with WINDOW_UPDATEs after other frames (a gRPC
+        server's answer ends with its credit for the request), without those: they are taken
+        in at the end of this turn of the loop, once the relay has passed on what the others
+        brought. Credit only widens what devamb may send: taking it a little later changes
+        nothing else, and it is taken before anything the peer sends next."""
+        buffer = self.conn.incoming_buffer
+        if buffer._data or buffer._preamble_len or buffer._headers_buffer:
+            return data  # (the read does not start a frame)
+        at, end, tail = 0, len(data), -1  # tail: where the run of WINDOW_UPDATEs starts
+        while at + 9 <= end:
+            if data[at + 3] != WINDOW_UPDATE_TYPE:
+                tail = -1
+            elif tail < 0:
+                tail = at
+            at += 9 + int.from_bytes(data[at:at + 3], "big")
+        if at != end or tail <= 0:  # a frame cut short, or WINDOW_UPDATEs only
+            return data
+        self._credit = data[tail:]  # (data_received schedules it after the others' events)
+        return data[:tail]
+
+    def _take_credit(self) -> None:
+        if self._credit and not self.lost:
+            self.data_received(b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.goaway = True
