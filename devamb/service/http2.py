@@ -208,7 +208,9 @@ class Http2Listener:
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
             call = self._call(front, headers, exchange)
-            tap = GrpcTap.open(exchange.notes, headers)
+            # (a gRPC call: its content-type, as H2Call read it)
+            tap = GrpcTap(exchange.notes, exchange.path, header(headers, b"grpc-encoding")
+                          ) if call.grpc else None
             if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
             if taker.answers_h2:
