@@ -318,6 +318,29 @@ class _Connection(h2.connection.H2Connection):
         self._prepare_for_sending(frames)
         return events
 
+    def _begin_new_stream(self, stream_id: int,
+                          allowed_ids: h2.connection.AllowedStreamIDs) -> h2.stream.H2Stream:
+        """h2's (4.x), without its three log lines (its logger is off) and its helper call for
+        the stream's direction: two streams are begun per relayed call."""
+        outbound = stream_id % 2 == int(self.config.client_side)
+        highest = (self.highest_outbound_stream_id if outbound
+                   else self.highest_inbound_stream_id)
+        if stream_id <= highest:
+            raise h2.exceptions.StreamIDTooLowError(stream_id, highest)
+        if (stream_id % 2) != int(allowed_ids):
+            raise h2.exceptions.ProtocolError("Invalid stream ID for peer.")
+        stream = h2.stream.H2Stream(
+            stream_id, config=self.config,
+            inbound_window_size=self.local_settings.initial_window_size,
+            outbound_window_size=self.remote_settings.initial_window_size)
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        self.streams[stream_id] = stream
+        if outbound:
+            self.highest_outbound_stream_id = stream_id
+        else:
+            self.highest_inbound_stream_id = stream_id
+        return stream
+
     def _open_streams(self, remainder: int) -> int:
         self._asks += 1
         last = self._counted[remainder]

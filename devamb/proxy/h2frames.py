@@ -115,7 +115,9 @@ def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
     CONTINUATIONs, a frame hyperframe refuses) goes to h2's own, which raises h2's error;
     nothing is consumed before the frame is whole and parsed."""
     data = self._data
-    if len(data) < 9 or self._headers_buffer:
+    if len(data) < 9:  # (h2's first step: the end of every read)
+        raise StopIteration
+    if self._headers_buffer:
         return _next_frame(self)
     high, low, kind, flag_byte, stream_id = _unpack_header(data)
     end = (high << 8) + low + 9
@@ -203,6 +205,17 @@ def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
         if type(pair) is not tuple or type(pair[0]) is not bytes or type(pair[1]) is not bytes:
             return _utf8_encode_headers(out)  # text, or hpack's HeaderTuples: h2's own
     return out
+
+
+_authority_from_headers = h2.utilities.authority_from_headers
+
+
+def authority_from_headers(headers: Any) -> bytes | None:
+    """h2's scan for a request's :authority (a client stream keeps it), through the index of
+    a BytesPairs list (devamb's upstream requests, the same list call after call)."""
+    if type(headers) is BytesPairs:
+        return headers.first(b":authority")
+    return _authority_from_headers(headers)
 
 
 class Config(h2.config.H2Configuration):
@@ -348,6 +361,7 @@ def install() -> None:
     hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
     hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
     h2.stream.utf8_encode_headers = utf8_encode_headers
+    h2.stream.authority_from_headers = authority_from_headers
     h2.frame_buffer.FrameBuffer.__next__ = next_frame  # type: ignore[method-assign]
     allowed = h2.connection.AllowedStreamIDs
     if not isinstance(allowed, _AllowedIds):  # (install may run twice)
