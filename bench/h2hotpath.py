@@ -1,7 +1,7 @@
 """The Python cost of one proxied HTTP/2 call, without sockets or other processes.
 
     python bench/h2hotpath.py [--mode m100|c1|grpc|grpc-net] [--requests N] [--profile]
-                              [--window-updates]
+                              [--window-updates] [--instructions]
 
 A real engine (profile, http2 or grpc service, recorder, URL target) relays calls fed straight
 into its front-end Protocol through an in-memory transport; its upstream connection writes to
@@ -21,6 +21,11 @@ process woken from idle twice per call (cold caches: about twice the in-memory f
 same Python calls, cProfile call counts being equal); it also prints the round trip's p50
 through devamb and with no proxy (the peer's sockets joined), whose difference is devamb's
 added p50 for a client that costs nothing.
+
+`--instructions` counts instead of timing: the engine's CPU instructions per call under
+valgrind's cachegrind (bench/cachegrind.py: the difference of two runs), which the machine's
+load does not move. With `grpc-net` only the engine's process is counted (the peer runs
+natively); the socket syscalls' kernel work is not in the count.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import hpack
+from cachegrind import instructions_per
 
 from devamb.engine import collector
 from devamb.engine.assembly import load_profile
@@ -149,15 +155,16 @@ class Upstream:
                 # engine opens does not end its request)
                 first = self.answered == 0
                 self.answered += 1
-                if self.grpc and WINDOW_UPDATES:  # grpcio's, for the request's message
-                    out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", len(MESSAGE))))
                 out.append(frame(HEADERS, END_HEADERS, stream, self.blocks[0 if first else 1]))
-                if self.grpc:
-                    out.append(frame(DATA, 0, stream, MESSAGE))
-                    out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream,
-                                     self.trailers[0 if first else 1]))
-                else:
+                if not self.grpc:
                     out.append(frame(DATA, END_STREAM, stream, BODY))
+                    continue
+                out.append(frame(DATA, 0, stream, MESSAGE))
+                out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream,
+                                 self.trailers[0 if first else 1]))
+                if WINDOW_UPDATES:  # grpcio's, for the request's message: after the
+                    # trailers, in the same write, as grpcio 1.85 sends it
+                    out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", len(MESSAGE))))
         if out:
             asyncio.get_running_loop().call_soon(self.answer, b"".join(out))
 
@@ -334,7 +341,17 @@ def main() -> None:
     parser.add_argument("--window-updates", action="store_true",
                         help="grpc: the WINDOW_UPDATE frames grpcio sends with each call "
                              "(client: connection and previous stream; server: connection)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the engine's CPU instructions per call under valgrind")
     args = parser.parse_args()
+    if args.instructions:
+        def arguments(requests: int) -> list[str]:
+            return ["--mode", args.mode, "--requests", str(requests), "--rounds", "1",
+                    *(["--window-updates"] if args.window_updates else [])]
+        count = instructions_per(__file__, arguments, 1000, 3000)
+        print(f"{args.mode}{' (window updates)' if args.window_updates else ''}: "
+              f"{count:,} instructions per call")
+        return
     global WINDOW_UPDATES
     WINDOW_UPDATES = args.window_updates
     figures = []

@@ -70,7 +70,8 @@ def watch_legs(counter: Counter) -> None:
 
         def data_received(self: Any, data: bytes, received: Any = received,
                           leg: str = leg) -> None:
-            counter.leg = leg
+            if data:  # (not the engine's own call with nothing read: see H2Endpoint)
+                counter.leg = leg
             received(self, data)
         cls.data_received = data_received  # type: ignore[method-assign]
     written = h2hotpath.MemoryTransport.write

@@ -4,8 +4,10 @@
 
 One process plays the grpcio client (connected to devamb's listener) and the grpcio upstream
 (on the socket devamb's target points at), with the frames grpcio sends for a steady-state
-call, ready-made (h2hotpath's: HPACK blocks indexed after the first, the client's and the
-server's WINDOW_UPDATEs, the client's BDP PING every 16 calls). Each call is sent as grpcio
+call, ready-made (h2hotpath's: HPACK blocks indexed after the first, the client's BDP PING
+every 16 calls), in the order grpcio 1.85 sends them on this machine (read off the engine's
+sockets, 2026-12-07): the client's HEADERS and DATA in one write, the server's HEADERS, DATA,
+trailers and a WINDOW_UPDATE for the connection in one write. Each call is sent as grpcio
 sends it (one write per side) and the next one starts when the answer's trailers are in, so
 devamb is woken from idle twice per call, as under a real c1 client. The peer spends a few
 µs per leg (no h2, no grpcio), so devamb's CPU is most of what the round trip holds; it
@@ -91,10 +93,10 @@ def main() -> None:
             elif kind == DATA:  # (a reflection stream the engine opens is answered too)
                 block = 0 if answered == 0 else 1
                 answered += 1
-                out += [frame(WINDOW_UPDATE, 0, 0, credit),
-                        frame(HEADERS, END_HEADERS, stream, answer[block]),
+                out += [frame(HEADERS, END_HEADERS, stream, answer[block]),
                         frame(DATA, 0, stream, MESSAGE),
-                        frame(HEADERS, END_HEADERS | END_STREAM, stream, trailers[block])]
+                        frame(HEADERS, END_HEADERS | END_STREAM, stream, trailers[block]),
+                        frame(WINDOW_UPDATE, 0, 0, credit)]
         if out:
             up.sock.sendall(b"".join(out))
 
@@ -108,9 +110,7 @@ def main() -> None:
         if call and call % PING_EVERY == 0:
             out.append(frame(PING, 0, 0, struct.pack(">Q", call)))
         out.append(frame(HEADERS, END_HEADERS, stream, request[0 if call == 0 else 1]))
-        out.append(frame(WINDOW_UPDATE, 0, stream, credit))
         out.append(frame(DATA, END_STREAM, stream, MESSAGE))
-        out.append(frame(WINDOW_UPDATE, 0, 0, credit))
         started = time.perf_counter()
         client.sendall(b"".join(out))
         done = False
@@ -147,11 +147,10 @@ def direct_rounds(calls: int, request: bytes, answer: bytes, trailers: bytes,
     b, _ = listener.accept()
     for sock in (a, b):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    ask = b"".join([frame(HEADERS, END_HEADERS, 1, request), frame(WINDOW_UPDATE, 0, 1, credit),
-                    frame(DATA, END_STREAM, 1, MESSAGE), frame(WINDOW_UPDATE, 0, 0, credit)])
-    tell = b"".join([frame(WINDOW_UPDATE, 0, 0, credit), frame(HEADERS, END_HEADERS, 1, answer),
-                     frame(DATA, 0, 1, MESSAGE),
-                     frame(HEADERS, END_HEADERS | END_STREAM, 1, trailers)])
+    ask = b"".join([frame(HEADERS, END_HEADERS, 1, request), frame(DATA, END_STREAM, 1, MESSAGE)])
+    tell = b"".join([frame(HEADERS, END_HEADERS, 1, answer), frame(DATA, 0, 1, MESSAGE),
+                     frame(HEADERS, END_HEADERS | END_STREAM, 1, trailers),
+                     frame(WINDOW_UPDATE, 0, 0, credit)])
     rounds = []
     for _ in range(calls):
         started = time.perf_counter()

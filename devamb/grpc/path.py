@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 
+
+@functools.lru_cache(maxsize=256)  # (a client calls the same few methods again and again)
 def split_path(path: str | None) -> tuple[str, str] | None:
     """(service, method) of `/pkg.Service/Method`; None for anything else."""
     if not path or not path.startswith("/"):

@@ -31,7 +31,7 @@ class GrpcTap:
         }
         notes["grpc"] = self.note
         self._encodings = {"request": request_encoding, "response": None}
-        self._splitters = {"request": Splitter(), "response": Splitter()}
+        self._splitters: dict[str, Splitter] = {}  # made with a direction's first DATA
         self._kept = {"request": 0, "response": 0}
         self._types: dict[str, str | None] = {"request": None, "response": None}
         self._schema: Schema | None = None
@@ -95,7 +95,10 @@ class GrpcTap:
         self.note["message"] = unquote(header(headers, b"grpc-message") or "")
 
     def _data(self, direction: str, data: bytes) -> None:
-        for frame in self._splitters[direction].feed(data):
+        splitter = self._splitters.get(direction)
+        if splitter is None:
+            splitter = self._splitters[direction] = Splitter()
+        for frame in splitter.feed(data):
             counter = "requests" if direction == "request" else "responses"
             self.note[counter] += 1
             if self._kept[direction] >= MAX_KEPT:

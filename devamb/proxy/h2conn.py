@@ -20,6 +20,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
 import hyperframe.flags
 import hyperframe.frame
 
@@ -40,6 +41,8 @@ REFUSED_STREAM = int(h2.errors.ErrorCodes.REFUSED_STREAM)
 SETTINGS_TIMEOUT = int(h2.errors.ErrorCodes.SETTINGS_TIMEOUT)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 UNLIMITED = 2**31 - 1
+_CLOSED = h2.stream.StreamState.CLOSED
+WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
 
 
 def code_name(code: int) -> str:
@@ -315,6 +318,29 @@ class _Connection(h2.connection.H2Connection):
         self._prepare_for_sending(frames)
         return events
 
+    def _begin_new_stream(self, stream_id: int,
+                          allowed_ids: h2.connection.AllowedStreamIDs) -> h2.stream.H2Stream:
+        """h2's (4.x), without its three log lines (its logger is off) and its helper call for
+        the stream's direction: two streams are begun per relayed call."""
+        outbound = stream_id % 2 == int(self.config.client_side)
+        highest = (self.highest_outbound_stream_id if outbound
+                   else self.highest_inbound_stream_id)
+        if stream_id <= highest:
+            raise h2.exceptions.StreamIDTooLowError(stream_id, highest)
+        if (stream_id % 2) != int(allowed_ids):
+            raise h2.exceptions.ProtocolError("Invalid stream ID for peer.")
+        stream = h2.stream.H2Stream(
+            stream_id, config=self.config,
+            inbound_window_size=self.local_settings.initial_window_size,
+            outbound_window_size=self.remote_settings.initial_window_size)
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        self.streams[stream_id] = stream
+        if outbound:
+            self.highest_outbound_stream_id = stream_id
+        else:
+            self.highest_inbound_stream_id = stream_id
+        return stream
+
     def _open_streams(self, remainder: int) -> int:
         self._asks += 1
         last = self._counted[remainder]
@@ -358,6 +384,8 @@ class H2Endpoint(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()  # protocols are made by the loop's factory
         self._flushing = False  # a write is due at the end of this turn of the loop
         self._unsent = 0  # DATA bytes queued in h2 since the last write
+        self._ended: list[int] = []  # ids of the streams forgotten since the last write
+        self._credit = b""  # WINDOW_UPDATE frames received, taken in soon (_hold_credit)
         self._made = self._last_in = 0.0
         self._acked = False  # the client acknowledged our SETTINGS
         self._headers_since: float | None = None  # a header block waits for END_HEADERS
@@ -395,6 +423,10 @@ class H2Endpoint(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.ending:
             return
+        if self._credit:  # WINDOW_UPDATEs held back from the last read: taken in first
+            data, self._credit = self._credit + data, b""
+        elif len(data) > 13 and data[-10] == WINDOW_UPDATE_TYPE:
+            data = self._hold_credit(data)
         if self.limits is not None:
             self._last_in = self._loop.time()
         try:
@@ -418,6 +450,33 @@ class H2Endpoint(asyncio.Protocol):
         elif self.limits is not None and not _pending_header_block(self.conn):
             self._headers_since = None
         self.flush()
+        if self._credit:  # after what the events woke (the relay's tasks)
+            self._loop.call_soon(self._take_credit)
+
+    def _hold_credit(self, data: bytes) -> bytes:
+        """The frames of a read that ends with WINDOW_UPDATEs after other frames (a gRPC
+        server's answer ends with its credit for the request), without those: they are taken
+        in at the end of this turn of the loop, once the relay has passed on what the others
+        brought. Credit only widens what devamb may send: taking it a little later changes
+        nothing else, and it is taken before anything the peer sends next."""
+        buffer = self.conn.incoming_buffer
+        if buffer._data or buffer._preamble_len or buffer._headers_buffer:
+            return data  # (the read does not start a frame)
+        at, end, tail = 0, len(data), -1  # tail: where the run of WINDOW_UPDATEs starts
+        while at + 9 <= end:
+            if data[at + 3] != WINDOW_UPDATE_TYPE:
+                tail = -1
+            elif tail < 0:
+                tail = at
+            at += 9 + int.from_bytes(data[at:at + 3], "big")
+        if at != end or tail <= 0:  # a frame cut short, or WINDOW_UPDATEs only
+            return data
+        self._credit = data[tail:]  # (data_received schedules it after the others' events)
+        return data[:tail]
+
+    def _take_credit(self) -> None:
+        if self._credit and not self.lost:
+            self.data_received(b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.goaway = True
@@ -461,6 +520,21 @@ class H2Endpoint(asyncio.Protocol):
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+        if self._ended:
+            self._drop_ended()
+
+    def _drop_ended(self) -> None:
+        """h2 keeps a closed stream until a count of the open ones walks past it
+        (_Connection._open_streams, asked for every new stream): the streams devamb is done
+        with are dropped as that walk would, after a write (off a call's path), so that the
+        walk visits the streams in flight only."""
+        conn = self.conn
+        for stream_id in self._ended:
+            done = conn.streams.get(stream_id)
+            if done is not None and done.state_machine.state is _CLOSED:
+                del conn.streams[stream_id]
+                conn._closed_streams[stream_id] = done.state_machine.stream_closed_by
+        self._ended.clear()
 
     async def writable(self) -> None:
         if self.paused:
@@ -484,6 +558,7 @@ class H2Endpoint(asyncio.Protocol):
 
     def forget(self, stream: H2Stream) -> None:
         self.streams.pop(stream.id, None)
+        self._ended.append(stream.id)  # dropped from h2's streams after the next write
         if not self.streams and self.limits is not None:
             self._last_in = self._loop.time()  # idle from now on
 

@@ -115,7 +115,9 @@ def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
     CONTINUATIONs, a frame hyperframe refuses) goes to h2's own, which raises h2's error;
     nothing is consumed before the frame is whole and parsed."""
     data = self._data
-    if len(data) < 9 or self._headers_buffer:
+    if len(data) < 9:  # (h2's first step: the end of every read)
+        raise StopIteration
+    if self._headers_buffer:
         return _next_frame(self)
     high, low, kind, flag_byte, stream_id = _unpack_header(data)
     end = (high << 8) + low + 9
@@ -205,6 +207,17 @@ def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:
     return out
 
 
+_authority_from_headers = h2.utilities.authority_from_headers
+
+
+def authority_from_headers(headers: Any) -> bytes | None:
+    """h2's scan for a request's :authority (a client stream keeps it), through the index of
+    a BytesPairs list (devamb's upstream requests, the same list call after call)."""
+    if type(headers) is BytesPairs:
+        return headers.first(b":authority")
+    return _authority_from_headers(headers)
+
+
 class Config(h2.config.H2Configuration):
     """h2's configuration with its options as plain attributes: h2 reads them ~18 times per
     relayed request, each through a Python descriptor or property. The values are checked
@@ -259,6 +272,35 @@ def build_hdr_validation_flags(self: h2.stream.H2Stream, events: Any) -> Any:
     return flags
 
 
+_build_frames = h2.stream.H2Stream._build_headers_frames
+
+
+def build_headers_frames(self: h2.stream.H2Stream, headers: Any, encoder: Any,
+                         first_frame: Any, hdr_validation_flags: Any) -> list[Any]:
+    """h2's, when h2 neither normalizes nor validates outbound headers (devamb's endpoints:
+    h2hpack normalizes): a block that fits one frame (every block a relay sends, in practice)
+    goes in `first_frame` without h2's slicing comprehension, END_HEADERS set in C; a longer
+    one is sliced into CONTINUATIONs as h2 does."""
+    config = self.config
+    if config.normalize_outbound_headers or config.validate_outbound_headers:
+        return _build_frames(self, headers, encoder, first_frame, hdr_validation_flags)
+    encoded = encoder.encode(headers)
+    size = self.max_outbound_frame_size or 0
+    if 0 < len(encoded) <= size:
+        first_frame.data = encoded
+        set.add(first_frame.flags, "END_HEADERS")  # (FrameFlags: valid for both kinds)
+        return [first_frame]
+    blocks = [encoded[i:i + size] for i in range(0, len(encoded), size)]  # (h2's)
+    first_frame.data = blocks[0]
+    frames = [first_frame]
+    for block in blocks[1:]:
+        continuation = hyperframe.frame.ContinuationFrame(self.stream_id)
+        continuation.data = block
+        frames.append(continuation)
+    frames[-1].flags.add("END_HEADERS")
+    return frames
+
+
 _MAX_STREAMS = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 _settings_max_streams: Any = h2.settings.Settings.__dict__["max_concurrent_streams"]
 
@@ -308,6 +350,8 @@ def install() -> None:
         connection_process_input)
     h2.stream.H2Stream._build_hdr_validation_flags = (  # type: ignore[method-assign]
         build_hdr_validation_flags)
+    h2.stream.H2Stream._build_headers_frames = (  # type: ignore[method-assign]
+        build_headers_frames)
     settings: Any = h2.settings.Settings
     settings.max_concurrent_streams = property(max_concurrent_streams,
                                                _settings_max_streams.fset)
@@ -317,6 +361,7 @@ def install() -> None:
     hyperframe.frame.Frame.serialize = serialize  # type: ignore[method-assign]
     hyperframe.frame.Frame.parse_flags = parse_flags  # type: ignore[method-assign]
     h2.stream.utf8_encode_headers = utf8_encode_headers
+    h2.stream.authority_from_headers = authority_from_headers
     h2.frame_buffer.FrameBuffer.__next__ = next_frame  # type: ignore[method-assign]
     allowed = h2.connection.AllowedStreamIDs
     if not isinstance(allowed, _AllowedIds):  # (install may run twice)

@@ -37,7 +37,7 @@ class H2FrontConnection(H2Endpoint):
         self.server.connections.discard(self)
 
     def new_stream(self, stream: H2Stream) -> None:
-        self.server.spawn(self.server.on_stream(stream, self.remote))
+        self.server.spawn(self.server.on_stream(stream, self.remote), self._loop)
 
     def protocol_error(self, reason: str) -> None:
         self.server.on_error(self.remote, reason)
@@ -65,8 +65,11 @@ class H2FrontServer:
         name = self._server.sockets[0].getsockname()
         return str(name[0]), int(name[1])
 
-    def spawn(self, work: Coroutine[None, None, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def spawn(self, work: Coroutine[None, None, None],
+              loop: asyncio.AbstractEventLoop | None = None) -> None:
+        # (`loop`: the caller's, when it has it: asyncio.get_running_loop costs a getpid
+        # system call)
+        task = (loop or asyncio.get_running_loop()).create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -82,7 +82,7 @@ class H2Call:
         self.front = front
         self.exchange = exchange
         self.grpc = is_grpc(header(headers, b"content-type"))
-        self.loop = asyncio.get_running_loop()
+        self.loop = front.endpoint._loop  # (asyncio.get_running_loop: a getpid system call)
         timeout = service.spec.timeout
         asked = grpc_timeout(header(headers, b"grpc-timeout")) if self.grpc else None
         if asked is not None and asked < timeout:
@@ -91,8 +91,11 @@ class H2Call:
         self.deadline = self.loop.time() + timeout
         self.plan = plan
         self.shaping: Shaping | None = plan.shaping() if plan is not None else None
-        self._down = self._chain(DOWNSTREAM)
-        self._up = self._chain(UPSTREAM)
+        self._down: ShaperChain | None = None
+        self._up: ShaperChain | None = None
+        if self.shaping is not None:
+            self._down = self._chain(DOWNSTREAM)
+            self._up = self._chain(UPSTREAM)
         self.tape: RequestTape | None = None  # the request kept for another try (h2_retry.py)
 
     def _chain(self, direction: str) -> ShaperChain | None:

@@ -208,7 +208,9 @@ class Http2Listener:
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
             call = self._call(front, headers, exchange)
-            tap = GrpcTap.open(exchange.notes, headers)
+            # (a gRPC call: its content-type, as H2Call read it)
+            tap = GrpcTap(exchange.notes, exchange.path, header(headers, b"grpc-encoding")
+                          ) if call.grpc else None
             if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
             if taker.answers_h2:
@@ -451,43 +453,55 @@ class Http2Listener:
         front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
         if ended:
             return
-        while True:
-            if follow is None:
-                if back.peek() is None:
-                    record.write()  # what passed so far, before waiting for more
-                follow = await back.next()
-            if follow.kind == "end":
-                if not front.sent_end:
-                    await call.send_down(b"", end=True)
-                return
-            if follow.kind == "data":
-                record.data(follow.data)
-                queued = back.peek()
-                last = queued is not None and queued.kind == "end"
-                try:
-                    await call.send_down(follow.data, end=last)  # END_STREAM on the last DATA
-                except StreamGone:
-                    back.reset(CANCEL)
-                    raise
-                back.ack(follow.flow)
-                if last:
+        owed = 0  # the last DATA's length, passed on but not yet acknowledged: acknowledged
+        # with the next DATA, before a wait, or at the end (after a unary answer's last write)
+        try:
+            while True:
+                if follow is None:
+                    if back.peek() is None:
+                        record.write()  # what passed so far, before waiting for more
+                        if owed:
+                            back.ack(owed)
+                            owed = 0
+                    follow = await back.next()
+                if follow.kind == "end":
+                    if not front.sent_end:
+                        await call.send_down(b"", end=True)
                     return
-            elif follow.kind == "trailers":
-                record.trailers(follow.headers)
-                if call.shaping is not None:
-                    await call.before_end()
-                front.send_trailers(follow.headers)
-                return
-            elif follow.kind == "reset":
-                if follow.local:
+                if follow.kind == "data":
+                    if owed:
+                        back.ack(owed)
+                        owed = 0
+                    record.data(follow.data)
+                    queued = back.peek()
+                    last = queued is not None and queued.kind == "end"
+                    try:
+                        await call.send_down(follow.data, end=last)  # END_STREAM on the last
+                    except StreamGone:
+                        back.reset(CANCEL)
+                        raise
+                    owed = follow.flow
+                    if last:
+                        return
+                elif follow.kind == "trailers":
+                    record.trailers(follow.headers)
+                    if call.shaping is not None:
+                        await call.before_end()
+                    front.send_trailers(follow.headers)
                     return
-                exchange.error = (
-                    "the upstream connection was lost" if follow.lost
-                    else f"the upstream reset the stream (code {follow.code})"
-                )
-                front.reset(INTERNAL_ERROR if follow.lost else follow.code)
-                return
-            follow = None
+                elif follow.kind == "reset":
+                    if follow.local:
+                        return
+                    exchange.error = (
+                        "the upstream connection was lost" if follow.lost
+                        else f"the upstream reset the stream (code {follow.code})"
+                    )
+                    front.reset(INTERNAL_ERROR if follow.lost else follow.code)
+                    return
+                follow = None
+        finally:
+            if owed:
+                back.ack(owed)
 
     async def _answer(self, front: H2Stream, exchange: Exchange, status: int, reason: str) -> None:
         """devamb answers the stream itself (the upstream could not): a gRPC call with the

@@ -152,3 +152,40 @@ def test_config_options_are_plain_values_checked_as_h2_checks_them() -> None:
         h2frames.Config(client_side=1)
     with pytest.raises(ValueError, match="cannot be True"):
         h2frames.Config(header_encoding=True)
+
+
+@pytest.mark.parametrize("size", [40, 40_000])  # one HEADERS frame; HEADERS + CONTINUATIONs
+def test_header_blocks_are_framed_as_h2_frames_them(size: int) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+    import h2.stream
+
+    def sent(build: object) -> bytes:
+        original = h2.stream.H2Stream._build_headers_frames
+        h2.stream.H2Stream._build_headers_frames = build  # type: ignore[method-assign,assignment]
+        try:
+            client = h2.connection.H2Connection(h2frames.Config(
+                client_side=True, header_encoding=None, validate_outbound_headers=False,
+                normalize_outbound_headers=False))
+            client.initiate_connection()
+            client.send_headers(1, h2frames.BytesPairs([
+                (b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"),
+                (b":path", b"/"), (b"x-big", b"v" * size)]), end_stream=True)
+            return client.data_to_send()
+        finally:
+            h2.stream.H2Stream._build_headers_frames = original  # type: ignore[method-assign]
+
+    ours = sent(h2frames.build_headers_frames)
+    assert ours == sent(h2frames._build_frames)
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    server.initiate_connection()
+    server.local_settings = h2.settings.Settings(
+        client=False, initial_values={h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 2**20})
+    events = server.receive_data(ours)
+    request = next(e for e in events if isinstance(e, h2.events.RequestReceived))
+    assert (b"x-big", b"v" * size) in request.headers
+    continuations = [ours.count(b"\x09" + bytes([flags]) + b"\x00\x00\x00\x01")
+                     for flags in (0, 4)]  # (type 9, without and with END_HEADERS, stream 1)
+    assert continuations == ([1, 1] if size > 16384 else [0, 0])
