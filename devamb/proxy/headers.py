@@ -131,6 +131,9 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
     listed: bytes | None = None
     length = False
     for field in raw:
+        if len(field[0]) not in _LOOKED_AT:  # (most names: no lowered copy to make and hash)
+            keep(field)
+            continue
         lower = field[0].lower()
         if lower in HOP_BY_HOP_BYTES:
             if lower == b"connection":
@@ -146,6 +149,8 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
     return b"\r\n".join(map(b": ".join, kept)), length  # one C loop
 
 
+# the lengths of the names upstream_response_lines looks for: another name is none of them
+_LOOKED_AT = frozenset(map(len, HOP_BY_HOP_BYTES | {b"content-length"}))
 _HOP_TOKENS = (b"keep-alive", b"close", b"upgrade")
 
 
