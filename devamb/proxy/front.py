@@ -359,6 +359,7 @@ class FrontProtocol(asyncio.Protocol):
             if following is None:
                 if self._closing_now():
                     return
+                del request, response  # not kept alive while the connection idles
                 arrived = self._arrived = self.server.loop.create_future()
                 following = await arrived  # (cancelled when the connection is lost)
             request = following
