@@ -146,7 +146,7 @@ class RequestPolicy:
                 why = exc.reason
             assert retry is not None and self.budget is not None
             self.budget.spend()
-            exchange.retried.append(why)
+            exchange.retried = [*exchange.retried, why]  # (a record's list: assigned)
             await self.ctx.sleep(backoff_delay(retry, attempt, self.ctx))
             if clock() >= deadline:
                 raise UpstreamFailed(504, "timeout", f"no response within {spec.timeout:g}s "

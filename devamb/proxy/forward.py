@@ -13,7 +13,7 @@ from devamb.inspect.exchange import WireFields
 from devamb.proxy.connection import cut
 from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
 from devamb.proxy.errors import CutConnection, RetryableStatus, UpstreamFailed
-from devamb.proxy.headers import request_headers, upstream_response_lines
+from devamb.proxy.headers import request_lines, upstream_response_lines
 from devamb.proxy.request import IDEMPOTENT, ClientGone, FrontRequest
 from devamb.proxy.response import StreamResponse
 from devamb.proxy.upstream import (
@@ -43,23 +43,22 @@ async def forward_http(
     url_text: str | None = None,
 ) -> StreamResponse:
     """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
-    fields = request_headers(
+    lines = request_lines(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers,
         host=None if keep_host else url.raw_authority,
     )
     exchange.url = str(url) if url_text is None else url_text
-    lines = field_lines(fields)
     exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
     if is_websocket(request):
         from devamb.proxy.websocket import relay_websocket  # on the first upgrade
 
         return await relay_websocket(
-            websockets, request, url, CIMultiDict(fields), exchange, timeout)
+            websockets, request, url, CIMultiDict(WireFields(lines)), exchange, timeout)
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
     if request.body_exists or exchange.body_buffer is not None or "Expect" in request.headers:
-        headers = CIMultiDict(fields)
+        headers = CIMultiDict(WireFields(lines))  # (its own: the record's stays undecoded)
         body, chunked = await _request_body(request, headers, exchange)
         lines = field_lines(headers.items())  # framing headers may have changed
     else:

@@ -82,7 +82,11 @@ class FrontProtocol(asyncio.Protocol):
         self._receiving: FrontRequest | None = None  # the request whose body is arriving
         self._lingering: FrontRequest | None = None  # answered; the rest of its body is dropped
         self._queue: deque[FrontRequest] = deque()
+        # the connection's task: it answers the requests one at a time and waits for the next
+        # between them (a task per request cost more than the rest of the front end's work)
         self._task: asyncio.Task[None] | None = None
+        self._serving = False  # a request is being answered (else the task waits, or is none)
+        self._arrived: asyncio.Future[FrontRequest] | None = None  # what the task waits on
         self.deadline = 0.0  # loop time after which the server's sweep closes us; 0: none
         self._pauses: set[str] = set()
         self._writable: asyncio.Future[None] | None = None
@@ -128,7 +132,7 @@ class FrontProtocol(asyncio.Protocol):
             if self._receiving is not None:
                 self._receiving.fail(ClientGone("the client's request stream is malformed"))
                 self._receiving = None
-            if self._task is None:
+            if not self._serving:
                 self._refuse()
             else:
                 self._pause("refused")  # answered once the request in flight is
@@ -235,7 +239,7 @@ class FrontProtocol(asyncio.Protocol):
         if request.body_exists:
             self._receiving = request
             self._body_read = 0
-        if self._task is None:
+        if not self._serving:
             self._start(request)
         else:
             self._queue.append(request)
@@ -254,7 +258,9 @@ class FrontProtocol(asyncio.Protocol):
             self._receiving = None
             if request is self._lingering:
                 self._lingering = None
-                self._proceed()
+                following = self._proceed()
+                if following is not None:
+                    self._start(following)
 
     # -- what requests and responses use (request.Connection) -------------------------------
 
@@ -310,66 +316,88 @@ class FrontProtocol(asyncio.Protocol):
     # -- serving requests in order ---------------------------------------------------------
 
     def _start(self, request: FrontRequest) -> None:
-        # the server's loop: asyncio.get_running_loop() is a getpid() syscall on Python 3.11
-        self._task = self.server.loop.create_task(self._serve(request))
+        self._serving = True
+        arrived, self._arrived = self._arrived, None
+        if arrived is not None and not arrived.done():  # the connection's task waits for it
+            arrived.set_result(request)
+        else:  # (the server's loop: asyncio.get_running_loop() is a getpid() call on 3.11)
+            self._task = self.server.loop.create_task(self._serve(request))
 
     async def _serve(self, request: FrontRequest) -> None:
-        keep = False
-        response: StreamResponse | None = None
-        try:
-            response = await self.server.handler(request)
-            if response.detached or self._detached or self._closing_now():
+        """The connection's task: each request answered in turn, then the next awaited. It
+        ends with the connection (cancelled when the client goes away) or an upgrade."""
+        while True:
+            keep = False
+            response: StreamResponse | None = None
+            try:
+                response = await self.server.handler(request)
+                if not (response.detached or self._detached or self._closing_now()):
+                    if not response.prepared:
+                        if isinstance(response, Response):
+                            await response.send(request)
+                        else:
+                            await response.prepare(request)
+                            await response.write_eof()
+                    elif not response.finished:
+                        await response.write_eof()
+                    keep = response.keep_alive
+            except ConnectionError:
+                pass  # the client went away while being answered
+            except Exception:
+                log.exception("unhandled error serving %s %s", request.method,
+                              request.raw_path[:200])
+                if (response is None or not response.prepared) and not self._closing_now():
+                    with contextlib.suppress(ConnectionError):
+                        await Response(500, text="internal error").send(request)
+            except BaseException:  # cancelled: the connection closes
+                if not self._detached:
+                    self._next(request, False)
+                raise
+            if self._detached:
                 return
-            if not response.prepared:
-                if isinstance(response, Response):
-                    await response.send(request)
-                else:
-                    await response.prepare(request)
-                    await response.write_eof()
-            elif not response.finished:
-                await response.write_eof()
-            keep = response.keep_alive
-        except ConnectionError:
-            pass  # the client went away while being answered
-        except Exception:
-            log.exception("unhandled error serving %s %s", request.method, request.raw_path[:200])
-            if (response is None or not response.prepared) and not self._closing_now():
-                with contextlib.suppress(ConnectionError):
-                    await Response(500, text="internal error").send(request)
-        finally:
-            if not self._detached:
-                self._next(request, keep)
+            following = self._next(request, keep)
+            if following is None:
+                if self._closing_now():
+                    return
+                del request, response  # not kept alive while the connection idles
+                arrived = self._arrived = self.server.loop.create_future()
+                following = await arrived  # (cancelled when the connection is lost)
+            request = following
 
-    def _next(self, done: FrontRequest, keep: bool) -> None:
-        self._task = None
+    def _next(self, done: FrontRequest, keep: bool) -> FrontRequest | None:
+        """After `done` was answered: the next request to answer now, if one is waiting."""
+        self._serving = False
         transport = self.transport
         if transport is None or transport.is_closing():
-            return
+            return None
         if self._refusal is not None and not self._queue:
             self._refuse()
-            return
+            return None
         if not keep or self._closing or done.upgrade:
             transport.close()
-            return
+            return None
         done.discard_rest()  # unread body bytes: dropped, and the socket read again
         if not done.body_complete:
             # Answered before its body arrived (an error, a fault, a mock): read the rest and
             # drop it, as the client may still be sending; then the connection is reusable.
             self._lingering = done
             self._arm(LINGER_TIMEOUT)
-            return
-        self._proceed()
+            return None
+        return self._proceed()
 
-    def _proceed(self) -> None:
-        """Serve the next pipelined request, or wait for one."""
+    def _proceed(self) -> FrontRequest | None:
+        """The next pipelined request (now being served), or None: wait for one."""
         if self._queue:
-            self._start(self._queue.popleft())
+            request = self._queue.popleft()
+            self._serving = True
             if len(self._queue) < MAX_PIPELINED:
                 self._resume("pipelined")
-        elif self._in_head:  # a head begun while the last answer was sent: its timer starts
+            return request
+        if self._in_head:  # a head begun while the last answer was sent: its timer starts
             self._arm(self.header_timeout)
         else:
             self._arm_idle()
+        return None
 
     def _refuse(self) -> None:
         refusal = self._refusal
@@ -431,13 +459,13 @@ class FrontProtocol(asyncio.Protocol):
     def timed_out(self) -> None:
         """Headers too slow, or idle too long between requests: either way, close."""
         self.deadline = 0.0
-        if self._task is None and self.transport is not None:
+        if not self._serving and self.transport is not None:
             self.transport.close()
 
     def shutdown(self) -> None:
         """The server stops: close now if idle, else after the response in flight."""
         self._closing = True
-        if self._task is None and self.transport is not None:
+        if not self._serving and self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:

@@ -59,39 +59,41 @@ _NOT_FORWARDED = HOP_BY_HOP | {TARGET_OVERRIDE, REPLAY}
 _NOT_FORWARDED_HOST = _NOT_FORWARDED | {"host"}
 
 
-def request_headers(
+def request_lines(
     incoming: CIMultiDictProxy[str],
     *,
     client_ip: str | None,
     keep_host: bool,
     extra: Mapping[str, str],
     host: str | None = None,
-) -> list[tuple[str, str]]:
-    """Header fields to send upstream for a request that arrived with `incoming`: hop-by-hop
-    ones dropped, X-Forwarded-For/-Proto/-Host and Via added, then the target's `extra` ones
-    (replacing any of the same name), then `host` as the Host header (when not `keep_host`)."""
+) -> bytes:
+    """The header lines to send upstream for a request that arrived with `incoming` (`Name:
+    value` joined by CRLF, latin-1: what the head carries and the record keeps): hop-by-hop
+    fields dropped, X-Forwarded-For/-Proto/-Host and Via added, then the target's `extra`
+    ones (replacing any of the same name), then `host` as the Host header (when not
+    `keep_host`). Made as text lines in one pass, with no list of pairs in between."""
     skip = _NOT_FORWARDED if keep_host else _NOT_FORWARDED_HOST
     if "Connection" in incoming:
         skip = skip | _dropped(incoming)
-    out = [field for field in incoming.items() if field[0].lower() not in skip]
     mine = HOP.get()
     host = None if keep_host else host
     if extra or "X-Forwarded-For" in incoming or "X-Forwarded-Proto" in incoming \
             or "X-Forwarded-Host" in incoming or "Via" in incoming:  # (no generator: hot)
-        merged = _merged(incoming, CIMultiDict(out), client_ip, mine, extra)
+        out = CIMultiDict([field for field in incoming.items() if field[0].lower() not in skip])
+        merged = _merged(incoming, out, client_ip, mine, extra)
         if host is not None:
             merged["Host"] = host
-        return list(merged.items())
-    # the usual request: nothing to merge, each added header goes at the end
-    if client_ip:
-        out.append(("X-Forwarded-For", client_ip))
-    out.append(("X-Forwarded-Proto", "http"))
-    if "Host" in incoming:
-        out.append(("X-Forwarded-Host", incoming["Host"]))
-    out.append(("Via", mine))
-    if host is not None:
-        out.append(("Host", host))
-    return out
+        lines = [f"{name}: {value}" for name, value in merged.items()]
+    else:  # the usual request: nothing to merge, each added header goes at the end
+        lines = [f"{name}: {value}" for name, value in incoming.items()
+                 if name.lower() not in skip]
+        if client_ip:
+            lines.append(f"X-Forwarded-For: {client_ip}")
+        lines.append("X-Forwarded-Proto: http")
+        if "Host" in incoming:
+            lines.append(f"X-Forwarded-Host: {incoming['Host']}")
+        lines.append(f"Via: {mine}" if host is None else f"Via: {mine}\r\nHost: {host}")
+    return "\r\n".join(lines).encode("latin-1", "replace")
 
 
 def _merged(
@@ -129,6 +131,9 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
     listed: bytes | None = None
     length = False
     for field in raw:
+        if len(field[0]) not in _LOOKED_AT:  # (most names: no lowered copy to make and hash)
+            keep(field)
+            continue
         lower = field[0].lower()
         if lower in HOP_BY_HOP_BYTES:
             if lower == b"connection":
@@ -144,6 +149,8 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
     return b"\r\n".join(map(b": ".join, kept)), length  # one C loop
 
 
+# the lengths of the names upstream_response_lines looks for: another name is none of them
+_LOOKED_AT = frozenset(map(len, HOP_BY_HOP_BYTES | {b"content-length"}))
 _HOP_TOKENS = (b"keep-alive", b"close", b"upgrade")
 
 

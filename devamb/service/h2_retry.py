@@ -93,7 +93,7 @@ class H2Tries:
         retry, budget = self.policy.retry, self.policy.budget
         assert retry is not None and budget is not None
         budget.spend()
-        self.exchange.retried.append(why)
+        self.exchange.retried = [*self.exchange.retried, why]  # (assigned: see Exchange)
         await self.policy.ctx.sleep(backoff_delay(retry, self.attempt, self.policy.ctx))
         self.attempt += 1
         self.exchange.attempts = self.attempt

@@ -193,8 +193,8 @@ class Following(Exchanges):
             self.follower.resolve(action, names)
             if isinstance(action, Close):
                 self.relay.exchange.error = action.reason or "closed by a fault"
-                self.relay.exchange.faults.extend(n for n in names
-                                                  if n not in self.relay.exchange.faults)
+                fired = self.relay.exchange.faults  # (assigned, not extended: see Exchange)
+                self.relay.exchange.faults = [*fired, *(n for n in names if n not in fired)]
                 self.relay.reset() if action.reset else self.relay.close()
                 return
             if isinstance(action, Delay) and action.seconds > 0:

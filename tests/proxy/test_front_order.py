@@ -54,3 +54,33 @@ async def test_pipelined_requests_are_answered_in_order(pipelined: int) -> None:
         writer.close()
     finally:
         await server.stop(1.0)
+
+
+async def test_a_connection_that_closes_while_idle_leaves_no_task_behind() -> None:
+    """A keep-alive connection's requests are answered in turn, the next one awaited between
+    them; when the client goes away while nothing is in flight, that wait ends too."""
+    async def handler(request: FrontRequest) -> StreamResponse:
+        return Response(text=request.raw_path)
+
+    server = FrontServer(handler)
+    host, port = await server.start("127.0.0.1", 0)
+    before = len(asyncio.all_tasks())
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        for i in range(3):  # request after request on one connection, each answered
+            writer.write(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+            data = b""
+            while not data.endswith(b"/%d" % i):
+                chunk = await asyncio.wait_for(reader.read(65536), 5)
+                assert chunk
+                data += chunk
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(500):  # the server sees the close, its connection's task ends
+            if not server.connections and len(asyncio.all_tasks()) <= before:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.connections
+        assert len(asyncio.all_tasks()) <= before
+    finally:
+        await server.stop(1.0)
