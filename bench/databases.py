@@ -6,7 +6,8 @@ relay and behind its protocol-aware relay (recording on). Then, interleaved over
 `redis-benchmark -t get,set -c 8` at pipeline 1 and 16, and `pgbench -S` (select-only) at c1
 and c8. devamb runs on CPU 1, everything else on CPU 0. Prints medians and the issue's goals:
 the protocol-aware relay >= 0.8x the tcp relay, and pgbench -S through devamb >= 0.8x direct
-at c8 (exit 1 when a goal is missed).
+at c8 (exit 1 when a goal is missed). Where haproxy is installed, a TCP relay of haproxy's
+(one thread, on devamb's CPU) runs the same loads: what one hop costs a native proxy.
 
     python bench/databases.py [--requests 50000] [--seconds 5] [--rounds 3] [--keep]
                               [--only redis|postgres]
@@ -62,6 +63,33 @@ def start_devamb(children: Children, folder: Path, redis: int, pg: int) -> dict[
                            cwd=folder)
     children.wait_listening(child, list(ports.values()), timeout=30)
     ports["pid"] = child.pid
+    return ports
+
+
+def start_haproxy(children: Children, folder: Path, redis: int, pg: int) -> dict[str, int]:
+    """haproxy in TCP mode in front of both servers (the hop's cost without devamb), or {}."""
+    if shutil.which("haproxy") is None:
+        return {}
+    ports = {"redis": free_port(), "pg": free_port()}
+    conf = folder / "haproxy.cfg"
+    conf.write_text(textwrap.dedent(f"""\
+        global
+            nbthread 1
+            maxconn 4096
+        defaults
+            mode tcp
+            timeout connect 5s
+            timeout client 60s
+            timeout server 60s
+        listen redis
+            bind 127.0.0.1:{ports['redis']}
+            server up 127.0.0.1:{redis}
+        listen pg
+            bind 127.0.0.1:{ports['pg']}
+            server up 127.0.0.1:{pg}
+        """))
+    child = children.spawn("haproxy", ["haproxy", "-db", "-f", str(conf)], cpu=PROXY_CPU)
+    children.wait_listening(child, list(ports.values()))
     return ports
 
 
@@ -143,6 +171,9 @@ def main() -> int:
                               "redis": ports["redis"]}
             pg_subjects = {"direct": cluster.port if cluster is not None else 0,
                            "tcp": ports["pg-tcp"], "postgres": ports["pg"]}
+            haproxy = start_haproxy(children, folder, redis_port, pg_subjects["direct"])
+            if haproxy:
+                redis_subjects["haproxy"], pg_subjects["haproxy"] = haproxy["redis"], haproxy["pg"]
             if args.only != "postgres":
                 redis_benchmark(ports["redis"], 16, 10_000)  # warm-up
             for round_ in range(args.rounds):
@@ -153,14 +184,14 @@ def main() -> int:
                             redis_rps.setdefault(name, {}).setdefault(f"{test} P{pipeline}",
                                                                        []).append(rps)
                         used = (_cpu(devamb) - before) / (2 * args.requests) * 1e6
-                        if name != "direct":
+                        if name in ("tcp", "redis"):
                             cpu.setdefault(f"{name} P{pipeline}", []).append(used)
                 for clients in (1, 8) if args.only != "redis" else ():
                     for name, port in pg_subjects.items():
                         before = _cpu(devamb)
                         tps, done = pgbench(binaries, port, clients, args.seconds)
                         pg_tps.setdefault(name, {}).setdefault(clients, []).append(tps)
-                        if name != "direct" and done:
+                        if name in ("tcp", "postgres") and done:
                             cpu.setdefault(f"{name} c{clients}", []).append(
                                 (_cpu(devamb) - before) / done * 1e6)
                 print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
@@ -204,6 +235,13 @@ def redis_table(redis_rps: dict[str, dict[str, list[float]]], cpu: dict[str, lis
         d, t, r = (med(redis_rps[n][case]) for n in ("direct", "tcp", "redis"))
         ratios.append((f"redis {case} / tcp", r / t))
         print(f"| {case} | {d:,.0f} | {t:,.0f} | {r:,.0f} | {r / t:.2f} |")
+    if "haproxy" in redis_rps:
+        print("\n| redis-benchmark -c 8 | haproxy tcp relay | haproxy / direct "
+              "| devamb tcp / direct |")
+        print("| --- | ---: | ---: | ---: |")
+        for case in ("SET P1", "GET P1", "SET P16", "GET P16"):
+            d, t, h = (med(redis_rps[n][case]) for n in ("direct", "tcp", "haproxy"))
+            print(f"| {case} | {h:,.0f} | {h / d:.2f} | {t / d:.2f} |")
     print("\n| devamb CPU µs per redis command | P1 | P16 |")
     print("| --- | ---: | ---: |")
     for name in ("tcp", "redis"):
@@ -223,6 +261,12 @@ def postgres_table(pg_tps: dict[str, dict[int, list[float]]], cpu: dict[str, lis
         if clients == 8:
             ratios.append(("postgres c8 / direct", p / d))
         print(f"| c{clients} | {d:,.0f} | {t:,.0f} | {p:,.0f} | {p / t:.2f} | {p / d:.2f} |")
+    if "haproxy" in pg_tps:
+        print("\n| pgbench -S | haproxy tcp relay | haproxy / direct | devamb tcp / direct |")
+        print("| --- | ---: | ---: | ---: |")
+        for clients in (1, 8):
+            d, t, h = (med(pg_tps[n][clients]) for n in ("direct", "tcp", "haproxy"))
+            print(f"| c{clients} | {h:,.0f} | {h / d:.2f} | {t / d:.2f} |")
     print("\n| devamb CPU µs per pgbench -S query | c1 | c8 |")
     print("| --- | ---: | ---: |")
     for name in ("tcp", "postgres"):
