@@ -173,7 +173,7 @@ class H2Stream:
         for reader in self._readers:
             if not reader.done():
                 reader.set_result(None)
-        if item.kind == "reset" and self.on_reset is not None:
+        if self.on_reset is not None and item.kind == "reset":
             hook, self.on_reset = self.on_reset, None
             hook(item)
 
