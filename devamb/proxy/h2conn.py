@@ -677,7 +677,8 @@ class H2Endpoint(asyncio.Protocol):
         if ended is not None:
             ended.got_end = True
             ended.put(Inbound("end"))
-            self.settle(ended)
+            if ended.sent_end:  # (an upstream's answer: forgotten once its reader passed it on)
+                self._loop.call_soon(self.settle, ended)
 
     def _on_window(self, event: h2.events.WindowUpdated) -> None:
         if not event.stream_id:
