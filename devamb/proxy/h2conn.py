@@ -43,6 +43,7 @@ ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 UNLIMITED = 2**31 - 1
 _CLOSED = h2.stream.StreamState.CLOSED
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
+WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
 
 
 def code_name(code: int) -> str:
@@ -172,7 +173,7 @@ class H2Stream:
         for reader in self._readers:
             if not reader.done():
                 reader.set_result(None)
-        if item.kind == "reset" and self.on_reset is not None:
+        if self.on_reset is not None and item.kind == "reset":
             hook, self.on_reset = self.on_reset, None
             hook(item)
 
@@ -458,18 +459,20 @@ class H2Endpoint(asyncio.Protocol):
         server's answer ends with its credit for the request), without those: they are taken
         in at the end of this turn of the loop, once the relay has passed on what the others
         brought. Credit only widens what devamb may send: taking it a little later changes
-        nothing else, and it is taken before anything the peer sends next."""
+        nothing else, and it is taken before anything the peer sends next.
+
+        The run is read from the end, 13 bytes a frame (a WINDOW_UPDATE's length is 4), not
+        by walking every frame of the read: the last bytes of another frame that look like one
+        are held as well, and only wait for the end of the turn (what is held is given to h2
+        first, in order, as the frame buffer takes a frame cut short by a read)."""
         buffer = self.conn.incoming_buffer
         if buffer._data or buffer._preamble_len or buffer._headers_buffer:
             return data  # (the read does not start a frame)
-        at, end, tail = 0, len(data), -1  # tail: where the run of WINDOW_UPDATEs starts
-        while at + 9 <= end:
-            if data[at + 3] != WINDOW_UPDATE_TYPE:
-                tail = -1
-            elif tail < 0:
-                tail = at
-            at += 9 + int.from_bytes(data[at:at + 3], "big")
-        if at != end or tail <= 0:  # a frame cut short, or WINDOW_UPDATEs only
+        tail = len(data)  # where the run of WINDOW_UPDATEs starts
+        while (tail >= 13 and data[tail - 10] == WINDOW_UPDATE_TYPE
+               and data[tail - 13:tail - 10] == WINDOW_UPDATE_LENGTH):
+            tail -= 13
+        if tail == len(data) or tail == 0:  # none, or WINDOW_UPDATEs only
             return data
         self._credit = data[tail:]  # (data_received schedules it after the others' events)
         return data[:tail]
@@ -674,7 +677,8 @@ class H2Endpoint(asyncio.Protocol):
         if ended is not None:
             ended.got_end = True
             ended.put(Inbound("end"))
-            self.settle(ended)
+            if ended.sent_end:  # (an upstream's answer: forgotten once its reader passed it on)
+                self._loop.call_soon(self.settle, ended)
 
     def _on_window(self, event: h2.events.WindowUpdated) -> None:
         if not event.stream_id:

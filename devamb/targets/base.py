@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ class H2Destination:
     via: str | None = None  # the bastion it goes through
     dial: Dial | None = field(default=None, compare=False)  # and how (devamb.proxy.dial)
 
-    @property
+    @functools.cached_property  # (read twice per call; a target keeps its destination)
     def key(self) -> tuple[str, int, int, str | None, str | None]:
         return (self.host, self.port, 0 if self.tls is None else id(self.tls),
                 self.server_hostname, self.via)

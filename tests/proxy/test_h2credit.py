@@ -99,3 +99,63 @@ async def test_held_credit_is_taken_before_what_the_peer_sends_next() -> None:
             assert connection.conn.outbound_flow_control_window == before + CREDIT  # once
         finally:
             upstream.close()
+
+
+FAKE = b"\x00\x00\x04\x08\x00\x00\x00\x00\x00" + CREDIT.to_bytes(4, "big")  # WINDOW_UPDATE
+
+
+async def _serve_lookalike(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An h2 server whose answer's first write ends with a DATA frame whose last 13 bytes
+    look like a WINDOW_UPDATE (its trailers follow in another write)."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    writer.write(conn.data_to_send())
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.StreamEnded):
+                    sid = event.stream_id
+                    conn.send_headers(sid, [(":status", "200")])
+                    conn.send_data(sid, b"message" + FAKE)
+                    writer.write(conn.data_to_send())
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    conn.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            writer.write(conn.data_to_send())
+    writer.close()
+
+
+async def test_a_data_frame_ending_like_a_window_update_arrives_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run of WINDOW_UPDATEs is read from the end of a read: DATA whose last bytes look
+    like one is held to the end of the turn at most, and passed on whole, in order."""
+    held: list[bytes] = []
+    hold = H2Endpoint._hold_credit
+
+    def holding(self: H2Endpoint, data: bytes) -> bytes:
+        kept = hold(self, data)
+        if len(kept) < len(data):
+            held.append(data[len(kept):])
+        return kept
+    monkeypatch.setattr(H2Endpoint, "_hold_credit", holding)
+    server = await asyncio.start_server(_serve_lookalike, "127.0.0.1", 0)
+    async with server:
+        upstream = H2Upstream("127.0.0.1", server.sockets[0].getsockname()[1], 5.0)
+        try:
+            connection = await upstream.connection()
+            before = connection.conn.outbound_flow_control_window
+            stream = await connection.open([(b":method", b"POST"), (b":scheme", b"http"),
+                                             (b":authority", b"a"), (b":path", b"/p.S/M")],
+                                            end=True)
+            items = []
+            while True:
+                item = await asyncio.wait_for(stream.next(), 10)
+                items.append(item)
+                if item.kind in ("end", "reset"):
+                    break
+            assert [i.kind for i in items] == ["headers", "data", "trailers", "end"]
+            assert b"".join(i.data for i in items) == b"message" + FAKE
+            assert connection.conn.outbound_flow_control_window == before  # no credit came
+            assert held == [FAKE]  # (the look-alike was held, then taken as DATA)
+        finally:
+            upstream.close()
