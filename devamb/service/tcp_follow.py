@@ -39,15 +39,21 @@ class Later:
     A follower with chunks waiting here has no command fault applied (`Following.data` reads
     them before it sets `gating`), so each is read as it would have been when it passed."""
 
-    __slots__ = ("items", "scheduled")
+    __slots__ = ("items", "loop", "scheduled")
 
     def __init__(self) -> None:
         self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
         self.scheduled = False
+        # the listener's loop, kept from the first turn: `get_running_loop` makes a getpid
+        # system call each time (CPython checks for a fork), one per turn of the relay
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def schedule(self) -> None:
         self.scheduled = True
-        asyncio.get_running_loop().call_soon(self.run)
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
+        loop.call_soon(self.run)
 
     def run(self) -> None:
         """Read what waits, in the order it came (also called before a chunk read at once)."""
