@@ -140,8 +140,9 @@ class Following(Exchanges):
             if armed and waiting:
                 later.run()  # (what passed before a command fault was armed: read without it)
             follower.gating = armed
-            if follower.passes_unchanged(True):  # relayed first, read after
-                side.pass_on(data)
+            # (a plain follower passes every chunk unchanged while no command fault is armed)
+            if (follower.plain and not armed) or follower.passes_unchanged(True):
+                side.pass_on(data)  # relayed first, read after
                 if not armed and (waiting or len(self.relay.listener.relays) > 1):
                     waiting.append((follower, True, data))
                     if not later.scheduled:
@@ -159,7 +160,7 @@ class Following(Exchanges):
             else:
                 self._client_items(side, items)
             return
-        if follower.passes_unchanged(False):
+        if follower.plain or follower.passes_unchanged(False):
             side.pass_on(data)
             if not self.relay.draining and (waiting or len(self.relay.listener.relays) > 1):
                 waiting.append((follower, False, data))

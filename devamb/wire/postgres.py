@@ -229,7 +229,7 @@ class PostgresFollower(Follower):
         self.describing: list[str] = []  # statements described, awaiting their parameter types
         # gating (command-level faults)
         self.gbuf = bytearray()
-        self.gated = False  # the gate was used (what it holds must be looked at)
+        self.plain = True  # (False once the gate was used: what it holds must be looked at)
         self.pass_left = 0  # bytes of an oversized message streamed through the gate
         self.pass_swallow = False
         self.swallowing = False  # an answered unit's messages are dropped up to its Sync
@@ -263,7 +263,7 @@ class PostgresFollower(Follower):
 
     def passes_unchanged(self, inbound: bool) -> bool:
         if inbound:  # nothing held, no command to stop at
-            if not self.gating and not self.gated:  # (the gate never held anything)
+            if not self.gating and self.plain:  # (the gate never held anything)
                 return True
             return self.opaque is not None or not (
                 self.gbuf or self.awaiting is not None or self.released is not None
@@ -276,7 +276,7 @@ class PostgresFollower(Follower):
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        if (not self.gating and not self.gated) or self.passes_unchanged(True):
+        if (not self.gating and self.plain) or self.passes_unchanged(True):
             client = self.client
             n = len(data)
             if (5 < n <= SQL_KEPT + 5 and data[0] == 0x51 and client.left < 0 and client.typed
@@ -456,7 +456,7 @@ class PostgresFollower(Follower):
 
     def _gate(self, data: bytes) -> None:
         """Hold the client's bytes at command boundaries; what may go is put in `self.out`."""
-        self.gated = True
+        self.plain = False
         buf = self.gbuf
         buf += data
         out = self.out
