@@ -1,7 +1,7 @@
 """The Python cost of one `pgbench -S` query through a relay, without sockets or other processes.
 
     python bench/pg_hotpath.py [--queries N] [--rounds 3] [--protocol postgres|tcp] [--profile]
-                               [--faults] [--instructions]
+                               [--faults] [--instructions] [--connections N]
 
 A real engine (profile, listener, recorder) relays one connection fed straight into its two
 `_Side` Protocols through in-memory transports: the client's side gets pgbench's select-only
@@ -13,6 +13,9 @@ adds a cProfile listing; `--faults` arms a latency fault that never matches, so 
 statement goes through the command gate). `--instructions` counts instead of timing: the CPU
 instructions of one query under valgrind's cachegrind, the difference of a 1,000 and a 4,000
 query run (start-up cancels; the figure does not move with the machine's load).
+`--connections N` relays N connections, each with a query in every loop turn: with more than
+one, the followers read at the turn's end (service/tcp_follow.py `Later`), as in the engine
+under pgbench -c 8 (~3.6 chunks a turn there).
 """
 
 from __future__ import annotations
