@@ -1,7 +1,7 @@
 """The Python cost of one `pgbench -S` query through a relay, without sockets or other processes.
 
     python bench/pg_hotpath.py [--queries N] [--rounds 3] [--protocol postgres|tcp] [--profile]
-                               [--faults] [--instructions]
+                               [--faults] [--instructions] [--connections N]
 
 A real engine (profile, listener, recorder) relays one connection fed straight into its two
 `_Side` Protocols through in-memory transports: the client's side gets pgbench's select-only
@@ -13,6 +13,9 @@ adds a cProfile listing; `--faults` arms a latency fault that never matches, so 
 statement goes through the command gate). `--instructions` counts instead of timing: the CPU
 instructions of one query under valgrind's cachegrind, the difference of a 1,000 and a 4,000
 query run (start-up cancels; the figure does not move with the machine's load).
+`--connections N` relays N connections, each with a query in every loop turn: with more than
+one, the followers read at the turn's end (service/tcp_follow.py `Later`), as in the engine
+under pgbench -c 8 (~3.6 chunks a turn there).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cachegrind import instructions_per
 from hotpath import MemoryTransport
 
+from devamb.engine import collector
 from devamb.engine.assembly import load_profile
 from devamb.engine.core import Engine
 from devamb.engine.runner import loop_factory
@@ -56,7 +60,7 @@ ANSWER = (_message(b"T", b"\0\1abalance\0" + b"\0\0\x40\x02\0\3\0\0\0\x17\0\4\xf
 
 
 async def run(queries: int, protocol: str, profile: bool, faults: bool,
-              warmup: int = 2000) -> float:
+              warmup: int = 2000, connections: int = 1) -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-pg-hotpath-"))
     path = folder / "devamb.yaml"
     armed = ("    faults:\n      never: {kind: latency, delay: 5ms, match: {sql: 'no such "
@@ -65,40 +69,63 @@ async def run(queries: int, protocol: str, profile: bool, faults: bool,
                     "    targets:\n      local: tcp://127.0.0.1:9\n")
     engine = Engine(load_profile(path))
     await engine.start()
+    collector.settle()  # as engine/runner.py does once the engine is ready
     loop = asyncio.get_running_loop()
     listener = engine.lifecycle.listeners["db"]
     service = engine.services["db"]
     answered: list[asyncio.Future[None]] = []
+    unanswered = [0]  # connections whose client has not had its ReadyForQuery yet
+    server_reply: list[bytes] = []  # what the server answers the next chunk it gets
+    ready: list[_Side] = []  # upstream sides with an answer to read in the next turn
 
     def client_got(data: bytes) -> None:
         if data.endswith(b"Z\0\0\0\x05I") and answered and not answered[0].done():
-            answered[0].set_result(None)
+            unanswered[0] -= 1
+            if not unanswered[0]:
+                answered[0].set_result(None)
 
-    relay = _Relay(listener)
-    client = _Side(relay, True)
-    client.connection_made(MemoryTransport(client_got))
-    for task in list(listener.pending):  # `begin` would dial the target: cancelled before it
-        task.cancel()  # runs; an in-memory upstream is linked instead, as `link` does
-    upstream = _Side(relay, False)
-    server_reply: list[bytes] = []
+    def server_reads() -> None:  # one loop turn: every upstream socket with its answer in
+        sides = ready[:]
+        ready.clear()
+        for side in sides:
+            side.data_received(server_reply[0])
 
-    def server_got(data: bytes) -> None:
-        if server_reply:
-            loop.call_soon(upstream.data_received, server_reply.pop())
+    relays = []
+    for _ in range(connections):
+        relay = _Relay(listener)
+        client = _Side(relay, True)
+        client.connection_made(MemoryTransport(client_got))
+        for task in list(listener.pending):  # `begin` would dial the target: cancelled
+            task.cancel()  # before it runs; an in-memory upstream is linked, as `link` does
+        upstream = _Side(relay, False)
 
-    relay._connecting = (service.target(), ("127.0.0.1", 9))
-    upstream.connection_made(MemoryTransport(server_got))
+        def server_got(data: bytes, upstream: _Side = upstream) -> None:
+            if not ready:
+                loop.call_soon(server_reads)
+            ready.append(upstream)
 
-    async def exchange(data: bytes, reply: bytes) -> None:
+        relay._connecting = (service.target(), ("127.0.0.1", 9))
+        upstream.connection_made(MemoryTransport(server_got))
+        relays.append((relay, client, upstream))
+
+    async def exchange(payloads: list[bytes], reply: bytes) -> None:
         answered[:] = [loop.create_future()]
+        unanswered[0] = len(payloads)
         server_reply[:] = [reply]
-        loop.call_soon(client.data_received, data)  # from a loop callback, as a socket's read
+
+        def client_reads() -> None:  # one loop turn: every client socket with its chunk in
+            for (_, client, _), data in zip(relays, payloads, strict=True):
+                client.data_received(data)
+
+        loop.call_soon(client_reads)  # from a loop callback, as a socket's read
         await answered[0]
 
-    await exchange(STARTUP, STARTED)
-    for i in range(warmup):
-        await exchange(query(i % 100000 + 1), ANSWER)
-    payloads = [query(i % 100000 + 1) for i in range(queries)]
+    await exchange([STARTUP] * connections, STARTED)
+    for i in range(warmup // connections):
+        await exchange([query(i % 100000 + 1)] * connections, ANSWER)
+    rounds = max(queries // connections, 1)
+    payloads = [[query((i * connections + c) % 100000 + 1) for c in range(connections)]
+                for i in range(rounds)]
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
@@ -111,21 +138,24 @@ async def run(queries: int, protocol: str, profile: bool, faults: bool,
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     if protocol != "tcp":
         recorded = service.counters.requests
-        following = relay.following
-        assert following is not None and following.active, "the follower lost sync"
-        assert recorded >= queries, f"only {recorded} statements recorded"
-    upstream.connection_lost(None)
-    client.connection_lost(None)
+        for relay, _, _ in relays:
+            following = relay.following
+            assert following is not None and following.active, "the follower lost sync"
+        assert recorded >= rounds * connections, f"only {recorded} statements recorded"
+    for _, client, upstream in relays:
+        upstream.connection_lost(None)
+        client.connection_lost(None)
     await engine.stop()
-    return elapsed / queries * 1e6
+    return elapsed / (rounds * connections) * 1e6
 
 
-def instructions(protocol: str, faults: bool) -> int:
+def instructions(protocol: str, faults: bool, connections: int = 1) -> int:
     """Instructions per query (see the module's docstring)."""
 
     def arguments(queries: int) -> list[str]:
         return ["--rounds", "1", "--warmup", "500", "--queries", str(queries),
-                "--protocol", protocol, *(["--faults"] if faults else [])]
+                "--protocol", protocol, "--connections", str(connections),
+                *(["--faults"] if faults else [])]
 
     return instructions_per(__file__, arguments, 1000, 4000)
 
@@ -138,23 +168,28 @@ def main() -> None:
     parser.add_argument("--faults", action="store_true",
                         help="arm a statement fault that never matches (the gated path)")
     parser.add_argument("--warmup", type=int, default=2000, help="queries before timing")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="connections relayed together, each with a query in every turn "
+                        "(more than one: the followers read at the turn's end, tcp_follow.Later)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per query under valgrind (steady)")
     args = parser.parse_args()
     if args.instructions:
-        count = instructions(args.protocol, args.faults)
+        count = instructions(args.protocol, args.faults, args.connections)
         loop = os.environ.get("DEVAMB_LOOP", "uvloop")
-        print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}: "
+        print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}"
+              f"{f', {args.connections} connections' if args.connections > 1 else ''}: "
               f"{count:,} instructions per query")
         return
     figures = []
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             figures.append(runner.run(run(args.queries, args.protocol, args.profile,
-                                          args.faults, args.warmup)))
+                                          args.faults, args.warmup, args.connections)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
-    print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}: "
+    print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}"
+          f"{f', {args.connections} connections' if args.connections > 1 else ''}: "
           f"{min(figures):.1f} us CPU per query (best of {args.rounds}; "
           f"all {', '.join(f'{f:.1f}' for f in figures)})")
 

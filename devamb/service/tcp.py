@@ -72,7 +72,11 @@ class _Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         relay = self.relay
         exchange = relay.exchange
-        (exchange.request_body if self.inbound else exchange.response_body).add(data)
+        body = exchange.request_body if self.inbound else exchange.response_body
+        if body.size >= body.limit:  # its preview is full (a follower's keeps none): counted
+            body.size += len(data)
+        else:
+            body.add(data)
         if self.discard:
             return
         follower = relay.following

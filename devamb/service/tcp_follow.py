@@ -39,15 +39,21 @@ class Later:
     A follower with chunks waiting here has no command fault applied (`Following.data` reads
     them before it sets `gating`), so each is read as it would have been when it passed."""
 
-    __slots__ = ("items", "scheduled")
+    __slots__ = ("items", "loop", "scheduled")
 
     def __init__(self) -> None:
         self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
         self.scheduled = False
+        # the listener's loop, kept from the first turn: `get_running_loop` makes a getpid
+        # system call each time (CPython checks for a fork), one per turn of the relay
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def schedule(self) -> None:
         self.scheduled = True
-        asyncio.get_running_loop().call_soon(self.run)
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
+        loop.call_soon(self.run)
 
     def run(self) -> None:
         """Read what waits, in the order it came (also called before a chunk read at once)."""
@@ -134,8 +140,9 @@ class Following(Exchanges):
             if armed and waiting:
                 later.run()  # (what passed before a command fault was armed: read without it)
             follower.gating = armed
-            if follower.passes_unchanged(True):  # relayed first, read after
-                side.pass_on(data)
+            # (a plain follower passes every chunk unchanged while no command fault is armed)
+            if (follower.plain and not armed) or follower.passes_unchanged(True):
+                side.pass_on(data)  # relayed first, read after
                 if not armed and (waiting or len(self.relay.listener.relays) > 1):
                     waiting.append((follower, True, data))
                     if not later.scheduled:
@@ -153,7 +160,7 @@ class Following(Exchanges):
             else:
                 self._client_items(side, items)
             return
-        if follower.passes_unchanged(False):
+        if follower.plain or follower.passes_unchanged(False):
             side.pass_on(data)
             if not self.relay.draining and (waiting or len(self.relay.listener.relays) > 1):
                 waiting.append((follower, False, data))

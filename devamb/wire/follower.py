@@ -166,6 +166,10 @@ class Follower(ABC):
         self.options = options
         self.opaque: str | None = None  # why it stopped following; the relay ignores it then
         self.gating = False  # command-level faults armed: client_data splits at boundaries
+        # True while every chunk passes unchanged whatever comes (the follower never held,
+        # dropped or inserted anything: no command fault came into play), so the relay need
+        # not ask `passes_unchanged` while `gating` is off; False: it asks each time
+        self.plain = False
 
     def lose_sync(self, why: str) -> None:
         """Stop following: the connection is relayed as bytes from now on."""

@@ -57,6 +57,8 @@ SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
 STATES = {chr(code): pg.TRANSACTION.get(code, chr(code)) for code in range(256)}
 STATUS = {code: chr(code) for code in range(256)}  # ReadyForQuery's status byte as text
 _LENGTH = struct.Struct("!I").unpack_from
+_HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
+_READY = (0x5A, 5)  # ReadyForQuery's
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -104,7 +106,9 @@ class _Record(LazyExchange):
         self.sync = 0  # the sync point (Query or Sync) whose ReadyForQuery ends it
         self.kind = ""  # "simple", "execute", "prepare", "injected"
         self.rows = 0
-        self.tags: list[bytes] = []  # CommandComplete's tags as they came
+        # CommandComplete's tags as they came: a tuple, assigned anew (the collector stops
+        # walking a tuple of bytes; a list it walks for as long as the store keeps the record)
+        self.tags: tuple[bytes, ...] = ()
         self.done = False  # answered (its tag and rows are shown)
         self.injected: str | None = None  # the error of a fault the server raises in its place
 
@@ -229,7 +233,7 @@ class PostgresFollower(Follower):
         self.describing: list[str] = []  # statements described, awaiting their parameter types
         # gating (command-level faults)
         self.gbuf = bytearray()
-        self.gated = False  # the gate was used (what it holds must be looked at)
+        self.plain = True  # (False once the gate was used: what it holds must be looked at)
         self.pass_left = 0  # bytes of an oversized message streamed through the gate
         self.pass_swallow = False
         self.swallowing = False  # an answered unit's messages are dropped up to its Sync
@@ -258,12 +262,13 @@ class PostgresFollower(Follower):
         self._origin: Origin | None = None
         self.new_id = sink.new_id
         self.record_many = sink.record_many
+        self.record_one = sink.record_one
 
     # -- the relay's calls ----------------------------------------------------------------
 
     def passes_unchanged(self, inbound: bool) -> bool:
         if inbound:  # nothing held, no command to stop at
-            if not self.gating and not self.gated:  # (the gate never held anything)
+            if not self.gating and self.plain:  # (the gate never held anything)
                 return True
             return self.opaque is not None or not (
                 self.gbuf or self.awaiting is not None or self.released is not None
@@ -276,7 +281,7 @@ class PostgresFollower(Follower):
     def client_data(self, data: bytes) -> list[Item] | None:
         if self.opaque is not None:
             return None
-        if (not self.gating and not self.gated) or self.passes_unchanged(True):
+        if (not self.gating and self.plain) or self.passes_unchanged(True):
             client = self.client
             n = len(data)
             if (5 < n <= SQL_KEPT + 5 and data[0] == 0x51 and client.left < 0 and client.typed
@@ -354,46 +359,38 @@ class PostgresFollower(Follower):
         return [p for p in pieces if p]
 
     def _answered(self, head: _Record, data: bytes) -> bool:
-        """The common chunk read at once: the whole answer to the head simple Query
-        (RowDescription, DataRows, CommandComplete, ReadyForQuery ending the chunk). False
-        (nothing read) when the chunk holds anything else: the splitter reads it then."""
+        """The common chunk read at once: the whole answer to the head simple Query of one
+        statement (a RowDescription, DataRows, CommandComplete, and ReadyForQuery ending the
+        chunk), read in that order. False (nothing read) when the chunk holds anything else
+        (several statements' answers, an error, a notice...): the splitter reads it then."""
         server = self.server
         waiting = self.waiting
         seen = self.rfq_seen + 1
         if (head.kind != "simple" or head.done or head.sync != seen or server.left >= 0
-                or server.head or server.single or not server.typed
+                or server.head or server.single  # (the server's side is always typed)
                 or (len(waiting) > 1 and waiting[1].sync == seen)):
             return False
-        n = len(data)
-        i = rows = 0
-        tags: list[bytes] = []
-        columns = None
-        try:
-            while True:
-                kind = data[i]
-                length = _LENGTH(data, i + 1)[0]
-                if length < 4:
-                    return False  # malformed: the splitter says so
-                end = i + 1 + length  # (past the chunk: the next index fails)
-                if kind == 0x44:  # DataRow
-                    rows += 1
-                elif kind == 0x54:  # RowDescription
-                    if length >= 6:
-                        columns = data[i + 5] << 8 | data[i + 6]
-                elif kind == 0x43:  # CommandComplete
-                    tags.append(data[i + 5:end] if end - i <= SERVER_KEPT + 5 else
-                                data[i + 5:i + 5 + SERVER_KEPT])
-                elif kind == 0x5A and end == n:  # ReadyForQuery
-                    break
-                else:
-                    return False
-                i = end
+        rows = i = 0
+        try:  # (a message past the chunk: the header read there fails)
+            kind, length = _HEAD(data, 0)
+            if kind == 0x54 and length >= 6:  # RowDescription
+                head.columns = data[5] << 8 | data[6]  # (as the splitter would set it)
+                i = 1 + length
+                kind, length = _HEAD(data, i)
+            while kind == 0x44 and length >= 4:  # DataRow
+                rows += 1
+                i += 1 + length
+                kind, length = _HEAD(data, i)
+            if kind != 0x43 or length < 4:  # CommandComplete
+                return False
+            end = i + 1 + length
+            if end + 6 != len(data) or _HEAD(data, end) != _READY:  # ReadyForQuery, last
+                return False
         except (IndexError, struct.error):
             return False
-        if columns is not None:
-            head.columns = columns
         head.rows += rows
-        head.tags += tags
+        head.tags += (data[i + 5:end] if length <= SERVER_KEPT + 4 else
+                      data[i + 5:i + 5 + SERVER_KEPT]),
         # `_ready` and `_record_done` for this one statement (nothing else waits on it)
         status = self.status = STATUS[data[-1]]
         self.rfq_seen = seen
@@ -404,7 +401,7 @@ class PostgresFollower(Follower):
         head.done = True
         head.t1 = now = perf_counter()
         del waiting[0]
-        self.record_many([head], [((now - head.started) * 1000, head.error is not None, 1)])
+        self.record_one(head, (now - head.started) * 1000, head.error is not None)
         return True
 
     def resolve(self, action: Action, faults: list[str] | None = None) -> None:
@@ -456,7 +453,7 @@ class PostgresFollower(Follower):
 
     def _gate(self, data: bytes) -> None:
         """Hold the client's bytes at command boundaries; what may go is put in `self.out`."""
-        self.gated = True
+        self.plain = False
         buf = self.gbuf
         buf += data
         out = self.out
@@ -668,8 +665,8 @@ class PostgresFollower(Follower):
             self.done = []
             if len(done) == 1:  # (the common case: its run counted here, not regrouped)
                 one = done[0]
-                self.record_many(done, [((one.t1 - one.started) * 1000,  # type: ignore[operator]
-                                         one.error is not None, 1)])
+                self.record_one(one, (one.t1 - one.started) * 1000,  # type: ignore[operator]
+                                one.error is not None)
             else:
                 self.record_many(done)
 
@@ -757,8 +754,10 @@ class PostgresFollower(Follower):
             record = _Record(self.new_id(), origin, body, "simple")  # (`_begin`, plain)
         else:
             record = self._begin(body, "simple")
-        self._pending(record, "simple")
-        self.syncs_sent += 1  # (the Query is its own sync point)
+        # (`_pending`, inline) the Query is its own sync point
+        record.sync = self.syncs_sent = self.syncs_sent + 1
+        record.kind = "simple"
+        self.waiting.append(record)
         counts = self.unit_pb
         if counts[0] or counts[1]:
             self.unit_pb = [0, 0]
@@ -825,8 +824,8 @@ class PostgresFollower(Follower):
         if kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
             head = self._head()
             if head is not None:
-                head.tags.append(body if kind == 0x43 else (  # (decoded when read)
-                    b"" if kind == 0x49 else b"suspended"))
+                head.tags += (body if kind == 0x43 else (  # (decoded when read)
+                    b"" if kind == 0x49 else b"suspended")),
                 if self.copying is head:
                     self.copying = None
                 if head.kind == "execute":
