@@ -202,10 +202,16 @@ def test_devamb_up_on_the_demo_profile_loads_only_what_it_uses(tmp_path: Path) -
         engine.terminate()
         engine.wait(60)
     assert any("engine ready" in line for line in lines), "".join(lines[-20:])
-    modules = {line.split("|")[2].strip() for line in lines
+    # `up` execs the engine's own process (python -m devamb.engine): its imports are listed
+    # after the second header
+    headers = [i for i, line in enumerate(lines) if line.startswith("import time: self")]
+    assert len(headers) == 2, "".join(lines[-20:])
+    modules = {line.split("|")[2].strip() for line in lines[headers[1]:]
                if line.startswith("import time:") and line.count("|") == 2}
     assert "devamb.engine.core" in modules and "devamb.targets.url" in modules
     assert [p for p in NOT_FOR_THE_DEMO if under(modules, p)] == []
+    # nor the command line's code (issue 22: 1.5 MiB)
+    assert [p for p in ("click", "devamb.cli") if under(modules, p)] == []
 
 
 def test_service_fingerprints_stay_sha256() -> None:
