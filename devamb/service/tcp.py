@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, cast
 
 from devamb.proxy.connection import cut, reset
 from devamb.proxy.dial import dial_with
-from devamb.proxy.listen import bind_failure
+from devamb.proxy.listen import bind_failure, create_server
 from devamb.service.tcp_flow import ShapedFlow
 from devamb.service.tcp_follow import Following as _Following
 from devamb.service.tcp_follow import Later
@@ -326,14 +326,12 @@ class TcpListener:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         listen = self.service.spec.listen
         try:
-            self._server = await loop.create_server(
+            self._server = await create_server(
                 lambda: _Side(_Relay(self), True),
                 listen.host,
                 listen.port,
-                reuse_address=True,
                 backlog=1024,
             )
         except OSError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,11 +15,18 @@ from pathlib import Path
 import pytest
 
 from devamb.engine.__main__ import main
+from devamb.proxy.listen import bound_socket
 
 PROFILE = """\
 services:
   web:
     listen: 0
+    target: echo
+    targets:
+      echo: echo
+  cache:
+    listen: 0
+    protocol: tcp
     target: echo
     targets:
       echo: echo
@@ -58,7 +66,24 @@ def test_up_headless_becomes_the_engine_process(tmp_path: Path) -> None:
         argv = Path(f"/proc/{engine.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
         assert argv[1:] == ["-W", "ignore::DeprecationWarning", "-m", "devamb.engine", str(path),
                             "--reset", "--grace", "2.5"]
+        # no thread at start: the listeners are bound without the loop's resolver (uvloop's
+        # four libuv threads, asyncio's executor) and the profile watcher has none (issue 22)
+        assert os.listdir(f"/proc/{engine.pid}/task") == [str(engine.pid)]
     finally:
         engine.send_signal(signal.SIGTERM)
         engine.wait(60)
     assert engine.returncode == 0, log.read_text()
+
+
+def test_listeners_on_addresses_are_bound_without_the_resolver() -> None:
+    for host, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+        try:
+            sock = bound_socket(host, 0)
+        except OSError:  # a machine without IPv6
+            assert family == socket.AF_INET6
+            continue
+        assert sock is not None and sock.family == family and sock.getsockname()[1] > 0
+        if family == socket.AF_INET6:
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        sock.close()
+    assert bound_socket("localhost", 0) is None  # a name: the loop resolves it
