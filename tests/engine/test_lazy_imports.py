@@ -107,6 +107,10 @@ NOT_FOR_THE_DEMO = (
     # hashlib and hmac set up OpenSSL's digest tables (0.7 MiB): the socket path of a deep
     # folder, gRPC schemas and replays import them; fingerprints use CPython's own SHA-256
     "hashlib", "_hashlib", "hmac", "secrets",
+    # the parsers and runners of the keys the demo does not use: schemas (protoc, globs),
+    # scenarios, bastions
+    "devamb.grpc.profile", "devamb.grpc.protoc", "devamb.grpc.schema", "glob",
+    "devamb.faults.scenario", "devamb.tunnel.spec",
 )
 
 
