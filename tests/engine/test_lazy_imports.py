@@ -111,6 +111,8 @@ NOT_FOR_THE_DEMO = (
     # scenarios, bastions
     "devamb.grpc.profile", "devamb.grpc.protoc", "devamb.grpc.schema", "glob",
     "devamb.faults.scenario", "devamb.tunnel.spec",
+    # a plain TCP relay: the protocol followers (postgres, redis) and TLS termination
+    "devamb.wire.follower", "devamb.service.tcp_follow", "devamb.service.tcp_terminate",
 )
 
 
