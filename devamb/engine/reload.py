@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from devamb.engine.assembly import Profile
-from devamb.engine.watch import watch_files
+from devamb.engine.watch import watch_folders
 
 log = logging.getLogger("devamb.reload")
 DEBOUNCE_MS = 150
@@ -62,12 +62,14 @@ class Reloadable(Protocol):
 
 
 async def watch_profile(engine: Reloadable) -> None:
-    """Reload the engine whenever a watched file changes (or appears, or goes)."""
+    """Reload the engine whenever a watched file changes (editors that save by replacing the
+    file are seen too: the folders are watched, not the files)."""
     while True:
         files = watched_files(engine.profile)
+        folders = sorted({f.parent for f in files if f.parent.exists()})
         restart = asyncio.Event()
         try:
-            async for raw in watch_files(files, DEBOUNCE_MS, restart):
+            async for raw in watch_folders(folders, DEBOUNCE_MS, restart):
                 changes = {(kind, path) for kind, path in raw if Path(path).resolve() in files}
                 if not changes:
                     continue

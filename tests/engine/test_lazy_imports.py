@@ -99,8 +99,8 @@ NOT_FOR_THE_DEMO = (
     "devamb.control.client", "devamb.cli.doctor", "devamb.cli.faults", "devamb.cli.inspect",
     "devamb.cli.export_cmd", "devamb.cli.mocks", "devamb.cli.top", "devamb.cli.schema_cmd",
     "devamb.cli.completion", "devamb.cli.init_template", "devamb.export",
-    # the profile watcher looks at its files from the loop (engine/watch.py): no watchfiles
-    "anyio", "multiprocessing", "watchfiles",
+    # the profile watcher uses watchfiles' native watcher, not its package (engine/watch.py)
+    "anyio", "multiprocessing", "watchfiles.main", "watchfiles.run",
     # fault kinds (imported when a profile or a control call uses one), the typo hints
     "devamb.faults.abort", "devamb.faults.latency", "devamb.faults.reset", "devamb.faults.error",
     "devamb.grpc.answers", "h2", "difflib", "http.cookies",
