@@ -66,9 +66,10 @@ def test_up_headless_becomes_the_engine_process(tmp_path: Path) -> None:
         argv = Path(f"/proc/{engine.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
         assert argv[1:] == ["-W", "ignore::DeprecationWarning", "-m", "devamb.engine", str(path),
                             "--reset", "--grace", "2.5"]
-        # no thread at start: the listeners are bound without the loop's resolver (uvloop's
-        # four libuv threads, asyncio's executor) and the profile watcher has none (issue 22)
-        assert os.listdir(f"/proc/{engine.pid}/task") == [str(engine.pid)]
+        # no resolver threads at start: the listeners are bound without the loop's resolver
+        # (uvloop's four libuv threads, asyncio's executor); at most the profile watcher's two
+        # (watchfiles' notifier and the thread waiting on it) besides the loop's (issue 22)
+        assert len(os.listdir(f"/proc/{engine.pid}/task")) <= 3
     finally:
         engine.send_signal(signal.SIGTERM)
         engine.wait(60)
