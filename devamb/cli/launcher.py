@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 from devamb.control.protocol import EngineUnavailable, Status
 from devamb.control.workdir import (
@@ -181,6 +182,40 @@ def spawn_engine(
             if owned:
                 os.close(stdin)
     return Spawned(proc, offset, lifeline)
+
+
+def exec_engine(
+    profile: Path,
+    *,
+    reset: bool,
+    grace: float | None = None,
+    lifeline: bool = False,
+    toxiproxy_api: str | None = None,
+) -> NoReturn:
+    """Become the engine: exec `python -m devamb.engine PROFILE ...` in this process's place
+    (same pid, stdin, stdout and interpreter options), which does not carry the CLI's code."""
+    args = [sys.executable, *interpreter_options(), "-m", "devamb.engine", str(profile)]
+    if reset:
+        args.append("--reset")
+    if grace is not None:
+        args += ["--grace", repr(grace)]
+    if lifeline:
+        args.append("--lifeline")
+    if toxiproxy_api is not None:
+        args += ["--toxiproxy-api", toxiproxy_api]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, args)
+
+
+def interpreter_options() -> list[str]:
+    """The options this Python was started with (`-X importtime`, `-W error`, ...): what
+    sys.orig_argv holds before `-m devamb` or the script, and its arguments."""
+    given = len(sys.argv) - 1  # the arguments after the program
+    head = sys.orig_argv[: len(sys.orig_argv) - given] if given else list(sys.orig_argv)
+    if len(head) >= 3 and head[-2] == "-m":
+        return head[1:-2]
+    return head[1:-1]  # the script (the `devamb` entry point), or `-mdevamb`
 
 
 async def wait_ready(

@@ -166,6 +166,7 @@ def up(
     from devamb.cli.launcher import (
         LaunchError,
         clean_stale,
+        exec_engine,
         find_engine,
         other_engine,
         spawn_engine,
@@ -179,9 +180,10 @@ def up(
             raise click.UsageError(f"--demo and the profile {profile_name} exclude each other")
         profile_name = "demo"
     path = profile_path(profile_name)
-    if headless:
+    if headless:  # the engine's own process reads the profile (exec_engine)
         _say(f"loading profile {path}")  # the first line of engine.log while a big one loads
-    profile = load(path)
+    else:
+        load(path)  # its problems are said before anything starts
     workdir = Workdir.beside(path)
     _check_socket_dir(workdir)
     found = run(find_engine(workdir))
@@ -200,10 +202,8 @@ def up(
              "'devamb up --detach' runs it in the background instead")
         headless = True
     if headless:
-        from devamb.engine.runner import run_engine
-
-        sys.exit(run_engine(profile, workdir, reset=reset, grace=grace, lifeline=lifeline,
-                            toxiproxy_api=toxiproxy_api))
+        exec_engine(path, reset=reset, grace=grace, lifeline=lifeline,
+                    toxiproxy_api=toxiproxy_api)
     spawned = spawn_engine(path, workdir, reset=reset, grace=grace, owned=not detach,
                            toxiproxy_api=toxiproxy_api)
     try:

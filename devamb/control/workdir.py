@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import socket
 import stat
@@ -80,6 +79,8 @@ class Workdir:
         if len(str(path)) <= MAX_SOCKET_PATH:
             return path
         # Deep project folders: keep the socket in a private folder under the temp dir instead.
+        import hashlib  # only here: its import sets up OpenSSL's digests (0.5 MiB, issue 22)
+
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
         return fallback_socket_dir() / f"{digest}.sock"
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devamb.faults.scenario import ScenarioSpec, parse_scenarios
 from devamb.faults.spec import FaultSpec, parse_fault
-from devamb.grpc.profile import KEYS as SCHEMA_KEYS
-from devamb.grpc.profile import parse_schema
+from devamb.grpc import SCHEMA_KEYS
 from devamb.policies.breaker import parse_breaker
 from devamb.policies.retry import parse_retries
 from devamb.profile import display_path
@@ -29,8 +26,11 @@ from devamb.service.listener_tls import parse_listener_tls
 from devamb.service.spec import ServiceSpec
 from devamb.targets.registry import H2_PROTOCOLS, target_kind
 from devamb.toxiproxy.address import parse_profile_key
-from devamb.tunnel.spec import BastionSpec, check_via, parse_bastions
 from devamb.wire import TCP_PROTOCOLS, WIRE_PROTOCOLS, transport
+
+if TYPE_CHECKING:  # imported by the profiles that have scenarios, bastions (issue 22: RSS)
+    from devamb.faults.scenario import ScenarioSpec
+    from devamb.tunnel.spec import BastionSpec
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # The target recorded for requests devamb answers itself (service.http.ANSWERED_BY_DEVAMB).
@@ -90,6 +90,8 @@ def build_profile(source: Source, interpolator: Interpolator, path: Path) -> Pro
         if root.has("name"):
             name = root.child("name").string() or name
         if root.has("bastions"):
+            from devamb.tunnel.spec import parse_bastions
+
             bastions = parse_bastions(root.child("bastions"))
         if root.has("services"):
             services = _services(root.child("services"), warnings)
@@ -122,6 +124,8 @@ def _check_vias(services: Node, bastions: dict[str, BastionSpec], listed: Any) -
             shards = target.child("shards")
             for node in [target, *shards.elements(), *(n for _, n in shards.items())]:
                 if node.has("via"):
+                    from devamb.tunnel.spec import check_via
+
                     check_via(node.child("via"), bastions, listed)
 
 
@@ -212,6 +216,8 @@ def _service(name: str, node: Node) -> tuple[ServiceSpec | None, ListenAddress |
                                 key=True)
     schema = None
     if protocol in H2_PROTOCOLS:
+        from devamb.grpc.profile import parse_schema  # protoc and schemas: http2 and gRPC only
+
         schema = parse_schema(node)
         mocks = any(spec.kind == "mock" for spec in targets.values())
         if mocks and (schema is not None or not any(node.has(k) for k in SCHEMA_KEYS)):
@@ -281,6 +287,8 @@ def _wire_keys(node: Node, protocol: str | None) -> tuple[str, bool]:
 def _scenarios(root: Node, services: dict[str, ServiceSpec]) -> dict[str, ScenarioSpec]:
     """Scenarios are checked against the valid services; a step naming a service that has
     problems of its own is not reported again as naming an unknown service."""
+    from devamb.faults.scenario import parse_scenarios  # only profiles with scenarios
+
     reader = root.reader
     before = len(reader.problems)
     scenarios = parse_scenarios(root.child("scenarios"), services)
@@ -399,7 +407,20 @@ def _active_target(node: Node, targets: dict[str, TargetSpec]) -> str | None:
 
 def _fingerprint(value: Any) -> str:
     """A hash of the service's raw profile text (before ${VAR} expansion: no secrets in it)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return _sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _sha256(data: bytes) -> Any:
+    """`hashlib.sha256(data)` from CPython's own SHA-256 (the same digest): importing hashlib
+    sets up OpenSSL's digest tables, 0.5 MiB of an engine's RSS after start (issue 22)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:  # a Python built without its own hashes
+            from hashlib import sha256
+    return sha256(data)
 
 
 def load_profile(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Profile:

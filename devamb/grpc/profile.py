@@ -13,11 +13,12 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from devamb.grpc import SCHEMA_KEYS
 from devamb.grpc.protoc import CompileError, compile_protos
 from devamb.grpc.schema import Schema, SchemaError
 from devamb.profile.reader import Node, type_name
 
-KEYS = ("proto", "descriptor_set")
+KEYS = SCHEMA_KEYS
 
 
 @dataclass(frozen=True)

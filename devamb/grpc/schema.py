@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,8 @@ class Schema:
     reflection. Equal when built from the same bytes (so a reload keeps equal specs equal)."""
 
     def __init__(self, files: Iterable[descriptor_pb2.FileDescriptorProto], origin: str) -> None:
+        import hashlib  # with protobuf: its import sets up OpenSSL's digests (issue 22: RSS)
+
         from google.protobuf import descriptor_pool
 
         self.origin = origin

@@ -29,6 +29,7 @@ from ssl import SSLContext
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from devamb.proxy.listen import create_server
 from devamb.proxy.refusals import (
     Refusal,
     RefusalHook,
@@ -495,9 +496,9 @@ class FrontServer:
 
     async def start(self, host: str, port: int, *, backlog: int = 1024) -> tuple[str, int]:
         make = self.connection
-        self._server = await self.loop.create_server(
+        self._server = await create_server(
             (lambda: make(self)) if make is not None else (lambda: FrontProtocol(self)),
-            host, port, reuse_address=True, backlog=backlog, ssl=self.ssl,
+            host, port, backlog=backlog, ssl=self.ssl,
         )
         self._sweep()
         address = self._server.sockets[0].getsockname()

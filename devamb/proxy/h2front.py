@@ -13,6 +13,7 @@ from ssl import SSLContext
 from devamb.proxy import h2limits
 from devamb.proxy.h2conn import H2Endpoint, H2Stream
 from devamb.proxy.h2limits import H2Limits
+from devamb.proxy.listen import create_server
 
 OnStream = Callable[[H2Stream, str | None], Coroutine[None, None, None]]  # (stream, client address)
 OnError = Callable[[str | None, str], None]  # (client address, what it did and what it got)
@@ -58,8 +59,7 @@ class H2FrontServer:
         self._hurried = asyncio.Event()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        self._server = await create_server(
             lambda: H2FrontConnection(self), host, port, ssl=self.ssl
         )
         name = self._server.sockets[0].getsockname()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 
@@ -34,7 +34,7 @@ HOP: ContextVar[str] = ContextVar("devamb_via", default=VIA)
 def new_via() -> str:
     """A listener's own Via element, `1.1 devamb-<8 hex>`: unique to it, so that services
     chained in one engine, or engines chained, are not taken for a loop."""
-    return f"{VIA}-{secrets.token_hex(4)}"
+    return f"{VIA}-{os.urandom(4).hex()}"  # secrets.token_hex without hmac/_hashlib
 
 
 def looped(incoming: CIMultiDictProxy[str], via: str) -> bool:

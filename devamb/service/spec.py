@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devamb.faults.spec import FaultSpec
-from devamb.grpc.schema import Schema
 from devamb.policies.breaker import BreakerSpec
 from devamb.policies.retry import RetrySpec
 from devamb.profile.schema import InspectSpec, ListenAddress, TargetSpec
@@ -17,6 +16,7 @@ from devamb.targets.base import TargetContext
 from devamb.wire import transport
 
 if TYPE_CHECKING:
+    from devamb.grpc.schema import Schema  # made by the profiles with schemas (issue 22: RSS)
     from devamb.tunnel.registry import Tunnels
 
 

@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING, cast
 
 from devamb.proxy.connection import cut, reset
 from devamb.proxy.dial import dial_with
-from devamb.proxy.listen import bind_failure
+from devamb.proxy.listen import bind_failure, create_server
 from devamb.service.tcp_flow import ShapedFlow
-from devamb.service.tcp_follow import Following as _Following
-from devamb.service.tcp_follow import Later
-from devamb.service.tcp_terminate import ClientChunks, serve_terminating
 from devamb.targets.base import TargetUnavailable
 from devamb.wire import is_wire
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the followers and TLS termination: imported by the relays that use them)
     from devamb.faults.chain import Plan, Shaping
     from devamb.inspect.exchange import Exchange
     from devamb.service.core import Service
     from devamb.service.recorder import Recorder
+    from devamb.service.tcp_follow import Following as _Following
+    from devamb.service.tcp_follow import Later
+    from devamb.service.tcp_terminate import ClientChunks
     from devamb.targets.base import Target
 
 
@@ -177,7 +177,9 @@ class _Relay:
         peer = client.transport.get_extra_info("peername")  # type: ignore[union-attr]
         self.exchange = self.listener.recorder.begin(service, target.name, peer and peer[0])
         if is_wire(service.spec.protocol):
-            self.following = _Following.start(self, service)
+            from devamb.service.tcp_follow import Following
+
+            self.following = Following.start(self, service)
         self._open = 1
         self.client = client
         self.listener.relays.add(self)
@@ -206,6 +208,8 @@ class _Relay:
                 return
             client.discard = False
         if target.terminates_tcp:
+            from devamb.service.tcp_terminate import serve_terminating
+
             await serve_terminating(self, client, target)
         else:
             await self._connect(client, target)
@@ -326,18 +330,26 @@ class TcpListener:
         self.recorder = recorder
         self.pending: set[asyncio.Task[None]] = set()
         self.relays: set[_Relay] = set()
-        self.later = Later()  # the followers' reading of chunks passed on (tcp_follow.py)
+        self._later: Later | None = None
         self._server: asyncio.Server | None = None
 
+    @property
+    def later(self) -> Later:
+        """The followers' reading of chunks passed on (tcp_follow.py), made for the first:
+        a plain TCP relay never imports the followers (issue 22: RSS)."""
+        if self._later is None:
+            from devamb.service.tcp_follow import Later
+
+            self._later = Later()
+        return self._later
+
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         listen = self.service.spec.listen
         try:
-            self._server = await loop.create_server(
+            self._server = await create_server(
                 lambda: _Side(_Relay(self), True),
                 listen.host,
                 listen.port,
-                reuse_address=True,
                 backlog=1024,
             )
         except OSError as exc:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from devamb.profile.reader import Node
 from devamb.profile.schema import TargetSpec
+from devamb.proxy.listen import bound_socket
 from devamb.proxy.request import FrontRequest
 from devamb.proxy.response import Response, StreamResponse
 from devamb.targets.base import Target, TargetContext
@@ -44,7 +45,8 @@ class EchoTarget(Target):
 
     async def start(self) -> None:
         if self.context.protocol == "tcp":
-            self._server = await asyncio.start_server(_echo_bytes, "127.0.0.1", 0)
+            self._server = await asyncio.start_server(
+                _echo_bytes, sock=bound_socket("127.0.0.1", 0))  # no resolver threads
 
     async def close(self) -> None:
         if self._server is not None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from devamb.tunnel.spec import BastionSpec
-
 if TYPE_CHECKING:  # the SSH client: imported by a profile that has bastions (issue 22: RSS)
     from devamb.tunnel.bastion import Bastion
+    from devamb.tunnel.spec import BastionSpec
 
 
 class Tunnels:

@@ -104,6 +104,15 @@ NOT_FOR_THE_DEMO = (
     # fault kinds (imported when a profile or a control call uses one), the typo hints
     "devamb.faults.abort", "devamb.faults.latency", "devamb.faults.reset", "devamb.faults.error",
     "devamb.grpc.answers", "h2", "difflib", "http.cookies",
+    # hashlib and hmac set up OpenSSL's digest tables (0.7 MiB): the socket path of a deep
+    # folder, gRPC schemas and replays import them; fingerprints use CPython's own SHA-256
+    "hashlib", "_hashlib", "hmac", "secrets",
+    # the parsers and runners of the keys the demo does not use: schemas (protoc, globs),
+    # scenarios, bastions
+    "devamb.grpc.profile", "devamb.grpc.protoc", "devamb.grpc.schema", "glob",
+    "devamb.faults.scenario", "devamb.tunnel.spec",
+    # a plain TCP relay: the protocol followers (postgres, redis) and TLS termination
+    "devamb.wire.follower", "devamb.service.tcp_follow", "devamb.service.tcp_terminate",
 )
 
 
@@ -199,7 +208,25 @@ def test_devamb_up_on_the_demo_profile_loads_only_what_it_uses(tmp_path: Path) -
         engine.terminate()
         engine.wait(60)
     assert any("engine ready" in line for line in lines), "".join(lines[-20:])
-    modules = {line.split("|")[2].strip() for line in lines
+    # `up` execs the engine's own process (python -m devamb.engine): its imports are listed
+    # after the second header
+    headers = [i for i, line in enumerate(lines) if line.startswith("import time: self")]
+    assert len(headers) == 2, "".join(lines[-20:])
+    modules = {line.split("|")[2].strip() for line in lines[headers[1]:]
                if line.startswith("import time:") and line.count("|") == 2}
     assert "devamb.engine.core" in modules and "devamb.targets.url" in modules
     assert [p for p in NOT_FOR_THE_DEMO if under(modules, p)] == []
+    # nor the command line's code (issue 22: 1.5 MiB)
+    assert [p for p in ("click", "devamb.cli") if under(modules, p)] == []
+
+
+def test_service_fingerprints_stay_sha256() -> None:
+    """The fingerprints kept in .devamb/state.json across restarts are still hashlib's SHA-256
+    (assembly computes them without importing hashlib)."""
+    import hashlib
+
+    from devamb.engine.assembly import _fingerprint
+
+    value = {"listen": 9000, "target": "echo", "targets": {"echo": "echo"}}
+    text = json.dumps(value, sort_keys=True, default=str).encode()
+    assert _fingerprint(value) == hashlib.sha256(text).hexdigest()[:16]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devamb.control.protocol import NotFound
 from devamb.engine.context import EngineContext
-from devamb.faults.scenario import ScenarioRun, ScenarioSpec, Step
+
+if TYPE_CHECKING:  # the runner is imported by the first scenario run (issue 22: RSS)
+    from devamb.faults.scenario import ScenarioRun, ScenarioSpec, Step
 
 
 class ScenarioDesk:
@@ -47,6 +49,8 @@ class ScenarioDesk:
             raise NotFound(f"no scenario {name!r}; known: {known}")
         run = self.runs.get(name)
         if run is None:
+            from devamb.faults.scenario import ScenarioRun
+
             context = self.ctx.fault_context
             run = self.runs[name] = ScenarioRun(
                 spec, self._apply, self._undo, sleep=context.sleep, clock=context.clock
