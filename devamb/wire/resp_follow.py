@@ -338,17 +338,22 @@ class RedisFollower(Follower):
                 return self._flush_opaque(data)
             return None
         if not (self.stopping and self._holding()) and not (self.gating and self.client.between):
-            if (type(data) is bytes and data.find(b"*", 1) > 0  # (more than one command?)
-                    and not (self.subscribed or self.monitoring) and self.client.between):
-                count = RUN.count(data)  # plain pipelined commands, counted in one pass
-                if count:
-                    origin = self._origin
-                    if origin is None:
-                        origin = self._origin = self.sink.origin()
-                    self.pending.append(_Batch(self.sink.new_ids(count), origin, data, 0,
-                                               count, wall, t0, self.state))
-                    return None
-            commands = self.client.args(data) if type(data) is bytes else None
+            commands = None
+            if type(data) is bytes:
+                one = self.client.one(data)  # (a client waiting for each reply)
+                if one is not None:
+                    commands = [one]
+                elif not (self.subscribed or self.monitoring) and self.client.between:
+                    count = RUN.count(data)  # plain pipelined commands, counted in one pass
+                    if count:
+                        origin = self._origin
+                        if origin is None:
+                            origin = self._origin = self.sink.origin()
+                        self.pending.append(_Batch(self.sink.new_ids(count), origin, data, 0,
+                                                   count, wall, t0, self.state))
+                        return None
+                if commands is None:
+                    commands = self.client.args(data)
             if commands is None:
                 pass
             elif len(commands) == 1 and commands[0] and not (self.subscribed or self.monitoring):
