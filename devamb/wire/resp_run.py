@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from devamb.wire.resp_read import FAST_CHUNK
+
 MAX_SIZE = 99  # bytes of an argument (a trie of 3-digit lengths is ten times as large)
 MAX_ARGS = 9  # arguments of a command
 
@@ -61,6 +63,8 @@ def whole_replies(data: bytes, count: int) -> bool:
     """`data` is `count` whole replies: status and integer ones, or bulk strings of up to
     MAX_SIZE bytes without a CR."""
     global _bulks
+    if len(data) > FAST_CHUNK:  # (`Reader.heads` reads it again when a record is built)
+        return False
     lines = data.count(b"\r\n")  # (a status or an integer is one line, a bulk string two)
     if lines == count:
         return SIMPLE.fullmatch(data) is not None
