@@ -47,8 +47,8 @@ class Run:
 
     def _compile(self) -> re.Pattern[bytes]:
         first, arg = _bulk(rb"[^*]", self._excluded), _bulk(rb"[^*]")
-        commands = [b"%d\r\n" % n + first + (b"(?:%s){%d}" % (arg, n - 1) if n > 2 else
-                                            arg * (n - 1))
+        commands = [b"%d\r\n" % n + first + (b"(?:%s){%d}" % (arg, n - 1) if n > 3 else
+                                            arg * (n - 1))  # (written out: no repeat to count)
                     for n in (2, 3, 1, *range(4, MAX_ARGS + 1))]  # (the most common first)
         # possessive (`++`): a command's parse is the only one, nothing is tried again
         self._pattern = re.compile(rb"(?:\*(?:" + b"|".join(commands) + rb"))++")
