@@ -56,6 +56,7 @@ from devamb.wire.resp_read import (
     message_of,
     reply_message,
 )
+from devamb.wire.resp_run import Run, whole_replies
 
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
@@ -73,6 +74,8 @@ STATEFUL = frozenset(n.encode() for n in (
     "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "HELLO", "MONITOR", "RESET",
     *resp_cmd.SUBSCRIBE, *resp_cmd.UNSUBSCRIBE))
 
+
+RUN = Run(STATEFUL)  # (a run of plain commands: none of them STATEFUL)
 
 _T0 = attrgetter("t0")
 _COUNT = attrgetter("count")
@@ -225,7 +228,9 @@ class _Batch(LazyBatch):
         self.t0 = t0
         self.t1: float | None = None
         self.state = state
-        self.heads: list[bytes] = []  # the replies' first lines (`Reader.heads`), in order
+        # the replies' first lines (`Reader.heads`), in order; or the chunk that answered
+        # the batch whole (`whole_replies`), read into them when a record is built
+        self.heads: list[bytes] | bytes = []
         self.error: str | None = None  # set when it ended without its replies
 
     @property
@@ -260,11 +265,17 @@ class _Batch(LazyBatch):
 
     @property
     def failed(self) -> bool:
-        return self.error is not None or any(h[:1] == b"-" for h in self.heads)
+        return self.error is not None or any(h[:1] == b"-" for h in self._heads())
+
+    def _heads(self) -> list[bytes]:
+        heads = self.heads
+        if type(heads) is bytes:
+            heads = self.heads = Reader(commands=False).heads(heads)[0]
+        return heads  # type: ignore[return-value]
 
     def build_records(self) -> list[_Pending]:
         records = []
-        heads = self.heads
+        heads = self._heads()
         for i, args in enumerate(self.commands):  # (the chunk read again, once)
             record = _Pending(self.id + i, self.origin, args, self.wall, self.t0, self.state)
             record.t1 = self.t1
@@ -327,7 +338,22 @@ class RedisFollower(Follower):
                 return self._flush_opaque(data)
             return None
         if not (self.stopping and self._holding()) and not (self.gating and self.client.between):
-            commands = self.client.args(data) if type(data) is bytes else None
+            commands = None
+            if type(data) is bytes:
+                one = self.client.one(data)  # (a client waiting for each reply)
+                if one is not None:
+                    commands = [one]
+                elif not (self.subscribed or self.monitoring) and self.client.between:
+                    count = RUN.count(data)  # plain pipelined commands, counted in one pass
+                    if count:
+                        origin = self._origin
+                        if origin is None:
+                            origin = self._origin = self.sink.origin()
+                        self.pending.append(_Batch(self.sink.new_ids(count), origin, data, 0,
+                                                   count, wall, t0, self.state))
+                        return None
+                if commands is None:
+                    commands = self.client.args(data)
             if commands is None:
                 pass
             elif len(commands) == 1 and commands[0] and not (self.subscribed or self.monitoring):
@@ -389,6 +415,11 @@ class RedisFollower(Follower):
                         self.sink.record_one(record, (now - record.t0) * 1000, data[0] == 45)
                         return None  # (45: "-", an error)
             else:  # one batch waiting: answered by this chunk alone?
+                if not server._line and whole_replies(data, record.count):  # (no error)
+                    pending.clear()
+                    record.heads, record.t1 = data, now  # type: ignore[union-attr]
+                    self.sink.record_one(record, (now - record.t0) * 1000, False)
+                    return None
                 heads, at = self.server.heads(data)
                 if at == len(data) and len(heads) == record.count and data[:1] != b"-" and (
                         b"\r\n-" not in data):  # (no error: one run)

@@ -160,6 +160,28 @@ def test_a_batch_answered_whole_by_one_chunk_is_one_run() -> None:
     assert [r.error for r in sink.records[4:]] == [None, "ERR not an integer", None]
 
 
+def test_a_run_counted_in_one_pass_is_recorded_command_by_command() -> None:
+    """A chunk of common-form commands counted without reading them (resp_run.py) and a chunk
+    of replies checked whole the same way: each command still its own record, as read."""
+    sink = Sink()
+    follower = RedisFollower(sink, FollowerOptions())
+    follower.client_data(_command(b"GET", b"k1") + _command(b"get", b"key:2"))
+    assert [type(p) for p in follower.pending] == [_Batch]
+    follower.server_data(b"$1\r\nx\r\n$0\r\n\r\n")
+    follower.client_data(_command(b"SET", b"k", b"v") * 2 + _command(b"INCR", b"n"))
+    follower.server_data(b"+OK\r\n+OK\r\n:7\r\n")
+    assert not follower.pending
+    notes = [r.notes["redis"] for r in sink.records]
+    assert [(n["command"], n["keys"], n["argc"]) for n in notes] == [
+        ("GET", ["k1"], 2), ("GET", ["key:2"], 2), ("SET", ["k"], 3), ("SET", ["k"], 3),
+        ("INCR", ["n"], 2)]
+    assert [n["reply"] for n in notes] == [
+        {"type": "bulk", "size": 1, "bytes": 7}, {"type": "bulk", "size": 0, "bytes": 6},
+        {"type": "status", "text": "OK", "bytes": 5}, {"type": "status", "text": "OK", "bytes": 5},
+        {"type": "integer", "value": "7", "bytes": 4}]
+    assert [r.error for r in sink.records] == [None] * 5
+
+
 async def test_connections_pipelining_together_are_each_recorded_before_their_replies_arrive(
     make_engine: EngineFactory, tmp_path: Path
 ) -> None:

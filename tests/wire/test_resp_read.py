@@ -159,8 +159,11 @@ def test_args_reads_what_the_pure_reader_reads(chunks: list[bytes]) -> None:
     for keep in (256, 4):
         chunk = chunks[0]
         commands = Reader(commands=True, keep=keep).args(chunk)
+        one = Reader(commands=True, keep=keep).one(chunk)
         pure = _pure(keep)
         pure.ends = False
+        if one is not None:
+            assert [one] == commands
         if commands is None:
             continue
         got = [(m.kind, m.count, m.items, m.sizes, m.inline)
