@@ -1,7 +1,7 @@
 """Is a devamb engine that has relayed bench/http2.py's h2load cases slower for gRPC c1 calls?
 
     python bench/grpc_after_load.py [--pairs 6] [--duration 3] [--warm 6000]
-    python bench/grpc_after_load.py --instructions 1000 [--warm 5100]
+    python bench/grpc_after_load.py --instructions 1000 [--cache] [--warm 5100] [--keep]
 
 bench/http2.py runs its gRPC cases in the engine that relayed its h2load cases just before, and
 its c1 figures there were worse than in `--grpc` runs (a fresh engine), but those runs were on
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,8 +115,19 @@ def main() -> int:
                         help="count instructions per call over CALLS calls (callgrind)")
     parser.add_argument("--cache", action="store_true", help="with --instructions: simulated "
                         "cache misses too (instrumented only for the measure)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, dumps)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="devamb-bench-after-load-"))
+    try:
+        return run(args, root)
+    finally:
+        if args.keep:
+            progress(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, root: Path) -> int:
     with Children(root) as children:
         h2_up, grpc_up = free_port(), free_port()
         for kind, port in (("h2", h2_up), ("grpc", grpc_up)):
