@@ -78,8 +78,9 @@ def start_engines(children: Children, root: Path, h2_up: int, grpc_up: int,
                     *(["--instr-atstart=no"] if cache else []),
                     f"--callgrind-out-file={folder}/callgrind.%p"] if callgrind else []
         child = children.spawn(f"devamb-{name}", [
-            *valgrind, python, "-m", "devamb", "up", "--headless",
-            str(folder / "devamb.yaml")], cpu=PROXY_CPU, env=env, cwd=folder)
+            # the engine's process, which `up --headless` execs (valgrind follows no exec)
+            *valgrind, python, "-m", "devamb.engine", str(folder / "devamb.yaml")],
+            cpu=PROXY_CPU, env=env, cwd=folder)
         children.wait_listening(child, [h2_port, grpc_port], timeout=600 if callgrind else 20)
         engines[name] = (child.pid, h2_port, grpc_port)
     return engines

@@ -63,8 +63,10 @@ def engine(marks_path: str, argv: list[str]) -> None:
         if len(marks) % 500 == 0:
             Path(marks_path).write_text(json.dumps(marks))
     http2.Http2Listener._stream = call  # type: ignore[method-assign]
-    sys.argv = ["devamb", *argv]
-    runpy.run_module("devamb", run_name="__main__")
+    # the engine's own process, which `devamb up --headless` execs (a CLI run here would exec
+    # it too, and lose the hooks above)
+    sys.argv = ["devamb.engine", *argv]
+    runpy.run_module("devamb.engine", run_name="__main__")
 
 
 def quantiles(values: list[float]) -> str:
@@ -97,8 +99,7 @@ def main() -> None:
         port = free_port()
         (root / "devamb.yaml").write_text(profile(free_port(), port, free_port(), upstream))
         proxy = children.spawn(
-            "devamb", [sys.executable, __file__, "--engine", str(marks), "up", "--headless",
-                       str(root / "devamb.yaml")],
+            "devamb", [sys.executable, __file__, "--engine", str(marks), str(root / "devamb.yaml")],
             cpu=PROXY_CPU, cwd=root,
             env={"DEVAMB_LOOP": "uvloop", "PYTHONPATH": str(args.tree.resolve())})
         children.wait_listening(proxy, [port])
