@@ -143,7 +143,7 @@ class UpstreamConnection(asyncio.Protocol):
                 length = -2
             elif len(name) == 14 and name.lower() == b"content-length":
                 length = int(value) if length == -1 else length  # (llhttp checked it)
-        end = data.find(b"\r\n\r\n", 0, MAX_HEADER_LINE)  # (a larger head is not kept)
+        end = data.find(b"\r\n\r\n")
         if length < 0 or end < 0 or not data.startswith(b"HTTP/"):  # (llhttp skips CRLFs)
             self._last_head = b""
             return
