@@ -5,10 +5,6 @@ request's CPU time; the proxy needs none of that. Here a request is one write of
 the response is parsed by httptools (llhttp, the parser Node.js uses) straight into a bounded
 chunk buffer that pauses the socket when the client reads slowly.
 
-A response whose head is byte for byte the last one's on the connection (an upstream repeats its
-head; its Date changes once a second) is not parsed again: the last head's reading (status,
-fields, keep-alive, Content-Length) is taken, and its body counted off the read as below.
-
 A body framed by Content-Length that outlasts its head's read is counted rather than parsed:
 httptools hands each body piece over as a new bytes object (a copy of every byte, on fresh
 pages), where the read itself is already one. Its reads after the first are queued as they
@@ -74,12 +70,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = 0
         self._body_read = 0  # body bytes of the response so far
         self._counted = -1  # body bytes still due, counted off reads (-1: the parser frames it)
-        # the last head parsed whole from its first read, framed by Content-Length: its bytes,
-        # and its status, fields, Content-Length and keep-alive (see `_repeated`)
-        self._last_head = b""
-        self._last_reading: tuple[int, list[tuple[bytes, bytes]], int, bool] | None = None
-        self._parsed = True  # the parser read this response's head (else: `_repeated`)
-        self._informational = False  # a 1xx head came before this response's
         self._complete = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -99,13 +89,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._counted > 0:
             self._count_body(data)
             return
-        first = False
         if self._in_head:
-            if not self._head_read:
-                if self._last_head and data.startswith(self._last_head):
-                    self._repeated(data)
-                    return
-                first = True
             self._head_read += len(data)
         try:
             self._parser.feed_data(data)
@@ -124,60 +108,11 @@ class UpstreamConnection(asyncio.Protocol):
         if self._in_head and self._head_read > MAX_HEAD:  # a head still growing, read by read
             self._fail(BadResponse(f"the upstream's response head is over {MAX_HEAD // 1024} KiB"))
             self.transport.abort()  # type: ignore[union-attr]
-        else:
-            if first and self._status and self._error is None and not self._informational:
-                self._keep_head(data)
-            if not self._complete:
-                if self._status and self._counted < 0 and self._error is None:
-                    self._counted = self._body_due()
-                if self._sock is not None:
-                    quickack.arm(self._sock)  # more is due: do not let the upstream's Nagle wait
-
-    def _keep_head(self, data: bytes) -> None:
-        """Note the head just parsed whole from the start of `data` for `_repeated`, when
-        Content-Length frames its body (not chunked, not ended by the connection, not a
-        status without a body)."""
-        length = -1 if self._status not in (204, 304) else -2
-        for name, value in self._headers:
-            if len(name) == 17 and name.lower() == b"transfer-encoding":
-                length = -2
-            elif len(name) == 14 and name.lower() == b"content-length":
-                length = int(value) if length == -1 else length  # (llhttp checked it)
-        end = data.find(b"\r\n\r\n")
-        if length < 0 or end < 0 or not data.startswith(b"HTTP/"):  # (llhttp skips CRLFs)
-            self._last_head = b""
-            return
-        self._last_head = data[:end + 4]
-        # (once the message is complete, the parser has forgotten its flags: on_message_complete
-        # noted keep-alive; before, the parser knows it)
-        keep_alive = self.keep_alive if self._complete else self._parser.should_keep_alive()
-        self._last_reading = (self._status, self._headers, length, keep_alive)
-
-    def _repeated(self, data: bytes) -> None:
-        """A response whose head is the last one's, byte for byte: read as that one was
-        (llhttp accepted those very bytes), without the parser; its body is counted."""
-        status, headers, due, keep_alive = self._last_reading  # type: ignore[misc]
-        self._in_head = False
-        self._parsed = False
-        self._status, self._headers, self.keep_alive = status, headers, keep_alive
-        head = self._head
-        if head is not None and not head.done():
-            head.set_result(None)
-        end = len(self._last_head)
-        size = len(data) - end
-        if size < due:  # the body goes on in later reads
-            if size:
-                self.on_body(data[end:])
-            self._counted = due - size
+        elif not self._complete:
+            if self._status and self._counted < 0 and self._error is None:
+                self._counted = self._body_due()
             if self._sock is not None:
-                quickack.arm(self._sock)
-            return
-        if due:
-            self.on_body(data[end:] if size == due else data[end:end + due])
-        self._complete = True
-        self._wake()
-        if size > due:  # bytes past the response: the parser refuses them, as it would
-            self.data_received(data[end + due:])
+                quickack.arm(self._sock)  # more is due: do not let the upstream's Nagle wait
 
     def _body_due(self) -> int:
         """Body bytes still due when Content-Length frames the response (0: the parser goes
@@ -201,9 +136,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._counted = 0
         self.on_body(data if len(data) == due else data[:due])
-        if self._parsed:  # (else the head's keep-alive is known, and the parser awaits a head)
-            self.keep_alive = self._parser.should_keep_alive()  # (the head decides it)
-            self._parser = httptools.HttpResponseParser(self)  # the old one awaits the body
+        self.keep_alive = self._parser.should_keep_alive()  # (the head decides it)
+        self._parser = httptools.HttpResponseParser(self)  # the old one still awaits the body
         self._complete = True
         self._wake()
         if len(data) > due:  # bytes past the response: the parser refuses them, as it would
@@ -267,7 +201,6 @@ class UpstreamConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # informational: the real response follows
             self._headers = []
-            self._informational = True
             return
         if status > 599 or status < 100:  # RFC 9110 §15: three digits, 1xx to 5xx
             raise BadResponse(f"the upstream answered status {status}, which is not HTTP")
@@ -320,7 +253,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._buffered = self._body_read = 0
         self._counted = -1
         self._in_head, self._head_read, self._trailer_bytes, self._trailers = True, 0, 0, 0
-        self._parsed, self._informational = True, False
         transport = self.transport
         assert transport is not None
         if self.closed:  # closed between connect and now: no response will ever come

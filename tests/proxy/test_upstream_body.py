@@ -138,36 +138,3 @@ async def test_a_chunked_body_in_many_reads_is_still_parsed() -> None:
         pool.release(conn)
         _, reused, body = await exchange(pool)
     assert reused and body == BODY
-
-
-async def test_a_repeated_head_is_read_as_the_last_one_was() -> None:
-    """A head byte for byte the last one's on the connection is not parsed again: the body,
-    keep-alive and what follows the body are as the parser had them."""
-    response = head(len(BODY), b"Connection: keep-alive", version=b"1.0") + BODY
-    whole = [response]
-    in_reads = pieces(response, 200, 70_000)  # the repeated head with part of the body
-    async with upstream(Scripted([whole, whole, in_reads, whole])) as pool:
-        for round_ in range(4):
-            conn, reused, body = await exchange(pool)
-            assert body == BODY and conn.keep_alive and conn.reusable
-            assert reused == (round_ > 0) and conn.head()[0] == 200
-            pool.release(conn)
-
-
-async def test_bytes_past_a_repeated_head_s_body_make_the_connection_unusable() -> None:
-    response = head(10) + b"0123456789"
-    async with upstream(Scripted([[response], [response + b"HTTP/1.1 200 OK\r\n\r\n"]])) as pool:
-        conn, _, body = await exchange(pool)
-        pool.release(conn)
-        again, reused, body = await exchange(pool)
-    assert reused and body == b"0123456789" and not again.reusable
-
-
-async def test_a_repeated_head_without_a_body_is_not_waited_for() -> None:
-    """A 304 (or 204) has no body whatever its Content-Length: it is never read as a repeat."""
-    response = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
-    async with upstream(Scripted([[response], [response], [response]])) as pool:
-        for _ in range(3):
-            conn, _, body = await asyncio.wait_for(exchange(pool), 5)
-            assert body == b"" and conn.reusable
-            pool.release(conn)
