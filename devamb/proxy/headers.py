@@ -144,32 +144,15 @@ def _merged(
     return out
 
 
-# the last upstream_response_lines made, with the fields it was made from
-_last_response: tuple[list[tuple[bytes, bytes]], tuple[bytes, bool]] = ([], (b"", False))
-
-
 def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
     """The header lines to send the client for a response that arrived with `raw` fields
     (`Name: value` joined by CRLF), and whether they give a Content-Length.
 
     Bytes as they came (llhttp let no line break through), never a str per header: the
     response head is written from them and the record keeps them, decoded only when read
-    (inspect.exchange.WireFields). An upstream answers with the same fields again and again
-    (within a second, its Date too): the same fields as the last call's give its lines again
-    (`raw` is never changed once given: the connection makes a new list per response).
+    (inspect.exchange.WireFields). One pass; the names a Connection header lists (rare) are
+    dropped in a second.
     """
-    global _last_response
-    last = _last_response
-    if raw == last[0]:
-        return last[1]
-    made = _response_lines(raw)
-    _last_response = (raw, made)
-    return made
-
-
-def _response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
-    """`upstream_response_lines`, made: in one pass; the names a Connection header lists
-    (rare) are dropped in a second."""
     kept: list[tuple[bytes, bytes]] = []
     keep = kept.append
     listed: bytes | None = None
