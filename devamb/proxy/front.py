@@ -76,6 +76,8 @@ class FrontProtocol(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._url: list[bytes] = []
         self._headers: list[tuple[str, str]] = []
+        # the last head's version, fields and checked headers: the next one is often the same
+        self._last_head: tuple[str, list[tuple[str, str]], CIMultiDictProxy[str]] | None = None
         self._in_head = False
         self._heads = 0  # request heads begun on this connection
         self._head_size = 0  # bytes of the current head's complete parts (line and headers)
@@ -225,8 +227,14 @@ class FrontProtocol(asyncio.Protocol):
             raise too_long()
         parser = self._parser
         version = parser.get_http_version()
-        headers = CIMultiDictProxy(CIMultiDict(self._headers))
-        check_head(version, headers)
+        fields = self._headers
+        last = self._last_head
+        if last is not None and fields == last[1] and version == last[0]:
+            headers = last[2]  # a client sends the same fields again and again: checked once
+        else:
+            headers = CIMultiDictProxy(CIMultiDict(fields))
+            check_head(version, headers)
+            self._last_head = (version, fields, headers)
         request = FrontRequest(
             self,
             parser.get_method().decode("latin-1"),

@@ -64,3 +64,30 @@ async def test_slow_headers_are_cut_off(address, monkeypatch: pytest.MonkeyPatch
     assert all(data == b"" for data in closed)  # each one closed by the engine
     for _, writer in slow:
         writer.close()
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One response on a kept-alive connection: its status code and its head."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    await asyncio.wait_for(reader.readexactly(length), 5)
+    return head.split(b" ")[1], head
+
+
+async def test_a_head_like_the_last_one_is_still_checked_for_its_version(address) -> None:
+    """The front end checks a head's fields once while a connection sends the same ones (it
+    keeps the last head's): the same fields in an HTTP/1.1 request, where they lack a Host,
+    are refused all the same."""
+    _, host, port = address
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for _ in range(2):
+            writer.write(b"GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            status, head = await _answer(reader)
+            assert status == b"200" and b"connection: keep-alive" in head.lower(), head
+        writer.write(b"GET /ok HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")
+        status, _ = await _answer(reader)
+        assert status == b"400"
+    finally:
+        writer.close()
