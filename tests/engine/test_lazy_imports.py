@@ -113,6 +113,9 @@ NOT_FOR_THE_DEMO = (
     "devamb.faults.scenario", "devamb.tunnel.spec",
     # a plain TCP relay: the protocol followers (postgres, redis) and TLS termination
     "devamb.wire.follower", "devamb.service.tcp_follow", "devamb.service.tcp_terminate",
+    # yarl (with idna and propcache: ~0.9 MiB): a URL target's upstream URLs are made at its
+    # first exchange, a request's query parsed when a routing key reads it
+    "yarl", "idna", "propcache",
 )
 
 
