@@ -116,6 +116,8 @@ NOT_FOR_THE_DEMO = (
     # yarl (with idna and propcache: ~0.9 MiB): a URL target's upstream URLs are made at its
     # first exchange, a request's query parsed when a routing key reads it
     "yarl", "idna", "propcache",
+    # NFKC folding of secrets that are not ASCII (the demo's is): unicodedata's library
+    "unicodedata",
 )
 
 
