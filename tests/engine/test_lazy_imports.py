@@ -118,6 +118,8 @@ NOT_FOR_THE_DEMO = (
     "yarl", "idna", "propcache",
     # NFKC folding of secrets that are not ASCII (the demo's is): unicodedata's library
     "unicodedata",
+    # http.HTTPStatus (an enum of 62 members with descriptions): the phrases are a table
+    "http",
 )
 
 
