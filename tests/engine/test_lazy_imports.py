@@ -120,6 +120,9 @@ NOT_FOR_THE_DEMO = (
     "unicodedata",
     # http.HTTPStatus (an enum of 62 members with descriptions): the phrases are a table
     "http",
+    # the control API's route table (its Router at the first request) and the inspection
+    # desk (at the first call that reads records or their events)
+    "devamb.control.routes", "devamb.engine.desks.inspection",
 )
 
 
