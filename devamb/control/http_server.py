@@ -15,10 +15,11 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 import httptools
+
+from devamb.control.reasons import reason
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Reply:
         return cls(200, content_type, streaming=True)
 
     def head(self, keep_alive: bool) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}",
+        lines = [f"HTTP/1.1 {self.status} {reason(self.status)}",
                  f"Content-Type: {self.content_type}"]
         lines += [f"{name}: {value}" for name, value in self.headers.items()]
         if self.streaming:

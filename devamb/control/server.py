@@ -18,14 +18,17 @@ import json
 import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from devamb.control.http_server import HttpServer, Reply, Request, Stream
 from devamb.control.protocol import ControlError, EngineControl
-from devamb.control.routes import TABLE, Route
 from devamb.control.workdir import fallback_socket_dir, private_dir, socket_answers
+
+if TYPE_CHECKING:
+    from devamb.control.routes import Route
 
 
 class SocketInUse(Exception):
@@ -79,7 +82,14 @@ class ControlApp:
 
     def __init__(self, control: EngineControl) -> None:
         self.control = control
-        self.router = Router(TABLE)
+
+    @cached_property
+    def router(self) -> Router:
+        """Made at the first request: the route table and its ~40 compiled paths are ~0.1 MiB
+        of an engine that may never be asked (issue 22: RSS after start)."""
+        from devamb.control.routes import TABLE
+
+        return Router(TABLE)
 
     async def __call__(self, request: Request, reply: Callable[[Reply], Stream]) -> Reply | None:
         if "origin" in request.headers:

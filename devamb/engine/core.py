@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from devamb.control.bus import EventBus
 from devamb.control.protocol import Event, ExchangeSummary, Status
 from devamb.engine.assembly import Profile
 from devamb.engine.context import EngineContext
 from devamb.engine.desks.faults import FaultDesk
-from devamb.engine.desks.inspection import InspectionDesk
 from devamb.engine.desks.recording import RecordingDesk
 from devamb.engine.desks.scenarios import ScenarioDesk
 from devamb.engine.desks.services import ServiceDesk
@@ -30,16 +30,27 @@ from devamb.service.core import Service
 from devamb.service.recorder import Recorder
 from devamb.service.spec import ServiceSpec
 
+if TYPE_CHECKING:
+    from devamb.engine.desks.inspection import InspectionDesk
+
 
 @dataclass(frozen=True)
 class Desks:
     """The parts of EngineControl, one desk each."""
 
+    ctx: EngineContext
     services: ServiceDesk
-    inspection: InspectionDesk
     faults: FaultDesk
     scenarios: ScenarioDesk
     recording: RecordingDesk
+
+    @cached_property
+    def inspection(self) -> InspectionDesk:
+        """Made at the first call that reads the records or their events: it holds nothing of
+        its own, and its module is not imported by an engine nobody inspects (issue 22)."""
+        from devamb.engine.desks.inspection import InspectionDesk
+
+        return InspectionDesk(self.ctx)
 
 
 class Engine:
@@ -54,8 +65,8 @@ class Engine:
         scenarios, recording, faults = ScenarioDesk(ctx), RecordingDesk(ctx), FaultDesk(ctx)
         self.ctx = ctx
         self.desks = Desks(
+            ctx=ctx,
             services=ServiceDesk(ctx, scenarios, recording),
-            inspection=InspectionDesk(ctx),
             faults=faults,
             scenarios=scenarios,
             recording=recording,

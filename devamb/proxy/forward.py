@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
-from yarl import URL
 
 from devamb.inspect.exchange import WireFields
 from devamb.proxy.connection import cut
@@ -27,6 +26,8 @@ from devamb.proxy.upstream import (
 from devamb.proxy.websocket_client import WebSocketClient, is_websocket
 
 if TYPE_CHECKING:
+    from yarl import URL
+
     from devamb.inspect.exchange import Exchange
 
 

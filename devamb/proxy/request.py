@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
-from yarl import URL
 
 if TYPE_CHECKING:
     from devamb.proxy.filters import BodyFilter, ResponseFilter
@@ -68,6 +67,8 @@ class RequestHead:
         query = self.raw_path.partition("?")[2]
         if not query:
             return MultiDictProxy(MultiDict())
+        from yarl import URL  # routing keys on the query: not every engine (issue 22: RSS)
+
         return URL.build(path="/", query_string=query, encoded=True).query
 
     @cached_property

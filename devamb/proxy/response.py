@@ -10,18 +10,17 @@ body bytes: one write instead of two (a loopback write costs a context switch).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
+from devamb.control.reasons import REASONS
 from devamb.inspect.exchange import WireFields
 
 if TYPE_CHECKING:
     from devamb.proxy.filters import ResponseFilter
     from devamb.proxy.request import FrontRequest
 
-REASONS = {status.value: status.phrase for status in HTTPStatus}
 NO_BODY = frozenset({204, 304})
 CHUNKED = b"Transfer-Encoding: chunked"
 

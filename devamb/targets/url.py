@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from yarl import URL
-
 from devamb.cluster.endpoint import split_userinfo
 from devamb.cluster.reachability import Reachability
 from devamb.inspect.masking import MASK
@@ -29,6 +27,8 @@ from devamb.proxy.websocket_client import WebSocketClient
 from devamb.targets.base import H2Destination, Target, TargetContext
 
 if TYPE_CHECKING:
+    from yarl import URL
+
     from devamb.inspect.exchange import Exchange
     from devamb.proxy.h2conn import H2Headers
     from devamb.proxy.request import FrontRequest
@@ -199,12 +199,10 @@ class UrlTarget(Target):
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
         # origin and prefix as yarl writes them (a default port dropped): the recorded URL is
-        # this and the raw path, which yarl keeps as given
-        self._written: str | None
-        try:
-            self._written = str(URL(f"{self._origin}{self._prefix}/", encoded=True))[:-1]
-        except ValueError:  # (then the exchange's URL object is asked, request by request)
-            self._written = None
+        # this and the raw path, which yarl keeps as given; set with the first upstream URL
+        # (yarl is imported at the first exchange: ~1 MiB of an engine's start, issue 22)
+        self._written: str | None = None
+        self._written_set = False
         self._pool: UpstreamPool | None = None
         self._urls: dict[str, URL] = {}  # upstream URLs by request path (upstream_url)
         self._websockets = WebSocketClient()
@@ -279,6 +277,14 @@ class UrlTarget(Target):
         urls = self._urls
         url = urls.get(raw_path)
         if url is None:
+            from yarl import URL  # (kept in sys.modules after the first exchange)
+
+            if not self._written_set:
+                self._written_set = True
+                try:
+                    self._written = str(URL(f"{self._origin}{self._prefix}/", encoded=True))[:-1]
+                except ValueError:  # (then the exchange's URL object is asked, each time)
+                    self._written = None
             if len(urls) >= KEPT_URLS:
                 urls.clear()
             url = urls[raw_path] = URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
@@ -290,7 +296,7 @@ class UrlTarget(Target):
         return forward_http(
             self._pool or self._http_pool(),
             request,
-            self.upstream_url(request.raw_path),
+            self.upstream_url(request.raw_path),  # (before url_text: it sets _written)
             exchange,
             extra_headers=self.spec.headers,
             keep_host=self.context.keep_host,

@@ -113,6 +113,16 @@ NOT_FOR_THE_DEMO = (
     "devamb.faults.scenario", "devamb.tunnel.spec",
     # a plain TCP relay: the protocol followers (postgres, redis) and TLS termination
     "devamb.wire.follower", "devamb.service.tcp_follow", "devamb.service.tcp_terminate",
+    # yarl (with idna and propcache: ~0.9 MiB): a URL target's upstream URLs are made at its
+    # first exchange, a request's query parsed when a routing key reads it
+    "yarl", "idna", "propcache",
+    # NFKC folding of secrets that are not ASCII (the demo's is): unicodedata's library
+    "unicodedata",
+    # http.HTTPStatus (an enum of 62 members with descriptions): the phrases are a table
+    "http",
+    # the control API's route table (its Router at the first request) and the inspection
+    # desk (at the first call that reads records or their events)
+    "devamb.control.routes", "devamb.engine.desks.inspection",
 )
 
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from devamb.control.protocol import Conflict, ControlError
 from devamb.engine.context import EngineContext
-from devamb.engine.desks.inspection import compiled
 from devamb.inspect.exchange import Exchange
 from devamb.service.core import Service
 
@@ -37,6 +36,8 @@ class RecordingDesk:
         path = Path(to) if to else Path("mocks") / f"{service}.yaml"
         path = path if path.is_absolute() else folder / path
         if filter:
+            from devamb.engine.desks.inspection import compiled  # (with the first filter)
+
             compiled(filter)  # a bad filter is refused with its column
         served = svc.target().spec.watched_files()
         if path.resolve() in {Path(f).resolve() for f in served}:
