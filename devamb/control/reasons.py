@@ -2,7 +2,7 @@
 
 A table rather than `http.HTTPStatus` itself: that enum (62 members, each with a description)
 is ~0.1 MiB of every engine's memory after start (issue 22), where the phrases are what the
-proxy's status lines and the control API's need. tests/proxy/test_reasons.py checks the table
+proxy's status lines and the control API's need. tests/control/test_reasons.py checks the table
 against `HTTPStatus`.
 """
 
