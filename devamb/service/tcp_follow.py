@@ -90,6 +90,8 @@ class Following(Exchanges):
             service)
         self.follower: Follower = factory(self, options)
         self.later: Later = relay.listener.later
+        self.faults = service.faults  # (its `chain` is swapped when the faults change)
+        self.relays = relay.listener.relays  # the listener's open connections (changed in place)
 
     @classmethod
     def start(cls, relay: _Relay, service: Service) -> Following | None:
@@ -136,14 +138,14 @@ class Following(Exchanges):
         later = self.later
         waiting = later.items
         if side.inbound:
-            armed = self.service.faults.command_armed
+            armed = self.faults.chain.command_armed  # (`FaultManager.command_armed`, inline)
             if armed and waiting:
                 later.run()  # (what passed before a command fault was armed: read without it)
             follower.gating = armed
             # (a plain follower passes every chunk unchanged while no command fault is armed)
             if (follower.plain and not armed) or follower.passes_unchanged(True):
                 side.pass_on(data)  # relayed first, read after
-                if not armed and (waiting or len(self.relay.listener.relays) > 1):
+                if not armed and (waiting or len(self.relays) > 1):
                     waiting.append((follower, True, data))
                     if not later.scheduled:
                         later.schedule()
@@ -162,7 +164,7 @@ class Following(Exchanges):
             return
         if follower.plain or follower.passes_unchanged(False):
             side.pass_on(data)
-            if not self.relay.draining and (waiting or len(self.relay.listener.relays) > 1):
+            if not self.relay.draining and (waiting or len(self.relays) > 1):
                 waiting.append((follower, False, data))
                 if not later.scheduled:
                     later.schedule()
