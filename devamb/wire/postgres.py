@@ -262,8 +262,6 @@ class PostgresFollower(Follower):
         self.out: list[Item] = []  # what the gate lets go, in order
         self.done: list[_Record] = []  # records completed by the server's chunk being read
         self._origin: Origin | None = None
-        # the wall clock's time at perf_counter's zero: a record's wall time without a call
-        self.offset = time() - perf_counter()
         # the fast paths may be tried (`client_data`, `server_data`: neither changes what
         # these depend on), recomputed after each chunk read otherwise (`_relean`), off once
         # following stops (`lose_sync`)
@@ -294,7 +292,7 @@ class PostgresFollower(Follower):
                 # read) waits for its answer: `_query` and `_begin`, inline
                 started = perf_counter()
                 record = _Record(self.new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
-                                 "simple", None, started, started + self.offset)
+                                 "simple", None, started, time())
                 record.sync = self.syncs_sent = self.syncs_sent + 1  # its own sync point
                 record.kind = "simple"
                 self.waiting.append(record)
@@ -685,8 +683,7 @@ class PostgresFollower(Follower):
         if origin is None:
             origin = self._origin = self.sink.origin()
         started = perf_counter()
-        exchange = _Record(self.new_id(), origin, sql, kind, extra or None, started,
-                           started + self.offset)
+        exchange = _Record(self.new_id(), origin, sql, kind, extra or None, started, time())
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
