@@ -59,6 +59,7 @@ STATUS = {code: chr(code) for code in range(256)}  # ReadyForQuery's status byte
 STATE_OF = [STATES[chr(code)] for code in range(256)]  # the transaction state, by that byte
 _LENGTH = struct.Struct("!I").unpack_from
 _HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
+_HEAD_COLUMNS = struct.Struct("!BIH").unpack_from  # ...and a RowDescription's column count
 _READY = (0x5A, 5)  # ReadyForQuery's
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
@@ -93,7 +94,8 @@ class _Record(LazyExchange):
     injected: str | None = None  # the error of a fault the server raises in its place
 
     def __init__(self, exchange_id: int, origin: Origin, sql: str | bytes, sql_kind: str,
-                 note: dict[str, Any] | None, started: float, wall: float) -> None:
+                 note: dict[str, Any] | None, started: float, wall: float, sync: int = 0,
+                 kind: str = "") -> None:
         self.id = exchange_id
         self.origin = origin
         self.built = None
@@ -106,12 +108,13 @@ class _Record(LazyExchange):
         self.wall = wall  # (the wall clock's time then)
         self.t1: float | None = None
         # waiting for the server's answer (see `PostgresFollower._pending`):
-        self.sync = 0  # the sync point (Query or Sync) whose ReadyForQuery ends it
-        self.kind = ""  # "simple", "execute", "prepare", "injected"
+        self.sync = sync  # the sync point (Query or Sync) whose ReadyForQuery ends it
+        self.kind = kind  # "simple", "execute", "prepare", "injected"
         self.rows = 0
-        # CommandComplete's tags as they came: a tuple, assigned anew (the collector stops
-        # walking a tuple of bytes; a list it walks for as long as the store keeps the record)
-        self.tags: tuple[bytes, ...] = ()
+        # CommandComplete's tags as they came: one as its bytes, several as a tuple assigned
+        # anew (no object the collector walks: a list it would walk for as long as the store
+        # keeps the record)
+        self.tags: bytes | tuple[bytes, ...] = ()
         self.done = False  # answered (its tag and rows are shown)
 
     def more(self) -> dict[str, Any]:
@@ -139,7 +142,9 @@ class _Record(LazyExchange):
         if self.columns is not None:
             note["columns"] = self.columns
         if self.done:
-            tags = [pg.text(tag.rstrip(b"\0")) for tag in self.tags]
+            kept = self.tags
+            each: tuple[bytes, ...] = (kept,) if isinstance(kept, bytes) else kept
+            tags = [pg.text(tag.rstrip(b"\0")) for tag in each]
             if tags:
                 note["tag"] = tags[-1]
                 if len(tags) > 1:
@@ -290,12 +295,10 @@ class PostgresFollower(Follower):
             if n > 5 and data[0] == 0x51 and _LENGTH(data, 1)[0] + 1 == n:
                 # one whole Query (its text as the splitter would hand it out, decoded when
                 # read) waits for its answer: `_query` and `_begin`, inline
-                started = perf_counter()
-                record = _Record(self.new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
-                                 "simple", None, started, time())
-                record.sync = self.syncs_sent = self.syncs_sent + 1  # its own sync point
-                record.kind = "simple"
-                self.waiting.append(record)
+                sync = self.syncs_sent = self.syncs_sent + 1  # its own sync point
+                self.waiting.append(_Record(
+                    self.new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
+                    "simple", None, perf_counter(), time(), sync, "simple"))
                 return None
         if self.opaque is not None:
             return None
@@ -336,13 +339,13 @@ class PostgresFollower(Follower):
             if (head.sync == seen and head.kind == "simple" and not head.done
                     and (len(waiting) == 1 or waiting[1].sync != seen)):
                 rows = i = 0
-                columns = -1
                 try:  # (a message past the chunk: the header read there fails)
-                    kind, length = _HEAD(data, 0)
+                    kind, length, columns = _HEAD_COLUMNS(data, 0)
                     if kind == 0x54 and length >= 6:  # RowDescription
-                        columns = data[5] << 8 | data[6]
                         i = 1 + length
                         kind, length = _HEAD(data, i)
+                    else:
+                        columns = -1
                     while kind == 0x44 and length >= 4:  # DataRow
                         rows += 1
                         i += 1 + length
@@ -358,8 +361,9 @@ class PostgresFollower(Follower):
                         head.columns = columns  # (as the splitter would set them)
                     if rows:
                         head.rows += rows
-                    head.tags += (data[i + 5:end] if length <= SERVER_KEPT + 4 else
-                                  data[i + 5:i + 5 + SERVER_KEPT]),
+                    tag = (data[i + 5:end] if length <= SERVER_KEPT + 4 else
+                           data[i + 5:i + 5 + SERVER_KEPT])
+                    head.tags = _tagged(head.tags, tag) if head.tags else tag
                     # `_ready` and `_record_done` for this one statement (nothing else waits
                     # on it; no COPY, Describe, drop or answer of devamb's: `lean`)
                     status = data[-1]
@@ -864,8 +868,8 @@ class PostgresFollower(Follower):
         if kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
             head = self._head()
             if head is not None:
-                head.tags += (body if kind == 0x43 else (  # (decoded when read)
-                    b"" if kind == 0x49 else b"suspended")),
+                head.tags = _tagged(head.tags, body if kind == 0x43 else (  # (decoded when read)
+                    b"" if kind == 0x49 else b"suspended"))
                 if self.copying is head:
                     self.copying = None
                 if head.kind == "execute":
@@ -999,6 +1003,13 @@ class PostgresFollower(Follower):
             self.copying = None
         while self.queue and self.queue[0][0] <= seen:
             self.splits.append((self.server.end, self.queue.pop(0)[1]))
+
+
+def _tagged(tags: bytes | tuple[bytes, ...], tag: bytes) -> bytes | tuple[bytes, ...]:
+    """A record's tags with one more (`_Record.tags`)."""
+    if type(tags) is bytes:
+        return tags, tag
+    return (*tags, tag) if tags else tag
 
 
 def _one_line(sql: str) -> str:
