@@ -60,7 +60,7 @@ STATE_OF = [STATES[chr(code)] for code in range(256)]  # the transaction state, 
 _LENGTH = struct.Struct("!I").unpack_from
 _HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
 _HEAD_COLUMNS = struct.Struct("!BIH").unpack_from  # ...and a RowDescription's column count
-_READY = (0x5A, 5)  # ReadyForQuery's
+_READY = b"\0\0\0\5"  # ReadyForQuery's length
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -219,6 +219,16 @@ class _Drop:
 
 
 class PostgresFollower(Follower):
+    # (slots: an object with this many attributes in its `__dict__` has each read through
+    # the dict's hash table; a slot is read at its offset)
+    __slots__ = ("_origin", "awaiting", "backslash_quotes", "client", "conn", "copying", "cuts",
+                 "describing", "done", "drops", "fault_names", "faulted", "gating", "gbuf",
+                 "held_since", "in_unit", "just_parsed", "keep_sync", "lean", "new_id", "opaque",
+                 "options", "out", "pass_left", "pass_swallow", "plain", "portals", "queue",
+                 "record_many", "record_one", "released", "released_items", "rfq_seen", "server",
+                 "server_held", "server_lean", "server_pb", "sink", "split", "splits", "started",
+                 "statements", "status", "swallowing", "sync_answered", "syncs_sent",
+                 "unit_parses", "unit_pb", "waiting")
     NOTE = "postgres"
 
     def __init__(self, sink: Exchanges, options: FollowerOptions) -> None:
@@ -353,7 +363,7 @@ class PostgresFollower(Follower):
                     end = i + 1 + length
                     # CommandComplete, then ReadyForQuery ending the chunk
                     whole = (kind == 0x43 and length >= 4 and end + 6 == len(data)
-                             and _HEAD(data, end) == _READY)
+                             and data.startswith(_READY, end + 1))  # (data[end]: the Z)
                 except (IndexError, struct.error):
                     whole = False
                 if whole:
