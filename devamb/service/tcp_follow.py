@@ -39,7 +39,7 @@ class Later:
     A follower with chunks waiting here has no command fault applied (`Following.data` reads
     them before it sets `gating`), so each is read as it would have been when it passed."""
 
-    __slots__ = ("items", "loop", "scheduled")
+    __slots__ = ("items", "loop", "read", "scheduled")
 
     def __init__(self) -> None:
         self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
@@ -47,13 +47,14 @@ class Later:
         # the listener's loop, kept from the first turn: `get_running_loop` makes a getpid
         # system call each time (CPython checks for a fork), one per turn of the relay
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.read = self.run  # (the callback scheduled each turn, bound once)
 
     def schedule(self) -> None:
         self.scheduled = True
         loop = self.loop
         if loop is None:
             loop = self.loop = asyncio.get_running_loop()
-        loop.call_soon(self.run)
+        loop.call_soon(self.read)
 
     def run(self) -> None:
         """Read what waits, in the order it came (also called before a chunk read at once)."""
@@ -144,7 +145,11 @@ class Following(Exchanges):
             follower.gating = armed
             # (a plain follower passes every chunk unchanged while no command fault is armed)
             if (follower.plain and not armed) or follower.passes_unchanged(True):
-                side.pass_on(data)  # relayed first, read after
+                # relayed first, read after (`side.pass_on`, inline for an unshaped side)
+                if side.flow is None and side.reader is None:
+                    side.peer.transport.write(data)  # type: ignore[union-attr]
+                else:
+                    side.pass_on(data)
                 if not armed and (waiting or len(self.relays) > 1):
                     waiting.append((follower, True, data))
                     if not later.scheduled:
@@ -163,7 +168,10 @@ class Following(Exchanges):
                 self._client_items(side, items)
             return
         if follower.plain or follower.passes_unchanged(False):
-            side.pass_on(data)
+            if side.flow is None and side.reader is None:  # (`side.pass_on`, inline)
+                side.peer.transport.write(data)  # type: ignore[union-attr]
+            else:
+                side.pass_on(data)
             if not self.relay.draining and (waiting or len(self.relays) > 1):
                 waiting.append((follower, False, data))
                 if not later.scheduled:
