@@ -339,7 +339,8 @@ class PostgresFollower(Follower):
 
     def server_data(self, data: bytes) -> list[bytes] | None:
         waiting = self.waiting
-        if self.server_lean and waiting and len(data) > 5 and data[-6] == 0x5A:
+        n = len(data)
+        if self.server_lean and waiting and n > 5 and data[-6] == 0x5A:
             # the common chunk, read at once: the whole answer to the first waiting simple
             # Query of one statement (a RowDescription, DataRows, CommandComplete, and
             # ReadyForQuery ending the chunk), read in that order; any other shape (several
@@ -361,9 +362,9 @@ class PostgresFollower(Follower):
                         i += 1 + length
                         kind, length = _HEAD(data, i)
                     end = i + 1 + length
-                    # CommandComplete, then ReadyForQuery ending the chunk
-                    whole = (kind == 0x43 and length >= 4 and end + 6 == len(data)
-                             and data.startswith(_READY, end + 1))  # (data[end]: the Z)
+                    # CommandComplete, then ReadyForQuery ending the chunk (data[end]: its Z)
+                    whole = (kind == 0x43 and length >= 4 and end + 6 == n
+                             and data.startswith(_READY, end + 1))
                 except (IndexError, struct.error):
                     whole = False
                 if whole:
@@ -375,13 +376,11 @@ class PostgresFollower(Follower):
                            data[i + 5:i + 5 + SERVER_KEPT])
                     head.tags = _tagged(head.tags, tag) if head.tags else tag
                     # `_ready` and `_record_done` for this one statement (nothing else waits
-                    # on it; no COPY, Describe, drop or answer of devamb's: `lean`)
+                    # on it; no COPY, Describe, drop, answer of devamb's or ParseComplete or
+                    # BindComplete counted since the last ReadyForQuery: `server_lean`)
                     status = data[-1]
                     self.status = STATUS[status]
                     self.rfq_seen = seen
-                    counts = self.server_pb
-                    if counts[0] or counts[1]:
-                        counts[0] = counts[1] = 0
                     head.transaction = STATE_OF[status]
                     head.done = True
                     head.t1 = now = perf_counter()
@@ -451,11 +450,13 @@ class PostgresFollower(Follower):
                      and not client.head and not self.in_unit and self._origin is not None)
         # an answer read at once: the server's side between typed messages, no COPY or
         # Describe going on, no server message to drop or hold, no answer of devamb's to put
-        # after the server's
+        # after the server's, no ParseComplete or BindComplete counted since the last
+        # ReadyForQuery (`_ready` would reset the counts)
+        counts = self.server_pb
         self.server_lean = (following and server.left < 0 and not server.head
                             and not server.single and self.copying is None
                             and not self.describing and not self.drops and not self.queue
-                            and not self.server_held)
+                            and not self.server_held and not counts[0] and not counts[1])
 
     def lose_sync(self, why: str) -> None:
         self.lean = self.server_lean = False
