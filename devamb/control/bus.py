@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Set
 
 from devamb.control.events import EngineEvent, EventsLost
 
@@ -61,6 +61,8 @@ class EventBus:
 
     def __init__(self, mask: Callable[[EngineEvent], EngineEvent] | None = None) -> None:
         self._subscribers: set[Subscription] = set()
+        # the same set, read as is by a hot publisher: empty (falsy) while nobody listens
+        self.subscribers: Set[Subscription] = self._subscribers
         self._mask = mask
 
     @property

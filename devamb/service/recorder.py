@@ -74,15 +74,20 @@ class Recorder:
     def one_recorder(self, service: Service) -> Callable[[LazyExchange, float, bool], None]:
         """`record_one` for `service`'s records, with what it reads each time bound once (a
         wire connection's, called per completed chunk)."""
+        finished_one = service.counters.finished_one
         finished_many = service.counters.finished_many
         add_one = self.store.add_one
         watchers = self.watchers  # (changed in place)
-        bus = self.bus
+        subscribers = self.bus.subscribers  # (changed in place)
 
         def record_one(lazy: LazyExchange, duration_ms: float, failed: bool) -> None:
-            finished_many(duration_ms, failed, lazy.count, lazy.origin.target)
+            count = lazy.count
+            if count == 1:
+                finished_one(duration_ms, failed, lazy.origin.target)
+            else:
+                finished_many(duration_ms, failed, count, lazy.origin.target)
             add_one(lazy)
-            if watchers or bus.has_subscribers:
+            if watchers or subscribers:
                 self._publish(service, [lazy])
 
         return record_one

@@ -67,7 +67,7 @@ class ServiceCounters:
     def finished_many(self, duration_ms: float, error: bool, count: int, target: str) -> None:
         """`count` exchanges that took as long and ended alike (wire commands answered in one
         chunk), none counted by `started`: `finished` once for them all."""
-        self.buckets[_bisect_left(_BUCKETS, duration_ms)] += count
+        self.buckets[_bisect_left(_BOUNDS, duration_ms)] += count
         self.duration_sum += duration_ms * count
         per_target = self.per_target
         per_target[target] = per_target.get(target, 0) + count
@@ -78,6 +78,17 @@ class ServiceCounters:
             self._samples.append((self._clock(), duration_ms, error))
         else:
             self._samples.extend(repeat((self._clock(), duration_ms, error), count))
+
+    def finished_one(self, duration_ms: float, error: bool, target: str) -> None:
+        """`finished_many` for one exchange (a wire command's record, per completed chunk)."""
+        self.buckets[_bisect_left(_BOUNDS, duration_ms)] += 1
+        self.duration_sum += duration_ms
+        per_target = self.per_target
+        per_target[target] = per_target.get(target, 0) + 1
+        self.requests += 1
+        if error:
+            self.errors += 1
+        self._samples.append((self._clock(), duration_ms, error))
 
     def snapshot(self) -> ServiceStats:
         now = self._clock()
@@ -106,6 +117,7 @@ class ServiceCounters:
 
 
 _BUCKETS = ServiceCounters.BUCKETS
+_BOUNDS = tuple(float(bound) for bound in _BUCKETS)  # (bisect compares floats with floats faster)
 _bisect_left = bisect.bisect_left
 
 

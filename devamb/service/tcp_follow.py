@@ -39,7 +39,7 @@ class Later:
     A follower with chunks waiting here has no command fault applied (`Following.data` reads
     them before it sets `gating`), so each is read as it would have been when it passed."""
 
-    __slots__ = ("items", "loop", "scheduled")
+    __slots__ = ("items", "loop", "read", "scheduled")
 
     def __init__(self) -> None:
         self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
@@ -47,13 +47,14 @@ class Later:
         # the listener's loop, kept from the first turn: `get_running_loop` makes a getpid
         # system call each time (CPython checks for a fork), one per turn of the relay
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.read = self.run  # (the callback scheduled each turn, bound once)
 
     def schedule(self) -> None:
         self.scheduled = True
         loop = self.loop
         if loop is None:
             loop = self.loop = asyncio.get_running_loop()
-        loop.call_soon(self.run)
+        loop.call_soon(self.read)
 
     def run(self) -> None:
         """Read what waits, in the order it came (also called before a chunk read at once)."""
@@ -90,6 +91,8 @@ class Following(Exchanges):
             service)
         self.follower: Follower = factory(self, options)
         self.later: Later = relay.listener.later
+        self.faults = service.faults  # (its `chain` is swapped when the faults change)
+        self.relays = relay.listener.relays  # the listener's open connections (changed in place)
 
     @classmethod
     def start(cls, relay: _Relay, service: Service) -> Following | None:
@@ -136,14 +139,18 @@ class Following(Exchanges):
         later = self.later
         waiting = later.items
         if side.inbound:
-            armed = self.service.faults.command_armed
+            armed = self.faults.chain.command_armed  # (`FaultManager.command_armed`, inline)
             if armed and waiting:
                 later.run()  # (what passed before a command fault was armed: read without it)
             follower.gating = armed
             # (a plain follower passes every chunk unchanged while no command fault is armed)
             if (follower.plain and not armed) or follower.passes_unchanged(True):
-                side.pass_on(data)  # relayed first, read after
-                if not armed and (waiting or len(self.relay.listener.relays) > 1):
+                # relayed first, read after (`side.pass_on`, inline for an unshaped side)
+                if side.flow is None and side.reader is None:
+                    side.peer.transport.write(data)  # type: ignore[union-attr]
+                else:
+                    side.pass_on(data)
+                if not armed and (waiting or len(self.relays) > 1):
                     waiting.append((follower, True, data))
                     if not later.scheduled:
                         later.schedule()
@@ -161,8 +168,11 @@ class Following(Exchanges):
                 self._client_items(side, items)
             return
         if follower.plain or follower.passes_unchanged(False):
-            side.pass_on(data)
-            if not self.relay.draining and (waiting or len(self.relay.listener.relays) > 1):
+            if side.flow is None and side.reader is None:  # (`side.pass_on`, inline)
+                side.peer.transport.write(data)  # type: ignore[union-attr]
+            else:
+                side.pass_on(data)
+            if not self.relay.draining and (waiting or len(self.relays) > 1):
                 waiting.append((follower, False, data))
                 if not later.scheduled:
                     later.schedule()

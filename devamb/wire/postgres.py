@@ -56,9 +56,11 @@ SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
 # ReadyForQuery's status: its transaction state (an unknown byte as itself)
 STATES = {chr(code): pg.TRANSACTION.get(code, chr(code)) for code in range(256)}
 STATUS = {code: chr(code) for code in range(256)}  # ReadyForQuery's status byte as text
+STATE_OF = [STATES[chr(code)] for code in range(256)]  # the transaction state, by that byte
 _LENGTH = struct.Struct("!I").unpack_from
 _HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
-_READY = (0x5A, 5)  # ReadyForQuery's
+_HEAD_COLUMNS = struct.Struct("!BIH").unpack_from  # ...and a RowDescription's column count
+_READY = b"\0\0\0\5"  # ReadyForQuery's length
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -78,16 +80,22 @@ class _Record(LazyExchange):
     """A statement's record as the follower fills it in; the Exchange (method, path, the
     statement as the request body, `notes["sql"]`) is built when it is read. The fields every
     statement has are kept as attributes (`rows`, `tags`, `columns`, `transaction`), the rest
-    of its note in `more` (made on first use: most statements have none).
+    of its note in `more` (made on first use: most statements have none); fields most
+    statements never set are class defaults (an instance's `__dict__` is made only when one
+    is set).
     While it waits for the server's answer it is also the follower's entry in `waiting`
     (`sync`, `kind`, `done`...: one object per statement)."""
 
-    __slots__ = ("columns", "done", "error", "faults", "injected", "kind", "method", "note",
-                 "rows", "sql", "sql_kind", "started", "sync", "t1", "tags", "transaction",
-                 "wall")
+    __slots__ = ("__dict__", "columns", "done", "kind", "note", "rows", "sql", "sql_kind",
+                 "started", "sync", "t1", "tags", "transaction", "wall")
+    error: str | None = None
+    method: str | None = None  # (else the statement's first word)
+    faults: list[str] | None = None
+    injected: str | None = None  # the error of a fault the server raises in its place
 
     def __init__(self, exchange_id: int, origin: Origin, sql: str | bytes, sql_kind: str,
-                 note: dict[str, Any] | None = None) -> None:
+                 note: dict[str, Any] | None, started: float, wall: float, sync: int = 0,
+                 kind: str = "") -> None:
         self.id = exchange_id
         self.origin = origin
         self.built = None
@@ -96,21 +104,18 @@ class _Record(LazyExchange):
         self.note = note  # the rest of notes["sql"] (None: nothing yet)
         self.columns: int | None = None
         self.transaction: str | None = None
-        self.error: str | None = None
-        self.method: str | None = None  # (else the statement's first word)
-        self.faults: list[str] | None = None
-        self.started = perf_counter()
-        self.wall = time()
+        self.started = started  # (perf_counter)
+        self.wall = wall  # (the wall clock's time then)
         self.t1: float | None = None
         # waiting for the server's answer (see `PostgresFollower._pending`):
-        self.sync = 0  # the sync point (Query or Sync) whose ReadyForQuery ends it
-        self.kind = ""  # "simple", "execute", "prepare", "injected"
+        self.sync = sync  # the sync point (Query or Sync) whose ReadyForQuery ends it
+        self.kind = kind  # "simple", "execute", "prepare", "injected"
         self.rows = 0
-        # CommandComplete's tags as they came: a tuple, assigned anew (the collector stops
-        # walking a tuple of bytes; a list it walks for as long as the store keeps the record)
-        self.tags: tuple[bytes, ...] = ()
+        # CommandComplete's tags as they came: one as its bytes, several as a tuple assigned
+        # anew (no object the collector walks: a list it would walk for as long as the store
+        # keeps the record)
+        self.tags: bytes | tuple[bytes, ...] = ()
         self.done = False  # answered (its tag and rows are shown)
-        self.injected: str | None = None  # the error of a fault the server raises in its place
 
     def more(self) -> dict[str, Any]:
         """The note's less common fields (error, copy, notices...), to fill in."""
@@ -137,7 +142,9 @@ class _Record(LazyExchange):
         if self.columns is not None:
             note["columns"] = self.columns
         if self.done:
-            tags = [pg.text(tag.rstrip(b"\0")) for tag in self.tags]
+            kept = self.tags
+            each: tuple[bytes, ...] = (kept,) if isinstance(kept, bytes) else kept
+            tags = [pg.text(tag.rstrip(b"\0")) for tag in each]
             if tags:
                 note["tag"] = tags[-1]
                 if len(tags) > 1:
@@ -212,6 +219,16 @@ class _Drop:
 
 
 class PostgresFollower(Follower):
+    # (slots: an object with this many attributes in its `__dict__` has each read through
+    # the dict's hash table; a slot is read at its offset)
+    __slots__ = ("_origin", "awaiting", "backslash_quotes", "client", "conn", "copying", "cuts",
+                 "describing", "done", "drops", "fault_names", "faulted", "gating", "gbuf",
+                 "held_since", "in_unit", "just_parsed", "keep_sync", "lean", "new_id", "opaque",
+                 "options", "out", "pass_left", "pass_swallow", "plain", "portals", "queue",
+                 "record_many", "record_one", "released", "released_items", "rfq_seen", "server",
+                 "server_held", "server_lean", "server_pb", "sink", "split", "splits", "started",
+                 "statements", "status", "swallowing", "sync_answered", "syncs_sent",
+                 "unit_parses", "unit_pb", "waiting")
     NOTE = "postgres"
 
     def __init__(self, sink: Exchanges, options: FollowerOptions) -> None:
@@ -260,6 +277,10 @@ class PostgresFollower(Follower):
         self.out: list[Item] = []  # what the gate lets go, in order
         self.done: list[_Record] = []  # records completed by the server's chunk being read
         self._origin: Origin | None = None
+        # the fast paths may be tried (`client_data`, `server_data`: neither changes what
+        # these depend on), recomputed after each chunk read otherwise (`_relean`), off once
+        # following stops (`lose_sync`)
+        self.lean = self.server_lean = False
         self.new_id = sink.new_id
         self.record_many = sink.record_many
         self.record_one = sink.record_one
@@ -279,21 +300,26 @@ class PostgresFollower(Follower):
         return not (self.server_held or (self.opaque is None and (self.queue or self.drops)))
 
     def client_data(self, data: bytes) -> list[Item] | None:
+        if self.lean and not self.gating:
+            n = len(data)
+            if n > 5 and data[0] == 0x51 and _LENGTH(data, 1)[0] + 1 == n:
+                # one whole Query (its text as the splitter would hand it out, decoded when
+                # read) waits for its answer: `_query` and `_begin`, inline
+                sync = self.syncs_sent = self.syncs_sent + 1  # its own sync point
+                self.waiting.append(_Record(
+                    self.new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
+                    "simple", None, perf_counter(), time(), sync, "simple"))
+                return None
         if self.opaque is not None:
             return None
         if (not self.gating and self.plain) or self.passes_unchanged(True):
-            client = self.client
-            n = len(data)
-            if (5 < n <= SQL_KEPT + 5 and data[0] == 0x51 and client.left < 0 and client.typed
-                    and not client.head and n == _LENGTH(data, 1)[0] + 1):
-                self._query(data[5:])  # one whole Query: what the splitter would hand out
-                return None
             try:
-                client.feed(data)  # only observing: the relay forwards `data` itself
+                self.client.feed(data)  # only observing: the relay forwards `data` itself
             except Malformed as exc:
                 self.lose_sync(f"client: {exc}")
             except Exception as exc:  # a bug here must not break the app's connection
                 self.lose_sync(f"devamb could not follow the client: {exc!r}")
+            self._relean()
             return None
         self.out = []
         try:
@@ -301,6 +327,7 @@ class PostgresFollower(Follower):
         except Exception as exc:
             self.lose_sync(f"devamb could not follow the client: {exc!r}")
         out, self.out = self.out, []
+        self._relean()
         if self.opaque is not None:  # relay whatever it still held, as it came
             awaiting = self.awaiting if self.split is None else self.split.message
             for held_bytes in (awaiting, self.released, bytes(self.gbuf)):
@@ -311,16 +338,66 @@ class PostgresFollower(Follower):
         return out
 
     def server_data(self, data: bytes) -> list[bytes] | None:
+        waiting = self.waiting
+        n = len(data)
+        if self.server_lean and waiting and n > 5 and data[-6] == 0x5A:
+            # the common chunk, read at once: the whole answer to the first waiting simple
+            # Query of one statement (a RowDescription, DataRows, CommandComplete, and
+            # ReadyForQuery ending the chunk), read in that order; any other shape (several
+            # statements' answers, an error, a notice...) goes to the splitter, nothing read
+            head = waiting[0]
+            seen = self.rfq_seen + 1
+            if (head.sync == seen and head.kind == "simple" and not head.done
+                    and (len(waiting) == 1 or waiting[1].sync != seen)):
+                rows = i = 0
+                try:  # (a message past the chunk: the header read there fails)
+                    kind, length, columns = _HEAD_COLUMNS(data, 0)
+                    if kind == 0x54 and length >= 6:  # RowDescription
+                        i = 1 + length
+                        kind, length = _HEAD(data, i)
+                    else:
+                        columns = -1
+                    while kind == 0x44 and length >= 4:  # DataRow
+                        rows += 1
+                        i += 1 + length
+                        kind, length = _HEAD(data, i)
+                    end = i + 1 + length
+                    # CommandComplete, then ReadyForQuery ending the chunk (data[end]: its Z)
+                    whole = (kind == 0x43 and length >= 4 and end + 6 == n
+                             and data.startswith(_READY, end + 1))
+                except (IndexError, struct.error):
+                    whole = False
+                if whole:
+                    if columns >= 0:
+                        head.columns = columns  # (as the splitter would set them)
+                    if rows:
+                        head.rows += rows
+                    tag = (data[i + 5:end] if length <= SERVER_KEPT + 4 else
+                           data[i + 5:i + 5 + SERVER_KEPT])
+                    head.tags = _tagged(head.tags, tag) if head.tags else tag
+                    # `_ready` and `_record_done` for this one statement (nothing else waits
+                    # on it; no COPY, Describe, drop, answer of devamb's or ParseComplete or
+                    # BindComplete counted since the last ReadyForQuery: `server_lean`)
+                    status = data[-1]
+                    self.status = STATUS[status]
+                    self.rfq_seen = seen
+                    head.transaction = STATE_OF[status]
+                    head.done = True
+                    head.t1 = now = perf_counter()
+                    del waiting[0]
+                    self.record_one(head, (now - head.started) * 1000, head.error is not None)
+                    return None
         if self.opaque is not None:
             if self.server_held:
                 held, self.server_held = self.server_held, b""
                 return [held, data]
             return None
-        waiting = self.waiting
-        if (waiting and len(data) > 5 and data[-6] == 0x5A and not self.drops and not self.queue
-                and not self.server_held and self.copying is None and not self.describing
-                and self._answered(waiting[0], data)):
-            return None
+        try:
+            return self._server_data(data)
+        finally:
+            self._relean()
+
+    def _server_data(self, data: bytes) -> list[bytes] | None:
         self.splits.clear()
         self.server.end = 0
         try:
@@ -358,53 +435,34 @@ class PostgresFollower(Follower):
         self.splits.clear()
         return [p for p in pieces if p]
 
-    def _answered(self, head: _Record, data: bytes) -> bool:
-        """The common chunk read at once: the whole answer to the head simple Query of one
-        statement (a RowDescription, DataRows, CommandComplete, and ReadyForQuery ending the
-        chunk), read in that order. False (nothing read) when the chunk holds anything else
-        (several statements' answers, an error, a notice...): the splitter reads it then."""
-        server = self.server
-        waiting = self.waiting
-        seen = self.rfq_seen + 1
-        if (head.kind != "simple" or head.done or head.sync != seen or server.left >= 0
-                or server.head or server.single  # (the server's side is always typed)
-                or (len(waiting) > 1 and waiting[1].sync == seen)):
-            return False
-        rows = i = 0
-        try:  # (a message past the chunk: the header read there fails)
-            kind, length = _HEAD(data, 0)
-            if kind == 0x54 and length >= 6:  # RowDescription
-                head.columns = data[5] << 8 | data[6]  # (as the splitter would set it)
-                i = 1 + length
-                kind, length = _HEAD(data, i)
-            while kind == 0x44 and length >= 4:  # DataRow
-                rows += 1
-                i += 1 + length
-                kind, length = _HEAD(data, i)
-            if kind != 0x43 or length < 4:  # CommandComplete
-                return False
-            end = i + 1 + length
-            if end + 6 != len(data) or _HEAD(data, end) != _READY:  # ReadyForQuery, last
-                return False
-        except (IndexError, struct.error):
-            return False
-        head.rows += rows
-        head.tags += (data[i + 5:end] if length <= SERVER_KEPT + 4 else
-                      data[i + 5:i + 5 + SERVER_KEPT]),
-        # `_ready` and `_record_done` for this one statement (nothing else waits on it)
-        status = self.status = STATUS[data[-1]]
-        self.rfq_seen = seen
-        counts = self.server_pb
-        if counts[0] or counts[1]:
-            counts[0] = counts[1] = 0
-        head.transaction = STATES[status]
-        head.done = True
-        head.t1 = now = perf_counter()
-        del waiting[0]
-        self.record_one(head, (now - head.started) * 1000, head.error is not None)
-        return True
-
     def resolve(self, action: Action, faults: list[str] | None = None) -> None:
+        try:
+            self._resolve(action, faults)
+        finally:
+            self._relean()
+
+    def _relean(self) -> None:
+        client, server = self.client, self.server
+        following = self.opaque is None
+        # a Query read at once: the gate never used, the client's side between typed
+        # messages, no extended-protocol unit open, a record made before (`_origin`)
+        self.lean = (following and self.plain and client.typed and client.left < 0
+                     and not client.head and not self.in_unit and self._origin is not None)
+        # an answer read at once: the server's side between typed messages, no COPY or
+        # Describe going on, no server message to drop or hold, no answer of devamb's to put
+        # after the server's, no ParseComplete or BindComplete counted since the last
+        # ReadyForQuery (`_ready` would reset the counts)
+        counts = self.server_pb
+        self.server_lean = (following and server.left < 0 and not server.head
+                            and not server.single and self.copying is None
+                            and not self.describing and not self.drops and not self.queue
+                            and not self.server_held and not counts[0] and not counts[1])
+
+    def lose_sync(self, why: str) -> None:
+        self.lean = self.server_lean = False
+        super().lose_sync(why)
+
+    def _resolve(self, action: Action, faults: list[str] | None = None) -> None:
         message, self.awaiting = self.awaiting, None
         if message is None:
             return
@@ -639,7 +697,8 @@ class PostgresFollower(Follower):
         origin = self._origin
         if origin is None:
             origin = self._origin = self.sink.origin()
-        exchange = _Record(self.new_id(), origin, sql, kind, extra or None)
+        started = perf_counter()
+        exchange = _Record(self.new_id(), origin, sql, kind, extra or None, started, time())
         if self.fault_names:
             exchange.faults = self.fault_names
             self.fault_names = []
@@ -749,11 +808,7 @@ class PostgresFollower(Follower):
 
     def _query(self, body: bytes) -> None:
         """A simple Query (its text as it came, decoded when read) waits for its answer."""
-        origin = self._origin
-        if origin is not None and not self.fault_names and self.held_since is None:
-            record = _Record(self.new_id(), origin, body, "simple")  # (`_begin`, plain)
-        else:
-            record = self._begin(body, "simple")
+        record = self._begin(body, "simple")
         # (`_pending`, inline) the Query is its own sync point
         record.sync = self.syncs_sent = self.syncs_sent + 1
         record.kind = "simple"
@@ -824,8 +879,8 @@ class PostgresFollower(Follower):
         if kind == 0x43 or kind == 0x49 or kind == 0x73:  # CommandComplete, Empty, Suspended
             head = self._head()
             if head is not None:
-                head.tags += (body if kind == 0x43 else (  # (decoded when read)
-                    b"" if kind == 0x49 else b"suspended")),
+                head.tags = _tagged(head.tags, body if kind == 0x43 else (  # (decoded when read)
+                    b"" if kind == 0x49 else b"suspended"))
                 if self.copying is head:
                     self.copying = None
                 if head.kind == "execute":
@@ -959,6 +1014,13 @@ class PostgresFollower(Follower):
             self.copying = None
         while self.queue and self.queue[0][0] <= seen:
             self.splits.append((self.server.end, self.queue.pop(0)[1]))
+
+
+def _tagged(tags: bytes | tuple[bytes, ...], tag: bytes) -> bytes | tuple[bytes, ...]:
+    """A record's tags with one more (`_Record.tags`)."""
+    if type(tags) is bytes:
+        return tags, tag
+    return (*tags, tag) if tags else tag
 
 
 def _one_line(sql: str) -> str:

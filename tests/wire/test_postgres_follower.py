@@ -305,3 +305,58 @@ def test_a_query_of_one_statement_is_decided_whole() -> None:
         follower.resolve(FORWARD)
         assert follower.client_data(b"") == [query(text)]
         follower.server_data(reply("SELECT 1"))
+
+
+ROW_DESCRIPTION = pg.message(
+    b"T", b"\0\1abalance\0" + b"\0\0\x40\x02\0\3\0\0\0\x17\0\4\xff\xff\xff\xff\0\0")
+DATA_ROW = pg.message(b"D", b"\0\1\0\0\0\x010")
+
+
+def _noted(exchange: Exchange) -> dict[str, object]:
+    note = dict(exchange.notes["sql"])
+    note.pop("connection")
+    return {"note": note, "method": exchange.method, "path": exchange.path,
+            "error": exchange.error}
+
+
+def test_queries_after_the_first_read_at_once_are_recorded_as_the_splitter_reads_them() -> None:
+    """Once the connection has a record, a Query whole in its chunk and the whole answer to it
+    are read where they arrive (`lean`, `server_lean`): the same records, one after the other
+    on one connection, as when each comes cut in two chunks (read message by message): a
+    result, commands without rows in a transaction, several statements, an error."""
+    cases = [
+        ("SELECT abalance FROM a WHERE aid = 1;",
+         ROW_DESCRIPTION + DATA_ROW * 3 + reply("SELECT 3")),
+        ("BEGIN", reply("BEGIN", "T")),
+        ("UPDATE a SET abalance = 1", reply("UPDATE 2", "T")),
+        ("COMMIT", reply("COMMIT")),
+        ("SELECT 1; SELECT 2",
+         ROW_DESCRIPTION + DATA_ROW + pg.message(b"C", b"SELECT 1\0") + ROW_DESCRIPTION
+         + DATA_ROW + reply("SELECT 1")),
+        ("SELECT nope", pg.error_response("42703", "column nope does not exist")
+         + pg.ready_for_query("I")),
+    ]
+    seen = []
+    for cut in (False, True):
+        sink = Sink()
+        follower = PostgresFollower(sink, FollowerOptions())
+        follower.client_data(startup())
+        follower.server_data(pg.message(b"R", (0).to_bytes(4)) + pg.ready_for_query("I"))
+        follower.client_data(query("SELECT 0"))  # (the connection's first record: its origin)
+        follower.server_data(reply("SELECT 0"))
+        assert follower.lean and follower.server_lean
+        for sql, answer in cases:
+            message = query(sql)
+            for chunk in (message[:3], message[3:]) if cut else (message,):
+                follower.client_data(chunk)
+            for chunk in (answer[:4], answer[4:]) if cut else (answer,):
+                follower.server_data(chunk)
+        assert follower.opaque is None and not follower.waiting
+        seen.append([_noted(e) for e in sink.done[1:]])
+    assert seen[0] == seen[1]
+    assert [n["note"].get("tags", n["note"].get("tag")) for n in seen[0]] == [  # type: ignore[union-attr]
+        "SELECT 3", "BEGIN", "UPDATE 2", "COMMIT", ["SELECT 1", "SELECT 1"], None]
+    assert seen[0][0]["note"]["rows"] == 3 and seen[0][0]["note"]["columns"] == 1  # type: ignore[index]
+    assert [n["note"]["transaction"] for n in seen[0]] == [  # type: ignore[index]
+        "idle", "in transaction", "in transaction", "idle", "idle", "idle"]
+    assert seen[0][5]["error"] == "42703 column nope does not exist"
