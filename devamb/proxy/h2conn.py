@@ -42,6 +42,18 @@ SETTINGS_TIMEOUT = int(h2.errors.ErrorCodes.SETTINGS_TIMEOUT)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 UNLIMITED = 2**31 - 1
 _CLOSED = h2.stream.StreamState.CLOSED
+_SEND_HEADERS = h2.connection.ConnectionInputs.SEND_HEADERS
+_SEND_DATA = h2.connection.ConnectionInputs.SEND_DATA
+_STREAM_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
+_SEND_INFORMATIONAL = h2.stream.StreamInputs.SEND_INFORMATIONAL_HEADERS
+_STREAM_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
+_SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_RECV_HEADERS = h2.connection.ConnectionInputs.RECV_HEADERS
+_RECV_DATA = h2.connection.ConnectionInputs.RECV_DATA
+_STREAM_RECV_HEADERS = h2.stream.StreamInputs.RECV_HEADERS
+_RECV_INFORMATIONAL = h2.stream.StreamInputs.RECV_INFORMATIONAL_HEADERS
+_STREAM_RECV_DATA = h2.stream.StreamInputs.RECV_DATA
+_RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
 
@@ -234,16 +246,19 @@ class H2Stream:
         if self.gone is not None or endpoint.paused or endpoint.lost:
             return False
         conn = endpoint.conn
+        size = len(data)
+        state = conn.streams.get(self.id)  # (h2's; gone once closed: send_data says why)
+        if (state is None or size > conn.max_outbound_frame_size
+                or size > conn.outbound_flow_control_window
+                or size > state.outbound_flow_control_window):
+            return False  # (local_flow_control_window's: the smaller of the two windows)
         try:
-            if len(data) > min(conn.local_flow_control_window(self.id),
-                               conn.max_outbound_frame_size):
-                return False
             conn.send_data(self.id, data, end_stream=end)
         except h2.exceptions.StreamClosedError:
             return False
         if end:
             self.sent_end = True
-        endpoint.flush(len(data), end=end)
+        endpoint.flush(size, end=end)
         endpoint.settle(self)
         return True
 
@@ -341,6 +356,146 @@ class _Connection(h2.connection.H2Connection):
         else:
             self.highest_inbound_stream_id = stream_id
         return stream
+
+    def send_headers(self, stream_id: int, headers: Any, end_stream: bool = False,
+                     priority_weight: int | None = None, priority_depends_on: int | None = None,
+                     priority_exclusive: bool | None = None) -> None:
+        """h2's (4.x) connection and stream steps in one function (three header blocks are
+        sent per relayed call), without their log lines; with priority, h2's own."""
+        if (priority_weight is not None or priority_depends_on is not None
+                or priority_exclusive is not None):
+            super().send_headers(stream_id, headers, end_stream, priority_weight,
+                                 priority_depends_on, priority_exclusive)
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:  # (h2's: check we can open the stream)
+            max_open = self.remote_settings.max_concurrent_streams
+            value = self.open_outbound_streams
+            if value + 1 > max_open:
+                raise h2.exceptions.TooManyStreamsError(
+                    f"Max outbound streams is {max_open}, {value} open")
+        self.state_machine.process_input(_SEND_HEADERS)
+        if stream is None:
+            stream = self._begin_new_stream(
+                stream_id, h2.connection.AllowedStreamIDs(self.config.client_side))
+        # the stream's (h2.stream.H2Stream.send_headers)
+        machine = stream.state_machine
+        bytes_headers = h2.stream.utf8_encode_headers(headers)
+        input_ = _STREAM_SEND_HEADERS
+        if not machine.client and h2.stream.is_informational_response(bytes_headers):
+            if end_stream:
+                raise h2.exceptions.ProtocolError(
+                    "Cannot set END_STREAM on informational responses.")
+            input_ = _SEND_INFORMATIONAL
+        events = machine.process_input(input_)
+        first = hyperframe.frame.HeadersFrame(stream_id)
+        frames: list[Any] = stream._build_headers_frames(bytes_headers, self.encoder, first,
+                                              stream._build_hdr_validation_flags(events))
+        if end_stream:
+            machine.process_input(_SEND_END_STREAM)
+            set.add(first.flags, "END_STREAM")  # (FrameFlags: a set, the flag valid)
+        if machine.trailers_sent and not end_stream:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
+        if machine.client and stream._authority is None:
+            stream._authority = h2.stream.authority_from_headers(bytes_headers)
+        stream.request_method = h2.stream.extract_method_header(bytes_headers)
+        self._prepare_for_sending(frames)
+
+    def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool = False,
+                  pad_length: Any = None) -> None:
+        """h2's (4.x) connection and stream steps in one function (a relayed call sends its
+        DATA this way each way), without their log lines; h2's own for padding, a window or
+        frame size the data does not fit (which raises h2's error) or a stream h2 forgot."""
+        stream = self.streams.get(stream_id)
+        size = len(data)
+        if (stream is None or pad_length is not None or size > self.max_outbound_frame_size
+                or (size > 0 and (size > self.outbound_flow_control_window
+                                  or size > stream.outbound_flow_control_window))):
+            super().send_data(stream_id, data, end_stream, pad_length)
+            return
+        self.state_machine.process_input(_SEND_DATA)
+        # the stream's (h2.stream.H2Stream.send_data)
+        machine = stream.state_machine
+        machine.process_input(_STREAM_SEND_DATA)
+        frame = hyperframe.frame.DataFrame(stream_id)
+        frame.data = data.tobytes() if isinstance(data, memoryview) else data
+        if end_stream:
+            machine.process_input(_SEND_END_STREAM)
+            set.add(frame.flags, "END_STREAM")
+        stream.outbound_flow_control_window -= size  # (no padding: its flow-controlled length)
+        self._data_to_send += frame.serialize()
+        self.outbound_flow_control_window -= size
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        """h2's (4.x) connection and stream steps in one function (three header blocks are
+        received per relayed call), without their log lines; with PRIORITY, h2's own."""
+        flags = frame.flags
+        if "PRIORITY" in flags:
+            return super()._receive_headers_frame(frame)
+        stream_id = frame.stream_id
+        stream = self.streams.get(stream_id)
+        if stream is None:  # (h2's: check we can open the stream)
+            max_open = self.local_settings.max_concurrent_streams
+            value = self.open_inbound_streams
+            if value + 1 > max_open:
+                raise h2.exceptions.TooManyStreamsError(
+                    f"Max inbound streams is {max_open}, {value} open")
+        headers = h2.connection._decode_headers(self.decoder, frame.data)
+        events = self.state_machine.process_input(_RECV_HEADERS)
+        if stream is None:
+            stream = self._begin_new_stream(
+                stream_id, h2.connection.AllowedStreamIDs(not self.config.client_side))
+        # the stream's (h2.stream.H2Stream.receive_headers)
+        end = "END_STREAM" in flags
+        if h2.stream.is_informational_response(headers):
+            if end:
+                raise h2.exceptions.ProtocolError(
+                    "Cannot set END_STREAM on informational responses")
+            input_ = _RECV_INFORMATIONAL
+        else:
+            input_ = _STREAM_RECV_HEADERS
+        machine = stream.state_machine
+        received = machine.process_input(input_)
+        event: Any = received[0]
+        if end:
+            ended = machine.process_input(_RECV_END_STREAM)
+            event.stream_ended = ended[0]
+            received += ended
+        stream._initialize_content_length(headers)
+        if type(event) is h2.events.TrailersReceived and not end:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
+        event.headers = stream._process_received_headers(
+            headers, stream._build_hdr_validation_flags(received), self.config.header_encoding)
+        return [], events + received
+
+    def _receive_data_frame(self, frame: Any) -> Any:
+        """h2's (4.x) connection and stream steps in one function (a relayed call receives
+        its DATA this way each way), without their log lines; h2's own for a padded frame or
+        a stream h2 forgot (which it answers)."""
+        flags = frame.flags
+        stream = self.streams.get(frame.stream_id)
+        if stream is None or "PADDED" in flags:
+            return super()._receive_data_frame(frame)
+        data = frame.data
+        size = len(data)  # (its flow-controlled length: no padding)
+        events = self.state_machine.process_input(_RECV_DATA)
+        self._inbound_flow_control_window_manager.window_consumed(size)
+        end = "END_STREAM" in flags
+        try:  # the stream's (h2.stream.H2Stream.receive_data)
+            machine = stream.state_machine
+            received = machine.process_input(_STREAM_RECV_DATA)
+            event: Any = received[0]
+            stream._inbound_window_manager.window_consumed(size)
+            stream._track_content_length(size, end)
+            if end:
+                ended = machine.process_input(_RECV_END_STREAM)
+                event.stream_ended = ended[0]
+                received += ended
+        except h2.exceptions.StreamClosedError as e:
+            return self._handle_data_on_closed_stream(events, e, frame)
+        event.data = data
+        event.flow_controlled_length = size
+        return [], events + received
 
     def _open_streams(self, remainder: int) -> int:
         self._asks += 1

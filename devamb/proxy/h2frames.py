@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 import h2.stream
@@ -340,6 +341,48 @@ def connection_process_input(self: h2.connection.H2ConnectionStateMachine,
     return _connection_input(self, input_)
 
 
+_stream_input = h2.stream.H2StreamStateMachine.process_input
+_STREAM_STEPS: dict[tuple[Any, Any], tuple[Any, Any]] = h2.stream._transitions
+_StreamInputs = h2.stream.StreamInputs
+_StreamClosed = h2.stream.StreamState.CLOSED
+_ProtocolError = h2.exceptions.ProtocolError
+
+
+def stream_process_input(self: h2.stream.H2StreamStateMachine, input_: Any) -> list[Any]:
+    """h2's stream state machine (~14 inputs per relayed call), without its isinstance check
+    for inputs that have a transition (all of them StreamInputs: the table's keys are); an
+    input with none goes through h2's own, which raises h2's error."""
+    step = _STREAM_STEPS.get((self.state, input_))
+    if step is None:
+        return _stream_input(self, input_)
+    func, target = step
+    previous = self.state
+    self.state = target
+    if func is None:
+        return []
+    try:
+        return func(self, previous)
+    except _ProtocolError:
+        self.state = _StreamClosed
+        raise
+    except AssertionError as err:  # (h2's)
+        self.state = _StreamClosed
+        raise _ProtocolError(err) from err
+
+
+_INITIAL_WINDOW = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+_settings_initial_window: Any = h2.settings.Settings.__dict__["initial_window_size"]
+
+
+def initial_window_size(self: h2.settings.Settings) -> int:
+    """h2's Settings.initial_window_size (read twice for every stream begun), without the
+    __getitem__ call."""
+    value = self._settings[_INITIAL_WINDOW][0]
+    if value is None:  # (h2's: a setting received but not yet acknowledged)
+        raise KeyError
+    return value
+
+
 def install() -> None:
     global _STAYS
     _hash_by_identity()
@@ -355,6 +398,10 @@ def install() -> None:
     settings: Any = h2.settings.Settings
     settings.max_concurrent_streams = property(max_concurrent_streams,
                                                _settings_max_streams.fset)
+    settings.initial_window_size = property(initial_window_size,
+                                            _settings_initial_window.fset)
+    h2.stream.H2StreamStateMachine.process_input = (  # type: ignore[method-assign]
+        stream_process_input)
     hyperframe.frame.Flags = FrameFlags  # type: ignore[misc,assignment]  # Frame.__init__ makes it
     hyperframe.frame.HeadersFrame.__init__ = headers_init  # type: ignore[method-assign]
     hyperframe.frame.DataFrame.__init__ = data_init  # type: ignore[method-assign]
