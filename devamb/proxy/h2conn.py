@@ -48,6 +48,12 @@ _STREAM_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
 _SEND_INFORMATIONAL = h2.stream.StreamInputs.SEND_INFORMATIONAL_HEADERS
 _STREAM_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
 _SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_FRAME_HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
+_HEADERS_TYPE = hyperframe.frame.HeadersFrame.type
+_DATA_TYPE = hyperframe.frame.DataFrame.type
+_END_STREAM = 0x1  # (DATA and HEADERS)
+_END_HEADERS = 0x4
+_END_STREAM_HEADERS = _END_STREAM | _END_HEADERS
 _RECV_HEADERS = h2.connection.ConnectionInputs.RECV_HEADERS
 _RECV_DATA = h2.connection.ConnectionInputs.RECV_DATA
 _STREAM_RECV_HEADERS = h2.stream.StreamInputs.RECV_HEADERS
@@ -287,8 +293,9 @@ class _Connection(h2.connection.H2Connection):
     """h2's count of open streams walks every stream (purging the closed ones) and h2 asks
     it for every new stream: ~4 % of the relay's CPU at 100 streams in flight. Here the walk
     runs every PURGE_EVERY asks, or when the count could reach the limit it is asked for;
-    between walks the last count is given, which is below the limit either way (a count
-    grows by one stream per ask at most)."""
+    between walks the last count, plus one for each stream begun since, is given: at least
+    the true count, and below the limit either way. (The HEADERS steps below ask only when
+    the streams h2 holds could reach the limit.)"""
 
     PURGE_EVERY = 32
 
@@ -351,6 +358,7 @@ class _Connection(h2.connection.H2Connection):
             outbound_window_size=self.remote_settings.initial_window_size)
         stream.max_outbound_frame_size = self.max_outbound_frame_size
         self.streams[stream_id] = stream
+        self._counted[stream_id % 2] += 1  # (a bound until the next walk: _open_streams)
         if outbound:
             self.highest_outbound_stream_id = stream_id
         else:
@@ -368,12 +376,14 @@ class _Connection(h2.connection.H2Connection):
                                  priority_depends_on, priority_exclusive)
             return
         stream = self.streams.get(stream_id)
-        if stream is None:  # (h2's: check we can open the stream)
+        if stream is None:  # (h2's: check we can open the stream; h2's count of the open
+            # ones is at most len(streams): it is asked only when that could reach the limit)
             max_open = self.remote_settings.max_concurrent_streams
-            value = self.open_outbound_streams
-            if value + 1 > max_open:
-                raise h2.exceptions.TooManyStreamsError(
-                    f"Max outbound streams is {max_open}, {value} open")
+            if len(self.streams) >= max_open:
+                value = self.open_outbound_streams
+                if value + 1 > max_open:
+                    raise h2.exceptions.TooManyStreamsError(
+                        f"Max outbound streams is {max_open}, {value} open")
         self.state_machine.process_input(_SEND_HEADERS)
         if stream is None:
             stream = self._begin_new_stream(
@@ -388,18 +398,36 @@ class _Connection(h2.connection.H2Connection):
                     "Cannot set END_STREAM on informational responses.")
             input_ = _SEND_INFORMATIONAL
         events = machine.process_input(input_)
-        first = hyperframe.frame.HeadersFrame(stream_id)
-        frames: list[Any] = stream._build_headers_frames(bytes_headers, self.encoder, first,
-                                              stream._build_hdr_validation_flags(events))
+        config = self.config
+        block: bytes | None = None  # a block that fits one frame: the frame's bytes made here
+        frames: list[Any] | None = None
+        if config.normalize_outbound_headers or config.validate_outbound_headers:
+            frames = stream._build_headers_frames(
+                bytes_headers, self.encoder, hyperframe.frame.HeadersFrame(stream_id),
+                stream._build_hdr_validation_flags(events))
+        else:
+            block = self.encoder.encode(bytes_headers)
+            if not 0 < len(block) <= (stream.max_outbound_frame_size or 0):
+                frames = h2frames.headers_frames(stream, block,
+                                                 hyperframe.frame.HeadersFrame(stream_id))
         if end_stream:
             machine.process_input(_SEND_END_STREAM)
-            set.add(first.flags, "END_STREAM")  # (FrameFlags: a set, the flag valid)
+            if frames is not None:
+                set.add(frames[0].flags, "END_STREAM")  # (FrameFlags: a set, the flag valid)
         if machine.trailers_sent and not end_stream:
             raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
         if machine.client and stream._authority is None:
             stream._authority = h2.stream.authority_from_headers(bytes_headers)
         stream.request_method = h2.stream.extract_method_header(bytes_headers)
-        self._prepare_for_sending(frames)
+        if frames is not None:
+            self._prepare_for_sending(frames)
+        elif block is not None:  # one HEADERS frame, END_HEADERS (and END_STREAM): its bytes
+            size = len(block)
+            out = self._data_to_send
+            out += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _HEADERS_TYPE,
+                                      _END_STREAM_HEADERS if end_stream else _END_HEADERS,
+                                      stream_id & 0x7FFFFFFF)
+            out += block
 
     def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool = False,
                   pad_length: Any = None) -> None:
@@ -417,13 +445,13 @@ class _Connection(h2.connection.H2Connection):
         # the stream's (h2.stream.H2Stream.send_data)
         machine = stream.state_machine
         machine.process_input(_STREAM_SEND_DATA)
-        frame = hyperframe.frame.DataFrame(stream_id)
-        frame.data = data.tobytes() if isinstance(data, memoryview) else data
         if end_stream:
             machine.process_input(_SEND_END_STREAM)
-            set.add(frame.flags, "END_STREAM")
         stream.outbound_flow_control_window -= size  # (no padding: its flow-controlled length)
-        self._data_to_send += frame.serialize()
+        out = self._data_to_send  # the DATA frame's bytes, made here (no padding, one frame)
+        out += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _DATA_TYPE,
+                                  _END_STREAM if end_stream else 0, stream_id & 0x7FFFFFFF)
+        out += data
         self.outbound_flow_control_window -= size
 
     def _receive_headers_frame(self, frame: Any) -> Any:
@@ -434,12 +462,13 @@ class _Connection(h2.connection.H2Connection):
             return super()._receive_headers_frame(frame)
         stream_id = frame.stream_id
         stream = self.streams.get(stream_id)
-        if stream is None:  # (h2's: check we can open the stream)
+        if stream is None:  # (h2's check, asked as in send_headers)
             max_open = self.local_settings.max_concurrent_streams
-            value = self.open_inbound_streams
-            if value + 1 > max_open:
-                raise h2.exceptions.TooManyStreamsError(
-                    f"Max inbound streams is {max_open}, {value} open")
+            if len(self.streams) >= max_open:
+                value = self.open_inbound_streams
+                if value + 1 > max_open:
+                    raise h2.exceptions.TooManyStreamsError(
+                        f"Max inbound streams is {max_open}, {value} open")
         headers = h2.connection._decode_headers(self.decoder, frame.data)
         events = self.state_machine.process_input(_RECV_HEADERS)
         if stream is None:

@@ -105,6 +105,8 @@ _FRAMES = hyperframe.frame.FRAMES
 _unpack_header = _HEADER.unpack_from
 _next_frame = h2.frame_buffer.FrameBuffer.__next__
 # frames that may start or continue a header block: h2's own bookkeeping for them
+_PLAIN = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.DataFrame))
+_PADDED_PRIORITY = 0x08 | 0x20  # (the flags that add fields before a HEADERS or DATA body)
 _BLOCKS = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.PushPromiseFrame,
                      hyperframe.frame.ContinuationFrame))
 
@@ -134,7 +136,13 @@ def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
                 names = _NAMES[frame_class]
             flags: Any = frame.flags  # (FrameFlags: a set; anything else raises, to h2's)
             set.update(flags, names[flag_byte])
-        frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
+        if frame_class in _PLAIN and not flag_byte & _PADDED_PRIORITY:
+            # (HEADERS or DATA without padding nor priority: hyperframe's parse_body keeps
+            # the body as it is)
+            frame.data = bytes(data[9:end])  # type: ignore[attr-defined]
+            frame.body_len = end - 9
+        else:
+            frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
     except Exception:  # (h2's own path raises h2's error for it)
         return _next_frame(self)
     del data[:end]
@@ -285,7 +293,12 @@ def build_headers_frames(self: h2.stream.H2Stream, headers: Any, encoder: Any,
     config = self.config
     if config.normalize_outbound_headers or config.validate_outbound_headers:
         return _build_frames(self, headers, encoder, first_frame, hdr_validation_flags)
-    encoded = encoder.encode(headers)
+    return headers_frames(self, encoder.encode(headers), first_frame)
+
+
+def headers_frames(self: h2.stream.H2Stream, encoded: bytes, first_frame: Any) -> list[Any]:
+    """An encoded header block in `first_frame` and as many CONTINUATIONs as it takes (h2's
+    slicing, without its comprehension for a block that fits one frame), END_HEADERS set."""
     size = self.max_outbound_frame_size or 0
     if 0 < len(encoded) <= size:
         first_frame.data = encoded
