@@ -21,6 +21,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.stream
+import hyperframe.exceptions
 import hyperframe.flags
 import hyperframe.frame
 
@@ -316,6 +317,28 @@ class _Connection(h2.connection.H2Connection):
             self._data_to_send += frames[0].serialize()
         elif frames:
             super()._prepare_for_sending(frames)
+
+    def receive_data(self, data: Any) -> list[h2.events.Event]:
+        """h2's (4.x), without its trace line, its frames taken without an iterator (whose end
+        is a StopIteration per read)."""
+        buffer = self.incoming_buffer
+        if buffer._preamble_len:
+            buffer.add_data(data)
+        else:
+            buffer._data += data
+        buffer.max_frame_size = self.max_inbound_frame_size
+        events: list[h2.events.Event] = []
+        take, receive = h2frames.take_frame, self._receive_frame
+        try:
+            while (frame := take(buffer)) is not None:
+                events += receive(frame)
+        except hyperframe.exceptions.InvalidPaddingError as e:  # (h2's)
+            self._terminate_connection(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            raise h2.exceptions.ProtocolError("Received frame with invalid padding.") from e
+        except h2.exceptions.ProtocolError as e:
+            self._terminate_connection(e.error_code)
+            raise
+        return events
 
     def _receive_frame(self, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
         """h2's (4.x), without the trace line it formats for every frame (its logger is off)."""

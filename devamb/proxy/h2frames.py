@@ -112,21 +112,30 @@ _BLOCKS = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.PushPromise
 
 
 def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
+    """h2's FrameBuffer.__next__ (see take_frame)."""
+    frame = take_frame(self)
+    if frame is None:
+        raise StopIteration
+    return frame
+
+
+def take_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame | None:
     """h2's FrameBuffer.__next__ for a whole frame of a known type, in one function (h2 copies
-    the 9-byte header and makes four calls, and hyperframe walks the defined flags). Anything
-    else (a partial frame, an extension frame, a frame over the size limit, a header block in
-    CONTINUATIONs, a frame hyperframe refuses) goes to h2's own, which raises h2's error;
-    nothing is consumed before the frame is whole and parsed."""
+    the 9-byte header and makes four calls, and hyperframe walks the defined flags), None
+    where h2's raises StopIteration (no whole frame yet). Anything else (a partial frame, an
+    extension frame, a frame over the size limit, a header block in CONTINUATIONs, a frame
+    hyperframe refuses) goes to h2's own, which raises h2's error; nothing is consumed before
+    the frame is whole and parsed."""
     data = self._data
     if len(data) < 9:  # (h2's first step: the end of every read)
-        raise StopIteration
+        return None
     if self._headers_buffer:
-        return _next_frame(self)
+        return _h2_next(self)
     high, low, kind, flag_byte, stream_id = _unpack_header(data)
     end = (high << 8) + low + 9
     frame_class = _FRAMES.get(kind)
     if frame_class is None or len(data) < end or end - 9 > self.max_frame_size:
-        return _next_frame(self)
+        return _h2_next(self)
     try:
         frame = frame_class(stream_id & 0x7FFFFFFF)
         if flag_byte:
@@ -144,12 +153,19 @@ def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
         else:
             frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
     except Exception:  # (h2's own path raises h2's error for it)
-        return _next_frame(self)
+        return _h2_next(self)
     del data[:end]
     if frame_class in _BLOCKS:
         block = self._update_header_buffer(frame)
-        return block if block is not None else next_frame(self)
+        return block if block is not None else take_frame(self)
     return frame
+
+
+def _h2_next(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame | None:
+    try:
+        return _next_frame(self)
+    except StopIteration:
+        return None
 
 
 _headers_init = hyperframe.frame.HeadersFrame.__init__
