@@ -55,6 +55,8 @@ _DATA_TYPE = hyperframe.frame.DataFrame.type
 _END_STREAM = 0x1  # (DATA and HEADERS)
 _END_HEADERS = 0x4
 _END_STREAM_HEADERS = _END_STREAM | _END_HEADERS
+_PADDED_PRIORITY = 0x08 | 0x20  # (the flags that add fields before a HEADERS or DATA body)
+_unpack_header = _FRAME_HEADER.unpack_from
 _RECV_HEADERS = h2.connection.ConnectionInputs.RECV_HEADERS
 _RECV_DATA = h2.connection.ConnectionInputs.RECV_DATA
 _STREAM_RECV_HEADERS = h2.stream.StreamInputs.RECV_HEADERS
@@ -63,6 +65,15 @@ _STREAM_RECV_DATA = h2.stream.StreamInputs.RECV_DATA
 _RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
+
+
+def _data_frame(stream_id: int, end: bool, data: bytes) -> hyperframe.frame.DataFrame:
+    """The DATA frame received as `data` (for h2's own steps, which take a frame)."""
+    frame = hyperframe.frame.DataFrame(stream_id, data)
+    if end:
+        set.add(frame.flags, "END_STREAM")  # type: ignore[arg-type]
+    frame.body_len = len(data)
+    return frame
 
 
 def code_name(code: int) -> str:
@@ -329,8 +340,26 @@ class _Connection(h2.connection.H2Connection):
         buffer.max_frame_size = self.max_inbound_frame_size
         events: list[h2.events.Event] = []
         take, receive = h2frames.take_frame, self._receive_frame
+        data = buffer._data
         try:
-            while (frame := take(buffer)) is not None:
+            while True:
+                if len(data) >= 9 and not buffer._headers_buffer:
+                    # a whole DATA, or HEADERS with END_HEADERS, without padding nor priority
+                    # (a relayed call's frames): taken without a frame object
+                    high, low, kind, flag_byte, stream_id = _unpack_header(data)
+                    end = (high << 8) + low + 9
+                    if ((kind == _DATA_TYPE
+                         or (kind == _HEADERS_TYPE and flag_byte & _END_HEADERS))
+                            and not flag_byte & _PADDED_PRIORITY and len(data) >= end
+                            and end - 9 <= buffer.max_frame_size and stream_id & 0x7FFFFFFF):
+                        body = bytes(data[9:end])
+                        del data[:end]
+                        events += self._receive_plain(kind, stream_id & 0x7FFFFFFF,
+                                                      flag_byte & _END_STREAM, body)
+                        continue
+                frame = take(buffer)
+                if frame is None:
+                    break
                 events += receive(frame)
         except hyperframe.exceptions.InvalidPaddingError as e:  # (h2's)
             self._terminate_connection(h2.errors.ErrorCodes.PROTOCOL_ERROR)
@@ -344,25 +373,45 @@ class _Connection(h2.connection.H2Connection):
         """h2's (4.x), without the trace line it formats for every frame (its logger is off)."""
         try:
             frames, events = self._frame_dispatch_table[frame.__class__](frame)
-        except h2.exceptions.StreamClosedError as e:
+        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
+            return self._stream_error(e)
+        self._prepare_for_sending(frames)
+        return events
+
+    def _receive_plain(self, kind: int, stream_id: int, end: int,
+                       body: bytes) -> list[h2.events.Event]:
+        """_receive_frame for a DATA, or a HEADERS with END_HEADERS, without padding nor
+        priority, from its header's fields and its body (receive_data)."""
+        try:
+            if kind == _DATA_TYPE:
+                frames, events = self._data_in(stream_id, bool(end), body)
+            else:
+                frames, events = self._headers_in(stream_id, bool(end), body)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
+            return self._stream_error(e)
+        if frames:
+            self._prepare_for_sending(frames)
+        return events
+
+    def _stream_error(self, e: Exception) -> list[h2.events.Event]:
+        """h2's (4.x) answer to a frame on a stream that is closed or was never opened."""
+        if isinstance(e, h2.exceptions.StreamClosedError):
             # closed by RST_STREAM: a stream error (RST_STREAM back); otherwise the connection's
             if not self._stream_is_closed_by_reset(e.stream_id):
-                raise
+                raise e
             reset = hyperframe.frame.RstStreamFrame(e.stream_id)
             reset.error_code = e.error_code
             self._prepare_for_sending([reset])
             return cast(list[h2.events.Event], e._events)
-        except h2.exceptions.StreamIDTooLowError as e:
-            if self._stream_is_closed_by_reset(e.stream_id):
-                reset = hyperframe.frame.RstStreamFrame(e.stream_id)
-                reset.error_code = h2.errors.ErrorCodes.STREAM_CLOSED
-                self._prepare_for_sending([reset])
-                return []
-            if self._stream_is_closed_by_end(e.stream_id):
-                raise h2.exceptions.StreamClosedError(e.stream_id) from e
-            raise
-        self._prepare_for_sending(frames)
-        return events
+        assert isinstance(e, h2.exceptions.StreamIDTooLowError)
+        if self._stream_is_closed_by_reset(e.stream_id):
+            reset = hyperframe.frame.RstStreamFrame(e.stream_id)
+            reset.error_code = h2.errors.ErrorCodes.STREAM_CLOSED
+            self._prepare_for_sending([reset])
+            return []
+        if self._stream_is_closed_by_end(e.stream_id):
+            raise h2.exceptions.StreamClosedError(e.stream_id) from e
+        raise e
 
     def _begin_new_stream(self, stream_id: int,
                           allowed_ids: h2.connection.AllowedStreamIDs) -> h2.stream.H2Stream:
@@ -483,7 +532,10 @@ class _Connection(h2.connection.H2Connection):
         flags = frame.flags
         if "PRIORITY" in flags:
             return super()._receive_headers_frame(frame)
-        stream_id = frame.stream_id
+        return self._headers_in(frame.stream_id, "END_STREAM" in flags, frame.data)
+
+    def _headers_in(self, stream_id: int, end: bool, block: bytes) -> Any:
+        """_receive_headers_frame from the frame's stream, END_STREAM flag and block."""
         stream = self.streams.get(stream_id)
         if stream is None:  # (h2's check, asked as in send_headers)
             max_open = self.local_settings.max_concurrent_streams
@@ -492,13 +544,12 @@ class _Connection(h2.connection.H2Connection):
                 if value + 1 > max_open:
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max inbound streams is {max_open}, {value} open")
-        headers = h2.connection._decode_headers(self.decoder, frame.data)
+        headers = h2.connection._decode_headers(self.decoder, block)
         events = self.state_machine.process_input(_RECV_HEADERS)
         if stream is None:
             stream = self._begin_new_stream(
                 stream_id, h2.connection.AllowedStreamIDs(not self.config.client_side))
         # the stream's (h2.stream.H2Stream.receive_headers)
-        end = "END_STREAM" in flags
         if h2.stream.is_informational_response(headers):
             if end:
                 raise h2.exceptions.ProtocolError(
@@ -525,14 +576,19 @@ class _Connection(h2.connection.H2Connection):
         its DATA this way each way), without their log lines; h2's own for a padded frame or
         a stream h2 forgot (which it answers)."""
         flags = frame.flags
-        stream = self.streams.get(frame.stream_id)
-        if stream is None or "PADDED" in flags:
+        if "PADDED" in flags:
             return super()._receive_data_frame(frame)
-        data = frame.data
+        return self._data_in(frame.stream_id, "END_STREAM" in flags, frame.data)
+
+    def _data_in(self, stream_id: int, end: bool, data: bytes) -> Any:
+        """_receive_data_frame from the frame's stream, END_STREAM flag and data (no
+        padding); h2's own for a stream h2 forgot (which it answers)."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return super()._receive_data_frame(_data_frame(stream_id, end, data))
         size = len(data)  # (its flow-controlled length: no padding)
         events = self.state_machine.process_input(_RECV_DATA)
         self._inbound_flow_control_window_manager.window_consumed(size)
-        end = "END_STREAM" in flags
         try:  # the stream's (h2.stream.H2Stream.receive_data)
             machine = stream.state_machine
             received = machine.process_input(_STREAM_RECV_DATA)
@@ -544,7 +600,7 @@ class _Connection(h2.connection.H2Connection):
                 event.stream_ended = ended[0]
                 received += ended
         except h2.exceptions.StreamClosedError as e:
-            return self._handle_data_on_closed_stream(events, e, frame)
+            return self._handle_data_on_closed_stream(events, e, _data_frame(stream_id, end, data))
         event.data = data
         event.flow_controlled_length = size
         return [], events + received

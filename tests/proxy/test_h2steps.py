@@ -36,6 +36,7 @@ def _conn(client: bool, own_steps: bool) -> _Connection:
     if not own_steps:
         conn.send_headers = functools.partial(H2.send_headers, conn)  # type: ignore[method-assign]
         conn.send_data = functools.partial(H2.send_data, conn)  # type: ignore[method-assign]
+        conn.receive_data = functools.partial(H2.receive_data, conn)  # type: ignore[method-assign]
         table = conn._frame_dispatch_table
         table[hyperframe.frame.HeadersFrame] = functools.partial(H2._receive_headers_frame, conn)
         table[hyperframe.frame.DataFrame] = functools.partial(H2._receive_data_frame, conn)
@@ -129,3 +130,78 @@ def test_what_h2_refuses_is_refused_alike(own_steps: bool) -> None:
         server.receive_data(client.data_to_send())
         server.send_headers(1, RESPONSE)
         server.send_headers(1, TRAILERS)
+
+
+def _frame(kind: type[hyperframe.frame.Frame], stream_id: int, flags: tuple[str, ...] = (),
+           **fields: Any) -> bytes:
+    frame = kind(stream_id)
+    for flag in flags:
+        frame.flags.add(flag)
+    for name, value in fields.items():
+        setattr(frame, name, value)
+    return frame.serialize()
+
+
+def _received(own_steps: bool, wire: bytes, cut: int) -> list[Any]:
+    """What a server makes of `wire` (read in pieces of `cut` bytes): its events, what it
+    answers, the streams' states; a protocol error as its message."""
+    _client, server = _pair(own_steps)
+    seen: list[Any] = []
+    for at in range(0, len(wire), cut):
+        try:
+            seen.append(_events(server.receive_data(wire[at:at + cut])))
+        except h2.exceptions.ProtocolError as exc:
+            seen.append(f"{type(exc).__name__}: {exc}")
+            break
+        seen.append(server.data_to_send())
+        if 1 in server.streams and at == 0 and cut >= len(wire):
+            seen.append(_state(server, 1))
+    seen.append(sorted((sid, s.state_machine.state) for sid, s in server.streams.items()))
+    return seen
+
+
+def _block(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return _conn(True, True).encoder.encode(headers)
+
+
+CASES = {
+    "padded data": _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",),
+                          data=_block(REQUEST))
+    + _frame(hyperframe.frame.DataFrame, 1, ("PADDED", "END_STREAM"), data=MESSAGE,
+             pad_length=7),
+    "priority": _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS", "PRIORITY"),
+                       data=_block(REQUEST), depends_on=0, stream_weight=15)
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE),
+    "continuation": _frame(hyperframe.frame.HeadersFrame, 1, (), data=_block(REQUEST)[:5])
+    + _frame(hyperframe.frame.ContinuationFrame, 1, ("END_HEADERS",),
+             data=_block(REQUEST)[5:])
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE),
+    "data in a header block": _frame(hyperframe.frame.HeadersFrame, 1, (),
+                                     data=_block(REQUEST)[:5])
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE),
+    "data after the end": _frame(hyperframe.frame.HeadersFrame, 1,
+                                 ("END_HEADERS", "END_STREAM"), data=_block(REQUEST))
+    + _frame(hyperframe.frame.DataFrame, 1, (), data=MESSAGE),
+    "data on a reset stream": _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",),
+                                     data=_block(REQUEST))
+    + _frame(hyperframe.frame.RstStreamFrame, 1, (), error_code=8)
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE),
+    "data on no stream": _frame(hyperframe.frame.DataFrame, 3, (), data=MESSAGE),
+    "stream id too low": _frame(hyperframe.frame.HeadersFrame, 5, ("END_HEADERS",),
+                                data=_block(REQUEST))
+    + _frame(hyperframe.frame.HeadersFrame, 3, ("END_HEADERS",), data=_block(REQUEST)),
+    "two calls": b"".join(
+        _frame(hyperframe.frame.HeadersFrame, sid, ("END_HEADERS",), data=_block(REQUEST))
+        + _frame(hyperframe.frame.DataFrame, sid, ("END_STREAM",), data=MESSAGE)
+        for sid in (1, 3)),
+    "over the frame size": b"\x00\x40\x01\x00\x00\x00\x00\x00\x01" + b"x" * 16385,
+    "stream 0": _frame(hyperframe.frame.WindowUpdateFrame, 0, (), window_increment=1)[:3]
+    + b"\x00\x01\x00\x00\x00\x00" + b"\x00" * 1,
+}
+
+
+@pytest.mark.parametrize("cut", [1, 7, 1 << 20], ids=["byte", "pieces", "whole"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_frames_received_as_h2_receives_them(case: str, cut: int) -> None:
+    wire = CASES[case]
+    assert _received(True, wire, cut) == _received(False, wire, cut)
