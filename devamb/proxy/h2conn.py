@@ -21,6 +21,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.stream
+import hyperframe.exceptions
 import hyperframe.flags
 import hyperframe.frame
 
@@ -42,8 +43,37 @@ SETTINGS_TIMEOUT = int(h2.errors.ErrorCodes.SETTINGS_TIMEOUT)
 ENHANCE_YOUR_CALM = int(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 UNLIMITED = 2**31 - 1
 _CLOSED = h2.stream.StreamState.CLOSED
+_SEND_HEADERS = h2.connection.ConnectionInputs.SEND_HEADERS
+_SEND_DATA = h2.connection.ConnectionInputs.SEND_DATA
+_STREAM_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
+_SEND_INFORMATIONAL = h2.stream.StreamInputs.SEND_INFORMATIONAL_HEADERS
+_STREAM_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
+_SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_FRAME_HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
+_HEADERS_TYPE = hyperframe.frame.HeadersFrame.type
+_DATA_TYPE = hyperframe.frame.DataFrame.type
+_END_STREAM = 0x1  # (DATA and HEADERS)
+_END_HEADERS = 0x4
+_END_STREAM_HEADERS = _END_STREAM | _END_HEADERS
+_PADDED_PRIORITY = 0x08 | 0x20  # (the flags that add fields before a HEADERS or DATA body)
+_unpack_header = _FRAME_HEADER.unpack_from
+_RECV_HEADERS = h2.connection.ConnectionInputs.RECV_HEADERS
+_RECV_DATA = h2.connection.ConnectionInputs.RECV_DATA
+_STREAM_RECV_HEADERS = h2.stream.StreamInputs.RECV_HEADERS
+_RECV_INFORMATIONAL = h2.stream.StreamInputs.RECV_INFORMATIONAL_HEADERS
+_STREAM_RECV_DATA = h2.stream.StreamInputs.RECV_DATA
+_RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
+
+
+def _data_frame(stream_id: int, end: bool, data: bytes) -> hyperframe.frame.DataFrame:
+    """The DATA frame received as `data` (for h2's own steps, which take a frame)."""
+    frame = hyperframe.frame.DataFrame(stream_id, data)
+    if end:
+        set.add(frame.flags, "END_STREAM")  # type: ignore[arg-type]
+    frame.body_len = len(data)
+    return frame
 
 
 def code_name(code: int) -> str:
@@ -234,16 +264,19 @@ class H2Stream:
         if self.gone is not None or endpoint.paused or endpoint.lost:
             return False
         conn = endpoint.conn
+        size = len(data)
+        state = conn.streams.get(self.id)  # (h2's; gone once closed: send_data says why)
+        if (state is None or size > conn.max_outbound_frame_size
+                or size > conn.outbound_flow_control_window
+                or size > state.outbound_flow_control_window):
+            return False  # (local_flow_control_window's: the smaller of the two windows)
         try:
-            if len(data) > min(conn.local_flow_control_window(self.id),
-                               conn.max_outbound_frame_size):
-                return False
             conn.send_data(self.id, data, end_stream=end)
         except h2.exceptions.StreamClosedError:
             return False
         if end:
             self.sent_end = True
-        endpoint.flush(len(data), end=end)
+        endpoint.flush(size, end=end)
         endpoint.settle(self)
         return True
 
@@ -272,8 +305,9 @@ class _Connection(h2.connection.H2Connection):
     """h2's count of open streams walks every stream (purging the closed ones) and h2 asks
     it for every new stream: ~4 % of the relay's CPU at 100 streams in flight. Here the walk
     runs every PURGE_EVERY asks, or when the count could reach the limit it is asked for;
-    between walks the last count is given, which is below the limit either way (a count
-    grows by one stream per ask at most)."""
+    between walks the last count, plus one for each stream begun since, is given: at least
+    the true count, and below the limit either way. (The HEADERS steps below ask only when
+    the streams h2 holds could reach the limit.)"""
 
     PURGE_EVERY = 32
 
@@ -295,29 +329,89 @@ class _Connection(h2.connection.H2Connection):
         elif frames:
             super()._prepare_for_sending(frames)
 
+    def receive_data(self, data: Any) -> list[h2.events.Event]:
+        """h2's (4.x), without its trace line, its frames taken without an iterator (whose end
+        is a StopIteration per read)."""
+        buffer = self.incoming_buffer
+        if buffer._preamble_len:
+            buffer.add_data(data)
+        else:
+            buffer._data += data
+        buffer.max_frame_size = self.max_inbound_frame_size
+        events: list[h2.events.Event] = []
+        take, receive = h2frames.take_frame, self._receive_frame
+        data = buffer._data
+        try:
+            while True:
+                if len(data) >= 9 and not buffer._headers_buffer:
+                    # a whole DATA, or HEADERS with END_HEADERS, without padding nor priority
+                    # (a relayed call's frames): taken without a frame object
+                    high, low, kind, flag_byte, stream_id = _unpack_header(data)
+                    end = (high << 8) + low + 9
+                    if ((kind == _DATA_TYPE
+                         or (kind == _HEADERS_TYPE and flag_byte & _END_HEADERS))
+                            and not flag_byte & _PADDED_PRIORITY and len(data) >= end
+                            and end - 9 <= buffer.max_frame_size and stream_id & 0x7FFFFFFF):
+                        body = bytes(data[9:end])
+                        del data[:end]
+                        events += self._receive_plain(kind, stream_id & 0x7FFFFFFF,
+                                                      flag_byte & _END_STREAM, body)
+                        continue
+                frame = take(buffer)
+                if frame is None:
+                    break
+                events += receive(frame)
+        except hyperframe.exceptions.InvalidPaddingError as e:  # (h2's)
+            self._terminate_connection(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            raise h2.exceptions.ProtocolError("Received frame with invalid padding.") from e
+        except h2.exceptions.ProtocolError as e:
+            self._terminate_connection(e.error_code)
+            raise
+        return events
+
     def _receive_frame(self, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
         """h2's (4.x), without the trace line it formats for every frame (its logger is off)."""
         try:
             frames, events = self._frame_dispatch_table[frame.__class__](frame)
-        except h2.exceptions.StreamClosedError as e:
+        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
+            return self._stream_error(e)
+        self._prepare_for_sending(frames)
+        return events
+
+    def _receive_plain(self, kind: int, stream_id: int, end: int,
+                       body: bytes) -> list[h2.events.Event]:
+        """_receive_frame for a DATA, or a HEADERS with END_HEADERS, without padding nor
+        priority, from its header's fields and its body (receive_data)."""
+        try:
+            if kind == _DATA_TYPE:
+                frames, events = self._data_in(stream_id, bool(end), body)
+            else:
+                frames, events = self._headers_in(stream_id, bool(end), body)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
+            return self._stream_error(e)
+        if frames:
+            self._prepare_for_sending(frames)
+        return events
+
+    def _stream_error(self, e: Exception) -> list[h2.events.Event]:
+        """h2's (4.x) answer to a frame on a stream that is closed or was never opened."""
+        if isinstance(e, h2.exceptions.StreamClosedError):
             # closed by RST_STREAM: a stream error (RST_STREAM back); otherwise the connection's
             if not self._stream_is_closed_by_reset(e.stream_id):
-                raise
+                raise e
             reset = hyperframe.frame.RstStreamFrame(e.stream_id)
             reset.error_code = e.error_code
             self._prepare_for_sending([reset])
             return cast(list[h2.events.Event], e._events)
-        except h2.exceptions.StreamIDTooLowError as e:
-            if self._stream_is_closed_by_reset(e.stream_id):
-                reset = hyperframe.frame.RstStreamFrame(e.stream_id)
-                reset.error_code = h2.errors.ErrorCodes.STREAM_CLOSED
-                self._prepare_for_sending([reset])
-                return []
-            if self._stream_is_closed_by_end(e.stream_id):
-                raise h2.exceptions.StreamClosedError(e.stream_id) from e
-            raise
-        self._prepare_for_sending(frames)
-        return events
+        assert isinstance(e, h2.exceptions.StreamIDTooLowError)
+        if self._stream_is_closed_by_reset(e.stream_id):
+            reset = hyperframe.frame.RstStreamFrame(e.stream_id)
+            reset.error_code = h2.errors.ErrorCodes.STREAM_CLOSED
+            self._prepare_for_sending([reset])
+            return []
+        if self._stream_is_closed_by_end(e.stream_id):
+            raise h2.exceptions.StreamClosedError(e.stream_id) from e
+        raise e
 
     def _begin_new_stream(self, stream_id: int,
                           allowed_ids: h2.connection.AllowedStreamIDs) -> h2.stream.H2Stream:
@@ -336,11 +430,180 @@ class _Connection(h2.connection.H2Connection):
             outbound_window_size=self.remote_settings.initial_window_size)
         stream.max_outbound_frame_size = self.max_outbound_frame_size
         self.streams[stream_id] = stream
+        self._counted[stream_id % 2] += 1  # (a bound until the next walk: _open_streams)
         if outbound:
             self.highest_outbound_stream_id = stream_id
         else:
             self.highest_inbound_stream_id = stream_id
         return stream
+
+    def send_headers(self, stream_id: int, headers: Any, end_stream: bool = False,
+                     priority_weight: int | None = None, priority_depends_on: int | None = None,
+                     priority_exclusive: bool | None = None) -> None:
+        """h2's (4.x) connection and stream steps in one function (three header blocks are
+        sent per relayed call), without their log lines; with priority, h2's own."""
+        if (priority_weight is not None or priority_depends_on is not None
+                or priority_exclusive is not None):
+            super().send_headers(stream_id, headers, end_stream, priority_weight,
+                                 priority_depends_on, priority_exclusive)
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:  # (h2's: check we can open the stream; h2's count of the open
+            # ones is at most len(streams): it is asked only when that could reach the limit)
+            max_open = self.remote_settings.max_concurrent_streams
+            if len(self.streams) >= max_open:
+                value = self.open_outbound_streams
+                if value + 1 > max_open:
+                    raise h2.exceptions.TooManyStreamsError(
+                        f"Max outbound streams is {max_open}, {value} open")
+        self.state_machine.process_input(_SEND_HEADERS)
+        if stream is None:
+            stream = self._begin_new_stream(
+                stream_id, h2.connection.AllowedStreamIDs(self.config.client_side))
+        # the stream's (h2.stream.H2Stream.send_headers)
+        machine = stream.state_machine
+        bytes_headers = h2.stream.utf8_encode_headers(headers)
+        input_ = _STREAM_SEND_HEADERS
+        if not machine.client and h2.stream.is_informational_response(bytes_headers):
+            if end_stream:
+                raise h2.exceptions.ProtocolError(
+                    "Cannot set END_STREAM on informational responses.")
+            input_ = _SEND_INFORMATIONAL
+        events = machine.process_input(input_)
+        config = self.config
+        block: bytes | None = None  # a block that fits one frame: the frame's bytes made here
+        frames: list[Any] | None = None
+        if config.normalize_outbound_headers or config.validate_outbound_headers:
+            frames = stream._build_headers_frames(
+                bytes_headers, self.encoder, hyperframe.frame.HeadersFrame(stream_id),
+                stream._build_hdr_validation_flags(events))
+        else:
+            block = self.encoder.encode(bytes_headers)
+            if not 0 < len(block) <= (stream.max_outbound_frame_size or 0):
+                frames = h2frames.headers_frames(stream, block,
+                                                 hyperframe.frame.HeadersFrame(stream_id))
+        if end_stream:
+            machine.process_input(_SEND_END_STREAM)
+            if frames is not None:
+                set.add(frames[0].flags, "END_STREAM")  # (FrameFlags: a set, the flag valid)
+        if machine.trailers_sent and not end_stream:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
+        if machine.client and stream._authority is None:
+            stream._authority = h2.stream.authority_from_headers(bytes_headers)
+        stream.request_method = h2.stream.extract_method_header(bytes_headers)
+        if frames is not None:
+            self._prepare_for_sending(frames)
+        elif block is not None:  # one HEADERS frame, END_HEADERS (and END_STREAM): its bytes
+            size = len(block)
+            out = self._data_to_send
+            out += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _HEADERS_TYPE,
+                                      _END_STREAM_HEADERS if end_stream else _END_HEADERS,
+                                      stream_id & 0x7FFFFFFF)
+            out += block
+
+    def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool = False,
+                  pad_length: Any = None) -> None:
+        """h2's (4.x) connection and stream steps in one function (a relayed call sends its
+        DATA this way each way), without their log lines; h2's own for padding, a window or
+        frame size the data does not fit (which raises h2's error) or a stream h2 forgot."""
+        stream = self.streams.get(stream_id)
+        size = len(data)
+        if (stream is None or pad_length is not None or size > self.max_outbound_frame_size
+                or (size > 0 and (size > self.outbound_flow_control_window
+                                  or size > stream.outbound_flow_control_window))):
+            super().send_data(stream_id, data, end_stream, pad_length)
+            return
+        self.state_machine.process_input(_SEND_DATA)
+        # the stream's (h2.stream.H2Stream.send_data)
+        machine = stream.state_machine
+        machine.process_input(_STREAM_SEND_DATA)
+        if end_stream:
+            machine.process_input(_SEND_END_STREAM)
+        stream.outbound_flow_control_window -= size  # (no padding: its flow-controlled length)
+        out = self._data_to_send  # the DATA frame's bytes, made here (no padding, one frame)
+        out += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _DATA_TYPE,
+                                  _END_STREAM if end_stream else 0, stream_id & 0x7FFFFFFF)
+        out += data
+        self.outbound_flow_control_window -= size
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        """h2's (4.x) connection and stream steps in one function (three header blocks are
+        received per relayed call), without their log lines; with PRIORITY, h2's own."""
+        flags = frame.flags
+        if "PRIORITY" in flags:
+            return super()._receive_headers_frame(frame)
+        return self._headers_in(frame.stream_id, "END_STREAM" in flags, frame.data)
+
+    def _headers_in(self, stream_id: int, end: bool, block: bytes) -> Any:
+        """_receive_headers_frame from the frame's stream, END_STREAM flag and block."""
+        stream = self.streams.get(stream_id)
+        if stream is None:  # (h2's check, asked as in send_headers)
+            max_open = self.local_settings.max_concurrent_streams
+            if len(self.streams) >= max_open:
+                value = self.open_inbound_streams
+                if value + 1 > max_open:
+                    raise h2.exceptions.TooManyStreamsError(
+                        f"Max inbound streams is {max_open}, {value} open")
+        headers = h2.connection._decode_headers(self.decoder, block)
+        events = self.state_machine.process_input(_RECV_HEADERS)
+        if stream is None:
+            stream = self._begin_new_stream(
+                stream_id, h2.connection.AllowedStreamIDs(not self.config.client_side))
+        # the stream's (h2.stream.H2Stream.receive_headers)
+        if h2.stream.is_informational_response(headers):
+            if end:
+                raise h2.exceptions.ProtocolError(
+                    "Cannot set END_STREAM on informational responses")
+            input_ = _RECV_INFORMATIONAL
+        else:
+            input_ = _STREAM_RECV_HEADERS
+        machine = stream.state_machine
+        received = machine.process_input(input_)
+        event: Any = received[0]
+        if end:
+            ended = machine.process_input(_RECV_END_STREAM)
+            event.stream_ended = ended[0]
+            received += ended
+        stream._initialize_content_length(headers)
+        if type(event) is h2.events.TrailersReceived and not end:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
+        event.headers = stream._process_received_headers(
+            headers, stream._build_hdr_validation_flags(received), self.config.header_encoding)
+        return [], events + received
+
+    def _receive_data_frame(self, frame: Any) -> Any:
+        """h2's (4.x) connection and stream steps in one function (a relayed call receives
+        its DATA this way each way), without their log lines; h2's own for a padded frame or
+        a stream h2 forgot (which it answers)."""
+        flags = frame.flags
+        if "PADDED" in flags:
+            return super()._receive_data_frame(frame)
+        return self._data_in(frame.stream_id, "END_STREAM" in flags, frame.data)
+
+    def _data_in(self, stream_id: int, end: bool, data: bytes) -> Any:
+        """_receive_data_frame from the frame's stream, END_STREAM flag and data (no
+        padding); h2's own for a stream h2 forgot (which it answers)."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return super()._receive_data_frame(_data_frame(stream_id, end, data))
+        size = len(data)  # (its flow-controlled length: no padding)
+        events = self.state_machine.process_input(_RECV_DATA)
+        self._inbound_flow_control_window_manager.window_consumed(size)
+        try:  # the stream's (h2.stream.H2Stream.receive_data)
+            machine = stream.state_machine
+            received = machine.process_input(_STREAM_RECV_DATA)
+            event: Any = received[0]
+            stream._inbound_window_manager.window_consumed(size)
+            stream._track_content_length(size, end)
+            if end:
+                ended = machine.process_input(_RECV_END_STREAM)
+                event.stream_ended = ended[0]
+                received += ended
+        except h2.exceptions.StreamClosedError as e:
+            return self._handle_data_on_closed_stream(events, e, _data_frame(stream_id, end, data))
+        event.data = data
+        event.flow_controlled_length = size
+        return [], events + received
 
     def _open_streams(self, remainder: int) -> int:
         self._asks += 1

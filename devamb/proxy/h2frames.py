@@ -16,6 +16,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 import h2.stream
@@ -104,26 +105,37 @@ _FRAMES = hyperframe.frame.FRAMES
 _unpack_header = _HEADER.unpack_from
 _next_frame = h2.frame_buffer.FrameBuffer.__next__
 # frames that may start or continue a header block: h2's own bookkeeping for them
+_PLAIN = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.DataFrame))
+_PADDED_PRIORITY = 0x08 | 0x20  # (the flags that add fields before a HEADERS or DATA body)
 _BLOCKS = frozenset((hyperframe.frame.HeadersFrame, hyperframe.frame.PushPromiseFrame,
                      hyperframe.frame.ContinuationFrame))
 
 
 def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
+    """h2's FrameBuffer.__next__ (see take_frame)."""
+    frame = take_frame(self)
+    if frame is None:
+        raise StopIteration
+    return frame
+
+
+def take_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame | None:
     """h2's FrameBuffer.__next__ for a whole frame of a known type, in one function (h2 copies
-    the 9-byte header and makes four calls, and hyperframe walks the defined flags). Anything
-    else (a partial frame, an extension frame, a frame over the size limit, a header block in
-    CONTINUATIONs, a frame hyperframe refuses) goes to h2's own, which raises h2's error;
-    nothing is consumed before the frame is whole and parsed."""
+    the 9-byte header and makes four calls, and hyperframe walks the defined flags), None
+    where h2's raises StopIteration (no whole frame yet). Anything else (a partial frame, an
+    extension frame, a frame over the size limit, a header block in CONTINUATIONs, a frame
+    hyperframe refuses) goes to h2's own, which raises h2's error; nothing is consumed before
+    the frame is whole and parsed."""
     data = self._data
     if len(data) < 9:  # (h2's first step: the end of every read)
-        raise StopIteration
+        return None
     if self._headers_buffer:
-        return _next_frame(self)
+        return _h2_next(self)
     high, low, kind, flag_byte, stream_id = _unpack_header(data)
     end = (high << 8) + low + 9
     frame_class = _FRAMES.get(kind)
     if frame_class is None or len(data) < end or end - 9 > self.max_frame_size:
-        return _next_frame(self)
+        return _h2_next(self)
     try:
         frame = frame_class(stream_id & 0x7FFFFFFF)
         if flag_byte:
@@ -133,14 +145,27 @@ def next_frame(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame:
                 names = _NAMES[frame_class]
             flags: Any = frame.flags  # (FrameFlags: a set; anything else raises, to h2's)
             set.update(flags, names[flag_byte])
-        frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
+        if frame_class in _PLAIN and not flag_byte & _PADDED_PRIORITY:
+            # (HEADERS or DATA without padding nor priority: hyperframe's parse_body keeps
+            # the body as it is)
+            frame.data = bytes(data[9:end])  # type: ignore[attr-defined]
+            frame.body_len = end - 9
+        else:
+            frame.parse_body(memoryview(data[9:end]))  # (a copy, as h2's: `data` shrinks below)
     except Exception:  # (h2's own path raises h2's error for it)
-        return _next_frame(self)
+        return _h2_next(self)
     del data[:end]
     if frame_class in _BLOCKS:
         block = self._update_header_buffer(frame)
-        return block if block is not None else next_frame(self)
+        return block if block is not None else take_frame(self)
     return frame
+
+
+def _h2_next(self: h2.frame_buffer.FrameBuffer) -> hyperframe.frame.Frame | None:
+    try:
+        return _next_frame(self)
+    except StopIteration:
+        return None
 
 
 _headers_init = hyperframe.frame.HeadersFrame.__init__
@@ -284,7 +309,12 @@ def build_headers_frames(self: h2.stream.H2Stream, headers: Any, encoder: Any,
     config = self.config
     if config.normalize_outbound_headers or config.validate_outbound_headers:
         return _build_frames(self, headers, encoder, first_frame, hdr_validation_flags)
-    encoded = encoder.encode(headers)
+    return headers_frames(self, encoder.encode(headers), first_frame)
+
+
+def headers_frames(self: h2.stream.H2Stream, encoded: bytes, first_frame: Any) -> list[Any]:
+    """An encoded header block in `first_frame` and as many CONTINUATIONs as it takes (h2's
+    slicing, without its comprehension for a block that fits one frame), END_HEADERS set."""
     size = self.max_outbound_frame_size or 0
     if 0 < len(encoded) <= size:
         first_frame.data = encoded
@@ -340,6 +370,48 @@ def connection_process_input(self: h2.connection.H2ConnectionStateMachine,
     return _connection_input(self, input_)
 
 
+_stream_input = h2.stream.H2StreamStateMachine.process_input
+_STREAM_STEPS: dict[tuple[Any, Any], tuple[Any, Any]] = h2.stream._transitions
+_StreamInputs = h2.stream.StreamInputs
+_StreamClosed = h2.stream.StreamState.CLOSED
+_ProtocolError = h2.exceptions.ProtocolError
+
+
+def stream_process_input(self: h2.stream.H2StreamStateMachine, input_: Any) -> list[Any]:
+    """h2's stream state machine (~14 inputs per relayed call), without its isinstance check
+    for inputs that have a transition (all of them StreamInputs: the table's keys are); an
+    input with none goes through h2's own, which raises h2's error."""
+    step = _STREAM_STEPS.get((self.state, input_))
+    if step is None:
+        return _stream_input(self, input_)
+    func, target = step
+    previous = self.state
+    self.state = target
+    if func is None:
+        return []
+    try:
+        return func(self, previous)
+    except _ProtocolError:
+        self.state = _StreamClosed
+        raise
+    except AssertionError as err:  # (h2's)
+        self.state = _StreamClosed
+        raise _ProtocolError(err) from err
+
+
+_INITIAL_WINDOW = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+_settings_initial_window: Any = h2.settings.Settings.__dict__["initial_window_size"]
+
+
+def initial_window_size(self: h2.settings.Settings) -> int:
+    """h2's Settings.initial_window_size (read twice for every stream begun), without the
+    __getitem__ call."""
+    value = self._settings[_INITIAL_WINDOW][0]
+    if value is None:  # (h2's: a setting received but not yet acknowledged)
+        raise KeyError
+    return value
+
+
 def install() -> None:
     global _STAYS
     _hash_by_identity()
@@ -355,6 +427,10 @@ def install() -> None:
     settings: Any = h2.settings.Settings
     settings.max_concurrent_streams = property(max_concurrent_streams,
                                                _settings_max_streams.fset)
+    settings.initial_window_size = property(initial_window_size,
+                                            _settings_initial_window.fset)
+    h2.stream.H2StreamStateMachine.process_input = (  # type: ignore[method-assign]
+        stream_process_input)
     hyperframe.frame.Flags = FrameFlags  # type: ignore[misc,assignment]  # Frame.__init__ makes it
     hyperframe.frame.HeadersFrame.__init__ = headers_init  # type: ignore[method-assign]
     hyperframe.frame.DataFrame.__init__ = data_init  # type: ignore[method-assign]
