@@ -129,24 +129,33 @@ async def _exchange_head(
         reused = False
         try:
             conn = pool.idle()  # the usual case: no connect, no waiting
-            with Deadline(timeout, None if conn is None else conn.loop) as deadline:
-                if conn is not None:
-                    reused = True
-                elif connect_timeout is None:
-                    conn, reused = await pool.acquire()
-                else:
-                    try:
-                        async with asyncio.timeout(connect_timeout):
-                            conn, reused = await pool.acquire()
-                    except TimeoutError:
-                        raise OSError(f"no connection within {connect_timeout:g}s") from None
-                if body is None:
-                    conn.send_head(head)
-                else:
-                    upload = IdleBody(body, deadline, timeout)
-                    await conn.send(head, upload.chunks(), chunked)
-                    deadline.rearm(timeout)  # the whole request is sent: the response's turn
-                await conn.head_arrived()
+            if conn is not None and body is None:  # nothing to wait for but the head
+                reused = True
+                conn.send_head(head, timeout)  # (the head's timeout: the connection's timer)
+            else:
+                with Deadline(timeout, None if conn is None else conn.loop) as deadline:
+                    if conn is not None:
+                        reused = True
+                    elif connect_timeout is None:
+                        conn, reused = await pool.acquire()
+                    else:
+                        try:
+                            async with asyncio.timeout(connect_timeout):
+                                conn, reused = await pool.acquire()
+                        except TimeoutError:
+                            raise OSError(
+                                f"no connection within {connect_timeout:g}s") from None
+                    if body is None:
+                        conn.send_head(head)
+                        conn.time_head(deadline.expires)  # the connect's time counts
+                    else:
+                        upload = IdleBody(body, deadline, timeout)
+                        await conn.send(head, upload.chunks(), chunked)
+                # the whole request is sent: the response's turn, `timeout` from now
+                if body is not None:
+                    conn.time_head(conn.loop.time() + timeout)  # type: ignore[union-attr]
+            # (fails with TimeoutError when the head is not there in time: see time_head)
+            await conn.head_arrived()
             return conn
         except TimeoutError:
             if conn is not None:
