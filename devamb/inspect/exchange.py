@@ -241,6 +241,10 @@ class Exchange:
     retried: list[str] = NONE_YET  # why each earlier try was given up (assigned, as faults)
     notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
     messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
+    # the store's, once it keeps the record (inspect.store, as a LazyExchange's): the bytes
+    # it counts the record as, and its place in the order records completed in
+    size: int = field(default=0, init=False, repr=False, compare=False)
+    completed: int = field(default=0, init=False, repr=False, compare=False)
 
     @property
     def bytes_in(self) -> int:
