@@ -110,7 +110,9 @@ class FrontProtocol(asyncio.Protocol):
         self._arm(self.header_timeout)  # from the accept: a silent connection is not kept
 
     def data_received(self, data: bytes) -> None:
-        if self._refusal is not None or self._upgraded is not None or self._closing_now():
+        transport = self.transport
+        if (self._refusal is not None or self._upgraded is not None or transport is None
+                or transport.is_closing()):  # (_closing_now, inline: hot)
             return
         if self._counted:
             self._count_body(data)
@@ -340,7 +342,9 @@ class FrontProtocol(asyncio.Protocol):
             response: StreamResponse | None = None
             try:
                 response = await self.server.handler(request)
-                if not (response.detached or self._detached or self._closing_now()):
+                transport = self.transport
+                if not (response.detached or self._detached or transport is None
+                        or transport.is_closing()):
                     if not response.prepared:
                         if isinstance(response, Response):
                             await response.send(request)
@@ -385,13 +389,15 @@ class FrontProtocol(asyncio.Protocol):
         if not keep or self._closing or done.upgrade:
             transport.close()
             return None
-        done.discard_rest()  # unread body bytes: dropped, and the socket read again
-        if not done.body_complete:
-            # Answered before its body arrived (an error, a fault, a mock): read the rest and
-            # drop it, as the client may still be sending; then the connection is reusable.
-            self._lingering = done
-            self._arm(LINGER_TIMEOUT)
-            return None
+        if done.body_exists:
+            done.discard_rest()  # unread body bytes: dropped, and the socket read again
+            if not done.body_complete:
+                # Answered before its body arrived (an error, a fault, a mock): read the rest
+                # and drop it, as the client may still be sending; then the connection is
+                # reusable.
+                self._lingering = done
+                self._arm(LINGER_TIMEOUT)
+                return None
         return self._proceed()
 
     def _proceed(self) -> FrontRequest | None:
@@ -404,8 +410,8 @@ class FrontProtocol(asyncio.Protocol):
             return request
         if self._in_head:  # a head begun while the last answer was sent: its timer starts
             self._arm(self.header_timeout)
-        else:
-            self._arm_idle()
+        else:  # the keep-alive deadline, from the sweep's clock: it need not be precise
+            self.deadline = self.server.now + self.keepalive_timeout
         return None
 
     def _refuse(self) -> None:
@@ -457,10 +463,6 @@ class FrontProtocol(asyncio.Protocol):
         """Close the connection in `seconds` unless disarmed (checked by the server's sweep:
         a timer per request and connection would cost more than the rest of the front end)."""
         self.deadline = self.server.loop.time() + seconds
-
-    def _arm_idle(self) -> None:
-        """The keep-alive deadline, from the sweep's clock: it need not be precise."""
-        self.deadline = self.server.now + self.keepalive_timeout
 
     def _disarm(self) -> None:
         self.deadline = 0.0
