@@ -69,7 +69,12 @@ class ExchangeStore:
         extra = self._extra
         if len(ring) + (extra.get(service, 0) if extra else 0) > self._keep.get(
                 service, DEFAULT_KEEP):
-            self._drop(ring.popleft())
+            old = ring.popleft()
+            if type(old) is Exchange and kept.get(old.id) is old:  # (_drop, inline)
+                del kept[old.id]
+                self.bytes -= old.size
+            else:
+                self._drop(old)
         while self.bytes > self.budget and self._evict_oldest():
             pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
@@ -49,7 +50,7 @@ async def forward_http(
     )
     exchange.url = str(url) if url_text is None else url_text
     exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
-    if is_websocket(request):
+    if "Upgrade" in request.headers and is_websocket(request):
         from devamb.proxy.websocket import relay_websocket  # on the first upgrade
 
         return await relay_websocket(
@@ -201,7 +202,7 @@ async def _relay_response(
     conn: UpstreamConnection, request: FrontRequest, exchange: Exchange
 ) -> StreamResponse:
     status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
-    exchange.mark_first_byte()
+    exchange.ttfb_ms = (perf_counter() - exchange.started) * 1000  # (mark_first_byte)
     lines, length = upstream_response_lines(raw_headers)
     response = StreamResponse(status, lines=lines, length=length)
     exchange.status = status

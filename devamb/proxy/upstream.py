@@ -233,14 +233,18 @@ class UpstreamConnection(asyncio.Protocol):
         if self._buffered > READ_HIGH_WATER and not self._paused:
             self._paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
-        self._wake()
+        waiter = self._waiter  # (_wake, inline: hot)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         if not self._status:  # the end of an informational response
             return
         self._complete = True
         self.keep_alive = self._parser.should_keep_alive()
-        self._wake()
+        waiter = self._waiter  # (_wake, inline: hot)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- one exchange --------------------------------------------------------------------------
 
@@ -259,7 +263,10 @@ class UpstreamConnection(asyncio.Protocol):
     def send_head(self, head: bytes, timeout: float | None = None) -> None:
         """Write a request's head (the whole of a request without a body): one write, no wait.
         `timeout`: the response head is due within it (`time_head`); None: not timed yet."""
-        self._head = self._loop_future()
+        loop = self._loop  # (_loop_future, inline: hot)
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self._head = loop.create_future()
         self._status, self._headers, self._complete = 0, [], False
         self._chunks.clear()
         self._buffered = self._body_read = 0
@@ -275,7 +282,7 @@ class UpstreamConnection(asyncio.Protocol):
         if timeout is None:
             self._expires = 0.0
         else:  # (`time_head`, inline)
-            expires = self._expires = self._loop.time() + timeout  # type: ignore[union-attr]
+            expires = self._expires = loop.time() + timeout
             if expires < self._timer_at:
                 self._arm_timer(expires)
 
@@ -454,7 +461,8 @@ class UpstreamPool:
         return conn, False
 
     def release(self, conn: UpstreamConnection) -> None:
-        if conn.reusable and len(self._idle) < MAX_IDLE and not self._closed:
+        if (conn._complete and conn.keep_alive and not conn.closed and conn._error is None
+                and len(self._idle) < MAX_IDLE and not self._closed):  # (reusable, inline)
             self._idle.append(conn)
         elif conn.transport is not None:
             conn.transport.close()
