@@ -75,9 +75,10 @@ class FrontProtocol(asyncio.Protocol):
         self.remote: str | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url: list[bytes] = []
-        self._headers: list[tuple[str, str]] = []
+        self._headers: list[tuple[bytes, bytes]] = []  # as parsed: decoded when checked
         # the last head's version, fields and checked headers: the next one is often the same
-        self._last_head: tuple[str, list[tuple[str, str]], CIMultiDictProxy[str]] | None = None
+        self._last_head: tuple[str, list[tuple[bytes, bytes]], CIMultiDictProxy[str]] | None = (
+            None)
         self._in_head = False
         self._heads = 0  # request heads begun on this connection
         self._head_size = 0  # bytes of the current head's complete parts (line and headers)
@@ -219,7 +220,7 @@ class FrontProtocol(asyncio.Protocol):
         headers = self._headers
         if self._head_size > MAX_HEAD or len(headers) >= MAX_HEADERS:
             raise too_large()
-        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -234,7 +235,7 @@ class FrontProtocol(asyncio.Protocol):
         if last is not None and fields == last[1] and version == last[0]:
             headers = last[2]  # a client sends the same fields again and again: checked once
         else:
-            headers = CIMultiDictProxy(CIMultiDict(fields))
+            headers = CIMultiDictProxy(CIMultiDict(_decoded(fields)))
             check_head(version, headers)
             self._last_head = (version, fields, headers)
         request = FrontRequest(
@@ -424,7 +425,7 @@ class FrontProtocol(asyncio.Protocol):
             refusal.path = shortened(b"".join(self._url).decode("latin-1"))
             with contextlib.suppress(httptools.HttpParserError):
                 refusal.method = self._parser.get_method().decode("latin-1") or None
-            refusal.headers = self._headers
+            refusal.headers = _decoded(self._headers)
         body = self.server.refused(refusal, self.remote)
         transport.write(refusal.answer(body))
         if not transport.can_write_eof():
@@ -483,6 +484,11 @@ class FrontProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+
+
+def _decoded(fields: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Header fields as text (latin-1, as HTTP/1.1 headers are)."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields]
 
 
 class FrontServer:
