@@ -243,8 +243,9 @@ class Exchange:
     messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
     # the store's, once it keeps the record (inspect.store, as a LazyExchange's): the bytes
     # it counts the record as, and its place in the order records completed in
-    size: int = field(default=0, init=False, repr=False, compare=False)
-    completed: int = field(default=0, init=False, repr=False, compare=False)
+    # (unset until then: nothing else reads them, and a record is made per exchange)
+    size: int = field(init=False, repr=False, compare=False)
+    completed: int = field(init=False, repr=False, compare=False)
 
     @property
     def bytes_in(self) -> int:
