@@ -75,7 +75,25 @@ async def forward_http(
             pool.discard(conn)
             raise RetryableStatus(status)
     try:
-        return await _relay_response(conn, request, exchange)
+        # the response: a whole small one is sent in this step (the usual case), else streamed
+        status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
+        exchange.ttfb_ms = (perf_counter() - exchange.started) * 1000  # (mark_first_byte)
+        lines, length = upstream_response_lines(raw_headers)
+        exchange.status = status
+        exchange.response_headers = WireFields(lines)
+        response = StreamResponse(status, lines=lines, length=length)
+        whole = None if request.method == "HEAD" else conn.whole_body()
+        if whole is None or not response.at_once(request):
+            return await _relay_body(conn, request, exchange, response, whole)
+        preview = exchange.response_body
+        for chunk in whole:  # (one, nearly always)
+            preview.add(chunk)
+        try:
+            if response.send_whole(request, whole):
+                await request.connection.drain()
+        except ConnectionResetError:
+            exchange.error = "client went away"
+        return response
     except BaseException:
         pool.discard(conn)
         raise
@@ -198,26 +216,12 @@ def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
     )
 
 
-async def _relay_response(
-    conn: UpstreamConnection, request: FrontRequest, exchange: Exchange
+async def _relay_body(
+    conn: UpstreamConnection, request: FrontRequest, exchange: Exchange,
+    response: StreamResponse, whole: list[bytes] | None,
 ) -> StreamResponse:
-    status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
-    exchange.ttfb_ms = (perf_counter() - exchange.started) * 1000  # (mark_first_byte)
-    lines, length = upstream_response_lines(raw_headers)
-    response = StreamResponse(status, lines=lines, length=length)
-    exchange.status = status
-    exchange.response_headers = WireFields(lines)
+    """The upstream's `response` whose body streams (or that a filter sees), sent."""
     preview = exchange.response_body
-    whole = None if request.method == "HEAD" else conn.whole_body()  # the usual small answer
-    if whole is not None and response.at_once(request):
-        for chunk in whole:  # (one, nearly always)
-            preview.add(chunk)
-        try:
-            if response.send_whole(request, whole):
-                await request.connection.drain()
-        except ConnectionResetError:
-            exchange.error = "client went away"
-        return response
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()
