@@ -251,8 +251,13 @@ class FrontProtocol(asyncio.Protocol):
         if request.body_exists:
             self._receiving = request
             self._body_read = 0
-        if not self._serving:
-            self._start(request)
+        if not self._serving:  # (_start, inline: hot)
+            self._serving = True
+            arrived, self._arrived = self._arrived, None
+            if arrived is not None and not arrived.done():  # the connection's task waits
+                arrived.set_result(request)
+            else:
+                self._task = self.server.loop.create_task(self._serve(request))
         else:
             self._queue.append(request)
             if len(self._queue) >= MAX_PIPELINED:
