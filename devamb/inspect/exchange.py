@@ -274,7 +274,10 @@ class Exchange:
         if call is not None:  # decoded messages: about twice their wire size as Python values
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
-        for headers in (self.request_headers, self.response_headers):
+        sent, answered = self.request_headers, self.response_headers
+        if type(sent) is WireFields and type(answered) is WireFields:  # a relayed exchange's
+            return size + len(sent.block) + len(answered.block) + 2 * WIRE_FIELDS_OVERHEAD
+        for headers in (sent, answered):
             if type(headers) is WireFields:  # (not isinstance: an ABC's check is slow)
                 size += len(headers.block) + WIRE_FIELDS_OVERHEAD  # one bytes object
             elif headers:  # the strings' lengths, joined in C, plus the objects holding them
