@@ -1,7 +1,7 @@
 """The Python cost of one proxied HTTP exchange, without sockets or other processes.
 
     python bench/hotpath.py [--requests N] [--profile]      (DEVAMB_LOOP=uvloop|asyncio)
-    python bench/hotpath.py --instructions                  (needs valgrind)
+    python bench/hotpath.py --instructions [--steady]       (needs valgrind)
     python bench/hotpath.py --large [--instructions]        (a 1 MiB response in 256 KiB reads)
 
 A real engine (profile, listener, recorder, URL target) serves requests fed straight into its
@@ -16,7 +16,10 @@ with (`--profile` adds a cProfile listing).
 valgrind's cachegrind run over 500 and 4,500 exchanges (the difference over 4,000, so that
 start-up cancels out; hash seed fixed). The count does not move with the machine's load: it is
 the figure to compare two versions with on a busy machine (it misses cache and memory effects,
-which the timed figure has).
+which the timed figure has). A full garbage collection falling on one side of the boundary moves
+it by a few thousand instructions (recording off, or asyncio's loop, up to ~25k); `--steady`
+counts 1,000 and 9,000 exchanges after a warm-up of 1,000 (twice the time), which moves by less
+than 1k.
 
 `--large` answers 1 MiB instead (as bench/run.py's 1 MiB case: 4 reads of 256 KiB, the first
 with the head): the cost of a big body's relay, its copies included.
@@ -182,12 +185,13 @@ async def run(requests: int, profile: bool, recording: bool = True, warmup: int 
     return elapsed / requests * 1e6
 
 
-def instructions(recording: bool, large: bool) -> int:
+def instructions(recording: bool, large: bool, steady: bool = False) -> int:
     """Instructions per exchange (see the module's docstring)."""
-    few, many = (50, 450) if large else (500, 4500)
+    few, many = (50, 450) if large else (1000, 9000) if steady else (500, 4500)
+    warmup = 1000 if steady and not large else few
 
     def arguments(requests: int) -> list[str]:
-        return ["--rounds", "1", "--warmup", str(few), "--requests", str(requests),
+        return ["--rounds", "1", "--warmup", str(warmup), "--requests", str(requests),
                 *([] if recording else ["--no-recording"]), *(["--large"] if large else [])]
 
     return instructions_per(__file__, arguments, few, many)
@@ -203,12 +207,14 @@ def main() -> None:
                         help="keep no exchanges and no body previews (inspect: bodies 0, keep 0)")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per exchange under valgrind (steady)")
+    parser.add_argument("--steady", action="store_true",
+                        help="--instructions over 1,000 and 9,000 exchanges after 1,000")
     parser.add_argument("--large", action="store_true",
                         help="a 1 MiB response in 256 KiB reads (default: 1 KiB in one read)")
     args = parser.parse_args()
     size = "1 MiB" if args.large else "1 KiB"
     if args.instructions:
-        count = instructions(not args.no_recording, args.large)
+        count = instructions(not args.no_recording, args.large, args.steady)
         loop = os.environ.get("DEVAMB_LOOP", "uvloop")
         print(f"{loop}{', recording off' if args.no_recording else ''}: "
               f"{count:,} instructions per {size} exchange")

@@ -241,6 +241,11 @@ class Exchange:
     retried: list[str] = NONE_YET  # why each earlier try was given up (assigned, as faults)
     notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
     messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
+    # the store's, once it keeps the record (inspect.store, as a LazyExchange's): the bytes
+    # it counts the record as, and its place in the order records completed in
+    # (unset until then: nothing else reads them, and a record is made per exchange)
+    size: int = field(init=False, repr=False, compare=False)
+    completed: int = field(init=False, repr=False, compare=False)
 
     @property
     def bytes_in(self) -> int:
@@ -269,7 +274,10 @@ class Exchange:
         if call is not None:  # decoded messages: about twice their wire size as Python values
             size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
                         for m in call["messages"])
-        for headers in (self.request_headers, self.response_headers):
+        sent, answered = self.request_headers, self.response_headers
+        if type(sent) is WireFields and type(answered) is WireFields:  # a relayed exchange's
+            return size + len(sent.block) + len(answered.block) + 2 * WIRE_FIELDS_OVERHEAD
+        for headers in (sent, answered):
             if type(headers) is WireFields:  # (not isinstance: an ABC's check is slow)
                 size += len(headers.block) + WIRE_FIELDS_OVERHEAD  # one bytes object
             elif headers:  # the strings' lengths, joined in C, plus the objects holding them

@@ -16,7 +16,6 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
 
@@ -31,13 +30,6 @@ DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
 _KEY = itemgetter(0)
 
 
-@dataclass(slots=True)
-class _Kept:
-    exchange: Entry
-    size: int
-    completed: int  # the store's completion sequence: budget eviction drops the lowest first
-
-
 class ExchangeStore:
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self.budget = budget
@@ -45,7 +37,9 @@ class ExchangeStore:
         self._keep: dict[str, int] = {}
         # by exchange id: every exchange the rings hold (a lazy record is its own entry; a
         # batch is kept under its first id, and in `_batches`)
-        self._kept: dict[int, _Kept | LazyExchange] = {}
+        # (each record is its own entry: `size`, what it is counted as, and `completed`, its
+        # place in the completion order, set on it here; budget eviction drops the lowest)
+        self._kept: dict[int, Entry] = {}
         self._batches: dict[int, LazyBatch] = {}  # by first id: the batches `_kept` holds
         self._completed = itertools.count()
         self.bytes = 0
@@ -58,19 +52,29 @@ class ExchangeStore:
 
     def add(self, exchange: Entry) -> None:
         """Keep a completed exchange; O(1) apart from the exchanges it pushes out."""
-        if exchange.id in self._kept:  # the same record twice: keep the first place
+        kept = self._kept
+        exchange_id = exchange.id
+        if exchange_id in kept:  # the same record twice: keep the first place
             return
-        ring = self._rings.get(exchange.service)
+        service = exchange.service
+        ring = self._rings.get(service)
         if ring is None:
-            ring = self._rings[exchange.service] = deque()
-        size = exchange.approx_size()
+            ring = self._rings[service] = deque()
+        size = exchange.size = exchange.approx_size()
+        exchange.completed = next(self._completed)
         ring.append(exchange)
-        self._kept[exchange.id] = _Kept(exchange, size, next(self._completed))
+        kept[exchange_id] = exchange
         self.bytes += size
         self.added += size
-        if len(ring) + self._extra.get(exchange.service, 0) > self._keep.get(exchange.service,
-                                                                             DEFAULT_KEEP):
-            self._drop(ring.popleft())
+        extra = self._extra
+        if len(ring) + (extra.get(service, 0) if extra else 0) > self._keep.get(
+                service, DEFAULT_KEEP):
+            old = ring.popleft()
+            if type(old) is Exchange and kept.get(old.id) is old:  # (_drop, inline)
+                del kept[old.id]
+                self.bytes -= old.size
+            else:
+                self._drop(old)
         while self.bytes > self.budget and self._evict_oldest():
             pass
 
@@ -151,7 +155,7 @@ class ExchangeStore:
                 if type(old) is not Exchange and kept.get(old.id) is old:
                     del kept[old.id]  # (as `_drop`, inline)
                     size -= old.size
-                    dropped = old.count - 1
+                    dropped = old.count - 1  # type: ignore[union-attr]
                     if dropped:  # a batch: its later records go with it
                         del self._batches[old.id]
                         extra[service] -= dropped
@@ -167,11 +171,10 @@ class ExchangeStore:
                 pass
 
     def _drop(self, exchange: Entry) -> None:
-        kept = self._kept.get(exchange.id)
-        # (a lazy record is its own entry: no call to its `exchange`)
-        if kept is exchange or (kept is not None and kept.exchange is exchange):
-            del self._kept[exchange.id]
-            self.bytes -= kept.size
+        kept = self._kept
+        if kept.get(exchange.id) is exchange:  # (each record is its own entry)
+            del kept[exchange.id]
+            self.bytes -= exchange.size
             if isinstance(exchange, LazyBatch):
                 del self._batches[exchange.id]
                 self._extra[exchange.service] -= exchange.count - 1
@@ -194,23 +197,23 @@ class ExchangeStore:
         if kept is None:  # one of a batch's later records?
             kept = next((b for b in self._batches.values()
                          if b.id < exchange_id < b.id + b.count), None)
-        return real_at(exchange_id, kept.exchange) if kept is not None else None
+        return real_at(exchange_id, kept) if kept is not None else None
 
-    def _entries(self) -> Iterable[tuple[int, _Kept | LazyExchange]]:
+    def _entries(self) -> Iterable[tuple[int, Entry]]:
         """Each kept record's id and its entry (a batch's under each of its ids)."""
         return chain(self._kept.items(), *(
             zip(range(b.id + 1, b.id + b.count), repeat(b)) for b in self._batches.values()))
 
     def all(self) -> list[Exchange]:
         """Every kept exchange, in id order (the order they started)."""
-        return [real_at(i, kept.exchange) for i, kept in sorted(self._entries(), key=_KEY)]
+        return [real_at(i, kept) for i, kept in sorted(self._entries(), key=_KEY)]
 
     def recent(self, limit: int) -> list[Exchange]:
         """The `limit` kept exchanges with the highest ids, in id order."""
         if limit <= 0:
             return []
         latest = heapq.nlargest(limit, self._entries(), key=_KEY)
-        return [real_at(i, kept.exchange) for i, kept in sorted(latest, key=_KEY)]
+        return [real_at(i, kept) for i, kept in sorted(latest, key=_KEY)]
 
     def clear(self) -> None:
         for ring in self._rings.values():

@@ -113,6 +113,11 @@ class Deadline:
         if queue.handle is None:
             queue.handle = loop.call_at(self._expires, queue._sweep)
 
+    @property
+    def expires(self) -> float:
+        """The loop time at which the time is up."""
+        return self._expires
+
     def rearm(self, seconds: float) -> None:
         """The time is up `seconds` from now (sooner or later than before)."""
         if self._fired:

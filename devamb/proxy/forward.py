@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
@@ -50,7 +51,7 @@ async def forward_http(
     )
     exchange.url = str(url) if url_text is None else url_text
     exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
-    if is_websocket(request):
+    if "Upgrade" in request.headers and is_websocket(request):
         from devamb.proxy.websocket import relay_websocket  # on the first upgrade
 
         return await relay_websocket(
@@ -75,7 +76,25 @@ async def forward_http(
             pool.discard(conn)
             raise RetryableStatus(status)
     try:
-        return await _relay_response(conn, request, exchange)
+        # the response: a whole small one is sent in this step (the usual case), else streamed
+        status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
+        exchange.ttfb_ms = (perf_counter() - exchange.started) * 1000  # (mark_first_byte)
+        lines, length = upstream_response_lines(raw_headers)
+        exchange.status = status
+        exchange.response_headers = WireFields(lines)
+        response = StreamResponse(status, lines=lines, length=length)
+        whole = None if request.method == "HEAD" else conn.whole_body()
+        if whole is None or not response.at_once(request):
+            return await _relay_body(conn, request, exchange, response, whole)
+        preview = exchange.response_body
+        for chunk in whole:  # (one, nearly always)
+            preview.add(chunk)
+        try:
+            if response.send_whole(request, whole):
+                await request.connection.drain()
+        except ConnectionResetError:
+            exchange.error = "client went away"
+        return response
     except BaseException:
         pool.discard(conn)
         raise
@@ -130,24 +149,33 @@ async def _exchange_head(
         reused = False
         try:
             conn = pool.idle()  # the usual case: no connect, no waiting
-            with Deadline(timeout, None if conn is None else conn.loop) as deadline:
-                if conn is not None:
-                    reused = True
-                elif connect_timeout is None:
-                    conn, reused = await pool.acquire()
-                else:
-                    try:
-                        async with asyncio.timeout(connect_timeout):
-                            conn, reused = await pool.acquire()
-                    except TimeoutError:
-                        raise OSError(f"no connection within {connect_timeout:g}s") from None
-                if body is None:
-                    conn.send_head(head)
-                else:
-                    upload = IdleBody(body, deadline, timeout)
-                    await conn.send(head, upload.chunks(), chunked)
-                    deadline.rearm(timeout)  # the whole request is sent: the response's turn
-                await conn.head_arrived()
+            if conn is not None and body is None:  # nothing to wait for but the head
+                reused = True
+                conn.send_head(head, timeout)  # (the head's timeout: the connection's timer)
+            else:
+                with Deadline(timeout, None if conn is None else conn.loop) as deadline:
+                    if conn is not None:
+                        reused = True
+                    elif connect_timeout is None:
+                        conn, reused = await pool.acquire()
+                    else:
+                        try:
+                            async with asyncio.timeout(connect_timeout):
+                                conn, reused = await pool.acquire()
+                        except TimeoutError:
+                            raise OSError(
+                                f"no connection within {connect_timeout:g}s") from None
+                    if body is None:
+                        conn.send_head(head)
+                        conn.time_head(deadline.expires)  # the connect's time counts
+                    else:
+                        upload = IdleBody(body, deadline, timeout)
+                        await conn.send(head, upload.chunks(), chunked)
+                # the whole request is sent: the response's turn, `timeout` from now
+                if body is not None:
+                    conn.time_head(conn.loop.time() + timeout)  # type: ignore[union-attr]
+            # (fails with TimeoutError when the head is not there in time: see time_head)
+            await conn.head_arrived()
             return conn
         except TimeoutError:
             if conn is not None:
@@ -189,26 +217,12 @@ def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
     )
 
 
-async def _relay_response(
-    conn: UpstreamConnection, request: FrontRequest, exchange: Exchange
+async def _relay_body(
+    conn: UpstreamConnection, request: FrontRequest, exchange: Exchange,
+    response: StreamResponse, whole: list[bytes] | None,
 ) -> StreamResponse:
-    status, raw_headers = conn.head()  # (arrived: _exchange_head waited for it)
-    exchange.mark_first_byte()
-    lines, length = upstream_response_lines(raw_headers)
-    response = StreamResponse(status, lines=lines, length=length)
-    exchange.status = status
-    exchange.response_headers = WireFields(lines)
+    """The upstream's `response` whose body streams (or that a filter sees), sent."""
     preview = exchange.response_body
-    whole = None if request.method == "HEAD" else conn.whole_body()  # the usual small answer
-    if whole is not None and response.at_once(request):
-        for chunk in whole:  # (one, nearly always)
-            preview.add(chunk)
-        try:
-            if response.send_whole(request, whole):
-                await request.connection.drain()
-        except ConnectionResetError:
-            exchange.error = "client went away"
-        return response
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()

@@ -75,9 +75,10 @@ class FrontProtocol(asyncio.Protocol):
         self.remote: str | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url: list[bytes] = []
-        self._headers: list[tuple[str, str]] = []
+        self._headers: list[tuple[bytes, bytes]] = []  # as parsed: decoded when checked
         # the last head's version, fields and checked headers: the next one is often the same
-        self._last_head: tuple[str, list[tuple[str, str]], CIMultiDictProxy[str]] | None = None
+        self._last_head: tuple[str, list[tuple[bytes, bytes]], CIMultiDictProxy[str]] | None = (
+            None)
         self._in_head = False
         self._heads = 0  # request heads begun on this connection
         self._head_size = 0  # bytes of the current head's complete parts (line and headers)
@@ -110,7 +111,9 @@ class FrontProtocol(asyncio.Protocol):
         self._arm(self.header_timeout)  # from the accept: a silent connection is not kept
 
     def data_received(self, data: bytes) -> None:
-        if self._refusal is not None or self._upgraded is not None or self._closing_now():
+        transport = self.transport
+        if (self._refusal is not None or self._upgraded is not None or transport is None
+                or transport.is_closing()):  # (_closing_now, inline: hot)
             return
         if self._counted:
             self._count_body(data)
@@ -217,7 +220,7 @@ class FrontProtocol(asyncio.Protocol):
         headers = self._headers
         if self._head_size > MAX_HEAD or len(headers) >= MAX_HEADERS:
             raise too_large()
-        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -232,7 +235,7 @@ class FrontProtocol(asyncio.Protocol):
         if last is not None and fields == last[1] and version == last[0]:
             headers = last[2]  # a client sends the same fields again and again: checked once
         else:
-            headers = CIMultiDictProxy(CIMultiDict(fields))
+            headers = CIMultiDictProxy(CIMultiDict(_decoded(fields)))
             check_head(version, headers)
             self._last_head = (version, fields, headers)
         request = FrontRequest(
@@ -248,8 +251,13 @@ class FrontProtocol(asyncio.Protocol):
         if request.body_exists:
             self._receiving = request
             self._body_read = 0
-        if not self._serving:
-            self._start(request)
+        if not self._serving:  # (_start, inline: hot)
+            self._serving = True
+            arrived, self._arrived = self._arrived, None
+            if arrived is not None and not arrived.done():  # the connection's task waits
+                arrived.set_result(request)
+            else:
+                self._task = self.server.loop.create_task(self._serve(request))
         else:
             self._queue.append(request)
             if len(self._queue) >= MAX_PIPELINED:
@@ -340,7 +348,9 @@ class FrontProtocol(asyncio.Protocol):
             response: StreamResponse | None = None
             try:
                 response = await self.server.handler(request)
-                if not (response.detached or self._detached or self._closing_now()):
+                transport = self.transport
+                if not (response.detached or self._detached or transport is None
+                        or transport.is_closing()):
                     if not response.prepared:
                         if isinstance(response, Response):
                             await response.send(request)
@@ -385,13 +395,15 @@ class FrontProtocol(asyncio.Protocol):
         if not keep or self._closing or done.upgrade:
             transport.close()
             return None
-        done.discard_rest()  # unread body bytes: dropped, and the socket read again
-        if not done.body_complete:
-            # Answered before its body arrived (an error, a fault, a mock): read the rest and
-            # drop it, as the client may still be sending; then the connection is reusable.
-            self._lingering = done
-            self._arm(LINGER_TIMEOUT)
-            return None
+        if done.body_exists:
+            done.discard_rest()  # unread body bytes: dropped, and the socket read again
+            if not done.body_complete:
+                # Answered before its body arrived (an error, a fault, a mock): read the rest
+                # and drop it, as the client may still be sending; then the connection is
+                # reusable.
+                self._lingering = done
+                self._arm(LINGER_TIMEOUT)
+                return None
         return self._proceed()
 
     def _proceed(self) -> FrontRequest | None:
@@ -404,8 +416,8 @@ class FrontProtocol(asyncio.Protocol):
             return request
         if self._in_head:  # a head begun while the last answer was sent: its timer starts
             self._arm(self.header_timeout)
-        else:
-            self._arm_idle()
+        else:  # the keep-alive deadline, from the sweep's clock: it need not be precise
+            self.deadline = self.server.now + self.keepalive_timeout
         return None
 
     def _refuse(self) -> None:
@@ -418,7 +430,7 @@ class FrontProtocol(asyncio.Protocol):
             refusal.path = shortened(b"".join(self._url).decode("latin-1"))
             with contextlib.suppress(httptools.HttpParserError):
                 refusal.method = self._parser.get_method().decode("latin-1") or None
-            refusal.headers = self._headers
+            refusal.headers = _decoded(self._headers)
         body = self.server.refused(refusal, self.remote)
         transport.write(refusal.answer(body))
         if not transport.can_write_eof():
@@ -458,10 +470,6 @@ class FrontProtocol(asyncio.Protocol):
         a timer per request and connection would cost more than the rest of the front end)."""
         self.deadline = self.server.loop.time() + seconds
 
-    def _arm_idle(self) -> None:
-        """The keep-alive deadline, from the sweep's clock: it need not be precise."""
-        self.deadline = self.server.now + self.keepalive_timeout
-
     def _disarm(self) -> None:
         self.deadline = 0.0
 
@@ -481,6 +489,11 @@ class FrontProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+
+
+def _decoded(fields: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Header fields as text (latin-1, as HTTP/1.1 headers are)."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields]
 
 
 class FrontServer:

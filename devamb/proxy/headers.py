@@ -153,23 +153,22 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
     (inspect.exchange.WireFields). One pass; the names a Connection header lists (rare) are
     dropped in a second.
     """
-    kept: list[tuple[bytes, bytes]] = []
-    keep = kept.append
+    kept = raw  # (a copy once a field is dropped)
     listed: bytes | None = None
     length = False
     for field in raw:
         if len(field[0]) not in _LOOKED_AT:  # (most names: no lowered copy to make and hash)
-            keep(field)
             continue
         lower = field[0].lower()
         if lower in HOP_BY_HOP_BYTES:
             if lower == b"connection":
                 listed = field[1] if listed is None else listed + b"," + field[1]
-            continue
-        if lower == b"content-length":
+            if kept is raw:
+                kept = raw.copy()
+            kept.remove(field)  # (found by identity: the first of equal fields is as good)
+        elif lower == b"content-length":
             length = True
-        keep(field)
-    if listed and not _hop_only(listed):
+    if listed and listed.strip().lower() not in _HOP_TOKENS:  # it names more than options
         dropped = {t.strip().lower() for t in listed.split(b",")}
         kept = [field for field in kept if field[0].lower() not in dropped]
         length = any(name.lower() == b"content-length" for name, _ in kept)
@@ -178,10 +177,5 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
 
 # the lengths of the names upstream_response_lines looks for: another name is none of them
 _LOOKED_AT = frozenset(map(len, HOP_BY_HOP_BYTES | {b"content-length"}))
+# a Connection header naming only one of these (nearly every one) lists nothing else to drop
 _HOP_TOKENS = (b"keep-alive", b"close", b"upgrade")
-
-
-def _hop_only(listed: bytes) -> bool:
-    """A Connection header that names only hop-by-hop headers or options (`keep-alive`,
-    `close`: nearly every one): nothing else to drop."""
-    return listed.strip().lower() in _HOP_TOKENS

@@ -27,6 +27,11 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
+# the chunks of a request without a body: one empty queue they all share, which stays empty
+# (what is added to it is dropped: maxlen 0), instead of a queue each
+_NO_BODY: deque[bytes] = deque(maxlen=0)
+
+
 class ClientGone(ConnectionResetError):
     """The client closed or reset its connection before its request body ended."""
 
@@ -115,8 +120,8 @@ class FrontRequest(RequestHead):
         length = headers.get("Content-Length")
         self.content_length = int(length) if length is not None and length.isdigit() else None
         chunked = "Transfer-Encoding" in headers
-        self.body_exists = chunked or bool(self.content_length)
-        self._chunks: deque[bytes] = deque()
+        self.body_exists = body = chunked or bool(self.content_length)
+        self._chunks: deque[bytes] = deque() if body else _NO_BODY
         self._buffered = 0
         self._body_done = not self.body_exists
         self._error: BaseException | None = None

@@ -179,9 +179,10 @@ class StreamResponse:
         assert lines is not None
         self.prepared = self.finished = True
         self._request = request
-        self._body = has_body(status, request.method)
+        self._body = body_sent = request.method != "HEAD" and status not in NO_BODY \
+            and status >= 200  # (has_body, inline)
         parts = [self._relayed_head(request, lines)]
-        if self._body:
+        if body_sent:
             if self._chunked:
                 for part in body:
                     if part:

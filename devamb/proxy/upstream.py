@@ -14,6 +14,7 @@ came, and a fresh parser takes the next response.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
@@ -32,6 +33,7 @@ MAX_IDLE = 64  # idle keep-alive connections kept per target
 MAX_HEAD = 64 * 1024  # status line and headers, in all
 MAX_HEADER_LINE = 8 * 1024  # one header's name and value
 MAX_HEADERS = 100  # header fields in one head (Envoy's default)
+EARLY = 0.001  # a timer may run this much before its time (libuv counts milliseconds)
 
 
 class UpstreamClosed(Exception):
@@ -78,6 +80,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._can_write.set()
         self.keep_alive = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The response head's deadline (`time_head`): one timer per connection, armed for the
+        # earliest deadline it may have to meet and, when it runs and finds the head due later
+        # (a later exchange's), armed again for then; an exchange costs a float, not a timer.
+        self._expires = 0.0  # loop time by which the head is due (0: not timed)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf  # when the timer runs (inf: none armed)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -148,6 +156,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
         headed = self._status and self._error is None  # a response head arrived whole
         if exc is None and headed and not self._complete and self._framed_by_close():
             self._complete = True
@@ -222,14 +233,18 @@ class UpstreamConnection(asyncio.Protocol):
         if self._buffered > READ_HIGH_WATER and not self._paused:
             self._paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
-        self._wake()
+        waiter = self._waiter  # (_wake, inline: hot)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self) -> None:
         if not self._status:  # the end of an informational response
             return
         self._complete = True
         self.keep_alive = self._parser.should_keep_alive()
-        self._wake()
+        waiter = self._waiter  # (_wake, inline: hot)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- one exchange --------------------------------------------------------------------------
 
@@ -245,9 +260,13 @@ class UpstreamConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def send_head(self, head: bytes) -> None:
-        """Write a request's head (the whole of a request without a body): one write, no wait."""
-        self._head = self._loop_future()
+    def send_head(self, head: bytes, timeout: float | None = None) -> None:
+        """Write a request's head (the whole of a request without a body): one write, no wait.
+        `timeout`: the response head is due within it (`time_head`); None: not timed yet."""
+        loop = self._loop  # (_loop_future, inline: hot)
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self._head = loop.create_future()
         self._status, self._headers, self._complete = 0, [], False
         self._chunks.clear()
         self._buffered = self._body_read = 0
@@ -260,6 +279,35 @@ class UpstreamConnection(asyncio.Protocol):
                 "upstream closed the connection before the request was sent", sent=False
             )
         transport.write(head)
+        if timeout is None:
+            self._expires = 0.0
+        else:  # (`time_head`, inline)
+            expires = self._expires = loop.time() + timeout
+            if expires < self._timer_at:
+                self._arm_timer(expires)
+
+    def time_head(self, expires: float) -> None:
+        """The response head is due by the loop time `expires`: if it has not arrived by then,
+        `head_arrived` fails with TimeoutError."""
+        self._expires = expires
+        if expires < self._timer_at:
+            self._arm_timer(expires)
+
+    def _arm_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._head_due)  # type: ignore[union-attr]
+
+    def _head_due(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        head, expires = self._head, self._expires
+        if head is None or head.done() or not expires:  # no head awaited, or not timed
+            return
+        if expires > self._loop.time() + EARLY:  # type: ignore[union-attr]  # a later one's
+            self._arm_timer(expires)
+            return
+        head.set_exception(TimeoutError())
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -413,7 +461,8 @@ class UpstreamPool:
         return conn, False
 
     def release(self, conn: UpstreamConnection) -> None:
-        if conn.reusable and len(self._idle) < MAX_IDLE and not self._closed:
+        if (conn._complete and conn.keep_alive and not conn.closed and conn._error is None
+                and len(self._idle) < MAX_IDLE and not self._closed):  # (reusable, inline)
             self._idle.append(conn)
         elif conn.transport is not None:
             conn.transport.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from devamb.faults.chain import Plan
@@ -145,7 +146,8 @@ class HttpListener:
         if "Via" in request.headers and looped(request.headers, self.via):
             reason = f"the request came back to {service.name!r}'s own listener (its Via)"
             return self._refuse(request, 508, "loop-detected", reason, ANSWERED_BY_DEVAMB)
-        HOP.set(self.via)  # the Via this request gets on its way upstream (proxy/headers.py)
+        if HOP.get() is not self.via:  # (the connection's task keeps it for its next requests)
+            HOP.set(self.via)  # the Via this request gets on its way upstream (proxy/headers.py)
         replay = request.headers.get(REPLAY)
         replayed = None if replay is None else replay_of(replay, self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None
@@ -154,11 +156,11 @@ class HttpListener:
             known = ", ".join(service.targets)
             reason = f"no target {name!r}; known: {known}"
             return self._refuse(request, 400, "unknown-target", reason, name)
-        target = service.target(name)
+        target = service.targets[name or service.active]  # (service.target, inline: hot)
         if not request.raw_path.startswith("/"):  # asterisk-form (OPTIONS *) or absolute-form
             reason = f"request target {request.raw_path[:200]!r} is not a path"
             return self._refuse(request, 400, "bad-request-target", reason, target.name)
-        exchange = self.recorder.begin(service, target.name, request.remote)
+        exchange = self.recorder.begin(service, target.spec.name, request.remote)
         exchange.method = request.method
         exchange.path = request.raw_path
         exchange.replay_of = replayed
@@ -215,6 +217,6 @@ class HttpListener:
         finally:
             if response is not None and exchange.status is None:
                 exchange.status = response.status
-            exchange.finish()
+            exchange.duration_ms = (perf_counter() - exchange.started) * 1000  # (finish)
             self.recorder.finish(service, exchange)
         return response

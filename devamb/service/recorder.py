@@ -40,10 +40,11 @@ class Recorder:
         return first
 
     def begin(self, service: Service, target: str, client: str | None) -> Exchange:
-        service.counters.started()
-        limit = service.spec.inspect.bodies
+        service.counters.active += 1  # (started, inline)
+        spec = service.spec
+        limit = spec.inspect.bodies
         return Exchange(
-            next(self._ids), service.name, target, service.spec.protocol, client or "",
+            next(self._ids), spec.name, target, spec.protocol, client or "",
             request_body=BodyPreview(limit), response_body=BodyPreview(limit),
         )
 

@@ -55,11 +55,13 @@ class ServiceCounters:
             self.mirror.finished(duration_ms, error, bytes_in, bytes_out, target)
             return
         self.active -= 1
-        self.buckets[bisect.bisect_left(self.BUCKETS, duration_ms)] += 1
+        self.buckets[_bisect_left(_BUCKETS, duration_ms)] += 1
         self.duration_sum += duration_ms
-        self.per_target[target] = self.per_target.get(target, 0) + 1
+        per_target = self.per_target
+        per_target[target] = per_target.get(target, 0) + 1
         self.requests += 1
-        self.errors += error
+        if error:
+            self.errors += 1
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
         self._samples.append((self._clock(), duration_ms, error))
