@@ -55,7 +55,7 @@ class ServiceCounters:
             self.mirror.finished(duration_ms, error, bytes_in, bytes_out, target)
             return
         self.active -= 1
-        self.buckets[_bisect_left(_BUCKETS, duration_ms)] += 1
+        self.buckets[_bisect_left(_BOUNDS, duration_ms)] += 1
         self.duration_sum += duration_ms
         per_target = self.per_target
         per_target[target] = per_target.get(target, 0) + 1
