@@ -1,12 +1,14 @@
 """Peak RSS under HTTP 1 MiB c8 (issue 22), without the peers: bench/run.py's sequence, one engine.
 
-    python bench/peak_rss.py [--rounds 3] [--seconds 4] [--loop uvloop]
+    python bench/peak_rss.py [--rounds 3] [--seconds 4] [--loop uvloop] [--cases K1,K2]
+    python bench/peak_rss.py --probe [--drop]
 
 One devamb engine (`python -m devamb up --headless`, the bench profile, pinned to the proxy CPU)
 in front of nginx; each round runs bench/run.py's cases in its order (HTTP 1 KiB c1, c1 on
 CPU 0, c32, HTTP 1 MiB c8, TCP c32), so the 1 MiB records push out the small records the 1 KiB
-cases left, as in a full run. Prints VmRSS and VmHWM after every 1 MiB run and at the end, and
-the engine's CPU µs per exchange for each run. Exit code 1 when the peak misses the goal.
+cases left, as in a full run. Prints VmRSS and VmHWM after every run (which case sets the peak)
+and at the end, and the engine's CPU µs per exchange for each run. Exit code 1 when the peak
+misses the goal.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from report import CASES, PEAK_GOAL_MIB
 PROXY_CPU = 1
 
 
-def probe_report(pid: int, log: Path) -> None:
-    """The engine's PROBE lines (bench/memprobe) after a SIGUSR2."""
+def probe_report(pid: int, log: Path, sig: int = signal.SIGUSR2) -> None:
+    """The engine's PROBE lines (bench/memprobe) after a SIGUSR2 (SIGUSR1: then again after
+    dropping every record, a collection and malloc_trim)."""
     start = log.stat().st_size
-    os.kill(pid, signal.SIGUSR2)
+    os.kill(pid, sig)
     time.sleep(1.0)
     with log.open("rb") as text:
         text.seek(start)
@@ -47,7 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--probe", action="store_true",
                         help="at the end, the engine's heap, pymalloc arenas and store "
                         "(bench/memprobe: signal SIGUSR2)")
+    parser.add_argument("--drop", action="store_true",
+                        help="with --probe: at the end, report, drop every record the store "
+                        "holds, collect and trim, and report again (what the records really held "
+                        "against what the store counts)")
+    parser.add_argument("--cases", default=",".join(c.key for c in CASES),
+                        help="comma-separated case keys, in order (default: bench/run.py's)")
     args = parser.parse_args(argv)
+    cases = [next(c for c in CASES if c.key == key) for key in args.cases.split(",")]
     if args.probe:
         probe = str(Path(__file__).resolve().parent / "memprobe")
         os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -64,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for protocol in ("http", "tcp"):  # bench/run.py's warm-up
             run_wrk(str(engine.url(protocol, "/1k")), Load(32, 2, 1), LOAD_CPU)
         for round_no in range(1, args.rounds + 1):
-            for case in CASES:
+            for case in cases:
                 if case.one_cpu:
                     set_cpus(pid, {LOAD_CPU})
                 before = cpu_seconds(pid)
@@ -76,13 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cpu = (after - before) / max(1, result.requests) * 1e6
                 line = (f"round {round_no} {case.key:<16} {result.rps:>9,.0f} req/s  "
                         f"cpu {cpu:.0f} µs")
-                if case.key == "http-1m-c8":
-                    line += (f"  VmRSS {read_status_kib(pid, 'VmRSS') / 1024:.1f}"
-                             f"  VmHWM {read_status_kib(pid, 'VmHWM') / 1024:.1f} MiB")
+                line += (f"  VmRSS {read_status_kib(pid, 'VmRSS') / 1024:.1f}"
+                         f"  VmHWM {read_status_kib(pid, 'VmHWM') / 1024:.1f} MiB")
                 print(line, flush=True)
         hwm = read_status_kib(pid, "VmHWM") / 1024
         if args.probe:
-            probe_report(pid, base / f"devamb-{args.loop}.log")
+            probe_report(pid, base / f"devamb-{args.loop}.log",
+                         signal.SIGUSR1 if args.drop else signal.SIGUSR2)
         print(f"end: VmRSS {read_status_kib(pid, 'VmRSS') / 1024:.1f} MiB, VmHWM {hwm:.1f} MiB "
               f"(goal ≤ {PEAK_GOAL_MIB} MiB)")
     return 0 if hwm <= PEAK_GOAL_MIB else 1

@@ -47,6 +47,8 @@ def _report(*_: object) -> None:
                             "Total ")):
             out.write(f"PROBE pymalloc {line.strip()}\n")
     out.write(f"PROBE gc objects {len(gc.get_objects())}\n")
+    for store in _stores():
+        out.write(f"PROBE store {len(store)} records counted {store.bytes / mib:.1f} MiB\n")
     kinds: dict[str, int] = {}
     name = ""
     with open("/proc/self/smaps") as smaps:
@@ -70,4 +72,27 @@ def _report(*_: object) -> None:
     out.flush()
 
 
+def _stores() -> list:
+    # (the engine freezes what it made at start: gc.get_objects() leaves out frozen objects)
+    frozen = gc.get_freeze_count()
+    if frozen:
+        gc.unfreeze()
+    found = [o for o in gc.get_objects() if type(o).__name__ == "ExchangeStore"]
+    if frozen:
+        gc.freeze()
+    return found
+
+
+def _clear(*_: object) -> None:
+    """SIGUSR1: what the records really held: report, drop every record, collect, trim, report."""
+    _report()
+    for store in _stores():
+        store.clear()
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
+    sys.stderr.write("PROBE -- after dropping every record, gc and malloc_trim:\n")
+    _report()
+
+
 signal.signal(signal.SIGUSR2, _report)
+signal.signal(signal.SIGUSR1, _clear)
