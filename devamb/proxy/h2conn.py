@@ -21,6 +21,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.stream
+import h2.utilities
 import hyperframe.exceptions
 import hyperframe.flags
 import hyperframe.frame
@@ -64,6 +65,9 @@ _RECV_INFORMATIONAL = h2.stream.StreamInputs.RECV_INFORMATIONAL_HEADERS
 _STREAM_RECV_DATA = h2.stream.StreamInputs.RECV_DATA
 _RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
+_RECV_WINDOW_UPDATE = h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE
+_unpack_increment = hyperframe.frame._STRUCT_L.unpack_from
+_guard_increment_window = h2.utilities.guard_increment_window
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
 
 
@@ -357,6 +361,15 @@ class _Connection(h2.connection.H2Connection):
                         events += self._receive_plain(kind, stream_id & 0x7FFFFFFF,
                                                       flag_byte & _END_STREAM, body)
                         continue
+                    if (kind == WINDOW_UPDATE_TYPE and end == 13 and len(data) >= 13
+                            and not stream_id & 0x7FFFFFFF):
+                        # the connection's credit (a gRPC peer's, after each message), its
+                        # increment in hyperframe's bounds: taken without a frame object
+                        increment = _unpack_increment(data, 9)[0]
+                        if 1 <= increment <= 0x7FFFFFFF:
+                            del data[:13]
+                            events += self._credit_in(increment)
+                            continue
                 frame = take(buffer)
                 if frame is None:
                     break
@@ -392,6 +405,14 @@ class _Connection(h2.connection.H2Connection):
         if frames:
             self._prepare_for_sending(frames)
         return events
+
+    def _credit_in(self, increment: int) -> list[h2.events.Event]:
+        """_receive_window_update_frame for a WINDOW_UPDATE on the connection (stream 0) whose
+        increment hyperframe accepts (receive_data)."""
+        events: list[h2.events.Event] = self.state_machine.process_input(_RECV_WINDOW_UPDATE)
+        self.outbound_flow_control_window = _guard_increment_window(
+            self.outbound_flow_control_window, increment)
+        return [*events, h2.events.WindowUpdated(stream_id=0, delta=increment)]
 
     def _stream_error(self, e: Exception) -> list[h2.events.Event]:
         """h2's (4.x) answer to a frame on a stream that is closed or was never opened."""

@@ -198,6 +198,28 @@ CASES = {
     "stream 0": _frame(hyperframe.frame.WindowUpdateFrame, 0, (), window_increment=1)[:3]
     + b"\x00\x01\x00\x00\x00\x00" + b"\x00" * 1,
 }
+_OPEN = _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",), data=_block(REQUEST))
+
+
+def _credit(stream_id: int, increment: bytes, length: bytes = b"\x00\x00\x04",
+            flags: int = 0) -> bytes:
+    """A WINDOW_UPDATE with any increment field (hyperframe refuses to make a bad one)."""
+    return length + bytes((8, flags)) + stream_id.to_bytes(4, "big") + increment
+
+
+CASES.update({  # the connection's WINDOW_UPDATE, taken without a frame object, and its edges
+    "credit": _OPEN + _credit(0, b"\x00\x00\x00\x01") + _credit(0, b"\x7f\xff\x00\x00")
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE)
+    + _credit(0, b"\x00\x00\x00\x15", flags=0xFF),
+    "credit on the stream": _OPEN + _credit(1, b"\x00\x00\x10\x00"),
+    "credit on stream 0 with the reserved bit": _OPEN + _credit(1 << 31, b"\x00\x00\x10\x00"),
+    "credit of 0": _OPEN + _credit(0, b"\x00\x00\x00\x00"),
+    "credit with the reserved bit": _OPEN + _credit(0, b"\x80\x00\x00\x01"),
+    "credit over the window's limit": _OPEN + _credit(0, b"\x7f\xff\xff\xff"),
+    "credit of 5 bytes": _OPEN + _credit(0, b"\x00\x00\x00\x01\x00", b"\x00\x00\x05"),
+    "credit of 3 bytes": _OPEN + _credit(0, b"\x00\x00\x01", b"\x00\x00\x03"),
+    "credit before anything": _credit(0, b"\x00\x01\x00\x00"),
+})
 
 
 @pytest.mark.parametrize("cut", [1, 7, 1 << 20], ids=["byte", "pieces", "whole"])
