@@ -22,6 +22,7 @@ import h2.exceptions
 import h2.settings
 import h2.stream
 import h2.utilities
+import h2.windows
 import hyperframe.exceptions
 import hyperframe.flags
 import hyperframe.frame
@@ -65,10 +66,28 @@ _RECV_INFORMATIONAL = h2.stream.StreamInputs.RECV_INFORMATIONAL_HEADERS
 _STREAM_RECV_DATA = h2.stream.StreamInputs.RECV_DATA
 _RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
+_STREAM_OPEN = h2.stream.STREAM_OPEN
 _RECV_WINDOW_UPDATE = h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE
 _unpack_increment = hyperframe.frame._STRUCT_L.unpack_from
 _guard_increment_window = h2.utilities.guard_increment_window
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
+
+
+def _processed(manager: h2.windows.WindowManager, size: int) -> int | None:
+    """h2's WindowManager.process_bytes (4.x) in one function: the increment to send for
+    `size` more bytes processed, if any."""
+    manager._bytes_processed += size
+    processed = manager._bytes_processed
+    if not processed:
+        return None
+    current = manager.current_window_size
+    most = manager.max_window_size
+    increment = 0
+    if (current == 0 and processed > min(1024, most // 4)) or processed >= most // 2:
+        increment = min(processed, most - current)
+        manager._bytes_processed = 0
+    manager.current_window_size = current + increment
+    return increment
 
 
 def _data_frame(stream_id: int, end: bool, data: bytes) -> hyperframe.frame.DataFrame:
@@ -332,6 +351,30 @@ class _Connection(h2.connection.H2Connection):
             self._data_to_send += frames[0].serialize()
         elif frames:
             super()._prepare_for_sending(frames)
+
+    def acknowledge_received_data(self, acknowledged_size: int, stream_id: int) -> None:
+        """h2's (4.x), without its two log lines, the windows' arithmetic (WindowManager's
+        process_bytes) in one function: a relayed call acknowledges its DATA each way."""
+        if stream_id <= 0:
+            raise ValueError(
+                f"Stream ID {stream_id} is not valid for acknowledge_received_data")
+        if acknowledged_size < 0:
+            raise ValueError("Cannot acknowledge negative data")
+        frames: list[hyperframe.frame.Frame] = []
+        increment = _processed(self._inbound_flow_control_window_manager, acknowledged_size)
+        if increment:
+            frames.append(hyperframe.frame.WindowUpdateFrame(0, increment))
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            # (h2's: raises for a stream never opened, passes for a closed one)
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                stream = self._get_stream_by_id(stream_id)
+        if stream is not None and _STREAM_OPEN[stream.state_machine.state]:
+            increment = _processed(stream._inbound_window_manager, acknowledged_size)
+            if increment:
+                frames.append(hyperframe.frame.WindowUpdateFrame(stream_id, increment))
+        if frames:
+            self._prepare_for_sending(frames)
 
     def receive_data(self, data: Any) -> list[h2.events.Event]:
         """h2's (4.x), without its trace line, its frames taken without an iterator (whose end

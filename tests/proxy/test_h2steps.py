@@ -37,6 +37,8 @@ def _conn(client: bool, own_steps: bool) -> _Connection:
         conn.send_headers = functools.partial(H2.send_headers, conn)  # type: ignore[method-assign]
         conn.send_data = functools.partial(H2.send_data, conn)  # type: ignore[method-assign]
         conn.receive_data = functools.partial(H2.receive_data, conn)  # type: ignore[method-assign]
+        conn.acknowledge_received_data = functools.partial(  # type: ignore[method-assign]
+            H2.acknowledge_received_data, conn)
         table = conn._frame_dispatch_table
         table[hyperframe.frame.HeadersFrame] = functools.partial(H2._receive_headers_frame, conn)
         table[hyperframe.frame.DataFrame] = functools.partial(H2._receive_data_frame, conn)
@@ -227,3 +229,37 @@ CASES.update({  # the connection's WINDOW_UPDATE, taken without a frame object, 
 def test_frames_received_as_h2_receives_them(case: str, cut: int) -> None:
     wire = CASES[case]
     assert _received(True, wire, cut) == _received(False, wire, cut)
+
+
+def _acknowledged(own_steps: bool) -> list[Any]:
+    """A server's answers to acknowledgements: small and large ones (the windows' increments,
+    WINDOW_UPDATEs on the connection and the stream), on an open stream, a closed one, one
+    never opened, and bad ones."""
+    _client, server = _pair(own_steps)
+    body = b"x" * 16384
+    wire = _OPEN + b"".join(_frame(hyperframe.frame.DataFrame, 1, (), data=body)
+                            for _ in range(3))
+    wire += _frame(hyperframe.frame.HeadersFrame, 3, ("END_HEADERS",), data=_block(REQUEST))
+    wire += _frame(hyperframe.frame.DataFrame, 3, ("END_STREAM",), data=body[:10000])
+    server.receive_data(wire)
+    seen: list[Any] = []
+    for size, stream_id in ((21, 1), (1000, 1), (30000, 1), (1746, 1), (5, 3), (9995, 3), (8000, 1),
+                            (0, 1), (10, 2), (10, 9), (-1, 1), (10, 0)):
+        try:
+            server.acknowledge_received_data(size, stream_id)
+        except (ValueError, h2.exceptions.ProtocolError) as exc:
+            seen.append(f"{type(exc).__name__}: {exc}")
+        seen.append(server.data_to_send())
+        seen.append((_state(server, 1), _state(server, 3),
+                     server._inbound_flow_control_window_manager._bytes_processed,
+                     server.streams[1]._inbound_window_manager._bytes_processed))
+    server.send_headers(3, RESPONSE, end_stream=True)  # stream 3 closed: its credit not given
+    del server.streams[3]
+    for size, stream_id in ((1747, 3), (40000, 3)):
+        server.acknowledge_received_data(size, stream_id)
+        seen.append((server.data_to_send(), _state(server, 1)))
+    return seen
+
+
+def test_acknowledgements_as_h2s() -> None:
+    assert _acknowledged(True) == _acknowledged(False)
