@@ -30,17 +30,25 @@ def entry(direction: str, frame: Frame, type_name: str | None, schema: Schema | 
           encoding: str | None) -> dict[str, Any]:
     """The record of one message (the shape of `notes["grpc"]["messages"]` items)."""
     item: dict[str, Any] = {"dir": direction, "size": frame.size, "compressed": frame.compressed,
-                            "type": type_name, "json": None, "raw": None, "error": None}
+                            "type": None, "json": None, "raw": None, "error": None}
+    fill(item, frame, type_name, schema, encoding)
+    return item
+
+
+def fill(item: dict[str, Any], frame: Frame, type_name: str | None, schema: Schema | None,
+         encoding: str | None) -> None:
+    """`item` (a message's record, its type, json, raw and error still None) filled in place
+    from `frame`: what `entry` returns."""
+    item["type"] = type_name
     data = frame.data
     if data is None:
         item["error"] = f"{frame.size} bytes; too large to keep"
-        return item
+        return
     if frame.compressed:
         data, item["error"] = inflate(data, encoding)
         if data is None:
-            return item
+            return
     decode(item, data, type_name, schema)
-    return item
 
 
 def decode(item: dict[str, Any], data: bytes, type_name: str | None,

@@ -9,8 +9,8 @@ import asyncio
 from typing import Any
 from urllib.parse import unquote
 
-from devamb.grpc.framing import Frame, Splitter
-from devamb.grpc.messages import entry
+from devamb.grpc.framing import DEFAULT_LIMIT, PREFIX, Frame, Splitter
+from devamb.grpc.messages import fill
 from devamb.grpc.path import is_grpc, split_path
 from devamb.grpc.schema import Schema
 from devamb.grpc.status import name_of
@@ -96,24 +96,34 @@ class GrpcTap:
 
     def _data(self, direction: str, data: bytes) -> None:
         splitter = self._splitters.get(direction)
-        if splitter is None:
+        if splitter is None:  # (no message begun this way: one whole message, as a unary
+            size = int.from_bytes(data[1:PREFIX], "big")  # call's DATA, needs no splitter)
+            if len(data) == PREFIX + size and size <= DEFAULT_LIMIT:
+                self._message(direction, Frame(size, bool(data[0] & 1), bytes(data[PREFIX:])))
+                return
             splitter = self._splitters[direction] = Splitter()
         for frame in splitter.feed(data):
-            counter = "requests" if direction == "request" else "responses"
-            self.note[counter] += 1
-            if self._kept[direction] >= MAX_KEPT:
-                continue
-            self._kept[direction] += 1
-            item: dict[str, Any] = {"dir": direction, "size": frame.size,
-                                    "compressed": frame.compressed, "type": None, "json": None,
-                                    "raw": None, "error": None}
-            self.note["messages"].append(item)
-            if self._decided:
-                self._fill(item, frame)
-            else:
-                self._pending.append((item, frame))
+            self._message(direction, frame)
+
+    def _message(self, direction: str, frame: Frame) -> None:
+        note = self.note
+        if direction == "request":
+            note["requests"] += 1
+        else:
+            note["responses"] += 1
+        kept = self._kept
+        if kept[direction] >= MAX_KEPT:
+            return
+        kept[direction] += 1
+        item: dict[str, Any] = {"dir": direction, "size": frame.size,
+                                "compressed": frame.compressed, "type": None, "json": None,
+                                "raw": None, "error": None}
+        note["messages"].append(item)
+        if self._decided:
+            self._fill(item, frame)
+        else:
+            self._pending.append((item, frame))
 
     def _fill(self, item: dict[str, Any], frame: Frame) -> None:
         direction = item["dir"]
-        item.update(entry(direction, frame, self._types[direction], self._schema,
-                          self._encodings[direction]))
+        fill(item, frame, self._types[direction], self._schema, self._encodings[direction])

@@ -21,6 +21,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.stream
+import h2.utilities
+import h2.windows
 import hyperframe.exceptions
 import hyperframe.flags
 import hyperframe.frame
@@ -64,7 +66,28 @@ _RECV_INFORMATIONAL = h2.stream.StreamInputs.RECV_INFORMATIONAL_HEADERS
 _STREAM_RECV_DATA = h2.stream.StreamInputs.RECV_DATA
 _RECV_END_STREAM = h2.stream.StreamInputs.RECV_END_STREAM
 WINDOW_UPDATE_TYPE = hyperframe.frame.WindowUpdateFrame.type
+_STREAM_OPEN = h2.stream.STREAM_OPEN
+_RECV_WINDOW_UPDATE = h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE
+_unpack_increment = hyperframe.frame._STRUCT_L.unpack_from
+_guard_increment_window = h2.utilities.guard_increment_window
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
+
+
+def _processed(manager: h2.windows.WindowManager, size: int) -> int | None:
+    """h2's WindowManager.process_bytes (4.x) in one function: the increment to send for
+    `size` more bytes processed, if any."""
+    manager._bytes_processed += size
+    processed = manager._bytes_processed
+    if not processed:
+        return None
+    current = manager.current_window_size
+    most = manager.max_window_size
+    increment = 0
+    if (current == 0 and processed > min(1024, most // 4)) or processed >= most // 2:
+        increment = min(processed, most - current)
+        manager._bytes_processed = 0
+    manager.current_window_size = current + increment
+    return increment
 
 
 def _data_frame(stream_id: int, end: bool, data: bytes) -> hyperframe.frame.DataFrame:
@@ -329,6 +352,30 @@ class _Connection(h2.connection.H2Connection):
         elif frames:
             super()._prepare_for_sending(frames)
 
+    def acknowledge_received_data(self, acknowledged_size: int, stream_id: int) -> None:
+        """h2's (4.x), without its two log lines, the windows' arithmetic (WindowManager's
+        process_bytes) in one function: a relayed call acknowledges its DATA each way."""
+        if stream_id <= 0:
+            raise ValueError(
+                f"Stream ID {stream_id} is not valid for acknowledge_received_data")
+        if acknowledged_size < 0:
+            raise ValueError("Cannot acknowledge negative data")
+        frames: list[hyperframe.frame.Frame] = []
+        increment = _processed(self._inbound_flow_control_window_manager, acknowledged_size)
+        if increment:
+            frames.append(hyperframe.frame.WindowUpdateFrame(0, increment))
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            # (h2's: raises for a stream never opened, passes for a closed one)
+            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                stream = self._get_stream_by_id(stream_id)
+        if stream is not None and _STREAM_OPEN[stream.state_machine.state]:
+            increment = _processed(stream._inbound_window_manager, acknowledged_size)
+            if increment:
+                frames.append(hyperframe.frame.WindowUpdateFrame(stream_id, increment))
+        if frames:
+            self._prepare_for_sending(frames)
+
     def receive_data(self, data: Any) -> list[h2.events.Event]:
         """h2's (4.x), without its trace line, its frames taken without an iterator (whose end
         is a StopIteration per read)."""
@@ -357,6 +404,15 @@ class _Connection(h2.connection.H2Connection):
                         events += self._receive_plain(kind, stream_id & 0x7FFFFFFF,
                                                       flag_byte & _END_STREAM, body)
                         continue
+                    if (kind == WINDOW_UPDATE_TYPE and end == 13 and len(data) >= 13
+                            and not stream_id & 0x7FFFFFFF):
+                        # the connection's credit (a gRPC peer's, after each message), its
+                        # increment in hyperframe's bounds: taken without a frame object
+                        increment = _unpack_increment(data, 9)[0]
+                        if 1 <= increment <= 0x7FFFFFFF:
+                            del data[:13]
+                            events += self._credit_in(increment)
+                            continue
                 frame = take(buffer)
                 if frame is None:
                     break
@@ -392,6 +448,14 @@ class _Connection(h2.connection.H2Connection):
         if frames:
             self._prepare_for_sending(frames)
         return events
+
+    def _credit_in(self, increment: int) -> list[h2.events.Event]:
+        """_receive_window_update_frame for a WINDOW_UPDATE on the connection (stream 0) whose
+        increment hyperframe accepts (receive_data)."""
+        events: list[h2.events.Event] = self.state_machine.process_input(_RECV_WINDOW_UPDATE)
+        self.outbound_flow_control_window = _guard_increment_window(
+            self.outbound_flow_control_window, increment)
+        return [*events, h2.events.WindowUpdated(stream_id=0, delta=increment)]
 
     def _stream_error(self, e: Exception) -> list[h2.events.Event]:
         """h2's (4.x) answer to a frame on a stream that is closed or was never opened."""

@@ -37,6 +37,8 @@ def _conn(client: bool, own_steps: bool) -> _Connection:
         conn.send_headers = functools.partial(H2.send_headers, conn)  # type: ignore[method-assign]
         conn.send_data = functools.partial(H2.send_data, conn)  # type: ignore[method-assign]
         conn.receive_data = functools.partial(H2.receive_data, conn)  # type: ignore[method-assign]
+        conn.acknowledge_received_data = functools.partial(  # type: ignore[method-assign]
+            H2.acknowledge_received_data, conn)
         table = conn._frame_dispatch_table
         table[hyperframe.frame.HeadersFrame] = functools.partial(H2._receive_headers_frame, conn)
         table[hyperframe.frame.DataFrame] = functools.partial(H2._receive_data_frame, conn)
@@ -198,6 +200,28 @@ CASES = {
     "stream 0": _frame(hyperframe.frame.WindowUpdateFrame, 0, (), window_increment=1)[:3]
     + b"\x00\x01\x00\x00\x00\x00" + b"\x00" * 1,
 }
+_OPEN = _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",), data=_block(REQUEST))
+
+
+def _credit(stream_id: int, increment: bytes, length: bytes = b"\x00\x00\x04",
+            flags: int = 0) -> bytes:
+    """A WINDOW_UPDATE with any increment field (hyperframe refuses to make a bad one)."""
+    return length + bytes((8, flags)) + stream_id.to_bytes(4, "big") + increment
+
+
+CASES.update({  # the connection's WINDOW_UPDATE, taken without a frame object, and its edges
+    "credit": _OPEN + _credit(0, b"\x00\x00\x00\x01") + _credit(0, b"\x7f\xff\x00\x00")
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE)
+    + _credit(0, b"\x00\x00\x00\x15", flags=0xFF),
+    "credit on the stream": _OPEN + _credit(1, b"\x00\x00\x10\x00"),
+    "credit on stream 0 with the reserved bit": _OPEN + _credit(1 << 31, b"\x00\x00\x10\x00"),
+    "credit of 0": _OPEN + _credit(0, b"\x00\x00\x00\x00"),
+    "credit with the reserved bit": _OPEN + _credit(0, b"\x80\x00\x00\x01"),
+    "credit over the window's limit": _OPEN + _credit(0, b"\x7f\xff\xff\xff"),
+    "credit of 5 bytes": _OPEN + _credit(0, b"\x00\x00\x00\x01\x00", b"\x00\x00\x05"),
+    "credit of 3 bytes": _OPEN + _credit(0, b"\x00\x00\x01", b"\x00\x00\x03"),
+    "credit before anything": _credit(0, b"\x00\x01\x00\x00"),
+})
 
 
 @pytest.mark.parametrize("cut", [1, 7, 1 << 20], ids=["byte", "pieces", "whole"])
@@ -205,3 +229,37 @@ CASES = {
 def test_frames_received_as_h2_receives_them(case: str, cut: int) -> None:
     wire = CASES[case]
     assert _received(True, wire, cut) == _received(False, wire, cut)
+
+
+def _acknowledged(own_steps: bool) -> list[Any]:
+    """A server's answers to acknowledgements: small and large ones (the windows' increments,
+    WINDOW_UPDATEs on the connection and the stream), on an open stream, a closed one, one
+    never opened, and bad ones."""
+    _client, server = _pair(own_steps)
+    body = b"x" * 16384
+    wire = _OPEN + b"".join(_frame(hyperframe.frame.DataFrame, 1, (), data=body)
+                            for _ in range(3))
+    wire += _frame(hyperframe.frame.HeadersFrame, 3, ("END_HEADERS",), data=_block(REQUEST))
+    wire += _frame(hyperframe.frame.DataFrame, 3, ("END_STREAM",), data=body[:10000])
+    server.receive_data(wire)
+    seen: list[Any] = []
+    for size, stream_id in ((21, 1), (1000, 1), (30000, 1), (1746, 1), (5, 3), (9995, 3), (8000, 1),
+                            (0, 1), (10, 2), (10, 9), (-1, 1), (10, 0)):
+        try:
+            server.acknowledge_received_data(size, stream_id)
+        except (ValueError, h2.exceptions.ProtocolError) as exc:
+            seen.append(f"{type(exc).__name__}: {exc}")
+        seen.append(server.data_to_send())
+        seen.append((_state(server, 1), _state(server, 3),
+                     server._inbound_flow_control_window_manager._bytes_processed,
+                     server.streams[1]._inbound_window_manager._bytes_processed))
+    server.send_headers(3, RESPONSE, end_stream=True)  # stream 3 closed: its credit not given
+    del server.streams[3]
+    for size, stream_id in ((1747, 3), (40000, 3)):
+        server.acknowledge_received_data(size, stream_id)
+        seen.append((server.data_to_send(), _state(server, 1)))
+    return seen
+
+
+def test_acknowledgements_as_h2s() -> None:
+    assert _acknowledged(True) == _acknowledged(False)
