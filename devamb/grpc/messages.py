@@ -26,19 +26,10 @@ def inflate(data: bytes, encoding: str | None) -> tuple[bytes | None, str | None
     return out, None
 
 
-def entry(direction: str, frame: Frame, type_name: str | None, schema: Schema | None,
-          encoding: str | None) -> dict[str, Any]:
-    """The record of one message (the shape of `notes["grpc"]["messages"]` items)."""
-    item: dict[str, Any] = {"dir": direction, "size": frame.size, "compressed": frame.compressed,
-                            "type": None, "json": None, "raw": None, "error": None}
-    fill(item, frame, type_name, schema, encoding)
-    return item
-
-
 def fill(item: dict[str, Any], frame: Frame, type_name: str | None, schema: Schema | None,
          encoding: str | None) -> None:
-    """`item` (a message's record, its type, json, raw and error still None) filled in place
-    from `frame`: what `entry` returns."""
+    """`item`, one message's record (an item of `notes["grpc"]["messages"]`: GrpcTap makes it
+    with its type, json, raw and error None), filled in place from `frame`."""
     item["type"] = type_name
     data = frame.data
     if data is None:
