@@ -5,7 +5,7 @@ what the relay does at a command boundary when command-level faults are armed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from devamb.inspect.lazy import LazyExchange, Origin
@@ -93,6 +93,11 @@ class Following(Exchanges):
         self.later: Later = relay.listener.later
         self.faults = service.faults  # (its `chain` is swapped when the faults change)
         self.relays = relay.listener.relays  # the listener's open connections (changed in place)
+        self.client: _Side  # the relay's two sides, once `linked`
+        self.upstream: _Side
+        # where a chunk that passes goes (the peer's socket, or the flow shaping its way)
+        self.to_server: Callable[[bytes], object]
+        self.to_client: Callable[[bytes], object]
 
     @classmethod
     def start(cls, relay: _Relay, service: Service) -> Following | None:
@@ -132,46 +137,66 @@ class Following(Exchanges):
 
     # -- bytes --------------------------------------------------------------------------------
 
-    def data(self, side: _Side, data: bytes) -> None:
-        """A chunk from one side. One that passes unchanged is written on first and read after;
-        while other connections are open, read at the end of the loop's turn (`Later`)."""
+    def linked(self, client: _Side, upstream: _Side) -> None:
+        """The relay joined its two sides: the chunks each passes on go to the other's socket
+        (or through the flow shaping that direction)."""
+        self.client, self.upstream = client, upstream
+        self.to_server = client.flow.feed if client.flow is not None else (
+            upstream.transport.write)  # type: ignore[union-attr]
+        self.to_client = upstream.flow.feed if upstream.flow is not None else (
+            client.transport.write)  # type: ignore[union-attr]
+
+    def from_client(self, data: bytes) -> None:
+        """A chunk from the client (the client side's `out` while following). One that passes
+        unchanged is written on first and read after; while other connections are open, read
+        at the end of the loop's turn (`Later`)."""
         follower = self.follower
+        if follower.opaque is not None:  # not following any more: the relay passes it on
+            self.client.settle()
+            self.client.out(data)
+            return
         later = self.later
         waiting = later.items
-        if side.inbound:
-            armed = self.faults.chain.command_armed  # (`FaultManager.command_armed`, inline)
-            if armed and waiting:
-                later.run()  # (what passed before a command fault was armed: read without it)
-            follower.gating = armed
+        if not self.faults.chain.command_armed:  # (`FaultManager.command_armed`, inline)
+            follower.gating = False
             # (a plain follower passes every chunk unchanged while no command fault is armed)
-            if (follower.plain and not armed) or follower.passes_unchanged(True):
-                # relayed first, read after (`side.pass_on`, inline for an unshaped side)
-                if side.flow is None and side.reader is None:
-                    side.peer.transport.write(data)  # type: ignore[union-attr]
-                else:
-                    side.pass_on(data)
-                if not armed and (waiting or len(self.relays) > 1):
+            if follower.plain or follower.passes_unchanged(True):
+                self.to_server(data)  # relayed first, read after
+                if waiting or len(self.relays) > 1:
                     waiting.append((follower, True, data))
                     if not later.scheduled:
                         later.schedule()
                     return
-                if waiting:
-                    later.run()
                 follower.client_data(data)
                 return
+        else:
             if waiting:
-                later.run()
-            items = follower.client_data(data)
-            if items is None:
-                side.pass_on(data)
-            else:
-                self._client_items(side, items)
+                later.run()  # (what passed before a command fault was armed: read without it)
+            follower.gating = True
+            if follower.passes_unchanged(True):
+                self.to_server(data)
+                follower.client_data(data)
+                return
+        if waiting:
+            later.run()
+        items = follower.client_data(data)
+        if items is None:
+            self.to_server(data)
+        else:
+            self._client_items(self.client, items)
+
+    def from_server(self, data: bytes) -> None:
+        """A chunk from the server (the upstream side's `out` while following): as
+        `from_client`, answers of devamb's put between the server's pieces."""
+        follower = self.follower
+        if follower.opaque is not None:  # not following any more: the relay passes it on
+            self.upstream.settle()
+            self.upstream.out(data)
             return
+        later = self.later
+        waiting = later.items
         if follower.plain or follower.passes_unchanged(False):
-            if side.flow is None and side.reader is None:  # (`side.pass_on`, inline)
-                side.peer.transport.write(data)  # type: ignore[union-attr]
-            else:
-                side.pass_on(data)
+            self.to_client(data)
             if not self.relay.draining and (waiting or len(self.relays) > 1):
                 waiting.append((follower, False, data))
                 if not later.scheduled:
@@ -185,10 +210,10 @@ class Following(Exchanges):
                 later.run()
             pieces = follower.server_data(data)
             if pieces is None:
-                side.pass_on(data)
+                self.to_client(data)
             else:
                 for piece in pieces:
-                    side.pass_on(piece)
+                    self.to_client(piece)
         if self.relay.draining:
             self.check_drain()
 
