@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.wire.follower import (
@@ -36,13 +36,15 @@ class Later:
     so the other connections' chunks that arrived together do not wait on the reading. The
     turn's callback runs before the loop polls again: before a client can read its reply.
 
-    A follower with chunks waiting here has no command fault applied (`Following.data` reads
-    them before it sets `gating`), so each is read as it would have been when it passed."""
+    A follower with chunks waiting here has no command fault applied (`Following.from_client`
+    reads them before it sets `gating`), so each is read as it would have been when it passed."""
 
     __slots__ = ("items", "loop", "read", "scheduled")
 
     def __init__(self) -> None:
-        self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
+        # each chunk waiting as three entries (no tuple each): its follower, the follower's
+        # reading of its direction (`client_data`, `server_data`), the chunk
+        self.items: list[Any] = []
         self.scheduled = False
         # the listener's loop, kept from the first turn: `get_running_loop` makes a getpid
         # system call each time (CPython checks for a fork), one per turn of the relay
@@ -61,14 +63,14 @@ class Later:
         self.scheduled = False
         items = self.items
         try:
-            for follower, inbound, data in items:
+            each = iter(items)
+            for follower in each:  # (flat: follower, its reading of that direction, data)
+                read = next(each)
+                data = next(each)
                 if follower.opaque is not None:
                     continue
                 try:
-                    if inbound:
-                        follower.client_data(data)
-                    else:
-                        follower.server_data(data)
+                    read(data)
                 except Exception as exc:  # (a follower's bug: that connection is relayed on,
                     follower.lose_sync(f"devamb could not follow: {exc!r}")  # unread)
         finally:
@@ -90,6 +92,8 @@ class Following(Exchanges):
         self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
             service)
         self.follower: Follower = factory(self, options)
+        self.read_client = self.follower.client_data  # (bound once: `Later` calls them)
+        self.read_server = self.follower.server_data
         self.later: Later = relay.listener.later
         self.faults = service.faults  # (its `chain` is swapped when the faults change)
         self.relays = relay.listener.relays  # the listener's open connections (changed in place)
@@ -163,7 +167,9 @@ class Following(Exchanges):
             if follower.plain or follower.passes_unchanged(True):
                 self.to_server(data)  # relayed first, read after
                 if waiting or len(self.relays) > 1:
-                    waiting.append((follower, True, data))
+                    waiting.append(follower)
+                    waiting.append(self.read_client)
+                    waiting.append(data)
                     if not later.scheduled:
                         later.schedule()
                     return
@@ -198,7 +204,9 @@ class Following(Exchanges):
         if follower.plain or follower.passes_unchanged(False):
             self.to_client(data)
             if not self.relay.draining and (waiting or len(self.relays) > 1):
-                waiting.append((follower, False, data))
+                waiting.append(follower)
+                waiting.append(self.read_server)
+                waiting.append(data)
                 if not later.scheduled:
                     later.schedule()
                 return
