@@ -84,7 +84,10 @@ class _Side(asyncio.Protocol):
             room = body.limit - len(body.data)
             if room > 0:  # (a view of the chunk's head: no copy besides the preview's own)
                 body.data += data if len(data) <= room else memoryview(data)[:room]
-        self.out(data)
+        # (`self.out(data)` would look `out` up as a method each time: CPython 3.11 specialises
+        # neither that lookup of a slot nor of an instance attribute; read as one, it is)
+        out = self.out
+        out(data)
 
     def _route(self, data: bytes) -> None:
         """A chunk before the side is linked (or while a black hole discards the client's)."""

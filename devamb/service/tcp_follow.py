@@ -165,7 +165,8 @@ class Following(Exchanges):
             follower.gating = False
             # (a plain follower passes every chunk unchanged while no command fault is armed)
             if follower.plain or follower.passes_unchanged(True):
-                self.to_server(data)  # relayed first, read after
+                to_server = self.to_server  # relayed first, read after (called as read: see
+                to_server(data)  # `_Side.data_received`)
                 if waiting or len(self.relays) > 1:
                     waiting.append(follower)
                     waiting.append(self.read_client)
@@ -202,7 +203,8 @@ class Following(Exchanges):
         later = self.later
         waiting = later.items
         if follower.plain or follower.passes_unchanged(False):
-            self.to_client(data)
+            to_client = self.to_client  # (called as read: see `_Side.data_received`)
+            to_client(data)
             if not self.relay.draining and (waiting or len(self.relays) > 1):
                 waiting.append(follower)
                 waiting.append(self.read_server)
