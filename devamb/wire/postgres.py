@@ -366,7 +366,8 @@ class PostgresFollower(Follower):
                     end = i + 1 + length
                     # CommandComplete, then ReadyForQuery ending the chunk (data[end]: its Z)
                     whole = (kind == 0x43 and length >= 4 and end + 6 == n
-                             and data.startswith(_READY, end + 1))
+                             and data[-5:-1] == _READY)  # (its length; no startswith: its
+                    # arguments are parsed the slow way)
                 except (IndexError, struct.error):
                     whole = False
                 if whole:
