@@ -63,10 +63,8 @@ class Later:
         self.scheduled = False
         items = self.items
         try:
-            each = iter(items)
-            for follower in each:  # (flat: follower, its reading of that direction, data)
-                read = next(each)
-                data = next(each)
+            each = iter(items)  # (flat: follower, its reading of that direction, data; zip
+            for follower, read, data in zip(each, each, each, strict=True):  # reuses its tuple)
                 if follower.opaque is not None:
                     continue
                 try:
