@@ -36,15 +36,17 @@ class LazyExchange:
     """A completed record whose `Exchange` is built on first read (subclasses: `build`).
     The store keeps it as its own entry (`exchange`, `size`, `completed`: see `add_lazy`)."""
 
-    __slots__ = ("built", "completed", "id", "origin", "size")
+    # (`count`: a slot, not a class default: CPython 3.11 reads a class attribute through an
+    # instance the slow way, and the recorder and the store read it per record)
+    __slots__ = ("built", "completed", "count", "id", "origin", "size")
     size: int  # (set by the store)
     completed: int
-    count = 1  # records it stands for (a `LazyBatch`: more)
 
     def __init__(self, exchange_id: int, origin: Origin) -> None:
         self.id = exchange_id
         self.origin = origin
         self.built: Exchange | None = None
+        self.count = 1  # records it stands for (a `LazyBatch`: more)
 
     @property
     def service(self) -> str:
@@ -86,7 +88,7 @@ class LazyBatch(LazyExchange):
     when read) and sizes it as `count` records of its kind; `records` are built on first
     read (subclasses: `build_records`)."""
 
-    __slots__ = ("_records", "count")
+    __slots__ = ("_records",)
 
     def __init__(self, first_id: int, origin: Origin, count: int) -> None:
         super().__init__(first_id, origin)

@@ -149,22 +149,22 @@ class ExchangeStore:
             extra[service] = extra.get(service, 0) + count - 1
             room = self._keep.get(service, DEFAULT_KEEP) - extra[service]
         self.added += size
-        if len(ring) > room:
-            while len(ring) > room and ring:
-                old = ring.popleft()
-                if type(old) is not Exchange and kept.get(old.id) is old:
-                    del kept[old.id]  # (as `_drop`, inline)
-                    size -= old.size
-                    dropped = old.count - 1  # type: ignore[union-attr]
-                    if dropped:  # a batch: its later records go with it
-                        del self._batches[old.id]
-                        extra[service] -= dropped
-                        room += dropped
-                else:
-                    self.bytes += size
-                    size = 0
-                    self._drop(old)
-                    room = self._keep.get(service, DEFAULT_KEEP) - extra.get(service, 0)
+        while len(ring) > room and ring:  # (once the service keeps its `keep`: one goes)
+            old = ring.popleft()
+            old_id = old.id
+            if kept.get(old_id) is old and type(old) is not Exchange:
+                del kept[old_id]  # (as `_drop`, inline)
+                size -= old.size
+                dropped = old.count - 1  # type: ignore[union-attr]
+                if dropped:  # a batch: its later records go with it
+                    del self._batches[old_id]
+                    extra[service] -= dropped
+                    room += dropped
+            else:
+                self.bytes += size
+                size = 0
+                self._drop(old)
+                room = self._keep.get(service, DEFAULT_KEEP) - extra.get(service, 0)
         self.bytes += size
         if self.bytes > self.budget:
             while self.bytes > self.budget and self._evict_oldest():

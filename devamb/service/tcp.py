@@ -18,6 +18,7 @@ connection-level faults.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from devamb.proxy.connection import cut, reset
@@ -29,7 +30,7 @@ from devamb.wire import is_wire
 
 if TYPE_CHECKING:  # (the followers and TLS termination: imported by the relays that use them)
     from devamb.faults.chain import Plan, Shaping
-    from devamb.inspect.exchange import Exchange
+    from devamb.inspect.exchange import BodyPreview, Exchange
     from devamb.service.core import Service
     from devamb.service.recorder import Recorder
     from devamb.service.tcp_follow import Following as _Following
@@ -42,8 +43,8 @@ class _Side(asyncio.Protocol):
     """One socket of a relayed connection; bytes it receives go to its peer (or its flow)."""
 
     __slots__ = (
-        "can_write", "discard", "early", "eof", "flow", "inbound", "peer", "reader", "relay",
-        "transport",
+        "body", "can_write", "discard", "early", "eof", "flow", "inbound", "out", "peer",
+        "reader", "relay", "transport",
     )
 
     def __init__(self, relay: _Relay, inbound: bool) -> None:
@@ -58,6 +59,12 @@ class _Side(asyncio.Protocol):
         self.can_write: asyncio.Event | None = None
         self.early: list[bytes] = []  # the client's bytes that arrived before the upstream
         # connected (an upstream side is linked in connection_made, before it can receive)
+        self.body: BodyPreview  # the connection record's preview of this direction
+        if not inbound:  # (the client's: set in `begin`, before anything is received)
+            self.body = relay.exchange.response_body
+        # where `data_received` hands each chunk: `_route` until the side is linked, then
+        # what `settle` chooses (the peer's write, a flow, a follower's reading)
+        self.out: Callable[[bytes], object] = self._route
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream socket's transport
@@ -70,20 +77,38 @@ class _Side(asyncio.Protocol):
             self.relay.link(self)
 
     def data_received(self, data: bytes) -> None:
-        relay = self.relay
-        exchange = relay.exchange
-        body = exchange.request_body if self.inbound else exchange.response_body
-        if body.size >= body.limit:  # its preview is full (a follower's keeps none): counted
-            body.size += len(data)
+        body = self.body  # counted; while its preview is not full (a follower's keeps none),
+        size = body.size  # its head kept (`BodyPreview.add`, inline)
+        body.size = size + len(data)
+        if size < body.limit:
+            room = body.limit - len(body.data)
+            if room > 0:  # (a view of the chunk's head: no copy besides the preview's own)
+                body.data += data if len(data) <= room else memoryview(data)[:room]
+        # (`self.out(data)` would look `out` up as a method each time: CPython 3.11 specialises
+        # neither that lookup of a slot nor of an instance attribute; read as one, it is)
+        out = self.out
+        out(data)
+
+    def _route(self, data: bytes) -> None:
+        """A chunk before the side is linked (or while a black hole discards the client's)."""
+        if not self.discard:
+            self.pass_on(data)
+
+    def settle(self) -> None:
+        """Choose `out` for a linked side (or a terminating target's client): what a chunk goes
+        through without asking again. What this depends on is set before and does not change
+        after, but a follower's stopping: `Following` then calls this again."""
+        following = self.relay.following
+        if following is not None and following.follower.opaque is None and self.peer is not None:
+            self.out = following.from_client if self.inbound else following.from_server
+        elif self.reader is not None:
+            self.out = self.reader.feed_data
+        elif self.flow is not None:
+            self.out = self.flow.feed
+        elif self.peer is not None and self.peer.transport is not None:
+            self.out = self.peer.transport.write
         else:
-            body.add(data)
-        if self.discard:
-            return
-        follower = relay.following
-        if follower is not None and self.peer is not None and follower.follower.opaque is None:
-            follower.data(self, data)  # (`follower.active`, without a call)
-            return
-        self.pass_on(data)
+            self.out = self._route
 
     def pass_on(self, data: bytes) -> None:
         """Relay `data` on (to the peer, or through the flow shaping this direction)."""
@@ -176,6 +201,7 @@ class _Relay:
         target = service.target()
         peer = client.transport.get_extra_info("peername")  # type: ignore[union-attr]
         self.exchange = self.listener.recorder.begin(service, target.name, peer and peer[0])
+        client.body = self.exchange.request_body
         if is_wire(service.spec.protocol):
             from devamb.service.tcp_follow import Following
 
@@ -254,13 +280,12 @@ class _Relay:
         if shaping is not None and shaping.down:
             upstream.flow = ShapedFlow(self, upstream, client, shaping.downstream,
                                   lambda: self._flow_ended(client))
+        if self.following is not None:
+            self.following.linked(client, upstream)
+        client.settle()
+        upstream.settle()
         for data in client.early:
-            if self.following is not None and self.following.active:
-                self.following.data(client, data)
-            elif client.flow is not None:
-                client.flow.feed(data)
-            else:
-                upstream.transport.write(data)  # type: ignore[union-attr]
+            client.out(data)
         client.early.clear()
         if client.eof:
             if client.flow is not None:

@@ -5,8 +5,8 @@ what the relay does at a command boundary when command-level faults are armed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from devamb.inspect.lazy import LazyExchange, Origin
 from devamb.wire.follower import (
@@ -36,13 +36,15 @@ class Later:
     so the other connections' chunks that arrived together do not wait on the reading. The
     turn's callback runs before the loop polls again: before a client can read its reply.
 
-    A follower with chunks waiting here has no command fault applied (`Following.data` reads
-    them before it sets `gating`), so each is read as it would have been when it passed."""
+    A follower with chunks waiting here has no command fault applied (`Following.from_client`
+    reads them before it sets `gating`), so each is read as it would have been when it passed."""
 
     __slots__ = ("items", "loop", "read", "scheduled")
 
     def __init__(self) -> None:
-        self.items: list[tuple[Follower, bool, bytes]] = []  # (follower, from the client, data)
+        # each chunk waiting as three entries (no tuple each): its follower, the follower's
+        # reading of its direction (`client_data`, `server_data`), the chunk
+        self.items: list[Any] = []
         self.scheduled = False
         # the listener's loop, kept from the first turn: `get_running_loop` makes a getpid
         # system call each time (CPython checks for a fork), one per turn of the relay
@@ -61,14 +63,12 @@ class Later:
         self.scheduled = False
         items = self.items
         try:
-            for follower, inbound, data in items:
+            each = iter(items)  # (flat: follower, its reading of that direction, data; zip
+            for follower, read, data in zip(each, each, each, strict=True):  # reuses its tuple)
                 if follower.opaque is not None:
                     continue
                 try:
-                    if inbound:
-                        follower.client_data(data)
-                    else:
-                        follower.server_data(data)
+                    read(data)
                 except Exception as exc:  # (a follower's bug: that connection is relayed on,
                     follower.lose_sync(f"devamb could not follow: {exc!r}")  # unread)
         finally:
@@ -90,9 +90,16 @@ class Following(Exchanges):
         self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
             service)
         self.follower: Follower = factory(self, options)
+        self.read_client = self.follower.client_data  # (bound once: `Later` calls them)
+        self.read_server = self.follower.server_data
         self.later: Later = relay.listener.later
         self.faults = service.faults  # (its `chain` is swapped when the faults change)
         self.relays = relay.listener.relays  # the listener's open connections (changed in place)
+        self.client: _Side  # the relay's two sides, once `linked`
+        self.upstream: _Side
+        # where a chunk that passes goes (the peer's socket, or the flow shaping its way)
+        self.to_server: Callable[[bytes], object]
+        self.to_client: Callable[[bytes], object]
 
     @classmethod
     def start(cls, relay: _Relay, service: Service) -> Following | None:
@@ -132,48 +139,74 @@ class Following(Exchanges):
 
     # -- bytes --------------------------------------------------------------------------------
 
-    def data(self, side: _Side, data: bytes) -> None:
-        """A chunk from one side. One that passes unchanged is written on first and read after;
-        while other connections are open, read at the end of the loop's turn (`Later`)."""
+    def linked(self, client: _Side, upstream: _Side) -> None:
+        """The relay joined its two sides: the chunks each passes on go to the other's socket
+        (or through the flow shaping that direction)."""
+        self.client, self.upstream = client, upstream
+        self.to_server = client.flow.feed if client.flow is not None else (
+            upstream.transport.write)  # type: ignore[union-attr]
+        self.to_client = upstream.flow.feed if upstream.flow is not None else (
+            client.transport.write)  # type: ignore[union-attr]
+
+    def from_client(self, data: bytes) -> None:
+        """A chunk from the client (the client side's `out` while following). One that passes
+        unchanged is written on first and read after; while other connections are open, read
+        at the end of the loop's turn (`Later`)."""
         follower = self.follower
+        if follower.opaque is not None:  # not following any more: the relay passes it on
+            self.client.settle()
+            self.client.out(data)
+            return
         later = self.later
         waiting = later.items
-        if side.inbound:
-            armed = self.faults.chain.command_armed  # (`FaultManager.command_armed`, inline)
-            if armed and waiting:
-                later.run()  # (what passed before a command fault was armed: read without it)
-            follower.gating = armed
+        if not self.faults.chain.command_armed:  # (`FaultManager.command_armed`, inline)
+            follower.gating = False
             # (a plain follower passes every chunk unchanged while no command fault is armed)
-            if (follower.plain and not armed) or follower.passes_unchanged(True):
-                # relayed first, read after (`side.pass_on`, inline for an unshaped side)
-                if side.flow is None and side.reader is None:
-                    side.peer.transport.write(data)  # type: ignore[union-attr]
-                else:
-                    side.pass_on(data)
-                if not armed and (waiting or len(self.relays) > 1):
-                    waiting.append((follower, True, data))
+            if follower.plain or follower.passes_unchanged(True):
+                to_server = self.to_server  # relayed first, read after (called as read: see
+                to_server(data)  # `_Side.data_received`)
+                if waiting or len(self.relays) > 1:
+                    waiting.append(follower)
+                    waiting.append(self.read_client)
+                    waiting.append(data)
                     if not later.scheduled:
                         later.schedule()
                     return
-                if waiting:
-                    later.run()
                 follower.client_data(data)
                 return
+        else:
             if waiting:
-                later.run()
-            items = follower.client_data(data)
-            if items is None:
-                side.pass_on(data)
-            else:
-                self._client_items(side, items)
+                later.run()  # (what passed before a command fault was armed: read without it)
+            follower.gating = True
+            if follower.passes_unchanged(True):
+                self.to_server(data)
+                follower.client_data(data)
+                return
+        if waiting:
+            later.run()
+        items = follower.client_data(data)
+        if items is None:
+            self.to_server(data)
+        else:
+            self._client_items(self.client, items)
+
+    def from_server(self, data: bytes) -> None:
+        """A chunk from the server (the upstream side's `out` while following): as
+        `from_client`, answers of devamb's put between the server's pieces."""
+        follower = self.follower
+        if follower.opaque is not None:  # not following any more: the relay passes it on
+            self.upstream.settle()
+            self.upstream.out(data)
             return
+        later = self.later
+        waiting = later.items
         if follower.plain or follower.passes_unchanged(False):
-            if side.flow is None and side.reader is None:  # (`side.pass_on`, inline)
-                side.peer.transport.write(data)  # type: ignore[union-attr]
-            else:
-                side.pass_on(data)
+            to_client = self.to_client  # (called as read: see `_Side.data_received`)
+            to_client(data)
             if not self.relay.draining and (waiting or len(self.relays) > 1):
-                waiting.append((follower, False, data))
+                waiting.append(follower)
+                waiting.append(self.read_server)
+                waiting.append(data)
                 if not later.scheduled:
                     later.schedule()
                 return
@@ -185,10 +218,10 @@ class Following(Exchanges):
                 later.run()
             pieces = follower.server_data(data)
             if pieces is None:
-                side.pass_on(data)
+                self.to_client(data)
             else:
                 for piece in pieces:
-                    side.pass_on(piece)
+                    self.to_client(piece)
         if self.relay.draining:
             self.check_drain()
 

@@ -99,6 +99,7 @@ async def serve_terminating(relay: _Relay, client: _Side, target: Target) -> Non
     reader = ClientChunks(client.transport)  # type: ignore[arg-type]
     client.reader, client.can_write = reader, asyncio.Event()
     client.can_write.set()
+    client.settle()  # its chunks go to the target's reader
     for data in client.early:
         reader.feed_data(data)
     client.early.clear()

@@ -86,9 +86,8 @@ class _Record(LazyExchange):
     While it waits for the server's answer it is also the follower's entry in `waiting`
     (`sync`, `kind`, `done`...: one object per statement)."""
 
-    __slots__ = ("__dict__", "columns", "done", "kind", "note", "rows", "sql", "sql_kind",
-                 "started", "sync", "t1", "tags", "transaction", "wall")
-    error: str | None = None
+    __slots__ = ("__dict__", "columns", "done", "error", "kind", "note", "rows", "sql",
+                 "sql_kind", "started", "sync", "t1", "tags", "transaction", "wall")
     method: str | None = None  # (else the statement's first word)
     faults: list[str] | None = None
     injected: str | None = None  # the error of a fault the server raises in its place
@@ -99,6 +98,8 @@ class _Record(LazyExchange):
         self.id = exchange_id
         self.origin = origin
         self.built = None
+        self.count = 1  # (LazyExchange's fields: no call to set them)
+        self.error: str | None = None  # (a slot: read for every record, see LazyExchange)
         self.sql = sql  # (bytes: a Query's text as it came, NUL-terminated: decoded when read)
         self.sql_kind = sql_kind  # notes["sql"]["kind"]
         self.note = note  # the rest of notes["sql"] (None: nothing yet)
@@ -306,8 +307,9 @@ class PostgresFollower(Follower):
                 # one whole Query (its text as the splitter would hand it out, decoded when
                 # read) waits for its answer: `_query` and `_begin`, inline
                 sync = self.syncs_sent = self.syncs_sent + 1  # its own sync point
-                self.waiting.append(_Record(
-                    self.new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
+                new_id = self.new_id  # (read, then called: a slot called as a method is not
+                self.waiting.append(_Record(  # looked up the interpreter's fast way)
+                    new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
                     "simple", None, perf_counter(), time(), sync, "simple"))
                 return None
         if self.opaque is not None:
@@ -364,7 +366,8 @@ class PostgresFollower(Follower):
                     end = i + 1 + length
                     # CommandComplete, then ReadyForQuery ending the chunk (data[end]: its Z)
                     whole = (kind == 0x43 and length >= 4 and end + 6 == n
-                             and data.startswith(_READY, end + 1))
+                             and data[-5:-1] == _READY)  # (its length; no startswith: its
+                    # arguments are parsed the slow way)
                 except (IndexError, struct.error):
                     whole = False
                 if whole:
@@ -385,7 +388,9 @@ class PostgresFollower(Follower):
                     head.done = True
                     head.t1 = now = perf_counter()
                     del waiting[0]
-                    self.record_one(head, (now - head.started) * 1000, head.error is not None)
+                    record_one = self.record_one  # (read, then called: see `client_data`; 1000.0:
+                    # float times float, the multiplication the interpreter specialises)
+                    record_one(head, (now - head.started) * 1000.0, head.error is not None)
                     return None
         if self.opaque is not None:
             if self.server_held:

@@ -126,6 +126,7 @@ class _Pending(LazyExchange):
         self.id = exchange_id
         self.origin = origin
         self.built = None
+        self.count = 1  # (LazyExchange's fields: no call to set them)
         self.raw = raw
         self.wall = wall
         self.t0 = t0

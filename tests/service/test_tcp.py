@@ -144,3 +144,69 @@ async def test_upstream_that_speaks_first_and_closes(make_engine: EngineFactory)
             assert await asyncio.gather(*(one() for _ in range(50))) == [b"220 hello\r\n"] * 50
     finally:
         await up.stop()
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    data: bytes) -> bytes:
+    writer.write(data)
+    return await asyncio.wait_for(reader.readexactly(len(data)), 5)
+
+
+async def test_the_record_keeps_the_preview_head_and_counts_every_byte(
+    make_engine: EngineFactory,
+) -> None:
+    """Each chunk is counted where it arrives; the connection record keeps the first `bodies`
+    bytes of each direction (a chunk across the limit: its head only), then only counts."""
+    up = await TcpUpstream(_echo).start()
+    engine = await make_engine(
+        "version: 1\nservices:\n  raw:\n    listen: 0\n    protocol: tcp\n"
+        f"    inspect: {{bodies: 10}}\n    targets:\n      up: tcp://127.0.0.1:{up.port}\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", engine.services["raw"].bound[1])
+    sent = b""
+    for part in (b"abcdef", b"ghijklmn", b"opq" * 1000):  # within, across, past the limit
+        assert await _exchange(reader, writer, part) == part
+        sent += part
+    writer.close()
+    await up.stop()
+    for _ in range(100):
+        if engine.store.recent(1):
+            break
+        await asyncio.sleep(0.02)
+    record = engine.store.recent(1)[0]
+    assert record.bytes_in == record.bytes_out == len(sent)
+    assert bytes(record.request_body.data) == bytes(record.response_body.data) == sent[:10]
+
+
+async def test_a_follower_that_loses_sync_leaves_the_relay_passing_bytes(
+    make_engine: EngineFactory,
+) -> None:
+    """A `protocol: redis` connection whose follower stops following (bytes that are not RESP)
+    is relayed as bytes both ways from then on, each byte counted."""
+    up = await TcpUpstream(_echo).start()
+    engine = await make_engine(
+        "version: 1\nservices:\n  cache:\n    listen: 0\n    protocol: redis\n"
+        f"    targets:\n      up: tcp://127.0.0.1:{up.port}\n")
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", engine.services["cache"].bound[1])
+    sent = b""
+    for part in (b"*1\r\n$4\r\nPING\r\n", b"*1\r\n$x\r\n", b"not resp at all\r\n", b"z" * 70000):
+        assert await _exchange(reader, writer, part) == part
+        sent += part
+    writer.close()
+    await up.stop()
+    for _ in range(100):
+        connection = [e for e in engine.store.all() if e.bytes_in == len(sent)]
+        if connection:
+            break
+        await asyncio.sleep(0.02)
+    assert connection, [(e.method, e.bytes_in) for e in engine.store.all()]
+    record = connection[0]
+    assert record.bytes_out == len(sent)
+    assert "invalid length" in record.notes["redis"]["opaque"]
