@@ -83,7 +83,11 @@ class _Side(asyncio.Protocol):
         if follower is not None and self.peer is not None and follower.follower.opaque is None:
             follower.data(self, data)  # (`follower.active`, without a call)
             return
-        self.pass_on(data)
+        reader = self.reader
+        if reader is not None:  # a target terminating TCP reads it (`pass_on`, without a call)
+            reader.feed_data(data)
+        else:
+            self.pass_on(data)
 
     def pass_on(self, data: bytes) -> None:
         """Relay `data` on (to the peer, or through the flow shaping this direction)."""
