@@ -147,6 +147,22 @@ class ShardLink(asyncio.Protocol):
         if self._connecting is None and not self._closed:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
+    def send_joined(self, commands: list[bytes], part: RunPart) -> None:
+        """`send_many` for commands cut as `CommandReader.whole` cuts them (each less its
+        leading '*' and final CRLF): put back together in the iteration's one write, not
+        joined into bytes of their own first."""
+        if self._transport is None or self._connecting is not None:
+            self.send_many(b"".join((b"*", b"\r\n*".join(commands), b"\r\n")), part)
+            return
+        self.commands += part.left
+        if not self._waiting:
+            self._progress = self._loop.time()
+        self._waiting.append(part)
+        out = self._out
+        if not out:
+            self._loop.call_soon(self._flush)
+        out += (b"*", b"\r\n*".join(commands), b"\r\n")
+
     def _flush(self) -> None:
         out = self._out
         if not out:

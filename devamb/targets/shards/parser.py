@@ -8,6 +8,7 @@ linear time. No per-byte Python loops: lines are found with `bytes.find`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import chain
 from itertools import repeat as _repeat
 
@@ -99,6 +100,11 @@ class CommandReader:
         return values
 
     def whole(self, data: bytes) -> tuple[list[list[bytes]], list[bytes]] | None:
+        """`split_whole`, with every argument checked to be bytes."""
+        found = self.split_whole(data)
+        return found if found is not None and only_bytes(found[0]) else None
+
+    def split_whole(self, data: bytes) -> tuple[list[list[bytes]], list[bytes]] | None:
         """A chunk of whole commands, read in C: each command's arguments, and its bytes less
         the leading '*' and the final CRLF (`data[1:-2]` split at each "\r\n*", which is how
         commands follow one another; none for a chunk of one command, which is all of it).
@@ -106,9 +112,11 @@ class CommandReader:
         it (and says what is wrong, if anything is).
 
         hiredis reads more than commands: the chunk is taken only if it holds non-empty arrays
-        of bytes (not numbers, nulls, errors or nested arrays) and no element of another type
-        that hiredis reads as bytes (a status, a RESP3 verbatim string or big number: each
-        follows a CRLF, as every element does)."""
+        (not nested ones) and no element of a type that hiredis reads as bytes (a status, a
+        RESP3 verbatim string or big number: each follows a CRLF, as every element does). Its
+        other types (numbers, nulls, errors, maps) are not bytes: arguments are not checked
+        here (the caller checks those it uses: `only_bytes`, or where using one that is not
+        bytes raises TypeError)."""
         reader = self._hiredis
         if (reader is None or self._tail or self._left or self._big is not None
                 or len(data) > FAST_BUFFER or data[:1] != b"*"):
@@ -124,8 +132,7 @@ class CommandReader:
             if (commands is False or reader.has_data() or len(commands) != len(pieces)
                     or [] in commands):  # ("*0": an empty command)
                 raise ValueError
-            b"".join(_chain(commands))  # TypeError unless lists of bytes
-        except (hiredis.ProtocolError, TypeError, ValueError):
+        except (hiredis.ProtocolError, ValueError):
             self._hiredis = hiredis.Reader()  # (it holds what it could not read: dropped)
             return None
         if ((PLUS in data and b"\r\n+" in data) or (EQUALS in data and b"\r\n=" in data)
@@ -288,6 +295,15 @@ class CommandReader:
         return end + 2 - pos
 
 
+def only_bytes(commands: Iterable[list[bytes]]) -> bool:
+    """Whether every argument is bytes (hiredis reads some elements as other types)."""
+    try:
+        b"".join(_chain(commands))
+    except TypeError:
+        return False
+    return True
+
+
 def _reencode(args: list[bytes]) -> Raw:
     """The RESP bytes of a command that arrived over several reads: pieces when an argument is
     large, so that it is written as it is rather than copied into one joined command."""
@@ -354,6 +370,9 @@ class ReplyReader:
         else:  # nothing pending (an incomplete reply is always in the tail)
             buf = data
             first = self._pos = _scan_fast(data, out) if len(data) <= FAST_BUFFER else 0
+            if first == len(data):  # all read (the common case): nothing left to scan
+                self._pos = 0
+                return out
         start = self._scan(buf, first, out)
         if tail:
             if tail is self._tail:  # (else _scan handed the whole tail over as one reply)

@@ -92,7 +92,7 @@ class ShardRing(Generic[M]):
         point = int.from_bytes(digest[:4], "little")
         return owners[bisect.bisect_left(self.points, point) % len(owners)]
 
-    def pick_all(self, keys: list[bytes]) -> list[int]:
+    def pick_all(self, keys: Sequence[bytes]) -> list[int]:
         """`pick` for each key, in C (for a ring without ejected shards), as the member's index
         in `listed`: the member owning the span of 65,536 points a key's point is in, when one
         member owns all of it (nearly every span: a ring has a few hundred points); `pick` for

@@ -32,7 +32,8 @@ class Run:
         self.reply: bytes | None = None
         self.count = 0
         self.parts: dict[ShardLink, RunPart] = {}
-        self.order: list[int] = []  # for each command, the index of its part
+        self.order: list[int] | bytes = []  # for each command, the index of its part (bytes:
+        # a run read whole over two shards, whose part indexes are 0 and 1)
         self.left = 0  # parts not answered whole yet
 
     def send(self) -> None:
@@ -46,9 +47,7 @@ class Run:
             part.raws = []
 
     def part_done(self) -> None:
-        self.left -= 1
-        if self.left:
-            return
+        """Called by the last part answered (`RunPart.fill` counts them down)."""
         parts = list(self.parts.values())
         self.parts = {}
         if len(parts) == 1:  # (one reply, perhaps large, is not copied)
@@ -65,12 +64,12 @@ class RunPart:
 
     __slots__ = ("got", "index", "left", "raws", "run")
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, index: int = 0, left: int = 0) -> None:
         self.run = run
-        self.index = 0  # among the run's parts
+        self.index = index  # among the run's parts
         self.raws: list[bytes] = []  # its commands' bytes, to be joined
         self.got: list[bytes] = []
-        self.left = 0  # replies still to come
+        self.left = left  # replies still to come
 
     def fill(self, replies: list[bytes], start: int) -> int:
         """Take this part's replies from `replies[start:]`; return the index after them."""
@@ -84,7 +83,10 @@ class RunPart:
         taken = (end if end < count else count) - start
         self.left = left - taken
         if not self.left:
-            self.run.part_done()
+            run = self.run
+            run.left -= 1
+            if not run.left:
+                run.part_done()
         return start + taken
 
     def done(self, reply: bytes) -> None:

@@ -10,8 +10,6 @@ from collections import deque
 from itertools import compress as _compress
 from itertools import repeat as _repeat
 from operator import eq as _eq
-from operator import itemgetter
-from operator import not_ as _not
 from typing import TYPE_CHECKING, Protocol
 
 from devamb.resp.commands import (
@@ -31,12 +29,19 @@ from devamb.targets.base import HandingReader
 from devamb.targets.shards import encoder, hello, transaction
 from devamb.targets.shards.fanout import Fanout, group_keys, sub_command
 from devamb.targets.shards.link import IGNORED
-from devamb.targets.shards.parser import BRACE, CommandReader, ProtocolError, Raw
+from devamb.targets.shards.parser import (
+    BRACE,
+    ONE_MAX,
+    CommandReader,
+    ProtocolError,
+    Raw,
+    only_bytes,
+)
 from devamb.targets.shards.run import Run, RunPart
 from devamb.targets.shards.transaction import Transaction
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from devamb.targets.base import ClientReader, ClientStream
     from devamb.targets.shards.link import ShardLink
@@ -48,7 +53,7 @@ RESUME_OWED = 5_000
 
 log = logging.getLogger("devamb.resp")
 _SINGLE_KEY = frozenset(name for name, command in BY_NAME.items() if command.route == KEY)
-_first, _second = itemgetter(0), itemgetter(1)
+_FLIP = bytes([1, 0]) + bytes(254)  # a run's part selector over two shards, for part 0
 _client_ids = itertools.count(1)  # the `id` HELLO answers
 
 
@@ -180,19 +185,23 @@ class Session:
         before them is served, then the error, and the connection ends (`_quit`). A function
         of its own so that no local keeps the commands (a large argument) alive while the
         session waits for more."""
-        args = commands.one(data)
-        if args is not None:
-            self.dispatch(args, data)
-            return
-        whole = commands.whole(data)
+        if len(data) <= ONE_MAX:  # (`one` reads no more: a pipelining client's read skips it)
+            args = commands.one(data)
+            if args is not None:
+                self.dispatch(args, data)
+                return
+        whole = commands.split_whole(data)
         if whole is not None:
-            if not whole[1]:
-                self.dispatch(whole[0][0], data)
-            elif not self._run_whole(data, *whole):
-                found, pieces = whole
-                self._dispatch_all([(args, b"*%b\r\n" % piece)
-                                    for args, piece in zip(found, pieces, strict=True)])
-            return
+            found, pieces = whole
+            if self._run_whole(data, found, pieces):
+                return
+            if only_bytes(found):  # (what `_run_whole` did not take is checked here)
+                if not pieces:
+                    self.dispatch(found[0], data)
+                else:
+                    self._dispatch_all([(args, b"*%b\r\n" % piece)
+                                        for args, piece in zip(found, pieces, strict=True)])
+                return
         try:
             self._dispatch_all(commands.feed(data))
         except ProtocolError as exc:
@@ -206,48 +215,75 @@ class Session:
         `pieces`: each command's bytes less its leading '*' and final CRLF."""
         count = len(commands)
         ring = self._ring
-        if (count < 2 or self._tx is not None or ring.ejected
-                or not _SINGLE_KEY.issuperset(map(_first, commands))):
+        if count < 2 or self._tx is not None or ring.ejected:
             return False
-        keys = list(map(_second, commands))
-        if BRACE in data and BRACE in b"".join(keys):  # a hash tag (maybe): `_dispatch_all`
+        # The arguments are not checked yet (`CommandReader.split_whole`): the names are found
+        # in a set of bytes, each key is hashed (TypeError unless bytes), the others checked.
+        columns = zip(*commands, strict=False)  # names, then keys (none: a command lacks one)
+        try:
+            if not _SINGLE_KEY.issuperset(next(columns)):
+                return False
+            keys = next(columns, None)
+            if keys is None or (BRACE in data and BRACE in b"".join(keys)):
+                return False  # (a hash tag, maybe: `_dispatch_all`)
+            picked = ring.pick_all(keys)  # each command's shard, as an index in ring.listed
+        except TypeError:  # (an unhashable name, or a key that is not bytes)
             return False
-        order = ring.pick_all(keys)  # each command's shard, as an index in ring.listed
+        if not self._values_are_bytes(commands, columns):
+            return False
         links = ring.listed
         run = Run(self)
         run.count = count
         parts = run.parts
         self._in_runs += count - 1
         self._queue.append(run)
-        first = order[0]
-        if order.count(first) == count:  # all to one shard: the client's bytes as they came
+        first = picked[0]
+        if picked.count(first) == count:  # all to one shard: the client's bytes as they came
             link = links[first]
             if self._resp3:
                 link = self._router.resp3(link)
-            part = parts[link] = RunPart(run)
-            part.left = count
+            part = parts[link] = RunPart(run, 0, count)
             run.left = 1
             link.send_many(data, part)
             return True
-        if len(links) > 2:  # the parts numbered in order of appearance, from 0
-            seen = list(dict.fromkeys(order))
+        order: Sequence[int]
+        if len(links) == 2:  # the part index (0 or 1) is the selector, flipped for part 0
+            order = selector = bytes(picked)
+            selectors: list[Iterable[int]] = [selector.translate(_FLIP), selector]
+        else:  # the parts numbered in order of appearance, from 0
+            seen = list(dict.fromkeys(picked))
             index_of = {member: i for i, member in enumerate(seen)}
-            order = list(map(index_of.__getitem__, order))
+            order = list(map(index_of.__getitem__, picked))
             links = [links[member] for member in seen]
+            selectors = [map(_eq, order, _repeat(index)) for index in range(len(links))]
         run.order = order
         run.left = len(links)
+        resp3 = self._resp3
         for index, link in enumerate(links):
-            if self._resp3:
+            if resp3:
                 link = self._router.resp3(link)
-            part = parts[link] = RunPart(run)
-            part.index = index
-            if len(links) == 2:  # (the part index is the selector itself, or its negation)
-                mine = list(_compress(pieces, order if index else map(_not, order)))
-            else:
-                mine = list(_compress(pieces, map(_eq, order, _repeat(index))))
-            part.left = len(mine)
-            link.send_many(b"".join((b"*", b"\r\n*".join(mine), b"\r\n")), part)
+            mine = list(_compress(pieces, selectors[index]))
+            part = parts[link] = RunPart(run, index, len(mine))
+            link.send_joined(mine, part)
         return True
+
+    @staticmethod
+    def _values_are_bytes(commands: list[list[bytes]], columns: Iterator[tuple[bytes, ...]]
+                          ) -> bool:
+        """Whether the arguments after each command's key are bytes; `columns`: `commands`'
+        columns after their keys (a third, when each command has one)."""
+        count, arguments = len(commands), sum(map(len, commands))
+        if arguments == 2 * count:  # (only names and keys, as a run of GETs has)
+            return True
+        if arguments == 3 * count:  # (a value each: a run of SETs)
+            values = next(columns, None)
+            if values is not None:
+                try:
+                    b"".join(values)  # (a tuple: joined as it is, no list made of it first)
+                except TypeError:
+                    return False
+                return True
+        return only_bytes(commands)
 
     def _dispatch_all(self, batch: list[tuple[list[bytes], Raw]]) -> None:
         """Dispatch in order. Single-key commands in a row go to their shards as one `Run`
@@ -278,9 +314,8 @@ class Session:
                 parts = run.parts
                 part = parts.get(link)
                 if part is None:
-                    part = parts[link] = RunPart(run)
-                    part.index = len(parts) - 1
-                run.order.append(part.index)
+                    part = parts[link] = RunPart(run, len(parts))
+                run.order.append(part.index)  # type: ignore[union-attr]  # (a list here)
                 part.raws.append(raw)
                 continue
             self._end_run(run)

@@ -309,3 +309,80 @@ def test_any_commands_in_any_pieces_with_a_tiny_large_threshold(
         got = _feed_all(pieces)
     assert [[bytes(a) for a in args] for args, _ in got] == commands
     assert [_raw_bytes(raw) for _, raw in got] == [encoder.command(c) for c in commands]
+
+
+# Elements of other types than a bulk string, as a client could send them inside a command.
+ODD_ELEMENTS = [b":5\r\n", b"$-1\r\n", b"+ok\r\n", b"-ERR x\r\n", b"_\r\n", b",1.5\r\n",
+                b"#t\r\n", b"(12\r\n", b"=5\r\ntxt:k\r\n", b"%1\r\n$1\r\na\r\n$1\r\nb\r\n",
+                b"~1\r\n$1\r\na\r\n", b"*1\r\n$1\r\na\r\n"]
+_value = st.binary(max_size=12) | st.sampled_from(
+    [b"a\r\nb", b"\r\n*2", b"\r\n$3", b"$", b"*", b":5", b"-1", b"+x", b"{t}", b"\r\n"])
+
+
+@st.composite
+def _command_bytes(draw: st.DrawFn) -> bytes:
+    """One command's bytes: an array of bulk strings (values with CRLFs, '$', '*' inside),
+    one with an element of another type somewhere, or an inline command."""
+    kind = draw(st.sampled_from(["bulk", "bulk", "bulk", "odd", "inline", "empty"]))
+    if kind == "inline":
+        return draw(st.sampled_from([b"PING\r\n", b"GET k\r\n", b"SET k v\n"]))
+    if kind == "empty":
+        return b"*0\r\n"
+    args = [draw(st.sampled_from([b"GET", b"SET", b"MGET", b"PING"])),
+            *draw(st.lists(_value, max_size=4))]
+    if kind == "bulk":
+        return encoder.command(args)
+    at = draw(st.integers(min_value=0, max_value=len(args)))
+    elements = [b"$%d\r\n%s\r\n" % (len(a), a) for a in args]
+    elements.insert(at, draw(st.sampled_from(ODD_ELEMENTS)))
+    return b"*%d\r\n" % len(elements) + b"".join(elements)
+
+
+@settings(max_examples=400, deadline=None)
+@given(commands=st.lists(_command_bytes(), min_size=1, max_size=8),
+       cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=4))
+def test_split_whole_reads_what_feed_reads_or_declines(commands: list[bytes],
+                                                       cuts: list[int]) -> None:
+    """Each read (the stream cut anywhere): what `split_whole` reads, once its arguments are
+    checked (`only_bytes`), is what the pure-Python reader makes of the same read, command by
+    command and byte for byte; `whole` is the two together. Declined reads go to `feed`."""
+    data = b"".join(commands)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    reads = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    fast, reference = CommandReader(), CommandReader()
+    for read in reads:
+        if not read:
+            continue
+        try:
+            expected: list[tuple[list[bytes], bytes]] | None = reference.feed(read)
+        except ProtocolError:
+            expected = None
+        found = fast.split_whole(read)
+        checked = found if found is not None and parser.only_bytes(found[0]) else None
+        assert fast.whole(read) == checked
+        if checked is not None:
+            args, pieces = checked
+            raws = [b"*%b\r\n" % piece for piece in pieces] if pieces else [read]
+            assert expected == list(zip(args, raws, strict=True))
+            continue
+        try:  # declined: the session feeds it (the reader was left as it was)
+            assert fast.feed(read) == expected
+        except ProtocolError:
+            assert expected is None
+        if expected is None:
+            return  # (the connection ends at a protocol error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([b"v", b"", 5, None, 1.5]), max_size=3),
+                min_size=2, max_size=6))
+def test_a_runs_values_are_checked_as_only_bytes_checks_them(values: list[list[object]]
+                                                             ) -> None:
+    """`Session._values_are_bytes` (a run's arguments after the keys, by column when it can)
+    says what `only_bytes` says of the whole commands (whose names and keys are bytes)."""
+    from devamb.targets.shards.session import Session
+
+    commands: list[list[bytes]] = [[b"SET", b"k", *v] for v in values]  # type: ignore[list-item]
+    columns = zip(*commands, strict=False)
+    next(columns), next(columns)  # (the run has taken the names and the keys)
+    assert Session._values_are_bytes(commands, columns) == parser.only_bytes(commands)

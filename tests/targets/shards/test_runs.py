@@ -205,3 +205,53 @@ async def test_a_client_that_stops_reading_gets_every_reply_in_order_once_it_rea
     assert got == expected
     assert await client.call("GET", "k1") == values[1]
     await client.close()
+
+
+async def test_a_chunk_with_a_keyless_single_key_command_is_answered_in_order(
+    make_engine: EngineFactory, shards: list[RedisServer]
+) -> None:
+    """A GET without its key among whole commands is no run: each command is answered in
+    turn (the arity error in its place), and the connection goes on."""
+    await flush(shards)
+    engine = await make_engine(profile(shards))
+    client = await Client.open(port_of(engine))
+    for chunk in ([[b"GET"], [b"GET"]],
+                  [[b"SET", b"a", b"1"], [b"GET"], [b"GET", b"a"]],
+                  [[b"SET", b"b", b"2", b"EX", b"100"], [b"GET"], [b"GET", b"b"]]):
+        await client.send_raw(b"".join(map(encoder.command, chunk)))
+        replies = await client.replies_(len(chunk))
+        for args, reply in zip(chunk, replies, strict=True):
+            if len(args) == 1:
+                assert isinstance(reply, RespError) and "wrong number" in str(reply), reply
+            else:
+                assert not isinstance(reply, RespError), reply
+    assert await client.call("GET", "a") == b"1"
+    await client.close()
+
+
+@pytest.mark.parametrize("odd", [b":5", b"$-1", b"-ERR x", b"_", b",1.5", b"#t",
+                                 b"%1\r\n$1\r\na\r\n$1\r\nb", b"~1\r\n$1\r\na"])
+@pytest.mark.parametrize("where", ["name", "key", "value", "extra"])
+async def test_a_chunk_with_an_element_that_is_no_bulk_string_is_a_protocol_error(
+    make_engine: EngineFactory, shards: list[RedisServer], odd: bytes, where: str
+) -> None:
+    """Whole chunks are read before their arguments are checked: an element of another type
+    (as a name, a key, a value or a later argument) is found all the same. The commands
+    before it are served, then the protocol error, as the pure-Python reader says it; the
+    shards' connections, shared by every client, never see it."""
+    await flush(shards)
+    engine = await make_engine(profile(shards))
+    client = await Client.open(port_of(engine))
+    args = {"name": [odd, b"$1\r\nk"], "key": [b"$3\r\nGET", odd],
+            "value": [b"$3\r\nSET", b"$1\r\nk", odd],
+            "extra": [b"$3\r\nSET", b"$1\r\nk", b"$1\r\nv", b"$2\r\nEX", odd]}[where]
+    bad = b"*%d\r\n%s\r\n" % (len(args), b"\r\n".join(args))
+    good = [encoder.command([b"SET", b"k%d" % i, b"v"]) for i in range(6)]
+    await client.send_raw(b"".join(good) + bad + good[0])
+    replies = await client.replies_(7)
+    assert replies[:6] == ["OK"] * 6
+    assert isinstance(replies[6], RespError) and "Protocol error" in str(replies[6])
+    other = await Client.open(port_of(engine))
+    assert await other.pipeline(("GET", "k1"), ("GET", "k5")) == [b"v", b"v"]
+    await other.close()
+    await client.close()
