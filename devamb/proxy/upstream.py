@@ -22,6 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from functools import partial
 from itertools import chain
 from sys import getrefcount
+from weakref import WeakKeyDictionary, WeakSet
 
 import httptools
 
@@ -71,7 +72,7 @@ class ReadBuffers:
     to `limit` kept; past that a read gets a mapping of its own (unmapped with its last view).
     """
 
-    __slots__ = ("kept", "limit")
+    __slots__ = ("__weakref__", "kept", "limit")
 
     def __init__(self, limit: int = MAX_BUFFERS) -> None:
         self.kept: list[mmap.mmap] = []
@@ -88,11 +89,43 @@ class ReadBuffers:
         """A new buffer: every kept one is in use."""
         buffer = mmap.mmap(-1, READ_BUFFER, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         if len(self.kept) < self.limit:
+            if not self.kept:  # (its loop's `release_read_buffers` sees it from now on)
+                _register(self)
             self.kept.append(buffer)
         return buffer
 
+    def release(self) -> int:
+        """Give the pages of the kept buffers no read is using back to the system (they read
+        as zeros until a read fills them again); returns how many."""
+        released = 0
+        for buffer in self.kept:
+            if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
+                buffer.madvise(mmap.MADV_DONTNEED)
+                released += 1
+        return released
+
     def __len__(self) -> int:
         return len(self.kept)
+
+
+# each loop's pools' read buffers (a buffer is only ever touched from its own loop's thread)
+_LOOP_BUFFERS: WeakKeyDictionary[asyncio.AbstractEventLoop, WeakSet[ReadBuffers]] = (
+    WeakKeyDictionary())
+
+
+def _register(buffers: ReadBuffers) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop (a test's own reads): nothing would release them
+        return
+    _LOOP_BUFFERS.setdefault(loop, WeakSet()).add(buffers)
+
+
+def release_read_buffers() -> int:
+    """`ReadBuffers.release` for every pool of the running loop (the engine's tick: a burst of
+    large responses leaves up to `MAX_BUFFERS` filled buffers a pool, 4 MiB, resident)."""
+    pools = _LOOP_BUFFERS.get(asyncio.get_running_loop())
+    return sum(buffers.release() for buffers in list(pools)) if pools else 0
 
 
 class UpstreamConnection(asyncio.BufferedProtocol):

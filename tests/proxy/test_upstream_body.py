@@ -23,6 +23,7 @@ from devamb.proxy.upstream import (
     UpstreamClosed,
     UpstreamConnection,
     UpstreamPool,
+    release_read_buffers,
 )
 
 GET = b"GET / HTTP/1.1\r\nHost: up\r\n\r\n"
@@ -209,3 +210,21 @@ def test_a_read_buffer_is_reused_once_no_view_of_it_lives() -> None:
     assert len(buffers) == 2  # (that one was not kept)
     del held
     assert id(buffers.take()) == first
+
+
+async def test_released_buffers_give_their_pages_back_but_never_a_chunk_in_use() -> None:
+    body = os.urandom(1024 * 1024)
+    response = head(len(body)) + body
+    async with upstream(Scripted([[response], [response]])) as pool:
+        conn, _ = await pool.acquire()
+        conn.send_head(GET)
+        await conn.head_arrived()
+        held = [chunk async for chunk in conn.body()]  # views of several buffers
+        pool.release(conn)
+        in_use = len(pool.buffers)
+        assert release_read_buffers() == 0 and b"".join(held) == body  # all in use: untouched
+        del held
+        assert release_read_buffers() == in_use
+        assert all(buffer[:4096] == bytes(4096) for buffer in pool.buffers.kept)  # given back
+        _, _, again = await exchange(pool)  # and read into again as before
+    assert again == body
