@@ -180,13 +180,15 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self._sock = quickack.socket_of(transport)
 
-    def get_buffer(self, sizehint: int) -> mmap.mmap:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """A view of a free buffer (a view, not the mmap: asyncio's TLS reads slice what they
+        are given to fill it, and an mmap's slice is a copy)."""
         for buffer in self._kept:  # (ReadBuffers.take, inline: once a read)
             if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
                 self._reading = buffer
-                return buffer
+                return memoryview(buffer)
         buffer = self._reading = self._buffers.more()
-        return buffer
+        return memoryview(buffer)
 
     def buffer_updated(self, nbytes: int) -> None:
         buffer, self._reading = self._reading, None
