@@ -145,6 +145,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._buffers = buffers = ReadBuffers() if buffers is None else buffers
         self._kept = buffers.kept
         self._reading: mmap.mmap | None = None  # the buffer a read is filling
+        self._tls = False  # (get_buffer hands out views)
         self._sock: object | None = None  # re-armed for TCP_QUICKACK (quickack.py)
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
@@ -179,16 +180,17 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._sock = quickack.socket_of(transport)
+        self._tls = transport.get_extra_info("sslcontext") is not None
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        """A view of a free buffer (a view, not the mmap: asyncio's TLS reads slice what they
-        are given to fill it, and an mmap's slice is a copy)."""
+    def get_buffer(self, sizehint: int) -> mmap.mmap | memoryview:
+        """A free buffer; under TLS a view of it (asyncio's TLS reads fill a slice of what they
+        are given, and an mmap's slice is a copy)."""
         for buffer in self._kept:  # (ReadBuffers.take, inline: once a read)
             if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
                 self._reading = buffer
-                return memoryview(buffer)
+                return memoryview(buffer) if self._tls else buffer
         buffer = self._reading = self._buffers.more()
-        return memoryview(buffer)
+        return memoryview(buffer) if self._tls else buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         buffer, self._reading = self._reading, None

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +26,9 @@ from devamb.proxy.upstream import (
     UpstreamConnection,
     UpstreamPool,
     release_read_buffers,
+    tls_context,
 )
+from tests.certs import certificates
 
 GET = b"GET / HTTP/1.1\r\nHost: up\r\n\r\n"
 BODY = bytes(range(256)) * 1024  # 256 KiB
@@ -228,3 +232,33 @@ async def test_released_buffers_give_their_pages_back_but_never_a_chunk_in_use()
         assert all(buffer[:4096] == bytes(4096) for buffer in pool.buffers.kept)  # given back
         _, _, again = await exchange(pool)  # and read into again as before
     assert again == body
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_large_body_over_tls_arrives_whole(tmp_path: Path, loop_name: str) -> None:
+    """TLS hands the decrypted bytes to get_buffer's buffer (asyncio's fills slices of it)."""
+    ca, cert, key = certificates(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    body = os.urandom(1024 * 1024)
+    response = head(len(body)) + body
+
+    async def main() -> None:
+        scripted = Scripted([pieces(response, 100, 300_000), [response]])
+        server = await asyncio.start_server(scripted.serve, "127.0.0.1", 0, ssl=served)
+        port = server.sockets[0].getsockname()[1]
+        pool = UpstreamPool("127.0.0.1", port, tls_context(str(ca), True))
+        try:
+            for _ in range(2):
+                conn, _, got = await exchange(pool)
+                assert got == body and conn.reusable
+                pool.release(conn)
+        finally:
+            pool.close()
+            server.close()
+
+    if loop_name == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
