@@ -87,7 +87,7 @@ class ReadBuffers:
 
     def more(self) -> mmap.mmap:
         """A new buffer: every kept one is in use."""
-        buffer = mmap.mmap(-1, READ_BUFFER, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        buffer = _anonymous_map(READ_BUFFER)
         if len(self.kept) < self.limit:
             if not self.kept:  # (its loop's `release_read_buffers` sees it from now on)
                 _register(self)
@@ -100,12 +100,28 @@ class ReadBuffers:
         released = 0
         for buffer in self.kept:
             if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
-                buffer.madvise(mmap.MADV_DONTNEED)
+                _DONT_NEED(buffer)
                 released += 1
         return released
 
     def __len__(self) -> int:
         return len(self.kept)
+
+
+def _anonymous_map(size: int) -> mmap.mmap:
+    """Private anonymous memory (Windows' mmap takes no flags: its -1 maps are anonymous)."""
+    if hasattr(mmap, "MAP_PRIVATE"):
+        return mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return mmap.mmap(-1, size)
+
+
+def _dont_need(buffer: mmap.mmap) -> None:
+    buffer.madvise(mmap.MADV_DONTNEED)
+
+
+# madvise where the system has it (Windows: the pages stay)
+_DONT_NEED: Callable[[mmap.mmap], None] = (
+    _dont_need if hasattr(mmap, "MADV_DONTNEED") else lambda _buffer: None)
 
 
 # each loop's pools' read buffers (a buffer is only ever touched from its own loop's thread)
