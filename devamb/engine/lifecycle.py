@@ -21,6 +21,7 @@ from devamb.inspect.masking import Redactor, update_log_secrets
 from devamb.policies.request import RequestPolicy
 from devamb.profile import ProfileError
 from devamb.profile.schema import ListenAddress
+from devamb.proxy.upstream import release_read_buffers
 from devamb.service.core import Service
 from devamb.service.http import SHUTDOWN_GRACE, HttpListener
 from devamb.service.spec import ServiceSpec
@@ -177,6 +178,7 @@ class Lifecycle:
             for service in ctx.services.values():
                 service.faults.tick()
             self.reclaimer.tick(ctx.store.added)
+            release_read_buffers()  # (the upstream reads' buffers no read is using: their pages)
             if ctx.bus.has_subscribers:
                 stats = {name: s.counters.snapshot() for name, s in ctx.services.items()}
                 ctx.bus.publish(StatsTick(stats))

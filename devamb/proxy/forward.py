@@ -219,7 +219,7 @@ def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:
 
 async def _relay_body(
     conn: UpstreamConnection, request: FrontRequest, exchange: Exchange,
-    response: StreamResponse, whole: list[bytes] | None,
+    response: StreamResponse, whole: list[bytes | memoryview] | None,
 ) -> StreamResponse:
     """The upstream's `response` whose body streams (or that a filter sees), sent."""
     preview = exchange.response_body
@@ -236,6 +236,7 @@ async def _relay_body(
             async for chunk in conn.body():
                 preview.add(chunk)
                 await response.write(chunk)
+                del chunk  # (a view of the connection's read buffer: let its next read reuse it)
         await response.write_eof()
     except (UpstreamClosed, BadResponse) as exc:
         exchange.error = f"upstream broke off the body: {exc}"

@@ -287,12 +287,12 @@ class FrontProtocol(asyncio.Protocol):
     def resume_body(self) -> None:
         self._resume("body")
 
-    async def send(self, *parts: bytes) -> None:
+    async def send(self, *parts: bytes | memoryview) -> None:
         """Write to the client, waiting while its socket buffer is full."""
         if self.write_now(parts):
             await self.drain()
 
-    def write_now(self, parts: Sequence[bytes]) -> bool:
+    def write_now(self, parts: Sequence[bytes | memoryview]) -> bool:
         """`send` without waiting: write, and say whether the client's socket buffer is full
         (then `drain` before writing more)."""
         transport = self.transport

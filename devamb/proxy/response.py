@@ -170,7 +170,7 @@ class StreamResponse:
         return (self._lines is not None and not self.prepared
                 and request.response_filter is None and status >= 200 and status not in NO_BODY)
 
-    def send_whole(self, request: FrontRequest, body: Sequence[bytes]) -> bool:
+    def send_whole(self, request: FrontRequest, body: Sequence[bytes | memoryview]) -> bool:
         """`prepare`, `write` of each of `body`'s parts and `write_eof` in one step and one
         write, when none of them has anything to wait for (`at_once`). Returns whether the
         client's socket buffer is full: `drain` it before the next response."""
@@ -181,7 +181,7 @@ class StreamResponse:
         self._request = request
         self._body = body_sent = request.method != "HEAD" and status not in NO_BODY \
             and status >= 200  # (has_body, inline)
-        parts = [self._relayed_head(request, lines)]
+        parts: list[bytes | memoryview] = [self._relayed_head(request, lines)]
         if body_sent:
             if self._chunked:
                 for part in body:
@@ -192,11 +192,13 @@ class StreamResponse:
                 parts += body
         return request.connection.write_now(parts)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
+        """`data`: bytes, or a view of an upstream connection's read buffer (a filter is
+        given its own copy of one: it may keep what it is given)."""
         if not data or not self._body:
             return
         if self._filter is not None:
-            await self._filter.on_data(data, self._send)
+            await self._filter.on_data(data if type(data) is bytes else bytes(data), self._send)
             return
         connection = self._request.connection  # type: ignore[union-attr]
         if self._head is not None:

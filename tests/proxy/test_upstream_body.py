@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
-from devamb.proxy.upstream import UpstreamClosed, UpstreamConnection, UpstreamPool
+from devamb.proxy.upstream import (
+    HEAD_PART,
+    MAX_BUFFERS,
+    ReadBuffers,
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamPool,
+    release_read_buffers,
+    tls_context,
+)
+from tests.certs import certificates
 
 GET = b"GET / HTTP/1.1\r\nHost: up\r\n\r\n"
 BODY = bytes(range(256)) * 1024  # 256 KiB
@@ -138,3 +151,114 @@ async def test_a_chunked_body_in_many_reads_is_still_parsed() -> None:
         pool.release(conn)
         _, reused, body = await exchange(pool)
     assert reused and body == BODY
+
+
+# -- reads into the pool's buffers (ReadBuffers): a chunk is a view of one, never overwritten
+
+
+async def test_reads_queued_behind_a_slow_reader_keep_their_bytes() -> None:
+    small = os.urandom(200_000)  # (no pattern a reused buffer could repeat by chance)
+    large = os.urandom(1024 * 1024)  # (over the high water: reading pauses and resumes)
+    scripts = [pieces(head(len(body)) + body, *range(100, len(body), 20_000))
+               for body in (small, large, small)]
+    async with upstream(Scripted(scripts)) as pool:
+        for body in (small, large, small):
+            conn, _ = await pool.acquire()
+            conn.send_head(GET)
+            await conn.head_arrived()
+            held = []  # every chunk kept (views of the buffers): none may change under us
+            if body is small:  # every read arrives before any chunk is taken
+                while not conn.reusable:
+                    await asyncio.sleep(0.01)
+                held = conn.whole_body() or []
+            else:
+                async for chunk in conn.body():
+                    held.append(chunk)
+                    await asyncio.sleep(0.002)
+            assert len(held) > 5 and b"".join(held) == body
+            del held
+            pool.release(conn)
+        assert 5 < len(pool.buffers) <= MAX_BUFFERS
+
+
+async def test_a_large_read_with_the_head_has_its_body_counted_not_parsed() -> None:
+    fields = [b"X-Field-%d: %s" % (n, b"v" * 200) for n in range(30)]
+    long_head = head(len(BODY), *fields)
+    assert len(long_head) > HEAD_PART  # the head itself spans more than one part
+    for response, count in ((head(len(BODY)) + BODY, 1), (long_head + BODY, 31)):
+        async with upstream(Scripted([[response], [response]])) as pool:
+            for _ in range(2):
+                conn, _ = await pool.acquire()
+                conn.send_head(GET)
+                await conn.head_arrived()
+                chunks = [chunk async for chunk in conn.body()]
+                assert b"".join(chunks) == BODY and conn.reusable
+                assert len(conn.head()[1]) == count
+                # past the head's part, the reads' bytes are views of the buffers, uncopied
+                viewed = sum(len(chunk) for chunk in chunks if isinstance(chunk, memoryview))
+                assert viewed > len(BODY) // 2
+                del chunks
+                pool.release(conn)
+
+
+def test_a_read_buffer_is_reused_once_no_view_of_it_lives() -> None:
+    buffers = ReadBuffers(limit=2)
+    view = memoryview(buffers.take())[:10]  # (a chunk of a read: the one reference kept)
+    first = id(view.obj)
+    assert id(buffers.take()) != first  # the first is still seen through `view`
+    del view
+    assert id(buffers.take()) == first
+    held = [memoryview(buffers.take()) for _ in range(2)]  # both kept buffers in use
+    assert {id(view.obj) for view in held} == {first, id(buffers.kept[1])}
+    assert id(buffers.take()) not in {first, id(buffers.kept[1])}
+    assert len(buffers) == 2  # (that one was not kept)
+    del held
+    assert id(buffers.take()) == first
+
+
+async def test_released_buffers_give_their_pages_back_but_never_a_chunk_in_use() -> None:
+    body = os.urandom(1024 * 1024)
+    response = head(len(body)) + body
+    async with upstream(Scripted([[response], [response]])) as pool:
+        conn, _ = await pool.acquire()
+        conn.send_head(GET)
+        await conn.head_arrived()
+        held = [chunk async for chunk in conn.body()]  # views of several buffers
+        pool.release(conn)
+        in_use = len(pool.buffers)
+        assert release_read_buffers() == 0 and b"".join(held) == body  # all in use: untouched
+        del held
+        assert release_read_buffers() == in_use
+        assert all(buffer[:4096] == bytes(4096) for buffer in pool.buffers.kept)  # given back
+        _, _, again = await exchange(pool)  # and read into again as before
+    assert again == body
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_large_body_over_tls_arrives_whole(tmp_path: Path, loop_name: str) -> None:
+    """TLS hands the decrypted bytes to get_buffer's buffer (asyncio's fills slices of it)."""
+    ca, cert, key = certificates(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    body = os.urandom(1024 * 1024)
+    response = head(len(body)) + body
+
+    async def main() -> None:
+        scripted = Scripted([pieces(response, 100, 300_000), [response]])
+        server = await asyncio.start_server(scripted.serve, "127.0.0.1", 0, ssl=served)
+        port = server.sockets[0].getsockname()[1]
+        pool = UpstreamPool("127.0.0.1", port, tls_context(str(ca), True))
+        try:
+            for _ in range(2):
+                conn, _, got = await exchange(pool)
+                assert got == body and conn.reusable
+                pool.release(conn)
+        finally:
+            pool.close()
+            server.close()
+
+    if loop_name == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
