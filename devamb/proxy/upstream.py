@@ -81,7 +81,7 @@ class ReadBuffers:
     def take(self) -> mmap.mmap:
         """A buffer for the next read (`UpstreamConnection.get_buffer` has this loop inline)."""
         for buffer in self.kept:
-            if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
+            if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 return buffer
         return self.more()
 
@@ -99,13 +99,28 @@ class ReadBuffers:
         as zeros until a read fills them again); returns how many."""
         released = 0
         for buffer in self.kept:
-            if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
+            if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 _DONT_NEED(buffer)
                 released += 1
         return released
 
     def __len__(self) -> int:
         return len(self.kept)
+
+
+def _free_refs() -> int:
+    """The reference count a kept buffer no one else holds shows in the loops below: its list's,
+    the loop variable's and the call's on CPython 3.11-3.13, fewer where the interpreter borrows
+    the call's (3.14 does for some loads). Measured with the same code shape, not assumed: a
+    count one too high would only waste a buffer, one too low would reuse a buffer a queued
+    chunk still views."""
+    kept = [object()]
+    for buffer in kept:
+        return getrefcount(buffer)
+    raise AssertionError("unreachable")
+
+
+FREE_REFS = _free_refs()
 
 
 def _anonymous_map(size: int) -> mmap.mmap:
@@ -202,7 +217,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         """A free buffer; under TLS a view of it (asyncio's TLS reads fill a slice of what they
         are given, and an mmap's slice is a copy)."""
         for buffer in self._kept:  # (ReadBuffers.take, inline: once a read)
-            if getrefcount(buffer) == 3:  # the list's, `buffer`'s and the call's: free
+            if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 self._reading = buffer
                 return memoryview(buffer) if self._tls else buffer
         buffer = self._reading = self._buffers.more()
