@@ -93,7 +93,8 @@ class GrpcTap:
         number = int(status) if status.strip().isdigit() else None
         self.note["status"] = number
         self.note["code"] = None if number is None else name_of(number)
-        self.note["message"] = unquote(header(headers, b"grpc-message") or "")
+        message = header(headers, b"grpc-message") or ""
+        self.note["message"] = unquote(message) if "%" in message else message  # (unquote's)
 
     def _data(self, direction: str, data: bytes) -> None:
         splitter = self._splitters.get(direction)

@@ -71,6 +71,7 @@ _RECV_WINDOW_UPDATE = h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE
 _unpack_increment = hyperframe.frame._STRUCT_L.unpack_from
 _guard_increment_window = h2.utilities.guard_increment_window
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
+_SHRUNK = "Flow control window shrunk below 0"  # (h2's FlowControlError)
 
 
 def _processed(manager: h2.windows.WindowManager, size: int) -> int | None:
@@ -235,14 +236,17 @@ class H2Stream:
         self.endpoint.ack(self.id, size)
 
     def send_headers(self, headers: H2Headers, end: bool = False) -> None:
-        self._check()
+        if self.gone is not None:  # (_check's)
+            raise self.gone
+        endpoint = self.endpoint
         try:
-            self.endpoint.conn.send_headers(self.id, headers, end_stream=end)
+            endpoint.conn.send_headers(self.id, headers, end_stream=end)
         except h2.exceptions.StreamClosedError:
             raise StreamGone(CANCEL, "the stream is closed") from None
         self.sent_end = end
-        self.endpoint.flush(end=end)
-        self.endpoint.settle(self)
+        endpoint.flush(end=end)
+        if end and self.got_end:  # (settle's: three header blocks are sent per call)
+            endpoint.forget(self)
 
     async def send_data(self, data: bytes, end: bool = False) -> None:
         """Send as the peer's windows allow; raises StreamGone if the stream goes away."""
@@ -300,7 +304,8 @@ class H2Stream:
         if end:
             self.sent_end = True
         endpoint.flush(size, end=end)
-        endpoint.settle(self)
+        if self.sent_end and self.got_end:  # (settle's)
+            endpoint.forget(self)
         return True
 
     def send_trailers(self, headers: H2Headers) -> None:
@@ -401,8 +406,20 @@ class _Connection(h2.connection.H2Connection):
                             and end - 9 <= buffer.max_frame_size and stream_id & 0x7FFFFFFF):
                         body = bytes(data[9:end])
                         del data[:end]
-                        events += self._receive_plain(kind, stream_id & 0x7FFFFFFF,
-                                                      flag_byte & _END_STREAM, body)
+                        try:  # (_receive_frame's steps for it, inline: ~5 a relayed call)
+                            if kind == _DATA_TYPE:
+                                frames, received = self._data_in(
+                                    stream_id & 0x7FFFFFFF, bool(flag_byte & _END_STREAM), body)
+                            else:
+                                frames, received = self._headers_in(
+                                    stream_id & 0x7FFFFFFF, bool(flag_byte & _END_STREAM), body)
+                        except (h2.exceptions.StreamClosedError,
+                                h2.exceptions.StreamIDTooLowError) as e:
+                            events += self._stream_error(e)
+                            continue
+                        if frames:
+                            self._prepare_for_sending(frames)
+                        events += received
                         continue
                     if (kind == WINDOW_UPDATE_TYPE and end == 13 and len(data) >= 13
                             and not stream_id & 0x7FFFFFFF):
@@ -432,21 +449,6 @@ class _Connection(h2.connection.H2Connection):
         except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
             return self._stream_error(e)
         self._prepare_for_sending(frames)
-        return events
-
-    def _receive_plain(self, kind: int, stream_id: int, end: int,
-                       body: bytes) -> list[h2.events.Event]:
-        """_receive_frame for a DATA, or a HEADERS with END_HEADERS, without padding nor
-        priority, from its header's fields and its body (receive_data)."""
-        try:
-            if kind == _DATA_TYPE:
-                frames, events = self._data_in(stream_id, bool(end), body)
-            else:
-                frames, events = self._headers_in(stream_id, bool(end), body)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
-            return self._stream_error(e)
-        if frames:
-            self._prepare_for_sending(frames)
         return events
 
     def _credit_in(self, increment: int) -> list[h2.events.Event]:
@@ -520,7 +522,9 @@ class _Connection(h2.connection.H2Connection):
                 if value + 1 > max_open:
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max outbound streams is {max_open}, {value} open")
-        self.state_machine.process_input(_SEND_HEADERS)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        if (connection.state, _SEND_HEADERS) not in h2frames._STAYS:
+            connection.process_input(_SEND_HEADERS)
         if stream is None:
             stream = self._begin_new_stream(
                 stream_id, h2.connection.AllowedStreamIDs(self.config.client_side))
@@ -577,7 +581,9 @@ class _Connection(h2.connection.H2Connection):
                                   or size > stream.outbound_flow_control_window))):
             super().send_data(stream_id, data, end_stream, pad_length)
             return
-        self.state_machine.process_input(_SEND_DATA)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        if (connection.state, _SEND_DATA) not in h2frames._STAYS:
+            connection.process_input(_SEND_DATA)
         # the stream's (h2.stream.H2Stream.send_data)
         machine = stream.state_machine
         machine.process_input(_STREAM_SEND_DATA)
@@ -609,7 +615,9 @@ class _Connection(h2.connection.H2Connection):
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max inbound streams is {max_open}, {value} open")
         headers = h2.connection._decode_headers(self.decoder, block)
-        events = self.state_machine.process_input(_RECV_HEADERS)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        events = ([] if (connection.state, _RECV_HEADERS) in h2frames._STAYS
+                  else connection.process_input(_RECV_HEADERS))
         if stream is None:
             stream = self._begin_new_stream(
                 stream_id, h2.connection.AllowedStreamIDs(not self.config.client_side))
@@ -651,14 +659,25 @@ class _Connection(h2.connection.H2Connection):
         if stream is None:
             return super()._receive_data_frame(_data_frame(stream_id, end, data))
         size = len(data)  # (its flow-controlled length: no padding)
-        events = self.state_machine.process_input(_RECV_DATA)
-        self._inbound_flow_control_window_manager.window_consumed(size)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        events = ([] if (connection.state, _RECV_DATA) in h2frames._STAYS
+                  else connection.process_input(_RECV_DATA))
+        manager = self._inbound_flow_control_window_manager  # (h2's window_consumed, inline)
+        manager.current_window_size -= size
+        if manager.current_window_size < 0:
+            raise h2.exceptions.FlowControlError(_SHRUNK)
         try:  # the stream's (h2.stream.H2Stream.receive_data)
             machine = stream.state_machine
             received = machine.process_input(_STREAM_RECV_DATA)
             event: Any = received[0]
-            stream._inbound_window_manager.window_consumed(size)
-            stream._track_content_length(size, end)
+            manager = stream._inbound_window_manager  # (window_consumed's, as above)
+            manager.current_window_size -= size
+            if manager.current_window_size < 0:
+                raise h2.exceptions.FlowControlError(_SHRUNK)
+            if stream._expected_content_length is None:  # (h2's _track_content_length:
+                stream._actual_content_length += size  # without a content-length, a count)
+            else:
+                stream._track_content_length(size, end)
             if end:
                 ended = machine.process_input(_RECV_END_STREAM)
                 event.stream_ended = ended[0]
@@ -847,7 +866,9 @@ class H2Endpoint(asyncio.Protocol):
     def flush_now(self) -> None:
         self._flushing = False
         self._unsent = 0
-        data = self.conn.data_to_send()
+        conn = self.conn  # (h2's data_to_send(), inline: a write or two per call)
+        data = bytes(conn._data_to_send)
+        conn._data_to_send = bytearray()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
         if self._ended:
