@@ -1015,8 +1015,8 @@ class H2Endpoint(asyncio.Protocol):
     def _on_data(self, event: h2.events.DataReceived) -> None:
         receiver = self.streams.get(event.stream_id or 0)
         if receiver is not None:
-            receiver.put(Inbound("data", data=event.data or b"",
-                                 flow=event.flow_controlled_length or 0))
+            receiver.put(Inbound("data", None, event.data or b"",  # (positional: cheaper)
+                                 event.flow_controlled_length or 0))
         else:
             self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
 
@@ -1043,14 +1043,14 @@ class H2Endpoint(asyncio.Protocol):
         stream = H2Stream(self, event.stream_id)
         self.streams[event.stream_id] = stream
         stream.ended_at_headers = event.stream_ended is not None
-        stream.put(Inbound("headers", headers=_pairs(event.headers)))
+        stream.put(Inbound("headers", _pairs(event.headers)))
         self.new_stream(stream)
 
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
-        self._put(event.stream_id, Inbound("headers", headers=_pairs(event.headers)))
+        self._put(event.stream_id, Inbound("headers", _pairs(event.headers)))
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        self._put(event.stream_id, Inbound("trailers", headers=_pairs(event.headers)))
+        self._put(event.stream_id, Inbound("trailers", _pairs(event.headers)))
 
     def _on_reset(self, event: h2.events.StreamReset) -> None:
         if self.limits is not None and event.remote_reset and not self._spend(
