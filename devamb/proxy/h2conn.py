@@ -796,7 +796,8 @@ class H2Endpoint(asyncio.Protocol):
                 self._headers_since = self._last_in
         elif self.limits is not None and not _pending_header_block(self.conn):
             self._headers_since = None
-        self.flush()
+        if self.conn._data_to_send:  # (flush's own test: most reads ask for no answer)
+            self.flush()
         if self._credit:  # after what the events woke (the relay's tasks)
             self._loop.call_soon(self._take_credit)
 
@@ -900,7 +901,8 @@ class H2Endpoint(asyncio.Protocol):
             self.conn.acknowledge_received_data(size, stream_id)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             return
-        self.flush()
+        if self.conn._data_to_send:  # (flush's own test: most acknowledgements send nothing)
+            self.flush()
 
     def settle(self, stream: H2Stream) -> None:
         """Forget a stream once both sides ended it."""
