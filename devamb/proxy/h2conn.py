@@ -51,6 +51,7 @@ _STREAM_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
 _SEND_INFORMATIONAL = h2.stream.StreamInputs.SEND_INFORMATIONAL_HEADERS
 _STREAM_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
 _SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_STREAM_STEPS = h2.stream._transitions  # (state, input) -> (function, state): rehashed in place
 _FRAME_HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
 _HEADERS_TYPE = hyperframe.frame.HeadersFrame.type
 _DATA_TYPE = hyperframe.frame.DataFrame.type
@@ -585,10 +586,18 @@ class _Connection(h2.connection.H2Connection):
         if (connection.state, _SEND_DATA) not in h2frames._STAYS:
             connection.process_input(_SEND_DATA)
         # the stream's (h2.stream.H2Stream.send_data)
-        machine = stream.state_machine
-        machine.process_input(_STREAM_SEND_DATA)
+        machine = stream.state_machine  # (a step that makes no event, as h2frames'
+        step = _STREAM_STEPS.get((machine.state, _STREAM_SEND_DATA))  # process_input: inline)
+        if step is not None and step[0] is None:
+            machine.state = step[1]
+        else:
+            machine.process_input(_STREAM_SEND_DATA)
         if end_stream:
-            machine.process_input(_SEND_END_STREAM)
+            step = _STREAM_STEPS.get((machine.state, _SEND_END_STREAM))
+            if step is not None and step[0] is None:  # (a request's end; a response's makes
+                machine.state = step[1]  # an event: h2's step)
+            else:
+                machine.process_input(_SEND_END_STREAM)
         stream.outbound_flow_control_window -= size  # (no padding: its flow-controlled length)
         out = self._data_to_send  # the DATA frame's bytes, made here (no padding, one frame)
         out += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _DATA_TYPE,
