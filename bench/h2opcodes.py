@@ -1,6 +1,6 @@
 """Python opcodes per relayed HTTP/2 call: a cost figure a shared machine's load does not move.
 
-    python bench/h2opcodes.py [--mode grpc|c1|m100] [--window-updates] [--top N]
+    python bench/h2opcodes.py [--mode grpc|c1|m100] [--window-updates] [--top N [--all]]
 
 Runs bench/h2hotpath.py's in-memory relay (a real engine, in-memory transports) under a
 sys.settrace opcode counter and prints, per call, the Python opcodes and calls executed in all
@@ -38,6 +38,7 @@ class Counter:
         self.leg: str | None = None  # the leg being timed, None off the path
         self.legs: collections.Counter[str] = collections.Counter()
         self.by_code: collections.Counter[CodeType] = collections.Counter()
+        self.everywhere = False  # --all: rank functions by all their opcodes, not the path's
 
     def call(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event != "call":
@@ -51,6 +52,9 @@ class Counter:
             self.opcodes += 1
             if self.leg is not None:
                 self.legs[self.leg] += 1
+                if not self.everywhere:
+                    self.by_code[frame.f_code] += 1
+            if self.everywhere:
                 self.by_code[frame.f_code] += 1
         return self.step
 
@@ -89,9 +93,13 @@ def main() -> None:
     parser.add_argument("--window-updates", action="store_true",
                         help="grpc: with the WINDOW_UPDATE frames grpcio sends per call")
     parser.add_argument("--top", type=int, default=0, help="the N functions most on the path")
+    parser.add_argument("--all", action="store_true",
+                        help="with --top: rank functions by all their opcodes (records, "
+                             "off-path work too), not only the critical path's")
     args = parser.parse_args()
     h2hotpath.WINDOW_UPDATES = args.window_updates
     counter = Counter()
+    counter.everywhere = args.all
     watch_legs(counter)
     h2hotpath.cProfile.Profile = lambda: counter  # type: ignore[assignment,misc]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from devamb.grpc.framing import Frame
 from devamb.grpc.schema import Schema
 from devamb.grpc.wire import decode_raw
 
@@ -26,19 +25,22 @@ def inflate(data: bytes, encoding: str | None) -> tuple[bytes | None, str | None
     return out, None
 
 
-def fill(item: dict[str, Any], frame: Frame, type_name: str | None, schema: Schema | None,
-         encoding: str | None) -> None:
+def fill(item: dict[str, Any], data: bytes | None, type_name: str | None,
+         schema: Schema | None, encoding: str | None) -> None:
     """`item`, one message's record (an item of `notes["grpc"]["messages"]`: GrpcTap makes it
-    with its type, json, raw and error None), filled in place from `frame`."""
+    with its size, compressed flag, and type, json, raw and error None), filled in place from
+    the message's bytes `data` (None: too large to keep)."""
     item["type"] = type_name
-    data = frame.data
     if data is None:
-        item["error"] = f"{frame.size} bytes; too large to keep"
+        item["error"] = f"{item['size']} bytes; too large to keep"
         return
-    if frame.compressed:
+    if item["compressed"]:
         data, item["error"] = inflate(data, encoding)
         if data is None:
             return
+    if type_name is None or schema is None:  # (no schema: the raw decode alone, at once)
+        item["raw"], item["error"] = decode_raw(data)
+        return
     decode(item, data, type_name, schema)
 
 

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 from urllib.parse import unquote
 
-from devamb.grpc.framing import DEFAULT_LIMIT, PREFIX, Frame, Splitter
+from devamb.grpc.framing import DEFAULT_LIMIT, PREFIX, Splitter
 from devamb.grpc.messages import fill
 from devamb.grpc.path import is_grpc, split_path
 from devamb.grpc.schema import Schema
@@ -36,7 +36,8 @@ class GrpcTap:
         self._types: dict[str, str | None] = {"request": None, "response": None}
         self._schema: Schema | None = None
         self._decided = False
-        self._pending: list[tuple[dict[str, Any], Frame]] = []  # waiting for a schema
+        # (a message's item and bytes) waiting for a schema
+        self._pending: list[tuple[dict[str, Any], bytes | None]] = []
         self.waiting: asyncio.Future[Any] | None = None  # the reflection it waits for
 
     @classmethod
@@ -58,8 +59,8 @@ class GrpcTap:
             self._schema = schema
             self._types = {"request": types[0], "response": types[1]}
             self.note["schema"] = schema.origin
-        for item, frame in self._pending:
-            self._fill(item, frame)
+        for item, data in self._pending:
+            self._fill(item, data)
         self._pending.clear()
 
     # -- fed by the listener ----------------------------------------------------------------
@@ -92,20 +93,24 @@ class GrpcTap:
         number = int(status) if status.strip().isdigit() else None
         self.note["status"] = number
         self.note["code"] = None if number is None else name_of(number)
-        self.note["message"] = unquote(header(headers, b"grpc-message") or "")
+        message = header(headers, b"grpc-message") or ""
+        self.note["message"] = unquote(message) if "%" in message else message  # (unquote's)
 
     def _data(self, direction: str, data: bytes) -> None:
         splitter = self._splitters.get(direction)
         if splitter is None:  # (no message begun this way: one whole message, as a unary
             size = int.from_bytes(data[1:PREFIX], "big")  # call's DATA, needs no splitter)
             if len(data) == PREFIX + size and size <= DEFAULT_LIMIT:
-                self._message(direction, Frame(size, bool(data[0] & 1), bytes(data[PREFIX:])))
+                self._message(direction, size, bool(data[0] & 1), bytes(data[PREFIX:]))
                 return
             splitter = self._splitters[direction] = Splitter()
         for frame in splitter.feed(data):
-            self._message(direction, frame)
+            self._message(direction, frame.size, frame.compressed, frame.data)
 
-    def _message(self, direction: str, frame: Frame) -> None:
+    def _message(self, direction: str, size: int, compressed: bool, data: bytes | None
+                 ) -> None:
+        """One message (`data` None: too large to keep), counted, and recorded while fewer
+        than MAX_KEPT were this way: decoded now, or once the call's schema is known."""
         note = self.note
         if direction == "request":
             note["requests"] += 1
@@ -115,15 +120,14 @@ class GrpcTap:
         if kept[direction] >= MAX_KEPT:
             return
         kept[direction] += 1
-        item: dict[str, Any] = {"dir": direction, "size": frame.size,
-                                "compressed": frame.compressed, "type": None, "json": None,
-                                "raw": None, "error": None}
+        item: dict[str, Any] = {"dir": direction, "size": size, "compressed": compressed,
+                                "type": None, "json": None, "raw": None, "error": None}
         note["messages"].append(item)
         if self._decided:
-            self._fill(item, frame)
+            fill(item, data, self._types[direction], self._schema, self._encodings[direction])
         else:
-            self._pending.append((item, frame))
+            self._pending.append((item, data))
 
-    def _fill(self, item: dict[str, Any], frame: Frame) -> None:
+    def _fill(self, item: dict[str, Any], data: bytes | None) -> None:
         direction = item["dir"]
-        fill(item, frame, self._types[direction], self._schema, self._encodings[direction])
+        fill(item, data, self._types[direction], self._schema, self._encodings[direction])

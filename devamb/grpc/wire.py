@@ -8,6 +8,7 @@ or `message` (a list of fields)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_DEPTH = 32
@@ -51,21 +52,25 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _parse(data: bytes, depth: int, out: list[dict[str, Any]], budget: list[int]) -> None:
     """Fields of `data` appended to `out` as they are read (so a failure keeps them);
-    `budget` holds how many more fields may be read, all levels together."""
+    `budget` holds how many more fields may be read, all levels together.
+
+    One-byte keys, varints and lengths (most of them) are read in the loop, without a call;
+    longer ones through `_varint`."""
     pos = 0
     end = len(data)
+    append = out.append
     while pos < end:
-        budget[0] -= 1
-        if budget[0] < 0:
+        left = budget[0] = budget[0] - 1
+        if left < 0:
             raise Budget(f"more than {MAX_FIELDS} fields; the rest is not shown")
         at = pos
         key = data[pos]
-        if key < 0x80:  # (a one-byte varint, as most keys are: read here)
+        if key < 0x80:
             pos += 1
         else:
             key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if number == 0:
+        wire = key & 7
+        if key < 8:  # (field number 0)
             raise WireError(f"field number 0 at byte {at}")
         if wire == VARINT:
             if pos < end and data[pos] < 0x80:
@@ -73,29 +78,27 @@ def _parse(data: bytes, depth: int, out: list[dict[str, Any]], budget: list[int]
                 pos += 1
             else:
                 value, pos = _varint(data, pos)
-            out.append({"field": number, "type": "varint", "value": value})
-        elif wire == FIXED64:
-            if pos + 8 > end:
-                raise WireError(f"field {number}: a fixed64 runs past the end at byte {at}")
-            value = int.from_bytes(data[pos:pos + 8], "little")
-            pos += 8
-            out.append({"field": number, "type": "fixed64", "value": value})
-        elif wire == FIXED32:
-            if pos + 4 > end:
-                raise WireError(f"field {number}: a fixed32 runs past the end at byte {at}")
-            value = int.from_bytes(data[pos:pos + 4], "little")
-            pos += 4
-            out.append({"field": number, "type": "fixed32", "value": value})
+            append({"field": key >> 3, "type": "varint", "value": value})
         elif wire == LEN:
-            size, pos = _varint(data, pos)
+            if pos < end and data[pos] < 0x80:
+                size = data[pos]
+                pos += 1
+            else:
+                size, pos = _varint(data, pos)
             if pos + size > end:
-                raise WireError(
-                    f"field {number}: {size} bytes announced at byte {at}, {end - pos} left"
-                )
-            out.append(_guess(number, data[pos:pos + size], depth, budget))
+                raise WireError(f"field {key >> 3}: {size} bytes announced at byte {at}, "
+                                f"{end - pos} left")
+            append(_guess(key >> 3, data[pos:pos + size], depth, budget))
             pos += size
+        elif wire in (FIXED64, FIXED32):
+            width, name = (8, "fixed64") if wire == FIXED64 else (4, "fixed32")
+            if pos + width > end:
+                raise WireError(f"field {key >> 3}: a {name} runs past the end at byte {at}")
+            append({"field": key >> 3, "type": name,
+                    "value": int.from_bytes(data[pos:pos + width], "little")})
+            pos += width
         else:
-            raise WireError(f"field {number}: wire type {wire} at byte {at} is not supported")
+            raise WireError(f"field {key >> 3}: wire type {wire} at byte {at} is not supported")
 
 
 def _guess(number: int, chunk: bytes, depth: int, budget: list[int]) -> dict[str, Any]:
@@ -116,15 +119,18 @@ def _guess(number: int, chunk: bytes, depth: int, budget: list[int]) -> dict[str
     return {"field": number, "type": "bytes", "value": chunk.hex()}
 
 
+# control characters but tab and newlines (as bytes: in UTF-8, only ASCII is below 0x80)
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _text(chunk: bytes) -> str | None:
     """`chunk` as UTF-8 text without control characters (tab and newlines aside)."""
+    if _CONTROL.search(chunk) is not None:
+        return None
     try:
-        text = chunk.decode("utf-8")
+        return chunk.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if any((ord(ch) < 0x20 and ch not in "\t\n\r") or ord(ch) == 0x7F for ch in text):
-        return None
-    return text
 
 
 def iter_fields(data: bytes) -> list[tuple[int, int, int | bytes]]:

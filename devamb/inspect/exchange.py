@@ -272,8 +272,9 @@ class Exchange:
             size += self.messages.approx_size()
         call = self.notes.get("grpc") if self.notes else None
         if call is not None:  # decoded messages: about twice their wire size as Python values
-            size += sum(MESSAGE_OVERHEAD + (0 if m["size"] > GRPC_KEPT else 2 * m["size"])
-                        for m in call["messages"])
+            for message in call["messages"]:  # (a loop, not sum over a generator: a call's 2)
+                size += MESSAGE_OVERHEAD + (0 if message["size"] > GRPC_KEPT
+                                            else 2 * message["size"])
         sent, answered = self.request_headers, self.response_headers
         if type(sent) is WireFields and type(answered) is WireFields:  # a relayed exchange's
             return size + len(sent.block) + len(answered.block) + 2 * WIRE_FIELDS_OVERHEAD

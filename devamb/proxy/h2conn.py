@@ -51,6 +51,7 @@ _STREAM_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
 _SEND_INFORMATIONAL = h2.stream.StreamInputs.SEND_INFORMATIONAL_HEADERS
 _STREAM_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
 _SEND_END_STREAM = h2.stream.StreamInputs.SEND_END_STREAM
+_STREAM_STEPS = h2.stream._transitions  # (state, input) -> (function, state): rehashed in place
 _FRAME_HEADER = hyperframe.frame._STRUCT_HBBBL  # length (24 bits), type, flags, stream id
 _HEADERS_TYPE = hyperframe.frame.HeadersFrame.type
 _DATA_TYPE = hyperframe.frame.DataFrame.type
@@ -71,6 +72,7 @@ _RECV_WINDOW_UPDATE = h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE
 _unpack_increment = hyperframe.frame._STRUCT_L.unpack_from
 _guard_increment_window = h2.utilities.guard_increment_window
 WINDOW_UPDATE_LENGTH = b"\x00\x00\x04"  # a WINDOW_UPDATE frame's length field
+_SHRUNK = "Flow control window shrunk below 0"  # (h2's FlowControlError)
 
 
 def _processed(manager: h2.windows.WindowManager, size: int) -> int | None:
@@ -235,14 +237,17 @@ class H2Stream:
         self.endpoint.ack(self.id, size)
 
     def send_headers(self, headers: H2Headers, end: bool = False) -> None:
-        self._check()
+        if self.gone is not None:  # (_check's)
+            raise self.gone
+        endpoint = self.endpoint
         try:
-            self.endpoint.conn.send_headers(self.id, headers, end_stream=end)
+            endpoint.conn.send_headers(self.id, headers, end_stream=end)
         except h2.exceptions.StreamClosedError:
             raise StreamGone(CANCEL, "the stream is closed") from None
         self.sent_end = end
-        self.endpoint.flush(end=end)
-        self.endpoint.settle(self)
+        endpoint.flush(end=end)
+        if end and self.got_end:  # (settle's: three header blocks are sent per call)
+            endpoint.forget(self)
 
     async def send_data(self, data: bytes, end: bool = False) -> None:
         """Send as the peer's windows allow; raises StreamGone if the stream goes away."""
@@ -300,7 +305,8 @@ class H2Stream:
         if end:
             self.sent_end = True
         endpoint.flush(size, end=end)
-        endpoint.settle(self)
+        if self.sent_end and self.got_end:  # (settle's)
+            endpoint.forget(self)
         return True
 
     def send_trailers(self, headers: H2Headers) -> None:
@@ -401,8 +407,20 @@ class _Connection(h2.connection.H2Connection):
                             and end - 9 <= buffer.max_frame_size and stream_id & 0x7FFFFFFF):
                         body = bytes(data[9:end])
                         del data[:end]
-                        events += self._receive_plain(kind, stream_id & 0x7FFFFFFF,
-                                                      flag_byte & _END_STREAM, body)
+                        try:  # (_receive_frame's steps for it, inline: ~5 a relayed call)
+                            if kind == _DATA_TYPE:
+                                frames, received = self._data_in(
+                                    stream_id & 0x7FFFFFFF, bool(flag_byte & _END_STREAM), body)
+                            else:
+                                frames, received = self._headers_in(
+                                    stream_id & 0x7FFFFFFF, bool(flag_byte & _END_STREAM), body)
+                        except (h2.exceptions.StreamClosedError,
+                                h2.exceptions.StreamIDTooLowError) as e:
+                            events += self._stream_error(e)
+                            continue
+                        if frames:
+                            self._prepare_for_sending(frames)
+                        events += received
                         continue
                     if (kind == WINDOW_UPDATE_TYPE and end == 13 and len(data) >= 13
                             and not stream_id & 0x7FFFFFFF):
@@ -432,21 +450,6 @@ class _Connection(h2.connection.H2Connection):
         except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
             return self._stream_error(e)
         self._prepare_for_sending(frames)
-        return events
-
-    def _receive_plain(self, kind: int, stream_id: int, end: int,
-                       body: bytes) -> list[h2.events.Event]:
-        """_receive_frame for a DATA, or a HEADERS with END_HEADERS, without padding nor
-        priority, from its header's fields and its body (receive_data)."""
-        try:
-            if kind == _DATA_TYPE:
-                frames, events = self._data_in(stream_id, bool(end), body)
-            else:
-                frames, events = self._headers_in(stream_id, bool(end), body)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.StreamIDTooLowError) as e:
-            return self._stream_error(e)
-        if frames:
-            self._prepare_for_sending(frames)
         return events
 
     def _credit_in(self, increment: int) -> list[h2.events.Event]:
@@ -520,7 +523,9 @@ class _Connection(h2.connection.H2Connection):
                 if value + 1 > max_open:
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max outbound streams is {max_open}, {value} open")
-        self.state_machine.process_input(_SEND_HEADERS)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        if (connection.state, _SEND_HEADERS) not in h2frames._STAYS:
+            connection.process_input(_SEND_HEADERS)
         if stream is None:
             stream = self._begin_new_stream(
                 stream_id, h2.connection.AllowedStreamIDs(self.config.client_side))
@@ -577,12 +582,22 @@ class _Connection(h2.connection.H2Connection):
                                   or size > stream.outbound_flow_control_window))):
             super().send_data(stream_id, data, end_stream, pad_length)
             return
-        self.state_machine.process_input(_SEND_DATA)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        if (connection.state, _SEND_DATA) not in h2frames._STAYS:
+            connection.process_input(_SEND_DATA)
         # the stream's (h2.stream.H2Stream.send_data)
-        machine = stream.state_machine
-        machine.process_input(_STREAM_SEND_DATA)
+        machine = stream.state_machine  # (a step that makes no event, as h2frames'
+        step = _STREAM_STEPS.get((machine.state, _STREAM_SEND_DATA))  # process_input: inline)
+        if step is not None and step[0] is None:
+            machine.state = step[1]
+        else:
+            machine.process_input(_STREAM_SEND_DATA)
         if end_stream:
-            machine.process_input(_SEND_END_STREAM)
+            step = _STREAM_STEPS.get((machine.state, _SEND_END_STREAM))
+            if step is not None and step[0] is None:  # (a request's end; a response's makes
+                machine.state = step[1]  # an event: h2's step)
+            else:
+                machine.process_input(_SEND_END_STREAM)
         stream.outbound_flow_control_window -= size  # (no padding: its flow-controlled length)
         out = self._data_to_send  # the DATA frame's bytes, made here (no padding, one frame)
         out += _FRAME_HEADER.pack((size >> 8) & 0xFFFF, size & 0xFF, _DATA_TYPE,
@@ -609,7 +624,9 @@ class _Connection(h2.connection.H2Connection):
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max inbound streams is {max_open}, {value} open")
         headers = h2.connection._decode_headers(self.decoder, block)
-        events = self.state_machine.process_input(_RECV_HEADERS)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        events = ([] if (connection.state, _RECV_HEADERS) in h2frames._STAYS
+                  else connection.process_input(_RECV_HEADERS))
         if stream is None:
             stream = self._begin_new_stream(
                 stream_id, h2.connection.AllowedStreamIDs(not self.config.client_side))
@@ -651,14 +668,25 @@ class _Connection(h2.connection.H2Connection):
         if stream is None:
             return super()._receive_data_frame(_data_frame(stream_id, end, data))
         size = len(data)  # (its flow-controlled length: no padding)
-        events = self.state_machine.process_input(_RECV_DATA)
-        self._inbound_flow_control_window_manager.window_consumed(size)
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        events = ([] if (connection.state, _RECV_DATA) in h2frames._STAYS
+                  else connection.process_input(_RECV_DATA))
+        manager = self._inbound_flow_control_window_manager  # (h2's window_consumed, inline)
+        manager.current_window_size -= size
+        if manager.current_window_size < 0:
+            raise h2.exceptions.FlowControlError(_SHRUNK)
         try:  # the stream's (h2.stream.H2Stream.receive_data)
             machine = stream.state_machine
             received = machine.process_input(_STREAM_RECV_DATA)
             event: Any = received[0]
-            stream._inbound_window_manager.window_consumed(size)
-            stream._track_content_length(size, end)
+            manager = stream._inbound_window_manager  # (window_consumed's, as above)
+            manager.current_window_size -= size
+            if manager.current_window_size < 0:
+                raise h2.exceptions.FlowControlError(_SHRUNK)
+            if stream._expected_content_length is None:  # (h2's _track_content_length:
+                stream._actual_content_length += size  # without a content-length, a count)
+            else:
+                stream._track_content_length(size, end)
             if end:
                 ended = machine.process_input(_RECV_END_STREAM)
                 event.stream_ended = ended[0]
@@ -777,7 +805,8 @@ class H2Endpoint(asyncio.Protocol):
                 self._headers_since = self._last_in
         elif self.limits is not None and not _pending_header_block(self.conn):
             self._headers_since = None
-        self.flush()
+        if self.conn._data_to_send:  # (flush's own test: most reads ask for no answer)
+            self.flush()
         if self._credit:  # after what the events woke (the relay's tasks)
             self._loop.call_soon(self._take_credit)
 
@@ -847,7 +876,9 @@ class H2Endpoint(asyncio.Protocol):
     def flush_now(self) -> None:
         self._flushing = False
         self._unsent = 0
-        data = self.conn.data_to_send()
+        conn = self.conn  # (h2's data_to_send(), inline: a write or two per call)
+        data = bytes(conn._data_to_send)
+        conn._data_to_send = bytearray()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
         if self._ended:
@@ -879,7 +910,8 @@ class H2Endpoint(asyncio.Protocol):
             self.conn.acknowledge_received_data(size, stream_id)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             return
-        self.flush()
+        if self.conn._data_to_send:  # (flush's own test: most acknowledgements send nothing)
+            self.flush()
 
     def settle(self, stream: H2Stream) -> None:
         """Forget a stream once both sides ended it."""
@@ -994,8 +1026,8 @@ class H2Endpoint(asyncio.Protocol):
     def _on_data(self, event: h2.events.DataReceived) -> None:
         receiver = self.streams.get(event.stream_id or 0)
         if receiver is not None:
-            receiver.put(Inbound("data", data=event.data or b"",
-                                 flow=event.flow_controlled_length or 0))
+            receiver.put(Inbound("data", None, event.data or b"",  # (positional: cheaper)
+                                 event.flow_controlled_length or 0))
         else:
             self.ack(event.stream_id or 0, event.flow_controlled_length or 0)
 
@@ -1022,14 +1054,14 @@ class H2Endpoint(asyncio.Protocol):
         stream = H2Stream(self, event.stream_id)
         self.streams[event.stream_id] = stream
         stream.ended_at_headers = event.stream_ended is not None
-        stream.put(Inbound("headers", headers=_pairs(event.headers)))
+        stream.put(Inbound("headers", _pairs(event.headers)))
         self.new_stream(stream)
 
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
-        self._put(event.stream_id, Inbound("headers", headers=_pairs(event.headers)))
+        self._put(event.stream_id, Inbound("headers", _pairs(event.headers)))
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        self._put(event.stream_id, Inbound("trailers", headers=_pairs(event.headers)))
+        self._put(event.stream_id, Inbound("trailers", _pairs(event.headers)))
 
     def _on_reset(self, event: h2.events.StreamReset) -> None:
         if self.limits is not None and event.remote_reset and not self._spend(

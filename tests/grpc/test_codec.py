@@ -113,3 +113,57 @@ def test_raw_decode_stops_after_its_field_budget() -> None:
     nested = b"\x08\x01" * 3000
     fields, error = decode_raw((b"\x0a" + bytes([0x80 | 6000 & 0x7F, 6000 >> 7]) + nested) * 2)
     assert error is not None and "fields" in error
+
+
+def _protobuf_like() -> st.SearchStrategy[bytes]:
+    """Bytes that are mostly protobuf fields (keys, varints, lengths, text, nested), some cut
+    short or wrong, so that every branch of the decode is taken."""
+    def field(number: int, wire: int, body: bytes) -> bytes:
+        return _varint(number << 3 | wire) + body
+    leaf = st.one_of(
+        st.builds(lambda n, v: field(n, 0, _varint(v)), st.integers(0, 3000),
+                  st.integers(0, 2**64 - 1)),
+        st.builds(lambda n, b: field(n, 1, b), st.integers(1, 20),
+                  st.binary(min_size=7, max_size=8)),
+        st.builds(lambda n, b: field(n, 5, b), st.integers(1, 20),
+                  st.binary(min_size=3, max_size=4)),
+        st.builds(lambda n, t: field(n, 2, _varint(len(t.encode())) + t.encode()),
+                  st.integers(1, 200), st.text(max_size=20)),
+        st.builds(lambda n, b, d: field(n, 2, _varint(max(0, len(b) + d)) + b), st.integers(1, 20),
+                  st.binary(max_size=20), st.integers(-1, 1)),
+        st.binary(max_size=3))
+    fields = st.lists(leaf, max_size=6).map(b"".join)
+    nested = st.builds(lambda n, b: field(n, 2, _varint(len(b)) + b), st.integers(1, 20),
+                       fields)
+    twice = st.builds(lambda n, b: field(n, 2, _varint(len(b)) + b), st.integers(1, 20),
+                      st.lists(st.one_of(leaf, nested), max_size=4).map(b"".join))
+    return st.lists(st.one_of(leaf, nested, twice), max_size=5).map(b"".join)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_protobuf_like(), st.binary(max_size=200)))
+def test_raw_decode_gives_what_the_decode_before_its_tighter_loop_gave(data: bytes) -> None:
+    from tests.grpc import wire_before
+
+    assert decode_raw(data) == wire_before.decode_raw(data)
+
+
+def test_raw_decode_of_text_and_controls_as_before() -> None:
+    from tests.grpc import wire_before
+
+    for text in ("world", "tab\there", "a\nb\r", "\x7f", "\x00x", "é ü", "\x1f", "\x0b\x0c",
+                 "\u2028", "", " "):
+        for data in (b"\x0a" + _varint(len(text.encode())) + text.encode(),
+                     b"\x12\x03\xff\xfe\x00", b"\x08\x96\x01\x12\x09short"):
+            assert decode_raw(data) == wire_before.decode_raw(data)
+    data = b"\x08\x01" * (3000) + b"\x0a\x04\x08\x01\x08\x01" * 600
+    assert decode_raw(data) == wire_before.decode_raw(data)

@@ -223,6 +223,35 @@ CASES.update({  # the connection's WINDOW_UPDATE, taken without a frame object, 
     "credit before anything": _credit(0, b"\x00\x01\x00\x00"),
 })
 
+_SIZED = [*REQUEST, (b"content-length", str(len(MESSAGE)).encode())]
+CASES.update({  # the connection's state and the windows and content-length, checked inline
+    "content-length": _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",),
+                             data=_block(_SIZED))
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE),
+    "content-length short": _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",),
+                                   data=_block(_SIZED))
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE[:-1]),
+    "content-length over": _frame(hyperframe.frame.HeadersFrame, 1, ("END_HEADERS",),
+                                  data=_block(_SIZED))
+    + _frame(hyperframe.frame.DataFrame, 1, (), data=MESSAGE + b"x"),
+    "over the window": _OPEN + b"".join(
+        _frame(hyperframe.frame.DataFrame, 1, (), data=b"x" * 16384) for _ in range(5)),
+    "after GOAWAY": _OPEN + _frame(hyperframe.frame.GoAwayFrame, 0, (), last_stream_id=1)
+    + _frame(hyperframe.frame.DataFrame, 1, ("END_STREAM",), data=MESSAGE)
+    + _frame(hyperframe.frame.HeadersFrame, 3, ("END_HEADERS",), data=_block(REQUEST)),
+})
+
+
+@pytest.mark.parametrize("own_steps", [True, False])
+def test_sending_on_a_closed_connection_is_refused_alike(own_steps: bool) -> None:
+    client, _server = _pair(own_steps)
+    client.send_headers(1, REQUEST)
+    client.close_connection()
+    with pytest.raises(h2.exceptions.ProtocolError, match=r"in state ConnectionState\.CLOSED"):
+        client.send_data(1, MESSAGE)
+    with pytest.raises(h2.exceptions.ProtocolError, match=r"in state ConnectionState\.CLOSED"):
+        client.send_headers(3, REQUEST)
+
 
 @pytest.mark.parametrize("cut", [1, 7, 1 << 20], ids=["byte", "pieces", "whole"])
 @pytest.mark.parametrize("case", list(CASES))
