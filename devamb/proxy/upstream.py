@@ -79,7 +79,7 @@ class ReadBuffers:
         self.limit = limit
 
     def take(self) -> mmap.mmap:
-        """A buffer for the next read (`UpstreamConnection.get_buffer` has this loop inline)."""
+        """A buffer for the next read: the first kept one that is free, else `more`."""
         for buffer in self.kept:
             if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 return buffer
@@ -173,8 +173,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
 
     def __init__(self, buffers: ReadBuffers | None = None) -> None:
         self.transport: asyncio.Transport | None = None
-        self._buffers = buffers = ReadBuffers() if buffers is None else buffers
-        self._kept = buffers.kept
+        self._buffers = ReadBuffers() if buffers is None else buffers
         self._reading: mmap.mmap | None = None  # the buffer a read is filling
         self._tls = False  # (get_buffer hands out views)
         self._sock: object | None = None  # re-armed for TCP_QUICKACK (quickack.py)
@@ -216,11 +215,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> mmap.mmap | memoryview:
         """A free buffer; under TLS a view of it (asyncio's TLS reads fill a slice of what they
         are given, and an mmap's slice is a copy)."""
-        for buffer in self._kept:  # (ReadBuffers.take, inline: once a read)
-            if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
-                self._reading = buffer
-                return memoryview(buffer) if self._tls else buffer
-        buffer = self._reading = self._buffers.more()
+        buffer = self._reading = self._buffers.take()
         return memoryview(buffer) if self._tls else buffer
 
     def buffer_updated(self, nbytes: int) -> None:

@@ -185,11 +185,7 @@ class _ClientStream:
     def write(self, data: bytes) -> None:
         transport = self._side.transport
         if transport is not None and not transport.is_closing():
-            body = self._exchange.response_body
-            if body.size >= body.limit:  # its preview is full: counted (as `_Side` does)
-                body.size += len(data)
-            else:
-                body.add(data)
+            self._exchange.response_body.add(data)
             if self.flow is not None:
                 self.flow.feed(data)
             else:

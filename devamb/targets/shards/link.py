@@ -133,16 +133,10 @@ class ShardLink(asyncio.Protocol):
     def send_many(self, commands: bytes, part: RunPart) -> None:
         """Queue a run's `part.left` commands for this shard, in one piece of bytes;
         `part.fill` takes their replies at once."""
-        self.commands += part.left
         if self._transport is not None and self._connecting is None:
-            if not self._waiting:
-                self._progress = self._loop.time()
-            self._waiting.append(part)
-            out = self._out
-            out.append(commands)
-            if len(out) == 1:
-                self._loop.call_soon(self._flush)
+            self._send_now(part, (commands,))
             return
+        self.commands += part.left
         self._pending.append((commands, part))
         if self._connecting is None and not self._closed:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
@@ -151,9 +145,13 @@ class ShardLink(asyncio.Protocol):
         """`send_many` for commands cut as `CommandReader.whole` cuts them (each less its
         leading '*' and final CRLF): put back together in the iteration's one write, not
         joined into bytes of their own first."""
-        if self._transport is None or self._connecting is not None:
+        if self._transport is not None and self._connecting is None:
+            self._send_now(part, (b"*", b"\r\n*".join(commands), b"\r\n"))
+        else:
             self.send_many(b"".join((b"*", b"\r\n*".join(commands), b"\r\n")), part)
-            return
+
+    def _send_now(self, part: RunPart, pieces: tuple[bytes, ...]) -> None:
+        """A connected link's `send_many`: `pieces` go into this iteration's one write."""
         self.commands += part.left
         if not self._waiting:
             self._progress = self._loop.time()
@@ -161,7 +159,7 @@ class ShardLink(asyncio.Protocol):
         out = self._out
         if not out:
             self._loop.call_soon(self._flush)
-        out += (b"*", b"\r\n*".join(commands), b"\r\n")
+        out += pieces
 
     def _flush(self) -> None:
         out = self._out
