@@ -133,25 +133,20 @@ class ShardLink(asyncio.Protocol):
     def send_many(self, commands: bytes, part: RunPart) -> None:
         """Queue a run's `part.left` commands for this shard, in one piece of bytes;
         `part.fill` takes their replies at once."""
-        if self._transport is not None and self._connecting is None:
-            self._send_now(part, (commands,))
+        if self.send_now(part, (commands,)):
             return
         self.commands += part.left
         self._pending.append((commands, part))
         if self._connecting is None and not self._closed:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
-    def send_joined(self, commands: list[bytes], part: RunPart) -> None:
-        """`send_many` for commands cut as `CommandReader.whole` cuts them (each less its
-        leading '*' and final CRLF): put back together in the iteration's one write, not
-        joined into bytes of their own first."""
-        if self._transport is not None and self._connecting is None:
-            self._send_now(part, (b"*", b"\r\n*".join(commands), b"\r\n"))
-        else:
-            self.send_many(b"".join((b"*", b"\r\n*".join(commands), b"\r\n")), part)
-
-    def _send_now(self, part: RunPart, pieces: tuple[bytes, ...]) -> None:
-        """A connected link's `send_many`: `pieces` go into this iteration's one write."""
+    def send_now(self, part: RunPart, pieces: tuple[bytes, ...]) -> bool:
+        """`send_many` for a connected link, the run's commands in `pieces` (each command cut
+        as `CommandReader.split_whole` cuts them, put back together in the iteration's one
+        write, not joined into bytes of their own first); False, nothing done, while the link
+        is not connected (then `send_many` takes them joined)."""
+        if self._transport is None or self._connecting is not None:
+            return False
         self.commands += part.left
         if not self._waiting:
             self._progress = self._loop.time()
@@ -160,6 +155,7 @@ class ShardLink(asyncio.Protocol):
         if not out:
             self._loop.call_soon(self._flush)
         out += pieces
+        return True
 
     def _flush(self) -> None:
         out = self._out

@@ -39,6 +39,7 @@ Command = tuple[list[bytes], Raw]  # (arguments, the RESP bytes to forward)
 FAST_ARGS = {b"*%d" % i: i for i in range(1, 256)}
 FAST_SIZES = {b"$%d" % i: i for i in range(4096)}
 FAST_HEADS = {i: b"$%d" % i for i in range(4096)}
+ARRAY_HEADS = [b"*%d\r\n" % i for i in range(256)]  # the array a chunk of commands is read as
 FAST_BUFFER = 1024 * 1024  # bytes; larger buffers hold large values: general parser only
 ONE_MAX = 256  # bytes of a read `CommandReader.one` looks at (a larger one: `whole`)
 # Bytes looked for with `in` as their values: `b"+" in data` costs a TypeError raised and
@@ -125,7 +126,8 @@ class CommandReader:
         # their count is the pieces', if each follows a CRLF as it does (a count too large
         # leaves the array incomplete: nothing read).
         pieces = data[1:-2].split(b"\r\n*")
-        reader.feed(b"*%d\r\n" % len(pieces))
+        count = len(pieces)
+        reader.feed(ARRAY_HEADS[count] if count < 256 else b"*%d\r\n" % count)
         reader.feed(data)
         try:
             commands = reader.gets()

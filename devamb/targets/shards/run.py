@@ -10,7 +10,7 @@ end the run and take the session's general path, in order.
 
 from __future__ import annotations
 
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,9 +53,12 @@ class Run:
         if len(parts) == 1:  # (one reply, perhaps large, is not copied)
             got = parts[0].got
             self.reply = got[0] if len(got) == 1 else b"".join(got)
-        else:  # the next reply of each command's part, in the client's order: in C
+        else:  # the next reply of each command's part, in the client's order: in C (each
+            # command's part's iterator picked by one itemgetter call, not a call per command)
             replies = list(map(iter, map(_got, parts)))
-            self.reply = b"".join(map(next, map(replies.__getitem__, self.order)))
+            order = self.order
+            picked = itemgetter(*order)(replies) if len(order) > 1 else [replies[order[0]]]
+            self.reply = b"".join(map(next, picked))
         self.session.ready()
 
 

@@ -229,8 +229,9 @@ class Session:
             picked = ring.pick_all(keys)  # each command's shard, as an index in ring.listed
         except TypeError:  # (an unhashable name, or a key that is not bytes)
             return False
-        if not self._values_are_bytes(commands, columns):
-            return False
+        arguments = sum(map(len, commands))
+        if arguments != 2 * count and not self._values_are_bytes(commands, columns, arguments):
+            return False  # (only names and keys, as a run of GETs has: nothing to check)
         links = ring.listed
         run = Run(self)
         run.count = count
@@ -264,15 +265,18 @@ class Session:
                 link = self._router.resp3(link)
             mine = list(_compress(pieces, selectors[index]))
             part = parts[link] = RunPart(run, index, len(mine))
-            link.send_joined(mine, part)
+            joined = (b"*", b"\r\n*".join(mine), b"\r\n")  # (each piece less '*' and CRLF)
+            if not link.send_now(part, joined):
+                link.send_many(b"".join(joined), part)
         return True
 
     @staticmethod
-    def _values_are_bytes(commands: list[list[bytes]], columns: Iterator[tuple[bytes, ...]]
-                          ) -> bool:
+    def _values_are_bytes(commands: list[list[bytes]], columns: Iterator[tuple[bytes, ...]],
+                          arguments: int) -> bool:
         """Whether the arguments after each command's key are bytes; `columns`: `commands`'
-        columns after their keys (a third, when each command has one)."""
-        count, arguments = len(commands), sum(map(len, commands))
+        columns after their keys (a third, when each command has one); `arguments`: how many
+        the commands have in all."""
+        count = len(commands)
         if arguments == 2 * count:  # (only names and keys, as a run of GETs has)
             return True
         if arguments == 3 * count:  # (a value each: a run of SETs)

@@ -385,4 +385,6 @@ def test_a_runs_values_are_checked_as_only_bytes_checks_them(values: list[list[o
     commands: list[list[bytes]] = [[b"SET", b"k", *v] for v in values]  # type: ignore[list-item]
     columns = zip(*commands, strict=False)
     next(columns), next(columns)  # (the run has taken the names and the keys)
-    assert Session._values_are_bytes(commands, columns) == parser.only_bytes(commands)
+    arguments = sum(map(len, commands))
+    assert (Session._values_are_bytes(commands, columns, arguments)
+            == parser.only_bytes(commands))

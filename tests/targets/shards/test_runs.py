@@ -255,3 +255,43 @@ async def test_a_chunk_with_an_element_that_is_no_bulk_string_is_a_protocol_erro
     assert await other.pipeline(("GET", "k1"), ("GET", "k5")) == [b"v", b"v"]
     await other.close()
     await client.close()
+
+
+class _Ready:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def ready(self) -> None:
+        self.calls += 1
+
+
+@pytest.mark.parametrize("order", [
+    bytes([0, 1, 1, 0, 1]),  # a run read whole over two shards: the order as bytes
+    [2, 0, 1, 1, 2, 0],  # three parts
+    [1, 0],  # the shortest run two parts can have
+])
+def test_a_runs_replies_are_merged_in_the_clients_order(order: bytes | list[int]) -> None:
+    """`Run.part_done` puts each part's replies back where its commands were, whatever the
+    parts' number and however the order is held; each part's replies filled in two pieces."""
+    from devamb.targets.shards.run import Run, RunPart
+
+    session = _Ready()
+    run = Run(session)  # type: ignore[arg-type]
+    run.order = order
+    run.count = len(order)
+    count = max(order) + 1
+    parts = [RunPart(run, index, list(order).count(index)) for index in range(count)]
+    run.parts = {object(): part for part in parts}  # type: ignore[misc]
+    run.left = count
+    for index, part in enumerate(parts):
+        replies = [b":%d%d\r\n" % (index, n) for n in range(part.left)]
+        assert part.fill(replies[:1], 0) == 1
+        if replies[1:]:  # (a part of one reply is done by its first)
+            assert part.fill(replies[1:], 0) == len(replies) - 1
+    seen = [0] * count
+    expected = []
+    for index in order:
+        expected.append(b":%d%d\r\n" % (index, seen[index]))
+        seen[index] += 1
+    assert run.reply == b"".join(expected)
+    assert session.calls == 1
