@@ -767,30 +767,8 @@ class PostgresFollower(Follower):
     # -- client messages ------------------------------------------------------------------
 
     def _from_client(self, kind: int, body: bytes, length: int) -> None:
-        if kind == 0:
-            self._untyped(body)
-            return
-        if kind not in CLIENT_TYPES:
-            self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
-            return
-        if kind == 0x51:  # Query
-            self._query(body)
-        elif kind == 0x50:  # Parse
-            name, sql, at = _two(body)
-            # (no parameter types given, as most drivers send it: the count's two bytes only)
-            types = pg.parse_types(body, at) if len(body) > at + 2 else []
-            statements = self.statements
-            if len(statements) >= MAX_STATEMENTS:
-                statements.pop(next(iter(statements)))
-            statements[name] = (sql, types)
-            if not self.in_unit:  # (`_open_unit`, inline here and below)
-                self.in_unit = True
-                self.unit_parses = [(name, types)]
-            else:
-                self.unit_parses.append((name, types))
-            self.unit_pb[0] += 1
-            self.just_parsed = name
-        elif kind == 0x42:  # Bind
+        # (the extended protocol's messages first: a unit of them comes message by message)
+        if kind == 0x42:  # Bind
             portal, stmt, at = _two(body)
             # its values: read when a record is (the body kept; a long one read now, cut)
             self.portals[portal] = ((stmt, None, 0) if self.options.redact_params else
@@ -830,13 +808,36 @@ class PostgresFollower(Follower):
             if counts[0] or counts[1]:
                 self.unit_pb = [0, 0]
             self.just_parsed = None
+        elif kind == 0x44 or kind == 0x48:  # Describe, Flush
+            if kind == 0x44 and body[:1] == b"S":  # its ParameterDescription gives the types
+                self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
+            if not self.in_unit:
+                self.in_unit = True
+                self.unit_parses = []
+        elif kind == 0x50:  # Parse
+            name, sql, at = _two(body)
+            # (no parameter types given, as most drivers send it: the count's two bytes only)
+            types = pg.parse_types(body, at) if len(body) > at + 2 else []
+            statements = self.statements
+            if len(statements) >= MAX_STATEMENTS:
+                statements.pop(next(iter(statements)))
+            statements[name] = (sql, types)
+            if not self.in_unit:  # (`_open_unit`, inline here and below)
+                self.in_unit = True
+                self.unit_parses = [(name, types)]
+            else:
+                self.unit_parses.append((name, types))
+            self.unit_pb[0] += 1
+            self.just_parsed = name
+        elif kind == 0x51:  # Query
+            self._query(body)
+        elif kind == 0:  # the startup, SSLRequest, CancelRequest
+            self._untyped(body)
+        elif kind not in CLIENT_TYPES:
+            self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
         elif kind == 0x43:  # Close statement/portal
             what, name = body[:1], pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else ""
             (self.statements if what == b"S" else self.portals).pop(name, None)
-            self._open_unit()
-        elif kind in (0x44, 0x48):  # Describe, Flush
-            if kind == 0x44 and body[:1] == b"S":  # its ParameterDescription gives the types
-                self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
             self._open_unit()
         elif kind == 0x64 and self.copying is not None:  # CopyData
             copy = self.copying.more().setdefault("copy", {})
