@@ -63,6 +63,7 @@ _HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
 _HEAD_COLUMNS = struct.Struct("!BIH").unpack_from  # ...and a RowDescription's column count
 _READY = b"\0\0\0\5"  # ReadyForQuery's length
 _EMPTY = b"\0\0\0\4"  # the length of a message without a body
+_SYNC = b"S" + _EMPTY
 _UNIT_EMPTY = frozenset(b"12n")  # ParseComplete, BindComplete, NoData
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
@@ -323,8 +324,11 @@ class PostgresFollower(Follower):
         if self.opaque is not None:
             return None
         if (not self.gating and self.plain) or self.passes_unchanged(True):
-            try:
-                self.client.feed(data)  # only observing: the relay forwards `data` itself
+            try:  # (only observing: the relay forwards `data` itself)
+                if self.lean and data.endswith(_SYNC):  # whole units of the extended protocol
+                    self._units(data)
+                else:
+                    self.client.feed(data)
             except Malformed as exc:
                 self.lose_sync(f"client: {exc}")
             except Exception as exc:  # a bug here must not break the app's connection
@@ -766,6 +770,42 @@ class PostgresFollower(Follower):
 
     # -- client messages ------------------------------------------------------------------
 
+    def _units(self, data: bytes) -> None:
+        """A chunk of extended-protocol units ending with a Sync, the client's side between
+        messages (`lean`): its whole messages read in one loop, as the splitter's `_whole`
+        hands them to `_from_client`, a portal's Describe and the Sync read in the loop (their
+        `_from_client` steps); what is not whole goes to the splitter."""
+        i, n = 0, len(data)
+        limits = self.client.limits
+        from_client = self._from_client
+        while n - i >= 5:
+            kind = data[i]
+            length = _LENGTH(data, i + 1)[0]
+            end = i + 1 + length
+            if end > n or length < 4:
+                break
+            start = i + 5
+            i = end
+            if kind == 0x53:  # Sync
+                if self.unit_parses:
+                    self._prepares()
+                self.in_unit = False
+                self.syncs_sent += 1
+                counts = self.unit_pb
+                if counts[0] or counts[1]:
+                    self.unit_pb = [0, 0]
+                self.just_parsed = None
+            elif kind == 0x44 and length > 4 and data[start] == 0x50:  # Describe (a portal)
+                if not self.in_unit:
+                    self.in_unit = True
+                    self.unit_parses = []
+            else:
+                limit = limits[kind]
+                from_client(kind, (data[start:end] if length <= limit else
+                                   data[start:start + limit - 4]) if limit else b"", length - 4)
+        if i < n:
+            self.client.feed(data[i:])
+
     def _from_client(self, kind: int, body: bytes, length: int) -> None:
         # (the extended protocol's messages first: a unit of them comes message by message)
         if kind == 0x42:  # Bind
@@ -781,7 +821,7 @@ class PostgresFollower(Follower):
             self.just_parsed = None
         elif kind == 0x45:  # Execute
             end = body.find(b"\0")
-            portal = pg.text(body[:end] if end >= 0 else body)
+            portal = (body[:end] if end >= 0 else body).decode("utf-8", "replace")
             stmt, bound, at = self.portals.get(portal, _NO_PORTAL)
             sql, types = self.statements.get(stmt, _NO_STATEMENT)
             # (its params: a tuple, made into their list when the record is read: `_bound`)
@@ -1082,7 +1122,8 @@ def _two(body: bytes) -> tuple[str, str, int]:
     if end >= 0:
         stop = body.find(b"\0", end + 1)
         if stop >= 0:
-            return pg.text(body[:end]), pg.text(body[end + 1:stop]), stop + 1
+            return (body[:end].decode("utf-8", "replace"),  # (`pg.text`, inline)
+                    body[end + 1:stop].decode("utf-8", "replace"), stop + 1)
     names, at = pg.cstrings(body, 2)
     first, second = [*names, "", ""][:2]
     return first, second, at

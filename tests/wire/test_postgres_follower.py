@@ -398,6 +398,12 @@ def test_extended_units_read_at_once_are_recorded_as_the_splitter_reads_them() -
         (_parse("SELECT 1") + _bound([]) + query("SELECT 2"),
          parsed + bound + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")
          + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")),
+        (_parse("SELECT 3") + _bound([]) + _bound([]),  # two units in one chunk
+         parsed + bound + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")
+         + bound + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")),
+        (_parse("SELECT $1::int", "s3") + pg.message(b"D", b"Ss3\0") + pg.message(b"S", b""),
+         parsed + pg.message(b"t", b"\0\1\0\0\0\x17") + ROW_DESCRIPTION
+         + pg.ready_for_query("I")),  # a statement described: a PREPARE
     ]
     for redact in (False, True):
         seen = []
@@ -415,12 +421,15 @@ def test_extended_units_read_at_once_are_recorded_as_the_splitter_reads_them() -
                     follower.server_data(chunk)
             assert follower.opaque is None and not follower.waiting
             follower.client_data(_parse("SELECT 9") + _bound([b"9"], "s1"))  # (bound again)
-            seen.append([_noted(e) for e in sink.done[1:8]])
+            seen.append([_noted(e) for e in sink.done[1:11]])
         assert seen[0] == seen[1]
         notes = [n["note"] for n in seen[0]]
         assert [n.get("tag") for n in notes] == [  # type: ignore[union-attr]
-            "SELECT 2", "UPDATE 1", "UPDATE 0", "UPDATE 1", None, "SELECT 1", "SELECT 1"]
-        assert [n["kind"] for n in notes] == ["extended"] * 5 + ["extended", "simple"]  # type: ignore[index]
+            "SELECT 2", "UPDATE 1", "UPDATE 0", "UPDATE 1", None, "SELECT 1", "SELECT 1",
+            "SELECT 1", "SELECT 1", None]
+        assert [n["kind"] for n in notes] == [  # type: ignore[index]
+            *["extended"] * 6, "simple", "extended", "extended", "prepare"]
+        assert notes[9]["name"] == "s3"  # type: ignore[index]
         params = [n["params"] for n in notes[:4]]  # type: ignore[index]
         if redact:
             assert params[1] == [{"type": "text", "value": "<redacted>"},
@@ -435,3 +444,18 @@ def test_extended_units_read_at_once_are_recorded_as_the_splitter_reads_them() -
         assert notes[0]["rows"] == 2 and notes[0]["columns"] == 1  # type: ignore[index]
         assert notes[0]["transaction"] == "idle" and notes[1]["name"] == "s1"  # type: ignore[index]
         assert seen[0][4]["error"] == "22012 division by zero"
+
+
+def test_a_chunk_ending_as_a_sync_inside_a_message_is_read_as_byte_by_byte() -> None:
+    """A chunk of the extended protocol whose last bytes look like a Sync but end inside a
+    Bind (its value): the whole messages are read where they arrive, the rest by the splitter
+    once the message ends in the next chunk; the records are those of the byte by byte read."""
+    unit = _parse("SELECT $1") + _bound([b"xS\0\0\0\4y"])
+    cut = unit.index(b"S\0\0\0\4y") + 5
+    answer = (pg.message(b"1", b"") + pg.message(b"2", b"") + ROW_DESCRIPTION + DATA_ROW
+              + reply("SELECT 1"))
+    first, warm = query("SELECT 0"), reply("SELECT 0")  # (the connection's first record)
+    whole, at_once = followed([first, unit[:cut], unit[cut:]], [warm, answer])
+    _, by_byte = followed([first, *(unit[i:i + 1] for i in range(len(unit)))], [warm, answer])
+    assert at_once == by_byte and whole.opaque is None and not whole.waiting
+    assert at_once[1]["params"] == [{"type": "unspecified", "value": "xS\0\0\0\x04y"}]
