@@ -2,6 +2,7 @@
 
     python bench/pg_hotpath.py [--queries N] [--rounds 3] [--protocol postgres|tcp] [--profile]
                                [--faults] [--instructions] [--connections N]
+                               [--mode simple|extended|prepared]
 
 A real engine (profile, listener, recorder) relays one connection fed straight into its two
 `_Side` Protocols through in-memory transports: the client's side gets pgbench's select-only
@@ -16,6 +17,12 @@ query run (start-up cancels; the figure does not move with the machine's load).
 `--connections N` relays N connections, each with a query in every loop turn: with more than
 one, the followers read at the turn's end (service/tcp_follow.py `Later`), as in the engine
 under pgbench -c 8 (~3.6 chunks a turn there).
+`--mode` is pgbench's `-M`: `simple` sends the Query above; `extended` the unnamed statement's
+Parse, Bind (the aid as a text parameter), Describe (portal), Execute and Sync in one chunk, as
+libpq's PQsendQueryParams does (the answer: ParseComplete, BindComplete, then as above);
+`prepared` a statement Parsed once (on the warm-up's first query) and then Bind, Describe,
+Execute, Sync per query (PQsendQueryPrepared; what psycopg and asyncpg send for a statement
+they reuse), answered without the ParseComplete.
 """
 
 from __future__ import annotations
@@ -52,15 +59,42 @@ def query(aid: int) -> bytes:
     return _message(b"Q", f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid};\0".encode())
 
 
+SELECT = b"SELECT abalance FROM pgbench_accounts WHERE aid = $1;\0"
+
+
+def _bind(statement: bytes, aid: int) -> bytes:
+    """Bind, Describe (portal), Execute, Sync: one query of `statement` with `aid` bound."""
+    value = str(aid).encode()
+    return (_message(b"B", b"\0" + statement + b"\0\0\0\0\1" + len(value).to_bytes(4) + value
+                     + b"\0\1\0\0")
+            + _message(b"D", b"P\0") + _message(b"E", b"\0\0\0\0\0") + _message(b"S", b""))
+
+
+def extended(aid: int) -> bytes:
+    """pgbench -M extended's query: the unnamed statement parsed, bound, described, executed."""
+    return _message(b"P", b"\0" + SELECT + b"\0\0") + _bind(b"", aid)
+
+
+def prepared(aid: int) -> bytes:
+    """pgbench -M prepared's query (after the statement's Parse): bound, described, executed."""
+    return _bind(b"P0_1", aid)
+
+
+PREPARE = _message(b"P", b"P0_1\0" + SELECT + b"\0\0")  # (before the first `prepared`)
+
 STARTED = (_message(b"R", b"\0\0\0\0") + _message(b"S", b"server_version\x0015.8\0")
            + _message(b"K", b"\0\0\x12\x34\0\0\x56\x78") + _message(b"Z", b"I"))
 ANSWER = (_message(b"T", b"\0\1abalance\0" + b"\0\0\x40\x02\0\3\0\0\0\x17\0\4\xff\xff\xff\xff\0\0")
           + _message(b"D", b"\0\1\0\0\0\x01" + b"0")
           + _message(b"C", b"SELECT 1\0") + _message(b"Z", b"I"))
+BIND_COMPLETE = _message(b"2", b"")
+ANSWERS = {"simple": ANSWER, "extended": _message(b"1", b"") + BIND_COMPLETE + ANSWER,
+           "prepared": BIND_COMPLETE + ANSWER}
+QUERIES = {"simple": query, "extended": extended, "prepared": prepared}
 
 
 async def run(queries: int, protocol: str, profile: bool, faults: bool,
-              warmup: int = 2000, connections: int = 1) -> float:
+              warmup: int = 2000, connections: int = 1, mode: str = "simple") -> float:
     folder = Path(tempfile.mkdtemp(prefix="devamb-pg-hotpath-"))
     path = folder / "devamb.yaml"
     armed = ("    faults:\n      never: {kind: latency, delay: 5ms, match: {sql: 'no such "
@@ -121,17 +155,21 @@ async def run(queries: int, protocol: str, profile: bool, faults: bool,
         await answered[0]
 
     await exchange([STARTUP] * connections, STARTED)
+    make, answer = QUERIES[mode], ANSWERS[mode]
+    if mode == "prepared":  # the statement parsed with the first query, as pgbench does
+        await exchange([PREPARE + prepared(1)] * connections,
+                       _message(b"1", b"") + answer)
     for i in range(warmup // connections):
-        await exchange([query(i % 100000 + 1)] * connections, ANSWER)
+        await exchange([make(i % 100000 + 1)] * connections, answer)
     rounds = max(queries // connections, 1)
-    payloads = [[query((i * connections + c) % 100000 + 1) for c in range(connections)]
+    payloads = [[make((i * connections + c) % 100000 + 1) for c in range(connections)]
                 for i in range(rounds)]
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
     started = time.process_time()
     for payload in payloads:
-        await exchange(payload, ANSWER)
+        await exchange(payload, answer)
     elapsed = time.process_time() - started
     if profiler is not None:
         profiler.disable()
@@ -149,13 +187,13 @@ async def run(queries: int, protocol: str, profile: bool, faults: bool,
     return elapsed / (rounds * connections) * 1e6
 
 
-def instructions(protocol: str, faults: bool, connections: int = 1) -> int:
+def instructions(protocol: str, faults: bool, connections: int = 1, mode: str = "simple") -> int:
     """Instructions per query (see the module's docstring)."""
 
     def arguments(queries: int) -> list[str]:
         return ["--rounds", "1", "--warmup", "500", "--queries", str(queries),
                 "--protocol", protocol, "--connections", str(connections),
-                *(["--faults"] if faults else [])]
+                "--mode", mode, *(["--faults"] if faults else [])]
 
     return instructions_per(__file__, arguments, 1000, 4000)
 
@@ -171,14 +209,18 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1,
                         help="connections relayed together, each with a query in every turn "
                         "(more than one: the followers read at the turn's end, tcp_follow.Later)")
+    parser.add_argument("--mode", default="simple", choices=tuple(QUERIES),
+                        help="pgbench's -M: a simple Query, or the extended protocol's messages "
+                        "(extended: Parse each time; prepared: parsed once)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per query under valgrind (steady)")
     args = parser.parse_args()
     if args.instructions:
-        count = instructions(args.protocol, args.faults, args.connections)
+        count = instructions(args.protocol, args.faults, args.connections, args.mode)
         loop = os.environ.get("DEVAMB_LOOP", "uvloop")
-        print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}"
+        mode = f", {args.mode}" if args.mode != "simple" else ""
+        print(f"{loop}, protocol: {args.protocol}{mode}{', faults armed' if args.faults else ''}"
               f"{f', {args.connections} connections' if args.connections > 1 else ''}: "
               f"{count:,} instructions per query")
         return
@@ -186,9 +228,11 @@ def main() -> None:
     for _ in range(args.rounds):
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             figures.append(runner.run(run(args.queries, args.protocol, args.profile,
-                                          args.faults, args.warmup, args.connections)))
+                                          args.faults, args.warmup, args.connections,
+                                          args.mode)))
     loop = os.environ.get("DEVAMB_LOOP", "uvloop")
-    print(f"{loop}, protocol: {args.protocol}{', faults armed' if args.faults else ''}"
+    mode = f", {args.mode}" if args.mode != "simple" else ""
+    print(f"{loop}, protocol: {args.protocol}{mode}{', faults armed' if args.faults else ''}"
           f"{f', {args.connections} connections' if args.connections > 1 else ''}: "
           f"{min(figures):.1f} us CPU per query (best of {args.rounds}; "
           f"all {', '.join(f'{f:.1f}' for f in figures)})")

@@ -51,6 +51,7 @@ SERVER_KEPT = 4096  # bytes kept of the server messages devamb reads fields from
 GATE_CAP = 1024 * 1024  # with command faults armed, a message up to this size is held whole
 MAX_STATEMENTS = 2000  # prepared statements remembered per connection
 PATH_CHARS = 200  # of the statement, on one line, in the exchange's path
+BIND_KEPT = 1024  # a Bind's body up to this size is kept as it came, its values read when shown
 CLIENT_TYPES = frozenset(b"QPBESCDHXdcfFp")
 SERVER_TYPES = frozenset(b"RSKZCDTIENAGHWdc123ntsv")
 # ReadyForQuery's status: its transaction state (an unknown byte as itself)
@@ -61,6 +62,9 @@ _LENGTH = struct.Struct("!I").unpack_from
 _HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
 _HEAD_COLUMNS = struct.Struct("!BIH").unpack_from  # ...and a RowDescription's column count
 _READY = b"\0\0\0\5"  # ReadyForQuery's length
+_EMPTY = b"\0\0\0\4"  # the length of a message without a body
+_SYNC = b"S" + _EMPTY
+_UNIT_EMPTY = frozenset(b"12n")  # ParseComplete, BindComplete, NoData
 VERB = re.compile(rb"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
 
 
@@ -140,6 +144,9 @@ class _Record(LazyExchange):
                 "connection": self.origin.connection}
         if self.note:
             note.update(self.note)
+            params = note.get("params")
+            if type(params) is tuple:  # an Execute's, read now (see `_bound`)
+                note["params"] = _bound(*params)
         if self.columns is not None:
             note["columns"] = self.columns
         if self.done:
@@ -239,7 +246,9 @@ class PostgresFollower(Follower):
         self.server.counted, self.server.on_count = 0x44, self._rows  # DataRow
         self.conn: dict[str, Any] = {}
         self.statements: dict[str, tuple[str, list[int]]] = {}
-        self.portals: dict[str, tuple[str, list[str | bytes | None]]] = {}
+        # a portal's statement and values: the Bind's body and where its values start (read
+        # when a record is: `_bound`), its values read (a long body), or None (redact_params)
+        self.portals: dict[str, tuple[str, bytes | list[str | bytes | None] | None, int]] = {}
         self.waiting: list[_Record] = []
         self.unit_parses: list[tuple[str, list[int]]] = []  # Parse without Execute so far
         self.in_unit = False  # an extended-protocol unit is open (up to its Sync)
@@ -315,8 +324,11 @@ class PostgresFollower(Follower):
         if self.opaque is not None:
             return None
         if (not self.gating and self.plain) or self.passes_unchanged(True):
-            try:
-                self.client.feed(data)  # only observing: the relay forwards `data` itself
+            try:  # (only observing: the relay forwards `data` itself)
+                if self.lean and data.endswith(_SYNC):  # whole units of the extended protocol
+                    self._units(data)
+                else:
+                    self.client.feed(data)
             except Malformed as exc:
                 self.lose_sync(f"client: {exc}")
             except Exception as exc:  # a bug here must not break the app's connection
@@ -349,13 +361,22 @@ class PostgresFollower(Follower):
             # statements' answers, an error, a notice...) goes to the splitter, nothing read
             head = waiting[0]
             seen = self.rfq_seen + 1
-            if (head.sync == seen and head.kind == "simple" and not head.done
+            if (head.sync == seen and not head.done
                     and (len(waiting) == 1 or waiting[1].sync != seen)):
-                rows = i = 0
+                # (an Execute's answer, a unit of one Execute: its ParseComplete, BindComplete
+                # and the Describe's NoData come first; counted by the splitter's way only
+                # for a drop, which `server_lean` excludes, and reset by the ReadyForQuery)
+                i = 0
+                if head.kind == "execute":
+                    while data.startswith(_EMPTY, i + 1) and data[i] in _UNIT_EMPTY:
+                        i += 5
+                elif head.kind != "simple":
+                    i = n  # (a PREPARE or FUNCTION's: the splitter's way)
+                rows = 0
                 try:  # (a message past the chunk: the header read there fails)
-                    kind, length, columns = _HEAD_COLUMNS(data, 0)
+                    kind, length, columns = _HEAD_COLUMNS(data, i)
                     if kind == 0x54 and length >= 6:  # RowDescription
-                        i = 1 + length
+                        i += 1 + length
                         kind, length = _HEAD(data, i)
                     else:
                         columns = -1
@@ -749,57 +770,114 @@ class PostgresFollower(Follower):
 
     # -- client messages ------------------------------------------------------------------
 
+    def _units(self, data: bytes) -> None:
+        """A chunk of extended-protocol units ending with a Sync, the client's side between
+        messages (`lean`): its whole messages read in one loop, as the splitter's `_whole`
+        hands them to `_from_client`, a portal's Describe and the Sync read in the loop (their
+        `_from_client` steps); what is not whole goes to the splitter."""
+        i, n = 0, len(data)
+        limits = self.client.limits
+        from_client = self._from_client
+        while n - i >= 5:
+            kind = data[i]
+            length = _LENGTH(data, i + 1)[0]
+            end = i + 1 + length
+            if end > n or length < 4:
+                break
+            start = i + 5
+            i = end
+            if kind == 0x53:  # Sync
+                if self.unit_parses:
+                    self._prepares()
+                self.in_unit = False
+                self.syncs_sent += 1
+                counts = self.unit_pb
+                if counts[0] or counts[1]:
+                    self.unit_pb = [0, 0]
+                self.just_parsed = None
+            elif kind == 0x44 and length > 4 and data[start] == 0x50:  # Describe (a portal)
+                if not self.in_unit:
+                    self.in_unit = True
+                    self.unit_parses = []
+            else:
+                limit = limits[kind]
+                from_client(kind, (data[start:end] if length <= limit else
+                                   data[start:start + limit - 4]) if limit else b"", length - 4)
+        if i < n:
+            self.client.feed(data[i:])
+
     def _from_client(self, kind: int, body: bytes, length: int) -> None:
-        if kind == 0:
-            self._untyped(body)
-            return
-        if kind not in CLIENT_TYPES:
-            self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
-            return
-        if kind == 0x51:  # Query
-            self._query(body)
-        elif kind == 0x50:  # Parse
-            names, at = pg.cstrings(body, 2)
-            name, sql = [*names, "", ""][:2]
-            types = pg.parse_types(body, at)
-            if len(self.statements) >= MAX_STATEMENTS:
-                self.statements.pop(next(iter(self.statements)))
-            self.statements[name] = (sql, types)
-            self._open_unit()
-            self.unit_parses.append((name, types))
-            self.unit_pb[0] += 1
-            self.just_parsed = name
-        elif kind == 0x42:  # Bind
-            names, at = pg.cstrings(body, 2)
-            portal, stmt = [*names, "", ""][:2]
-            values = [] if self.options.redact_params else pg.bind_values(body, at)
-            self.portals[portal] = (stmt, values)
-            self._open_unit()
+        # (the extended protocol's messages first: a unit of them comes message by message)
+        if kind == 0x42:  # Bind
+            portal, stmt, at = _two(body)
+            # its values: read when a record is (the body kept; a long one read now, cut)
+            self.portals[portal] = ((stmt, None, 0) if self.options.redact_params else
+                                    (stmt, body, at) if len(body) <= BIND_KEPT else
+                                    (stmt, pg.bind_values(body, at), 0))
+            if not self.in_unit:
+                self.in_unit = True
+                self.unit_parses = []
             self.unit_pb[1] += 1
             self.just_parsed = None
         elif kind == 0x45:  # Execute
-            portal = pg.cstrings(body, 1)[0][0] if body else ""
-            stmt, values = self.portals.get(portal, ("", []))
-            sql, types = self.statements.get(stmt, ("", []))
-            params = _params(types, values, self.options.redact_params,
-                             len(values) if values else len(types))
-            exchange = self._begin(sql, "extended", name=stmt, params=params)
-            self._pending(exchange, "execute")
-            self._open_unit()
-            self.unit_parses = [p for p in self.unit_parses if p[0] != stmt]
+            end = body.find(b"\0")
+            portal = (body[:end] if end >= 0 else body).decode("utf-8", "replace")
+            stmt, bound, at = self.portals.get(portal, _NO_PORTAL)
+            sql, types = self.statements.get(stmt, _NO_STATEMENT)
+            # (its params: a tuple, made into their list when the record is read: `_bound`)
+            exchange = self._begin(sql, "extended", name=stmt, params=(types, bound, at))
+            exchange.sync = self.syncs_sent + 1  # (`_pending`, inline)
+            exchange.kind = "execute"
+            self.waiting.append(exchange)
+            if not self.in_unit:
+                self.in_unit = True
+                self.unit_parses = []
+            else:
+                parses = self.unit_parses  # (the Parses it executes are no PREPARE)
+                if len(parses) == 1:
+                    if parses[0][0] == stmt:
+                        self.unit_parses = []
+                elif parses:
+                    self.unit_parses = [p for p in parses if p[0] != stmt]
         elif kind == 0x53:  # Sync
-            self._prepares()
+            if self.unit_parses:
+                self._prepares()
             self.in_unit = False
             self.syncs_sent += 1
-            self.unit_pb = [0, 0]
+            counts = self.unit_pb
+            if counts[0] or counts[1]:
+                self.unit_pb = [0, 0]
             self.just_parsed = None
+        elif kind == 0x44 or kind == 0x48:  # Describe, Flush
+            if kind == 0x44 and body[:1] == b"S":  # its ParameterDescription gives the types
+                self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
+            if not self.in_unit:
+                self.in_unit = True
+                self.unit_parses = []
+        elif kind == 0x50:  # Parse
+            name, sql, at = _two(body)
+            # (no parameter types given, as most drivers send it: the count's two bytes only)
+            types = pg.parse_types(body, at) if len(body) > at + 2 else []
+            statements = self.statements
+            if len(statements) >= MAX_STATEMENTS:
+                statements.pop(next(iter(statements)))
+            statements[name] = (sql, types)
+            if not self.in_unit:  # (`_open_unit`, inline here and below)
+                self.in_unit = True
+                self.unit_parses = [(name, types)]
+            else:
+                self.unit_parses.append((name, types))
+            self.unit_pb[0] += 1
+            self.just_parsed = name
+        elif kind == 0x51:  # Query
+            self._query(body)
+        elif kind == 0:  # the startup, SSLRequest, CancelRequest
+            self._untyped(body)
+        elif kind not in CLIENT_TYPES:
+            self.lose_sync(f"client sent an unknown message type {chr(kind)!r}")
         elif kind == 0x43:  # Close statement/portal
             what, name = body[:1], pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else ""
             (self.statements if what == b"S" else self.portals).pop(name, None)
-            self._open_unit()
-        elif kind in (0x44, 0x48):  # Describe, Flush
-            if kind == 0x44 and body[:1] == b"S":  # its ParameterDescription gives the types
-                self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
             self._open_unit()
         elif kind == 0x64 and self.copying is not None:  # CopyData
             copy = self.copying.more().setdefault("copy", {})
@@ -1031,6 +1109,33 @@ def _tagged(tags: bytes | tuple[bytes, ...], tag: bytes) -> bytes | tuple[bytes,
 def _one_line(sql: str) -> str:
     line = " ".join(sql[:PATH_CHARS * 4].split())
     return line if len(line) <= PATH_CHARS else line[:PATH_CHARS - 1] + "…"
+
+
+_NO_PORTAL: tuple[str, list[str | bytes | None], int] = ("", [], 0)
+_NO_STATEMENT: tuple[str, list[int]] = ("", [])
+
+
+def _two(body: bytes) -> tuple[str, str, int]:
+    """A body's first two NUL-terminated strings ("" for one missing) and the offset after
+    them: `pg.cstrings(body, 2)`, without its lists."""
+    end = body.find(b"\0")
+    if end >= 0:
+        stop = body.find(b"\0", end + 1)
+        if stop >= 0:
+            return (body[:end].decode("utf-8", "replace"),  # (`pg.text`, inline)
+                    body[end + 1:stop].decode("utf-8", "replace"), stop + 1)
+    names, at = pg.cstrings(body, 2)
+    first, second = [*names, "", ""][:2]
+    return first, second, at
+
+
+def _bound(types: list[int], bound: bytes | list[str | bytes | None] | None,
+           at: int) -> list[dict[str, Any]]:
+    """An Execute's params from its portal's Bind (see `PostgresFollower.portals`)."""
+    if bound is None:  # redact_params
+        return _params(types, [], True, len(types))
+    values = pg.bind_values(bound, at) if isinstance(bound, bytes) else bound
+    return _params(types, values, False, len(values) if values else len(types))
 
 
 def _params(types: list[int], values: list[str | bytes | None], redact: bool,

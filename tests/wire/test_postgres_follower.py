@@ -360,3 +360,102 @@ def test_queries_after_the_first_read_at_once_are_recorded_as_the_splitter_reads
     assert [n["note"]["transaction"] for n in seen[0]] == [  # type: ignore[index]
         "idle", "in transaction", "in transaction", "idle", "idle", "idle"]
     assert seen[0][5]["error"] == "42703 column nope does not exist"
+
+
+def _parse(sql: str, name: str = "", types: tuple[int, ...] = ()) -> bytes:
+    return pg.message(b"P", name.encode() + b"\0" + sql.encode() + b"\0"
+                      + len(types).to_bytes(2) + b"".join(t.to_bytes(4) for t in types))
+
+
+def _bound(values: list[bytes], name: str = "", portal: str = "") -> bytes:
+    """Bind (text values), Describe (portal), Execute, Sync: one statement run."""
+    body = (portal.encode() + b"\0" + name.encode() + b"\0\0\0" + len(values).to_bytes(2)
+            + b"".join(len(v).to_bytes(4) + v for v in values) + b"\0\1\0\0")
+    return (pg.message(b"B", body) + pg.message(b"D", b"P" + portal.encode() + b"\0")
+            + pg.message(b"E", portal.encode() + b"\0\0\0\0\0") + pg.message(b"S", b""))
+
+
+def test_extended_units_read_at_once_are_recorded_as_the_splitter_reads_them() -> None:
+    """A unit of one Execute whose whole answer (ParseComplete, BindComplete, NoData or a
+    RowDescription, DataRows, CommandComplete, ReadyForQuery) is one chunk is read where it
+    arrives: the same records, params included (read from the Bind when the record is), as
+    when every chunk comes cut in two (read message by message); a Bind's values are those
+    bound when it ran, though the portal is bound again before the record is read; a long
+    value is cut as before; redact_params hides them."""
+    parsed, bound = pg.message(b"1", b""), pg.message(b"2", b"")
+    nodata = pg.message(b"n", b"")
+    long = b"x" * 3000
+    cases = [
+        (_parse("SELECT abalance FROM a WHERE aid = $1") + _bound([b"7"]),
+         parsed + bound + ROW_DESCRIPTION + DATA_ROW * 2 + reply("SELECT 2")),
+        (_parse("UPDATE a SET v = $1 WHERE aid = $2", "s1", (25, 23)) + _bound([b"a", b"2"], "s1"),
+         parsed + bound + nodata + reply("UPDATE 1")),
+        (_bound([b"b", b"3"], "s1"), bound + nodata + reply("UPDATE 0")),
+        (_bound([long, b"4"], "s1"), bound + nodata + reply("UPDATE 1")),
+        (_parse("SELECT $1::int / 0") + _bound([b"1"]),
+         parsed + bound + ROW_DESCRIPTION + pg.error_response("22012", "division by zero")
+         + pg.ready_for_query("I")),
+        (_parse("SELECT 1") + _bound([]) + query("SELECT 2"),
+         parsed + bound + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")
+         + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")),
+        (_parse("SELECT 3") + _bound([]) + _bound([]),  # two units in one chunk
+         parsed + bound + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")
+         + bound + ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1")),
+        (_parse("SELECT $1::int", "s3") + pg.message(b"D", b"Ss3\0") + pg.message(b"S", b""),
+         parsed + pg.message(b"t", b"\0\1\0\0\0\x17") + ROW_DESCRIPTION
+         + pg.ready_for_query("I")),  # a statement described: a PREPARE
+    ]
+    for redact in (False, True):
+        seen = []
+        for cut in (False, True):
+            sink = Sink()
+            follower = PostgresFollower(sink, FollowerOptions(redact_params=redact))
+            follower.client_data(startup())
+            follower.server_data(pg.message(b"R", (0).to_bytes(4)) + pg.ready_for_query("I"))
+            follower.client_data(query("SELECT 0"))  # (the connection's first record)
+            follower.server_data(reply("SELECT 0"))
+            for message, answer in cases:
+                for chunk in (message[:3], message[3:]) if cut else (message,):
+                    follower.client_data(chunk)
+                for chunk in (answer[:4], answer[4:]) if cut else (answer,):
+                    follower.server_data(chunk)
+            assert follower.opaque is None and not follower.waiting
+            follower.client_data(_parse("SELECT 9") + _bound([b"9"], "s1"))  # (bound again)
+            seen.append([_noted(e) for e in sink.done[1:11]])
+        assert seen[0] == seen[1]
+        notes = [n["note"] for n in seen[0]]
+        assert [n.get("tag") for n in notes] == [  # type: ignore[union-attr]
+            "SELECT 2", "UPDATE 1", "UPDATE 0", "UPDATE 1", None, "SELECT 1", "SELECT 1",
+            "SELECT 1", "SELECT 1", None]
+        assert [n["kind"] for n in notes] == [  # type: ignore[index]
+            *["extended"] * 6, "simple", "extended", "extended", "prepare"]
+        assert notes[9]["name"] == "s3"  # type: ignore[index]
+        params = [n["params"] for n in notes[:4]]  # type: ignore[index]
+        if redact:
+            assert params[1] == [{"type": "text", "value": "<redacted>"},
+                                 {"type": "int4", "value": "<redacted>"}]
+            assert params[0] == []
+        else:
+            assert params == [
+                [{"type": "unspecified", "value": "7"}],
+                [{"type": "text", "value": "a"}, {"type": "int4", "value": "2"}],
+                [{"type": "text", "value": "b"}, {"type": "int4", "value": "3"}],
+                [{"type": "text", "value": "x" * 200 + "…"}, {"type": "int4", "value": "4"}]]
+        assert notes[0]["rows"] == 2 and notes[0]["columns"] == 1  # type: ignore[index]
+        assert notes[0]["transaction"] == "idle" and notes[1]["name"] == "s1"  # type: ignore[index]
+        assert seen[0][4]["error"] == "22012 division by zero"
+
+
+def test_a_chunk_ending_as_a_sync_inside_a_message_is_read_as_byte_by_byte() -> None:
+    """A chunk of the extended protocol whose last bytes look like a Sync but end inside a
+    Bind (its value): the whole messages are read where they arrive, the rest by the splitter
+    once the message ends in the next chunk; the records are those of the byte by byte read."""
+    unit = _parse("SELECT $1") + _bound([b"xS\0\0\0\4y"])
+    cut = unit.index(b"S\0\0\0\4y") + 5
+    answer = (pg.message(b"1", b"") + pg.message(b"2", b"") + ROW_DESCRIPTION + DATA_ROW
+              + reply("SELECT 1"))
+    first, warm = query("SELECT 0"), reply("SELECT 0")  # (the connection's first record)
+    whole, at_once = followed([first, unit[:cut], unit[cut:]], [warm, answer])
+    _, by_byte = followed([first, *(unit[i:i + 1] for i in range(len(unit)))], [warm, answer])
+    assert at_once == by_byte and whole.opaque is None and not whole.waiting
+    assert at_once[1]["params"] == [{"type": "unspecified", "value": "xS\0\0\0\x04y"}]
