@@ -45,6 +45,9 @@ class ExchangeStore:
         self.bytes = 0
         self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
         self._extra: dict[str, int] = {}  # per service: records its batches hold beyond one
+        # bytes of open records' full previews (a long TCP connection's), counted in `bytes`
+        # before their records arrive: what a live connection holds is under the budget too
+        self.reserved = 0
 
     def configure(self, service: str, keep: int) -> None:
         self._keep[service] = keep
@@ -170,6 +173,21 @@ class ExchangeStore:
             while self.bytes > self.budget and self._evict_oldest():
                 pass
 
+    def reserve(self, size: int) -> None:
+        """Count `size` bytes an open record holds (its preview, filled) against the budget
+        now, dropping the earliest completed records to make room; its owner `release`s them
+        just before the record itself is added."""
+        self.reserved += size
+        self.bytes += size
+        self.added += size  # (what it pushes out is freed now: the engine's next trim)
+        while self.bytes > self.budget and self._evict_oldest():
+            pass
+
+    def release(self, size: int) -> None:
+        """Bytes `reserve`d, no longer held apart from a record (it is added next, or gone)."""
+        self.reserved -= size
+        self.bytes -= size
+
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept
         if kept.get(exchange.id) is exchange:  # (each record is its own entry)
@@ -221,7 +239,7 @@ class ExchangeStore:
         self._kept.clear()
         self._batches.clear()
         self._extra.clear()
-        self.bytes = 0
+        self.bytes = self.reserved  # (the open records' previews are still held)
 
     def __len__(self) -> int:
         return len(self._kept) + sum(self._extra.values())

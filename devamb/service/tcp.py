@@ -82,8 +82,11 @@ class _Side(asyncio.Protocol):
         body.size = size + len(data)
         if size < body.limit:
             room = body.limit - len(body.data)
-            if room > 0:  # (a view of the chunk's head: no copy besides the preview's own)
-                body.data += data if len(data) <= room else memoryview(data)[:room]
+            if room > len(data):
+                body.data += data
+            elif room > 0:  # it fills (a view of the chunk's head: no copy besides its own)
+                body.data += data if len(data) == room else memoryview(data)[:room]
+                self.relay.filled(body)
         # (`self.out(data)` would look `out` up as a method each time: CPython 3.11 specialises
         # neither that lookup of a slot nor of an instance attribute; read as one, it is)
         out = self.out
@@ -195,6 +198,7 @@ class _Relay:
         self._open = 0
         self.following: _Following | None = None  # postgres, redis: the protocol's reader
         self.draining = False  # closed at the follower's next safe point (on_switch: drain)
+        self.reserved = 0  # bytes of this record's full previews the store counts already
 
     def begin(self, client: _Side) -> None:
         service = self.service = self.listener.service  # kept: a reload may swap the listener's
@@ -334,6 +338,13 @@ class _Relay:
         else:
             self.close()
 
+    def filled(self, body: BodyPreview) -> None:
+        """A preview of this open connection is full: the store counts its bytes against its
+        budget from now (completed records make room), not only once the record arrives."""
+        size = len(body.data)
+        self.reserved += size
+        self.listener.recorder.store.reserve(size)
+
     def side_lost(self, side: _Side) -> None:
         if side.inbound and self._open == 1 and side.peer is None:
             self._open = 0  # the upstream never connected (or is still connecting)
@@ -346,6 +357,9 @@ class _Relay:
             self.service.connections.discard(self)
             if self.following is not None:
                 self.following.ended()
+            if self.reserved:  # (the record, added now, counts its previews itself)
+                self.listener.recorder.store.release(self.reserved)
+                self.reserved = 0
             self.listener.recorder.finish(self.service, self.exchange)
 
 
