@@ -26,6 +26,7 @@ Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when
 
 DEFAULT_KEEP = 5000  # per service
 DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
+AHEAD_SHARE = 4  # open records reserve ahead at most this part of the budget (1/4)
 
 _KEY = itemgetter(0)
 
@@ -45,8 +46,8 @@ class ExchangeStore:
         self.bytes = 0
         self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
         self._extra: dict[str, int] = {}  # per service: records its batches hold beyond one
-        # bytes of open records' full previews (a long TCP connection's), counted in `bytes`
-        # before their records arrive: what a live connection holds is under the budget too
+        # bytes of open records' previews (a TCP connection's), counted in `bytes` before
+        # their records arrive: what a live connection holds is under the budget too
         self.reserved = 0
 
     def configure(self, service: str, keep: int) -> None:
@@ -172,6 +173,17 @@ class ExchangeStore:
         if self.bytes > self.budget:
             while self.bytes > self.budget and self._evict_oldest():
                 pass
+
+    def reserve_ahead(self, size: int) -> int:
+        """`reserve` room for what an open record may come to hold (a preview's limit, as
+        its first bytes come), while what open records have reserved stays within
+        `AHEAD_SHARE` of the budget (many connections at once would otherwise push every
+        completed record out for room they may never use); how much it reserved."""
+        size = min(size, self.budget // AHEAD_SHARE - self.reserved)
+        if size <= 0:
+            return 0
+        self.reserve(size)
+        return size
 
     def reserve(self, size: int) -> None:
         """Count `size` bytes an open record holds (its preview, filled) against the budget
