@@ -8,6 +8,10 @@ orders apart:
   byte budget drops the earliest completed exchange of any service first;
 - lookup goes by id, through a dict beside the rings (never by position), and every list the
   store returns (`all`, `recent`) is in id order, the order the exchanges started.
+
+What an open record holds counts too: a TCP relay side `reserve`s room for its preview as its
+first bytes pass (completed records make room), and `release`s it as its record arrives, which
+then counts itself; so the budget bounds the previews of long connections while they are open.
 """
 
 from __future__ import annotations
