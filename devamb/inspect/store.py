@@ -8,6 +8,10 @@ orders apart:
   byte budget drops the earliest completed exchange of any service first;
 - lookup goes by id, through a dict beside the rings (never by position), and every list the
   store returns (`all`, `recent`) is in id order, the order the exchanges started.
+
+What an open record holds counts too: a TCP relay side `reserve`s room for its preview as its
+first bytes pass (completed records make room), and `release`s it as its record arrives, which
+then counts itself; so the budget bounds the previews of long connections while they are open.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ Entry = Exchange | LazyExchange  # a lazy record is built into its Exchange when
 
 DEFAULT_KEEP = 5000  # per service
 DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes, for every service together
+AHEAD_SHARE = 4  # open records reserve ahead at most this part of the budget (1/4)
 
 _KEY = itemgetter(0)
 
@@ -45,6 +50,9 @@ class ExchangeStore:
         self.bytes = 0
         self.added = 0  # bytes of records kept so far (the engine trims the heap after a burst)
         self._extra: dict[str, int] = {}  # per service: records its batches hold beyond one
+        # bytes of open records' previews (a TCP connection's), counted in `bytes` before
+        # their records arrive: what a live connection holds is under the budget too
+        self.reserved = 0
 
     def configure(self, service: str, keep: int) -> None:
         self._keep[service] = keep
@@ -170,6 +178,32 @@ class ExchangeStore:
             while self.bytes > self.budget and self._evict_oldest():
                 pass
 
+    def reserve_ahead(self, size: int) -> int:
+        """`reserve` room for what an open record may come to hold (a preview's limit, as
+        its first bytes come), while what open records have reserved stays within
+        `AHEAD_SHARE` of the budget (many connections at once would otherwise push every
+        completed record out for room they may never use); how much it reserved."""
+        size = min(size, self.budget // AHEAD_SHARE - self.reserved)
+        if size <= 0:
+            return 0
+        self.reserve(size)
+        return size
+
+    def reserve(self, size: int) -> None:
+        """Count `size` bytes an open record holds (its preview, filled) against the budget
+        now, dropping the earliest completed records to make room; its owner `release`s them
+        just before the record itself is added."""
+        self.reserved += size
+        self.bytes += size
+        self.added += size  # (what it pushes out is freed now: the engine's next trim)
+        while self.bytes > self.budget and self._evict_oldest():
+            pass
+
+    def release(self, size: int) -> None:
+        """Bytes `reserve`d, no longer held apart from a record (it is added next, or gone)."""
+        self.reserved -= size
+        self.bytes -= size
+
     def _drop(self, exchange: Entry) -> None:
         kept = self._kept
         if kept.get(exchange.id) is exchange:  # (each record is its own entry)
@@ -221,7 +255,7 @@ class ExchangeStore:
         self._kept.clear()
         self._batches.clear()
         self._extra.clear()
-        self.bytes = 0
+        self.bytes = self.reserved  # (the open records' previews are still held)
 
     def __len__(self) -> int:
         return len(self._kept) + sum(self._extra.values())

@@ -44,7 +44,7 @@ class _Side(asyncio.Protocol):
 
     __slots__ = (
         "body", "can_write", "discard", "early", "eof", "flow", "inbound", "out", "peer",
-        "reader", "relay", "transport",
+        "reader", "relay", "reserved", "transport",
     )
 
     def __init__(self, relay: _Relay, inbound: bool) -> None:
@@ -57,6 +57,7 @@ class _Side(asyncio.Protocol):
         self.discard = False  # a black hole swallows what the client sends
         self.reader: ClientChunks | None = None  # set when a target terminates TCP
         self.can_write: asyncio.Event | None = None
+        self.reserved = 0  # bytes the store counts for this side's preview until the record
         self.early: list[bytes] = []  # the client's bytes that arrived before the upstream
         # connected (an upstream side is linked in connection_made, before it can receive)
         self.body: BodyPreview  # the connection record's preview of this direction
@@ -81,9 +82,15 @@ class _Side(asyncio.Protocol):
         size = body.size  # its head kept (`BodyPreview.add`, inline)
         body.size = size + len(data)
         if size < body.limit:
+            if not size:  # its first bytes: the store makes room for the preview now
+                self.relay.opened(self)
             room = body.limit - len(body.data)
-            if room > 0:  # (a view of the chunk's head: no copy besides the preview's own)
-                body.data += data if len(data) <= room else memoryview(data)[:room]
+            if room > len(data):
+                body.data += data
+            elif room > 0:  # it fills (a view of the chunk's head: no copy besides its own)
+                body.data += data if len(data) == room else memoryview(data)[:room]
+                if self.reserved < len(body.data):  # (not made room for when it began)
+                    self.relay.filled(self)
         # (`self.out(data)` would look `out` up as a method each time: CPython 3.11 specialises
         # neither that lookup of a slot nor of an instance attribute; read as one, it is)
         out = self.out
@@ -195,6 +202,7 @@ class _Relay:
         self._open = 0
         self.following: _Following | None = None  # postgres, redis: the protocol's reader
         self.draining = False  # closed at the follower's next safe point (on_switch: drain)
+        self.reserved = 0  # bytes of this record's previews the store counts already
 
     def begin(self, client: _Side) -> None:
         service = self.service = self.listener.service  # kept: a reload may swap the listener's
@@ -334,6 +342,21 @@ class _Relay:
         else:
             self.close()
 
+    def opened(self, side: _Side) -> None:
+        """A side's first bytes have come: the store counts its preview's limit against the
+        budget from now (completed records make room) rather than only once the record
+        arrives, as much of it as open records may take ahead (`ExchangeStore.reserve_ahead`).
+        Before the preview grows, so that what the records it pushes out held is reused."""
+        size = side.reserved = self.listener.recorder.store.reserve_ahead(side.body.limit)
+        self.reserved += size
+
+    def filled(self, side: _Side) -> None:
+        """A side's preview is full and was not counted whole when it began: count the rest."""
+        size = len(side.body.data) - side.reserved
+        side.reserved += size
+        self.reserved += size
+        self.listener.recorder.store.reserve(size)
+
     def side_lost(self, side: _Side) -> None:
         if side.inbound and self._open == 1 and side.peer is None:
             self._open = 0  # the upstream never connected (or is still connecting)
@@ -346,6 +369,9 @@ class _Relay:
             self.service.connections.discard(self)
             if self.following is not None:
                 self.following.ended()
+            if self.reserved:  # (the record, added now, counts its previews itself)
+                self.listener.recorder.store.release(self.reserved)
+                self.reserved = 0
             self.listener.recorder.finish(self.service, self.exchange)
 
 
