@@ -30,7 +30,7 @@ from devamb.proxy.h2conn import (
     as_text,
     header,
 )
-from devamb.proxy.h2frames import BytesPairs
+from devamb.proxy.h2frames import fields_of, kept
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2limits import Bucket
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
@@ -292,7 +292,9 @@ class Http2Listener:
         the client's, devamb's markers taken out), and the target's own. A client repeats
         its header list call after call: what it became is remembered (read-only lists)."""
         keep_host = self.service.spec.keep_host
-        key = (keep_host, destination.authority, tuple(destination.headers.items()), *headers)
+        fields = fields_of(headers)  # (a received list's: found by the object, not its pairs)
+        key = (keep_host, destination.authority, tuple(destination.headers.items()),
+               *((fields,) if fields is not None else headers))
         known = self._sent.get(key)
         if known is not None:
             return known
@@ -301,10 +303,9 @@ class Http2Listener:
         replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
         authority = (None if keep_host
                      else (b":authority", destination.authority.encode("latin-1")))
-        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
-            authority if authority is not None and pair[0] == b":authority" else pair
-            for pair in headers if pair[0] not in replaced])
-        sent += injected
+        sent: H2Headers = kept([  # (all bytes: h2 need not check them again; its own Fields)
+            *(authority if authority is not None and pair[0] == b":authority" else pair
+              for pair in headers if pair[0] not in replaced), *injected])
         if len(self._sent) >= SENT_KEPT:
             self._sent.clear()
         self._sent[key] = sent, injected
