@@ -21,7 +21,7 @@ from typing import Any
 import h2.stream
 import h2.utilities
 
-from devamb.proxy.h2frames import Fields, copied, kept
+from devamb.proxy.h2frames import BytesPairs, Fields, kept
 
 KEEP = 256  # lists remembered (all forgotten when full)
 LONGEST = 32  # fields in a list worth remembering
@@ -124,7 +124,9 @@ def received(stream: h2.stream.H2Stream, fields: Fields, flags: Any, encoding: A
     known = fields.received
     if (known is not None and known[0] is flags and known[1] is normalize
             and known[2] is validate):
-        return copied(known[3])
+        made = BytesPairs(known[3].pairs)  # (h2frames.copied, inline)
+        made._fields = known[3]
+        return made
     out = stream._process_received_headers(fields.pairs, flags, encoding)
     if encoding:  # (text pairs: h2's list as it is; devamb's connections ask for bytes)
         return out

@@ -562,12 +562,15 @@ class _Connection(h2.connection.H2Connection):
                 stream_id, h2.connection.AllowedStreamIDs(self.config.client_side))
         # the stream's (h2.stream.H2Stream.send_headers)
         machine = stream.state_machine
-        bytes_headers = h2.stream.utf8_encode_headers(headers)
         fields: Fields | None = None  # (a list that carries its Fields: h2's scans asked once)
-        if type(bytes_headers) is BytesPairs:
-            fields = bytes_headers._fields
-            if fields is not None and fields.length != len(bytes_headers):
+        bytes_headers: list[Any]
+        if type(headers) is BytesPairs:  # (h2frames.utf8_encode_headers's answer for it)
+            bytes_headers = headers
+            fields = headers._fields
+            if fields is not None and fields.length != len(headers):
                 fields = None
+        else:
+            bytes_headers = h2.stream.utf8_encode_headers(headers)
         input_ = _STREAM_SEND_HEADERS
         informational: bool | None
         if machine.client:
@@ -710,9 +713,10 @@ class _Connection(h2.connection.H2Connection):
             stream._expected_content_length = fields.content_length
         if type(event) is h2.events.TrailersReceived and not end:
             raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
-        event.headers = h2checks.received(
-            stream, fields, stream._build_hdr_validation_flags(received),
-            self.config.header_encoding)
+        flags = h2frames._FLAGS.get((type(event), machine.client))  # (h2frames'
+        if flags is None:  # build_hdr_validation_flags, inline)
+            flags = stream._build_hdr_validation_flags(received)
+        event.headers = h2checks.received(stream, fields, flags, self.config.header_encoding)
         return [], events + received
 
     def _receive_data_frame(self, frame: Any) -> Any:
