@@ -216,13 +216,14 @@ class Fields:
     Every answer is h2's (or hpack's) own for these pairs; one h2 refuses is never kept."""
 
     __slots__ = ("content_length", "index", "informational", "length", "method", "pairs",
-                 "received", "text")
+                 "received", "text", "values")
 
     def __init__(self, pairs: Any) -> None:
         self.pairs = pairs  # (a tuple, or hpack's decoded list: never changed, never handed out)
         self.length = len(pairs)
         self.index: dict[bytes, bytes] | None = None  # value of the first field of a name
         self.text: list[tuple[str, str]] | None = None  # (h2conn.as_text)
+        self.values: dict[bytes, str] | None = None  # index's values as text (h2conn.header)
         self.informational: bool | None = None  # (h2's is_informational_response)
         self.method: Any = UNKNOWN  # (h2's extract_method_header)
         self.content_length: Any = UNKNOWN  # (h2's _initialize_content_length)

@@ -80,3 +80,11 @@ def test_text_and_look_ups_of_a_list_carrying_fields_follow_what_was_added() -> 
     assert header(grown, b"x-n") == "1" and header(grown, b":path") == "/1k"
     assert as_text(grown)[-2:] == [("x-n", "1"), (":path", "/2")]
     assert as_text(kept) == as_text(REQUEST)
+
+
+def test_the_first_field_of_a_name_is_the_one_looked_up_in_a_kept_list() -> None:
+    pairs = [*REQUEST, (b"x-n", b"1"), (b"x-n", b"2"), (b"latin", b"\xe9")]
+    kept = h2frames.kept(pairs)
+    for headers in (kept, h2frames.copied(kept._fields), pairs):  # type: ignore[arg-type]
+        assert header(headers, b"x-n") == "1" and header(headers, b"latin") == "\xe9"
+        assert header(headers, b"x-none") is None
