@@ -107,16 +107,6 @@ _extract_method = h2checks._extract_method  # its memories in their place)
 _initialize_content_length = h2checks._initialize_content_length
 
 
-def _decoded(decoder: h2hpack.Decoder, block: bytes) -> Fields:
-    """h2.connection._decode_headers, as the Fields of the list (h2hpack.Decoder.fields)."""
-    try:
-        return decoder.fields(block)
-    except hpack.OversizedHeaderListError as e:
-        raise h2.exceptions.DenialOfServiceError(f"Oversized header block: {e}") from e
-    except (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError) as e:
-        raise h2.exceptions.ProtocolError(f"Error decoding header block: {e}") from e
-
-
 def code_name(code: int) -> str:
     try:
         return h2.errors.ErrorCodes(code).name
@@ -681,7 +671,12 @@ class _Connection(h2.connection.H2Connection):
                 if value + 1 > max_open:
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max inbound streams is {max_open}, {value} open")
-        fields = _decoded(self.decoder, block)  # (the list's Fields: h2frames)
+        try:  # (h2.connection._decode_headers, the list as its Fields: h2frames)
+            fields = self.decoder.fields(block)
+        except hpack.OversizedHeaderListError as e:
+            raise h2.exceptions.DenialOfServiceError(f"Oversized header block: {e}") from e
+        except (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError) as e:
+            raise h2.exceptions.ProtocolError(f"Error decoding header block: {e}") from e
         connection = self.state_machine  # (its step, when it changes nothing: inline)
         events = ([] if (connection.state, _RECV_HEADERS) in h2frames._STAYS
                   else connection.process_input(_RECV_HEADERS))

@@ -11,6 +11,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.exceptions
+import hpack
 import hyperframe.frame
 import pytest
 
@@ -352,3 +353,29 @@ def test_a_content_length_h2_refuses_is_refused_for_a_list_received_before(
     server.send_headers(5, bad, end_stream=True)
     with pytest.raises(h2.exceptions.ProtocolError, match="Invalid content-length"):
         client.receive_data(server.data_to_send())
+
+
+def _refused_block(own_steps: bool, headers: list[tuple[bytes, bytes]] | None,
+                   block: bytes) -> str:
+    _client, server = _pair(own_steps)
+    if headers is not None:
+        block = hpack.Encoder().encode(headers)
+    size = 16384
+    pieces = [block[i:i + size] for i in range(0, len(block), size)]
+    wire = b"".join(
+        _frame(hyperframe.frame.HeadersFrame if n == 0 else hyperframe.frame.ContinuationFrame,
+               1, ("END_HEADERS",) if n == len(pieces) - 1 else (), data=piece)
+        for n, piece in enumerate(pieces))
+    with pytest.raises(h2.exceptions.ProtocolError) as refused:
+        server.receive_data(wire)
+    return f"{type(refused.value).__name__}: {refused.value}; {server.data_to_send()!r}"
+
+
+@pytest.mark.parametrize(("headers", "block"), [
+    (None, b"\xff\xff\xff\xff\x0f"),  # an index past the table
+    (None, b"\x00\x85"),  # a name cut short
+    ([*REQUEST, (b"x-big", b"v" * 70_000)], b""),  # over the header list size
+], ids=["index", "short", "oversized"])
+def test_a_block_hpack_refuses_is_refused_as_h2_refuses_it(
+        headers: list[tuple[bytes, bytes]] | None, block: bytes) -> None:
+    assert _refused_block(True, headers, block) == _refused_block(False, headers, block)
