@@ -42,10 +42,12 @@ class Catalog:
             return
         slot = (key, tap.service)
         task = self._reflected.get(slot)
-        loop = asyncio.get_running_loop()
-        if task is None or loop.time() >= self._retry.get(slot, float("inf")):
+        retry_at = self._retry.get(slot)  # (the loop asked for only when it is needed: its
+        # look-up is a getpid system call on 3.11)
+        if task is None or (retry_at is not None
+                            and asyncio.get_running_loop().time() >= retry_at):
             self._retry.pop(slot, None)
-            task = loop.create_task(
+            task = asyncio.get_running_loop().create_task(
                 self._ask(slot, upstream, Call(authority, scheme, tuple(headers)))
             )
             self._reflected[slot] = task
@@ -76,10 +78,11 @@ class Catalog:
     async def settle(tap: GrpcTap) -> None:
         """The call ended: wait (bounded) for the reflection it waits for, then close it."""
         task = tap.waiting
-        current = asyncio.current_task()
-        cut = current is not None and current.cancelling() > 0  # at shutdown: no wait
-        if task is not None and not task.done() and not cut:
-            await asyncio.wait({task}, timeout=REFLECTION_TIMEOUT)
+        if task is not None and not task.done():  # (the current task asked only then: a
+            # Python call and a getpid system call on 3.11, per call)
+            current = asyncio.current_task()
+            if current is None or current.cancelling() == 0:  # at shutdown: no wait
+                await asyncio.wait({task}, timeout=REFLECTION_TIMEOUT)
         if task is not None and task.done():  # its done-callback may not have run yet
             _decide(tap, task)
         tap.close()

@@ -8,6 +8,9 @@ The same for the cookie fields h2 joins in a received list (normalize_inbound_he
 for the three scans h2 makes of every header block it sends or receives (is it an
 informational response, its :method, its content-length): h2's own functions, their answers
 remembered by list (a content-length h2 refuses is not remembered: refused each time).
+
+A list received through h2conn's HEADERS step comes with its `Fields` (h2frames): the answers
+are kept there, found by the object, not by hashing the list (`received`, and h2conn).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import h2.stream
 import h2.utilities
+
+from devamb.proxy.h2frames import BytesPairs, Fields, kept
 
 KEEP = 256  # lists remembered (all forgotten when full)
 LONGEST = 32  # fields in a list worth remembering
@@ -106,3 +111,26 @@ def install() -> None:
     h2.stream.extract_method_header = extract_method_header
     h2.stream.H2Stream._initialize_content_length = (  # type: ignore[method-assign]
         initialize_content_length)
+
+
+def received(stream: h2.stream.H2Stream, fields: Fields, flags: Any, encoding: Any) -> Any:
+    """h2's H2Stream._process_received_headers (normalize, validate) for a received list, as
+    a BytesPairs carrying the Fields of what it became: the steps' result is kept with the
+    list's Fields for the flags and the stream's options last asked (a list h2 refuses is
+    refused each time, by h2's own steps)."""
+    config = stream.config
+    normalize = config.normalize_inbound_headers
+    validate = config.validate_inbound_headers
+    known = fields.received
+    if (known is not None and known[0] is flags and known[1] is normalize
+            and known[2] is validate):
+        made = BytesPairs(known[3].pairs)  # (h2frames.copied, inline)
+        made._fields = known[3]
+        return made
+    out = stream._process_received_headers(fields.pairs, flags, encoding)
+    if encoding:  # (text pairs: h2's list as it is; devamb's connections ask for bytes)
+        return out
+    made = kept([(name, value) for name, value in out])  # (hpack's HeaderTuples: tuples)
+    assert made._fields is not None
+    fields.received = (flags, normalize, validate, made._fields)
+    return made

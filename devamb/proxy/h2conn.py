@@ -23,12 +23,13 @@ import h2.settings
 import h2.stream
 import h2.utilities
 import h2.windows
+import hpack
 import hyperframe.exceptions
 import hyperframe.flags
 import hyperframe.frame
 
 from devamb.proxy import h2checks, h2frames, h2hpack, h2limits
-from devamb.proxy.h2frames import BytesPairs
+from devamb.proxy.h2frames import UNKNOWN, BytesPairs, Fields
 from devamb.proxy.h2limits import Bucket, H2Limits
 
 H2Headers = list[tuple[bytes, bytes]]
@@ -101,6 +102,11 @@ def _data_frame(stream_id: int, end: bool, data: bytes) -> hyperframe.frame.Data
     return frame
 
 
+_is_informational = h2checks._is_informational  # (h2's own functions: h2checks installs
+_extract_method = h2checks._extract_method  # its memories in their place)
+_initialize_content_length = h2checks._initialize_content_length
+
+
 def code_name(code: int) -> str:
     try:
         return h2.errors.ErrorCodes(code).name
@@ -111,7 +117,14 @@ def code_name(code: int) -> str:
 def header(headers: H2Headers, name: bytes) -> str | None:
     """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
     if type(headers) is BytesPairs:
-        index = headers._index  # (BytesPairs.first, inline: ~15 look-ups per relayed call)
+        fields = headers._fields  # (~13 look-ups per relayed call: the kept list's text by
+        if fields is not None and fields.length == len(headers):  # name, made once)
+            values = fields.values
+            if values is None:
+                values = fields.values = {key: value.decode("latin-1")
+                                          for key, value in reversed(fields.pairs)}
+            return values.get(name)
+        index = headers._index
         if index is None or headers._indexed != len(headers):
             found = headers.first(name)
         else:
@@ -125,7 +138,16 @@ def header(headers: H2Headers, name: bytes) -> str | None:
 
 def as_text(headers: H2Headers) -> list[tuple[str, str]]:
     """Headers as the record keeps them: text pairs. A list seen before (a client's repeated
-    requests, an upstream's repeated answers) gets a copy of its text, the pairs shared."""
+    requests, an upstream's repeated answers) gets a copy of its text, the pairs shared: by
+    the list's Fields when it carries them (h2frames), else by the pairs."""
+    if type(headers) is BytesPairs:
+        fields = headers._fields
+        if fields is not None and fields.length == len(headers):
+            text = fields.text
+            if text is None:
+                text = fields.text = [(k.decode("latin-1"), v.decode("latin-1"))
+                                      for k, v in fields.pairs]
+            return list(text)
     try:
         key = tuple(headers)
         text = _TEXTS.get(key)
@@ -339,6 +361,8 @@ class _Connection(h2.connection.H2Connection):
     the streams h2 holds could reach the limit.)"""
 
     PURGE_EVERY = 32
+    encoder: h2hpack.Encoder
+    decoder: h2hpack.Decoder
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config)
@@ -531,9 +555,26 @@ class _Connection(h2.connection.H2Connection):
                 stream_id, h2.connection.AllowedStreamIDs(self.config.client_side))
         # the stream's (h2.stream.H2Stream.send_headers)
         machine = stream.state_machine
-        bytes_headers = h2.stream.utf8_encode_headers(headers)
+        fields: Fields | None = None  # (a list that carries its Fields: h2's scans asked once)
+        bytes_headers: list[Any]
+        if type(headers) is BytesPairs:  # (h2frames.utf8_encode_headers's answer for it)
+            bytes_headers = headers
+            fields = headers._fields
+            if fields is not None and fields.length != len(headers):
+                fields = None
+        else:
+            bytes_headers = h2.stream.utf8_encode_headers(headers)
         input_ = _STREAM_SEND_HEADERS
-        if not machine.client and h2.stream.is_informational_response(bytes_headers):
+        informational: bool | None
+        if machine.client:
+            informational = False
+        elif fields is None:
+            informational = h2.stream.is_informational_response(bytes_headers)
+        else:
+            informational = fields.informational
+            if informational is None:
+                informational = fields.informational = _is_informational(fields.pairs)
+        if informational:
             if end_stream:
                 raise h2.exceptions.ProtocolError(
                     "Cannot set END_STREAM on informational responses.")
@@ -547,7 +588,8 @@ class _Connection(h2.connection.H2Connection):
                 bytes_headers, self.encoder, hyperframe.frame.HeadersFrame(stream_id),
                 stream._build_hdr_validation_flags(events))
         else:
-            block = self.encoder.encode(bytes_headers)
+            block = (self.encoder.encode(bytes_headers) if fields is None
+                     else self.encoder.encode_fields(fields))
             if not 0 < len(block) <= (stream.max_outbound_frame_size or 0):
                 frames = h2frames.headers_frames(stream, block,
                                                  hyperframe.frame.HeadersFrame(stream_id))
@@ -559,7 +601,13 @@ class _Connection(h2.connection.H2Connection):
             raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
         if machine.client and stream._authority is None:
             stream._authority = h2.stream.authority_from_headers(bytes_headers)
-        stream.request_method = h2.stream.extract_method_header(bytes_headers)
+        if fields is None:
+            stream.request_method = h2.stream.extract_method_header(bytes_headers)
+        else:
+            method = fields.method
+            if method is UNKNOWN:
+                method = fields.method = _extract_method(fields.pairs)
+            stream.request_method = method
         if frames is not None:
             self._prepare_for_sending(frames)
         elif block is not None:  # one HEADERS frame, END_HEADERS (and END_STREAM): its bytes
@@ -623,15 +671,24 @@ class _Connection(h2.connection.H2Connection):
                 if value + 1 > max_open:
                     raise h2.exceptions.TooManyStreamsError(
                         f"Max inbound streams is {max_open}, {value} open")
-        headers = h2.connection._decode_headers(self.decoder, block)
+        try:  # (h2.connection._decode_headers, the list as its Fields: h2frames)
+            fields = self.decoder.fields(block)
+        except hpack.OversizedHeaderListError as e:
+            raise h2.exceptions.DenialOfServiceError(f"Oversized header block: {e}") from e
+        except (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError) as e:
+            raise h2.exceptions.ProtocolError(f"Error decoding header block: {e}") from e
         connection = self.state_machine  # (its step, when it changes nothing: inline)
         events = ([] if (connection.state, _RECV_HEADERS) in h2frames._STAYS
                   else connection.process_input(_RECV_HEADERS))
         if stream is None:
             stream = self._begin_new_stream(
                 stream_id, h2.connection.AllowedStreamIDs(not self.config.client_side))
-        # the stream's (h2.stream.H2Stream.receive_headers)
-        if h2.stream.is_informational_response(headers):
+        # the stream's (h2.stream.H2Stream.receive_headers); h2's scans of the list asked
+        # once per Fields
+        informational = fields.informational
+        if informational is None:
+            informational = fields.informational = _is_informational(fields.pairs)
+        if informational:
             if end:
                 raise h2.exceptions.ProtocolError(
                     "Cannot set END_STREAM on informational responses")
@@ -645,11 +702,19 @@ class _Connection(h2.connection.H2Connection):
             ended = machine.process_input(_RECV_END_STREAM)
             event.stream_ended = ended[0]
             received += ended
-        stream._initialize_content_length(headers)
+        if stream.request_method == b"HEAD":  # (h2's _initialize_content_length)
+            stream._expected_content_length = 0
+        elif fields.content_length is UNKNOWN:
+            _initialize_content_length(stream, fields.pairs)  # (raises for one h2 refuses)
+            fields.content_length = stream._expected_content_length
+        else:
+            stream._expected_content_length = fields.content_length
         if type(event) is h2.events.TrailersReceived and not end:
             raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set")
-        event.headers = stream._process_received_headers(
-            headers, stream._build_hdr_validation_flags(received), self.config.header_encoding)
+        flags = h2frames._FLAGS.get((type(event), machine.client))  # (h2frames'
+        if flags is None:  # build_hdr_validation_flags, inline)
+            flags = stream._build_hdr_validation_flags(received)
+        event.headers = h2checks.received(stream, fields, flags, self.config.header_encoding)
         return [], events + received
 
     def _receive_data_frame(self, frame: Any) -> Any:
@@ -1054,14 +1119,20 @@ class H2Endpoint(asyncio.Protocol):
         stream = H2Stream(self, event.stream_id)
         self.streams[event.stream_id] = stream
         stream.ended_at_headers = event.stream_ended is not None
-        stream.put(Inbound("headers", _pairs(event.headers)))
+        headers = event.headers  # (h2checks.received's BytesPairs, made for this event)
+        stream.put(Inbound("headers", headers if type(headers) is BytesPairs
+                           else _pairs(headers)))
         self.new_stream(stream)
 
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
-        self._put(event.stream_id, Inbound("headers", _pairs(event.headers)))
+        headers = event.headers  # (as _on_request's)
+        self._put(event.stream_id, Inbound("headers", headers if type(headers) is BytesPairs
+                                           else _pairs(headers)))
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        self._put(event.stream_id, Inbound("trailers", _pairs(event.headers)))
+        headers = event.headers  # (as _on_request's)
+        self._put(event.stream_id, Inbound("trailers", headers if type(headers) is BytesPairs
+                                           else _pairs(headers)))
 
     def _on_reset(self, event: h2.events.StreamReset) -> None:
         if self.limits is not None and event.remote_reset and not self._spend(
@@ -1148,6 +1219,8 @@ def _pending_header_block(conn: h2.connection.H2Connection) -> bool:
 
 def _pairs(headers: object) -> H2Headers:
     """h2 gives (bytes, bytes) pairs with header_encoding=None (hpack decodes to bytes)."""
+    if type(headers) is BytesPairs:  # (h2checks.received's: made for this event)
+        return headers
     assert isinstance(headers, list)
     return BytesPairs(map(tuple, headers))  # (hpack's HeaderTuples made plain tuples)
 

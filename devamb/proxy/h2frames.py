@@ -202,24 +202,85 @@ def data_init(self: hyperframe.frame.DataFrame, stream_id: int, data: bytes = b"
     self.data = data
 
 
+UNKNOWN: Any = object()  # (a Fields answer not worked out yet, where None is an answer)
+
+
+class Fields:
+    """One header list as devamb keeps it, its pairs never changed: made once per distinct
+    block received (the HPACK decoder's memory: a client's repeated requests, an upstream's
+    repeated answers, h2conn's `_headers_in`) and once per list devamb builds and reuses (the
+    upstream's request headers), and carried by the BytesPairs made from it (their `_fields`).
+    What a call asks of its lists on the way (h2's scans and checks, the record's text, the
+    index by name, the HPACK block) is worked out once per list and found through this object,
+    by its identity: before, the caches on the way hashed whole lists ~20 times a call.
+    Every answer is h2's (or hpack's) own for these pairs; one h2 refuses is never kept."""
+
+    __slots__ = ("content_length", "index", "informational", "length", "method", "pairs",
+                 "received", "text", "values")
+
+    def __init__(self, pairs: Any) -> None:
+        self.pairs = pairs  # (a tuple, or hpack's decoded list: never changed, never handed out)
+        self.length = len(pairs)
+        self.index: dict[bytes, bytes] | None = None  # value of the first field of a name
+        self.text: list[tuple[str, str]] | None = None  # (h2conn.as_text)
+        self.values: dict[bytes, str] | None = None  # index's values as text (h2conn.header)
+        self.informational: bool | None = None  # (h2's is_informational_response)
+        self.method: Any = UNKNOWN  # (h2's extract_method_header)
+        self.content_length: Any = UNKNOWN  # (h2's _initialize_content_length)
+        # (flags, normalize, validate, the list h2's received-headers steps made of it, kept)
+        self.received: tuple[Any, bool, bool, Fields] | None = None
+
+
 class BytesPairs(list[tuple[bytes, bytes]]):
     """A header list of (bytes, bytes) tuples only, as devamb's HTTP/2 code makes them (from
     h2's events, or from such a list): h2 does not check nor copy it before encoding it, and
     h2conn's `header` finds a header by name through an index (a call looks its headers up
     ~15 times). Only added to after it is made (appends of bytes pairs), never changed in
-    place."""
+    place: a list made from a kept one carries its `Fields` while its length is that of the
+    pairs (`fields_of`)."""
 
     _index: dict[bytes, bytes] | None = None
     _indexed = -1  # the length the index was built at
+    _fields: Fields | None = None  # what is known of the pairs it was made with
 
     def first(self, name: bytes) -> bytes | None:
         """The value of the first header `name`, through an index built again only when
-        the list has grown since."""
+        the list has grown since (the index of its Fields, while it carries them)."""
+        fields = self._fields
+        if fields is not None and fields.length == len(self):
+            index = fields.index
+            if index is None:
+                index = fields.index = dict(reversed(fields.pairs))
+            return index.get(name)
         index = self._index
         if index is None or self._indexed != len(self):
             index = self._index = dict(reversed(self))  # (the first of a name wins)
             self._indexed = len(self)
         return index.get(name)
+
+
+def fields_of(headers: Any) -> Fields | None:
+    """The Fields of a BytesPairs made from kept pairs and not added to since; else None."""
+    if type(headers) is BytesPairs:
+        fields = headers._fields
+        if fields is not None and fields.length == len(headers):
+            return fields
+    return None
+
+
+def kept(pairs: Iterable[tuple[bytes, bytes]]) -> BytesPairs:
+    """A BytesPairs of `pairs` (bytes pairs) with Fields of its own: for a list devamb makes
+    once and reuses (then copies of it carry the same Fields: `copied`)."""
+    out = BytesPairs(pairs)
+    out._fields = Fields(tuple(out))
+    return out
+
+
+def copied(fields: Fields) -> BytesPairs:
+    """A new BytesPairs of the pairs of `fields` (a caller may add to it), carrying them."""
+    out = BytesPairs(fields.pairs)
+    out._fields = fields
+    return out
 
 
 def utf8_encode_headers(headers: Iterable[Any]) -> list[Any]:

@@ -8,6 +8,10 @@ same list: both are kept, keyed by the list (or the block), and forgotten as soo
 table changes (an entry added or evicted, a size update). hpack does the work on every miss,
 so what goes on the wire is what hpack would have sent. Half of the relay's h2 time was spent
 in HPACK before (bench/h2hotpath.py).
+
+A block decoded for h2conn's HEADERS step is kept as the `Fields` of its list (`fields`), and a
+list that carries its Fields (h2frames.BytesPairs) has its block found by that object, not by
+hashing the list again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 
 import hpack
 from hpack.table import HeaderTable
+
+from devamb.proxy.h2frames import BytesPairs, Fields
 
 KEEP = 64  # header lists (or blocks) remembered per table state
 LONGEST = 512  # bytes of a block worth remembering (indexed fields are a byte or two each)
@@ -73,13 +79,19 @@ class Encoder(hpack.Encoder):
         super().__init__()
         self.header_table: CountingTable = CountingTable()
         self._kept: dict[tuple[Any, ...], bytes] = {}
+        self._by_fields: dict[Fields, bytes] = {}  # (by the object: see h2frames.Fields)
         self._at = 0  # the table's generation the kept blocks are good for
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         table = self.header_table
         if table.generation != self._at:
             self._kept.clear()
+            self._by_fields.clear()
             self._at = table.generation
+        if huffman and type(headers) is BytesPairs:
+            fields = headers._fields
+            if fields is not None and fields.length == len(headers):
+                return self.encode_fields(fields)
         try:
             key = (huffman, *headers)
         except TypeError:  # a dict, say: not a list of pairs
@@ -92,6 +104,21 @@ class Encoder(hpack.Encoder):
             self._kept[key] = block
         return block
 
+    def encode_fields(self, fields: Fields) -> bytes:
+        """`encode(fields.pairs)` (huffman), the block kept by the Fields object."""
+        table = self.header_table
+        if table.generation != self._at:
+            self._kept.clear()
+            self._by_fields.clear()
+            self._at = table.generation
+        block = self._by_fields.get(fields) if not table.resized else None
+        if block is not None:
+            return block
+        block = super().encode(normalized(fields.pairs), True)
+        if table.generation == self._at and len(self._by_fields) < KEEP:
+            self._by_fields[fields] = block
+        return block
+
 
 class Decoder(hpack.Decoder):
     """hpack's decoder, remembering what blocks that left the table as it was decoded to."""
@@ -101,6 +128,7 @@ class Decoder(hpack.Decoder):
         super().__init__(max_header_list_size)
         self.header_table: CountingTable = CountingTable()
         self._kept: dict[tuple[bytes, bool], list[Any]] = {}
+        self._fields: dict[bytes, Fields] = {}  # (fields: by block)
         self._state: tuple[int, int, int] = (0, 0, 0)
 
     def decode(self, data: bytes, raw: bool = False) -> list[Any]:
@@ -108,6 +136,7 @@ class Decoder(hpack.Decoder):
                  self.max_allowed_table_size)
         if state != self._state:
             self._kept.clear()
+            self._fields.clear()
             self._state = state
         key = (bytes(data), raw)
         headers = self._kept.get(key)
@@ -119,3 +148,22 @@ class Decoder(hpack.Decoder):
             self._kept[key] = headers
             return list(headers)
         return headers
+
+    def fields(self, data: bytes) -> Fields:
+        """`decode(data, raw=True)` as the Fields of the list (the same object for the same
+        block while the table stays the same): hpack's errors as decode raises them."""
+        state = (self.header_table.generation, self.max_header_list_size,
+                 self.max_allowed_table_size)
+        if state != self._state:
+            self._kept.clear()
+            self._fields.clear()
+            self._state = state
+        key = data if type(data) is bytes else bytes(data)
+        found = self._fields.get(key)
+        if found is not None:
+            return found
+        found = Fields(super().decode(key, True))
+        if (self.header_table.generation == state[0] and len(key) <= LONGEST
+                and len(self._fields) < KEEP):
+            self._fields[key] = found
+        return found

@@ -30,7 +30,7 @@ from devamb.proxy.h2conn import (
     as_text,
     header,
 )
-from devamb.proxy.h2frames import BytesPairs
+from devamb.proxy.h2frames import fields_of, kept
 from devamb.proxy.h2front import H2FrontServer
 from devamb.proxy.h2limits import Bucket
 from devamb.proxy.h2upstream import H2Upstream, UpstreamDown
@@ -124,6 +124,7 @@ class Http2Listener:
         self._notices = Bucket(5, 0.2, time.monotonic())  # bad clients shown in the TUI
         # the upstream's request headers by the client's (_upstream_headers)
         self._sent: dict[tuple[object, ...], tuple[H2Headers, H2Headers]] = {}
+        self._sent_by_fields: dict[tuple[object, ...], tuple[H2Headers, H2Headers]] = {}
 
     async def start(self) -> None:
         spec = self.service.spec
@@ -290,24 +291,41 @@ class Http2Listener:
         """The request headers the upstream gets (the client's, with the destination's
         :authority unless the service keeps the client's, the target's own headers replacing
         the client's, devamb's markers taken out), and the target's own. A client repeats
-        its header list call after call: what it became is remembered (read-only lists)."""
+        its header list call after call: what it became is remembered (read-only lists), by
+        the list's Fields (h2frames: one per client connection and list, found without
+        hashing the pairs), else by its pairs (shared by all the connections that send them:
+        one upstream list, whose HPACK block the upstream's encoder keeps)."""
         keep_host = self.service.spec.keep_host
-        key = (keep_host, destination.authority, tuple(destination.headers.items()), *headers)
+        site = (keep_host, destination.authority, tuple(destination.headers.items()))
+        fields = fields_of(headers)
+        if fields is not None:
+            known = self._sent_by_fields.get((*site, fields))
+            if known is not None:
+                return known
+        key = (*site, *headers)
         known = self._sent.get(key)
-        if known is not None:
-            return known
+        if known is None:
+            known = self._upstream_list(headers, destination, keep_host)
+            if len(self._sent) >= SENT_KEPT:
+                self._sent.clear()
+            self._sent[key] = known
+        if fields is not None:
+            if len(self._sent_by_fields) >= SENT_KEPT:
+                self._sent_by_fields.clear()
+            self._sent_by_fields[(*site, fields)] = known
+        return known
+
+    @staticmethod
+    def _upstream_list(headers: H2Headers, destination: H2Destination, keep_host: bool
+                       ) -> tuple[H2Headers, H2Headers]:
         injected = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                     for k, v in destination.headers.items()]  # they replace the client's
         replaced = {k for k, _ in injected} | {TARGET_OVERRIDE, REPLAY}
         authority = (None if keep_host
                      else (b":authority", destination.authority.encode("latin-1")))
-        sent: H2Headers = BytesPairs([  # (all bytes: h2 need not check them again)
-            authority if authority is not None and pair[0] == b":authority" else pair
-            for pair in headers if pair[0] not in replaced])
-        sent += injected
-        if len(self._sent) >= SENT_KEPT:
-            self._sent.clear()
-        self._sent[key] = sent, injected
+        sent: H2Headers = kept([  # (all bytes: h2 need not check them again; its own Fields)
+            *(authority if authority is not None and pair[0] == b":authority" else pair
+              for pair in headers if pair[0] not in replaced), *injected])
         return sent, injected
 
     async def _try(self, front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,

@@ -11,6 +11,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.exceptions
+import hpack
 import hyperframe.frame
 import pytest
 
@@ -292,3 +293,89 @@ def _acknowledged(own_steps: bool) -> list[Any]:
 
 def test_acknowledgements_as_h2s() -> None:
     assert _acknowledged(True) == _acknowledged(False)
+
+
+COOKIES = [*REQUEST[:4], (b"cookie", b"a=1"), (b"cookie", b"b=2"), (b"content-length", b"0")]
+HEAD = [(b":method", b"HEAD"), *REQUEST[1:4]]
+INFORMATIONAL = [(b":status", b"100")]
+SIZED = [*RESPONSE, (b"content-length", b"0")]
+
+
+def _repeated(own_steps: bool) -> list[Any]:
+    """Calls on one connection whose header lists repeat (blocks of indexed fields after the
+    first: the decoder's Fields, h2frames, and what is kept with them), the lists sent as plain
+    lists or as BytesPairs carrying Fields: a cookie list (joined), a HEAD (its answer's
+    content-length not counted), an informational answer, a content-length."""
+    client, server = _pair(own_steps)
+    kept = {name: h2frames.kept(pairs) for name, pairs in (
+        ("request", REQUEST), ("response", RESPONSE), ("trailers", TRAILERS))}
+    calls = [(REQUEST, [RESPONSE], TRAILERS), (kept["request"], [kept["response"]],
+                                               kept["trailers"]),
+             (REQUEST, [INFORMATIONAL, RESPONSE], TRAILERS), (COOKIES, [SIZED], TRAILERS),
+             (HEAD, [SIZED], TRAILERS), (COOKIES, [SIZED], kept["trailers"]),
+             (HEAD, [INFORMATIONAL, SIZED], TRAILERS), (kept["request"], [SIZED], TRAILERS)]
+    seen: list[Any] = []
+    for n, (request, responses, trailers) in enumerate(calls * 2):
+        stream_id = 2 * n + 1
+        client.send_headers(stream_id, request, end_stream=True)
+        wire = client.data_to_send()
+        seen += [wire, _state(client, stream_id), _events(server.receive_data(wire)),
+                 _state(server, stream_id)]
+        for response in responses:
+            server.send_headers(stream_id, response)
+        server.send_headers(stream_id, trailers, end_stream=True)
+        wire = server.data_to_send()
+        seen += [wire, _state(server, stream_id), _events(client.receive_data(wire)),
+                 _state(client, stream_id)]
+    return seen
+
+
+def test_repeated_lists_are_sent_and_received_as_h2s() -> None:
+    assert _repeated(True) == _repeated(False)
+
+
+@pytest.mark.parametrize("own_steps", [True, False])
+def test_a_content_length_h2_refuses_is_refused_for_a_list_received_before(
+        own_steps: bool) -> None:
+    """The same block (indexed fields, the second time on) received for two HEADs
+    (content-length not read) then for a POST (read, refused): the list's Fields keep no
+    answer h2 refused."""
+    client, server = _pair(own_steps)
+    bad = [(b":status", b"200"), (b"content-length", b"x1")]
+    for stream_id in (1, 3):
+        client.send_headers(stream_id, HEAD, end_stream=True)
+    client.send_headers(5, REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send())
+    for stream_id in (1, 3):
+        server.send_headers(stream_id, bad, end_stream=True)
+        client.receive_data(server.data_to_send())
+        assert client.streams[stream_id]._expected_content_length == 0
+    server.send_headers(5, bad, end_stream=True)
+    with pytest.raises(h2.exceptions.ProtocolError, match="Invalid content-length"):
+        client.receive_data(server.data_to_send())
+
+
+def _refused_block(own_steps: bool, headers: list[tuple[bytes, bytes]] | None,
+                   block: bytes) -> str:
+    _client, server = _pair(own_steps)
+    if headers is not None:
+        block = hpack.Encoder().encode(headers)
+    size = 16384
+    pieces = [block[i:i + size] for i in range(0, len(block), size)]
+    wire = b"".join(
+        _frame(hyperframe.frame.HeadersFrame if n == 0 else hyperframe.frame.ContinuationFrame,
+               1, ("END_HEADERS",) if n == len(pieces) - 1 else (), data=piece)
+        for n, piece in enumerate(pieces))
+    with pytest.raises(h2.exceptions.ProtocolError) as refused:
+        server.receive_data(wire)
+    return f"{type(refused.value).__name__}: {refused.value}; {server.data_to_send()!r}"
+
+
+@pytest.mark.parametrize(("headers", "block"), [
+    (None, b"\xff\xff\xff\xff\x0f"),  # an index past the table
+    (None, b"\x00\x85"),  # a name cut short
+    ([*REQUEST, (b"x-big", b"v" * 70_000)], b""),  # over the header list size
+], ids=["index", "short", "oversized"])
+def test_a_block_hpack_refuses_is_refused_as_h2_refuses_it(
+        headers: list[tuple[bytes, bytes]] | None, block: bytes) -> None:
+    assert _refused_block(True, headers, block) == _refused_block(False, headers, block)
