@@ -235,9 +235,9 @@ class BytesPairs(list[tuple[bytes, bytes]]):
     """A header list of (bytes, bytes) tuples only, as devamb's HTTP/2 code makes them (from
     h2's events, or from such a list): h2 does not check nor copy it before encoding it, and
     h2conn's `header` finds a header by name through an index (a call looks its headers up
-    ~15 times). Only added to after it is made (appends of bytes pairs), never changed in
-    place: a list made from a kept one carries its `Fields` while its length is that of the
-    pairs (`fields_of`)."""
+    ~15 times). Added to by appends: a list made from a kept one carries its `Fields` while
+    its length is that of the pairs (`fields_of`); any other change forgets what was known of
+    them (`_changed`), so a same-length edit is never read through a stale index or Fields."""
 
     _index: dict[bytes, bytes] | None = None
     _indexed = -1  # the length the index was built at
@@ -257,6 +257,43 @@ class BytesPairs(list[tuple[bytes, bytes]]):
             index = self._index = dict(reversed(self))  # (the first of a name wins)
             self._indexed = len(self)
         return index.get(name)
+
+    def _changed(self) -> None:
+        """A change other than an append: what was known of the pairs is forgotten (the
+        checks by length above hold for appends only)."""
+        self._fields = self._index = None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._changed()
+        super().__delitem__(key)
+
+    def insert(self, index: Any, value: tuple[bytes, bytes]) -> None:
+        self._changed()
+        super().insert(index, value)
+
+    def pop(self, index: Any = -1) -> tuple[bytes, bytes]:
+        self._changed()
+        return super().pop(index)
+
+    def remove(self, value: tuple[bytes, bytes]) -> None:
+        self._changed()
+        super().remove(value)
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        super().sort(*args, **kwargs)
+
+    def reverse(self) -> None:
+        self._changed()
+        super().reverse()
 
 
 def fields_of(headers: Any) -> Fields | None:

@@ -88,3 +88,23 @@ def test_the_first_field_of_a_name_is_the_one_looked_up_in_a_kept_list() -> None
     for headers in (kept, h2frames.copied(kept._fields), pairs):  # type: ignore[arg-type]
         assert header(headers, b"x-n") == "1" and header(headers, b"latin") == "\xe9"
         assert header(headers, b"x-none") is None
+
+
+def test_a_same_length_change_to_a_list_carrying_fields_is_read_as_changed() -> None:
+    """Checks by length see appends only: every other change forgets the Fields and index."""
+    kept = h2frames.kept(REQUEST)
+    edits = (lambda h: h.__setitem__(3, (b":path", b"/2")),
+             lambda h: (h.pop(3), h.insert(3, (b":path", b"/2"))),
+             lambda h: (h.remove(h[3]), h.append((b":path", b"/2"))),
+             lambda h: (h.__delitem__(3), h.append((b":path", b"/2"))),
+             lambda h: (h.clear(), h.extend([*REQUEST[:3], (b":path", b"/2"), REQUEST[4]])),
+             lambda h: (h.reverse(), h.sort(), h.__setitem__(
+                 [p for p, _ in h].index(b":path"), (b":path", b"/2"))))
+    for edit in edits:
+        headers = h2frames.copied(kept._fields)  # type: ignore[arg-type]
+        assert header(headers, b":path") == "/1k"
+        edit(headers)
+        assert h2frames.fields_of(headers) is None
+        assert header(headers, b":path") == "/2"
+        assert (b":path", b"/2") in hpack.Decoder().decode(
+            h2hpack.Encoder().encode(headers), raw=True)
