@@ -81,6 +81,25 @@ class _NoneYet(list):
 NONE_YET: list[str] = _NoneYet()
 
 
+class _NoNotes(dict):
+    """The empty `notes` every record shares until a target notes something (as `NONE_YET`):
+    an empty dict each was 64 bytes of every record the store holds (pymalloc blocks, between
+    the next records'). Immutable: writers take the record's own dict from
+    `Exchange.own_notes()`, which makes it at the first note."""
+
+    __slots__ = ()
+
+    def _shared(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise TypeError("a record's shared empty notes: write through Exchange.own_notes()")
+
+    __setitem__ = __delitem__ = __ior__ = _shared
+    setdefault = pop = popitem = update = clear = _shared
+    __hash__ = object.__hash__  # type: ignore[assignment]  # (immutable: a dataclass default)
+
+
+NO_NOTES: dict[str, Any] = _NoNotes()
+
+
 class WireFields(Sequence[tuple[str, str]]):
     """Header fields kept as the bytes the relay wrote, read as text pairs.
 
@@ -239,7 +258,8 @@ class Exchange:
     limits: TryLimits | None = None  # for the current try, when a request policy sets them
     body_buffer: bytes | None = None  # the request body, read whole so that retries can resend
     retried: list[str] = NONE_YET  # why each earlier try was given up (assigned, as faults)
-    notes: dict[str, Any] = field(default_factory=dict)  # what a target says: {"mock": {...}}
+    # what a target says: {"mock": {...}}; written through `own_notes()` (shared while empty)
+    notes: dict[str, Any] = NO_NOTES
     messages: MessageLog | None = None  # a relayed WebSocket's messages, one by one
     # the store's, once it keeps the record (inspect.store, as a LazyExchange's): the bytes
     # it counts the record as, and its place in the order records completed in
@@ -254,6 +274,13 @@ class Exchange:
     @property
     def bytes_out(self) -> int:
         return self.response_body.size
+
+    def own_notes(self) -> dict[str, Any]:
+        """This record's own `notes`, to write in (made at the first note)."""
+        notes = self.notes
+        if notes is NO_NOTES:
+            notes = self.notes = {}
+        return notes
 
     def mark_first_byte(self) -> None:
         self.ttfb_ms = (perf_counter() - self.started) * 1000

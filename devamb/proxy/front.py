@@ -57,6 +57,9 @@ MAX_FIELD = 8190
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100  # header lines in one request head (Envoy's max_headers_count default)
 LINGER_TIMEOUT = 10.0  # how long the rest of an unread request body is read and dropped
+# the methods' names as every record shares them (a str each is 64 bytes a record kept)
+_METHODS = {name.encode(): name for name in (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")}
 MAX_PIPELINED = 8  # requests parsed ahead of the one being answered before reading pauses
 SWEEP_INTERVAL = 0.5  # seconds between checks of the connections' deadlines
 
@@ -79,6 +82,10 @@ class FrontProtocol(asyncio.Protocol):
         # the last head's version, fields and checked headers: the next one is often the same
         self._last_head: tuple[str, list[tuple[bytes, bytes]], CIMultiDictProxy[str]] | None = (
             None)
+        # the last request target, as parsed and decoded: a client asking the same path again
+        # (polling, health checks, a benchmark) gets the same str, which its records share
+        self._last_url = b""
+        self._last_target = ""
         self._in_head = False
         self._heads = 0  # request heads begun on this connection
         self._head_size = 0  # bytes of the current head's complete parts (line and headers)
@@ -238,10 +245,16 @@ class FrontProtocol(asyncio.Protocol):
             headers = CIMultiDictProxy(CIMultiDict(_decoded(fields)))
             check_head(version, headers)
             self._last_head = (version, fields, headers)
+        if url == self._last_url:
+            target = self._last_target
+        else:
+            self._last_url, target = url, url.decode("latin-1")
+            self._last_target = target
+        method = parser.get_method()
         request = FrontRequest(
             self,
-            parser.get_method().decode("latin-1"),
-            url.decode("latin-1"),
+            _METHODS.get(method) or method.decode("latin-1"),  # (one str a method, shared)
+            target,
             (1, 0) if version == "1.0" else (1, 1),
             headers,
             self.remote,

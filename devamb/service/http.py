@@ -115,7 +115,7 @@ class HttpListener:
         exchange.request_headers = headers
         exchange.status = status
         exchange.error = reason
-        exchange.notes["devamb"] = {"error": code}
+        exchange.own_notes()["devamb"] = {"error": code}
         exchange.finish()
         self.recorder.finish(service, exchange)
 
@@ -165,7 +165,7 @@ class HttpListener:
         exchange.path = request.raw_path
         exchange.replay_of = replayed
         if replayed is not None and MIRROR_OF in request.headers:  # a split's mirrored copy
-            exchange.notes["mirror_of"] = replayed
+            exchange.own_notes()["mirror_of"] = replayed
             service.counters.mirror_began()  # its numbers are kept apart from the service's
         faults = service.faults
         plan = (

@@ -107,7 +107,7 @@ class _Pending:
                     tap.response_data(data)
             self._data.clear()
         if self._trailers is not None:
-            exchange.notes.setdefault("http2", {})["trailers"] = as_text(self._trailers)
+            exchange.own_notes().setdefault("http2", {})["trailers"] = as_text(self._trailers)
             if tap is not None:
                 tap.trailers(self._trailers)
             self._trailers = None
@@ -210,13 +210,13 @@ class Http2Listener:
             taker = target.h2_target(headers)  # a split's member, picked per call
             call = self._call(front, headers, exchange)
             # (a gRPC call: its content-type, as H2Call read it)
-            tap = GrpcTap(exchange.notes, exchange.path, header(headers, b"grpc-encoding")
+            tap = GrpcTap(exchange.own_notes(), exchange.path, header(headers, b"grpc-encoding")
                           ) if call.grpc else None
             if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
             if taker.answers_h2:
                 if tap is not None:  # a kind that answers records the call itself
-                    exchange.notes.pop("grpc", None)
+                    exchange.own_notes().pop("grpc", None)
                     tap = None
                 await taker.serve_h2(front, headers, exchange)
             else:
@@ -421,7 +421,8 @@ class Http2Listener:
                 await call.send_up(back, item.data)
                 front.ack(item.flow)
             elif item.kind == "trailers":
-                exchange.notes.setdefault("http2", {})["request_trailers"] = as_text(item.headers)
+                trailers = as_text(item.headers)
+                exchange.own_notes().setdefault("http2", {})["request_trailers"] = trailers
                 await call.end_up(back, item.headers)
                 ended = True
             elif item.kind == "end":

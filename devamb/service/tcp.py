@@ -336,7 +336,7 @@ class _Relay:
     def drain(self) -> None:
         """Close at the next safe point (now, when the connection is at one)."""
         self.draining = True
-        self.exchange.notes.setdefault("drain", "waiting for a safe point")
+        self.exchange.own_notes().setdefault("drain", "waiting for a safe point")
         if self.following is not None:
             self.following.check_drain()
         else:

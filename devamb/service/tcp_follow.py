@@ -293,9 +293,9 @@ class Following(Exchanges):
             self.later.run()
         follower = self.follower
         if follower.opaque is not None:
-            relay.exchange.notes["drain"] = "closed at once: the connection is opaque"
+            relay.exchange.own_notes()["drain"] = "closed at once: the connection is opaque"
         elif follower.safe_point():
-            relay.exchange.notes["drain"] = "closed at a safe point"
+            relay.exchange.own_notes()["drain"] = "closed at a safe point"
         else:
             return
         relay.draining = False

@@ -121,7 +121,7 @@ class EchoTarget(Target):
             await stream.send_data(out, end=not grpc)
         if grpc:
             trailers = [(b"grpc-status", b"0")]
-            exchange.notes.setdefault("http2", {})["trailers"] = [("grpc-status", "0")]
+            exchange.own_notes().setdefault("http2", {})["trailers"] = [("grpc-status", "0")]
             stream.send_trailers(trailers)
 
     async def tcp_address(self) -> tuple[str, int]:

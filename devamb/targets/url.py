@@ -204,7 +204,9 @@ class UrlTarget(Target):
         self._written: str | None = None
         self._written_set = False
         self._pool: UpstreamPool | None = None
-        self._urls: dict[str, URL] = {}  # upstream URLs by request path (upstream_url)
+        # upstream URLs by request path (upstream_url), each with its text as recorded (one
+        # str every record of that path shares, where a str each is 80-odd bytes a record)
+        self._urls: dict[str, tuple[URL, str | None]] = {}
         self._websockets = WebSocketClient()
         self._h2_tls: ssl.SSLContext | None = None  # made at the first HTTP/2 call over TLS
         self._h2_place: H2Destination | None = None  # the same for every call: made once
@@ -274,35 +276,42 @@ class UrlTarget(Target):
     def upstream_url(self, raw_path: str) -> URL:
         """The upstream URL of a request path; the recent ones are kept (yarl's parsing costs
         more than the rest of the header work, and an app asks the same paths again)."""
-        urls = self._urls
-        url = urls.get(raw_path)
-        if url is None:
-            from yarl import URL  # (kept in sys.modules after the first exchange)
+        kept = self._urls.get(raw_path)
+        return (kept or self._new_url(raw_path))[0]
 
-            if not self._written_set:
-                self._written_set = True
-                try:
-                    self._written = str(URL(f"{self._origin}{self._prefix}/", encoded=True))[:-1]
-                except ValueError:  # (then the exchange's URL object is asked, each time)
-                    self._written = None
-            if len(urls) >= KEPT_URLS:
-                urls.clear()
-            url = urls[raw_path] = URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True)
-        return url
+    def _new_url(self, raw_path: str) -> tuple[URL, str | None]:
+        """`raw_path`'s upstream URL and its text as recorded, kept (`upstream_url`)."""
+        from yarl import URL  # (kept in sys.modules after the first exchange)
+
+        if not self._written_set:
+            self._written_set = True
+            try:
+                self._written = str(URL(f"{self._origin}{self._prefix}/", encoded=True))[:-1]
+            except ValueError:  # (then the exchange's URL object is asked, each time)
+                self._written = None
+        urls = self._urls
+        if len(urls) >= KEPT_URLS:
+            urls.clear()
+        written = self._written
+        kept = urls[raw_path] = (URL(f"{self._origin}{self._prefix}{raw_path}", encoded=True),
+                                 None if written is None else f"{written}{raw_path}")
+        return kept
 
     def handle_http(
         self, request: FrontRequest, exchange: Exchange
     ) -> Coroutine[Any, Any, StreamResponse]:  # (forward_http's own: one coroutine less)
+        raw_path = request.raw_path
+        url, text = self._urls.get(raw_path) or self._new_url(raw_path)
         return forward_http(
             self._pool or self._http_pool(),
             request,
-            self.upstream_url(request.raw_path),  # (before url_text: it sets _written)
+            url,
             exchange,
             extra_headers=self.spec.headers,
             keep_host=self.context.keep_host,
             timeout=self.context.timeout,
             websockets=self._websockets,
-            url_text=None if self._written is None else f"{self._written}{request.raw_path}",
+            url_text=text,
         )
 
     async def tcp_address(self) -> tuple[str, int]:

@@ -175,7 +175,7 @@ class Follower(ABC):
         """Stop following: the connection is relayed as bytes from now on."""
         if self.opaque is None:
             self.opaque = why
-            self.sink.connection().notes.setdefault(self.NOTE, {})["opaque"] = why
+            self.sink.connection().own_notes().setdefault(self.NOTE, {})["opaque"] = why
             self.abandon(why)
 
     NOTE = "wire"  # the key of the connection record's notes the follower writes

@@ -921,7 +921,7 @@ class PostgresFollower(Follower):
             return
         code = int.from_bytes(body[:4])
         conn = self.sink.connection()
-        note = conn.notes.setdefault("postgres", {})
+        note = conn.own_notes().setdefault("postgres", {})
         if code in (pg.SSL_REQUEST, pg.GSSENC_REQUEST):
             note["encryption_requested"] = "ssl" if code == pg.SSL_REQUEST else "gss"
             self.server.single = True
@@ -975,7 +975,7 @@ class PostgresFollower(Follower):
                 head.columns = int.from_bytes(body[:2])
             return
         if length < 0:  # the answer to SSLRequest / GSSENCRequest
-            note = self.sink.connection().notes.setdefault("postgres", {})
+            note = self.sink.connection().own_notes().setdefault("postgres", {})
             if kind in (ord("S"), ord("G")):
                 note["encryption"] = "tls" if kind == ord("S") else "gss"
                 self.lose_sync("TLS negotiated: the connection is encrypted"
@@ -1005,7 +1005,7 @@ class PostgresFollower(Follower):
                 self._prepares()
                 head = self._head()
             if head is None:
-                self.sink.connection().notes.setdefault("postgres", {})["error"] = fields
+                self.sink.connection().own_notes().setdefault("postgres", {})["error"] = fields
                 if self.sink.connection().error is None:
                     self.sink.connection().error = error
                 return
@@ -1048,7 +1048,7 @@ class PostgresFollower(Follower):
                 more["notices"] = more.get("notices", 0) + 1
         elif kind == 0x52:  # Authentication
             code = int.from_bytes(body[:4]) if len(body) >= 4 else -1
-            note = self.sink.connection().notes.setdefault("postgres", {})
+            note = self.sink.connection().own_notes().setdefault("postgres", {})
             if code in (3, 5, 10):
                 note["auth"] = pg.AUTH[code]
                 if code == 10:
@@ -1058,11 +1058,11 @@ class PostgresFollower(Follower):
         elif kind == 0x53:  # ParameterStatus
             (name, value), _ = pg.cstrings(body, 2) if body.count(b"\0") >= 2 else (["", ""], 0)
             if name in ("server_version", "server_encoding", "application_name"):
-                self.sink.connection().notes.setdefault("postgres", {})[name] = value
+                self.sink.connection().own_notes().setdefault("postgres", {})[name] = value
             elif name == "standard_conforming_strings":
                 self.backslash_quotes = value == "off"
         elif kind == 0x4B and len(body) >= 4:  # BackendKeyData
-            self.sink.connection().notes.setdefault("postgres", {})["pid"] = int.from_bytes(
+            self.sink.connection().own_notes().setdefault("postgres", {})["pid"] = int.from_bytes(
                 body[:4])
 
     def _ready(self, status: str) -> None:

@@ -183,7 +183,7 @@ class _Pending(LazyExchange):
         if name in resp_cmd.BLOCKING or (name[:1] == "X" and name in ("XREAD", "XREADGROUP")
                                          and any(a.upper() == b"BLOCK" for a in msg.items)):
             note["blocking"] = True
-        exchange.notes["redis"] = note
+        exchange.own_notes()["redis"] = note
         if self.faults:
             exchange.faults = list(self.faults)
         extra = self.extra or {}
@@ -792,7 +792,7 @@ class RedisFollower(Follower):
         if head is None:
             if msg.kind == "-":  # before any command (max clients) or on bad input: the
                 text = msg.text.decode("utf-8", "replace")  # server's error for the connection
-                self.sink.connection().notes.setdefault(self.NOTE, {})["error"] = text
+                self.sink.connection().own_notes().setdefault(self.NOTE, {})["error"] = text
                 return
             self.lose_sync("server: a reply no command asked for")
             return
@@ -873,6 +873,6 @@ class RedisFollower(Follower):
             note["channel"] = channel
         if msg.kind == "+":
             note["text"] = msg.text.decode("utf-8", "replace")
-        exchange.notes["redis"] = note
+        exchange.own_notes()["redis"] = note
         exchange.finish()
         self.sink.finish(exchange)

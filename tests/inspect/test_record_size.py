@@ -7,6 +7,7 @@ import gc
 import sys
 
 import aiohttp
+import pytest
 
 from devamb.inspect.exchange import Exchange
 from tests.conftest import EngineFactory, listen_url
@@ -64,3 +65,48 @@ def test_the_store_counts_what_it_took_in() -> None:
         sizes.append(exchange.approx_size())
         store.add(exchange)
     assert store.added == sum(sizes) and store.bytes <= 50_000 < store.added
+
+
+async def test_records_of_one_client_share_what_they_hold_alike(
+    make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    """The same request again on a kept-alive connection: its records share the method, the
+    path and the upstream URL (one str each, not one a record), and an empty `notes`; each
+    still reads what it read before."""
+    engine = await make_engine(f"""
+    services:
+      api:
+        listen: 0
+        targets: {{up: {upstream.url}}}
+    """)
+    url = listen_url(engine, "api")
+    async with aiohttp.ClientSession() as client:
+        for path in ("/bytes/64", "/bytes/64", "/bytes/64?x=1", "/bytes/64"):
+            await (await client.get(f"{url}{path}")).read()
+        await (await client.post(f"{url}/bytes/64", data=b"hi")).read()
+    first, second, other, fourth, posted = engine.store.all()
+    assert (first.method, first.path, first.url) == ("GET", "/bytes/64", f"{upstream.url}/bytes/64")
+    assert second.method is first.method and second.path is first.path
+    assert second.url is first.url and fourth.url is first.url
+    assert (other.path, other.url) == ("/bytes/64?x=1", f"{upstream.url}/bytes/64?x=1")
+    assert posted.method == "POST" and posted.path == "/bytes/64" and posted.url == first.url
+    assert first.notes == {} and first.notes is second.notes  # (nothing noted: shared)
+    assert "notes" not in first.to_json() and first.detail()["url"] == first.url
+
+
+def test_a_record_writes_notes_of_its_own() -> None:
+    from devamb.inspect.exchange import NO_NOTES
+
+    one, two = (Exchange(i, "a", "t", "http", "127.0.0.1") for i in (1, 2))
+    assert one.notes is NO_NOTES and two.notes is NO_NOTES and not one.notes
+    with pytest.raises(TypeError):
+        one.notes["mock"] = {}  # the shared empty one: written only through own_notes()
+    with pytest.raises(TypeError):
+        one.notes.setdefault("drain", "now")
+    one.own_notes()["mock"] = {"matched": None}
+    one.own_notes().setdefault("http2", {})["trailers"] = []
+    assert one.notes == {"mock": {"matched": None}, "http2": {"trailers": []}}
+    assert two.notes == {} and two.notes is NO_NOTES and NO_NOTES == {}
+    assert one.to_json()["notes"] == {"mock": {"matched": None}, "http2": {"trailers": []}}
+    given = Exchange(3, "a", "t", "http", "127.0.0.1", notes={"x": 1})
+    assert given.own_notes() is given.notes == {"x": 1}

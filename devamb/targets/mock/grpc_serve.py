@@ -39,7 +39,7 @@ async def serve_call(stream: H2Stream, headers: H2Headers, exchange: Exchange,
         await _not_grpc(stream, exchange)
         return None
     encoding = header(headers, b"grpc-encoding")
-    tap = GrpcTap(exchange.notes, header(headers, b":path"), encoding)
+    tap = GrpcTap(exchange.own_notes(), header(headers, b":path"), encoding)
     tap.use(schema)
     try:
         first: list[Frame] = []
@@ -66,7 +66,7 @@ async def serve_call(stream: H2Stream, headers: H2Headers, exchange: Exchange,
         tap.response_data(body)
         await stream.send_data(body)
         trailers: H2Headers = [(b"grpc-status", b"0")]
-        exchange.notes.setdefault("http2", {})["trailers"] = as_text(trailers)
+        exchange.own_notes().setdefault("http2", {})["trailers"] = as_text(trailers)
         tap.trailers(trailers)
         stream.send_trailers(trailers)
         return rule
@@ -106,7 +106,7 @@ async def _read_request(stream: H2Stream, exchange: Exchange, tap: GrpcTap,
                 first += splitter.feed(item.data)[:1]
             stream.ack(item.flow)
         elif item.kind == "trailers":
-            exchange.notes.setdefault("http2", {})["request_trailers"] = as_text(item.headers)
+            exchange.own_notes().setdefault("http2", {})["request_trailers"] = as_text(item.headers)
             return
         elif item.kind == "end":
             return

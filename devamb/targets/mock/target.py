@@ -407,9 +407,9 @@ def _record(exchange: Exchange, response: Response, body: bytes) -> None:
 
 def _note(exchange: Exchange, mock: dict[str, Any]) -> None:
     """What the mock did with the exchange, once the record has a place for notes."""
-    notes = getattr(exchange, "notes", None)
-    if isinstance(notes, dict):
-        notes["mock"] = mock
+    own_notes = getattr(exchange, "own_notes", None)
+    if own_notes is not None:
+        own_notes()["mock"] = mock
 
 
 async def _read_body(request: FrontRequest, exchange: Exchange) -> bytes | None:
