@@ -47,6 +47,16 @@ def _report(*_: object) -> None:
                             "Total ")):
             out.write(f"PROBE pymalloc {line.strip()}\n")
     out.write(f"PROBE gc objects {len(gc.get_objects())}\n")
+    pools = _of_type("ReadBuffers")
+    if pools:  # the upstream read buffers (256 KiB mmaps) kept, and how many a view still holds
+        from devamb.proxy.upstream import FREE_REFS
+
+        kept = busy = 0
+        for pool in pools:
+            for buffer in pool.kept:  # (the shape of ReadBuffers.take's loop: its FREE_REFS)
+                kept += 1
+                busy += sys.getrefcount(buffer) > FREE_REFS
+        out.write(f"PROBE read buffers {kept} kept in {len(pools)} pools, {busy} in use\n")
     for store in _stores():
         out.write(f"PROBE store {len(store)} records counted {store.bytes / mib:.1f} MiB\n")
     kinds: dict[str, int] = {}
@@ -73,11 +83,15 @@ def _report(*_: object) -> None:
 
 
 def _stores() -> list:
+    return _of_type("ExchangeStore")
+
+
+def _of_type(name: str) -> list:
     # (the engine freezes what it made at start: gc.get_objects() leaves out frozen objects)
     frozen = gc.get_freeze_count()
     if frozen:
         gc.unfreeze()
-    found = [o for o in gc.get_objects() if type(o).__name__ == "ExchangeStore"]
+    found = [o for o in gc.get_objects() if type(o).__name__ == name]
     if frozen:
         gc.freeze()
     return found
