@@ -278,7 +278,7 @@ class Exchange:
     def own_notes(self) -> dict[str, Any]:
         """This record's own `notes`, to write in (made at the first note)."""
         notes = self.notes
-        if notes is NO_NOTES:
+        if type(notes) is _NoNotes:  # (NO_NOTES, or a copy of it: deepcopy, pickle)
             notes = self.notes = {}
         return notes
 

@@ -3,6 +3,7 @@ byte budget in memory, not only in preview bytes)."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import sys
 
@@ -110,3 +111,6 @@ def test_a_record_writes_notes_of_its_own() -> None:
     assert one.to_json()["notes"] == {"mock": {"matched": None}, "http2": {"trailers": []}}
     given = Exchange(3, "a", "t", "http", "127.0.0.1", notes={"x": 1})
     assert given.own_notes() is given.notes == {"x": 1}
+    copied = copy.deepcopy(two)  # (a copy of the shared one is written through own_notes too)
+    copied.own_notes()["drain"] = "now"
+    assert copied.notes == {"drain": "now"} and two.notes is NO_NOTES and NO_NOTES == {}
