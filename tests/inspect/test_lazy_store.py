@@ -116,3 +116,51 @@ def test_one_entry_at_a_time_as_many_together() -> None:
     store.add_one(_Command(8, "GET"))  # 7 again: the first batch goes whole
     assert [e.id for e in store.all()] == [5, 6, 7, 8] and store.get(3) is None
     assert len(store) == 4 and store.bytes == 4 * RECORD_OVERHEAD
+
+
+def _state(store: ExchangeStore) -> tuple[object, ...]:
+    return (sorted(store._kept), sorted(store._batches), {s: [e.id for e in r] for s, r in
+            store._rings.items()}, store.bytes, store.added, len(store),
+            [e.id for e in store.all()])
+
+
+def test_a_lone_record_added_alone_is_kept_as_add_lazy_keeps_it() -> None:
+    """`add_one` of a record of one leaves the store as `add_lazy` of that record does, step
+    by step: past `keep`, the same record twice, an eager exchange at the ring's head, `keep`
+    lowered, the budget reached, a service never configured, a batch kept."""
+    def run(add_lone: bool) -> list[tuple[object, ...]]:
+        store = ExchangeStore(budget=12 * RECORD_OVERHEAD + EXCHANGE_OVERHEAD + 100)
+        store.configure("cache", keep=5)
+        states = []
+
+        def add(record: LazyExchange) -> None:
+            if add_lone:
+                store.add_one(record)
+            else:
+                store.add_lazy([record])
+            states.append(_state(store))
+
+        for i in range(1, 9):  # past `keep`: the earliest goes, one for one
+            add(_Command(i, "GET"))
+        add(_Command(8, "GET"))  # the same record again
+        store.add(_eager(100, "cache"))  # an eager exchange in the ring
+        states.append(_state(store))
+        for i in range(9, 15):  # it reaches the ring's head and goes
+            add(_Command(i, "GET"))
+        store.configure("cache", keep=2)  # lowered: several go at once
+        add(_Command(30, "GET"))
+        store.configure("cache", keep=40)
+        store.add(_eager(200, "web", size=8 * RECORD_OVERHEAD))  # the budget nearly reached
+        states.append(_state(store))
+        for i in range(31, 40):  # the budget pushes the earliest out (the web exchange first)
+            add(_Command(i, "GET"))
+        other = Origin("new", "local", "redis", "127.0.0.1", 2)
+        lone = _Command(50, "GET")
+        lone.origin = other  # a service never configured
+        add(lone)
+        add(_Batch(60, ORIGIN, 3))  # a batch kept: the general way from here
+        for i in range(63, 67):
+            add(_Command(i, "GET"))
+        return states
+
+    assert run(True) == run(False)

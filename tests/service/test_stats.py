@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import bisect
 import math
+from types import SimpleNamespace
 
+from devamb.control.bus import EventBus
+from devamb.inspect.lazy import LazyBatch, LazyExchange, Origin
+from devamb.inspect.store import ExchangeStore
+from devamb.service.recorder import Recorder
 from devamb.service.stats import ServiceCounters
 
 DURATIONS = [-1.0, 0.0, 0.2, 0.999, 1.0, 1.0000001, 2.5, 3.0, 10.0, 9999.0, 10000.0, 10000.5,
@@ -38,3 +43,33 @@ def test_finished_one_counts_as_finished_many_of_one() -> None:
     assert one.buckets == many.buckets and one.per_target == many.per_target == {"a": 3}
     assert (one.requests, one.errors, one.duration_sum) == (3, 1, 0.3 + 1.7 + 400.0)
     assert one.snapshot() == many.snapshot()
+
+
+def test_the_recorders_lone_record_is_counted_as_finished_one() -> None:
+    """`Recorder.one_recorder` counts a lone record inline: the same counts as `finished_one`
+    (every bucket, failures, per target, the sample), and the record kept; a batch's
+    records counted as `finished_many`."""
+    store = ExchangeStore()
+    counted = ServiceCounters(clock=lambda: 7.0)
+    want = ServiceCounters(clock=lambda: 7.0)
+    service = SimpleNamespace(counters=counted, name="db")
+    record_one = Recorder(store, EventBus()).one_recorder(service)  # type: ignore[arg-type]
+    ids = iter(range(1, 1000))
+    for target in ("a", "b"):
+        origin = Origin("db", target, "postgres", "c", 0)
+        for duration in DURATIONS:
+            for failed in (False, True):
+                record = LazyExchange(next(ids), origin)
+                record_one(record, duration, failed)
+                want.finished_one(duration, failed, target)
+                assert record.id in store._kept
+        batch = LazyBatch(next(ids), origin, 3)
+        for _ in range(2):
+            next(ids)
+        record_one(batch, 2.0, True)
+        want.finished_many(2.0, True, 3, target)
+    assert counted.buckets == want.buckets and counted.per_target == want.per_target
+    assert (counted.requests, counted.errors) == (want.requests, want.errors)
+    assert str(counted.duration_sum) == str(want.duration_sum)  # (nan among them)
+    assert list(map(str, counted.samples)) == list(map(str, want.samples))
+    assert len(store) == len(DURATIONS) * 2 * 2 + 3 * 2

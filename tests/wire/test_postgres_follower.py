@@ -459,3 +459,33 @@ def test_a_chunk_ending_as_a_sync_inside_a_message_is_read_as_byte_by_byte() -> 
     _, by_byte = followed([first, *(unit[i:i + 1] for i in range(len(unit)))], [warm, answer])
     assert at_once == by_byte and whole.opaque is None and not whole.waiting
     assert at_once[1]["params"] == [{"type": "unspecified", "value": "xS\0\0\0\x04y"}]
+
+
+def test_every_field_of_a_record_is_set_whichever_way_it_was_made() -> None:
+    """`_record` (the constructor: no `__init__`) sets every slot of a record made on the
+    whole Query's way and on the splitter's: each reads, none is left unset."""
+    from devamb.inspect.lazy import LazyExchange
+    from devamb.wire.postgres import _Record
+
+    kept: list[LazyExchange] = []
+
+    class Keeping(Sink):
+        def record(self, lazy: LazyExchange) -> None:
+            kept.append(lazy)
+            super().record(lazy)
+
+    sink = Keeping()
+    follower = PostgresFollower(sink, FollowerOptions())
+    follower.client_data(startup())
+    follower.server_data(pg.message(b"R", (0).to_bytes(4)) + pg.ready_for_query("I"))
+    for _ in range(2):  # (the first on the splitter's way, the second whole)
+        follower.client_data(query("SELECT 1"))
+        follower.server_data(ROW_DESCRIPTION + DATA_ROW + reply("SELECT 1"))
+    assert len(kept) == 2 and all(type(one) is _Record for one in kept)
+    slots = [name for cls in _Record.__mro__ for name in getattr(cls, "__slots__", ())
+             if name not in ("__dict__", "size", "completed", "built", "note", "error")]
+    for one in kept:  # (`size`, `completed`: the store's; the others None until used)
+        assert all(getattr(one, name) is not None for name in slots)
+        assert one.built is None or one.built.id == one.id
+    first, second = (_noted(one.materialise()) for one in kept)
+    assert first == second
