@@ -357,6 +357,17 @@ class _Relay:
         self.reserved += size
         self.listener.recorder.store.reserve(size)
 
+    def reserve_ahead(self, limit: int) -> int:
+        """Like `opened`, for a preview kept outside a side (a terminating target's answer)."""
+        size = self.listener.recorder.store.reserve_ahead(limit)
+        self.reserved += size
+        return size
+
+    def reserve(self, size: int) -> None:
+        """Like `filled`, for a preview kept outside a side."""
+        self.reserved += size
+        self.listener.recorder.store.reserve(size)
+
     def side_lost(self, side: _Side) -> None:
         if side.inbound and self._open == 1 and side.peer is None:
             self._open = 0  # the upstream never connected (or is still connecting)

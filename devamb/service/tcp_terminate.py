@@ -22,7 +22,7 @@ from devamb.service.tcp_flow import ShapedFlow
 from devamb.targets.base import ClientReader, Target, TargetUnavailable
 
 if TYPE_CHECKING:
-    from devamb.inspect.exchange import Exchange
+    from devamb.inspect.exchange import BodyPreview, Exchange
     from devamb.service.tcp import _Relay, _Side
 
 READ_CHUNK = 64 * 1024  # what a shaped reader takes from the client's stream at a time
@@ -181,15 +181,32 @@ class _ClientStream:
         self._side = side
         self._exchange = exchange
         self.flow = flow
+        self._reserved = 0  # bytes the store counts for the response preview (`_Relay.opened`)
 
     def write(self, data: bytes) -> None:
         transport = self._side.transport
         if transport is not None and not transport.is_closing():
-            self._exchange.response_body.add(data)
+            body = self._exchange.response_body
+            if body.size < body.limit:  # the preview fills: the store counts it (one check)
+                self._count(body, data)
+            else:
+                body.size += len(data)
             if self.flow is not None:
                 self.flow.feed(data)
             else:
                 transport.write(data)
+
+    def _count(self, body: BodyPreview, data: bytes) -> None:
+        """The target's first bytes reserve the preview's limit ahead (as a relayed side's
+        do); a preview that fills past what was reserved counts the rest. The relay releases
+        it all as its record arrives."""
+        relay = self._side.relay
+        if not body.size:
+            self._reserved = relay.reserve_ahead(body.limit)
+        body.add(data)
+        if body.size >= body.limit and self._reserved < len(body.data):
+            relay.reserve(len(body.data) - self._reserved)
+            self._reserved = len(body.data)
 
     def writable(self) -> bool:
         flow, event, transport = self.flow, self._side.can_write, self._side.transport

@@ -134,3 +134,46 @@ def test_the_store_reserves_ahead_within_its_share() -> None:
     assert store.bytes == 1300
     store.release(1300)
     assert store.reserved == store.bytes == 0
+
+
+SHARDS = """
+version: 1
+services:
+  cache:
+    listen: 0
+    protocol: tcp
+    timeout: 5s
+    inspect: {{bodies: 4096}}
+    targets:
+      sharded: {{shards: [{shards}], key: redis}}
+"""
+
+
+async def _command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   *args: bytes) -> bytes:
+    writer.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    line = await reader.readline()
+    if line.startswith(b"$") and int(line[1:]) >= 0:
+        return await reader.readexactly(int(line[1:]) + 2)
+    return line
+
+
+async def test_a_target_that_answers_itself_reserves_its_answer(
+        make_engine: EngineFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.targets.shards.real_redis import redis_servers
+
+    with redis_servers(tmp_path, 1) as servers:
+        shards = ", ".join(f'"{s.url}"' for s in servers)
+        engine = await make_engine(SHARDS.format(shards=shards))
+        store, port = engine.store, engine.services["cache"].bound[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await _command(reader, writer, b"SET", b"k", b"v" * 10_000)
+        reply = await _command(reader, writer, b"GET", b"k")
+        assert len(reply) == 10_002
+        assert store.reserved == 2 * 4096  # the client's preview and the target's answer
+        writer.close()
+        await writer.wait_closed()
+        await _records(store, 1)  # released as the record arrived
+        record = store.recent(1)[0]
+        assert len(record.response_body.data) == 4096
+        assert store.bytes == record.size
