@@ -12,6 +12,9 @@ orders apart:
 What an open record holds counts too: a TCP relay side `reserve`s room for its preview as its
 first bytes pass (completed records make room), and `release`s it as its record arrives, which
 then counts itself; so the budget bounds the previews of long connections while they are open.
+A target that answers a TCP client itself (the sharded Redis target) reserves its answer's
+preview the same way. Not yet covered: HTTP/1.1 streamed bodies, WebSocket previews, HTTP/2
+streams (they count once their record is added).
 """
 
 from __future__ import annotations
