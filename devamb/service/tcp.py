@@ -347,24 +347,23 @@ class _Relay:
         budget from now (completed records make room) rather than only once the record
         arrives, as much of it as open records may take ahead (`ExchangeStore.reserve_ahead`).
         Before the preview grows, so that what the records it pushes out held is reused."""
-        size = side.reserved = self.listener.recorder.store.reserve_ahead(side.body.limit)
-        self.reserved += size
+        side.reserved = self.reserve_ahead(side.body.limit)
 
     def filled(self, side: _Side) -> None:
         """A side's preview is full and was not counted whole when it began: count the rest."""
         size = len(side.body.data) - side.reserved
         side.reserved += size
-        self.reserved += size
-        self.listener.recorder.store.reserve(size)
+        self.reserve(size)
 
     def reserve_ahead(self, limit: int) -> int:
-        """Like `opened`, for a preview kept outside a side (a terminating target's answer)."""
+        """Reserve up to `limit` bytes for a preview of this connection's (a side's, or a
+        terminating target's answer), as much as open records may take ahead; how much."""
         size = self.listener.recorder.store.reserve_ahead(limit)
         self.reserved += size
         return size
 
     def reserve(self, size: int) -> None:
-        """Like `filled`, for a preview kept outside a side."""
+        """Count `size` more bytes of a full preview of this connection's now."""
         self.reserved += size
         self.listener.recorder.store.reserve(size)
 
