@@ -131,13 +131,18 @@ class Decoder(hpack.Decoder):
         self._fields: dict[bytes, Fields] = {}  # (fields: by block)
         self._state: tuple[int, int, int] = (0, 0, 0)
 
-    def decode(self, data: bytes, raw: bool = False) -> list[Any]:
+    def _check_state(self) -> tuple[int, int, int]:
+        """The table's generation and limits; what was kept is forgotten when they changed."""
         state = (self.header_table.generation, self.max_header_list_size,
                  self.max_allowed_table_size)
         if state != self._state:
             self._kept.clear()
             self._fields.clear()
             self._state = state
+        return state
+
+    def decode(self, data: bytes, raw: bool = False) -> list[Any]:
+        state = self._check_state()
         key = (bytes(data), raw)
         headers = self._kept.get(key)
         if headers is not None:
@@ -152,12 +157,7 @@ class Decoder(hpack.Decoder):
     def fields(self, data: bytes) -> Fields:
         """`decode(data, raw=True)` as the Fields of the list (the same object for the same
         block while the table stays the same): hpack's errors as decode raises them."""
-        state = (self.header_table.generation, self.max_header_list_size,
-                 self.max_allowed_table_size)
-        if state != self._state:
-            self._kept.clear()
-            self._fields.clear()
-            self._state = state
+        state = self._check_state()
         key = data if type(data) is bytes else bytes(data)
         found = self._fields.get(key)
         if found is not None:

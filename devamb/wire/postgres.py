@@ -810,14 +810,7 @@ class PostgresFollower(Follower):
             start = i + 5
             i = end
             if kind == 0x53:  # Sync
-                if self.unit_parses:
-                    self._prepares()
-                self.in_unit = False
-                self.syncs_sent += 1
-                counts = self.unit_pb
-                if counts[0] or counts[1]:
-                    self.unit_pb = [0, 0]
-                self.just_parsed = None
+                self._sync()
             elif kind == 0x44 and length > 4 and data[start] == 0x50:  # Describe (a portal)
                 if not self.in_unit:
                     self.in_unit = True
@@ -828,6 +821,18 @@ class PostgresFollower(Follower):
                                    data[start:start + limit - 4]) if limit else b"", length - 4)
         if i < n:
             self.client.feed(data[i:])
+
+    def _sync(self) -> None:
+        """A Sync: the extended-protocol unit it ends is closed (its Parses not executed are
+        PREPAREs), and the answers up to its ReadyForQuery are owed."""
+        if self.unit_parses:
+            self._prepares()
+        self.in_unit = False
+        self.syncs_sent += 1
+        counts = self.unit_pb
+        if counts[0] or counts[1]:
+            self.unit_pb = [0, 0]
+        self.just_parsed = None
 
     def _from_client(self, kind: int, body: bytes, length: int) -> None:
         # (the extended protocol's messages first: a unit of them comes message by message)
@@ -863,14 +868,7 @@ class PostgresFollower(Follower):
                 elif parses:
                     self.unit_parses = [p for p in parses if p[0] != stmt]
         elif kind == 0x53:  # Sync
-            if self.unit_parses:
-                self._prepares()
-            self.in_unit = False
-            self.syncs_sent += 1
-            counts = self.unit_pb
-            if counts[0] or counts[1]:
-                self.unit_pb = [0, 0]
-            self.just_parsed = None
+            self._sync()
         elif kind == 0x44 or kind == 0x48:  # Describe, Flush
             if kind == 0x44 and body[:1] == b"S":  # its ParameterDescription gives the types
                 self.describing.append(pg.cstrings(body[1:], 1)[0][0] if len(body) > 1 else "")
