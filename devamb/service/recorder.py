@@ -14,7 +14,6 @@ from devamb.inspect.exchange import BodyPreview, Exchange
 from devamb.inspect.lazy import LazyExchange, singles
 from devamb.inspect.replay import new_token
 from devamb.inspect.store import ExchangeStore
-from devamb.service.stats import FIRST_BOUND, bucket_of
 
 if TYPE_CHECKING:
     from devamb.service.core import Service
@@ -76,11 +75,8 @@ class Recorder:
     def one_recorder(self, service: Service) -> Callable[[LazyExchange, float, bool], None]:
         """`record_one` for `service`'s records, with what it reads each time bound once (a
         wire connection's, called per completed chunk)."""
-        counters = service.counters
-        finished_many = counters.finished_many
-        # (a lone record's count: `finished_one`, inline, with what it reads bound once)
-        buckets, per_target, samples = counters.buckets, counters.per_target, counters.samples
-        clock = counters.clock
+        finished_one = service.counters.finished_one
+        finished_many = service.counters.finished_many
         add_one = self.store.add_one
         watchers = self.watchers  # (changed in place)
         subscribers = self.bus.subscribers  # (changed in place)
@@ -88,14 +84,7 @@ class Recorder:
         def record_one(lazy: LazyExchange, duration_ms: float, failed: bool) -> None:
             count = lazy.count
             if count == 1:
-                buckets[0 if duration_ms <= FIRST_BOUND else bucket_of(duration_ms)] += 1
-                counters.duration_sum += duration_ms
-                target = lazy.origin.target
-                per_target[target] = per_target.get(target, 0) + 1
-                counters.requests += 1
-                if failed:
-                    counters.errors += 1
-                samples.append((clock(), duration_ms, failed))
+                finished_one(duration_ms, failed, lazy.origin.target)
             else:
                 finished_many(duration_ms, failed, count, lazy.origin.target)
             add_one(lazy)

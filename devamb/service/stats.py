@@ -18,13 +18,13 @@ class ServiceCounters:
     BUCKETS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)  # ms, Prometheus
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
+        self._clock = clock
         self.requests = 0
         self.errors = 0
         self.active = 0
         self.bytes_in = 0
         self.bytes_out = 0
-        self.samples: deque[tuple[float, float, bool]] = deque(maxlen=SAMPLES)
+        self._samples: deque[tuple[float, float, bool]] = deque(maxlen=SAMPLES)
         self.buckets = [0] * (len(self.BUCKETS) + 1)  # the last one: above every bound
         self.duration_sum = 0.0
         self.per_target: dict[str, int] = {}
@@ -39,7 +39,7 @@ class ServiceCounters:
         """The exchange `started` just counted is a mirror's copy: move it to the mirror's."""
         self.active -= 1
         if self.mirror is None:
-            self.mirror = ServiceCounters(self.clock)
+            self.mirror = ServiceCounters(self._clock)
         self.mirror.active += 1
 
     def finished(
@@ -64,7 +64,7 @@ class ServiceCounters:
             self.errors += 1
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
-        self.samples.append((self.clock(), duration_ms, error))
+        self._samples.append((self._clock(), duration_ms, error))
 
     def finished_many(self, duration_ms: float, error: bool, count: int, target: str) -> None:
         """`count` exchanges that took as long and ended alike (wire commands answered in one
@@ -77,9 +77,9 @@ class ServiceCounters:
         if error:
             self.errors += count
         if count == 1:  # (a lone command's: no `repeat`)
-            self.samples.append((self.clock(), duration_ms, error))
+            self._samples.append((self._clock(), duration_ms, error))
         else:
-            self.samples.extend(repeat((self.clock(), duration_ms, error), count))
+            self._samples.extend(repeat((self._clock(), duration_ms, error), count))
 
     def finished_one(self, duration_ms: float, error: bool, target: str) -> None:
         """`finished_many` for one exchange (a wire command's record, per completed chunk)."""
@@ -90,16 +90,16 @@ class ServiceCounters:
         self.requests += 1
         if error:
             self.errors += 1
-        clock = self.clock  # (read, then called: an attribute called as a method is not
-        self.samples.append((clock(), duration_ms, error))  # looked up the fast way)
+        clock = self._clock  # (read, then called: an attribute called as a method is not
+        self._samples.append((clock(), duration_ms, error))  # looked up the fast way)
 
     def snapshot(self) -> ServiceStats:
-        now = self.clock()
-        recent = [s for s in self.samples if now - s[0] <= WINDOW]
+        now = self._clock()
+        recent = [s for s in self._samples if now - s[0] <= WINDOW]
         durations = sorted(s[1] for s in recent)
         errors = sum(1 for s in recent if s[2])
         span = WINDOW
-        if len(recent) == len(self.samples) == SAMPLES:
+        if len(recent) == len(self._samples) == SAMPLES:
             span = max(now - recent[0][0], 1e-3)  # the window holds more than we keep
         stats: ServiceStats = {
             "requests": self.requests,
@@ -125,12 +125,6 @@ _bisect_left = bisect.bisect_left
 # the first bucket's bound: a duration within it (most of a local database's commands) is
 # counted there without bisect (~1,200 instructions: its compares of floats are generic ones)
 _FIRST = _BOUNDS[0]
-FIRST_BOUND = _FIRST  # (for a caller that counts inline: see Recorder.one_recorder)
-
-
-def bucket_of(duration_ms: float) -> int:
-    """The bucket a duration over the first bound is counted in."""
-    return _bisect_left(_BOUNDS, duration_ms)
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:

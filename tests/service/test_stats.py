@@ -46,9 +46,8 @@ def test_finished_one_counts_as_finished_many_of_one() -> None:
 
 
 def test_the_recorders_lone_record_is_counted_as_finished_one() -> None:
-    """`Recorder.one_recorder` counts a lone record inline: the same counts as `finished_one`
-    (every bucket, failures, per target, the sample), and the record kept; a batch's
-    records counted as `finished_many`."""
+    """`Recorder.one_recorder` counts a lone record as `finished_one` does (every bucket,
+    failures, per target, the sample) and keeps it; a batch's records as `finished_many`."""
     store = ExchangeStore()
     counted = ServiceCounters(clock=lambda: 7.0)
     want = ServiceCounters(clock=lambda: 7.0)
@@ -71,5 +70,5 @@ def test_the_recorders_lone_record_is_counted_as_finished_one() -> None:
     assert counted.buckets == want.buckets and counted.per_target == want.per_target
     assert (counted.requests, counted.errors) == (want.requests, want.errors)
     assert str(counted.duration_sum) == str(want.duration_sum)  # (nan among them)
-    assert list(map(str, counted.samples)) == list(map(str, want.samples))
+    assert list(map(str, counted._samples)) == list(map(str, want._samples))
     assert len(store) == len(DURATIONS) * 2 * 2 + 3 * 2
