@@ -258,7 +258,10 @@ class H2Stream:
         """`size` flow-controlled bytes were passed on: let the peer send as many again."""
         self.endpoint.ack(self.id, size)
 
-    def send_headers(self, headers: H2Headers, end: bool = False) -> None:
+    def send_headers(self, headers: H2Headers, end: bool = False, more: bool = False) -> None:
+        """`more`: the caller sends another frame on this connection before it yields to the
+        loop (a unary call's DATA after its HEADERS), whose flush writes this one too: no
+        write is scheduled for this one alone (H2Endpoint.flush)."""
         if self.gone is not None:  # (_check's)
             raise self.gone
         endpoint = self.endpoint
@@ -267,7 +270,7 @@ class H2Stream:
         except h2.exceptions.StreamClosedError:
             raise StreamGone(CANCEL, "the stream is closed") from None
         self.sent_end = end
-        endpoint.flush(end=end)
+        endpoint.flush(0, end, more)
         if end and self.got_end:  # (settle's: three header blocks are sent per call)
             endpoint.forget(self)
 
@@ -294,6 +297,7 @@ class H2Stream:
                     opened = self._window = asyncio.Event()
                 else:
                     opened.clear()
+                endpoint.flush()  # (what was sent before with `more` leaves meanwhile)
                 await opened.wait()
                 continue
             last = size == len(view)
@@ -307,9 +311,10 @@ class H2Stream:
         await endpoint.writable()
         endpoint.settle(self)
 
-    def send_now(self, data: bytes, end: bool = False) -> bool:
+    def send_now(self, data: bytes, end: bool = False, more: bool = False) -> bool:
         """Send `data` (one frame at most) at once if the peer's windows and the transport
-        allow it, without waiting; False (nothing sent) otherwise: use `send_data`."""
+        allow it, without waiting; False (nothing sent) otherwise: use `send_data`. `more`
+        as for send_headers."""
         endpoint = self.endpoint
         if self.gone is not None or endpoint.paused or endpoint.lost:
             return False
@@ -326,7 +331,7 @@ class H2Stream:
             return False
         if end:
             self.sent_end = True
-        endpoint.flush(size, end=end)
+        endpoint.flush(size, end, more)
         if self.sent_end and self.got_end:  # (settle's)
             endpoint.forget(self)
         return True
@@ -925,16 +930,20 @@ class H2Endpoint(asyncio.Protocol):
 
     # -- for streams ----------------------------------------------------------------------------
 
-    def flush(self, size: int = 0, end: bool = False) -> None:
+    def flush(self, size: int = 0, end: bool = False, more: bool = False) -> None:
         """Write what h2 has queued: at the end of this turn of the loop, so that the frames
         of many streams go out in one write, or now once `size` bytes of DATA are waiting, or
         now when a stream's last frame is queued (`end`) and no other stream could share the
-        write (one call at a time: its end leaves before devamb records the call)."""
+        write (one call at a time: its end leaves before devamb records the call).
+
+        `more`: the caller queues another frame before it yields to the loop, and flushes
+        then: nothing is scheduled for this one (the scheduled write would find the queue
+        written by then, a turn of the loop and an epoll call for nothing)."""
         self._unsent += size
         if self._unsent >= WRITE_NOW or (end and len(self.streams) <= 1):
             self.flush_now()
-        elif not self._flushing and self.conn._data_to_send:  # (h2's queue: a read that
-            # asks for no answer, as most do, schedules no write)
+        elif not more and not self._flushing and self.conn._data_to_send:  # (h2's queue: a
+            # read that asks for no answer, as most do, schedules no write)
             self._flushing = True
             self._loop.call_soon(self.flush_now)
 

@@ -70,9 +70,10 @@ class H2UpstreamConnection(H2Endpoint):
     def usable(self) -> bool:
         return not self.goaway and not self.lost
 
-    async def open(self, headers: H2Headers, end: bool) -> H2Stream:
+    async def open(self, headers: H2Headers, end: bool, more: bool = False) -> H2Stream:
         """A new stream with its request headers sent; waits while the upstream's limit of
-        concurrent streams is reached."""
+        concurrent streams is reached. `more`: the caller sends more on the stream (or
+        flushes) before it yields to the loop (H2Stream.send_headers)."""
         conn = self.conn
         # (h2's count walks every stream: asked only near the limit)
         while len(self.streams) + 8 >= self.max_streams and (
@@ -91,7 +92,7 @@ class H2UpstreamConnection(H2Endpoint):
             raise UpstreamDown("the upstream connection closed")
         stream = H2Stream(self, conn.get_next_available_stream_id())
         self.streams[stream.id] = stream
-        stream.send_headers(headers, end=end)
+        stream.send_headers(headers, end, more)
         return stream
 
     def forget(self, stream: H2Stream) -> None:
@@ -183,9 +184,9 @@ class H2Upstream:
                 )
         return protocol
 
-    async def open(self, headers: H2Headers, end: bool) -> H2Stream:
+    async def open(self, headers: H2Headers, end: bool, more: bool = False) -> H2Stream:
         connection = await self.connection()
-        return await connection.open(headers, end)
+        return await connection.open(headers, end, more)
 
     def close(self) -> None:
         if self._connection is not None:

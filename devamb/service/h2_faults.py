@@ -208,12 +208,14 @@ class H2Call:
         if self.shaping is not None:
             await self.shaping.before_first_byte()
 
-    async def send_down(self, data: bytes, end: bool = False) -> None:
-        """Response DATA to the client, through the shapers (END_STREAM after `end` hooks)."""
+    async def send_down(self, data: bytes, end: bool = False, more: bool = False) -> None:
+        """Response DATA to the client, through the shapers (END_STREAM after `end` hooks).
+        `more`: the caller sends what follows before it yields to the loop (send_now's)."""
         front = self.front
         chain, shaping = self._down, self.shaping
         if shaping is None or (chain is None and not (end and shaping.end)):
-            if not front.send_now(data, end):  # (at once when the windows allow: most DATA)
+            # (at once when the windows allow; `more` only unshaped: a shaped end may wait)
+            if not front.send_now(data, end, more and shaping is None):
                 await front.send_data(data, end=end)
             return
         try:

@@ -53,11 +53,14 @@ class H2Tries:
         tape = self.call.tape
         return tape.ended if tape is not None else self.front.ended_at_headers
 
-    async def open(self, upstream: H2Upstream, headers: H2Headers) -> H2Stream:
-        """This try's upstream stream, with what the client sent so far sent again on it."""
+    async def open(self, upstream: H2Upstream, headers: H2Headers, more: bool = False
+                   ) -> H2Stream:
+        """This try's upstream stream, with what the client sent so far sent again on it.
+        `more`: the caller sends on it, or flushes its connection, before it yields to the
+        loop (H2Stream.send_headers); a later try's stream is written as it is sent again."""
         tape = self.call.tape
         if tape is None or self.attempt == 1:
-            return await upstream.open(headers, end=self.front.ended_at_headers)
+            return await upstream.open(headers, self.front.ended_at_headers, more)
         bare = tape.ended and not tape.chunks and tape.trailers is None
         back = await upstream.open(headers, end=bare)
         for chunk in tape.chunks:

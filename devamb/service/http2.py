@@ -49,6 +49,10 @@ DEVAMB_GRPC = {  # what devamb's own answers mean to a gRPC client
 TARGET_OVERRIDE = b"x-devamb-target"  # X-Devamb-Target: this call goes to the named target
 REPLAY = b"x-devamb-replay"  # the engine's replay marker (inspect/replay.py): never sent on
 
+# what the response relay sends on at once, without waiting, when no fault shapes the call:
+# a frame sent before one of these is written with it (H2Stream.send_headers' `more`)
+_SENT_AT_ONCE = frozenset(("data", "trailers"))
+
 SHUTDOWN_GRACE = 3.0
 SENT_KEPT = 64  # request header lists remembered as sent upstream (all forgotten when full)
 log = logging.getLogger("devamb.http2")
@@ -270,7 +274,7 @@ class Http2Listener:
         try:
             while True:
                 try:
-                    back = await tries.open(upstream, sent)
+                    back = await tries.open(upstream, sent, more=True)  # (_try flushes)
                 except UpstreamDown as exc:
                     if await tries.again(tries.wants("connect-failed"), str(exc)):
                         continue
@@ -343,6 +347,7 @@ class Http2Listener:
             pump = asyncio.get_running_loop().create_task(
                 self._requests(front, back, exchange, tries.request_ended, call, tap)
             )
+        back.endpoint.flush()  # the headers (opened with `more`) if nothing wrote them yet
         if decide is not None:
             decide()
         if not exchange.request_headers:  # recorded once what came is on its way
@@ -469,7 +474,10 @@ class Http2Listener:
             record.eager = True
         if call.shaping is not None:
             await call.first_byte()
-        front.send_headers(item.headers, end=ended)  # at once: a stream may wait long for data
+        # at once: a stream may wait long for data; written with what is queued after it (a
+        # unary answer's DATA and trailers, sent below before the relay waits)
+        front.send_headers(item.headers, ended, call.shaping is None and follow is not None
+                           and follow.kind in _SENT_AT_ONCE)
         if ended:
             return
         owed = 0  # the last DATA's length, passed on but not yet acknowledged: acknowledged
@@ -494,8 +502,9 @@ class Http2Listener:
                     record.data(follow.data)
                     queued = back.peek()
                     last = queued is not None and queued.kind == "end"
-                    try:
-                        await call.send_down(follow.data, end=last)  # END_STREAM on the last
+                    try:  # (END_STREAM on the last; written with what is queued after it)
+                        await call.send_down(follow.data, last, queued is not None
+                                             and queued.kind in _SENT_AT_ONCE)
                     except StreamGone:
                         back.reset(CANCEL)
                         raise
