@@ -38,7 +38,7 @@ class H2FrontConnection(H2Endpoint):
         self.server.connections.discard(self)
 
     def new_stream(self, stream: H2Stream) -> None:
-        self.server.spawn(self.server.on_stream(stream, self.remote), self._loop)
+        self.server.spawn(stream, self.remote, self._loop)
 
     def protocol_error(self, reason: str) -> None:
         self.server.on_error(self.remote, reason)
@@ -54,7 +54,7 @@ class H2FrontServer:
         self.ssl = ssl  # the listener terminates TLS (ALPN h2)
         self.on_error = on_error
         self.connections: set[H2FrontConnection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[H2Stream, asyncio.Task[None]] = {}  # the streams' (spawn)
         self._server: asyncio.Server | None = None
         self._hurried = asyncio.Event()
 
@@ -65,13 +65,28 @@ class H2FrontServer:
         name = self._server.sockets[0].getsockname()
         return str(name[0]), int(name[1])
 
-    def spawn(self, work: Coroutine[None, None, None],
+    def spawn(self, stream: H2Stream, remote: str | None,
               loop: asyncio.AbstractEventLoop | None = None) -> None:
-        # (`loop`: the caller's, when it has it: asyncio.get_running_loop costs a getpid
-        # system call)
-        task = (loop or asyncio.get_running_loop()).create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """`on_stream` for `stream` in a task of its own. (`loop`: the caller's, when it has
+        it: asyncio.get_running_loop costs a getpid system call.)"""
+        self._tasks[stream] = (loop or asyncio.get_running_loop()).create_task(
+            self._serve(stream, remote))
+
+    async def _serve(self, stream: H2Stream, remote: str | None) -> None:
+        # the task leaves the table as it ends, not by a done callback: that would be
+        # scheduled for the next turn of the loop, one more turn (and epoll call) per call
+        try:
+            await self.on_stream(stream, remote)
+        finally:
+            self._tasks.pop(stream, None)
+
+    def _live(self) -> set[asyncio.Task[None]]:
+        """The streams' tasks still running (one cancelled before it started is done
+        without having left the table)."""
+        for stream, task in list(self._tasks.items()):
+            if task.done():
+                del self._tasks[stream]
+        return set(self._tasks.values())
 
     def hurry(self) -> None:
         """End the drain of `stop` now: the streams still in flight are cut."""
@@ -83,22 +98,22 @@ class H2FrontServer:
         deadline = loop.time() + grace
         hurried = loop.create_task(self._hurried.wait())
         try:
-            while self._tasks and not self._hurried.is_set():
+            while (live := self._live()) and not self._hurried.is_set():
                 left = deadline - loop.time()
                 if left <= 0:
                     break
-                await asyncio.wait({*self._tasks, hurried}, timeout=left,
+                await asyncio.wait({*live, hurried}, timeout=left,
                                    return_when=asyncio.FIRST_COMPLETED)
         finally:
             hurried.cancel()
-        return set(self._tasks)
+        return self._live()
 
     async def stop(self, grace: float) -> int:
         """Stop accepting, let streams in flight finish for up to `grace` s; how many were cut."""
         if self._server is not None:
             self._server.close()
         cut = 0
-        if self._tasks:
+        if self._live():
             pending = await self._drain(grace)
             cut = len(pending)
             for task in pending:
