@@ -16,6 +16,7 @@ from devamb.grpc.status import name_of
 from devamb.inspect.exchange import Exchange
 from devamb.policies.request import BUFFER_FOR_RETRY
 from devamb.policies.retry import backoff_delay
+from devamb.proxy.alarms import alarm
 from devamb.proxy.h2conn import CANCEL, H2Headers, H2Stream, Inbound, header
 from devamb.proxy.h2upstream import H2Upstream
 from devamb.proxy.request import IDEMPOTENT
@@ -111,9 +112,10 @@ class H2Tries:
         DONE (the call was answered here: its deadline passed)."""
         if back.peek() is not None:
             item = back.take()
-        else:  # (a timer that wakes the wait: no task, unlike wait_for, nor a Timeout)
+        else:  # (an alarm that wakes the wait: no task, unlike wait_for, nor a Timeout;
+            # nor a loop timer of its own: proxy/alarms.py)
             loop = self.call.loop
-            timer = loop.call_at(loop.time() + self._timeout(), back.expire)
+            timer = alarm(loop, loop.time() + self._timeout(), back.expire)
             try:
                 item = await back.next()
             finally:
