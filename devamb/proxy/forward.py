@@ -47,11 +47,12 @@ async def forward_http(
     """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
     lines = request_lines(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers,
-        host=None if keep_host else url.raw_authority,
+        host=None if keep_host else url.raw_authority, memo=request.memo,
     )
     exchange.url = str(url) if url_text is None else url_text
     exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
-    if "Upgrade" in request.headers and is_websocket(request):
+    names = request.names  # (lowered)
+    if "upgrade" in names and is_websocket(request):
         from devamb.proxy.websocket import relay_websocket  # on the first upgrade
 
         return await relay_websocket(
@@ -59,7 +60,7 @@ async def forward_http(
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
-    if request.body_exists or exchange.body_buffer is not None or "Expect" in request.headers:
+    if request.body_exists or exchange.body_buffer is not None or "expect" in names:
         headers = CIMultiDict(WireFields(lines))  # (its own: the record's stays undecoded)
         body, chunked = await _request_body(request, headers, exchange)
         lines = field_lines(headers.items())  # framing headers may have changed
