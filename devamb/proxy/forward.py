@@ -47,11 +47,12 @@ async def forward_http(
     """`url_text`: `url` as a string, when the caller has it (yarl's str() re-joins the parts)."""
     lines = request_lines(
         request.headers, client_ip=request.remote, keep_host=keep_host, extra=extra_headers,
-        host=None if keep_host else url.raw_authority,
+        host=None if keep_host else url.raw_authority, memo=request.memo,
     )
     exchange.url = str(url) if url_text is None else url_text
     exchange.request_headers = WireFields(lines)  # one bytes object kept, not a pair each
-    if "Upgrade" in request.headers and is_websocket(request):
+    names = request.names  # (lowered)
+    if "upgrade" in names and is_websocket(request):
         from devamb.proxy.websocket import relay_websocket  # on the first upgrade
 
         return await relay_websocket(
@@ -59,17 +60,34 @@ async def forward_http(
     limits = exchange.limits
     if limits is not None:
         timeout = limits.timeout
-    if request.body_exists or exchange.body_buffer is not None or "Expect" in request.headers:
+    if request.body_exists or exchange.body_buffer is not None or "expect" in names:
         headers = CIMultiDict(WireFields(lines))  # (its own: the record's stays undecoded)
         body, chunked = await _request_body(request, headers, exchange)
         lines = field_lines(headers.items())  # framing headers may have changed
     else:
         body, chunked = None, False
     head = request_head(request.method, url.raw_path_qs, lines)
-    connect_timeout = limits.connect_timeout if limits is not None else None
-    conn = await _exchange_head(
-        pool, head, body, chunked, timeout, url, connect_timeout, request.method in IDEMPOTENT
-    )
+    conn = pool.idle() if body is None else None
+    again = conn is None
+    if conn is not None:  # the usual case: a kept-alive connection and nothing but the head
+        try:  # (_exchange_head's first attempt, in this coroutine: one coroutine less)
+            conn.send_head(head, timeout)  # (the head's timeout: the connection's timer)
+            await conn.head_arrived()
+        except BaseException as exc:
+            error = _failure(exc, pool, conn, None, timeout, url,
+                             reusable=True, idempotent=request.method in IDEMPOTENT)
+            if error is exc:
+                raise
+            if error is not None:
+                raise error from None
+            again = True  # a stale kept-alive connection: once more, on a fresh one
+    if again:
+        conn = await _exchange_head(
+            pool, head, body, chunked, timeout, url,
+            limits.connect_timeout if limits is not None else None,
+            request.method in IDEMPOTENT, retried=conn is not None,
+        )
+    assert conn is not None
     if limits is not None and limits.retry_statuses:
         status, _ = conn.head()  # (arrived: _exchange_head waited for it)
         if status in limits.retry_statuses:
@@ -133,6 +151,8 @@ async def _exchange_head(
     url: URL,
     connect_timeout: float | None = None,
     idempotent: bool = True,
+    *,
+    retried: bool = False,
 ) -> UpstreamConnection:
     """Send the request and wait for the response head.
 
@@ -143,12 +163,12 @@ async def _exchange_head(
     without a body is then sent once more on a fresh connection, as browsers do, if it is
     idempotent or provably never reached the upstream (nothing was written).
     """
-    for _attempt in range(2):
+    for _attempt in range(1 if retried else 2):
         conn: UpstreamConnection | None = None
         upload: IdleBody | None = None
         reused = False
         try:
-            conn = pool.idle()  # the usual case: no connect, no waiting
+            conn = pool.idle()  # a kept-alive connection: no connect, no waiting
             if conn is not None and body is None:  # nothing to wait for but the head
                 reused = True
                 conn.send_head(head, timeout)  # (the head's timeout: the connection's timer)
@@ -177,33 +197,52 @@ async def _exchange_head(
             # (fails with TimeoutError when the head is not there in time: see time_head)
             await conn.head_arrived()
             return conn
-        except TimeoutError:
-            if conn is not None:
-                pool.discard(conn)
-            raise _timed_out(upload, timeout) from None
-        except UpstreamClosed as exc:
-            pool.discard(conn)  # type: ignore[arg-type]
-            if reused and body is None and (idempotent or not exc.sent):
-                continue
-            if exc.code != "upstream-closed":  # a bastion's tunnel dropped under it
-                raise UpstreamFailed(502, exc.code, str(exc)) from None
-            raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection") from None
-        except BadResponse as exc:
-            pool.discard(conn)  # type: ignore[arg-type]
-            raise UpstreamFailed(502, "bad-response", str(exc)) from None
-        except (CutConnection, ClientGone, asyncio.CancelledError):  # the client went away
-            if conn is not None:
-                pool.discard(conn)
-            raise
-        except OSError as exc:
-            if conn is not None:
-                pool.discard(conn)
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise UpstreamFailed(  # "tunnel-down" when a bastion's SSH connection is down
-                502, getattr(exc, "code", "connect-failed"),
-                f"cannot connect to {url.host}:{url.port}: {reason}",
-            ) from None
+        except BaseException as exc:
+            error = _failure(exc, pool, conn, upload, timeout, url,
+                             reusable=reused and body is None, idempotent=idempotent)
+            if error is exc:
+                raise
+            if error is not None:
+                raise error from None
     raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
+
+
+def _failure(
+    exc: BaseException, pool: UpstreamPool, conn: UpstreamConnection | None,
+    upload: IdleBody | None, timeout: float, url: URL, *, reusable: bool, idempotent: bool,
+) -> BaseException | None:
+    """What an attempt of sending a request and awaiting its response head that failed with
+    `exc` raises: `exc` itself, the failure the client is told, or None when the request may
+    go once more on a fresh connection (`reusable`: it went on a kept-alive one that the
+    upstream turned out to have closed, and has no body). The attempt's connection is
+    discarded (unless the error is none of the exchange's)."""
+    if isinstance(exc, TimeoutError):
+        if conn is not None:
+            pool.discard(conn)
+        return _timed_out(upload, timeout)
+    if isinstance(exc, UpstreamClosed):
+        pool.discard(conn)  # type: ignore[arg-type]
+        if reusable and (idempotent or not exc.sent):
+            return None
+        if exc.code != "upstream-closed":  # a bastion's tunnel dropped under it
+            return UpstreamFailed(502, exc.code, str(exc))
+        return UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
+    if isinstance(exc, BadResponse):
+        pool.discard(conn)  # type: ignore[arg-type]
+        return UpstreamFailed(502, "bad-response", str(exc))
+    if isinstance(exc, (CutConnection, ClientGone, asyncio.CancelledError)):
+        if conn is not None:  # the client went away
+            pool.discard(conn)
+        return exc
+    if isinstance(exc, OSError):
+        if conn is not None:
+            pool.discard(conn)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return UpstreamFailed(  # "tunnel-down" when a bastion's SSH connection is down
+            502, getattr(exc, "code", "connect-failed"),
+            f"cannot connect to {url.host}:{url.port}: {reason}",
+        )
+    return exc
 
 
 def _timed_out(upload: IdleBody | None, timeout: float) -> UpstreamFailed:

@@ -25,6 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from ssl import SSLContext
+from typing import Any
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -80,8 +81,9 @@ class FrontProtocol(asyncio.Protocol):
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []  # as parsed: decoded when checked
         # the last head's version, fields and checked headers: the next one is often the same
-        self._last_head: tuple[str, list[tuple[bytes, bytes]], CIMultiDictProxy[str]] | None = (
-            None)
+        self._last_head: tuple[
+            str, list[tuple[bytes, bytes]], CIMultiDictProxy[str], frozenset[str], list[Any],
+        ] | None = None
         # the last request target, as parsed and decoded: a client asking the same path again
         # (polling, health checks, a benchmark) gets the same str, which its records share
         self._last_url = b""
@@ -139,7 +141,7 @@ class FrontProtocol(asyncio.Protocol):
             self._partial_head(data, began=self._heads != heads)
         receiving = self._receiving
         if (receiving is not None and receiving.content_length and self._refusal is None
-                and self._upgraded is None and "Transfer-Encoding" not in receiving.headers):
+                and self._upgraded is None and "transfer-encoding" not in receiving.names):
             self._counted = receiving.content_length - self._body_read  # (> 0: not complete)
         if self._refusal is not None:
             if self._receiving is not None:
@@ -240,11 +242,15 @@ class FrontProtocol(asyncio.Protocol):
         fields = self._headers
         last = self._last_head
         if last is not None and fields == last[1] and version == last[0]:
-            headers = last[2]  # a client sends the same fields again and again: checked once
+            # a client sends the same fields again and again: checked once, and what is made
+            # from them kept with them
+            _, _, headers, names, memo = last
         else:
             headers = CIMultiDictProxy(CIMultiDict(_decoded(fields)))
             check_head(version, headers)
-            self._last_head = (version, fields, headers)
+            names = frozenset(map(str.lower, headers))
+            memo = [None, None]
+            self._last_head = (version, fields, headers, names, memo)
         if url == self._last_url:
             target = self._last_target
         else:
@@ -260,6 +266,8 @@ class FrontProtocol(asyncio.Protocol):
             self.remote,
             keep_alive=parser.should_keep_alive() and not self._closing,
             upgrade=parser.should_upgrade(),
+            names=names,
+            memo=memo,
         )
         if request.body_exists:
             self._receiving = request

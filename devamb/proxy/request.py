@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
@@ -93,8 +93,8 @@ class FrontRequest(RequestHead):
     __slots__ = (
         "__dict__", "_body_done", "_buffered", "_chunks", "_continue_sent", "_discard", "_error",
         "_paused", "_waiter", "body_exists", "body_filter", "connection", "content_length",
-        "frame_shaping", "headers", "keep_alive", "method", "raw_path", "remote", "response_filter",
-        "upgrade", "version",
+        "frame_shaping", "headers", "keep_alive", "memo", "method", "names", "raw_path", "remote",
+        "response_filter", "upgrade", "version",
     )
 
     def __init__(
@@ -108,6 +108,8 @@ class FrontRequest(RequestHead):
         *,
         keep_alive: bool = True,
         upgrade: bool = False,
+        names: frozenset[str] | None = None,
+        memo: list[Any] | None = None,
     ) -> None:
         self.connection = connection
         self.method = method
@@ -117,9 +119,17 @@ class FrontRequest(RequestHead):
         self.remote = remote
         self.keep_alive = keep_alive
         self.upgrade = upgrade
-        length = headers.get("Content-Length")
+        # the fields' names, lowered: whether a field is there, asked without the multidict
+        # (its lookup lowers the name each time); the front end's are made once a head
+        if names is None:
+            names = frozenset(map(str.lower, headers))
+        self.names = names
+        # what is made from the fields once, kept for the next request with the same ones (the
+        # front end's, per connection: proxy.headers.request_lines); None: not kept
+        self.memo = memo
+        length = headers.get("Content-Length") if "content-length" in names else None
         self.content_length = int(length) if length is not None and length.isdigit() else None
-        chunked = "Transfer-Encoding" in headers
+        chunked = "transfer-encoding" in names
         self.body_exists = body = chunked or bool(self.content_length)
         self._chunks: deque[bytes] = deque() if body else _NO_BODY
         self._buffered = 0

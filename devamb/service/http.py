@@ -143,12 +143,13 @@ class HttpListener:
 
     async def _handle(self, request: FrontRequest) -> StreamResponse:
         service = self.service
-        if "Via" in request.headers and looped(request.headers, self.via):
+        names = request.names  # (lowered)
+        if "via" in names and looped(request.headers, self.via):
             reason = f"the request came back to {service.name!r}'s own listener (its Via)"
             return self._refuse(request, 508, "loop-detected", reason, ANSWERED_BY_DEVAMB)
         if HOP.get() is not self.via:  # (the connection's task keeps it for its next requests)
             HOP.set(self.via)  # the Via this request gets on its way upstream (proxy/headers.py)
-        replay = request.headers.get(REPLAY)
+        replay = request.headers.get(REPLAY) if REPLAY in names else None
         replayed = None if replay is None else replay_of(replay, self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None
         name = request.headers.get(TARGET_OVERRIDE) if allowed else None

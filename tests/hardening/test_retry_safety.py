@@ -98,6 +98,84 @@ async def test_an_idempotent_request_on_a_reset_reused_connection_goes_again(
     assert counting.accepted == 2
 
 
+class ResettingUpstream(RawUpstream):
+    """Answers the very first request (kept alive), then resets every connection at its next
+    request: the retry of a request sent on a reset kept-alive connection is reset too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[str] = Counter()
+        self.answered = False
+        self.handler = self._handle
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_head(reader)
+            await read_body(reader, head)
+            method, path, _ = head.split(b" ", 2)
+            self.seen[f"{method.decode()} {path.decode()}"] += 1
+            if self.answered:
+                rst(writer)
+                return
+            self.answered = True
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+
+async def test_a_request_goes_again_once_only(make_engine: EngineFactory) -> None:
+    """The reused connection's attempt and one on a fresh connection, not a third: the fresh
+    one's reset is the client's 502."""
+    upstream = await ResettingUpstream().start()
+    try:
+        engine = await make_engine(reset_profile(upstream.port, ""))
+        url = listen_url(engine, "api")
+        async with aiohttp.ClientSession() as client:
+            async with client.get(url + "/warm") as resp:
+                assert resp.status == 200
+            async with client.get(url + "/again") as resp:
+                assert resp.status == 502, await resp.text()
+                assert resp.headers["x-devamb-error"] == "upstream-closed"
+        assert upstream.seen["GET /again"] == 2, upstream.seen
+        assert upstream.accepted == 2
+    finally:
+        await upstream.stop()
+
+
+class SilentSecond(RawUpstream):
+    """Answers the first request on a connection, then reads the next and never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handler = self._handle
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await read_head(reader)
+        await reader.read()  # silent until the engine gives up and closes
+
+
+async def test_a_silent_reused_connection_is_a_timeout_not_a_retry(
+    make_engine: EngineFactory,
+) -> None:
+    upstream = await SilentSecond().start()
+    try:
+        engine = await make_engine(reset_profile(upstream.port, "").replace("5s", "300ms"))
+        url = listen_url(engine, "api")
+        async with aiohttp.ClientSession() as client:
+            async with client.get(url + "/warm") as resp:
+                assert resp.status == 200
+            async with client.get(url + "/slow") as resp:
+                assert resp.status == 504, await resp.text()
+                assert resp.headers["x-devamb-error"] == "timeout"
+        assert upstream.accepted == 1  # not sent again on a fresh connection
+        [record] = [e for e in engine.store.all() if e.path == "/slow"]
+        assert record.status == 504
+    finally:
+        await upstream.stop()
+
+
 # -- pool retries go elsewhere ---------------------------------------------------------------
 
 

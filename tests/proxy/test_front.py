@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -89,5 +90,35 @@ async def test_a_head_like_the_last_one_is_still_checked_for_its_version(address
         writer.write(b"GET /ok HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")
         status, _ = await _answer(reader)
         assert status == b"400"
+    finally:
+        writer.close()
+
+
+async def test_fields_that_change_on_a_connection_reach_the_upstream_as_sent(address) -> None:
+    """A head like the connection's last one takes what was made from its fields (its lowered
+    names, the upstream lines: FrontRequest.names and memo); a head with other fields gets its
+    own, and going back to the first fields gives the first lines again."""
+    _, host, port = address
+    reader, writer = await asyncio.open_connection(host, port)
+    heads = [
+        b"Host: x\r\nAccept: */*",
+        b"Host: x\r\nAccept: */*",
+        b"Host: x\r\nAccept: */*\r\nX-Trace: 1",
+        b"Host: x\r\nAccept: */*\r\nX-Trace: 2",
+        b"Host: x\r\nAccept: */*\r\nVia: 1.1 elsewhere",
+        b"Host: x\r\nAccept: */*",
+    ]
+    try:
+        for fields in heads:
+            writer.write(b"GET /echo HTTP/1.1\r\n" + fields + b"\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            sent = json.loads(await asyncio.wait_for(reader.readexactly(length), 5))
+            got = {name.lower(): value for name, value in sent["headers"]}
+            assert got.get("x-trace") == (fields.split(b"X-Trace: ")[1].decode()
+                                          if b"X-Trace" in fields else None), (fields, got)
+            via = got["via"]
+            assert via.startswith("1.1 elsewhere, ") if b"Via" in fields else "," not in via
     finally:
         writer.close()

@@ -72,3 +72,27 @@ def test_a_target_s_extra_fields_are_added_every_time() -> None:
         got = request_lines(incoming(FIELDS), client_ip=None, keep_host=False,
                             extra={"X-Token": value}, host="up:9")
         assert got.endswith(b"X-Token: %s\r\nHost: up:9" % value.encode())
+
+
+def test_a_memo_gives_its_lines_again_for_the_same_target_and_listener_only() -> None:
+    """A front-end head's memo (FrontRequest.memo) keeps the lines last made for its fields,
+    with the inputs they were made with: another client, Host, keep_host or Via makes them
+    anew, as a call without the memo does."""
+    fields = incoming(FIELDS)
+    memo: list[object] = [None, None]
+    options = {"client_ip": "10.0.0.1", "keep_host": False, "host": "up:9"}
+    first = request_lines(fields, extra={}, memo=memo, **options)  # type: ignore[arg-type]
+    assert first == made(FIELDS) and memo[1] == first
+    assert request_lines(fields, extra={}, memo=memo, **options) is first  # type: ignore[arg-type]
+    for changed in ({"client_ip": "10.0.0.2"}, {"client_ip": None}, {"host": "other:9"},
+                    {"keep_host": True}):
+        mixed = {**options, **changed}
+        got = request_lines(fields, extra={}, memo=memo, **mixed)  # type: ignore[arg-type]
+        assert got == made(FIELDS, **changed), changed
+    token = HOP.set("1.1 devamb-0123abcd")
+    try:
+        theirs = request_lines(fields, extra={}, memo=memo, **options)  # type: ignore[arg-type]
+    finally:
+        HOP.reset(token)
+    assert theirs.endswith(b"Via: 1.1 devamb-0123abcd\r\nHost: up:9")
+    assert request_lines(fields, extra={}, memo=memo, **options) == first  # type: ignore[arg-type]
