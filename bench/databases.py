@@ -4,7 +4,10 @@ Starts a redis-server and a throwaway PostgreSQL cluster (Debian's postgresql; a
 cluster runs as `nobody`), and devamb with four services: each server behind a plain `tcp`
 relay and behind its protocol-aware relay (recording on). Then, interleaved over rounds:
 `redis-benchmark -t get,set -c 8` at pipeline 1 and 16, and `pgbench -S` (select-only) at c1
-and c8. devamb runs on CPU 1, everything else on CPU 0. Prints medians and the issue's goals:
+and c8. devamb runs on CPU 1, the loads and redis-server on CPU 0; the PostgreSQL cluster is
+left to the scheduler (its backends go where the kernel wakes them: pinned beside pgbench, c1
+falls to ~3.4k tps through either relay and measures CPU 0 instead; see bench/README, "PostgreSQL
+follower, seventh pass"). Prints medians and the issue's goals:
 the protocol-aware relay >= 0.8x the tcp relay, and pgbench -S through devamb >= 0.8x direct
 at c8 (exit 1 when a goal is missed). Where haproxy is installed, a TCP relay of haproxy's
 (one thread, on devamb's CPU) runs the same loads: what one hop costs a native proxy.
@@ -210,8 +213,8 @@ def main() -> int:
         return statistics.median(values)
 
     load = os.getloadavg()[0]
-    print(f"medians of {args.rounds} rounds; devamb on CPU {PROXY_CPU}, the rest on CPU "
-          f"{LOAD_CPU}; recording on; load average {load:.1f}"
+    print(f"medians of {args.rounds} rounds; devamb on CPU {PROXY_CPU}, the loads and redis on "
+          f"CPU {LOAD_CPU}, PostgreSQL unpinned; recording on; load average {load:.1f}"
           f"{' (busy machine: figures are noisy)' if load > 1.5 else ''}")
     missed: list[str] = []
     ratios: list[tuple[str, float]] = []
