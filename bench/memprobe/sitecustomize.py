@@ -47,7 +47,7 @@ def _report(*_: object) -> None:
                             "Total ")):
             out.write(f"PROBE pymalloc {line.strip()}\n")
     out.write(f"PROBE gc objects {len(gc.get_objects())}\n")
-    pools = _of_type("ReadBuffers")
+    pools = _read_buffer_pools()
     if pools:  # the upstream read buffers (256 KiB mmaps) kept, and how many a view still holds
         from devamb.proxy.upstream import FREE_REFS
 
@@ -82,23 +82,41 @@ def _report(*_: object) -> None:
     out.flush()
 
 
+_STORES: list = []
+
+
 def _stores() -> list:
-    return _of_type("ExchangeStore")
+    """The engine's stores, found once (bench/peak_rss.py reports right after the start, when
+    they exist already): finding them walks every object with the frozen ones unfrozen, and
+    freezing again would freeze whatever garbage was waiting for a collection too (a finished
+    TCP relay's cycle and its previews, a closed connection's cancelled task), which then
+    never goes, and reads as memory the records hold after `--drop`."""
+    if not _STORES:
+        frozen = gc.get_freeze_count()
+        if frozen:
+            gc.unfreeze()
+        _STORES.extend(o for o in gc.get_objects() if type(o).__name__ == "ExchangeStore")
+        if frozen:
+            gc.freeze()
+    return _STORES
 
 
-def _of_type(name: str) -> list:
-    # (the engine freezes what it made at start: gc.get_objects() leaves out frozen objects)
-    frozen = gc.get_freeze_count()
-    if frozen:
-        gc.unfreeze()
-    found = [o for o in gc.get_objects() if type(o).__name__ == name]
-    if frozen:
-        gc.freeze()
-    return found
+def _read_buffer_pools() -> list:
+    """The upstream pools' read buffers (made at a target's first request: not by the start)."""
+    upstream = sys.modules.get("devamb.proxy.upstream")
+    if upstream is None:
+        return []
+    return [pool for pools in list(upstream._LOOP_BUFFERS.values()) for pool in list(pools)]
 
 
 def _clear(*_: object) -> None:
-    """SIGUSR1: what the records really held: report, drop every record, collect, trim, report."""
+    """SIGUSR1: what the records really held: report; collect (what cycles held) and trim,
+    report; drop every record, collect, trim, report."""
+    _report()
+    found = gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
+    sys.stderr.write(f"PROBE -- after a full collection ({found} objects in cycles) and "
+                     "malloc_trim:\n")
     _report()
     for store in _stores():
         store.clear()
