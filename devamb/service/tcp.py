@@ -317,14 +317,16 @@ class _Relay:
             self.close()
 
     def close(self) -> None:
-        assert self.client is not None
+        if self.client is None:  # (ended: `_untie`)
+            return
         for side in (self.client, self.client.peer):
             if side is not None and side.transport is not None:
                 side.transport.close()
 
     def reset(self) -> None:
         """Cut both sockets with a reset (on_switch: close, a fault's reset)."""
-        assert self.client is not None
+        if self.client is None:  # (ended: `_untie`)
+            return
         for side in (self.client, self.client.peer):
             if side is not None and side.transport is not None:
                 reset(side.transport)
@@ -383,6 +385,26 @@ class _Relay:
                 self.listener.recorder.store.release(self.reserved)
                 self.reserved = 0
             self.listener.recorder.finish(self.service, self.exchange)
+            self._untie()
+
+    def _untie(self) -> None:
+        """Both sockets are gone: drop the links that make the relay, its sides and their
+        helpers a reference cycle, so reference counting frees them now. Otherwise the
+        record's previews outlive the record until a full collection, which the engine makes
+        rare (engine/collector.py), and the record budget would not bound them."""
+        client = self.client
+        if client is None:
+            return
+        for side in (client, client.peer):
+            if side is not None:
+                side.peer = side.flow = side.reader = None
+                side.out = _ended
+        self.client = None
+        self.following = None
+
+
+def _ended(data: bytes) -> None:
+    """A side's `out` once its relay has ended (nothing more can arrive)."""
 
 
 class TcpListener:

@@ -49,11 +49,21 @@ class ShapedFlow(FlowQueue):
             self.source.transport.resume_reading()
 
     async def _run(self, shape: Callable[[Stream], Stream]) -> None:
+        try:
+            if await self._pass(shape) and self.on_end is not None:
+                await self.on_end()
+        finally:
+            # done: the callbacks that make the flow a reference cycle with itself and its
+            # relay go, so a finished relay is freed without the collector (tcp.py `_untie`)
+            self._pause = self._resume = self.on_end = None
+
+    async def _pass(self, shape: Callable[[Stream], Stream]) -> bool:
+        """The shaped bytes written to the sink; False when the sink closed or a shaper cut."""
         sink = self.sink.transport
         try:
             async for piece in shape(self.chunks()):
                 if sink is None or sink.is_closing():
-                    return
+                    return False
                 sink.write(piece)
                 can_write = self.sink.can_write  # a terminating target's client: backpressure
                 if can_write is not None and not can_write.is_set():
@@ -63,8 +73,7 @@ class ShapedFlow(FlowQueue):
             cut(self.relay.client.transport if self.relay.client else None,
                 with_reset=exc.reset)
             cut(sink, with_reset=exc.reset)
-            return
+            return False
         finally:
             self.room.set()  # nobody waits for room in a flow that stopped
-        if self.on_end is not None:
-            await self.on_end()
+        return True

@@ -310,3 +310,8 @@ class Following(Exchanges):
         if self.later.items:
             self.later.run()
         self.follower.ended(self.relay.exchange.error)
+        # the relay is gone: its sides and their sockets' writes go from here, so that the
+        # relay is freed without the collector (tcp.py `_Relay._untie`); what is left, the
+        # follower and this, holds no preview
+        for name in ("relay", "client", "upstream", "to_server", "to_client"):
+            self.__dict__.pop(name, None)
