@@ -4,6 +4,7 @@ terminal; and the helpers many test folders use."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import sys
 import textwrap
@@ -141,3 +142,16 @@ class Notices:
 
     def last(self) -> tuple[str, str] | None:
         return self.seen[-1] if self.seen else None
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """The cyclic garbage collector off for the test (after one collection): what is still
+    in memory at its end is what reference counting alone did not free (a reference cycle,
+    which the engine's collector settings keep for long: engine/collector.py)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

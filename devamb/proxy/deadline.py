@@ -17,6 +17,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
+from typing import Any
 
 from devamb.proxy.errors import UpstreamFailed
 
@@ -98,7 +99,7 @@ class Deadline:
         self._loop = loop
         task = _current_task(loop)
         assert task is not None, "Deadline used outside a task"
-        self._task = task
+        self._task: asyncio.Task[Any] | None = task  # (let go of on exit: `__exit__`)
         self._cancelling = task.cancelling()  # cancellations already asked for by others
         self._fired = False
         self._expires = loop.time() + seconds
@@ -137,7 +138,8 @@ class Deadline:
             self._handle = self._loop.call_at(self._expires, self._fire)
             return
         self._fired = True
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
     def __enter__(self) -> Deadline:
         return self
@@ -153,7 +155,9 @@ class Deadline:
             queue.leave()
         elif self._handle is not None:
             self._handle.cancel()
-        fired = self._fired and self._task.uncancel() <= self._cancelling
+        task, self._task = self._task, None  # (kept by a frame that an exception's traceback
+        # keeps, the task's own failure would be a cycle: the task, its exception, the frame)
+        fired = self._fired and task is not None and task.uncancel() <= self._cancelling
         if fired and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
 

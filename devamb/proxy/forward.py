@@ -76,10 +76,13 @@ async def forward_http(
         except BaseException as exc:
             error = _failure(exc, pool, conn, None, timeout, url,
                              reusable=True, idempotent=request.method in IDEMPOTENT)
-            if error is exc:
-                raise
             if error is not None:
-                raise error from None
+                try:
+                    if error is exc:
+                        raise
+                    raise error from None
+                finally:  # (kept, the failure and its traceback, this frame: a cycle)
+                    del error
             again = True  # a stale kept-alive connection: once more, on a fresh one
     if again:
         conn = await _exchange_head(
@@ -200,10 +203,13 @@ async def _exchange_head(
         except BaseException as exc:
             error = _failure(exc, pool, conn, upload, timeout, url,
                              reusable=reused and body is None, idempotent=idempotent)
-            if error is exc:
-                raise
             if error is not None:
-                raise error from None
+                try:
+                    if error is exc:
+                        raise
+                    raise error from None
+                finally:  # (kept, the failure and its traceback, this frame: a cycle)
+                    del error
     raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
 
 

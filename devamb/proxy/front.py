@@ -67,6 +67,9 @@ SWEEP_INTERVAL = 0.5  # seconds between checks of the connections' deadlines
 Handler = Callable[[FrontRequest], Awaitable[StreamResponse]]
 
 
+_INERT = httptools.HttpRequestParser(None)  # a lost connection's parser: it calls nothing back
+
+
 class FrontProtocol(asyncio.Protocol):
     """One client connection."""
 
@@ -192,7 +195,12 @@ class FrontProtocol(asyncio.Protocol):
             self._receiving.fail(ClientGone(str(exc) if exc else "client went away"))
             self._receiving = None
         self._queue.clear()
-        task = self._task
+        # The task and the parser refer to this protocol (its frame; its callbacks): let go
+        # of both, so reference counting frees the connection, and what a cancelled exchange's
+        # frame held (its record, views of the upstream's read buffers), as the task ends
+        # rather than at a full collection, which the engine makes rare (engine/collector.py).
+        task, self._task = self._task, None
+        self._parser = _INERT
         if task is not None and not task.done() and not self._detached:
             task.cancel()  # the client is gone: so is its exchange
         self._wake_writer()

@@ -8,13 +8,13 @@ import asyncio
 import pytest
 
 from tests.conftest import EngineFactory
-from tests.service.test_tcp_cycles import _alive, no_collector  # noqa: F401 (a fixture)
+from tests.service.test_tcp_cycles import _alive
 from tests.targets.shards.real_redis import Client, RedisServer, port_of, profile
 
 
 @pytest.mark.parametrize("faults", ["", "faults: {lag: {kind: latency, delay: 1ms}}"])
 async def test_a_finished_sharded_connection_needs_no_collection(
-        make_engine: EngineFactory, shards: list[RedisServer], no_collector: None,  # noqa: F811
+        make_engine: EngineFactory, shards: list[RedisServer], no_collector: None,
         faults: str) -> None:
     text = profile(shards).rstrip() + ("\n        " + faults if faults else "") + "\n"
     engine = await make_engine(text)
