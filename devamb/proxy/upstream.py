@@ -72,14 +72,18 @@ class ReadBuffers:
     to `limit` kept; past that a read gets a mapping of its own (unmapped with its last view).
     """
 
-    __slots__ = ("__weakref__", "kept", "limit")
+    __slots__ = ("__weakref__", "_clean", "_mark", "kept", "limit", "taken")
 
     def __init__(self, limit: int = MAX_BUFFERS) -> None:
         self.kept: list[mmap.mmap] = []
         self.limit = limit
+        self.taken = 0  # reads given a buffer so far (`release` skips a pool still reading)
+        self._mark = 0  # `taken` at the last `release`
+        self._clean = False  # every kept buffer given back since the last read
 
     def take(self) -> mmap.mmap:
         """A buffer for the next read: the first kept one that is free, else `more`."""
+        self.taken += 1
         for buffer in self.kept:
             if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 return buffer
@@ -96,12 +100,23 @@ class ReadBuffers:
 
     def release(self) -> int:
         """Give the pages of the kept buffers no read is using back to the system (they read
-        as zeros until a read fills them again); returns how many."""
+        as zeros until a read fills them again); returns how many. A pool that took a read
+        since the last call is left as it is: it is still reading, and the next read would
+        fault the pages back in at once (under HTTP 1 MiB c8 the tick gave back ~5 buffers a
+        second that the next reads faulted in again, 64 faults each). So its buffers go at the
+        first tick after its reads stop (0.5-1 s), and a pool given back whole is not
+        advised again until it reads."""
+        if self.taken != self._mark:
+            self._mark, self._clean = self.taken, False
+            return 0
+        if self._clean:
+            return 0
         released = 0
         for buffer in self.kept:
             if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 _DONT_NEED(buffer)
                 released += 1
+        self._clean = released == len(self.kept)
         return released
 
     def __len__(self) -> int:
