@@ -267,14 +267,21 @@ async def _relay_body(
         await response.write_eof()
         return response
     try:
+        filtered = response.filtered  # (else `write_nowait`: `write` without its coroutines)
         if whole is not None:
             for chunk in whole:
                 preview.add(chunk)
-                await response.write(chunk)
+                if filtered:
+                    await response.write(chunk)
+                elif response.write_nowait(chunk):
+                    await response.drain()
         else:
             async for chunk in conn.body():
                 preview.add(chunk)
-                await response.write(chunk)
+                if filtered:
+                    await response.write(chunk)
+                elif response.write_nowait(chunk):
+                    await response.drain()
                 del chunk  # (a view of the connection's read buffer: let its next read reuse it)
         await response.write_eof()
     except (UpstreamClosed, BadResponse) as exc:
