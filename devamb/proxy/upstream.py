@@ -296,9 +296,18 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def _count_body(self, data: bytes | memoryview) -> None:
         """A read of a body framed by Content-Length, past the head's read: queued as it came."""
         due = self._counted
-        if len(data) < due:
-            self._counted = due - len(data)
-            self.on_body(data)
+        size = len(data)
+        if size < due:
+            self._counted = due - size
+            self._chunks.append(data)  # (on_body, inline: a call less a read)
+            self._buffered += size
+            self._body_read += size
+            if self._buffered > READ_HIGH_WATER and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()  # type: ignore[union-attr]
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             if self._sock is not None:
                 quickack.arm(self._sock)
             return
@@ -526,9 +535,12 @@ class UpstreamConnection(asyncio.BufferedProtocol):
                 return
             if self._error is not None:
                 raise self._error
-            self._waiter = self._loop_future()
+            loop = self._loop  # (_loop_future, inline: a call less a wait)
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
 
