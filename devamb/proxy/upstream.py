@@ -192,6 +192,10 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._reading: mmap.mmap | None = None  # the buffer a read is filling
         self._tls = False  # (get_buffer hands out views)
         self._sock: object | None = None  # re-armed for TCP_QUICKACK (quickack.py)
+        #: set by the body's relay while it waits for a read: takes a counted body's read
+        #: that is not its last straight from the read's callback (True: taken, written on),
+        #: so the relay's task is not woken for it; None, or False returned: queued as before
+        self.sink: Callable[[bytes | memoryview], bool] | None = None
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._head: asyncio.Future[None] | None = None
@@ -299,15 +303,17 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         size = len(data)
         if size < due:
             self._counted = due - size
-            self._chunks.append(data)  # (on_body, inline: a call less a read)
-            self._buffered += size
             self._body_read += size
-            if self._buffered > READ_HIGH_WATER and not self._paused:
-                self._paused = True
-                self.transport.pause_reading()  # type: ignore[union-attr]
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            sink = self.sink
+            if sink is None or self._chunks or not sink(data):
+                self._chunks.append(data)  # (on_body, inline: a call less a read)
+                self._buffered += size
+                if self._buffered > READ_HIGH_WATER and not self._paused:
+                    self._paused = True
+                    self.transport.pause_reading()  # type: ignore[union-attr]
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             if self._sock is not None:
                 quickack.arm(self._sock)
             return

@@ -73,3 +73,34 @@ async def test_a_slow_client_gets_a_large_relayed_body_whole(
         writer.close()
     records = [e for e in engine.ctx.store.all() if e.service == "api"]
     assert len(records) == 2 and all(r.response_body.size == TOTAL for r in records)
+
+
+async def test_a_client_gone_mid_body_leaves_the_engine_serving(
+    make_engine: EngineFactory, upstream: HttpUpstream
+) -> None:
+    engine = await make_engine(
+        f"services:\n  api:\n    listen: 0\n    targets:\n      up: {upstream.url}\n")
+    host, port = listen_url(engine, "api").removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET /bytes/{TOTAL}?length=1 HTTP/1.1\r\nHost: up\r\n\r\n".encode())
+    await reader.readuntil(b"\r\n\r\n")
+    await reader.readexactly(100_000)  # some of the body, then gone
+    writer.transport.abort()
+    for _ in range(2):  # the engine goes on serving whole bodies, on fresh client connections
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /bytes/{TOTAL}?length=1 HTTP/1.1\r\nHost: up\r\n\r\n".encode())
+        _, digest = await asyncio.wait_for(read_response(reader), 60)
+        assert digest.decode() == pattern_digest(TOTAL)
+        writer.close()
+    for _ in range(100):  # the first exchange's record ends when its relay notices
+        records = sorted(engine.ctx.store.all(), key=lambda r: r.id)
+        if len(records) == 3:
+            break
+        await asyncio.sleep(0.05)
+    first = records[0]
+    assert first.response_body.size < TOTAL and first.error, (first.response_body.size, first.error)
+    assert [r.response_body.size for r in records[1:]] == [TOTAL, TOTAL]
