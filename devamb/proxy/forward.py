@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 
-from devamb.inspect.exchange import WireFields
+from devamb.inspect.exchange import BodyPreview, WireFields
 from devamb.proxy.connection import cut
 from devamb.proxy.deadline import ClientStalled, Deadline, IdleBody
 from devamb.proxy.errors import CutConnection, RetryableStatus, UpstreamFailed
@@ -273,15 +273,32 @@ async def _relay_body(
         await response.write_eof()
         return response
     try:
+        filtered = response.filtered  # (else `write_nowait`: `write` without its coroutines)
         if whole is not None:
             for chunk in whole:
                 preview.add(chunk)
-                await response.write(chunk)
-        else:
+                if filtered:
+                    await response.write(chunk)
+                elif response.write_nowait(chunk):
+                    await response.drain()
+        elif filtered:
             async for chunk in conn.body():
                 preview.add(chunk)
                 await response.write(chunk)
                 del chunk  # (a view of the connection's read buffer: let its next read reuse it)
+        else:
+            sink = _sink(conn, request, preview, response)
+            conn.sink = sink
+            try:
+                async for chunk in conn.body():
+                    preview.add(chunk)
+                    if response.write_nowait(chunk):
+                        conn.sink = None  # (the client's buffer is full: reads queue meanwhile)
+                        await response.drain()
+                        conn.sink = sink
+                    del chunk  # (a view of the read buffer: let its next read reuse it)
+            finally:
+                conn.sink = None
         await response.write_eof()
     except (UpstreamClosed, BadResponse) as exc:
         exchange.error = f"upstream broke off the body: {exc}"
@@ -292,6 +309,28 @@ async def _relay_body(
     except ConnectionResetError:
         exchange.error = "client went away"
     return response
+
+
+def _sink(
+    conn: UpstreamConnection, request: FrontRequest, preview: BodyPreview,
+    response: StreamResponse,
+) -> Callable[[bytes | memoryview], bool]:
+    """What takes a counted body's reads from the upstream's read callback while the relay's
+    task waits for them (`UpstreamConnection.sink`): each written on as the task would (the
+    preview, `write_nowait`), without waking the task a read (~35k instructions a read of
+    1 MiB in 256 KiB reads: a future, the task's step, the body generator). A client going
+    away is left to the task: the read is queued and its write raises there."""
+
+    def sink(chunk: bytes | memoryview) -> bool:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return False
+        preview.add(chunk)
+        if response.write_nowait(chunk):
+            conn.sink = None  # the client's buffer is full: later reads queue, the task drains
+        return True
+
+    return sink
 
 
 async def _buffered(body: bytes) -> AsyncIterator[bytes]:

@@ -209,6 +209,30 @@ class StreamResponse:
         else:
             await connection.send(data)
 
+    @property
+    def filtered(self) -> bool:
+        """Whether a response filter sees the body (then `write`, never `write_nowait`)."""
+        return self._filter is not None
+
+    def write_nowait(self, data: bytes | memoryview) -> bool:
+        """`write` without a coroutine, for a response no filter sees (`filtered`): write, and
+        say whether the client's socket buffer is full (then `drain` before writing more).
+        What a relayed body's every chunk goes through: `write` and the connection's `send`
+        are two coroutines a chunk for the same steps."""
+        if not data or not self._body:
+            return False
+        connection = self._request.connection  # type: ignore[union-attr]
+        if self._head is not None:
+            head, self._head = self._head, None
+            return connection.write_now((head, data))
+        if self._chunked:
+            return connection.write_now((b"%x\r\n" % len(data), data, b"\r\n"))
+        return connection.write_now((data,))
+
+    async def drain(self) -> None:
+        """Wait while the client's socket buffer is full (after `write_nowait` said so)."""
+        await self._request.connection.drain()  # type: ignore[union-attr]
+
     async def _send(self, data: bytes) -> None:
         """Body bytes past the filter (never empty), framed: `write` without the filter, kept
         apart so that the unfiltered path costs no extra call."""

@@ -72,14 +72,18 @@ class ReadBuffers:
     to `limit` kept; past that a read gets a mapping of its own (unmapped with its last view).
     """
 
-    __slots__ = ("__weakref__", "kept", "limit")
+    __slots__ = ("__weakref__", "_clean", "_mark", "kept", "limit", "taken")
 
     def __init__(self, limit: int = MAX_BUFFERS) -> None:
         self.kept: list[mmap.mmap] = []
         self.limit = limit
+        self.taken = 0  # reads given a buffer so far (`release` skips a pool still reading)
+        self._mark = 0  # `taken` at the last `release`
+        self._clean = False  # every kept buffer given back since the last read
 
     def take(self) -> mmap.mmap:
         """A buffer for the next read: the first kept one that is free, else `more`."""
+        self.taken += 1
         for buffer in self.kept:
             if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 return buffer
@@ -96,12 +100,23 @@ class ReadBuffers:
 
     def release(self) -> int:
         """Give the pages of the kept buffers no read is using back to the system (they read
-        as zeros until a read fills them again); returns how many."""
+        as zeros until a read fills them again); returns how many. A pool that took a read
+        since the last call is left as it is: it is still reading, and the next read would
+        fault the pages back in at once (under HTTP 1 MiB c8 the tick gave back ~5 buffers a
+        second that the next reads faulted in again, 64 faults each). So its buffers go at the
+        first tick after its reads stop (0.5-1 s), and a pool given back whole is not
+        advised again until it reads."""
+        if self.taken != self._mark:
+            self._mark, self._clean = self.taken, False
+            return 0
+        if self._clean:
+            return 0
         released = 0
         for buffer in self.kept:
             if getrefcount(buffer) == FREE_REFS:  # no view of it lives, no read fills it
                 _DONT_NEED(buffer)
                 released += 1
+        self._clean = released == len(self.kept)
         return released
 
     def __len__(self) -> int:
@@ -177,6 +192,10 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._reading: mmap.mmap | None = None  # the buffer a read is filling
         self._tls = False  # (get_buffer hands out views)
         self._sock: object | None = None  # re-armed for TCP_QUICKACK (quickack.py)
+        #: set by the body's relay while it waits for a read: takes a counted body's read
+        #: that is not its last straight from the read's callback (True: taken, written on),
+        #: so the relay's task is not woken for it; None, or False returned: queued as before
+        self.sink: Callable[[bytes | memoryview], bool] | None = None
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._head: asyncio.Future[None] | None = None
@@ -281,9 +300,20 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def _count_body(self, data: bytes | memoryview) -> None:
         """A read of a body framed by Content-Length, past the head's read: queued as it came."""
         due = self._counted
-        if len(data) < due:
-            self._counted = due - len(data)
-            self.on_body(data)
+        size = len(data)
+        if size < due:
+            self._counted = due - size
+            self._body_read += size
+            sink = self.sink
+            if sink is None or self._chunks or not sink(data):
+                self._chunks.append(data)  # (on_body, inline: a call less a read)
+                self._buffered += size
+                if self._buffered > READ_HIGH_WATER and not self._paused:
+                    self._paused = True
+                    self.transport.pause_reading()  # type: ignore[union-attr]
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             if self._sock is not None:
                 quickack.arm(self._sock)
             return
@@ -511,9 +541,12 @@ class UpstreamConnection(asyncio.BufferedProtocol):
                 return
             if self._error is not None:
                 raise self._error
-            self._waiter = self._loop_future()
+            loop = self._loop  # (_loop_future, inline: a call less a wait)
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
 

@@ -226,12 +226,35 @@ async def test_released_buffers_give_their_pages_back_but_never_a_chunk_in_use()
         held = [chunk async for chunk in conn.body()]  # views of several buffers
         pool.release(conn)
         in_use = len(pool.buffers)
+        assert release_read_buffers() == 0  # (it has just read: left for the next tick)
         assert release_read_buffers() == 0 and b"".join(held) == body  # all in use: untouched
         del held
         assert release_read_buffers() == in_use
         assert all(buffer[:4096] == bytes(4096) for buffer in pool.buffers.kept)  # given back
         _, _, again = await exchange(pool)  # and read into again as before
     assert again == body
+
+
+def test_a_pool_still_reading_keeps_its_pages_until_a_tick_without_reads() -> None:
+    buffers = ReadBuffers(limit=4)
+    views = [memoryview(buffers.take()) for _ in range(3)]  # three reads at once
+    for view in views:
+        view[:4096] = b"x" * 4096
+    del views, view  # all free again
+    assert buffers.release() == 0  # read since the last tick: the next reads reuse the pages
+    assert all(buffer[:4096] == b"x" * 4096 for buffer in buffers.kept)
+    assert buffers.release() == 3  # a tick without reads: given back
+    assert all(buffer[:4096] == bytes(4096) for buffer in buffers.kept)
+    assert buffers.release() == 0  # given back whole: not advised again
+    view = memoryview(buffers.take())
+    view[:4096] = b"y" * 4096
+    assert buffers.release() == 0  # a read: busy again
+    assert buffers.release() == 2  # the one the view holds is kept, the others given back
+    assert buffers.release() == 2  # (not whole: the free ones are advised again)
+    assert view[:4096] == b"y" * 4096
+    del view
+    assert buffers.release() == 3
+    assert buffers.release() == 0
 
 
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
