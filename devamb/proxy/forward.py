@@ -74,15 +74,8 @@ async def forward_http(
             conn.send_head(head, timeout)  # (the head's timeout: the connection's timer)
             await conn.head_arrived()
         except BaseException as exc:
-            error = _failure(exc, pool, conn, None, timeout, url,
-                             reusable=True, idempotent=request.method in IDEMPOTENT)
-            if error is not None:
-                try:
-                    if error is exc:
-                        raise
-                    raise error from None
-                finally:  # (kept, the failure and its traceback, this frame: a cycle)
-                    del error
+            _raise_failure(exc, pool, conn, None, timeout, url,
+                           reusable=True, idempotent=request.method in IDEMPOTENT)
             again = True  # a stale kept-alive connection: once more, on a fresh one
     if again:
         conn = await _exchange_head(
@@ -201,16 +194,29 @@ async def _exchange_head(
             await conn.head_arrived()
             return conn
         except BaseException as exc:
-            error = _failure(exc, pool, conn, upload, timeout, url,
-                             reusable=reused and body is None, idempotent=idempotent)
-            if error is not None:
-                try:
-                    if error is exc:
-                        raise
-                    raise error from None
-                finally:  # (kept, the failure and its traceback, this frame: a cycle)
-                    del error
+            _raise_failure(exc, pool, conn, upload, timeout, url,
+                           reusable=reused and body is None, idempotent=idempotent)
     raise UpstreamFailed(502, "upstream-closed", "upstream closed the connection")
+
+
+def _raise_failure(
+    exc: BaseException, pool: UpstreamPool, conn: UpstreamConnection | None,
+    upload: IdleBody | None, timeout: float, url: URL, *, reusable: bool, idempotent: bool,
+) -> None:
+    """Raise what `_failure` says an attempt that failed with `exc` raises; return when the
+    request may go once more. No frame keeps what it raises in a local: the failure's
+    traceback keeps the frames, and with them a reference cycle, which would hold the
+    exchange until a full collection (tests/proxy/test_front_freed.py)."""
+    error = _failure(exc, pool, conn, upload, timeout, url,
+                     reusable=reusable, idempotent=idempotent)
+    if error is None:
+        return
+    try:
+        if error is exc:
+            raise exc
+        raise error from None
+    finally:
+        del error, exc
 
 
 def _failure(
