@@ -17,7 +17,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from devamb.proxy.errors import UpstreamFailed
 
@@ -31,22 +31,45 @@ else:  # C code already, and the table above is no longer where 3.14 keeps the t
     _current_task = asyncio.current_task
 
 
-class _Queue:
-    """The deadlines of one duration on one loop, oldest first: one made later for the same
-    duration expires later, so a single timer for the head serves them all. A deadline that
-    ends leaves its entry behind (popped when it reaches the head, or by a compaction); a
-    proxied exchange thus costs a deque append instead of a loop timer of its own."""
+class Due(Protocol):
+    """What a `DueQueue` holds: a deadline, or an alarm (proxy/alarms.py)."""
 
-    __slots__ = ("entries", "handle", "live", "loop")
+    _queue: DueQueue | None  # the queue it waits in; None once it left it (ended, or rang)
+    _expires: float  # the loop time it is due
+
+    def _fire(self) -> None: ...
+
+
+class DueQueue:
+    """Things due at loop times that are asked for in the order they fall due, oldest first,
+    so that a single timer for the head serves them all: the deadlines of one duration on one
+    loop (one made later expires later), the alarms of one loop (alarms.py). One that ends
+    leaves its entry behind (popped when it reaches the head, or by a compaction); a proxied
+    exchange thus costs a deque append instead of a loop timer of its own."""
+
+    __slots__ = ("armed", "entries", "handle", "live", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.entries: deque[Deadline] = deque()
+        self.entries: deque[Due] = deque()
         self.handle: asyncio.TimerHandle | None = None
+        self.armed = 0.0  # when the handle runs
         self.live = 0
 
+    def add(self, due: Due) -> None:
+        """`due` (due no sooner than the last one added) waits here."""
+        due._queue = self
+        self.entries.append(due)
+        self.live += 1
+        handle, when = self.handle, due._expires
+        if handle is None or when < self.armed:  # (the latter: every one before it left)
+            if handle is not None:
+                handle.cancel()
+            self.handle = self.loop.call_at(when, self._sweep)
+            self.armed = when
+
     def leave(self) -> None:
-        """One of its deadlines no longer needs it (ended, or moved to a timer of its own).
+        """One of its entries no longer needs it (ended, or moved to a timer of its own).
         The timer stays: it runs once at its time and finds nothing, instead of a timer per
         exchange when exchanges come one at a time."""
         self.live -= 1
@@ -70,21 +93,22 @@ class _Queue:
                 head._fire()
             else:
                 self.handle = self.loop.call_at(head._expires, self._sweep)
+                self.armed = head._expires
                 return
 
 
 EARLY = 0.001  # a timer may run this much before its time (libuv counts milliseconds)
 MAX_QUEUES = 64  # durations with a queue at once (a profile has a handful)
-_queues: dict[float, _Queue] = {}
+_queues: dict[float, DueQueue] = {}
 
 
-def _queue(loop: asyncio.AbstractEventLoop, seconds: float) -> _Queue:
+def _queue(loop: asyncio.AbstractEventLoop, seconds: float) -> DueQueue:
     """A new queue for `seconds` deadlines on `loop` (one loop at a time has them shared:
     tests start many loops one after the other)."""
     global _queues
     if seconds in _queues or len(_queues) >= MAX_QUEUES:
         _queues = {s: q for s, q in _queues.items() if q.loop is loop and q.entries}
-    queue = _queues[seconds] = _Queue(loop)
+    queue = _queues[seconds] = DueQueue(loop)
     return queue
 
 
@@ -104,15 +128,11 @@ class Deadline:
         self._fired = False
         self._expires = loop.time() + seconds
         self._handle: asyncio.TimerHandle | None = None  # a timer of its own, once re-armed
-        self._queue: _Queue | None = None
+        self._queue: DueQueue | None = None
         queue = _queues.get(seconds)
         if queue is None or queue.loop is not loop:
             queue = _queue(loop, seconds)
-        self._queue = queue
-        queue.entries.append(self)
-        queue.live += 1
-        if queue.handle is None:
-            queue.handle = loop.call_at(self._expires, queue._sweep)
+        queue.add(self)
 
     @property
     def expires(self) -> float:

@@ -58,7 +58,7 @@ async def test_rearm_sooner_fires_sooner() -> None:
     assert loop.time() - started < 10
 
 
-# Deadlines of one duration share a queue and one timer (deadline.py `_Queue`): each still
+# Deadlines of one duration share a queue and one timer (deadline.py `DueQueue`): each still
 # fires at its own time, whatever ended before it.
 
 
