@@ -199,15 +199,8 @@ class StreamResponse:
             return
         if self._filter is not None:
             await self._filter.on_data(data if type(data) is bytes else bytes(data), self._send)
-            return
-        connection = self._request.connection  # type: ignore[union-attr]
-        if self._head is not None:
-            head, self._head = self._head, None
-            await connection.send(head, data)
-        elif self._chunked:
-            await connection.send(b"%x\r\n" % len(data), data, b"\r\n")
-        else:
-            await connection.send(data)
+        elif self._framed(data):
+            await self.drain()
 
     @property
     def filtered(self) -> bool:
@@ -221,6 +214,21 @@ class StreamResponse:
         are two coroutines a chunk for the same steps."""
         if not data or not self._body:
             return False
+        return self._framed(data)
+
+    async def drain(self) -> None:
+        """Wait while the client's socket buffer is full (after `write_nowait` said so)."""
+        await self._request.connection.drain()  # type: ignore[union-attr]
+
+    async def _send(self, data: bytes) -> None:
+        """Body bytes past the filter (never empty): written framed, waiting while the
+        client's socket buffer is full."""
+        if self._framed(data):
+            await self.drain()
+
+    def _framed(self, data: bytes | memoryview) -> bool:
+        """Write body bytes (not empty) framed, the head first if it has not gone yet; whether
+        the client's socket buffer is full (then `drain` before writing more)."""
         connection = self._request.connection  # type: ignore[union-attr]
         if self._head is not None:
             head, self._head = self._head, None
@@ -228,22 +236,6 @@ class StreamResponse:
         if self._chunked:
             return connection.write_now((b"%x\r\n" % len(data), data, b"\r\n"))
         return connection.write_now((data,))
-
-    async def drain(self) -> None:
-        """Wait while the client's socket buffer is full (after `write_nowait` said so)."""
-        await self._request.connection.drain()  # type: ignore[union-attr]
-
-    async def _send(self, data: bytes) -> None:
-        """Body bytes past the filter (never empty), framed: `write` without the filter, kept
-        apart so that the unfiltered path costs no extra call."""
-        connection = self._request.connection  # type: ignore[union-attr]
-        if self._head is not None:
-            head, self._head = self._head, None
-            await connection.send(head, data)
-        elif self._chunked:
-            await connection.send(b"%x\r\n" % len(data), data, b"\r\n")
-        else:
-            await connection.send(data)
 
     async def write_eof(self) -> None:
         if self.finished:

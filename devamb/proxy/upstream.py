@@ -303,17 +303,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         size = len(data)
         if size < due:
             self._counted = due - size
-            self._body_read += size
             sink = self.sink
-            if sink is None or self._chunks or not sink(data):
-                self._chunks.append(data)  # (on_body, inline: a call less a read)
-                self._buffered += size
-                if self._buffered > READ_HIGH_WATER and not self._paused:
-                    self._paused = True
-                    self.transport.pause_reading()  # type: ignore[union-attr]
-                waiter = self._waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+            if sink is not None and not self._chunks and sink(data):  # written on already
+                self._body_read += size
+            else:
+                self.on_body(data)  # queued for the relay's task
             if self._sock is not None:
                 quickack.arm(self._sock)
             return
@@ -541,10 +535,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
                 return
             if self._error is not None:
                 raise self._error
-            loop = self._loop  # (_loop_future, inline: a call less a wait)
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            self._waiter = waiter = loop.create_future()
+            self._waiter = waiter = self._loop_future()
             try:
                 await waiter
             finally:
