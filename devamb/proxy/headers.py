@@ -165,7 +165,7 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
     (inspect.exchange.WireFields). One pass; the names a Connection header lists (rare) are
     dropped in a second.
     """
-    global _last_response, _last_answered
+    global _last_answered
     last = _last_answered  # (one object: read once, replaced whole)
     if raw == last[0]:  # the last response's fields again: its lines (one compare in C, which
         return last[1], last[2]  # fails at the first field that differs, Date on a new second)
@@ -189,19 +189,16 @@ def upstream_response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, bool
         kept = [field for field in kept if field[0].lower() not in dropped]
         length = any(name.lower() == b"content-length" for name, _ in kept)
     lines = b"\r\n".join(map(b": ".join, kept))  # one C loop
-    if lines == _last_response:  # the last response's again (one compare; a miss fails early)
-        lines = _last_response
-    _last_response = lines
+    if lines == last[1]:  # the last lines again, from other fields (one compare; a miss
+        lines = last[1]  # fails early): the records share one bytes object of them
     _last_answered = (raw.copy(), lines, length)  # (a copy: the caller's list is its own)
     return lines, length
 
 
-# the lines upstream_response_lines gave last: an upstream answering a resource again within the
-# same second (its Date) sends the same head, and its records then share one bytes object of it
+# the fields upstream_response_lines was last given and what it made of them: an upstream
+# answering a resource again within the same second (its Date) sends the same head, whose
+# pass over the fields is skipped, and its records then share one bytes object of its lines
 # where each kept its own (~250 bytes a record of small objects while the store holds it)
-_last_response = b""
-# the fields upstream_response_lines was last given and what it made of them: the same head
-# again (an upstream answering a resource again within the same second) skips the pass over them
 _last_answered: tuple[list[tuple[bytes, bytes]], bytes, bool] = ([], b"", False)
 
 # the lengths of the names upstream_response_lines looks for: another name is none of them
