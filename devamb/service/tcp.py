@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from devamb.proxy.connection import cut, reset
 from devamb.proxy.dial import dial_with
@@ -37,6 +37,14 @@ if TYPE_CHECKING:  # (the followers and TLS termination: imported by the relays 
     from devamb.service.tcp_follow import Later
     from devamb.service.tcp_terminate import ClientChunks
     from devamb.targets.base import Target
+
+
+class _Previewing(Protocol):
+    """A preview of a relayed connection's, counted against the record budget while it is
+    open (`_Relay.opened`/`filled`): a side's, or a terminating target's answer."""
+
+    body: BodyPreview
+    reserved: int  # of its bytes, the store counts so far
 
 
 class _Side(asyncio.Protocol):
@@ -344,28 +352,19 @@ class _Relay:
         else:
             self.close()
 
-    def opened(self, side: _Side) -> None:
-        """A side's first bytes have come: the store counts its preview's limit against the
-        budget from now (completed records make room) rather than only once the record
-        arrives, as much of it as open records may take ahead (`ExchangeStore.reserve_ahead`).
-        Before the preview grows, so that what the records it pushes out held is reused."""
-        side.reserved = self.reserve_ahead(side.body.limit)
+    def opened(self, side: _Previewing) -> None:
+        """A preview of this connection's (a side's, or a terminating target's answer) has its
+        first bytes: the store counts its limit against the budget from now (completed
+        records make room) rather than only once the record arrives, as much of it as open
+        records may take ahead (`ExchangeStore.reserve_ahead`). Before the preview grows, so
+        that what the records it pushes out held is reused."""
+        side.reserved = size = self.listener.recorder.store.reserve_ahead(side.body.limit)
+        self.reserved += size
 
-    def filled(self, side: _Side) -> None:
-        """A side's preview is full and was not counted whole when it began: count the rest."""
+    def filled(self, side: _Previewing) -> None:
+        """A preview is full and was not counted whole when it began: count the rest."""
         size = len(side.body.data) - side.reserved
         side.reserved += size
-        self.reserve(size)
-
-    def reserve_ahead(self, limit: int) -> int:
-        """Reserve up to `limit` bytes for a preview of this connection's (a side's, or a
-        terminating target's answer), as much as open records may take ahead; how much."""
-        size = self.listener.recorder.store.reserve_ahead(limit)
-        self.reserved += size
-        return size
-
-    def reserve(self, size: int) -> None:
-        """Count `size` more bytes of a full preview of this connection's now."""
         self.reserved += size
         self.listener.recorder.store.reserve(size)
 

@@ -179,14 +179,14 @@ class _ClientStream:
 
     def __init__(self, side: _Side, exchange: Exchange, flow: ShapedFlow | None = None) -> None:
         self._side = side
-        self._exchange = exchange
         self.flow = flow
-        self._reserved = 0  # bytes the store counts for the response preview (`_Relay.opened`)
+        self.body = exchange.response_body  # its preview, counted while it is open (`_count`)
+        self.reserved = 0  # of its bytes, the store counts so far (`_Relay.opened`)
 
     def write(self, data: bytes) -> None:
         transport = self._side.transport
         if transport is not None and not transport.is_closing():
-            body = self._exchange.response_body
+            body = self.body
             if body.size < body.limit:  # the preview fills: the store counts it (one check)
                 self._count(body, data)
             else:
@@ -202,11 +202,10 @@ class _ClientStream:
         it all as its record arrives."""
         relay = self._side.relay
         if not body.size:
-            self._reserved = relay.reserve_ahead(body.limit)
+            relay.opened(self)
         body.add(data)
-        if body.size >= body.limit and self._reserved < len(body.data):
-            relay.reserve(len(body.data) - self._reserved)
-            self._reserved = len(body.data)
+        if body.size >= body.limit and self.reserved < len(body.data):
+            relay.filled(self)
 
     def writable(self) -> bool:
         flow, event, transport = self.flow, self._side.can_write, self._side.transport
