@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from http2 import H2LOAD_CASES, grpc_run, profile, progress
+from http2 import H2LOAD_CASES, grpc_run, profile, progress, start_upstream
 from peers import LOAD_CPU, PROXY_CPU, REPO
 from procs import HOST, Children, cpu_seconds, free_port, pinned
 
@@ -130,11 +130,7 @@ def main() -> int:
 
 def run(args: argparse.Namespace, root: Path) -> int:
     with Children(root) as children:
-        h2_up, grpc_up = free_port(), free_port()
-        for kind, port in (("h2", h2_up), ("grpc", grpc_up)):
-            child = children.spawn(f"upstream-{kind}", [sys.executable, str(
-                HERE / "h2_upstreams.py"), kind, str(port)], cpu=LOAD_CPU)
-            children.wait_listening(child, [port])
+        h2_up, grpc_up = start_upstream(children, "h2"), start_upstream(children, "grpc")
         engines = start_engines(children, root, h2_up, grpc_up, bool(args.instructions),
                                 args.cache)
         for name, (_, _, grpc_port) in engines.items():

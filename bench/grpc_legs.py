@@ -85,17 +85,14 @@ def main() -> None:
     if args.engine is not None:
         engine(args.engine[0], args.engine[1:])
         return
-    from http2 import HERE, grpc_run, profile
-    from peers import LOAD_CPU, PROXY_CPU
+    from http2 import grpc_run, profile, start_upstream
+    from peers import PROXY_CPU
     from procs import Children, free_port
 
     root = Path(tempfile.mkdtemp(prefix="devamb-grpc-legs-"))
     marks = root / "marks.json"
     with Children(root) as children:
-        upstream = free_port()
-        child = children.spawn("upstream", [sys.executable, str(HERE / "h2_upstreams.py"),
-                                            "grpc", str(upstream)], cpu=LOAD_CPU)
-        children.wait_listening(child, [upstream])
+        upstream = start_upstream(children, "grpc")
         port = free_port()
         (root / "devamb.yaml").write_text(profile(free_port(), port, free_port(), upstream))
         proxy = children.spawn(

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from http2 import HERE, grpc_run, profile
+from http2 import grpc_run, profile, start_upstream
 from peers import LOAD_CPU, PROXY_CPU, REPO
 from procs import Children, cpu_seconds, free_port
 
@@ -37,10 +37,7 @@ def main() -> None:
     cpu: dict[str, list[float]] = {"other": [], "this": []}
     root = Path(tempfile.mkdtemp(prefix="devamb-grpc-side-"))
     with Children(root) as children:
-        upstream = free_port()
-        child = children.spawn("upstream", [sys.executable, str(HERE / "h2_upstreams.py"),
-                                            "grpc", str(upstream)], cpu=LOAD_CPU)
-        children.wait_listening(child, [upstream])
+        upstream = start_upstream(children, "grpc")
         ports, pids = {}, {}
         for name, tree in trees.items():
             port, folder = free_port(), root / name

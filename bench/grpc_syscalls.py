@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from http2 import HERE, HOST, profile
+from http2 import HOST, profile, start_upstream
 from peers import LOAD_CPU, PROXY_CPU, REPO
 from procs import Children, free_port
 
@@ -35,10 +35,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="devamb-grpc-syscalls-"))
     out = root / "strace.txt"
     with Children(root) as children:
-        upstream = free_port()
-        child = children.spawn("upstream", [sys.executable, str(HERE / "h2_upstreams.py"),
-                                            "grpc", str(upstream)], cpu=LOAD_CPU)
-        children.wait_listening(child, [upstream])
+        upstream = start_upstream(children, "grpc")
         port = free_port()
         (root / "devamb.yaml").write_text(profile(free_port(), port, free_port(), upstream))
         engine = children.spawn(

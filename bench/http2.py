@@ -71,6 +71,15 @@ def profile(h2_port: int, grpc_port: int, h2_up: int, grpc_up: int) -> str:
         """)
 
 
+def start_upstream(children: Children, kind: str) -> int:
+    """bench/h2_upstreams.py's `kind` upstream (h2 or grpc) on the load CPU; its port."""
+    port = free_port()
+    child = children.spawn(f"upstream-{kind}", [sys.executable, str(HERE / "h2_upstreams.py"),
+                                                kind, str(port)], cpu=LOAD_CPU)
+    children.wait_listening(child, [port])
+    return port
+
+
 def h2load(port: int, args: list[str], seconds: float) -> dict[str, float]:
     argv = pinned(["h2load", *args, "-D", f"{seconds:g}", "--warm-up-time=1",
                    f"http://{HOST}:{port}/1k"], LOAD_CPU)
@@ -161,12 +170,7 @@ def main() -> int:
     samples: dict[tuple[str, str], list[dict[str, float]]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
     with Children(root) as children:
-        h2_up, grpc_up = free_port(), free_port()
-        upstreams = HERE / "h2_upstreams.py"
-        for kind, port in (("h2", h2_up), ("grpc", grpc_up)):
-            child = children.spawn(f"upstream-{kind}", [sys.executable, str(upstreams), kind,
-                                                        str(port)], cpu=LOAD_CPU)
-            children.wait_listening(child, [port])
+        h2_up, grpc_up = start_upstream(children, "h2"), start_upstream(children, "grpc")
         h2_port, grpc_port = free_port(), free_port()
         (root / "devamb.yaml").write_text(profile(h2_port, grpc_port, h2_up, grpc_up))
         env = {"DEVAMB_LOOP": "uvloop",
