@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -114,16 +115,19 @@ def code_name(code: int) -> str:
         return f"0x{code:x}"
 
 
+def _values(fields: Fields) -> dict[bytes, str]:
+    """A kept list's text by name (the first of a name wins), made once per Fields."""
+    values = fields.values = {key: value.decode("latin-1")
+                              for key, value in reversed(fields.pairs)}
+    return values
+
+
 def header(headers: H2Headers, name: bytes) -> str | None:
     """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
     if type(headers) is BytesPairs:
         fields = headers._fields  # (~13 look-ups per relayed call: the kept list's text by
         if fields is not None and fields.length == len(headers):  # name, made once)
-            values = fields.values
-            if values is None:
-                values = fields.values = {key: value.decode("latin-1")
-                                          for key, value in reversed(fields.pairs)}
-            return values.get(name)
+            return (fields.values or _values(fields)).get(name)
         index = headers._index
         if index is None or headers._indexed != len(headers):
             found = headers.first(name)
@@ -134,6 +138,17 @@ def header(headers: H2Headers, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def lookup(headers: H2Headers) -> Callable[[bytes], str | None]:
+    """`header` for several names of one list: for a list that carries its Fields (a
+    received list, or one made from it), the dict of its text by name's `get` (a C call per
+    name, no Python frame: a relayed call looks ~13 up), else `header` bound to the list."""
+    if type(headers) is BytesPairs:
+        fields = headers._fields
+        if fields is not None and fields.length == len(headers):
+            return (fields.values or _values(fields)).get
+    return functools.partial(header, headers)
 
 
 def as_text(headers: H2Headers) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from devamb.proxy.h2conn import (
     StreamGone,
     as_text,
     header,
+    lookup,
 )
 from devamb.proxy.h2frames import fields_of, kept
 from devamb.proxy.h2front import H2FrontServer
@@ -188,13 +189,14 @@ class Http2Listener:
         service = self.service
         first = await front.next()  # the request headers, queued with the stream
         headers = first.headers
-        replayed = replay_of(header(headers, REPLAY), self.recorder.replay_token)
+        get = lookup(headers)  # (the request's headers by name: ~6 look-ups)
+        replayed = replay_of(get(REPLAY), self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None  # as service/http.py
-        name = header(headers, TARGET_OVERRIDE) if allowed else None
+        name = get(TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
             exchange = self._begin(name, remote)
-            exchange.method = header(headers, b":method")
-            exchange.path = header(headers, b":path")
+            exchange.method = get(b":method")
+            exchange.path = get(b":path")
             known = ", ".join(service.targets)
             try:
                 await self._answer(front, exchange, 400, f"no target {name!r}; known: {known}")
@@ -207,14 +209,14 @@ class Http2Listener:
         target = service.target(name)
         exchange = self._begin(target.name, remote)
         tap: GrpcTap | None = None  # the gRPC record of the call (answering kinds keep theirs)
-        exchange.method = header(headers, b":method")
-        exchange.path = header(headers, b":path")
+        exchange.method = get(b":method")
+        exchange.path = get(b":path")
         exchange.replay_of = replayed
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
-            call = self._call(front, headers, exchange)
+            call = self._call(front, headers, exchange, get)
             # (a gRPC call: its content-type, as H2Call read it)
-            tap = GrpcTap(exchange.own_notes(), exchange.path, header(headers, b"grpc-encoding")
+            tap = GrpcTap(exchange.own_notes(), exchange.path, get(b"grpc-encoding")
                           ) if call.grpc else None
             if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
@@ -249,15 +251,17 @@ class Http2Listener:
             exchange.finish()
             self.recorder.finish(service, exchange)
 
-    def _call(self, front: H2Stream, headers: H2Headers, exchange: Exchange) -> H2Call:
-        """The call's faults (rolled as HTTP/1's are) and deadline (service/h2_faults.py)."""
+    def _call(self, front: H2Stream, headers: H2Headers, exchange: Exchange,
+              get: Callable[[bytes], str | None]) -> H2Call:
+        """The call's faults (rolled as HTTP/1's are) and deadline (service/h2_faults.py);
+        `get`: the headers' look-up (h2conn.lookup)."""
         faults = self.service.faults
         plan = None
         if faults.chain.armed or faults.header_faults:
             plan = faults.roll_http(*request_view(headers))
             if plan is not None:
                 exchange.faults = plan.names
-        return H2Call(self.service, front, headers, exchange, plan)
+        return H2Call(self.service, front, headers, exchange, plan, get)
 
     async def _relay(
         self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange,
