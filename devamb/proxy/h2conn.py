@@ -211,6 +211,10 @@ class Inbound:
 
 
 class H2Stream:
+    # the reader forgets the stream once done with it (the relay's try, after its last write):
+    # its end schedules no settle of its own (one callback less per relayed call)
+    reader_settles = False
+
     def __init__(self, endpoint: H2Endpoint, stream_id: int) -> None:
         self.endpoint = endpoint
         self.id = stream_id
@@ -440,7 +444,9 @@ class _Connection(h2.connection.H2Connection):
         data = buffer._data
         try:
             while True:
-                if len(data) >= 9 and not buffer._headers_buffer:
+                if len(data) < 9:  # (take_frame's first step, inline: the end of every read)
+                    break
+                if not buffer._headers_buffer:
                     # a whole DATA, or HEADERS with END_HEADERS, without padding nor priority
                     # (a relayed call's frames): taken without a frame object
                     high, low, kind, flag_byte, stream_id = _unpack_header(data)
@@ -499,10 +505,16 @@ class _Connection(h2.connection.H2Connection):
     def _credit_in(self, increment: int) -> list[h2.events.Event]:
         """_receive_window_update_frame for a WINDOW_UPDATE on the connection (stream 0) whose
         increment hyperframe accepts (receive_data)."""
-        events: list[h2.events.Event] = self.state_machine.process_input(_RECV_WINDOW_UPDATE)
-        self.outbound_flow_control_window = _guard_increment_window(
-            self.outbound_flow_control_window, increment)
-        return [*events, h2.events.WindowUpdated(stream_id=0, delta=increment)]
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        events: list[h2.events.Event] = (
+            [] if (connection.state, _RECV_WINDOW_UPDATE) in h2frames._STAYS
+            else connection.process_input(_RECV_WINDOW_UPDATE))
+        window = self.outbound_flow_control_window + increment  # (guard_increment_window's)
+        if window > UNLIMITED:
+            window = _guard_increment_window(self.outbound_flow_control_window, increment)
+        self.outbound_flow_control_window = window
+        events.append(h2.events.WindowUpdated(stream_id=0, delta=increment))
+        return events
 
     def _stream_error(self, e: Exception) -> list[h2.events.Event]:
         """h2's (4.x) answer to a frame on a stream that is closed or was never opened."""
@@ -1125,8 +1137,8 @@ class H2Endpoint(asyncio.Protocol):
         if ended is not None:
             ended.got_end = True
             ended.put(Inbound("end"))
-            if ended.sent_end:  # (an upstream's answer: forgotten once its reader passed it on)
-                self._loop.call_soon(self.settle, ended)
+            if ended.sent_end and not ended.reader_settles:  # (an upstream's answer:
+                self._loop.call_soon(self.settle, ended)  # forgotten once its reader passed it on)
 
     def _on_window(self, event: h2.events.WindowUpdated) -> None:
         if not event.stream_id:

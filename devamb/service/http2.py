@@ -225,6 +225,8 @@ class Http2Listener:
                     exchange.own_notes().pop("grpc", None)
                     tap = None
                 await taker.serve_h2(front, headers, exchange)
+            elif target.name not in service.policy.breakers:  # (no breaker: no layer)
+                await self._relay(front, headers, taker, exchange, call, tap)
             else:
                 await guarded(service, target.name, call,  # the breaker (h2_breaker.py)
                               lambda: self._relay(front, headers, taker, exchange, call, tap))
@@ -356,6 +358,7 @@ class Http2Listener:
             decide()
         if not exchange.request_headers:  # recorded once what came is on its way
             exchange.request_headers = as_text(sent)
+        back.reader_settles = True  # (forgotten below once the answer passed on)
         try:
             verdict, item = await tries.first(back)
             if verdict == RETRY:
@@ -373,6 +376,10 @@ class Http2Listener:
             # neither connection keeps the stream (and its slot) open
             if not back.sent_end:
                 back.reset(CANCEL)
+            elif not back.got_end:  # (its end, should it come, settles it as any stream's)
+                back.reader_settles = False
+            elif back.gone is None:
+                back.endpoint.settle(back)
 
     @staticmethod
     def _pass_queued(front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
