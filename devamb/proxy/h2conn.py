@@ -210,6 +210,9 @@ class Inbound:
         return f"Inbound({self.kind!r}, code={self.code}, flow={self.flow})"
 
 
+_END = Inbound("end")  # (every stream's end: an item is only read, never changed)
+
+
 class H2Stream:
     # the reader forgets the stream once done with it (the relay's try, after its last write):
     # its end schedules no settle of its own (one callback less per relayed call)
@@ -1136,7 +1139,7 @@ class H2Endpoint(asyncio.Protocol):
         ended = self.streams.get(event.stream_id or 0)
         if ended is not None:
             ended.got_end = True
-            ended.put(Inbound("end"))
+            ended.put(_END)
             if ended.sent_end and not ended.reader_settles:  # (an upstream's answer:
                 self._loop.call_soon(self.settle, ended)  # forgotten once its reader passed it on)
 

@@ -243,6 +243,11 @@ class H2Call:
         except StreamCut as exc:
             self._cut(exc)
 
+    def send_down_now(self, data: bytes, end: bool = False, more: bool = False) -> bool:
+        """`send_down` at once (no coroutine), when no fault shapes the call and the client's
+        windows and transport take `data` now; False (nothing sent) otherwise."""
+        return self.shaping is None and self.front.send_now(data, end, more)
+
     async def before_end(self) -> None:
         """Before the response ends (its trailers, or END_STREAM): what shapers held back,
         then slow_close."""

@@ -249,7 +249,8 @@ class Http2Listener:
                 if tap.note["status"] is None and exchange.response_headers:  # devamb answered
                     tap.response_headers([(k.encode("latin-1"), v.encode("latin-1"))
                                           for k, v in exchange.response_headers])
-                await self._catalog.settle(tap)
+                if not Catalog.settle_now(tap):  # (the reflection under way: waited for)
+                    await self._catalog.settle(tap)
             exchange.finish()
             self.recorder.finish(service, exchange)
 
@@ -514,8 +515,9 @@ class Http2Listener:
                     queued = back.peek()
                     last = queued is not None and queued.kind == "end"
                     try:  # (END_STREAM on the last; written with what is queued after it)
-                        await call.send_down(follow.data, last, queued is not None
-                                             and queued.kind in _SENT_AT_ONCE)
+                        more = queued is not None and queued.kind in _SENT_AT_ONCE
+                        if not call.send_down_now(follow.data, last, more):
+                            await call.send_down(follow.data, last, more)
                     except StreamGone:
                         back.reset(CANCEL)
                         raise
