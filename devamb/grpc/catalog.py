@@ -83,9 +83,20 @@ class Catalog:
             current = asyncio.current_task()
             if current is None or current.cancelling() == 0:  # at shutdown: no wait
                 await asyncio.wait({task}, timeout=REFLECTION_TIMEOUT)
-        if task is not None and task.done():  # its done-callback may not have run yet
-            _decide(tap, task)
+        Catalog.settle_now(tap, force=True)
+
+    @staticmethod
+    def settle_now(tap: GrpcTap, force: bool = False) -> bool:
+        """`settle` when the reflection is not under way (most calls: no coroutine); False
+        (nothing done) when it is, unless `force` (then the call is closed without it)."""
+        task = tap.waiting
+        if task is not None:
+            if task.done():  # its done-callback may not have run yet
+                _decide(tap, task)
+            elif not force:
+                return False
         tap.close()
+        return True
 
     def forget(self) -> None:
         for task in self._reflected.values():

@@ -6,6 +6,7 @@ the trailers (or from the headers of a trailers-only response). It fills
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -14,7 +15,7 @@ from devamb.grpc.messages import fill
 from devamb.grpc.path import is_grpc, split_path
 from devamb.grpc.schema import Schema
 from devamb.grpc.status import name_of
-from devamb.proxy.h2conn import header
+from devamb.proxy.h2conn import header, lookup
 
 MAX_KEPT = 50  # messages recorded each way; later ones are only counted
 Headers = list[tuple[bytes, bytes]]
@@ -73,11 +74,12 @@ class GrpcTap:
 
     def response_headers(self, headers: Headers) -> None:
         """The response's HEADERS; a trailers-only response carries grpc-status in them."""
-        self._encodings["response"] = header(headers, b"grpc-encoding")
-        self._status(headers)
+        get = lookup(headers)
+        self._encodings["response"] = get(b"grpc-encoding")
+        self._status(get)
 
     def trailers(self, headers: Headers) -> None:
-        self._status(headers)
+        self._status(lookup(headers))
 
     def close(self) -> None:
         """The call ended: messages still waiting for a schema are decoded raw."""
@@ -86,14 +88,15 @@ class GrpcTap:
 
     # -- inside ------------------------------------------------------------------------------
 
-    def _status(self, headers: Headers) -> None:
-        status = header(headers, b"grpc-status")
+    def _status(self, get: Callable[[bytes], str | None]) -> None:
+        """grpc-status and grpc-message from a header list's look-up (h2conn.lookup)."""
+        status = get(b"grpc-status")
         if status is None:
             return
         number = int(status) if status.strip().isdigit() else None
         self.note["status"] = number
         self.note["code"] = None if number is None else name_of(number)
-        message = header(headers, b"grpc-message") or ""
+        message = get(b"grpc-message") or ""
         self.note["message"] = unquote(message) if "%" in message else message  # (unquote's)
 
     def _data(self, direction: str, data: bytes) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -114,16 +115,19 @@ def code_name(code: int) -> str:
         return f"0x{code:x}"
 
 
+def _values(fields: Fields) -> dict[bytes, str]:
+    """A kept list's text by name (the first of a name wins), made once per Fields."""
+    values = fields.values = {key: value.decode("latin-1")
+                              for key, value in reversed(fields.pairs)}
+    return values
+
+
 def header(headers: H2Headers, name: bytes) -> str | None:
     """The value of the first header `name` (HTTP/2 names are lower case; pseudo-headers too)."""
     if type(headers) is BytesPairs:
         fields = headers._fields  # (~13 look-ups per relayed call: the kept list's text by
         if fields is not None and fields.length == len(headers):  # name, made once)
-            values = fields.values
-            if values is None:
-                values = fields.values = {key: value.decode("latin-1")
-                                          for key, value in reversed(fields.pairs)}
-            return values.get(name)
+            return (fields.values or _values(fields)).get(name)
         index = headers._index
         if index is None or headers._indexed != len(headers):
             found = headers.first(name)
@@ -134,6 +138,17 @@ def header(headers: H2Headers, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def lookup(headers: H2Headers) -> Callable[[bytes], str | None]:
+    """`header` for several names of one list: for a list that carries its Fields (a
+    received list, or one made from it), the dict of its text by name's `get` (a C call per
+    name, no Python frame: a relayed call looks ~13 up), else `header` bound to the list."""
+    if type(headers) is BytesPairs:
+        fields = headers._fields
+        if fields is not None and fields.length == len(headers):
+            return (fields.values or _values(fields)).get
+    return functools.partial(header, headers)
 
 
 def as_text(headers: H2Headers) -> list[tuple[str, str]]:
@@ -195,7 +210,14 @@ class Inbound:
         return f"Inbound({self.kind!r}, code={self.code}, flow={self.flow})"
 
 
+_END = Inbound("end")  # (every stream's end: an item is only read, never changed)
+
+
 class H2Stream:
+    # the reader forgets the stream once done with it (the relay's try, after its last write):
+    # its end schedules no settle of its own (one callback less per relayed call)
+    reader_settles = False
+
     def __init__(self, endpoint: H2Endpoint, stream_id: int) -> None:
         self.endpoint = endpoint
         self.id = stream_id
@@ -425,7 +447,9 @@ class _Connection(h2.connection.H2Connection):
         data = buffer._data
         try:
             while True:
-                if len(data) >= 9 and not buffer._headers_buffer:
+                if len(data) < 9:  # (take_frame's first step, inline: the end of every read)
+                    break
+                if not buffer._headers_buffer:
                     # a whole DATA, or HEADERS with END_HEADERS, without padding nor priority
                     # (a relayed call's frames): taken without a frame object
                     high, low, kind, flag_byte, stream_id = _unpack_header(data)
@@ -484,10 +508,16 @@ class _Connection(h2.connection.H2Connection):
     def _credit_in(self, increment: int) -> list[h2.events.Event]:
         """_receive_window_update_frame for a WINDOW_UPDATE on the connection (stream 0) whose
         increment hyperframe accepts (receive_data)."""
-        events: list[h2.events.Event] = self.state_machine.process_input(_RECV_WINDOW_UPDATE)
-        self.outbound_flow_control_window = _guard_increment_window(
-            self.outbound_flow_control_window, increment)
-        return [*events, h2.events.WindowUpdated(stream_id=0, delta=increment)]
+        connection = self.state_machine  # (its step, when it changes nothing: inline)
+        events: list[h2.events.Event] = (
+            [] if (connection.state, _RECV_WINDOW_UPDATE) in h2frames._STAYS
+            else connection.process_input(_RECV_WINDOW_UPDATE))
+        window = self.outbound_flow_control_window + increment  # (guard_increment_window's)
+        if window > UNLIMITED:
+            window = _guard_increment_window(self.outbound_flow_control_window, increment)
+        self.outbound_flow_control_window = window
+        events.append(h2.events.WindowUpdated(stream_id=0, delta=increment))
+        return events
 
     def _stream_error(self, e: Exception) -> list[h2.events.Event]:
         """h2's (4.x) answer to a frame on a stream that is closed or was never opened."""
@@ -1109,9 +1139,9 @@ class H2Endpoint(asyncio.Protocol):
         ended = self.streams.get(event.stream_id or 0)
         if ended is not None:
             ended.got_end = True
-            ended.put(Inbound("end"))
-            if ended.sent_end:  # (an upstream's answer: forgotten once its reader passed it on)
-                self._loop.call_soon(self.settle, ended)
+            ended.put(_END)
+            if ended.sent_end and not ended.reader_settles:  # (an upstream's answer:
+                self._loop.call_soon(self.settle, ended)  # forgotten once its reader passed it on)
 
     def _on_window(self, event: h2.events.WindowUpdated) -> None:
         if not event.stream_id:

@@ -185,7 +185,9 @@ class H2Upstream:
         return protocol
 
     async def open(self, headers: H2Headers, end: bool, more: bool = False) -> H2Stream:
-        connection = await self.connection()
+        connection = self._connection  # (`connection`'s first test, without its coroutine)
+        if connection is None or not connection.usable:
+            connection = await self.connection()
         return await connection.open(headers, end, more)
 
     def close(self) -> None:

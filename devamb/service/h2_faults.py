@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
 from devamb.faults.base import DOWNSTREAM, UPSTREAM, Fault, StreamCut
@@ -26,7 +26,15 @@ from devamb.grpc.answers import grpc_timeout, trailers_only
 from devamb.grpc.path import is_grpc
 from devamb.grpc.status import CODES, name_of
 from devamb.inspect.exchange import Exchange
-from devamb.proxy.h2conn import CANCEL, H2Headers, H2Stream, StreamGone, as_text, header
+from devamb.proxy.h2conn import (
+    CANCEL,
+    H2Headers,
+    H2Stream,
+    StreamGone,
+    as_text,
+    header,
+    lookup,
+)
 from devamb.service.core import Service
 
 GONE_POLL = 0.05  # seconds between looks at whether a held call's client gave up
@@ -77,14 +85,18 @@ class H2Call:
                  "service", "shaping", "tape", "timeout")
 
     def __init__(self, service: Service, front: H2Stream, headers: H2Headers,
-                 exchange: Exchange, plan: Plan | None) -> None:
+                 exchange: Exchange, plan: Plan | None,
+                 get: Callable[[bytes], str | None] | None = None) -> None:
+        """`get`: the headers' look-up, if the caller has it (h2conn.lookup)."""
         self.service = service
         self.front = front
         self.exchange = exchange
-        self.grpc = is_grpc(header(headers, b"content-type"))
+        if get is None:
+            get = lookup(headers)
+        self.grpc = is_grpc(get(b"content-type"))
         self.loop = front.endpoint._loop  # (asyncio.get_running_loop: a getpid system call)
         timeout = service.spec.timeout
-        asked = grpc_timeout(header(headers, b"grpc-timeout")) if self.grpc else None
+        asked = grpc_timeout(get(b"grpc-timeout")) if self.grpc else None
         if asked is not None and asked < timeout:
             timeout = asked
         self.timeout = timeout
@@ -230,6 +242,11 @@ class H2Call:
                 await front.send_data(b"", end=True)
         except StreamCut as exc:
             self._cut(exc)
+
+    def send_down_now(self, data: bytes, end: bool = False, more: bool = False) -> bool:
+        """`send_down` at once (no coroutine), when no fault shapes the call and the client's
+        windows and transport take `data` now; False (nothing sent) otherwise."""
+        return self.shaping is None and self.front.send_now(data, end, more)
 
     async def before_end(self) -> None:
         """Before the response ends (its trailers, or END_STREAM): what shapers held back,

@@ -29,6 +29,7 @@ from devamb.proxy.h2conn import (
     StreamGone,
     as_text,
     header,
+    lookup,
 )
 from devamb.proxy.h2frames import fields_of, kept
 from devamb.proxy.h2front import H2FrontServer
@@ -188,13 +189,14 @@ class Http2Listener:
         service = self.service
         first = await front.next()  # the request headers, queued with the stream
         headers = first.headers
-        replayed = replay_of(header(headers, REPLAY), self.recorder.replay_token)
+        get = lookup(headers)  # (the request's headers by name: ~6 look-ups)
+        replayed = replay_of(get(REPLAY), self.recorder.replay_token)
         allowed = service.spec.target_header or replayed is not None  # as service/http.py
-        name = header(headers, TARGET_OVERRIDE) if allowed else None
+        name = get(TARGET_OVERRIDE) if allowed else None
         if name is not None and name not in service.targets:
             exchange = self._begin(name, remote)
-            exchange.method = header(headers, b":method")
-            exchange.path = header(headers, b":path")
+            exchange.method = get(b":method")
+            exchange.path = get(b":path")
             known = ", ".join(service.targets)
             try:
                 await self._answer(front, exchange, 400, f"no target {name!r}; known: {known}")
@@ -207,14 +209,14 @@ class Http2Listener:
         target = service.target(name)
         exchange = self._begin(target.name, remote)
         tap: GrpcTap | None = None  # the gRPC record of the call (answering kinds keep theirs)
-        exchange.method = header(headers, b":method")
-        exchange.path = header(headers, b":path")
+        exchange.method = get(b":method")
+        exchange.path = get(b":path")
         exchange.replay_of = replayed
         try:
             taker = target.h2_target(headers)  # a split's member, picked per call
-            call = self._call(front, headers, exchange)
+            call = self._call(front, headers, exchange, get)
             # (a gRPC call: its content-type, as H2Call read it)
-            tap = GrpcTap(exchange.own_notes(), exchange.path, header(headers, b"grpc-encoding")
+            tap = GrpcTap(exchange.own_notes(), exchange.path, get(b"grpc-encoding")
                           ) if call.grpc else None
             if call.plan is not None and await call.before():  # a fault answered or ended it
                 return
@@ -223,6 +225,8 @@ class Http2Listener:
                     exchange.own_notes().pop("grpc", None)
                     tap = None
                 await taker.serve_h2(front, headers, exchange)
+            elif target.name not in service.policy.breakers:  # (no breaker: no layer)
+                await self._relay(front, headers, taker, exchange, call, tap)
             else:
                 await guarded(service, target.name, call,  # the breaker (h2_breaker.py)
                               lambda: self._relay(front, headers, taker, exchange, call, tap))
@@ -245,19 +249,22 @@ class Http2Listener:
                 if tap.note["status"] is None and exchange.response_headers:  # devamb answered
                     tap.response_headers([(k.encode("latin-1"), v.encode("latin-1"))
                                           for k, v in exchange.response_headers])
-                await self._catalog.settle(tap)
+                if not Catalog.settle_now(tap):  # (the reflection under way: waited for)
+                    await self._catalog.settle(tap)
             exchange.finish()
             self.recorder.finish(service, exchange)
 
-    def _call(self, front: H2Stream, headers: H2Headers, exchange: Exchange) -> H2Call:
-        """The call's faults (rolled as HTTP/1's are) and deadline (service/h2_faults.py)."""
+    def _call(self, front: H2Stream, headers: H2Headers, exchange: Exchange,
+              get: Callable[[bytes], str | None]) -> H2Call:
+        """The call's faults (rolled as HTTP/1's are) and deadline (service/h2_faults.py);
+        `get`: the headers' look-up (h2conn.lookup)."""
         faults = self.service.faults
         plan = None
         if faults.chain.armed or faults.header_faults:
             plan = faults.roll_http(*request_view(headers))
             if plan is not None:
                 exchange.faults = plan.names
-        return H2Call(self.service, front, headers, exchange, plan)
+        return H2Call(self.service, front, headers, exchange, plan, get)
 
     async def _relay(
         self, front: H2Stream, headers: H2Headers, target: Target, exchange: Exchange,
@@ -352,6 +359,7 @@ class Http2Listener:
             decide()
         if not exchange.request_headers:  # recorded once what came is on its way
             exchange.request_headers = as_text(sent)
+        back.reader_settles = True  # (forgotten below once the answer passed on)
         try:
             verdict, item = await tries.first(back)
             if verdict == RETRY:
@@ -369,6 +377,10 @@ class Http2Listener:
             # neither connection keeps the stream (and its slot) open
             if not back.sent_end:
                 back.reset(CANCEL)
+            elif not back.got_end:  # (its end, should it come, settles it as any stream's)
+                back.reader_settles = False
+            elif back.gone is None:
+                back.endpoint.settle(back)
 
     @staticmethod
     def _pass_queued(front: H2Stream, back: H2Stream, exchange: Exchange, call: H2Call,
@@ -503,8 +515,9 @@ class Http2Listener:
                     queued = back.peek()
                     last = queued is not None and queued.kind == "end"
                     try:  # (END_STREAM on the last; written with what is queued after it)
-                        await call.send_down(follow.data, last, queued is not None
-                                             and queued.kind in _SENT_AT_ONCE)
+                        more = queued is not None and queued.kind in _SENT_AT_ONCE
+                        if not call.send_down_now(follow.data, last, more):
+                            await call.send_down(follow.data, last, more)
                     except StreamGone:
                         back.reset(CANCEL)
                         raise

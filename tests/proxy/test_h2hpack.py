@@ -108,3 +108,22 @@ def test_a_same_length_change_to_a_list_carrying_fields_is_read_as_changed() -> 
         assert header(headers, b":path") == "/2"
         assert (b":path", b"/2") in hpack.Decoder().decode(
             h2hpack.Encoder().encode(headers), raw=True)
+
+
+def test_lookup_answers_as_header_does() -> None:
+    """`lookup` (several names of one list) gives what `header` gives, for a list that
+    carries its Fields, one appended to since (its Fields no longer its pairs) and a plain
+    list of pairs."""
+    from devamb.proxy.h2conn import header, lookup
+    from devamb.proxy.h2frames import kept
+
+    pairs = [(b":status", b"200"), (b"grpc-status", b"0"), (b"x", b"1"), (b"x", b"2")]
+    names = (b":status", b"grpc-status", b"x", b"missing")
+    carrying = kept(list(pairs))
+    grown = kept(list(pairs))
+    grown.append((b"late", b"yes"))
+    for headers in (carrying, grown, list(pairs)):
+        get = lookup(headers)
+        assert [get(name) for name in (*names, b"late")] == [
+            header(headers, name) for name in (*names, b"late")]
+    assert lookup(carrying)(b"x") == "1" and lookup(grown)(b"late") == "yes"

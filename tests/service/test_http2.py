@@ -620,3 +620,27 @@ async def test_x_devamb_target_picks_the_target_per_call(h2) -> None:
     assert [r.target for r in records] == ["other", "nowhere", "up"]
     assert [r.status for r in records][1] == 400
     assert all(k != "x-devamb-target" for k, _ in records[0].request_headers or [])
+
+
+async def test_the_upstream_stream_is_forgotten_once_its_answer_passed_on(h2) -> None:
+    """The relay's try forgets its upstream stream after the answer's last write (no settle
+    is scheduled by the answer's end): after each call, devamb's table of the upstream
+    connection's streams is empty, and h2's own drops the stream after the next write."""
+    engine, port, _, _ = h2
+    client = H2Client("127.0.0.1", port, 5.0)
+    try:
+        listener = engine.lifecycle.listeners["h2"]
+        for path in ("/one", "/two", "/three"):
+            _, data, _ = await _call(client, path, port=port)
+            assert data == b"up GET " + path.encode()
+            (upstream,) = listener._upstreams.values()  # type: ignore[union-attr]
+            connection = upstream._connection
+            assert connection is not None
+            for _ in range(200):  # (the record is written after the client's answer)
+                if not connection.streams:
+                    break
+                await asyncio.sleep(0.01)
+            assert not connection.streams
+        assert len(connection.conn.streams) <= 1  # (the last one: dropped after a write)
+    finally:
+        client.close()
