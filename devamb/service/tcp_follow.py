@@ -69,7 +69,8 @@ class Later:
         self.scheduled = False
         items = self.items
         held = self.held
-        held.open = True
+        # (a lone chunk's record goes as it would at once: holding it costs a call more)
+        held.open = len(items) > 3
         try:
             each = iter(items)  # (flat: follower, its reading of that direction, data; zip
             for follower, read, data in zip(each, each, each, strict=True):  # reuses its tuple)
