@@ -103,20 +103,22 @@ class ExchangeStore:
         append, completed, added = ring.append, next(self._completed), 0
         size = records[0].approx_size()  # (a lazy record's size is its kind's)
         for record in records:
-            if record.id in kept:  # the same record twice: keep the first place
+            record_id = record.id
+            if record_id in kept:  # the same record twice: keep the first place
                 continue
             record.completed = completed
             append(record)
+            kept[record_id] = record
             count = record.count
             if count == 1:
                 record.size = size
-                kept[record.id] = record
-                added += size
+                added += 1
             else:  # a batch: kept under its first id (the others are found in `_batches`)
                 record.size = size * count
-                kept[record.id] = self._batches[record.id] = record  # type: ignore[assignment]
-                added += size * count
+                self._batches[record_id] = record  # type: ignore[assignment]
+                added += count
                 self._extra[service] = self._extra.get(service, 0) + count - 1
+        added *= size  # (records of one kind: each `size`)
         self.bytes += added
         self.added += added
         excess = len(ring) + self._extra.get(service, 0) - self._keep.get(service, DEFAULT_KEEP)

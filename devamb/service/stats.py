@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import repeat
 
 from devamb.control.protocol import ServiceStats
@@ -92,6 +92,37 @@ class ServiceCounters:
             self.errors += 1
         clock = self._clock  # (read, then called: an attribute called as a method is not
         self._samples.append((clock(), duration_ms, error))  # looked up the fast way)
+
+    def finished_runs(self, runs: Sequence[tuple[float, bool, int, str]]) -> None:
+        """`finished_many` for each (duration ms, failed, count, target): the records of one
+        loop turn (`Recorder.record_held`), their samples at one time, in one pass."""
+        if not runs:
+            return
+        buckets = self.buckets
+        append = self._samples.append
+        now = self._clock()
+        duration_sum = self.duration_sum  # (added in the same order: the same sum)
+        first = runs[0][3]  # (the target of most: the others counted apart)
+        total = errors = elsewhere = 0
+        for duration_ms, error, count, target in runs:
+            buckets[0 if duration_ms <= _FIRST else _bisect_left(_BOUNDS, duration_ms)] += count
+            if count == 1:
+                duration_sum += duration_ms
+                append((now, duration_ms, error))
+            else:
+                duration_sum += duration_ms * count
+                self._samples.extend(repeat((now, duration_ms, error), count))
+            total += count
+            if error:
+                errors += count
+            if target != first:
+                self.per_target[target] = self.per_target.get(target, 0) + count
+                elsewhere += count
+        per_target = self.per_target
+        per_target[first] = per_target.get(first, 0) + total - elsewhere
+        self.duration_sum = duration_sum
+        self.requests += total
+        self.errors += errors
 
     def snapshot(self) -> ServiceStats:
         now = self._clock()

@@ -422,7 +422,7 @@ class TcpListener:
         if self._later is None:
             from devamb.service.tcp_follow import Later
 
-            self._later = Later()
+            self._later = Later(self.recorder, self.service)
         return self._later
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from devamb.inspect.lazy import LazyExchange, Origin
+from devamb.service.recorder import Held
 from devamb.wire.follower import (
     FORWARD,
     Action,
@@ -27,6 +28,7 @@ from devamb.wire.follower import (
 if TYPE_CHECKING:
     from devamb.inspect.exchange import Exchange
     from devamb.service.core import Service
+    from devamb.service.recorder import Recorder
     from devamb.service.tcp import _Relay, _Side
 
 
@@ -39,9 +41,9 @@ class Later:
     A follower with chunks waiting here has no command fault applied (`Following.from_client`
     reads them before it sets `gating`), so each is read as it would have been when it passed."""
 
-    __slots__ = ("items", "loop", "read", "scheduled")
+    __slots__ = ("held", "items", "loop", "read", "record_held", "scheduled", "service")
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: Recorder, service: Service) -> None:
         # each chunk waiting as three entries (no tuple each): its follower, the follower's
         # reading of its direction (`client_data`, `server_data`), the chunk
         self.items: list[Any] = []
@@ -50,6 +52,10 @@ class Later:
         # system call each time (CPython checks for a fork), one per turn of the relay
         self.loop: asyncio.AbstractEventLoop | None = None
         self.read = self.run  # (the callback scheduled each turn, bound once)
+        # the records the turn's chunks complete, counted and stored once it is read
+        self.held = Held()
+        self.record_held = recorder.record_held
+        self.service = service
 
     def schedule(self) -> None:
         self.scheduled = True
@@ -62,6 +68,9 @@ class Later:
         """Read what waits, in the order it came (also called before a chunk read at once)."""
         self.scheduled = False
         items = self.items
+        held = self.held
+        # (a lone chunk's record goes as it would at once: holding it costs a call more)
+        held.open = len(items) > 3
         try:
             each = iter(items)  # (flat: follower, its reading of that direction, data; zip
             for follower, read, data in zip(each, each, each, strict=True):  # reuses its tuple)
@@ -73,6 +82,9 @@ class Later:
                     follower.lose_sync(f"devamb could not follow: {exc!r}")  # unread)
         finally:
             items.clear()
+            held.open = False
+            if held.records:
+                self.record_held(self.service, held)
 
 
 class Following(Exchanges):
@@ -87,12 +99,12 @@ class Following(Exchanges):
         assert factory is not None
         self.new_id = relay.listener.recorder.new_id  # type: ignore[method-assign]
         self.new_ids = relay.listener.recorder.new_ids  # type: ignore[method-assign]
+        self.later: Later = relay.listener.later
         self.record_one = relay.listener.recorder.one_recorder(  # type: ignore[method-assign,assignment]
-            service)
+            service, self.later.held)
         self.follower: Follower = factory(self, options)
         self.read_client = self.follower.client_data  # (bound once: `Later` calls them)
         self.read_server = self.follower.server_data
-        self.later: Later = relay.listener.later
         self.faults = service.faults  # (its `chain` is swapped when the faults change)
         self.relays = relay.listener.relays  # the listener's open connections (changed in place)
         self.client: _Side  # the relay's two sides, once `linked`

@@ -61,7 +61,12 @@ STATE_OF = [STATES[chr(code)] for code in range(256)]  # the transaction state, 
 _LENGTH = struct.Struct("!I").unpack_from
 _HEAD = struct.Struct("!BI").unpack_from  # a typed message's type and length
 _HEAD_COLUMNS = struct.Struct("!BIH").unpack_from  # ...and a RowDescription's column count
+_TAG_LENGTH = SERVER_KEPT + 4  # a CommandComplete's length up to which its tag is kept whole
 _READY = b"\0\0\0\5"  # ReadyForQuery's length
+# (slices kept: CPython 3.11 builds a slice object for `data[-5:-1]` each time, one more
+# object counted towards the collector's next young collection)
+_READY_AT = slice(-5, -1)  # a chunk's last ReadyForQuery's length
+_QUERY_TEXT = slice(5, SQL_KEPT + 5)  # a Query's text kept (its message past the header)
 _EMPTY = b"\0\0\0\4"  # the length of a message without a body
 _SYNC = b"S" + _EMPTY
 _UNIT_EMPTY = frozenset(b"12n")  # ParseComplete, BindComplete, NoData
@@ -341,7 +346,7 @@ class PostgresFollower(Follower):
                 sync = self.syncs_sent = self.syncs_sent + 1  # its own sync point
                 new_id = self.new_id  # (read, then called: a slot called as a method is not
                 self.waiting.append(_record(  # looked up the interpreter's fast way)
-                    new_id(), self._origin, data[5:SQL_KEPT + 5],  # type: ignore[arg-type]
+                    new_id(), self._origin, data[_QUERY_TEXT],  # type: ignore[arg-type]
                     "simple", None, perf_counter(), time(), sync, "simple"))
                 return None
         if self.opaque is not None:
@@ -390,11 +395,12 @@ class PostgresFollower(Follower):
                 # and the Describe's NoData come first; counted by the splitter's way only
                 # for a drop, which `server_lean` excludes, and reset by the ReadyForQuery)
                 i = 0
-                if head.kind == "execute":
-                    while data.startswith(_EMPTY, i + 1) and data[i] in _UNIT_EMPTY:
-                        i += 5
-                elif head.kind != "simple":
-                    i = n  # (a PREPARE or FUNCTION's: the splitter's way)
+                if head.kind != "simple":  # (a Query's first: one comparison for it)
+                    if head.kind == "execute":
+                        while data.startswith(_EMPTY, i + 1) and data[i] in _UNIT_EMPTY:
+                            i += 5
+                    else:
+                        i = n  # (a PREPARE or FUNCTION's: the splitter's way)
                 rows = 0
                 try:  # (a message past the chunk: the header read there fails)
                     kind, length, columns = _HEAD_COLUMNS(data, i)
@@ -410,7 +416,7 @@ class PostgresFollower(Follower):
                     end = i + 1 + length
                     # CommandComplete, then ReadyForQuery ending the chunk (data[end]: its Z)
                     whole = (kind == 0x43 and length >= 4 and end + 6 == n
-                             and data[-5:-1] == _READY)  # (its length; no startswith: its
+                             and data[_READY_AT] == _READY)  # (its length; no startswith: its
                     # arguments are parsed the slow way)
                 except (IndexError, struct.error):
                     whole = False
@@ -419,7 +425,7 @@ class PostgresFollower(Follower):
                         head.columns = columns  # (as the splitter would set them)
                     if rows:
                         head.rows += rows
-                    tag = (data[i + 5:end] if length <= SERVER_KEPT + 4 else
+                    tag = (data[i + 5:end] if length <= _TAG_LENGTH else
                            data[i + 5:i + 5 + SERVER_KEPT])
                     head.tags = _tagged(head.tags, tag) if head.tags else tag
                     # `_ready` and `_record_done` for this one statement (nothing else waits
