@@ -14,6 +14,18 @@ from tests.conftest import EngineFactory, listen_url
 from tests.upstreams import HttpUpstream, pattern_digest
 
 TOTAL = 8 * 1024 * 1024 + 77  # over the loopback's socket buffers with a small receive buffer
+PROFILE = "services:\n  api:\n    listen: 0\n    targets:\n      up: {url}\n"
+
+
+async def small_window_client(
+    host: str, port: int, limit: int = 2**16
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose receive buffer is small (32 KiB), so the proxy's writes to it back up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    return await asyncio.open_connection(sock=sock, limit=limit)
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -55,14 +67,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 async def test_a_slow_client_gets_a_large_relayed_body_whole(
     make_engine: EngineFactory, upstream: HttpUpstream, framing: str
 ) -> None:
-    engine = await make_engine(
-        f"services:\n  api:\n    listen: 0\n    targets:\n      up: {upstream.url}\n")
+    engine = await make_engine(PROFILE.format(url=upstream.url))
     host, port = listen_url(engine, "api").removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+    reader, writer = await small_window_client(host, int(port), limit=1 << 20)
     try:
         for _ in range(2):  # the second on the same connection: the first's framing held
             writer.write(f"GET /bytes/{TOTAL}{framing} HTTP/1.1\r\nHost: up\r\n\r\n".encode())
@@ -78,14 +85,9 @@ async def test_a_slow_client_gets_a_large_relayed_body_whole(
 async def test_a_client_gone_mid_body_leaves_the_engine_serving(
     make_engine: EngineFactory, upstream: HttpUpstream
 ) -> None:
-    engine = await make_engine(
-        f"services:\n  api:\n    listen: 0\n    targets:\n      up: {upstream.url}\n")
+    engine = await make_engine(PROFILE.format(url=upstream.url))
     host, port = listen_url(engine, "api").removeprefix("http://").split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    reader, writer = await asyncio.open_connection(sock=sock)
+    reader, writer = await small_window_client(host, int(port))
     writer.write(f"GET /bytes/{TOTAL}?length=1 HTTP/1.1\r\nHost: up\r\n\r\n".encode())
     await reader.readuntil(b"\r\n\r\n")
     await reader.readexactly(100_000)  # some of the body, then gone
